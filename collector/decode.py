@@ -1,0 +1,64 @@
+"""The one decode function behind every transport: body bytes -> SpanBatch."""
+
+from __future__ import annotations
+
+import zlib
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from flowscope.collector.errors import BadRequest, RequestTooLarge
+from flowscope.collector.flatten import FlattenResult, flatten_request
+from flowscope.collector.otlp_json import request_from_json
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def decompress(body: bytes, encoding: str | None, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """Undo Content-Encoding, refusing output past ``max_bytes`` (a gzip bomb guard)."""
+    name = (encoding or "identity").strip().lower()
+    if name in ("", "identity"):
+        return body
+    if name not in ("gzip", "deflate"):
+        raise BadRequest(f"unsupported Content-Encoding {encoding!r}; use gzip or identity")
+    wbits = 16 + zlib.MAX_WBITS if name == "gzip" else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"body is not valid {name}: {exc}") from exc
+    if len(out) > max_bytes:
+        raise RequestTooLarge(f"decompressed body exceeds {max_bytes} bytes")
+    if not inflater.eof:
+        raise BadRequest(f"body is truncated {name} data")
+    return out
+
+
+def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    kind = media_type(content_type)
+    if kind == PROTOBUF:
+        request = ExportTraceServiceRequest()
+        try:
+            request.ParseFromString(body)
+        except (DecodeError, RecursionError) as exc:
+            raise BadRequest(f"invalid OTLP protobuf: {exc}") from exc
+        return request
+    if kind == JSON:
+        return request_from_json(body)
+    raise BadRequest(
+        f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}"
+    )
+
+
+def decode(body: bytes, content_type: str = PROTOBUF) -> FlattenResult:
+    """Decode an uncompressed OTLP trace export body into spans for the writer."""
+    return flatten_request(parse_request(body, content_type))
+
+
+__all__ = ["decode", "decompress", "media_type", "parse_request", "PROTOBUF", "JSON"]

@@ -1,0 +1,94 @@
+"""OTLP/gRPC ``TraceService/Export``: only speaks gRPC, decodes through ``Ingest``."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from flowscope.collector.auth import token_matches
+from flowscope.collector.decode import DEFAULT_MAX_BYTES, PROTOBUF
+from flowscope.collector.errors import BadRequest, Overloaded, RequestTooLarge, Unavailable
+from flowscope.collector.ingest import Ingest
+
+log = logging.getLogger(__name__)
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+class GrpcReceiver:
+    def __init__(
+        self,
+        ingest: Ingest,
+        host: str,
+        port: int,
+        *,
+        token: str | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        workers: int = 16,
+    ) -> None:
+        self.ingest = ingest
+        self.host = host
+        self.requested_port = port
+        self.port = 0
+        self.token = token
+        self.max_bytes = max_bytes
+        self.workers = workers
+        self._server: grpc.Server | None = None
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        server = grpc.server(
+            ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="otlp-grpc"),
+            options=[
+                ("grpc.max_receive_message_length", self.max_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=self.workers * 4,
+        )
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._export, request_deserializer=None, response_serializer=None
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),)
+        )
+        address = f"[{self.host}]:{self.requested_port}" if ":" in self.host else f"{self.host}:{self.requested_port}"
+        self.port = server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot listen for OTLP/gRPC on {address}")
+        server.start()
+        self._server = server
+
+    def shutdown(self, grace_s: float = 5.0) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(grace_s).wait()
+
+    def _export(self, body: bytes, context: Any) -> bytes:
+        metadata = dict(context.invocation_metadata())
+        if not token_matches(self.token, metadata.get("authorization")):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        try:
+            if len(body) > self.max_bytes:
+                raise RequestTooLarge(f"request exceeds {self.max_bytes} bytes")
+            outcome = self.ingest.export_body(body, PROTOBUF)
+        except BadRequest as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except RequestTooLarge as exc:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except Overloaded as exc:
+            context.set_trailing_metadata((("retry-after", str(exc.retry_after_s)),))
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Unavailable as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Exception:  # a bug: answer INTERNAL, keep serving
+            log.exception("OTLP/gRPC export failed")
+            context.abort(grpc.StatusCode.INTERNAL, "internal error; see the flowscope log")
+        response = ExportTraceServiceResponse()
+        if outcome.rejected:
+            response.partial_success.rejected_spans = outcome.rejected
+            response.partial_success.error_message = outcome.error_message
+        return response.SerializeToString()

@@ -1,0 +1,94 @@
+"""OTLP/HTTP ``POST /v1/traces`` (protobuf and JSON): only speaks HTTP, decodes through ``Ingest``.
+
+Answers follow the OTLP/HTTP specification: the response body uses the
+request's encoding; failures carry a ``google.rpc.Status``; 400 for bodies
+that cannot be decoded, 413 past the size limit, 503 + Retry-After when the
+writer queue is full, 415 for an unknown content type.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from flowscope.collector.auth import token_matches
+from flowscope.collector.decode import DEFAULT_MAX_BYTES, JSON, PROTOBUF, decompress, media_type
+from flowscope.collector.errors import BadRequest, Overloaded, RequestTooLarge, Unavailable
+from flowscope.collector.ingest import Ingest
+
+log = logging.getLogger(__name__)
+
+# google.rpc.Code values used in Status bodies.
+_INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAUTHENTICATED, _UNAVAILABLE, _INTERNAL = 3, 8, 16, 14, 13
+
+
+def _encode(message: Status | ExportTraceServiceResponse, kind: str) -> Response:
+    if kind == JSON:
+        text = json_format.MessageToJson(message, indent=None)
+        return Response(text, media_type=JSON)
+    return Response(message.SerializeToString(), media_type=PROTOBUF)
+
+
+def _failure(status: int, code: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
+    response = _encode(Status(code=code, message=message), kind if kind == JSON else PROTOBUF)
+    response.status_code = status
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_otlp_http_app(ingest: Ingest, *, token: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Starlette:
+    async def export(request: Request) -> Response:
+        kind = media_type(request.headers.get("content-type"))
+        if not token_matches(token, request.headers.get("authorization")):
+            return _failure(401, _UNAUTHENTICATED, "missing or wrong bearer token", kind)
+        if kind not in (PROTOBUF, JSON):
+            return _failure(
+                415, _INVALID_ARGUMENT,
+                f"unsupported Content-Type {request.headers.get('content-type')!r}; "
+                f"use {PROTOBUF} or {JSON}", PROTOBUF,
+            )
+        try:
+            raw = await _read_body(request, max_bytes)
+            body = decompress(raw, request.headers.get("content-encoding"), max_bytes)
+            outcome = await run_in_threadpool(ingest.export_body, body, kind)
+        except BadRequest as exc:
+            return _failure(400, _INVALID_ARGUMENT, str(exc), kind)
+        except RequestTooLarge as exc:
+            return _failure(413, _RESOURCE_EXHAUSTED, str(exc), kind)
+        except Overloaded as exc:
+            return _failure(503, _UNAVAILABLE, str(exc), kind, {"Retry-After": str(exc.retry_after_s)})
+        except Unavailable as exc:
+            return _failure(503, _UNAVAILABLE, str(exc), kind, {"Retry-After": "1"})
+        except Exception:  # a bug: answer 500, keep serving
+            log.exception("OTLP/HTTP export failed")
+            return _failure(500, _INTERNAL, "internal error; see the flowscope log", kind)
+        response = ExportTraceServiceResponse()
+        if outcome.rejected:
+            response.partial_success.rejected_spans = outcome.rejected
+            response.partial_success.error_message = outcome.error_message
+        return _encode(response, kind)
+
+    return Starlette(routes=[Route("/v1/traces", export, methods=["POST"])])

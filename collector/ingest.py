@@ -1,0 +1,78 @@
+"""The one export path: every transport hands decoded spans to ``Ingest.export``.
+
+It submits them to the single writer and waits for the commit, so success is
+only reported for durable spans, and maps writer conditions to the errors the
+transports translate at their edge.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+from flowscope.collector.decode import decode
+from flowscope.collector.errors import Overloaded, Unavailable
+from flowscope.collector.flatten import FlattenResult
+from flowscope.store.writer import QueueFull, SpanWriter, WriterClosed
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    accepted: int  # spans in the request that passed validation
+    stored: int  # of those, new (not seen in the dedup window)
+    rejected: int
+    error_message: str
+
+
+@dataclass
+class IngestCounters:
+    requests: int = 0
+    accepted_spans: int = 0
+    rejected_spans: int = 0
+    refused_requests: int = 0
+
+
+class Ingest:
+    def __init__(self, writer: SpanWriter, *, commit_timeout_s: float = 30.0) -> None:
+        self.writer = writer
+        self.commit_timeout_s = commit_timeout_s
+        self.counters = IngestCounters()
+        self._lock = threading.Lock()
+
+    def export(self, result: FlattenResult) -> ExportOutcome:
+        batch = result.batch
+        try:
+            future = self.writer.submit(batch.table, batch.keys)
+        except QueueFull as exc:
+            self._count(refused=True)
+            raise Overloaded(f"flowscope is overloaded ({exc}); retry later") from exc
+        except WriterClosed as exc:
+            self._count(refused=True)
+            raise Unavailable(f"flowscope is shutting down ({exc}); retry later") from exc
+        try:
+            stored = future.result(self.commit_timeout_s)
+        except FutureTimeout as exc:
+            self._count(refused=True)
+            raise Unavailable(
+                f"spans not committed within {self.commit_timeout_s:g}s; retry later"
+            ) from exc
+        except WriterClosed as exc:
+            self._count(refused=True)
+            raise Unavailable(f"flowscope is shutting down ({exc}); retry later") from exc
+        except Exception as exc:
+            self._count(refused=True)
+            raise Unavailable(f"storing spans failed: {exc}") from exc
+        self._count(accepted=batch.spans, rejected=result.rejected)
+        return ExportOutcome(batch.spans, stored, result.rejected, result.error_message)
+
+    def export_body(self, body: bytes, content_type: str) -> ExportOutcome:
+        """Decode an (uncompressed) OTLP body and export it."""
+        return self.export(decode(body, content_type))
+
+    def _count(self, accepted: int = 0, rejected: int = 0, refused: bool = False) -> None:
+        with self._lock:
+            self.counters.requests += 1
+            self.counters.accepted_spans += accepted
+            self.counters.rejected_spans += rejected
+            self.counters.refused_requests += int(refused)

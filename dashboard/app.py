@@ -1,0 +1,99 @@
+"""The dashboard's FastAPI app: JSON API and health (pages come with the dashboard issue)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from flowscope import __version__
+from flowscope.collector.auth import token_matches
+from flowscope.collector.ingest import Ingest
+from flowscope.store.database import Database
+from flowscope.store.writer import SpanWriter
+
+
+@dataclass
+class AppContext:
+    database: Database
+    writer: SpanWriter | None = None
+    ingest: Ingest | None = None
+    token: str | None = None
+    sql_row_limit: int = 10_000
+    sql_timeout_s: float = 10.0
+    started: float = field(default_factory=time.time)
+
+
+class SqlQuery(BaseModel):
+    sql: str = Field(description="one SELECT or WITH statement")
+    limit: int | None = Field(default=None, ge=1, description="row limit (capped by the server's)")
+
+
+def create_app(context: AppContext) -> FastAPI:
+    app = FastAPI(title="flowscope", version=__version__)
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next: Any) -> Any:
+        if request.url.path.startswith("/api/") and not token_matches(
+            context.token, request.headers.get("authorization")
+        ):
+            return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
+        return await call_next(request)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        writer = context.writer
+        body: dict[str, Any] = {
+            "status": "ok" if writer is None or writer.running else "stopping",
+            "version": __version__,
+            "database": context.database.path,
+            "spans": context.database.span_count(),
+            "writer_queue_spans": writer.queued_spans if writer else 0,
+            "uptime_s": round(time.time() - context.started, 3),
+        }
+        if writer is not None:
+            stats = writer.stats
+            body["writer"] = {
+                "committed_spans": stats.committed_spans,
+                "duplicate_spans": stats.duplicate_spans,
+                "commits": stats.commits,
+                "failed_commits": stats.failed_commits,
+                "dedup_window_spans": writer.dedup_window_size,
+            }
+        if context.ingest is not None:
+            counters = context.ingest.counters
+            body["ingest"] = {
+                "requests": counters.requests,
+                "accepted_spans": counters.accepted_spans,
+                "rejected_spans": counters.rejected_spans,
+                "refused_requests": counters.refused_requests,
+            }
+        return body
+
+    @app.post("/api/sql")
+    async def sql(query: SqlQuery) -> dict[str, Any]:
+        from flowscope.store.sandbox import SqlError, SqlRefused, run_sandboxed
+
+        limit = min(query.limit or context.sql_row_limit, context.sql_row_limit)
+        try:
+            result = await run_in_threadpool(
+                run_sandboxed, context.database, query.sql,
+                row_limit=limit, timeout_s=context.sql_timeout_s,
+            )
+        except SqlRefused as exc:
+            raise HTTPException(400, detail={"rule": exc.rule, "message": exc.message}) from exc
+        except SqlError as exc:
+            raise HTTPException(400, detail={"rule": None, "message": str(exc)}) from exc
+        return {
+            "columns": result.columns,
+            "rows": result.rows,
+            "truncated": result.truncated,
+            "elapsed_ms": round(result.elapsed_ms, 3),
+        }
+
+    return app

@@ -1,0 +1,248 @@
+"""The ``flowscope`` command line (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowscope import __version__
+from flowscope.cli_common import DurationType, default_db, fail, render_rows, running_server
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="flowscope")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail to stderr.")
+def main(verbose: bool) -> None:
+    """flowscope: OTLP traces in, service maps and business flows out."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+@click.option("--db", default=default_db, show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
+              help="DuckDB file to store spans in (created if missing).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address every port binds to.")
+@click.option("--grpc-port", default=4317, show_default=True, type=int, help="OTLP/gRPC port (0: any free).")
+@click.option("--http-port", default=4318, show_default=True, type=int, help="OTLP/HTTP port (0: any free).")
+@click.option("--ui-port", default=8686, show_default=True, type=int, help="Dashboard and API port (0: any free).")
+@click.option("--token", envvar="FLOWSCOPE_TOKEN", default=None,
+              help="Require 'Authorization: Bearer TOKEN' on OTLP and the API [env FLOWSCOPE_TOKEN].")
+@click.option("--retention", default="7d", show_default=True, type=DurationType(),
+              help="Delete spans that started longer ago than this ('off' keeps all).")
+@click.option("--max-request-bytes", default=20 * 1024 * 1024, show_default=True, type=int,
+              help="Largest OTLP request accepted, compressed or not (larger: 413).")
+@click.option("--max-queued-spans", default=200_000, show_default=True, type=int,
+              help="Spans waiting for commit before receivers answer 'retry later'.")
+@click.option("--dedup-window", default=1_000_000, show_default=True, type=int,
+              help="Recently stored spans remembered to drop exporter retries (0: off).")
+@click.option("--memory-limit", default="", help="DuckDB memory limit, e.g. 2GB (default: DuckDB's).")
+def serve(db: str, host: str, grpc_port: int, http_port: int, ui_port: int, token: str | None,
+          retention: timedelta | None, max_request_bytes: int, max_queued_spans: int,
+          dedup_window: int, memory_limit: str) -> None:
+    """Receive OTLP traces, store them in DuckDB, serve the API."""
+    from flowscope.server import FlowscopeServer, ServeConfig
+    from flowscope.store.database import StoreError
+
+    config = ServeConfig(db=db, host=host, grpc_port=grpc_port, http_port=http_port, ui_port=ui_port,
+                         token=token or None, retention=retention, max_request_bytes=max_request_bytes,
+                         max_queued_spans=max_queued_spans, dedup_window=dedup_window,
+                         memory_limit=memory_limit)
+    try:
+        config.validate()
+    except ValueError as exc:
+        fail(str(exc))
+    if not config.is_loopback and not config.token:
+        click.echo(f"flowscope: warning: listening on {host} without --token; anyone who can reach "
+                   "this address can send spans and query them", err=True)
+    stop = threading.Event()
+    _on_signals(lambda: stop.set())
+    server = FlowscopeServer(config)
+    try:
+        server.start()
+    except (OSError, StoreError) as exc:
+        fail(str(exc))
+    assert server.database is not None
+    click.echo(f"flowscope {__version__} storing spans in {db} ({server.database.span_count()} spans)")
+    click.echo(f"  OTLP/gRPC  {server.grpc_address}")
+    click.echo(f"  OTLP/HTTP  {server.otlp_http_url}/v1/traces")
+    click.echo(f"  dashboard  {server.ui_url}   (health {server.ui_url}/healthz, API docs {server.ui_url}/docs)")
+    click.echo("ready; Ctrl-C or SIGTERM stops and flushes", nl=True)
+    sys.stdout.flush()
+    try:
+        stop.wait()
+    finally:
+        click.echo("flowscope: stopping; committing accepted spans", err=True)
+        server.shutdown()
+        click.echo("flowscope: stopped", err=True)
+
+
+def _on_signals(callback: Callable[[], None]) -> None:
+    def handler(_signum: int, _frame: Any) -> None:
+        callback()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+@main.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--db", default=default_db, show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
+              help="DuckDB file to import into (created if missing).")
+@click.option("--server", "server_url", default=None,
+              help="Send to a running server's OTLP/HTTP base URL instead of opening --db.")
+@click.option("--token", envvar="FLOWSCOPE_TOKEN", default=None, help="Bearer token for --server.")
+@click.option("--force", is_flag=True, help="Read files again even if they were imported before.")
+@click.option("--progress/--no-progress", default=None,
+              help="Show a progress bar (default: when stderr is a terminal).")
+def import_(files: tuple[Path, ...], db: str, server_url: str | None, token: str | None, force: bool,
+            progress: bool | None) -> None:
+    """Load trace files: OTLP JSON / JSON lines / protobuf, Jaeger JSON, Zipkin v2 JSON."""
+    from flowscope.collector.importer import import_into_database, import_into_server
+    from flowscope.store.database import Database, DatabaseLocked, StoreError
+
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        fail(f"no such file: {', '.join(missing)}")
+    show = sys.stderr.isatty() if progress is None else progress
+    started = time.perf_counter()
+    bars = _ProgressBars(show)
+    if server_url is None:
+        try:
+            database = Database(db)
+        except DatabaseLocked as exc:
+            info = running_server(db)
+            if info is None:
+                fail(str(exc))
+                return
+            server_url = info.otlp_http_url
+            click.echo(f"{db} is held by a running server; sending to {server_url}", err=True)
+        except StoreError as exc:
+            fail(str(exc))
+            return
+        else:
+            try:
+                reports = import_into_database(list(files), database, force=force, progress=bars.factory)
+            finally:
+                database.close()
+    if server_url is not None:
+        reports = import_into_server(list(files), server_url.rstrip("/"), token=token, progress=bars.factory)
+    bars.close()
+    failed = 0
+    for report in reports:
+        if report.skipped_reason:
+            failed += report.skipped_reason.startswith("cannot")
+            click.echo(f"{report.path}: {report.skipped_reason}", err=True)
+            continue
+        line = (f"{report.path}: {report.format}, {report.spans} spans, {report.stored} new, "
+                f"{report.duplicates} duplicates, {report.rejected} rejected")
+        click.echo(line)
+        for message in report.messages or []:
+            click.echo(f"  rejected: {message}", err=True)
+    total = sum(r.stored for r in reports)
+    click.echo(f"imported {total} new spans from {len(reports) - failed} of {len(reports)} files "
+               f"in {time.perf_counter() - started:.1f}s")
+    if failed:
+        sys.exit(1)
+
+
+class _ProgressBars:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bars: list[Any] = []
+
+    def factory(self, name: str, total: int) -> Callable[[int], None]:
+        if not self.enabled:
+            return lambda _n: None
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc=Path(name).name, leave=False)
+        self._bars.append(bar)
+        return lambda n: bar.update(n)
+
+    def close(self) -> None:
+        for bar in self._bars:
+            bar.close()
+
+
+@main.command()
+@click.argument("query")
+@click.option("--db", default=default_db, show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
+              help="DuckDB file to query (read-only).")
+@click.option("--server", "server_url", default=None, help="Query a running server's API at this URL.")
+@click.option("--token", envvar="FLOWSCOPE_TOKEN", default=None, help="Bearer token for --server.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+@click.option("--limit", default=10_000, show_default=True, type=int, help="Most rows returned.")
+@click.option("--timeout", default=10.0, show_default=True, type=float, help="Seconds before the query is stopped.")
+def sql(query: str, db: str, server_url: str | None, token: str | None, fmt: str, limit: int,
+        timeout: float) -> None:
+    """Run one read-only SELECT over the spans (table otel_traces)."""
+    from flowscope.store.database import Database, DatabaseLocked, StoreError
+    from flowscope.store.sandbox import SqlError, SqlRefused, run_sandboxed
+
+    result: dict[str, Any]
+    if server_url is None:
+        try:
+            database = Database(db, read_only=True)
+        except DatabaseLocked as exc:
+            info = running_server(db)
+            if info is None:
+                fail(str(exc))
+                return
+            server_url = info.ui_url
+        except StoreError as exc:
+            fail(str(exc))
+            return
+        else:
+            try:
+                out = run_sandboxed(database, query, row_limit=limit, timeout_s=timeout)
+            except (SqlRefused, SqlError) as exc:
+                fail(str(exc))
+                return
+            finally:
+                database.close()
+            result = {"columns": out.columns, "rows": out.rows, "truncated": out.truncated}
+    if server_url is not None:
+        result = _api_post(server_url.rstrip("/") + "/api/sql", {"sql": query, "limit": limit}, token)
+    click.echo(render_rows(result["columns"], result["rows"], fmt))
+    if result.get("truncated"):
+        click.echo(f"(stopped at {limit} rows; use --limit for more)", err=True)
+
+
+def _api_post(url: str, payload: dict[str, Any], token: str | None) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("detail")
+        except ValueError:
+            detail = None
+        message = detail.get("message") if isinstance(detail, dict) else detail
+        fail(f"server refused: {message or exc}")
+    except urllib.error.URLError as exc:
+        fail(f"cannot reach {url}: {exc.reason}")
+    raise AssertionError("unreachable")
+
+
+if __name__ == "__main__":
+    main()

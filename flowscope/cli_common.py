@@ -1,0 +1,101 @@
+"""What the CLI commands share: option types, database resolution, output formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowscope.durations import parse_duration
+
+DEFAULT_DB = "flowscope.duckdb"
+
+
+def default_db() -> str:
+    return os.environ.get("FLOWSCOPE_DB", DEFAULT_DB)
+
+
+class DurationType(click.ParamType):
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, timedelta) or value is None:
+            return value
+        if str(value).lower() in ("off", "none", "0"):
+            return None
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    ui_url: str
+    otlp_http_url: str
+    token_required: bool
+
+
+def running_server(db: str) -> ServerInfo | None:
+    """The server that holds ``db``, from the file it writes beside it."""
+    path = Path(f"{db}.server.json")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return ServerInfo(info["ui_url"], info["otlp_http_url"], bool(info.get("token_required")))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def render_rows(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], indent=2, default=str)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_cell(v) for v in row] for row in rows])
+        return out.getvalue().rstrip("\n")
+    return render_table(columns, rows)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def render_table(columns: list[str], rows: list[list[Any]], max_width: int = 60) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    cells = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in row] for row in cells]
+    widths = [len(c) for c in columns]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    numeric = [
+        all(isinstance(row[i], int | float) or row[i] is None for row in rows) and bool(rows)
+        for i in range(len(columns))
+    ]
+
+    def line(values: list[str]) -> str:
+        parts = [v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths, strict=True))]
+        return "  ".join(parts).rstrip()
+
+    out = [line(columns), "  ".join("-" * w for w in widths)]
+    out.extend(line(row) for row in cells)
+    return "\n".join(out)
+
+
+def fail(message: str) -> None:
+    click.echo(f"flowscope: {message}", err=True)
+    sys.exit(1)

@@ -1,0 +1,29 @@
+"""Parsing the durations and instants users type: ``15m``, ``1h``, ``7d``, RFC 3339."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``1h``, ``7d``, ``2w`` -> timedelta; ValueError says what is accepted."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"invalid duration {text!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 15m or 7d")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_instant(text: str, now: datetime | None = None) -> datetime:
+    """A duration back from ``now`` or an RFC 3339 timestamp, as an aware UTC datetime."""
+    now = now or datetime.now(UTC)
+    if _DURATION.match(text):
+        return now - parse_duration(text)
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"invalid time {text!r}: use a duration back from now (15m, 1h) or RFC 3339") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

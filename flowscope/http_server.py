@@ -1,0 +1,57 @@
+"""An ASGI app served by uvicorn on a socket we bind ourselves, in its own thread.
+
+Binding first means the port is known (``0`` picks a free one) and connections
+queue in the kernel's backlog from the moment ``start`` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from typing import Any
+
+import uvicorn
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class HttpServer:
+    def __init__(self, app: Any, host: str, port: int, name: str) -> None:
+        self.name = name
+        self._socket = bind_socket(host, port)
+        self.host = host
+        self.port: int = self._socket.getsockname()[1]
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off",
+            timeout_graceful_shutdown=5, limit_concurrency=2048,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"http-{self.name}", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self._socket]))
+
+    def shutdown(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._server.should_exit = True
+            thread.join(10)
+        self._socket.close()

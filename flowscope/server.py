@@ -1,0 +1,161 @@
+"""``flowscope serve``: one process owning the DuckDB file (DESIGN.md §2).
+
+Start order: database, writer, OTLP receivers, dashboard; shutdown in reverse,
+and the writer commits everything already accepted before the file closes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from flowscope.collector.decode import DEFAULT_MAX_BYTES
+from flowscope.collector.grpc_receiver import GrpcReceiver
+from flowscope.collector.http_receiver import create_otlp_http_app
+from flowscope.collector.ingest import Ingest
+from flowscope.dashboard.app import AppContext, create_app
+from flowscope.http_server import HttpServer
+from flowscope.store.database import Database
+from flowscope.store.retention import RetentionSweeper
+from flowscope.store.writer import SpanWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    db: str = "flowscope.duckdb"
+    host: str = "127.0.0.1"
+    grpc_port: int = 4317
+    http_port: int = 4318
+    ui_port: int = 8686
+    token: str | None = None
+    retention: timedelta | None = timedelta(days=7)
+    max_request_bytes: int = DEFAULT_MAX_BYTES
+    max_queued_spans: int = 200_000
+    dedup_window: int = 1_000_000
+    memory_limit: str = ""
+
+    def validate(self) -> None:
+        for name in ("grpc_port", "http_port", "ui_port"):
+            value = getattr(self, name)
+            if not 0 <= value <= 65535:
+                raise ValueError(f"{name.replace('_', '-')} must be 0..65535, got {value}")
+        if self.max_request_bytes < 1024:
+            raise ValueError("max-request-bytes must be at least 1024")
+        if self.max_queued_spans < 1:
+            raise ValueError("max-queued-spans must be at least 1")
+        if self.retention is not None and self.retention <= timedelta(0):
+            raise ValueError("retention must be positive (or 'off')")
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def server_info_path(db: str) -> Path:
+    """Where a running server says how to reach it, for CLI commands on the same file."""
+    return Path(f"{db}.server.json")
+
+
+class FlowscopeServer:
+    def __init__(self, config: ServeConfig) -> None:
+        config.validate()
+        self.config = config
+        self.database: Database | None = None
+        self.writer: SpanWriter | None = None
+        self.ingest: Ingest | None = None
+        self.grpc: GrpcReceiver | None = None
+        self.otlp_http: HttpServer | None = None
+        self.ui: HttpServer | None = None
+        self.retention: RetentionSweeper | None = None
+        self._info_written = False
+
+    def start(self) -> None:
+        cfg = self.config
+        try:
+            self.database = Database(cfg.db, memory_limit=cfg.memory_limit)
+            self.writer = SpanWriter(
+                self.database, max_queued_spans=cfg.max_queued_spans, dedup_window=cfg.dedup_window
+            )
+            self.writer.start()
+            self.ingest = Ingest(self.writer)
+            self.grpc = GrpcReceiver(self.ingest, cfg.host, cfg.grpc_port, token=cfg.token,
+                                     max_bytes=cfg.max_request_bytes)
+            self.grpc.start()
+            otlp_app = create_otlp_http_app(self.ingest, token=cfg.token, max_bytes=cfg.max_request_bytes)
+            self.otlp_http = HttpServer(otlp_app, cfg.host, cfg.http_port, "otlp")
+            self.otlp_http.start()
+            context = AppContext(self.database, self.writer, self.ingest, cfg.token)
+            self.ui = HttpServer(create_app(context), cfg.host, cfg.ui_port, "ui")
+            self.ui.start()
+            if cfg.retention is not None:
+                self.retention = RetentionSweeper(self.writer, cfg.retention)
+                self.retention.start()
+            self._write_info()
+        except BaseException:
+            self.shutdown()
+            raise
+
+    @property
+    def ui_url(self) -> str:
+        assert self.ui is not None
+        return f"http://{_url_host(self.config.host)}:{self.ui.port}"
+
+    @property
+    def otlp_http_url(self) -> str:
+        assert self.otlp_http is not None
+        return f"http://{_url_host(self.config.host)}:{self.otlp_http.port}"
+
+    @property
+    def grpc_address(self) -> str:
+        assert self.grpc is not None
+        return f"{_url_host(self.config.host)}:{self.grpc.port}"
+
+    def _write_info(self) -> None:
+        info = {
+            "pid": os.getpid(),
+            "ui_url": self.ui_url,
+            "otlp_http_url": self.otlp_http_url,
+            "otlp_grpc": self.grpc_address,
+            "token_required": bool(self.config.token),
+        }
+        server_info_path(self.config.db).write_text(json.dumps(info), encoding="utf-8")
+        self._info_written = True
+
+    def shutdown(self) -> None:
+        """Stop receiving, commit what was accepted, close the file. Safe twice."""
+        if self.grpc is not None:
+            self.grpc.shutdown()
+        if self.otlp_http is not None:
+            self.otlp_http.shutdown()
+            self.otlp_http = None
+        if self.retention is not None:
+            self.retention.shutdown()
+            self.retention = None
+        if self.writer is not None:
+            self.writer.shutdown()
+        if self.ui is not None:
+            self.ui.shutdown()
+            self.ui = None
+        if self.database is not None:
+            self.database.close()
+        if self._info_written:
+            server_info_path(self.config.db).unlink(missing_ok=True)
+            self._info_written = False
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,1 @@
+"""Span storage: the only package that opens DuckDB (DESIGN.md §2)."""

@@ -1,0 +1,111 @@
+"""The DuckDB file: opening, schema, and per-thread read cursors.
+
+Only this package opens DuckDB connections (DESIGN.md §2). A ``Database``
+owns one connection; the writer thread gets its own cursor through
+``writer_cursor()``, readers get one cursor per thread through ``reader()``.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from flowscope.store import sql_files
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """A database that cannot be used, with a message naming the file."""
+
+
+class DatabaseLocked(StoreError):
+    """Another process (usually a running ``flowscope serve``) holds the file."""
+
+
+class Database:
+    def __init__(self, path: str | Path, *, read_only: bool = False, memory_limit: str = "") -> None:
+        self.path = str(path)
+        self.read_only = read_only
+        config: dict[str, Any] = {}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if read_only and not Path(self.path).exists():
+            raise StoreError(f"{self.path}: no such database (run `flowscope serve` or `flowscope import` first)")
+        try:
+            self._connection = duckdb.connect(self.path, read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                raise DatabaseLocked(f"{self.path} is in use by another process: {text}") from exc
+            raise StoreError(f"{self.path}: cannot open: {text}") from exc
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: not a usable DuckDB database: {exc}") from exc
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        con = self._connection
+        tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "schema_meta" in tables:
+            version = con.execute(sql_files.query("schema_version")).fetchone()
+            found = version[0] if version else None
+            if found != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has flowscope schema version {found}; this flowscope reads "
+                    f"version {SCHEMA_VERSION}. Use a flowscope release that matches, or a new --db."
+                )
+            return
+        if tables:
+            raise StoreError(
+                f"{self.path} is a DuckDB database but not a flowscope one "
+                f"(no schema_meta table; found {', '.join(sorted(tables))})"
+            )
+        if self.read_only:
+            raise StoreError(f"{self.path} is empty: no spans have been stored in it yet")
+        con.execute("BEGIN")
+        for _name, text in sql_files.schema_scripts():
+            con.execute(text)
+        con.execute("INSERT INTO schema_meta VALUES (?)", [SCHEMA_VERSION])
+        con.execute("COMMIT")
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """This thread's read cursor (created on first use)."""
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            with self._lock:
+                if self._closed:
+                    raise StoreError(f"{self.path} is closed")
+                cursor = self._connection.cursor()
+            self._local.cursor = cursor
+        return cursor
+
+    def writer_cursor(self) -> duckdb.DuckDBPyConnection:
+        if self.read_only:
+            raise StoreError(f"{self.path} is open read-only")
+        with self._lock:
+            return self._connection.cursor()
+
+    def span_count(self) -> int:
+        row = self.reader().execute(sql_files.query("span_count")).fetchone()
+        return int(row[0]) if row else 0
+
+    def recent_span_keys(self, limit: int) -> list[tuple[str, str]]:
+        rows = self.reader().execute(sql_files.query("recent_span_keys"), {"limit": limit}).fetchall()
+        return [(t, s) for t, s in reversed(rows)]
+
+    def imported_file(self, sha256: str) -> tuple[str, int, Any] | None:
+        row = self.reader().execute(sql_files.query("imported_file"), {"sha256": sha256}).fetchone()
+        return (str(row[0]), int(row[1]), row[2]) if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._connection.close()

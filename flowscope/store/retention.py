@@ -1,0 +1,61 @@
+"""Retention: the only thing that ever deletes spans (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flowscope.store import sql_files
+from flowscope.store.writer import SpanWriter, WriterClosed
+
+log = logging.getLogger(__name__)
+
+
+def delete_older_than(cursor: Any, cutoff: datetime) -> int:
+    """Delete spans that started before ``cutoff``; returns how many."""
+    row = cursor.execute(sql_files.query("delete_older_than"), {"cutoff": cutoff.replace(tzinfo=None)}).fetchone()
+    return int(row[0]) if row else 0
+
+
+class RetentionSweeper:
+    """Runs ``delete_older_than`` on the writer thread at start and then periodically."""
+
+    def __init__(self, writer: SpanWriter, keep: timedelta, interval: timedelta | None = None) -> None:
+        self.writer = writer
+        self.keep = keep
+        self.interval = interval or min(timedelta(minutes=10), max(keep / 10, timedelta(seconds=1)))
+        self.deleted = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="flowscope-retention", daemon=True)
+            self._thread.start()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(10)
+
+    def sweep(self) -> int:
+        cutoff = datetime.now(UTC) - self.keep
+        deleted: int = self.writer.run_task(lambda cursor: delete_older_than(cursor, cutoff)).result()
+        self.deleted += deleted
+        if deleted:
+            log.info("retention: deleted %d spans older than %s", deleted, cutoff.isoformat())
+        return deleted
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sweep()
+            except WriterClosed:
+                return
+            except Exception:
+                log.exception("retention sweep failed")
+            self._stop.wait(self.interval.total_seconds())

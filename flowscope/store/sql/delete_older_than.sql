@@ -1,0 +1,1 @@
+DELETE FROM otel_traces WHERE Timestamp < $cutoff

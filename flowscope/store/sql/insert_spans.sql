@@ -1,0 +1,1 @@
+INSERT INTO otel_traces SELECT * FROM incoming_spans

@@ -1,0 +1,1 @@
+INSERT INTO imported_files VALUES ($sha256, $path, $spans, now()::TIMESTAMP)

@@ -1,0 +1,1 @@
+"""flowscope's test kit: deterministic OTLP requests, free ports, a running server."""

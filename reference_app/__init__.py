@@ -1,0 +1,1 @@
+"""flowscope.reference_app"""

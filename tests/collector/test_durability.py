@@ -1,0 +1,56 @@
+"""Acknowledged means durable: SIGKILL right after the acks loses nothing."""
+
+from __future__ import annotations
+
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from flowscope.store.database import Database
+from flowscope.testing.otlp import realistic_request
+from flowscope.testing.server import start_server_process
+
+PB = {"Content-Type": "application/x-protobuf"}
+
+
+def _send(base: str, seed: int) -> int:
+    request = realistic_request(50, seed=seed, first_trace=seed * 50)
+    response = httpx.post(f"{base}/v1/traces", content=request.SerializeToString(), headers=PB, timeout=60)
+    assert response.status_code == 200, response.text
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+def test_acknowledged_spans_survive_sigkill(tmp_path: Path) -> None:
+    db = tmp_path / "durable.duckdb"
+    server = start_server_process(db)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            acked = sum(pool.map(lambda s: _send(server.endpoints.http, s), range(40)))
+    finally:
+        code = server.stop(signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    reopened = Database(db)
+    try:
+        assert reopened.span_count() == acked == 40 * 50 * 8
+    finally:
+        reopened.close()
+
+
+def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
+    db = tmp_path / "clean.duckdb"
+    server = start_server_process(db)
+    health = httpx.get(f"{server.endpoints.ui}/healthz").json()
+    assert health["spans"] == 0 and health["writer_queue_spans"] == 0
+    sent = _send(server.endpoints.http, 1)
+    assert httpx.get(f"{server.endpoints.ui}/healthz").json()["spans"] == sent
+    assert Path(f"{db}.server.json").exists()
+    assert server.stop(signal.SIGTERM) == 0
+    assert "stopped" in "".join(server.output)
+    assert not Path(f"{db}.server.json").exists()
+    reopened = Database(db, read_only=True)
+    try:
+        assert reopened.span_count() == sent
+    finally:
+        reopened.close()

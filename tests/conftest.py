@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flowscope.store.database import Database
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "spans.duckdb"
+
+
+@pytest.fixture
+def database(db_path: Path) -> Iterator[Database]:
+    db = Database(db_path)
+    yield db
+    db.close()
