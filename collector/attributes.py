@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -111,20 +111,22 @@ def any_value_str(value: AnyValue) -> str:
     return ""
 
 
-def attribute_lists(attributes: Iterable[KeyValue]) -> tuple[list[str], list[str]]:
-    """Keys and stringified values, in order; a repeated key keeps its last value."""
+def attribute_lists(attributes: Sequence[KeyValue]) -> tuple[list[str], list[str]]:
+    """Keys and stringified values, in order; a repeated key keeps its last value.
+
+    Hot path: most values are non-empty strings, and reading ``string_value`` first
+    skips a ``WhichOneof`` call for them (an empty result means another kind, or "").
+    """
     keys: list[str] = []
     values: list[str] = []
-    seen: dict[str, int] = {}
     for kv in attributes:
+        keys.append(kv.key)
         value = kv.value
-        text = value.string_value if value.WhichOneof("value") == "string_value" else any_value_str(value)
-        key = kv.key
-        position = seen.get(key)
-        if position is None:
-            seen[key] = len(keys)
-            keys.append(key)
-            values.append(text)
-        else:
-            values[position] = text
+        text = value.string_value
+        if not text:
+            text = any_value_str(value)
+        values.append(text)
+    if len(set(keys)) != len(keys):
+        merged = dict(zip(keys, values, strict=True))
+        return list(merged), list(merged.values())
     return keys, values

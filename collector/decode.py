@@ -51,9 +51,7 @@ def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
         return request
     if kind == JSON:
         return request_from_json(body)
-    raise BadRequest(
-        f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}"
-    )
+    raise BadRequest(f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}")
 
 
 def decode(body: bytes, content_type: str = PROTOBUF) -> FlattenResult:

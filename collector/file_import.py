@@ -57,7 +57,9 @@ def sniff(path: Path) -> str:
     return detect_format(head, path.name)
 
 
-def read_requests(path: Path, fmt: str, progress: Progress | None = None) -> Iterator[ExportTraceServiceRequest]:
+def read_requests(
+    path: Path, fmt: str, progress: Progress | None = None
+) -> Iterator[ExportTraceServiceRequest]:
     """The file's content as OTLP requests; ``progress`` gets bytes consumed."""
     if fmt == "otlp-jsonl":
         with path.open("rb") as handle:
@@ -110,5 +112,9 @@ def flattened_chunks(requests: Iterator[ExportTraceServiceRequest]) -> Iterator[
             yield FlattenResult(SpanBatch(pa.concat_tables(tables), keys), rejected, reasons)
             tables, keys, rejected, reasons, size = [], [], 0, [], 0
     if tables or rejected:
-        table = pa.concat_tables(tables) if tables else flatten_request(ExportTraceServiceRequest()).batch.table
+        table = (
+            pa.concat_tables(tables)
+            if tables
+            else flatten_request(ExportTraceServiceRequest()).batch.table
+        )
         yield FlattenResult(SpanBatch(table, keys), rejected, reasons)

@@ -7,13 +7,16 @@ counted, as OTLP's ``partial_success`` asks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from flowscope.collector.attributes import attribute_lists
-from flowscope.store.columns import LINK, SPAN_SCHEMA, STRING_MAP, TIMESTAMP
+from flowscope.store.columns import COLUMN_NAMES, LINK, SPAN_SCHEMA, STRING_MAP, TIMESTAMP
 from flowscope.store.columns import EVENT as EVENT_TYPE
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
@@ -32,7 +35,7 @@ class SpanBatch:
 
     @property
     def spans(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
 
 @dataclass
@@ -45,7 +48,11 @@ class FlattenResult:
     def error_message(self) -> str:
         if not self.rejected:
             return ""
-        more = "" if self.rejected <= len(self.reasons) else f" (and {self.rejected - len(self.reasons)} more)"
+        more = (
+            ""
+            if self.rejected <= len(self.reasons)
+            else f" (and {self.rejected - len(self.reasons)} more)"
+        )
         return f"{self.rejected} span(s) rejected: " + "; ".join(self.reasons) + more
 
 
@@ -73,46 +80,78 @@ class _MapColumn:
         )
 
 
-def _id_problem(name: str, value: bytes, size: int, zero: bytes, optional: bool) -> str | None:
-    if optional and not value:
-        return None
-    if len(value) != size:
-        return f"{name} has {len(value)} bytes, expected {size}"
-    if value == zero:
-        return f"{name} is all zeros"
-    return None
+def _id_problem(trace_id: bytes, span_id: bytes, parent_id: bytes) -> str:
+    for name, value, size, optional in (
+        ("trace_id", trace_id, 16, False),
+        ("span_id", span_id, 8, False),
+        ("parent_span_id", parent_id, 8, True),
+    ):
+        if optional and not value:
+            continue
+        if len(value) != size:
+            return f"{name} has {len(value)} bytes, expected {size}"
+        if not any(value):
+            return f"{name} is all zeros"
+    return ""
+
+
+class _Groups:
+    """Per (resource, scope) values, stored once and repeated for each span at the end."""
+
+    def __init__(self) -> None:
+        self.services: list[str] = []
+        self.resource_attrs = _MapColumn()
+        self.scope_names: list[str] = []
+        self.scope_versions: list[str] = []
+        self.scope_attrs = _MapColumn()
+        self.scope_dropped: list[int] = []
+        self.resource_dropped: list[int] = []
+        self.resource_schema: list[str] = []
+        self.scope_schema: list[str] = []
+        self.span_group: list[int] = []
+
+    def arrays(self) -> dict[str, pa.Array]:
+        indices = pa.array(self.span_group, pa.int32())
+        string, u32 = pa.string(), pa.uint32()
+        columns = {
+            "ServiceName": pa.array(self.services, string),
+            "ResourceAttributes": self.resource_attrs.array(),
+            "ScopeName": pa.array(self.scope_names, string),
+            "ScopeVersion": pa.array(self.scope_versions, string),
+            "ScopeAttributes": self.scope_attrs.array(),
+            "ScopeDroppedAttributesCount": pa.array(self.scope_dropped, u32),
+            "ResourceDroppedAttributesCount": pa.array(self.resource_dropped, u32),
+            "ResourceSchemaUrl": pa.array(self.resource_schema, string),
+            "ScopeSchemaUrl": pa.array(self.scope_schema, string),
+        }
+        return {name: array.take(indices) for name, array in columns.items()}
 
 
 def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
     ts: list[int] = []
+    ends: list[int] = []
     trace_ids: list[str] = []
     span_ids: list[str] = []
     parent_ids: list[str] = []
     trace_states: list[str] = []
     names: list[str] = []
     kinds: list[str] = []
-    services: list[str] = []
-    resource_attrs = _MapColumn()
-    scope_names: list[str] = []
-    scope_versions: list[str] = []
     span_attrs = _MapColumn()
-    durations: list[int] = []
     status_codes: list[str] = []
     status_messages: list[str] = []
     flags: list[int] = []
     dropped_attrs: list[int] = []
     dropped_events: list[int] = []
     dropped_links: list[int] = []
-    scope_attrs = _MapColumn()
-    scope_dropped: list[int] = []
-    resource_dropped: list[int] = []
-    resource_schema: list[str] = []
-    scope_schema: list[str] = []
     keys: list[bytes] = []
     events = _EventColumns()
     links = _LinkColumns()
+    groups = _Groups()
+    span_group = groups.span_group
     rejected = 0
     reasons: list[str] = []
+    kinds_by_number = SPAN_KINDS
+    codes_by_number = STATUS_CODES
 
     for resource_spans in request.resource_spans:
         resource = resource_spans.resource
@@ -122,92 +161,83 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
             if key == "service.name":
                 service = value
                 break
-        r_dropped = resource.dropped_attributes_count
-        r_schema = resource_spans.schema_url
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
-            s_keys, s_values = attribute_lists(scope.attributes)
-            s_name, s_version, s_dropped = scope.name, scope.version, scope.dropped_attributes_count
-            s_schema = scope_spans.schema_url
+            group = len(groups.services)
+            groups.services.append(service)
+            groups.resource_attrs.append(r_keys, r_values)
+            groups.resource_dropped.append(resource.dropped_attributes_count)
+            groups.resource_schema.append(resource_spans.schema_url)
+            groups.scope_names.append(scope.name)
+            groups.scope_versions.append(scope.version)
+            groups.scope_attrs.append(*attribute_lists(scope.attributes))
+            groups.scope_dropped.append(scope.dropped_attributes_count)
+            groups.scope_schema.append(scope_spans.schema_url)
             for span in scope_spans.spans:
                 trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
-                problem = (
-                    _id_problem("trace_id", trace_id, 16, _ZERO_TRACE, False)
-                    or _id_problem("span_id", span_id, 8, _ZERO_SPAN, False)
-                    or _id_problem("parent_span_id", parent_id, 8, _ZERO_SPAN, True)
-                )
-                if problem is not None:
+                if not (
+                    len(trace_id) == 16
+                    and len(span_id) == 8
+                    and (not parent_id or (len(parent_id) == 8 and parent_id != _ZERO_SPAN))
+                    and trace_id != _ZERO_TRACE
+                    and span_id != _ZERO_SPAN
+                ):
                     rejected += 1
                     if len(reasons) < _MAX_REJECT_REASONS:
+                        problem = _id_problem(trace_id, span_id, parent_id)
                         reasons.append(f"span {span.name[:80]!r}: {problem}")
                     continue
-                start = span.start_time_unix_nano
-                ts.append(start)
+                span_group.append(group)
+                ts.append(span.start_time_unix_nano)
+                ends.append(span.end_time_unix_nano)
                 trace_ids.append(trace_id.hex())
                 span_ids.append(span_id.hex())
                 parent_ids.append(parent_id.hex())
                 trace_states.append(span.trace_state)
                 names.append(span.name)
                 kind = span.kind
-                kinds.append(SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified")
-                services.append(service)
-                resource_attrs.append(r_keys, r_values)
-                scope_names.append(s_name)
-                scope_versions.append(s_version)
-                a_keys, a_values = attribute_lists(span.attributes)
-                span_attrs.append(a_keys, a_values)
-                durations.append(span.end_time_unix_nano - start)
+                kinds.append(kinds_by_number[kind] if 0 <= kind < 6 else "Unspecified")
+                span_attrs.append(*attribute_lists(span.attributes))
                 status = span.status
                 code = status.code
-                status_codes.append(STATUS_CODES[code] if 0 <= code < 3 else "Unset")
+                status_codes.append(codes_by_number[code] if 0 <= code < 3 else "Unset")
                 status_messages.append(status.message)
-                events.append(span)
-                links.append(span)
+                events.append(span.events)
+                links.append(span.links)
                 flags.append(span.flags)
                 dropped_attrs.append(span.dropped_attributes_count)
                 dropped_events.append(span.dropped_events_count)
                 dropped_links.append(span.dropped_links_count)
-                scope_attrs.append(s_keys, s_values)
-                scope_dropped.append(s_dropped)
-                resource_dropped.append(r_dropped)
-                resource_schema.append(r_schema)
-                scope_schema.append(s_schema)
                 keys.append(trace_id + span_id)
 
     string = pa.string()
     u32 = pa.uint32()
-    arrays = [
-        pa.array(ts, TIMESTAMP),
-        pa.array(trace_ids, string),
-        pa.array(span_ids, string),
-        pa.array(parent_ids, string),
-        pa.array(trace_states, string),
-        pa.array(names, string),
-        pa.array(kinds, string),
-        pa.array(services, string),
-        resource_attrs.array(),
-        pa.array(scope_names, string),
-        pa.array(scope_versions, string),
-        span_attrs.array(),
-        pa.array(durations, pa.int64()),
-        pa.array(status_codes, string),
-        pa.array(status_messages, string),
-        events.array(),
-        links.array(),
-        pa.array(flags, u32),
-        pa.array(dropped_attrs, u32),
-        pa.array(dropped_events, u32),
-        pa.array(dropped_links, u32),
-        events.dropped_array(),
-        links.dropped_array(),
-        links.flags_array(),
-        scope_attrs.array(),
-        pa.array(scope_dropped, u32),
-        pa.array(resource_dropped, u32),
-        pa.array(resource_schema, string),
-        pa.array(scope_schema, string),
-    ]
-    table = pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
+    starts = pa.array(ts, pa.int64())
+    repeated = groups.arrays()
+    columns: dict[str, pa.Array] = {
+        "Timestamp": starts.cast(TIMESTAMP),
+        "TraceId": pa.array(trace_ids, string),
+        "SpanId": pa.array(span_ids, string),
+        "ParentSpanId": pa.array(parent_ids, string),
+        "TraceState": pa.array(trace_states, string),
+        "SpanName": pa.array(names, string),
+        "SpanKind": pa.array(kinds, string),
+        "SpanAttributes": span_attrs.array(),
+        "Duration": pc.subtract_checked(pa.array(ends, pa.int64()), starts),
+        "StatusCode": pa.array(status_codes, string),
+        "StatusMessage": pa.array(status_messages, string),
+        "Events": events.array(),
+        "Links": links.array(),
+        "Flags": pa.array(flags, u32),
+        "DroppedAttributesCount": pa.array(dropped_attrs, u32),
+        "DroppedEventsCount": pa.array(dropped_events, u32),
+        "DroppedLinksCount": pa.array(dropped_links, u32),
+        "EventsDroppedAttributesCount": events.dropped_array(),
+        "LinksDroppedAttributesCount": links.dropped_array(),
+        "LinksFlags": links.flags_array(),
+        **repeated,
+    }
+    table = pa.Table.from_arrays([columns[name] for name in COLUMN_NAMES], schema=SPAN_SCHEMA)
     return FlattenResult(SpanBatch(table, keys), rejected, reasons)
 
 
@@ -221,8 +251,8 @@ class _EventColumns:
         self.attrs = _MapColumn()
         self.dropped: list[int] = []
 
-    def append(self, span: object) -> None:
-        for event in span.events:  # type: ignore[attr-defined]
+    def append(self, span_events: Sequence[Span.Event]) -> None:
+        for event in span_events:
             self.times.append(event.time_unix_nano)
             self.names.append(event.name)
             self.attrs.append(*attribute_lists(event.attributes))
@@ -231,7 +261,11 @@ class _EventColumns:
 
     def array(self) -> pa.Array:
         values = pa.StructArray.from_arrays(
-            [pa.array(self.times, TIMESTAMP), pa.array(self.names, pa.string()), self.attrs.array()],
+            [
+                pa.array(self.times, TIMESTAMP),
+                pa.array(self.names, pa.string()),
+                self.attrs.array(),
+            ],
             fields=list(EVENT_TYPE),
         )
         return pa.ListArray.from_arrays(pa.array(self.offsets, pa.int32()), values)
@@ -254,8 +288,8 @@ class _LinkColumns:
         self.dropped: list[int] = []
         self.flags: list[int] = []
 
-    def append(self, span: object) -> None:
-        for link in span.links:  # type: ignore[attr-defined]
+    def append(self, span_links: Sequence[Span.Link]) -> None:
+        for link in span_links:
             self.trace_ids.append(link.trace_id.hex())
             self.span_ids.append(link.span_id.hex())
             self.states.append(link.trace_state)

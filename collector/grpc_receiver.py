@@ -55,7 +55,11 @@ class GrpcReceiver:
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),)
         )
-        address = f"[{self.host}]:{self.requested_port}" if ":" in self.host else f"{self.host}:{self.requested_port}"
+        address = (
+            f"[{self.host}]:{self.requested_port}"
+            if ":" in self.host
+            else f"{self.host}:{self.requested_port}"
+        )
         self.port = server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"cannot listen for OTLP/gRPC on {address}")

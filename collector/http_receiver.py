@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from google.protobuf import json_format
-from google.rpc.status_pb2 import Status
+from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -37,7 +37,9 @@ def _encode(message: Status | ExportTraceServiceResponse, kind: str) -> Response
     return Response(message.SerializeToString(), media_type=PROTOBUF)
 
 
-def _failure(status: int, code: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
+def _failure(
+    status: int, code: int, message: str, kind: str, headers: dict[str, str] | None = None
+) -> Response:
     response = _encode(Status(code=code, message=message), kind if kind == JSON else PROTOBUF)
     response.status_code = status
     if headers:
@@ -59,16 +61,20 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_otlp_http_app(ingest: Ingest, *, token: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Starlette:
+def create_otlp_http_app(
+    ingest: Ingest, *, token: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Starlette:
     async def export(request: Request) -> Response:
         kind = media_type(request.headers.get("content-type"))
         if not token_matches(token, request.headers.get("authorization")):
             return _failure(401, _UNAUTHENTICATED, "missing or wrong bearer token", kind)
         if kind not in (PROTOBUF, JSON):
             return _failure(
-                415, _INVALID_ARGUMENT,
+                415,
+                _INVALID_ARGUMENT,
                 f"unsupported Content-Type {request.headers.get('content-type')!r}; "
-                f"use {PROTOBUF} or {JSON}", PROTOBUF,
+                f"use {PROTOBUF} or {JSON}",
+                PROTOBUF,
             )
         try:
             raw = await _read_body(request, max_bytes)
@@ -79,7 +85,9 @@ def create_otlp_http_app(ingest: Ingest, *, token: str | None = None, max_bytes:
         except RequestTooLarge as exc:
             return _failure(413, _RESOURCE_EXHAUSTED, str(exc), kind)
         except Overloaded as exc:
-            return _failure(503, _UNAVAILABLE, str(exc), kind, {"Retry-After": str(exc.retry_after_s)})
+            return _failure(
+                503, _UNAVAILABLE, str(exc), kind, {"Retry-After": str(exc.retry_after_s)}
+            )
         except Unavailable as exc:
             return _failure(503, _UNAVAILABLE, str(exc), kind, {"Retry-After": "1"})
         except Exception:  # a bug: answer 500, keep serving

@@ -47,8 +47,9 @@ def import_into_database(
     return reports
 
 
-def _import_one(path: Path, database: Database, writer: SpanWriter, force: bool,
-                progress: ProgressFactory) -> FileReport:
+def _import_one(
+    path: Path, database: Database, writer: SpanWriter, force: bool, progress: ProgressFactory
+) -> FileReport:
     report = FileReport(str(path), "")
     try:
         report.format = sniff(path)
@@ -108,7 +109,9 @@ def _post(base_url: str, body: bytes, token: str | None) -> int:
     headers = {"Content-Type": PROTOBUF}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(f"{base_url}/v1/traces", data=body, headers=headers, method="POST")
+    request = urllib.request.Request(
+        f"{base_url}/v1/traces", data=body, headers=headers, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = ExportTraceServiceResponse()

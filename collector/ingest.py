@@ -11,7 +11,7 @@ import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-from flowscope.collector.decode import decode
+from flowscope.collector.decode_pool import DecodePool
 from flowscope.collector.errors import Overloaded, Unavailable
 from flowscope.collector.flatten import FlattenResult
 from flowscope.store.writer import QueueFull, SpanWriter, WriterClosed
@@ -34,8 +34,15 @@ class IngestCounters:
 
 
 class Ingest:
-    def __init__(self, writer: SpanWriter, *, commit_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        writer: SpanWriter,
+        *,
+        decoder: DecodePool | None = None,
+        commit_timeout_s: float = 30.0,
+    ) -> None:
         self.writer = writer
+        self.decoder = decoder or DecodePool(0)
         self.commit_timeout_s = commit_timeout_s
         self.counters = IngestCounters()
         self._lock = threading.Lock()
@@ -68,7 +75,7 @@ class Ingest:
 
     def export_body(self, body: bytes, content_type: str) -> ExportOutcome:
         """Decode an (uncompressed) OTLP body and export it."""
-        return self.export(decode(body, content_type))
+        return self.export(self.decoder.decode(body, content_type))
 
     def _count(self, accepted: int = 0, rejected: int = 0, refused: bool = False) -> None:
         with self._lock:

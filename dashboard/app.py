@@ -82,8 +82,11 @@ def create_app(context: AppContext) -> FastAPI:
         limit = min(query.limit or context.sql_row_limit, context.sql_row_limit)
         try:
             result = await run_in_threadpool(
-                run_sandboxed, context.database, query.sql,
-                row_limit=limit, timeout_s=context.sql_timeout_s,
+                run_sandboxed,
+                context.database,
+                query.sql,
+                row_limit=limit,
+                timeout_s=context.sql_timeout_s,
             )
         except SqlRefused as exc:
             raise HTTPException(400, detail={"rule": exc.rule, "message": exc.message}) from exc

@@ -33,41 +33,112 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--db", default=default_db, show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
-              help="DuckDB file to store spans in (created if missing).")
+@click.option(
+    "--db",
+    default=default_db,
+    show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
+    help="DuckDB file to store spans in (created if missing).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address every port binds to.")
-@click.option("--grpc-port", default=4317, show_default=True, type=int, help="OTLP/gRPC port (0: any free).")
-@click.option("--http-port", default=4318, show_default=True, type=int, help="OTLP/HTTP port (0: any free).")
-@click.option("--ui-port", default=8686, show_default=True, type=int, help="Dashboard and API port (0: any free).")
-@click.option("--token", envvar="FLOWSCOPE_TOKEN", default=None,
-              help="Require 'Authorization: Bearer TOKEN' on OTLP and the API [env FLOWSCOPE_TOKEN].")
-@click.option("--retention", default="7d", show_default=True, type=DurationType(),
-              help="Delete spans that started longer ago than this ('off' keeps all).")
-@click.option("--max-request-bytes", default=20 * 1024 * 1024, show_default=True, type=int,
-              help="Largest OTLP request accepted, compressed or not (larger: 413).")
-@click.option("--max-queued-spans", default=200_000, show_default=True, type=int,
-              help="Spans waiting for commit before receivers answer 'retry later'.")
-@click.option("--dedup-window", default=1_000_000, show_default=True, type=int,
-              help="Recently stored spans remembered to drop exporter retries (0: off).")
-@click.option("--memory-limit", default="", help="DuckDB memory limit, e.g. 2GB (default: DuckDB's).")
-def serve(db: str, host: str, grpc_port: int, http_port: int, ui_port: int, token: str | None,
-          retention: timedelta | None, max_request_bytes: int, max_queued_spans: int,
-          dedup_window: int, memory_limit: str) -> None:
+@click.option(
+    "--grpc-port", default=4317, show_default=True, type=int, help="OTLP/gRPC port (0: any free)."
+)
+@click.option(
+    "--http-port", default=4318, show_default=True, type=int, help="OTLP/HTTP port (0: any free)."
+)
+@click.option(
+    "--ui-port",
+    default=8686,
+    show_default=True,
+    type=int,
+    help="Dashboard and API port (0: any free).",
+)
+@click.option(
+    "--token",
+    envvar="FLOWSCOPE_TOKEN",
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' on OTLP and the API [env FLOWSCOPE_TOKEN].",
+)
+@click.option(
+    "--retention",
+    default="7d",
+    show_default=True,
+    type=DurationType(),
+    help="Delete spans that started longer ago than this ('off' keeps all).",
+)
+@click.option(
+    "--max-request-bytes",
+    default=20 * 1024 * 1024,
+    show_default=True,
+    type=int,
+    help="Largest OTLP request accepted, compressed or not (larger: 413).",
+)
+@click.option(
+    "--max-queued-spans",
+    default=200_000,
+    show_default=True,
+    type=int,
+    help="Spans waiting for commit before receivers answer 'retry later'.",
+)
+@click.option(
+    "--dedup-window",
+    default=1_000_000,
+    show_default=True,
+    type=int,
+    help="Recently stored spans remembered to drop exporter retries (0: off).",
+)
+@click.option(
+    "--memory-limit", default="", help="DuckDB memory limit, e.g. 2GB (default: DuckDB's)."
+)
+@click.option(
+    "--decode-workers",
+    default=-1,
+    show_default="cores - 1, at least 1",
+    type=int,
+    help="Processes that decode OTLP requests (0: decode in the receiving threads).",
+)
+def serve(
+    db: str,
+    host: str,
+    grpc_port: int,
+    http_port: int,
+    ui_port: int,
+    token: str | None,
+    retention: timedelta | None,
+    max_request_bytes: int,
+    max_queued_spans: int,
+    dedup_window: int,
+    memory_limit: str,
+    decode_workers: int,
+) -> None:
     """Receive OTLP traces, store them in DuckDB, serve the API."""
     from flowscope.server import FlowscopeServer, ServeConfig
     from flowscope.store.database import StoreError
 
-    config = ServeConfig(db=db, host=host, grpc_port=grpc_port, http_port=http_port, ui_port=ui_port,
-                         token=token or None, retention=retention, max_request_bytes=max_request_bytes,
-                         max_queued_spans=max_queued_spans, dedup_window=dedup_window,
-                         memory_limit=memory_limit)
+    config = ServeConfig(
+        db=db,
+        host=host,
+        grpc_port=grpc_port,
+        http_port=http_port,
+        ui_port=ui_port,
+        token=token or None,
+        retention=retention,
+        max_request_bytes=max_request_bytes,
+        max_queued_spans=max_queued_spans,
+        dedup_window=dedup_window,
+        memory_limit=memory_limit,
+        decode_workers=decode_workers,
+    )
     try:
         config.validate()
     except ValueError as exc:
         fail(str(exc))
     if not config.is_loopback and not config.token:
-        click.echo(f"flowscope: warning: listening on {host} without --token; anyone who can reach "
-                   "this address can send spans and query them", err=True)
+        click.echo(
+            f"flowscope: warning: listening on {host} without --token; anyone who can reach "
+            "this address can send spans and query them",
+            err=True,
+        )
     stop = threading.Event()
     _on_signals(lambda: stop.set())
     server = FlowscopeServer(config)
@@ -76,10 +147,14 @@ def serve(db: str, host: str, grpc_port: int, http_port: int, ui_port: int, toke
     except (OSError, StoreError) as exc:
         fail(str(exc))
     assert server.database is not None
-    click.echo(f"flowscope {__version__} storing spans in {db} ({server.database.span_count()} spans)")
+    click.echo(
+        f"flowscope {__version__} storing spans in {db} ({server.database.span_count()} spans)"
+    )
     click.echo(f"  OTLP/gRPC  {server.grpc_address}")
     click.echo(f"  OTLP/HTTP  {server.otlp_http_url}/v1/traces")
-    click.echo(f"  dashboard  {server.ui_url}   (health {server.ui_url}/healthz, API docs {server.ui_url}/docs)")
+    click.echo(
+        f"  dashboard  {server.ui_url}   (health {server.ui_url}/healthz, API docs {server.ui_url}/docs)"
+    )
     click.echo("ready; Ctrl-C or SIGTERM stops and flushes", nl=True)
     sys.stdout.flush()
     try:
@@ -100,16 +175,33 @@ def _on_signals(callback: Callable[[], None]) -> None:
 
 @main.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--db", default=default_db, show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
-              help="DuckDB file to import into (created if missing).")
-@click.option("--server", "server_url", default=None,
-              help="Send to a running server's OTLP/HTTP base URL instead of opening --db.")
+@click.option(
+    "--db",
+    default=default_db,
+    show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
+    help="DuckDB file to import into (created if missing).",
+)
+@click.option(
+    "--server",
+    "server_url",
+    default=None,
+    help="Send to a running server's OTLP/HTTP base URL instead of opening --db.",
+)
 @click.option("--token", envvar="FLOWSCOPE_TOKEN", default=None, help="Bearer token for --server.")
 @click.option("--force", is_flag=True, help="Read files again even if they were imported before.")
-@click.option("--progress/--no-progress", default=None,
-              help="Show a progress bar (default: when stderr is a terminal).")
-def import_(files: tuple[Path, ...], db: str, server_url: str | None, token: str | None, force: bool,
-            progress: bool | None) -> None:
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar (default: when stderr is a terminal).",
+)
+def import_(
+    files: tuple[Path, ...],
+    db: str,
+    server_url: str | None,
+    token: str | None,
+    force: bool,
+    progress: bool | None,
+) -> None:
     """Load trace files: OTLP JSON / JSON lines / protobuf, Jaeger JSON, Zipkin v2 JSON."""
     from flowscope.collector.importer import import_into_database, import_into_server
     from flowscope.store.database import Database, DatabaseLocked, StoreError
@@ -135,11 +227,15 @@ def import_(files: tuple[Path, ...], db: str, server_url: str | None, token: str
             return
         else:
             try:
-                reports = import_into_database(list(files), database, force=force, progress=bars.factory)
+                reports = import_into_database(
+                    list(files), database, force=force, progress=bars.factory
+                )
             finally:
                 database.close()
     if server_url is not None:
-        reports = import_into_server(list(files), server_url.rstrip("/"), token=token, progress=bars.factory)
+        reports = import_into_server(
+            list(files), server_url.rstrip("/"), token=token, progress=bars.factory
+        )
     bars.close()
     failed = 0
     for report in reports:
@@ -147,14 +243,18 @@ def import_(files: tuple[Path, ...], db: str, server_url: str | None, token: str
             failed += report.skipped_reason.startswith("cannot")
             click.echo(f"{report.path}: {report.skipped_reason}", err=True)
             continue
-        line = (f"{report.path}: {report.format}, {report.spans} spans, {report.stored} new, "
-                f"{report.duplicates} duplicates, {report.rejected} rejected")
+        line = (
+            f"{report.path}: {report.format}, {report.spans} spans, {report.stored} new, "
+            f"{report.duplicates} duplicates, {report.rejected} rejected"
+        )
         click.echo(line)
         for message in report.messages or []:
             click.echo(f"  rejected: {message}", err=True)
     total = sum(r.stored for r in reports)
-    click.echo(f"imported {total} new spans from {len(reports) - failed} of {len(reports)} files "
-               f"in {time.perf_counter() - started:.1f}s")
+    click.echo(
+        f"imported {total} new spans from {len(reports) - failed} of {len(reports)} files "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
     if failed:
         sys.exit(1)
 
@@ -180,16 +280,40 @@ class _ProgressBars:
 
 @main.command()
 @click.argument("query")
-@click.option("--db", default=default_db, show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
-              help="DuckDB file to query (read-only).")
-@click.option("--server", "server_url", default=None, help="Query a running server's API at this URL.")
+@click.option(
+    "--db",
+    default=default_db,
+    show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
+    help="DuckDB file to query (read-only).",
+)
+@click.option(
+    "--server", "server_url", default=None, help="Query a running server's API at this URL."
+)
 @click.option("--token", envvar="FLOWSCOPE_TOKEN", default=None, help="Bearer token for --server.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
 @click.option("--limit", default=10_000, show_default=True, type=int, help="Most rows returned.")
-@click.option("--timeout", default=10.0, show_default=True, type=float, help="Seconds before the query is stopped.")
-def sql(query: str, db: str, server_url: str | None, token: str | None, fmt: str, limit: int,
-        timeout: float) -> None:
+@click.option(
+    "--timeout",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Seconds before the query is stopped.",
+)
+def sql(
+    query: str,
+    db: str,
+    server_url: str | None,
+    token: str | None,
+    fmt: str,
+    limit: int,
+    timeout: float,
+) -> None:
     """Run one read-only SELECT over the spans (table otel_traces)."""
     from flowscope.store.database import Database, DatabaseLocked, StoreError
     from flowscope.store.sandbox import SqlError, SqlRefused, run_sandboxed
@@ -217,7 +341,9 @@ def sql(query: str, db: str, server_url: str | None, token: str | None, fmt: str
                 database.close()
             result = {"columns": out.columns, "rows": out.rows, "truncated": out.truncated}
     if server_url is not None:
-        result = _api_post(server_url.rstrip("/") + "/api/sql", {"sql": query, "limit": limit}, token)
+        result = _api_post(
+            server_url.rstrip("/") + "/api/sql", {"sql": query, "limit": limit}, token
+        )
     click.echo(render_rows(result["columns"], result["rows"], fmt))
     if result.get("truncated"):
         click.echo(f"(stopped at {limit} rows; use --limit for more)", err=True)
@@ -227,7 +353,9 @@ def _api_post(url: str, payload: dict[str, Any], token: str | None) -> dict[str,
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers=headers, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             answer: dict[str, Any] = json.loads(response.read())

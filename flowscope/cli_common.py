@@ -23,7 +23,7 @@ def default_db() -> str:
     return os.environ.get("FLOWSCOPE_DB", DEFAULT_DB)
 
 
-class DurationType(click.ParamType):
+class DurationType(click.ParamType):  # type: ignore[type-arg]
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -56,7 +56,9 @@ def running_server(db: str) -> ServerInfo | None:
 
 def render_rows(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], indent=2, default=str)
+        return json.dumps(
+            [dict(zip(columns, row, strict=True)) for row in rows], indent=2, default=str
+        )
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -88,7 +90,10 @@ def render_table(columns: list[str], rows: list[list[Any]], max_width: int = 60)
     ]
 
     def line(values: list[str]) -> str:
-        parts = [v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths, strict=True))]
+        parts = [
+            v.rjust(w) if numeric[i] else v.ljust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        ]
         return "  ".join(parts).rstrip()
 
     out = [line(columns), "  ".join("-" * w for w in widths)]

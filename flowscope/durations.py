@@ -13,7 +13,9 @@ def parse_duration(text: str) -> timedelta:
     """``90s``, ``15m``, ``1h``, ``7d``, ``2w`` -> timedelta; ValueError says what is accepted."""
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(f"invalid duration {text!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 15m or 7d")
+        raise ValueError(
+            f"invalid duration {text!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 15m or 7d"
+        )
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
@@ -25,5 +27,7 @@ def parse_instant(text: str, now: datetime | None = None) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ValueError(f"invalid time {text!r}: use a duration back from now (15m, 1h) or RFC 3339") from exc
+        raise ValueError(
+            f"invalid time {text!r}: use a duration back from now (15m, 1h) or RFC 3339"
+        ) from exc
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

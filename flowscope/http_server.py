@@ -35,8 +35,12 @@ class HttpServer:
         self.host = host
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off",
-            timeout_graceful_shutdown=5, limit_concurrency=2048,
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+            limit_concurrency=2048,
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from flowscope.collector.decode import DEFAULT_MAX_BYTES
+from flowscope.collector.decode_pool import DecodePool
 from flowscope.collector.grpc_receiver import GrpcReceiver
 from flowscope.collector.http_receiver import create_otlp_http_app
 from flowscope.collector.ingest import Ingest
@@ -40,6 +41,13 @@ class ServeConfig:
     max_queued_spans: int = 200_000
     dedup_window: int = 1_000_000
     memory_limit: str = ""
+    decode_workers: int = -1  # -1: one per core beyond the first, at least one
+
+    @property
+    def decode_worker_count(self) -> int:
+        if self.decode_workers >= 0:
+            return self.decode_workers
+        return max(1, (os.cpu_count() or 1) - 1)
 
     def validate(self) -> None:
         for name in ("grpc_port", "http_port", "ui_port"):
@@ -75,6 +83,7 @@ class FlowscopeServer:
         self.database: Database | None = None
         self.writer: SpanWriter | None = None
         self.ingest: Ingest | None = None
+        self.decoder: DecodePool | None = None
         self.grpc: GrpcReceiver | None = None
         self.otlp_http: HttpServer | None = None
         self.ui: HttpServer | None = None
@@ -89,11 +98,20 @@ class FlowscopeServer:
                 self.database, max_queued_spans=cfg.max_queued_spans, dedup_window=cfg.dedup_window
             )
             self.writer.start()
-            self.ingest = Ingest(self.writer)
-            self.grpc = GrpcReceiver(self.ingest, cfg.host, cfg.grpc_port, token=cfg.token,
-                                     max_bytes=cfg.max_request_bytes)
+            self.decoder = DecodePool(cfg.decode_worker_count)
+            self.decoder.start()
+            self.ingest = Ingest(self.writer, decoder=self.decoder)
+            self.grpc = GrpcReceiver(
+                self.ingest,
+                cfg.host,
+                cfg.grpc_port,
+                token=cfg.token,
+                max_bytes=cfg.max_request_bytes,
+            )
             self.grpc.start()
-            otlp_app = create_otlp_http_app(self.ingest, token=cfg.token, max_bytes=cfg.max_request_bytes)
+            otlp_app = create_otlp_http_app(
+                self.ingest, token=cfg.token, max_bytes=cfg.max_request_bytes
+            )
             self.otlp_http = HttpServer(otlp_app, cfg.host, cfg.http_port, "otlp")
             self.otlp_http.start()
             context = AppContext(self.database, self.writer, self.ingest, cfg.token)
@@ -143,6 +161,8 @@ class FlowscopeServer:
         if self.retention is not None:
             self.retention.shutdown()
             self.retention = None
+        if self.decoder is not None:
+            self.decoder.shutdown()
         if self.writer is not None:
             self.writer.shutdown()
         if self.ui is not None:

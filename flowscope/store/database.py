@@ -27,14 +27,18 @@ class DatabaseLocked(StoreError):
 
 
 class Database:
-    def __init__(self, path: str | Path, *, read_only: bool = False, memory_limit: str = "") -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, memory_limit: str = ""
+    ) -> None:
         self.path = str(path)
         self.read_only = read_only
         config: dict[str, Any] = {}
         if memory_limit:
             config["memory_limit"] = memory_limit
         if read_only and not Path(self.path).exists():
-            raise StoreError(f"{self.path}: no such database (run `flowscope serve` or `flowscope import` first)")
+            raise StoreError(
+                f"{self.path}: no such database (run `flowscope serve` or `flowscope import` first)"
+            )
         try:
             self._connection = duckdb.connect(self.path, read_only=read_only, config=config)
         except duckdb.IOException as exc:
@@ -51,7 +55,9 @@ class Database:
 
     def _check_schema(self) -> None:
         con = self._connection
-        tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        tables = {
+            row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
         if "schema_meta" in tables:
             version = con.execute(sql_files.query("schema_version")).fetchone()
             found = version[0] if version else None
@@ -96,7 +102,9 @@ class Database:
         return int(row[0]) if row else 0
 
     def recent_span_keys(self, limit: int) -> list[tuple[str, str]]:
-        rows = self.reader().execute(sql_files.query("recent_span_keys"), {"limit": limit}).fetchall()
+        rows = (
+            self.reader().execute(sql_files.query("recent_span_keys"), {"limit": limit}).fetchall()
+        )
         return [(t, s) for t, s in reversed(rows)]
 
     def imported_file(self, sha256: str) -> tuple[str, int, Any] | None:

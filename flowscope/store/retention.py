@@ -15,14 +15,18 @@ log = logging.getLogger(__name__)
 
 def delete_older_than(cursor: Any, cutoff: datetime) -> int:
     """Delete spans that started before ``cutoff``; returns how many."""
-    row = cursor.execute(sql_files.query("delete_older_than"), {"cutoff": cutoff.replace(tzinfo=None)}).fetchone()
+    row = cursor.execute(
+        sql_files.query("delete_older_than"), {"cutoff": cutoff.replace(tzinfo=None)}
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
 class RetentionSweeper:
     """Runs ``delete_older_than`` on the writer thread at start and then periodically."""
 
-    def __init__(self, writer: SpanWriter, keep: timedelta, interval: timedelta | None = None) -> None:
+    def __init__(
+        self, writer: SpanWriter, keep: timedelta, interval: timedelta | None = None
+    ) -> None:
         self.writer = writer
         self.keep = keep
         self.interval = interval or min(timedelta(minutes=10), max(keep / 10, timedelta(seconds=1)))
@@ -33,7 +37,9 @@ class RetentionSweeper:
     def start(self) -> None:
         if self._thread is None:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="flowscope-retention", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name="flowscope-retention", daemon=True
+            )
             self._thread.start()
 
     def shutdown(self) -> None:
@@ -44,7 +50,9 @@ class RetentionSweeper:
 
     def sweep(self) -> int:
         cutoff = datetime.now(UTC) - self.keep
-        deleted: int = self.writer.run_task(lambda cursor: delete_older_than(cursor, cutoff)).result()
+        deleted: int = self.writer.run_task(
+            lambda cursor: delete_older_than(cursor, cutoff)
+        ).result()
         self.deleted += deleted
         if deleted:
             log.info("retention: deleted %d spans older than %s", deleted, cutoff.isoformat())

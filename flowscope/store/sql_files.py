@@ -36,5 +36,7 @@ def query_names() -> list[str]:
 
 def schema_scripts() -> list[tuple[str, str]]:
     """(file name, text) of the schema files, in creation order."""
-    files = sorted(p for p in _directory().iterdir() if _SCHEMA_FILE.match(p.name))
+    files = sorted(
+        (p for p in _directory().iterdir() if _SCHEMA_FILE.match(p.name)), key=lambda p: p.name
+    )
     return [(p.name, p.read_text(encoding="utf-8")) for p in files]

@@ -52,8 +52,12 @@ def span_id(n: int) -> bytes:
     return (n + 1).to_bytes(8, "big")
 
 
-def request_for(service: str, spans: Sequence[Span], resource: Mapping[str, Any] | None = None,
-                scope: str = "flowscope.testing") -> ExportTraceServiceRequest:
+def request_for(
+    service: str,
+    spans: Sequence[Span],
+    resource: Mapping[str, Any] | None = None,
+    scope: str = "flowscope.testing",
+) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
     rs.resource.attributes.extend(key_values({"service.name": service, **(resource or {})}))
@@ -68,13 +72,26 @@ _SERVICES = ("client-gateway", "order-manager", "wallet-service", "risk-manager"
 _ROUTES = ("/orders", "/orders/{id}", "/wallet/fund", "/portfolio", "/login")
 
 
-def realistic_request(traces: int, *, seed: int = 0, first_trace: int = 0,
-                      start_ns: int = BASE_TIME_NS, spans_per_trace: int = 8) -> ExportTraceServiceRequest:
-    """``traces`` traces of ``spans_per_trace`` spans each, grouped by service like an SDK sends."""
+def realistic_request(
+    traces: int,
+    *,
+    seed: int = 0,
+    first_trace: int = 0,
+    start_ns: int = BASE_TIME_NS,
+    spans_per_trace: int = 8,
+    trace_id_prefix: bytes = b"",
+) -> ExportTraceServiceRequest:
+    """``traces`` traces of ``spans_per_trace`` spans each, grouped by service like an SDK sends.
+
+    ``trace_id_prefix`` (up to 8 bytes) starts every trace id, so a load generator can
+    make a serialized request unique again by replacing those bytes.
+    """
     rng = random.Random(seed)
     by_service: dict[str, list[Span]] = {name: [] for name in _SERVICES}
     for t in range(traces):
         tid = rng.getrandbits(128).to_bytes(16, "big")
+        if trace_id_prefix:
+            tid = trace_id_prefix + tid[len(trace_id_prefix) :]
         root_start = start_ns + (first_trace + t) * 1_000_000
         route = _ROUTES[t % len(_ROUTES)]
         parent = b""
@@ -83,23 +100,41 @@ def realistic_request(traces: int, *, seed: int = 0, first_trace: int = 0,
             service = _SERVICES[min(s // 2, len(_SERVICES) - 1)]
             begin = root_start + s * 150_000 + rng.randrange(50_000)
             duration = rng.randrange(200_000, 40_000_000)
-            span = Span(trace_id=tid, span_id=sid, parent_span_id=parent, flags=0x301,
-                        start_time_unix_nano=begin, end_time_unix_nano=begin + duration)
+            span = Span(
+                trace_id=tid,
+                span_id=sid,
+                parent_span_id=parent,
+                flags=0x301,
+                start_time_unix_nano=begin,
+                end_time_unix_nano=begin + duration,
+            )
             if s % 2 == 0:
                 span.name = f"POST {route}"
                 span.kind = Span.SPAN_KIND_SERVER
-                span.attributes.extend(key_values({
-                    "http.request.method": "POST", "http.route": route,
-                    "http.response.status_code": 200, "url.scheme": "http",
-                    "server.address": "127.0.0.1", "server.port": 8000 + s,
-                }))
+                span.attributes.extend(
+                    key_values(
+                        {
+                            "http.request.method": "POST",
+                            "http.route": route,
+                            "http.response.status_code": 200,
+                            "url.scheme": "http",
+                            "server.address": "127.0.0.1",
+                            "server.port": 8000 + s,
+                        }
+                    )
+                )
             else:
                 span.name = "SELECT orders"
                 span.kind = Span.SPAN_KIND_CLIENT
-                span.attributes.extend(key_values({
-                    "db.system": "sqlite", "db.name": "orders",
-                    "db.statement": "SELECT id, status FROM orders WHERE user_id = ?",
-                }))
+                span.attributes.extend(
+                    key_values(
+                        {
+                            "db.system": "sqlite",
+                            "db.name": "orders",
+                            "db.statement": "SELECT id, status FROM orders WHERE user_id = ?",
+                        }
+                    )
+                )
             if rng.random() < 0.02:
                 span.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message="boom"))
             by_service[service].append(span)
@@ -109,11 +144,18 @@ def realistic_request(traces: int, *, seed: int = 0, first_trace: int = 0,
         if not spans:
             continue
         rs: ResourceSpans = request.resource_spans.add()
-        rs.resource.attributes.extend(key_values({
-            "service.name": service, "service.version": "1.4.2",
-            "telemetry.sdk.language": "python", "telemetry.sdk.name": "opentelemetry",
-            "telemetry.sdk.version": "1.45.2", "host.name": "trading-1",
-        }))
+        rs.resource.attributes.extend(
+            key_values(
+                {
+                    "service.name": service,
+                    "service.version": "1.4.2",
+                    "telemetry.sdk.language": "python",
+                    "telemetry.sdk.name": "opentelemetry",
+                    "telemetry.sdk.version": "1.45.2",
+                    "host.name": "trading-1",
+                }
+            )
+        )
         ss = rs.scope_spans.add()
         ss.scope.name = "opentelemetry.instrumentation.fastapi"
         ss.scope.version = "0.66b1"

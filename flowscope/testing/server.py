@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from flowscope.server import FlowscopeServer, ServeConfig
 
@@ -28,8 +29,12 @@ class Endpoints:
 
 
 @contextmanager
-def server_in_process(db: Path | str, **overrides: object) -> Iterator[tuple[FlowscopeServer, Endpoints]]:
-    config = replace(ServeConfig(db=str(db), grpc_port=0, http_port=0, ui_port=0, retention=None), **overrides)  # type: ignore[arg-type]
+def server_in_process(
+    db: Path | str, **overrides: Any
+) -> Iterator[tuple[FlowscopeServer, Endpoints]]:
+    """A server on free ports in this process; ``overrides`` are ServeConfig fields."""
+    base = ServeConfig(db=str(db), grpc_port=0, http_port=0, ui_port=0, retention=None)
+    config = replace(base, **overrides)
     server = FlowscopeServer(config)
     server.start()
     try:
@@ -61,11 +66,31 @@ class ServerProcess:
         return code
 
 
-def start_server_process(db: Path | str, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
-    command = [sys.executable, "-m", "flowscope.cli", "serve", "--db", str(db), "--grpc-port", "0",
-               "--http-port", "0", "--ui-port", "0", *extra]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, **(env or {})})
+def start_server_process(
+    db: Path | str, *extra: str, env: dict[str, str] | None = None
+) -> ServerProcess:
+    command = [
+        sys.executable,
+        "-m",
+        "flowscope.cli",
+        "serve",
+        "--db",
+        str(db),
+        "--grpc-port",
+        "0",
+        "--http-port",
+        "0",
+        "--ui-port",
+        "0",
+        *extra,
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     assert process.stdout is not None
     lines: list[str] = []
     found: dict[str, str] = {}

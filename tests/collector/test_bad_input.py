@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,9 +39,13 @@ def _count(server: FlowscopeServer) -> int:
 
 
 def _one_span_request(name: str = "ok", n: int = 1, **span: Any) -> ExportTraceServiceRequest:
-    fields: dict[str, Any] = {"trace_id": trace_id(n), "span_id": span_id(n), "name": name,
-                              "start_time_unix_nano": 1_700_000_000_000_000_000,
-                              "end_time_unix_nano": 1_700_000_000_001_000_000}
+    fields: dict[str, Any] = {
+        "trace_id": trace_id(n),
+        "span_id": span_id(n),
+        "name": name,
+        "start_time_unix_nano": 1_700_000_000_000_000_000,
+        "end_time_unix_nano": 1_700_000_000_001_000_000,
+    }
     fields.update(span)
     return request_for("svc", [Span(**fields)])
 
@@ -62,8 +65,12 @@ def _deep_protobuf(depth: int) -> bytes:
     for _ in range(depth):
         value = _field(0x2A, _field(0x0A, value))  # AnyValue.array_value.values[0]
     attribute = _field(0x4A, _field(0x0A, b"deep") + _field(0x12, value))  # Span.attributes
-    span = Span(trace_id=trace_id(9), span_id=span_id(9), name="deep").SerializeToString() + attribute
-    return _field(0x0A, _field(0x12, _field(0x12, span)))  # request.resource_spans.scope_spans.spans
+    span = (
+        Span(trace_id=trace_id(9), span_id=span_id(9), name="deep").SerializeToString() + attribute
+    )
+    return _field(
+        0x0A, _field(0x12, _field(0x12, span))
+    )  # request.resource_spans.scope_spans.spans
 
 
 def _deep_json(depth: int) -> bytes:
@@ -71,7 +78,8 @@ def _deep_json(depth: int) -> bytes:
     return (
         '{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", '
         '"spanId": "eee19b7ec3c1b174", "name": "deep", "attributes": [{"key": "deep", "value": '
-        + value + "}]}]}]}]}"
+        + value
+        + "}]}]}]}]}"
     ).encode()
 
 
@@ -88,16 +96,46 @@ def _bomb() -> bytes:
 
 # (case id, headers, body, expected status, substring of the message)
 HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
-    ("garbage bytes", PB, b"\xff\xfe\xfd not protobuf at all \x00\x01", 400, "invalid OTLP protobuf"),
-    ("truncated protobuf", PB, realistic_request(3).SerializeToString()[:-17], 400, "invalid OTLP protobuf"),
-    ("wrong content type", {"Content-Type": "text/plain"}, b"hello", 415, "unsupported Content-Type"),
+    (
+        "garbage bytes",
+        PB,
+        b"\xff\xfe\xfd not protobuf at all \x00\x01",
+        400,
+        "invalid OTLP protobuf",
+    ),
+    (
+        "truncated protobuf",
+        PB,
+        realistic_request(3).SerializeToString()[:-17],
+        400,
+        "invalid OTLP protobuf",
+    ),
+    (
+        "wrong content type",
+        {"Content-Type": "text/plain"},
+        b"hello",
+        415,
+        "unsupported Content-Type",
+    ),
     ("missing content type", {}, b"hello", 415, "unsupported Content-Type"),
     ("invalid JSON", JS, b'{"resourceSpans": [', 400, "not valid JSON"),
     ("JSON not an object", JS, b"[1, 2, 3]", 400, "JSON object"),
-    ("JSON wrong field type", JS, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": 5}]}]}]}', 400, "invalid OTLP/JSON"),
+    (
+        "JSON wrong field type",
+        JS,
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": 5}]}]}]}',
+        400,
+        "invalid OTLP/JSON",
+    ),
     ("empty JSON body", JS, b"", 400, "not valid JSON"),
     ("invalid UTF-8 in protobuf", PB, _invalid_utf8_protobuf(), 400, "invalid OTLP protobuf"),
-    ("invalid UTF-8 in JSON", JS, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "\xc3\x28"}]}]}]}', 400, "UTF-8"),
+    (
+        "invalid UTF-8 in JSON",
+        JS,
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "\xc3\x28"}]}]}]}',
+        400,
+        "UTF-8",
+    ),
     ("deep nesting protobuf", PB, _deep_protobuf(300), 400, "invalid OTLP protobuf"),
     ("deep nesting JSON", JS, _deep_json(5000), 400, ""),
     ("over the size limit", PB, b"\x0a" * (MAX + 1), 413, "exceeds"),
@@ -107,9 +145,17 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("case", "headers", "body", "status", "text"), HTTP_CASES, ids=[c[0] for c in HTTP_CASES])
-def test_http_bad_request_answer(case: str, headers: dict[str, str], body: bytes, status: int, text: str,
-                                 live: tuple[FlowscopeServer, Endpoints]) -> None:
+@pytest.mark.parametrize(
+    ("case", "headers", "body", "status", "text"), HTTP_CASES, ids=[c[0] for c in HTTP_CASES]
+)
+def test_http_bad_request_answer(
+    case: str,
+    headers: dict[str, str],
+    body: bytes,
+    status: int,
+    text: str,
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
     server, endpoints = live
     before = _count(server)
     response = httpx.post(f"{endpoints.http}/v1/traces", content=body, headers=headers, timeout=30)
@@ -125,24 +171,34 @@ def test_http_bad_request_answer(case: str, headers: dict[str, str], body: bytes
     assert httpx.get(f"{endpoints.ui}/healthz").json()["status"] == "ok"
 
 
-def test_empty_protobuf_request_is_a_valid_empty_export(live: tuple[FlowscopeServer, Endpoints]) -> None:
+def test_empty_protobuf_request_is_a_valid_empty_export(
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
     server, endpoints = live
     before = _count(server)
     response = httpx.post(f"{endpoints.http}/v1/traces", content=b"", headers=PB)
     assert response.status_code == 200
-    assert ExportTraceServiceResponse.FromString(response.content).partial_success.rejected_spans == 0
+    assert (
+        ExportTraceServiceResponse.FromString(response.content).partial_success.rejected_spans == 0
+    )
     assert _count(server) == before
 
 
-def test_invalid_ids_rejected_individually_protobuf(live: tuple[FlowscopeServer, Endpoints]) -> None:
+def test_invalid_ids_rejected_individually_protobuf(
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
     server, endpoints = live
     before = _count(server)
     request = _one_span_request("good", n=100)
     spans = request.resource_spans[0].scope_spans[0].spans
     spans.add(trace_id=b"\x01\x02\x03", span_id=span_id(101), name="short trace id")
     spans.add(trace_id=trace_id(102), span_id=bytes(8), name="zero span id")
-    spans.add(trace_id=trace_id(103), span_id=span_id(103), parent_span_id=b"\x01", name="bad parent")
-    response = httpx.post(f"{endpoints.http}/v1/traces", content=request.SerializeToString(), headers=PB)
+    spans.add(
+        trace_id=trace_id(103), span_id=span_id(103), parent_span_id=b"\x01", name="bad parent"
+    )
+    response = httpx.post(
+        f"{endpoints.http}/v1/traces", content=request.SerializeToString(), headers=PB
+    )
     assert response.status_code == 200
     partial = ExportTraceServiceResponse.FromString(response.content).partial_success
     assert partial.rejected_spans == 3
@@ -155,13 +211,35 @@ def test_invalid_ids_rejected_individually_protobuf(live: tuple[FlowscopeServer,
 def test_invalid_ids_rejected_individually_json(live: tuple[FlowscopeServer, Endpoints]) -> None:
     server, endpoints = live
     before = _count(server)
-    doc = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "j"}}]},
-                              "scopeSpans": [{"spans": [
-        {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "good",
-         "kind": 2, "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": 1700000000000500000},
-        {"traceId": "5b8e", "spanId": "eee19b7ec3c1b175", "name": "short"},
-        {"traceId": "zz8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b176", "name": "not hex"},
-    ]}]}]}
+    doc = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "j"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "5b8efff798038103d269b633813fc60c",
+                                "spanId": "eee19b7ec3c1b174",
+                                "name": "good",
+                                "kind": 2,
+                                "startTimeUnixNano": "1700000000000000000",
+                                "endTimeUnixNano": 1700000000000500000,
+                            },
+                            {"traceId": "5b8e", "spanId": "eee19b7ec3c1b175", "name": "short"},
+                            {
+                                "traceId": "zz8efff798038103d269b633813fc60c",
+                                "spanId": "eee19b7ec3c1b176",
+                                "name": "not hex",
+                            },
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
     response = httpx.post(f"{endpoints.http}/v1/traces", json=doc)
     assert response.status_code == 200
     assert response.json()["partialSuccess"]["rejectedSpans"] == "2"
@@ -172,11 +250,14 @@ def test_huge_attribute_value_is_stored_whole(live: tuple[FlowscopeServer, Endpo
     server, endpoints = live
     big = "x" * 200_000
     request = _one_span_request("huge", n=200, attributes=key_values({"payload": big}))
-    response = httpx.post(f"{endpoints.http}/v1/traces", content=request.SerializeToString(), headers=PB)
+    response = httpx.post(
+        f"{endpoints.http}/v1/traces", content=request.SerializeToString(), headers=PB
+    )
     assert response.status_code == 200
     assert server.database is not None
     (length,) = server.database.reader().execute(
-        "SELECT length(SpanAttributes['payload']) FROM otel_traces WHERE SpanName = 'huge'").fetchone() or (0,)
+        "SELECT length(SpanAttributes['payload']) FROM otel_traces WHERE SpanName = 'huge'"
+    ).fetchone() or (0,)
     assert length == 200_000
 
 
@@ -190,7 +271,8 @@ def _grpc_call(endpoints: Endpoints, body: bytes) -> tuple[grpc.StatusCode, str,
     with grpc.insecure_channel(endpoints.grpc) as channel:
         export = channel.unary_unary(
             "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            request_serializer=None, response_deserializer=None,
+            request_serializer=None,
+            response_deserializer=None,
         )
         try:
             answer = export(body, timeout=30)
@@ -212,14 +294,18 @@ def test_grpc_bad_inputs(live: tuple[FlowscopeServer, Endpoints]) -> None:
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert _count(server) == before
     request = _one_span_request("grpc good", n=300)
-    request.resource_spans[0].scope_spans[0].spans.add(trace_id=b"\x01", span_id=span_id(301), name="bad")
+    request.resource_spans[0].scope_spans[0].spans.add(
+        trace_id=b"\x01", span_id=span_id(301), name="bad"
+    )
     code, _, answer = _grpc_call(endpoints, request.SerializeToString())
     assert code == grpc.StatusCode.OK
     assert ExportTraceServiceResponse.FromString(answer).partial_success.rejected_spans == 1
     assert _count(server) == before + 1
 
 
-def test_server_survives_everything(live: tuple[FlowscopeServer, Endpoints], tmp_path: Path) -> None:
+def test_server_survives_everything(
+    live: tuple[FlowscopeServer, Endpoints], tmp_path: Path
+) -> None:
     _, endpoints = live
     health = httpx.get(f"{endpoints.ui}/healthz").json()
     assert health["status"] == "ok"

@@ -17,7 +17,9 @@ PB = {"Content-Type": "application/x-protobuf"}
 
 def _send(base: str, seed: int) -> int:
     request = realistic_request(50, seed=seed, first_trace=seed * 50)
-    response = httpx.post(f"{base}/v1/traces", content=request.SerializeToString(), headers=PB, timeout=60)
+    response = httpx.post(
+        f"{base}/v1/traces", content=request.SerializeToString(), headers=PB, timeout=60
+    )
     assert response.status_code == 200, response.text
     return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
 

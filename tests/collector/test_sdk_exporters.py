@@ -7,14 +7,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter as JsonHttpExporter
+from opentelemetry.exporter.otlp.json.http.trace_exporter import (
+    OTLPSpanExporter as JsonHttpExporter,
+)
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as ProtoHttpExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as ProtoHttpExporter,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.trace import (
+    Link,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
 from flowscope.server import FlowscopeServer
 from flowscope.testing.server import Endpoints, server_in_process
@@ -33,7 +45,9 @@ def _grpc(ep: Endpoints) -> SpanExporter:
 def _grpc_gzip(ep: Endpoints) -> SpanExporter:
     from grpc import Compression as GrpcCompression
 
-    return GrpcExporter(endpoint=f"http://{ep.grpc}", insecure=True, compression=GrpcCompression.Gzip)
+    return GrpcExporter(
+        endpoint=f"http://{ep.grpc}", insecure=True, compression=GrpcCompression.Gzip
+    )
 
 
 def _proto_http(ep: Endpoints) -> SpanExporter:
@@ -66,19 +80,41 @@ LINKED = SpanContext(
 
 
 def _emit(exporter: SpanExporter) -> dict[str, Any]:
-    resource = Resource.create({"service.name": "checkout", "service.version": "2.1.0", "deployment.environment.name": "test"})
+    resource = Resource.create(
+        {
+            "service.name": "checkout",
+            "service.version": "2.1.0",
+            "deployment.environment.name": "test",
+        }
+    )
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("shop.checkout", "3.4.5", attributes={"scope.attr": "yes"})
     ids: dict[str, Any] = {}
-    with tracer.start_as_current_span("POST /checkout", kind=SpanKind.SERVER,
-                                      attributes={"http.route": "/checkout"}) as root:
-        with tracer.start_as_current_span("charge card", kind=SpanKind.CLIENT, links=[Link(LINKED, {"link.kind": "retry-of"})]) as child:
-            child.set_attributes({
-                "str": "text <&>", "bool": True, "int": -42, "float": 1.5, "float_int": 3.0,
-                "strs": ["a", "b"], "ints": [1, 2], "bools": [True, False], "floats": [0.25, 2.0],
-            })
-            child.add_event("card declined", {"attempt": 2, "gateway": "visa"}, timestamp=1_700_000_000_123_456_789)
+    with tracer.start_as_current_span(
+        "POST /checkout", kind=SpanKind.SERVER, attributes={"http.route": "/checkout"}
+    ) as root:
+        with tracer.start_as_current_span(
+            "charge card", kind=SpanKind.CLIENT, links=[Link(LINKED, {"link.kind": "retry-of"})]
+        ) as child:
+            child.set_attributes(
+                {
+                    "str": "text <&>",
+                    "bool": True,
+                    "int": -42,
+                    "float": 1.5,
+                    "float_int": 3.0,
+                    "strs": ["a", "b"],
+                    "ints": [1, 2],
+                    "bools": [True, False],
+                    "floats": [0.25, 2.0],
+                }
+            )
+            child.add_event(
+                "card declined",
+                {"attempt": 2, "gateway": "visa"},
+                timestamp=1_700_000_000_123_456_789,
+            )
             child.set_status(Status(StatusCode.ERROR, "declined"))
             ids["child"] = child.get_span_context()
         ids["root"] = root.get_span_context()
@@ -93,7 +129,9 @@ def _query(server: FlowscopeServer, sql: str) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize("name", sorted(EXPORTERS))
-def test_sdk_exporter_spans_are_stored_with_every_field(name: str, live: tuple[FlowscopeServer, Endpoints]) -> None:
+def test_sdk_exporter_spans_are_stored_with_every_field(
+    name: str, live: tuple[FlowscopeServer, Endpoints]
+) -> None:
     server, endpoints = live
     ids = _emit(EXPORTERS[name](endpoints))
     root, child = ids["root"], ids["child"]
@@ -101,7 +139,10 @@ def test_sdk_exporter_spans_are_stored_with_every_field(name: str, live: tuple[F
     rows = _query(server, f"SELECT * FROM otel_traces WHERE TraceId = '{trace}' ORDER BY SpanName")
     assert len(rows) == 2
     assert server.database is not None
-    columns = [d[0] for d in server.database.reader().execute("SELECT * FROM otel_traces LIMIT 0").description]
+    columns = [
+        d[0]
+        for d in server.database.reader().execute("SELECT * FROM otel_traces LIMIT 0").description
+    ]
     by_name = {row[columns.index("SpanName")]: dict(zip(columns, row, strict=True)) for row in rows}
     server_span, client_span = by_name["POST /checkout"], by_name["charge card"]
 
@@ -125,8 +166,15 @@ def test_sdk_exporter_spans_are_stored_with_every_field(name: str, live: tuple[F
     assert c["ScopeVersion"] == "3.4.5"
     assert c["ScopeAttributes"] == {"scope.attr": "yes"}
     assert c["SpanAttributes"] == {
-        "str": "text <&>", "bool": "true", "int": "-42", "float": "1.5", "float_int": "3",
-        "strs": '["a","b"]', "ints": "[1,2]", "bools": "[true,false]", "floats": "[0.25,2]",
+        "str": "text <&>",
+        "bool": "true",
+        "int": "-42",
+        "float": "1.5",
+        "float_int": "3",
+        "strs": '["a","b"]',
+        "ints": "[1,2]",
+        "bools": "[true,false]",
+        "floats": "[0.25,2]",
     }
     assert c["StatusCode"] == "Error"
     assert c["StatusMessage"] == "declined"
@@ -138,10 +186,14 @@ def test_sdk_exporter_spans_are_stored_with_every_field(name: str, live: tuple[F
     assert event["Attributes"] == {"attempt": "2", "gateway": "visa"}
     assert event["Timestamp"].isoformat().startswith("2023-11-14T22:13:20.123456")
     # The Python SDK's encoders do not send a link's trace state (test_flatten covers it).
-    assert c["Links"] == [{
-        "TraceId": "0af7651916cd43dd8448eb211c80319c", "SpanId": "b7ad6b7169203331",
-        "TraceState": "", "Attributes": {"link.kind": "retry-of"},
-    }]
+    assert c["Links"] == [
+        {
+            "TraceId": "0af7651916cd43dd8448eb211c80319c",
+            "SpanId": "b7ad6b7169203331",
+            "TraceState": "",
+            "Attributes": {"link.kind": "retry-of"},
+        }
+    ]
     assert c["EventsDroppedAttributesCount"] == [0]
     assert c["LinksDroppedAttributesCount"] == [0]
     # OTLP span flags: 0x100 "is-remote known", 0x200 "is remote" (the linked context is).
@@ -153,5 +205,7 @@ def test_sdk_exporter_spans_are_stored_with_every_field(name: str, live: tuple[F
 def test_exact_event_timestamp_in_nanoseconds(live: tuple[FlowscopeServer, Endpoints]) -> None:
     server, endpoints = live
     _emit(_proto_http(endpoints))
-    rows = _query(server, "SELECT epoch_ns(Events[1].Timestamp) FROM otel_traces WHERE len(Events) = 1")
+    rows = _query(
+        server, "SELECT epoch_ns(Events[1].Timestamp) FROM otel_traces WHERE len(Events) = 1"
+    )
     assert rows == [(1_700_000_000_123_456_789,)]

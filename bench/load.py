@@ -1,0 +1,119 @@
+"""Load generation for the benchmarks: unique OTLP requests sent at full speed or a set rate.
+
+Each sender process pre-builds one request and makes it unique per send by
+replacing an 8-byte marker that starts every trace id with a counter, so every
+span is new to the server's dedup window and costs the sender almost nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+import grpc
+
+from flowscope.testing.otlp import realistic_request
+
+MARKER = b"\xf1\x0f\xc0\xde\xf1\x0f\xc0\xde"
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+@dataclass
+class SenderResult:
+    sent_spans: int = 0
+    acked_spans: int = 0
+    refused: int = 0  # 503 / UNAVAILABLE answers (retried)
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+def template(traces: int, seed: int) -> tuple[bytes, int]:
+    request = realistic_request(traces, seed=seed, trace_id_prefix=MARKER)
+    spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    return request.SerializeToString(), spans
+
+
+def unique(body: bytes, sender: int, counter: int) -> bytes:
+    return body.replace(MARKER, ((sender << 40) | counter).to_bytes(8, "big"))
+
+
+def send_loop(
+    transport: str,
+    target: str,
+    sender: int,
+    seconds: float,
+    traces: int,
+    rate_spans_per_s: float = 0.0,
+) -> SenderResult:
+    """Send unique requests for ``seconds``; retries refused ones like an OTLP exporter."""
+    body, spans = template(traces, seed=sender)
+    result = SenderResult()
+    channel = (
+        grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])
+        if transport == "grpc"
+        else None
+    )
+    call = (
+        channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+        if channel
+        else None
+    )
+    interval = spans / rate_spans_per_s if rate_spans_per_s else 0.0
+    start = time.perf_counter()
+    deadline = start + seconds
+    counter = 0
+    next_send = start
+    while time.perf_counter() < deadline:
+        if interval:
+            delay = next_send - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            next_send += interval
+        counter += 1
+        payload = unique(body, sender, counter)
+        result.sent_spans += spans
+        while True:
+            began = time.perf_counter()
+            outcome = _send(transport, target, call, payload)
+            if outcome == "ok":
+                result.latencies_ms.append((time.perf_counter() - began) * 1e3)
+                result.acked_spans += spans
+                break
+            if outcome == "refused":
+                result.refused += 1
+                time.sleep(0.05)
+                continue
+            result.errors += 1
+            break
+    if channel is not None:
+        channel.close()
+    return result
+
+
+def _send(transport: str, target: str, call: object, payload: bytes) -> str:
+    if transport == "grpc":
+        try:
+            call(payload, timeout=60)  # type: ignore[operator]
+            return "ok"
+        except grpc.RpcError as exc:
+            return (
+                "refused"
+                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+                else "error"
+            )
+    request = urllib.request.Request(
+        f"{target}/v1/traces",
+        data=payload,
+        method="POST",
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+        return "ok"
+    except urllib.error.HTTPError as exc:
+        return "refused" if exc.code in (429, 503) else "error"
+    except OSError:
+        return "error"

@@ -1,0 +1,105 @@
+"""Decoding in worker processes, so flattening is not bound by one interpreter's GIL.
+
+Flattening OTLP into columns is pure-Python work (about 15 µs a span); with it in
+worker processes the receiving process only moves bytes and Arrow buffers and
+the writer thread inserts, so all cores work. Small requests are decoded in the
+calling thread: shipping them costs more than it saves.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import signal
+import sys
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import pyarrow as pa
+
+from flowscope.collector.decode import decode
+from flowscope.collector.errors import Unavailable
+from flowscope.collector.flatten import FlattenResult, SpanBatch
+from flowscope.store.columns import SPAN_SCHEMA
+
+log = logging.getLogger(__name__)
+KEY_BYTES = 24  # trace id (16) + span id (8)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: a SIGKILLed server must not leave workers holding its pipes."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _ready() -> bool:
+    return True
+
+
+def decode_for_transfer(body: bytes, content_type: str) -> tuple[pa.Buffer, bytes, int, list[str]]:
+    """Runs in a worker: decode, then pack the table as Arrow IPC and the keys as one blob."""
+    result = decode(body, content_type)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, SPAN_SCHEMA) as stream:
+        stream.write_table(result.batch.table)
+    return sink.getvalue(), b"".join(result.batch.keys), result.rejected, result.reasons
+
+
+def unpack(buffer: pa.Buffer, keys: bytes, rejected: int, reasons: list[str]) -> FlattenResult:
+    table = pa.ipc.open_stream(buffer).read_all()
+    split = [keys[i : i + KEY_BYTES] for i in range(0, len(keys), KEY_BYTES)]
+    return FlattenResult(SpanBatch(table, split), rejected, reasons)
+
+
+class DecodePool:
+    def __init__(self, workers: int, *, inline_below_bytes: int = 32 * 1024) -> None:
+        if workers < 0:
+            raise ValueError("decode workers must be >= 0")
+        self.workers = workers
+        self.inline_below_bytes = inline_below_bytes
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        if self.workers and self._executor is None:
+            # spawn, not fork: this process already runs gRPC and DuckDB threads.
+            context = multiprocessing.get_context("spawn")
+            executor = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_die_with_parent
+            )
+            # Spawn every worker now, from this long-lived thread: the parent-death
+            # signal is tied to the thread that forked, and a request thread may end.
+            for future in [executor.submit(_ready) for _ in range(self.workers)]:
+                future.result()
+            self._executor = executor
+
+    def shutdown(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def decode(self, body: bytes, content_type: str) -> FlattenResult:
+        executor = self._executor
+        if executor is None or len(body) < self.inline_below_bytes:
+            return decode(body, content_type)
+        try:
+            packed = executor.submit(decode_for_transfer, body, content_type).result()
+        except BrokenProcessPool as exc:
+            self._replace(executor)
+            raise Unavailable("a decode worker died; retry") from exc
+        return unpack(*packed)
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is broken:
+                log.error("decode worker pool broke; starting a new one")
+                broken.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+                self.start()

@@ -1,0 +1,329 @@
+"""Which trace format a file holds, and small helpers the Jaeger and Zipkin converters share.
+
+``detect_format`` looks only at the start of the file (``flowscope import`` passes
+the first 64 KiB), so it must not need the whole document: it scans the JSON
+tokens it has, remembers which keys appear where, and stops at the end of the
+bytes or at an unterminated string.
+
+=================  =======================================================================
+format             recognised by
+=================  =======================================================================
+``otlp-protobuf``  a ``.pb`` / ``.binpb`` / ``.proto`` name, or content that does not start
+                   with ``{`` or ``[`` (after whitespace), or holds bytes JSON cannot contain
+``otlp-json``      one JSON object with ``resourceSpans`` (or ``resource_spans``)
+``otlp-jsonl``     a first line that is a whole OTLP JSON object, and more lines after it
+                   (the Collector's file exporter)
+``jaeger-json``    ``{"data": [...]}`` whose traces have ``traceID`` / ``spans`` /
+                   ``processes`` (or ``{"data": ..., "errors": ...}``, the query API's
+                   envelope), a single trace object with ``traceID`` and ``spans``, or a
+                   list of such traces
+``zipkin-json``    a list of objects with ``traceId`` and ``id`` (Zipkin v2 spans), or a list
+                   of such lists (``/api/v2/traces``); an empty list too
+=================  =======================================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import json
+import re
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from flowscope.collector.attributes import format_double
+from flowscope.collector.errors import BadRequest
+
+OTLP_JSON = "otlp-json"
+OTLP_JSONL = "otlp-jsonl"
+OTLP_PROTOBUF = "otlp-protobuf"
+JAEGER_JSON = "jaeger-json"
+ZIPKIN_JSON = "zipkin-json"
+FORMATS = (OTLP_JSON, OTLP_JSONL, OTLP_PROTOBUF, JAEGER_JSON, ZIPKIN_JSON)
+
+_PROTOBUF_SUFFIXES = (".pb", ".binpb", ".proto")
+_BOM = b"\xef\xbb\xbf"
+# Bytes below 0x20 other than tab, LF and CR never occur in JSON text; in protobuf they
+# are everywhere (tags and lengths), including after a first byte that happens to be
+# 0x0A (whitespace) followed by a length of 91 or 123 (``[`` or ``{``).
+_NOT_JSON_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|"|[{}\[\]:,]|[^"{}\[\]:,]+', re.S)
+_MAX_PATH = 4  # deepest key path remembered: data[].spans is 3 long
+
+
+def detect_format(first_bytes: bytes, path_name: str) -> str:
+    """One of ``FORMATS`` for a file starting with ``first_bytes``; BadRequest if JSON of no known kind.
+
+    An empty file is protobuf (an empty request), a whitespace-only one JSON lines
+    (no lines): both import nothing, without an error.
+    """
+    if path_name.lower().endswith(_PROTOBUF_SUFFIXES):
+        return OTLP_PROTOBUF
+    head = first_bytes[len(_BOM) :] if first_bytes.startswith(_BOM) else first_bytes
+    body = head.lstrip(b" \t\r\n")
+    if not body:
+        return OTLP_JSONL if head else OTLP_PROTOBUF
+    if body[:1] not in (b"{", b"[") or _NOT_JSON_BYTES.search(body):
+        return OTLP_PROTOBUF
+    try:
+        # Incremental: a multi-byte character cut off at the end of the head is fine.
+        text = codecs.getincrementaldecoder("utf-8")().decode(body, final=False)
+    except UnicodeDecodeError:
+        return OTLP_PROTOBUF
+    shape = _scan(text)
+    if shape.top_values > 1:
+        if not _is_otlp(shape):
+            raise BadRequest(
+                f"{path_name}: several JSON values one after another, but the first is not an "
+                "OTLP JSON object; only OTLP JSON lines (one request per line) can be imported so"
+            )
+        if "\n" in text[: shape.first_end]:
+            raise BadRequest(
+                f"{path_name}: several OTLP JSON objects, but not one per line; "
+                "JSON lines need each request on a line of its own"
+            )
+        return OTLP_JSONL
+    if _is_otlp(shape):
+        return OTLP_JSON
+    if _is_jaeger(shape):
+        return JAEGER_JSON
+    if _is_zipkin(shape, text):
+        return ZIPKIN_JSON
+    raise BadRequest(
+        f"{path_name}: JSON, but not trace data flowscope can import ({shape.describe()}); "
+        "expected OTLP JSON (an object with resourceSpans), OTLP JSON lines, Jaeger JSON "
+        '({"data": [traces with traceID, spans, processes]}) or Zipkin v2 JSON '
+        "(a list of spans with traceId and id)"
+    )
+
+
+@dataclass
+class _Shape:
+    """What the scanned head of a JSON text contains."""
+
+    containers: dict[tuple[str, ...], str] = field(default_factory=dict)  # path -> "{" / "["
+    keys: set[tuple[str, ...]] = field(default_factory=set)  # path of every object key
+    top_values: int = 0
+    first_end: int = 0  # where the first top-level value ended (0: not within the head)
+
+    def describe(self) -> str:
+        root = self.containers.get(())
+        if root == "{":
+            names = sorted(path[0] for path in self.keys if len(path) == 1)
+            shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            return f"an object with keys {shown}" if names else "an empty object"
+        element = self.containers.get(("[]",))
+        if element == "{":
+            names = sorted(path[1] for path in self.keys if len(path) == 2)
+            return "a list of objects with keys " + ", ".join(names[:8])
+        return "a list of lists" if element == "[" else "a list of plain values"
+
+
+@dataclass
+class _Open:
+    """A container being scanned."""
+
+    kind: str  # "{" or "["
+    path: tuple[str, ...]
+    expecting_key: bool = True
+    key: str = ""
+
+
+def _scan(text: str) -> _Shape:
+    shape = _Shape()
+    stack: list[_Open] = []
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        first = token[0]
+        if first == '"' and len(token) == 1:
+            break  # a string cut off by the end of the head
+        if not stack:
+            if token.strip():
+                shape.top_values += 1
+                if shape.top_values > 1:
+                    break
+                if first in "{[":
+                    shape.containers[()] = first
+                    stack.append(_Open(first, ()))
+            continue
+        frame = stack[-1]
+        if first in "}]":
+            stack.pop()
+            if not stack:
+                shape.first_end = match.end()
+            continue
+        if frame.kind == "{":
+            if first == '"' and frame.expecting_key:
+                frame.key, frame.expecting_key = _json_string(token), False
+                if len(frame.path) < _MAX_PATH:
+                    shape.keys.add((*frame.path, frame.key))
+                continue
+            if first == ",":
+                frame.expecting_key = True
+                continue
+        if first in "{[":
+            child = (*frame.path, frame.key if frame.kind == "{" else "[]")
+            if len(child) <= _MAX_PATH:
+                shape.containers.setdefault(child, first)
+            stack.append(_Open(first, child))
+    return shape
+
+
+def _json_string(token: str) -> str:
+    try:
+        value = json.loads(token)
+    except ValueError:
+        return token[1:-1]
+    return value if isinstance(value, str) else token[1:-1]
+
+
+def _is_otlp(shape: _Shape) -> bool:
+    return shape.containers.get(()) == "{" and bool(
+        {("resourceSpans",), ("resource_spans",)} & shape.keys
+    )
+
+
+def _is_jaeger_trace(shape: _Shape, path: tuple[str, ...]) -> bool:
+    has = {key[-1] for key in shape.keys if key[:-1] == path}
+    return bool({"spans", "processes", "traceID"} & has)
+
+
+def _is_jaeger(shape: _Shape) -> bool:
+    root = shape.containers.get(())
+    if root == "{":
+        if ("data",) in shape.keys and ("errors",) in shape.keys:
+            return True  # the query API's envelope; the converter reports what "errors" says
+        if shape.containers.get(("data",)) == "[":
+            element = shape.containers.get(("data", "[]"))
+            return element is None or (element == "{" and _is_jaeger_trace(shape, ("data", "[]")))
+        return ("traceID",) in shape.keys and ("spans",) in shape.keys
+    if root == "[" and shape.containers.get(("[]",)) == "{":
+        return ("[]", "traceID") in shape.keys and ("[]", "spans") in shape.keys
+    return False
+
+
+def _is_zipkin(shape: _Shape, text: str) -> bool:
+    if shape.containers.get(()) != "[":
+        return False
+    element = shape.containers.get(("[]",))
+    if element == "{":
+        return ("[]", "traceId") in shape.keys and ("[]", "id") in shape.keys
+    if element == "[":
+        inner = shape.containers.get(("[]", "[]"))
+        if inner is None:
+            return re.fullmatch(r"\[(\s*\[\s*\]\s*,?)*\s*\]?\s*", text) is not None
+        return (
+            inner == "{"
+            and ("[]", "[]", "traceId") in shape.keys
+            and ("[]", "[]", "id") in shape.keys
+        )
+    return re.fullmatch(r"\[\s*\]?\s*", text) is not None  # an empty list
+
+
+# --- helpers for the converters ------------------------------------------------------------
+
+AttributeValue = str | bool | int | float | bytes
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+_UINT64_MAX = (1 << 64) - 1
+
+
+def json_type(value: object) -> str:
+    """How a JSON value is named in an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def hex_id(value: object, size: int, what: str) -> bytes:
+    """A hex id of at most ``size`` bytes, left-padded with zeros to exactly ``size``.
+
+    Jaeger and Zipkin write 64-bit trace ids as 16 hex digits and older clients drop
+    leading zeros; OTLP ids are 16 (trace) and 8 (span) bytes.
+    """
+    if not isinstance(value, str):
+        raise BadRequest(f"{what} is {json_type(value)}, expected a hex string")
+    if not value or len(value) > 2 * size:
+        raise BadRequest(f"{what} {shorten(value)!r} must be 1 to {2 * size} hex digits")
+    if _HEX.fullmatch(value) is None:
+        raise BadRequest(f"{what} {shorten(value)!r} is not hex")
+    return bytes.fromhex(value.rjust(2 * size, "0"))
+
+
+def integer(value: object, what: str, *, minimum: int = 0, maximum: int = _UINT64_MAX) -> int:
+    """A JSON number that is a whole number within bounds (``1e3`` and ``1000.0`` are fine)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(f"{what} is {json_type(value)}, expected an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise BadRequest(f"{what} {value!r} is not a whole number")
+        value = int(value)
+    if not minimum <= value <= maximum:
+        raise BadRequest(f"{what} {value} is out of range ({minimum} to {maximum})")
+    return value
+
+
+def micros_to_nanos(value: int, what: str) -> int:
+    nanos = value * 1000
+    if nanos > _UINT64_MAX:
+        raise BadRequest(f"{what} {value} µs is too far in the future")
+    return nanos
+
+
+def int64(value: object, what: str) -> int:
+    """An int64 attribute value: a JSON integer, or a decimal string (as 64-bit values
+    are sometimes written so JavaScript does not round them)."""
+    if isinstance(value, str):
+        try:
+            number: object = int(value, 10)
+        except ValueError:
+            raise BadRequest(f"{what} {shorten(value)!r} is not an integer") from None
+    else:
+        number = value
+    return integer(number, what, minimum=_INT64_MIN, maximum=_INT64_MAX)
+
+
+def any_value(value: AttributeValue) -> AnyValue:
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, bytes):
+        return AnyValue(bytes_value=value)
+    return AnyValue(string_value=value)
+
+
+def key_values(attributes: dict[str, AttributeValue]) -> list[KeyValue]:
+    return [KeyValue(key=key, value=any_value(value)) for key, value in attributes.items()]
+
+
+def as_text(value: AttributeValue) -> str:
+    """A value as the string a text-only field (event name, status message) takes."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return format_double(value)
+    return base64.b64encode(value).decode("ascii")

@@ -1,0 +1,439 @@
+"""Zipkin v2 JSON -> ExportTraceServiceRequest.
+
+Reads a list of Zipkin v2 spans (what ``POST /api/v2/spans`` takes and
+``/api/v2/trace/{id}`` returns) or a list of such lists (``/api/v2/traces``). The
+mapping is the OpenTelemetry Collector's Zipkin v2 translator (collector-contrib
+``pkg/translator/zipkin/zipkinv2``, ``to_translator.go``) with its network
+conventions feature gates at their current default:
+
+* ``traceId`` (16 or 32 hex digits) / ``id`` / ``parentId`` -> ids, left-padded; a
+  ``parentId`` equal to ``id`` is no parent;
+* ``kind`` CLIENT / SERVER / PRODUCER / CONSUMER -> span kind; without one, a
+  ``span.kind`` tag of ``internal`` -> INTERNAL;
+* ``timestamp`` / ``duration`` (µs) -> start / end; a span without a timestamp starts
+  at 0 and gets ``otel.zipkin.absentField.startTime`` = true, as in the translator;
+* ``localEndpoint.serviceName`` -> resource ``service.name`` (as given, case kept);
+  tags named like resource attributes (``host.name``, ``service.version``,
+  ``telemetry.sdk.*``, ...) -> resource attributes;
+* ``localEndpoint`` ipv4/ipv6 -> ``network.local.address``, port -> ``net.host.port``;
+  ``remoteEndpoint`` serviceName -> ``peer.service``, ipv4/ipv6 ->
+  ``network.peer.address``, port -> ``net.peer.port`` (IPv6 wins over IPv4);
+* ``otel.scope.name`` / ``otel.scope.version`` (or ``otel.library.*``) tags -> scope;
+* ``w3c.tracestate`` tag -> trace state; ``otlp.link.N`` tags -> links;
+* ``otel.status_code`` / ``otel.status_description`` / ``error`` tags -> status;
+* annotations -> events (``name|{json attributes}|dropped count`` as the Collector's
+  Zipkin exporter writes them is split up; any other value is the event name);
+* other tags -> string attributes.
+
+Deliberate differences from the translator, because they lose information in real
+Zipkin data: ``otel.status_code`` may be ``OK`` / ``ERROR`` (what OpenTelemetry SDKs
+write) as well as ``STATUS_CODE_*``; an ``error`` tag marks an error whatever its value
+(Zipkin's rule; only ``"false"`` does not) and a value other than ``"true"`` becomes
+the status message; a server half of a shared span (``shared: true``, or a SERVER span
+with the id of a CLIENT span in the same file) gets its own span id, derived from
+the trace id, span id and service, with the client span as its parent, because OTLP span ids
+must be unique and flowscope would otherwise drop it as a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+from flowscope.collector.errors import BadRequest
+from flowscope.collector.import_formats import (
+    AttributeValue,
+    hex_id,
+    integer,
+    json_type,
+    key_values,
+    micros_to_nanos,
+    shorten,
+)
+
+_KINDS = {
+    "CLIENT": Span.SPAN_KIND_CLIENT,
+    "SERVER": Span.SPAN_KIND_SERVER,
+    "PRODUCER": Span.SPAN_KIND_PRODUCER,
+    "CONSUMER": Span.SPAN_KIND_CONSUMER,
+}
+_STATUS_CODES = {
+    "STATUS_CODE_UNSET": Status.STATUS_CODE_UNSET,
+    "STATUS_CODE_OK": Status.STATUS_CODE_OK,
+    "STATUS_CODE_ERROR": Status.STATUS_CODE_ERROR,
+    "UNSET": Status.STATUS_CODE_UNSET,
+    "OK": Status.STATUS_CODE_OK,
+    "ERROR": Status.STATUS_CODE_ERROR,
+}
+_START_TIME_ABSENT = "otel.zipkin.absentField.startTime"
+_SERVICE_NAME_SOURCE = "otlp.service.name.source"
+_MAX_LINKS = 128
+_ZERO_SPAN = bytes(8)
+_SHARED_ID_SALT = b"flowscope/zipkin-shared-span"
+
+# Tags that are resource attributes (the semantic-convention resource attributes the
+# translator lists, plus the OpenCensus ones it moves to the resource).
+_RESOURCE_KEYS = frozenset(
+    """
+    cloud.provider cloud.account.id cloud.region cloud.availability_zone cloud.platform
+    cloud.resource_id aws.ecs.container.arn aws.ecs.cluster.arn aws.ecs.launchtype
+    aws.ecs.task.arn aws.ecs.task.family aws.ecs.task.revision aws.eks.cluster.arn
+    aws.log.group.names aws.log.group.arns aws.log.stream.names aws.log.stream.arns
+    container.name container.id container.runtime container.image.name container.image.tag
+    deployment.environment deployment.environment.name device.id device.model.identifier
+    device.model.name device.manufacturer faas.name faas.id faas.version faas.instance
+    faas.max_memory host.id host.name host.type host.arch host.image.name host.image.id
+    host.image.version k8s.cluster.name k8s.node.name k8s.node.uid k8s.namespace.name
+    k8s.pod.uid k8s.pod.name k8s.container.name k8s.replicaset.uid k8s.replicaset.name
+    k8s.deployment.uid k8s.deployment.name k8s.statefulset.uid k8s.statefulset.name
+    k8s.daemonset.uid k8s.daemonset.name k8s.job.uid k8s.job.name k8s.cronjob.uid
+    k8s.cronjob.name os.type os.description os.name os.version process.pid
+    process.executable.name process.executable.path process.command process.command_line
+    process.command_args process.owner process.runtime.name process.runtime.version
+    process.runtime.description service.name service.namespace service.instance.id
+    service.version telemetry.sdk.name telemetry.sdk.language telemetry.sdk.version
+    telemetry.auto.version telemetry.distro.name telemetry.distro.version webengine.name
+    webengine.version webengine.description opencensus.starttime opencensus.exporterversion
+    opencensus.resourcetype
+    """.split()
+)
+_SCOPE_KEYS = (
+    ("otel.scope.name", "otel.scope.version"),
+    ("otel.library.name", "otel.library.version"),
+)
+
+Attributes = dict[str, AttributeValue]
+
+
+@dataclass
+class _Endpoint:
+    service: str = ""
+    ipv4: str = ""
+    ipv6: str = ""
+    port: int = 0
+
+
+@dataclass
+class _ZipkinSpan:
+    where: str
+    trace_id: bytes
+    span_id: bytes
+    parent_id: bytes
+    name: str
+    kind: str
+    timestamp: int | None
+    duration: int
+    local: _Endpoint | None
+    remote: _Endpoint | None
+    tags: dict[str, str]
+    annotations: list[tuple[int, str]]
+    shared: bool
+
+
+def zipkin_to_otlp(document: object) -> ExportTraceServiceRequest:
+    """Zipkin v2 JSON (already parsed) as one OTLP request; BadRequest if it is malformed."""
+    spans = [_parse_span(item, where) for item, where in _items(document)]
+    ids = _unshare(spans)
+    request = ExportTraceServiceRequest()
+    resources: dict[tuple[Any, ...], tuple[ResourceSpans, dict[tuple[str, str], ScopeSpans]]] = {}
+    for zspan, (span_id, parent_id) in zip(spans, ids, strict=True):
+        tags = dict(zspan.tags)
+        resource = _pop_resource(zspan, tags)
+        scope = _pop_scope(tags)
+        key = tuple(sorted(resource.items()))
+        entry = resources.get(key)
+        if entry is None:
+            resource_spans = request.resource_spans.add()
+            resource_spans.resource.attributes.extend(key_values(resource))
+            entry = resources[key] = (resource_spans, {})
+        scopes = entry[1]
+        scope_spans = scopes.get(scope)
+        if scope_spans is None:
+            scope_spans = scopes[scope] = entry[0].scope_spans.add()
+            scope_spans.scope.name, scope_spans.scope.version = scope
+        scope_spans.spans.append(_span(zspan, tags, span_id, parent_id))
+    return request
+
+
+def _service(zspan: _ZipkinSpan) -> str:
+    return zspan.local.service if zspan.local is not None else ""
+
+
+def _unshare(spans: list[_ZipkinSpan]) -> list[tuple[bytes, bytes]]:
+    """(span id, parent id) per span, with the server halves of shared spans given own ids.
+
+    In Zipkin an RPC's server side may reuse the client span's id (``shared``). The
+    server half gets an id derived from trace id, span id and its local service name
+    (so the same on every import: re-importing stays a duplicate) and
+    the client span as parent; spans below it (parentId = the shared id, same local
+    service as the server half, Zipkin's own rule for building the tree) are moved
+    under the new id.
+    """
+    clients = {(s.trace_id, s.span_id) for s in spans if s.kind == "CLIENT" and not s.shared}
+    renamed: dict[tuple[bytes, bytes, str], bytes] = {}
+    shared: list[bool] = []
+    for zspan in spans:
+        is_shared = zspan.shared or (
+            zspan.kind == "SERVER" and (zspan.trace_id, zspan.span_id) in clients
+        )
+        shared.append(is_shared)
+        if is_shared:
+            service = _service(zspan)
+            seed = _SHARED_ID_SALT + zspan.trace_id + zspan.span_id + service.encode()
+            renamed[(zspan.trace_id, zspan.span_id, service)] = hashlib.sha256(seed).digest()[:8]
+    ids: list[tuple[bytes, bytes]] = []
+    for zspan, is_shared in zip(spans, shared, strict=True):
+        parent = zspan.parent_id if zspan.parent_id not in (zspan.span_id, _ZERO_SPAN) else b""
+        if is_shared:
+            ids.append((renamed[(zspan.trace_id, zspan.span_id, _service(zspan))], zspan.span_id))
+            continue
+        moved = renamed.get((zspan.trace_id, parent, _service(zspan))) if parent else None
+        ids.append((zspan.span_id, moved or parent))
+    return ids
+
+
+def _items(document: object) -> list[tuple[object, str]]:
+    if not isinstance(document, list):
+        raise BadRequest(
+            f"Zipkin v2 JSON is {json_type(document)}, expected a list of spans "
+            "(or a list of traces, each a list of spans)"
+        )
+    items: list[tuple[object, str]] = []
+    for number, element in enumerate(document, start=1):
+        if isinstance(element, list):
+            for inner, item in enumerate(element, start=1):
+                items.append((item, f"Zipkin trace {number}, span {inner}"))
+        else:
+            items.append((element, f"Zipkin span {number}"))
+    return items
+
+
+def _string(item: dict[str, Any], name: str, where: str) -> str:
+    value = item.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{where}: {name} is {json_type(value)}, expected a string")
+    return value
+
+
+def _endpoint(value: object, where: str) -> _Endpoint | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest(f"{where} is {json_type(value)}, expected an object")
+    port = value.get("port")
+    return _Endpoint(
+        service=_string(value, "serviceName", where),
+        ipv4=_string(value, "ipv4", where),
+        ipv6=_string(value, "ipv6", where),
+        port=0 if port is None else integer(port, f"{where}: port", maximum=65535),
+    )
+
+
+def _parse_span(item: object, where: str) -> _ZipkinSpan:
+    if not isinstance(item, dict):
+        raise BadRequest(f"{where} is {json_type(item)}, expected a span object")
+    name = _string(item, "name", where)
+    if name:
+        where = f"{where} ({shorten(name)!r})"
+    trace_id = hex_id(item.get("traceId"), 16, f"{where}: traceId")
+    span_id = hex_id(item.get("id"), 8, f"{where}: id")
+    parent = item.get("parentId")
+    parent_id = b"" if parent is None else hex_id(parent, 8, f"{where}: parentId")
+    timestamp = item.get("timestamp")
+    duration = item.get("duration")
+    tags = item.get("tags")
+    if tags is None:
+        tags = {}
+    if not isinstance(tags, dict):
+        raise BadRequest(f"{where}: tags is {json_type(tags)}, expected an object of strings")
+    for key, value in tags.items():
+        if not isinstance(value, str):
+            raise BadRequest(
+                f"{where}: tag {shorten(key)!r} is {json_type(value)}; Zipkin tag values are strings"
+            )
+    annotations = item.get("annotations")
+    if annotations is None:
+        annotations = []
+    if not isinstance(annotations, list):
+        raise BadRequest(f"{where}: annotations is {json_type(annotations)}, expected a list")
+    parsed: list[tuple[int, str]] = []
+    for number, annotation in enumerate(annotations, start=1):
+        a_where = f"{where}, annotation {number}"
+        if not isinstance(annotation, dict):
+            raise BadRequest(f"{a_where} is {json_type(annotation)}, expected an object")
+        a_time = integer(annotation.get("timestamp"), f"{a_where}: timestamp")
+        parsed.append(
+            (
+                micros_to_nanos(a_time, f"{a_where}: timestamp"),
+                _string(annotation, "value", a_where),
+            )
+        )
+    shared = item.get("shared", False)
+    if shared is None:
+        shared = False
+    if not isinstance(shared, bool):
+        raise BadRequest(f"{where}: shared is {json_type(shared)}, expected true or false")
+    return _ZipkinSpan(
+        where=where,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=parent_id,
+        name=name,
+        kind=_string(item, "kind", where).upper(),
+        timestamp=None if timestamp is None else integer(timestamp, f"{where}: timestamp"),
+        duration=0 if duration is None else integer(duration, f"{where}: duration"),
+        local=_endpoint(item.get("localEndpoint"), f"{where}: localEndpoint"),
+        remote=_endpoint(item.get("remoteEndpoint"), f"{where}: remoteEndpoint"),
+        tags=tags,
+        annotations=parsed,
+        shared=shared,
+    )
+
+
+def _pop_resource(zspan: _ZipkinSpan, tags: dict[str, str]) -> Attributes:
+    resource: Attributes = {}
+    source = tags.pop(_SERVICE_NAME_SOURCE, "")
+    if zspan.local is not None and zspan.local.service:
+        resource[source or "service.name"] = zspan.local.service
+    for key in [k for k in tags if k in _RESOURCE_KEYS]:
+        resource[key] = tags.pop(key)
+    return resource
+
+
+def _pop_scope(tags: dict[str, str]) -> tuple[str, str]:
+    scope: tuple[str, str] | None = None
+    for name_key, version_key in _SCOPE_KEYS:
+        name = tags.pop(name_key, None)
+        version = tags.pop(version_key, "")
+        if name is not None and scope is None:
+            scope = (name, version)
+    return scope or ("", "")
+
+
+def _span(zspan: _ZipkinSpan, tags: dict[str, str], span_id: bytes, parent_id: bytes) -> Span:
+    where = zspan.where
+    span = Span(trace_id=zspan.trace_id, span_id=span_id, parent_span_id=parent_id)
+    span.name = zspan.name
+    if "w3c.tracestate" in tags:
+        span.trace_state = tags.pop("w3c.tracestate")
+    if zspan.kind in _KINDS:
+        span.kind = _KINDS[zspan.kind]
+    elif "span.kind" in tags:
+        if tags.pop("span.kind") == "internal":
+            span.kind = Span.SPAN_KIND_INTERNAL
+    _set_status(tags, span)
+    _add_links(tags, span, where)
+
+    attributes: Attributes = dict(tags)
+    local, remote = zspan.local, zspan.remote
+    if local is not None:
+        if local.ipv4 or local.ipv6:
+            attributes["network.local.address"] = local.ipv6 or local.ipv4
+        if local.port > 0:
+            attributes["net.host.port"] = local.port
+    if remote is not None:
+        if remote.service:
+            attributes["peer.service"] = remote.service
+        if remote.ipv4 or remote.ipv6:
+            attributes["network.peer.address"] = remote.ipv6 or remote.ipv4
+        if remote.port > 0:
+            attributes["net.peer.port"] = remote.port
+    start = zspan.timestamp or 0
+    if not start:
+        attributes[_START_TIME_ABSENT] = True
+    span.start_time_unix_nano = micros_to_nanos(start, f"{where}: timestamp")
+    span.end_time_unix_nano = micros_to_nanos(
+        start + zspan.duration, f"{where}: timestamp + duration"
+    )
+    span.attributes.extend(key_values(attributes))
+
+    for time_ns, value in zspan.annotations:
+        _add_event(span, time_ns, value)
+    return span
+
+
+def _set_status(tags: dict[str, str], span: Span) -> None:
+    if "otel.status_code" in tags:
+        value = tags.pop("otel.status_code")
+        span.status.code = _STATUS_CODES.get(value.upper(), Status.STATUS_CODE_UNSET)
+        if "otel.status_description" in tags:
+            span.status.message = tags.pop("otel.status_description")
+    error = tags.get("error")
+    if error is not None and error.lower() != "false":
+        del tags["error"]
+        span.status.code = Status.STATUS_CODE_ERROR
+        if not span.status.message and error.lower() != "true":
+            span.status.message = error
+
+
+def _add_links(tags: dict[str, str], span: Span, where: str) -> None:
+    """``otlp.link.N`` tags: ``traceid|spanid|tracestate|{json attributes}|dropped``."""
+    for number in range(_MAX_LINKS):
+        key = f"otlp.link.{number}"
+        value = tags.pop(key, None)
+        if value is None:
+            return
+        parts = value.split("|")
+        if len(parts) < 5:
+            continue
+        link_where = f"{where}: tag {key}"
+        link = span.links.add(
+            trace_id=hex_id(parts[0], 16, f"{link_where} trace id"),
+            span_id=hex_id(parts[1], 8, f"{link_where} span id"),
+            trace_state=parts[2],
+        )
+        attributes = _json_attributes("|".join(parts[3:-1]))
+        if attributes is None:
+            raise BadRequest(f"{link_where}: attributes are not a JSON object")
+        link.attributes.extend(key_values(attributes))
+        dropped = _count(parts[-1])
+        if dropped is None:
+            raise BadRequest(f"{link_where}: dropped attributes count {parts[-1]!r} is not a count")
+        link.dropped_attributes_count = dropped
+
+
+def _add_event(span: Span, time_ns: int, value: str) -> None:
+    event = span.events.add(time_unix_nano=time_ns, name=value)
+    parts = value.split("|")
+    if len(parts) < 3:
+        return
+    attributes = _json_attributes("|".join(parts[1:-1]))
+    dropped = _count(parts[-1])
+    if attributes is None or dropped is None:
+        return  # not the exporter's encoding: the whole value is the name
+    event.name = parts[0]
+    event.attributes.extend(key_values(attributes))
+    event.dropped_attributes_count = dropped
+
+
+def _json_attributes(text: str) -> Attributes | None:
+    """The translator's jsonMapToAttributeMap: strings, numbers (whole ones as ints), booleans."""
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    attributes: Attributes = {}
+    for key, value in document.items():
+        if isinstance(value, str | bool):
+            attributes[key] = value
+        elif isinstance(value, int):
+            attributes[key] = value if -(1 << 63) <= value < (1 << 63) else float(value)
+        elif isinstance(value, float):
+            attributes[key] = int(value) if value.is_integer() and abs(value) < 2**63 else value
+    return attributes
+
+
+def _count(text: str) -> int | None:
+    if not text.isdigit() or not text.isascii():
+        return None
+    value = int(text)
+    return value if value < (1 << 32) else None

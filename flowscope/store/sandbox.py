@@ -1,0 +1,356 @@
+"""The read-only SQL sandbox behind the SQL endpoint.
+
+One SELECT/WITH statement, no file, network, ATTACH, INSTALL/LOAD, PRAGMA or SET;
+a time limit and a row limit; a refusal names the rule that refused the query.
+The checks are layered: DuckDB's own parser classifies the statement, DuckDB's
+parse tree (``json_serialize_sql``) is walked for table references and function
+calls, and the query runs inside a transaction that is always rolled back.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from flowscope.store.database import Database
+
+
+class SqlRefused(Exception):
+    """The sandbox refused the query; ``rule`` is the short id of the rule that did."""
+
+    def __init__(self, rule: str, reason: str) -> None:
+        self.rule = rule
+        self.message = f"refused by rule {rule}: {reason}"
+        super().__init__(self.message)
+
+
+class SqlError(Exception):
+    """The query was allowed but DuckDB failed to run it (unknown column, bad cast...)."""
+
+
+@dataclass(frozen=True)
+class SqlResult:
+    columns: list[str]
+    rows: list[list[Any]]
+    truncated: bool
+    elapsed_ms: float
+
+
+_ONLY = "only one SELECT or WITH query over the flowscope tables is allowed"
+_BY_TYPE: dict[str, tuple[str, str]] = {
+    "PRAGMA": ("no-pragma", "PRAGMA statements are not allowed"),
+    "SET": ("no-set", "SET/RESET statements change settings and are not allowed"),
+    "VARIABLE_SET": ("no-set", "SET VARIABLE statements are not allowed"),
+    "ATTACH": ("no-attach", "ATTACH opens other databases and is not allowed"),
+    "DETACH": ("no-attach", "DETACH is not allowed"),
+    "LOAD": ("no-extensions", "INSTALL and LOAD of extensions are not allowed"),
+    "EXTENSION": ("no-extensions", "extension statements are not allowed"),
+    "COPY": ("no-file-access", "COPY reads or writes files and is not allowed"),
+    "COPY_DATABASE": ("no-file-access", "COPY FROM DATABASE is not allowed"),
+    "EXPORT": ("no-file-access", "EXPORT DATABASE writes files and is not allowed"),
+}
+# First keywords of statements DuckDB files under another type (USE is SET, COPY
+# FROM DATABASE is PRAGMA) or under a type this Python API does not know.
+_BY_KEYWORD: dict[str, tuple[str, str]] = {
+    "USE": ("no-attach", "USE switches databases and is not allowed"),
+    "COPY": _BY_TYPE["COPY"],
+    "INSTALL": _BY_TYPE["LOAD"],
+    "LOAD": _BY_TYPE["LOAD"],
+    "FORCE": _BY_TYPE["LOAD"],
+    "UPDATE EXTENSIONS": _BY_TYPE["EXTENSION"],
+}
+_TABLES_ONLY = "only the flowscope tables can be queried"
+_REASONS = {
+    "no-file-access": f"reads local files; {_TABLES_ONLY}",
+    "no-network": "reaches other servers or their credentials",
+    "no-pragma": "is a PRAGMA in table-function form",
+    "no-set": "changes settings",
+    "no-environment": "reads the server's environment variables",
+    "no-dynamic-sql": "runs SQL or scans a table named by a string, which the sandbox cannot check",
+    "read-only": "changes the database file, a sequence or the log",
+}
+# Table functions refused, per rule (a trailing * matches any suffix); of these, the
+# names in _SCALARS are refused as scalar calls too (``histogram`` is also an aggregate).
+_SCALARS = frozenset({"getenv", "nextval", "setval", "write_log"})
+_REFUSED_FUNCTIONS = {
+    "no-file-access": "glob sniff_csv read_* parquet_* iceberg_* delta_* sqlite_*",
+    "no-network": "postgres_* mysql_* duckdb_secrets which_secret",
+    "no-pragma": "pragma_*",
+    "no-set": "set_* enable_logging disable_logging enable_profiling disable_profiling",
+    "no-environment": "getenv",
+    "no-dynamic-sql": "query query_table histogram histogram_values json_execute_serialized_sql",
+    "read-only": "checkpoint force_checkpoint nextval setval write_log truncate_duckdb_logs",
+}
+_FUNCTIONS = {
+    n: r for r, names in _REFUSED_FUNCTIONS.items() for n in names.split() if "*" not in n
+}
+_PREFIXES = [
+    (n[:-1], r) for r, names in _REFUSED_FUNCTIONS.items() for n in names.split() if "*" in n
+]
+_TABLE_FUNCTIONS = frozenset(
+    "range generate_series unnest repeat repeat_row json_each json_tree test_all_types "
+    "duckdb_columns duckdb_constraints duckdb_databases duckdb_dependencies duckdb_functions "
+    "duckdb_indexes duckdb_keywords duckdb_schemas duckdb_sequences duckdb_tables duckdb_types "
+    "duckdb_views pg_timezone_names icu_calendar_names".split()
+)
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_LEADING_NOISE = re.compile(r"^(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.DOTALL)
+_TZ_TYPES = re.compile(r"\b(?:TIMESTAMP|TIME) WITH TIME ZONE\b")
+
+
+def _first_keywords(sql: str) -> str:
+    words = _LEADING_NOISE.sub("", sql, count=1).split(None, 2)
+    first = words[0].upper() if words else ""
+    if first == "UPDATE" and len(words) > 1 and words[1].upper().startswith("EXTENSIONS"):
+        return "UPDATE EXTENSIONS"
+    return first
+
+
+def _check_statement(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Rule layer 1: DuckDB's parser says what kind of statement this is."""
+    try:
+        statements = cursor.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise SqlRefused("syntax", f"DuckDB cannot parse the query: {exc}") from exc
+    if not statements:
+        raise SqlRefused("syntax", "no statement: the query is empty")
+    if len(statements) > 1:
+        raise SqlRefused(
+            "one-statement", f"{len(statements)} statements given; send exactly one query"
+        )
+    keyword = _first_keywords(statements[0].query)
+    try:
+        kind = statements[0].type.name
+    except ValueError as exc:  # a statement type this Python API has no name for
+        raise SqlRefused(*_BY_KEYWORD.get(keyword, ("select-only", _ONLY))) from exc
+    if kind == "SELECT":
+        return
+    if keyword in _BY_KEYWORD and kind in ("SET", "PRAGMA", "LOAD"):
+        raise SqlRefused(*_BY_KEYWORD[keyword])
+    rule, reason = _BY_TYPE.get(kind, ("select-only", f"{_ONLY} ({kind} statements are not)"))
+    raise SqlRefused(rule, reason)
+
+
+def _function_rule(name: str, *, table: bool) -> tuple[str, str] | None:
+    lowered = name.lower()
+    if not table and lowered not in _SCALARS:
+        return None
+    rule = _FUNCTIONS.get(lowered) or next((r for p, r in _PREFIXES if lowered.startswith(p)), None)
+    if rule:
+        return rule, _REASONS[rule]
+    if lowered not in _TABLE_FUNCTIONS:
+        allowed = ", ".join(sorted(_TABLE_FUNCTIONS))
+        return "allowed-functions", f"is not an allowed table function (allowed: {allowed})"
+    return None
+
+
+def _check_name(parts: list[Any]) -> None:
+    for part in parts:
+        name = str(part or "").strip('"')
+        if _URL.match(name):
+            raise SqlRefused("no-network", f"{name!r} is a URL; {_TABLES_ONLY}")
+        if any(ch in name for ch in "./\\:*?"):
+            raise SqlRefused("no-file-access", f"{name!r} looks like a file path; {_TABLES_ONLY}")
+
+
+def _url_in(node: Any) -> str | None:
+    if isinstance(node, str):
+        return node if _URL.match(node) else None
+    values = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    return next((url for url in map(_url_in, values) if url), None)
+
+
+def _refuse_function(node: dict[str, Any], *, table: bool) -> None:
+    name = str(node.get("function_name", ""))
+    refusal = _function_rule(name, table=table)
+    if refusal is None:
+        return
+    url = _url_in(node.get("arguments"))
+    if url and refusal[0] == "no-file-access":
+        raise SqlRefused("no-network", f"{name} would fetch {url!r}; {_TABLES_ONLY}")
+    raise SqlRefused(refusal[0], f"{name} {refusal[1]}")
+
+
+def _walk(node: Any) -> None:
+    """Rule layer 2: table references and function calls in DuckDB's parse tree."""
+    if isinstance(node, list):
+        for item in node:
+            _walk(item)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    if kind in ("BASE_TABLE", "SHOW_REF"):
+        _check_name([node.get("catalog_name"), node.get("schema_name"), node.get("table_name")])
+    if kind == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
+        _refuse_function(node["function"], table=True)
+    if isinstance(node.get("function_name"), str):  # scalar, aggregate and window calls
+        _refuse_function(node, table=False)
+    for value in node.values():
+        if isinstance(value, dict | list):
+            _walk(value)
+
+
+def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
+    row = cursor.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
+    tree = json.loads(row[0]) if row else {"error": True, "error_message": "no answer"}
+    if tree.get("error"):
+        raise SqlRefused(
+            "select-only",
+            f"the query cannot be inspected ({tree.get('error_message')}); "
+            "write it as a plain SELECT (PIVOT needs an explicit IN list)",
+        )
+    _walk(tree.get("statements", []))
+
+
+def check_sql(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Raise ``SqlRefused`` unless ``sql`` is one SELECT the sandbox allows."""
+    _check_statement(cursor, sql)
+    _check_tree(cursor, sql)
+
+
+def _without_trailing(sql: str) -> str:
+    """``sql`` minus trailing semicolons and comments, so it can be a subquery."""
+    tokens = duckdb.tokenize(sql)
+    cut = len(sql)
+    for position, kind in reversed(tokens):
+        text = sql[position:cut].strip()
+        if kind != duckdb.token_type.comment and text != ";":
+            break
+        cut = position
+    return sql[:cut]
+
+
+def _tz_wrapped(sql: str, types: list[str]) -> str:
+    """A query giving ``sql``'s columns with zoned times as text (no pytz needed)."""
+    names = [f"c{i}" for i in range(len(types))]
+    exprs = []
+    for name, type_name in zip(names, types, strict=True):
+        if type_name == "TIMESTAMP WITH TIME ZONE":
+            exprs.append(f"strftime({name} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ')")
+        elif _TZ_TYPES.search(type_name):
+            exprs.append(f"CAST({name} AS {_TZ_TYPES.sub('VARCHAR', type_name)})")
+        else:
+            exprs.append(name)
+    body = _without_trailing(sql)
+    return f"SELECT {', '.join(exprs)} FROM (\n{body}\n) AS sandboxed({', '.join(names)})"
+
+
+class _Deadline:
+    """Interrupts the cursor's query after ``seconds``, never after ``__exit__``."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, seconds: float) -> None:
+        self._cursor = cursor
+        self._lock = threading.Lock()
+        self._active = True
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._active:
+                self.fired = True
+                self._cursor.interrupt()
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._active = False
+        self._timer.cancel()
+
+
+def _fetch(cursor: duckdb.DuckDBPyConnection, sql: str, limit: int) -> tuple[list[str], list[Any]]:
+    """Run ``sql`` and fetch up to ``limit`` rows. No DataFrames in this frame for
+    DuckDB's Python replacement scans to find."""
+    cursor.execute(sql)
+    description = cursor.description or []
+    columns = [str(d[0]) for d in description]
+    types = [str(d[1]) for d in description]
+    if any(_TZ_TYPES.search(t) for t in types):
+        wrapped = _tz_wrapped(sql, types)
+        check_sql(cursor, wrapped)
+        cursor.execute(wrapped)
+    return columns, cursor.fetchmany(limit)
+
+
+def run_sandboxed(
+    database: Database, sql: str, *, row_limit: int = 10_000, timeout_s: float = 10.0
+) -> SqlResult:
+    """Check ``sql`` against the sandbox rules, run it in a rolled-back transaction."""
+    if row_limit < 0 or timeout_s <= 0:
+        raise ValueError("row_limit must be >= 0 and timeout_s > 0")
+    cursor = database.reader()
+    check_sql(cursor, sql)
+    started = time.perf_counter()
+    try:
+        cursor.execute("BEGIN TRANSACTION")
+    except duckdb.Error as exc:
+        raise SqlError(f"cannot start a read transaction: {exc}") from exc
+    deadline = _Deadline(cursor, timeout_s)
+    try:
+        with deadline:
+            columns, raw = _fetch(cursor, sql, row_limit + 1)
+    except duckdb.Error as exc:
+        if deadline.fired:
+            raise SqlRefused(
+                "time-limit", f"the query ran longer than the {timeout_s:g} s limit and was stopped"
+            ) from exc
+        raise SqlError(str(exc)) from exc
+    finally:
+        try:
+            cursor.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # no transaction left to roll back
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    rows = [[json_value(v) for v in row] for row in raw[:row_limit]]
+    return SqlResult(columns, rows, len(raw) > row_limit, elapsed_ms)
+
+
+def _duration(value: dt.timedelta) -> str:
+    micros = abs(value) // dt.timedelta(microseconds=1)
+    days, micros = divmod(micros, 86_400_000_000)
+    seconds = Decimal(micros) / Decimal(1_000_000)
+    return f"{'-' if value < dt.timedelta(0) else ''}P{days}DT{seconds.normalize():f}S"
+
+
+def _key(value: Any) -> str:
+    converted = json_value(value)
+    return converted if isinstance(converted, str) else json.dumps(converted)
+
+
+def json_value(value: Any) -> Any:
+    """A DuckDB Python value as JSON-serialisable data."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        return float(value) if value.is_finite() else None
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return _duration(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {_key(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_value(v) for v in value]
+    return str(value)

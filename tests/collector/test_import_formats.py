@@ -1,0 +1,251 @@
+"""Format sniffing for ``flowscope import``, on whole files and on a 64 KiB head of big ones."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from flowscope.collector.errors import BadRequest
+from flowscope.collector.file_import import read_requests, sniff
+from flowscope.collector.flatten import flatten_request
+from flowscope.collector.import_formats import detect_format
+from flowscope.testing.otlp import key_values, realistic_request
+
+DATA = Path(__file__).parent / "data"
+HEAD = 64 * 1024  # what ``flowscope import`` reads to sniff
+
+
+def _otlp_json(traces: int = 2) -> dict[str, Any]:
+    """OTLP JSON as SDK exporters write it (hex ids, lowerCamelCase)."""
+    document: dict[str, Any] = json_format.MessageToDict(realistic_request(traces))
+    for rs in document["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for name in ("traceId", "spanId", "parentSpanId"):
+                    if name in span:
+                        span[name] = base64.b64decode(span[name]).hex()
+    return document
+
+
+def _compact(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _jaeger_span(n: int) -> dict[str, Any]:
+    return {
+        "traceID": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "spanID": f"{n + 1:016x}",
+        "operationName": "SELECT orders",
+        "references": [],
+        "startTime": 1_767_225_600_000_000 + n,
+        "duration": 120,
+        "tags": [{"key": "db.statement", "type": "string", "value": "SELECT * FROM orders " * 3}],
+        "logs": [],
+        "processID": "p1",
+        "warnings": None,
+    }
+
+
+def _big_jaeger() -> bytes:
+    trace = {
+        "traceID": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "spans": [_jaeger_span(n) for n in range(2000)],
+        "processes": {"p1": {"serviceName": "orders", "tags": []}},
+    }
+    return json.dumps({"data": [trace]}, indent=2).encode()
+
+
+def _big_zipkin(nested: bool) -> bytes:
+    spans = [
+        {
+            "traceId": "463ac35c9f6413ad",
+            "parentId": "463ac35c9f6413ad",
+            "id": f"{n + 1:016x}",
+            "kind": "CLIENT",
+            "name": "get",
+            "timestamp": 1_767_225_600_000_000 + n,
+            "duration": 20,
+            "localEndpoint": {"serviceName": "frontend"},
+            "tags": {"http.url": "http://backend/api?" + "q" * 100},
+        }
+        for n in range(2000)
+    ]
+    return json.dumps([spans] if nested else spans).encode()
+
+
+# --- the converters' fixtures and the real reader -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "spans"),
+    [("jaeger_ui_trace.json", "jaeger-json", 3), ("zipkin_v2_spans.json", "zipkin-json", 4)],
+)
+def test_fixture_files_are_sniffed_and_read(name: str, fmt: str, spans: int) -> None:
+    path = DATA / name
+    assert detect_format(path.read_bytes(), path.name) == fmt
+    assert sniff(path) == fmt
+    requests = list(read_requests(path, fmt))
+    assert sum(flatten_request(r).batch.spans for r in requests) == spans
+
+
+# --- OTLP -----------------------------------------------------------------------------------------
+
+
+def test_otlp_json_object_compact_and_pretty() -> None:
+    document = _otlp_json()
+    assert detect_format(_compact(document), "traces.json") == "otlp-json"
+    assert detect_format(json.dumps(document, indent=2).encode(), "traces.json") == "otlp-json"
+    snake = b'{"resource_spans": [{"scope_spans": []}]}'
+    assert detect_format(snake, "export") == "otlp-json"
+
+
+def test_json_lines_as_the_collector_file_exporter_writes_them(tmp_path: Path) -> None:
+    lines = b"".join(_compact(_otlp_json(n)) + b"\n" for n in (1, 2, 3))
+    assert detect_format(lines, "traces.jsonl") == "otlp-jsonl"
+    # Also when the head ends in the middle of a later line.
+    assert detect_format(lines[: len(lines) - 50], "traces.jsonl") == "otlp-jsonl"
+    # One line (and a trailing newline) is plain OTLP JSON, which reads the same.
+    assert detect_format(_compact(_otlp_json(1)) + b"\n\n", "traces.jsonl") == "otlp-json"
+    path = tmp_path / "export.json"
+    path.write_bytes(lines)
+    assert sniff(path) == "otlp-jsonl"
+    assert sum(flatten_request(r).batch.spans for r in read_requests(path, "otlp-jsonl")) == 48
+
+
+def test_pretty_printed_objects_one_after_another_are_not_json_lines() -> None:
+    pretty = json.dumps(_otlp_json(1), indent=2).encode()
+    with pytest.raises(BadRequest, match=r"dump.json: several OTLP JSON objects, but not one per"):
+        detect_format(pretty + b"\n" + pretty, "dump.json")
+
+
+def test_other_json_values_one_after_another() -> None:
+    with pytest.raises(BadRequest, match=r"spans.json: several JSON values .* not an OTLP JSON"):
+        detect_format(b'[{"traceId": "1", "id": "1"}]\n[]\n', "spans.json")
+
+
+def test_protobuf_by_content_and_by_name() -> None:
+    binary = realistic_request(3).SerializeToString()
+    assert detect_format(binary, "traces.bin") == "otlp-protobuf"
+    assert detect_format(binary[:HEAD], "traces") == "otlp-protobuf"
+    # The suffix decides, whatever the content looks like.
+    for name in ("a.pb", "a.binpb", "A.PROTO"):
+        assert detect_format(_compact(_otlp_json(1)), name) == "otlp-protobuf"
+
+
+def test_protobuf_whose_first_length_byte_looks_like_a_json_bracket() -> None:
+    # Field 1 (resource_spans) has tag 0x0A, a whitespace byte; a length of 123 or 91 is
+    # "{" or "[". The control bytes inside give it away.
+    for size in (123, 91):
+        request = ExportTraceServiceRequest()
+        rs = request.resource_spans.add()
+        rs.resource.attributes.extend(key_values({"service.name": ""}))
+        rs.resource.attributes[0].value.string_value = "x" * (size - rs.ByteSize())
+        assert rs.ByteSize() == size
+        data = request.SerializeToString()
+        assert data[:2] == b"\n" + bytes([size])
+        assert detect_format(data, "export.bin") == "otlp-protobuf"
+
+
+def test_text_that_is_not_json_is_left_to_the_protobuf_decoder() -> None:
+    assert detect_format(b"hello, world", "notes.txt") == "otlp-protobuf"
+    assert detect_format(b"{\xff\xfe not utf-8", "weird.json") == "otlp-protobuf"
+
+
+def test_empty_and_blank_files_import_nothing() -> None:
+    assert detect_format(b"", "empty.json") == "otlp-protobuf"
+    assert detect_format(b"\n  \n", "blank.json") == "otlp-jsonl"
+
+
+def test_byte_order_mark_is_skipped() -> None:
+    data = b"\xef\xbb\xbf" + (DATA / "zipkin_v2_spans.json").read_bytes()
+    assert detect_format(data, "bom.json") == "zipkin-json"
+
+
+# --- Jaeger and Zipkin ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt"),
+    [
+        (b'{"data": [], "total": 0, "limit": 0, "offset": 0, "errors": null}', "jaeger-json"),
+        (b'{"data": [{"traceID": "abc", "spans": [], "processes": {}}]}', "jaeger-json"),
+        (b'{"traceID": "abc", "spans": [], "processes": {}}', "jaeger-json"),
+        # The query API's error answer: the converter then reports its "errors".
+        (
+            b'{"data": null, "total": 0, "errors": [{"code": 404, "msg": "trace not found"}]}',
+            "jaeger-json",
+        ),
+        (b'[{"traceID": "abc", "spans": [], "processes": {}}]', "jaeger-json"),
+        (b"[]", "zipkin-json"),
+        (b" [ [ ], [] ] ", "zipkin-json"),
+        (
+            b'[{"traceId": "463ac35c9f6413ad", "id": "463ac35c9f6413ad", "name": "x"}]',
+            "zipkin-json",
+        ),
+        (b'[[{"traceId": "463ac35c9f6413ad", "id": "1"}], []]', "zipkin-json"),
+        # Key names inside values do not count, only real keys at the right depth.
+        (b'[{"id": "1", "traceId": "2", "tags": {"traceID": "x", "spans": "y"}}]', "zipkin-json"),
+    ],
+)
+def test_small_documents(data: bytes, fmt: str) -> None:
+    assert detect_format(data, "x.json") == fmt
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt"),
+    [
+        (_big_jaeger(), "jaeger-json"),
+        (_big_zipkin(nested=False), "zipkin-json"),
+        (_big_zipkin(nested=True), "zipkin-json"),
+        (json.dumps(_otlp_json(200)).encode(), "otlp-json"),
+    ],
+)
+def test_only_the_head_of_a_big_file(data: bytes, fmt: str) -> None:
+    assert len(data) > 2 * HEAD
+    assert detect_format(data[:HEAD], "big.json") == fmt
+    assert detect_format(data, "big.json") == fmt
+    # Cut inside a string, inside a multi-byte character: still fine.
+    cut = data[:HEAD].rfind(b'"') + 3
+    assert detect_format(data[:cut], "big.json") == fmt
+    assert detect_format(data[:HEAD] + "é".encode()[:1], "big.json") == fmt
+
+
+@pytest.mark.parametrize(
+    ("data", "described"),
+    [
+        (b'{"name": "not traces", "version": 2}', "an object with keys name, version"),
+        (b'{"data": [{"user": 1}]}', "an object with keys data"),
+        (b'{"data": "x"}', "an object with keys data"),
+        (b"{}", "an empty object"),
+        (b"[1, 2, 3]", "a list of plain values"),
+        (b'[{"traceID": "abc"}]', "a list of objects with keys traceID"),
+        (b'[{"trace_id": "abc", "span_id": "1"}]', "a list of objects with keys span_id, trace_id"),
+        (b'[["a"]]', "a list of lists"),
+        (b'{"spans": []}', "an object with keys spans"),
+    ],
+)
+def test_json_of_no_known_kind_names_the_file(data: bytes, described: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        detect_format(data, "exports/other.json")
+    message = str(caught.value)
+    assert message.startswith("exports/other.json: JSON, but not trace data")
+    assert described in message
+    assert "Zipkin v2 JSON" in message
+
+
+def test_jaeger_error_answer_is_reported_with_its_errors(tmp_path: Path) -> None:
+    path = tmp_path / "trace.json"
+    path.write_text(
+        '{"data": null, "total": 0, "limit": 0, "offset": 0,'
+        ' "errors": [{"code": 404, "msg": "trace not found"}]}'
+    )
+    fmt = sniff(path)
+    assert fmt == "jaeger-json"
+    with pytest.raises(BadRequest, match=r'"data" is null.*trace not found'):
+        list(read_requests(path, fmt))

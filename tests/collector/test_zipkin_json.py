@@ -1,0 +1,495 @@
+"""Zipkin v2 JSON -> OTLP, checked value by value and through flatten."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from flowscope.collector.attributes import any_value_raw
+from flowscope.collector.errors import BadRequest
+from flowscope.collector.flatten import flatten_request
+from flowscope.collector.zipkin_json import zipkin_to_otlp
+
+DATA = Path(__file__).parent / "data"
+TRACE64 = "463ac35c9f6413ad"
+TRACE = "0000000000000000" + TRACE64
+ROOT, CALL, SEND = "463ac35c9f6413ad", "72485a3953bb6124", "e457b5a2e4d86bd1"
+T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in ns
+
+
+def _server_half_id(trace: str, span: str, service: str) -> str:
+    """The documented id of a shared span's server half."""
+    seed = b"flowscope/zipkin-shared-span" + bytes.fromhex(trace) + bytes.fromhex(span)
+    return hashlib.sha256(seed + service.encode()).digest()[:8].hex()
+
+
+SERVED = _server_half_id(TRACE, CALL, "backend")
+
+
+def _document() -> list[dict[str, Any]]:
+    loaded: list[dict[str, Any]] = json.loads((DATA / "zipkin_v2_spans.json").read_text())
+    return loaded
+
+
+def _attrs(kvs: Iterable[KeyValue]) -> list[tuple[str, Any]]:
+    return [(kv.key, any_value_raw(kv.value)) for kv in kvs]
+
+
+def _spans(request: ExportTraceServiceRequest) -> dict[str, Span]:
+    return {
+        span.span_id.hex(): span
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    }
+
+
+def _zspan(span_id: str = "0000000000000001", **fields: Any) -> dict[str, Any]:
+    span: dict[str, Any] = {
+        "traceId": TRACE64,
+        "id": span_id,
+        "name": "op",
+        "timestamp": 1_767_225_600_000_000,
+        "duration": 10,
+        "localEndpoint": {"serviceName": "svc"},
+    }
+    span.update(fields)
+    return span
+
+
+def _one(span: dict[str, Any]) -> Span:
+    spans = list(_spans(zipkin_to_otlp([span])).values())
+    assert len(spans) == 1
+    return spans[0]
+
+
+# --- the fixture ----------------------------------------------------------------------------
+
+
+def test_resources_follow_local_service() -> None:
+    request = zipkin_to_otlp(_document())
+    assert [
+        (
+            _attrs(rs.resource.attributes),
+            [[s.span_id.hex() for s in ss.spans] for ss in rs.scope_spans],
+        )
+        for rs in request.resource_spans
+    ] == [
+        ([("service.name", "frontend")], [[ROOT, CALL]]),
+        ([("service.name", "backend")], [[SERVED, SEND]]),
+    ]
+
+
+def test_server_root_span() -> None:
+    root = _spans(zipkin_to_otlp(_document()))[ROOT]
+    assert root.trace_id.hex() == TRACE  # 64-bit trace id, left-padded
+    assert root.parent_span_id == b""
+    assert root.name == "get /api"
+    assert root.kind == Span.SPAN_KIND_SERVER
+    assert (root.start_time_unix_nano, root.end_time_unix_nano) == (T0, T0 + 207_000_000)
+    assert not root.HasField("status")
+    assert _attrs(root.attributes) == [
+        ("http.method", "GET"),
+        ("http.path", "/api"),
+        ("network.local.address", "192.168.99.1"),
+        ("net.host.port", 8080),
+        ("network.peer.address", "172.19.0.2"),
+        ("net.peer.port", 58648),
+    ]
+
+
+def test_client_span_with_error_tag_and_annotations() -> None:
+    call = _spans(zipkin_to_otlp(_document()))[CALL]
+    assert call.parent_span_id.hex() == ROOT
+    assert call.kind == Span.SPAN_KIND_CLIENT
+    assert (call.start_time_unix_nano, call.end_time_unix_nano) == (
+        T0 + 1_500_000,
+        T0 + 199_500_000,
+    )
+    # Zipkin's error tag holds the message; it is consumed.
+    assert call.status == Status(code=Status.STATUS_CODE_ERROR, message="502 Bad Gateway")
+    assert _attrs(call.attributes) == [
+        ("http.method", "GET"),
+        ("http.path", "/api"),
+        ("network.local.address", "192.168.99.1"),
+        ("peer.service", "backend"),
+        ("network.peer.address", "172.19.0.3"),
+        ("net.peer.port", 9000),
+    ]
+    assert [(e.time_unix_nano, e.name, list(e.attributes)) for e in call.events] == [
+        (T0 + 1_600_000, "ws", []),
+        (T0 + 199_000_000, "wr", []),
+    ]
+
+
+def test_shared_server_half_gets_its_own_id_under_the_client() -> None:
+    spans = _spans(zipkin_to_otlp(_document()))
+    served = spans[SERVED]
+    assert served.name == "get /api"
+    assert served.kind == Span.SPAN_KIND_SERVER
+    assert served.parent_span_id.hex() == CALL
+    assert served.status == Status(code=Status.STATUS_CODE_ERROR, message="bad gateway")
+    assert _attrs(served.attributes) == [
+        ("http.method", "GET"),
+        ("http.path", "/api"),
+        ("http.status_code", "502"),
+        ("network.local.address", "2001:db8::c001"),  # IPv6 wins, as in the translator
+        ("net.host.port", 9000),
+        ("network.peer.address", "192.168.99.1"),
+    ]
+    # The Collector's Zipkin exporter encoding: name|{attributes}|dropped count.
+    assert [
+        (e.time_unix_nano, e.name, _attrs(e.attributes), e.dropped_attributes_count)
+        for e in served.events
+    ] == [(T0 + 100_000_000, "cache.miss", [("cache.key", "user:42"), ("cache.ttl", 30)], 0)]
+    # The backend's own child of the shared id hangs under the server half.
+    send = spans[SEND]
+    assert send.parent_span_id.hex() == SERVED
+    assert send.kind == Span.SPAN_KIND_PRODUCER
+    assert _attrs(send.attributes) == [
+        ("messaging.destination", "order-events"),
+        ("network.local.address", "172.19.0.3"),
+        ("peer.service", "kafka"),
+    ]
+
+
+def test_fixture_through_flatten() -> None:
+    result = flatten_request(zipkin_to_otlp(_document()))
+    assert result.rejected == 0, result.reasons
+    rows = {row["SpanId"]: row for row in result.batch.table.to_pylist()}
+    assert len(rows) == 4  # the shared id no longer collides: nothing is lost to dedup
+    expected = {
+        ROOT: ("frontend", "Server", "Unset", "", "", 207_000_000),
+        CALL: ("frontend", "Client", "Error", "502 Bad Gateway", ROOT, 198_000_000),
+        SERVED: ("backend", "Server", "Error", "bad gateway", CALL, 190_000_000),
+        SEND: ("backend", "Producer", "Unset", "", SERVED, 1_200_000),
+    }
+    for span_id, (service, kind, status, message, parent, duration) in expected.items():
+        row = rows[span_id]
+        assert row["TraceId"] == TRACE
+        assert (
+            row["ServiceName"],
+            row["SpanKind"],
+            row["StatusCode"],
+            row["StatusMessage"],
+            row["ParentSpanId"],
+            row["Duration"],
+        ) == (service, kind, status, message, parent, duration)
+    assert dict(rows[ROOT]["SpanAttributes"]) == {
+        "http.method": "GET",
+        "http.path": "/api",
+        "network.local.address": "192.168.99.1",
+        "net.host.port": "8080",
+        "network.peer.address": "172.19.0.2",
+        "net.peer.port": "58648",
+    }
+    assert [(e["Name"], dict(e["Attributes"])) for e in rows[SERVED]["Events"]] == [
+        ("cache.miss", {"cache.key": "user:42", "cache.ttl": "30"})
+    ]
+
+
+def test_list_of_traces_is_the_same_as_a_flat_list() -> None:
+    spans = _document()
+    assert zipkin_to_otlp([spans[:2], spans[2:]]) == zipkin_to_otlp(spans)
+    assert zipkin_to_otlp([]) == ExportTraceServiceRequest()
+    assert zipkin_to_otlp([[]]) == ExportTraceServiceRequest()
+
+
+# --- mapping details --------------------------------------------------------------------------
+
+
+def test_server_sharing_a_client_id_without_the_shared_flag() -> None:
+    client = _zspan("00000000000000aa", kind="CLIENT", localEndpoint={"serviceName": "a"})
+    server = _zspan("00000000000000aa", kind="SERVER", localEndpoint={"serviceName": "b"})
+    child_b = _zspan(
+        "00000000000000bb", parentId="00000000000000aa", localEndpoint={"serviceName": "b"}
+    )
+    child_a = _zspan(
+        "00000000000000cc", parentId="00000000000000aa", localEndpoint={"serviceName": "a"}
+    )
+    spans = _spans(zipkin_to_otlp([client, server, child_b, child_a]))
+    half = _server_half_id(TRACE, "00000000000000aa", "b")
+    assert set(spans) == {"00000000000000aa", half, "00000000000000bb", "00000000000000cc"}
+    assert spans[half].parent_span_id.hex() == "00000000000000aa"
+    assert spans["00000000000000bb"].parent_span_id.hex() == half
+    assert spans["00000000000000cc"].parent_span_id.hex() == "00000000000000aa"
+
+
+def test_two_server_halves_of_one_id_stay_apart() -> None:
+    client = _zspan("0a", kind="CLIENT", localEndpoint={"serviceName": "a"})
+    servers = [
+        _zspan("0a", kind="SERVER", shared=True, localEndpoint={"serviceName": name})
+        for name in ("b", "c")
+    ]
+    spans = _spans(zipkin_to_otlp([client, *servers]))
+    assert set(spans) == {
+        "000000000000000a",
+        _server_half_id(TRACE, "000000000000000a", "b"),
+        _server_half_id(TRACE, "000000000000000a", "c"),
+    }
+
+
+def test_resource_tags_scope_tags_and_service_name_source() -> None:
+    tags = {
+        "host.name": "web-1",
+        "service.version": "2.1.0",
+        "telemetry.sdk.language": "java",
+        "otel.scope.name": "io.opentelemetry.okhttp-3.0",
+        "otel.scope.version": "2.10.0",
+        "otel.library.name": "ignored-when-scope-is-set",
+        "http.route": "/users/{id}",
+    }
+    one = _zspan("01", tags=tags)
+    other_host = _zspan("02", tags={**tags, "host.name": "web-2"})
+    renamed = _zspan("03", tags={"otlp.service.name.source": "peer.service"})
+    request = zipkin_to_otlp([one, other_host, renamed])
+    assert [_attrs(rs.resource.attributes) for rs in request.resource_spans] == [
+        [
+            ("service.name", "svc"),
+            ("host.name", "web-1"),
+            ("service.version", "2.1.0"),
+            ("telemetry.sdk.language", "java"),
+        ],
+        [
+            ("service.name", "svc"),
+            ("host.name", "web-2"),
+            ("service.version", "2.1.0"),
+            ("telemetry.sdk.language", "java"),
+        ],
+        [("peer.service", "svc")],
+    ]
+    scope = request.resource_spans[0].scope_spans[0]
+    assert (scope.scope.name, scope.scope.version) == ("io.opentelemetry.okhttp-3.0", "2.10.0")
+    assert _attrs(scope.spans[0].attributes) == [("http.route", "/users/{id}")]
+    assert list(request.resource_spans[2].scope_spans[0].spans[0].attributes) == []
+
+
+def test_service_names_are_kept_as_given() -> None:
+    request = zipkin_to_otlp([_zspan(localEndpoint={"serviceName": "Order-Service"})])
+    assert _attrs(request.resource_spans[0].resource.attributes) == [
+        ("service.name", "Order-Service")
+    ]
+
+
+def test_span_without_local_service_has_an_empty_resource() -> None:
+    request = zipkin_to_otlp([_zspan(localEndpoint=None)])
+    assert list(request.resource_spans[0].resource.attributes) == []
+    result = flatten_request(request)
+    assert result.batch.table.column("ServiceName").to_pylist() == [""]
+
+
+@pytest.mark.parametrize(
+    ("tags", "code", "message", "left"),
+    [
+        ({"otel.status_code": "STATUS_CODE_OK"}, Status.STATUS_CODE_OK, "", []),
+        ({"otel.status_code": "OK"}, Status.STATUS_CODE_OK, "", []),
+        (
+            {"otel.status_code": "ERROR", "otel.status_description": "boom", "error": "boom"},
+            Status.STATUS_CODE_ERROR,
+            "boom",
+            [],
+        ),
+        ({"error": "true"}, Status.STATUS_CODE_ERROR, "", []),
+        ({"error": ""}, Status.STATUS_CODE_ERROR, "", []),
+        ({"error": "false"}, None, "", [("error", "false")]),
+        ({"otel.status_code": "OK", "error": "true"}, Status.STATUS_CODE_ERROR, "", []),
+        ({"otel.status_code": "weird"}, Status.STATUS_CODE_UNSET, "", []),
+        ({"otel.status_description": "alone"}, None, "", [("otel.status_description", "alone")]),
+    ],
+)
+def test_status(
+    tags: dict[str, str], code: int | None, message: str, left: list[tuple[str, Any]]
+) -> None:
+    span = _one(_zspan(tags=tags, localEndpoint=None))
+    if code is None:
+        assert not span.HasField("status")
+    else:
+        assert span.status == Status(code=code, message=message)  # type: ignore[arg-type]
+    assert _attrs(span.attributes) == left
+
+
+@pytest.mark.parametrize(
+    ("kind", "tags", "expected", "left"),
+    [
+        (None, {"span.kind": "internal"}, Span.SPAN_KIND_INTERNAL, []),
+        (None, {"span.kind": "client"}, Span.SPAN_KIND_UNSPECIFIED, []),
+        (
+            "CONSUMER",
+            {"span.kind": "internal"},
+            Span.SPAN_KIND_CONSUMER,
+            [("span.kind", "internal")],
+        ),
+        ("producer", {}, Span.SPAN_KIND_PRODUCER, []),
+        ("BATCH", {}, Span.SPAN_KIND_UNSPECIFIED, []),
+    ],
+)
+def test_kind(
+    kind: str | None, tags: dict[str, str], expected: int, left: list[tuple[str, Any]]
+) -> None:
+    span = _one(_zspan(kind=kind, tags=tags, localEndpoint=None))
+    assert span.kind == expected
+    assert _attrs(span.attributes) == left
+
+
+def test_missing_timestamp_starts_at_zero_and_is_marked() -> None:
+    span = _one(_zspan(timestamp=None, duration=1500, localEndpoint=None))
+    assert (span.start_time_unix_nano, span.end_time_unix_nano) == (0, 1_500_000)
+    assert _attrs(span.attributes) == [("otel.zipkin.absentField.startTime", True)]
+
+
+def test_parent_equal_to_id_or_zero_is_no_parent() -> None:
+    assert _one(_zspan("0a", parentId="000000000000000a")).parent_span_id == b""
+    assert _one(_zspan("0a", parentId="0000000000000000")).parent_span_id == b""
+    assert _one(_zspan("0a", parentId="b")).parent_span_id.hex() == "000000000000000b"
+
+
+def test_trace_state_and_links_from_tags() -> None:
+    other = "0af7651916cd43dd8448eb211c80319c"
+    span = _one(
+        _zspan(
+            localEndpoint=None,
+            tags={
+                "w3c.tracestate": "congo=t61rcWkgMzE",
+                "otlp.link.0": f'{other}|00f067aa0ba902b7|rojo=1|{{"kind":"batch","n":3}}|2',
+                "otlp.link.1": "too|few|parts",
+                "otlp.link.3": "not read: link numbers stop at the first gap",
+            },
+        )
+    )
+    assert span.trace_state == "congo=t61rcWkgMzE"
+    assert [
+        (
+            lk.trace_id.hex(),
+            lk.span_id.hex(),
+            lk.trace_state,
+            _attrs(lk.attributes),
+            lk.dropped_attributes_count,
+        )
+        for lk in span.links
+    ] == [(other, "00f067aa0ba902b7", "rojo=1", [("kind", "batch"), ("n", 3)], 2)]
+    assert _attrs(span.attributes) == [
+        ("otlp.link.3", "not read: link numbers stop at the first gap")
+    ]
+
+
+def test_annotation_values_with_pipes_that_are_not_the_encoding() -> None:
+    span = _one(
+        _zspan(
+            localEndpoint=None,
+            annotations=[
+                {"timestamp": 1_767_225_600_000_001, "value": "cache|miss|again"},
+                {"timestamp": 1_767_225_600_000_002, "value": 'retry|{"n": 2.0, "x": [1]}|1'},
+            ],
+        )
+    )
+    assert [(e.name, _attrs(e.attributes), e.dropped_attributes_count) for e in span.events] == [
+        ("cache|miss|again", [], 0),
+        ("retry", [("n", 2)], 1),
+    ]
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def _with(index: int, field: str, value: Any) -> list[dict[str, Any]]:
+    document = _document()
+    document[index][field] = value
+    return document
+
+
+@pytest.mark.parametrize(
+    ("document", "pattern"),
+    [
+        ("not json-shaped", r"Zipkin v2 JSON is a string, expected a list of spans"),
+        ({"traceId": TRACE64, "id": ROOT}, r"Zipkin v2 JSON is an object"),
+        ([5], r"Zipkin span 1 is a number, expected a span object"),
+        ([[_zspan(), "x"]], r"Zipkin trace 1, span 2 is a string"),
+        (_with(0, "traceId", None), r"span 1 \('get /api'\): traceId is null, expected a hex"),
+        (_with(1, "id", None), r"span 2 \('get'\): id is null"),
+        (_with(1, "id", "72485a3953bb612g"), r"id '72485a3953bb612g' is not hex"),
+        (_with(1, "id", "72485a3953bb61240"), r"id '72485a3953bb61240' must be 1 to 16 hex"),
+        (_with(0, "traceId", "463ac35c9f6413ad463ac35c9f6413ad0"), r"traceId .* 1 to 32 hex"),
+        (_with(1, "parentId", 42), r"parentId is a number, expected a hex string"),
+        (_with(0, "name", 7), r"span 1: name is a number, expected a string"),
+        (_with(0, "kind", ["SERVER"]), r"kind is a list"),
+        (_with(0, "timestamp", "1767225600000000"), r"timestamp is a string, expected an integer"),
+        (_with(0, "duration", -1), r"duration -1 is out of range"),
+        (_with(0, "duration", 0.5), r"duration 0.5 is not a whole number"),
+        (_with(0, "tags", ["http.method"]), r"tags is a list, expected an object of strings"),
+        (_with(0, "tags", {"http.status_code": 200}), r"tag 'http.status_code' is a number"),
+        (_with(0, "localEndpoint", "frontend"), r"localEndpoint is a string, expected an object"),
+        (_with(0, "localEndpoint", {"serviceName": 1}), r"localEndpoint: serviceName is a number"),
+        (
+            _with(0, "remoteEndpoint", {"port": 70000}),
+            r"remoteEndpoint: port 70000 is out of range",
+        ),
+        (_with(0, "remoteEndpoint", {"ipv4": 17}), r"remoteEndpoint: ipv4 is a number"),
+        (_with(1, "annotations", {"ws": 1}), r"annotations is an object, expected a list"),
+        (_with(1, "annotations", [{"value": "ws"}]), r"annotation 1: timestamp is null"),
+        (
+            _with(1, "annotations", [{"timestamp": 1, "value": 2}]),
+            r"annotation 1: value is a number",
+        ),
+        (_with(2, "shared", "yes"), r"shared is a string, expected true or false"),
+        (
+            _with(0, "tags", {"otlp.link.0": "zz|00f067aa0ba902b7|||0"}),
+            r"otlp.link.0 trace id 'zz'",
+        ),
+        (
+            _with(0, "tags", {"otlp.link.0": f"{TRACE}|00f067aa0ba902b7||[1]|0"}),
+            r"otlp.link.0: attributes are not a JSON object",
+        ),
+        (
+            _with(0, "tags", {"otlp.link.0": f"{TRACE}|00f067aa0ba902b7||{{}}|x"}),
+            r"otlp.link.0: dropped attributes count 'x'",
+        ),
+        (_with(0, "timestamp", 2**62), r"too far in the future"),
+    ],
+)
+def test_bad_input_is_bad_request(document: Any, pattern: str) -> None:
+    with pytest.raises(BadRequest, match=pattern):
+        zipkin_to_otlp(document)
+
+
+_ODD_VALUES: list[Any] = [None, True, -1, 1.5, "", "zz", [], {}, [None], {"a": None}, 2**70]
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterable[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield (*path, key)
+            yield from _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield (*path, index)
+            yield from _paths(item, (*path, index))
+
+
+def test_any_odd_value_anywhere_gives_a_request_or_bad_request() -> None:
+    original = _document()
+    checked = 0
+    for path in _paths(original):
+        for odd in _ODD_VALUES:
+            document = copy.deepcopy(original)
+            target: Any = document
+            for step in path[:-1]:
+                target = target[step]
+            target[path[-1]] = odd
+            try:
+                request = zipkin_to_otlp(document)
+            except BadRequest:
+                pass
+            else:
+                request.SerializeToString()
+                flatten_request(request)
+            checked += 1
+    assert checked > 500

@@ -1,0 +1,298 @@
+"""The read-only SQL sandbox: every refusal names its rule and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from flowscope.collector.decode import decode
+from flowscope.store import sandbox
+from flowscope.store.database import Database
+from flowscope.store.sandbox import SqlError, SqlRefused, SqlResult, run_sandboxed
+from flowscope.store.writer import SpanWriter
+from flowscope.testing.otlp import realistic_request
+
+SPANS = 3 * 8
+
+
+@pytest.fixture
+def db(database: Database) -> Iterator[Database]:
+    batch = decode(realistic_request(3).SerializeToString()).batch
+    writer = SpanWriter(database)
+    writer.start()
+    try:
+        assert writer.write(batch.table, batch.keys, timeout=30) == SPANS
+    finally:
+        writer.shutdown()
+    assert database.span_count() == SPANS
+    yield database
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, str]:
+    """Real local files a query could try to read, and paths it could try to write."""
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "data.json").write_text('[{"a": 1}]')
+    (tmp_path / "data.ndjson").write_text('{"a": 1}\n')
+    pq.write_table(pa.table({"a": [1, 2]}), tmp_path / "data.parquet")
+    paths = {name: str(tmp_path / f"data.{name}") for name in ("csv", "json", "ndjson", "parquet")}
+    paths["out"] = str(tmp_path / "out")
+    paths["dir"] = str(tmp_path)
+    return paths
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in directory.rglob("*")
+    }
+
+
+REFUSALS = [
+    ("COPY otel_traces TO '{out}.csv'", "no-file-access"),
+    ("COPY (SELECT 1) TO '{out}.parquet' (FORMAT parquet)", "no-file-access"),
+    ("COPY otel_traces FROM '{csv}'", "no-file-access"),
+    ("EXPORT DATABASE '{out}'", "no-file-access"),
+    ("SELECT * FROM read_csv('{csv}')", "no-file-access"),
+    ("SELECT * FROM read_csv_auto('{csv}')", "no-file-access"),
+    ("SELECT * FROM read_parquet('{parquet}')", "no-file-access"),
+    ("SELECT * FROM parquet_scan('{parquet}')", "no-file-access"),
+    ("SELECT * FROM parquet_metadata('{parquet}')", "no-file-access"),
+    ("SELECT * FROM read_json('{json}')", "no-file-access"),
+    ("SELECT * FROM read_json_auto('{json}')", "no-file-access"),
+    ("SELECT * FROM read_ndjson('{ndjson}')", "no-file-access"),
+    ("SELECT * FROM read_text('{csv}')", "no-file-access"),
+    ("SELECT * FROM read_blob('{csv}')", "no-file-access"),
+    ("SELECT * FROM glob('{dir}/*')", "no-file-access"),
+    ("SELECT * FROM sniff_csv('{csv}')", "no-file-access"),
+    ("SELECT * FROM '{csv}'", "no-file-access"),
+    ('SELECT * FROM "{parquet}"', "no-file-access"),
+    ("SELECT count(*) FROM otel_traces WHERE SpanId IN (SELECT a FROM '{csv}')", "no-file-access"),
+    ("WITH x AS (SELECT * FROM read_csv('{csv}')) SELECT * FROM x", "no-file-access"),
+    ("SELECT 1 FROM range(2) r, LATERAL read_text('{csv}')", "no-file-access"),
+    ("DESCRIBE '{csv}'", "no-file-access"),
+    ("SELECT * FROM 'https://example.com/x.parquet'", "no-network"),
+    ("SELECT * FROM read_parquet('s3://bucket/x.parquet')", "no-network"),
+    ("SELECT * FROM read_csv('http://127.0.0.1:9/x.csv')", "no-network"),
+    ("SELECT * FROM postgres_scan('host=localhost', 'public', 't')", "no-network"),
+    ("ATTACH '{out}.duckdb' AS other", "no-attach"),
+    ("DETACH other", "no-attach"),
+    ("USE memory", "no-attach"),
+    ("INSTALL httpfs", "no-extensions"),
+    ("LOAD httpfs", "no-extensions"),
+    ("LOAD '{out}.duckdb_extension'", "no-extensions"),
+    ("FORCE INSTALL httpfs FROM 'http://127.0.0.1:9'", "no-extensions"),
+    ("UPDATE EXTENSIONS", "no-extensions"),
+    ("COPY FROM DATABASE memory TO other", "no-file-access"),
+    ("PIVOT otel_traces ON SpanKind", "select-only"),
+    ("SELECT * FROM (PIVOT otel_traces ON SpanKind)", "select-only"),
+    ("PRAGMA version", "no-pragma"),
+    ("PRAGMA table_info('otel_traces')", "no-pragma"),
+    ("SELECT * FROM pragma_table_info('otel_traces')", "no-pragma"),
+    ("SET threads = 1", "no-set"),
+    ("RESET threads", "no-set"),
+    ("SET VARIABLE x = 1", "no-set"),
+    ("CREATE TABLE stolen AS SELECT * FROM otel_traces", "select-only"),
+    ("CREATE VIEW v AS SELECT 1", "select-only"),
+    ("INSERT INTO otel_traces SELECT * FROM otel_traces", "select-only"),
+    ("UPDATE otel_traces SET SpanName = 'x'", "select-only"),
+    ("DELETE FROM otel_traces", "select-only"),
+    ("DROP TABLE otel_traces", "select-only"),
+    ("CALL checkpoint()", "select-only"),
+    ("BEGIN TRANSACTION", "select-only"),
+    ("EXPLAIN ANALYZE SELECT 1", "select-only"),
+    ("SELECT * FROM force_checkpoint()", "read-only"),
+    ("SELECT getenv('HOME')", "no-environment"),
+    ("SELECT nextval('seq')", "read-only"),
+    ("SELECT * FROM histogram('{csv}', a)", "no-dynamic-sql"),
+    ("SELECT * FROM which_secret('s3://bucket/x', 's3')", "no-network"),
+    ("SELECT * FROM query('SELECT 1')", "no-dynamic-sql"),
+    ("SELECT * FROM duckdb_settings()", "allowed-functions"),
+    ("SELECT 1; DELETE FROM otel_traces", "one-statement"),
+    ("SELECT 1; SELECT 2", "one-statement"),
+    ("", "syntax"),
+    ("  ;  -- nothing", "syntax"),
+    ("SELEC 1", "syntax"),
+]
+
+
+@pytest.mark.parametrize(("template", "rule"), REFUSALS)
+def test_refusal_names_its_rule_and_changes_nothing(
+    db: Database, files: dict[str, str], tmp_path: Path, template: str, rule: str
+) -> None:
+    sql = template.format(**files)
+    before = _snapshot(tmp_path)
+    with pytest.raises(SqlRefused) as caught:
+        run_sandboxed(db, sql)
+    assert caught.value.rule == rule
+    assert f"rule {rule}" in caught.value.message
+    assert str(caught.value) == caught.value.message
+    assert db.span_count() == SPANS
+    assert not list(tmp_path.glob("out*"))
+    assert _snapshot(tmp_path) == before
+    assert run_sandboxed(db, "SELECT count(*) FROM otel_traces").rows == [[SPANS]]
+
+
+def test_refusal_messages_name_the_function(db: Database, files: dict[str, str]) -> None:
+    with pytest.raises(SqlRefused, match="read_csv reads local files"):
+        run_sandboxed(db, f"SELECT * FROM read_csv('{files['csv']}')")
+    with pytest.raises(SqlRefused, match="getenv"):
+        run_sandboxed(db, "SELECT upper(getenv('HOME'))")
+    with pytest.raises(SqlRefused, match="rule syntax: DuckDB cannot parse"):
+        run_sandboxed(db, "SELECT FROM WHERE")
+
+
+def test_select_returns_columns_and_rows(db: Database) -> None:
+    sql = "SELECT ServiceName, count(*) AS spans FROM otel_traces GROUP BY 1 ORDER BY 1"
+    expected = db.reader().execute(sql).fetchall()
+    result = run_sandboxed(db, sql + ";")
+    assert isinstance(result, SqlResult)
+    assert result.columns == ["ServiceName", "spans"]
+    assert result.rows == [list(row) for row in expected]
+    assert sum(row[1] for row in result.rows) == SPANS
+    assert result.truncated is False
+    assert result.elapsed_ms >= 0
+
+
+def test_with_query(db: Database) -> None:
+    result = run_sandboxed(
+        db,
+        """-- slowest span per trace
+        WITH ranked AS (
+            SELECT TraceId, Duration,
+                   row_number() OVER (PARTITION BY TraceId ORDER BY Duration DESC) AS n
+            FROM otel_traces
+        )
+        SELECT TraceId, Duration FROM ranked WHERE n = 1 ORDER BY TraceId""",
+    )
+    assert result.columns == ["TraceId", "Duration"]
+    assert len(result.rows) == 3
+    expected = db.reader().execute(
+        "SELECT TraceId, max(Duration) FROM otel_traces GROUP BY 1 ORDER BY 1"
+    )
+    assert result.rows == [list(row) for row in expected.fetchall()]
+
+
+def test_row_limit_truncates(db: Database) -> None:
+    result = run_sandboxed(db, "SELECT SpanId FROM otel_traces ORDER BY SpanId", row_limit=10)
+    assert len(result.rows) == 10 and result.truncated
+    exact = run_sandboxed(db, "SELECT SpanId FROM otel_traces", row_limit=SPANS)
+    assert len(exact.rows) == SPANS and not exact.truncated
+    huge = run_sandboxed(db, "SELECT * FROM range(1000000000000)", row_limit=5)
+    assert huge.rows == [[0], [1], [2], [3], [4]] and huge.truncated
+
+
+def test_time_limit_stops_a_slow_query(db: Database) -> None:
+    started = time.perf_counter()
+    with pytest.raises(SqlRefused) as caught:
+        run_sandboxed(db, "SELECT sum(range) FROM range(1000000000000)", timeout_s=0.3)
+    assert time.perf_counter() - started < 10
+    assert caught.value.rule == "time-limit"
+    assert "rule time-limit" in caught.value.message and "0.3 s" in caught.value.message
+    with pytest.raises(SqlRefused, match="time-limit"):
+        run_sandboxed(
+            db, "SELECT count(*) FROM range(100000) a, range(100000) b, range(100) c", timeout_s=0.2
+        )
+    # The same thread's cursor is usable at once, and the deadline does not linger.
+    assert run_sandboxed(db, "SELECT 42 AS answer").rows == [[42]]
+    time.sleep(0.4)
+    assert run_sandboxed(db, "SELECT count(*) FROM otel_traces").rows == [[SPANS]]
+    assert db.span_count() == SPANS
+
+
+def test_runtime_error_is_not_a_refusal(db: Database) -> None:
+    with pytest.raises(SqlError, match="nosuch"):
+        run_sandboxed(db, "SELECT nosuch FROM otel_traces")
+    with pytest.raises(SqlError):
+        run_sandboxed(db, "SELECT 'x'::INTEGER")
+    assert run_sandboxed(db, "SELECT 1 AS one").rows == [[1]]
+
+
+def test_span_values_are_json_serialisable(db: Database) -> None:
+    result = run_sandboxed(
+        db,
+        "SELECT Timestamp, ResourceAttributes, SpanAttributes, Events, Links, LinksFlags, "
+        "Duration FROM otel_traces ORDER BY Timestamp LIMIT 5",
+    )
+    json.dumps(result.rows, allow_nan=False)
+    timestamp, resource, attributes, events, links, flags, duration = result.rows[0]
+    assert isinstance(timestamp, str) and timestamp.startswith("2026-01-01T00:00:00")
+    assert resource["service.name"] == "client-gateway"
+    assert attributes["http.request.method"] == "POST"
+    assert events == [] and links == [] and flags == []
+    assert isinstance(duration, int)
+
+
+def test_value_conversions(db: Database) -> None:
+    result = run_sandboxed(
+        db,
+        r"""SELECT TIMESTAMP_NS '2026-01-01 00:00:00.123456789' AS ts_ns,
+                   TIMESTAMPTZ '2026-01-01 01:00:00+01' AS ts_tz,
+                   [TIMESTAMPTZ '2026-01-01 00:00:00+00'] AS tz_list,
+                   DATE '2026-01-02' AS d, TIME '03:04:05' AS t,
+                   INTERVAL 90 MINUTE AS i,
+                   1.25::DECIMAL(5, 2) AS dec, '\xAA\xBB'::BLOB AS blob,
+                   '00000000-0000-0000-0000-000000000001'::UUID AS u,
+                   MAP {1: 'one'} AS m, MAP {'k': [1, 2]} AS m2,
+                   {'a': [1.5, 'nan'::DOUBLE, 'inf'::DOUBLE], 'b': {'c': DATE '2026-01-03'}} AS s,
+                   [1, 2]::INTEGER[2] AS fixed, 170141183460469231731687303715884105727::HUGEINT AS h
+        """,
+    )
+    row = dict(zip(result.columns, result.rows[0], strict=True))
+    json.dumps(row, allow_nan=False)
+    assert row["ts_ns"].startswith("2026-01-01T00:00:00.123456")
+    assert row["ts_tz"] == "2026-01-01T00:00:00.000000Z"
+    assert isinstance(row["tz_list"][0], str) and row["tz_list"][0].startswith("2026-01-01")
+    assert (row["d"], row["t"], row["i"]) == ("2026-01-02", "03:04:05", "P0DT5400S")
+    assert (row["dec"], row["blob"]) == (1.25, "qrs=")
+    assert row["u"] == "00000000-0000-0000-0000-000000000001"
+    assert row["m"] == {"1": "one"} and row["m2"] == {"k": [1, 2]}
+    assert row["s"] == {"a": [1.5, None, None], "b": {"c": "2026-01-03"}}
+    assert row["fixed"] == [1, 2] and row["h"] == 2**127 - 1
+
+
+def test_aggregates_and_scalars_sharing_a_refused_name_prefix_are_allowed(db: Database) -> None:
+    result = run_sandboxed(
+        db, "SELECT histogram(SpanKind) AS kinds, set_bit('0101'::BIT, 0, 1) AS b FROM otel_traces"
+    )
+    assert sum(result.rows[0][0].values()) == SPANS
+    assert result.rows[0][1] == "1101"
+
+
+def test_show_and_describe_are_allowed(db: Database) -> None:
+    tables = run_sandboxed(db, "SHOW TABLES")
+    assert ["otel_traces"] in tables.rows
+    described = run_sandboxed(db, "DESCRIBE otel_traces")
+    assert described.rows[0][:2] == ["Timestamp", "TIMESTAMP_NS"]
+
+
+def test_rollback_backs_up_the_checks(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If a writing statement slipped past the checks, the transaction still discards it."""
+    monkeypatch.setattr(sandbox, "check_sql", lambda cursor, sql: None)
+    run_sandboxed(db, "DELETE FROM otel_traces RETURNING SpanId")
+    run_sandboxed(db, "CREATE TABLE stolen AS SELECT 1 AS x")
+    monkeypatch.undo()
+    assert db.span_count() == SPANS
+    tables = db.reader().execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    assert ("stolen",) not in tables
+
+
+def test_works_with_external_access_disabled(db: Database, files: dict[str, str]) -> None:
+    db.writer_cursor().execute("SET enable_external_access = false")
+    assert run_sandboxed(db, "SELECT count(*) AS n FROM otel_traces").rows == [[SPANS]]
+    with pytest.raises(SqlRefused) as caught:
+        run_sandboxed(db, f"SELECT * FROM read_csv('{files['csv']}')")
+    assert caught.value.rule == "no-file-access"
+
+
+def test_bad_limits_are_rejected(db: Database) -> None:
+    with pytest.raises(ValueError):
+        run_sandboxed(db, "SELECT 1", row_limit=-1)
+    with pytest.raises(ValueError):
+        run_sandboxed(db, "SELECT 1", timeout_s=0)
