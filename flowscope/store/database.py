@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from flowscope.store import sql_files
 
@@ -110,6 +111,14 @@ class Database:
     def imported_file(self, sha256: str) -> tuple[str, int, Any] | None:
         row = self.reader().execute(sql_files.query("imported_file"), {"sha256": sha256}).fetchone()
         return (str(row[0]), int(row[1]), row[2]) if row else None
+
+    def fetch(self, name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of the named query in ``sql/NAME.sql`` on this thread's read cursor."""
+        return self.reader().execute(sql_files.query(name), params or {}).fetchall()
+
+    def fetch_arrow(self, name: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """The named query's result as an Arrow table (columnar, for large results)."""
+        return self.reader().execute(sql_files.query(name), params or {}).to_arrow_table()
 
     def close(self) -> None:
         with self._lock:
