@@ -118,7 +118,7 @@ class Database:
 
     def fetch_arrow(self, name: str, params: dict[str, Any] | None = None) -> pa.Table:
         """The named query's result as an Arrow table (columnar, for large results)."""
-        return self.reader().execute(sql_files.query(name), params or {}).to_arrow_table()
+        return self.reader().sql(sql_files.query(name), params=params or {}).to_arrow_table()
 
     def close(self) -> None:
         with self._lock:
