@@ -1,0 +1,189 @@
+"""The analyzer's results: typed records whose field names are the API's (DESIGN.md §4-5).
+
+Every record turns into the JSON the API returns with ``as_dict()``; lists of
+records turn into pandas DataFrames in ``flowscope.open`` (``.df()``). Durations
+are milliseconds as floats; rates are per minute; ratios are 0..1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+EdgeRule = Literal["rpc", "virtual", "async"]
+NodeKind = Literal["service", "database", "messaging", "external"]
+
+
+@dataclass(frozen=True)
+class Record:
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A closed-open time window [since, until) in nanoseconds since the epoch (UTC)."""
+
+    since_ns: int
+    until_ns: int
+
+    @property
+    def minutes(self) -> float:
+        return max((self.until_ns - self.since_ns) / 60e9, 1e-9)
+
+
+@dataclass(frozen=True)
+class Node(Record):
+    id: str
+    kind: NodeKind
+    spans: int
+    error_rate: float
+    p95_ms: float | None  # of its SERVER/CONSUMER spans; None when it has none
+
+
+@dataclass(frozen=True)
+class Edge(Record):
+    source: str
+    target: str
+    rule: EdgeRule
+    calls: int
+    errors: int
+    error_rate: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    rate_per_min: float
+    # async edges only (None otherwise)
+    messaging_system: str | None = None
+    destination: str | None = None
+    lag_p50_ms: float | None = None
+    lag_p95_ms: float | None = None
+    lag_p99_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ServiceMap(Record):
+    nodes: list[Node]
+    edges: list[Edge]
+
+
+@dataclass(frozen=True)
+class Flow(Record):
+    id: str  # stable slug
+    name: str
+    root_service: str
+    root_operation: str
+    traces: int
+    error_rate: float
+    traces_with_span_errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    rate_per_min: float
+    group: dict[str, str] = field(default_factory=dict)  # --by ATTR value(s), else empty
+
+
+@dataclass(frozen=True)
+class Step(Record):
+    id: str  # stable within a flow: derived from the path of (service, operation, kind)
+    parent_id: str | None
+    service: str
+    operation: str
+    kind: str  # SpanKind as stored: Server, Client, Internal, Producer, Consumer, Unspecified
+    calls: int
+    traces: int
+    calls_per_trace: float
+    errors: int
+    error_rate: float
+    origin_errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    self_p50_ms: float
+    start_offset_p50_ms: float
+    critical_path_share: float
+    group: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlowDetail(Record):
+    flow: Flow
+    steps: list[Step]
+
+
+@dataclass(frozen=True)
+class TraceSummary(Record):
+    trace_id: str
+    flow: str  # flow id
+    root_service: str
+    root_operation: str
+    start: str  # RFC 3339, UTC
+    duration_ms: float
+    spans: int
+    services: int
+    errors: int  # spans with status Error
+    status: str  # the root's StatusCode
+
+
+@dataclass(frozen=True)
+class TraceSpan(Record):
+    span_id: str
+    parent_span_id: str  # '' for the root
+    service: str
+    operation: str
+    kind: str
+    start: str  # RFC 3339, UTC
+    start_offset_ms: float  # from the trace's earliest span
+    duration_ms: float
+    self_ms: float
+    status: str
+    status_message: str
+    attributes: dict[str, str]
+    depth: int
+    step_id: str | None  # the flow step this span belongs to
+    step_p50_ms: float | None  # that step's P50 in the flow's baseline window
+    on_critical_path: bool
+    orphan: bool  # its parent never arrived
+    children: list[str] = field(default_factory=list)  # span ids, in start order
+
+
+@dataclass(frozen=True)
+class CriticalSegment(Record):
+    span_id: str
+    service: str
+    operation: str
+    start_offset_ms: float
+    duration_ms: float  # time this span itself is on the critical path
+
+
+@dataclass(frozen=True)
+class TraceView(Record):
+    trace_id: str
+    flow: str | None
+    duration_ms: float
+    spans: list[TraceSpan]
+    critical_path: list[CriticalSegment]
+
+
+@dataclass(frozen=True)
+class StepDelta(Record):
+    step: str  # "service operation" path label
+    service: str
+    operation: str
+    kind: str
+    left_ms: float | None  # None: step absent on that side
+    right_ms: float | None
+    delta_ms: float | None
+    left_error_rate: float | None = None
+    right_error_rate: float | None = None
+    error_rate_delta: float | None = None
+    left_calls: int | None = None
+    right_calls: int | None = None
+
+
+@dataclass(frozen=True)
+class Comparison(Record):
+    mode: Literal["traces", "baseline", "windows", "versions"]
+    left: str  # label of the left side (trace id, window, version)
+    right: str
+    deltas: list[StepDelta]  # biggest absolute delta first
