@@ -79,3 +79,27 @@ def request_from_json(body: bytes) -> ExportTraceServiceRequest:
     except ValueError as exc:
         raise BadRequest(f"OTLP/JSON body is not valid JSON: {exc}") from exc
     return request_from_json_object(document)
+
+
+def _base64_to_hex(item: Any) -> None:
+    if not isinstance(item, dict):
+        return
+    for name in _ID_FIELDS:
+        if isinstance(item.get(name), str):
+            item[name] = base64.b64decode(item[name]).hex()
+
+
+def request_to_json_object(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    """The OTLP/JSON form of a request: hex ids, integer enums, lowerCamelCase names."""
+    document: dict[str, Any] = json_format.MessageToDict(request, use_integers_for_enums=True)
+    for resource_spans in _list(document, "resourceSpans"):
+        for scope_spans in _list(resource_spans, "scopeSpans"):
+            for span in _list(scope_spans, "spans"):
+                _base64_to_hex(span)
+                for link in _list(span, "links"):
+                    _base64_to_hex(link)
+    return document
+
+
+def request_to_json(request: ExportTraceServiceRequest) -> bytes:
+    return json.dumps(request_to_json_object(request), separators=(",", ":")).encode()

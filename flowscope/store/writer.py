@@ -189,8 +189,13 @@ class SpanWriter:
                 cursor.register("incoming_spans", table)
                 try:
                     cursor.execute(self._insert_sql)
-                finally:
+                except Exception:
+                    # An aborted transaction refuses even unregister: roll back first,
+                    # so the insert's own error is the one reported.
+                    cursor.execute("ROLLBACK")
                     cursor.unregister("incoming_spans")
+                    raise
+                cursor.unregister("incoming_spans")
                 cursor.execute("COMMIT")
         except Exception as exc:  # a failed commit must fail its requests, not the thread
             log.exception("span commit failed")
