@@ -16,7 +16,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from flowscope.collector.attributes import attribute_lists
-from flowscope.store.columns import COLUMN_NAMES, LINK, SPAN_SCHEMA, STRING_MAP, TIMESTAMP
+from flowscope.store.columns import (
+    COLUMN_NAMES,
+    ENTITY_REF,
+    LINK,
+    SPAN_SCHEMA,
+    STRING_MAP,
+    TIMESTAMP,
+)
 from flowscope.store.columns import EVENT as EVENT_TYPE
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
@@ -108,6 +115,7 @@ class _Groups:
         self.resource_dropped: list[int] = []
         self.resource_schema: list[str] = []
         self.scope_schema: list[str] = []
+        self.entity_refs: list[list[dict[str, object]]] = []
         self.span_group: list[int] = []
 
     def arrays(self) -> dict[str, pa.Array]:
@@ -123,6 +131,7 @@ class _Groups:
             "ResourceDroppedAttributesCount": pa.array(self.resource_dropped, u32),
             "ResourceSchemaUrl": pa.array(self.resource_schema, string),
             "ScopeSchemaUrl": pa.array(self.scope_schema, string),
+            "ResourceEntityRefs": pa.array(self.entity_refs, pa.list_(ENTITY_REF)),
         }
         return {name: array.take(indices) for name, array in columns.items()}
 
@@ -161,6 +170,16 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
             if key == "service.name":
                 service = value
                 break
+        entity_refs: list[dict[str, object]] = [
+            {
+                "SchemaUrl": ref.schema_url,
+                "Type": ref.type,
+                "IdKeys": list(ref.id_keys),
+                "DescriptionKeys": list(ref.description_keys),
+            }
+            # OTLP 1.6 added entity_refs; older opentelemetry-proto modules have no such field.
+            for ref in getattr(resource, "entity_refs", ())
+        ]
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
             group = len(groups.services)
@@ -173,6 +192,7 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
             groups.scope_attrs.append(*attribute_lists(scope.attributes))
             groups.scope_dropped.append(scope.dropped_attributes_count)
             groups.scope_schema.append(scope_spans.schema_url)
+            groups.entity_refs.append(entity_refs)
             for span in scope_spans.spans:
                 trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
                 if not (

@@ -10,6 +10,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +27,9 @@ from flowscope.store.retention import RetentionSweeper
 from flowscope.store.writer import SpanWriter
 
 log = logging.getLogger(__name__)
+# What DuckDB's memory_limit setting accepts (a positive size with a unit).
+_MEMORY_LIMIT = re.compile(r"^\s*(?=[\d.]*[1-9])\d+(?:\.\d+)?\s*(?:[KMGT]i?B)\s*$", re.IGNORECASE)
+_TOKEN = re.compile(r"^[\x21-\x7e]+$")
 
 
 @dataclass(frozen=True)
@@ -50,14 +54,41 @@ class ServeConfig:
         return max(1, (os.cpu_count() or 1) - 1)
 
     def validate(self) -> None:
+        """Raise ValueError naming the option (as the CLI spells it) of the first bad value."""
+        ports: dict[int, str] = {}
         for name in ("grpc_port", "http_port", "ui_port"):
             value = getattr(self, name)
             if not 0 <= value <= 65535:
                 raise ValueError(f"{name.replace('_', '-')} must be 0..65535, got {value}")
+            if value and value in ports:
+                raise ValueError(
+                    f"{ports[value]} and {name.replace('_', '-')} are both {value}; "
+                    "each port needs its own number"
+                )
+            ports[value] = name.replace("_", "-")
+        if not self.host.strip():
+            raise ValueError("host must be an address or host name, e.g. 127.0.0.1 or 0.0.0.0")
+        if self.token is not None and not _TOKEN.match(self.token):
+            raise ValueError(
+                "token must be printable ASCII without spaces (it is sent in an HTTP header)"
+            )
         if self.max_request_bytes < 1024:
-            raise ValueError("max-request-bytes must be at least 1024")
+            raise ValueError(
+                f"max-request-bytes must be at least 1024, got {self.max_request_bytes}"
+            )
         if self.max_queued_spans < 1:
-            raise ValueError("max-queued-spans must be at least 1")
+            raise ValueError(f"max-queued-spans must be at least 1, got {self.max_queued_spans}")
+        if self.dedup_window < 0:
+            raise ValueError(f"dedup-window must be 0 (off) or more, got {self.dedup_window}")
+        if self.decode_workers < -1:
+            raise ValueError(
+                f"decode-workers must be -1 (automatic), 0 or more, got {self.decode_workers}"
+            )
+        if self.memory_limit and not _MEMORY_LIMIT.match(self.memory_limit):
+            raise ValueError(
+                f"memory-limit {self.memory_limit!r} is not a size: use a number and a unit "
+                "(KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 2GB"
+            )
         if self.retention is not None and self.retention <= timedelta(0):
             raise ValueError("retention must be positive (or 'off')")
 
@@ -91,6 +122,8 @@ class FlowscopeServer:
         self._info_written = False
 
     def start(self) -> None:
+        if self.database is not None:  # started already (a second set of parts would leak)
+            return
         cfg = self.config
         try:
             self.database = Database(cfg.db, memory_limit=cfg.memory_limit)

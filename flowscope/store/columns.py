@@ -26,6 +26,15 @@ LINK = pa.struct(
         pa.field("Attributes", STRING_MAP),
     ]
 )
+# OTLP Resource.entity_refs: which resource attributes identify and describe an entity.
+ENTITY_REF = pa.struct(
+    [
+        pa.field("SchemaUrl", pa.string()),
+        pa.field("Type", pa.string()),
+        pa.field("IdKeys", pa.list_(pa.string())),
+        pa.field("DescriptionKeys", pa.list_(pa.string())),
+    ]
+)
 
 SPAN_SCHEMA = pa.schema(
     [
@@ -58,6 +67,7 @@ SPAN_SCHEMA = pa.schema(
         pa.field("ResourceDroppedAttributesCount", pa.uint32(), nullable=False),
         pa.field("ResourceSchemaUrl", pa.string(), nullable=False),
         pa.field("ScopeSchemaUrl", pa.string(), nullable=False),
+        pa.field("ResourceEntityRefs", pa.list_(ENTITY_REF), nullable=False),
     ]
 )
 

@@ -32,5 +32,6 @@ CREATE TABLE IF NOT EXISTS otel_traces (
     ScopeDroppedAttributesCount    UINTEGER NOT NULL DEFAULT 0,
     ResourceDroppedAttributesCount UINTEGER NOT NULL DEFAULT 0,
     ResourceSchemaUrl              VARCHAR NOT NULL DEFAULT '',
-    ScopeSchemaUrl                 VARCHAR NOT NULL DEFAULT ''
+    ScopeSchemaUrl                 VARCHAR NOT NULL DEFAULT '',
+    ResourceEntityRefs STRUCT("SchemaUrl" VARCHAR, "Type" VARCHAR, "IdKeys" VARCHAR[], "DescriptionKeys" VARCHAR[])[] NOT NULL DEFAULT []
 );

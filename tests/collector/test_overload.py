@@ -1,0 +1,245 @@
+"""A full writer queue answers "retry later"; oversized requests get 413; acks stay exact."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from google.protobuf import json_format
+from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from flowscope.server import FlowscopeServer
+from flowscope.testing.otlp import realistic_request
+from flowscope.testing.server import Endpoints, server_in_process
+
+PB = {"Content-Type": "application/x-protobuf"}
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+MAX_QUEUED = 10
+MAX_BYTES = 64 * 1024
+UNAVAILABLE, RESOURCE_EXHAUSTED = 14, 8  # google.rpc.Code
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[tuple[FlowscopeServer, Endpoints]]:
+    with server_in_process(
+        tmp_path / "busy.duckdb",
+        decode_workers=0,
+        max_queued_spans=MAX_QUEUED,
+        max_request_bytes=MAX_BYTES,
+    ) as running:
+        yield running
+
+
+def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll a real condition (never a fixed sleep) until it holds."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        pause.wait(0.005)
+
+
+@contextmanager
+def _writer_held(server: FlowscopeServer) -> Iterator[threading.Event]:
+    """Keep the writer thread busy in a task until the yielded event is set."""
+    assert server.writer is not None
+    started, release = threading.Event(), threading.Event()
+
+    def hold(_cursor: Any) -> None:
+        started.set()
+        release.wait(60)
+
+    done = server.writer.run_task(hold)
+    assert started.wait(30), "the writer never ran the task"
+    try:
+        yield release
+    finally:
+        release.set()
+        done.result(30)
+
+
+def _post(endpoints: Endpoints, body: bytes, **headers: str) -> httpx.Response:
+    return httpx.post(
+        f"{endpoints.http}/v1/traces", content=body, headers={**PB, **headers}, timeout=60
+    )
+
+
+def _grpc(endpoints: Endpoints, body: bytes) -> tuple[grpc.StatusCode, str, dict[str, str]]:
+    with grpc.insecure_channel(
+        endpoints.grpc, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
+    ) as channel:
+        export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+        try:
+            export(body, timeout=60)
+        except grpc.RpcError as exc:
+            trailing = {item.key: str(item.value) for item in exc.trailing_metadata() or ()}
+            return exc.code(), exc.details() or "", trailing
+    return grpc.StatusCode.OK, "", {}
+
+
+def _otlp_json(request: ExportTraceServiceRequest) -> bytes:
+    """OTLP/JSON as exporters send it: protobuf's JSON mapping with hex ids."""
+    document: dict[str, Any] = json_format.MessageToDict(request)
+    for rs in document["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for name in ("traceId", "spanId", "parentSpanId"):
+                    if name in span:
+                        span[name] = base64.b64decode(span[name]).hex()
+    return json.dumps(document).encode()
+
+
+def _span_count(server: FlowscopeServer) -> int:
+    assert server.database is not None
+    return server.database.span_count()
+
+
+def _stored_traces(server: FlowscopeServer) -> set[str]:
+    assert server.database is not None
+    rows = server.database.reader().execute("SELECT DISTINCT TraceId FROM otel_traces").fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def _trace_ids(request: ExportTraceServiceRequest) -> set[str]:
+    return {
+        span.trace_id.hex()
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    }
+
+
+@pytest.mark.parametrize("first", ["http", "grpc"])
+def test_full_queue_refuses_with_retry_later_and_stores_exactly_the_acked(
+    first: str, live: tuple[FlowscopeServer, Endpoints]
+) -> None:
+    server, endpoints = live
+    assert server.writer is not None and server.ingest is not None
+    accepted = realistic_request(2, seed=1)  # 16 spans: more than the queue holds
+    refused = [realistic_request(1, seed=s) for s in (2, 3, 4)]
+    with ThreadPoolExecutor(1) as pool, _writer_held(server):
+        # An empty queue takes even a request larger than its limit (else it could never
+        # be stored); it waits for its commit while the writer is held.
+        if first == "http":
+            pending: Future[Any] = pool.submit(_post, endpoints, accepted.SerializeToString())
+        else:
+            pending = pool.submit(_grpc, endpoints, accepted.SerializeToString())
+        _wait_until(lambda: server.writer is not None and server.writer.queued_spans == 16, "queue")
+        assert not pending.done(), "acknowledged before its commit"
+
+        answer = _post(endpoints, refused[0].SerializeToString())
+        assert answer.status_code == 503
+        assert answer.headers["Retry-After"] == "1"
+        status = Status.FromString(answer.content)
+        assert status.code == UNAVAILABLE and "overloaded" in status.message
+
+        answer = _post(endpoints, _otlp_json(refused[1]), **{"Content-Type": "application/json"})
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+        assert answer.json()["code"] == UNAVAILABLE
+
+        code, details, trailing = _grpc(endpoints, refused[2].SerializeToString())
+        assert code == grpc.StatusCode.UNAVAILABLE and "overloaded" in details
+        assert trailing.get("retry-after") == "1"
+        assert server.ingest.counters.refused_requests == 3
+        assert _span_count(server) == 0
+
+    if first == "http":
+        assert pending.result(30).status_code == 200
+    else:
+        assert pending.result(30)[0] == grpc.StatusCode.OK
+    assert _span_count(server) == 16
+    assert _stored_traces(server) == _trace_ids(accepted)
+    assert server.writer.queued_spans == 0
+    # The queue is free again: a refused request sent once more is stored.
+    assert _post(endpoints, refused[0].SerializeToString()).status_code == 200
+    assert _span_count(server) == 24
+
+
+def test_sdk_exporter_retries_after_retry_after_and_its_spans_arrive(
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    server, endpoints = live
+    assert server.ingest is not None
+    provider = TracerProvider(resource=Resource.create({"service.name": "retrying"}))
+    provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoints.http}/v1/traces", timeout=30))
+    )
+    tracer = provider.get_tracer("overload-test")
+    blocker = realistic_request(2, seed=9).SerializeToString()  # fills the queue
+    with ThreadPoolExecutor(2) as pool:
+        with _writer_held(server):
+            pending = pool.submit(_post, endpoints, blocker)
+            _wait_until(
+                lambda: server.writer is not None and server.writer.queued_spans == 16, "queue"
+            )
+            # SimpleSpanProcessor exports when the span ends; that blocks, so end it in a thread.
+            exported = pool.submit(lambda: tracer.start_span("retried").end())
+            _wait_until(
+                lambda: server.ingest is not None and server.ingest.counters.refused_requests == 1,
+                "a refusal",
+            )
+        exported.result(60)
+        assert pending.result(30).status_code == 200
+    provider.shutdown()
+    assert server.database is not None
+    rows = (
+        server.database.reader()
+        .execute("SELECT ServiceName, SpanName FROM otel_traces WHERE ServiceName = 'retrying'")
+        .fetchall()
+    )
+    assert rows == [("retrying", "retried")]
+    assert _span_count(server) == 17
+
+
+def test_request_over_max_request_bytes_gets_413(live: tuple[FlowscopeServer, Endpoints]) -> None:
+    server, endpoints = live
+    big = realistic_request(60, seed=5).SerializeToString()
+    assert len(big) > MAX_BYTES
+
+    answer = _post(endpoints, big)
+    assert answer.status_code == 413
+    assert Status.FromString(answer.content).code == RESOURCE_EXHAUSTED
+
+    # Without Content-Length (chunked), the limit holds while the body streams in.
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(big), 8192):
+            yield big[start : start + 8192]
+
+    answer = httpx.post(f"{endpoints.http}/v1/traces", content=chunks(), headers=PB, timeout=60)
+    assert answer.status_code == 413
+
+    # Small on the wire, too large once inflated.
+    squeezed = gzip.compress(big)
+    assert len(squeezed) < MAX_BYTES
+    answer = _post(endpoints, squeezed, **{"Content-Encoding": "gzip"})
+    assert answer.status_code == 413
+
+    code, _, _ = _grpc(endpoints, big)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    assert _span_count(server) == 0
+    # Just under the limit is fine.
+    fits = realistic_request(20, seed=6).SerializeToString()
+    assert len(fits) <= MAX_BYTES
+    assert _post(endpoints, fits).status_code == 200
+    assert (
+        _grpc(endpoints, realistic_request(20, seed=7).SerializeToString())[0] == grpc.StatusCode.OK
+    )
+    assert _span_count(server) == 2 * 20 * 8

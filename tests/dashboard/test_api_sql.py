@@ -1,0 +1,192 @@
+"""POST /api/sql over real HTTP: exact rows, refusals that name their rule, data left intact."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from flowscope.server import FlowscopeServer
+from flowscope.testing.otlp import key_values, request_for, span_id, trace_id
+from flowscope.testing.server import Endpoints, server_in_process
+
+T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+
+
+def _requests() -> list[ExportTraceServiceRequest]:
+    """checkout: POST /orders (10 ms) calling charge (4 ms, Error); ledger: INSERT entry (2.5 ms)."""
+    root = Span(
+        trace_id=trace_id(1),
+        span_id=span_id(1),
+        name="POST /orders",
+        kind=Span.SPAN_KIND_SERVER,
+        start_time_unix_nano=T0,
+        end_time_unix_nano=T0 + 10_000_000,
+    )
+    root.attributes.extend(key_values({"http.route": "/orders", "http.response.status_code": 502}))
+    charge = Span(
+        trace_id=trace_id(1),
+        span_id=span_id(2),
+        parent_span_id=span_id(1),
+        name="charge",
+        kind=Span.SPAN_KIND_CLIENT,
+        start_time_unix_nano=T0 + 1_000_000,
+        end_time_unix_nano=T0 + 5_000_000,
+        status=Status(code=Status.STATUS_CODE_ERROR, message="declined"),
+    )
+    charge.events.add(time_unix_nano=T0 + 2_000_000, name="retry").attributes.extend(
+        key_values({"attempt": 2})
+    )
+    entry = Span(
+        trace_id=trace_id(1),
+        span_id=span_id(3),
+        parent_span_id=span_id(2),
+        name="INSERT entry",
+        kind=Span.SPAN_KIND_SERVER,
+        start_time_unix_nano=T0 + 2_000_000,
+        end_time_unix_nano=T0 + 4_500_000,
+    )
+    return [request_for("checkout", [root, charge]), request_for("ledger", [entry])]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FlowscopeServer, Endpoints]]:
+    path = tmp_path_factory.mktemp("api") / "api.duckdb"
+    with server_in_process(path, decode_workers=0) as running:
+        _, endpoints = running
+        for request in _requests():
+            answer = httpx.post(
+                f"{endpoints.http}/v1/traces",
+                content=request.SerializeToString(),
+                headers={"Content-Type": "application/x-protobuf"},
+                timeout=30,
+            )
+            assert answer.status_code == 200
+        yield running
+
+
+@pytest.fixture
+def api(live: tuple[FlowscopeServer, Endpoints]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live[1].ui, timeout=30) as client:
+        yield client
+
+
+def _rows(api: httpx.Client, sql: str, **extra: Any) -> dict[str, Any]:
+    answer = api.post("/api/sql", json={"sql": sql, **extra})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_columns_and_rows(api: httpx.Client) -> None:
+    body = _rows(
+        api,
+        "SELECT ServiceName AS service, count(*) AS spans, sum(Duration) / 1e6 AS total_ms, "
+        "max(SpanAttributes['http.route']) AS route, count_if(StatusCode = 'Error') AS errors "
+        "FROM otel_traces GROUP BY ServiceName ORDER BY service",
+    )
+    assert body["columns"] == ["service", "spans", "total_ms", "route", "errors"]
+    assert body["rows"] == [["checkout", 2, 14.0, "/orders", 1], ["ledger", 1, 2.5, None, 0]]
+    assert body["truncated"] is False
+    assert body["elapsed_ms"] >= 0
+
+
+def test_nested_and_time_values_become_json(api: httpx.Client) -> None:
+    body = _rows(
+        api,
+        "SELECT Timestamp, SpanAttributes, Events, Links, Duration FROM otel_traces "
+        "WHERE SpanName = 'charge'",
+    )
+    assert body["rows"] == [
+        [
+            "2026-01-01T00:00:00.001000",
+            {},
+            [
+                {
+                    "Timestamp": "2026-01-01T00:00:00.002000",
+                    "Name": "retry",
+                    "Attributes": {"attempt": "2"},
+                }
+            ],
+            [],
+            4_000_000,
+        ]
+    ]
+
+
+def test_row_limit_truncates(api: httpx.Client) -> None:
+    body = _rows(api, "SELECT SpanName FROM otel_traces ORDER BY SpanName", limit=2)
+    assert body["rows"] == [["INSERT entry"], ["POST /orders"]]
+    assert body["truncated"] is True
+    assert _rows(api, "SELECT SpanName FROM otel_traces", limit=3)["truncated"] is False
+
+
+REFUSALS = [
+    ("DELETE FROM otel_traces", "select-only"),
+    ("UPDATE otel_traces SET SpanName = 'x'", "select-only"),
+    ("DROP TABLE otel_traces", "select-only"),
+    ("CREATE TABLE copy AS SELECT * FROM otel_traces", "select-only"),
+    ("INSERT INTO otel_traces SELECT * FROM otel_traces", "select-only"),
+    ("SELECT 1; DELETE FROM otel_traces", "one-statement"),
+    ("ATTACH ':memory:' AS other", "no-attach"),
+    ("COPY otel_traces TO '{dir}/leak.csv'", "no-file-access"),
+    ("SELECT * FROM read_csv('{dir}/leak.csv')", "no-file-access"),
+    ("SELECT * FROM 'https://example.com/x.parquet'", "no-network"),
+    ("INSTALL httpfs", "no-extensions"),
+    ("PRAGMA database_list", "no-pragma"),
+    ("SET memory_limit = '1GB'", "no-set"),
+    ("SELECT getenv('HOME')", "no-environment"),
+    ("SELECT * FROM query('DELETE FROM otel_traces')", "no-dynamic-sql"),
+    ("SELECT nextval('s')", "read-only"),
+]
+
+
+def _fingerprint(api: httpx.Client) -> list[Any]:
+    rows: list[Any] = _rows(
+        api,
+        "SELECT count(*), sum(Duration), string_agg(SpanId || SpanName, ',' ORDER BY SpanId) "
+        "FROM otel_traces",
+    )["rows"]
+    return rows
+
+
+@pytest.mark.parametrize(("template", "rule"), REFUSALS, ids=[q for q, _ in REFUSALS])
+def test_refusals_are_400_with_the_rule_and_change_nothing(
+    api: httpx.Client, tmp_path: Path, template: str, rule: str
+) -> None:
+    before = _fingerprint(api)
+    answer = api.post("/api/sql", json={"sql": template.format(dir=tmp_path)})
+    assert answer.status_code == 400, answer.text
+    detail = answer.json()["detail"]
+    assert detail["rule"] == rule
+    assert detail["message"].startswith(f"refused by rule {rule}: ")
+    assert (
+        _fingerprint(api)
+        == before
+        == [
+            [
+                3,
+                16_500_000,
+                "0000000000000002POST /orders,0000000000000003charge,0000000000000004INSERT entry",
+            ]
+        ]
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_query_errors_are_400_without_a_rule(api: httpx.Client) -> None:
+    answer = api.post("/api/sql", json={"sql": "SELECT no_such_column FROM otel_traces"})
+    assert answer.status_code == 400
+    detail = answer.json()["detail"]
+    assert detail["rule"] is None and "no_such_column" in detail["message"]
+
+
+def test_malformed_bodies_are_422(api: httpx.Client) -> None:
+    assert api.post("/api/sql", json={}).status_code == 422
+    assert api.post("/api/sql", json={"sql": "SELECT 1", "limit": 0}).status_code == 422
+    assert api.post("/api/sql", content=b"SELECT 1").status_code == 422

@@ -1,0 +1,234 @@
+"""``flowscope sql``: on the file, through a running server (found or named), and refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from flowscope.cli import main
+from flowscope.collector.decode import decode
+from flowscope.store.database import Database
+from flowscope.store.writer import SpanWriter
+from flowscope.testing.otlp import key_values, request_for, span_id, trace_id
+from flowscope.testing.ports import free_port
+from flowscope.testing.server import ServerProcess, start_server_process
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+TOKEN = "sql-token"
+T0 = 1_767_225_600_000_000_000
+QUERY = (
+    "SELECT ServiceName AS service, count(*) AS spans, sum(Duration) / 1e6 AS total_ms, "
+    "max(SpanAttributes['http.route']) AS route "
+    "FROM otel_traces GROUP BY ServiceName ORDER BY service"
+)
+
+
+def shop_requests() -> list[ExportTraceServiceRequest]:
+    """Three spans with known names and durations (ms): checkout 10 + 4, ledger 2.5."""
+    root = Span(
+        trace_id=trace_id(1),
+        span_id=span_id(1),
+        name="POST /orders",
+        kind=Span.SPAN_KIND_SERVER,
+        start_time_unix_nano=T0,
+        end_time_unix_nano=T0 + 10_000_000,
+    )
+    root.attributes.extend(key_values({"http.route": "/orders"}))
+    charge = Span(
+        trace_id=trace_id(1),
+        span_id=span_id(2),
+        parent_span_id=span_id(1),
+        name="charge",
+        kind=Span.SPAN_KIND_CLIENT,
+        start_time_unix_nano=T0 + 1_000_000,
+        end_time_unix_nano=T0 + 5_000_000,
+        status=Status(code=Status.STATUS_CODE_ERROR, message="declined"),
+    )
+    entry = Span(
+        trace_id=trace_id(1),
+        span_id=span_id(3),
+        parent_span_id=span_id(2),
+        name="INSERT entry",
+        kind=Span.SPAN_KIND_SERVER,
+        start_time_unix_nano=T0 + 2_000_000,
+        end_time_unix_nano=T0 + 4_500_000,
+    )
+    return [request_for("checkout", [root, charge]), request_for("ledger", [entry])]
+
+
+def _golden(name: str, text: str, update: bool) -> None:
+    path = GOLDEN / name
+    if update:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def stored_db(db_path: Path) -> Path:
+    database = Database(db_path)
+    writer = SpanWriter(database)
+    writer.start()
+    try:
+        for request in shop_requests():
+            batch = decode(request.SerializeToString()).batch
+            writer.write(batch.table, batch.keys, timeout=30)
+    finally:
+        writer.shutdown()
+        database.close()
+    return db_path
+
+
+def _sql(*args: str) -> Result:
+    return CliRunner().invoke(main, ["sql", *args], env={"FLOWSCOPE_TOKEN": ""})
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_formats_on_the_file(stored_db: Path, fmt: str, update_golden: bool) -> None:
+    result = _sql(QUERY, "--db", str(stored_db), "--format", fmt)
+    assert result.exit_code == 0, result.output
+    _golden(f"cli_sql.{fmt}.txt", result.stdout, update_golden)
+
+
+def test_table_is_the_default_format(stored_db: Path) -> None:
+    assert _sql(QUERY, "--db", str(stored_db)).stdout == (GOLDEN / "cli_sql.table.txt").read_text()
+
+
+def test_row_limit_says_it_stopped(stored_db: Path) -> None:
+    result = _sql(
+        "SELECT SpanName FROM otel_traces ORDER BY SpanName",
+        "--db",
+        str(stored_db),
+        "--limit",
+        "2",
+        "--format",
+        "csv",
+    )
+    assert result.exit_code == 0
+    assert result.stdout == "SpanName\nINSERT entry\nPOST /orders\n"
+    assert "(stopped at 2 rows; use --limit for more)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("query", "rule"),
+    [
+        ("DELETE FROM otel_traces", "select-only"),
+        ("DROP TABLE otel_traces", "select-only"),
+        ("SELECT 1; SELECT 2", "one-statement"),
+        ("ATTACH ':memory:' AS other", "no-attach"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "no-file-access"),
+        ("SET threads = 1", "no-set"),
+    ],
+)
+def test_refusals_exit_non_zero_and_name_the_rule(stored_db: Path, query: str, rule: str) -> None:
+    result = _sql(query, "--db", str(stored_db))
+    assert result.exit_code == 1
+    assert f"flowscope: refused by rule {rule}: " in result.stderr
+    assert result.stdout == ""
+
+
+def test_errors_and_missing_database(stored_db: Path, tmp_path: Path) -> None:
+    result = _sql("SELECT no_such_column FROM otel_traces", "--db", str(stored_db))
+    assert result.exit_code == 1 and "no_such_column" in result.stderr
+    missing = tmp_path / "missing.duckdb"
+    result = _sql("SELECT 1", "--db", str(missing))
+    assert result.exit_code == 1
+    assert f"flowscope: {missing}: no such database" in result.stderr
+    assert not missing.exists()
+    # Nothing the refused and failed queries did changed the spans.
+    assert (
+        _sql(
+            "SELECT count(*) AS n FROM otel_traces", "--db", str(stored_db), "--format", "csv"
+        ).stdout
+        == "n\n3\n"
+    )
+
+
+# --- through a running server -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Path]]:
+    db = tmp_path_factory.mktemp("served") / "served.duckdb"
+    server = start_server_process(db, "--decode-workers", "0", env={"FLOWSCOPE_TOKEN": TOKEN})
+    try:
+        for request in shop_requests():
+            answer = httpx.post(
+                f"{server.endpoints.http}/v1/traces",
+                content=request.SerializeToString(),
+                headers={
+                    "Content-Type": "application/x-protobuf",
+                    "Authorization": f"Bearer {TOKEN}",
+                },
+                timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
+        yield server, db
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_server_found_through_the_database_gives_the_same_output(
+    served: tuple[ServerProcess, Path], fmt: str
+) -> None:
+    _, db = served
+    result = _sql(QUERY, "--db", str(db), "--format", fmt, "--token", TOKEN)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (GOLDEN / f"cli_sql.{fmt}.txt").read_text(encoding="utf-8")
+
+
+def test_server_named_with_server_url(served: tuple[ServerProcess, Path]) -> None:
+    server, _ = served
+    result = _sql(QUERY, "--server", server.endpoints.ui, "--token", TOKEN)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (GOLDEN / "cli_sql.table.txt").read_text(encoding="utf-8")
+    limited = _sql(
+        "SELECT SpanName FROM otel_traces ORDER BY SpanName",
+        "--server",
+        server.endpoints.ui + "/",
+        "--token",
+        TOKEN,
+        "--limit",
+        "1",
+        "--format",
+        "csv",
+    )
+    assert limited.stdout == "SpanName\nINSERT entry\n"
+    assert "(stopped at 1 rows; use --limit for more)" in limited.stderr
+
+
+def test_server_refusals_name_the_rule(served: tuple[ServerProcess, Path]) -> None:
+    server, db = served
+    result = _sql("DELETE FROM otel_traces", "--db", str(db), "--token", TOKEN)
+    assert result.exit_code == 1
+    assert "flowscope: server refused: refused by rule select-only: " in result.stderr
+    result = _sql("SELECT 1; SELECT 2", "--server", server.endpoints.ui, "--token", TOKEN)
+    assert result.exit_code == 1
+    assert "refused by rule one-statement" in result.stderr
+    result = _sql("SELECT count(*) FROM otel_traces", "--db", str(db))  # no token
+    assert result.exit_code == 1
+    assert "flowscope: server refused: missing or wrong bearer token" in result.stderr
+    count = _sql(
+        "SELECT count(*) AS n FROM otel_traces",
+        "--db",
+        str(db),
+        "--token",
+        TOKEN,
+        "--format",
+        "csv",
+    )
+    assert count.stdout == "n\n3\n"
+
+
+def test_unreachable_server() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = _sql("SELECT 1", "--server", url)
+    assert result.exit_code == 1
+    assert f"flowscope: cannot reach {url}/api/sql" in result.stderr

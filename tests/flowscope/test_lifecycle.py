@@ -1,0 +1,265 @@
+"""Every long-lived part: shutdown() is safe without start() and twice, and releases what start() took.
+
+STYLE habit 4. "Released" is checked from outside: the threads start() began have
+ended, the ports it listened on refuse connections, the processes it spawned are gone.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+import httpx
+import psutil
+import pytest
+from fastapi import FastAPI
+
+from flowscope.collector.decode_pool import DecodePool
+from flowscope.collector.grpc_receiver import GrpcReceiver
+from flowscope.collector.http_receiver import create_otlp_http_app
+from flowscope.collector.ingest import Ingest
+from flowscope.dashboard.app import AppContext, create_app
+from flowscope.http_server import HttpServer
+from flowscope.server import FlowscopeServer, ServeConfig, server_info_path
+from flowscope.store.database import Database
+from flowscope.store.retention import RetentionSweeper
+from flowscope.store.writer import SpanWriter, WriterClosed
+from flowscope.testing.otlp import realistic_request
+
+PB = {"Content-Type": "application/x-protobuf"}
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+class LongLived(Protocol):
+    def start(self) -> None: ...
+    def shutdown(self) -> None: ...
+
+
+@dataclass
+class Part:
+    thing: LongLived
+    ports: Callable[[], list[int]] = lambda: []  # where it listens once started
+    stopped: Callable[[], bool] = lambda: True  # its own view, after shutdown
+    exercise: Callable[[], None] = lambda: None  # one real request, once started
+    extra_checks: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass
+class Env:
+    tmp_path: Path
+    stack: ExitStack
+    _database: Database | None = None
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            self._database = Database(self.tmp_path / "parts.duckdb")
+            self.stack.callback(self._database.close)
+        return self._database
+
+    def running_writer(self) -> SpanWriter:
+        writer = SpanWriter(self.database)
+        writer.start()
+        self.stack.callback(writer.shutdown)
+        return writer
+
+
+def _span_writer(env: Env) -> Part:
+    writer = SpanWriter(env.database)
+    return Part(writer, stopped=lambda: not writer.running)
+
+
+def _retention_sweeper(env: Env) -> Part:
+    sweeper = RetentionSweeper(env.running_writer(), timedelta(days=1))
+    return Part(sweeper)
+
+
+def _decode_pool(env: Env) -> Part:
+    return Part(DecodePool(1))
+
+
+def _grpc_export(address: str) -> None:
+    with grpc.insecure_channel(address) as channel:
+        export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+        export(realistic_request(1).SerializeToString(), timeout=30)
+
+
+def _grpc_receiver(env: Env) -> Part:
+    receiver = GrpcReceiver(Ingest(env.running_writer()), "127.0.0.1", 0)
+    return Part(
+        receiver,
+        ports=lambda: [receiver.port] if receiver.port else [],
+        exercise=lambda: _grpc_export(f"127.0.0.1:{receiver.port}"),
+    )
+
+
+def _http_server_otlp(env: Env) -> Part:
+    server = HttpServer(
+        create_otlp_http_app(Ingest(env.running_writer())), "127.0.0.1", 0, "otlp-test"
+    )
+
+    def post() -> None:
+        body = realistic_request(1).SerializeToString()
+        url = f"http://127.0.0.1:{server.port}/v1/traces"
+        assert httpx.post(url, content=body, headers=PB, timeout=30).status_code == 200
+
+    return Part(server, ports=lambda: [server.port], exercise=post)
+
+
+def _http_server_dashboard(env: Env) -> Part:
+    app: FastAPI = create_app(AppContext(env.database))
+    server = HttpServer(app, "127.0.0.1", 0, "ui-test")
+
+    def get() -> None:
+        url = f"http://127.0.0.1:{server.port}/healthz"
+        assert httpx.get(url, timeout=30).status_code == 200
+
+    return Part(server, ports=lambda: [server.port], exercise=get)
+
+
+def _flowscope_server(env: Env) -> Part:
+    db = env.tmp_path / "server.duckdb"
+    config = ServeConfig(
+        db=str(db), grpc_port=0, http_port=0, ui_port=0, decode_workers=1, retention=timedelta(1)
+    )
+    server = FlowscopeServer(config)
+
+    def ports() -> list[int]:
+        parts = (server.grpc, server.otlp_http, server.ui)
+        return [p.port for p in parts if p is not None]
+
+    def exercise() -> None:
+        _grpc_export(server.grpc_address)
+        body = realistic_request(1, seed=1).SerializeToString()
+        url = f"{server.otlp_http_url}/v1/traces"
+        assert httpx.post(url, content=body, headers=PB, timeout=30).status_code == 200
+        assert httpx.get(f"{server.ui_url}/healthz", timeout=30).json()["spans"] == 16
+
+    def file_released() -> None:
+        assert not server_info_path(str(db)).exists()
+        if db.exists():  # a second opener gets the file: the server closed it
+            Database(db).close()
+
+    part = Part(server, ports=ports, exercise=exercise)
+    part.extra_checks.append(file_released)
+    return part
+
+
+PARTS: dict[str, Callable[[Env], Part]] = {
+    "SpanWriter": _span_writer,
+    "RetentionSweeper": _retention_sweeper,
+    "DecodePool": _decode_pool,
+    "GrpcReceiver": _grpc_receiver,
+    "HttpServer-otlp": _http_server_otlp,
+    "HttpServer-dashboard": _http_server_dashboard,
+    "FlowscopeServer": _flowscope_server,
+}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    with ExitStack() as stack:
+        yield Env(tmp_path, stack)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def _spawned_workers() -> set[int]:
+    """Child processes running multiprocessing workers (not the long-lived resource tracker)."""
+    out = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                out.add(child.pid)
+        except psutil.Error:
+            continue  # it ended while we looked
+    return out
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Poll a real condition: stopped threads and processes take a moment to be reaped."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        pause.wait(0.01)
+    return True
+
+
+@pytest.mark.parametrize("name", sorted(PARTS))
+def test_shutdown_without_start_is_safe_twice(name: str, env: Env) -> None:
+    part = PARTS[name](env)
+    threads_before = set(threading.enumerate())
+    ports = part.ports()
+    part.thing.shutdown()
+    part.thing.shutdown()
+    assert part.stopped()
+    assert not [p for p in ports if _listening(p)]
+    assert not [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    for check in part.extra_checks:
+        check()
+
+
+@pytest.mark.parametrize("name", sorted(PARTS))
+def test_shutdown_after_start_is_safe_twice_and_releases_everything(name: str, env: Env) -> None:
+    part = PARTS[name](env)
+    threads_before = set(threading.enumerate())
+    workers_before = _spawned_workers()
+    part.thing.start()
+    part.thing.start()  # a second start is a no-op, not a second set of threads or ports
+    ports = part.ports()
+    assert all(_listening(p) for p in ports), f"{name} does not listen on {ports}"
+    part.exercise()
+    started_threads = [t for t in threading.enumerate() if t not in threads_before]
+    spawned = _spawned_workers() - workers_before
+
+    part.thing.shutdown()
+    part.thing.shutdown()
+
+    assert part.stopped()
+    assert not [p for p in ports if _listening(p)], f"{name} still listens"
+    assert _eventually(lambda: not any(t.is_alive() for t in started_threads)), (
+        f"{name} left threads running: {[t.name for t in started_threads if t.is_alive()]}"
+    )
+    assert _eventually(lambda: not (spawned & _spawned_workers())), f"{name} left worker processes"
+    for check in part.extra_checks:
+        check()
+
+
+def test_span_writer_shutdown_commits_what_was_accepted(database: Database) -> None:
+    batch = (
+        Ingest(SpanWriter(database))
+        .decoder.decode(realistic_request(10).SerializeToString(), "application/x-protobuf")
+        .batch
+    )
+    writer = SpanWriter(database)
+    writer.start()
+    futures = [writer.submit(batch.table, batch.keys)]
+    writer.shutdown()
+    assert futures[0].result(0) == 80  # resolved by the time shutdown returns
+    assert database.span_count() == 80
+    with pytest.raises(WriterClosed):
+        writer.submit(batch.table, batch.keys)
+
+
+def test_writer_task_after_shutdown_is_refused(database: Database) -> None:
+    writer = SpanWriter(database)
+    writer.start()
+    writer.shutdown()
+    with pytest.raises(WriterClosed):
+        writer.run_task(lambda cursor: cursor)

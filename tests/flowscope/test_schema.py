@@ -1,0 +1,344 @@
+"""The span table: the ClickHouse exporter's columns first, every OTLP field kept, versions checked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+from flowscope.collector.flatten import flatten_request
+from flowscope.store.columns import SPAN_SCHEMA
+from flowscope.store.database import SCHEMA_VERSION, Database, StoreError
+from flowscope.testing.otlp import key_values, span_id, trace_id
+
+# DESIGN.md §3: the OpenTelemetry Collector ClickHouse exporter's otel_traces, in order.
+CLICKHOUSE_COLUMNS = [
+    ("Timestamp", "TIMESTAMP_NS", None),
+    ("TraceId", "VARCHAR", None),
+    ("SpanId", "VARCHAR", None),
+    ("ParentSpanId", "VARCHAR", "''"),
+    ("TraceState", "VARCHAR", "''"),
+    ("SpanName", "VARCHAR", None),
+    ("SpanKind", "VARCHAR", None),
+    ("ServiceName", "VARCHAR", None),
+    ("ResourceAttributes", "MAP(VARCHAR, VARCHAR)", None),
+    ("ScopeName", "VARCHAR", "''"),
+    ("ScopeVersion", "VARCHAR", "''"),
+    ("SpanAttributes", "MAP(VARCHAR, VARCHAR)", None),
+    ("Duration", "BIGINT", None),
+    ("StatusCode", "VARCHAR", None),
+    ("StatusMessage", "VARCHAR", "''"),
+    (
+        "Events",
+        'STRUCT("Timestamp" TIMESTAMP_NS, "Name" VARCHAR, "Attributes" MAP(VARCHAR, VARCHAR))[]',
+        None,
+    ),
+    (
+        "Links",
+        'STRUCT("TraceId" VARCHAR, "SpanId" VARCHAR, "TraceState" VARCHAR, "Attributes" MAP(VARCHAR, VARCHAR))[]',
+        None,
+    ),
+]
+
+
+def _columns(database: Database) -> list[tuple[str, str, bool, str | None]]:
+    rows = database.reader().execute(
+        "SELECT column_name, data_type, is_nullable, column_default FROM duckdb_columns() "
+        "WHERE table_name = 'otel_traces' ORDER BY column_index"
+    )
+    return [(str(n), str(t), bool(null), d) for n, t, null, d in rows.fetchall()]
+
+
+def _unquoted(type_name: str) -> str:
+    # DuckDB quotes struct field names only where they are keywords ("Timestamp", "Name").
+    return type_name.replace('"', "")
+
+
+def test_first_columns_are_the_clickhouse_exporters(database: Database) -> None:
+    columns = _columns(database)
+    head = [(name, _unquoted(kind), default) for name, kind, _, default in columns[:17]]
+    assert head == [(n, _unquoted(t), d) for n, t, d in CLICKHOUSE_COLUMNS]
+    assert not any(nullable for _, _, nullable, _ in columns), "every column is NOT NULL"
+    # flowscope's own columns come after, all with defaults, so an INSERT listing only
+    # the exporter's 17 columns (as ClickHouse-bound SQL would) still works.
+    assert all(default is not None for *_, default in columns[17:])
+
+
+def test_span_schema_matches_the_table(database: Database) -> None:
+    table = database.reader().sql("SELECT * FROM otel_traces LIMIT 0").to_arrow_table()
+    assert table.schema.names == SPAN_SCHEMA.names
+    for stored, produced in zip(table.schema, SPAN_SCHEMA, strict=True):
+        assert stored.type == produced.type, stored.name
+        assert not produced.nullable, produced.name
+
+
+def test_flattened_spans_insert_into_the_table(database: Database) -> None:
+    """A batch built to SPAN_SCHEMA goes in with the writer's exact INSERT and reads back."""
+    request = _full_request()
+    batch = flatten_request(request).batch
+    cursor = database.writer_cursor()
+    try:
+        cursor.register("incoming_spans", batch.table)
+        cursor.execute("INSERT INTO otel_traces SELECT * FROM incoming_spans")
+        cursor.unregister("incoming_spans")
+    finally:
+        cursor.close()
+    stored = database.reader().sql("SELECT * FROM otel_traces").to_arrow_table()
+    assert stored.to_pylist() == batch.table.to_pylist()
+
+
+# --- every OTLP field has a column ------------------------------------------------------
+#
+# "Message.field" -> the columns it lands in ("Events.Name" is the Name field of the
+# Events structs). NESTED marks a message field whose own fields are listed under its
+# type. A field OTLP adds later has no entry, and test_every_otlp_field_is_mapped fails.
+NESTED = "nested"
+FIELD_COLUMNS: dict[str, str | tuple[str, ...]] = {
+    "ResourceSpans.resource": NESTED,
+    "ResourceSpans.scope_spans": NESTED,
+    "ResourceSpans.schema_url": ("ResourceSchemaUrl",),
+    "Resource.attributes": ("ResourceAttributes", "ServiceName"),
+    "Resource.dropped_attributes_count": ("ResourceDroppedAttributesCount",),
+    "Resource.entity_refs": NESTED,
+    "EntityRef.schema_url": ("ResourceEntityRefs.SchemaUrl",),
+    "EntityRef.type": ("ResourceEntityRefs.Type",),
+    "EntityRef.id_keys": ("ResourceEntityRefs.IdKeys",),
+    "EntityRef.description_keys": ("ResourceEntityRefs.DescriptionKeys",),
+    "ScopeSpans.scope": NESTED,
+    "ScopeSpans.spans": NESTED,
+    "ScopeSpans.schema_url": ("ScopeSchemaUrl",),
+    "InstrumentationScope.name": ("ScopeName",),
+    "InstrumentationScope.version": ("ScopeVersion",),
+    "InstrumentationScope.attributes": ("ScopeAttributes",),
+    "InstrumentationScope.dropped_attributes_count": ("ScopeDroppedAttributesCount",),
+    "Span.trace_id": ("TraceId",),
+    "Span.span_id": ("SpanId",),
+    "Span.trace_state": ("TraceState",),
+    "Span.parent_span_id": ("ParentSpanId",),
+    "Span.flags": ("Flags",),
+    "Span.name": ("SpanName",),
+    "Span.kind": ("SpanKind",),
+    "Span.start_time_unix_nano": ("Timestamp", "Duration"),
+    "Span.end_time_unix_nano": ("Duration",),
+    "Span.attributes": ("SpanAttributes",),
+    "Span.dropped_attributes_count": ("DroppedAttributesCount",),
+    "Span.events": NESTED,
+    "Span.dropped_events_count": ("DroppedEventsCount",),
+    "Span.links": NESTED,
+    "Span.dropped_links_count": ("DroppedLinksCount",),
+    "Span.status": NESTED,
+    "Event.time_unix_nano": ("Events.Timestamp",),
+    "Event.name": ("Events.Name",),
+    "Event.attributes": ("Events.Attributes",),
+    "Event.dropped_attributes_count": ("EventsDroppedAttributesCount",),
+    "Link.trace_id": ("Links.TraceId",),
+    "Link.span_id": ("Links.SpanId",),
+    "Link.trace_state": ("Links.TraceState",),
+    "Link.attributes": ("Links.Attributes",),
+    "Link.dropped_attributes_count": ("LinksDroppedAttributesCount",),
+    "Link.flags": ("LinksFlags",),
+    "Status.message": ("StatusMessage",),
+    "Status.code": ("StatusCode",),
+}
+# Attributes are stored whole, as maps: KeyValue/AnyValue are not walked into.
+LEAF_MESSAGES = {KeyValue.DESCRIPTOR.full_name}
+
+
+def _walk(descriptor: Descriptor, seen: dict[str, FieldDescriptor]) -> None:
+    for field in descriptor.fields:
+        seen[f"{descriptor.name}.{field.name}"] = field
+        nested = field.message_type
+        if nested is not None and nested.full_name not in LEAF_MESSAGES:
+            _walk(nested, seen)
+
+
+def _otlp_fields() -> dict[str, FieldDescriptor]:
+    seen: dict[str, FieldDescriptor] = {}
+    _walk(ResourceSpans.DESCRIPTOR, seen)
+    return seen
+
+
+def test_the_walk_reaches_every_span_message() -> None:
+    reached = {name.split(".")[0] for name in _otlp_fields()}
+    for message in (ResourceSpans, ScopeSpans, Span, Span.Event, Span.Link, Status):
+        assert message.DESCRIPTOR.name in reached
+    for other in (Resource, InstrumentationScope):
+        assert other.DESCRIPTOR.name in reached
+
+
+def test_every_otlp_field_is_mapped() -> None:
+    fields = _otlp_fields()
+    unmapped = sorted(set(fields) - set(FIELD_COLUMNS))
+    assert not unmapped, f"OTLP fields with no column in otel_traces: {unmapped}"
+    stale = sorted(set(FIELD_COLUMNS) - set(fields))
+    assert not stale, f"mapping entries for fields OTLP does not have: {stale}"
+    for name, field in fields.items():
+        is_container = (
+            field.message_type is not None and field.message_type.full_name not in LEAF_MESSAGES
+        )
+        assert (FIELD_COLUMNS[name] == NESTED) == is_container, name
+
+
+def _struct_field(kind: pa.DataType, name: str) -> pa.DataType | None:
+    if pa.types.is_list(kind):
+        kind = kind.value_type
+    if not pa.types.is_struct(kind):
+        return None
+    index = kind.get_field_index(name)
+    return kind.field(index).type if index >= 0 else None
+
+
+def test_every_mapped_column_exists(database: Database) -> None:
+    table = database.reader().sql("SELECT * FROM otel_traces LIMIT 0").to_arrow_table()
+    for name, columns in FIELD_COLUMNS.items():
+        if columns == NESTED:
+            continue
+        for column in columns:
+            top, _, inner = column.partition(".")
+            assert top in table.schema.names, f"{name}: no column {top}"
+            if inner:
+                kind = table.schema.field(top).type
+                assert _struct_field(kind, inner) is not None, f"{name}: {top} has no {inner}"
+
+
+# --- and flatten really fills them --------------------------------------------------------
+
+
+def _full_request() -> ExportTraceServiceRequest:
+    """One span with an event, a link and an entity ref: every message the mapping names exists."""
+    span = Span(
+        trace_id=trace_id(1),
+        span_id=span_id(2),
+        parent_span_id=span_id(1),
+        name="op",
+        start_time_unix_nano=1_767_225_600_000_000_000,
+        end_time_unix_nano=1_767_225_600_005_000_000,
+    )
+    event = span.events.add(time_unix_nano=1_767_225_600_001_000_000, name="e")
+    event.attributes.extend(key_values({"a": 1}))
+    link = span.links.add(trace_id=trace_id(7), span_id=span_id(7))
+    link.attributes.extend(key_values({"l": "x"}))
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.extend(key_values({"service.name": "svc"}))
+    resource_spans.resource.entity_refs.add(type="service", id_keys=["service.name"])
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.name = "scope"
+    scope_spans.spans.append(span)
+    return request
+
+
+_LOCATE: dict[str, Callable[[ExportTraceServiceRequest], Any]] = {
+    "ResourceSpans": lambda r: r.resource_spans[0],
+    "Resource": lambda r: r.resource_spans[0].resource,
+    "EntityRef": lambda r: r.resource_spans[0].resource.entity_refs[0],
+    "ScopeSpans": lambda r: r.resource_spans[0].scope_spans[0],
+    "InstrumentationScope": lambda r: r.resource_spans[0].scope_spans[0].scope,
+    "Span": lambda r: r.resource_spans[0].scope_spans[0].spans[0],
+    "Status": lambda r: r.resource_spans[0].scope_spans[0].spans[0].status,
+    "Event": lambda r: r.resource_spans[0].scope_spans[0].spans[0].events[0],
+    "Link": lambda r: r.resource_spans[0].scope_spans[0].spans[0].links[0],
+}
+_INTEGER_TYPES = {
+    FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_INT32,
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_FIXED32,
+    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_ENUM,
+}
+
+
+def _change(message: Any, field: FieldDescriptor) -> None:
+    """Give ``field`` another valid value (ids keep their length, so the span stays valid)."""
+    name = field.name
+    if field.message_type is not None:  # attributes: change the first value, else add one
+        attributes = getattr(message, name)
+        if attributes:
+            attributes[0].value.string_value = "changed"
+        else:
+            attributes.extend(key_values({"added": 1}))
+    elif field.is_repeated:
+        getattr(message, name).append("added")
+    elif field.type == FieldDescriptor.TYPE_BYTES:
+        size = len(getattr(message, name)) or 8
+        setattr(message, name, bytes([0xAB]) * size)
+    elif field.type == FieldDescriptor.TYPE_STRING:
+        setattr(message, name, getattr(message, name) + "-changed")
+    elif field.type in _INTEGER_TYPES:
+        setattr(message, name, getattr(message, name) + 1)
+    else:
+        raise AssertionError(f"no way to change {name} of type {field.type}")
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, columns in FIELD_COLUMNS.items() if columns != NESTED)
+)
+def test_changing_a_field_changes_exactly_its_columns(name: str) -> None:
+    baseline = flatten_request(_full_request()).batch.table
+    changed_request = _full_request()
+    message_name, _, field_name = name.partition(".")
+    message = _LOCATE[message_name](changed_request)
+    _change(message, message.DESCRIPTOR.fields_by_name[field_name])
+    result = flatten_request(changed_request)
+    assert result.rejected == 0
+    changed = result.batch.table
+    assert baseline.num_rows == changed.num_rows == 1
+    differing = {
+        column
+        for column in SPAN_SCHEMA.names
+        if not baseline.column(column).equals(changed.column(column))
+    }
+    columns = FIELD_COLUMNS[name]
+    assert differing == {column.split(".")[0] for column in columns}
+
+
+# --- databases flowscope must not use -----------------------------------------------------
+
+
+def test_other_schema_version_is_refused_naming_the_file(db_path: Path) -> None:
+    Database(db_path).close()
+    connection = duckdb.connect(str(db_path))
+    connection.execute("UPDATE schema_meta SET version = ?", [SCHEMA_VERSION + 1])
+    connection.close()
+    for read_only in (False, True):
+        with pytest.raises(StoreError) as refused:
+            Database(db_path, read_only=read_only)
+        message = str(refused.value)
+        assert str(db_path) in message
+        assert f"version {SCHEMA_VERSION + 1}" in message
+
+
+def test_foreign_duckdb_file_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "other.duckdb"
+    connection = duckdb.connect(str(path))
+    connection.execute("CREATE TABLE invoices (id INTEGER)")
+    connection.close()
+    for read_only in (False, True):
+        with pytest.raises(StoreError) as refused:
+            Database(path, read_only=read_only)
+        assert str(path) in str(refused.value)
+        assert "not a flowscope one" in str(refused.value)
+    # Refusing must leave the file as it was: no flowscope tables were added.
+    connection = duckdb.connect(str(path), read_only=True)
+    tables = connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    connection.close()
+    assert tables == [("invoices",)]
+
+
+def test_file_that_is_not_duckdb_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "notes.duckdb"
+    path.write_bytes(b"these are not the spans you are looking for\n" * 200)
+    with pytest.raises(StoreError) as refused:
+        Database(path)
+    assert str(path) in str(refused.value)
