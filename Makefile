@@ -21,7 +21,12 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy flowscope
 
-unit: $(VENV)/.installed
+# mermaid's own parser checks every diagram (tests/analyzer/test_diagrams.py); needs node and npm.
+MERMAID := tests/analyzer/mermaid
+$(MERMAID)/node_modules/.package-lock.json: $(MERMAID)/package-lock.json
+	npm ci --prefix $(MERMAID) --no-audit --no-fund
+
+unit: $(VENV)/.installed $(MERMAID)/node_modules/.package-lock.json
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

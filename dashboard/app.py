@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from flowscope import __version__
+from flowscope.analyzer.flows_config import FlowsConfig
 from flowscope.collector.auth import token_matches
 from flowscope.collector.ingest import Ingest
 from flowscope.store.database import Database
@@ -26,6 +27,7 @@ class AppContext:
     token: str | None = None
     sql_row_limit: int = 10_000
     sql_timeout_s: float = 10.0
+    flows_config: FlowsConfig | None = None
     started: float = field(default_factory=time.time)
 
 
@@ -99,4 +101,8 @@ def create_app(context: AppContext) -> FastAPI:
             "elapsed_ms": round(result.elapsed_ms, 3),
         }
 
+    from flowscope.analyzer.analysis import Analysis
+    from flowscope.dashboard.api_analysis import analysis_router
+
+    app.include_router(analysis_router(Analysis(context.database, context.flows_config)))
     return app

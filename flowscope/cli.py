@@ -18,7 +18,9 @@ from typing import Any
 import click
 
 from flowscope import __version__
+from flowscope.cli_analysis import register_analysis_commands
 from flowscope.cli_common import DurationType, default_db, fail, render_rows, running_server
+from flowscope.cli_demo import register_demo_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -371,6 +373,9 @@ def _api_post(url: str, payload: dict[str, Any], token: str | None) -> dict[str,
         fail(f"cannot reach {url}: {exc.reason}")
     raise AssertionError("unreachable")
 
+
+register_analysis_commands(main)  # map, flows, flow, traces, trace, compare
+register_demo_commands(main)  # demo, reference-app
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flowscope.store import sql_files
+from flowscope.store.derivation import derived_retention
 from flowscope.store.writer import SpanWriter, WriterClosed
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ def delete_older_than(cursor: Any, cutoff: datetime) -> int:
     row = cursor.execute(
         sql_files.query("delete_older_than"), {"cutoff": cutoff.replace(tzinfo=None)}
     ).fetchone()
+    derived_retention(cursor, cutoff.replace(tzinfo=None))
     return int(row[0]) if row else 0
 
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from flowscope.store import sql_files
+from flowscope.store import derivation, sql_files
 from flowscope.store.database import Database
 from flowscope.store.dedup import RecentSpanKeys
 
@@ -66,6 +66,7 @@ class SpanWriter:
         max_queued_spans: int = 200_000,
         max_batch_spans: int = 32_768,
         dedup_window: int = 1_000_000,
+        derive_interval_s: float | None = 1.0,
     ) -> None:
         self.database = database
         self.max_queued_spans = max_queued_spans
@@ -78,6 +79,11 @@ class SpanWriter:
         self._thread: threading.Thread | None = None
         self._accepting = False
         self._insert_sql = sql_files.query("insert_spans")
+        self._after_insert_sql = sql_files.query("after_insert_spans")
+        # Derived tables (store/derivation.py) are brought up to date on this thread at
+        # most this often while spans arrive, when idle, and at shutdown; None: never.
+        self.derive_interval_s = derive_interval_s
+        self._derive_due: float | None = None
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -147,7 +153,11 @@ class SpanWriter:
         stopping = False
         try:
             while not stopping:
-                item = self._queue.get()
+                try:
+                    item = self._queue.get(timeout=self._until_derive())
+                except queue.Empty:
+                    self._derive(cursor)
+                    continue
                 batch: list[_SpanItem] = []
                 tasks: list[_TaskItem] = []
                 size = 0
@@ -169,6 +179,10 @@ class SpanWriter:
                     self._commit(cursor, batch, size)
                 for task in tasks:
                     self._run_task(cursor, task)
+                if self._until_derive() == 0.0:
+                    self._derive(cursor)
+            if self._derive_due is not None:
+                self._derive(cursor)
         finally:
             cursor.close()
             self._fail_pending()
@@ -189,6 +203,7 @@ class SpanWriter:
                 cursor.register("incoming_spans", table)
                 try:
                     cursor.execute(self._insert_sql)
+                    derivation.run_script(cursor, self._after_insert_sql)
                 except Exception:
                     # An aborted transaction refuses even unregister: roll back first,
                     # so the insert's own error is the one reported.
@@ -209,6 +224,8 @@ class SpanWriter:
                 item.future.set_exception(exc)
             return
         self._dedup.remember(digests)
+        if new_rows and self._derive_due is None and self.derive_interval_s is not None:
+            self._derive_due = time.monotonic() + self.derive_interval_s
         self.stats.commits += 1
         self.stats.committed_spans += new_rows
         self.stats.duplicate_spans += len(mask) - new_rows
@@ -220,6 +237,21 @@ class SpanWriter:
             count = item.table.num_rows
             item.future.set_result(sum(mask[position : position + count]))
             position += count
+
+    def _until_derive(self) -> float | None:
+        """Seconds until derivation is due (0.0: now), None when nothing waits for it."""
+        if self._derive_due is None:
+            return None
+        return max(0.0, self._derive_due - time.monotonic())
+
+    def _derive(self, cursor: Any) -> None:
+        try:
+            derivation.derive(cursor)
+            self._derive_due = None
+        except Exception:  # the queue stays; readers derive it themselves meanwhile
+            log.exception("deriving analysis tables failed; retrying later")
+            assert self.derive_interval_s is not None
+            self._derive_due = time.monotonic() + self.derive_interval_s
 
     def _run_task(self, cursor: Any, item: _TaskItem) -> None:
         try:

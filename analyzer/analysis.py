@@ -1,0 +1,287 @@
+"""The analyzer's one entry point: every question the CLI, API and notebooks ask.
+
+Each method runs in one read snapshot (``flowscope.store.derivation.read_snapshot``)
+on the calling thread's read cursor: derived tables are brought up to date for that
+snapshot (traces still queued for derivation are derived on the fly), so answers
+never lag the stored spans and are the same whether derivation has caught up or
+not. Nothing here writes to the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowscope.analyzer import compare as cmp
+from flowscope.analyzer.errors import UnknownFlow, UnknownTrace
+from flowscope.analyzer.flows import (
+    FactsRow,
+    FlowCatalog,
+    FlowMapping,
+    flow_record,
+    list_flows,
+    select_flow,
+)
+from flowscope.analyzer.flows_config import FlowsConfig
+from flowscope.analyzer.model import (
+    Comparison,
+    Flow,
+    FlowDetail,
+    ServiceMap,
+    Step,
+    TraceSummary,
+    TraceView,
+    Window,
+)
+from flowscope.analyzer.rates import rate_minutes
+from flowscope.analyzer.service_map import service_map
+from flowscope.analyzer.steps import flow_steps, load_selected
+from flowscope.analyzer.trace_view import trace_view
+from flowscope.analyzer.window import format_ns, window_label
+from flowscope.store.database import Database
+from flowscope.store.derivation import read_snapshot
+
+
+class Analysis:
+    def __init__(self, database: Database, flows_config: FlowsConfig | None = None) -> None:
+        self.database = database
+        self.flows_config = flows_config
+        self.catalog = FlowCatalog(database, flows_config)
+
+    # -- service map -----------------------------------------------------------
+    def service_map(self, window: Window, flow: str | None = None) -> ServiceMap:
+        """Nodes and edges of calls in the window, or of one flow's traces in it."""
+        with read_snapshot(self.database):
+            if flow is None:
+                return service_map(self.database, window)
+            self._select(flow, window)
+            return service_map(self.database, window, selected=True)
+
+    # -- flows and steps -------------------------------------------------------
+    def flows(self, window: Window, by: str | None = None) -> list[Flow]:
+        """Flows with traces rooted in the window, most traces first; split by ``by``."""
+        with read_snapshot(self.database):
+            if by is None:
+                return list_flows(self.database, self.catalog, window)
+            mapping = select_flow(self.database, self.catalog, window, None)
+            self.database.fetch("sel_groups", self._sel_bounds({"by": by}))
+            return self._flow_stats(mapping, window, by)
+
+    def flow(self, flow_id: str, window: Window, by: str | None = None) -> FlowDetail:
+        """One flow's totals and steps (per ``by`` group); UnknownFlow if no such id."""
+        with read_snapshot(self.database):
+            mapping = self._select(flow_id, window)
+            self.database.fetch("sel_groups_none")
+            overall = self._flow_stats(mapping, window, None)
+            flow = overall[0] if overall else self._empty_flow(flow_id, mapping, window)
+            if by is not None:
+                self.database.fetch("sel_groups", self._sel_bounds({"by": by}))
+            loaded = load_selected(self.database)
+            steps = flow_steps(loaded, by) if loaded is not None else []
+            return FlowDetail(flow=flow, steps=steps)
+
+    # -- traces ----------------------------------------------------------------
+    def traces(
+        self,
+        window: Window,
+        *,
+        service: str | None = None,
+        operation: str | None = None,
+        flow: str | None = None,
+        min_duration_ms: float | None = None,
+        error: bool | None = None,
+        limit: int = 20,
+    ) -> list[TraceSummary]:
+        """Traces rooted in the window, slowest first.
+
+        ``service``/``operation``: the trace has such a span; ``error``: it has (or
+        has no) span with status Error; ``min_duration_ms``: of the root span.
+        """
+        db = self.database
+        params: dict[str, Any] = {"since": window.since_ns, "until": window.until_ns}
+        with read_snapshot(db):
+            if flow is not None:
+                self._select(flow, window)
+            else:
+                db.fetch("sel_traces_none")
+            if service is not None or operation is not None:
+                lo, hi = db.fetch("window_span_range", params)[0]
+                db.fetch(
+                    "span_match",
+                    {"lo": lo or 0, "hi": hi or 0, "service": service, "operation": operation},
+                )
+            else:
+                db.fetch("span_match_none")
+            rows = db.fetch(
+                "traces_list",
+                {
+                    **params,
+                    "keys": self.catalog.config.attribute_keys,
+                    "min_duration_ns": round((min_duration_ms or 0.0) * 1e6),
+                    "filter_error": error is not None,
+                    "error": bool(error),
+                    "filter_flow": flow is not None,
+                    "filter_spans": service is not None or operation is not None,
+                    "limit": limit,
+                },
+            )
+        out = []
+        for (
+            trace_id,
+            svc,
+            op,
+            start,
+            duration,
+            spans,
+            services,
+            errors,
+            status,
+            route,
+            attrs,
+        ) in rows:
+            flow_id, _name = self.catalog.assign(FactsRow(svc, op, route, tuple(attrs), 0))
+            out.append(
+                TraceSummary(
+                    trace_id=trace_id,
+                    flow=flow_id,
+                    root_service=svc,
+                    root_operation=op,
+                    start=format_ns(int(start)),
+                    duration_ms=int(duration) / 1e6,
+                    spans=int(spans),
+                    services=int(services),
+                    errors=int(errors),
+                    status=status,
+                )
+            )
+        return out
+
+    def trace(self, trace_id: str, baseline: Window | None = None) -> TraceView:
+        """The trace as a tree with its critical path; with ``baseline``, each span's
+        step P50 in its flow over that window (None: no baseline, the fast path)."""
+        db = self.database
+        trace_id = trace_id.strip().lower()
+        with read_snapshot(db):
+            facts = self._trace_facts(trace_id)
+            flow_id = facts[0]
+            lo, hi = facts[1], facts[2]
+            step_p50: dict[str, float] = {}
+            if flow_id is not None and baseline is not None:
+                step_p50 = {s.id: s.p50_ms for s in self._steps(flow_id, baseline)}
+            db.fetch("select_trace", {"trace_id": trace_id})
+            db.fetch("sel_groups_none")
+            loaded = load_selected(db)
+            if loaded is None:
+                raise UnknownTrace(trace_id)
+            return trace_view(db, loaded, trace_id, flow_id, step_p50, (lo, hi))
+
+    # -- compare ---------------------------------------------------------------
+    def compare_traces(self, left_id: str, right_id: str) -> Comparison:
+        left = self._trace_values(left_id)
+        right = self._trace_values(right_id)
+        return Comparison("traces", left_id, right_id, cmp.deltas(left, right))
+
+    def compare_baseline(self, trace_id: str, window: Window) -> Comparison:
+        """The trace's steps against the P50 of the same steps in its flow's window."""
+        with read_snapshot(self.database):
+            flow_id = self._trace_facts(trace_id.strip().lower())[0]
+            if flow_id is None:
+                raise UnknownFlow(f"(trace {trace_id} has no root span, so no flow)")
+            baseline = cmp.flow_step_values(self._steps(flow_id, window), "p50_ms")
+            values = self._trace_values(trace_id)
+        label = f"{flow_id} P50 {window_label(window)}"
+        return Comparison("baseline", label, trace_id, cmp.deltas(baseline, values))
+
+    def compare_windows(self, flow_id: str, left: Window, right: Window) -> Comparison:
+        """Per-step P95 and error-rate deltas of a flow between two windows."""
+        with read_snapshot(self.database):
+            a = cmp.flow_step_values(self._steps(flow_id, left), "p95_ms")
+            b = cmp.flow_step_values(self._steps(flow_id, right), "p95_ms")
+        return Comparison("windows", window_label(left), window_label(right), cmp.deltas(a, b))
+
+    def compare_versions(
+        self, flow_id: str, window: Window, left_version: str, right_version: str
+    ) -> Comparison:
+        """Per-step P95 and error-rate deltas between the flow's traces that ran
+        through resource ``service.version`` = left and those through = right."""
+        with read_snapshot(self.database):
+            a = cmp.flow_step_values(self._steps(flow_id, window, left_version), "p95_ms")
+            b = cmp.flow_step_values(self._steps(flow_id, window, right_version), "p95_ms")
+        return Comparison(
+            "versions",
+            f"service.version={left_version}",
+            f"service.version={right_version}",
+            cmp.deltas(a, b),
+        )
+
+    # -- internals (inside a snapshot) ------------------------------------------
+    def _select(self, flow_id: str, window: Window) -> FlowMapping:
+        mapping = select_flow(self.database, self.catalog, window, flow_id)
+        if flow_id not in mapping.names and self.catalog.known(flow_id) is None:
+            raise UnknownFlow(flow_id)
+        return mapping
+
+    def _sel_bounds(self, params: dict[str, Any]) -> dict[str, Any]:
+        _count, lo, hi = self.database.fetch("sel_range")[0]
+        return {**params, "lo": lo or 0, "hi": hi or 0}
+
+    def _flow_stats(self, mapping: FlowMapping, window: Window, by: str | None) -> list[Flow]:
+        minutes = rate_minutes(self.database, window)
+        flows = [
+            flow_record(
+                str(flow_id),
+                mapping.names[str(flow_id)],
+                mapping.root_of(str(flow_id)),
+                (traces, error_traces, with_errors, quantiles),
+                minutes,
+                {by: str(group)} if by is not None else None,
+            )
+            for flow_id, group, traces, error_traces, with_errors, quantiles in self.database.fetch(
+                "sel_flow_stats"
+            )
+        ]
+        return sorted(flows, key=lambda f: (-f.traces, f.id, sorted(f.group.items())))
+
+    def _empty_flow(self, flow_id: str, mapping: FlowMapping, window: Window) -> Flow:
+        name = mapping.names.get(flow_id) or self.catalog.known(flow_id) or flow_id
+        rule = self.catalog.config.by_id(flow_id)
+        root = (rule.service or "", rule.operation or "") if rule else ("", "")
+        if rule is None:
+            for service, operation in self.database.fetch("flows_all_roots"):
+                if f"{service} {operation}" == name:
+                    root = (service, operation)
+        return flow_record(flow_id, name, root, None, rate_minutes(self.database, window))
+
+    def _steps(self, flow_id: str, window: Window, version: str | None = None) -> list[Step]:
+        self._select(flow_id, window)
+        if version is not None:
+            self.database.fetch("sel_keep_version", self._sel_bounds({"version": version}))
+        self.database.fetch("sel_groups_none")
+        loaded = load_selected(self.database)
+        return flow_steps(loaded) if loaded is not None else []
+
+    def _trace_facts(self, trace_id: str) -> tuple[str | None, int, int]:
+        """(flow id or None without a root, first span start, last span start)."""
+        keys = self.catalog.config.attribute_keys
+        found = self.database.fetch("trace_root_facts", {"trace_id": trace_id, "keys": keys})
+        if not found:
+            raise UnknownTrace(trace_id)
+        root_span, service, operation, route, attrs, first, last, *_rest = found[0]
+        if not root_span:
+            return None, int(first), int(last)
+        flow_id, _ = self.catalog.assign(FactsRow(service, operation, route, tuple(attrs), 0))
+        return flow_id, int(first), int(last)
+
+    def _trace_values(self, trace_id: str) -> dict[str, cmp.StepValue]:
+        db = self.database
+        trace_id = trace_id.strip().lower()
+        with read_snapshot(db):
+            self._trace_facts(trace_id)
+            db.fetch("select_trace", {"trace_id": trace_id})
+            db.fetch("sel_groups_none")
+            loaded = load_selected(db)
+            if loaded is None:
+                raise UnknownTrace(trace_id)
+            return cmp.trace_step_values(loaded)
+
+
+__all__ = ["Analysis"]

@@ -1,0 +1,130 @@
+"""Compare: per-step deltas between two traces, a trace and its flow's baseline, or a
+flow in two windows / two ``service.version``s (DESIGN.md §4).
+
+Steps are matched by step id (the path of (service, operation, kind) from the root),
+so the same call in two traces or windows lines up. A trace's value for a step is
+the median duration of its calls to it (its duration when called once); a flow's
+is the step's P50 (baseline) or P95 (windows, versions). A step on one side only
+has ``None`` on the other. Deltas are right − left; the biggest change comes first
+(a one-sided step counts with its one value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from flowscope.analyzer.model import Step, StepDelta
+from flowscope.analyzer.steps import LoadedSpans, step_id
+
+
+@dataclass(frozen=True)
+class StepValue:
+    label: str  # the step's path: "svc op > svc op"
+    service: str
+    operation: str
+    kind: str
+    ms: float
+    error_rate: float
+    calls: int
+
+
+def trace_step_values(loaded: LoadedSpans) -> dict[str, StepValue]:
+    """Per step of the (one) loaded trace: median call duration, error rate, calls."""
+    rows, tree = loaded.rows, loaded.tree
+    labels = _span_labels(loaded)
+    keys = tree.step_key.tolist()
+    by_key: dict[int, list[int]] = {}
+    for row, key in enumerate(keys):
+        by_key.setdefault(key, []).append(row)
+    out: dict[str, StepValue] = {}
+    for key, members in by_key.items():
+        first = members[0]
+        service, operation, kind = loaded.ops[int(loaded.op_idx[first])]
+        durations = rows.duration[members]
+        errors = int(rows.is_error[members].sum())
+        out[step_id(key)] = StepValue(
+            label=labels[first],
+            service=service,
+            operation=operation,
+            kind=kind,
+            ms=float(np.median(durations)) / 1e6,
+            error_rate=errors / len(members),
+            calls=len(members),
+        )
+    return out
+
+
+def _span_labels(loaded: LoadedSpans) -> list[str]:
+    """Each span's path label, parents first (rows are not in tree order: iterate)."""
+    parents = loaded.rows.parent.tolist()
+    names = [
+        f"{service} {operation}"
+        for service, operation, _kind in (loaded.ops[i] for i in loaded.op_idx.tolist())
+    ]
+    labels: list[str | None] = [None] * len(parents)
+    for row in range(len(parents)):
+        chain = []
+        at = row
+        while at >= 0 and labels[at] is None:
+            chain.append(at)
+            at = parents[at]
+        prefix = labels[at] if at >= 0 else None
+        for node in reversed(chain):
+            prefix = names[node] if prefix is None else f"{prefix} > {names[node]}"
+            labels[node] = prefix
+    return [label or "" for label in labels]
+
+
+def flow_step_values(steps: list[Step], statistic: str) -> dict[str, StepValue]:
+    """Per step of a flow: its ``p50_ms`` or ``p95_ms``, error rate, calls."""
+    by_id = {step.id: step for step in steps}
+    out: dict[str, StepValue] = {}
+    for step in steps:
+        names = []
+        at: Step | None = step
+        while at is not None:
+            names.append(f"{at.service} {at.operation}")
+            at = by_id.get(at.parent_id) if at.parent_id is not None else None
+        out[step.id] = StepValue(
+            label=" > ".join(reversed(names)),
+            service=step.service,
+            operation=step.operation,
+            kind=step.kind,
+            ms=float(getattr(step, statistic)),
+            error_rate=step.error_rate,
+            calls=step.calls,
+        )
+    return out
+
+
+def deltas(left: dict[str, StepValue], right: dict[str, StepValue]) -> list[StepDelta]:
+    out: list[StepDelta] = []
+    for key in sorted(set(left) | set(right)):
+        a, b = left.get(key), right.get(key)
+        some = a or b
+        assert some is not None
+        out.append(
+            StepDelta(
+                step=some.label,
+                service=some.service,
+                operation=some.operation,
+                kind=some.kind,
+                left_ms=a.ms if a else None,
+                right_ms=b.ms if b else None,
+                delta_ms=(b.ms - a.ms) if a and b else None,
+                left_error_rate=a.error_rate if a else None,
+                right_error_rate=b.error_rate if b else None,
+                error_rate_delta=(b.error_rate - a.error_rate) if a and b else None,
+                left_calls=a.calls if a else None,
+                right_calls=b.calls if b else None,
+            )
+        )
+
+    def size(delta: StepDelta) -> float:
+        if delta.delta_ms is not None:
+            return abs(delta.delta_ms)
+        return abs(delta.left_ms if delta.left_ms is not None else delta.right_ms or 0.0)
+
+    return sorted(out, key=lambda d: (-size(d), d.step, d.kind))

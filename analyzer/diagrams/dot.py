@@ -1,0 +1,76 @@
+"""Graphviz DOT for the service map and for a flow's step tree.
+
+The same shapes, labels and health colours as the Mermaid diagrams; node ids
+are the quoted names themselves (DOT quotes anything), in sorted order.
+"""
+
+from __future__ import annotations
+
+from flowscope.analyzer.diagrams.health import COLOURS, DEFAULT_THRESHOLDS, HealthThresholds
+from flowscope.analyzer.diagrams.labels import dot_string, edge_summary, node_summary
+from flowscope.analyzer.diagrams.mermaid_map import complete_nodes, sorted_edges
+from flowscope.analyzer.diagrams.step_tree import CALLER_KINDS, step_summary, step_tree
+from flowscope.analyzer.model import FlowDetail, ServiceMap
+
+_SHAPES = {"service": "box", "database": "cylinder", "messaging": "cds", "external": "hexagon"}
+_FONT = 'fontname="Helvetica"'
+
+
+def service_map_dot(
+    service_map: ServiceMap, thresholds: HealthThresholds = DEFAULT_THRESHOLDS
+) -> str:
+    lines = [
+        "digraph service_map {",
+        "    rankdir=LR;",
+        f"    node [{_FONT}, style=filled];",
+        f"    edge [{_FONT}, fontsize=10];",
+    ]
+    for node in complete_nodes(service_map):
+        fill, stroke = COLOURS[thresholds.level(node.error_rate, node.p95_ms)]
+        attributes = [
+            f"label={dot_string(chr(10).join(node_summary(node)))}",
+            f"shape={_SHAPES.get(node.kind, 'box')}",
+            f'fillcolor="{fill}"',
+            f'color="{stroke}"',
+        ]
+        lines.append(f"    {dot_string(node.id)} [{', '.join(attributes)}];")
+    for edge in sorted_edges(service_map.edges):
+        _fill, stroke = COLOURS[thresholds.level(edge.error_rate, edge.p95_ms)]
+        attributes = [f"label={dot_string(chr(10).join(edge_summary(edge)))}", f'color="{stroke}"']
+        if edge.rule == "async":
+            attributes.append("style=dashed")
+        lines.append(
+            f"    {dot_string(edge.source)} -> {dot_string(edge.target)} [{', '.join(attributes)}];"
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def flow_dot(detail: FlowDetail, thresholds: HealthThresholds = DEFAULT_THRESHOLDS) -> str:
+    tree = step_tree(detail.steps)
+    lines = [
+        "digraph flow {",
+        f"    label={dot_string(detail.flow.name)};",
+        "    labelloc=t;",
+        "    rankdir=TB;",
+        f"    node [{_FONT}, shape=box, style=filled];",
+    ]
+    for step_id in tree.order:
+        step = tree.steps[step_id]
+        fill, stroke = COLOURS[thresholds.level(step.error_rate, step.p95_ms)]
+        style = "rounded,filled" if step.kind in CALLER_KINDS else "filled"
+        attributes = [
+            f"label={dot_string(chr(10).join(step_summary(step)))}",
+            f'style="{style}"',
+            f'fillcolor="{fill}"',
+            f'color="{stroke}"',
+        ]
+        lines.append(f"    {dot_string(step_id)} [{', '.join(attributes)}];")
+    for step_id in tree.order:
+        step = tree.steps[step_id]
+        parent = tree.parent(step)
+        if parent is not None:
+            style = " [style=dashed]" if tree.is_async(step) else ""
+            lines.append(f"    {dot_string(parent.id)} -> {dot_string(step_id)}{style};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,101 @@
+"""Identifiers and label text that are safe in Mermaid and DOT, and number formats.
+
+Names come from spans, so they can hold anything: quotes, brackets, ``#``,
+``;``, ``<``, newlines, keywords such as ``end``. Ids are derived from names
+(stable across runs, readable in the text) and labels are escaped rather than
+stripped, so the rendered diagram shows the real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+
+from flowscope.analyzer.model import Edge, Node
+
+# Characters Mermaid shows verbatim inside a quoted label or message text; every
+# other character becomes a numeric entity (#35; for '#'), which Mermaid decodes.
+_MERMAID_SAFE = set(" .,:/()-_+=@*!?'%")
+_SLUG = re.compile(r"[^A-Za-z0-9]+")
+_MAX_SLUG = 40
+
+
+def mermaid_text(text: str) -> str:
+    """``text`` as Mermaid label / message content (without the surrounding quotes)."""
+    text = " ".join(text.split())  # newlines and tabs would end the statement
+    escaped = "".join(c if c.isalnum() or c in _MERMAID_SAFE else f"#{ord(c)};" for c in text)
+    # Before parsing, mermaid strips the last ';' of any line matching
+    # /style.*:\S*#.*;/ (meant for style statements), which would break an entity
+    # code; an encoded letter keeps "style" out of labels.
+    return escaped.replace("style", "styl#101;")
+
+
+def dot_string(text: str) -> str:
+    """``text`` as a double-quoted DOT string."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = escaped.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def diagram_ids(names: Iterable[str], prefix: str) -> dict[str, str]:
+    """A distinct ``[A-Za-z0-9_]`` id for each name: ``prefix`` + slug of the name.
+
+    Names whose slugs collide (``a.b`` and ``a-b``) get a short hash of the name
+    appended, so the mapping depends only on the set of names, not their order.
+    """
+    unique = sorted(set(names))
+    slugs = {name: _slug(name) for name in unique}
+    counts: dict[str, int] = {}
+    for slug in slugs.values():
+        counts[slug] = counts.get(slug, 0) + 1
+    ids: dict[str, str] = {}
+    for name in unique:
+        slug = slugs[name]
+        if counts[slug] > 1 or not slug:
+            digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+            slug = f"{slug}_{digest}" if slug else digest
+        ids[name] = f"{prefix}{slug}"
+    return ids
+
+
+def _slug(name: str) -> str:
+    slug = _SLUG.sub("_", name).strip("_").lower()[:_MAX_SLUG]
+    return slug.replace("style", "styl_e")  # see mermaid_text
+
+
+def format_ms(value: float | None) -> str:
+    """Milliseconds with three significant digits, enough to compare steps at a glance."""
+    if value is None:
+        return "n/a"
+    if value >= 100:
+        return f"{value:.0f} ms"
+    if value >= 10:
+        return f"{value:.1f} ms"
+    return f"{value:.2f} ms"
+
+
+def format_percent(ratio: float) -> str:
+    return f"{ratio * 100:.1f}%"
+
+
+def node_summary(node: Node) -> list[str]:
+    """The lines a node of the service map shows: the name, and for a service
+    that answers calls its P95 and error rate."""
+    if node.kind != "service" or node.p95_ms is None:
+        return [node.id]
+    return [node.id, f"p95 {format_ms(node.p95_ms)}, {format_percent(node.error_rate)} err"]
+
+
+def edge_summary(edge: Edge) -> list[str]:
+    """The parts of an edge's label: calls, P95, error %; for async edges also the
+    messaging system and destination, and the queue lag P95."""
+    parts = [f"{edge.calls} calls", f"p95 {format_ms(edge.p95_ms)}"]
+    parts.append(f"{format_percent(edge.error_rate)} err")
+    if edge.rule == "async":
+        where = " ".join(p for p in (edge.messaging_system, edge.destination) if p)
+        if where:
+            parts.insert(0, where)
+        if edge.lag_p95_ms is not None:
+            parts.append(f"lag p95 {format_ms(edge.lag_p95_ms)}")
+    return parts

@@ -1,0 +1,42 @@
+"""A flow's step tree as a Mermaid ``flowchart TD``.
+
+One node per step (service, operation, kind, calls per trace, P95, error
+rate, origin errors), an edge from each step to its children (dashed into
+consumers), a health class per step as in the service map.
+"""
+
+from __future__ import annotations
+
+from flowscope.analyzer.diagrams.health import DEFAULT_THRESHOLDS, LEVELS, HealthThresholds
+from flowscope.analyzer.diagrams.labels import diagram_ids, mermaid_text
+from flowscope.analyzer.diagrams.mermaid_map import class_defs
+from flowscope.analyzer.diagrams.step_tree import CALLER_KINDS, step_summary, step_tree
+from flowscope.analyzer.model import FlowDetail
+
+
+def flow_flowchart_mermaid(
+    detail: FlowDetail, thresholds: HealthThresholds = DEFAULT_THRESHOLDS
+) -> str:
+    tree = step_tree(detail.steps)
+    ids = diagram_ids(tree.steps, "s_")
+    lines = ["flowchart TD", *class_defs()]
+    for step_id in tree.order:
+        step = tree.steps[step_id]
+        text = "<br/>".join(mermaid_text(line) for line in step_summary(step))
+        # Callers' steps are rounded so the two sides of a call read apart.
+        opening, closing = ('("', '")') if step.kind in CALLER_KINDS else ('["', '"]')
+        lines.append(f"    {ids[step_id]}{opening}{text}{closing}")
+    for step_id in tree.order:
+        step = tree.steps[step_id]
+        parent = tree.parent(step)
+        if parent is not None:
+            arrow = "-.->" if tree.is_async(step) else "-->"
+            lines.append(f"    {ids[parent.id]} {arrow} {ids[step_id]}")
+    members: dict[str, list[str]] = {level: [] for level in LEVELS}
+    for step_id in tree.order:
+        step = tree.steps[step_id]
+        members[thresholds.level(step.error_rate, step.p95_ms)].append(ids[step_id])
+    for level in LEVELS:
+        if members[level]:
+            lines.append(f"    class {','.join(members[level])} {level}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,78 @@
+"""A flow's steps as a tree, in the order the diagrams draw them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flowscope.analyzer.diagrams.labels import format_ms, format_percent
+from flowscope.analyzer.model import Step
+
+# Kinds whose step is the caller's side of a call; when a child step in another
+# service answers it, diagrams draw the call once (see docs/diagrams.md).
+CALLER_KINDS = frozenset({"Client", "Producer"})
+
+
+@dataclass
+class StepTree:
+    steps: dict[str, Step]
+    children: dict[str | None, list[str]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # pre-order, siblings by start offset
+
+    def parent(self, step: Step) -> Step | None:
+        return self.steps.get(step.parent_id) if step.parent_id is not None else None
+
+    def child_steps(self, step: Step) -> list[Step]:
+        return [self.steps[i] for i in self.children.get(step.id, [])]
+
+    def is_async(self, step: Step) -> bool:
+        """A consumer picks work off a queue: its link to its parent is asynchronous."""
+        parent = self.parent(step)
+        return step.kind == "Consumer" or (parent is not None and parent.kind == "Producer")
+
+    def answered_elsewhere(self, step: Step) -> bool:
+        """A CLIENT/PRODUCER step whose call another service's step answers."""
+        return step.kind in CALLER_KINDS and any(
+            child.service != step.service for child in self.child_steps(step)
+        )
+
+
+def step_tree(steps: list[Step]) -> StepTree:
+    """Steps whose parent is missing from ``steps`` are treated as roots."""
+    by_id = {step.id: step for step in steps}
+    tree = StepTree(by_id)
+    for step in steps:
+        parent = step.parent_id if step.parent_id in by_id else None
+        tree.children.setdefault(parent, []).append(step.id)
+    for ids in tree.children.values():
+        ids.sort(key=lambda i: _sibling_key(by_id[i]))
+    seen: set[str] = set()
+    stack = list(reversed(tree.children.get(None, [])))
+    # Steps on a parent cycle are unreachable from a root; they still get drawn, last.
+    stragglers = sorted(by_id, key=lambda i: _sibling_key(by_id[i]))
+    while stack or len(seen) < len(by_id):
+        if not stack:
+            stack.append(next(i for i in stragglers if i not in seen))
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        tree.order.append(current)
+        stack.extend(reversed(tree.children.get(current, [])))
+    return tree
+
+
+def _sibling_key(step: Step) -> tuple[float, str, str, str, str]:
+    return (step.start_offset_p50_ms, step.service, step.operation, step.kind, step.id)
+
+
+def step_summary(step: Step) -> list[str]:
+    """The lines a step's box shows, shared by the Mermaid and DOT flowcharts."""
+    lines = [
+        step.service,
+        step.operation,
+        f"{step.kind}, {step.calls_per_trace:.3g} calls per trace",
+        f"p95 {format_ms(step.p95_ms)}, {format_percent(step.error_rate)} err",
+    ]
+    if step.origin_errors:
+        lines.append(f"{step.origin_errors} origin errors")
+    return lines

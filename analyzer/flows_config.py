@@ -1,0 +1,198 @@
+"""``flows.yaml``: names for business flows and looser ways to match their root spans.
+
+A flow is normally every trace whose root span has the same (service, operation).
+A flows file names flows and matches them by root service, a route pattern and
+root attribute values; the first entry that matches a trace's root wins, and
+roots no entry matches stay in their automatically named flow::
+
+    flows:
+      - name: Order Placement          # required
+        id: order-placement            # optional; default: the slug of the name
+        match:                         # at least one condition; all must hold
+          service: client-gateway      # the root span's service, exactly
+          route: "/orders*"            # glob on the root's route (see below)
+          operation: "POST *"          # glob on the root span's name
+          attributes:                  # the root span's (or its resource's) attribute equals
+            order.type: market
+
+The root's route is the first present of its ``http.route``, ``url.path`` and
+``http.target`` attributes, else its span name. Errors from ``load``/``validate``
+name the key, e.g. ``flows.yaml: flows[1].match.route: must be a string``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_FLOW_KEYS = {"name", "id", "match"}
+_MATCH_KEYS = {"service", "route", "operation", "attributes"}
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+class FlowsConfigError(ValueError):
+    """A flows file that cannot be used; the message names the file and the key."""
+
+
+def slugify(text: str) -> str:
+    """Lower-case words joined by '-': ``"Order Placement"`` -> ``order-placement``."""
+    return _SLUG.sub("-", text.lower()).strip("-") or "flow"
+
+
+@dataclass(frozen=True)
+class RootFacts:
+    """What a flow rule may look at: the root span of a trace."""
+
+    service: str
+    operation: str
+    route: str
+    attributes: Mapping[str, str] = field(default_factory=dict)  # span attributes over resource
+
+
+@dataclass(frozen=True)
+class FlowRule:
+    name: str
+    id: str
+    service: str | None = None
+    route: str | None = None
+    operation: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    def matches(self, root: RootFacts) -> bool:
+        if self.service is not None and root.service != self.service:
+            return False
+        if self.operation is not None and not fnmatchcase(root.operation, self.operation):
+            return False
+        if self.route is not None and not fnmatchcase(root.route, self.route):
+            return False
+        return all(root.attributes.get(key) == value for key, value in self.attributes)
+
+
+@dataclass(frozen=True)
+class FlowsConfig:
+    flows: tuple[FlowRule, ...] = ()
+    source: str = "flows.yaml"
+
+    @property
+    def attribute_keys(self) -> list[str]:
+        """Every attribute key some rule looks at (the analyzer fetches only these)."""
+        return sorted({key for rule in self.flows for key, _ in rule.attributes})
+
+    def match(self, root: RootFacts) -> FlowRule | None:
+        for rule in self.flows:
+            if rule.matches(root):
+                return rule
+        return None
+
+    def by_id(self, flow_id: str) -> FlowRule | None:
+        for rule in self.flows:
+            if rule.id == flow_id:
+                return rule
+        return None
+
+    def validate(self) -> None:
+        seen: dict[str, int] = {}
+        for index, rule in enumerate(self.flows):
+            where = f"{self.source}: flows[{index}]"
+            if not rule.name.strip():
+                raise FlowsConfigError(f"{where}.name: must not be empty")
+            if rule.id != slugify(rule.id):
+                raise FlowsConfigError(
+                    f"{where}.id: {rule.id!r} is not a slug (lower-case letters, digits and '-')"
+                )
+            if rule.id in seen:
+                raise FlowsConfigError(
+                    f"{where}.id: {rule.id!r} is already used by flows[{seen[rule.id]}]"
+                )
+            seen[rule.id] = index
+            if (
+                rule.service is None
+                and rule.route is None
+                and rule.operation is None
+                and not rule.attributes
+            ):
+                raise FlowsConfigError(f"{where}.match: give at least one condition")
+
+    @classmethod
+    def load(cls, path: str | Path) -> FlowsConfig:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise FlowsConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        return cls.parse(text, str(path))
+
+    @classmethod
+    def parse(cls, text: str, source: str = "flows.yaml") -> FlowsConfig:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise FlowsConfigError(f"{source}: not valid YAML: {exc}") from exc
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise FlowsConfigError(f"{source}: must be a mapping with a 'flows' list")
+        unknown = sorted(set(data) - {"flows"})
+        if unknown:
+            raise FlowsConfigError(f"{source}: {unknown[0]}: unknown key (expected 'flows')")
+        entries = data.get("flows") or []
+        if not isinstance(entries, list):
+            raise FlowsConfigError(f"{source}: flows: must be a list")
+        rules = tuple(_rule(entry, f"{source}: flows[{i}]") for i, entry in enumerate(entries))
+        config = cls(rules, source)
+        config.validate()
+        return config
+
+
+def _rule(entry: Any, where: str) -> FlowRule:
+    if not isinstance(entry, dict):
+        raise FlowsConfigError(f"{where}: must be a mapping with name and match")
+    unknown = sorted(set(entry) - _FLOW_KEYS)
+    if unknown:
+        raise FlowsConfigError(f"{where}.{unknown[0]}: unknown key")
+    name = entry.get("name")
+    if not isinstance(name, str):
+        raise FlowsConfigError(f"{where}.name: required, a string")
+    flow_id = entry.get("id", slugify(name))
+    if not isinstance(flow_id, str):
+        raise FlowsConfigError(f"{where}.id: must be a string")
+    match = entry.get("match")
+    if not isinstance(match, dict):
+        raise FlowsConfigError(f"{where}.match: required, a mapping")
+    unknown = sorted(set(match) - _MATCH_KEYS)
+    if unknown:
+        raise FlowsConfigError(
+            f"{where}.match.{unknown[0]}: unknown key (expected one of {sorted(_MATCH_KEYS)})"
+        )
+    values: dict[str, str | None] = {}
+    for key in ("service", "route", "operation"):
+        value = match.get(key)
+        if value is not None and not isinstance(value, str):
+            raise FlowsConfigError(f"{where}.match.{key}: must be a string")
+        values[key] = value
+    attributes = match.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise FlowsConfigError(f"{where}.match.attributes: must be a mapping of key: value")
+    pairs: list[tuple[str, str]] = []
+    for key, value in attributes.items():
+        if isinstance(value, (dict, list)) or value is None:
+            raise FlowsConfigError(
+                f"{where}.match.attributes.{key}: must be a single value (string, number or bool)"
+            )
+        # Attribute values are stored stringified like the ClickHouse exporter does.
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        pairs.append((str(key), text))
+    return FlowRule(
+        name=name,
+        id=flow_id,
+        service=values["service"],
+        route=values["route"],
+        operation=values["operation"],
+        attributes=tuple(pairs),
+    )

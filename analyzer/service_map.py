@@ -1,0 +1,99 @@
+"""The service map: services and the peers they call, with the rule behind each edge.
+
+Edges come from ``edge_calls`` (one row per cross-service call, derived by
+``flowscope/store/derivation.py`` with the three rules of DESIGN.md §4); nodes are
+the services that sent spans plus virtual nodes for peers that sent none (kind
+database, messaging or external, from the attributes that named them). A virtual
+node's ``spans`` are the calls made to it and its ``p95_ms`` is None.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from flowscope.analyzer.model import Edge, EdgeRule, Node, NodeKind, ServiceMap, Window
+from flowscope.analyzer.rates import rate_minutes
+from flowscope.store.database import Database
+
+
+def _ms(value: Any) -> float:
+    return float(value) / 1e6
+
+
+def _edge(row: tuple[Any, ...], minutes: float) -> Edge:
+    source, target, rule, _kind, system, destination, calls, errors, latency, lag = row
+    p50, p95, p99 = latency
+    is_async = rule == "async"
+    lag_p = lag if (is_async and lag is not None) else (None, None, None)
+    return Edge(
+        source=source,
+        target=target,
+        rule=cast(EdgeRule, rule),
+        calls=int(calls),
+        errors=int(errors),
+        error_rate=int(errors) / int(calls),
+        p50_ms=_ms(p50),
+        p95_ms=_ms(p95),
+        p99_ms=_ms(p99),
+        rate_per_min=int(calls) / minutes,
+        messaging_system=system if is_async else None,
+        destination=destination if is_async else None,
+        lag_p50_ms=None if lag_p[0] is None else _ms(lag_p[0]),
+        lag_p95_ms=None if lag_p[1] is None else _ms(lag_p[1]),
+        lag_p99_ms=None if lag_p[2] is None else _ms(lag_p[2]),
+    )
+
+
+def build_map(
+    edge_rows: list[tuple[Any, ...]], service_rows: list[tuple[Any, ...]], minutes: float
+) -> ServiceMap:
+    edges = [_edge(row, minutes) for row in edge_rows]
+    nodes: dict[str, Node] = {}
+    for service, spans, errors, p95 in service_rows:
+        nodes[service] = Node(
+            id=service,
+            kind="service",
+            spans=int(spans),
+            error_rate=int(errors) / int(spans) if spans else 0.0,
+            p95_ms=None if p95 is None else _ms(p95),
+        )
+    virtual: dict[str, list[int]] = {}
+    kinds: dict[str, str] = {}
+    for row, edge in zip(edge_rows, edges, strict=True):
+        for end in (edge.source, edge.target):
+            if end not in nodes and end not in virtual and end == edge.source:
+                # A caller always sent spans; in a flow-filtered map it may lie outside.
+                nodes[end] = Node(end, "service", 0, 0.0, None)
+        if edge.target in nodes:
+            continue
+        totals = virtual.setdefault(edge.target, [0, 0])
+        totals[0] += edge.calls
+        totals[1] += edge.errors
+        kinds.setdefault(edge.target, row[3])
+    for peer, (calls, errors) in virtual.items():
+        nodes[peer] = Node(
+            id=peer,
+            kind=cast(NodeKind, kinds[peer]),
+            spans=calls,
+            error_rate=errors / calls if calls else 0.0,
+            p95_ms=None,
+        )
+    return ServiceMap(nodes=[nodes[k] for k in sorted(nodes)], edges=edges)
+
+
+def service_map(database: Database, window: Window, *, selected: bool = False) -> ServiceMap:
+    """The map of every call in the window, or of the selected traces (``sel_traces``)."""
+    minutes = rate_minutes(database, window)
+    if not selected:
+        params = {"since": window.since_ns, "until": window.until_ns}
+        return build_map(
+            database.fetch("map_edges", params), database.fetch("map_services", params), minutes
+        )
+    count, lo, hi = database.fetch("sel_range")[0]
+    if not count:
+        return ServiceMap(nodes=[], edges=[])
+    return build_map(
+        database.fetch("map_edges_selected"),
+        database.fetch("map_services_selected", {"lo": lo, "hi": hi}),
+        minutes,
+    )

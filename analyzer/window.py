@@ -1,0 +1,85 @@
+"""Analysis time windows: ``--since``/``--until`` as durations back from now or RFC 3339.
+
+A window is closed-open, ``[since, until)``, in nanoseconds since the epoch (UTC).
+Spans belong to a window by their start time, traces by their root's (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+from flowscope.analyzer.model import Window
+from flowscope.durations import parse_duration, parse_instant
+
+# RFC 3339 with up to nanosecond fractions (datetime alone keeps microseconds).
+_FRACTION = re.compile(r"^(?P<base>.+T\d{2}:\d{2}:\d{2})\.(?P<digits>\d+)(?P<zone>.*)$")
+
+DEFAULT_SINCE = "1h"
+# Up to 2100-01-01: DuckDB TIMESTAMP_NS ends in 2262, so 2**63 - 1 would not convert.
+ALL_TIME = Window(0, 4_102_444_800 * 1_000_000_000)
+
+
+def parse_window(since: str | None, until: str | None, now_ns: int | None = None) -> Window:
+    """``since``/``until`` -> Window; the default is the last hour.
+
+    Each is a duration back from now (``15m``, ``1h``, ``7d``) or an RFC 3339
+    timestamp; ``until`` defaults to now. ValueError names the bad option.
+    """
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    try:
+        until_ns = now_ns if until is None else instant_ns(until, now_ns)
+    except ValueError as exc:
+        raise ValueError(f"--until: {exc}") from exc
+    try:
+        since_ns = instant_ns(since or DEFAULT_SINCE, now_ns)
+    except ValueError as exc:
+        raise ValueError(f"--since: {exc}") from exc
+    if since is None and until is not None:
+        # "the hour before --until" is what a user means when only --until is given.
+        since_ns = until_ns - (now_ns - since_ns)
+    if since_ns >= until_ns:
+        raise ValueError(
+            f"--since ({format_ns(since_ns)}) must be before --until ({format_ns(until_ns)})"
+        )
+    return Window(since_ns, until_ns)
+
+
+def instant_ns(text: str, now_ns: int) -> int:
+    """A duration back from ``now_ns`` or an RFC 3339 timestamp, in ns since the epoch."""
+    try:
+        back = parse_duration(text)
+    except ValueError:
+        pass
+    else:  # subtract from the exact now: a datetime would drop the nanoseconds
+        return (
+            now_ns - (back.days * 86_400 + back.seconds) * 1_000_000_000 - back.microseconds * 1_000
+        )
+    match = _FRACTION.match(text.strip())
+    if match is None:
+        return _to_ns(parse_instant(text))
+    whole = parse_instant(match["base"] + match["zone"])
+    fraction = int((match["digits"] + "000000000")[:9])
+    return _to_ns(whole) + fraction
+
+
+def _to_ns(value: datetime) -> int:
+    # Exact integer arithmetic: a float timestamp would lose the nanoseconds.
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def format_ns(ns: int) -> str:
+    """RFC 3339 in UTC with nanoseconds trimmed of trailing zeros (``...T00:00:00.25Z``)."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if rest:
+        text += "." + f"{rest:09d}".rstrip("0")
+    return text + "Z"
+
+
+def window_label(window: Window) -> str:
+    if window == ALL_TIME:
+        return "all time"
+    return f"{format_ns(window.since_ns)} .. {format_ns(window.until_ns)}"

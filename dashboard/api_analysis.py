@@ -1,0 +1,221 @@
+"""The analyzer's JSON API (DESIGN.md §5): map, flows, steps, traces, compare, diagrams.
+
+Thin: each route parses its window, runs one ``Analysis`` call in the thread
+pool (DuckDB work blocks) and returns the records' ``as_dict()``. A bad window
+or parameter is a 400 with a message, an unknown flow or trace a 404; the
+fields are documented in docs/api.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from flowscope.analyzer.analysis import Analysis
+from flowscope.analyzer.diagrams import (
+    flow_dot,
+    flow_flowchart_mermaid,
+    flow_sequence_mermaid,
+    service_map_dot,
+    service_map_mermaid,
+)
+from flowscope.analyzer.errors import AnalysisError, UnknownFlow, UnknownTrace
+from flowscope.analyzer.model import Comparison, Window
+from flowscope.analyzer.window import format_ns, parse_window
+
+T = TypeVar("T")
+
+Since = Annotated[
+    str | None,
+    Query(
+        description="window start: a duration back from now (15m, 1h, 7d) or RFC 3339; default 1h"
+    ),
+]
+Until = Annotated[
+    str | None, Query(description="window end: a duration back from now or RFC 3339; default now")
+]
+By = Annotated[
+    str | None,
+    Query(
+        description="split the statistics by this resource or span attribute, e.g. wallet.provider"
+    ),
+]
+MapFormat = Literal["mermaid", "dot"]
+FlowFormat = Literal["mermaid-sequence", "mermaid-flowchart", "mermaid", "dot"]
+MERMAID_TYPE = "text/vnd.mermaid; charset=utf-8"
+DOT_TYPE = "text/vnd.graphviz; charset=utf-8"
+
+
+def window_or_400(since: str | None, until: str | None, prefix: str = "") -> Window:
+    try:
+        return parse_window(since, until)
+    except ValueError as exc:
+        message = str(exc)
+        if prefix:  # "--since: ..." names the CLI option; the API's parameter is prefixed
+            message = message.replace("--since", f"{prefix}since").replace(
+                "--until", f"{prefix}until"
+            )
+        else:
+            message = message.replace("--since", "since").replace("--until", "until")
+        raise HTTPException(400, detail={"message": message}) from exc
+
+
+def window_dict(window: Window) -> dict[str, str]:
+    return {"since": format_ns(window.since_ns), "until": format_ns(window.until_ns)}
+
+
+async def answer(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking analysis in the thread pool; map its errors to HTTP statuses."""
+    try:
+        return await run_in_threadpool(call, *args, **kwargs)
+    except (UnknownFlow, UnknownTrace) as exc:
+        raise HTTPException(404, detail={"message": str(exc)}) from exc
+    except (AnalysisError, ValueError) as exc:
+        raise HTTPException(400, detail={"message": str(exc)}) from exc
+
+
+def analysis_router(analysis: Analysis) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["analysis"])
+
+    @router.get("/map", summary="Service map: nodes and edges")
+    async def service_map(
+        since: Since = None,
+        until: Until = None,
+        flow: Annotated[str | None, Query(description="only the traces of this flow id")] = None,
+    ) -> dict[str, Any]:
+        window = window_or_400(since, until)
+        result = await answer(analysis.service_map, window, flow)
+        return {**result.as_dict(), "window": window_dict(window)}
+
+    @router.get("/map/diagram", summary="Service map as Mermaid or DOT text")
+    async def service_map_diagram(
+        format: MapFormat = "mermaid",
+        since: Since = None,
+        until: Until = None,
+        flow: Annotated[str | None, Query(description="only the traces of this flow id")] = None,
+    ) -> PlainTextResponse:
+        window = window_or_400(since, until)
+        result = await answer(analysis.service_map, window, flow)
+        if format == "dot":
+            return PlainTextResponse(service_map_dot(result), media_type=DOT_TYPE)
+        return PlainTextResponse(service_map_mermaid(result), media_type=MERMAID_TYPE)
+
+    @router.get("/flows", summary="Business flows")
+    async def flows(since: Since = None, until: Until = None, by: By = None) -> dict[str, Any]:
+        window = window_or_400(since, until)
+        result = await answer(analysis.flows, window, by)
+        return {"flows": [f.as_dict() for f in result], "window": window_dict(window)}
+
+    @router.get("/flows/{flow_id}", summary="One flow and its steps")
+    async def flow(
+        flow_id: str, since: Since = None, until: Until = None, by: By = None
+    ) -> dict[str, Any]:
+        window = window_or_400(since, until)
+        result = await answer(analysis.flow, flow_id, window, by)
+        return {**result.as_dict(), "window": window_dict(window)}
+
+    @router.get("/flows/{flow_id}/diagram", summary="A flow as Mermaid or DOT text")
+    async def flow_diagram(
+        flow_id: str,
+        format: FlowFormat = "mermaid-sequence",
+        since: Since = None,
+        until: Until = None,
+    ) -> PlainTextResponse:
+        window = window_or_400(since, until)
+        detail = await answer(analysis.flow, flow_id, window)
+        if format == "dot":
+            return PlainTextResponse(flow_dot(detail), media_type=DOT_TYPE)
+        if format == "mermaid-flowchart":
+            return PlainTextResponse(flow_flowchart_mermaid(detail), media_type=MERMAID_TYPE)
+        return PlainTextResponse(flow_sequence_mermaid(detail), media_type=MERMAID_TYPE)
+
+    @router.get("/traces", summary="Traces, slowest first")
+    async def traces(
+        since: Since = None,
+        until: Until = None,
+        service: Annotated[str | None, Query(description="has a span of this service")] = None,
+        operation: Annotated[str | None, Query(description="has a span with this name")] = None,
+        flow: Annotated[str | None, Query(description="belongs to this flow id")] = None,
+        min_duration_ms: Annotated[
+            float | None, Query(ge=0, description="root duration at least this")
+        ] = None,
+        error: Annotated[
+            bool | None, Query(description="true: with an error span; false: without")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000, description="most traces returned")] = 20,
+    ) -> dict[str, Any]:
+        window = window_or_400(since, until)
+        result = await answer(
+            analysis.traces,
+            window,
+            service=service,
+            operation=operation,
+            flow=flow,
+            min_duration_ms=min_duration_ms,
+            error=error,
+            limit=limit,
+        )
+        return {"traces": [t.as_dict() for t in result], "window": window_dict(window)}
+
+    @router.get("/traces/{trace_id}", summary="One trace: span tree and critical path")
+    async def trace(
+        trace_id: str,
+        since: Annotated[
+            str | None, Query(description="baseline window start for the step P50s; default 1h")
+        ] = None,
+        until: Annotated[str | None, Query(description="baseline window end")] = None,
+    ) -> dict[str, Any]:
+        baseline = window_or_400(since, until) if since or until else None
+        result = await answer(analysis.trace, trace_id, baseline)
+        return result.as_dict()
+
+    @router.get("/compare", summary="Compare two traces, a trace with its flow, or two windows")
+    async def compare(
+        left: Annotated[str | None, Query(description="traces mode: the left trace id")] = None,
+        right: Annotated[str | None, Query(description="traces mode: the right trace id")] = None,
+        trace: Annotated[str | None, Query(description="baseline mode: the trace id")] = None,
+        flow: Annotated[str | None, Query(description="windows/versions mode: flow id")] = None,
+        since: Since = None,
+        until: Until = None,
+        left_since: Annotated[str | None, Query(description="windows mode")] = None,
+        left_until: Annotated[str | None, Query(description="windows mode")] = None,
+        right_since: Annotated[str | None, Query(description="windows mode")] = None,
+        right_until: Annotated[str | None, Query(description="windows mode")] = None,
+        left_version: Annotated[str | None, Query(description="versions mode")] = None,
+        right_version: Annotated[str | None, Query(description="versions mode")] = None,
+    ) -> dict[str, Any]:
+        result: Comparison
+        if left and right:
+            result = await answer(analysis.compare_traces, left, right)
+        elif trace:
+            result = await answer(analysis.compare_baseline, trace, window_or_400(since, until))
+        elif flow and (left_version or right_version):
+            if not (left_version and right_version):
+                raise HTTPException(
+                    400, detail={"message": "give both left_version and right_version"}
+                )
+            window = window_or_400(since, until)
+            result = await answer(
+                analysis.compare_versions, flow, window, left_version, right_version
+            )
+        elif flow and (left_since or right_since):
+            left_window = window_or_400(left_since, left_until, "left_")
+            right_window = window_or_400(right_since, right_until, "right_")
+            result = await answer(analysis.compare_windows, flow, left_window, right_window)
+        else:
+            raise HTTPException(400, detail={"message": COMPARE_MODES})
+        return result.as_dict()
+
+    return router
+
+
+COMPARE_MODES = (
+    "say what to compare: left=TRACE&right=TRACE (two traces); trace=TRACE&since=&until= "
+    "(a trace against its flow's baseline); flow=FLOW&left_since=&left_until=&right_since="
+    "&right_until= (two windows); flow=FLOW&left_version=&right_version=&since=&until= "
+    "(two service.versions)"
+)

@@ -1,0 +1,429 @@
+"""The analyzer's read commands: ``map``, ``flows``, ``flow``, ``traces``, ``trace``, ``compare``.
+
+Each reads the database file read-only, or a running server's JSON API when
+``--server`` is given or the file is held by a server (the same records
+either way, see ``flowscope.analysis_sources``), and prints a table, the API's
+JSON, or a diagram.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from flowscope.cli_common import default_db, fail, render_table
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def register_analysis_commands(group: click.Group) -> None:
+    """Add the commands to ``flowscope`` (called by flowscope/cli.py)."""
+    for command in (map_, flows, flow, traces, trace, compare):
+        group.add_command(command)
+
+
+def store_options(function: F) -> F:
+    """--db, --server, --token and --flows: where the spans are and how flows are named."""
+    for option in reversed(
+        [
+            click.option(
+                "--db",
+                default=default_db,
+                show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
+                help="DuckDB file to read (read-only; through its server if one holds it).",
+            ),
+            click.option(
+                "--server",
+                "server_url",
+                default=None,
+                help="Ask a running server's API at this URL instead of reading --db.",
+            ),
+            click.option(
+                "--token",
+                envvar="FLOWSCOPE_TOKEN",
+                default=None,
+                help="Bearer token for the server [env FLOWSCOPE_TOKEN].",
+            ),
+            click.option(
+                "--flows",
+                "flows_file",
+                default=None,
+                type=click.Path(dir_okay=False),
+                help="flows.yaml naming flows (for a file read here; a server uses its own).",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def window_options(function: F) -> F:
+    function = click.option(
+        "--until",
+        default=None,
+        help="Window end: a duration back from now or RFC 3339 [default: now].",
+    )(function)
+    return click.option(
+        "--since",
+        default=None,
+        help="Window start: a duration back from now (15m, 1h, 7d) or RFC 3339 [default: 1h].",
+    )(function)
+
+
+def format_option(*choices: str) -> Callable[[F], F]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json", *choices]),
+        default="table",
+        show_default=True,
+        help="Output: a table, the API's JSON" + (", or a diagram." if choices else "."),
+    )
+
+
+@contextmanager
+def analysis_source(
+    db: str, server_url: str | None, token: str | None, flows_file: str | None
+) -> Iterator[Any]:
+    """The source to ask; any AnalysisError inside the block ends the command with its message."""
+    from flowscope.analysis_sources import open_source
+    from flowscope.analyzer.errors import AnalysisError
+
+    try:
+        source = open_source(db, token=token, flows=flows_file, server_url=server_url)
+    except AnalysisError as exc:
+        fail(str(exc))
+        return
+    if flows_file and source.where != db:
+        click.echo(
+            f"flowscope: reading through {source.where}; the server's flows apply, not {flows_file}",
+            err=True,
+        )
+    try:
+        yield source
+    except AnalysisError as exc:
+        fail(str(exc))
+    finally:
+        source.close()
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def table(records: list[Any], columns: list[str]) -> str:
+    """Records as a table of the given fields; ``group`` values (``--by``) as extra columns."""
+    dicts = [r.as_dict() for r in records]
+    group_keys = sorted({k for d in dicts for k in d.get("group") or {}})
+    rows = [[d.get(c) for c in columns] + [d["group"].get(k) for k in group_keys] for d in dicts]
+    return render_table(columns + group_keys, rows)
+
+
+EDGE_COLUMNS = ["source", "target", "rule", "calls", "errors", "error_rate"]
+EDGE_COLUMNS += ["p50_ms", "p95_ms", "p99_ms", "rate_per_min", "destination", "lag_p95_ms"]
+NODE_COLUMNS = ["id", "kind", "spans", "error_rate", "p95_ms"]
+FLOW_COLUMNS = ["id", "name", "root_service", "root_operation", "traces", "error_rate"]
+FLOW_COLUMNS += ["traces_with_span_errors", "p50_ms", "p95_ms", "p99_ms", "rate_per_min"]
+STEP_COLUMNS = ["kind", "calls", "calls_per_trace", "error_rate", "origin_errors", "p50_ms"]
+STEP_COLUMNS += ["p95_ms", "p99_ms", "self_p50_ms", "start_offset_p50_ms", "critical_path_share"]
+TRACE_COLUMNS = ["trace_id", "flow", "start", "duration_ms", "spans", "services", "errors"]
+TRACE_COLUMNS += ["status"]
+DELTA_COLUMNS = ["step", "kind", "left_ms", "right_ms", "delta_ms", "left_error_rate"]
+DELTA_COLUMNS += ["right_error_rate", "error_rate_delta", "left_calls", "right_calls"]
+
+
+@click.command("map")
+@store_options
+@window_options
+@click.option("--flow", default=None, help="Only the traces of this flow id.")
+@format_option("mermaid", "dot")
+def map_(
+    db: str,
+    server_url: str | None,
+    token: str | None,
+    flows_file: str | None,
+    since: str | None,
+    until: str | None,
+    flow: str | None,
+    fmt: str,
+) -> None:
+    """The service map: services, databases, queues and who calls whom."""
+    from flowscope.analyzer.diagrams import service_map_dot, service_map_mermaid
+
+    with analysis_source(db, server_url, token, flows_file) as source:
+        result = source.service_map(since, until, flow)
+    if fmt == "json":
+        echo_json(result.as_dict())
+    elif fmt == "mermaid":
+        click.echo(service_map_mermaid(result), nl=False)
+    elif fmt == "dot":
+        click.echo(service_map_dot(result), nl=False)
+    else:
+        click.echo(table(sorted(result.edges, key=_edge_key), EDGE_COLUMNS))
+        click.echo()
+        click.echo(table(sorted(result.nodes, key=lambda n: n.id), NODE_COLUMNS))
+
+
+def _edge_key(edge: Any) -> tuple[str, str, str]:
+    return (edge.source, edge.target, edge.rule)
+
+
+@click.command()
+@store_options
+@window_options
+@click.option("--by", default=None, help="Split each flow by this resource or span attribute.")
+@format_option()
+def flows(
+    db: str,
+    server_url: str | None,
+    token: str | None,
+    flows_file: str | None,
+    since: str | None,
+    until: str | None,
+    by: str | None,
+    fmt: str,
+) -> None:
+    """Business flows: traces grouped by their root span, with latency and errors."""
+    with analysis_source(db, server_url, token, flows_file) as source:
+        result = source.flows(since, until, by)
+    if fmt == "json":
+        echo_json({"flows": [f.as_dict() for f in result]})
+    else:
+        click.echo(table(result, FLOW_COLUMNS))
+
+
+@click.command()
+@click.argument("flow_id")
+@store_options
+@window_options
+@click.option("--by", default=None, help="Split each step by this resource or span attribute.")
+@format_option("mermaid", "dot")
+@click.option(
+    "--diagram",
+    type=click.Choice(["sequence", "flowchart"]),
+    default="sequence",
+    show_default=True,
+    help="Which Mermaid diagram --format mermaid draws.",
+)
+def flow(
+    flow_id: str,
+    db: str,
+    server_url: str | None,
+    token: str | None,
+    flows_file: str | None,
+    since: str | None,
+    until: str | None,
+    by: str | None,
+    fmt: str,
+    diagram: str,
+) -> None:
+    """One flow's steps: its traces merged into one call tree."""
+    from flowscope.analyzer.diagrams import flow_dot, flow_flowchart_mermaid, flow_sequence_mermaid
+
+    with analysis_source(db, server_url, token, flows_file) as source:
+        detail = source.flow(flow_id, since, until, by)
+    if fmt == "json":
+        echo_json(detail.as_dict())
+    elif fmt == "mermaid":
+        draw = flow_sequence_mermaid if diagram == "sequence" else flow_flowchart_mermaid
+        click.echo(draw(detail), nl=False)
+    elif fmt == "dot":
+        click.echo(flow_dot(detail), nl=False)
+    else:
+        click.echo(_flow_heading(detail.flow))
+        click.echo()
+        click.echo(_steps_table(detail.steps))
+
+
+def _flow_heading(flow: Any) -> str:
+    return (
+        f"{flow.name} ({flow.id}): root {flow.root_service} {flow.root_operation}\n"
+        f"{flow.traces} traces, {flow.error_rate:.1%} failed, "
+        f"{flow.traces_with_span_errors} with span errors, "
+        f"p50 {flow.p50_ms:.3f} ms, p95 {flow.p95_ms:.3f} ms, p99 {flow.p99_ms:.3f} ms, "
+        f"{flow.rate_per_min:.3g}/min"
+    )
+
+
+def _steps_table(steps: list[Any]) -> str:
+    """Steps in tree order, the step column indented by depth."""
+    from flowscope.analyzer.diagrams.step_tree import step_tree
+
+    tree = step_tree(steps)
+    depth: dict[str, int] = {}
+    rows: list[list[Any]] = []
+    group_keys = sorted({k for s in steps for k in s.group})
+    for step_id in tree.order:
+        step = tree.steps[step_id]
+        parent = tree.parent(step)
+        depth[step_id] = depth[parent.id] + 1 if parent is not None else 0
+        label = "  " * depth[step_id] + f"{step.service}: {step.operation}"
+        values = step.as_dict()
+        rows.append(
+            [label] + [values[c] for c in STEP_COLUMNS] + [step.group.get(k) for k in group_keys]
+        )
+    return render_table(["step", *STEP_COLUMNS, *group_keys], rows, max_width=70)
+
+
+@click.command()
+@store_options
+@window_options
+@click.option("--service", default=None, help="Traces with a span of this service.")
+@click.option("--operation", default=None, help="Traces with a span of this name.")
+@click.option("--flow", default=None, help="Traces of this flow id.")
+@click.option("--min-duration", "min_duration_ms", type=float, default=None, help="In ms.")
+@click.option("--error/--no-error", default=None, help="Only traces with / without errors.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@format_option()
+def traces(
+    db: str,
+    server_url: str | None,
+    token: str | None,
+    flows_file: str | None,
+    since: str | None,
+    until: str | None,
+    service: str | None,
+    operation: str | None,
+    flow: str | None,
+    min_duration_ms: float | None,
+    error: bool | None,
+    limit: int,
+    fmt: str,
+) -> None:
+    """Traces in the window, slowest first."""
+    with analysis_source(db, server_url, token, flows_file) as source:
+        result = source.traces(
+            since,
+            until,
+            service=service,
+            operation=operation,
+            flow=flow,
+            min_duration_ms=min_duration_ms,
+            error=error,
+            limit=limit,
+        )
+    if fmt == "json":
+        echo_json({"traces": [t.as_dict() for t in result]})
+    else:
+        click.echo(table(result, TRACE_COLUMNS))
+
+
+@click.command()
+@click.argument("trace_id")
+@store_options
+@click.option("--since", default=None, help="Baseline window start for the step P50s [1h].")
+@click.option("--until", default=None, help="Baseline window end [now].")
+@format_option()
+def trace(
+    trace_id: str,
+    db: str,
+    server_url: str | None,
+    token: str | None,
+    flows_file: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+) -> None:
+    """One trace: its span tree, each span next to its step's P50, and the critical path."""
+    with analysis_source(db, server_url, token, flows_file) as source:
+        view = source.trace(trace_id, since, until)
+    if fmt == "json":
+        echo_json(view.as_dict())
+        return
+    click.echo(f"trace {view.trace_id}  flow {view.flow or '-'}  {view.duration_ms:.3f} ms")
+    click.echo()
+    rows = [
+        [
+            "  " * s.depth + f"{s.service}: {s.operation}" + (" (orphan)" if s.orphan else ""),
+            s.kind,
+            s.start_offset_ms,
+            s.duration_ms,
+            s.self_ms,
+            s.step_p50_ms,
+            "*" if s.on_critical_path else "",
+            s.status,
+        ]
+        for s in view.spans
+    ]
+    columns = ["span", "kind", "start_ms", "duration_ms", "self_ms", "step_p50_ms", "critical"]
+    click.echo(render_table([*columns, "status"], rows, max_width=70))
+    click.echo()
+    click.echo("critical path:")
+    path = [[c.service, c.operation, c.start_offset_ms, c.duration_ms] for c in view.critical_path]
+    click.echo(render_table(["service", "operation", "start_ms", "duration_ms"], path))
+
+
+@click.command()
+@click.argument("trace_ids", nargs=-1)
+@store_options
+@click.option("--trace", "trace_id", default=None, help="With --baseline: the trace to compare.")
+@click.option("--baseline", is_flag=True, help="Compare --trace with its flow's step P50s.")
+@click.option("--flow", default=None, help="The flow to compare across windows or versions.")
+@click.option("--since", default=None, help="Window for --baseline and --versions [1h].")
+@click.option("--until", default=None, help="Window end for --baseline and --versions.")
+@click.option("--left-since", default=None, help="With --flow: the left window's start.")
+@click.option("--left-until", default=None, help="With --flow: the left window's end.")
+@click.option("--right-since", default=None, help="With --flow: the right window's start.")
+@click.option("--right-until", default=None, help="With --flow: the right window's end.")
+@click.option(
+    "--versions", nargs=2, default=None, help="With --flow: two service.versions to compare."
+)
+@format_option()
+def compare(
+    trace_ids: tuple[str, ...],
+    db: str,
+    server_url: str | None,
+    token: str | None,
+    flows_file: str | None,
+    trace_id: str | None,
+    baseline: bool,
+    flow: str | None,
+    since: str | None,
+    until: str | None,
+    left_since: str | None,
+    left_until: str | None,
+    right_since: str | None,
+    right_until: str | None,
+    versions: tuple[str, str] | None,
+    fmt: str,
+) -> None:
+    """Per-step deltas, biggest first: TRACE_A TRACE_B | --trace T --baseline |
+    --flow F --left-since .. --right-since .. | --flow F --versions V1 V2."""
+    params: dict[str, str | None]
+    if len(trace_ids) == 2:
+        params = {"left": trace_ids[0], "right": trace_ids[1]}
+    elif trace_ids:
+        fail("compare takes two trace ids (or none, with --trace/--flow)")
+        return
+    elif trace_id and baseline:
+        params = {"trace": trace_id, "since": since, "until": until}
+    elif flow and versions:
+        params = {"flow": flow, "left_version": versions[0], "right_version": versions[1]}
+        params.update(since=since, until=until)
+    elif flow and (left_since or right_since):
+        params = {"flow": flow, "left_since": left_since, "left_until": left_until}
+        params.update(right_since=right_since, right_until=right_until)
+    else:
+        fail(
+            "say what to compare: TRACE_A TRACE_B, --trace T --baseline, "
+            "--flow F --left-since/--right-since ..., or --flow F --versions V1 V2"
+        )
+        return
+    with analysis_source(db, server_url, token, flows_file) as source:
+        result = source.compare(**params)
+    if fmt == "json":
+        echo_json(result.as_dict())
+        return
+    click.echo(f"{result.mode}: {result.left}  vs  {result.right}")
+    click.echo()
+    # The step's path label ("a op > b op > ...") would be cut; show depth by indent instead.
+    rows = [
+        ["  " * d.step.count(" > ") + f"{d.service}: {d.operation}"]
+        + [d.as_dict()[c] for c in DELTA_COLUMNS[1:]]
+        for d in result.deltas
+    ]
+    click.echo(render_table(DELTA_COLUMNS, rows, max_width=70))

@@ -1,0 +1,335 @@
+"""``flowscope demo`` and ``flowscope reference-app``: the trading platform under load.
+
+``demo`` runs everything a first-time user needs in one foreground process: a
+flowscope server, the platform exporting to it, and the load generator; it
+prints where to look and stops cleanly on Ctrl-C or after ``--duration``.
+``reference-app`` runs the platform alone, exporting wherever it is pointed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from flowscope import __version__
+from flowscope.cli_common import DurationType, default_db, fail
+from flowscope.reference_app.faults import FAULTS, parse_fault
+
+if TYPE_CHECKING:  # the platform's modules load when a command runs, not for --help
+    from flowscope.reference_app.loadgen import LoadConfig, LoadReport
+    from flowscope.reference_app.telemetry import ExportConfig
+
+FAULT_HELP = "Switch a fault on at start, e.g. slow-risk=300 (repeatable): " + ", ".join(
+    f"{name} ({spec.unit}, default {spec.default:g})" for name, spec in FAULTS.items()
+)
+
+
+def _faults(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, float]:
+    active: dict[str, float] = {}
+    for text in values:
+        try:
+            name, magnitude = parse_fault(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+        active[name] = magnitude
+    return active
+
+
+def _load_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options both commands share: the load, the faults, the platform's data."""
+    options = [
+        click.option(
+            "--rate",
+            default=10.0,
+            show_default=True,
+            type=float,
+            help="Business flows started per second (0: no load, only serve the platform).",
+        ),
+        click.option(
+            "--concurrency",
+            default=16,
+            show_default=True,
+            type=int,
+            help="Most flows in flight at once.",
+        ),
+        click.option(
+            "--duration",
+            default=None,
+            type=DurationType(),
+            help="Stop after this long, e.g. 30s or 5m (default: run until Ctrl-C).",
+        ),
+        click.option("--seed", default=1, show_default=True, type=int, help="Seed of the load."),
+        click.option(
+            "--users",
+            default=20,
+            show_default=True,
+            type=int,
+            help="Traders the load registers and funds before it starts.",
+        ),
+        click.option(
+            "--fault",
+            "faults",
+            multiple=True,
+            callback=_faults,
+            metavar="NAME[=MAGNITUDE]",
+            help=FAULT_HELP,
+        ),
+        click.option(
+            "--data-dir",
+            default=None,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Keep the platform's SQLite databases here (default: a temporary directory).",
+        ),
+        click.option(
+            "--progress/--no-progress",
+            default=None,
+            help="Show a progress bar (default: when stderr is a terminal).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def register_demo_commands(group: click.Group) -> None:
+    group.add_command(demo)
+    group.add_command(reference_app)
+
+
+@click.command()
+@click.option(
+    "--db",
+    default=default_db,
+    show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
+    help="DuckDB file to store spans in (created if missing).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address every port binds to.")
+@click.option(
+    "--grpc-port", default=4317, show_default=True, type=int, help="OTLP/gRPC port (0: any free)."
+)
+@click.option(
+    "--http-port", default=4318, show_default=True, type=int, help="OTLP/HTTP port (0: any free)."
+)
+@click.option(
+    "--ui-port",
+    default=8686,
+    show_default=True,
+    type=int,
+    help="Dashboard and API port (0: any free).",
+)
+@click.option(
+    "--token",
+    envvar="FLOWSCOPE_TOKEN",
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' on OTLP and the API [env FLOWSCOPE_TOKEN].",
+)
+@_load_options
+def demo(
+    db: str,
+    host: str,
+    grpc_port: int,
+    http_port: int,
+    ui_port: int,
+    token: str | None,
+    **load: Any,
+) -> None:
+    """Run flowscope, the trading platform and its load together, in the foreground."""
+    from flowscope.reference_app.telemetry import ExportConfig
+    from flowscope.server import FlowscopeServer, ServeConfig
+    from flowscope.store.database import StoreError
+
+    config = ServeConfig(
+        db=db, host=host, grpc_port=grpc_port, http_port=http_port, ui_port=ui_port, token=token
+    )
+    try:
+        config.validate()
+    except ValueError as exc:
+        fail(str(exc))
+    server = FlowscopeServer(config)
+    try:
+        server.start()
+    except (OSError, StoreError) as exc:
+        fail(str(exc))
+    try:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        export = ExportConfig(otlp_endpoint=server.otlp_http_url, otlp_headers=headers)
+        click.echo(f"flowscope {__version__} demo: storing spans in {db}")
+        click.echo(f"  OTLP/gRPC  {server.grpc_address}")
+        click.echo(f"  OTLP/HTTP  {server.otlp_http_url}/v1/traces")
+        click.echo(f"  dashboard  {server.ui_url}")
+        _run_platform(export, load, what_to_look_at=_guide(server.ui_url, db, load["faults"]))
+    finally:
+        click.echo("flowscope: stopping; committing accepted spans", err=True)
+        server.shutdown()
+        click.echo("flowscope: stopped", err=True)
+
+
+@click.command("reference-app")
+@click.option(
+    "--otlp-endpoint",
+    default=None,
+    help="OTLP/HTTP base URL to export to, e.g. http://localhost:4318 (Jaeger, a Collector, "
+    "flowscope); /v1/traces is appended.",
+)
+@click.option(
+    "--otlp-header",
+    "otlp_headers",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Header sent with every export, e.g. 'Authorization=Bearer TOKEN' (repeatable).",
+)
+@click.option(
+    "--otlp-file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write spans to this file as OTLP JSON lines instead (the Collector file exporter's format).",
+)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address the services bind to."
+)
+@_load_options
+def reference_app(
+    otlp_endpoint: str | None,
+    otlp_headers: tuple[str, ...],
+    otlp_file: Path | None,
+    host: str,
+    **load: Any,
+) -> None:
+    """Run the trading platform alone (with its load), exporting its spans over OTLP."""
+    from flowscope.reference_app.telemetry import ExportConfig
+
+    if (otlp_endpoint is None) == (otlp_file is None):
+        fail("give exactly one of --otlp-endpoint URL and --otlp-file PATH")
+    headers: dict[str, str] = {}
+    for item in otlp_headers:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--otlp-header must be KEY=VALUE, got {item!r}")
+        headers[key.strip()] = value.strip()
+    try:
+        export = ExportConfig(
+            otlp_endpoint=otlp_endpoint, otlp_headers=headers, otlp_file=otlp_file
+        )
+        export.validate()
+    except ValueError as exc:
+        fail(str(exc))
+    target = otlp_endpoint or f"file {otlp_file}"
+    click.echo(f"flowscope {__version__} reference app: exporting spans to {target}")
+    _run_platform(export, load, what_to_look_at="", host=host)
+
+
+def _guide(ui_url: str, db: str, faults: dict[str, float]) -> str:
+    lines = [
+        "What to look at:",
+        f"  service map       {ui_url}/api/map         (flowscope map --db {db})",
+        f"  business flows    {ui_url}/api/flows       (flowscope flows --db {db})",
+        "  slowest flow      POST /v1/order: risk check, funds blocking, order insert, "
+        "then matching-engine and market-data asynchronously",
+    ]
+    for name, magnitude in faults.items():
+        lines.append(f"  fault {name}={magnitude:g}: look at {FAULTS[name].shows}")
+    return "\n".join(lines)
+
+
+def _run_platform(
+    export: ExportConfig, load: dict[str, Any], what_to_look_at: str, host: str = "127.0.0.1"
+) -> None:
+    from flowscope.reference_app.app import AppConfig, TradingApp
+    from flowscope.reference_app.loadgen import LoadConfig, format_report
+
+    duration: timedelta | None = load["duration"]
+    load_config = LoadConfig(
+        rate=load["rate"] if load["rate"] > 0 else 1.0,
+        concurrency=load["concurrency"],
+        duration_s=duration.total_seconds() if duration else None,
+        seed=load["seed"],
+        users=load["users"],
+    )
+    try:
+        load_config.validate()
+    except ValueError as exc:
+        fail(str(exc))
+    app = TradingApp(
+        AppConfig(
+            export=export,
+            host=host,
+            data_dir=load["data_dir"],
+            faults=load["faults"],
+            seed=load["seed"],
+        )
+    )
+    try:
+        app.start()
+    except (OSError, RuntimeError) as exc:
+        fail(str(exc))
+    try:
+        click.echo(f"  trading gateway {app.gateway_url}")
+        click.echo(
+            f"  switch faults   curl -X POST {app.gateway_url}/admin/faults "
+            '-H \'Content-Type: application/json\' -d \'{"fault": "slow-risk", "magnitude": 300}\''
+        )
+        if what_to_look_at:
+            click.echo(what_to_look_at)
+        click.echo("ready; Ctrl-C stops and flushes")
+        sys.stdout.flush()
+        show = sys.stderr.isatty() if load["progress"] is None else load["progress"]
+        report = asyncio.run(_drive(app.gateway_url, load_config, load["rate"] > 0, show))
+        if report is not None:
+            click.echo(format_report(report))
+    finally:
+        click.echo("reference app: stopping; exporting the last spans", err=True)
+        app.shutdown()
+
+
+async def _drive(
+    gateway_url: str, config: LoadConfig, with_load: bool, progress: bool
+) -> LoadReport | None:
+    """The load in the foreground until its duration is over or SIGINT/SIGTERM arrives."""
+    from flowscope.reference_app.loadgen import LoadGenerator
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if not with_load:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), config.duration_s)
+            return None
+        bar = _progress_bar(config) if progress else None
+        done = 0
+
+        def advance(report: LoadReport) -> None:
+            nonlocal done
+            if bar is not None:
+                bar.update(report.requests - done)
+                bar.set_postfix(errors=report.errors, refresh=False)
+            done = report.requests
+
+        try:
+            return await LoadGenerator(gateway_url, config).run(stop, advance)
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _progress_bar(config: LoadConfig) -> Any:
+    from tqdm import tqdm
+
+    total = (
+        None if config.duration_s is None else int(config.duration_s * config.rate) + config.users
+    )
+    return tqdm(total=total, unit="flow", desc="load", file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,332 @@
+"""``flowscope.open``: the analyzer from Python, for notebooks and scripts.
+
+::
+
+    import flowscope
+
+    fs = flowscope.open("flowscope.duckdb")          # or "http://127.0.0.1:8686"
+    steps = fs.flow("order-placement", since="24h").df()
+    steps.plot.barh(x="operation", y="p95_ms")
+
+Each call returns a typed result holding the analyzer's records
+(``flowscope.analyzer.model``) with ``.df()`` for a pandas DataFrame. A file is
+opened read-only (or read through the server that holds it); a URL is read
+through the JSON API. docs/python_api.md has the whole tour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from flowscope.analysis_sources import AnalysisSource, SqlRows, open_source
+from flowscope.analyzer.model import (
+    Comparison,
+    CriticalSegment,
+    Edge,
+    Flow,
+    FlowDetail,
+    Node,
+    Record,
+    ServiceMap,
+    Step,
+    StepDelta,
+    TraceSpan,
+    TraceSummary,
+    TraceView,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from flowscope.analyzer.flows_config import FlowsConfig
+
+R = TypeVar("R", bound=Record)
+_TIME_COLUMNS = ("start",)  # RFC 3339 strings that become timezone-aware timestamps
+
+
+def records_frame(records: Sequence[Record], record_type: type[Record]) -> pd.DataFrame:
+    """One row per record, one column per field; ``group`` (``--by`` values) is spread
+    into one column per attribute, and ``start`` becomes a UTC timestamp."""
+    import pandas as pd
+
+    columns = [f.name for f in fields(record_type)]
+    rows = [r.as_dict() for r in records]
+    group_keys = sorted({key for row in rows for key in row.get("group") or {}})
+    for row in rows:
+        group = row.pop("group", None) or {}
+        for key in group_keys:
+            row[key] = group.get(key)
+    if "group" in columns:
+        columns.remove("group")
+    frame = pd.DataFrame(rows, columns=columns + group_keys)
+    for name in _TIME_COLUMNS:
+        if name in frame.columns:
+            # nanoseconds: span times are stored to the nanosecond
+            stamps = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+            frame[name] = stamps.astype("datetime64[ns, UTC]")
+    return frame
+
+
+class Records(Generic[R]):
+    """A list of records that also gives a DataFrame."""
+
+    def __init__(self, records: list[R], record_type: type[R]) -> None:
+        self.records = records
+        self.record_type = record_type
+
+    def df(self) -> pd.DataFrame:
+        return records_frame(self.records, self.record_type)
+
+    def __iter__(self) -> Iterator[R]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> R:
+        return self.records[index]
+
+    def __repr__(self) -> str:
+        return f"<{len(self.records)} {self.record_type.__name__} records>"
+
+
+@dataclass(frozen=True)
+class MapResult:
+    service_map: ServiceMap
+
+    @property
+    def nodes(self) -> Records[Node]:
+        return Records(self.service_map.nodes, Node)
+
+    @property
+    def edges(self) -> Records[Edge]:
+        return Records(self.service_map.edges, Edge)
+
+    def df(self) -> pd.DataFrame:
+        """The edges (``.nodes.df()`` has the nodes)."""
+        return self.edges.df()
+
+    def diagram(self, format: Literal["mermaid", "dot"] = "mermaid") -> str:
+        from flowscope.analyzer.diagrams import service_map_dot, service_map_mermaid
+
+        draw = service_map_dot if format == "dot" else service_map_mermaid
+        return draw(self.service_map)
+
+
+@dataclass(frozen=True)
+class FlowResult:
+    detail: FlowDetail
+
+    @property
+    def flow(self) -> Flow:
+        return self.detail.flow
+
+    @property
+    def steps(self) -> Records[Step]:
+        return Records(self.detail.steps, Step)
+
+    def df(self) -> pd.DataFrame:
+        """The steps, one row each."""
+        return self.steps.df()
+
+    def diagram(
+        self, format: Literal["mermaid-sequence", "mermaid-flowchart", "dot"] = "mermaid-sequence"
+    ) -> str:
+        from flowscope.analyzer.diagrams import (
+            flow_dot,
+            flow_flowchart_mermaid,
+            flow_sequence_mermaid,
+        )
+
+        if format == "dot":
+            return flow_dot(self.detail)
+        if format == "mermaid-flowchart":
+            return flow_flowchart_mermaid(self.detail)
+        return flow_sequence_mermaid(self.detail)
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    view: TraceView
+
+    @property
+    def spans(self) -> Records[TraceSpan]:
+        return Records(self.view.spans, TraceSpan)
+
+    @property
+    def critical_path(self) -> Records[CriticalSegment]:
+        return Records(self.view.critical_path, CriticalSegment)
+
+    def df(self) -> pd.DataFrame:
+        """The spans in tree order (``.critical_path.df()`` has the path)."""
+        return self.spans.df()
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    comparison: Comparison
+
+    @property
+    def deltas(self) -> Records[StepDelta]:
+        return Records(self.comparison.deltas, StepDelta)
+
+    def df(self) -> pd.DataFrame:
+        """Per-step deltas, the biggest first."""
+        return self.deltas.df()
+
+
+@dataclass(frozen=True)
+class SqlResult:
+    columns: list[str]
+    rows: list[list[Any]]
+    truncated: bool
+
+    def df(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+
+class Flowscope:
+    """The analyses of one store. Windows are ``since``/``until`` as on the CLI:
+    a duration back from now (``15m``, ``7d``) or RFC 3339; the default is the last hour."""
+
+    def __init__(self, source: AnalysisSource) -> None:
+        self.source = source
+
+    @property
+    def where(self) -> str:
+        return self.source.where
+
+    def map(
+        self, since: str | None = None, until: str | None = None, flow: str | None = None
+    ) -> MapResult:
+        return MapResult(self.source.service_map(since, until, flow))
+
+    def flows(
+        self, since: str | None = None, until: str | None = None, by: str | None = None
+    ) -> Records[Flow]:
+        return Records(self.source.flows(since, until, by), Flow)
+
+    def flow(
+        self,
+        flow_id: str,
+        since: str | None = None,
+        until: str | None = None,
+        by: str | None = None,
+    ) -> FlowResult:
+        return FlowResult(self.source.flow(flow_id, since, until, by))
+
+    def traces(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        *,
+        service: str | None = None,
+        operation: str | None = None,
+        flow: str | None = None,
+        min_duration_ms: float | None = None,
+        error: bool | None = None,
+        limit: int = 20,
+    ) -> Records[TraceSummary]:
+        found = self.source.traces(
+            since,
+            until,
+            service=service,
+            operation=operation,
+            flow=flow,
+            min_duration_ms=min_duration_ms,
+            error=error,
+            limit=limit,
+        )
+        return Records(found, TraceSummary)
+
+    def trace(
+        self, trace_id: str, since: str | None = None, until: str | None = None
+    ) -> TraceResult:
+        """One trace; ``since``/``until`` choose the window of its flow's step P50s."""
+        return TraceResult(self.source.trace(trace_id, since, until))
+
+    def compare_traces(self, left_id: str, right_id: str) -> ComparisonResult:
+        return ComparisonResult(self.source.compare(left=left_id, right=right_id))
+
+    def compare_baseline(
+        self, trace_id: str, since: str | None = None, until: str | None = None
+    ) -> ComparisonResult:
+        return ComparisonResult(self.source.compare(trace=trace_id, since=since, until=until))
+
+    def compare_windows(
+        self,
+        flow_id: str,
+        left: tuple[str | None, str | None],
+        right: tuple[str | None, str | None],
+    ) -> ComparisonResult:
+        """``left``/``right`` are (since, until) pairs, e.g. ``("2h", "1h"), ("1h", None)``."""
+        return ComparisonResult(
+            self.source.compare(
+                flow=flow_id,
+                left_since=left[0],
+                left_until=left[1],
+                right_since=right[0],
+                right_until=right[1],
+            )
+        )
+
+    def compare_versions(
+        self,
+        flow_id: str,
+        left_version: str,
+        right_version: str,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> ComparisonResult:
+        return ComparisonResult(
+            self.source.compare(
+                flow=flow_id,
+                left_version=left_version,
+                right_version=right_version,
+                since=since,
+                until=until,
+            )
+        )
+
+    def sql(self, query: str, limit: int = 10_000) -> SqlResult:
+        """One read-only SELECT over ``otel_traces`` (the sandbox of ``flowscope sql``)."""
+        rows: SqlRows = self.source.sql(query, limit)
+        return SqlResult(rows.columns, rows.rows, rows.truncated)
+
+    def close(self) -> None:
+        self.source.close()
+
+    def __enter__(self) -> Flowscope:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<flowscope {self.where}>"
+
+
+def open(
+    path_or_url: str | Path,
+    token: str | None = None,
+    flows: str | Path | FlowsConfig | None = None,
+) -> Flowscope:
+    """Open a flowscope store: a DuckDB file (read-only) or a server URL.
+
+    ``token``: the server's bearer token (default ``$FLOWSCOPE_TOKEN``).
+    ``flows``: a flows.yaml (path or ``FlowsConfig``) for a file read here.
+    Raises ``flowscope.analyzer.errors.AnalysisError`` with a message when the
+    store cannot be used.
+    """
+    return Flowscope(open_source(path_or_url, token=token, flows=flows))

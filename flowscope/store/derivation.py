@@ -1,0 +1,174 @@
+"""Derived tables for the analyzer: per-call edges and per-trace facts, kept up to date.
+
+The writer queues every trace that got spans (``after_insert_spans.sql``, same
+transaction). ``derive(cursor, persist=True)`` runs on the writer thread: it loads
+the spans of the queued traces (one zone-map-pruned range scan per cluster of nearby
+traces, bounds taken from the queue and ``trace_index``), recomputes their
+``edge_calls``/``trace_index``/``trace_links`` rows with the SQL in
+``sql/dv_*.sql`` and replaces the old rows. Parents often arrive after their
+children, so a trace is derived again whenever any of its spans arrives; its rows
+are always a function of all its stored spans.
+
+Readers never wait for that: ``prepare_reads(cursor)`` derives the still-queued
+traces into temporary tables of the reader's own cursor (the same SQL, so the same
+numbers) and creates the ``a_*`` views the analyzer queries, which put those rows in
+place of the stored ones. With an empty queue the views are the stored tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from flowscope.store import sql_files
+from flowscope.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DerivationResult:
+    traces: int  # traces derived (queued plus those linked to them)
+    spans: int  # spans loaded to do it
+    clusters: int  # range scans of otel_traces
+    elapsed_s: float
+
+
+def statements(text: str) -> list[str]:
+    """The statements of a SQL file; each ends with ';' at the end of a line."""
+    parts: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines():
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            parts.append("\n".join(current))
+            current = []
+    rest = "\n".join(current).strip()
+    if rest and not all(x.strip().startswith("--") for x in rest.splitlines() if x.strip()):
+        parts.append(rest)
+    return parts
+
+
+def run_script(cursor: Any, text: str, params: dict[str, Any] | None = None) -> None:
+    """Run every statement, each with the named parameters it mentions.
+
+    DuckDB binds parameters only in the last statement of a multi-statement call.
+    """
+    for statement in statements(text):
+        used = {k: v for k, v in (params or {}).items() if f"${k}" in statement}
+        cursor.execute(statement, used)
+
+
+def _run(cursor: Any, name: str, params: dict[str, Any] | None = None) -> None:
+    run_script(cursor, sql_files.query(name), params)
+
+
+def _one(cursor: Any, name: str) -> tuple[Any, ...]:
+    row = cursor.execute(sql_files.query(name)).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def queue_size(cursor: Any) -> int:
+    return int(_one(cursor, "derive_queue_size")[0])
+
+
+def _load(cursor: Any, want: str, in_scope: bool) -> int:
+    """Load the spans of the traces ``want`` selects into dv_spans; returns the range scans."""
+    _run(cursor, want)
+    _run(cursor, "dv_plan_load")
+    clusters = cursor.execute(sql_files.query("dv_load_clusters")).fetchall()
+    for cluster, lo, hi in clusters:
+        _run(
+            cursor,
+            "dv_load_spans",
+            {"cluster": cluster, "lo": lo, "hi": hi, "in_scope": in_scope},
+        )
+    return len(clusters)
+
+
+def _derive_into_temp(cursor: Any) -> tuple[int, int, int]:
+    """Fill the dv_* temp tables for the queued traces: (traces, spans, range scans)."""
+    _run(cursor, "dv_begin")
+    scans = _load(cursor, "dv_want_scope", True)
+    scans += _load(cursor, "dv_want_context", False)
+    _run(cursor, "dv_edges")
+    _run(cursor, "dv_traces")
+    traces = int(cursor.execute("SELECT count(*) FROM dv_scope").fetchone()[0])
+    spans = int(cursor.execute("SELECT count(*) FROM dv_spans").fetchone()[0])
+    return traces, spans, scans
+
+
+def derive(cursor: Any) -> DerivationResult | None:
+    """Derive and store the rows of every queued trace (writer thread only).
+
+    One transaction: a failure leaves the queue as it was, to be retried.
+    """
+    if queue_size(cursor) == 0:
+        return None
+    started = time.perf_counter()
+    cursor.execute("BEGIN")
+    try:
+        traces, spans, scans = _derive_into_temp(cursor)
+        queued, lo, hi = _one(cursor, "dv_queue_range")
+        _run(cursor, "dv_persist")
+        if queued:
+            _run(cursor, "compact_service_minutes", {"lo": lo, "hi": hi})
+        cursor.execute("COMMIT")
+    except BaseException:
+        cursor.execute("ROLLBACK")
+        raise
+    result = DerivationResult(traces, spans, scans, time.perf_counter() - started)
+    log.debug("derived %d traces (%d spans) in %.1f ms", traces, spans, result.elapsed_s * 1e3)
+    return result
+
+
+def prepare_reads(cursor: Any) -> int:
+    """Create this cursor's ``a_trace_index``/``a_edge_calls``/``a_edge_keys`` views.
+
+    Returns how many traces were derived on the fly because they were still queued.
+    Call it inside the reader's transaction so the views and the queries that
+    follow see one snapshot.
+    """
+    if queue_size(cursor) == 0:
+        _run(cursor, "overlay_none")
+        return 0
+    traces, _spans, _scans = _derive_into_temp(cursor)
+    _run(cursor, "overlay_pending")
+    return traces
+
+
+def derived_retention(cursor: Any, cutoff: Any) -> None:
+    """Drop derived rows older than ``cutoff`` (after the spans were deleted)."""
+    _run(cursor, "derived_retention", {"cutoff": cutoff})
+
+
+_snapshots = threading.local()
+
+
+@contextmanager
+def read_snapshot(database: Database) -> Iterator[int]:
+    """Run the analyzer's reads on this thread in one snapshot, derived tables current.
+
+    Opens a transaction on the thread's read cursor, prepares the ``a_*`` views
+    (``prepare_reads``) and rolls back at the end, dropping the temporary tables.
+    Nested use on the same thread joins the outer snapshot. Yields how many queued
+    traces were derived on the fly.
+    """
+    active: set[int] = _snapshots.__dict__.setdefault("active", set())
+    if id(database) in active:
+        yield 0
+        return
+    cursor = database.reader()
+    cursor.execute("BEGIN TRANSACTION")
+    active.add(id(database))
+    try:
+        yield prepare_reads(cursor)
+    finally:
+        active.discard(id(database))
+        cursor.execute("ROLLBACK")

@@ -1,0 +1,75 @@
+-- Derived tables for the analyzer (docs/analysis.md "Derived data").
+-- All of them are functions of otel_traces: derivation (flowscope/store/derivation.py)
+-- rebuilds a trace's rows whenever a span of that trace is committed, so they can be
+-- dropped and rebuilt at any time without losing anything.
+
+-- Traces with spans committed since their rows were last derived. The writer adds a
+-- row per trace in the same transaction as the spans; derivation consumes them.
+CREATE TABLE IF NOT EXISTS derive_queue (
+    TraceId VARCHAR NOT NULL,
+    FirstTs TIMESTAMP_NS NOT NULL,  -- earliest start among the committed spans
+    LastTs  TIMESTAMP_NS NOT NULL   -- latest start among them
+);
+
+-- One row per trace: where its spans lie in time (to load them without a full scan),
+-- its totals, and its root span (ParentSpanId = ''; the earliest one if several).
+CREATE TABLE IF NOT EXISTS trace_index (
+    TraceId        VARCHAR NOT NULL,
+    FirstTs        TIMESTAMP_NS NOT NULL,  -- earliest span start
+    LastTs         TIMESTAMP_NS NOT NULL,  -- latest span start
+    EndTs          TIMESTAMP_NS NOT NULL,  -- latest span end
+    Spans          BIGINT NOT NULL,
+    ErrorSpans     BIGINT NOT NULL,
+    Services       BIGINT NOT NULL,
+    RootSpanId     VARCHAR NOT NULL,       -- '' while the root has not arrived
+    RootTs         TIMESTAMP_NS,
+    RootService    VARCHAR,
+    RootOperation  VARCHAR,
+    RootKind       VARCHAR,
+    RootDuration   BIGINT,
+    RootStatus     VARCHAR,
+    RootRoute      VARCHAR,                -- http.route, url.path, http.target or the span name
+    RootAttributes MAP(VARCHAR, VARCHAR),
+    RootResource   MAP(VARCHAR, VARCHAR)
+);
+
+-- One row per cross-service call (DESIGN.md §4 rules rpc, virtual, async).
+CREATE TABLE IF NOT EXISTS edge_calls (
+    Ts            TIMESTAMP_NS NOT NULL,  -- start of the span whose duration is the latency
+    TraceId       VARCHAR NOT NULL,       -- trace of the called side (child, consumer, client)
+    SourceTraceId VARCHAR NOT NULL,       -- trace of the calling side (differs for links)
+    EdgeKey       UBIGINT NOT NULL,       -- -> edge_keys
+    LatencyNs     BIGINT NOT NULL,
+    LagNs         BIGINT,                 -- async: consumer start - producer end, >= 0
+    IsError       BOOLEAN NOT NULL
+);
+
+-- The edges' names, so edge_calls groups by one integer (grouping by strings is
+-- several times slower at millions of calls; docs/analysis.md "Speed").
+CREATE TABLE IF NOT EXISTS edge_keys (
+    EdgeKey         UBIGINT NOT NULL,
+    Source          VARCHAR NOT NULL,
+    Target          VARCHAR NOT NULL,
+    Rule            VARCHAR NOT NULL,
+    TargetKind      VARCHAR NOT NULL,
+    MessagingSystem VARCHAR NOT NULL,
+    Destination     VARCHAR NOT NULL
+);
+
+-- Cross-trace span links from CONSUMER spans: when the linked (producer's) trace
+-- changes, the consumer's trace is derived again.
+CREATE TABLE IF NOT EXISTS trace_links (
+    TraceId       VARCHAR NOT NULL,
+    LinkedTraceId VARCHAR NOT NULL
+);
+
+-- Spans per service and minute, written with the spans themselves. Bucket -1 counts
+-- spans that are not SERVER/CONSUMER; buckets >= 0 are a log histogram (8 per
+-- doubling) of SERVER/CONSUMER durations, used to find exact percentiles quickly.
+CREATE TABLE IF NOT EXISTS service_minutes (
+    Minute      TIMESTAMP NOT NULL,
+    ServiceName VARCHAR NOT NULL,
+    Bucket      SMALLINT NOT NULL,
+    Spans       BIGINT NOT NULL,
+    Errors      BIGINT NOT NULL
+);

@@ -1,0 +1,16 @@
+-- Run by the writer in the transaction that inserts incoming_spans: queue the traces
+-- for derivation and count the spans per service and minute.
+INSERT INTO derive_queue
+SELECT TraceId, min(Timestamp), max(Timestamp) FROM incoming_spans GROUP BY TraceId;
+
+INSERT INTO service_minutes
+SELECT
+    date_trunc('minute', Timestamp) AS Minute,
+    ServiceName,
+    CASE WHEN SpanKind IN ('Server', 'Consumer')
+        THEN CAST(floor(log2(greatest(Duration, 1)) * 8) AS SMALLINT)
+        ELSE CAST(-1 AS SMALLINT) END AS Bucket,
+    count(*) AS Spans,
+    count(*) FILTER (WHERE StatusCode = 'Error') AS Errors
+FROM incoming_spans
+GROUP BY ALL;

@@ -1,0 +1,21 @@
+-- Retention for the derived tables, run right after delete_older_than: rows of calls
+-- and traces wholly older than the cutoff go; traces that straddle it are queued to be
+-- derived again from the spans that remain; the cutoff's minute is counted again.
+INSERT INTO derive_queue
+SELECT TraceId, $cutoff, LastTs FROM trace_index WHERE FirstTs < $cutoff AND LastTs >= $cutoff;
+DELETE FROM edge_calls WHERE Ts < $cutoff;
+DELETE FROM trace_index WHERE LastTs < $cutoff;
+DELETE FROM trace_links WHERE TraceId NOT IN (SELECT TraceId FROM trace_index);
+DELETE FROM service_minutes WHERE Minute <= date_trunc('minute', $cutoff);
+INSERT INTO service_minutes
+SELECT
+    date_trunc('minute', Timestamp) AS Minute,
+    ServiceName,
+    CASE WHEN SpanKind IN ('Server', 'Consumer')
+        THEN CAST(floor(log2(greatest(Duration, 1)) * 8) AS SMALLINT)
+        ELSE CAST(-1 AS SMALLINT) END AS Bucket,
+    count(*) AS Spans,
+    count(*) FILTER (WHERE StatusCode = 'Error') AS Errors
+FROM otel_traces
+WHERE Timestamp >= date_trunc('minute', $cutoff) AND Timestamp < date_trunc('minute', $cutoff) + INTERVAL 1 MINUTE
+GROUP BY ALL;

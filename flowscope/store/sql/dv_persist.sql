@@ -1,0 +1,10 @@
+-- Derivation, last step on the writer thread: replace the derived rows of the traces
+-- in scope and empty the queue, in one transaction with nothing else writing.
+DELETE FROM edge_calls WHERE TraceId IN (SELECT TraceId FROM dv_scope);
+INSERT INTO edge_calls SELECT * FROM dv_edge_calls;
+INSERT INTO edge_keys SELECT * FROM dv_edge_keys WHERE EdgeKey NOT IN (SELECT EdgeKey FROM edge_keys);
+DELETE FROM trace_index WHERE TraceId IN (SELECT TraceId FROM dv_scope);
+INSERT INTO trace_index SELECT * FROM dv_trace_index;
+DELETE FROM trace_links WHERE TraceId IN (SELECT TraceId FROM dv_scope);
+INSERT INTO trace_links SELECT * FROM dv_trace_links;
+DELETE FROM derive_queue;

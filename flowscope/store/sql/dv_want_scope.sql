@@ -1,0 +1,1 @@
+CREATE OR REPLACE TEMP TABLE dv_want AS SELECT TraceId FROM dv_scope;

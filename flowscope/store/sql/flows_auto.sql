@@ -1,0 +1,11 @@
+-- Flows without a flows file: traces grouped by their root's (service, operation).
+SELECT
+    RootService,
+    RootOperation,
+    count(*) AS Traces,
+    count(*) FILTER (WHERE RootStatus = 'Error') AS ErrorTraces,
+    count(*) FILTER (WHERE ErrorSpans > 0) AS TracesWithSpanErrors,
+    quantile_cont(RootDuration, [0.5, 0.95, 0.99]) AS Duration
+FROM a_trace_index
+WHERE RootTs >= make_timestamp_ns($since) AND RootTs < make_timestamp_ns($until)
+GROUP BY RootService, RootOperation

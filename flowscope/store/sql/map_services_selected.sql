@@ -1,0 +1,11 @@
+-- Service nodes of the selected traces (sel_traces).
+SELECT
+    ServiceName,
+    count(*) AS Spans,
+    count(*) FILTER (WHERE StatusCode = 'Error') AS Errors,
+    quantile_cont(Duration, 0.95) FILTER (WHERE SpanKind IN ('Server', 'Consumer')) AS P95
+FROM otel_traces
+WHERE Timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
+  AND TraceId IN (SELECT TraceId FROM sel_traces)
+GROUP BY ServiceName
+ORDER BY ServiceName

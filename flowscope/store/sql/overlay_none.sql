@@ -1,0 +1,4 @@
+-- Nothing waits for derivation: analysis reads the derived tables as they are.
+CREATE OR REPLACE TEMP VIEW a_trace_index AS SELECT * FROM trace_index;
+CREATE OR REPLACE TEMP VIEW a_edge_calls AS SELECT * FROM edge_calls;
+CREATE OR REPLACE TEMP VIEW a_edge_keys AS SELECT * FROM edge_keys;

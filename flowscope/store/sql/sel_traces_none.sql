@@ -1,0 +1,1 @@
+CREATE OR REPLACE TEMP TABLE sel_traces AS SELECT *, '' AS FlowId FROM trace_index LIMIT 0

@@ -1,0 +1,1 @@
+CREATE OR REPLACE TEMP TABLE span_match (TraceId VARCHAR)

@@ -1,0 +1,158 @@
+"""Flows: grouping by root, stable ids, flows.yaml naming and matching, --by groups."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowscope.analyzer.errors import UnknownFlow
+from flowscope.analyzer.flows import auto_flow_id
+from flowscope.analyzer.flows_config import FlowsConfig
+from flowscope.analyzer.model import Window
+from flowscope.testing.traces import TraceKit, at_ms
+
+from .conftest import HOUR, Analyze
+
+
+def order_kit() -> TraceKit:
+    """Four order traces (100..400 ms, the last failing at its root, the third with a
+    failing child) and two portfolio traces, one a minute."""
+    kit = TraceKit(resources={"gateway": {"deployment.environment": "prod"}})
+    for i, duration in enumerate([100.0, 200.0, 300.0, 400.0]):
+        root = kit.trace(start_ms=i * 60_000).span(
+            "gateway",
+            "POST /orders",
+            kind="Server",
+            start_ms=0,
+            duration_ms=duration,
+            status="Error" if i == 3 else "Unset",
+            attributes={"http.route": "/orders", "order.type": ("market", "limit")[i % 2]},
+        )
+        root.child(
+            "orders",
+            "POST /orders",
+            kind="Server",
+            start_ms=5,
+            duration_ms=20,
+            status="Error" if i == 2 else "Unset",
+            attributes={"wallet.provider": ("visa", "paypal")[i % 2]} if i < 3 else {},
+        )
+    for i in range(2):
+        kit.trace(start_ms=i * 60_000 + 1).span(
+            "gateway",
+            "GET /portfolio/{id}",
+            kind="Server",
+            start_ms=0,
+            duration_ms=50,
+            attributes={"http.route": "/portfolio/{id}"},
+        )
+    return kit
+
+
+def test_flows_group_traces_by_root_service_and_operation(analyze: Analyze) -> None:
+    flows = analyze(order_kit()).flows(HOUR)
+    assert [(f.id, f.traces) for f in flows] == [
+        ("gateway-post-orders-a164bc", 4),
+        ("gateway-get-portfolio-id-408161", 2),
+    ]
+    orders = flows[0]
+    assert orders.name == "gateway POST /orders"
+    assert (orders.root_service, orders.root_operation) == ("gateway", "POST /orders")
+    assert (orders.error_rate, orders.traces_with_span_errors) == (0.25, 2)
+    assert (orders.p50_ms, orders.p95_ms) == (250.0, pytest.approx(385.0))
+    assert orders.p99_ms == pytest.approx(397.0)
+    # Data from 0 to 180.4 s: 4 traces in 3.00667 minutes.
+    assert orders.rate_per_min == pytest.approx(4 / (180_400 / 60_000))
+    assert orders.group == {}
+
+
+def test_flow_ids_are_stable_slugs_with_a_hash() -> None:
+    # Fixed values: an id must not change between runs, versions or machines.
+    assert auto_flow_id("gateway", "POST /orders") == "gateway-post-orders-a164bc"
+    # Two roots whose slugs collide still get different ids.
+    assert auto_flow_id("gateway", "POST orders").startswith("gateway-post-orders-")
+    assert auto_flow_id("gateway", "POST orders") != auto_flow_id("gateway", "POST /orders")
+
+
+def test_a_trace_belongs_to_the_window_by_its_root(analyze: Analyze) -> None:
+    analysis = analyze(order_kit())
+    second_minute = Window(at_ms(60_000), at_ms(120_000))
+    assert [(f.root_operation, f.traces) for f in analysis.flows(second_minute)] == [
+        ("GET /portfolio/{id}", 1),
+        ("POST /orders", 1),
+    ]
+
+
+FLOWS_YAML = """
+flows:
+  - name: Order Placement
+    match: {service: gateway, route: "/orders*", attributes: {order.type: market}}
+  - name: Everything Gateway
+    id: gateway-rest
+    match: {service: gateway, attributes: {deployment.environment: prod}}
+"""
+
+
+def test_flows_yaml_names_and_matches_first_rule_wins(analyze: Analyze) -> None:
+    analysis = analyze(order_kit(), FlowsConfig.parse(FLOWS_YAML))
+    flows = {f.id: f for f in analysis.flows(HOUR)}
+    assert set(flows) == {"order-placement", "gateway-rest"}
+    placement = flows["order-placement"]
+    assert (placement.name, placement.traces, placement.p50_ms) == ("Order Placement", 2, 200.0)
+    # Limit orders and the portfolio traces match the second rule through a resource attribute.
+    rest = flows["gateway-rest"]
+    assert (rest.name, rest.traces, rest.error_rate) == ("Everything Gateway", 4, 0.25)
+    assert (rest.root_service, rest.root_operation) == ("gateway", "GET /portfolio/{id}")
+    detail = analysis.flow("order-placement", HOUR)
+    assert detail.flow == placement
+    assert [(s.service, s.calls) for s in detail.steps] == [("gateway", 2), ("orders", 2)]
+
+
+def test_unmatched_roots_keep_their_automatic_flow(analyze: Analyze) -> None:
+    config = FlowsConfig.parse("flows:\n  - name: Orders\n    match: {route: '/orders'}\n")
+    flows = analyze(order_kit(), config).flows(HOUR)
+    assert [(f.id, f.name, f.traces) for f in flows] == [
+        ("orders", "Orders", 4),
+        (auto_flow_id("gateway", "GET /portfolio/{id}"), "gateway GET /portfolio/{id}", 2),
+    ]
+
+
+def test_flows_by_root_span_attribute(analyze: Analyze) -> None:
+    flows = analyze(order_kit()).flows(HOUR, by="order.type")
+    orders = [f for f in flows if f.root_operation == "POST /orders"]
+    assert [(f.group, f.traces, f.p50_ms) for f in orders] == [
+        ({"order.type": "limit"}, 2, 300.0),
+        ({"order.type": "market"}, 2, 200.0),
+    ]
+    portfolio = [f for f in flows if f.root_operation != "POST /orders"]
+    assert [(f.group, f.traces) for f in portfolio] == [({"order.type": ""}, 2)]
+
+
+def test_flows_by_resource_attribute_and_a_deeper_span(analyze: Analyze) -> None:
+    analysis = analyze(order_kit())
+    by_env = analysis.flows(HOUR, by="deployment.environment")
+    assert {(f.root_operation, f.group["deployment.environment"], f.traces) for f in by_env} == {
+        ("POST /orders", "prod", 4),
+        ("GET /portfolio/{id}", "prod", 2),
+    }
+    # wallet.provider is only on the orders service's span: the earliest span that has it.
+    by_provider = [
+        f
+        for f in analysis.flows(HOUR, by="wallet.provider")
+        if f.traces and f.root_operation == "POST /orders"
+    ]
+    assert [(f.group["wallet.provider"], f.traces) for f in by_provider] == [
+        ("visa", 2),
+        ("", 1),
+        ("paypal", 1),
+    ]
+
+
+def test_unknown_flow_and_a_known_flow_without_traces(analyze: Analyze) -> None:
+    analysis = analyze(order_kit())
+    with pytest.raises(UnknownFlow, match="no flow 'nope'"):
+        analysis.flow("nope", HOUR)
+    empty_window = Window(at_ms(3_000_000), at_ms(3_600_000))
+    flow_id = auto_flow_id("gateway", "POST /orders")
+    detail = analysis.flow(flow_id, empty_window)
+    assert (detail.flow.traces, detail.flow.name, detail.steps) == (0, "gateway POST /orders", [])
+    assert (detail.flow.root_service, detail.flow.root_operation) == ("gateway", "POST /orders")

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flowscope.analyzer.flows_config import (
+    FlowRule,
+    FlowsConfig,
+    FlowsConfigError,
+    RootFacts,
+    slugify,
+)
+
+DATA = Path(__file__).parent / "data" / "flows"
+
+
+def test_good_file_loads_with_defaults() -> None:
+    config = FlowsConfig.load(DATA / "good.yaml")
+    assert config.flows == (
+        FlowRule(name="Order Placement", id="order-placement", service="gateway", route="/orders*"),
+        FlowRule(
+            name="Premium Funding",
+            id="premium-funding",
+            operation="POST /wallet/*",
+            attributes=(("customer.tier", "premium"), ("retry", "false")),
+        ),
+    )
+    assert config.attribute_keys == ["customer.tier", "retry"]
+
+
+def test_matching_first_rule_wins_and_all_conditions_hold() -> None:
+    config = FlowsConfig.load(DATA / "good.yaml")
+    orders = RootFacts("gateway", "POST /orders", "/orders/{id}")
+    assert config.match(orders) is config.flows[0]
+    assert config.match(RootFacts("web", "POST /orders", "/orders")) is None
+    premium = {"customer.tier": "premium", "retry": "false"}
+    assert config.match(RootFacts("w", "POST /wallet/fund", "/fund", premium)) is config.flows[1]
+    assert (
+        config.match(RootFacts("w", "POST /wallet/fund", "/fund", {"customer.tier": "x"})) is None
+    )
+
+
+def test_empty_file_has_no_flows() -> None:
+    assert FlowsConfig.parse("").flows == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("not_yaml.yaml", "not_yaml.yaml: not valid YAML"),
+        ("unknown_top.yaml", "unknown_top.yaml: flow: unknown key (expected 'flows')"),
+        ("missing_name.yaml", "missing_name.yaml: flows[0].name: required, a string"),
+        ("bad_route.yaml", "bad_route.yaml: flows[1].match.route: must be a string"),
+        ("duplicate_id.yaml", "duplicate_id.yaml: flows[1].id: 'a' is already used by flows[0]"),
+        (
+            "bad_attribute.yaml",
+            "bad_attribute.yaml: flows[0].match.attributes.tier: must be a single value",
+        ),
+        ("empty_match.yaml", "empty_match.yaml: flows[0].match: give at least one condition"),
+        ("unknown_match_key.yaml", "unknown_match_key.yaml: flows[0].match.path: unknown key"),
+        ("bad_id.yaml", "bad_id.yaml: flows[0].id: 'Not A Slug' is not a slug"),
+        ("not_mapping.yaml", "not_mapping.yaml: must be a mapping with a 'flows' list"),
+    ],
+)
+def test_bad_files_name_the_key(name: str, message: str) -> None:
+    with pytest.raises(FlowsConfigError) as caught:
+        FlowsConfig.load(DATA / name)
+    assert str(caught.value).startswith(str(DATA / name))
+    assert message in str(caught.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(FlowsConfigError, match="cannot read"):
+        FlowsConfig.load(tmp_path / "absent.yaml")
+
+
+def test_slugify() -> None:
+    assert slugify("Order Placement") == "order-placement"
+    assert slugify("  POST /orders/{id} ") == "post-orders-id"
+    assert slugify("///") == "flow"

@@ -1,0 +1,277 @@
+"""The three edge rules and the nodes, with exact numbers from hand-built traces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flowscope.analyzer.model import Edge, Node, ServiceMap, Window
+from flowscope.testing.traces import TraceKit, at_ms, percentile
+
+from .conftest import HOUR, Analyze
+
+
+def edges(result: ServiceMap) -> dict[tuple[str, str, str], Edge]:
+    return {(e.source, e.target, e.rule): e for e in result.edges}
+
+
+def nodes(result: ServiceMap) -> dict[str, Node]:
+    return {n.id: n for n in result.nodes}
+
+
+def test_rpc_latency_is_the_client_span_when_the_parent_is_a_client(analyze: Analyze) -> None:
+    kit = TraceKit()
+    client_ms = [10.0, 20.0, 30.0, 40.0]
+    for i, duration in enumerate(client_ms):
+        root = kit.trace(start_ms=i * 60_000).span(
+            "gateway", "POST /orders", kind="Server", start_ms=0, duration_ms=100
+        )
+        call = root.child("gateway", "POST", kind="Client", start_ms=5, duration_ms=duration)
+        call.child("orders", "POST /orders", kind="Server", start_ms=6, duration_ms=duration - 2)
+    result = analyze(kit).service_map(HOUR)
+    edge = edges(result)[("gateway", "orders", "rpc")]
+    assert (edge.calls, edge.errors, edge.error_rate) == (4, 0, 0.0)
+    assert edge.p50_ms == percentile(client_ms, 0.5) == 25.0
+    assert edge.p95_ms == pytest.approx(percentile(client_ms, 0.95)) == pytest.approx(38.5)
+    assert edge.p99_ms == pytest.approx(39.7)
+    # Rates count over the window clipped to the stored data: 180.1 s here.
+    assert edge.rate_per_min == pytest.approx(4 / (180_100 / 60_000))
+    assert edge.messaging_system is None and edge.lag_p50_ms is None
+    assert len(result.edges) == 1
+
+
+def test_rpc_latency_is_the_child_when_the_parent_is_not_a_client(analyze: Analyze) -> None:
+    kit = TraceKit()
+    root = kit.trace().span("gateway", "GET /", kind="Server", start_ms=0, duration_ms=100)
+    root.child("orders", "GET /", kind="Server", start_ms=10, duration_ms=40, status="Error")
+    root.child("gateway", "render", kind="Internal", start_ms=60, duration_ms=10)
+    edge = edges(analyze(kit).service_map(HOUR))[("gateway", "orders", "rpc")]
+    assert (edge.calls, edge.errors, edge.error_rate, edge.p50_ms) == (1, 1, 1.0, 40.0)
+
+
+def test_a_call_is_an_error_when_either_side_is(analyze: Analyze) -> None:
+    kit = TraceKit()
+    for i, (client_status, server_status) in enumerate(
+        [("Error", "Unset"), ("Unset", "Error"), ("Ok", "Unset"), ("Unset", "Unset")]
+    ):
+        root = kit.trace(start_ms=i).span("a", "op", kind="Server", start_ms=0, duration_ms=50)
+        call = root.child(
+            "a", "call", kind="Client", start_ms=1, duration_ms=40, status=client_status
+        )
+        call.child("b", "op", kind="Server", start_ms=2, duration_ms=30, status=server_status)
+    edge = edges(analyze(kit).service_map(HOUR))[("a", "b", "rpc")]
+    assert (edge.calls, edge.errors, edge.error_rate) == (4, 2, 0.5)
+
+
+VIRTUAL_CASES: list[tuple[dict[str, Any], str, str]] = [
+    (
+        {
+            "peer.service": "billing-api",
+            "service.peer.name": "ledger",
+            "db.system": "postgresql",
+            "server.address": "10.0.0.1",
+        },
+        "billing-api",
+        "database",
+    ),
+    ({"service.peer.name": "ledger", "server.address": "10.0.0.1"}, "ledger", "external"),
+    (
+        {
+            "db.system": "postgresql",
+            "db.namespace": "shop",
+            "db.name": "old",
+            "messaging.system": "kafka",
+            "server.address": "db.local",
+        },
+        "postgresql/shop",
+        "database",
+    ),
+    ({"db.system": "mysql", "db.name": "legacy"}, "mysql/legacy", "database"),
+    ({"db.system": "redis"}, "redis", "database"),
+    (
+        {
+            "messaging.system": "kafka",
+            "messaging.destination.name": "orders",
+            "server.address": "broker",
+        },
+        "kafka/orders",
+        "messaging",
+    ),
+    (
+        {"messaging.system": "rabbitmq", "messaging.destination": "jobs"},
+        "rabbitmq/jobs",
+        "messaging",
+    ),
+    ({"server.address": "api.stripe.com", "net.peer.name": "x"}, "api.stripe.com", "external"),
+    ({"net.peer.name": "legacy.local"}, "legacy.local", "external"),
+    ({}, "unknown", "external"),
+]
+
+
+@pytest.mark.parametrize(("attributes", "peer", "kind"), VIRTUAL_CASES)
+def test_virtual_peer_naming_precedence(
+    analyze: Analyze, attributes: dict[str, Any], peer: str, kind: str
+) -> None:
+    kit = TraceKit()
+    root = kit.trace().span("orders", "POST /orders", kind="Server", start_ms=0, duration_ms=50)
+    root.child("orders", "call", kind="Client", start_ms=10, duration_ms=12, attributes=attributes)
+    result = analyze(kit).service_map(HOUR)
+    edge = edges(result)[("orders", peer, "virtual")]
+    assert (edge.calls, edge.p50_ms) == (1, 12.0)
+    assert nodes(result)[peer] == Node(peer, kind, 1, 0.0, None)  # type: ignore[arg-type]
+
+
+def test_client_with_a_child_elsewhere_is_rpc_not_virtual(analyze: Analyze) -> None:
+    kit = TraceKit()
+    root = kit.trace().span("a", "op", kind="Server", start_ms=0, duration_ms=50)
+    call = root.child(
+        "a", "GET", kind="Client", start_ms=1, duration_ms=40, attributes={"server.address": "b"}
+    )
+    call.child("a", "retry-wrapper", kind="Internal", start_ms=2, duration_ms=1)
+    call.child("b", "GET", kind="Server", start_ms=3, duration_ms=30)
+    lone = root.child(
+        "a", "GET", kind="Client", start_ms=45, duration_ms=2, attributes={"server.address": "c"}
+    )
+    lone.child(
+        "a", "decode", kind="Internal", start_ms=46, duration_ms=1
+    )  # same service: still virtual
+    assert set(edges(analyze(kit).service_map(HOUR))) == {("a", "b", "rpc"), ("a", "c", "virtual")}
+
+
+KAFKA = {"messaging.system": "kafka", "messaging.destination.name": "orders"}
+
+
+def test_async_by_parent_is_never_also_rpc(analyze: Analyze) -> None:
+    kit = TraceKit()
+    root = kit.trace().span("orders", "POST", kind="Server", start_ms=0, duration_ms=50)
+    producer = root.child(
+        "orders", "publish", kind="Producer", start_ms=30, duration_ms=2, attributes=KAFKA
+    )
+    producer.child("billing", "process", kind="Consumer", start_ms=40, duration_ms=20)
+    producer.child(
+        "orders", "process", kind="Consumer", start_ms=41, duration_ms=5
+    )  # same service: no edge
+    result = analyze(kit).service_map(HOUR)
+    assert list(edges(result)) == [("orders", "billing", "async")]
+    edge = result.edges[0]
+    assert (edge.calls, edge.p50_ms, edge.messaging_system, edge.destination) == (
+        1,
+        20.0,
+        "kafka",
+        "orders",
+    )
+    assert (edge.lag_p50_ms, edge.lag_p95_ms, edge.lag_p99_ms) == (8.0, 8.0, 8.0)  # 40 - (30 + 2)
+
+
+def test_async_by_link_even_when_the_consumer_arrives_first(
+    analyze: Analyze, database: Any
+) -> None:
+    kit = TraceKit()
+    producers = []
+    for i in range(3):
+        root = kit.trace(start_ms=i * 1000).span(
+            "orders", "POST", kind="Server", start_ms=0, duration_ms=50
+        )
+        producers.append(
+            root.child(
+                "orders", "publish", kind="Producer", start_ms=10, duration_ms=5, attributes=KAFKA
+            )
+        )
+    lags = [5.0, 15.0, 35.0]
+    for producer, lag in zip(producers, lags, strict=True):
+        start = producer.trace.start_ms + 15 + lag
+        consumer_trace = kit.trace(start_ms=start)
+        consumer_trace.span(
+            "billing",
+            "process",
+            kind="Consumer",
+            start_ms=0,
+            duration_ms=lag,
+            links=[producer.link()],
+        )
+    consumers = [s for s in kit.spans if s.service == "billing"]
+    kit.write(database, consumers)  # consumers first: their producers are not stored yet
+    result = analyze(kit).service_map(HOUR)  # now the rest (the consumers again: deduplicated)
+    edge = edges(result)[("orders", "billing", "async")]
+    assert (edge.calls, edge.p50_ms, edge.lag_p50_ms) == (3, 15.0, 15.0)
+    assert edge.lag_p95_ms == pytest.approx(percentile(lags, 0.95))
+    assert ("orders", "billing", "rpc") not in edges(result)
+
+
+def test_consumer_that_is_child_and_linked_counts_once(analyze: Analyze) -> None:
+    kit = TraceKit()
+    root = kit.trace().span("orders", "POST", kind="Server", start_ms=0, duration_ms=50)
+    producer = root.child(
+        "orders", "publish", kind="Producer", start_ms=30, duration_ms=2, attributes=KAFKA
+    )
+    producer.child(
+        "billing", "process", kind="Consumer", start_ms=40, duration_ms=20, links=[producer.link()]
+    )
+    assert edges(analyze(kit).service_map(HOUR))[("orders", "billing", "async")].calls == 1
+
+
+def test_producer_with_a_server_child_is_rpc(analyze: Analyze) -> None:
+    kit = TraceKit()
+    root = kit.trace().span("a", "op", kind="Server", start_ms=0, duration_ms=50)
+    producer = root.child("a", "send", kind="Producer", start_ms=1, duration_ms=3)
+    producer.child("b", "handle", kind="Server", start_ms=2, duration_ms=7)
+    edge = edges(analyze(kit).service_map(HOUR))[("a", "b", "rpc")]
+    assert edge.p50_ms == 7.0
+
+
+def test_nodes_count_spans_errors_and_server_consumer_p95(analyze: Analyze) -> None:
+    kit = TraceKit()
+    server_ms = [10.0, 20.0, 30.0, 40.0, 50.0]
+    for i, duration in enumerate(server_ms):
+        root = kit.trace(start_ms=i * 100).span(
+            "web",
+            "GET",
+            kind="Server",
+            start_ms=0,
+            duration_ms=duration,
+            status="Error" if i == 0 else "Unset",
+        )
+        root.child("web", "render", kind="Internal", start_ms=1, duration_ms=500)  # not in the P95
+        root.child(
+            "web",
+            "SELECT",
+            kind="Client",
+            start_ms=2,
+            duration_ms=3,
+            attributes={"db.system": "sqlite"},
+        )
+    result = analyze(kit).service_map(HOUR)
+    web = nodes(result)["web"]
+    assert (web.kind, web.spans, web.error_rate) == ("service", 15, pytest.approx(1 / 15))
+    assert web.p95_ms == pytest.approx(percentile(server_ms, 0.95)) == pytest.approx(48.0)
+    assert nodes(result)["sqlite"] == Node("sqlite", "database", 5, 0.0, None)
+
+
+def test_calls_belong_to_the_window_by_the_measured_span_start(analyze: Analyze) -> None:
+    kit = TraceKit()
+    for start in (0, 30_000, 90_000):
+        root = kit.trace(start_ms=start).span("a", "op", kind="Server", start_ms=0, duration_ms=50)
+        root.child("b", "op", kind="Server", start_ms=10, duration_ms=20)
+    analysis = analyze(kit)
+    first_minute = Window(at_ms(0), at_ms(60_000))
+    assert edges(analysis.service_map(first_minute))[("a", "b", "rpc")].calls == 2
+    assert analysis.service_map(Window(at_ms(60_010), at_ms(120_000))).edges[0].calls == 1
+    assert analysis.service_map(Window(at_ms(200_000), at_ms(300_000))) == ServiceMap([], [])
+
+
+def test_map_of_one_flow(analyze: Analyze) -> None:
+    kit = TraceKit()
+    orders = kit.trace().span("gateway", "POST /orders", kind="Server", start_ms=0, duration_ms=50)
+    orders.child("orders", "POST", kind="Server", start_ms=1, duration_ms=20)
+    portfolio = kit.trace(start_ms=100).span(
+        "gateway", "GET /portfolio", kind="Server", start_ms=0, duration_ms=50
+    )
+    portfolio.child("portfolio", "GET", kind="Server", start_ms=1, duration_ms=20)
+    analysis = analyze(kit)
+    everything = analysis.service_map(HOUR)
+    assert {n.id for n in everything.nodes} == {"gateway", "orders", "portfolio"}
+    flow_id = next(f.id for f in analysis.flows(HOUR) if f.root_operation == "POST /orders")
+    only = analysis.service_map(HOUR, flow=flow_id)
+    assert list(edges(only)) == [("gateway", "orders", "rpc")]
+    assert [(n.id, n.spans) for n in only.nodes] == [("gateway", 1), ("orders", 1)]

@@ -1,0 +1,183 @@
+"""A flow's steps: the merged call tree with exact calls, percentiles, self time, offsets,
+origin errors and critical-path shares (worked out by hand in the comments)."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowscope.analyzer.model import Step
+from flowscope.testing.traces import TraceKit
+
+from .conftest import HOUR, Analyze
+
+KAFKA = {"messaging.system": "kafka", "messaging.destination.name": "orders"}
+
+
+def two_orders() -> TraceKit:
+    kit = TraceKit()
+    # Trace 1, 100 ms. The orders server fails because its first query does; the query
+    # is retried (two SELECT calls, overlapping: together they cover 20..32 ms).
+    t1 = kit.trace(start_ms=0)
+    root = t1.span(
+        "gateway",
+        "POST /orders",
+        kind="Server",
+        start_ms=0,
+        duration_ms=100,
+        attributes={"customer.tier": "gold"},
+    )
+    call = root.child("gateway", "POST", kind="Client", start_ms=10, duration_ms=60)
+    server = call.child(
+        "orders", "POST /orders", kind="Server", start_ms=15, duration_ms=50, status="Error"
+    )
+    server.child(
+        "orders",
+        "SELECT",
+        kind="Client",
+        start_ms=20,
+        duration_ms=5,
+        status="Error",
+        attributes={"db.system": "postgresql"},
+    )
+    server.child(
+        "orders",
+        "SELECT",
+        kind="Client",
+        start_ms=22,
+        duration_ms=10,
+        attributes={"db.system": "postgresql"},
+    )
+    publish = server.child(
+        "orders", "publish", kind="Producer", start_ms=40, duration_ms=2, attributes=KAFKA
+    )
+    publish.child("billing", "process", kind="Consumer", start_ms=50, duration_ms=30)
+    root.child("gateway", "render", kind="Internal", start_ms=75, duration_ms=20)
+    # Trace 2, 200 ms, no errors, one query.
+    t2 = kit.trace(start_ms=60_000)
+    root = t2.span(
+        "gateway",
+        "POST /orders",
+        kind="Server",
+        start_ms=0,
+        duration_ms=200,
+        attributes={"customer.tier": "silver"},
+    )
+    call = root.child("gateway", "POST", kind="Client", start_ms=10, duration_ms=100)
+    server = call.child("orders", "POST /orders", kind="Server", start_ms=20, duration_ms=80)
+    server.child(
+        "orders",
+        "SELECT",
+        kind="Client",
+        start_ms=30,
+        duration_ms=20,
+        attributes={"db.system": "postgresql"},
+    )
+    root.child("gateway", "render", kind="Internal", start_ms=120, duration_ms=60)
+    return kit
+
+
+def steps_by_name(steps: list[Step]) -> dict[str, Step]:
+    return {f"{s.service} {s.operation}": s for s in steps}
+
+
+def test_steps_merge_the_traces_into_one_tree(analyze: Analyze) -> None:
+    analysis = analyze(two_orders())
+    flow_id = analysis.flows(HOUR)[0].id
+    steps = analysis.flow(flow_id, HOUR).steps
+    # Depth first, children by their median start offset.
+    assert [(s.service, s.operation, s.kind) for s in steps] == [
+        ("gateway", "POST /orders", "Server"),
+        ("gateway", "POST", "Client"),
+        ("orders", "POST /orders", "Server"),
+        ("orders", "SELECT", "Client"),
+        ("orders", "publish", "Producer"),
+        ("billing", "process", "Consumer"),
+        ("gateway", "render", "Internal"),
+    ]
+    by_name = steps_by_name(steps)
+    root = by_name["gateway POST /orders"]
+    assert root.parent_id is None
+    assert by_name["gateway POST"].parent_id == root.id
+    assert by_name["gateway render"].parent_id == root.id
+    assert by_name["orders SELECT"].parent_id == by_name["orders POST /orders"].id
+    assert by_name["billing process"].parent_id == by_name["orders publish"].id
+    assert len({s.id for s in steps}) == 7
+
+
+def test_step_statistics(analyze: Analyze) -> None:
+    analysis = analyze(two_orders())
+    steps = steps_by_name(analysis.flow(analysis.flows(HOUR)[0].id, HOUR).steps)
+    root = steps["gateway POST /orders"]
+    assert (root.calls, root.traces, root.calls_per_trace, root.errors) == (2, 2, 1.0, 0)
+    assert (root.p50_ms, root.p95_ms, root.p99_ms) == (
+        150.0,
+        pytest.approx(195.0),
+        pytest.approx(199.0),
+    )
+    # Self time: 100 - (60 + 20) = 20 and 200 - (100 + 60) = 40.
+    assert (root.self_p50_ms, root.start_offset_p50_ms) == (30.0, 0.0)
+
+    server = steps["orders POST /orders"]
+    assert (server.errors, server.error_rate, server.origin_errors) == (1, 0.5, 0)
+    # Self: 50 - (union of 20..25, 22..32 = 12, and 40..42 = 2) = 36; 80 - 20 = 60.
+    assert (server.p50_ms, server.self_p50_ms, server.start_offset_p50_ms) == (65.0, 48.0, 17.5)
+
+    select = steps["orders SELECT"]
+    # A retry: three calls in two traces.
+    assert (select.calls, select.traces, select.calls_per_trace) == (3, 2, 1.5)
+    assert (select.errors, select.origin_errors) == (1, 1)
+    assert (select.p50_ms, select.p95_ms, select.p99_ms) == (
+        10.0,
+        pytest.approx(19.0),
+        pytest.approx(19.8),
+    )
+    assert (select.self_p50_ms, select.start_offset_p50_ms) == (10.0, 22.0)
+
+    publish = steps["orders publish"]
+    # The consumer runs after the producer ends: clipped away from its self time.
+    assert (publish.calls, publish.traces, publish.self_p50_ms) == (1, 1, 2.0)
+    consumer = steps["billing process"]
+    assert (consumer.p50_ms, consumer.start_offset_p50_ms, consumer.critical_path_share) == (
+        30.0,
+        50.0,
+        0.0,
+    )
+    render = steps["gateway render"]
+    assert (render.p50_ms, render.start_offset_p50_ms) == (40.0, 97.5)
+
+
+def test_critical_path_shares(analyze: Analyze) -> None:
+    # Trace 1 (100 ms): root 5+5+10, render 20, client 5+5, server 23+8+7, publish 2,
+    # second SELECT 10 (the first ends after the second starts: off the path).
+    # Trace 2 (200 ms): root 20+10+10, render 60, client 10+10, server 50+10, SELECT 20.
+    analysis = analyze(two_orders())
+    steps = steps_by_name(analysis.flow(analysis.flows(HOUR)[0].id, HOUR).steps)
+    shares = {name: step.critical_path_share for name, step in steps.items()}
+    assert shares == pytest.approx(
+        {
+            "gateway POST /orders": (0.20 + 0.20) / 2,
+            "gateway render": (0.20 + 0.30) / 2,
+            "gateway POST": (0.10 + 0.10) / 2,
+            "orders POST /orders": (0.38 + 0.30) / 2,
+            "orders publish": (0.02 + 0.0) / 2,
+            "orders SELECT": (0.10 + 0.10) / 2,
+            "billing process": 0.0,
+        }
+    )
+    assert sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_steps_by_group(analyze: Analyze) -> None:
+    analysis = analyze(two_orders())
+    detail = analysis.flow(analysis.flows(HOUR)[0].id, HOUR, by="customer.tier")
+    assert detail.flow.traces == 2 and detail.flow.group == {}
+    gold = [s for s in detail.steps if s.group == {"customer.tier": "gold"}]
+    silver = [s for s in detail.steps if s.group == {"customer.tier": "silver"}]
+    assert len(gold) == 7 and len(silver) == 5
+    assert len(gold) + len(silver) == len(detail.steps)
+    assert steps_by_name(gold)["gateway POST /orders"].p50_ms == 100.0
+    assert steps_by_name(silver)["gateway POST /orders"].p50_ms == 200.0
+    assert steps_by_name(gold)["orders SELECT"].calls_per_trace == 2.0
+    # Shares are over each group's own traces.
+    assert sum(s.critical_path_share for s in gold) == pytest.approx(1.0)
+    assert steps_by_name(silver)["gateway render"].critical_path_share == pytest.approx(0.3)

@@ -1,0 +1,109 @@
+"""The trace view: spans as a tree, self times, Jaeger's critical path, step baselines."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowscope.analyzer.errors import UnknownTrace
+from flowscope.analyzer.model import TraceView
+from flowscope.testing.traces import TraceKit
+
+from .conftest import HOUR, Analyze
+from .test_steps import two_orders
+
+
+def segments(view: TraceView) -> list[tuple[str, float, float]]:
+    return [
+        (f"{c.service} {c.operation}", c.start_offset_ms, c.duration_ms) for c in view.critical_path
+    ]
+
+
+def test_first_trace_as_a_tree(analyze: Analyze) -> None:
+    kit = two_orders()
+    trace_id = kit.spans[0].trace_id
+    view = analyze(kit).trace(trace_id)
+    assert (view.trace_id, view.duration_ms) == (trace_id, 100.0)
+    assert view.flow == "gateway-post-orders-a164bc"
+    rows = [
+        (s.service, s.operation, s.depth, s.start_offset_ms, s.duration_ms, s.self_ms)
+        for s in view.spans
+    ]
+    assert rows == [
+        ("gateway", "POST /orders", 0, 0.0, 100.0, 20.0),
+        ("gateway", "POST", 1, 10.0, 60.0, 10.0),
+        ("orders", "POST /orders", 2, 15.0, 50.0, 36.0),
+        ("orders", "SELECT", 3, 20.0, 5.0, 5.0),
+        ("orders", "SELECT", 3, 22.0, 10.0, 10.0),
+        ("orders", "publish", 3, 40.0, 2.0, 2.0),
+        ("billing", "process", 4, 50.0, 30.0, 30.0),
+        ("gateway", "render", 1, 75.0, 20.0, 20.0),
+    ]
+    by_id = {s.span_id: s for s in view.spans}
+    root = view.spans[0]
+    assert root.parent_span_id == "" and root.children == [
+        view.spans[1].span_id,
+        view.spans[7].span_id,
+    ]
+    assert by_id[root.children[0]].children == [view.spans[2].span_id]
+    assert view.spans[2].status == "Error" and view.spans[3].status == "Error"
+    assert view.spans[3].attributes == {"db.system": "postgresql"}
+    assert view.spans[0].start == "2026-01-01T00:00:00Z"
+    assert [s.on_critical_path for s in view.spans] == [
+        True,
+        True,
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+    ]
+    assert not any(s.orphan for s in view.spans)
+
+
+def test_critical_path_follows_jaegers_rules(analyze: Analyze) -> None:
+    kit = two_orders()
+    view = analyze(kit).trace(kit.spans[0].trace_id)
+    assert segments(view) == [
+        ("gateway POST /orders", 0.0, 10.0),
+        ("gateway POST", 10.0, 5.0),
+        ("orders POST /orders", 15.0, 7.0),
+        ("orders SELECT", 22.0, 10.0),
+        ("orders POST /orders", 32.0, 8.0),
+        ("orders publish", 40.0, 2.0),
+        ("orders POST /orders", 42.0, 23.0),
+        ("gateway POST", 65.0, 5.0),
+        ("gateway POST /orders", 70.0, 5.0),
+        ("gateway render", 75.0, 20.0),
+        ("gateway POST /orders", 95.0, 5.0),
+    ]
+    assert sum(c.duration_ms for c in view.critical_path) == pytest.approx(view.duration_ms)
+
+
+def test_step_p50_next_to_each_span_with_a_baseline(analyze: Analyze) -> None:
+    kit = two_orders()
+    analysis = analyze(kit)
+    steps = {s.id: s for s in analysis.flow(analysis.flows(HOUR)[0].id, HOUR).steps}
+    view = analysis.trace(kit.spans[0].trace_id, HOUR)
+    for span in view.spans:
+        assert span.step_id in steps
+        assert span.step_p50_ms == steps[span.step_id].p50_ms
+    assert [s.step_p50_ms for s in view.spans][:3] == [150.0, 80.0, 65.0]
+    fast = analysis.trace(kit.spans[0].trace_id)
+    assert all(s.step_p50_ms is None for s in fast.spans)
+    assert [s.step_id for s in fast.spans] == [s.step_id for s in view.spans]
+
+
+def test_unknown_trace(analyze: Analyze) -> None:
+    analysis = analyze(two_orders())
+    with pytest.raises(UnknownTrace, match="no trace 'f00d'"):
+        analysis.trace("f00d")
+
+
+def test_trace_ids_are_case_insensitive(analyze: Analyze) -> None:
+    kit = TraceKit()
+    kit.trace(trace_id="ABCDEF0123456789abcdef0123456789".lower()).span(
+        "a", "op", kind="Server", start_ms=0, duration_ms=5
+    )
+    view = analyze(kit).trace("ABCDEF0123456789ABCDEF0123456789")
+    assert view.trace_id == "abcdef0123456789abcdef0123456789"

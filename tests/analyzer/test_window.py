@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+
+from flowscope.analyzer.model import Window
+from flowscope.analyzer.window import ALL_TIME, format_ns, parse_window, window_label
+
+NOW = 1_767_229_200_000_000_000  # 2026-01-01T01:00:00Z
+HOUR_NS = 3_600_000_000_000
+
+
+def test_default_is_the_last_hour() -> None:
+    assert parse_window(None, None, NOW) == Window(NOW - HOUR_NS, NOW)
+
+
+@pytest.mark.parametrize(
+    ("since", "expected_ns"),
+    [("15m", 15 * 60 * 10**9), ("1h", HOUR_NS), ("7d", 7 * 24 * HOUR_NS), ("90s", 90 * 10**9)],
+)
+def test_durations_back_from_now(since: str, expected_ns: int) -> None:
+    assert parse_window(since, None, NOW) == Window(NOW - expected_ns, NOW)
+
+
+def test_rfc3339_both_ends_keep_nanoseconds() -> None:
+    window = parse_window("2026-01-01T00:00:00Z", "2026-01-01T00:30:00.000000001+00:00", NOW)
+    assert window == Window(1_767_225_600_000_000_000, 1_767_227_400_000_000_001)
+
+
+def test_offsets_are_converted_to_utc() -> None:
+    window = parse_window("2026-01-01T02:00:00+02:00", "2026-01-01T00:10:00Z", NOW)
+    assert window.since_ns == 1_767_225_600_000_000_000
+
+
+def test_only_until_means_the_hour_before_it() -> None:
+    window = parse_window(None, "2026-01-01T00:30:00Z", NOW)
+    assert window == Window(1_767_227_400_000_000_000 - HOUR_NS, 1_767_227_400_000_000_000)
+
+
+def test_until_as_a_duration() -> None:
+    assert parse_window("2h", "1h", NOW) == Window(NOW - 2 * HOUR_NS, NOW - HOUR_NS)
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "message"),
+    [
+        ("yesterday", None, "--since: invalid time 'yesterday'"),
+        ("1h", "soon", "--until: invalid time 'soon'"),
+        ("1h", "2h", "must be before --until"),
+        ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "must be before --until"),
+    ],
+)
+def test_bad_windows_say_which_option(since: str, until: str | None, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_window(since, until, NOW)
+
+
+def test_format_and_labels() -> None:
+    assert format_ns(1_767_225_600_250_000_000) == "2026-01-01T00:00:00.25Z"
+    assert format_ns(1_767_225_600_000_000_000) == "2026-01-01T00:00:00Z"
+    assert window_label(ALL_TIME) == "all time"
+    assert window_label(Window(1_767_225_600_000_000_000, 1_767_229_200_000_000_000)) == (
+        "2026-01-01T00:00:00Z .. 2026-01-01T01:00:00Z"
+    )

@@ -1,0 +1,330 @@
+"""The analyzer's JSON API: every route, exact field names, exact numbers, 400/404.
+
+A real server (in this process, free ports, real HTTP) over a real DuckDB file
+holding the hand-built scenario of tests/analysis_scenario.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flowscope.analysis_sources import flow_detail_from_dict, service_map_from_dict
+from flowscope.analyzer import model
+from flowscope.analyzer.diagrams import (
+    flow_dot,
+    flow_flowchart_mermaid,
+    flow_sequence_mermaid,
+    service_map_dot,
+    service_map_mermaid,
+)
+from flowscope.testing.server import server_in_process
+from tests.analysis_scenario import (
+    FASTEST_ORDER_TRACE,
+    ORDER_P50,
+    ORDER_P95,
+    ORDER_P99,
+    SINCE,
+    SLOWEST_ORDER_TRACE,
+    UNTIL,
+    WINDOW,
+    write_scenario,
+)
+from tests.analyzer.mermaid_check import assert_all_parse
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+
+
+def field_names(record: type[Any]) -> set[str]:
+    return {f.name for f in dataclasses.fields(record)}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    path = tmp_path_factory.mktemp("api") / "spans.duckdb"
+    with server_in_process(path, decode_workers=0) as (server, endpoints):
+        assert server.database is not None and server.writer is not None
+        write_scenario(server.database, writer=server.writer)
+        with httpx.Client(base_url=endpoints.ui, timeout=60) as client:
+            yield client
+
+
+def get(api: httpx.Client, path: str, **params: Any) -> Any:
+    response = api.get(path, params={**WINDOW, **params})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def order_flow_id(api: httpx.Client) -> str:
+    flows = get(api, "/api/flows")["flows"]
+    return next(f["id"] for f in flows if f["root_operation"] == "POST /orders")
+
+
+def test_map_fields_and_edges(api: httpx.Client) -> None:
+    body = get(api, "/api/map")
+    assert set(body) == {"nodes", "edges", "window"}
+    assert body["window"] == {"since": SINCE, "until": UNTIL}
+    for node in body["nodes"]:
+        assert set(node) == field_names(model.Node)
+    for edge in body["edges"]:
+        assert set(edge) == field_names(model.Edge)
+    kinds = {n["id"]: n["kind"] for n in body["nodes"]}
+    edges = {(e["source"], e["target"], e["rule"]): e for e in body["edges"]}
+    rpc = edges[("gateway", "orders", "rpc")]
+    assert rpc["calls"] == 4 and rpc["errors"] == 1 and rpc["error_rate"] == 0.25
+    consumer = edges[("orders", "fulfillment", "async")]
+    assert (consumer["messaging_system"], consumer["destination"]) == ("kafka", "orders")
+    # async latency is the consumer span's duration (20 ms); lag = 40 - (30 + 2) ms.
+    assert (consumer["p50_ms"], consumer["p95_ms"], consumer["p99_ms"]) == (20.0, 20.0, 20.0)
+    assert consumer["lag_p50_ms"] == pytest.approx(8.0)
+    databases = [e for (s, t, r), e in edges.items() if s == "orders" and kinds[t] == "database"]
+    assert len(databases) == 1 and databases[0]["rule"] == "virtual"
+    assert databases[0]["calls"] == 4 and databases[0]["p50_ms"] == 10.0
+    assert kinds["market-data"] == "external"
+    assert ("orders", "fulfillment", "rpc") not in edges  # producer->consumer is async only
+
+
+def test_flows_fields_and_numbers(api: httpx.Client) -> None:
+    body = get(api, "/api/flows")
+    assert set(body) == {"flows", "window"}
+    assert len(body["flows"]) == 2
+    for flow in body["flows"]:
+        assert set(flow) == field_names(model.Flow)
+    orders = next(f for f in body["flows"] if f["root_operation"] == "POST /orders")
+    assert orders["root_service"] == "gateway"
+    assert orders["traces"] == 4
+    assert orders["error_rate"] == 0.25
+    assert orders["traces_with_span_errors"] == 1
+    assert (orders["p50_ms"], orders["p95_ms"], orders["p99_ms"]) == pytest.approx(
+        (ORDER_P50, ORDER_P95, ORDER_P99)
+    )
+    # Rates divide by the window clipped to the stored data: 0 .. 3 min 400 ms.
+    assert orders["rate_per_min"] == pytest.approx(4 / (180.4 / 60))
+
+
+def test_flows_grouped_by_an_attribute(api: httpx.Client) -> None:
+    flows = get(api, "/api/flows", by="wallet.provider")["flows"]
+    orders = sorted(
+        (f["group"]["wallet.provider"], f["traces"])
+        for f in flows
+        if f["root_operation"] == "POST /orders"
+    )
+    assert orders == [("paypal", 2), ("visa", 2)]
+
+
+def test_flow_detail_fields_and_steps(api: httpx.Client) -> None:
+    flow_id = order_flow_id(api)
+    body = get(api, f"/api/flows/{flow_id}")
+    assert set(body) == {"flow", "steps", "window"}
+    assert set(body["flow"]) == field_names(model.Flow)
+    for step in body["steps"]:
+        assert set(step) == field_names(model.Step)
+    steps = {(s["service"], s["operation"], s["kind"]): s for s in body["steps"]}
+    root = steps[("gateway", "POST /orders", "Server")]
+    assert root["parent_id"] is None
+    assert (root["calls"], root["traces"], root["calls_per_trace"]) == (4, 4, 1.0)
+    validate = steps[("orders", "validate", "Internal")]
+    assert (validate["calls"], validate["errors"], validate["origin_errors"]) == (1, 1, 1)
+    # orders' server span fails too, but only because validate failed: not an origin.
+    assert steps[("orders", "POST /orders", "Server")]["origin_errors"] == 0
+    db = steps[("orders", "SELECT orders", "Client")]
+    assert db["p50_ms"] == 10.0 and db["start_offset_p50_ms"] == 10.0
+    ids = {s["id"] for s in body["steps"]}
+    assert all(s["parent_id"] in ids for s in body["steps"] if s["parent_id"] is not None)
+
+
+def test_flow_steps_grouped(api: httpx.Client) -> None:
+    steps = get(api, f"/api/flows/{order_flow_id(api)}", by="wallet.provider")["steps"]
+    roots = sorted(
+        (s["group"]["wallet.provider"], s["calls"]) for s in steps if s["parent_id"] is None
+    )
+    assert roots == [("paypal", 2), ("visa", 2)]
+
+
+def test_unknown_flow_is_404(api: httpx.Client) -> None:
+    for path in ("/api/flows/no-such-flow", "/api/flows/no-such-flow/diagram"):
+        response = api.get(path, params=WINDOW)
+        assert response.status_code == 404
+        assert "no-such-flow" in response.json()["detail"]["message"]
+
+
+def test_traces_filters_and_order(api: httpx.Client) -> None:
+    body = get(api, "/api/traces", limit=100)
+    assert set(body) == {"traces", "window"}
+    for trace in body["traces"]:
+        assert set(trace) == field_names(model.TraceSummary)
+    durations = [t["duration_ms"] for t in body["traces"]]
+    assert durations == sorted(durations, reverse=True) == [400, 300, 200, 100, 50, 50]
+    assert body["traces"][0]["trace_id"] == SLOWEST_ORDER_TRACE
+    assert body["traces"][0]["start"].startswith("2026-01-01T00:03:00")
+    assert len(get(api, "/api/traces", limit=2)["traces"]) == 2
+    failing = get(api, "/api/traces", error="true")["traces"]
+    assert [t["trace_id"] for t in failing] == [SLOWEST_ORDER_TRACE]
+    assert failing[0]["errors"] == 4 and failing[0]["status"] == "Error"
+    assert len(get(api, "/api/traces", error="false")["traces"]) == 5
+    assert len(get(api, "/api/traces", min_duration_ms=250)["traces"]) == 2
+    assert len(get(api, "/api/traces", service="fulfillment")["traces"]) == 4
+    assert len(get(api, "/api/traces", operation="GET quotes")["traces"]) == 2
+    orders = order_flow_id(api)
+    assert {t["flow"] for t in get(api, "/api/traces", flow=orders)["traces"]} == {orders}
+
+
+def test_trace_view(api: httpx.Client) -> None:
+    body = get(api, f"/api/traces/{SLOWEST_ORDER_TRACE}")
+    assert set(body) == field_names(model.TraceView)
+    assert body["trace_id"] == SLOWEST_ORDER_TRACE
+    assert body["duration_ms"] == 400.0
+    for span in body["spans"]:
+        assert set(span) == field_names(model.TraceSpan)
+    for segment in body["critical_path"]:
+        assert set(segment) == field_names(model.CriticalSegment)
+    assert len(body["spans"]) == 7
+    assert body["spans"][0]["parent_span_id"] == "" and body["spans"][0]["depth"] == 0
+    assert sum(s["duration_ms"] for s in body["critical_path"]) == pytest.approx(400.0)
+
+
+def test_unknown_trace_is_404(api: httpx.Client) -> None:
+    response = api.get("/api/traces/" + "f" * 32)
+    assert response.status_code == 404
+    assert "f" * 32 in response.json()["detail"]["message"]
+
+
+def test_compare_modes(api: httpx.Client) -> None:
+    flow_id = order_flow_id(api)
+    traces = get(api, "/api/compare", left=FASTEST_ORDER_TRACE, right=SLOWEST_ORDER_TRACE)
+    assert set(traces) == field_names(model.Comparison)
+    assert traces["mode"] == "traces"
+    for delta in traces["deltas"]:
+        assert set(delta) == field_names(model.StepDelta)
+    sizes = [abs(d["delta_ms"]) for d in traces["deltas"] if d["delta_ms"] is not None]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] == 300.0
+    # validate only runs in the failing trace: absent on the left.
+    validate = next(d for d in traces["deltas"] if d["operation"] == "validate")
+    assert validate["left_ms"] is None and validate["right_ms"] == 5.0
+    baseline = get(api, "/api/compare", trace=SLOWEST_ORDER_TRACE)
+    assert baseline["mode"] == "baseline"
+    windows = get(
+        api,
+        "/api/compare",
+        flow=flow_id,
+        left_since=SINCE,
+        left_until="2026-01-01T00:02:00Z",
+        right_since="2026-01-01T00:02:00Z",
+        right_until=UNTIL,
+    )
+    assert windows["mode"] == "windows"
+    versions = get(api, "/api/compare", flow=flow_id, left_version="1.0", right_version="2.0")
+    assert versions["mode"] == "versions" and versions["deltas"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"left": "a" * 32}, {"flow": "x", "left_version": "1.0"}],
+    ids=["nothing", "one-trace", "one-version"],
+)
+def test_compare_without_a_complete_mode_is_400(api: httpx.Client, params: dict[str, str]) -> None:
+    response = api.get("/api/compare", params=params)
+    assert response.status_code == 400
+    assert response.json()["detail"]["message"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/map", "/api/flows", "/api/traces", "/api/map/diagram", "/api/compare"]
+)
+def test_bad_window_is_400_with_a_message(api: httpx.Client, path: str) -> None:
+    response = api.get(path, params={"since": "yesterday-ish", "trace": "a" * 32})
+    assert response.status_code == 400
+    message = response.json()["detail"]["message"]
+    assert "since" in message and "yesterday-ish" in message
+    backwards = api.get(path, params={"since": UNTIL, "until": SINCE, "trace": "a" * 32})
+    assert backwards.status_code == 400
+    assert "must be before" in backwards.json()["detail"]["message"]
+
+
+def test_diagram_routes_draw_the_api_records(api: httpx.Client) -> None:
+    service_map = service_map_from_dict(get(api, "/api/map"))
+    flow_id = order_flow_id(api)
+    detail = flow_detail_from_dict(get(api, f"/api/flows/{flow_id}"))
+    expected = {
+        ("/api/map/diagram", "mermaid"): service_map_mermaid(service_map),
+        ("/api/map/diagram", "dot"): service_map_dot(service_map),
+        (f"/api/flows/{flow_id}/diagram", "mermaid-sequence"): flow_sequence_mermaid(detail),
+        (f"/api/flows/{flow_id}/diagram", "mermaid"): flow_sequence_mermaid(detail),
+        (f"/api/flows/{flow_id}/diagram", "mermaid-flowchart"): flow_flowchart_mermaid(detail),
+        (f"/api/flows/{flow_id}/diagram", "dot"): flow_dot(detail),
+    }
+    mermaid: dict[str, str] = {}
+    for (path, fmt), text in expected.items():
+        response = api.get(path, params={**WINDOW, "format": fmt})
+        assert response.status_code == 200
+        assert response.text == text
+        kind = "graphviz" if fmt == "dot" else "mermaid"
+        assert response.headers["content-type"].startswith(f"text/vnd.{kind}")
+        if fmt != "dot":
+            mermaid[f"{path} {fmt}"] = response.text
+    assert "fulfillment" in mermaid[f"/api/flows/{flow_id}/diagram mermaid-sequence"]
+    assert_all_parse(mermaid)
+    assert api.get("/api/map/diagram", params={"format": "png"}).status_code == 422
+
+
+def test_routes_need_the_token_when_set(tmp_path: Path) -> None:
+    with server_in_process(tmp_path / "spans.duckdb", decode_workers=0, token="s3cret") as (
+        server,
+        endpoints,
+    ):
+        assert server.database is not None and server.writer is not None
+        write_scenario(server.database, writer=server.writer)
+        for path in ("/api/flows", "/api/map", "/api/traces", "/api/map/diagram"):
+            assert httpx.get(endpoints.ui + path, params=WINDOW).status_code == 401
+        ok = httpx.get(
+            endpoints.ui + "/api/flows",
+            params=WINDOW,
+            headers={"Authorization": "Bearer s3cret"},
+        )
+        assert ok.status_code == 200 and len(ok.json()["flows"]) == 2
+
+
+def test_openapi_lists_every_route(api: httpx.Client) -> None:
+    paths = set(api.get("/openapi.json").json()["paths"])
+    assert {
+        "/api/map",
+        "/api/map/diagram",
+        "/api/flows",
+        "/api/flows/{flow_id}",
+        "/api/flows/{flow_id}/diagram",
+        "/api/traces",
+        "/api/traces/{trace_id}",
+        "/api/compare",
+    } <= paths
+
+
+def records() -> list[type[model.Record]]:
+    return [
+        value
+        for value in vars(model).values()
+        if isinstance(value, type) and issubclass(value, model.Record) and value is not model.Record
+    ]
+
+
+@pytest.mark.parametrize("record", records(), ids=lambda r: r.__name__)
+def test_docs_describe_every_field(record: type[model.Record]) -> None:
+    """docs/api.md has a section per record with a row for each of its fields."""
+    text = DOCS.read_text(encoding="utf-8")
+    match = re.search(rf"^### {record.__name__}\n(.*?)(?=^#|\Z)", text, re.M | re.S)
+    assert match, f"docs/api.md has no '### {record.__name__}' section"
+    documented = set(re.findall(r"^\| `(\w+)` \|", match.group(1), re.M))
+    assert documented == field_names(record)
+
+
+def test_docs_describe_every_route(api: httpx.Client) -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    for path in api.get("/openapi.json").json()["paths"]:
+        if path.startswith("/api/") or path == "/healthz":
+            shown = path.replace("{flow_id}", "{id}")
+            assert f"`{shown}`" in text, f"docs/api.md does not describe {path}"

@@ -1,0 +1,255 @@
+"""``flowscope map|flows|flow|traces|trace|compare``: tables, JSON and diagrams, on the
+file and through a running server (a real child process), with the same numbers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from flowscope.analysis_sources import flow_detail_from_dict, service_map_from_dict
+from flowscope.analyzer.diagrams import (
+    flow_dot,
+    flow_flowchart_mermaid,
+    flow_sequence_mermaid,
+    service_map_dot,
+    service_map_mermaid,
+)
+from flowscope.analyzer.flows import auto_flow_id
+from flowscope.cli import main
+from flowscope.store.database import Database
+from flowscope.testing.server import ServerProcess, start_server_process
+from tests.analysis_scenario import (
+    FASTEST_ORDER_TRACE,
+    ORDER_P50,
+    ORDER_P95,
+    SINCE,
+    SLOWEST_ORDER_TRACE,
+    UNTIL,
+    write_scenario,
+)
+from tests.analyzer.mermaid_check import assert_all_parse
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+TOKEN = "cli-token"
+WINDOW = ["--since", SINCE, "--until", UNTIL]
+ORDERS = auto_flow_id("gateway", "POST /orders")  # the flow's automatic, stable id
+
+
+def stored(path: Path) -> Path:
+    database = Database(path)
+    try:
+        write_scenario(database)
+    finally:
+        database.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scenario in a file no server holds: the CLI opens it read-only itself."""
+    return stored(tmp_path_factory.mktemp("local") / "spans.duckdb")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ServerProcess]]:
+    """The same scenario in a file held by a running `flowscope serve --token`."""
+    path = stored(tmp_path_factory.mktemp("served") / "spans.duckdb")
+    # --retention off: the scenario is dated 2026-01-01, older than the default 7 days.
+    server = start_server_process(
+        path, "--token", TOKEN, "--decode-workers", "0", "--retention", "off"
+    )
+    try:
+        yield path, server
+    finally:
+        assert server.stop() == 0, "".join(server.output)
+
+
+def cli(*args: str, ok: bool = True, env: dict[str, str] | None = None) -> Result:
+    result = CliRunner(env={"FLOWSCOPE_TOKEN": "", **(env or {})}).invoke(main, list(args))
+    if ok:
+        assert result.exit_code == 0, result.output + result.stderr
+    return result
+
+
+def cli_json(*args: str) -> Any:
+    return json.loads(cli(*args, "--format", "json").stdout)
+
+
+COMMANDS = {
+    "map": ["map", *WINDOW],
+    "flows": ["flows", *WINDOW],
+    "flows_by": ["flows", *WINDOW, "--by", "wallet.provider"],
+    "flow": ["flow", ORDERS, *WINDOW],
+    "flow_by": ["flow", ORDERS, *WINDOW, "--by", "wallet.provider"],
+    "traces": ["traces", *WINDOW, "--limit", "10"],
+    "traces_failing": ["traces", *WINDOW, "--error"],
+    "trace": ["trace", SLOWEST_ORDER_TRACE, *WINDOW],
+    "compare_traces": ["compare", FASTEST_ORDER_TRACE, SLOWEST_ORDER_TRACE],
+    "compare_baseline": ["compare", "--trace", SLOWEST_ORDER_TRACE, "--baseline", *WINDOW],
+    "compare_windows": [
+        "compare",
+        "--flow",
+        ORDERS,
+        "--left-since",
+        SINCE,
+        "--left-until",
+        "2026-01-01T00:02:00Z",
+        "--right-since",
+        "2026-01-01T00:02:00Z",
+        "--right-until",
+        UNTIL,
+    ],
+    "compare_versions": ["compare", "--flow", ORDERS, "--versions", "1.0", "2.0", *WINDOW],
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_same_json_on_the_file_and_through_the_server(
+    name: str, local_db: Path, served: tuple[Path, ServerProcess]
+) -> None:
+    served_db, server = served
+    local = cli_json(*COMMANDS[name], "--db", str(local_db))
+    # The file is held by the server: the CLI finds it from <db>.server.json ...
+    found = cli_json(*COMMANDS[name], "--db", str(served_db), "--token", TOKEN)
+    # ... or is told where it is.
+    named = cli_json(*COMMANDS[name], "--server", server.endpoints.ui, "--token", TOKEN)
+    assert local == found == named
+    assert local  # something was compared
+
+
+def test_json_numbers(local_db: Path) -> None:
+    flows = cli_json("flows", *WINDOW, "--db", str(local_db))["flows"]
+    orders = next(f for f in flows if f["id"] == ORDERS)
+    assert (orders["traces"], orders["p50_ms"], orders["p95_ms"]) == (4, ORDER_P50, ORDER_P95)
+    detail = cli_json("flow", ORDERS, *WINDOW, "--db", str(local_db))
+    assert detail["flow"] == orders
+    edges = cli_json("map", *WINDOW, "--db", str(local_db))["edges"]
+    assert {(e["source"], e["target"], e["rule"]) for e in edges} >= {
+        ("gateway", "orders", "rpc"),
+        ("orders", "fulfillment", "async"),
+    }
+    traces = cli_json("traces", *WINDOW, "--db", str(local_db))["traces"]
+    assert [t["duration_ms"] for t in traces] == [400, 300, 200, 100, 50, 50]
+
+
+def check_golden(name: str, text: str, update: bool) -> None:
+    path = GOLDEN / name
+    if update:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return
+    assert path.is_file(), f"missing golden file {path}; run pytest --update-golden"
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+
+@pytest.mark.parametrize(
+    "name", ["map", "flows", "flows_by", "flow", "traces", "trace", "compare_traces"]
+)
+def test_tables(name: str, local_db: Path, update_golden: bool) -> None:
+    output = cli(*COMMANDS[name], "--db", str(local_db)).stdout
+    check_golden(f"cli_{name}.txt", output, update_golden)
+
+
+def test_diagram_formats_draw_the_json_records(local_db: Path) -> None:
+    db = ["--db", str(local_db)]
+    service_map = service_map_from_dict(cli_json("map", *WINDOW, *db))
+    detail = flow_detail_from_dict(cli_json("flow", ORDERS, *WINDOW, *db))
+    drawn = {
+        "map": cli("map", *WINDOW, *db, "--format", "mermaid").stdout,
+        "sequence": cli("flow", ORDERS, *WINDOW, *db, "--format", "mermaid").stdout,
+        "flowchart": cli(
+            "flow", ORDERS, *WINDOW, *db, "--format", "mermaid", "--diagram", "flowchart"
+        ).stdout,
+    }
+    assert drawn == {
+        "map": service_map_mermaid(service_map),
+        "sequence": flow_sequence_mermaid(detail),
+        "flowchart": flow_flowchart_mermaid(detail),
+    }
+    assert cli("map", *WINDOW, *db, "--format", "dot").stdout == service_map_dot(service_map)
+    assert cli("flow", ORDERS, *WINDOW, *db, "--format", "dot").stdout == flow_dot(detail)
+    results = assert_all_parse(drawn)
+    actors = [a["text"] for a in results[1]["actors"]]
+    assert actors == ["client", "gateway", "orders", "fulfillment"]
+
+
+def test_flows_file_names_flows(local_db: Path, tmp_path: Path) -> None:
+    flows_file = tmp_path / "flows.yaml"
+    flows_file.write_text(
+        "flows:\n  - name: Order Placement\n    match:\n      service: gateway\n"
+        '      route: "/orders*"\n',
+        encoding="utf-8",
+    )
+    flows = cli_json("flows", *WINDOW, "--db", str(local_db), "--flows", str(flows_file))
+    named = next(f for f in flows["flows"] if f["name"] == "Order Placement")
+    assert (named["id"], named["traces"]) == ("order-placement", 4)
+    steps = cli_json(
+        "flow", "order-placement", *WINDOW, "--db", str(local_db), "--flows", str(flows_file)
+    )["steps"]
+    assert len(steps) == 7
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("flows:\n  - name: X\n    match: {colour: red}\n", encoding="utf-8")
+    result = cli("flows", "--db", str(local_db), "--flows", str(bad), ok=False)
+    assert result.exit_code == 1 and "flows[0].match.colour" in result.stderr
+
+
+def test_flows_file_through_a_server_warns(
+    served: tuple[Path, ServerProcess], tmp_path: Path
+) -> None:
+    flows_file = tmp_path / "flows.yaml"
+    flows_file.write_text("flows: []\n", encoding="utf-8")
+    served_db, _server = served
+    result = cli(
+        "flows", *WINDOW, "--db", str(served_db), "--flows", str(flows_file), "--token", TOKEN
+    )
+    assert "the server's flows apply" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["flow", "no-such-flow", *WINDOW], "no flow 'no-such-flow'"),
+        (["trace", "f" * 32], f"no trace '{'f' * 32}'"),
+        (["flows", "--since", "last tuesday"], "--since"),
+        (["map", "--since", UNTIL, "--until", SINCE], "must be before"),
+        (["compare"], "say what to compare"),
+        (["compare", FASTEST_ORDER_TRACE], "two trace ids"),
+    ],
+    ids=["unknown-flow", "unknown-trace", "bad-since", "backwards", "no-mode", "one-trace"],
+)
+def test_errors_are_messages(args: list[str], message: str, local_db: Path) -> None:
+    result = cli(*args, "--db", str(local_db), ok=False)
+    assert result.exit_code == 1
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["flow", "no-such-flow", *WINDOW], ["trace", "f" * 32], ["flows", "--since", "last tuesday"]],
+    ids=["unknown-flow", "unknown-trace", "bad-since"],
+)
+def test_server_errors_are_the_same_messages(
+    args: list[str], local_db: Path, served: tuple[Path, ServerProcess]
+) -> None:
+    local = cli(*args, "--db", str(local_db), ok=False)
+    remote = cli(*args, "--server", served[1].endpoints.ui, "--token", TOKEN, ok=False)
+    assert remote.exit_code == local.exit_code == 1
+    assert local.stderr.split(":", 1)[1].strip() in remote.stderr
+
+
+def test_missing_database_and_wrong_token(
+    tmp_path: Path, served: tuple[Path, ServerProcess]
+) -> None:
+    missing = cli("flows", "--db", str(tmp_path / "nothing.duckdb"), ok=False)
+    assert missing.exit_code == 1 and "no such database" in missing.stderr
+    refused = cli("flows", *WINDOW, "--server", served[1].endpoints.ui, ok=False)
+    assert refused.exit_code == 1 and "bearer token" in refused.stderr
+    env_token = cli(
+        "flows", *WINDOW, "--server", served[1].endpoints.ui, env={"FLOWSCOPE_TOKEN": TOKEN}
+    )
+    assert "gateway" in env_token.stdout

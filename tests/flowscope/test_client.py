@@ -1,0 +1,186 @@
+"""``flowscope.open``: a file and a server URL give the same records and data frames."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from pandas.testing import assert_frame_equal
+
+import flowscope
+from flowscope.analysis_sources import LocalSource, RemoteSource
+from flowscope.analyzer.errors import AnalysisError, UnknownFlow, UnknownTrace
+from flowscope.analyzer.flows import auto_flow_id
+from flowscope.analyzer.model import Edge, Flow, Node, Step, StepDelta, TraceSpan, TraceSummary
+from flowscope.client import Flowscope
+from flowscope.store.database import Database
+from flowscope.testing.server import ServerProcess, start_server_process
+from tests.analysis_scenario import (
+    FASTEST_ORDER_TRACE,
+    ORDER_P50,
+    SINCE,
+    SLOWEST_ORDER_TRACE,
+    UNTIL,
+    write_scenario,
+)
+
+TOKEN = "client-token"
+ORDERS = auto_flow_id("gateway", "POST /orders")
+W = {"since": SINCE, "until": UNTIL}
+
+
+def stored(path: Path) -> Path:
+    database = Database(path)
+    try:
+        write_scenario(database)
+    finally:
+        database.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flowscope]:
+    with flowscope.open(stored(tmp_path_factory.mktemp("local") / "spans.duckdb")) as fs:
+        yield fs
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ServerProcess]]:
+    path = stored(tmp_path_factory.mktemp("served") / "spans.duckdb")
+    process = start_server_process(
+        path, "--token", TOKEN, "--decode-workers", "0", "--retention", "off"
+    )
+    try:
+        yield path, process
+    finally:
+        assert process.stop() == 0, "".join(process.output)
+
+
+@pytest.fixture(scope="module")
+def remote(server: tuple[Path, ServerProcess]) -> Iterator[Flowscope]:
+    with flowscope.open(server[1].endpoints.ui, token=TOKEN) as fs:
+        yield fs
+
+
+FRAMES: dict[str, Callable[[Flowscope], pd.DataFrame]] = {
+    "map_edges": lambda fs: fs.map(**W).df(),
+    "map_nodes": lambda fs: fs.map(**W).nodes.df(),
+    "map_of_flow": lambda fs: fs.map(**W, flow=ORDERS).df(),
+    "flows": lambda fs: fs.flows(**W).df(),
+    "flows_by": lambda fs: fs.flows(**W, by="wallet.provider").df(),
+    "flow_steps": lambda fs: fs.flow(ORDERS, **W).df(),
+    "flow_steps_by": lambda fs: fs.flow(ORDERS, **W, by="wallet.provider").df(),
+    "traces": lambda fs: fs.traces(**W, limit=100).df(),
+    "traces_filtered": lambda fs: fs.traces(**W, service="orders", min_duration_ms=150).df(),
+    "trace_spans": lambda fs: fs.trace(SLOWEST_ORDER_TRACE, **W).df(),
+    "critical_path": lambda fs: fs.trace(SLOWEST_ORDER_TRACE).critical_path.df(),
+    "compare_traces": lambda fs: fs.compare_traces(FASTEST_ORDER_TRACE, SLOWEST_ORDER_TRACE).df(),
+    "compare_baseline": lambda fs: fs.compare_baseline(SLOWEST_ORDER_TRACE, **W).df(),
+    "compare_windows": lambda fs: fs.compare_windows(
+        ORDERS, (SINCE, "2026-01-01T00:02:00Z"), ("2026-01-01T00:02:00Z", UNTIL)
+    ).df(),
+    "compare_versions": lambda fs: fs.compare_versions(ORDERS, "1.0", "2.0", **W).df(),
+    "sql": lambda fs: fs.sql(
+        "SELECT ServiceName AS service, count(*) AS spans FROM otel_traces "
+        "GROUP BY ServiceName ORDER BY service"
+    ).df(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FRAMES))
+def test_file_and_url_give_the_same_frames(name: str, local: Flowscope, remote: Flowscope) -> None:
+    assert isinstance(local.source, LocalSource) and isinstance(remote.source, RemoteSource)
+    left, right = FRAMES[name](local), FRAMES[name](remote)
+    assert len(left) > 0
+    assert_frame_equal(left, right)
+
+
+def columns_of(record: type[Any]) -> list[str]:
+    return [f.name for f in dataclasses.fields(record) if f.name != "group"]
+
+
+def test_frames_have_the_record_fields_and_types(local: Flowscope) -> None:
+    assert list(local.map(**W).df().columns) == columns_of(Edge)
+    assert list(local.map(**W).nodes.df().columns) == columns_of(Node)
+    assert list(local.flow(ORDERS, **W).df().columns) == columns_of(Step)
+    assert list(local.trace(SLOWEST_ORDER_TRACE).df().columns) == columns_of(TraceSpan)
+    cmp = local.compare_traces(FASTEST_ORDER_TRACE, SLOWEST_ORDER_TRACE).df()
+    assert list(cmp.columns) == columns_of(StepDelta)
+    traces = local.traces(**W).df()
+    assert list(traces.columns) == columns_of(TraceSummary)
+    assert str(traces["start"].dtype) == "datetime64[ns, UTC]"
+    assert traces["start"].iloc[0] == pd.Timestamp("2026-01-01T00:03:00Z")
+    # An empty result still has its columns.
+    empty = local.flows(since="2030-01-01T00:00:00Z", until="2030-01-02T00:00:00Z").df()
+    assert empty.empty and list(empty.columns) == columns_of(Flow)
+
+
+def test_group_values_become_columns(local: Flowscope) -> None:
+    flows = local.flows(**W, by="wallet.provider").df()
+    assert list(flows.columns) == columns_of(Flow) + ["wallet.provider"]
+    orders = flows[flows["id"] == ORDERS].set_index("wallet.provider")["traces"]
+    assert orders.to_dict() == {"paypal": 2, "visa": 2}
+
+
+def test_records_and_numbers(local: Flowscope) -> None:
+    flows = local.flows(**W)
+    assert len(flows) == 2 and isinstance(flows[0], Flow)
+    orders = next(f for f in flows if f.id == ORDERS)
+    assert (orders.traces, orders.p50_ms) == (4, ORDER_P50)
+    result = local.flow(ORDERS, **W)
+    assert result.flow == orders
+    assert {s.operation for s in result.steps} >= {"POST /orders", "validate", "orders process"}
+    assert result.diagram().startswith("sequenceDiagram")
+    assert result.diagram("dot").startswith("digraph flow")
+    assert local.map(**W).diagram().startswith("flowchart LR")
+    view = local.trace(SLOWEST_ORDER_TRACE).view
+    assert view.duration_ms == 400.0 and len(view.spans) == 7
+
+
+def test_unknown_flow_and_trace_raise_the_same_on_both(local: Flowscope, remote: Flowscope) -> None:
+    for fs in (local, remote):
+        with pytest.raises(UnknownFlow, match="no-such-flow"):
+            fs.flow("no-such-flow", **W)
+        with pytest.raises(UnknownTrace):
+            fs.trace("f" * 32)
+        with pytest.raises(AnalysisError, match="since"):
+            fs.flows(since="soonish")
+
+
+def test_held_file_is_read_through_its_server(server: tuple[Path, ServerProcess]) -> None:
+    path, process = server
+    with flowscope.open(path, token=TOKEN) as fs:
+        assert isinstance(fs.source, RemoteSource)
+        assert fs.where == process.endpoints.ui
+        assert len(fs.flows(**W)) == 2
+
+
+def test_open_refuses_what_it_cannot_read(
+    tmp_path: Path, server: tuple[Path, ServerProcess]
+) -> None:
+    with pytest.raises(AnalysisError, match="no such database"):
+        flowscope.open(tmp_path / "missing.duckdb")
+    with flowscope.open(server[1].endpoints.ui) as fs, pytest.raises(AnalysisError, match="token"):
+        fs.flows(**W)
+    bad = tmp_path / "flows.yaml"
+    bad.write_text("flows:\n  - name: X\n    match: {colour: red}\n", encoding="utf-8")
+    with pytest.raises(AnalysisError, match=r"flows\[0\]\.match\.colour: unknown key"):
+        flowscope.open(server[0], flows=bad)
+
+
+def test_import_flowscope_stays_light() -> None:
+    code = (
+        "import sys, flowscope; "
+        "print(sorted(m for m in ('pandas', 'httpx', 'duckdb') if m in sys.modules)); "
+        "flowscope.open; print('pandas' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split("\n")[:2] == ["[]", "False"]

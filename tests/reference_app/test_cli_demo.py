@@ -1,0 +1,211 @@
+"""``flowscope demo`` and ``flowscope reference-app`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from flowscope.cli import main
+from flowscope.reference_app.telemetry import SERVICES
+from flowscope.testing.server import server_in_process
+
+SPANS_BY_SERVICE = "SELECT ServiceName AS service, count(*) AS spans FROM otel_traces GROUP BY 1"
+
+
+def demo_command(db: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "flowscope.cli",
+        "demo",
+        "--db",
+        str(db),
+        "--grpc-port",
+        "0",
+        "--http-port",
+        "0",
+        "--ui-port",
+        "0",
+        "--no-progress",
+        "--users",
+        "2",
+        *extra,
+    ]
+
+
+def spans_by_service(db: Path) -> dict[str, int]:
+    result = CliRunner().invoke(
+        main, ["sql", "--db", str(db), "--format", "json", SPANS_BY_SERVICE]
+    )
+    assert result.exit_code == 0, result.output
+    return {row["service"]: row["spans"] for row in json.loads(result.output)}
+
+
+def test_two_demos_run_side_by_side_and_stop_after_their_duration(tmp_path: Path) -> None:
+    dbs = [tmp_path / "a.duckdb", tmp_path / "b.duckdb"]
+    runs = [
+        subprocess.Popen(
+            demo_command(db, "--duration", "3s", "--rate", "6", "--seed", str(seed)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed, db in enumerate(dbs, start=1)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, out + err
+        assert "dashboard  http://127.0.0.1:" in out
+        assert "trading gateway http://127.0.0.1:" in out
+        assert "\nready; Ctrl-C stops and flushes\n" in out
+        assert " flows in " in out and ", 0 errors" in out
+        assert "flowscope: stopped" in err
+    dashboards = {line for out, _ in outputs for line in out.splitlines() if "dashboard" in line}
+    assert len(dashboards) == 2  # each on its own port
+    for db in dbs:
+        assert set(spans_by_service(db)) == set(SERVICES)
+        assert not Path(f"{db}.server.json").exists()  # the server let go of the file
+
+
+def test_demo_stops_cleanly_on_ctrl_c_and_keeps_every_span(tmp_path: Path) -> None:
+    db = tmp_path / "demo.duckdb"
+    run = subprocess.Popen(
+        demo_command(db, "--rate", "8"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert run.stdout is not None
+        lines = []
+        for line in run.stdout:
+            lines.append(line)
+            if line.startswith("ready"):
+                break
+        ui = next(line.split()[-1] for line in lines if line.strip().startswith("dashboard"))
+        # Ready for the interrupt once the server has committed traffic.
+        deadline = time.monotonic() + 60
+        committed = 0
+        while committed == 0 and time.monotonic() < deadline:
+            committed = httpx.get(f"{ui}/healthz", trust_env=False).json()["spans"]
+            time.sleep(0.05)  # between polls of the real signal, not instead of one
+        assert committed > 0
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, "".join(lines) + out + err
+    assert " flows in " in out
+    assert "reference app: stopping" in err and "flowscope: stopped" in err
+    assert sum(spans_by_service(db).values()) >= committed
+
+
+def test_reference_app_exports_to_an_otlp_endpoint(tmp_path: Path) -> None:
+    with server_in_process(tmp_path / "jaeger-like.duckdb", decode_workers=0) as (_, endpoints):
+        result = CliRunner().invoke(
+            main,
+            [
+                "reference-app",
+                "--otlp-endpoint",
+                endpoints.http,
+                "--duration",
+                "2s",
+                "--rate",
+                "5",
+                "--users",
+                "2",
+                "--no-progress",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert f"exporting spans to {endpoints.http}" in result.output
+        answer = httpx.post(
+            f"{endpoints.ui}/api/sql", json={"sql": SPANS_BY_SERVICE}, trust_env=False
+        ).json()
+    assert {row[0] for row in answer["rows"]} == set(SERVICES)
+
+
+def count_spans(path: Path) -> int:
+    total = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        for resource in json.loads(line)["resourceSpans"]:
+            for scope in resource["scopeSpans"]:
+                total += len(scope["spans"])
+    return total
+
+
+def test_reference_app_writes_otlp_json_lines_that_import_back(tmp_path: Path) -> None:
+    spans_file = tmp_path / "spans.jsonl"
+    runner = CliRunner()
+    recorded = runner.invoke(
+        main,
+        [
+            "reference-app",
+            "--otlp-file",
+            str(spans_file),
+            "--duration",
+            "1s",
+            "--rate",
+            "5",
+            "--users",
+            "1",
+            "--fault",
+            "slow-risk=5",
+            "--no-progress",
+        ],
+    )
+    assert recorded.exit_code == 0, recorded.output
+    spans = count_spans(spans_file)
+    assert spans > 20
+    db = tmp_path / "imported.duckdb"
+    imported = runner.invoke(main, ["import", "--db", str(db), "--no-progress", str(spans_file)])
+    assert imported.exit_code == 0, imported.output
+    assert f"otlp-jsonl, {spans} spans, {spans} new, 0 duplicates, 0 rejected" in imported.output
+    assert set(spans_by_service(db)) == set(SERVICES)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--fault", "slow-everything"], "unknown fault 'slow-everything'"),
+        (["demo", "--fault", "n-plus-one=7"], "magnitude is a fraction 0..1"),
+        (["demo", "--ui-port", "70000"], "ui-port must be 0..65535"),
+        (["reference-app"], "give exactly one of --otlp-endpoint URL and --otlp-file PATH"),
+        (
+            ["reference-app", "--otlp-endpoint", "http://x", "--otlp-file", "f.jsonl"],
+            "give exactly one of",
+        ),
+        (["reference-app", "--otlp-endpoint", "localhost:4318"], "must be an http(s) URL"),
+        (
+            ["reference-app", "--otlp-endpoint", "http://x", "--otlp-header", "novalue"],
+            "--otlp-header must be KEY=VALUE",
+        ),
+        (
+            ["reference-app", "--otlp-endpoint", "http://x", "--concurrency", "0"],
+            "concurrency must be at least 1",
+        ),
+    ],
+)
+def test_bad_flags_are_refused_with_a_reason(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert message in result.output + _stderr(result)
+
+
+def _stderr(result: Any) -> str:
+    try:
+        return str(result.stderr)
+    except ValueError:
+        return ""
