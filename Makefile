@@ -1,15 +1,19 @@
-# The two commands of the README: `make serve` runs flowscope, `make test` checks it.
+# The two commands of the README: `make demo` runs flowscope with the reference
+# trading platform and its load; `make test` checks everything.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint typecheck unit bench clean
+.PHONY: demo serve test lint typecheck unit bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/flowscope demo
 
 serve: $(VENV)/.installed
 	$(BIN)/flowscope serve
@@ -34,6 +38,7 @@ test: lint typecheck unit
 bench: $(VENV)/.installed
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/disk.py
+	$(BIN)/python bench/analyzer.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
