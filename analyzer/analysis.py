@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowscope.analyzer import compare as cmp
-from flowscope.analyzer.errors import UnknownFlow, UnknownTrace
+from flowscope.analyzer.errors import AnalysisError, UnknownFlow, UnknownTrace
 from flowscope.analyzer.flows import (
     FactsRow,
     FlowCatalog,
@@ -34,7 +34,7 @@ from flowscope.analyzer.model import (
 )
 from flowscope.analyzer.rates import rate_minutes
 from flowscope.analyzer.service_map import service_map
-from flowscope.analyzer.steps import flow_steps, load_selected
+from flowscope.analyzer.steps import LoadedSpans, flow_steps, load_selected
 from flowscope.analyzer.trace_view import trace_view
 from flowscope.analyzer.window import format_ns, window_label
 from flowscope.store.database import Database
@@ -75,9 +75,7 @@ class Analysis:
             flow = overall[0] if overall else self._empty_flow(flow_id, mapping, window)
             if by is not None:
                 self.database.fetch("sel_groups", self._sel_bounds({"by": by}))
-            loaded = load_selected(self.database)
-            steps = flow_steps(loaded, by) if loaded is not None else []
-            return FlowDetail(flow=flow, steps=steps)
+            return FlowDetail(flow=flow, steps=flow_steps(self.database, window, by))
 
     # -- traces ----------------------------------------------------------------
     def traces(
@@ -161,17 +159,11 @@ class Analysis:
         db = self.database
         trace_id = trace_id.strip().lower()
         with read_snapshot(db):
-            facts = self._trace_facts(trace_id)
-            flow_id = facts[0]
-            lo, hi = facts[1], facts[2]
+            flow_id, lo, hi, loaded = self._load_trace(trace_id)
             step_p50: dict[str, float] = {}
             if flow_id is not None and baseline is not None:
+                # Leaves tree_spans (the trace's spans) alone: trace_view reads them next.
                 step_p50 = {s.id: s.p50_ms for s in self._steps(flow_id, baseline)}
-            db.fetch("select_trace", {"trace_id": trace_id})
-            db.fetch("sel_groups_none")
-            loaded = load_selected(db)
-            if loaded is None:
-                raise UnknownTrace(trace_id)
             return trace_view(db, loaded, trace_id, flow_id, step_p50, (lo, hi))
 
     # -- compare ---------------------------------------------------------------
@@ -183,9 +175,11 @@ class Analysis:
     def compare_baseline(self, trace_id: str, window: Window) -> Comparison:
         """The trace's steps against the P50 of the same steps in its flow's window."""
         with read_snapshot(self.database):
-            flow_id = self._trace_facts(trace_id.strip().lower())[0]
+            flow_id = self._load_trace(trace_id.strip().lower())[0]
             if flow_id is None:
-                raise UnknownFlow(f"(trace {trace_id} has no root span, so no flow)")
+                raise AnalysisError(
+                    f"trace {trace_id} has no root span (yet), so it is in no flow: no baseline"
+                )
             baseline = cmp.flow_step_values(self._steps(flow_id, window), "p50_ms")
             values = self._trace_values(trace_id)
         label = f"{flow_id} P50 {window_label(window)}"
@@ -256,31 +250,29 @@ class Analysis:
         if version is not None:
             self.database.fetch("sel_keep_version", self._sel_bounds({"version": version}))
         self.database.fetch("sel_groups_none")
-        loaded = load_selected(self.database)
-        return flow_steps(loaded) if loaded is not None else []
+        return flow_steps(self.database, window)
 
-    def _trace_facts(self, trace_id: str) -> tuple[str | None, int, int]:
-        """(flow id or None without a root, first span start, last span start)."""
+    def _load_trace(self, trace_id: str) -> tuple[str | None, int, int, LoadedSpans]:
+        """Select one trace and load its spans: (flow id or None without a root, first
+        and last span start, the spans with their tree)."""
+        db = self.database
+        db.fetch("select_trace", {"trace_id": trace_id})
         keys = self.catalog.config.attribute_keys
-        found = self.database.fetch("trace_root_facts", {"trace_id": trace_id, "keys": keys})
+        found = db.fetch("trace_root_facts", {"keys": keys})
         if not found:
             raise UnknownTrace(trace_id)
-        root_span, service, operation, route, attrs, first, last, *_rest = found[0]
-        if not root_span:
-            return None, int(first), int(last)
-        flow_id, _ = self.catalog.assign(FactsRow(service, operation, route, tuple(attrs), 0))
-        return flow_id, int(first), int(last)
+        root_span, service, operation, route, attrs, first, last = found[0]
+        loaded = load_selected(db)
+        if loaded is None:
+            raise UnknownTrace(trace_id)
+        flow_id = None
+        if root_span:
+            flow_id = self.catalog.assign(FactsRow(service, operation, route, tuple(attrs), 0))[0]
+        return flow_id, int(first), int(last), loaded
 
     def _trace_values(self, trace_id: str) -> dict[str, cmp.StepValue]:
-        db = self.database
-        trace_id = trace_id.strip().lower()
-        with read_snapshot(db):
-            self._trace_facts(trace_id)
-            db.fetch("select_trace", {"trace_id": trace_id})
-            db.fetch("sel_groups_none")
-            loaded = load_selected(db)
-            if loaded is None:
-                raise UnknownTrace(trace_id)
+        with read_snapshot(self.database):
+            loaded = self._load_trace(trace_id.strip().lower())[3]
             return cmp.trace_step_values(loaded)
 
 

@@ -58,7 +58,7 @@ def trace_step_values(loaded: LoadedSpans) -> dict[str, StepValue]:
 
 def _span_labels(loaded: LoadedSpans) -> list[str]:
     """Each span's path label, parents first (rows are not in tree order: iterate)."""
-    parents = loaded.rows.parent.tolist()
+    parents = loaded.tree.parent.tolist()
     names = [
         f"{service} {operation}"
         for service, operation, _kind in (loaded.ops[i] for i in loaded.op_idx.tolist())

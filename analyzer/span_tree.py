@@ -55,6 +55,7 @@ class SpanRows:
 
 @dataclass(frozen=True)
 class SpanTree:
+    parent: I64  # the input's parents with cycles (bad data) cut: use this one
     depth: I64
     top: I64  # row of the sub-tree root each span hangs from (itself for roots)
     detached: BOOL  # hangs from an orphan or second root, not the trace root
@@ -137,6 +138,7 @@ def build(rows: SpanRows, trace_root_start: I64) -> SpanTree:
     has_error_child[parent[erroring_children]] = True
     origin_error = rows.is_error & ~has_error_child
     return SpanTree(
+        parent=parent,
         depth=depth,
         top=top,
         detached=detached,

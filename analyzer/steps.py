@@ -7,23 +7,31 @@ origin errors (error spans without an erroring child), P50/P95/P99 of duration,
 P50 of self time and of start offset from the trace root, and the critical-path
 share: the mean over the flow's traces of the fraction of the trace's critical
 path spent in the step (0 for traces without it; shares sum to 1 over steps).
+
+Each span's part in that (step key, self time, offset, critical-path time, origin
+error) depends only on its own trace, so it is computed when the trace is derived
+(``span_step_rows``, called by ``flowscope/store/derivation.py``) and stored in
+``span_steps``; a flow's steps in any window are then one SQL aggregate.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
-from flowscope.analyzer.model import Step
+from flowscope.analyzer.model import Step, Window
 from flowscope.analyzer.span_tree import SpanRows, SpanTree, build
 from flowscope.store.database import Database
 
-F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+Fetch = Callable[[str], list[tuple[Any, ...]]]
+FetchArrow = Callable[[str], pa.Table]
 
 
 def op_key(service: str, operation: str, kind: str) -> int:
@@ -38,50 +46,42 @@ def step_id(key: int) -> str:
 
 @dataclass(frozen=True)
 class LoadedSpans:
-    """The selected traces' spans (sel_traces) with their tree facts; row i is Row i."""
+    """The spans of ``tree_spans`` with their tree facts; row i is tree_spans row i."""
 
     rows: SpanRows
     tree: SpanTree
     op_idx: I64
     ops: list[tuple[str, str, str]]  # (service, operation, kind) by op index
     trace_ids: list[str]
-    trace_groups: list[str]  # --by value of each trace ('' without --by)
+    trace_keys: npt.NDArray[np.uint64]  # DuckDB hash(TraceId) by trace index
     trace_root_start: I64
 
 
-def load_selected(database: Database) -> LoadedSpans | None:
-    """Load the spans of ``sel_traces`` (with ``sel_groups``) and build their trees.
-
-    Must run inside ``read_snapshot``; None when the selection has no traces.
-    """
-    count, lo, hi = database.fetch("sel_range")[0]
-    if not count:
-        return None
-    database.fetch("sel_spans", {"lo": lo, "hi": hi})
-    columns = database.fetch_arrow("sel_span_columns")
+def load_tree(fetch: Fetch, fetch_arrow: FetchArrow) -> LoadedSpans | None:
+    """Build the trees of the spans in the ``tree_spans`` temp table (None: no spans)."""
+    columns = fetch_arrow("tree_span_columns")
     n = columns.num_rows
     if n == 0:
         return None
     place = columns.column("Row").to_numpy()
     if int(place.max()) != n - 1:  # rowids of a fresh temp table are contiguous
-        raise AssertionError(f"sel_spans rows are not numbered 0..{n - 1}")
+        raise AssertionError(f"tree_spans rows are not numbered 0..{n - 1}")
 
     def col(name: str, dtype: Any) -> Any:
         out = np.empty(n, dtype=dtype)
         out[place] = columns.column(name).to_numpy()
         return out
 
-    ops = [(str(s), str(o), str(k)) for _i, s, o, k in database.fetch("sel_span_ops")]
-    traces = database.fetch("sel_span_traces")
+    ops = [(str(s), str(o), str(k)) for _i, s, o, k in fetch("tree_span_ops")]
+    traces = fetch("tree_span_traces")
     trace_ids = [str(row[1]) for row in traces]
-    trace_groups = [str(row[3]) for row in traces]
+    trace_keys = np.array([int(row[2]) for row in traces], dtype=np.uint64)
     op_idx = col("OpIdx", np.int64)
     op_keys = np.array([op_key(*op) for op in ops], dtype=np.uint64)
     trace = col("TraceIdx", np.int64)
     start = col("Start", np.int64)
     is_trace_root = col("IsTraceRoot", bool)
-    # The root's start per trace (a selected trace always has its root; the earliest
-    # span stands in should it be missing).
+    # The root's start per trace; the earliest span stands in when there is no root.
     root_start = np.full(len(trace_ids), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(root_start, trace, start)
     root_start[trace[is_trace_root]] = start[is_trace_root]
@@ -96,101 +96,103 @@ def load_selected(database: Database) -> LoadedSpans | None:
         is_trace_root=is_trace_root,
     )
     tree = build(rows, root_start)
-    return LoadedSpans(rows, tree, op_idx, ops, trace_ids, trace_groups, root_start)
+    return LoadedSpans(rows, tree, op_idx, ops, trace_ids, trace_keys, root_start)
 
 
-def segment_quantile(sorted_values: F64, starts: I64, lengths: I64, q: float) -> F64:
-    """Linear-interpolation quantile (quantile_cont) of each sorted segment."""
-    rank = (lengths - 1) * q
-    below = np.floor(rank).astype(np.int64)
-    above = np.ceil(rank).astype(np.int64)
-    lo = sorted_values[starts + below]
-    hi = sorted_values[starts + above]
-    result: F64 = lo + (hi - lo) * (rank - below)
-    return result
+def load_selected(database: Database) -> LoadedSpans | None:
+    """The spans of ``sel_traces`` with their trees (inside ``read_snapshot``)."""
+    count, lo, hi = database.fetch("sel_range")[0]
+    if not count:
+        return None
+    database.fetch("sel_spans", {"lo": lo, "hi": hi})
+    return load_tree(database.fetch, database.fetch_arrow)
 
 
-def flow_steps(loaded: LoadedSpans, by: str | None = None) -> list[Step]:
-    """The steps of every --by group, each group's in tree order (depth first)."""
+def span_step_rows(loaded: LoadedSpans) -> tuple[pa.Table, pa.Table]:
+    """The ``span_steps`` rows of the loaded spans, and the names of their steps."""
     rows, tree = loaded.rows, loaded.tree
-    groups = sorted(set(loaded.trace_groups))
-    index_of = {g: i for i, g in enumerate(groups)}
-    group_of_trace = np.array([index_of[g] for g in loaded.trace_groups], dtype=np.int64)
-    span_group = group_of_trace[rows.trace]
-    traces_in_group = np.bincount(group_of_trace, minlength=len(groups))
-    key = tree.step_key
+    n = len(rows.trace)
+    cp_total = np.bincount(rows.trace, weights=tree.cp_ns, minlength=len(loaded.trace_keys))
+    total = cp_total[rows.trace]
+    fraction = np.divide(tree.cp_ns, total, out=np.zeros(n, dtype=np.float64), where=total > 0)
+    # The first span of each (trace, step): counts the traces that contain the step.
+    order = np.lexsort((np.arange(n), tree.step_key, rows.trace))
+    first_sorted = np.ones(n, dtype=bool)
+    first_sorted[1:] = (rows.trace[order][1:] != rows.trace[order][:-1]) | (
+        tree.step_key[order][1:] != tree.step_key[order][:-1]
+    )
+    first = np.empty(n, dtype=bool)
+    first[order] = first_sorted
+    facts = pa.table(
+        {
+            "RootStart": pa.array(loaded.trace_root_start[rows.trace]),
+            "TraceKey": pa.array(loaded.trace_keys[rows.trace]),
+            "StepKey": pa.array(tree.step_key),
+            "Duration": pa.array(rows.duration),
+            "SelfNs": pa.array(tree.self_ns),
+            "OffsetNs": pa.array(tree.offset_ns),
+            "CpFraction": pa.array(fraction),
+            "IsError": pa.array(rows.is_error),
+            "IsOrigin": pa.array(tree.origin_error),
+            "FirstInTrace": pa.array(first),
+        }
+    )
+    _keys, representative = np.unique(tree.step_key, return_index=True)
+    names = [loaded.ops[int(loaded.op_idx[r])] for r in representative.tolist()]
+    parents = [
+        int(tree.parent_step_key[r]) if tree.parent[r] >= 0 else None
+        for r in representative.tolist()
+    ]
+    steps = pa.table(
+        {
+            "StepKey": pa.array(tree.step_key[representative]),
+            "ParentStepKey": pa.array(parents, pa.uint64()),
+            "ServiceName": pa.array([name[0] for name in names], pa.string()),
+            "SpanName": pa.array([name[1] for name in names], pa.string()),
+            "SpanKind": pa.array([name[2] for name in names], pa.string()),
+        }
+    )
+    return facts, steps
 
-    # One segment per (group, step): spans sorted by group, then step key.
-    order = np.lexsort((key, span_group))
-    g_sorted, k_sorted = span_group[order], key[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (g_sorted[1:] != g_sorted[:-1]) | (k_sorted[1:] != k_sorted[:-1])
-    starts = np.flatnonzero(first)
-    lengths = np.diff(np.append(starts, len(order)))
-    segment = np.cumsum(first) - 1
-    segment_of_span = np.empty(len(order), dtype=np.int64)
-    segment_of_span[order] = segment
-    head = order[starts]  # one representative span per segment
 
-    def quantiles_of(values: I64, qs: tuple[float, ...]) -> list[F64]:
-        # Sort by value, then stably by segment: sorted values within each segment.
-        by_value = np.argsort(values, kind="stable")
-        within = by_value[np.argsort(segment_of_span[by_value], kind="stable")]
-        ordered = values[within].astype(np.float64)
-        return [segment_quantile(ordered, starts, lengths, q) for q in qs]
-
-    p50, p95, p99 = quantiles_of(rows.duration, (0.5, 0.95, 0.99))
-    (self_p50,) = quantiles_of(tree.self_ns, (0.5,))
-    (offset_p50,) = quantiles_of(tree.offset_ns, (0.5,))
-    errors = np.bincount(segment_of_span, weights=rows.is_error, minlength=len(starts))
-    origin = np.bincount(segment_of_span, weights=tree.origin_error, minlength=len(starts))
-
-    # Traces per step, and the critical-path share averaged over the group's traces.
-    pair_order = np.lexsort((rows.trace, segment_of_span))
-    seg_p, trace_p = segment_of_span[pair_order], rows.trace[pair_order]
-    new_pair = np.ones(len(pair_order), dtype=bool)
-    new_pair[1:] = (seg_p[1:] != seg_p[:-1]) | (trace_p[1:] != trace_p[:-1])
-    traces_per_step = np.bincount(seg_p[new_pair], minlength=len(starts))
-    cp_total = np.bincount(rows.trace, weights=tree.cp_ns, minlength=len(loaded.trace_ids))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fraction = np.where(cp_total[rows.trace] > 0, tree.cp_ns / cp_total[rows.trace], 0.0)
-    share_sum = np.bincount(segment_of_span, weights=fraction, minlength=len(starts))
-    seg_group = span_group[head]
-    share = share_sum / np.maximum(traces_in_group[seg_group], 1)
-
-    steps: list[Step] = []
-    for g, value in enumerate(groups):
-        members = np.flatnonzero(seg_group == g)
-        records = []
-        for s in members.tolist():
-            span = int(head[s])
-            service, operation, kind = loaded.ops[int(loaded.op_idx[span])]
-            parent_key = int(tree.parent_step_key[span])
-            calls, traces = int(lengths[s]), int(traces_per_step[s])
-            records.append(
-                Step(
-                    id=step_id(int(key[span])),
-                    parent_id=step_id(parent_key) if rows.parent[span] >= 0 else None,
-                    service=service,
-                    operation=operation,
-                    kind=kind,
-                    calls=calls,
-                    traces=traces,
-                    calls_per_trace=calls / traces,
-                    errors=int(errors[s]),
-                    error_rate=float(errors[s]) / calls,
-                    origin_errors=int(origin[s]),
-                    p50_ms=float(p50[s]) / 1e6,
-                    p95_ms=float(p95[s]) / 1e6,
-                    p99_ms=float(p99[s]) / 1e6,
-                    self_p50_ms=float(self_p50[s]) / 1e6,
-                    start_offset_p50_ms=float(offset_p50[s]) / 1e6,
-                    critical_path_share=float(share[s]),
-                    group={by: value} if by else {},
-                )
+def flow_steps(database: Database, window: Window, by: str | None = None) -> list[Step]:
+    """The steps of ``sel_traces`` (per ``sel_groups`` group), each group's depth first."""
+    rows = database.fetch("steps_selected", {"since": window.since_ns, "until": window.until_ns})
+    keys = sorted({int(row[1]) for row in rows})
+    names = {
+        int(key): (parent, service, operation, kind)
+        for key, parent, service, operation, kind in database.fetch("step_names", {"keys": keys})
+    }
+    groups: dict[str, list[Step]] = {}
+    for group, key, calls, traces, errors, origins, duration, self_p50, offset_p50, share in rows:
+        parent, service, operation, kind = names[int(key)]
+        p50, p95, p99 = duration
+        groups.setdefault(str(group), []).append(
+            Step(
+                id=step_id(int(key)),
+                parent_id=None if parent is None else step_id(int(parent)),
+                service=service,
+                operation=operation,
+                kind=kind,
+                calls=int(calls),
+                traces=int(traces),
+                calls_per_trace=int(calls) / int(traces),
+                errors=int(errors),
+                error_rate=int(errors) / int(calls),
+                origin_errors=int(origins),
+                p50_ms=float(p50) / 1e6,
+                p95_ms=float(p95) / 1e6,
+                p99_ms=float(p99) / 1e6,
+                self_p50_ms=float(self_p50) / 1e6,
+                start_offset_p50_ms=float(offset_p50) / 1e6,
+                critical_path_share=float(share),
+                group={by: str(group)} if by is not None else {},
             )
-        steps.extend(tree_order(records))
-    return steps
+        )
+    out: list[Step] = []
+    for group in sorted(groups):
+        out.extend(tree_order(groups[group]))
+    return out
 
 
 def tree_order(steps: list[Step]) -> list[Step]:

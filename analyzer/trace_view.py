@@ -26,7 +26,7 @@ def tree_rows(loaded: LoadedSpans) -> tuple[list[int], list[list[int]]]:
     n = len(rows.parent)
     children: list[list[int]] = [[] for _ in range(n)]
     order = np.lexsort((np.arange(n), rows.start))
-    parents = rows.parent.tolist()
+    parents = loaded.tree.parent.tolist()
     for row in order.tolist():
         if parents[row] >= 0:
             children[parents[row]].append(row)
@@ -78,7 +78,7 @@ def trace_view(
 ) -> TraceView:
     """The view of the one trace in ``loaded``; ``step_p50``: step id -> baseline P50 ms."""
     rows, tree = loaded.rows, loaded.tree
-    ids = database.fetch("sel_span_ids")
+    ids = database.fetch("tree_span_ids")
     span_ids = [str(row[1]) for row in ids]
     parent_ids = [str(row[2]) for row in ids]
     details: dict[str, tuple[Any, ...]] = {}
@@ -112,7 +112,7 @@ def trace_view(
                 step_id=key if flow_id is not None else None,
                 step_p50_ms=step_p50.get(key),
                 on_critical_path=bool(tree.on_critical_path[row]),
-                orphan=parent_ids[row] != "" and int(rows.parent[row]) < 0,
+                orphan=parent_ids[row] != "" and int(tree.parent[row]) < 0,
                 children=[span_ids[c] for c in children[row]],
             )
         )

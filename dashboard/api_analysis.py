@@ -165,7 +165,7 @@ def analysis_router(analysis: Analysis) -> APIRouter:
     async def trace(
         trace_id: str,
         since: Annotated[
-            str | None, Query(description="baseline window start for the step P50s; default 1h")
+            str | None, Query(description="baseline window start for the step P50s; none: no P50s")
         ] = None,
         until: Annotated[str | None, Query(description="baseline window end")] = None,
     ) -> dict[str, Any]:

@@ -224,6 +224,9 @@ def flow(
     """One flow's steps: its traces merged into one call tree."""
     from flowscope.analyzer.diagrams import flow_dot, flow_flowchart_mermaid, flow_sequence_mermaid
 
+    if by is not None and fmt in ("mermaid", "dot"):
+        # Grouped steps repeat each step once per value: not one tree to draw.
+        fail("--by splits the steps by value; diagrams are drawn without --by")
     with analysis_source(db, server_url, token, flows_file) as source:
         detail = source.flow(flow_id, since, until, by)
     if fmt == "json":
@@ -315,8 +318,10 @@ def traces(
 @click.command()
 @click.argument("trace_id")
 @store_options
-@click.option("--since", default=None, help="Baseline window start for the step P50s [1h].")
-@click.option("--until", default=None, help="Baseline window end [now].")
+@click.option(
+    "--since", default=None, help="Baseline window start for the step P50s [default: none]."
+)
+@click.option("--until", default=None, help="Baseline window end [default: now].")
 @format_option()
 def trace(
     trace_id: str,

@@ -247,6 +247,8 @@ def _run_platform(
     from flowscope.reference_app.app import AppConfig, TradingApp
     from flowscope.reference_app.loadgen import LoadConfig, format_report
 
+    if load["rate"] < 0:
+        fail(f"rate must be 0 (no load) or more flows per second, got {load['rate']:g}")
     duration: timedelta | None = load["duration"]
     load_config = LoadConfig(
         rate=load["rate"] if load["rate"] > 0 else 1.0,

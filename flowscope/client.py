@@ -142,6 +142,9 @@ class FlowResult:
             flow_sequence_mermaid,
         )
 
+        if any(step.group for step in self.detail.steps):
+            # Grouped steps repeat each step once per value: not one tree to draw.
+            raise ValueError("steps split with by= cannot be drawn; draw the flow without by=")
         if format == "dot":
             return flow_dot(self.detail)
         if format == "mermaid-flowchart":

@@ -79,6 +79,12 @@ def format_percent(ratio: float) -> str:
     return f"{ratio * 100:.1f}%"
 
 
+def count(number: float, noun: str) -> str:
+    """``1 call``, ``4 calls``, ``1.5 calls``."""
+    shown = str(int(number)) if float(number).is_integer() else f"{number:.3g}"
+    return f"{shown} {noun}" if shown == "1" else f"{shown} {noun}s"
+
+
 def node_summary(node: Node) -> list[str]:
     """The lines a node of the service map shows: the name, and for a service
     that answers calls its P95 and error rate."""
@@ -90,7 +96,7 @@ def node_summary(node: Node) -> list[str]:
 def edge_summary(edge: Edge) -> list[str]:
     """The parts of an edge's label: calls, P95, error %; for async edges also the
     messaging system and destination, and the queue lag P95."""
-    parts = [f"{edge.calls} calls", f"p95 {format_ms(edge.p95_ms)}"]
+    parts = [count(edge.calls, "call"), f"p95 {format_ms(edge.p95_ms)}"]
     parts.append(f"{format_percent(edge.error_rate)} err")
     if edge.rule == "async":
         where = " ".join(p for p in (edge.messaging_system, edge.destination) if p)

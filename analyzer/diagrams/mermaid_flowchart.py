@@ -9,16 +9,35 @@ from __future__ import annotations
 
 from flowscope.analyzer.diagrams.health import DEFAULT_THRESHOLDS, LEVELS, HealthThresholds
 from flowscope.analyzer.diagrams.labels import diagram_ids, mermaid_text
+from flowscope.analyzer.diagrams.limits import MERMAID_MAX_EDGES, fit_text, important_steps
 from flowscope.analyzer.diagrams.mermaid_map import class_defs
-from flowscope.analyzer.diagrams.step_tree import CALLER_KINDS, step_summary, step_tree
+from flowscope.analyzer.diagrams.step_tree import CALLER_KINDS, StepTree, step_summary, step_tree
 from flowscope.analyzer.model import FlowDetail
 
 
 def flow_flowchart_mermaid(
     detail: FlowDetail, thresholds: HealthThresholds = DEFAULT_THRESHOLDS
 ) -> str:
-    tree = step_tree(detail.steps)
-    ids = diagram_ids(tree.steps, "s_")
+    """The whole step tree or, past Mermaid's limits (limits.py), the steps that
+    matter most with their ancestors and a note saying how many were left out."""
+    full = step_tree(detail.steps)
+    ids = diagram_ids(full.steps, "s_")
+
+    def draw(k: int) -> str:
+        if k >= len(full.steps):
+            return _render(full, ids, thresholds)
+        keep = important_steps(full, k)
+        tree = step_tree([s for s in detail.steps if s.id in keep])
+        note = f"{len(full.steps) - len(keep)} more steps not drawn (Mermaid's size limits)"
+        return _render(tree, ids, thresholds, note)
+
+    # A tree of n steps has at most n - 1 edges: n <= 500 steps fit maxEdges.
+    return fit_text(draw, len(full.steps), MERMAID_MAX_EDGES + 1)
+
+
+def _render(
+    tree: StepTree, ids: dict[str, str], thresholds: HealthThresholds, note: str | None = None
+) -> str:
     lines = ["flowchart TD", *class_defs()]
     for step_id in tree.order:
         step = tree.steps[step_id]
@@ -32,6 +51,8 @@ def flow_flowchart_mermaid(
         if parent is not None:
             arrow = "-.->" if tree.is_async(step) else "-->"
             lines.append(f"    {ids[parent.id]} {arrow} {ids[step_id]}")
+    if note is not None:
+        lines.append(f'    s__omitted>"{mermaid_text(note)}"]')  # no slug starts with "_"
     members: dict[str, list[str]] = {level: [] for level in LEVELS}
     for step_id in tree.order:
         step = tree.steps[step_id]

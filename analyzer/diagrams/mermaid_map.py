@@ -22,6 +22,7 @@ from flowscope.analyzer.diagrams.labels import (
     mermaid_text,
     node_summary,
 )
+from flowscope.analyzer.diagrams.limits import busiest_edges, fit_text
 from flowscope.analyzer.model import Edge, Node, NodeKind, ServiceMap
 
 _SHAPES: dict[NodeKind, tuple[str, str]] = {
@@ -35,8 +36,34 @@ _SHAPES: dict[NodeKind, tuple[str, str]] = {
 def service_map_mermaid(
     service_map: ServiceMap, thresholds: HealthThresholds = DEFAULT_THRESHOLDS
 ) -> str:
+    """The whole map, or (past Mermaid's limits, see limits.py) its busiest edges,
+    the nodes they join, and a note saying how many were left out."""
     nodes = complete_nodes(service_map)
     ids = diagram_ids((n.id for n in nodes), "n_")
+    edges = sorted_edges(service_map.edges)
+
+    def draw(k: int) -> str:
+        if k >= len(edges):
+            return _render(nodes, edges, ids, thresholds)
+        kept = sorted_edges(busiest_edges(edges, k))
+        joined = {e.source for e in kept} | {e.target for e in kept}
+        kept_nodes = [n for n in nodes if n.id in joined]
+        note = (
+            f"{len(edges) - len(kept)} quieter edges and {len(nodes) - len(kept_nodes)} "
+            "nodes not drawn (Mermaid's size limits); the JSON and DOT output have them all"
+        )
+        return _render(kept_nodes, kept, ids, thresholds, note)
+
+    return fit_text(draw, len(edges))
+
+
+def _render(
+    nodes: list[Node],
+    edges: list[Edge],
+    ids: dict[str, str],
+    thresholds: HealthThresholds,
+    note: str | None = None,
+) -> str:
     lines = ["flowchart LR"]
     lines.extend(class_defs())
     for node in nodes:
@@ -44,7 +71,9 @@ def service_map_mermaid(
         lines.append(
             f"    {ids[node.id]}{opening}{'<br/>'.join(mermaid_text(t) for t in node_summary(node))}{closing}"
         )
-    edges = sorted_edges(service_map.edges)
+    if note is not None:
+        # Slugs never start with "_", so this id cannot be a node's.
+        lines.append(f'    n__omitted>"{mermaid_text(note)}"]')
     by_level: dict[Health, list[int]] = {"ok": [], "warn": [], "bad": []}
     for index, edge in enumerate(edges):
         arrow = "-.->" if edge.rule == "async" else "-->"

@@ -11,25 +11,42 @@ the answering step's arrow. A note marks each step where errors originate.
 from __future__ import annotations
 
 from flowscope.analyzer.diagrams.labels import (
+    count,
     diagram_ids,
     format_ms,
     format_percent,
     mermaid_text,
 )
-from flowscope.analyzer.diagrams.step_tree import step_tree
+from flowscope.analyzer.diagrams.limits import fit_text, important_steps
+from flowscope.analyzer.diagrams.step_tree import StepTree, step_tree
 from flowscope.analyzer.model import FlowDetail, Step
 
 _CLIENT_ID = "client"  # service ids all start with "p_", so this cannot collide
 
 
 def flow_sequence_mermaid(detail: FlowDetail) -> str:
-    tree = step_tree(detail.steps)
+    """The whole flow or, past Mermaid's text limit (limits.py), the steps that
+    matter most with their ancestors and a note saying how many were left out."""
+    full = step_tree(detail.steps)
+    ids = diagram_ids((s.service for s in detail.steps), "p_")
+
+    def draw(k: int) -> str:
+        if k >= len(full.steps):
+            return _render(detail.flow.name, full, ids)
+        keep = important_steps(full, k)
+        tree = step_tree([s for s in detail.steps if s.id in keep])
+        note = f"{len(full.steps) - len(keep)} more steps not drawn (Mermaid's size limits)"
+        return _render(detail.flow.name, tree, ids, note)
+
+    return fit_text(draw, len(full.steps), len(full.steps))
+
+
+def _render(name: str, tree: StepTree, ids: dict[str, str], note: str | None = None) -> str:
     pre_order = {step_id: index for index, step_id in enumerate(tree.order)}
     ordered = sorted(
         (tree.steps[i] for i in tree.order),
         key=lambda s: (s.start_offset_p50_ms, pre_order[s.id]),
     )
-    ids = diagram_ids((s.service for s in detail.steps), "p_")
     participants: list[str] = []
     body: list[str] = []
 
@@ -52,7 +69,10 @@ def flow_sequence_mermaid(detail: FlowDetail) -> str:
         body.append(f"    {caller}{arrow}{callee}: {_message(step)}")
         if step.origin_errors > 0:
             body.append(f"    Note over {callee}: {_origin_note(step)}")
-    title = mermaid_text(detail.flow.name)
+    if note is not None and participants:
+        first = _CLIENT_ID if participants[0] == _CLIENT_ID else ids[participants[0]]
+        body.append(f"    Note over {first}: {mermaid_text(note)}")
+    title = mermaid_text(name)
     lines = ["sequenceDiagram", f"    title {title}"]
     for name in participants:
         if name == _CLIENT_ID:
@@ -65,12 +85,13 @@ def flow_sequence_mermaid(detail: FlowDetail) -> str:
 def _message(step: Step) -> str:
     text = f"{step.operation} (p95 {format_ms(step.p95_ms)}"
     if step.calls_per_trace > 1:
-        text += f", {step.calls_per_trace:.3g} calls per trace"
+        text += f", {count(step.calls_per_trace, 'call')} per trace"
     return mermaid_text(text + ")")
 
 
 def _origin_note(step: Step) -> str:
     return mermaid_text(
-        f"{step.origin_errors} errors start in {step.operation} "
+        f"{count(step.origin_errors, 'error')} {'starts' if step.origin_errors == 1 else 'start'} "
+        f"in {step.operation} "
         f"({format_percent(step.error_rate)} of calls fail)"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flowscope.analyzer.diagrams.labels import format_ms, format_percent
+from flowscope.analyzer.diagrams.labels import count, format_ms, format_percent
 from flowscope.analyzer.model import Step
 
 # Kinds whose step is the caller's side of a call; when a child step in another
@@ -70,9 +70,9 @@ def step_summary(step: Step) -> list[str]:
     lines = [
         step.service,
         step.operation,
-        f"{step.kind}, {step.calls_per_trace:.3g} calls per trace",
+        f"{step.kind}, {count(step.calls_per_trace, 'call')} per trace",
         f"p95 {format_ms(step.p95_ms)}, {format_percent(step.error_rate)} err",
     ]
     if step.origin_errors:
-        lines.append(f"{step.origin_errors} origin errors")
+        lines.append(count(step.origin_errors, "origin error"))
     return lines

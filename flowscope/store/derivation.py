@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from flowscope.store import sql_files
 from flowscope.store.database import Database
 
@@ -78,30 +80,70 @@ def queue_size(cursor: Any) -> int:
     return int(_one(cursor, "derive_queue_size")[0])
 
 
-def _load(cursor: Any, want: str, in_scope: bool) -> int:
-    """Load the spans of the traces ``want`` selects into dv_spans; returns the range scans."""
+def _load(cursor: Any, want: str, in_scope: bool, ids: dict[int, str]) -> list[pa.Table]:
+    """The spans of the traces ``want`` selects, one Arrow table per range scan; the
+    ids of those traces go into ``ids`` (by the hash the spans carry)."""
     _run(cursor, want)
     _run(cursor, "dv_plan_load")
-    clusters = cursor.execute(sql_files.query("dv_load_clusters")).fetchall()
-    for cluster, lo, hi in clusters:
-        _run(
-            cursor,
-            "dv_load_spans",
-            {"cluster": cluster, "lo": lo, "hi": hi, "in_scope": in_scope},
+    for key, trace_id in cursor.execute(sql_files.query("dv_load_trace_ids")).fetchall():
+        ids[int(key)] = str(trace_id)
+    tables = []
+    for cluster, lo, hi in cursor.execute(sql_files.query("dv_load_clusters")).fetchall():
+        tables.append(
+            _load_spans(cursor, {"cluster": cluster, "lo": lo, "hi": hi, "in_scope": in_scope})
         )
-    return len(clusters)
+    return tables
+
+
+def _load_spans(cursor: Any, params: dict[str, Any]) -> pa.Table:
+    return cursor.sql(sql_files.query("dv_load_spans"), params=params).to_arrow_table()
 
 
 def _derive_into_temp(cursor: Any) -> tuple[int, int, int]:
-    """Fill the dv_* temp tables for the queued traces: (traces, spans, range scans)."""
+    """Fill the dv_* temp tables for the queued traces: (traces, spans, range scans).
+
+    SQL loads the spans (range scans pruned by zone maps) and stores the results;
+    the rules themselves run vectorized in ``analyzer/derived_rows.py``.
+    """
+    from flowscope.analyzer.derived_rows import derive_rows
+
     _run(cursor, "dv_begin")
-    scans = _load(cursor, "dv_want_scope", True)
-    scans += _load(cursor, "dv_want_context", False)
-    _run(cursor, "dv_edges")
-    _run(cursor, "dv_traces")
+    ids: dict[int, str] = {}
+    scope = _load(cursor, "dv_want_scope", True, ids)
+    linked: list[str] = []
+    for table in scope:
+        for targets in table.column("LinkTraceIds").to_pylist():
+            linked.extend(targets or [])
+    cursor.register("dv_linked_in", pa.table({"TraceId": pa.array(linked, pa.string())}))
+    try:
+        context = _load(cursor, "dv_want_context", False, ids)
+    finally:
+        cursor.unregister("dv_linked_in")
+    # With nothing to load, an empty table of the right shape.
+    tables = scope + context or [
+        _load_spans(cursor, {"cluster": -1, "lo": 0, "hi": 0, "in_scope": True})
+    ]
+    spans = pa.concat_tables(tables)
+    rows = derive_rows(spans, ids)
+    inputs = {
+        "dv_traces_in": rows.traces,
+        "dv_edge_calls_in": rows.edge_calls,
+        "dv_edge_keys_in": rows.edge_keys,
+        "dv_links_in": rows.links,
+        "dv_span_steps_in": rows.span_steps,
+        "dv_step_keys_in": rows.step_keys,
+    }
+    for name, table in inputs.items():
+        cursor.register(name, table)
+    try:
+        _run(
+            cursor, "dv_store_rows", {"root_lo": rows.root_range[0], "root_hi": rows.root_range[1]}
+        )
+    finally:
+        for name in inputs:
+            cursor.unregister(name)
     traces = int(cursor.execute("SELECT count(*) FROM dv_scope").fetchone()[0])
-    spans = int(cursor.execute("SELECT count(*) FROM dv_spans").fetchone()[0])
-    return traces, spans, scans
+    return traces, spans.num_rows, len(scope) + len(context)
 
 
 def derive(cursor: Any) -> DerivationResult | None:

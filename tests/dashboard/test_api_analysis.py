@@ -63,7 +63,7 @@ def get(api: httpx.Client, path: str, **params: Any) -> Any:
 
 def order_flow_id(api: httpx.Client) -> str:
     flows = get(api, "/api/flows")["flows"]
-    return next(f["id"] for f in flows if f["root_operation"] == "POST /orders")
+    return str(next(f["id"] for f in flows if f["root_operation"] == "POST /orders"))
 
 
 def test_map_fields_and_edges(api: httpx.Client) -> None:

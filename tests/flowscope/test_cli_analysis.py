@@ -219,8 +219,17 @@ def test_flows_file_through_a_server_warns(
         (["map", "--since", UNTIL, "--until", SINCE], "must be before"),
         (["compare"], "say what to compare"),
         (["compare", FASTEST_ORDER_TRACE], "two trace ids"),
+        (["flow", ORDERS, "--by", "x", "--format", "mermaid"], "diagrams are drawn without --by"),
     ],
-    ids=["unknown-flow", "unknown-trace", "bad-since", "backwards", "no-mode", "one-trace"],
+    ids=[
+        "unknown-flow",
+        "unknown-trace",
+        "bad-since",
+        "backwards",
+        "no-mode",
+        "one-trace",
+        "diagram-by",
+    ],
 )
 def test_errors_are_messages(args: list[str], message: str, local_db: Path) -> None:
     result = cli(*args, "--db", str(local_db), ok=False)

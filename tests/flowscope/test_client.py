@@ -7,7 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 import pytest
@@ -32,7 +32,14 @@ from tests.analysis_scenario import (
 
 TOKEN = "client-token"
 ORDERS = auto_flow_id("gateway", "POST /orders")
-W = {"since": SINCE, "until": UNTIL}
+
+
+class WindowArgs(TypedDict):
+    since: str
+    until: str
+
+
+W: WindowArgs = {"since": SINCE, "until": UNTIL}
 
 
 def stored(path: Path) -> Path:
@@ -138,6 +145,8 @@ def test_records_and_numbers(local: Flowscope) -> None:
     assert {s.operation for s in result.steps} >= {"POST /orders", "validate", "orders process"}
     assert result.diagram().startswith("sequenceDiagram")
     assert result.diagram("dot").startswith("digraph flow")
+    with pytest.raises(ValueError, match="without by="):
+        local.flow(ORDERS, **W, by="wallet.provider").diagram()
     assert local.map(**W).diagram().startswith("flowchart LR")
     view = local.trace(SLOWEST_ORDER_TRACE).view
     assert view.duration_ms == 400.0 and len(view.spans) == 7
@@ -184,3 +193,24 @@ def test_import_flowscope_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.split("\n")[:2] == ["[]", "False"]
+
+
+def test_docs_cover_every_method() -> None:
+    """docs/python_api.md names every public method and property of the results."""
+    from flowscope import client
+
+    text = (Path(__file__).parents[2] / "docs" / "python_api.md").read_text(encoding="utf-8")
+    classes = [
+        client.Flowscope,
+        client.MapResult,
+        client.FlowResult,
+        client.TraceResult,
+        client.ComparisonResult,
+        client.SqlResult,
+        client.Records,
+    ]
+    for cls in classes:
+        for name in vars(cls):
+            if name.startswith("_") or name in ("source", "records", "record_type"):
+                continue
+            assert f".{name}" in text or f"{name}(" in text, f"{cls.__name__}.{name}"

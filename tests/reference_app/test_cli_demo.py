@@ -196,6 +196,7 @@ def test_reference_app_writes_otlp_json_lines_that_import_back(tmp_path: Path) -
             ["reference-app", "--otlp-endpoint", "http://x", "--concurrency", "0"],
             "concurrency must be at least 1",
         ),
+        (["reference-app", "--otlp-endpoint", "http://x", "--rate", "-1"], "rate must be 0"),
     ],
 )
 def test_bad_flags_are_refused_with_a_reason(args: list[str], message: str) -> None:

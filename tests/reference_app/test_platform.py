@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
+import socket
+import threading
+from collections.abc import Sequence
+from pathlib import Path
 
+import httpx
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from flowscope.reference_app.app import AppConfig, TradingApp
 from flowscope.reference_app.schema import INSTRUMENTS
-from flowscope.reference_app.telemetry import SERVICE_VERSIONS, SERVICES
+from flowscope.reference_app.telemetry import SERVICE_VERSIONS, SERVICES, ExportConfig
 from tests.reference_app.conftest import (
     Platform,
     Trader,
@@ -141,3 +151,66 @@ def test_business_errors_come_back_to_the_caller(platform: Platform, trader: Tra
     assert platform.http.get("/v1/orders").status_code == 401
     bad = {"Authorization": "Bearer 1.pro.9999999999.forged"}
     assert platform.http.get("/v1/orders", headers=bad).status_code == 401
+
+
+def test_shutdown_exports_everything_and_is_safe_twice_and_without_start(
+    tmp_path: Path,
+) -> None:
+    TradingApp(AppConfig(export=ExportConfig(exporter_factory=lambda _: SpanCounter()))).shutdown()
+    exporter = InMemorySpanExporter()
+    app = TradingApp(
+        AppConfig(
+            # Nothing is exported on schedule: only shutdown's flush can deliver the spans.
+            export=ExportConfig(exporter_factory=lambda _: exporter, schedule_delay_ms=600_000),
+            data_dir=tmp_path / "data",
+        )
+    )
+    before = set(threading.enumerate())
+    app.start()
+    with httpx.Client(base_url=app.gateway_url, trust_env=False) as http:
+        person = Trader(http, "last@example.test")
+        person.register(), person.login(), person.fund(), person.order()
+    assert exporter.get_finished_spans() == ()
+    started = set(threading.enumerate()) - before
+    assert {t.name for t in started} >= {"trading-app", "sqlite-users_0"}
+    app.shutdown()
+    app.shutdown()
+    operations = {root_of(t).name for t in traces(list(exporter.get_finished_spans())).values()}
+    assert operations == {
+        "POST /auth/register",
+        "POST /auth/login",
+        "POST /wallet/add-funds",
+        "POST /v1/order",
+    }
+    # The asynchronous end of the order was delivered before the providers closed.
+    assert any(s.name == "process market-data" for s in exporter.get_finished_spans())
+    assert (tmp_path / "data" / "orders.sqlite").is_file()  # a given data dir is kept
+    # What start() took is released: every port refuses, every thread has ended.
+    for url in app.urls.values():
+        port = int(url.rsplit(":", 1)[1])
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    assert not [t.name for t in started if t.is_alive()]
+
+
+def test_temporary_data_goes_away_and_a_failed_start_cleans_up() -> None:
+    app = TradingApp(AppConfig(export=ExportConfig(exporter_factory=lambda _: SpanCounter())))
+    app.start()
+    assert (app.data_dir / "users.sqlite").is_file()
+    app.shutdown()
+    assert not app.data_dir.exists()
+    unreachable = TradingApp(
+        AppConfig(export=ExportConfig(exporter_factory=lambda _: SpanCounter()), host="192.0.2.1")
+    )
+    with pytest.raises(OSError, match="cannot listen on 192.0.2.1:0"):
+        unreachable.start()
+    assert not unreachable.data_dir.exists()
+
+
+class SpanCounter(SpanExporter):
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans += len(spans)
+        return SpanExportResult.SUCCESS

@@ -73,3 +73,28 @@ CREATE TABLE IF NOT EXISTS service_minutes (
     Spans       BIGINT NOT NULL,
     Errors      BIGINT NOT NULL
 );
+
+-- One row per span of a trace with a root: where it sits in its flow's step tree and
+-- what it contributes to the step's statistics (analyzer/span_tree.py computes them
+-- when the trace is derived). Steps of any flow and window are one GROUP BY away.
+CREATE TABLE IF NOT EXISTS span_steps (
+    RootTs       TIMESTAMP_NS NOT NULL,  -- the trace root's start: window membership
+    TraceKey     UBIGINT NOT NULL,       -- hash(TraceId)
+    StepKey      UBIGINT NOT NULL,       -- -> step_keys
+    Duration     BIGINT NOT NULL,
+    SelfNs       BIGINT NOT NULL,        -- duration minus the union of its children
+    OffsetNs     BIGINT NOT NULL,        -- start - root start, >= 0
+    CpFraction   DOUBLE NOT NULL,        -- its share of its trace's critical path
+    IsError      BOOLEAN NOT NULL,
+    IsOrigin     BOOLEAN NOT NULL,       -- an error span with no erroring child
+    FirstInTrace BOOLEAN NOT NULL        -- the first span of its step in its trace
+);
+
+-- The steps' names: a step is (parent step, service, operation, kind).
+CREATE TABLE IF NOT EXISTS step_keys (
+    StepKey       UBIGINT NOT NULL,
+    ParentStepKey UBIGINT,               -- NULL for a sub-tree root
+    ServiceName   VARCHAR NOT NULL,
+    SpanName      VARCHAR NOT NULL,
+    SpanKind      VARCHAR NOT NULL
+);

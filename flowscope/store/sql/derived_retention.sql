@@ -4,6 +4,9 @@
 INSERT INTO derive_queue
 SELECT TraceId, $cutoff, LastTs FROM trace_index WHERE FirstTs < $cutoff AND LastTs >= $cutoff;
 DELETE FROM edge_calls WHERE Ts < $cutoff;
+DELETE FROM span_steps WHERE TraceKey IN (
+    SELECT hash(TraceId) FROM trace_index WHERE FirstTs < $cutoff
+);
 DELETE FROM trace_index WHERE LastTs < $cutoff;
 DELETE FROM trace_links WHERE TraceId NOT IN (SELECT TraceId FROM trace_index);
 DELETE FROM service_minutes WHERE Minute <= date_trunc('minute', $cutoff);

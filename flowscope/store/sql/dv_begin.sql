@@ -7,25 +7,3 @@ CREATE OR REPLACE TEMP TABLE dv_scope AS
 SELECT TraceId FROM dv_queue
 UNION
 SELECT l.TraceId FROM trace_links l SEMI JOIN dv_queue q ON l.LinkedTraceId = q.TraceId;
-
-CREATE OR REPLACE TEMP TABLE dv_spans (
-    TraceId        VARCHAR,
-    SpanId         VARCHAR,
-    ParentSpanId   VARCHAR,
-    Timestamp      TIMESTAMP_NS,
-    Duration       BIGINT,
-    ServiceName    VARCHAR,
-    SpanName       VARCHAR,
-    SpanKind       VARCHAR,
-    StatusCode     VARCHAR,
-    IsError        BOOLEAN,
-    Peer           VARCHAR,
-    PeerKind       VARCHAR,
-    MsgSystem      VARCHAR,
-    Destination    VARCHAR,
-    LinkRefs       STRUCT("TraceId" VARCHAR, "SpanId" VARCHAR)[],
-    Route          VARCHAR,
-    RootAttributes MAP(VARCHAR, VARCHAR),
-    RootResource   MAP(VARCHAR, VARCHAR),
-    InScope        BOOLEAN
-);

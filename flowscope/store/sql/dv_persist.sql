@@ -7,4 +7,7 @@ DELETE FROM trace_index WHERE TraceId IN (SELECT TraceId FROM dv_scope);
 INSERT INTO trace_index SELECT * FROM dv_trace_index;
 DELETE FROM trace_links WHERE TraceId IN (SELECT TraceId FROM dv_scope);
 INSERT INTO trace_links SELECT * FROM dv_trace_links;
+DELETE FROM span_steps WHERE TraceKey IN (SELECT hash(TraceId) FROM dv_scope);
+INSERT INTO span_steps SELECT * FROM dv_span_steps;
+INSERT INTO step_keys SELECT * FROM dv_step_keys WHERE StepKey NOT IN (SELECT StepKey FROM step_keys);
 DELETE FROM derive_queue;

@@ -1,5 +1,4 @@
--- Traces that in-scope CONSUMER spans link to: loaded for their producer spans only.
+-- Traces that in-scope CONSUMER spans link to (registered as dv_linked_in): loaded
+-- for their producer spans, read but not derived.
 CREATE OR REPLACE TEMP TABLE dv_want AS
-SELECT DISTINCT r.TraceId
-FROM (SELECT unnest(LinkRefs) AS r FROM dv_spans WHERE InScope AND LinkRefs IS NOT NULL)
-WHERE r.TraceId NOT IN (SELECT TraceId FROM dv_scope);
+SELECT DISTINCT TraceId FROM dv_linked_in WHERE TraceId NOT IN (SELECT TraceId FROM dv_scope);

@@ -12,3 +12,11 @@ CREATE OR REPLACE TEMP VIEW a_edge_keys AS
 SELECT * FROM edge_keys
 UNION ALL
 SELECT * FROM dv_edge_keys ANTI JOIN edge_keys USING (EdgeKey);
+CREATE OR REPLACE TEMP VIEW a_span_steps AS
+SELECT * FROM span_steps ANTI JOIN (SELECT hash(TraceId) AS TraceKey FROM dv_scope) USING (TraceKey)
+UNION ALL
+SELECT * FROM dv_span_steps;
+CREATE OR REPLACE TEMP VIEW a_step_keys AS
+SELECT * FROM step_keys
+UNION ALL
+SELECT * FROM dv_step_keys ANTI JOIN step_keys USING (StepKey);

@@ -1,13 +1,11 @@
--- Every span of the selected traces (sel_traces), for the step tree (sel_span_columns
--- numbers them by rowid: a row_number() would serialize the scan).
-CREATE OR REPLACE TEMP TABLE sel_spans AS
+-- Every span of the selected traces (sel_traces), as input for the step tree.
+CREATE OR REPLACE TEMP TABLE tree_spans AS
 SELECT
     hash(s.TraceId) AS TraceKey,
     hash(s.TraceId, s.SpanId) AS SpanKey,
-    CASE WHEN s.ParentSpanId = '' THEN CAST(0 AS UBIGINT)
-         ELSE hash(s.TraceId, s.ParentSpanId) END AS ParentKey,
+    CASE WHEN s.ParentSpanId = '' THEN CAST(0 AS UBIGINT) ELSE hash(s.TraceId, s.ParentSpanId) END AS ParentKey,
     hash(s.ServiceName, s.SpanName, s.SpanKind) AS OpKey,
-    s.ServiceName, s.SpanName, s.SpanKind, s.SpanId, s.ParentSpanId,
+    s.TraceId, s.SpanId, s.ParentSpanId, s.ServiceName, s.SpanName, s.SpanKind,
     epoch_ns(s.Timestamp) AS Start,
     s.Duration,
     s.StatusCode = 'Error' AS IsError,

@@ -89,12 +89,13 @@ function contents(diagram) {
 const results = [];
 for (const text of diagrams) {
   try {
-    const parsed = await mermaid.parse(text);
+    // Parses the text as mermaid.parse() does, and keeps what it parsed for the checks.
     const diagram = await mermaid.mermaidAPI.getDiagramFromText(text);
-    results.push({ ok: true, type: parsed.diagramType, ...contents(diagram) });
+    results.push({ ok: true, type: diagram.type, ...contents(diagram) });
   } catch (error) {
     results.push({ ok: false, error: String(error?.message ?? error) });
   }
 }
+// exitCode, not exit(): exit() drops what is still queued for a piped stdout.
 process.stdout.write(JSON.stringify(results) + "\n");
-process.exit(results.every((r) => r.ok) ? 0 : 1);
+process.exitCode = results.every((r) => r.ok) ? 0 : 1;

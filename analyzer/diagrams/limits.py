@@ -1,0 +1,64 @@
+"""Keeping Mermaid diagrams within what Mermaid agrees to draw.
+
+Mermaid refuses a flowchart with 500 or more edges (``maxEdges``) and any
+diagram longer than 50,000 characters (``maxTextSize``); both settings are on
+its "secure" list, so a diagram cannot raise them for itself. A large map or
+flow is therefore drawn in part: the busiest edges, or the steps that matter
+most with their ancestors, and a note saying how much was left out. DOT output
+has no such limits and is always complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flowscope.analyzer.diagrams.step_tree import StepTree
+from flowscope.analyzer.model import Edge, Step
+
+MERMAID_MAX_EDGES = 499  # mermaid: "500 edges found, but the limit is 500"
+MERMAID_MAX_TEXT = 49_000  # mermaid's maxTextSize is 50,000; a margin for UTF-16 length
+
+
+def fit_text(draw: Callable[[int], str], total: int, max_items: int = MERMAID_MAX_EDGES) -> str:
+    """``draw(k)`` for the largest ``k <= min(total, max_items)`` found whose text fits."""
+    k = min(total, max_items)
+    text = draw(k)
+    while len(text) > MERMAID_MAX_TEXT and k > 0:
+        # Shrink in proportion to the overshoot, at least by one: a few tries at most.
+        k = min(k - 1, int(k * MERMAID_MAX_TEXT / len(text) * 0.95))
+        text = draw(max(k, 0))
+    return text
+
+
+def busiest_edges(edges: list[Edge], k: int) -> list[Edge]:
+    """The ``k`` edges with the most calls (errors, then names, break ties)."""
+    ranked = sorted(edges, key=lambda e: (-e.calls, -e.errors, e.source, e.target, e.rule))
+    return ranked[:k]
+
+
+def important_steps(tree: StepTree, k: int) -> set[str]:
+    """At most ``k`` step ids, closed under parents: the steps with the largest
+    critical-path share, then the most time (calls x P50), each with its ancestors."""
+    ranked = sorted(tree.steps.values(), key=_importance)
+    keep: set[str] = set()
+    for step in ranked:
+        chain = _ancestry(tree, step, keep)
+        if len(keep) + len(chain) <= k:
+            keep.update(chain)
+        if len(keep) >= k:
+            break
+    return keep
+
+
+def _importance(step: Step) -> tuple[float, float, str]:
+    return (-step.critical_path_share, -step.calls * step.p50_ms, step.id)
+
+
+def _ancestry(tree: StepTree, step: Step, keep: set[str]) -> list[str]:
+    """``step`` and those of its ancestors not yet kept (cycle-safe)."""
+    chain: list[str] = []
+    current: Step | None = step
+    while current is not None and current.id not in keep and current.id not in chain:
+        chain.append(current.id)
+        current = tree.parent(current)
+    return chain

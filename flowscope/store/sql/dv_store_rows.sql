@@ -1,0 +1,31 @@
+-- Derivation: the rows analyzer/derived_rows.py computed (registered as dv_*_in Arrow
+-- tables) as this cursor's temp tables, shaped like the stored ones. The roots'
+-- attribute maps come straight from otel_traces.
+CREATE OR REPLACE TEMP TABLE dv_trace_index AS
+SELECT
+    t.TraceId,
+    make_timestamp_ns(t.FirstStart) AS FirstTs,
+    make_timestamp_ns(t.LastStart) AS LastTs,
+    make_timestamp_ns(t.EndNs) AS EndTs,
+    t.Spans, t.ErrorSpans, t.Services, t.RootSpanId,
+    make_timestamp_ns(t.RootStart) AS RootTs,
+    t.RootService, t.RootOperation, t.RootKind, t.RootDuration, t.RootStatus, t.RootRoute,
+    o.SpanAttributes AS RootAttributes,
+    o.ResourceAttributes AS RootResource
+FROM dv_traces_in t
+LEFT JOIN (
+    SELECT TraceId, SpanId, SpanAttributes, ResourceAttributes FROM otel_traces
+    WHERE Timestamp BETWEEN make_timestamp_ns($root_lo) AND make_timestamp_ns($root_hi)
+      AND ParentSpanId = ''
+) o ON o.TraceId = t.TraceId AND o.SpanId = t.RootSpanId;
+CREATE OR REPLACE TEMP TABLE dv_edge_calls AS
+SELECT make_timestamp_ns(Ts) AS Ts, TraceId, SourceTraceId, EdgeKey, LatencyNs, LagNs, IsError
+FROM dv_edge_calls_in;
+CREATE OR REPLACE TEMP TABLE dv_edge_keys AS SELECT * FROM dv_edge_keys_in;
+CREATE OR REPLACE TEMP TABLE dv_trace_links AS SELECT * FROM dv_links_in;
+CREATE OR REPLACE TEMP TABLE dv_span_steps AS
+SELECT
+    make_timestamp_ns(RootStart) AS RootTs, TraceKey, StepKey, Duration, SelfNs, OffsetNs,
+    CpFraction, IsError, IsOrigin, FirstInTrace
+FROM dv_span_steps_in;
+CREATE OR REPLACE TEMP TABLE dv_step_keys AS SELECT * FROM dv_step_keys_in;

@@ -1,0 +1,135 @@
+"""Compare: two traces, a trace against its flow's baseline, two windows, two versions."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowscope.analyzer.errors import AnalysisError, UnknownFlow, UnknownTrace
+from flowscope.analyzer.model import Comparison, Window
+from flowscope.analyzer.window import window_label
+from flowscope.testing.traces import TraceKit, at_ms
+
+from .conftest import HOUR, Analyze
+from .test_steps import two_orders
+
+ROOT = "gateway POST /orders"
+CLIENT = f"{ROOT} > gateway POST"
+RENDER = f"{ROOT} > gateway render"
+SERVER = f"{CLIENT} > orders POST /orders"
+SELECT = f"{SERVER} > orders SELECT"
+PUBLISH = f"{SERVER} > orders publish"
+CONSUME = f"{PUBLISH} > billing process"
+
+
+def table(comparison: Comparison) -> list[tuple[str, float | None, float | None, float | None]]:
+    return [(d.step, d.left_ms, d.right_ms, d.delta_ms) for d in comparison.deltas]
+
+
+def trace_ids(kit: TraceKit) -> list[str]:
+    return sorted({s.trace_id for s in kit.spans})
+
+
+def test_two_traces_biggest_change_first(analyze: Analyze) -> None:
+    kit = two_orders()
+    first, second = trace_ids(kit)
+    comparison = analyze(kit).compare_traces(first, second)
+    assert (comparison.mode, comparison.left, comparison.right) == ("traces", first, second)
+    # A step's value in a trace: the median of its calls (7.5 for the retried SELECT).
+    assert table(comparison) == [
+        (ROOT, 100.0, 200.0, 100.0),
+        (CLIENT, 60.0, 100.0, 40.0),
+        (RENDER, 20.0, 60.0, 40.0),
+        (SERVER, 50.0, 80.0, 30.0),
+        (CONSUME, 30.0, None, None),
+        (SELECT, 7.5, 20.0, 12.5),
+        (PUBLISH, 2.0, None, None),
+    ]
+    select = next(d for d in comparison.deltas if d.step == SELECT)
+    assert (select.left_calls, select.right_calls) == (2, 1)
+    assert (select.left_error_rate, select.right_error_rate, select.error_rate_delta) == (
+        0.5,
+        0.0,
+        -0.5,
+    )
+
+
+def test_a_trace_against_its_flow_baseline(analyze: Analyze) -> None:
+    kit = two_orders()
+    analysis = analyze(kit)
+    first = trace_ids(kit)[0]
+    comparison = analysis.compare_baseline(first, HOUR)
+    flow_id = analysis.flows(HOUR)[0].id
+    assert comparison.left == f"{flow_id} P50 {window_label(HOUR)}"
+    assert (comparison.mode, comparison.right) == ("baseline", first)
+    assert table(comparison) == [
+        (ROOT, 150.0, 100.0, -50.0),
+        (CLIENT, 80.0, 60.0, -20.0),
+        (RENDER, 40.0, 20.0, -20.0),
+        (SERVER, 65.0, 50.0, -15.0),
+        (SELECT, 10.0, 7.5, -2.5),
+        (PUBLISH, 2.0, 2.0, 0.0),
+        (CONSUME, 30.0, 30.0, 0.0),
+    ]
+
+
+def test_a_flow_in_two_windows(analyze: Analyze) -> None:
+    analysis = analyze(two_orders())
+    flow_id = analysis.flows(HOUR)[0].id
+    first_minute = Window(at_ms(0), at_ms(60_000))
+    second_minute = Window(at_ms(60_000), at_ms(120_000))
+    comparison = analysis.compare_windows(flow_id, first_minute, second_minute)
+    assert (comparison.left, comparison.right) == (
+        window_label(first_minute),
+        window_label(second_minute),
+    )
+    rows = {d.step: d for d in comparison.deltas}
+    # P95 per step; the retried SELECT: 5 + (10 - 5) * 0.95.
+    assert rows[SELECT].left_ms == pytest.approx(9.75)
+    assert rows[SELECT].delta_ms == pytest.approx(20 - 9.75)
+    assert (rows[SERVER].left_error_rate, rows[SERVER].right_error_rate) == (1.0, 0.0)
+    assert rows[SERVER].error_rate_delta == -1.0
+    assert comparison.deltas[0].step == ROOT
+
+
+def test_a_flow_in_two_versions(analyze: Analyze) -> None:
+    kit = TraceKit()
+    for i, (version, server_ms) in enumerate(
+        [("1.0", 20.0), ("1.0", 30.0), ("2.0", 60.0), ("2.0", 80.0)]
+    ):
+        root = kit.trace(start_ms=i * 1000).span(
+            "gateway", "GET", kind="Server", start_ms=0, duration_ms=100
+        )
+        root.child(
+            "orders",
+            "GET",
+            kind="Server",
+            start_ms=5,
+            duration_ms=server_ms,
+            resource={"service.version": version},
+            status="Error" if i == 3 else "Unset",
+        )
+    analysis = analyze(kit)
+    comparison = analysis.compare_versions(analysis.flows(HOUR)[0].id, HOUR, "1.0", "2.0")
+    assert (comparison.mode, comparison.left, comparison.right) == (
+        "versions",
+        "service.version=1.0",
+        "service.version=2.0",
+    )
+    orders = next(d for d in comparison.deltas if d.service == "orders")
+    assert orders.left_ms == pytest.approx(29.5) and orders.right_ms == pytest.approx(79.0)
+    assert (orders.left_calls, orders.right_calls, orders.error_rate_delta) == (2, 2, 0.5)
+    assert comparison.deltas[0] is orders
+
+
+def test_compare_errors(analyze: Analyze) -> None:
+    kit = two_orders()
+    kit.trace(start_ms=5).span(
+        "x", "op", kind="Server", start_ms=0, duration_ms=1, parent="00000000deadbeef"
+    )
+    analysis = analyze(kit)
+    with pytest.raises(UnknownTrace):
+        analysis.compare_traces(trace_ids(kit)[0], "0" * 31 + "9")
+    with pytest.raises(UnknownFlow):
+        analysis.compare_windows("nope", HOUR, HOUR)
+    with pytest.raises(AnalysisError, match="has no root span"):
+        analysis.compare_baseline(trace_ids(kit)[2], HOUR)

@@ -1,0 +1,169 @@
+"""Derived tables: same answers whether derivation ran or not, in any arrival order, in
+read-only files, after retention, and for spans sent over real OTLP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flowscope.analyzer.analysis import Analysis
+from flowscope.analyzer.model import Window
+from flowscope.store import derivation
+from flowscope.store.database import Database
+from flowscope.store.retention import delete_older_than
+from flowscope.store.writer import SpanWriter
+from flowscope.testing.server import server_in_process
+from flowscope.testing.traces import TraceKit, at_ms
+
+from .conftest import HOUR
+from .test_service_map import KAFKA
+from .test_steps import two_orders
+
+
+def mixed_kit() -> TraceKit:
+    """Flows, rpc/virtual/async edges, a link across traces, an orphan."""
+    kit = two_orders()
+    producer_trace = kit.trace(start_ms=120_000)
+    root = producer_trace.span("orders", "POST /fund", kind="Server", start_ms=0, duration_ms=30)
+    producer = root.child(
+        "orders", "publish", kind="Producer", start_ms=5, duration_ms=2, attributes=KAFKA
+    )
+    kit.trace(start_ms=120_010).span(
+        "billing", "process", kind="Consumer", start_ms=0, duration_ms=9, links=[producer.link()]
+    )
+    kit.trace(start_ms=120_020).span(
+        "orders", "GET", kind="Server", start_ms=0, duration_ms=4, parent="00000000deadbeef"
+    )
+    return kit
+
+
+def answers(analysis: Analysis) -> dict[str, Any]:
+    flows = analysis.flows(HOUR)
+    first = sorted({t.trace_id for t in analysis.traces(HOUR, limit=100)})
+    return {
+        "map": analysis.service_map(HOUR).as_dict(),
+        "flows": [f.as_dict() for f in flows],
+        "flows_by": [f.as_dict() for f in analysis.flows(HOUR, by="customer.tier")],
+        "steps": [analysis.flow(f.id, HOUR).as_dict() for f in flows],
+        "traces": [t.as_dict() for t in analysis.traces(HOUR, limit=100)],
+        "views": [analysis.trace(t, HOUR).as_dict() for t in first],
+    }
+
+
+def write(
+    database: Database, kit: TraceKit, *, derive: bool, batches: list[list[Any]] | None = None
+) -> None:
+    writer = SpanWriter(database, derive_interval_s=1.0 if derive else None)
+    writer.start()
+    try:
+        for batch in batches or [kit.spans]:
+            kit.write(database, batch, writer=writer)
+    finally:
+        writer.shutdown()
+
+
+def queued(database: Database) -> int:
+    return int(database.fetch("derive_queue_size")[0][0])
+
+
+def test_answers_are_the_same_before_and_after_derivation(database: Database) -> None:
+    kit = mixed_kit()
+    write(database, kit, derive=False)
+    assert queued(database) > 0
+    analysis = Analysis(database)
+    before = answers(analysis)
+    assert before["map"]["edges"] and before["steps"]
+    writer = SpanWriter(database)
+    writer.start()
+    result = writer.run_task(derivation.derive).result()
+    writer.shutdown()
+    assert result is not None and result.traces == len({s.trace_id for s in kit.spans})
+    assert queued(database) == 0
+    assert answers(analysis) == before
+
+
+def test_arrival_order_does_not_matter(tmp_path: Path) -> None:
+    kit = mixed_kit()
+    at_once = Database(tmp_path / "at_once.duckdb")
+    write(at_once, kit, derive=True)
+    expected = answers(Analysis(at_once))
+    at_once.close()
+    # Leaves first, then their parents, one level per commit, derived in between.
+    depth: dict[str, int] = {}
+    by_id = {s.span_id: s for s in kit.spans}
+    for span in kit.spans:
+        level, at = 0, span
+        while at.parent_span_id in by_id:
+            level, at = level + 1, by_id[at.parent_span_id]
+        depth[span.span_id] = level
+    levels = sorted(set(depth.values()), reverse=True)
+    batches = [[s for s in kit.spans if depth[s.span_id] == level] for level in levels]
+    piecemeal = Database(tmp_path / "piecemeal.duckdb")
+    for batch in batches:
+        write(piecemeal, kit, derive=True, batches=[batch])
+    assert queued(piecemeal) == 0
+    assert answers(Analysis(piecemeal)) == expected
+    piecemeal.close()
+
+
+def test_read_only_file_with_pending_derivation(db_path: Path) -> None:
+    kit = mixed_kit()
+    database = Database(db_path)
+    write(database, kit, derive=True)
+    expected = answers(Analysis(database))
+    database.close()
+    pending = Database(db_path.with_name("pending.duckdb"))
+    write(pending, kit, derive=False)
+    pending.close()
+    read_only = Database(db_path.with_name("pending.duckdb"), read_only=True)
+    assert queued(read_only) > 0
+    assert answers(Analysis(read_only)) == expected
+    read_only.close()
+
+
+def test_retention_drops_derived_rows_and_rederives_straddling_traces(database: Database) -> None:
+    kit = TraceKit()
+    for start in (0, 60_000):
+        root = kit.trace(start_ms=start).span("a", "op", kind="Server", start_ms=0, duration_ms=50)
+        root.child("b", "op", kind="Server", start_ms=10, duration_ms=20)
+    straddling = kit.trace(start_ms=119_990)
+    root = straddling.span("a", "slow", kind="Server", start_ms=0, duration_ms=100)
+    root.child("b", "op", kind="Server", start_ms=30, duration_ms=20)
+    write(database, kit, derive=True)
+    writer = SpanWriter(database)
+    writer.start()
+    cutoff = datetime.fromtimestamp(at_ms(120_000) / 1e9, UTC)
+    deleted = writer.run_task(lambda cursor: delete_older_than(cursor, cutoff)).result()
+    assert deleted == 5
+    writer.run_task(derivation.derive).result()
+    writer.shutdown()
+    analysis = Analysis(database)
+    everything = Window(0, at_ms(3_600_000))
+    # Only the straddling trace's child is left: no root, so no flow; its call is gone.
+    assert analysis.flows(everything) == []
+    assert analysis.service_map(everything).edges == []
+    assert [n.id for n in analysis.service_map(everything).nodes] == ["b"]
+    assert database.fetch("span_count")[0][0] == 1
+
+
+def test_spans_sent_over_otlp_http_are_analyzed(tmp_path: Path) -> None:
+    kit = mixed_kit()
+    with server_in_process(tmp_path / "served.duckdb") as (server, endpoints):
+        response = httpx.post(
+            f"{endpoints.http}/v1/traces",
+            content=kit.request().SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+            timeout=30,
+        )
+        assert response.status_code == 200
+        assert server.database is not None
+        served = answers(Analysis(server.database))
+    local = Database(tmp_path / "local.duckdb")
+    write(local, kit, derive=True)
+    assert served == answers(Analysis(local))
+    edges = {(e["source"], e["target"], e["rule"]) for e in served["map"]["edges"]}
+    assert ("orders", "billing", "async") in edges and ("gateway", "orders", "rpc") in edges
+    local.close()

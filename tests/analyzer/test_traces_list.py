@@ -1,0 +1,46 @@
+"""The trace list: slowest first, with its filters."""
+
+from __future__ import annotations
+
+from flowscope.analyzer.model import TraceSummary
+
+from .conftest import HOUR, Analyze
+from .test_flows import order_kit
+
+
+def durations(traces: list[TraceSummary]) -> list[float]:
+    return [t.duration_ms for t in traces]
+
+
+def test_slowest_first_with_summary_fields(analyze: Analyze) -> None:
+    traces = analyze(order_kit()).traces(HOUR)
+    assert durations(traces) == [400.0, 300.0, 200.0, 100.0, 50.0, 50.0]
+    slowest = traces[0]
+    assert slowest == TraceSummary(
+        trace_id="00000000000000000000000000000004",
+        flow="gateway-post-orders-a164bc",
+        root_service="gateway",
+        root_operation="POST /orders",
+        start="2026-01-01T00:03:00Z",
+        duration_ms=400.0,
+        spans=2,
+        services=2,
+        errors=1,
+        status="Error",
+    )
+    # Equal durations: by trace id.
+    assert [t.trace_id[-1] for t in traces[4:]] == ["5", "6"]
+
+
+def test_filters(analyze: Analyze) -> None:
+    analysis = analyze(order_kit())
+    assert durations(analysis.traces(HOUR, service="orders")) == [400.0, 300.0, 200.0, 100.0]
+    assert durations(analysis.traces(HOUR, operation="GET /portfolio/{id}")) == [50.0, 50.0]
+    assert analysis.traces(HOUR, service="orders", operation="GET /portfolio/{id}") == []
+    assert durations(analysis.traces(HOUR, min_duration_ms=250)) == [400.0, 300.0]
+    assert durations(analysis.traces(HOUR, error=True)) == [400.0, 300.0]
+    assert durations(analysis.traces(HOUR, error=False)) == [200.0, 100.0, 50.0, 50.0]
+    portfolio = analysis.traces(HOUR, operation="GET /portfolio/{id}")[0].flow
+    assert durations(analysis.traces(HOUR, flow=portfolio)) == [50.0, 50.0]
+    assert durations(analysis.traces(HOUR, limit=2)) == [400.0, 300.0]
+    assert durations(analysis.traces(HOUR, service="orders", error=False, limit=1)) == [200.0]
