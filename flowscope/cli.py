@@ -19,7 +19,14 @@ import click
 
 from flowscope import __version__
 from flowscope.cli_analysis import register_analysis_commands
-from flowscope.cli_common import DurationType, default_db, fail, render_rows, running_server
+from flowscope.cli_common import (
+    DurationType,
+    default_db,
+    fail,
+    render_rows,
+    running_server,
+    server_options,
+)
 from flowscope.cli_demo import register_demo_commands
 
 
@@ -35,32 +42,7 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--db",
-    default=default_db,
-    show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
-    help="DuckDB file to store spans in (created if missing).",
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address every port binds to.")
-@click.option(
-    "--grpc-port", default=4317, show_default=True, type=int, help="OTLP/gRPC port (0: any free)."
-)
-@click.option(
-    "--http-port", default=4318, show_default=True, type=int, help="OTLP/HTTP port (0: any free)."
-)
-@click.option(
-    "--ui-port",
-    default=8686,
-    show_default=True,
-    type=int,
-    help="Dashboard and API port (0: any free).",
-)
-@click.option(
-    "--token",
-    envvar="FLOWSCOPE_TOKEN",
-    default=None,
-    help="Require 'Authorization: Bearer TOKEN' on OTLP and the API [env FLOWSCOPE_TOKEN].",
-)
+@server_options
 @click.option(
     "--retention",
     default="7d",

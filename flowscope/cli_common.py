@@ -7,10 +7,11 @@ import io
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -104,3 +105,51 @@ def render_table(columns: list[str], rows: list[list[Any]], max_width: int = 60)
 def fail(message: str) -> None:
     click.echo(f"flowscope: {message}", err=True)
     sys.exit(1)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def server_options(function: F) -> F:
+    """The flags every command that runs a flowscope server takes (serve, demo)."""
+    options = [
+        click.option(
+            "--db",
+            default=default_db,
+            show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
+            help="DuckDB file to store spans in (created if missing).",
+        ),
+        click.option(
+            "--host", default="127.0.0.1", show_default=True, help="Address every port binds to."
+        ),
+        click.option(
+            "--grpc-port",
+            default=4317,
+            show_default=True,
+            type=int,
+            help="OTLP/gRPC port (0: any free).",
+        ),
+        click.option(
+            "--http-port",
+            default=4318,
+            show_default=True,
+            type=int,
+            help="OTLP/HTTP port (0: any free).",
+        ),
+        click.option(
+            "--ui-port",
+            default=8686,
+            show_default=True,
+            type=int,
+            help="Dashboard and API port (0: any free).",
+        ),
+        click.option(
+            "--token",
+            envvar="FLOWSCOPE_TOKEN",
+            default=None,
+            help="Require 'Authorization: Bearer TOKEN' on OTLP and the API [env FLOWSCOPE_TOKEN].",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from flowscope import __version__
-from flowscope.cli_common import DurationType, default_db, fail
+from flowscope.cli_common import DurationType, fail, server_options
 from flowscope.reference_app.faults import FAULTS, parse_fault
 
 if TYPE_CHECKING:  # the platform's modules load when a command runs, not for --help
@@ -107,32 +107,7 @@ def register_demo_commands(group: click.Group) -> None:
 
 
 @click.command()
-@click.option(
-    "--db",
-    default=default_db,
-    show_default="./flowscope.duckdb or $FLOWSCOPE_DB",
-    help="DuckDB file to store spans in (created if missing).",
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address every port binds to.")
-@click.option(
-    "--grpc-port", default=4317, show_default=True, type=int, help="OTLP/gRPC port (0: any free)."
-)
-@click.option(
-    "--http-port", default=4318, show_default=True, type=int, help="OTLP/HTTP port (0: any free)."
-)
-@click.option(
-    "--ui-port",
-    default=8686,
-    show_default=True,
-    type=int,
-    help="Dashboard and API port (0: any free).",
-)
-@click.option(
-    "--token",
-    envvar="FLOWSCOPE_TOKEN",
-    default=None,
-    help="Require 'Authorization: Bearer TOKEN' on OTLP and the API [env FLOWSCOPE_TOKEN].",
-)
+@server_options
 @_load_options
 def demo(
     db: str,
