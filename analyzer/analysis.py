@@ -34,8 +34,8 @@ from flowscope.analyzer.model import (
 )
 from flowscope.analyzer.rates import rate_minutes
 from flowscope.analyzer.service_map import service_map
-from flowscope.analyzer.steps import LoadedSpans, flow_steps, load_selected
-from flowscope.analyzer.trace_view import trace_view
+from flowscope.analyzer.steps import flow_steps
+from flowscope.analyzer.trace_view import LoadedTrace, load_trace, trace_view
 from flowscope.analyzer.window import format_ns, window_label
 from flowscope.store.database import Database
 from flowscope.store.derivation import read_snapshot
@@ -159,12 +159,11 @@ class Analysis:
         db = self.database
         trace_id = trace_id.strip().lower()
         with read_snapshot(db):
-            flow_id, lo, hi, loaded = self._load_trace(trace_id)
+            flow_id, loaded = self._load_trace(trace_id)
             step_p50: dict[str, float] = {}
             if flow_id is not None and baseline is not None:
-                # Leaves tree_spans (the trace's spans) alone: trace_view reads them next.
                 step_p50 = {s.id: s.p50_ms for s in self._steps(flow_id, baseline)}
-            return trace_view(db, loaded, trace_id, flow_id, step_p50, (lo, hi))
+            return trace_view(loaded, trace_id, flow_id, step_p50)
 
     # -- compare ---------------------------------------------------------------
     def compare_traces(self, left_id: str, right_id: str) -> Comparison:
@@ -252,28 +251,27 @@ class Analysis:
         self.database.fetch("sel_groups_none")
         return flow_steps(self.database, window)
 
-    def _load_trace(self, trace_id: str) -> tuple[str | None, int, int, LoadedSpans]:
-        """Select one trace and load its spans: (flow id or None without a root, first
-        and last span start, the spans with their tree)."""
+    def _load_trace(self, trace_id: str) -> tuple[str | None, LoadedTrace]:
+        """One trace's spans and tree, and its flow id (None without a root)."""
         db = self.database
-        db.fetch("select_trace", {"trace_id": trace_id})
-        keys = self.catalog.config.attribute_keys
-        found = db.fetch("trace_root_facts", {"keys": keys})
+        key = db.fetch("trace_key", {"trace_id": trace_id})[0][0]
+        db.fetch("select_trace", {"trace_id": trace_id, "trace_key": key})
+        found = db.fetch("trace_root_facts", {"keys": self.catalog.config.attribute_keys})
         if not found:
             raise UnknownTrace(trace_id)
         root_span, service, operation, route, attrs, first, last = found[0]
-        loaded = load_selected(db)
+        loaded = load_trace(db, trace_id, root_span, (int(first), int(last)))
         if loaded is None:
             raise UnknownTrace(trace_id)
         flow_id = None
         if root_span:
             flow_id = self.catalog.assign(FactsRow(service, operation, route, tuple(attrs), 0))[0]
-        return flow_id, int(first), int(last), loaded
+        return flow_id, loaded
 
     def _trace_values(self, trace_id: str) -> dict[str, cmp.StepValue]:
         with read_snapshot(self.database):
-            loaded = self._load_trace(trace_id.strip().lower())[3]
-            return cmp.trace_step_values(loaded)
+            loaded = self._load_trace(trace_id.strip().lower())[1]
+            return cmp.trace_step_values(loaded.spans)
 
 
 __all__ = ["Analysis"]

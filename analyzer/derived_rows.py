@@ -22,21 +22,16 @@ A call is an error when either side is.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.analyzer.derived_edges import edge_tables
+from flowscope.analyzer.derived_spans import BOOL, I64, Spans, bools, load_spans
 from flowscope.analyzer.span_tree import SpanRows, build
 from flowscope.analyzer.steps import LoadedSpans, op_key, span_step_rows
-
-I64 = npt.NDArray[np.int64]
-U64 = npt.NDArray[np.uint64]
-BOOL = npt.NDArray[np.bool_]
-EDGE_NAMES = ("Source", "Target", "Rule", "TargetKind", "MessagingSystem", "Destination")
 
 
 @dataclass(frozen=True)
@@ -50,100 +45,12 @@ class DerivedRows:
     root_range: tuple[int, int]  # where the roots lie in time (to fetch their attributes)
 
 
-def edge_key(names: tuple[str, ...]) -> int:
-    """Stable 64-bit id of an edge's (source, target, rule, kind, system, destination)."""
-    digest = hashlib.blake2b("\x1f".join(names).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
-
-
-class Strings:
-    """A string column as dictionary codes (-1 for null) and its dictionary."""
-
-    def __init__(self, column: pa.ChunkedArray) -> None:
-        encoded = pc.dictionary_encode(column.combine_chunks())
-        indices = encoded.indices
-        self.codes: I64 = pc.fill_null(indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-        self.values: list[str] = [str(v) for v in encoded.dictionary.to_pylist()]
-
-    def name(self, code: int) -> str:
-        return self.values[code] if code >= 0 else ""
-
-
-def _rows_of(keys: U64, wanted: U64) -> I64:
-    """Row of each wanted key among ``keys`` (-1 when absent, or 0: no parent)."""
-    if len(keys) == 0:
-        return np.full(len(wanted), -1, dtype=np.int64)
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    at = np.minimum(np.searchsorted(ordered, wanted), len(ordered) - 1)
-    found = (ordered[at] == wanted) & (wanted != 0)
-    rows: I64 = np.where(found, order[at], -1).astype(np.int64)
-    return rows
-
-
-def _bools(column: pa.ChunkedArray) -> BOOL:
-    values: BOOL = pc.fill_null(column, False).to_numpy(zero_copy_only=False).astype(bool)
-    return values
-
-
-@dataclass(frozen=True)
-class _Spans:
-    col: dict[str, pa.ChunkedArray]
-    trace: I64  # trace index (into keys)
-    keys: U64  # DuckDB hash(TraceId) per trace index
-    names: pa.Array  # trace id per trace index
-    parent: I64
-    start: I64
-    duration: I64
-    is_error: BOOL
-    in_scope: BOOL
-    service: Strings
-    operation: Strings
-    kind: Strings
-    is_client: BOOL
-    is_producer: BOOL
-    is_consumer: BOOL
-
-
-def _spans(table: pa.Table, trace_ids: dict[int, str]) -> _Spans:
-    col = {name: table.column(name) for name in table.column_names}
-    trace_key = col["TraceKey"].to_numpy().astype(np.uint64)
-    keys, trace = np.unique(trace_key, return_inverse=True)
-    kind = Strings(col["SpanKind"])
-
-    def is_kind(name: str) -> BOOL:
-        code = kind.values.index(name) if name in kind.values else -2
-        flags: BOOL = kind.codes == code
-        return flags
-
-    return _Spans(
-        col=col,
-        trace=trace.astype(np.int64),
-        keys=keys.astype(np.uint64),
-        names=pa.array([trace_ids[int(k)] for k in keys.tolist()], pa.string()),
-        parent=_rows_of(
-            col["SpanKey"].to_numpy().astype(np.uint64),
-            col["ParentKey"].to_numpy().astype(np.uint64),
-        ),
-        start=col["Start"].to_numpy().astype(np.int64),
-        duration=col["Duration"].to_numpy().astype(np.int64),
-        is_error=_bools(col["IsError"]),
-        in_scope=_bools(col["InScope"]),
-        service=Strings(col["ServiceName"]),
-        operation=Strings(col["SpanName"]),
-        kind=kind,
-        is_client=is_kind("Client"),
-        is_producer=is_kind("Producer"),
-        is_consumer=is_kind("Consumer"),
-    )
-
-
 def derive_rows(table: pa.Table, trace_ids: dict[int, str]) -> DerivedRows:
     """All derived rows of the in-scope traces in ``table`` (see the module doc)."""
-    s = _spans(table, trace_ids)
+    s = load_spans(table, trace_ids)
     roots = _roots(s)
     traces, root_range = _trace_table(s, roots)
-    calls, keys = _edges(s)
+    calls, keys = edge_tables(s)
     rooted = roots >= 0
     step_rows = np.flatnonzero(s.in_scope & rooted[s.trace])
     is_root = np.zeros(len(s.trace), dtype=bool)
@@ -152,7 +59,7 @@ def derive_rows(table: pa.Table, trace_ids: dict[int, str]) -> DerivedRows:
     return DerivedRows(traces, calls, keys, _links_table(s), span_steps, step_keys, root_range)
 
 
-def _roots(s: _Spans) -> I64:
+def _roots(s: Spans) -> I64:
     """Row of each trace's root: its earliest span without a parent id."""
     candidates = np.flatnonzero(~pc.is_null(s.col["RootSpanId"]).to_numpy(zero_copy_only=False))
     root = np.full(len(s.keys), -1, dtype=np.int64)
@@ -168,7 +75,7 @@ def _roots(s: _Spans) -> I64:
     return root
 
 
-def _trace_table(s: _Spans, root: I64) -> tuple[pa.Table, tuple[int, int]]:
+def _trace_table(s: Spans, root: I64) -> tuple[pa.Table, tuple[int, int]]:
     t_count = len(s.keys)
     big = np.iinfo(np.int64).max
     first = np.full(t_count, big, dtype=np.int64)
@@ -212,6 +119,7 @@ def _trace_table(s: _Spans, root: I64) -> tuple[pa.Table, tuple[int, int]]:
             "RootDuration": rooted(pa.array(s.duration[np.where(has, at, 0)])),
             "RootStatus": column("RootStatus"),
             "RootRoute": column("Route"),
+            "TraceKey": pa.array(s.keys[rows]),
         }
     )
     starts = s.start[at[has]]
@@ -219,137 +127,7 @@ def _trace_table(s: _Spans, root: I64) -> tuple[pa.Table, tuple[int, int]]:
     return table, span
 
 
-def _linked_pairs(s: _Spans) -> tuple[I64, I64]:
-    """(consumer row, producer row) for in-scope CONSUMER spans linked to a PRODUCER."""
-    links = s.col["LinkKeys"].combine_chunks()
-    if pc.sum(pc.fill_null(pc.list_value_length(links), 0)).as_py() in (0, None):
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    owner = pc.list_parent_indices(links).to_numpy(zero_copy_only=False).astype(np.int64)
-    targets = pc.list_flatten(links).to_numpy(zero_copy_only=False).astype(np.uint64)
-    producer = _rows_of(s.col["SpanKey"].to_numpy().astype(np.uint64), targets)
-    safe = np.maximum(producer, 0)
-    ok = (producer >= 0) & s.in_scope[owner] & s.is_consumer[owner] & s.is_producer[safe]
-    ok &= s.service.codes[owner] != s.service.codes[safe]
-    return owner[ok], producer[ok]
-
-
-def _edges(s: _Spans) -> tuple[pa.Table, pa.Table]:
-    parent, service = s.parent, s.service.codes
-    child = np.flatnonzero((parent >= 0) & s.in_scope)
-    child = child[service[child] != service[parent[child]]]
-    up = parent[child]
-    by_parent = s.is_producer[up] & s.is_consumer[child]
-    rpc_child, rpc_parent = child[~by_parent], up[~by_parent]
-    called_elsewhere = np.zeros(len(parent), dtype=bool)
-    called_elsewhere[up] = True
-    virtual = np.flatnonzero(s.in_scope & s.is_client & ~called_elsewhere)
-    link_child, link_producer = _linked_pairs(s)
-    a_child = np.concatenate([child[by_parent], link_child])
-    a_prod = np.concatenate([up[by_parent], link_producer])
-    if len(a_child):  # a consumer both child of and linked to its producer: one call
-        _, once = np.unique(a_child * (len(parent) + 1) + a_prod, return_index=True)
-        keep = np.sort(once)
-        a_child, a_prod = a_child[keep], a_prod[keep]
-
-    # Each call's names as small integer codes, packed; names are built per distinct edge.
-    peer, peer_kind = Strings(s.col["Peer"]), Strings(s.col["PeerKind"])
-    msg, dest = Strings(s.col["MsgSystem"]), Strings(s.col["Destination"])
-    n_svc = len(s.service.values)
-    rule = np.concatenate(
-        [np.zeros(len(rpc_child)), np.ones(len(virtual)), np.full(len(a_child), 2)]
-    ).astype(np.int64)
-    source = np.concatenate([service[rpc_parent], service[virtual], service[a_prod]])
-    target = np.concatenate([service[rpc_child], n_svc + peer.codes[virtual], service[a_child]])
-    kind = np.concatenate(
-        [np.full(len(rpc_child), -1), peer_kind.codes[virtual], np.full(len(a_child), -1)]
-    )
-    system = np.concatenate(
-        [
-            np.full(len(rpc_child) + len(virtual), -1),
-            np.where(msg.codes[a_prod] >= 0, msg.codes[a_prod], msg.codes[a_child]),
-        ]
-    )
-    destination = np.concatenate(
-        [
-            np.full(len(rpc_child) + len(virtual), -1),
-            np.where(dest.codes[a_prod] >= 0, dest.codes[a_prod], dest.codes[a_child]),
-        ]
-    )
-    # One int64 per call: mixed-radix digits of its name codes.
-    radix = [3, n_svc + 1, n_svc + len(peer.values) + 1, len(peer_kind.values) + 1]
-    radix += [len(msg.values) + 1, len(dest.values) + 1]
-    packed = np.zeros(len(rule), dtype=np.int64)
-    for digit, base in zip(
-        [rule, source, target, kind + 1, system + 1, destination + 1], radix, strict=True
-    ):
-        packed = packed * base + digit
-    unique_packed, inverse = np.unique(packed, return_inverse=True)
-    unique_rows = []
-    for value in unique_packed.tolist():
-        digits = []
-        for base in reversed(radix):
-            value, digit = divmod(value, base)
-            digits.append(digit)
-        unique_rows.append(list(reversed(digits)))
-    rule_names = ("rpc", "virtual", "async")
-    dims: list[tuple[str, ...]] = []
-    for r, src, tgt, k, sy, de in unique_rows:
-        target_name = (
-            s.service.values[tgt] if tgt < n_svc else (peer.name(tgt - n_svc) or "unknown")
-        )
-        dims.append(
-            (
-                s.service.values[src],
-                target_name,
-                rule_names[r],
-                (peer_kind.name(k - 1) or "external") if r == 1 else "service",
-                msg.name(sy - 1) if r == 2 else "",
-                dest.name(de - 1) if r == 2 else "",
-            )
-        )
-    key_of = np.array([edge_key(d) for d in dims], dtype=np.uint64)
-    measured = np.where(s.is_client[rpc_parent], rpc_parent, rpc_child)
-    lag = np.maximum(s.start[a_child] - (s.start[a_prod] + s.duration[a_prod]), 0)
-    n_plain = len(rpc_child) + len(virtual)
-    calls = pa.table(
-        {
-            "Ts": pa.array(np.concatenate([s.start[measured], s.start[virtual], s.start[a_child]])),
-            "TraceId": s.names.take(
-                pa.array(s.trace[np.concatenate([rpc_child, virtual, a_child])])
-            ),
-            "SourceTraceId": s.names.take(
-                pa.array(s.trace[np.concatenate([rpc_parent, virtual, a_prod])])
-            ),
-            "EdgeKey": pa.array(
-                key_of[inverse.reshape(-1)] if len(key_of) else np.zeros(0, np.uint64)
-            ),
-            "LatencyNs": pa.array(
-                np.concatenate([s.duration[measured], s.duration[virtual], s.duration[a_child]])
-            ),
-            "LagNs": pa.array(
-                np.concatenate([np.zeros(n_plain, np.int64), lag]),
-                mask=np.arange(n_plain + len(lag)) < n_plain,
-            ),
-            "IsError": pa.array(
-                np.concatenate(
-                    [
-                        s.is_error[rpc_child] | s.is_error[rpc_parent],
-                        s.is_error[virtual],
-                        s.is_error[a_child] | s.is_error[a_prod],
-                    ]
-                )
-            ),
-        }
-    )
-    keys = pa.table(
-        {"EdgeKey": pa.array(key_of, pa.uint64())}
-        | {name: pa.array([d[i] for d in dims], pa.string()) for i, name in enumerate(EDGE_NAMES)}
-    )
-    return calls, keys
-
-
-def _links_table(s: _Spans) -> pa.Table:
+def _links_table(s: Spans) -> pa.Table:
     """(TraceId, LinkedTraceId) of in-scope CONSUMER spans' links to other traces."""
     links = s.col["LinkTraceIds"].combine_chunks()
     owner = pc.list_parent_indices(links).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -364,7 +142,7 @@ def _links_table(s: _Spans) -> pa.Table:
     return table.group_by(["TraceId", "LinkedTraceId"]).aggregate([]).sort_by("TraceId")
 
 
-def _steps(s: _Spans, rows: I64, is_root: BOOL) -> tuple[pa.Table, pa.Table]:
+def _steps(s: Spans, rows: I64, is_root: BOOL) -> tuple[pa.Table, pa.Table]:
     """span_steps rows of ``rows`` (all spans of their traces), via the step tree."""
     local = np.full(len(s.parent), -1, dtype=np.int64)
     local[rows] = np.arange(len(rows))
@@ -385,7 +163,7 @@ def _steps(s: _Spans, rows: I64, is_root: BOOL) -> tuple[pa.Table, pa.Table]:
         for p in unique_ops.tolist()
     ]
     op_keys = np.array([op_key(*op) for op in ops], dtype=np.uint64)
-    follows = _bools(s.col["FollowsFrom"])
+    follows = bools(s.col["FollowsFrom"])
     safe_up = np.maximum(up, 0)
     is_async = follows[rows] | ((up >= 0) & s.is_consumer[rows] & s.is_producer[safe_up])
     sub_rows = SpanRows(
@@ -414,4 +192,4 @@ def _steps(s: _Spans, rows: I64, is_root: BOOL) -> tuple[pa.Table, pa.Table]:
     return span_step_rows(loaded)
 
 
-__all__ = ["DerivedRows", "derive_rows", "edge_key"]
+__all__ = ["DerivedRows", "derive_rows"]

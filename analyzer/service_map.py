@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from flowscope.analyzer.model import Edge, EdgeRule, Node, NodeKind, ServiceMap, Window
+from flowscope.analyzer.node_stats import edge_rows, node_rows
 from flowscope.analyzer.rates import rate_minutes
 from flowscope.store.database import Database
 
@@ -85,10 +86,7 @@ def service_map(database: Database, window: Window, *, selected: bool = False) -
     """The map of every call in the window, or of the selected traces (``sel_traces``)."""
     minutes = rate_minutes(database, window)
     if not selected:
-        params = {"since": window.since_ns, "until": window.until_ns}
-        return build_map(
-            database.fetch("map_edges", params), database.fetch("map_services", params), minutes
-        )
+        return build_map(edge_rows(database, window), node_rows(database, window), minutes)
     count, lo, hi = database.fetch("sel_range")[0]
     if not count:
         return ServiceMap(nodes=[], edges=[])

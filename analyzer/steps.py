@@ -17,21 +17,17 @@ error) depends only on its own trace, so it is computed when the trace is derive
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
 from flowscope.analyzer.model import Step, Window
-from flowscope.analyzer.span_tree import SpanRows, SpanTree, build
+from flowscope.analyzer.span_tree import SpanRows, SpanTree
 from flowscope.store.database import Database
 
 I64 = npt.NDArray[np.int64]
-Fetch = Callable[[str], list[tuple[Any, ...]]]
-FetchArrow = Callable[[str], pa.Table]
 
 
 def op_key(service: str, operation: str, kind: str) -> int:
@@ -46,7 +42,7 @@ def step_id(key: int) -> str:
 
 @dataclass(frozen=True)
 class LoadedSpans:
-    """The spans of ``tree_spans`` with their tree facts; row i is tree_spans row i."""
+    """Spans with their tree facts (one trace's, or a derivation pass's)."""
 
     rows: SpanRows
     tree: SpanTree
@@ -55,57 +51,6 @@ class LoadedSpans:
     trace_ids: list[str]
     trace_keys: npt.NDArray[np.uint64]  # DuckDB hash(TraceId) by trace index
     trace_root_start: I64
-
-
-def load_tree(fetch: Fetch, fetch_arrow: FetchArrow) -> LoadedSpans | None:
-    """Build the trees of the spans in the ``tree_spans`` temp table (None: no spans)."""
-    columns = fetch_arrow("tree_span_columns")
-    n = columns.num_rows
-    if n == 0:
-        return None
-    place = columns.column("Row").to_numpy()
-    if int(place.max()) != n - 1:  # rowids of a fresh temp table are contiguous
-        raise AssertionError(f"tree_spans rows are not numbered 0..{n - 1}")
-
-    def col(name: str, dtype: Any) -> Any:
-        out = np.empty(n, dtype=dtype)
-        out[place] = columns.column(name).to_numpy()
-        return out
-
-    ops = [(str(s), str(o), str(k)) for _i, s, o, k in fetch("tree_span_ops")]
-    traces = fetch("tree_span_traces")
-    trace_ids = [str(row[1]) for row in traces]
-    trace_keys = np.array([int(row[2]) for row in traces], dtype=np.uint64)
-    op_idx = col("OpIdx", np.int64)
-    op_keys = np.array([op_key(*op) for op in ops], dtype=np.uint64)
-    trace = col("TraceIdx", np.int64)
-    start = col("Start", np.int64)
-    is_trace_root = col("IsTraceRoot", bool)
-    # The root's start per trace; the earliest span stands in when there is no root.
-    root_start = np.full(len(trace_ids), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(root_start, trace, start)
-    root_start[trace[is_trace_root]] = start[is_trace_root]
-    rows = SpanRows(
-        trace=trace,
-        parent=col("ParentRow", np.int64),
-        op_key=op_keys[op_idx],
-        start=start,
-        duration=col("Duration", np.int64),
-        is_error=col("IsError", bool),
-        is_async=col("IsAsync", bool),
-        is_trace_root=is_trace_root,
-    )
-    tree = build(rows, root_start)
-    return LoadedSpans(rows, tree, op_idx, ops, trace_ids, trace_keys, root_start)
-
-
-def load_selected(database: Database) -> LoadedSpans | None:
-    """The spans of ``sel_traces`` with their trees (inside ``read_snapshot``)."""
-    count, lo, hi = database.fetch("sel_range")[0]
-    if not count:
-        return None
-    database.fetch("sel_spans", {"lo": lo, "hi": hi})
-    return load_tree(database.fetch, database.fetch_arrow)
 
 
 def span_step_rows(loaded: LoadedSpans) -> tuple[pa.Table, pa.Table]:

@@ -5,19 +5,89 @@ Orphans (a span whose parent never arrived) start their own sub-tree, listed aft
 the root's, flagged ``orphan``; they are never on the critical path. With clock
 skew (a child starting before its parent, or ending after it) offsets are clamped
 at 0 and self time and the critical path use the child clipped to its parent.
+
+The tree is the one derivation builds (``span_tree.build``, same step keys), from
+one pruned scan of the trace's spans.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from flowscope.analyzer.critical_path import sections
 from flowscope.analyzer.model import CriticalSegment, TraceSpan, TraceView
-from flowscope.analyzer.steps import LoadedSpans, step_id
+from flowscope.analyzer.span_tree import SpanRows, build
+from flowscope.analyzer.steps import LoadedSpans, op_key, step_id
 from flowscope.analyzer.window import format_ns
 from flowscope.store.database import Database
+
+
+@dataclass(frozen=True)
+class LoadedTrace:
+    spans: LoadedSpans
+    span_ids: list[str]
+    parent_ids: list[str]
+    details: list[tuple[str, str, dict[str, str]]]  # status, message, attributes
+
+
+def load_trace(
+    database: Database, trace_id: str, root_span_id: str, bounds: tuple[int, int]
+) -> LoadedTrace | None:
+    """The trace's spans (duplicated span ids: the earliest) and their tree."""
+    rows = database.fetch("trace_spans", {"trace_id": trace_id, "lo": bounds[0], "hi": bounds[1]})
+    seen: dict[str, int] = {}
+    kept: list[tuple[Any, ...]] = []
+    for row in rows:
+        if row[0] not in seen:
+            seen[row[0]] = len(kept)
+            kept.append(row)
+    if not kept:
+        return None
+    parent = np.array([seen.get(row[1], -1) if row[1] else -1 for row in kept], dtype=np.int64)
+    index: dict[tuple[str, str, str], int] = {}
+    op_idx = np.array(
+        [index.setdefault((r[2], r[3], r[4]), len(index)) for r in kept], dtype=np.int64
+    )
+    ops = list(index)
+    kinds = [row[4] for row in kept]
+    is_async = np.array(
+        [
+            bool(row[10]) or (kinds[i] == "Consumer" and p >= 0 and kinds[p] == "Producer")
+            for i, (row, p) in enumerate(zip(kept, parent.tolist(), strict=True))
+        ],
+        dtype=bool,
+    )
+    start = np.array([row[5] for row in kept], dtype=np.int64)
+    is_root = np.array([row[0] == root_span_id for row in kept], dtype=bool)
+    root_start = np.array([start[is_root][0] if is_root.any() else start.min()], dtype=np.int64)
+    span_rows = SpanRows(
+        trace=np.zeros(len(kept), dtype=np.int64),
+        parent=parent,
+        op_key=np.array([op_key(*op) for op in ops], dtype=np.uint64)[op_idx],
+        start=start,
+        duration=np.array([row[6] for row in kept], dtype=np.int64),
+        is_error=np.array([row[7] == "Error" for row in kept], dtype=bool),
+        is_async=is_async,
+        is_trace_root=is_root,
+    )
+    loaded = LoadedSpans(
+        rows=span_rows,
+        tree=build(span_rows, root_start),
+        op_idx=op_idx,
+        ops=ops,
+        trace_ids=[trace_id],
+        trace_keys=np.zeros(1, dtype=np.uint64),
+        trace_root_start=root_start,
+    )
+    return LoadedTrace(
+        spans=loaded,
+        span_ids=[str(row[0]) for row in kept],
+        parent_ids=[str(row[1]) for row in kept],
+        details=[(str(row[7]), str(row[8]), dict(row[9] or {})) for row in kept],
+    )
 
 
 def tree_rows(loaded: LoadedSpans) -> tuple[list[int], list[list[int]]]:
@@ -69,35 +139,23 @@ def critical_segments(
 
 
 def trace_view(
-    database: Database,
-    loaded: LoadedSpans,
-    trace_id: str,
-    flow_id: str | None,
-    step_p50: dict[str, float],
-    bounds: tuple[int, int],
+    trace: LoadedTrace, trace_id: str, flow_id: str | None, step_p50: dict[str, float]
 ) -> TraceView:
-    """The view of the one trace in ``loaded``; ``step_p50``: step id -> baseline P50 ms."""
+    """The view of a loaded trace; ``step_p50``: step id -> the step's baseline P50 ms."""
+    loaded = trace.spans
     rows, tree = loaded.rows, loaded.tree
-    ids = database.fetch("tree_span_ids")
-    span_ids = [str(row[1]) for row in ids]
-    parent_ids = [str(row[2]) for row in ids]
-    details: dict[str, tuple[Any, ...]] = {}
-    for span, status, message, attributes, _start in database.fetch(
-        "trace_span_details", {"lo": bounds[0], "hi": bounds[1], "trace_id": trace_id}
-    ):
-        details.setdefault(str(span), (status, message, dict(attributes or {})))
     order, children = tree_rows(loaded)
     origin = int(rows.start.min())
     spans: list[TraceSpan] = []
     for row in order:
         service, operation, kind = loaded.ops[int(loaded.op_idx[row])]
-        status, message, attributes = details.get(span_ids[row], ("Unset", "", {}))
+        status, message, attributes = trace.details[row]
         key = step_id(int(tree.step_key[row]))
         start = int(rows.start[row])
         spans.append(
             TraceSpan(
-                span_id=span_ids[row],
-                parent_span_id=parent_ids[row],
+                span_id=trace.span_ids[row],
+                parent_span_id=trace.parent_ids[row],
                 service=service,
                 operation=operation,
                 kind=kind,
@@ -105,15 +163,15 @@ def trace_view(
                 start_offset_ms=(start - origin) / 1e6,
                 duration_ms=int(rows.duration[row]) / 1e6,
                 self_ms=int(tree.self_ns[row]) / 1e6,
-                status=str(status),
-                status_message=str(message),
+                status=status,
+                status_message=message,
                 attributes={str(k): str(v) for k, v in sorted(attributes.items())},
                 depth=int(tree.depth[row]),
                 step_id=key if flow_id is not None else None,
                 step_p50_ms=step_p50.get(key),
                 on_critical_path=bool(tree.on_critical_path[row]),
-                orphan=parent_ids[row] != "" and int(tree.parent[row]) < 0,
-                children=[span_ids[c] for c in children[row]],
+                orphan=trace.parent_ids[row] != "" and int(tree.parent[row]) < 0,
+                children=[trace.span_ids[c] for c in children[row]],
             )
         )
     roots = np.flatnonzero(rows.is_trace_root)
@@ -126,5 +184,5 @@ def trace_view(
         flow=flow_id,
         duration_ms=duration_ms,
         spans=spans,
-        critical_path=critical_segments(loaded, children, span_ids, origin),
+        critical_path=critical_segments(loaded, children, trace.span_ids, origin),
     )

@@ -204,12 +204,14 @@ def timed(fn: Callable[[], Any], runs: int = 5) -> float:
 def measure(path: Path) -> dict[str, float]:
     database = Database(path, read_only=True)
     analysis = Analysis(database)
-    now = time.time_ns()
+    cursor = database.reader()
+    # "Now" is when the data ends, so a file measured again later still has its last hour.
+    row = cursor.execute("SELECT epoch_ns(max(Timestamp)) FROM otel_traces").fetchone()
+    now = int(row[0]) + 1 if row and row[0] is not None else time.time_ns()
     hour = Window(now - 3_600_000_000_000, now)
     flows = analysis.flows(ALL_TIME)
     biggest = flows[0].id
     some_trace = analysis.traces(hour, limit=1)[0].trace_id
-    cursor = database.reader()
     naive = """
         SELECT p.ServiceName, c.ServiceName, count(*), quantile_cont(c.Duration, 0.95)
         FROM otel_traces c JOIN otel_traces p ON c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId
@@ -238,6 +240,9 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--dir", default="/tmp/flowscope-bench")
     parser.add_argument("--keep", action="store_true", help="keep the database files")
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure kept files again instead of refilling"
+    )
     args = parser.parse_args()
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -248,10 +253,12 @@ def main() -> None:
     }
     for size in (int(s) for s in args.sizes.split(",")):
         path = directory / f"analyzer-{size}.duckdb"
-        for stale in (path, Path(f"{path}.wal")):
-            stale.unlink(missing_ok=True)
-        print(f"filling {size} spans ...", file=sys.stderr)
-        ingest = fill(path, size, args.hours)
+        ingest: dict[str, float] = {}
+        if not (args.reuse and path.exists()):
+            for stale in (path, Path(f"{path}.wal")):
+                stale.unlink(missing_ok=True)
+            print(f"filling {size} spans ...", file=sys.stderr)
+            ingest = fill(path, size, args.hours)
         print(f"measuring {size} spans ...", file=sys.stderr)
         report["sizes"][str(size)] = {"ingest": ingest, "queries": measure(path)}
         if not args.keep:

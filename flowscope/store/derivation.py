@@ -71,9 +71,9 @@ def _run(cursor: Any, name: str, params: dict[str, Any] | None = None) -> None:
 
 
 def _one(cursor: Any, name: str) -> tuple[Any, ...]:
-    row = cursor.execute(sql_files.query(name)).fetchone()
-    assert row is not None
-    return tuple(row)
+    # fetchall: a half-read result blocks the cursor (register, the next statement).
+    rows = cursor.execute(sql_files.query(name)).fetchall()
+    return tuple(rows[0])
 
 
 def queue_size(cursor: Any) -> int:
@@ -99,8 +99,9 @@ def _load_spans(cursor: Any, params: dict[str, Any]) -> pa.Table:
     return cursor.sql(sql_files.query("dv_load_spans"), params=params).to_arrow_table()
 
 
-def _derive_into_temp(cursor: Any) -> tuple[int, int, int]:
-    """Fill the dv_* temp tables for the queued traces: (traces, spans, range scans).
+def _derive_into_temp(cursor: Any) -> tuple[int, int, int, tuple[int, int]]:
+    """Fill the dv_* temp tables for the queued traces: (traces, spans, range scans,
+    where the derived traces' spans lie).
 
     SQL loads the spans (range scans pruned by zone maps) and stores the results;
     the rules themselves run vectorized in ``analyzer/derived_rows.py``.
@@ -110,6 +111,7 @@ def _derive_into_temp(cursor: Any) -> tuple[int, int, int]:
     _run(cursor, "dv_begin")
     ids: dict[int, str] = {}
     scope = _load(cursor, "dv_want_scope", True, ids)
+    lo, hi = cursor.execute(sql_files.query("dv_load_range")).fetchall()[0]
     linked: list[str] = []
     for table in scope:
         for targets in table.column("LinkTraceIds").to_pylist():
@@ -142,8 +144,8 @@ def _derive_into_temp(cursor: Any) -> tuple[int, int, int]:
     finally:
         for name in inputs:
             cursor.unregister(name)
-    traces = int(cursor.execute("SELECT count(*) FROM dv_scope").fetchone()[0])
-    return traces, spans.num_rows, len(scope) + len(context)
+    traces = int(cursor.execute("SELECT count(*) FROM dv_scope").fetchall()[0][0])
+    return traces, spans.num_rows, len(scope) + len(context), (lo or 0, hi or 0)
 
 
 def derive(cursor: Any) -> DerivationResult | None:
@@ -156,11 +158,11 @@ def derive(cursor: Any) -> DerivationResult | None:
     started = time.perf_counter()
     cursor.execute("BEGIN")
     try:
-        traces, spans, scans = _derive_into_temp(cursor)
-        queued, lo, hi = _one(cursor, "dv_queue_range")
-        _run(cursor, "dv_persist")
+        traces, spans, scans, (lo, hi) = _derive_into_temp(cursor)
+        queued, first, last = _one(cursor, "dv_queue_range")
+        _run(cursor, "dv_persist", {"lo": lo, "hi": hi})
         if queued:
-            _run(cursor, "compact_service_minutes", {"lo": lo, "hi": hi})
+            _run(cursor, "compact_service_minutes", {"lo": first, "hi": last})
         cursor.execute("COMMIT")
     except BaseException:
         cursor.execute("ROLLBACK")
@@ -180,7 +182,7 @@ def prepare_reads(cursor: Any) -> int:
     if queue_size(cursor) == 0:
         _run(cursor, "overlay_none")
         return 0
-    traces, _spans, _scans = _derive_into_temp(cursor)
+    traces, _spans, _scans, _range = _derive_into_temp(cursor)
     _run(cursor, "overlay_pending")
     return traces
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from flowscope.analyzer.model import Edge, Node, ServiceMap, Window
+from flowscope.store.writer import SpanWriter
 from flowscope.testing.traces import TraceKit, at_ms, percentile
 
 from .conftest import HOUR, Analyze
@@ -275,3 +276,81 @@ def test_map_of_one_flow(analyze: Analyze) -> None:
     only = analysis.service_map(HOUR, flow=flow_id)
     assert list(edges(only)) == [("gateway", "orders", "rpc")]
     assert [(n.id, n.spans) for n in only.nodes] == [("gateway", 1), ("orders", 1)]
+
+
+def test_node_p95_from_minute_histograms_is_exact(analyze: Analyze, database: Any) -> None:
+    kit = TraceKit()
+    durations = []
+    for i in range(240):  # four per second for a minute, spread over three minutes
+        duration = 1 + (i * 7919) % 997 * 0.37  # many buckets, ties and all
+        durations.append(duration)
+        kit.trace(start_ms=i * 750).span(
+            "web", "GET", kind="Server", start_ms=0, duration_ms=duration
+        )
+    analysis = analyze(kit)
+    # Partial minutes at both ends: 00:00:30.5 .. 00:02:10.25.
+    window = Window(at_ms(30_500), at_ms(130_250))
+    inside = [d for i, d in enumerate(durations) if 30_500 <= i * 750 < 130_250]
+    web = nodes(analysis.service_map(window))["web"]
+    assert web.spans == len(inside) == 133
+    assert web.p95_ms == pytest.approx(percentile(inside, 0.95), rel=1e-12)
+    direct = database.fetch("map_services", {"since": window.since_ns, "until": window.until_ns})
+    assert web.p95_ms == pytest.approx(direct[0][3] / 1e6, rel=1e-12)
+
+
+def test_node_stats_fall_back_when_histograms_disagree(analyze: Analyze, database: Any) -> None:
+    kit = TraceKit()
+    for i, duration in enumerate([10.0, 20.0, 30.0]):
+        kit.trace(start_ms=i).span("web", "GET", kind="Server", start_ms=0, duration_ms=duration)
+    analysis = analyze(kit)
+    writer = SpanWriter(database)
+    writer.start()
+    writer.run_task(
+        lambda cursor: cursor.execute(
+            "UPDATE service_minutes SET Spans = Spans + 1 WHERE Bucket >= 0"
+        )
+    ).result()
+    writer.shutdown()
+    web = nodes(analysis.service_map(HOUR))["web"]
+    assert web.p95_ms == pytest.approx(29.0) and web.spans == 3
+
+
+def test_edge_percentiles_from_histograms_are_exact(analyze: Analyze, database: Any) -> None:
+    kit = TraceKit()
+    latencies, lags = [], []
+    for i in range(300):
+        latency = 0.5 + (i * 7919) % 1009 * 0.113  # spread over many buckets, with ties
+        lag = (i * 104729) % 97 * 0.05
+        latencies.append(latency)
+        lags.append(lag)
+        root = kit.trace(start_ms=i * 100).span(
+            "a", "op", kind="Server", start_ms=0, duration_ms=200
+        )
+        root.child("a", "call", kind="Client", start_ms=1, duration_ms=latency).child(
+            "b", "op", kind="Server", start_ms=1.1, duration_ms=latency / 2
+        )
+        producer = root.child(
+            "a", "send", kind="Producer", start_ms=2, duration_ms=1, attributes=KAFKA
+        )
+        producer.child("c", "take", kind="Consumer", start_ms=3 + lag, duration_ms=latency)
+    analysis = analyze(kit)
+    result = edges(analysis.service_map(HOUR))
+    rpc, queue = result[("a", "b", "rpc")], result[("a", "c", "async")]
+    for q, got in zip((0.5, 0.95, 0.99), (rpc.p50_ms, rpc.p95_ms, rpc.p99_ms), strict=True):
+        assert got == pytest.approx(percentile(latencies, q), rel=1e-12)
+    for q, got in zip(
+        (0.5, 0.95, 0.99), (queue.lag_p50_ms, queue.lag_p95_ms, queue.lag_p99_ms), strict=True
+    ):
+        assert got == pytest.approx(percentile(lags, q), rel=1e-9, abs=1e-9)
+    # The same numbers as DuckDB's own exact aggregate over every call.
+    direct = (
+        database.reader()
+        .execute(
+            "SELECT quantile_cont(LatencyNs, [0.5, 0.95, 0.99]) FROM edge_calls"
+            " JOIN edge_keys USING (EdgeKey) WHERE Rule = 'rpc'"
+        )
+        .fetchall()[0][0]
+    )
+    assert [v / 1e6 for v in direct] == pytest.approx(
+        [rpc.p50_ms, rpc.p95_ms, rpc.p99_ms], rel=1e-12
+    )

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS trace_index (
     RootStatus     VARCHAR,
     RootRoute      VARCHAR,                -- http.route, url.path, http.target or the span name
     RootAttributes MAP(VARCHAR, VARCHAR),
-    RootResource   MAP(VARCHAR, VARCHAR)
+    RootResource   MAP(VARCHAR, VARCHAR),
+    TraceKey       UBIGINT NOT NULL        -- hash(TraceId): an integer scan finds a trace
 );
 
 -- One row per cross-service call (DESIGN.md §4 rules rpc, virtual, async).
@@ -41,7 +42,10 @@ CREATE TABLE IF NOT EXISTS edge_calls (
     EdgeKey       UBIGINT NOT NULL,       -- -> edge_keys
     LatencyNs     BIGINT NOT NULL,
     LagNs         BIGINT,                 -- async: consumer start - producer end, >= 0
-    IsError       BOOLEAN NOT NULL
+    IsError       BOOLEAN NOT NULL,
+    Bucket        SMALLINT NOT NULL,      -- floor(64 * log2(LatencyNs)): histogram bucket
+    LagBucket     SMALLINT,               -- the same of LagNs
+    TraceKey      UBIGINT NOT NULL        -- hash(TraceId)
 );
 
 -- The edges' names, so edge_calls groups by one integer (grouping by strings is
@@ -61,6 +65,16 @@ CREATE TABLE IF NOT EXISTS edge_keys (
 CREATE TABLE IF NOT EXISTS trace_links (
     TraceId       VARCHAR NOT NULL,
     LinkedTraceId VARCHAR NOT NULL
+);
+
+-- SERVER and CONSUMER spans' durations (what a node's P95 is of), written with the
+-- spans, with the histogram bucket service_minutes counts them in: the exact P95
+-- reads only the spans in the buckets that hold it.
+CREATE TABLE IF NOT EXISTS server_spans (
+    Timestamp   TIMESTAMP_NS NOT NULL,
+    ServiceName VARCHAR NOT NULL,
+    Duration    BIGINT NOT NULL,
+    Bucket      SMALLINT NOT NULL
 );
 
 -- Spans per service and minute, written with the spans themselves. Bucket -1 counts

@@ -1,5 +1,5 @@
 -- Run by the writer in the transaction that inserts incoming_spans: queue the traces
--- for derivation and count the spans per service and minute.
+-- for derivation, count the spans per service and minute, keep SERVER/CONSUMER durations.
 INSERT INTO derive_queue
 SELECT TraceId, min(Timestamp), max(Timestamp) FROM incoming_spans GROUP BY TraceId;
 
@@ -14,3 +14,8 @@ SELECT
     count(*) FILTER (WHERE StatusCode = 'Error') AS Errors
 FROM incoming_spans
 GROUP BY ALL;
+
+INSERT INTO server_spans
+SELECT Timestamp, ServiceName, Duration, CAST(floor(log2(greatest(Duration, 1)) * 8) AS SMALLINT)
+FROM incoming_spans
+WHERE SpanKind IN ('Server', 'Consumer');

@@ -11,7 +11,8 @@ SELECT
     make_timestamp_ns(t.RootStart) AS RootTs,
     t.RootService, t.RootOperation, t.RootKind, t.RootDuration, t.RootStatus, t.RootRoute,
     o.SpanAttributes AS RootAttributes,
-    o.ResourceAttributes AS RootResource
+    o.ResourceAttributes AS RootResource,
+    t.TraceKey
 FROM dv_traces_in t
 LEFT JOIN (
     SELECT TraceId, SpanId, SpanAttributes, ResourceAttributes FROM otel_traces
@@ -19,7 +20,8 @@ LEFT JOIN (
       AND ParentSpanId = ''
 ) o ON o.TraceId = t.TraceId AND o.SpanId = t.RootSpanId;
 CREATE OR REPLACE TEMP TABLE dv_edge_calls AS
-SELECT make_timestamp_ns(Ts) AS Ts, TraceId, SourceTraceId, EdgeKey, LatencyNs, LagNs, IsError
+SELECT make_timestamp_ns(Ts) AS Ts, TraceId, SourceTraceId, EdgeKey, LatencyNs, LagNs, IsError,
+       Bucket, LagBucket, TraceKey
 FROM dv_edge_calls_in;
 CREATE OR REPLACE TEMP TABLE dv_edge_keys AS SELECT * FROM dv_edge_keys_in;
 CREATE OR REPLACE TEMP TABLE dv_trace_links AS SELECT * FROM dv_links_in;

@@ -11,5 +11,7 @@ WITH carriers AS (
       AND coalesce(SpanAttributes[$by], ResourceAttributes[$by]) IS NOT NULL
     GROUP BY TraceId
 )
-SELECT s.TraceId, coalesce(s.RootAttributes[$by], s.RootResource[$by], c.Value, '') AS GroupValue
-FROM sel_traces s LEFT JOIN carriers c USING (TraceId)
+SELECT s.TraceId, coalesce(t.RootAttributes[$by], t.RootResource[$by], c.Value, '') AS GroupValue
+FROM sel_traces s
+JOIN a_trace_index t ON t.TraceKey = s.TraceKey AND t.TraceId = s.TraceId
+LEFT JOIN carriers c ON c.TraceId = s.TraceId

@@ -1,6 +1,7 @@
 -- The traces with roots in [since, until) whose root facts map to a flow: the mapping
 -- comes as parallel lists ($flow_ids, $services, $operations, $routes, $attrs), made
--- by the analyzer from flows_facts rows and the flows file.
+-- by the analyzer from flows_facts rows and the flows file. Only the columns the
+-- selection's queries read (copying the attribute maps would dominate).
 CREATE OR REPLACE TEMP TABLE sel_traces AS
 WITH facts AS (
     SELECT
@@ -10,7 +11,9 @@ WITH facts AS (
         unnest(CAST($routes AS VARCHAR[])) AS Route,
         unnest(CAST($attrs AS VARCHAR[][])) AS Attrs
 )
-SELECT t.*, f.FlowId
+SELECT
+    t.TraceId, t.TraceKey, t.FirstTs, t.LastTs, t.RootTs, t.RootSpanId, t.RootDuration,
+    t.RootStatus, t.ErrorSpans, f.FlowId
 FROM a_trace_index t
 JOIN facts f
   ON t.RootService = f.RootService

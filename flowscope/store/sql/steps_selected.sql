@@ -2,7 +2,7 @@
 -- group (sel_groups): counts, exact percentiles and the mean critical-path share
 -- over the group's traces, from the derived per-span facts.
 WITH traces AS (
-    SELECT hash(s.TraceId) AS TraceKey, coalesce(g.GroupValue, '') AS GroupValue
+    SELECT s.TraceKey, coalesce(g.GroupValue, '') AS GroupValue
     FROM sel_traces s LEFT JOIN sel_groups g USING (TraceId)
 ),
 sizes AS (SELECT GroupValue, count(*) AS Traces FROM traces GROUP BY GroupValue)

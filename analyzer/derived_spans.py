@@ -1,0 +1,96 @@
+"""The loaded spans of a derivation pass, as numpy arrays (see ``derived_rows``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+BOOL = npt.NDArray[np.bool_]
+
+
+class Strings:
+    """A string column as dictionary codes (-1 for null) and its dictionary."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        encoded = pc.dictionary_encode(column.combine_chunks())
+        indices = encoded.indices
+        self.codes: I64 = pc.fill_null(indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        self.values: list[str] = [str(v) for v in encoded.dictionary.to_pylist()]
+
+    def name(self, code: int) -> str:
+        return self.values[code] if code >= 0 else ""
+
+
+def rows_of(keys: U64, wanted: U64) -> I64:
+    """Row of each wanted key among ``keys`` (-1 when absent, or 0: no parent)."""
+    if len(keys) == 0:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    at = np.minimum(np.searchsorted(ordered, wanted), len(ordered) - 1)
+    found = (ordered[at] == wanted) & (wanted != 0)
+    rows: I64 = np.where(found, order[at], -1).astype(np.int64)
+    return rows
+
+
+def bools(column: pa.ChunkedArray) -> BOOL:
+    values: BOOL = pc.fill_null(column, False).to_numpy(zero_copy_only=False).astype(bool)
+    return values
+
+
+@dataclass(frozen=True)
+class Spans:
+    col: dict[str, pa.ChunkedArray]
+    trace: I64  # trace index (into keys)
+    keys: U64  # DuckDB hash(TraceId) per trace index
+    names: pa.Array  # trace id per trace index
+    parent: I64
+    start: I64
+    duration: I64
+    is_error: BOOL
+    in_scope: BOOL
+    service: Strings
+    operation: Strings
+    kind: Strings
+    is_client: BOOL
+    is_producer: BOOL
+    is_consumer: BOOL
+
+
+def load_spans(table: pa.Table, trace_ids: dict[int, str]) -> Spans:
+    col = {name: table.column(name) for name in table.column_names}
+    trace_key = col["TraceKey"].to_numpy().astype(np.uint64)
+    keys, trace = np.unique(trace_key, return_inverse=True)
+    kind = Strings(col["SpanKind"])
+
+    def is_kind(name: str) -> BOOL:
+        code = kind.values.index(name) if name in kind.values else -2
+        flags: BOOL = kind.codes == code
+        return flags
+
+    return Spans(
+        col=col,
+        trace=trace.astype(np.int64),
+        keys=keys.astype(np.uint64),
+        names=pa.array([trace_ids[int(k)] for k in keys.tolist()], pa.string()),
+        parent=rows_of(
+            col["SpanKey"].to_numpy().astype(np.uint64),
+            col["ParentKey"].to_numpy().astype(np.uint64),
+        ),
+        start=col["Start"].to_numpy().astype(np.int64),
+        duration=col["Duration"].to_numpy().astype(np.int64),
+        is_error=bools(col["IsError"]),
+        in_scope=bools(col["InScope"]),
+        service=Strings(col["ServiceName"]),
+        operation=Strings(col["SpanName"]),
+        kind=kind,
+        is_client=is_kind("Client"),
+        is_producer=is_kind("Producer"),
+        is_consumer=is_kind("Consumer"),
+    )

@@ -1,0 +1,31 @@
+-- Service nodes from service_minutes for the whole minutes of the window
+-- ([$full_lo, $full_hi)), and from the spans themselves for the partial minutes at
+-- its ends: spans, errors and a log histogram (Bucket >= 0) of SERVER/CONSUMER
+-- durations, from which the analyzer finds the exact P95 (map_services_refine.sql).
+WITH counted AS (
+    SELECT ServiceName, Bucket, Spans, Errors FROM service_minutes
+    WHERE Minute >= make_timestamp_ns($full_lo) AND Minute < make_timestamp_ns($full_hi)
+    UNION ALL
+    SELECT
+        ServiceName,
+        CASE WHEN SpanKind IN ('Server', 'Consumer')
+            THEN CAST(floor(log2(greatest(Duration, 1)) * 8) AS SMALLINT)
+            ELSE CAST(-1 AS SMALLINT) END AS Bucket,
+        1 AS Spans,
+        CASE WHEN StatusCode = 'Error' THEN 1 ELSE 0 END AS Errors
+    FROM otel_traces
+    WHERE Timestamp >= make_timestamp_ns($since) AND Timestamp < make_timestamp_ns($full_lo)
+    UNION ALL
+    SELECT
+        ServiceName,
+        CASE WHEN SpanKind IN ('Server', 'Consumer')
+            THEN CAST(floor(log2(greatest(Duration, 1)) * 8) AS SMALLINT)
+            ELSE CAST(-1 AS SMALLINT) END AS Bucket,
+        1 AS Spans,
+        CASE WHEN StatusCode = 'Error' THEN 1 ELSE 0 END AS Errors
+    FROM otel_traces
+    WHERE Timestamp >= make_timestamp_ns($full_hi) AND Timestamp < make_timestamp_ns($until)
+)
+SELECT ServiceName, Bucket, sum(Spans) AS Spans, sum(Errors) AS Errors
+FROM counted
+GROUP BY ServiceName, Bucket

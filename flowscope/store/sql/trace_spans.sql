@@ -1,0 +1,11 @@
+-- Every span of one trace, with what a trace view shows; [lo, hi] bounds their starts
+-- (from trace_index), so the scan is pruned to a few row groups.
+SELECT
+    SpanId, ParentSpanId, ServiceName, SpanName, SpanKind, epoch_ns(Timestamp) AS Start,
+    Duration, StatusCode, StatusMessage, SpanAttributes,
+    len(Links) > 0 AND len([l for l in Links
+        if l.SpanId = ParentSpanId
+        AND coalesce(l.Attributes['opentracing.ref_type'], '') = 'follows_from']) > 0 AS FollowsFrom
+FROM otel_traces
+WHERE Timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi) AND TraceId = $trace_id
+ORDER BY Timestamp, SpanId
