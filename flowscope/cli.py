@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -147,6 +148,12 @@ def serve(
         click.echo("flowscope: stopping; committing accepted spans", err=True)
         server.shutdown()
         click.echo("flowscope: stopped", err=True)
+    # Everything is committed and closed. Leave without interpreter finalization: it
+    # kills daemon threads (gRPC, uvicorn) wherever they are, and one caught inside
+    # DuckDB's C++ aborts the process ("FATAL: exception not rethrown") after a clean stop.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _on_signals(callback: Callable[[], None]) -> None:
