@@ -95,6 +95,7 @@ def serve(
     dedup_window: int,
     memory_limit: str,
     decode_workers: int,
+    flows: str | None,
 ) -> None:
     """Receive OTLP traces, store them in DuckDB, serve the API."""
     from flowscope.server import FlowscopeServer, ServeConfig
@@ -113,6 +114,7 @@ def serve(
         dedup_window=dedup_window,
         memory_limit=memory_limit,
         decode_workers=decode_workers,
+        flows=flows,
     )
     try:
         config.validate()

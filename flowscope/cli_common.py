@@ -149,6 +149,12 @@ def server_options(function: F) -> F:
             default=None,
             help="Require 'Authorization: Bearer TOKEN' on OTLP and the API [env FLOWSCOPE_TOKEN].",
         ),
+        click.option(
+            "--flows",
+            default=None,
+            type=click.Path(exists=True, dir_okay=False),
+            help="flows.yaml naming business flows and matching them (docs/analysis.md).",
+        ),
     ]
     for option in reversed(options):
         function = option(function)

@@ -116,6 +116,7 @@ def demo(
     http_port: int,
     ui_port: int,
     token: str | None,
+    flows: str | None,
     **load: Any,
 ) -> None:
     """Run flowscope, the trading platform and its load together, in the foreground."""
@@ -124,7 +125,13 @@ def demo(
     from flowscope.store.database import StoreError
 
     config = ServeConfig(
-        db=db, host=host, grpc_port=grpc_port, http_port=http_port, ui_port=ui_port, token=token
+        db=db,
+        host=host,
+        grpc_port=grpc_port,
+        http_port=http_port,
+        ui_port=ui_port,
+        token=token,
+        flows=flows,
     )
     try:
         config.validate()

@@ -46,6 +46,7 @@ class ServeConfig:
     dedup_window: int = 1_000_000
     memory_limit: str = ""
     decode_workers: int = -1  # -1: one per core beyond the first, at least one
+    flows: str | None = None  # flows.yaml naming and matching flows for the API
 
     @property
     def decode_worker_count(self) -> int:
@@ -55,6 +56,13 @@ class ServeConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the option (as the CLI spells it) of the first bad value."""
+        if self.flows is not None:
+            from flowscope.analyzer.flows_config import FlowsConfig
+
+            try:
+                FlowsConfig.load(self.flows)
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"flows {self.flows}: {exc}") from exc
         ports: dict[int, str] = {}
         for name in ("grpc_port", "http_port", "ui_port"):
             value = getattr(self, name)
@@ -148,6 +156,10 @@ class FlowscopeServer:
             self.otlp_http = HttpServer(otlp_app, cfg.host, cfg.http_port, "otlp")
             self.otlp_http.start()
             context = AppContext(self.database, self.writer, self.ingest, cfg.token)
+            if cfg.flows is not None:
+                from flowscope.analyzer.flows_config import FlowsConfig
+
+                context.flows_config = FlowsConfig.load(cfg.flows)
             self.ui = HttpServer(create_app(context), cfg.host, cfg.ui_port, "ui")
             self.ui.start()
             if cfg.retention is not None:
