@@ -33,6 +33,9 @@ PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     """Worker initializer: a SIGKILLed server must not leave workers holding its pipes."""
+    # Ctrl-C reaches the whole process group; the server shuts its workers down itself,
+    # and a worker's own KeyboardInterrupt would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
