@@ -47,6 +47,22 @@ def create_app(context: AppContext) -> FastAPI:
             return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
         return await call_next(request)
 
+    @app.get("/")
+    def index(request: Request) -> dict[str, Any]:
+        """Where to go: the HTML dashboard pages are not built yet, the JSON API is."""
+        base = str(request.base_url).rstrip("/")
+        return {
+            "flowscope": __version__,
+            "pages": "not built yet; use the JSON API below, the CLI or flowscope.open",
+            "api_docs": f"{base}/docs",
+            "health": f"{base}/healthz",
+            "service_map": f"{base}/api/map",
+            "service_map_mermaid": f"{base}/api/map/diagram?format=mermaid",
+            "flows": f"{base}/api/flows",
+            "traces": f"{base}/api/traces",
+            "sql": f"POST {base}/api/sql",
+        }
+
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         writer = context.writer
