@@ -117,7 +117,7 @@ def serve(
         flows=flows,
     )
     try:
-        config.validate()
+        server = FlowscopeServer(config)  # validates the config
     except ValueError as exc:
         fail(str(exc))
     if not config.is_loopback and not config.token:
@@ -128,7 +128,6 @@ def serve(
         )
     stop = threading.Event()
     _on_signals(lambda: stop.set())
-    server = FlowscopeServer(config)
     try:
         server.start()
     except (OSError, StoreError) as exc:

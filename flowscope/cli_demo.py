@@ -134,10 +134,9 @@ def demo(
         flows=flows,
     )
     try:
-        config.validate()
+        server = FlowscopeServer(config)  # validates the config
     except ValueError as exc:
         fail(str(exc))
-    server = FlowscopeServer(config)
     try:
         server.start()
     except (OSError, StoreError) as exc:

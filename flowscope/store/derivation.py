@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import pyarrow as pa
@@ -41,8 +42,12 @@ class DerivationResult:
     elapsed_s: float
 
 
-def statements(text: str) -> list[str]:
-    """The statements of a SQL file; each ends with ';' at the end of a line."""
+@cache
+def statements(text: str) -> tuple[str, ...]:
+    """The statements of a SQL file; each ends with ';' at the end of a line.
+
+    Cached: the writer runs the same script in every commit.
+    """
     parts: list[str] = []
     current: list[str] = []
     for line in text.splitlines():
@@ -53,7 +58,7 @@ def statements(text: str) -> list[str]:
     rest = "\n".join(current).strip()
     if rest and not all(x.strip().startswith("--") for x in rest.splitlines() if x.strip()):
         parts.append(rest)
-    return parts
+    return tuple(parts)
 
 
 def run_script(cursor: Any, text: str, params: dict[str, Any] | None = None) -> None:

@@ -91,7 +91,7 @@ class SpanWriter:
             return
         if self._dedup.capacity:
             self._dedup.warm(self.database.recent_span_keys(self._dedup.capacity))
-        if self.derive_interval_s is not None and self.database.fetch("derive_queue_size")[0][0]:
+        if self.derive_interval_s is not None and derivation.queue_size(self.database.reader()):
             self._derive_due = time.monotonic()  # left queued by a stop that skipped it
         self._accepting = True
         self._thread = threading.Thread(target=self._run, name="flowscope-writer", daemon=True)
