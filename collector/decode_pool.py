@@ -22,7 +22,7 @@ import pyarrow as pa
 from flowscope.collector.decode import decode
 from flowscope.collector.errors import Unavailable
 from flowscope.collector.flatten import FlattenResult, SpanBatch
-from flowscope.store.columns import SPAN_SCHEMA
+from flowscope.store.columns import BATCH_SCHEMA
 
 log = logging.getLogger(__name__)
 KEY_BYTES = 24  # trace id (16) + span id (8)
@@ -49,7 +49,7 @@ def decode_for_transfer(body: bytes, content_type: str) -> tuple[pa.Buffer, byte
     """Runs in a worker: decode, then pack the table as Arrow IPC and the keys as one blob."""
     result = decode(body, content_type)
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, SPAN_SCHEMA) as stream:
+    with pa.ipc.new_stream(sink, BATCH_SCHEMA) as stream:
         stream.write_table(result.batch.table)
     return sink.getvalue(), b"".join(result.batch.keys), result.rejected, result.reasons
 

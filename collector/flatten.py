@@ -20,7 +20,7 @@ from flowscope.store.columns import (
     COLUMN_NAMES,
     ENTITY_REF,
     LINK,
-    SPAN_SCHEMA,
+    BATCH_SCHEMA,
     STRING_MAP,
     TIMESTAMP,
 )
@@ -28,6 +28,8 @@ from flowscope.store.columns import EVENT as EVENT_TYPE
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
+_KIND_VALUES = pa.array(SPAN_KINDS, pa.string())
+_STATUS_VALUES = pa.array(STATUS_CODES, pa.string())
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _MAX_REJECT_REASONS = 5
@@ -119,6 +121,7 @@ class _Groups:
         self.span_group: list[int] = []
 
     def arrays(self) -> dict[str, pa.Array]:
+        """Each column dictionary-encoded: one value per group, an index per span."""
         indices = pa.array(self.span_group, pa.int32())
         string, u32 = pa.string(), pa.uint32()
         columns = {
@@ -133,7 +136,9 @@ class _Groups:
             "ScopeSchemaUrl": pa.array(self.scope_schema, string),
             "ResourceEntityRefs": pa.array(self.entity_refs, pa.list_(ENTITY_REF)),
         }
-        return {name: array.take(indices) for name, array in columns.items()}
+        return {
+            name: pa.DictionaryArray.from_arrays(indices, array) for name, array in columns.items()
+        }
 
 
 def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
@@ -144,9 +149,9 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
     parent_ids: list[str] = []
     trace_states: list[str] = []
     names: list[str] = []
-    kinds: list[str] = []
+    kinds: list[int] = []
     span_attrs = _MapColumn()
-    status_codes: list[str] = []
+    status_codes: list[int] = []
     status_messages: list[str] = []
     flags: list[int] = []
     dropped_attrs: list[int] = []
@@ -159,8 +164,6 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
     span_group = groups.span_group
     rejected = 0
     reasons: list[str] = []
-    kinds_by_number = SPAN_KINDS
-    codes_by_number = STATUS_CODES
 
     for resource_spans in request.resource_spans:
         resource = resource_spans.resource
@@ -216,11 +219,11 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
                 trace_states.append(span.trace_state)
                 names.append(span.name)
                 kind = span.kind
-                kinds.append(kinds_by_number[kind] if 0 <= kind < 6 else "Unspecified")
+                kinds.append(kind if 0 <= kind < 6 else 0)
                 span_attrs.append(*attribute_lists(span.attributes))
                 status = span.status
                 code = status.code
-                status_codes.append(codes_by_number[code] if 0 <= code < 3 else "Unset")
+                status_codes.append(code if 0 <= code < 3 else 0)
                 status_messages.append(status.message)
                 events.append(span.events)
                 links.append(span.links)
@@ -241,10 +244,12 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
         "ParentSpanId": pa.array(parent_ids, string),
         "TraceState": pa.array(trace_states, string),
         "SpanName": pa.array(names, string),
-        "SpanKind": pa.array(kinds, string),
+        "SpanKind": pa.DictionaryArray.from_arrays(pa.array(kinds, pa.int32()), _KIND_VALUES),
         "SpanAttributes": span_attrs.array(),
         "Duration": pc.subtract_checked(pa.array(ends, pa.int64()), starts),
-        "StatusCode": pa.array(status_codes, string),
+        "StatusCode": pa.DictionaryArray.from_arrays(
+            pa.array(status_codes, pa.int32()), _STATUS_VALUES
+        ),
         "StatusMessage": pa.array(status_messages, string),
         "Events": events.array(),
         "Links": links.array(),
@@ -257,7 +262,7 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
         "LinksFlags": links.flags_array(),
         **repeated,
     }
-    table = pa.Table.from_arrays([columns[name] for name in COLUMN_NAMES], schema=SPAN_SCHEMA)
+    table = pa.Table.from_arrays([columns[name] for name in COLUMN_NAMES], schema=BATCH_SCHEMA)
     return FlattenResult(SpanBatch(table, keys), rejected, reasons)
 
 

@@ -72,3 +72,49 @@ SPAN_SCHEMA = pa.schema(
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(SPAN_SCHEMA.names)
+
+# Columns with few distinct values per batch (the resource and scope a span came with,
+# its kind and status) travel dictionary-encoded: DuckDB converts each distinct value
+# once instead of once per span, which for the attribute maps is most of an insert's
+# cost (each MAP entry is checked for duplicate keys as it is converted).
+DICTIONARY_COLUMNS = frozenset(
+    {
+        "SpanKind",
+        "ServiceName",
+        "ResourceAttributes",
+        "ScopeName",
+        "ScopeVersion",
+        "StatusCode",
+        "ScopeAttributes",
+        "ScopeDroppedAttributesCount",
+        "ResourceDroppedAttributesCount",
+        "ResourceSchemaUrl",
+        "ScopeSchemaUrl",
+        "ResourceEntityRefs",
+    }
+)
+
+BATCH_SCHEMA = pa.schema(
+    [
+        pa.field(f.name, pa.dictionary(pa.int32(), f.type), nullable=False)
+        if f.name in DICTIONARY_COLUMNS
+        else f
+        for f in SPAN_SCHEMA
+    ]
+)
+
+
+def as_batch(table: pa.Table) -> pa.Table:
+    """``table`` in BATCH_SCHEMA, the one shape the writer inserts (accepts SPAN_SCHEMA too)."""
+    if table.schema.equals(BATCH_SCHEMA):
+        return table
+    if not table.schema.equals(SPAN_SCHEMA):
+        raise ValueError("a span batch must have SPAN_SCHEMA or BATCH_SCHEMA columns")
+    identity = pa.array(range(table.num_rows), pa.int32())
+    columns = [
+        pa.DictionaryArray.from_arrays(identity, table.column(f.name).combine_chunks())
+        if f.name in DICTIONARY_COLUMNS
+        else table.column(f.name)
+        for f in SPAN_SCHEMA
+    ]
+    return pa.Table.from_arrays(columns, schema=BATCH_SCHEMA)

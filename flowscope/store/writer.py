@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from flowscope.store import derivation, sql_files
+from flowscope.store.columns import as_batch
 from flowscope.store.database import Database
 from flowscope.store.dedup import RecentSpanKeys
 
@@ -129,6 +130,7 @@ class SpanWriter:
         if rows == 0:
             future.set_result(0)
             return future
+        table = as_batch(table)
         with self._queued_lock:
             if self._queued_spans and self._queued_spans + rows > self.max_queued_spans:
                 raise QueueFull(

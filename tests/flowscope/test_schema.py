@@ -16,7 +16,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from flowscope.collector.flatten import flatten_request
-from flowscope.store.columns import SPAN_SCHEMA
+from flowscope.store.columns import BATCH_SCHEMA, DICTIONARY_COLUMNS, SPAN_SCHEMA, as_batch
 from flowscope.store.database import SCHEMA_VERSION, Database, StoreError
 from flowscope.testing.otlp import key_values, span_id, trace_id
 
@@ -81,8 +81,29 @@ def test_span_schema_matches_the_table(database: Database) -> None:
         assert not produced.nullable, produced.name
 
 
+def test_batch_schema_is_the_span_schema_with_dictionaries() -> None:
+    assert BATCH_SCHEMA.names == SPAN_SCHEMA.names
+    for batch_field, span_field in zip(BATCH_SCHEMA, SPAN_SCHEMA, strict=True):
+        if span_field.name in DICTIONARY_COLUMNS:
+            assert batch_field.type == pa.dictionary(pa.int32(), span_field.type)
+        else:
+            assert batch_field.type == span_field.type
+
+
+def test_as_batch_takes_plain_tables_and_refuses_others() -> None:
+    batch = flatten_request(_full_request()).batch.table
+    assert batch.schema.equals(BATCH_SCHEMA)
+    assert as_batch(batch) is batch
+    plain = pa.Table.from_pylist(batch.to_pylist(), schema=SPAN_SCHEMA)
+    converted = as_batch(plain)
+    assert converted.schema.equals(BATCH_SCHEMA)
+    assert converted.to_pylist() == batch.to_pylist()
+    with pytest.raises(ValueError, match="SPAN_SCHEMA or BATCH_SCHEMA"):
+        as_batch(plain.drop_columns(["Flags"]))
+
+
 def test_flattened_spans_insert_into_the_table(database: Database) -> None:
-    """A batch built to SPAN_SCHEMA goes in with the writer's exact INSERT and reads back."""
+    """A batch built to BATCH_SCHEMA goes in with the writer's exact INSERT and reads back."""
     request = _full_request()
     batch = flatten_request(request).batch
     cursor = database.writer_cursor()
