@@ -17,10 +17,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from flowscope.collector.attributes import attribute_lists
 from flowscope.store.columns import (
+    BATCH_SCHEMA,
     COLUMN_NAMES,
     ENTITY_REF,
     LINK,
-    BATCH_SCHEMA,
     STRING_MAP,
     TIMESTAMP,
 )
