@@ -25,6 +25,7 @@ from flowscope.store import derivation, sql_files
 from flowscope.store.columns import as_batch
 from flowscope.store.database import Database
 from flowscope.store.dedup import RecentSpanKeys
+from flowscope.store.deriver import Deriver
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,10 +82,12 @@ class SpanWriter:
         self._accepting = False
         self._insert_sql = sql_files.query("insert_spans")
         self._after_insert_sql = sql_files.query("after_insert_spans")
-        # Derived tables (store/derivation.py) are brought up to date on this thread at
-        # most this often while spans arrive, when idle, and at shutdown; None: never.
+        # Derived tables (store/derivation.py) are brought up to date on their own
+        # thread at most this often while spans arrive, and at shutdown; None: never.
         self.derive_interval_s = derive_interval_s
-        self._derive_due: float | None = None
+        self.deriver = (
+            Deriver(database, derive_interval_s) if derive_interval_s is not None else None
+        )
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -92,8 +95,8 @@ class SpanWriter:
             return
         if self._dedup.capacity:
             self._dedup.warm(self.database.recent_span_keys(self._dedup.capacity))
-        if self.derive_interval_s is not None and derivation.queue_size(self.database.reader()):
-            self._derive_due = time.monotonic()  # left queued by a stop that skipped it
+        if self.deriver is not None:
+            self.deriver.start()
         self._accepting = True
         self._thread = threading.Thread(target=self._run, name="flowscope-writer", daemon=True)
         self._thread.start()
@@ -107,6 +110,8 @@ class SpanWriter:
         self._queue.put(None)
         thread.join(timeout)
         self._thread = None
+        if self.deriver is not None:
+            self.deriver.shutdown()
 
     @property
     def running(self) -> bool:
@@ -157,11 +162,7 @@ class SpanWriter:
         stopping = False
         try:
             while not stopping:
-                try:
-                    item = self._queue.get(timeout=self._until_derive())
-                except queue.Empty:
-                    self._derive(cursor)
-                    continue
+                item = self._queue.get()
                 batch: list[_SpanItem] = []
                 tasks: list[_TaskItem] = []
                 size = 0
@@ -183,10 +184,6 @@ class SpanWriter:
                     self._commit(cursor, batch, size)
                 for task in tasks:
                     self._run_task(cursor, task)
-                if self._until_derive() == 0.0:
-                    self._derive(cursor)
-            if self._derive_due is not None:
-                self._derive(cursor)
         finally:
             cursor.close()
             self._fail_pending()
@@ -228,8 +225,8 @@ class SpanWriter:
                 item.future.set_exception(exc)
             return
         self._dedup.remember(digests)
-        if new_rows and self._derive_due is None and self.derive_interval_s is not None:
-            self._derive_due = time.monotonic() + self.derive_interval_s
+        if new_rows and self.deriver is not None:
+            self.deriver.notify()
         self.stats.commits += 1
         self.stats.committed_spans += new_rows
         self.stats.duplicate_spans += len(mask) - new_rows
@@ -241,21 +238,6 @@ class SpanWriter:
             count = item.table.num_rows
             item.future.set_result(sum(mask[position : position + count]))
             position += count
-
-    def _until_derive(self) -> float | None:
-        """Seconds until derivation is due (0.0: now), None when nothing waits for it."""
-        if self._derive_due is None:
-            return None
-        return max(0.0, self._derive_due - time.monotonic())
-
-    def _derive(self, cursor: Any) -> None:
-        try:
-            derivation.derive(cursor)
-            self._derive_due = None
-        except Exception:  # the queue stays; readers derive it themselves meanwhile
-            log.exception("deriving analysis tables failed; retrying later")
-            assert self.derive_interval_s is not None
-            self._derive_due = time.monotonic() + self.derive_interval_s
 
     def _run_task(self, cursor: Any, item: _TaskItem) -> None:
         try:

@@ -1,6 +1,7 @@
 -- The steps of the selected traces (sel_traces, rooted in [since, until)), per --by
 -- group (sel_groups): counts, exact percentiles and the mean critical-path share
--- over the group's traces, from the derived per-span facts.
+-- over the group's traces, from the derived per-span facts. The shares are summed as
+-- integers (nanounits) so the mean does not depend on the order rows are stored in.
 WITH traces AS (
     SELECT s.TraceKey, coalesce(g.GroupValue, '') AS GroupValue
     FROM sel_traces s LEFT JOIN sel_groups g USING (TraceId)
@@ -16,7 +17,7 @@ SELECT
     quantile_cont(x.Duration, [0.5, 0.95, 0.99]) AS Duration,
     quantile_cont(x.SelfNs, 0.5) AS SelfP50,
     quantile_cont(x.OffsetNs, 0.5) AS OffsetP50,
-    sum(x.CpFraction) / any_value(z.Traces) AS CpShare
+    sum(CAST(round(x.CpFraction * 1e9) AS BIGINT)) / 1e9 / any_value(z.Traces) AS CpShare
 FROM a_span_steps x
 JOIN traces t USING (TraceKey)
 JOIN sizes z USING (GroupValue)

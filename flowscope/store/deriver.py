@@ -1,0 +1,108 @@
+"""The derivation thread: keeps the analyzer's derived tables current beside the writer.
+
+Deriving costs more per span than inserting (it reloads each queued trace whole and
+rebuilds its rows), so it runs on its own thread and cursor: a commit never waits
+for it, and an acknowledgement never waits for a commit that waits for it. The
+writer calls ``notify`` after each commit with new spans; the deriver starts at
+most once per ``interval_s`` and, under load, simply finds a longer queue, which
+it derives at a lower cost per span.
+
+Its transactions only delete rows the writer never touches (queue entries in its
+snapshot, derived rows) while the writer only appends, so the two do not conflict.
+A failed pass leaves the queue as it was and is retried; readers derive whatever
+is still queued themselves (``derivation.prepare_reads``), so answers stay exact
+whether or not this thread has caught up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from flowscope.store import derivation
+from flowscope.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+class Deriver:
+    def __init__(self, database: Database, interval_s: float = 1.0) -> None:
+        if interval_s < 0:
+            raise ValueError("derive interval must be >= 0")
+        self.database = database
+        self.interval_s = interval_s
+        self.passes = 0
+        self.failures = 0
+        self._due: float | None = None  # monotonic time of the next pass; None: nothing waits
+        self._last_start = float("-inf")
+        self._stopping = False
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping = False
+        if derivation.queue_size(self.database.reader()):
+            self._due = time.monotonic()  # left queued by a stop that skipped it
+        self._thread = threading.Thread(target=self._run, name="flowscope-derive", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """Spans were committed: derive them within ``interval_s``."""
+        with self._condition:
+            if self._due is None:
+                self._due = max(time.monotonic(), self._last_start + self.interval_s)
+                self._condition.notify()
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Finish a pass that is due (so a clean stop leaves nothing queued) and stop."""
+        thread = self._thread
+        if thread is None:
+            return
+        with self._condition:
+            self._stopping = True
+            self._condition.notify()
+        thread.join(timeout)
+        self._thread = None
+
+    @property
+    def pending(self) -> bool:
+        return self._due is not None
+
+    def _run(self) -> None:
+        cursor = self.database.writer_cursor()
+        try:
+            while True:
+                with self._condition:
+                    while self._due is None and not self._stopping:
+                        self._condition.wait()
+                    if self._due is None:
+                        return  # stopping with nothing queued
+                    delay = self._due - time.monotonic()
+                    if delay > 0 and not self._stopping:
+                        self._condition.wait(delay)
+                        continue
+                    self._due = None
+                    stopping = self._stopping
+                self._pass(cursor)
+                if stopping:
+                    return
+        finally:
+            cursor.close()
+
+    def _pass(self, cursor: object) -> None:
+        self._last_start = time.monotonic()
+        try:
+            derivation.derive(cursor)
+            self.passes += 1
+        except Exception:  # the queue stays; readers derive it themselves meanwhile
+            self.failures += 1
+            log.exception("deriving analysis tables failed; retrying in %.1fs", self.interval_s)
+            with self._condition:
+                if self._due is None and not self._stopping:
+                    self._due = time.monotonic() + self.interval_s
+
+
+__all__ = ["Deriver"]

@@ -1,0 +1,176 @@
+"""The derivation thread beside the writer: no conflicts, nothing missed, commits never wait."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowscope.analyzer.analysis import Analysis
+from flowscope.analyzer.model import Window
+from flowscope.store import derivation
+from flowscope.store.database import Database
+from flowscope.store.deriver import Deriver
+from flowscope.store.writer import SpanWriter
+from flowscope.testing.traces import TraceKit, at_ms
+
+EVERYTHING = Window(0, at_ms(24 * 3_600_000))
+
+
+def checkout_kit(traces: int) -> TraceKit:
+    kit = TraceKit()
+    for i in range(traces):
+        root = kit.trace(start_ms=i * 10).span(
+            "web", "POST /checkout", kind="Server", start_ms=0, duration_ms=40 + i % 13
+        )
+        call = root.child("web", "POST", kind="Client", start_ms=2, duration_ms=30)
+        call.child(
+            "payments",
+            "POST /charge",
+            kind="Server",
+            start_ms=3,
+            duration_ms=20 + i % 7,
+            status="Error" if i % 9 == 0 else "Unset",
+        )
+        root.child(
+            "web",
+            "SELECT",
+            kind="Client",
+            start_ms=35,
+            duration_ms=3,
+            attributes={"db.system": "postgresql"},
+        )
+    return kit
+
+
+def answers(database: Database) -> dict[str, Any]:
+    analysis = Analysis(database)
+    flows = analysis.flows(EVERYTHING)
+    return {
+        "map": analysis.service_map(EVERYTHING).as_dict(),
+        "flows": [f.as_dict() for f in flows],
+        "steps": [analysis.flow(f.id, EVERYTHING).as_dict() for f in flows],
+    }
+
+
+def queued(database: Database) -> int:
+    return int(database.fetch("derive_queue_size")[0][0])
+
+
+def test_deriving_while_spans_are_committed(tmp_path: Path) -> None:
+    """Many small commits, each span of a trace in a different one, derived continuously."""
+    kit = checkout_kit(300)
+    expected_db = Database(tmp_path / "expected.duckdb")
+    kit.write(expected_db)
+    expected = answers(expected_db)
+    expected_db.close()
+
+    database = Database(tmp_path / "busy.duckdb")
+    writer = SpanWriter(database, derive_interval_s=0.0)
+    writer.start()
+    assert writer.deriver is not None
+    # Spans by position in their trace: every trace is committed in four parts.
+    parts = [kit.spans[offset::4] for offset in range(4)]
+    chunks = [part[i : i + 25] for part in parts for i in range(0, len(part), 25)]
+    errors: list[BaseException] = []
+
+    def send(mine: list[list[Any]]) -> None:
+        try:
+            for chunk in mine:
+                kit.write(database, chunk, writer=writer)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(chunks[k::3],)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    passes_while_writing = writer.deriver.passes
+    writer.shutdown()
+    assert errors == []
+    assert writer.deriver.failures == 0
+    assert passes_while_writing >= 2, "derivation ran while spans were still arriving"
+    assert queued(database) == 0, "a clean stop derives everything queued"
+    assert answers(database) == expected
+    database.close()
+
+
+def test_commits_do_not_wait_for_derivation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = Database(tmp_path / "slow.duckdb")
+    started, release = threading.Event(), threading.Event()
+    real_derive = derivation.derive
+
+    def slow_derive(cursor: Any) -> Any:
+        started.set()
+        release.wait(30)
+        return real_derive(cursor)
+
+    monkeypatch.setattr(derivation, "derive", slow_derive)
+    writer = SpanWriter(database, derive_interval_s=0.0)
+    writer.start()
+    kit = checkout_kit(20)
+    try:
+        kit.write(database, kit.spans[:40], writer=writer)
+        assert started.wait(30)
+        # Derivation is stuck; commits still go through at once.
+        began = time.monotonic()
+        assert kit.write(database, kit.spans[40:], writer=writer) == len(kit.spans) - 40
+        assert time.monotonic() - began < 10
+        assert queued(database) > 0
+    finally:
+        release.set()
+        writer.shutdown()
+    assert queued(database) == 0
+    database.close()
+
+
+def test_a_failed_pass_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    database = Database(tmp_path / "retry.duckdb")
+    real_derive = derivation.derive
+    calls: list[int] = []
+
+    def flaky(cursor: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("transient")
+        return real_derive(cursor)
+
+    monkeypatch.setattr(derivation, "derive", flaky)
+    writer = SpanWriter(database, derive_interval_s=0.05)
+    writer.start()
+    kit = checkout_kit(5)
+    kit.write(database, writer=writer)
+    deadline = time.monotonic() + 30
+    while queued(database) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer.shutdown()
+    assert writer.deriver is not None and writer.deriver.failures == 1
+    assert queued(database) == 0
+    database.close()
+
+
+def test_queued_traces_left_by_a_stop_are_derived_at_start(tmp_path: Path) -> None:
+    database = Database(tmp_path / "left.duckdb")
+    skipping = SpanWriter(database, derive_interval_s=None)
+    skipping.start()
+    kit = checkout_kit(5)
+    kit.write(database, writer=skipping)
+    skipping.shutdown()
+    assert queued(database) > 0
+    deriver = Deriver(database, interval_s=1.0)
+    deriver.start()
+    deriver.shutdown()
+    assert deriver.passes == 1
+    assert queued(database) == 0
+    database.close()
+
+
+def test_negative_interval_is_refused(database: Database) -> None:
+    with pytest.raises(ValueError, match="interval"):
+        Deriver(database, interval_s=-1)
