@@ -8,6 +8,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.collector.errors import BadRequest, RequestTooLarge
+from flowscope.collector.fast_flatten import flatten_body
 from flowscope.collector.flatten import FlattenResult, flatten_request
 from flowscope.collector.otlp_json import request_from_json
 
@@ -55,8 +56,29 @@ def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
 
 
 def decode(body: bytes, content_type: str = PROTOBUF) -> FlattenResult:
-    """Decode an uncompressed OTLP trace export body into spans for the writer."""
+    """Decode an uncompressed OTLP trace export body into spans for the writer.
+
+    Protobuf bodies take the C fast path when it is built and the request is an
+    ordinary one; everything else (and every error) comes from the Python path.
+    """
+    if media_type(content_type) == PROTOBUF:
+        fast = flatten_body(body)
+        if fast is not None:
+            return fast
+    return decode_python(body, content_type)
+
+
+def decode_python(body: bytes, content_type: str = PROTOBUF) -> FlattenResult:
+    """The Python path alone: protobuf objects, then ``flatten_request``."""
     return flatten_request(parse_request(body, content_type))
 
 
-__all__ = ["decode", "decompress", "media_type", "parse_request", "PROTOBUF", "JSON"]
+__all__ = [
+    "decode",
+    "decode_python",
+    "decompress",
+    "media_type",
+    "parse_request",
+    "PROTOBUF",
+    "JSON",
+]

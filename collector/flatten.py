@@ -28,8 +28,8 @@ from flowscope.store.columns import EVENT as EVENT_TYPE
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
-_KIND_VALUES = pa.array(SPAN_KINDS, pa.string())
-_STATUS_VALUES = pa.array(STATUS_CODES, pa.string())
+KIND_VALUES = pa.array(SPAN_KINDS, pa.string())
+STATUS_VALUES = pa.array(STATUS_CODES, pa.string())
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _MAX_REJECT_REASONS = 5
@@ -244,11 +244,11 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
         "ParentSpanId": pa.array(parent_ids, string),
         "TraceState": pa.array(trace_states, string),
         "SpanName": pa.array(names, string),
-        "SpanKind": pa.DictionaryArray.from_arrays(pa.array(kinds, pa.int32()), _KIND_VALUES),
+        "SpanKind": pa.DictionaryArray.from_arrays(pa.array(kinds, pa.int32()), KIND_VALUES),
         "SpanAttributes": span_attrs.array(),
         "Duration": pc.subtract_checked(pa.array(ends, pa.int64()), starts),
         "StatusCode": pa.DictionaryArray.from_arrays(
-            pa.array(status_codes, pa.int32()), _STATUS_VALUES
+            pa.array(status_codes, pa.int32()), STATUS_VALUES
         ),
         "StatusMessage": pa.array(status_messages, string),
         "Events": events.array(),

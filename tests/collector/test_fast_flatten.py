@@ -1,0 +1,332 @@
+"""The C fast path gives exactly the Python path's table, or declines and lets it answer."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+from flowscope.collector import fast_flatten
+from flowscope.collector.decode import decode, decode_python
+from flowscope.collector.errors import BadRequest
+from flowscope.collector.flatten import flatten_request
+from flowscope.collector.otlp_json import request_from_json
+from flowscope.testing.otlp import key_values, realistic_request, span_id, trace_id
+from flowscope.testing.traces import TraceKit
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_traces"
+
+
+def test_built_where_required() -> None:
+    """CI sets FLOWSCOPE_REQUIRE_FAST_PATH: there a missing extension is a failure, not a skip."""
+    if os.environ.get("FLOWSCOPE_REQUIRE_FAST_PATH"):
+        assert fast_flatten.available(), "collector/_fastflatten.c was not built"
+
+
+needs_fast_path = pytest.mark.skipif(
+    not fast_flatten.available(),
+    reason="the C fast path is not built (no compiler at install) or is turned off",
+)
+
+
+def every_kind_request() -> ExportTraceServiceRequest:
+    """Every field set, every AnyValue kind, events, links, two scopes, an unset value."""
+    attributes = key_values(
+        {
+            "s": "text",
+            "empty": "",
+            "unicode": "zürich ✓ 𝄞",
+            "i": -42,
+            "big": 2**63 - 1,
+            "b": True,
+            "f": False,
+            "d": 0.1,
+            "d_int": 3.0,
+            "d_big": 1e21,
+            "d_small": 1.5e-7,
+            "bytes": b"\x00\xff",
+            "arr": [1, "two", 3.5, [True]],
+            "kv": {"z": 1, "a": {"n": None or "x"}, "lt": "<&>"},
+        }
+    ) + [KeyValue(key="unset"), KeyValue(key="", value=AnyValue(string_value="no key"))]
+    strindex = AnyValue()
+    strindex.string_value_strindex = 7
+    attributes.append(KeyValue(key="strindex", value=strindex))
+    span = Span(
+        trace_id=trace_id(1),
+        span_id=span_id(2),
+        parent_span_id=span_id(3),
+        trace_state="k=v",
+        flags=257,
+        name="GET /items/{id}",
+        kind=Span.SPAN_KIND_SERVER,
+        start_time_unix_nano=1_700_000_000_000_000_000,
+        end_time_unix_nano=1_700_000_000_250_000_000,
+        attributes=attributes,
+        dropped_attributes_count=3,
+        dropped_events_count=4,
+        dropped_links_count=5,
+        status=Status(code=Status.STATUS_CODE_ERROR, message="boom"),
+        events=[
+            Span.Event(
+                time_unix_nano=1_700_000_000_100_000_000,
+                name="exception",
+                attributes=key_values({"exception.type": "ValueError", "n": 1}),
+                dropped_attributes_count=1,
+            ),
+            Span.Event(name="bare"),
+        ],
+        links=[
+            Span.Link(
+                trace_id=trace_id(9),
+                span_id=span_id(9),
+                trace_state="a=b",
+                attributes=key_values({"link.kind": "follows"}),
+                dropped_attributes_count=2,
+                flags=1,
+            )
+        ],
+    )
+    odd = Span(
+        trace_id=trace_id(1), span_id=span_id(4), kind=99, status=Status(code=7)
+    )  # out-of-range enums
+    return ExportTraceServiceRequest(
+        resource_spans=[
+            ResourceSpans(
+                resource=Resource(
+                    attributes=key_values({"service.name": "shop", "host.name": "h1", "n": 2}),
+                    dropped_attributes_count=6,
+                ),
+                schema_url="https://opentelemetry.io/schemas/1.30.0",
+                scope_spans=[
+                    ScopeSpans(
+                        scope=InstrumentationScope(
+                            name="lib",
+                            version="1.2",
+                            attributes=key_values({"scope.attr": "x"}),
+                            dropped_attributes_count=1,
+                        ),
+                        schema_url="https://scope/schema",
+                        spans=[span, odd],
+                    ),
+                    ScopeSpans(spans=[Span(trace_id=trace_id(5), span_id=span_id(5))]),
+                    ScopeSpans(),  # no spans: a group with nothing in it
+                ],
+            ),
+            ResourceSpans(),  # no resource, no service name
+            ResourceSpans(
+                resource=Resource(attributes=key_values({"host.name": "no-service"})),
+                scope_spans=[ScopeSpans(spans=[Span(trace_id=trace_id(6), span_id=span_id(6))])],
+            ),
+        ]
+    )
+
+
+def sample_requests() -> list[ExportTraceServiceRequest]:
+    requests = []
+    for path in sorted(SAMPLES.glob("*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            if line.strip():
+                requests.append(request_from_json(line))
+    return requests
+
+
+def kit_request() -> ExportTraceServiceRequest:
+    kit = TraceKit()
+    root = kit.trace(start_ms=0).span("web", "GET /", kind="Server", start_ms=0, duration_ms=9)
+    root.child("db", "SELECT", kind="Client", start_ms=1, duration_ms=2, status="Error")
+    return kit.request()
+
+
+def assert_same(request: ExportTraceServiceRequest) -> None:
+    body = request.SerializeToString()
+    fast = fast_flatten.flatten_body(body)
+    assert fast is not None, "an ordinary request takes the fast path"
+    python = flatten_request(request)
+    assert fast.batch.table.schema.equals(python.batch.table.schema)
+    assert fast.batch.table.to_pylist() == python.batch.table.to_pylist()
+    assert fast.batch.table.equals(python.batch.table)
+    assert fast.batch.keys == python.batch.keys
+    assert fast.rejected == 0
+
+
+@needs_fast_path
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_realistic_requests(seed: int) -> None:
+    assert_same(realistic_request(64, seed=seed))
+
+
+@needs_fast_path
+def test_every_field_and_value_kind() -> None:
+    assert_same(every_kind_request())
+
+
+@needs_fast_path
+def test_recorded_sample_traces_and_the_trace_kit() -> None:
+    requests = sample_requests()
+    assert len(requests) >= 7
+    for request in requests:
+        assert_same(request)
+    assert_same(kit_request())
+
+
+@needs_fast_path
+def test_empty_request() -> None:
+    assert_same(ExportTraceServiceRequest())
+
+
+@needs_fast_path
+def test_fields_in_any_order_on_the_wire() -> None:
+    """Scope and resource after their spans, status before the ids: protobuf allows it."""
+    request = every_kind_request()
+    resource_spans = request.resource_spans[0]
+    scope_spans = resource_spans.scope_spans[0]
+    span = scope_spans.spans[0]
+
+    def field(number: int, payload: bytes) -> bytes:
+        return _tag(number, 2) + _varint(len(payload)) + payload
+
+    span_bytes = (
+        field(15, span.status.SerializeToString())
+        + Span(trace_id=span.trace_id, span_id=span.span_id, name="reordered").SerializeToString()
+    )
+    scope_bytes = field(2, span_bytes) + field(1, scope_spans.scope.SerializeToString())
+    rs_bytes = field(2, scope_bytes) + field(1, resource_spans.resource.SerializeToString())
+    body = field(1, rs_bytes)
+    fast = fast_flatten.flatten_body(body)
+    python = decode_python(body)
+    assert fast is not None
+    assert fast.batch.table.equals(python.batch.table)
+    assert fast.batch.table.column("StatusCode").to_pylist() == ["Error"]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _tag(number: int, wire: int) -> bytes:
+    return _varint(number << 3 | wire)
+
+
+def declined(request: ExportTraceServiceRequest) -> None:
+    body = request.SerializeToString()
+    assert fast_flatten.flatten_body(body) is None
+    # ...and decode still answers, through the Python path.
+    assert decode(body).batch.table.equals(decode_python(body).batch.table)
+
+
+@needs_fast_path
+def test_invalid_ids_go_to_the_python_path_for_partial_success() -> None:
+    request = realistic_request(2, seed=1)
+    request.resource_spans[0].scope_spans[0].spans[0].span_id = b"\x00" * 8
+    declined(request)
+    result = decode(request.SerializeToString())
+    assert result.rejected == 1 and "span_id is all zeros" in result.error_message
+
+
+@needs_fast_path
+def test_duplicate_keys_and_entity_refs_go_to_the_python_path() -> None:
+    request = realistic_request(1, seed=1)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.attributes.extend(key_values({"k": "first"}) + key_values({"k": "last"}))
+    declined(request)
+    assert decode(request.SerializeToString()).batch.table.column("SpanAttributes").to_pylist()[0][
+        -1
+    ] == ("k", "last")
+    request = realistic_request(1, seed=1)
+    ref = request.resource_spans[0].resource.entity_refs.add()
+    ref.type = "host"
+    ref.id_keys.append("host.name")
+    declined(request)
+
+
+@needs_fast_path
+def test_invalid_utf8_and_bad_bodies_get_the_python_paths_errors() -> None:
+    request = realistic_request(1, seed=1)
+    request.resource_spans[0].scope_spans[0].spans[0].name = "MARKER"
+    body = request.SerializeToString().replace(b"MARKER", b"MA\xffKER")
+    for bad in (body, b"\xff\xff\xff", request.SerializeToString()[:-3]):
+        assert fast_flatten.flatten_body(bad) is None
+        with pytest.raises(BadRequest):
+            decode(bad)
+
+
+@needs_fast_path
+def test_pure_python_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = realistic_request(1, seed=1).SerializeToString()
+    assert fast_flatten.flatten_body(body) is not None
+    monkeypatch.setenv("FLOWSCOPE_PURE_PYTHON", "1")
+    assert not fast_flatten.available()
+    assert fast_flatten.flatten_body(body) is None
+
+
+@needs_fast_path
+def test_mutated_bodies_never_disagree_with_protobuf() -> None:
+    """Random byte flips, cuts and splices: the fast path declines, or gives exactly the
+    Python path's table; it never accepts a body protobuf rejects."""
+    rng = random.Random(20261123)
+    seeds = [
+        every_kind_request().SerializeToString(),
+        realistic_request(3, seed=5).SerializeToString(),
+    ]
+    accepted = declined_count = 0
+    for _ in range(3000):
+        body = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            action = rng.random()
+            at = rng.randrange(len(body))
+            if action < 0.6:
+                body[at] = rng.randrange(256)
+            elif action < 0.8:
+                del body[at : at + rng.randint(1, 8)]
+            else:
+                body[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+        data = bytes(body)
+        fast = fast_flatten.flatten_body(data)
+        if fast is None:
+            declined_count += 1
+            continue
+        try:
+            request = ExportTraceServiceRequest.FromString(data)
+        except DecodeError:
+            pytest.fail(f"fast path accepted a body protobuf rejects: {data.hex()}")
+        python = flatten_request(request)
+        assert python.rejected == 0
+        assert fast.batch.table.to_pylist() == python.batch.table.to_pylist(), data.hex()
+        assert fast.batch.keys == python.batch.keys
+        accepted += 1
+    assert accepted > 100 and declined_count > 100, (accepted, declined_count)
+
+
+@needs_fast_path
+def test_the_table_goes_into_duckdb_like_the_python_one(tmp_path: Path) -> None:
+    from flowscope.store.database import Database
+    from flowscope.store.writer import SpanWriter
+
+    body = every_kind_request().SerializeToString()
+    fast = fast_flatten.flatten_body(body)
+    assert fast is not None
+    database = Database(tmp_path / "fast.duckdb")
+    writer = SpanWriter(database, derive_interval_s=None)
+    writer.start()
+    try:
+        assert writer.write(fast.batch.table, fast.batch.keys, timeout=30) == fast.batch.spans
+    finally:
+        writer.shutdown()
+    stored = database.reader().sql("SELECT * FROM otel_traces ORDER BY SpanId").to_arrow_table()
+    expected = sorted(decode_python(body).batch.table.to_pylist(), key=lambda row: row["SpanId"])
+    assert stored.to_pylist() == expected
+    database.close()
