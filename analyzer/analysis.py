@@ -17,6 +17,7 @@ from flowscope.analyzer.flows import (
     FactsRow,
     FlowCatalog,
     FlowMapping,
+    auto_flow_id,
     flow_record,
     list_flows,
     select_flow,
@@ -34,7 +35,7 @@ from flowscope.analyzer.model import (
 )
 from flowscope.analyzer.rates import rate_minutes
 from flowscope.analyzer.service_map import service_map
-from flowscope.analyzer.steps import flow_steps
+from flowscope.analyzer.steps import flow_steps, root_flow_steps
 from flowscope.analyzer.trace_view import LoadedTrace, load_trace, trace_view
 from flowscope.analyzer.window import format_ns, window_label
 from flowscope.store.database import Database
@@ -73,9 +74,15 @@ class Analysis:
             self.database.fetch("sel_groups_none")
             overall = self._flow_stats(mapping, window, None)
             flow = overall[0] if overall else self._empty_flow(flow_id, mapping, window)
-            if by is not None:
-                self.database.fetch("sel_groups", self._sel_bounds({"by": by}))
-            return FlowDetail(flow=flow, steps=flow_steps(self.database, window, by))
+            root = self._sole_root(flow_id, mapping) if by is None else None
+            steps = None
+            if root is not None and flow.traces:
+                steps = root_flow_steps(self.database, window, root, flow.traces)
+            if steps is None:
+                if by is not None:
+                    self.database.fetch("sel_groups", self._sel_bounds({"by": by}))
+                steps = flow_steps(self.database, window, by)
+            return FlowDetail(flow=flow, steps=steps)
 
     # -- traces ----------------------------------------------------------------
     def traces(
@@ -212,6 +219,17 @@ class Analysis:
         if flow_id not in mapping.names and self.catalog.known(flow_id) is None:
             raise UnknownFlow(flow_id)
         return mapping
+
+    def _sole_root(self, flow_id: str, mapping: FlowMapping) -> tuple[str, str] | None:
+        """The root (service, operation) of an automatic flow that is exactly "every trace
+        with this root", or None: a flows.yaml rule that could claim some of those traces
+        (one naming no service, or this service) makes the flow a subset of them."""
+        root = mapping.root_of(flow_id)
+        if not root[0] or auto_flow_id(*root) != flow_id:
+            return None
+        if any(rule.service in (None, root[0]) for rule in self.catalog.config.flows):
+            return None
+        return root
 
     def _sel_bounds(self, params: dict[str, Any]) -> dict[str, Any]:
         _count, lo, hi = self.database.fetch("sel_range")[0]

@@ -17,17 +17,21 @@ error) depends only on its own trace, so it is computed when the trace is derive
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from flowscope.analyzer.histogram_quantiles import HistogramMismatch, exact_quantiles
 from flowscope.analyzer.model import Step, Window
 from flowscope.analyzer.span_tree import SpanRows, SpanTree
 from flowscope.store.database import Database
 
 I64 = npt.NDArray[np.int64]
+QUANTILES = (0.5, 0.95, 0.99)
 
 
 def op_key(service: str, operation: str, kind: str) -> int:
@@ -100,9 +104,85 @@ def span_step_rows(loaded: LoadedSpans) -> tuple[pa.Table, pa.Table]:
     return facts, steps
 
 
+# (group, step key, calls, traces, errors, origins, [p50, p95, p99] ns, self p50 ns,
+#  offset p50 ns, critical-path share): one step's numbers, from either query path.
+StepRow = tuple[Any, int, int, int, int, int, Sequence[float], float, float, float]
+
+
 def flow_steps(database: Database, window: Window, by: str | None = None) -> list[Step]:
     """The steps of ``sel_traces`` (per ``sel_groups`` group), each group's depth first."""
     rows = database.fetch("steps_selected", {"since": window.since_ns, "until": window.until_ns})
+    return _steps_of(database, rows, by)
+
+
+def root_flow_steps(
+    database: Database, window: Window, root: tuple[str, str], traces: int
+) -> list[Step] | None:
+    """The steps of every trace rooted at ``root`` in the window: an automatic flow
+    without grouping, the common question, answered without joining the flow's traces
+    (``span_steps.RootKey``) and without sorting every value (histogram-selected exact
+    percentiles). None if the histogram and the values disagree; the caller then uses
+    ``flow_steps``.
+    """
+    params = {
+        "service": root[0],
+        "operation": root[1],
+        "since": window.since_ns,
+        "until": window.until_ns,
+    }
+    stats = database.fetch("steps_root_stats", params)
+    hists: dict[Hashable, list[tuple[int, int]]] = {}
+    for key, metric, bucket, count in database.fetch("steps_root_hist", params):
+        hists.setdefault((int(key), int(metric)), []).append((int(bucket), int(count)))
+
+    def fetch(wanted: list[tuple[Hashable, int, int]]) -> list[tuple[Hashable, int, int, int, int]]:
+        groups = [group for group, _, _ in wanted]
+        rows = database.fetch(
+            "steps_root_refine",
+            {
+                **params,
+                "keys": [g[0] for g in groups],  # type: ignore[index]
+                "metrics": [g[1] for g in groups],  # type: ignore[index]
+                "buckets": [bucket for _, bucket, _ in wanted],
+                "indexes": [index for _, _, index in wanted],
+            },
+        )
+        return [((int(k), int(m)), int(b), int(i), int(v), int(n)) for k, m, b, i, v, n in rows]
+
+    try:
+        quantiles = exact_quantiles(hists, QUANTILES, fetch)
+    except HistogramMismatch:
+        return None
+    rows: list[StepRow] = []
+    for key, calls, step_traces, errors, origins, cp_nano in stats:
+        key = int(key)
+        if (key, 0) not in quantiles:
+            return None
+        rows.append(
+            (
+                "",
+                key,
+                int(calls),
+                int(step_traces),
+                int(errors),
+                int(origins),
+                quantiles[(key, 0)],
+                quantiles[(key, 1)][0],
+                quantiles[(key, 2)][0],
+                int(cp_nano) / 1e9 / traces if traces else 0.0,
+            )
+        )
+    return _steps_of(database, rows, None)
+
+
+def _ms(ns: float) -> float:
+    """Milliseconds to a thousandth of a nanosecond: interpolated percentiles of integer
+    nanoseconds lie on that grid, and rounding to it removes the last-bit differences
+    between interpolation formulas (DuckDB's quantile_cont and the histogram path's)."""
+    return round(float(ns) / 1e6, 9)
+
+
+def _steps_of(database: Database, rows: Sequence[Sequence[Any]], by: str | None) -> list[Step]:
     keys = sorted({int(row[1]) for row in rows})
     names = {
         int(key): (parent, service, operation, kind)
@@ -125,11 +205,11 @@ def flow_steps(database: Database, window: Window, by: str | None = None) -> lis
                 errors=int(errors),
                 error_rate=int(errors) / int(calls),
                 origin_errors=int(origins),
-                p50_ms=float(p50) / 1e6,
-                p95_ms=float(p95) / 1e6,
-                p99_ms=float(p99) / 1e6,
-                self_p50_ms=float(self_p50) / 1e6,
-                start_offset_p50_ms=float(offset_p50) / 1e6,
+                p50_ms=_ms(p50),
+                p95_ms=_ms(p95),
+                p99_ms=_ms(p99),
+                self_p50_ms=_ms(self_p50),
+                start_offset_p50_ms=_ms(offset_p50),
                 critical_path_share=float(share),
                 group={by: str(group)} if by is not None else {},
             )

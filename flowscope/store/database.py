@@ -18,7 +18,9 @@ from flowscope.store import sql_files
 
 CHECKPOINT_THRESHOLD = "256MB"
 # 2: otel_traces gained ResourceEntityRefs (OTLP Resource.entity_refs).
-SCHEMA_VERSION = 2
+# 3: span_steps gained RootKey (migrated in place from 2: sql/migrate_to_3.sql).
+SCHEMA_VERSION = 3
+MIGRATIONS = {2: "migrate_to_3"}  # found version -> the script that brings it to the next
 
 
 class StoreError(Exception):
@@ -68,6 +70,14 @@ class Database:
         if "schema_meta" in tables:
             version = con.execute(sql_files.query("schema_version")).fetchone()
             found = version[0] if version else None
+            if found in MIGRATIONS and not self.read_only:
+                self._migrate(found)
+                return
+            if found in MIGRATIONS:
+                raise StoreError(
+                    f"{self.path} has flowscope schema version {found}; open it once read-write "
+                    f"(e.g. `flowscope serve --db {self.path}`) to upgrade it to {SCHEMA_VERSION}."
+                )
             if found != SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} has flowscope schema version {found}; this flowscope reads "
@@ -86,6 +96,21 @@ class Database:
             con.execute(text)
         con.execute("INSERT INTO schema_meta VALUES (?)", [SCHEMA_VERSION])
         con.execute("COMMIT")
+
+    def _migrate(self, found: int) -> None:
+        """Bring an older file to SCHEMA_VERSION, one version per script, in one transaction."""
+        con = self._connection
+        con.execute("BEGIN")
+        try:
+            version = found
+            while version != SCHEMA_VERSION:
+                for statement in sql_files.statements(sql_files.query(MIGRATIONS[version])):
+                    con.execute(statement)
+                version += 1
+            con.execute("COMMIT")
+        except Exception as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: upgrading schema {found} failed: {exc}") from exc
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """This thread's read cursor (created on first use)."""

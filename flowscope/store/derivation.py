@@ -23,7 +23,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import pyarrow as pa
@@ -42,23 +41,7 @@ class DerivationResult:
     elapsed_s: float
 
 
-@cache
-def statements(text: str) -> tuple[str, ...]:
-    """The statements of a SQL file; each ends with ';' at the end of a line.
-
-    Cached: the writer runs the same script in every commit.
-    """
-    parts: list[str] = []
-    current: list[str] = []
-    for line in text.splitlines():
-        current.append(line)
-        if line.rstrip().endswith(";"):
-            parts.append("\n".join(current))
-            current = []
-    rest = "\n".join(current).strip()
-    if rest and not all(x.strip().startswith("--") for x in rest.splitlines() if x.strip()):
-        parts.append(rest)
-    return tuple(parts)
+statements = sql_files.statements
 
 
 def run_script(cursor: Any, text: str, params: dict[str, Any] | None = None) -> None:

@@ -26,6 +26,25 @@ def query(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+@cache
+def statements(text: str) -> tuple[str, ...]:
+    """The statements of a SQL file; each ends with ';' at the end of a line.
+
+    Cached: the writer runs the same script in every commit.
+    """
+    parts: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines():
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            parts.append("\n".join(current))
+            current = []
+    rest = "\n".join(current).strip()
+    if rest and not all(x.strip().startswith("--") for x in rest.splitlines() if x.strip()):
+        parts.append(rest)
+    return tuple(parts)
+
+
 def query_names() -> list[str]:
     return sorted(
         p.name[:-4]

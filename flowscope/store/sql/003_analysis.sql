@@ -101,7 +101,10 @@ CREATE TABLE IF NOT EXISTS span_steps (
     CpFraction   DOUBLE NOT NULL,        -- its share of its trace's critical path
     IsError      BOOLEAN NOT NULL,
     IsOrigin     BOOLEAN NOT NULL,       -- an error span with no erroring child
-    FirstInTrace BOOLEAN NOT NULL        -- the first span of its step in its trace
+    FirstInTrace BOOLEAN NOT NULL,       -- the first span of its step in its trace
+    -- hash(root service, root operation) of its trace: an automatic flow's rows are
+    -- found by one integer comparison instead of a join with the flow's traces.
+    RootKey      UBIGINT NOT NULL DEFAULT 0
 );
 
 -- The steps' names: a step is (parent step, service, operation, kind).

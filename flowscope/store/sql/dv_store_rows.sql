@@ -27,7 +27,9 @@ CREATE OR REPLACE TEMP TABLE dv_edge_keys AS SELECT * FROM dv_edge_keys_in;
 CREATE OR REPLACE TEMP TABLE dv_trace_links AS SELECT * FROM dv_links_in;
 CREATE OR REPLACE TEMP TABLE dv_span_steps AS
 SELECT
-    make_timestamp_ns(RootStart) AS RootTs, TraceKey, StepKey, Duration, SelfNs, OffsetNs,
-    CpFraction, IsError, IsOrigin, FirstInTrace
-FROM dv_span_steps_in;
+    make_timestamp_ns(s.RootStart) AS RootTs, s.TraceKey, s.StepKey, s.Duration, s.SelfNs,
+    s.OffsetNs, s.CpFraction, s.IsError, s.IsOrigin, s.FirstInTrace,
+    coalesce(hash(t.RootService, t.RootOperation), 0) AS RootKey
+FROM dv_span_steps_in s
+LEFT JOIN dv_trace_index t USING (TraceKey);
 CREATE OR REPLACE TEMP TABLE dv_step_keys AS SELECT * FROM dv_step_keys_in;
