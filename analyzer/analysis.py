@@ -75,10 +75,9 @@ class Analysis:
             overall = self._flow_stats(mapping, window, None)
             flow = overall[0] if overall else self._empty_flow(flow_id, mapping, window)
             root = self._sole_root(flow_id, mapping) if by is None else None
-            steps = None
             if root is not None and flow.traces:
                 steps = root_flow_steps(self.database, window, root, flow.traces)
-            if steps is None:
+            else:
                 if by is not None:
                     self.database.fetch("sel_groups", self._sel_bounds({"by": by}))
                 steps = flow_steps(self.database, window, by)

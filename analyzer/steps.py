@@ -17,7 +17,7 @@ error) depends only on its own trace, so it is computed when the trace is derive
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +25,11 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from flowscope.analyzer.histogram_quantiles import HistogramMismatch, exact_quantiles
 from flowscope.analyzer.model import Step, Window
 from flowscope.analyzer.span_tree import SpanRows, SpanTree
 from flowscope.store.database import Database
 
 I64 = npt.NDArray[np.int64]
-QUANTILES = (0.5, 0.95, 0.99)
 
 
 def op_key(service: str, operation: str, kind: str) -> int:
@@ -104,11 +102,6 @@ def span_step_rows(loaded: LoadedSpans) -> tuple[pa.Table, pa.Table]:
     return facts, steps
 
 
-# (group, step key, calls, traces, errors, origins, [p50, p95, p99] ns, self p50 ns,
-#  offset p50 ns, critical-path share): one step's numbers, from either query path.
-StepRow = tuple[Any, int, int, int, int, int, Sequence[float], float, float, float]
-
-
 def flow_steps(database: Database, window: Window, by: str | None = None) -> list[Step]:
     """The steps of ``sel_traces`` (per ``sel_groups`` group), each group's depth first."""
     rows = database.fetch("steps_selected", {"since": window.since_ns, "until": window.until_ns})
@@ -117,68 +110,25 @@ def flow_steps(database: Database, window: Window, by: str | None = None) -> lis
 
 def root_flow_steps(
     database: Database, window: Window, root: tuple[str, str], traces: int
-) -> list[Step] | None:
+) -> list[Step]:
     """The steps of every trace rooted at ``root`` in the window: an automatic flow
-    without grouping, the common question, answered without joining the flow's traces
-    (``span_steps.RootKey``) and without sorting every value (histogram-selected exact
-    percentiles). None if the histogram and the values disagree; the caller then uses
-    ``flow_steps``.
+    without grouping, the common question, answered without joining the flow's
+    ``traces`` (``span_steps.RootKey``); the same numbers as ``flow_steps``.
     """
     params = {
         "service": root[0],
         "operation": root[1],
         "since": window.since_ns,
         "until": window.until_ns,
+        "traces": traces,
     }
-    stats = database.fetch("steps_root_stats", params)
-    hists: dict[Hashable, list[tuple[int, int]]] = {}
-    for key, metric, bucket, count in database.fetch("steps_root_hist", params):
-        hists.setdefault((int(key), int(metric)), []).append((int(bucket), int(count)))
-
-    def fetch(wanted: list[tuple[Hashable, int, int]]) -> list[tuple[Hashable, int, int, int, int]]:
-        groups = [group for group, _, _ in wanted]
-        rows = database.fetch(
-            "steps_root_refine",
-            {
-                **params,
-                "keys": [g[0] for g in groups],  # type: ignore[index]
-                "metrics": [g[1] for g in groups],  # type: ignore[index]
-                "buckets": [bucket for _, bucket, _ in wanted],
-                "indexes": [index for _, _, index in wanted],
-            },
-        )
-        return [((int(k), int(m)), int(b), int(i), int(v), int(n)) for k, m, b, i, v, n in rows]
-
-    try:
-        quantiles = exact_quantiles(hists, QUANTILES, fetch)
-    except HistogramMismatch:
-        return None
-    rows: list[StepRow] = []
-    for key, calls, step_traces, errors, origins, cp_nano in stats:
-        key = int(key)
-        if (key, 0) not in quantiles:
-            return None
-        rows.append(
-            (
-                "",
-                key,
-                int(calls),
-                int(step_traces),
-                int(errors),
-                int(origins),
-                quantiles[(key, 0)],
-                quantiles[(key, 1)][0],
-                quantiles[(key, 2)][0],
-                int(cp_nano) / 1e9 / traces if traces else 0.0,
-            )
-        )
-    return _steps_of(database, rows, None)
+    return _steps_of(database, database.fetch("steps_root_stats", params), None)
 
 
 def _ms(ns: float) -> float:
     """Milliseconds to a thousandth of a nanosecond: interpolated percentiles of integer
-    nanoseconds lie on that grid, and rounding to it removes the last-bit differences
-    between interpolation formulas (DuckDB's quantile_cont and the histogram path's)."""
+    nanoseconds lie on that grid, and rounding to it removes last-bit differences that
+    the order rows are aggregated in can make."""
     return round(float(ns) / 1e6, 9)
 
 

@@ -1,5 +1,5 @@
-"""An automatic flow's steps by its root key and histogram-selected percentiles: the same
-numbers as the general path (join with the flow's traces, quantile_cont), or a fallback."""
+"""An automatic flow's steps by its root key: the same numbers as the general path (a
+join with the flow's traces); schema-2 files get the key in place."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from flowscope.analyzer import analysis as analysis_module
 from flowscope.analyzer import steps as steps_module
 from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.flows_config import FlowRule, FlowsConfig
-from flowscope.analyzer.histogram_quantiles import HistogramMismatch
 from flowscope.store.database import SCHEMA_VERSION, Database, StoreError
 from flowscope.testing.traces import TraceKit
 
@@ -56,7 +55,7 @@ def varied_kit(traces: int = 400, seed: int = 7) -> TraceKit:
 
 
 def general_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(analysis_module, "root_flow_steps", lambda *args: None)
+    monkeypatch.setattr(Analysis, "_sole_root", lambda self, *args: None)
 
 
 def steps_both_ways(
@@ -105,18 +104,6 @@ def test_rules_that_could_claim_the_roots_traces_use_the_general_path(
     for flow_id in ids:
         analysis.flow(flow_id, HOUR)
     assert called == []
-
-
-def test_a_histogram_mismatch_falls_back(analyze: Analyze, monkeypatch: pytest.MonkeyPatch) -> None:
-    analysis = analyze(varied_kit(60))
-    flow_id = analysis.flows(HOUR)[0].id
-    expected = analysis.flow(flow_id, HOUR).as_dict()
-
-    def mismatch(*args: Any) -> Any:
-        raise HistogramMismatch("test")
-
-    monkeypatch.setattr(steps_module, "exact_quantiles", mismatch)
-    assert analysis.flow(flow_id, HOUR).as_dict() == expected
 
 
 def test_schema_2_files_are_upgraded_in_place(tmp_path: Path) -> None:

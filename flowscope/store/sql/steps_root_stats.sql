@@ -1,13 +1,18 @@
 -- The steps of every trace rooted at ($service, $operation) in [since, until) -- an
--- automatic flow without --by -- found through span_steps.RootKey, no join: counts
--- and the critical-path shares summed as integers (nanounits), as steps_selected.sql.
+-- automatic flow without --by -- found through span_steps.RootKey: one integer
+-- comparison instead of a join with the flow's traces (steps_selected.sql). Same
+-- numbers; the critical-path shares summed as integers (nanounits), as there.
 SELECT
+    '' AS GroupValue,
     x.StepKey,
     count(*) AS Calls,
     count(*) FILTER (WHERE x.FirstInTrace) AS Traces,
     count(*) FILTER (WHERE x.IsError) AS Errors,
     count(*) FILTER (WHERE x.IsOrigin) AS Origins,
-    sum(CAST(round(x.CpFraction * 1e9) AS BIGINT)) AS CpNano
+    quantile_cont(x.Duration, [0.5, 0.95, 0.99]) AS Duration,
+    quantile_cont(x.SelfNs, 0.5) AS SelfP50,
+    quantile_cont(x.OffsetNs, 0.5) AS OffsetP50,
+    sum(CAST(round(x.CpFraction * 1e9) AS BIGINT)) / 1e9 / $traces AS CpShare
 FROM a_span_steps x
 WHERE x.RootKey = hash($service, $operation)
   AND x.RootTs >= make_timestamp_ns($since) AND x.RootTs < make_timestamp_ns($until)
