@@ -18,6 +18,7 @@ from flowscope.analyzer.flows import (
     FlowCatalog,
     FlowMapping,
     auto_flow_id,
+    auto_flow_name,
     flow_record,
     list_flows,
     select_flow,
@@ -70,18 +71,16 @@ class Analysis:
     def flow(self, flow_id: str, window: Window, by: str | None = None) -> FlowDetail:
         """One flow's totals and steps (per ``by`` group); UnknownFlow if no such id."""
         with read_snapshot(self.database):
+            root = self._sole_root(flow_id) if by is None else None
+            if root is not None:
+                return self._root_flow(flow_id, root, window)
             mapping = self._select(flow_id, window)
             self.database.fetch("sel_groups_none")
             overall = self._flow_stats(mapping, window, None)
             flow = overall[0] if overall else self._empty_flow(flow_id, mapping, window)
-            root = self._sole_root(flow_id, mapping) if by is None else None
-            if root is not None and flow.traces:
-                steps = root_flow_steps(self.database, window, root, flow.traces)
-            else:
-                if by is not None:
-                    self.database.fetch("sel_groups", self._sel_bounds({"by": by}))
-                steps = flow_steps(self.database, window, by)
-            return FlowDetail(flow=flow, steps=steps)
+            if by is not None:
+                self.database.fetch("sel_groups", self._sel_bounds({"by": by}))
+            return FlowDetail(flow=flow, steps=flow_steps(self.database, window, by))
 
     # -- traces ----------------------------------------------------------------
     def traces(
@@ -219,16 +218,38 @@ class Analysis:
             raise UnknownFlow(flow_id)
         return mapping
 
-    def _sole_root(self, flow_id: str, mapping: FlowMapping) -> tuple[str, str] | None:
+    def _sole_root(self, flow_id: str) -> tuple[str, str] | None:
         """The root (service, operation) of an automatic flow that is exactly "every trace
         with this root", or None: a flows.yaml rule that could claim some of those traces
         (one naming no service, or this service) makes the flow a subset of them."""
-        root = mapping.root_of(flow_id)
-        if not root[0] or auto_flow_id(*root) != flow_id:
+        rules = self.catalog.config.flows
+        if self.catalog.config.by_id(flow_id) is not None:
             return None
-        if any(rule.service in (None, root[0]) for rule in self.catalog.config.flows):
-            return None
-        return root
+        for service, operation in self.database.fetch("flows_all_roots"):
+            if auto_flow_id(str(service), str(operation)) == flow_id:
+                if any(rule.service in (None, service) for rule in rules):
+                    return None
+                return str(service), str(operation)
+        return None
+
+    def _root_flow(self, flow_id: str, root: tuple[str, str], window: Window) -> FlowDetail:
+        """An automatic flow read by its root alone: no trace selection, no join."""
+        params = {
+            "service": root[0],
+            "operation": root[1],
+            "since": window.since_ns,
+            "until": window.until_ns,
+        }
+        stats = self.database.fetch("flow_root_stats", params)[0]
+        flow = flow_record(
+            flow_id,
+            auto_flow_name(*root),
+            root,
+            tuple(stats) if stats[0] else None,
+            rate_minutes(self.database, window),
+        )
+        steps = root_flow_steps(self.database, window, root, flow.traces) if flow.traces else []
+        return FlowDetail(flow=flow, steps=steps)
 
     def _sel_bounds(self, params: dict[str, Any]) -> dict[str, Any]:
         _count, lo, hi = self.database.fetch("sel_range")[0]

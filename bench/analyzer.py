@@ -1,30 +1,43 @@
 """Analyzer benchmark: query times at 1M and 10M stored spans (median of 5 runs).
 
     python bench/analyzer.py [--sizes 1000000,10000000] [--hours 24] [--dir /tmp/flowscope-bench]
+                             [--under-load 10000 --load-seconds 60]
 
 For each size it writes a fresh DuckDB file of realistic trading-platform traces
 (three flows, 5-12 spans each, rpc, virtual database/external and async kafka
 edges, ~1 % errors) spread evenly over the ``--hours`` before now, in time order,
 through SpanWriter (commit + derivation, as the server does); then times the
-analyzer's questions, and the naive service-map self-join for reference. Prints
-one JSON document (recorded in docs/benchmarks.md).
+analyzer's questions, and the naive service-map self-join for reference. With
+``--under-load RATE``, the largest file is then served by ``flowscope serve`` while
+sender processes push RATE spans/s over OTLP (gRPC and HTTP), and the same questions
+are timed through the HTTP API, with the ingest rate and ack latency they got.
+Prints one JSON document (recorded in docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
+import signal
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from load import send_loop  # noqa: E402
 
 from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.model import Window
@@ -32,6 +45,7 @@ from flowscope.analyzer.window import ALL_TIME
 from flowscope.store.columns import SPAN_SCHEMA
 from flowscope.store.database import Database
 from flowscope.store.writer import SpanWriter
+from flowscope.testing.server import start_server_process
 
 # (parent index, service, name, kind, offset ms, duration ms, attributes)
 Template = list[tuple[int, str, str, str, float, float, dict[str, str]]]
@@ -234,6 +248,76 @@ def measure(path: Path) -> dict[str, float]:
     return result
 
 
+def _rfc3339(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
+
+
+def under_load(path: Path, rate: float, seconds: float) -> dict[str, Any]:
+    """The API's answers timed while senders keep ``rate`` spans/s coming (OTLP, acked)."""
+    server = start_server_process(path)
+    ui = server.endpoints.ui
+    try:
+        client = httpx.Client(base_url=ui, timeout=120)
+        # The sent spans start at 2026-01-01, before the file's data: its last hour stays its own.
+        end = client.post(
+            "/api/sql", json={"sql": "SELECT epoch_ns(max(Timestamp)) FROM otel_traces"}
+        ).json()["rows"][0][0]
+        hour = {"since": _rfc3339(end - 3_600_000_000_000), "until": _rfc3339(end + 1)}
+        everything = {"since": "2000-01-01T00:00:00Z", "until": _rfc3339(end + 1)}
+        biggest = client.get("/api/flows", params=everything).json()["flows"][0]["id"]
+        trace = client.get("/api/traces", params={**hour, "limit": 1}).json()["traces"][0]
+        questions: dict[str, tuple[str, dict[str, Any]]] = {
+            "map_last_hour_ms": ("/api/map", hour),
+            "map_all_time_ms": ("/api/map", everything),
+            "flows_last_hour_ms": ("/api/flows", hour),
+            "flows_all_time_ms": ("/api/flows", everything),
+            "flow_steps_last_hour_ms": (f"/api/flows/{biggest}", hour),
+            "flow_steps_all_time_ms": (f"/api/flows/{biggest}", everything),
+            "trace_by_id_ms": (f"/api/traces/{trace['trace_id']}", {}),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in questions}
+        senders = 2
+        with ProcessPoolExecutor(senders, mp_context=multiprocessing.get_context("spawn")) as pool:
+            jobs = [
+                pool.submit(
+                    send_loop,
+                    "grpc" if i % 2 == 0 else "http",
+                    server.endpoints.grpc if i % 2 == 0 else server.endpoints.http,
+                    900 + i,
+                    seconds,
+                    64,
+                    rate / senders,
+                )
+                for i in range(senders)
+            ]
+            while not all(job.done() for job in jobs):
+                for name, (route, params) in questions.items():
+                    started = time.perf_counter()
+                    answer = client.get(route, params=params)
+                    answer.raise_for_status()
+                    samples[name].append((time.perf_counter() - started) * 1e3)
+            results = [job.result() for job in jobs]
+        acks = sorted(x for r in results for x in r.latencies_ms)
+    finally:
+        server.stop(signal.SIGTERM)
+    return {
+        "ingest": {
+            "asked_spans_per_s": rate,
+            "achieved_spans_per_s": round(sum(r.acked_spans for r in results) / seconds),
+            "ack_p50_ms": round(acks[len(acks) // 2], 1) if acks else None,
+            "ack_p99_ms": round(acks[int(len(acks) * 0.99)], 1) if acks else None,
+            "errors": sum(r.errors for r in results),
+        },
+        "queries_median_ms": {
+            name: round(statistics.median(values), 1) for name, values in samples.items() if values
+        },
+        "queries_max_ms": {
+            name: round(max(values), 1) for name, values in samples.items() if values
+        },
+        "rounds": min(len(values) for values in samples.values()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--sizes", default="1000000,10000000")
@@ -243,6 +327,13 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="measure kept files again instead of refilling"
     )
+    parser.add_argument(
+        "--under-load",
+        type=float,
+        default=0.0,
+        help="then time the API on the largest file while this many spans/s arrive",
+    )
+    parser.add_argument("--load-seconds", type=float, default=60.0)
     args = parser.parse_args()
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -261,6 +352,11 @@ def main() -> None:
             ingest = fill(path, size, args.hours)
         print(f"measuring {size} spans ...", file=sys.stderr)
         report["sizes"][str(size)] = {"ingest": ingest, "queries": measure(path)}
+        if args.under_load and size == max(int(s) for s in args.sizes.split(",")):
+            print(f"timing the API under {args.under_load:g} spans/s ...", file=sys.stderr)
+            report["sizes"][str(size)]["under_load"] = under_load(
+                path, args.under_load, args.load_seconds
+            )
         if not args.keep:
             path.unlink(missing_ok=True)
     print(json.dumps(report, indent=2))

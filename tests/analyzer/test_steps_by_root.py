@@ -60,12 +60,12 @@ def general_path(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def steps_both_ways(
     analysis: Analysis, flow_id: str, monkeypatch: pytest.MonkeyPatch
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    fast = [step.as_dict() for step in analysis.flow(flow_id, HOUR).steps]
+) -> tuple[Any, Any, Any, Any]:
+    fast = analysis.flow(flow_id, HOUR).as_dict()
     with monkeypatch.context() as patch:
         general_path(patch)
-        general = [step.as_dict() for step in analysis.flow(flow_id, HOUR).steps]
-    return fast, general
+        general = analysis.flow(flow_id, HOUR).as_dict()
+    return fast["steps"], general["steps"], fast["flow"], general["flow"]
 
 
 def test_same_steps_as_the_general_path(analyze: Analyze, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,8 +79,9 @@ def test_same_steps_as_the_general_path(analyze: Analyze, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(analysis_module, "root_flow_steps", spy)
     for flow in analysis.flows(HOUR):
-        fast, general = steps_both_ways(analysis, flow.id, monkeypatch)
+        fast, general, fast_flow, general_flow = steps_both_ways(analysis, flow.id, monkeypatch)
         assert fast == general
+        assert fast_flow == general_flow == flow.as_dict()
         assert fast, flow.id
     assert ("web", "GET /quote") in used
 
@@ -88,8 +89,8 @@ def test_same_steps_as_the_general_path(analyze: Analyze, monkeypatch: pytest.Mo
 def test_same_steps_for_the_mixed_kit(analyze: Analyze, monkeypatch: pytest.MonkeyPatch) -> None:
     analysis = analyze(mixed_kit())
     for flow in analysis.flows(HOUR):
-        fast, general = steps_both_ways(analysis, flow.id, monkeypatch)
-        assert fast == general
+        fast, general, fast_flow, general_flow = steps_both_ways(analysis, flow.id, monkeypatch)
+        assert (fast, fast_flow) == (general, general_flow)
 
 
 def test_rules_that_could_claim_the_roots_traces_use_the_general_path(
