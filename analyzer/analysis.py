@@ -163,7 +163,7 @@ class Analysis:
         step P50 in its flow over that window (None: no baseline, the fast path)."""
         db = self.database
         trace_id = trace_id.strip().lower()
-        with read_snapshot(db):
+        with read_snapshot(db, only_trace=trace_id if baseline is None else None):
             flow_id, loaded = self._load_trace(trace_id)
             step_p50: dict[str, float] = {}
             if flow_id is not None and baseline is not None:
@@ -307,8 +307,9 @@ class Analysis:
         return flow_id, loaded
 
     def _trace_values(self, trace_id: str) -> dict[str, cmp.StepValue]:
-        with read_snapshot(self.database):
-            loaded = self._load_trace(trace_id.strip().lower())[1]
+        trace_id = trace_id.strip().lower()
+        with read_snapshot(self.database, only_trace=trace_id):
+            loaded = self._load_trace(trace_id)[1]
             return cmp.trace_step_values(loaded.spans)
 
 

@@ -87,9 +87,11 @@ def _load_spans(cursor: Any, params: dict[str, Any]) -> pa.Table:
     return cursor.sql(sql_files.query("dv_load_spans"), params=params).to_arrow_table()
 
 
-def _derive_into_temp(cursor: Any) -> tuple[int, int, int, tuple[int, int]]:
-    """Fill the dv_* temp tables for the queued traces: (traces, spans, range scans,
-    where the derived traces' spans lie).
+def _derive_into_temp(
+    cursor: Any, only_trace: str | None = None
+) -> tuple[int, int, int, tuple[int, int]]:
+    """Fill the dv_* temp tables for the queued traces (or just ``only_trace``, if it is
+    queued): (traces, spans, range scans, where the derived traces' spans lie).
 
     SQL loads the spans (range scans pruned by zone maps) and stores the results;
     the rules themselves run vectorized in ``analyzer/derived_rows.py``.
@@ -97,6 +99,8 @@ def _derive_into_temp(cursor: Any) -> tuple[int, int, int, tuple[int, int]]:
     from flowscope.analyzer.derived_rows import derive_rows
 
     _run(cursor, "dv_begin")
+    if only_trace is not None:
+        _run(cursor, "dv_scope_trace", {"trace_id": only_trace})
     ids: dict[int, str] = {}
     scope = _load(cursor, "dv_want_scope", True, ids)
     lo, hi = cursor.execute(sql_files.query("dv_load_range")).fetchall()[0]
@@ -160,9 +164,13 @@ def derive(cursor: Any) -> DerivationResult | None:
     return result
 
 
-def prepare_reads(cursor: Any) -> int:
+def prepare_reads(cursor: Any, only_trace: str | None = None) -> int:
     """Create this cursor's ``a_trace_index``/``a_edge_calls``/``a_edge_keys`` views.
 
+    ``only_trace``: the reader asks about that one trace only, so only it is derived
+    (under steady ingest the queue holds a second of traces; deriving them all for a
+    trace lookup would cost more than the lookup). The other queued traces' rows read
+    as last stored: right for that trace, not for the others.
     Returns how many traces were derived on the fly because they were still queued.
     Call it inside the reader's transaction so the views and the queries that
     follow see one snapshot.
@@ -170,7 +178,7 @@ def prepare_reads(cursor: Any) -> int:
     if queue_size(cursor) == 0:
         _run(cursor, "overlay_none")
         return 0
-    traces, _spans, _scans, _range = _derive_into_temp(cursor)
+    traces, _spans, _scans, _range = _derive_into_temp(cursor, only_trace)
     _run(cursor, "overlay_pending")
     return traces
 
@@ -184,13 +192,14 @@ _snapshots = threading.local()
 
 
 @contextmanager
-def read_snapshot(database: Database) -> Iterator[int]:
+def read_snapshot(database: Database, only_trace: str | None = None) -> Iterator[int]:
     """Run the analyzer's reads on this thread in one snapshot, derived tables current.
 
     Opens a transaction on the thread's read cursor, prepares the ``a_*`` views
     (``prepare_reads``) and rolls back at the end, dropping the temporary tables.
-    Nested use on the same thread joins the outer snapshot. Yields how many queued
-    traces were derived on the fly.
+    Nested use on the same thread joins the outer snapshot (whatever it derived).
+    ``only_trace``: see ``prepare_reads``. Yields how many queued traces were derived
+    on the fly.
     """
     active: set[int] = _snapshots.__dict__.setdefault("active", set())
     if id(database) in active:
@@ -200,7 +209,7 @@ def read_snapshot(database: Database) -> Iterator[int]:
     cursor.execute("BEGIN TRANSACTION")
     active.add(id(database))
     try:
-        yield prepare_reads(cursor)
+        yield prepare_reads(cursor, only_trace)
     finally:
         active.discard(id(database))
         cursor.execute("ROLLBACK")

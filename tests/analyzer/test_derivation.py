@@ -50,6 +50,8 @@ def answers(analysis: Analysis) -> dict[str, Any]:
         "steps": [analysis.flow(f.id, HOUR).as_dict() for f in flows],
         "traces": [t.as_dict() for t in analysis.traces(HOUR, limit=100)],
         "views": [analysis.trace(t, HOUR).as_dict() for t in first],
+        # Without a baseline only the asked trace is derived on the fly.
+        "lone_views": [analysis.trace(t).as_dict() for t in first],
     }
 
 
@@ -83,6 +85,20 @@ def test_answers_are_the_same_before_and_after_derivation(database: Database) ->
     assert result is not None and result.traces == len({s.trace_id for s in kit.spans})
     assert queued(database) == 0
     assert answers(analysis) == before
+
+
+def test_a_trace_lookup_derives_only_that_trace(database: Database) -> None:
+    kit = mixed_kit()
+    write(database, kit, derive=False)
+    pending = queued(database)
+    assert pending > 2
+    trace_id = kit.spans[0].trace_id
+    with derivation.read_snapshot(database, only_trace=trace_id) as derived:
+        assert derived == 1
+    with derivation.read_snapshot(database, only_trace="0" * 32) as derived:
+        assert derived == 0
+    with derivation.read_snapshot(database) as derived:
+        assert derived == pending
 
 
 def test_arrival_order_does_not_matter(tmp_path: Path) -> None:
