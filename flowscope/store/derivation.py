@@ -175,7 +175,12 @@ def prepare_reads(cursor: Any, only_trace: str | None = None) -> int:
     Call it inside the reader's transaction so the views and the queries that
     follow see one snapshot.
     """
-    if queue_size(cursor) == 0:
+    if queue_size(cursor) == 0 or (
+        only_trace is not None
+        and not cursor.execute(
+            sql_files.query("derive_queue_has"), {"trace_id": only_trace}
+        ).fetchall()[0][0]
+    ):
         _run(cursor, "overlay_none")
         return 0
     traces, _spans, _scans, _range = _derive_into_temp(cursor, only_trace)
