@@ -1,7 +1,9 @@
 """Derived tables for the analyzer: per-call edges and per-trace facts, kept up to date.
 
-The writer queues every trace that got spans (``after_insert_spans.sql``, same
-transaction). ``derive(cursor, persist=True)`` runs on the writer thread: it loads
+The writer numbers its commits (``otel_traces.CommitSeq``) and writes nothing but
+spans. ``derive(cursor)`` runs on the derive thread (``deriver.py``): it takes in the
+spans committed since its last pass (``sql/dv_intake.sql``: queues their traces,
+counts them per service and minute, keeps SERVER/CONSUMER durations), then loads
 the spans of the queued traces (one zone-map-pruned range scan per cluster of nearby
 traces, bounds taken from the queue and ``trace_index``), recomputes their
 ``edge_calls``/``trace_index``/``trace_links`` rows with the SQL in
@@ -10,7 +12,7 @@ children, so a trace is derived again whenever any of its spans arrives; its row
 are always a function of all its stored spans.
 
 Readers never wait for that: ``prepare_reads(cursor)`` derives the still-queued
-traces into temporary tables of the reader's own cursor (the same SQL, so the same
+traces (and those with spans not taken in yet) into temporary tables of the reader's own cursor (the same SQL, so the same
 numbers) and creates the ``a_*`` views the analyzer queries, which put those rows in
 place of the stored ones. With an empty queue the views are the stored tables.
 """
@@ -150,6 +152,7 @@ def derive(cursor: Any) -> DerivationResult | None:
     started = time.perf_counter()
     cursor.execute("BEGIN")
     try:
+        _run(cursor, "dv_intake")
         traces, spans, scans, (lo, hi) = _derive_into_temp(cursor)
         queued, first, last = _one(cursor, "dv_queue_range")
         _run(cursor, "dv_persist", {"lo": lo, "hi": hi})

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from flowscope.store import derivation, sql_files
+from flowscope.store import sql_files
 from flowscope.store.columns import as_batch
 from flowscope.store.database import Database
 from flowscope.store.dedup import RecentSpanKeys
@@ -81,7 +81,7 @@ class SpanWriter:
         self._thread: threading.Thread | None = None
         self._accepting = False
         self._insert_sql = sql_files.query("insert_spans")
-        self._after_insert_sql = sql_files.query("after_insert_spans")
+        self._seq = 0  # the last commit's CommitSeq (set at start from the file)
         # Derived tables (store/derivation.py) are brought up to date on their own
         # thread at most this often while spans arrive, and at shutdown; None: never.
         self.derive_interval_s = derive_interval_s
@@ -95,6 +95,7 @@ class SpanWriter:
             return
         if self._dedup.capacity:
             self._dedup.warm(self.database.recent_span_keys(self._dedup.capacity))
+        self._seq = int(self.database.fetch("max_commit_seq")[0][0])
         if self.deriver is not None:
             self.deriver.start()
         self._accepting = True
@@ -203,8 +204,9 @@ class SpanWriter:
                 cursor.execute("BEGIN")
                 cursor.register("incoming_spans", table)
                 try:
-                    cursor.execute(self._insert_sql)
-                    derivation.run_script(cursor, self._after_insert_sql)
+                    # Only the spans: queueing and counting them is the derive thread's
+                    # (sql/dv_intake.sql), so a commit costs one statement.
+                    cursor.execute(self._insert_sql, {"seq": self._seq + 1})
                 except Exception:
                     # An aborted transaction refuses even unregister: roll back first,
                     # so the insert's own error is the one reported.
@@ -224,6 +226,8 @@ class SpanWriter:
             for item in batch:
                 item.future.set_exception(exc)
             return
+        if new_rows:
+            self._seq += 1
         self._dedup.remember(digests)
         if new_rows and self.deriver is not None:
             self.deriver.notify()

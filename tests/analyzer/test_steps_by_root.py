@@ -115,9 +115,11 @@ def test_schema_2_files_are_upgraded_in_place(tmp_path: Path) -> None:
         f.id: Analysis(database).flow(f.id, HOUR).as_dict() for f in Analysis(database).flows(HOUR)
     }
     database.close()
-    # Make it a schema-2 file: no RootKey column, version 2.
+    # Make it a schema-2 file: no RootKey or CommitSeq column, no derive_state, version 2.
     con = duckdb.connect(str(path))
     con.execute("ALTER TABLE span_steps DROP COLUMN RootKey")
+    con.execute("ALTER TABLE otel_traces DROP COLUMN CommitSeq")
+    con.execute("DROP TABLE derive_state")
     con.execute("UPDATE schema_meta SET version = 2")
     con.close()
     with pytest.raises(StoreError, match="open it once read-write"):

@@ -33,5 +33,9 @@ CREATE TABLE IF NOT EXISTS otel_traces (
     ResourceDroppedAttributesCount UINTEGER NOT NULL DEFAULT 0,
     ResourceSchemaUrl              VARCHAR NOT NULL DEFAULT '',
     ScopeSchemaUrl                 VARCHAR NOT NULL DEFAULT '',
-    ResourceEntityRefs STRUCT("SchemaUrl" VARCHAR, "Type" VARCHAR, "IdKeys" VARCHAR[], "DescriptionKeys" VARCHAR[])[] NOT NULL DEFAULT []
+    ResourceEntityRefs STRUCT("SchemaUrl" VARCHAR, "Type" VARCHAR, "IdKeys" VARCHAR[], "DescriptionKeys" VARCHAR[])[] NOT NULL DEFAULT [],
+    -- Which commit stored the span (1, 2, ... in commit order; 0 before schema 3): the
+    -- derive thread takes in everything above its mark (derive_state), so a commit
+    -- itself writes nothing but the spans.
+    CommitSeq                      UBIGINT NOT NULL DEFAULT 0
 );

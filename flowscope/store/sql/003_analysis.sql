@@ -11,6 +11,13 @@ CREATE TABLE IF NOT EXISTS derive_queue (
     LastTs  TIMESTAMP_NS NOT NULL   -- latest start among them
 );
 
+-- How far derivation has taken in the committed spans: every span with a CommitSeq
+-- above DerivedSeq is still to be queued and counted (sql/dv_intake.sql).
+CREATE TABLE IF NOT EXISTS derive_state (
+    DerivedSeq UBIGINT NOT NULL
+);
+INSERT INTO derive_state SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM derive_state);
+
 -- One row per trace: where its spans lie in time (to load them without a full scan),
 -- its totals, and its root span (ParentSpanId = ''; the earliest one if several).
 CREATE TABLE IF NOT EXISTS trace_index (

@@ -1,1 +1,6 @@
-SELECT count(*) FROM derive_queue
+-- Traces that wait for derivation: queued, or with spans not taken in yet.
+SELECT count(*) FROM (
+    SELECT TraceId FROM derive_queue
+    UNION
+    SELECT TraceId FROM otel_traces WHERE CommitSeq > (SELECT max(DerivedSeq) FROM derive_state)
+)

@@ -22,4 +22,5 @@ SELECT
     count(*) FILTER (WHERE StatusCode = 'Error') AS Errors
 FROM otel_traces
 WHERE Timestamp >= date_trunc('minute', $cutoff) AND Timestamp < date_trunc('minute', $cutoff) + INTERVAL 1 MINUTE
+  AND CommitSeq <= (SELECT max(DerivedSeq) FROM derive_state)  -- the rest: dv_intake.sql
 GROUP BY ALL;

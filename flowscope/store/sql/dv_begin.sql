@@ -1,7 +1,15 @@
--- Derivation, step 1: which traces to derive. The queued traces, plus the traces of
--- CONSUMER spans that link into them (their async edges need the producer).
+-- Derivation, step 1: which traces to derive. The queued traces and those of spans not
+-- taken in yet (a reader's view; the derive thread took them in just before), plus the
+-- traces of CONSUMER spans that link into them (their async edges need the producer).
 CREATE OR REPLACE TEMP TABLE dv_queue AS
-SELECT TraceId, min(FirstTs) AS FirstTs, max(LastTs) AS LastTs FROM derive_queue GROUP BY TraceId;
+SELECT TraceId, min(FirstTs) AS FirstTs, max(LastTs) AS LastTs
+FROM (
+    SELECT TraceId, FirstTs, LastTs FROM derive_queue
+    UNION ALL
+    SELECT TraceId, Timestamp, Timestamp FROM otel_traces
+    WHERE CommitSeq > (SELECT max(DerivedSeq) FROM derive_state)
+)
+GROUP BY TraceId;
 
 CREATE OR REPLACE TEMP TABLE dv_scope AS
 SELECT TraceId FROM dv_queue

@@ -1,1 +1,1 @@
-INSERT INTO otel_traces SELECT * FROM incoming_spans
+INSERT INTO otel_traces SELECT *, $seq AS CommitSeq FROM incoming_spans

@@ -3,7 +3,7 @@
 -- its ends: spans, errors and a log histogram (Bucket >= 0) of SERVER/CONSUMER
 -- durations, from which the analyzer finds the exact P95 (map_services_refine.sql).
 WITH counted AS (
-    SELECT ServiceName, Bucket, Spans, Errors FROM service_minutes
+    SELECT ServiceName, Bucket, Spans, Errors FROM a_service_minutes
     WHERE Minute >= make_timestamp_ns($full_lo) AND Minute < make_timestamp_ns($full_hi)
     UNION ALL
     SELECT

@@ -12,7 +12,7 @@ ranked AS (
         s.ServiceName, s.Bucket, s.Duration AS Value,
         row_number() OVER (PARTITION BY s.ServiceName, s.Bucket ORDER BY s.Duration) - 1 AS Idx,
         count(*) OVER (PARTITION BY s.ServiceName, s.Bucket) AS N
-    FROM server_spans s
+    FROM a_server_spans s
     SEMI JOIN (SELECT DISTINCT ServiceName, Bucket FROM wanted) w
         ON s.ServiceName = w.ServiceName AND s.Bucket = w.Bucket
     WHERE s.Timestamp >= make_timestamp_ns($since) AND s.Timestamp < make_timestamp_ns($until)
