@@ -83,6 +83,13 @@ def create_app(context: AppContext) -> FastAPI:
                 "failed_commits": stats.failed_commits,
                 "dedup_window_spans": writer.dedup_window_size,
             }
+            if writer.deriver is not None:
+                # How far the analysis tables lag the spans (readers make up for it).
+                body["derivation"] = {
+                    "pending_traces": int(context.database.fetch("derive_queue_size")[0][0]),
+                    "passes": writer.deriver.passes,
+                    "failures": writer.deriver.failures,
+                }
         if context.ingest is not None:
             counters = context.ingest.counters
             body["ingest"] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,8 +46,17 @@ def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
     server = start_server_process(db)
     health = httpx.get(f"{server.endpoints.ui}/healthz").json()
     assert health["spans"] == 0 and health["writer_queue_spans"] == 0
+    assert health["derivation"] == {"pending_traces": 0, "passes": 0, "failures": 0}
     sent = _send(server.endpoints.http, 1)
     assert httpx.get(f"{server.endpoints.ui}/healthz").json()["spans"] == sent
+    # The derive thread takes the spans in within its 1 s cadence.
+    deadline = time.monotonic() + 30
+    while (derived := httpx.get(f"{server.endpoints.ui}/healthz").json()["derivation"])[
+        "pending_traces"
+    ] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert derived["pending_traces"] == 0 and derived["passes"] >= 1
+    assert derived["failures"] == 0
     assert Path(f"{db}.server.json").exists()
     assert server.stop(signal.SIGTERM) == 0
     assert "stopped" in "".join(server.output)
