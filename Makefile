@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo serve test lint typecheck unit bench clean
 
-$(VENV)/.installed: pyproject.toml collector/_fastflatten.c
+$(VENV)/.installed: pyproject.toml setup.py collector/_fastflatten.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
