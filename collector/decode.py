@@ -61,11 +61,12 @@ def decode(body: bytes, content_type: str = PROTOBUF) -> FlattenResult:
     Protobuf bodies take the C fast path when it is built and the request is an
     ordinary one; everything else (and every error) comes from the Python path.
     """
-    if media_type(content_type) == PROTOBUF:
-        fast = flatten_body(body)
-        if fast is not None:
-            return fast
-    return decode_python(body, content_type)
+    return decode_fast(body, content_type) or decode_python(body, content_type)
+
+
+def decode_fast(body: bytes, content_type: str = PROTOBUF) -> FlattenResult | None:
+    """The C fast path, or None when the body is not for it (JSON, unusual, not built)."""
+    return flatten_body(body) if media_type(content_type) == PROTOBUF else None
 
 
 def decode_python(body: bytes, content_type: str = PROTOBUF) -> FlattenResult:
@@ -75,6 +76,7 @@ def decode_python(body: bytes, content_type: str = PROTOBUF) -> FlattenResult:
 
 __all__ = [
     "decode",
+    "decode_fast",
     "decode_python",
     "decompress",
     "media_type",

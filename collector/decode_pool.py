@@ -21,14 +21,12 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pyarrow as pa
 
-from flowscope.collector.decode import PROTOBUF, decode_python, media_type
+from flowscope.collector.decode import decode_fast, decode_python
 from flowscope.collector.errors import Unavailable
-from flowscope.collector.fast_flatten import flatten_body
-from flowscope.collector.flatten import FlattenResult, SpanBatch
+from flowscope.collector.flatten import FlattenResult, SpanBatch, split_keys
 from flowscope.store.columns import BATCH_SCHEMA
 
 log = logging.getLogger(__name__)
-KEY_BYTES = 24  # trace id (16) + span id (8)
 
 
 PR_SET_PDEATHSIG = 1
@@ -59,8 +57,7 @@ def decode_for_transfer(body: bytes, content_type: str) -> tuple[pa.Buffer, byte
 
 def unpack(buffer: pa.Buffer, keys: bytes, rejected: int, reasons: list[str]) -> FlattenResult:
     table = pa.ipc.open_stream(buffer).read_all()
-    split = [keys[i : i + KEY_BYTES] for i in range(0, len(keys), KEY_BYTES)]
-    return FlattenResult(SpanBatch(table, split), rejected, reasons)
+    return FlattenResult(SpanBatch(table, split_keys(keys)), rejected, reasons)
 
 
 class DecodePool:
@@ -92,10 +89,9 @@ class DecodePool:
             executor.shutdown(wait=True, cancel_futures=True)
 
     def decode(self, body: bytes, content_type: str) -> FlattenResult:
-        if media_type(content_type) == PROTOBUF:
-            fast = flatten_body(body)
-            if fast is not None:
-                return fast
+        fast = decode_fast(body, content_type)
+        if fast is not None:
+            return fast
         executor = self._executor
         if executor is None or len(body) < self.inline_below_bytes:
             return decode_python(body, content_type)

@@ -23,7 +23,13 @@ import pyarrow.compute as pc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from flowscope.collector.attributes import any_value_str
-from flowscope.collector.flatten import KIND_VALUES, STATUS_VALUES, FlattenResult, SpanBatch
+from flowscope.collector.flatten import (
+    KIND_VALUES,
+    STATUS_VALUES,
+    FlattenResult,
+    SpanBatch,
+    split_keys,
+)
 from flowscope.store.columns import (
     BATCH_SCHEMA,
     COLUMN_NAMES,
@@ -38,8 +44,6 @@ try:
     from flowscope.collector import _fastflatten  # type: ignore[attr-defined]
 except ImportError:  # built without a C compiler
     _fastflatten = None
-
-KEY_BYTES = 24
 
 
 def available() -> bool:
@@ -62,11 +66,7 @@ def flatten_body(body: bytes) -> FlattenResult | None:
         return None
     if columns is None:
         return None
-    return FlattenResult(SpanBatch(_table(columns), _keys(columns["keys"])))
-
-
-def _keys(blob: bytes) -> list[bytes]:
-    return [blob[i : i + KEY_BYTES] for i in range(0, len(blob), KEY_BYTES)]
+    return FlattenResult(SpanBatch(_table(columns), split_keys(columns["keys"])))
 
 
 def _fixed(kind: pa.DataType, data: bytes) -> pa.Array:

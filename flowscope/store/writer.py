@@ -84,7 +84,6 @@ class SpanWriter:
         self._seq = 0  # the last commit's CommitSeq (set at start from the file)
         # Derived tables (store/derivation.py) are brought up to date on their own
         # thread at most this often while spans arrive, and at shutdown; None: never.
-        self.derive_interval_s = derive_interval_s
         self.deriver = (
             Deriver(database, derive_interval_s) if derive_interval_s is not None else None
         )
@@ -210,12 +209,8 @@ class SpanWriter:
                 finally:
                     cursor.unregister("incoming_spans")
         except Exception as exc:  # a failed commit must fail its requests, not the thread
-            log.exception("span commit failed")
+            log.exception("span commit failed")  # auto-committed: nothing to roll back
             self.stats.failed_commits += 1
-            try:
-                cursor.execute("ROLLBACK")
-            except Exception:  # noqa: BLE001 - no transaction left to roll back
-                pass
             self._release(size)
             for item in batch:
                 item.future.set_exception(exc)
