@@ -240,12 +240,12 @@ class Analysis:
             "since": window.since_ns,
             "until": window.until_ns,
         }
-        stats = self.database.fetch("flow_root_stats", params)[0]
+        rows = self.database.fetch("flows_auto", params)
         flow = flow_record(
             flow_id,
             auto_flow_name(*root),
             root,
-            tuple(stats) if stats[0] else None,
+            tuple(rows[0][2:]) if rows else None,
             rate_minutes(self.database, window),
         )
         steps = root_flow_steps(self.database, window, root, flow.traces) if flow.traces else []

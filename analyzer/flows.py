@@ -185,7 +185,8 @@ def list_flows(database: Database, catalog: FlowCatalog, window: Window) -> list
     flows: list[Flow] = []
     base = {"since": window.since_ns, "until": window.until_ns}
     if not catalog.uses_facts:
-        for service, operation, *stats in database.fetch("flows_auto", base):
+        every_root = {**base, "service": None, "operation": None}
+        for service, operation, *stats in database.fetch("flows_auto", every_root):
             flows.append(
                 flow_record(
                     auto_flow_id(service, operation),

@@ -92,10 +92,13 @@ class Database:
         if self.read_only:
             raise StoreError(f"{self.path} is empty: no spans have been stored in it yet")
         con.execute("BEGIN")
-        for _name, text in sql_files.schema_scripts():
-            con.execute(text)
+        self._create_schema()
         con.execute("INSERT INTO schema_meta VALUES (?)", [SCHEMA_VERSION])
         con.execute("COMMIT")
+
+    def _create_schema(self) -> None:
+        for _name, text in sql_files.schema_scripts():
+            self._connection.execute(text)
 
     def _migrate(self, found: int) -> None:
         """Bring an older file to SCHEMA_VERSION, one version per script, in one transaction."""
@@ -107,6 +110,9 @@ class Database:
                 for statement in sql_files.statements(sql_files.query(MIGRATIONS[version])):
                     con.execute(statement)
                 version += 1
+            # The schema files only create what is missing: rerun, they add the new
+            # tables and views to the upgraded file.
+            self._create_schema()
             con.execute("COMMIT")
         except Exception as exc:
             con.execute("ROLLBACK")

@@ -122,3 +122,35 @@ CREATE TABLE IF NOT EXISTS step_keys (
     SpanName      VARCHAR NOT NULL,
     SpanKind      VARCHAR NOT NULL
 );
+
+-- What the service statistics count of each span: its histogram bucket (8 per doubling
+-- of SERVER/CONSUMER durations, -1 for other kinds) and whether it failed. The one
+-- definition behind service_minutes, server_spans and the map's partial minutes.
+CREATE OR REPLACE VIEW span_service_facts AS
+SELECT
+    Timestamp, CommitSeq, TraceId, ServiceName, Duration,
+    CASE WHEN SpanKind IN ('Server', 'Consumer')
+        THEN CAST(floor(log2(greatest(Duration, 1)) * 8) AS SMALLINT)
+        ELSE CAST(-1 AS SMALLINT) END AS Bucket,
+    StatusCode = 'Error' AS IsError
+FROM otel_traces;
+
+-- Spans committed but not taken in by derivation yet (above the mark), and the rows
+-- taking them in adds: the derive thread inserts these (sql/dv_intake.sql), readers
+-- add them to the stored ones meanwhile (sql/overlay_pending.sql).
+CREATE OR REPLACE VIEW untaken_spans AS
+SELECT * FROM span_service_facts
+WHERE CommitSeq > (SELECT max(DerivedSeq) FROM derive_state);
+
+CREATE OR REPLACE VIEW untaken_service_minutes AS
+SELECT
+    date_trunc('minute', Timestamp) AS Minute,
+    ServiceName,
+    Bucket,
+    count(*) AS Spans,
+    count(*) FILTER (WHERE IsError) AS Errors
+FROM untaken_spans
+GROUP BY ALL;
+
+CREATE OR REPLACE VIEW untaken_server_spans AS
+SELECT Timestamp, ServiceName, Duration, Bucket FROM untaken_spans WHERE Bucket >= 0;

@@ -1,6 +1,4 @@
 -- Traces that wait for derivation: queued, or with spans not taken in yet.
 SELECT count(*) FROM (
-    SELECT TraceId FROM derive_queue
-    UNION
-    SELECT TraceId FROM otel_traces WHERE CommitSeq > (SELECT max(DerivedSeq) FROM derive_state)
+    SELECT TraceId FROM derive_queue UNION SELECT TraceId FROM untaken_spans
 )

@@ -15,12 +15,10 @@ INSERT INTO service_minutes
 SELECT
     date_trunc('minute', Timestamp) AS Minute,
     ServiceName,
-    CASE WHEN SpanKind IN ('Server', 'Consumer')
-        THEN CAST(floor(log2(greatest(Duration, 1)) * 8) AS SMALLINT)
-        ELSE CAST(-1 AS SMALLINT) END AS Bucket,
+    Bucket,
     count(*) AS Spans,
-    count(*) FILTER (WHERE StatusCode = 'Error') AS Errors
-FROM otel_traces
+    count(*) FILTER (WHERE IsError) AS Errors
+FROM span_service_facts
 WHERE Timestamp >= date_trunc('minute', $cutoff) AND Timestamp < date_trunc('minute', $cutoff) + INTERVAL 1 MINUTE
   AND CommitSeq <= (SELECT max(DerivedSeq) FROM derive_state)  -- the rest: dv_intake.sql
 GROUP BY ALL;

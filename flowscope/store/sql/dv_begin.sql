@@ -6,8 +6,7 @@ SELECT TraceId, min(FirstTs) AS FirstTs, max(LastTs) AS LastTs
 FROM (
     SELECT TraceId, FirstTs, LastTs FROM derive_queue
     UNION ALL
-    SELECT TraceId, Timestamp, Timestamp FROM otel_traces
-    WHERE CommitSeq > (SELECT max(DerivedSeq) FROM derive_state)
+    SELECT TraceId, Timestamp, Timestamp FROM untaken_spans
 )
 GROUP BY TraceId;
 

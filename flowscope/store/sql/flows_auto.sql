@@ -1,4 +1,5 @@
--- Flows without a flows file: traces grouped by their root's (service, operation).
+-- Flows without a flows file: traces grouped by their root's (service, operation);
+-- with $service and $operation, just that root's flow.
 SELECT
     RootService,
     RootOperation,
@@ -8,4 +9,5 @@ SELECT
     quantile_cont(RootDuration, [0.5, 0.95, 0.99]) AS Duration
 FROM a_trace_index
 WHERE RootTs >= make_timestamp_ns($since) AND RootTs < make_timestamp_ns($until)
+  AND ($service IS NULL OR (RootService = $service AND RootOperation = $operation))
 GROUP BY RootService, RootOperation

@@ -6,25 +6,10 @@ WITH counted AS (
     SELECT ServiceName, Bucket, Spans, Errors FROM a_service_minutes
     WHERE Minute >= make_timestamp_ns($full_lo) AND Minute < make_timestamp_ns($full_hi)
     UNION ALL
-    SELECT
-        ServiceName,
-        CASE WHEN SpanKind IN ('Server', 'Consumer')
-            THEN CAST(floor(log2(greatest(Duration, 1)) * 8) AS SMALLINT)
-            ELSE CAST(-1 AS SMALLINT) END AS Bucket,
-        1 AS Spans,
-        CASE WHEN StatusCode = 'Error' THEN 1 ELSE 0 END AS Errors
-    FROM otel_traces
-    WHERE Timestamp >= make_timestamp_ns($since) AND Timestamp < make_timestamp_ns($full_lo)
-    UNION ALL
-    SELECT
-        ServiceName,
-        CASE WHEN SpanKind IN ('Server', 'Consumer')
-            THEN CAST(floor(log2(greatest(Duration, 1)) * 8) AS SMALLINT)
-            ELSE CAST(-1 AS SMALLINT) END AS Bucket,
-        1 AS Spans,
-        CASE WHEN StatusCode = 'Error' THEN 1 ELSE 0 END AS Errors
-    FROM otel_traces
-    WHERE Timestamp >= make_timestamp_ns($full_hi) AND Timestamp < make_timestamp_ns($until)
+    SELECT ServiceName, Bucket, 1 AS Spans, CAST(IsError AS INTEGER) AS Errors
+    FROM span_service_facts
+    WHERE (Timestamp >= make_timestamp_ns($since) AND Timestamp < make_timestamp_ns($full_lo))
+       OR (Timestamp >= make_timestamp_ns($full_hi) AND Timestamp < make_timestamp_ns($until))
 )
 SELECT ServiceName, Bucket, sum(Spans) AS Spans, sum(Errors) AS Errors
 FROM counted

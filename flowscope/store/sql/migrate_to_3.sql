@@ -5,10 +5,7 @@ ALTER TABLE span_steps ADD COLUMN RootKey UBIGINT NOT NULL DEFAULT 0;
 UPDATE span_steps SET RootKey = hash(t.RootService, t.RootOperation)
 FROM trace_index t
 WHERE span_steps.TraceKey = t.TraceKey AND t.RootService IS NOT NULL;
--- otel_traces gained CommitSeq: stored spans are all taken in already (0 <= the mark).
+-- otel_traces gained CommitSeq: stored spans are all taken in already (0 <= the mark,
+-- derive_state, which the schema files create after this script, as they are rerun).
 ALTER TABLE otel_traces ADD COLUMN CommitSeq UBIGINT NOT NULL DEFAULT 0;
-CREATE TABLE IF NOT EXISTS derive_state (
-    DerivedSeq UBIGINT NOT NULL
-);
-INSERT INTO derive_state SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM derive_state);
 UPDATE schema_meta SET version = 3;

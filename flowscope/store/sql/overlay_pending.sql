@@ -24,25 +24,7 @@ SELECT * FROM step_keys
 UNION ALL
 SELECT * FROM dv_step_keys ANTI JOIN step_keys USING (StepKey);
 -- Spans not taken in yet count as sql/dv_intake.sql will count them.
-CREATE OR REPLACE TEMP TABLE dv_untaken AS
-SELECT Timestamp, ServiceName, SpanKind, Duration, StatusCode FROM otel_traces
-WHERE CommitSeq > (SELECT max(DerivedSeq) FROM derive_state);
 CREATE OR REPLACE TEMP VIEW a_service_minutes AS
-SELECT * FROM service_minutes
-UNION ALL
-SELECT
-    date_trunc('minute', Timestamp) AS Minute,
-    ServiceName,
-    CASE WHEN SpanKind IN ('Server', 'Consumer')
-        THEN CAST(floor(log2(greatest(Duration, 1)) * 8) AS SMALLINT)
-        ELSE CAST(-1 AS SMALLINT) END AS Bucket,
-    count(*) AS Spans,
-    count(*) FILTER (WHERE StatusCode = 'Error') AS Errors
-FROM dv_untaken
-GROUP BY ALL;
+SELECT * FROM service_minutes UNION ALL SELECT * FROM untaken_service_minutes;
 CREATE OR REPLACE TEMP VIEW a_server_spans AS
-SELECT * FROM server_spans
-UNION ALL
-SELECT Timestamp, ServiceName, Duration, CAST(floor(log2(greatest(Duration, 1)) * 8) AS SMALLINT)
-FROM dv_untaken
-WHERE SpanKind IN ('Server', 'Consumer');
+SELECT * FROM server_spans UNION ALL SELECT * FROM untaken_server_spans;
