@@ -12,9 +12,10 @@ children, so a trace is derived again whenever any of its spans arrives; its row
 are always a function of all its stored spans.
 
 Readers never wait for that: ``prepare_reads(cursor)`` derives the still-queued
-traces (and those with spans not taken in yet) into temporary tables of the reader's own cursor (the same SQL, so the same
-numbers) and creates the ``a_*`` views the analyzer queries, which put those rows in
-place of the stored ones. With an empty queue the views are the stored tables.
+traces (and those with spans not taken in yet) into temporary tables of the reader's
+own cursor (the same SQL, so the same numbers) and creates the ``a_*`` views the
+analyzer queries, which put those rows in place of the stored ones and add the
+untaken spans' counts. With nothing pending the views are the stored tables.
 """
 
 from __future__ import annotations
@@ -43,15 +44,12 @@ class DerivationResult:
     elapsed_s: float
 
 
-statements = sql_files.statements
-
-
 def run_script(cursor: Any, text: str, params: dict[str, Any] | None = None) -> None:
     """Run every statement, each with the named parameters it mentions.
 
     DuckDB binds parameters only in the last statement of a multi-statement call.
     """
-    for statement in statements(text):
+    for statement in sql_files.statements(text):
         used = {k: v for k, v in (params or {}).items() if f"${k}" in statement}
         cursor.execute(statement, used)
 
@@ -60,9 +58,9 @@ def _run(cursor: Any, name: str, params: dict[str, Any] | None = None) -> None:
     run_script(cursor, sql_files.query(name), params)
 
 
-def _one(cursor: Any, name: str) -> tuple[Any, ...]:
+def _one(cursor: Any, name: str, params: dict[str, Any] | None = None) -> tuple[Any, ...]:
     # fetchall: a half-read result blocks the cursor (register, the next statement).
-    rows = cursor.execute(sql_files.query(name)).fetchall()
+    rows = cursor.execute(sql_files.query(name), params or {}).fetchall()
     return tuple(rows[0])
 
 
@@ -179,10 +177,7 @@ def prepare_reads(cursor: Any, only_trace: str | None = None) -> int:
     follow see one snapshot.
     """
     if queue_size(cursor) == 0 or (
-        only_trace is not None
-        and not cursor.execute(
-            sql_files.query("derive_queue_has"), {"trace_id": only_trace}
-        ).fetchall()[0][0]
+        only_trace is not None and not _one(cursor, "derive_queue_has", {"trace_id": only_trace})[0]
     ):
         _run(cursor, "overlay_none")
         return 0

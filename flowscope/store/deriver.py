@@ -7,10 +7,10 @@ writer calls ``notify`` after each commit with new spans; the deriver starts at
 most once per ``interval_s`` and, under load, simply finds a longer queue, which
 it derives at a lower cost per span.
 
-Its transactions only delete rows the writer never touches (queue entries in its
-snapshot, derived rows) while the writer only appends, so the two do not conflict.
-A failed pass leaves the queue as it was and is retried; readers derive whatever
-is still queued themselves (``derivation.prepare_reads``), so answers stay exact
+The writer only appends spans; this thread alone writes the queue, the mark and the
+derived tables, so their transactions do not conflict. A failed pass leaves
+everything as it was and is retried; readers derive whatever is still pending
+themselves (``derivation.prepare_reads``), so answers stay exact
 whether or not this thread has caught up.
 """
 
@@ -66,10 +66,6 @@ class Deriver:
             self._condition.notify()
         thread.join(timeout)
         self._thread = None
-
-    @property
-    def pending(self) -> bool:
-        return self._due is not None
 
     def _run(self) -> None:
         cursor = self.database.writer_cursor()
