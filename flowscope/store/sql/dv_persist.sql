@@ -3,20 +3,20 @@
 -- Their old rows lie within the traces' span range: pruned scans, not full ones.
 DELETE FROM edge_calls
 WHERE Ts BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
-  AND TraceKey IN (SELECT hash(TraceId) FROM dv_scope)
+  AND TraceKey IN (SELECT TraceKey FROM dv_scope_keys)
   AND TraceId IN (SELECT TraceId FROM dv_scope);
 INSERT INTO edge_calls SELECT * FROM dv_edge_calls;
 INSERT INTO edge_keys SELECT * FROM dv_edge_keys WHERE EdgeKey NOT IN (SELECT EdgeKey FROM edge_keys);
 DELETE FROM trace_index
 WHERE FirstTs BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
-  AND TraceKey IN (SELECT hash(TraceId) FROM dv_scope)
+  AND TraceKey IN (SELECT TraceKey FROM dv_scope_keys)
   AND TraceId IN (SELECT TraceId FROM dv_scope);
 INSERT INTO trace_index SELECT * FROM dv_trace_index;
 DELETE FROM trace_links WHERE TraceId IN (SELECT TraceId FROM dv_scope);
 INSERT INTO trace_links SELECT * FROM dv_trace_links;
 DELETE FROM span_steps
 WHERE RootTs BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
-  AND TraceKey IN (SELECT hash(TraceId) FROM dv_scope);
+  AND TraceKey IN (SELECT TraceKey FROM dv_scope_keys);
 INSERT INTO span_steps SELECT * FROM dv_span_steps;
 INSERT INTO step_keys SELECT * FROM dv_step_keys WHERE StepKey NOT IN (SELECT StepKey FROM step_keys);
 DELETE FROM derive_queue;

@@ -2,7 +2,6 @@
 -- (dv_*), and the stored rows of every other trace, so answers never lag the spans.
 -- Stored rows are set aside by the 64-bit hash of their trace id (an integer
 -- anti-join; two ids sharing a hash, 5e-20 a pair, would hide one trace's rows).
-CREATE OR REPLACE TEMP TABLE dv_scope_keys AS SELECT DISTINCT hash(TraceId) AS TraceKey FROM dv_scope;
 CREATE OR REPLACE TEMP VIEW a_trace_index AS
 SELECT * FROM trace_index ANTI JOIN dv_scope_keys USING (TraceKey)
 UNION ALL
