@@ -61,7 +61,7 @@ class AnalysisSource(Protocol):
     ) -> list[TraceSummary]: ...
     def trace(self, trace_id: str, since: str | None, until: str | None) -> TraceView: ...
     def compare(self, **params: str | None) -> Comparison: ...
-    def sql(self, query: str, limit: int) -> SqlRows: ...
+    def sql(self, query: str, limit: int, timeout_s: float = 10.0) -> SqlRows: ...
     def close(self) -> None: ...
 
 
@@ -166,11 +166,11 @@ class LocalSource:
             "a flow in two windows, or a flow in two versions"
         )
 
-    def sql(self, query: str, limit: int) -> SqlRows:
+    def sql(self, query: str, limit: int, timeout_s: float = 10.0) -> SqlRows:
         from flowscope.store.sandbox import SqlError, SqlRefused, run_sandboxed
 
         try:
-            out = run_sandboxed(self.database, query, row_limit=limit, timeout_s=10.0)
+            out = run_sandboxed(self.database, query, row_limit=limit, timeout_s=timeout_s)
         except (SqlRefused, SqlError) as exc:
             raise AnalysisError(str(exc)) from exc
         return SqlRows(out.columns, out.rows, out.truncated)
@@ -194,17 +194,17 @@ class RemoteSource:
             if since is not None or until is not None:
                 _window(since, until, prefix.replace("_", "-"))
         query = {k: _param(v) for k, v in params.items() if v is not None}
-        return self._answer(lambda: self.http.get(path, params=query), missing)
+        return self._answer(path, lambda: self.http.get(path, params=query), missing)
 
-    def _answer(self, call: Any, missing: AnalysisError | None = None) -> Any:
+    def _answer(self, path: str, call: Any, missing: AnalysisError | None = None) -> Any:
         try:
             response = call()
         except httpx.HTTPError as exc:
-            raise AnalysisError(f"cannot reach {self.where}: {exc}") from exc
+            raise AnalysisError(f"cannot reach {self.where}{path}: {exc}") from exc
         if response.status_code == 404 and missing is not None:
             raise missing
         if response.status_code >= 400:
-            raise AnalysisError(f"{self.where} refused: {_detail(response)}")
+            raise AnalysisError(f"server refused: {_detail(response)}")
         return response.json()
 
     def service_map(self, since: str | None, until: str | None, flow: str | None) -> ServiceMap:
@@ -242,8 +242,10 @@ class RemoteSource:
                 missing = UnknownTrace(str(trace))
         return comparison_from_dict(self._get("/api/compare", params, missing))
 
-    def sql(self, query: str, limit: int) -> SqlRows:
-        data = self._answer(lambda: self.http.post("/api/sql", json={"sql": query, "limit": limit}))
+    def sql(self, query: str, limit: int, timeout_s: float = 10.0) -> SqlRows:
+        """``timeout_s`` is the server's to set (its sandbox); it is not sent."""
+        payload = {"sql": query, "limit": limit}
+        data = self._answer("/api/sql", lambda: self.http.post("/api/sql", json=payload))
         return SqlRows(data["columns"], data["rows"], bool(data.get("truncated")))
 
     def close(self) -> None:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +16,7 @@ from typing import Any
 import click
 
 from flowscope import __version__
-from flowscope.cli_analysis import register_analysis_commands
+from flowscope.cli_analysis import analysis_source, register_analysis_commands
 from flowscope.cli_common import (
     DurationType,
     default_db,
@@ -307,61 +304,11 @@ def sql(
     timeout: float,
 ) -> None:
     """Run one read-only SELECT over the spans (table otel_traces)."""
-    from flowscope.store.database import Database, DatabaseLocked, StoreError
-    from flowscope.store.sandbox import SqlError, SqlRefused, run_sandboxed
-
-    result: dict[str, Any]
-    if server_url is None:
-        try:
-            database = Database(db, read_only=True)
-        except DatabaseLocked as exc:
-            info = running_server(db)
-            if info is None:
-                fail(str(exc))
-                return
-            server_url = info.ui_url
-        except StoreError as exc:
-            fail(str(exc))
-            return
-        else:
-            try:
-                out = run_sandboxed(database, query, row_limit=limit, timeout_s=timeout)
-            except (SqlRefused, SqlError) as exc:
-                fail(str(exc))
-                return
-            finally:
-                database.close()
-            result = {"columns": out.columns, "rows": out.rows, "truncated": out.truncated}
-    if server_url is not None:
-        result = _api_post(
-            server_url.rstrip("/") + "/api/sql", {"sql": query, "limit": limit}, token
-        )
-    click.echo(render_rows(result["columns"], result["rows"], fmt))
-    if result.get("truncated"):
-        click.echo(f"(stopped at {limit} rows; use --limit for more)", err=True)
-
-
-def _api_post(url: str, payload: dict[str, Any], token: str | None) -> dict[str, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers=headers, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read()).get("detail")
-        except ValueError:
-            detail = None
-        message = detail.get("message") if isinstance(detail, dict) else detail
-        fail(f"server refused: {message or exc}")
-    except urllib.error.URLError as exc:
-        fail(f"cannot reach {url}: {exc.reason}")
-    raise AssertionError("unreachable")
+    with analysis_source(db, server_url, token, None) as source:
+        out = source.sql(query, limit, timeout)
+        click.echo(render_rows(out.columns, out.rows, fmt))
+        if out.truncated:
+            click.echo(f"(stopped at {limit} rows; use --limit for more)", err=True)
 
 
 register_analysis_commands(main)  # map, flows, flow, traces, trace, compare
