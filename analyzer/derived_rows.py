@@ -189,7 +189,21 @@ def _steps(s: Spans, rows: I64, is_root: BOOL) -> tuple[pa.Table, pa.Table]:
         trace_keys=s.keys[trace_index].astype(np.uint64),
         trace_root_start=root_start,
     )
-    return span_step_rows(loaded)
+    facts, steps = span_step_rows(loaded)
+    return facts, _with_peers(steps, facts.column("StepKey"), s.col["Peer"].take(pa.array(rows)))
+
+
+def _with_peers(steps: pa.Table, step_key: pa.ChunkedArray, peer: pa.ChunkedArray) -> pa.Table:
+    """``steps`` with the peer their CLIENT spans name (the map's virtual-node name; the
+    least if they name several). A function of the spans' attributes alone, so the
+    stored name does not depend on the order a trace's spans arrive in."""
+    calls = pa.table({"StepKey": step_key, "Peer": peer})
+    calls = calls.filter(pc.is_valid(calls.column("Peer")))
+    least = calls.group_by("StepKey").aggregate([("Peer", "min")])
+    keys, names = least.column("StepKey").to_pylist(), least.column("Peer_min").to_pylist()
+    named = dict(zip(keys, names, strict=True))
+    peers = [named.get(key) for key in steps.column("StepKey").to_pylist()]
+    return steps.append_column("Peer", pa.array(peers, pa.string()))
 
 
 __all__ = ["DerivedRows", "derive_rows"]

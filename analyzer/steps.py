@@ -135,12 +135,14 @@ def _ms(ns: float) -> float:
 def _steps_of(database: Database, rows: Sequence[Sequence[Any]], by: str | None) -> list[Step]:
     keys = sorted({int(row[1]) for row in rows})
     names = {
-        int(key): (parent, service, operation, kind)
-        for key, parent, service, operation, kind in database.fetch("step_names", {"keys": keys})
+        int(key): (parent, service, operation, kind, peer)
+        for key, parent, service, operation, kind, peer in database.fetch(
+            "step_names", {"keys": keys}
+        )
     }
     groups: dict[str, list[Step]] = {}
     for group, key, calls, traces, errors, origins, duration, self_p50, offset_p50, share in rows:
-        parent, service, operation, kind = names[int(key)]
+        parent, service, operation, kind, peer = names[int(key)]
         p50, p95, p99 = duration
         groups.setdefault(str(group), []).append(
             Step(
@@ -161,6 +163,7 @@ def _steps_of(database: Database, rows: Sequence[Sequence[Any]], by: str | None)
                 self_p50_ms=_ms(self_p50),
                 start_offset_p50_ms=_ms(offset_p50),
                 critical_path_share=float(share),
+                peer=peer,
                 group={by: str(group)} if by is not None else {},
             )
         )

@@ -41,7 +41,7 @@ def _render(
     lines = ["flowchart TD", *class_defs()]
     for step_id in tree.order:
         step = tree.steps[step_id]
-        text = "<br/>".join(mermaid_text(line) for line in step_summary(step))
+        text = "<br/>".join(mermaid_text(line) for line in step_summary(step, tree))
         # Callers' steps are rounded so the two sides of a call read apart.
         opening, closing = ('("', '")') if step.kind in CALLER_KINDS else ('["', '"]')
         lines.append(f"    {ids[step_id]}{opening}{text}{closing}")

@@ -5,7 +5,10 @@ calls the root step. Each step is one arrow, in start-offset order (P50 of the
 offset from the root's start), from its caller's service to its own, labelled
 with the operation and P95; arrows into consumers are async (``-)``). A
 CLIENT/PRODUCER step answered by a step in another service is drawn once, by
-the answering step's arrow. A note marks each step where errors originate.
+the answering step's arrow; a CLIENT step whose calls reach no traced service
+is drawn from its service to the peer it calls (a database, a queue, an
+external API: the map's virtual node). A note marks each step where errors
+originate.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ def flow_sequence_mermaid(detail: FlowDetail) -> str:
     """The whole flow or, past Mermaid's text limit (limits.py), the steps that
     matter most with their ancestors and a note saying how many were left out."""
     full = step_tree(detail.steps)
-    ids = diagram_ids((s.service for s in detail.steps), "p_")
+    names = [s.service for s in detail.steps] + [s.peer for s in detail.steps if s.peer]
+    ids = diagram_ids(names, "p_")
 
     def draw(k: int) -> str:
         if k >= len(full.steps):
@@ -63,12 +67,17 @@ def _render(name: str, tree: StepTree, ids: dict[str, str], note: str | None = N
         if tree.answered_elsewhere(step):
             continue
         parent = tree.parent(step)
-        caller = participant(parent.service if parent is not None else None)
-        callee = participant(step.service)
+        if tree.calls_peer(step):
+            caller, callee = participant(step.service), participant(step.peer)
+        else:
+            caller = participant(parent.service if parent is not None else None)
+            callee = participant(step.service)
         arrow = "-)" if tree.is_async(step) else "->>"
         body.append(f"    {caller}{arrow}{callee}: {_message(step)}")
         if step.origin_errors > 0:
-            body.append(f"    Note over {callee}: {_origin_note(step)}")
+            # A failing call to a peer: the note spans the caller, where the span is.
+            where = f"{caller},{callee}" if tree.calls_peer(step) else callee
+            body.append(f"    Note over {where}: {_origin_note(step)}")
     if note is not None and participants:
         first = _CLIENT_ID if participants[0] == _CLIENT_ID else ids[participants[0]]
         body.append(f"    Note over {first}: {mermaid_text(note)}")

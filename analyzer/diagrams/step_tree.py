@@ -35,6 +35,11 @@ class StepTree:
             child.service != step.service for child in self.child_steps(step)
         )
 
+    def calls_peer(self, step: Step) -> bool:
+        """A CLIENT step drawn as a call to its peer: it names one and no other
+        service's step answers it."""
+        return step.peer is not None and not self.answered_elsewhere(step)
+
 
 def step_tree(steps: list[Step]) -> StepTree:
     """Steps whose parent is missing from ``steps`` are treated as roots."""
@@ -65,7 +70,7 @@ def _sibling_key(step: Step) -> tuple[float, str, str, str, str]:
     return (step.start_offset_p50_ms, step.service, step.operation, step.kind, step.id)
 
 
-def step_summary(step: Step) -> list[str]:
+def step_summary(step: Step, tree: StepTree) -> list[str]:
     """The lines a step's box shows, shared by the Mermaid and DOT flowcharts."""
     lines = [
         step.service,
@@ -73,6 +78,8 @@ def step_summary(step: Step) -> list[str]:
         f"{step.kind}, {count(step.calls_per_trace, 'call')} per trace",
         f"p95 {format_ms(step.p95_ms)}, {format_percent(step.error_rate)} err",
     ]
+    if tree.calls_peer(step):
+        lines.append(f"calls {step.peer}")
     if step.origin_errors:
         lines.append(count(step.origin_errors, "origin error"))
     return lines

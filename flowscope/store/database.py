@@ -19,8 +19,11 @@ from flowscope.store import sql_files
 CHECKPOINT_THRESHOLD = "256MB"
 # 2: otel_traces gained ResourceEntityRefs (OTLP Resource.entity_refs).
 # 3: span_steps gained RootKey (migrated in place from 2: sql/migrate_to_3.sql).
-SCHEMA_VERSION = 3
-MIGRATIONS = {2: "migrate_to_3"}  # found version -> the script that brings it to the next
+SCHEMA_VERSION = 4
+MIGRATIONS = {
+    2: "migrate_to_3",
+    3: "migrate_to_4",
+}  # found version -> the script that brings it to the next
 
 
 class StoreError(Exception):

@@ -94,6 +94,7 @@ def step(
     calls_per_trace: float = 1.0,
     errors: int = 0,
     origin: int = 0,
+    peer: str | None = None,
 ) -> Step:
     calls = int(100 * calls_per_trace)
     return Step(
@@ -114,6 +115,7 @@ def step(
         self_p50_ms=p95 / 4,
         start_offset_p50_ms=offset,
         critical_path_share=0.1,
+        peer=peer,
     )
 
 
@@ -133,10 +135,31 @@ def sample_flow() -> FlowDetail:
     )
     steps = [
         step("root", None, "frontend", "POST /orders", "Server", 0.0, 240.0, errors=8),
-        step("fe-call", "root", "frontend", "POST /checkout", "Client", 2.0, 200.0, errors=8),
+        # Answered by checkout's step: drawn by that arrow, whatever peer it names.
+        step(
+            "fe-call",
+            "root",
+            "frontend",
+            "POST /checkout",
+            "Client",
+            2.0,
+            200.0,
+            errors=8,
+            peer="co",
+        ),
         step("co", "fe-call", "checkout", "POST /checkout", "Server", 3.0, 180.0, errors=8),
         step("co-validate", "co", "checkout", "validate cart", "Internal", 4.0, 2.0),
-        step("co-db", "co", "checkout", "SELECT orders", "Client", 10.0, 3.25, calls_per_trace=2.5),
+        step(
+            "co-db",
+            "co",
+            "checkout",
+            "SELECT orders",
+            "Client",
+            10.0,
+            3.25,
+            calls_per_trace=2.5,
+            peer="postgres/orders",
+        ),
         step("co-pay", "co", "checkout", "POST /pay", "Client", 20.0, 95.0, errors=8),
         step("pay", "co-pay", "payments", "POST /pay", "Server", 21.0, 90.0, errors=8),
         step(
@@ -149,6 +172,7 @@ def sample_flow() -> FlowDetail:
             80.0,
             errors=2,
             origin=2,
+            peer="api.stripe.com",
         ),
         step("co-pub", "co", "checkout", "orders publish", "Producer", 120.0, 1.0),
         step("ful", "co-pub", "fulfillment", "orders process", "Consumer", 160.0, 600.0),
@@ -212,6 +236,7 @@ def random_flow(seed: int) -> FlowDetail:
             float(i),
             1.0 + i,
             origin=i % 2,
+            peer=names[(i + 3) % 10] if kinds[i % 6] == "Client" else None,
         )
         for i in range(10)
     ]

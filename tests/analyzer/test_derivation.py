@@ -183,3 +183,31 @@ def test_spans_sent_over_otlp_http_are_analyzed(tmp_path: Path) -> None:
     edges = {(e["source"], e["target"], e["rule"]) for e in served["map"]["edges"]}
     assert ("orders", "billing", "async") in edges and ("gateway", "orders", "rpc") in edges
     local.close()
+
+
+def test_a_step_calling_several_peers_names_the_least(tmp_path: Path) -> None:
+    kit = TraceKit()
+    for i, namespace in enumerate(["shop", "archive", "zeta"]):
+        root = kit.trace(start_ms=1_000 * i).span(
+            "orders", "POST /orders", kind="Server", start_ms=0, duration_ms=10
+        )
+        root.child(
+            "orders",
+            "SELECT",
+            kind="Client",
+            start_ms=1,
+            duration_ms=2,
+            attributes={"db.system": "postgresql", "db.namespace": namespace},
+        )
+    names = []
+    for order in (kit.spans, list(reversed(kit.spans))):
+        database = Database(tmp_path / f"{len(names)}.duckdb")
+        # One trace at a time, derived in between: the stored name is updated.
+        for k in range(0, 6, 2):
+            write(database, kit, derive=True, batches=[order[k : k + 2]])
+            assert queued(database) == 0
+        analysis = Analysis(database)
+        (flow,) = analysis.flows(HOUR)
+        names.append({s.operation: s.peer for s in analysis.flow(flow.id, HOUR).steps})
+        database.close()
+    assert names == [{"POST /orders": None, "SELECT": "postgresql/archive"}] * 2

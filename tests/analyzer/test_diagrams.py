@@ -205,7 +205,9 @@ def test_sequence_participants_arrows_and_notes(parsed: dict[str, dict[str, Any]
         "client",
         "frontend",
         "checkout",
+        "postgres/orders",
         "payments",
+        "api.stripe.com",
         NASTY,
         "fulfillment",
     ]
@@ -217,12 +219,13 @@ def test_sequence_participants_arrows_and_notes(parsed: dict[str, dict[str, Any]
         # frontend's CLIENT step "POST /checkout" is drawn by checkout's answering step.
         ("frontend", "checkout", "POST /checkout (p95 180 ms)", solid),
         ("checkout", "checkout", "validate cart (p95 2.00 ms)", solid),
-        ("checkout", "checkout", "SELECT orders (p95 3.25 ms, 2.5 calls per trace)", solid),
+        # CLIENT steps no traced service answers: calls to the peer they name.
+        ("checkout", "postgres/orders", "SELECT orders (p95 3.25 ms, 2.5 calls per trace)", solid),
         ("checkout", "payments", "POST /pay (p95 90.0 ms)", solid),
-        ("payments", "payments", "POST api.stripe.com (p95 80.0 ms)", solid),
+        ("payments", "api.stripe.com", "POST api.stripe.com (p95 80.0 ms)", solid),
         (
             "payments",
-            "payments",
+            "api.stripe.com",
             "2 errors start in POST api.stripe.com (2.0% of calls fail)",
             note,
         ),
@@ -240,7 +243,12 @@ def test_flowchart_draws_each_step_once(parsed: dict[str, dict[str, Any]]) -> No
     assert drawn == sorted((s.service, collapsed(s.operation)) for s in detail.steps)
     ids = diagram_ids((s.id for s in detail.steps), "s_")
     by_node = {n["id"]: n for n in result["nodes"]}
-    assert lines_of(by_node[ids["pay-ext"]]["text"])[-1] == "2 origin errors"
+    assert lines_of(by_node[ids["pay-ext"]]["text"])[-2:] == [
+        "calls api.stripe.com",
+        "2 origin errors",
+    ]
+    # Answered by checkout's step: the peer it names is not a call of its own.
+    assert "calls co" not in lines_of(by_node[ids["fe-call"]]["text"])
     assert by_node[ids["co-pay"]]["shape"] == "round"  # a CLIENT step
     assert by_node[ids["pay"]]["shape"] == "square"
     edges = {(e["from"], e["to"]): e["stroke"] for e in result["edges"]}

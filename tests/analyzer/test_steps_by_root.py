@@ -115,9 +115,11 @@ def test_schema_2_files_are_upgraded_in_place(tmp_path: Path) -> None:
         f.id: Analysis(database).flow(f.id, HOUR).as_dict() for f in Analysis(database).flows(HOUR)
     }
     database.close()
-    # Make it a schema-2 file: no RootKey or CommitSeq column, no derive_state, version 2.
+    # Make it a schema-2 file: no RootKey, CommitSeq or step Peer column, no
+    # derive_state, version 2.
     con = duckdb.connect(str(path))
     con.execute("ALTER TABLE span_steps DROP COLUMN RootKey")
+    con.execute("ALTER TABLE step_keys DROP COLUMN Peer")
     con.execute("ALTER TABLE otel_traces DROP COLUMN CommitSeq")
     con.execute("DROP TABLE derive_state")
     con.execute("UPDATE schema_meta SET version = 2")
@@ -130,5 +132,31 @@ def test_schema_2_files_are_upgraded_in_place(tmp_path: Path) -> None:
     zero = upgraded.reader().execute("SELECT count(*) FROM span_steps WHERE RootKey = 0").fetchone()
     assert zero is not None and zero[0] == 0
     analysis = Analysis(upgraded)
-    assert {f.id: analysis.flow(f.id, HOUR).as_dict() for f in analysis.flows(HOUR)} == expected
+    # Steps stored before schema 4 have no peer until traces with them are derived again.
+    assert {f.id: analysis.flow(f.id, HOUR).as_dict() for f in analysis.flows(HOUR)} == {
+        flow: {**detail, "steps": [{**step, "peer": None} for step in detail["steps"]]}
+        for flow, detail in expected.items()
+    }
+    kit = TraceKit()
+    root = kit.trace(start_ms=60, trace_id="ab" * 16).span(
+        "web", "GET /quote", kind="Server", start_ms=0, duration_ms=9
+    )
+    call = root.child("web", "GET", kind="Client", start_ms=1, duration_ms=5)
+    server = call.child("pricing", "GET /price", kind="Server", start_ms=2, duration_ms=3)
+    server.child(
+        "pricing",
+        "SELECT",
+        kind="Client",
+        start_ms=2,
+        duration_ms=1,
+        attributes={"db.system": "postgresql"},
+    )
+    kit.write(upgraded)
+    (flow_id,) = [f for f in expected if "quote" in f]
+    peers = {s.operation: s.peer for s in analysis.flow(flow_id, HOUR).steps}
+    # Client steps name their peer by the map's rule, whether a traced service answers.
+    assert {op: peer for op, peer in peers.items() if peer} == {
+        "GET": "unknown",
+        "SELECT": "postgresql",
+    }
     upgraded.close()

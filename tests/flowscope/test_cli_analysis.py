@@ -175,7 +175,7 @@ def test_diagram_formats_draw_the_json_records(local_db: Path) -> None:
     assert cli("flow", ORDERS, *WINDOW, *db, "--format", "dot").stdout == flow_dot(detail)
     results = assert_all_parse(drawn)
     actors = [a["text"] for a in results[1]["actors"]]
-    assert actors == ["client", "gateway", "orders", "fulfillment"]
+    assert actors == ["client", "gateway", "orders", "postgresql/shop", "fulfillment"]
 
 
 def test_flows_file_names_flows(local_db: Path, tmp_path: Path) -> None:

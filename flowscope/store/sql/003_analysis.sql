@@ -120,7 +120,10 @@ CREATE TABLE IF NOT EXISTS step_keys (
     ParentStepKey UBIGINT,               -- NULL for a sub-tree root
     ServiceName   VARCHAR NOT NULL,
     SpanName      VARCHAR NOT NULL,
-    SpanKind      VARCHAR NOT NULL
+    SpanKind      VARCHAR NOT NULL,
+    -- A CLIENT step's peer when its calls reach no traced service (the map's virtual
+    -- node; the least name if several): diagrams draw the call to it.
+    Peer          VARCHAR
 );
 
 -- What the service statistics count of each span: its histogram bucket (8 per doubling

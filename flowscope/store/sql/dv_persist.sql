@@ -19,4 +19,8 @@ WHERE RootTs BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
   AND TraceKey IN (SELECT TraceKey FROM dv_scope_keys);
 INSERT INTO span_steps SELECT * FROM dv_span_steps;
 INSERT INTO step_keys SELECT * FROM dv_step_keys WHERE StepKey NOT IN (SELECT StepKey FROM step_keys);
+UPDATE step_keys SET Peer = d.Peer
+FROM dv_step_keys d
+WHERE step_keys.StepKey = d.StepKey AND d.Peer IS NOT NULL
+  AND (step_keys.Peer IS NULL OR d.Peer < step_keys.Peer);
 DELETE FROM derive_queue;

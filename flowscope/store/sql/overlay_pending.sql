@@ -19,7 +19,10 @@ SELECT * FROM span_steps ANTI JOIN dv_scope_keys USING (TraceKey)
 UNION ALL
 SELECT * FROM dv_span_steps;
 CREATE OR REPLACE TEMP VIEW a_step_keys AS
-SELECT * FROM step_keys
+SELECT
+    k.StepKey, k.ParentStepKey, k.ServiceName, k.SpanName, k.SpanKind,
+    least(coalesce(k.Peer, d.Peer), coalesce(d.Peer, k.Peer)) AS Peer
+FROM step_keys k LEFT JOIN dv_step_keys d USING (StepKey)
 UNION ALL
 SELECT * FROM dv_step_keys ANTI JOIN step_keys USING (StepKey);
 -- Spans not taken in yet count as sql/dv_intake.sql will count them.
