@@ -1,7 +1,7 @@
 """Analyzer benchmark: query times at 1M and 10M stored spans (median of 5 runs).
 
     python bench/analyzer.py [--sizes 1000000,10000000] [--hours 24] [--dir /tmp/flowscope-bench]
-                             [--under-load 10000 --load-seconds 60]
+                             [--under-load 10000 --load-seconds 60 [--query-interval 5]]
 
 For each size it writes a fresh DuckDB file of realistic trading-platform traces
 (three flows, 5-12 spans each, rpc, virtual database/external and async kafka
@@ -252,28 +252,40 @@ def _rfc3339(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
 
 
-def under_load(path: Path, rate: float, seconds: float) -> dict[str, Any]:
-    """The API's answers timed while senders keep ``rate`` spans/s coming (OTLP, acked)."""
+def under_load(path: Path, rate: float, seconds: float, interval: float = 0.0) -> dict[str, Any]:
+    """The API's answers timed while senders keep ``rate`` spans/s coming (OTLP, acked).
+
+    ``interval``: one question every this many seconds at most (someone using the
+    dashboard); 0 asks them back to back, so the queries themselves keep the cores busy.
+    """
     server = start_server_process(path)
     ui = server.endpoints.ui
     try:
         client = httpx.Client(base_url=ui, timeout=120)
-        # The sent spans start at 2026-01-01, before the file's data: its last hour stays its own.
+        # The sent spans carry live times that carry on from the file's last span, so
+        # "the last hour" (which moves with them) holds the file's newest data and the
+        # spans arriving, and each second's traces lie in their own second, as live.
         end = client.post(
             "/api/sql", json={"sql": "SELECT epoch_ns(max(Timestamp)) FROM otel_traces"}
         ).json()["rows"][0][0]
-        hour = {"since": _rfc3339(end - 3_600_000_000_000), "until": _rfc3339(end + 1)}
-        everything = {"since": "2000-01-01T00:00:00Z", "until": _rfc3339(end + 1)}
+        origin = end + 1_000_000
+        load_started = time.perf_counter()
+
+        def last_hour() -> dict[str, Any]:
+            now = origin + int((time.perf_counter() - load_started) * 1e9)
+            return {"since": _rfc3339(now - 3_600_000_000_000), "until": _rfc3339(now + 1)}
+
+        everything = {"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}
         biggest = client.get("/api/flows", params=everything).json()["flows"][0]["id"]
-        trace = client.get("/api/traces", params={**hour, "limit": 1}).json()["traces"][0]
-        questions: dict[str, tuple[str, dict[str, Any]]] = {
-            "map_last_hour_ms": ("/api/map", hour),
-            "map_all_time_ms": ("/api/map", everything),
-            "flows_last_hour_ms": ("/api/flows", hour),
-            "flows_all_time_ms": ("/api/flows", everything),
-            "flow_steps_last_hour_ms": (f"/api/flows/{biggest}", hour),
-            "flow_steps_all_time_ms": (f"/api/flows/{biggest}", everything),
-            "trace_by_id_ms": (f"/api/traces/{trace['trace_id']}", {}),
+        trace = client.get("/api/traces", params={**last_hour(), "limit": 1}).json()["traces"][0]
+        questions: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
+            "map_last_hour_ms": ("/api/map", last_hour),
+            "map_all_time_ms": ("/api/map", lambda: everything),
+            "flows_last_hour_ms": ("/api/flows", last_hour),
+            "flows_all_time_ms": ("/api/flows", lambda: everything),
+            "flow_steps_last_hour_ms": (f"/api/flows/{biggest}", last_hour),
+            "flow_steps_all_time_ms": (f"/api/flows/{biggest}", lambda: everything),
+            "trace_by_id_ms": (f"/api/traces/{trace['trace_id']}", dict),
         }
         samples: dict[str, list[float]] = {name: [] for name in questions}
         senders = 2
@@ -287,13 +299,19 @@ def under_load(path: Path, rate: float, seconds: float) -> dict[str, Any]:
                     seconds,
                     64,
                     rate / senders,
+                    origin,
                 )
                 for i in range(senders)
             ]
+            next_ask = time.perf_counter()
             while not all(job.done() for job in jobs):
                 for name, (route, params) in questions.items():
+                    pause = next_ask - time.perf_counter()
+                    if pause > 0:
+                        time.sleep(pause)  # pacing the questions, not waiting for readiness
+                    next_ask = max(next_ask + interval, time.perf_counter())
                     started = time.perf_counter()
-                    answer = client.get(route, params=params)
+                    answer = client.get(route, params=params())
                     answer.raise_for_status()
                     samples[name].append((time.perf_counter() - started) * 1e3)
             results = [job.result() for job in jobs]
@@ -301,6 +319,7 @@ def under_load(path: Path, rate: float, seconds: float) -> dict[str, Any]:
     finally:
         server.stop(signal.SIGTERM)
     return {
+        "question_every_s": interval,
         "ingest": {
             "asked_spans_per_s": rate,
             "achieved_spans_per_s": round(sum(r.acked_spans for r in results) / seconds),
@@ -334,6 +353,12 @@ def main() -> None:
         help="then time the API on the largest file while this many spans/s arrive",
     )
     parser.add_argument("--load-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--query-interval",
+        type=float,
+        default=0.0,
+        help="under load, ask one question every this many seconds (0: back to back)",
+    )
     args = parser.parse_args()
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -355,7 +380,7 @@ def main() -> None:
         if args.under_load and size == max(int(s) for s in args.sizes.split(",")):
             print(f"timing the API under {args.under_load:g} spans/s ...", file=sys.stderr)
             report["sizes"][str(size)]["under_load"] = under_load(
-                path, args.under_load, args.load_seconds
+                path, args.under_load, args.load_seconds, args.query_interval
             )
         if not args.keep:
             path.unlink(missing_ok=True)

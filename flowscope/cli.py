@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -20,6 +19,7 @@ from flowscope.cli_analysis import analysis_source, register_analysis_commands
 from flowscope.cli_common import (
     DurationType,
     default_db,
+    exit_after_clean_stop,
     fail,
     render_rows,
     running_server,
@@ -146,12 +146,7 @@ def serve(
         click.echo("flowscope: stopping; committing accepted spans", err=True)
         server.shutdown()
         click.echo("flowscope: stopped", err=True)
-    # Everything is committed and closed. Leave without interpreter finalization: it
-    # kills daemon threads (gRPC, uvicorn) wherever they are, and one caught inside
-    # DuckDB's C++ aborts the process ("FATAL: exception not rethrown") after a clean stop.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_after_clean_stop()
 
 
 def _on_signals(callback: Callable[[], None]) -> None:

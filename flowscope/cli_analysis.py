@@ -265,6 +265,8 @@ def _steps_table(steps: list[Any]) -> str:
         parent = tree.parent(step)
         depth[step_id] = depth[parent.id] + 1 if parent is not None else 0
         label = "  " * depth[step_id] + f"{step.service}: {step.operation}"
+        if tree.calls_peer(step):  # a database or external call: say what it reaches
+            label += f" -> {step.peer}"
         values = step.as_dict()
         rows.append(
             [label] + [values[c] for c in STEP_COLUMNS] + [step.group.get(k) for k in group_keys]

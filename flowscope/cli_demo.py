@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from flowscope import __version__
-from flowscope.cli_common import DurationType, fail, server_options
+from flowscope.cli_common import DurationType, exit_after_clean_stop, fail, server_options
 from flowscope.reference_app.faults import FAULTS, parse_fault
 
 if TYPE_CHECKING:  # the platform's modules load when a command runs, not for --help
@@ -153,6 +153,7 @@ def demo(
         click.echo("flowscope: stopping; committing accepted spans", err=True)
         server.shutdown()
         click.echo("flowscope: stopped", err=True)
+    exit_after_clean_stop()
 
 
 @click.command("reference-app")

@@ -4,7 +4,11 @@ CREATE OR REPLACE TEMP TABLE dv_load AS
 WITH ranges AS (
     SELECT TraceId, FirstTs, LastTs FROM dv_queue SEMI JOIN dv_want USING (TraceId)
     UNION ALL
-    SELECT TraceId, FirstTs, LastTs FROM trace_index SEMI JOIN dv_want USING (TraceId)
+    -- By the id's hash first: an integer probe, not a string join over every trace.
+    SELECT t.TraceId, t.FirstTs, t.LastTs
+    FROM trace_index t
+    SEMI JOIN (SELECT hash(TraceId) AS TraceKey, TraceId FROM dv_want) w
+        ON t.TraceKey = w.TraceKey AND t.TraceId = w.TraceId
 ),
 traces AS (
     SELECT TraceId, min(FirstTs) AS FirstTs, max(LastTs) AS LastTs FROM ranges GROUP BY TraceId
