@@ -289,13 +289,16 @@ def under_load(path: Path, rate: float, seconds: float, interval: float = 0.0) -
         }
         samples: dict[str, list[float]] = {name: [] for name in questions}
         senders = 2
+        # Sender ids go into the trace ids: new ones each run, or a file measured again
+        # would drop the spans as already stored (the dedup window) and see no load.
+        run_id = int(time.time()) & 0x3FFFFF
         with ProcessPoolExecutor(senders, mp_context=multiprocessing.get_context("spawn")) as pool:
             jobs = [
                 pool.submit(
                     send_loop,
                     "grpc" if i % 2 == 0 else "http",
                     server.endpoints.grpc if i % 2 == 0 else server.endpoints.http,
-                    900 + i,
+                    run_id << 2 | i,
                     seconds,
                     64,
                     rate / senders,
