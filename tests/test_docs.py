@@ -1,4 +1,5 @@
-"""Docs that cannot drift (STYLE habit 10): docs/cli.md is generated, README names every serve option."""
+"""Docs that cannot drift (STYLE habit 10): docs/cli.md is generated, README names every
+serve option, and every Mermaid diagram shown parses."""
 
 from __future__ import annotations
 
@@ -101,3 +102,25 @@ def test_readme_names_every_serve_option() -> None:
         option for option in _long_options(serve) if option != "--help" and option not in text
     ]
     assert not missing, f"README.md does not mention these `flowscope serve` options: {missing}"
+
+
+def test_every_mermaid_block_in_the_docs_parses() -> None:
+    """Diagrams shown in the README and docs are flowscope output too: mermaid's own
+    parser must accept them, as it does every diagram the code draws."""
+    from tests.analyzer.mermaid_check import assert_all_parse
+
+    blocks = {
+        f"{path.relative_to(ROOT)} block {i + 1}": block
+        for path in [README, *sorted((ROOT / "docs").glob("*.md"))]
+        for i, block in enumerate(
+            re.findall(r"^```mermaid\n(.*?)^```", path.read_text(encoding="utf-8"), re.M | re.S)
+        )
+    }
+    assert blocks, "the README shows a flow as a sequence diagram"
+    results = assert_all_parse(blocks)
+    readme = results[0]
+    assert [a["text"] for a in readme["actors"]][:3] == [
+        "client",
+        "client-gateway",
+        "order-manager",
+    ]
