@@ -121,8 +121,8 @@ CREATE TABLE IF NOT EXISTS step_keys (
     ServiceName   VARCHAR NOT NULL,
     SpanName      VARCHAR NOT NULL,
     SpanKind      VARCHAR NOT NULL,
-    -- A CLIENT step's peer when its calls reach no traced service (the map's virtual
-    -- node; the least name if several): diagrams draw the call to it.
+    -- A CLIENT step's peer as its spans name it (the map's virtual-node rule; the least
+    -- name if several): diagrams draw the call to it when no traced service answers.
     Peer          VARCHAR
 );
 
