@@ -165,21 +165,26 @@ def derive(cursor: Any) -> DerivationResult | None:
     return result
 
 
-def prepare_reads(cursor: Any, only_trace: str | None = None) -> int:
-    """Create this cursor's ``a_trace_index``/``a_edge_calls``/``a_edge_keys`` views.
+def prepare_reads(cursor: Any, only_trace: str | None = None, *, stored_views: bool = False) -> int:
+    """Create this cursor's ``a_*`` views the analyzer reads.
 
     ``only_trace``: the reader asks about that one trace only, so only it is derived
     (under steady ingest the queue holds a second of traces; deriving them all for a
     trace lookup would cost more than the lookup). The other queued traces' rows read
     as last stored: right for that trace, not for the others.
+    ``stored_views``: the cursor's views are already the stored tables
+    (``overlay_none``), so nothing is created when nothing waits.
     Returns how many traces were derived on the fly because they were still queued.
     Call it inside the reader's transaction so the views and the queries that
     follow see one snapshot.
     """
-    if queue_size(cursor) == 0 or (
-        only_trace is not None and not _one(cursor, "derive_queue_has", {"trace_id": only_trace})[0]
-    ):
-        _run(cursor, "overlay_none")
+    if only_trace is not None:
+        waiting = bool(_one(cursor, "derive_queue_has", {"trace_id": only_trace})[0])
+    else:
+        waiting = queue_size(cursor) > 0
+    if not waiting:
+        if not stored_views:
+            _run(cursor, "overlay_none")
         return 0
     traces, _spans, _scans, _range = _derive_into_temp(cursor, only_trace)
     _run(cursor, "overlay_pending")
@@ -209,10 +214,17 @@ def read_snapshot(database: Database, only_trace: str | None = None) -> Iterator
         yield 0
         return
     cursor = database.reader()
+    # The stored-table views, created once per cursor outside any transaction: a
+    # snapshot with nothing waiting then creates nothing (7 statements, ~4 ms), and one
+    # that overlays derived rows has its views rolled back to these at the end.
+    ready: dict[int, Any] = _snapshots.__dict__.setdefault("stored_views", {})
+    if ready.get(id(database)) is not cursor:
+        _run(cursor, "overlay_none")
+        ready[id(database)] = cursor
     cursor.execute("BEGIN TRANSACTION")
     active.add(id(database))
     try:
-        yield prepare_reads(cursor, only_trace)
+        yield prepare_reads(cursor, only_trace, stored_views=True)
     finally:
         active.discard(id(database))
         cursor.execute("ROLLBACK")
