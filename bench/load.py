@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from flowscope.testing.otlp import BASE_TIME_NS, realistic_request
+from flowscope.testing.otlp import realistic_request
 
 MARKER = b"\xf1\x0f\xc0\xde\xf1\x0f\xc0\xde"
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -66,10 +66,12 @@ def send_loop(
     times in every request, which costs the sender nothing.
     """
     body, spans = template(traces, seed=sender)
+    live_start = time_origin_ns  # where the live request's times are now
     live = (
-        realistic_request(traces, seed=sender, trace_id_prefix=MARKER) if time_origin_ns else None
+        realistic_request(traces, seed=sender, start_ns=live_start, trace_id_prefix=MARKER)
+        if time_origin_ns
+        else None
     )
-    live_start = BASE_TIME_NS
     result = SenderResult()
     channel = (
         grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])

@@ -19,6 +19,7 @@ from flowscope.store import sql_files
 CHECKPOINT_THRESHOLD = "256MB"
 # 2: otel_traces gained ResourceEntityRefs (OTLP Resource.entity_refs).
 # 3: span_steps gained RootKey (migrated in place from 2: sql/migrate_to_3.sql).
+# 4: step_keys gained Peer (migrated in place from 3: sql/migrate_to_4.sql).
 SCHEMA_VERSION = 4
 MIGRATIONS = {
     2: "migrate_to_3",

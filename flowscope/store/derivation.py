@@ -165,15 +165,15 @@ def derive(cursor: Any) -> DerivationResult | None:
     return result
 
 
-def prepare_reads(cursor: Any, only_trace: str | None = None, *, stored_views: bool = False) -> int:
-    """Create this cursor's ``a_*`` views the analyzer reads.
+def prepare_reads(cursor: Any, only_trace: str | None = None) -> int:
+    """Point this cursor's ``a_*`` views at derived rows of what still waits, if any.
 
     ``only_trace``: the reader asks about that one trace only, so only it is derived
     (under steady ingest the queue holds a second of traces; deriving them all for a
     trace lookup would cost more than the lookup). The other queued traces' rows read
     as last stored: right for that trace, not for the others.
-    ``stored_views``: the cursor's views are already the stored tables
-    (``overlay_none``), so nothing is created when nothing waits.
+    With nothing waiting the views stay as ``read_snapshot`` made them: the stored
+    tables (``overlay_none``).
     Returns how many traces were derived on the fly because they were still queued.
     Call it inside the reader's transaction so the views and the queries that
     follow see one snapshot.
@@ -183,8 +183,6 @@ def prepare_reads(cursor: Any, only_trace: str | None = None, *, stored_views: b
     else:
         waiting = queue_size(cursor) > 0
     if not waiting:
-        if not stored_views:
-            _run(cursor, "overlay_none")
         return 0
     traces, _spans, _scans, _range = _derive_into_temp(cursor, only_trace)
     _run(cursor, "overlay_pending")
@@ -224,7 +222,7 @@ def read_snapshot(database: Database, only_trace: str | None = None) -> Iterator
     cursor.execute("BEGIN TRANSACTION")
     active.add(id(database))
     try:
-        yield prepare_reads(cursor, only_trace, stored_views=True)
+        yield prepare_reads(cursor, only_trace)
     finally:
         active.discard(id(database))
         cursor.execute("ROLLBACK")
