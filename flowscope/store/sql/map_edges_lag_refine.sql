@@ -5,16 +5,15 @@ WITH wanted AS (
         unnest(CAST($buckets AS SMALLINT[])) AS Bucket,
         unnest(CAST($indexes AS BIGINT[])) AS Idx
 ),
-ranked AS (
-    SELECT
-        c.EdgeKey, c.LagBucket AS Bucket, c.LagNs AS Value,
-        row_number() OVER (PARTITION BY c.EdgeKey, c.LagBucket ORDER BY c.LagNs) - 1 AS Idx,
-        count(*) OVER (PARTITION BY c.EdgeKey, c.LagBucket) AS N
+sorted AS (
+    SELECT c.EdgeKey, c.LagBucket AS Bucket, list_sort(list(c.LagNs)) AS Vals
     FROM a_edge_calls c
     SEMI JOIN (SELECT DISTINCT EdgeKey, Bucket FROM wanted) w
         ON c.EdgeKey = w.EdgeKey AND c.LagBucket = w.Bucket
     WHERE c.Ts >= make_timestamp_ns($since) AND c.Ts < make_timestamp_ns($until)
       AND c.LagBucket IN (SELECT Bucket FROM wanted)
+    GROUP BY c.EdgeKey, c.LagBucket
 )
-SELECT r.EdgeKey, r.Bucket, r.Idx, r.Value, r.N
-FROM ranked r SEMI JOIN wanted w ON r.EdgeKey = w.EdgeKey AND r.Bucket = w.Bucket AND r.Idx = w.Idx
+SELECT w.EdgeKey, w.Bucket, w.Idx, s.Vals[w.Idx + 1] AS Value, len(s.Vals) AS N
+FROM wanted w JOIN sorted s ON s.EdgeKey = w.EdgeKey AND s.Bucket = w.Bucket
+WHERE w.Idx < len(s.Vals)
