@@ -6,7 +6,9 @@ a duration histogram of SERVER/CONSUMER spans per service and minute; the whole
 minutes of a window come from it, the partial minutes at its ends from the spans,
 and the P95's order statistics from ``server_spans``; should those two ever disagree
 (they cannot, short of editing the file), the direct exact query answers instead.
-Edges: ``edge_calls`` carries each call's latency and lag histogram buckets.
+Edges: likewise, ``edge_minutes`` (kept by derivation) counts calls per edge, minute
+and latency bucket for the whole minutes, ``edge_calls`` (each call, with its latency
+and lag buckets) the partial minutes and the order statistics.
 """
 
 from __future__ import annotations
@@ -79,8 +81,18 @@ def node_rows(database: Database, window: Window) -> list[tuple[Any, ...]]:
 
 
 def edge_rows(database: Database, window: Window) -> list[tuple[Any, ...]]:
-    """Rows as map_edges.sql gives: names, calls, errors, [p50, p95, p99], lag ones."""
-    params = {"since": window.since_ns, "until": window.until_ns}
+    """Per edge: names, calls, errors, [p50, p95, p99], lag ones (or None)."""
+    try:
+        return _edge_rows(database, _window(window))
+    except HistogramMismatch:
+        # edge_minutes disagrees with the calls (it cannot, short of editing the file):
+        # count every minute from the calls themselves.
+        return _edge_rows(
+            database, {**_window(window), "full_lo": window.until_ns, "full_hi": window.until_ns}
+        )
+
+
+def _edge_rows(database: Database, params: dict[str, int]) -> list[tuple[Any, ...]]:
     hists: dict[Key, list[tuple[int, int]]] = defaultdict(list)
     lag_hists: dict[Key, list[tuple[int, int]]] = defaultdict(list)
     totals: dict[int, list[int]] = defaultdict(lambda: [0, 0])
@@ -89,7 +101,8 @@ def edge_rows(database: Database, window: Window) -> list[tuple[Any, ...]]:
         totals[edge][0] += int(calls)
         totals[edge][1] += int(errors)
         hists[edge].append((int(bucket), int(calls)))
-    for key, bucket, calls in database.fetch("map_edges_lag_hist", params):
+    lag_params = {"since": params["since"], "until": params["until"]}
+    for key, bucket, calls in database.fetch("map_edges_lag_hist", lag_params):
         lag_hists[int(key)].append((int(bucket), int(calls)))
 
     def fetch(name: str) -> Any:
@@ -97,7 +110,8 @@ def edge_rows(database: Database, window: Window) -> list[tuple[Any, ...]]:
             rows = database.fetch(
                 name,
                 {
-                    **params,
+                    "since": params["since"],
+                    "until": params["until"],
                     "keys": [cast(int, k) for k, _, _ in wanted],
                     "buckets": [b for _, b, _ in wanted],
                     "indexes": [i for _, _, i in wanted],

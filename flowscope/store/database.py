@@ -20,11 +20,16 @@ CHECKPOINT_THRESHOLD = "256MB"
 # 2: otel_traces gained ResourceEntityRefs (OTLP Resource.entity_refs).
 # 3: span_steps gained RootKey (migrated in place from 2: sql/migrate_to_3.sql).
 # 4: step_keys gained Peer (migrated in place from 3: sql/migrate_to_4.sql).
-SCHEMA_VERSION = 4
+# 5: edge_minutes, calls per edge and minute (filled from edge_calls: sql/fill_5.sql).
+SCHEMA_VERSION = 5
 MIGRATIONS = {
     2: "migrate_to_3",
     3: "migrate_to_4",
+    4: "migrate_to_5",
 }  # found version -> the script that brings it to the next
+# Version reached -> the script that fills its new tables, run once the schema files
+# have created them.
+FILLS = {5: "fill_5"}
 
 
 class StoreError(Exception):
@@ -117,6 +122,10 @@ class Database:
             # The schema files only create what is missing: rerun, they add the new
             # tables and views to the upgraded file.
             self._create_schema()
+            for reached in range(found + 1, SCHEMA_VERSION + 1):
+                if reached in FILLS:
+                    for statement in sql_files.statements(sql_files.query(FILLS[reached])):
+                        con.execute(statement)
             con.execute("COMMIT")
         except Exception as exc:
             con.execute("ROLLBACK")

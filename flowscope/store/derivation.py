@@ -7,7 +7,8 @@ counts them per service and minute, keeps SERVER/CONSUMER durations), then loads
 the spans of the queued traces (one zone-map-pruned range scan per cluster of nearby
 traces, bounds taken from the queue and ``trace_index``), recomputes their
 ``edge_calls``/``trace_index``/``trace_links`` rows with the SQL in
-``sql/dv_*.sql`` and replaces the old rows. Parents often arrive after their
+``sql/dv_*.sql`` and replaces the old rows (adding the difference to the per-minute
+``edge_minutes``). Parents often arrive after their
 children, so a trace is derived again whenever any of its spans arrives; its rows
 are always a function of all its stored spans.
 
@@ -136,8 +137,10 @@ def _derive_into_temp(
     finally:
         for name in inputs:
             cursor.unregister(name)
+    lo, hi = lo or 0, hi or 0
+    _run(cursor, "dv_edge_minutes", {"lo": lo, "hi": hi})
     traces = int(cursor.execute("SELECT count(*) FROM dv_scope").fetchall()[0][0])
-    return traces, spans.num_rows, len(scope) + len(context), (lo or 0, hi or 0)
+    return traces, spans.num_rows, len(scope) + len(context), (lo, hi)
 
 
 def derive(cursor: Any) -> DerivationResult | None:
@@ -154,6 +157,7 @@ def derive(cursor: Any) -> DerivationResult | None:
         traces, spans, scans, (lo, hi) = _derive_into_temp(cursor)
         queued, first, last = _one(cursor, "dv_queue_range")
         _run(cursor, "dv_persist", {"lo": lo, "hi": hi})
+        _run(cursor, "compact_edge_minutes", {"lo": lo, "hi": hi})
         if queued:
             _run(cursor, "compact_service_minutes", {"lo": first, "hi": last})
         cursor.execute("COMMIT")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.model import Window
@@ -71,6 +72,19 @@ def queued(database: Database) -> int:
     return int(database.fetch("derive_queue_size")[0][0])
 
 
+def assert_edge_minutes_agree(database: Database) -> None:
+    """edge_minutes holds one row per (minute, edge, bucket), counting edge_calls."""
+    reader = database.reader()
+    stored = reader.execute(
+        "SELECT Minute, EdgeKey, Bucket, Calls, Errors FROM edge_minutes ORDER BY ALL"
+    ).fetchall()
+    counted = reader.execute(
+        "SELECT date_trunc('minute', Ts), EdgeKey, Bucket, count(*),"
+        " count(*) FILTER (WHERE IsError) FROM edge_calls GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    assert stored == counted
+
+
 def test_answers_are_the_same_before_and_after_derivation(database: Database) -> None:
     kit = mixed_kit()
     write(database, kit, derive=False)
@@ -85,6 +99,7 @@ def test_answers_are_the_same_before_and_after_derivation(database: Database) ->
     assert result is not None and result.traces == len({s.trace_id for s in kit.spans})
     assert queued(database) == 0
     assert answers(analysis) == before
+    assert_edge_minutes_agree(database)
 
 
 def test_a_trace_lookup_derives_only_that_trace(database: Database) -> None:
@@ -122,6 +137,8 @@ def test_arrival_order_does_not_matter(tmp_path: Path) -> None:
         write(piecemeal, kit, derive=True, batches=[batch])
     assert queued(piecemeal) == 0
     assert answers(Analysis(piecemeal)) == expected
+    # Calls counted when a trace was first derived were taken back when it was again.
+    assert_edge_minutes_agree(piecemeal)
     piecemeal.close()
 
 
@@ -163,6 +180,24 @@ def test_retention_drops_derived_rows_and_rederives_straddling_traces(database: 
     assert analysis.service_map(everything).edges == []
     assert [n.id for n in analysis.service_map(everything).nodes] == ["b"]
     assert database.fetch("span_count")[0][0] == 1
+    assert_edge_minutes_agree(database)
+
+
+def test_retention_inside_a_minute_keeps_that_minutes_later_calls(database: Database) -> None:
+    kit = TraceKit()
+    for start in (125_000, 140_000, 150_000):  # one minute; the cutoff falls after the first
+        root = kit.trace(start_ms=start).span("a", "op", kind="Server", start_ms=0, duration_ms=50)
+        root.child("b", "op", kind="Server", start_ms=10, duration_ms=start / 10_000)
+    write(database, kit, derive=True)
+    writer = SpanWriter(database)
+    writer.start()
+    cutoff = datetime.fromtimestamp(at_ms(130_000) / 1e9, UTC)
+    assert writer.run_task(lambda cursor: delete_older_than(cursor, cutoff)).result() == 2
+    writer.run_task(derivation.derive).result()
+    writer.shutdown()
+    assert_edge_minutes_agree(database)
+    (edge,) = Analysis(database).service_map(Window(0, at_ms(3_600_000))).edges
+    assert (edge.calls, edge.p50_ms, edge.p99_ms) == (2, 14.5, pytest.approx(14.99))
 
 
 def test_spans_sent_over_otlp_http_are_analyzed(tmp_path: Path) -> None:

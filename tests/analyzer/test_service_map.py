@@ -354,3 +354,50 @@ def test_edge_percentiles_from_histograms_are_exact(analyze: Analyze, database: 
     assert [v / 1e6 for v in direct] == pytest.approx(
         [rpc.p50_ms, rpc.p95_ms, rpc.p99_ms], rel=1e-12
     )
+
+
+def test_edge_calls_in_whole_and_partial_minutes_count_once(
+    analyze: Analyze, database: Any
+) -> None:
+    kit = TraceKit()
+    latencies = []
+    for i in range(240):  # four calls a second over three minutes
+        latency = 0.5 + (i * 7919) % 1009 * 0.113
+        latencies.append(latency)
+        root = kit.trace(start_ms=i * 750).span(
+            "a", "op", kind="Server", start_ms=0, duration_ms=200
+        )
+        status = "Error" if i % 7 == 0 else "Ok"
+        root.child(
+            "a", "call", kind="Client", start_ms=1, duration_ms=latency, status=status
+        ).child("b", "op", kind="Server", start_ms=1.1, duration_ms=latency / 2)
+    analysis = analyze(kit)
+    assert database.fetch("derive_queue_size")[0][0] == 0
+    minutes = database.reader().execute("SELECT count(DISTINCT Minute) FROM edge_minutes")
+    assert minutes.fetchone() == (3,)  # the whole minutes below come from edge_minutes
+    # Partial minutes at both ends: 00:00:30.5 .. 00:02:10.25 holds calls 41..173.
+    window = Window(at_ms(30_500), at_ms(130_250))
+    inside = [i for i in range(240) if 30_500 <= i * 750 + 1 < 130_250]
+    rpc = edges(analysis.service_map(window))[("a", "b", "rpc")]
+    assert rpc.calls == len(inside) == 133
+    assert rpc.errors == sum(1 for i in inside if i % 7 == 0)
+    chosen = [latencies[i] for i in inside]
+    for q, got in zip((0.5, 0.95, 0.99), (rpc.p50_ms, rpc.p95_ms, rpc.p99_ms), strict=True):
+        assert got == pytest.approx(percentile(chosen, q), rel=1e-12)
+
+
+def test_edge_stats_fall_back_when_minute_counts_disagree(analyze: Analyze, database: Any) -> None:
+    kit = TraceKit()
+    for i, latency in enumerate([10.0, 20.0, 30.0]):
+        kit.trace(start_ms=i).span("a", "op", kind="Server", start_ms=0, duration_ms=50).child(
+            "a", "call", kind="Client", start_ms=1, duration_ms=latency
+        ).child("b", "op", kind="Server", start_ms=2, duration_ms=1)
+    analysis = analyze(kit)
+    writer = SpanWriter(database)
+    writer.start()
+    writer.run_task(
+        lambda cursor: cursor.execute("UPDATE edge_minutes SET Calls = Calls + 1")
+    ).result()
+    writer.shutdown()
+    rpc = edges(analysis.service_map(HOUR))[("a", "b", "rpc")]
+    assert (rpc.calls, rpc.p50_ms, rpc.p99_ms) == (3, 20.0, pytest.approx(29.8))

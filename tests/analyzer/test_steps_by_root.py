@@ -18,7 +18,7 @@ from flowscope.store.database import SCHEMA_VERSION, Database, StoreError
 from flowscope.testing.traces import TraceKit
 
 from .conftest import HOUR, Analyze
-from .test_derivation import mixed_kit
+from .test_derivation import assert_edge_minutes_agree, mixed_kit
 
 
 def varied_kit(traces: int = 400, seed: int = 7) -> TraceKit:
@@ -114,6 +114,7 @@ def test_schema_2_files_are_upgraded_in_place(tmp_path: Path) -> None:
     expected = {
         f.id: Analysis(database).flow(f.id, HOUR).as_dict() for f in Analysis(database).flows(HOUR)
     }
+    expected_map = Analysis(database).service_map(HOUR).as_dict()
     database.close()
     # Make it a schema-2 file: no RootKey, CommitSeq or step Peer column, no
     # derive_state, version 2.
@@ -122,6 +123,7 @@ def test_schema_2_files_are_upgraded_in_place(tmp_path: Path) -> None:
     con.execute("ALTER TABLE step_keys DROP COLUMN Peer")
     con.execute("ALTER TABLE otel_traces DROP COLUMN CommitSeq")
     con.execute("DROP TABLE derive_state")
+    con.execute("DROP TABLE edge_minutes")
     con.execute("UPDATE schema_meta SET version = 2")
     con.close()
     with pytest.raises(StoreError, match="open it once read-write"):
@@ -132,6 +134,9 @@ def test_schema_2_files_are_upgraded_in_place(tmp_path: Path) -> None:
     zero = upgraded.reader().execute("SELECT count(*) FROM span_steps WHERE RootKey = 0").fetchone()
     assert zero is not None and zero[0] == 0
     analysis = Analysis(upgraded)
+    # Schema 5 counted the calls already derived into edge_minutes.
+    assert analysis.service_map(HOUR).as_dict() == expected_map
+    assert_edge_minutes_agree(upgraded)
     # Steps stored before schema 4 have no peer until traces with them are derived again.
     assert {f.id: analysis.flow(f.id, HOUR).as_dict() for f in analysis.flows(HOUR)} == {
         flow: {**detail, "steps": [{**step, "peer": None} for step in detail["steps"]]}

@@ -55,6 +55,18 @@ CREATE TABLE IF NOT EXISTS edge_calls (
     TraceKey      UBIGINT NOT NULL        -- hash(TraceId)
 );
 
+-- Calls per edge, minute and latency bucket: the service map's whole minutes read
+-- these instead of every call. Derivation adds the change each pass makes (minus a
+-- re-derived trace's old calls, plus its new ones: sql/dv_edge_minutes.sql) and merges
+-- the touched minutes back to one row per (minute, edge, bucket).
+CREATE TABLE IF NOT EXISTS edge_minutes (
+    Minute  TIMESTAMP NOT NULL,
+    EdgeKey UBIGINT NOT NULL,
+    Bucket  SMALLINT NOT NULL,
+    Calls   BIGINT NOT NULL,
+    Errors  BIGINT NOT NULL
+);
+
 -- The edges' names, so edge_calls groups by one integer (grouping by strings is
 -- several times slower at millions of calls; docs/analysis.md "Speed").
 CREATE TABLE IF NOT EXISTS edge_keys (

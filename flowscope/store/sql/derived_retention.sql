@@ -1,9 +1,21 @@
 -- Retention for the derived tables, run right after delete_older_than: rows of calls
 -- and traces wholly older than the cutoff go; traces that straddle it are queued to be
--- derived again from the spans that remain; the cutoff's minute is counted again.
+-- derived again from the spans that remain; the cutoff's minute is counted again
+-- (per service from the spans, per edge from the calls).
 INSERT INTO derive_queue
 SELECT TraceId, $cutoff, LastTs FROM trace_index WHERE FirstTs < $cutoff AND LastTs >= $cutoff;
 DELETE FROM edge_calls WHERE Ts < $cutoff;
+DELETE FROM edge_minutes WHERE Minute <= date_trunc('minute', $cutoff);
+INSERT INTO edge_minutes
+SELECT
+    date_trunc('minute', Ts) AS Minute,
+    EdgeKey,
+    Bucket,
+    count(*) AS Calls,
+    count(*) FILTER (WHERE IsError) AS Errors
+FROM edge_calls
+WHERE Ts >= date_trunc('minute', $cutoff) AND Ts < date_trunc('minute', $cutoff) + INTERVAL 1 MINUTE
+GROUP BY ALL;
 DELETE FROM span_steps WHERE TraceKey IN (
     SELECT hash(TraceId) FROM trace_index WHERE FirstTs < $cutoff
 );

@@ -6,6 +6,7 @@ WHERE Ts BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
   AND TraceKey IN (SELECT TraceKey FROM dv_scope_keys)
   AND TraceId IN (SELECT TraceId FROM dv_scope);
 INSERT INTO edge_calls SELECT * FROM dv_edge_calls;
+INSERT INTO edge_minutes SELECT * FROM dv_edge_minutes;
 INSERT INTO edge_keys SELECT * FROM dv_edge_keys WHERE EdgeKey NOT IN (SELECT EdgeKey FROM edge_keys);
 DELETE FROM trace_index
 WHERE FirstTs BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)

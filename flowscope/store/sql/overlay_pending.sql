@@ -10,6 +10,8 @@ CREATE OR REPLACE TEMP VIEW a_edge_calls AS
 SELECT * FROM edge_calls ANTI JOIN dv_scope_keys USING (TraceKey)
 UNION ALL
 SELECT * FROM dv_edge_calls;
+CREATE OR REPLACE TEMP VIEW a_edge_minutes AS
+SELECT * FROM edge_minutes UNION ALL SELECT * FROM dv_edge_minutes;
 CREATE OR REPLACE TEMP VIEW a_edge_keys AS
 SELECT * FROM edge_keys
 UNION ALL

@@ -1,0 +1,12 @@
+-- edge_minutes gets a row of change per derivation pass: merge the minutes that pass
+-- touched ([$lo, $hi], the derived traces' span range) into one row per (minute,
+-- edge, bucket), dropping buckets whose calls netted out.
+CREATE OR REPLACE TEMP TABLE dv_edge_minutes_merged AS
+SELECT Minute, EdgeKey, Bucket, sum(Calls) AS Calls, sum(Errors) AS Errors
+FROM edge_minutes
+WHERE Minute BETWEEN date_trunc('minute', make_timestamp_ns($lo)) AND make_timestamp_ns($hi)
+GROUP BY ALL
+HAVING sum(Calls) <> 0 OR sum(Errors) <> 0;
+DELETE FROM edge_minutes
+WHERE Minute BETWEEN date_trunc('minute', make_timestamp_ns($lo)) AND make_timestamp_ns($hi);
+INSERT INTO edge_minutes SELECT * FROM dv_edge_minutes_merged;

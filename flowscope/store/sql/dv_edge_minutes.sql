@@ -1,0 +1,24 @@
+-- Derivation: what replacing the scope's edge_calls rows (sql/dv_persist.sql) changes
+-- in edge_minutes: minus the stored calls of the traces in scope (those dv_persist
+-- deletes: within the scope's span range [$lo, $hi]), plus their calls as derived now.
+-- dv_persist adds it to edge_minutes; a reader's overlay adds it to what is stored.
+CREATE OR REPLACE TEMP TABLE dv_edge_minutes AS
+SELECT Minute, EdgeKey, Bucket, sum(Calls) AS Calls, sum(Errors) AS Errors
+FROM (
+    SELECT
+        date_trunc('minute', Ts) AS Minute, EdgeKey, Bucket,
+        -count(*) AS Calls, -count(*) FILTER (WHERE IsError) AS Errors
+    FROM edge_calls
+    WHERE Ts BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
+      AND TraceKey IN (SELECT TraceKey FROM dv_scope_keys)
+      AND TraceId IN (SELECT TraceId FROM dv_scope)
+    GROUP BY ALL
+    UNION ALL
+    SELECT
+        date_trunc('minute', Ts) AS Minute, EdgeKey, Bucket,
+        count(*) AS Calls, count(*) FILTER (WHERE IsError) AS Errors
+    FROM dv_edge_calls
+    GROUP BY ALL
+)
+GROUP BY ALL
+HAVING sum(Calls) <> 0 OR sum(Errors) <> 0;
