@@ -82,13 +82,14 @@ def node_rows(database: Database, window: Window) -> list[tuple[Any, ...]]:
 
 def edge_rows(database: Database, window: Window) -> list[tuple[Any, ...]]:
     """Per edge: names, calls, errors, [p50, p95, p99], lag ones (or None)."""
+    params = _window(window)
     try:
-        return _edge_rows(database, _window(window))
+        return _edge_rows(database, params)
     except HistogramMismatch:
         # edge_minutes disagrees with the calls (it cannot, short of editing the file):
         # count every minute from the calls themselves.
         return _edge_rows(
-            database, {**_window(window), "full_lo": window.until_ns, "full_hi": window.until_ns}
+            database, {**params, "full_lo": params["until"], "full_hi": params["until"]}
         )
 
 
