@@ -163,7 +163,9 @@ class Analysis:
         step P50 in its flow over that window (None: no baseline, the fast path)."""
         db = self.database
         trace_id = trace_id.strip().lower()
-        with read_snapshot(db, only_trace=trace_id if baseline is None else None):
+        # A trace asked for by id must be found even if it arrived a moment ago: never
+        # a settled read (flowscope/store/derivation.py).
+        with read_snapshot(db, only_trace=trace_id if baseline is None else None, settled=False):
             flow_id, loaded = self._load_trace(trace_id)
             step_p50: dict[str, float] = {}
             if flow_id is not None and baseline is not None:
@@ -178,7 +180,7 @@ class Analysis:
 
     def compare_baseline(self, trace_id: str, window: Window) -> Comparison:
         """The trace's steps against the P50 of the same steps in its flow's window."""
-        with read_snapshot(self.database):
+        with read_snapshot(self.database, settled=False):  # as trace(): the trace is there
             flow_id = self._load_trace(trace_id.strip().lower())[0]
             if flow_id is None:
                 raise AnalysisError(

@@ -8,6 +8,7 @@ owns one connection; the writer thread gets its own cursor through
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,10 @@ MIGRATIONS = {
 # Version reached -> the script that fills its new tables, run once the schema files
 # have created them.
 FILLS = {5: "fill_5"}
+
+
+def _no_derive_thread() -> float | None:
+    return None
 
 
 class StoreError(Exception):
@@ -69,6 +74,10 @@ class Database:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._closed = False
+        # Seconds since the derived tables last took in every committed span, or None
+        # when no derive thread keeps them current (store/deriver.py sets it while it
+        # runs). Reads may then answer as of that moment (derivation.read_snapshot).
+        self.derived_lag: Callable[[], float | None] = _no_derive_thread
         self._check_schema()
 
     def _check_schema(self) -> None:

@@ -17,6 +17,12 @@ traces (and those with spans not taken in yet) into temporary tables of the read
 own cursor (the same SQL, so the same numbers) and creates the ``a_*`` views the
 analyzer queries, which put those rows in place of the stored ones and add the
 untaken spans' counts. With nothing pending the views are the stored tables.
+
+Under heavy ingest that on-the-fly derivation repeats, for every read, work the derive
+thread is about to do (a fixed ~65 ms idle, 2-4x that with the cores busy). So when
+many traces wait (``SETTLED_MIN_TRACES``) and the derive thread's last pass started at
+most ``SETTLED_MAX_LAG_S`` ago, a read is *settled*: it answers from the stored rows
+and the spans taken in, exactly as of that pass.
 """
 
 from __future__ import annotations
@@ -35,6 +41,14 @@ from flowscope.store import sql_files
 from flowscope.store.database import Database
 
 log = logging.getLogger(__name__)
+
+# A read answers as of the derive thread's last pass (a settled read) only when at least
+# this many traces wait: a few waiting traces cost little to derive on the fly, and
+# right after sending a handful of traces a user sees them.
+SETTLED_MIN_TRACES = 256
+# ... and only when that pass started at most this long ago (the thread passes every
+# second while spans arrive): the "queryable within 2 s of the ack" bound.
+SETTLED_MAX_LAG_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -169,7 +183,7 @@ def derive(cursor: Any) -> DerivationResult | None:
     return result
 
 
-def prepare_reads(cursor: Any, only_trace: str | None = None) -> int:
+def prepare_reads(cursor: Any, only_trace: str | None = None, settled_ok: bool = False) -> int:
     """Point this cursor's ``a_*`` views at derived rows of what still waits, if any.
 
     ``only_trace``: the reader asks about that one trace only, so only it is derived
@@ -177,7 +191,8 @@ def prepare_reads(cursor: Any, only_trace: str | None = None) -> int:
     trace lookup would cost more than the lookup). The other queued traces' rows read
     as last stored: right for that trace, not for the others.
     With nothing waiting the views stay as ``read_snapshot`` made them: the stored
-    tables (``overlay_none``).
+    tables (``overlay_none``). So they do too when ``settled_ok`` (the derive thread
+    passed recently) and ``SETTLED_MIN_TRACES`` or more traces wait: a settled read.
     Returns how many traces were derived on the fly because they were still queued.
     Call it inside the reader's transaction so the views and the queries that
     follow see one snapshot.
@@ -185,7 +200,8 @@ def prepare_reads(cursor: Any, only_trace: str | None = None) -> int:
     if only_trace is not None:
         waiting = bool(_one(cursor, "derive_queue_has", {"trace_id": only_trace})[0])
     else:
-        waiting = queue_size(cursor) > 0
+        queued = queue_size(cursor)
+        waiting = queued > 0 and not (settled_ok and queued >= SETTLED_MIN_TRACES)
     if not waiting:
         return 0
     traces, _spans, _scans, _range = _derive_into_temp(cursor, only_trace)
@@ -202,14 +218,18 @@ _snapshots = threading.local()
 
 
 @contextmanager
-def read_snapshot(database: Database, only_trace: str | None = None) -> Iterator[int]:
+def read_snapshot(
+    database: Database, only_trace: str | None = None, settled: bool = True
+) -> Iterator[int]:
     """Run the analyzer's reads on this thread in one snapshot, derived tables current.
 
     Opens a transaction on the thread's read cursor, prepares the ``a_*`` views
     (``prepare_reads``) and rolls back at the end, dropping the temporary tables.
     Nested use on the same thread joins the outer snapshot (whatever it derived).
-    ``only_trace``: see ``prepare_reads``. Yields how many queued traces were derived
-    on the fly.
+    ``only_trace``: see ``prepare_reads``; such a read is never settled.
+    ``settled``: may answer as of the derive thread's last pass (see the module
+    docstring); False always derives what waits. Yields how many queued traces were
+    derived on the fly.
     """
     active: set[int] = _snapshots.__dict__.setdefault("active", set())
     if id(database) in active:
@@ -223,10 +243,12 @@ def read_snapshot(database: Database, only_trace: str | None = None) -> Iterator
     if ready.get(id(database)) is not cursor:
         _run(cursor, "overlay_none")
         ready[id(database)] = cursor
+    lag = database.derived_lag() if settled and only_trace is None else None
+    settled_ok = lag is not None and lag <= SETTLED_MAX_LAG_S
     cursor.execute("BEGIN TRANSACTION")
     active.add(id(database))
     try:
-        yield prepare_reads(cursor, only_trace)
+        yield prepare_reads(cursor, only_trace, settled_ok)
     finally:
         active.discard(id(database))
         cursor.execute("ROLLBACK")

@@ -36,6 +36,9 @@ class Deriver:
         self.failures = 0
         self._due: float | None = None  # monotonic time of the next pass; None: nothing waits
         self._last_start = float("-inf")
+        # Start of the last pass that succeeded: every span committed before it is in
+        # the derived tables. None: no pass yet, or the last one failed.
+        self._settled_at: float | None = None
         self._stopping = False
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -46,6 +49,7 @@ class Deriver:
         self._stopping = False
         if derivation.queue_size(self.database.reader()):
             self._due = time.monotonic()  # left queued by a stop that skipped it
+        self.database.derived_lag = self.lag
         self._thread = threading.Thread(target=self._run, name="flowscope-derive", daemon=True)
         self._thread.start()
 
@@ -61,6 +65,7 @@ class Deriver:
         thread = self._thread
         if thread is None:
             return
+        self.database.derived_lag = lambda: None
         with self._condition:
             self._stopping = True
             self._condition.notify()
@@ -88,13 +93,21 @@ class Deriver:
         finally:
             cursor.close()
 
+    def lag(self) -> float | None:
+        """Seconds since the last successful pass started (what the derived tables
+        miss is at most what was committed since), or None if there was none."""
+        settled_at = self._settled_at
+        return None if settled_at is None else time.monotonic() - settled_at
+
     def _pass(self, cursor: object) -> None:
-        self._last_start = time.monotonic()
+        started = self._last_start = time.monotonic()
         try:
             derivation.derive(cursor)
             self.passes += 1
+            self._settled_at = started
         except Exception:  # the queue stays; readers derive it themselves meanwhile
             self.failures += 1
+            self._settled_at = None
             log.exception("deriving analysis tables failed; retrying in %.1fs", self.interval_s)
             with self._condition:
                 if self._due is None and not self._stopping:

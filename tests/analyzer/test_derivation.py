@@ -246,3 +246,93 @@ def test_a_step_calling_several_peers_names_the_least(tmp_path: Path) -> None:
         names.append({s.operation: s.peer for s in analysis.flow(flow.id, HOUR).steps})
         database.close()
     assert names == [{"POST /orders": None, "SELECT": "postgresql/archive"}] * 2
+
+
+# Whole minutes in the middle, partial ones at both ends (the map reads those from spans).
+PARTIAL = Window(at_ms(30_500), at_ms(3_590_250))
+
+
+def aggregates(analysis: Analysis) -> dict[str, Any]:
+    flows = analysis.flows(HOUR)
+    return {
+        "map": analysis.service_map(HOUR).as_dict(),
+        "map_partial": analysis.service_map(PARTIAL).as_dict(),
+        "flow_maps": [analysis.service_map(HOUR, flow=f.id).as_dict() for f in flows],
+        "flows": [f.as_dict() for f in flows],
+        "flows_by": [f.as_dict() for f in analysis.flows(HOUR, by="customer.tier")],
+        "steps": [analysis.flow(f.id, HOUR).as_dict() for f in flows],
+        "steps_by": [analysis.flow(f.id, HOUR, by="customer.tier").as_dict() for f in flows],
+        "traces": [t.as_dict() for t in analysis.traces(HOUR, limit=100)],
+    }
+
+
+def test_a_settled_read_answers_as_of_the_last_pass(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kit = mixed_kit()
+    lone = kit.trace(start_ms=100_000).span(
+        "gateway", "POST /orders", kind="Server", start_ms=0, duration_ms=50
+    )
+    write(database, kit, derive=True)
+    analysis = Analysis(database)
+    at_pass = aggregates(analysis)
+    taken = len(kit.spans)
+    # A late span of a derived trace, naming its --by group for the first time (its
+    # clock a little behind, so it starts within the spans the trace had).
+    lone.child(
+        "gateway",
+        "SELECT",
+        kind="Client",
+        start_ms=-2,
+        duration_ms=4,
+        attributes={"customer.tier": "late", "db.system": "postgresql"},
+    )
+    # Spans of new traces in a partial first minute, a whole minute and a partial last
+    # minute, committed after the pass and not derived.
+    for start in (40_000, 125_000, 3_589_000):
+        root = kit.trace(start_ms=start).span(
+            "gateway",
+            "POST /orders",
+            kind="Server",
+            start_ms=0,
+            duration_ms=70,
+            attributes={"customer.tier": "silver"},
+        )
+        root.child("orders", "POST /orders", kind="Server", start_ms=5, duration_ms=900)
+    write(database, kit, derive=False, batches=[kit.spans[taken:]])
+    waiting = queued(database)
+    assert waiting == 4
+    fetched: list[str] = []
+    fetch = database.fetch
+
+    def recording(name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        fetched.append(name)
+        return fetch(name, params)
+
+    monkeypatch.setattr(database, "fetch", recording)
+    monkeypatch.setattr(derivation, "SETTLED_MIN_TRACES", waiting)
+
+    # No derive thread: every read derives what waits.
+    exact = aggregates(analysis)
+    assert exact != at_pass
+
+    monkeypatch.setattr(database, "derived_lag", lambda: 0.5)
+    with derivation.read_snapshot(database) as derived:
+        assert derived == 0
+    fetched.clear()
+    assert aggregates(analysis) == at_pass
+    # The services' minute counts and durations agreed: no fallback to the raw spans.
+    assert "map_services" not in fetched
+    # Asked for by id, a new trace is there, with and without a baseline.
+    new_trace = kit.spans[-1].trace_id
+    assert analysis.trace(new_trace).as_dict()["spans"]
+    assert analysis.trace(new_trace, HOUR).as_dict()["spans"]
+    with derivation.read_snapshot(database, settled=False) as derived:
+        assert derived == waiting
+
+    # The last pass too long ago, or too few traces waiting: exact again.
+    monkeypatch.setattr(database, "derived_lag", lambda: derivation.SETTLED_MAX_LAG_S + 0.1)
+    assert aggregates(analysis) == exact
+    monkeypatch.setattr(database, "derived_lag", lambda: 0.5)
+    monkeypatch.setattr(derivation, "SETTLED_MIN_TRACES", waiting + 1)
+    assert aggregates(analysis) == exact

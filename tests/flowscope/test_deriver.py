@@ -174,3 +174,48 @@ def test_queued_traces_left_by_a_stop_are_derived_at_start(tmp_path: Path) -> No
 def test_negative_interval_is_refused(database: Database) -> None:
     with pytest.raises(ValueError, match="interval"):
         Deriver(database, interval_s=-1)
+
+
+def wait_for(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_lag_is_the_age_of_the_last_successful_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = Database(tmp_path / "lag.duckdb")
+    assert database.derived_lag() is None, "no derive thread keeps the tables"
+    real_derive = derivation.derive
+    failing = threading.Event()
+
+    def maybe_failing(cursor: Any) -> Any:
+        if failing.is_set():
+            raise RuntimeError("transient")
+        return real_derive(cursor)
+
+    monkeypatch.setattr(derivation, "derive", maybe_failing)
+    writer = SpanWriter(database, derive_interval_s=0.05)
+    writer.start()
+    deriver = writer.deriver
+    assert deriver is not None
+    assert database.derived_lag() is None, "no pass yet"
+    kit = checkout_kit(6)
+    kit.write(database, kit.spans[:12], writer=writer)
+    wait_for(lambda: deriver.passes >= 1, "a pass")
+    first = database.derived_lag()
+    assert first is not None and 0 <= first < 30
+    later = database.derived_lag()
+    assert later is not None and later >= first
+    failing.set()
+    kit.write(database, kit.spans[12:], writer=writer)
+    wait_for(lambda: deriver.failures >= 1, "a failed pass")
+    assert database.derived_lag() is None, "after a failure only exact reads"
+    failing.clear()
+    wait_for(lambda: queued(database) == 0, "the retry")
+    wait_for(lambda: database.derived_lag() is not None, "the lag after the retry")
+    writer.shutdown()
+    assert database.derived_lag() is None, "the thread stopped"
+    database.close()

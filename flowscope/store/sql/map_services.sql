@@ -5,7 +5,7 @@ SELECT
     count(*) AS Spans,
     count(*) FILTER (WHERE StatusCode = 'Error') AS Errors,
     quantile_cont(Duration, 0.95) FILTER (WHERE SpanKind IN ('Server', 'Consumer')) AS P95
-FROM otel_traces
+FROM a_spans
 WHERE Timestamp >= make_timestamp_ns($since) AND Timestamp < make_timestamp_ns($until)
 GROUP BY ServiceName
 ORDER BY ServiceName

@@ -7,7 +7,7 @@ WITH counted AS (
     WHERE Minute >= make_timestamp_ns($full_lo) AND Minute < make_timestamp_ns($full_hi)
     UNION ALL
     SELECT ServiceName, Bucket, 1 AS Spans, CAST(IsError AS INTEGER) AS Errors
-    FROM span_service_facts
+    FROM a_span_service_facts
     WHERE (Timestamp >= make_timestamp_ns($since) AND Timestamp < make_timestamp_ns($full_lo))
        OR (Timestamp >= make_timestamp_ns($full_hi) AND Timestamp < make_timestamp_ns($until))
 )

@@ -4,7 +4,7 @@ SELECT
     count(*) AS Spans,
     count(*) FILTER (WHERE StatusCode = 'Error') AS Errors,
     quantile_cont(Duration, 0.95) FILTER (WHERE SpanKind IN ('Server', 'Consumer')) AS P95
-FROM otel_traces
+FROM a_spans
 WHERE Timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
   AND TraceId IN (SELECT TraceId FROM sel_traces)
 GROUP BY ServiceName

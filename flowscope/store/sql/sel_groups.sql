@@ -5,7 +5,7 @@ WITH carriers AS (
     SELECT
         TraceId,
         first(coalesce(SpanAttributes[$by], ResourceAttributes[$by]) ORDER BY Timestamp, SpanId) AS Value
-    FROM otel_traces
+    FROM a_spans
     WHERE Timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
       AND TraceId IN (SELECT TraceId FROM sel_traces)
       AND coalesce(SpanAttributes[$by], ResourceAttributes[$by]) IS NOT NULL
