@@ -89,6 +89,8 @@ def create_app(context: AppContext) -> FastAPI:
                     "pending_traces": int(context.database.fetch("derive_queue_size")[0][0]),
                     "passes": writer.deriver.passes,
                     "failures": writer.deriver.failures,
+                    # How old a settled read's answer may be (None: reads are exact).
+                    "last_pass_age_s": _rounded(writer.deriver.lag()),
                 }
         if context.ingest is not None:
             counters = context.ingest.counters
@@ -129,3 +131,7 @@ def create_app(context: AppContext) -> FastAPI:
 
     app.include_router(analysis_router(Analysis(context.database, context.flows_config)))
     return app
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)

@@ -46,7 +46,12 @@ def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
     server = start_server_process(db)
     health = httpx.get(f"{server.endpoints.ui}/healthz").json()
     assert health["spans"] == 0 and health["writer_queue_spans"] == 0
-    assert health["derivation"] == {"pending_traces": 0, "passes": 0, "failures": 0}
+    assert health["derivation"] == {
+        "pending_traces": 0,
+        "passes": 0,
+        "failures": 0,
+        "last_pass_age_s": None,
+    }
     sent = _send(server.endpoints.http, 1)
     assert httpx.get(f"{server.endpoints.ui}/healthz").json()["spans"] == sent
     # The derive thread takes the spans in within its 1 s cadence.
@@ -57,6 +62,7 @@ def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert derived["pending_traces"] == 0 and derived["passes"] >= 1
     assert derived["failures"] == 0
+    assert 0 <= derived["last_pass_age_s"] < 60
     assert Path(f"{db}.server.json").exists()
     assert server.stop(signal.SIGTERM) == 0
     assert "stopped" in "".join(server.output)
