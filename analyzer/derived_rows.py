@@ -42,21 +42,20 @@ class DerivedRows:
     links: pa.Table
     span_steps: pa.Table
     step_keys: pa.Table
-    root_range: tuple[int, int]  # where the roots lie in time (to fetch their attributes)
 
 
 def derive_rows(table: pa.Table, trace_ids: dict[int, str]) -> DerivedRows:
     """All derived rows of the in-scope traces in ``table`` (see the module doc)."""
     s = load_spans(table, trace_ids)
     roots = _roots(s)
-    traces, root_range = _trace_table(s, roots)
+    traces = _trace_table(s, roots)
     calls, keys = edge_tables(s)
     rooted = roots >= 0
     step_rows = np.flatnonzero(s.in_scope & rooted[s.trace])
     is_root = np.zeros(len(s.trace), dtype=bool)
     is_root[roots[rooted]] = True
     span_steps, step_keys = _steps(s, step_rows, is_root)
-    return DerivedRows(traces, calls, keys, _links_table(s), span_steps, step_keys, root_range)
+    return DerivedRows(traces, calls, keys, _links_table(s), span_steps, step_keys)
 
 
 def _roots(s: Spans) -> I64:
@@ -75,7 +74,7 @@ def _roots(s: Spans) -> I64:
     return root
 
 
-def _trace_table(s: Spans, root: I64) -> tuple[pa.Table, tuple[int, int]]:
+def _trace_table(s: Spans, root: I64) -> pa.Table:
     t_count = len(s.keys)
     big = np.iinfo(np.int64).max
     first = np.full(t_count, big, dtype=np.int64)
@@ -119,12 +118,12 @@ def _trace_table(s: Spans, root: I64) -> tuple[pa.Table, tuple[int, int]]:
             "RootDuration": rooted(pa.array(s.duration[np.where(has, at, 0)])),
             "RootStatus": column("RootStatus"),
             "RootRoute": column("Route"),
+            "RootAttributes": column("RootAttributes"),
+            "RootResource": column("RootResource"),
             "TraceKey": pa.array(s.keys[rows]),
         }
     )
-    starts = s.start[at[has]]
-    span = (int(starts.min()), int(starts.max())) if len(starts) else (0, 0)
-    return table, span
+    return table
 
 
 def _links_table(s: Spans) -> pa.Table:

@@ -145,9 +145,7 @@ def _derive_into_temp(
     for name, table in inputs.items():
         cursor.register(name, table)
     try:
-        _run(
-            cursor, "dv_store_rows", {"root_lo": rows.root_range[0], "root_hi": rows.root_range[1]}
-        )
+        _run(cursor, "dv_store_rows")
     finally:
         for name in inputs:
             cursor.unregister(name)

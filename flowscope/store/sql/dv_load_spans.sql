@@ -43,6 +43,8 @@ SELECT
         AND coalesce(l.Attributes['opentracing.ref_type'], '') = 'follows_from']) > 0 AS FollowsFrom,
     CASE WHEN ParentSpanId = '' THEN SpanId END AS RootSpanId,
     CASE WHEN ParentSpanId = '' THEN StatusCode END AS RootStatus,
+    CASE WHEN ParentSpanId = '' THEN SpanAttributes END AS RootAttributes,
+    CASE WHEN ParentSpanId = '' THEN ResourceAttributes END AS RootResource,
     CASE WHEN ParentSpanId = '' THEN coalesce(
         nullif(coalesce(SpanAttributes['http.route'], ''), ''),
         nullif(coalesce(SpanAttributes['url.path'], ''), ''),

@@ -1,6 +1,5 @@
 -- Derivation: the rows analyzer/derived_rows.py computed (registered as dv_*_in Arrow
--- tables) as this cursor's temp tables, shaped like the stored ones. The roots'
--- attribute maps come straight from otel_traces.
+-- tables) as this cursor's temp tables, shaped like the stored ones.
 CREATE OR REPLACE TEMP TABLE dv_trace_index AS
 SELECT
     t.TraceId,
@@ -10,15 +9,9 @@ SELECT
     t.Spans, t.ErrorSpans, t.Services, t.RootSpanId,
     make_timestamp_ns(t.RootStart) AS RootTs,
     t.RootService, t.RootOperation, t.RootKind, t.RootDuration, t.RootStatus, t.RootRoute,
-    o.SpanAttributes AS RootAttributes,
-    o.ResourceAttributes AS RootResource,
+    t.RootAttributes, t.RootResource,
     t.TraceKey
-FROM dv_traces_in t
-LEFT JOIN (
-    SELECT TraceId, SpanId, SpanAttributes, ResourceAttributes FROM otel_traces
-    WHERE Timestamp BETWEEN make_timestamp_ns($root_lo) AND make_timestamp_ns($root_hi)
-      AND ParentSpanId = ''
-) o ON o.TraceId = t.TraceId AND o.SpanId = t.RootSpanId;
+FROM dv_traces_in t;
 CREATE OR REPLACE TEMP TABLE dv_edge_calls AS
 SELECT make_timestamp_ns(Ts) AS Ts, TraceId, SourceTraceId, EdgeKey, LatencyNs, LagNs, IsError,
        Bucket, LagBucket, TraceKey
