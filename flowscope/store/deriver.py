@@ -103,11 +103,11 @@ class Deriver:
         started = self._last_start = time.monotonic()
         try:
             derivation.derive(cursor)
+            self._settled_at = started  # before the count: whoever sees a pass sees its lag
             self.passes += 1
-            self._settled_at = started
         except Exception:  # the queue stays; readers derive it themselves meanwhile
-            self.failures += 1
             self._settled_at = None
+            self.failures += 1
             log.exception("deriving analysis tables failed; retrying in %.1fs", self.interval_s)
             with self._condition:
                 if self._due is None and not self._stopping:

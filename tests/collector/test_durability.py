@@ -56,9 +56,14 @@ def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
     assert httpx.get(f"{server.endpoints.ui}/healthz").json()["spans"] == sent
     # The derive thread takes the spans in within its 1 s cadence.
     deadline = time.monotonic() + 30
-    while (derived := httpx.get(f"{server.endpoints.ui}/healthz").json()["derivation"])[
-        "pending_traces"
-    ] and time.monotonic() < deadline:
+    # (A pass's commit shows before its count and age do: wait for all three.)
+    while (
+        (derived := httpx.get(f"{server.endpoints.ui}/healthz").json()["derivation"])[
+            "pending_traces"
+        ]
+        or derived["passes"] < 1
+        or derived["last_pass_age_s"] is None
+    ) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert derived["pending_traces"] == 0 and derived["passes"] >= 1
     assert derived["failures"] == 0
