@@ -33,7 +33,8 @@ MIGRATIONS = {
 FILLS = {5: "fill_5"}
 
 
-def _no_derive_thread() -> float | None:
+def no_derive_thread() -> float | None:
+    """``Database.derived_lag`` while no derive thread runs: no lag known, reads exact."""
     return None
 
 
@@ -77,7 +78,7 @@ class Database:
         # Seconds since the derived tables last took in every committed span, or None
         # when no derive thread keeps them current (store/deriver.py sets it while it
         # runs). Reads may then answer as of that moment (derivation.read_snapshot).
-        self.derived_lag: Callable[[], float | None] = _no_derive_thread
+        self.derived_lag: Callable[[], float | None] = no_derive_thread
         self._check_schema()
 
     def _check_schema(self) -> None:

@@ -21,7 +21,7 @@ import threading
 import time
 
 from flowscope.store import derivation
-from flowscope.store.database import Database
+from flowscope.store.database import Database, no_derive_thread
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Deriver:
         thread = self._thread
         if thread is None:
             return
-        self.database.derived_lag = lambda: None
+        self.database.derived_lag = no_derive_thread
         with self._condition:
             self._stopping = True
             self._condition.notify()
