@@ -3,6 +3,8 @@ read-only files, after retention, and for spans sent over real OTLP."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -336,3 +338,79 @@ def test_a_settled_read_answers_as_of_the_last_pass(
     monkeypatch.setattr(database, "derived_lag", lambda: 0.5)
     monkeypatch.setattr(derivation, "SETTLED_MIN_TRACES", waiting + 1)
     assert aggregates(analysis) == exact
+
+
+def _api_window(window: Window) -> dict[str, str]:
+    def rfc3339(ns: int) -> str:
+        return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
+
+    return {"since": rfc3339(window.since_ns), "until": rfc3339(window.until_ns)}
+
+
+def test_a_busy_server_answers_settled_reads_over_its_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wiring end to end: the server's derive thread reports its lag, the API's
+    reads settle on its last pass while it is busy, and a trace by id is still there."""
+    monkeypatch.setattr(derivation, "SETTLED_MIN_TRACES", 1)
+    monkeypatch.setattr(derivation, "SETTLED_MAX_LAG_S", 600.0)  # however slow the machine
+    real_derive = derivation.derive
+    hold, held, release = threading.Event(), threading.Event(), threading.Event()
+
+    def maybe_held(cursor: Any) -> Any:
+        if hold.is_set():
+            held.set()
+            release.wait(60)
+        return real_derive(cursor)
+
+    monkeypatch.setattr(derivation, "derive", maybe_held)
+    kit = mixed_kit()
+    window = _api_window(HOUR)
+
+    def post(spans: list[Any], endpoints: Any) -> None:
+        response = httpx.post(
+            f"{endpoints.http}/v1/traces",
+            content=kit.request(spans).SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+            timeout=30,
+        )
+        assert response.status_code == 200
+
+    with (
+        server_in_process(tmp_path / "busy.duckdb") as (_server, endpoints),
+        httpx.Client(base_url=endpoints.ui, timeout=30) as ui,
+    ):
+
+        def derivation_state() -> dict[str, Any]:
+            state: dict[str, Any] = ui.get("/healthz").json()["derivation"]
+            return state
+
+        try:
+            post(list(kit.spans), endpoints)
+            deadline = time.monotonic() + 30
+            while (state := derivation_state())["pending_traces"] or state[
+                "last_pass_age_s"
+            ] is None:
+                assert time.monotonic() < deadline, "the first spans were never derived"
+                time.sleep(0.05)
+            before = ui.get("/api/flows", params=window).json()["flows"]
+            taken = len(kit.spans)
+            kit.trace(start_ms=130_000).span(
+                "gateway", "POST /orders", kind="Server", start_ms=0, duration_ms=80
+            )
+            hold.set()
+            post(kit.spans[taken:], endpoints)
+            assert held.wait(30), "the derive thread never started its next pass"
+            state = derivation_state()
+            assert state["pending_traces"] == 1 and state["last_pass_age_s"] is not None
+            assert ui.get("/api/flows", params=window).json()["flows"] == before
+            lookup = ui.get(f"/api/traces/{kit.spans[-1].trace_id}")
+            assert lookup.status_code == 200 and len(lookup.json()["spans"]) == 1
+        finally:
+            release.set()
+        deadline = time.monotonic() + 30
+        while derivation_state()["pending_traces"]:
+            assert time.monotonic() < deadline, "the held pass never finished"
+            time.sleep(0.05)
+        after = ui.get("/api/flows", params=window).json()["flows"]
+        assert sum(f["traces"] for f in after) == sum(f["traces"] for f in before) + 1
