@@ -4,7 +4,6 @@ read-only files, after retention, and for spans sent over real OTLP."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,14 @@ import pytest
 
 from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.model import Window
+from flowscope.analyzer.window import format_ns
 from flowscope.store import derivation
 from flowscope.store.database import Database
 from flowscope.store.retention import delete_older_than
 from flowscope.store.writer import SpanWriter
-from flowscope.testing.server import server_in_process
+from flowscope.testing.server import Endpoints, server_in_process
 from flowscope.testing.traces import TraceKit, at_ms
+from flowscope.testing.waiting import wait_until
 
 from .conftest import HOUR
 from .test_service_map import KAFKA
@@ -202,16 +203,21 @@ def test_retention_inside_a_minute_keeps_that_minutes_later_calls(database: Data
     assert (edge.calls, edge.p50_ms, edge.p99_ms) == (2, 14.5, pytest.approx(14.99))
 
 
+def post_spans(endpoints: Endpoints, kit: TraceKit, spans: list[Any]) -> None:
+    """Send ``spans`` of ``kit`` to a server over OTLP/HTTP protobuf; they are acknowledged."""
+    response = httpx.post(
+        f"{endpoints.http}/v1/traces",
+        content=kit.request(spans).SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+        timeout=30,
+    )
+    assert response.status_code == 200
+
+
 def test_spans_sent_over_otlp_http_are_analyzed(tmp_path: Path) -> None:
     kit = mixed_kit()
     with server_in_process(tmp_path / "served.duckdb") as (server, endpoints):
-        response = httpx.post(
-            f"{endpoints.http}/v1/traces",
-            content=kit.request().SerializeToString(),
-            headers={"Content-Type": "application/x-protobuf"},
-            timeout=30,
-        )
-        assert response.status_code == 200
+        post_spans(endpoints, kit, kit.spans)
         assert server.database is not None
         served = answers(Analysis(server.database))
     local = Database(tmp_path / "local.duckdb")
@@ -340,13 +346,6 @@ def test_a_settled_read_answers_as_of_the_last_pass(
     assert aggregates(analysis) == exact
 
 
-def _api_window(window: Window) -> dict[str, str]:
-    def rfc3339(ns: int) -> str:
-        return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
-
-    return {"since": rfc3339(window.since_ns), "until": rfc3339(window.until_ns)}
-
-
 def test_a_busy_server_answers_settled_reads_over_its_api(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -365,16 +364,7 @@ def test_a_busy_server_answers_settled_reads_over_its_api(
 
     monkeypatch.setattr(derivation, "derive", maybe_held)
     kit = mixed_kit()
-    window = _api_window(HOUR)
-
-    def post(spans: list[Any], endpoints: Any) -> None:
-        response = httpx.post(
-            f"{endpoints.http}/v1/traces",
-            content=kit.request(spans).SerializeToString(),
-            headers={"Content-Type": "application/x-protobuf"},
-            timeout=30,
-        )
-        assert response.status_code == 200
+    window = {"since": format_ns(HOUR.since_ns), "until": format_ns(HOUR.until_ns)}
 
     with (
         server_in_process(tmp_path / "busy.duckdb") as (_server, endpoints),
@@ -386,20 +376,21 @@ def test_a_busy_server_answers_settled_reads_over_its_api(
             return state
 
         try:
-            post(list(kit.spans), endpoints)
-            deadline = time.monotonic() + 30
-            while (state := derivation_state())["pending_traces"] or state[
-                "last_pass_age_s"
-            ] is None:
-                assert time.monotonic() < deadline, "the first spans were never derived"
-                time.sleep(0.05)
+            post_spans(endpoints, kit, list(kit.spans))
+            wait_until(
+                lambda: (
+                    (d := derivation_state())["pending_traces"] == 0
+                    and d["last_pass_age_s"] is not None
+                ),
+                "the first spans to be derived",
+            )
             before = ui.get("/api/flows", params=window).json()["flows"]
             taken = len(kit.spans)
             kit.trace(start_ms=130_000).span(
                 "gateway", "POST /orders", kind="Server", start_ms=0, duration_ms=80
             )
             hold.set()
-            post(kit.spans[taken:], endpoints)
+            post_spans(endpoints, kit, kit.spans[taken:])
             assert held.wait(30), "the derive thread never started its next pass"
             state = derivation_state()
             assert state["pending_traces"] == 1 and state["last_pass_age_s"] is not None
@@ -408,9 +399,6 @@ def test_a_busy_server_answers_settled_reads_over_its_api(
             assert lookup.status_code == 200 and len(lookup.json()["spans"]) == 1
         finally:
             release.set()
-        deadline = time.monotonic() + 30
-        while derivation_state()["pending_traces"]:
-            assert time.monotonic() < deadline, "the held pass never finished"
-            time.sleep(0.05)
+        wait_until(lambda: derivation_state()["pending_traces"] == 0, "the held pass to end")
         after = ui.get("/api/flows", params=window).json()["flows"]
         assert sum(f["traces"] for f in after) == sum(f["traces"] for f in before) + 1

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import signal
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from flowscope.store.database import Database
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.server import start_server_process
+from flowscope.testing.waiting import wait_until
 
 PB = {"Content-Type": "application/x-protobuf"}
 
@@ -54,17 +55,22 @@ def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
     }
     sent = _send(server.endpoints.http, 1)
     assert httpx.get(f"{server.endpoints.ui}/healthz").json()["spans"] == sent
-    # The derive thread takes the spans in within its 1 s cadence.
-    deadline = time.monotonic() + 30
-    # (A pass's commit shows before its count and age do: wait for all three.)
-    while (
-        (derived := httpx.get(f"{server.endpoints.ui}/healthz").json()["derivation"])[
-            "pending_traces"
-        ]
-        or derived["passes"] < 1
-        or derived["last_pass_age_s"] is None
-    ) and time.monotonic() < deadline:
-        time.sleep(0.05)
+
+    # The derive thread takes the spans in within its 1 s cadence. (A pass's commit
+    # shows before its count and age do: wait for all three.)
+    def derivation() -> dict[str, Any]:
+        state: dict[str, Any] = httpx.get(f"{server.endpoints.ui}/healthz").json()["derivation"]
+        return state
+
+    wait_until(
+        lambda: (
+            (d := derivation())["pending_traces"] == 0
+            and d["passes"] >= 1
+            and d["last_pass_age_s"] is not None
+        ),
+        "the first derive pass",
+    )
+    derived = derivation()
     assert derived["pending_traces"] == 0 and derived["passes"] >= 1
     assert derived["failures"] == 0
     assert 0 <= derived["last_pass_age_s"] < 60

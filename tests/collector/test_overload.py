@@ -6,8 +6,7 @@ import base64
 import gzip
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.server import Endpoints, server_in_process
+from flowscope.testing.waiting import wait_until
 
 PB = {"Content-Type": "application/x-protobuf"}
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -44,16 +44,6 @@ def live(tmp_path: Path) -> Iterator[tuple[FlowscopeServer, Endpoints]]:
         max_request_bytes=MAX_BYTES,
     ) as running:
         yield running
-
-
-def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll a real condition (never a fixed sleep) until it holds."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        pause.wait(0.005)
 
 
 @contextmanager
@@ -141,7 +131,7 @@ def test_full_queue_refuses_with_retry_later_and_stores_exactly_the_acked(
             pending: Future[Any] = pool.submit(_post, endpoints, accepted.SerializeToString())
         else:
             pending = pool.submit(_grpc, endpoints, accepted.SerializeToString())
-        _wait_until(lambda: server.writer is not None and server.writer.queued_spans == 16, "queue")
+        wait_until(lambda: server.writer is not None and server.writer.queued_spans == 16, "queue")
         assert not pending.done(), "acknowledged before its commit"
 
         answer = _post(endpoints, refused[0].SerializeToString())
@@ -186,12 +176,12 @@ def test_sdk_exporter_retries_after_retry_after_and_its_spans_arrive(
     with ThreadPoolExecutor(2) as pool:
         with _writer_held(server):
             pending = pool.submit(_post, endpoints, blocker)
-            _wait_until(
+            wait_until(
                 lambda: server.writer is not None and server.writer.queued_spans == 16, "queue"
             )
             # SimpleSpanProcessor exports when the span ends; that blocks, so end it in a thread.
             exported = pool.submit(lambda: tracer.start_span("retried").end())
-            _wait_until(
+            wait_until(
                 lambda: server.ingest is not None and server.ingest.counters.refused_requests == 1,
                 "a refusal",
             )

@@ -16,6 +16,7 @@ from flowscope.store.database import Database
 from flowscope.store.deriver import Deriver
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.traces import TraceKit, at_ms
+from flowscope.testing.waiting import wait_until
 
 EVERYTHING = Window(0, at_ms(24 * 3_600_000))
 
@@ -146,9 +147,7 @@ def test_a_failed_pass_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     writer.start()
     kit = checkout_kit(5)
     kit.write(database, writer=writer)
-    deadline = time.monotonic() + 30
-    while queued(database) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: queued(database) == 0, "the retried pass")
     writer.shutdown()
     assert writer.deriver is not None and writer.deriver.failures == 1
     assert queued(database) == 0
@@ -176,13 +175,6 @@ def test_negative_interval_is_refused(database: Database) -> None:
         Deriver(database, interval_s=-1)
 
 
-def wait_for(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 def test_lag_is_the_age_of_the_last_successful_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,18 +196,18 @@ def test_lag_is_the_age_of_the_last_successful_pass(
     assert database.derived_lag() is None, "no pass yet"
     kit = checkout_kit(6)
     kit.write(database, kit.spans[:12], writer=writer)
-    wait_for(lambda: deriver.passes >= 1, "a pass")
+    wait_until(lambda: deriver.passes >= 1, "a pass")
     first = database.derived_lag()
     assert first is not None and 0 <= first < 30
     later = database.derived_lag()
     assert later is not None and later >= first
     failing.set()
     kit.write(database, kit.spans[12:], writer=writer)
-    wait_for(lambda: deriver.failures >= 1, "a failed pass")
+    wait_until(lambda: deriver.failures >= 1, "a failed pass")
     assert database.derived_lag() is None, "after a failure only exact reads"
     failing.clear()
-    wait_for(lambda: queued(database) == 0, "the retry")
-    wait_for(lambda: database.derived_lag() is not None, "the lag after the retry")
+    wait_until(lambda: queued(database) == 0, "the retry")
+    wait_until(lambda: database.derived_lag() is not None, "the lag after the retry")
     writer.shutdown()
     assert database.derived_lag() is None, "the thread stopped"
     database.close()
