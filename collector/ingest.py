@@ -1,8 +1,8 @@
 """The one export path: every transport hands decoded spans to ``Ingest.export``.
 
-It submits them to the single writer and waits for the commit, so success is
-only reported for durable spans, and maps writer conditions to the errors the
-transports translate at their edge.
+It submits them to the single writer, which answers once they are durable in the
+span journal (store/journal.py), so success is only reported for durable spans;
+and it maps writer conditions to the errors the transports translate at their edge.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from flowscope.collector.decode_pool import DecodePool
 from flowscope.collector.errors import Overloaded, Unavailable
 from flowscope.collector.flatten import FlattenResult
+from flowscope.store.journal import JournalError
 from flowscope.store.writer import QueueFull, SpanWriter, WriterClosed
 
 
@@ -57,6 +58,9 @@ class Ingest:
         except WriterClosed as exc:
             self._count(refused=True)
             raise Unavailable(f"flowscope is shutting down ({exc}); retry later") from exc
+        except (OSError, JournalError) as exc:  # the journal could not be written
+            self._count(refused=True)
+            raise Unavailable(f"storing spans failed: {exc}; retry later") from exc
         try:
             stored = future.result(self.commit_timeout_s)
         except FutureTimeout as exc:

@@ -7,6 +7,7 @@ owns one connection; the writer thread gets its own cursor through
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,9 @@ import duckdb
 import pyarrow as pa
 
 from flowscope.store import sql_files
+from flowscope.store.journal import Journal, JournalBusy, has_segments, journal_path
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_THRESHOLD = "256MB"
 # 2: otel_traces gained ResourceEntityRefs (OTLP Resource.entity_refs).
@@ -36,6 +40,13 @@ FILLS = {5: "fill_5"}
 def no_derive_thread() -> float | None:
     """``Database.derived_lag`` while no derive thread runs: no lag known, reads exact."""
     return None
+
+
+def no_writer() -> None:
+    """``Database.await_writes`` while no writer runs: nothing acknowledged is unstored."""
+
+
+REPLAY_BATCH_SPANS = 32_768
 
 
 class StoreError(Exception):
@@ -63,6 +74,11 @@ class Database:
             raise StoreError(
                 f"{self.path}: no such database (run `flowscope serve` or `flowscope import` first)"
             )
+        self.journal_dir = journal_path(self.path)
+        if read_only and has_segments(self.journal_dir):
+            # Acknowledged spans a stopped server had not moved yet: bring them in
+            # (read-write, briefly) so this read sees every acknowledged span.
+            Database(self.path, memory_limit=memory_limit).close()
         try:
             self._connection = duckdb.connect(self.path, read_only=read_only, config=config)
         except duckdb.IOException as exc:
@@ -79,7 +95,12 @@ class Database:
         # when no derive thread keeps them current (store/deriver.py sets it while it
         # runs). Reads may then answer as of that moment (derivation.read_snapshot).
         self.derived_lag: Callable[[], float | None] = no_derive_thread
+        # Blocks until spans acknowledged so far are in otel_traces (the writer sets it
+        # while it runs: acknowledged spans may still be in the journal for a moment).
+        self.await_writes: Callable[[], None] = no_writer
         self._check_schema()
+        if not read_only:
+            self.replay_journal()
 
     def _check_schema(self) -> None:
         con = self._connection
@@ -141,6 +162,59 @@ class Database:
             con.execute("ROLLBACK")
             raise StoreError(f"{self.path}: upgrading schema {found} failed: {exc}") from exc
 
+    def replay_journal(self) -> int:
+        """Insert the journal's records the database lacks, then empty it; spans added.
+
+        Skipped while a live writer (in this process or another) holds the journal:
+        it moves those records itself.
+        """
+        if not has_segments(self.journal_dir):
+            return 0
+        assert self.journal_dir is not None
+        try:
+            journal = Journal(self.journal_dir)
+        except JournalBusy:
+            return 0
+        added = 0
+        try:
+            moved = self.moved_seq()
+            pending: list[pa.Table] = []
+            size = 0
+            last = moved
+            for record in journal.records():
+                if record.seq <= moved:
+                    continue
+                pending.append(record.table)
+                size += record.table.num_rows
+                last = record.seq
+                if size >= REPLAY_BATCH_SPANS:
+                    added += self._insert(pending, last)
+                    pending, size = [], 0
+            if pending:
+                added += self._insert(pending, last)
+            journal.close(all_moved=True)
+        except BaseException:
+            journal.close(all_moved=False)
+            raise
+        if added:
+            log.info("%s: replayed %d acknowledged spans from the journal", self.path, added)
+        return added
+
+    def _insert(self, tables: list[pa.Table], seq: int) -> int:
+        table = pa.concat_tables(tables)
+        con = self._connection
+        con.register("incoming_spans", table)
+        try:
+            con.execute(sql_files.query("insert_spans"), {"seq": seq})
+        finally:
+            con.unregister("incoming_spans")
+        return int(table.num_rows)
+
+    def moved_seq(self) -> int:
+        """The highest CommitSeq ever stored (derivation remembers it past retention)."""
+        rows = self._connection.execute(sql_files.query("max_commit_seq")).fetchall()
+        return int(rows[0][0]) if rows else 0
+
     def reader(self) -> duckdb.DuckDBPyConnection:
         """This thread's read cursor (created on first use)."""
         cursor = getattr(self._local, "cursor", None)
@@ -159,6 +233,7 @@ class Database:
             return self._connection.cursor()
 
     def span_count(self) -> int:
+        self.await_writes()
         row = self.reader().execute(sql_files.query("span_count")).fetchone()
         return int(row[0]) if row else 0
 

@@ -243,6 +243,11 @@ def read_snapshot(
         ready[id(database)] = cursor
     lag = database.derived_lag() if settled and only_trace is None else None
     settled_ok = lag is not None and lag <= SETTLED_MAX_LAG_S
+    if not settled_ok:
+        # Exact: every span acknowledged before this read, including those the writer
+        # is still moving out of the journal. (A settled read stops at the derive
+        # mark, which lags the moved spans anyway.)
+        database.await_writes()
     cursor.execute("BEGIN TRANSACTION")
     active.add(id(database))
     try:

@@ -296,6 +296,7 @@ def run_sandboxed(
         raise ValueError("row_limit must be >= 0 and timeout_s > 0")
     cursor = database.reader()
     check_sql(cursor, sql)
+    database.await_writes()  # every acknowledged span is queryable
     started = time.perf_counter()
     try:
         cursor.execute("BEGIN TRANSACTION")

@@ -1,11 +1,14 @@
-"""The single writer thread: group commit, ack after commit, bounded queue, dedup.
+"""The single writer thread: group commit, ack once durable, bounded queue, dedup.
 
-Receivers call ``submit`` from any thread and wait on the returned future; the
-writer drains everything queued (up to ``max_batch_spans``), inserts it in one
-transaction, commits, and only then resolves the futures — so an OTLP success
-answer means the spans are in the WAL on disk. A full queue refuses at once
-(``QueueFull``) so receivers can answer "retry later" instead of buffering
-without bound.
+Receivers call ``submit`` from any thread. It drops spans seen recently (dedup),
+appends the rest to the span journal (store/journal.py), fsyncs it together with
+concurrent requests, and resolves the returned future: an OTLP success answer
+means the spans are on disk. The writer thread drains everything queued (up to
+``max_batch_spans``) and moves it into ``otel_traces`` in one commit; reads that
+must see acknowledged spans wait for it (``await_moved``). ``write`` skips the
+journal and resolves at the commit, for bulk loads that keep no client waiting.
+A full queue refuses at once (``QueueFull``) so receivers can answer "retry
+later" instead of buffering without bound.
 """
 
 from __future__ import annotations
@@ -23,9 +26,17 @@ import pyarrow as pa
 
 from flowscope.store import sql_files
 from flowscope.store.columns import as_batch
-from flowscope.store.database import Database
+from flowscope.store.database import Database, no_writer
 from flowscope.store.dedup import RecentSpanKeys
 from flowscope.store.deriver import Deriver
+from flowscope.store.journal import Journal, JournalError
+
+# A journalled batch the database refused is retried (it is acknowledged), backing off
+# up to this long between attempts.
+RETRY_MAX_S = 5.0
+# How long a read waits for acknowledged spans to reach the table before it answers
+# without them (only a failing disk makes it wait that long).
+AWAIT_MOVED_S = 10.0
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,9 +60,12 @@ class WriteStats:
 
 @dataclass
 class _SpanItem:
-    table: pa.Table
-    keys: list[bytes]
-    future: Future[int]
+    table: pa.Table  # only the spans not seen before
+    seq: int
+    journalled: bool
+    future: Future[int] | None  # resolved at the commit (not journalled)
+    new: int
+    offered: int  # spans in the request, duplicates included
 
 
 @dataclass
@@ -69,6 +83,7 @@ class SpanWriter:
         max_batch_spans: int = 32_768,
         dedup_window: int = 1_000_000,
         derive_interval_s: float | None = 1.0,
+        journal: bool = True,
     ) -> None:
         self.database = database
         self.max_queued_spans = max_queued_spans
@@ -81,7 +96,15 @@ class SpanWriter:
         self._thread: threading.Thread | None = None
         self._accepting = False
         self._insert_sql = sql_files.query("insert_spans")
-        self._seq = 0  # the last commit's CommitSeq (set at start from the file)
+        # Every submitted batch takes the next number, in queue order; a commit stores
+        # the highest it holds as CommitSeq (journal records carry the same numbers).
+        self._next_seq = 1
+        self._submit_lock = threading.Lock()
+        self._moved_seq = 0
+        self._moved = threading.Condition()
+        self._use_journal = journal and database.journal_dir is not None
+        self._journal: Journal | None = None
+        self._stopping = threading.Event()
         # Derived tables (store/derivation.py) are brought up to date on their own
         # thread at most this often while spans arrive, and at shutdown; None: never.
         self.deriver = (
@@ -94,22 +117,39 @@ class SpanWriter:
             return
         if self._dedup.capacity:
             self._dedup.warm(self.database.recent_span_keys(self._dedup.capacity))
-        self._seq = int(self.database.fetch("max_commit_seq")[0][0])
+        if self._use_journal:
+            assert self.database.journal_dir is not None
+            self.database.replay_journal()  # a file opened before a crash elsewhere
+            try:
+                self._journal = Journal(self.database.journal_dir)
+            except JournalError as exc:
+                raise WriterClosed(str(exc)) from exc
+        self._moved_seq = self.database.moved_seq()
+        self._next_seq = self._moved_seq + 1
+        self._stopping.clear()
         if self.deriver is not None:
             self.deriver.start()
         self._accepting = True
         self._thread = threading.Thread(target=self._run, name="flowscope-writer", daemon=True)
         self._thread.start()
+        self.database.await_writes = self._await_all_moved
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop accepting, commit everything already queued, stop the thread. Safe twice."""
-        self._accepting = False
+        with self._submit_lock:
+            self._accepting = False
         thread = self._thread
         if thread is None:
             return
+        self._stopping.set()
         self._queue.put(None)
         thread.join(timeout)
         self._thread = None
+        self.database.await_writes = no_writer
+        if self._journal is not None:
+            # Spans the database did not take stay in the journal for the next open.
+            self._journal.close(all_moved=self._moved_seq >= self._next_seq - 1)
+            self._journal = None
         if self.deriver is not None:
             self.deriver.shutdown()
 
@@ -125,28 +165,74 @@ class SpanWriter:
     def dedup_window_size(self) -> int:
         return len(self._dedup)
 
+    @property
+    def moved_seq(self) -> int:
+        return self._moved_seq
+
     # -- producers -------------------------------------------------------------
-    def submit(self, table: pa.Table, keys: list[bytes]) -> Future[int]:
-        """Queue spans; the future gives how many were new once committed."""
+    def submit(self, table: pa.Table, keys: list[bytes], *, durable: bool = True) -> Future[int]:
+        """Take spans; the future gives how many were new (not seen recently).
+
+        ``durable``: resolved once they are on disk in the journal (what an OTLP
+        acknowledgement waits for); without a journal, or with False, once committed.
+        """
         future: Future[int] = Future()
-        rows = table.num_rows
-        if not self.running:
-            raise WriterClosed("the span writer is not running")
-        if rows == 0:
+        journalled = durable and self._use_journal
+        with self._submit_lock:
+            item = self._take(table, keys, journalled, None if journalled else future)
+            if item is not None:
+                self._queue.put(item)
+        if item is None:
             future.set_result(0)
-            return future
-        table = as_batch(table)
-        with self._queued_lock:
-            if self._queued_spans and self._queued_spans + rows > self.max_queued_spans:
-                raise QueueFull(
-                    f"writer queue holds {self._queued_spans} spans (limit {self.max_queued_spans})"
-                )
-            self._queued_spans += rows
-        self._queue.put(_SpanItem(table, keys, future))
+        elif journalled:
+            assert self._journal is not None
+            self._journal.sync(item.seq)
+            future.set_result(item.new)
         return future
 
+    def _take(
+        self, table: pa.Table, keys: list[bytes], journalled: bool, future: Future[int] | None
+    ) -> _SpanItem | None:
+        # Under _submit_lock: dedup, numbering, journal order and queue order agree.
+        rows = table.num_rows
+        if not self._accepting or self._thread is None:
+            raise WriterClosed("the span writer is not running")
+        if rows == 0:
+            return None
+        if self._queued_spans and self._queued_spans + rows > self.max_queued_spans:
+            raise QueueFull(
+                f"writer queue holds {self._queued_spans} spans (limit {self.max_queued_spans})"
+            )
+        mask, digests = self._dedup.new_mask(keys)
+        if not digests:
+            self.stats.duplicate_spans += rows
+            return None
+        table = as_batch(table)
+        if len(digests) != rows:
+            table = table.filter(pa.array(mask, pa.bool_()))
+        seq = self._next_seq
+        if journalled:
+            assert self._journal is not None
+            self._journal.append(seq, table)  # raises before anything is remembered
+        self._next_seq += 1
+        self._dedup.remember(digests)
+        self.stats.duplicate_spans += rows - len(digests)
+        with self._queued_lock:
+            self._queued_spans += table.num_rows
+        return _SpanItem(table, seq, journalled, future, len(digests), rows)
+
     def write(self, table: pa.Table, keys: list[bytes], timeout: float | None = None) -> int:
-        return self.submit(table, keys).result(timeout)
+        """Store spans, bypassing the journal; returns how many were new once committed."""
+        return self.submit(table, keys, durable=False).result(timeout)
+
+    def await_moved(self, seq: int | None = None, timeout: float = AWAIT_MOVED_S) -> bool:
+        """Wait until spans numbered up to ``seq`` (default: all taken so far) are in
+        ``otel_traces``; False if they are not within ``timeout`` seconds."""
+        target = self._next_seq - 1 if seq is None else seq
+        if threading.current_thread() is self._thread:
+            return self._moved_seq >= target  # the writer cannot wait for itself
+        with self._moved:
+            return self._moved.wait_for(lambda: self._moved_seq >= target, timeout)
 
     def run_task(self, task: Callable[[Any], T]) -> Future[T]:
         """Run ``task(cursor)`` on the writer thread, between span commits."""
@@ -155,6 +241,9 @@ class SpanWriter:
             raise WriterClosed("the span writer is not running")
         self._queue.put(_TaskItem(task, future))
         return future
+
+    def _await_all_moved(self) -> None:
+        self.await_moved()
 
     # -- the writer thread -----------------------------------------------------
     def _run(self) -> None:
@@ -189,48 +278,62 @@ class SpanWriter:
             self._fail_pending()
 
     def _commit(self, cursor: Any, batch: list[_SpanItem], size: int) -> None:
-        keys: list[bytes] = []
+        last_seq = batch[-1].seq
+        error = self._insert(cursor, batch)
+        if error is not None:
+            # Acknowledged spans must not be lost: retry those until the database takes
+            # them, or until shutdown (then the journal keeps them for the next open).
+            # Spans of ``write`` fail their caller, as nobody has been told they are stored.
+            for item in batch:
+                if item.future is not None and not item.journalled:
+                    item.future.set_exception(error)
+            batch = [item for item in batch if item.journalled]
+            delay = 0.05
+            while batch and error is not None and not self._stopping.is_set():
+                self._stopping.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                error = self._insert(cursor, batch)
+            if error is not None and batch:
+                self._release(size)
+                return  # stopping: the journal holds them; _moved_seq stays behind
+        self._release(size)
+        self._mark_moved(last_seq)
+        if self._journal is not None:
+            self._journal.moved(last_seq)
         for item in batch:
-            keys.extend(item.keys)
-        mask, digests = self._dedup.new_mask(keys)
+            if item.future is not None:
+                item.future.set_result(item.new)
+
+    def _insert(self, cursor: Any, batch: list[_SpanItem]) -> Exception | None:
+        """One commit of the batch's spans; the error if the database refused it."""
         table = pa.concat_tables([item.table for item in batch])
-        new_rows = len(digests)
-        if new_rows != len(mask):
-            table = table.filter(pa.array(mask, pa.bool_()))
         started = time.perf_counter()
         try:
-            if new_rows:
-                cursor.register("incoming_spans", table)
-                try:
-                    # Only the spans, in one auto-committed statement: queueing and
-                    # counting them is the derive thread's (sql/dv_intake.sql). Every
-                    # DuckDB call costs ~0.4 ms here, so small commits count them.
-                    cursor.execute(self._insert_sql, {"seq": self._seq + 1})
-                finally:
-                    cursor.unregister("incoming_spans")
-        except Exception as exc:  # a failed commit must fail its requests, not the thread
+            cursor.register("incoming_spans", table)
+            try:
+                # Only the spans, in one auto-committed statement: queueing and counting
+                # them is the derive thread's (sql/dv_intake.sql). Every DuckDB call costs
+                # ~0.4 ms here, so small commits count them.
+                cursor.execute(self._insert_sql, {"seq": batch[-1].seq})
+            finally:
+                cursor.unregister("incoming_spans")
+        except Exception as exc:  # a failed commit must not end the thread
             log.exception("span commit failed")  # auto-committed: nothing to roll back
             self.stats.failed_commits += 1
-            self._release(size)
-            for item in batch:
-                item.future.set_exception(exc)
-            return
-        if new_rows:
-            self._seq += 1
-        self._dedup.remember(digests)
-        if new_rows and self.deriver is not None:
+            return exc
+        if self.deriver is not None:
             self.deriver.notify()
         self.stats.commits += 1
-        self.stats.committed_spans += new_rows
-        self.stats.duplicate_spans += len(mask) - new_rows
-        self._release(size)
-        log.debug("committed %d spans in %.1f ms", new_rows, (time.perf_counter() - started) * 1e3)
-        # Resolve each request with the count of its own spans that were new.
-        position = 0
-        for item in batch:
-            count = item.table.num_rows
-            item.future.set_result(sum(mask[position : position + count]))
-            position += count
+        self.stats.committed_spans += table.num_rows
+        log.debug(
+            "committed %d spans in %.1f ms", table.num_rows, (time.perf_counter() - started) * 1e3
+        )
+        return None
+
+    def _mark_moved(self, seq: int) -> None:
+        with self._moved:
+            self._moved_seq = max(self._moved_seq, seq)
+            self._moved.notify_all()
 
     def _run_task(self, cursor: Any, item: _TaskItem) -> None:
         try:
@@ -248,8 +351,9 @@ class SpanWriter:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if item is not None and not item.future.done():
-                item.future.set_exception(WriterClosed("the span writer stopped"))
+            if item is None or item.future is None or item.future.done():
+                continue
+            item.future.set_exception(WriterClosed("the span writer stopped"))
 
 
 __all__ = ["QueueFull", "SpanWriter", "WriteStats", "WriterClosed"]

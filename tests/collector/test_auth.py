@@ -131,6 +131,7 @@ def test_sdk_exporters_configured_with_the_token_get_in(
     provider.get_tracer("auth-test").start_span("with token").end()
     provider.shutdown()
     assert server.database is not None
+    server.database.await_writes()  # acknowledged: in the journal, moving to the table
     rows = (
         server.database.reader()
         .execute("SELECT SpanName FROM otel_traces WHERE ServiceName = ?", [service])

@@ -255,6 +255,7 @@ def test_huge_attribute_value_is_stored_whole(live: tuple[FlowscopeServer, Endpo
     )
     assert response.status_code == 200
     assert server.database is not None
+    server.database.await_writes()  # acknowledged: in the journal, moving to the table
     (length,) = server.database.reader().execute(
         "SELECT length(SpanAttributes['payload']) FROM otel_traces WHERE SpanName = 'huge'"
     ).fetchone() or (0,)

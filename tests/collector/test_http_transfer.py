@@ -29,6 +29,7 @@ def _pieces(body: bytes, size: int = 1000) -> Iterator[bytes]:
 
 
 def _count(server: FlowscopeServer, trace_hex_prefix: str) -> int:
+    server.database.await_writes()  # acknowledged: in the journal, moving to the table
     rows = server.database.reader().execute(
         "SELECT count(*) FROM otel_traces WHERE TraceId LIKE $p", {"p": trace_hex_prefix + "%"}
     )

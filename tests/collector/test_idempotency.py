@@ -59,6 +59,7 @@ def _health(endpoints: Endpoints) -> dict[str, Any]:
 
 def _distinct_spans(server: FlowscopeServer) -> tuple[int, int]:
     assert server.database is not None
+    server.database.await_writes()  # acknowledged: in the journal, moving to the table
     row = (
         server.database.reader()
         .execute("SELECT count(*), count(DISTINCT (TraceId, SpanId)) FROM otel_traces")

@@ -124,6 +124,7 @@ def _emit(exporter: SpanExporter) -> dict[str, Any]:
 
 def _query(server: FlowscopeServer, sql: str) -> list[tuple[Any, ...]]:
     assert server.database is not None
+    server.database.await_writes()  # acknowledged: in the journal, moving to the table
     rows: list[tuple[Any, ...]] = server.database.reader().execute(sql).fetchall()
     return rows
 

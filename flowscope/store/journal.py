@@ -1,0 +1,237 @@
+"""The span journal: where acknowledged spans are durable before DuckDB holds them.
+
+A DuckDB commit costs ~12 ms however few spans it holds (docs/benchmarks.md), so
+acknowledging an OTLP request only after its commit made every exporter wait for
+the commits queued before its own. Instead the receiving thread appends the
+request's new spans to this journal, fsyncs it (fsyncs of concurrent requests are
+shared), and answers; the writer thread moves the spans into ``otel_traces``
+behind it. The journal is the commit an acknowledgement waits for; opening the
+database replays whatever it holds that DuckDB does not (``replay``).
+
+Layout: a directory ``<database>.journal`` of segment files named by their first
+record's sequence number. A record is a header (magic, sequence number, payload
+length, CRC-32 of the payload) followed by the spans as one Arrow IPC stream in
+``otel_traces`` column order. Sequence numbers are the writer's ``CommitSeq``
+values: a writer commit stores the highest sequence number it holds, so the
+stored spans say how far the journal has been moved. A record that fails its
+check ends its segment: only a crash in the middle of an append leaves one, and
+that request was never acknowledged.
+
+One writer owns a journal at a time: it holds an exclusive ``flock`` on the
+directory's ``lock`` file, so a second process, or a second ``Database`` in the
+same process, never replays records the live writer is still moving.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"FSJ1"
+HEADER = struct.Struct("<4sQII")  # magic, sequence number, payload bytes, CRC-32
+SEGMENT_BYTES = 64 * 1024 * 1024
+SUFFIX = ".seg"
+
+
+class JournalError(Exception):
+    """The journal cannot be used (in use by another writer, or unwritable)."""
+
+
+class JournalBusy(JournalError):
+    """Another writer holds the journal."""
+
+
+@dataclass(frozen=True)
+class Record:
+    seq: int
+    table: pa.Table
+
+
+def journal_path(database_path: str) -> Path | None:
+    """Where a database file's journal lives; None for an in-memory database."""
+    if not database_path or database_path.startswith(":memory:"):
+        return None
+    return Path(database_path + ".journal")
+
+
+def has_segments(directory: Path | None) -> bool:
+    return directory is not None and any(directory.glob("*" + SUFFIX))
+
+
+def encode(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def _decode(payload: bytes) -> pa.Table:
+    return pa.ipc.open_stream(payload).read_all()
+
+
+def _segment_name(first_seq: int) -> str:
+    return f"{first_seq:020d}{SUFFIX}"
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_segment(path: Path) -> Iterator[Record]:
+    """The segment's records up to the first incomplete or damaged one."""
+    data = path.read_bytes()
+    offset = 0
+    while offset + HEADER.size <= len(data):
+        magic, seq, length, crc = HEADER.unpack_from(data, offset)
+        start = offset + HEADER.size
+        payload = data[start : start + length]
+        if magic != MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
+            break
+        yield Record(seq, _decode(payload))
+        offset = start + length
+    if offset != len(data):
+        log.warning(
+            "%s: dropped %d bytes after the last complete record (an append a crash cut short; "
+            "it was never acknowledged)",
+            path,
+            len(data) - offset,
+        )
+
+
+class Journal:
+    """An open journal directory, locked for this writer."""
+
+    def __init__(self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise JournalError(f"{directory}: cannot open the span journal: {exc}") from exc
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self._lock_fd)
+            raise JournalBusy(f"{directory} is in use by another flowscope writer") from exc
+        self._append_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._fd: int | None = None
+        self._size = 0
+        self._appended = 0  # the last sequence number written (not yet necessarily synced)
+        self._synced = 0  # every record up to this one is on disk
+        # Closed segments still on disk: (path, last sequence number in it).
+        self._closed: list[tuple[Path, int]] = []
+        self._current: Path | None = None
+        self._closed_for_good = False
+
+    # -- reading ---------------------------------------------------------------
+    def segments(self) -> list[Path]:
+        return sorted(self.directory.glob("*" + SUFFIX))
+
+    def records(self) -> Iterator[Record]:
+        for path in self.segments():
+            yield from read_segment(path)
+
+    def discard_all(self) -> None:
+        """Delete every segment: their records are all in the database."""
+        for path in self.segments():
+            path.unlink()
+        _fsync_directory(self.directory)
+
+    # -- appending -------------------------------------------------------------
+    def append(self, seq: int, table: pa.Table) -> None:
+        """Write one record (not yet synced: call ``sync(seq)`` before acknowledging).
+
+        Callers serialise appends and pass increasing sequence numbers.
+        """
+        payload = encode(table)
+        header = HEADER.pack(MAGIC, seq, len(payload), zlib.crc32(payload))
+        with self._append_lock:
+            if self._closed_for_good:
+                raise JournalError(f"{self.directory}: the journal is closed")
+            if self._fd is None or self._size >= self.segment_bytes:
+                self._roll(seq)
+            assert self._fd is not None
+            written = os.writev(self._fd, [header, payload])
+            if written != len(header) + len(payload):
+                raise JournalError(f"{self.directory}: short write to the span journal")
+            self._size += written
+            self._appended = seq
+
+    def _roll(self, first_seq: int) -> None:
+        # Under _append_lock; takes _sync_lock so no sync uses the descriptor it closes.
+        with self._sync_lock:
+            if self._fd is not None:
+                assert self._current is not None
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._synced = self._appended
+                self._closed.append((self._current, self._appended))
+            path = self.directory / _segment_name(first_seq)
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._current = path
+            self._size = 0
+        _fsync_directory(self.directory)
+
+    def sync(self, seq: int) -> None:
+        """Return once record ``seq`` is on disk; one fsync serves every waiting caller."""
+        with self._sync_lock:
+            if self._synced >= seq or self._fd is None:
+                return
+            target = self._appended  # written before the fsync below starts
+            os.fsync(self._fd)
+            self._synced = max(self._synced, target)
+
+    def moved(self, seq: int) -> None:
+        """Records up to ``seq`` are committed to the database: drop the segments they fill."""
+        with self._append_lock:
+            keep: list[tuple[Path, int]] = []
+            for path, last in self._closed:
+                if last <= seq:
+                    path.unlink(missing_ok=True)
+                else:
+                    keep.append((path, last))
+            self._closed = keep
+
+    def close(self, *, all_moved: bool) -> None:
+        """Stop appending; with ``all_moved`` the segments go (a clean shutdown)."""
+        with self._append_lock:
+            self._closed_for_good = True
+            with self._sync_lock:
+                if self._fd is not None:
+                    os.fsync(self._fd)
+                    os.close(self._fd)
+                    self._fd = None
+            if all_moved:
+                self.discard_all()
+                self._closed = []
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        os.close(self._lock_fd)
+
+
+__all__ = [
+    "Journal",
+    "JournalBusy",
+    "JournalError",
+    "Record",
+    "encode",
+    "has_segments",
+    "journal_path",
+    "read_segment",
+]
