@@ -189,7 +189,7 @@ def fill(path: Path, spans: int, hours: float, seed: int = 7) -> dict[str, float
                 table.column("TraceId").to_pylist(), table.column("SpanId").to_pylist(), strict=True
             )
         ]
-        pending.append(writer.submit(table, keys))
+        pending.append(writer.submit(table, keys, durable=False))
         if len(pending) > 8:
             pending.pop(0).result()
     for future in pending:

@@ -1,0 +1,201 @@
+"""The span journal: acknowledged spans survive a crash before DuckDB has them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from flowscope.collector.flatten import flatten_request
+from flowscope.store.database import Database
+from flowscope.store.journal import Journal, JournalBusy, journal_path, read_segment
+from flowscope.store.writer import SpanWriter
+from flowscope.testing.otlp import realistic_request
+
+
+def _batch(seed: int, traces: int = 2) -> tuple[pa.Table, list[bytes]]:
+    batch = flatten_request(realistic_request(traces, seed=seed)).batch
+    return batch.table, batch.keys
+
+
+def _stored(database: Database) -> int:
+    row = database.reader().execute("SELECT count(*) FROM otel_traces").fetchone()
+    return int(row[0]) if row else 0
+
+
+@contextmanager
+def _held(writer: SpanWriter) -> Iterator[None]:
+    """Keep the writer thread in a task: nothing moves from the journal meanwhile."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold(_cursor: Any) -> None:
+        started.set()
+        release.wait(60)
+
+    done = writer.run_task(hold)
+    assert started.wait(30)
+    try:
+        yield
+    finally:
+        release.set()
+        done.result(30)
+
+
+def test_records_read_back_in_order_and_segments_roll_and_go_once_moved(tmp_path: Path) -> None:
+    table, _ = _batch(1)
+    journal = Journal(tmp_path / "j", segment_bytes=1)  # every record opens a segment
+    for seq in (1, 2, 3):
+        journal.append(seq, table)
+        journal.sync(seq)
+    assert len(journal.segments()) == 3
+    assert [(r.seq, r.table.num_rows) for r in journal.records()] == [(s, 16) for s in (1, 2, 3)]
+    assert next(journal.records()).table.equals(table)
+    journal.moved(2)  # the open segment (record 3) stays, the two it rolled past go
+    assert [p.name for p in journal.segments()] == ["00000000000000000003.seg"]
+    journal.close(all_moved=True)
+    assert journal.segments() == []
+
+
+def test_a_second_writer_cannot_take_a_journal_in_use(tmp_path: Path) -> None:
+    first = Journal(tmp_path / "j")
+    with pytest.raises(JournalBusy, match="in use by another flowscope writer"):
+        Journal(tmp_path / "j")
+    first.close(all_moved=True)
+    Journal(tmp_path / "j").close(all_moved=True)
+
+
+def test_a_torn_or_damaged_tail_ends_the_segment(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    table, _ = _batch(2)
+    journal = Journal(tmp_path / "j")
+    journal.append(1, table)
+    journal.append(2, table)
+    journal.close(all_moved=False)
+    (segment,) = journal.segments()
+    whole = segment.read_bytes()
+    segment.write_bytes(whole[:-10])  # a crash in the middle of the second append
+    with caplog.at_level(logging.WARNING):
+        assert [r.seq for r in read_segment(segment)] == [1]
+    assert "never acknowledged" in caplog.text
+    damaged = bytearray(whole)
+    damaged[-5] ^= 0xFF  # a flipped byte fails the record's CRC
+    segment.write_bytes(bytes(damaged))
+    assert [r.seq for r in read_segment(segment)] == [1]
+
+
+def test_acknowledged_spans_are_queryable_before_the_writer_moves_them_no_sooner(
+    tmp_path: Path,
+) -> None:
+    database = Database(tmp_path / "j.duckdb")
+    writer = SpanWriter(database, derive_interval_s=None)
+    writer.start()
+    try:
+        with _held(writer):
+            table, keys = _batch(3)
+            assert writer.submit(table, keys).result(5) == 16  # acknowledged while held
+            assert writer.submit(table, keys).result(5) == 0  # a retry: deduplicated
+            assert _stored(database) == 0
+            assert not writer.await_moved(timeout=0.05)
+        assert writer.await_moved(timeout=30)
+        database.await_writes()
+        assert _stored(database) == 16
+        assert database.span_count() == 16
+    finally:
+        writer.shutdown()
+    # A clean shutdown moved everything: no segment is left.
+    directory = journal_path(database.path)
+    assert directory is not None and not list(directory.glob("*.seg"))
+    database.close()
+
+
+CRASHING_WRITER = textwrap.dedent(
+    """
+    import sys, threading
+    from flowscope.collector.flatten import flatten_request
+    from flowscope.store.database import Database
+    from flowscope.store.writer import SpanWriter
+    from flowscope.testing.otlp import realistic_request
+
+    database = Database(sys.argv[1])
+    writer = SpanWriter(database, derive_interval_s=None)
+    writer.start()
+    writer.run_task(lambda cursor: threading.Event().wait())  # the writer never moves
+    acked = 0
+    for seed in range(int(sys.argv[2])):
+        batch = flatten_request(realistic_request(3, seed=seed)).batch
+        acked += writer.submit(batch.table, batch.keys).result(30)
+    print(acked, flush=True)
+    threading.Event().wait()
+    """
+)
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["read-write", "read-only"])
+def test_spans_acknowledged_but_not_moved_survive_sigkill(tmp_path: Path, read_only: bool) -> None:
+    db = tmp_path / "crash.duckdb"
+    with subprocess.Popen(
+        [sys.executable, "-c", CRASHING_WRITER, str(db), "20"], stdout=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            acked = int(process.stdout.readline())
+        finally:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(30)
+    assert acked == 20 * 3 * 8
+    directory = journal_path(str(db))
+    assert directory is not None and list(directory.glob("*.seg"))
+    reopened = Database(db, read_only=read_only)
+    try:
+        assert reopened.span_count() == acked
+        row = (
+            reopened.reader()
+            .execute("SELECT count(DISTINCT (TraceId, SpanId)) FROM otel_traces")
+            .fetchone()
+        )
+        assert row == (acked,)
+    finally:
+        reopened.close()
+    assert not list(directory.glob("*.seg")), "a replayed journal is emptied"
+    again = Database(db)  # replayed once: a second open adds nothing
+    try:
+        assert again.span_count() == acked
+    finally:
+        again.close()
+
+
+def test_a_refused_commit_is_retried_for_acknowledged_spans_and_fails_a_bulk_write(
+    tmp_path: Path,
+) -> None:
+    database = Database(tmp_path / "retry.duckdb")
+    writer = SpanWriter(database, derive_interval_s=None)
+    writer.start()
+    working = writer._insert_sql
+    try:
+        # The database refuses every insert, as a full disk would.
+        writer._insert_sql = working.replace("INSERT INTO otel_traces", "INSERT INTO no_such_table")
+        with pytest.raises(Exception, match="no_such_table"):
+            writer.write(*_batch(4), timeout=30)  # nobody was told these are stored
+        table, keys = _batch(5)
+        assert writer.submit(table, keys).result(5) == 16  # acknowledged: must not be lost
+        assert not writer.await_moved(timeout=0.5)
+        assert writer.stats.failed_commits >= 2
+        writer._insert_sql = working  # the disk has room again
+        assert writer.await_moved(timeout=30)
+        assert _stored(database) == 16
+    finally:
+        writer._insert_sql = working
+        writer.shutdown()
+        database.close()
