@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -197,5 +198,22 @@ def test_a_refused_commit_is_retried_for_acknowledged_spans_and_fails_a_bulk_wri
         assert _stored(database) == 16
     finally:
         writer._insert_sql = working
+        writer.shutdown()
+        database.close()
+
+
+def test_acknowledged_spans_linger_for_company_until_a_reader_needs_them(tmp_path: Path) -> None:
+    database = Database(tmp_path / "linger.duckdb")
+    writer = SpanWriter(database, derive_interval_s=None, linger_s=60)
+    writer.start()
+    try:
+        table, keys = _batch(6)
+        assert writer.submit(table, keys).result(5) == 16
+        assert _stored(database) == 0  # a small batch waits (up to 60 s here) for more
+        started = time.monotonic()
+        assert database.span_count() == 16  # an exact read asks the writer to commit now
+        assert time.monotonic() - started < 30
+        assert writer.stats.commits == 1
+    finally:
         writer.shutdown()
         database.close()
