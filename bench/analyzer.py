@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
 import signal
 import statistics
 import sys
@@ -376,6 +377,7 @@ def main() -> None:
         if not (args.reuse and path.exists()):
             for stale in (path, Path(f"{path}.wal")):
                 stale.unlink(missing_ok=True)
+            shutil.rmtree(f"{path}.journal", ignore_errors=True)
             print(f"filling {size} spans ...", file=sys.stderr)
             ingest = fill(path, size, args.hours)
         print(f"measuring {size} spans ...", file=sys.stderr)

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -42,7 +42,12 @@ def no_derive_thread() -> float | None:
     return None
 
 
-def no_writer() -> None:
+class WriteBarrier(Protocol):
+    def __call__(self, trace_id: str | None = None) -> None:
+        """Return once acknowledged spans (of ``trace_id`` only, if given) are stored."""
+
+
+def no_writer(trace_id: str | None = None) -> None:
     """``Database.await_writes`` while no writer runs: nothing acknowledged is unstored."""
 
 
@@ -97,7 +102,7 @@ class Database:
         self.derived_lag: Callable[[], float | None] = no_derive_thread
         # Blocks until spans acknowledged so far are in otel_traces (the writer sets it
         # while it runs: acknowledged spans may still be in the journal for a moment).
-        self.await_writes: Callable[[], None] = no_writer
+        self.await_writes: WriteBarrier = no_writer
         self._check_schema()
         if not read_only:
             self.replay_journal()

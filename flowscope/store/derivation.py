@@ -247,7 +247,7 @@ def read_snapshot(
         # Exact: every span acknowledged before this read, including those the writer
         # is still moving out of the journal. (A settled read stops at the derive
         # mark, which lags the moved spans anyway.)
-        database.await_writes()
+        database.await_writes(only_trace)
     cursor.execute("BEGIN TRANSACTION")
     active.add(id(database))
     try:

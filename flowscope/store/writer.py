@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowscope.store import sql_files
 from flowscope.store.columns import as_batch
@@ -121,6 +122,8 @@ class SpanWriter:
         self._use_journal = journal and database.journal_dir is not None
         self._journal: Journal | None = None
         self._stopping = threading.Event()
+        # Journalled requests not yet moved: their numbers and trace ids (under _moved).
+        self._pending_traces: dict[int, set[str]] = {}
         # Derived tables (store/derivation.py) are brought up to date on their own
         # thread at most this often while spans arrive, and at shutdown; None: never.
         self.deriver = (
@@ -148,7 +151,7 @@ class SpanWriter:
         self._accepting = True
         self._thread = threading.Thread(target=self._run, name="flowscope-writer", daemon=True)
         self._thread.start()
-        self.database.await_writes = self._await_all_moved
+        self.database.await_writes = self._await_acknowledged
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop accepting, commit everything already queued, stop the thread. Safe twice."""
@@ -230,6 +233,9 @@ class SpanWriter:
         if journalled:
             assert self._journal is not None
             self._journal.append(seq, table)  # raises before anything is remembered
+            traces = set(pc.unique(table.column("TraceId")).to_pylist())
+            with self._moved:
+                self._pending_traces[seq] = traces
         self._next_seq += 1
         self._dedup.remember(digests)
         self.stats.duplicate_spans += rows - len(digests)
@@ -261,8 +267,16 @@ class SpanWriter:
         self._queue.put(_TaskItem(task, future))
         return future
 
-    def _await_all_moved(self) -> None:
-        self.await_moved()
+    def _await_acknowledged(self, trace_id: str | None = None) -> None:
+        if trace_id is None:
+            self.await_moved()
+            return
+        # A trace lookup waits only for the queued requests that hold its spans, so
+        # looking up a trace that has arrived does not wait for everyone else's spans.
+        with self._moved:
+            seqs = [seq for seq, ids in self._pending_traces.items() if trace_id in ids]
+        if seqs:
+            self.await_moved(max(seqs))
 
     # -- the writer thread -----------------------------------------------------
     def _run(self) -> None:
@@ -380,6 +394,8 @@ class SpanWriter:
     def _mark_moved(self, seq: int) -> None:
         with self._moved:
             self._moved_seq = max(self._moved_seq, seq)
+            for done in [n for n in self._pending_traces if n <= seq]:
+                del self._pending_traces[done]
             self._moved.notify_all()
 
     def _run_task(self, cursor: Any, item: _TaskItem) -> None:

@@ -217,3 +217,20 @@ def test_acknowledged_spans_linger_for_company_until_a_reader_needs_them(tmp_pat
     finally:
         writer.shutdown()
         database.close()
+
+
+def test_a_trace_lookup_waits_only_for_requests_that_hold_its_spans(tmp_path: Path) -> None:
+    database = Database(tmp_path / "lookup.duckdb")
+    writer = SpanWriter(database, derive_interval_s=None, linger_s=60)
+    writer.start()
+    try:
+        table, keys = _batch(7, traces=1)
+        (trace_id,) = set(table.column("TraceId").to_pylist())
+        assert writer.submit(table, keys).result(5) == 8
+        database.await_writes("0" * 32)  # a trace not waiting: no commit is asked for
+        assert writer.stats.commits == 0 and _stored(database) == 0
+        database.await_writes(trace_id)
+        assert writer.stats.commits == 1 and _stored(database) == 8
+    finally:
+        writer.shutdown()
+        database.close()
