@@ -28,6 +28,10 @@ class SenderResult:
     refused: int = 0  # 503 / UNAVAILABLE answers (retried)
     errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    # Wall-clock (epoch) seconds of the first send and the last answer: process start-up
+    # is not sending time.
+    started_at: float = 0.0
+    finished_at: float = 0.0
 
 
 def template(traces: int, seed: int) -> tuple[bytes, int]:
@@ -84,6 +88,7 @@ def send_loop(
         else None
     )
     interval = spans / rate_spans_per_s if rate_spans_per_s else 0.0
+    result.started_at = time.time()
     start = time.perf_counter()
     deadline = start + seconds
     counter = 0
@@ -115,6 +120,7 @@ def send_loop(
                 continue
             result.errors += 1
             break
+    result.finished_at = time.time()
     if channel is not None:
         channel.close()
     return result

@@ -203,6 +203,26 @@ def test_retention_inside_a_minute_keeps_that_minutes_later_calls(database: Data
     assert (edge.calls, edge.p50_ms, edge.p99_ms) == (2, 14.5, pytest.approx(14.99))
 
 
+def test_spans_after_retention_emptied_the_table_and_a_restart_are_derived(
+    database: Database,
+) -> None:
+    old, new = TraceKit(), TraceKit()
+    old.trace(start_ms=0).span("a", "old", kind="Server", start_ms=0, duration_ms=5)
+    new.trace(start_ms=200_000).span("a", "new", kind="Server", start_ms=0, duration_ms=5)
+    write(database, old, derive=True)
+    writer = SpanWriter(database)
+    writer.start()
+    cutoff = datetime.fromtimestamp(at_ms(100_000) / 1e9, UTC)
+    assert writer.run_task(lambda cursor: delete_older_than(cursor, cutoff)).result() == 1
+    writer.shutdown()
+    # The table is empty, the derive mark is not: a restarted writer numbers its
+    # commits above the mark, or derivation would never take them in.
+    write(database, new, derive=True)
+    flows = Analysis(database).flows(Window(0, at_ms(3_600_000)))
+    assert [(f.root_operation, f.traces) for f in flows] == [("new", 1)]
+    assert queued(database) == 0
+
+
 def post_spans(endpoints: Endpoints, kit: TraceKit, spans: list[Any]) -> None:
     """Send ``spans`` of ``kit`` to a server over OTLP/HTTP protobuf; they are acknowledged."""
     response = httpx.post(
