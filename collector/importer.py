@@ -36,7 +36,8 @@ def import_into_database(
     force: bool = False,
     progress: ProgressFactory = _no_progress,
 ) -> list[FileReport]:
-    writer = SpanWriter(database, dedup_window=1_000_000)
+    # An import acknowledges nothing to anyone: it writes past the journal (``write``).
+    writer = SpanWriter(database, dedup_window=1_000_000, journal=False)
     writer.start()
     reports: list[FileReport] = []
     try:

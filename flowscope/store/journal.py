@@ -221,6 +221,14 @@ class Journal:
             if all_moved:
                 self.discard_all()
                 self._closed = []
+        if all_moved:
+            # Nothing left to replay: no trace of the journal beside the database. (The
+            # database file's own lock keeps a second writer away meanwhile.)
+            (self.directory / "lock").unlink(missing_ok=True)
+            try:
+                self.directory.rmdir()
+            except OSError:
+                pass  # something else was put there: leave it
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         os.close(self._lock_fd)
 

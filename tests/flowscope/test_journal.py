@@ -65,7 +65,7 @@ def test_records_read_back_in_order_and_segments_roll_and_go_once_moved(tmp_path
     journal.moved(2)  # the open segment (record 3) stays, the two it rolled past go
     assert [p.name for p in journal.segments()] == ["00000000000000000003.seg"]
     journal.close(all_moved=True)
-    assert journal.segments() == []
+    assert not (tmp_path / "j").exists()
 
 
 def test_a_second_writer_cannot_take_a_journal_in_use(tmp_path: Path) -> None:
@@ -115,9 +115,9 @@ def test_acknowledged_spans_are_queryable_before_the_writer_moves_them_no_sooner
         assert database.span_count() == 16
     finally:
         writer.shutdown()
-    # A clean shutdown moved everything: no segment is left.
+    # A clean shutdown moved everything: nothing of the journal is left.
     directory = journal_path(database.path)
-    assert directory is not None and not list(directory.glob("*.seg"))
+    assert directory is not None and not directory.exists()
     database.close()
 
 
@@ -169,7 +169,7 @@ def test_spans_acknowledged_but_not_moved_survive_sigkill(tmp_path: Path, read_o
         assert row == (acked,)
     finally:
         reopened.close()
-    assert not list(directory.glob("*.seg")), "a replayed journal is emptied"
+    assert not directory.exists(), "a replayed journal is removed"
     again = Database(db)  # replayed once: a second open adds nothing
     try:
         assert again.span_count() == acked
