@@ -168,9 +168,19 @@ class Journal:
             if self._fd is None or self._size >= self.segment_bytes:
                 self._roll(seq)
             assert self._fd is not None
-            written = os.writev(self._fd, [header, payload])
-            if written != len(header) + len(payload):
-                raise JournalError(f"{self.directory}: short write to the span journal")
+            try:
+                written = os.writev(self._fd, [header, payload])
+                if written != len(header) + len(payload):
+                    raise JournalError(f"{self.directory}: short write to the span journal")
+            except (OSError, JournalError):
+                # A torn record ends its segment for replay: cut it off, and put the
+                # records that follow in a new segment in case that fails too.
+                try:
+                    os.ftruncate(self._fd, self._size)
+                except OSError:
+                    pass
+                self._size = self.segment_bytes
+                raise
             self._size += written
             self._appended = seq
 

@@ -70,7 +70,6 @@ class _SpanItem:
     journalled: bool
     future: Future[int] | None  # resolved at the commit (not journalled)
     new: int
-    offered: int  # spans in the request, duplicates included
 
 
 @dataclass
@@ -241,7 +240,7 @@ class SpanWriter:
         self.stats.duplicate_spans += rows - len(digests)
         with self._queued_lock:
             self._queued_spans += table.num_rows
-        return _SpanItem(table, seq, journalled, future, len(digests), rows)
+        return _SpanItem(table, seq, journalled, future, len(digests))
 
     def write(self, table: pa.Table, keys: list[bytes], timeout: float | None = None) -> int:
         """Store spans, bypassing the journal; returns how many were new once committed."""

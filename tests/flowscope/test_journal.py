@@ -20,7 +20,7 @@ import pytest
 
 from flowscope.collector.flatten import flatten_request
 from flowscope.store.database import Database
-from flowscope.store.journal import Journal, JournalBusy, journal_path, read_segment
+from flowscope.store.journal import Journal, JournalBusy, JournalError, journal_path, read_segment
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.otlp import realistic_request
 
@@ -234,3 +234,25 @@ def test_a_trace_lookup_waits_only_for_requests_that_hold_its_spans(tmp_path: Pa
     finally:
         writer.shutdown()
         database.close()
+
+
+def test_records_after_a_failed_append_are_not_lost_behind_its_torn_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table, _ = _batch(8)
+    journal = Journal(tmp_path / "j")
+    journal.append(1, table)
+    real_writev = os.writev
+
+    def disk_full(fd: int, buffers: list[bytes]) -> int:
+        data = b"".join(buffers)
+        return os.write(fd, data[: len(data) // 2])  # half written, then no space
+
+    monkeypatch.setattr(os, "writev", disk_full)
+    with pytest.raises(JournalError, match="short write"):
+        journal.append(2, table)  # never acknowledged
+    monkeypatch.setattr(os, "writev", real_writev)
+    journal.append(3, table)
+    journal.sync(3)
+    assert [r.seq for r in journal.records()] == [1, 3]
+    journal.close(all_moved=False)
