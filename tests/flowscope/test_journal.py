@@ -36,6 +36,19 @@ def _stored(database: Database) -> int:
 
 
 @contextmanager
+def _writer(path: Path, **options: Any) -> Iterator[tuple[Database, SpanWriter]]:
+    """A started writer (no derive thread) on a new database, both closed after."""
+    database = Database(path)
+    writer = SpanWriter(database, derive_interval_s=None, **options)
+    writer.start()
+    try:
+        yield database, writer
+    finally:
+        writer.shutdown()
+        database.close()
+
+
+@contextmanager
 def _held(writer: SpanWriter) -> Iterator[None]:
     """Keep the writer thread in a task: nothing moves from the journal meanwhile."""
     started, release = threading.Event(), threading.Event()
@@ -180,11 +193,8 @@ def test_spans_acknowledged_but_not_moved_survive_sigkill(tmp_path: Path, read_o
 def test_a_refused_commit_is_retried_for_acknowledged_spans_and_fails_a_bulk_write(
     tmp_path: Path,
 ) -> None:
-    database = Database(tmp_path / "retry.duckdb")
-    writer = SpanWriter(database, derive_interval_s=None)
-    writer.start()
-    working = writer._insert_sql
-    try:
+    with _writer(tmp_path / "retry.duckdb") as (database, writer):
+        working = writer._insert_sql
         # The database refuses every insert, as a full disk would.
         writer._insert_sql = working.replace("INSERT INTO otel_traces", "INSERT INTO no_such_table")
         with pytest.raises(Exception, match="no_such_table"):
@@ -196,17 +206,10 @@ def test_a_refused_commit_is_retried_for_acknowledged_spans_and_fails_a_bulk_wri
         writer._insert_sql = working  # the disk has room again
         assert writer.await_moved(timeout=30)
         assert _stored(database) == 16
-    finally:
-        writer._insert_sql = working
-        writer.shutdown()
-        database.close()
 
 
 def test_acknowledged_spans_linger_for_company_until_a_reader_needs_them(tmp_path: Path) -> None:
-    database = Database(tmp_path / "linger.duckdb")
-    writer = SpanWriter(database, derive_interval_s=None, linger_s=60)
-    writer.start()
-    try:
+    with _writer(tmp_path / "linger.duckdb", linger_s=60) as (database, writer):
         table, keys = _batch(6)
         assert writer.submit(table, keys).result(5) == 16
         assert _stored(database) == 0  # a small batch waits (up to 60 s here) for more
@@ -214,16 +217,10 @@ def test_acknowledged_spans_linger_for_company_until_a_reader_needs_them(tmp_pat
         assert database.span_count() == 16  # an exact read asks the writer to commit now
         assert time.monotonic() - started < 30
         assert writer.stats.commits == 1
-    finally:
-        writer.shutdown()
-        database.close()
 
 
 def test_a_trace_lookup_waits_only_for_requests_that_hold_its_spans(tmp_path: Path) -> None:
-    database = Database(tmp_path / "lookup.duckdb")
-    writer = SpanWriter(database, derive_interval_s=None, linger_s=60)
-    writer.start()
-    try:
+    with _writer(tmp_path / "lookup.duckdb", linger_s=60) as (database, writer):
         table, keys = _batch(7, traces=1)
         (trace_id,) = set(table.column("TraceId").to_pylist())
         assert writer.submit(table, keys).result(5) == 8
@@ -231,9 +228,6 @@ def test_a_trace_lookup_waits_only_for_requests_that_hold_its_spans(tmp_path: Pa
         assert writer.stats.commits == 0 and _stored(database) == 0
         database.await_writes(trace_id)
         assert writer.stats.commits == 1 and _stored(database) == 8
-    finally:
-        writer.shutdown()
-        database.close()
 
 
 def test_records_after_a_failed_append_are_not_lost_behind_its_torn_bytes(
