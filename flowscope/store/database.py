@@ -17,7 +17,13 @@ import duckdb
 import pyarrow as pa
 
 from flowscope.store import sql_files
-from flowscope.store.journal import Journal, JournalBusy, has_segments, journal_path
+from flowscope.store.journal import (
+    Journal,
+    JournalBusy,
+    JournalError,
+    has_segments,
+    journal_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +186,8 @@ class Database:
             journal = Journal(self.journal_dir)
         except JournalBusy:
             return 0
+        except JournalError as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
         added = 0
         try:
             moved = self.moved_seq()

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from flowscope.store import sql_files
 from flowscope.store.columns import as_batch
-from flowscope.store.database import Database, no_writer
+from flowscope.store.database import Database, StoreError, no_writer
 from flowscope.store.dedup import RecentSpanKeys
 from flowscope.store.deriver import Deriver
 from flowscope.store.journal import Journal, JournalError
@@ -140,8 +140,8 @@ class SpanWriter:
             self.database.replay_journal()  # a file opened before a crash elsewhere
             try:
                 self._journal = Journal(self.database.journal_dir)
-            except JournalError as exc:
-                raise WriterClosed(str(exc)) from exc
+            except JournalError as exc:  # the CLI reports a StoreError in one line
+                raise StoreError(str(exc)) from exc
         self._moved_seq = self.database.moved_seq()
         self._next_seq = self._moved_seq + 1
         self._stopping.clear()

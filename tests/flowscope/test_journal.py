@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from flowscope.collector.flatten import flatten_request
-from flowscope.store.database import Database
+from flowscope.store.database import Database, StoreError
 from flowscope.store.journal import Journal, JournalBusy, JournalError, journal_path, read_segment
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.otlp import realistic_request
@@ -250,3 +250,16 @@ def test_records_after_a_failed_append_are_not_lost_behind_its_torn_bytes(
     journal.sync(3)
     assert [r.seq for r in journal.records()] == [1, 3]
     journal.close(all_moved=False)
+
+
+def test_a_journal_that_cannot_be_opened_stops_the_writer_with_a_message(tmp_path: Path) -> None:
+    database = Database(tmp_path / "blocked.duckdb")
+    Path(f"{database.path}.journal").write_text("not a folder")
+    writer = SpanWriter(database, derive_interval_s=None)
+    try:
+        with pytest.raises(StoreError, match=r"blocked\.duckdb\.journal: cannot open the span"):
+            writer.start()
+        assert not writer.running
+    finally:
+        writer.shutdown()
+        database.close()
