@@ -89,7 +89,17 @@ class Database:
         if read_only and has_segments(self.journal_dir):
             # Acknowledged spans a stopped server had not moved yet: bring them in
             # (read-write, briefly) so this read sees every acknowledged span.
-            Database(self.path, memory_limit=memory_limit).close()
+            try:
+                Database(self.path, memory_limit=memory_limit).close()
+            except DatabaseLocked:
+                raise
+            except StoreError as exc:  # e.g. a copy on a read-only disk: still readable
+                log.warning(
+                    "%s: the span journal was not replayed (%s); this read leaves out the "
+                    "acknowledged spans it holds",
+                    self.path,
+                    exc,
+                )
         try:
             self._connection = duckdb.connect(self.path, read_only=read_only, config=config)
         except duckdb.IOException as exc:
@@ -109,9 +119,13 @@ class Database:
         # Blocks until spans acknowledged so far are in otel_traces (the writer sets it
         # while it runs: acknowledged spans may still be in the journal for a moment).
         self.await_writes: WriteBarrier = no_writer
-        self._check_schema()
-        if not read_only:
-            self.replay_journal()
+        try:
+            self._check_schema()
+            if not read_only:
+                self.replay_journal()
+        except BaseException:
+            self._connection.close()  # a refused file stays closed, not half open
+            raise
 
     def _check_schema(self) -> None:
         con = self._connection

@@ -156,11 +156,12 @@ CRASHING_WRITER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("read_only", [False, True], ids=["read-write", "read-only"])
-def test_spans_acknowledged_but_not_moved_survive_sigkill(tmp_path: Path, read_only: bool) -> None:
-    db = tmp_path / "crash.duckdb"
+def _crashed_writer(db: Path, requests: int) -> int:
+    """Spans a process acknowledged and never moved before it was SIGKILLed."""
     with subprocess.Popen(
-        [sys.executable, "-c", CRASHING_WRITER, str(db), "20"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", CRASHING_WRITER, str(db), str(requests)],
+        stdout=subprocess.PIPE,
+        text=True,
     ) as process:
         try:
             assert process.stdout is not None
@@ -168,6 +169,13 @@ def test_spans_acknowledged_but_not_moved_survive_sigkill(tmp_path: Path, read_o
         finally:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(30)
+    return acked
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["read-write", "read-only"])
+def test_spans_acknowledged_but_not_moved_survive_sigkill(tmp_path: Path, read_only: bool) -> None:
+    db = tmp_path / "crash.duckdb"
+    acked = _crashed_writer(db, 20)
     assert acked == 20 * 3 * 8
     directory = journal_path(str(db))
     assert directory is not None and list(directory.glob("*.seg"))
@@ -188,6 +196,32 @@ def test_spans_acknowledged_but_not_moved_survive_sigkill(tmp_path: Path, read_o
         assert again.span_count() == acked
     finally:
         again.close()
+
+
+def test_a_read_only_open_that_cannot_replay_still_reads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "stuck.duckdb"
+    acked = _crashed_writer(db, 2)
+    directory = journal_path(str(db))
+    assert directory is not None
+    (directory / "lock").unlink()
+    (directory / "lock").mkdir()  # the journal cannot be taken, as on a read-only copy
+    with caplog.at_level(logging.WARNING):
+        reader = Database(db, read_only=True)
+    try:
+        assert reader.span_count() == 0
+    finally:
+        reader.close()
+    assert "leaves out the acknowledged spans" in caplog.text
+    with pytest.raises(StoreError, match="cannot open the span journal"):
+        Database(db)  # read-write it is refused, and closed again
+    (directory / "lock").rmdir()
+    fixed = Database(db)
+    try:
+        assert fixed.span_count() == acked
+    finally:
+        fixed.close()
 
 
 def test_a_refused_commit_is_retried_for_acknowledged_spans_and_fails_a_bulk_write(
