@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from flowscope.store import sql_files
 from flowscope.store.columns import as_batch
-from flowscope.store.database import Database, StoreError, no_writer
+from flowscope.store.database import Database, StoreError, insert_spans, no_writer
 from flowscope.store.dedup import RecentSpanKeys
 from flowscope.store.deriver import Deriver
 from flowscope.store.journal import Journal, JournalError
@@ -137,7 +137,9 @@ class SpanWriter:
             self._dedup.warm(self.database.recent_span_keys(self._dedup.capacity))
         if self._use_journal:
             assert self.database.journal_dir is not None
-            self.database.replay_journal()  # a file opened before a crash elsewhere
+            # What an earlier writer on this Database left (commits refused until it
+            # stopped); records from before the file was opened were replayed then.
+            self.database.replay_journal()
             try:
                 self._journal = Journal(self.database.journal_dir)
             except JournalError as exc:  # the CLI reports a StoreError in one line
@@ -183,10 +185,6 @@ class SpanWriter:
     def dedup_window_size(self) -> int:
         return len(self._dedup)
 
-    @property
-    def moved_seq(self) -> int:
-        return self._moved_seq
-
     # -- producers -------------------------------------------------------------
     def submit(self, table: pa.Table, keys: list[bytes], *, durable: bool = True) -> Future[int]:
         """Take spans; the future gives how many were new (not seen recently).
@@ -196,8 +194,11 @@ class SpanWriter:
         """
         future: Future[int] = Future()
         journalled = durable and self._use_journal
+        # Outside the lock: the request's traces, for lookups that must wait for it (a
+        # retried span's trace may be among them: such a lookup waits a commit for nothing).
+        traces = set(pc.unique(table.column("TraceId")).to_pylist()) if journalled else set()
         with self._submit_lock:
-            item = self._take(table, keys, journalled, None if journalled else future)
+            item = self._take(table, keys, journalled, None if journalled else future, traces)
             if item is not None:
                 self._queue.put(item)
         if item is None:
@@ -209,7 +210,12 @@ class SpanWriter:
         return future
 
     def _take(
-        self, table: pa.Table, keys: list[bytes], journalled: bool, future: Future[int] | None
+        self,
+        table: pa.Table,
+        keys: list[bytes],
+        journalled: bool,
+        future: Future[int] | None,
+        traces: set[str],
     ) -> _SpanItem | None:
         # Under _submit_lock: dedup, numbering, journal order and queue order agree.
         rows = table.num_rows
@@ -232,7 +238,6 @@ class SpanWriter:
         if journalled:
             assert self._journal is not None
             self._journal.append(seq, table)  # raises before anything is remembered
-            traces = set(pc.unique(table.column("TraceId")).to_pylist())
             with self._moved:
                 self._pending_traces[seq] = traces
         self._next_seq += 1
@@ -369,14 +374,7 @@ class SpanWriter:
         table = pa.concat_tables([item.table for item in batch])
         started = time.perf_counter()
         try:
-            cursor.register("incoming_spans", table)
-            try:
-                # Only the spans, in one auto-committed statement: queueing and counting
-                # them is the derive thread's (sql/dv_intake.sql). Every DuckDB call costs
-                # ~0.4 ms here, so small commits count them.
-                cursor.execute(self._insert_sql, {"seq": batch[-1].seq})
-            finally:
-                cursor.unregister("incoming_spans")
+            insert_spans(cursor, table, batch[-1].seq, self._insert_sql)
         except Exception as exc:  # a failed commit must not end the thread
             log.exception("span commit failed")  # auto-committed: nothing to roll back
             self.stats.failed_commits += 1
