@@ -124,9 +124,10 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         format: FlowFormat = "mermaid-sequence",
         since: Since = None,
         until: Until = None,
+        by: By = None,
     ) -> PlainTextResponse:
         window = window_or_400(since, until)
-        detail = await answer(analysis.flow, flow_id, window)
+        detail = await answer(analysis.flow, flow_id, window, by)
         if format == "dot":
             return PlainTextResponse(flow_dot(detail), media_type=DOT_TYPE)
         if format == "mermaid-flowchart":

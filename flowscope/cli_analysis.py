@@ -200,7 +200,14 @@ def flows(
 @click.argument("flow_id")
 @store_options
 @window_options
-@click.option("--by", default=None, help="Split each step by this resource or span attribute.")
+@click.option(
+    "--by",
+    default=None,
+    # 12: MAX_GROUPS in analyzer/diagrams/groups.py, not imported here to keep start-up
+    # light (tests/flowscope/test_cli_analysis.py checks the two agree).
+    help="Split each step by this resource or span attribute; diagrams draw one block "
+    "per value, at most 12 (those with the most traces).",
+)
 @format_option("mermaid", "dot")
 @click.option(
     "--diagram",
@@ -224,9 +231,6 @@ def flow(
     """One flow's steps: its traces merged into one call tree."""
     from flowscope.analyzer.diagrams import flow_dot, flow_flowchart_mermaid, flow_sequence_mermaid
 
-    if by is not None and fmt in ("mermaid", "dot"):
-        # Grouped steps repeat each step once per value: not one tree to draw.
-        fail("--by splits the steps by value; diagrams are drawn without --by")
     with analysis_source(db, server_url, token, flows_file) as source:
         detail = source.flow(flow_id, since, until, by)
     if fmt == "json":
@@ -253,24 +257,29 @@ def _flow_heading(flow: Any) -> str:
 
 
 def _steps_table(steps: list[Any]) -> str:
-    """Steps in tree order, the step column indented by depth."""
+    """Steps in tree order, the step column indented by depth; with --by, each
+    value's steps in turn (the same step ids recur, one tree per value)."""
+    from flowscope.analyzer.diagrams.groups import split_steps
     from flowscope.analyzer.diagrams.step_tree import step_tree
 
-    tree = step_tree(steps)
-    depth: dict[str, int] = {}
     rows: list[list[Any]] = []
     group_keys = sorted({k for s in steps for k in s.group})
-    for step_id in tree.order:
-        step = tree.steps[step_id]
-        parent = tree.parent(step)
-        depth[step_id] = depth[parent.id] + 1 if parent is not None else 0
-        label = "  " * depth[step_id] + f"{step.service}: {step.operation}"
-        if tree.calls_peer(step):  # a database or external call: say what it reaches
-            label += f" -> {step.peer}"
-        values = step.as_dict()
-        rows.append(
-            [label] + [values[c] for c in STEP_COLUMNS] + [step.group.get(k) for k in group_keys]
-        )
+    for group in split_steps(steps):
+        tree = step_tree(group.steps)
+        depth: dict[str, int] = {}
+        for step_id in tree.order:
+            step = tree.steps[step_id]
+            parent = tree.parent(step)
+            depth[step_id] = depth[parent.id] + 1 if parent is not None else 0
+            label = "  " * depth[step_id] + f"{step.service}: {step.operation}"
+            if tree.calls_peer(step):  # a database or external call: say what it reaches
+                label += f" -> {step.peer}"
+            values = step.as_dict()
+            rows.append(
+                [label]
+                + [values[c] for c in STEP_COLUMNS]
+                + [step.group.get(k) for k in group_keys]
+            )
     return render_table(["step", *STEP_COLUMNS, *group_keys], rows, max_width=70)
 
 

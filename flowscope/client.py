@@ -136,15 +136,13 @@ class FlowResult:
     def diagram(
         self, format: Literal["mermaid-sequence", "mermaid-flowchart", "dot"] = "mermaid-sequence"
     ) -> str:
+        """The flow as text; split by ``by=``, one block per value (docs/diagrams.md)."""
         from flowscope.analyzer.diagrams import (
             flow_dot,
             flow_flowchart_mermaid,
             flow_sequence_mermaid,
         )
 
-        if any(step.group for step in self.detail.steps):
-            # Grouped steps repeat each step once per value: not one tree to draw.
-            raise ValueError("steps split with by= cannot be drawn; draw the flow without by=")
         if format == "dot":
             return flow_dot(self.detail)
         if format == "mermaid-flowchart":

@@ -1,19 +1,28 @@
 """Graphviz DOT for the service map and for a flow's step tree.
 
 The same shapes, labels and health colours as the Mermaid diagrams; node ids
-are the quoted names themselves (DOT quotes anything), in sorted order.
+are the quoted names themselves (DOT quotes anything), in sorted order. A flow
+split by ``--by`` gets one cluster per value, as the Mermaid flowchart gets
+one subgraph.
 """
 
 from __future__ import annotations
 
+from flowscope.analyzer.diagrams.groups import MAX_GROUPS, drawn_groups
 from flowscope.analyzer.diagrams.health import COLOURS, DEFAULT_THRESHOLDS, HealthThresholds
 from flowscope.analyzer.diagrams.labels import dot_string, edge_summary, node_summary
 from flowscope.analyzer.diagrams.mermaid_map import complete_nodes, sorted_edges
-from flowscope.analyzer.diagrams.step_tree import CALLER_KINDS, step_summary, step_tree
+from flowscope.analyzer.diagrams.step_tree import (
+    CALLER_KINDS,
+    StepTree,
+    step_summary,
+    step_tree,
+)
 from flowscope.analyzer.model import FlowDetail, ServiceMap
 
 _SHAPES = {"service": "box", "database": "cylinder", "messaging": "cds", "external": "hexagon"}
 _FONT = 'fontname="Helvetica"'
+_NOTE = 'shape=note, style=solid, color="#616161"'
 
 
 def service_map_dot(
@@ -46,8 +55,16 @@ def service_map_dot(
     return "\n".join(lines) + "\n"
 
 
-def flow_dot(detail: FlowDetail, thresholds: HealthThresholds = DEFAULT_THRESHOLDS) -> str:
-    tree = step_tree(detail.steps)
+def flow_dot(
+    detail: FlowDetail,
+    thresholds: HealthThresholds = DEFAULT_THRESHOLDS,
+    *,
+    max_groups: int = MAX_GROUPS,
+) -> str:
+    """The step tree; steps split by ``--by`` one ``cluster_N`` subgraph per value (at
+    most ``max_groups`` values, groups.py), node ids ``"N/STEP_ID"`` as the same step
+    is drawn in several clusters."""
+    drawn = drawn_groups(detail.steps, max_groups)
     lines = [
         "digraph flow {",
         f"    label={dot_string(detail.flow.name)};",
@@ -55,6 +72,28 @@ def flow_dot(detail: FlowDetail, thresholds: HealthThresholds = DEFAULT_THRESHOL
         "    rankdir=TB;",
         f"    node [{_FONT}, shape=box, style=filled];",
     ]
+    if drawn.grouped:
+        for index, group in enumerate(drawn.groups):
+            lines.append(f"    subgraph cluster_{index} {{")
+            lines.append(f"        label={dot_string(group.label)};")
+            tree = step_tree(group.steps)
+            lines.extend(_step_lines(tree, thresholds, f"{index}/", "        "))
+            lines.append("    }")
+    else:
+        lines.extend(_step_lines(step_tree(detail.steps), thresholds, "", "    "))
+    note = drawn.note()
+    if note is not None:
+        # Grouped node ids all start with a digit and "/": this one cannot collide.
+        lines.append(f"    {dot_string('values not drawn')} [label={dot_string(note)}, {_NOTE}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _step_lines(
+    tree: StepTree, thresholds: HealthThresholds, prefix: str, indent: str
+) -> list[str]:
+    """The tree's nodes, then its edges; node ids are ``prefix`` + step id."""
+    lines: list[str] = []
     for step_id in tree.order:
         step = tree.steps[step_id]
         fill, stroke = COLOURS[thresholds.level(step.error_rate, step.p95_ms)]
@@ -65,12 +104,12 @@ def flow_dot(detail: FlowDetail, thresholds: HealthThresholds = DEFAULT_THRESHOL
             f'fillcolor="{fill}"',
             f'color="{stroke}"',
         ]
-        lines.append(f"    {dot_string(step_id)} [{', '.join(attributes)}];")
+        lines.append(f"{indent}{dot_string(prefix + step_id)} [{', '.join(attributes)}];")
     for step_id in tree.order:
         step = tree.steps[step_id]
         parent = tree.parent(step)
         if parent is not None:
             style = " [style=dashed]" if tree.is_async(step) else ""
-            lines.append(f"    {dot_string(parent.id)} -> {dot_string(step_id)}{style};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+            edge = f"{dot_string(prefix + parent.id)} -> {dot_string(prefix + step_id)}"
+            lines.append(f"{indent}{edge}{style};")
+    return lines

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flowscope.analyzer.diagrams.step_tree import StepTree
+from flowscope.analyzer.diagrams.step_tree import StepTree, step_tree
 from flowscope.analyzer.model import Edge, Step
 
 MERMAID_MAX_EDGES = 499  # mermaid: "500 edges found, but the limit is 500"
@@ -48,6 +48,33 @@ def important_steps(tree: StepTree, k: int) -> set[str]:
         if len(keep) >= k:
             break
     return keep
+
+
+def fair_shares(sizes: list[int], k: int) -> list[int]:
+    """``k`` items split among groups of ``sizes`` items: equal shares, and what a
+    small group does not need goes to the others (every group whole when k allows)."""
+    shares = [0] * len(sizes)
+    left = k
+    for position, i in enumerate(sorted(range(len(sizes)), key=lambda i: (sizes[i], i))):
+        shares[i] = min(sizes[i], left // (len(sizes) - position))
+        left -= shares[i]
+    return shares
+
+
+def cut_trees(trees: list[StepTree], k: int) -> list[tuple[StepTree, str | None]]:
+    """Each tree whole or, past its fair share of ``k`` steps, the steps that matter
+    most with their ancestors and a note saying how many were left out."""
+    shares = fair_shares([len(tree.steps) for tree in trees], k)
+    out: list[tuple[StepTree, str | None]] = []
+    for tree, share in zip(trees, shares, strict=True):
+        if share >= len(tree.steps):
+            out.append((tree, None))
+            continue
+        keep = important_steps(tree, share)
+        kept = step_tree([s for s in tree.steps.values() if s.id in keep])
+        left_out = len(tree.steps) - len(keep)
+        out.append((kept, f"{left_out} more steps not drawn (Mermaid's size limits)"))
+    return out
 
 
 def _importance(step: Step) -> tuple[float, float, str]:

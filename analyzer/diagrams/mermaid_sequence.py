@@ -8,11 +8,14 @@ CLIENT/PRODUCER step answered by a step in another service is drawn once, by
 the answering step's arrow; a CLIENT step whose calls reach no traced service
 is drawn from its service to the peer it calls (a database, a queue, an
 external API: the map's virtual node). A note marks each step where errors
-originate.
+originate. Steps split by ``--by`` get one ``alt``/``else`` block per value.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from flowscope.analyzer.diagrams.groups import MAX_GROUPS, drawn_groups
 from flowscope.analyzer.diagrams.labels import (
     count,
     diagram_ids,
@@ -20,37 +23,42 @@ from flowscope.analyzer.diagrams.labels import (
     format_percent,
     mermaid_text,
 )
-from flowscope.analyzer.diagrams.limits import fit_text, important_steps
+from flowscope.analyzer.diagrams.limits import cut_trees, fit_text
 from flowscope.analyzer.diagrams.step_tree import StepTree, step_tree
 from flowscope.analyzer.model import FlowDetail, Step
 
 _CLIENT_ID = "client"  # service ids all start with "p_", so this cannot collide
+# A run of arrows: its block's title (None: not in a block), its steps, its size note.
+_Section = tuple[str | None, StepTree, str | None]
 
 
-def flow_sequence_mermaid(detail: FlowDetail) -> str:
+def flow_sequence_mermaid(detail: FlowDetail, *, max_groups: int = MAX_GROUPS) -> str:
     """The whole flow or, past Mermaid's text limit (limits.py), the steps that
-    matter most with their ancestors and a note saying how many were left out."""
-    full = step_tree(detail.steps)
+    matter most with their ancestors and a note saying how many were left out.
+
+    Steps split by ``--by`` are drawn one ``alt``/``else`` block per value (at most
+    ``max_groups`` values, groups.py), sharing one row of participants.
+    """
+    drawn = drawn_groups(detail.steps, max_groups)
+    fulls = [step_tree(group.steps) for group in drawn.groups]
+    labels = [group.label if drawn.grouped else None for group in drawn.groups]
     names = [s.service for s in detail.steps] + [s.peer for s in detail.steps if s.peer]
     ids = diagram_ids(names, "p_")
+    total = sum(len(tree.steps) for tree in fulls)
 
     def draw(k: int) -> str:
-        if k >= len(full.steps):
-            return _render(detail.flow.name, full, ids)
-        keep = important_steps(full, k)
-        tree = step_tree([s for s in detail.steps if s.id in keep])
-        note = f"{len(full.steps) - len(keep)} more steps not drawn (Mermaid's size limits)"
-        return _render(detail.flow.name, tree, ids, note)
+        sections = [
+            (label, tree, note)
+            for label, (tree, note) in zip(labels, cut_trees(fulls, k), strict=True)
+        ]
+        return _render(detail.flow.name, sections, ids, drawn.note())
 
-    return fit_text(draw, len(full.steps), len(full.steps))
+    return fit_text(draw, total, total)
 
 
-def _render(name: str, tree: StepTree, ids: dict[str, str], note: str | None = None) -> str:
-    pre_order = {step_id: index for index, step_id in enumerate(tree.order)}
-    ordered = sorted(
-        (tree.steps[i] for i in tree.order),
-        key=lambda s: (s.start_offset_p50_ms, pre_order[s.id]),
-    )
+def _render(
+    name: str, sections: list[_Section], ids: dict[str, str], groups_note: str | None
+) -> str:
     participants: list[str] = []
     body: list[str] = []
 
@@ -63,6 +71,42 @@ def _render(name: str, tree: StepTree, ids: dict[str, str], note: str | None = N
             participants.append(name)
         return ids[name]
 
+    def note_over_first(note: str, indent: str) -> None:
+        if participants:
+            first = _CLIENT_ID if participants[0] == _CLIENT_ID else ids[participants[0]]
+            body.append(f"{indent}Note over {first}: {mermaid_text(note)}")
+
+    in_block = False
+    for label, tree, note in sections:
+        indent = "    "
+        if label is not None:
+            body.append(f"    {'else' if in_block else 'alt'} {mermaid_text(label)}")
+            in_block, indent = True, "        "
+        body.extend(_arrows(tree, participant, indent))
+        if note is not None:
+            note_over_first(note, indent)
+    if in_block:
+        body.append("    end")
+    if groups_note is not None:
+        note_over_first(groups_note, "    ")
+    title = mermaid_text(name)
+    lines = ["sequenceDiagram", f"    title {title}"]
+    for name in participants:
+        if name == _CLIENT_ID:
+            lines.append(f"    actor {_CLIENT_ID} as client")
+        else:
+            lines.append(f"    participant {ids[name]} as {mermaid_text(name)}")
+    return "\n".join(lines + body) + "\n"
+
+
+def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: str) -> list[str]:
+    """One arrow per step in start order, and a note where errors originate."""
+    pre_order = {step_id: index for index, step_id in enumerate(tree.order)}
+    ordered = sorted(
+        (tree.steps[i] for i in tree.order),
+        key=lambda s: (s.start_offset_p50_ms, pre_order[s.id]),
+    )
+    lines: list[str] = []
     for step in ordered:
         if tree.answered_elsewhere(step):
             continue
@@ -73,22 +117,12 @@ def _render(name: str, tree: StepTree, ids: dict[str, str], note: str | None = N
             caller = participant(parent.service if parent is not None else None)
             callee = participant(step.service)
         arrow = "-)" if tree.is_async(step) else "->>"
-        body.append(f"    {caller}{arrow}{callee}: {_message(step)}")
+        lines.append(f"{indent}{caller}{arrow}{callee}: {_message(step)}")
         if step.origin_errors > 0:
             # A failing call to a peer: the note spans the caller, where the span is.
             where = f"{caller},{callee}" if tree.calls_peer(step) else callee
-            body.append(f"    Note over {where}: {_origin_note(step)}")
-    if note is not None and participants:
-        first = _CLIENT_ID if participants[0] == _CLIENT_ID else ids[participants[0]]
-        body.append(f"    Note over {first}: {mermaid_text(note)}")
-    title = mermaid_text(name)
-    lines = ["sequenceDiagram", f"    title {title}"]
-    for name in participants:
-        if name == _CLIENT_ID:
-            lines.append(f"    actor {_CLIENT_ID} as client")
-        else:
-            lines.append(f"    participant {ids[name]} as {mermaid_text(name)}")
-    return "\n".join(lines + body) + "\n"
+            lines.append(f"{indent}Note over {where}: {_origin_note(step)}")
+    return lines
 
 
 def _message(step: Step) -> str:

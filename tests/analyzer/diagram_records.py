@@ -273,3 +273,79 @@ def big_flow() -> FlowDetail:
         for i in range(3000)
     ]
     return FlowDetail(flow=sample_flow().flow, steps=steps)
+
+
+# Flows split by an attribute (--by), as the analyzer gives them: every step once per
+# value, the same step ids in several groups.
+BY = "wallet.provider"
+NASTY_KEY = 'attr "k" #1; <x>'
+# Values that mean something to Mermaid or DOT; "" is a trace without the attribute.
+HOSTILE_VALUES = [
+    NASTY,
+    'say "hi"',
+    "x;y #1; &amp;",
+    "<b>end</b>",
+    "line\nbreak\r\nthree",
+    "ünïcode 字",
+    "end",
+    "style:x#1;",
+    "%%{init: {}}%%",
+    "",
+]
+
+
+def in_group(steps: list[Step], value: str, key: str = BY) -> list[Step]:
+    return [replace(s, group={key: value}) for s in steps]
+
+
+def grouped_flow() -> FlowDetail:
+    """sample_flow by wallet.provider: ``visa`` with every step, ``paypal`` without the
+    payment and NASTY steps and four times as slow, ``""`` (no attribute) the root and
+    its call only (no answering step: drawn as a call to the peer it names)."""
+    flow = sample_flow()
+    visa = in_group([replace(s, traces=60) for s in flow.steps], "visa")
+    paypal_ids = {"root", "fe-call", "co", "co-validate", "co-db", "co-pub", "ful"}
+    paypal = in_group(
+        [replace(s, traces=30, p95_ms=s.p95_ms * 4) for s in flow.steps if s.id in paypal_ids],
+        "paypal",
+    )
+    unset = in_group([replace(s, traces=10) for s in flow.steps if s.id in ("root", "fe-call")], "")
+    # Not in value order: the diagrams must sort the groups themselves.
+    return FlowDetail(flow=flow.flow, steps=visa + unset + paypal)
+
+
+def hostile_groups_flow() -> FlowDetail:
+    """Three steps under each of HOSTILE_VALUES, split by a hostile attribute key."""
+    flow = sample_flow()
+    three = [s for s in flow.steps if s.id in ("root", "fe-call", "co")]
+    steps = [s for value in HOSTILE_VALUES for s in in_group(three, value, NASTY_KEY)]
+    return FlowDetail(flow=flow.flow, steps=steps)
+
+
+MANY_VALUES = 20
+
+
+def many_values_flow() -> FlowDetail:
+    """MANY_VALUES values of two steps each; value i has 10 + (7i mod 20) traces, all
+    distinct, so the busiest twelve are exactly those with 7i mod 20 >= 8."""
+    flow = sample_flow()
+    two = [s for s in flow.steps if s.id in ("root", "co")]
+    two = [
+        replace(s, parent_id=None) if s.id == "root" else replace(s, parent_id="root") for s in two
+    ]
+    steps = [
+        s
+        for i in range(MANY_VALUES)
+        for s in in_group([replace(s, traces=10 + 7 * i % 20) for s in two], f"user-{i:02d}")
+    ]
+    return FlowDetail(flow=flow.flow, steps=steps)
+
+
+def big_grouped_flow() -> FlowDetail:
+    """big_flow's 3000 steps under ``a`` and its first 1500 (a sub-tree) under ``b``:
+    more than Mermaid draws, the cut shared by two groups."""
+    steps = big_flow().steps
+    return FlowDetail(
+        flow=big_flow().flow,
+        steps=in_group(steps, "a", "tier") + in_group(steps[:1500], "b", "tier"),
+    )

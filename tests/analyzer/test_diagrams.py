@@ -17,6 +17,7 @@ import pydot
 import pytest
 
 from flowscope.analyzer.diagrams import (
+    DEFAULT_THRESHOLDS,
     HealthThresholds,
     flow_dot,
     flow_flowchart_mermaid,
@@ -24,15 +25,30 @@ from flowscope.analyzer.diagrams import (
     service_map_dot,
     service_map_mermaid,
 )
-from flowscope.analyzer.diagrams.labels import count, diagram_ids, dot_string, mermaid_text
+from flowscope.analyzer.diagrams.groups import MAX_GROUPS
+from flowscope.analyzer.diagrams.labels import (
+    count,
+    diagram_ids,
+    dot_string,
+    format_ms,
+    mermaid_text,
+)
+from flowscope.analyzer.diagrams.limits import fair_shares
 from flowscope.analyzer.model import FlowDetail, ServiceMap
 from tests.analyzer.diagram_records import (
+    BY,
     EMPTY_MAP,
+    HOSTILE_VALUES,
+    MANY_VALUES,
     NASTY,
     NASTY_OP,
     big_flow,
+    big_grouped_flow,
     big_map,
     empty_flow,
+    grouped_flow,
+    hostile_groups_flow,
+    many_values_flow,
     random_flow,
     random_map,
     sample_flow,
@@ -60,7 +76,40 @@ def mermaid_diagrams() -> dict[str, str]:
         diagrams[f"random_map_{seed}"] = service_map_mermaid(random_map(seed))
         diagrams[f"random_sequence_{seed}"] = flow_sequence_mermaid(random_flow(seed))
         diagrams[f"random_flowchart_{seed}"] = flow_flowchart_mermaid(random_flow(seed))
+    for name, detail in GROUPED_FLOWS.items():
+        diagrams[f"{name}_sequence"] = flow_sequence_mermaid(detail())
+        diagrams[f"{name}_flowchart"] = flow_flowchart_mermaid(detail())
+        # Each group drawn on its own, without --by: what its block must hold.
+        for index, alone in enumerate(groups_alone(detail())):
+            diagrams[f"{name}_alone_{index}_sequence"] = flow_sequence_mermaid(alone)
+            diagrams[f"{name}_alone_{index}_flowchart"] = flow_flowchart_mermaid(alone)
+    diagrams["big_grouped_sequence"] = flow_sequence_mermaid(big_grouped_flow())
+    diagrams["big_grouped_flowchart"] = flow_flowchart_mermaid(big_grouped_flow())
     return diagrams
+
+
+GROUPED_FLOWS = {
+    "grouped": grouped_flow,
+    "hostile_groups": hostile_groups_flow,
+    "many_values": many_values_flow,
+}
+
+
+def group_values(detail: FlowDetail) -> list[str]:
+    """The flow's values in the order the diagrams draw them (sorted), written out
+    here rather than taken from groups.py."""
+    return sorted({value for s in detail.steps for value in s.group.values()})
+
+
+def groups_alone(detail: FlowDetail) -> list[FlowDetail]:
+    """Each value's steps as a flow without --by, in value order."""
+    return [
+        FlowDetail(
+            flow=detail.flow,
+            steps=[replace(s, group={}) for s in detail.steps if value in s.group.values()],
+        )
+        for value in group_values(detail)
+    ]
 
 
 # Known-bad text: proves the parser run can fail (a checker that accepts anything proves nothing).
@@ -107,6 +156,15 @@ GOLDEN_DIAGRAMS = {
     "flow_flowchart.mmd": lambda: flow_flowchart_mermaid(sample_flow()),
     "service_map.dot": lambda: service_map_dot(sample_map()),
     "flow.dot": lambda: flow_dot(sample_flow()),
+    **{
+        f"flow_{kind}_{name}.{ext}": (lambda draw=draw, detail=detail: draw(detail()))
+        for name, detail in GROUPED_FLOWS.items()
+        for kind, ext, draw in [
+            ("sequence", "mmd", flow_sequence_mermaid),
+            ("flowchart", "mmd", flow_flowchart_mermaid),
+            ("dot", "dot", flow_dot),
+        ]
+    },
 }
 
 
@@ -423,3 +481,246 @@ def test_flow_dot_parses_with_every_step() -> None:
 def test_dot_parser_rejects_broken_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert dot_graphs('digraph { "a" -> ; }') is None
     capsys.readouterr()  # pydot prints the parse error
+
+
+# Flows split by an attribute (--by): one block per value.
+
+ALT, ELSE, END = 12, 13, 14  # mermaid's LINETYPE values of a sequence diagram's alt block
+# many_values_flow: value i has 10 + 7i mod 20 traces; the twelve busiest are drawn.
+BUSIEST = [f"user-{i:02d}" for i in range(MANY_VALUES) if 7 * i % 20 >= 8]
+MANY_NOTE = "8 more values of wallet.provider not drawn (drawn: the 12 with the most traces)"
+
+
+def group_key(detail: FlowDetail) -> str:
+    (key,) = {k for s in detail.steps for k in s.group}
+    return key
+
+
+def drawn_values(name: str) -> list[str]:
+    return BUSIEST if name == "many_values" else group_values(GROUPED_FLOWS[name]())
+
+
+def title(key: str, value: str) -> str:
+    return f"{key} = {value}" if value else f'{key} = ""'
+
+
+def sequence_blocks(
+    messages: list[dict[str, Any]],
+) -> tuple[list[str], list[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """The alt/else titles, the messages of each block, and the messages after ``end``."""
+    assert messages and messages[0]["type"] == ALT, "a grouped diagram starts with its block"
+    titles: list[str] = []
+    inside: list[list[dict[str, Any]]] = []
+    after: list[dict[str, Any]] = []
+    ended = False
+    for message in messages:
+        if message["type"] in (ALT, ELSE):
+            assert not ended and (message["type"] == ALT) == (not titles)
+            titles.append(message["text"])
+            inside.append([])
+        elif message["type"] == END:
+            assert not ended
+            ended = True
+        else:
+            (after if ended else inside[-1]).append(message)
+    assert ended
+    return titles, inside, after
+
+
+def named_messages(result: dict[str, Any], messages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    name = {a["id"]: a["text"] for a in result["actors"]}
+    return [(name[m["from"]], name[m["to"]], m["text"], m["type"]) for m in messages]
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED_FLOWS))
+def test_grouped_sequence_has_one_block_per_value(
+    name: str, parsed: dict[str, dict[str, Any]]
+) -> None:
+    detail = GROUPED_FLOWS[name]()
+    key, values = group_key(detail), drawn_values(name)
+    result = parsed[f"{name}_sequence"]
+    titles, inside, after = sequence_blocks(result["messages"])
+    assert titles == [collapsed(title(key, v)) for v in values]
+    alones = [parsed[f"{name}_alone_{group_values(detail).index(v)}_sequence"] for v in values]
+    # Each block holds exactly what its value's steps drawn without --by would show.
+    for block, alone in zip(inside, alones, strict=True):
+        assert named_messages(result, block) == named_messages(alone, alone["messages"])
+    # One row of participants for all blocks, in first-call order over the blocks.
+    first_calls: list[str] = []
+    for alone in alones:
+        first_calls += [a["text"] for a in alone["actors"] if a["text"] not in first_calls]
+    assert [a["text"] for a in result["actors"]] == first_calls
+    assert [m["text"] for m in after] == ([MANY_NOTE] if name == "many_values" else [])
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED_FLOWS))
+def test_grouped_flowchart_has_one_subgraph_per_value(
+    name: str, parsed: dict[str, dict[str, Any]]
+) -> None:
+    detail = GROUPED_FLOWS[name]()
+    key, values = group_key(detail), drawn_values(name)
+    result = parsed[f"{name}_flowchart"]
+    subgraphs = result["subgraphs"]
+    assert [s["title"] for s in subgraphs] == [collapsed(title(key, v)) for v in values]
+    nodes = {n["id"]: n for n in result["nodes"]}
+    drawn_steps = [s for s in detail.steps if s.group[key] in values]
+    notes = ["s__groups"] if name == "many_values" else []
+    # Every step of every drawn group is a node of its own: the same step id in two
+    # groups must not merge into one node.
+    assert len(nodes) == len(drawn_steps) + len(notes)
+    in_subgraphs = [n for s in subgraphs for n in s["nodes"]]
+    assert sorted(in_subgraphs + notes) == sorted(nodes)
+    for index, (subgraph, value) in enumerate(zip(subgraphs, values, strict=True)):
+        alone = parsed[f"{name}_alone_{group_values(detail).index(value)}_flowchart"]
+        prefix = f"s{index}_"
+        assert all(n.startswith(prefix) for n in subgraph["nodes"])
+        drawn = {n[len(prefix) :]: (nodes[n]["text"], nodes[n]["shape"]) for n in subgraph["nodes"]}
+        assert drawn == {n["id"][2:]: (n["text"], n["shape"]) for n in alone["nodes"]}
+        edges = {
+            (e["from"][len(prefix) :], e["to"][len(prefix) :], e["stroke"])
+            for e in result["edges"]
+            if e["from"].startswith(prefix)
+        }
+        assert edges == {(e["from"][2:], e["to"][2:], e["stroke"]) for e in alone["edges"]}
+    # No edge joins two groups.
+    assert all(e["from"].split("_")[0] == e["to"].split("_")[0] for e in result["edges"])
+    if notes:
+        assert nodes["s__groups"]["text"] == MANY_NOTE
+
+
+def test_grouped_flowchart_health_classes_per_group() -> None:
+    detail = grouped_flow()
+    text = flow_flowchart_mermaid(detail)
+    drawn = {
+        member: level
+        for members, level in re.findall(r"^    class (\S+) (\w+)$", text, re.M)
+        for member in members.split(",")
+    }
+    expected: dict[str, str] = {}
+    for index, value in enumerate(group_values(detail)):
+        steps = [s for s in detail.steps if s.group[BY] == value]
+        ids = diagram_ids((s.id for s in steps), f"s{index}_")
+        expected |= {ids[s.id]: DEFAULT_THRESHOLDS.level(s.error_rate, s.p95_ms) for s in steps}
+    assert drawn == expected
+    # The same step, its own group's health: paypal's consumer (p95 2.4 s) is red,
+    # visa's (600 ms) amber.
+    assert (drawn["s1_ful"], drawn["s2_ful"]) == ("bad", "warn")
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED_FLOWS))
+def test_grouped_dot_has_one_cluster_per_value(name: str) -> None:
+    detail = GROUPED_FLOWS[name]()
+    key, values = group_key(detail), drawn_values(name)
+    graph = parse_dot(flow_dot(detail))
+    clusters = graph.get_subgraphs()
+    assert [c.get_name() for c in clusters] == [f"cluster_{i}" for i in range(len(values))]
+    # DOT keeps line breaks (as \n), so labels are compared unflattened.
+    labels = [dot_unquote(c.get("label")) for c in clusters]
+    assert labels == [title(key, v).replace("\r\n", "\n") for v in values]
+    for index, (cluster, value) in enumerate(zip(clusters, values, strict=True)):
+        steps = [s for s in detail.steps if s.group[key] == value]
+        nodes = {
+            dot_unquote(n.get_name()): dot_unquote(n.get("label"))
+            for n in cluster.get_nodes()
+            if n.get_name() not in ("node", "edge", "graph")
+        }
+        assert set(nodes) == {f"{index}/{s.id}" for s in steps}
+        for s in steps:  # each node shows its own group's numbers
+            assert (
+                nodes[f"{index}/{s.id}"].startswith(f"{s.service}\n{s.operation}\n{s.kind}, ")
+                and f"p95 {format_ms(s.p95_ms)}," in nodes[f"{index}/{s.id}"]
+            )
+        edges = {
+            (dot_unquote(e.get_source()), dot_unquote(e.get_destination()))
+            for e in cluster.get_edges()
+        }
+        ids = {s.id for s in steps}
+        assert edges == {
+            (f"{index}/{s.parent_id}", f"{index}/{s.id}") for s in steps if s.parent_id in ids
+        }
+    assert graph.get_edges() == []  # every edge is inside its group's cluster
+    outside = {dot_unquote(n.get_name()): n for n in graph.get_nodes() if n.get_name() != "node"}
+    if name == "many_values":
+        assert dot_unquote(outside["values not drawn"].get("label")) == MANY_NOTE
+        assert outside["values not drawn"].get("shape") == "note"
+    else:
+        assert outside == {}
+
+
+def test_many_values_are_capped_and_the_cap_can_be_raised() -> None:
+    detail = many_values_flow()
+    assert len(BUSIEST) == 12 == MAX_GROUPS
+    assert len(group_values(detail)) == MANY_VALUES
+    everything = flow_flowchart_mermaid(detail, max_groups=MANY_VALUES)
+    assert len(re.findall(r"^    subgraph ", everything, re.M)) == MANY_VALUES
+    assert "not drawn" not in everything
+    assert "not drawn" not in flow_sequence_mermaid(detail, max_groups=MANY_VALUES)
+    assert "values not drawn" not in flow_dot(detail, max_groups=MANY_VALUES)
+    one = flow_sequence_mermaid(detail, max_groups=1)
+    # The busiest value alone: 7i mod 20 == 19 for i = 17.
+    assert re.findall(r"^    (?:alt|else) (.*)$", one, re.M) == [f"{BY} = user-17"]
+    assert "19 more values of wallet.provider not drawn (drawn: the 1 with the most" in one
+    with pytest.raises(ValueError, match="max_groups must be at least 1"):
+        flow_dot(detail, max_groups=0)
+
+
+def test_hostile_values_are_escaped() -> None:
+    detail = hostile_groups_flow()
+    assert len(group_values(detail)) == len(HOSTILE_VALUES)
+    sequence, flowchart = flow_sequence_mermaid(detail), flow_flowchart_mermaid(detail)
+    headers = re.findall(r"^    (?:alt|else) (.*)$", sequence, re.M)
+    headers += re.findall(r'^    subgraph g\d+\["(.*)"\]$', flowchart, re.M)
+    assert len(headers) == 2 * len(HOSTILE_VALUES)
+    for header in headers:
+        # Letters, digits, the punctuation Mermaid shows verbatim, and entity codes.
+        assert re.fullmatch(r"(?:[\w .,:/()\-+=@*!?'%]|#\d+;)+", header), header
+    assert "\r" not in sequence + flowchart
+
+
+def test_grouped_output_does_not_depend_on_input_order() -> None:
+    detail = grouped_flow()
+    shuffled = FlowDetail(
+        flow=detail.flow, steps=random.Random(5).sample(detail.steps, len(detail.steps))
+    )
+    for draw in (flow_sequence_mermaid, flow_flowchart_mermaid, flow_dot):
+        assert draw(shuffled) == draw(detail)
+
+
+def test_big_grouped_flow_shares_mermaid_limits_between_groups(
+    parsed: dict[str, dict[str, Any]],
+) -> None:
+    detail = big_grouped_flow()
+    sizes = [3000, 1500]  # tier = a, tier = b
+    assert len(mermaid_diagrams()["big_grouped_flowchart"]) <= 50_000
+    assert len(mermaid_diagrams()["big_grouped_sequence"]) <= 50_000
+    result = parsed["big_grouped_flowchart"]
+    assert len(result["edges"]) < 500
+    nodes = {n["id"]: n for n in result["nodes"]}
+    subgraphs = result["subgraphs"]
+    assert [s["title"] for s in subgraphs] == ["tier = a", "tier = b"]
+    by_id = {s.id: s for s in detail.steps}
+    for index, (subgraph, size) in enumerate(zip(subgraphs, sizes, strict=True)):
+        note = f"s{index}__omitted"
+        steps = [lines_of(nodes[n]["text"])[1] for n in subgraph["nodes"] if n != note]
+        assert 0 < len(steps) < size  # both groups get a share, neither fits whole
+        assert nodes[note]["text"] == (
+            f"{size - len(steps)} more steps not drawn (Mermaid's size limits)"
+        )
+        drawn = {f"s{op.split()[-1]}" for op in steps}
+        assert all(by_id[s].parent_id is None or by_id[s].parent_id in drawn for s in drawn)
+    sequence = parsed["big_grouped_sequence"]
+    titles, inside, _after = sequence_blocks(sequence["messages"])
+    assert titles == ["tier = a", "tier = b"]
+    for block, size in zip(inside, sizes, strict=True):
+        note = block[-1]["text"]
+        assert note.endswith("more steps not drawn (Mermaid's size limits)")
+        assert 0 < int(note.split(" ")[0]) < size
+
+
+def test_fair_shares() -> None:
+    assert fair_shares([10, 10, 10], 10) == [3, 3, 4]
+    assert fair_shares([2, 50, 50], 30) == [2, 14, 14]
+    assert fair_shares([2, 5], 7) == [2, 5]
+    assert fair_shares([2, 5], 100) == [2, 5]
+    assert fair_shares([4, 4], 0) == [0, 0]
+    assert fair_shares([], 5) == []

@@ -273,6 +273,30 @@ def test_diagram_routes_draw_the_api_records(api: httpx.Client) -> None:
     assert api.get("/api/map/diagram", params={"format": "png"}).status_code == 422
 
 
+def test_flow_diagram_split_by_an_attribute(api: httpx.Client) -> None:
+    flow_id = order_flow_id(api)
+    by = {"by": "wallet.provider"}
+    detail = flow_detail_from_dict(get(api, f"/api/flows/{flow_id}", **by))
+    drawn = {
+        fmt: api.get(f"/api/flows/{flow_id}/diagram", params={**WINDOW, **by, "format": fmt})
+        for fmt in ("mermaid-sequence", "mermaid-flowchart", "dot")
+    }
+    assert all(response.status_code == 200 for response in drawn.values())
+    assert drawn["mermaid-sequence"].text == flow_sequence_mermaid(detail)
+    assert drawn["mermaid-flowchart"].text == flow_flowchart_mermaid(detail)
+    assert drawn["dot"].text == flow_dot(detail)
+    sequence, flowchart = assert_all_parse(
+        {fmt: drawn[fmt].text for fmt in ("mermaid-sequence", "mermaid-flowchart")}
+    )
+    blocks = [m["text"] for m in sequence["messages"] if m["type"] in (12, 13)]  # alt, else
+    assert blocks == ["wallet.provider = paypal", "wallet.provider = visa"]
+    assert [s["title"] for s in flowchart["subgraphs"]] == blocks
+    assert drawn["dot"].text.count("subgraph cluster_") == 2
+    # Without by: the same route still draws one tree, unsplit.
+    plain = api.get(f"/api/flows/{flow_id}/diagram", params={**WINDOW, "format": "dot"}).text
+    assert "subgraph" not in plain
+
+
 def test_routes_need_the_token_when_set(tmp_path: Path) -> None:
     with server_in_process(tmp_path / "spans.duckdb", decode_workers=0, token="s3cret") as (
         server,

@@ -19,6 +19,7 @@ from flowscope.analyzer.diagrams import (
     service_map_dot,
     service_map_mermaid,
 )
+from flowscope.analyzer.diagrams.groups import MAX_GROUPS
 from flowscope.analyzer.flows import auto_flow_id
 from flowscope.cli import main
 from flowscope.store.database import Database
@@ -148,7 +149,7 @@ def check_golden(name: str, text: str, update: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["map", "flows", "flows_by", "flow", "traces", "trace", "compare_traces"]
+    "name", ["map", "flows", "flows_by", "flow", "flow_by", "traces", "trace", "compare_traces"]
 )
 def test_tables(name: str, local_db: Path, update_golden: bool) -> None:
     output = cli(*COMMANDS[name], "--db", str(local_db)).stdout
@@ -176,6 +177,50 @@ def test_diagram_formats_draw_the_json_records(local_db: Path) -> None:
     results = assert_all_parse(drawn)
     actors = [a["text"] for a in results[1]["actors"]]
     assert actors == ["client", "gateway", "orders", "postgresql/shop", "fulfillment"]
+
+
+def test_flow_diagrams_split_by_an_attribute(
+    local_db: Path, served: tuple[Path, ServerProcess]
+) -> None:
+    flow = ["flow", ORDERS, *WINDOW, "--by", "wallet.provider"]
+    db = ["--db", str(local_db)]
+    detail = flow_detail_from_dict(cli_json(*flow, *db))
+    drawn = {
+        "sequence": cli(*flow, *db, "--format", "mermaid").stdout,
+        "flowchart": cli(*flow, *db, "--format", "mermaid", "--diagram", "flowchart").stdout,
+    }
+    assert drawn == {
+        "sequence": flow_sequence_mermaid(detail),
+        "flowchart": flow_flowchart_mermaid(detail),
+    }
+    dot = cli(*flow, *db, "--format", "dot").stdout
+    assert dot == flow_dot(detail)
+    server = ["--server", served[1].endpoints.ui, "--token", TOKEN]
+    assert cli(*flow, *server, "--format", "mermaid").stdout == drawn["sequence"]
+    sequence, flowchart = assert_all_parse(drawn)
+    # Trace 1 and 3 paid with paypal, 0 and 2 with visa; the last paypal one failed in
+    # orders validate, a step only the paypal block has.
+    alt, else_, end = 12, 13, 14  # mermaid's LINETYPE values
+    messages = sequence["messages"]
+    kinds = [
+        (i, m["type"], m["text"]) for i, m in enumerate(messages) if m["type"] in (alt, else_, end)
+    ]
+    assert [k[1:] for k in kinds] == [
+        (alt, "wallet.provider = paypal"),
+        (else_, "wallet.provider = visa"),
+        (end, ""),
+    ]
+    paypal = [m["text"] for m in messages[kinds[0][0] + 1 : kinds[1][0]]]
+    visa = [m["text"] for m in messages[kinds[1][0] + 1 : kinds[2][0]]]
+    assert paypal[0] == "POST /orders (p95 390 ms)" and visa[0] == "POST /orders (p95 290 ms)"
+    assert "validate (p95 5.00 ms)" in paypal
+    assert "1 error starts in validate (100.0% of calls fail)" in paypal
+    assert not any("validate" in text for text in visa)
+    subgraphs = {s["title"]: len(s["nodes"]) for s in flowchart["subgraphs"]}
+    assert subgraphs == {"wallet.provider = paypal": 7, "wallet.provider = visa": 6}
+    assert 'subgraph cluster_1 {\n        label="wallet.provider = visa";' in dot
+    help_text = " ".join(cli("flow", "--help").stdout.split())
+    assert f"at most {MAX_GROUPS} (those with the most traces)" in help_text
 
 
 def test_flows_file_names_flows(local_db: Path, tmp_path: Path) -> None:
@@ -219,17 +264,8 @@ def test_flows_file_through_a_server_warns(
         (["map", "--since", UNTIL, "--until", SINCE], "must be before"),
         (["compare"], "say what to compare"),
         (["compare", FASTEST_ORDER_TRACE], "two trace ids"),
-        (["flow", ORDERS, "--by", "x", "--format", "mermaid"], "diagrams are drawn without --by"),
     ],
-    ids=[
-        "unknown-flow",
-        "unknown-trace",
-        "bad-since",
-        "backwards",
-        "no-mode",
-        "one-trace",
-        "diagram-by",
-    ],
+    ids=["unknown-flow", "unknown-trace", "bad-since", "backwards", "no-mode", "one-trace"],
 )
 def test_errors_are_messages(args: list[str], message: str, local_db: Path) -> None:
     result = cli(*args, "--db", str(local_db), ok=False)

@@ -15,6 +15,7 @@ from pandas.testing import assert_frame_equal
 
 import flowscope
 from flowscope.analysis_sources import LocalSource, RemoteSource
+from flowscope.analyzer.diagrams import flow_sequence_mermaid
 from flowscope.analyzer.errors import AnalysisError, UnknownFlow, UnknownTrace
 from flowscope.analyzer.flows import auto_flow_id
 from flowscope.analyzer.model import Edge, Flow, Node, Step, StepDelta, TraceSpan, TraceSummary
@@ -145,8 +146,10 @@ def test_records_and_numbers(local: Flowscope) -> None:
     assert {s.operation for s in result.steps} >= {"POST /orders", "validate", "orders process"}
     assert result.diagram().startswith("sequenceDiagram")
     assert result.diagram("dot").startswith("digraph flow")
-    with pytest.raises(ValueError, match="without by="):
-        local.flow(ORDERS, **W, by="wallet.provider").diagram()
+    by_provider = local.flow(ORDERS, **W, by="wallet.provider")
+    assert by_provider.diagram() == flow_sequence_mermaid(by_provider.detail)
+    assert "    alt wallet.provider = paypal\n" in by_provider.diagram()
+    assert "subgraph cluster_1" in by_provider.diagram("dot")
     assert local.map(**W).diagram().startswith("flowchart LR")
     view = local.trace(SLOWEST_ORDER_TRACE).view
     assert view.duration_ms == 400.0 and len(view.spans) == 7

@@ -2,7 +2,7 @@
 //
 // Input: a JSON list of diagram texts on stdin, or file paths as arguments.
 // Output: a JSON list on stdout, one entry per diagram in input order:
-//   {"ok": true, "type": "flowchart-v2", "nodes": [...], "edges": [...]} or
+//   {"ok": true, "type": "flowchart-v2", "nodes": [...], "edges": [...], "subgraphs": [...]} or
 //   {"ok": true, "type": "sequence", "actors": [...], "messages": [...], "title": "..."} or
 //   {"ok": false, "error": "..."}.
 // The texts are what mermaid will draw, entity codes (#35;) decoded, so tests
@@ -64,6 +64,11 @@ function contents(diagram) {
         to: e.end,
         text: decode(e.text),
         stroke: e.stroke,
+      })),
+      subgraphs: db.getSubGraphs().map((s) => ({
+        id: s.id,
+        title: decode(s.title),
+        nodes: [...s.nodes],
       })),
     };
   }
