@@ -8,6 +8,7 @@ fields are documented in docs/api.md.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -50,9 +51,11 @@ MERMAID_TYPE = "text/vnd.mermaid; charset=utf-8"
 DOT_TYPE = "text/vnd.graphviz; charset=utf-8"
 
 
-def window_or_400(since: str | None, until: str | None, prefix: str = "") -> Window:
+def window_or_400(
+    since: str | None, until: str | None, prefix: str = "", now_ns: int | None = None
+) -> Window:
     try:
-        return parse_window(since, until)
+        return parse_window(since, until, now_ns)
     except ValueError as exc:
         message = str(exc)
         if prefix:  # "--since: ..." names the CLI option; the API's parameter is prefixed
@@ -204,8 +207,10 @@ def analysis_router(analysis: Analysis) -> APIRouter:
                 analysis.compare_versions, flow, window, left_version, right_version
             )
         elif flow and (left_since or right_since):
-            left_window = window_or_400(left_since, left_until, "left_")
-            right_window = window_or_400(right_since, right_until, "right_")
+            # One "now" for both: left_until=30m&right_since=30m must meet exactly.
+            now_ns = time.time_ns()
+            left_window = window_or_400(left_since, left_until, "left_", now_ns)
+            right_window = window_or_400(right_since, right_until, "right_", now_ns)
             result = await answer(analysis.compare_windows, flow, left_window, right_window)
         else:
             raise HTTPException(400, detail={"message": COMPARE_MODES})

@@ -11,6 +11,7 @@ Every failure a user can cause surfaces as ``AnalysisError`` (or its
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -104,11 +105,13 @@ def comparison_from_dict(data: dict[str, Any]) -> Comparison:
     )
 
 
-def _window(since: str | None, until: str | None, prefix: str = "") -> Window:
+def _window(
+    since: str | None, until: str | None, prefix: str = "", now_ns: int | None = None
+) -> Window:
     from flowscope.analyzer.window import parse_window
 
     try:
-        return parse_window(since, until)
+        return parse_window(since, until, now_ns)
     except ValueError as exc:
         raise AnalysisError(
             str(exc).replace("--", f"--{prefix}", 2) if prefix else str(exc)
@@ -158,8 +161,10 @@ class LocalSource:
                 flow, window, str(p["left_version"]), str(p["right_version"])
             )
         if flow and (p.get("left_since") or p.get("right_since")):
-            left = _window(p.get("left_since"), p.get("left_until"), "left-")
-            right = _window(p.get("right_since"), p.get("right_until"), "right-")
+            # One "now" for both: `--left-until 30m --right-since 30m` must meet exactly.
+            now_ns = time.time_ns()
+            left = _window(p.get("left_since"), p.get("left_until"), "left-", now_ns)
+            right = _window(p.get("right_since"), p.get("right_until"), "right-", now_ns)
             return self.analysis.compare_windows(flow, left, right)
         raise AnalysisError(
             "say what to compare: two trace ids, a trace and its baseline, "

@@ -352,6 +352,9 @@ def trace(
         return
     click.echo(f"trace {view.trace_id}  flow {view.flow or '-'}  {view.duration_ms:.3f} ms")
     click.echo()
+    # Without a window no baseline is computed: an empty step_p50_ms column would
+    # read as "no data", so it is left out and the hint says how to get it.
+    baseline = since is not None or until is not None
     rows = [
         [
             "  " * s.depth + f"{s.service}: {s.operation}" + (" (orphan)" if s.orphan else ""),
@@ -359,14 +362,17 @@ def trace(
             s.start_offset_ms,
             s.duration_ms,
             s.self_ms,
-            s.step_p50_ms,
+            *([s.step_p50_ms] if baseline else []),
             "*" if s.on_critical_path else "",
             s.status,
         ]
         for s in view.spans
     ]
-    columns = ["span", "kind", "start_ms", "duration_ms", "self_ms", "step_p50_ms", "critical"]
+    p50 = ["step_p50_ms"] if baseline else []
+    columns = ["span", "kind", "start_ms", "duration_ms", "self_ms", *p50, "critical"]
     click.echo(render_table([*columns, "status"], rows, max_width=70))
+    if not baseline:
+        click.echo("(add --since 1h to put each span next to its step's P50 in the flow)")
     click.echo()
     click.echo("critical path:")
     path = [[c.service, c.operation, c.start_offset_ms, c.duration_ms] for c in view.critical_path]

@@ -352,3 +352,18 @@ def test_docs_describe_every_route(api: httpx.Client) -> None:
         if path.startswith("/api/") or path == "/healthz":
             shown = path.replace("{flow_id}", "{id}")
             assert f"`{shown}`" in text, f"docs/api.md does not describe {path}"
+
+
+def test_compare_windows_given_as_durations_meet_exactly(api: httpx.Client) -> None:
+    # Both windows are resolved against one "now": left ends where right begins.
+    windows = get(
+        api,
+        "/api/compare",
+        flow=order_flow_id(api),
+        left_since="2h",
+        left_until="1h",
+        right_since="1h",
+    )
+    left_end = windows["left"].split(" .. ")[1]
+    right_start = windows["right"].split(" .. ")[0]
+    assert left_end == right_start

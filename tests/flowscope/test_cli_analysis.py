@@ -255,6 +255,31 @@ def test_flows_file_through_a_server_warns(
     assert "the server's flows apply" in result.stderr
 
 
+def test_trace_without_a_window_says_how_to_get_step_p50s(local_db: Path) -> None:
+    bare = cli("trace", SLOWEST_ORDER_TRACE, "--db", str(local_db)).stdout
+    assert "step_p50_ms" not in bare and "add --since 1h" in bare
+    with_window = cli("trace", SLOWEST_ORDER_TRACE, *WINDOW, "--db", str(local_db)).stdout
+    assert "step_p50_ms" in with_window and "add --since" not in with_window
+
+
+def test_compare_windows_given_as_durations_meet_exactly(local_db: Path) -> None:
+    # Both windows are resolved against one "now": left ends where right begins.
+    out = cli_json(
+        "compare",
+        "--flow",
+        ORDERS,
+        "--left-since",
+        "2h",
+        "--left-until",
+        "1h",
+        "--right-since",
+        "1h",
+        "--db",
+        str(local_db),
+    )
+    assert out["left"].split(" .. ")[1] == out["right"].split(" .. ")[0]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
