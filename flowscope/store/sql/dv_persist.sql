@@ -5,7 +5,11 @@ DELETE FROM edge_calls
 WHERE Ts BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
   AND TraceKey IN (SELECT TraceKey FROM dv_scope_keys)
   AND TraceId IN (SELECT TraceId FROM dv_scope);
-INSERT INTO edge_calls SELECT * FROM dv_edge_calls;
+-- Sorted by key within the pass: runs of one edge (one flow's step) compress to almost
+-- nothing, where random 64-bit keys in arrival order are stored uncompressed
+-- (docs/benchmarks.md, "Disk"): about 10 bytes a span less, and no read depends on the
+-- order of rows inside a pass.
+INSERT INTO edge_calls SELECT * FROM dv_edge_calls ORDER BY EdgeKey;
 INSERT INTO edge_minutes SELECT * FROM dv_edge_minutes;
 INSERT INTO edge_keys SELECT * FROM dv_edge_keys WHERE EdgeKey NOT IN (SELECT EdgeKey FROM edge_keys);
 DELETE FROM trace_index
@@ -18,7 +22,7 @@ INSERT INTO trace_links SELECT * FROM dv_trace_links;
 DELETE FROM span_steps
 WHERE RootTs BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
   AND TraceKey IN (SELECT TraceKey FROM dv_scope_keys);
-INSERT INTO span_steps SELECT * FROM dv_span_steps;
+INSERT INTO span_steps SELECT * FROM dv_span_steps ORDER BY RootKey, StepKey;
 INSERT INTO step_keys SELECT * FROM dv_step_keys WHERE StepKey NOT IN (SELECT StepKey FROM step_keys);
 UPDATE step_keys SET Peer = d.Peer
 FROM dv_step_keys d
