@@ -35,7 +35,7 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]
         try:
             return parse_duration(str(value))
         except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+            self.fail(f"{exc}, or 'off'", param, ctx)
 
 
 @dataclass(frozen=True)

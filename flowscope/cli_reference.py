@@ -9,6 +9,7 @@ computed from this machine's environment, so the output is the same everywhere.
 
 from __future__ import annotations
 
+import enum
 import inspect
 import sys
 from collections.abc import Iterator
@@ -70,11 +71,16 @@ def _default(option: click.Option, context: click.Context) -> str:
         return "(computed)"
     if option.is_flag and not option.secondary_opts:
         return "on" if value else "off"
-    if value is None or value == () or value == "":
+    if value is None or value == () or value == "" or _unset(value):
         return ""
     if isinstance(value, list | tuple):
         return " ".join(str(v) for v in value)
     return str(value)
+
+
+def _unset(value: object) -> bool:
+    # click 8.3 marks "no default" of a repeatable option with an enum sentinel, not ().
+    return isinstance(value, enum.Enum) and value.name == "UNSET"
 
 
 def _value(option: click.Option, context: click.Context) -> str:

@@ -50,22 +50,43 @@ class RetentionSweeper:
         if thread is not None:
             thread.join(10)
 
-    def sweep(self) -> int:
+    def sweep(self, at_start: bool = False) -> int:
         cutoff = datetime.now(UTC) - self.keep
         deleted: int = self.writer.run_task(
             lambda cursor: delete_older_than(cursor, cutoff)
         ).result()
         self.deleted += deleted
-        if deleted:
+        if deleted and at_start:
+            # Serving an older file (a recording, a copy) deletes what it holds before
+            # anyone looks: say so where the user sees it, with the way to keep it.
+            log.warning(
+                "retention %s: deleted %d spans that started before %s "
+                "(serve with --retention off to keep every span)",
+                _duration(self.keep),
+                deleted,
+                cutoff.isoformat(timespec="seconds"),
+            )
+        elif deleted:
             log.info("retention: deleted %d spans older than %s", deleted, cutoff.isoformat())
         return deleted
 
     def _run(self) -> None:
+        at_start = True
         while not self._stop.is_set():
             try:
-                self.sweep()
+                self.sweep(at_start)
             except WriterClosed:
                 return
             except Exception:
                 log.exception("retention sweep failed")
+            at_start = False
             self._stop.wait(self.interval.total_seconds())
+
+
+def _duration(keep: timedelta) -> str:
+    """``7d``, ``36h``, ``15m``: the way --retention is written."""
+    seconds = int(keep.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
