@@ -166,6 +166,17 @@ def map_(
         click.echo(table(sorted(result.edges, key=_edge_key), EDGE_COLUMNS))
         click.echo()
         click.echo(table(sorted(result.nodes, key=lambda n: n.id), NODE_COLUMNS))
+        if not result.nodes:
+            _hint_empty_window(since)
+
+
+def _hint_empty_window(since: str | None) -> None:
+    """An empty table under the default window is most often old data (an import, a
+    recording): say so on stderr, so the table itself stays what was asked."""
+    if since is None:
+        click.echo("(nothing in the last hour; widen the window, e.g. --since 7d)", err=True)
+    else:
+        click.echo(f"(nothing since {since}; widen the window with --since)", err=True)
 
 
 def _edge_key(edge: Any) -> tuple[str, str, str]:
@@ -194,6 +205,8 @@ def flows(
         echo_json({"flows": [f.as_dict() for f in result]})
     else:
         click.echo(table(result, FLOW_COLUMNS))
+        if not result:
+            _hint_empty_window(since)
 
 
 @click.command()
@@ -231,6 +244,9 @@ def flow(
     """One flow's steps: its traces merged into one call tree."""
     from flowscope.analyzer.diagrams import flow_dot, flow_flowchart_mermaid, flow_sequence_mermaid
 
+    given = click.get_current_context().get_parameter_source("diagram")
+    if fmt != "mermaid" and given is not click.core.ParameterSource.DEFAULT:
+        fail("--diagram chooses the Mermaid diagram: give it with --format mermaid")
     with analysis_source(db, server_url, token, flows_file) as source:
         detail = source.flow(flow_id, since, until, by)
     if fmt == "json":
@@ -324,6 +340,8 @@ def traces(
         echo_json({"traces": [t.as_dict() for t in result]})
     else:
         click.echo(table(result, TRACE_COLUMNS))
+        if not result:
+            _hint_empty_window(since)
 
 
 @click.command()

@@ -1,0 +1,65 @@
+"""What the analysis commands say besides their tables: hints for empty windows,
+refusals of options that would be ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from flowscope.analyzer.flows import auto_flow_id
+from flowscope.cli import main
+from flowscope.store.database import Database
+from tests.analysis_scenario import SINCE, UNTIL, write_scenario
+
+ORDERS = auto_flow_id("gateway", "POST /orders")
+
+
+@pytest.fixture(scope="module")
+def scenario_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("hints") / "spans.duckdb"
+    database = Database(path)
+    try:
+        write_scenario(database)  # dated 2026-01-01: nothing in the last hour
+    finally:
+        database.close()
+    return path
+
+
+def run(*args: str) -> Result:
+    return CliRunner(env={"FLOWSCOPE_TOKEN": ""}).invoke(main, list(args))
+
+
+@pytest.mark.parametrize("command", ["map", "flows", "traces"])
+def test_an_empty_default_window_says_how_to_widen_it(command: str, scenario_db: Path) -> None:
+    empty = run(command, "--db", str(scenario_db))
+    assert empty.exit_code == 0
+    assert "nothing in the last hour" in empty.stderr and "--since 7d" in empty.stderr
+    assert "nothing" not in empty.stdout  # the table stays only the table
+    full = run(command, "--db", str(scenario_db), "--since", SINCE, "--until", UNTIL)
+    assert full.exit_code == 0 and full.stderr == ""
+
+
+def test_an_empty_given_window_names_it(scenario_db: Path) -> None:
+    result = run("flows", "--db", str(scenario_db), "--since", "2h")
+    assert "nothing since 2h" in result.stderr
+
+
+def test_diagram_without_mermaid_is_refused(scenario_db: Path) -> None:
+    result = run("flow", ORDERS, "--db", str(scenario_db), "--diagram", "flowchart")
+    assert result.exit_code == 1
+    assert "--format mermaid" in result.stderr
+    window = ["--since", SINCE, "--until", UNTIL]
+    drawn = run(
+        "flow",
+        ORDERS,
+        "--db",
+        str(scenario_db),
+        *window,
+        "--format",
+        "mermaid",
+        "--diagram",
+        "flowchart",
+    )
+    assert drawn.exit_code == 0 and drawn.stdout.startswith("flowchart TD")
