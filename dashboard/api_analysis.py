@@ -2,7 +2,8 @@
 
 Thin: each route parses its window, runs one ``Analysis`` call in the thread
 pool (DuckDB work blocks) and returns the records' ``as_dict()``. A bad window
-or parameter is a 400 with a message, an unknown flow or trace a 404; the
+or parameter is a 400 with a message, an unknown flow or trace a 404 that names
+it (``flowscope.open`` turns that back into UnknownFlow/UnknownTrace); the
 fields are documented in docs/api.md.
 """
 
@@ -75,8 +76,10 @@ async def answer(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking analysis in the thread pool; map its errors to HTTP statuses."""
     try:
         return await run_in_threadpool(call, *args, **kwargs)
-    except (UnknownFlow, UnknownTrace) as exc:
-        raise HTTPException(404, detail={"message": str(exc)}) from exc
+    except UnknownFlow as exc:
+        raise HTTPException(404, detail={"message": str(exc), "flow": exc.flow_id}) from exc
+    except UnknownTrace as exc:
+        raise HTTPException(404, detail={"message": str(exc), "trace": exc.trace_id}) from exc
     except (AnalysisError, ValueError) as exc:
         raise HTTPException(400, detail={"message": str(exc)}) from exc
 
@@ -206,7 +209,11 @@ def analysis_router(analysis: Analysis) -> APIRouter:
             result = await answer(
                 analysis.compare_versions, flow, window, left_version, right_version
             )
-        elif flow and (left_since or right_since):
+        elif flow and (left_since or left_until or right_since or right_until):
+            if not (left_since or left_until) or not (right_since or right_until):
+                # A side with no bound would be the default last hour, often the other
+                # side's window too: a 200 of zero deltas that reads as "no change".
+                raise HTTPException(400, detail={"message": HALF_WINDOWS})
             # One "now" for both: left_until=30m&right_since=30m must meet exactly.
             now_ns = time.time_ns()
             left_window = window_or_400(left_since, left_until, "left_", now_ns)
@@ -219,6 +226,10 @@ def analysis_router(analysis: Analysis) -> APIRouter:
     return router
 
 
+HALF_WINDOWS = (
+    "comparing two windows needs both: the left one (left_since, left_until or both) "
+    "and the right one (right_since, right_until or both)"
+)
 COMPARE_MODES = (
     "say what to compare: left=TRACE&right=TRACE (two traces); trace=TRACE&since=&until= "
     "(a trace against its flow's baseline); flow=FLOW&left_since=&left_until=&right_since="

@@ -5,16 +5,20 @@ same records whichever way it was fetched. A database file held by a running
 ``flowscope serve`` (DuckDB lets one process write it) is read through that
 server's JSON API, found from the ``<db>.server.json`` file the server writes.
 Every failure a user can cause surfaces as ``AnalysisError`` (or its
-``UnknownFlow``/``UnknownTrace``) with a message.
+``UnknownFlow``/``UnknownTrace``) with a message, the same one on a file and
+through a server. Messages name the parameters as the caller wrote them:
+``--left-since`` for the CLI, ``left_since`` for Python (``names``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 
@@ -38,6 +42,9 @@ from flowscope.analyzer.model import (
 )
 
 R = TypeVar("R", bound=Record)
+# How messages name a parameter: the CLI's ``--left-since`` or Python's ``left_since``.
+Names = Literal["cli", "python"]
+WINDOW_BOUNDS = ("left_since", "left_until", "right_since", "right_until")
 
 
 @dataclass(frozen=True)
@@ -105,71 +112,130 @@ def comparison_from_dict(data: dict[str, Any]) -> Comparison:
     )
 
 
+def param_name(name: str, names: Names) -> str:
+    """``left_since`` as the caller spells it: ``--left-since`` on the CLI."""
+    return "--" + name.replace("_", "-") if names == "cli" else name
+
+
+# parse_window's messages name the CLI options; only these shapes are renamed, so a
+# typed value that happens to contain "--since" is quoted back untouched.
+_BACKWARDS = re.compile(
+    r"^--since \((?P<since>[^)]*)\) must be before --until \((?P<until>[^)]*)\)$"
+)
+
+
+def _renamed(message: str, since: str, until: str) -> str:
+    for option, name in (("--since:", since), ("--until:", until)):
+        if message.startswith(option):
+            return name + message[len(option) - 1 :]
+    backwards = _BACKWARDS.match(message)
+    if backwards is not None:
+        return f"{since} ({backwards['since']}) must be before {until} ({backwards['until']})"
+    return message
+
+
 def _window(
-    since: str | None, until: str | None, prefix: str = "", now_ns: int | None = None
+    since: str | None,
+    until: str | None,
+    names: Names,
+    prefix: str = "",
+    now_ns: int | None = None,
 ) -> Window:
+    """``prefix``: ``left_``/``right_`` for the windows of a comparison."""
     from flowscope.analyzer.window import parse_window
 
     try:
         return parse_window(since, until, now_ns)
     except ValueError as exc:
-        raise AnalysisError(
-            str(exc).replace("--", f"--{prefix}", 2) if prefix else str(exc)
-        ) from exc
+        since_name = param_name(f"{prefix}since", names)
+        until_name = param_name(f"{prefix}until", names)
+        raise AnalysisError(_renamed(str(exc), since_name, until_name)) from exc
+
+
+CompareMode = Literal["traces", "baseline", "versions", "windows"]
+
+
+def compare_mode(params: Mapping[str, str | None], names: Names) -> CompareMode:
+    """The comparison ``params`` ask for (the API's /api/compare rules), or
+    AnalysisError when none is complete."""
+    p = params
+    if p.get("left") and p.get("right"):
+        return "traces"
+    if p.get("trace"):
+        return "baseline"
+    flow = p.get("flow")
+    if flow and p.get("left_version") and p.get("right_version"):
+        return "versions"
+    if flow and any(p.get(bound) for bound in WINDOW_BOUNDS):
+        # A side with neither bound would silently be the last hour, often the same
+        # window as the other side: every delta 0, which reads as "no change".
+        if not (p.get("left_since") or p.get("left_until")) or not (
+            p.get("right_since") or p.get("right_until")
+        ):
+            n = {bound: param_name(bound, names) for bound in WINDOW_BOUNDS}
+            raise AnalysisError(
+                f"comparing two windows needs both: the left one ({n['left_since']}, "
+                f"{n['left_until']} or both) and the right one ({n['right_since']}, "
+                f"{n['right_until']} or both)"
+            )
+        return "windows"
+    raise AnalysisError(
+        "say what to compare: two trace ids, a trace and its baseline, "
+        "a flow in two windows, or a flow in two versions"
+    )
 
 
 class LocalSource:
     """Reads the DuckDB file read-only, in this process, through ``Analysis``."""
 
-    def __init__(self, database: Any, flows_config: FlowsConfig | None) -> None:
+    def __init__(
+        self, database: Any, flows_config: FlowsConfig | None, names: Names = "cli"
+    ) -> None:
         from flowscope.analyzer.analysis import Analysis
 
         self.database = database
         self.where = database.path
+        self.names = names
         self.analysis = Analysis(database, flows_config)
 
     def service_map(self, since: str | None, until: str | None, flow: str | None) -> ServiceMap:
-        return self.analysis.service_map(_window(since, until), flow)
+        return self.analysis.service_map(_window(since, until, self.names), flow)
 
     def flows(self, since: str | None, until: str | None, by: str | None) -> list[Flow]:
-        return self.analysis.flows(_window(since, until), by)
+        return self.analysis.flows(_window(since, until, self.names), by)
 
     def flow(
         self, flow_id: str, since: str | None, until: str | None, by: str | None
     ) -> FlowDetail:
-        return self.analysis.flow(flow_id, _window(since, until), by)
+        return self.analysis.flow(flow_id, _window(since, until, self.names), by)
 
     def traces(self, since: str | None, until: str | None, **filters: Any) -> list[TraceSummary]:
-        return self.analysis.traces(_window(since, until), **filters)
+        return self.analysis.traces(_window(since, until, self.names), **filters)
 
     def trace(self, trace_id: str, since: str | None, until: str | None) -> TraceView:
-        baseline = _window(since, until) if since or until else None
+        baseline = _window(since, until, self.names) if since or until else None
         return self.analysis.trace(trace_id, baseline)
 
     def compare(self, **params: str | None) -> Comparison:
         p = params
-        if p.get("left") and p.get("right"):
+        mode = compare_mode(p, self.names)
+        if mode == "traces":
             return self.analysis.compare_traces(str(p["left"]), str(p["right"]))
-        if p.get("trace"):
+        if mode == "baseline":
             return self.analysis.compare_baseline(
-                str(p["trace"]), _window(p.get("since"), p.get("until"))
+                str(p["trace"]), _window(p.get("since"), p.get("until"), self.names)
             )
-        flow = p.get("flow")
-        if flow and p.get("left_version") and p.get("right_version"):
-            window = _window(p.get("since"), p.get("until"))
+        flow = str(p["flow"])
+        if mode == "versions":
+            window = _window(p.get("since"), p.get("until"), self.names)
             return self.analysis.compare_versions(
                 flow, window, str(p["left_version"]), str(p["right_version"])
             )
-        if flow and (p.get("left_since") or p.get("right_since")):
-            # One "now" for both: `--left-until 30m --right-since 30m` must meet exactly.
-            now_ns = time.time_ns()
-            left = _window(p.get("left_since"), p.get("left_until"), "left-", now_ns)
-            right = _window(p.get("right_since"), p.get("right_until"), "right-", now_ns)
-            return self.analysis.compare_windows(flow, left, right)
-        raise AnalysisError(
-            "say what to compare: two trace ids, a trace and its baseline, "
-            "a flow in two windows, or a flow in two versions"
-        )
+        # One "now" for both: `--left-until 30m --right-since 30m` must meet exactly.
+        now_ns = time.time_ns()
+        left = _window(p.get("left_since"), p.get("left_until"), self.names, "left_", now_ns)
+        right = _window(p.get("right_since"), p.get("right_until"), self.names, "right_", now_ns)
+        return self.analysis.compare_windows(flow, left, right)
 
     def sql(self, query: str, limit: int, timeout_s: float = 10.0) -> SqlRows:
         from flowscope.store.sandbox import SqlError, SqlRefused, run_sandboxed
@@ -187,8 +253,11 @@ class LocalSource:
 class RemoteSource:
     """Asks a running server's JSON API (docs/api.md) and rebuilds the records."""
 
-    def __init__(self, url: str, token: str | None, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, url: str, token: str | None, timeout_s: float = 120.0, names: Names = "cli"
+    ) -> None:
         self.where = url.rstrip("/")
+        self.names = names
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.where, headers=headers, timeout=timeout_s)
 
@@ -197,7 +266,7 @@ class RemoteSource:
         for prefix in ("", "left_", "right_"):
             since, until = params.get(f"{prefix}since"), params.get(f"{prefix}until")
             if since is not None or until is not None:
-                _window(since, until, prefix.replace("_", "-"))
+                _window(since, until, self.names, prefix)
         query = {k: _param(v) for k, v in params.items() if v is not None}
         return self._answer(path, lambda: self.http.get(path, params=query), missing)
 
@@ -206,15 +275,20 @@ class RemoteSource:
             response = call()
         except httpx.HTTPError as exc:
             raise AnalysisError(f"cannot reach {self.where}{path}: {exc}") from exc
-        if response.status_code == 404 and missing is not None:
-            raise missing
+        if response.status_code == 404:
+            # The server names what it did not find (docs/api.md): the same exception,
+            # and message, as reading the file here.
+            unknown = _unknown(response) or missing
+            if unknown is not None:
+                raise unknown
         if response.status_code >= 400:
             raise AnalysisError(f"server refused: {_detail(response)}")
         return response.json()
 
     def service_map(self, since: str | None, until: str | None, flow: str | None) -> ServiceMap:
         params = {"since": since, "until": until, "flow": flow}
-        return service_map_from_dict(self._get("/api/map", params))
+        missing = UnknownFlow(flow) if flow is not None else None
+        return service_map_from_dict(self._get("/api/map", params, missing))
 
     def flows(self, since: str | None, until: str | None, by: str | None) -> list[Flow]:
         data = self._get("/api/flows", {"since": since, "until": until, "by": by})
@@ -228,7 +302,9 @@ class RemoteSource:
         return flow_detail_from_dict(self._get(path, params, UnknownFlow(flow_id)))
 
     def traces(self, since: str | None, until: str | None, **filters: Any) -> list[TraceSummary]:
-        data = self._get("/api/traces", {"since": since, "until": until, **filters})
+        flow = filters.get("flow")
+        missing = UnknownFlow(flow) if flow is not None else None
+        data = self._get("/api/traces", {"since": since, "until": until, **filters}, missing)
         return [record_from_dict(TraceSummary, t) for t in data["traces"]]
 
     def trace(self, trace_id: str, since: str | None, until: str | None) -> TraceView:
@@ -237,14 +313,13 @@ class RemoteSource:
         return trace_view_from_dict(data)
 
     def compare(self, **params: str | None) -> Comparison:
+        mode = compare_mode(params, self.names)  # refused here, in the caller's words
         missing: AnalysisError | None = None
-        if params.get("flow"):
+        if mode in ("versions", "windows"):
             missing = UnknownFlow(str(params["flow"]))
-        else:
-            trace = params.get("trace") or params.get("left")
-            missing = AnalysisError(f"no such trace: {trace} or {params.get('right')}")
-            if params.get("trace"):
-                missing = UnknownTrace(str(trace))
+        elif mode == "baseline":
+            missing = UnknownTrace(str(params["trace"]))
+        # traces: only the server's 404 says which of the two ids it lacks
         return comparison_from_dict(self._get("/api/compare", params, missing))
 
     def sql(self, query: str, limit: int, timeout_s: float = 10.0) -> SqlRows:
@@ -269,6 +344,21 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
+def _unknown(response: httpx.Response) -> AnalysisError | None:
+    """UnknownFlow/UnknownTrace from a 404's ``detail.flow``/``detail.trace``, if named."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(detail, dict):
+        return None
+    if isinstance(detail.get("flow"), str):
+        return UnknownFlow(detail["flow"])
+    if isinstance(detail.get("trace"), str):
+        return UnknownTrace(detail["trace"])
+    return None
+
+
 def _detail(response: httpx.Response) -> str:
     try:
         detail = response.json().get("detail")
@@ -287,10 +377,12 @@ def open_source(
     token: str | None = None,
     flows: str | Path | FlowsConfig | None = None,
     server_url: str | None = None,
+    names: Names = "cli",
 ) -> AnalysisSource:
     """A URL (``http://...``) or ``server_url`` is asked over HTTP; a file is opened
     read-only, or asked through the server that holds it. ``flows`` applies to a
-    file read here; a server uses its own flows configuration."""
+    file read here; a server uses its own flows configuration. ``names``: how
+    messages name parameters (``--since`` or ``since``)."""
     from flowscope.cli_common import running_server
     from flowscope.store.database import Database, DatabaseLocked, StoreError
 
@@ -299,7 +391,7 @@ def open_source(
     if server_url is None and text.startswith(("http://", "https://")):
         server_url = text
     if server_url is not None:
-        return RemoteSource(server_url, token)
+        return RemoteSource(server_url, token, names=names)
     config = _flows_config(flows)
     try:
         database = Database(text, read_only=True)
@@ -307,10 +399,10 @@ def open_source(
         info = running_server(text)
         if info is None:
             raise AnalysisError(str(exc)) from exc
-        return RemoteSource(info.ui_url, token)
+        return RemoteSource(info.ui_url, token, names=names)
     except StoreError as exc:
         raise AnalysisError(str(exc)) from exc
-    return LocalSource(database, config)
+    return LocalSource(database, config, names)
 
 
 def _flows_config(flows: str | Path | FlowsConfig | None) -> FlowsConfig | None:

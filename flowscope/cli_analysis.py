@@ -81,7 +81,8 @@ def format_option(*choices: str) -> Callable[[F], F]:
         type=click.Choice(["table", "json", *choices]),
         default="table",
         show_default=True,
-        help="Output: a table, the API's JSON" + (", or a diagram." if choices else "."),
+        help="Output: a table, JSON (the API's answer without its window)"
+        + (", or a diagram." if choices else "."),
     )
 
 
@@ -444,7 +445,7 @@ def compare(
     elif flow and versions:
         params = {"flow": flow, "left_version": versions[0], "right_version": versions[1]}
         params.update(since=since, until=until)
-    elif flow and (left_since or right_since):
+    elif flow and (left_since or left_until or right_since or right_until):
         params = {"flow": flow, "left_since": left_since, "left_until": left_until}
         params.update(right_since=right_since, right_until=right_until)
     else:

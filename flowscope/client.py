@@ -5,8 +5,9 @@
     import flowscope
 
     fs = flowscope.open("flowscope.duckdb")          # or "http://127.0.0.1:8686"
-    steps = fs.flow("order-placement", since="24h").df()
-    steps.plot.barh(x="operation", y="p95_ms")
+    busiest = fs.flows(since="24h")[0]
+    steps = fs.flow(busiest.id, since="24h").df()
+    steps.sort_values("p95_ms", ascending=False)[["service", "operation", "p95_ms"]]
 
 Each call returns a typed result holding the analyzer's records
 (``flowscope.analyzer.model``) with ``.df()`` for a pandas DataFrame. A file is
@@ -20,9 +21,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args
 
 from flowscope.analysis_sources import AnalysisSource, SqlRows, open_source
+from flowscope.analyzer.errors import AnalysisError
 from flowscope.analyzer.model import (
     Comparison,
     CriticalSegment,
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
     from flowscope.analyzer.flows_config import FlowsConfig
 
 R = TypeVar("R", bound=Record)
+MapFormat = Literal["mermaid", "dot"]
+FlowFormat = Literal["mermaid-sequence", "mermaid-flowchart", "dot"]
 _TIME_COLUMNS = ("start",)  # RFC 3339 strings that become timezone-aware timestamps
 
 
@@ -110,9 +114,11 @@ class MapResult:
         """The edges (``.nodes.df()`` has the nodes)."""
         return self.edges.df()
 
-    def diagram(self, format: Literal["mermaid", "dot"] = "mermaid") -> str:
+    def diagram(self, format: MapFormat = "mermaid") -> str:
+        """The map as text; ValueError for any other ``format``."""
         from flowscope.analyzer.diagrams import service_map_dot, service_map_mermaid
 
+        _check_format(format, MapFormat)
         draw = service_map_dot if format == "dot" else service_map_mermaid
         return draw(self.service_map)
 
@@ -133,21 +139,31 @@ class FlowResult:
         """The steps, one row each."""
         return self.steps.df()
 
-    def diagram(
-        self, format: Literal["mermaid-sequence", "mermaid-flowchart", "dot"] = "mermaid-sequence"
-    ) -> str:
-        """The flow as text; split by ``by=``, one block per value (docs/diagrams.md)."""
+    def diagram(self, format: FlowFormat = "mermaid-sequence") -> str:
+        """The flow as text; split by ``by=``, one block per value (docs/diagrams.md).
+        ValueError for any other ``format``."""
         from flowscope.analyzer.diagrams import (
             flow_dot,
             flow_flowchart_mermaid,
             flow_sequence_mermaid,
         )
 
+        _check_format(format, FlowFormat)
         if format == "dot":
             return flow_dot(self.detail)
         if format == "mermaid-flowchart":
             return flow_flowchart_mermaid(self.detail)
         return flow_sequence_mermaid(self.detail)
+
+
+def _check_format(format: str, accepted: Any) -> None:
+    # Typing does not stop a notebook: an unknown format would otherwise fall through
+    # to the default diagram, looking like an answer.
+    formats = get_args(accepted)
+    if format not in formats:
+        raise ValueError(
+            f"unknown diagram format {format!r}: use one of {', '.join(map(repr, formats))}"
+        )
 
 
 @dataclass(frozen=True)
@@ -266,7 +282,16 @@ class Flowscope:
         left: tuple[str | None, str | None],
         right: tuple[str | None, str | None],
     ) -> ComparisonResult:
-        """``left``/``right`` are (since, until) pairs, e.g. ``("2h", "1h"), ("1h", None)``."""
+        """``left``/``right`` are (since, until) pairs, e.g. ``("2h", "1h"), ("1h", None)``;
+        each needs a since, an until or both."""
+        for side, (since, until) in (("left", left), ("right", right)):
+            if not since and not until:
+                # Neither bound would be the last hour, maybe the other side's window
+                # too: deltas of 0 that read as "no change".
+                raise AnalysisError(
+                    f"compare_windows: {side} needs a since, an until or both, "
+                    f"e.g. {side}=('2h', '1h'); got {(since, until)!r}"
+                )
         return ComparisonResult(
             self.source.compare(
                 flow=flow_id,
@@ -330,4 +355,4 @@ def open(
     Raises ``flowscope.analyzer.errors.AnalysisError`` with a message when the
     store cannot be used.
     """
-    return Flowscope(open_source(path_or_url, token=token, flows=flows))
+    return Flowscope(open_source(path_or_url, token=token, flows=flows, names="python"))

@@ -24,6 +24,7 @@ from flowscope.analyzer.diagrams import (
     service_map_dot,
     service_map_mermaid,
 )
+from flowscope.analyzer.flows import auto_flow_id
 from flowscope.testing.server import server_in_process
 from tests.analysis_scenario import (
     FASTEST_ORDER_TRACE,
@@ -39,6 +40,7 @@ from tests.analysis_scenario import (
 from tests.analyzer.mermaid_check import assert_all_parse
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+ORDERS = auto_flow_id("gateway", "POST /orders")
 
 
 def field_names(record: type[Any]) -> set[str]:
@@ -195,6 +197,36 @@ def test_unknown_trace_is_404(api: httpx.Client) -> None:
     assert "f" * 32 in response.json()["detail"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "named"),
+    [
+        ("/api/map", {"flow": "no-such-flow"}, {"flow": "no-such-flow"}),
+        ("/api/map/diagram", {"flow": "no-such-flow"}, {"flow": "no-such-flow"}),
+        ("/api/traces", {"flow": "no-such-flow"}, {"flow": "no-such-flow"}),
+        ("/api/flows/no-such-flow", {}, {"flow": "no-such-flow"}),
+        ("/api/traces/" + "F" * 32, {}, {"trace": "f" * 32}),
+        ("/api/compare", {"trace": "f" * 32}, {"trace": "f" * 32}),
+        ("/api/compare", {"left": FASTEST_ORDER_TRACE, "right": "e" * 32}, {"trace": "e" * 32}),
+        (
+            "/api/compare",
+            {"flow": "no-such-flow", "left_version": "1.0", "right_version": "2.0"},
+            {"flow": "no-such-flow"},
+        ),
+    ],
+    ids=["map", "map-diagram", "traces", "flow", "trace", "baseline", "traces-mode", "versions"],
+)
+def test_404_names_what_is_missing(
+    api: httpx.Client, path: str, params: dict[str, str], named: dict[str, str]
+) -> None:
+    """A client can tell an unknown flow from an unknown trace (and which trace)
+    without parsing the message: flowscope.open raises UnknownFlow/UnknownTrace from it."""
+    response = api.get(path, params={**WINDOW, **params})
+    assert response.status_code == 404
+    detail = response.json()["detail"]
+    key, value = next(iter(named.items()))
+    assert detail[key] == value and repr(value) in detail["message"]
+
+
 def test_compare_modes(api: httpx.Client) -> None:
     flow_id = order_flow_id(api)
     traces = get(api, "/api/compare", left=FASTEST_ORDER_TRACE, right=SLOWEST_ORDER_TRACE)
@@ -223,15 +255,60 @@ def test_compare_modes(api: httpx.Client) -> None:
     assert versions["mode"] == "versions" and versions["deltas"]
 
 
+def test_compare_fields_mean_what_the_docs_say(api: httpx.Client) -> None:
+    """docs/api.md StepDelta: baseline left = the step's P50, right = the trace;
+    ``step`` is the whole path from the root step."""
+    baseline = get(api, "/api/compare", trace=SLOWEST_ORDER_TRACE)
+    root = next(d for d in baseline["deltas"] if d["step"] == "gateway POST /orders")
+    assert (root["left_ms"], root["right_ms"]) == (ORDER_P50, 400.0)
+    assert (root["left_calls"], root["right_calls"]) == (4, 1)
+    assert (
+        baseline["left"].startswith(f"{ORDERS} P50 ") and baseline["right"] == SLOWEST_ORDER_TRACE
+    )
+    validate = next(d for d in baseline["deltas"] if d["operation"] == "validate")
+    assert validate["step"] == (
+        "gateway POST /orders > gateway POST > orders POST /orders > orders validate"
+    )
+
+
+def test_known_flow_in_an_empty_window_is_200(api: httpx.Client) -> None:
+    empty = {"since": "2030-01-01T00:00:00Z", "until": "2030-01-02T00:00:00Z"}
+    response = api.get(f"/api/flows/{ORDERS}", params=empty)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["flow"]["traces"], body["steps"]) == (0, [])
+
+
 @pytest.mark.parametrize(
     "params",
-    [{}, {"left": "a" * 32}, {"flow": "x", "left_version": "1.0"}],
-    ids=["nothing", "one-trace", "one-version"],
+    [
+        {},
+        {"left": "a" * 32},
+        {"flow": "x", "left_version": "1.0"},
+        {"flow": ORDERS, "left_since": "1h"},
+        {"flow": ORDERS, "right_since": SINCE, "right_until": UNTIL},
+        {"flow": ORDERS, "left_until": UNTIL},
+    ],
+    ids=["nothing", "one-trace", "one-version", "left-only", "right-only", "left-until-only"],
 )
 def test_compare_without_a_complete_mode_is_400(api: httpx.Client, params: dict[str, str]) -> None:
     response = api.get("/api/compare", params=params)
     assert response.status_code == 400
     assert response.json()["detail"]["message"]
+
+
+def test_compare_windows_says_which_window_is_missing(api: httpx.Client) -> None:
+    # One window alone used to compare it with the default last hour: 200, all deltas 0.
+    response = api.get("/api/compare", params={"flow": ORDERS, "left_since": "1h"})
+    assert response.status_code == 400
+    message = response.json()["detail"]["message"]
+    assert "right_since" in message and "right_until" in message
+    # One bound per side is enough: a missing since is an hour before its until.
+    body = get(
+        api, "/api/compare", flow=ORDERS, left_until="2026-01-01T00:02:00Z", right_until=UNTIL
+    )
+    assert body["mode"] == "windows"
+    assert body["left"] == "2025-12-31T23:02:00Z .. 2026-01-01T00:02:00Z"
 
 
 @pytest.mark.parametrize(

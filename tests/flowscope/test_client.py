@@ -165,6 +165,82 @@ def test_unknown_flow_and_trace_raise_the_same_on_both(local: Flowscope, remote:
             fs.flows(since="soonish")
 
 
+REFUSALS: dict[str, Callable[[Flowscope], object]] = {
+    "flow": lambda fs: fs.flow("no-such-flow", **W),
+    "map_of_flow": lambda fs: fs.map(**W, flow="no-such-flow"),
+    "traces_of_flow": lambda fs: fs.traces(**W, flow="no-such-flow"),
+    "trace": lambda fs: fs.trace("F" * 32),
+    "compare_traces": lambda fs: fs.compare_traces(FASTEST_ORDER_TRACE, "e" * 32),
+    "compare_baseline": lambda fs: fs.compare_baseline("e" * 32, **W),
+    "compare_windows": lambda fs: fs.compare_windows(
+        "no-such-flow", (SINCE, "2026-01-01T00:02:00Z"), ("2026-01-01T00:02:00Z", UNTIL)
+    ),
+    "compare_versions": lambda fs: fs.compare_versions("no-such-flow", "1.0", "2.0", **W),
+    "bad_since": lambda fs: fs.flows(since="banana"),
+    "backwards": lambda fs: fs.map(since=UNTIL, until=SINCE),
+    "bad_left_since": lambda fs: fs.compare_windows(ORDERS, ("banana", None), ("1h", None)),
+    "half_windows": lambda fs: fs.compare_windows(ORDERS, ("1h", None), (None, None)),
+    "half_windows_source": lambda fs: fs.source.compare(flow=ORDERS, left_since="1h"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSALS))
+def test_file_and_url_refuse_with_the_same_error(
+    name: str, local: Flowscope, remote: Flowscope
+) -> None:
+    """The same exception class and message whether the store is a file or a URL
+    (docs/python_api.md), never the server's "server refused: ..."."""
+    with pytest.raises(AnalysisError) as on_file:
+        REFUSALS[name](local)
+    with pytest.raises(AnalysisError) as on_server:
+        REFUSALS[name](remote)
+    assert type(on_server.value) is type(on_file.value)
+    assert str(on_server.value) == str(on_file.value)
+    assert "server refused" not in str(on_server.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "message"),
+    [
+        ("flow", UnknownFlow, "no flow 'no-such-flow'"),
+        ("map_of_flow", UnknownFlow, "no flow 'no-such-flow'"),
+        ("traces_of_flow", UnknownFlow, "no flow 'no-such-flow'"),
+        ("trace", UnknownTrace, f"no trace '{'f' * 32}'"),
+        ("compare_traces", UnknownTrace, f"no trace '{'e' * 32}'"),
+        ("compare_baseline", UnknownTrace, f"no trace '{'e' * 32}'"),
+        ("compare_windows", UnknownFlow, "no flow 'no-such-flow'"),
+        ("compare_versions", UnknownFlow, "no flow 'no-such-flow'"),
+        # Python's parameters, not the CLI's --since.
+        ("bad_since", AnalysisError, "since: invalid time 'banana'"),
+        ("backwards", AnalysisError, "since (2026-01-01T01:00:00Z) must be before until"),
+        ("bad_left_since", AnalysisError, "left_since: invalid time 'banana'"),
+        ("half_windows", AnalysisError, "compare_windows: right needs a since, an until or both"),
+        ("half_windows_source", AnalysisError, "the right one (right_since, right_until or both)"),
+    ],
+)
+def test_refusals_name_the_thing_and_the_parameter(
+    name: str, error: type[AnalysisError], message: str, local: Flowscope
+) -> None:
+    with pytest.raises(error) as refused:
+        REFUSALS[name](local)
+    assert message in str(refused.value)
+    assert "--" not in str(refused.value)
+
+
+def test_diagram_refuses_an_unknown_format(local: Flowscope) -> None:
+    # These used to fall through to the default diagram, which looks like an answer.
+    flow = local.flow(ORDERS, **W)
+    for wrong in ("png", "flowchart", "mermaid-flow", "sequence"):
+        with pytest.raises(ValueError, match="'mermaid-sequence', 'mermaid-flowchart', 'dot'"):
+            flow.diagram(wrong)  # type: ignore[arg-type]
+    service_map = local.map(**W)
+    for wrong in ("mermaid-flowchart", "svg"):
+        with pytest.raises(ValueError, match="use one of 'mermaid', 'dot'"):
+            service_map.diagram(wrong)  # type: ignore[arg-type]
+    assert flow.diagram("mermaid-flowchart").startswith("flowchart")
+    assert service_map.diagram("dot").startswith("digraph")
+
+
 def test_held_file_is_read_through_its_server(server: tuple[Path, ServerProcess]) -> None:
     path, process = server
     with flowscope.open(path, token=TOKEN) as fs:
