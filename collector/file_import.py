@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,23 +20,37 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from flowscope.collector.decode import PROTOBUF, parse_request
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.flatten import FlattenResult, SpanBatch, flatten_request
-from flowscope.collector.import_formats import detect_format
+from flowscope.collector.import_formats import (
+    ACCEPTED_FORMATS,
+    EMPTY,
+    OTLP_JSON,
+    OTLP_JSONL,
+    detect_format,
+)
 from flowscope.collector.jaeger_json import jaeger_to_otlp
 from flowscope.collector.otlp_json import request_from_json, request_from_json_object
 from flowscope.collector.zipkin_json import zipkin_to_otlp
 
 CHUNK_SPANS = 16_384
+SNIFF_BYTES = 64 * 1024  # the head ``detect_format`` sees
+_BLOCK = 1 << 20
+_BOM = b"\xef\xbb\xbf"
+_BLANK = b" \t\r\n"
 Progress = Callable[[int], None]
 
 
 @dataclass
 class FileReport:
+    """What happened to one file. At most one of ``error``, ``skipped`` and ``empty`` is set."""
+
     path: str
-    format: str
-    spans: int = 0  # valid spans read
-    stored: int = 0  # of those, new
+    format: str = ""
+    spans: int = 0  # valid spans read (through a server: accepted by it)
+    stored: int = 0  # of those, new (through a server: unknown, the server does not say)
     rejected: int = 0
-    skipped_reason: str = ""
+    error: str = ""  # why the file could not be imported (or not completely)
+    skipped: str = ""  # why it was not read at all (imported before)
+    empty: bool = False
     messages: list[str] | None = None
 
     @property
@@ -51,16 +66,65 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def unreadable(path: Path) -> str:
+    """Why ``path`` is not a file to read, or "" when it is one."""
+    if path.is_dir():
+        # The shell expands a pattern; flowscope does not walk folders.
+        return f"is a directory; name the files in it (e.g. {path / '*'})"
+    if not path.exists():
+        return "no such file"
+    if not path.is_file():
+        return "not a regular file"
+    return ""
+
+
 def sniff(path: Path) -> str:
+    """The file's format (``import_formats.FORMATS``), or ``EMPTY`` when it holds nothing."""
     with path.open("rb") as handle:
-        head = handle.read(64 * 1024)
-    return detect_format(head, path.name)
+        head = handle.read(SNIFF_BYTES)
+        if len(head) < SNIFF_BYTES and not head.removeprefix(_BOM).strip(_BLANK):
+            return EMPTY
+        fmt = detect_format(head, path.name)
+        # The head shows one OTLP object and nothing after it; when that object is the
+        # first of several lines (a line can be far longer than the head), it is JSON lines.
+        if fmt == OTLP_JSON and len(head) == SNIFF_BYTES:
+            first = head[head.index(b"{") :]  # OTLP_JSON: an object after BOM and blanks
+            if _object_then_another_line(chain([first], iter(lambda: handle.read(_BLOCK), b""))):
+                return OTLP_JSONL
+    return fmt
+
+
+def _object_then_another_line(blocks: Iterable[bytes]) -> bool:
+    """Whether the JSON text in ``blocks`` (an object first) has a first line that ends
+    with ``}`` and, after blank space, another ``{``.
+
+    Reads block by block up to there, keeping no more than a block. A JSON string cannot
+    hold a raw newline, so that ``}`` is not inside one; and within a single JSON value a
+    ``}`` is never followed by ``{``: the first line must be one whole object.
+    """
+    last = b""
+    rest = iter(blocks)
+    for block in rest:
+        newline = block.find(b"\n")
+        line = (block if newline < 0 else block[:newline]).rstrip(b" \t\r")
+        last = line[-1:] or last
+        if newline >= 0:
+            if last != b"}":
+                return False
+            for after in chain([block[newline:]], rest):
+                start = after.lstrip(_BLANK)
+                if start:
+                    return start[:1] == b"{"
+            return False
+    return False
 
 
 def read_requests(
     path: Path, fmt: str, progress: Progress | None = None
 ) -> Iterator[ExportTraceServiceRequest]:
     """The file's content as OTLP requests; ``progress`` gets bytes consumed."""
+    if fmt == EMPTY:
+        return
     if fmt == "otlp-jsonl":
         with path.open("rb") as handle:
             for number, line in enumerate(handle, start=1):
@@ -77,7 +141,12 @@ def read_requests(
     if progress:
         progress(len(data))
     if fmt == "otlp-protobuf":
-        yield parse_request(data, PROTOBUF)
+        try:
+            request = parse_request(data, PROTOBUF)
+        except BadRequest as exc:
+            # Whatever matched no other format lands here: say what would have worked.
+            raise BadRequest(f"{exc} (flowscope imports {ACCEPTED_FORMATS})") from exc
+        yield request
         return
     if fmt == "otlp-json":
         yield request_from_json(data)

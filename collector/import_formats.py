@@ -3,13 +3,15 @@
 ``detect_format`` looks only at the start of the file (``flowscope import`` passes
 the first 64 KiB), so it must not need the whole document: it scans the JSON
 tokens it has, remembers which keys appear where, and stops at the end of the
-bytes or at an unterminated string.
+bytes or at an unterminated string. (When that head shows a single OTLP object,
+``file_import.sniff`` reads on to the end of the first line to tell JSON lines
+with long lines apart.)
 
 =================  =======================================================================
 format             recognised by
 =================  =======================================================================
-``otlp-protobuf``  a ``.pb`` / ``.binpb`` / ``.proto`` name, or content that does not start
-                   with ``{`` or ``[`` (after whitespace), or holds bytes JSON cannot contain
+``otlp-protobuf``  a ``.pb`` / ``.binpb`` / ``.proto`` name, or binary content: bytes JSON
+                   cannot contain, or not UTF-8 (text that is not JSON is refused)
 ``otlp-json``      one JSON object with ``resourceSpans`` (or ``resource_spans``)
 ``otlp-jsonl``     a first line that is a whole OTLP JSON object, and more lines after it
                    (the Collector's file exporter)
@@ -41,6 +43,11 @@ OTLP_PROTOBUF = "otlp-protobuf"
 JAEGER_JSON = "jaeger-json"
 ZIPKIN_JSON = "zipkin-json"
 FORMATS = (OTLP_JSON, OTLP_JSONL, OTLP_PROTOBUF, JAEGER_JSON, ZIPKIN_JSON)
+EMPTY = "empty"  # not a format: a file with nothing (or only blank space) in it
+ACCEPTED_FORMATS = (
+    "OTLP protobuf (ExportTraceServiceRequest), OTLP JSON, OTLP JSON lines, "
+    "Jaeger JSON and Zipkin v2 JSON"
+)
 
 _PROTOBUF_SUFFIXES = (".pb", ".binpb", ".proto")
 _BOM = b"\xef\xbb\xbf"
@@ -48,6 +55,7 @@ _BOM = b"\xef\xbb\xbf"
 # are everywhere (tags and lengths), including after a first byte that happens to be
 # 0x0A (whitespace) followed by a length of 91 or 123 (``[`` or ``{``).
 _NOT_JSON_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|"|[{}\[\]:,]|[^"{}\[\]:,]+', re.S)
 _MAX_PATH = 4  # deepest key path remembered: data[].spans is 3 long
 
@@ -56,21 +64,35 @@ def detect_format(first_bytes: bytes, path_name: str) -> str:
     """One of ``FORMATS`` for a file starting with ``first_bytes``; BadRequest if JSON of no known kind.
 
     An empty file is protobuf (an empty request), a whitespace-only one JSON lines
-    (no lines): both import nothing, without an error.
+    (no lines): both import nothing, without an error. (``file_import.sniff`` reports
+    such files as ``EMPTY`` before asking.)
     """
     if path_name.lower().endswith(_PROTOBUF_SUFFIXES):
         return OTLP_PROTOBUF
+    for magic, kind in _COMPRESSED.items():
+        if first_bytes.startswith(magic):
+            raise BadRequest(
+                f"{path_name}: {kind}-compressed; decompress it first, then import the result"
+            )
     head = first_bytes[len(_BOM) :] if first_bytes.startswith(_BOM) else first_bytes
     body = head.lstrip(b" \t\r\n")
     if not body:
         return OTLP_JSONL if head else OTLP_PROTOBUF
-    if body[:1] not in (b"{", b"[") or _NOT_JSON_BYTES.search(body):
+    if _NOT_JSON_BYTES.search(body):
         return OTLP_PROTOBUF
     try:
         # Incremental: a multi-byte character cut off at the end of the head is fine.
         text = codecs.getincrementaldecoder("utf-8")().decode(body, final=False)
     except UnicodeDecodeError:
         return OTLP_PROTOBUF
+    if body[:1] not in (b"{", b"["):
+        # Protobuf requests hold control bytes (tags, short lengths) from their first
+        # few bytes on, so clean UTF-8 without them is text: README, CSV, logs.
+        first_line = shorten(text.strip().partition("\n")[0].strip())
+        raise BadRequest(
+            f"{path_name}: not a recognised trace format: text, neither JSON nor protobuf "
+            f"(it starts {first_line!r}); flowscope imports {ACCEPTED_FORMATS}"
+        )
     shape = _scan(text)
     if shape.top_values > 1:
         if not _is_otlp(shape):

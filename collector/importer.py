@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
+from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from flowscope.collector.decode import PROTOBUF
@@ -17,12 +21,23 @@ from flowscope.collector.file_import import (
     flattened_chunks,
     read_requests,
     sniff,
+    unreadable,
 )
+from flowscope.collector.import_formats import EMPTY, shorten
 from flowscope.store import sql_files
 from flowscope.store.database import Database
 from flowscope.store.writer import SpanWriter
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
+
+_URL_HINT = (
+    "--server wants the OTLP/HTTP base URL of flowscope serve, e.g. http://localhost:4318, "
+    "not its dashboard or gRPC port"
+)
+
+
+class SendFailed(Exception):
+    """The server did not take a request; the message says why and what to do about it."""
 
 
 def _no_progress(_name: str, _total: int) -> Callable[[int], None]:
@@ -51,13 +66,19 @@ def import_into_database(
 def _import_one(
     path: Path, database: Database, writer: SpanWriter, force: bool, progress: ProgressFactory
 ) -> FileReport:
-    report = FileReport(str(path), "")
+    report = FileReport(str(path), error=unreadable(path))
+    if report.error:
+        return report
     try:
         report.format = sniff(path)
+        if report.format == EMPTY:
+            # Not recorded as imported: every empty file has the same hash.
+            report.empty = True
+            return report
         sha = file_sha256(path)
         earlier = database.imported_file(sha)
         if earlier is not None and not force:
-            report.skipped_reason = (
+            report.skipped = (
                 f"already imported ({earlier[1]} spans from {earlier[0]} at {earlier[2]}); "
                 "use --force to read it again"
             )
@@ -76,8 +97,20 @@ def _import_one(
             )
         ).result()
     except (BadRequest, OSError) as exc:
-        report.skipped_reason = f"cannot import: {exc}"
+        report.error = _error_text(exc, path)
+        if report.spans:
+            report.error += f" ({report.stored} new spans read before it were stored)"
     return report
+
+
+def _error_text(exc: Exception, path: Path) -> str:
+    # Format detection names the file in its messages; the report line does already.
+    return str(exc).removeprefix(f"{path.name}: ")
+
+
+def otlp_base_url(url: str) -> str:
+    """The OTLP/HTTP base URL, also when given with ``/v1/traces`` (as exporters take it)."""
+    return url.rstrip("/").removesuffix("/v1/traces")
 
 
 def import_into_server(
@@ -87,26 +120,42 @@ def import_into_server(
     token: str | None = None,
     progress: ProgressFactory = _no_progress,
 ) -> list[FileReport]:
-    """Send each file's spans to a running server's OTLP/HTTP receiver."""
-    reports: list[FileReport] = []
-    for path in paths:
-        report = FileReport(str(path), "")
-        try:
-            report.format = sniff(path)
-            tick = progress(str(path), path.stat().st_size)
-            for request in read_requests(path, report.format, tick):
-                spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-                rejected = _post(otlp_http_url, request.SerializeToString(), token)
-                report.spans += spans - rejected
-                report.rejected += rejected
-            report.stored = report.spans  # the server's dedup decides; it reports no count back
-        except (BadRequest, OSError) as exc:
-            report.skipped_reason = f"cannot import: {exc}"
-        reports.append(report)
-    return reports
+    """Send each file's spans to a running server's OTLP/HTTP receiver.
+
+    The server drops spans it already has but does not say how many, so a report
+    counts spans sent and accepted, not new ones; files are not remembered as
+    imported (the server's database is not open here).
+    """
+    base = otlp_base_url(otlp_http_url)
+    return [_send_one(path, base, token, progress) for path in paths]
 
 
-def _post(base_url: str, body: bytes, token: str | None) -> int:
+def _send_one(path: Path, base: str, token: str | None, progress: ProgressFactory) -> FileReport:
+    report = FileReport(str(path), error=unreadable(path))
+    if report.error:
+        return report
+    try:
+        report.format = sniff(path)
+        if report.format == EMPTY:
+            report.empty = True
+            return report
+        tick = progress(str(path), path.stat().st_size)
+        for request in read_requests(path, report.format, tick):
+            spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+            rejected, message = _post(base, request.SerializeToString(), token)
+            report.spans += spans - rejected
+            report.rejected += rejected
+            if message and report.messages is None:
+                report.messages = [message]
+    except (BadRequest, OSError, SendFailed) as exc:
+        report.error = _error_text(exc, path)
+        if report.spans or report.rejected:
+            report.error += f" (after {report.spans + report.rejected} spans were sent)"
+    return report
+
+
+def _post(base_url: str, body: bytes, token: str | None) -> tuple[int, str]:
+    """Send one request; the spans the server rejected and its message about them."""
     headers = {"Content-Type": PROTOBUF}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -115,8 +164,115 @@ def _post(base_url: str, body: bytes, token: str | None) -> int:
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            answer = ExportTraceServiceResponse()
-            answer.ParseFromString(response.read())
-            return int(answer.partial_success.rejected_spans)
+            content = response.read()
     except urllib.error.HTTPError as exc:
-        raise OSError(f"server answered {exc.code}: {exc.read()[:300]!r}") from exc
+        raise SendFailed(_refusal(exc, token)) from exc
+    except urllib.error.URLError as exc:
+        raise SendFailed(f"cannot reach {base_url}: {exc.reason}; {_URL_HINT}") from exc
+    except http.client.HTTPException as exc:
+        # A gRPC port answers HTTP/1.1 with an HTTP/2 frame: a bad status line.
+        detail = type(exc).__name__
+        raise SendFailed(f"no HTTP answer from {base_url} ({detail}); {_URL_HINT}") from exc
+    except OSError as exc:  # timeouts, connections reset
+        raise SendFailed(f"no answer from {base_url}: {exc}") from exc
+    answer = ExportTraceServiceResponse()
+    try:
+        answer.ParseFromString(content)
+    except DecodeError as exc:
+        raise SendFailed(f"{base_url} answered, but not with OTLP; {_URL_HINT}") from exc
+    success = answer.partial_success
+    return int(success.rejected_spans), str(success.error_message)
+
+
+def _refusal(exc: urllib.error.HTTPError, token: str | None) -> str:
+    message = _error_message(exc.read(), exc.headers.get("Content-Type", ""), str(exc.reason))
+    text = f"server refused: {exc.code} {message}"
+    if exc.code == 401:
+        hint = (
+            "the --token / FLOWSCOPE_TOKEN given is not the server's"
+            if token
+            else "give --token or FLOWSCOPE_TOKEN"
+        )
+        return f"{text} ({hint})"
+    if exc.code in (404, 405):
+        return f"{text} ({_URL_HINT})"
+    return text
+
+
+def _error_message(body: bytes, content_type: str, reason: str) -> str:
+    """What an error answer says: OTLP/HTTP sends a ``google.rpc.Status`` in the request's
+    encoding (protobuf here); other servers send JSON (``{"detail": ...}``) or a page."""
+    if "protobuf" in content_type:
+        status = Status()
+        try:
+            status.ParseFromString(body)
+        except DecodeError:
+            return reason
+        return str(status.message) or reason
+    if "json" in content_type:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return reason
+        if isinstance(document, dict):
+            for key in ("message", "detail", "error"):
+                if isinstance(document.get(key), str) and document[key]:
+                    return str(document[key])
+        return reason
+    if content_type.startswith("text/plain"):
+        text = " ".join(body.decode("utf-8", "replace").split())
+        return shorten(text, 200) or reason
+    return reason
+
+
+# --- what the command prints -------------------------------------------------------------------
+
+
+def report_line(report: FileReport, through_server: bool) -> str:
+    if report.error:
+        return f"{report.path}: cannot import: {report.error}"
+    if report.skipped:
+        return f"{report.path}: {report.skipped}"
+    if report.empty:
+        return f"{report.path}: empty file, nothing to import"
+    if through_server:
+        return (
+            f"{report.path}: {report.format}, {report.spans + report.rejected} spans sent, "
+            f"{report.spans} accepted, {report.rejected} rejected"
+        )
+    return (
+        f"{report.path}: {report.format}, {report.spans} spans, {report.stored} new, "
+        f"{report.duplicates} duplicates, {report.rejected} rejected"
+    )
+
+
+def summary_line(reports: Sequence[FileReport], server_url: str | None, seconds: float) -> str:
+    read = sum(not (r.error or r.skipped or r.empty) for r in reports)
+    counts = f"from {read} of {len(reports)} files"
+    if server_url is None:
+        text = f"imported {sum(r.stored for r in reports)} new spans {counts} in {seconds:.1f}s"
+    else:
+        accepted = sum(r.spans for r in reports)
+        rejected = sum(r.rejected for r in reports)
+        text = (
+            f"sent {accepted + rejected} spans {counts} to {otlp_base_url(server_url)} in "
+            f"{seconds:.1f}s: {accepted} accepted, {rejected} rejected"
+        )
+        if accepted:
+            # The answer has no count of duplicates: claim nothing about "new".
+            text += "; the server stores only those it does not already have"
+    return text + "".join(_not_read(reports))
+
+
+def _not_read(reports: Sequence[FileReport]) -> list[str]:
+    skipped = sum(bool(r.skipped) for r in reports)
+    empty = sum(r.empty for r in reports)
+    failed = sum(bool(r.error) for r in reports)
+    parts = []
+    if skipped:
+        parts.append(f"; {skipped} already imported, skipped (--force reads them again)")
+    if empty:
+        parts.append(f"; {empty} empty")
+    if failed:
+        parts.append(f"; {failed} failed")
+    return parts

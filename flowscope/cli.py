@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,6 +26,9 @@ from flowscope.cli_common import (
     server_options,
 )
 from flowscope.cli_demo import register_demo_commands
+
+if TYPE_CHECKING:
+    from flowscope.collector.file_import import FileReport
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -187,15 +190,41 @@ def import_(
     progress: bool | None,
 ) -> None:
     """Load trace files: OTLP JSON / JSON lines / protobuf, Jaeger JSON, Zipkin v2 JSON."""
-    from flowscope.collector.importer import import_into_database, import_into_server
-    from flowscope.store.database import Database, DatabaseLocked, StoreError
+    from flowscope.collector.importer import report_line, summary_line
 
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        fail(f"no such file: {', '.join(missing)}")
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
     bars = _ProgressBars(show)
+    reports, sent_to = _run_import(list(files), db, server_url, token, force, bars)
+    bars.close()
+    for report in reports:
+        # Failed and skipped files are remarks (stderr); stdout is what was read.
+        click.echo(
+            report_line(report, sent_to is not None), err=bool(report.error or report.skipped)
+        )
+        for message in report.messages or []:
+            click.echo(f"  rejected: {message}", err=True)
+    click.echo(summary_line(reports, sent_to, time.perf_counter() - started))
+    if any(report.error for report in reports):
+        sys.exit(1)  # after the other files were imported
+
+
+def _run_import(
+    files: list[Path],
+    db: str,
+    server_url: str | None,
+    token: str | None,
+    force: bool,
+    bars: _ProgressBars,
+) -> tuple[list[FileReport], str | None]:
+    """The reports, and the server URL the spans went to (None: into ``db``)."""
+    from flowscope.collector.file_import import FileReport, unreadable
+    from flowscope.collector.importer import import_into_database, import_into_server
+    from flowscope.store.database import Database, DatabaseLocked, StoreError
+
+    if server_url is None and not any(path.is_file() for path in files):
+        # Nothing to read: do not create a database for a mistyped name.
+        return [FileReport(str(path), error=unreadable(path)) for path in files], None
     if server_url is None:
         try:
             database = Database(db)
@@ -203,44 +232,19 @@ def import_(
             info = running_server(db)
             if info is None:
                 fail(str(exc))
-                return
+            assert info is not None  # fail() exits
             server_url = info.otlp_http_url
             click.echo(f"{db} is held by a running server; sending to {server_url}", err=True)
         except StoreError as exc:
             fail(str(exc))
-            return
         else:
             try:
-                reports = import_into_database(
-                    list(files), database, force=force, progress=bars.factory
-                )
+                reports = import_into_database(files, database, force=force, progress=bars.factory)
             finally:
                 database.close()
-    if server_url is not None:
-        reports = import_into_server(
-            list(files), server_url.rstrip("/"), token=token, progress=bars.factory
-        )
-    bars.close()
-    failed = 0
-    for report in reports:
-        if report.skipped_reason:
-            failed += report.skipped_reason.startswith("cannot")
-            click.echo(f"{report.path}: {report.skipped_reason}", err=True)
-            continue
-        line = (
-            f"{report.path}: {report.format}, {report.spans} spans, {report.stored} new, "
-            f"{report.duplicates} duplicates, {report.rejected} rejected"
-        )
-        click.echo(line)
-        for message in report.messages or []:
-            click.echo(f"  rejected: {message}", err=True)
-    total = sum(r.stored for r in reports)
-    click.echo(
-        f"imported {total} new spans from {len(reports) - failed} of {len(reports)} files "
-        f"in {time.perf_counter() - started:.1f}s"
-    )
-    if failed:
-        sys.exit(1)
+            return reports, None
+    assert server_url is not None
+    return import_into_server(files, server_url, token=token, progress=bars.factory), server_url
 
 
 class _ProgressBars:

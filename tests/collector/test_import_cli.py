@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.cli import main
+from flowscope.collector.file_import import SNIFF_BYTES
 from flowscope.store.database import Database
 from flowscope.testing.otlp import realistic_request
-from flowscope.testing.server import start_server_process
+from flowscope.testing.server import ServerProcess, start_server_process
 
 DATA = Path(__file__).parent / "data"
 TOKEN = "import-token"
@@ -124,7 +126,10 @@ def test_every_format_then_again_then_forced(
     for path, _, spans in files.values():
         assert f"{path}: already imported ({spans} spans from {path} at " in again.stderr
     assert again.stderr.count("use --force to read it again") == 5
-    assert "imported 0 new spans from 5 of 5 files" in again.stdout
+    assert again.stdout.startswith("imported 0 new spans from 0 of 5 files in ")
+    assert again.stdout.rstrip().endswith(
+        "; 5 already imported, skipped (--force reads them again)"
+    )
     assert _stored(db) == total
 
     forced = _flowscope("import", *paths, "--db", str(db), "--force", "--no-progress")
@@ -157,17 +162,80 @@ def test_unreadable_files_fail_the_run_but_not_the_other_files(
     assert _stored(db) == spans
 
 
-def test_missing_file_exits_non_zero_naming_it(tmp_path: Path) -> None:
+def test_missing_files_and_folders_do_not_stop_the_others(
+    tmp_path: Path, files: dict[str, tuple[Path, str, int]]
+) -> None:
+    db = tmp_path / "partly.duckdb"
+    good, _, spans = files["otlp-protobuf"]
+    missing = tmp_path / "nowhere.json"
+    folder = tmp_path / "in"
+    result = _flowscope(
+        "import", str(missing), str(good), str(folder), "--db", str(db), "--no-progress"
+    )
+    assert result.returncode == 1
+    errors = result.stderr.splitlines()
+    assert f"{missing}: cannot import: no such file" in errors
+    assert (
+        f"{folder}: cannot import: is a directory; name the files in it (e.g. {folder / '*'})"
+        in errors
+    )
+    assert f"{good}: otlp-protobuf, {spans} spans, {spans} new" in result.stdout
+    summary = result.stdout.splitlines()[-1]
+    assert summary.startswith(f"imported {spans} new spans from 1 of 3 files in ")
+    assert summary.endswith("s; 2 failed")
+    assert _stored(db) == spans
+
+
+def test_only_missing_files_create_no_database(tmp_path: Path) -> None:
     db = tmp_path / "untouched.duckdb"
     missing = tmp_path / "nowhere.json"
     result = CliRunner().invoke(main, ["import", str(missing), "--db", str(db)])
     assert result.exit_code == 1
-    assert f"flowscope: no such file: {missing}" in result.output
+    assert f"{missing}: cannot import: no such file" in result.output
     assert not db.exists()
     # And as a real process, the same.
     process = _flowscope("import", str(missing), "--db", str(db))
     assert process.returncode == 1
-    assert f"flowscope: no such file: {missing}" in process.stderr
+    assert f"{missing}: cannot import: no such file" in process.stderr
+    assert "imported 0 new spans from 0 of 1 files in " in process.stdout
+    assert not db.exists()
+
+
+def test_text_and_empty_files_are_named_for_what_they_are(tmp_path: Path) -> None:
+    db = tmp_path / "nothing.duckdb"
+    notes = tmp_path / "NOTES.md"
+    notes.write_text("# Notes\n\nNothing here is a trace.\n", encoding="utf-8")
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"")
+    result = _flowscope("import", str(notes), str(empty), "--db", str(db), "--no-progress")
+    assert result.returncode == 1
+    assert (
+        f"{notes}: cannot import: not a recognised trace format: text, neither JSON nor "
+        "protobuf (it starts '# Notes'); flowscope imports OTLP protobuf "
+        "(ExportTraceServiceRequest), OTLP JSON, OTLP JSON lines, Jaeger JSON and Zipkin v2 JSON"
+    ) in result.stderr.splitlines()
+    assert "Wire format" not in result.stderr
+    assert f"{empty}: empty file, nothing to import" in result.stdout.splitlines()
+    assert "otlp-protobuf" not in result.stdout
+    assert "imported 0 new spans from 0 of 2 files in " in result.stdout
+    assert result.stdout.rstrip().endswith("s; 1 empty; 1 failed")
+
+
+def test_json_lines_longer_than_the_sniffed_head(tmp_path: Path) -> None:
+    # As ``reference-app --otlp-file`` and the Collector's file exporter write them: a
+    # whole batch per line, here about 88 KB each.
+    path = tmp_path / "spans.jsonl"
+    lines = [
+        json.dumps(_otlp_json(realistic_request(20, seed=seed)), separators=(",", ":"))
+        for seed in (21, 22, 23)
+    ]
+    assert all(len(line) > SNIFF_BYTES for line in lines)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    db = tmp_path / "long-lines.duckdb"
+    result = _flowscope("import", str(path), "--db", str(db), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert f"{path}: otlp-jsonl, 480 spans, 480 new, 0 duplicates, 0 rejected" in result.stdout
+    assert _stored(db) == 480
 
 
 def test_import_into_a_database_held_by_a_server_goes_through_it(
@@ -197,7 +265,113 @@ def test_import_into_a_database_held_by_a_server_goes_through_it(
         # Without the server's token the server refuses, and the run says so.
         refused = _flowscope("import", str(single), "--db", str(db))
         assert refused.returncode == 1
-        assert f"{single}: cannot import: server answered 401" in refused.stderr
+        assert f"{single}: cannot import: server refused: 401 " in refused.stderr
     finally:
         assert server.stop() == 0
     assert _stored(db) == single_spans + jaeger_spans
+
+
+# --- through a server given by --server ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    db = tmp_path_factory.mktemp("served") / "served.duckdb"
+    server = start_server_process(db, "--decode-workers", "0", env={"FLOWSCOPE_TOKEN": TOKEN})
+    yield server
+    assert server.stop() == 0
+
+
+def _health(server: ServerProcess) -> dict[str, Any]:
+    answer: dict[str, Any] = httpx.get(f"{server.endpoints.ui}/healthz", timeout=30).json()
+    return answer
+
+
+def test_through_a_server_spans_are_sent_and_accepted_not_claimed_new(
+    tmp_path: Path, served: ServerProcess
+) -> None:
+    path = tmp_path / "twice.pb"
+    path.write_bytes(realistic_request(4, seed=41).SerializeToString())
+    url = served.endpoints.http
+    before = _health(served)
+    for _ in range(2):
+        result = _flowscope("import", "--server", url, str(path), "--no-progress", token=TOKEN)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[0] == (
+            f"{path}: otlp-protobuf, 32 spans sent, 32 accepted, 0 rejected"
+        )
+        assert result.stdout.splitlines()[1].startswith(f"sent 32 spans from 1 of 1 files to {url}")
+        assert result.stdout.rstrip().endswith(
+            ": 32 accepted, 0 rejected; the server stores only those it does not already have"
+        )
+        assert " new" not in result.stdout
+    after = _health(served)
+    # The second time the server dropped every span: stored once, counted as duplicates once.
+    assert after["spans"] - before["spans"] == 32
+    assert after["writer"]["duplicate_spans"] - before["writer"]["duplicate_spans"] == 32
+
+    # Spans the server rejects (its partial_success) are reported with its reason.
+    request = realistic_request(1, seed=42)
+    request.resource_spans[0].scope_spans[0].spans[0].trace_id = b""
+    invalid = tmp_path / "invalid.pb"
+    invalid.write_bytes(request.SerializeToString())
+    result = _flowscope("import", "--server", url, str(invalid), "--no-progress", token=TOKEN)
+    assert result.returncode == 0, result.stderr
+    assert f"{invalid}: otlp-protobuf, 8 spans sent, 7 accepted, 1 rejected" in result.stdout
+    assert ": 7 accepted, 1 rejected;" in result.stdout
+    assert "  rejected: 1 span(s) rejected: span " in result.stderr
+    assert "trace_id has 0 bytes, expected 16" in result.stderr
+    # The URL as exporters take it, with /v1/traces, works too.
+    result = _flowscope(
+        "import", "--server", f"{url}/v1/traces/", str(path), "--no-progress", token=TOKEN
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"sent 32 spans from 1 of 1 files to {url} in " in result.stdout
+
+
+def test_server_refusals_are_decoded_with_a_hint(tmp_path: Path, served: ServerProcess) -> None:
+    path = tmp_path / "refused.pb"
+    path.write_bytes(realistic_request(1, seed=43).SerializeToString())
+    url_hint = (
+        "--server wants the OTLP/HTTP base URL of flowscope serve, e.g. http://localhost:4318, "
+        "not its dashboard or gRPC port"
+    )
+    cases = [
+        (
+            (served.endpoints.http, ""),
+            "server refused: 401 missing or wrong bearer token (give --token or FLOWSCOPE_TOKEN)",
+        ),
+        (
+            (served.endpoints.http, "not-the-token"),
+            "server refused: 401 missing or wrong bearer token "
+            "(the --token / FLOWSCOPE_TOKEN given is not the server's)",
+        ),
+        ((served.endpoints.ui, TOKEN), f"server refused: 404 Not Found ({url_hint})"),
+        (
+            (f"http://{served.endpoints.grpc}", TOKEN),
+            f"no HTTP answer from http://{served.endpoints.grpc} (BadStatusLine); {url_hint}",
+        ),
+    ]
+    for (url, token), said in cases:
+        result = _flowscope("import", "--server", url, str(path), "--no-progress", token=token)
+        assert result.returncode == 1
+        assert f"{path}: cannot import: {said}" in result.stderr.splitlines(), result.stderr
+        assert "b'" not in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_error_bodies_in_both_otlp_encodings() -> None:
+    from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
+
+    from flowscope.collector.importer import _error_message
+
+    binary = Status(code=16, message="missing or wrong bearer token").SerializeToString()
+    assert _error_message(binary, "application/x-protobuf", "Unauthorized") == (
+        "missing or wrong bearer token"
+    )
+    text = b'{"code": 3, "message": "request body exceeds the limit"}'
+    assert _error_message(text, "application/json", "Bad Request") == (
+        "request body exceeds the limit"
+    )
+    assert _error_message(b"<html>502</html>", "text/html", "Bad Gateway") == "Bad Gateway"
+    assert _error_message(b"\xff", "application/x-protobuf", "Teapot") == "Teapot"

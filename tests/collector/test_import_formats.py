@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,9 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.collector.errors import BadRequest
-from flowscope.collector.file_import import read_requests, sniff
+from flowscope.collector.file_import import SNIFF_BYTES, read_requests, sniff
 from flowscope.collector.flatten import flatten_request
-from flowscope.collector.import_formats import detect_format
+from flowscope.collector.import_formats import EMPTY, detect_format
 from flowscope.testing.otlp import key_values, realistic_request
 
 DATA = Path(__file__).parent / "data"
@@ -118,6 +119,51 @@ def test_json_lines_as_the_collector_file_exporter_writes_them(tmp_path: Path) -
     assert sum(flatten_request(r).batch.spans for r in read_requests(path, "otlp-jsonl")) == 48
 
 
+def _spans(path: Path, fmt: str) -> int:
+    return sum(flatten_request(r).batch.spans for r in read_requests(path, fmt))
+
+
+def test_json_lines_whose_first_line_is_longer_than_the_head(tmp_path: Path) -> None:
+    # The Collector's file exporter (and ``reference-app --otlp-file``) writes a whole
+    # batch per line; a line of 100 KB leaves the 64 KiB head inside the first object.
+    line = _compact(_otlp_json(20))
+    assert len(line) > SNIFF_BYTES == HEAD
+    path = tmp_path / "spans.jsonl"
+    path.write_bytes(line + b"\n" + line + b"\n" + _compact(_otlp_json(1)) + b"\n")
+    assert sniff(path) == "otlp-jsonl"
+    assert _spans(path, "otlp-jsonl") == 2 * 160 + 8
+    # Blank space around the lines and Windows line ends change nothing.
+    path.write_bytes(b"\n " + line + b" \r\n\r\n" + line + b"\r\n")
+    assert sniff(path) == "otlp-jsonl"
+    assert _spans(path, "otlp-jsonl") == 2 * 160
+
+
+def test_json_lines_whose_first_line_ends_exactly_at_the_head(tmp_path: Path) -> None:
+    line = _compact(_otlp_json(10))
+    padded = line + b" " * (SNIFF_BYTES - 1 - len(line)) + b"\n"
+    assert len(padded) == SNIFF_BYTES
+    path = tmp_path / "spans.jsonl"
+    path.write_bytes(padded + line + b"\n")
+    assert sniff(path) == "otlp-jsonl"
+    assert _spans(path, "otlp-jsonl") == 2 * 80
+
+
+def test_one_big_object_is_not_json_lines(tmp_path: Path) -> None:
+    document = _otlp_json(40)
+    path = tmp_path / "big.json"
+    for data in (
+        _compact(document),  # no newline at all
+        _compact(document) + b"\n\n  \n",  # then only blank lines
+        json.dumps(document, indent=2).encode(),  # many lines, the first one "{"
+        # A long first line ending inside the object, not at its end.
+        _compact(document)[:-2] + b"\n]}\n",
+    ):
+        assert len(data) > 2 * SNIFF_BYTES
+        path.write_bytes(data)
+        assert sniff(path) == "otlp-json"
+        assert _spans(path, "otlp-json") == 320
+
+
 def test_pretty_printed_objects_one_after_another_are_not_json_lines() -> None:
     pretty = json.dumps(_otlp_json(1), indent=2).encode()
     with pytest.raises(BadRequest, match=r"dump.json: several OTLP JSON objects, but not one per"):
@@ -152,14 +198,60 @@ def test_protobuf_whose_first_length_byte_looks_like_a_json_bracket() -> None:
         assert detect_format(data, "export.bin") == "otlp-protobuf"
 
 
-def test_text_that_is_not_json_is_left_to_the_protobuf_decoder() -> None:
-    assert detect_format(b"hello, world", "notes.txt") == "otlp-protobuf"
+@pytest.mark.parametrize(
+    ("data", "starts"),
+    [
+        (b"hello, world", "hello, world"),
+        (b"\n\n# flowscope\n\nOTLP traces in, service maps out.\n", "# flowscope"),
+        ("trace_id,span_id,name\n1,2,caf\u00e9\n".encode(), "trace_id,span_id,name"),
+    ],
+)
+def test_text_that_is_not_json_is_not_a_trace_format(data: bytes, starts: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        detect_format(data, "notes.md")
+    message = str(caught.value)
+    assert message.startswith("notes.md: not a recognised trace format: text, neither JSON")
+    assert f"(it starts {starts!r})" in message
+    assert "OTLP protobuf (ExportTraceServiceRequest), OTLP JSON, OTLP JSON lines, " in message
+    assert "Jaeger JSON and Zipkin v2 JSON" in message
+
+
+def test_binary_that_is_not_protobuf_names_the_formats(tmp_path: Path) -> None:
     assert detect_format(b"{\xff\xfe not utf-8", "weird.json") == "otlp-protobuf"
+    path = tmp_path / "picture.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xff")
+    fmt = sniff(path)
+    assert fmt == "otlp-protobuf"
+    with pytest.raises(BadRequest, match=r"invalid OTLP protobuf: .*\(flowscope imports OTLP"):
+        list(read_requests(path, fmt))
 
 
-def test_empty_and_blank_files_import_nothing() -> None:
+def test_compressed_files_are_named_so() -> None:
+    data = gzip.compress(_compact(_otlp_json(1)))
+    with pytest.raises(BadRequest, match=r"^spans.json.gz: gzip-compressed; decompress it first"):
+        detect_format(data, "spans.json.gz")
+    with pytest.raises(BadRequest, match=r"^spans.zst: zstd-compressed"):
+        detect_format(b"\x28\xb5\x2f\xfd" + b"\x00" * 20, "spans.zst")
+
+
+def test_empty_and_blank_files_import_nothing(tmp_path: Path) -> None:
     assert detect_format(b"", "empty.json") == "otlp-protobuf"
     assert detect_format(b"\n  \n", "blank.json") == "otlp-jsonl"
+    # A file that holds nothing is reported as empty, whatever its name.
+    for name, data in (
+        ("empty.json", b""),
+        ("empty.pb", b""),
+        ("blank.jsonl", b"\n  \r\n"),
+        ("bom.json", b"\xef\xbb\xbf\n"),
+    ):
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert sniff(path) == EMPTY
+        assert list(read_requests(path, EMPTY)) == []
+    # Blank space alone for longer than the head is not taken as the whole file.
+    path = tmp_path / "late.jsonl"
+    path.write_bytes(b"\n" * SNIFF_BYTES + _compact(_otlp_json(1)) + b"\n")
+    assert sniff(path) == "otlp-jsonl"
 
 
 def test_byte_order_mark_is_skipped() -> None:
