@@ -152,6 +152,21 @@ def _window(
         raise AnalysisError(_renamed(str(exc), since_name, until_name)) from exc
 
 
+# The API's bounds (dashboard/api_analysis.py), checked here so a file and a server
+# refuse the same values with the same words.
+MAX_TRACES = 10_000
+
+
+def _check_trace_filters(filters: Mapping[str, Any], names: Names) -> None:
+    limit = filters.get("limit", 20)
+    if not 1 <= limit <= MAX_TRACES:
+        raise AnalysisError(f"{param_name('limit', names)} must be 1 to {MAX_TRACES}, not {limit}")
+    least = filters.get("min_duration_ms")
+    if least is not None and least < 0:
+        name = param_name("min_duration_ms", names)
+        raise AnalysisError(f"{name} must be 0 or more, not {least}")
+
+
 CompareMode = Literal["traces", "baseline", "versions", "windows"]
 
 
@@ -210,6 +225,7 @@ class LocalSource:
         return self.analysis.flow(flow_id, _window(since, until, self.names), by)
 
     def traces(self, since: str | None, until: str | None, **filters: Any) -> list[TraceSummary]:
+        _check_trace_filters(filters, self.names)
         return self.analysis.traces(_window(since, until, self.names), **filters)
 
     def trace(self, trace_id: str, since: str | None, until: str | None) -> TraceView:
@@ -281,6 +297,9 @@ class RemoteSource:
             unknown = _unknown(response) or missing
             if unknown is not None:
                 raise unknown
+        if response.status_code == 400:
+            # A refusal with the reason (a window, the SQL sandbox): the words a file gives.
+            raise AnalysisError(_detail(response))
         if response.status_code >= 400:
             raise AnalysisError(f"server refused: {_detail(response)}")
         return response.json()
@@ -302,6 +321,7 @@ class RemoteSource:
         return flow_detail_from_dict(self._get(path, params, UnknownFlow(flow_id)))
 
     def traces(self, since: str | None, until: str | None, **filters: Any) -> list[TraceSummary]:
+        _check_trace_filters(filters, self.names)
         flow = filters.get("flow")
         missing = UnknownFlow(flow) if flow is not None else None
         data = self._get("/api/traces", {"since": since, "until": until, **filters}, missing)

@@ -306,7 +306,9 @@ def _steps_table(steps: list[Any]) -> str:
 @click.option("--service", default=None, help="Traces with a span of this service.")
 @click.option("--operation", default=None, help="Traces with a span of this name.")
 @click.option("--flow", default=None, help="Traces of this flow id.")
-@click.option("--min-duration", "min_duration_ms", type=float, default=None, help="In ms.")
+@click.option(
+    "--min-duration", "min_duration_ms", type=click.FloatRange(min=0), default=None, help="In ms."
+)
 @click.option("--error/--no-error", default=None, help="Only traces with / without errors.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 @format_option()

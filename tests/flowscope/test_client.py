@@ -181,6 +181,10 @@ REFUSALS: dict[str, Callable[[Flowscope], object]] = {
     "bad_left_since": lambda fs: fs.compare_windows(ORDERS, ("banana", None), ("1h", None)),
     "half_windows": lambda fs: fs.compare_windows(ORDERS, ("1h", None), (None, None)),
     "half_windows_source": lambda fs: fs.source.compare(flow=ORDERS, left_since="1h"),
+    "traces_limit_0": lambda fs: fs.traces(**W, limit=0),
+    "traces_limit_huge": lambda fs: fs.traces(**W, limit=10_001),
+    "traces_negative_duration": lambda fs: fs.traces(**W, min_duration_ms=-1),
+    "sql_refused": lambda fs: fs.sql("DELETE FROM otel_traces"),
 }
 
 
