@@ -108,7 +108,8 @@ class FlowsConfig:
                 )
             if rule.id in seen:
                 raise FlowsConfigError(
-                    f"{where}.id: {rule.id!r} is already used by flows[{seen[rule.id]}]"
+                    f"{where}.id: {rule.id!r} is already used by flows[{seen[rule.id]}] "
+                    "(without an id, a flow's id is its name as a slug: give one of them an id)"
                 )
             seen[rule.id] = index
             if (
@@ -155,7 +156,9 @@ def _rule(entry: Any, where: str) -> FlowRule:
         raise FlowsConfigError(f"{where}: must be a mapping with name and match")
     unknown = sorted(set(entry) - _FLOW_KEYS)
     if unknown:
-        raise FlowsConfigError(f"{where}.{unknown[0]}: unknown key")
+        raise FlowsConfigError(
+            f"{where}.{unknown[0]}: unknown key (expected one of {sorted(_FLOW_KEYS)})"
+        )
     name = entry.get("name")
     if not isinstance(name, str):
         raise FlowsConfigError(f"{where}.name: required, a string")

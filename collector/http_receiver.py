@@ -69,13 +69,11 @@ def create_otlp_http_app(
         if not token_matches(token, request.headers.get("authorization")):
             return _failure(401, _UNAUTHENTICATED, "missing or wrong bearer token", kind)
         if kind not in (PROTOBUF, JSON):
-            return _failure(
-                415,
-                _INVALID_ARGUMENT,
-                f"unsupported Content-Type {request.headers.get('content-type')!r}; "
-                f"use {PROTOBUF} or {JSON}",
-                PROTOBUF,
+            given = request.headers.get("content-type")
+            what = (
+                "missing Content-Type" if given is None else f"unsupported Content-Type {given!r}"
             )
+            return _failure(415, _INVALID_ARGUMENT, f"{what}; use {PROTOBUF} or {JSON}", PROTOBUF)
         try:
             raw = await _read_body(request, max_bytes)
             body = decompress(raw, request.headers.get("content-encoding"), max_bytes)

@@ -141,6 +141,11 @@ def serve(
     click.echo(
         f"  dashboard  {server.ui_url}   (health {server.ui_url}/healthz, API docs {server.ui_url}/docs)"
     )
+    if host in ("0.0.0.0", "::", ""):
+        # The lines above are where this machine reaches it; others use its address.
+        click.echo(
+            f"  (listening on every interface, {host or '*'}; from elsewhere use this host's address)"
+        )
     click.echo("ready; Ctrl-C or SIGTERM stops and flushes", nl=True)
     sys.stdout.flush()
     try:

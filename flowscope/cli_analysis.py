@@ -395,6 +395,9 @@ def trace(
     if not baseline:
         click.echo("(add --since 1h to put each span next to its step's P50 in the flow)")
     click.echo()
+    if not view.critical_path:  # it starts at the root span
+        click.echo("critical path: none (the trace has no root span yet)")
+        return
     click.echo("critical path:")
     path = [[c.service, c.operation, c.start_offset_ms, c.duration_ms] for c in view.critical_path]
     click.echo(render_table(["service", "operation", "start_ms", "duration_ms"], path))

@@ -62,7 +62,8 @@ class ServeConfig:
             try:
                 FlowsConfig.load(self.flows)
             except (OSError, ValueError) as exc:
-                raise ValueError(f"flows {self.flows}: {exc}") from exc
+                # FlowsConfigError messages start with the file already.
+                raise ValueError(f"--flows {exc}") from exc
         ports: dict[int, str] = {}
         for name in ("grpc_port", "http_port", "ui_port"):
             value = getattr(self, name)

@@ -52,7 +52,7 @@ FAULTS: dict[str, FaultSpec] = {
             "ms",
             200.0,
             "risk-manager's rule evaluation takes this much longer for every order",
-            "risk-manager 'validate_order' (under order-manager POST /validate): P95 up by the "
+            "risk-manager 'validate_order' (under risk-manager POST /validate): P95 up by the "
             "magnitude",
         ),
         FaultSpec(
@@ -85,10 +85,10 @@ FAULTS: dict[str, FaultSpec] = {
             "order-manager-503",
             "fraction",
             0.3,
-            "order-manager refuses this share of order placements with 503; the gateway retries "
-            "up to 3 times",
+            "order-manager refuses this share of order placements with 503; the gateway tries "
+            "up to 3 times (2 retries)",
             "client-gateway 'POST /order' (Client) calls_per_trace > 1 and order-manager "
-            "'POST /order' error rate; the flow's error rate moves only when all retries fail",
+            "'POST /order' error rate; the flow's error rate moves only when all 3 attempts fail",
         ),
     )
 }

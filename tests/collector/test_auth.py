@@ -177,6 +177,8 @@ def test_open_bind_without_token_prints_a_warning(tmp_path: Path) -> None:
         assert server.stop() == 0
     output = "".join(server.output)
     assert "warning: listening on 0.0.0.0 without --token" in output
+    # The printed URLs are this machine's way in; the banner says the bind is wider.
+    assert "listening on every interface, 0.0.0.0" in output
 
 
 def test_open_bind_with_token_prints_no_warning(tmp_path: Path) -> None:

@@ -117,7 +117,7 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
         415,
         "unsupported Content-Type",
     ),
-    ("missing content type", {}, b"hello", 415, "unsupported Content-Type"),
+    ("missing content type", {}, b"hello", 415, "missing Content-Type; use application/x-protobuf"),
     ("invalid JSON", JS, b'{"resourceSpans": [', 400, "not valid JSON"),
     ("JSON not an object", JS, b"[1, 2, 3]", 400, "JSON object"),
     (

@@ -63,3 +63,23 @@ def test_diagram_without_mermaid_is_refused(scenario_db: Path) -> None:
         "flowchart",
     )
     assert drawn.exit_code == 0 and drawn.stdout.startswith("flowchart TD")
+
+
+def test_a_trace_without_its_root_says_it_has_no_critical_path(tmp_path: Path) -> None:
+    from flowscope.testing.traces import TraceKit
+
+    kit = TraceKit()
+    trace = kit.trace(start_ms=0)
+    root = trace.span("gateway", "GET /", kind="Server", start_ms=0, duration_ms=10)
+    root.child("db-client", "SELECT", kind="Client", start_ms=1, duration_ms=5)
+    path = tmp_path / "rootless.duckdb"
+    database = Database(path)
+    try:
+        kit.write(database, kit.spans[1:])  # the root never arrived
+    finally:
+        database.close()
+    trace_id = kit.spans[1].trace_id
+    result = run("trace", trace_id, "--db", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert "(orphan)" in result.stdout
+    assert "critical path: none (the trace has no root span yet)" in result.stdout

@@ -46,5 +46,6 @@ def test_bad_flows_file_is_refused_at_start_naming_it(tmp_path: Path) -> None:
     flows = tmp_path / "flows.yaml"
     flows.write_text("flows:\n  - id: no-name\n    match: {service: x}\n")
     config = ServeConfig(db=str(tmp_path / "x.duckdb"), flows=str(flows))
-    with pytest.raises(ValueError, match="flows.yaml"):
+    with pytest.raises(ValueError, match="flows.yaml") as refused:
         config.validate()
+    assert str(refused.value).count(str(flows)) == 1  # the file is named once
