@@ -70,11 +70,8 @@ def _import_one(
     if report.error:
         return report
     try:
-        report.format = sniff(path)
-        if report.format == EMPTY:
-            # Not recorded as imported: every empty file has the same hash.
-            report.empty = True
-            return report
+        if not _sniff_into(report, path):
+            return report  # not recorded as imported: every empty file has the same hash
         sha = file_sha256(path)
         earlier = database.imported_file(sha)
         if earlier is not None and not force:
@@ -101,6 +98,13 @@ def _import_one(
         if report.spans:
             report.error += f" ({report.stored} new spans read before it were stored)"
     return report
+
+
+def _sniff_into(report: FileReport, path: Path) -> bool:
+    """Set the file's format on its report; False when the file holds nothing to read."""
+    report.format = sniff(path)
+    report.empty = report.format == EMPTY
+    return not report.empty
 
 
 def _error_text(exc: Exception, path: Path) -> str:
@@ -135,9 +139,7 @@ def _send_one(path: Path, base: str, token: str | None, progress: ProgressFactor
     if report.error:
         return report
     try:
-        report.format = sniff(path)
-        if report.format == EMPTY:
-            report.empty = True
+        if not _sniff_into(report, path):
             return report
         tick = progress(str(path), path.stat().st_size)
         for request in read_requests(path, report.format, tick):
