@@ -206,6 +206,12 @@ class Analysis:
         with read_snapshot(self.database):
             a = cmp.flow_step_values(self._steps(flow_id, window, left_version), "p95_ms")
             b = cmp.flow_step_values(self._steps(flow_id, window, right_version), "p95_ms")
+        for version, side in ((left_version, a), (right_version, b)):
+            if not side:  # an empty side would read as "every step is new" or "all gone"
+                raise AnalysisError(
+                    f"no trace of flow {flow_id!r} ran through service.version={version} "
+                    f"in {window_label(window)}"
+                )
         return Comparison(
             "versions",
             f"service.version={left_version}",

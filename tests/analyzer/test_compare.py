@@ -119,6 +119,11 @@ def test_a_flow_in_two_versions(analyze: Analyze) -> None:
     assert orders.left_ms == pytest.approx(29.5) and orders.right_ms == pytest.approx(79.0)
     assert (orders.left_calls, orders.right_calls, orders.error_rate_delta) == (2, 2, 0.5)
     assert comparison.deltas[0] is orders
+    flow_id = analysis.flows(HOUR)[0].id
+    with pytest.raises(AnalysisError, match=r"ran through service\.version=9\.9 in "):
+        analysis.compare_versions(flow_id, HOUR, "1.0", "9.9")
+    with pytest.raises(AnalysisError, match=r"service\.version=0\.1 in "):
+        analysis.compare_versions(flow_id, HOUR, "0.1", "2.0")
 
 
 def test_compare_errors(analyze: Analyze) -> None:
