@@ -123,11 +123,13 @@ def _derive_into_temp(
     for table in scope:
         for targets in table.column("LinkTraceIds").to_pylist():
             linked.extend(targets or [])
-    cursor.register("dv_linked_in", pa.table({"TraceId": pa.array(linked, pa.string())}))
-    try:
-        context = _load(cursor, "dv_want_context", False, ids)
-    finally:
-        cursor.unregister("dv_linked_in")
+    context: list[pa.Table] = []
+    if linked:  # most passes link nowhere: 5 statements (~8 ms) that would load nothing
+        cursor.register("dv_linked_in", pa.table({"TraceId": pa.array(linked, pa.string())}))
+        try:
+            context = _load(cursor, "dv_want_context", False, ids)
+        finally:
+            cursor.unregister("dv_linked_in")
     # With nothing to load, an empty table of the right shape.
     tables = scope + context or [
         _load_spans(cursor, {"cluster": -1, "lo": 0, "hi": 0, "in_scope": True})
