@@ -21,27 +21,35 @@ DEFAULT_SINCE = "1h"
 ALL_TIME = Window(0, 4_102_444_800 * 1_000_000_000)
 
 
-def parse_window(since: str | None, until: str | None, now_ns: int | None = None) -> Window:
+def parse_window(
+    since: str | None,
+    until: str | None,
+    now_ns: int | None = None,
+    names: tuple[str, str] = ("--since", "--until"),
+) -> Window:
     """``since``/``until`` -> Window; the default is the last hour.
 
     Each is a duration back from now (``15m``, ``1h``, ``7d``) or an RFC 3339
-    timestamp; ``until`` defaults to now. ValueError names the bad option.
+    timestamp; ``until`` defaults to now. ValueError names the bad option as the
+    caller spells it (``names``: the CLI's ``--since``, the API's ``left_since``, ...).
     """
+    since_name, until_name = names
     now_ns = time.time_ns() if now_ns is None else now_ns
     try:
         until_ns = now_ns if until is None else instant_ns(until, now_ns)
     except ValueError as exc:
-        raise ValueError(f"--until: {exc}") from exc
+        raise ValueError(f"{until_name}: {exc}") from exc
     try:
         since_ns = instant_ns(since or DEFAULT_SINCE, now_ns)
     except ValueError as exc:
-        raise ValueError(f"--since: {exc}") from exc
+        raise ValueError(f"{since_name}: {exc}") from exc
     if since is None and until is not None:
         # "the hour before --until" is what a user means when only --until is given.
         since_ns = until_ns - (now_ns - since_ns)
     if since_ns >= until_ns:
         raise ValueError(
-            f"--since ({format_ns(since_ns)}) must be before --until ({format_ns(until_ns)})"
+            f"{since_name} ({format_ns(since_ns)}) must be before "
+            f"{until_name} ({format_ns(until_ns)})"
         )
     return Window(since_ns, until_ns)
 

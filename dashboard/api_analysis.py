@@ -56,16 +56,9 @@ def window_or_400(
     since: str | None, until: str | None, prefix: str = "", now_ns: int | None = None
 ) -> Window:
     try:
-        return parse_window(since, until, now_ns)
+        return parse_window(since, until, now_ns, (f"{prefix}since", f"{prefix}until"))
     except ValueError as exc:
-        message = str(exc)
-        if prefix:  # "--since: ..." names the CLI option; the API's parameter is prefixed
-            message = message.replace("--since", f"{prefix}since").replace(
-                "--until", f"{prefix}until"
-            )
-        else:
-            message = message.replace("--since", "since").replace("--until", "until")
-        raise HTTPException(400, detail={"message": message}) from exc
+        raise HTTPException(400, detail={"message": str(exc)}) from exc
 
 
 def window_dict(window: Window) -> dict[str, str]:

@@ -13,7 +13,6 @@ through a server. Messages name the parameters as the caller wrote them:
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -117,23 +116,6 @@ def param_name(name: str, names: Names) -> str:
     return "--" + name.replace("_", "-") if names == "cli" else name
 
 
-# parse_window's messages name the CLI options; only these shapes are renamed, so a
-# typed value that happens to contain "--since" is quoted back untouched.
-_BACKWARDS = re.compile(
-    r"^--since \((?P<since>[^)]*)\) must be before --until \((?P<until>[^)]*)\)$"
-)
-
-
-def _renamed(message: str, since: str, until: str) -> str:
-    for option, name in (("--since:", since), ("--until:", until)):
-        if message.startswith(option):
-            return name + message[len(option) - 1 :]
-    backwards = _BACKWARDS.match(message)
-    if backwards is not None:
-        return f"{since} ({backwards['since']}) must be before {until} ({backwards['until']})"
-    return message
-
-
 def _window(
     since: str | None,
     until: str | None,
@@ -144,12 +126,11 @@ def _window(
     """``prefix``: ``left_``/``right_`` for the windows of a comparison."""
     from flowscope.analyzer.window import parse_window
 
+    spelled = (param_name(f"{prefix}since", names), param_name(f"{prefix}until", names))
     try:
-        return parse_window(since, until, now_ns)
+        return parse_window(since, until, now_ns, spelled)
     except ValueError as exc:
-        since_name = param_name(f"{prefix}since", names)
-        until_name = param_name(f"{prefix}until", names)
-        raise AnalysisError(_renamed(str(exc), since_name, until_name)) from exc
+        raise AnalysisError(str(exc)) from exc
 
 
 # The API's bounds (dashboard/api_analysis.py), checked here so a file and a server
