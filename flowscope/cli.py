@@ -237,7 +237,6 @@ def _run_import(
             info = running_server(db)
             if info is None:
                 fail(str(exc))
-            assert info is not None  # fail() exits
             server_url = info.otlp_http_url
             click.echo(f"{db} is held by a running server; sending to {server_url}", err=True)
         except StoreError as exc:

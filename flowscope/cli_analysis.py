@@ -98,7 +98,6 @@ def analysis_source(
         source = open_source(db, token=token, flows=flows_file, server_url=server_url)
     except AnalysisError as exc:
         fail(str(exc))
-        return
     if flows_file and source.where != db:
         click.echo(
             f"flowscope: reading through {source.where}; the server's flows apply, not {flows_file}",
@@ -444,7 +443,6 @@ def compare(
         params = {"left": trace_ids[0], "right": trace_ids[1]}
     elif trace_ids:
         fail("compare takes two trace ids (or none, with --trace/--flow)")
-        return
     elif trace_id and baseline:
         params = {"trace": trace_id, "since": since, "until": until}
     elif flow and versions:
@@ -458,7 +456,6 @@ def compare(
             "say what to compare: TRACE_A TRACE_B, --trace T --baseline, "
             "--flow F --left-since/--right-since ..., or --flow F --versions V1 V2"
         )
-        return
     with analysis_source(db, server_url, token, flows_file) as source:
         result = source.compare(**params)
     if fmt == "json":

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -102,7 +102,7 @@ def render_table(columns: list[str], rows: list[list[Any]], max_width: int = 60)
     return "\n".join(out)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     click.echo(f"flowscope: {message}", err=True)
     sys.exit(1)
 
