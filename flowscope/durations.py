@@ -19,6 +19,15 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
+def format_duration(value: timedelta) -> str:
+    """The inverse of ``parse_duration`` for whole units: ``7d``, ``36h``, ``15m``, ``90s``."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def parse_instant(text: str, now: datetime | None = None) -> datetime:
     """A duration back from ``now`` or an RFC 3339 timestamp, as an aware UTC datetime."""
     now = now or datetime.now(UTC)

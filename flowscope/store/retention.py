@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flowscope.durations import format_duration
 from flowscope.store import sql_files
 from flowscope.store.derivation import derived_retention
 from flowscope.store.writer import SpanWriter, WriterClosed
@@ -62,7 +63,7 @@ class RetentionSweeper:
             log.warning(
                 "retention %s: deleted %d spans that started before %s "
                 "(serve with --retention off to keep every span)",
-                _duration(self.keep),
+                format_duration(self.keep),
                 deleted,
                 cutoff.isoformat(timespec="seconds"),
             )
@@ -81,12 +82,3 @@ class RetentionSweeper:
                 log.exception("retention sweep failed")
             at_start = False
             self._stop.wait(self.interval.total_seconds())
-
-
-def _duration(keep: timedelta) -> str:
-    """``7d``, ``36h``, ``15m``: the way --retention is written."""
-    seconds = int(keep.total_seconds())
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
