@@ -95,6 +95,12 @@ class _MapColumn:
         )
 
 
+# What OTLP/JSON's decoder puts in an id field that is not a hex string, so the span
+# alone is rejected, by this check, with a message that says why. No valid id has
+# this length (16 or 8 bytes), so it can never pass as one.
+NOT_HEX_ID = b"\xffnot a hex id"
+
+
 def _id_problem(trace_id: bytes, span_id: bytes, parent_id: bytes) -> str:
     for name, value, size, optional in (
         ("trace_id", trace_id, 16, False),
@@ -103,6 +109,8 @@ def _id_problem(trace_id: bytes, span_id: bytes, parent_id: bytes) -> str:
     ):
         if optional and not value:
             continue
+        if value == NOT_HEX_ID:
+            return f"{name} is not a hex string (OTLP/JSON ids are {2 * size} hex digits)"
         if len(value) != size:
             return f"{name} has {len(value)} bytes, expected {size}"
         if not any(value):

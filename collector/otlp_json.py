@@ -17,10 +17,11 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.collector.errors import BadRequest
+from flowscope.collector.flatten import NOT_HEX_ID
 
 # An id that is not valid hex still has to reach the span-level check, which
-# rejects that one span; one byte is the wrong length for every id kind.
-_INVALID_ID = base64.b64encode(b"\xff").decode("ascii")
+# rejects that one span and names the reason.
+_INVALID_ID = base64.b64encode(NOT_HEX_ID).decode("ascii")
 _ID_FIELDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
 
 

@@ -156,3 +156,22 @@ def test_unknown_flow_and_a_known_flow_without_traces(analyze: Analyze) -> None:
     detail = analysis.flow(flow_id, empty_window)
     assert (detail.flow.traces, detail.flow.name, detail.steps) == (0, "gateway POST /orders", [])
     assert (detail.flow.root_service, detail.flow.root_operation) == ("gateway", "POST /orders")
+
+
+def test_a_named_flow_without_traces_shows_plain_names_not_globs(analyze: Analyze) -> None:
+    config = FlowsConfig.parse(
+        "flows:\n"
+        "  - {name: Placement, match: {service: gateway, operation: 'POST *'}}\n"
+        "  - {name: Portfolio, match: {service: gateway, operation: 'GET /portfolio/{id}'}}\n"
+    )
+    analysis = analyze(order_kit(), config)
+    empty_window = Window(at_ms(3_000_000), at_ms(3_600_000))
+    # A glob is a rule, not an operation any span has: no root operation to show.
+    placement = analysis.flow("placement", empty_window).flow
+    assert (placement.traces, placement.root_service, placement.root_operation) == (
+        0,
+        "gateway",
+        "",
+    )
+    portfolio = analysis.flow("portfolio", empty_window).flow
+    assert (portfolio.root_service, portfolio.root_operation) == ("gateway", "GET /portfolio/{id}")

@@ -242,7 +242,10 @@ def test_invalid_ids_rejected_individually_json(live: tuple[FlowscopeServer, End
     }
     response = httpx.post(f"{endpoints.http}/v1/traces", json=doc)
     assert response.status_code == 200
-    assert response.json()["partialSuccess"]["rejectedSpans"] == "2"
+    partial = response.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "2"
+    assert "span 'short': trace_id has 2 bytes, expected 16" in partial["errorMessage"]
+    assert "span 'not hex': trace_id is not a hex string" in partial["errorMessage"]
     assert _count(server) == before + 1
 
 
