@@ -304,9 +304,8 @@ class Analysis:
     def _load_trace(self, trace_id: str) -> tuple[str | None, LoadedTrace]:
         """One trace's spans and tree, and its flow id (None without a root)."""
         db = self.database
-        key = db.fetch("trace_key", {"trace_id": trace_id})[0][0]
-        db.fetch("select_trace", {"trace_id": trace_id, "trace_key": key})
-        found = db.fetch("trace_root_facts", {"keys": self.catalog.config.attribute_keys})
+        keys = self.catalog.config.attribute_keys
+        found = db.fetch("trace_root", {"trace_id": trace_id, "keys": keys})
         if not found:
             raise UnknownTrace(trace_id)
         root_span, service, operation, route, attrs, first, last = found[0]
