@@ -9,6 +9,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.analyzer.span_attributes import attribute_columns
+
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
 BOOL = npt.NDArray[np.bool_]
@@ -65,6 +67,14 @@ class Spans:
 
 def load_spans(table: pa.Table, trace_ids: dict[int, str]) -> Spans:
     col = {name: table.column(name) for name in table.column_names}
+    read = attribute_columns(
+        col["Attributes"].combine_chunks(),
+        col["SpanKind"].combine_chunks(),
+        col["SpanName"].combine_chunks(),
+    )
+    col.update((name, pa.chunked_array([values])) for name, values in read.items())
+    # Read at the root rows only (derived_rows._trace_table).
+    col["RootAttributes"], col["RootResource"] = col["Attributes"], col["Resource"]
     trace_key = col["TraceKey"].to_numpy().astype(np.uint64)
     keys, trace = np.unique(trace_key, return_inverse=True)
     kind = Strings(col["SpanKind"])
