@@ -48,6 +48,11 @@ def no_derive_thread() -> float | None:
     return None
 
 
+def no_derive_pass() -> int:
+    """``Database.derived_pass_traces`` while no derive thread runs: no pass derived any."""
+    return 0
+
+
 class WriteBarrier(Protocol):
     def __call__(self, trace_id: str | None = None) -> None:
         """Return once acknowledged spans (of ``trace_id`` only, if given) are stored."""
@@ -129,6 +134,8 @@ class Database:
         # when no derive thread keeps them current (store/deriver.py sets it while it
         # runs). Reads may then answer as of that moment (derivation.read_snapshot).
         self.derived_lag: Callable[[], float | None] = no_derive_thread
+        # How many traces its last successful pass derived: how busy ingest is.
+        self.derived_pass_traces: Callable[[], int] = no_derive_pass
         # Blocks until spans acknowledged so far are in otel_traces (the writer sets it
         # while it runs: acknowledged spans may still be in the journal for a moment).
         self.await_writes: WriteBarrier = no_writer

@@ -20,9 +20,9 @@ untaken spans' counts. With nothing pending the views are the stored tables.
 
 Under heavy ingest that on-the-fly derivation repeats, for every read, work the derive
 thread is about to do (a fixed ~65 ms idle, 2-4x that with the cores busy). So when
-many traces wait (``SETTLED_MIN_TRACES``) and the derive thread's last pass started at
-most ``SETTLED_MAX_LAG_S`` ago, a read is *settled*: it answers from the stored rows
-and the spans taken in, exactly as of that pass.
+many traces wait or the last pass derived many (``SETTLED_MIN_TRACES``) and the derive
+thread's last pass started at most ``SETTLED_MAX_LAG_S`` ago, a read is *settled*: it
+answers from the stored rows and the spans taken in, exactly as of that pass.
 """
 
 from __future__ import annotations
@@ -42,9 +42,13 @@ from flowscope.store.database import Database
 
 log = logging.getLogger(__name__)
 
-# A read answers as of the derive thread's last pass (a settled read) only when at least
-# this many traces wait: a few waiting traces cost little to derive on the fly, and
-# right after sending a handful of traces a user sees them.
+# A read answers as of the derive thread's last pass (a settled read) only under heavy
+# ingest: when at least this many traces wait, or the last pass derived this many. A
+# few waiting traces cost little to derive on the fly, and right after sending a
+# handful of traces a user sees them. The last pass counts too because right after a
+# pass few traces wait even under heavy ingest: reads would alternate between settled
+# and exact, each exact one paying for an on-the-fly derivation (~100 ms under load),
+# and an all-time count could go back by the newest second between two questions.
 SETTLED_MIN_TRACES = 256
 # ... and only when that pass started at most this long ago (the thread passes every
 # second while spans arrive): the "queryable within 2 s of the ack" bound.
@@ -183,7 +187,9 @@ def derive(cursor: Any) -> DerivationResult | None:
     return result
 
 
-def prepare_reads(cursor: Any, only_trace: str | None = None, settled_ok: bool = False) -> int:
+def prepare_reads(
+    cursor: Any, only_trace: str | None = None, settled_ok: bool = False, last_pass_traces: int = 0
+) -> int:
     """Point this cursor's ``a_*`` views at derived rows of what still waits, if any.
 
     ``only_trace``: the reader asks about that one trace only, so only it is derived
@@ -192,7 +198,8 @@ def prepare_reads(cursor: Any, only_trace: str | None = None, settled_ok: bool =
     as last stored: right for that trace, not for the others.
     With nothing waiting the views stay as ``read_snapshot`` made them: the stored
     tables (``overlay_none``). So they do too when ``settled_ok`` (the derive thread
-    passed recently) and ``SETTLED_MIN_TRACES`` or more traces wait: a settled read.
+    passed recently) and ``SETTLED_MIN_TRACES`` or more traces wait or that pass
+    derived (``last_pass_traces``): a settled read.
     Returns how many traces were derived on the fly because they were still queued.
     Call it inside the reader's transaction so the views and the queries that
     follow see one snapshot.
@@ -201,7 +208,8 @@ def prepare_reads(cursor: Any, only_trace: str | None = None, settled_ok: bool =
         waiting = bool(_one(cursor, "derive_queue_has", {"trace_id": only_trace})[0])
     else:
         queued = queue_size(cursor)
-        waiting = queued > 0 and not (settled_ok and queued >= SETTLED_MIN_TRACES)
+        busy = max(queued, last_pass_traces) >= SETTLED_MIN_TRACES
+        waiting = queued > 0 and not (settled_ok and busy)
     if not waiting:
         return 0
     traces, _spans, _scans, _range = _derive_into_temp(cursor, only_trace)
@@ -253,7 +261,7 @@ def read_snapshot(
     cursor.execute("BEGIN TRANSACTION")
     active.add(id(database))
     try:
-        yield prepare_reads(cursor, only_trace, settled_ok)
+        yield prepare_reads(cursor, only_trace, settled_ok, database.derived_pass_traces())
     finally:
         active.discard(id(database))
         cursor.execute("ROLLBACK")

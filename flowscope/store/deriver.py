@@ -21,7 +21,7 @@ import threading
 import time
 
 from flowscope.store import derivation
-from flowscope.store.database import Database, no_derive_thread
+from flowscope.store.database import Database, no_derive_pass, no_derive_thread
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class Deriver:
         # Start of the last pass that succeeded: every span committed before it is in
         # the derived tables. None: no pass yet, or the last one failed.
         self._settled_at: float | None = None
+        self._last_traces = 0  # traces the last successful pass derived
         self._stopping = False
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -50,6 +51,7 @@ class Deriver:
         if derivation.queue_size(self.database.reader()):
             self._due = time.monotonic()  # left queued by a stop that skipped it
         self.database.derived_lag = self.lag
+        self.database.derived_pass_traces = self.last_pass_traces
         self._thread = threading.Thread(target=self._run, name="flowscope-derive", daemon=True)
         self._thread.start()
 
@@ -66,6 +68,7 @@ class Deriver:
         if thread is None:
             return
         self.database.derived_lag = no_derive_thread
+        self.database.derived_pass_traces = no_derive_pass
         with self._condition:
             self._stopping = True
             self._condition.notify()
@@ -99,14 +102,20 @@ class Deriver:
         settled_at = self._settled_at
         return None if settled_at is None else time.monotonic() - settled_at
 
+    def last_pass_traces(self) -> int:
+        """How many traces the last successful pass derived (0 before the first)."""
+        return self._last_traces
+
     def _pass(self, cursor: object) -> None:
         started = self._last_start = time.monotonic()
         try:
-            derivation.derive(cursor)
+            result = derivation.derive(cursor)
+            self._last_traces = result.traces if result is not None else 0
             self._settled_at = started  # before the count: whoever sees a pass sees its lag
             self.passes += 1
         except Exception:  # the queue stays; readers derive it themselves meanwhile
             self._settled_at = None
+            self._last_traces = 0
             self.failures += 1
             log.exception("deriving analysis tables failed; retrying in %.1fs", self.interval_s)
             with self._condition:

@@ -364,6 +364,12 @@ def test_a_settled_read_answers_as_of_the_last_pass(
     monkeypatch.setattr(database, "derived_lag", lambda: 0.5)
     monkeypatch.setattr(derivation, "SETTLED_MIN_TRACES", waiting + 1)
     assert aggregates(analysis) == exact
+    # ... unless the last pass derived that many: ingest is busy, only the pass just
+    # ended leaves few waiting.
+    monkeypatch.setattr(database, "derived_pass_traces", lambda: waiting + 1)
+    assert aggregates(analysis) == at_pass
+    monkeypatch.setattr(database, "derived_pass_traces", lambda: waiting)
+    assert aggregates(analysis) == exact
 
 
 def test_a_busy_server_answers_settled_reads_over_its_api(

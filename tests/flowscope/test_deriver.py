@@ -194,20 +194,25 @@ def test_lag_is_the_age_of_the_last_successful_pass(
     deriver = writer.deriver
     assert deriver is not None
     assert database.derived_lag() is None, "no pass yet"
+    assert database.derived_pass_traces() == 0
     kit = checkout_kit(6)
     kit.write(database, kit.spans[:12], writer=writer)
     wait_until(lambda: deriver.passes >= 1, "a pass")
     first = database.derived_lag()
     assert first is not None and 0 <= first < 30
+    derived = {span.trace_id for span in kit.spans[:12]}
+    assert 1 <= database.derived_pass_traces() <= len(derived)
     later = database.derived_lag()
     assert later is not None and later >= first
     failing.set()
     kit.write(database, kit.spans[12:], writer=writer)
     wait_until(lambda: deriver.failures >= 1, "a failed pass")
     assert database.derived_lag() is None, "after a failure only exact reads"
+    assert database.derived_pass_traces() == 0
     failing.clear()
     wait_until(lambda: queued(database) == 0, "the retry")
     wait_until(lambda: database.derived_lag() is not None, "the lag after the retry")
     writer.shutdown()
     assert database.derived_lag() is None, "the thread stopped"
+    assert database.derived_pass_traces() == 0
     database.close()
