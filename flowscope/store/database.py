@@ -24,6 +24,7 @@ from flowscope.store.journal import (
     has_segments,
     journal_path,
 )
+from flowscope.store.read_activity import ReadActivity
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,8 @@ class Database:
         self.derived_lag: Callable[[], float | None] = no_derive_thread
         # How many traces its last successful pass derived: how busy ingest is.
         self.derived_pass_traces: Callable[[], int] = no_derive_pass
+        # Analyzer reads in progress: the derive thread lets them finish first.
+        self.read_activity = ReadActivity()
         # Blocks until spans acknowledged so far are in otel_traces (the writer sets it
         # while it runs: acknowledged spans may still be in the journal for a moment).
         self.await_writes: WriteBarrier = no_writer

@@ -25,6 +25,9 @@ from flowscope.store.database import Database, no_derive_pass, no_derive_thread
 
 log = logging.getLogger(__name__)
 
+# The longest a due pass waits for analyzer reads in progress (``_yield_to_reads``).
+MAX_YIELD_S = 0.5
+
 
 class Deriver:
     def __init__(self, database: Database, interval_s: float = 1.0) -> None:
@@ -40,6 +43,7 @@ class Deriver:
         # the derived tables. None: no pass yet, or the last one failed.
         self._settled_at: float | None = None
         self._last_traces = 0  # traces the last successful pass derived
+        self._last_took = 0.0  # seconds it took
         self._stopping = False
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -90,6 +94,8 @@ class Deriver:
                         continue
                     self._due = None
                     stopping = self._stopping
+                if not stopping:
+                    self._yield_to_reads()
                 self._pass(cursor)
                 if stopping:
                     return
@@ -106,10 +112,23 @@ class Deriver:
         """How many traces the last successful pass derived (0 before the first)."""
         return self._last_traces
 
+    def _yield_to_reads(self) -> None:
+        """Let analyzer reads in progress finish before the pass takes the cores, for at
+        most ``MAX_YIELD_S`` and never so long that the pass would end after settled
+        reads' lag bound (they would turn exact, each deriving on the fly)."""
+        settled_at = self._settled_at
+        if settled_at is None or not self.database.read_activity.active:
+            return
+        since = time.monotonic() - settled_at
+        budget = derivation.SETTLED_MAX_LAG_S - since - 2 * self._last_took
+        if budget > 0:
+            self.database.read_activity.wait_idle(min(MAX_YIELD_S, budget))
+
     def _pass(self, cursor: object) -> None:
         started = self._last_start = time.monotonic()
         try:
             result = derivation.derive(cursor)
+            self._last_took = time.monotonic() - started
             self._last_traces = result.traces if result is not None else 0
             self._settled_at = started  # before the count: whoever sees a pass sees its lag
             self.passes += 1

@@ -12,6 +12,7 @@ import pytest
 from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.model import Window
 from flowscope.store import derivation
+from flowscope.store import deriver as deriver_module
 from flowscope.store.database import Database
 from flowscope.store.deriver import Deriver
 from flowscope.store.writer import SpanWriter
@@ -215,4 +216,59 @@ def test_lag_is_the_age_of_the_last_successful_pass(
     writer.shutdown()
     assert database.derived_lag() is None, "the thread stopped"
     assert database.derived_pass_traces() == 0
+    database.close()
+
+
+def test_a_due_pass_lets_reads_in_progress_finish_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(derivation, "SETTLED_MAX_LAG_S", 600.0)  # budget for any machine
+    monkeypatch.setattr(deriver_module, "MAX_YIELD_S", 600.0)
+    database = Database(tmp_path / "yield.duckdb")
+    activity = database.read_activity
+    yielding = threading.Event()
+    real_wait = activity.wait_idle
+
+    def observed_wait(timeout: float) -> bool:
+        yielding.set()
+        return real_wait(timeout)
+
+    monkeypatch.setattr(activity, "wait_idle", observed_wait)
+    writer = SpanWriter(database, derive_interval_s=0.05)
+    writer.start()
+    deriver = writer.deriver
+    assert deriver is not None
+    kit = checkout_kit(6)
+    kit.write(database, kit.spans[:12], writer=writer)
+    wait_until(lambda: deriver.passes >= 1, "a first pass")
+    assert not yielding.is_set(), "nothing was reading"
+    with activity.reading():
+        passes = deriver.passes
+        kit.write(database, kit.spans[12:], writer=writer)
+        assert yielding.wait(30), "the due pass waits for the read"
+        assert deriver.passes == passes and queued(database) > 0
+    wait_until(lambda: deriver.passes > passes and queued(database) == 0, "the pass after it")
+    writer.shutdown()
+    database.close()
+
+
+def test_a_pass_does_not_wait_past_the_settled_lag_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting longer would leave settled reads older than their bound: they would all
+    turn exact, each deriving on the fly, costing the reads more than the pass does."""
+    monkeypatch.setattr(derivation, "SETTLED_MAX_LAG_S", 0.0)
+    database = Database(tmp_path / "bound.duckdb")
+    writer = SpanWriter(database, derive_interval_s=0.05)
+    writer.start()
+    deriver = writer.deriver
+    assert deriver is not None
+    kit = checkout_kit(6)
+    kit.write(database, kit.spans[:12], writer=writer)
+    wait_until(lambda: deriver.passes >= 1, "a first pass")
+    with database.read_activity.reading():
+        passes = deriver.passes
+        kit.write(database, kit.spans[12:], writer=writer)
+        wait_until(lambda: deriver.passes > passes, "a pass while the read goes on")
+    writer.shutdown()
     database.close()
