@@ -71,6 +71,7 @@ def load_spans(table: pa.Table, trace_ids: dict[int, str]) -> Spans:
         col["Attributes"].combine_chunks(),
         col["SpanKind"].combine_chunks(),
         col["SpanName"].combine_chunks(),
+        pc.is_valid(col["RootSpanId"]).to_numpy(zero_copy_only=False),
     )
     col.update((name, pa.chunked_array([values])) for name, values in read.items())
     # Read at the root rows only (derived_rows._trace_table).

@@ -15,16 +15,60 @@ system is named, messaging when a messaging system is, else external.
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 _EMPTY = pa.scalar("", pa.string())
 _NULL = pa.scalar(None, pa.string())
 
+_KEYS = (
+    "peer.service",
+    "service.peer.name",
+    "db.system.name",
+    "db.system",
+    "db.namespace",
+    "db.name",
+    "messaging.system",
+    "messaging.destination.name",
+    "messaging.destination",
+    "server.address",
+    "net.peer.name",
+    "http.route",
+    "url.path",
+    "http.target",
+)
 
-def _lookup(attributes: pa.Array, key: str) -> pa.Array:
-    """The value under ``key`` (null when the map lacks it)."""
-    return pc.map_lookup(attributes, pa.scalar(key, pa.string()), "first")
+
+def _lookups(attributes: pa.Array) -> dict[str, pa.Array]:
+    """The value under each key the rules read, per span (null when absent).
+
+    One pass over the maps' entries, every key compared there, instead of a
+    ``map_lookup`` per key: each of those walks all the maps again (~1 ms a key at
+    5,000 spans).
+    """
+    length = len(attributes)
+    # A MapArray's keys and items are its whole children; its offsets (which respect a
+    # slice) say which entries are whose.
+    offsets = attributes.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+    first, last = int(offsets[0]), int(offsets[-1])
+    names = attributes.keys.slice(first, last - first)
+    values = attributes.items.slice(first, last - first)
+    owner = np.repeat(np.arange(length, dtype=np.int64), np.diff(offsets))
+    if attributes.null_count:  # a null map owns no entries, whatever lies behind it
+        valid = attributes.is_valid().to_numpy(zero_copy_only=False)
+        names = names.filter(pa.array(valid[owner]))
+        values = values.filter(pa.array(valid[owner]))
+        owner = owner[valid[owner]]
+    found: dict[str, pa.Array] = {}
+    for key in _KEYS:
+        hit = pc.equal(names, pa.scalar(key, pa.string()))
+        at = np.full(length, -1, dtype=np.int64)
+        # Maps hold a key once; were one to repeat, the first entry is the one kept.
+        at[owner[hit.to_numpy(zero_copy_only=False)][::-1]] = np.flatnonzero(hit)[::-1]
+        found[key] = values.take(pa.array(at, mask=at < 0))
+    return found
 
 
 def _named(value: pa.Array) -> pa.Array:
@@ -39,25 +83,21 @@ def _joined(first: pa.Array, second: pa.Array) -> pa.Array:
 
 
 def attribute_columns(
-    attributes: pa.Array, span_kind: pa.Array, span_name: pa.Array
+    attributes: pa.Array, span_kind: pa.Array, span_name: pa.Array, is_root: npt.NDArray[np.bool_]
 ) -> dict[str, pa.Array]:
     """Peer, PeerKind (CLIENT spans), MsgSystem, Destination (PRODUCER and CONSUMER
-    spans) and Route (the root's route, or its name: meant for root spans) per span;
-    null where the span's kind has none."""
-
-    def first_present(*keys: str) -> pa.Array:
-        return pc.coalesce(*(_lookup(attributes, key) for key in keys))
-
-    db_system = _named(first_present("db.system.name", "db.system"))
-    msg_system = first_present("messaging.system")
-    destination = first_present("messaging.destination.name", "messaging.destination")
+    spans) and Route (root spans) per span; null where a span has none."""
+    value = _lookups(attributes)
+    db_system = _named(pc.coalesce(value["db.system.name"], value["db.system"]))
+    msg_system = pc.coalesce(value["messaging.system"])
+    destination = pc.coalesce(value["messaging.destination.name"], value["messaging.destination"])
     peer = pc.coalesce(
-        _named(first_present("peer.service")),
-        _named(first_present("service.peer.name")),
-        _joined(db_system, _named(first_present("db.namespace", "db.name"))),
+        _named(value["peer.service"]),
+        _named(value["service.peer.name"]),
+        _joined(db_system, _named(pc.coalesce(value["db.namespace"], value["db.name"]))),
         _joined(_named(msg_system), _named(destination)),
-        _named(first_present("server.address")),
-        _named(first_present("net.peer.name")),
+        _named(value["server.address"]),
+        _named(value["net.peer.name"]),
         pa.scalar("unknown", pa.string()),
     )
     peer_kind = pc.if_else(
@@ -69,20 +109,20 @@ def attribute_columns(
             pa.scalar("external", pa.string()),
         ),
     )
-    client = pc.equal(span_kind, pa.scalar("Client", pa.string()))
-    messaging = pc.is_in(span_kind, pa.array(["Producer", "Consumer"], pa.string()))
     route = pc.coalesce(
-        _named(first_present("http.route")),
-        _named(first_present("url.path")),
-        _named(first_present("http.target")),
+        _named(value["http.route"]),
+        _named(value["url.path"]),
+        _named(value["http.target"]),
         span_name,
     )
+    client = pc.equal(span_kind, pa.scalar("Client", pa.string()))
+    messaging = pc.is_in(span_kind, pa.array(["Producer", "Consumer"], pa.string()))
     return {
         "Peer": pc.if_else(client, peer, _NULL),
         "PeerKind": pc.if_else(client, peer_kind, _NULL),
         "MsgSystem": pc.if_else(messaging, pc.fill_null(msg_system, _EMPTY), _NULL),
         "Destination": pc.if_else(messaging, pc.fill_null(destination, _EMPTY), _NULL),
-        "Route": route,
+        "Route": pc.if_else(pa.array(is_root), route, _NULL),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -15,7 +16,8 @@ def columns(spans: list[tuple[str, str, dict[str, str]]]) -> list[dict[str, str 
     kinds = pa.array([kind for kind, _, _ in spans], pa.string())
     names = pa.array([name for _, name, _ in spans], pa.string())
     maps = pa.array([list(attrs.items()) for _, _, attrs in spans], MAPS)
-    out = attribute_columns(maps, kinds, names)
+    roots = np.array([kind == "Server" for kind, _, _ in spans])
+    out = attribute_columns(maps, kinds, names, roots)
     return [{key: out[key][i].as_py() for key in out} for i in range(len(spans))]
 
 
