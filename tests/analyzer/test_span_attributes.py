@@ -67,3 +67,17 @@ def test_route_is_the_first_non_empty_of_route_path_target_then_the_name() -> No
         ]
     )
     assert [row["Route"] for row in rows] == ["/a/{id}", "/a/1", "/t?x=1", "work"]
+
+
+def test_sliced_and_null_maps_read_only_their_own_entries() -> None:
+    maps = pa.array(
+        [[("peer.service", "first")], None, [], [("server.address", "last")]],
+        MAPS,
+    )
+    kinds = pa.array(["Client"] * 4, pa.string())
+    names = pa.array(["call"] * 4, pa.string())
+    roots = np.zeros(4, dtype=bool)
+    whole = attribute_columns(maps, kinds, names, roots)["Peer"].to_pylist()
+    assert whole == ["first", "unknown", "unknown", "last"]
+    tail = attribute_columns(maps.slice(1), kinds.slice(1), names.slice(1), roots[1:])
+    assert tail["Peer"].to_pylist() == ["unknown", "unknown", "last"]
