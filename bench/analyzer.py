@@ -258,7 +258,20 @@ def under_load(path: Path, rate: float, seconds: float, interval: float = 0.0) -
 
     ``interval``: one question every this many seconds at most (someone using the
     dashboard); 0 asks them back to back, so the queries themselves keep the cores busy.
+    The server runs on a copy of ``path``: the sent spans would otherwise stay in the
+    kept file, and each later run would read more (the last hour most of all).
     """
+    copy = path.with_name(f"{path.stem}.under-load.duckdb")
+    shutil.copyfile(path, copy)
+    try:
+        return _under_load(copy, rate, seconds, interval)
+    finally:
+        for leftover in (copy, Path(f"{copy}.wal")):
+            leftover.unlink(missing_ok=True)
+        shutil.rmtree(f"{copy}.journal", ignore_errors=True)
+
+
+def _under_load(path: Path, rate: float, seconds: float, interval: float) -> dict[str, Any]:
     server = start_server_process(path)
     ui = server.endpoints.ui
     try:
