@@ -219,6 +219,18 @@ def test_lag_is_the_age_of_the_last_successful_pass(
     database.close()
 
 
+def first_pass_done(database: Database) -> tuple[SpanWriter, Deriver, TraceKit]:
+    """A writer with a derive thread that has derived the first 12 spans of a kit."""
+    writer = SpanWriter(database, derive_interval_s=0.05)
+    writer.start()
+    deriver = writer.deriver
+    assert deriver is not None
+    kit = checkout_kit(6)
+    kit.write(database, kit.spans[:12], writer=writer)
+    wait_until(lambda: deriver.passes >= 1, "a first pass")
+    return writer, deriver, kit
+
+
 def test_a_due_pass_lets_reads_in_progress_finish_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -234,13 +246,7 @@ def test_a_due_pass_lets_reads_in_progress_finish_first(
         return real_wait(timeout)
 
     monkeypatch.setattr(activity, "wait_idle", observed_wait)
-    writer = SpanWriter(database, derive_interval_s=0.05)
-    writer.start()
-    deriver = writer.deriver
-    assert deriver is not None
-    kit = checkout_kit(6)
-    kit.write(database, kit.spans[:12], writer=writer)
-    wait_until(lambda: deriver.passes >= 1, "a first pass")
+    writer, deriver, kit = first_pass_done(database)
     assert not yielding.is_set(), "nothing was reading"
     with activity.reading():
         passes = deriver.passes
@@ -259,13 +265,7 @@ def test_a_pass_does_not_wait_past_the_settled_lag_bound(
     turn exact, each deriving on the fly, costing the reads more than the pass does."""
     monkeypatch.setattr(derivation, "SETTLED_MAX_LAG_S", 0.0)
     database = Database(tmp_path / "bound.duckdb")
-    writer = SpanWriter(database, derive_interval_s=0.05)
-    writer.start()
-    deriver = writer.deriver
-    assert deriver is not None
-    kit = checkout_kit(6)
-    kit.write(database, kit.spans[:12], writer=writer)
-    wait_until(lambda: deriver.passes >= 1, "a first pass")
+    writer, deriver, kit = first_pass_done(database)
     with database.read_activity.reading():
         passes = deriver.passes
         kit.write(database, kit.spans[12:], writer=writer)
