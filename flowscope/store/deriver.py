@@ -5,7 +5,8 @@ rebuilds its rows), so it runs on its own thread and cursor: a commit never wait
 for it, and an acknowledgement never waits for a commit that waits for it. The
 writer calls ``notify`` after each commit with new spans; the deriver starts at
 most once per ``interval_s`` and, under load, simply finds a longer queue, which
-it derives at a lower cost per span.
+it derives at a lower cost per span. A due pass first lets analyzer reads in progress
+finish (``_yield_to_reads``): on two cores a pass takes half the machine from them.
 
 The writer only appends spans; this thread alone writes the queue, the mark and the
 derived tables, so their transactions do not conflict. A failed pass leaves
