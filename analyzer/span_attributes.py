@@ -1,7 +1,7 @@
 """What the derivation reads from span attributes: peer names, messaging, root routes.
 
-Vectorized over the loaded spans' ``SpanAttributes`` maps with Arrow's ``map_lookup``.
-The same rules once ran as SQL expressions in ``dv_load_spans.sql``; DuckDB spent
+Vectorized over the loaded spans' ``SpanAttributes`` maps (one pass over their
+entries, with Arrow and numpy). The same rules once ran as SQL expressions in ``dv_load_spans.sql``; DuckDB spent
 about 8 ms planning them for every load, more than the loads themselves took on a
 quiet server (docs/benchmarks.md).
 
@@ -63,10 +63,9 @@ def _lookups(attributes: pa.Array) -> dict[str, pa.Array]:
         owner = owner[valid[owner]]
     found: dict[str, pa.Array] = {}
     for key in _KEYS:
-        hit = pc.equal(names, pa.scalar(key, pa.string()))
+        hit = pc.equal(names, pa.scalar(key, pa.string())).to_numpy(zero_copy_only=False)
         at = np.full(length, -1, dtype=np.int64)
-        # Maps hold a key once; were one to repeat, the first entry is the one kept.
-        at[owner[hit.to_numpy(zero_copy_only=False)][::-1]] = np.flatnonzero(hit)[::-1]
+        at[owner[hit]] = np.flatnonzero(hit)  # a DuckDB MAP holds each key once
         found[key] = values.take(pa.array(at, mask=at < 0))
     return found
 
