@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -106,14 +106,19 @@ def _load_spans(cursor: Any, params: dict[str, Any]) -> pa.Table:
     return cursor.sql(sql_files.query("dv_load_spans"), params=params).to_arrow_table()
 
 
+def _no_pause() -> None:
+    """A pass that never pauses (readers deriving on the fly, tools)."""
+
+
 def _derive_into_temp(
-    cursor: Any, only_trace: str | None = None
+    cursor: Any, only_trace: str | None = None, pause: Callable[[], None] = _no_pause
 ) -> tuple[int, int, int, tuple[int, int]]:
     """Fill the dv_* temp tables for the queued traces (or just ``only_trace``, if it is
     queued): (traces, spans, range scans, where the derived traces' spans lie).
 
     SQL loads the spans (range scans pruned by zone maps) and stores the results;
-    the rules themselves run vectorized in ``analyzer/derived_rows.py``.
+    the rules themselves run vectorized in ``analyzer/derived_rows.py``. ``pause`` is
+    called between the steps (see ``derive``).
     """
     from flowscope.analyzer.derived_rows import derive_rows
 
@@ -139,7 +144,9 @@ def _derive_into_temp(
         _load_spans(cursor, {"cluster": -1, "lo": 0, "hi": 0, "in_scope": True})
     ]
     spans = pa.concat_tables(tables)
+    pause()
     rows = derive_rows(spans, ids)
+    pause()
     inputs = {
         "dv_traces_in": rows.traces,
         "dv_edge_calls_in": rows.edge_calls,
@@ -161,10 +168,13 @@ def _derive_into_temp(
     return traces, spans.num_rows, len(scope) + len(context), (lo, hi)
 
 
-def derive(cursor: Any) -> DerivationResult | None:
+def derive(cursor: Any, pause: Callable[[], None] = _no_pause) -> DerivationResult | None:
     """Derive and store the rows of every queued trace (writer thread only).
 
-    One transaction: a failure leaves the queue as it was, to be retried.
+    One transaction: a failure leaves the queue as it was, to be retried. ``pause``
+    is called between its steps (each 5-100 ms): the derive thread waits there for
+    analyzer reads in progress. Nothing waits on the open transaction meanwhile
+    (readers see the last commit; the writer only appends spans).
     """
     if queue_size(cursor) == 0:
         return None
@@ -172,9 +182,12 @@ def derive(cursor: Any) -> DerivationResult | None:
     cursor.execute("BEGIN")
     try:
         _run(cursor, "dv_intake")
-        traces, spans, scans, (lo, hi) = _derive_into_temp(cursor)
+        pause()
+        traces, spans, scans, (lo, hi) = _derive_into_temp(cursor, pause=pause)
         queued, first, last = _one(cursor, "dv_queue_range")
+        pause()
         _run(cursor, "dv_persist", {"lo": lo, "hi": hi})
+        pause()
         _run(cursor, "compact_edge_minutes", {"lo": lo, "hi": hi})
         if queued:
             _run(cursor, "compact_service_minutes", {"lo": first, "hi": last})

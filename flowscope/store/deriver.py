@@ -5,8 +5,9 @@ rebuilds its rows), so it runs on its own thread and cursor: a commit never wait
 for it, and an acknowledgement never waits for a commit that waits for it. The
 writer calls ``notify`` after each commit with new spans; the deriver starts at
 most once per ``interval_s`` and, under load, simply finds a longer queue, which
-it derives at a lower cost per span. A due pass first lets analyzer reads in progress
-finish (``_yield_to_reads``): on two cores a pass takes half the machine from them.
+it derives at a lower cost per span. A pass lets analyzer reads in progress finish,
+before it starts and between its steps (``_read_pauses``): on two cores a pass takes
+half the machine from them.
 
 The writer only appends spans; this thread alone writes the queue, the mark and the
 derived tables, so their transactions do not conflict. A failed pass leaves
@@ -20,13 +21,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from flowscope.store import derivation
 from flowscope.store.database import Database, no_derive_pass, no_derive_thread
 
 log = logging.getLogger(__name__)
 
-# The longest a due pass waits for analyzer reads in progress (``_yield_to_reads``).
+# The longest a pass waits, in all, for analyzer reads in progress (``_read_pauses``).
 MAX_YIELD_S = 0.5
 
 
@@ -95,9 +97,7 @@ class Deriver:
                         continue
                     self._due = None
                     stopping = self._stopping
-                if not stopping:
-                    self._yield_to_reads()
-                self._pass(cursor)
+                self._pass(cursor, yield_to_reads=not stopping)
                 if stopping:
                     return
         finally:
@@ -113,23 +113,40 @@ class Deriver:
         """How many traces the last successful pass derived (0 before the first)."""
         return self._last_traces
 
-    def _yield_to_reads(self) -> None:
-        """Let analyzer reads in progress finish before the pass takes the cores, for at
-        most ``MAX_YIELD_S`` and never so long that the pass would end after settled
-        reads' lag bound (they would turn exact, each deriving on the fly)."""
-        settled_at = self._settled_at
-        if settled_at is None or not self.database.read_activity.active:
-            return
-        since = time.monotonic() - settled_at
-        budget = derivation.SETTLED_MAX_LAG_S - since - 2 * self._last_took
-        if budget > 0:
-            self.database.read_activity.wait_idle(min(MAX_YIELD_S, budget))
+    def _read_pauses(self) -> tuple[Callable[[], None], list[float]]:
+        """A pause for the pass's steps, and the seconds it waited in all.
 
-    def _pass(self, cursor: object) -> None:
+        It waits while analyzer reads are in progress: on two cores a pass takes half
+        the machine from them. All of a pass's pauses together last at most
+        ``MAX_YIELD_S``, and never so long that the pass would end past settled reads'
+        lag bound (they would turn exact, each deriving on the fly): the budget is what
+        the bound leaves after twice the last pass's own duration.
+        """
+        waited = [0.0]
+        settled_at = self._settled_at
+        if settled_at is None:
+            return lambda: None, waited
+        since = time.monotonic() - settled_at
+        allowance = min(MAX_YIELD_S, derivation.SETTLED_MAX_LAG_S - since - 2 * self._last_took)
+        deadline = time.monotonic() + allowance
+        activity = self.database.read_activity
+
+        def pause() -> None:
+            left = deadline - time.monotonic()
+            if left > 0 and activity.active:
+                began = time.monotonic()
+                activity.wait_idle(left)
+                waited[0] += time.monotonic() - began
+
+        return pause, waited
+
+    def _pass(self, cursor: object, yield_to_reads: bool = True) -> None:
+        pause, waited = self._read_pauses() if yield_to_reads else (lambda: None, [0.0])
+        pause()  # before the pass starts taking the cores
         started = self._last_start = time.monotonic()
         try:
-            result = derivation.derive(cursor)
-            self._last_took = time.monotonic() - started
+            result = derivation.derive(cursor, pause)
+            self._last_took = time.monotonic() - started - waited[0]
             self._last_traces = result.traces if result is not None else 0
             self._settled_at = started  # before the count: whoever sees a pass sees its lag
             self.passes += 1

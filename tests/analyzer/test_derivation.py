@@ -105,6 +105,33 @@ def test_answers_are_the_same_before_and_after_derivation(database: Database) ->
     assert_edge_minutes_agree(database)
 
 
+def test_a_pass_pauses_between_its_steps_and_reads_answer_meanwhile(
+    database: Database,
+) -> None:
+    """The derive thread waits for analyzer reads at these pauses with the pass's
+    transaction open: the reads must neither block on it nor see half of it."""
+    kit = mixed_kit()
+    write(database, kit, derive=False)
+    before = answers(Analysis(database))
+    during: list[dict[str, Any] | None] = []
+
+    def pause() -> None:
+        got: list[dict[str, Any]] = []
+        reader = threading.Thread(target=lambda: got.append(answers(Analysis(database))))
+        reader.start()
+        reader.join(120)
+        during.append(got[0] if got else None)
+
+    writer = SpanWriter(database, derive_interval_s=None)  # derive by hand, below
+    writer.start()
+    result = writer.run_task(lambda cursor: derivation.derive(cursor, pause)).result()
+    writer.shutdown()
+    assert result is not None
+    assert len(during) >= 5
+    assert all(answer == before for answer in during)
+    assert queued(database) == 0 and answers(Analysis(database)) == before
+
+
 def test_a_trace_lookup_derives_only_that_trace(database: Database) -> None:
     kit = mixed_kit()
     write(database, kit, derive=False)
@@ -382,11 +409,11 @@ def test_a_busy_server_answers_settled_reads_over_its_api(
     real_derive = derivation.derive
     hold, held, release = threading.Event(), threading.Event(), threading.Event()
 
-    def maybe_held(cursor: Any) -> Any:
+    def maybe_held(cursor: Any, *pause: Any) -> Any:
         if hold.is_set():
             held.set()
             release.wait(60)
-        return real_derive(cursor)
+        return real_derive(cursor, *pause)
 
     monkeypatch.setattr(derivation, "derive", maybe_held)
     kit = mixed_kit()

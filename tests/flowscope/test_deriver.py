@@ -108,10 +108,10 @@ def test_commits_do_not_wait_for_derivation(
     started, release = threading.Event(), threading.Event()
     real_derive = derivation.derive
 
-    def slow_derive(cursor: Any) -> Any:
+    def slow_derive(cursor: Any, *pause: Any) -> Any:
         started.set()
         release.wait(30)
-        return real_derive(cursor)
+        return real_derive(cursor, *pause)
 
     monkeypatch.setattr(derivation, "derive", slow_derive)
     writer = SpanWriter(database, derive_interval_s=0.0)
@@ -137,11 +137,11 @@ def test_a_failed_pass_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     real_derive = derivation.derive
     calls: list[int] = []
 
-    def flaky(cursor: Any) -> Any:
+    def flaky(cursor: Any, *pause: Any) -> Any:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("transient")
-        return real_derive(cursor)
+        return real_derive(cursor, *pause)
 
     monkeypatch.setattr(derivation, "derive", flaky)
     writer = SpanWriter(database, derive_interval_s=0.05)
@@ -184,10 +184,10 @@ def test_lag_is_the_age_of_the_last_successful_pass(
     real_derive = derivation.derive
     failing = threading.Event()
 
-    def maybe_failing(cursor: Any) -> Any:
+    def maybe_failing(cursor: Any, *pause: Any) -> Any:
         if failing.is_set():
             raise RuntimeError("transient")
-        return real_derive(cursor)
+        return real_derive(cursor, *pause)
 
     monkeypatch.setattr(derivation, "derive", maybe_failing)
     writer = SpanWriter(database, derive_interval_s=0.05)
