@@ -127,15 +127,17 @@ def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
     lag = np.maximum(s.start[a_child] - (s.start[a_prod] + s.duration[a_prod]), 0)
     n_plain = len(rpc_child) + len(virtual)
     target_rows = np.concatenate([rpc_child, virtual, a_child])
+    called = s.trace[target_rows]
+    calling = s.trace[np.concatenate([rpc_parent, virtual, a_prod])]
     latency = np.concatenate([s.duration[measured], s.duration[virtual], s.duration[a_child]])
     calls = pa.table(
         {
             "Ts": pa.array(np.concatenate([s.start[measured], s.start[virtual], s.start[a_child]])),
-            "TraceId": s.names.take(
-                pa.array(s.trace[np.concatenate([rpc_child, virtual, a_child])])
-            ),
-            "SourceTraceId": s.names.take(
-                pa.array(s.trace[np.concatenate([rpc_parent, virtual, a_prod])])
+            "TraceId": s.names.take(pa.array(called)),
+            # '' when the calling side is in the same trace (every call but a linked
+            # async one): a second copy of every trace id cost ~7 bytes a call on disk.
+            "SourceTraceId": pc.if_else(
+                pa.array(calling == called), "", s.names.take(pa.array(calling))
             ),
             "EdgeKey": pa.array(
                 key_of[inverse.reshape(-1)] if len(key_of) else np.zeros(0, np.uint64)
@@ -155,7 +157,7 @@ def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
                 )
             ),
             "Bucket": pa.array(histogram_bucket(latency)),
-            "TraceKey": pa.array(s.keys[s.trace[target_rows]]),
+            "TraceKey": pa.array(s.keys[called]),
             "LagBucket": pa.array(
                 np.concatenate([np.zeros(n_plain, np.int16), histogram_bucket(lag)]),
                 mask=np.arange(n_plain + len(lag)) < n_plain,

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from flowscope.analyzer.flows import auto_flow_id
 from flowscope.analyzer.model import Edge, Node, ServiceMap, Window
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.traces import TraceKit, at_ms, percentile
@@ -198,6 +199,27 @@ def test_async_by_link_even_when_the_consumer_arrives_first(
     assert (edge.calls, edge.p50_ms, edge.lag_p50_ms) == (3, 15.0, 15.0)
     assert edge.lag_p95_ms == pytest.approx(percentile(lags, 0.95))
     assert ("orders", "billing", "rpc") not in edges(result)
+
+
+def test_a_flows_map_has_the_async_calls_its_producers_start_in_other_traces(
+    analyze: Analyze,
+) -> None:
+    kit = TraceKit()
+    root = kit.trace(start_ms=0).span("orders", "POST", kind="Server", start_ms=0, duration_ms=50)
+    producer = root.child(
+        "orders", "publish", kind="Producer", start_ms=10, duration_ms=5, attributes=KAFKA
+    )
+    consumer = kit.trace(start_ms=40).span(
+        "billing", "process", kind="Consumer", start_ms=0, duration_ms=20, links=[producer.link()]
+    )
+    consumer.child("billing", "charge", kind="Client", start_ms=5, duration_ms=10)
+    analysis = analyze(kit)
+    producing = auto_flow_id("orders", "POST")
+    consuming = auto_flow_id("billing", "process")
+    # The call is made in the consumer's trace, started from the producer's.
+    assert ("orders", "billing", "async") in edges(analysis.service_map(HOUR, producing))
+    in_consumer = edges(analysis.service_map(HOUR, consuming))
+    assert set(in_consumer) == {("orders", "billing", "async"), ("billing", "unknown", "virtual")}
 
 
 def test_consumer_that_is_child_and_linked_counts_once(analyze: Analyze) -> None:

@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS trace_index (
 CREATE TABLE IF NOT EXISTS edge_calls (
     Ts            TIMESTAMP_NS NOT NULL,  -- start of the span whose duration is the latency
     TraceId       VARCHAR NOT NULL,       -- trace of the called side (child, consumer, client)
-    SourceTraceId VARCHAR NOT NULL,       -- trace of the calling side (differs for links)
+    SourceTraceId VARCHAR NOT NULL,       -- trace of the calling side if not TraceId (links), else ''
     EdgeKey       UBIGINT NOT NULL,       -- -> edge_keys
     LatencyNs     BIGINT NOT NULL,
     LagNs         BIGINT,                 -- async: consumer start - producer end, >= 0
