@@ -118,8 +118,8 @@ def _trace_table(s: Spans, root: I64) -> pa.Table:
             "RootDuration": rooted(pa.array(s.duration[np.where(has, at, 0)])),
             "RootStatus": column("RootStatus"),
             "RootRoute": column("Route"),
-            "RootAttributes": column("RootAttributes"),
-            "RootResource": column("RootResource"),
+            "RootAttributes": column("Attributes"),
+            "RootResource": column("Resource"),
             "TraceKey": pa.array(s.keys[rows]),
         }
     )

@@ -74,8 +74,6 @@ def load_spans(table: pa.Table, trace_ids: dict[int, str]) -> Spans:
         pc.is_valid(col["RootSpanId"]).to_numpy(zero_copy_only=False),
     )
     col.update((name, pa.chunked_array([values])) for name, values in read.items())
-    # Read at the root rows only (derived_rows._trace_table).
-    col["RootAttributes"], col["RootResource"] = col["Attributes"], col["Resource"]
     trace_key = col["TraceKey"].to_numpy().astype(np.uint64)
     keys, trace = np.unique(trace_key, return_inverse=True)
     kind = Strings(col["SpanKind"])
