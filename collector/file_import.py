@@ -22,6 +22,8 @@ from flowscope.collector.errors import BadRequest
 from flowscope.collector.flatten import FlattenResult, SpanBatch, flatten_request
 from flowscope.collector.import_formats import (
     ACCEPTED_FORMATS,
+    BLANK,
+    BOM,
     EMPTY,
     OTLP_JSON,
     OTLP_JSONL,
@@ -34,14 +36,12 @@ from flowscope.collector.zipkin_json import zipkin_to_otlp
 CHUNK_SPANS = 16_384
 SNIFF_BYTES = 64 * 1024  # the head ``detect_format`` sees
 _BLOCK = 1 << 20
-_BOM = b"\xef\xbb\xbf"
-_BLANK = b" \t\r\n"
 Progress = Callable[[int], None]
 
 
 @dataclass
 class FileReport:
-    """What happened to one file. At most one of ``error``, ``skipped`` and ``empty`` is set."""
+    """What happened to one file. At most one of ``error``, ``skipped`` and ``empty`` holds."""
 
     path: str
     format: str = ""
@@ -50,8 +50,12 @@ class FileReport:
     rejected: int = 0
     error: str = ""  # why the file could not be imported (or not completely)
     skipped: str = ""  # why it was not read at all (imported before)
-    empty: bool = False
     messages: list[str] | None = None
+
+    @property
+    def empty(self) -> bool:
+        """The file holds nothing (or only blank space): nothing read, nothing wrong."""
+        return self.format == EMPTY
 
     @property
     def duplicates(self) -> int:
@@ -61,7 +65,7 @@ class FileReport:
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
+        for block in iter(lambda: handle.read(_BLOCK), b""):
             digest.update(block)
     return digest.hexdigest()
 
@@ -82,7 +86,7 @@ def sniff(path: Path) -> str:
     """The file's format (``import_formats.FORMATS``), or ``EMPTY`` when it holds nothing."""
     with path.open("rb") as handle:
         head = handle.read(SNIFF_BYTES)
-        if len(head) < SNIFF_BYTES and not head.removeprefix(_BOM).strip(_BLANK):
+        if len(head) < SNIFF_BYTES and not head.removeprefix(BOM).strip(BLANK):
             return EMPTY
         fmt = detect_format(head, path.name)
         # The head shows one OTLP object and nothing after it; when that object is the
@@ -112,7 +116,7 @@ def _object_then_another_line(blocks: Iterable[bytes]) -> bool:
             if last != b"}":
                 return False
             for after in chain([block[newline:]], rest):
-                start = after.lstrip(_BLANK)
+                start = after.lstrip(BLANK)
                 if start:
                     return start[:1] == b"{"
             return False

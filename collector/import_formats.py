@@ -50,7 +50,8 @@ ACCEPTED_FORMATS = (
 )
 
 _PROTOBUF_SUFFIXES = (".pb", ".binpb", ".proto")
-_BOM = b"\xef\xbb\xbf"
+BOM = b"\xef\xbb\xbf"
+BLANK = b" \t\r\n"  # the blank space JSON allows between values
 # Bytes below 0x20 other than tab, LF and CR never occur in JSON text; in protobuf they
 # are everywhere (tags and lengths), including after a first byte that happens to be
 # 0x0A (whitespace) followed by a length of 91 or 123 (``[`` or ``{``).
@@ -74,8 +75,8 @@ def detect_format(first_bytes: bytes, path_name: str) -> str:
             raise BadRequest(
                 f"{path_name}: {kind}-compressed; decompress it first, then import the result"
             )
-    head = first_bytes[len(_BOM) :] if first_bytes.startswith(_BOM) else first_bytes
-    body = head.lstrip(b" \t\r\n")
+    head = first_bytes.removeprefix(BOM)
+    body = head.lstrip(BLANK)
     if not body:
         return OTLP_JSONL if head else OTLP_PROTOBUF
     if _NOT_JSON_BYTES.search(body):

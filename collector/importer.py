@@ -23,7 +23,7 @@ from flowscope.collector.file_import import (
     sniff,
     unreadable,
 )
-from flowscope.collector.import_formats import EMPTY, shorten
+from flowscope.collector.import_formats import shorten
 from flowscope.store import sql_files
 from flowscope.store.database import Database
 from flowscope.store.writer import SpanWriter
@@ -70,7 +70,8 @@ def _import_one(
     if report.error:
         return report
     try:
-        if not _sniff_into(report, path):
+        report.format = sniff(path)
+        if report.empty:
             return report  # not recorded as imported: every empty file has the same hash
         sha = file_sha256(path)
         earlier = database.imported_file(sha)
@@ -98,13 +99,6 @@ def _import_one(
         if report.spans:
             report.error += f" ({report.stored} new spans read before it were stored)"
     return report
-
-
-def _sniff_into(report: FileReport, path: Path) -> bool:
-    """Set the file's format on its report; False when the file holds nothing to read."""
-    report.format = sniff(path)
-    report.empty = report.format == EMPTY
-    return not report.empty
 
 
 def _error_text(exc: Exception, path: Path) -> str:
@@ -139,7 +133,8 @@ def _send_one(path: Path, base: str, token: str | None, progress: ProgressFactor
     if report.error:
         return report
     try:
-        if not _sniff_into(report, path):
+        report.format = sniff(path)
+        if report.empty:
             return report
         tick = progress(str(path), path.stat().st_size)
         for request in read_requests(path, report.format, tick):
