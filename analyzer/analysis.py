@@ -283,12 +283,10 @@ class Analysis:
     def _empty_flow(self, flow_id: str, mapping: FlowMapping, window: Window) -> Flow:
         name = mapping.names.get(flow_id) or self.catalog.known(flow_id) or flow_id
         rule = self.catalog.config.by_id(flow_id)
-        root = ("", "")
         if rule is not None:
-            # A glob ('POST *') is a rule, not an operation: shown only when it is plain.
-            operation = rule.operation or ""
-            root = (rule.service or "", "" if any(c in operation for c in "*?[") else operation)
-        if rule is None:
+            root = rule.root
+        else:
+            root = ("", "")
             for service, operation in self.database.fetch("flows_all_roots"):
                 if f"{service} {operation}" == name:
                     root = (service, operation)

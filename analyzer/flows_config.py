@@ -64,6 +64,13 @@ class FlowRule:
     operation: str | None = None
     attributes: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def root(self) -> tuple[str, str]:
+        """The root (service, operation) the rule names, for a flow with no traces to
+        show one: an operation glob (``POST *``) is a pattern, not an operation, so ''."""
+        operation = self.operation or ""
+        return self.service or "", "" if any(c in operation for c in "*?[") else operation
+
     def matches(self, root: RootFacts) -> bool:
         if self.service is not None and root.service != self.service:
             return False
