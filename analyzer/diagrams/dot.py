@@ -72,15 +72,14 @@ def flow_dot(
         "    rankdir=TB;",
         f"    node [{_FONT}, shape=box, style=filled];",
     ]
-    if drawn.grouped:
-        for index, group in enumerate(drawn.groups):
+    for index, group in enumerate(drawn.groups):  # without --by, one group of every step
+        indent, prefix = ("        ", f"{index}/") if drawn.grouped else ("    ", "")
+        if drawn.grouped:
             lines.append(f"    subgraph cluster_{index} {{")
             lines.append(f"        label={dot_string(group.label)};")
-            tree = step_tree(group.steps)
-            lines.extend(_step_lines(tree, thresholds, f"{index}/", "        "))
+        lines.extend(_step_lines(step_tree(group.steps), thresholds, prefix, indent))
+        if drawn.grouped:
             lines.append("    }")
-    else:
-        lines.extend(_step_lines(step_tree(detail.steps), thresholds, "", "    "))
     note = drawn.note()
     if note is not None:
         # Grouped node ids all start with a digit and "/": this one cannot collide.
