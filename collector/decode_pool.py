@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Worker initializer: a SIGKILLed server must not leave workers holding its pipes."""
     # Ctrl-C reaches the whole process group; the server shuts its workers down itself,
     # and a worker's own KeyboardInterrupt would only print a traceback.
@@ -74,7 +74,7 @@ class DecodePool:
             # spawn, not fork: this process already runs gRPC and DuckDB threads.
             context = multiprocessing.get_context("spawn")
             executor = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_die_with_parent
+                self.workers, mp_context=context, initializer=die_with_parent
             )
             # Spawn every worker now, from this long-lived thread: the parent-death
             # signal is tied to the thread that forked, and a request thread may end.

@@ -8,14 +8,25 @@ and it maps writer conditions to the errors the transports translate at their ed
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
 
 from flowscope.collector.decode_pool import DecodePool
 from flowscope.collector.errors import Overloaded, Unavailable
 from flowscope.collector.flatten import FlattenResult
 from flowscope.store.journal import JournalError
-from flowscope.store.writer import QueueFull, SpanWriter, WriterClosed
+from flowscope.store.writer import QueueFull, WriterClosed
+
+
+class SpanSink(Protocol):
+    """Where accepted spans go: the writer (store/writer.py), or in the ingest process
+    the journal sink (store/journal_sink.py). The future resolves once they are durable."""
+
+    def submit(self, table: pa.Table, keys: list[bytes]) -> Future[int]: ...
 
 
 @dataclass(frozen=True)
@@ -37,7 +48,7 @@ class IngestCounters:
 class Ingest:
     def __init__(
         self,
-        writer: SpanWriter,
+        writer: SpanSink,
         *,
         decoder: DecodePool | None = None,
         commit_timeout_s: float = 30.0,

@@ -15,6 +15,7 @@ from flowscope import __version__
 from flowscope.analyzer.flows_config import FlowsConfig
 from flowscope.collector.auth import token_matches
 from flowscope.collector.ingest import Ingest
+from flowscope.collector.ingest_process import IngestProcess
 from flowscope.store.database import Database
 from flowscope.store.writer import SpanWriter
 
@@ -23,7 +24,7 @@ from flowscope.store.writer import SpanWriter
 class AppContext:
     database: Database
     writer: SpanWriter | None = None
-    ingest: Ingest | None = None
+    ingest: Ingest | IngestProcess | None = None
     token: str | None = None
     sql_row_limit: int = 10_000
     sql_timeout_s: float = 10.0
@@ -92,8 +93,17 @@ def create_app(context: AppContext) -> FastAPI:
                     # How old a settled read's answer may be (None: reads are exact).
                     "last_pass_age_s": _rounded(writer.deriver.lag()),
                 }
-        if context.ingest is not None:
+        if isinstance(context.ingest, IngestProcess):
+            # The receivers, their queue and the dedup window live in the ingest process.
+            child = context.ingest.sync()
+            counters = child.counters
+            body["writer_queue_spans"] = child.queued_spans
+            if "writer" in body:
+                body["writer"]["duplicate_spans"] += child.duplicate_spans
+                body["writer"]["dedup_window_spans"] = child.dedup_window_spans
+        elif context.ingest is not None:
             counters = context.ingest.counters
+        if context.ingest is not None:
             body["ingest"] = {
                 "requests": counters.requests,
                 "accepted_spans": counters.accepted_spans,

@@ -98,6 +98,7 @@ def serve(
     flows: str | None,
 ) -> None:
     """Receive OTLP traces, store them in DuckDB, serve the API."""
+    from flowscope.collector.ingest_process import IngestProcess, lower_priority
     from flowscope.server import FlowscopeServer, ServeConfig
     from flowscope.store.database import StoreError
 
@@ -128,11 +129,19 @@ def serve(
         )
     stop = threading.Event()
     _on_signals(lambda: stop.set())
+    def failed(message: str) -> None:
+        click.echo(f"flowscope: {message}; stopping", err=True)
+        stop.set()
+
+    server.on_failure = failed
     try:
         server.start()
     except (OSError, StoreError) as exc:
         fail(str(exc))
     assert server.database is not None
+    if isinstance(server.ingest, IngestProcess):
+        # Acknowledgements first: the receivers keep their priority, analysis yields.
+        lower_priority()
     click.echo(
         f"flowscope {__version__} storing spans in {db} ({server.database.span_count()} spans)"
     )

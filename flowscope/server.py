@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from flowscope.collector.decode_pool import DecodePool
 from flowscope.collector.grpc_receiver import GrpcReceiver
 from flowscope.collector.http_receiver import create_otlp_http_app
 from flowscope.collector.ingest import Ingest
+from flowscope.collector.ingest_process import IngestProcess, IngestSettings
 from flowscope.dashboard.app import AppContext, create_app
 from flowscope.http_server import HttpServer
 from flowscope.store.database import Database
@@ -47,6 +49,9 @@ class ServeConfig:
     memory_limit: str = ""
     decode_workers: int = -1  # -1: one per core beyond the first, at least one
     flows: str | None = None  # flows.yaml naming and matching flows for the API
+    # The OTLP receivers in their own process (collector/ingest_process.py); False:
+    # in this one. A database without a file (:memory:) has no journal to share.
+    ingest_process: bool = True
 
     @property
     def decode_worker_count(self) -> int:
@@ -122,7 +127,9 @@ class FlowscopeServer:
         self.config = config
         self.database: Database | None = None
         self.writer: SpanWriter | None = None
-        self.ingest: Ingest | None = None
+        self.ingest: Ingest | IngestProcess | None = None
+        # Called with a message when the server cannot go on (its ingest process died).
+        self.on_failure: Callable[[str], None] | None = None
         self.decoder: DecodePool | None = None
         self.grpc: GrpcReceiver | None = None
         self.otlp_http: HttpServer | None = None
@@ -136,26 +143,19 @@ class FlowscopeServer:
         cfg = self.config
         try:
             self.database = Database(cfg.db, memory_limit=cfg.memory_limit)
+            separate = cfg.ingest_process and self.database.journal_dir is not None
             self.writer = SpanWriter(
-                self.database, max_queued_spans=cfg.max_queued_spans, dedup_window=cfg.dedup_window
+                self.database,
+                max_queued_spans=cfg.max_queued_spans,
+                # The ingest process keeps the window for what it receives.
+                dedup_window=0 if separate else cfg.dedup_window,
+                external_journal=separate,
             )
             self.writer.start()
-            self.decoder = DecodePool(cfg.decode_worker_count)
-            self.decoder.start()
-            self.ingest = Ingest(self.writer, decoder=self.decoder)
-            self.grpc = GrpcReceiver(
-                self.ingest,
-                cfg.host,
-                cfg.grpc_port,
-                token=cfg.token,
-                max_bytes=cfg.max_request_bytes,
-            )
-            self.grpc.start()
-            otlp_app = create_otlp_http_app(
-                self.ingest, token=cfg.token, max_bytes=cfg.max_request_bytes
-            )
-            self.otlp_http = HttpServer(otlp_app, cfg.host, cfg.http_port, "otlp")
-            self.otlp_http.start()
+            if separate:
+                self._start_ingest_process()
+            else:
+                self._start_receivers()
             context = AppContext(self.database, self.writer, self.ingest, cfg.token)
             if cfg.flows is not None:
                 from flowscope.analyzer.flows_config import FlowsConfig
@@ -171,6 +171,59 @@ class FlowscopeServer:
             self.shutdown()
             raise
 
+    def _start_receivers(self) -> None:
+        cfg = self.config
+        assert self.writer is not None
+        self.decoder = DecodePool(cfg.decode_worker_count)
+        self.decoder.start()
+        ingest = self.ingest = Ingest(self.writer, decoder=self.decoder)
+        self.grpc = GrpcReceiver(
+            ingest, cfg.host, cfg.grpc_port, token=cfg.token, max_bytes=cfg.max_request_bytes
+        )
+        self.grpc.start()
+        otlp_app = create_otlp_http_app(ingest, token=cfg.token, max_bytes=cfg.max_request_bytes)
+        self.otlp_http = HttpServer(otlp_app, cfg.host, cfg.http_port, "otlp")
+        self.otlp_http.start()
+
+    def _start_ingest_process(self) -> None:
+        cfg = self.config
+        database, writer = self.database, self.writer
+        assert database is not None and writer is not None and database.journal_dir is not None
+        database.replay_journal()  # the child appends to it from here on
+        keys = b"".join(
+            bytes.fromhex(trace) + bytes.fromhex(span)
+            for trace, span in database.recent_span_keys(cfg.dedup_window)
+        )
+        settings = IngestSettings(
+            host=cfg.host,
+            grpc_port=cfg.grpc_port,
+            http_port=cfg.http_port,
+            token=cfg.token,
+            max_request_bytes=cfg.max_request_bytes,
+            max_queued_spans=cfg.max_queued_spans,
+            decode_workers=cfg.decode_worker_count,
+            journal_dir=str(database.journal_dir),
+            first_seq=writer.next_seq,
+            dedup_window=cfg.dedup_window,
+            dedup_keys=keys,
+        )
+        ingest = self.ingest = IngestProcess(writer, settings)
+        ingest.on_exit = self._failed
+        ingest.start()
+        waits = database.await_writes
+
+        def await_writes(trace_id: str | None = None) -> None:
+            # Every span the child acknowledged is queued here first, then moved.
+            ingest.sync()
+            waits(trace_id)
+
+        database.await_writes = await_writes
+
+    def _failed(self, message: str) -> None:
+        log.error("%s", message)
+        if self.on_failure is not None:
+            self.on_failure(message)
+
     @property
     def ui_url(self) -> str:
         assert self.ui is not None
@@ -178,13 +231,21 @@ class FlowscopeServer:
 
     @property
     def otlp_http_url(self) -> str:
-        assert self.otlp_http is not None
-        return f"http://{_url_host(self.config.host)}:{self.otlp_http.port}"
+        if isinstance(self.ingest, IngestProcess):
+            port = self.ingest.http_port
+        else:
+            assert self.otlp_http is not None
+            port = self.otlp_http.port
+        return f"http://{_url_host(self.config.host)}:{port}"
 
     @property
     def grpc_address(self) -> str:
-        assert self.grpc is not None
-        return f"{_url_host(self.config.host)}:{self.grpc.port}"
+        if isinstance(self.ingest, IngestProcess):
+            port = self.ingest.grpc_port
+        else:
+            assert self.grpc is not None
+            port = self.grpc.port
+        return f"{_url_host(self.config.host)}:{port}"
 
     def _write_info(self) -> None:
         info = {
@@ -199,6 +260,9 @@ class FlowscopeServer:
 
     def shutdown(self) -> None:
         """Stop receiving, commit what was accepted, close the file. Safe twice."""
+        separate = self.ingest if isinstance(self.ingest, IngestProcess) else None
+        if separate is not None:
+            separate.stop_receiving()
         if self.grpc is not None:
             self.grpc.shutdown()
         if self.otlp_http is not None:
@@ -211,6 +275,8 @@ class FlowscopeServer:
             self.decoder.shutdown()
         if self.writer is not None:
             self.writer.shutdown()
+        if separate is not None:
+            separate.shutdown()  # after the writer's last commit: the journal is empty
         if self.ui is not None:
             self.ui.shutdown()
             self.ui = None

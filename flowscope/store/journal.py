@@ -76,7 +76,7 @@ def encode(table: pa.Table) -> bytes:
     return bytes(sink.getvalue())
 
 
-def _decode(payload: bytes) -> pa.Table:
+def decode(payload: bytes) -> pa.Table:
     return pa.ipc.open_stream(payload).read_all()
 
 
@@ -102,7 +102,7 @@ def read_segment(path: Path) -> Iterator[Record]:
         payload = data[start : start + length]
         if magic != MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
             break
-        yield Record(seq, _decode(payload))
+        yield Record(seq, decode(payload))
         offset = start + length
     if offset != len(data):
         log.warning(
@@ -155,10 +155,11 @@ class Journal:
         _fsync_directory(self.directory)
 
     # -- appending -------------------------------------------------------------
-    def append(self, seq: int, table: pa.Table) -> None:
+    def append(self, seq: int, table: pa.Table) -> bytes:
         """Write one record (not yet synced: call ``sync(seq)`` before acknowledging).
 
-        Callers serialise appends and pass increasing sequence numbers.
+        Callers serialise appends and pass increasing sequence numbers. Returns the
+        record's payload (the spans as Arrow IPC), for a writer in another process.
         """
         payload = encode(table)
         header = HEADER.pack(MAGIC, seq, len(payload), zlib.crc32(payload))
@@ -183,6 +184,7 @@ class Journal:
                 raise
             self._size += written
             self._appended = seq
+        return payload
 
     def _roll(self, first_seq: int) -> None:
         # Under _append_lock; takes _sync_lock so no sync uses the descriptor it closes.

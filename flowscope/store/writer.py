@@ -98,6 +98,7 @@ class SpanWriter:
         journal: bool = True,
         linger_s: float = LINGER_S,
         linger_spans: int = LINGER_SPANS,
+        external_journal: bool = False,
     ) -> None:
         self.database = database
         self.max_queued_spans = max_queued_spans
@@ -118,7 +119,13 @@ class SpanWriter:
         self._submit_lock = threading.Lock()
         self._moved_seq = 0
         self._moved = threading.Condition()
-        self._use_journal = journal and database.journal_dir is not None
+        self._use_journal = journal and database.journal_dir is not None and not external_journal
+        # Another process appends the journal and numbers its records (the ingest
+        # process, collector/ingest_process.py): its records arrive by take_journalled,
+        # and spans submitted here take no number of their own (see _take).
+        self.external_journal = external_journal
+        # Called on the writer thread with the highest record number each commit moved.
+        self.moved_listener: Callable[[int], None] | None = None
         self._journal: Journal | None = None
         self._stopping = threading.Event()
         # Journalled requests not yet moved: their numbers and trace ids (under _moved).
@@ -182,6 +189,11 @@ class SpanWriter:
         return self._queued_spans
 
     @property
+    def next_seq(self) -> int:
+        """The number the next journal record takes."""
+        return self._next_seq
+
+    @property
     def dedup_window_size(self) -> int:
         return len(self._dedup)
 
@@ -221,6 +233,10 @@ class SpanWriter:
         rows = table.num_rows
         if not self._accepting or self._thread is None:
             raise WriterClosed("the span writer is not running")
+        if self.external_journal:
+            # Record numbers (CommitSeq) are the ingest process's to give; a number taken
+            # here could pass a record still on its way and hide it from replay.
+            raise WriterClosed("spans reach this writer through the ingest process only")
         if rows == 0:
             return None
         if self._queued_spans and self._queued_spans + rows > self.max_queued_spans:
@@ -246,6 +262,25 @@ class SpanWriter:
         with self._queued_lock:
             self._queued_spans += table.num_rows
         return _SpanItem(table, seq, journalled, future, len(digests))
+
+    def take_journalled(self, seq: int, table: pa.Table, new: int) -> None:
+        """Queue journal record ``seq``, appended and acknowledged by another process.
+
+        Records must arrive in number order. Not refused when the queue is full: the
+        spans are acknowledged already (the other process enforces the limit).
+        """
+        traces = set(pc.unique(table.column("TraceId")).to_pylist())
+        with self._submit_lock:
+            if self._thread is None:
+                raise WriterClosed("the span writer is not running")
+            if seq < self._next_seq:
+                raise ValueError(f"journal record {seq} arrived after {self._next_seq - 1}")
+            with self._moved:
+                self._pending_traces[seq] = traces
+            self._next_seq = seq + 1
+            with self._queued_lock:
+                self._queued_spans += table.num_rows
+            self._queue.put(_SpanItem(table, seq, True, None, new))
 
     def write(self, table: pa.Table, keys: list[bytes], timeout: float | None = None) -> int:
         """Store spans, bypassing the journal; returns how many were new once committed."""
@@ -365,6 +400,8 @@ class SpanWriter:
         self._mark_moved(last_seq)
         if self._journal is not None:
             self._journal.moved(last_seq)
+        if self.moved_listener is not None and any(item.journalled for item in batch):
+            self.moved_listener(last_seq)
         for item in batch:
             if item.future is not None:
                 item.future.set_result(item.new)

@@ -50,7 +50,8 @@ def field_names(record: type[Any]) -> set[str]:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     path = tmp_path_factory.mktemp("api") / "spans.duckdb"
-    with server_in_process(path, decode_workers=0) as (server, endpoints):
+    # The scenario is written straight to the writer, so the receivers run in-process.
+    with server_in_process(path, decode_workers=0, ingest_process=False) as (server, endpoints):
         assert server.database is not None and server.writer is not None
         write_scenario(server.database, writer=server.writer)
         with httpx.Client(base_url=endpoints.ui, timeout=60) as client:
@@ -375,7 +376,9 @@ def test_flow_diagram_split_by_an_attribute(api: httpx.Client) -> None:
 
 
 def test_routes_need_the_token_when_set(tmp_path: Path) -> None:
-    with server_in_process(tmp_path / "spans.duckdb", decode_workers=0, token="s3cret") as (
+    with server_in_process(
+        tmp_path / "spans.duckdb", decode_workers=0, token="s3cret", ingest_process=False
+    ) as (
         server,
         endpoints,
     ):

@@ -1,0 +1,108 @@
+"""Where the ingest process puts spans: dedup, the span journal, an acknowledgement.
+
+In the ingest process (collector/ingest_process.py) the receivers hand decoded
+spans to ``JournalSink.submit`` instead of a ``SpanWriter``: the same bounded
+queue check, dedup window and numbering, the same journal append and shared
+fsync before the acknowledgement. Each record then goes to ``forward`` (the
+server process's writer, which moves it into DuckDB) in number order, and comes
+back as ``moved`` once committed, which frees its place in the queue and lets its
+journal segment go.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+
+import pyarrow as pa
+
+from flowscope.store.columns import as_batch
+from flowscope.store.dedup import RecentSpanKeys
+from flowscope.store.journal import Journal
+from flowscope.store.writer import QueueFull, WriterClosed
+
+# forward(record number, new spans, the record's Arrow IPC payload)
+Forward = Callable[[int, int, bytes], None]
+
+
+class JournalSink:
+    def __init__(
+        self,
+        journal: Journal,
+        forward: Forward,
+        *,
+        first_seq: int,
+        max_queued_spans: int = 200_000,
+        dedup: RecentSpanKeys | None = None,
+    ) -> None:
+        self.journal = journal
+        self.forward = forward
+        self.max_queued_spans = max_queued_spans
+        self.duplicate_spans = 0
+        self._dedup = dedup if dedup is not None else RecentSpanKeys()
+        self._next_seq = first_seq
+        self._lock = threading.Lock()
+        self._accepting = True
+        # Records forwarded and not yet moved: number -> spans (under _lock).
+        self._unmoved: dict[int, int] = {}
+        self._queued_spans = 0
+
+    @property
+    def queued_spans(self) -> int:
+        return self._queued_spans
+
+    @property
+    def dedup_window_size(self) -> int:
+        return len(self._dedup)
+
+    @property
+    def last_seq(self) -> int:
+        return self._next_seq - 1
+
+    def submit(self, table: pa.Table, keys: list[bytes]) -> Future[int]:
+        """Take spans; the future gives how many were new, once they are on disk."""
+        future: Future[int] = Future()
+        rows = table.num_rows
+        with self._lock:
+            if not self._accepting:
+                raise WriterClosed("the span writer is not running")
+            if rows == 0:
+                future.set_result(0)
+                return future
+            if self._queued_spans and self._queued_spans + rows > self.max_queued_spans:
+                raise QueueFull(
+                    f"writer queue holds {self._queued_spans} spans (limit {self.max_queued_spans})"
+                )
+            mask, digests = self._dedup.new_mask(keys)
+            self.duplicate_spans += rows - len(digests)
+            if not digests:
+                future.set_result(0)
+                return future
+            table = as_batch(table)
+            if len(digests) != rows:
+                table = table.filter(pa.array(mask, pa.bool_()))
+            seq = self._next_seq
+            payload = self.journal.append(seq, table)  # raises before anything is remembered
+            self._next_seq += 1
+            self._dedup.remember(digests)
+            self._unmoved[seq] = table.num_rows
+            self._queued_spans += table.num_rows
+            # Under the lock, so records reach the writer in number order; the writer may
+            # store a record before its fsync ends, which only makes it durable twice.
+            self.forward(seq, len(digests), payload)
+        self.journal.sync(seq)
+        future.set_result(len(digests))
+        return future
+
+    def moved(self, seq: int) -> None:
+        """The writer committed every record up to ``seq``."""
+        with self._lock:
+            for done in [n for n in self._unmoved if n <= seq]:
+                self._queued_spans -= self._unmoved.pop(done)
+        self.journal.moved(seq)
+
+    def close(self) -> None:
+        """Refuse further spans (the receivers have stopped)."""
+        with self._lock:
+            self._accepting = False
