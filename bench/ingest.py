@@ -75,11 +75,20 @@ class RssSampler(threading.Thread):
         self.stop_event = threading.Event()
 
     def run(self) -> None:
+        # The server and every process it started (the ingest process, decode workers):
+        # their sum, so memory moved out of the server still counts.
         while not self.stop_event.wait(0.2):
             try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
+                tree = [self.process, *self.process.children(recursive=True)]
             except psutil.Error:
                 return
+            total = 0
+            for process in tree:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    continue  # ended meanwhile
+            self.peak = max(self.peak, total)
 
 
 def run_phase(

@@ -82,6 +82,13 @@ def main(verbose: bool) -> None:
     type=int,
     help="Processes that decode OTLP requests (0: decode in the receiving threads).",
 )
+@click.option(
+    "--ingest-process/--no-ingest-process",
+    default=True,
+    show_default=True,
+    help="Receive OTLP in a process of its own, ahead of analysis in priority "
+    "(--no-ingest-process: in the server process).",
+)
 def serve(
     db: str,
     host: str,
@@ -95,6 +102,7 @@ def serve(
     dedup_window: int,
     memory_limit: str,
     decode_workers: int,
+    ingest_process: bool,
     flows: str | None,
 ) -> None:
     """Receive OTLP traces, store them in DuckDB, serve the API."""
@@ -115,6 +123,7 @@ def serve(
         dedup_window=dedup_window,
         memory_limit=memory_limit,
         decode_workers=decode_workers,
+        ingest_process=ingest_process,
         flows=flows,
     )
     try:
@@ -129,8 +138,11 @@ def serve(
         )
     stop = threading.Event()
     _on_signals(lambda: stop.set())
+    failures: list[str] = []
+
     def failed(message: str) -> None:
         click.echo(f"flowscope: {message}; stopping", err=True)
+        failures.append(message)
         stop.set()
 
     server.on_failure = failed
@@ -163,7 +175,7 @@ def serve(
         click.echo("flowscope: stopping; committing accepted spans", err=True)
         server.shutdown()
         click.echo("flowscope: stopped", err=True)
-    exit_after_clean_stop()
+    exit_after_clean_stop(1 if failures else 0)
 
 
 def _on_signals(callback: Callable[[], None]) -> None:

@@ -107,14 +107,14 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
-def exit_after_clean_stop() -> None:
+def exit_after_clean_stop(code: int = 0) -> None:
     """Leave a process whose server has committed and closed everything, without
     interpreter finalization: that kills daemon threads (gRPC, uvicorn, the exporters
     of the reference app) wherever they are, and one caught inside DuckDB's or gRPC's
     C++ aborts the process ("FATAL: exception not rethrown") after a clean stop."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -29,6 +29,7 @@ import logging
 import os
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ MAGIC = b"FSJ1"
 HEADER = struct.Struct("<4sQII")  # magic, sequence number, payload bytes, CRC-32
 SEGMENT_BYTES = 64 * 1024 * 1024
 SUFFIX = ".seg"
+# How long opening waits for the lock of a journal in use (see Journal.__init__).
+LOCK_WAIT_S = 5.0
+LOCK_POLL_S = 0.02
 
 
 class JournalError(Exception):
@@ -116,7 +120,9 @@ def read_segment(path: Path) -> Iterator[Record]:
 class Journal:
     """An open journal directory, locked for this writer."""
 
-    def __init__(self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(
+        self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES, wait_s: float = LOCK_WAIT_S
+    ) -> None:
         self.directory = directory
         self.segment_bytes = segment_bytes
         try:
@@ -124,11 +130,18 @@ class Journal:
             self._lock_fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise JournalError(f"{directory}: cannot open the span journal: {exc}") from exc
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(self._lock_fd)
-            raise JournalBusy(f"{directory} is in use by another flowscope writer") from exc
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    os.close(self._lock_fd)
+                    raise JournalBusy(f"{directory} is in use by another flowscope writer") from exc
+            # Whoever opens a journal holds the database file, so the holder is an
+            # ingest process whose server was killed, dying too (parent-death signal).
+            time.sleep(LOCK_POLL_S)
         self._append_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._fd: int | None = None

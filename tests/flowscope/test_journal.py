@@ -84,9 +84,24 @@ def test_records_read_back_in_order_and_segments_roll_and_go_once_moved(tmp_path
 def test_a_second_writer_cannot_take_a_journal_in_use(tmp_path: Path) -> None:
     first = Journal(tmp_path / "j")
     with pytest.raises(JournalBusy, match="in use by another flowscope writer"):
-        Journal(tmp_path / "j")
+        Journal(tmp_path / "j", wait_s=0)
+    started = time.monotonic()
+    with pytest.raises(JournalBusy):
+        Journal(tmp_path / "j", wait_s=0.2)
+    assert time.monotonic() - started >= 0.2
     first.close(all_moved=True)
-    Journal(tmp_path / "j").close(all_moved=True)
+    Journal(tmp_path / "j", wait_s=0).close(all_moved=True)
+
+
+def test_opening_waits_for_a_dying_holder_to_let_go(tmp_path: Path) -> None:
+    # As after a SIGKILLed server, whose ingest process dies a moment after it.
+    holder = Journal(tmp_path / "j")
+    letting_go = threading.Timer(0.3, holder.close, kwargs={"all_moved": False})
+    letting_go.start()
+    try:
+        Journal(tmp_path / "j", wait_s=30).close(all_moved=True)
+    finally:
+        letting_go.join()
 
 
 def test_a_torn_or_damaged_tail_ends_the_segment(

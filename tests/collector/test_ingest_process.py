@@ -1,0 +1,108 @@
+"""`flowscope serve` receives OTLP in a process of its own, ahead of analysis in priority."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import psutil
+
+from flowscope.collector.ingest_process import SERVER_NICENESS, IngestProcess
+from flowscope.store.database import Database
+from flowscope.testing.otlp import realistic_request
+from flowscope.testing.server import server_in_process, start_server_process
+
+PB = {"Content-Type": "application/x-protobuf"}
+
+
+def _send(base: str, seed: int) -> int:
+    request = realistic_request(10, seed=seed, first_trace=seed * 10)
+    response = httpx.post(
+        f"{base}/v1/traces", content=request.SerializeToString(), headers=PB, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+def _listener(root: psutil.Process, url: str) -> psutil.Process:
+    """The process (the server or one of its descendants) listening on ``url``'s port."""
+    port = urlsplit(url).port
+    for process in [root, *root.children(recursive=True)]:
+        for connection in process.net_connections(kind="tcp"):
+            if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
+                return process
+    raise AssertionError(f"nothing listens on {url}")
+
+
+def _thread_nice(process: psutil.Process) -> set[int]:
+    return {os.getpriority(os.PRIO_PROCESS, thread.id) for thread in process.threads()}
+
+
+def test_receivers_run_apart_and_the_server_yields_to_them(tmp_path: Path) -> None:
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    server = start_server_process(tmp_path / "apart.duckdb")
+    try:
+        main = psutil.Process(server.process.pid)
+        receiver = _listener(main, server.endpoints.http)
+        assert receiver.pid != main.pid and receiver.ppid() == main.pid
+        assert _listener(main, f"http://{server.endpoints.grpc}").pid == receiver.pid
+        assert _listener(main, server.endpoints.ui).pid == main.pid  # the API stays
+        # Every thread of the server (DuckDB's workers too) runs below the receivers.
+        assert _thread_nice(main) == {max(base, SERVER_NICENESS)}
+        assert _thread_nice(receiver) == {base}
+        sent = _send(server.endpoints.http, 1)
+        health = httpx.get(f"{server.endpoints.ui}/healthz").json()
+        assert health["spans"] == sent  # acknowledged in the child, counted here at once
+        assert health["ingest"]["accepted_spans"] == sent
+        assert health["writer"]["dedup_window_spans"] == sent
+        assert _send(server.endpoints.http, 1) == sent  # a retry: dropped by the window
+        health = httpx.get(f"{server.endpoints.ui}/healthz").json()
+        assert health["spans"] == sent and health["writer"]["duplicate_spans"] == sent
+    finally:
+        assert server.stop(signal.SIGTERM) == 0
+    assert not Path(f"{tmp_path / 'apart.duckdb'}.journal").exists()
+
+
+def test_no_ingest_process_keeps_the_receivers_in_the_server(tmp_path: Path) -> None:
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    server = start_server_process(tmp_path / "together.duckdb", "--no-ingest-process")
+    try:
+        main = psutil.Process(server.process.pid)
+        assert _listener(main, server.endpoints.http).pid == main.pid
+        assert _thread_nice(main) == {base}
+        sent = _send(server.endpoints.http, 2)
+        assert httpx.get(f"{server.endpoints.ui}/healthz").json()["spans"] == sent
+    finally:
+        assert server.stop(signal.SIGTERM) == 0
+
+
+def test_a_dead_ingest_process_stops_the_server_and_loses_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "orphaned.duckdb"
+    server = start_server_process(db)
+    try:
+        acked = sum(_send(server.endpoints.http, seed) for seed in range(5))
+        receiver = _listener(psutil.Process(server.process.pid), server.endpoints.http)
+        receiver.send_signal(signal.SIGKILL)
+        code = server.process.wait(60)
+    finally:
+        server.stop(signal.SIGKILL)
+    output = "".join(server.output)
+    assert code == 1, output
+    assert "the OTLP ingest process ended unexpectedly" in output
+    reopened = Database(db)
+    try:
+        assert reopened.span_count() == acked
+    finally:
+        reopened.close()
+
+
+def test_in_process_server_shares_the_counters_of_its_ingest_process(tmp_path: Path) -> None:
+    with server_in_process(tmp_path / "embedded.duckdb", decode_workers=0) as (server, endpoints):
+        assert isinstance(server.ingest, IngestProcess)
+        sent = _send(endpoints.http, 3)
+        counters = server.ingest.counters
+        assert (counters.requests, counters.accepted_spans) == (1, sent)
+        assert server.database is not None and server.database.span_count() == sent

@@ -1,0 +1,113 @@
+"""The ingest process's side of the journal, and the writer that takes its records."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from flowscope.collector.flatten import SpanBatch, flatten_request
+from flowscope.store import journal as journal_file
+from flowscope.store.database import Database
+from flowscope.store.dedup import RecentSpanKeys
+from flowscope.store.journal import Journal
+from flowscope.store.journal_sink import JournalSink
+from flowscope.store.writer import QueueFull, SpanWriter, WriterClosed
+from flowscope.testing.otlp import realistic_request
+
+
+def _batch(seed: int, traces: int = 2) -> SpanBatch:
+    return flatten_request(realistic_request(traces, seed=seed, first_trace=seed * traces)).batch
+
+
+class Forwarded:
+    def __init__(self) -> None:
+        self.records: list[tuple[int, int, pa.Table]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, seq: int, new: int, payload: bytes) -> None:
+        with self.lock:
+            self.records.append((seq, new, journal_file.decode(payload)))
+
+
+def _sink(tmp_path: Path, forwarded: Forwarded, **options: int) -> JournalSink:
+    journal = Journal(tmp_path / "j", segment_bytes=options.pop("segment_bytes", 1 << 26))
+    return JournalSink(journal, forwarded, first_seq=options.pop("first_seq", 7), **options)
+
+
+def test_records_are_journalled_forwarded_in_order_and_deduplicated(tmp_path: Path) -> None:
+    forwarded = Forwarded()
+    sink = _sink(tmp_path, forwarded)
+    batches = [_batch(seed) for seed in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        stored = list(pool.map(lambda b: sink.submit(b.table, b.keys).result(), batches))
+    assert stored == [b.spans for b in batches]
+    numbers = [seq for seq, _, _ in forwarded.records]
+    assert numbers == list(range(7, 47))  # gapless, in the order the writer must see them
+    # What was forwarded is what the journal holds, record for record.
+    on_disk = {r.seq: r.table for r in sink.journal.records()}
+    assert all(on_disk[seq].equals(table) for seq, _, table in forwarded.records)
+    again = sink.submit(batches[0].table, batches[0].keys).result()
+    assert again == 0 and sink.duplicate_spans == batches[0].spans
+    assert len(forwarded.records) == 40  # a retry forwards nothing
+    sink.close()
+    with pytest.raises(WriterClosed):
+        sink.submit(batches[1].table, batches[1].keys)
+    sink.journal.close(all_moved=False)
+
+
+def test_the_queue_limit_counts_until_the_writer_moves_records(tmp_path: Path) -> None:
+    forwarded = Forwarded()
+    first, second, third = _batch(1), _batch(2), _batch(3)
+    sink = _sink(tmp_path, forwarded, max_queued_spans=first.spans + second.spans, segment_bytes=1)
+    sink.submit(first.table, first.keys).result()
+    sink.submit(second.table, second.keys).result()
+    with pytest.raises(QueueFull):
+        sink.submit(third.table, third.keys)
+    segments = sink.journal.segments()
+    assert len(segments) == 2
+    sink.moved(7)  # the first record is committed: its span count and segment go
+    assert sink.queued_spans == second.spans
+    assert sink.journal.segments() == segments[1:]
+    sink.submit(third.table, third.keys).result()
+    sink.moved(9)
+    assert sink.queued_spans == 0
+    sink.journal.close(all_moved=True)
+
+
+def test_a_warm_window_drops_spans_stored_before(tmp_path: Path) -> None:
+    batch = _batch(5)
+    window = RecentSpanKeys(100)
+    window.remember([hash(key) for key in batch.keys])
+    forwarded = Forwarded()
+    sink = JournalSink(Journal(tmp_path / "j"), forwarded, first_seq=1, dedup=window)
+    assert sink.submit(batch.table, batch.keys).result() == 0
+    assert forwarded.records == []
+    sink.journal.close(all_moved=True)
+
+
+def test_a_writer_fed_from_outside_stores_records_in_order_and_reports_them(
+    tmp_path: Path,
+) -> None:
+    database = Database(tmp_path / "fed.duckdb")
+    writer = SpanWriter(database, external_journal=True, derive_interval_s=None)
+    moved: list[int] = []
+    writer.moved_listener = moved.append
+    writer.start()
+    try:
+        first, second = _batch(1), _batch(2)
+        with pytest.raises(WriterClosed, match="through the ingest process"):
+            writer.write(first.table, first.keys)  # numbers are the other process's
+        writer.take_journalled(writer.next_seq, first.table, first.spans)
+        writer.take_journalled(writer.next_seq + 4, second.table, second.spans)  # gaps are fine
+        with pytest.raises(ValueError, match="arrived after"):
+            writer.take_journalled(2, second.table, second.spans)
+        assert writer.await_moved()
+        assert database.span_count() == first.spans + second.spans
+        assert database.moved_seq() == 6 and moved[-1] == 6
+    finally:
+        writer.shutdown()
+        database.close()
