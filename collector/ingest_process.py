@@ -231,6 +231,7 @@ class IngestProcess:
 
     def _read(self) -> None:
         assert self._conn is not None
+        reason = ""
         while True:
             try:
                 message = self._conn.recv()
@@ -243,6 +244,13 @@ class IngestProcess:
                     self.writer.take_journalled(seq, journal_file.decode(payload), new)
                 except WriterClosed:
                     pass  # stopping: the journal keeps it for the next open
+                except Exception:
+                    # A record that cannot be taken must not be skipped (a later one
+                    # would pass it): stop taking any, as if the child had died. The
+                    # journal keeps them all for the next open.
+                    log.exception("journal record %d from the ingest process", seq)
+                    reason = f"journal record {seq} from the ingest process could not be taken"
+                    break
             elif kind in ("pong", "stopped"):
                 with self._answers:
                     if kind == "pong":
@@ -255,8 +263,13 @@ class IngestProcess:
             self._gone = True
             self._answers.notify_all()
         if not self._stopping and self.on_exit is not None:
-            code = self._process.exitcode if self._process is not None else None
-            self.on_exit(f"the OTLP ingest process ended unexpectedly (exit code {code})")
+            if not reason:
+                process = self._process
+                if process is not None:
+                    process.join(STOP_TIMEOUT_S)  # its exit code, once the pipe has closed
+                code = process.exitcode if process is not None else None
+                reason = f"the OTLP ingest process ended unexpectedly (exit code {code})"
+            self.on_exit(reason)
 
     def sync(self, timeout: float = SYNC_TIMEOUT_S) -> ChildStats:
         """Once every record the child acknowledged so far is queued in the writer."""
