@@ -26,7 +26,8 @@ import os
 import queue
 import signal
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from flowscope.collector.ingest import Ingest, IngestCounters
 from flowscope.http_server import HttpServer
 from flowscope.store import journal as journal_file
 from flowscope.store.dedup import RecentSpanKeys
-from flowscope.store.journal import Journal
+from flowscope.store.journal import Journal, JournalError
 from flowscope.store.journal_sink import JournalSink
 from flowscope.store.writer import SpanWriter, WriterClosed
 
@@ -48,6 +49,7 @@ SYNC_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 30.0
 # How much lower the server process runs than its receivers (nice steps).
 SERVER_NICENESS = 10
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class IngestSettings:
     journal_dir: str
     first_seq: int
     dedup_window: int
+    server_pid: int
+    log_level: int = logging.WARNING
     # The dedup window's warm keys, oldest first: 16-byte trace id + 8-byte span id each.
     dedup_keys: bytes = b""
 
@@ -77,19 +81,25 @@ class ChildStats:
 # -- the child -----------------------------------------------------------------------
 def _child_main(settings: IngestSettings, conn: Connection) -> None:
     die_with_parent()
+    if os.getppid() != settings.server_pid:
+        return  # the server died before the parent-death signal was armed
     # SIGTERM to the process group (as Ctrl-C sends SIGINT) is the server's to handle:
     # it stops this process itself, after the spans in flight are acknowledged.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     outgoing: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
     sender = threading.Thread(target=_send_all, args=(conn, outgoing), name="ingest-sender")
     sender.start()
     parts: list[Any] = []
-    sink: JournalSink | None = None
+    journal: Journal | None = None
     try:
-        dedup = RecentSpanKeys(settings.dedup_window)
-        keys = settings.dedup_keys
-        dedup.remember([hash(keys[i : i + 24]) for i in range(0, len(keys), 24)])
         journal = Journal(Path(settings.journal_dir))
+        if journal.segments():
+            # The server replays the journal before it starts us; records still here
+            # would share numbers with the ones we append.
+            raise JournalError(f"{journal.directory} holds records that were not replayed")
+        dedup = RecentSpanKeys(settings.dedup_window)
+        dedup.warm_keys(settings.dedup_keys)
         sink = JournalSink(
             journal,
             lambda seq, new, payload: outgoing.put(("record", seq, new, payload)),
@@ -98,9 +108,14 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
             dedup=dedup,
         )
         decoder = DecodePool(settings.decode_workers)
-        decoder.start()
-        parts.append(decoder)
         ingest = Ingest(sink, decoder=decoder)
+        # The HTTP socket is bound here, before anything is served or spawned, so a
+        # port in use is reported at once.
+        app = create_otlp_http_app(
+            ingest, token=settings.token, max_bytes=settings.max_request_bytes
+        )
+        http = HttpServer(app, settings.host, settings.http_port, "otlp")
+        parts.append(http)
         grpc = GrpcReceiver(
             ingest,
             settings.host,
@@ -110,23 +125,21 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
         )
         grpc.start()
         parts.append(grpc)
-        app = create_otlp_http_app(
-            ingest, token=settings.token, max_bytes=settings.max_request_bytes
-        )
-        http = HttpServer(app, settings.host, settings.http_port, "otlp")
+        decoder.start()
+        parts.append(decoder)
         http.start()
-        parts.append(http)
         outgoing.put(("ready", grpc.port, http.port))
     except Exception as exc:  # reported to the server, which says it in one line
-        outgoing.put(("failed", f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
+        outgoing.put(("failed", str(exc) or type(exc).__name__))
         for part in reversed(parts):
             part.shutdown()
+        if journal is not None:
+            journal.close(all_moved=True)  # nothing was appended
         outgoing.put(None)
         sender.join()
         return
 
     def stats() -> ChildStats:
-        assert sink is not None
         return ChildStats(
             ingest.counters, sink.queued_spans, sink.duplicate_spans, sink.dedup_window_size
         )
@@ -156,6 +169,7 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
         for part in reversed(parts):
             part.shutdown()
         sink.close()
+        # Records the server did not commit stay for the next open's replay.
         journal.close(all_moved=sink.queued_spans == 0)
         outgoing.put(None)
         sender.join()
@@ -174,21 +188,31 @@ def _send_all(conn: Connection, outgoing: queue.SimpleQueue[tuple[Any, ...] | No
 class IngestProcess:
     """Starts the child, feeds its records to ``writer``, and stops it."""
 
-    def __init__(self, writer: SpanWriter, settings: IngestSettings) -> None:
+    def __init__(
+        self,
+        writer: SpanWriter,
+        settings: IngestSettings,
+        child: Callable[[IngestSettings, Connection], None] = _child_main,
+    ) -> None:
         self.writer = writer
         self.settings = settings
+        self.child = child  # the process's entry point (a stand-in in tests)
         self.grpc_port = 0
         self.http_port = 0
-        self.on_exit: Any = None  # called with a message if the child ends on its own
+        # Called with a message if the child ends, or its records stop, on their own.
+        self.on_exit: Callable[[str], None] | None = None
+        self.failed = ""
         self._process: Any = None
         self._conn: Connection | None = None
         self._send_lock = threading.Lock()
         self._reader: threading.Thread | None = None
         self._answers = threading.Condition()
+        self._ready: tuple[Any, ...] | None = None
+        self._waiting: set[int] = set()  # pings someone still waits for
         self._pongs: dict[int, ChildStats] = {}
         self._next_ping = 0
         self._stopped: ChildStats | None = None
-        self._gone = False
+        self._gone = False  # the reader has stopped: no answer comes any more
         self._stopping = False
         self._last_stats = ChildStats()
 
@@ -196,32 +220,33 @@ class IngestProcess:
         context = multiprocessing.get_context("spawn")
         mine, theirs = context.Pipe(duplex=True)
         process = context.Process(
-            target=_child_main, args=(self.settings, theirs), name="flowscope-ingest"
+            target=self.child, args=(self.settings, theirs), name="flowscope-ingest"
         )
         process.start()
         theirs.close()
         self._process, self._conn = process, mine
-        try:
-            if not mine.poll(START_TIMEOUT_S):
-                raise OSError(f"the ingest process did not start within {START_TIMEOUT_S:g}s")
-            message = mine.recv()
-        except EOFError as exc:
-            raise OSError(f"the ingest process exited at start (code {process.exitcode})") from exc
-        if message[0] == "failed":
-            process.join(STOP_TIMEOUT_S)
-            raise OSError(message[1])
-        _, self.grpc_port, self.http_port = message
-        self.writer.moved_listener = self._send_moved
+        # The warm keys (up to 24 MB) live on in the child only.
+        self.settings = replace(self.settings, dedup_keys=b"")
+        # Reading starts at once: a request may be acknowledged before "ready" arrives.
         self._reader = threading.Thread(target=self._read, name="ingest-reader", daemon=True)
         self._reader.start()
+        with self._answers:
+            self._answers.wait_for(lambda: self._ready is not None or self._gone, START_TIMEOUT_S)
+            ready = self._ready
+        if ready is None:
+            self._stopping = True
+            raise OSError(
+                self.failed or f"the ingest process did not start within {START_TIMEOUT_S:g}s"
+            )
+        _, self.grpc_port, self.http_port = ready
+        self.writer.moved_listener = self._send_moved
 
     def _send(self, message: tuple[Any, ...]) -> bool:
-        conn = self._conn
-        if conn is None or self._gone:
-            return False
         with self._send_lock:
+            if self._conn is None:
+                return False
             try:
-                conn.send(message)
+                self._conn.send(message)
             except (BrokenPipeError, OSError):
                 return False
         return True
@@ -232,43 +257,57 @@ class IngestProcess:
     def _read(self) -> None:
         assert self._conn is not None
         reason = ""
-        while True:
-            try:
-                message = self._conn.recv()
-            except (EOFError, OSError):
-                break
-            kind = message[0]
-            if kind == "record":
-                _, seq, new, payload = message
+        try:
+            while True:
                 try:
-                    self.writer.take_journalled(seq, journal_file.decode(payload), new)
-                except WriterClosed:
-                    pass  # stopping: the journal keeps it for the next open
-                except Exception:
-                    # A record that cannot be taken must not be skipped (a later one
-                    # would pass it): stop taking any, as if the child had died. The
-                    # journal keeps them all for the next open.
-                    log.exception("journal record %d from the ingest process", seq)
-                    reason = f"journal record {seq} from the ingest process could not be taken"
+                    message = self._conn.recv()
+                except (EOFError, OSError):
                     break
-            elif kind in ("pong", "stopped"):
-                with self._answers:
-                    if kind == "pong":
-                        self._pongs[message[1]] = message[2]
-                    else:
-                        self._stopped = message[2]
-                    self._last_stats = message[2]
-                    self._answers.notify_all()
-        with self._answers:
-            self._gone = True
-            self._answers.notify_all()
-        if not self._stopping and self.on_exit is not None:
-            if not reason:
-                process = self._process
-                if process is not None:
-                    process.join(STOP_TIMEOUT_S)  # its exit code, once the pipe has closed
-                code = process.exitcode if process is not None else None
-                reason = f"the OTLP ingest process ended unexpectedly (exit code {code})"
+                kind = message[0]
+                if kind == "record":
+                    _, seq, new, payload = message
+                    try:
+                        self.writer.take_journalled(seq, journal_file.decode(payload), new)
+                    except WriterClosed:
+                        log.warning(
+                            "journal record %d arrived after the writer stopped; "
+                            "the journal keeps it for the next open",
+                            seq,
+                        )
+                elif kind == "ready":
+                    with self._answers:
+                        self._ready = message
+                        self._answers.notify_all()
+                elif kind == "failed":
+                    self.failed = message[1]
+                    self._stopping = True  # a start that failed is reported by start()
+                elif kind in ("pong", "stopped"):
+                    with self._answers:
+                        if kind == "stopped":
+                            self._stopped = message[2]
+                        elif message[1] in self._waiting:
+                            self._pongs[message[1]] = message[2]
+                        self._last_stats = message[2]
+                        self._answers.notify_all()
+        except Exception:
+            # A record that cannot be taken must not be skipped (a later one would
+            # pass it): take none any more. The journal keeps them for the next open.
+            log.exception("reading from the ingest process failed")
+            reason = "the records of the ingest process could not be taken (see the log above)"
+        finally:
+            with self._answers:
+                self._gone = True
+                self._answers.notify_all()
+        if self._stopping:
+            return
+        if not reason:
+            process = self._process
+            if process is not None:
+                process.join(STOP_TIMEOUT_S)  # its exit code, once the pipe has closed
+            code = process.exitcode if process is not None else None
+            reason = f"the OTLP ingest process ended unexpectedly (exit code {code})"
+        self.failed = reason
+        if self.on_exit is not None:
             self.on_exit(reason)
 
     def sync(self, timeout: float = SYNC_TIMEOUT_S) -> ChildStats:
@@ -276,11 +315,17 @@ class IngestProcess:
         with self._answers:
             number = self._next_ping
             self._next_ping += 1
-        if not self._send(("ping", number)):
-            return self._last_stats
-        with self._answers:
-            self._answers.wait_for(lambda: number in self._pongs or self._gone, timeout)
-            return self._pongs.pop(number, self._last_stats)
+            self._waiting.add(number)
+        try:
+            if not self._send(("ping", number)):
+                return self._last_stats
+            with self._answers:
+                self._answers.wait_for(lambda: number in self._pongs or self._gone, timeout)
+                return self._pongs.pop(number, self._last_stats)
+        finally:
+            with self._answers:
+                self._waiting.discard(number)
+                self._pongs.pop(number, None)
 
     @property
     def counters(self) -> IngestCounters:
@@ -299,19 +344,26 @@ class IngestProcess:
         """After the writer committed: let the child drop its journal and exit. Safe twice."""
         self._stopping = True
         self._send(("exit",))
+        reader = self._reader
+        if reader is not None and not reader.is_alive():
+            self._close()  # nobody reads: the child's sender must not block on a full pipe
         process, self._process = self._process, None
         if process is not None:
             process.join(STOP_TIMEOUT_S)
             if process.is_alive():
                 process.kill()
                 process.join()
-        if self._reader is not None:
-            self._reader.join(STOP_TIMEOUT_S)
+        if reader is not None:
+            reader.join(STOP_TIMEOUT_S)
             self._reader = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._close()
         self.writer.moved_listener = None
+
+    def _close(self) -> None:
+        with self._send_lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
 
 def lower_priority() -> None:

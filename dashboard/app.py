@@ -94,6 +94,9 @@ def create_app(context: AppContext) -> FastAPI:
                     "last_pass_age_s": _rounded(writer.deriver.lag()),
                 }
         if isinstance(context.ingest, IngestProcess):
+            if context.ingest.failed:
+                body["status"] = "failed"
+                body["failure"] = context.ingest.failed
             # The receivers, their queue and the dedup window live in the ingest process.
             child = context.ingest.sync()
             counters = child.counters

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -137,6 +138,8 @@ def demo(
         server = FlowscopeServer(config)  # validates the config
     except ValueError as exc:
         fail(str(exc))
+    # Without its receivers the demo has nothing to show: stop as Ctrl-C does.
+    server.on_failure = lambda message: os.kill(os.getpid(), signal.SIGINT)
     try:
         server.start()
     except (OSError, StoreError) as exc:

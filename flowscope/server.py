@@ -144,6 +144,10 @@ class FlowscopeServer:
         try:
             self.database = Database(cfg.db, memory_limit=cfg.memory_limit)
             separate = cfg.ingest_process and self.database.journal_dir is not None
+            if separate:
+                # Before the writer numbers on from the stored spans; the ingest process
+                # appends to the emptied journal.
+                self.database.replay_journal(strict=True)
             self.writer = SpanWriter(
                 self.database,
                 max_queued_spans=cfg.max_queued_spans,
@@ -189,7 +193,6 @@ class FlowscopeServer:
         cfg = self.config
         database, writer = self.database, self.writer
         assert database is not None and writer is not None and database.journal_dir is not None
-        database.replay_journal()  # the child appends to it from here on
         keys = b"".join(
             bytes.fromhex(trace) + bytes.fromhex(span)
             for trace, span in database.recent_span_keys(cfg.dedup_window)
@@ -205,6 +208,8 @@ class FlowscopeServer:
             journal_dir=str(database.journal_dir),
             first_seq=writer.next_seq,
             dedup_window=cfg.dedup_window,
+            server_pid=os.getpid(),
+            log_level=logging.getLogger().getEffectiveLevel(),
             dedup_keys=keys,
         )
         ingest = self.ingest = IngestProcess(writer, settings)

@@ -210,18 +210,24 @@ class Database:
             con.execute("ROLLBACK")
             raise StoreError(f"{self.path}: upgrading schema {found} failed: {exc}") from exc
 
-    def replay_journal(self) -> int:
+    def replay_journal(self, *, strict: bool = False) -> int:
         """Insert the journal's records the database lacks, then empty it; spans added.
 
         Skipped while a live writer (in this process or another) holds the journal:
-        it moves those records itself.
+        it moves those records itself. ``strict``: refuse instead, for a writer about
+        to number new records after the stored ones.
         """
         if not has_segments(self.journal_dir):
             return 0
         assert self.journal_dir is not None
         try:
             journal = Journal(self.journal_dir)
-        except JournalBusy:
+        except JournalBusy as exc:
+            if strict:
+                raise StoreError(
+                    f"{self.path}: {exc}, so its records cannot be replayed; "
+                    "is another flowscope process still stopping?"
+                ) from exc
             return 0
         except JournalError as exc:
             raise StoreError(f"{self.path}: {exc}") from exc

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 
+KEY_BYTES = 24  # a span's key: its trace id and span id, as bytes
+
 
 class RecentSpanKeys:
     def __init__(self, capacity: int = 1_000_000) -> None:
@@ -54,6 +56,14 @@ class RecentSpanKeys:
 
     def warm(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Load (TraceId hex, SpanId hex) pairs, oldest first, as already stored."""
-        digests = [hash(bytes.fromhex(t) + bytes.fromhex(s)) for t, s in pairs]
+        self._warm([hash(bytes.fromhex(t) + bytes.fromhex(s)) for t, s in pairs])
+
+    def warm_keys(self, keys: bytes) -> None:
+        """Load span keys (16-byte trace id + 8-byte span id each, oldest first) as stored."""
+        self._warm([hash(keys[i : i + KEY_BYTES]) for i in range(0, len(keys), KEY_BYTES)])
+
+    def _warm(self, digests: list[int]) -> None:
+        # In chunks: the window forgets a chunk at a time, and one chunk of all the warm
+        # keys would go as a whole on the first new span.
         for start in range(0, len(digests), 65536):
             self.remember(digests[start : start + 65536])

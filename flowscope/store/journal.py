@@ -121,7 +121,7 @@ class Journal:
     """An open journal directory, locked for this writer."""
 
     def __init__(
-        self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES, wait_s: float = LOCK_WAIT_S
+        self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES, wait_s: float | None = None
     ) -> None:
         self.directory = directory
         self.segment_bytes = segment_bytes
@@ -130,7 +130,7 @@ class Journal:
             self._lock_fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise JournalError(f"{directory}: cannot open the span journal: {exc}") from exc
-        deadline = time.monotonic() + wait_s
+        deadline = time.monotonic() + (LOCK_WAIT_S if wait_s is None else wait_s)
         while True:
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -201,14 +201,17 @@ class Journal:
 
     def _roll(self, first_seq: int) -> None:
         # Under _append_lock; takes _sync_lock so no sync uses the descriptor it closes.
+        path = self.directory / _segment_name(first_seq)
         with self._sync_lock:
             if self._fd is not None:
                 assert self._current is not None
                 os.fsync(self._fd)
                 os.close(self._fd)
                 self._synced = self._appended
-                self._closed.append((self._current, self._appended))
-            path = self.directory / _segment_name(first_seq)
+                # After a failed first append the same record opens the same segment
+                # again: it is not closed, and must not go when earlier records move.
+                if self._current != path:
+                    self._closed.append((self._current, self._appended))
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             self._current = path
             self._size = 0

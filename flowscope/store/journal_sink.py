@@ -12,6 +12,7 @@ journal segment go.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -44,8 +45,8 @@ class JournalSink:
         self._next_seq = first_seq
         self._lock = threading.Lock()
         self._accepting = True
-        # Records forwarded and not yet moved: number -> spans (under _lock).
-        self._unmoved: dict[int, int] = {}
+        # Records forwarded and not yet moved, in number order: (number, spans).
+        self._unmoved: deque[tuple[int, int]] = deque()
         self._queued_spans = 0
 
     @property
@@ -86,7 +87,7 @@ class JournalSink:
             payload = self.journal.append(seq, table)  # raises before anything is remembered
             self._next_seq += 1
             self._dedup.remember(digests)
-            self._unmoved[seq] = table.num_rows
+            self._unmoved.append((seq, table.num_rows))
             self._queued_spans += table.num_rows
             # Under the lock, so records reach the writer in number order; the writer may
             # store a record before its fsync ends, which only makes it durable twice.
@@ -98,8 +99,8 @@ class JournalSink:
     def moved(self, seq: int) -> None:
         """The writer committed every record up to ``seq``."""
         with self._lock:
-            for done in [n for n in self._unmoved if n <= seq]:
-                self._queued_spans -= self._unmoved.pop(done)
+            while self._unmoved and self._unmoved[0][0] <= seq:
+                self._queued_spans -= self._unmoved.popleft()[1]
         self.journal.moved(seq)
 
     def close(self) -> None:

@@ -146,7 +146,7 @@ class SpanWriter:
             assert self.database.journal_dir is not None
             # What an earlier writer on this Database left (commits refused until it
             # stopped); records from before the file was opened were replayed then.
-            self.database.replay_journal()
+            self.database.replay_journal(strict=True)
             try:
                 self._journal = Journal(self.database.journal_dir)
             except JournalError as exc:  # the CLI reports a StoreError in one line
@@ -271,7 +271,7 @@ class SpanWriter:
         """
         traces = set(pc.unique(table.column("TraceId")).to_pylist())
         with self._submit_lock:
-            if self._thread is None:
+            if not self._accepting or self._thread is None:
                 raise WriterClosed("the span writer is not running")
             if seq < self._next_seq:
                 raise ValueError(f"journal record {seq} arrived after {self._next_seq - 1}")

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import os
 import signal
+from multiprocessing.connection import Connection
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import psutil
+import pytest
 
-from flowscope.collector.ingest_process import SERVER_NICENESS, IngestProcess
-from flowscope.store.database import Database
+from flowscope.collector.flatten import flatten_request
+from flowscope.collector.ingest_process import SERVER_NICENESS, IngestProcess, IngestSettings
+from flowscope.server import FlowscopeServer, ServeConfig
+from flowscope.store import journal as journal_file
+from flowscope.store.database import Database, StoreError
+from flowscope.store.journal import Journal, journal_path
+from flowscope.store.writer import SpanWriter
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.server import server_in_process, start_server_process
+from flowscope.testing.waiting import wait_until
 
 PB = {"Content-Type": "application/x-protobuf"}
 
@@ -106,3 +114,78 @@ def test_in_process_server_shares_the_counters_of_its_ingest_process(tmp_path: P
         counters = server.ingest.counters
         assert (counters.requests, counters.accepted_spans) == (1, sent)
         assert server.database is not None and server.database.span_count() == sent
+
+
+def _early_child(settings: IngestSettings, conn: Connection) -> None:
+    """A stand-in child: a request acknowledged before the receivers say they are ready."""
+    batch = flatten_request(realistic_request(2, seed=9)).batch
+    conn.send(("record", settings.first_seq, batch.spans, journal_file.encode(batch.table)))
+    conn.send(("ready", 1111, 2222))
+    while conn.recv()[0] != "exit":
+        pass
+
+
+def test_a_record_before_ready_is_taken_and_the_start_goes_on(tmp_path: Path) -> None:
+    database = Database(tmp_path / "early.duckdb")
+    writer = SpanWriter(database, external_journal=True, derive_interval_s=None)
+    writer.start()
+    settings = IngestSettings(
+        host="127.0.0.1",
+        grpc_port=0,
+        http_port=0,
+        token=None,
+        max_request_bytes=1 << 20,
+        max_queued_spans=1000,
+        decode_workers=0,
+        journal_dir=str(journal_path(database.path)),
+        first_seq=writer.next_seq,
+        dedup_window=0,
+        server_pid=os.getpid(),
+    )
+    ingest = IngestProcess(writer, settings, child=_early_child)
+    try:
+        ingest.start()
+        assert (ingest.grpc_port, ingest.http_port) == (1111, 2222)
+        assert writer.await_moved() and database.span_count() == 16
+    finally:
+        ingest.shutdown()
+        writer.shutdown()
+        database.close()
+
+
+def test_a_journal_still_held_with_records_refuses_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "held.duckdb"
+    Database(db).close()
+    directory = journal_path(str(db))
+    assert directory is not None
+    holder = Journal(directory)  # as a dying ingest process of a killed server would
+    holder.append(1, flatten_request(realistic_request(1, seed=1)).batch.table)
+    holder.sync(1)
+    monkeypatch.setattr(journal_file, "LOCK_WAIT_S", 0.2)
+    server = FlowscopeServer(ServeConfig(db=str(db), grpc_port=0, http_port=0, ui_port=0))
+    try:
+        with pytest.raises(StoreError, match="cannot be replayed"):
+            server.start()
+    finally:
+        server.shutdown()
+        holder.close(all_moved=False)
+    reopened = Database(db)  # once let go, the record is replayed
+    try:
+        assert reopened.span_count() == 8
+    finally:
+        reopened.close()
+
+
+def test_health_says_failed_when_the_ingest_process_is_gone(tmp_path: Path) -> None:
+    with server_in_process(tmp_path / "gone.duckdb", decode_workers=0) as (server, endpoints):
+        main = psutil.Process(os.getpid())
+        _listener(main, endpoints.http).send_signal(signal.SIGKILL)
+
+        def status() -> str:
+            return str(httpx.get(f"{endpoints.ui}/healthz").json()["status"])
+
+        wait_until(lambda: status() == "failed", "healthz to report the receivers gone")
+        health = httpx.get(f"{endpoints.ui}/healthz").json()
+        assert "ingest process ended unexpectedly" in health["failure"]

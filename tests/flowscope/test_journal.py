@@ -301,6 +301,29 @@ def test_records_after_a_failed_append_are_not_lost_behind_its_torn_bytes(
     journal.close(all_moved=False)
 
 
+def test_a_segment_reopened_after_failed_appends_is_not_taken_for_a_closed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table, _ = _batch(8)
+    journal = Journal(tmp_path / "j", segment_bytes=1)  # every record opens a segment
+    journal.append(1, table)
+    real_writev = os.writev
+
+    def no_space(fd: int, buffers: list[bytes]) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", no_space)
+    for _ in range(2):  # the same record, twice: its segment is opened again
+        with pytest.raises(OSError):
+            journal.append(2, table)
+    monkeypatch.setattr(os, "writev", real_writev)
+    journal.append(2, table)
+    journal.sync(2)
+    journal.moved(1)  # record 1's segment goes; the one record 2 is in must stay
+    assert [r.seq for r in journal.records()] == [2]
+    journal.close(all_moved=False)
+
+
 def test_a_journal_that_cannot_be_opened_stops_the_writer_with_a_message(tmp_path: Path) -> None:
     database = Database(tmp_path / "blocked.duckdb")
     Path(f"{database.path}.journal").write_text("not a folder")
