@@ -236,21 +236,18 @@ class FlowscopeServer:
 
     @property
     def otlp_http_url(self) -> str:
-        if isinstance(self.ingest, IngestProcess):
-            port = self.ingest.http_port
-        else:
-            assert self.otlp_http is not None
-            port = self.otlp_http.port
-        return f"http://{_url_host(self.config.host)}:{port}"
+        return f"http://{_url_host(self.config.host)}:{self._otlp_ports()[1]}"
 
     @property
     def grpc_address(self) -> str:
+        return f"{_url_host(self.config.host)}:{self._otlp_ports()[0]}"
+
+    def _otlp_ports(self) -> tuple[int, int]:
+        """(gRPC, HTTP): where the receivers listen, in the ingest process or here."""
         if isinstance(self.ingest, IngestProcess):
-            port = self.ingest.grpc_port
-        else:
-            assert self.grpc is not None
-            port = self.grpc.port
-        return f"{_url_host(self.config.host)}:{port}"
+            return self.ingest.grpc_port, self.ingest.http_port
+        assert self.grpc is not None and self.otlp_http is not None
+        return self.grpc.port, self.otlp_http.port
 
     def _write_info(self) -> None:
         info = {

@@ -13,6 +13,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 
+import pyarrow as pa
+
+from flowscope.store.columns import as_batch
+
 KEY_BYTES = 24  # a span's key: its trace id and span id, as bytes
 
 
@@ -67,3 +71,17 @@ class RecentSpanKeys:
         # keys would go as a whole on the first new span.
         for start in range(0, len(digests), 65536):
             self.remember(digests[start : start + 65536])
+
+
+def only_new(
+    window: RecentSpanKeys, table: pa.Table, keys: Sequence[bytes]
+) -> tuple[pa.Table, list[int]]:
+    """The spans of ``table`` not in ``window`` (nor repeated within it), as a batch, and
+    the digests to remember once they are taken; no digests: nothing is new."""
+    mask, digests = window.new_mask(keys)
+    if not digests:
+        return table, digests
+    table = as_batch(table)
+    if len(digests) != table.num_rows:
+        table = table.filter(pa.array(mask, pa.bool_()))
+    return table, digests

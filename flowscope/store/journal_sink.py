@@ -18,8 +18,7 @@ from concurrent.futures import Future
 
 import pyarrow as pa
 
-from flowscope.store.columns import as_batch
-from flowscope.store.dedup import RecentSpanKeys
+from flowscope.store.dedup import RecentSpanKeys, only_new
 from flowscope.store.journal import Journal
 from flowscope.store.writer import QueueFull, WriterClosed
 
@@ -75,14 +74,11 @@ class JournalSink:
                 raise QueueFull(
                     f"writer queue holds {self._queued_spans} spans (limit {self.max_queued_spans})"
                 )
-            mask, digests = self._dedup.new_mask(keys)
+            table, digests = only_new(self._dedup, table, keys)
             self.duplicate_spans += rows - len(digests)
             if not digests:
                 future.set_result(0)
                 return future
-            table = as_batch(table)
-            if len(digests) != rows:
-                table = table.filter(pa.array(mask, pa.bool_()))
             seq = self._next_seq
             payload = self.journal.append(seq, table)  # raises before anything is remembered
             self._next_seq += 1

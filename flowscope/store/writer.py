@@ -26,9 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope.store import sql_files
-from flowscope.store.columns import as_batch
 from flowscope.store.database import Database, StoreError, insert_spans, no_writer
-from flowscope.store.dedup import RecentSpanKeys
+from flowscope.store.dedup import RecentSpanKeys, only_new
 from flowscope.store.deriver import Deriver
 from flowscope.store.journal import Journal, JournalError
 
@@ -243,13 +242,10 @@ class SpanWriter:
             raise QueueFull(
                 f"writer queue holds {self._queued_spans} spans (limit {self.max_queued_spans})"
             )
-        mask, digests = self._dedup.new_mask(keys)
+        table, digests = only_new(self._dedup, table, keys)
         if not digests:
             self.stats.duplicate_spans += rows
             return None
-        table = as_batch(table)
-        if len(digests) != rows:
-            table = table.filter(pa.array(mask, pa.bool_()))
         seq = self._next_seq
         if journalled:
             assert self._journal is not None

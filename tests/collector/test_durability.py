@@ -10,20 +10,13 @@ from typing import Any
 import httpx
 
 from flowscope.store.database import Database
-from flowscope.testing.otlp import realistic_request
 from flowscope.testing.server import start_server_process
 from flowscope.testing.waiting import wait_until
-
-PB = {"Content-Type": "application/x-protobuf"}
+from tests.collector.posting import post_realistic
 
 
 def _send(base: str, seed: int) -> int:
-    request = realistic_request(50, seed=seed, first_trace=seed * 50)
-    response = httpx.post(
-        f"{base}/v1/traces", content=request.SerializeToString(), headers=PB, timeout=60
-    )
-    assert response.status_code == 200, response.text
-    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    return post_realistic(base, seed, 50)
 
 
 def test_acknowledged_spans_survive_sigkill(tmp_path: Path) -> None:

@@ -22,17 +22,11 @@ from flowscope.store.writer import SpanWriter
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.server import server_in_process, start_server_process
 from flowscope.testing.waiting import wait_until
-
-PB = {"Content-Type": "application/x-protobuf"}
+from tests.collector.posting import post_realistic
 
 
 def _send(base: str, seed: int) -> int:
-    request = realistic_request(10, seed=seed, first_trace=seed * 10)
-    response = httpx.post(
-        f"{base}/v1/traces", content=request.SerializeToString(), headers=PB, timeout=60
-    )
-    assert response.status_code == 200, response.text
-    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    return post_realistic(base, seed, 10)
 
 
 def _listener(root: psutil.Process, url: str) -> psutil.Process:
