@@ -11,20 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from flowscope.analyzer.analysis import Analysis
-from flowscope.analyzer.diagrams import (
-    flow_dot,
-    flow_flowchart_mermaid,
-    flow_sequence_mermaid,
-    service_map_dot,
-    service_map_mermaid,
-)
+from flowscope.analyzer.diagrams.formats import FLOW_DIAGRAMS, MAP_DIAGRAMS, FlowFormat, MapFormat
 from flowscope.analyzer.errors import AnalysisError, UnknownFlow, UnknownTrace
 from flowscope.analyzer.model import Comparison, Window
 from flowscope.analyzer.window import format_ns, parse_window
@@ -46,10 +40,12 @@ By = Annotated[
         description="split the statistics by this resource or span attribute, e.g. wallet.provider"
     ),
 ]
-MapFormat = Literal["mermaid", "dot"]
-FlowFormat = Literal["mermaid-sequence", "mermaid-flowchart", "mermaid", "dot"]
 MERMAID_TYPE = "text/vnd.mermaid; charset=utf-8"
 DOT_TYPE = "text/vnd.graphviz; charset=utf-8"
+
+
+def _text(format: str, diagram: str) -> PlainTextResponse:
+    return PlainTextResponse(diagram, media_type=DOT_TYPE if format == "dot" else MERMAID_TYPE)
 
 
 def window_or_400(
@@ -99,9 +95,7 @@ def analysis_router(analysis: Analysis) -> APIRouter:
     ) -> PlainTextResponse:
         window = window_or_400(since, until)
         result = await answer(analysis.service_map, window, flow)
-        if format == "dot":
-            return PlainTextResponse(service_map_dot(result), media_type=DOT_TYPE)
-        return PlainTextResponse(service_map_mermaid(result), media_type=MERMAID_TYPE)
+        return _text(format, MAP_DIAGRAMS[format](result))
 
     @router.get("/flows", summary="Business flows")
     async def flows(since: Since = None, until: Until = None, by: By = None) -> dict[str, Any]:
@@ -127,11 +121,7 @@ def analysis_router(analysis: Analysis) -> APIRouter:
     ) -> PlainTextResponse:
         window = window_or_400(since, until)
         detail = await answer(analysis.flow, flow_id, window, by)
-        if format == "dot":
-            return PlainTextResponse(flow_dot(detail), media_type=DOT_TYPE)
-        if format == "mermaid-flowchart":
-            return PlainTextResponse(flow_flowchart_mermaid(detail), media_type=MERMAID_TYPE)
-        return PlainTextResponse(flow_sequence_mermaid(detail), media_type=MERMAID_TYPE)
+        return _text(format, FLOW_DIAGRAMS[format](detail))
 
     @router.get("/traces", summary="Traces, slowest first")
     async def traces(

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args
 
 from flowscope.analysis_sources import AnalysisSource, SqlRows, open_source
 from flowscope.analyzer.errors import AnalysisError
@@ -44,11 +44,10 @@ from flowscope.analyzer.model import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from flowscope.analyzer.diagrams.formats import FlowFormat, MapFormat
     from flowscope.analyzer.flows_config import FlowsConfig
 
 R = TypeVar("R", bound=Record)
-MapFormat = Literal["mermaid", "dot"]
-FlowFormat = Literal["mermaid-sequence", "mermaid-flowchart", "dot"]
 _TIME_COLUMNS = ("start",)  # RFC 3339 strings that become timezone-aware timestamps
 
 
@@ -116,11 +115,10 @@ class MapResult:
 
     def diagram(self, format: MapFormat = "mermaid") -> str:
         """The map as text; ValueError for any other ``format``."""
-        from flowscope.analyzer.diagrams import service_map_dot, service_map_mermaid
+        from flowscope.analyzer.diagrams import formats
 
-        _check_format(format, MapFormat)
-        draw = service_map_dot if format == "dot" else service_map_mermaid
-        return draw(self.service_map)
+        _check_format(format, formats.MapFormat)
+        return formats.MAP_DIAGRAMS[format](self.service_map)
 
 
 @dataclass(frozen=True)
@@ -142,18 +140,10 @@ class FlowResult:
     def diagram(self, format: FlowFormat = "mermaid-sequence") -> str:
         """The flow as text; split by ``by=``, one block per value (docs/diagrams.md).
         ValueError for any other ``format``."""
-        from flowscope.analyzer.diagrams import (
-            flow_dot,
-            flow_flowchart_mermaid,
-            flow_sequence_mermaid,
-        )
+        from flowscope.analyzer.diagrams import formats
 
-        _check_format(format, FlowFormat)
-        if format == "dot":
-            return flow_dot(self.detail)
-        if format == "mermaid-flowchart":
-            return flow_flowchart_mermaid(self.detail)
-        return flow_sequence_mermaid(self.detail)
+        _check_format(format, formats.FlowFormat)
+        return formats.FLOW_DIAGRAMS[format](self.detail)
 
 
 def _check_format(format: str, accepted: Any) -> None:

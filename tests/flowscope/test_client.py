@@ -7,7 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypedDict, get_args
 
 import pandas as pd
 import pytest
@@ -235,7 +235,9 @@ def test_diagram_refuses_an_unknown_format(local: Flowscope) -> None:
     # These used to fall through to the default diagram, which looks like an answer.
     flow = local.flow(ORDERS, **W)
     for wrong in ("png", "flowchart", "mermaid-flow", "sequence"):
-        with pytest.raises(ValueError, match="'mermaid-sequence', 'mermaid-flowchart', 'dot'"):
+        with pytest.raises(
+            ValueError, match="'mermaid-sequence', 'mermaid-flowchart', 'mermaid', 'dot'"
+        ):
             flow.diagram(wrong)  # type: ignore[arg-type]
     service_map = local.map(**W)
     for wrong in ("mermaid-flowchart", "svg"):
@@ -243,6 +245,22 @@ def test_diagram_refuses_an_unknown_format(local: Flowscope) -> None:
             service_map.diagram(wrong)  # type: ignore[arg-type]
     assert flow.diagram("mermaid-flowchart").startswith("flowchart")
     assert service_map.diagram("dot").startswith("digraph")
+
+
+def test_diagram_formats_are_the_apis(local: Flowscope) -> None:
+    # The same names as GET /api/flows/{id}/diagram and /api/map/diagram, and the CLI's
+    # plain `--format mermaid` for a flow: its sequence diagram.
+    from flowscope.analyzer.diagrams.formats import (
+        FLOW_DIAGRAMS,
+        MAP_DIAGRAMS,
+        FlowFormat,
+        MapFormat,
+    )
+
+    assert list(get_args(FlowFormat)) == list(FLOW_DIAGRAMS)
+    assert list(get_args(MapFormat)) == list(MAP_DIAGRAMS)
+    flow = local.flow(ORDERS, **W)
+    assert flow.diagram("mermaid") == flow.diagram("mermaid-sequence") == flow.diagram()
 
 
 def test_held_file_is_read_through_its_server(server: tuple[Path, ServerProcess]) -> None:
