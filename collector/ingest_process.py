@@ -134,7 +134,7 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
         for part in reversed(parts):
             part.shutdown()
         if journal is not None:
-            journal.close(all_moved=True)  # nothing was appended
+            journal.close(all_moved=False)  # segments found there are not ours to drop
         outgoing.put(None)
         sender.join()
         return
@@ -213,6 +213,7 @@ class IngestProcess:
         self._next_ping = 0
         self._stopped: ChildStats | None = None
         self._gone = False  # the reader has stopped: no answer comes any more
+        self._started = False
         self._stopping = False
         self._last_stats = ChildStats()
 
@@ -227,19 +228,25 @@ class IngestProcess:
         self._process, self._conn = process, mine
         # The warm keys (up to 24 MB) live on in the child only.
         self.settings = replace(self.settings, dedup_keys=b"")
-        # Reading starts at once: a request may be acknowledged before "ready" arrives.
-        self._reader = threading.Thread(target=self._read, name="ingest-reader", daemon=True)
+        # Reading starts at once: a request may be acknowledged before "ready" arrives,
+        # and its commit must be reported back like any other.
+        self.writer.moved_listener = self._send_moved
+        self._reader = threading.Thread(
+            target=self._read, args=(mine,), name="ingest-reader", daemon=True
+        )
         self._reader.start()
         with self._answers:
             self._answers.wait_for(lambda: self._ready is not None or self._gone, START_TIMEOUT_S)
-            ready = self._ready
+            ready = self._ready if not self._gone else None
+            self._started = ready is not None
+            if ready is None:
+                self._stopping = True
+                failed = self.failed
         if ready is None:
-            self._stopping = True
-            raise OSError(
-                self.failed or f"the ingest process did not start within {START_TIMEOUT_S:g}s"
-            )
+            if process.is_alive() and not failed:
+                process.kill()  # it never came up; the shutdown must not wait for it
+            raise OSError(failed or f"the ingest process did not start within {START_TIMEOUT_S:g}s")
         _, self.grpc_port, self.http_port = ready
-        self.writer.moved_listener = self._send_moved
 
     def _send(self, message: tuple[Any, ...]) -> bool:
         with self._send_lock:
@@ -254,13 +261,12 @@ class IngestProcess:
     def _send_moved(self, seq: int) -> None:
         self._send(("moved", seq))
 
-    def _read(self) -> None:
-        assert self._conn is not None
+    def _read(self, conn: Connection) -> None:
         reason = ""
         try:
             while True:
                 try:
-                    message = self._conn.recv()
+                    message = conn.recv()
                 except (EOFError, OSError):
                     break
                 kind = message[0]
@@ -279,8 +285,7 @@ class IngestProcess:
                         self._ready = message
                         self._answers.notify_all()
                 elif kind == "failed":
-                    self.failed = message[1]
-                    self._stopping = True  # a start that failed is reported by start()
+                    reason = message[1]
                 elif kind in ("pong", "stopped"):
                     with self._answers:
                         if kind == "stopped":
@@ -295,19 +300,20 @@ class IngestProcess:
             log.exception("reading from the ingest process failed")
             reason = "the records of the ingest process could not be taken (see the log above)"
         finally:
+            if not reason and not self._stopping:
+                process = self._process
+                if process is not None:
+                    process.join(1.0)  # its exit code, once the pipe has closed
+                code = process.exitcode if process is not None else None
+                reason = f"the OTLP ingest process ended unexpectedly (exit code {code})"
             with self._answers:
+                if not self._stopping:
+                    self.failed = reason
                 self._gone = True
+                # A start still waiting reports the failure itself.
+                report = self._started and not self._stopping
                 self._answers.notify_all()
-        if self._stopping:
-            return
-        if not reason:
-            process = self._process
-            if process is not None:
-                process.join(STOP_TIMEOUT_S)  # its exit code, once the pipe has closed
-            code = process.exitcode if process is not None else None
-            reason = f"the OTLP ingest process ended unexpectedly (exit code {code})"
-        self.failed = reason
-        if self.on_exit is not None:
+        if report and self.on_exit is not None:
             self.on_exit(reason)
 
     def sync(self, timeout: float = SYNC_TIMEOUT_S) -> ChildStats:
@@ -353,7 +359,7 @@ class IngestProcess:
             if process.is_alive():
                 process.kill()
                 process.join()
-        if reader is not None:
+        if reader is not None and reader is not threading.current_thread():
             reader.join(STOP_TIMEOUT_S)
             self._reader = None
         self._close()

@@ -65,7 +65,7 @@ def create_app(context: AppContext) -> FastAPI:
         }
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
+    def healthz() -> Any:
         writer = context.writer
         body: dict[str, Any] = {
             "status": "ok" if writer is None or writer.running else "stopping",
@@ -113,6 +113,8 @@ def create_app(context: AppContext) -> FastAPI:
                 "rejected_spans": counters.rejected_spans,
                 "refused_requests": counters.refused_requests,
             }
+        if body["status"] == "failed":  # no OTLP receivers: a probe must see it
+            return JSONResponse(body, status_code=503)
         return body
 
     @app.post("/api/sql")

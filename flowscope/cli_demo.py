@@ -138,8 +138,14 @@ def demo(
         server = FlowscopeServer(config)  # validates the config
     except ValueError as exc:
         fail(str(exc))
-    # Without its receivers the demo has nothing to show: stop as Ctrl-C does.
-    server.on_failure = lambda message: os.kill(os.getpid(), signal.SIGINT)
+    failures: list[str] = []
+
+    def failed(message: str) -> None:
+        # Without its receivers the demo has nothing to show: stop as Ctrl-C does.
+        failures.append(message)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    server.on_failure = failed
     try:
         server.start()
     except (OSError, StoreError) as exc:
@@ -156,7 +162,7 @@ def demo(
         click.echo("flowscope: stopping; committing accepted spans", err=True)
         server.shutdown()
         click.echo("flowscope: stopped", err=True)
-    exit_after_clean_stop()
+    exit_after_clean_stop(1 if failures else 0)
 
 
 @click.command("reference-app")

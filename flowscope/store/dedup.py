@@ -69,8 +69,9 @@ class RecentSpanKeys:
     def _warm(self, digests: list[int]) -> None:
         # In chunks: the window forgets a chunk at a time, and one chunk of all the warm
         # keys would go as a whole on the first new span.
-        for start in range(0, len(digests), 65536):
-            self.remember(digests[start : start + 65536])
+        chunk = min(65536, max(1, self.capacity // 8))
+        for start in range(0, len(digests), chunk):
+            self.remember(digests[start : start + chunk])
 
 
 def only_new(

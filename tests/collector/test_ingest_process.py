@@ -111,19 +111,27 @@ def test_in_process_server_shares_the_counters_of_its_ingest_process(tmp_path: P
 
 
 def _early_child(settings: IngestSettings, conn: Connection) -> None:
-    """A stand-in child: a request acknowledged before the receivers say they are ready."""
+    """A stand-in child: a request acknowledged before the receivers say they are ready.
+
+    It exits with status 3 if the server never says that record moved."""
     batch = flatten_request(realistic_request(2, seed=9)).batch
     conn.send(("record", settings.first_seq, batch.spans, journal_file.encode(batch.table)))
     conn.send(("ready", 1111, 2222))
-    while conn.recv()[0] != "exit":
-        pass
+    moved = 0
+    while (message := conn.recv())[0] != "exit":
+        if message[0] == "moved":
+            moved = max(moved, message[1])
+    if moved < settings.first_seq:
+        os._exit(3)
 
 
-def test_a_record_before_ready_is_taken_and_the_start_goes_on(tmp_path: Path) -> None:
-    database = Database(tmp_path / "early.duckdb")
-    writer = SpanWriter(database, external_journal=True, derive_interval_s=None)
-    writer.start()
-    settings = IngestSettings(
+def _dying_child(settings: IngestSettings, conn: Connection) -> None:
+    """A stand-in child that ends before it is ready, saying nothing."""
+    os._exit(5)
+
+
+def _settings(database: Database, writer: SpanWriter) -> IngestSettings:
+    return IngestSettings(
         host="127.0.0.1",
         grpc_port=0,
         http_port=0,
@@ -136,15 +144,63 @@ def test_a_record_before_ready_is_taken_and_the_start_goes_on(tmp_path: Path) ->
         dedup_window=0,
         server_pid=os.getpid(),
     )
-    ingest = IngestProcess(writer, settings, child=_early_child)
+
+
+def test_a_record_before_ready_is_taken_and_the_start_goes_on(tmp_path: Path) -> None:
+    database = Database(tmp_path / "early.duckdb")
+    writer = SpanWriter(database, external_journal=True, derive_interval_s=None)
+    writer.start()
+    ingest = IngestProcess(writer, _settings(database, writer), child=_early_child)
     try:
         ingest.start()
+        process = ingest._process
         assert (ingest.grpc_port, ingest.http_port) == (1111, 2222)
         assert writer.await_moved() and database.span_count() == 16
     finally:
         ingest.shutdown()
         writer.shutdown()
         database.close()
+    assert process.exitcode == 0  # the record's commit was reported back
+
+
+def test_a_child_that_dies_before_ready_fails_the_start_once(tmp_path: Path) -> None:
+    database = Database(tmp_path / "stillborn.duckdb")
+    writer = SpanWriter(database, external_journal=True, derive_interval_s=None)
+    writer.start()
+    reported: list[str] = []
+    ingest = IngestProcess(writer, _settings(database, writer), child=_dying_child)
+    ingest.on_exit = reported.append
+    try:
+        with pytest.raises(OSError, match=r"ended unexpectedly \(exit code 5\)"):
+            ingest.start()
+    finally:
+        ingest.shutdown()
+        writer.shutdown()
+        database.close()
+    assert reported == []  # the start says it; the running server's hook is not called
+
+
+def test_the_child_leaves_records_it_refuses_to_append_after(tmp_path: Path) -> None:
+    database = Database(tmp_path / "leftover.duckdb")
+    directory = journal_path(database.path)
+    assert directory is not None
+    old = Journal(directory)
+    old.append(1, flatten_request(realistic_request(1, seed=1)).batch.table)
+    old.sync(1)
+    old.close(all_moved=False)
+    writer = SpanWriter(database, external_journal=True, derive_interval_s=None)
+    writer.start()
+    ingest = IngestProcess(writer, _settings(database, writer))
+    try:
+        with pytest.raises(OSError, match="holds records that were not replayed"):
+            ingest.start()
+    finally:
+        ingest.shutdown()
+        writer.shutdown()
+    kept = Journal(directory, wait_s=0)
+    assert [r.seq for r in kept.records()] == [1]
+    kept.close(all_moved=False)
+    database.close()
 
 
 def test_a_journal_still_held_with_records_refuses_the_start(
@@ -181,5 +237,6 @@ def test_health_says_failed_when_the_ingest_process_is_gone(tmp_path: Path) -> N
             return str(httpx.get(f"{endpoints.ui}/healthz").json()["status"])
 
         wait_until(lambda: status() == "failed", "healthz to report the receivers gone")
-        health = httpx.get(f"{endpoints.ui}/healthz").json()
-        assert "ingest process ended unexpectedly" in health["failure"]
+        health = httpx.get(f"{endpoints.ui}/healthz")
+        assert health.status_code == 503  # what a liveness probe looks at
+        assert "ingest process ended unexpectedly" in health.json()["failure"]
