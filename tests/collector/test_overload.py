@@ -23,6 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from flowscope.collector.ingest_process import IngestProcess
 from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.server import Endpoints, server_in_process
@@ -143,6 +144,10 @@ def test_full_queue_refuses_with_retry_later_and_stores_exactly_the_acked(
             assert pending.result(30).status_code == 200
         else:
             assert pending.result(30)[0] == grpc.StatusCode.OK
+        # Acknowledged in the ingest process; once synced, every acked record is queued
+        # in the (held) writer.
+        assert isinstance(server.ingest, IngestProcess)
+        assert server.ingest.sync().queued_spans == 16
         assert server.writer.queued_spans == 16
         assert _in_table(server) == 0
 
