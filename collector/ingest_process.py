@@ -134,7 +134,8 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
         for part in reversed(parts):
             part.shutdown()
         if journal is not None:
-            journal.close(all_moved=False)  # segments found there are not ours to drop
+            # Nothing was appended: an empty journal goes, segments found there stay.
+            journal.close(all_moved=not journal.segments())
         outgoing.put(None)
         sender.join()
         return

@@ -104,6 +104,7 @@ def start_server_process(
             break
     else:
         process.wait(30)
+        process.stdout.close()
         raise RuntimeError("flowscope serve exited before it was ready:\n" + "".join(lines))
     server = ServerProcess(process, Endpoints(found["grpc"], found["http"], found["ui"]), lines)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from multiprocessing.connection import Connection
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -79,6 +80,19 @@ def test_no_ingest_process_keeps_the_receivers_in_the_server(tmp_path: Path) -> 
         assert httpx.get(f"{server.endpoints.ui}/healthz").json()["spans"] == sent
     finally:
         assert server.stop(signal.SIGTERM) == 0
+
+
+def test_a_port_in_use_fails_the_start_in_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "taken.duckdb"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RuntimeError) as failed:
+            start_server_process(db, "--http-port", str(port))
+    assert f"cannot listen on 127.0.0.1:{port}" in str(failed.value)
+    assert "Traceback" not in str(failed.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.duckdb"]
 
 
 def test_a_dead_ingest_process_stops_the_server_and_loses_nothing(tmp_path: Path) -> None:
