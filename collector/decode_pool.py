@@ -23,8 +23,9 @@ import pyarrow as pa
 
 from flowscope.collector.decode import decode_fast, decode_python
 from flowscope.collector.errors import Unavailable
-from flowscope.collector.flatten import FlattenResult, SpanBatch, split_keys
+from flowscope.collector.flatten import FlattenResult, SpanBatch
 from flowscope.store.columns import BATCH_SCHEMA
+from flowscope.store.dedup import split_keys
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ from flowscope.collector.flatten import (
     STATUS_VALUES,
     FlattenResult,
     SpanBatch,
-    split_keys,
 )
 from flowscope.store.columns import (
     BATCH_SCHEMA,
@@ -39,6 +38,7 @@ from flowscope.store.columns import (
     STRING_MAP,
     TIMESTAMP,
 )
+from flowscope.store.dedup import split_keys
 
 try:
     from flowscope.collector import _fastflatten  # type: ignore[attr-defined]

@@ -30,7 +30,6 @@ SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consum
 STATUS_CODES = ("Unset", "Ok", "Error")
 KIND_VALUES = pa.array(SPAN_KINDS, pa.string())
 STATUS_VALUES = pa.array(STATUS_CODES, pa.string())
-KEY_BYTES = 24  # a span's dedup key: trace id (16) + span id (8)
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _MAX_REJECT_REASONS = 5
@@ -46,11 +45,6 @@ class SpanBatch:
     @property
     def spans(self) -> int:
         return int(self.table.num_rows)
-
-
-def split_keys(blob: bytes) -> list[bytes]:
-    """The dedup keys packed back to back in ``blob`` (how they cross processes and C)."""
-    return [blob[i : i + KEY_BYTES] for i in range(0, len(blob), KEY_BYTES)]
 
 
 @dataclass

@@ -163,7 +163,7 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
                     part.shutdown()
                 parts.clear()
                 sink.close()
-                outgoing.put(("stopped", sink.last_seq, stats()))
+                outgoing.put(("stopped", stats()))
             elif kind == "exit":
                 break
     finally:
@@ -212,7 +212,7 @@ class IngestProcess:
         self._waiting: set[int] = set()  # pings someone still waits for
         self._pongs: dict[int, ChildStats] = {}
         self._next_ping = 0
-        self._stopped: ChildStats | None = None
+        self._stopped = False
         self._gone = False  # the reader has stopped: no answer comes any more
         self._started = False
         self._stopping = False
@@ -290,10 +290,10 @@ class IngestProcess:
                 elif kind in ("pong", "stopped"):
                     with self._answers:
                         if kind == "stopped":
-                            self._stopped = message[2]
+                            self._stopped = True
                         elif message[1] in self._waiting:
                             self._pongs[message[1]] = message[2]
-                        self._last_stats = message[2]
+                        self._last_stats = message[-1]
                         self._answers.notify_all()
         except Exception:
             # A record that cannot be taken must not be skipped (a later one would
@@ -343,9 +343,7 @@ class IngestProcess:
         self._stopping = True
         if self._send(("stop",)):
             with self._answers:
-                self._answers.wait_for(
-                    lambda: self._stopped is not None or self._gone, STOP_TIMEOUT_S
-                )
+                self._answers.wait_for(lambda: self._stopped or self._gone, STOP_TIMEOUT_S)
 
     def shutdown(self) -> None:
         """After the writer committed: let the child drop its journal and exit. Safe twice."""

@@ -17,7 +17,12 @@ import pyarrow as pa
 
 from flowscope.store.columns import as_batch
 
-KEY_BYTES = 24  # a span's key: its trace id and span id, as bytes
+KEY_BYTES = 24  # a span's dedup key: trace id (16) + span id (8)
+
+
+def split_keys(blob: bytes) -> list[bytes]:
+    """The dedup keys packed back to back in ``blob`` (how they cross processes and C)."""
+    return [blob[i : i + KEY_BYTES] for i in range(0, len(blob), KEY_BYTES)]
 
 
 class RecentSpanKeys:
@@ -64,7 +69,7 @@ class RecentSpanKeys:
 
     def warm_keys(self, keys: bytes) -> None:
         """Load span keys (16-byte trace id + 8-byte span id each, oldest first) as stored."""
-        self._warm([hash(keys[i : i + KEY_BYTES]) for i in range(0, len(keys), KEY_BYTES)])
+        self._warm([hash(key) for key in split_keys(keys)])
 
     def _warm(self, digests: list[int]) -> None:
         # In chunks: the window forgets a chunk at a time, and one chunk of all the warm

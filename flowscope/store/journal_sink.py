@@ -56,10 +56,6 @@ class JournalSink:
     def dedup_window_size(self) -> int:
         return len(self._dedup)
 
-    @property
-    def last_seq(self) -> int:
-        return self._next_seq - 1
-
     def submit(self, table: pa.Table, keys: list[bytes]) -> Future[int]:
         """Take spans; the future gives how many were new, once they are on disk."""
         future: Future[int] = Future()
