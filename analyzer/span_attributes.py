@@ -88,7 +88,7 @@ def attribute_columns(
     spans) and Route (root spans) per span; null where a span has none."""
     value = _lookups(attributes)
     db_system = _named(pc.coalesce(value["db.system.name"], value["db.system"]))
-    msg_system = pc.coalesce(value["messaging.system"])
+    msg_system = value["messaging.system"]
     destination = pc.coalesce(value["messaging.destination.name"], value["messaging.destination"])
     peer = pc.coalesce(
         _named(value["peer.service"]),
