@@ -133,11 +133,10 @@ def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
     calls = pa.table(
         {
             "Ts": pa.array(np.concatenate([s.start[measured], s.start[virtual], s.start[a_child]])),
-            "TraceId": s.names.take(pa.array(called)),
-            # '' when the calling side is in the same trace (every call but a linked
-            # async one): a second copy of every trace id cost ~7 bytes a call on disk.
-            "SourceTraceId": pc.if_else(
-                pa.array(calling == called), "", s.names.take(pa.array(calling))
+            # 0 when the calling side is in the same trace (every call but a linked
+            # async one): a second copy of every trace's key would cost bytes on disk.
+            "SourceTraceKey": pa.array(
+                np.where(calling == called, np.uint64(0), s.keys[calling]), pa.uint64()
             ),
             "EdgeKey": pa.array(
                 key_of[inverse.reshape(-1)] if len(key_of) else np.zeros(0, np.uint64)

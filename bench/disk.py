@@ -1,4 +1,4 @@
-"""Bytes per span on disk for realistic spans, and where they go, column by column.
+"""Bytes per span on disk for realistic spans, and where they go, table by table.
 
     python bench/disk.py [--spans 1000000] [--batch-traces 64]
 
@@ -6,7 +6,7 @@ Writes realistic spans (flowscope.testing.otlp.realistic_request: web-shop trace
 with HTTP and database attributes, 2 % errors) through the same decode and
 SpanWriter path the server uses, in exporter-sized requests, closes the file
 (DuckDB checkpoints on close), and prints JSON: file bytes, bytes per span, and
-the compressed bytes of each column from DuckDB's storage_info.
+what each table, and each column of otel_traces, costs copied alone into a file.
 """
 
 from __future__ import annotations
@@ -80,6 +80,36 @@ def column_bytes(path: Path, scratch: Path) -> dict[str, int]:
     return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
 
 
+def table_bytes(path: Path, scratch: Path) -> dict[str, int]:
+    """Bytes each table costs alone: copied in its stored row order into its own file.
+
+    The whole file also holds the free blocks its checkpoints left behind, which vary
+    from run to run by tens of bytes a span; the copies do not, so they show a change.
+    """
+    sizes: dict[str, int] = {}
+    con = duckdb.connect(":memory:")
+    con.execute(f"ATTACH '{path}' AS src (READ_ONLY)")
+    try:
+        names = [
+            row[0]
+            for row in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'src'"
+            ).fetchall()
+        ]
+        empty = scratch / "empty_tables.duckdb"
+        duckdb.connect(str(empty)).close()
+        for name in names:
+            target = scratch / f"table_{len(sizes)}.duckdb"
+            con.execute(f"ATTACH '{target}' AS copy (READ_WRITE)")
+            con.execute(f'CREATE TABLE copy.t AS SELECT * FROM src."{name}"')
+            con.execute("DETACH copy")
+            sizes[name] = target.stat().st_size - empty.stat().st_size
+            target.unlink()
+    finally:
+        con.close()
+    return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=1_000_000)
@@ -99,6 +129,9 @@ def main() -> None:
             "wal_bytes": wal.stat().st_size if wal.exists() else 0,
             "bytes_per_span": round(size / spans, 1),
             "write_seconds": round(seconds, 1),
+            "table_bytes_per_span": {
+                k: round(v / spans, 2) for k, v in table_bytes(path, Path(tmp)).items() if v > 0
+            },
             "column_bytes_per_span": {
                 k: round(v / spans, 2) for k, v in column_bytes(path, Path(tmp)).items() if v > 0
             },

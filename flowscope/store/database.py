@@ -33,11 +33,13 @@ CHECKPOINT_THRESHOLD = "256MB"
 # 3: span_steps gained RootKey (migrated in place from 2: sql/migrate_to_3.sql).
 # 4: step_keys gained Peer (migrated in place from 3: sql/migrate_to_4.sql).
 # 5: edge_minutes, calls per edge and minute (filled from edge_calls: sql/fill_5.sql).
-SCHEMA_VERSION = 5
+# 6: span_steps.CpFraction DOUBLE became CpNano UINTEGER (sql/migrate_to_6.sql).
+SCHEMA_VERSION = 6
 MIGRATIONS = {
     2: "migrate_to_3",
     3: "migrate_to_4",
     4: "migrate_to_5",
+    5: "migrate_to_6",
 }  # found version -> the script that brings it to the next
 # Version reached -> the script that fills its new tables, run once the schema files
 # have created them.

@@ -117,8 +117,18 @@ def test_schema_2_files_are_upgraded_in_place(tmp_path: Path) -> None:
     expected_map = Analysis(database).service_map(HOUR).as_dict()
     database.close()
     # Make it a schema-2 file: no RootKey, CommitSeq or step Peer column, no
-    # derive_state, version 2.
+    # derive_state, critical-path shares as DOUBLE fractions, calls naming their
+    # traces by id, version 2.
     con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE span_steps RENAME COLUMN CpNano TO CpFraction")
+    con.execute("ALTER TABLE span_steps ALTER CpFraction TYPE DOUBLE USING CpFraction / 1e9")
+    con.execute("ALTER TABLE edge_calls ADD COLUMN TraceId VARCHAR")
+    con.execute("ALTER TABLE edge_calls ADD COLUMN SourceTraceId VARCHAR DEFAULT ''")
+    con.execute(
+        "UPDATE edge_calls SET TraceId = t.TraceId FROM trace_index t"
+        " WHERE t.TraceKey = edge_calls.TraceKey"
+    )
+    con.execute("ALTER TABLE edge_calls DROP COLUMN SourceTraceKey")
     con.execute("ALTER TABLE span_steps DROP COLUMN RootKey")
     con.execute("ALTER TABLE step_keys DROP COLUMN Peer")
     con.execute("ALTER TABLE otel_traces DROP COLUMN CommitSeq")

@@ -7,4 +7,4 @@ WHERE Minute BETWEEN date_trunc('minute', make_timestamp_ns($lo)) AND make_times
 GROUP BY ALL;
 DELETE FROM service_minutes
 WHERE Minute BETWEEN date_trunc('minute', make_timestamp_ns($lo)) AND make_timestamp_ns($hi);
-INSERT INTO service_minutes SELECT * FROM dv_service_minutes;
+INSERT INTO service_minutes SELECT * FROM dv_service_minutes ORDER BY Minute, ServiceName, Bucket;

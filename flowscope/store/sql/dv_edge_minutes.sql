@@ -11,7 +11,6 @@ FROM (
     FROM edge_calls
     WHERE Ts BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
       AND TraceKey IN (SELECT TraceKey FROM dv_scope_keys)
-      AND TraceId IN (SELECT TraceId FROM dv_scope)
     GROUP BY ALL
     UNION ALL
     SELECT

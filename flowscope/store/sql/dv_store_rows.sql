@@ -13,15 +13,16 @@ SELECT
     t.TraceKey
 FROM dv_traces_in t;
 CREATE OR REPLACE TEMP TABLE dv_edge_calls AS
-SELECT make_timestamp_ns(Ts) AS Ts, TraceId, SourceTraceId, EdgeKey, LatencyNs, LagNs, IsError,
-       Bucket, LagBucket, TraceKey
+SELECT make_timestamp_ns(Ts) AS Ts, EdgeKey, LatencyNs, LagNs, IsError, Bucket, LagBucket,
+       TraceKey, SourceTraceKey
 FROM dv_edge_calls_in;
 CREATE OR REPLACE TEMP TABLE dv_edge_keys AS SELECT * FROM dv_edge_keys_in;
 CREATE OR REPLACE TEMP TABLE dv_trace_links AS SELECT * FROM dv_links_in;
 CREATE OR REPLACE TEMP TABLE dv_span_steps AS
 SELECT
     make_timestamp_ns(s.RootStart) AS RootTs, s.TraceKey, s.StepKey, s.Duration, s.SelfNs,
-    s.OffsetNs, s.CpFraction, s.IsError, s.IsOrigin, s.FirstInTrace,
+    s.OffsetNs, CAST(round(s.CpFraction * 1e9) AS UINTEGER) AS CpNano,
+    s.IsError, s.IsOrigin, s.FirstInTrace,
     coalesce(hash(t.RootService, t.RootOperation), 0) AS RootKey
 FROM dv_span_steps_in s
 LEFT JOIN dv_trace_index t USING (TraceKey);

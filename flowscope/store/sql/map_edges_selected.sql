@@ -11,8 +11,8 @@ FROM (
         quantile_cont(LatencyNs, [0.5, 0.95, 0.99]) AS Latency,
         quantile_cont(LagNs, [0.5, 0.95, 0.99]) AS Lag
     FROM a_edge_calls
-    WHERE TraceId IN (SELECT TraceId FROM sel_traces)
-       OR SourceTraceId IN (SELECT TraceId FROM sel_traces)
+    WHERE TraceKey IN (SELECT TraceKey FROM sel_traces)
+       OR SourceTraceKey IN (SELECT TraceKey FROM sel_traces)
     GROUP BY EdgeKey
 ) e
 JOIN a_edge_keys k USING (EdgeKey)

@@ -17,7 +17,7 @@ SELECT
     quantile_cont(x.Duration, [0.5, 0.95, 0.99]) AS Duration,
     quantile_cont(x.SelfNs, 0.5) AS SelfP50,
     quantile_cont(x.OffsetNs, 0.5) AS OffsetP50,
-    sum(CAST(round(x.CpFraction * 1e9) AS BIGINT)) / 1e9 / any_value(z.Traces) AS CpShare
+    sum(x.CpNano) / 1e9 / any_value(z.Traces) AS CpShare
 FROM a_span_steps x
 JOIN traces t USING (TraceKey)
 JOIN sizes z USING (GroupValue)
