@@ -32,11 +32,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from flowscope.collector.decode_pool import DecodePool, die_with_parent
-from flowscope.collector.grpc_receiver import GrpcReceiver
-from flowscope.collector.http_receiver import create_otlp_http_app
-from flowscope.collector.ingest import Ingest, IngestCounters
-from flowscope.http_server import HttpServer
+from flowscope.collector.decode_pool import die_with_parent
+from flowscope.collector.ingest import IngestCounters
+from flowscope.collector.receivers import Receivers, ReceiverSettings
 from flowscope.store import journal as journal_file
 from flowscope.store.dedup import RecentSpanKeys
 from flowscope.store.journal import Journal, JournalError
@@ -54,13 +52,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 @dataclass(frozen=True)
 class IngestSettings:
-    host: str
-    grpc_port: int
-    http_port: int
-    token: str | None
-    max_request_bytes: int
+    receivers: ReceiverSettings
     max_queued_spans: int
-    decode_workers: int
     journal_dir: str
     first_seq: int
     dedup_window: int
@@ -90,7 +83,7 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
     outgoing: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
     sender = threading.Thread(target=_send_all, args=(conn, outgoing), name="ingest-sender")
     sender.start()
-    parts: list[Any] = []
+    receivers: Receivers | None = None
     journal: Journal | None = None
     try:
         journal = Journal(Path(settings.journal_dir))
@@ -107,32 +100,11 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
             max_queued_spans=settings.max_queued_spans,
             dedup=dedup,
         )
-        decoder = DecodePool(settings.decode_workers)
-        ingest = Ingest(sink, decoder=decoder)
-        # The HTTP socket is bound here, before anything is served or spawned, so a
-        # port in use is reported at once.
-        app = create_otlp_http_app(
-            ingest, token=settings.token, max_bytes=settings.max_request_bytes
-        )
-        http = HttpServer(app, settings.host, settings.http_port, "otlp")
-        parts.append(http)
-        grpc = GrpcReceiver(
-            ingest,
-            settings.host,
-            settings.grpc_port,
-            token=settings.token,
-            max_bytes=settings.max_request_bytes,
-        )
-        grpc.start()
-        parts.append(grpc)
-        decoder.start()
-        parts.append(decoder)
-        http.start()
-        outgoing.put(("ready", grpc.port, http.port))
+        receivers = Receivers(sink, settings.receivers)
+        receivers.start()  # stops what it started if it cannot listen
+        outgoing.put(("ready", *receivers.ports))
     except Exception as exc:  # reported to the server, which says it in one line
         outgoing.put(("failed", str(exc) or type(exc).__name__))
-        for part in reversed(parts):
-            part.shutdown()
         if journal is not None:
             # Nothing was appended: an empty journal goes, segments found there stay.
             journal.close(all_moved=not journal.segments())
@@ -142,7 +114,10 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
 
     def stats() -> ChildStats:
         return ChildStats(
-            ingest.counters, sink.queued_spans, sink.duplicate_spans, sink.dedup_window_size
+            receivers.ingest.counters,
+            sink.queued_spans,
+            sink.duplicate_spans,
+            sink.dedup_window_size,
         )
 
     try:
@@ -159,16 +134,13 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
             elif kind == "stop":
                 # Receivers first: they finish the requests in flight, whose records are
                 # then all queued before "stopped".
-                for part in reversed(parts):
-                    part.shutdown()
-                parts.clear()
+                receivers.shutdown()
                 sink.close()
                 outgoing.put(("stopped", stats()))
             elif kind == "exit":
                 break
     finally:
-        for part in reversed(parts):
-            part.shutdown()
+        receivers.shutdown()
         sink.close()
         # Records the server did not commit stay for the next open's replay.
         journal.close(all_moved=sink.queued_spans == 0)

@@ -17,11 +17,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from flowscope.collector.decode import DEFAULT_MAX_BYTES
-from flowscope.collector.decode_pool import DecodePool
-from flowscope.collector.grpc_receiver import GrpcReceiver
-from flowscope.collector.http_receiver import create_otlp_http_app
 from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess, IngestSettings
+from flowscope.collector.receivers import Receivers, ReceiverSettings
 from flowscope.dashboard.app import AppContext, create_app
 from flowscope.http_server import HttpServer
 from flowscope.store.database import Database
@@ -130,9 +128,7 @@ class FlowscopeServer:
         self.ingest: Ingest | IngestProcess | None = None
         # Called with a message when the server cannot go on (its ingest process died).
         self.on_failure: Callable[[str], None] | None = None
-        self.decoder: DecodePool | None = None
-        self.grpc: GrpcReceiver | None = None
-        self.otlp_http: HttpServer | None = None
+        self.receivers: Receivers | None = None  # here, with --no-ingest-process
         self.ui: HttpServer | None = None
         self.retention: RetentionSweeper | None = None
         self._info_written = False
@@ -175,19 +171,22 @@ class FlowscopeServer:
             self.shutdown()
             raise
 
-    def _start_receivers(self) -> None:
+    def _receiver_settings(self) -> ReceiverSettings:
         cfg = self.config
-        assert self.writer is not None
-        self.decoder = DecodePool(cfg.decode_worker_count)
-        self.decoder.start()
-        ingest = self.ingest = Ingest(self.writer, decoder=self.decoder)
-        self.grpc = GrpcReceiver(
-            ingest, cfg.host, cfg.grpc_port, token=cfg.token, max_bytes=cfg.max_request_bytes
+        return ReceiverSettings(
+            host=cfg.host,
+            grpc_port=cfg.grpc_port,
+            http_port=cfg.http_port,
+            token=cfg.token,
+            max_request_bytes=cfg.max_request_bytes,
+            decode_workers=cfg.decode_worker_count,
         )
-        self.grpc.start()
-        otlp_app = create_otlp_http_app(ingest, token=cfg.token, max_bytes=cfg.max_request_bytes)
-        self.otlp_http = HttpServer(otlp_app, cfg.host, cfg.http_port, "otlp")
-        self.otlp_http.start()
+
+    def _start_receivers(self) -> None:
+        assert self.writer is not None
+        receivers = self.receivers = Receivers(self.writer, self._receiver_settings())
+        self.ingest = receivers.ingest
+        receivers.start()
 
     def _start_ingest_process(self) -> None:
         cfg = self.config
@@ -198,13 +197,8 @@ class FlowscopeServer:
             for trace, span in database.recent_span_keys(cfg.dedup_window)
         )
         settings = IngestSettings(
-            host=cfg.host,
-            grpc_port=cfg.grpc_port,
-            http_port=cfg.http_port,
-            token=cfg.token,
-            max_request_bytes=cfg.max_request_bytes,
+            receivers=self._receiver_settings(),
             max_queued_spans=cfg.max_queued_spans,
-            decode_workers=cfg.decode_worker_count,
             journal_dir=str(database.journal_dir),
             first_seq=writer.next_seq,
             dedup_window=cfg.dedup_window,
@@ -246,8 +240,8 @@ class FlowscopeServer:
         """(gRPC, HTTP): where the receivers listen, in the ingest process or here."""
         if isinstance(self.ingest, IngestProcess):
             return self.ingest.grpc_port, self.ingest.http_port
-        assert self.grpc is not None and self.otlp_http is not None
-        return self.grpc.port, self.otlp_http.port
+        assert self.receivers is not None
+        return self.receivers.ports
 
     def _write_info(self) -> None:
         info = {
@@ -265,16 +259,11 @@ class FlowscopeServer:
         separate = self.ingest if isinstance(self.ingest, IngestProcess) else None
         if separate is not None:
             separate.stop_receiving()
-        if self.grpc is not None:
-            self.grpc.shutdown()
-        if self.otlp_http is not None:
-            self.otlp_http.shutdown()
-            self.otlp_http = None
+        if self.receivers is not None:
+            self.receivers.shutdown()
         if self.retention is not None:
             self.retention.shutdown()
             self.retention = None
-        if self.decoder is not None:
-            self.decoder.shutdown()
         if self.writer is not None:
             self.writer.shutdown()
         if separate is not None:

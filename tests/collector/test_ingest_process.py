@@ -15,6 +15,7 @@ import pytest
 
 from flowscope.collector.flatten import flatten_request
 from flowscope.collector.ingest_process import SERVER_NICENESS, IngestProcess, IngestSettings
+from flowscope.collector.receivers import ReceiverSettings
 from flowscope.server import FlowscopeServer, ServeConfig
 from flowscope.store import journal as journal_file
 from flowscope.store.database import Database, StoreError
@@ -146,13 +147,15 @@ def _dying_child(settings: IngestSettings, conn: Connection) -> None:
 
 def _settings(database: Database, writer: SpanWriter) -> IngestSettings:
     return IngestSettings(
-        host="127.0.0.1",
-        grpc_port=0,
-        http_port=0,
-        token=None,
-        max_request_bytes=1 << 20,
+        receivers=ReceiverSettings(
+            host="127.0.0.1",
+            grpc_port=0,
+            http_port=0,
+            token=None,
+            max_request_bytes=1 << 20,
+            decode_workers=0,
+        ),
         max_queued_spans=1000,
-        decode_workers=0,
         journal_dir=str(journal_path(database.path)),
         first_seq=writer.next_seq,
         dedup_window=0,

@@ -133,8 +133,8 @@ def _flowscope_server(env: Env) -> Part:
     server = FlowscopeServer(config)
 
     def ports() -> list[int]:
-        parts = (server.grpc, server.otlp_http, server.ui)
-        return [p.port for p in parts if p is not None]
+        receivers = server.receivers.ports if server.receivers is not None else ()
+        return [*receivers, *([server.ui.port] if server.ui is not None else [])]
 
     def exercise() -> None:
         _grpc_export(server.grpc_address)
