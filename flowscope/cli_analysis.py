@@ -152,16 +152,14 @@ def map_(
     fmt: str,
 ) -> None:
     """The service map: services, databases, queues and who calls whom."""
-    from flowscope.analyzer.diagrams import service_map_dot, service_map_mermaid
+    from flowscope.analyzer.diagrams.formats import MAP_DIAGRAMS
 
     with analysis_source(db, server_url, token, flows_file) as source:
         result = source.service_map(since, until, flow)
     if fmt == "json":
         echo_json(result.as_dict())
-    elif fmt == "mermaid":
-        click.echo(service_map_mermaid(result), nl=False)
-    elif fmt == "dot":
-        click.echo(service_map_dot(result), nl=False)
+    elif fmt in MAP_DIAGRAMS:
+        click.echo(MAP_DIAGRAMS[fmt](result), nl=False)
     else:
         click.echo(table(sorted(result.edges, key=_edge_key), EDGE_COLUMNS))
         click.echo()
@@ -242,20 +240,19 @@ def flow(
     diagram: str,
 ) -> None:
     """One flow's steps: its traces merged into one call tree."""
-    from flowscope.analyzer.diagrams import flow_dot, flow_flowchart_mermaid, flow_sequence_mermaid
+    from flowscope.analyzer.diagrams.formats import FLOW_DIAGRAMS
 
     given = click.get_current_context().get_parameter_source("diagram")
     if fmt != "mermaid" and given is not click.core.ParameterSource.DEFAULT:
         fail("--diagram chooses the Mermaid diagram: give it with --format mermaid")
     with analysis_source(db, server_url, token, flows_file) as source:
         detail = source.flow(flow_id, since, until, by)
+    # The API's and the Python API's names: mermaid-sequence, mermaid-flowchart, dot.
+    drawn = f"mermaid-{diagram}" if fmt == "mermaid" else fmt
     if fmt == "json":
         echo_json(detail.as_dict())
-    elif fmt == "mermaid":
-        draw = flow_sequence_mermaid if diagram == "sequence" else flow_flowchart_mermaid
-        click.echo(draw(detail), nl=False)
-    elif fmt == "dot":
-        click.echo(flow_dot(detail), nl=False)
+    elif drawn in FLOW_DIAGRAMS:
+        click.echo(FLOW_DIAGRAMS[drawn](detail), nl=False)
     else:
         click.echo(_flow_heading(detail.flow))
         click.echo()

@@ -20,8 +20,9 @@ from flowscope.server import FlowscopeServer, ServeConfig
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.server import Endpoints, server_in_process, start_server_process
 
+from .posting import PB
+
 TOKEN = "s3cret-token"
-PB = {"Content-Type": "application/x-protobuf"}
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 UNAUTHENTICATED = 16  # google.rpc.Code
 WRONG = ["", "Bearer", "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x", TOKEN]

@@ -21,7 +21,8 @@ from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import key_values, realistic_request, request_for, span_id, trace_id
 from flowscope.testing.server import Endpoints, server_in_process
 
-PB = {"Content-Type": "application/x-protobuf"}
+from .posting import PB
+
 JS = {"Content-Type": "application/json"}
 MAX = 256 * 1024
 

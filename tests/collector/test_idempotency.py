@@ -16,7 +16,8 @@ from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.server import Endpoints, server_in_process
 
-PB = {"Content-Type": "application/x-protobuf"}
+from .posting import PB
+
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SPANS_PER_TRACE = 8
 

@@ -29,7 +29,8 @@ from flowscope.testing.otlp import realistic_request
 from flowscope.testing.server import Endpoints, server_in_process
 from flowscope.testing.waiting import wait_until
 
-PB = {"Content-Type": "application/x-protobuf"}
+from .posting import PB
+
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 MAX_QUEUED = 10
 MAX_BYTES = 64 * 1024

@@ -33,8 +33,8 @@ from flowscope.store.database import Database
 from flowscope.store.retention import RetentionSweeper
 from flowscope.store.writer import SpanWriter, WriterClosed
 from flowscope.testing.otlp import realistic_request
+from tests.collector.posting import PB
 
-PB = {"Content-Type": "application/x-protobuf"}
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
