@@ -396,7 +396,8 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         path = directory / f"analyzer-{size}.duckdb"
         ingest: dict[str, float] = {}
-        if not (args.reuse and path.exists()):
+        reused = args.reuse and path.exists()
+        if not reused:
             for stale in (path, Path(f"{path}.wal")):
                 stale.unlink(missing_ok=True)
             shutil.rmtree(f"{path}.journal", ignore_errors=True)
@@ -409,7 +410,7 @@ def main() -> None:
             report["sizes"][str(size)]["under_load"] = under_load(
                 path, args.under_load, args.load_seconds, args.query_interval
             )
-        if not args.keep:
+        if not (args.keep or reused):  # a reused file was kept to be measured again
             path.unlink(missing_ok=True)
     print(json.dumps(report, indent=2))
 
