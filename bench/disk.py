@@ -58,56 +58,46 @@ def fill(path: Path, spans: int, batch_traces: int) -> int:
     return written
 
 
-def column_bytes(path: Path, scratch: Path) -> dict[str, int]:
-    """Bytes each column costs alone: copied into its own file, checkpointed, measured."""
+def _copied_bytes(path: Path, scratch: Path, selects: dict[str, str]) -> dict[str, int]:
+    """Bytes each SELECT over the file costs alone: copied in its row order into a
+    file of its own, checkpointed, measured against an empty file."""
     sizes: dict[str, int] = {}
     con = duckdb.connect(":memory:")
     con.execute(f"ATTACH '{path}' AS src (READ_ONLY)")
-    con.execute("USE src")
     try:
-        names = [row[0] for row in con.execute("DESCRIBE otel_traces").fetchall()]
         empty = scratch / "empty.duckdb"
         duckdb.connect(str(empty)).close()
-        for name in names:
-            target = scratch / f"col_{len(sizes)}.duckdb"
-            con.execute(f"ATTACH '{target}' AS col (READ_WRITE)")
-            con.execute(f'CREATE TABLE col.t AS SELECT "{name}" FROM otel_traces')
-            con.execute("DETACH col")
-            sizes[name] = target.stat().st_size - empty.stat().st_size
-            target.unlink()
-    finally:
-        con.close()
-    return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
-
-
-def table_bytes(path: Path, scratch: Path) -> dict[str, int]:
-    """Bytes each table costs alone: copied in its stored row order into its own file.
-
-    The whole file also holds the free blocks its checkpoints left behind, which vary
-    from run to run by tens of bytes a span; the copies do not, so they show a change.
-    """
-    sizes: dict[str, int] = {}
-    con = duckdb.connect(":memory:")
-    con.execute(f"ATTACH '{path}' AS src (READ_ONLY)")
-    try:
-        names = [
-            row[0]
-            for row in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'src'"
-            ).fetchall()
-        ]
-        empty = scratch / "empty_tables.duckdb"
-        duckdb.connect(str(empty)).close()
-        for name in names:
-            target = scratch / f"table_{len(sizes)}.duckdb"
+        for name, select in selects.items():
+            target = scratch / f"copy_{len(sizes)}.duckdb"
             con.execute(f"ATTACH '{target}' AS copy (READ_WRITE)")
-            con.execute(f'CREATE TABLE copy.t AS SELECT * FROM src."{name}"')
+            con.execute(f"CREATE TABLE copy.t AS {select}")
             con.execute("DETACH copy")
             sizes[name] = target.stat().st_size - empty.stat().st_size
             target.unlink()
+        empty.unlink()
     finally:
         con.close()
     return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
+
+
+def _names(path: Path, query: str) -> list[str]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return [row[0] for row in con.execute(query).fetchall()]
+
+
+def column_bytes(path: Path, scratch: Path) -> dict[str, int]:
+    """Bytes each column of otel_traces costs alone."""
+    names = _names(path, "SELECT column_name FROM (DESCRIBE otel_traces)")
+    selects = {name: f'SELECT "{name}" FROM src.otel_traces' for name in names}
+    return _copied_bytes(path, scratch, selects)
+
+
+def table_bytes(path: Path, scratch: Path) -> dict[str, int]:
+    """Bytes each table costs alone. The whole file also holds the free blocks its
+    checkpoints left behind, which vary from run to run by tens of bytes a span; the
+    copies do not, so they show a change."""
+    names = _names(path, "SELECT table_name FROM duckdb_tables()")
+    return _copied_bytes(path, scratch, {name: f'SELECT * FROM src."{name}"' for name in names})
 
 
 def main() -> None:

@@ -121,8 +121,8 @@ CREATE TABLE IF NOT EXISTS span_steps (
     SelfNs       BIGINT NOT NULL,        -- duration minus the union of its children
     OffsetNs     BIGINT NOT NULL,        -- start - root start, >= 0
     -- Its share of its trace's critical path in billionths (0 .. 1e9): summed as an
-    -- integer, the mean does not depend on row order, and it packs into about 1.6
-    -- bytes a span where the fraction as DOUBLE took 6.8 (docs/benchmarks.md, disk).
+    -- integer, the mean does not depend on row order, and it packs into 1.6-4.7 bytes
+    -- a span where the fraction as DOUBLE took 6.8 (docs/benchmarks.md, disk).
     CpNano       UINTEGER NOT NULL,
     IsError      BOOLEAN NOT NULL,
     IsOrigin     BOOLEAN NOT NULL,       -- an error span with no erroring child
