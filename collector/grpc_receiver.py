@@ -13,6 +13,7 @@ from flowscope.collector.auth import token_matches
 from flowscope.collector.decode import DEFAULT_MAX_BYTES, PROTOBUF
 from flowscope.collector.errors import BadRequest, Overloaded, RequestTooLarge, Unavailable
 from flowscope.collector.ingest import Ingest
+from flowscope.http_server import bind_socket
 
 log = logging.getLogger(__name__)
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
@@ -41,6 +42,10 @@ class GrpcReceiver:
     def start(self) -> None:
         if self._server is not None:
             return
+        if self.requested_port:
+            # gRPC refuses a port in use with a RuntimeError and a log line of its C core
+            # on stderr: try the port first, to refuse it in the HTTP side's words.
+            bind_socket(self.host, self.requested_port).close()
         server = grpc.server(
             ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="otlp-grpc"),
             options=[
@@ -60,7 +65,10 @@ class GrpcReceiver:
             if ":" in self.host
             else f"{self.host}:{self.requested_port}"
         )
-        self.port = server.add_insecure_port(address)
+        try:
+            self.port = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen on {address}: {exc}") from exc
         if self.port == 0:
             raise OSError(f"cannot listen for OTLP/gRPC on {address}")
         server.start()

@@ -36,6 +36,8 @@ class Receivers:
 
     def start(self) -> None:
         """Listen on both ports; if either fails, stop what started and raise."""
+        if self.http is not None:
+            return  # started already: a second set of ports would leak
         s = self.settings
         try:
             # The HTTP socket is bound first, before anything is served or a decode
@@ -50,6 +52,7 @@ class Receivers:
             self.http.start()
         except BaseException:
             self.shutdown()
+            self.grpc = self.http = None
             raise
 
     @property

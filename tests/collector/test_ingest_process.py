@@ -83,14 +83,18 @@ def test_no_ingest_process_keeps_the_receivers_in_the_server(tmp_path: Path) -> 
         assert server.stop(signal.SIGTERM) == 0
 
 
-def test_a_port_in_use_fails_the_start_in_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["--ingest-process", "--no-ingest-process"])
+@pytest.mark.parametrize("option", ["--http-port", "--grpc-port"])
+def test_a_port_in_use_fails_the_start_in_one_line_and_leaves_nothing(
+    tmp_path: Path, mode: str, option: str
+) -> None:
     db = tmp_path / "taken.duckdb"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(RuntimeError) as failed:
-            start_server_process(db, "--http-port", str(port))
+            start_server_process(db, option, str(port), mode)
     assert f"cannot listen on 127.0.0.1:{port}" in str(failed.value)
     assert "Traceback" not in str(failed.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.duckdb"]

@@ -26,6 +26,7 @@ from flowscope.collector.decode_pool import DecodePool
 from flowscope.collector.grpc_receiver import GrpcReceiver
 from flowscope.collector.http_receiver import create_otlp_http_app
 from flowscope.collector.ingest import Ingest
+from flowscope.collector.receivers import Receivers, ReceiverSettings
 from flowscope.dashboard.app import AppContext, create_app
 from flowscope.http_server import HttpServer
 from flowscope.server import FlowscopeServer, ServeConfig, server_info_path
@@ -114,6 +115,27 @@ def _http_server_otlp(env: Env) -> Part:
     return Part(server, ports=lambda: [server.port], exercise=post)
 
 
+def _otlp_post(url: str) -> None:
+    body = realistic_request(1).SerializeToString()
+    assert httpx.post(f"{url}/v1/traces", content=body, headers=PB, timeout=30).status_code == 200
+
+
+def _receivers(env: Env) -> Part:
+    settings = ReceiverSettings("127.0.0.1", 0, 0, None, 1 << 20, decode_workers=1)
+    receivers = Receivers(env.running_writer(), settings)
+
+    def exercise() -> None:
+        grpc_port, http_port = receivers.ports
+        _grpc_export(f"127.0.0.1:{grpc_port}")
+        _otlp_post(f"http://127.0.0.1:{http_port}")
+
+    return Part(
+        receivers,
+        ports=lambda: list(receivers.ports) if receivers.http is not None else [],
+        exercise=exercise,
+    )
+
+
 def _http_server_dashboard(env: Env) -> Part:
     app: FastAPI = create_app(AppContext(env.database))
     server = HttpServer(app, "127.0.0.1", 0, "ui-test")
@@ -125,10 +147,16 @@ def _http_server_dashboard(env: Env) -> Part:
     return Part(server, ports=lambda: [server.port], exercise=get)
 
 
-def _flowscope_server(env: Env) -> Part:
+def _flowscope_server(env: Env, ingest_process: bool = True) -> Part:
     db = env.tmp_path / "server.duckdb"
     config = ServeConfig(
-        db=str(db), grpc_port=0, http_port=0, ui_port=0, decode_workers=1, retention=timedelta(1)
+        db=str(db),
+        grpc_port=0,
+        http_port=0,
+        ui_port=0,
+        decode_workers=1,
+        retention=timedelta(1),
+        ingest_process=ingest_process,
     )
     server = FlowscopeServer(config)
 
@@ -161,6 +189,8 @@ PARTS: dict[str, Callable[[Env], Part]] = {
     "HttpServer-otlp": _http_server_otlp,
     "HttpServer-dashboard": _http_server_dashboard,
     "FlowscopeServer": _flowscope_server,
+    "FlowscopeServer-in-process": lambda env: _flowscope_server(env, ingest_process=False),
+    "Receivers": _receivers,
 }
 
 
