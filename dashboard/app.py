@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -75,6 +75,13 @@ def create_app(context: AppContext) -> FastAPI:
             "writer_queue_spans": writer.queued_spans if writer else 0,
             "uptime_s": round(time.time() - context.started, 3),
         }
+        disk = context.database.disk_usage()
+        if disk is not None:
+            body["disk"] = asdict(disk) | {
+                "bytes_per_span": round(disk.file_bytes / body["spans"], 1)
+                if body["spans"]
+                else None
+            }
         if writer is not None:
             stats = writer.stats
             body["writer"] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +46,30 @@ MIGRATIONS = {
 # Version reached -> the script that fills its new tables, run once the schema files
 # have created them.
 FILLS = {5: "fill_5"}
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    file_bytes: int  # the database file
+    used_bytes: int  # its blocks that hold data
+    free_bytes: int  # its blocks left free by checkpoints, reused as it grows
+    wal_bytes: int  # DuckDB's write-ahead log beside it, emptied by each checkpoint
+    journal_bytes: int  # acknowledged spans not yet committed (the span journal)
+
+
+def _files_bytes(directory: Path) -> int:
+    """Bytes of the files in ``directory``; the writer may delete some meanwhile."""
+    total = 0
+    try:
+        entries = list(directory.iterdir())
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            total += entry.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
 
 
 def no_derive_thread() -> float | None:
@@ -290,6 +315,22 @@ class Database:
         self.await_writes()
         row = self.reader().execute(sql_files.query("span_count")).fetchone()
         return int(row[0]) if row else 0
+
+    def disk_usage(self) -> DiskUsage | None:
+        """What the store takes on disk; None for a database without a file."""
+        path = Path(self.path)
+        if self.journal_dir is None or not path.exists():
+            return None
+        row = self.reader().execute(sql_files.query("database_size")).fetchone()
+        block, total, used, free = row if row else (0, 0, 0, 0)
+        wal = Path(f"{self.path}.wal")
+        return DiskUsage(
+            file_bytes=path.stat().st_size,
+            used_bytes=int(block) * int(used),
+            free_bytes=int(block) * int(free),
+            wal_bytes=wal.stat().st_size if wal.exists() else 0,
+            journal_bytes=_files_bytes(self.journal_dir),
+        )
 
     def recent_span_keys(self, limit: int) -> list[tuple[str, str]]:
         rows = (

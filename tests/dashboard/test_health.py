@@ -1,0 +1,50 @@
+"""/healthz's store statistics: what the file takes on disk, against the file itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from flowscope.store.database import Database
+from flowscope.testing.server import server_in_process
+from tests.collector.posting import post_realistic
+
+HEADER_BYTES = 3 * 4096  # DuckDB's file header blocks, before the data blocks
+
+
+def test_health_reports_the_file_its_blocks_and_bytes_per_span(tmp_path: Path) -> None:
+    db = tmp_path / "health.duckdb"
+    with server_in_process(db, decode_workers=0) as (server, endpoints):
+        sent = sum(post_realistic(endpoints.http, seed, traces=20) for seed in range(3))
+        body = httpx.get(f"{endpoints.ui}/healthz", timeout=30).json()
+        assert server.writer is not None
+        server.writer.run_task(lambda cursor: cursor.execute("CHECKPOINT")).result(30)
+        after_checkpoint = httpx.get(f"{endpoints.ui}/healthz", timeout=30).json()["disk"]
+        on_disk = db.stat().st_size
+    assert body["spans"] == sent
+    disk = body["disk"]
+    assert set(disk) == {
+        "file_bytes",
+        "used_bytes",
+        "free_bytes",
+        "wal_bytes",
+        "journal_bytes",
+        "bytes_per_span",
+    }
+    assert disk["bytes_per_span"] == round(disk["file_bytes"] / sent, 1)
+    # After a checkpoint the WAL is empty and the file is its header and its blocks.
+    assert after_checkpoint["wal_bytes"] == 0
+    assert after_checkpoint["file_bytes"] == on_disk
+    blocks = after_checkpoint["used_bytes"] + after_checkpoint["free_bytes"]
+    assert after_checkpoint["file_bytes"] == HEADER_BYTES + blocks
+    assert after_checkpoint["used_bytes"] > 0
+    assert disk["journal_bytes"] >= 0 and after_checkpoint["journal_bytes"] >= 0
+
+
+def test_a_database_without_a_file_reports_no_disk() -> None:
+    database = Database(":memory:")
+    try:
+        assert database.disk_usage() is None
+    finally:
+        database.close()
