@@ -34,9 +34,8 @@ CHECKPOINT_THRESHOLD = "256MB"
 # 3: span_steps gained RootKey (migrated in place from 2: sql/migrate_to_3.sql).
 # 4: step_keys gained Peer (migrated in place from 3: sql/migrate_to_4.sql).
 # 5: edge_minutes, calls per edge and minute (filled from edge_calls: sql/fill_5.sql).
-# 6: span_steps.CpFraction DOUBLE became CpNano UINTEGER and SelfNs became ChildNs;
-#    edge_calls names traces by 64-bit key only (TraceId went, SourceTraceId became
-#    SourceTraceKey): sql/migrate_to_6.sql.
+# 6: span_steps.CpFraction DOUBLE became CpNano UINTEGER; edge_calls names traces by
+#    64-bit key only (TraceId went, SourceTraceId became SourceTraceKey): migrate_to_6.sql.
 SCHEMA_VERSION = 6
 MIGRATIONS = {
     2: "migrate_to_3",

@@ -45,8 +45,6 @@ def make_schema_5(path: Path) -> None:
     try:
         con.execute("ALTER TABLE span_steps RENAME COLUMN CpNano TO CpFraction")
         con.execute("ALTER TABLE span_steps ALTER CpFraction TYPE DOUBLE USING CpFraction / 1e9")
-        con.execute("ALTER TABLE span_steps RENAME COLUMN ChildNs TO SelfNs")
-        con.execute("UPDATE span_steps SET SelfNs = Duration - SelfNs")
         con.execute(
             """CREATE TABLE calls_5 AS
             SELECT c.Ts, t.TraceId, coalesce(s.TraceId, '') AS SourceTraceId, c.EdgeKey,

@@ -122,8 +122,6 @@ def test_schema_2_files_are_upgraded_in_place(tmp_path: Path) -> None:
     con = duckdb.connect(str(path))
     con.execute("ALTER TABLE span_steps RENAME COLUMN CpNano TO CpFraction")
     con.execute("ALTER TABLE span_steps ALTER CpFraction TYPE DOUBLE USING CpFraction / 1e9")
-    con.execute("ALTER TABLE span_steps RENAME COLUMN ChildNs TO SelfNs")
-    con.execute("UPDATE span_steps SET SelfNs = Duration - SelfNs")
     con.execute("ALTER TABLE edge_calls ADD COLUMN TraceId VARCHAR")
     con.execute("ALTER TABLE edge_calls ADD COLUMN SourceTraceId VARCHAR DEFAULT ''")
     con.execute(

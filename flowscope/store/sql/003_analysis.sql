@@ -118,9 +118,7 @@ CREATE TABLE IF NOT EXISTS span_steps (
     TraceKey     UBIGINT NOT NULL,       -- hash(TraceId)
     StepKey      UBIGINT NOT NULL,       -- -> step_keys
     Duration     BIGINT NOT NULL,
-    -- The union of its children's time within it (its self time is Duration - ChildNs):
-    -- 0 for a leaf, so a leaf step's rows pack to almost nothing (schema 6).
-    ChildNs      BIGINT NOT NULL,
+    SelfNs       BIGINT NOT NULL,        -- duration minus the union of its children
     OffsetNs     BIGINT NOT NULL,        -- start - root start, >= 0
     -- Its share of its trace's critical path in billionths (0 .. 1e9): summed as an
     -- integer, the mean does not depend on row order, and it packs into 1.6-4.7 bytes

@@ -5,7 +5,6 @@
 INSERT INTO derive_queue
 SELECT TraceId, min(Timestamp), max(Timestamp) FROM untaken_spans GROUP BY TraceId;
 INSERT INTO service_minutes SELECT * FROM untaken_service_minutes;
--- By service and time: runs of one service, nearby times (fewer bytes on disk).
-INSERT INTO server_spans SELECT * FROM untaken_server_spans ORDER BY ServiceName, Timestamp;
+INSERT INTO server_spans SELECT * FROM untaken_server_spans;
 UPDATE derive_state
 SET DerivedSeq = coalesce((SELECT max(CommitSeq) FROM untaken_spans), DerivedSeq);

@@ -20,8 +20,7 @@ CREATE OR REPLACE TEMP TABLE dv_edge_keys AS SELECT * FROM dv_edge_keys_in;
 CREATE OR REPLACE TEMP TABLE dv_trace_links AS SELECT * FROM dv_links_in;
 CREATE OR REPLACE TEMP TABLE dv_span_steps AS
 SELECT
-    make_timestamp_ns(s.RootStart) AS RootTs, s.TraceKey, s.StepKey, s.Duration,
-    s.Duration - s.SelfNs AS ChildNs,
+    make_timestamp_ns(s.RootStart) AS RootTs, s.TraceKey, s.StepKey, s.Duration, s.SelfNs,
     s.OffsetNs, CAST(round(s.CpFraction * 1e9) AS UINTEGER) AS CpNano,
     s.IsError, s.IsOrigin, s.FirstInTrace,
     coalesce(hash(t.RootService, t.RootOperation), 0) AS RootKey

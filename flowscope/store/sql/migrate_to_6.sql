@@ -3,9 +3,6 @@
 -- as the readers rounded it before summing.
 ALTER TABLE span_steps RENAME COLUMN CpFraction TO CpNano;
 ALTER TABLE span_steps ALTER CpNano TYPE UINTEGER USING CAST(round(CpNano * 1e9) AS UINTEGER);
--- span_steps.SelfNs became ChildNs, Duration - SelfNs: 0 for every leaf span.
-ALTER TABLE span_steps RENAME COLUMN SelfNs TO ChildNs;
-UPDATE span_steps SET ChildNs = Duration - ChildNs;
 -- edge_calls names traces by their 64-bit keys only: TraceId went (TraceKey was there),
 -- SourceTraceId became SourceTraceKey (0 for the call's own trace).
 ALTER TABLE edge_calls DROP COLUMN TraceId;

@@ -10,7 +10,7 @@ SELECT
     sum(CAST(x.IsError AS INTEGER)) AS Errors,
     sum(CAST(x.IsOrigin AS INTEGER)) AS Origins,
     quantile_cont(x.Duration, [0.5, 0.95, 0.99]) AS Duration,
-    quantile_cont(x.Duration - x.ChildNs, 0.5) AS SelfP50,
+    quantile_cont(x.SelfNs, 0.5) AS SelfP50,
     quantile_cont(x.OffsetNs, 0.5) AS OffsetP50,
     sum(x.CpNano) / 1e9 / $traces AS CpShare
 FROM a_span_steps x

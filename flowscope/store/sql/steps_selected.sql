@@ -15,7 +15,7 @@ SELECT
     count(*) FILTER (WHERE x.IsError) AS Errors,
     count(*) FILTER (WHERE x.IsOrigin) AS Origins,
     quantile_cont(x.Duration, [0.5, 0.95, 0.99]) AS Duration,
-    quantile_cont(x.Duration - x.ChildNs, 0.5) AS SelfP50,
+    quantile_cont(x.SelfNs, 0.5) AS SelfP50,
     quantile_cont(x.OffsetNs, 0.5) AS OffsetP50,
     sum(x.CpNano) / 1e9 / any_value(z.Traces) AS CpShare
 FROM a_span_steps x
