@@ -11,7 +11,7 @@ database, the writer, derivation and the API stay in the server process, which
 alone opens DuckDB (DESIGN.md §2).
 
 The child acknowledges a request once its spans are fsynced in the journal, as the
-in-process path does, and sends each record (number, new spans, Arrow IPC payload)
+in-process path does, and sends each record (number, Arrow IPC payload)
 down a pipe, in number order; the server's writer commits it and answers with the
 highest number moved, which frees the child's queue and journal segments. A
 ``ping`` answered by a ``pong`` behind every record already sent lets a read wait
@@ -35,6 +35,7 @@ from typing import Any
 from flowscope.collector.decode_pool import die_with_parent
 from flowscope.collector.ingest import IngestCounters
 from flowscope.collector.receivers import Receivers, ReceiverSettings
+from flowscope.logs import LOG_FORMAT
 from flowscope.store import journal as journal_file
 from flowscope.store.dedup import RecentSpanKeys
 from flowscope.store.journal import Journal, JournalError
@@ -47,7 +48,6 @@ SYNC_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 30.0
 # How much lower the server process runs than its receivers (nice steps).
 SERVER_NICENESS = 10
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
         dedup.warm_keys(settings.dedup_keys)
         sink = JournalSink(
             journal,
-            lambda seq, new, payload: outgoing.put(("record", seq, new, payload)),
+            lambda seq, payload: outgoing.put(("record", seq, payload)),
             first_seq=settings.first_seq,
             max_queued_spans=settings.max_queued_spans,
             dedup=dedup,
@@ -244,9 +244,9 @@ class IngestProcess:
                     break
                 kind = message[0]
                 if kind == "record":
-                    _, seq, new, payload = message
+                    _, seq, payload = message
                     try:
-                        self.writer.take_journalled(seq, journal_file.decode(payload), new)
+                        self.writer.take_journalled(seq, journal_file.decode(payload))
                     except WriterClosed:
                         log.warning(
                             "journal record %d arrived after the writer stopped; "

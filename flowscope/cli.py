@@ -26,6 +26,7 @@ from flowscope.cli_common import (
     server_options,
 )
 from flowscope.cli_demo import register_demo_commands
+from flowscope.logs import LOG_FORMAT
 
 if TYPE_CHECKING:
     from flowscope.collector.file_import import FileReport
@@ -38,7 +39,7 @@ def main(verbose: bool) -> None:
     """flowscope: OTLP traces in, service maps and business flows out."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
     )
 
 

@@ -23,6 +23,7 @@ from flowscope.collector.receivers import Receivers, ReceiverSettings
 from flowscope.dashboard.app import AppContext, create_app
 from flowscope.http_server import HttpServer
 from flowscope.store.database import Database
+from flowscope.store.dedup import pack_keys
 from flowscope.store.retention import RetentionSweeper
 from flowscope.store.writer import SpanWriter
 
@@ -140,10 +141,6 @@ class FlowscopeServer:
         try:
             self.database = Database(cfg.db, memory_limit=cfg.memory_limit)
             separate = cfg.ingest_process and self.database.journal_dir is not None
-            if separate:
-                # Before the writer numbers on from the stored spans; the ingest process
-                # appends to the emptied journal.
-                self.database.replay_journal(strict=True)
             self.writer = SpanWriter(
                 self.database,
                 max_queued_spans=cfg.max_queued_spans,
@@ -192,10 +189,7 @@ class FlowscopeServer:
         cfg = self.config
         database, writer = self.database, self.writer
         assert database is not None and writer is not None and database.journal_dir is not None
-        keys = b"".join(
-            bytes.fromhex(trace) + bytes.fromhex(span)
-            for trace, span in database.recent_span_keys(cfg.dedup_window)
-        )
+        keys = pack_keys(database.recent_span_keys(cfg.dedup_window))
         settings = IngestSettings(
             receivers=self._receiver_settings(),
             max_queued_spans=cfg.max_queued_spans,

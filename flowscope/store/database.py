@@ -23,6 +23,7 @@ from flowscope.store.journal import (
     JournalBusy,
     JournalError,
     has_segments,
+    journal_bytes,
     journal_path,
 )
 from flowscope.store.read_activity import ReadActivity
@@ -55,21 +56,6 @@ class DiskUsage:
     free_bytes: int  # its blocks left free by checkpoints, reused as it grows
     wal_bytes: int  # DuckDB's write-ahead log beside it, emptied by each checkpoint
     journal_bytes: int  # acknowledged spans not yet committed (the span journal)
-
-
-def _files_bytes(directory: Path) -> int:
-    """Bytes of the files in ``directory``; the writer may delete some meanwhile."""
-    total = 0
-    try:
-        entries = list(directory.iterdir())
-    except FileNotFoundError:
-        return 0
-    for entry in entries:
-        try:
-            total += entry.stat().st_size
-        except FileNotFoundError:
-            continue
-    return total
 
 
 def no_derive_thread() -> float | None:
@@ -329,7 +315,7 @@ class Database:
             used_bytes=int(block) * int(used),
             free_bytes=int(block) * int(free),
             wal_bytes=wal.stat().st_size if wal.exists() else 0,
-            journal_bytes=_files_bytes(self.journal_dir),
+            journal_bytes=journal_bytes(self.journal_dir),
         )
 
     def recent_span_keys(self, limit: int) -> list[tuple[str, str]]:

@@ -20,6 +20,11 @@ from flowscope.store.columns import as_batch
 KEY_BYTES = 24  # a span's dedup key: trace id (16) + span id (8)
 
 
+def pack_keys(pairs: Iterable[tuple[str, str]]) -> bytes:
+    """(TraceId hex, SpanId hex) pairs as dedup keys packed back to back."""
+    return b"".join(bytes.fromhex(trace) + bytes.fromhex(span) for trace, span in pairs)
+
+
 def split_keys(blob: bytes) -> list[bytes]:
     """The dedup keys packed back to back in ``blob`` (how they cross processes and C)."""
     return [blob[i : i + KEY_BYTES] for i in range(0, len(blob), KEY_BYTES)]
@@ -65,7 +70,7 @@ class RecentSpanKeys:
 
     def warm(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Load (TraceId hex, SpanId hex) pairs, oldest first, as already stored."""
-        self._warm([hash(bytes.fromhex(t) + bytes.fromhex(s)) for t, s in pairs])
+        self.warm_keys(pack_keys(pairs))
 
     def warm_keys(self, keys: bytes) -> None:
         """Load span keys (16-byte trace id + 8-byte span id each, oldest first) as stored."""

@@ -69,6 +69,21 @@ def journal_path(database_path: str) -> Path | None:
     return Path(database_path + ".journal")
 
 
+def journal_bytes(directory: Path) -> int:
+    """Bytes of the journal's files; the writer may delete segments meanwhile."""
+    total = 0
+    try:
+        entries = list(directory.iterdir())
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            total += entry.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
+
+
 def has_segments(directory: Path | None) -> bool:
     return directory is not None and any(directory.glob("*" + SUFFIX))
 

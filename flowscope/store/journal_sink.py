@@ -22,8 +22,8 @@ from flowscope.store.dedup import RecentSpanKeys, only_new
 from flowscope.store.journal import Journal
 from flowscope.store.writer import QueueFull, WriterClosed
 
-# forward(record number, new spans, the record's Arrow IPC payload)
-Forward = Callable[[int, int, bytes], None]
+# forward(record number, the record's Arrow IPC payload)
+Forward = Callable[[int, bytes], None]
 
 
 class JournalSink:
@@ -83,7 +83,7 @@ class JournalSink:
             self._queued_spans += table.num_rows
             # Under the lock, so records reach the writer in number order; the writer may
             # store a record before its fsync ends, which only makes it durable twice.
-            self.forward(seq, len(digests), payload)
+            self.forward(seq, payload)
         self.journal.sync(seq)
         future.set_result(len(digests))
         return future

@@ -141,11 +141,13 @@ class SpanWriter:
             return
         if self._dedup.capacity:
             self._dedup.warm(self.database.recent_span_keys(self._dedup.capacity))
+        if self.database.journal_dir is not None and (self._use_journal or self.external_journal):
+            # What an earlier writer on this Database left (commits refused until it
+            # stopped; records from before the file was opened were replayed then), before
+            # numbering on: a record left there would share its number with a new one.
+            self.database.replay_journal(strict=True)
         if self._use_journal:
             assert self.database.journal_dir is not None
-            # What an earlier writer on this Database left (commits refused until it
-            # stopped); records from before the file was opened were replayed then.
-            self.database.replay_journal(strict=True)
             try:
                 self._journal = Journal(self.database.journal_dir)
             except JournalError as exc:  # the CLI reports a StoreError in one line
@@ -259,7 +261,7 @@ class SpanWriter:
             self._queued_spans += table.num_rows
         return _SpanItem(table, seq, journalled, future, len(digests))
 
-    def take_journalled(self, seq: int, table: pa.Table, new: int) -> None:
+    def take_journalled(self, seq: int, table: pa.Table) -> None:
         """Queue journal record ``seq``, appended and acknowledged by another process.
 
         Records must arrive in number order. Not refused when the queue is full: the
@@ -276,7 +278,8 @@ class SpanWriter:
             self._next_seq = seq + 1
             with self._queued_lock:
                 self._queued_spans += table.num_rows
-            self._queue.put(_SpanItem(table, seq, True, None, new))
+            # Deduplicated where it was appended: every span in it is new.
+            self._queue.put(_SpanItem(table, seq, True, None, table.num_rows))
 
     def write(self, table: pa.Table, keys: list[bytes], timeout: float | None = None) -> int:
         """Store spans, bypassing the journal; returns how many were new once committed."""
@@ -396,7 +399,7 @@ class SpanWriter:
         self._mark_moved(last_seq)
         if self._journal is not None:
             self._journal.moved(last_seq)
-        if self.moved_listener is not None and any(item.journalled for item in batch):
+        if self.moved_listener is not None:
             self.moved_listener(last_seq)
         for item in batch:
             if item.future is not None:

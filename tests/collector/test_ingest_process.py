@@ -134,7 +134,7 @@ def _early_child(settings: IngestSettings, conn: Connection) -> None:
 
     It exits with status 3 if the server never says that record moved."""
     batch = flatten_request(realistic_request(2, seed=9)).batch
-    conn.send(("record", settings.first_seq, batch.spans, journal_file.encode(batch.table)))
+    conn.send(("record", settings.first_seq, journal_file.encode(batch.table)))
     conn.send(("ready", 1111, 2222))
     moved = 0
     while (message := conn.recv())[0] != "exit":
@@ -205,12 +205,12 @@ def test_the_child_leaves_records_it_refuses_to_append_after(tmp_path: Path) -> 
     database = Database(tmp_path / "leftover.duckdb")
     directory = journal_path(database.path)
     assert directory is not None
+    writer = SpanWriter(database, external_journal=True, derive_interval_s=None)
+    writer.start()  # replays what is there: the records below come after it
     old = Journal(directory)
     old.append(1, flatten_request(realistic_request(1, seed=1)).batch.table)
     old.sync(1)
     old.close(all_moved=False)
-    writer = SpanWriter(database, external_journal=True, derive_interval_s=None)
-    writer.start()
     ingest = IngestProcess(writer, _settings(database, writer))
     try:
         with pytest.raises(OSError, match="holds records that were not replayed"):

@@ -25,12 +25,12 @@ def _batch(seed: int, traces: int = 2) -> SpanBatch:
 
 class Forwarded:
     def __init__(self) -> None:
-        self.records: list[tuple[int, int, pa.Table]] = []
+        self.records: list[tuple[int, pa.Table]] = []
         self.lock = threading.Lock()
 
-    def __call__(self, seq: int, new: int, payload: bytes) -> None:
+    def __call__(self, seq: int, payload: bytes) -> None:
         with self.lock:
-            self.records.append((seq, new, journal_file.decode(payload)))
+            self.records.append((seq, journal_file.decode(payload)))
 
 
 def _sink(tmp_path: Path, forwarded: Forwarded, **options: int) -> JournalSink:
@@ -45,11 +45,11 @@ def test_records_are_journalled_forwarded_in_order_and_deduplicated(tmp_path: Pa
     with ThreadPoolExecutor(8) as pool:
         stored = list(pool.map(lambda b: sink.submit(b.table, b.keys).result(), batches))
     assert stored == [b.spans for b in batches]
-    numbers = [seq for seq, _, _ in forwarded.records]
+    numbers = [seq for seq, _ in forwarded.records]
     assert numbers == list(range(7, 47))  # gapless, in the order the writer must see them
     # What was forwarded is what the journal holds, record for record.
     on_disk = {r.seq: r.table for r in sink.journal.records()}
-    assert all(on_disk[seq].equals(table) for seq, _, table in forwarded.records)
+    assert all(on_disk[seq].equals(table) for seq, table in forwarded.records)
     again = sink.submit(batches[0].table, batches[0].keys).result()
     assert again == 0 and sink.duplicate_spans == batches[0].spans
     assert len(forwarded.records) == 40  # a retry forwards nothing
@@ -101,10 +101,10 @@ def test_a_writer_fed_from_outside_stores_records_in_order_and_reports_them(
         first, second = _batch(1), _batch(2)
         with pytest.raises(WriterClosed, match="through the ingest process"):
             writer.write(first.table, first.keys)  # numbers are the other process's
-        writer.take_journalled(writer.next_seq, first.table, first.spans)
-        writer.take_journalled(writer.next_seq + 4, second.table, second.spans)  # gaps are fine
+        writer.take_journalled(writer.next_seq, first.table)
+        writer.take_journalled(writer.next_seq + 4, second.table)  # gaps are fine
         with pytest.raises(ValueError, match="arrived after"):
-            writer.take_journalled(2, second.table, second.spans)
+            writer.take_journalled(2, second.table)
         assert writer.await_moved()
         assert database.span_count() == first.spans + second.spans
         assert database.moved_seq() == 6 and moved[-1] == 6

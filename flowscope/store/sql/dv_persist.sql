@@ -9,7 +9,7 @@ WHERE Ts BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
 -- (docs/benchmarks.md, "Disk"): about 10 bytes a span less, and no read depends on the
 -- order of rows inside a pass.
 INSERT INTO edge_calls SELECT * FROM dv_edge_calls ORDER BY EdgeKey;
-INSERT INTO edge_minutes SELECT * FROM dv_edge_minutes ORDER BY Minute, EdgeKey, Bucket;
+INSERT INTO edge_minutes SELECT * FROM dv_edge_minutes;  -- merged in key order next
 INSERT INTO edge_keys SELECT * FROM dv_edge_keys WHERE EdgeKey NOT IN (SELECT EdgeKey FROM edge_keys);
 DELETE FROM trace_index
 WHERE FirstTs BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
