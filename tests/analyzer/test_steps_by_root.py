@@ -19,6 +19,7 @@ from flowscope.testing.traces import TraceKit
 
 from .conftest import HOUR, Analyze
 from .test_derivation import assert_edge_minutes_agree, mixed_kit
+from .test_schema_6 import make_schema_5
 
 
 def varied_kit(traces: int = 400, seed: int = 7) -> TraceKit:
@@ -116,19 +117,10 @@ def test_schema_2_files_are_upgraded_in_place(tmp_path: Path) -> None:
     }
     expected_map = Analysis(database).service_map(HOUR).as_dict()
     database.close()
-    # Make it a schema-2 file: no RootKey, CommitSeq or step Peer column, no
-    # derive_state, critical-path shares as DOUBLE fractions, calls naming their
-    # traces by id, version 2.
+    # Make it a schema-2 file: the schema-5 tables, and no RootKey, CommitSeq or step
+    # Peer column, no derive_state, no edge_minutes, version 2.
+    make_schema_5(path)
     con = duckdb.connect(str(path))
-    con.execute("ALTER TABLE span_steps RENAME COLUMN CpNano TO CpFraction")
-    con.execute("ALTER TABLE span_steps ALTER CpFraction TYPE DOUBLE USING CpFraction / 1e9")
-    con.execute("ALTER TABLE edge_calls ADD COLUMN TraceId VARCHAR")
-    con.execute("ALTER TABLE edge_calls ADD COLUMN SourceTraceId VARCHAR DEFAULT ''")
-    con.execute(
-        "UPDATE edge_calls SET TraceId = t.TraceId FROM trace_index t"
-        " WHERE t.TraceKey = edge_calls.TraceKey"
-    )
-    con.execute("ALTER TABLE edge_calls DROP COLUMN SourceTraceKey")
     con.execute("ALTER TABLE span_steps DROP COLUMN RootKey")
     con.execute("ALTER TABLE step_keys DROP COLUMN Peer")
     con.execute("ALTER TABLE otel_traces DROP COLUMN CommitSeq")

@@ -18,9 +18,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from flowscope.collector.auth import token_matches
 from flowscope.server import FlowscopeServer, ServeConfig
 from flowscope.testing.otlp import realistic_request
+from flowscope.testing.posting import PB
 from flowscope.testing.server import Endpoints, server_in_process, start_server_process
-
-from .posting import PB
 
 TOKEN = "s3cret-token"
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"

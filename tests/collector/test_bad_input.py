@@ -19,9 +19,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import key_values, realistic_request, request_for, span_id, trace_id
+from flowscope.testing.posting import PB
 from flowscope.testing.server import Endpoints, server_in_process
-
-from .posting import PB
 
 JS = {"Content-Type": "application/json"}
 MAX = 256 * 1024

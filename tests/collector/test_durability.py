@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 
 from flowscope.store.database import Database
+from flowscope.testing.posting import post_realistic
 from flowscope.testing.server import start_server_process
 from flowscope.testing.waiting import wait_until
-from tests.collector.posting import post_realistic
 
 
 def _send(base: str, seed: int) -> int:

@@ -14,9 +14,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import realistic_request
+from flowscope.testing.posting import PB
 from flowscope.testing.server import Endpoints, server_in_process
-
-from .posting import PB
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SPANS_PER_TRACE = 8

@@ -22,9 +22,9 @@ from flowscope.store.database import Database, StoreError
 from flowscope.store.journal import Journal, journal_path
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.otlp import realistic_request
+from flowscope.testing.posting import post_realistic
 from flowscope.testing.server import server_in_process, start_server_process
 from flowscope.testing.waiting import wait_until
-from tests.collector.posting import post_realistic
 
 
 def _send(base: str, seed: int) -> int:

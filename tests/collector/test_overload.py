@@ -26,10 +26,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from flowscope.collector.ingest_process import IngestProcess
 from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import realistic_request
+from flowscope.testing.posting import PB
 from flowscope.testing.server import Endpoints, server_in_process
 from flowscope.testing.waiting import wait_until
-
-from .posting import PB
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 MAX_QUEUED = 10

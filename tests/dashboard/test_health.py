@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 
 from flowscope.store.database import Database
+from flowscope.testing.posting import post_realistic
 from flowscope.testing.server import server_in_process
-from tests.collector.posting import post_realistic
 
 HEADER_BYTES = 3 * 4096  # DuckDB's file header blocks, before the data blocks
 

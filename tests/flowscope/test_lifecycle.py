@@ -34,7 +34,7 @@ from flowscope.store.database import Database
 from flowscope.store.retention import RetentionSweeper
 from flowscope.store.writer import SpanWriter, WriterClosed
 from flowscope.testing.otlp import realistic_request
-from tests.collector.posting import PB
+from flowscope.testing.posting import PB
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -102,22 +102,21 @@ def _grpc_receiver(env: Env) -> Part:
     )
 
 
+def _otlp_post(url: str, seed: int = 0) -> None:
+    body = realistic_request(1, seed=seed).SerializeToString()
+    assert httpx.post(f"{url}/v1/traces", content=body, headers=PB, timeout=30).status_code == 200
+
+
 def _http_server_otlp(env: Env) -> Part:
     server = HttpServer(
         create_otlp_http_app(Ingest(env.running_writer())), "127.0.0.1", 0, "otlp-test"
     )
 
-    def post() -> None:
-        body = realistic_request(1).SerializeToString()
-        url = f"http://127.0.0.1:{server.port}/v1/traces"
-        assert httpx.post(url, content=body, headers=PB, timeout=30).status_code == 200
-
-    return Part(server, ports=lambda: [server.port], exercise=post)
-
-
-def _otlp_post(url: str) -> None:
-    body = realistic_request(1).SerializeToString()
-    assert httpx.post(f"{url}/v1/traces", content=body, headers=PB, timeout=30).status_code == 200
+    return Part(
+        server,
+        ports=lambda: [server.port],
+        exercise=lambda: _otlp_post(f"http://127.0.0.1:{server.port}"),
+    )
 
 
 def _receivers(env: Env) -> Part:
@@ -166,9 +165,7 @@ def _flowscope_server(env: Env, ingest_process: bool = True) -> Part:
 
     def exercise() -> None:
         _grpc_export(server.grpc_address)
-        body = realistic_request(1, seed=1).SerializeToString()
-        url = f"{server.otlp_http_url}/v1/traces"
-        assert httpx.post(url, content=body, headers=PB, timeout=30).status_code == 200
+        _otlp_post(server.otlp_http_url, seed=1)
         assert httpx.get(f"{server.ui_url}/healthz", timeout=30).json()["spans"] == 16
 
     def file_released() -> None:

@@ -1,4 +1,4 @@
-"""Sending realistic OTLP/HTTP protobuf requests to a live server in tests."""
+"""Sending realistic OTLP/HTTP protobuf requests to a live server (tests, benchmarks)."""
 
 from __future__ import annotations
 
