@@ -139,11 +139,8 @@ def serve(
         )
     stop = threading.Event()
     _on_signals(lambda: stop.set())
-    failures: list[str] = []
-
     def failed(message: str) -> None:
         click.echo(f"flowscope: {message}; stopping", err=True)
-        failures.append(message)
         stop.set()
 
     server.on_failure = failed
@@ -176,7 +173,7 @@ def serve(
         click.echo("flowscope: stopping; committing accepted spans", err=True)
         server.shutdown()
         click.echo("flowscope: stopped", err=True)
-    exit_after_clean_stop(1 if failures else 0)
+    exit_after_clean_stop(1 if server.failure else 0)
 
 
 def _on_signals(callback: Callable[[], None]) -> None:

@@ -138,11 +138,8 @@ def demo(
         server = FlowscopeServer(config)  # validates the config
     except ValueError as exc:
         fail(str(exc))
-    failures: list[str] = []
-
     def failed(message: str) -> None:
         # Without its receivers the demo has nothing to show: stop as Ctrl-C does.
-        failures.append(message)
         os.kill(os.getpid(), signal.SIGINT)
 
     server.on_failure = failed
@@ -162,7 +159,7 @@ def demo(
         click.echo("flowscope: stopping; committing accepted spans", err=True)
         server.shutdown()
         click.echo("flowscope: stopped", err=True)
-    exit_after_clean_stop(1 if failures else 0)
+    exit_after_clean_stop(1 if server.failure else 0)
 
 
 @click.command("reference-app")
