@@ -139,6 +139,7 @@ def serve(
         )
     stop = threading.Event()
     _on_signals(lambda: stop.set())
+
     def failed(message: str) -> None:
         click.echo(f"flowscope: {message}; stopping", err=True)
         stop.set()

@@ -138,6 +138,7 @@ def demo(
         server = FlowscopeServer(config)  # validates the config
     except ValueError as exc:
         fail(str(exc))
+
     def failed(message: str) -> None:
         # Without its receivers the demo has nothing to show: stop as Ctrl-C does.
         os.kill(os.getpid(), signal.SIGINT)
