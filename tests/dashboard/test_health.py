@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import httpx
 
 from flowscope.store.database import Database
 from flowscope.testing.posting import post_realistic
 from flowscope.testing.server import server_in_process
+from flowscope.testing.waiting import wait_until
 
 HEADER_BYTES = 3 * 4096  # DuckDB's file header blocks, before the data blocks
 
@@ -18,8 +20,24 @@ def test_health_reports_the_file_its_blocks_and_bytes_per_span(tmp_path: Path) -
     with server_in_process(db, decode_workers=0) as (server, endpoints):
         sent = sum(post_realistic(endpoints.http, seed, traces=20) for seed in range(3))
         body = httpx.get(f"{endpoints.ui}/healthz", timeout=30).json()
-        assert server.writer is not None
-        server.writer.run_task(lambda cursor: cursor.execute("CHECKPOINT")).result(30)
+        writer = server.writer
+        assert writer is not None
+
+        def checkpointed() -> bool:
+            # Refused while a derivation pass holds a write transaction: try again.
+            try:
+                writer.run_task(lambda cursor: cursor.execute("CHECKPOINT")).result(30)
+            except duckdb.TransactionException:
+                return False
+            return True
+
+        def derived() -> bool:
+            health = httpx.get(f"{endpoints.ui}/healthz", timeout=30).json()
+            return bool(health["derivation"]["pending_traces"] == 0)
+
+        # Nothing writes after this (so the checkpoint's file stays as it is measured).
+        wait_until(derived, "derivation to take in every span")
+        wait_until(checkpointed, "a checkpoint between derivation passes")
         after_checkpoint = httpx.get(f"{endpoints.ui}/healthz", timeout=30).json()["disk"]
         on_disk = db.stat().st_size
     assert body["spans"] == sent
