@@ -37,16 +37,19 @@ CHECKPOINT_THRESHOLD = "256MB"
 # 5: edge_minutes, calls per edge and minute (filled from edge_calls: sql/fill_5.sql).
 # 6: span_steps.CpFraction DOUBLE became CpNano UINTEGER; edge_calls names traces by
 #    64-bit key only (TraceId went, SourceTraceId became SourceTraceKey): migrate_to_6.sql.
-SCHEMA_VERSION = 6
+# 7: trace_index numbers its traces (TraceNo); span_steps and edge_calls name their
+#    trace by that number instead of TraceKey: migrate_to_7.sql.
+SCHEMA_VERSION = 7
 MIGRATIONS = {
     2: "migrate_to_3",
     3: "migrate_to_4",
     4: "migrate_to_5",
     5: "migrate_to_6",
+    6: "migrate_to_7",
 }  # found version -> the script that brings it to the next
 # Version reached -> the script that fills its new tables, run once the schema files
 # have created them.
-FILLS = {5: "fill_5"}
+FILLS = {5: "fill_5", 7: "fill_7"}
 
 
 @dataclass(frozen=True)

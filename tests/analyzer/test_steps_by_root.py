@@ -18,8 +18,8 @@ from flowscope.store.database import SCHEMA_VERSION, Database, StoreError
 from flowscope.testing.traces import TraceKit
 
 from .conftest import HOUR, Analyze
+from .old_schemas import make_schema_5
 from .test_derivation import assert_edge_minutes_agree, mixed_kit
-from .test_schema_6 import make_schema_5
 
 
 def varied_kit(traces: int = 400, seed: int = 7) -> TraceKit:

@@ -18,6 +18,13 @@ CREATE TABLE IF NOT EXISTS derive_state (
 );
 INSERT INTO derive_state SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM derive_state);
 
+-- How many trace numbers (trace_index.TraceNo) derivation has handed out: numbers are
+-- never handed out twice, even after retention deleted the traces that had them.
+CREATE TABLE IF NOT EXISTS trace_numbers (
+    HandedOut UBIGINT NOT NULL
+);
+INSERT INTO trace_numbers SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM trace_numbers);
+
 -- One row per trace: where its spans lie in time (to load them without a full scan),
 -- its totals, and its root span (ParentSpanId = ''; the earliest one if several).
 CREATE TABLE IF NOT EXISTS trace_index (
@@ -38,12 +45,18 @@ CREATE TABLE IF NOT EXISTS trace_index (
     RootRoute      VARCHAR,                -- http.route, url.path, http.target or the span name
     RootAttributes MAP(VARCHAR, VARCHAR),
     RootResource   MAP(VARCHAR, VARCHAR),
-    TraceKey       UBIGINT NOT NULL        -- hash(TraceId): an integer scan finds a trace
+    TraceKey       UBIGINT NOT NULL,       -- hash(TraceId): an integer scan finds a trace
+    -- The trace's number: 1, 2, ... in the order derivation first met the traces (by
+    -- first span start within a pass), kept when the trace is derived again. The
+    -- per-span and per-call rows name their trace by it: numbers of traces stored
+    -- together differ little and pack into ~1 byte, where the random 64-bit TraceKey
+    -- took 8 (schema 7; docs/benchmarks.md, "Bytes on disk").
+    TraceNo        UBIGINT NOT NULL
 );
 
--- One row per cross-service call (DESIGN.md §4 rules rpc, virtual, async). Traces
--- are named by their 64-bit key alone, as the readers' overlay (sql/overlay_pending.sql)
--- already names them: the trace ids as strings cost ~8 bytes a span (schema 6).
+-- One row per cross-service call (DESIGN.md §4 rules rpc, virtual, async). The call's
+-- own trace is named by its number (trace_index.TraceNo), a linked producer's trace by
+-- its 64-bit key: the trace ids as strings cost ~8 bytes a span (schema 6).
 CREATE TABLE IF NOT EXISTS edge_calls (
     Ts             TIMESTAMP_NS NOT NULL,  -- start of the span whose duration is the latency
     EdgeKey        UBIGINT NOT NULL,       -- -> edge_keys
@@ -52,10 +65,10 @@ CREATE TABLE IF NOT EXISTS edge_calls (
     IsError        BOOLEAN NOT NULL,
     Bucket         SMALLINT NOT NULL,      -- floor(64 * log2(LatencyNs)): histogram bucket
     LagBucket      SMALLINT,               -- the same of LagNs
-    TraceKey       UBIGINT NOT NULL,       -- hash(TraceId) of the called side's trace
     -- hash(TraceId) of the calling side's trace when that is another one (a linked
     -- async call), else 0
-    SourceTraceKey UBIGINT NOT NULL DEFAULT 0
+    SourceTraceKey UBIGINT NOT NULL DEFAULT 0,
+    TraceNo        UBIGINT NOT NULL        -- trace_index.TraceNo of the called side's trace
 );
 
 -- Calls per edge, minute and latency bucket: the service map's whole minutes read
@@ -115,7 +128,6 @@ CREATE TABLE IF NOT EXISTS service_minutes (
 -- when the trace is derived). Steps of any flow and window are one GROUP BY away.
 CREATE TABLE IF NOT EXISTS span_steps (
     RootTs       TIMESTAMP_NS NOT NULL,  -- the trace root's start: window membership
-    TraceKey     UBIGINT NOT NULL,       -- hash(TraceId)
     StepKey      UBIGINT NOT NULL,       -- -> step_keys
     Duration     BIGINT NOT NULL,
     SelfNs       BIGINT NOT NULL,        -- duration minus the union of its children
@@ -129,7 +141,8 @@ CREATE TABLE IF NOT EXISTS span_steps (
     FirstInTrace BOOLEAN NOT NULL,       -- the first span of its step in its trace
     -- hash(root service, root operation) of its trace: an automatic flow's rows are
     -- found by one integer comparison instead of a join with the flow's traces.
-    RootKey      UBIGINT NOT NULL DEFAULT 0
+    RootKey      UBIGINT NOT NULL DEFAULT 0,
+    TraceNo      UBIGINT NOT NULL        -- trace_index.TraceNo
 );
 
 -- The steps' names: a step is (parent step, service, operation, kind).

@@ -16,8 +16,8 @@ SELECT
 FROM edge_calls
 WHERE Ts >= date_trunc('minute', $cutoff) AND Ts < date_trunc('minute', $cutoff) + INTERVAL 1 MINUTE
 GROUP BY ALL;
-DELETE FROM span_steps WHERE TraceKey IN (
-    SELECT hash(TraceId) FROM trace_index WHERE FirstTs < $cutoff
+DELETE FROM span_steps WHERE TraceNo IN (
+    SELECT TraceNo FROM trace_index WHERE FirstTs < $cutoff
 );
 DELETE FROM trace_index WHERE LastTs < $cutoff;
 DELETE FROM trace_links WHERE TraceId NOT IN (SELECT TraceId FROM trace_index);

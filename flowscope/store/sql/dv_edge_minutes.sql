@@ -10,7 +10,7 @@ FROM (
         -count(*) AS Calls, -count(*) FILTER (WHERE IsError) AS Errors
     FROM edge_calls
     WHERE Ts BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
-      AND TraceKey IN (SELECT TraceKey FROM dv_scope_keys)
+      AND TraceNo IN (SELECT TraceNo FROM dv_scope_nos)
     GROUP BY ALL
     UNION ALL
     SELECT

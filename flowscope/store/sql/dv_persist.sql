@@ -3,7 +3,7 @@
 -- Their old rows lie within the traces' span range: pruned scans, not full ones.
 DELETE FROM edge_calls
 WHERE Ts BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
-  AND TraceKey IN (SELECT TraceKey FROM dv_scope_keys);
+  AND TraceNo IN (SELECT TraceNo FROM dv_scope_nos);
 -- Sorted by key within the pass: runs of one edge (one flow's step) compress to almost
 -- nothing, where random 64-bit keys in arrival order are stored uncompressed
 -- (docs/benchmarks.md, "Disk"): about 10 bytes a span less, and no read depends on the
@@ -20,7 +20,7 @@ DELETE FROM trace_links WHERE TraceId IN (SELECT TraceId FROM dv_scope);
 INSERT INTO trace_links SELECT * FROM dv_trace_links;
 DELETE FROM span_steps
 WHERE RootTs BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
-  AND TraceKey IN (SELECT TraceKey FROM dv_scope_keys);
+  AND TraceNo IN (SELECT TraceNo FROM dv_scope_nos);
 -- Within a step, by root start: the times then differ little from row to row and
 -- pack into fewer bits (about 2.6 bytes a span less, docs/benchmarks.md, disk).
 INSERT INTO span_steps SELECT * FROM dv_span_steps ORDER BY RootKey, StepKey, RootTs;
@@ -30,3 +30,4 @@ FROM dv_step_keys d
 WHERE step_keys.StepKey = d.StepKey AND d.Peer IS NOT NULL
   AND (step_keys.Peer IS NULL OR d.Peer < step_keys.Peer);
 DELETE FROM derive_queue;
+UPDATE trace_numbers SET HandedOut = greatest(HandedOut, (SELECT max(TraceNo) FROM dv_trace_index));

@@ -11,7 +11,7 @@ FROM (
         quantile_cont(LatencyNs, [0.5, 0.95, 0.99]) AS Latency,
         quantile_cont(LagNs, [0.5, 0.95, 0.99]) AS Lag
     FROM a_edge_calls
-    WHERE TraceKey IN (SELECT TraceKey FROM sel_traces)
+    WHERE TraceNo IN (SELECT TraceNo FROM sel_traces)
        OR SourceTraceKey IN (SELECT TraceKey FROM sel_traces)
     GROUP BY EdgeKey
 ) e

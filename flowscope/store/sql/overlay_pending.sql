@@ -1,13 +1,14 @@
 -- Some traces wait for derivation: analysis reads their rows as derived just now
 -- (dv_*), and the stored rows of every other trace, so answers never lag the spans.
--- Stored rows are set aside by the 64-bit hash of their trace id (an integer
--- anti-join; two ids sharing a hash, 5e-20 a pair, would hide one trace's rows).
+-- Stored rows are set aside by integers: a trace's row by the 64-bit hash of its id
+-- (two ids sharing a hash, 5e-20 a pair, would hide one trace's rows), its per-call
+-- and per-span rows by its number.
 CREATE OR REPLACE TEMP VIEW a_trace_index AS
 SELECT * FROM trace_index ANTI JOIN dv_scope_keys USING (TraceKey)
 UNION ALL
 SELECT * FROM dv_trace_index;
 CREATE OR REPLACE TEMP VIEW a_edge_calls AS
-SELECT * FROM edge_calls ANTI JOIN dv_scope_keys USING (TraceKey)
+SELECT * FROM edge_calls ANTI JOIN dv_scope_nos USING (TraceNo)
 UNION ALL
 SELECT * FROM dv_edge_calls;
 CREATE OR REPLACE TEMP VIEW a_edge_minutes AS
@@ -17,7 +18,7 @@ SELECT * FROM edge_keys
 UNION ALL
 SELECT * FROM dv_edge_keys ANTI JOIN edge_keys USING (EdgeKey);
 CREATE OR REPLACE TEMP VIEW a_span_steps AS
-SELECT * FROM span_steps ANTI JOIN dv_scope_keys USING (TraceKey)
+SELECT * FROM span_steps ANTI JOIN dv_scope_nos USING (TraceNo)
 UNION ALL
 SELECT * FROM dv_span_steps;
 CREATE OR REPLACE TEMP VIEW a_step_keys AS

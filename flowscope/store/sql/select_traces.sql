@@ -12,7 +12,7 @@ WITH facts AS (
         unnest(CAST($attrs AS VARCHAR[][])) AS Attrs
 )
 SELECT
-    t.TraceId, t.TraceKey, t.FirstTs, t.LastTs, t.RootTs, t.RootSpanId, t.RootDuration,
+    t.TraceId, t.TraceKey, t.TraceNo, t.FirstTs, t.LastTs, t.RootTs, t.RootSpanId, t.RootDuration,
     t.RootStatus, t.ErrorSpans, f.FlowId
 FROM a_trace_index t
 JOIN facts f

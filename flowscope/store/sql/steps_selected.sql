@@ -3,7 +3,7 @@
 -- over the group's traces, from the derived per-span facts. The shares are summed as
 -- integers (nanounits) so the mean does not depend on the order rows are stored in.
 WITH traces AS (
-    SELECT s.TraceKey, coalesce(g.GroupValue, '') AS GroupValue
+    SELECT s.TraceNo, coalesce(g.GroupValue, '') AS GroupValue
     FROM sel_traces s LEFT JOIN sel_groups g USING (TraceId)
 ),
 sizes AS (SELECT GroupValue, count(*) AS Traces FROM traces GROUP BY GroupValue)
@@ -19,7 +19,7 @@ SELECT
     quantile_cont(x.OffsetNs, 0.5) AS OffsetP50,
     sum(x.CpNano) / 1e9 / any_value(z.Traces) AS CpShare
 FROM a_span_steps x
-JOIN traces t USING (TraceKey)
+JOIN traces t USING (TraceNo)
 JOIN sizes z USING (GroupValue)
 WHERE x.RootTs >= make_timestamp_ns($since) AND x.RootTs < make_timestamp_ns($until)
 GROUP BY t.GroupValue, x.StepKey
