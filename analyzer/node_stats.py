@@ -4,9 +4,8 @@ every span or call (``histogram_quantiles``).
 Nodes: ``service_minutes`` (written with the spans) holds span and error counts and
 a duration histogram of SERVER/CONSUMER spans per service and minute; the whole
 minutes of a window come from it, the partial minutes at its ends from the spans,
-and the P95's order statistics from the spans in the buckets that hold it; should
-those two ever disagree (they cannot, short of editing the file), the direct exact
-query answers instead.
+and the P95's order statistics from ``server_spans``; should those two ever disagree
+(they cannot, short of editing the file), the direct exact query answers instead.
 Edges: likewise, ``edge_minutes`` (kept by derivation) counts calls per edge, minute
 and latency bucket for the whole minutes, ``edge_calls`` (each call, with its latency
 and lag buckets) the partial minutes and the order statistics.

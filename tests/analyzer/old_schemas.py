@@ -71,7 +71,7 @@ def make_schema_5(path: Path) -> int:
 
 def make_schema_6(path: Path) -> None:
     """Give a file the schema-6 tables: per-span and per-call rows naming their trace
-    by TraceKey in the place schema 6 had it, no trace numbers, and server_spans."""
+    by TraceKey in the place schema 6 had it, and no trace numbers."""
     con = duckdb.connect(str(path))
     try:
         con.execute(
@@ -93,16 +93,6 @@ def make_schema_6(path: Path) -> None:
             con.execute(f"ALTER TABLE {new} RENAME TO {old}")
         con.execute("ALTER TABLE trace_index DROP COLUMN TraceNo")
         con.execute("DROP TABLE trace_numbers")
-        # Schema 6 kept a copy of the SERVER/CONSUMER spans' durations.
-        con.execute(
-            "CREATE TABLE server_spans AS"
-            " SELECT Timestamp, ServiceName, Duration, Bucket FROM span_service_facts"
-            " WHERE Bucket >= 0"
-        )
-        con.execute(
-            "CREATE VIEW untaken_server_spans AS"
-            " SELECT Timestamp, ServiceName, Duration, Bucket FROM untaken_spans WHERE Bucket >= 0"
-        )
         con.execute("UPDATE schema_meta SET version = 6")
     finally:
         con.close()

@@ -21,6 +21,7 @@ DELETE FROM span_steps WHERE TraceNo IN (
 );
 DELETE FROM trace_index WHERE LastTs < $cutoff;
 DELETE FROM trace_links WHERE TraceId NOT IN (SELECT TraceId FROM trace_index);
+DELETE FROM server_spans WHERE Timestamp < $cutoff;
 DELETE FROM service_minutes WHERE Minute <= date_trunc('minute', $cutoff);
 INSERT INTO service_minutes
 SELECT

@@ -10,7 +10,7 @@ WITH wanted AS (
 ),
 sorted AS (
     SELECT s.ServiceName, s.Bucket, list_sort(list(s.Duration)) AS Vals
-    FROM a_span_service_facts s
+    FROM a_server_spans s
     SEMI JOIN (SELECT DISTINCT ServiceName, Bucket FROM wanted) w
         ON s.ServiceName = w.ServiceName AND s.Bucket = w.Bucket
     WHERE s.Timestamp >= make_timestamp_ns($since) AND s.Timestamp < make_timestamp_ns($until)

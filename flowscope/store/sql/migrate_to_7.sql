@@ -16,8 +16,4 @@ ALTER TABLE span_steps DROP COLUMN TraceKey;
 ALTER TABLE edge_calls ADD COLUMN TraceNo UBIGINT NOT NULL DEFAULT 0;
 UPDATE edge_calls SET TraceNo = t.TraceNo FROM trace_index t WHERE edge_calls.TraceKey = t.TraceKey;
 ALTER TABLE edge_calls DROP COLUMN TraceKey;
--- server_spans, a copy of the SERVER/CONSUMER spans' durations, went: the map's exact
--- node P95 reads them from the span table.
-DROP VIEW IF EXISTS untaken_server_spans;
-DROP TABLE IF EXISTS server_spans;
 UPDATE schema_meta SET version = 7;

@@ -9,6 +9,7 @@ CREATE OR REPLACE TEMP VIEW a_edge_keys AS SELECT * FROM edge_keys;
 CREATE OR REPLACE TEMP VIEW a_span_steps AS SELECT * FROM span_steps;
 CREATE OR REPLACE TEMP VIEW a_step_keys AS SELECT * FROM step_keys;
 CREATE OR REPLACE TEMP VIEW a_service_minutes AS SELECT * FROM service_minutes;
+CREATE OR REPLACE TEMP VIEW a_server_spans AS SELECT * FROM server_spans;
 CREATE OR REPLACE TEMP VIEW a_spans AS
 SELECT * FROM otel_traces WHERE CommitSeq <= (SELECT max(DerivedSeq) FROM derive_state);
 CREATE OR REPLACE TEMP VIEW a_span_service_facts AS

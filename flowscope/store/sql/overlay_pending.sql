@@ -31,6 +31,8 @@ SELECT * FROM dv_step_keys ANTI JOIN step_keys USING (StepKey);
 -- Spans not taken in yet count as sql/dv_intake.sql will count them.
 CREATE OR REPLACE TEMP VIEW a_service_minutes AS
 SELECT * FROM service_minutes UNION ALL SELECT * FROM untaken_service_minutes;
+CREATE OR REPLACE TEMP VIEW a_server_spans AS
+SELECT * FROM server_spans UNION ALL SELECT * FROM untaken_server_spans;
 -- Every span: those not taken in yet are in the rows derived just now.
 CREATE OR REPLACE TEMP VIEW a_spans AS SELECT * FROM otel_traces;
 CREATE OR REPLACE TEMP VIEW a_span_service_facts AS SELECT * FROM span_service_facts;
