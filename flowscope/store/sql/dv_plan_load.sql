@@ -1,14 +1,22 @@
 -- Derivation, step 2: where the spans of the traces in dv_want lie in time, grouped
 -- into clusters of nearby traces so each cluster is one zone-map-pruned range scan.
+-- Their stored trace_index rows, if derived before: found by the 64-bit hash of their
+-- ids (an integer scan), then fetched by row id, so that only those rows' ids and
+-- times are read, then confirmed by the id. Joining on the ids as well read every
+-- stored id: 29-32 ms at 10M spans, against 6-16 (DuckDB's rowid; derivation is
+-- DuckDB's own, not part of the SQL shared with ClickHouse).
+CREATE OR REPLACE TEMP TABLE dv_known AS
+SELECT TraceKey, TraceId, FirstTs, LastTs, TraceNo FROM trace_index
+WHERE rowid IN (
+    SELECT rowid FROM trace_index
+    SEMI JOIN (SELECT hash(TraceId) AS TraceKey FROM dv_want) USING (TraceKey)
+);
+DELETE FROM dv_known WHERE TraceId NOT IN (SELECT TraceId FROM dv_want);
 CREATE OR REPLACE TEMP TABLE dv_load AS
 WITH ranges AS (
     SELECT TraceId, FirstTs, LastTs FROM dv_queue SEMI JOIN dv_want USING (TraceId)
     UNION ALL
-    -- By the id's hash first: an integer probe, not a string join over every trace.
-    SELECT t.TraceId, t.FirstTs, t.LastTs
-    FROM trace_index t
-    SEMI JOIN (SELECT hash(TraceId) AS TraceKey, TraceId FROM dv_want) w
-        ON t.TraceKey = w.TraceKey AND t.TraceId = w.TraceId
+    SELECT TraceId, FirstTs, LastTs FROM dv_known
 ),
 traces AS (
     SELECT TraceId, min(FirstTs) AS FirstTs, max(LastTs) AS LastTs FROM ranges GROUP BY TraceId
