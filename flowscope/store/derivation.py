@@ -127,7 +127,7 @@ def _derive_into_temp(
         _run(cursor, "dv_scope_trace", {"trace_id": only_trace})
     ids: dict[int, str] = {}
     scope = _load(cursor, "dv_want_scope", True, ids)
-    _run(cursor, "dv_scope_nos")
+    _run(cursor, "dv_scope_nos")  # from the scope's dv_known: before the linked load
     lo, hi = cursor.execute(sql_files.query("dv_load_range")).fetchall()[0]
     linked: list[str] = []
     for table in scope:

@@ -19,7 +19,10 @@ from .test_service_map import KAFKA
 def everything(analysis: Analysis) -> dict[str, Any]:
     flows = [f.id for f in analysis.flows(HOUR)]
     return answers(analysis) | {
-        "flow_maps": {f: analysis.service_map(HOUR, f).as_dict() for f in flows}
+        "flow_maps": {f: analysis.service_map(HOUR, f).as_dict() for f in flows},
+        # Split by an attribute, steps join the flow's traces (sel_traces) instead of
+        # finding an automatic flow's rows by its root key alone.
+        "steps_by": {f: analysis.flow(f, HOUR, by="customer.tier").as_dict() for f in flows},
     }
 
 
@@ -69,19 +72,36 @@ def make_schema_5(path: Path) -> int:
     return int(linked)
 
 
+# Schema 6's per-call and per-span tables as 003_analysis.sql created them.
+SCHEMA_6_TABLES = """
+CREATE TABLE calls_6 (
+    Ts TIMESTAMP_NS NOT NULL, EdgeKey UBIGINT NOT NULL, LatencyNs BIGINT NOT NULL,
+    LagNs BIGINT, IsError BOOLEAN NOT NULL, Bucket SMALLINT NOT NULL, LagBucket SMALLINT,
+    TraceKey UBIGINT NOT NULL, SourceTraceKey UBIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE steps_6 (
+    RootTs TIMESTAMP_NS NOT NULL, TraceKey UBIGINT NOT NULL, StepKey UBIGINT NOT NULL,
+    Duration BIGINT NOT NULL, SelfNs BIGINT NOT NULL, OffsetNs BIGINT NOT NULL,
+    CpNano UINTEGER NOT NULL, IsError BOOLEAN NOT NULL, IsOrigin BOOLEAN NOT NULL,
+    FirstInTrace BOOLEAN NOT NULL, RootKey UBIGINT NOT NULL DEFAULT 0
+);
+"""
+
+
 def make_schema_6(path: Path) -> None:
     """Give a file the schema-6 tables: per-span and per-call rows naming their trace
     by TraceKey in the place schema 6 had it, and no trace numbers."""
     con = duckdb.connect(str(path))
     try:
+        con.execute(SCHEMA_6_TABLES)
         con.execute(
-            """CREATE TABLE steps_6 AS
+            """INSERT INTO steps_6
             SELECT s.RootTs, t.TraceKey, s.StepKey, s.Duration, s.SelfNs, s.OffsetNs, s.CpNano,
                    s.IsError, s.IsOrigin, s.FirstInTrace, s.RootKey
             FROM span_steps s JOIN trace_index t USING (TraceNo) ORDER BY s.rowid"""
         )
         con.execute(
-            """CREATE TABLE calls_6 AS
+            """INSERT INTO calls_6
             SELECT c.Ts, c.EdgeKey, c.LatencyNs, c.LagNs, c.IsError, c.Bucket, c.LagBucket,
                    t.TraceKey, c.SourceTraceKey
             FROM edge_calls c JOIN trace_index t USING (TraceNo) ORDER BY c.rowid"""

@@ -211,6 +211,17 @@ def test_retention_drops_derived_rows_and_rederives_straddling_traces(database: 
     assert [n.id for n in analysis.service_map(everything).nodes] == ["b"]
     assert database.fetch("span_count")[0][0] == 1
     assert_edge_minutes_agree(database)
+    # The straddling trace, derived again, kept its number (3, the last start); the
+    # rows of every trace retention dropped went with it, and numbers go on after 3.
+    reader = database.reader()
+    assert reader.execute("SELECT TraceNo FROM trace_index").fetchall() == [(3,)]
+    assert reader.execute("SELECT count(*) FROM span_steps").fetchall() == [(0,)]
+    assert reader.execute("SELECT count(*) FROM edge_calls").fetchall() == [(0,)]
+    later = TraceKit()
+    later.trace(start_ms=200_000).span("a", "op", kind="Server", start_ms=0, duration_ms=5)
+    write(database, later, derive=True)
+    numbered = reader.execute("SELECT TraceNo FROM trace_index ORDER BY ALL").fetchall()
+    assert numbered == [(3,), (4,)]
 
 
 def test_retention_inside_a_minute_keeps_that_minutes_later_calls(database: Database) -> None:

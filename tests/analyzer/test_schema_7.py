@@ -4,6 +4,7 @@ derivation numbers each trace once, in time order, for good."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from flowscope.analyzer.analysis import Analysis
 from flowscope.store import derivation
@@ -27,20 +28,53 @@ def handed_out(database: Database) -> int:
     return int(row[0])
 
 
+def layout(database: Database) -> list[tuple[str, str, str, bool]]:
+    """(table, column, type, nullable) of every stored table, in column order."""
+    rows = database.reader().execute(
+        "SELECT c.table_name, c.column_name, c.data_type, c.is_nullable"
+        " FROM duckdb_columns() c JOIN duckdb_tables() t USING (database_name, table_name)"
+        " WHERE NOT t.temporary AND database_name = current_database()"
+        " ORDER BY c.table_name, c.column_index"
+    )
+    return [tuple(row) for row in rows.fetchall()]
+
+
+def orphans(database: Database) -> list[int]:
+    """Per-call and per-span rows whose trace number names no stored trace."""
+    reader = database.reader()
+    return [
+        int(
+            reader.execute(
+                f"SELECT count(*) FROM {t} ANTI JOIN trace_index USING (TraceNo)"
+            ).fetchall()[0][0]
+        )
+        for t in ("edge_calls", "span_steps")
+    ]
+
+
 def test_schema_6_files_are_upgraded_in_place_with_the_same_answers(tmp_path: Path) -> None:
+    kit = mixed_kit()
+    by_id = {s.span_id for s in kit.spans}
+    # A span that arrives after the upgrade, into a trace numbered by the upgrade.
+    late = next(s for s in kit.spans if s.parent_span_id in by_id)
+    early = [s for s in kit.spans if s is not late]
     fresh = Database(tmp_path / "seven.duckdb")
-    mixed_kit().write(fresh)
+    kit.write(fresh, early)
+    kit.write(fresh, [late])
     later_kit().write(fresh)
     expected_later = everything(Analysis(fresh))
+    fresh_layout = layout(fresh)
     fresh.close()
     path = tmp_path / "six.duckdb"
     database = Database(path)
-    mixed_kit().write(database)
+    kit.write(database, early)
     expected = everything(Analysis(database))
     database.close()
     make_schema_6(path)
     upgraded = Database(path)
     assert upgraded.fetch("schema_version")[0][0] == SCHEMA_VERSION == 7
+    assert layout(upgraded) == fresh_layout
+    assert orphans(upgraded) == [0, 0]
     assert everything(Analysis(upgraded)) == expected
     assert_edge_minutes_agree(upgraded)
     # Every stored trace got a number of its own, in order of first span start.
@@ -51,7 +85,11 @@ def test_schema_6_files_are_upgraded_in_place_with_the_same_answers(tmp_path: Pa
     )
     assert [n for (n,) in by_start] == list(range(1, len(by_start) + 1))
     assert handed_out(upgraded) == len(by_start)
-    # New traces derive into the upgraded tables as into a file made as schema 7.
+    # A late span derives its upgraded trace again under its number; new traces derive
+    # into the upgraded tables as into a file made as schema 7.
+    numbered = numbers(upgraded)
+    kit.write(upgraded, [late])
+    assert numbers(upgraded) == numbered and orphans(upgraded) == [0, 0]
     later_kit().write(upgraded)
     assert everything(Analysis(upgraded)) == expected_later
     assert_edge_minutes_agree(upgraded)
@@ -93,16 +131,53 @@ def test_traces_keep_their_number_when_derived_again(database: Database) -> None
 
 def test_a_reader_numbers_waiting_traces_for_its_snapshot_only(database: Database) -> None:
     kit = mixed_kit()
-    write(database, kit, derive=False)
-    assert handed_out(database) == 0
+    by_id = {s.span_id for s in kit.spans}
+    late = next(s for s in kit.spans if s.parent_span_id in by_id)
+    fresh = TraceKit()
+    fresh.trace(start_ms=1_000, trace_id="e5" * 16).span(
+        "web", "GET /quote", kind="Server", start_ms=0, duration_ms=5
+    )
+    write(database, kit, derive=True, batches=[[s for s in kit.spans if s is not late]])
+    stored = numbers(database)
+    last = handed_out(database)
+    assert sorted(stored.values()) == list(range(1, last + 1))
+    # A late span for a numbered trace and a new trace wait for derivation.
+    write(database, kit, derive=False, batches=[[late]])
+    write(database, fresh, derive=False)
+    before: dict[str, list[Any]] = {}
     with derivation.read_snapshot(database, settled=False) as derived:
-        assert derived == len({s.trace_id for s in kit.spans})
+        assert derived == 2
         reader = database.reader()
-        rows = reader.execute("SELECT TraceNo FROM a_trace_index ORDER BY TraceNo").fetchall()
-        assert [n for (n,) in rows] == list(range(1, derived + 1))
-        # The overlay's per-span rows name those numbers.
-        orphans = reader.execute(
-            "SELECT count(*) FROM a_span_steps ANTI JOIN a_trace_index USING (TraceNo)"
-        ).fetchone()
-        assert orphans == (0,)
-    assert handed_out(database) == 0 and numbers(database) == {}
+        seen = dict(reader.execute("SELECT TraceId, TraceNo FROM a_trace_index").fetchall())
+        # Stored traces keep their numbers, the re-derived one too; the new one gets
+        # the next number, for this snapshot only.
+        assert seen == stored | {"e5" * 16: last + 1}
+        for table in ("a_span_steps", "a_edge_calls"):
+            orphans = reader.execute(
+                f"SELECT count(*) FROM {table} ANTI JOIN a_trace_index USING (TraceNo)"
+            ).fetchone()
+            assert orphans == (0,)
+        before["steps"] = reader.execute(
+            "SELECT TraceNo, StepKey, Duration FROM a_span_steps ORDER BY ALL"
+        ).fetchall()
+        before["edges"] = reader.execute(
+            "SELECT TraceNo, EdgeKey, LatencyNs FROM a_edge_calls ORDER BY ALL"
+        ).fetchall()
+    assert handed_out(database) == last and numbers(database) == stored
+    # What the reader saw is what derivation stores (the re-derived trace's old rows
+    # set aside, not counted twice).
+    write(database, TraceKit(), derive=True, batches=[])
+    reader = database.reader()
+    assert numbers(database) == stored | {"e5" * 16: last + 1}
+    assert (
+        before["steps"]
+        == reader.execute(
+            "SELECT TraceNo, StepKey, Duration FROM span_steps ORDER BY ALL"
+        ).fetchall()
+    )
+    assert (
+        before["edges"]
+        == reader.execute(
+            "SELECT TraceNo, EdgeKey, LatencyNs FROM edge_calls ORDER BY ALL"
+        ).fetchall()
+    )

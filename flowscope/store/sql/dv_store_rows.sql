@@ -7,7 +7,7 @@ CREATE OR REPLACE TEMP TABLE dv_trace_index AS
 WITH known AS (
     SELECT t.*, k.TraceNo AS KnownNo,
            row_number() OVER (PARTITION BY k.TraceNo IS NULL ORDER BY t.FirstStart, t.TraceId) AS Nth
-    FROM dv_traces_in t LEFT JOIN dv_scope_nos k USING (TraceKey)
+    FROM dv_traces_in t LEFT JOIN dv_scope_nos k USING (TraceKey, TraceId)
 )
 SELECT
     t.TraceId,
@@ -19,7 +19,9 @@ SELECT
     t.RootService, t.RootOperation, t.RootKind, t.RootDuration, t.RootStatus, t.RootRoute,
     t.RootAttributes, t.RootResource,
     t.TraceKey,
-    coalesce(t.KnownNo, (SELECT max(HandedOut) FROM trace_numbers) + t.Nth) AS TraceNo
+    CAST(coalesce(
+        t.KnownNo, coalesce((SELECT max(HandedOut) FROM trace_numbers), 0) + t.Nth
+    ) AS UBIGINT) AS TraceNo
 FROM known t;
 CREATE OR REPLACE TEMP TABLE dv_edge_calls AS
 SELECT make_timestamp_ns(c.Ts) AS Ts, c.EdgeKey, c.LatencyNs, c.LagNs, c.IsError, c.Bucket,

@@ -1,8 +1,8 @@
 -- Some traces wait for derivation: analysis reads their rows as derived just now
 -- (dv_*), and the stored rows of every other trace, so answers never lag the spans.
 -- Stored rows are set aside by integers: a trace's row by the 64-bit hash of its id
--- (two ids sharing a hash, 5e-20 a pair, would hide one trace's rows), its per-call
--- and per-span rows by its number.
+-- (two ids sharing a hash, 5e-20 a pair, would hide the other's trace_index row while
+-- one is queued), its per-call and per-span rows by its number, found by hash and id.
 CREATE OR REPLACE TEMP VIEW a_trace_index AS
 SELECT * FROM trace_index ANTI JOIN dv_scope_keys USING (TraceKey)
 UNION ALL
