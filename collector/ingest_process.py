@@ -310,6 +310,12 @@ class IngestProcess:
     def counters(self) -> IngestCounters:
         return self.sync().counters
 
+    @property
+    def last_stats(self) -> ChildStats:
+        """The child's numbers as of its latest answer (``sync`` brings them up to date)."""
+        with self._answers:
+            return self._last_stats
+
     def stop_receiving(self) -> None:
         """Stop the receivers; returns once every record they took is with the writer."""
         self._stopping = True

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import httpx
+import pytest
 
+from flowscope.collector.ingest_process import IngestProcess
 from flowscope.store.database import Database
 from flowscope.testing.posting import post_realistic
 from flowscope.testing.server import server_in_process
@@ -66,3 +69,23 @@ def test_a_database_without_a_file_reports_no_disk() -> None:
         assert database.disk_usage() is None
     finally:
         database.close()
+
+
+def test_health_asks_the_ingest_process_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with server_in_process(tmp_path / "once.duckdb", decode_workers=0) as (server, endpoints):
+        assert isinstance(server.ingest, IngestProcess)
+        sent = post_realistic(endpoints.http, 0, 4)
+        asked: list[int] = []
+        sync = IngestProcess.sync
+
+        def counted(self: IngestProcess, *args: Any) -> Any:
+            asked.append(1)
+            return sync(self, *args)
+
+        monkeypatch.setattr(IngestProcess, "sync", counted)
+        health = httpx.get(f"{endpoints.ui}/healthz").json()
+        assert len(asked) == 1
+        # ... and its answer is as fresh as a second one would be.
+        assert health["spans"] == health["ingest"]["accepted_spans"] == sent
