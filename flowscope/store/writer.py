@@ -64,11 +64,10 @@ class WriteStats:
 
 @dataclass
 class _SpanItem:
-    table: pa.Table  # only the spans not seen before
+    table: pa.Table  # only the spans not seen before: its rows are the new spans
     seq: int
     journalled: bool
     future: Future[int] | None  # resolved at the commit (not journalled)
-    new: int
 
 
 @dataclass
@@ -219,7 +218,7 @@ class SpanWriter:
         elif journalled:
             assert self._journal is not None
             self._journal.sync(item.seq)
-            future.set_result(item.new)
+            future.set_result(item.table.num_rows)
         return future
 
     def _take(
@@ -259,7 +258,7 @@ class SpanWriter:
         self.stats.duplicate_spans += rows - len(digests)
         with self._queued_lock:
             self._queued_spans += table.num_rows
-        return _SpanItem(table, seq, journalled, future, len(digests))
+        return _SpanItem(table, seq, journalled, future)
 
     def take_journalled(self, seq: int, table: pa.Table) -> None:
         """Queue journal record ``seq``, appended and acknowledged by another process.
@@ -279,7 +278,7 @@ class SpanWriter:
             with self._queued_lock:
                 self._queued_spans += table.num_rows
             # Deduplicated where it was appended: every span in it is new.
-            self._queue.put(_SpanItem(table, seq, True, None, table.num_rows))
+            self._queue.put(_SpanItem(table, seq, True, None))
 
     def write(self, table: pa.Table, keys: list[bytes], timeout: float | None = None) -> int:
         """Store spans, bypassing the journal; returns how many were new once committed."""
@@ -403,7 +402,7 @@ class SpanWriter:
             self.moved_listener(last_seq)
         for item in batch:
             if item.future is not None:
-                item.future.set_result(item.new)
+                item.future.set_result(item.table.num_rows)
 
     def _insert(self, cursor: Any, batch: list[_SpanItem]) -> Exception | None:
         """One commit of the batch's spans; the error if the database refused it."""
