@@ -15,8 +15,7 @@ INSERT INTO edge_minutes SELECT * FROM dv_edge_minutes;  -- merged in key order 
 INSERT INTO edge_keys SELECT * FROM dv_edge_keys WHERE EdgeKey NOT IN (SELECT EdgeKey FROM edge_keys);
 DELETE FROM trace_index
 WHERE FirstTs BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
-  AND TraceKey IN (SELECT TraceKey FROM dv_scope_keys)
-  AND TraceId IN (SELECT TraceId FROM dv_scope);
+  AND TraceNo IN (SELECT TraceNo FROM dv_scope_nos);
 INSERT INTO trace_index SELECT * FROM dv_trace_index;
 DELETE FROM trace_links WHERE TraceId IN (SELECT TraceId FROM dv_scope);
 INSERT INTO trace_links SELECT * FROM dv_trace_links;

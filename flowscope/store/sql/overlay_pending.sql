@@ -1,10 +1,9 @@
 -- Some traces wait for derivation: analysis reads their rows as derived just now
 -- (dv_*), and the stored rows of every other trace, so answers never lag the spans.
--- Stored rows are set aside by integers: a trace's row by the 64-bit hash of its id
--- (two ids sharing a hash, 5e-20 a pair, would hide the other's trace_index row while
--- one is queued), its per-call and per-span rows by its number, found by hash and id.
+-- Stored rows are set aside by the number of their trace (found by the 64-bit hash of
+-- its id and confirmed by the id: sql/dv_plan_load.sql).
 CREATE OR REPLACE TEMP VIEW a_trace_index AS
-SELECT * FROM trace_index ANTI JOIN dv_scope_keys USING (TraceKey)
+SELECT * FROM trace_index ANTI JOIN dv_scope_nos USING (TraceNo)
 UNION ALL
 SELECT * FROM dv_trace_index;
 CREATE OR REPLACE TEMP VIEW a_edge_calls AS

@@ -13,5 +13,5 @@ WITH carriers AS (
 )
 SELECT s.TraceId, coalesce(t.RootAttributes[$by], t.RootResource[$by], c.Value, '') AS GroupValue
 FROM sel_traces s
-JOIN a_trace_index t ON t.TraceKey = s.TraceKey AND t.TraceId = s.TraceId
+JOIN a_trace_index t USING (TraceNo)
 LEFT JOIN carriers c ON c.TraceId = s.TraceId
