@@ -34,7 +34,7 @@ from flowscope.store.database import Database
 from flowscope.store.retention import RetentionSweeper
 from flowscope.store.writer import SpanWriter, WriterClosed
 from flowscope.testing.otlp import realistic_request
-from flowscope.testing.posting import PB
+from flowscope.testing.posting import post_realistic
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -102,11 +102,6 @@ def _grpc_receiver(env: Env) -> Part:
     )
 
 
-def _otlp_post(url: str, seed: int = 0) -> None:
-    body = realistic_request(1, seed=seed).SerializeToString()
-    assert httpx.post(f"{url}/v1/traces", content=body, headers=PB, timeout=30).status_code == 200
-
-
 def _http_server_otlp(env: Env) -> Part:
     server = HttpServer(
         create_otlp_http_app(Ingest(env.running_writer())), "127.0.0.1", 0, "otlp-test"
@@ -115,7 +110,7 @@ def _http_server_otlp(env: Env) -> Part:
     return Part(
         server,
         ports=lambda: [server.port],
-        exercise=lambda: _otlp_post(f"http://127.0.0.1:{server.port}"),
+        exercise=lambda: post_realistic(f"http://127.0.0.1:{server.port}", 0, 1),
     )
 
 
@@ -126,7 +121,7 @@ def _receivers(env: Env) -> Part:
     def exercise() -> None:
         grpc_port, http_port = receivers.ports
         _grpc_export(f"127.0.0.1:{grpc_port}")
-        _otlp_post(f"http://127.0.0.1:{http_port}")
+        post_realistic(f"http://127.0.0.1:{http_port}", 0, 1)
 
     return Part(
         receivers,
@@ -165,7 +160,7 @@ def _flowscope_server(env: Env, ingest_process: bool = True) -> Part:
 
     def exercise() -> None:
         _grpc_export(server.grpc_address)
-        _otlp_post(server.otlp_http_url, seed=1)
+        post_realistic(server.otlp_http_url, 1, 1)
         assert httpx.get(f"{server.ui_url}/healthz", timeout=30).json()["spans"] == 16
 
     def file_released() -> None:
