@@ -129,7 +129,6 @@ class FlowscopeServer:
         self.ingest: Ingest | IngestProcess | None = None
         # Called with a message when the server cannot go on (its ingest process died).
         self.on_failure: Callable[[str], None] | None = None
-        self.failure: str | None = None  # why it could not go on, once it could not
         self.receivers: Receivers | None = None  # here, with --no-ingest-process
         self.ui: HttpServer | None = None
         self.retention: RetentionSweeper | None = None
@@ -213,8 +212,14 @@ class FlowscopeServer:
 
         database.await_writes = await_writes
 
+    @property
+    def failure(self) -> str | None:
+        """Why the server could not go on (its ingest process died), once it could not."""
+        if isinstance(self.ingest, IngestProcess):
+            return self.ingest.failed or None
+        return None
+
     def _failed(self, message: str) -> None:
-        self.failure = message
         log.error("%s", message)
         if self.on_failure is not None:
             self.on_failure(message)

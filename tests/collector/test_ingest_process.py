@@ -261,3 +261,5 @@ def test_health_says_failed_when_the_ingest_process_is_gone(tmp_path: Path) -> N
         health = httpx.get(f"{endpoints.ui}/healthz")
         assert health.status_code == 503  # what a liveness probe looks at
         assert "ingest process ended unexpectedly" in health.json()["failure"]
+        # What serve and demo read for their exit code.
+        assert server.failure == health.json()["failure"]
