@@ -233,8 +233,15 @@ def prepare_reads(
 
 
 def derived_retention(cursor: Any, cutoff: Any) -> None:
-    """Drop derived rows older than ``cutoff`` (after the spans were deleted)."""
-    _run(cursor, "derived_retention", {"cutoff": cutoff})
+    """Drop derived rows older than ``cutoff`` (after the spans were deleted), in one
+    transaction; on the derive thread when there is one (``Deriver.run_task``)."""
+    cursor.execute("BEGIN")
+    try:
+        _run(cursor, "derived_retention", {"cutoff": cutoff})
+        cursor.execute("COMMIT")
+    except BaseException:
+        cursor.execute("ROLLBACK")
+        raise
 
 
 _snapshots = threading.local()

@@ -9,8 +9,13 @@ it derives at a lower cost per span. A pass lets analyzer reads in progress fini
 before it starts and between its steps (``_read_pauses``): on two cores a pass takes
 half the machine from them.
 
-The writer only appends spans; this thread alone writes the queue, the mark and the
-derived tables, so their transactions do not conflict. A failed pass leaves
+The writer only appends spans (and retention deletes them); this thread alone writes
+the queue, the mark and the derived tables, so their transactions do not conflict:
+whatever else changes them (retention's ``derived_retention``) runs here too, between
+passes, through ``run_task``. DuckDB fails the later of two transactions that delete
+the same row, and a sweep on the writer thread did fail passes that way while
+re-counting a minute both touched (docs/benchmarks.md, "Disk under retention"). A
+failed pass leaves
 everything as it was and is retried; readers derive whatever is still pending
 themselves (``derivation.prepare_reads``), so answers stay exact
 whether or not this thread has caught up.
@@ -22,11 +27,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from flowscope.store import derivation
 from flowscope.store.database import Database, no_derive_pass, no_derive_thread
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class DeriverStopped(Exception):
+    """The derive thread is not running, so a task for it cannot run."""
+
 
 # The longest a pass waits, in all, for analyzer reads in progress (``_read_pauses``).
 MAX_YIELD_S = 0.5
@@ -50,6 +64,7 @@ class Deriver:
         self._stopping = False
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._tasks: list[tuple[Callable[[Any], Any], Future[Any]]] = []  # under _condition
 
     def start(self) -> None:
         if self._thread is not None:
@@ -69,6 +84,26 @@ class Deriver:
                 self._due = max(time.monotonic(), self._last_start + self.interval_s)
                 self._condition.notify()
 
+    def run_task(self, task: Callable[[Any], T]) -> Future[T]:
+        """Run ``task(cursor)`` on this thread before its next pass; a pass follows it.
+
+        For whatever else writes the derived tables or the queue: done here, it never
+        runs beside a pass (see the module docstring). Raises ``DeriverStopped`` when
+        the thread is not running; a task still waiting when it stops fails with it.
+        """
+        future: Future[T] = Future()
+        with self._condition:
+            if self._thread is None or self._stopping:
+                raise DeriverStopped("the derive thread is not running")
+            self._tasks.append((task, future))
+            self._condition.notify()
+        return future
+
+    @property
+    def tasks_waiting(self) -> int:
+        with self._condition:
+            return len(self._tasks)
+
     def shutdown(self, timeout: float = 60.0) -> None:
         """Finish a pass that is due (so a clean stop leaves nothing queued) and stop."""
         thread = self._thread
@@ -87,8 +122,13 @@ class Deriver:
         try:
             while True:
                 with self._condition:
-                    while self._due is None and not self._stopping:
+                    while self._due is None and not self._tasks and not self._stopping:
                         self._condition.wait()
+                    tasks, self._tasks = self._tasks, []
+                if tasks:
+                    self._run_tasks(cursor, tasks)
+                    continue
+                with self._condition:
                     if self._due is None:
                         return  # stopping with nothing queued
                     delay = self._due - time.monotonic()
@@ -101,7 +141,24 @@ class Deriver:
                 if stopping:
                     return
         finally:
+            with self._condition:
+                left, self._tasks = self._tasks, []
+            for _task, future in left:
+                future.set_exception(DeriverStopped("the derive thread stopped"))
             cursor.close()
+
+    def _run_tasks(
+        self, cursor: object, tasks: list[tuple[Callable[[Any], Any], Future[Any]]]
+    ) -> None:
+        for task, future in tasks:
+            try:
+                future.set_result(task(cursor))
+            except Exception as exc:
+                future.set_exception(exc)
+        # What a task changed (retention queues the traces it cut) is derived next.
+        with self._condition:
+            if self._due is None:
+                self._due = time.monotonic()
 
     def lag(self) -> float | None:
         """Seconds since the last successful pass started (what the derived tables
@@ -160,4 +217,4 @@ class Deriver:
                     self._due = time.monotonic() + self.interval_s
 
 
-__all__ = ["Deriver"]
+__all__ = ["Deriver", "DeriverStopped"]

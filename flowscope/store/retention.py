@@ -10,22 +10,33 @@ from typing import Any
 from flowscope.durations import format_duration
 from flowscope.store import sql_files
 from flowscope.store.derivation import derived_retention
+from flowscope.store.deriver import DeriverStopped
 from flowscope.store.writer import SpanWriter, WriterClosed
 
 log = logging.getLogger(__name__)
 
 
-def delete_older_than(cursor: Any, cutoff: datetime) -> int:
-    """Delete spans that started before ``cutoff``; returns how many."""
-    row = cursor.execute(
-        sql_files.query("delete_older_than"), {"cutoff": cutoff.replace(tzinfo=None)}
-    ).fetchone()
-    derived_retention(cursor, cutoff.replace(tzinfo=None))
+def delete_older_than(writer: SpanWriter, cutoff: datetime) -> int:
+    """Delete spans that started before ``cutoff`` (UTC), then their derived rows;
+    returns how many spans.
+
+    The spans go on the writer thread, which alone writes spans; the derived rows on
+    the thread that writes the derived tables (``SpanWriter.run_derived_task``): run
+    beside a derivation pass, the two deleted the same rows and DuckDB failed one.
+    """
+    at = cutoff.replace(tzinfo=None)
+    deleted: int = writer.run_task(lambda cursor: _delete_spans(cursor, at)).result()
+    writer.run_derived_task(lambda cursor: derived_retention(cursor, at)).result()
+    return deleted
+
+
+def _delete_spans(cursor: Any, cutoff: datetime) -> int:
+    row = cursor.execute(sql_files.query("delete_older_than"), {"cutoff": cutoff}).fetchone()
     return int(row[0]) if row else 0
 
 
 class RetentionSweeper:
-    """Runs ``delete_older_than`` on the writer thread at start and then periodically."""
+    """Runs ``delete_older_than`` at start and then periodically."""
 
     def __init__(
         self, writer: SpanWriter, keep: timedelta, interval: timedelta | None = None
@@ -53,9 +64,7 @@ class RetentionSweeper:
 
     def sweep(self, at_start: bool = False) -> int:
         cutoff = datetime.now(UTC) - self.keep
-        deleted: int = self.writer.run_task(
-            lambda cursor: delete_older_than(cursor, cutoff)
-        ).result()
+        deleted = delete_older_than(self.writer, cutoff)
         self.deleted += deleted
         if deleted and at_start:
             # Serving an older file (a recording, a copy) deletes what it holds before
@@ -76,7 +85,7 @@ class RetentionSweeper:
         while not self._stop.is_set():
             try:
                 self.sweep(at_start)
-            except WriterClosed:
+            except (WriterClosed, DeriverStopped):  # stopping
                 return
             except Exception:
                 log.exception("retention sweep failed")

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from flowscope.store import sql_files
 from flowscope.store.database import Database, StoreError, insert_spans, no_writer
 from flowscope.store.dedup import RecentSpanKeys, only_new
-from flowscope.store.deriver import Deriver
+from flowscope.store.deriver import Deriver, DeriverStopped
 from flowscope.store.journal import Journal, JournalError
 
 # A journalled batch the database refused is retried (it is acknowledged), backing off
@@ -303,6 +303,19 @@ class SpanWriter:
             raise WriterClosed("the span writer is not running")
         self._queue.put(_TaskItem(task, future))
         return future
+
+    def run_derived_task(self, task: Callable[[Any], T]) -> Future[T]:
+        """Run ``task(cursor)`` where the derived tables are written: on the derive
+        thread between its passes (``Deriver.run_task``), or on the writer thread when
+        this writer has no derive thread."""
+        if self.deriver is None:
+            return self.run_task(task)
+        if not self.running:
+            raise WriterClosed("the span writer is not running")
+        try:
+            return self.deriver.run_task(task)
+        except DeriverStopped as exc:
+            raise WriterClosed(str(exc)) from exc
 
     def _await_acknowledged(self, trace_id: str | None = None) -> None:
         if trace_id is None:

@@ -199,10 +199,9 @@ def test_retention_drops_derived_rows_and_rederives_straddling_traces(database: 
     writer = SpanWriter(database)
     writer.start()
     cutoff = datetime.fromtimestamp(at_ms(120_000) / 1e9, UTC)
-    deleted = writer.run_task(lambda cursor: delete_older_than(cursor, cutoff)).result()
+    deleted = delete_older_than(writer, cutoff)
     assert deleted == 5
-    writer.run_task(derivation.derive).result()
-    writer.shutdown()
+    writer.shutdown()  # the derive thread derives what retention queued, then stops
     analysis = Analysis(database)
     everything = Window(0, at_ms(3_600_000))
     # Only the straddling trace's child is left: no root, so no flow; its call is gone.
@@ -233,12 +232,58 @@ def test_retention_inside_a_minute_keeps_that_minutes_later_calls(database: Data
     writer = SpanWriter(database)
     writer.start()
     cutoff = datetime.fromtimestamp(at_ms(130_000) / 1e9, UTC)
-    assert writer.run_task(lambda cursor: delete_older_than(cursor, cutoff)).result() == 2
-    writer.run_task(derivation.derive).result()
+    assert delete_older_than(writer, cutoff) == 2
     writer.shutdown()
     assert_edge_minutes_agree(database)
     (edge,) = Analysis(database).service_map(Window(0, at_ms(3_600_000))).edges
     assert (edge.calls, edge.p50_ms, edge.p99_ms) == (2, 14.5, pytest.approx(14.99))
+
+
+def test_retention_during_a_derivation_pass_waits_for_it_instead_of_failing_it(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kit = TraceKit()
+    early = kit.trace(start_ms=0).span("a", "op", kind="Server", start_ms=0, duration_ms=50)
+    early.child("b", "op", kind="Server", start_ms=10, duration_ms=20)
+    later = kit.trace(start_ms=60_000).span("a", "op", kind="Server", start_ms=0, duration_ms=50)
+    later.child("b", "op", kind="Server", start_ms=10, duration_ms=20)
+    write(database, kit, derive=True)
+    # A pass that derives the early trace again, held where it re-counts that trace's
+    # minute of edge_minutes: retention deletes the same minute's rows.
+    held, release = threading.Event(), threading.Event()
+    run = derivation._run
+
+    def holding(cursor: Any, name: str, params: dict[str, Any] | None = None) -> None:
+        if name == "compact_edge_minutes" and not release.is_set():
+            held.set()
+            release.wait(60)
+        run(cursor, name, params)
+
+    monkeypatch.setattr(derivation, "_run", holding)
+    writer = SpanWriter(database, journal=False, derive_interval_s=0.0)
+    writer.start()
+    try:
+        early.child("c", "op", kind="Server", start_ms=30, duration_ms=5)
+        kit.write(database, kit.spans[-1:], writer=writer)
+        wait_until(held.is_set, "a pass re-counting the early trace's minute")
+        cutoff = datetime.fromtimestamp(at_ms(30_000) / 1e9, UTC)
+        sweep = threading.Thread(target=delete_older_than, args=(writer, cutoff))
+        sweep.start()
+        assert writer.deriver is not None
+        deriver = writer.deriver
+        # The spans go at once; their derived rows wait for the pass on its thread.
+        wait_until(lambda: deriver.tasks_waiting == 1 or not sweep.is_alive(), "the sweep")
+        release.set()
+        sweep.join(60)
+        assert not sweep.is_alive()
+        assert deriver.failures == 0
+    finally:
+        release.set()
+        writer.shutdown()
+    assert_edge_minutes_agree(database)
+    (edge,) = Analysis(database).service_map(Window(0, at_ms(3_600_000))).edges
+    assert (edge.source, edge.target, edge.calls) == ("a", "b", 1)
+    assert database.span_count() == 2
 
 
 def test_spans_after_retention_emptied_the_table_and_a_restart_are_derived(
@@ -251,7 +296,7 @@ def test_spans_after_retention_emptied_the_table_and_a_restart_are_derived(
     writer = SpanWriter(database)
     writer.start()
     cutoff = datetime.fromtimestamp(at_ms(100_000) / 1e9, UTC)
-    assert writer.run_task(lambda cursor: delete_older_than(cursor, cutoff)).result() == 1
+    assert delete_older_than(writer, cutoff) == 1
     writer.shutdown()
     # The table is empty, the derive mark is not: a restarted writer numbers its
     # commits above the mark, or derivation would never take them in.
