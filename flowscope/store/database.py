@@ -173,8 +173,8 @@ class Database:
             row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
         }
         if "schema_meta" in tables:
-            version = con.execute(sql_files.query("schema_version")).fetchone()
-            found = version[0] if version else None
+            version = con.execute(sql_files.query("schema_version")).fetchall()
+            found = version[0][0] if version else None
             if found in MIGRATIONS and not self.read_only:
                 self._migrate(found)
                 return
@@ -302,16 +302,16 @@ class Database:
 
     def span_count(self) -> int:
         self.await_writes()
-        row = self.reader().execute(sql_files.query("span_count")).fetchone()
-        return int(row[0]) if row else 0
+        rows = self.reader().execute(sql_files.query("span_count")).fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def disk_usage(self) -> DiskUsage | None:
         """What the store takes on disk; None for a database without a file."""
         path = Path(self.path)
         if self.journal_dir is None or not path.exists():
             return None
-        row = self.reader().execute(sql_files.query("database_size")).fetchone()
-        block, total, used, free = row if row else (0, 0, 0, 0)
+        rows = self.reader().execute(sql_files.query("database_size")).fetchall()
+        block, total, used, free = rows[0] if rows else (0, 0, 0, 0)
         wal = Path(f"{self.path}.wal")
         return DiskUsage(
             file_bytes=path.stat().st_size,
@@ -328,8 +328,8 @@ class Database:
         return [(t, s) for t, s in reversed(rows)]
 
     def imported_file(self, sha256: str) -> tuple[str, int, Any] | None:
-        row = self.reader().execute(sql_files.query("imported_file"), {"sha256": sha256}).fetchone()
-        return (str(row[0]), int(row[1]), row[2]) if row else None
+        rows = self.fetch("imported_file", {"sha256": sha256})
+        return (str(rows[0][0]), int(rows[0][1]), rows[0][2]) if rows else None
 
     def fetch(self, name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows of the named query in ``sql/NAME.sql`` on this thread's read cursor."""

@@ -203,8 +203,8 @@ def _walk(node: Any) -> None:
 
 
 def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
-    row = cursor.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
-    tree = json.loads(row[0]) if row else {"error": True, "error_message": "no answer"}
+    rows = cursor.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchall()
+    tree = json.loads(rows[0][0]) if rows else {"error": True, "error_message": "no answer"}
     if tree.get("error"):
         raise SqlRefused(
             "select-only",
