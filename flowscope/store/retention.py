@@ -31,8 +31,8 @@ def delete_older_than(writer: SpanWriter, cutoff: datetime) -> int:
 
 
 def _delete_spans(cursor: Any, cutoff: datetime) -> int:
-    row = cursor.execute(sql_files.query("delete_older_than"), {"cutoff": cutoff}).fetchone()
-    return int(row[0]) if row else 0
+    rows = cursor.execute(sql_files.query("delete_older_than"), {"cutoff": cutoff}).fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 class RetentionSweeper:

@@ -100,3 +100,16 @@ def test_every_query_the_code_loads_has_a_file() -> None:
         if name not in names
     )
     assert not missing, f"queries loaded by name with no SQL file: {missing}"
+
+
+def test_no_result_is_left_half_read() -> None:
+    # DuckDB keeps a result's snapshot until it is read to the end: a fetchone() left
+    # on an idle thread's cursor kept retention's deleted rows from being reclaimed
+    # (tests/flowscope/test_retention.py). Results are read whole: fetchall(), arrow().
+    half_read = [
+        f"{path.relative_to(ROOT)}:{text[: m.start()].count(chr(10)) + 1}"
+        for path, text in _python_sources().items()
+        if path.is_relative_to(ROOT) and "bench" not in path.parts
+        for m in re.finditer(r"\.fetch(?:one|many)\(", text)
+    ]
+    assert half_read == ["flowscope/store/sandbox.py:288"]  # then rolled back, which ends it
