@@ -39,6 +39,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/disk.py
 	$(BIN)/python bench/analyzer.py
+	$(BIN)/python bench/retention.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
