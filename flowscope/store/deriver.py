@@ -155,10 +155,11 @@ class Deriver:
                 future.set_result(task(cursor))
             except Exception as exc:
                 future.set_exception(exc)
-        # What a task changed (retention queues the traces it cut) is derived next.
-        with self._condition:
-            if self._due is None:
-                self._due = time.monotonic()
+        # What a task queued (retention queues the traces it cut) is derived next.
+        if derivation.queue_size(cursor):
+            with self._condition:
+                if self._due is None:
+                    self._due = time.monotonic()
 
     def lag(self) -> float | None:
         """Seconds since the last successful pass started (what the derived tables
