@@ -156,7 +156,11 @@ class Deriver:
             except Exception as exc:
                 future.set_exception(exc)
         # What a task queued (retention queues the traces it cut) is derived next.
-        if derivation.queue_size(cursor):
+        try:
+            queued = derivation.queue_size(cursor) > 0
+        except Exception:  # a pass will say what is wrong; this thread must not end
+            queued = True
+        if queued:
             with self._condition:
                 if self._due is None:
                     self._due = time.monotonic()

@@ -15,7 +15,7 @@ from flowscope.store import derivation
 from flowscope.store import deriver as deriver_module
 from flowscope.store.database import Database
 from flowscope.store.deriver import Deriver
-from flowscope.store.writer import SpanWriter
+from flowscope.store.writer import SpanWriter, WriterClosed
 from flowscope.testing.traces import TraceKit, at_ms
 from flowscope.testing.waiting import wait_until
 
@@ -272,3 +272,60 @@ def test_a_pass_does_not_wait_past_the_settled_lag_bound(
         wait_until(lambda: deriver.passes > passes, "a pass while the read goes on")
     writer.shutdown()
     database.close()
+
+
+def test_tasks_run_on_the_derive_thread_and_a_failing_one_stops_nothing(
+    database: Database,
+) -> None:
+    writer = SpanWriter(database, journal=False)
+    writer.start()
+    assert writer.deriver is not None
+    try:
+
+        def where(cursor: Any) -> str:
+            return threading.current_thread().name
+
+        def failing(cursor: Any) -> None:
+            cursor.execute("SELECT * FROM no_such_table")
+
+        assert writer.run_derived_task(where).result(30) == "flowscope-derive"
+        with pytest.raises(Exception, match="no_such_table"):
+            writer.run_derived_task(failing).result(30)
+        assert writer.run_derived_task(where).result(30) == "flowscope-derive"
+        # Spans committed after a task are derived as ever.
+        checkout_kit(3).write(database, writer=writer)
+        wait_until(lambda: queued(database) == 0 and writer.deriver.passes > 0, "a pass")
+    finally:
+        writer.shutdown()
+    assert [f.traces for f in Analysis(database).flows(EVERYTHING)] == [3]
+    with pytest.raises(WriterClosed):
+        writer.run_derived_task(where)
+
+
+def test_without_a_derive_thread_tasks_run_on_the_writer_thread(database: Database) -> None:
+    writer = SpanWriter(database, journal=False, derive_interval_s=None)
+    writer.start()
+    try:
+        name = writer.run_derived_task(lambda cursor: threading.current_thread().name)
+        assert name.result(30) == "flowscope-writer"
+    finally:
+        writer.shutdown()
+
+
+def test_tasks_asked_for_before_a_stop_run_and_one_asked_for_after_is_refused(
+    database: Database,
+) -> None:
+    deriver = Deriver(database, interval_s=0.0)
+    deriver.start()
+    release = threading.Event()
+    first = deriver.run_task(lambda cursor: release.wait(30))
+    second = deriver.run_task(lambda cursor: "ran")
+    stopper = threading.Thread(target=deriver.shutdown)
+    wait_until(lambda: deriver.tasks_waiting == 0, "both tasks taken")
+    stopper.start()
+    release.set()
+    stopper.join(30)
+    assert first.result(30) is True
+    assert second.result(30) == "ran"
+    with pytest.raises(deriver_module.DeriverStopped):
+        deriver.run_task(lambda cursor: None)
