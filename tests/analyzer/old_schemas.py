@@ -50,8 +50,9 @@ def make_schema_5(path: Path) -> int:
     try:
         con.execute("ALTER TABLE span_steps RENAME COLUMN CpNano TO CpFraction")
         con.execute("ALTER TABLE span_steps ALTER CpFraction TYPE DOUBLE USING CpFraction / 1e9")
+        con.execute(SCHEMA_5_CALLS)
         con.execute(
-            """CREATE TABLE calls_5 AS
+            """INSERT INTO calls_5
             SELECT c.Ts, t.TraceId, coalesce(s.TraceId, '') AS SourceTraceId, c.EdgeKey,
                    c.LatencyNs, c.LagNs, c.IsError, c.Bucket, c.LagBucket, c.TraceKey
             FROM edge_calls c
@@ -71,6 +72,15 @@ def make_schema_5(path: Path) -> int:
         con.close()
     return int(linked)
 
+
+# Schema 5's per-call table as 003_analysis.sql created it.
+SCHEMA_5_CALLS = """
+CREATE TABLE calls_5 (
+    Ts TIMESTAMP_NS NOT NULL, TraceId VARCHAR NOT NULL, SourceTraceId VARCHAR NOT NULL,
+    EdgeKey UBIGINT NOT NULL, LatencyNs BIGINT NOT NULL, LagNs BIGINT, IsError BOOLEAN NOT NULL,
+    Bucket SMALLINT NOT NULL, LagBucket SMALLINT, TraceKey UBIGINT NOT NULL
+)
+"""
 
 # Schema 6's per-call and per-span tables as 003_analysis.sql created them.
 SCHEMA_6_TABLES = """

@@ -1,10 +1,14 @@
-"""Schema 6 -> 7 (traces numbered): an upgraded file gives the same answers, and
-derivation numbers each trace once, in time order, for good."""
+"""Older files are upgraded in place with the same answers (schema 5 -> 6: smaller
+derived rows; 6 -> 7: traces numbered), and derivation numbers each trace once, in
+time order, for good."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from flowscope.analyzer.analysis import Analysis
 from flowscope.store import derivation
@@ -12,7 +16,7 @@ from flowscope.store.database import SCHEMA_VERSION, Database
 from flowscope.testing.traces import TraceKit
 
 from .conftest import HOUR
-from .old_schemas import everything, later_kit, make_schema_6
+from .old_schemas import everything, later_kit, make_schema_5, make_schema_6
 from .test_derivation import assert_edge_minutes_agree, mixed_kit, write
 
 
@@ -23,9 +27,7 @@ def numbers(database: Database) -> dict[str, int]:
 
 
 def handed_out(database: Database) -> int:
-    row = database.reader().execute("SELECT HandedOut FROM trace_numbers").fetchone()
-    assert row is not None
-    return int(row[0])
+    return int(database.reader().execute("SELECT HandedOut FROM trace_numbers").fetchall()[0][0])
 
 
 def layout(database: Database) -> list[tuple[str, str, str, bool]]:
@@ -52,7 +54,18 @@ def orphans(database: Database) -> list[int]:
     ]
 
 
-def test_schema_6_files_are_upgraded_in_place_with_the_same_answers(tmp_path: Path) -> None:
+def _schema_5(path: Path) -> None:
+    assert make_schema_5(path) == 1  # the kit's call across traces
+
+
+# Each makes a file of the current schema into one of an older one, as it was stored.
+OLD_SCHEMAS: dict[int, Callable[[Path], None]] = {5: _schema_5, 6: make_schema_6}
+
+
+@pytest.mark.parametrize("version", OLD_SCHEMAS)
+def test_older_files_are_upgraded_in_place_with_the_same_answers(
+    tmp_path: Path, version: int
+) -> None:
     kit = mixed_kit()
     by_id = {s.span_id for s in kit.spans}
     # A span that arrives after the upgrade, into a trace numbered by the upgrade.
@@ -65,12 +78,12 @@ def test_schema_6_files_are_upgraded_in_place_with_the_same_answers(tmp_path: Pa
     expected_later = everything(Analysis(fresh))
     fresh_layout = layout(fresh)
     fresh.close()
-    path = tmp_path / "six.duckdb"
+    path = tmp_path / f"schema-{version}.duckdb"
     database = Database(path)
     kit.write(database, early)
     expected = everything(Analysis(database))
     database.close()
-    make_schema_6(path)
+    OLD_SCHEMAS[version](path)
     upgraded = Database(path)
     assert upgraded.fetch("schema_version")[0][0] == SCHEMA_VERSION == 7
     assert layout(upgraded) == fresh_layout
@@ -86,7 +99,7 @@ def test_schema_6_files_are_upgraded_in_place_with_the_same_answers(tmp_path: Pa
     assert [n for (n,) in by_start] == list(range(1, len(by_start) + 1))
     assert handed_out(upgraded) == len(by_start)
     # A late span derives its upgraded trace again under its number; new traces derive
-    # into the upgraded tables as into a file made as schema 7.
+    # into the upgraded tables as into a file made new.
     numbered = numbers(upgraded)
     kit.write(upgraded, [late])
     assert numbers(upgraded) == numbered and orphans(upgraded) == [0, 0]
