@@ -14,10 +14,9 @@ the queue, the mark and the derived tables, so their transactions do not conflic
 whatever else changes them (retention's ``derived_retention``) runs here too, between
 passes, through ``run_task``. DuckDB fails the later of two transactions that delete
 the same row, and a sweep on the writer thread did fail passes that way while
-re-counting a minute both touched (docs/benchmarks.md, "Disk under retention"). A
-failed pass leaves
-everything as it was and is retried; readers derive whatever is still pending
-themselves (``derivation.prepare_reads``), so answers stay exact
+re-counting a minute both touched (docs/benchmarks.md, "Disk under retention").
+A failed pass leaves everything as it was and is retried; readers derive whatever is
+still pending themselves (``derivation.prepare_reads``), so answers stay exact
 whether or not this thread has caught up.
 """
 
@@ -85,7 +84,8 @@ class Deriver:
                 self._condition.notify()
 
     def run_task(self, task: Callable[[Any], T]) -> Future[T]:
-        """Run ``task(cursor)`` on this thread before its next pass; a pass follows it.
+        """Run ``task(cursor)`` on this thread before its next pass (at once when it
+        queued traces to derive).
 
         For whatever else writes the derived tables or the queue: done here, it never
         runs beside a pass (see the module docstring). Raises ``DeriverStopped`` when
