@@ -40,6 +40,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/disk.py
 	$(BIN)/python bench/analyzer.py
 	$(BIN)/python bench/retention.py
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
