@@ -20,14 +20,13 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import shutil
 import signal
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,8 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import send_loop  # noqa: E402
+from files import machine, remove_database  # noqa: E402
+from load import submit_senders  # noqa: E402
 
 from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.model import Window
@@ -163,6 +163,29 @@ def batch(rng: np.random.Generator, template: Template, starts: np.ndarray) -> p
     return pa.Table.from_arrays(columns, schema=SPAN_SCHEMA)
 
 
+def submit_traces(
+    writer: SpanWriter,
+    rng: np.random.Generator,
+    starts: np.ndarray,
+    kinds: np.ndarray,
+    pending: list[Future[int]],
+) -> int:
+    """Submit traces starting at ``starts`` (of the templates ``MIX[kinds]``) in time
+    order as one batch, with at most 8 batches in flight; returns the spans."""
+    tables = [batch(rng, MIX[k][0], starts[kinds == k]) for k in range(len(MIX))]
+    table = pa.concat_tables(tables).sort_by("Timestamp")
+    keys = [
+        (t + s).encode()
+        for t, s in zip(
+            table.column("TraceId").to_pylist(), table.column("SpanId").to_pylist(), strict=True
+        )
+    ]
+    pending.append(writer.submit(table, keys, durable=False))
+    if len(pending) > 8:
+        pending.pop(0).result()
+    return int(table.num_rows)
+
+
 def fill(path: Path, spans: int, hours: float, seed: int = 7) -> dict[str, float]:
     """Write ~``spans`` spans, time-ordered over the last ``hours``; returns ingest facts."""
     rng = np.random.default_rng(seed)
@@ -177,22 +200,11 @@ def fill(path: Path, spans: int, hours: float, seed: int = 7) -> dict[str, float
     written = 0
     started = time.perf_counter()
     chunk = 4096
-    pending = []
+    pending: list[Future[int]] = []
     for first in range(0, traces, chunk):
-        starts = all_starts[first : first + chunk]
-        which = kinds[first : first + chunk]
-        tables = [batch(rng, MIX[k][0], starts[which == k]) for k in range(len(MIX))]
-        table = pa.concat_tables(tables).sort_by("Timestamp")
-        written += table.num_rows
-        keys = [
-            (t + s).encode()
-            for t, s in zip(
-                table.column("TraceId").to_pylist(), table.column("SpanId").to_pylist(), strict=True
-            )
-        ]
-        pending.append(writer.submit(table, keys, durable=False))
-        if len(pending) > 8:
-            pending.pop(0).result()
+        written += submit_traces(
+            writer, rng, all_starts[first : first + chunk], kinds[first : first + chunk], pending
+        )
     for future in pending:
         future.result()
     writer.shutdown(timeout=3600)  # the last derivation pass runs here
@@ -310,19 +322,16 @@ def _under_load(path: Path, rate: float, seconds: float, interval: float) -> dic
         # would drop the spans as already stored (the dedup window) and see no load.
         run_id = int(time.time()) & 0x3FFFFF
         with ProcessPoolExecutor(senders, mp_context=multiprocessing.get_context("spawn")) as pool:
-            jobs = [
-                pool.submit(
-                    send_loop,
-                    "grpc" if i % 2 == 0 else "http",
-                    server.endpoints.grpc if i % 2 == 0 else server.endpoints.http,
-                    run_id << 2 | i,
-                    seconds,
-                    64,
-                    rate / senders,
-                    origin,
-                )
-                for i in range(senders)
-            ]
+            jobs = submit_senders(
+                pool,
+                server.endpoints,
+                senders,
+                seconds,
+                64,
+                rate=rate,
+                time_origin_ns=origin,
+                first_id=run_id << 2,
+            )
             # Time the questions under the load, not under the start of the sender
             # processes (a second of importing at full priority on both cores).
             while client.get("/healthz").json()["ingest"]["requests"] < 20 * senders and not any(
@@ -389,7 +398,7 @@ def main() -> None:
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "hours_of_data": args.hours,
         "sizes": {},
     }
@@ -398,9 +407,7 @@ def main() -> None:
         ingest: dict[str, float] = {}
         reused = args.reuse and path.exists()
         if not reused:
-            for stale in (path, Path(f"{path}.wal")):
-                stale.unlink(missing_ok=True)
-            shutil.rmtree(f"{path}.journal", ignore_errors=True)
+            remove_database(path)
             print(f"filling {size} spans ...", file=sys.stderr)
             ingest = fill(path, size, args.hours)
         print(f"measuring {size} spans ...", file=sys.stderr)

@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import SenderResult, send_loop, template, unique  # noqa: E402
+from load import SenderResult, submit_senders, template, unique  # noqa: E402
 
 from flowscope.collector.decode import decode  # noqa: E402
 from flowscope.store.database import Database  # noqa: E402
@@ -94,22 +94,10 @@ class RssSampler(threading.Thread):
 def run_phase(
     endpoints: object, senders: int, seconds: float, traces: int, rate: float = 0.0
 ) -> list[SenderResult]:
-    jobs = []
     with ProcessPoolExecutor(senders, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for i in range(senders):
-            transport = "grpc" if i % 2 == 0 else "http"
-            target = endpoints.grpc if transport == "grpc" else endpoints.http  # type: ignore[attr-defined]
-            jobs.append(
-                pool.submit(
-                    send_loop,
-                    transport,
-                    target,
-                    i + 1 + int(rate),
-                    seconds,
-                    traces,
-                    rate / senders if rate else 0.0,
-                )
-            )
+        jobs = submit_senders(
+            pool, endpoints, senders, seconds, traces, rate=rate, first_id=1 + int(rate)
+        )
         return [job.result() for job in jobs]
 
 

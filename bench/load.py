@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -124,6 +126,35 @@ def send_loop(
     if channel is not None:
         channel.close()
     return result
+
+
+def submit_senders(
+    pool: ProcessPoolExecutor,
+    endpoints: Any,
+    senders: int,
+    seconds: float,
+    traces: int,
+    *,
+    rate: float = 0.0,
+    time_origin_ns: int = 0,
+    first_id: int = 1,
+) -> list[Future[SenderResult]]:
+    """One ``send_loop`` per sender process, gRPC and HTTP in turn, ``rate`` shared
+    among them (0: full speed); sender ids ``first_id``, ``first_id + 1``, ... go into
+    the trace ids, so different ids send different spans."""
+    return [
+        pool.submit(
+            send_loop,
+            "grpc" if i % 2 == 0 else "http",
+            endpoints.grpc if i % 2 == 0 else endpoints.http,
+            first_id + i,
+            seconds,
+            traces,
+            rate / senders,
+            time_origin_ns,
+        )
+        for i in range(senders)
+    ]
 
 
 def _send(transport: str, target: str, call: object, payload: bytes) -> str:

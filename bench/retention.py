@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -28,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from analyzer import MIX, SPANS_PER_TRACE, batch  # noqa: E402
+from files import fresh_database, machine  # noqa: E402
+
+from analyzer import MIX, SPANS_PER_TRACE, submit_traces  # noqa: E402
 from flowscope.store.database import Database  # noqa: E402
 from flowscope.store.retention import delete_older_than  # noqa: E402
 from flowscope.store.writer import SpanWriter  # noqa: E402
@@ -42,24 +40,6 @@ DAY_NS = 86_400 * 10**9
 def file_bytes(path: Path) -> int:
     wal = Path(f"{path}.wal")
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-
-
-def _submit_traces(
-    writer: SpanWriter, rng: np.random.Generator, starts: np.ndarray, pending: list[Any]
-) -> int:
-    kinds = rng.choice(len(MIX), len(starts), p=[share for _, share in MIX])
-    tables = [batch(rng, MIX[k][0], starts[kinds == k]) for k in range(len(MIX))]
-    table = pa.concat_tables(tables).sort_by("Timestamp")
-    keys = [
-        (t + s).encode()
-        for t, s in zip(
-            table.column("TraceId").to_pylist(), table.column("SpanId").to_pylist(), strict=True
-        )
-    ]
-    pending.append(writer.submit(table, keys, durable=False))
-    if len(pending) > 8:
-        pending.pop(0).result()
-    return int(table.num_rows)
 
 
 def run(path: Path, days: int, keep_days: float, spans_per_day: int, sweeps: int) -> dict[str, Any]:
@@ -83,7 +63,9 @@ def run(path: Path, days: int, keep_days: float, spans_per_day: int, sweeps: int
                 lo, hi = day_start + sweep * slice_ns, day_start + (sweep + 1) * slice_ns
                 part = starts[(starts >= lo) & (starts < hi)]
                 for first in range(0, len(part), 4096):
-                    written += _submit_traces(writer, rng, part[first : first + 4096], pending)
+                    starts = part[first : first + 4096]
+                    kinds = rng.choice(len(MIX), len(starts), p=[share for _, share in MIX])
+                    written += submit_traces(writer, rng, starts, kinds, pending)
                 for future in pending:
                     future.result()
                 pending.clear()
@@ -134,14 +116,9 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp/flowscope-bench")
     parser.add_argument("--keep", action="store_true", help="keep the database file")
     args = parser.parse_args()
-    directory = Path(args.dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "retention.duckdb"
-    for stale in (path, Path(f"{path}.wal")):
-        stale.unlink(missing_ok=True)
-    shutil.rmtree(f"{path}.journal", ignore_errors=True)
+    path = fresh_database(Path(args.dir), "retention.duckdb")
     report = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "keep_days": args.keep_days,
         "spans_per_day": args.spans_per_day,
         **run(path, args.days, args.keep_days, args.spans_per_day, args.sweeps_per_day),

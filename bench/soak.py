@@ -18,9 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
-import platform
-import shutil
 import signal
 import sys
 import time
@@ -32,7 +29,8 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import send_loop  # noqa: E402
+from files import fresh_database, machine  # noqa: E402
+from load import submit_senders  # noqa: E402
 
 from flowscope.testing.server import start_server_process  # noqa: E402
 
@@ -75,19 +73,15 @@ def run(path: Path, minutes: float, rate: float, retention: str, every: float) -
         started = time.perf_counter()
         senders = 2
         with ProcessPoolExecutor(senders, mp_context=multiprocessing.get_context("spawn")) as pool:
-            jobs = [
-                pool.submit(
-                    send_loop,
-                    "grpc" if i % 2 == 0 else "http",
-                    server.endpoints.grpc if i % 2 == 0 else server.endpoints.http,
-                    i + 1,
-                    seconds,
-                    64,
-                    rate / senders,
-                    time.time_ns(),
-                )
-                for i in range(senders)
-            ]
+            jobs = submit_senders(
+                pool,
+                server.endpoints,
+                senders,
+                seconds,
+                64,
+                rate=rate,
+                time_origin_ns=time.time_ns(),
+            )
             next_sample = started
             while not all(job.done() for job in jobs):
                 pause = next_sample - time.perf_counter()
@@ -119,14 +113,9 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
     parser.add_argument("--dir", default="/tmp/flowscope-bench")
     args = parser.parse_args()
-    directory = Path(args.dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "soak.duckdb"
-    for stale in (path, Path(f"{path}.wal")):
-        stale.unlink(missing_ok=True)
-    shutil.rmtree(f"{path}.journal", ignore_errors=True)
+    path = fresh_database(Path(args.dir), "soak.duckdb")
     report = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "rate": args.rate,
         "retention": args.retention,
         **run(path, args.minutes, args.rate, args.retention, args.every),
