@@ -281,9 +281,7 @@ def under_load(path: Path, rate: float, seconds: float, interval: float = 0.0) -
     try:
         return _under_load(copy, rate, seconds, interval)
     finally:
-        for leftover in (copy, Path(f"{copy}.wal")):
-            leftover.unlink(missing_ok=True)
-        shutil.rmtree(f"{copy}.journal", ignore_errors=True)
+        remove_database(copy)
 
 
 def _under_load(path: Path, rate: float, seconds: float, interval: float) -> dict[str, Any]:

@@ -7,11 +7,13 @@ spans arrive?
 Writes ``--days`` simulated days of the analyzer benchmark's trading traces (the same
 three flows, bench/analyzer.py) in time order through SpanWriter, with derivation on,
 as the server does. After each simulated ``24 / sweeps-per-day`` hours it runs the
-retention sweep the server runs (flowscope.store.retention.delete_older_than on the
-writer thread) with the cutoff ``--keep-days`` before the newest span written. At the
-end of each simulated day it records the file's bytes (database plus its WAL), the
-spans kept and the bytes per kept span. Prints one JSON document (recorded in
-docs/benchmarks.md, "Disk under retention").
+retention sweep the server runs (flowscope.store.retention.delete_older_than: the
+spans on the writer thread, their derived rows on the derive thread), with the cutoff
+``--keep-days`` before the newest span written. At the end of each simulated day it
+records the spans kept and the file's bytes: the blocks holding data, the free blocks
+(freed by checkpoints, reused as the file grows) and the WAL (up to the 256 MB
+checkpoint threshold), with bytes per kept span of the used blocks and of all of it.
+Prints one JSON document (recorded in docs/benchmarks.md, "Disk under retention").
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from files import fresh_database, machine  # noqa: E402
+from files import fresh_database, machine, remove_database  # noqa: E402
 
 from analyzer import MIX, SPANS_PER_TRACE, submit_traces  # noqa: E402
 from flowscope.store.database import Database  # noqa: E402
@@ -58,10 +60,10 @@ def run(path: Path, days: int, keep_days: float, spans_per_day: int, sweeps: int
     try:
         for day in range(days):
             day_start = first_day + day * DAY_NS
-            starts = np.sort(rng.integers(day_start, day_start + DAY_NS, traces_per_day))
+            day_starts = np.sort(rng.integers(day_start, day_start + DAY_NS, traces_per_day))
             for sweep in range(sweeps):
                 lo, hi = day_start + sweep * slice_ns, day_start + (sweep + 1) * slice_ns
-                part = starts[(starts >= lo) & (starts < hi)]
+                part = day_starts[(day_starts >= lo) & (day_starts < hi)]
                 for first in range(0, len(part), 4096):
                     starts = part[first : first + 4096]
                     kinds = rng.choice(len(MIX), len(starts), p=[share for _, share in MIX])
@@ -124,7 +126,7 @@ def main() -> None:
         **run(path, args.days, args.keep_days, args.spans_per_day, args.sweeps_per_day),
     }
     if not args.keep:
-        path.unlink(missing_ok=True)
+        remove_database(path)
     print(json.dumps(report, indent=2))
 
 

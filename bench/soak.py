@@ -29,7 +29,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from files import fresh_database, machine  # noqa: E402
+from files import fresh_database, machine, remove_database  # noqa: E402
 from load import submit_senders  # noqa: E402
 
 from flowscope.testing.server import start_server_process  # noqa: E402
@@ -120,7 +120,7 @@ def main() -> None:
         "retention": args.retention,
         **run(path, args.minutes, args.rate, args.retention, args.every),
     }
-    path.unlink(missing_ok=True)
+    remove_database(path)
     print(json.dumps(report, indent=2))
 
 

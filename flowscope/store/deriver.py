@@ -84,12 +84,13 @@ class Deriver:
                 self._condition.notify()
 
     def run_task(self, task: Callable[[Any], T]) -> Future[T]:
-        """Run ``task(cursor)`` on this thread before its next pass (at once when it
-        queued traces to derive).
+        """Run ``task(cursor)`` on this thread before its next pass; when the task
+        queued traces, that pass is due at once.
 
         For whatever else writes the derived tables or the queue: done here, it never
-        runs beside a pass (see the module docstring). Raises ``DeriverStopped`` when
-        the thread is not running; a task still waiting when it stops fails with it.
+        runs beside a pass (see the module docstring). Tasks asked for before a stop
+        still run; ``DeriverStopped`` is raised when the thread is not running, and set
+        on any task left waiting if the thread ends some other way.
         """
         future: Future[T] = Future()
         with self._condition:
@@ -118,8 +119,9 @@ class Deriver:
         self._thread = None
 
     def _run(self) -> None:
-        cursor = self.database.writer_cursor()
+        cursor = None
         try:
+            cursor = self.database.writer_cursor()
             while True:
                 with self._condition:
                     while self._due is None and not self._tasks and not self._stopping:
@@ -141,20 +143,32 @@ class Deriver:
                 if stopping:
                     return
         finally:
+            # However the thread ends, no task waits for it: those queued fail, and
+            # run_task refuses new ones (a sweep would otherwise wait for good).
             with self._condition:
+                self._stopping = True
                 left, self._tasks = self._tasks, []
             for _task, future in left:
-                future.set_exception(DeriverStopped("the derive thread stopped"))
-            cursor.close()
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(DeriverStopped("the derive thread stopped"))
+            if cursor is not None:
+                cursor.close()
 
     def _run_tasks(
         self, cursor: object, tasks: list[tuple[Callable[[Any], Any], Future[Any]]]
     ) -> None:
-        for task, future in tasks:
+        for i, (task, future) in enumerate(tasks):
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while it waited
             try:
                 future.set_result(task(cursor))
             except Exception as exc:
                 future.set_exception(exc)
+            except BaseException as exc:
+                future.set_exception(exc)
+                with self._condition:  # the thread ends: the rest fail in _run
+                    self._tasks[:0] = tasks[i + 1 :]
+                raise
         # What a task queued (retention queues the traces it cut) is derived next.
         try:
             queued = derivation.queue_size(cursor) > 0
@@ -203,10 +217,10 @@ class Deriver:
         return pause, waited
 
     def _pass(self, cursor: object, yield_to_reads: bool = True) -> None:
-        pause, waited = self._read_pauses() if yield_to_reads else (lambda: None, [0.0])
-        pause()  # before the pass starts taking the cores
-        started = self._last_start = time.monotonic()
         try:
+            pause, waited = self._read_pauses() if yield_to_reads else (lambda: None, [0.0])
+            pause()  # before the pass starts taking the cores
+            started = self._last_start = time.monotonic()
             result = derivation.derive(cursor, pause)
             self._last_took = time.monotonic() - started - waited[0]
             self._last_traces = result.traces if result is not None else 0

@@ -16,17 +16,19 @@ from flowscope.store.writer import SpanWriter, WriterClosed
 log = logging.getLogger(__name__)
 
 
-def delete_older_than(writer: SpanWriter, cutoff: datetime) -> int:
+def delete_older_than(writer: SpanWriter, cutoff: datetime, timeout_s: float = 600.0) -> int:
     """Delete spans that started before ``cutoff`` (UTC), then their derived rows;
     returns how many spans.
 
     The spans go on the writer thread, which alone writes spans; the derived rows on
     the thread that writes the derived tables (``SpanWriter.run_derived_task``): run
     beside a derivation pass, the two deleted the same rows and DuckDB failed one.
+    Each part waits at most ``timeout_s`` (TimeoutError): a sweep that cannot finish
+    says so in the log instead of stopping retention without a word.
     """
     at = cutoff.replace(tzinfo=None)
-    deleted: int = writer.run_task(lambda cursor: _delete_spans(cursor, at)).result()
-    writer.run_derived_task(lambda cursor: derived_retention(cursor, at)).result()
+    deleted: int = writer.run_task(lambda cursor: _delete_spans(cursor, at)).result(timeout_s)
+    writer.run_derived_task(lambda cursor: derived_retention(cursor, at)).result(timeout_s)
     return deleted
 
 

@@ -271,7 +271,7 @@ def test_retention_during_a_derivation_pass_waits_for_it_instead_of_failing_it(
         sweep.start()
         assert writer.deriver is not None
         deriver = writer.deriver
-        # The spans go at once; their derived rows wait for the pass on its thread.
+        # The span delete does not wait for the pass; the derived rows do, on its thread.
         wait_until(lambda: deriver.tasks_waiting == 1 or not sweep.is_alive(), "the sweep")
         release.set()
         sweep.join(60)

@@ -319,9 +319,9 @@ def test_tasks_asked_for_before_a_stop_run_and_one_asked_for_after_is_refused(
     deriver.start()
     release = threading.Event()
     first = deriver.run_task(lambda cursor: release.wait(30))
-    second = deriver.run_task(lambda cursor: "ran")
+    wait_until(lambda: deriver.tasks_waiting == 0, "the first task running")
+    second = deriver.run_task(lambda cursor: "ran")  # waits behind the first
     stopper = threading.Thread(target=deriver.shutdown)
-    wait_until(lambda: deriver.tasks_waiting == 0, "both tasks taken")
     stopper.start()
     release.set()
     stopper.join(30)
@@ -329,3 +329,32 @@ def test_tasks_asked_for_before_a_stop_run_and_one_asked_for_after_is_refused(
     assert second.result(30) == "ran"
     with pytest.raises(deriver_module.DeriverStopped):
         deriver.run_task(lambda cursor: None)
+
+
+class _Fatal(BaseException):
+    """What no task catches: it ends the thread."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_derive_thread_that_ends_fails_the_tasks_waiting_and_refuses_more(
+    database: Database,
+) -> None:
+    deriver = Deriver(database, interval_s=0.0)
+    deriver.start()
+    release = threading.Event()
+
+    def fatal(cursor: Any) -> None:
+        release.wait(30)
+        raise _Fatal
+
+    first = deriver.run_task(fatal)
+    wait_until(lambda: deriver.tasks_waiting == 0, "the first task running")
+    second = deriver.run_task(lambda cursor: "never")
+    release.set()
+    with pytest.raises(_Fatal):
+        first.result(30)
+    with pytest.raises(deriver_module.DeriverStopped):
+        second.result(30)  # instead of waiting for good
+    with pytest.raises(deriver_module.DeriverStopped):
+        deriver.run_task(lambda cursor: None)
+    deriver.shutdown()
