@@ -30,6 +30,7 @@ class SenderResult:
     refused: int = 0  # 503 / UNAVAILABLE answers (retried)
     errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    acked_at: list[float] = field(default_factory=list)  # wall-clock (epoch) s of each ack
     # Wall-clock (epoch) seconds of the first send and the last answer: process start-up
     # is not sending time.
     started_at: float = 0.0
@@ -114,6 +115,7 @@ def send_loop(
             outcome = _send(transport, target, call, payload)
             if outcome == "ok":
                 result.latencies_ms.append((time.perf_counter() - began) * 1e3)
+                result.acked_at.append(time.time())
                 result.acked_spans += spans
                 break
             if outcome == "refused":

@@ -53,6 +53,7 @@ def sample(client: httpx.Client, pid: int, started: float) -> dict[str, Any]:
     derivation = health.get("derivation") or {}
     return {
         "s": round(time.perf_counter() - started),
+        "at": round(time.time(), 3),
         "spans_kept": health["spans"],
         "committed_spans": health["writer"]["committed_spans"],
         "used_mb": round(disk.get("used_bytes", 0) / 1e6, 1),
@@ -96,6 +97,14 @@ def run(path: Path, minutes: float, rate: float, retention: str, every: float) -
     finally:
         server.stop(signal.SIGTERM)
     acks = sorted(x for r in results for x in r.latencies_ms)
+    # Each sample's ack P99 over the interval before it: do slow acks bunch up?
+    by_time = sorted(
+        (t, ms) for r in results for t, ms in zip(r.acked_at, r.latencies_ms, strict=True)
+    )
+    for before, sampled in zip(timeline, timeline[1:], strict=False):
+        window = sorted(ms for t, ms in by_time if before["at"] <= t < sampled["at"])
+        sampled["ack_p99_ms"] = round(window[int(len(window) * 0.99)], 1) if window else None
+        sampled["ack_max_ms"] = round(window[-1], 1) if window else None
     return {
         "acked_spans_per_s": round(sum(r.acked_spans for r in results) / seconds),
         "ack_p50_ms": round(acks[len(acks) // 2], 1) if acks else None,
