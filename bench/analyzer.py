@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -26,7 +25,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from files import machine, remove_database  # noqa: E402
-from load import submit_senders  # noqa: E402
+from load import running_senders  # noqa: E402
 
 from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.model import Window
@@ -319,17 +318,15 @@ def _under_load(path: Path, rate: float, seconds: float, interval: float) -> dic
         # Sender ids go into the trace ids: new ones each run, or a file measured again
         # would drop the spans as already stored (the dedup window) and see no load.
         run_id = int(time.time()) & 0x3FFFFF
-        with ProcessPoolExecutor(senders, mp_context=multiprocessing.get_context("spawn")) as pool:
-            jobs = submit_senders(
-                pool,
-                server.endpoints,
-                senders,
-                seconds,
-                64,
-                rate=rate,
-                time_origin_ns=origin,
-                first_id=run_id << 2,
-            )
+        with running_senders(
+            server.endpoints,
+            senders,
+            seconds,
+            64,
+            rate=rate,
+            time_origin_ns=origin,
+            first_id=run_id << 2,
+        ) as jobs:
             # Time the questions under the load, not under the start of the sender
             # processes (a second of importing at full priority on both cores).
             while client.get("/healthz").json()["ingest"]["requests"] < 20 * senders and not any(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
 import signal
@@ -20,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -29,7 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import SenderResult, submit_senders, template, unique  # noqa: E402
+from load import SenderResult, running_senders, template, unique  # noqa: E402
 
 from flowscope.collector.decode import decode  # noqa: E402
 from flowscope.store.database import Database  # noqa: E402
@@ -94,10 +92,9 @@ class RssSampler(threading.Thread):
 def run_phase(
     endpoints: object, senders: int, seconds: float, traces: int, rate: float = 0.0
 ) -> list[SenderResult]:
-    with ProcessPoolExecutor(senders, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = submit_senders(
-            pool, endpoints, senders, seconds, traces, rate=rate, first_id=1 + int(rate)
-        )
+    with running_senders(
+        endpoints, senders, seconds, traces, rate=rate, first_id=1 + int(rate)
+    ) as jobs:
         return [job.result() for job in jobs]
 
 

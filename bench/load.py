@@ -7,10 +7,13 @@ span is new to the server's dedup window and costs the sender almost nothing.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,8 +133,8 @@ def send_loop(
     return result
 
 
-def submit_senders(
-    pool: ProcessPoolExecutor,
+@contextmanager
+def running_senders(
     endpoints: Any,
     senders: int,
     seconds: float,
@@ -140,23 +143,25 @@ def submit_senders(
     rate: float = 0.0,
     time_origin_ns: int = 0,
     first_id: int = 1,
-) -> list[Future[SenderResult]]:
+) -> Iterator[list[Future[SenderResult]]]:
     """One ``send_loop`` per sender process, gRPC and HTTP in turn, ``rate`` shared
     among them (0: full speed); sender ids ``first_id``, ``first_id + 1``, ... go into
-    the trace ids, so different ids send different spans."""
-    return [
-        pool.submit(
-            send_loop,
-            "grpc" if i % 2 == 0 else "http",
-            endpoints.grpc if i % 2 == 0 else endpoints.http,
-            first_id + i,
-            seconds,
-            traces,
-            rate / senders,
-            time_origin_ns,
-        )
-        for i in range(senders)
-    ]
+    the trace ids, so different ids send different spans. The processes end with the
+    ``with`` block."""
+    with ProcessPoolExecutor(senders, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield [
+            pool.submit(
+                send_loop,
+                "grpc" if i % 2 == 0 else "http",
+                endpoints.grpc if i % 2 == 0 else endpoints.http,
+                first_id + i,
+                seconds,
+                traces,
+                rate / senders,
+                time_origin_ns,
+            )
+            for i in range(senders)
+        ]
 
 
 def _send(transport: str, target: str, call: object, payload: bytes) -> str:

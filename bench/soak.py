@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from files import fresh_database, machine, remove_database  # noqa: E402
-from load import submit_senders  # noqa: E402
+from load import running_senders  # noqa: E402
 
 from flowscope.testing.server import start_server_process  # noqa: E402
 
@@ -73,16 +71,9 @@ def run(path: Path, minutes: float, rate: float, retention: str, every: float) -
         client = httpx.Client(base_url=server.endpoints.ui, timeout=60)
         started = time.perf_counter()
         senders = 2
-        with ProcessPoolExecutor(senders, mp_context=multiprocessing.get_context("spawn")) as pool:
-            jobs = submit_senders(
-                pool,
-                server.endpoints,
-                senders,
-                seconds,
-                64,
-                rate=rate,
-                time_origin_ns=time.time_ns(),
-            )
+        with running_senders(
+            server.endpoints, senders, seconds, 64, rate=rate, time_origin_ns=time.time_ns()
+        ) as jobs:
             next_sample = started
             while not all(job.done() for job in jobs):
                 pause = next_sample - time.perf_counter()
