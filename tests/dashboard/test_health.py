@@ -102,12 +102,13 @@ def test_the_server_goes_on_checkpointing_after_health_checks(
     db = tmp_path / "checkpoints.duckdb"
     wal = Path(f"{db}.wal")
     with server_in_process(db, decode_workers=0) as (server, endpoints):
-        server.database.span_count()  # as `flowscope serve` does at start, then idles
+        # As `flowscope serve` does at start on its main thread, which then only waits:
+        # this thread makes no other read until the end.
+        server.database.span_count()
         httpx.get(f"{endpoints.ui}/healthz", timeout=30).raise_for_status()
         sent = 0
         for seed in range(24):
             sent += post_realistic(endpoints.http, seed, traces=200)
-        assert server.database.span_count() == sent
 
         def checkpointed() -> bool:
             # DuckDB checkpoints at a commit with no other transaction open, which a
@@ -119,3 +120,4 @@ def test_the_server_goes_on_checkpointing_after_health_checks(
         # Many thresholds of WAL went in since; checkpoints keep it near 1 MB (before the
         # mend it stayed above 4 MB for good).
         wait_until(checkpointed, "a checkpoint")
+        assert server.database.span_count() == sent
