@@ -299,9 +299,12 @@ class SpanWriter:
     def run_task(self, task: Callable[[Any], T]) -> Future[T]:
         """Run ``task(cursor)`` on the writer thread, between span commits."""
         future: Future[T] = Future()
-        if not self.running:
-            raise WriterClosed("the span writer is not running")
-        self._queue.put(_TaskItem(task, future))
+        # Under the lock shutdown takes to stop accepting: a task is queued before the
+        # stop marker, so it runs or fails, and never waits behind a stopped thread.
+        with self._submit_lock:
+            if not self.running:
+                raise WriterClosed("the span writer is not running")
+            self._queue.put(_TaskItem(task, future))
         return future
 
     def run_derived_task(self, task: Callable[[Any], T]) -> Future[T]:
