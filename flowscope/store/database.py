@@ -302,7 +302,7 @@ class Database:
 
     def span_count(self) -> int:
         self.await_writes()
-        rows = self.reader().execute(sql_files.query("span_count")).fetchall()
+        rows = self.fetch("span_count")
         return int(rows[0][0]) if rows else 0
 
     def disk_usage(self) -> DiskUsage | None:
@@ -310,7 +310,7 @@ class Database:
         path = Path(self.path)
         if self.journal_dir is None or not path.exists():
             return None
-        rows = self.reader().execute(sql_files.query("database_size")).fetchall()
+        rows = self.fetch("database_size")
         block, total, used, free = rows[0] if rows else (0, 0, 0, 0)
         wal = Path(f"{self.path}.wal")
         return DiskUsage(
