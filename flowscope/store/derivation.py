@@ -169,8 +169,21 @@ def _derive_into_temp(
     return traces, spans.num_rows, len(scope) + len(context), (lo, hi)
 
 
+@contextmanager
+def _transaction(cursor: Any) -> Iterator[None]:
+    """Commit what the block wrote, or roll all of it back if it raised."""
+    cursor.execute("BEGIN")
+    try:
+        yield
+        cursor.execute("COMMIT")
+    except BaseException:
+        cursor.execute("ROLLBACK")
+        raise
+
+
 def derive(cursor: Any, pause: Callable[[], None] = _no_pause) -> DerivationResult | None:
-    """Derive and store the rows of every queued trace (writer thread only).
+    """Derive and store the rows of every queued trace (on the derive thread, or on
+    the writer thread of a writer without one).
 
     One transaction: a failure leaves the queue as it was, to be retried. ``pause``
     is called between its steps (each 5-100 ms): the derive thread waits there for
@@ -180,8 +193,7 @@ def derive(cursor: Any, pause: Callable[[], None] = _no_pause) -> DerivationResu
     if queue_size(cursor) == 0:
         return None
     started = time.perf_counter()
-    cursor.execute("BEGIN")
-    try:
+    with _transaction(cursor):
         _run(cursor, "dv_intake")
         pause()
         traces, spans, scans, (lo, hi) = _derive_into_temp(cursor, pause=pause)
@@ -192,10 +204,6 @@ def derive(cursor: Any, pause: Callable[[], None] = _no_pause) -> DerivationResu
         _run(cursor, "compact_edge_minutes", {"lo": lo, "hi": hi})
         if queued:
             _run(cursor, "compact_service_minutes", {"lo": first, "hi": last})
-        cursor.execute("COMMIT")
-    except BaseException:
-        cursor.execute("ROLLBACK")
-        raise
     result = DerivationResult(traces, spans, scans, time.perf_counter() - started)
     log.debug("derived %d traces (%d spans) in %.1f ms", traces, spans, result.elapsed_s * 1e3)
     return result
@@ -235,13 +243,8 @@ def prepare_reads(
 def derived_retention(cursor: Any, cutoff: Any) -> None:
     """Drop derived rows older than ``cutoff`` (after the spans were deleted), in one
     transaction; on the derive thread when there is one (``Deriver.run_task``)."""
-    cursor.execute("BEGIN")
-    try:
+    with _transaction(cursor):
         _run(cursor, "derived_retention", {"cutoff": cutoff})
-        cursor.execute("COMMIT")
-    except BaseException:
-        cursor.execute("ROLLBACK")
-        raise
 
 
 _snapshots = threading.local()
