@@ -344,4 +344,9 @@ class Database:
             if self._closed:
                 return
             self._closed = True
+            if not self.read_only:
+                try:
+                    self._connection.execute("CHECKPOINT")
+                except duckdb.Error as exc:
+                    log.warning("%s: no checkpoint at close (%s)", self.path, exc)
             self._connection.close()
