@@ -37,12 +37,17 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from flowscope.store.file_release import Releaser
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"FSJ1"
 HEADER = struct.Struct("<4sQII")  # magic, sequence number, payload bytes, CRC-32
 SEGMENT_BYTES = 64 * 1024 * 1024
 SUFFIX = ".seg"
+# A moved segment is renamed so (replay reads only SUFFIX files) and freed in steps
+# (store/file_release.py): unlinking 64 MB at once stalled the acknowledging fsyncs.
+SPENT_SUFFIX = ".spent"
 # How long opening waits for the lock of a journal in use (see Journal.__init__).
 LOCK_WAIT_S = 5.0
 LOCK_POLL_S = 0.02
@@ -167,6 +172,9 @@ class Journal:
         self._closed: list[tuple[Path, int]] = []
         self._current: Path | None = None
         self._closed_for_good = False
+        for spent in directory.glob("*" + SPENT_SUFFIX):  # left by a crash: nothing waits yet
+            spent.unlink(missing_ok=True)
+        self._releaser = Releaser("flowscope-journal-release")
 
     # -- reading ---------------------------------------------------------------
     def segments(self) -> list[Path]:
@@ -247,7 +255,12 @@ class Journal:
             keep: list[tuple[Path, int]] = []
             for path, last in self._closed:
                 if last <= seq:
-                    path.unlink(missing_ok=True)
+                    spent = path.with_suffix(SPENT_SUFFIX)
+                    try:
+                        path.rename(spent)
+                    except FileNotFoundError:
+                        continue
+                    self._releaser.release(spent)
                 else:
                     keep.append((path, last))
             self._closed = keep
@@ -256,6 +269,7 @@ class Journal:
         """Stop appending; with ``all_moved`` the segments go (a clean shutdown)."""
         with self._append_lock:
             self._closed_for_good = True
+            self._releaser.close()  # what it has not freed yet goes at once
             with self._sync_lock:
                 if self._fd is not None:
                     os.fsync(self._fd)

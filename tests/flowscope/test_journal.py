@@ -77,8 +77,34 @@ def test_records_read_back_in_order_and_segments_roll_and_go_once_moved(tmp_path
     assert next(journal.records()).table.equals(table)
     journal.moved(2)  # the open segment (record 3) stays, the two it rolled past go
     assert [p.name for p in journal.segments()] == ["00000000000000000003.seg"]
+    assert journal._releaser.wait_idle(30)  # freed in steps, off this thread
+    assert journal._releaser.stats.files == 2
+    assert sorted(p.name for p in (tmp_path / "j").iterdir()) == [
+        "00000000000000000003.seg",
+        "lock",
+    ]
     journal.close(all_moved=True)
     assert not (tmp_path / "j").exists()
+
+
+def test_a_spent_segment_a_crash_left_is_not_replayed_and_goes_at_open(tmp_path: Path) -> None:
+    table, _ = _batch(1)
+    journal = Journal(tmp_path / "j", segment_bytes=1)
+    for seq in (1, 2):
+        journal.append(seq, table)
+        journal.sync(seq)
+    journal.close(all_moved=False)
+    # As a crash leaves it: record 1 moved, its segment renamed, not yet freed.
+    (tmp_path / "j" / "00000000000000000001.seg").rename(
+        tmp_path / "j" / "00000000000000000001.spent"
+    )
+    journal = Journal(tmp_path / "j")
+    assert [r.seq for r in journal.records()] == [2]
+    assert sorted(p.name for p in (tmp_path / "j").iterdir()) == [
+        "00000000000000000002.seg",
+        "lock",
+    ]
+    journal.close(all_moved=True)
 
 
 def test_a_second_writer_cannot_take_a_journal_in_use(tmp_path: Path) -> None:
