@@ -25,6 +25,7 @@ from flowscope.http_server import HttpServer
 from flowscope.store.database import Database
 from flowscope.store.dedup import pack_keys
 from flowscope.store.retention import RetentionSweeper
+from flowscope.store.wal_keeper import WalKeeper
 from flowscope.store.writer import SpanWriter
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class FlowscopeServer:
         self.receivers: Receivers | None = None  # here, with --no-ingest-process
         self.ui: HttpServer | None = None
         self.retention: RetentionSweeper | None = None
+        self.wal_keeper: WalKeeper | None = None
         self._info_written = False
 
     def start(self) -> None:
@@ -140,6 +142,9 @@ class FlowscopeServer:
         cfg = self.config
         try:
             self.database = Database(cfg.db, memory_limit=cfg.memory_limit)
+            if self.database.journal_dir is not None:  # a file, so a WAL
+                self.wal_keeper = WalKeeper(self.database.path)
+                self.wal_keeper.start()
             separate = cfg.ingest_process and self.database.journal_dir is not None
             self.writer = SpanWriter(
                 self.database,
@@ -274,6 +279,9 @@ class FlowscopeServer:
             self.ui = None
         if self.database is not None:
             self.database.close()
+        if self.wal_keeper is not None:  # after the close: its checkpoint drops the WAL
+            self.wal_keeper.shutdown()
+            self.wal_keeper = None
         if self._info_written:
             server_info_path(self.config.db).unlink(missing_ok=True)
             self._info_written = False
