@@ -23,6 +23,7 @@ from flowscope.cli_common import (
     fail,
     render_rows,
     running_server,
+    say,
     server_options,
 )
 from flowscope.cli_demo import register_demo_commands
@@ -149,32 +150,39 @@ def serve(
         server.start()
     except (OSError, StoreError) as exc:
         fail(str(exc))
-    assert server.database is not None
-    if isinstance(server.ingest, IngestProcess):
-        # Acknowledgements first: the receivers keep their priority, analysis yields.
-        lower_priority()
-    click.echo(
-        f"flowscope {__version__} storing spans in {db} ({server.database.span_count()} spans)"
-    )
-    click.echo(f"  OTLP/gRPC  {server.grpc_address}")
-    click.echo(f"  OTLP/HTTP  {server.otlp_http_url}/v1/traces")
-    click.echo(
-        f"  dashboard  {server.ui_url}   (health {server.ui_url}/healthz, API docs {server.ui_url}/docs)"
-    )
-    if host in ("0.0.0.0", "::", ""):
-        # The lines above are where this machine reaches it; others use its address.
-        click.echo(
-            f"  (listening on every interface, {host or '*'}; from elsewhere use this host's address)"
-        )
-    click.echo("ready; Ctrl-C or SIGTERM stops and flushes", nl=True)
-    sys.stdout.flush()
+    closed_output = False
+    # Everything after the start is inside the try: a main thread leaving any other
+    # way leaves the ingest process unstopped, and the exit waits for it for good.
     try:
+        assert server.database is not None
+        if isinstance(server.ingest, IngestProcess):
+            # Acknowledgements first: the receivers keep their priority, analysis yields.
+            lower_priority()
+        click.echo(
+            f"flowscope {__version__} storing spans in {db} ({server.database.span_count()} spans)"
+        )
+        click.echo(f"  OTLP/gRPC  {server.grpc_address}")
+        click.echo(f"  OTLP/HTTP  {server.otlp_http_url}/v1/traces")
+        click.echo(
+            f"  dashboard  {server.ui_url}   (health {server.ui_url}/healthz, API docs {server.ui_url}/docs)"
+        )
+        if host in ("0.0.0.0", "::", ""):
+            # The lines above are where this machine reaches it; others use its address.
+            click.echo(
+                f"  (listening on every interface, {host or '*'}; from elsewhere use this host's address)"
+            )
+        click.echo("ready; Ctrl-C or SIGTERM stops and flushes", nl=True)
+        sys.stdout.flush()
         stop.wait()
+    except BrokenPipeError:
+        # Whoever read the output went away (`flowscope serve | head -3`): stop cleanly.
+        closed_output = True
+        say("flowscope: standard output was closed")
     finally:
-        click.echo("flowscope: stopping; committing accepted spans", err=True)
+        say("flowscope: stopping; committing accepted spans")
         server.shutdown()
-        click.echo("flowscope: stopped", err=True)
-    exit_after_clean_stop(1 if server.failure else 0)
+        say("flowscope: stopped")
+    exit_after_clean_stop(1 if server.failure or closed_output else 0)
 
 
 def _on_signals(callback: Callable[[], None]) -> None:

@@ -107,13 +107,24 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
+def say(message: str) -> None:
+    """A line on stderr that cannot fail: a closed stderr must not skip a shutdown."""
+    try:
+        click.echo(message, err=True)
+    except OSError:
+        pass
+
+
 def exit_after_clean_stop(code: int = 0) -> None:
     """Leave a process whose server has committed and closed everything, without
     interpreter finalization: that kills daemon threads (gRPC, uvicorn, the exporters
     of the reference app) wherever they are, and one caught inside DuckDB's or gRPC's
     C++ aborts the process ("FATAL: exception not rethrown") after a clean stop."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            pass  # closed by whoever read it; nothing left to say there
     os._exit(code)
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from flowscope import __version__
-from flowscope.cli_common import DurationType, exit_after_clean_stop, fail, server_options
+from flowscope.cli_common import DurationType, exit_after_clean_stop, fail, say, server_options
 from flowscope.reference_app.faults import FAULTS, parse_fault
 
 if TYPE_CHECKING:  # the platform's modules load when a command runs, not for --help
@@ -157,9 +157,9 @@ def demo(
         click.echo(f"  dashboard  {server.ui_url}")
         _run_platform(export, load, what_to_look_at=_guide(server.ui_url, db, load["faults"]))
     finally:
-        click.echo("flowscope: stopping; committing accepted spans", err=True)
+        say("flowscope: stopping; committing accepted spans")
         server.shutdown()
-        click.echo("flowscope: stopped", err=True)
+        say("flowscope: stopped")
     exit_after_clean_stop(1 if server.failure else 0)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -76,3 +78,29 @@ def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
         assert reopened.span_count() == sent
     finally:
         reopened.close()
+
+
+def test_a_closed_standard_output_stops_the_server_instead_of_hanging_it(tmp_path: Path) -> None:
+    # `flowscope serve | head -1`: the reader goes away before the server's first line.
+    # The start-up lines then fail, and the main thread once left without stopping
+    # the ingest process, so the exit waited for that process for good.
+    db = tmp_path / "headless.duckdb"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowscope.cli", "serve", "--db", str(db)]
+        + ["--grpc-port", "0", "--http-port", "0", "--ui-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    try:
+        _, errors = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise AssertionError("serve kept running with its standard output closed") from None
+    assert process.returncode == 1, errors
+    assert "standard output was closed" in errors and "flowscope: stopped" in errors
+    assert "Traceback" not in errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["headless.duckdb"]
