@@ -142,7 +142,7 @@ def serve(
     _on_signals(lambda: stop.set())
 
     def failed(message: str) -> None:
-        click.echo(f"flowscope: {message}; stopping", err=True)
+        say(f"flowscope: {message}; stopping")
         stop.set()
 
     server.on_failure = failed
@@ -175,7 +175,8 @@ def serve(
         sys.stdout.flush()
         stop.wait()
     except BrokenPipeError:
-        # Whoever read the output went away (`flowscope serve | head -3`): stop cleanly.
+        # Whoever read the output closed it before the start-up lines (`flowscope serve
+        # | head -1` may): stop cleanly instead of serving with nobody told where.
         closed_output = True
         say("flowscope: standard output was closed")
     finally:

@@ -148,6 +148,7 @@ def demo(
         server.start()
     except (OSError, StoreError) as exc:
         fail(str(exc))
+    closed_output = False
     try:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         export = ExportConfig(otlp_endpoint=server.otlp_http_url, otlp_headers=headers)
@@ -156,11 +157,14 @@ def demo(
         click.echo(f"  OTLP/HTTP  {server.otlp_http_url}/v1/traces")
         click.echo(f"  dashboard  {server.ui_url}")
         _run_platform(export, load, what_to_look_at=_guide(server.ui_url, db, load["faults"]))
+    except BrokenPipeError:
+        closed_output = True  # as for `serve`: whoever read the output went away
+        say("flowscope: standard output was closed")
     finally:
         say("flowscope: stopping; committing accepted spans")
         server.shutdown()
         say("flowscope: stopped")
-    exit_after_clean_stop(1 if server.failure else 0)
+    exit_after_clean_stop(1 if server.failure or closed_output else 0)
 
 
 @click.command("reference-app")

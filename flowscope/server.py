@@ -142,9 +142,6 @@ class FlowscopeServer:
         cfg = self.config
         try:
             self.database = Database(cfg.db, memory_limit=cfg.memory_limit)
-            if self.database.journal_dir is not None:  # a file, so a WAL
-                self.wal_keeper = WalKeeper(self.database.path)
-                self.wal_keeper.start()
             separate = cfg.ingest_process and self.database.journal_dir is not None
             self.writer = SpanWriter(
                 self.database,
@@ -154,6 +151,10 @@ class FlowscopeServer:
                 external_journal=separate,
             )
             self.writer.start()
+            if self.database.journal_dir is not None:  # a file, so a WAL
+                # After the writer took the file's journal: this server alone writes it.
+                self.wal_keeper = WalKeeper(self.database.path)
+                self.wal_keeper.start()
             if separate:
                 self._start_ingest_process()
             else:
@@ -277,11 +278,13 @@ class FlowscopeServer:
         if self.ui is not None:
             self.ui.shutdown()
             self.ui = None
-        if self.database is not None:
-            self.database.close()
-        if self.wal_keeper is not None:  # after the close: its checkpoint drops the WAL
-            self.wal_keeper.shutdown()
-            self.wal_keeper = None
+        try:
+            if self.database is not None:
+                self.database.close()
+        finally:
+            if self.wal_keeper is not None:  # after the close: its checkpoint drops the WAL
+                self.wal_keeper.shutdown()
+                self.wal_keeper = None
         if self._info_written:
             server_info_path(self.config.db).unlink(missing_ok=True)
             self._info_written = False

@@ -27,6 +27,7 @@ from flowscope.store.journal import (
     journal_path,
 )
 from flowscope.store.read_activity import ReadActivity
+from flowscope.store.wal_keeper import wal_path
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +313,7 @@ class Database:
             return None
         rows = self.fetch("database_size")
         block, total, used, free = rows[0] if rows else (0, 0, 0, 0)
-        wal = Path(f"{self.path}.wal")
+        wal = wal_path(self.path)
         return DiskUsage(
             file_bytes=path.stat().st_size,
             used_bytes=int(block) * int(used),
@@ -344,9 +345,10 @@ class Database:
             if self._closed:
                 return
             self._closed = True
-            if not self.read_only:
-                try:
+            try:
+                if not self.read_only:
                     self._connection.execute("CHECKPOINT")
-                except duckdb.Error as exc:
-                    log.warning("%s: no checkpoint at close (%s)", self.path, exc)
-            self._connection.close()
+            except duckdb.Error as exc:
+                log.warning("%s: no checkpoint at close (%s)", self.path, exc)
+            finally:
+                self._connection.close()

@@ -75,10 +75,12 @@ def journal_path(database_path: str) -> Path | None:
 
 
 def journal_bytes(directory: Path) -> int:
-    """Bytes of the journal's files; the writer may delete segments meanwhile."""
+    """Bytes of the journal's segments (spans not committed yet, and what shares their
+    segment); the writer may delete segments meanwhile. Spent ones being freed are not
+    counted."""
     total = 0
     try:
-        entries = list(directory.iterdir())
+        entries = list(directory.glob("*" + SUFFIX))
     except FileNotFoundError:
         return 0
     for entry in entries:
@@ -173,7 +175,10 @@ class Journal:
         self._current: Path | None = None
         self._closed_for_good = False
         for spent in directory.glob("*" + SPENT_SUFFIX):  # left by a crash: nothing waits yet
-            spent.unlink(missing_ok=True)
+            try:
+                spent.unlink(missing_ok=True)
+            except OSError as exc:  # costs disk, not spans: go on
+                log.warning("%s: cannot remove %s", spent, exc)
         self._releaser = Releaser("flowscope-journal-release")
 
     # -- reading ---------------------------------------------------------------

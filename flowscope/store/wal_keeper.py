@@ -2,12 +2,13 @@
 
 DuckDB deletes its WAL (``<db>.wal``, up to the 256 MB checkpoint threshold) at the
 end of each checkpoint, every ~30 s at 10,000 spans/s. On a filesystem that
-discards freed blocks that one unlink held the span journal's fsyncs, and so the
-OTLP acknowledgements, for 100-200 ms (docs/benchmarks.md, "Soak"). DuckDB has no
-setting for how it deletes the file, so while the server runs this keeper holds a
-second name for each WAL it sees, in ``<db>.spent-wal/``: DuckDB's unlink then
-frees nothing, and once the keeper finds its name the last one left it frees the
-blocks in steps (``store/file_release.py``).
+discards freed blocks, that one unlink held the span journal's fsyncs, and so the
+OTLP acknowledgements, for up to 211 ms (docs/benchmarks.md, "Soak"). DuckDB has
+no setting for how it deletes the file, so while the server runs this keeper holds
+a second name for each WAL it sees, in ``<db>.spent-wal/``: DuckDB's unlink (or a
+newer DuckDB's rename of another file over it) then frees nothing, and once the
+keeper's name is the last one left it frees the blocks in steps
+(``store/file_release.py``).
 
 The names are only ever read by the keeper: DuckDB opens its WAL by its own name,
 so one left by a crash is not replayed, and the next keeper removes it.
@@ -15,6 +16,7 @@ so one left by a crash is not replayed, and the next keeper removes it.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -25,6 +27,13 @@ from flowscope.store.file_release import Releaser
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2
+# link() failing so means this filesystem has no hard links for us: stand aside.
+NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK}
+
+
+def wal_path(database_path: str) -> Path:
+    """Where DuckDB keeps a database file's write-ahead log."""
+    return Path(f"{database_path}.wal")
 
 
 def spent_wal_dir(database_path: str) -> Path:
@@ -33,7 +42,10 @@ def spent_wal_dir(database_path: str) -> Path:
 
 class WalKeeper:
     def __init__(self, database_path: str, *, poll_s: float = POLL_S) -> None:
-        self.wal = Path(f"{database_path}.wal")
+        self.wal = wal_path(database_path)
+        # Names DuckDB writes a live WAL under (newer versions write the next one
+        # beside the current and rename it over): never freed while one names it.
+        self.live = [self.wal, Path(f"{database_path}.checkpoint.wal")]
         self.directory = spent_wal_dir(database_path)
         self.poll_s = poll_s
         self.releaser = Releaser("flowscope-wal-release")
@@ -46,6 +58,7 @@ class WalKeeper:
         """Remove names a crash left, then look for the WAL every ``poll_s`` seconds."""
         if self._thread is not None:
             return
+        self.releaser = Releaser("flowscope-wal-release")  # a closed one frees at once
         self._remove_all()
         try:
             self.directory.mkdir(exist_ok=True)
@@ -71,16 +84,32 @@ class WalKeeper:
         if self._disabled:
             return
         self._hold_current()
+        live = self._live_inodes()
         for path in self._held_paths():
             try:
-                links = path.stat().st_nlink
+                status = path.stat()
             except FileNotFoundError:
                 continue
-            if links == 1:  # DuckDB deleted its name: the checkpoint is done with it
-                self._held.discard(int(path.name))
+            # DuckDB dropped its name: the checkpoint is done with this WAL. (Both checks:
+            # a filesystem that miscounts links must not get a live WAL truncated.)
+            if status.st_nlink == 1 and (status.st_dev, status.st_ino) not in live:
+                self._held.discard(status.st_ino)
                 freeing = path.with_name(path.name + ".free")  # not looked at again
-                path.rename(freeing)
+                try:
+                    path.rename(freeing)
+                except FileNotFoundError:
+                    continue
                 self.releaser.release(freeing)
+
+    def _live_inodes(self) -> set[tuple[int, int]]:
+        found = set()
+        for name in self.live:
+            try:
+                status = name.stat()
+            except FileNotFoundError:
+                continue
+            found.add((status.st_dev, status.st_ino))
+        return found
 
     def _hold_current(self) -> None:
         try:
@@ -96,9 +125,11 @@ class WalKeeper:
             return  # deleted since: a checkpoint beat us to it
         except FileExistsError:
             pass
-        except OSError as exc:  # no hard links on this filesystem
-            self._disable(exc)
-            return
+        except OSError as exc:
+            if exc.errno in NO_LINKS:
+                self._disable(exc)
+                return
+            raise
         # The WAL may have been replaced between the stat and the link: keep a name only
         # under the inode it really names, or the held WAL's count never drops to 1.
         if name.stat().st_ino != inode:
@@ -116,16 +147,19 @@ class WalKeeper:
         while not self._stop.wait(self.poll_s):
             try:
                 self.poll()
-            except OSError as exc:
+            except Exception as exc:  # tried again at the next poll
                 log.warning("WAL keeper: %s", exc)
 
     def _remove_all(self) -> None:
         try:
             paths = list(self.directory.iterdir())
-        except FileNotFoundError:
+        except OSError:
             paths = []
         for path in paths:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # e.g. a folder someone put there: leave it
+                log.warning("WAL keeper: cannot remove %s: %s", path, exc)
         self._held.clear()
         try:
             self.directory.rmdir()
@@ -133,9 +167,11 @@ class WalKeeper:
             pass  # absent, or something else was put there: leave it
 
     def _disable(self, exc: OSError) -> None:
-        log.info("DuckDB's WAL will be deleted at once after checkpoints: %s", exc)
+        log.warning(
+            "%s: DuckDB's WAL will be deleted at once after each checkpoint (%s)", self.wal, exc
+        )
         self._disabled = True
         self._remove_all()
 
 
-__all__ = ["WalKeeper", "spent_wal_dir"]
+__all__ = ["WalKeeper", "spent_wal_dir", "wal_path"]

@@ -66,10 +66,9 @@ class ServerProcess:
         return code
 
 
-def start_server_process(
-    db: Path | str, *extra: str, env: dict[str, str] | None = None
-) -> ServerProcess:
-    command = [
+def serve_command(db: Path | str, *extra: str) -> list[str]:
+    """``flowscope serve`` on ``db`` with every port chosen by the OS."""
+    return [
         sys.executable,
         "-m",
         "flowscope.cli",
@@ -84,8 +83,13 @@ def start_server_process(
         "0",
         *extra,
     ]
+
+
+def start_server_process(
+    db: Path | str, *extra: str, env: dict[str, str] | None = None
+) -> ServerProcess:
     process = subprocess.Popen(
-        command,
+        serve_command(db, *extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

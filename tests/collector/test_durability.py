@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import httpx
 
 from flowscope.store.database import Database
 from flowscope.testing.posting import post_realistic
-from flowscope.testing.server import start_server_process
+from flowscope.testing.server import serve_command, start_server_process
 from flowscope.testing.waiting import wait_until
 
 
@@ -81,13 +80,12 @@ def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
 
 
 def test_a_closed_standard_output_stops_the_server_instead_of_hanging_it(tmp_path: Path) -> None:
-    # `flowscope serve | head -1`: the reader goes away before the server's first line.
+    # The reader of `flowscope serve`'s output goes away before its first line.
     # The start-up lines then fail, and the main thread once left without stopping
     # the ingest process, so the exit waited for that process for good.
     db = tmp_path / "headless.duckdb"
     process = subprocess.Popen(
-        [sys.executable, "-m", "flowscope.cli", "serve", "--db", str(db)]
-        + ["--grpc-port", "0", "--http-port", "0", "--ui-port", "0"],
+        serve_command(db),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

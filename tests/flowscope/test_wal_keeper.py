@@ -25,7 +25,7 @@ def test_a_checkpointed_wal_is_freed_by_the_keeper(tmp_path: Path) -> None:
     database = Database(tmp_path / "kept.duckdb")
     writer = SpanWriter(database, derive_interval_s=None)
     writer.start()
-    keeper = WalKeeper(database.path)
+    keeper = WalKeeper(database.path, poll_s=3600)  # this test polls, not its thread
     keeper.start()
     try:
         _write(writer, 1)
@@ -78,7 +78,7 @@ def test_a_wal_replaced_while_it_is_linked_is_not_held_under_the_wrong_inode(
     def replaced_meanwhile(source: Any, target: Any) -> None:
         real_link(other, target)  # what the name points at by the time we link it
 
-    keeper = WalKeeper(database_path)
+    keeper = WalKeeper(database_path, poll_s=3600)
     keeper.start()
     try:
         monkeypatch.setattr(wal_keeper.os, "link", replaced_meanwhile)
@@ -102,9 +102,10 @@ def test_without_hard_links_the_keeper_stands_aside(
         raise OSError(1, "Operation not permitted")
 
     monkeypatch.setattr(wal_keeper.os, "link", unsupported)
-    keeper = WalKeeper(database_path)
+    keeper = WalKeeper(database_path, poll_s=3600)
     keeper.start()
     keeper.poll()
     keeper.poll()
     assert not spent_wal_dir(database_path).exists()
     keeper.shutdown()
+    assert Path(f"{database_path}.wal").read_bytes() == b"wal"  # DuckDB's, untouched
