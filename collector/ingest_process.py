@@ -20,6 +20,7 @@ for every acknowledged span (``sync``).
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -71,6 +72,19 @@ class ChildStats:
     dedup_window_spans: int = 0
 
 
+def settle_heap() -> None:
+    """Take what is allocated so far out of the cyclic garbage collector's full passes.
+
+    A full (generation 2) pass walks every tracked object while holding the
+    interpreter lock. With the modules a server imports and the dedup window's million
+    keys, each took 120-190 ms (docs/benchmarks.md, "Soak"), and one in the ingest
+    process held every acknowledgement in flight that long. What exists once a process
+    has started (modules, classes, the warmed window) lives as long as the process.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 # -- the child -----------------------------------------------------------------------
 def _child_main(settings: IngestSettings, conn: Connection) -> None:
     die_with_parent()
@@ -102,6 +116,7 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
         )
         receivers = Receivers(sink, settings.receivers)
         receivers.start()  # stops what it started if it cannot listen
+        settle_heap()
         outgoing.put(("ready", *receivers.ports))
     except Exception as exc:  # reported to the server, which says it in one line
         outgoing.put(("failed", str(exc) or type(exc).__name__))

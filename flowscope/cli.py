@@ -108,7 +108,7 @@ def serve(
     flows: str | None,
 ) -> None:
     """Receive OTLP traces, store them in DuckDB, serve the API."""
-    from flowscope.collector.ingest_process import IngestProcess, lower_priority
+    from flowscope.collector.ingest_process import IngestProcess, lower_priority, settle_heap
     from flowscope.server import FlowscopeServer, ServeConfig
     from flowscope.store.database import StoreError
 
@@ -158,6 +158,9 @@ def serve(
         if isinstance(server.ingest, IngestProcess):
             # Acknowledgements first: the receivers keep their priority, analysis yields.
             lower_priority()
+        # Full GC passes stall every thread here too: analysis, and with
+        # --no-ingest-process the acknowledgements.
+        settle_heap()
         click.echo(
             f"flowscope {__version__} storing spans in {db} ({server.database.span_count()} spans)"
         )

@@ -10,6 +10,7 @@ about 5e-8.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Iterable, Sequence
 
@@ -36,7 +37,10 @@ class RecentSpanKeys:
             raise ValueError("dedup window capacity must be >= 0")
         self.capacity = capacity
         self._keys: set[int] = set()
-        self._order: deque[list[int]] = deque()
+        # Each batch's keys in order, as arrays: the garbage collector does not walk
+        # those (it walked lists of a million ints in every full pass; see settle_heap
+        # in collector/ingest_process.py).
+        self._order: deque[array[int]] = deque()
         self._size = 0
 
     def __len__(self) -> int:
@@ -61,7 +65,7 @@ class RecentSpanKeys:
         if not digests or self.capacity == 0:
             return
         self._keys.update(digests)
-        self._order.append(digests)
+        self._order.append(array("q", digests))
         self._size += len(digests)
         while self._size > self.capacity and self._order:
             oldest = self._order.popleft()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -14,7 +15,12 @@ import psutil
 import pytest
 
 from flowscope.collector.flatten import flatten_request
-from flowscope.collector.ingest_process import SERVER_NICENESS, IngestProcess, IngestSettings
+from flowscope.collector.ingest_process import (
+    SERVER_NICENESS,
+    IngestProcess,
+    IngestSettings,
+    settle_heap,
+)
 from flowscope.collector.receivers import ReceiverSettings
 from flowscope.server import FlowscopeServer, ServeConfig
 from flowscope.store import journal as journal_file
@@ -264,3 +270,12 @@ def test_health_says_failed_when_the_ingest_process_is_gone(tmp_path: Path) -> N
         assert "ingest process ended unexpectedly" in health.json()["failure"]
         # What serve and demo read for their exit code.
         assert server.failure == health.json()["failure"]
+
+
+def test_settling_the_heap_takes_what_exists_out_of_full_passes() -> None:
+    before = gc.get_freeze_count()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
