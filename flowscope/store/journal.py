@@ -178,7 +178,7 @@ class Journal:
             try:
                 spent.unlink(missing_ok=True)
             except OSError as exc:  # costs disk, not spans: go on
-                log.warning("%s: cannot remove %s", spent, exc)
+                log.warning("cannot remove %s: %s", spent, exc)
         self._releaser = Releaser("flowscope-journal-release")
 
     # -- reading ---------------------------------------------------------------
