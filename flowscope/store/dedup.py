@@ -21,9 +21,14 @@ from flowscope.store.columns import as_batch
 KEY_BYTES = 24  # a span's dedup key: trace id (16) + span id (8)
 
 
+def span_key(trace_id: str, span_id: str) -> bytes:
+    """A span's dedup key from its hex ids."""
+    return bytes.fromhex(trace_id) + bytes.fromhex(span_id)
+
+
 def pack_keys(pairs: Iterable[tuple[str, str]]) -> bytes:
     """(TraceId hex, SpanId hex) pairs as dedup keys packed back to back."""
-    return b"".join(bytes.fromhex(trace) + bytes.fromhex(span) for trace, span in pairs)
+    return b"".join(span_key(trace, span) for trace, span in pairs)
 
 
 def split_keys(blob: bytes) -> list[bytes]:
@@ -74,7 +79,7 @@ class RecentSpanKeys:
 
     def warm(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Load (TraceId hex, SpanId hex) pairs, oldest first, as already stored."""
-        self.warm_keys(pack_keys(pairs))
+        self._warm([hash(span_key(trace, span)) for trace, span in pairs])
 
     def warm_keys(self, keys: bytes) -> None:
         """Load span keys (16-byte trace id + 8-byte span id each, oldest first) as stored."""
