@@ -16,7 +16,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,20 +34,17 @@ def shrink_away(
 ) -> int:
     """Truncate ``path`` from its end ``step_bytes`` at a time, then remove it; the
     bytes it held. Once ``hurry`` is set the rest goes at once (shutdown)."""
+    hurry = hurry or threading.Event()
     try:
         fd = os.open(path, os.O_WRONLY)
     except FileNotFoundError:
         return 0
     try:
         size = freed = os.fstat(fd).st_size
-        while size > 0 and not (hurry is not None and hurry.is_set()):
+        while size > 0:
             size = max(0, size - step_bytes)
             os.ftruncate(fd, size)
-            if not size:
-                break
-            if hurry is None:
-                time.sleep(pause_s)  # pacing the frees, not waiting for anything
-            elif hurry.wait(pause_s):
+            if size and hurry.wait(pause_s):  # the pause paces the frees
                 break
     finally:
         os.close(fd)
