@@ -49,7 +49,6 @@ class WalKeeper:
         self.directory = spent_wal_dir(database_path)
         self.poll_s = poll_s
         self.releaser = Releaser("flowscope-wal-release")
-        self._held: set[int] = set()  # inodes with a name in self.directory
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._disabled = False
@@ -93,7 +92,6 @@ class WalKeeper:
             # DuckDB dropped its name: the checkpoint is done with this WAL. (Both checks:
             # a filesystem that miscounts links must not get a live WAL truncated.)
             if status.st_nlink == 1 and (status.st_dev, status.st_ino) not in live:
-                self._held.discard(status.st_ino)
                 freeing = path.with_name(path.name + ".free")  # not looked at again
                 try:
                     path.rename(freeing)
@@ -116,15 +114,13 @@ class WalKeeper:
             inode = self.wal.stat().st_ino
         except FileNotFoundError:
             return
-        if inode in self._held:
+        name = self.directory / str(inode)  # held under its inode number
+        if name.exists():
             return
-        name = self.directory / str(inode)
         try:
             os.link(self.wal, name)
         except FileNotFoundError:
             return  # deleted since: a checkpoint beat us to it
-        except FileExistsError:
-            pass
         except OSError as exc:
             if exc.errno in NO_LINKS:
                 self._disable(exc)
@@ -134,8 +130,6 @@ class WalKeeper:
         # under the inode it really names, or the held WAL's count never drops to 1.
         if name.stat().st_ino != inode:
             name.unlink()
-            return
-        self._held.add(inode)
 
     def _held_paths(self) -> list[Path]:
         try:
@@ -160,7 +154,6 @@ class WalKeeper:
                 path.unlink(missing_ok=True)
             except OSError as exc:  # e.g. a folder someone put there: leave it
                 log.warning("WAL keeper: cannot remove %s: %s", path, exc)
-        self._held.clear()
         try:
             self.directory.rmdir()
         except OSError:
