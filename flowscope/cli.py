@@ -19,12 +19,12 @@ from flowscope.cli_analysis import analysis_source, register_analysis_commands
 from flowscope.cli_common import (
     DurationType,
     default_db,
-    exit_after_clean_stop,
     fail,
     render_rows,
     running_server,
     say,
     server_options,
+    serving,
 )
 from flowscope.cli_demo import register_demo_commands
 from flowscope.logs import LOG_FORMAT
@@ -150,10 +150,7 @@ def serve(
         server.start()
     except (OSError, StoreError) as exc:
         fail(str(exc))
-    closed_output = False
-    # Everything after the start is inside the try: a main thread leaving any other
-    # way leaves the ingest process unstopped, and the exit waits for it for good.
-    try:
+    with serving(server):
         assert server.database is not None
         if isinstance(server.ingest, IngestProcess):
             # Acknowledgements first: the receivers keep their priority, analysis yields.
@@ -177,16 +174,6 @@ def serve(
         click.echo("ready; Ctrl-C or SIGTERM stops and flushes", nl=True)
         sys.stdout.flush()
         stop.wait()
-    except BrokenPipeError:
-        # Whoever read the output closed it before the start-up lines (`flowscope serve
-        # | head -1` may): stop cleanly instead of serving with nobody told where.
-        closed_output = True
-        say("flowscope: standard output was closed")
-    finally:
-        say("flowscope: stopping; committing accepted spans")
-        server.shutdown()
-        say("flowscope: stopped")
-    exit_after_clean_stop(1 if server.failure or closed_output else 0)
 
 
 def _on_signals(callback: Callable[[], None]) -> None:

@@ -7,7 +7,8 @@ import io
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -113,6 +114,28 @@ def say(message: str) -> None:
         click.echo(message, err=True)
     except OSError:
         pass
+
+
+@contextmanager
+def serving(server: Any) -> Iterator[None]:
+    """Run the block with ``server`` started; then stop it and leave the process.
+
+    Everything after the start belongs in here: a main thread that left any other
+    way left the ingest process unstopped, and the exit waited for it for good.
+    """
+    closed_output = False
+    try:
+        yield
+    except BrokenPipeError:
+        # Whoever read the output closed it (`flowscope serve | head -1` may): stop
+        # cleanly instead of serving with nobody told where.
+        closed_output = True
+        say("flowscope: standard output was closed")
+    finally:
+        say("flowscope: stopping; committing accepted spans")
+        server.shutdown()
+        say("flowscope: stopped")
+    exit_after_clean_stop(1 if server.failure or closed_output else 0)
 
 
 def exit_after_clean_stop(code: int = 0) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from flowscope import __version__
-from flowscope.cli_common import DurationType, exit_after_clean_stop, fail, say, server_options
+from flowscope.cli_common import DurationType, fail, server_options, serving
 from flowscope.reference_app.faults import FAULTS, parse_fault
 
 if TYPE_CHECKING:  # the platform's modules load when a command runs, not for --help
@@ -148,8 +148,7 @@ def demo(
         server.start()
     except (OSError, StoreError) as exc:
         fail(str(exc))
-    closed_output = False
-    try:
+    with serving(server):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         export = ExportConfig(otlp_endpoint=server.otlp_http_url, otlp_headers=headers)
         click.echo(f"flowscope {__version__} demo: storing spans in {db}")
@@ -157,14 +156,6 @@ def demo(
         click.echo(f"  OTLP/HTTP  {server.otlp_http_url}/v1/traces")
         click.echo(f"  dashboard  {server.ui_url}")
         _run_platform(export, load, what_to_look_at=_guide(server.ui_url, db, load["faults"]))
-    except BrokenPipeError:
-        closed_output = True  # as for `serve`: whoever read the output went away
-        say("flowscope: standard output was closed")
-    finally:
-        say("flowscope: stopping; committing accepted spans")
-        server.shutdown()
-        say("flowscope: stopped")
-    exit_after_clean_stop(1 if server.failure or closed_output else 0)
 
 
 @click.command("reference-app")
