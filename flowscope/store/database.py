@@ -111,7 +111,15 @@ class Database:
     ) -> None:
         self.path = str(path)
         self.read_only = read_only
-        config: dict[str, Any] = {}
+        config: dict[str, Any] = {
+            # flowscope needs only the extensions built into the wheel (json, parquet,
+            # icu). A query naming another one's function or type (the SQL endpoint runs
+            # users' queries) must fail, not fetch and load code from the network.
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            # No Python object a query names (a local variable, a DataFrame) is a table.
+            "python_enable_replacements": False,
+        }
         if memory_limit:
             config["memory_limit"] = memory_limit
         if not read_only:

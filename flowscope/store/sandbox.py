@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 
+from flowscope.store import sql_files
 from flowscope.store.database import Database
 
 
@@ -79,10 +80,11 @@ _REASONS = {
     "no-environment": "reads the server's environment variables",
     "no-dynamic-sql": "runs SQL or scans a table named by a string, which the sandbox cannot check",
     "read-only": "changes the database file, a sequence or the log",
+    "no-server-state": "reads the server's settings or its log",
 }
 # Table functions refused, per rule (a trailing * matches any suffix); of these, the
 # names in _SCALARS are refused as scalar calls too (``histogram`` is also an aggregate).
-_SCALARS = frozenset({"getenv", "nextval", "setval", "write_log"})
+_SCALARS = frozenset({"getenv", "nextval", "setval", "write_log", "current_setting"})
 _REFUSED_FUNCTIONS = {
     "no-file-access": "glob sniff_csv read_* parquet_* iceberg_* delta_* sqlite_*",
     "no-network": "postgres_* mysql_* duckdb_secrets which_secret",
@@ -91,7 +93,10 @@ _REFUSED_FUNCTIONS = {
     "no-environment": "getenv",
     "no-dynamic-sql": "query query_table histogram histogram_values json_execute_serialized_sql",
     "read-only": "checkpoint force_checkpoint nextval setval write_log truncate_duckdb_logs",
+    "no-server-state": "current_setting",
 }
+# DuckDB's built-in views over what the refused functions above return.
+_REFUSED_VIEWS = {"pg_settings": "no-server-state", "duckdb_logs": "no-server-state"}
 _FUNCTIONS = {
     n: r for r, names in _REFUSED_FUNCTIONS.items() for n in names.split() if "*" not in n
 }
@@ -104,6 +109,7 @@ _TABLE_FUNCTIONS = frozenset(
     "duckdb_indexes duckdb_keywords duckdb_schemas duckdb_sequences duckdb_tables duckdb_types "
     "duckdb_views pg_timezone_names icu_calendar_names".split()
 )
+_PATH_CHARS = "./\\:*?"
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _LEADING_NOISE = re.compile(r"^(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.DOTALL)
 _TZ_TYPES = re.compile(r"\b(?:TIMESTAMP|TIME) WITH TIME ZONE\b")
@@ -155,13 +161,40 @@ def _function_rule(name: str, *, table: bool) -> tuple[str, str] | None:
     return None
 
 
-def _check_name(parts: list[Any]) -> None:
-    for part in parts:
-        name = str(part or "").strip('"')
+def _check_name(parts: list[str]) -> None:
+    for name in parts:
         if _URL.match(name):
             raise SqlRefused("no-network", f"{name!r} is a URL; {_TABLES_ONLY}")
-        if any(ch in name for ch in "./\\:*?"):
+        if any(ch in name for ch in _PATH_CHARS):
             raise SqlRefused("no-file-access", f"{name!r} looks like a file path; {_TABLES_ONLY}")
+    rule = _REFUSED_VIEWS.get(parts[-1].lower()) if parts else None
+    if rule:
+        raise SqlRefused(rule, f"{parts[-1]} {_REASONS[rule]}")
+
+
+def _check_reference(cursor: duckdb.DuckDBPyConnection, parts: list[str]) -> None:
+    """A table name is a table or a view; failing that, DuckDB would try it as a file.
+
+    DuckDB joins the parts of ``a.csv`` (schema ``a``, table ``csv``) back into a file
+    name when no such table exists, so the joined name is checked, unless the catalog
+    holds that table or view (``main.otel_traces`` has a dot too)."""
+    _check_name(parts)
+    joined = ".".join(parts)
+    if not any(ch in joined for ch in _PATH_CHARS) or _in_catalog(cursor, parts):
+        return
+    _check_name([joined])
+
+
+def _in_catalog(cursor: duckdb.DuckDBPyConnection, parts: list[str]) -> bool:
+    *prefix, table = parts
+    rows = cursor.execute(sql_files.query("sandbox_catalog"), {"name": table.lower()}).fetchall()
+    wanted = [p.lower() for p in prefix]
+    for database, schema in rows:
+        # Two parts name a schema or a database, as DuckDB's binder tries both.
+        names = [[database.lower(), schema.lower()], [schema.lower()], [database.lower()]]
+        if not wanted or wanted in names:
+            return True
+    return False
 
 
 def _url_in(node: Any) -> str | None:
@@ -182,24 +215,29 @@ def _refuse_function(node: dict[str, Any], *, table: bool) -> None:
     raise SqlRefused(refusal[0], f"{name} {refusal[1]}")
 
 
-def _walk(node: Any) -> None:
-    """Rule layer 2: table references and function calls in DuckDB's parse tree."""
+def _walk(node: Any, tables: list[list[str]]) -> None:
+    """Rule layer 2: statements, table references and function calls in DuckDB's parse
+    tree. Table names are collected in ``tables`` for the catalog check."""
     if isinstance(node, list):
         for item in node:
-            _walk(item)
+            _walk(item, tables)
         return
     if not isinstance(node, dict):
         return
     kind = node.get("type")
+    if isinstance(kind, str) and kind.endswith("_QUERY_NODE"):  # INSERT/UPDATE/DELETE in a WITH
+        statement = kind.removesuffix("_QUERY_NODE")
+        raise SqlRefused("read-only", f"a WITH clause holds a {statement}, {_REASONS['read-only']}")
     if kind in ("BASE_TABLE", "SHOW_REF"):
-        _check_name([node.get("catalog_name"), node.get("schema_name"), node.get("table_name")])
+        parts = [node.get("catalog_name"), node.get("schema_name"), node.get("table_name")]
+        tables.append([str(p).strip('"') for p in parts if p])
     if kind == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
         _refuse_function(node["function"], table=True)
     if isinstance(node.get("function_name"), str):  # scalar, aggregate and window calls
         _refuse_function(node, table=False)
     for value in node.values():
         if isinstance(value, dict | list):
-            _walk(value)
+            _walk(value, tables)
 
 
 def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
@@ -211,7 +249,10 @@ def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
             f"the query cannot be inspected ({tree.get('error_message')}); "
             "write it as a plain SELECT (PIVOT needs an explicit IN list)",
         )
-    _walk(tree.get("statements", []))
+    tables: list[list[str]] = []
+    _walk(tree.get("statements", []), tables)
+    for parts in tables:
+        _check_reference(cursor, parts)
 
 
 def check_sql(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:

@@ -114,6 +114,13 @@ REFUSALS = [
     ("SELECT * FROM which_secret('s3://bucket/x', 's3')", "no-network"),
     ("SELECT * FROM query('SELECT 1')", "no-dynamic-sql"),
     ("SELECT * FROM duckdb_settings()", "allowed-functions"),
+    ("WITH x AS (DELETE FROM otel_traces RETURNING *) SELECT count(*) FROM x", "read-only"),
+    ("WITH x AS (UPDATE derive_state SET DerivedSeq = 0 RETURNING 1) SELECT * FROM x", "read-only"),
+    ("WITH x AS (INSERT INTO schema_meta SELECT 99 RETURNING *) SELECT * FROM x", "read-only"),
+    ("SELECT * FROM pg_settings", "no-server-state"),
+    ("SELECT * FROM pg_catalog.pg_settings", "no-server-state"),
+    ("SELECT * FROM main.duckdb_logs", "no-server-state"),
+    ("SELECT current_setting('temp_directory')", "no-server-state"),
     ("SELECT 1; DELETE FROM otel_traces", "one-statement"),
     ("SELECT 1; SELECT 2", "one-statement"),
     ("", "syntax"),
@@ -137,6 +144,38 @@ def test_refusal_names_its_rule_and_changes_nothing(
     assert not list(tmp_path.glob("out*"))
     assert _snapshot(tmp_path) == before
     assert run_sandboxed(db, "SELECT count(*) FROM otel_traces").rows == [[SPANS]]
+
+
+@pytest.mark.parametrize("name", ["data.csv", "data.parquet", "data.json", "data.ndjson"])
+def test_dotted_names_are_not_read_as_files(
+    db: Database, files: dict[str, str], monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """DuckDB reads ``data.csv`` (schema ``data``, table ``csv``) as a file in the
+    working directory when no such table exists."""
+    monkeypatch.chdir(Path(files["dir"]))
+    with pytest.raises(SqlRefused) as caught:
+        run_sandboxed(db, f"SELECT * FROM {name}")
+    assert caught.value.rule == "no-file-access"
+    assert f"'{name}' looks like a file path" in caught.value.message
+
+
+def test_qualified_table_names_still_work(db: Database) -> None:
+    catalog = Path(db.path).stem
+    for name in ("main.otel_traces", f"{catalog}.otel_traces", f"{catalog}.main.otel_traces"):
+        assert run_sandboxed(db, f"SELECT count(*) FROM {name}").rows == [[SPANS]]
+    assert run_sandboxed(db, "SELECT count(*) FROM information_schema.tables").rows[0][0] > 0
+
+
+def test_extensions_are_not_fetched_and_python_objects_are_not_tables(db: Database) -> None:
+    # Before: DuckDB tried to download the excel extension (and to load it).
+    with pytest.raises(SqlError, match="is not in the catalog"):
+        run_sandboxed(db, "SELECT excel_text(1.5, '0.0')")
+    with pytest.raises(SqlError, match="is not in the catalog"):
+        run_sandboxed(db, "SELECT '127.0.0.1'::INET")
+    # Before: DuckDB scanned the sandbox's own local variable and named its source file.
+    with pytest.raises(SqlError) as caught:
+        run_sandboxed(db, "SELECT * FROM cursor")
+    assert "does not exist" in str(caught.value) and "sandbox.py" not in str(caught.value)
 
 
 def test_refusal_messages_name_the_function(db: Database, files: dict[str, str]) -> None:
