@@ -428,7 +428,7 @@ static int push_event(columns_t *c, const field_t *ev) {
             break;
         }
     }
-    if (time > (uint64_t)INT64_MAX) return BAIL;
+    if (time >= (uint64_t)INT64_MAX) return BAIL; /* past 2262: Python rejects the span */
     if ((rc = close_map_row(&c->ev_attrs, first))) return rc;
     if ((rc = name.number ? push_text(&c->ev_names, &name)
                           : (str_push(&c->ev_names, "", 0) < 0 ? -1 : 0)))
@@ -542,7 +542,7 @@ static int push_span(columns_t *c, const field_t *sp, int32_t group) {
     if (span.wire != 2 || span.len != 8 || is_zero(span.data, 8)) return BAIL;
     if (parent.number && (parent.wire != 2 || (parent.len && (parent.len != 8 || is_zero(parent.data, 8)))))
         return BAIL;
-    if (start > (uint64_t)INT64_MAX || end > (uint64_t)INT64_MAX) return BAIL;
+    if (start >= (uint64_t)INT64_MAX || end >= (uint64_t)INT64_MAX) return BAIL;
     if ((rc = close_map_row(&c->attrs, first))) return rc;
 
     int64_t code = 0;

@@ -29,16 +29,26 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int = DEFAULT_MAX_B
     if name not in ("gzip", "deflate"):
         raise BadRequest(f"unsupported Content-Encoding {encoding!r}; use gzip or identity")
     wbits = 16 + zlib.MAX_WBITS if name == "gzip" else zlib.MAX_WBITS
-    inflater = zlib.decompressobj(wbits)
-    try:
-        out = inflater.decompress(body, max_bytes + 1)
-    except zlib.error as exc:
-        raise BadRequest(f"body is not valid {name}: {exc}") from exc
-    if len(out) > max_bytes:
-        raise RequestTooLarge(f"decompressed body exceeds {max_bytes} bytes")
-    if not inflater.eof:
-        raise BadRequest(f"body is truncated {name} data")
-    return out
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    # A gzip body may hold several members one after another (RFC 1952 2.2); they
+    # decompress to their concatenation, as Go's gzip reader (the Collector's) reads them.
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(rest, max_bytes + 1 - size)
+        except zlib.error as exc:
+            raise BadRequest(f"body is not valid {name}: {exc}") from exc
+        parts.append(out)
+        size += len(out)
+        if size > max_bytes:
+            raise RequestTooLarge(f"decompressed body exceeds {max_bytes} bytes")
+        if not inflater.eof:
+            raise BadRequest(f"body is truncated {name} data")
+        rest = inflater.unused_data
+        if name != "gzip" or not rest:
+            return b"".join(parts)
 
 
 def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:

@@ -112,6 +112,23 @@ def _id_problem(trace_id: bytes, span_id: bytes, parent_id: bytes) -> str:
     return ""
 
 
+# Times are stored as signed 64-bit nanoseconds (TIMESTAMP_NS), whose largest value
+# DuckDB reads as infinity: OTLP's unsigned times from there on (past 2262-04-11)
+# cannot be stored, and such a span is rejected alone instead of failing its request.
+_TIME_LIMIT = 2**63 - 1
+
+
+def _time_problem(span: Span) -> str:
+    for name, value in (
+        ("start_time_unix_nano", span.start_time_unix_nano),
+        ("end_time_unix_nano", span.end_time_unix_nano),
+        *(("an event's time_unix_nano", event.time_unix_nano) for event in span.events),
+    ):
+        if value >= _TIME_LIMIT:
+            return f"{name} {value} is past 2262-04-11, the latest time that can be stored"
+    return ""
+
+
 class _Groups:
     """Per (resource, scope) values, stored once and repeated for each span at the end."""
 
@@ -216,6 +233,12 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
                     rejected += 1
                     if len(reasons) < _MAX_REJECT_REASONS:
                         problem = _id_problem(trace_id, span_id, parent_id)
+                        reasons.append(f"span {span.name[:80]!r}: {problem}")
+                    continue
+                problem = _time_problem(span)
+                if problem:
+                    rejected += 1
+                    if len(reasons) < _MAX_REJECT_REASONS:
                         reasons.append(f"span {span.name[:80]!r}: {problem}")
                     continue
                 span_group.append(group)

@@ -141,6 +141,13 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
     ("over the size limit", PB, b"\x0a" * (MAX + 1), 413, "exceeds"),
     ("gzip bomb", {**PB, "Content-Encoding": "gzip"}, _bomb(), 413, "exceeds"),
     ("not really gzip", {**PB, "Content-Encoding": "gzip"}, b"plain bytes", 400, "gzip"),
+    (
+        "gzip then garbage",
+        {**PB, "Content-Encoding": "gzip"},
+        gzip.compress(b"") + b"plain bytes",
+        400,
+        "not valid gzip",
+    ),
     ("unknown encoding", {**PB, "Content-Encoding": "br"}, b"x", 400, "Content-Encoding"),
 ]
 
@@ -205,6 +212,38 @@ def test_invalid_ids_rejected_individually_protobuf(
     assert "trace_id has 3 bytes" in partial.error_message
     assert "span_id is all zeros" in partial.error_message
     assert "parent_span_id has 1 bytes" in partial.error_message
+    assert _count(server) == before + 1
+
+
+def test_times_past_2262_rejected_individually(live: tuple[FlowscopeServer, Endpoints]) -> None:
+    """OTLP times are unsigned; from 2**63 - 1 on they cannot be stored (before: a 500
+    that lost the request's valid spans too)."""
+    server, endpoints = live
+    before = _count(server)
+    request = _one_span_request("good", n=110)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    far = 2**64 - 1
+    spans.add(
+        trace_id=trace_id(111), span_id=span_id(111), name="far start",
+        start_time_unix_nano=far, end_time_unix_nano=far,
+    )  # fmt: skip
+    spans.add(
+        trace_id=trace_id(112), span_id=span_id(112), name="infinite end",
+        start_time_unix_nano=1, end_time_unix_nano=2**63 - 1,
+    )  # fmt: skip
+    late = spans.add(trace_id=trace_id(113), span_id=span_id(113), name="late event")
+    late.events.add(time_unix_nano=far, name="e")
+    response = httpx.post(
+        f"{endpoints.http}/v1/traces", content=request.SerializeToString(), headers=PB
+    )
+    assert response.status_code == 200
+    partial = ExportTraceServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_spans == 3
+    assert f"span 'far start': start_time_unix_nano {far} is past 2262-04-11" in (
+        partial.error_message
+    )
+    assert "span 'infinite end': end_time_unix_nano" in partial.error_message
+    assert "span 'late event': an event's time_unix_nano" in partial.error_message
     assert _count(server) == before + 1
 
 

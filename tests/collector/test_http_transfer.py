@@ -78,6 +78,22 @@ def test_body_encodings_store_every_span(
     assert _count(server, prefix.hex()) == sent
 
 
+def test_gzip_body_of_several_members(live: tuple[FlowscopeServer, Endpoints]) -> None:
+    """RFC 1952 lets a gzip body hold members one after another (``cat a.gz b.gz``);
+    before, only the first was read and the request's other spans were lost."""
+    server, endpoints = live
+    prefix = b"\x01\x05"
+    request = realistic_request(20, seed=9, trace_id_prefix=prefix)
+    sent = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    body = request.SerializeToString()
+    middle = len(body) // 2
+    members = gzip.compress(body[:middle]) + gzip.compress(body[middle:])
+    headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+    answer = httpx.post(f"{endpoints.http}/v1/traces", content=members, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert _count(server, prefix.hex()) == sent
+
+
 def test_otlp_json_round_trip_keeps_every_field() -> None:
     request = realistic_request(5, seed=3)
     text = request_to_json(request)
