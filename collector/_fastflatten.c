@@ -465,9 +465,15 @@ static int push_link(columns_t *c, const field_t *ln) {
         }
     }
     if ((trace.number && trace.wire != 2) || (span.number && span.wire != 2)) return BAIL;
+    size_t trace_len = trace.number ? trace.len : 0, span_len = span.number ? span.len : 0;
+    /* An id of another length: the Python path rejects the span and says why. */
+    if ((trace_len && trace_len != 16) || (span_len && span_len != 8)) return BAIL;
+    /* All zeros is "no id", written '' like the ClickHouse exporter does. */
+    if (trace_len && is_zero(trace.data, 16)) trace_len = 0;
+    if (span_len && is_zero(span.data, 8)) span_len = 0;
     if ((rc = close_map_row(&c->ln_attrs, first))) return rc;
-    if (str_push_hex(&c->ln_trace_ids, trace.data, trace.number ? trace.len : 0) < 0) return -1;
-    if (str_push_hex(&c->ln_span_ids, span.data, span.number ? span.len : 0) < 0) return -1;
+    if (str_push_hex(&c->ln_trace_ids, trace.data, trace_len) < 0) return -1;
+    if (str_push_hex(&c->ln_span_ids, span.data, span_len) < 0) return -1;
     if ((rc = state.number ? push_text(&c->ln_states, &state)
                            : (str_push(&c->ln_states, "", 0) < 0 ? -1 : 0)))
         return rc;

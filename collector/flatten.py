@@ -118,7 +118,9 @@ def _id_problem(trace_id: bytes, span_id: bytes, parent_id: bytes) -> str:
 _TIME_LIMIT = 2**63 - 1
 
 
-def _time_problem(span: Span) -> str:
+def _content_problem(span: Span) -> str:
+    """Why a span whose own ids are valid cannot be stored: a time past the limit, or a
+    link id that is neither empty (all zeros) nor of an id's length."""
     for name, value in (
         ("start_time_unix_nano", span.start_time_unix_nano),
         ("end_time_unix_nano", span.end_time_unix_nano),
@@ -126,7 +128,18 @@ def _time_problem(span: Span) -> str:
     ):
         if value >= _TIME_LIMIT:
             return f"{name} {value} is past 2262-04-11, the latest time that can be stored"
+    for number, link in enumerate(span.links, 1):
+        for name, value, size in (("trace_id", link.trace_id, 16), ("span_id", link.span_id, 8)):
+            if value == NOT_HEX_ID:
+                return f"link {number}'s {name} is not a hex string"
+            if value and len(value) != size:
+                return f"link {number}'s {name} has {len(value)} bytes, expected {size}"
     return ""
+
+
+def _hex_or_empty(value: bytes) -> str:
+    # An all-zero id is "no id": '' as the ClickHouse exporter writes it for links.
+    return value.hex() if any(value) else ""
 
 
 class _Groups:
@@ -235,7 +248,7 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
                         problem = _id_problem(trace_id, span_id, parent_id)
                         reasons.append(f"span {span.name[:80]!r}: {problem}")
                     continue
-                problem = _time_problem(span)
+                problem = _content_problem(span)
                 if problem:
                     rejected += 1
                     if len(reasons) < _MAX_REJECT_REASONS:
@@ -346,8 +359,8 @@ class _LinkColumns:
 
     def append(self, span_links: Sequence[Span.Link]) -> None:
         for link in span_links:
-            self.trace_ids.append(link.trace_id.hex())
-            self.span_ids.append(link.span_id.hex())
+            self.trace_ids.append(_hex_or_empty(link.trace_id))
+            self.span_ids.append(_hex_or_empty(link.span_id))
             self.states.append(link.trace_state)
             self.attrs.append(*attribute_lists(link.attributes))
             self.dropped.append(link.dropped_attributes_count)

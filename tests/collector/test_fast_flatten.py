@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -238,6 +240,47 @@ def test_invalid_ids_go_to_the_python_path_for_partial_success() -> None:
 
 
 @needs_fast_path
+def test_empty_and_zero_link_ids_are_stored_empty_by_both_paths() -> None:
+    request = realistic_request(2, seed=1)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    del span.links[:]
+    span.links.add(trace_id=bytes(16), span_id=bytes(8))
+    span.links.add()
+    span.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+    assert_same(request)
+    links = decode(request.SerializeToString()).batch.table.column("Links").to_pylist()[0]
+    ids = [(link["TraceId"], link["SpanId"]) for link in links]
+    assert ids == [("", ""), ("", ""), ("01" * 16, "02" * 8)]
+
+
+@needs_fast_path
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            lambda s: s.links.add(trace_id=b"\x01\x02", span_id=b"\x02" * 8),
+            "link 1's trace_id has 2",
+        ),
+        (lambda s: s.links.add(trace_id=b"\x01" * 16, span_id=b"\x02"), "link 1's span_id has 1"),
+        (lambda s: setattr(s, "start_time_unix_nano", 2**63 - 1), "start_time_unix_nano 9223"),
+        (lambda s: setattr(s, "end_time_unix_nano", 2**64 - 1), "end_time_unix_nano 1844"),
+        (lambda s: s.events.add(time_unix_nano=2**63), "an event's time_unix_nano 9223"),
+    ],
+)
+def test_bad_link_ids_and_far_times_reject_the_span_alone(
+    change: Callable[[Span], object], reason: str
+) -> None:
+    request = realistic_request(2, seed=1)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    del span.links[:]
+    change(span)
+    declined(request)
+    result = decode(request.SerializeToString())
+    assert result.rejected == 1 and reason in result.error_message
+    assert result.batch.spans == 2 * 8 - 1
+
+
+@needs_fast_path
 def test_duplicate_keys_and_entity_refs_go_to_the_python_path() -> None:
     request = realistic_request(1, seed=1)
     span = request.resource_spans[0].scope_spans[0].spans[0]
@@ -334,3 +377,13 @@ def test_the_table_goes_into_duckdb_like_the_python_one(tmp_path: Path) -> None:
     expected = sorted(decode_python(body).batch.table.to_pylist(), key=lambda row: row["SpanId"])
     assert stored.to_pylist() == expected
     database.close()
+
+
+def test_a_link_id_that_is_not_hex_in_json_rejects_the_span() -> None:
+    """Before, the decoder's internal marker for 'not hex' was stored as the link's id."""
+    span = {"traceId": "01" * 16, "spanId": "02" * 8, "name": "linked"}
+    link = {"traceId": "not-hex", "spanId": "03" * 8}
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [{**span, "links": [link]}]}]}]}
+    result = decode(json.dumps(doc).encode(), "application/json")
+    assert result.rejected == 1 and result.batch.spans == 0
+    assert "span 'linked': link 1's trace_id is not a hex string" in result.error_message
