@@ -12,40 +12,29 @@ import base64
 import json
 import math
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 
 def format_double(value: float) -> str:
-    """Shortest round-trip text of a double, ECMAScript style (``1`` not ``1.0``)."""
+    """Shortest round-trip digits of a double, placed as ECMAScript's (and pdata's
+    ``float64AsString``) do: fixed-point from 1e-6 up to 1e21 (``1`` not ``1.0``,
+    ``9223372036854776000`` not the binary value's ``...808``), exponent form outside."""
     if math.isnan(value) or math.isinf(value):
         # pdata renders these as the JSON encoder's error text; keep the number instead,
         # which is what a reader of the span wants to see.
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if value == 0:
-        return "0"
     magnitude = abs(value)
-    if 1e-6 <= magnitude < 1e21:
-        if value.is_integer():
-            return str(int(value))
-        text = repr(value)
-        if "e" not in text:
-            return text
-        # repr switches to exponent form at 1e16 and below 1e-4; ECMAScript does not.
-        return format(value, "f").rstrip("0").rstrip(".") if magnitude >= 1 else _fixed(value)
-    mantissa, exponent = repr(value).split("e")
-    sign = "-" if exponent.startswith("-") else "+"
-    return f"{mantissa}e{sign}{exponent.lstrip('+-').lstrip('0') or '0'}"
-
-
-def _fixed(value: float) -> str:
-    # Smallest fixed-point text that round-trips, for 1e-6 <= |value| < 1e-4.
-    for digits in range(1, 40):
-        text = f"{value:.{digits}f}"
-        if float(text) == value:
-            return text.rstrip("0").rstrip(".")
-    return repr(value)
+    text = repr(value)
+    if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21):
+        mantissa, exponent = text.split("e")
+        sign = "-" if exponent.startswith("-") else "+"
+        return f"{mantissa.removesuffix('.0')}e{sign}{exponent.lstrip('+-').lstrip('0') or '0'}"
+    if "e" in text:  # repr's exponent form from 1e16 up and below 1e-4
+        return format(Decimal(text).normalize(), "f")
+    return text.removesuffix(".0")  # keeps the sign of -0.0, as Go's formatter does
 
 
 def any_value_raw(value: AnyValue) -> Any:
@@ -91,7 +80,20 @@ def _json(raw: Any) -> str:
 
 def _json_string(text: str) -> str:
     encoded = json.dumps(text, ensure_ascii=False)
-    return encoded.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    for char, escaped in _GO_ESCAPES:
+        encoded = encoded.replace(char, escaped)
+    return encoded
+
+
+# What Go's json.Marshal escapes beyond JSON's minimum (HTML characters, and the two
+# line separators JavaScript does not allow in strings).
+_GO_ESCAPES = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
 
 
 def any_value_str(value: AnyValue) -> str:

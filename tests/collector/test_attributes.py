@@ -1,0 +1,47 @@
+"""AnyValue -> text as pdata's ``AsString()`` writes it (the ClickHouse exporter's encoding)."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue
+
+from flowscope.collector.attributes import any_value_str, format_double
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1.0, "1"),
+        (0.25, "0.25"),
+        (-2.5, "-2.5"),
+        (0.0, "0"),
+        (-0.0, "-0"),  # strconv keeps the sign
+        (2.0**53, "9007199254740992"),
+        # The shortest digits that round-trip, then zeros: not the binary value
+        # 9223372036854775808 (before, stored as that).
+        (9.223372036854776e18, "9223372036854776000"),
+        (1e16, "10000000000000000"),
+        (1e20, "100000000000000000000"),
+        (1e21, "1e+21"),
+        (1.7976931348623157e308, "1.7976931348623157e+308"),
+        (1e-6, "0.000001"),
+        (1.5e-5, "0.000015"),
+        (1.5e-7, "1.5e-7"),
+        (5e-324, "5e-324"),
+        (float("nan"), "NaN"),
+        (float("-inf"), "-Infinity"),
+    ],
+)
+def test_doubles_as_go_formats_them(value: float, text: str) -> None:
+    assert format_double(value) == text
+    assert any_value_str(AnyValue(double_value=value)) == text
+
+
+def test_arrays_escape_like_go_json() -> None:
+    values = [
+        AnyValue(string_value="a\u2028b\u2029<&>"),
+        AnyValue(double_value=-0.0),
+        AnyValue(double_value=9.223372036854776e18),
+    ]
+    text = any_value_str(AnyValue(array_value=ArrayValue(values=values)))
+    assert text == '["a\\u2028b\\u2029\\u003c\\u0026\\u003e",-0,9223372036854776000]'
