@@ -129,11 +129,11 @@ def _content_problem(span: Span) -> str:
         if value >= _TIME_LIMIT:
             return f"{name} {value} is past 2262-04-11, the latest time that can be stored"
     for number, link in enumerate(span.links, 1):
-        for name, value, size in (("trace_id", link.trace_id, 16), ("span_id", link.span_id, 8)):
-            if value == NOT_HEX_ID:
+        for name, link_id, size in (("trace_id", link.trace_id, 16), ("span_id", link.span_id, 8)):
+            if link_id == NOT_HEX_ID:
                 return f"link {number}'s {name} is not a hex string"
-            if value and len(value) != size:
-                return f"link {number}'s {name} has {len(value)} bytes, expected {size}"
+            if link_id and len(link_id) != size:
+                return f"link {number}'s {name} has {len(link_id)} bytes, expected {size}"
     return ""
 
 
