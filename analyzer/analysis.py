@@ -9,6 +9,7 @@ not. Nothing here writes to the database.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flowscope.analyzer import compare as cmp
@@ -101,6 +102,7 @@ class Analysis:
         """
         db = self.database
         params: dict[str, Any] = {"since": window.since_ns, "until": window.until_ns}
+        min_duration_ns = _duration_ns(min_duration_ms)
         with read_snapshot(db):
             if flow is not None:
                 self._select(flow, window)
@@ -119,7 +121,7 @@ class Analysis:
                 {
                     **params,
                     "keys": self.catalog.config.attribute_keys,
-                    "min_duration_ns": round((min_duration_ms or 0.0) * 1e6),
+                    "min_duration_ns": min_duration_ns,
                     "filter_error": error is not None,
                     "error": bool(error),
                     "filter_flow": flow is not None,
@@ -323,3 +325,12 @@ class Analysis:
 
 
 __all__ = ["Analysis"]
+
+
+def _duration_ns(ms: float | None) -> int:
+    """A minimum duration in ms as ns; past the longest a span can last, that longest."""
+    if ms is None:
+        return 0
+    if not (math.isfinite(ms) and ms >= 0):
+        raise AnalysisError(f"min_duration_ms must be a number of milliseconds >= 0, not {ms}")
+    return min(round(ms * 1e6), 2**63 - 1)

@@ -17,6 +17,9 @@ from flowscope.durations import parse_duration, parse_instant
 _FRACTION = re.compile(r"^(?P<base>.+T\d{2}:\d{2}:\d{2})\.(?P<digits>\d+)(?P<zone>.*)$")
 
 DEFAULT_SINCE = "1h"
+# DuckDB's TIMESTAMP_NS holds signed 64-bit nanoseconds, with the two extremes meaning
+# +-infinity: a window bound outside cannot be compared with a span's start.
+STORABLE_NS = 2**63 - 1
 # Up to 2100-01-01: DuckDB TIMESTAMP_NS ends in 2262, so 2**63 - 1 would not convert.
 ALL_TIME = Window(0, 4_102_444_800 * 1_000_000_000)
 
@@ -34,6 +37,7 @@ def parse_window(
     caller spells it (``names``: the CLI's ``--since``, the API's ``left_since``, ...).
     """
     since_name, until_name = names
+    since, until = since or None, until or None  # an empty form field is not given
     now_ns = time.time_ns() if now_ns is None else now_ns
     try:
         until_ns = now_ns if until is None else instant_ns(until, now_ns)
@@ -46,6 +50,12 @@ def parse_window(
     if since is None and until is not None:
         # "the hour before --until" is what a user means when only --until is given.
         since_ns = until_ns - (now_ns - since_ns)
+    for name, text, ns in ((until_name, until, until_ns), (since_name, since, since_ns)):
+        if not -STORABLE_NS < ns < STORABLE_NS:
+            raise ValueError(
+                f"{name}: {text or 'the default'!r} is outside the times spans can have "
+                "(1677-09-21 .. 2262-04-11)"
+            )
     if since_ns >= until_ns:
         raise ValueError(
             f"{since_name} ({format_ns(since_ns)}) must be before "

@@ -35,6 +35,9 @@ class AppContext:
 class SqlQuery(BaseModel):
     sql: str = Field(description="one SELECT or WITH statement")
     limit: int | None = Field(default=None, ge=1, description="row limit (capped by the server's)")
+    timeout_s: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="time limit (capped by the server's)"
+    )
 
 
 def create_app(context: AppContext) -> FastAPI:
@@ -131,13 +134,14 @@ def create_app(context: AppContext) -> FastAPI:
         from flowscope.store.sandbox import SqlError, SqlRefused, run_sandboxed
 
         limit = min(query.limit or context.sql_row_limit, context.sql_row_limit)
+        timeout_s = min(query.timeout_s or context.sql_timeout_s, context.sql_timeout_s)
         try:
             result = await run_in_threadpool(
                 run_sandboxed,
                 context.database,
                 query.sql,
                 row_limit=limit,
-                timeout_s=context.sql_timeout_s,
+                timeout_s=timeout_s,
             )
         except SqlRefused as exc:
             raise HTTPException(400, detail={"rule": exc.rule, "message": exc.message}) from exc
@@ -147,6 +151,7 @@ def create_app(context: AppContext) -> FastAPI:
             "columns": result.columns,
             "rows": result.rows,
             "truncated": result.truncated,
+            "row_limit": limit,
             "elapsed_ms": round(result.elapsed_ms, 3),
         }
 

@@ -51,6 +51,7 @@ class SqlRows:
     columns: list[str]
     rows: list[list[Any]]
     truncated: bool
+    row_limit: int  # the limit applied: a server caps the one asked for
 
 
 class AnalysisSource(Protocol):
@@ -239,9 +240,9 @@ class LocalSource:
 
         try:
             out = run_sandboxed(self.database, query, row_limit=limit, timeout_s=timeout_s)
-        except (SqlRefused, SqlError) as exc:
+        except (SqlRefused, SqlError, ValueError) as exc:
             raise AnalysisError(str(exc)) from exc
-        return SqlRows(out.columns, out.rows, out.truncated)
+        return SqlRows(out.columns, out.rows, out.truncated, limit)
 
     def close(self) -> None:
         self.database.close()
@@ -256,7 +257,10 @@ class RemoteSource:
         self.where = url.rstrip("/")
         self.names = names
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=self.where, headers=headers, timeout=timeout_s)
+        try:
+            self.http = httpx.Client(base_url=self.where, headers=headers, timeout=timeout_s)
+        except httpx.InvalidURL as exc:
+            raise AnalysisError(f"{url!r} is not a usable server URL: {exc}") from exc
 
     def _get(self, path: str, params: dict[str, Any], missing: AnalysisError | None = None) -> Any:
         # Check windows here too, so a typo gets the same message as on a file.
@@ -324,10 +328,11 @@ class RemoteSource:
         return comparison_from_dict(self._get("/api/compare", params, missing))
 
     def sql(self, query: str, limit: int, timeout_s: float = 10.0) -> SqlRows:
-        """``timeout_s`` is the server's to set (its sandbox); it is not sent."""
-        payload = {"sql": query, "limit": limit}
+        """The server caps ``limit`` and ``timeout_s`` at its own limits."""
+        payload = {"sql": query, "limit": limit, "timeout_s": timeout_s}
         data = self._answer("/api/sql", lambda: self.http.post("/api/sql", json=payload))
-        return SqlRows(data["columns"], data["rows"], bool(data.get("truncated")))
+        applied = int(data.get("row_limit", limit))
+        return SqlRows(data["columns"], data["rows"], bool(data.get("truncated")), applied)
 
     def close(self) -> None:
         self.http.close()

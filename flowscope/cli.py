@@ -308,13 +308,19 @@ class _ProgressBars:
     default="table",
     show_default=True,
 )
-@click.option("--limit", default=10_000, show_default=True, type=int, help="Most rows returned.")
+@click.option(
+    "--limit",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most rows returned (a server caps it at its own limit).",
+)
 @click.option(
     "--timeout",
     default=10.0,
     show_default=True,
-    type=float,
-    help="Seconds before the query is stopped.",
+    type=click.FloatRange(min=0, min_open=True, max=86_400),
+    help="Seconds before the query is stopped (a server caps it at its own limit).",
 )
 def sql(
     query: str,
@@ -329,7 +335,9 @@ def sql(
     with analysis_source(db, server_url, token, None) as source:
         out = source.sql(query, limit, timeout)
         click.echo(render_rows(out.columns, out.rows, fmt))
-        if out.truncated:
+        if out.truncated and out.row_limit < limit:
+            click.echo(f"(stopped at {out.row_limit} rows, the server's limit)", err=True)
+        elif out.truncated:
             click.echo(f"(stopped at {limit} rows; use --limit for more)", err=True)
 
 

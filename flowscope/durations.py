@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+_ZULU = re.compile(r"[zZ]$")
+_URL_PLUS = re.compile(r"(:\d{2}(?:\.\d+)?) (\d{2}:?\d{2})$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -16,7 +18,10 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(
             f"invalid duration {text!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 15m or 7d"
         )
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:
+        raise ValueError(f"duration {text.strip()!r} is too long") from None
 
 
 def format_duration(value: timedelta) -> str:
@@ -33,8 +38,11 @@ def parse_instant(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     if _DURATION.match(text):
         return now - parse_duration(text)
+    # RFC 3339 allows a lower-case "z"; a "+" of an offset typed into a URL arrives as
+    # a space, which cannot mean anything else there.
+    iso = _URL_PLUS.sub(r"\1+\2", _ZULU.sub("+00:00", text.strip()))
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        value = datetime.fromisoformat(iso)
     except ValueError as exc:
         raise ValueError(
             f"invalid time {text!r}: use a duration back from now (15m, 1h) or RFC 3339"

@@ -333,8 +333,10 @@ def run_sandboxed(
     database: Database, sql: str, *, row_limit: int = 10_000, timeout_s: float = 10.0
 ) -> SqlResult:
     """Check ``sql`` against the sandbox rules, run it in a rolled-back transaction."""
-    if row_limit < 0 or timeout_s <= 0:
-        raise ValueError("row_limit must be >= 0 and timeout_s > 0")
+    if row_limit < 0:
+        raise ValueError(f"the row limit must be >= 0, not {row_limit}")
+    if not 0 < timeout_s < math.inf:  # also NaN: a timer would fire at once
+        raise ValueError(f"the time limit must be a number of seconds > 0, not {timeout_s}")
     cursor = database.reader()
     check_sql(cursor, sql)
     database.await_writes()  # every acknowledged span is queryable

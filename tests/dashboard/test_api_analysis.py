@@ -323,6 +323,21 @@ def test_bad_window_is_400_with_a_message(api: httpx.Client, path: str) -> None:
     backwards = api.get(path, params={"since": UNTIL, "until": SINCE, "trace": "a" * 32})
     assert backwards.status_code == 400
     assert "must be before" in backwards.json()["detail"]["message"]
+    # Before, a DuckDB binder error: 500.
+    for params in ({"since": "1600-01-01T00:00:00Z"}, {"until": "2300-01-01T00:00:00Z"}):
+        outside = api.get(path, params={**params, "trace": "a" * 32})
+        assert outside.status_code == 400
+        assert "is outside the times spans can have" in outside.json()["detail"]["message"]
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "1e300"])
+def test_min_duration_out_of_range(api: httpx.Client, value: str) -> None:
+    response = api.get("/api/traces", params={"min_duration_ms": value, "since": SINCE})
+    if value == "1e300":  # longer than any span can last: no trace, not an error
+        assert response.status_code == 200 and response.json()["traces"] == []
+        return
+    assert response.status_code == 400  # before: 500
+    assert "min_duration_ms must be a number" in response.json()["detail"]["message"]
 
 
 def test_diagram_routes_draw_the_api_records(api: httpx.Client) -> None:

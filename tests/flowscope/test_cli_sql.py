@@ -204,6 +204,43 @@ def test_server_named_with_server_url(served: tuple[ServerProcess, Path]) -> Non
     assert "(stopped at 1 rows; use --limit for more)" in limited.stderr
 
 
+def test_server_caps_the_row_limit_and_takes_the_time_limit(
+    served: tuple[ServerProcess, Path],
+) -> None:
+    server, _ = served
+    ask = ("--server", server.endpoints.ui, "--token", TOKEN, "--format", "csv")
+    capped = _sql("SELECT * FROM range(10005)", *ask, "--limit", "20000")
+    assert capped.exit_code == 0
+    assert len(capped.stdout.splitlines()) == 1 + 10_000
+    # Before: "(stopped at 20000 rows; use --limit for more)", which more --limit cannot fix.
+    assert "(stopped at 10000 rows, the server's limit)" in capped.stderr
+    # Before, --timeout was not sent: the server's 10 s applied.
+    slow = "SELECT count(*) FROM range(100000) a, range(100000) b, range(100) c"
+    stopped = _sql(slow, *ask, "--timeout", "0.2")
+    assert stopped.exit_code == 1
+    assert "refused by rule time-limit: the query ran longer than the 0.2 s limit" in (
+        stopped.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--limit", "0", "Invalid value for '--limit'"),
+        ("--limit", "-1", "Invalid value for '--limit'"),
+        ("--timeout", "0", "Invalid value for '--timeout'"),
+        ("--timeout", "-1", "Invalid value for '--timeout'"),
+        ("--timeout", "nan", "the time limit must be a number of seconds > 0, not nan"),
+    ],
+)
+def test_bad_limits_are_errors_not_tracebacks(
+    stored_db: Path, option: str, value: str, message: str
+) -> None:
+    result = _sql("SELECT 1", "--db", str(stored_db), option, value)
+    assert result.exit_code in (1, 2) and message in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
 def test_server_refusals_name_the_rule(served: tuple[ServerProcess, Path]) -> None:
     server, db = served
     result = _sql("DELETE FROM otel_traces", "--db", str(db), "--token", TOKEN)
@@ -233,3 +270,9 @@ def test_unreachable_server() -> None:
     result = _sql("SELECT 1", "--server", url)
     assert result.exit_code == 1
     assert f"flowscope: cannot reach {url}/api/sql" in result.stderr
+
+
+def test_malformed_server_url_is_an_error_not_a_traceback() -> None:
+    result = _sql("SELECT 1", "--server", "http://[::1")
+    assert result.exit_code == 1
+    assert "flowscope: 'http://[::1' is not a usable server URL" in result.stderr
