@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
+from duckdb.sqltypes import DuckDBPyType
 
 from flowscope.store import sql_files
 from flowscope.store.database import Database
@@ -112,7 +113,6 @@ _TABLE_FUNCTIONS = frozenset(
 _PATH_CHARS = "./\\:*?"
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _LEADING_NOISE = re.compile(r"^(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.DOTALL)
-_TZ_TYPES = re.compile(r"\b(?:TIMESTAMP|TIME) WITH TIME ZONE\b")
 
 
 def _first_keywords(sql: str) -> str:
@@ -273,17 +273,56 @@ def _without_trailing(sql: str) -> str:
     return sql[:cut]
 
 
-def _tz_wrapped(sql: str, types: list[str]) -> str:
-    """A query giving ``sql``'s columns with zoned times as text (no pytz needed)."""
-    names = [f"c{i}" for i in range(len(types))]
-    exprs = []
-    for name, type_name in zip(names, types, strict=True):
-        if type_name == "TIMESTAMP WITH TIME ZONE":
-            exprs.append(f"strftime({name} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ')")
-        elif _TZ_TYPES.search(type_name):
-            exprs.append(f"CAST({name} AS {_TZ_TYPES.sub('VARCHAR', type_name)})")
-        else:
-            exprs.append(name)
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _text_expr(expr: str, kind: DuckDBPyType, depth: int = 0) -> str | None:
+    """SQL for ``expr``'s value with the times Python cannot hold made ISO 8601 text:
+    nanosecond ones (a datetime keeps microseconds) and zoned ones (no pytz needed),
+    at any depth of lists, structs and maps. None when the type holds no such time."""
+    name = kind.id
+    if name == "timestamp_ns":
+        return f"strftime({expr}, '%Y-%m-%dT%H:%M:%S.%n')"
+    if name == "timestamp with time zone":
+        return f"strftime({expr} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ')"
+    if name == "time with time zone":
+        return f"CAST({expr} AS VARCHAR)"
+    var = f"v{depth}"
+    if name in ("list", "array"):
+        inner = _text_expr(var, kind.children[0][1], depth + 1)
+        return None if inner is None else f"list_transform({expr}, lambda {var}: {inner})"
+    if name == "struct":
+        fields = [
+            (field, f"struct_extract({expr}, {_literal(field)})", child)
+            for field, child in kind.children
+        ]
+        texts = [_text_expr(value, child, depth + 1) for _, value, child in fields]
+        if all(text is None for text in texts):
+            return None
+        packed = ", ".join(
+            '"' + field.replace('"', '""') + f'" := {text or value}'
+            for (field, value, _), text in zip(fields, texts, strict=True)
+        )
+        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE struct_pack({packed}) END"
+    if name == "map":
+        (_, key_kind), (_, value_kind) = kind.children
+        key = _text_expr(f"{var}.key", key_kind, depth + 1)
+        value = _text_expr(f"{var}.value", value_kind, depth + 1)
+        if key is None and value is None:
+            return None
+        entry = f"struct_pack(key := {key or var + '.key'}, value := {value or var + '.value'})"
+        return f"map_from_entries(list_transform(map_entries({expr}), lambda {var}: {entry}))"
+    return None
+
+
+def _text_wrapped(sql: str, kinds: list[DuckDBPyType]) -> str | None:
+    """``sql`` with its columns' times as text (``_text_expr``), or None if it has none."""
+    names = [f"c{index}" for index in range(len(kinds))]
+    texts = [_text_expr(name, kind) for name, kind in zip(names, kinds, strict=True)]
+    if all(text is None for text in texts):
+        return None
+    exprs = [text or name for name, text in zip(names, texts, strict=True)]
     body = _without_trailing(sql)
     return f"SELECT {', '.join(exprs)} FROM (\n{body}\n) AS sandboxed({', '.join(names)})"
 
@@ -315,18 +354,32 @@ class _Deadline:
         self._timer.cancel()
 
 
-def _fetch(cursor: duckdb.DuckDBPyConnection, sql: str, limit: int) -> tuple[list[str], list[Any]]:
-    """Run ``sql`` and fetch up to ``limit`` rows. No DataFrames in this frame for
-    DuckDB's Python replacement scans to find."""
-    cursor.execute(sql)
-    description = cursor.description or []
-    columns = [str(d[0]) for d in description]
-    types = [str(d[1]) for d in description]
-    if any(_TZ_TYPES.search(t) for t in types):
-        wrapped = _tz_wrapped(sql, types)
+_Described = tuple[list[str], list[DuckDBPyType]]
+
+
+def _fetch(
+    cursor: duckdb.DuckDBPyConnection, sql: str, limit: int, described: _Described
+) -> tuple[list[str], list[Any]]:
+    """Run ``sql`` (with its times as text, ``_text_wrapped``) and fetch up to ``limit``
+    rows. No DataFrames in this frame for DuckDB's Python replacement scans to find."""
+    names, kinds = described
+    wrapped = _text_wrapped(sql, kinds)
+    if wrapped is not None:
         check_sql(cursor, wrapped)
-        cursor.execute(wrapped)
+    cursor.execute(wrapped or sql)
+    columns = names if wrapped is not None else [str(d[0]) for d in cursor.description or []]
     return columns, cursor.fetchmany(limit)
+
+
+def _describe(cursor: duckdb.DuckDBPyConnection, sql: str) -> _Described:
+    """The result's column names and types, from binding the query without running it
+    (outside the transaction: a failure would abort it); nothing for a statement
+    DESCRIBE cannot take (``DESCRIBE t`` itself), whose times then stay as they are."""
+    try:
+        described = cursor.execute(f"DESCRIBE {_without_trailing(sql)}").fetchall()
+        return [str(row[0]) for row in described], [DuckDBPyType(row[1]) for row in described]
+    except (duckdb.Error, ValueError, TypeError):
+        return [], []
 
 
 def run_sandboxed(
@@ -341,6 +394,7 @@ def run_sandboxed(
     check_sql(cursor, sql)
     database.await_writes()  # every acknowledged span is queryable
     started = time.perf_counter()
+    described = _describe(cursor, sql)
     try:
         cursor.execute("BEGIN TRANSACTION")
     except duckdb.Error as exc:
@@ -348,7 +402,7 @@ def run_sandboxed(
     deadline = _Deadline(cursor, timeout_s)
     try:
         with deadline:
-            columns, raw = _fetch(cursor, sql, row_limit + 1)
+            columns, raw = _fetch(cursor, sql, row_limit + 1, described)
     except duckdb.Error as exc:
         if deadline.fired:
             raise SqlRefused(

@@ -104,11 +104,11 @@ def test_nested_and_time_values_become_json(api: httpx.Client) -> None:
     )
     assert body["rows"] == [
         [
-            "2026-01-01T00:00:00.001000",
+            "2026-01-01T00:00:00.001000000",
             {},
             [
                 {
-                    "Timestamp": "2026-01-01T00:00:00.002000",
+                    "Timestamp": "2026-01-01T00:00:00.002000000",
                     "Name": "retry",
                     "Attributes": {"attempt": "2"},
                 }

@@ -285,7 +285,7 @@ def test_value_conversions(db: Database) -> None:
     )
     row = dict(zip(result.columns, result.rows[0], strict=True))
     json.dumps(row, allow_nan=False)
-    assert row["ts_ns"].startswith("2026-01-01T00:00:00.123456")
+    assert row["ts_ns"] == "2026-01-01T00:00:00.123456789"  # before: ...123456
     assert row["ts_tz"] == "2026-01-01T00:00:00.000000Z"
     assert isinstance(row["tz_list"][0], str) and row["tz_list"][0].startswith("2026-01-01")
     assert (row["d"], row["t"], row["i"]) == ("2026-01-02", "03:04:05", "P0DT5400S")
@@ -294,6 +294,22 @@ def test_value_conversions(db: Database) -> None:
     assert row["m"] == {"1": "one"} and row["m2"] == {"k": [1, 2]}
     assert row["s"] == {"a": [1.5, None, None], "b": {"c": "2026-01-03"}}
     assert row["fixed"] == [1, 2] and row["h"] == 2**127 - 1
+
+
+def test_times_keep_their_nanoseconds_and_zones_at_any_depth(db: Database) -> None:
+    result = run_sandboxed(
+        db,
+        """SELECT [TIMESTAMP_NS '2026-01-01 00:00:00.000000001', NULL] AS ns_list,
+                  {'TIMESTAMP WITH TIME ZONE': 1, 'b': TIMESTAMPTZ '2026-01-01 01:00:00+01'} AS s,
+                  NULL::STRUCT(t TIMESTAMP_NS) AS no_struct,
+                  MAP {'k': TIMESTAMP_NS '2026-01-01 00:00:00.5'} AS m""",
+    )
+    row = dict(zip(result.columns, result.rows[0], strict=True))
+    assert row["ns_list"] == ["2026-01-01T00:00:00.000000001", None]
+    # A field named like a type keeps its name (before: renamed VARCHAR, its value NULL).
+    assert row["s"] == {"TIMESTAMP WITH TIME ZONE": 1, "b": "2026-01-01T00:00:00.000000Z"}
+    assert row["no_struct"] is None
+    assert row["m"] == {"k": "2026-01-01T00:00:00.500000000"}
 
 
 def test_aggregates_and_scalars_sharing_a_refused_name_prefix_are_allowed(db: Database) -> None:
