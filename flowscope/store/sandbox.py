@@ -290,12 +290,12 @@ def _text_expr(expr: str, kind: DuckDBPyType, depth: int = 0) -> str | None:
         return f"CAST({expr} AS VARCHAR)"
     var = f"v{depth}"
     if name in ("list", "array"):
-        inner = _text_expr(var, kind.children[0][1], depth + 1)
+        inner = _text_expr(var, _children(kind)[0][1], depth + 1)
         return None if inner is None else f"list_transform({expr}, lambda {var}: {inner})"
     if name == "struct":
         fields = [
             (field, f"struct_extract({expr}, {_literal(field)})", child)
-            for field, child in kind.children
+            for field, child in _children(kind)
         ]
         texts = [_text_expr(value, child, depth + 1) for _, value, child in fields]
         if all(text is None for text in texts):
@@ -306,7 +306,7 @@ def _text_expr(expr: str, kind: DuckDBPyType, depth: int = 0) -> str | None:
         )
         return f"CASE WHEN {expr} IS NULL THEN NULL ELSE struct_pack({packed}) END"
     if name == "map":
-        (_, key_kind), (_, value_kind) = kind.children
+        (_, key_kind), (_, value_kind) = _children(kind)
         key = _text_expr(f"{var}.key", key_kind, depth + 1)
         value = _text_expr(f"{var}.value", value_kind, depth + 1)
         if key is None and value is None:
@@ -314,6 +314,11 @@ def _text_expr(expr: str, kind: DuckDBPyType, depth: int = 0) -> str | None:
         entry = f"struct_pack(key := {key or var + '.key'}, value := {value or var + '.value'})"
         return f"map_from_entries(list_transform(map_entries({expr}), lambda {var}: {entry}))"
     return None
+
+
+def _children(kind: DuckDBPyType) -> list[tuple[str, DuckDBPyType]]:
+    # An ARRAY's children also hold its size, an ENUM's its values: only types matter.
+    return [(name, child) for name, child in kind.children if isinstance(child, DuckDBPyType)]
 
 
 def _text_wrapped(sql: str, kinds: list[DuckDBPyType]) -> str | None:
