@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 from google.protobuf import json_format
@@ -22,17 +23,16 @@ from flowscope.collector.flatten import NOT_HEX_ID
 # An id that is not valid hex still has to reach the span-level check, which
 # rejects that one span and names the reason.
 _INVALID_ID = base64.b64encode(NOT_HEX_ID).decode("ascii")
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 _ID_FIELDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
 
 
 def _hex_to_base64(value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError:
+    if not _HEX.fullmatch(value):  # bytes.fromhex alone would also take "01 02"
         return _INVALID_ID
-    return base64.b64encode(raw).decode("ascii")
+    return base64.b64encode(bytes.fromhex(value)).decode("ascii")
 
 
 def _fix_ids(item: Any) -> None:
@@ -53,10 +53,29 @@ def _list(parent: Any, *names: str) -> list[Any]:
     return []
 
 
+def _rename_instrumentation_library(resource_spans: Any) -> None:
+    """OTLP named scopes "instrumentation library" until 0.15 (the old field stayed,
+    deprecated, until 0.19), and files the Collector wrote then still do: read them as
+    the scopes they are, instead of as unknown fields that drop every span in them."""
+    if not isinstance(resource_spans, dict) or _list(resource_spans, "scopeSpans", "scope_spans"):
+        return
+    for old in ("instrumentationLibrarySpans", "instrumentation_library_spans"):
+        libraries = resource_spans.pop(old, None)
+        if isinstance(libraries, list):
+            for library_spans in libraries:
+                if isinstance(library_spans, dict):
+                    for name in ("instrumentationLibrary", "instrumentation_library"):
+                        if name in library_spans:
+                            library_spans["scope"] = library_spans.pop(name)
+            resource_spans["scopeSpans"] = libraries
+            return
+
+
 def request_from_json_object(document: Any) -> ExportTraceServiceRequest:
     if not isinstance(document, dict):
         raise BadRequest("OTLP/JSON body must be a JSON object with resourceSpans")
     for resource_spans in _list(document, "resourceSpans", "resource_spans"):
+        _rename_instrumentation_library(resource_spans)
         for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
             for span in _list(scope_spans, "spans"):
                 _fix_ids(span)

@@ -16,6 +16,7 @@ from flowscope.collector.errors import BadRequest
 from flowscope.collector.file_import import SNIFF_BYTES, read_requests, sniff
 from flowscope.collector.flatten import flatten_request
 from flowscope.collector.import_formats import EMPTY, detect_format
+from flowscope.collector.otlp_json import request_from_json_object
 from flowscope.testing.otlp import key_values, realistic_request
 
 DATA = Path(__file__).parent / "data"
@@ -341,3 +342,26 @@ def test_jaeger_error_answer_is_reported_with_its_errors(tmp_path: Path) -> None
     assert fmt == "jaeger-json"
     with pytest.raises(BadRequest, match=r'"data" is null.*trace not found'):
         list(read_requests(path, fmt))
+
+
+def test_otlp_json_from_before_scopes_were_named_so(tmp_path: Path) -> None:
+    """OTLP until 0.15 wrote instrumentationLibrarySpans; before, such a file imported
+    0 spans without a word."""
+    document = _otlp_json(2)
+    for rs in document["resourceSpans"]:
+        rs["instrumentationLibrarySpans"] = rs.pop("scopeSpans")
+        for library_spans in rs["instrumentationLibrarySpans"]:
+            library_spans["instrumentationLibrary"] = library_spans.pop("scope")
+    path = tmp_path / "old.json"
+    path.write_bytes(_compact(document))
+    assert sniff(path) == "otlp-json"
+    (request,) = list(read_requests(path, "otlp-json"))
+    assert request == realistic_request(2)
+
+
+def test_otlp_json_hex_ids_with_spaces_are_not_hex() -> None:
+    document = _otlp_json(1)
+    span = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["spanId"] = " ".join(span["spanId"][i : i + 2] for i in range(0, 16, 2))
+    result = flatten_request(request_from_json_object(document))
+    assert result.rejected == 1 and "span_id is not a hex string" in result.error_message
