@@ -159,7 +159,33 @@ def create_app(context: AppContext) -> FastAPI:
     from flowscope.dashboard.api_analysis import analysis_router
 
     app.include_router(analysis_router(Analysis(context.database, context.flows_config)))
+    _declare_bearer_auth(app, required=bool(context.token))
     return app
+
+
+def _declare_bearer_auth(app: FastAPI, *, required: bool) -> None:
+    """Say in the OpenAPI description what the token middleware enforces, so clients
+    generated from it, and /docs's Authorize button, send the token."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        scheme = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "the server's --token; required on /api/* when it has one",
+        }
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = scheme
+        for path, operations in schema.get("paths", {}).items():
+            if path.startswith("/api/"):
+                for operation in operations.values():
+                    operation["security"] = [{"bearer": []}] if required else [{}, {"bearer": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _rounded(seconds: float | None) -> float | None:

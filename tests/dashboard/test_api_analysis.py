@@ -407,6 +407,16 @@ def test_routes_need_the_token_when_set(tmp_path: Path) -> None:
             headers={"Authorization": "Bearer s3cret"},
         )
         assert ok.status_code == 200 and len(ok.json()["flows"]) == 2
+        # The OpenAPI description says so (before: no security scheme at all).
+        schema = httpx.get(endpoints.ui + "/openapi.json").json()
+        assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+        assert schema["paths"]["/api/flows"]["get"]["security"] == [{"bearer": []}]
+        assert "security" not in schema["paths"]["/healthz"]["get"]
+
+
+def test_openapi_says_the_token_is_optional_without_one(api: httpx.Client) -> None:
+    schema = api.get("/openapi.json").json()
+    assert schema["paths"]["/api/sql"]["post"]["security"] == [{}, {"bearer": []}]
 
 
 def test_openapi_lists_every_route(api: httpx.Client) -> None:
