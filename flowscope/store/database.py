@@ -59,7 +59,7 @@ class DiskUsage:
     used_bytes: int  # its blocks that hold data
     free_bytes: int  # its blocks left free by checkpoints, reused as it grows
     wal_bytes: int  # DuckDB's write-ahead log beside it, emptied by each checkpoint
-    journal_bytes: int  # acknowledged spans not yet committed (the span journal)
+    journal_bytes: int  # the span journal's segments: uncommitted spans, and their segment
 
 
 def no_derive_thread() -> float | None:
