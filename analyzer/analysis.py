@@ -62,6 +62,7 @@ class Analysis:
     # -- flows and steps -------------------------------------------------------
     def flows(self, window: Window, by: str | None = None) -> list[Flow]:
         """Flows with traces rooted in the window, most traces first; split by ``by``."""
+        by = by or None  # an empty form field: not split (not split by the key '')
         with read_snapshot(self.database):
             if by is None:
                 return list_flows(self.database, self.catalog, window)
@@ -71,6 +72,7 @@ class Analysis:
 
     def flow(self, flow_id: str, window: Window, by: str | None = None) -> FlowDetail:
         """One flow's totals and steps (per ``by`` group); UnknownFlow if no such id."""
+        by = by or None
         with read_snapshot(self.database):
             root = self._sole_root(flow_id) if by is None else None
             if root is not None:

@@ -285,6 +285,11 @@ class RemoteSource:
         if response.status_code == 400:
             # A refusal with the reason (a window, the SQL sandbox): the words a file gives.
             raise AnalysisError(_detail(response))
+        if response.status_code == 401:
+            raise AnalysisError(
+                f"the server at {self.where} refused: {_detail(response)} "
+                "(give its token with --token or FLOWSCOPE_TOKEN)"
+            )
         if response.status_code >= 400:
             raise AnalysisError(f"server refused: {_detail(response)}")
         return response.json()

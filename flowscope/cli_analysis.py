@@ -165,16 +165,18 @@ def map_(
         click.echo()
         click.echo(table(sorted(result.nodes, key=lambda n: n.id), NODE_COLUMNS))
         if not result.nodes:
-            _hint_empty_window(since)
+            _hint_empty_window(since, until)
 
 
-def _hint_empty_window(since: str | None) -> None:
+def _hint_empty_window(since: str | None, until: str | None) -> None:
     """An empty table under the default window is most often old data (an import, a
     recording): say so on stderr, so the table itself stays what was asked."""
-    if since is None:
-        click.echo("(nothing in the last hour; widen the window, e.g. --since 7d)", err=True)
-    else:
+    if since:
         click.echo(f"(nothing since {since}; widen the window with --since)", err=True)
+    elif until:
+        click.echo(f"(nothing in the hour before {until}; widen it with --since)", err=True)
+    else:
+        click.echo("(nothing in the last hour; widen the window, e.g. --since 7d)", err=True)
 
 
 def _edge_key(edge: Any) -> tuple[str, str, str]:
@@ -204,7 +206,7 @@ def flows(
     else:
         click.echo(table(result, FLOW_COLUMNS))
         if not result:
-            _hint_empty_window(since)
+            _hint_empty_window(since, until)
 
 
 @click.command()
@@ -257,6 +259,8 @@ def flow(
         click.echo(_flow_heading(detail.flow))
         click.echo()
         click.echo(_steps_table(detail.steps))
+        if not detail.flow.traces:
+            _hint_empty_window(since, until)
 
 
 def _flow_heading(flow: Any) -> str:
@@ -340,7 +344,7 @@ def traces(
     else:
         click.echo(table(result, TRACE_COLUMNS))
         if not result:
-            _hint_empty_window(since)
+            _hint_empty_window(since, until)
 
 
 @click.command()

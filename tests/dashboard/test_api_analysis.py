@@ -150,6 +150,13 @@ def test_flow_steps_grouped(api: httpx.Client) -> None:
     assert roots == [("paypal", 2), ("visa", 2)]
 
 
+def test_empty_by_is_not_split(api: httpx.Client) -> None:
+    """``by=`` (an empty form field) used to split by the key '' into one group {"": ""}."""
+    flow_id = order_flow_id(api)
+    assert get(api, "/api/flows", by="") == get(api, "/api/flows")
+    assert get(api, f"/api/flows/{flow_id}", by="") == get(api, f"/api/flows/{flow_id}")
+
+
 def test_unknown_flow_is_404(api: httpx.Client) -> None:
     for path in ("/api/flows/no-such-flow", "/api/flows/no-such-flow/diagram"):
         response = api.get(path, params=WINDOW)

@@ -371,3 +371,16 @@ def test_missing_database_and_wrong_token(
         "flows", *WINDOW, "--server", served[1].endpoints.ui, env={"FLOWSCOPE_TOKEN": TOKEN}
     )
     assert "gateway" in env_token.stdout
+
+
+def test_empty_windows_say_which_window_was_empty(local_db: Path) -> None:
+    """With only --until the window is the hour before it, not the last hour; and a
+    flow's steps in an empty window say so too (before: no hint at all)."""
+    db = ["--db", str(local_db)]
+    before = cli("flows", "--until", "2020-01-01T00:00:00Z", *db)
+    assert "(nothing in the hour before 2020-01-01T00:00:00Z; widen it with --since)" in (
+        before.stderr
+    )
+    steps = cli("flow", ORDERS, "--since", "2020-01-01T00:00:00Z", "--until", "2020-01-02", *db)
+    assert "(nothing since 2020-01-01T00:00:00Z; widen the window with --since)" in steps.stderr
+    assert "(nothing in the last hour" in cli("flows", *db).stderr

@@ -252,7 +252,7 @@ def test_server_refusals_name_the_rule(served: tuple[ServerProcess, Path]) -> No
     assert "refused by rule one-statement" in result.stderr
     result = _sql("SELECT count(*) FROM otel_traces", "--db", str(db))  # no token
     assert result.exit_code == 1
-    assert "flowscope: server refused: missing or wrong bearer token" in result.stderr
+    assert "refused: missing or wrong bearer token (give its token with --token" in result.stderr
     count = _sql(
         "SELECT count(*) AS n FROM otel_traces",
         "--db",
