@@ -182,14 +182,19 @@ class Analysis:
         right = self._trace_values(right_id)
         return Comparison("traces", left_id, right_id, cmp.deltas(left, right))
 
-    def compare_baseline(self, trace_id: str, window: Window) -> Comparison:
-        """The trace's steps against the P50 of the same steps in its flow's window."""
+    def compare_baseline(self, trace_id: str, window: Window | None = None) -> Comparison:
+        """The trace's steps against the P50 of the same steps in its flow's window; by
+        default the hour around the trace (30 minutes either side of its root's start),
+        which holds its flow's traces however old it is, where the last hour may not."""
         with read_snapshot(self.database, settled=False):  # as trace(): the trace is there
-            flow_id = self._load_trace(trace_id.strip().lower())[0]
+            flow_id, loaded = self._load_trace(trace_id.strip().lower())
             if flow_id is None:
                 raise AnalysisError(
                     f"trace {trace_id} has no root span (yet), so it is in no flow: no baseline"
                 )
+            if window is None:
+                start = int(loaded.spans.trace_root_start[0])
+                window = Window(start - BASELINE_HALF_NS, start + BASELINE_HALF_NS)
             baseline = cmp.flow_step_values(self._steps(flow_id, window), "p50_ms")
             values = self._trace_values(trace_id)
         label = f"{flow_id} P50 {window_label(window)}"
@@ -327,6 +332,9 @@ class Analysis:
 
 
 __all__ = ["Analysis"]
+
+
+BASELINE_HALF_NS = 30 * 60 * 1_000_000_000
 
 
 def _duration_ns(ms: float | None) -> int:

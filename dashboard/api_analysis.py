@@ -182,7 +182,8 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         if left and right:
             result = await answer(analysis.compare_traces, left, right)
         elif trace:
-            result = await answer(analysis.compare_baseline, trace, window_or_400(since, until))
+            window = window_or_400(since, until) if since or until else None
+            result = await answer(analysis.compare_baseline, trace, window)
         elif flow and (left_version or right_version):
             if not (left_version and right_version):
                 raise HTTPException(

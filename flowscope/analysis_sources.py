@@ -220,9 +220,9 @@ class LocalSource:
         if mode == "traces":
             return self.analysis.compare_traces(str(p["left"]), str(p["right"]))
         if mode == "baseline":
-            return self.analysis.compare_baseline(
-                str(p["trace"]), _window(p.get("since"), p.get("until"), self.names)
-            )
+            since, until = p.get("since"), p.get("until")
+            window = _window(since, until, self.names) if since or until else None
+            return self.analysis.compare_baseline(str(p["trace"]), window)
         flow = str(p["flow"])
         if mode == "versions":
             window = _window(p.get("since"), p.get("until"), self.names)

@@ -409,7 +409,11 @@ def trace(
 @click.option("--trace", "trace_id", default=None, help="With --baseline: the trace to compare.")
 @click.option("--baseline", is_flag=True, help="Compare --trace with its flow's step P50s.")
 @click.option("--flow", default=None, help="The flow to compare across windows or versions.")
-@click.option("--since", default=None, help="Window for --baseline and --versions [1h].")
+@click.option(
+    "--since",
+    default=None,
+    help="Window for --baseline [the hour around the trace] and --versions [the last hour].",
+)
 @click.option("--until", default=None, help="Window end for --baseline and --versions.")
 @click.option("--left-since", default=None, help="With --flow: the left window's start.")
 @click.option("--left-until", default=None, help="With --flow: the left window's end.")

@@ -279,6 +279,18 @@ def test_compare_fields_mean_what_the_docs_say(api: httpx.Client) -> None:
     )
 
 
+def test_baseline_without_a_window_is_the_hour_around_the_trace(api: httpx.Client) -> None:
+    """The scenario is from 2026-01-01: the last hour (the old default) holds none of
+    its traces, so every step read as new (left null)."""
+    response = api.get("/api/compare", params={"trace": SLOWEST_ORDER_TRACE})
+    assert response.status_code == 200
+    around = response.json()
+    assert around["left"].startswith(f"{ORDERS} P50 2025-12-31T23:")
+    root = next(d for d in around["deltas"] if d["step"] == "gateway POST /orders")
+    assert (root["left_ms"], root["right_ms"], root["left_calls"]) == (ORDER_P50, 400.0, 4)
+    assert around["deltas"] == get(api, "/api/compare", trace=SLOWEST_ORDER_TRACE)["deltas"]
+
+
 def test_known_flow_in_an_empty_window_is_200(api: httpx.Client) -> None:
     empty = {"since": "2030-01-01T00:00:00Z", "until": "2030-01-02T00:00:00Z"}
     response = api.get(f"/api/flows/{ORDERS}", params=empty)
