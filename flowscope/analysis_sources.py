@@ -156,6 +156,7 @@ def compare_mode(params: Mapping[str, str | None], names: Names) -> CompareMode:
     """The comparison ``params`` ask for (the API's /api/compare rules), or
     AnalysisError when none is complete."""
     p = params
+    _one_comparison(p, names)
     if p.get("left") and p.get("right"):
         return "traces"
     if p.get("trace"):
@@ -180,6 +181,34 @@ def compare_mode(params: Mapping[str, str | None], names: Names) -> CompareMode:
         "say what to compare: two trace ids, a trace and its baseline, "
         "a flow in two windows, or a flow in two versions"
     )
+
+
+_COMPARISONS = {
+    "two trace ids": ("left", "right"),
+    "a trace for its baseline": ("trace",),
+    "a flow": ("flow", "left_version", "right_version", *WINDOW_BOUNDS),
+}
+
+
+def _one_comparison(p: Mapping[str, str | None], names: Names) -> None:
+    """Options of two comparisons at once: one would be silently ignored."""
+    given = [what for what, keys in _COMPARISONS.items() if any(p.get(k) for k in keys)]
+    if len(given) > 1:
+        raise AnalysisError(f"give one comparison, not {' and '.join(given)}")
+    versions = p.get("left_version") or p.get("right_version")
+    bounds = [param_name(b, names) for b in WINDOW_BOUNDS if p.get(b)]
+    if versions and bounds:
+        since, until = param_name("since", names), param_name("until", names)
+        raise AnalysisError(
+            f"versions are compared over one window ({since}/{until}), not {', '.join(bounds)}"
+        )
+    window = [param_name(b, names) for b in ("since", "until") if p.get(b)]
+    if window and (p.get("left") or bounds):
+        verb = "chooses" if len(window) == 1 else "choose"
+        raise AnalysisError(
+            f"{'/'.join(window)} {verb} the window of a baseline or of versions; "
+            "two traces have none, two windows have their own bounds"
+        )
 
 
 class LocalSource:

@@ -443,24 +443,31 @@ def compare(
 ) -> None:
     """Per-step deltas, biggest first: TRACE_A TRACE_B | --trace T --baseline |
     --flow F --left-since .. --right-since .. | --flow F --versions V1 V2."""
-    params: dict[str, str | None]
-    if len(trace_ids) == 2:
-        params = {"left": trace_ids[0], "right": trace_ids[1]}
-    elif trace_ids:
+    if len(trace_ids) not in (0, 2):
         fail("compare takes two trace ids (or none, with --trace/--flow)")
-    elif trace_id and baseline:
-        params = {"trace": trace_id, "since": since, "until": until}
-    elif flow and versions:
-        params = {"flow": flow, "left_version": versions[0], "right_version": versions[1]}
-        params.update(since=since, until=until)
-    elif flow and (left_since or left_until or right_since or right_until):
-        params = {"flow": flow, "left_since": left_since, "left_until": left_until}
-        params.update(right_since=right_since, right_until=right_until)
-    else:
+    if not (trace_ids or (trace_id and baseline) or flow):
         fail(
             "say what to compare: TRACE_A TRACE_B, --trace T --baseline, "
             "--flow F --left-since/--right-since ..., or --flow F --versions V1 V2"
         )
+    # Every option given goes along: compare_mode refuses those of two comparisons at
+    # once, which choosing one here would silently drop.
+    left, right = trace_ids or (None, None)
+    left_version, right_version = versions or (None, None)
+    params: dict[str, str | None] = {
+        "left": left,
+        "right": right,
+        "trace": trace_id if baseline else None,
+        "flow": flow,
+        "left_version": left_version,
+        "right_version": right_version,
+        "since": since,
+        "until": until,
+        "left_since": left_since,
+        "left_until": left_until,
+        "right_since": right_since,
+        "right_until": right_until,
+    }
     with analysis_source(db, server_url, token, flows_file) as source:
         result = source.compare(**params)
     if fmt == "json":

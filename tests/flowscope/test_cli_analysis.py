@@ -384,3 +384,29 @@ def test_empty_windows_say_which_window_was_empty(local_db: Path) -> None:
     steps = cli("flow", ORDERS, "--since", "2020-01-01T00:00:00Z", "--until", "2020-01-02", *db)
     assert "(nothing since 2020-01-01T00:00:00Z; widen the window with --since)" in steps.stderr
     assert "(nothing in the last hour" in cli("flows", *db).stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            [FASTEST_ORDER_TRACE, SLOWEST_ORDER_TRACE, "--flow", ORDERS],
+            "give one comparison, not two trace ids and a flow",
+        ),
+        (
+            ["--flow", ORDERS, "--versions", "1.0", "2.0", "--left-since", "1h"],
+            "versions are compared over one window (--since/--until), not --left-since",
+        ),
+        (
+            [FASTEST_ORDER_TRACE, SLOWEST_ORDER_TRACE, "--since", "1h"],
+            "--since chooses the window of a baseline or of versions",
+        ),
+    ],
+    ids=["traces-and-flow", "versions-and-windows", "traces-and-since"],
+)
+def test_compare_refuses_options_it_would_ignore(
+    args: list[str], message: str, local_db: Path
+) -> None:
+    """Before, the other comparison's options were silently ignored."""
+    result = cli("compare", *args, "--db", str(local_db), ok=False)
+    assert result.exit_code == 1 and message in result.stderr
