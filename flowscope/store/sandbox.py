@@ -227,7 +227,7 @@ def _walk(node: Any, tables: list[list[str]]) -> None:
     kind = node.get("type")
     if isinstance(kind, str) and kind.endswith("_QUERY_NODE"):  # INSERT/UPDATE/DELETE in a WITH
         statement = kind.removesuffix("_QUERY_NODE")
-        raise SqlRefused("read-only", f"a WITH clause holds a {statement}, {_REASONS['read-only']}")
+        raise SqlRefused("read-only", f"{statement} inside a WITH {_REASONS['read-only']}")
     if kind in ("BASE_TABLE", "SHOW_REF"):
         parts = [node.get("catalog_name"), node.get("schema_name"), node.get("table_name")]
         tables.append([str(p).strip('"') for p in parts if p])
