@@ -159,7 +159,7 @@ def _self_times(parent: I64, start: I64, end: I64, duration: I64) -> I64:
     child = np.flatnonzero(parent >= 0)
     covered = np.zeros(len(parent), dtype=np.int64)
     if len(child) == 0:
-        return duration.copy()
+        return np.maximum(duration, 0)
     p = parent[child]
     p_start, p_end = start[p], end[p]
     c_start = np.clip(start[child], p_start, p_end)
@@ -173,7 +173,7 @@ def _self_times(parent: I64, start: I64, end: I64, duration: I64) -> I64:
         p_end[keep],
     )
     if len(p) == 0:
-        return duration.copy()
+        return np.maximum(duration, 0)
     order = np.lexsort((c_start, p))
     p, c_start, c_end, p_start = p[order], c_start[order], c_end[order], p_start[order]
     # Make a running maximum restart at each parent: shift every group above the last.
@@ -183,8 +183,15 @@ def _self_times(parent: I64, start: I64, end: I64, duration: I64) -> I64:
     group = np.cumsum(first) - 1
     span_of_group = np.zeros(group[-1] + 1, dtype=np.int64)
     np.maximum.at(span_of_group, group, rel_end)
-    base = np.concatenate(([0], np.cumsum(span_of_group + 1)[:-1]))[group]
-    running = np.maximum.accumulate(rel_end + base) - base
+    if span_of_group.sum(dtype=np.float64) + len(span_of_group) < 2.0**62:
+        base = np.concatenate(([0], np.cumsum(span_of_group + 1)[:-1]))[group]
+        running = np.maximum.accumulate(rel_end + base) - base
+    else:
+        # Spans that start at 0 (1970) are decades long: shifted by their ends, a pass's
+        # groups would pass int64. Shift the ends' ranks instead (slower: a sort).
+        ends, rank = np.unique(rel_end, return_inverse=True)
+        base = group * len(ends)
+        running = ends[np.maximum.accumulate(rank + base) - base]
     previous_end = np.empty_like(running)
     previous_end[0] = 0
     previous_end[1:] = running[:-1]

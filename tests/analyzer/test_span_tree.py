@@ -122,6 +122,24 @@ def reference_critical_path(tree: Tree) -> list[tuple[int, int, int]]:
     return sorted(out, key=lambda s: s[1])
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_self_times_of_decades_long_spans(seed: int) -> None:
+    """Times scaled so a pass's summed spans pass int64 (spans that start at 0, 1970):
+    the self times scale with them (before: they overflowed, wrong from there on)."""
+    rng = random.Random(seed)
+    tree = random_tree(rng, 60)
+    scale = 2**52  # 1,000 units become ~143 years; the largest time still fits int64
+    huge = Tree(
+        tree.parent,
+        [t * scale for t in tree.start],
+        [t * scale for t in tree.end],
+        tree.op,
+        tree.is_async,
+        tree.is_root,
+    )
+    assert run(huge).self_ns.tolist() == [t * scale for t in reference_self(tree)]
+
+
 @pytest.mark.parametrize("seed", range(25))
 def test_tree_facts_match_the_reference(seed: int) -> None:
     rng = random.Random(seed)

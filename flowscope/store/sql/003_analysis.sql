@@ -162,7 +162,7 @@ CREATE TABLE IF NOT EXISTS step_keys (
 -- definition behind service_minutes, server_spans and the map's partial minutes.
 CREATE OR REPLACE VIEW span_service_facts AS
 SELECT
-    Timestamp, CommitSeq, TraceId, ServiceName, Duration,
+    Timestamp, CommitSeq, TraceId, ServiceName, greatest(Duration, 0) AS Duration,
     CASE WHEN SpanKind IN ('Server', 'Consumer')
         THEN CAST(floor(log2(greatest(Duration, 1)) * 8) AS SMALLINT)
         ELSE CAST(-1 AS SMALLINT) END AS Bucket,

@@ -8,7 +8,7 @@ SELECT
     hash(TraceId, SpanId) AS SpanKey,
     CASE WHEN ParentSpanId = '' THEN CAST(0 AS UBIGINT) ELSE hash(TraceId, ParentSpanId) END AS ParentKey,
     epoch_ns(Timestamp) AS Start,
-    Duration,
+    greatest(Duration, 0) AS Duration,  -- a sender's end before its start: 0
     ServiceName,
     SpanName,
     SpanKind,

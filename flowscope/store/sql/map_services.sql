@@ -4,7 +4,7 @@ SELECT
     ServiceName,
     count(*) AS Spans,
     count(*) FILTER (WHERE StatusCode = 'Error') AS Errors,
-    quantile_cont(Duration, 0.95) FILTER (WHERE SpanKind IN ('Server', 'Consumer')) AS P95
+    quantile_cont(greatest(Duration, 0), 0.95) FILTER (WHERE SpanKind IN ('Server', 'Consumer')) AS P95
 FROM a_spans
 WHERE Timestamp >= make_timestamp_ns($since) AND Timestamp < make_timestamp_ns($until)
 GROUP BY ServiceName

@@ -2,7 +2,7 @@
 -- (from trace_index), so the scan is pruned to a few row groups.
 SELECT
     SpanId, ParentSpanId, ServiceName, SpanName, SpanKind, epoch_ns(Timestamp) AS Start,
-    Duration, StatusCode, StatusMessage, SpanAttributes,
+    greatest(Duration, 0) AS Duration, StatusCode, StatusMessage, SpanAttributes,
     len(Links) > 0 AND len([l for l in Links
         if l.SpanId = ParentSpanId
         AND coalesce(l.Attributes['opentracing.ref_type'], '') = 'follows_from']) > 0 AS FollowsFrom
