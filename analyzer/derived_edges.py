@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +47,10 @@ def _linked_pairs(s: Spans) -> tuple[I64, I64]:
     ok = (producer >= 0) & s.in_scope[owner] & s.is_consumer[owner] & s.is_producer[safe]
     ok &= s.service.codes[owner] != s.service.codes[safe]
     return owner[ok], producer[ok]
+
+
+# Name codes whose radices multiply past this cannot share one int64 (tests lower it).
+PACKABLE = 2**63
 
 
 def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
@@ -93,19 +98,23 @@ def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
     # One int64 per call: mixed-radix digits of its name codes.
     radix = [3, n_svc + 1, n_svc + len(peer.values) + 1, len(peer_kind.values) + 1]
     radix += [len(msg.values) + 1, len(dest.values) + 1]
-    packed = np.zeros(len(rule), dtype=np.int64)
-    for digit, base in zip(
-        [rule, source, target, kind + 1, system + 1, destination + 1], radix, strict=True
-    ):
-        packed = packed * base + digit
-    unique_packed, inverse = np.unique(packed, return_inverse=True)
-    unique_rows = []
-    for value in unique_packed.tolist():
-        digits = []
-        for base in reversed(radix):
-            value, digit = divmod(value, base)
-            digits.append(digit)
-        unique_rows.append(list(reversed(digits)))
+    columns = [rule, source, target, kind + 1, system + 1, destination + 1]
+    unique_rows: list[list[int]] = []
+    if math.prod(radix) < PACKABLE:
+        packed = np.zeros(len(rule), dtype=np.int64)
+        for digit, base in zip(columns, radix, strict=True):
+            packed = packed * base + digit
+        unique_packed, inverse = np.unique(packed, return_inverse=True)
+        for value in unique_packed.tolist():
+            digits = []
+            for base in reversed(radix):
+                value, digit = divmod(value, base)
+                digits.append(digit)
+            unique_rows.append(list(reversed(digits)))
+    else:  # tens of thousands of services, peers and queues in one pass: would overflow
+        unique_codes, inverse = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        unique_rows = unique_codes.tolist()
     rule_names = ("rpc", "virtual", "async")
     dims: list[tuple[str, ...]] = []
     for r, src, tgt, k, sy, de in unique_rows:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from flowscope.analyzer import derived_edges
+from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.flows import auto_flow_id
 from flowscope.analyzer.model import Edge, Node, ServiceMap, Window
+from flowscope.analyzer.window import ALL_TIME
+from flowscope.store.database import Database
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.traces import TraceKit, at_ms, percentile
+from tests.analysis_scenario import write_scenario
 
 from .conftest import HOUR, Analyze
 
@@ -433,3 +439,23 @@ def test_edge_stats_fall_back_when_minute_counts_disagree(analyze: Analyze, data
     writer.shutdown()
     rpc = edges(analysis.service_map(HOUR))[("a", "b", "rpc")]
     assert (rpc.calls, rpc.p50_ms, rpc.p99_ms) == (3, 20.0, pytest.approx(29.8))
+
+
+def test_edge_names_when_their_codes_cannot_share_an_int64(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tens of thousands of services, peers and queues in one derivation pass multiply
+    past int64: the edges must come out the same (before: names of other edges)."""
+
+    def service_map(path: Path) -> dict[str, Any]:
+        database = Database(path)
+        try:
+            write_scenario(database)
+            return Analysis(database).service_map(ALL_TIME).as_dict()
+        finally:
+            database.close()
+
+    packed = service_map(tmp_path / "packed.duckdb")
+    monkeypatch.setattr(derived_edges, "PACKABLE", 1)
+    assert service_map(tmp_path / "unpacked.duckdb") == packed
+    assert {edge["rule"] for edge in packed["edges"]} == {"rpc", "virtual", "async"}
