@@ -57,38 +57,23 @@ def trace_step_values(loaded: LoadedSpans) -> dict[str, StepValue]:
 
 
 def _span_labels(loaded: LoadedSpans) -> list[str]:
-    """Each span's path label, parents first (rows are not in tree order: iterate)."""
-    parents = loaded.tree.parent.tolist()
+    """Each span's path label (rows are not in tree order)."""
     names = [
         f"{service} {operation}"
         for service, operation, _kind in (loaded.ops[i] for i in loaded.op_idx.tolist())
     ]
-    labels: list[str | None] = [None] * len(parents)
-    for row in range(len(parents)):
-        chain = []
-        at = row
-        while at >= 0 and labels[at] is None:
-            chain.append(at)
-            at = parents[at]
-        prefix = labels[at] if at >= 0 else None
-        for node in reversed(chain):
-            prefix = names[node] if prefix is None else f"{prefix} > {names[node]}"
-            labels[node] = prefix
-    return [label or "" for label in labels]
+    return path_labels(loaded.tree.parent.tolist(), names)
 
 
 def flow_step_values(steps: list[Step], statistic: str) -> dict[str, StepValue]:
     """Per step of a flow: its ``p50_ms`` or ``p95_ms``, error rate, calls."""
-    by_id = {step.id: step for step in steps}
+    index = {step.id: row for row, step in enumerate(steps)}
+    parents = [index.get(s.parent_id, -1) if s.parent_id is not None else -1 for s in steps]
+    labels = path_labels(parents, [f"{s.service} {s.operation}" for s in steps])
     out: dict[str, StepValue] = {}
-    for step in steps:
-        names = []
-        at: Step | None = step
-        while at is not None:
-            names.append(f"{at.service} {at.operation}")
-            at = by_id.get(at.parent_id) if at.parent_id is not None else None
+    for step, label in zip(steps, labels, strict=True):
         out[step.id] = StepValue(
-            label=" > ".join(reversed(names)),
+            label=label,
             service=step.service,
             operation=step.operation,
             kind=step.kind,
@@ -97,6 +82,38 @@ def flow_step_values(steps: list[Step], statistic: str) -> dict[str, StepValue]:
             calls=step.calls,
         )
     return out
+
+
+# A path deeper than this many steps is labelled by its root, "…" and its last steps:
+# whole paths of a 10,000-deep trace took O(depth^2) memory (a compare printed 453 MB).
+LABEL_STEPS = 12
+
+
+def path_labels(parents: list[int], names: list[str]) -> list[str]:
+    """Each node's ``names`` from its root down, joined by `` > `` (LABEL_STEPS at most)."""
+    depth = [-1] * len(parents)
+    root = [-1] * len(parents)
+    for row in range(len(parents)):  # depth and root of each node, each found once
+        chain, at = [], row
+        while at >= 0 and depth[at] < 0:
+            chain.append(at)
+            at = parents[at]
+        level, top = (depth[at], root[at]) if at >= 0 else (-1, -1)
+        for node in reversed(chain):
+            level += 1
+            top = node if top < 0 else top
+            depth[node], root[node] = level, top
+    labels = []
+    for row in range(len(parents)):
+        whole = depth[row] < LABEL_STEPS
+        tail, at = [], row
+        while at >= 0 and (whole or len(tail) < LABEL_STEPS - 2):
+            tail.append(names[at])
+            at = parents[at]
+        if not whole:
+            tail += ["…", names[root[row]]]
+        labels.append(" > ".join(reversed(tail)))
+    return labels
 
 
 def deltas(left: dict[str, StepValue], right: dict[str, StepValue]) -> list[StepDelta]:

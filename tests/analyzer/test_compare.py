@@ -138,3 +138,22 @@ def test_compare_errors(analyze: Analyze) -> None:
         analysis.compare_windows("nope", HOUR, HOUR)
     with pytest.raises(AnalysisError, match="has no root span"):
         analysis.compare_baseline(trace_ids(kit)[2], HOUR)
+
+
+def test_deep_paths_are_labelled_by_root_and_last_steps(analyze: Analyze) -> None:
+    """Whole paths of a deep trace took O(depth^2) memory (453 MB of JSON at 10,000)."""
+    kit = TraceKit()
+    span = kit.trace(start_ms=0).span("svc", "level 0", kind="Server", start_ms=0, duration_ms=500)
+    for level in range(1, 200):
+        span = span.child("svc", f"level {level}", kind="Internal", start_ms=1, duration_ms=1)
+    analysis = analyze(kit)
+    trace_id = kit.spans[0].trace_id
+    for comparison in (
+        analysis.compare_traces(trace_id, trace_id),
+        analysis.compare_baseline(trace_id, HOUR),
+    ):
+        labels = {d.operation: d.step for d in comparison.deltas}
+        assert labels["level 0"] == "svc level 0"
+        assert labels["level 11"] == " > ".join(f"svc level {n}" for n in range(12))
+        deep = [f"svc level {n}" for n in range(190, 200)]
+        assert labels["level 199"] == " > ".join(["svc level 0", "…", *deep])
