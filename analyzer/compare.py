@@ -94,7 +94,8 @@ def path_labels(parents: list[int], names: list[str]) -> list[str]:
     depth = [-1] * len(parents)
     root = [-1] * len(parents)
     for row in range(len(parents)):  # depth and root of each node, each found once
-        chain, at = [], row
+        chain: list[int] = []
+        at = row
         while at >= 0 and depth[at] < 0:
             chain.append(at)
             at = parents[at]
@@ -106,7 +107,8 @@ def path_labels(parents: list[int], names: list[str]) -> list[str]:
     labels = []
     for row in range(len(parents)):
         whole = depth[row] < LABEL_STEPS
-        tail, at = [], row
+        tail: list[str] = []
+        at = row
         while at >= 0 and (whole or len(tail) < LABEL_STEPS - 2):
             tail.append(names[at])
             at = parents[at]
