@@ -546,8 +546,9 @@ static int push_span(columns_t *c, const field_t *sp, int32_t group) {
     /* Invalid ids: the Python path rejects the span and says why (partial success). */
     if (trace.wire != 2 || trace.len != 16 || is_zero(trace.data, 16)) return BAIL;
     if (span.wire != 2 || span.len != 8 || is_zero(span.data, 8)) return BAIL;
-    if (parent.number && (parent.wire != 2 || (parent.len && (parent.len != 8 || is_zero(parent.data, 8)))))
-        return BAIL;
+    if (parent.number && (parent.wire != 2 || (parent.len && parent.len != 8))) return BAIL;
+    size_t parent_len = parent.number ? parent.len : 0;
+    if (parent_len && is_zero(parent.data, 8)) parent_len = 0; /* all zeros: a root */
     if (start >= (uint64_t)INT64_MAX || end >= (uint64_t)INT64_MAX) return BAIL;
     if ((rc = close_map_row(&c->attrs, first))) return rc;
 
@@ -574,7 +575,7 @@ static int push_span(columns_t *c, const field_t *sp, int32_t group) {
         return rc;
     if (str_push_hex(&c->trace_ids, trace.data, 16) < 0) return -1;
     if (str_push_hex(&c->span_ids, span.data, 8) < 0) return -1;
-    if (str_push_hex(&c->parent_ids, parent.data, parent.number ? parent.len : 0) < 0) return -1;
+    if (str_push_hex(&c->parent_ids, parent.data, parent_len) < 0) return -1;
     if (buf_put(&c->keys, trace.data, 16) < 0 || buf_put(&c->keys, span.data, 8) < 0) return -1;
     if (put_i64(&c->starts, (int64_t)start) < 0 || put_i64(&c->ends, (int64_t)end) < 0) return -1;
     if (put_i32(&c->kinds, (kind >= 0 && kind < 6) ? (int32_t)kind : 0) < 0) return -1;

@@ -236,10 +236,12 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
             groups.entity_refs.append(entity_refs)
             for span in scope_spans.spans:
                 trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
+                if parent_id == _ZERO_SPAN:
+                    parent_id = b""  # "no parent": a root, as the Collector's pdata reads it
                 if not (
                     len(trace_id) == 16
                     and len(span_id) == 8
-                    and (not parent_id or (len(parent_id) == 8 and parent_id != _ZERO_SPAN))
+                    and (not parent_id or len(parent_id) == 8)
                     and trace_id != _ZERO_TRACE
                     and span_id != _ZERO_SPAN
                 ):

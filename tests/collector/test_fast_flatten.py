@@ -387,3 +387,19 @@ def test_a_link_id_that_is_not_hex_in_json_rejects_the_span() -> None:
     result = decode(json.dumps(doc).encode(), "application/json")
     assert result.rejected == 1 and result.batch.spans == 0
     assert "span 'linked': link 1's trace_id is not a hex string" in result.error_message
+
+
+@needs_fast_path
+def test_an_all_zero_parent_id_is_a_root_in_both_paths() -> None:
+    """The Collector's pdata reads an all-zero parent_span_id as none; before, the span
+    was rejected and its trace lost its root."""
+    request = realistic_request(2, seed=1)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    roots = [span for span in spans if not span.parent_span_id]
+    for span in roots:
+        span.parent_span_id = bytes(8)
+    assert_same(request)
+    result = decode(request.SerializeToString())
+    assert result.rejected == 0
+    parents = result.batch.table.column("ParentSpanId").to_pylist()
+    assert parents.count("") == len(roots) == 2
