@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -73,6 +74,7 @@ def create_app(context: AppContext) -> FastAPI:
         body: dict[str, Any] = {
             "status": "ok" if writer is None or writer.running else "stopping",
             "version": __version__,
+            "pid": os.getpid(),
             "database": context.database.path,
             "spans": context.database.span_count(),
             "writer_queue_spans": writer.queued_spans if writer else 0,

@@ -47,13 +47,24 @@ class ServerInfo:
 
 
 def running_server(db: str) -> ServerInfo | None:
-    """The server that holds ``db``, from the file it writes beside it."""
+    """The server that holds ``db``, from the file it writes beside it, once that server
+    confirms it: a file left by a killed server names ports another process may have
+    taken since (imports went to another server's database)."""
+    import httpx
+
     path = Path(f"{db}.server.json")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-        return ServerInfo(info["ui_url"], info["otlp_http_url"], bool(info.get("token_required")))
-    except (OSError, ValueError, KeyError):
+        found = ServerInfo(info["ui_url"], info["otlp_http_url"], bool(info.get("token_required")))
+        answer = httpx.get(f"{found.ui_url}/healthz", timeout=HEALTH_TIMEOUT_S).json()
+    except (OSError, ValueError, KeyError, httpx.HTTPError):
         return None
+    if not isinstance(answer, dict) or answer.get("pid") != info.get("pid"):
+        return None
+    return found
+
+
+HEALTH_TIMEOUT_S = 5.0
 
 
 def render_rows(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
