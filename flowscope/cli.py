@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -18,6 +16,7 @@ from flowscope import __version__
 from flowscope.cli_analysis import analysis_source, register_analysis_commands
 from flowscope.cli_common import (
     DurationType,
+    StopRequest,
     default_db,
     fail,
     render_rows,
@@ -25,6 +24,7 @@ from flowscope.cli_common import (
     say,
     server_options,
     serving,
+    warn_if_exposed,
 )
 from flowscope.cli_demo import register_demo_commands
 from flowscope.logs import LOG_FORMAT
@@ -132,18 +132,13 @@ def serve(
         server = FlowscopeServer(config)  # validates the config
     except ValueError as exc:
         fail(str(exc))
-    if not config.is_loopback and not config.token:
-        click.echo(
-            f"flowscope: warning: listening on {host} without --token; anyone who can reach "
-            "this address can send spans and query them",
-            err=True,
-        )
-    stop = threading.Event()
-    _on_signals(lambda: stop.set())
+    warn_if_exposed(config)
+    stop = StopRequest()
+    stop.install()
 
     def failed(message: str) -> None:
         say(f"flowscope: {message}; stopping")
-        stop.set()
+        stop.request()
 
     server.on_failure = failed
     try:
@@ -173,15 +168,7 @@ def serve(
             )
         click.echo("ready; Ctrl-C or SIGTERM stops and flushes", nl=True)
         sys.stdout.flush()
-        stop.wait()
-
-
-def _on_signals(callback: Callable[[], None]) -> None:
-    def handler(_signum: int, _frame: Any) -> None:
-        callback()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+        stop.requested.wait()
 
 
 @main.command("import")

@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -125,6 +127,51 @@ def say(message: str) -> None:
         click.echo(message, err=True)
     except OSError:
         pass
+
+
+class StopRequest:
+    """SIGINT and SIGTERM, for a whole foreground command, as one request to stop.
+
+    Installed before anything starts and kept to the end: the first signal asks the
+    command to stop (``callbacks``); later ones only say it is stopping. A second
+    Ctrl-C that raised KeyboardInterrupt inside a shutdown left the ingest process
+    unstopped and the exit waiting for it for good; a SIGTERM before the load began
+    killed the process with nothing committed or closed.
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._callbacks: list[Callable[[], None]] = []
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, _signum: int, _frame: Any) -> None:
+        if self.requested.is_set():
+            say("flowscope: already stopping; committing accepted spans")
+            return
+        self.request()
+
+    def request(self) -> None:
+        self.requested.set()
+        for callback in list(self._callbacks):
+            callback()
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the request (at once if it came already)."""
+        self._callbacks.append(callback)
+        if self.requested.is_set():
+            callback()
+
+
+def warn_if_exposed(config: Any) -> None:
+    """A server on a non-loopback address without a token: say so (serve and demo)."""
+    if not config.is_loopback and not config.token:
+        say(
+            f"flowscope: warning: listening on {config.host} without --token; anyone who "
+            "can reach this address can send spans and query them"
+        )
 
 
 @contextmanager

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -21,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from flowscope import __version__
-from flowscope.cli_common import DurationType, fail, server_options, serving
+from flowscope.cli_common import (
+    DurationType,
+    StopRequest,
+    fail,
+    say,
+    server_options,
+    serving,
+    warn_if_exposed,
+)
 from flowscope.reference_app.faults import FAULTS, parse_fault
 
 if TYPE_CHECKING:  # the platform's modules load when a command runs, not for --help
@@ -138,10 +144,14 @@ def demo(
         server = FlowscopeServer(config)  # validates the config
     except ValueError as exc:
         fail(str(exc))
+    warn_if_exposed(config)
+    stop = StopRequest()
+    stop.install()
 
     def failed(message: str) -> None:
         # Without its receivers the demo has nothing to show: stop as Ctrl-C does.
-        os.kill(os.getpid(), signal.SIGINT)
+        say(f"flowscope: {message}; stopping")
+        stop.request()
 
     server.on_failure = failed
     try:
@@ -155,7 +165,9 @@ def demo(
         click.echo(f"  OTLP/gRPC  {server.grpc_address}")
         click.echo(f"  OTLP/HTTP  {server.otlp_http_url}/v1/traces")
         click.echo(f"  dashboard  {server.ui_url}")
-        _run_platform(export, load, what_to_look_at=_guide(server.ui_url, db, load["faults"]))
+        guide = _guide(server.ui_url, db, load["faults"])
+        if not stop.requested.is_set():  # a signal during the start: stop at once
+            _run_platform(export, load, stop, what_to_look_at=guide)
 
 
 @click.command("reference-app")
@@ -209,7 +221,9 @@ def reference_app(
         fail(str(exc))
     target = otlp_endpoint or f"file {otlp_file}"
     click.echo(f"flowscope {__version__} reference app: exporting spans to {target}")
-    _run_platform(export, load, what_to_look_at="", host=host)
+    stop = StopRequest()
+    stop.install()
+    _run_platform(export, load, stop, what_to_look_at="", host=host)
 
 
 def _guide(ui_url: str, db: str, faults: dict[str, float]) -> str:
@@ -226,7 +240,11 @@ def _guide(ui_url: str, db: str, faults: dict[str, float]) -> str:
 
 
 def _run_platform(
-    export: ExportConfig, load: dict[str, Any], what_to_look_at: str, host: str = "127.0.0.1"
+    export: ExportConfig,
+    load: dict[str, Any],
+    stop: StopRequest,
+    what_to_look_at: str,
+    host: str = "127.0.0.1",
 ) -> None:
     from flowscope.reference_app.app import AppConfig, TradingApp
     from flowscope.reference_app.loadgen import LoadConfig, format_report
@@ -269,7 +287,7 @@ def _run_platform(
         click.echo("ready; Ctrl-C stops and flushes")
         sys.stdout.flush()
         show = sys.stderr.isatty() if load["progress"] is None else load["progress"]
-        report = asyncio.run(_drive(app.gateway_url, load_config, load["rate"] > 0, show))
+        report = asyncio.run(_drive(app.gateway_url, load_config, load["rate"] > 0, show, stop))
         if report is not None:
             click.echo(format_report(report))
     finally:
@@ -278,38 +296,40 @@ def _run_platform(
 
 
 async def _drive(
-    gateway_url: str, config: LoadConfig, with_load: bool, progress: bool
+    gateway_url: str, config: LoadConfig, with_load: bool, progress: bool, request: StopRequest
 ) -> LoadReport | None:
-    """The load in the foreground until its duration is over or SIGINT/SIGTERM arrives."""
+    """The load in the foreground until its duration is over or a stop is requested."""
     from flowscope.reference_app.loadgen import LoadGenerator
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+
+    def wake() -> None:
+        # Called from a signal handler (between this loop's steps), maybe after the loop
+        # has ended: the shutdown that follows must not fail on it.
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+
+    request.on_stop(wake)
+    if not with_load:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), config.duration_s)
+        return None
+    bar = _progress_bar(config) if progress else None
+    done = 0
+
+    def advance(report: LoadReport) -> None:
+        nonlocal done
+        if bar is not None:
+            bar.update(report.requests - done)
+            bar.set_postfix(errors=report.errors, refresh=False)
+        done = report.requests
+
     try:
-        if not with_load:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), config.duration_s)
-            return None
-        bar = _progress_bar(config) if progress else None
-        done = 0
-
-        def advance(report: LoadReport) -> None:
-            nonlocal done
-            if bar is not None:
-                bar.update(report.requests - done)
-                bar.set_postfix(errors=report.errors, refresh=False)
-            done = report.requests
-
-        try:
-            return await LoadGenerator(gateway_url, config).run(stop, advance)
-        finally:
-            if bar is not None:
-                bar.close()
+        return await LoadGenerator(gateway_url, config).run(stop, advance)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        if bar is not None:
+            bar.close()
 
 
 def _progress_bar(config: LoadConfig) -> Any:

@@ -112,6 +112,63 @@ def test_demo_stops_cleanly_on_ctrl_c_and_keeps_every_span(tmp_path: Path) -> No
     assert sum(spans_by_service(db).values()) >= committed
 
 
+def _start_demo(db: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        demo_command(db, *extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _read_until(run: subprocess.Popen[str], prefix: str) -> list[str]:
+    assert run.stdout is not None
+    lines = []
+    for line in run.stdout:
+        lines.append(line)
+        if line.startswith(prefix):
+            return lines
+    raise AssertionError("".join(lines))
+
+
+def _assert_stopped_cleanly(run: subprocess.Popen[str], db: Path) -> str:
+    try:
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, out + err
+    assert "flowscope: stopped" in err
+    assert not Path(f"{db}.server.json").exists()
+    assert not Path(f"{db}.journal").exists() and not Path(f"{db}.wal").exists()
+    return err
+
+
+def test_a_second_ctrl_c_while_the_demo_stops_does_not_hang_it(tmp_path: Path) -> None:
+    """Before, the second KeyboardInterrupt landed inside the shutdown: the ingest process
+    was never stopped and the exit waited for it for good."""
+    db = tmp_path / "twice.duckdb"
+    run = _start_demo(db, "--rate", "8")
+    _read_until(run, "ready")
+    run.send_signal(signal.SIGINT)
+    time.sleep(0.3)  # the second Ctrl-C of an impatient user, while the first one stops it
+    run.send_signal(signal.SIGINT)
+    _assert_stopped_cleanly(run, db)
+
+
+def test_sigterm_while_the_demo_starts_stops_it_cleanly(tmp_path: Path) -> None:
+    """Before, SIGTERM before the load began killed the demo with the server file, the
+    journal and the WAL left behind. On every interface without a token it warns, as
+    serve does."""
+    db = tmp_path / "early.duckdb"
+    run = _start_demo(db, "--rate", "8", "--host", "0.0.0.0")
+    _read_until(run, "flowscope")  # the server is up; the platform is starting
+    run.send_signal(signal.SIGTERM)
+    err = _assert_stopped_cleanly(run, db)
+    assert "warning: listening on 0.0.0.0 without --token" in err
+
+
 def test_reference_app_exports_to_an_otlp_endpoint(tmp_path: Path) -> None:
     with server_in_process(tmp_path / "jaeger-like.duckdb", decode_workers=0) as (_, endpoints):
         result = CliRunner().invoke(
