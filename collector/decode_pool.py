@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -33,14 +34,20 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """Worker initializer: a SIGKILLed server must not leave workers holding its pipes."""
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """Worker initializer: a SIGKILLed server must not leave workers holding its pipes.
+
+    ``parent_pid``: the process that started this one. If it died before the signal
+    was armed, nothing would ever send it: leave at once (before, such workers lived
+    on, ignoring SIGTERM, and kept multiprocessing's resource tracker alive too)."""
     # Ctrl-C reaches the whole process group; the server shuts its workers down itself,
     # and a worker's own KeyboardInterrupt would only print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(0)
 
 
 def _ready() -> bool:
@@ -75,7 +82,10 @@ class DecodePool:
             # spawn, not fork: this process already runs gRPC and DuckDB threads.
             context = multiprocessing.get_context("spawn")
             executor = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=die_with_parent
+                self.workers,
+                mp_context=context,
+                initializer=die_with_parent,
+                initargs=(os.getpid(),),
             )
             # Spawn every worker now, from this long-lived thread: the parent-death
             # signal is tied to the thread that forked, and a request thread may end.

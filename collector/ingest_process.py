@@ -87,9 +87,7 @@ def settle_heap() -> None:
 
 # -- the child -----------------------------------------------------------------------
 def _child_main(settings: IngestSettings, conn: Connection) -> None:
-    die_with_parent()
-    if os.getppid() != settings.server_pid:
-        return  # the server died before the parent-death signal was armed
+    die_with_parent(settings.server_pid)
     # SIGTERM to the process group (as Ctrl-C sends SIGINT) is the server's to handle:
     # it stops this process itself, after the spans in flight are acknowledged.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
