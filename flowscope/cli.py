@@ -51,7 +51,7 @@ def main(verbose: bool) -> None:
     default="7d",
     show_default=True,
     type=DurationType(),
-    help="Delete spans that started longer ago than this ('off' keeps all).",
+    help="Delete spans that started longer ago than this ('off' or 0 keeps all).",
 )
 @click.option(
     "--max-request-bytes",

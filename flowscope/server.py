@@ -105,6 +105,9 @@ class ServeConfig:
             )
         if self.retention is not None and self.retention <= timedelta(0):
             raise ValueError("retention must be positive (or 'off')")
+        if self.retention is not None and self.retention > MAX_RETENTION:
+            # Its cutoff would fall before year 1 (every sweep failed on the date).
+            raise ValueError("retention over 100 years keeps everything: use 'off'")
 
     @property
     def is_loopback(self) -> bool:
@@ -114,6 +117,9 @@ class ServeConfig:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+
+MAX_RETENTION = timedelta(days=36_525)
 
 
 def server_info_path(db: str) -> Path:

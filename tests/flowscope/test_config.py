@@ -45,6 +45,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"token": "naïve"}, "token must be printable ASCII"),
     ({"retention": timedelta(0)}, "retention must be positive"),
     ({"retention": timedelta(days=-7)}, "retention must be positive"),
+    ({"retention": timedelta(days=1_000_000)}, "retention over 100 years keeps everything"),
     ({"max_request_bytes": 0}, "max-request-bytes must be at least 1024, got 0"),
     ({"max_request_bytes": 1023}, "max-request-bytes must be at least 1024"),
     ({"max_queued_spans": 0}, "max-queued-spans must be at least 1, got 0"),
