@@ -76,7 +76,11 @@ def create_otlp_http_app(
             return _failure(415, _INVALID_ARGUMENT, f"{what}; use {PROTOBUF} or {JSON}", PROTOBUF)
         try:
             raw = await _read_body(request, max_bytes)
-            body = decompress(raw, request.headers.get("content-encoding"), max_bytes)
+            encoding = request.headers.get("content-encoding")
+            # Inflating up to the size limit takes a while: not on the event loop.
+            body = (
+                await run_in_threadpool(decompress, raw, encoding, max_bytes) if encoding else raw
+            )
             outcome = await run_in_threadpool(ingest.export_body, body, kind)
         except BadRequest as exc:
             return _failure(400, _INVALID_ARGUMENT, str(exc), kind)

@@ -142,6 +142,13 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
     ("gzip bomb", {**PB, "Content-Encoding": "gzip"}, _bomb(), 413, "exceeds"),
     ("not really gzip", {**PB, "Content-Encoding": "gzip"}, b"plain bytes", 400, "gzip"),
     (
+        "too many gzip members",
+        {**PB, "Content-Encoding": "gzip"},
+        gzip.compress(b"") * 1001,
+        400,
+        "more than 1000 gzip members",
+    ),
+    (
         "gzip then garbage",
         {**PB, "Content-Encoding": "gzip"},
         gzip.compress(b"") + b"plain bytes",
