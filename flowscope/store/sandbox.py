@@ -399,20 +399,27 @@ def run_sandboxed(
     check_sql(cursor, sql)
     database.await_writes()  # every acknowledged span is queryable
     started = time.perf_counter()
-    described = _describe(cursor, sql)
-    try:
-        cursor.execute("BEGIN TRANSACTION")
-    except duckdb.Error as exc:
-        raise SqlError(f"cannot start a read transaction: {exc}") from exc
+    over = SqlRefused(
+        "time-limit", f"the query ran longer than the {timeout_s:g} s limit and was stopped"
+    )
+    # One deadline from the DESCRIBE on: binding alone evaluates constant arguments,
+    # which a query can make take minutes.
     deadline = _Deadline(cursor, timeout_s)
     try:
         with deadline:
+            described = _describe(cursor, sql)
+            if deadline.fired:  # the DESCRIBE was stopped (it says nothing else)
+                raise over
+            try:
+                cursor.execute("BEGIN TRANSACTION")
+            except duckdb.Error as exc:
+                if deadline.fired:
+                    raise over from exc
+                raise SqlError(f"cannot start a read transaction: {exc}") from exc
             columns, raw = _fetch(cursor, sql, row_limit + 1, described)
     except duckdb.Error as exc:
         if deadline.fired:
-            raise SqlRefused(
-                "time-limit", f"the query ran longer than the {timeout_s:g} s limit and was stopped"
-            ) from exc
+            raise over from exc
         raise SqlError(str(exc)) from exc
     finally:
         try:

@@ -351,3 +351,19 @@ def test_bad_limits_are_rejected(db: Database) -> None:
         run_sandboxed(db, "SELECT 1", row_limit=-1)
     with pytest.raises(ValueError):
         run_sandboxed(db, "SELECT 1", timeout_s=0)
+
+
+def test_the_time_limit_covers_binding(db: Database) -> None:
+    """DuckDB evaluates a table function's constant arguments while binding, which the
+    sandbox's DESCRIBE (run to learn the column types) does before the query runs."""
+    # Binding it takes ~6 s here, twice over before (the DESCRIBE, then the query).
+    slow_constant = (
+        "SELECT * FROM range(list_sum(list_transform(range(20000), lambda x: "
+        "list_sum(list_transform(range(20000), lambda y: x * y))))::BIGINT % 3)"
+    )
+    started = time.perf_counter()
+    with pytest.raises(SqlRefused) as caught:
+        run_sandboxed(db, slow_constant, timeout_s=0.05)
+    assert caught.value.rule == "time-limit"
+    assert time.perf_counter() - started < 4  # stopped, not bound to the end first
+    assert run_sandboxed(db, "SELECT count(*) FROM otel_traces").rows == [[SPANS]]
