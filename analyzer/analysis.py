@@ -39,7 +39,7 @@ from flowscope.analyzer.rates import rate_minutes
 from flowscope.analyzer.service_map import service_map
 from flowscope.analyzer.steps import flow_steps, root_flow_steps
 from flowscope.analyzer.trace_view import LoadedTrace, load_trace, trace_view
-from flowscope.analyzer.window import format_ns, window_label
+from flowscope.analyzer.window import STORABLE_NS, format_ns, window_label
 from flowscope.store.database import Database
 from flowscope.store.derivation import read_snapshot
 
@@ -194,7 +194,10 @@ class Analysis:
                 )
             if window is None:
                 start = int(loaded.spans.trace_root_start[0])
-                window = Window(start - BASELINE_HALF_NS, start + BASELINE_HALF_NS)
+                window = Window(  # within what TIMESTAMP_NS holds, for a trace near its ends
+                    max(start - BASELINE_HALF_NS, 1 - STORABLE_NS),
+                    min(start + BASELINE_HALF_NS, STORABLE_NS - 1),
+                )
             baseline = cmp.flow_step_values(self._steps(flow_id, window), "p50_ms")
             values = self._trace_values(trace_id)
         label = f"{flow_id} P50 {window_label(window)}"

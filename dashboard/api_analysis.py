@@ -17,6 +17,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from flowscope.analysis_sources import one_comparison
 from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.diagrams.formats import FLOW_DIAGRAMS, MAP_DIAGRAMS, FlowFormat, MapFormat
 from flowscope.analyzer.errors import AnalysisError, UnknownFlow, UnknownTrace
@@ -178,6 +179,23 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         left_version: Annotated[str | None, Query(description="versions mode")] = None,
         right_version: Annotated[str | None, Query(description="versions mode")] = None,
     ) -> dict[str, Any]:
+        given = {
+            "left": left,
+            "right": right,
+            "trace": trace,
+            "flow": flow,
+            # since/until are left out: a client may send its window with every question.
+            "left_since": left_since,
+            "left_until": left_until,
+            "right_since": right_since,
+            "right_until": right_until,
+            "left_version": left_version,
+            "right_version": right_version,
+        }
+        try:
+            one_comparison(given, "python")  # before: another mode's were ignored
+        except AnalysisError as exc:
+            raise HTTPException(400, detail={"message": str(exc)}) from exc
         result: Comparison
         if left and right:
             result = await answer(analysis.compare_traces, left, right)

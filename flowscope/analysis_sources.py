@@ -154,9 +154,9 @@ CompareMode = Literal["traces", "baseline", "versions", "windows"]
 
 def compare_mode(params: Mapping[str, str | None], names: Names) -> CompareMode:
     """The comparison ``params`` ask for (the API's /api/compare rules), or
-    AnalysisError when none is complete."""
+    AnalysisError when none is complete or options of two are given."""
     p = params
-    _one_comparison(p, names)
+    one_comparison(p, names)
     if p.get("left") and p.get("right"):
         return "traces"
     if p.get("trace"):
@@ -190,7 +190,7 @@ _COMPARISONS = {
 }
 
 
-def _one_comparison(p: Mapping[str, str | None], names: Names) -> None:
+def one_comparison(p: Mapping[str, str | None], names: Names) -> None:
     """Options of two comparisons at once: one would be silently ignored."""
     given = [what for what, keys in _COMPARISONS.items() if any(p.get(k) for k in keys)]
     if len(given) > 1:

@@ -190,8 +190,11 @@ def _in_catalog(cursor: duckdb.DuckDBPyConnection, parts: list[str]) -> bool:
     rows = cursor.execute(sql_files.query("sandbox_catalog"), {"name": table.lower()}).fetchall()
     wanted = [p.lower() for p in prefix]
     for database, schema in rows:
-        # Two parts name a schema or a database, as DuckDB's binder tries both.
-        names = [[database.lower(), schema.lower()], [schema.lower()], [database.lower()]]
+        # Two parts name a schema or a database (of a table in its main schema), as
+        # DuckDB's binder tries both.
+        names = [[database.lower(), schema.lower()], [schema.lower()]]
+        if schema.lower() == "main":
+            names.append([database.lower()])
         if not wanted or wanted in names:
             return True
     return False
@@ -227,7 +230,8 @@ def _walk(node: Any, tables: list[list[str]]) -> None:
     kind = node.get("type")
     if isinstance(kind, str) and kind.endswith("_QUERY_NODE"):  # INSERT/UPDATE/DELETE in a WITH
         statement = kind.removesuffix("_QUERY_NODE")
-        raise SqlRefused("read-only", f"{statement} inside a WITH {_REASONS['read-only']}")
+        rule = "no-file-access" if statement == "COPY" else "read-only"
+        raise SqlRefused(rule, f"{statement} inside a WITH {_REASONS[rule]}")
     if kind in ("BASE_TABLE", "SHOW_REF"):
         parts = [node.get("catalog_name"), node.get("schema_name"), node.get("table_name")]
         tables.append([str(p).strip('"') for p in parts if p])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -20,8 +21,9 @@ def test_a_worker_whose_starter_is_gone_leaves_at_once() -> None:
     """A server killed while its workers started: its workers' parent is already some
     other process (init), and no parent-death signal would ever reach them. Before,
     they lived on, ignoring SIGTERM."""
+    not_its_parent = str(os.getpid() + 1)  # its parent is this process
     gone = subprocess.run(
-        [sys.executable, "-c", SCRIPT, "1"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", SCRIPT, not_its_parent], capture_output=True, text=True, timeout=60
     )
     assert (gone.returncode, gone.stdout) == (0, "")
     kept = subprocess.run(

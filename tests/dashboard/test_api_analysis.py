@@ -317,6 +317,17 @@ def test_compare_without_a_complete_mode_is_400(api: httpx.Client, params: dict[
     assert response.json()["detail"]["message"]
 
 
+def test_compare_refuses_parameters_of_two_modes(api: httpx.Client) -> None:
+    """Before, /api/compare answered one mode and ignored the other's parameters."""
+    for params in (
+        {"left": FASTEST_ORDER_TRACE, "right": SLOWEST_ORDER_TRACE, "flow": ORDERS},
+        {"trace": SLOWEST_ORDER_TRACE, "left_since": SINCE},
+    ):
+        response = api.get("/api/compare", params=params)
+        assert response.status_code == 400
+        assert "give one comparison, not " in response.json()["detail"]["message"]
+
+
 def test_compare_windows_says_which_window_is_missing(api: httpx.Client) -> None:
     # One window alone used to compare it with the default last hour: 200, all deltas 0.
     response = api.get("/api/compare", params={"flow": ORDERS, "left_since": "1h"})

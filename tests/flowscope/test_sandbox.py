@@ -117,6 +117,9 @@ REFUSALS = [
     ("WITH x AS (DELETE FROM otel_traces RETURNING *) SELECT count(*) FROM x", "read-only"),
     ("WITH x AS (UPDATE derive_state SET DerivedSeq = 0 RETURNING 1) SELECT * FROM x", "read-only"),
     ("WITH x AS (INSERT INTO schema_meta SELECT 99 RETURNING *) SELECT * FROM x", "read-only"),
+    ("WITH d AS (COPY (SELECT 1) TO '{out}.csv') SELECT 1", "no-file-access"),
+    # information_schema.tables is in database "system", but not in its main schema.
+    ("SELECT * FROM system.tables", "no-file-access"),
     ("SELECT * FROM pg_settings", "no-server-state"),
     ("SELECT * FROM pg_catalog.pg_settings", "no-server-state"),
     ("SELECT * FROM main.duckdb_logs", "no-server-state"),
