@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -33,6 +36,9 @@ class AppContext:
     started: float = field(default_factory=time.time)
 
 
+STATIC = Path(__file__).parent / "static"
+
+
 class SqlQuery(BaseModel):
     sql: str = Field(description="one SELECT or WITH statement")
     limit: int | None = Field(default=None, ge=1, description="row limit (capped by the server's)")
@@ -42,7 +48,22 @@ class SqlQuery(BaseModel):
 
 
 def create_app(context: AppContext) -> FastAPI:
-    app = FastAPI(title="flowscope", version=__version__)
+    # /docs from files shipped in the package: FastAPI's own page loads Swagger UI from
+    # a CDN, and without the internet it stayed blank. (ReDoc would need one too: off.)
+    app = FastAPI(title="flowscope", version=__version__, docs_url=None, redoc_url=None)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="flowscope API",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+            # The default validator badge is an image from validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
 
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Any:

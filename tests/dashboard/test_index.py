@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -19,3 +20,23 @@ def test_root_lists_the_api_and_every_link_answers(tmp_path: Path) -> None:
         for link in links:
             assert link.startswith(endpoints.ui)
             assert httpx.get(link).status_code == 200, link
+
+
+def test_api_docs_page_needs_nothing_from_the_internet(tmp_path: Path) -> None:
+    """FastAPI's own /docs loads Swagger UI from a CDN: blank on a machine offline."""
+    with server_in_process(
+        tmp_path / "spans.duckdb", decode_workers=0, token="s3cret", ingest_process=False
+    ) as (_server, endpoints):
+        page = httpx.get(f"{endpoints.ui}/docs")  # no token needed: not /api
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        html = page.text
+        links = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+        assert links and all(link.startswith("/static/") for link in links), links
+        assert "'/openapi.json'" in html or '"/openapi.json"' in html
+        assert "https://" not in html and "validatorUrl" in html
+        for link in links:
+            asset = httpx.get(endpoints.ui + link)
+            assert asset.status_code == 200 and len(asset.content) > 500, link
+        bundle = httpx.get(f"{endpoints.ui}/static/swagger-ui/swagger-ui-bundle.js")
+        assert "javascript" in bundle.headers["content-type"]
+        assert httpx.get(f"{endpoints.ui}/redoc").status_code == 404
