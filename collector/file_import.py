@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from flowscope.collector import fast_flatten
 from flowscope.collector.decode import PROTOBUF, parse_request
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.flatten import FlattenResult, SpanBatch, flatten_request
@@ -174,8 +175,13 @@ def flattened_chunks(requests: Iterator[ExportTraceServiceRequest]) -> Iterator[
     rejected = 0
     reasons: list[str] = []
     size = 0
+    fast = fast_flatten.available()
     for request in requests:
-        result = flatten_request(request)
+        # The C path on the request's wire bytes (serializing is quick): several times
+        # the Python flatten's speed; the Python path for what it declines.
+        result = (fast and fast_flatten.flatten_body(request.SerializeToString())) or (
+            flatten_request(request)
+        )
         tables.append(result.batch.table)
         keys.extend(result.batch.keys)
         rejected += result.rejected
