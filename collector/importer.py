@@ -37,7 +37,15 @@ _URL_HINT = (
 
 
 class SendFailed(Exception):
-    """The server did not take a request; the message says why and what to do about it."""
+    """The server did not take a request; the message says why and what to do about it.
+
+    ``wrong_url``: the answer (none, or not OTLP) suggests the URL is not an OTLP/HTTP
+    receiver's, which is worth saying only if nothing was sent there yet.
+    """
+
+    def __init__(self, message: str, *, wrong_url: bool = False) -> None:
+        super().__init__(message)
+        self.wrong_url = wrong_url
 
 
 def _no_progress(_name: str, _total: int) -> Callable[[int], None]:
@@ -146,8 +154,11 @@ def _send_one(path: Path, base: str, token: str | None, progress: ProgressFactor
                 report.messages = [message]
     except (BadRequest, OSError, SendFailed) as exc:
         report.error = _error_text(exc, path)
-        if report.spans or report.rejected:
-            report.error += f" (after {report.spans + report.rejected} spans were sent)"
+        sent = report.spans + report.rejected
+        if sent:  # the URL was right: the server stopped answering
+            report.error += f" (after {sent} spans were sent)"
+        elif isinstance(exc, SendFailed) and exc.wrong_url:
+            report.error += f"; {_URL_HINT}"
     return report
 
 
@@ -165,18 +176,18 @@ def _post(base_url: str, body: bytes, token: str | None) -> tuple[int, str]:
     except urllib.error.HTTPError as exc:
         raise SendFailed(_refusal(exc, token)) from exc
     except urllib.error.URLError as exc:
-        raise SendFailed(f"cannot reach {base_url}: {exc.reason}; {_URL_HINT}") from exc
+        raise SendFailed(f"cannot reach {base_url}: {exc.reason}", wrong_url=True) from exc
     except http.client.HTTPException as exc:
         # A gRPC port answers HTTP/1.1 with an HTTP/2 frame: a bad status line.
         detail = type(exc).__name__
-        raise SendFailed(f"no HTTP answer from {base_url} ({detail}); {_URL_HINT}") from exc
+        raise SendFailed(f"no HTTP answer from {base_url} ({detail})", wrong_url=True) from exc
     except OSError as exc:  # timeouts, connections reset
         raise SendFailed(f"no answer from {base_url}: {exc}") from exc
     answer = ExportTraceServiceResponse()
     try:
         answer.ParseFromString(content)
     except DecodeError as exc:
-        raise SendFailed(f"{base_url} answered, but not with OTLP; {_URL_HINT}") from exc
+        raise SendFailed(f"{base_url} answered, but not with OTLP", wrong_url=True) from exc
     success = answer.partial_success
     return int(success.rejected_spans), str(success.error_message)
 

@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from flowscope.cli import main
 from flowscope.collector.file_import import SNIFF_BYTES
+from flowscope.collector.otlp_json import request_to_json
 from flowscope.store.database import Database
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.server import ServerProcess, start_server_process
@@ -375,3 +376,29 @@ def test_error_bodies_in_both_otlp_encodings() -> None:
     )
     assert _error_message(b"<html>502</html>", "text/html", "Bad Gateway") == "Bad Gateway"
     assert _error_message(b"\xff", "application/x-protobuf", "Teapot") == "Teapot"
+
+
+def test_a_server_that_stops_answering_midway_gets_no_url_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL was right (spans went there): saying it is the wrong port misleads."""
+    from flowscope.collector import importer
+
+    path = tmp_path / "two.jsonl"
+    path.write_bytes(
+        b"".join(request_to_json(realistic_request(1, seed=seed)) + b"\n" for seed in (1, 2))
+    )
+    answers = iter([(0, "")])
+
+    def post(base: str, body: bytes, token: str | None) -> tuple[int, str]:
+        try:
+            return next(answers)
+        except StopIteration:
+            raise importer.SendFailed(f"cannot reach {base}: refused", wrong_url=True) from None
+
+    monkeypatch.setattr(importer, "_post", post)
+    (report,) = importer.import_into_server([path], "http://127.0.0.1:9")
+    assert report.error == "cannot reach http://127.0.0.1:9: refused (after 8 spans were sent)"
+    answers = iter([])
+    (first,) = importer.import_into_server([path], "http://127.0.0.1:9")
+    assert first.error.startswith("cannot reach http://127.0.0.1:9: refused; --server wants")
