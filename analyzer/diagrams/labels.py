@@ -21,9 +21,16 @@ _SLUG = re.compile(r"[^A-Za-z0-9]+")
 _MAX_SLUG = 40
 
 
+# A label longer than this is cut, with "…": one name of 20,000 quotes (80,000
+# characters escaped) made a diagram Mermaid refuses, however few steps it drew.
+MAX_LABEL = 200
+
+
 def mermaid_text(text: str) -> str:
     """``text`` as Mermaid label / message content (without the surrounding quotes)."""
     text = " ".join(text.split())  # newlines and tabs would end the statement
+    if len(text) > MAX_LABEL:
+        text = text[: MAX_LABEL - 1] + "…"
     escaped = "".join(c if c.isalnum() or c in _MERMAID_SAFE else f"#{ord(c)};" for c in text)
     # Before parsing, mermaid strips the last ';' of any line matching
     # /style.*:\S*#.*;/ (meant for style statements), which would break an entity

@@ -45,10 +45,12 @@ from tests.analyzer.diagram_records import (
     big_flow,
     big_grouped_flow,
     big_map,
+    edge,
     empty_flow,
     grouped_flow,
     hostile_groups_flow,
     many_values_flow,
+    node,
     random_flow,
     random_map,
     sample_flow,
@@ -395,6 +397,19 @@ def test_big_sequence_stays_within_mermaid_limits(parsed: dict[str, dict[str, An
     # Folded CLIENT steps have no arrow of their own, so arrows <= steps kept.
     assert 0 < len(arrows) <= 3000 - left_out < 3000
     assert arrows[0] == "operation number 0"  # the root step comes first
+
+
+def test_a_giant_name_neither_overflows_nor_empties_the_map() -> None:
+    """One name of 20,000 quotes: before, 80,000 characters escaped, so the map kept
+    dropping edges (that one sorted first) until none was drawn."""
+    giant = '"' * 20_000
+    label = mermaid_text(giant)
+    assert label.endswith("#8230;") and len(label) <= 5 * 200
+    names = ["a", "b", "c", giant]
+    edges = [edge("a", "b"), edge("b", "c"), edge(giant, "a")]
+    text = service_map_mermaid(ServiceMap(nodes=[node(n) for n in names], edges=edges))
+    assert len(text) < 5_000 and "not drawn" not in text
+    assert text.count("-->") + text.count("-.->") + text.count("==>") >= 3
 
 
 def test_mermaid_text_and_ids() -> None:
