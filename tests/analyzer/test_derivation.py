@@ -223,6 +223,30 @@ def test_retention_drops_derived_rows_and_rederives_straddling_traces(database: 
     assert numbered == [(3,), (4,)]
 
 
+def test_retention_of_a_whole_producer_trace_rederives_its_consumers(
+    database: Database,
+) -> None:
+    """Before, the consumer kept its async call from the deleted producer: an edge and
+    a node of 0 spans in the map that the remaining spans do not give."""
+    kit = TraceKit()
+    root = kit.trace(start_ms=0).span("prod", "POST", kind="Server", start_ms=0, duration_ms=50)
+    producer = root.child("prod", "publish orders", kind="Producer", start_ms=10, duration_ms=5)
+    kit.trace(start_ms=200_000).span(
+        "cons", "process", kind="Consumer", start_ms=0, duration_ms=20, links=[producer.link()]
+    )
+    write(database, kit, derive=True)
+    everything = Window(0, at_ms(3_600_000))
+    assert [e.rule for e in Analysis(database).service_map(everything).edges] == ["async"]
+    writer = SpanWriter(database)
+    writer.start()
+    assert delete_older_than(writer, datetime.fromtimestamp(at_ms(100_000) / 1e9, UTC)) == 2
+    writer.shutdown()  # the derive thread derives what retention queued, then stops
+    service_map = Analysis(database).service_map(everything)
+    assert service_map.edges == []
+    assert [n.id for n in service_map.nodes] == ["cons"]
+    assert_edge_minutes_agree(database)
+
+
 def test_retention_inside_a_minute_keeps_that_minutes_later_calls(database: Database) -> None:
     kit = TraceKit()
     for start in (125_000, 140_000, 150_000):  # one minute; the cutoff falls after the first

@@ -4,6 +4,13 @@
 -- (per service from the spans, per edge from the calls).
 INSERT INTO derive_queue
 SELECT TraceId, $cutoff, LastTs FROM trace_index WHERE FirstTs < $cutoff AND LastTs >= $cutoff;
+-- Consumers linked to a producer trace that goes whole: their async calls came from it,
+-- so they are derived again without them (before trace_index forgets the producer).
+INSERT INTO derive_queue
+SELECT c.TraceId, c.FirstTs, c.LastTs
+FROM trace_links l
+JOIN trace_index p ON p.TraceId = l.LinkedTraceId AND p.LastTs < $cutoff
+JOIN trace_index c ON c.TraceId = l.TraceId AND c.LastTs >= $cutoff;
 DELETE FROM edge_calls WHERE Ts < $cutoff;
 DELETE FROM edge_minutes WHERE Minute <= date_trunc('minute', $cutoff);
 INSERT INTO edge_minutes
