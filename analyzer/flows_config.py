@@ -149,8 +149,10 @@ class FlowsConfig:
         unknown = sorted(set(data) - {"flows"})
         if unknown:
             raise FlowsConfigError(f"{source}: {unknown[0]}: unknown key (expected 'flows')")
-        entries = data.get("flows") or []
-        if not isinstance(entries, list):
+        entries = data.get("flows")
+        if entries is None:  # `flows:` with nothing under it: no rules yet
+            entries = []
+        if not isinstance(entries, list):  # before, `flows: {}`, `0` or `""` meant none
             raise FlowsConfigError(f"{source}: flows: must be a list")
         rules = tuple(_rule(entry, f"{source}: flows[{i}]") for i, entry in enumerate(entries))
         config = cls(rules, source)

@@ -79,3 +79,11 @@ def test_slugify() -> None:
     assert slugify("Order Placement") == "order-placement"
     assert slugify("  POST /orders/{id} ") == "post-orders-id"
     assert slugify("///") == "flow"
+
+
+@pytest.mark.parametrize("value", ["{}", "0", '""', "text"])
+def test_flows_that_is_not_a_list_is_an_error(value: str) -> None:
+    """Before, `flows: {}`, `0` and `""` were taken as no rules at all."""
+    with pytest.raises(FlowsConfigError, match="flows: must be a list"):
+        FlowsConfig.parse(f"flows: {value}\n")
+    assert FlowsConfig.parse("flows:\n").flows == ()  # nothing under it yet: no rules
