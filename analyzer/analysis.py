@@ -334,9 +334,6 @@ class Analysis:
             return cmp.trace_step_values(loaded.spans)
 
 
-__all__ = ["Analysis"]
-
-
 BASELINE_HALF_NS = 30 * 60 * 1_000_000_000
 
 
@@ -346,4 +343,7 @@ def _duration_ns(ms: float | None) -> int:
         return 0
     if not (math.isfinite(ms) and ms >= 0):
         raise AnalysisError(f"min_duration_ms must be a number of milliseconds >= 0, not {ms}")
-    return min(round(ms * 1e6), 2**63 - 1)
+    return min(round(ms * 1e6), STORABLE_NS)
+
+
+__all__ = ["Analysis"]

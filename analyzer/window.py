@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 
 from flowscope.analyzer.model import Window
 from flowscope.durations import parse_duration, parse_instant
+from flowscope.store.columns import TIMESTAMP_NS_LIMIT
 
 # RFC 3339 with up to nanosecond fractions (datetime alone keeps microseconds).
 _FRACTION = re.compile(r"^(?P<base>.+T\d{2}:\d{2}:\d{2})\.(?P<digits>\d+)(?P<zone>.*)$")
 
 DEFAULT_SINCE = "1h"
-# DuckDB's TIMESTAMP_NS holds signed 64-bit nanoseconds, with the two extremes meaning
-# +-infinity: a window bound outside cannot be compared with a span's start.
-STORABLE_NS = 2**63 - 1
+# A window bound outside what TIMESTAMP_NS holds cannot be compared with a span's start.
+STORABLE_NS = TIMESTAMP_NS_LIMIT
 # Up to 2100-01-01: DuckDB TIMESTAMP_NS ends in 2262, so 2**63 - 1 would not convert.
 ALL_TIME = Window(0, 4_102_444_800 * 1_000_000_000)
 

@@ -23,6 +23,7 @@ from flowscope.store.columns import (
     LINK,
     STRING_MAP,
     TIMESTAMP,
+    TIMESTAMP_NS_LIMIT,
 )
 from flowscope.store.columns import EVENT as EVENT_TYPE
 
@@ -112,10 +113,9 @@ def _id_problem(trace_id: bytes, span_id: bytes, parent_id: bytes) -> str:
     return ""
 
 
-# Times are stored as signed 64-bit nanoseconds (TIMESTAMP_NS), whose largest value
-# DuckDB reads as infinity: OTLP's unsigned times from there on (past 2262-04-11)
-# cannot be stored, and such a span is rejected alone instead of failing its request.
-_TIME_LIMIT = 2**63 - 1
+# OTLP's times are unsigned: from TIMESTAMP_NS_LIMIT on (past 2262-04-11) they cannot
+# be stored, and such a span is rejected alone instead of failing its request.
+_TIME_LIMIT = TIMESTAMP_NS_LIMIT
 
 
 def _content_problem(span: Span) -> str:

@@ -10,6 +10,10 @@ import pyarrow as pa
 
 STRING_MAP = pa.map_(pa.string(), pa.string())
 TIMESTAMP = pa.timestamp("ns")
+# DuckDB's TIMESTAMP_NS holds signed 64-bit nanoseconds, and reads this value (and its
+# negative) as +-infinity: a time at or past it cannot be stored or compared with one
+# (past 2262-04-11, before 1677-09-21).
+TIMESTAMP_NS_LIMIT = 2**63 - 1
 
 EVENT = pa.struct(
     [
