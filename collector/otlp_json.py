@@ -11,29 +11,21 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from typing import Any
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.collector.errors import BadRequest
-from flowscope.collector.flatten import NOT_HEX_ID
-from flowscope.collector.otlp_json_fast import Decline, request_from_document
+from flowscope.collector.otlp_json_fast import Decline, hex_id, request_from_document
 
-# An id that is not valid hex still has to reach the span-level check, which
-# rejects that one span and names the reason.
-_INVALID_ID = base64.b64encode(NOT_HEX_ID).decode("ascii")
-_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 _ID_FIELDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
 
 
 def _hex_to_base64(value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    if not _HEX.fullmatch(value):  # bytes.fromhex alone would also take "01 02"
-        return _INVALID_ID
-    return base64.b64encode(bytes.fromhex(value)).decode("ascii")
+    return base64.b64encode(hex_id(value)).decode("ascii")
 
 
 def _fix_ids(item: Any) -> None:
