@@ -16,15 +16,13 @@ from flowscope import __version__
 from flowscope.cli_analysis import analysis_source, register_analysis_commands
 from flowscope.cli_common import (
     DurationType,
-    StopRequest,
     default_db,
     fail,
     render_rows,
     running_server,
-    say,
     server_options,
     serving,
-    warn_if_exposed,
+    start_server,
 )
 from flowscope.cli_demo import register_demo_commands
 from flowscope.logs import LOG_FORMAT
@@ -109,8 +107,7 @@ def serve(
 ) -> None:
     """Receive OTLP traces, store them in DuckDB, serve the API."""
     from flowscope.collector.ingest_process import IngestProcess, lower_priority, settle_heap
-    from flowscope.server import FlowscopeServer, ServeConfig
-    from flowscope.store.database import StoreError
+    from flowscope.server import ServeConfig
 
     config = ServeConfig(
         db=db,
@@ -128,23 +125,7 @@ def serve(
         ingest_process=ingest_process,
         flows=flows,
     )
-    try:
-        server = FlowscopeServer(config)  # validates the config
-    except ValueError as exc:
-        fail(str(exc))
-    warn_if_exposed(config)
-    stop = StopRequest()
-    stop.install()
-
-    def failed(message: str) -> None:
-        say(f"flowscope: {message}; stopping")
-        stop.request()
-
-    server.on_failure = failed
-    try:
-        server.start()
-    except (OSError, StoreError) as exc:
-        fail(str(exc))
+    server, stop = start_server(config)
     with serving(server):
         assert server.database is not None
         if isinstance(server.ingest, IngestProcess):

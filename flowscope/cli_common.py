@@ -14,11 +14,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from flowscope.durations import parse_duration
+
+if TYPE_CHECKING:  # the server's modules load when a command runs, not for --help
+    from flowscope.server import FlowscopeServer, ServeConfig
 
 DEFAULT_DB = "flowscope.duckdb"
 
@@ -165,13 +168,36 @@ class StopRequest:
             callback()
 
 
-def warn_if_exposed(config: Any) -> None:
-    """A server on a non-loopback address without a token: say so (serve and demo)."""
+def start_server(config: ServeConfig) -> tuple[FlowscopeServer, StopRequest]:
+    """What serve and demo do before serving: validate the config (an error says why),
+    warn about a non-loopback address without a token, take SIGINT/SIGTERM as a stop
+    request (a failing ingest process requests it too), and start the server."""
+    from flowscope.server import FlowscopeServer
+    from flowscope.store.database import StoreError
+
+    try:
+        server = FlowscopeServer(config)  # validates the config
+    except ValueError as exc:
+        fail(str(exc))
     if not config.is_loopback and not config.token:
         say(
             f"flowscope: warning: listening on {config.host} without --token; anyone who "
             "can reach this address can send spans and query them"
         )
+    stop = StopRequest()
+    stop.install()
+
+    def failed(message: str) -> None:
+        # Without its receivers the server has nothing to take: stop as Ctrl-C does.
+        say(f"flowscope: {message}; stopping")
+        stop.request()
+
+    server.on_failure = failed
+    try:
+        server.start()
+    except (OSError, StoreError) as exc:
+        fail(str(exc))
+    return server, stop
 
 
 @contextmanager

@@ -23,10 +23,9 @@ from flowscope.cli_common import (
     DurationType,
     StopRequest,
     fail,
-    say,
     server_options,
     serving,
-    warn_if_exposed,
+    start_server,
 )
 from flowscope.reference_app.faults import FAULTS, parse_fault
 
@@ -128,8 +127,7 @@ def demo(
 ) -> None:
     """Run flowscope, the trading platform and its load together, in the foreground."""
     from flowscope.reference_app.telemetry import ExportConfig
-    from flowscope.server import FlowscopeServer, ServeConfig
-    from flowscope.store.database import StoreError
+    from flowscope.server import ServeConfig
 
     config = ServeConfig(
         db=db,
@@ -140,24 +138,7 @@ def demo(
         token=token,
         flows=flows,
     )
-    try:
-        server = FlowscopeServer(config)  # validates the config
-    except ValueError as exc:
-        fail(str(exc))
-    warn_if_exposed(config)
-    stop = StopRequest()
-    stop.install()
-
-    def failed(message: str) -> None:
-        # Without its receivers the demo has nothing to show: stop as Ctrl-C does.
-        say(f"flowscope: {message}; stopping")
-        stop.request()
-
-    server.on_failure = failed
-    try:
-        server.start()
-    except (OSError, StoreError) as exc:
-        fail(str(exc))
+    server, stop = start_server(config)
     with serving(server):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         export = ExportConfig(otlp_endpoint=server.otlp_http_url, otlp_headers=headers)
