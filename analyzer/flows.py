@@ -137,9 +137,16 @@ class FlowCatalog:
         rule = self.config.match(root)
         if rule is not None:
             return rule.id, rule.name
-        return auto_flow_id(facts.service, facts.operation), auto_flow_name(
-            facts.service, facts.operation
-        )
+        return self.automatic(facts.service, facts.operation)
+
+    def automatic(self, service: str, operation: str) -> tuple[str, str]:
+        """The id and name of the automatic flow of roots no rule matched."""
+        flow_id = auto_flow_id(service, operation)
+        if self.config.by_id(flow_id) is not None:
+            # A rule reuses this automatic id (to keep links to the flow working, say):
+            # the roots it does not match stay a flow of their own, not merged into it.
+            flow_id += "-unmatched"
+        return flow_id, auto_flow_name(service, operation)
 
     def known(self, flow_id: str) -> str | None:
         """The name of a flow id that exists at any time (a rule, or a stored root)."""
@@ -147,8 +154,9 @@ class FlowCatalog:
         if rule is not None:
             return rule.name
         for service, operation in self.database.fetch("flows_all_roots"):
-            if auto_flow_id(str(service), str(operation)) == flow_id:
-                return auto_flow_name(str(service), str(operation))
+            automatic_id, name = self.automatic(str(service), str(operation))
+            if automatic_id == flow_id:
+                return name
         return None
 
 

@@ -22,7 +22,9 @@ name the key, e.g. ``flows.yaml: flows[1].match.route: must be a string``.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -41,8 +43,28 @@ class FlowsConfigError(ValueError):
 
 
 def slugify(text: str) -> str:
-    """Lower-case words joined by '-': ``"Order Placement"`` -> ``order-placement``."""
-    return _SLUG.sub("-", text.lower()).strip("-") or "flow"
+    """Lower-case words joined by '-': ``"Order Placement"`` -> ``order-placement``.
+
+    Accents are folded (``"Über"`` -> ``uber``, ``"ß"`` -> ``ss``); letters with no ASCII form are dropped.
+    """
+    folded = _decomposed(text).encode("ascii", "ignore").decode()
+    return _SLUG.sub("-", folded).strip("-") or "flow"
+
+
+def _decomposed(text: str) -> str:
+    # casefold first: "ß" -> "ss"; NFKD then splits accents from their letters.
+    return unicodedata.normalize("NFKD", text.casefold())
+
+
+def name_slug(name: str) -> str:
+    """A rule's default id: the slug of its name, plus 6 hex digits of a hash of the
+    name when letters or digits had no ASCII form: ``"注文"`` -> ``flow-…``, and
+    ``"Order 注文"`` and ``"Order 取消"`` differ (both were ``order``, or ``flow``)."""
+    slug = slugify(name)
+    if any(char.isalnum() and not char.isascii() for char in _decomposed(name)):
+        digest = hashlib.blake2b(name.encode(), digest_size=3).hexdigest()
+        return f"{slug}-{digest}"
+    return slug
 
 
 @dataclass(frozen=True)
@@ -171,7 +193,7 @@ def _rule(entry: Any, where: str) -> FlowRule:
     name = entry.get("name")
     if not isinstance(name, str):
         raise FlowsConfigError(f"{where}.name: required, a string")
-    flow_id = entry.get("id", slugify(name))
+    flow_id = entry.get("id", name_slug(name))
     if not isinstance(flow_id, str):
         raise FlowsConfigError(f"{where}.id: must be a string")
     match = entry.get("match")

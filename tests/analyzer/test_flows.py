@@ -175,3 +175,23 @@ def test_a_named_flow_without_traces_shows_plain_names_not_globs(analyze: Analyz
     )
     portfolio = analysis.flow("portfolio", empty_window).flow
     assert (portfolio.root_service, portfolio.root_operation) == ("gateway", "GET /portfolio/{id}")
+
+
+def test_a_rule_reusing_an_automatic_id_does_not_absorb_roots_it_does_not_match(
+    analyze: Analyze,
+) -> None:
+    """Before, the market orders' rule took the automatic id of every order root, and the
+    limit orders it did not match were merged into it under the rule's name."""
+    orders = auto_flow_id("gateway", "POST /orders")
+    config = FlowsConfig.parse(
+        "flows:\n"
+        f"  - {{name: Market orders, id: {orders}, match: {{attributes: {{order.type: market}}}}}}\n"
+    )
+    analysis = analyze(order_kit(), config)
+    flows = {f.id: f for f in analysis.flows(HOUR)}
+    assert (flows[orders].name, flows[orders].traces) == ("Market orders", 2)
+    rest = flows[f"{orders}-unmatched"]
+    assert (rest.name, rest.traces, rest.p50_ms) == ("gateway POST /orders", 2, 300.0)
+    assert analysis.flow(f"{orders}-unmatched", HOUR).flow == rest
+    empty_window = Window(at_ms(3_000_000), at_ms(3_600_000))
+    assert analysis.flow(f"{orders}-unmatched", empty_window).flow.traces == 0

@@ -79,6 +79,25 @@ def test_slugify() -> None:
     assert slugify("Order Placement") == "order-placement"
     assert slugify("  POST /orders/{id} ") == "post-orders-id"
     assert slugify("///") == "flow"
+    assert slugify("Zahlung über Straße") == "zahlung-uber-strasse"  # accents fold
+
+
+def test_names_without_an_ascii_form_get_distinct_ids() -> None:
+    """Before, every name in a script without ASCII letters had the id ``flow``, and
+    ``Order 注文`` and ``Order 取消`` both ``order``: a duplicate-id error."""
+    config = FlowsConfig.parse(
+        "flows:\n"
+        "  - {name: 注文, match: {service: a}}\n"
+        "  - {name: 取消, match: {service: b}}\n"
+        "  - {name: Order 注文, match: {service: c}}\n"
+        "  - {name: Order 取消, match: {service: d}}\n"
+        "  - {name: Über uns, match: {service: e}}\n"
+    )
+    ids = [rule.id for rule in config.flows]
+    assert len(set(ids)) == 5
+    assert ids[0].startswith("flow-") and ids[2].startswith("order-")
+    assert ids[4] == "uber-uns"
+    assert all(slugify(flow_id) == flow_id for flow_id in ids)  # each is a valid slug
 
 
 @pytest.mark.parametrize("value", ["{}", "0", '""', "text"])
