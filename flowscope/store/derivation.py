@@ -278,16 +278,19 @@ def read_snapshot(
         ready[id(database)] = cursor
     lag = database.derived_lag() if settled and only_trace is None else None
     settled_ok = lag is not None and lag <= SETTLED_MAX_LAG_S
-    if not settled_ok:
-        # Exact: every span acknowledged before this read, including those the writer
-        # is still moving out of the journal. (A settled read stops at the derive
-        # mark, which lags the moved spans anyway.)
+    last_pass_traces = database.derived_pass_traces()
+    if not (settled_ok and last_pass_traces >= SETTLED_MIN_TRACES):
+        # A read that may be exact waits for every span acknowledged before it,
+        # including those the writer is still moving out of the journal. Only a read
+        # already known to be settled skips this (it stops at the derive mark, which
+        # lags the moved spans anyway); under light ingest a recent pass alone did
+        # not make it settled, and acknowledged traces were missing from the answer.
         database.await_writes(only_trace)
     with database.read_activity.reading():
         cursor.execute("BEGIN TRANSACTION")
         active.add(id(database))
         try:
-            yield prepare_reads(cursor, only_trace, settled_ok, database.derived_pass_traces())
+            yield prepare_reads(cursor, only_trace, settled_ok, last_pass_traces)
         finally:
             active.discard(id(database))
             cursor.execute("ROLLBACK")
