@@ -12,4 +12,7 @@ def token_matches(expected: str | None, authorization: str | None) -> bool:
     if not authorization:
         return False
     scheme, _, value = authorization.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), expected)
+    # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, which
+    # was an HTTP 500), and header values arrive decoded as latin-1.
+    given = value.strip().encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode("utf-8"))

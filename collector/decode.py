@@ -27,7 +27,9 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int = DEFAULT_MAX_B
     if name in ("", "identity"):
         return body
     if name not in ("gzip", "deflate"):
-        raise BadRequest(f"unsupported Content-Encoding {encoding!r}; use gzip or identity")
+        raise BadRequest(
+            f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or identity"
+        )
     wbits = 16 + zlib.MAX_WBITS if name == "gzip" else zlib.MAX_WBITS
     view = memoryview(body)
     parts: list[bytes] = []

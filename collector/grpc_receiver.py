@@ -52,7 +52,12 @@ class GrpcReceiver:
                 ("grpc.max_receive_message_length", self.max_bytes),
                 ("grpc.so_reuseport", 0),
             ],
-            maximum_concurrent_rpcs=self.workers * 4,
+            # No maximum_concurrent_rpcs (nor an HTTP/2 stream limit): past it grpcio
+            # answers RESOURCE_EXHAUSTED without RetryInfo, which OTLP exporters (Go's,
+            # the Collector's) take as permanent and drop the spans; a stream limit
+            # refuses the streams a client opens before it learns the limit. Calls
+            # beyond the workers wait their turn; an overloaded writer answers
+            # UNAVAILABLE with retry-after, and each request is size-limited.
         )
         handler = grpc.unary_unary_rpc_method_handler(
             self._export, request_deserializer=None, response_serializer=None

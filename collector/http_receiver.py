@@ -101,4 +101,9 @@ def create_otlp_http_app(
             response.partial_success.error_message = outcome.error_message
         return _encode(response, kind)
 
-    return Starlette(routes=[Route("/v1/traces", export, methods=["POST"])])
+    # No slash redirects: a 307 from /v1/traces/ counts as success to exporters that do
+    # not follow redirects (OTel Python's), which then drop their spans; a 404 is a
+    # failure they report, as the Collector answers.
+    app = Starlette(routes=[Route("/v1/traces", export, methods=["POST"])])
+    app.router.redirect_slashes = False
+    return app

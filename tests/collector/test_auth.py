@@ -74,6 +74,24 @@ def test_otlp_http_requires_the_token(live: tuple[FlowscopeServer, Endpoints]) -
     assert _count(server) == before + 8
 
 
+def test_a_token_with_non_ascii_bytes_is_a_401_not_a_500(
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """Before, hmac.compare_digest raised TypeError on the header's non-ASCII text."""
+    _, endpoints = live
+    body = realistic_request(1, seed=3).SerializeToString()
+    with httpx.Client(timeout=30) as client:
+        for value in (f"Bearer {TOKEN}é", "Bearer s3crét-tøken", f"Bearer {TOKEN}\u2603"):
+            raw = value.encode("utf-8")
+            answer = client.post(
+                f"{endpoints.http}/v1/traces", content=body, headers={**PB, "Authorization": raw}
+            )
+            assert answer.status_code == 401, value
+            api = client.get(f"{endpoints.ui}/api/flows", headers={"Authorization": raw})
+            assert api.status_code == 401, value
+    assert token_matches("tøken", "Bearer tøken")  # a UTF-8 token compares as text
+
+
 def test_otlp_grpc_requires_the_token(live: tuple[FlowscopeServer, Endpoints]) -> None:
     server, endpoints = live
     body = realistic_request(1, seed=2).SerializeToString()

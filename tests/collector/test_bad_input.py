@@ -315,6 +315,10 @@ def test_unknown_path_and_method(live: tuple[FlowscopeServer, Endpoints]) -> Non
     _, endpoints = live
     assert httpx.post(f"{endpoints.http}/v1/metrics", content=b"", headers=PB).status_code == 404
     assert httpx.get(f"{endpoints.http}/v1/traces").status_code == 405
+    # Not a 307 to /v1/traces: exporters that do not follow redirects took it for
+    # success and dropped their spans.
+    body = realistic_request(1, seed=9).SerializeToString()
+    assert httpx.post(f"{endpoints.http}/v1/traces/", content=body, headers=PB).status_code == 404
 
 
 def _grpc_call(endpoints: Endpoints, body: bytes) -> tuple[grpc.StatusCode, str, bytes]:

@@ -248,3 +248,24 @@ def test_request_over_max_request_bytes_gets_413(live: tuple[FlowscopeServer, En
         _grpc(endpoints, realistic_request(20, seed=7).SerializeToString())[0] == grpc.StatusCode.OK
     )
     assert _span_count(server) == 2 * 20 * 8
+
+
+def test_many_concurrent_grpc_calls_wait_their_turn(tmp_path: Path) -> None:
+    """150 calls at once on 3 connections, over twice the old limit of 64 in flight.
+    Before, grpcio refused the calls past it with RESOURCE_EXHAUSTED and no RetryInfo,
+    which OTLP exporters other than Python's treat as permanent: the spans were lost."""
+    with server_in_process(tmp_path / "many.duckdb", decode_workers=0) as (server, endpoints):
+        channels = [grpc.insecure_channel(endpoints.grpc) for _ in range(3)]
+        try:
+            calls = [
+                channels[i % 3]
+                .unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+                .future(realistic_request(4, seed=100 + i).SerializeToString(), timeout=60)
+                for i in range(150)
+            ]
+            codes = [call.code() for call in calls]
+        finally:
+            for channel in channels:
+                channel.close()
+        assert codes == [grpc.StatusCode.OK] * 150
+        assert _span_count(server) == 150 * 4 * 8
