@@ -86,13 +86,13 @@ def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
     system = np.concatenate(
         [
             np.full(len(rpc_child) + len(virtual), -1),
-            np.where(msg.codes[a_prod] >= 0, msg.codes[a_prod], msg.codes[a_child]),
+            _named_first(msg, a_prod, a_child),
         ]
     )
     destination = np.concatenate(
         [
             np.full(len(rpc_child) + len(virtual), -1),
-            np.where(dest.codes[a_prod] >= 0, dest.codes[a_prod], dest.codes[a_child]),
+            _named_first(dest, a_prod, a_child),
         ]
     )
     # One int64 per call: mixed-radix digits of its name codes.
@@ -177,3 +177,13 @@ def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
         | {name: pa.array([d[i] for d in dims], pa.string()) for i, name in enumerate(EDGE_NAMES)}
     )
     return calls, keys
+
+
+def _named_first(strings: Strings, first: I64, second: I64) -> I64:
+    """Codes of the ``first`` rows' names, or of the ``second`` rows' where a first
+    row has none: null, or empty (producers and consumers without the attribute have
+    '', which had hidden the consumer's system and destination)."""
+    codes = strings.codes[first]
+    empty = strings.values.index("") if "" in strings.values else -1
+    named: I64 = np.where((codes >= 0) & (codes != empty), codes, strings.codes[second])
+    return named

@@ -172,6 +172,32 @@ def test_async_by_parent_is_never_also_rpc(analyze: Analyze) -> None:
     assert (edge.lag_p50_ms, edge.lag_p95_ms, edge.lag_p99_ms) == (8.0, 8.0, 8.0)  # 40 - (30 + 2)
 
 
+def test_async_edge_names_come_from_the_consumer_when_the_producer_has_none(
+    analyze: Analyze,
+) -> None:
+    """Before, a producer without messaging attributes named the edge '' and '', and
+    consumers of two destinations merged into one edge."""
+    kit = TraceKit()
+    for start, destination in ((0, "orders"), (100, "fills")):
+        root = kit.trace(start_ms=start).span(
+            "shop", "POST", kind="Server", start_ms=0, duration_ms=50
+        )
+        producer = root.child("shop", "publish", kind="Producer", start_ms=1, duration_ms=2)
+        producer.child(
+            "worker",
+            "process",
+            kind="Consumer",
+            start_ms=10,
+            duration_ms=5,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": destination},
+        )
+    result = analyze(kit).service_map(HOUR)
+    assert sorted((e.source, e.target, e.messaging_system, e.destination) for e in result.edges) == [
+        ("shop", "worker", "kafka", "fills"),
+        ("shop", "worker", "kafka", "orders"),
+    ]
+
+
 def test_async_by_link_even_when_the_consumer_arrives_first(
     analyze: Analyze, database: Any
 ) -> None:
