@@ -58,13 +58,17 @@ def build_map(
             error_rate=int(errors) / int(spans) if spans else 0.0,
             p95_ms=None if p95 is None else _ms(p95),
         )
+    for edge in edges:
+        # Both ends of an rpc or async call are services that sent spans; outside the
+        # window (clock skew) or the flow's traces they have none here. Only a virtual
+        # call's target is a peer that sends none, counted by its calls below.
+        ends = (edge.source,) if edge.rule == "virtual" else (edge.source, edge.target)
+        for end in ends:
+            if end not in nodes:
+                nodes[end] = Node(end, "service", 0, 0.0, None)
     virtual: dict[str, list[int]] = {}
     kinds: dict[str, str] = {}
     for row, edge in zip(edge_rows, edges, strict=True):
-        for end in (edge.source, edge.target):
-            if end not in nodes and end not in virtual and end == edge.source:
-                # A caller always sent spans; in a flow-filtered map it may lie outside.
-                nodes[end] = Node(end, "service", 0, 0.0, None)
         if edge.target in nodes:
             continue
         totals = virtual.setdefault(edge.target, [0, 0])

@@ -275,6 +275,22 @@ def test_producer_with_a_server_child_is_rpc(analyze: Analyze) -> None:
     assert edge.p50_ms == 7.0
 
 
+def test_a_called_service_without_spans_in_the_window_is_a_service_of_0_spans(
+    analyze: Analyze,
+) -> None:
+    """Before, the callee was counted like a virtual peer: spans 1 and error rate 1.0
+    from the caller's failed call, though its own span is fine (and, skewed, started
+    before the window)."""
+    kit = TraceKit()
+    root = kit.trace(start_ms=1).span("shop", "GET", kind="Server", start_ms=0, duration_ms=9)
+    call = root.child("shop", "call us", kind="Client", start_ms=1, duration_ms=5, status="Error")
+    call.child("us", "handle", kind="Server", start_ms=-3, duration_ms=2)
+    result = analyze(kit).service_map(Window(at_ms(0), at_ms(60_000)))
+    assert ("shop", "us", "rpc") in edges(result)
+    us = next(node for node in result.nodes if node.id == "us")
+    assert (us.kind, us.spans, us.error_rate, us.p95_ms) == ("service", 0, 0.0, None)
+
+
 def test_nodes_count_spans_errors_and_server_consumer_p95(analyze: Analyze) -> None:
     kit = TraceKit()
     server_ms = [10.0, 20.0, 30.0, 40.0, 50.0]
