@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -66,14 +67,17 @@ def sections(
     children: Sequence[Sequence[int]],
     lo: Sequence[int],
     hi: Sequence[int],
+    tie: Sequence[Any] | None = None,
 ) -> list[Section]:
     """The critical path from ``root``, earliest section first.
 
     ``children[i]``: the eligible (non-async, non-empty after clipping) children of
-    span i; ``lo``/``hi``: clipped intervals. Iterative: an explicit stack of
+    span i; ``lo``/``hi``: clipped intervals; ``tie``: what orders children that end
+    and start alike (the row index if None), as ``span_tree`` orders them. Iterative: an explicit stack of
     (span, time the walk has reached in it).
     """
-    ordered = [sorted(kids, key=lambda c: (-hi[c], lo[c], c)) for kids in children]
+    last = tie if tie is not None else range(len(lo))
+    ordered = [sorted(kids, key=lambda c: (-hi[c], lo[c], last[c])) for kids in children]
     out: list[Section] = []
     # Each frame: (span, cursor, next index into its ordered children).
     stack: list[tuple[int, int, int]] = [(root, hi[root], 0)]

@@ -51,6 +51,9 @@ class SpanRows:
     is_error: BOOL
     is_async: BOOL  # CONSUMER under a PRODUCER, or linked follows-from to its parent
     is_trace_root: BOOL  # the trace's root span (ParentSpanId = '', earliest such)
+    # hash(TraceId, SpanId) from the store: the last tie-break between children, so the
+    # critical path does not depend on the order spans were loaded in (None: row order)
+    span_key: U64 | None = None
 
 
 @dataclass(frozen=True)
@@ -219,8 +222,10 @@ def _critical_path(
     taken = np.zeros(n, dtype=bool)
     if len(child):
         p = parent[child]
-        # Last-finishing first; ties: earlier start first (the order spans arrive in Jaeger).
-        order = np.lexsort((child, lo[child], -hi[child], p))
+        # Last-finishing first; ties: earlier (clipped, then raw) start first, as spans
+        # arrive in Jaeger; then the span key, the same however the rows were loaded.
+        tie = child if rows.span_key is None else rows.span_key[child]
+        order = np.lexsort((tie, rows.start[child], lo[child], -hi[child], p))
         ordered = child[order]
         chosen = chain_members(p[order], lo[ordered], hi[ordered])
         taken[ordered[chosen]] = True

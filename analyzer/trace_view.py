@@ -72,6 +72,7 @@ def load_trace(
         is_error=np.array([row[7] == "Error" for row in kept], dtype=bool),
         is_async=is_async,
         is_trace_root=is_root,
+        span_key=np.array([row[11] for row in kept], dtype=np.uint64),
     )
     loaded = LoadedSpans(
         rows=span_rows,
@@ -124,7 +125,8 @@ def critical_segments(
     is_async = rows.is_async.tolist()
     eligible = [[c for c in kids if not is_async[c] and hi[c] > lo[c]] for kids in children]
     out = []
-    for section in sections(int(roots[0]), eligible, lo, hi):
+    tie = list(zip(rows.start.tolist(), [] if rows.span_key is None else rows.span_key.tolist()))
+    for section in sections(int(roots[0]), eligible, lo, hi, tie or None):
         service, operation, _kind = loaded.ops[int(loaded.op_idx[section.row])]
         out.append(
             CriticalSegment(

@@ -192,7 +192,9 @@ def test_async_edge_names_come_from_the_consumer_when_the_producer_has_none(
             attributes={"messaging.system": "kafka", "messaging.destination.name": destination},
         )
     result = analyze(kit).service_map(HOUR)
-    assert sorted((e.source, e.target, e.messaging_system, e.destination) for e in result.edges) == [
+    assert sorted(
+        (e.source, e.target, e.messaging_system, e.destination) for e in result.edges
+    ) == [
         ("shop", "worker", "kafka", "fills"),
         ("shop", "worker", "kafka", "orders"),
     ]

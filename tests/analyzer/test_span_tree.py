@@ -102,7 +102,8 @@ def reference_critical_path(tree: Tree) -> list[tuple[int, int, int]]:
     out: list[tuple[int, int, int]] = []
 
     def walk(span: int, returning: int | None) -> None:
-        ordered = sorted(sane[span], key=lambda c: (-hi[c], lo[c], c))
+        # Ties: the earlier raw start, then the row (these trees have no span keys).
+        ordered = sorted(sane[span], key=lambda c: (-hi[c], lo[c], tree.start[c], c))
         if returning is None:
             child = ordered[0] if ordered else None
         else:
@@ -175,7 +176,8 @@ def test_tree_facts_match_the_reference(seed: int) -> None:
         [c for c in kids[i] if not tree.is_async[c] and hi[c] > lo[c]]
         for i in range(len(tree.parent))
     ]
-    walked = [(s.row, s.start, s.end) for s in sections(0, eligible, lo, hi)]
+    tie = list(zip(tree.start, range(len(lo)), strict=True))
+    walked = [(s.row, s.start, s.end) for s in sections(0, eligible, lo, hi, tie)]
     assert walked == expected
 
 

@@ -3,9 +3,13 @@ origin errors and critical-path shares (worked out by hand in the comments)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.model import Step
+from flowscope.store.database import Database
 from flowscope.testing.traces import TraceKit
 
 from .conftest import HOUR, Analyze
@@ -181,3 +185,49 @@ def test_steps_by_group(analyze: Analyze) -> None:
     # Shares are over each group's own traces.
     assert sum(s.critical_path_share for s in gold) == pytest.approx(1.0)
     assert steps_by_name(silver)["gateway render"].critical_path_share == pytest.approx(0.3)
+
+
+def test_critical_path_ties_do_not_depend_on_arrival_order(tmp_path: Path) -> None:
+    """Two siblings over the same interval: the path takes the same one, in the flow's
+    shares and in the trace view, whatever order the spans were stored in. Before, the
+    derivation broke the tie by load order (0.8 / 0.0 one way, 0.0 / 0.8 the other) and
+    could disagree with the trace view."""
+
+    def kit(reverse: bool) -> TraceKit:
+        built = TraceKit()
+        for i in range(3):
+            root = built.trace(start_ms=i * 1000, trace_id=f"{i + 1:032x}").span(
+                "gw", "GET /t", kind="Server", start_ms=0, duration_ms=100
+            )
+            for name in ("opX", "opY", "opZ"):
+                root.child("gw", name, start_ms=10, duration_ms=80)
+        if reverse:
+            built.spans.reverse()
+        return built
+
+    answers = []
+    for reverse in (False, True):
+        database = Database(tmp_path / f"{reverse}.duckdb")
+        try:
+            kit(reverse).write(database)
+            analysis = Analysis(database)
+            flow = analysis.flows(HOUR)[0]
+            shares = {
+                s.operation: s.critical_path_share for s in analysis.flow(flow.id, HOUR).steps
+            }
+            views = [analysis.trace(f"{i + 1:032x}") for i in range(3)]
+            on_path = [{s.operation for s in view.spans if s.on_critical_path} for view in views]
+            segments = [[seg.operation for seg in view.critical_path] for view in views]
+        finally:
+            database.close()
+        answers.append((shares, on_path, segments))
+    assert answers[0] == answers[1]
+    shares, on_path, segments = answers[0]
+    assert sum(shares[name] for name in ("opX", "opY", "opZ")) == pytest.approx(0.8)
+    for spans, names in zip(on_path, segments, strict=True):
+        assert len(spans) == 2 and "GET /t" in spans  # one of the three siblings
+        assert set(names) == spans  # the view's segments take the same one
+    # Each trace's pick is what the shares count: 0.8 of a trace each.
+    picks = [next(iter(spans - {"GET /t"})) for spans in on_path]
+    for name in ("opX", "opY", "opZ"):
+        assert shares[name] == pytest.approx(0.8 * picks.count(name) / 3)

@@ -5,7 +5,8 @@ SELECT
     greatest(Duration, 0) AS Duration, StatusCode, StatusMessage, SpanAttributes,
     len(Links) > 0 AND len([l for l in Links
         if l.SpanId = ParentSpanId
-        AND coalesce(l.Attributes['opentracing.ref_type'], '') = 'follows_from']) > 0 AS FollowsFrom
+        AND coalesce(l.Attributes['opentracing.ref_type'], '') = 'follows_from']) > 0 AS FollowsFrom,
+    hash(TraceId, SpanId) AS SpanKey  -- the critical path's last tie-break, as derivation's
 FROM otel_traces
 WHERE Timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi) AND TraceId = $trace_id
 ORDER BY Timestamp, SpanId
