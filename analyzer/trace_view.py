@@ -125,8 +125,9 @@ def critical_segments(
     is_async = rows.is_async.tolist()
     eligible = [[c for c in kids if not is_async[c] and hi[c] > lo[c]] for kids in children]
     out = []
-    tie = list(zip(rows.start.tolist(), [] if rows.span_key is None else rows.span_key.tolist()))
-    for section in sections(int(roots[0]), eligible, lo, hi, tie or None):
+    keys = range(len(lo)) if rows.span_key is None else rows.span_key.tolist()
+    tie = list(zip(rows.start.tolist(), keys, strict=True))  # as span_tree breaks ties
+    for section in sections(int(roots[0]), eligible, lo, hi, tie):
         service, operation, _kind = loaded.ops[int(loaded.op_idx[section.row])]
         out.append(
             CriticalSegment(
