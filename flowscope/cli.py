@@ -15,7 +15,6 @@ import click
 from flowscope import __version__
 from flowscope.cli_analysis import analysis_source, register_analysis_commands
 from flowscope.cli_common import (
-    DurationType,
     default_db,
     fail,
     render_rows,
@@ -44,13 +43,6 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @server_options
-@click.option(
-    "--retention",
-    default="7d",
-    show_default=True,
-    type=DurationType(),
-    help="Delete spans that started longer ago than this ('off' or 0 keeps all).",
-)
 @click.option(
     "--max-request-bytes",
     default=20 * 1024 * 1024,
@@ -140,7 +132,7 @@ def serve(
         click.echo(f"  OTLP/gRPC  {server.grpc_address}")
         click.echo(f"  OTLP/HTTP  {server.otlp_http_url}/v1/traces")
         click.echo(
-            f"  dashboard  {server.ui_url}   (health {server.ui_url}/healthz, API docs {server.ui_url}/docs)"
+            f"  API        {server.ui_url}   (health {server.ui_url}/healthz, API docs {server.ui_url}/docs)"
         )
         if host in ("0.0.0.0", "::", ""):
             # The lines above are where this machine reaches it; others use its address.

@@ -269,7 +269,7 @@ def server_options(function: F) -> F:
             default=8686,
             show_default=True,
             type=int,
-            help="Dashboard and API port (0: any free).",
+            help="API port: JSON API, /docs, /healthz (0: any free).",
         ),
         click.option(
             "--token",
@@ -282,6 +282,15 @@ def server_options(function: F) -> F:
             default=None,
             type=click.Path(exists=True, dir_okay=False),
             help="flows.yaml naming business flows and matching them (docs/analysis.md).",
+        ),
+        # demo too: it runs the same server on the same file, and that server deletes
+        # what is older (a demo on a kept file had no way to keep it).
+        click.option(
+            "--retention",
+            default="7d",
+            show_default=True,
+            type=DurationType(),
+            help="Delete spans that started longer ago than this ('off' or 0 keeps all).",
         ),
     ]
     for option in reversed(options):

@@ -123,6 +123,7 @@ def demo(
     ui_port: int,
     token: str | None,
     flows: str | None,
+    retention: timedelta | None,
     **load: Any,
 ) -> None:
     """Run flowscope, the trading platform and its load together, in the foreground."""
@@ -137,6 +138,7 @@ def demo(
         ui_port=ui_port,
         token=token,
         flows=flows,
+        retention=retention,
     )
     server, stop = start_server(config)
     with serving(server):
@@ -145,7 +147,7 @@ def demo(
         click.echo(f"flowscope {__version__} demo: storing spans in {db}")
         click.echo(f"  OTLP/gRPC  {server.grpc_address}")
         click.echo(f"  OTLP/HTTP  {server.otlp_http_url}/v1/traces")
-        click.echo(f"  dashboard  {server.ui_url}")
+        click.echo(f"  API        {server.ui_url}")
         guide = _guide(server.ui_url, db, load["faults"])
         if not stop.requested.is_set():  # a signal during the start: stop at once
             _run_platform(export, load, stop, what_to_look_at=guide)

@@ -73,7 +73,7 @@ class RetentionSweeper:
             # anyone looks: say so where the user sees it, with the way to keep it.
             log.warning(
                 "retention %s: deleted %d spans that started before %s "
-                "(serve with --retention off to keep every span)",
+                "(--retention off keeps every span)",
                 format_duration(self.keep),
                 deleted,
                 cutoff.isoformat(timespec="seconds"),

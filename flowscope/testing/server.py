@@ -45,7 +45,7 @@ def server_in_process(
 
 _GRPC = re.compile(r"OTLP/gRPC\s+(\S+)")
 _HTTP = re.compile(r"OTLP/HTTP\s+(\S+)/v1/traces")
-_UI = re.compile(r"dashboard\s+(\S+)")
+_UI = re.compile(r"API\s+(\S+)")
 
 
 @dataclass

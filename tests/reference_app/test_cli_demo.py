@@ -17,7 +17,9 @@ from click.testing import CliRunner
 
 from flowscope.cli import main
 from flowscope.reference_app.telemetry import SERVICES
+from flowscope.store.database import Database
 from flowscope.testing.server import server_in_process
+from flowscope.testing.traces import TraceKit
 
 SPANS_BY_SERVICE = "SELECT ServiceName AS service, count(*) AS spans FROM otel_traces GROUP BY 1"
 
@@ -65,16 +67,37 @@ def test_two_demos_run_side_by_side_and_stop_after_their_duration(tmp_path: Path
     outputs = [run.communicate(timeout=120) for run in runs]
     for run, (out, err) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, out + err
-        assert "dashboard  http://127.0.0.1:" in out
+        assert "API        http://127.0.0.1:" in out
         assert "trading gateway http://127.0.0.1:" in out
         assert "\nready; Ctrl-C stops and flushes\n" in out
         assert " flows in " in out and ", 0 errors" in out
         assert "flowscope: stopped" in err
-    dashboards = {line for out, _ in outputs for line in out.splitlines() if "dashboard" in line}
-    assert len(dashboards) == 2  # each on its own port
+    apis = {line for out, _ in outputs for line in out.splitlines() if "API  " in line}
+    assert len(apis) == 2  # each on its own port
     for db in dbs:
         assert set(spans_by_service(db)) == set(SERVICES)
         assert not Path(f"{db}.server.json").exists()  # the server let go of the file
+
+
+def test_demo_on_a_kept_file_can_keep_its_old_spans(tmp_path: Path) -> None:
+    """Before, demo always ran the server's default 7-day retention: 2,005 imported
+    spans were deleted from the file, and the warning's advice (--retention off) was
+    an option demo did not have."""
+    db = tmp_path / "kept.duckdb"
+    database = Database(db)
+    kit = TraceKit()  # spans of January 2026: older than any 7-day window now
+    kit.trace().span("legacy", "GET /old", kind="Server", start_ms=0, duration_ms=5)
+    kit.write(database)
+    database.close()
+    run = subprocess.run(
+        demo_command(db, "--duration", "2s", "--rate", "4", "--retention", "off"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "deleted" not in run.stderr
+    assert spans_by_service(db)["legacy"] == 1
 
 
 def test_demo_stops_cleanly_on_ctrl_c_and_keeps_every_span(tmp_path: Path) -> None:
@@ -93,7 +116,7 @@ def test_demo_stops_cleanly_on_ctrl_c_and_keeps_every_span(tmp_path: Path) -> No
             lines.append(line)
             if line.startswith("ready"):
                 break
-        ui = next(line.split()[-1] for line in lines if line.strip().startswith("dashboard"))
+        ui = next(line.split()[-1] for line in lines if line.strip().startswith("API"))
         # Ready for the interrupt once the server has committed traffic.
         deadline = time.monotonic() + 60
         committed = 0
