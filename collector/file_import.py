@@ -35,6 +35,11 @@ from flowscope.collector.otlp_json import request_from_json, request_from_json_o
 from flowscope.collector.zipkin_json import zipkin_to_otlp
 
 CHUNK_SPANS = 16_384
+# A file's request is sent (with a server) or flattened in pieces of at most this many
+# spans and about this many bytes: a Jaeger file of 80,000 spans was one 26 MB request,
+# over the server's 20 MiB limit, and the progress bar stood still while it went.
+PIECE_SPANS = 4096
+PIECE_BYTES = 4 << 20
 SNIFF_BYTES = 64 * 1024  # the head ``detect_format`` sees
 _BLOCK = 1 << 20
 Progress = Callable[[int], None]
@@ -138,34 +143,83 @@ def read_requests(
                 if not line.strip():
                     continue
                 try:
-                    yield request_from_json(line)
+                    request = request_from_json(line)
                 except BadRequest as exc:
                     raise BadRequest(f"line {number}: {exc}") from exc
+                yield from split_request(request)
         return
     data = path.read_bytes()
-    if progress:
+    whole = _whole_request(data, fmt)
+    total = max(1, _span_count(whole))
+    done = 0
+    for piece in split_request(whole):
+        yield piece
+        if progress:  # the file's bytes, in step with the spans handed on
+            spans = done + _span_count(piece)
+            progress(len(data) * spans // total - len(data) * done // total)
+            done = spans
+    if progress and done == 0:
         progress(len(data))
+
+
+def _whole_request(data: bytes, fmt: str) -> ExportTraceServiceRequest:
     if fmt == "otlp-protobuf":
         try:
-            request = parse_request(data, PROTOBUF)
+            return parse_request(data, PROTOBUF)
         except BadRequest as exc:
             # Whatever matched no other format lands here: say what would have worked.
             raise BadRequest(f"{exc} (flowscope imports {ACCEPTED_FORMATS})") from exc
-        yield request
-        return
     if fmt == "otlp-json":
-        yield request_from_json(data)
-        return
+        return request_from_json(data)
     try:
         document = json.loads(data)
     except ValueError as exc:
         raise BadRequest(f"not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadRequest("JSON nested too deeply") from exc
     if fmt == "jaeger-json":
-        yield jaeger_to_otlp(document)
-    elif fmt == "zipkin-json":
-        yield zipkin_to_otlp(document)
-    else:
-        yield request_from_json_object(document)
+        return jaeger_to_otlp(document)
+    if fmt == "zipkin-json":
+        return zipkin_to_otlp(document)
+    return request_from_json_object(document)
+
+
+def _span_count(request: ExportTraceServiceRequest) -> int:
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+def split_request(
+    request: ExportTraceServiceRequest,
+    max_spans: int = PIECE_SPANS,
+    max_bytes: int = PIECE_BYTES,
+) -> Iterator[ExportTraceServiceRequest]:
+    """The request in pieces of at most ``max_spans`` spans and about ``max_bytes``
+    bytes (one span more only when it alone is larger), each span under a copy of its
+    resource and scope; a request within both limits comes back as it is."""
+    if _span_count(request) <= max_spans and request.ByteSize() <= max_bytes:
+        yield request
+        return
+    piece, spans, size = ExportTraceServiceRequest(), 0, 0
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            target = None
+            for span in scope_spans.spans:
+                span_bytes = span.ByteSize()
+                if spans and (spans >= max_spans or size + span_bytes > max_bytes):
+                    yield piece
+                    piece, spans, size, target = ExportTraceServiceRequest(), 0, 0, None
+                if target is None:
+                    holder = piece.resource_spans.add(
+                        resource=resource_spans.resource, schema_url=resource_spans.schema_url
+                    )
+                    target = holder.scope_spans.add(
+                        scope=scope_spans.scope, schema_url=scope_spans.schema_url
+                    )
+                target.spans.append(span)
+                spans += 1
+                size += span_bytes
+    if spans:
+        yield piece
 
 
 def flattened_chunks(requests: Iterator[ExportTraceServiceRequest]) -> Iterator[FlattenResult]:

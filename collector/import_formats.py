@@ -186,7 +186,13 @@ def _scan(text: str) -> _Shape:
                 frame.expecting_key = True
                 continue
         if first in "{[":
-            child = (*frame.path, frame.key if frame.kind == "{" else "[]")
+            # Past the deepest path any format looks at, the path stops growing: copying
+            # ever longer tuples made 64 KiB of '[' take 45 s to refuse.
+            child = (
+                frame.path
+                if len(frame.path) >= _MAX_PATH
+                else (*frame.path, frame.key if frame.kind == "{" else "[]")
+            )
             if len(child) <= _MAX_PATH:
                 shape.containers.setdefault(child, first)
             stack.append(_Open(first, child))

@@ -176,6 +176,13 @@ def _post(base_url: str, body: bytes, token: str | None) -> tuple[int, str]:
     except urllib.error.HTTPError as exc:
         raise SendFailed(_refusal(exc, token)) from exc
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, (BrokenPipeError, ConnectionResetError)):
+            # Connected, then cut off while sending: a server refusing a body it finds
+            # too large closes the connection before reading it (413, unseen here).
+            raise SendFailed(
+                f"{base_url} closed the connection while a request of {len(body)} bytes "
+                "was sent (larger than its --max-request-bytes?)"
+            ) from exc
         raise SendFailed(f"cannot reach {base_url}: {exc.reason}", wrong_url=True) from exc
     except http.client.HTTPException as exc:
         # A gRPC port answers HTTP/1.1 with an HTTP/2 frame: a bad status line.

@@ -29,7 +29,7 @@ Deliberate differences from the translator, because they lose information in rea
 Zipkin data: ``otel.status_code`` may be ``OK`` / ``ERROR`` (what OpenTelemetry SDKs
 write) as well as ``STATUS_CODE_*``; an ``error`` tag marks an error whatever its value
 (Zipkin's rule; only ``"false"`` does not) and a value other than ``"true"`` becomes
-the status message; a server half of a shared span (``shared: true``, or a SERVER span
+the status message; a server half of a shared span (``shared: true`` or a SERVER span,
 with the id of a CLIENT span in the same file) gets its own span id, derived from
 the trace id, span id and service, with the client span as its parent, because OTLP span ids
 must be unique and flowscope would otherwise drop it as a duplicate.
@@ -178,9 +178,13 @@ def _unshare(spans: list[_ZipkinSpan]) -> list[tuple[bytes, bytes]]:
     renamed: dict[tuple[bytes, bytes, str], bytes] = {}
     shared: list[bool] = []
     for zspan in spans:
-        is_shared = zspan.shared or (
-            zspan.kind == "SERVER" and (zspan.trace_id, zspan.span_id) in clients
-        )
+        # Only with its client half in the file: a shared span without one (a proxy
+        # that sent B3 headers but no span) keeps its id, else it would hang from a
+        # parent that does not exist and its trace would lose its root.
+        is_shared = (zspan.shared or zspan.kind == "SERVER") and (
+            zspan.trace_id,
+            zspan.span_id,
+        ) in clients
         shared.append(is_shared)
         if is_shared:
             service = _service(zspan)
@@ -258,6 +262,15 @@ def _parse_span(item: object, where: str) -> _ZipkinSpan:
             raise BadRequest(
                 f"{where}: tag {shorten(key)!r} is {json_type(value)}; Zipkin tag values are strings"
             )
+    listed = item.get("annotations")
+    if "binaryAnnotations" in item or (
+        isinstance(listed, list) and any(isinstance(a, dict) and "endpoint" in a for a in listed)
+    ):
+        # v1's service names, kinds and tags live there: read as v2 they were all lost.
+        raise BadRequest(
+            f"{where}: Zipkin v1 JSON (binaryAnnotations, annotation endpoints); "
+            "flowscope imports Zipkin v2 JSON, as /api/v2/spans and /api/v2/trace/{id} answer"
+        )
     annotations = item.get("annotations")
     if annotations is None:
         annotations = []

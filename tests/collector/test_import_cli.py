@@ -402,3 +402,58 @@ def test_a_server_that_stops_answering_midway_gets_no_url_hint(
     answers = iter([])
     (first,) = importer.import_into_server([path], "http://127.0.0.1:9")
     assert first.error.startswith("cannot reach http://127.0.0.1:9: refused; --server wants")
+
+
+def _big_jaeger(path: Path, traces: int, spans_per_trace: int, pad: int) -> int:
+    """A Jaeger UI file of ``traces`` x ``spans_per_trace`` spans, each with a ``pad``-
+    byte tag; the spans in it."""
+    data = []
+    for t in range(traces):
+        trace_id = f"{t + 1:032x}"
+        spans = [
+            {
+                "traceID": trace_id,
+                "spanID": f"{t * spans_per_trace + s + 1:016x}",
+                "operationName": "GET /big",
+                "references": (
+                    [
+                        {
+                            "refType": "CHILD_OF",
+                            "traceID": trace_id,
+                            "spanID": f"{t * spans_per_trace + 1:016x}",
+                        }
+                    ]
+                    if s
+                    else []
+                ),
+                "startTime": 1_767_225_600_000_000 + t * 1000 + s,
+                "duration": 100,
+                "tags": [{"key": "pad", "type": "string", "value": "x" * pad}],
+                "logs": [],
+                "processID": "p1",
+            }
+            for s in range(spans_per_trace)
+        ]
+        data.append(
+            {"traceID": trace_id, "spans": spans, "processes": {"p1": {"serviceName": "big"}}}
+        )
+    path.write_text(json.dumps({"data": data}), encoding="utf-8")
+    return traces * spans_per_trace
+
+
+def test_a_file_larger_than_the_servers_request_limit_goes_in_pieces(tmp_path: Path) -> None:
+    """Before, a Jaeger or Zipkin file was one request: over the server's limit it was
+    cut off (a broken pipe) and the message blamed the URL."""
+    path = tmp_path / "big-jaeger.json"
+    spans = _big_jaeger(path, traces=300, spans_per_trace=10, pad=3000)  # ~9.5 MB as OTLP
+    server = start_server_process(tmp_path / "limited.duckdb", "--max-request-bytes", "6000000")
+    try:
+        url = server.endpoints.http
+        result = _flowscope("import", "--server", url, str(path), "--no-progress")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"{path}: jaeger-json, {spans} spans sent, {spans} accepted, 0 rejected" in (
+            result.stdout
+        )
+        assert _health(server)["spans"] == spans
+    finally:
+        assert server.stop() == 0

@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.collector.errors import BadRequest
-from flowscope.collector.file_import import SNIFF_BYTES, read_requests, sniff
+from flowscope.collector.file_import import SNIFF_BYTES, read_requests, sniff, split_request
 from flowscope.collector.flatten import flatten_request
 from flowscope.collector.import_formats import EMPTY, detect_format
 from flowscope.collector.otlp_json import request_from_json_object
@@ -365,3 +365,72 @@ def test_otlp_json_hex_ids_with_spaces_are_not_hex() -> None:
     span["spanId"] = " ".join(span["spanId"][i : i + 2] for i in range(0, 16, 2))
     result = flatten_request(request_from_json_object(document))
     assert result.rejected == 1 and "span_id is not a hex string" in result.error_message
+
+
+def _spans_of(request: ExportTraceServiceRequest) -> list[tuple[bytes, str, str, bytes]]:
+    return [
+        (
+            span.span_id,
+            next(
+                kv.value.string_value for kv in rs.resource.attributes if kv.key == "service.name"
+            ),
+            ss.scope.name,
+            span.SerializeToString(),
+        )
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    ]
+
+
+def test_split_request_keeps_every_span_under_its_resource_and_scope() -> None:
+    whole = realistic_request(60, seed=5)  # 480 spans over several services
+    assert list(split_request(whole)) == [whole]  # within both limits: as it is
+    pieces = list(split_request(whole, max_spans=50, max_bytes=20_000))
+    assert len(pieces) > 480 // 50
+    for piece in pieces:
+        assert len(_spans_of(piece)) <= 50
+        assert piece.ByteSize() <= 20_000 + 2_000  # a piece's own resource and scope copies
+    assert [s for piece in pieces for s in _spans_of(piece)] == _spans_of(whole)
+
+
+def test_a_whole_file_reports_progress_as_its_pieces_go(tmp_path: Path) -> None:
+    """Before, the bar jumped to the whole file at once, before the slow part."""
+    path = tmp_path / "zipkin.json"
+    spans = [
+        {
+            "traceId": f"{t + 1:032x}",
+            "id": f"{t + 1:016x}",
+            "name": "op",
+            "timestamp": 1_767_225_600_000_000 + t,
+            "duration": 5,
+            "localEndpoint": {"serviceName": "svc"},
+        }
+        for t in range(10_000)
+    ]
+    path.write_text(json.dumps(spans), encoding="utf-8")
+    ticks: list[int] = []
+    read = sum(len(_spans_of(r)) for r in read_requests(path, sniff(path), ticks.append))
+    assert read == 10_000
+    assert len(ticks) == 3 and sum(ticks) == path.stat().st_size  # 4096 + 4096 + 1808
+
+
+@pytest.mark.parametrize("fmt", ["zipkin-json", "jaeger-json"])
+def test_json_nested_too_deeply_is_a_bad_file_not_a_crash(tmp_path: Path, fmt: str) -> None:
+    """Before, RecursionError escaped: a traceback, and the files after it not read."""
+    deep = "[" * 100_000 + "]" * 100_000
+    if fmt == "zipkin-json":
+        text = f'[{{"traceId": "{"1" * 32}", "id": "{"1" * 16}", "tags": {{"a": {deep}}}}}]'
+    else:
+        text = f'{{"data": [{{"traceID": "{"1" * 32}", "spans": {deep}}}]}}'
+    path = tmp_path / "deep.json"
+    path.write_text(text, encoding="utf-8")
+    assert sniff(path) == fmt
+    with pytest.raises(BadRequest, match="nested too deeply"):
+        list(read_requests(path, fmt))
+
+
+def test_a_head_of_brackets_is_refused_as_no_trace_format() -> None:
+    """64 KiB of '[' took 45 s to refuse: the path of every bracket was copied."""
+    with pytest.raises(BadRequest, match="not trace data flowscope can import"):
+        detect_format(b"[" * SNIFF_BYTES, "brackets.json")

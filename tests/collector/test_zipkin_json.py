@@ -162,6 +162,36 @@ def test_shared_server_half_gets_its_own_id_under_the_client() -> None:
     ]
 
 
+def test_a_shared_server_span_without_its_client_keeps_its_id_and_stays_a_root() -> None:
+    """Before, it was renamed under the missing client id: an orphan, and its trace
+    had no root (so no flow)."""
+    span = _one(_zspan(CALL, kind="SERVER", shared=True))
+    assert (span.span_id.hex(), span.parent_span_id) == (CALL, b"")
+
+
+def test_zipkin_v1_json_is_refused_not_read_as_v2() -> None:
+    """Before, v1 imported with no service, kind or tags (all in v1's own fields)."""
+    endpoint = {"serviceName": "frontend", "ipv4": "10.0.0.1"}
+    v1 = [
+        {
+            "traceId": TRACE64,
+            "id": CALL,
+            "name": "get",
+            "timestamp": 1_767_225_600_000_000,
+            "duration": 10,
+            "annotations": [
+                {"timestamp": 1_767_225_600_000_000, "value": "cs", "endpoint": endpoint}
+            ],
+            "binaryAnnotations": [{"key": "http.path", "value": "/a", "endpoint": endpoint}],
+        }
+    ]
+    with pytest.raises(BadRequest, match="Zipkin v1 JSON .*imports Zipkin v2"):
+        zipkin_to_otlp(v1)
+    del v1[0]["binaryAnnotations"]
+    with pytest.raises(BadRequest, match="Zipkin v1 JSON"):
+        zipkin_to_otlp(v1)
+
+
 def test_fixture_through_flatten() -> None:
     result = flatten_request(zipkin_to_otlp(_document()))
     assert result.rejected == 0, result.reasons
