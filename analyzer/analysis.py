@@ -178,6 +178,8 @@ class Analysis:
 
     # -- compare ---------------------------------------------------------------
     def compare_traces(self, left_id: str, right_id: str) -> Comparison:
+        # Labels as ids are everywhere else: 32 lower-case hex digits, however typed.
+        left_id, right_id = left_id.strip().lower(), right_id.strip().lower()
         left = self._trace_values(left_id)
         right = self._trace_values(right_id)
         return Comparison("traces", left_id, right_id, cmp.deltas(left, right))
@@ -186,8 +188,9 @@ class Analysis:
         """The trace's steps against the P50 of the same steps in its flow's window; by
         default the hour around the trace (30 minutes either side of its root's start),
         which holds its flow's traces however old it is, where the last hour may not."""
+        trace_id = trace_id.strip().lower()
         with read_snapshot(self.database, settled=False):  # as trace(): the trace is there
-            flow_id, loaded = self._load_trace(trace_id.strip().lower())
+            flow_id, loaded = self._load_trace(trace_id)
             if flow_id is None:
                 raise AnalysisError(
                     f"trace {trace_id} has no root span (yet), so it is in no flow: no baseline"

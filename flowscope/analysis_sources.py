@@ -114,7 +114,11 @@ def comparison_from_dict(data: dict[str, Any]) -> Comparison:
 
 def param_name(name: str, names: Names) -> str:
     """``left_since`` as the caller spells it: ``--left-since`` on the CLI."""
-    return "--" + name.replace("_", "-") if names == "cli" else name
+    if names != "cli":
+        return name
+    if name in ("left_version", "right_version"):
+        return "--versions"  # both come from the one option
+    return "--" + name.replace("_", "-")
 
 
 def _window(
@@ -186,13 +190,17 @@ def compare_mode(params: Mapping[str, str | None], names: Names) -> CompareMode:
 _COMPARISONS = {
     "two trace ids": ("left", "right"),
     "a trace for its baseline": ("trace",),
-    "a flow": ("flow", "left_version", "right_version", *WINDOW_BOUNDS),
+    "a flow's windows or versions": ("flow", "left_version", "right_version", *WINDOW_BOUNDS),
 }
 
 
 def one_comparison(p: Mapping[str, str | None], names: Names) -> None:
     """Options of two comparisons at once: one would be silently ignored."""
-    given = [what for what, keys in _COMPARISONS.items() if any(p.get(k) for k in keys)]
+    given = []
+    for what, keys in _COMPARISONS.items():
+        options = list(dict.fromkeys(param_name(k, names) for k in keys if p.get(k)))
+        if options:  # named, so that a --left-since given with --trace says which it is
+            given.append(what if what == "two trace ids" else f"{what} ({', '.join(options)})")
     if len(given) > 1:
         raise AnalysisError(f"give one comparison, not {' and '.join(given)}")
     versions = p.get("left_version") or p.get("right_version")

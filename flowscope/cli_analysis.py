@@ -396,7 +396,8 @@ def trace(
         click.echo("(add --since 1h to put each span next to its step's P50 in the flow)")
     click.echo()
     if not view.critical_path:  # it starts at the root span
-        click.echo("critical path: none (the trace has no root span yet)")
+        why = "the root span lasts 0 ms" if view.flow else "the trace has no root span yet"
+        click.echo(f"critical path: none ({why})")
         return
     click.echo("critical path:")
     path = [[c.service, c.operation, c.start_offset_ms, c.duration_ms] for c in view.critical_path]
@@ -457,7 +458,7 @@ def compare(
     params: dict[str, str | None] = {
         "left": left,
         "right": right,
-        "trace": trace_id if baseline else None,
+        "trace": trace_id,
         "flow": flow,
         "left_version": left_version,
         "right_version": right_version,
@@ -475,10 +476,18 @@ def compare(
         return
     click.echo(f"{result.mode}: {result.left}  vs  {result.right}")
     click.echo()
-    # The step's path label ("a op > b op > ...") would be cut; show depth by indent instead.
+    # The step's path label ("a op > b op > ...") would be cut: show the step and the
+    # step it is under (rows go biggest delta first, so indenting by depth put steps
+    # visually under whatever row came before them).
     rows = [
-        ["  " * d.step.count(" > ") + f"{d.service}: {d.operation}"]
+        [f"{d.service}: {d.operation}", _parent_label(d.step)]
         + [d.as_dict()[c] for c in DELTA_COLUMNS[1:]]
         for d in result.deltas
     ]
-    click.echo(render_table(DELTA_COLUMNS, rows, max_width=70))
+    click.echo(render_table([DELTA_COLUMNS[0], "under", *DELTA_COLUMNS[1:]], rows, max_width=70))
+
+
+def _parent_label(path: str) -> str:
+    """``a op > b op > c op`` -> ``b op``: the step a step hangs under ('' for a root)."""
+    parts = path.rsplit(" > ", 2)
+    return parts[-2] if len(parts) > 1 else ""

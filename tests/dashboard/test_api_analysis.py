@@ -249,6 +249,14 @@ def test_compare_modes(api: httpx.Client) -> None:
     assert validate["left_ms"] is None and validate["right_ms"] == 5.0
     baseline = get(api, "/api/compare", trace=SLOWEST_ORDER_TRACE)
     assert baseline["mode"] == "baseline"
+    # Ids as typed (upper case, spaces) come back as everywhere else: lower-case hex.
+    typed = get(
+        api, "/api/compare", left=f" {FASTEST_ORDER_TRACE.upper()}", right=SLOWEST_ORDER_TRACE
+    )
+    assert (typed["left"], typed["right"]) == (FASTEST_ORDER_TRACE, SLOWEST_ORDER_TRACE)
+    assert typed["deltas"] == traces["deltas"]
+    typed = get(api, "/api/compare", trace=f"{SLOWEST_ORDER_TRACE.upper()} ")
+    assert typed["right"] == SLOWEST_ORDER_TRACE
     windows = get(
         api,
         "/api/compare",

@@ -391,7 +391,17 @@ def test_empty_windows_say_which_window_was_empty(local_db: Path) -> None:
     [
         (
             [FASTEST_ORDER_TRACE, SLOWEST_ORDER_TRACE, "--flow", ORDERS],
-            "give one comparison, not two trace ids and a flow",
+            "give one comparison, not two trace ids and a flow's windows or versions (--flow)",
+        ),
+        (
+            ["--trace", FASTEST_ORDER_TRACE, "--baseline", "--left-since", "1h"],
+            "not a trace for its baseline (--trace) and a flow's windows or versions "
+            "(--left-since)",
+        ),
+        (
+            ["--trace", FASTEST_ORDER_TRACE, "--flow", ORDERS, "--versions", "1.0", "2.0"],
+            "not a trace for its baseline (--trace) and a flow's windows or versions "
+            "(--flow, --versions)",
         ),
         (
             ["--flow", ORDERS, "--versions", "1.0", "2.0", "--left-since", "1h"],
@@ -402,7 +412,13 @@ def test_empty_windows_say_which_window_was_empty(local_db: Path) -> None:
             "--since chooses the window of a baseline or of versions",
         ),
     ],
-    ids=["traces-and-flow", "versions-and-windows", "traces-and-since"],
+    ids=[
+        "traces-and-flow",
+        "baseline-and-window",
+        "trace-without-baseline-and-versions",
+        "versions-and-windows",
+        "traces-and-since",
+    ],
 )
 def test_compare_refuses_options_it_would_ignore(
     args: list[str], message: str, local_db: Path

@@ -83,3 +83,20 @@ def test_a_trace_without_its_root_says_it_has_no_critical_path(tmp_path: Path) -
     assert result.exit_code == 0, result.stderr
     assert "(orphan)" in result.stdout
     assert "critical path: none (the trace has no root span yet)" in result.stdout
+
+
+def test_a_root_of_0_ms_is_not_called_missing(tmp_path: Path) -> None:
+    """Before, a root whose start equals its end was said not to have arrived."""
+    from flowscope.testing.traces import TraceKit
+
+    kit = TraceKit()
+    kit.trace(start_ms=0).span("gateway", "GET /", kind="Server", start_ms=0, duration_ms=0)
+    path = tmp_path / "instant.duckdb"
+    database = Database(path)
+    try:
+        kit.write(database)
+    finally:
+        database.close()
+    result = run("trace", kit.spans[0].trace_id, "--db", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert "critical path: none (the root span lasts 0 ms)" in result.stdout
