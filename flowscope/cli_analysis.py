@@ -9,8 +9,11 @@ JSON, or a diagram.
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -165,18 +168,42 @@ def map_(
         click.echo()
         click.echo(table(sorted(result.nodes, key=lambda n: n.id), NODE_COLUMNS))
         if not result.nodes:
-            _hint_empty_window(since, until)
+            _hint_empty_window(since, until, db, server_url, token)
 
 
-def _hint_empty_window(since: str | None, until: str | None) -> None:
+def _hint_empty_window(
+    since: str | None, until: str | None, db: str, server_url: str | None, token: str | None
+) -> None:
     """An empty table under the default window is most often old data (an import, a
-    recording): say so on stderr, so the table itself stays what was asked."""
+    recording): say so on stderr, so the table itself stays what was asked, with a
+    --since that reaches the newest stored span when the window starts after it."""
+    from flowscope.analysis_sources import open_source
+    from flowscope.analyzer.errors import AnalysisError
+    from flowscope.analyzer.window import parse_window
+
     if since:
-        click.echo(f"(nothing since {since}; widen the window with --since)", err=True)
+        where = f"nothing since {since}; widen the window with --since"
     elif until:
-        click.echo(f"(nothing in the hour before {until}; widen it with --since)", err=True)
+        where = f"nothing in the hour before {until}; widen it with --since"
     else:
-        click.echo("(nothing in the last hour; widen the window, e.g. --since 7d)", err=True)
+        where = "nothing in the last hour; widen the window with --since"
+    try:
+        source = open_source(db, token=token, server_url=server_url)
+        try:
+            newest = source.sql("SELECT epoch_ns(max(Timestamp)) FROM otel_traces", 1).rows[0][0]
+        finally:
+            source.close()
+        start_ns = parse_window(since, until).since_ns
+    except (AnalysisError, ValueError):  # a hint is not worth a failure
+        newest, start_ns = -1, 0
+    if newest is None:
+        where = "no spans are stored yet"
+    elif 0 <= newest < start_ns and not until:
+        age_h = max(0.0, time.time() - newest / 1e9) / 3600
+        reach = f"{math.ceil(age_h / 24) + 1}d" if age_h > 24 else f"{math.ceil(age_h) + 1}h"
+        stamp = datetime.fromtimestamp(newest / 1e9, UTC).isoformat(timespec="seconds")
+        where += f"; the newest span started at {stamp}: --since {reach} reaches it"
+    click.echo(f"({where})", err=True)
 
 
 def _edge_key(edge: Any) -> tuple[str, str, str]:
@@ -206,7 +233,7 @@ def flows(
     else:
         click.echo(table(result, FLOW_COLUMNS))
         if not result:
-            _hint_empty_window(since, until)
+            _hint_empty_window(since, until, db, server_url, token)
 
 
 @click.command()
@@ -260,7 +287,7 @@ def flow(
         click.echo()
         click.echo(_steps_table(detail.steps))
         if not detail.flow.traces:
-            _hint_empty_window(since, until)
+            _hint_empty_window(since, until, db, server_url, token)
 
 
 def _flow_heading(flow: Any) -> str:
@@ -344,7 +371,7 @@ def traces(
     else:
         click.echo(table(result, TRACE_COLUMNS))
         if not result:
-            _hint_empty_window(since, until)
+            _hint_empty_window(since, until, db, server_url, token)
 
 
 @click.command()

@@ -3,6 +3,9 @@ refusals of options that would be ignored."""
 
 from __future__ import annotations
 
+import math
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -35,8 +38,16 @@ def run(*args: str) -> Result:
 def test_an_empty_default_window_says_how_to_widen_it(command: str, scenario_db: Path) -> None:
     empty = run(command, "--db", str(scenario_db))
     assert empty.exit_code == 0
-    assert "nothing in the last hour" in empty.stderr and "--since 7d" in empty.stderr
+    assert "nothing in the last hour" in empty.stderr
+    # A --since that reaches the newest span (a fixed "--since 7d" did not, for data
+    # older than a week: the samples' README commands showed an empty table twice).
+    days = math.ceil((time.time() - 1_767_225_600) / 86400) + 1
+    newest = re.search(r"the newest span started at (\S+): --since (\d+)d reaches it", empty.stderr)
+    assert newest is not None and newest.group(1).startswith("2026-01-01T00:")
+    assert int(newest.group(2)) in (days, days + 1)  # a day may turn during the test
     assert "nothing" not in empty.stdout  # the table stays only the table
+    widened = run(command, "--db", str(scenario_db), "--since", f"{newest.group(2)}d")
+    assert widened.exit_code == 0 and widened.stderr == "" and widened.stdout.count("\n") > 2
     full = run(command, "--db", str(scenario_db), "--since", SINCE, "--until", UNTIL)
     assert full.exit_code == 0 and full.stderr == ""
 
