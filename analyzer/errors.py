@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class AnalysisError(Exception):
     """An analysis that cannot be answered; the message says why, for a user."""
@@ -9,7 +11,14 @@ class AnalysisError(Exception):
 
 class UnknownFlow(AnalysisError):
     def __init__(self, flow_id: str) -> None:
-        super().__init__(f"no flow {flow_id!r} (run `flowscope flows` for the ids)")
+        if re.fullmatch(r"[a-z0-9-]+", flow_id):
+            message = f"no flow {flow_id!r} (run `flowscope flows` for the ids)"
+        else:  # a flow's name, most likely ("client-gateway POST /v1/order")
+            message = (
+                f"no flow {flow_id!r}: flow ids are lower-case letters, digits and '-', "
+                "not names; `flowscope flows` lists each id next to its name"
+            )
+        super().__init__(message)
         self.flow_id = flow_id
 
 

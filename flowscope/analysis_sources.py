@@ -313,12 +313,21 @@ class RemoteSource:
             response = call()
         except httpx.HTTPError as exc:
             raise AnalysisError(f"cannot reach {self.where}{path}: {exc}") from exc
-        if response.status_code == 404:
+        if response.status_code in (404, 405):
             # The server names what it did not find (docs/api.md): the same exception,
             # and message, as reading the file here.
-            unknown = _unknown(response) or missing
+            unknown = _unknown(response)
             if unknown is not None:
                 raise unknown
+            if _detail(response) in ("Not Found", "Method Not Allowed", "HTTP 404", "HTTP 405"):
+                # No route there: an OTLP port, or a path under the API's own URL.
+                raise AnalysisError(
+                    f"{self.where} has no {path}: --server wants the API URL that "
+                    "flowscope serve prints (API http://HOST:8686), not an OTLP port "
+                    "or a path under it"
+                )
+            if missing is not None:
+                raise missing
         if response.status_code == 400:
             # A refusal with the reason (a window, the SQL sandbox): the words a file gives.
             raise AnalysisError(_detail(response))

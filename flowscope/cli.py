@@ -72,7 +72,7 @@ def main(verbose: bool) -> None:
     default=-1,
     show_default="cores - 1, at least 1",
     type=int,
-    help="Processes that decode OTLP requests (0: decode in the receiving threads).",
+    help="Processes that decode OTLP requests (0: decode in the receiving threads; -1: automatic).",
 )
 @click.option(
     "--ingest-process/--no-ingest-process",

@@ -148,7 +148,7 @@ def demo(
         click.echo(f"  OTLP/gRPC  {server.grpc_address}")
         click.echo(f"  OTLP/HTTP  {server.otlp_http_url}/v1/traces")
         click.echo(f"  API        {server.ui_url}")
-        guide = _guide(server.ui_url, db, load["faults"])
+        guide = _guide(server.ui_url, db, load["faults"], token=bool(token))
         if not stop.requested.is_set():  # a signal during the start: stop at once
             _run_platform(export, load, stop, what_to_look_at=guide)
 
@@ -209,7 +209,7 @@ def reference_app(
     _run_platform(export, load, stop, what_to_look_at="", host=host)
 
 
-def _guide(ui_url: str, db: str, faults: dict[str, float]) -> str:
+def _guide(ui_url: str, db: str, faults: dict[str, float], token: bool = False) -> str:
     lines = [
         "What to look at:",
         f"  service map       {ui_url}/api/map         (flowscope map --db {db})",
@@ -219,6 +219,11 @@ def _guide(ui_url: str, db: str, faults: dict[str, float]) -> str:
     ]
     for name, magnitude in faults.items():
         lines.append(f"  fault {name}={magnitude:g}: look at {FAULTS[name].shows}")
+    if token:  # else each of these gets a 401
+        lines.append(
+            "  (with --token: set FLOWSCOPE_TOKEN for the commands, and send "
+            "'Authorization: Bearer <token>' to the API)"
+        )
     return "\n".join(lines)
 
 

@@ -111,3 +111,27 @@ def test_a_root_of_0_ms_is_not_called_missing(tmp_path: Path) -> None:
     result = run("trace", kit.spans[0].trace_id, "--db", str(path))
     assert result.exit_code == 0, result.stderr
     assert "critical path: none (the root span lasts 0 ms)" in result.stdout
+
+
+def test_a_flow_name_given_as_an_id_is_told_apart(scenario_db: Path) -> None:
+    result = run("flow", "gateway POST /orders", "--db", str(scenario_db))
+    assert result.exit_code == 1
+    assert "flow ids are lower-case letters, digits and '-', not names" in result.stderr
+    assert (
+        "(run `flowscope flows` for the ids)"
+        in run("flow", "nope", "--db", str(scenario_db)).stderr
+    )
+
+
+def test_a_server_url_that_is_not_the_api_says_which_url_to_give(tmp_path: Path) -> None:
+    """Before: 'server refused: HTTP 404' or 'Not Found', with no hint."""
+    from flowscope.testing.server import server_in_process
+
+    with server_in_process(tmp_path / "s.duckdb", decode_workers=0) as (_, endpoints):
+        for wrong in (endpoints.http, f"{endpoints.ui}/api"):
+            result = run("flows", "--server", wrong)
+            assert result.exit_code == 1
+            assert f"{wrong} has no /api/flows: --server wants the API URL" in result.stderr
+            result = run("map", "--server", wrong, "--flow", "x")  # not "no flow 'x'"
+            assert "--server wants the API URL" in result.stderr
+        assert run("flows", "--server", endpoints.ui).exit_code == 0
