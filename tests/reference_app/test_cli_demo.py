@@ -290,3 +290,10 @@ def _stderr(result: Any) -> str:
         return str(result.stderr)
     except ValueError:
         return ""
+
+
+def test_the_guide_says_the_token_is_needed_when_one_is_set() -> None:
+    from flowscope.cli_demo import _guide
+
+    assert "FLOWSCOPE_TOKEN" not in _guide("http://u", "d.duckdb", {})
+    assert "set FLOWSCOPE_TOKEN for the commands" in _guide("http://u", "d.duckdb", {}, token=True)
