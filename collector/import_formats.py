@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -294,6 +295,15 @@ def hex_id(value: object, size: int, what: str) -> bytes:
     if _HEX.fullmatch(value) is None:
         raise BadRequest(f"{what} {shorten(value)!r} is not hex")
     return bytes.fromhex(value.rjust(2 * size, "0"))
+
+
+def server_half_id(trace_id: bytes, span_id: bytes, service: str) -> bytes:
+    """The span id given to the server half of a span id shared with its client (Zipkin's
+    ``shared`` spans, and Jaeger spans from Zipkin-style instrumentation): OTLP ids are
+    unique per trace. The same on every import, and from either format, so importing
+    the trace again finds it already stored."""
+    seed = b"flowscope/zipkin-shared-span" + trace_id + span_id + service.encode()
+    return hashlib.sha256(seed).digest()[:8]
 
 
 def integer(value: object, what: str, *, minimum: int = 0, maximum: int = _UINT64_MAX) -> int:

@@ -55,6 +55,7 @@ from flowscope.collector.import_formats import (
     json_type,
     key_values,
     micros_to_nanos,
+    server_half_id,
     shorten,
 )
 
@@ -94,14 +95,46 @@ def jaeger_to_otlp(document: object) -> ExportTraceServiceRequest:
         if not isinstance(processes, dict):
             raise BadRequest(f'{where}: "processes" is {json_type(processes)}, expected an object')
         resources: dict[str, tuple[_ResourceKey, Attributes]] = {}
+        converted = []
         for s_number, item in enumerate(spans, start=1):
             span_where = f"{where}, span {s_number}"
             if not isinstance(item, dict):
                 raise BadRequest(f"{span_where} is {json_type(item)}, expected an object")
             resource = _span_resource(item, processes, resources, span_where)
             span, scope = _span(item, span_where)
+            converted.append((resource, span, scope))
+        _unshare([(span, _service_of(resource)) for resource, span, _ in converted])
+        for resource, span, scope in converted:
             groups.scope_spans(resource, scope).spans.append(span)
     return request
+
+
+def _service_of(resource: tuple[_ResourceKey, Attributes]) -> str:
+    return as_text(resource[1].get("service.name", ""))
+
+
+def _unshare(spans: list[tuple[Span, str]]) -> None:
+    """Give a SERVER span that shares its id with a CLIENT span of its trace an id of its
+    own, under that client, as Jaeger's span-id deduper does (Zipkin-style
+    instrumentation reuses the client's id on the server side); spans of the server's
+    service under the shared id move under the new one, as in zipkin_json. Otherwise
+    the server half was dropped as a duplicate of the client, errors and all."""
+    clients = {(s.trace_id, s.span_id) for s, _ in spans if s.kind == Span.SPAN_KIND_CLIENT}
+    renamed: dict[tuple[bytes, bytes, str], bytes] = {}
+    halves = set()
+    for index, (span, service) in enumerate(spans):
+        shared = (span.trace_id, span.span_id)
+        if span.kind == Span.SPAN_KIND_SERVER and shared in clients:
+            new_id = server_half_id(span.trace_id, span.span_id, service)
+            renamed[(span.trace_id, span.span_id, service)] = new_id
+            span.parent_span_id, span.span_id = span.span_id, new_id
+            halves.add(index)
+    if not renamed:
+        return
+    for index, (span, service) in enumerate(spans):
+        moved = renamed.get((span.trace_id, span.parent_span_id, service))
+        if moved is not None and index not in halves:
+            span.parent_span_id = moved
 
 
 def _traces(document: object) -> list[Any]:

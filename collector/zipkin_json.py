@@ -37,7 +37,6 @@ must be unique and flowscope would otherwise drop it as a duplicate.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +52,7 @@ from flowscope.collector.import_formats import (
     json_type,
     key_values,
     micros_to_nanos,
+    server_half_id,
     shorten,
 )
 
@@ -74,7 +74,6 @@ _START_TIME_ABSENT = "otel.zipkin.absentField.startTime"
 _SERVICE_NAME_SOURCE = "otlp.service.name.source"
 _MAX_LINKS = 128
 _ZERO_SPAN = bytes(8)
-_SHARED_ID_SALT = b"flowscope/zipkin-shared-span"
 
 # Tags that are resource attributes (the semantic-convention resource attributes the
 # translator lists, plus the OpenCensus ones it moves to the resource).
@@ -188,8 +187,9 @@ def _unshare(spans: list[_ZipkinSpan]) -> list[tuple[bytes, bytes]]:
         shared.append(is_shared)
         if is_shared:
             service = _service(zspan)
-            seed = _SHARED_ID_SALT + zspan.trace_id + zspan.span_id + service.encode()
-            renamed[(zspan.trace_id, zspan.span_id, service)] = hashlib.sha256(seed).digest()[:8]
+            renamed[(zspan.trace_id, zspan.span_id, service)] = server_half_id(
+                zspan.trace_id, zspan.span_id, service
+            )
     ids: list[tuple[bytes, bytes]] = []
     for zspan, is_shared in zip(spans, shared, strict=True):
         parent = zspan.parent_id if zspan.parent_id not in (zspan.span_id, _ZERO_SPAN) else b""

@@ -16,6 +16,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from flowscope.collector.attributes import any_value_raw
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.flatten import flatten_request
+from flowscope.collector.import_formats import server_half_id
 from flowscope.collector.jaeger_json import jaeger_to_otlp
 
 DATA = Path(__file__).parent / "data"
@@ -535,3 +536,38 @@ def test_any_odd_value_anywhere_gives_a_request_or_bad_request() -> None:
                 flatten_request(request)
             checked += 1
     assert checked > 1000
+
+
+def test_a_server_span_sharing_its_clients_id_gets_its_own() -> None:
+    """Zipkin-style instrumentation in Jaeger: client and server halves share a span id.
+    Before, the server half was dropped as a duplicate, with its error."""
+    shared = "0000000000000002"
+    child_of = [{"refType": "CHILD_OF", "traceID": TRACE, "spanID": "0000000000000001"}]
+    under_shared = [{"refType": "CHILD_OF", "traceID": TRACE, "spanID": shared}]
+    trace = {
+        "traceID": TRACE,
+        "spans": [
+            _span("0000000000000001", tags=[_tag("span.kind", "string", "server")]),
+            _span(shared, references=child_of, tags=[_tag("span.kind", "string", "client")]),
+            _span(
+                shared,
+                references=child_of,
+                processID="p2",
+                tags=[_tag("span.kind", "string", "server"), _tag("error", "bool", True)],
+            ),
+            _span("0000000000000003", references=under_shared, processID="p2"),
+        ],
+        "processes": {
+            "p1": {"serviceName": "frontend", "tags": []},
+            "p2": {"serviceName": "backend", "tags": []},
+        },
+    }
+    request = jaeger_to_otlp({"data": [trace]})
+    spans = _spans(request)
+    assert len(spans) == 4
+    half = server_half_id(bytes.fromhex(TRACE), bytes.fromhex(shared), "backend").hex()
+    assert spans[half].kind == Span.SPAN_KIND_SERVER
+    assert spans[half].parent_span_id.hex() == shared  # under its client
+    assert spans[half].status.code == Status.STATUS_CODE_ERROR
+    assert spans[shared].kind == Span.SPAN_KIND_CLIENT
+    assert spans["0000000000000003"].parent_span_id.hex() == half  # the backend's own child
