@@ -57,6 +57,8 @@ BLANK = b" \t\r\n"  # the blank space JSON allows between values
 # are everywhere (tags and lengths), including after a first byte that happens to be
 # 0x0A (whitespace) followed by a length of 91 or 123 (``[`` or ``{``).
 _NOT_JSON_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# A UTF-16 byte order mark, or JSON's first character as UTF-16 without one.
+_UTF16 = re.compile(rb"\xff\xfe|\xfe\xff|(?:[ \t\r\n]\x00)*[{\[]\x00|(?:\x00[ \t\r\n])*\x00[{\[]")
 _COMPRESSED = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|"|[{}\[\]:,]|[^"{}\[\]:,]+', re.S)
 _MAX_PATH = 4  # deepest key path remembered: data[].spans is 3 long
@@ -76,6 +78,13 @@ def detect_format(first_bytes: bytes, path_name: str) -> str:
             raise BadRequest(
                 f"{path_name}: {kind}-compressed; decompress it first, then import the result"
             )
+    if _UTF16.match(first_bytes):
+        # Windows PowerShell's `>` writes UTF-16: taken for protobuf, it was refused as
+        # a corrupt wire format.
+        raise BadRequest(
+            f"{path_name}: UTF-16 text; save it as UTF-8 (PowerShell: "
+            "Out-File -Encoding utf8), then import that"
+        )
     head = first_bytes.removeprefix(BOM)
     body = head.lstrip(BLANK)
     if not body:

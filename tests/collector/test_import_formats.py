@@ -434,3 +434,15 @@ def test_a_head_of_brackets_is_refused_as_no_trace_format() -> None:
     """64 KiB of '[' took 45 s to refuse: the path of every bracket was copied."""
     with pytest.raises(BadRequest, match="not trace data flowscope can import"):
         detect_format(b"[" * SNIFF_BYTES, "brackets.json")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_json_is_named_so(encoding: str) -> None:
+    """Before, PowerShell's UTF-16 output was taken for protobuf: 'Wire format was corrupt'."""
+    text = json.dumps({"resourceSpans": []}, indent=2)
+    with pytest.raises(BadRequest, match="UTF-16 text; save it as UTF-8"):
+        detect_format(text.encode(encoding), "spans.json")
+    # Protobuf never starts so: an empty request's resource list still reads as protobuf.
+    request = realistic_request(1, seed=1).SerializeToString()
+    assert detect_format(request, "x") == "otlp-protobuf"
+    assert detect_format(b"\n\x00\n\x00", "x") == "otlp-protobuf"
