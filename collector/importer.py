@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import duckdb
 from google.protobuf.message import DecodeError
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -106,6 +107,10 @@ def _import_one(
         report.error = _error_text(exc, path)
         if report.spans:
             report.error += f" ({report.stored} new spans read before it were stored)"
+    except duckdb.Error as exc:  # the database refused the spans: a full disk, say
+        report.error = f"storing its spans failed: {exc}"
+        if report.stored:
+            report.error += f" ({report.stored} new spans were stored before)"
     return report
 
 

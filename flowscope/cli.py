@@ -221,8 +221,12 @@ def _run_import(
         except StoreError as exc:
             fail(str(exc))
         else:
+            import duckdb
+
             try:
                 reports = import_into_database(files, database, force=force, progress=bars.factory)
+            except duckdb.Error as exc:  # a damaged file fails at its first read
+                fail(f"{db}: not a usable DuckDB database: {exc}")
             finally:
                 database.close()
             return reports, None

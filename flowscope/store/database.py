@@ -116,7 +116,10 @@ class Database:
             # icu). A query naming another one's function or type (the SQL endpoint runs
             # users' queries) must fail, not fetch and load code from the network.
             "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
+            # On while the file opens, off right after (below): replaying a WAL can
+            # need DuckDB's own core_functions, which it loads like an extension (an
+            # upgrade's ALTER ... round() left a file no open could replay).
+            "autoload_known_extensions": True,
             # No Python object a query names (a local variable, a DataFrame) is a table.
             "python_enable_replacements": False,
         }
@@ -138,7 +141,7 @@ class Database:
                 Database(self.path, memory_limit=memory_limit).close()
             except DatabaseLocked:
                 raise
-            except StoreError as exc:  # e.g. a copy on a read-only disk: still readable
+            except (StoreError, duckdb.Error) as exc:  # a read-only or full disk: readable
                 log.warning(
                     "%s: the span journal was not replayed (%s); this read leaves out the "
                     "acknowledged spans it holds",
@@ -154,6 +157,7 @@ class Database:
             raise StoreError(f"{self.path}: cannot open: {text}") from exc
         except duckdb.Error as exc:
             raise StoreError(f"{self.path}: not a usable DuckDB database: {exc}") from exc
+        self._connection.execute("SET GLOBAL autoload_known_extensions = false")
         self._local = threading.local()
         self._lock = threading.Lock()
         self._closed = False
@@ -172,8 +176,13 @@ class Database:
             self._check_schema()
             if not read_only:
                 self.replay_journal()
-        except BaseException:
+        except duckdb.Error as exc:
             self._connection.close()  # a refused file stays closed, not half open
+            # A damaged file (cut short, say) fails at its first read, not at connect;
+            # a full disk at the journal's replay.
+            raise StoreError(f"{self.path}: not a usable DuckDB database: {exc}") from exc
+        except BaseException:
+            self._connection.close()
             raise
 
     def _check_schema(self) -> None:
@@ -190,13 +199,21 @@ class Database:
             if found in MIGRATIONS:
                 raise StoreError(
                     f"{self.path} has flowscope schema version {found}; open it once read-write "
-                    f"(e.g. `flowscope serve --db {self.path}`) to upgrade it to {SCHEMA_VERSION}."
+                    f"(e.g. `flowscope serve --db {self.path} --retention off`, which keeps its "
+                    f"older spans) to upgrade it to {SCHEMA_VERSION}."
                 )
             if found != SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} has flowscope schema version {found}; this flowscope reads "
                     f"version {SCHEMA_VERSION}. Use a flowscope release that matches, or a new --db."
                 )
+            if not self.read_only:
+                # The views are code, stored in the file: take this release's (a file
+                # kept the view of the release that made it, and with it an old rule
+                # for what derivation takes in). The tables exist: IF NOT EXISTS.
+                con.execute("BEGIN")
+                self._create_schema()
+                con.execute("COMMIT")
             return
         if tables:
             raise StoreError(
@@ -235,6 +252,15 @@ class Database:
         except Exception as exc:
             con.execute("ROLLBACK")
             raise StoreError(f"{self.path}: upgrading schema {found} failed: {exc}") from exc
+        # Into the file now, not at the next checkpoint (256 MB of WAL away): a crash
+        # before it left the upgrade to a WAL replay.
+        con.execute("CHECKPOINT")
+        log.warning(
+            "%s: upgraded from flowscope schema %d to %d (older releases cannot read it now)",
+            self.path,
+            found,
+            SCHEMA_VERSION,
+        )
 
     def replay_journal(self, *, strict: bool = False) -> int:
         """Insert the journal's records the database lacks, then empty it; spans added.

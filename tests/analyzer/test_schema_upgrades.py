@@ -4,6 +4,8 @@ time order, for good."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -194,3 +196,40 @@ def test_a_reader_numbers_waiting_traces_for_its_snapshot_only(database: Databas
             "SELECT TraceNo, EdgeKey, LatencyNs FROM edge_calls ORDER BY ALL"
         ).fetchall()
     )
+
+
+def _crash_after_opening(path: Path) -> None:
+    """Open (and so upgrade) the file in a process that then dies without closing it."""
+    code = f"import os\nfrom flowscope.store.database import Database\nDatabase({str(path)!r})\nos._exit(0)\n"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("wal_left", [False, True])
+def test_an_upgrade_survives_a_crash_right_after_it(tmp_path: Path, wal_left: bool) -> None:
+    """Before, the upgrade stayed in the WAL until a checkpoint 256 MB away, and its
+    ALTER ... round() could not be replayed with autoloading off: after a crash no
+    open of the file worked. Now the upgrade is checkpointed, and a WAL that needs
+    DuckDB's core functions replays anyway (``wal_left``: a WAL written like it)."""
+    path = tmp_path / "five.duckdb"
+    database = Database(path)
+    mixed_kit().write(database)
+    expected = everything(Analysis(database))
+    database.close()
+    make_schema_5(path)
+    if wal_left:  # a change logged with round() and never checkpointed
+        code = (
+            "import duckdb, os\n"
+            f"c = duckdb.connect({str(path)!r}, config={{'checkpoint_threshold': '1GB'}})\n"
+            "c.execute('ALTER TABLE span_steps ALTER CpFraction TYPE DOUBLE USING round(CpFraction, 9)')\n"
+            "os._exit(0)\n"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+        assert Path(f"{path}.wal").stat().st_size > 0
+    _crash_after_opening(path)
+    assert not Path(f"{path}.wal").exists() or wal_left
+    reopened = Database(path)
+    try:
+        assert reopened.fetch("schema_version")[0][0] == SCHEMA_VERSION
+        assert everything(Analysis(reopened)) == expected
+    finally:
+        reopened.close()

@@ -367,3 +367,50 @@ def test_file_that_is_not_duckdb_is_refused_naming_the_file(tmp_path: Path) -> N
     with pytest.raises(StoreError) as refused:
         Database(path)
     assert str(path) in str(refused.value)
+
+
+def test_a_file_cut_short_is_refused_with_a_message_not_a_traceback(tmp_path: Path) -> None:
+    """Before, `flowscope import` into a truncated file ended in an IOException
+    traceback from the first read past the cut."""
+    from click.testing import CliRunner
+
+    from flowscope.cli import main
+    from flowscope.store.writer import SpanWriter
+    from flowscope.testing.otlp import realistic_request
+
+    path = tmp_path / "cut.duckdb"
+    database = Database(path)
+    writer = SpanWriter(database, journal=False)
+    writer.start()
+    batch = flatten_request(realistic_request(3000, seed=4)).batch
+    writer.write(batch.table, batch.keys)
+    writer.shutdown()
+    database.close()
+    with path.open("r+b") as handle:
+        handle.truncate(path.stat().st_size // 4)
+    spans = tmp_path / "more.pb"
+    spans.write_bytes(realistic_request(2, seed=5).SerializeToString())
+    result = CliRunner().invoke(main, ["import", "--db", str(path), str(spans), "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"{path}: not a usable DuckDB database" in result.stderr
+
+
+def test_a_read_write_open_takes_this_releases_views(db_path: Path) -> None:
+    """The views live in the file: one made before negative durations were clamped kept
+    its old view, and derivation kept taking in negative durations through it."""
+    Database(db_path).close()
+    connection = duckdb.connect(str(db_path))
+    connection.execute(
+        "CREATE OR REPLACE VIEW span_service_facts AS "
+        "SELECT Timestamp, CommitSeq, TraceId, ServiceName, Duration, "
+        "CAST(-1 AS SMALLINT) AS Bucket, false AS IsError FROM otel_traces"
+    )
+    connection.close()
+    Database(db_path).close()
+    connection = duckdb.connect(str(db_path), read_only=True)
+    [(text,)] = connection.execute(
+        "SELECT sql FROM duckdb_views() WHERE view_name = 'span_service_facts'"
+    ).fetchall()
+    connection.close()
+    assert "greatest(Duration, 0)" in text
