@@ -170,7 +170,11 @@ def test_full_queue_refuses_with_retry_later_and_stores_exactly_the_acked(
     assert _span_count(server) == 16  # waits for the released writer to move them
     assert _stored_traces(server) == _trace_ids(accepted)
     assert server.writer.queued_spans == 0
-    # The queue is free again: a refused request sent once more is stored.
+    # The queue is free again once the ingest process hears the spans moved (a message
+    # down the pipe after the commit): a refused request sent once more is stored.
+    assert isinstance(server.ingest, IngestProcess)
+    ingest = server.ingest
+    wait_until(lambda: ingest.sync().queued_spans == 0, "the ingest queue to empty")
     assert _post(endpoints, refused[0].SerializeToString()).status_code == 200
     assert _span_count(server) == 24
 
