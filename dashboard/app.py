@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -39,6 +41,19 @@ class AppContext:
 STATIC = Path(__file__).parent / "static"
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with what JSON cannot hold (NaN, infinities, other objects) as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
 class SqlQuery(BaseModel):
     sql: str = Field(description="one SELECT or WITH statement")
     limit: int | None = Field(default=None, ge=1, description="row limit (capped by the server's)")
@@ -64,6 +79,12 @@ def create_app(context: AppContext) -> FastAPI:
             # The default validator badge is an image from validator.swagger.io.
             swagger_ui_parameters={"validatorUrl": None},
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer echoes the input; a NaN there (Python's JSON reads it)
+        # cannot be written as JSON, and the 422 became a 500.
+        return JSONResponse({"detail": _json_safe(exc.errors())}, status_code=422)
 
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Any:

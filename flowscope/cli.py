@@ -299,7 +299,13 @@ def sql(
     with analysis_source(db, server_url, token, None) as source:
         out = source.sql(query, limit, timeout)
         click.echo(render_rows(out.columns, out.rows, fmt))
-        if out.truncated and out.row_limit < limit:
+        if out.truncated and len(out.rows) < min(limit, out.row_limit):
+            click.echo(
+                f"(stopped at {len(out.rows)} rows: the answer reached its size limit, "
+                "about 32 million characters of values)",
+                err=True,
+            )
+        elif out.truncated and out.row_limit < limit:
             click.echo(f"(stopped at {out.row_limit} rows, the server's limit)", err=True)
         elif out.truncated:
             click.echo(f"(stopped at {limit} rows; use --limit for more)", err=True)

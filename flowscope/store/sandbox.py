@@ -50,6 +50,10 @@ class SqlResult:
 
 
 _ONLY = "only one SELECT or WITH query over the flowscope tables is allowed"
+MAX_SQL_CHARS = 100_000
+# Rows stop once the values hold about this many characters: the row limit alone let
+# 300 rows of 1 MB NUL strings make a 1.8 GB answer.
+MAX_ANSWER_CHARS = 32_000_000
 _BY_TYPE: dict[str, tuple[str, str]] = {
     "PRAGMA": ("no-pragma", "PRAGMA statements are not allowed"),
     "SET": ("no-set", "SET/RESET statements change settings and are not allowed"),
@@ -71,6 +75,9 @@ _BY_KEYWORD: dict[str, tuple[str, str]] = {
     "LOAD": _BY_TYPE["LOAD"],
     "FORCE": _BY_TYPE["LOAD"],
     "UPDATE EXTENSIONS": _BY_TYPE["EXTENSION"],
+    "IMPORT": ("no-file-access", "IMPORT DATABASE reads files and is not allowed"),
+    "CHECKPOINT": ("read-only", "CHECKPOINT writes the database file and is not allowed"),
+    "FORCE CHECKPOINT": ("read-only", "CHECKPOINT writes the database file and is not allowed"),
 }
 _TABLES_ONLY = "only the flowscope tables can be queried"
 _REASONS = {
@@ -120,6 +127,8 @@ def _first_keywords(sql: str) -> str:
     first = words[0].upper() if words else ""
     if first == "UPDATE" and len(words) > 1 and words[1].upper().startswith("EXTENSIONS"):
         return "UPDATE EXTENSIONS"
+    if first == "FORCE" and len(words) > 1 and words[1].upper().startswith("CHECKPOINT"):
+        return "FORCE CHECKPOINT"
     return first
 
 
@@ -142,7 +151,7 @@ def _check_statement(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
         raise SqlRefused(*_BY_KEYWORD.get(keyword, ("select-only", _ONLY))) from exc
     if kind == "SELECT":
         return
-    if keyword in _BY_KEYWORD and kind in ("SET", "PRAGMA", "LOAD"):
+    if keyword in _BY_KEYWORD and kind in ("SET", "PRAGMA", "LOAD", "CALL"):
         raise SqlRefused(*_BY_KEYWORD[keyword])
     rule, reason = _BY_TYPE.get(kind, ("select-only", f"{_ONLY} ({kind} statements are not)"))
     raise SqlRefused(rule, reason)
@@ -230,11 +239,19 @@ def _walk(node: Any, tables: list[list[str]]) -> None:
     kind = node.get("type")
     if isinstance(kind, str) and kind.endswith("_QUERY_NODE"):  # INSERT/UPDATE/DELETE in a WITH
         statement = kind.removesuffix("_QUERY_NODE")
-        rule = "no-file-access" if statement == "COPY" else "read-only"
-        raise SqlRefused(rule, f"{statement} inside a WITH {_REASONS[rule]}")
+        if statement == "COPY":
+            raise SqlRefused(
+                "no-file-access", f"COPY inside a WITH reads or writes files; {_TABLES_ONLY}"
+            )
+        raise SqlRefused("read-only", f"{statement} inside a WITH {_REASONS['read-only']}")
     if kind in ("BASE_TABLE", "SHOW_REF"):
         parts = [node.get("catalog_name"), node.get("schema_name"), node.get("table_name")]
-        tables.append([str(p).strip('"') for p in parts if p])
+        named = [str(p).strip('"') for p in parts if p]
+        tables.append(named)
+        if kind == "SHOW_REF" and node.get("show_type") == "SHOW" and named:
+            # SHOW x describes a table x, or reads the setting x when no table has that
+            # name (SHOW temp_directory): a table it must be.
+            tables.append(["\x00show", *named])
     if kind == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
         _refuse_function(node["function"], table=True)
     if isinstance(node.get("function_name"), str):  # scalar, aggregate and window calls
@@ -246,7 +263,10 @@ def _walk(node: Any, tables: list[list[str]]) -> None:
 
 def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
     rows = cursor.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchall()
-    tree = json.loads(rows[0][0]) if rows else {"error": True, "error_message": "no answer"}
+    try:
+        tree = json.loads(rows[0][0]) if rows else {"error": True, "error_message": "no answer"}
+    except RecursionError as exc:
+        raise SqlRefused("syntax", "the query is nested too deeply to be checked") from exc
     if tree.get("error"):
         raise SqlRefused(
             "select-only",
@@ -254,8 +274,17 @@ def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
             "write it as a plain SELECT (PIVOT needs an explicit IN list)",
         )
     tables: list[list[str]] = []
-    _walk(tree.get("statements", []), tables)
+    try:
+        _walk(tree.get("statements", []), tables)
+    except RecursionError as exc:
+        raise SqlRefused("syntax", "the query is nested too deeply to be checked") from exc
     for parts in tables:
+        if parts[:1] == ["\x00show"]:
+            if not _in_catalog(cursor, parts[1:]):
+                raise SqlRefused(
+                    "no-server-state", f"SHOW {'.'.join(parts[1:])} {_REASONS['no-server-state']}"
+                )
+            continue
         _check_reference(cursor, parts)
 
 
@@ -368,16 +397,39 @@ _Described = tuple[list[str], list[DuckDBPyType]]
 
 def _fetch(
     cursor: duckdb.DuckDBPyConnection, sql: str, limit: int, described: _Described
-) -> tuple[list[str], list[Any]]:
+) -> tuple[list[str], list[Any], bool]:
     """Run ``sql`` (with its times as text, ``_text_wrapped``) and fetch up to ``limit``
-    rows. No DataFrames in this frame for DuckDB's Python replacement scans to find."""
+    rows, fewer once they hold ``MAX_ANSWER_CHARS`` (then True: cut by size). No
+    DataFrames in this frame for DuckDB's Python replacement scans to find."""
     names, kinds = described
     wrapped = _text_wrapped(sql, kinds)
     if wrapped is not None:
         check_sql(cursor, wrapped)
     cursor.execute(wrapped or sql)
     columns = names if wrapped is not None else [str(d[0]) for d in cursor.description or []]
-    return columns, cursor.fetchmany(limit)
+    rows: list[Any] = []
+    size = 0
+    while len(rows) < limit:
+        batch = cursor.fetchmany(min(1024, limit - len(rows)))
+        if not batch:
+            break
+        for row in batch:
+            rows.append(row)
+            size += sum(_size(value) for value in row)
+            if size > MAX_ANSWER_CHARS:
+                return columns, rows, True
+    return columns, rows, False
+
+
+def _size(value: Any) -> int:
+    """About what a value takes in the JSON answer (a NUL grows six-fold, '\\u0000')."""
+    if isinstance(value, str):
+        return len(value) + 5 * value.count("\x00")
+    if isinstance(value, bytes):
+        return len(value) * 4 // 3  # base64
+    if isinstance(value, list | tuple | dict):
+        return len(repr(value))
+    return 8
 
 
 def _describe(cursor: duckdb.DuckDBPyConnection, sql: str) -> _Described:
@@ -399,6 +451,12 @@ def run_sandboxed(
         raise ValueError(f"the row limit must be >= 0, not {row_limit}")
     if not 0 < timeout_s < math.inf:  # also NaN: a timer would fire at once
         raise ValueError(f"the time limit must be a number of seconds > 0, not {timeout_s}")
+    if len(sql) > MAX_SQL_CHARS:
+        # Checking and binding run before (and outside) the time limit: a 3.9 MB IN list
+        # took 20 s of them.
+        raise SqlRefused(
+            "query-size", f"the query is {len(sql):,} characters; the limit is {MAX_SQL_CHARS:,}"
+        )
     cursor = database.reader()
     check_sql(cursor, sql)
     database.await_writes()  # every acknowledged span is queryable
@@ -420,11 +478,13 @@ def run_sandboxed(
                 if deadline.fired:
                     raise over from exc
                 raise SqlError(f"cannot start a read transaction: {exc}") from exc
-            columns, raw = _fetch(cursor, sql, row_limit + 1, described)
+            columns, raw, cut = _fetch(cursor, sql, row_limit + 1, described)
     except duckdb.Error as exc:
         if deadline.fired:
             raise over from exc
         raise SqlError(str(exc)) from exc
+    except (OverflowError, ValueError) as exc:  # an INTERVAL of 10^8 years, say
+        raise SqlError(f"a value of the result has no Python form: {exc}") from exc
     finally:
         try:
             cursor.execute("ROLLBACK")
@@ -432,7 +492,7 @@ def run_sandboxed(
             pass  # no transaction left to roll back
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     rows = [[json_value(v) for v in row] for row in raw[:row_limit]]
-    return SqlResult(columns, rows, len(raw) > row_limit, elapsed_ms)
+    return SqlResult(columns, rows, cut or len(raw) > row_limit, elapsed_ms)
 
 
 def _duration(value: dt.timedelta) -> str:
