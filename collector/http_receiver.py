@@ -8,6 +8,7 @@ writer queue is full, 415 for an unknown content type.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from google.protobuf import json_format
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # google.rpc.Code values used in Status bodies.
 _INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAUTHENTICATED, _UNAVAILABLE, _INTERNAL = 3, 8, 16, 14, 13
+_DEADLINE_EXCEEDED = 4
 
 
 def _encode(message: Status | ExportTraceServiceResponse, kind: str) -> Response:
@@ -47,23 +49,69 @@ def _failure(
     return response
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+# A body must keep coming: a client that stops sending for this long is cut off. And
+# all bodies being received at once hold at most this many bytes: 600 connections that
+# each sent half of a 16 MB body and stalled held 5 GB, for good.
+BODY_IDLE_S = 30.0
+BODIES_BUDGET_BYTES = 256 * 1024 * 1024
+
+
+class BodyTimeout(Exception):
+    """The client stopped sending its request body."""
+
+
+class _Bodies:
+    """Bytes of request bodies being received, against ``BODIES_BUDGET_BYTES`` (all on
+    the receiver's one event loop: no lock)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.held = 0
+
+    def take(self, size: int) -> None:
+        if self.held + size > self.budget and self.held:
+            raise Overloaded(
+                f"receiving {self.held} bytes of request bodies at once already; retry later"
+            )
+        self.held += size
+
+    def give_back(self, size: int) -> None:
+        self.held -= size
+
+
+async def _read_body(request: Request, limit: int, bodies: _Bodies) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    stream = request.stream().__aiter__()
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), BODY_IDLE_S)
+            except StopAsyncIteration:
+                break
+            except TimeoutError as exc:
+                raise BodyTimeout(
+                    f"no part of the request body came for {BODY_IDLE_S:g} s; "
+                    f"{size} bytes of it arrived"
+                ) from exc
+            if size + len(chunk) > limit:
+                raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
+            bodies.take(len(chunk))
+            size += len(chunk)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        bodies.give_back(size)
 
 
 def create_otlp_http_app(
     ingest: Ingest, *, token: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Starlette:
+    bodies = _Bodies(BODIES_BUDGET_BYTES)
+
     async def export(request: Request) -> Response:
         kind = media_type(request.headers.get("content-type"))
         if not token_matches(token, request.headers.get("authorization")):
@@ -75,7 +123,7 @@ def create_otlp_http_app(
             )
             return _failure(415, _INVALID_ARGUMENT, f"{what}; use {PROTOBUF} or {JSON}", PROTOBUF)
         try:
-            raw = await _read_body(request, max_bytes)
+            raw = await _read_body(request, max_bytes, bodies)
             encoding = request.headers.get("content-encoding")
             # Inflating up to the size limit takes a while: not on the event loop.
             body = (
@@ -86,6 +134,8 @@ def create_otlp_http_app(
             return _failure(400, _INVALID_ARGUMENT, str(exc), kind)
         except RequestTooLarge as exc:
             return _failure(413, _RESOURCE_EXHAUSTED, str(exc), kind)
+        except BodyTimeout as exc:
+            return _failure(408, _DEADLINE_EXCEEDED, str(exc), kind, {"Connection": "close"})
         except Overloaded as exc:
             return _failure(
                 503, _UNAVAILABLE, str(exc), kind, {"Retry-After": str(exc.retry_after_s)}

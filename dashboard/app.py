@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -39,6 +42,32 @@ class AppContext:
 
 
 STATIC = Path(__file__).parent / "static"
+# /healthz waits this long for the spans acknowledged before it to be committed, so
+# its count includes them; past it, it answers with those committed (a liveness probe
+# with a 1 s timeout restarted an overloaded server, whose health took 5-13 s).
+HEALTH_WAIT_S = 0.5
+
+
+class _Waits:
+    """Waits for acknowledged spans to be committed, on one thread, shared by the
+    health requests that come while one wait is still going."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="health-wait")
+        self._lock = threading.Lock()
+        self._current: Future[None] | None = None
+
+    def caught_up(self, timeout_s: float) -> bool:
+        with self._lock:
+            if self._current is None or self._current.done():
+                self._current = self._pool.submit(self._database.await_writes)
+            current = self._current
+        try:
+            current.result(timeout_s)
+        except FutureTimeout:
+            return False
+        return True
 
 
 def _json_safe(value: Any) -> Any:
@@ -110,15 +139,27 @@ def create_app(context: AppContext) -> FastAPI:
             "sql": f"POST {base}/api/sql",
         }
 
+    waits = _Waits(context.database)
+
     @app.get("/healthz")
-    def healthz() -> Any:
+    def healthz(
+        wait_s: float = Query(
+            HEALTH_WAIT_S,
+            ge=0,
+            le=60,
+            allow_inf_nan=False,
+            description="how long to wait for acknowledged spans to be committed and counted",
+        ),
+    ) -> Any:
         writer = context.writer
+        caught_up = waits.caught_up(wait_s)
         body: dict[str, Any] = {
             "status": "ok" if writer is None or writer.running else "stopping",
             "version": __version__,
             "pid": os.getpid(),
             "database": context.database.path,
-            "spans": context.database.span_count(),
+            "spans": context.database.stored_span_count(),
+            "spans_exact": caught_up,
             "writer_queue_spans": writer.queued_spans if writer else 0,
             "uptime_s": round(time.time() - context.started, 3),
         }

@@ -12,6 +12,52 @@ import threading
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+# A connection gets this long to send a request's headers: after it opens, and after
+# the first byte of each next request. Without it, idle or byte-by-byte connections
+# were never closed, and 2,048 of them (the concurrency limit) made every exporter
+# get 503 for as long as they stayed.
+HEADER_TIMEOUT_S = 30.0
+
+
+class _HeaderDeadlineH11(H11Protocol):
+    """uvicorn's h11 protocol, closing connections that do not send a request in time."""
+
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._waiting_for_request():
+            if self._header_deadline is None:  # the first byte of a next request
+                self._arm()
+        else:
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _waiting_for_request(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _too_slow(self) -> None:
+        self._header_deadline = None
+        if self._waiting_for_request() and not self.transport.is_closing():
+            self.transport.close()
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -45,6 +91,7 @@ class HttpServer:
             lifespan="off",
             timeout_graceful_shutdown=5,
             limit_concurrency=2048,
+            http=_HeaderDeadlineH11,
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None

@@ -336,7 +336,12 @@ class Database:
             return self._connection.cursor()
 
     def span_count(self) -> int:
+        """Every span acknowledged so far (waits for the writer to commit them)."""
         self.await_writes()
+        return self.stored_span_count()
+
+    def stored_span_count(self) -> int:
+        """The spans committed to ``otel_traces`` now."""
         rows = self.fetch("span_count")
         return int(rows[0][0]) if rows else 0
 

@@ -119,7 +119,7 @@ def test_api_requires_the_token_and_healthz_stays_open(
         answer = client.post("/api/sql", json=query, headers={"Authorization": f"Bearer {TOKEN}"})
         assert answer.status_code == 200
         assert answer.json()["columns"] == ["n"]
-        health = client.get("/healthz")
+        health = client.get("/healthz", params={"wait_s": 30})
         assert health.status_code == 200 and health.json()["status"] == "ok"
 
 
@@ -189,7 +189,7 @@ def test_open_bind_without_token_prints_a_warning(tmp_path: Path) -> None:
         tmp_path / "open.duckdb", "--host", "0.0.0.0", "--decode-workers", "0", env=_no_token()
     )
     try:
-        health = httpx.get(f"{server.endpoints.ui}/healthz", timeout=30)
+        health = httpx.get(f"{server.endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60)
         assert health.status_code == 200
     finally:
         assert server.stop() == 0

@@ -182,7 +182,10 @@ def test_http_bad_request_answer(
         message = parsed.message
     assert text in message
     assert _count(server) == before
-    assert httpx.get(f"{endpoints.ui}/healthz").json()["status"] == "ok"
+    assert (
+        httpx.get(f"{endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60).json()["status"]
+        == "ok"
+    )
 
 
 def test_empty_protobuf_request_is_a_valid_empty_export(
@@ -361,6 +364,6 @@ def test_server_survives_everything(
     live: tuple[FlowscopeServer, Endpoints], tmp_path: Path
 ) -> None:
     _, endpoints = live
-    health = httpx.get(f"{endpoints.ui}/healthz").json()
+    health = httpx.get(f"{endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60).json()
     assert health["status"] == "ok"
     assert health["ingest"]["rejected_spans"] >= 0

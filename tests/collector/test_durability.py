@@ -39,7 +39,7 @@ def test_acknowledged_spans_survive_sigkill(tmp_path: Path) -> None:
 def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
     db = tmp_path / "clean.duckdb"
     server = start_server_process(db)
-    health = httpx.get(f"{server.endpoints.ui}/healthz").json()
+    health = httpx.get(f"{server.endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60).json()
     assert health["spans"] == 0 and health["writer_queue_spans"] == 0
     assert health["derivation"] == {
         "pending_traces": 0,
@@ -48,12 +48,19 @@ def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
         "last_pass_age_s": None,
     }
     sent = _send(server.endpoints.http, 1)
-    assert httpx.get(f"{server.endpoints.ui}/healthz").json()["spans"] == sent
+    assert (
+        httpx.get(f"{server.endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60).json()[
+            "spans"
+        ]
+        == sent
+    )
 
     # The derive thread takes the spans in within its 1 s cadence. (A pass's commit
     # shows before its count and age do: wait for all three.)
     def derivation() -> dict[str, Any]:
-        state: dict[str, Any] = httpx.get(f"{server.endpoints.ui}/healthz").json()["derivation"]
+        state: dict[str, Any] = httpx.get(
+            f"{server.endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60
+        ).json()["derivation"]
         return state
 
     wait_until(

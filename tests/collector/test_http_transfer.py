@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import gzip
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from flowscope.collector.otlp_json import request_from_json, request_to_json
 from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import realistic_request
+from flowscope.testing.posting import PB
 from flowscope.testing.server import Endpoints, server_in_process
+from flowscope.testing.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +103,93 @@ def test_otlp_json_round_trip_keeps_every_field() -> None:
     text = request_to_json(request)
     assert b'"traceId":"' in text and b'"kind":2' in text  # hex ids, integer enums
     assert request_from_json(text) == request
+
+
+@pytest.fixture
+def quick_cutoffs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[FlowscopeServer, Endpoints]]:
+    """A server in this process (the receivers too) with short cut-offs and a small
+    budget for bodies in flight."""
+    from flowscope import http_server
+    from flowscope.collector import http_receiver
+
+    monkeypatch.setattr(http_server, "HEADER_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(http_receiver, "BODY_IDLE_S", 0.3)
+    monkeypatch.setattr(http_receiver, "BODIES_BUDGET_BYTES", 3000)
+    with server_in_process(tmp_path / "cut.duckdb", ingest_process=False) as pair:
+        yield pair
+
+
+def _connect(endpoints: Endpoints) -> socket.socket:
+    url = httpx.URL(endpoints.http)
+    sock = socket.create_connection((url.host, url.port), timeout=20)
+    return sock
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_connections_that_send_no_request_are_closed(
+    quick_cutoffs: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """Before, idle and byte-by-byte connections stayed open for good: 2,048 of them
+    made uvicorn answer every exporter 503."""
+    _, endpoints = quick_cutoffs
+    with _connect(endpoints) as idle, _connect(endpoints) as partial:
+        partial.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n")  # and no more
+        assert _answer(idle) == b""  # closed by the server, within the socket's 20 s
+        assert _answer(partial) == b""
+    body = realistic_request(1, seed=31).SerializeToString()
+    ok = httpx.post(f"{endpoints.http}/v1/traces", content=body, headers=PB)
+    assert ok.status_code == 200
+
+
+def test_a_body_that_stops_coming_is_a_408(
+    quick_cutoffs: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    _, endpoints = quick_cutoffs
+    with _connect(endpoints) as stalled:
+        stalled.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Length: 1000\r\n\r\n" + b"\n" * 10
+        )
+        answer = _answer(stalled)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"no part of the request body came for 0.3 s; 10 bytes of it arrived" in answer
+
+
+def test_bodies_in_flight_past_the_budget_are_told_to_retry(
+    quick_cutoffs: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """600 half-sent 16 MB bodies held 5 GB before; now the bytes of bodies being
+    received at once are capped, and the next request is told to come back."""
+    _, endpoints = quick_cutoffs
+    body = realistic_request(1, seed=32).SerializeToString()
+    assert 2500 < len(body) < 4000
+    with _connect(endpoints) as first:
+        head = (
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        first.sendall(head + body[:2500])  # held, while the rest has not come
+        answers: list[httpx.Response] = []
+
+        def refused() -> bool:  # once the server holds the first body's 2,500 bytes
+            answers.append(
+                httpx.post(f"{endpoints.http}/v1/traces", content=body[:2000], headers=PB)
+            )
+            return answers[-1].status_code == 503
+
+        wait_until(refused, "a request past the budget to be refused")
+        assert answers[-1].headers["Retry-After"] == "1"
+        assert "request bodies at once already" in Status.FromString(answers[-1].content).message
+        first.sendall(body[2500:])
+        assert first.recv(65536).startswith(b"HTTP/1.1 200 ")
+    again = httpx.post(f"{endpoints.http}/v1/traces", content=body, headers=PB)
+    assert again.status_code == 200  # the budget was given back

@@ -53,7 +53,9 @@ def _grpc(endpoints: Endpoints, request: ExportTraceServiceRequest) -> None:
 
 
 def _health(endpoints: Endpoints) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{endpoints.ui}/healthz", timeout=30).json()
+    body: dict[str, Any] = httpx.get(
+        f"{endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60
+    ).json()
     return body
 
 

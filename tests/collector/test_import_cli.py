@@ -253,13 +253,17 @@ def test_import_into_a_database_held_by_a_server_goes_through_it(
             result.stderr
         )
         assert f"{single}: otlp-json, {single_spans} spans" in result.stdout
-        health = httpx.get(f"{server.endpoints.ui}/healthz", timeout=30).json()
+        health = httpx.get(
+            f"{server.endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60
+        ).json()
         assert health["spans"] == single_spans + jaeger_spans
 
         # Again through the server: its dedup window keeps the count.
         result = _flowscope("import", str(single), "--db", str(db), token=TOKEN)
         assert result.returncode == 0, result.stderr
-        health = httpx.get(f"{server.endpoints.ui}/healthz", timeout=30).json()
+        health = httpx.get(
+            f"{server.endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60
+        ).json()
         assert health["spans"] == single_spans + jaeger_spans
         assert health["writer"]["duplicate_spans"] == single_spans
 
@@ -284,7 +288,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def _health(server: ServerProcess) -> dict[str, Any]:
-    answer: dict[str, Any] = httpx.get(f"{server.endpoints.ui}/healthz", timeout=30).json()
+    answer: dict[str, Any] = httpx.get(
+        f"{server.endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60
+    ).json()
     return answer
 
 

@@ -65,12 +65,16 @@ def test_receivers_run_apart_and_the_server_yields_to_them(tmp_path: Path) -> No
         assert _thread_nice(main) == {max(base, SERVER_NICENESS)}
         assert _thread_nice(receiver) == {base}
         sent = _send(server.endpoints.http, 1)
-        health = httpx.get(f"{server.endpoints.ui}/healthz").json()
+        health = httpx.get(
+            f"{server.endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60
+        ).json()
         assert health["spans"] == sent  # acknowledged in the child, counted here at once
         assert health["ingest"]["accepted_spans"] == sent
         assert health["writer"]["dedup_window_spans"] == sent
         assert _send(server.endpoints.http, 1) == sent  # a retry: dropped by the window
-        health = httpx.get(f"{server.endpoints.ui}/healthz").json()
+        health = httpx.get(
+            f"{server.endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60
+        ).json()
         assert health["spans"] == sent and health["writer"]["duplicate_spans"] == sent
     finally:
         assert server.stop(signal.SIGTERM) == 0
@@ -86,7 +90,12 @@ def test_no_ingest_process_keeps_the_receivers_in_the_server(tmp_path: Path) -> 
         assert _listener(main, server.endpoints.http).pid == main.pid
         assert _thread_nice(main) == {base}
         sent = _send(server.endpoints.http, 2)
-        assert httpx.get(f"{server.endpoints.ui}/healthz").json()["spans"] == sent
+        assert (
+            httpx.get(f"{server.endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60).json()[
+                "spans"
+            ]
+            == sent
+        )
     finally:
         assert server.stop(signal.SIGTERM) == 0
 
@@ -263,10 +272,14 @@ def test_health_says_failed_when_the_ingest_process_is_gone(tmp_path: Path) -> N
         _listener(main, endpoints.http).send_signal(signal.SIGKILL)
 
         def status() -> str:
-            return str(httpx.get(f"{endpoints.ui}/healthz").json()["status"])
+            return str(
+                httpx.get(f"{endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60).json()[
+                    "status"
+                ]
+            )
 
         wait_until(lambda: status() == "failed", "healthz to report the receivers gone")
-        health = httpx.get(f"{endpoints.ui}/healthz")
+        health = httpx.get(f"{endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60)
         assert health.status_code == 503  # what a liveness probe looks at
         assert "ingest process ended unexpectedly" in health.json()["failure"]
         # What serve and demo read for their exit code.

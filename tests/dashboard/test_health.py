@@ -23,7 +23,7 @@ def test_health_reports_the_file_its_blocks_and_bytes_per_span(tmp_path: Path) -
     db = tmp_path / "health.duckdb"
     with server_in_process(db, decode_workers=0) as (server, endpoints):
         sent = sum(post_realistic(endpoints.http, seed, traces=20) for seed in range(3))
-        body = httpx.get(f"{endpoints.ui}/healthz", timeout=30).json()
+        body = httpx.get(f"{endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60).json()
         writer = server.writer
         assert writer is not None
 
@@ -36,13 +36,15 @@ def test_health_reports_the_file_its_blocks_and_bytes_per_span(tmp_path: Path) -
             return True
 
         def derived() -> bool:
-            health = httpx.get(f"{endpoints.ui}/healthz", timeout=30).json()
+            health = httpx.get(f"{endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60).json()
             return bool(health["derivation"]["pending_traces"] == 0)
 
         # Nothing writes after this (so the checkpoint's file stays as it is measured).
         wait_until(derived, "derivation to take in every span")
         wait_until(checkpointed, "a checkpoint between derivation passes")
-        after_checkpoint = httpx.get(f"{endpoints.ui}/healthz", timeout=30).json()["disk"]
+        after_checkpoint = httpx.get(
+            f"{endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60
+        ).json()["disk"]
         on_disk = db.stat().st_size
     assert body["spans"] == sent
     disk = body["disk"]
@@ -86,7 +88,7 @@ def test_health_asks_the_ingest_process_once(
             return sync(self, *args)
 
         monkeypatch.setattr(IngestProcess, "sync", counted)
-        health = httpx.get(f"{endpoints.ui}/healthz").json()
+        health = httpx.get(f"{endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60).json()
         assert len(asked) == 1
         # ... and its answer is as fresh as a second one would be.
         assert health["spans"] == health["ingest"]["accepted_spans"] == sent
@@ -105,7 +107,7 @@ def test_the_server_goes_on_checkpointing_after_health_checks(
         # As `flowscope serve` does at start on its main thread, which then only waits:
         # this thread makes no other read until the end.
         server.database.span_count()
-        httpx.get(f"{endpoints.ui}/healthz", timeout=30).raise_for_status()
+        httpx.get(f"{endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60).raise_for_status()
         sent = 0
         for seed in range(24):
             sent += post_realistic(endpoints.http, seed, traces=200)
