@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
+from google.protobuf.any_pb2 import Any as AnyMessage
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
+from google.rpc.status_pb2 import Status as RpcStatus  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from flowscope.collector.auth import token_matches
@@ -17,6 +22,26 @@ from flowscope.http_server import bind_socket
 
 log = logging.getLogger(__name__)
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+class _Status(
+    collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status
+):
+    """A status with trailing metadata, for ``abort_with_status``."""
+
+
+def _retry_later(message: str, retry_after_s: int) -> grpc.Status:
+    """UNAVAILABLE with RetryInfo, the delay OTLP exporters honour (OTLP "Throttling":
+    Go's SDK and the Collector read ``google.rpc.RetryInfo`` only), and the same delay
+    as a plain ``retry-after`` trailer for people reading the answer."""
+    info = AnyMessage()
+    info.Pack(RetryInfo(retry_delay=Duration(seconds=retry_after_s)))
+    status = RpcStatus(code=grpc.StatusCode.UNAVAILABLE.value[0], message=message, details=[info])
+    metadata = (
+        ("grpc-status-details-bin", status.SerializeToString()),
+        ("retry-after", str(retry_after_s)),
+    )
+    return _Status(grpc.StatusCode.UNAVAILABLE, message, metadata)
 
 
 class GrpcReceiver:
@@ -97,8 +122,7 @@ class GrpcReceiver:
         except RequestTooLarge as exc:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except Overloaded as exc:
-            context.set_trailing_metadata((("retry-after", str(exc.retry_after_s)),))
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            context.abort_with_status(_retry_later(str(exc), exc.retry_after_s))
         except Unavailable as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except Exception:  # a bug: answer INTERNAL, keep serving

@@ -16,6 +16,7 @@ import grpc
 import httpx
 import pytest
 from google.protobuf import json_format
+from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -72,7 +73,7 @@ def _post(endpoints: Endpoints, body: bytes, **headers: str) -> httpx.Response:
     )
 
 
-def _grpc(endpoints: Endpoints, body: bytes) -> tuple[grpc.StatusCode, str, dict[str, str]]:
+def _grpc(endpoints: Endpoints, body: bytes) -> tuple[grpc.StatusCode, str, dict[str, Any]]:
     with grpc.insecure_channel(
         endpoints.grpc, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
     ) as channel:
@@ -80,7 +81,7 @@ def _grpc(endpoints: Endpoints, body: bytes) -> tuple[grpc.StatusCode, str, dict
         try:
             export(body, timeout=60)
         except grpc.RpcError as exc:
-            trailing = {item.key: str(item.value) for item in exc.trailing_metadata() or ()}
+            trailing = {item.key: item.value for item in exc.trailing_metadata() or ()}
             return exc.code(), exc.details() or "", trailing
     return grpc.StatusCode.OK, "", {}
 
@@ -172,6 +173,11 @@ def test_full_queue_refuses_with_retry_later_and_stores_exactly_the_acked(
         code, details, trailing = _grpc(endpoints, refused[2].SerializeToString())
         assert code == grpc.StatusCode.UNAVAILABLE and "overloaded" in details
         assert trailing.get("retry-after") == "1"
+        # The delay as OTLP exporters read it (Go's and the Collector's: RetryInfo only).
+        details = Status.FromString(trailing["grpc-status-details-bin"])
+        assert details.code == UNAVAILABLE and "overloaded" in details.message
+        info = RetryInfo()
+        assert details.details[0].Unpack(info) and info.retry_delay.seconds == 1
         assert server.ingest.counters.refused_requests == 3
         assert _in_table(server) == 0
 
