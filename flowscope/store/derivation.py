@@ -240,11 +240,18 @@ def prepare_reads(
     return traces
 
 
-def derived_retention(cursor: Any, cutoff: Any) -> None:
-    """Drop derived rows older than ``cutoff`` (after the spans were deleted), in one
-    transaction; on the derive thread when there is one (``Deriver.run_task``)."""
+def retention(cursor: Any, cutoff: Any) -> int:
+    """Delete the spans that started before ``cutoff`` and the derived rows they leave
+    behind, in one transaction; on the derive thread when there is one
+    (``Deriver.run_task``). Returns how many spans.
+
+    One transaction, so a read sees both or neither: with the spans deleted first on
+    their own, lists went on naming deleted traces, whose lookups gave 404, until the
+    derived rows followed (up to a derivation pass later)."""
     with _transaction(cursor):
+        deleted = int(_one(cursor, "delete_older_than", {"cutoff": cutoff})[0])
         _run(cursor, "derived_retention", {"cutoff": cutoff})
+    return deleted
 
 
 _snapshots = threading.local()

@@ -11,7 +11,7 @@ half the machine from them.
 
 The writer only appends spans (and retention deletes them); this thread alone writes
 the queue, the mark and the derived tables, so their transactions do not conflict:
-whatever else changes them (retention's ``derived_retention``) runs here too, between
+whatever else changes them (retention's ``retention``) runs here too, between
 passes, through ``run_task``. DuckDB fails the later of two transactions that delete
 the same row, and a sweep on the writer thread did fail passes that way while
 re-counting a minute both touched (docs/benchmarks.md, "Disk under retention").

@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from flowscope.durations import format_duration
-from flowscope.store import sql_files
-from flowscope.store.derivation import derived_retention
+from flowscope.store.derivation import retention
 from flowscope.store.deriver import DeriverStopped
 from flowscope.store.writer import SpanWriter, WriterClosed
 
@@ -17,24 +15,18 @@ log = logging.getLogger(__name__)
 
 
 def delete_older_than(writer: SpanWriter, cutoff: datetime, timeout_s: float = 600.0) -> int:
-    """Delete spans that started before ``cutoff`` (UTC), then their derived rows;
-    returns how many spans.
+    """Delete spans that started before ``cutoff`` (UTC) and their derived rows, in one
+    transaction (``derivation.retention``); returns how many spans.
 
-    The spans go on the writer thread, which alone writes spans; the derived rows on
-    the thread that writes the derived tables (``SpanWriter.run_derived_task``): run
-    beside a derivation pass, the two deleted the same rows and DuckDB failed one.
-    Each part waits at most ``timeout_s`` (TimeoutError): a sweep that cannot finish
-    says so in the log instead of stopping retention without a word.
+    It runs where the derived tables are written (``SpanWriter.run_derived_task``):
+    run beside a derivation pass, the two deleted the same rows and DuckDB failed one.
+    The writer thread goes on committing new spans meanwhile (they are other rows).
+    It waits at most ``timeout_s`` (TimeoutError): a sweep that cannot finish says so
+    in the log instead of stopping retention without a word.
     """
     at = cutoff.replace(tzinfo=None)
-    deleted: int = writer.run_task(lambda cursor: _delete_spans(cursor, at)).result(timeout_s)
-    writer.run_derived_task(lambda cursor: derived_retention(cursor, at)).result(timeout_s)
+    deleted: int = writer.run_derived_task(lambda cursor: retention(cursor, at)).result(timeout_s)
     return deleted
-
-
-def _delete_spans(cursor: Any, cutoff: datetime) -> int:
-    rows = cursor.execute(sql_files.query("delete_older_than"), {"cutoff": cutoff}).fetchall()
-    return int(rows[0][0]) if rows else 0
 
 
 class RetentionSweeper:

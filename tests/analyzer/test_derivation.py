@@ -295,8 +295,14 @@ def test_retention_during_a_derivation_pass_waits_for_it_instead_of_failing_it(
         sweep.start()
         assert writer.deriver is not None
         deriver = writer.deriver
-        # The span delete does not wait for the pass; the derived rows do, on its thread.
+        # The sweep waits for the pass, on its thread: spans and derived rows go in one
+        # transaction. Before, the spans went at once, and reads listed the early trace,
+        # whose lookup then failed, until the derived rows followed.
         wait_until(lambda: deriver.tasks_waiting == 1 or not sweep.is_alive(), "the sweep")
+        assert database.fetch("span_count")[0][0] == 5
+        analysis = Analysis(database)
+        listed = analysis.traces(Window(0, at_ms(3_600_000)))
+        assert len(listed) == 2 and all(analysis.trace(t.trace_id).spans for t in listed)
         release.set()
         sweep.join(60)
         assert not sweep.is_alive()
