@@ -45,23 +45,20 @@ class FlowsConfigError(ValueError):
 def slugify(text: str) -> str:
     """Lower-case words joined by '-': ``"Order Placement"`` -> ``order-placement``.
 
-    Accents are folded (``"Über"`` -> ``uber``, ``"ß"`` -> ``ss``); letters with no ASCII form are dropped.
+    What automatic flow ids are made of, unchanged since the first release so that
+    those ids stay stable: letters outside ASCII are dropped (``name_slug`` folds them).
     """
-    folded = _decomposed(text).encode("ascii", "ignore").decode()
-    return _SLUG.sub("-", folded).strip("-") or "flow"
-
-
-def _decomposed(text: str) -> str:
-    # casefold first: "ß" -> "ss"; NFKD then splits accents from their letters.
-    return unicodedata.normalize("NFKD", text.casefold())
+    return _SLUG.sub("-", text.lower()).strip("-") or "flow"
 
 
 def name_slug(name: str) -> str:
-    """A rule's default id: the slug of its name, plus 6 hex digits of a hash of the
-    name when letters or digits had no ASCII form: ``"注文"`` -> ``flow-…``, and
-    ``"Order 注文"`` and ``"Order 取消"`` differ (both were ``order``, or ``flow``)."""
-    slug = slugify(name)
-    if any(char.isalnum() and not char.isascii() for char in _decomposed(name)):
+    """A rule's default id: its name as a slug with accents folded (``"Über uns"`` ->
+    ``uber-uns``, ``ß`` -> ``ss``), plus 6 hex digits of a hash of the name when letters
+    or digits had no ASCII form: ``"注文"`` -> ``flow-…``, and ``"Order 注文"`` and
+    ``"Order 取消"`` differ (both were ``order``, or ``flow``)."""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    slug = slugify(decomposed.encode("ascii", "ignore").decode())
+    if any(char.isalnum() and not char.isascii() for char in decomposed):
         digest = hashlib.blake2b(name.encode(), digest_size=3).hexdigest()
         return f"{slug}-{digest}"
     return slug

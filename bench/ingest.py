@@ -35,6 +35,13 @@ from flowscope.store.writer import SpanWriter  # noqa: E402
 from flowscope.testing.server import start_server_process  # noqa: E402
 
 
+def _health_spans(ui: str) -> int:
+    """Every acknowledged span, once committed (/healthz waits up to 60 s for that)."""
+    health = httpx.get(f"{ui}/healthz", params={"wait_s": 60}, timeout=90).json()
+    assert health["spans_exact"], health
+    return int(health["spans"])
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -124,12 +131,12 @@ def main() -> None:
         sampler = RssSampler(server.process.pid)
         sampler.start()
         try:
-            before = httpx.get(f"{server.endpoints.ui}/healthz").json()["spans"]
+            before = _health_spans(server.endpoints.ui)
             results = run_phase(server.endpoints, args.senders, args.seconds, args.traces)
-            # /healthz counts once every acknowledged span is in otel_traces, so the
+            # /healthz (wait_s=60) counts once every acknowledged span is in otel_traces, so the
             # rate below includes moving what the journal still held at the end. It
             # starts at the first send: starting the sender processes is not ingest.
-            stored = httpx.get(f"{server.endpoints.ui}/healthz").json()["spans"] - before
+            stored = _health_spans(server.endpoints.ui) - before
             elapsed = time.time() - min(r.started_at for r in results)
         finally:
             sampler.stop_event.set()
@@ -186,7 +193,7 @@ def main() -> None:
             results = run_phase(
                 server.endpoints, args.senders * 2, min(args.seconds, 20), args.traces
             )
-            stored = httpx.get(f"{server.endpoints.ui}/healthz").json()["spans"]
+            stored = _health_spans(server.endpoints.ui)
         finally:
             sampler.stop_event.set()
             server.stop(signal.SIGTERM)

@@ -16,7 +16,7 @@ from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -53,6 +53,7 @@ def _failure(
 # all bodies being received at once hold at most this many bytes: 600 connections that
 # each sent half of a 16 MB body and stalled held 5 GB, for good.
 BODY_IDLE_S = 30.0
+BODY_TOTAL_S = 120.0  # and all of it within this: a byte every 29 s is no exporter
 BODIES_BUDGET_BYTES = 256 * 1024 * 1024
 
 
@@ -68,10 +69,14 @@ class _Bodies:
         self.budget = budget
         self.held = 0
 
-    def take(self, size: int) -> None:
-        if self.held + size > self.budget and self.held:
+    def take(self, size: int, own: int) -> None:
+        """Hold ``size`` more bytes of a body that holds ``own`` already. A body alone
+        may pass the budget (else one over it, with --max-request-bytes above it,
+        would be refused for ever); beside others it may not."""
+        others = self.held - own
+        if others and self.held + size > self.budget:
             raise Overloaded(
-                f"receiving {self.held} bytes of request bodies at once already; retry later"
+                f"receiving {others} bytes of other request bodies at once already; retry later"
             )
         self.held += size
 
@@ -86,20 +91,25 @@ async def _read_body(request: Request, limit: int, bodies: _Bodies) -> bytes:
     chunks: list[bytes] = []
     size = 0
     stream = request.stream().__aiter__()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BODY_TOTAL_S
     try:
         while True:
+            wait = min(BODY_IDLE_S, deadline - loop.time())
             try:
-                chunk = await asyncio.wait_for(stream.__anext__(), BODY_IDLE_S)
+                chunk = await asyncio.wait_for(stream.__anext__(), max(wait, 0.0))
             except StopAsyncIteration:
                 break
             except TimeoutError as exc:
-                raise BodyTimeout(
-                    f"no part of the request body came for {BODY_IDLE_S:g} s; "
-                    f"{size} bytes of it arrived"
-                ) from exc
+                why = (
+                    f"the request body took over {BODY_TOTAL_S:g} s"
+                    if wait < BODY_IDLE_S
+                    else f"no part of the request body came for {BODY_IDLE_S:g} s"
+                )
+                raise BodyTimeout(f"{why}; {size} bytes of it arrived") from exc
             if size + len(chunk) > limit:
                 raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
-            bodies.take(len(chunk))
+            bodies.take(len(chunk), size)
             size += len(chunk)
             chunks.append(chunk)
         return b"".join(chunks)
@@ -136,6 +146,8 @@ def create_otlp_http_app(
             return _failure(413, _RESOURCE_EXHAUSTED, str(exc), kind)
         except BodyTimeout as exc:
             return _failure(408, _DEADLINE_EXCEEDED, str(exc), kind, {"Connection": "close"})
+        except ClientDisconnect:  # gone before its body ended: nobody to answer
+            return Response(status_code=400)
         except Overloaded as exc:
             return _failure(
                 503, _UNAVAILABLE, str(exc), kind, {"Retry-After": str(exc.retry_after_s)}

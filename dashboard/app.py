@@ -6,8 +6,6 @@ import math
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,28 +44,32 @@ STATIC = Path(__file__).parent / "static"
 # its count includes them; past it, it answers with those committed (a liveness probe
 # with a 1 s timeout restarted an overloaded server, whose health took 5-13 s).
 HEALTH_WAIT_S = 0.5
+MAX_HEALTH_WAITS = 4
 
 
 class _Waits:
-    """Waits for acknowledged spans to be committed, on one thread, shared by the
-    health requests that come while one wait is still going."""
+    """Waits for acknowledged spans to be committed, each on a thread of its own that
+    ends with its wait (a health request that times out leaves it to finish); at most
+    ``MAX_HEALTH_WAITS`` at once, past which a request answers without waiting."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="health-wait")
-        self._lock = threading.Lock()
-        self._current: Future[None] | None = None
+        self._running = threading.BoundedSemaphore(MAX_HEALTH_WAITS)
 
     def caught_up(self, timeout_s: float) -> bool:
-        with self._lock:
-            if self._current is None or self._current.done():
-                self._current = self._pool.submit(self._database.await_writes)
-            current = self._current
-        try:
-            current.result(timeout_s)
-        except FutureTimeout:
+        if not self._running.acquire(blocking=False):
             return False
-        return True
+        done = threading.Event()
+
+        def wait() -> None:
+            try:
+                self._database.await_writes()
+                done.set()
+            finally:
+                self._running.release()
+
+        threading.Thread(target=wait, name="health-wait", daemon=True).start()
+        return done.wait(timeout_s)
 
 
 def _json_safe(value: Any) -> Any:
@@ -193,8 +195,9 @@ def create_app(context: AppContext) -> FastAPI:
                 body["status"] = "failed"
                 body["failure"] = context.ingest.failed
             # The receivers, their queue and the dedup window live in the ingest process.
-            # Counting the spans above waited for its answer (a ping): that answer
-            # carries these, so there is no need to ask again.
+            # The wait for the spans above asked it (a ping), and its answer carries
+            # these; when that wait ran past wait_s, they are the last answer's, a
+            # moment older than the span count.
             child = context.ingest.last_stats
             counters = child.counters
             body["writer_queue_spans"] = child.queued_spans

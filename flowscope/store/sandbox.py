@@ -410,14 +410,14 @@ def _fetch(
     rows: list[Any] = []
     size = 0
     while len(rows) < limit:
-        batch = cursor.fetchmany(min(1024, limit - len(rows)))
+        batch = cursor.fetchmany(min(64, limit - len(rows)))
         if not batch:
             break
         for row in batch:
-            rows.append(row)
             size += sum(_size(value) for value in row)
-            if size > MAX_ANSWER_CHARS:
-                return columns, rows, True
+            if rows and size > MAX_ANSWER_CHARS:
+                return columns, rows, True  # this row and any after it left out
+            rows.append(row)  # the first row always: a value is never cut
     return columns, rows, False
 
 

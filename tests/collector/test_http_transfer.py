@@ -116,6 +116,7 @@ def quick_cutoffs(
 
     monkeypatch.setattr(http_server, "HEADER_TIMEOUT_S", 0.3)
     monkeypatch.setattr(http_receiver, "BODY_IDLE_S", 0.3)
+    monkeypatch.setattr(http_receiver, "BODY_TOTAL_S", 1.0)
     monkeypatch.setattr(http_receiver, "BODIES_BUDGET_BYTES", 3000)
     with server_in_process(tmp_path / "cut.duckdb", ingest_process=False) as pair:
         yield pair
@@ -193,3 +194,41 @@ def test_bodies_in_flight_past_the_budget_are_told_to_retry(
         assert first.recv(65536).startswith(b"HTTP/1.1 200 ")
     again = httpx.post(f"{endpoints.http}/v1/traces", content=body, headers=PB)
     assert again.status_code == 200  # the budget was given back
+
+
+def test_a_body_that_trickles_is_cut_off_at_the_total_deadline(
+    quick_cutoffs: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """A byte every 0.2 s never trips the 0.3 s idle cut-off: the whole body has 1 s."""
+    _, endpoints = quick_cutoffs
+    with _connect(endpoints) as slow:
+        slow.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Length: 1000\r\n\r\n"
+        )
+        slow.settimeout(0.2)
+        answer = b""
+        for _ in range(100):  # 20 s at most
+            try:
+                slow.sendall(b"\n")
+                answer += slow.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:  # closed after the answer
+                break
+            if answer:
+                break
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"the request body took over 1 s" in answer
+
+
+def test_a_body_larger_than_the_budget_alone_is_taken(
+    quick_cutoffs: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """The budget limits bodies beside others; alone, one over it (a --max-request-bytes
+    above the budget) was refused for ever, its own first chunk counted against it."""
+    server, endpoints = quick_cutoffs
+    body = realistic_request(2, seed=33).SerializeToString()
+    assert len(body) > 3000  # the test budget
+    answer = httpx.post(f"{endpoints.http}/v1/traces", content=_pieces(body, 1000), headers=PB)
+    assert answer.status_code == 200, answer.content

@@ -219,3 +219,6 @@ def test_the_answer_stops_at_its_size_limit(api: httpx.Client) -> None:
     """The row limit alone let 300 rows of 1 MB NUL strings make a 1.8 GB answer."""
     body = _rows(api, "SELECT repeat(chr(0), 1000000) AS zeros FROM range(300)")
     assert body["truncated"] is True and 1 <= len(body["rows"]) <= 6
+    # One value past the limit comes whole, and the answer is complete: not truncated.
+    alone = _rows(api, "SELECT repeat('x', 33000000) AS big")
+    assert alone["truncated"] is False and len(alone["rows"][0][0]) == 33_000_000
