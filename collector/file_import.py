@@ -215,6 +215,7 @@ def split_request(
                     target = holder.scope_spans.add(
                         scope=scope_spans.scope, schema_url=scope_spans.schema_url
                     )
+                    size += holder.ByteSize()  # the copies count too
                 target.spans.append(span)
                 spans += 1
                 size += span_bytes
