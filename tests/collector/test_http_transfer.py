@@ -128,6 +128,14 @@ def _connect(endpoints: Endpoints) -> socket.socket:
     return sock
 
 
+def _head(length: int) -> bytes:
+    """An OTLP/HTTP protobuf request's head, for a body of ``length`` bytes."""
+    return (
+        b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+        b"Content-Length: %d\r\n\r\n" % length
+    )
+
+
 def _answer(sock: socket.socket) -> bytes:
     """Everything the server sends until it closes the connection."""
     received = b""
@@ -156,10 +164,7 @@ def test_a_body_that_stops_coming_is_a_408(
 ) -> None:
     _, endpoints = quick_cutoffs
     with _connect(endpoints) as stalled:
-        stalled.sendall(
-            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
-            b"Content-Length: 1000\r\n\r\n" + b"\n" * 10
-        )
+        stalled.sendall(_head(1000) + b"\n" * 10)
         answer = _answer(stalled)
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"no part of the request body came for 0.3 s; 10 bytes of it arrived" in answer
@@ -174,11 +179,7 @@ def test_bodies_in_flight_past_the_budget_are_told_to_retry(
     body = realistic_request(1, seed=32).SerializeToString()
     assert 2500 < len(body) < 4000
     with _connect(endpoints) as first:
-        head = (
-            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(body)
-        )
-        first.sendall(head + body[:2500])  # held, while the rest has not come
+        first.sendall(_head(len(body)) + body[:2500])  # held, while the rest has not come
         answers: list[httpx.Response] = []
 
         def refused() -> bool:  # once the server holds the first body's 2,500 bytes
@@ -202,10 +203,7 @@ def test_a_body_that_trickles_is_cut_off_at_the_total_deadline(
     """A byte every 0.2 s never trips the 0.3 s idle cut-off: the whole body has 1 s."""
     _, endpoints = quick_cutoffs
     with _connect(endpoints) as slow:
-        slow.sendall(
-            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
-            b"Content-Length: 1000\r\n\r\n"
-        )
+        slow.sendall(_head(1000))
         slow.settimeout(0.2)
         answer = b""
         for _ in range(100):  # 20 s at most
