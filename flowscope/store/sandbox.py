@@ -515,7 +515,14 @@ def json_value(value: Any) -> Any:
         return value if math.isfinite(value) else None
     if isinstance(value, Decimal):
         return float(value) if value.is_finite() else None
-    if isinstance(value, dt.datetime | dt.date | dt.time):
+    if isinstance(value, dt.datetime | dt.date):
+        # DuckDB hands its infinite timestamps and dates over as Python's extremes.
+        if value in (dt.datetime.max, dt.date.max):
+            return "infinity"
+        if value in (dt.datetime.min, dt.date.min):
+            return "-infinity"
+        return value.isoformat()
+    if isinstance(value, dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return _duration(value)

@@ -222,3 +222,15 @@ def test_the_answer_stops_at_its_size_limit(api: httpx.Client) -> None:
     # One value past the limit comes whole, and the answer is complete: not truncated.
     alone = _rows(api, "SELECT repeat('x', 33000000) AS big")
     assert alone["truncated"] is False and len(alone["rows"][0][0]) == 33_000_000
+
+
+def test_infinite_timestamps_and_dates_are_named_so(api: httpx.Client) -> None:
+    """Before, they came back as the years 9999 and 1, like real times."""
+    body = _rows(
+        api,
+        "SELECT 'infinity'::TIMESTAMP, '-infinity'::TIMESTAMP, 'infinity'::DATE, "
+        "'-infinity'::DATE, DATE '2026-01-02', TIMESTAMP '2026-01-02 03:04:05'",
+    )
+    assert body["rows"] == [
+        ["infinity", "-infinity", "infinity", "-infinity", "2026-01-02", "2026-01-02T03:04:05"]
+    ]
