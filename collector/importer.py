@@ -33,7 +33,7 @@ ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 _URL_HINT = (
     "--server wants the OTLP/HTTP base URL of flowscope serve, e.g. http://localhost:4318, "
-    "not its dashboard or gRPC port"
+    "not its API or gRPC port"
 )
 
 

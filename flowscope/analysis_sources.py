@@ -311,6 +311,11 @@ class RemoteSource:
     def _answer(self, path: str, call: Any, missing: AnalysisError | None = None) -> Any:
         try:
             response = call()
+        except httpx.RemoteProtocolError as exc:  # not HTTP/1.1 there: a gRPC port, say
+            raise AnalysisError(
+                f"{self.where} does not answer HTTP/1.1 ({exc}): --server wants the API URL "
+                "that flowscope serve prints (API http://HOST:8686)"
+            ) from exc
         except httpx.HTTPError as exc:
             raise AnalysisError(f"cannot reach {self.where}{path}: {exc}") from exc
         if response.status_code in (404, 405):

@@ -29,6 +29,9 @@ from flowscope.store.wal_keeper import WalKeeper
 from flowscope.store.writer import SpanWriter
 
 log = logging.getLogger(__name__)
+# How long a stop waits for the writer's last commit (a commit of 30 GB of attributes
+# took longer; the process then leaves without closing the database under it).
+WRITER_STOP_S = 30.0
 # What DuckDB's memory_limit setting accepts (a positive size with a unit).
 _MEMORY_LIMIT = re.compile(r"^\s*(?=[\d.]*[1-9])\d+(?:\.\d+)?\s*(?:[KMGT]i?B)\s*$", re.IGNORECASE)
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")
@@ -141,6 +144,7 @@ class FlowscopeServer:
         self.retention: RetentionSweeper | None = None
         self.wal_keeper: WalKeeper | None = None
         self._info_written = False
+        self._stuck = False  # shutdown found the writer still in a commit
 
     def start(self) -> None:
         if self.database is not None:  # started already (a second set of parts would leak)
@@ -226,7 +230,10 @@ class FlowscopeServer:
 
     @property
     def failure(self) -> str | None:
-        """Why the server could not go on (its ingest process died), once it could not."""
+        """Why the server could not go on (its ingest process died), or could not stop
+        cleanly (its writer still committing), once it could not."""
+        if self._stuck:
+            return "the writer was still committing when it had to stop"
         if isinstance(self.ingest, IngestProcess):
             return self.ingest.failed or None
         return None
@@ -277,15 +284,27 @@ class FlowscopeServer:
         if self.retention is not None:
             self.retention.shutdown()
             self.retention = None
+        stuck = False
         if self.writer is not None:
-            self.writer.shutdown()
+            self.writer.shutdown(WRITER_STOP_S)
+            stuck = self.writer.stuck
         if separate is not None:
             separate.shutdown()  # after the writer's last commit: the journal is empty
         if self.ui is not None:
             self.ui.shutdown()
             self.ui = None
+        if stuck:
+            # Closing under a commit in progress crashed the process (DuckDB: the
+            # connection is busy). Its spans are in the span journal, replayed at the
+            # next open; the process leaves without the close.
+            self._stuck = True
+            log.error(
+                "%s: the writer was still committing when it had to stop; the spans it "
+                "held stay in the span journal and are stored at the next open",
+                self.config.db,
+            )
         try:
-            if self.database is not None:
+            if self.database is not None and not stuck:
                 self.database.close()
         finally:
             if self.wal_keeper is not None:  # after the close: its checkpoint drops the WAL

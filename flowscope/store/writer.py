@@ -110,6 +110,7 @@ class SpanWriter:
         self._queued_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._accepting = False
+        self.stuck = False  # shutdown found the thread still committing (see shutdown)
         self._insert_sql = sql_files.query("insert_spans")
         # Every submitted batch takes the next number, in queue order; a commit stores
         # the highest it holds as CommitSeq (journal records carry the same numbers).
@@ -171,6 +172,9 @@ class SpanWriter:
         self._stopping.set()
         self._queue.put(None)
         thread.join(timeout)
+        # Still inside a commit: the connection is busy, and closing the database under
+        # it crashed the process. Whoever closes the database asks this first.
+        self.stuck = thread.is_alive()
         self._thread = None
         self.database.await_writes = no_writer
         if self._journal is not None:

@@ -341,7 +341,7 @@ def test_server_refusals_are_decoded_with_a_hint(tmp_path: Path, served: ServerP
     path.write_bytes(realistic_request(1, seed=43).SerializeToString())
     url_hint = (
         "--server wants the OTLP/HTTP base URL of flowscope serve, e.g. http://localhost:4318, "
-        "not its dashboard or gRPC port"
+        "not its API or gRPC port"
     )
     cases = [
         (

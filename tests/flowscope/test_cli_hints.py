@@ -134,4 +134,8 @@ def test_a_server_url_that_is_not_the_api_says_which_url_to_give(tmp_path: Path)
             assert f"{wrong} has no /api/flows: --server wants the API URL" in result.stderr
             result = run("map", "--server", wrong, "--flow", "x")  # not "no flow 'x'"
             assert "--server wants the API URL" in result.stderr
+        grpc_port = run("flows", "--server", f"http://{endpoints.grpc}")  # speaks HTTP/2 only
+        assert grpc_port.exit_code == 1
+        assert "does not answer HTTP/1.1" in grpc_port.stderr
+        assert "--server wants the API URL" in grpc_port.stderr
         assert run("flows", "--server", endpoints.ui).exit_code == 0

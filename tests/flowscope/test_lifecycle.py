@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 import httpx
@@ -285,3 +285,30 @@ def test_writer_task_after_shutdown_is_refused(database: Database) -> None:
     writer.shutdown()
     with pytest.raises(WriterClosed):
         writer.run_task(lambda cursor: cursor)
+
+
+def test_a_stop_during_a_long_commit_leaves_the_database_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the stop closed the database under the commit: DuckDB refused ("the
+    connection is busy"), and the process aborted in its C++ at exit."""
+    from flowscope import server as server_module
+    from flowscope.testing.server import server_in_process
+
+    monkeypatch.setattr(server_module, "WRITER_STOP_S", 0.2)
+    release = threading.Event()
+    with server_in_process(tmp_path / "busy.duckdb", ingest_process=False) as (server, _):
+        assert server.writer is not None
+        started = threading.Event()
+
+        def long_commit(_cursor: Any) -> None:
+            started.set()
+            release.wait(60)
+
+        server.writer.run_task(long_commit)
+        assert started.wait(30)
+    # server_in_process stopped it: the writer was still busy.
+    assert server.failure == "the writer was still committing when it had to stop"
+    assert server.database is not None
+    release.set()
+    server.database.close()  # now the commit is over, it closes
