@@ -415,9 +415,15 @@ def _fetch(
             break
         for row in batch:
             size += sum(_size(value) for value in row)
-            if rows and size > MAX_ANSWER_CHARS:
+            if size > MAX_ANSWER_CHARS:
+                if not rows:  # a value is never cut: one row that big is refused
+                    raise SqlRefused(
+                        "answer-size",
+                        f"its first row alone holds about {size:,} characters, over the "
+                        f"{MAX_ANSWER_CHARS:,} an answer may; select less of it",
+                    )
                 return columns, rows, True  # this row and any after it left out
-            rows.append(row)  # the first row always: a value is never cut
+            rows.append(row)
     return columns, rows, False
 
 

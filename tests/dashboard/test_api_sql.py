@@ -219,9 +219,12 @@ def test_the_answer_stops_at_its_size_limit(api: httpx.Client) -> None:
     """The row limit alone let 300 rows of 1 MB NUL strings make a 1.8 GB answer."""
     body = _rows(api, "SELECT repeat(chr(0), 1000000) AS zeros FROM range(300)")
     assert body["truncated"] is True and 1 <= len(body["rows"]) <= 6
-    # One value past the limit comes whole, and the answer is complete: not truncated.
-    alone = _rows(api, "SELECT repeat('x', 33000000) AS big")
-    assert alone["truncated"] is False and len(alone["rows"][0][0]) == 33_000_000
+    # A row just under the limit comes whole, and the answer is complete: not truncated.
+    alone = _rows(api, "SELECT repeat('x', 30000000) AS big")
+    assert alone["truncated"] is False and len(alone["rows"][0][0]) == 30_000_000
+    # One row over it is refused: a value is never cut, and a 240 MB answer went out.
+    wide = api.post("/api/sql", json={"sql": "SELECT repeat(chr(0), 20000000) a, 'x' b"})
+    assert wide.status_code == 400 and wide.json()["detail"]["rule"] == "answer-size"
 
 
 def test_infinite_timestamps_and_dates_are_named_so(api: httpx.Client) -> None:
