@@ -48,6 +48,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.import_formats import (
     AttributeValue,
+    SpanIds,
     as_text,
     hex_id,
     int64,
@@ -55,8 +56,8 @@ from flowscope.collector.import_formats import (
     json_type,
     key_values,
     micros_to_nanos,
-    server_half_id,
     shorten,
+    unshare_ids,
 )
 
 _SPAN_KINDS = {
@@ -115,26 +116,23 @@ def _service_of(resource: tuple[_ResourceKey, Attributes]) -> str:
 
 def _unshare(spans: list[tuple[Span, str]]) -> None:
     """Give a SERVER span that shares its id with a CLIENT span of its trace an id of its
-    own, under that client, as Jaeger's span-id deduper does (Zipkin-style
-    instrumentation reuses the client's id on the server side); spans of the server's
-    service under the shared id move under the new one, as in zipkin_json. Otherwise
-    the server half was dropped as a duplicate of the client, errors and all."""
-    clients = {(s.trace_id, s.span_id) for s, _ in spans if s.kind == Span.SPAN_KIND_CLIENT}
-    renamed: dict[tuple[bytes, bytes, str], bytes] = {}
-    halves = set()
-    for index, (span, service) in enumerate(spans):
-        shared = (span.trace_id, span.span_id)
-        if span.kind == Span.SPAN_KIND_SERVER and shared in clients:
-            new_id = server_half_id(span.trace_id, span.span_id, service)
-            renamed[(span.trace_id, span.span_id, service)] = new_id
-            span.parent_span_id, span.span_id = span.span_id, new_id
-            halves.add(index)
-    if not renamed:
-        return
-    for index, (span, service) in enumerate(spans):
-        moved = renamed.get((span.trace_id, span.parent_span_id, service))
-        if moved is not None and index not in halves:
-            span.parent_span_id = moved
+    own under that client (``unshare_ids``), as Jaeger's span-id deduper does: else it
+    was dropped as a duplicate of the client, errors and all."""
+    ids = unshare_ids(
+        [
+            SpanIds(
+                trace_id=span.trace_id,
+                span_id=span.span_id,
+                parent_id=span.parent_span_id,
+                service=service,
+                client=span.kind == Span.SPAN_KIND_CLIENT,
+                server=span.kind == Span.SPAN_KIND_SERVER,
+            )
+            for span, service in spans
+        ]
+    )
+    for (span, _), (span_id, parent_id) in zip(spans, ids, strict=True):
+        span.span_id, span.parent_span_id = span_id, parent_id
 
 
 def _traces(document: object) -> list[Any]:

@@ -47,13 +47,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.import_formats import (
     AttributeValue,
+    SpanIds,
     hex_id,
     integer,
     json_type,
     key_values,
     micros_to_nanos,
-    server_half_id,
     shorten,
+    unshare_ids,
 )
 
 _KINDS = {
@@ -164,41 +165,21 @@ def _service(zspan: _ZipkinSpan) -> str:
 
 
 def _unshare(spans: list[_ZipkinSpan]) -> list[tuple[bytes, bytes]]:
-    """(span id, parent id) per span, with the server halves of shared spans given own ids.
-
-    In Zipkin an RPC's server side may reuse the client span's id (``shared``). The
-    server half gets an id derived from trace id, span id and its local service name
-    (so the same on every import: re-importing stays a duplicate) and
-    the client span as parent; spans below it (parentId = the shared id, same local
-    service as the server half, Zipkin's own rule for building the tree) are moved
-    under the new id.
-    """
-    clients = {(s.trace_id, s.span_id) for s in spans if s.kind == "CLIENT" and not s.shared}
-    renamed: dict[tuple[bytes, bytes, str], bytes] = {}
-    shared: list[bool] = []
-    for zspan in spans:
-        # Only with its client half in the file: a shared span without one (a proxy
-        # that sent B3 headers but no span) keeps its id, else it would hang from a
-        # parent that does not exist and its trace would lose its root.
-        is_shared = (zspan.shared or zspan.kind == "SERVER") and (
-            zspan.trace_id,
-            zspan.span_id,
-        ) in clients
-        shared.append(is_shared)
-        if is_shared:
-            service = _service(zspan)
-            renamed[(zspan.trace_id, zspan.span_id, service)] = server_half_id(
-                zspan.trace_id, zspan.span_id, service
+    """(span id, parent id) per span, the server halves of shared spans (``shared``, or
+    a SERVER span with its client's id) given ids of their own (``unshare_ids``)."""
+    return unshare_ids(
+        [
+            SpanIds(
+                trace_id=z.trace_id,
+                span_id=z.span_id,
+                parent_id=z.parent_id if z.parent_id not in (z.span_id, _ZERO_SPAN) else b"",
+                service=_service(z),
+                client=z.kind == "CLIENT" and not z.shared,
+                server=z.shared or z.kind == "SERVER",
             )
-    ids: list[tuple[bytes, bytes]] = []
-    for zspan, is_shared in zip(spans, shared, strict=True):
-        parent = zspan.parent_id if zspan.parent_id not in (zspan.span_id, _ZERO_SPAN) else b""
-        if is_shared:
-            ids.append((renamed[(zspan.trace_id, zspan.span_id, _service(zspan))], zspan.span_id))
-            continue
-        moved = renamed.get((zspan.trace_id, parent, _service(zspan))) if parent else None
-        ids.append((zspan.span_id, moved or parent))
-    return ids
+            for z in spans
+        ]
+    )
 
 
 def _items(document: object) -> list[tuple[object, str]]:
@@ -262,20 +243,19 @@ def _parse_span(item: object, where: str) -> _ZipkinSpan:
             raise BadRequest(
                 f"{where}: tag {shorten(key)!r} is {json_type(value)}; Zipkin tag values are strings"
             )
-    listed = item.get("annotations")
-    if "binaryAnnotations" in item or (
-        isinstance(listed, list) and any(isinstance(a, dict) and "endpoint" in a for a in listed)
+    annotations = item.get("annotations")
+    if annotations is None:
+        annotations = []
+    if not isinstance(annotations, list):
+        raise BadRequest(f"{where}: annotations is {json_type(annotations)}, expected a list")
+    if "binaryAnnotations" in item or any(
+        isinstance(a, dict) and "endpoint" in a for a in annotations
     ):
         # v1's service names, kinds and tags live there: read as v2 they were all lost.
         raise BadRequest(
             f"{where}: Zipkin v1 JSON (binaryAnnotations, annotation endpoints); "
             "flowscope imports Zipkin v2 JSON, as /api/v2/spans and /api/v2/trace/{id} answer"
         )
-    annotations = item.get("annotations")
-    if annotations is None:
-        annotations = []
-    if not isinstance(annotations, list):
-        raise BadRequest(f"{where}: annotations is {json_type(annotations)}, expected a list")
     parsed: list[tuple[int, str]] = []
     for number, annotation in enumerate(annotations, start=1):
         a_where = f"{where}, annotation {number}"
