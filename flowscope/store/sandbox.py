@@ -227,12 +227,14 @@ def _refuse_function(node: dict[str, Any], *, table: bool) -> None:
     raise SqlRefused(refusal[0], f"{name} {refusal[1]}")
 
 
-def _walk(node: Any, tables: list[list[str]]) -> None:
+def _walk(node: Any, tables: list[list[str]], shows: list[list[str]]) -> None:
     """Rule layer 2: statements, table references and function calls in DuckDB's parse
-    tree. Table names are collected in ``tables`` for the catalog check."""
+    tree. Table names are collected in ``tables`` for the catalog check, and the names
+    a ``SHOW x`` gives in ``shows``: a table x it describes, or the setting x when no
+    table has that name (SHOW temp_directory), so a table it must be."""
     if isinstance(node, list):
         for item in node:
-            _walk(item, tables)
+            _walk(item, tables, shows)
         return
     if not isinstance(node, dict):
         return
@@ -249,22 +251,24 @@ def _walk(node: Any, tables: list[list[str]]) -> None:
         named = [str(p).strip('"') for p in parts if p]
         tables.append(named)
         if kind == "SHOW_REF" and node.get("show_type") == "SHOW" and named:
-            # SHOW x describes a table x, or reads the setting x when no table has that
-            # name (SHOW temp_directory): a table it must be.
-            tables.append(["\x00show", *named])
+            shows.append(named)
     if kind == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
         _refuse_function(node["function"], table=True)
     if isinstance(node.get("function_name"), str):  # scalar, aggregate and window calls
         _refuse_function(node, table=False)
     for value in node.values():
         if isinstance(value, dict | list):
-            _walk(value, tables)
+            _walk(value, tables, shows)
 
 
 def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
     rows = cursor.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchall()
+    tables: list[list[str]] = []
+    shows: list[list[str]] = []
     try:
         tree = json.loads(rows[0][0]) if rows else {"error": True, "error_message": "no answer"}
+        if not tree.get("error"):
+            _walk(tree.get("statements", []), tables, shows)
     except RecursionError as exc:
         raise SqlRefused("syntax", "the query is nested too deeply to be checked") from exc
     if tree.get("error"):
@@ -273,19 +277,13 @@ def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
             f"the query cannot be inspected ({tree.get('error_message')}); "
             "write it as a plain SELECT (PIVOT needs an explicit IN list)",
         )
-    tables: list[list[str]] = []
-    try:
-        _walk(tree.get("statements", []), tables)
-    except RecursionError as exc:
-        raise SqlRefused("syntax", "the query is nested too deeply to be checked") from exc
     for parts in tables:
-        if parts[:1] == ["\x00show"]:
-            if not _in_catalog(cursor, parts[1:]):
-                raise SqlRefused(
-                    "no-server-state", f"SHOW {'.'.join(parts[1:])} {_REASONS['no-server-state']}"
-                )
-            continue
         _check_reference(cursor, parts)
+    for parts in shows:
+        if not _in_catalog(cursor, parts):
+            raise SqlRefused(
+                "no-server-state", f"SHOW {'.'.join(parts)} {_REASONS['no-server-state']}"
+            )
 
 
 def check_sql(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
