@@ -42,7 +42,7 @@ def _linked_pairs(s: Spans) -> tuple[I64, I64]:
         return empty, empty
     owner = pc.list_parent_indices(links).to_numpy(zero_copy_only=False).astype(np.int64)
     targets = pc.list_flatten(links).to_numpy(zero_copy_only=False).astype(np.uint64)
-    producer = rows_of(s.col["SpanKey"].to_numpy().astype(np.uint64), targets)
+    producer = rows_of(s.span_keys, targets)
     safe = np.maximum(producer, 0)
     ok = (producer >= 0) & s.in_scope[owner] & s.is_consumer[owner] & s.is_producer[safe]
     ok &= s.service.codes[owner] != s.service.codes[safe]

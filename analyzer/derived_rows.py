@@ -65,7 +65,7 @@ def _roots(s: Spans) -> I64:
     if len(candidates) == 0:
         return root
     # Ties between roots that start together: by span key (a hash of the span id).
-    span_key = s.col["SpanKey"].to_numpy().astype(np.uint64)[candidates]
+    span_key = s.span_keys[candidates]
     order = np.lexsort((span_key, s.start[candidates], s.trace[candidates]))
     ordered = candidates[order]
     first = np.ones(len(ordered), dtype=bool)
@@ -174,7 +174,7 @@ def _steps(s: Spans, rows: I64, is_root: BOOL) -> tuple[pa.Table, pa.Table]:
         is_error=s.is_error[rows],
         is_async=is_async,
         is_trace_root=is_root[rows],
-        span_key=s.col["SpanKey"].to_numpy().astype(np.uint64)[rows],
+        span_key=s.span_keys[rows],
     )
     root_start = np.full(len(trace_index), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(root_start, sub_rows.trace, sub_rows.start)

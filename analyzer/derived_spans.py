@@ -52,6 +52,7 @@ class Spans:
     trace: I64  # trace index (into keys)
     keys: U64  # DuckDB hash(TraceId) per trace index
     names: pa.Array  # trace id per trace index
+    span_keys: U64  # DuckDB hash(TraceId, SpanId) per span
     parent: I64
     start: I64
     duration: I64
@@ -83,15 +84,14 @@ def load_spans(table: pa.Table, trace_ids: dict[int, str]) -> Spans:
         flags: BOOL = kind.codes == code
         return flags
 
+    span_keys = col["SpanKey"].to_numpy().astype(np.uint64)
     return Spans(
         col=col,
         trace=trace.astype(np.int64),
         keys=keys.astype(np.uint64),
         names=pa.array([trace_ids[int(k)] for k in keys.tolist()], pa.string()),
-        parent=rows_of(
-            col["SpanKey"].to_numpy().astype(np.uint64),
-            col["ParentKey"].to_numpy().astype(np.uint64),
-        ),
+        span_keys=span_keys,
+        parent=rows_of(span_keys, col["ParentKey"].to_numpy().astype(np.uint64)),
         start=col["Start"].to_numpy().astype(np.int64),
         duration=col["Duration"].to_numpy().astype(np.int64),
         is_error=bools(col["IsError"]),
