@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+from flowscope.analyzer.flows_config import slugify
 
 
 class AnalysisError(Exception):
@@ -11,7 +11,7 @@ class AnalysisError(Exception):
 
 class UnknownFlow(AnalysisError):
     def __init__(self, flow_id: str) -> None:
-        if re.fullmatch(r"[a-z0-9-]+", flow_id):
+        if slugify(flow_id) == flow_id:  # shaped like an id (flows.yaml checks ids so)
             message = f"no flow {flow_id!r} (run `flowscope flows` for the ids)"
         else:  # a flow's name, most likely ("client-gateway POST /v1/order")
             message = (

@@ -44,6 +44,7 @@ R = TypeVar("R", bound=Record)
 # How messages name a parameter: the CLI's ``--left-since`` or Python's ``left_since``.
 Names = Literal["cli", "python"]
 WINDOW_BOUNDS = ("left_since", "left_until", "right_since", "right_until")
+_API_URL_HINT = "--server wants the API URL that flowscope serve prints (API http://HOST:8686)"
 
 
 @dataclass(frozen=True)
@@ -313,8 +314,7 @@ class RemoteSource:
             response = call()
         except httpx.RemoteProtocolError as exc:  # not HTTP/1.1 there: a gRPC port, say
             raise AnalysisError(
-                f"{self.where} does not answer HTTP/1.1 ({exc}): --server wants the API URL "
-                "that flowscope serve prints (API http://HOST:8686)"
+                f"{self.where} does not answer HTTP/1.1 ({exc}): {_API_URL_HINT}"
             ) from exc
         except httpx.HTTPError as exc:
             raise AnalysisError(f"cannot reach {self.where}{path}: {exc}") from exc
@@ -327,9 +327,8 @@ class RemoteSource:
             if _detail(response) in ("Not Found", "Method Not Allowed", "HTTP 404", "HTTP 405"):
                 # No route there: an OTLP port, or a path under the API's own URL.
                 raise AnalysisError(
-                    f"{self.where} has no {path}: --server wants the API URL that "
-                    "flowscope serve prints (API http://HOST:8686), not an OTLP port "
-                    "or a path under it"
+                    f"{self.where} has no {path}: {_API_URL_HINT}, not an OTLP port or a "
+                    "path under it"
                 )
             if missing is not None:
                 raise missing

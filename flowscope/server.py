@@ -144,7 +144,6 @@ class FlowscopeServer:
         self.retention: RetentionSweeper | None = None
         self.wal_keeper: WalKeeper | None = None
         self._info_written = False
-        self._stuck = False  # shutdown found the writer still in a commit
 
     def start(self) -> None:
         if self.database is not None:  # started already (a second set of parts would leak)
@@ -232,7 +231,7 @@ class FlowscopeServer:
     def failure(self) -> str | None:
         """Why the server could not go on (its ingest process died), or could not stop
         cleanly (its writer still committing), once it could not."""
-        if self._stuck:
+        if self.writer is not None and self.writer.stuck:
             return "the writer was still committing when it had to stop"
         if isinstance(self.ingest, IngestProcess):
             return self.ingest.failed or None
@@ -284,10 +283,9 @@ class FlowscopeServer:
         if self.retention is not None:
             self.retention.shutdown()
             self.retention = None
-        stuck = False
         if self.writer is not None:
             self.writer.shutdown(WRITER_STOP_S)
-            stuck = self.writer.stuck
+        stuck = self.writer is not None and self.writer.stuck
         if separate is not None:
             separate.shutdown()  # after the writer's last commit: the journal is empty
         if self.ui is not None:
@@ -297,7 +295,6 @@ class FlowscopeServer:
             # Closing under a commit in progress crashed the process (DuckDB: the
             # connection is busy). Its spans are in the span journal, replayed at the
             # next open; the process leaves without the close.
-            self._stuck = True
             log.error(
                 "%s: the writer was still committing when it had to stop; the spans it "
                 "held stay in the span journal and are stored at the next open",
