@@ -168,6 +168,11 @@ def test_a_body_that_stops_coming_is_a_408(
         answer = _answer(stalled)
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"no part of the request body came for 0.3 s; 10 bytes of it arrived" in answer
+    with _connect(endpoints) as silent:  # not one byte of its body
+        silent.sendall(_head(1000))
+        answer = _answer(silent)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"no part of the request body came for 0.3 s; 0 bytes of it arrived" in answer
 
 
 def test_bodies_in_flight_past_the_budget_are_told_to_retry(
