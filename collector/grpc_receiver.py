@@ -1,13 +1,26 @@
-"""OTLP/gRPC ``TraceService/Export``: only speaks gRPC, decodes through ``Ingest``."""
+"""OTLP/gRPC ``TraceService/Export``: only speaks gRPC, decodes through ``Ingest``.
+
+Runs grpcio's asyncio server on a thread of its own: a call holds no thread while
+its message arrives, only once the message is whole and handed to ``Ingest`` (in a
+pool of ``workers`` threads). With the thread-per-call server a client that sent a
+call's headers and never its message held a worker until it gave up, and 16 such
+calls stopped every exporter's calls. The call is read as a stream (the same bytes
+on the wire as a unary call) so that a message that does not come within
+``MESSAGE_TIMEOUT_S``, or a call with no message or several, gets an answer: the
+asyncio server's own unary reading waits forever for a message that never comes.
+"""
 
 from __future__ import annotations
 
-import collections
+import asyncio
 import logging
+import threading
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
+import grpc.aio
 from google.protobuf.any_pb2 import Any as AnyMessage
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
@@ -17,31 +30,59 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from flowscope.collector.auth import token_matches
 from flowscope.collector.decode import DEFAULT_MAX_BYTES, PROTOBUF
 from flowscope.collector.errors import BadRequest, Overloaded, RequestTooLarge, Unavailable
-from flowscope.collector.ingest import Ingest
+from flowscope.collector.http_receiver import BODY_TOTAL_S
+from flowscope.collector.ingest import ExportOutcome, Ingest
 from flowscope.http_server import bind_socket
 
 log = logging.getLogger(__name__)
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+START_TIMEOUT_S = 30.0
+# A call's message must be whole this long after the call began, as an OTLP/HTTP
+# body must (collector/http_receiver.py): exporters send it at once.
+MESSAGE_TIMEOUT_S = BODY_TOTAL_S
+ONE_MESSAGE = "Export requires exactly one request message"
+
+Trailers = tuple[tuple[str, str | bytes], ...]
 
 
-class _Status(
-    collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status
-):
-    """A status with trailing metadata, for ``abort_with_status``."""
-
-
-def _retry_later(message: str, retry_after_s: int) -> grpc.Status:
-    """UNAVAILABLE with RetryInfo, the delay OTLP exporters honour (OTLP "Throttling":
-    Go's SDK and the Collector read ``google.rpc.RetryInfo`` only), and the same delay
-    as a plain ``retry-after`` trailer for people reading the answer."""
+def _retry_later(message: str, retry_after_s: int) -> Trailers:
+    """The trailers of an UNAVAILABLE that OTLP exporters retry after the delay (OTLP
+    "Throttling": Go's SDK and the Collector read ``google.rpc.RetryInfo`` only), and
+    the same delay as a plain ``retry-after`` trailer for people reading the answer."""
     info = AnyMessage()
     info.Pack(RetryInfo(retry_delay=Duration(seconds=retry_after_s)))
     status = RpcStatus(code=grpc.StatusCode.UNAVAILABLE.value[0], message=message, details=[info])
-    metadata = (
+    return (
         ("grpc-status-details-bin", status.SerializeToString()),
         ("retry-after", str(retry_after_s)),
     )
-    return _Status(grpc.StatusCode.UNAVAILABLE, message, metadata)
+
+
+class _Refused(Exception):
+    """An export answered with a status other than OK."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: Trailers = ()) -> None:
+        super().__init__(details)
+        self.code, self.details, self.trailers = code, details, trailers
+
+
+async def _one_message(messages: AsyncIterator[bytes]) -> bytes:
+    """The call's one request message, whole within ``MESSAGE_TIMEOUT_S``."""
+    received: list[bytes] = []
+    try:
+        async with asyncio.timeout(MESSAGE_TIMEOUT_S):
+            async for message in messages:
+                received.append(message)
+                if len(received) > 1:
+                    break
+    except TimeoutError:
+        raise _Refused(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"the request message did not come within {MESSAGE_TIMEOUT_S:g} s",
+        ) from None
+    if len(received) != 1:
+        raise _Refused(grpc.StatusCode.UNIMPLEMENTED, ONE_MESSAGE)
+    return received[0]
 
 
 class GrpcReceiver:
@@ -62,17 +103,53 @@ class GrpcReceiver:
         self.token = token
         self.max_bytes = max_bytes
         self.workers = workers
-        self._server: grpc.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: grpc.aio.Server | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
-        if self._server is not None:
+        if self._thread is not None:
             return
         if self.requested_port:
             # gRPC refuses a port in use with a RuntimeError and a log line of its C core
             # on stderr: try the port first, to refuse it in the HTTP side's words.
             bind_socket(self.host, self.requested_port).close()
-        server = grpc.server(
-            ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="otlp-grpc"),
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="otlp-grpc")
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        outcome: list[BaseException | int] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                outcome.append(loop.run_until_complete(self._serve()))
+            except BaseException as exc:  # reported to start()'s caller
+                outcome.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.close()
+
+        thread = threading.Thread(target=run, name="otlp-grpc-loop", daemon=True)
+        thread.start()
+        if not ready.wait(START_TIMEOUT_S):
+            raise OSError("the OTLP/gRPC server did not start")
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            thread.join()
+            self._pool.shutdown(wait=False)
+            self._pool = None
+            raise result
+        self.port = result
+        self._loop, self._thread = loop, thread
+
+    async def _serve(self) -> int:
+        server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", self.max_bytes),
                 ("grpc.so_reuseport", 0),
@@ -81,10 +158,10 @@ class GrpcReceiver:
             # answers RESOURCE_EXHAUSTED without RetryInfo, which OTLP exporters (Go's,
             # the Collector's) take as permanent and drop the spans; a stream limit
             # refuses the streams a client opens before it learns the limit. Calls
-            # beyond the workers wait their turn; an overloaded writer answers
-            # UNAVAILABLE with retry-after, and each request is size-limited.
+            # beyond the workers wait their turn for one; an overloaded writer answers
+            # UNAVAILABLE with RetryInfo, and each request is size-limited.
         )
-        handler = grpc.unary_unary_rpc_method_handler(
+        handler = grpc.stream_unary_rpc_method_handler(
             self._export, request_deserializer=None, response_serializer=None
         )
         server.add_generic_rpc_handlers(
@@ -96,40 +173,69 @@ class GrpcReceiver:
             else f"{self.host}:{self.requested_port}"
         )
         try:
-            self.port = server.add_insecure_port(address)
+            port = server.add_insecure_port(address)
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {address}: {exc}") from exc
-        if self.port == 0:
+        if port == 0:
             raise OSError(f"cannot listen for OTLP/gRPC on {address}")
-        server.start()
+        await server.start()
         self._server = server
+        return port
 
     def shutdown(self, grace_s: float = 5.0) -> None:
-        server, self._server = self._server, None
+        loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None or thread is None:
+            return
+        server = self._server
         if server is not None:
-            server.stop(grace_s).wait()
+            stopping = asyncio.run_coroutine_threadsafe(server.stop(grace_s), loop)
+            try:
+                stopping.result(grace_s + START_TIMEOUT_S)
+            except Exception:  # a stop that failed or hung: the loop goes anyway
+                log.exception("OTLP/gRPC server did not stop cleanly")
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(START_TIMEOUT_S)
+        self._server = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
-    def _export(self, body: bytes, context: Any) -> bytes:
-        metadata = dict(context.invocation_metadata())
+    async def _export(
+        self, messages: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        metadata = dict(context.invocation_metadata() or ())
         if not token_matches(self.token, metadata.get("authorization")):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        loop = asyncio.get_running_loop()
         try:
-            if len(body) > self.max_bytes:
-                raise RequestTooLarge(f"request exceeds {self.max_bytes} bytes")
-            outcome = self.ingest.export_body(body, PROTOBUF)
-        except BadRequest as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except RequestTooLarge as exc:
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        except Overloaded as exc:
-            context.abort_with_status(_retry_later(str(exc), exc.retry_after_s))
-        except Unavailable as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        except Exception:  # a bug: answer INTERNAL, keep serving
-            log.exception("OTLP/gRPC export failed")
-            context.abort(grpc.StatusCode.INTERNAL, "internal error; see the flowscope log")
+            body = await _one_message(messages)
+            outcome = await loop.run_in_executor(self._pool, self._ingest, body)
+        except _Refused as refused:
+            await context.abort(refused.code, refused.details, refused.trailers)
         response = ExportTraceServiceResponse()
         if outcome.rejected:
             response.partial_success.rejected_spans = outcome.rejected
             response.partial_success.error_message = outcome.error_message
         return response.SerializeToString()
+
+    def _ingest(self, body: bytes) -> ExportOutcome:
+        """Decode and store one request (on a pool thread); a refusal as ``_Refused``."""
+        try:
+            if len(body) > self.max_bytes:
+                raise RequestTooLarge(f"request exceeds {self.max_bytes} bytes")
+            return self.ingest.export_body(body, PROTOBUF)
+        except BadRequest as exc:
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+        except RequestTooLarge as exc:
+            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from exc
+        except Overloaded as exc:
+            raise _Refused(
+                grpc.StatusCode.UNAVAILABLE, str(exc), _retry_later(str(exc), exc.retry_after_s)
+            ) from exc
+        except Unavailable as exc:
+            raise _Refused(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
+        except Exception as exc:  # a bug: answer INTERNAL, keep serving
+            log.exception("OTLP/gRPC export failed")
+            raise _Refused(
+                grpc.StatusCode.INTERNAL, "internal error; see the flowscope log"
+            ) from exc

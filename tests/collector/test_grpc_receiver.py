@@ -1,0 +1,93 @@
+"""The OTLP/gRPC receiver answers every call, however its client behaves."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from flowscope.collector import grpc_receiver
+from flowscope.collector.grpc_receiver import ONE_MESSAGE, GrpcReceiver
+from flowscope.collector.ingest import Ingest
+from flowscope.store.database import Database
+from flowscope.store.writer import SpanWriter
+from flowscope.testing.otlp import realistic_request
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+@pytest.fixture
+def channel(tmp_path: Path) -> Iterator[tuple[grpc.Channel, Database]]:
+    database = Database(tmp_path / "grpc.duckdb")
+    writer = SpanWriter(database)
+    writer.start()
+    receiver = GrpcReceiver(Ingest(writer), "127.0.0.1", 0, workers=2)
+    receiver.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{receiver.port}") as opened:
+            yield opened, database
+    finally:
+        receiver.shutdown()
+        writer.shutdown()
+        database.close()
+
+
+def _messages(release: threading.Event, *messages: bytes) -> Iterator[bytes]:
+    """A call's request messages, sent once ``release`` is set."""
+    release.wait(60)
+    yield from messages
+
+
+def _stream(channel: grpc.Channel) -> grpc.StreamUnaryMultiCallable:
+    return channel.stream_unary(EXPORT, request_serializer=None, response_deserializer=None)
+
+
+def test_calls_whose_message_never_comes_hold_no_worker(
+    channel: tuple[grpc.Channel, Database],
+) -> None:
+    """With a thread per call, as many calls as workers that sent their headers and not
+    their message stopped every other call until their clients gave up."""
+    opened, database = channel
+    release = threading.Event()
+    stalled = [_stream(opened).future(_messages(release)) for _ in range(8)]
+    try:
+        export = opened.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+        export(realistic_request(2).SerializeToString(), timeout=20)
+        assert database.span_count() == 2 * 8
+    finally:
+        release.set()
+    for call in stalled:  # their streams end with no message: refused, not left hanging
+        with pytest.raises(grpc.RpcError) as refused:
+            call.result(timeout=20)
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert refused.value.details() == ONE_MESSAGE
+
+
+def test_a_call_needs_exactly_one_message(channel: tuple[grpc.Channel, Database]) -> None:
+    opened, database = channel
+    body = realistic_request(1).SerializeToString()
+    for messages in ([], [body, body]):
+        with pytest.raises(grpc.RpcError) as refused:
+            _stream(opened)(iter(messages), timeout=20)
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert database.span_count() == 0
+
+
+def test_a_message_that_does_not_come_in_time_is_refused(
+    channel: tuple[grpc.Channel, Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(grpc_receiver, "MESSAGE_TIMEOUT_S", 0.5)
+    opened, database = channel
+    release = threading.Event()
+    call = _stream(opened).future(_messages(release, realistic_request(1).SerializeToString()))
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            call.result(timeout=20)
+    finally:
+        release.set()
+    assert refused.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "did not come within 0.5 s" in (refused.value.details() or "")
+    assert database.span_count() == 0
