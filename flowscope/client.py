@@ -56,16 +56,16 @@ def records_frame(records: Sequence[Record], record_type: type[Record]) -> pd.Da
     into one column per attribute, and ``start`` becomes a UTC timestamp."""
     import pandas as pd
 
-    columns = [f.name for f in fields(record_type)]
+    columns = [f.name for f in fields(record_type) if f.name != "group"]
     rows = [r.as_dict() for r in records]
     group_keys = sorted({key for row in rows for key in row.get("group") or {}})
+    # An attribute named like a field (``by="service"``) must not overwrite it.
+    group_columns = {key: f"group.{key}" if key in columns else key for key in group_keys}
     for row in rows:
         group = row.pop("group", None) or {}
-        for key in group_keys:
-            row[key] = group.get(key)
-    if "group" in columns:
-        columns.remove("group")
-    frame = pd.DataFrame(rows, columns=columns + group_keys)
+        for key, column in group_columns.items():
+            row[column] = group.get(key)
+    frame = pd.DataFrame(rows, columns=columns + list(group_columns.values()))
     for name in _TIME_COLUMNS:
         if name in frame.columns:
             # nanoseconds: span times are stored to the nanosecond

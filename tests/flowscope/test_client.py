@@ -136,6 +136,14 @@ def test_group_values_become_columns(local: Flowscope) -> None:
     assert orders.to_dict() == {"paypal": 2, "visa": 2}
 
 
+def test_a_group_named_like_a_field_does_not_overwrite_it(local: Flowscope) -> None:
+    """``by="service"`` on steps made a second ``service`` column, and both held the
+    group's value: the steps' services were gone."""
+    steps = local.flow(ORDERS, **W, by="service").df()
+    assert list(steps.columns) == columns_of(Step) + ["group.service"]
+    assert set(steps["service"]) >= {"gateway", "orders"}
+
+
 def test_records_and_numbers(local: Flowscope) -> None:
     flows = local.flows(**W)
     assert len(flows) == 2 and isinstance(flows[0], Flow)
