@@ -342,7 +342,16 @@ class RemoteSource:
             )
         if response.status_code >= 400:
             raise AnalysisError(f"server refused: {_detail(response)}")
-        return response.json()
+        if response.status_code >= 300:
+            where = response.headers.get("location", "elsewhere")
+            raise AnalysisError(
+                f"{self.where}{path} answered {response.status_code}, a redirect to {where}: "
+                f"{_API_URL_HINT}"
+            )
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise AnalysisError(f"{self.where}{path} did not answer JSON: {_API_URL_HINT}") from exc
 
     def service_map(self, since: str | None, until: str | None, flow: str | None) -> ServiceMap:
         params = {"since": since, "until": until, "flow": flow}
@@ -357,7 +366,7 @@ class RemoteSource:
         self, flow_id: str, since: str | None, until: str | None, by: str | None
     ) -> FlowDetail:
         params = {"since": since, "until": until, "by": by}
-        path = f"/api/flows/{_segment(flow_id)}"
+        path = f"/api/flows/{_segment(flow_id, UnknownFlow(flow_id))}"
         return flow_detail_from_dict(self._get(path, params, UnknownFlow(flow_id)))
 
     def traces(self, since: str | None, until: str | None, **filters: Any) -> list[TraceSummary]:
@@ -368,7 +377,7 @@ class RemoteSource:
         return [record_from_dict(TraceSummary, t) for t in data["traces"]]
 
     def trace(self, trace_id: str, since: str | None, until: str | None) -> TraceView:
-        path = f"/api/traces/{_segment(trace_id)}"
+        path = f"/api/traces/{_segment(trace_id, UnknownTrace(trace_id))}"
         data = self._get(path, {"since": since, "until": until}, UnknownTrace(trace_id))
         return trace_view_from_dict(data)
 
@@ -399,9 +408,16 @@ def _param(value: Any) -> str:
     return str(value)
 
 
-def _segment(value: str) -> str:
+def _segment(value: str, unknown: AnalysisError) -> str:
+    """``value`` as one path segment, or ``unknown`` raised for an id no route can
+    carry: empty, with a '/' (the server decodes %2F before routing), or all dots
+    (which the client would take as "this folder" or "the one above")."""
     from urllib.parse import quote
 
+    if not value or "/" in value:
+        raise unknown
+    if set(value) == {"."}:
+        return "%2E" * len(value)
     return quote(value, safe="")
 
 

@@ -163,6 +163,19 @@ def test_records_and_numbers(local: Flowscope) -> None:
     assert view.duration_ms == 400.0 and len(view.spans) == 7
 
 
+@pytest.mark.parametrize("odd", ["", ".", "..", "a/b", "%2e"])
+def test_ids_no_route_carries_are_unknown_on_both(
+    odd: str, local: Flowscope, remote: Flowscope
+) -> None:
+    """Through a server, "" and "." reached the list routes (a JSON or KeyError crash)
+    and ".." or "a/b" blamed the server URL."""
+    for fs in (local, remote):
+        with pytest.raises(UnknownFlow):
+            fs.flow(odd)
+        with pytest.raises(UnknownTrace):
+            fs.trace(odd)
+
+
 def test_unknown_flow_and_trace_raise_the_same_on_both(local: Flowscope, remote: Flowscope) -> None:
     for fs in (local, remote):
         with pytest.raises(UnknownFlow, match="no-such-flow"):
