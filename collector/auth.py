@@ -16,3 +16,7 @@ def token_matches(expected: str | None, authorization: str | None) -> bool:
     # was an HTTP 500), and header values arrive decoded as latin-1.
     given = value.strip().encode("utf-8", "surrogateescape")
     return scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode("utf-8"))
+
+
+# The WWW-Authenticate header of a 401 (RFC 6750 §3): the scheme a client should use.
+BEARER_CHALLENGE = 'Bearer realm="flowscope"'

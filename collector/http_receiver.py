@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flowscope.collector.auth import token_matches
+from flowscope.collector.auth import BEARER_CHALLENGE, token_matches
 from flowscope.collector.decode import DEFAULT_MAX_BYTES, JSON, PROTOBUF, decompress, media_type
 from flowscope.collector.errors import BadRequest, Overloaded, RequestTooLarge, Unavailable
 from flowscope.collector.ingest import Ingest
@@ -123,7 +123,13 @@ def create_otlp_http_app(
     async def export(request: Request) -> Response:
         kind = media_type(request.headers.get("content-type"))
         if not token_matches(token, request.headers.get("authorization")):
-            return _failure(401, _UNAUTHENTICATED, "missing or wrong bearer token", kind)
+            return _failure(
+                401,
+                _UNAUTHENTICATED,
+                "missing or wrong bearer token",
+                kind,
+                {"WWW-Authenticate": BEARER_CHALLENGE},
+            )
         if kind not in (PROTOBUF, JSON):
             given = request.headers.get("content-type")
             what = (

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from flowscope import __version__
 from flowscope.analyzer.flows_config import FlowsConfig
-from flowscope.collector.auth import token_matches
+from flowscope.collector.auth import BEARER_CHALLENGE, token_matches
 from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess
 from flowscope.store.database import Database
@@ -122,7 +122,11 @@ def create_app(context: AppContext) -> FastAPI:
         if request.url.path.startswith("/api/") and not token_matches(
             context.token, request.headers.get("authorization")
         ):
-            return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
+            return JSONResponse(
+                {"detail": "missing or wrong bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": BEARER_CHALLENGE},
+            )
         return await call_next(request)
 
     @app.get("/")

@@ -311,7 +311,10 @@ class Flowscope:
         )
 
     def sql(self, query: str, limit: int = 10_000) -> SqlResult:
-        """One read-only SELECT over ``otel_traces`` (the sandbox of ``flowscope sql``)."""
+        """One read-only SELECT over ``otel_traces`` (the sandbox of ``flowscope sql``).
+        ``limit``: most rows returned, at least 1; a server caps it at its own limit."""
+        if limit < 1:  # refused the same way on a file and through a server
+            raise AnalysisError(f"limit must be at least 1, not {limit}")
         rows: SqlRows = self.source.sql(query, limit)
         return SqlResult(rows.columns, rows.rows, rows.truncated)
 

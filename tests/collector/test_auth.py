@@ -15,7 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
-from flowscope.collector.auth import token_matches
+from flowscope.collector.auth import BEARER_CHALLENGE, token_matches
 from flowscope.server import FlowscopeServer, ServeConfig
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.posting import PB
@@ -65,6 +65,7 @@ def test_otlp_http_requires_the_token(live: tuple[FlowscopeServer, Endpoints]) -
             )
             assert answer.status_code == 401, authorization
             assert Status.FromString(answer.content).code == UNAUTHENTICATED
+            assert answer.headers["www-authenticate"] == BEARER_CHALLENGE  # RFC 6750 §3
         assert _count(server) == before
         for authorization in (f"Bearer {TOKEN}", f"bearer {TOKEN}"):
             answer = client.post(
@@ -114,6 +115,7 @@ def test_api_requires_the_token_and_healthz_stays_open(
             answer = client.post("/api/sql", json=query, headers=headers)
             assert answer.status_code == 401, authorization
             assert answer.json() == {"detail": "missing or wrong bearer token"}
+            assert answer.headers["www-authenticate"] == BEARER_CHALLENGE
             # Unknown API paths too: the token is checked before routing.
             assert client.get("/api/nothing-here", headers=headers).status_code == 401
         answer = client.post("/api/sql", json=query, headers={"Authorization": f"Bearer {TOKEN}"})
