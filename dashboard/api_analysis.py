@@ -21,8 +21,16 @@ from flowscope.analysis_sources import one_comparison
 from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.diagrams.formats import FLOW_DIAGRAMS, MAP_DIAGRAMS, FlowFormat, MapFormat
 from flowscope.analyzer.errors import AnalysisError, UnknownFlow, UnknownTrace
-from flowscope.analyzer.model import Comparison, Window
+from flowscope.analyzer.model import Comparison, TraceView, Window
 from flowscope.analyzer.window import format_ns, parse_window
+from flowscope.dashboard.api_schemas import (
+    FlowAnswer,
+    FlowsAnswer,
+    MapAnswer,
+    TracesAnswer,
+    answers,
+    text_answers,
+)
 
 T = TypeVar("T")
 
@@ -43,6 +51,12 @@ By = Annotated[
 ]
 MERMAID_TYPE = "text/vnd.mermaid; charset=utf-8"
 DOT_TYPE = "text/vnd.graphviz; charset=utf-8"
+
+
+class MermaidText(PlainTextResponse):
+    """A diagram's answer (DOT when asked for): its media type in the OpenAPI description."""
+
+    media_type = "text/vnd.mermaid"
 
 
 def _text(format: str, diagram: str) -> PlainTextResponse:
@@ -77,7 +91,12 @@ async def answer(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 def analysis_router(analysis: Analysis) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["analysis"])
 
-    @router.get("/map", summary="Service map: nodes and edges")
+    @router.get(
+        "/map",
+        summary="Service map: nodes and edges",
+        response_model=None,
+        responses=answers(MapAnswer, 400, 404),
+    )
     async def service_map(
         since: Since = None,
         until: Until = None,
@@ -87,7 +106,12 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         result = await answer(analysis.service_map, window, flow)
         return {**result.as_dict(), "window": window_dict(window)}
 
-    @router.get("/map/diagram", summary="Service map as Mermaid or DOT text")
+    @router.get(
+        "/map/diagram",
+        summary="Service map as Mermaid or DOT text",
+        response_class=MermaidText,
+        responses=text_answers(400, 404),
+    )
     async def service_map_diagram(
         format: MapFormat = "mermaid",
         since: Since = None,
@@ -98,13 +122,23 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         result = await answer(analysis.service_map, window, flow)
         return _text(format, MAP_DIAGRAMS[format](result))
 
-    @router.get("/flows", summary="Business flows")
+    @router.get(
+        "/flows",
+        summary="Business flows",
+        response_model=None,
+        responses=answers(FlowsAnswer, 400),
+    )
     async def flows(since: Since = None, until: Until = None, by: By = None) -> dict[str, Any]:
         window = window_or_400(since, until)
         result = await answer(analysis.flows, window, by)
         return {"flows": [f.as_dict() for f in result], "window": window_dict(window)}
 
-    @router.get("/flows/{flow_id}", summary="One flow and its steps")
+    @router.get(
+        "/flows/{flow_id}",
+        summary="One flow and its steps",
+        response_model=None,
+        responses=answers(FlowAnswer, 400, 404),
+    )
     async def flow(
         flow_id: str, since: Since = None, until: Until = None, by: By = None
     ) -> dict[str, Any]:
@@ -112,7 +146,12 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         result = await answer(analysis.flow, flow_id, window, by)
         return {**result.as_dict(), "window": window_dict(window)}
 
-    @router.get("/flows/{flow_id}/diagram", summary="A flow as Mermaid or DOT text")
+    @router.get(
+        "/flows/{flow_id}/diagram",
+        summary="A flow as Mermaid or DOT text",
+        response_class=MermaidText,
+        responses=text_answers(400, 404),
+    )
     async def flow_diagram(
         flow_id: str,
         format: FlowFormat = "mermaid-sequence",
@@ -124,7 +163,12 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         detail = await answer(analysis.flow, flow_id, window, by)
         return _text(format, FLOW_DIAGRAMS[format](detail))
 
-    @router.get("/traces", summary="Traces, slowest first")
+    @router.get(
+        "/traces",
+        summary="Traces, slowest first",
+        response_model=None,
+        responses=answers(TracesAnswer, 400, 404),
+    )
     async def traces(
         since: Since = None,
         until: Until = None,
@@ -152,7 +196,12 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         )
         return {"traces": [t.as_dict() for t in result], "window": window_dict(window)}
 
-    @router.get("/traces/{trace_id}", summary="One trace: span tree and critical path")
+    @router.get(
+        "/traces/{trace_id}",
+        summary="One trace: span tree and critical path",
+        response_model=None,
+        responses=answers(TraceView, 400, 404),
+    )
     async def trace(
         trace_id: str,
         since: Annotated[
@@ -164,7 +213,12 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         result = await answer(analysis.trace, trace_id, baseline)
         return result.as_dict()
 
-    @router.get("/compare", summary="Compare two traces, a trace with its flow, or two windows")
+    @router.get(
+        "/compare",
+        summary="Compare two traces, a trace with its flow, two windows or two versions",
+        response_model=None,
+        responses=answers(Comparison, 400, 404),
+    )
     async def compare(
         left: Annotated[str | None, Query(description="traces mode: the left trace id")] = None,
         right: Annotated[str | None, Query(description="traces mode: the right trace id")] = None,

@@ -23,6 +23,7 @@ from flowscope.analyzer.flows_config import FlowsConfig
 from flowscope.collector.auth import BEARER_CHALLENGE, token_matches
 from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess
+from flowscope.dashboard.api_schemas import AuthAnswer, Health, SqlAnswer, answers
 from flowscope.store.database import Database
 from flowscope.store.writer import SpanWriter
 
@@ -147,7 +148,11 @@ def create_app(context: AppContext) -> FastAPI:
 
     waits = _Waits(context.database)
 
-    @app.get("/healthz")
+    @app.get(
+        "/healthz",
+        response_model=None,
+        responses={200: {"model": Health}, 503: {"model": Health, "description": "failed"}},
+    )
     def healthz(
         wait_s: float = Query(
             HEALTH_WAIT_S,
@@ -221,7 +226,7 @@ def create_app(context: AppContext) -> FastAPI:
             return JSONResponse(body, status_code=503)
         return body
 
-    @app.post("/api/sql")
+    @app.post("/api/sql", response_model=None, responses=answers(SqlAnswer, 400))
     async def sql(query: SqlQuery) -> dict[str, Any]:
         from flowscope.store.sandbox import SqlError, SqlRefused, run_sandboxed
 
@@ -269,11 +274,18 @@ def _declare_bearer_auth(app: FastAPI, *, required: bool) -> None:
             "scheme": "bearer",
             "description": "the server's --token; required on /api/* when it has one",
         }
-        schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = scheme
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["bearer"] = scheme
+        components.setdefault("schemas", {})["AuthAnswer"] = AuthAnswer.model_json_schema()
+        auth = {"$ref": "#/components/schemas/AuthAnswer"}
         for path, operations in schema.get("paths", {}).items():
             if path.startswith("/api/"):
                 for operation in operations.values():
                     operation["security"] = [{"bearer": []}] if required else [{}, {"bearer": []}]
+                    operation.setdefault("responses", {})["401"] = {
+                        "description": "missing or wrong bearer token",
+                        "content": {"application/json": {"schema": auth}},
+                    }
         app.openapi_schema = schema
         return schema
 

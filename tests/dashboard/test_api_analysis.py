@@ -510,3 +510,68 @@ def test_compare_windows_given_as_durations_meet_exactly(api: httpx.Client) -> N
     left_end = windows["left"].split(" .. ")[1]
     right_start = windows["right"].split(" .. ")[0]
     assert left_end == right_start
+
+
+def _closed(node: Any) -> Any:
+    """A copy of an OpenAPI schema in which objects take no undeclared properties, so a
+    field the answer has and the description lacks fails too (but ``Health``, which
+    says it may have more)."""
+    if isinstance(node, dict):
+        closed = {key: _closed(value) for key, value in node.items()}
+        if "properties" in closed and "additionalProperties" not in closed:
+            closed["additionalProperties"] = False
+        return closed
+    if isinstance(node, list):
+        return [_closed(value) for value in node]
+    return node
+
+
+def test_answers_match_the_openapi_description(api: httpx.Client) -> None:
+    """Every 200 answer was described as an object with any properties: generated
+    clients and /docs knew no field. Each answer now validates against its route's
+    schema, refusals included."""
+    import jsonschema
+
+    description = api.get("/openapi.json").json()
+    components = _closed(description["components"])
+    orders = order_flow_id(api)
+    calls: list[tuple[str, str, dict[str, Any], int]] = [
+        ("get", "/api/map", WINDOW, 200),
+        ("get", "/api/map", {**WINDOW, "flow": orders}, 200),
+        ("get", "/api/flows", WINDOW, 200),
+        ("get", "/api/flows", {**WINDOW, "by": "wallet.provider"}, 200),
+        ("get", "/api/flows/{flow_id}", WINDOW, 200),
+        ("get", "/api/flows/{flow_id}", {**WINDOW, "by": "wallet.provider"}, 200),
+        ("get", "/api/traces", WINDOW, 200),
+        ("get", "/api/traces/{trace_id}", WINDOW, 200),
+        ("get", "/api/compare", {"left": FASTEST_ORDER_TRACE, "right": SLOWEST_ORDER_TRACE}, 200),
+        ("get", "/api/compare", {**WINDOW, "trace": SLOWEST_ORDER_TRACE}, 200),
+        ("get", "/api/compare", {"flow": orders, "left_since": SINCE, "right_since": SINCE}, 200),
+        ("post", "/api/sql", {"sql": "SELECT SpanName, Duration FROM otel_traces"}, 200),
+        ("get", "/healthz", {}, 200),
+        ("get", "/api/flows", {"since": "banana"}, 400),
+        ("get", "/api/flows/{flow_id}", {"flow_id": "no-such-flow"}, 404),
+        ("get", "/api/traces/{trace_id}", {"trace_id": "e" * 32}, 404),
+        ("post", "/api/sql", {"sql": "DELETE FROM otel_traces"}, 400),
+    ]
+    for method, route, params, status in calls:
+        path = route.format(
+            flow_id=params.pop("flow_id", orders) if "{flow_id}" in route else "",
+            trace_id=params.pop("trace_id", SLOWEST_ORDER_TRACE) if "{trace_id}" in route else "",
+        )
+        if method == "post":
+            response = api.post(path, json=params)
+        else:
+            response = api.get(path, params=params)
+        assert response.status_code == status, (path, params, response.text)
+        declared = description["paths"][route][method]["responses"][str(status)]
+        schema = _closed(declared["content"]["application/json"]["schema"])
+        jsonschema.validate(response.json(), {**schema, "components": components})
+    for route in ("/api/map/diagram", "/api/flows/{flow_id}/diagram"):
+        content = description["paths"][route]["get"]["responses"]["200"]["content"]
+        assert set(content) == {"text/vnd.mermaid", "text/vnd.graphviz"}
+    missing = api.get("/api/flows/no-such-flow/diagram", params=WINDOW)
+    assert missing.status_code == 404
+    declared = description["paths"]["/api/flows/{flow_id}/diagram"]["get"]["responses"]["404"]
+    schema = _closed(declared["content"]["application/json"]["schema"])
+    jsonschema.validate(missing.json(), {**schema, "components": components})
