@@ -503,3 +503,29 @@ def test_edge_names_when_their_codes_cannot_share_an_int64(
     monkeypatch.setattr(derived_edges, "PACKABLE", 1)
     assert service_map(tmp_path / "unpacked.duckdb") == packed
     assert {edge["rule"] for edge in packed["edges"]} == {"rpc", "virtual", "async"}
+
+
+def test_spans_in_the_last_half_microsecond_of_a_minute_count_in_that_minute(
+    analyze: Analyze,
+) -> None:
+    """date_trunc on a nanosecond time rounds to microseconds first: these spans went
+    to the next minute's counts, so a window over their whole minute lost them and one
+    ending a minute later counted them twice."""
+    kit = TraceKit()
+    root = kit.trace(start_ms=59_999.9997).span(
+        "gw", "job", kind="Internal", start_ms=0, duration_ms=1
+    )
+    root.child(
+        "gw",
+        "SELECT",
+        kind="Client",
+        start_ms=0.0001,
+        duration_ms=0.5,
+        attributes={"db.system": "postgresql"},
+    )
+    analysis = analyze(kit)
+    for since_ms, until_ms in ((-60_000, 60_000), (30_000, 90_000), (0, 120_000)):
+        result = analysis.service_map(Window(at_ms(since_ms), at_ms(until_ms)))
+        assert nodes(result)["gw"].spans == 2, (since_ms, until_ms)
+        assert edges(result)[("gw", "postgresql", "virtual")].calls == 1, (since_ms, until_ms)
+    assert analysis.service_map(Window(at_ms(60_000), at_ms(180_000))).nodes == []

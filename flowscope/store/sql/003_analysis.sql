@@ -176,9 +176,12 @@ CREATE OR REPLACE VIEW untaken_spans AS
 SELECT * FROM span_service_facts
 WHERE CommitSeq > (SELECT max(DerivedSeq) FROM derive_state);
 
+-- A span's minute is date_trunc's, less a minute when that rounded up: on a
+-- TIMESTAMP_NS it rounds to microseconds first, and the last 0.5 us of a minute went
+-- to the next one (counted twice or not at all by windows ending at that minute).
 CREATE OR REPLACE VIEW untaken_service_minutes AS
 SELECT
-    date_trunc('minute', Timestamp) AS Minute,
+    (date_trunc('minute', Timestamp) - CASE WHEN CAST(date_trunc('minute', Timestamp) AS TIMESTAMP_NS) > Timestamp THEN INTERVAL 1 MINUTE ELSE INTERVAL 0 MINUTE END) AS Minute,
     ServiceName,
     Bucket,
     count(*) AS Spans,

@@ -15,7 +15,7 @@ DELETE FROM edge_calls WHERE Ts < $cutoff;
 DELETE FROM edge_minutes WHERE Minute <= date_trunc('minute', $cutoff);
 INSERT INTO edge_minutes
 SELECT
-    date_trunc('minute', Ts) AS Minute,
+    (date_trunc('minute', Ts) - CASE WHEN CAST(date_trunc('minute', Ts) AS TIMESTAMP_NS) > Ts THEN INTERVAL 1 MINUTE ELSE INTERVAL 0 MINUTE END) AS Minute,
     EdgeKey,
     Bucket,
     count(*) AS Calls,
@@ -32,7 +32,7 @@ DELETE FROM server_spans WHERE Timestamp < $cutoff;
 DELETE FROM service_minutes WHERE Minute <= date_trunc('minute', $cutoff);
 INSERT INTO service_minutes
 SELECT
-    date_trunc('minute', Timestamp) AS Minute,
+    (date_trunc('minute', Timestamp) - CASE WHEN CAST(date_trunc('minute', Timestamp) AS TIMESTAMP_NS) > Timestamp THEN INTERVAL 1 MINUTE ELSE INTERVAL 0 MINUTE END) AS Minute,
     ServiceName,
     Bucket,
     count(*) AS Spans,
