@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from flowscope.collector.attributes import format_double
+
 _FLOW_KEYS = {"name", "id", "match"}
 _MATCH_KEYS = {"service", "route", "operation", "attributes"}
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -216,8 +218,14 @@ def _rule(entry: Any, where: str) -> FlowRule:
             raise FlowsConfigError(
                 f"{where}.match.attributes.{key}: must be a single value (string, number or bool)"
             )
-        # Attribute values are stored stringified like the ClickHouse exporter does.
-        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        # Attribute values are stored stringified like the ClickHouse exporter does:
+        # YAML's 1.0 must read as the stored "1", not Python's "1.0".
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, float):
+            text = format_double(value)
+        else:
+            text = str(value)
         pairs.append((str(key), text))
     return FlowRule(
         name=name,

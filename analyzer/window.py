@@ -14,8 +14,9 @@ from flowscope.analyzer.model import Window
 from flowscope.durations import parse_duration, parse_instant
 from flowscope.store.columns import TIMESTAMP_NS_LIMIT
 
-# RFC 3339 with up to nanosecond fractions (datetime alone keeps microseconds).
-_FRACTION = re.compile(r"^(?P<base>.+T\d{2}:\d{2}:\d{2})\.(?P<digits>\d+)(?P<zone>.*)$")
+# RFC 3339 with up to nanosecond fractions (datetime alone keeps microseconds); RFC 3339
+# also allows a lower-case "t" or a space between date and time.
+_FRACTION = re.compile(r"^(?P<base>.+[Tt ]\d{2}:\d{2}:\d{2})\.(?P<digits>\d+)(?P<zone>.*)$")
 
 DEFAULT_SINCE = "1h"
 # A window bound outside what TIMESTAMP_NS holds cannot be compared with a span's start.

@@ -110,3 +110,20 @@ def test_flows_that_is_not_a_list_is_an_error(value: str) -> None:
     with pytest.raises(FlowsConfigError, match="flows: must be a list"):
         FlowsConfig.parse(f"flows: {value}\n")
     assert FlowsConfig.parse("flows:\n").flows == ()  # nothing under it yet: no rules
+
+
+def test_decimal_values_compare_as_the_exporter_stores_them() -> None:
+    """YAML's 1.0 became "1.0" and 1.0e-7 "1e-07": the stored "1" and "1e-7" never
+    matched (docs/analysis.md says values compare as stored)."""
+    config = FlowsConfig.parse(
+        "flows:\n"
+        "  - {name: one, match: {attributes: {qty: 1.0}}}\n"
+        "  - {name: tiny, match: {attributes: {ratio: 1.0e-7}}}\n"
+        "  - {name: int, match: {attributes: {n: 3}}}\n"
+    )
+    assert [rule.attributes for rule in config.flows] == [
+        (("qty", "1"),),
+        (("ratio", "1e-7"),),
+        (("n", "3"),),
+    ]
+    assert config.match(RootFacts("svc", "op", "/", {"qty": "1"})) is config.flows[0]

@@ -28,6 +28,19 @@ def test_rfc3339_both_ends_keep_nanoseconds() -> None:
     assert window == Window(1_767_225_600_000_000_000, 1_767_227_400_000_000_001)
 
 
+@pytest.mark.parametrize(
+    "until",
+    [
+        "2026-01-01 00:30:00.000000001Z",  # a space, as RFC 3339 allows
+        "2026-01-01t00:30:00.000000001z",
+        "2026-01-01 02:30:00.000000001 02:00",  # the "+" of a URL became a space
+    ],
+)
+def test_every_rfc3339_separator_keeps_nanoseconds(until: str) -> None:
+    """Only an upper-case "T" kept them: the others were cut to microseconds."""
+    assert parse_window("2026-01-01T00:00:00Z", until, NOW).until_ns == 1_767_227_400_000_000_001
+
+
 def test_offsets_are_converted_to_utc() -> None:
     window = parse_window("2026-01-01T02:00:00+02:00", "2026-01-01T00:10:00Z", NOW)
     assert window.since_ns == 1_767_225_600_000_000_000
