@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -246,6 +247,9 @@ def _run_platform(
         duration_s=duration.total_seconds() if duration else None,
         seed=load["seed"],
         users=load["users"],
+        # A reused --data-dir still holds the last run's traders: new e-mail addresses,
+        # or every registration is a 409 and the warm-up gives up.
+        run_id=f"{time.time_ns():x}" if load["data_dir"] else "",
     )
     try:
         load_config.validate()

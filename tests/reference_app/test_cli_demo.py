@@ -256,6 +256,33 @@ def test_reference_app_writes_otlp_json_lines_that_import_back(tmp_path: Path) -
     assert set(spans_by_service(db)) == set(SERVICES)
 
 
+def test_a_reused_data_dir_registers_new_traders(tmp_path: Path) -> None:
+    """The second run with the same --data-dir registered the first run's e-mail
+    addresses again: every registration a 409, and the warm-up gave up."""
+    runner = CliRunner()
+    for run in range(2):
+        result = runner.invoke(
+            main,
+            [
+                "reference-app",
+                "--otlp-file",
+                str(tmp_path / f"spans{run}.jsonl"),
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--duration",
+                "1s",
+                "--rate",
+                "5",
+                "--users",
+                "2",
+                "--no-progress",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert " 0 errors" in result.output, (run, result.output)
+        assert "409" not in result.output, (run, result.output)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
