@@ -17,8 +17,11 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from multiprocessing import resource_tracker
 
 import pyarrow as pa
 
@@ -32,6 +35,27 @@ log = logging.getLogger(__name__)
 
 
 PR_SET_PDEATHSIG = 1
+# What a terminal or a process manager sends the whole process group.
+GROUP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def group_signals_held() -> Iterator[None]:
+    """Start child processes inside this: they begin with ``GROUP_SIGNALS`` blocked.
+
+    A spawned child imports its modules (grpc, duckdb: about a second) before it can
+    ignore the signals meant for the server; a Ctrl-C then killed it with a traceback,
+    and the server reported that its ingest process "ended unexpectedly". The mask is
+    inherited across fork and exec; ``die_with_parent`` lifts it once the signals are
+    ignored. Here they stay pending, so the server still gets its Ctrl-C."""
+    # Starting a child starts multiprocessing's resource tracker the first time, which
+    # unblocks these signals after its own start (the same trick, for the tracker).
+    resource_tracker.ensure_running()
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def die_with_parent(parent_pid: int | None = None) -> None:
@@ -43,6 +67,9 @@ def die_with_parent(parent_pid: int | None = None) -> None:
     # Ctrl-C reaches the whole process group; the server shuts its workers down itself,
     # and a worker's own KeyboardInterrupt would only print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Started inside group_signals_held: what came meanwhile is now ignored or, for a
+    # SIGTERM the caller does not ignore, acted on.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, GROUP_SIGNALS)
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -89,7 +116,9 @@ class DecodePool:
             )
             # Spawn every worker now, from this long-lived thread: the parent-death
             # signal is tied to the thread that forked, and a request thread may end.
-            for future in [executor.submit(_ready) for _ in range(self.workers)]:
+            with group_signals_held():  # submit spawns them, in this thread
+                started = [executor.submit(_ready) for _ in range(self.workers)]
+            for future in started:
                 future.result()
             self._executor = executor
 

@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from flowscope.collector.decode_pool import die_with_parent
+from flowscope.collector.decode_pool import die_with_parent, group_signals_held
 from flowscope.collector.ingest import IngestCounters
 from flowscope.collector.receivers import Receivers, ReceiverSettings
 from flowscope.logs import LOG_FORMAT
@@ -87,10 +87,11 @@ def settle_heap() -> None:
 
 # -- the child -----------------------------------------------------------------------
 def _child_main(settings: IngestSettings, conn: Connection) -> None:
-    die_with_parent(settings.server_pid)
     # SIGTERM to the process group (as Ctrl-C sends SIGINT) is the server's to handle:
     # it stops this process itself, after the spans in flight are acknowledged.
+    # Ignored before die_with_parent lets the held signals in.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    die_with_parent(settings.server_pid)
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     outgoing: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
     sender = threading.Thread(target=_send_all, args=(conn, outgoing), name="ingest-sender")
@@ -209,7 +210,8 @@ class IngestProcess:
         process = context.Process(
             target=self.child, args=(self.settings, theirs), name="flowscope-ingest"
         )
-        process.start()
+        with group_signals_held():
+            process.start()
         theirs.close()
         self._process, self._conn = process, mine
         # The warm keys (up to 24 MB) live on in the child only.

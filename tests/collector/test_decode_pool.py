@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+from multiprocessing.connection import Connection
 
 import pytest
+
+from flowscope.collector.decode_pool import die_with_parent, group_signals_held
 
 SCRIPT = """
 import os, sys
@@ -30,3 +35,29 @@ def test_a_worker_whose_starter_is_gone_leaves_at_once() -> None:
         [sys.executable, "-c", SCRIPT, "ppid"], capture_output=True, text=True, timeout=60
     )
     assert (kept.returncode, kept.stdout) == (0, "alive\n")
+
+
+def _boot(conn: Connection) -> None:
+    die_with_parent(os.getppid())
+    conn.send("up")
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_a_ctrl_c_while_a_child_boots_does_not_kill_it(held: bool) -> None:
+    """The terminal's Ctrl-C reaches the whole group. Before, a child still importing
+    its modules died of it with a traceback (the server then said its ingest process
+    "ended unexpectedly"); started with the group's signals held, it lives."""
+    context = multiprocessing.get_context("spawn")
+    mine, theirs = context.Pipe()
+    process = context.Process(target=_boot, args=(theirs,))
+    if held:
+        with group_signals_held():
+            process.start()
+    else:
+        process.start()
+    os.kill(process.pid, signal.SIGINT)  # it is still starting Python: spawn takes ~0.1 s
+    process.join(60)
+    if held:
+        assert process.exitcode == 0 and mine.recv() == "up"
+    else:  # what it was: dead before it could ignore the signal
+        assert process.exitcode != 0
