@@ -12,6 +12,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -106,12 +107,52 @@ def analysis_source(
             f"flowscope: reading through {source.where}; the server's flows apply, not {flows_file}",
             err=True,
         )
+    database = getattr(source, "database", None)
     try:
-        yield source
+        yield source if database is None else _Interruptible(source, database)
     except AnalysisError as exc:
         fail(str(exc))
     finally:
         source.close()
+
+
+class _Interruptible:
+    """A file read's calls, run on a thread of their own so that Ctrl-C stops them.
+
+    In the main thread a DuckDB query holds off Python's signal handler until it ends:
+    Ctrl-C during a long ``flowscope sql`` waited for its ``--timeout`` (up to a day)
+    and then printed a traceback. Here the main thread only waits; Ctrl-C interrupts
+    the query and ends the command as click ends it (``Aborted!``)."""
+
+    def __init__(self, source: Any, database: Any) -> None:
+        self._source, self._database = source, database
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._source, name)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="flowscope-read")
+            running = pool.submit(value, *args, **kwargs)
+            try:
+                return running.result()
+            except KeyboardInterrupt:
+                # Again and again: a statement that began after one interrupt (the
+                # sandbox's checks come first) takes the next. Done before the file
+                # is closed, which a busy cursor refuses.
+                deadline = time.monotonic() + INTERRUPT_WAIT_S
+                while not running.done() and time.monotonic() < deadline:
+                    self._database.interrupt_reads()
+                    wait([running], timeout=0.05)
+                raise
+            finally:
+                pool.shutdown(wait=False)
+
+        return call
+
+
+INTERRUPT_WAIT_S = 10.0
 
 
 def echo_json(data: Any) -> None:

@@ -159,6 +159,7 @@ class Database:
             raise StoreError(f"{self.path}: not a usable DuckDB database: {exc}") from exc
         self._connection.execute("SET GLOBAL autoload_known_extensions = false")
         self._local = threading.local()
+        self._readers: list[duckdb.DuckDBPyConnection] = []  # every thread's, to interrupt
         self._lock = threading.Lock()
         self._closed = False
         # Seconds since the derived tables last took in every committed span, or None
@@ -326,8 +327,20 @@ class Database:
                 if self._closed:
                     raise StoreError(f"{self.path} is closed")
                 cursor = self._connection.cursor()
+                self._readers.append(cursor)
             self._local.cursor = cursor
         return cursor
+
+    def interrupt_reads(self) -> None:
+        """Stop the queries the read cursors are running (a Ctrl-C of the CLI, whose
+        main thread cannot take the signal while DuckDB runs a query in it)."""
+        with self._lock:
+            readers = list(self._readers)
+        for cursor in readers:
+            try:
+                cursor.interrupt()
+            except duckdb.Error:
+                pass  # closed meanwhile
 
     def writer_cursor(self) -> duckdb.DuckDBPyConnection:
         if self.read_only:

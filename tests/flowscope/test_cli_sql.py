@@ -276,3 +276,36 @@ def test_malformed_server_url_is_an_error_not_a_traceback() -> None:
     result = _sql("SELECT 1", "--server", "http://[::1")
     assert result.exit_code == 1
     assert "flowscope: 'http://[::1' is not a usable server URL" in result.stderr
+
+
+def test_ctrl_c_stops_a_query_on_a_file_at_once(stored_db: Path) -> None:
+    """A query on a file ran in the CLI's main thread, where DuckDB held off Python's
+    SIGINT handler until it ended: Ctrl-C waited for --timeout (up to a day), then a
+    traceback. The query now runs on a thread; Ctrl-C interrupts it."""
+    import signal
+    import threading
+    import time
+
+    from flowscope.cli_analysis import analysis_source
+
+    endless = "SELECT count(*) FROM range(10000000000000) t(x) WHERE x % 7 = 3"
+    running = threading.Event()
+
+    def press_ctrl_c() -> None:
+        # Until the query's thread has a cursor, then Ctrl-C as the terminal sends it.
+        for _ in range(500):
+            if any(t.name.startswith("flowscope-read") for t in threading.enumerate()):
+                running.set()
+                break
+            time.sleep(0.01)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), analysis_source(str(stored_db), None, None, None) as s:
+        presser.start()
+        s.sql(endless, 10, 20)
+    presser.join()
+    assert running.is_set()
+    assert time.monotonic() - started < 10  # not the 20 s of its time limit
+    assert not any(t.name.startswith("flowscope-read") for t in threading.enumerate())
