@@ -16,6 +16,7 @@ from flowscope import __version__
 from flowscope.cli_analysis import analysis_source, register_analysis_commands
 from flowscope.cli_common import (
     default_db,
+    emit,
     fail,
     render_rows,
     running_server,
@@ -271,6 +272,8 @@ class _ProgressBars:
     type=click.Choice(["table", "json", "csv"]),
     default="table",
     show_default=True,
+    help="table: for reading (6 digits; control characters as escapes, like \\n); "
+    "json: an object per row (a repeated column name gets _2, _3); csv: exact values.",
 )
 @click.option(
     "--limit",
@@ -298,7 +301,7 @@ def sql(
     """Run one read-only SELECT over the spans (table otel_traces)."""
     with analysis_source(db, server_url, token, None) as source:
         out = source.sql(query, limit, timeout)
-        click.echo(render_rows(out.columns, out.rows, fmt))
+        emit(render_rows(out.columns, out.rows, fmt))
         if out.truncated and len(out.rows) < min(limit, out.row_limit):
             click.echo(
                 f"(stopped at {len(out.rows)} rows: the answer reached its size limit, "

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
-from flowscope.cli_common import default_db, fail, render_table
+from flowscope.cli_common import default_db, emit, fail, render_table, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -156,7 +156,7 @@ INTERRUPT_WAIT_S = 10.0
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    emit(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def table(records: list[Any], columns: list[str]) -> str:
@@ -203,7 +203,7 @@ def map_(
     if fmt == "json":
         echo_json(result.as_dict())
     elif fmt in MAP_DIAGRAMS:
-        click.echo(MAP_DIAGRAMS[fmt](result), nl=False)
+        emit(MAP_DIAGRAMS[fmt](result), nl=False)
     else:
         click.echo(table(sorted(result.edges, key=_edge_key), EDGE_COLUMNS))
         click.echo()
@@ -322,7 +322,7 @@ def flow(
     if fmt == "json":
         echo_json(detail.as_dict())
     elif drawn in FLOW_DIAGRAMS:
-        click.echo(FLOW_DIAGRAMS[drawn](detail), nl=False)
+        emit(FLOW_DIAGRAMS[drawn](detail), nl=False)
     else:
         click.echo(_flow_heading(detail.flow))
         click.echo()
@@ -333,7 +333,7 @@ def flow(
 
 def _flow_heading(flow: Any) -> str:
     return (
-        f"{flow.name} ({flow.id}): root {flow.root_service} {flow.root_operation}\n"
+        shown(f"{flow.name} ({flow.id}): root {flow.root_service} {flow.root_operation}") + "\n"
         f"{flow.traces} traces, {flow.error_rate:.1%} failed, "
         f"{flow.traces_with_span_errors} with span errors, "
         f"p50 {flow.p50_ms:.3f} ms, p95 {flow.p95_ms:.3f} ms, p99 {flow.p99_ms:.3f} ms, "
@@ -439,7 +439,7 @@ def trace(
     if fmt == "json":
         echo_json(view.as_dict())
         return
-    click.echo(f"trace {view.trace_id}  flow {view.flow or '-'}  {view.duration_ms:.3f} ms")
+    click.echo(shown(f"trace {view.trace_id}  flow {view.flow or '-'}  {view.duration_ms:.3f} ms"))
     click.echo()
     # Without a window no baseline is computed: an empty step_p50_ms column would
     # read as "no data", so it is left out and the hint says how to get it.
@@ -542,7 +542,7 @@ def compare(
     if fmt == "json":
         echo_json(result.as_dict())
         return
-    click.echo(f"{result.mode}: {result.left}  vs  {result.right}")
+    click.echo(shown(f"{result.mode}: {result.left}  vs  {result.right}"))
     click.echo()
     # The step's path label ("a op > b op > ...") would be cut: show the step and the
     # step it is under (rows go biggest delta first, so indenting by depth put steps

@@ -6,9 +6,11 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import sys
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,47 +76,133 @@ HEALTH_TIMEOUT_S = 5.0
 
 def render_rows(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
     if fmt == "json":
+        # Unique keys: two columns of one name (a self-join's ServiceName) kept one.
+        keys = unique_names(columns)
         return json.dumps(
-            [dict(zip(columns, row, strict=True)) for row in rows], indent=2, default=str
+            [dict(zip(keys, row, strict=True)) for row in rows], indent=2, default=str
         )
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([[_cell(v) for v in row] for row in rows])
+        writer.writerows([[_csv_value(v) for v in row] for row in rows])
         return out.getvalue().rstrip("\n")
     return render_table(columns, rows)
 
 
-def _cell(value: Any) -> str:
+def unique_names(columns: list[str]) -> list[str]:
+    """``columns`` with a repeated name numbered from its second use: a, a_2, a_3."""
+    taken = set(columns)
+    seen: dict[str, int] = {}
+    names = []
+    for name in columns:
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] == 1:
+            names.append(name)
+            continue
+        number = seen[name]
+        while f"{name}_{number}" in taken:
+            number += 1
+        seen[name] = number
+        taken.add(f"{name}_{number}")
+        names.append(f"{name}_{number}")
+    return names
+
+
+def _csv_value(value: Any) -> str:
+    """A value as exported: exact (a float's shortest round-trip digits, where the
+    table's 6 digits turned an epoch in seconds into 1.79649e+09)."""
     if value is None:
         return ""
     if isinstance(value, dict | list):
         return json.dumps(value, default=str)
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return repr(value)
     return str(value)
+
+
+def _cell(value: Any) -> str:
+    """A value as a table shows it: on one line, control characters as escapes."""
+    if isinstance(value, float) and abs(value) < 1e6:
+        return f"{value:.6g}"
+    return shown(_csv_value(value))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    return _ESCAPES.get(match[0], f"\\x{ord(match[0]):02x}")
+
+
+def shown(text: str) -> str:
+    """``text`` for one line of a terminal: control characters as escapes. Span and
+    service names are anyone's: a newline split a table row, and an ESC sequence from
+    any OTLP sender reached the user's terminal."""
+    return _CONTROL.sub(_escape, text)
+
+
+def emit(text: str, nl: bool = True) -> None:
+    """JSON, CSV or a diagram on stdout, exactly as made: ``click.echo`` strips ANSI
+    sequences when stdout is not a terminal, which changed values in a CSV file and
+    merged two services in a DOT file. On a terminal, control characters other than
+    line breaks and tabs show as escapes."""
+    if sys.stdout.isatty():
+        text = _CONTROL_BUT_LINES.sub(_escape, text)
+    click.echo(text, nl=nl, color=True)
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: East Asian wide characters (CJK, most
+    emoji) take two, combining marks none."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
+def _fit(text: str, max_width: int) -> str:
+    if display_width(text) <= max_width:
+        return text
+    kept, width = [], 0
+    for c in text:
+        width += display_width(c)
+        if width > max_width - 1:
+            break
+        kept.append(c)
+    return "".join(kept) + "…"
+
+
+# Never cut: ids a reader copies into the next command (a flow id of 2,011 characters
+# was cut to 60, and the shown one named no flow).
+WHOLE_COLUMNS = frozenset({"id", "trace_id", "span_id", "flow"})
 
 
 def render_table(columns: list[str], rows: list[list[Any]], max_width: int = 60) -> str:
     cells = [[_cell(v) for v in row] for row in rows]
-    cells = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in row] for row in cells]
-    widths = [len(c) for c in columns]
+    cells = [
+        [c if columns[i] in WHOLE_COLUMNS else _fit(c, max_width) for i, c in enumerate(row)]
+        for row in cells
+    ]
+    heads = [shown(c) for c in columns]
+    widths = [display_width(c) for c in heads]
     for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+        widths = [max(w, display_width(c)) for w, c in zip(widths, row, strict=True)]
     numeric = [
         all(isinstance(row[i], int | float) or row[i] is None for row in rows) and bool(rows)
         for i in range(len(columns))
     ]
 
     def line(values: list[str]) -> str:
-        parts = [
-            v.rjust(w) if numeric[i] else v.ljust(w)
-            for i, (v, w) in enumerate(zip(values, widths, strict=True))
-        ]
+        parts = []
+        for i, (v, w) in enumerate(zip(values, widths, strict=True)):
+            pad = " " * (w - display_width(v))
+            parts.append(pad + v if numeric[i] else v + pad)
         return "  ".join(parts).rstrip()
 
-    out = [line(columns), "  ".join("-" * w for w in widths)]
+    out = [line(heads), "  ".join("-" * w for w in widths)]
     out.extend(line(row) for row in cells)
     return "\n".join(out)
 

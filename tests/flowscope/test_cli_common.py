@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
 
-from flowscope.cli_common import running_server
+import click
+from click.testing import CliRunner
+
+from flowscope.cli_common import (
+    display_width,
+    emit,
+    render_rows,
+    render_table,
+    running_server,
+    unique_names,
+)
 from flowscope.testing.ports import free_port
 from flowscope.testing.server import server_in_process
 
@@ -31,3 +43,49 @@ def test_the_server_named_in_the_file_is_used_once_it_confirms(tmp_path: Path) -
     Path(f"{stale}.server.json").write_text(json.dumps(gone), encoding="utf-8")
     assert running_server(str(stale)) is None
     assert running_server(str(tmp_path / "never-served.duckdb")) is None
+
+
+def test_json_rows_keep_every_column_of_a_repeated_name() -> None:
+    """``select 1 as a, 2 as a`` printed ``{"a": 2}``: a self-join lost a column."""
+    assert unique_names(["a", "a", "b", "a"]) == ["a", "a_2", "b", "a_3"]
+    assert unique_names(["a", "a", "a_2"]) == ["a", "a_3", "a_2"]
+    rows = json.loads(render_rows(["a", "a", "b"], [[1, 2, 3]], "json"))
+    assert rows == [{"a": 1, "a_2": 2, "b": 3}]
+
+
+def test_csv_keeps_floats_exact() -> None:
+    """CSV shared the table's 6 digits: an epoch in seconds became 1.79649e+09."""
+    text = render_rows(["epoch_s", "x"], [[1796493402.40171, 1234567.891]], "csv")
+    assert list(csv.reader(io.StringIO(text))) == [
+        ["epoch_s", "x"],
+        ["1796493402.40171", "1234567.891"],
+    ]
+
+
+def test_tables_show_control_characters_and_align_wide_ones() -> None:
+    """A newline in a name split its row, an ESC sequence reached the terminal, and
+    CJK text or emoji (two columns each) pushed the next columns out of line."""
+    text = render_table(["name", "n"], [["new\nline\x1b[31m", 1], ["サービス", 22], ["ok", 3]])
+    lines = text.splitlines()
+    assert len(lines) == 5
+    assert lines[2].startswith("new\\nline\\x1b[31m")
+    assert "\x1b" not in text
+    ends = {display_width(line) for line in lines[2:]}
+    assert len(ends) == 1  # the numbers end in one column
+
+
+def test_tables_never_cut_ids() -> None:
+    long_id = "svc-" + "x" * 200
+    table = render_table(["id", "name"], [[long_id, "y" * 200]], max_width=60)
+    assert long_id in table and "y" * 60 not in table
+
+
+def test_machine_output_keeps_escape_sequences_off_a_terminal() -> None:
+    """click.echo strips ANSI sequences when stdout is not a terminal: a CSV file lost
+    them from values, and a DOT file merged two services named apart by them."""
+
+    @click.command()
+    def show() -> None:
+        emit('"\x1b[31mred\x1b[0m" -> "red"')
+
+    assert CliRunner().invoke(show).output == '"\x1b[31mred\x1b[0m" -> "red"\n'
