@@ -33,9 +33,14 @@ def mermaid_text(text: str) -> str:
         text = text[: MAX_LABEL - 1] + "…"
     escaped = "".join(c if c.isalnum() or c in _MERMAID_SAFE else f"#{ord(c)};" for c in text)
     # Before parsing, mermaid strips the last ';' of any line matching
-    # /style.*:\S*#.*;/ (meant for style statements), which would break an entity
-    # code; an encoded letter keeps "style" out of labels.
-    return escaped.replace("style", "styl#101;")
+    # /style.*:\S*#.*;/ or /classDef.*:\S*#.*;/ (meant for those statements), which
+    # would break an entity code; an encoded letter keeps the words out of labels.
+    escaped = escaped.replace("style", "styl#101;").replace("classDef", "classDe#102;")
+    # A sequence diagram's text loses a leading "wrap:" or "nowrap:" (its wrap flag).
+    return _WRAP_FLAG.sub(lambda m: f"{m[1]}#{ord(m[2] or m[3])};", escaped, count=1)
+
+
+_WRAP_FLAG = re.compile(r"^(:?)(?:(n)(?=owrap:)|(w)(?=rap:))")
 
 
 def dot_string(text: str) -> str:
@@ -88,7 +93,14 @@ def format_percent(ratio: float) -> str:
 
 def count(number: float, noun: str) -> str:
     """``1 call``, ``4 calls``, ``1.5 calls``."""
-    shown = str(int(number)) if float(number).is_integer() else f"{number:.3g}"
+    if float(number).is_integer():
+        shown = str(int(number))
+    elif number >= 100:
+        shown = f"{number:.0f}"  # .3g wrote 1000.33 as 1e+03
+    else:
+        shown = f"{number:.3g}"
+        if float(shown).is_integer():  # 1.0004 is not "1 call"
+            shown = f"{number:.2f}"
     return f"{shown} {noun}" if shown == "1" else f"{shown} {noun}s"
 
 

@@ -16,16 +16,23 @@ from flowscope.analyzer.diagrams.step_tree import StepTree, step_tree
 from flowscope.analyzer.model import Edge, Step
 
 MERMAID_MAX_EDGES = 499  # mermaid: "500 edges found, but the limit is 500"
-MERMAID_MAX_TEXT = 49_000  # mermaid's maxTextSize is 50,000; a margin for UTF-16 length
+MERMAID_MAX_TEXT = 49_000  # mermaid's maxTextSize is 50,000
+
+
+def js_length(text: str) -> int:
+    """``text.length`` in JavaScript, what Mermaid compares with maxTextSize: UTF-16
+    code units, two for a character past U+FFFF (counted as one, names in CJK
+    Extension B made 75,000-unit diagrams Mermaid refused to draw)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def fit_text(draw: Callable[[int], str], total: int, max_items: int = MERMAID_MAX_EDGES) -> str:
     """``draw(k)`` for the largest ``k <= min(total, max_items)`` found whose text fits."""
     k = min(total, max_items)
     text = draw(k)
-    while len(text) > MERMAID_MAX_TEXT and k > 0:
+    while (length := js_length(text)) > MERMAID_MAX_TEXT and k > 0:
         # Shrink in proportion to the overshoot, at least by one: a few tries at most.
-        k = min(k - 1, int(k * MERMAID_MAX_TEXT / len(text) * 0.95))
+        k = min(k - 1, int(k * MERMAID_MAX_TEXT / length * 0.95))
         text = draw(max(k, 0))
     return text
 
@@ -43,6 +50,17 @@ def important_steps(tree: StepTree, k: int) -> set[str]:
     keep: set[str] = set()
     for step in ranked:
         chain = _ancestry(tree, step, keep)
+        # A call is kept with the step in another service that answers it: alone, the
+        # cut tree took it for a call to an untraced peer ("unknown").
+        for link in list(chain):
+            if tree.answered_elsewhere(tree.steps[link]):
+                chain += [
+                    child.id
+                    for child in tree.child_steps(tree.steps[link])
+                    if child.service != tree.steps[link].service
+                    and child.id not in keep
+                    and child.id not in chain
+                ]
         if len(keep) + len(chain) <= k:
             keep.update(chain)
         if len(keep) >= k:

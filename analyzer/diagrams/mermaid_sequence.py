@@ -59,22 +59,23 @@ def flow_sequence_mermaid(detail: FlowDetail, *, max_groups: int = MAX_GROUPS) -
 def _render(
     name: str, sections: list[_Section], ids: dict[str, str], groups_note: str | None
 ) -> str:
-    participants: list[str] = []
+    # None is the client actor: a service may be named "client" too (it was taken for
+    # the actor, and its arrows went to an undeclared participant).
+    participants: list[str | None] = []
     body: list[str] = []
 
     def participant(name: str | None) -> str:
-        if name is None:
-            if _CLIENT_ID not in participants:
-                participants.append(_CLIENT_ID)
-            return _CLIENT_ID
         if name not in participants:
             participants.append(name)
-        return ids[name]
+        return _CLIENT_ID if name is None else ids[name]
 
     def note_over_first(note: str, indent: str) -> None:
         if participants:
-            first = _CLIENT_ID if participants[0] == _CLIENT_ID else ids[participants[0]]
-            body.append(f"{indent}Note over {first}: {mermaid_text(note)}")
+            first = participants[0]
+            body.append(
+                f"{indent}Note over {_CLIENT_ID if first is None else ids[first]}: "
+                f"{mermaid_text(note)}"
+            )
 
     in_block = False
     for label, tree, note in sections:
@@ -90,12 +91,13 @@ def _render(
     if groups_note is not None:
         note_over_first(groups_note, "    ")
     title = mermaid_text(name)
-    lines = ["sequenceDiagram", f"    title {title}"]
-    for name in participants:
-        if name == _CLIENT_ID:
+    # An empty title is a parse error; a flow of blank names has none.
+    lines = ["sequenceDiagram"] + ([f"    title {title}"] if title.strip() else [])
+    for key in participants:
+        if key is None:
             lines.append(f"    actor {_CLIENT_ID} as client")
         else:
-            lines.append(f"    participant {ids[name]} as {mermaid_text(name)}")
+            lines.append(f"    participant {ids[key]} as {mermaid_text(key)}")
     return "\n".join(lines + body) + "\n"
 
 

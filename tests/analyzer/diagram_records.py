@@ -349,3 +349,45 @@ def big_grouped_flow() -> FlowDetail:
         flow=big_flow().flow,
         steps=in_group(steps, "a", "tier") + in_group(steps[:1500], "b", "tier"),
     )
+
+
+def fan_out_flow() -> FlowDetail:
+    """One service calling 400 others, each call a CLIENT step answered by a SERVER
+    step: too much text for Mermaid, and each client ranks above its answer."""
+    steps = [step("root", None, "frontend", "GET /page", "Server", 0.0, 900.0)]
+    for i in range(400):
+        operation = f"GET /api/v1/resource-{i:03d}-with-a-long-enough-path"
+        steps.append(step(f"c{i}", "root", "frontend", operation, "Client", 1.0 + i, 15.0 + i))
+        steps.append(
+            step(
+                f"s{i}",
+                f"c{i}",
+                f"backend-service-number-{i:03d}",
+                operation,
+                "Server",
+                1.5 + i,
+                14.0 + i,
+            )
+        )
+    return FlowDetail(flow=replace(sample_flow().flow, name="fan out"), steps=steps)
+
+
+def client_service_flow() -> FlowDetail:
+    """A service named like the diagram's client actor."""
+    steps = [
+        step("root", None, "client", "checkout", "Server", 0.0, 50.0),
+        step("call", "root", "client", "POST /api", "Client", 1.0, 40.0),
+        step("api", "call", "api", "POST /api", "Server", 2.0, 30.0),
+    ]
+    return FlowDetail(flow=replace(sample_flow().flow, name="client checkout"), steps=steps)
+
+
+def mermaid_words_flow() -> FlowDetail:
+    """Names Mermaid rewrites before parsing, and a flow named by blanks only."""
+    steps = [
+        step("root", None, " ", "", "Server", 0.0, 50.0),
+        step("a", "root", "svc", "load classDef:main#v2", "Internal", 1.0, 40.0),
+        step("b", "root", "svc", "wrap:retry payment", "Internal", 2.0, 30.0),
+        step("c", "root", "svc", ":nowrap:x", "Internal", 3.0, 20.0),
+    ]
+    return FlowDetail(flow=replace(sample_flow().flow, name=" "), steps=steps)

@@ -45,11 +45,14 @@ from tests.analyzer.diagram_records import (
     big_flow,
     big_grouped_flow,
     big_map,
+    client_service_flow,
     edge,
     empty_flow,
+    fan_out_flow,
     grouped_flow,
     hostile_groups_flow,
     many_values_flow,
+    mermaid_words_flow,
     node,
     random_flow,
     random_map,
@@ -85,6 +88,13 @@ def mermaid_diagrams() -> dict[str, str]:
         for index, alone in enumerate(groups_alone(detail())):
             diagrams[f"{name}_alone_{index}_sequence"] = flow_sequence_mermaid(alone)
             diagrams[f"{name}_alone_{index}_flowchart"] = flow_flowchart_mermaid(alone)
+    for name, made in (
+        ("fan_out", fan_out_flow),
+        ("client_service", client_service_flow),
+        ("mermaid_words", mermaid_words_flow),
+    ):
+        diagrams[f"{name}_sequence"] = flow_sequence_mermaid(made())
+        diagrams[f"{name}_flowchart"] = flow_flowchart_mermaid(made())
     diagrams["big_grouped_sequence"] = flow_sequence_mermaid(big_grouped_flow())
     diagrams["big_grouped_flowchart"] = flow_flowchart_mermaid(big_grouped_flow())
     return diagrams
@@ -739,3 +749,65 @@ def test_fair_shares() -> None:
     assert fair_shares([2, 5], 100) == [2, 5]
     assert fair_shares([4, 4], 0) == [0, 0]
     assert fair_shares([], 5) == []
+
+
+def test_a_cut_flow_keeps_each_call_with_the_step_that_answers_it(
+    parsed: dict[str, dict[str, Any]],
+) -> None:
+    """Past Mermaid's size limit a CLIENT step was kept without its SERVER answer and
+    drawn as a call to a peer named "unknown"."""
+    text = mermaid_diagrams()["fan_out_sequence"]
+    assert "not drawn" in text and "unknown" not in text
+    result = parsed["fan_out_sequence"]
+    name = {a["id"]: a["text"] for a in result["actors"]}
+    calls = [(name[m["from"]], name[m["to"]]) for m in result["messages"] if m["type"] == 0]
+    assert len(calls) > 10
+    assert all(to.startswith("backend-service") for caller, to in calls if caller == "frontend")
+    assert "unknown" not in mermaid_diagrams()["fan_out_flowchart"]
+
+
+def test_a_service_named_client_is_not_the_client_actor(
+    parsed: dict[str, dict[str, Any]],
+) -> None:
+    """The service "client" was taken for the actor: its arrows went to an undeclared
+    participant Mermaid invented (p_client)."""
+    text = mermaid_diagrams()["client_service_sequence"]
+    assert "    actor client as client\n    participant p_client as client\n" in text
+    result = parsed["client_service_sequence"]
+    name = {a["id"]: a["text"] for a in result["actors"]}
+    assert set(name) == {"client", "p_client", "p_api"}
+    drawn = [(m["from"], m["to"]) for m in result["messages"]]
+    assert drawn == [("client", "p_client"), ("p_client", "p_api")]
+
+
+def test_words_mermaid_rewrites_before_parsing_draw_as_written(
+    parsed: dict[str, dict[str, Any]],
+) -> None:
+    """ "classDef:...#" lost the rest of its line, a leading "wrap:" vanished, and a
+    blank flow name wrote a title Mermaid cannot parse."""
+    result = parsed["mermaid_words_sequence"]
+    texts = [m["text"].split(" (p95")[0] for m in result["messages"]]
+    assert "load classDef:main#v2" in texts
+    assert "wrap:retry payment" in texts and ":nowrap:x" in texts
+    assert "title" not in mermaid_diagrams()["mermaid_words_sequence"]
+
+
+def test_calls_per_trace_keep_their_size() -> None:
+    """.3g wrote 1000.33 calls as 1e+03, and 1.0004 as "1 call"."""
+    assert count(1000.33, "call") == "1000 calls"
+    assert count(1.0004, "call") == "1.00 calls"
+    assert count(3.29, "call") == "3.29 calls"
+
+
+def test_names_past_the_basic_plane_count_twice_against_mermaids_limit() -> None:
+    """Mermaid measures text in UTF-16 units; counted in code points, names of CJK
+    Extension B letters (two units each) made diagrams of ~75,000 units that Mermaid
+    replaced with "Maximum text size in diagram exceeded"."""
+    astral = "".join(chr(0x20000 + i) for i in range(60))
+    flow = big_flow()
+    wide = replace(
+        flow, steps=[replace(s, operation=f"{astral} {s.operation}") for s in flow.steps]
+    )
+    for text in (flow_sequence_mermaid(wide), flow_flowchart_mermaid(wide)):
+        assert "not drawn" in text
+        assert 40_000 < len(text.encode("utf-16-le")) // 2 <= 50_000
