@@ -514,6 +514,9 @@ def compare(
     --flow F --left-since .. --right-since .. | --flow F --versions V1 V2."""
     if len(trace_ids) not in (0, 2):
         fail("compare takes two trace ids (or none, with --trace/--flow)")
+    if baseline and not trace_id:
+        # With two trace ids it was ignored: a two-trace comparison came back.
+        fail("--baseline compares the trace given with --trace; give --trace T")
     if not (trace_ids or (trace_id and baseline) or flow):
         fail(
             "say what to compare: TRACE_A TRACE_B, --trace T --baseline, "

@@ -411,6 +411,10 @@ def test_empty_windows_say_which_window_was_empty(local_db: Path) -> None:
             [FASTEST_ORDER_TRACE, SLOWEST_ORDER_TRACE, "--since", "1h"],
             "--since chooses the window of a baseline or of versions",
         ),
+        (
+            [FASTEST_ORDER_TRACE, SLOWEST_ORDER_TRACE, "--baseline"],
+            "--baseline compares the trace given with --trace; give --trace T",
+        ),
     ],
     ids=[
         "traces-and-flow",
@@ -418,6 +422,7 @@ def test_empty_windows_say_which_window_was_empty(local_db: Path) -> None:
         "trace-without-baseline-and-versions",
         "versions-and-windows",
         "traces-and-since",
+        "traces-and-baseline",
     ],
 )
 def test_compare_refuses_options_it_would_ignore(
