@@ -261,7 +261,9 @@ def report_line(report: FileReport, through_server: bool) -> str:
             f"{report.spans} accepted, {report.rejected} rejected"
         )
     return (
-        f"{report.path}: {report.format}, {report.spans} spans, {report.stored} new, "
+        # spans = new + duplicates + rejected, as "spans sent" is through a server
+        f"{report.path}: {report.format}, {report.spans + report.rejected} spans, "
+        f"{report.stored} new, "
         f"{report.duplicates} duplicates, {report.rejected} rejected"
     )
 

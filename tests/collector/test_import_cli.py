@@ -463,3 +463,19 @@ def test_a_file_larger_than_the_servers_request_limit_goes_in_pieces(tmp_path: P
         assert _health(server)["spans"] == spans
     finally:
         assert server.stop() == 0
+
+
+def test_rejected_spans_count_in_a_files_spans_as_through_a_server(tmp_path: Path) -> None:
+    """Into a file the report said "7 spans, 7 new, ..., 1 rejected" where a server
+    import of the same file said "8 spans sent": the totals now agree. A rejected
+    span does not fail the file (the others are imported)."""
+    request = realistic_request(1, seed=42)
+    request.resource_spans[0].scope_spans[0].spans[0].trace_id = b""
+    invalid = tmp_path / "invalid.pb"
+    invalid.write_bytes(request.SerializeToString())
+    db = tmp_path / "rejected.duckdb"
+    result = _flowscope("import", "--db", str(db), str(invalid), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert f"{invalid}: otlp-protobuf, 8 spans, 7 new, 0 duplicates, 1 rejected" in result.stdout
+    assert "trace_id has 0 bytes, expected 16" in result.stderr
+    assert _stored(db) == 7
