@@ -228,17 +228,32 @@ def _hint_empty_window(
         where = f"nothing in the hour before {until}; widen it with --since"
     else:
         where = "nothing in the last hour; widen the window with --since"
+    spans_in_window = 0
     try:
+        window = parse_window(since, until)
+        start_ns = window.since_ns
         source = open_source(db, token=token, server_url=server_url)
         try:
             newest = source.sql("SELECT epoch_ns(max(Timestamp)) FROM otel_traces", 1).rows[0][0]
+            # The window's spans with no root among them: nothing is old, but flows
+            # and traces go by a root span that is not there (yet).
+            spans_in_window = source.sql(
+                "SELECT count(*) FROM otel_traces WHERE Timestamp >= "
+                f"make_timestamp_ns({window.since_ns}) AND Timestamp < "
+                f"make_timestamp_ns({window.until_ns})",
+                1,
+            ).rows[0][0]
         finally:
             source.close()
-        start_ns = parse_window(since, until).since_ns
     except (AnalysisError, ValueError):  # a hint is not worth a failure
         newest, start_ns = -1, 0
     if newest is None:
         where = "no spans are stored yet"
+    elif spans_in_window:
+        where = (
+            f"{spans_in_window} spans in the window, but no trace whose root span (no parent "
+            "span id) started in it: flows and traces go by their root"
+        )
     elif 0 <= newest < start_ns and not until:
         age_h = max(0.0, time.time() - newest / 1e9) / 3600
         reach = f"{math.ceil(age_h / 24) + 1}d" if age_h > 24 else f"{math.ceil(age_h) + 1}h"

@@ -139,3 +139,25 @@ def test_a_server_url_that_is_not_the_api_says_which_url_to_give(tmp_path: Path)
         assert "does not answer HTTP/1.1" in grpc_port.stderr
         assert "--server wants the API URL" in grpc_port.stderr
         assert run("flows", "--server", endpoints.ui).exit_code == 0
+
+
+@pytest.mark.parametrize("command", ["flows", "traces"])
+def test_a_window_of_spans_without_roots_says_so(command: str, tmp_path: Path) -> None:
+    """Its spans all in the window, the hint still said "nothing in the window;
+    widen it": the spans were there, their traces' roots were not."""
+    from flowscope.testing.traces import BASE_TIME_NS, TraceKit
+
+    kit = TraceKit()
+    root = kit.trace(start_ms=0).span("gateway", "GET /", kind="Server", start_ms=0, duration_ms=9)
+    root.child("db-client", "SELECT", kind="Client", start_ms=1, duration_ms=5)
+    path = tmp_path / "rootless.duckdb"
+    database = Database(path)
+    try:
+        kit.write(database, kit.spans[1:])  # the root never arrived
+    finally:
+        database.close()
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(BASE_TIME_NS // 10**9 - 60))
+    result = run(command, "--db", str(path), "--since", since)
+    assert result.exit_code == 0, result.stderr
+    assert "1 spans in the window, but no trace whose root span" in result.stderr
+    assert "widen" not in result.stderr
