@@ -24,7 +24,7 @@ from flowscope.collector.auth import BEARER_CHALLENGE, token_matches
 from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess
 from flowscope.dashboard.api_schemas import AuthAnswer, Health, SqlAnswer, answers
-from flowscope.store.database import Database
+from flowscope.store.database import Database, WritesBehind
 from flowscope.store.writer import SpanWriter
 
 
@@ -66,6 +66,8 @@ class _Waits:
             try:
                 self._database.await_writes()
                 done.set()
+            except WritesBehind:
+                pass  # not caught up: spans_exact stays false
             finally:
                 self._running.release()
 
@@ -94,6 +96,9 @@ class SqlQuery(BaseModel):
     )
 
 
+WRITES_BEHIND_RETRY_S = 5
+
+
 def create_app(context: AppContext) -> FastAPI:
     # /docs from files shipped in the package: FastAPI's own page loads Swagger UI from
     # a CDN, and without the internet it stayed blank. (ReDoc would need one too: off.)
@@ -117,6 +122,16 @@ def create_app(context: AppContext) -> FastAPI:
         # FastAPI's own answer echoes the input; a NaN there (Python's JSON reads it)
         # cannot be written as JSON, and the 422 became a 500.
         return JSONResponse({"detail": _json_safe(exc.errors())}, status_code=422)
+
+    @app.exception_handler(WritesBehind)
+    async def writes_behind(_request: Request, exc: WritesBehind) -> JSONResponse:
+        # The writer cannot commit: no answer rather than one that misses acknowledged
+        # spans without saying so.
+        return JSONResponse(
+            {"detail": {"message": str(exc)}},
+            status_code=503,
+            headers={"Retry-After": str(WRITES_BEHIND_RETRY_S)},
+        )
 
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Any:
@@ -278,13 +293,20 @@ def _declare_bearer_auth(app: FastAPI, *, required: bool) -> None:
         components.setdefault("securitySchemes", {})["bearer"] = scheme
         components.setdefault("schemas", {})["AuthAnswer"] = AuthAnswer.model_json_schema()
         auth = {"$ref": "#/components/schemas/AuthAnswer"}
+        refusal = {"$ref": "#/components/schemas/RefusalAnswer"}
         for path, operations in schema.get("paths", {}).items():
             if path.startswith("/api/"):
                 for operation in operations.values():
                     operation["security"] = [{"bearer": []}] if required else [{}, {"bearer": []}]
-                    operation.setdefault("responses", {})["401"] = {
+                    responses = operation.setdefault("responses", {})
+                    responses["401"] = {
                         "description": "missing or wrong bearer token",
                         "content": {"application/json": {"schema": auth}},
+                    }
+                    responses["503"] = {
+                        "description": "acknowledged spans cannot be committed yet "
+                        "(the writer's last error); Retry-After says when to ask again",
+                        "content": {"application/json": {"schema": refusal}},
                     }
         app.openapi_schema = schema
         return schema

@@ -340,6 +340,10 @@ class RemoteSource:
                 f"the server at {self.where} refused: {_detail(response)} "
                 "(give its token with --token or FLOWSCOPE_TOKEN)"
             )
+        if response.status_code == 503:  # it cannot answer now, and says why
+            raise AnalysisError(
+                f"the server at {self.where} cannot answer now: {_detail(response)}"
+            )
         if response.status_code >= 400:
             raise AnalysisError(f"server refused: {_detail(response)}")
         if response.status_code >= 300:

@@ -74,7 +74,8 @@ def no_derive_pass() -> int:
 
 class WriteBarrier(Protocol):
     def __call__(self, trace_id: str | None = None) -> None:
-        """Return once acknowledged spans (of ``trace_id`` only, if given) are stored."""
+        """Return once acknowledged spans (of ``trace_id`` only, if given) are stored;
+        ``WritesBehind`` if they are not within the writer's wait."""
 
 
 def no_writer(trace_id: str | None = None) -> None:
@@ -103,6 +104,11 @@ class StoreError(Exception):
 
 class DatabaseLocked(StoreError):
     """Another process (usually a running ``flowscope serve``) holds the file."""
+
+
+class WritesBehind(StoreError):
+    """Acknowledged spans are not in the table yet, and not soon: the writer cannot
+    commit (a full disk, say). An answer now would miss them without saying so."""
 
 
 class Database:

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope.store import sql_files
-from flowscope.store.database import Database, StoreError, insert_spans, no_writer
+from flowscope.store.database import Database, StoreError, WritesBehind, insert_spans, no_writer
 from flowscope.store.dedup import RecentSpanKeys, only_new
 from flowscope.store.deriver import Deriver, DeriverStopped
 from flowscope.store.journal import Journal, JournalError
@@ -111,6 +111,7 @@ class SpanWriter:
         self._thread: threading.Thread | None = None
         self._accepting = False
         self.stuck = False  # shutdown found the thread still committing (see shutdown)
+        self.last_error: str | None = None  # why the last span commit failed, if it did
         self._insert_sql = sql_files.query("insert_spans")
         # Every submitted batch takes the next number, in queue order; a commit stores
         # the highest it holds as CommitSeq (journal records carry the same numbers).
@@ -288,7 +289,7 @@ class SpanWriter:
         """Store spans, bypassing the journal; returns how many were new once committed."""
         return self.submit(table, keys, durable=False).result(timeout)
 
-    def await_moved(self, seq: int | None = None, timeout: float = AWAIT_MOVED_S) -> bool:
+    def await_moved(self, seq: int | None = None, timeout: float | None = None) -> bool:
         """Wait until spans numbered up to ``seq`` (default: all taken so far) are in
         ``otel_traces``; False if they are not within ``timeout`` seconds."""
         target = self._next_seq - 1 if seq is None else seq
@@ -298,7 +299,9 @@ class SpanWriter:
             return True
         self._queue.put(_FLUSH)  # the writer may be lingering for more spans
         with self._moved:
-            return self._moved.wait_for(lambda: self._moved_seq >= target, timeout)
+            return self._moved.wait_for(
+                lambda: self._moved_seq >= target, AWAIT_MOVED_S if timeout is None else timeout
+            )
 
     def run_task(self, task: Callable[[Any], T]) -> Future[T]:
         """Run ``task(cursor)`` on the writer thread, between span commits."""
@@ -326,14 +329,21 @@ class SpanWriter:
 
     def _await_acknowledged(self, trace_id: str | None = None) -> None:
         if trace_id is None:
-            self.await_moved()
-            return
-        # A trace lookup waits only for the queued requests that hold its spans, so
-        # looking up a trace that has arrived does not wait for everyone else's spans.
-        with self._moved:
-            seqs = [seq for seq, ids in self._pending_traces.items() if trace_id in ids]
-        if seqs:
-            self.await_moved(max(seqs))
+            moved = self.await_moved()
+        else:
+            # A trace lookup waits only for the queued requests that hold its spans, so
+            # looking up a trace that has arrived does not wait for everyone else's.
+            with self._moved:
+                seqs = [seq for seq, ids in self._pending_traces.items() if trace_id in ids]
+            moved = not seqs or self.await_moved(max(seqs))
+        if not moved:
+            # Before, the read went on without them: a trace just acknowledged was
+            # "not in the database", and counts were short, with nothing to say so.
+            why = f" (the last commit failed: {self.last_error})" if self.last_error else ""
+            raise WritesBehind(
+                f"spans acknowledged {AWAIT_MOVED_S:g} s ago or more are not committed "
+                f"yet{why}; an answer now would miss them, so try again"
+            )
 
     # -- the writer thread -----------------------------------------------------
     def _run(self) -> None:
@@ -433,7 +443,9 @@ class SpanWriter:
         except Exception as exc:  # a failed commit must not end the thread
             log.exception("span commit failed")  # auto-committed: nothing to roll back
             self.stats.failed_commits += 1
+            self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return exc
+        self.last_error = None
         if self.deriver is not None:
             self.deriver.notify()
         self.stats.commits += 1

@@ -237,3 +237,48 @@ def test_infinite_timestamps_and_dates_are_named_so(api: httpx.Client) -> None:
     assert body["rows"] == [
         ["infinity", "-infinity", "infinity", "-infinity", "2026-01-02", "2026-01-02T03:04:05"]
     ]
+
+
+def test_reads_while_the_writer_cannot_commit_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the disk full, reads waited 10 s and then answered without the spans
+    acknowledged meanwhile: a trace just sent was "not in the database". They now
+    answer 503 with the reason, and once the writer commits again, everything."""
+    from flowscope.store import writer as writer_module
+    from flowscope.testing.otlp import realistic_request
+    from flowscope.testing.posting import PB
+
+    monkeypatch.setattr(writer_module, "AWAIT_MOVED_S", 0.5)
+    path = tmp_path / "full.duckdb"
+    with server_in_process(path, decode_workers=0, ingest_process=False) as (server, endpoints):
+        assert server.writer is not None
+        working = server.writer._insert_sql
+        # The database refuses every insert, as a full disk would.
+        server.writer._insert_sql = working.replace("INTO otel_traces", "INTO no_such_table")
+        request = realistic_request(1, seed=5)
+        sent = httpx.post(
+            f"{endpoints.http}/v1/traces",
+            content=request.SerializeToString(),
+            headers=PB,
+            timeout=30,
+        )
+        assert sent.status_code == 200  # in the journal: acknowledged
+        trace = request.resource_spans[0].scope_spans[0].spans[0].trace_id.hex()
+        with httpx.Client(base_url=endpoints.ui, timeout=30) as api:
+            for answer in (
+                api.post("/api/sql", json={"sql": "SELECT count(*) FROM otel_traces"}),
+                api.get(f"/api/traces/{trace}"),
+                api.get("/api/flows", params={"since": "7d"}),
+            ):
+                assert answer.status_code == 503, answer.text
+                assert answer.headers["retry-after"] == "5"
+                message = answer.json()["detail"]["message"]
+                assert "not committed yet" in message and "no_such_table" in message
+            health = api.get("/healthz", params={"wait_s": 2}).json()
+            assert health["status"] == "ok" and health["spans_exact"] is False
+            server.writer._insert_sql = working  # the disk has room again
+            monkeypatch.setattr(writer_module, "AWAIT_MOVED_S", 30)  # its retry backs off
+            answer = api.post("/api/sql", json={"sql": "SELECT count(*) FROM otel_traces"})
+            assert answer.status_code == 200 and answer.json()["rows"] == [[8]]
+            assert api.get(f"/api/traces/{trace}").status_code == 200
