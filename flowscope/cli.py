@@ -49,7 +49,7 @@ def main(verbose: bool) -> None:
     default=20 * 1024 * 1024,
     show_default=True,
     type=int,
-    help="Largest OTLP request accepted, compressed or not (larger: 413).",
+    help="Largest OTLP request accepted, compressed or not (larger: 413); 1024..2147483647.",
 )
 @click.option(
     "--max-queued-spans",

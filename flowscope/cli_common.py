@@ -29,7 +29,9 @@ DEFAULT_DB = "flowscope.duckdb"
 
 
 def default_db() -> str:
-    return os.environ.get("FLOWSCOPE_DB", DEFAULT_DB)
+    # An empty FLOWSCOPE_DB is unset, not "": DuckDB opens "" in memory, and serve
+    # acknowledged spans it then lost.
+    return os.environ.get("FLOWSCOPE_DB") or DEFAULT_DB
 
 
 class DurationType(click.ParamType):  # type: ignore[type-arg]

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 WRITER_STOP_S = 30.0
 # What DuckDB's memory_limit setting accepts (a positive size with a unit).
 _MEMORY_LIMIT = re.compile(r"^\s*(?=[\d.]*[1-9])\d+(?:\.\d+)?\s*(?:[KMGT]i?B)\s*$", re.IGNORECASE)
+MAX_REQUEST_BYTES_LIMIT = 2**31 - 1
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")
 
 
@@ -89,9 +90,12 @@ class ServeConfig:
             raise ValueError(
                 "token must be printable ASCII without spaces (it is sent in an HTTP header)"
             )
-        if self.max_request_bytes < 1024:
+        if not str(self.db).strip():
+            raise ValueError("db must name a file (an empty path is an in-memory database)")
+        if not 1024 <= self.max_request_bytes <= MAX_REQUEST_BYTES_LIMIT:
             raise ValueError(
-                f"max-request-bytes must be at least 1024, got {self.max_request_bytes}"
+                f"max-request-bytes must be 1024..{MAX_REQUEST_BYTES_LIMIT} "
+                f"(gRPC takes a 32-bit size), got {self.max_request_bytes}"
             )
         if self.max_queued_spans < 1:
             raise ValueError(f"max-queued-spans must be at least 1, got {self.max_queued_spans}")

@@ -115,6 +115,9 @@ class Database:
     def __init__(
         self, path: str | Path, *, read_only: bool = False, memory_limit: str = ""
     ) -> None:
+        if not str(path).strip():
+            # DuckDB opens "" in memory: every span acknowledged into it was lost.
+            raise StoreError("no database file named (an empty path); give one with --db")
         self.path = str(path)
         self.read_only = read_only
         config: dict[str, Any] = {

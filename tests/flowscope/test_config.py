@@ -46,8 +46,12 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"retention": timedelta(0)}, "retention must be positive"),
     ({"retention": timedelta(days=-7)}, "retention must be positive"),
     ({"retention": timedelta(days=1_000_000)}, "retention over 100 years keeps everything"),
-    ({"max_request_bytes": 0}, "max-request-bytes must be at least 1024, got 0"),
-    ({"max_request_bytes": 1023}, "max-request-bytes must be at least 1024"),
+    ({"max_request_bytes": 0}, "max-request-bytes must be 1024..2147483647 (gRPC takes"),
+    ({"max_request_bytes": 1023}, "max-request-bytes must be 1024..2147483647"),
+    # past 2**31 gRPC raised OverflowError: a traceback without the ingest process
+    ({"max_request_bytes": 3_000_000_000}, "max-request-bytes must be 1024..2147483647"),
+    # DuckDB opens "" in memory: serve acknowledged spans it then lost
+    ({"db": ""}, "db must name a file (an empty path is an in-memory database)"),
     ({"max_queued_spans": 0}, "max-queued-spans must be at least 1, got 0"),
     ({"max_queued_spans": -5}, "max-queued-spans must be at least 1"),
     ({"dedup_window": -1}, "dedup-window must be 0 (off) or more, got -1"),
@@ -107,7 +111,8 @@ def test_serve_refuses_a_bad_retention(tmp_path: Path, value: str) -> None:
         (["--ui-port", "70000"], "ui-port must be 0..65535, got 70000"),
         (["--grpc-port", "5000", "--http-port", "5000"], "grpc-port and http-port are both 5000"),
         (["--max-queued-spans", "0"], "max-queued-spans must be at least 1, got 0"),
-        (["--max-request-bytes", "10"], "max-request-bytes must be at least 1024, got 10"),
+        (["--max-request-bytes", "10"], "max-request-bytes must be 1024..2147483647"),
+        (["--max-request-bytes", "99999999999999999999"], "max-request-bytes must be 1024.."),
         (["--dedup-window", "-1"], "dedup-window must be 0 (off) or more"),
         (["--decode-workers", "-3"], "decode-workers must be -1 (automatic), 0 or more"),
         (["--memory-limit", "lots"], "memory-limit 'lots' is not a size"),
@@ -126,3 +131,17 @@ def test_serve_refuses_a_non_number(tmp_path: Path) -> None:
     result = _serve(tmp_path, "--max-queued-spans", "many")
     assert result.exit_code == 2
     assert "Invalid value for '--max-queued-spans'" in result.output
+
+
+def test_an_empty_flowscope_db_means_the_default_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowscope.cli_common import DEFAULT_DB, default_db
+
+    monkeypatch.setenv("FLOWSCOPE_DB", "")
+    assert default_db() == DEFAULT_DB
+
+
+def test_an_empty_database_path_is_refused() -> None:
+    from flowscope.store.database import Database, StoreError
+
+    with pytest.raises(StoreError, match="no database file named"):
+        Database("")
