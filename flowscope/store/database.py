@@ -102,6 +102,28 @@ class StoreError(Exception):
     """A database that cannot be used, with a message naming the file."""
 
 
+# Errors of the machine, not of the file: a full disk, a memory limit, permissions.
+_NOT_THE_FILE = (
+    "no space left on device",
+    "out of memory",
+    "permission denied",
+    "operation not permitted",
+    "read-only file system",
+)
+
+
+def _open_failure(path: str, exc: Exception) -> StoreError:
+    """The refusal of a file that failed to open: "not a usable DuckDB database" only
+    when the file is to blame. A full disk said so too, and an operator might have
+    deleted a good file (it opened with every span once space was freed)."""
+    text = str(exc)
+    if isinstance(exc, duckdb.OutOfMemoryException) or any(
+        words in text.lower() for words in _NOT_THE_FILE
+    ):
+        return StoreError(f"{path}: cannot open it now (the file itself may be fine): {text}")
+    return StoreError(f"{path}: not a usable DuckDB database: {text}")
+
+
 class DatabaseLocked(StoreError):
     """Another process (usually a running ``flowscope serve``) holds the file."""
 
@@ -165,7 +187,7 @@ class Database:
                 raise DatabaseLocked(f"{self.path} is in use by another process: {text}") from exc
             raise StoreError(f"{self.path}: cannot open: {text}") from exc
         except duckdb.Error as exc:
-            raise StoreError(f"{self.path}: not a usable DuckDB database: {exc}") from exc
+            raise _open_failure(self.path, exc) from exc
         self._connection.execute("SET GLOBAL autoload_known_extensions = false")
         self._local = threading.local()
         self._readers: list[duckdb.DuckDBPyConnection] = []  # every thread's, to interrupt
@@ -190,7 +212,7 @@ class Database:
             self._connection.close()  # a refused file stays closed, not half open
             # A damaged file (cut short, say) fails at its first read, not at connect;
             # a full disk at the journal's replay.
-            raise StoreError(f"{self.path}: not a usable DuckDB database: {exc}") from exc
+            raise _open_failure(self.path, exc) from exc
         except BaseException:
             self._connection.close()
             raise
