@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 # What a terminal or a process manager sends the whole process group.
-GROUP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+GROUP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 @contextmanager
@@ -67,6 +67,7 @@ def die_with_parent(parent_pid: int | None = None) -> None:
     # Ctrl-C reaches the whole process group; the server shuts its workers down itself,
     # and a worker's own KeyboardInterrupt would only print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal: the server's too
     # Started inside group_signals_held: what came meanwhile is now ignored or, for a
     # SIGTERM the caller does not ignore, acted on.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, GROUP_SIGNALS)

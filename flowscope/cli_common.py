@@ -223,7 +223,7 @@ def say(message: str) -> None:
 
 
 class StopRequest:
-    """SIGINT and SIGTERM, for a whole foreground command, as one request to stop.
+    """SIGINT, SIGTERM and SIGHUP, for a whole foreground command, as one request to stop.
 
     Installed before anything starts and kept to the end: the first signal asks the
     command to stop (``callbacks``); later ones only say it is stopping. A second
@@ -239,6 +239,9 @@ class StopRequest:
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
+        # A closed terminal or ssh session: stop as cleanly as for SIGTERM (it killed
+        # the server with its journal, WAL and server.json left behind).
+        signal.signal(signal.SIGHUP, self._on_signal)
 
     def _on_signal(self, _signum: int, _frame: Any) -> None:
         if self.requested.is_set():

@@ -8,6 +8,7 @@ owns one connection; the writer thread gets its own cursor through
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,6 +113,22 @@ _NOT_THE_FILE = (
 )
 
 
+def _locked_message(path: str, text: str, read_only: bool) -> str:
+    """Who holds the file, in flowscope's words: DuckDB's own advice (its CLI's
+    -readonly flag) means nothing to a flowscope user."""
+    holder = re.search(r"\(PID (\d+)\)", text)
+    who = f"process {holder[1]}" if holder else "another process"
+    if read_only:
+        return (
+            f"{path} is held for writing by {who}, and no flowscope server of it answers "
+            "(one still starting, or another program)"
+        )
+    return (
+        f"{path} is in use by {who}: a `flowscope serve` or `import` writing it, or a "
+        "reader (`flowscope sql`, `flowscope.open`) with it open; stop that and try again"
+    )
+
+
 def _open_failure(path: str, exc: Exception) -> StoreError:
     """The refusal of a file that failed to open: "not a usable DuckDB database" only
     when the file is to blame. A full disk said so too, and an operator might have
@@ -184,7 +201,7 @@ class Database:
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():
-                raise DatabaseLocked(f"{self.path} is in use by another process: {text}") from exc
+                raise DatabaseLocked(_locked_message(self.path, text, read_only)) from exc
             raise StoreError(f"{self.path}: cannot open: {text}") from exc
         except duckdb.Error as exc:
             raise _open_failure(self.path, exc) from exc

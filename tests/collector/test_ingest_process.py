@@ -319,3 +319,23 @@ def test_acknowledged_traces_are_in_the_next_answer_under_light_ingest(tmp_path:
         assert missing == []
     finally:
         assert server.stop(signal.SIGTERM) == 0
+
+
+def test_a_closed_terminal_stops_the_server_cleanly(tmp_path: Path) -> None:
+    """SIGHUP (a closed terminal or ssh session, sent to the whole process group)
+    killed the server: journal, WAL and server.json were left behind. It now stops
+    as for SIGTERM, and the ingest process ignores it like the other group signals."""
+    server = start_server_process(tmp_path / "hangup.duckdb")
+    try:
+        main = psutil.Process(server.process.pid)
+        receiver = _listener(main, server.endpoints.http)
+        sent = _send(server.endpoints.http, 3)
+        receiver.send_signal(signal.SIGHUP)  # the group: the child too, first or not
+    finally:
+        assert server.stop(signal.SIGHUP) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hangup.duckdb"]
+    database = Database(tmp_path / "hangup.duckdb", read_only=True)
+    try:
+        assert database.span_count() == sent
+    finally:
+        database.close()

@@ -432,3 +432,39 @@ def test_a_machine_that_cannot_open_a_good_file_does_not_blame_the_file(tmp_path
     assert "cannot open it now" in str(full)
     damaged = _open_failure("f.duckdb", duckdb.IOException("Could not read enough bytes"))
     assert "not a usable DuckDB database" in str(damaged)
+
+
+def test_a_file_held_by_a_reader_names_it_in_flowscopes_words(tmp_path: Path) -> None:
+    """serve on a file a reader had open printed DuckDB's advice to use its CLI's
+    -readonly flag; it now says which process holds it and what may be holding it."""
+    import subprocess
+    import sys
+
+    from flowscope.store.database import DatabaseLocked
+
+    path = tmp_path / "held.duckdb"
+    Database(path).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from flowscope.store.database import Database; "
+            f"d = Database({str(path)!r}, read_only=True); print('open', flush=True); "
+            "sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        with pytest.raises(DatabaseLocked) as held:
+            Database(path)
+        message = str(held.value)
+        assert f"is in use by process {holder.pid}" in message
+        assert "flowscope.open" in message and "-readonly" not in message
+    finally:
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.close()
+        holder.wait(30)
+        holder.stdout.close()
