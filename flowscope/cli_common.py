@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -61,7 +60,9 @@ def running_server(db: str) -> ServerInfo | None:
     taken since (imports went to another server's database)."""
     import httpx
 
-    path = Path(f"{db}.server.json")
+    from flowscope.server import server_info_path
+
+    path = server_info_path(db)
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
         found = ServerInfo(info["ui_url"], info["otlp_http_url"], bool(info.get("token_required")))

@@ -130,8 +130,9 @@ MAX_RETENTION = timedelta(days=36_525)
 
 
 def server_info_path(db: str) -> Path:
-    """Where a running server says how to reach it, for CLI commands on the same file."""
-    return Path(f"{db}.server.json")
+    """Where a running server says how to reach it, for CLI commands on the same file:
+    beside the file itself, so a reader naming it through a symbolic link finds it."""
+    return Path(f"{os.path.realpath(db)}.server.json")
 
 
 class FlowscopeServer:

@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from flowscope.store import sql_files
@@ -177,7 +178,13 @@ def _transaction(cursor: Any) -> Iterator[None]:
         yield
         cursor.execute("COMMIT")
     except BaseException:
-        cursor.execute("ROLLBACK")
+        try:
+            cursor.execute("ROLLBACK")
+        except duckdb.Error:
+            # A COMMIT that failed (a full disk) ended the transaction itself: the
+            # ROLLBACK's "no transaction is active" chained onto the real error, in a
+            # traceback a second in the log.
+            pass
         raise
 
 

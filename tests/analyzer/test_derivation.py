@@ -541,3 +541,16 @@ def test_a_busy_server_answers_settled_reads_over_its_api(
         wait_until(lambda: derivation_state()["pending_traces"] == 0, "the held pass to end")
         after = ui.get("/api/flows", params=window).json()["flows"]
         assert sum(f["traces"] for f in after) == sum(f["traces"] for f in before) + 1
+
+
+def test_a_transaction_whose_commit_failed_raises_that_failure(tmp_path: Path) -> None:
+    """A COMMIT that fails (a full disk) ends the transaction: the ROLLBACK after it
+    raised "no transaction is active", chained onto the real error in the log."""
+    database = Database(tmp_path / "commit.duckdb")
+    try:
+        cursor = database.writer_cursor()
+        with pytest.raises(ValueError, match="the real error"), derivation._transaction(cursor):
+            cursor.execute("COMMIT")  # the transaction is gone, as after a failed commit
+            raise ValueError("the real error")
+    finally:
+        database.close()

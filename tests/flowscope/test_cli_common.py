@@ -45,6 +45,18 @@ def test_the_server_named_in_the_file_is_used_once_it_confirms(tmp_path: Path) -
     assert running_server(str(tmp_path / "never-served.duckdb")) is None
 
 
+def test_a_file_named_through_a_link_finds_its_server(tmp_path: Path) -> None:
+    """server.json was looked up by the path as typed: a symbolic link to a file a
+    server held gave "in use by another process"."""
+    db = tmp_path / "real.duckdb"
+    link = tmp_path / "link.duckdb"
+    link.symlink_to(db)
+    with server_in_process(link, ingest_process=False) as (_server, endpoints):
+        for name in (db, link):
+            found = running_server(str(name))
+            assert found is not None and found.ui_url == endpoints.ui
+
+
 def test_json_rows_keep_every_column_of_a_repeated_name() -> None:
     """``select 1 as a, 2 as a`` printed ``{"a": 2}``: a self-join lost a column."""
     assert unique_names(["a", "a", "b", "a"]) == ["a", "a_2", "b", "a_3"]
