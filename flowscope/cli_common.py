@@ -33,6 +33,15 @@ def default_db() -> str:
     return os.environ.get("FLOWSCOPE_DB") or DEFAULT_DB
 
 
+def _plain_host(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """``--host`` as the socket takes it: "[::1]" (as in a URL) and "127.0.0.1 " (a
+    pasted space) were warned about as non-loopback and then failed to resolve."""
+    host = value.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host
+
+
 class DurationType(click.ParamType):  # type: ignore[type-arg]
     name = "duration"
 
@@ -342,7 +351,11 @@ def server_options(function: F) -> F:
             help="DuckDB file to store spans in (created if missing).",
         ),
         click.option(
-            "--host", default="127.0.0.1", show_default=True, help="Address every port binds to."
+            "--host",
+            default="127.0.0.1",
+            show_default=True,
+            callback=_plain_host,
+            help="Address every port binds to.",
         ),
         click.option(
             "--grpc-port",

@@ -145,3 +145,16 @@ def test_an_empty_database_path_is_refused() -> None:
 
     with pytest.raises(StoreError, match="no database file named"):
         Database("")
+
+
+def test_a_host_is_taken_as_the_socket_takes_it() -> None:
+    """ "[::1]" (as written in a URL) and a pasted trailing space were warned about as
+    non-loopback addresses and then failed to resolve."""
+    from flowscope.cli_common import _plain_host
+
+    assert [_plain_host(None, None, h) for h in ("[::1]", "127.0.0.1 ", " ::", "h")] == [  # type: ignore[arg-type]
+        "::1",
+        "127.0.0.1",
+        "::",
+        "h",
+    ]
