@@ -31,7 +31,11 @@ from flowscope.collector.import_formats import (
     detect_format,
 )
 from flowscope.collector.jaeger_json import jaeger_to_otlp
-from flowscope.collector.otlp_json import request_from_json, request_from_json_object
+from flowscope.collector.otlp_json import (
+    replace_lone_surrogates,
+    request_from_json,
+    request_from_json_object,
+)
 from flowscope.collector.zipkin_json import zipkin_to_otlp
 
 CHUNK_SPANS = 16_384
@@ -177,10 +181,11 @@ def _whole_request(data: bytes, fmt: str) -> ExportTraceServiceRequest:
         raise BadRequest(f"not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise BadRequest("JSON nested too deeply") from exc
-    if fmt == "jaeger-json":
-        return jaeger_to_otlp(document)
-    if fmt == "zipkin-json":
-        return zipkin_to_otlp(document)
+    if fmt in ("jaeger-json", "zipkin-json"):
+        # Half a surrogate pair (escaped alone in the JSON) cannot go into a protobuf
+        # string: U+FFFD in its place, as for OTLP/JSON (it was a traceback).
+        replace_lone_surrogates(document)
+        return (jaeger_to_otlp if fmt == "jaeger-json" else zipkin_to_otlp)(document)
     return request_from_json_object(document)
 
 

@@ -298,6 +298,46 @@ def test_invalid_ids_rejected_individually_json(live: tuple[FlowscopeServer, End
     assert _count(server) == before + 1
 
 
+@pytest.mark.parametrize("generic", [False, True], ids=["usual-shape", "generic-parser"])
+def test_half_a_surrogate_pair_in_json_is_stored_as_a_replacement_character(
+    generic: bool, live: tuple[FlowscopeServer, Endpoints]
+) -> None:
+    """The JS SDK cuts strings to a length limit in UTF-16 units ("ab\\ud83c"); such
+    a request was a 500 and every span in it lost (the JS exporter does not retry a
+    500). The Collector's decoder puts U+FFFD in place of the half pair."""
+    server, endpoints = live
+    name = f"surrogate-{'generic' if generic else 'usual'}"
+    attributes = ['{"key": "v\\udc00", "value": {"stringValue": "ab\\ud83c"}}']
+    if generic:  # a bytesValue sends the request through protobuf's own parser
+        attributes.append('{"key": "b", "value": {"bytesValue": "AAE="}}')
+    body = (
+        '{"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", '
+        '"value": {"stringValue": "surrogates"}}]}, "scopeSpans": [{"spans": [{'
+        '"traceId": "5b8efff798038103d269b633813fc60d", "spanId": "eee19b7ec3c1b17'
+        + ("8" if generic else "7")
+        + f'", "name": "{name}\\ud83c", "startTimeUnixNano": "1700000000000000000", '
+        '"endTimeUnixNano": "1700000000000500000", "status": {"code": 2, "message": '
+        '"x\\udfff"}, "attributes": [' + ", ".join(attributes) + "]}]}]}]}"
+    )
+    response = httpx.post(
+        f"{endpoints.http}/v1/traces",
+        content=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert server.database is not None
+    server.database.await_writes()
+    row = (
+        server.database.reader()
+        .execute(
+            "SELECT SpanName, StatusMessage, SpanAttributes['v\ufffd'] FROM otel_traces "
+            "WHERE SpanName LIKE 'surrogate-%' AND SpanId LIKE '%" + ("8" if generic else "7") + "'"
+        )
+        .fetchone()
+    )
+    assert row == (f"{name}\ufffd", "x\ufffd", "ab\ufffd")
+
+
 def test_huge_attribute_value_is_stored_whole(live: tuple[FlowscopeServer, Endpoints]) -> None:
     server, endpoints = live
     big = "x" * 200_000

@@ -479,3 +479,34 @@ def test_rejected_spans_count_in_a_files_spans_as_through_a_server(tmp_path: Pat
     assert f"{invalid}: otlp-protobuf, 8 spans, 7 new, 0 duplicates, 1 rejected" in result.stdout
     assert "trace_id has 0 bytes, expected 16" in result.stderr
     assert _stored(db) == 7
+
+
+def test_half_a_surrogate_pair_in_jaeger_and_zipkin_files_is_replaced(tmp_path: Path) -> None:
+    """An escaped half pair ("op\\ud83c") ended the import in a traceback."""
+    jaeger = tmp_path / "jaeger.json"
+    jaeger.write_text(
+        '{"data":[{"traceID":"5b8efff798038103d269b633813fc60d","spans":[{"traceID":'
+        '"5b8efff798038103d269b633813fc60d","spanID":"eee19b7ec3c1b174","operationName":'
+        '"op\\ud83c","references":[],"startTime":1700000000000000,"duration":5,"tags":'
+        '[{"key":"k","type":"string","value":"v\\udc00"}],"logs":[],"processID":"p1"}],'
+        '"processes":{"p1":{"serviceName":"svc","tags":[]}}}]}',
+        encoding="utf-8",
+    )
+    zipkin = tmp_path / "zipkin.json"
+    zipkin.write_text(
+        '[{"traceId":"5b8efff798038103d269b633813fc60e","id":"eee19b7ec3c1b174","name":'
+        '"op\\ud83c","timestamp":1700000000000000,"duration":5,"localEndpoint":'
+        '{"serviceName":"svc"},"tags":{"k":"v\\udc00"}}]',
+        encoding="utf-8",
+    )
+    db = tmp_path / "surrogates.duckdb"
+    result = _flowscope("import", "--db", str(db), str(jaeger), str(zipkin), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    database = Database(db, read_only=True)
+    try:
+        rows = database.reader().execute(
+            "SELECT SpanName, SpanAttributes['k'] FROM otel_traces"
+        ).fetchall()
+    finally:
+        database.close()
+    assert rows == [("op\ufffd", "v\ufffd")] * 2
