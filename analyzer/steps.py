@@ -62,6 +62,10 @@ def span_step_rows(loaded: LoadedSpans) -> tuple[pa.Table, pa.Table]:
     cp_total = np.bincount(rows.trace, weights=tree.cp_ns, minlength=len(loaded.trace_keys))
     total = cp_total[rows.trace]
     fraction = np.divide(tree.cp_ns, total, out=np.zeros(n, dtype=np.float64), where=total > 0)
+    # A trace whose critical path takes no time (a 0 ms root, or one whose end came
+    # before its start) is its root, whole: it added 0 to every step but counted among
+    # the traces, and a flow's shares summed to less than 1.
+    fraction[(total == 0) & rows.is_trace_root] = 1.0
     # The first span of each (trace, step): counts the traces that contain the step.
     order = np.lexsort((np.arange(n), tree.step_key, rows.trace))
     first_sorted = np.ones(n, dtype=bool)

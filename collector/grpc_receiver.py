@@ -187,13 +187,19 @@ class GrpcReceiver:
         if loop is None or thread is None:
             return
         server = self._server
-        if server is not None:
-            stopping = asyncio.run_coroutine_threadsafe(server.stop(grace_s), loop)
+        # A loop that died (it should not) cannot stop the server: the rest of the
+        # receivers' shutdown must still run, not end in "Event loop is closed".
+        if server is not None and thread.is_alive() and not loop.is_closed():
             try:
+                stopping = asyncio.run_coroutine_threadsafe(server.stop(grace_s), loop)
                 stopping.result(grace_s + START_TIMEOUT_S)
             except Exception:  # a stop that failed or hung: the loop goes anyway
                 log.exception("OTLP/gRPC server did not stop cleanly")
-        loop.call_soon_threadsafe(loop.stop)
+        if not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:
+                pass  # closed meanwhile
         thread.join(START_TIMEOUT_S)
         self._server = None
         if self._pool is not None:
@@ -234,7 +240,9 @@ class GrpcReceiver:
             ) from exc
         except Unavailable as exc:
             raise _Refused(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
-        except Exception as exc:  # a bug: answer INTERNAL, keep serving
+        except BaseException as exc:  # a bug: answer INTERNAL, keep serving
+            # BaseException too: one escaping the pool would end the event loop, and
+            # every later call would hang.
             log.exception("OTLP/gRPC export failed")
             raise _Refused(
                 grpc.StatusCode.INTERNAL, "internal error; see the flowscope log"

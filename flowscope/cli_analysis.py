@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 
-from flowscope.cli_common import default_db, emit, fail, render_table, shown
+from flowscope.cli_common import default_db, emit, fail, indent, render_table, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -108,12 +109,16 @@ def analysis_source(
             err=True,
         )
     database = getattr(source, "database", None)
+    reads = None if database is None else _Interruptible(source, database)
     try:
-        yield source if database is None else _Interruptible(source, database)
+        yield source if reads is None else reads
     except AnalysisError as exc:
         fail(str(exc))
     finally:
-        source.close()
+        if reads is None or reads.stopped_cleanly:
+            source.close()
+        # else a read that would not stop still holds the file: the process exits
+        # without closing it (read-only, nothing to lose), not with a traceback.
 
 
 class _Interruptible:
@@ -126,6 +131,7 @@ class _Interruptible:
 
     def __init__(self, source: Any, database: Any) -> None:
         self._source, self._database = source, database
+        self.stopped_cleanly = True  # False: a read still ran when Ctrl-C gave up on it
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._source, name)
@@ -133,23 +139,38 @@ class _Interruptible:
             return value
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            pool = ThreadPoolExecutor(1, thread_name_prefix="flowscope-read")
-            running = pool.submit(value, *args, **kwargs)
+            running: Future[Any] = Future()
+
+            def run() -> None:
+                try:
+                    running.set_result(value(*args, **kwargs))
+                except BaseException as exc:  # handed to the waiting main thread
+                    running.set_exception(exc)
+
+            # A daemon: a query that will not stop must not hold the exit for its
+            # --timeout (up to a day).
+            threading.Thread(target=run, name="flowscope-read", daemon=True).start()
             try:
                 return running.result()
             except KeyboardInterrupt:
-                # Again and again: a statement that began after one interrupt (the
-                # sandbox's checks come first) takes the next. Done before the file
-                # is closed, which a busy cursor refuses.
-                deadline = time.monotonic() + INTERRUPT_WAIT_S
-                while not running.done() and time.monotonic() < deadline:
-                    self._database.interrupt_reads()
-                    wait([running], timeout=0.05)
+                self._stop(running)
                 raise
-            finally:
-                pool.shutdown(wait=False)
 
         return call
+
+    def _stop(self, running: Future[Any]) -> None:
+        """Interrupt the read until it ends, before the file is closed (which a busy
+        cursor refuses): again and again, as a statement that began after one
+        interrupt (the sandbox's checks come first) takes the next. Ctrl-C pressed
+        again meanwhile does not cut this short."""
+        deadline = time.monotonic() + INTERRUPT_WAIT_S
+        while not running.done() and time.monotonic() < deadline:
+            try:
+                self._database.interrupt_reads()
+                wait([running], timeout=0.05)
+            except KeyboardInterrupt:
+                continue
+        self.stopped_cleanly = running.done()
 
 
 INTERRUPT_WAIT_S = 10.0
@@ -228,27 +249,29 @@ def _hint_empty_window(
         where = f"nothing in the hour before {until}; widen it with --since"
     else:
         where = "nothing in the last hour; widen the window with --since"
-    spans_in_window = 0
+    spans_in_window = roots_in_window = 0
     try:
         window = parse_window(since, until)
         start_ns = window.since_ns
         source = open_source(db, token=token, server_url=server_url)
         try:
             newest = source.sql("SELECT epoch_ns(max(Timestamp)) FROM otel_traces", 1).rows[0][0]
-            # The window's spans with no root among them: nothing is old, but flows
-            # and traces go by a root span that is not there (yet).
-            spans_in_window = source.sql(
-                "SELECT count(*) FROM otel_traces WHERE Timestamp >= "
-                f"make_timestamp_ns({window.since_ns}) AND Timestamp < "
-                f"make_timestamp_ns({window.until_ns})",
+            # The window's spans and roots: nothing may be old, yet flows and traces
+            # go by a root span that is not there (yet), or a filter left nothing.
+            spans_in_window, roots_in_window = source.sql(
+                "SELECT count(*), count(*) FILTER (WHERE ParentSpanId = '') FROM otel_traces "
+                f"WHERE Timestamp >= make_timestamp_ns({window.since_ns}) "
+                f"AND Timestamp < make_timestamp_ns({window.until_ns})",
                 1,
-            ).rows[0][0]
+            ).rows[0]
         finally:
             source.close()
     except (AnalysisError, ValueError):  # a hint is not worth a failure
         newest, start_ns = -1, 0
     if newest is None:
         where = "no spans are stored yet"
+    elif roots_in_window:  # there are traces: the command's filters matched none
+        where = f"none of the {roots_in_window} traces that start in the window matches"
     elif spans_in_window:
         where = (
             f"{spans_in_window} spans in the window, but no trace whose root span (no parent "
@@ -371,7 +394,7 @@ def _steps_table(steps: list[Any]) -> str:
             step = tree.steps[step_id]
             parent = tree.parent(step)
             depth[step_id] = depth[parent.id] + 1 if parent is not None else 0
-            label = "  " * depth[step_id] + f"{step.service}: {step.operation}"
+            label = indent(depth[step_id]) + f"{step.service}: {step.operation}"
             if tree.calls_peer(step):  # a database or external call: say what it reaches
                 label += f" -> {step.peer}"
             values = step.as_dict()
@@ -461,7 +484,7 @@ def trace(
     baseline = since is not None or until is not None
     rows = [
         [
-            "  " * s.depth + f"{s.service}: {s.operation}" + (" (orphan)" if s.orphan else ""),
+            indent(s.depth) + f"{s.service}: {s.operation}" + (" (orphan)" if s.orphan else ""),
             s.kind,
             s.start_offset_ms,
             s.duration_ms,

@@ -161,14 +161,28 @@ def emit(text: str, nl: bool = True) -> None:
     sequences when stdout is not a terminal, which changed values in a CSV file and
     merged two services in a DOT file. On a terminal, control characters other than
     line breaks and tabs show as escapes."""
-    if sys.stdout.isatty():
-        text = _CONTROL_BUT_LINES.sub(_escape, text)
+    if sys.stdout.isatty():  # \u00XX: still valid JSON when copied from the screen
+        text = _CONTROL_BUT_LINES.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
     click.echo(text, nl=nl, color=True)
+
+
+def indent(depth: int) -> str:
+    """A tree row's indent: two spaces a level, and past ``MAX_INDENT`` levels the
+    depth as a number, so the name still fits (from depth ~33 on, rows of a deep
+    trace showed only spaces and "…", and the table took O(depth²) to make)."""
+    if depth <= MAX_INDENT:
+        return "  " * depth
+    return "  " * MAX_INDENT + f"[{depth}] "
+
+
+MAX_INDENT = 12
 
 
 def display_width(text: str) -> int:
     """Columns ``text`` takes on a terminal: East Asian wide characters (CJK, most
     emoji) take two, combining marks none."""
+    if text.isascii():
+        return len(text)
     return sum(
         0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
         for c in text
@@ -176,6 +190,8 @@ def display_width(text: str) -> int:
 
 
 def _fit(text: str, max_width: int) -> str:
+    if text.isascii():
+        return text if len(text) <= max_width else text[: max_width - 1] + "…"
     if display_width(text) <= max_width:
         return text
     kept, width = [], 0

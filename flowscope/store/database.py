@@ -207,7 +207,9 @@ class Database:
             raise _open_failure(self.path, exc) from exc
         self._connection.execute("SET GLOBAL autoload_known_extensions = false")
         self._local = threading.local()
-        self._readers: list[duckdb.DuckDBPyConnection] = []  # every thread's, to interrupt
+        # Each live thread's read cursor, to interrupt; a dead thread's is dropped (the
+        # API's worker threads come and go: kept, they leaked ~58 KB a cursor).
+        self._readers: list[tuple[threading.Thread, duckdb.DuckDBPyConnection]] = []
         self._lock = threading.Lock()
         self._closed = False
         # Seconds since the derived tables last took in every committed span, or None
@@ -375,7 +377,8 @@ class Database:
                 if self._closed:
                     raise StoreError(f"{self.path} is closed")
                 cursor = self._connection.cursor()
-                self._readers.append(cursor)
+                self._readers = [(t, c) for t, c in self._readers if t.is_alive()]
+                self._readers.append((threading.current_thread(), cursor))
             self._local.cursor = cursor
         return cursor
 
@@ -383,7 +386,7 @@ class Database:
         """Stop the queries the read cursors are running (a Ctrl-C of the CLI, whose
         main thread cannot take the signal while DuckDB runs a query in it)."""
         with self._lock:
-            readers = list(self._readers)
+            readers = [cursor for thread, cursor in self._readers if thread.is_alive()]
         for cursor in readers:
             try:
                 cursor.interrupt()

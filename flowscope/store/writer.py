@@ -341,8 +341,8 @@ class SpanWriter:
             # "not in the database", and counts were short, with nothing to say so.
             why = f" (the last commit failed: {self.last_error})" if self.last_error else ""
             raise WritesBehind(
-                f"spans acknowledged {AWAIT_MOVED_S:g} s ago or more are not committed "
-                f"yet{why}; an answer now would miss them, so try again"
+                f"acknowledged spans were still not committed after a {AWAIT_MOVED_S:g} s "
+                f"wait{why}; an answer now would miss them, so try again"
             )
 
     # -- the writer thread -----------------------------------------------------

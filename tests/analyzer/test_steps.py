@@ -150,6 +150,24 @@ def test_step_statistics(analyze: Analyze) -> None:
     assert (render.p50_ms, render.start_offset_p50_ms) == (40.0, 97.5)
 
 
+def test_a_trace_whose_critical_path_takes_no_time_gives_its_share_to_the_root(
+    analyze: Analyze,
+) -> None:
+    """A 0 ms root added 0 to every step but counted among the traces: the shares
+    of a flow with one such trace summed to 0.5 here, not 1 as docs/analysis.md says."""
+    kit = TraceKit()
+    for i, root_ms in enumerate((100.0, 0.0)):
+        root = kit.trace(start_ms=i * 1000).span(
+            "gw", "checkout", kind="Server", start_ms=0, duration_ms=root_ms
+        )
+        root.child("gw", "db query", kind="Client", start_ms=0, duration_ms=40)
+    analysis = analyze(kit)
+    steps = steps_by_name(analysis.flow(analysis.flows(HOUR)[0].id, HOUR).steps)
+    shares = {name: step.critical_path_share for name, step in steps.items()}
+    assert shares == pytest.approx({"gw checkout": (0.6 + 1.0) / 2, "gw db query": 0.4 / 2})
+    assert sum(shares.values()) == pytest.approx(1.0)
+
+
 def test_critical_path_shares(analyze: Analyze) -> None:
     # Trace 1 (100 ms): root 5+5+10, render 20, client 5+5, server 23+8+7, publish 2,
     # second SELECT 10 (the first ends after the second starts: off the path).

@@ -91,3 +91,25 @@ def test_a_message_that_does_not_come_in_time_is_refused(
     assert refused.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert "did not come within 0.5 s" in (refused.value.details() or "")
     assert database.span_count() == 0
+
+
+# grpcio's Server.__del__ schedules on its loop, long closed here: expected noise.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_shutdown_after_the_event_loop_died_still_returns(tmp_path: Path) -> None:
+    """It raised "Event loop is closed", and the receivers' shutdown stopped there
+    (the HTTP receiver and the decode pool were left running)."""
+    database = Database(tmp_path / "dead.duckdb")
+    writer = SpanWriter(database)
+    writer.start()
+    receiver = GrpcReceiver(Ingest(writer), "127.0.0.1", 0)
+    receiver.start()
+    try:
+        loop, thread = receiver._loop, receiver._thread
+        assert loop is not None and thread is not None
+        loop.call_soon_threadsafe(loop.stop)  # as if something had ended the loop
+        thread.join(30)
+        assert loop.is_closed()
+        receiver.shutdown(grace_s=0.1)
+    finally:
+        writer.shutdown()
+        database.close()

@@ -504,9 +504,11 @@ def test_half_a_surrogate_pair_in_jaeger_and_zipkin_files_is_replaced(tmp_path: 
     assert result.returncode == 0, result.stderr
     database = Database(db, read_only=True)
     try:
-        rows = database.reader().execute(
-            "SELECT SpanName, SpanAttributes['k'] FROM otel_traces"
-        ).fetchall()
+        rows = (
+            database.reader()
+            .execute("SELECT SpanName, SpanAttributes['k'] FROM otel_traces")
+            .fetchall()
+        )
     finally:
         database.close()
     assert rows == [("op\ufffd", "v\ufffd")] * 2

@@ -274,7 +274,7 @@ def test_reads_while_the_writer_cannot_commit_say_so(
                 assert answer.status_code == 503, answer.text
                 assert answer.headers["retry-after"] == "5"
                 message = answer.json()["detail"]["message"]
-                assert "not committed yet" in message and "no_such_table" in message
+                assert "still not committed after a" in message and "no_such_table" in message
             health = api.get("/healthz", params={"wait_s": 2}).json()
             assert health["status"] == "ok" and health["spans_exact"] is False
             server.writer._insert_sql = working  # the disk has room again

@@ -161,3 +161,46 @@ def test_a_window_of_spans_without_roots_says_so(command: str, tmp_path: Path) -
     assert result.exit_code == 0, result.stderr
     assert "1 spans in the window, but no trace whose root span" in result.stderr
     assert "widen" not in result.stderr
+
+
+def test_a_deep_trace_names_every_span_in_its_table(tmp_path: Path) -> None:
+    """Each row was indented two spaces a level, then cut to 70 characters: from depth
+    ~33 on, rows showed only spaces and "…" (and 20,000 levels took 40 s)."""
+    from flowscope.testing.traces import TraceKit
+
+    kit = TraceKit()
+    span = kit.trace(start_ms=0).span("svc", "level0", kind="Server", start_ms=0, duration_ms=500)
+    for level in range(1, 200):
+        span = span.child(
+            "svc", f"level{level}", kind="Internal", start_ms=level / 1000, duration_ms=500 - level
+        )
+    path = tmp_path / "deep.duckdb"
+    database = Database(path)
+    try:
+        kit.write(database)
+    finally:
+        database.close()
+    result = run("trace", kit.spans[0].trace_id, "--db", str(path))
+    assert result.exit_code == 0, result.stderr
+    for level in range(200):
+        assert f"svc: level{level} " in result.stdout, level
+    assert "[199] svc: level199" in result.stdout
+
+
+def test_a_filter_that_matches_nothing_is_not_called_rootless(scenario_db: Path) -> None:
+    """With traces in the window and a filter matching none of them, the hint said
+    the window's spans had no root."""
+    result = run(
+        "traces",
+        "--db",
+        str(scenario_db),
+        "--since",
+        SINCE,
+        "--until",
+        UNTIL,
+        "--min-duration",
+        "100000000",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "traces that start in the window matches" in result.stderr
+    assert "no trace whose root span" not in result.stderr

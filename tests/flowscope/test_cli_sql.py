@@ -309,3 +309,34 @@ def test_ctrl_c_stops_a_query_on_a_file_at_once(stored_db: Path) -> None:
     assert running.is_set()
     assert time.monotonic() - started < 10  # not the 20 s of its time limit
     assert not any(t.name.startswith("flowscope-read") for t in threading.enumerate())
+
+
+def test_ctrl_c_again_while_a_read_is_stopped_does_not_cut_the_stop_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second Ctrl-C fired inside the interrupt loop, before the query had been
+    interrupted even once: the file was then closed under the running query (a
+    traceback), or the exit waited for it (up to its --timeout)."""
+    from concurrent.futures import Future
+
+    from flowscope import cli_analysis
+
+    running: Future[None] = Future()
+    interrupts: list[int] = []
+
+    class Reads:
+        def interrupt_reads(self) -> None:
+            interrupts.append(1)
+            if len(interrupts) == 3:  # the query stops at the third interrupt
+                running.set_result(None)
+
+    pressed = iter([True, False, False, False])
+
+    def wait_pressing_ctrl_c(futures: object, timeout: float) -> None:
+        if next(pressed):
+            raise KeyboardInterrupt  # the second Ctrl-C, in the middle of the stop
+
+    monkeypatch.setattr(cli_analysis, "wait", wait_pressing_ctrl_c)
+    reads = cli_analysis._Interruptible(object(), Reads())
+    reads._stop(running)
+    assert len(interrupts) == 3 and reads.stopped_cleanly
