@@ -7,6 +7,7 @@ import math
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -28,6 +29,15 @@ def scenario_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         database.close()
     return path
+
+
+def write_kit(kit: Any, path: Path, spans: Any = None) -> None:
+    """A test kit's spans (or ``spans`` of them) in a new database file at ``path``."""
+    database = Database(path)
+    try:
+        kit.write(database, spans)
+    finally:
+        database.close()
 
 
 def run(*args: str) -> Result:
@@ -84,11 +94,7 @@ def test_a_trace_without_its_root_says_it_has_no_critical_path(tmp_path: Path) -
     root = trace.span("gateway", "GET /", kind="Server", start_ms=0, duration_ms=10)
     root.child("db-client", "SELECT", kind="Client", start_ms=1, duration_ms=5)
     path = tmp_path / "rootless.duckdb"
-    database = Database(path)
-    try:
-        kit.write(database, kit.spans[1:])  # the root never arrived
-    finally:
-        database.close()
+    write_kit(kit, path, kit.spans[1:])  # the root never arrived
     trace_id = kit.spans[1].trace_id
     result = run("trace", trace_id, "--db", str(path))
     assert result.exit_code == 0, result.stderr
@@ -103,11 +109,7 @@ def test_a_root_of_0_ms_is_not_called_missing(tmp_path: Path) -> None:
     kit = TraceKit()
     kit.trace(start_ms=0).span("gateway", "GET /", kind="Server", start_ms=0, duration_ms=0)
     path = tmp_path / "instant.duckdb"
-    database = Database(path)
-    try:
-        kit.write(database)
-    finally:
-        database.close()
+    write_kit(kit, path)
     result = run("trace", kit.spans[0].trace_id, "--db", str(path))
     assert result.exit_code == 0, result.stderr
     assert "critical path: none (the root span lasts 0 ms)" in result.stdout
@@ -151,11 +153,7 @@ def test_a_window_of_spans_without_roots_says_so(command: str, tmp_path: Path) -
     root = kit.trace(start_ms=0).span("gateway", "GET /", kind="Server", start_ms=0, duration_ms=9)
     root.child("db-client", "SELECT", kind="Client", start_ms=1, duration_ms=5)
     path = tmp_path / "rootless.duckdb"
-    database = Database(path)
-    try:
-        kit.write(database, kit.spans[1:])  # the root never arrived
-    finally:
-        database.close()
+    write_kit(kit, path, kit.spans[1:])  # the root never arrived
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(BASE_TIME_NS // 10**9 - 60))
     result = run(command, "--db", str(path), "--since", since)
     assert result.exit_code == 0, result.stderr
@@ -175,11 +173,7 @@ def test_a_deep_trace_names_every_span_in_its_table(tmp_path: Path) -> None:
             "svc", f"level{level}", kind="Internal", start_ms=level / 1000, duration_ms=500 - level
         )
     path = tmp_path / "deep.duckdb"
-    database = Database(path)
-    try:
-        kit.write(database)
-    finally:
-        database.close()
+    write_kit(kit, path)
     result = run("trace", kit.spans[0].trace_id, "--db", str(path))
     assert result.exit_code == 0, result.stderr
     for level in range(200):
