@@ -86,7 +86,7 @@ def _import_one(
         earlier = database.imported_file(sha)
         if earlier is not None and not force:
             report.skipped = (
-                f"already imported ({earlier[1]} spans from {earlier[0]} at {earlier[2]}); "
+                f"already imported ({earlier[1]} spans stored from {earlier[0]} at {earlier[2]}); "
                 "use --force to read it again"
             )
             return report

@@ -272,7 +272,8 @@ class _ProgressBars:
     type=click.Choice(["table", "json", "csv"]),
     default="table",
     show_default=True,
-    help="table: for reading (6 digits; control characters as escapes, like \\n); "
+    help="table: for reading (6 significant digits below 1e6; control characters as "
+    "escapes, like \\n); "
     "json: an object per row (a repeated column name gets _2, _3); csv: exact values.",
 )
 @click.option(

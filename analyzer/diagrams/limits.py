@@ -50,17 +50,21 @@ def important_steps(tree: StepTree, k: int) -> set[str]:
     keep: set[str] = set()
     for step in ranked:
         chain = _ancestry(tree, step, keep)
-        # A call is kept with the step in another service that answers it: alone, the
-        # cut tree took it for a call to an untraced peer ("unknown").
+        # A call is kept with a step in another service that answers it (the most
+        # important one, unless one is kept already): alone, the cut tree took it for a
+        # call to an untraced peer ("unknown"). Its other answers wait their turn in
+        # the ranking; all of them at once left no room for anything else when one
+        # call was answered by hundreds of services.
         for link in list(chain):
-            if tree.answered_elsewhere(tree.steps[link]):
-                chain += [
-                    child.id
-                    for child in tree.child_steps(tree.steps[link])
-                    if child.service != tree.steps[link].service
-                    and child.id not in keep
-                    and child.id not in chain
-                ]
+            caller = tree.steps[link]
+            if not tree.answered_elsewhere(caller):
+                continue
+            answers = sorted(
+                (c for c in tree.child_steps(caller) if c.service != caller.service),
+                key=_importance,
+            )
+            if not any(a.id in keep or a.id in chain for a in answers):
+                chain.append(answers[0].id)
         if len(keep) + len(chain) <= k:
             keep.update(chain)
         if len(keep) >= k:

@@ -391,3 +391,29 @@ def mermaid_words_flow() -> FlowDetail:
         step("c", "root", "svc", ":nowrap:x", "Internal", 3.0, 20.0),
     ]
     return FlowDetail(flow=replace(sample_flow().flow, name=" "), steps=steps)
+
+
+def many_answers_flow() -> FlowDetail:
+    """One CLIENT step ("GET", as HTTP client spans are named) answered by 600
+    services, each doing some work of its own."""
+    steps = [
+        step("root", None, "gateway", "GET /", "Server", 0.0, 1000.0),
+        step("get", "root", "gateway", "GET", "Client", 1.0, 900.0),
+    ]
+    for i in range(600):
+        steps.append(
+            step(f"s{i}", "get", f"backend-{i:03d}", f"GET /item/{i}", "Server", 2.0 + i, 50.0 + i)
+        )
+        steps.append(
+            step(
+                f"q{i}",
+                f"s{i}",
+                f"backend-{i:03d}",
+                "SELECT item",
+                "Client",
+                3.0 + i,
+                10.0,
+                peer="postgresql",
+            )
+        )
+    return FlowDetail(flow=replace(sample_flow().flow, name="many answers"), steps=steps)

@@ -51,6 +51,7 @@ from tests.analyzer.diagram_records import (
     fan_out_flow,
     grouped_flow,
     hostile_groups_flow,
+    many_answers_flow,
     many_values_flow,
     mermaid_words_flow,
     node,
@@ -90,6 +91,7 @@ def mermaid_diagrams() -> dict[str, str]:
             diagrams[f"{name}_alone_{index}_flowchart"] = flow_flowchart_mermaid(alone)
     for name, made in (
         ("fan_out", fan_out_flow),
+        ("many_answers", many_answers_flow),
         ("client_service", client_service_flow),
         ("mermaid_words", mermaid_words_flow),
     ):
@@ -811,3 +813,16 @@ def test_names_past_the_basic_plane_count_twice_against_mermaids_limit() -> None
     for text in (flow_sequence_mermaid(wide), flow_flowchart_mermaid(wide)):
         assert "not drawn" in text
         assert 40_000 < len(text.encode("utf-16-le")) // 2 <= 50_000
+
+
+def test_a_call_answered_by_hundreds_of_services_leaves_room_for_the_rest(
+    parsed: dict[str, dict[str, Any]],
+) -> None:
+    """Keeping a call with all its answers at once: when they were more than fit, the
+    call was never kept, nor anything under it (a diagram of the root and a note)."""
+    result = parsed["many_answers_sequence"]
+    arrows = [m for m in result["messages"] if m["type"] == 0]
+    assert len(arrows) > 200
+    note = next(m["text"] for m in result["messages"] if "not drawn" in m["text"])
+    assert int(note.split(" ")[0]) < 1000
+    assert "unknown" not in mermaid_diagrams()["many_answers_sequence"]

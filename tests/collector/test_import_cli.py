@@ -125,7 +125,7 @@ def test_every_format_then_again_then_forced(
     again = _flowscope("import", *paths, "--db", str(db), "--no-progress")
     assert again.returncode == 0, again.stderr
     for path, _, spans in files.values():
-        assert f"{path}: already imported ({spans} spans from {path} at " in again.stderr
+        assert f"{path}: already imported ({spans} spans stored from {path} at " in again.stderr
     assert again.stderr.count("use --force to read it again") == 5
     assert again.stdout.startswith("imported 0 new spans from 0 of 5 files in ")
     assert again.stdout.rstrip().endswith(
