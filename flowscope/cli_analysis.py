@@ -529,6 +529,15 @@ def trace(
 @click.option(
     "--versions", nargs=2, default=None, help="With --flow: two service.versions to compare."
 )
+@click.option(
+    "--sort",
+    "sort_by",
+    type=click.Choice(["latency", "errors"]),
+    default="latency",
+    show_default=True,
+    help="Rows by the biggest latency change, or by the biggest error-rate change "
+    "(windows and versions; a step whose error rate alone moved sat low).",
+)
 @format_option()
 def compare(
     trace_ids: tuple[str, ...],
@@ -546,6 +555,7 @@ def compare(
     right_since: str | None,
     right_until: str | None,
     versions: tuple[str, str] | None,
+    sort_by: str,
     fmt: str,
 ) -> None:
     """Per-step deltas, biggest first: TRACE_A TRACE_B | --trace T --baseline |
@@ -580,6 +590,8 @@ def compare(
     }
     with analysis_source(db, server_url, token, flows_file) as source:
         result = source.compare(**params)
+    if sort_by == "errors":
+        result = by_error_change(result)
     if fmt == "json":
         echo_json(result.as_dict())
         return
@@ -594,6 +606,22 @@ def compare(
         for d in result.deltas
     ]
     click.echo(render_table([DELTA_COLUMNS[0], "under", *DELTA_COLUMNS[1:]], rows, max_width=70))
+
+
+def by_error_change(result: Any) -> Any:
+    """The comparison with its rows by the biggest error-rate change (then the biggest
+    latency change, as the analyzer orders them); rows without one last."""
+    from dataclasses import replace
+
+    ranked = sorted(
+        enumerate(result.deltas),
+        key=lambda pair: (
+            pair[1].error_rate_delta is None,
+            -abs(pair[1].error_rate_delta or 0.0),
+            pair[0],
+        ),
+    )
+    return replace(result, deltas=[delta for _, delta in ranked])
 
 
 def _parent_label(path: str) -> str:

@@ -4,6 +4,7 @@ file and through a running server (a real child process), with the same numbers.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -431,3 +432,46 @@ def test_compare_refuses_options_it_would_ignore(
     """Before, the other comparison's options were silently ignored."""
     result = cli("compare", *args, "--db", str(local_db), ok=False)
     assert result.exit_code == 1 and message in result.stderr
+
+
+def test_compare_can_rank_rows_by_error_rate_change(tmp_path: Path) -> None:
+    """Rows go by latency change: a step whose error rate alone moved sat low (10th
+    of 18 in the demo's failing-matching fault). --sort errors puts it first."""
+    from flowscope.testing.traces import TraceKit, at_ms
+
+    kit = TraceKit()
+    for i in range(4):
+        for side in (0, 1):  # the left window's traces, then the right one's
+            root = kit.trace(start_ms=side * 600_000 + i * 1000).span(
+                "gw", "checkout", kind="Server", start_ms=0, duration_ms=200
+            )
+            root.child("gw", "slow step", kind="Internal", start_ms=1, duration_ms=10 + side * 100)
+            root.child(
+                "gw",
+                "failing step",
+                kind="Internal",
+                start_ms=150,
+                duration_ms=5,
+                status="Error" if side and i % 2 else "Unset",
+            )
+    db = tmp_path / "sorted.duckdb"
+    database = Database(db)
+    try:
+        kit.write(database)
+    finally:
+        database.close()
+
+    def stamp(ms: int) -> str:
+        seconds, ns = divmod(at_ms(ms), 10**9)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ns:09d}Z"
+
+    windows = ["--left-since", stamp(0), "--left-until", stamp(300_000)]
+    windows += ["--right-since", stamp(600_000), "--right-until", stamp(900_000)]
+    flow = auto_flow_id("gw", "checkout")
+    base = ["compare", "--db", str(db), "--flow", flow, *windows, "--format", "json"]
+    by_latency = json.loads(cli(*base).stdout)["deltas"]
+    by_errors = json.loads(cli(*base, "--sort", "errors").stdout)["deltas"]
+    assert by_latency[0]["operation"] == "slow step"
+    assert by_errors[0]["operation"] == "failing step"
+    assert by_errors[0]["error_rate_delta"] == 0.5
+    assert sorted(d["operation"] for d in by_errors) == sorted(d["operation"] for d in by_latency)
