@@ -535,8 +535,8 @@ def trace(
     type=click.Choice(["latency", "errors"]),
     default="latency",
     show_default=True,
-    help="Rows by the biggest latency change, or by the biggest error-rate change "
-    "(windows and versions; a step whose error rate alone moved sat low).",
+    help="Order rows by the biggest latency change, or by the biggest error-rate change "
+    "(windows and versions compare error rates).",
 )
 @format_option()
 def compare(
