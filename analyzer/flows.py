@@ -144,8 +144,12 @@ class FlowCatalog:
         flow_id = auto_flow_id(service, operation)
         if self.config.by_id(flow_id) is not None:
             # A rule reuses this automatic id (to keep links to the flow working, say):
-            # the roots it does not match stay a flow of their own, not merged into it.
-            flow_id += "-unmatched"
+            # the roots it does not match stay a flow of their own, not merged into it,
+            # nor into a rule that took "<id>-unmatched" too (it absorbed them).
+            base, flow_id, number = flow_id + "-unmatched", flow_id + "-unmatched", 1
+            while self.config.by_id(flow_id) is not None:
+                number += 1
+                flow_id = f"{base}-{number}"
         return flow_id, auto_flow_name(service, operation)
 
     def known(self, flow_id: str) -> str | None:

@@ -35,6 +35,19 @@ import yaml
 
 from flowscope.collector.attributes import format_double
 
+
+class _Loader(yaml.SafeLoader):
+    """YAML with YAML 1.2's numbers too: PyYAML follows 1.1, where ``2.5e3`` and
+    ``1e3`` (no dot, or no sign in the exponent) are text, so a rule ``amount: 2.5e3``
+    compared "2.5e3" with the stored "2500" and never matched. Quoted, they stay text."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
 _FLOW_KEYS = {"name", "id", "match"}
 _MATCH_KEYS = {"service", "route", "operation", "attributes"}
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -160,7 +173,7 @@ class FlowsConfig:
     @classmethod
     def parse(cls, text: str, source: str = "flows.yaml") -> FlowsConfig:
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_Loader)  # a SafeLoader with 1.2 numbers
         except yaml.YAMLError as exc:
             raise FlowsConfigError(f"{source}: not valid YAML: {exc}") from exc
         if data is None:

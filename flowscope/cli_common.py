@@ -404,7 +404,7 @@ def server_options(function: F) -> F:
             "--flows",
             default=None,
             type=click.Path(exists=True, dir_okay=False),
-            help="flows.yaml naming business flows and matching them (docs/analysis.md).",
+            help="flows.yaml naming business flows and matching them (docs/analysis.md); read once, at start.",
         ),
         # demo too: it runs the same server on the same file, and that server deletes
         # what is older (a demo on a kept file had no way to keep it).

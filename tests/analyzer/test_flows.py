@@ -195,3 +195,22 @@ def test_a_rule_reusing_an_automatic_id_does_not_absorb_roots_it_does_not_match(
     assert analysis.flow(f"{orders}-unmatched", HOUR).flow == rest
     empty_window = Window(at_ms(3_000_000), at_ms(3_600_000))
     assert analysis.flow(f"{orders}-unmatched", empty_window).flow.traces == 0
+
+
+def test_a_rule_taking_the_unmatched_id_does_not_absorb_the_leftovers(
+    analyze: Analyze,
+) -> None:
+    """A second rule with id "<automatic id>-unmatched" took in the first rule's
+    leftover roots, under its own name; they now go one number further on."""
+    orders = auto_flow_id("gateway", "POST /orders")
+    config = FlowsConfig.parse(
+        "flows:\n"
+        f"  - {{name: Market orders, id: {orders}, match: {{attributes: {{order.type: market}}}}}}\n"
+        f"  - {{name: Nothing, id: {orders}-unmatched, match: {{operation: PATCH}}}}\n"
+    )
+    analysis = analyze(order_kit(), config)
+    flows = {f.id: f for f in analysis.flows(HOUR)}
+    assert f"{orders}-unmatched" not in flows  # the PATCH rule matches no root here
+    rest = flows[f"{orders}-unmatched-2"]
+    assert (rest.name, rest.traces) == ("gateway POST /orders", 2)
+    assert analysis.flow(f"{orders}-unmatched-2", HOUR).flow == rest

@@ -127,3 +127,12 @@ def test_decimal_values_compare_as_the_exporter_stores_them() -> None:
         (("n", "3"),),
     ]
     assert config.match(RootFacts("svc", "op", "/", {"qty": "1"})) is config.flows[0]
+
+
+def test_numbers_yaml_1_1_reads_as_text_are_numbers() -> None:
+    """PyYAML follows YAML 1.1: 2.5e3 and 1e3 were the text "2.5e3" and "1e3", never
+    equal to the stored "2500" and "1000". Quoted, they stay text."""
+    config = FlowsConfig.parse(
+        'flows:\n  - {name: a, match: {attributes: {x: 2.5e3, y: 1e3, z: "1e3"}}}\n'
+    )
+    assert config.flows[0].attributes == (("x", "2500"), ("y", "1000"), ("z", "1e3"))
