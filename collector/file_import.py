@@ -32,6 +32,7 @@ from flowscope.collector.import_formats import (
 )
 from flowscope.collector.jaeger_json import jaeger_to_otlp
 from flowscope.collector.otlp_json import (
+    may_hold_half_pairs,
     replace_lone_surrogates,
     request_from_json,
     request_from_json_object,
@@ -184,9 +185,10 @@ def _whole_request(data: bytes, fmt: str) -> ExportTraceServiceRequest:
     if fmt in ("jaeger-json", "zipkin-json"):
         # Half a surrogate pair (escaped alone in the JSON) cannot go into a protobuf
         # string: U+FFFD in its place, as for OTLP/JSON (it was a traceback).
-        replace_lone_surrogates(document)
+        if may_hold_half_pairs(data):
+            replace_lone_surrogates(document)
         return (jaeger_to_otlp if fmt == "jaeger-json" else zipkin_to_otlp)(document)
-    return request_from_json_object(document)
+    return request_from_json_object(document, may_hold_half_pairs(data))
 
 
 def _span_count(request: ExportTraceServiceRequest) -> int:

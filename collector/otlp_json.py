@@ -65,25 +65,29 @@ def _rename_instrumentation_library(resource_spans: Any) -> None:
             return
 
 
-def request_from_json_object(document: Any) -> ExportTraceServiceRequest:
+def request_from_json_object(
+    document: Any, halves_possible: bool = True
+) -> ExportTraceServiceRequest:
+    """``halves_possible``: False when the raw JSON has no surrogate escape
+    (``may_hold_half_pairs``), so the slow path need not look for half pairs."""
     if not isinstance(document, dict):
         raise BadRequest("OTLP/JSON body must be a JSON object with resourceSpans")
     try:
-        return _request(document)
+        return _request(document, halves_possible)
     except _LoneSurrogate:
         # JSON may escape half of a surrogate pair alone (the JS SDK cuts strings to a
         # length limit in UTF-16 units, "ab\ud83c"); protobuf strings cannot hold one.
         # U+FFFD in its place, as the Collector's decoder does: before, the request
         # was a 500 and every span in it lost.
         replace_lone_surrogates(document)
-        return _request(document)
+        return _request(document, False)
 
 
 class _LoneSurrogate(Exception):
     """A string of the request holds half of a surrogate pair."""
 
 
-def _request(document: dict[str, Any]) -> ExportTraceServiceRequest:
+def _request(document: dict[str, Any], halves_possible: bool) -> ExportTraceServiceRequest:
     try:
         return request_from_document(document)  # the usual shape, ~4x faster
     except (Decline, RecursionError):
@@ -91,9 +95,19 @@ def _request(document: dict[str, Any]) -> ExportTraceServiceRequest:
     except UnicodeEncodeError as exc:
         raise _LoneSurrogate from exc
     # The generic parser changes the document (its ids) before it meets a surrogate,
-    # so it gets them replaced first: its path is the slow one anyway.
-    replace_lone_surrogates(document)
+    # so it gets them replaced first (a walk that costs ~16 %: only when possible).
+    if halves_possible:
+        replace_lone_surrogates(document)
     return generic_request(document)
+
+
+_HALF_PAIR_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def may_hold_half_pairs(raw: bytes) -> bool:
+    """Whether parsed JSON from ``raw`` can hold a surrogate at all: only a \\uD800-
+    \\uDFFF escape makes one (valid UTF-8 cannot encode it)."""
+    return _HALF_PAIR_ESCAPE.search(raw) is not None
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -148,7 +162,7 @@ def request_from_json(body: bytes) -> ExportTraceServiceRequest:
         raise BadRequest("OTLP/JSON body is nested too deeply") from exc
     except ValueError as exc:
         raise BadRequest(f"OTLP/JSON body is not valid JSON: {exc}") from exc
-    return request_from_json_object(document)
+    return request_from_json_object(document, may_hold_half_pairs(body))
 
 
 def _base64_to_hex(item: Any) -> None:

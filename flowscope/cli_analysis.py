@@ -147,14 +147,19 @@ class _Interruptible:
                 except BaseException as exc:  # handed to the waiting main thread
                     running.set_exception(exc)
 
-            # A daemon: a query that will not stop must not hold the exit for its
-            # --timeout (up to a day).
-            threading.Thread(target=run, name="flowscope-read", daemon=True).start()
+            # Until the read is known to have ended, the file must not be closed: a
+            # Ctrl-C between two lines here would otherwise close it under the read.
+            self.stopped_cleanly = False
             try:
+                # A daemon: a query that will not stop must not hold the exit for its
+                # --timeout (up to a day).
+                threading.Thread(target=run, name="flowscope-read", daemon=True).start()
                 return running.result()
             except KeyboardInterrupt:
                 self._stop(running)
                 raise
+            finally:
+                self.stopped_cleanly = running.done()
 
         return call
 
@@ -170,7 +175,6 @@ class _Interruptible:
                 wait([running], timeout=0.05)
             except KeyboardInterrupt:
                 continue
-        self.stopped_cleanly = running.done()
 
 
 INTERRUPT_WAIT_S = 10.0
@@ -610,17 +614,20 @@ def compare(
 
 def by_error_change(result: Any) -> Any:
     """The comparison with its rows by the biggest error-rate change (then the biggest
-    latency change, as the analyzer orders them); rows without one last."""
+    latency change, as the analyzer orders them)."""
     from dataclasses import replace
 
-    ranked = sorted(
-        enumerate(result.deltas),
-        key=lambda pair: (
-            pair[1].error_rate_delta is None,
-            -abs(pair[1].error_rate_delta or 0.0),
-            pair[0],
-        ),
-    )
+    def size(delta: Any) -> float:
+        # A step on one side only counts with its one error rate, as the latency order
+        # counts its one value: a new step failing every call came last.
+        if delta.error_rate_delta is not None:
+            return float(abs(delta.error_rate_delta))
+        one = (
+            delta.right_error_rate if delta.right_error_rate is not None else delta.left_error_rate
+        )
+        return float(one or 0.0)
+
+    ranked = sorted(enumerate(result.deltas), key=lambda pair: (-size(pair[1]), pair[0]))
     return replace(result, deltas=[delta for _, delta in ranked])
 
 

@@ -55,8 +55,10 @@ def important_steps(tree: StepTree, k: int) -> set[str]:
         # call to an untraced peer ("unknown"). Its other answers wait their turn in
         # the ranking; all of them at once left no room for anything else when one
         # call was answered by hundreds of services.
-        for link in list(chain):
-            caller = tree.steps[link]
+        index = 0
+        while index < len(chain):  # an answer appended may be a call answered elsewhere
+            caller = tree.steps[chain[index]]
+            index += 1
             if not tree.answered_elsewhere(caller):
                 continue
             answers = sorted(

@@ -826,3 +826,31 @@ def test_a_call_answered_by_hundreds_of_services_leaves_room_for_the_rest(
     note = next(m["text"] for m in result["messages"] if "not drawn" in m["text"])
     assert int(note.split(" ")[0]) < 1000
     assert "unknown" not in mermaid_diagrams()["many_answers_sequence"]
+
+
+def test_a_kept_answer_that_is_itself_a_call_keeps_its_own_answer() -> None:
+    """The answer kept with a call could itself be a call answered elsewhere (a proxy's
+    client span): it was kept without its own answer, and drawn to "unknown"."""
+    from flowscope.analyzer.diagrams.limits import important_steps
+    from flowscope.analyzer.diagrams.step_tree import step_tree
+    from tests.analyzer.diagram_records import step
+
+    steps = [
+        replace(step("root", None, "a", "GET /", "Server", 0.0, 100.0), critical_path_share=0.5),
+        replace(step("call", "root", "a", "GET", "Client", 1.0, 90.0), critical_path_share=0.9),
+        replace(step("proxy", "call", "b", "GET", "Client", 2.0, 80.0), critical_path_share=0.1),
+        replace(step("end", "proxy", "c", "GET /x", "Server", 3.0, 70.0), critical_path_share=0.0),
+    ]
+    steps += [
+        replace(
+            step(f"f{i}", "root", "a", f"work {i}", "Internal", 4.0, 1.0), critical_path_share=0.05
+        )
+        for i in range(10)
+    ]
+    tree = step_tree(steps)
+    keep = important_steps(tree, 5)
+    assert {"root", "call", "proxy", "end"} <= keep
+    for step_id in keep:
+        kept = tree.steps[step_id]
+        if tree.answered_elsewhere(kept):
+            assert any(c.id in keep for c in tree.child_steps(kept) if c.service != kept.service)

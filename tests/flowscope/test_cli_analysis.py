@@ -454,6 +454,10 @@ def test_compare_can_rank_rows_by_error_rate_change(tmp_path: Path) -> None:
                 duration_ms=5,
                 status="Error" if side and i % 2 else "Unset",
             )
+            if side and i == 0:  # a step of the right window only, failing every call
+                root.child(
+                    "gw", "fallback", kind="Internal", start_ms=160, duration_ms=1, status="Error"
+                )
     db = tmp_path / "sorted.duckdb"
     database = Database(db)
     try:
@@ -472,6 +476,8 @@ def test_compare_can_rank_rows_by_error_rate_change(tmp_path: Path) -> None:
     by_latency = json.loads(cli(*base).stdout)["deltas"]
     by_errors = json.loads(cli(*base, "--sort", "errors").stdout)["deltas"]
     assert by_latency[0]["operation"] == "slow step"
-    assert by_errors[0]["operation"] == "failing step"
-    assert by_errors[0]["error_rate_delta"] == 0.5
+    # A step on one side only counts with its one error rate (it came last).
+    assert [d["operation"] for d in by_errors[:2]] == ["fallback", "failing step"]
+    assert by_errors[0]["right_error_rate"] == 1.0 and by_errors[0]["error_rate_delta"] is None
+    assert by_errors[1]["error_rate_delta"] == 0.5
     assert sorted(d["operation"] for d in by_errors) == sorted(d["operation"] for d in by_latency)
