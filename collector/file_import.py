@@ -32,10 +32,9 @@ from flowscope.collector.import_formats import (
 )
 from flowscope.collector.jaeger_json import jaeger_to_otlp
 from flowscope.collector.otlp_json import (
-    may_hold_half_pairs,
-    replace_lone_surrogates,
     request_from_json,
     request_from_json_object,
+    without_half_pairs,
 )
 from flowscope.collector.zipkin_json import zipkin_to_otlp
 
@@ -182,13 +181,12 @@ def _whole_request(data: bytes, fmt: str) -> ExportTraceServiceRequest:
         raise BadRequest(f"not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise BadRequest("JSON nested too deeply") from exc
-    if fmt in ("jaeger-json", "zipkin-json"):
-        # Half a surrogate pair (escaped alone in the JSON) cannot go into a protobuf
-        # string: U+FFFD in its place, as for OTLP/JSON (it was a traceback).
-        if may_hold_half_pairs(data):
-            replace_lone_surrogates(document)
-        return (jaeger_to_otlp if fmt == "jaeger-json" else zipkin_to_otlp)(document)
-    return request_from_json_object(document, may_hold_half_pairs(data))
+    document = without_half_pairs(document, data)  # a traceback on Jaeger/Zipkin files
+    if fmt == "jaeger-json":
+        return jaeger_to_otlp(document)
+    if fmt == "zipkin-json":
+        return zipkin_to_otlp(document)
+    return request_from_json_object(document)
 
 
 def _span_count(request: ExportTraceServiceRequest) -> int:
