@@ -117,19 +117,9 @@ class GrpcReceiver:
             bind_socket(self.host, self.requested_port).close()
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="otlp-grpc")
         loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        outcome: list[BaseException | int] = []
 
         def run() -> None:
             asyncio.set_event_loop(loop)
-            try:
-                outcome.append(loop.run_until_complete(self._serve()))
-            except BaseException as exc:  # reported to start()'s caller
-                outcome.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
             try:
                 loop.run_forever()
             finally:
@@ -137,15 +127,16 @@ class GrpcReceiver:
 
         thread = threading.Thread(target=run, name="otlp-grpc-loop", daemon=True)
         thread.start()
-        if not ready.wait(START_TIMEOUT_S):
-            raise OSError("the OTLP/gRPC server did not start")
-        result = outcome[0]
-        if isinstance(result, BaseException):
-            thread.join()
+        try:
+            self.port = asyncio.run_coroutine_threadsafe(self._serve(), loop).result(
+                START_TIMEOUT_S
+            )
+        except BaseException:  # no server: the loop, its thread and the pool go too
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(START_TIMEOUT_S)
             self._pool.shutdown(wait=False)
             self._pool = None
-            raise result
-        self.port = result
+            raise
         self._loop, self._thread = loop, thread
 
     async def _serve(self) -> int:
