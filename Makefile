@@ -41,6 +41,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/analyzer.py
 	$(BIN)/python bench/retention.py
 	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/grpc_flood.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

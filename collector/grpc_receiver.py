@@ -41,6 +41,14 @@ START_TIMEOUT_S = 30.0
 # body must (collector/http_receiver.py): exporters send it at once.
 MESSAGE_TIMEOUT_S = BODY_TOTAL_S
 ONE_MESSAGE = "Export requires exactly one request message"
+# Calls whose message is read, decoded and stored at once. gRPC's C core takes in a
+# call's message only once the handler reads it (with BDP probing off, a waiting call
+# holds one 64 KiB flow-control window), so this bounds the receiver's memory at about
+# this many request messages: 2,000 concurrent 4 MB calls took 5.4 GB without it,
+# 1.5 GB with it (docs/benchmarks.md). A call waits SLOT_WAIT_S for its turn, then is
+# answered UNAVAILABLE with RetryInfo, which exporters retry.
+CALLS_READING = 128
+SLOT_WAIT_S = 2.0
 
 Trailers = tuple[tuple[str, str | bytes], ...]
 
@@ -95,6 +103,7 @@ class GrpcReceiver:
         token: str | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         workers: int = 16,
+        calls_reading: int = CALLS_READING,
     ) -> None:
         self.ingest = ingest
         self.host = host
@@ -107,6 +116,8 @@ class GrpcReceiver:
         self._thread: threading.Thread | None = None
         self._server: grpc.aio.Server | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._reading = asyncio.Semaphore(calls_reading)
+        self._reading_limit = calls_reading
 
     def start(self) -> None:
         if self._thread is not None:
@@ -144,13 +155,17 @@ class GrpcReceiver:
             options=[
                 ("grpc.max_receive_message_length", self.max_bytes),
                 ("grpc.so_reuseport", 0),
+                # BDP probing widens a stream's window to take in messages nobody reads
+                # yet, which CALLS_READING could then not bound.
+                ("grpc.http2.bdp_probe", 0),
             ],
             # No maximum_concurrent_rpcs (nor an HTTP/2 stream limit): past it grpcio
             # answers RESOURCE_EXHAUSTED without RetryInfo, which OTLP exporters (Go's,
             # the Collector's) take as permanent and drop the spans; a stream limit
             # refuses the streams a client opens before it learns the limit. Calls
-            # beyond the workers wait their turn for one; an overloaded writer answers
-            # UNAVAILABLE with RetryInfo, and each request is size-limited.
+            # beyond CALLS_READING wait SLOT_WAIT_S for their turn, then are answered
+            # UNAVAILABLE with RetryInfo, as an overloaded writer's are; each request
+            # is size-limited.
         )
         handler = grpc.stream_unary_rpc_method_handler(
             self._export, request_deserializer=None, response_serializer=None
@@ -205,8 +220,12 @@ class GrpcReceiver:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         loop = asyncio.get_running_loop()
         try:
-            body = await _one_message(messages)
-            outcome = await loop.run_in_executor(self._pool, self._ingest, body)
+            await self._take_slot()
+            try:
+                body = await _one_message(messages)
+                outcome = await loop.run_in_executor(self._pool, self._ingest, body)
+            finally:
+                self._reading.release()
         except _Refused as refused:
             await context.abort(refused.code, refused.details, refused.trailers)
         response = ExportTraceServiceResponse()
@@ -214,6 +233,14 @@ class GrpcReceiver:
             response.partial_success.rejected_spans = outcome.rejected
             response.partial_success.error_message = outcome.error_message
         return response.SerializeToString()
+
+    async def _take_slot(self) -> None:
+        try:
+            async with asyncio.timeout(SLOT_WAIT_S):
+                await self._reading.acquire()
+        except TimeoutError:
+            busy = f"{self._reading_limit} calls are being received; retry later"
+            raise _Refused(grpc.StatusCode.UNAVAILABLE, busy, _retry_later(busy, 1)) from None
 
     def _ingest(self, body: bytes) -> ExportOutcome:
         """Decode and store one request (on a pool thread); a refusal as ``_Refused``."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
+from google.rpc.status_pb2 import Status as RpcStatus  # type: ignore[import-untyped]
 
 from flowscope.collector import grpc_receiver
 from flowscope.collector.grpc_receiver import ONE_MESSAGE, GrpcReceiver
@@ -111,5 +114,45 @@ def test_shutdown_after_the_event_loop_died_still_returns(tmp_path: Path) -> Non
         assert loop.is_closed()
         receiver.shutdown(grace_s=0.1)
     finally:
+        writer.shutdown()
+        database.close()
+
+
+def test_calls_past_those_being_received_are_told_to_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every call's message was taken in at once: 2,000 concurrent 4 MB calls held
+    5.4 GB. Past ``calls_reading`` a call waits its turn, then is told to retry."""
+    monkeypatch.setattr(grpc_receiver, "SLOT_WAIT_S", 0.3)
+    database = Database(tmp_path / "grpc.duckdb")
+    writer = SpanWriter(database)
+    writer.start()
+    receiver = GrpcReceiver(Ingest(writer), "127.0.0.1", 0, workers=2, calls_reading=1)
+    receiver.start()
+    release = threading.Event()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{receiver.port}") as opened:
+            body = realistic_request(2).SerializeToString()
+            holding = _stream(opened).future(_messages(release, body))
+            deadline = time.monotonic() + 20
+            while not receiver._reading.locked():  # the call has taken the one turn
+                assert time.monotonic() < deadline, "the first call never began"
+                time.sleep(0.01)
+            export = opened.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+            with pytest.raises(grpc.RpcError) as refused:
+                export(body, timeout=20)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "1 calls are being received" in (refused.value.details() or "")
+            trailers = dict(refused.value.trailing_metadata() or ())
+            status = RpcStatus.FromString(trailers["grpc-status-details-bin"])
+            info = RetryInfo()
+            assert status.details[0].Unpack(info) and info.retry_delay.seconds == 1
+            release.set()
+            holding.result(timeout=20)
+            export(realistic_request(1, seed=7).SerializeToString(), timeout=20)  # its turn
+            assert database.span_count() == 2 * 8 + 8
+    finally:
+        release.set()
+        receiver.shutdown()
         writer.shutdown()
         database.close()
