@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.collector.errors import BadRequest
@@ -70,8 +71,10 @@ def request_from_json_object(document: Any) -> ExportTraceServiceRequest:
         raise BadRequest("OTLP/JSON body must be a JSON object with resourceSpans")
     try:
         return request_from_document(document)  # the usual shape, ~4x faster
-    except (Decline, RecursionError):
-        pass  # protobuf's generic parser: every other shape, and every error message
+    except (Decline, RecursionError, DecodeError):
+        # protobuf's generic parser: every other shape, and every error message
+        # (DecodeError: a value nested past upb's depth limit, a 500 before)
+        pass
     return generic_request(document)
 
 
@@ -128,8 +131,23 @@ def generic_request(document: dict[str, Any]) -> ExportTraceServiceRequest:
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
-        raise BadRequest(f"invalid OTLP/JSON: {exc}") from exc
+        raise BadRequest(f"invalid OTLP/JSON: {_shortened(str(exc))}") from exc
     return request
+
+
+_FIELD_STEP = re.compile(r"(?:Failed to parse \w+ field: )")
+
+
+def _shortened(message: str) -> str:
+    """protobuf's message with a long run of "Failed to parse X field: " (one per
+    level of a deeply nested value: 5 KB for 50 levels) cut to its first and last."""
+    message = re.sub(r"\.{2,}$", ".", message)  # and a dot per level after it
+    steps = list(_FIELD_STEP.finditer(message))
+    if len(steps) <= 8:
+        return message
+    first, last = steps[3], steps[-2]
+    skipped = len(steps) - 6
+    return f"{message[: first.start()]}... ({skipped} more levels) ...{message[last.start() :]}"
 
 
 def request_from_json(body: bytes) -> ExportTraceServiceRequest:

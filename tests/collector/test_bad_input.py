@@ -138,6 +138,8 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
     ),
     ("deep nesting protobuf", PB, _deep_protobuf(300), 400, "invalid OTLP protobuf"),
     ("deep nesting JSON", JS, _deep_json(5000), 400, ""),
+    # Past protobuf's depth limit but within json's recursion limit: a 500 (spans lost).
+    ("deep nesting JSON, 60 levels", JS, _deep_json(60), 400, "invalid OTLP/JSON"),
     ("over the size limit", PB, b"\x0a" * (MAX + 1), 413, "exceeds"),
     ("gzip bomb", {**PB, "Content-Encoding": "gzip"}, _bomb(), 413, "exceeds"),
     ("not really gzip", {**PB, "Content-Encoding": "gzip"}, b"plain bytes", 400, "gzip"),

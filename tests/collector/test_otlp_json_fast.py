@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.otlp_json import (
     generic_request,
+    request_from_json,
     request_from_json_object,
     request_to_json_object,
 )
@@ -101,3 +102,19 @@ def test_errors_keep_the_generic_parsers_words() -> None:
     document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"] = 5
     with pytest.raises(BadRequest, match="invalid OTLP/JSON"):
         request_from_json_object(document)
+
+
+def test_a_value_nested_past_protobufs_limit_is_a_short_bad_request() -> None:
+    """The fast path's upb constructors raised DecodeError past 48 levels: a 500, every
+    span lost. The generic parser's message then ran to 5 KB, one step per level."""
+    value: dict[str, Any] = {"stringValue": "leaf"}
+    for _ in range(60):
+        value = {"arrayValue": {"values": [value]}}
+    span = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174"}
+    span |= {"name": "deep", "attributes": [{"key": "deep", "value": value}]}
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
+    with pytest.raises(BadRequest) as refused:
+        request_from_json(body)
+    message = str(refused.value)
+    assert "Message too deep" in message and "more levels" in message
+    assert len(message) < 400 and not message.endswith("..")
