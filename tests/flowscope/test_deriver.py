@@ -377,3 +377,22 @@ def test_a_derive_thread_that_ends_fails_the_tasks_waiting_and_refuses_more(
     with pytest.raises(deriver_module.DeriverStopped):
         deriver.run_task(lambda cursor: None)
     deriver.shutdown()
+
+
+def test_a_span_at_the_end_of_time_does_not_stop_derivation(tmp_path: Path) -> None:
+    """A span within 10 s of TIMESTAMP_NS's last value (ingest accepts it) overflowed
+    the clustering of traces to load: every pass failed, so no trace was derived again
+    and flows, map and traces answered errors, across restarts."""
+    database = Database(tmp_path / "edge.duckdb")
+    kit = checkout_kit(3)
+    root = kit.trace(start_ms=-50).span(  # before the others: their PreviousEnd
+        "web", "GET /clock", kind="Server", start_ms=0, duration_ms=5
+    )
+    late = root.child("web", "late clock", kind="Internal", start_ms=1, duration_ms=0)
+    spec = next(s for s in kit.spans if s.span_id == late.span_id)
+    spec.start_ns = 2**63 - 2
+    kit.write(database)
+    assert queued(database) == 0
+    flows = {f["name"]: f["traces"] for f in answers(database)["flows"]}
+    assert flows == {"web POST /checkout": 3, "web GET /clock": 1}
+    database.close()

@@ -31,6 +31,8 @@ SELECT
     TraceId,
     FirstTs,
     LastTs,
-    sum(CASE WHEN PreviousEnd IS NULL OR FirstTs > PreviousEnd + INTERVAL 10 SECOND THEN 1 ELSE 0 END)
+    -- (FirstTs less 10 s, not PreviousEnd plus: a span within 10 s of TIMESTAMP_NS's end,
+    -- which ingest accepts, overflowed, and every derivation pass after it failed)
+    sum(CASE WHEN PreviousEnd IS NULL OR FirstTs - INTERVAL 10 SECOND > PreviousEnd THEN 1 ELSE 0 END)
         OVER (ORDER BY FirstTs, TraceId) AS Cluster
 FROM ordered;
