@@ -205,7 +205,7 @@ def _run_import(
     """The reports, and the server URL the spans went to (None: into ``db``)."""
     from flowscope.collector.file_import import FileReport, unreadable
     from flowscope.collector.importer import import_into_database, import_into_server
-    from flowscope.store.database import Database, DatabaseLocked, StoreError
+    from flowscope.store.database import Database, DatabaseLocked, StoreError, file_failure
 
     if server_url is None and not any(path.is_file() for path in files):
         # Nothing to read: do not create a database for a mistyped name.
@@ -227,7 +227,7 @@ def _run_import(
             try:
                 reports = import_into_database(files, database, force=force, progress=bars.factory)
             except duckdb.Error as exc:  # a damaged file fails at its first read
-                fail(f"{db}: not a usable DuckDB database: {exc}")
+                fail(str(file_failure(db, exc)))
             finally:
                 database.close()
             return reports, None

@@ -110,10 +110,16 @@ def analysis_source(
         )
     database = getattr(source, "database", None)
     reads = None if database is None else _Interruptible(source, database)
+    import duckdb
+
+    from flowscope.store.database import file_failure
+
     try:
         yield source if reads is None else reads
     except AnalysisError as exc:
         fail(str(exc))
+    except duckdb.Error as exc:  # a damaged file opens, and fails at its first read
+        fail(str(file_failure(db, exc)))
     finally:
         if reads is None or reads.stopped_cleanly:
             source.close()

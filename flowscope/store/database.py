@@ -129,8 +129,9 @@ def _locked_message(path: str, text: str, read_only: bool) -> str:
     )
 
 
-def _open_failure(path: str, exc: Exception) -> StoreError:
-    """The refusal of a file that failed to open: "not a usable DuckDB database" only
+def file_failure(path: str, exc: Exception) -> StoreError:
+    """The refusal of a file that failed to open or read (a damaged file can open, and
+    fail at its first read of a lost block): "not a usable DuckDB database" only
     when the file is to blame. A full disk said so too, and an operator might have
     deleted a good file (it opened with every span once space was freed)."""
     text = str(exc)
@@ -204,7 +205,7 @@ class Database:
                 raise DatabaseLocked(_locked_message(self.path, text, read_only)) from exc
             raise StoreError(f"{self.path}: cannot open: {text}") from exc
         except duckdb.Error as exc:
-            raise _open_failure(self.path, exc) from exc
+            raise file_failure(self.path, exc) from exc
         self._connection.execute("SET GLOBAL autoload_known_extensions = false")
         self._local = threading.local()
         # Each live thread's read cursor, to interrupt; a dead thread's is dropped (the
@@ -231,7 +232,7 @@ class Database:
             self._connection.close()  # a refused file stays closed, not half open
             # A damaged file (cut short, say) fails at its first read, not at connect;
             # a full disk at the journal's replay.
-            raise _open_failure(self.path, exc) from exc
+            raise file_failure(self.path, exc) from exc
         except BaseException:
             self._connection.close()
             raise

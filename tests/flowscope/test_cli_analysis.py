@@ -481,3 +481,18 @@ def test_compare_can_rank_rows_by_error_rate_change(tmp_path: Path) -> None:
     assert by_errors[0]["right_error_rate"] == 1.0 and by_errors[0]["error_rate_delta"] is None
     assert by_errors[1]["error_rate_delta"] == 0.5
     assert sorted(d["operation"] for d in by_errors) == sorted(d["operation"] for d in by_latency)
+
+
+def test_a_damaged_file_is_named_not_a_traceback(tmp_path: Path) -> None:
+    """A file cut short opens (its header is whole) and fails at its first read of a
+    lost block: a read command printed DuckDB's traceback."""
+    whole = tmp_path / "whole.duckdb"
+    samples = Path(__file__).resolve().parents[2] / "sample_traces"
+    assert CliRunner().invoke(main, ["import", "--db", str(whole), str(samples / "normal.jsonl")])
+    cut = tmp_path / "cut.duckdb"
+    cut.write_bytes(whole.read_bytes()[:300_000])
+    for command in (["flows"], ["map"], ["traces"]):
+        result = CliRunner().invoke(main, [*command, "--db", str(cut), "--since", "30000d"])
+        assert result.exit_code == 1, result.output
+        assert f"{cut}: not a usable DuckDB database" in result.output
+        assert "Traceback" not in result.output and result.exception is not None

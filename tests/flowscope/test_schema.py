@@ -419,18 +419,18 @@ def test_a_read_write_open_takes_this_releases_views(db_path: Path) -> None:
 def test_a_machine_that_cannot_open_a_good_file_does_not_blame_the_file(tmp_path: Path) -> None:
     """A full disk, a memory limit or a write-protected folder was reported as "not a
     usable DuckDB database", and an operator might have deleted a good file."""
-    from flowscope.store.database import StoreError, _open_failure
+    from flowscope.store.database import StoreError, file_failure
 
     path = tmp_path / "good.duckdb"
     Database(path).close()
     with pytest.raises(StoreError) as refused:
         Database(path, memory_limit="1KB")
     assert "cannot open it now (the file itself may be fine): Out of Memory" in str(refused.value)
-    full = _open_failure(
+    full = file_failure(
         "f.duckdb", duckdb.IOException('Could not write "f.wal": No space left on device')
     )
     assert "cannot open it now" in str(full)
-    damaged = _open_failure("f.duckdb", duckdb.IOException("Could not read enough bytes"))
+    damaged = file_failure("f.duckdb", duckdb.IOException("Could not read enough bytes"))
     assert "not a usable DuckDB database" in str(damaged)
 
 
