@@ -211,6 +211,8 @@ def create_app(context: AppContext) -> FastAPI:
                     "pending_traces": int(context.database.fetch("derive_queue_size")[0][0]),
                     "passes": writer.deriver.passes,
                     "failures": writer.deriver.failures,
+                    # Traces taken out of the queue because deriving them failed (logged).
+                    "set_aside_traces": writer.deriver.set_aside,
                     # How old a settled read's answer may be (None: reads are exact).
                     "last_pass_age_s": _rounded(writer.deriver.lag()),
                 }

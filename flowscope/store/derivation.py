@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -112,10 +112,14 @@ def _no_pause() -> None:
 
 
 def _derive_into_temp(
-    cursor: Any, only_trace: str | None = None, pause: Callable[[], None] = _no_pause
+    cursor: Any,
+    only_trace: str | None = None,
+    pause: Callable[[], None] = _no_pause,
+    only_traces: Sequence[str] | None = None,
 ) -> tuple[int, int, int, tuple[int, int]]:
     """Fill the dv_* temp tables for the queued traces (or just ``only_trace``, if it is
-    queued): (traces, spans, range scans, where the derived traces' spans lie).
+    queued, or those of ``only_traces`` that are): (traces, spans, range scans, where
+    the derived traces' spans lie).
 
     SQL loads the spans (range scans pruned by zone maps) and stores the results;
     the rules themselves run vectorized in ``analyzer/derived_rows.py``. ``pause`` is
@@ -126,6 +130,9 @@ def _derive_into_temp(
     _run(cursor, "dv_begin")
     if only_trace is not None:
         _run(cursor, "dv_scope_trace", {"trace_id": only_trace})
+    if only_traces is not None:
+        with _registered(cursor, "dv_only_in", only_traces):
+            _run(cursor, "dv_scope_subset")
     ids: dict[int, str] = {}
     scope = _load(cursor, "dv_want_scope", True, ids)
     _run(cursor, "dv_scope_nos")  # from the scope's dv_known: before the linked load
@@ -136,11 +143,8 @@ def _derive_into_temp(
             linked.extend(targets or [])
     context: list[pa.Table] = []
     if linked:  # most passes link nowhere: 5 statements (~8 ms) that would load nothing
-        cursor.register("dv_linked_in", pa.table({"TraceId": pa.array(linked, pa.string())}))
-        try:
+        with _registered(cursor, "dv_linked_in", linked):
             context = _load(cursor, "dv_want_context", False, ids)
-        finally:
-            cursor.unregister("dv_linked_in")
     # With nothing to load, an empty table of the right shape.
     tables = scope + context or [
         _load_spans(cursor, {"cluster": -1, "lo": 0, "hi": 0, "in_scope": True})
@@ -188,7 +192,9 @@ def _transaction(cursor: Any) -> Iterator[None]:
         raise
 
 
-def derive(cursor: Any, pause: Callable[[], None] = _no_pause) -> DerivationResult | None:
+def derive(
+    cursor: Any, pause: Callable[[], None] = _no_pause, only: Sequence[str] | None = None
+) -> DerivationResult | None:
     """Derive and store the rows of every queued trace (on the derive thread, or on
     the writer thread of a writer without one).
 
@@ -196,14 +202,16 @@ def derive(cursor: Any, pause: Callable[[], None] = _no_pause) -> DerivationResu
     is called between its steps (each 5-100 ms): the derive thread waits there for
     analyzer reads in progress. Nothing waits on the open transaction meanwhile
     (readers see the last commit; the writer only appends spans).
+    ``only``: derive just these queued traces, and take in no new spans (triage).
     """
     if queue_size(cursor) == 0:
         return None
     started = time.perf_counter()
     with _transaction(cursor):
-        _run(cursor, "dv_intake")
+        if only is None:
+            _run(cursor, "dv_intake")
         pause()
-        traces, spans, scans, (lo, hi) = _derive_into_temp(cursor, pause=pause)
+        traces, spans, scans, (lo, hi) = _derive_into_temp(cursor, pause=pause, only_traces=only)
         queued, first, last = _one(cursor, "dv_queue_range")
         pause()
         _run(cursor, "dv_persist", {"lo": lo, "hi": hi})
@@ -214,6 +222,61 @@ def derive(cursor: Any, pause: Callable[[], None] = _no_pause) -> DerivationResu
     result = DerivationResult(traces, spans, scans, time.perf_counter() - started)
     log.debug("derived %d traces (%d spans) in %.1f ms", traces, spans, result.elapsed_s * 1e3)
     return result
+
+
+# Failures that say nothing about the traces being derived: a full disk, memory, a
+# conflict or an interrupt. Triage sets no trace aside for them.
+_NOT_THE_DATA = (
+    duckdb.IOException,
+    duckdb.OutOfMemoryException,
+    duckdb.TransactionException,
+    duckdb.InterruptException,
+    MemoryError,
+    OSError,
+)
+
+
+def set_aside_failing(cursor: Any) -> list[tuple[str, BaseException]]:
+    """When every pass fails, find the queued traces that make it fail and take them
+    out of the queue, so that the others are derived again (and reads, which derive
+    the queue themselves, answer again). Their spans stay stored; a trace set aside
+    is queued again when more of its spans arrive.
+
+    The queue is derived in halves, each committed when it succeeds; a half that fails
+    is split again, down to single traces. A trace is set aside only for a failure
+    that concerns the data (not ``_NOT_THE_DATA``): a full disk fails every half.
+    Returns the traces set aside, each with its error; raises what fails otherwise.
+    """
+    with _transaction(cursor):
+        _run(cursor, "dv_intake")
+    queued = [row[0] for row in cursor.execute(sql_files.query("derive_queue_traces")).fetchall()]
+    failing: list[tuple[str, BaseException]] = []
+    halves = [queued]
+    while halves:
+        part = halves.pop()
+        try:
+            derive(cursor, only=part)
+        except _NOT_THE_DATA:
+            raise
+        except Exception as exc:
+            if len(part) == 1:
+                failing.append((part[0], exc))
+            else:
+                middle = len(part) // 2
+                halves += [part[middle:], part[:middle]]
+    if failing:
+        with _transaction(cursor), _registered(cursor, "dv_only_in", [t for t, _ in failing]):
+            _run(cursor, "derive_queue_drop")
+    return failing
+
+
+@contextmanager
+def _registered(cursor: Any, name: str, trace_ids: Sequence[str]) -> Iterator[None]:
+    cursor.register(name, pa.table({"TraceId": pa.array(list(trace_ids), pa.string())}))
+    try:
+        yield
+    finally:
+        cursor.unregister(name)
 
 
 def prepare_reads(

@@ -43,6 +43,9 @@ class DeriverStopped(Exception):
 
 # The longest a pass waits, in all, for analyzer reads in progress (``_read_pauses``).
 MAX_YIELD_S = 0.5
+# Failed passes in a row after which the queue is searched for the traces that make
+# them fail (``_triage``): a transient failure (a conflict, a full disk) passes sooner.
+TRIAGE_AFTER = 3
 
 
 class Deriver:
@@ -53,6 +56,8 @@ class Deriver:
         self.interval_s = interval_s
         self.passes = 0
         self.failures = 0
+        self.set_aside = 0  # traces triage took out of the queue (``_triage``)
+        self._failed_in_row = 0
         self._due: float | None = None  # monotonic time of the next pass; None: nothing waits
         self._last_start = float("-inf")
         # Start of the last pass that succeeded: every span committed before it is in
@@ -226,14 +231,41 @@ class Deriver:
             self._last_traces = result.traces if result is not None else 0
             self._settled_at = started  # before the count: whoever sees a pass sees its lag
             self.passes += 1
+            self._failed_in_row = 0
         except Exception:  # the queue stays; readers derive it themselves meanwhile
             self._settled_at = None
             self._last_traces = 0
             self.failures += 1
+            self._failed_in_row += 1
             log.exception("deriving analysis tables failed; retrying in %.1fs", self.interval_s)
+            retry_in = self.interval_s
+            if self._failed_in_row >= TRIAGE_AFTER and self._triage(cursor):
+                retry_in = 0.0
             with self._condition:
                 if self._due is None and not self._stopping:
-                    self._due = time.monotonic() + self.interval_s
+                    self._due = time.monotonic() + retry_in
+
+    def _triage(self, cursor: object) -> bool:
+        """Take the traces that make every pass fail out of the queue (logged, each
+        with its error): one trace the rules cannot take stopped the analysis of every
+        other, and every read that derives the queue itself, for good (a span near
+        the end of TIMESTAMP_NS did). True if any was set aside."""
+        try:
+            failing = derivation.set_aside_failing(cursor)
+        except Exception:
+            log.exception("could not find which queued traces make derivation fail")
+            return False
+        for trace_id, error in failing:
+            log.error(
+                "trace %s cannot be derived and is left out of the analysis (its spans "
+                "stay stored; it is tried again when more of its spans arrive): %s",
+                trace_id,
+                error,
+            )
+        self.set_aside += len(failing)
+        if failing:
+            self._failed_in_row = 0
+        return bool(failing)
 
 
 __all__ = ["Deriver", "DeriverStopped"]

@@ -45,6 +45,7 @@ def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
         "pending_traces": 0,
         "passes": 0,
         "failures": 0,
+        "set_aside_traces": 0,
         "last_pass_age_s": None,
     }
     sent = _send(server.endpoints.http, 1)

@@ -396,3 +396,60 @@ def test_a_span_at_the_end_of_time_does_not_stop_derivation(tmp_path: Path) -> N
     flows = {f["name"]: f["traces"] for f in answers(database)["flows"]}
     assert flows == {"web POST /checkout": 3, "web GET /clock": 1}
     database.close()
+
+
+def test_a_trace_that_fails_every_pass_is_set_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One trace the rules could not take failed every pass, and so stopped the
+    analysis of every other trace (and every read, which derives the queue itself)."""
+    from flowscope.analyzer import derived_rows
+
+    kit = checkout_kit(6)
+    poison = kit.spans[0].trace_id
+    real = derived_rows.derive_rows
+
+    def picky(spans: Any, ids: dict[int, str]) -> Any:
+        if poison in {ids.get(key) for key in spans.column("TraceKey").to_pylist()}:
+            raise ValueError("the rules cannot take this trace")
+        return real(spans, ids)
+
+    monkeypatch.setattr(derived_rows, "derive_rows", picky)
+    database = Database(tmp_path / "aside.duckdb")
+    writer = SpanWriter(database, derive_interval_s=0.05)
+    writer.start()
+    kit.write(database, writer=writer)
+    assert writer.deriver is not None
+    wait_until(lambda: queued(database) == 0 and taken_in(database), "the others derived")
+    writer.shutdown()
+    assert writer.deriver.set_aside == 1 and writer.deriver.failures == 3
+    assert f"trace {poison} cannot be derived" in caplog.text
+    assert "the rules cannot take this trace" in caplog.text
+    flows = answers(database)["flows"]
+    assert [(f["name"], f["traces"]) for f in flows] == [("web POST /checkout", 5)]
+    assert database.span_count() == len(kit.spans)  # its spans stay stored
+    database.close()
+
+
+def test_a_failure_that_is_not_the_datas_sets_nothing_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk fails every half of the queue: no trace is to blame."""
+    import duckdb
+
+    from flowscope.analyzer import derived_rows
+
+    def full(spans: Any, ids: dict[int, str]) -> Any:
+        raise duckdb.IOException("No space left on device")
+
+    monkeypatch.setattr(derived_rows, "derive_rows", full)
+    database = Database(tmp_path / "full.duckdb")
+    writer = SpanWriter(database, derive_interval_s=0.05)
+    writer.start()
+    checkout_kit(4).write(database, writer=writer)
+    assert writer.deriver is not None
+    deriver = writer.deriver
+    wait_until(lambda: deriver.failures >= 5, "failed passes past the triage")
+    writer.shutdown()
+    assert deriver.set_aside == 0 and queued(database) > 0
+    database.close()

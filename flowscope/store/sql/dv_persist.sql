@@ -30,5 +30,6 @@ UPDATE step_keys SET Peer = d.Peer
 FROM dv_step_keys d
 WHERE step_keys.StepKey = d.StepKey AND d.Peer IS NOT NULL
   AND (step_keys.Peer IS NULL OR d.Peer < step_keys.Peer);
-DELETE FROM derive_queue;
+-- The traces this pass derived (all that were queued, but for triage's subsets).
+DELETE FROM derive_queue WHERE TraceId IN (SELECT TraceId FROM dv_queue);
 UPDATE trace_numbers SET HandedOut = greatest(HandedOut, (SELECT max(TraceNo) FROM dv_trace_index));
