@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
@@ -61,6 +61,8 @@ class FileReport:
     error: str = ""  # why the file could not be imported (or not completely)
     skipped: str = ""  # why it was not read at all (imported before)
     messages: list[str] | None = None
+    bad_lines: int = 0  # lines passed over as unreadable, the rest of the file read
+    bad_line_notes: list[str] = field(default_factory=list)  # why, for the first few
 
     @property
     def empty(self) -> bool:
@@ -133,10 +135,18 @@ def _object_then_another_line(blocks: Iterable[bytes]) -> bool:
     return False
 
 
+MAX_NOTES = 5  # reasons kept per file for lines passed over
+
+
 def read_requests(
-    path: Path, fmt: str, progress: Progress | None = None
+    path: Path, fmt: str, progress: Progress | None = None, report: FileReport | None = None
 ) -> Iterator[ExportTraceServiceRequest]:
-    """The file's content as OTLP requests; ``progress`` gets bytes consumed."""
+    """The file's content as OTLP requests; ``progress`` gets bytes consumed.
+
+    A JSON line that cannot be read is counted in ``report`` and passed over (without a
+    report it stops the file): the Collector's file exporter leaves its last line cut
+    off while it writes, or when it was stopped, and every other line is fine.
+    """
     if fmt == EMPTY:
         return
     if fmt == "otlp-jsonl":
@@ -149,7 +159,10 @@ def read_requests(
                 try:
                     request = request_from_json(line)
                 except BadRequest as exc:
-                    raise BadRequest(f"line {number}: {exc}") from exc
+                    if report is None:
+                        raise BadRequest(f"line {number}: {exc}") from exc
+                    _pass_over(report, number, line, exc)
+                    continue
                 yield from split_request(request)
         return
     data = path.read_bytes()
@@ -164,6 +177,20 @@ def read_requests(
             done = spans
     if progress and done == 0:
         progress(len(data))
+
+
+def _pass_over(report: FileReport, number: int, line: bytes, exc: BadRequest) -> None:
+    report.bad_lines += 1
+    if len(report.bad_line_notes) >= MAX_NOTES:
+        return
+    # Not JSON (or not UTF-8) and no newline after it: the writer had not finished it.
+    if not line.endswith(b"\n") and isinstance(exc.__cause__, ValueError):
+        report.bad_line_notes.append(
+            f"line {number}: cut off, the file ends inside it (still being written, "
+            "or its writer was stopped)"
+        )
+    else:
+        report.bad_line_notes.append(f"line {number}: {exc}")
 
 
 def _whole_request(data: bytes, fmt: str) -> ExportTraceServiceRequest:
@@ -236,7 +263,18 @@ def flattened_chunks(requests: Iterator[ExportTraceServiceRequest]) -> Iterator[
     reasons: list[str] = []
     size = 0
     fast = fast_flatten.available()
-    for request in requests:
+    iterator = iter(requests)
+    while True:
+        try:
+            request = next(iterator, None)
+        except Exception:
+            # A file found bad part-way: what was read before it is stored all the same,
+            # as through a server (each piece sent as read), before the error goes on.
+            if tables or rejected:
+                yield _merged(tables, keys, rejected, reasons)
+            raise
+        if request is None:
+            break
         # The C path on the request's wire bytes (serializing is quick): several times
         # the Python flatten's speed; the Python path for what it declines.
         result = (fast and fast_flatten.flatten_body(request.SerializeToString())) or (
@@ -248,12 +286,18 @@ def flattened_chunks(requests: Iterator[ExportTraceServiceRequest]) -> Iterator[
         reasons.extend(result.reasons[: max(0, 5 - len(reasons))])
         size += result.batch.spans
         if size >= CHUNK_SPANS:
-            yield FlattenResult(SpanBatch(pa.concat_tables(tables), keys), rejected, reasons)
+            yield _merged(tables, keys, rejected, reasons)
             tables, keys, rejected, reasons, size = [], [], 0, [], 0
     if tables or rejected:
-        table = (
-            pa.concat_tables(tables)
-            if tables
-            else flatten_request(ExportTraceServiceRequest()).batch.table
-        )
-        yield FlattenResult(SpanBatch(table, keys), rejected, reasons)
+        yield _merged(tables, keys, rejected, reasons)
+
+
+def _merged(
+    tables: list[pa.Table], keys: list[bytes], rejected: int, reasons: list[str]
+) -> FlattenResult:
+    table = (
+        pa.concat_tables(tables)
+        if tables
+        else flatten_request(ExportTraceServiceRequest()).batch.table
+    )
+    return FlattenResult(SpanBatch(table, keys), rejected, reasons)

@@ -91,12 +91,16 @@ def _import_one(
             )
             return report
         tick = progress(str(path), path.stat().st_size)
-        for chunk in flattened_chunks(read_requests(path, report.format, tick)):
+        for chunk in flattened_chunks(read_requests(path, report.format, tick, report)):
             report.spans += chunk.batch.spans
             report.rejected += chunk.rejected
             if chunk.reasons and report.messages is None:
                 report.messages = list(chunk.reasons)
             report.stored += writer.write(chunk.batch.table, chunk.batch.keys)
+        if report.bad_lines:
+            # Not imported whole: not remembered as imported, so the next run reads it
+            # again (and says again what it could not read) rather than skipping it.
+            return report
         writer.run_task(
             lambda cursor: cursor.execute(
                 sql_files.query("record_imported_file"),
@@ -150,7 +154,7 @@ def _send_one(path: Path, base: str, token: str | None, progress: ProgressFactor
         if report.empty:
             return report
         tick = progress(str(path), path.stat().st_size)
-        for request in read_requests(path, report.format, tick):
+        for request in read_requests(path, report.format, tick, report):
             spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
             rejected, message = _post(base, request.SerializeToString(), token)
             report.spans += spans - rejected
@@ -250,7 +254,7 @@ def _error_message(body: bytes, content_type: str, reason: str) -> str:
 
 def report_line(report: FileReport, through_server: bool) -> str:
     if report.error:
-        return f"{report.path}: cannot import: {report.error}"
+        return f"{report.path}: cannot import: {report.error}" + _passed_over(report)
     if report.skipped:
         return f"{report.path}: {report.skipped}"
     if report.empty:
@@ -258,14 +262,29 @@ def report_line(report: FileReport, through_server: bool) -> str:
     if through_server:
         return (
             f"{report.path}: {report.format}, {report.spans + report.rejected} spans sent, "
-            f"{report.spans} accepted, {report.rejected} rejected"
+            f"{report.spans} accepted, {report.rejected} rejected" + _passed_over(report)
         )
     return (
         # spans = new + duplicates + rejected, as "spans sent" is through a server
         f"{report.path}: {report.format}, {report.spans + report.rejected} spans, "
         f"{report.stored} new, "
-        f"{report.duplicates} duplicates, {report.rejected} rejected"
+        f"{report.duplicates} duplicates, {report.rejected} rejected" + _passed_over(report)
     )
+
+
+def _passed_over(report: FileReport) -> str:
+    if not report.bad_lines:
+        return ""
+    return f"; {_plural(report.bad_lines, 'bad line')} skipped"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def incomplete(report: FileReport) -> bool:
+    """The file failed, or was read only in part: the run's exit status says so."""
+    return bool(report.error or report.bad_lines)
 
 
 def summary_line(reports: Sequence[FileReport], server_url: str | None, seconds: float) -> str:
@@ -290,11 +309,14 @@ def _not_read(reports: Sequence[FileReport]) -> list[str]:
     skipped = sum(bool(r.skipped) for r in reports)
     empty = sum(r.empty for r in reports)
     failed = sum(bool(r.error) for r in reports)
+    partly = sum(bool(r.bad_lines and not r.error) for r in reports)
     parts = []
     if skipped:
         parts.append(f"; {skipped} already imported, skipped (--force reads them again)")
     if empty:
         parts.append(f"; {empty} empty")
+    if partly:
+        parts.append(f"; {partly} with bad lines skipped")
     if failed:
         parts.append(f"; {failed} failed")
     return parts

@@ -175,7 +175,7 @@ def import_(
     progress: bool | None,
 ) -> None:
     """Load trace files: OTLP JSON / JSON lines / protobuf, Jaeger JSON, Zipkin v2 JSON."""
-    from flowscope.collector.importer import report_line, summary_line
+    from flowscope.collector.importer import incomplete, report_line, summary_line
 
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
@@ -189,8 +189,10 @@ def import_(
         )
         for message in report.messages or []:
             click.echo(f"  rejected: {message}", err=True)
+        for note in report.bad_line_notes:
+            click.echo(f"  skipped {note}", err=True)
     click.echo(summary_line(reports, sent_to, time.perf_counter() - started))
-    if any(report.error for report in reports):
+    if any(incomplete(report) for report in reports):
         sys.exit(1)  # after the other files were imported
 
 

@@ -512,3 +512,59 @@ def test_half_a_surrogate_pair_in_jaeger_and_zipkin_files_is_replaced(tmp_path: 
     finally:
         database.close()
     assert rows == [("op\ufffd", "v\ufffd")] * 2
+
+
+def _bad_lines_file(path: Path) -> int:
+    """Four requests of 16 spans as JSON lines, the second line broken and the last cut
+    off (as the Collector's file exporter leaves it while writing): 48 spans readable."""
+    lines = [
+        json.dumps(_otlp_json(realistic_request(2, seed=seed)), separators=(",", ":")).encode()
+        for seed in (61, 62, 63, 64)
+    ]
+    broken = b'{"resourceSpans": [}'
+    path.write_bytes(b"\n".join([lines[0], broken, lines[1], lines[2], lines[3][:300]]))
+    return 48
+
+
+def test_bad_json_lines_are_passed_over_and_the_rest_stored(tmp_path: Path) -> None:
+    """Before, the first bad line stopped the file and the spans read before it, still
+    waiting to be written, were dropped: "imported 0 new spans"."""
+    path = tmp_path / "collector-file-exporter.jsonl"
+    spans = _bad_lines_file(path)
+    db = tmp_path / "bad-lines.duckdb"
+    result = _flowscope("import", str(path), "--db", str(db), "--no-progress")
+    assert result.returncode == 1  # imported only in part
+    assert result.stdout.splitlines()[0] == (
+        f"{path}: otlp-jsonl, {spans} spans, {spans} new, 0 duplicates, 0 rejected; "
+        "2 bad lines skipped"
+    )
+    assert result.stdout.rstrip().endswith("s; 1 with bad lines skipped")
+    errors = result.stderr.splitlines()
+    assert errors[0].startswith("  skipped line 2: OTLP/JSON body is not valid JSON: ")
+    assert errors[1] == (
+        "  skipped line 5: cut off, the file ends inside it (still being written, "
+        "or its writer was stopped)"
+    )
+    assert _stored(db) == spans
+    # Not remembered as imported: read again (the line may be whole by then).
+    again = _flowscope("import", str(path), "--db", str(db), "--no-progress")
+    assert again.returncode == 1
+    assert f"{spans} spans, 0 new, {spans} duplicates, 0 rejected; 2 bad lines skipped" in (
+        again.stdout
+    )
+
+
+def test_bad_json_lines_are_passed_over_through_a_server_too(
+    tmp_path: Path, served: ServerProcess
+) -> None:
+    path = tmp_path / "collector-file-exporter.jsonl"
+    spans = _bad_lines_file(path)
+    before = _health(served)
+    url = served.endpoints.http
+    result = _flowscope("import", "--server", url, str(path), "--no-progress", token=TOKEN)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0] == (
+        f"{path}: otlp-jsonl, {spans} spans sent, {spans} accepted, 0 rejected; 2 bad lines skipped"
+    )
+    assert "  skipped line 5: cut off, the file ends inside it" in result.stderr
+    assert _health(served)["spans"] - before["spans"] == spans

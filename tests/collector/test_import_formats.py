@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,13 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.collector.errors import BadRequest
-from flowscope.collector.file_import import SNIFF_BYTES, read_requests, sniff, split_request
+from flowscope.collector.file_import import (
+    SNIFF_BYTES,
+    flattened_chunks,
+    read_requests,
+    sniff,
+    split_request,
+)
 from flowscope.collector.flatten import flatten_request
 from flowscope.collector.import_formats import EMPTY, detect_format
 from flowscope.collector.otlp_json import request_from_json_object
@@ -446,3 +453,16 @@ def test_utf16_json_is_named_so(encoding: str) -> None:
     request = realistic_request(1, seed=1).SerializeToString()
     assert detect_format(request, "x") == "otlp-protobuf"
     assert detect_format(b"\n\x00\n\x00", "x") == "otlp-protobuf"
+
+
+def test_spans_read_before_a_file_turns_out_bad_are_handed_on() -> None:
+    """Before, the spans still waiting to fill a chunk were dropped with the error."""
+
+    def requests() -> Iterator[ExportTraceServiceRequest]:
+        yield realistic_request(1, seed=3)
+        raise BadRequest("line 2: broken")
+
+    chunks = flattened_chunks(requests())
+    assert next(chunks).batch.spans == 8
+    with pytest.raises(BadRequest, match="line 2: broken"):
+        next(chunks)
