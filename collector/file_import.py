@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -26,8 +27,10 @@ from flowscope.collector.import_formats import (
     BLANK,
     BOM,
     EMPTY,
+    OTHER_SIGNALS,
     OTLP_JSON,
     OTLP_JSONL,
+    OtherSignal,
     detect_format,
 )
 from flowscope.collector.jaeger_json import jaeger_to_otlp
@@ -63,6 +66,7 @@ class FileReport:
     messages: list[str] | None = None
     bad_lines: int = 0  # lines passed over as unreadable, the rest of the file read
     bad_line_notes: list[str] = field(default_factory=list)  # why, for the first few
+    other_signal_lines: int = 0  # OTLP logs / metrics lines passed over in JSON lines
 
     @property
     def empty(self) -> bool:
@@ -100,14 +104,25 @@ def sniff(path: Path) -> str:
         head = handle.read(SNIFF_BYTES)
         if len(head) < SNIFF_BYTES and not head.removeprefix(BOM).strip(BLANK):
             return EMPTY
-        fmt = detect_format(head, path.name)
+        try:
+            fmt = detect_format(head, path.name)
+        except OtherSignal:
+            # Logs or metrics first: a file of traces too when more lines follow.
+            if len(head) == SNIFF_BYTES and _first_of_lines(head, handle):
+                return OTLP_JSONL
+            raise
         # The head shows one OTLP object and nothing after it; when that object is the
         # first of several lines (a line can be far longer than the head), it is JSON lines.
-        if fmt == OTLP_JSON and len(head) == SNIFF_BYTES:
-            first = head[head.index(b"{") :]  # OTLP_JSON: an object after BOM and blanks
-            if _object_then_another_line(chain([first], iter(lambda: handle.read(_BLOCK), b""))):
-                return OTLP_JSONL
+        if fmt == OTLP_JSON and len(head) == SNIFF_BYTES and _first_of_lines(head, handle):
+            return OTLP_JSONL
     return fmt
+
+
+def _first_of_lines(head: bytes, handle: BinaryIO) -> bool:
+    """Whether the object ``head`` starts (after BOM and blanks) is the first of several
+    lines, reading on from ``handle`` (just past the head)."""
+    first = head[head.index(b"{") :]
+    return _object_then_another_line(chain([first], iter(lambda: handle.read(_BLOCK), b"")))
 
 
 def _object_then_another_line(blocks: Iterable[bytes]) -> bool:
@@ -150,20 +165,7 @@ def read_requests(
     if fmt == EMPTY:
         return
     if fmt == "otlp-jsonl":
-        with path.open("rb") as handle:
-            for number, line in enumerate(handle, start=1):
-                if progress:
-                    progress(len(line))
-                if not line.strip():
-                    continue
-                try:
-                    request = request_from_json(line)
-                except BadRequest as exc:
-                    if report is None:
-                        raise BadRequest(f"line {number}: {exc}") from exc
-                    _pass_over(report, number, line, exc)
-                    continue
-                yield from split_request(request)
+        yield from _json_lines(path, progress, report)
         return
     data = path.read_bytes()
     whole = _whole_request(data, fmt)
@@ -177,6 +179,53 @@ def read_requests(
             done = spans
     if progress and done == 0:
         progress(len(data))
+
+
+def _json_lines(
+    path: Path, progress: Progress | None, report: FileReport | None
+) -> Iterator[ExportTraceServiceRequest]:
+    others: dict[str, int] = {}  # lines of logs / metrics, by signal
+    traces = False
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if progress:
+                progress(len(line))
+            if not line.strip():
+                continue
+            try:
+                request = request_from_json(line)
+            except BadRequest as exc:
+                if report is None:
+                    raise BadRequest(f"line {number}: {exc}") from exc
+                _pass_over(report, number, line, exc)
+                continue
+            # Another signal parses as an empty request (unknown fields are ignored).
+            signal = "" if request.resource_spans else _other_signal(line)
+            if signal:
+                others[signal] = others.get(signal, 0) + 1
+                if report is not None:
+                    report.other_signal_lines += 1
+                continue
+            traces = True
+            yield from split_request(request)
+    if others and not traces:
+        kinds = " and ".join(sorted(others))
+        lines = sum(others.values())
+        raise BadRequest(
+            f"holds OTLP {kinds} ({lines} line{'s' if lines > 1 else ''}), no traces; "
+            "flowscope stores traces only"
+        )
+
+
+def _other_signal(line: bytes) -> str:
+    """The signal (logs, metrics, profiles) of a JSON line of another OTLP signal, else ""."""
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return ""
+    if not isinstance(document, dict) or {"resourceSpans", "resource_spans"} & document.keys():
+        return ""
+    return next((kind for key, kind in OTHER_SIGNALS.items() if key in document), "")
 
 
 def _pass_over(report: FileReport, number: int, line: bytes, exc: BadRequest) -> None:

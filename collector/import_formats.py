@@ -14,7 +14,9 @@ format             recognised by
                    cannot contain, or not UTF-8 (text that is not JSON is refused)
 ``otlp-json``      one JSON object with ``resourceSpans`` (or ``resource_spans``)
 ``otlp-jsonl``     a first line that is a whole OTLP JSON object, and more lines after it
-                   (the Collector's file exporter)
+                   (the Collector's file exporter); that first line may hold logs or
+                   metrics (one exporter in several pipelines), read past as the
+                   import goes
 ``jaeger-json``    ``{"data": [...]}`` whose traces have ``traceID`` / ``spans`` /
                    ``processes`` (or ``{"data": ..., "errors": ...}``, the query API's
                    envelope), a single trace object with ``traceID`` and ``spans``, or a
@@ -49,6 +51,23 @@ ACCEPTED_FORMATS = (
     "OTLP protobuf (ExportTraceServiceRequest), OTLP JSON, OTLP JSON lines, "
     "Jaeger JSON and Zipkin v2 JSON"
 )
+
+# The other OTLP signals: flowscope stores none of them, the Collector's file exporter
+# writes them into the same file as traces when one exporter is in several pipelines.
+OTHER_SIGNALS = {
+    "resourceLogs": "logs",
+    "resource_logs": "logs",
+    "resourceMetrics": "metrics",
+    "resource_metrics": "metrics",
+    "resourceProfiles": "profiles",
+    "resource_profiles": "profiles",
+}
+
+
+class OtherSignal(BadRequest):
+    """A single OTLP JSON object of logs, metrics or profiles: no traces in it (unless
+    it is the first of several lines, which only the reader of the whole file can tell)."""
+
 
 _PROTOBUF_SUFFIXES = (".pb", ".binpb", ".proto")
 BOM = b"\xef\xbb\xbf"
@@ -105,8 +124,9 @@ def detect_format(first_bytes: bytes, path_name: str) -> str:
             f"(it starts {first_line!r}); flowscope imports {ACCEPTED_FORMATS}"
         )
     shape = _scan(text)
+    signal = _other_signal(shape)
     if shape.top_values > 1:
-        if not _is_otlp(shape):
+        if not (_is_otlp(shape) or signal):
             raise BadRequest(
                 f"{path_name}: several JSON values one after another, but the first is not an "
                 "OTLP JSON object; only OTLP JSON lines (one request per line) can be imported so"
@@ -119,6 +139,12 @@ def detect_format(first_bytes: bytes, path_name: str) -> str:
         return OTLP_JSONL
     if _is_otlp(shape):
         return OTLP_JSON
+    if signal:
+        key = next(key for key in OTHER_SIGNALS if (key,) in shape.keys)
+        raise OtherSignal(
+            f"{path_name}: OTLP {signal} (an object with {key}), not traces; "
+            "flowscope stores traces only"
+        )
     if _is_jaeger(shape):
         return JAEGER_JSON
     if _is_zipkin(shape, text):
@@ -221,6 +247,13 @@ def _is_otlp(shape: _Shape) -> bool:
     return shape.containers.get(()) == "{" and bool(
         {("resourceSpans",), ("resource_spans",)} & shape.keys
     )
+
+
+def _other_signal(shape: _Shape) -> str:
+    """The signal (logs, metrics, profiles) of an OTLP object of another signal, else ""."""
+    if shape.containers.get(()) != "{" or _is_otlp(shape):
+        return ""
+    return next((kind for key, kind in OTHER_SIGNALS.items() if (key,) in shape.keys), "")
 
 
 def _is_jaeger_trace(shape: _Shape, path: tuple[str, ...]) -> bool:

@@ -254,7 +254,8 @@ def _error_message(body: bytes, content_type: str, reason: str) -> str:
 
 def report_line(report: FileReport, through_server: bool) -> str:
     if report.error:
-        return f"{report.path}: cannot import: {report.error}" + _passed_over(report)
+        # (logs / metrics lines are not counted here: a failure over them says so itself)
+        return f"{report.path}: cannot import: {report.error}" + _bad_lines(report)
     if report.skipped:
         return f"{report.path}: {report.skipped}"
     if report.empty:
@@ -273,9 +274,14 @@ def report_line(report: FileReport, through_server: bool) -> str:
 
 
 def _passed_over(report: FileReport) -> str:
-    if not report.bad_lines:
-        return ""
-    return f"; {_plural(report.bad_lines, 'bad line')} skipped"
+    text = ""
+    if report.other_signal_lines:
+        text += f"; {_plural(report.other_signal_lines, 'line')} of logs/metrics skipped"
+    return text + _bad_lines(report)
+
+
+def _bad_lines(report: FileReport) -> str:
+    return f"; {_plural(report.bad_lines, 'bad line')} skipped" if report.bad_lines else ""
 
 
 def _plural(count: int, noun: str) -> str:

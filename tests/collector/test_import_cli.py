@@ -568,3 +568,32 @@ def test_bad_json_lines_are_passed_over_through_a_server_too(
     )
     assert "  skipped line 5: cut off, the file ends inside it" in result.stderr
     assert _health(served)["spans"] - before["spans"] == spans
+
+
+def test_logs_and_metrics_in_json_lines_are_counted_and_named(tmp_path: Path) -> None:
+    logs = b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"x"}}]}]}]}'
+    metrics = b'{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"up"}]}]}]}'
+    traces = json.dumps(_otlp_json(realistic_request(2, seed=71)), separators=(",", ":"))
+    mixed = tmp_path / "otel.jsonl"
+    mixed.write_bytes(b"\n".join([logs, traces.encode(), metrics, logs]) + b"\n")
+    only_logs = tmp_path / "logs.jsonl"
+    only_logs.write_bytes(logs + b"\n" + logs + b"\n")
+    one_metrics = tmp_path / "metrics.json"
+    one_metrics.write_bytes(metrics)
+    db = tmp_path / "signals.duckdb"
+    result = _flowscope(
+        "import", str(mixed), str(only_logs), str(one_metrics), "--db", str(db), "--no-progress"
+    )
+    assert result.returncode == 1  # the files of no traces
+    assert result.stdout.splitlines()[0] == (
+        f"{mixed}: otlp-jsonl, 16 spans, 16 new, 0 duplicates, 0 rejected; "
+        "3 lines of logs/metrics skipped"
+    )
+    errors = result.stderr.splitlines()
+    assert errors == [
+        f"{only_logs}: cannot import: holds OTLP logs (2 lines), no traces; "
+        "flowscope stores traces only",
+        f"{one_metrics}: cannot import: OTLP metrics (an object with resourceMetrics), "
+        "not traces; flowscope stores traces only",
+    ]
+    assert _stored(db) == 16

@@ -16,6 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.file_import import (
     SNIFF_BYTES,
+    FileReport,
     flattened_chunks,
     read_requests,
     sniff,
@@ -466,3 +467,55 @@ def test_spans_read_before_a_file_turns_out_bad_are_handed_on() -> None:
     assert next(chunks).batch.spans == 8
     with pytest.raises(BadRequest, match="line 2: broken"):
         next(chunks)
+
+
+_LOGS_LINE = b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"hi"}}]}]}]}'
+_METRICS_LINE = b'{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"up"}]}]}]}'
+
+
+def test_other_otlp_signals_are_named_not_called_unknown_json(tmp_path: Path) -> None:
+    """Before, a first line of logs was "not an OTLP JSON object" and the file refused;
+    the Collector's file exporter writes logs, metrics and traces into one file when one
+    exporter is in several pipelines."""
+    traces = _compact(_otlp_json(1))
+    mixed = _LOGS_LINE + b"\n" + traces + b"\n" + _METRICS_LINE + b"\n" + traces + b"\n"
+    assert detect_format(mixed, "otel.jsonl") == "otlp-jsonl"
+    path = tmp_path / "otel.jsonl"
+    path.write_bytes(mixed)
+    assert sniff(path) == "otlp-jsonl"
+    with pytest.raises(
+        BadRequest, match=r"^logs\.json: OTLP logs \(an object with resourceLogs\), "
+    ):
+        detect_format(_LOGS_LINE, "logs.json")
+    with pytest.raises(BadRequest, match=r"not traces; flowscope stores traces only$"):
+        detect_format(_METRICS_LINE + b"\n", "metrics.json")
+
+
+def test_json_lines_whose_first_line_of_logs_is_longer_than_the_head(tmp_path: Path) -> None:
+    padding = b"x" * SNIFF_BYTES
+    logs = _LOGS_LINE.replace(b'"hi"', b'"' + padding + b'"')
+    path = tmp_path / "otel.jsonl"
+    path.write_bytes(logs + b"\n" + _compact(_otlp_json(1)) + b"\n")
+    assert sniff(path) == "otlp-jsonl"
+    path.write_bytes(logs + b"\n")
+    with pytest.raises(BadRequest, match="OTLP logs"):
+        sniff(path)
+
+
+def test_logs_and_metrics_lines_are_counted_and_a_file_of_only_them_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "otel.jsonl"
+    path.write_bytes(_LOGS_LINE + b"\n" + _compact(_otlp_json(1)) + b"\n" + _METRICS_LINE + b"\n")
+    report = FileReport(str(path))
+    assert sum(len(_spans_of(r)) for r in read_requests(path, "otlp-jsonl", None, report)) == 8
+    assert report.other_signal_lines == 2
+    path.write_bytes(_LOGS_LINE + b"\n" + _METRICS_LINE + b"\n" + _LOGS_LINE + b"\n")
+    with pytest.raises(
+        BadRequest,
+        match=r"^holds OTLP logs and metrics \(3 lines\), no traces; flowscope stores traces only$",
+    ):
+        list(read_requests(path, "otlp-jsonl", None, FileReport(str(path))))
+    # An empty request is a (spanless) traces line, not another signal.
+    path.write_bytes(b'{"resourceSpans": []}\n' + _LOGS_LINE + b"\n")
+    assert list(read_requests(path, "otlp-jsonl")) == [ExportTraceServiceRequest()]
