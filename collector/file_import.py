@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
@@ -30,6 +31,8 @@ from flowscope.collector.import_formats import (
     OTHER_SIGNALS,
     OTLP_JSON,
     OTLP_JSONL,
+    OTLP_PROTOBUF,
+    OTLP_PROTOBUF_FRAMED,
     OtherSignal,
     detect_format,
 )
@@ -39,6 +42,7 @@ from flowscope.collector.otlp_json import (
     request_from_json_object,
     without_half_pairs,
 )
+from flowscope.collector.proto_frames import LENGTH_BYTES, ZSTD_REFUSAL, find_frames
 from flowscope.collector.zipkin_json import zipkin_to_otlp
 
 CHUNK_SPANS = 16_384
@@ -64,8 +68,9 @@ class FileReport:
     error: str = ""  # why the file could not be imported (or not completely)
     skipped: str = ""  # why it was not read at all (imported before)
     messages: list[str] | None = None
-    bad_lines: int = 0  # lines passed over as unreadable, the rest of the file read
-    bad_line_notes: list[str] = field(default_factory=list)  # why, for the first few
+    # JSON lines (framed messages) passed over as unreadable, the rest of the file read
+    bad_parts: int = 0
+    bad_notes: list[str] = field(default_factory=list)  # why, for the first few
     other_signal_lines: int = 0  # OTLP logs / metrics lines passed over in JSON lines
 
     @property
@@ -115,6 +120,12 @@ def sniff(path: Path) -> str:
         # first of several lines (a line can be far longer than the head), it is JSON lines.
         if fmt == OTLP_JSON and len(head) == SNIFF_BYTES and _first_of_lines(head, handle):
             return OTLP_JSONL
+        if fmt == OTLP_PROTOBUF:
+            frames = find_frames(handle, os.fstat(handle.fileno()).st_size)
+            if frames is not None:
+                if frames.zstd:
+                    raise BadRequest(f"{path.name}: {ZSTD_REFUSAL}")
+                return OTLP_PROTOBUF_FRAMED
     return fmt
 
 
@@ -158,14 +169,18 @@ def read_requests(
 ) -> Iterator[ExportTraceServiceRequest]:
     """The file's content as OTLP requests; ``progress`` gets bytes consumed.
 
-    A JSON line that cannot be read is counted in ``report`` and passed over (without a
-    report it stops the file): the Collector's file exporter leaves its last line cut
-    off while it writes, or when it was stopped, and every other line is fine.
+    A JSON line (or framed message) that cannot be read is counted in ``report`` and
+    passed over (without a report it stops the file): the Collector's file exporter
+    leaves its last one cut off while it writes, or when it was stopped, and every
+    other one is fine.
     """
     if fmt == EMPTY:
         return
-    if fmt == "otlp-jsonl":
+    if fmt == OTLP_JSONL:
         yield from _json_lines(path, progress, report)
+        return
+    if fmt == OTLP_PROTOBUF_FRAMED:
+        yield from _framed_messages(path, progress, report)
         return
     data = path.read_bytes()
     whole = _whole_request(data, fmt)
@@ -195,9 +210,9 @@ def _json_lines(
             try:
                 request = request_from_json(line)
             except BadRequest as exc:
-                if report is None:
-                    raise BadRequest(f"line {number}: {exc}") from exc
-                _pass_over(report, number, line, exc)
+                # Not JSON (or not UTF-8) and no newline after it: not finished.
+                cut = not line.endswith(b"\n") and isinstance(exc.__cause__, ValueError)
+                _pass_over(report, f"line {number}", _CUT_OFF if cut else str(exc))
                 continue
             # Another signal parses as an empty request (unknown fields are ignored).
             signal = "" if request.resource_spans else _other_signal(line)
@@ -228,18 +243,41 @@ def _other_signal(line: bytes) -> str:
     return next((kind for key, kind in OTHER_SIGNALS.items() if key in document), "")
 
 
-def _pass_over(report: FileReport, number: int, line: bytes, exc: BadRequest) -> None:
-    report.bad_lines += 1
-    if len(report.bad_line_notes) >= MAX_NOTES:
-        return
-    # Not JSON (or not UTF-8) and no newline after it: the writer had not finished it.
-    if not line.endswith(b"\n") and isinstance(exc.__cause__, ValueError):
-        report.bad_line_notes.append(
-            f"line {number}: cut off, the file ends inside it (still being written, "
-            "or its writer was stopped)"
-        )
-    else:
-        report.bad_line_notes.append(f"line {number}: {exc}")
+_CUT_OFF = "cut off, the file ends inside it (still being written, or its writer was stopped)"
+
+
+def _pass_over(report: FileReport | None, where: str, why: str) -> None:
+    if report is None:
+        raise BadRequest(f"{where}: {why}")
+    report.bad_parts += 1
+    if len(report.bad_notes) < MAX_NOTES:
+        report.bad_notes.append(f"{where}: {why}")
+
+
+def _framed_messages(
+    path: Path, progress: Progress | None, report: FileReport | None
+) -> Iterator[ExportTraceServiceRequest]:
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        frames = find_frames(handle, size)
+        if frames is None or frames.zstd:
+            raise BadRequest("no longer length-prefixed protobuf (changed while read?)")
+        for number, (start, end) in enumerate(frames.bounds, start=1):
+            handle.seek(start)
+            body = handle.read(end - start)
+            if progress:
+                progress(LENGTH_BYTES + len(body))
+            try:
+                request = parse_request(body, PROTOBUF)
+            except BadRequest as exc:
+                _pass_over(report, f"message {number} (at byte {start - LENGTH_BYTES})", str(exc))
+                continue
+            yield from split_request(request)
+        if frames.cut_at >= 0:
+            if progress:
+                progress(size - frames.cut_at)
+            where = f"message {len(frames.bounds) + 1} (at byte {frames.cut_at})"
+            _pass_over(report, where, _CUT_OFF)
 
 
 def _whole_request(data: bytes, fmt: str) -> ExportTraceServiceRequest:

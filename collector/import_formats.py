@@ -12,6 +12,8 @@ format             recognised by
 =================  =======================================================================
 ``otlp-protobuf``  a ``.pb`` / ``.binpb`` / ``.proto`` name, or binary content: bytes JSON
                    cannot contain, or not UTF-8 (text that is not JSON is refused)
+``otlp-protobuf-   decided by ``file_import.sniff`` on the whole file: protobuf whose
+framed``           messages each follow their length (``proto_frames``)
 ``otlp-json``      one JSON object with ``resourceSpans`` (or ``resource_spans``)
 ``otlp-jsonl``     a first line that is a whole OTLP JSON object, and more lines after it
                    (the Collector's file exporter); that first line may hold logs or
@@ -43,9 +45,10 @@ from flowscope.collector.errors import BadRequest
 OTLP_JSON = "otlp-json"
 OTLP_JSONL = "otlp-jsonl"
 OTLP_PROTOBUF = "otlp-protobuf"
+OTLP_PROTOBUF_FRAMED = "otlp-protobuf-framed"  # the Collector's file exporter, format: proto
 JAEGER_JSON = "jaeger-json"
 ZIPKIN_JSON = "zipkin-json"
-FORMATS = (OTLP_JSON, OTLP_JSONL, OTLP_PROTOBUF, JAEGER_JSON, ZIPKIN_JSON)
+FORMATS = (OTLP_JSON, OTLP_JSONL, OTLP_PROTOBUF, OTLP_PROTOBUF_FRAMED, JAEGER_JSON, ZIPKIN_JSON)
 EMPTY = "empty"  # not a format: a file with nothing (or only blank space) in it
 ACCEPTED_FORMATS = (
     "OTLP protobuf (ExportTraceServiceRequest), OTLP JSON, OTLP JSON lines, "

@@ -24,7 +24,7 @@ from flowscope.collector.file_import import (
     sniff,
     unreadable,
 )
-from flowscope.collector.import_formats import shorten
+from flowscope.collector.import_formats import OTLP_PROTOBUF_FRAMED, shorten
 from flowscope.store import sql_files
 from flowscope.store.database import Database
 from flowscope.store.writer import SpanWriter
@@ -97,7 +97,7 @@ def _import_one(
             if chunk.reasons and report.messages is None:
                 report.messages = list(chunk.reasons)
             report.stored += writer.write(chunk.batch.table, chunk.batch.keys)
-        if report.bad_lines:
+        if report.bad_parts:
             # Not imported whole: not remembered as imported, so the next run reads it
             # again (and says again what it could not read) rather than skipping it.
             return report
@@ -281,7 +281,10 @@ def _passed_over(report: FileReport) -> str:
 
 
 def _bad_lines(report: FileReport) -> str:
-    return f"; {_plural(report.bad_lines, 'bad line')} skipped" if report.bad_lines else ""
+    if not report.bad_parts:
+        return ""
+    noun = "bad message" if report.format == OTLP_PROTOBUF_FRAMED else "bad line"
+    return f"; {_plural(report.bad_parts, noun)} skipped"
 
 
 def _plural(count: int, noun: str) -> str:
@@ -290,7 +293,7 @@ def _plural(count: int, noun: str) -> str:
 
 def incomplete(report: FileReport) -> bool:
     """The file failed, or was read only in part: the run's exit status says so."""
-    return bool(report.error or report.bad_lines)
+    return bool(report.error or report.bad_parts)
 
 
 def summary_line(reports: Sequence[FileReport], server_url: str | None, seconds: float) -> str:
@@ -315,14 +318,14 @@ def _not_read(reports: Sequence[FileReport]) -> list[str]:
     skipped = sum(bool(r.skipped) for r in reports)
     empty = sum(r.empty for r in reports)
     failed = sum(bool(r.error) for r in reports)
-    partly = sum(bool(r.bad_lines and not r.error) for r in reports)
+    partly = sum(bool(r.bad_parts and not r.error) for r in reports)
     parts = []
     if skipped:
         parts.append(f"; {skipped} already imported, skipped (--force reads them again)")
     if empty:
         parts.append(f"; {empty} empty")
     if partly:
-        parts.append(f"; {partly} with bad lines skipped")
+        parts.append(f"; {partly} imported in part")
     if failed:
         parts.append(f"; {failed} failed")
     return parts

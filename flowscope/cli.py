@@ -189,7 +189,7 @@ def import_(
         )
         for message in report.messages or []:
             click.echo(f"  rejected: {message}", err=True)
-        for note in report.bad_line_notes:
+        for note in report.bad_notes:
             click.echo(f"  skipped {note}", err=True)
     click.echo(summary_line(reports, sent_to, time.perf_counter() - started))
     if any(incomplete(report) for report in reports):

@@ -538,7 +538,7 @@ def test_bad_json_lines_are_passed_over_and_the_rest_stored(tmp_path: Path) -> N
         f"{path}: otlp-jsonl, {spans} spans, {spans} new, 0 duplicates, 0 rejected; "
         "2 bad lines skipped"
     )
-    assert result.stdout.rstrip().endswith("s; 1 with bad lines skipped")
+    assert result.stdout.rstrip().endswith("s; 1 imported in part")
     errors = result.stderr.splitlines()
     assert errors[0].startswith("  skipped line 2: OTLP/JSON body is not valid JSON: ")
     assert errors[1] == (
@@ -597,3 +597,18 @@ def test_logs_and_metrics_in_json_lines_are_counted_and_named(tmp_path: Path) ->
         "not traces; flowscope stores traces only",
     ]
     assert _stored(db) == 16
+
+
+def test_the_collector_file_exporters_protobuf(tmp_path: Path) -> None:
+    """``format: proto``: each request after its length (4 bytes, big-endian). Before,
+    refused as corrupt protobuf."""
+    path = tmp_path / "otel-traces"
+    messages = [realistic_request(2, seed=seed).SerializeToString() for seed in (81, 82, 83)]
+    path.write_bytes(b"".join(len(m).to_bytes(4, "big") + m for m in messages))
+    db = tmp_path / "framed.duckdb"
+    result = _flowscope("import", str(path), "--db", str(db), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert f"{path}: otlp-protobuf-framed, 48 spans, 48 new, 0 duplicates, 0 rejected" in (
+        result.stdout.splitlines()
+    )
+    assert _stored(db) == 48

@@ -519,3 +519,68 @@ def test_logs_and_metrics_lines_are_counted_and_a_file_of_only_them_refused(
     # An empty request is a (spanless) traces line, not another signal.
     path.write_bytes(b'{"resourceSpans": []}\n' + _LOGS_LINE + b"\n")
     assert list(read_requests(path, "otlp-jsonl")) == [ExportTraceServiceRequest()]
+
+
+def _framed(*messages: bytes) -> bytes:
+    """As the Collector's file exporter writes ``format: proto``: each message after its
+    length, 4 bytes big-endian."""
+    return b"".join(len(m).to_bytes(4, "big") + m for m in messages)
+
+
+def test_collector_file_exporter_protobuf_is_read_message_by_message(tmp_path: Path) -> None:
+    """Before, such a file was one corrupt request: "Wire format was corrupt"."""
+    requests = [realistic_request(t, seed=t) for t in (1, 2, 3)]  # 8, 16, 24 spans
+    path = tmp_path / "traces.binpb"
+    path.write_bytes(_framed(*(r.SerializeToString() for r in requests)))
+    assert sniff(path) == "otlp-protobuf-framed"
+    ticks: list[int] = []
+    report = FileReport(str(path))
+    read = list(read_requests(path, "otlp-protobuf-framed", ticks.append, report))
+    assert read == requests
+    assert sum(ticks) == path.stat().st_size
+    assert report.bad_parts == 0
+    # An empty message (no spans) is a message too.
+    path.write_bytes(_framed(b"", requests[0].SerializeToString()))
+    assert sniff(path) == "otlp-protobuf-framed"
+    # A plain request stays one request, also when its name says nothing.
+    path = tmp_path / "traces.bin"
+    path.write_bytes(requests[2].SerializeToString())
+    assert sniff(path) == "otlp-protobuf"
+
+
+def test_a_framed_file_with_a_bad_and_a_cut_off_message(tmp_path: Path) -> None:
+    good = [realistic_request(1, seed=s).SerializeToString() for s in (4, 5)]
+    bad = b"\x0a\xff\xff"  # a length past its message's end
+    cut = _framed(good[0])[:40]  # the exporter stopped while writing it
+    path = tmp_path / "traces.bin"
+    path.write_bytes(_framed(good[0], bad, good[1]) + cut)
+    assert sniff(path) == "otlp-protobuf-framed"
+    report = FileReport(str(path))
+    ticks: list[int] = []
+    read = list(read_requests(path, "otlp-protobuf-framed", ticks.append, report))
+    assert [r.SerializeToString() for r in read] == good
+    assert sum(ticks) == path.stat().st_size
+    assert report.bad_parts == 2
+    at = 3 * 4 + len(good[0]) + len(bad) + len(good[1])
+    assert report.bad_notes[0].startswith(f"message 2 (at byte {4 + len(good[0])}): invalid OTLP")
+    assert report.bad_notes[1] == (
+        f"message 4 (at byte {at}): cut off, the file ends inside it (still being written, "
+        "or its writer was stopped)"
+    )
+    # A plain request cut short is not taken for framed (it does not start with 0x00).
+    path.write_bytes(good[0][:-3])
+    assert sniff(path) == "otlp-protobuf"
+
+
+def test_collector_zstd_messages_are_named_so(tmp_path: Path) -> None:
+    """The exporter's legacy compression: each message zstd-compressed on its own."""
+    frame = b"\x28\xb5\x2f\xfd" + b"\x04\x58" + bytes(range(40))  # zstd magic, then data
+    path = tmp_path / "traces"
+    path.write_bytes(_framed(frame, frame))
+    with pytest.raises(
+        BadRequest, match=r"^traces: the Collector file exporter's compression: zstd"
+    ):
+        sniff(path)
+    with pytest.raises(BadRequest, match="exporter.file.nativeCompression"):
+        path.write_bytes(_framed(frame) + _framed(frame)[:9])  # and while it is written
+        sniff(path)
