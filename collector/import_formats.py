@@ -358,6 +358,7 @@ class SpanIds:
     service: str
     client: bool  # a CLIENT span that may own its id (not itself a shared half)
     server: bool  # a span that may be the server half of its client's id
+    shared: bool = False  # marked as a server half (Zipkin's ``shared``): is one
 
 
 def unshare_ids(spans: list[SpanIds]) -> list[tuple[bytes, bytes]]:
@@ -366,16 +367,20 @@ def unshare_ids(spans: list[SpanIds]) -> list[tuple[bytes, bytes]]:
     instrumentation): OTLP ids are unique per trace, and the second span of one id
     would be dropped as a duplicate of the first.
 
-    A server half is a ``server`` span with the id of a ``client`` span in the same
-    file; without one (a proxy that sent B3 headers but no span) it keeps its id, else
-    it would hang from a parent that does not exist. Its new id comes from trace id,
-    span id and service (the same on every import and from either format, so importing
-    the trace again finds it stored), under the client span; spans of its service
-    under the shared id (Zipkin's own rule for building the tree) move under it.
+    A server half is a span marked ``shared``, or a ``server`` span with the id of a
+    ``client`` span in the same file. A marked one is renamed whether or not its client
+    is in the file: per-service dumps put the client in another file, and the half kept
+    its id there, to be dropped as a duplicate of the client. Its new id comes from
+    trace id, span id and service (the same on every import, in any file and from
+    either format, so importing the trace again finds it stored), under the client
+    span; spans of its service under the shared id in the same file (Zipkin's own rule
+    for building the tree) move under it. An unmarked server span whose id no client
+    in the file has keeps it: it is more likely a span under a proxy that sent B3
+    headers but no span than a half of a client in another file.
     """
     clients = {(s.trace_id, s.span_id) for s in spans if s.client}
     renamed: dict[tuple[bytes, bytes, str], bytes] = {}
-    halves = [s.server and (s.trace_id, s.span_id) in clients for s in spans]
+    halves = [s.shared or (s.server and (s.trace_id, s.span_id) in clients) for s in spans]
     for span, half in zip(spans, halves, strict=True):
         if half:
             new_id = server_half_id(span.trace_id, span.span_id, span.service)

@@ -29,10 +29,11 @@ Deliberate differences from the translator, because they lose information in rea
 Zipkin data: ``otel.status_code`` may be ``OK`` / ``ERROR`` (what OpenTelemetry SDKs
 write) as well as ``STATUS_CODE_*``; an ``error`` tag marks an error whatever its value
 (Zipkin's rule; only ``"false"`` does not) and a value other than ``"true"`` becomes
-the status message; a server half of a shared span (``shared: true`` or a SERVER span,
-with the id of a CLIENT span in the same file) gets its own span id, derived from
-the trace id, span id and service, with the client span as its parent, because OTLP span ids
-must be unique and flowscope would otherwise drop it as a duplicate.
+the status message; a server half of a shared span (``shared: true``, wherever its
+client is; or a SERVER span with the id of a CLIENT span in the same file) gets its own
+span id, derived from the trace id, span id and service, with the client span as its
+parent, because OTLP span ids must be unique and flowscope would otherwise drop it as a
+duplicate.
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ def _unshare(spans: list[_ZipkinSpan]) -> list[tuple[bytes, bytes]]:
                 service=_service(z),
                 client=z.kind == "CLIENT" and not z.shared,
                 server=z.shared or z.kind == "SERVER",
+                shared=z.shared,
             )
             for z in spans
         ]

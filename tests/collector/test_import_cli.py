@@ -612,3 +612,81 @@ def test_the_collector_file_exporters_protobuf(tmp_path: Path) -> None:
         result.stdout.splitlines()
     )
     assert _stored(db) == 48
+
+
+def _rows(db: Path) -> list[tuple[str, ...]]:
+    database = Database(db, read_only=True)
+    try:
+        return [
+            tuple(row)
+            for row in database.reader()
+            .execute(
+                "SELECT SpanId, ParentSpanId, ServiceName, SpanKind, StatusCode "
+                "FROM otel_traces ORDER BY SpanId"
+            )
+            .fetchall()
+        ]
+    finally:
+        database.close()
+
+
+def test_zipkin_halves_of_a_shared_span_in_two_files_in_either_order(tmp_path: Path) -> None:
+    """Before, the shared server half without its client kept the client's id and was
+    dropped as a duplicate of it (with its error), or stored first and the client dropped."""
+    spans = json.loads((DATA / "zipkin_v2_spans.json").read_text(encoding="utf-8"))
+    front, back = tmp_path / "frontend.json", tmp_path / "backend.json"
+    for path, service in ((front, "frontend"), (back, "backend")):
+        mine = [s for s in spans if s["localEndpoint"]["serviceName"] == service]
+        path.write_text(json.dumps(mine), encoding="utf-8")
+    stored = []
+    for order in ((front, back), (back, front)):
+        db = tmp_path / f"{order[0].stem}-first.duckdb"
+        result = _flowscope("import", *map(str, order), "--db", str(db), "--no-progress")
+        assert result.returncode == 0, result.stderr
+        assert "imported 4 new spans from 2 of 2 files" in result.stdout
+        stored.append(_rows(db))
+    assert stored[0] == stored[1]
+    by_id = {row[0]: row for row in stored[0]}
+    served = next(row for row in stored[0] if row[2] == "backend" and row[3] == "Server")
+    assert served[1] == "72485a3953bb6124"  # under its client
+    assert served[4] == "Error"
+    assert by_id["e457b5a2e4d86bd1"][1] == served[0]  # the backend's own child under it
+    # The same trace from Jaeger (both halves under the one id) is the same spans.
+    trace = "463ac35c9f6413ad"
+    under_root = [{"refType": "CHILD_OF", "traceID": trace, "spanID": trace}]
+    under_call = [{"refType": "CHILD_OF", "traceID": trace, "spanID": "72485a3953bb6124"}]
+
+    def span(span_id: str, kind: str, process: str, refs: list[Any]) -> dict[str, Any]:
+        return {
+            "traceID": trace,
+            "spanID": span_id,
+            "operationName": "op",
+            "references": refs,
+            "startTime": 1_767_225_600_000_000,
+            "duration": 10,
+            "tags": [{"key": "span.kind", "type": "string", "value": kind}],
+            "processID": process,
+        }
+
+    jaeger = tmp_path / "jaeger.json"
+    document = {
+        "data": [
+            {
+                "traceID": trace,
+                "spans": [
+                    span(trace, "server", "p1", []),
+                    span("72485a3953bb6124", "client", "p1", under_root),
+                    span("72485a3953bb6124", "server", "p2", under_root),
+                    span("e457b5a2e4d86bd1", "producer", "p2", under_call),
+                ],
+                "processes": {
+                    "p1": {"serviceName": "frontend", "tags": []},
+                    "p2": {"serviceName": "backend", "tags": []},
+                },
+            }
+        ]
+    }
+    jaeger.write_text(json.dumps(document), encoding="utf-8")
+    result = _flowscope("import", str(jaeger), "--db", str(db), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert f"{jaeger}: jaeger-json, 4 spans, 0 new, 4 duplicates, 0 rejected" in result.stdout

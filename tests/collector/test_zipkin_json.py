@@ -162,11 +162,25 @@ def test_shared_server_half_gets_its_own_id_under_the_client() -> None:
     ]
 
 
-def test_a_shared_server_span_without_its_client_keeps_its_id_and_stays_a_root() -> None:
-    """Before, it was renamed under the missing client id: an orphan, and its trace
-    had no root (so no flow)."""
-    span = _one(_zspan(CALL, kind="SERVER", shared=True))
-    assert (span.span_id.hex(), span.parent_span_id) == (CALL, b"")
+def test_a_shared_server_half_gets_its_id_whichever_file_its_client_is_in() -> None:
+    """Per-service files: the client half in one, the shared server half in another.
+    Before, the server half kept the client's id without its client in the file, and
+    was dropped as a duplicate of it, error and all."""
+    spans = _document()
+    front = [s for s in spans if s["localEndpoint"]["serviceName"] == "frontend"]
+    back = [s for s in spans if s["localEndpoint"]["serviceName"] == "backend"]
+    whole = _spans(zipkin_to_otlp(spans))
+    apart = _spans(zipkin_to_otlp(back)) | _spans(zipkin_to_otlp(front))
+    assert set(apart) == set(whole) == {ROOT, CALL, SERVED, SEND}
+    for span_id, span in whole.items():
+        assert apart[span_id] == span  # same ids, same parents, same everything
+    # Alone, the half hangs under its client's id, which may come in a later file
+    # (until then it is an orphan, its parent not arrived).
+    alone = _one(_zspan(CALL, kind="SERVER", shared=True))
+    assert (alone.span_id.hex(), alone.parent_span_id.hex()) == (
+        _server_half_id(TRACE, CALL, "svc"),
+        CALL,
+    )
 
 
 def test_zipkin_v1_json_is_refused_not_read_as_v2() -> None:
