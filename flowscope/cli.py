@@ -238,22 +238,28 @@ def _run_import(
 
 
 class _ProgressBars:
+    """One bar at a time: files are read one after another, and a finished file's bar
+    is closed (cleared, ``leave=False``) when the next one starts; closed only at the
+    end, they stacked up, each at 100 %."""
+
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self._bars: list[Any] = []
+        self._bar: Any = None
 
     def factory(self, name: str, total: int) -> Callable[[int], None]:
         if not self.enabled:
             return lambda _n: None
         from tqdm import tqdm
 
+        self.close()
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=Path(name).name, leave=False)
-        self._bars.append(bar)
+        self._bar = bar
         return lambda n: bar.update(n)
 
     def close(self) -> None:
-        for bar in self._bars:
-            bar.close()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 @main.command()

@@ -690,3 +690,36 @@ def test_zipkin_halves_of_a_shared_span_in_two_files_in_either_order(tmp_path: P
     result = _flowscope("import", str(jaeger), "--db", str(db), "--no-progress")
     assert result.returncode == 0, result.stderr
     assert f"{jaeger}: jaeger-json, 4 spans, 0 new, 4 duplicates, 0 rejected" in result.stdout
+
+
+def test_a_files_progress_bar_goes_when_the_next_file_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, every file's bar stayed, at 100 %, until the whole import ended."""
+    import tqdm
+
+    from flowscope.cli import _ProgressBars
+
+    made: list[Any] = []
+
+    class Bar:
+        def __init__(self, **options: Any) -> None:
+            self.name, self.done, self.closed = options["desc"], 0, False
+            made.append(self)
+
+        def update(self, n: int) -> None:
+            self.done += n
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    bars = _ProgressBars(True)
+    bars.factory("in/one.json", 10)(10)
+    assert [(bar.name, bar.done, bar.closed) for bar in made] == [("one.json", 10, False)]
+    bars.factory("in/two.json", 10)(4)
+    assert [(bar.name, bar.closed) for bar in made] == [("one.json", True), ("two.json", False)]
+    bars.close()
+    assert made[1].closed
+    assert _ProgressBars(False).factory("in/three.json", 10)(10) is None  # no terminal
+    assert len(made) == 2
