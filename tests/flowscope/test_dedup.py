@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
-from flowscope.store.dedup import KEY_BYTES, RecentSpanKeys
+from flowscope.collector.flatten import flatten_request
+from flowscope.store.database import Database
+from flowscope.store.dedup import KEY_BYTES, RecentSpanKeys, span_key
+from flowscope.store.writer import SpanWriter
+from flowscope.testing.otlp import BASE_TIME_NS, realistic_request
 
 
 def _key(n: int) -> bytes:
@@ -47,3 +52,21 @@ def test_the_window_gives_the_garbage_collector_nothing_per_batch_to_walk() -> N
     assert window._order
     walked = [ref for batch in window._order for ref in gc.get_referents(batch)]
     assert not any(isinstance(ref, int) for ref in walked)
+
+
+def test_the_window_is_warmed_with_the_spans_stored_last(tmp_path: Path) -> None:
+    """Warmed by start time, a retry after a restart of spans that started before the
+    window's newest (a backlog sent after an outage) was stored twice."""
+    database = Database(tmp_path / "warm.duckdb")
+    recent = realistic_request(4, seed=1, start_ns=BASE_TIME_NS + 3_600_000_000_000)
+    backlog = realistic_request(1, seed=2)  # an hour older, stored after them
+    writer = SpanWriter(database, journal=False)
+    writer.start()
+    for request in (recent, backlog):  # two commits
+        batch = flatten_request(request).batch
+        writer.write(batch.table, batch.keys)
+    writer.shutdown()
+    stored_last = flatten_request(backlog).batch.keys
+    warmed = database.recent_span_keys(len(stored_last))
+    assert sorted(span_key(t, s) for t, s in warmed) == sorted(stored_last)
+    database.close()
