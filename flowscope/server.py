@@ -22,7 +22,7 @@ from flowscope.collector.ingest_process import IngestProcess, IngestSettings
 from flowscope.collector.receivers import Receivers, ReceiverSettings
 from flowscope.dashboard.app import AppContext, create_app
 from flowscope.http_server import HttpServer
-from flowscope.store.database import Database
+from flowscope.store.database import Database, StoreError
 from flowscope.store.dedup import pack_keys
 from flowscope.store.retention import RetentionSweeper
 from flowscope.store.wal_keeper import WalKeeper
@@ -294,6 +294,10 @@ class FlowscopeServer:
         if separate is not None:
             separate.shutdown()  # after the writer's last commit: the journal is empty
         if self.ui is not None:
+            if self.database is not None:
+                # Reads in progress (a long /api/sql) end now, not after uvicorn's
+                # graceful wait, and no worker thread is left in a query at the close.
+                self.database.interrupt_reads()
             self.ui.shutdown()
             self.ui = None
         if stuck:
@@ -308,6 +312,10 @@ class FlowscopeServer:
         try:
             if self.database is not None and not stuck:
                 self.database.close()
+        except StoreError as exc:  # reads that would not stop: no close, as for a stuck writer
+            log.error(
+                "%s; leaving without closing the file (its WAL is replayed at the next open)", exc
+            )
         finally:
             if self.wal_keeper is not None:  # after the close: its checkpoint drops the WAL
                 self.wal_keeper.shutdown()

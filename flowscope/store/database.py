@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,10 @@ def file_failure(path: str, exc: Exception) -> StoreError:
     ):
         return StoreError(f"{path}: cannot open it now (the file itself may be fine): {text}")
     return StoreError(f"{path}: not a usable DuckDB database: {text}")
+
+
+# How long closing waits for interrupted reads to end (they stop within milliseconds).
+CLOSE_READS_WAIT_S = 10.0
 
 
 class DatabaseLocked(StoreError):
@@ -394,6 +399,28 @@ class Database:
             except duckdb.Error:
                 pass  # closed meanwhile
 
+    def _close_readers(self, readers: list[duckdb.DuckDBPyConnection]) -> None:
+        """Close the read cursors, interrupting those still running a query (an
+        /api/sql query at SIGTERM): closing the file under one failed ("connection is
+        busy") or aborted the process, and left the server's discovery file behind.
+        A busy cursor refuses to close, so it is interrupted and asked again."""
+        deadline = time.monotonic() + CLOSE_READS_WAIT_S
+        while readers:
+            busy = []
+            for cursor in readers:
+                try:
+                    cursor.close()
+                except duckdb.ResourceInUseException:
+                    cursor.interrupt()
+                    busy.append(cursor)
+                except duckdb.Error:
+                    pass  # closed already
+            readers = busy
+            if readers and time.monotonic() > deadline:
+                raise StoreError(f"{self.path}: {len(readers)} reads would not stop")
+            if readers:
+                time.sleep(0.01)  # the interrupted query unwinding, checked every 10 ms
+
     def writer_cursor(self) -> duckdb.DuckDBPyConnection:
         if self.read_only:
             raise StoreError(f"{self.path} is open read-only")
@@ -448,7 +475,10 @@ class Database:
         with self._lock:
             if self._closed:
                 return
-            self._closed = True
+            self._closed = True  # no read cursor is made from here on
+            readers = [cursor for _, cursor in self._readers]
+        self._close_readers(readers)
+        with self._lock:
             try:
                 if not self.read_only:
                     self._connection.execute("CHECKPOINT")

@@ -312,3 +312,28 @@ def test_a_stop_during_a_long_commit_leaves_the_database_to_it(
     assert server.database is not None
     release.set()
     server.database.close()  # now the commit is over, it closes
+
+
+def test_closing_interrupts_reads_still_running(tmp_path: Path) -> None:
+    """A long /api/sql query at SIGTERM kept its cursor busy: closing the file failed
+    ("connection is busy"), the server exited 1 (or aborted) and left server.json."""
+    from flowscope.store.database import Database
+
+    database = Database(tmp_path / "busy.duckdb")
+    running = threading.Event()
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        cursor = database.reader()
+        cursor.create_function("mark", lambda x: running.set() or x, ["BIGINT"], "BIGINT")
+        try:
+            cursor.execute("SELECT sum(mark(range)) FROM range(10000000000)").fetchall()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reading = threading.Thread(target=read)
+    reading.start()
+    assert running.wait(30)
+    database.close()  # raised ResourceInUseException
+    reading.join(30)
+    assert not reading.is_alive() and "Interrupt" in type(outcome[0]).__name__
