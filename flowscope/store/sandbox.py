@@ -92,14 +92,21 @@ _REASONS = {
 }
 # Table functions refused, per rule (a trailing * matches any suffix); of these, the
 # names in _SCALARS are refused as scalar calls too (``histogram`` is also an aggregate).
-_SCALARS = frozenset({"getenv", "nextval", "setval", "write_log", "current_setting"})
+# The json_*_sql/plan scalars take SQL text: json_serialize_plan binds it (reading the
+# files it names, unchecked), the others parse or rebuild it for a call that runs it.
+_SQL_TEXT = (
+    "json_serialize_plan json_serialize_sql json_deserialize_sql json_execute_serialized_sql"
+)
+_SCALARS = frozenset(
+    {"getenv", "nextval", "setval", "write_log", "current_setting", *_SQL_TEXT.split()}
+)
 _REFUSED_FUNCTIONS = {
     "no-file-access": "glob sniff_csv read_* parquet_* iceberg_* delta_* sqlite_*",
     "no-network": "postgres_* mysql_* duckdb_secrets which_secret",
     "no-pragma": "pragma_*",
     "no-set": "set_* enable_logging disable_logging enable_profiling disable_profiling",
     "no-environment": "getenv",
-    "no-dynamic-sql": "query query_table histogram histogram_values json_execute_serialized_sql",
+    "no-dynamic-sql": f"query query_table histogram histogram_values {_SQL_TEXT}",
     "read-only": "checkpoint force_checkpoint nextval setval write_log truncate_duckdb_logs",
     "no-server-state": "current_setting",
 }

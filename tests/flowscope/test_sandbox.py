@@ -113,6 +113,13 @@ REFUSALS = [
     ("SELECT * FROM histogram('{csv}', a)", "no-dynamic-sql"),
     ("SELECT * FROM which_secret('s3://bucket/x', 's3')", "no-network"),
     ("SELECT * FROM query('SELECT 1')", "no-dynamic-sql"),
+    # json_serialize_plan binds the SQL it is given: a file's lines leaked through the
+    # binder's candidates, and planning an EXPORT made its directory.
+    ("SELECT json_serialize_plan('SELECT nosuch FROM read_csv(''{csv}'')')", "no-dynamic-sql"),
+    ("SELECT json_serialize_plan('EXPORT DATABASE ''{out}''')", "no-dynamic-sql"),
+    ("SELECT length(main.JSON_SERIALIZE_PLAN('SELECT 1'))", "no-dynamic-sql"),
+    ("SELECT json_serialize_sql('SELECT 1')", "no-dynamic-sql"),
+    ("SELECT json_deserialize_sql('{{}}'::JSON)", "no-dynamic-sql"),
     ("SELECT * FROM duckdb_settings()", "allowed-functions"),
     ("WITH x AS (DELETE FROM otel_traces RETURNING *) SELECT count(*) FROM x", "read-only"),
     ("WITH x AS (UPDATE derive_state SET DerivedSeq = 0 RETURNING 1) SELECT * FROM x", "read-only"),
