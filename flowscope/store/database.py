@@ -176,6 +176,11 @@ class Database:
             "autoload_known_extensions": True,
             # No Python object a query names (a local variable, a DataFrame) is a table.
             "python_enable_replacements": False,
+            # No file but this database (and its WAL and temp directory) and no network:
+            # flowscope reads and writes nothing else through DuckDB, and a query past
+            # the SQL sandbox's checks (json_serialize_plan bound SQL that read files)
+            # then cannot either. Arrow scans, CHECKPOINT and spilling still work.
+            "enable_external_access": False,
         }
         if memory_limit:
             config["memory_limit"] = memory_limit

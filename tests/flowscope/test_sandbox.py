@@ -348,6 +348,29 @@ def test_rollback_backs_up_the_checks(db: Database, monkeypatch: pytest.MonkeyPa
     assert ("stolen",) not in tables
 
 
+def test_files_stay_out_of_reach_of_a_query_past_the_checks(
+    db: Database, files: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second layer: DuckDB itself opens no file but the database's own."""
+    monkeypatch.setattr(sandbox, "check_sql", lambda cursor, sql: None)
+    before = _snapshot(tmp_path)
+    # Before: the binder error listed the file's columns, line by line as candidates.
+    leak = f"SELECT json_serialize_plan('SELECT nosuch FROM read_csv(''{files['csv']}'')') AS p"
+    plan = json.loads(run_sandboxed(db, leak).rows[0][0])
+    assert plan["error_type"] == "permission" and "candidates" not in plan
+    # Before: planning the EXPORT made its directory.
+    run_sandboxed(db, f"SELECT json_serialize_plan('EXPORT DATABASE ''{files['out']}''')")
+    for sql in (
+        f"SELECT * FROM read_csv('{files['csv']}')",
+        f"COPY otel_traces TO '{files['out']}'",
+    ):
+        with pytest.raises(SqlError, match="disabled"):
+            run_sandboxed(db, sql)
+    assert _snapshot(tmp_path) == before and not list(tmp_path.glob("out*"))
+    monkeypatch.undo()
+    assert run_sandboxed(db, "SELECT count(*) FROM otel_traces").rows == [[SPANS]]
+
+
 def test_works_with_external_access_disabled(db: Database, files: dict[str, str]) -> None:
     db.writer_cursor().execute("SET enable_external_access = false")
     assert run_sandboxed(db, "SELECT count(*) AS n FROM otel_traces").rows == [[SPANS]]
