@@ -110,7 +110,8 @@ _REFUSED_FUNCTIONS = {
     "read-only": "checkpoint force_checkpoint nextval setval write_log truncate_duckdb_logs",
     "no-server-state": "current_setting",
 }
-# DuckDB's built-in views over what the refused functions above return.
+# DuckDB's built-in views over what the refused functions above return (and any
+# pragma_* name: the view pragma_database_list).
 _REFUSED_VIEWS = {"pg_settings": "no-server-state", "duckdb_logs": "no-server-state"}
 _FUNCTIONS = {
     n: r for r, names in _REFUSED_FUNCTIONS.items() for n in names.split() if "*" not in n
@@ -183,7 +184,8 @@ def _check_name(parts: list[str]) -> None:
             raise SqlRefused("no-network", f"{name!r} is a URL; {_TABLES_ONLY}")
         if any(ch in name for ch in _PATH_CHARS):
             raise SqlRefused("no-file-access", f"{name!r} looks like a file path; {_TABLES_ONLY}")
-    rule = _REFUSED_VIEWS.get(parts[-1].lower()) if parts else None
+    last = parts[-1].lower() if parts else ""
+    rule = _REFUSED_VIEWS.get(last) or ("no-pragma" if last.startswith("pragma_") else None)
     if rule:
         raise SqlRefused(rule, f"{parts[-1]} {_REASONS[rule]}")
 

@@ -95,6 +95,8 @@ REFUSALS = [
     ("PRAGMA version", "no-pragma"),
     ("PRAGMA table_info('otel_traces')", "no-pragma"),
     ("SELECT * FROM pragma_table_info('otel_traces')", "no-pragma"),
+    ("SELECT * FROM pragma_database_list", "no-pragma"),  # a view: before, allowed
+    ("SELECT * FROM main.PRAGMA_DATABASE_LIST", "no-pragma"),
     ("SET threads = 1", "no-set"),
     ("RESET threads", "no-set"),
     ("SET VARIABLE x = 1", "no-set"),
