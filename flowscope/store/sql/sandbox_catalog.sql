@@ -1,5 +1,5 @@
--- Where a table or view of this name lives (the SQL sandbox's check that a dotted
--- name is one, not a file DuckDB would read instead).
-SELECT database_name, schema_name FROM duckdb_tables() WHERE lower(table_name) = $name
+-- Every table and view by lower-case name, with where it lives (the SQL sandbox's
+-- check that a dotted name is one, not a file DuckDB would read instead).
+SELECT lower(table_name), database_name, schema_name FROM duckdb_tables()
 UNION ALL
-SELECT database_name, schema_name FROM duckdb_views() WHERE lower(view_name) = $name
+SELECT lower(view_name), database_name, schema_name FROM duckdb_views()
