@@ -54,6 +54,9 @@ MAX_SQL_CHARS = 100_000
 # Rows stop once the values hold about this many characters: the row limit alone let
 # 300 rows of 1 MB NUL strings make a 1.8 GB answer.
 MAX_ANSWER_CHARS = 32_000_000
+# Lists, maps, structs and JSON in a value nest at most this deep: 3,000 levels of JSON
+# made a RecursionError (a 500, a CLI traceback) in converting and sizing the value.
+MAX_VALUE_DEPTH = 100
 _BY_TYPE: dict[str, tuple[str, str]] = {
     "PRAGMA": ("no-pragma", "PRAGMA statements are not allowed"),
     "SET": ("no-set", "SET/RESET statements change settings and are not allowed"),
@@ -420,8 +423,9 @@ def _fetch(
     cursor: duckdb.DuckDBPyConnection, sql: str, limit: int, described: _Described
 ) -> tuple[list[str], list[Any], bool]:
     """Run ``sql`` (with its times as text, ``_text_wrapped``) and fetch up to ``limit``
-    rows, fewer once they hold ``MAX_ANSWER_CHARS`` (then True: cut by size). No
-    DataFrames in this frame for DuckDB's Python replacement scans to find."""
+    rows as JSON data (``json_value``), fewer once they hold ``MAX_ANSWER_CHARS`` (then
+    True: cut by size). No DataFrames in this frame for DuckDB's Python replacement
+    scans to find."""
     names, kinds = described
     wrapped = _text_wrapped(sql, kinds)
     if wrapped is not None:
@@ -434,7 +438,8 @@ def _fetch(
         batch = cursor.fetchmany(min(64, limit - len(rows)))
         if not batch:
             break
-        for row in batch:
+        for raw in batch:
+            row = [json_value(value) for value in raw]  # refuses a value nested too deep
             size += sum(_size(value) for value in row)
             if size > MAX_ANSWER_CHARS:
                 if not rows:  # a value is never cut: one row that big is refused
@@ -518,8 +523,7 @@ def run_sandboxed(
         except duckdb.Error:
             pass  # no transaction left to roll back
     elapsed_ms = (time.perf_counter() - started) * 1000.0
-    rows = [[json_value(v) for v in row] for row in raw[:row_limit]]
-    return SqlResult(columns, rows, cut or len(raw) > row_limit, elapsed_ms)
+    return SqlResult(columns, raw[:row_limit], cut or len(raw) > row_limit, elapsed_ms)
 
 
 def _duration(value: dt.timedelta) -> str:
@@ -529,13 +533,14 @@ def _duration(value: dt.timedelta) -> str:
     return f"{'-' if value < dt.timedelta(0) else ''}P{days}DT{seconds.normalize():f}S"
 
 
-def _key(value: Any) -> str:
-    converted = json_value(value)
+def _key(value: Any, depth: int) -> str:
+    converted = json_value(value, depth)
     return converted if isinstance(converted, str) else json.dumps(converted)
 
 
-def json_value(value: Any) -> Any:
-    """A DuckDB Python value as JSON-serialisable data."""
+def json_value(value: Any, depth: int = 0) -> Any:
+    """A DuckDB Python value as JSON-serialisable data; ``SqlRefused`` (answer-size)
+    for one nested over ``MAX_VALUE_DEPTH`` levels (``depth``: this one's)."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -557,8 +562,14 @@ def json_value(value: Any) -> Any:
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, dict):
-        return {_key(k): json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [json_value(v) for v in value]
+    if isinstance(value, dict | list | tuple | set | frozenset):
+        if depth >= MAX_VALUE_DEPTH:
+            raise SqlRefused(
+                "answer-size",
+                f"a value of the result is nested over {MAX_VALUE_DEPTH} levels deep (lists, "
+                "maps, structs or JSON), more than an answer may hold; select less of it",
+            )
+        if isinstance(value, dict):
+            return {_key(k, depth + 1): json_value(v, depth + 1) for k, v in value.items()}
+        return [json_value(v, depth + 1) for v in value]
     return str(value)

@@ -215,6 +215,14 @@ def test_values_python_cannot_hold_are_400_not_500(api: httpx.Client) -> None:
         assert "no Python form" in answer.json()["detail"]["message"]
 
 
+def test_values_nested_too_deep_are_400_not_500(api: httpx.Client) -> None:
+    sql = "SELECT (repeat('[', 3000) || repeat(']', 3000))::JSON::VARIANT AS v"
+    answer = api.post("/api/sql", json={"sql": sql})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["detail"]["rule"] == "answer-size"
+    assert "nested over 100 levels deep" in answer.json()["detail"]["message"]
+
+
 def test_the_answer_stops_at_its_size_limit(api: httpx.Client) -> None:
     """The row limit alone let 300 rows of 1 MB NUL strings make a 1.8 GB answer."""
     body = _rows(api, "SELECT repeat(chr(0), 1000000) AS zeros FROM range(300)")

@@ -422,3 +422,23 @@ def test_the_catalog_is_read_once_per_check(db: Database, monkeypatch: pytest.Mo
     with pytest.raises(SqlRefused, match="no-file-access"):
         sandbox.check_sql(db.reader(), "SELECT * FROM main.otel_traces, data.csv")
     assert run_sandboxed(db, sql).rows == [[SPANS]]
+
+
+def _nested_json(levels: int) -> str:
+    return f"SELECT (repeat('[', {levels}) || repeat(']', {levels}))::JSON::VARIANT AS v"
+
+
+def test_values_nested_too_deep_are_refused(db: Database) -> None:
+    """Before: a RecursionError (a 500 from the API, a traceback from the CLI)."""
+    for sql in (
+        _nested_json(3000),
+        "SELECT (repeat('{\"a\": ', 101) || '1' || repeat('}', 101))::JSON::VARIANT AS v",
+    ):
+        with pytest.raises(SqlRefused) as caught:
+            run_sandboxed(db, sql)
+        assert caught.value.rule == "answer-size"
+        assert "nested over 100 levels deep" in caught.value.message
+    deepest = run_sandboxed(db, _nested_json(100)).rows[0][0]
+    for _ in range(99):
+        deepest = deepest[0]
+    assert deepest == []
