@@ -454,14 +454,38 @@ def _fetch(
 
 
 def _size(value: Any) -> int:
-    """About what a value takes in the JSON answer (a NUL grows six-fold, '\\u0000')."""
-    if isinstance(value, str):
-        return len(value) + 5 * value.count("\x00")
-    if isinstance(value, bytes):
-        return len(value) * 4 // 3  # base64
-    if isinstance(value, list | tuple | dict):
-        return len(repr(value))
-    return 8
+    """The characters a value (JSON data, ``json_value``) takes in the JSON answer.
+    (Exact types, not isinstance: 10,000 span rows size in 79 ms, 88 before.)"""
+    kind = type(value)
+    if kind is str:
+        return len(_quoted(value)) if len(value) <= _SLICE else _text_size(value)
+    if kind is dict:
+        if not value:
+            return 2
+        keys = sum(map(_text_size, value))
+        return 1 + 2 * len(value) + keys + sum(map(_size, value.values()))  # {"k":v,...}
+    if kind is list:
+        return 1 + max(len(value), 1) + sum(map(_size, value))  # [v,...]
+    if value is None or value is True:
+        return 4
+    if value is False:
+        return 5
+    return len(repr(value))  # an int or a float
+
+
+def _text_size(text: str) -> int:
+    """A string's length in JSON, quoted and escaped: a control character takes six
+    characters ('\\u0001'), a quote or backslash two. (Counting only NUL, 30 million
+    chr(1) made a 180 MB answer.) A long one is escaped a slice at a time: a copy of
+    it escaped whole could take six times its memory."""
+    if len(text) <= _SLICE:
+        return len(_quoted(text))
+    slices = range(0, len(text), _SLICE)
+    return 2 + sum(len(_quoted(text[start : start + _SLICE])) - 2 for start in slices)
+
+
+_SLICE = 65_536
+_quoted = json.encoder.encode_basestring  # as json.dumps(ensure_ascii=False) writes it
 
 
 def _describe(cursor: duckdb.DuckDBPyConnection, sql: str) -> _Described:

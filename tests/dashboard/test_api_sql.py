@@ -233,6 +233,10 @@ def test_the_answer_stops_at_its_size_limit(api: httpx.Client) -> None:
     # One row over it is refused: a value is never cut, and a 240 MB answer went out.
     wide = api.post("/api/sql", json={"sql": "SELECT repeat(chr(0), 20000000) a, 'x' b"})
     assert wide.status_code == 400 and wide.json()["detail"]["rule"] == "answer-size"
+    # Every escaped character counts as JSON writes it: before, 180 MB and 60 MB bodies.
+    for char in ("chr(1)", "'\"'"):
+        escaped = api.post("/api/sql", json={"sql": f"SELECT repeat({char}, 30000000)"})
+        assert escaped.status_code == 400 and escaped.json()["detail"]["rule"] == "answer-size"
 
 
 def test_infinite_timestamps_and_dates_are_named_so(api: httpx.Client) -> None:

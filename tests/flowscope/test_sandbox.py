@@ -442,3 +442,29 @@ def test_values_nested_too_deep_are_refused(db: Database) -> None:
     for _ in range(99):
         deepest = deepest[0]
     assert deepest == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        'a"b\\c\x00\x01\x1f\x7f\n\t é😀\u2028',
+        "x" * 70_000 + '\x01"\\',
+        ["a", 1, -2.5, 1e300, None, True, False, [], {}, [[]]],
+        {"k\x01": {"": ["\x00"]}, "x" * 70_000 + "\n": 2**127},
+    ],
+)
+def test_sizes_are_the_json_answers_lengths(value: object) -> None:
+    """Before: only a NUL counted as escaped (six characters); 30 million chr(1) made
+    a 180 MB answer."""
+    assert sandbox._size(value) == len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def test_escaped_characters_count_toward_the_answer_size(db: Database) -> None:
+    for char, grows in (("chr(1)", 6), ("'\"'", 2), ("'\\'", 2), ("chr(10)", 2)):
+        with pytest.raises(SqlRefused) as caught:
+            run_sandboxed(db, f"SELECT repeat({char}, 20000000) AS v")
+        assert caught.value.rule == "answer-size"
+        assert f"about {grows * 20_000_000 + 2:,} characters" in caught.value.message
+    cut = run_sandboxed(db, "SELECT repeat(chr(1), 1000000) AS v FROM range(300)")
+    assert cut.truncated and len(cut.rows) == 5  # 6,000,002 characters each
