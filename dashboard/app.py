@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import threading
@@ -97,6 +98,12 @@ class SqlQuery(BaseModel):
 
 
 WRITES_BEHIND_RETRY_S = 5
+# SQL queries run at once; one past them waits SQL_WAIT_S for its turn, then is told to
+# retry. Uncapped, 40 slow queries took every worker thread, and /healthz and the
+# analysis routes waited 8.6 s for one.
+MAX_SQL_QUERIES = 4
+SQL_WAIT_S = 2.0
+SQL_RETRY_S = 1
 
 
 def create_app(context: AppContext) -> FastAPI:
@@ -243,13 +250,30 @@ def create_app(context: AppContext) -> FastAPI:
             return JSONResponse(body, status_code=503)
         return body
 
+    sql_turns = asyncio.Semaphore(MAX_SQL_QUERIES)  # waiting holds no worker thread
+
     @app.post("/api/sql", response_model=None, responses=answers(SqlAnswer, 400))
-    async def sql(query: SqlQuery) -> dict[str, Any]:
+    async def sql(query: SqlQuery) -> Any:
         from flowscope.store.sandbox import SqlError, SqlRefused, run_sandboxed
 
         limit = min(query.limit or context.sql_row_limit, context.sql_row_limit)
         timeout_s = min(query.timeout_s or context.sql_timeout_s, context.sql_timeout_s)
         try:
+            await asyncio.wait_for(sql_turns.acquire(), SQL_WAIT_S)
+        except TimeoutError:
+            return JSONResponse(
+                {
+                    "detail": {
+                        "message": f"{MAX_SQL_QUERIES} SQL queries are running, the server's "
+                        f"limit, and none ended within {SQL_WAIT_S:g} s; retry in a moment"
+                    }
+                },
+                status_code=503,
+                headers={"Retry-After": str(SQL_RETRY_S)},
+            )
+        try:
+            # The worker thread is waited for even if the client goes: the turn ends
+            # with the query.
             result = await run_in_threadpool(
                 run_sandboxed,
                 context.database,
@@ -261,6 +285,8 @@ def create_app(context: AppContext) -> FastAPI:
             raise HTTPException(400, detail={"rule": exc.rule, "message": exc.message}) from exc
         except SqlError as exc:
             raise HTTPException(400, detail={"rule": None, "message": str(exc)}) from exc
+        finally:
+            sql_turns.release()
         return {
             "columns": result.columns,
             "rows": result.rows,
@@ -305,9 +331,11 @@ def _declare_bearer_auth(app: FastAPI, *, required: bool) -> None:
                         "description": "missing or wrong bearer token",
                         "content": {"application/json": {"schema": auth}},
                     }
+                    busy = ", or the SQL queries running at once are at their limit"
                     responses["503"] = {
                         "description": "acknowledged spans cannot be committed yet "
-                        "(the writer's last error); Retry-After says when to ask again",
+                        f"(the writer's last error){busy if path == '/api/sql' else ''}; "
+                        "Retry-After says when to ask again",
                         "content": {"application/json": {"schema": refusal}},
                     }
         app.openapi_schema = schema

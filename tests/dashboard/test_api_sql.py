@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from flowscope.dashboard.app import MAX_SQL_QUERIES
 from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import key_values, request_for, span_id, trace_id
 from flowscope.testing.server import Endpoints, server_in_process
@@ -294,3 +297,35 @@ def test_reads_while_the_writer_cannot_commit_say_so(
             answer = api.post("/api/sql", json={"sql": "SELECT count(*) FROM otel_traces"})
             assert answer.status_code == 200 and answer.json()["rows"] == [[8]]
             assert api.get(f"/api/traces/{trace}").status_code == 200
+
+
+def test_slow_queries_take_a_few_turns_and_leave_the_rest_answering(
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """Before: 45 slow queries took every worker thread (40), and /healthz and the
+    analysis routes waited for one to end."""
+    base = live[1].ui
+    answers: list[httpx.Response] = []
+
+    def slow() -> None:
+        sql = "SELECT sleep_ms(500) FROM range(10)"  # 5 s
+        answers.append(httpx.post(f"{base}/api/sql", json={"sql": sql}, timeout=60))
+
+    threads = [threading.Thread(target=slow) for _ in range(45)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1)  # well inside their 5 s: all sent, running or waiting their turn
+        assert not answers
+        for path in ("/healthz", "/api/map?since=30d", "/api/flows?since=30d"):
+            started = time.monotonic()
+            assert httpx.get(f"{base}{path}", timeout=30).status_code == 200
+            assert time.monotonic() - started < 2.5, path
+    finally:
+        for thread in threads:
+            thread.join()
+    busy = [answer for answer in answers if answer.status_code == 503]
+    assert sum(answer.status_code == 200 for answer in answers) >= MAX_SQL_QUERIES
+    assert len(busy) + sum(answer.status_code == 200 for answer in answers) == 45
+    assert busy and all(answer.headers["Retry-After"] == "1" for answer in busy)
+    assert f"{MAX_SQL_QUERIES} SQL queries are running" in busy[0].json()["detail"]["message"]
