@@ -334,6 +334,10 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _identifier(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
 def _text_expr(expr: str, kind: DuckDBPyType, depth: int = 0) -> str | None:
     """SQL for ``expr``'s value with the times Python cannot hold made ISO 8601 text:
     nanosecond ones (a datetime keeps microseconds) and zoned ones (no pytz needed),
@@ -358,19 +362,41 @@ def _text_expr(expr: str, kind: DuckDBPyType, depth: int = 0) -> str | None:
         if all(text is None for text in texts):
             return None
         packed = ", ".join(
-            '"' + field.replace('"', '""') + f'" := {text or value}'
+            f"{_identifier(field)} := {text or value}"
             for (field, value, _), text in zip(fields, texts, strict=True)
         )
         return f"CASE WHEN {expr} IS NULL THEN NULL ELSE struct_pack({packed}) END"
+    if name == "union":
+        members = [  # the first child is the union's tag (UTINYINT), not a member
+            (tag, f"union_extract({expr}, {_literal(tag)})", child)
+            for tag, child in _children(kind)[1:]
+        ]
+        texts = [_text_expr(value, child, depth + 1) for _, value, child in members]
+        if all(text is None for text in texts):
+            return None
+        # One union_value per member: DuckDB's CASE unites them into one union type.
+        cases = " ".join(
+            f"WHEN {_literal(tag)} THEN union_value({_identifier(tag)} := {text or value})"
+            for (tag, value, _), text in zip(members, texts, strict=True)
+        )
+        return f"CASE union_tag({expr}) {cases} END"
     if name == "map":
         (_, key_kind), (_, value_kind) = _children(kind)
-        key = _text_expr(f"{var}.key", key_kind, depth + 1)
+        if key_kind.id in _NESTED:
+            # Python gets such a map as {"key": [...], "value": [...]} (a list is no dict
+            # key): the keys become their JSON text.
+            key: str | None = f"CAST(to_json({var}.key) AS VARCHAR)"
+        else:
+            key = _text_expr(f"{var}.key", key_kind, depth + 1)
         value = _text_expr(f"{var}.value", value_kind, depth + 1)
         if key is None and value is None:
             return None
         entry = f"struct_pack(key := {key or var + '.key'}, value := {value or var + '.value'})"
         return f"map_from_entries(list_transform(map_entries({expr}), lambda {var}: {entry}))"
     return None
+
+
+_NESTED = frozenset({"list", "array", "struct", "map", "union", "variant"})
 
 
 def _children(kind: DuckDBPyType) -> list[tuple[str, DuckDBPyType]]:
@@ -577,6 +603,10 @@ def json_value(value: Any, depth: int = 0) -> Any:
             return "infinity"
         if value in (dt.datetime.min, dt.date.min):
             return "-infinity"
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            # A zoned one in a VARIANT (a column's is text already): in UTC with Z, as
+            # those are.
+            return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return value.isoformat()
     if isinstance(value, dt.time):
         return value.isoformat()

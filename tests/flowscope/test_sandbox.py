@@ -468,3 +468,25 @@ def test_escaped_characters_count_toward_the_answer_size(db: Database) -> None:
         assert f"about {grows * 20_000_000 + 2:,} characters" in caught.value.message
     cut = run_sandboxed(db, "SELECT repeat(chr(1), 1000000) AS v FROM range(300)")
     assert cut.truncated and len(cut.rows) == 5  # 6,000,002 characters each
+
+
+def test_maps_with_nested_keys_unions_and_variants_keep_the_documented_forms(
+    db: Database,
+) -> None:
+    result = run_sandboxed(
+        db,
+        """SELECT MAP {[1, 2]: 'a', [3]: 'b'} AS list_keys,
+                  MAP {{'a': 1}: TIMESTAMP_NS '2026-01-01 00:00:00.000000001'} AS struct_keys,
+                  NULL::MAP(INTEGER[], INTEGER) AS no_map,
+                  union_value(t := TIMESTAMP_NS '2026-01-01 00:00:00.123456789') AS u,
+                  [union_value(n := 3)::UNION("a""b" TIMESTAMP_NS, n INTEGER), NULL] AS us,
+                  (TIMESTAMPTZ '2026-01-01 05:00:00+05')::VARIANT AS v_tz""",
+    )
+    row = dict(zip(result.columns, result.rows[0], strict=True))
+    # Before: {"key": [[1, 2], [3]], "value": ["a", "b"]}, as Python gets it.
+    assert row["list_keys"] == {"[1,2]": "a", "[3]": "b"}
+    assert row["struct_keys"] == {'{"a":1}': "2026-01-01T00:00:00.000000001"}
+    assert row["no_map"] is None
+    assert row["u"] == "2026-01-01T00:00:00.123456789"  # before: ...123456
+    assert row["us"] == [3, None]
+    assert row["v_tz"] == "2026-01-01T00:00:00.000000Z"  # before: ...+00:00
