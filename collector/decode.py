@@ -26,6 +26,8 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int = DEFAULT_MAX_B
     name = (encoding or "identity").strip().lower()
     if name in ("", "identity"):
         return body
+    if name == "x-gzip":  # gzip's old name, which HTTP recipients take as gzip (RFC 9110)
+        name = "gzip"
     if name not in ("gzip", "deflate"):
         raise BadRequest(
             f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or identity"

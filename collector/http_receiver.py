@@ -16,6 +16,7 @@ from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # google.rpc.Code values used in Status bodies.
 _INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAUTHENTICATED, _UNAVAILABLE, _INTERNAL = 3, 8, 16, 14, 13
+_NOT_FOUND, _UNIMPLEMENTED = 5, 12
 _DEADLINE_EXCEEDED = 4
 
 
@@ -170,6 +172,22 @@ def create_otlp_http_app(
     # No slash redirects: a 307 from /v1/traces/ counts as success to exporters that do
     # not follow redirects (OTel Python's), which then drop their spans; a 404 is a
     # failure they report, as the Collector answers.
-    app = Starlette(routes=[Route("/v1/traces", export, methods=["POST"])])
+    app = Starlette(
+        routes=[Route("/v1/traces", export, methods=["POST"])],
+        exception_handlers={404: _not_routed, 405: _not_routed},
+    )
     app.router.redirect_slashes = False
     return app
+
+
+async def _not_routed(request: Request, exc: Exception) -> Response:
+    """404 and 405 as OTLP answers every failure: a google.rpc.Status body (OTLP/HTTP
+    "Failures": for all 4xx and 5xx), not Starlette's plain text."""
+    assert isinstance(exc, HTTPException)
+    kind = media_type(request.headers.get("content-type"))
+    if exc.status_code == 405:
+        code, message = _UNIMPLEMENTED, f"{request.method} is not allowed; use POST /v1/traces"
+    else:
+        code = _NOT_FOUND
+        message = f"no such path {request.url.path!r}; flowscope receives traces at /v1/traces"
+    return _failure(exc.status_code, code, message, kind, dict(exc.headers or {}))

@@ -158,6 +158,7 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
         "not valid gzip",
     ),
     ("unknown encoding", {**PB, "Content-Encoding": "br"}, b"x", 400, "Content-Encoding"),
+    ("x-gzip is gzip", {**PB, "Content-Encoding": "x-gzip"}, gzip.compress(b""), 200, ""),
 ]
 
 
@@ -357,9 +358,18 @@ def test_huge_attribute_value_is_stored_whole(live: tuple[FlowscopeServer, Endpo
 
 
 def test_unknown_path_and_method(live: tuple[FlowscopeServer, Endpoints]) -> None:
+    """Answered with a google.rpc.Status like every OTLP failure (plain text before)."""
     _, endpoints = live
-    assert httpx.post(f"{endpoints.http}/v1/metrics", content=b"", headers=PB).status_code == 404
-    assert httpx.get(f"{endpoints.http}/v1/traces").status_code == 405
+    missing = httpx.post(f"{endpoints.http}/v1/metrics", content=b"", headers=PB)
+    assert missing.status_code == 404
+    assert "/v1/metrics" in Status.FromString(missing.content).message
+    wrong = httpx.get(f"{endpoints.http}/v1/traces")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    assert "GET is not allowed" in Status.FromString(wrong.content).message
+    as_json = httpx.put(
+        f"{endpoints.http}/v1/traces", content=b"{}", headers={"Content-Type": "application/json"}
+    )
+    assert as_json.status_code == 405 and as_json.json()["code"] == 12
     # Not a 307 to /v1/traces: exporters that do not follow redirects took it for
     # success and dropped their spans.
     body = realistic_request(1, seed=9).SerializeToString()
