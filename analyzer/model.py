@@ -89,7 +89,7 @@ class Step(Record):
     parent_id: str | None
     service: str
     operation: str
-    kind: str  # SpanKind as stored: Server, Client, Internal, Producer, Consumer, Unspecified
+    kind: str  # SpanKind as stored: Server, Client, Internal, Producer, Consumer, Unspecified, ''
     calls: int
     traces: int
     calls_per_trace: float

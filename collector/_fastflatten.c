@@ -578,8 +578,10 @@ static int push_span(columns_t *c, const field_t *sp, int32_t group) {
     if (str_push_hex(&c->parent_ids, parent.data, parent_len) < 0) return -1;
     if (buf_put(&c->keys, trace.data, 16) < 0 || buf_put(&c->keys, span.data, 8) < 0) return -1;
     if (put_i64(&c->starts, (int64_t)start) < 0 || put_i64(&c->ends, (int64_t)end) < 0) return -1;
-    if (put_i32(&c->kinds, (kind >= 0 && kind < 6) ? (int32_t)kind : 0) < 0) return -1;
-    if (put_i32(&c->codes, (code >= 0 && code < 3) ? (int32_t)code : 0) < 0) return -1;
+    /* Indices into flatten.py's SPAN_KINDS / STATUS_CODES; a number outside the enum is
+     * their last entry, "" (what pdata's String() gives and the exporter stores). */
+    if (put_i32(&c->kinds, (kind >= 0 && kind < 6) ? (int32_t)kind : 6) < 0) return -1;
+    if (put_i32(&c->codes, (code >= 0 && code < 3) ? (int32_t)code : 3) < 0) return -1;
     if (put_u32(&c->flags, flags) < 0 || put_u32(&c->dropped_attrs, dropped_attrs) < 0 ||
         put_u32(&c->dropped_events, dropped_events) < 0 ||
         put_u32(&c->dropped_links, dropped_links) < 0 || put_i32(&c->groups, group) < 0)

@@ -27,8 +27,12 @@ from flowscope.store.columns import (
 )
 from flowscope.store.columns import EVENT as EVENT_TYPE
 
-SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
-STATUS_CODES = ("Unset", "Ok", "Error")
+# pdata's SpanKind.String() and StatusCode.String() return "" for a number outside the
+# enum, and the exporter stores that: the last entry of each dictionary.
+SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer", "")
+STATUS_CODES = ("Unset", "Ok", "Error", "")
+UNKNOWN_KIND = len(SPAN_KINDS) - 1
+UNKNOWN_STATUS = len(STATUS_CODES) - 1
 KIND_VALUES = pa.array(SPAN_KINDS, pa.string())
 STATUS_VALUES = pa.array(STATUS_CODES, pa.string())
 _ZERO_TRACE = bytes(16)
@@ -270,11 +274,11 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
                 trace_states.append(span.trace_state)
                 names.append(span.name)
                 kind = span.kind
-                kinds.append(kind if 0 <= kind < 6 else 0)
+                kinds.append(kind if 0 <= kind < UNKNOWN_KIND else UNKNOWN_KIND)
                 span_attrs.append(*attribute_lists(span.attributes))
                 status = span.status
                 code = status.code
-                status_codes.append(code if 0 <= code < 3 else 0)
+                status_codes.append(code if 0 <= code < UNKNOWN_STATUS else UNKNOWN_STATUS)
                 status_messages.append(status.message)
                 events.append(span.events)
                 links.append(span.links)

@@ -75,7 +75,8 @@ def step_summary(step: Step, tree: StepTree) -> list[str]:
     lines = [
         step.service,
         step.operation,
-        f"{step.kind}, {count(step.calls_per_trace, 'call')} per trace",
+        # A kind outside the enum is stored as '': no leading ", " for it.
+        ", ".join(filter(None, [step.kind, f"{count(step.calls_per_trace, 'call')} per trace"])),
         f"p95 {format_ms(step.p95_ms)}, {format_percent(step.error_rate)} err",
     ]
     if tree.calls_peer(step):

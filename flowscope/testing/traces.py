@@ -38,11 +38,13 @@ KINDS = {
     "Client": Span.SPAN_KIND_CLIENT,
     "Producer": Span.SPAN_KIND_PRODUCER,
     "Consumer": Span.SPAN_KIND_CONSUMER,
+    "": Span.SpanKind.ValueType(7),  # outside the enum: stored as '' (as the exporter does)
 }
 STATUSES = {
     "Unset": Status.STATUS_CODE_UNSET,
     "Ok": Status.STATUS_CODE_OK,
     "Error": Status.STATUS_CODE_ERROR,
+    "": Status.StatusCode.ValueType(5),  # likewise
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from flowscope.analyzer.diagrams.step_tree import step_summary, step_tree
 from flowscope.analyzer.model import Window
 from flowscope.testing.traces import TraceKit, at_ms
 
@@ -41,6 +42,32 @@ def test_spans_with_unspecified_kind(analyze: Analyze) -> None:
         ("a", "Unspecified", pytest.approx(20 / 50)),
         ("b", "Unspecified", pytest.approx(30 / 50)),
     ]
+
+
+def test_spans_with_a_kind_and_status_outside_the_enum(analyze: Analyze) -> None:
+    """Stored as '' (as the exporter does): a kind that is neither SERVER nor CLIENT, and a
+    status that is no error."""
+    kit = TraceKit()
+    root = kit.trace().span("a", "handle", kind="", status="", start_ms=0, duration_ms=50)
+    root.child(
+        "b", "work", kind="", status="", start_ms=5, duration_ms=30, attributes={"db.system": "x"}
+    )
+    analysis = analyze(kit)
+    result = analysis.service_map(HOUR)
+    assert [(e.source, e.target, e.rule, e.p50_ms, e.errors) for e in result.edges] == [
+        ("a", "b", "rpc", 30.0, 0)
+    ]
+    assert [(n.id, n.kind, n.spans, n.error_rate, n.p95_ms) for n in result.nodes] == [
+        ("a", "service", 1, 0.0, None),
+        ("b", "service", 1, 0.0, None),
+    ]
+    flow = analysis.flows(HOUR)[0]
+    assert (flow.root_operation, flow.traces, flow.error_rate) == ("handle", 1, 0.0)
+    steps = analysis.flow(flow.id, HOUR).steps
+    assert [(s.service, s.kind, s.errors) for s in steps] == [("a", "", 0), ("b", "", 0)]
+    assert step_summary(steps[1], step_tree(steps))[2] == "1 call per trace"
+    view = analysis.trace(kit.spans[0].trace_id)
+    assert [(s.kind, s.status) for s in view.spans] == [("", ""), ("", "")]
 
 
 def orphan_kit() -> TraceKit:

@@ -390,6 +390,21 @@ def test_a_link_id_that_is_not_hex_in_json_rejects_the_span() -> None:
 
 
 @needs_fast_path
+def test_a_kind_or_status_outside_the_enum_is_stored_empty_by_both_paths() -> None:
+    """pdata's SpanKind.String() and StatusCode.String() give '' for them, and the exporter
+    stores that; before, they were stored as Unspecified and Unset."""
+    request = realistic_request(1, seed=1)
+    spans = [span for rs in request.resource_spans for span in rs.scope_spans[0].spans]
+    for span, kind, code in zip(spans, (99, -1, 6, 2), (7, -3, 2, 3), strict=False):
+        span.kind = Span.SpanKind.ValueType(kind)
+        span.status.code = Status.StatusCode.ValueType(code)
+    assert_same(request)
+    table = decode(request.SerializeToString()).batch.table
+    assert table.column("SpanKind").to_pylist()[:4] == ["", "", "", "Server"]
+    assert table.column("StatusCode").to_pylist()[:4] == ["", "", "Error", ""]
+
+
+@needs_fast_path
 def test_an_all_zero_parent_id_is_a_root_in_both_paths() -> None:
     """The Collector's pdata reads an all-zero parent_span_id as none; before, the span
     was rejected and its trace lost its root."""
