@@ -69,7 +69,9 @@ def _json(raw: Any) -> str:
     if isinstance(raw, float):
         return format_double(raw) if math.isfinite(raw) else "null"
     if isinstance(raw, bytes):
-        return _json_string(base64.b64encode(raw).decode("ascii"))
+        # pdata's AsRaw gives empty bytes as a nil slice, which Go's encoder writes as
+        # null (only inside arrays and maps: a top-level value is base64, so '').
+        return _json_string(base64.b64encode(raw).decode("ascii")) if raw else "null"
     if isinstance(raw, str):
         return _json_string(raw)
     if isinstance(raw, list):

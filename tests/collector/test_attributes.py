@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
 from flowscope.collector.attributes import any_value_str, format_double
 
@@ -45,3 +45,16 @@ def test_arrays_escape_like_go_json() -> None:
     ]
     text = any_value_str(AnyValue(array_value=ArrayValue(values=values)))
     assert text == '["a\\u2028b\\u2029\\u003c\\u0026\\u003e",-0,9223372036854776000]'
+
+
+def test_empty_bytes_inside_arrays_and_maps_are_null() -> None:
+    """pdata's AsRaw turns empty bytes into a nil slice, which Go's JSON encoder writes as
+    null; before, flowscope wrote "". A top-level empty bytes value stays ''."""
+    empty, some = AnyValue(bytes_value=b""), AnyValue(bytes_value=b"\x00\xff")
+    array = AnyValue(array_value=ArrayValue(values=[empty, some]))
+    assert any_value_str(array) == '[null,"AP8="]'
+    kvlist = AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key="b", value=empty)]))
+    assert any_value_str(kvlist) == '{"b":null}'
+    nested = AnyValue(array_value=ArrayValue(values=[kvlist]))
+    assert any_value_str(nested) == '[{"b":null}]'
+    assert any_value_str(empty) == ""

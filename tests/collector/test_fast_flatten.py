@@ -404,6 +404,24 @@ def test_a_kind_or_status_outside_the_enum_is_stored_empty_by_both_paths() -> No
     assert table.column("StatusCode").to_pylist()[:4] == ["", "", "Error", ""]
 
 
+def stored_attributes(attributes: dict[str, object]) -> dict[str, str]:
+    """A span with these attributes through both paths (which must agree): its map."""
+    request = realistic_request(1, seed=1)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    del span.attributes[:]
+    span.attributes.extend(key_values(attributes))
+    assert_same(request)
+    stored = decode(request.SerializeToString()).batch.table.column("SpanAttributes")
+    return dict(stored.to_pylist()[0])
+
+
+@needs_fast_path
+def test_empty_bytes_in_an_array_or_map_are_null_on_both_paths() -> None:
+    """As pdata's AsRaw + Go's encoder write them; before, "" (a top-level one stays '')."""
+    stored = stored_attributes({"a": [b"", b"\x01"], "m": {"b": b""}, "top": b""})
+    assert stored == {"a": '[null,"AQ=="]', "m": '{"b":null}', "top": ""}
+
+
 @needs_fast_path
 def test_an_all_zero_parent_id_is_a_root_in_both_paths() -> None:
     """The Collector's pdata reads an all-zero parent_span_id as none; before, the span
