@@ -3,7 +3,7 @@
 The exporter calls pdata's ``Value.AsString()``: strings as they are, booleans as
 ``true``/``false``, integers in decimal, doubles formatted like ECMAScript
 ``Number.prototype.toString``, bytes as standard base64, arrays and key-value
-lists as JSON (keys sorted, ``<``, ``>`` and ``&`` escaped as Go's encoder does).
+lists as JSON (keys sorted, written as Go's encoder does with ``SetEscapeHTML(false)``).
 """
 
 from __future__ import annotations
@@ -87,12 +87,10 @@ def _json_string(text: str) -> str:
     return encoded
 
 
-# What Go's json.Marshal escapes beyond JSON's minimum (HTML characters, and the two
-# line separators JavaScript does not allow in strings).
+# What Go's encoder escapes beyond JSON's minimum even with SetEscapeHTML(false): the two
+# line separators JavaScript does not allow in strings. pdata stopped HTML-escaping <, > and
+# & in maps and slices with opentelemetry-collector PR #15108 (merged 2026-04-13).
 _GO_ESCAPES = (
-    ("<", "\\u003c"),
-    (">", "\\u003e"),
-    ("&", "\\u0026"),
     ("\u2028", "\\u2028"),
     ("\u2029", "\\u2029"),
 )

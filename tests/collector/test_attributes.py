@@ -37,14 +37,18 @@ def test_doubles_as_go_formats_them(value: float, text: str) -> None:
     assert any_value_str(AnyValue(double_value=value)) == text
 
 
-def test_arrays_escape_like_go_json() -> None:
+def test_arrays_escape_like_go_json_without_html_escaping() -> None:
+    """pdata writes maps and slices with SetEscapeHTML(false) since Collector PR #15108:
+    <, > and & as they are (before, \\u003c ...); U+2028/U+2029 stay escaped."""
     values = [
         AnyValue(string_value="a\u2028b\u2029<&>"),
         AnyValue(double_value=-0.0),
         AnyValue(double_value=9.223372036854776e18),
     ]
     text = any_value_str(AnyValue(array_value=ArrayValue(values=values)))
-    assert text == '["a\\u2028b\\u2029\\u003c\\u0026\\u003e",-0,9223372036854776000]'
+    assert text == '["a\\u2028b\\u2029<&>",-0,9223372036854776000]'
+    kvlist = KeyValueList(values=[KeyValue(key="<k&>", value=AnyValue(string_value="</b>"))])
+    assert any_value_str(AnyValue(kvlist_value=kvlist)) == '{"<k&>":"</b>"}'
 
 
 def test_empty_bytes_inside_arrays_and_maps_are_null() -> None:

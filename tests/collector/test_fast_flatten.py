@@ -423,6 +423,13 @@ def test_empty_bytes_in_an_array_or_map_are_null_on_both_paths() -> None:
 
 
 @needs_fast_path
+def test_html_characters_in_an_array_or_map_are_not_escaped_on_both_paths() -> None:
+    """As the Collector writes them since PR #15108; before, \\u003c, \\u003e, \\u0026."""
+    stored = stored_attributes({"a": ["<b>&\u2028"], "m": {"<": ">"}})
+    assert stored == {"a": '["<b>&\\u2028"]', "m": '{"<":">"}'}
+
+
+@needs_fast_path
 def test_an_all_zero_parent_id_is_a_root_in_both_paths() -> None:
     """The Collector's pdata reads an all-zero parent_span_id as none; before, the span
     was rejected and its trace lost its root."""
