@@ -114,7 +114,10 @@ def any_value_str(value: AnyValue) -> str:
 
 
 def attribute_lists(attributes: Sequence[KeyValue]) -> tuple[list[str], list[str]]:
-    """Keys and stringified values, in order; a repeated key keeps its last value.
+    """Keys and stringified values, in order; a repeated key keeps its first value.
+
+    The exporter stores every entry (a ClickHouse Map may repeat a key) and ClickHouse's
+    ``m['k']`` reads the first; a DuckDB MAP cannot repeat one, so only that one is kept.
 
     Hot path: most values are non-empty strings, and reading ``string_value`` first
     skips a ``WhichOneof`` call for them (an empty result means another kind, or "").
@@ -129,6 +132,8 @@ def attribute_lists(attributes: Sequence[KeyValue]) -> tuple[list[str], list[str
             text = any_value_str(value)
         values.append(text)
     if len(set(keys)) != len(keys):
-        merged = dict(zip(keys, values, strict=True))
+        merged: dict[str, str] = {}
+        for key, text in zip(keys, values, strict=True):
+            merged.setdefault(key, text)
         return list(merged), list(merged.values())
     return keys, values

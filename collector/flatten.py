@@ -210,7 +210,7 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
     for resource_spans in request.resource_spans:
         resource = resource_spans.resource
         r_keys, r_values = attribute_lists(resource.attributes)
-        service = ""
+        service = ""  # the first service.name, as pdata's Map.Get finds it
         for key, value in zip(r_keys, r_values, strict=True):
             if key == "service.name":
                 service = value

@@ -286,9 +286,9 @@ def test_duplicate_keys_and_entity_refs_go_to_the_python_path() -> None:
     span = request.resource_spans[0].scope_spans[0].spans[0]
     span.attributes.extend(key_values({"k": "first"}) + key_values({"k": "last"}))
     declined(request)
-    assert decode(request.SerializeToString()).batch.table.column("SpanAttributes").to_pylist()[0][
-        -1
-    ] == ("k", "last")
+    assert ("k", "first") in decode(request.SerializeToString()).batch.table.column(
+        "SpanAttributes"
+    ).to_pylist()[0]
     request = realistic_request(1, seed=1)
     ref = request.resource_spans[0].resource.entity_refs.add()
     ref.type = "host"
@@ -427,6 +427,24 @@ def test_html_characters_in_an_array_or_map_are_not_escaped_on_both_paths() -> N
     """As the Collector writes them since PR #15108; before, \\u003c, \\u003e, \\u0026."""
     stored = stored_attributes({"a": ["<b>&\u2028"], "m": {"<": ">"}})
     assert stored == {"a": '["<b>&\\u2028"]', "m": '{"<":">"}'}
+
+
+@needs_fast_path
+def test_a_service_name_sent_twice_is_the_first_one() -> None:
+    """pdata's Map.Get (the exporter's ServiceName) finds the first, and ClickHouse's
+    m['service.name'] reads the first of the entries the exporter stores; before, the
+    last one was kept for both."""
+    request = realistic_request(1, seed=1)
+    resource = request.resource_spans[0].resource
+    del resource.attributes[:]
+    resource.attributes.extend(
+        key_values({"service.name": "first", "host.name": "h"}) + key_values({"service.name": 2})
+    )
+    declined(request)  # duplicate keys take the Python path
+    table = decode(request.SerializeToString()).batch.table
+    assert set(table.column("ServiceName").to_pylist()[:2]) == {"first"}
+    resources = table.column("ResourceAttributes").to_pylist()
+    assert sorted(resources[0]) == [("host.name", "h"), ("service.name", "first")]
 
 
 @needs_fast_path
