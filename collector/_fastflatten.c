@@ -297,8 +297,16 @@ static int push_any_value(columns_t *c, strcol_t *out, const uint8_t *data, size
         return (last.varint ? str_push(out, "true", 4) : str_push(out, "false", 5)) < 0 ? -1 : 0;
     case 3: { /* int_value */
         if (last.wire != 0) return BAIL;
-        int n = snprintf(text, sizeof text, "%lld", (long long)(int64_t)last.varint);
-        return str_push(out, text, (size_t)n) < 0 ? -1 : 0;
+        /* Decimal by hand: snprintf's format parsing was a tenth of this function's time. */
+        int64_t v = (int64_t)last.varint;
+        uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+        char *p = text + sizeof text;
+        do {
+            *--p = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (v < 0) *--p = '-';
+        return str_push(out, p, (size_t)(text + sizeof text - p)) < 0 ? -1 : 0;
     }
     default: {
         /* double, bytes, array, key-value list (and string_value_strindex): one Python

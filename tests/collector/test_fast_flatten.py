@@ -47,6 +47,8 @@ def every_kind_request() -> ExportTraceServiceRequest:
             "unicode": "zürich ✓ 𝄞",
             "i": -42,
             "big": 2**63 - 1,
+            "min": -(2**63),
+            "zero": 0,
             "b": True,
             "f": False,
             "d": 0.1,
