@@ -222,6 +222,7 @@ typedef struct {
     buf_t g_resource_dropped, g_scope_dropped;
     int32_t spans, events, links, groups_count;
     PyObject *stringify; /* AnyValue bytes -> str, for the kinds C does not format */
+    buf_t scratch; /* for sorting a map row */
 } columns_t;
 
 #define BAIL (-2) /* not an error: hand the request to the Python path */
@@ -241,7 +242,8 @@ static void columns_free(columns_t *c) {
     buf_t *bufs[] = {&c->starts, &c->ends, &c->kinds, &c->codes, &c->flags, &c->dropped_attrs,
                      &c->dropped_events, &c->dropped_links, &c->groups, &c->keys,
                      &c->event_offsets, &c->link_offsets, &c->ev_times, &c->ev_dropped,
-                     &c->ln_dropped, &c->ln_flags, &c->g_resource_dropped, &c->g_scope_dropped};
+                     &c->ln_dropped, &c->ln_flags, &c->g_resource_dropped, &c->g_scope_dropped,
+                     &c->scratch};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) buf_free(bufs[i]);
     strcol_t *strs[] = {&c->trace_ids, &c->span_ids, &c->parent_ids, &c->trace_states,
                         &c->names, &c->status_messages, &c->ev_names, &c->ln_trace_ids,
@@ -353,24 +355,96 @@ static int push_key_value(columns_t *c, mapcol_t *m, const field_t *kv) {
     return push_any_value(c, &m->values, value.data, value.len);
 }
 
-/* Duplicate keys in the row that started at entry ``first``: the Python path merges them. */
-static int row_has_duplicates(const mapcol_t *m, int32_t first) {
-    const int32_t *off = (const int32_t *)m->keys.offsets.data;
-    int32_t last = m->keys.count;
-    if (last - first > 64) return 1; /* rare; not worth a hash set here */
-    for (int32_t i = first; i < last; i++) {
-        int32_t li = off[i + 1] - off[i];
-        for (int32_t j = i + 1; j < last; j++) {
-            if (off[j + 1] - off[j] == li &&
-                memcmp(m->keys.data.data + off[i], m->keys.data.data + off[j], (size_t)li) == 0)
-                return 1;
-        }
+/* ---- a map row's keys in sorted order ---------------------------------------------
+ * The exporter stores attribute maps sorted by key (clickhouse-go's orderedmap, a byte-wise
+ * string sort), so a row is sorted once its entries are in. A repeated key shows up as two
+ * equal neighbours: the Python path keeps its first value. */
+
+typedef struct {
+    const char *key;            /* for comparing */
+    int32_t key_start, key_len; /* the old places, in the keys' and values' data */
+    int32_t value_start, value_len;
+} sort_entry_t;
+
+/* Go's string comparison: bytes, then the shorter first. */
+static int key_cmp(const char *a, int32_t a_len, const char *b, int32_t b_len) {
+    int32_t n = a_len < b_len ? a_len : b_len;
+    int r = n ? memcmp(a, b, (size_t)n) : 0;
+    return r ? r : (a_len > b_len) - (a_len < b_len);
+}
+
+static int entry_cmp(const void *x, const void *y) {
+    const sort_entry_t *a = x, *b = y;
+    return key_cmp(a->key, a->key_len, b->key, b->key_len);
+}
+
+/* Rewrite a column's entries [first, first + count) in the order of ``e``, via ``scratch``. */
+static int rewrite_row(strcol_t *col, int32_t first, int32_t count, const sort_entry_t *e,
+                       int values, buf_t *scratch) {
+    int32_t *off = (int32_t *)col->offsets.data;
+    int32_t base = off[first], pos = base;
+    size_t size = (size_t)(off[first + count] - base);
+    scratch->len = 0;
+    if (size && buf_put(scratch, col->data.data + base, size) < 0) return -1;
+    for (int32_t i = 0; i < count; i++) {
+        int32_t from = (values ? e[i].value_start : e[i].key_start) - base;
+        int32_t n = values ? e[i].value_len : e[i].key_len;
+        if (n) memcpy(col->data.data + pos, scratch->data + from, (size_t)n);
+        pos += n;
+        off[first + i + 1] = pos;
     }
     return 0;
 }
 
-static int close_map_row(mapcol_t *m, int32_t first) {
-    if (row_has_duplicates(m, first)) return BAIL;
+/* Sort the row's entries, rewriting them only when they were out of order. */
+static int sort_row(mapcol_t *m, int32_t first, int32_t count, buf_t *scratch) {
+    sort_entry_t stack[32];
+    sort_entry_t *e = count <= 32 ? stack : PyMem_Malloc((size_t)count * sizeof *e);
+    if (!e) return -1;
+    const int32_t *ko = (const int32_t *)m->keys.offsets.data;
+    const int32_t *vo = (const int32_t *)m->values.offsets.data;
+    for (int32_t i = 0; i < count; i++) {
+        e[i].key_start = ko[first + i];
+        e[i].key_len = ko[first + i + 1] - ko[first + i];
+        e[i].key = m->keys.data.data + e[i].key_start;
+        e[i].value_start = vo[first + i];
+        e[i].value_len = vo[first + i + 1] - vo[first + i];
+    }
+    int rc = 0, moved = 0;
+    if (count <= 32) {
+        /* The usual row: an insertion sort (one pass when already sorted). Two equal keys
+         * meet when the later one stops at the earlier one. */
+        for (int32_t i = 1; i < count && !rc; i++) {
+            sort_entry_t x = e[i];
+            int32_t j = i;
+            int r = 1;
+            for (; j > 0 && (r = entry_cmp(&e[j - 1], &x)) > 0; j--) e[j] = e[j - 1];
+            if (j > 0 && r == 0) rc = BAIL;
+            moved |= j != i;
+            e[j] = x;
+        }
+    } else {
+        qsort(e, (size_t)count, sizeof *e, entry_cmp);
+        moved = 1;
+        for (int32_t i = 1; i < count && !rc; i++)
+            if (entry_cmp(&e[i - 1], &e[i]) == 0) rc = BAIL;
+    }
+    if (!rc && moved &&
+        (rewrite_row(&m->keys, first, count, e, 0, scratch) < 0 ||
+         rewrite_row(&m->values, first, count, e, 1, scratch) < 0))
+        rc = -1;
+    if (e != stack) PyMem_Free(e);
+    return rc;
+}
+
+/* Close the row that started at entry ``first``: sorted by key, or BAIL on a repeated key. */
+static int close_map_row(mapcol_t *m, int32_t first, buf_t *scratch) {
+    int32_t count = m->keys.count - first;
+    if (count > 1) {
+        if (!m->keys.data.data) return BAIL; /* no key bytes at all: every key is "" */
+        int rc = sort_row(m, first, count, scratch);
+        if (rc) return rc;
+    }
     return map_end_row(m) < 0 ? -1 : 0;
 }
 
@@ -395,7 +469,7 @@ static int push_scope(columns_t *c, const uint8_t *data, size_t len) {
             break;
         }
     }
-    if ((rc = close_map_row(&c->g_scope_attrs, first))) return rc;
+    if ((rc = close_map_row(&c->g_scope_attrs, first, &c->scratch))) return rc;
     if ((rc = name.number ? push_text(&c->g_scope_names, &name)
                           : (str_push(&c->g_scope_names, "", 0) < 0 ? -1 : 0)))
         return rc;
@@ -437,7 +511,7 @@ static int push_event(columns_t *c, const field_t *ev) {
         }
     }
     if (time >= (uint64_t)INT64_MAX) return BAIL; /* past 2262: Python rejects the span */
-    if ((rc = close_map_row(&c->ev_attrs, first))) return rc;
+    if ((rc = close_map_row(&c->ev_attrs, first, &c->scratch))) return rc;
     if ((rc = name.number ? push_text(&c->ev_names, &name)
                           : (str_push(&c->ev_names, "", 0) < 0 ? -1 : 0)))
         return rc;
@@ -479,7 +553,7 @@ static int push_link(columns_t *c, const field_t *ln) {
     /* All zeros is "no id", written '' like the ClickHouse exporter does. */
     if (trace_len && is_zero(trace.data, 16)) trace_len = 0;
     if (span_len && is_zero(span.data, 8)) span_len = 0;
-    if ((rc = close_map_row(&c->ln_attrs, first))) return rc;
+    if ((rc = close_map_row(&c->ln_attrs, first, &c->scratch))) return rc;
     if (str_push_hex(&c->ln_trace_ids, trace.data, trace_len) < 0) return -1;
     if (str_push_hex(&c->ln_span_ids, span.data, span_len) < 0) return -1;
     if ((rc = state.number ? push_text(&c->ln_states, &state)
@@ -558,7 +632,7 @@ static int push_span(columns_t *c, const field_t *sp, int32_t group) {
     size_t parent_len = parent.number ? parent.len : 0;
     if (parent_len && is_zero(parent.data, 8)) parent_len = 0; /* all zeros: a root */
     if (start >= (uint64_t)INT64_MAX || end >= (uint64_t)INT64_MAX) return BAIL;
-    if ((rc = close_map_row(&c->attrs, first))) return rc;
+    if ((rc = close_map_row(&c->attrs, first, &c->scratch))) return rc;
 
     int64_t code = 0;
     field_t message = {0};
@@ -626,8 +700,8 @@ static int parse_resource(columns_t *c, resource_t *res, const uint8_t *data, si
             return BAIL; /* entity_refs: the Python path keeps them */
         }
     }
-    if ((rc = close_map_row(&res->attrs, 0))) return rc;
-    /* service.name: keys are unique here (duplicates went to the Python path). */
+    if ((rc = close_map_row(&res->attrs, 0, &c->scratch))) return rc;
+    /* service.name: keys are unique here (duplicates go to the Python path). */
     const int32_t *ko = (const int32_t *)res->attrs.keys.offsets.data;
     const int32_t *vo = (const int32_t *)res->attrs.values.offsets.data;
     for (int32_t i = 0; i < res->attrs.keys.count; i++) {

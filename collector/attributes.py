@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -113,14 +114,19 @@ def any_value_str(value: AnyValue) -> str:
     return ""
 
 
-def attribute_lists(attributes: Sequence[KeyValue]) -> tuple[list[str], list[str]]:
-    """Keys and stringified values, in order; a repeated key keeps its first value.
+def attribute_lists(attributes: Sequence[KeyValue]) -> tuple[Sequence[str], Sequence[str]]:
+    """Keys and stringified values, sorted by key; a repeated key keeps its first value.
+
+    The exporter sorts every attribute map by key (clickhouse-go's orderedmap); Python
+    compares strings by code point, which is the byte order of their UTF-8, as Go's sort.
 
     The exporter stores every entry (a ClickHouse Map may repeat a key) and ClickHouse's
     ``m['k']`` reads the first; a DuckDB MAP cannot repeat one, so only that one is kept.
 
     Hot path: most values are non-empty strings, and reading ``string_value`` first
     skips a ``WhichOneof`` call for them (an empty result means another kind, or "").
+    The order to pick entries in is remembered per sequence of keys: an instrumentation
+    sends the same keys in the same order span after span.
     """
     keys: list[str] = []
     values: list[str] = []
@@ -131,9 +137,37 @@ def attribute_lists(attributes: Sequence[KeyValue]) -> tuple[list[str], list[str
         if not text:
             text = any_value_str(value)
         values.append(text)
-    if len(set(keys)) != len(keys):
-        merged: dict[str, str] = {}
-        for key, text in zip(keys, values, strict=True):
-            merged.setdefault(key, text)
-        return list(merged), list(merged.values())
-    return keys, values
+    if len(keys) < 2:
+        return keys, values
+    shape = tuple(keys)
+    pick = _PICKS.get(shape, _UNSEEN)
+    if pick is _UNSEEN:
+        pick = _pick(keys)
+        # Bounded whatever is sent: 256 sequences of at most 64 keys and 2,048 characters.
+        if len(shape) <= 64 and sum(map(len, shape)) <= 2048:
+            if len(_PICKS) >= _MAX_PICKS:
+                _PICKS.clear()  # many distinct key sequences: start over rather than grow
+            _PICKS[shape] = pick
+    if pick is None:
+        return keys, values
+    return pick(keys), pick(values)
+
+
+_Pick = Callable[[Sequence[str]], tuple[str, ...]]
+_UNSEEN: Any = object()
+_PICKS: dict[tuple[str, ...], _Pick | None] = {}
+_MAX_PICKS = 256
+
+
+def _pick(keys: list[str]) -> _Pick | None:
+    """Which entries to keep, in key order (the first of a repeated key); None: all, as is."""
+    first: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        first.setdefault(key, index)
+    order = [first[key] for key in sorted(first)]
+    if order == list(range(len(keys))):
+        return None
+    if len(order) == 1:  # itemgetter with one index returns the item, not a tuple
+        only = order[0]
+        return lambda entries: (entries[only],)
+    return itemgetter(*order)

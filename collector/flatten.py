@@ -80,7 +80,7 @@ class _MapColumn:
         self.values: list[str] = []
         self.offsets: list[int] = [0]
 
-    def append(self, keys: list[str], values: list[str]) -> None:
+    def append(self, keys: Sequence[str], values: Sequence[str]) -> None:
         self.keys.extend(keys)
         self.values.extend(values)
         self.offsets.append(len(self.keys))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
-from flowscope.collector.attributes import any_value_str, format_double
+from flowscope.collector.attributes import any_value_str, attribute_lists, format_double
+from flowscope.testing.otlp import key_values
 
 
 @pytest.mark.parametrize(
@@ -62,3 +63,26 @@ def test_empty_bytes_inside_arrays_and_maps_are_null() -> None:
     nested = AnyValue(array_value=ArrayValue(values=[kvlist]))
     assert any_value_str(nested) == '[{"b":null}]'
     assert any_value_str(empty) == ""
+
+
+def test_attribute_maps_are_sorted_by_key_the_first_of_a_repeated_key_kept() -> None:
+    """The exporter sorts every map by key (Go's byte-wise string order, which is code point
+    order); before, flowscope kept the order sent. The order is remembered per key
+    sequence, so each shape is asked twice."""
+    shapes = [
+        {"z": 1, "a.b": 2, "a": 3, "ab": 4, "é": 5, "\U0001d11e": 6, "\uffff": 7},
+        {"b": 1, "a": 2},
+        {"a": 1, "b": 2},
+        {"only": 1},
+    ]
+    for attributes in shapes:
+        for _ in range(2):
+            keys, values = attribute_lists(key_values(attributes))
+            assert list(keys) == sorted(attributes)  # code points: UTF-8's byte order
+            assert list(values) == [str(attributes[key]) for key in sorted(attributes)]
+    repeated = key_values({"k": "first", "b": "x"}) + key_values({"k": "last", "a": "y"})
+    for _ in range(2):
+        keys, values = attribute_lists(repeated)
+        assert (list(keys), list(values)) == (["a", "b", "k"], ["y", "x", "first"])
+    twice = key_values({"k": "first"}) + key_values({"k": "last"})
+    assert [list(part) for part in attribute_lists(twice)] == [["k"], ["first"]]

@@ -450,6 +450,36 @@ def test_a_service_name_sent_twice_is_the_first_one() -> None:
 
 
 @needs_fast_path
+def test_every_attribute_map_is_sorted_by_key_on_both_paths() -> None:
+    """As the exporter stores them (clickhouse-go's orderedmap sorts by key); before, in
+    the order sent. Keys compare byte-wise, as Go's strings do."""
+    shuffled = {"z": 1, "a.b": "x", "é": True, "a": 2.5, "\U0001d11e": "y", "ab": [1], "": "e"}
+    many = {f"k{n:03d}": n for n in range(99, -1, -1)}  # past the C path's insertion sort
+    request = realistic_request(1, seed=1)
+    resource_spans = request.resource_spans[0]
+    resource_spans.resource.attributes.extend(key_values(shuffled))
+    resource_spans.scope_spans[0].scope.attributes.extend(key_values(shuffled))
+    span = resource_spans.scope_spans[0].spans[0]
+    span.attributes.extend(key_values(many))
+    span.events.add(name="e", attributes=key_values(shuffled))
+    span.links.add(trace_id=trace_id(7), span_id=span_id(7), attributes=key_values(shuffled))
+    assert_same(request)
+    row = decode(request.SerializeToString()).batch.table.slice(0, 1).to_pylist()[0]
+    maps = [
+        row["ResourceAttributes"],
+        row["ScopeAttributes"],
+        row["SpanAttributes"],
+        row["Events"][0]["Attributes"],
+        row["Links"][0]["Attributes"],
+    ]
+    for stored in maps:
+        keys = [key for key, _ in stored]
+        assert keys == sorted(keys, key=lambda key: key.encode())
+    assert [key for key, _ in maps[3]] == ["", "a", "a.b", "ab", "z", "é", "\U0001d11e"]
+    assert set(many) <= {key for key, _ in maps[2]}
+
+
+@needs_fast_path
 def test_an_all_zero_parent_id_is_a_root_in_both_paths() -> None:
     """The Collector's pdata reads an all-zero parent_span_id as none; before, the span
     was rejected and its trace lost its root."""
