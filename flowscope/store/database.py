@@ -119,6 +119,14 @@ def _locked_message(path: str, text: str, read_only: bool) -> str:
     -readonly flag) means nothing to a flowscope user."""
     holder = re.search(r"\(PID (\d+)\)", text)
     who = f"process {holder[1]}" if holder else "another process"
+    command = _flowscope_command(int(holder[1])) if holder else None
+    if read_only and command == "import":
+        return f"{path} is being written by `flowscope import` ({who}); read it once that ends"
+    if read_only and command in ("serve", "demo"):
+        return (
+            f"{path} is held by `flowscope {command}` ({who}), which does not answer: it is "
+            "starting or stopping; try again in a moment"
+        )
     if read_only:
         return (
             f"{path} is held for writing by {who}, and no flowscope server of it answers "
@@ -128,6 +136,22 @@ def _locked_message(path: str, text: str, read_only: bool) -> str:
         f"{path} is in use by {who}: a `flowscope serve` or `import` writing it, or a "
         "reader (`flowscope sql`, `flowscope.open`) with it open; stop that and try again"
     )
+
+
+_SUBCOMMANDS = ("serve", "demo", "import")
+
+
+def _flowscope_command(pid: int) -> str | None:
+    """``serve``, ``demo`` or ``import`` when process ``pid`` runs that flowscope command
+    (its command line, where the system shows it), else None."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    for name, following in zip(args, args[1:], strict=False):
+        if name.rsplit("/", 1)[-1] == "flowscope" and following in _SUBCOMMANDS:
+            return following
+    return None
 
 
 def file_failure(path: str, exc: Exception) -> StoreError:

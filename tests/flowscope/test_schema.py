@@ -488,3 +488,37 @@ def test_read_cursors_of_finished_threads_are_let_go(db_path: Path) -> None:
         database.interrupt_reads()  # nothing runs: a no-op, not an error
     finally:
         database.close()
+
+
+def test_a_read_of_a_file_an_import_writes_names_the_import(tmp_path: Path) -> None:
+    """It said "no flowscope server of it answers (one still starting, or another
+    program)" for a `flowscope import` writing the file, and for a stopping server."""
+    import subprocess
+    import sys
+
+    from flowscope.store.database import DatabaseLocked
+
+    path = tmp_path / "importing.duckdb"
+    code = (
+        "import sys; from flowscope.store.database import Database; "
+        f"d = Database({str(path)!r}); print('open', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(  # its command line reads like `flowscope import`
+        [sys.executable, "-c", code, "/usr/bin/flowscope", "import"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        with pytest.raises(DatabaseLocked) as held:
+            Database(path, read_only=True)
+        assert str(held.value) == (
+            f"{path} is being written by `flowscope import` (process {holder.pid}); "
+            "read it once that ends"
+        )
+    finally:
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.close()
+        holder.wait(30)
+        holder.stdout.close()
