@@ -252,9 +252,9 @@ def create_app(context: AppContext) -> FastAPI:
 
     sql_turns = asyncio.Semaphore(MAX_SQL_QUERIES)  # waiting holds no worker thread
 
-    @app.post("/api/sql", response_model=None, responses=answers(SqlAnswer, 400))
+    @app.post("/api/sql", response_model=None, responses=answers(SqlAnswer, 400, 503))
     async def sql(query: SqlQuery) -> Any:
-        from flowscope.store.sandbox import SqlError, SqlRefused, run_sandboxed
+        from flowscope.store.sandbox import SqlError, SqlRefused, SqlStopped, run_sandboxed
 
         limit = min(query.limit or context.sql_row_limit, context.sql_row_limit)
         timeout_s = min(query.timeout_s or context.sql_timeout_s, context.sql_timeout_s)
@@ -283,6 +283,10 @@ def create_app(context: AppContext) -> FastAPI:
             )
         except SqlRefused as exc:
             raise HTTPException(400, detail={"rule": exc.rule, "message": exc.message}) from exc
+        except SqlStopped as exc:  # nothing wrong with the query: ask again later
+            raise HTTPException(
+                503, detail={"rule": None, "message": str(exc)}, headers={"Retry-After": "5"}
+            ) from exc
         except SqlError as exc:
             raise HTTPException(400, detail={"rule": None, "message": str(exc)}) from exc
         finally:

@@ -25,7 +25,7 @@ import duckdb
 from duckdb.sqltypes import DuckDBPyType
 
 from flowscope.store import sql_files
-from flowscope.store.database import Database
+from flowscope.store.database import Database, file_failure
 
 
 class SqlRefused(Exception):
@@ -39,6 +39,10 @@ class SqlRefused(Exception):
 
 class SqlError(Exception):
     """The query was allowed but DuckDB failed to run it (unknown column, bad cast...)."""
+
+
+class SqlStopped(SqlError):
+    """The query was stopped from outside (a server stopping), not by its time limit."""
 
 
 @dataclass(frozen=True)
@@ -564,6 +568,10 @@ def run_sandboxed(
     except duckdb.Error as exc:
         if deadline.fired:
             raise over from exc
+        if isinstance(exc, duckdb.InterruptException):
+            raise SqlStopped("the query was stopped: the server is stopping") from exc
+        if isinstance(exc, duckdb.IOException):  # a damaged file: name it
+            raise SqlError(str(file_failure(database.path, exc))) from exc
         raise SqlError(str(exc)) from exc
     except (OverflowError, ValueError) as exc:  # an INTERVAL of 10^8 years, say
         raise SqlError(f"a value of the result has no Python form: {exc}") from exc
@@ -606,7 +614,11 @@ def json_value(value: Any, depth: int = 0) -> Any:
         if isinstance(value, dt.datetime) and value.tzinfo is not None:
             # A zoned one in a VARIANT (a column's is text already): in UTC with Z, as
             # those are.
-            return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            # (isoformat, not strftime: %Y does not pad years before 1000)
+            return (
+                value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+                + "Z"
+            )
         return value.isoformat()
     if isinstance(value, dt.time):
         return value.isoformat()

@@ -491,8 +491,9 @@ def test_a_damaged_file_is_named_not_a_traceback(tmp_path: Path) -> None:
     assert CliRunner().invoke(main, ["import", "--db", str(whole), str(samples / "normal.jsonl")])
     cut = tmp_path / "cut.duckdb"
     cut.write_bytes(whole.read_bytes()[:300_000])
-    for command in (["flows"], ["map"], ["traces"]):
-        result = CliRunner().invoke(main, [*command, "--db", str(cut), "--since", "30000d"])
+    for command in (["flows"], ["map"], ["traces"], ["sql", "SELECT * FROM otel_traces"]):
+        window = [] if command[0] == "sql" else ["--since", "30000d"]
+        result = CliRunner().invoke(main, [*command, "--db", str(cut), *window])
         assert result.exit_code == 1, result.output
         assert f"{cut}: not a usable DuckDB database" in result.output
         assert "Traceback" not in result.output and result.exception is not None

@@ -490,3 +490,37 @@ def test_maps_with_nested_keys_unions_and_variants_keep_the_documented_forms(
     assert row["u"] == "2026-01-01T00:00:00.123456789"  # before: ...123456
     assert row["us"] == [3, None]
     assert row["v_tz"] == "2026-01-01T00:00:00.000000Z"  # before: ...+00:00
+
+
+def test_zoned_timestamps_before_the_year_1000_keep_four_digits() -> None:
+    """strftime's %Y does not pad: 44-03-15T00:00:00.000000Z, not ISO 8601."""
+    import datetime as dt
+
+    from flowscope.store.sandbox import json_value
+
+    assert json_value(dt.datetime(44, 3, 15, tzinfo=dt.UTC)) == "0044-03-15T00:00:00.000000Z"
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    assert json_value(dt.datetime(2026, 3, 15, 1, 2, 3, 5, tzinfo=plus_two)) == (
+        "2026-03-14T23:02:03.000005Z"
+    )
+
+
+def test_a_query_stopped_from_outside_is_not_the_querys_fault(db: Database) -> None:
+    """A query running when the server stopped was a 400 ("INTERRUPT Error"), as if
+    the query were wrong; now SqlStopped (the API answers 503)."""
+    import threading
+
+    from flowscope.store.sandbox import SqlStopped
+
+    running = threading.Event()
+    db.reader().create_function("mark", lambda x: running.set() or x, ["BIGINT"], "BIGINT")
+
+    def stop() -> None:
+        assert running.wait(30)
+        db.interrupt_reads()
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    with pytest.raises(SqlStopped, match="the server is stopping"):
+        run_sandboxed(db, "SELECT sum(mark(range)) FROM range(10000000000)", timeout_s=60)
+    stopper.join(30)
