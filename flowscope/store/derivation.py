@@ -116,6 +116,7 @@ def _derive_into_temp(
     only_trace: str | None = None,
     pause: Callable[[], None] = _no_pause,
     only_traces: Sequence[str] | None = None,
+    bare: bool = False,
 ) -> tuple[int, int, int, tuple[int, int]]:
     """Fill the dv_* temp tables for the queued traces (or just ``only_trace``, if it is
     queued, or those of ``only_traces`` that are): (traces, spans, range scans, where
@@ -133,6 +134,8 @@ def _derive_into_temp(
     if only_traces is not None:
         with _registered(cursor, "dv_only_in", only_traces):
             _run(cursor, "dv_scope_subset")
+        if bare:
+            _run(cursor, "dv_scope_bare")
     ids: dict[int, str] = {}
     scope = _load(cursor, "dv_want_scope", True, ids)
     _run(cursor, "dv_scope_nos")  # from the scope's dv_known: before the linked load
@@ -193,7 +196,10 @@ def _transaction(cursor: Any) -> Iterator[None]:
 
 
 def derive(
-    cursor: Any, pause: Callable[[], None] = _no_pause, only: Sequence[str] | None = None
+    cursor: Any,
+    pause: Callable[[], None] = _no_pause,
+    only: Sequence[str] | None = None,
+    bare: bool = False,
 ) -> DerivationResult | None:
     """Derive and store the rows of every queued trace (on the derive thread, or on
     the writer thread of a writer without one).
@@ -202,7 +208,8 @@ def derive(
     is called between its steps (each 5-100 ms): the derive thread waits there for
     analyzer reads in progress. Nothing waits on the open transaction meanwhile
     (readers see the last commit; the writer only appends spans).
-    ``only``: derive just these queued traces, and take in no new spans (triage).
+    ``only``: derive just these queued traces, and take in no new spans (triage);
+    ``bare``: without the traces linked to them.
     """
     if queue_size(cursor) == 0:
         return None
@@ -211,7 +218,9 @@ def derive(
         if only is None:
             _run(cursor, "dv_intake")
         pause()
-        traces, spans, scans, (lo, hi) = _derive_into_temp(cursor, pause=pause, only_traces=only)
+        traces, spans, scans, (lo, hi) = _derive_into_temp(
+            cursor, pause=pause, only_traces=only, bare=bare
+        )
         queued, first, last = _one(cursor, "dv_queue_range")
         pause()
         _run(cursor, "dv_persist", {"lo": lo, "hi": hi})
@@ -259,15 +268,27 @@ def set_aside_failing(cursor: Any) -> list[tuple[str, BaseException]]:
         except _NOT_THE_DATA:
             raise
         except Exception as exc:
-            if len(part) == 1:
+            if len(part) == 1 and not _derives_bare(cursor, part):
                 failing.append((part[0], exc))
-            else:
+            elif len(part) > 1:
                 middle = len(part) // 2
                 halves += [part[middle:], part[:middle]]
     if failing:
         with _transaction(cursor), _registered(cursor, "dv_only_in", [t for t, _ in failing]):
             _run(cursor, "derive_queue_drop")
     return failing
+
+
+def _derives_bare(cursor: Any, trace: list[str]) -> bool:
+    """Does the one trace derive (and commit) without the traces linked to it? Then a
+    linked trace made it fail, and that trace is not to be set aside for it."""
+    try:
+        derive(cursor, only=trace, bare=True)
+    except _NOT_THE_DATA:
+        raise
+    except Exception:
+        return False
+    return True
 
 
 @contextmanager
@@ -327,6 +348,21 @@ def retention(cursor: Any, cutoff: Any) -> int:
 _snapshots = threading.local()
 
 
+_warned_at = [float("-inf")]
+
+
+def _warn_stored_rows_only(exc: BaseException) -> None:
+    """Log a read that could not derive what waits, at most once a minute."""
+    if time.monotonic() - _warned_at[0] >= 60.0:
+        _warned_at[0] = time.monotonic()
+        log.warning(
+            "reads answer from the derived rows as of the last pass: deriving the "
+            "queued traces failed (%s: %s)",
+            type(exc).__name__,
+            exc,
+        )
+
+
 @contextmanager
 def read_snapshot(
     database: Database, only_trace: str | None = None, settled: bool = True
@@ -367,7 +403,19 @@ def read_snapshot(
         cursor.execute("BEGIN TRANSACTION")
         active.add(id(database))
         try:
-            yield prepare_reads(cursor, only_trace, settled_ok, last_pass_traces)
+            try:
+                derived = prepare_reads(cursor, only_trace, settled_ok, last_pass_traces)
+            except (duckdb.InterruptException, *_NOT_THE_DATA):
+                raise
+            except Exception as exc:
+                # A queued trace the rules cannot take (the derive thread sets it aside
+                # after 3 failed passes, and again each time more of its spans arrive):
+                # answer from the stored rows, as of the last pass, rather than fail.
+                _warn_stored_rows_only(exc)
+                cursor.execute("ROLLBACK")
+                cursor.execute("BEGIN TRANSACTION")
+                derived = 0
+            yield derived
         finally:
             active.discard(id(database))
             cursor.execute("ROLLBACK")

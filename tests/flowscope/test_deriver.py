@@ -453,3 +453,72 @@ def test_a_failure_that_is_not_the_datas_sets_nothing_aside(
     writer.shutdown()
     assert deriver.set_aside == 0 and queued(database) > 0
     database.close()
+
+
+def _failing_for(monkeypatch: pytest.MonkeyPatch, poison: str) -> None:
+    """Derivation fails for any load that holds trace ``poison``."""
+    from flowscope.analyzer import derived_rows
+
+    real = derived_rows.derive_rows
+
+    def picky(spans: Any, ids: dict[int, str]) -> Any:
+        if poison in {ids.get(key) for key in spans.column("TraceKey").to_pylist()}:
+            raise ValueError("the rules cannot take this trace")
+        return real(spans, ids)
+
+    monkeypatch.setattr(derived_rows, "derive_rows", picky)
+
+
+def test_a_trace_failing_through_a_linked_one_is_not_set_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deriving a producer's trace again loads the consumers linked to it: one that
+    failed made the producer's trace look underivable, and both were set aside."""
+    kit = TraceKit()
+    producer = kit.trace(start_ms=0).span(
+        "orders", "publish", kind="Producer", start_ms=0, duration_ms=2
+    )
+    consumer = kit.trace(start_ms=5).span(
+        "billing", "process", kind="Consumer", start_ms=0, duration_ms=9, links=[producer.link()]
+    )
+    database = Database(tmp_path / "linked.duckdb")
+    kit.write(database)  # both derived: the link is known
+    _failing_for(monkeypatch, consumer.trace_id)
+    later = [
+        producer.child("orders", "late", start_ms=1, duration_ms=1).spec,
+        consumer.child("billing", "bad", start_ms=1, duration_ms=1).spec,
+    ]
+    writer = SpanWriter(database, derive_interval_s=0.05)
+    writer.start()
+    kit.write(database, later, writer=writer)
+    assert writer.deriver is not None
+    wait_until(lambda: queued(database) == 0 and taken_in(database), "triage")
+    writer.shutdown()
+    assert writer.deriver.set_aside == 1
+    assert f"trace {consumer.trace_id} cannot be derived" in caplog.text
+    assert f"trace {producer.trace_id} cannot" not in caplog.text
+    spans = Analysis(database).trace(producer.trace_id).spans
+    assert sorted(s.operation for s in spans) == ["late", "publish"]  # derived again
+    database.close()
+
+
+def test_reads_answer_from_stored_rows_when_what_waits_cannot_be_derived(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads derive the queue themselves: with a trace the rules cannot take queued
+    (before the derive thread sets it aside, or with none), every read failed."""
+    database = Database(tmp_path / "stored.duckdb")
+    checkout_kit(4).write(database)  # derived and stored
+    kit = TraceKit()
+    poison = kit.trace(start_ms=100, trace_id="ab" * 16).span(
+        "web", "GET /odd", kind="Server", start_ms=0, duration_ms=5, span_id="cd" * 8
+    )
+    _failing_for(monkeypatch, poison.trace_id)
+    queuing = SpanWriter(database, derive_interval_s=None)  # no pass: it stays queued
+    queuing.start()
+    kit.write(database, writer=queuing)
+    queuing.shutdown()
+    assert queued(database) > 0 or not taken_in(database)  # waits for derivation
+    flows = answers(database)["flows"]
+    assert [(f["name"], f["traces"]) for f in flows] == [("web POST /checkout", 4)]
+    database.close()
