@@ -403,18 +403,9 @@ def test_a_trace_that_fails_every_pass_is_set_aside(
 ) -> None:
     """One trace the rules could not take failed every pass, and so stopped the
     analysis of every other trace (and every read, which derives the queue itself)."""
-    from flowscope.analyzer import derived_rows
-
     kit = checkout_kit(6)
     poison = kit.spans[0].trace_id
-    real = derived_rows.derive_rows
-
-    def picky(spans: Any, ids: dict[int, str]) -> Any:
-        if poison in {ids.get(key) for key in spans.column("TraceKey").to_pylist()}:
-            raise ValueError("the rules cannot take this trace")
-        return real(spans, ids)
-
-    monkeypatch.setattr(derived_rows, "derive_rows", picky)
+    _failing_for(monkeypatch, poison)
     database = Database(tmp_path / "aside.duckdb")
     writer = SpanWriter(database, derive_interval_s=0.05)
     writer.start()

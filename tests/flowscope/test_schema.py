@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -434,40 +435,45 @@ def test_a_machine_that_cannot_open_a_good_file_does_not_blame_the_file(tmp_path
     assert "not a usable DuckDB database" in str(damaged)
 
 
-def test_a_file_held_by_a_reader_names_it_in_flowscopes_words(tmp_path: Path) -> None:
-    """serve on a file a reader had open printed DuckDB's advice to use its CLI's
-    -readonly flag; it now says which process holds it and what may be holding it."""
+@contextmanager
+def _held(path: Path, read_only: bool, *argv: str) -> Iterator[int]:
+    """Another process with ``path`` open (its command line ends in ``argv``): its pid."""
     import subprocess
     import sys
 
-    from flowscope.store.database import DatabaseLocked
-
-    path = tmp_path / "held.duckdb"
-    Database(path).close()
+    code = (
+        "import sys; from flowscope.store.database import Database; "
+        f"d = Database({str(path)!r}, read_only={read_only}); print('open', flush=True); "
+        "sys.stdin.read()"
+    )
     holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from flowscope.store.database import Database; "
-            f"d = Database({str(path)!r}, read_only=True); print('open', flush=True); "
-            "sys.stdin.read()",
-        ],
+        [sys.executable, "-c", code, *argv],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "open\n"
-        with pytest.raises(DatabaseLocked) as held:
-            Database(path)
-        message = str(held.value)
-        assert f"is in use by process {holder.pid}" in message
-        assert "flowscope.open" in message and "-readonly" not in message
+        yield holder.pid
     finally:
         assert holder.stdin is not None and holder.stdout is not None
         holder.stdin.close()
         holder.wait(30)
         holder.stdout.close()
+
+
+def test_a_file_held_by_a_reader_names_it_in_flowscopes_words(tmp_path: Path) -> None:
+    """serve on a file a reader had open printed DuckDB's advice to use its CLI's
+    -readonly flag; it now says which process holds it and what may be holding it."""
+    from flowscope.store.database import DatabaseLocked
+
+    path = tmp_path / "held.duckdb"
+    Database(path).close()
+    with _held(path, True) as pid, pytest.raises(DatabaseLocked) as held:
+        Database(path)
+    message = str(held.value)
+    assert f"is in use by process {pid}" in message
+    assert "flowscope.open" in message and "-readonly" not in message
 
 
 def test_read_cursors_of_finished_threads_are_let_go(db_path: Path) -> None:
@@ -493,32 +499,13 @@ def test_read_cursors_of_finished_threads_are_let_go(db_path: Path) -> None:
 def test_a_read_of_a_file_an_import_writes_names_the_import(tmp_path: Path) -> None:
     """It said "no flowscope server of it answers (one still starting, or another
     program)" for a `flowscope import` writing the file, and for a stopping server."""
-    import subprocess
-    import sys
-
     from flowscope.store.database import DatabaseLocked
 
     path = tmp_path / "importing.duckdb"
-    code = (
-        "import sys; from flowscope.store.database import Database; "
-        f"d = Database({str(path)!r}); print('open', flush=True); sys.stdin.read()"
-    )
-    holder = subprocess.Popen(  # its command line reads like `flowscope import`
-        [sys.executable, "-c", code, "/usr/bin/flowscope", "import"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+    # its command line reads like `flowscope import`
+    with _held(path, False, "/usr/bin/flowscope", "import") as pid:
         with pytest.raises(DatabaseLocked) as held:
             Database(path, read_only=True)
-        assert str(held.value) == (
-            f"{path} is being written by `flowscope import` (process {holder.pid}); "
-            "read it once that ends"
-        )
-    finally:
-        assert holder.stdin is not None and holder.stdout is not None
-        holder.stdin.close()
-        holder.wait(30)
-        holder.stdout.close()
+    assert str(held.value) == (
+        f"{path} is being written by `flowscope import` (process {pid}); read it once that ends"
+    )
