@@ -8,13 +8,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 from google.protobuf.message import DecodeError
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from flowscope.collector.decode import PROTOBUF
+from flowscope.collector.decode import PROTOBUF, media_type
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.file_import import (
     FileReport,
@@ -171,6 +172,17 @@ def _send_one(path: Path, base: str, token: str | None, progress: ProgressFactor
     return report
 
 
+class _Unfollowed(urllib.request.HTTPRedirectHandler):
+    """Redirects are answers, not followed: urllib followed 301/302/303 to any host
+    with the Authorization header, as a GET, and took the empty 200 there for success."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_Unfollowed)
+
+
 def _post(base_url: str, body: bytes, token: str | None) -> tuple[int, str]:
     """Send one request; the spans the server rejected and its message about them."""
     headers = {"Content-Type": PROTOBUF}
@@ -180,9 +192,18 @@ def _post(base_url: str, body: bytes, token: str | None) -> tuple[int, str]:
         f"{base_url}/v1/traces", data=body, headers=headers, method="POST"
     )
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with _NO_REDIRECTS.open(request, timeout=60) as response:
             content = response.read()
+            kind = media_type(response.headers.get("Content-Type"))
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            where = exc.headers.get("Location", "elsewhere")
+            raise SendFailed(
+                f"{base_url} answered {exc.code}, a redirect to {where}: give the server's "
+                "own address (a redirect is not followed: it would take the token along, "
+                "and the spans would arrive as a GET)",
+                wrong_url=True,
+            ) from exc
         raise SendFailed(_refusal(exc, token)) from exc
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, (BrokenPipeError, ConnectionResetError)):
@@ -199,6 +220,8 @@ def _post(base_url: str, body: bytes, token: str | None) -> tuple[int, str]:
         raise SendFailed(f"no HTTP answer from {base_url} ({detail})", wrong_url=True) from exc
     except OSError as exc:  # timeouts, connections reset
         raise SendFailed(f"no answer from {base_url}: {exc}") from exc
+    if kind != PROTOBUF:  # an empty 200 from anything parses as a valid answer
+        raise SendFailed(f"{base_url} answered, but not with OTLP", wrong_url=True)
     answer = ExportTraceServiceResponse()
     try:
         answer.ParseFromString(content)

@@ -723,3 +723,54 @@ def test_a_files_progress_bar_goes_when_the_next_file_starts(
     assert made[1].closed
     assert _ProgressBars(False).factory("in/three.json", 10)(10) is None  # no terminal
     assert len(made) == 2
+
+
+def test_a_redirect_is_not_followed_with_the_token(tmp_path: Path) -> None:
+    """urllib followed a 302 to another host with the Authorization header, as a GET,
+    and took that host's empty 200 for the spans being accepted (none were stored)."""
+    import http.server
+    import threading
+
+    from flowscope.collector import importer
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    elsewhere = f"http://127.0.0.1:{other.server_address[1]}"
+
+    class Redirecting(Elsewhere):
+        def do_POST(self) -> None:  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", f"{elsewhere}/v1/traces")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    front = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    for server in (other, front):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    path = tmp_path / "one.jsonl"
+    path.write_bytes(request_to_json(realistic_request(1)) + b"\n")
+    try:
+        url = f"http://127.0.0.1:{front.server_address[1]}"
+        (redirected,) = importer.import_into_server([path], url, token="SECRET")
+        (empty,) = importer.import_into_server([path], elsewhere, token="SECRET")
+    finally:
+        for server in (other, front):
+            server.shutdown()
+            server.server_close()
+    assert f"answered 302, a redirect to {elsewhere}/v1/traces" in redirected.error
+    assert redirected.spans == 0
+    assert seen == [("/v1/traces", "Bearer SECRET")]  # only the direct send below
+    assert "answered, but not with OTLP" in empty.error and empty.spans == 0
