@@ -18,6 +18,11 @@ from flowscope.store.columns import TIMESTAMP_NS_LIMIT
 # also allows a lower-case "t" or a space between date and time.
 _FRACTION = re.compile(r"^(?P<base>.+[Tt ]\d{2}:\d{2}:\d{2})\.(?P<digits>\d+)(?P<zone>.*)$")
 
+# The longest time text read: an RFC 3339 time with nanoseconds and an offset is 35,
+# with spaces around it a little more. Matching _FRACTION takes the square of the length
+# when it fails (a newline after 100,000 digits held the API's event loop for 32 s).
+MAX_TIME_CHARS = 64
+
 DEFAULT_SINCE = "1h"
 # A window bound outside what TIMESTAMP_NS holds cannot be compared with a span's start.
 STORABLE_NS = TIMESTAMP_NS_LIMIT
@@ -67,6 +72,11 @@ def parse_window(
 
 def instant_ns(text: str, now_ns: int) -> int:
     """A duration back from ``now_ns`` or an RFC 3339 timestamp, in ns since the epoch."""
+    if len(text) > MAX_TIME_CHARS:
+        raise ValueError(
+            f"invalid time {text[:40]!r}... ({len(text):,} characters): use a duration back "
+            "from now (15m, 1h) or RFC 3339"
+        )
     try:
         back = parse_duration(text)
     except ValueError:

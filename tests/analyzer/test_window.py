@@ -102,3 +102,10 @@ def test_format_and_labels() -> None:
     assert window_label(Window(1_767_225_600_000_000_000, 1_767_229_200_000_000_000)) == (
         "2026-01-01T00:00:00Z .. 2026-01-01T01:00:00Z"
     )
+
+
+def test_a_long_time_text_is_refused_before_matching() -> None:
+    """A newline after 100,000 fraction digits took the fraction regex 32 s (it held
+    the API's event loop: any web page could send that as an <img> URL)."""
+    with pytest.raises(ValueError, match=r"20,022 characters"):
+        parse_window("2024-01-01T00:00:00." + "1" * 20_000 + "\nx", None)
