@@ -346,7 +346,8 @@ def _duration_ns(ms: float | None) -> int:
         return 0
     if not (math.isfinite(ms) and ms >= 0):
         raise AnalysisError(f"min_duration_ms must be a number of milliseconds >= 0, not {ms}")
-    return min(round(ms * 1e6), STORABLE_NS)
+    # Compared before converting: 1e308 ms is finite, its nanoseconds are not (a 500).
+    return STORABLE_NS if ms * 1e6 >= STORABLE_NS else round(ms * 1e6)
 
 
 __all__ = ["Analysis"]

@@ -38,6 +38,8 @@ def test_filters(analyze: Analyze) -> None:
     assert durations(analysis.traces(HOUR, operation="GET /portfolio/{id}")) == [50.0, 50.0]
     assert analysis.traces(HOUR, service="orders", operation="GET /portfolio/{id}") == []
     assert durations(analysis.traces(HOUR, min_duration_ms=250)) == [400.0, 300.0]
+    # finite, with nanoseconds that are not: an OverflowError and a 500 before
+    assert analysis.traces(HOUR, min_duration_ms=1e308) == []
     assert durations(analysis.traces(HOUR, error=True)) == [400.0, 300.0]
     assert durations(analysis.traces(HOUR, error=False)) == [200.0, 100.0, 50.0, 50.0]
     portfolio = analysis.traces(HOUR, operation="GET /portfolio/{id}")[0].flow
