@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
@@ -41,6 +41,7 @@ from flowscope.analyzer.model import (
 )
 
 R = TypeVar("R", bound=Record)
+T = TypeVar("T")
 # How messages name a parameter: the CLI's ``--left-since`` or Python's ``left_since``.
 Names = Literal["cli", "python"]
 WINDOW_BOUNDS = ("left_since", "left_until", "right_since", "right_until")
@@ -360,30 +361,38 @@ class RemoteSource:
     def service_map(self, since: str | None, until: str | None, flow: str | None) -> ServiceMap:
         params = {"since": since, "until": until, "flow": flow}
         missing = UnknownFlow(flow) if flow is not None else None
-        return service_map_from_dict(self._get("/api/map", params, missing))
+        return self._shaped(
+            "/api/map", service_map_from_dict, self._get("/api/map", params, missing)
+        )
 
     def flows(self, since: str | None, until: str | None, by: str | None) -> list[Flow]:
         data = self._get("/api/flows", {"since": since, "until": until, "by": by})
-        return [record_from_dict(Flow, f) for f in data["flows"]]
+        return self._shaped(
+            "/api/flows", lambda d: [record_from_dict(Flow, f) for f in d["flows"]], data
+        )
 
     def flow(
         self, flow_id: str, since: str | None, until: str | None, by: str | None
     ) -> FlowDetail:
         params = {"since": since, "until": until, "by": by}
         path = f"/api/flows/{_segment(flow_id, UnknownFlow(flow_id))}"
-        return flow_detail_from_dict(self._get(path, params, UnknownFlow(flow_id)))
+        return self._shaped(
+            path, flow_detail_from_dict, self._get(path, params, UnknownFlow(flow_id))
+        )
 
     def traces(self, since: str | None, until: str | None, **filters: Any) -> list[TraceSummary]:
         _check_trace_filters(filters, self.names)
         flow = filters.get("flow")
         missing = UnknownFlow(flow) if flow is not None else None
         data = self._get("/api/traces", {"since": since, "until": until, **filters}, missing)
-        return [record_from_dict(TraceSummary, t) for t in data["traces"]]
+        return self._shaped(
+            "/api/traces", lambda d: [record_from_dict(TraceSummary, t) for t in d["traces"]], data
+        )
 
     def trace(self, trace_id: str, since: str | None, until: str | None) -> TraceView:
         path = f"/api/traces/{_segment(trace_id, UnknownTrace(trace_id))}"
         data = self._get(path, {"since": since, "until": until}, UnknownTrace(trace_id))
-        return trace_view_from_dict(data)
+        return self._shaped(path, trace_view_from_dict, data)
 
     def compare(self, **params: str | None) -> Comparison:
         mode = compare_mode(params, self.names)  # refused here, in the caller's words
@@ -393,14 +402,32 @@ class RemoteSource:
         elif mode == "baseline":
             missing = UnknownTrace(str(params["trace"]))
         # traces: only the server's 404 says which of the two ids it lacks
-        return comparison_from_dict(self._get("/api/compare", params, missing))
+        return self._shaped(
+            "/api/compare", comparison_from_dict, self._get("/api/compare", params, missing)
+        )
 
     def sql(self, query: str, limit: int, timeout_s: float = 10.0) -> SqlRows:
         """The server caps ``limit`` and ``timeout_s`` at its own limits."""
         payload = {"sql": query, "limit": limit, "timeout_s": timeout_s}
         data = self._answer("/api/sql", lambda: self.http.post("/api/sql", json=payload))
-        applied = int(data.get("row_limit", limit))
-        return SqlRows(data["columns"], data["rows"], bool(data.get("truncated")), applied)
+        return self._shaped(
+            "/api/sql",
+            lambda d: SqlRows(
+                d["columns"], d["rows"], bool(d.get("truncated")), int(d.get("row_limit", limit))
+            ),
+            data,
+        )
+
+    def _shaped(self, path: str, decode: Callable[[Any], T], data: Any) -> T:
+        """An answer read into records; one of another shape (a server that is not
+        flowscope's, a Jaeger query service, say) as AnalysisError, not a KeyError."""
+        try:
+            return decode(data)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise AnalysisError(
+                f"{self.where}{path} answered JSON that is not flowscope's "
+                f"({type(exc).__name__}: {exc}): {_API_URL_HINT}"
+            ) from exc
 
     def close(self) -> None:
         self.http.close()
@@ -443,12 +470,17 @@ def _unknown(response: httpx.Response) -> AnalysisError | None:
 def _detail(response: httpx.Response) -> str:
     try:
         detail = response.json().get("detail")
-    except ValueError:
+    except (ValueError, AttributeError):  # not JSON, or JSON but not an object
         return f"HTTP {response.status_code}"
     if isinstance(detail, dict):
         return str(detail.get("message") or detail)
     if isinstance(detail, list):  # FastAPI's validation errors
-        return "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail)
+        return "; ".join(
+            f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}"
+            if isinstance(d, dict)
+            else str(d)
+            for d in detail
+        )
     return str(detail or f"HTTP {response.status_code}")
 
 

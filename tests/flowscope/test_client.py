@@ -338,3 +338,42 @@ def test_docs_cover_every_method() -> None:
             if name.startswith("_") or name in ("source", "records", "record_type"):
                 continue
             assert f".{name}" in text or f"{name}(" in text, f"{cls.__name__}.{name}"
+
+
+def test_an_answer_of_another_shape_is_an_analysis_error() -> None:
+    """Read as records, a JSON answer of another shape (a Jaeger query service's
+    {"data": []}, a 400 whose body is a list) raised KeyError or AttributeError."""
+    import http.server
+    import threading
+
+    from flowscope.analysis_sources import RemoteSource
+    from flowscope.analyzer.errors import AnalysisError
+
+    bodies = {"/api/flows": (200, b'{"data": []}'), "/api/traces": (400, b"[]")}
+
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            status, body = bodies.get(self.path.split("?")[0], (200, b'{"flows": [{"id": 1}]}'))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    source = RemoteSource(f"http://127.0.0.1:{server.server_address[1]}", None)
+    try:
+        with pytest.raises(AnalysisError, match="answered JSON that is not flowscope's"):
+            source.flows(None, None, None)
+        with pytest.raises(AnalysisError, match="HTTP 400"):
+            source.traces(None, None)
+        with pytest.raises(AnalysisError, match="not flowscope's"):
+            source.service_map(None, None, None)
+    finally:
+        source.close()
+        server.shutdown()
+        server.server_close()
