@@ -43,7 +43,7 @@ class Receivers:
             # The HTTP socket is bound first, before anything is served or a decode
             # worker spawned, so a port in use is reported at once.
             app = create_otlp_http_app(self.ingest, token=s.token, max_bytes=s.max_request_bytes)
-            self.http = HttpServer(app, s.host, s.http_port, "otlp")
+            self.http = HttpServer(app, s.host, s.http_port, "otlp", token=s.token)
             self.grpc = GrpcReceiver(
                 self.ingest, s.host, s.grpc_port, token=s.token, max_bytes=s.max_request_bytes
             )

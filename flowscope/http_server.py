@@ -7,6 +7,7 @@ queue in the kernel's backlog from the moment ``start`` returns.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import threading
 from typing import Any
@@ -78,12 +79,68 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(header: str) -> str:
+    """The name in a Host header, without its port (``[::1]:8686`` -> ``::1``)."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class _LocalNamesOnly:
+    """On a loopback address without a token, answer only requests addressed to this
+    machine: a web page whose own name an attacker points at 127.0.0.1 (DNS rebinding)
+    is otherwise same-origin with the server, and read every span (`/api/sql`) or sent
+    spans. Such a page's requests carry its name in ``Host``; a request without one
+    (HTTP/1.0) comes from no browser."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            raw = dict(scope["headers"]).get(b"host")
+            header = raw.decode("latin-1") if raw else "localhost"
+            name = _host_name(header).lower()
+            if not (is_loopback(name) or name == "localhost" or name.endswith(".localhost")):
+                body = (
+                    f"Host {header!r} refused: a server on a loopback address "
+                    "without --token answers only requests for localhost or a loopback "
+                    "address (a web page could otherwise read it by DNS rebinding)\n"
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 403,
+                        "headers": [
+                            (b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
 class HttpServer:
-    def __init__(self, app: Any, host: str, port: int, name: str) -> None:
+    def __init__(
+        self, app: Any, host: str, port: int, name: str, *, token: str | None = None
+    ) -> None:
         self.name = name
         self._socket = bind_socket(host, port)
         self.host = host
         self.port: int = self._socket.getsockname()[1]
+        if is_loopback(host) and not token:
+            app = _LocalNamesOnly(app)
         config = uvicorn.Config(
             app,
             log_level="warning",

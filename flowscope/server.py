@@ -6,7 +6,6 @@ and the writer commits everything already accepted before the file closes.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess, IngestSettings
 from flowscope.collector.receivers import Receivers, ReceiverSettings
 from flowscope.dashboard.app import AppContext, create_app
-from flowscope.http_server import HttpServer
+from flowscope.http_server import HttpServer, is_loopback
 from flowscope.store.database import Database, StoreError
 from flowscope.store.dedup import pack_keys
 from flowscope.store.retention import RetentionSweeper
@@ -118,12 +117,7 @@ class ServeConfig:
 
     @property
     def is_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.host)
 
 
 MAX_RETENTION = timedelta(days=36_525)
@@ -178,7 +172,7 @@ class FlowscopeServer:
                 from flowscope.analyzer.flows_config import FlowsConfig
 
                 context.flows_config = FlowsConfig.load(cfg.flows)
-            self.ui = HttpServer(create_app(context), cfg.host, cfg.ui_port, "ui")
+            self.ui = HttpServer(create_app(context), cfg.host, cfg.ui_port, "ui", token=cfg.token)
             self.ui.start()
             if cfg.retention is not None:
                 self.retention = RetentionSweeper(self.writer, cfg.retention)

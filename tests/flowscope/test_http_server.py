@@ -1,0 +1,37 @@
+"""The HTTP servers' own guard: which requests a loopback server without a token takes."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from flowscope.http_server import HttpServer
+
+
+async def _hello(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("hello")
+
+
+@pytest.mark.parametrize("token", [None, "s3cret"])
+def test_a_loopback_server_without_a_token_answers_only_local_names(token: str | None) -> None:
+    """A page on a name its attacker points at 127.0.0.1 (DNS rebinding) was same-origin
+    with a loopback server and read every span through /api/sql."""
+    server = HttpServer(Starlette(routes=[Route("/", _hello)]), "127.0.0.1", 0, "t", token=token)
+    server.start()
+    url = f"http://127.0.0.1:{server.port}/"
+    try:
+        for local in ("localhost", "127.0.0.1", "[::1]", "app.localhost", "LOCALHOST"):
+            answer = httpx.get(url, headers={"Host": f"{local}:{server.port}"}, timeout=30)
+            assert answer.status_code == 200, local
+        rebound = httpx.get(url, headers={"Host": f"evil.example:{server.port}"}, timeout=30)
+    finally:
+        server.shutdown()
+    if token:  # the token guards it: any name may reach it (a proxy, another host)
+        assert rebound.status_code == 200
+    else:
+        assert rebound.status_code == 403
+        assert "Host 'evil.example:" in rebound.text and "DNS rebinding" in rebound.text
