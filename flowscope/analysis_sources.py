@@ -325,7 +325,7 @@ class RemoteSource:
             unknown = _unknown(response)
             if unknown is not None:
                 raise unknown
-            if _detail(response) in ("Not Found", "Method Not Allowed", "HTTP 404", "HTTP 405"):
+            if _detail(response) in _NO_ROUTE:
                 # No route there: an OTLP port, or a path under the API's own URL.
                 raise AnalysisError(
                     f"{self.where} has no {path}: {_API_URL_HINT}, not an OTLP port or a "
@@ -467,10 +467,20 @@ def _unknown(response: httpx.Response) -> AnalysisError | None:
     return None
 
 
+# What a 404/405 says when no route is there (an OTLP port, a path under the API's URL).
+_NO_ROUTE = {"Not Found", "Method Not Allowed", "HTTP 404", "HTTP 405"}
+_NO_ROUTE |= {"HTTP 404: Not Found", "HTTP 405: Method Not Allowed"}
+
+
 def _detail(response: httpx.Response) -> str:
     try:
         detail = response.json().get("detail")
     except (ValueError, AttributeError):  # not JSON, or JSON but not an object
+        text = response.text.strip()
+        # A short plain-text reason (the loopback Host guard's 403) says more than a code.
+        plain = response.headers.get("content-type", "").startswith("text/plain")
+        if plain and text and len(text) <= 500:
+            return f"HTTP {response.status_code}: {text}"
         return f"HTTP {response.status_code}"
     if isinstance(detail, dict):
         return str(detail.get("message") or detail)

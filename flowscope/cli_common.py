@@ -371,7 +371,8 @@ def server_options(function: F) -> F:
             default="127.0.0.1",
             show_default=True,
             callback=_plain_host,
-            help="Address every port binds to.",
+            help="Address every port binds to. On a loopback one without --token, the "
+            "HTTP ports answer only requests for localhost or a loopback address.",
         ),
         click.option(
             "--grpc-port",

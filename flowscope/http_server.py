@@ -80,11 +80,19 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
+    """Does ``host`` (as given to --host, or a Host header's name) mean this machine's
+    loopback: ``localhost`` in any case, with or without the root's dot, ``*.localhost``,
+    127/8 (also as the short forms a socket takes, ``127.1``) or ``::1``."""
+    name = host.strip("[]").lower().removesuffix(".")
+    if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(name).is_loopback
     except ValueError:
+        pass
+    try:
+        return socket.inet_aton(name)[0] == 127
+    except OSError:
         return False
 
 
@@ -109,8 +117,7 @@ class _LocalNamesOnly:
         if scope["type"] == "http":
             raw = dict(scope["headers"]).get(b"host")
             header = raw.decode("latin-1") if raw else "localhost"
-            name = _host_name(header).lower()
-            if not (is_loopback(name) or name == "localhost" or name.endswith(".localhost")):
+            if not is_loopback(_host_name(header)):
                 body = (
                     f"Host {header!r} refused: a server on a loopback address "
                     "without --token answers only requests for localhost or a loopback "

@@ -131,7 +131,7 @@ def _connect(endpoints: Endpoints) -> socket.socket:
 def _head(length: int) -> bytes:
     """An OTLP/HTTP protobuf request's head, for a body of ``length`` bytes."""
     return (
-        b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+        b"POST /v1/traces HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-protobuf\r\n"
         b"Content-Length: %d\r\n\r\n" % length
     )
 
@@ -151,7 +151,7 @@ def test_connections_that_send_no_request_are_closed(
     made uvicorn answer every exporter 503."""
     _, endpoints = quick_cutoffs
     with _connect(endpoints) as idle, _connect(endpoints) as partial:
-        partial.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n")  # and no more
+        partial.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: localhost\r\n")  # and no more
         assert _answer(idle) == b""  # closed by the server, within the socket's 20 s
         assert _answer(partial) == b""
     body = realistic_request(1, seed=31).SerializeToString()

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from flowscope.http_server import HttpServer
+from flowscope.http_server import HttpServer, is_loopback
 
 
 async def _hello(request: Request) -> PlainTextResponse:
@@ -24,7 +24,14 @@ def test_a_loopback_server_without_a_token_answers_only_local_names(token: str |
     server.start()
     url = f"http://127.0.0.1:{server.port}/"
     try:
-        for local in ("localhost", "127.0.0.1", "[::1]", "app.localhost", "LOCALHOST"):
+        for local in (
+            "localhost",
+            "127.0.0.1",
+            "[::1]",
+            "app.localhost",
+            "LOCALHOST",
+            "localhost.",
+        ):
             answer = httpx.get(url, headers={"Host": f"{local}:{server.port}"}, timeout=30)
             assert answer.status_code == 200, local
         rebound = httpx.get(url, headers={"Host": f"evil.example:{server.port}"}, timeout=30)
@@ -35,3 +42,22 @@ def test_a_loopback_server_without_a_token_answers_only_local_names(token: str |
     else:
         assert rebound.status_code == 403
         assert "Host 'evil.example:" in rebound.text and "DNS rebinding" in rebound.text
+
+
+def test_loopback_names_as_given_to_host() -> None:
+    """`--host LOCALHOST` binds to loopback: it turned the guard off (and warned that
+    the server was open to the network)."""
+    for name in ("localhost", "LOCALHOST", "localhost.", "127.0.0.1", "127.1", "::1", "[::1]"):
+        assert is_loopback(name), name
+    for name in ("0.0.0.0", "::", "evil.example", "localhost.evil.example", "10.0.0.1"):
+        assert not is_loopback(name), name
+
+
+def test_the_client_shows_a_plain_text_refusal() -> None:
+    """The guard's 403 reached the CLI as "server refused: HTTP 403", its reason lost."""
+    from flowscope.analysis_sources import _detail
+
+    refused = httpx.Response(
+        403, text="Host 'vm:1' refused: ...", headers={"content-type": "text/plain"}
+    )
+    assert _detail(refused) == "HTTP 403: Host 'vm:1' refused: ..."
