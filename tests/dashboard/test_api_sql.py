@@ -329,3 +329,20 @@ def test_slow_queries_take_a_few_turns_and_leave_the_rest_answering(
     assert len(busy) + sum(answer.status_code == 200 for answer in answers) == 45
     assert busy and all(answer.headers["Retry-After"] == "1" for answer in busy)
     assert f"{MAX_SQL_QUERIES} SQL queries are running" in busy[0].json()["detail"]["message"]
+
+
+def test_a_query_stopped_by_the_server_stopping_is_a_503(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was a 400 with DuckDB's "INTERRUPT Error", which reads as a wrong query."""
+    from flowscope.store import sandbox
+
+    def stopped(*args: Any, **kwargs: Any) -> Any:
+        raise sandbox.SqlStopped("the query was stopped: the server is stopping")
+
+    monkeypatch.setattr(sandbox, "run_sandboxed", stopped)
+    answer = api.post("/api/sql", json={"sql": "SELECT 1"})
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    assert answer.json() == {
+        "detail": {"rule": None, "message": "the query was stopped: the server is stopping"}
+    }
