@@ -47,8 +47,8 @@ ONE_MESSAGE = "Export requires exactly one request message"
 # Calls whose message is read, decoded and stored at once. gRPC's C core takes in a
 # call's message only once the handler reads it (with BDP probing off, a waiting call
 # holds one 64 KiB flow-control window), so this bounds the receiver's memory at about
-# this many request messages: 2,000 concurrent 4 MB calls took 5.4 GB without it,
-# 1.5 GB with it (docs/benchmarks.md). A call waits SLOT_WAIT_S for its turn, then is
+# this many request messages: 2,000 concurrent 4 MB calls took 8.4 GB without it,
+# 2.2 GB with it (bench/grpc_flood.py, docs/benchmarks.md). A call waits SLOT_WAIT_S for its turn, then is
 # answered UNAVAILABLE with RetryInfo, which exporters retry.
 CALLS_READING = 128
 SLOT_WAIT_S = 2.0

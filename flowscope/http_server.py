@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 import uvicorn
+from starlette.responses import PlainTextResponse
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 # A connection gets this long to send a request's headers: after it opens, and after
@@ -118,22 +119,13 @@ class _LocalNamesOnly:
             raw = dict(scope["headers"]).get(b"host")
             header = raw.decode("latin-1") if raw else "localhost"
             if not is_loopback(_host_name(header)):
-                body = (
-                    f"Host {header!r} refused: a server on a loopback address "
-                    "without --token answers only requests for localhost or a loopback "
-                    "address (a web page could otherwise read it by DNS rebinding)\n"
-                ).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 403,
-                        "headers": [
-                            (b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
+                refusal = PlainTextResponse(
+                    f"Host {header!r} refused: a server on a loopback address without "
+                    "--token answers only requests for localhost or a loopback address "
+                    "(a web page could otherwise read it by DNS rebinding)\n",
+                    status_code=403,
                 )
-                await send({"type": "http.response.body", "body": body})
+                await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

@@ -405,7 +405,7 @@ def read_snapshot(
         try:
             try:
                 derived = prepare_reads(cursor, only_trace, settled_ok, last_pass_traces)
-            except (duckdb.InterruptException, *_NOT_THE_DATA):
+            except _NOT_THE_DATA:  # an interrupt among them
                 raise
             except Exception as exc:
                 # A queued trace the rules cannot take (the derive thread sets it aside
