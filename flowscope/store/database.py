@@ -432,8 +432,16 @@ class Database:
         """Close the read cursors, interrupting those still running a query (an
         /api/sql query at SIGTERM): closing the file under one failed ("connection is
         busy") or aborted the process, and left the server's discovery file behind.
-        A busy cursor refuses to close, so it is interrupted and asked again."""
+        A busy cursor refuses to close, so it is interrupted and asked again. Every one
+        is interrupted first: a busy cursor does not always refuse, its ``close`` may
+        instead wait for the query to end (a test's endless query hung 8 runs in 40 on
+        a loaded machine, blocked in ``close``)."""
         deadline = time.monotonic() + CLOSE_READS_WAIT_S
+        for cursor in readers:
+            try:
+                cursor.interrupt()
+            except duckdb.Error:
+                pass  # closed already
         while readers:
             busy = []
             for cursor in readers:
@@ -482,11 +490,12 @@ class Database:
             journal_bytes=journal_bytes(self.journal_dir),
         )
 
-    def recent_span_keys(self, limit: int) -> list[tuple[str, str]]:
+    def recent_span_keys(self, limit: int) -> list[tuple[str, str, bool]]:
+        """(TraceId, SpanId, is SERVER) of the spans stored last, oldest first."""
         rows = (
             self.reader().execute(sql_files.query("recent_span_keys"), {"limit": limit}).fetchall()
         )
-        return [(t, s) for t, s in reversed(rows)]
+        return [(t, s, bool(server)) for t, s, server in reversed(rows)]
 
     def imported_file(self, sha256: str) -> tuple[str, int, Any] | None:
         rows = self.fetch("imported_file", {"sha256": sha256})
