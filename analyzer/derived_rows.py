@@ -60,7 +60,9 @@ def derive_rows(table: pa.Table, trace_ids: dict[int, str]) -> DerivedRows:
 
 def _roots(s: Spans) -> I64:
     """Row of each trace's root: its earliest span without a parent id."""
-    candidates = np.flatnonzero(~pc.is_null(s.col["RootSpanId"]).to_numpy(zero_copy_only=False))
+    # A server half without a parent id is under its client now (shared_ids).
+    no_parent = ~pc.is_null(s.col["RootSpanId"]).to_numpy(zero_copy_only=False)
+    candidates = np.flatnonzero(no_parent & ~s.is_half)
     root = np.full(len(s.keys), -1, dtype=np.int64)
     if len(candidates) == 0:
         return root

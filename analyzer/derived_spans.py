@@ -9,6 +9,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.analyzer.shared_ids import unshare
 from flowscope.analyzer.span_attributes import attribute_columns
 
 I64 = npt.NDArray[np.int64]
@@ -52,8 +53,9 @@ class Spans:
     trace: I64  # trace index (into keys)
     keys: U64  # DuckDB hash(TraceId) per trace index
     names: pa.Array  # trace id per trace index
-    span_keys: U64  # DuckDB hash(TraceId, SpanId) per span
+    span_keys: U64  # DuckDB hash(TraceId, SpanId) per span; a server half's own key
     parent: I64
+    is_half: BOOL  # the server half of a span id shared with its client (shared_ids)
     start: I64
     duration: I64
     is_error: BOOL
@@ -84,19 +86,30 @@ def load_spans(table: pa.Table, trace_ids: dict[int, str]) -> Spans:
         flags: BOOL = kind.codes == code
         return flags
 
-    span_keys = col["SpanKey"].to_numpy().astype(np.uint64)
+    service = Strings(col["ServiceName"])
+    unshared = unshare(
+        col["SpanKey"].to_numpy().astype(np.uint64),
+        col["ParentKey"].to_numpy().astype(np.uint64),
+        is_kind("Server"),
+        is_kind("Client"),
+        lambda row: service.name(int(service.codes[row])),
+    )
+    span_keys = unshared.span_keys
+    is_half = np.zeros(len(span_keys), dtype=bool)
+    is_half[unshared.halves] = True
     return Spans(
         col=col,
         trace=trace.astype(np.int64),
         keys=keys.astype(np.uint64),
         names=pa.array([trace_ids[int(k)] for k in keys.tolist()], pa.string()),
         span_keys=span_keys,
-        parent=rows_of(span_keys, col["ParentKey"].to_numpy().astype(np.uint64)),
+        parent=rows_of(span_keys, unshared.parent_keys),
+        is_half=is_half,
         start=col["Start"].to_numpy().astype(np.int64),
         duration=col["Duration"].to_numpy().astype(np.int64),
         is_error=bools(col["IsError"]),
         in_scope=bools(col["InScope"]),
-        service=Strings(col["ServiceName"]),
+        service=service,
         operation=Strings(col["SpanName"]),
         kind=kind,
         is_client=is_kind("Client"),

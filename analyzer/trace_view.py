@@ -18,10 +18,13 @@ from typing import Any
 import numpy as np
 
 from flowscope.analyzer.critical_path import sections
+from flowscope.analyzer.derived_spans import rows_of
 from flowscope.analyzer.model import CriticalSegment, TraceSpan, TraceView
+from flowscope.analyzer.shared_ids import unshare
 from flowscope.analyzer.span_tree import SpanRows, build
 from flowscope.analyzer.steps import LoadedSpans, op_key, step_id
 from flowscope.analyzer.window import format_ns
+from flowscope.collector.import_formats import server_half_id
 from flowscope.store.database import Database
 
 
@@ -36,23 +39,46 @@ class LoadedTrace:
 def load_trace(
     database: Database, trace_id: str, root_span_id: str, bounds: tuple[int, int]
 ) -> LoadedTrace | None:
-    """The trace's spans (duplicated span ids: the earliest) and their tree."""
+    """The trace's spans (duplicated span ids: the earliest) and their tree, with shared
+    span ids told apart (``shared_ids``)."""
     rows = database.fetch("trace_spans", {"trace_id": trace_id, "lo": bounds[0], "hi": bounds[1]})
-    seen: dict[str, int] = {}
+    # A span id stored twice (--dedup-window 0) is shown once, but a SERVER span under
+    # its client's id (Zipkin's shared spans) is a span of its own.
+    seen: set[tuple[str, bool]] = set()
     kept: list[tuple[Any, ...]] = []
     for row in rows:
-        if row[0] not in seen:
-            seen[row[0]] = len(kept)
+        key = (row[0], row[4] == "Server")
+        if key not in seen:
+            seen.add(key)
             kept.append(row)
     if not kept:
         return None
-    parent = np.array([seen.get(row[1], -1) if row[1] else -1 for row in kept], dtype=np.int64)
+    kinds = [row[4] for row in kept]
+    unshared = unshare(
+        np.array([row[11] for row in kept], dtype=np.uint64),
+        np.array([row[12] for row in kept], dtype=np.uint64),
+        np.array([k == "Server" for k in kinds], dtype=bool),
+        np.array([k == "Client" for k in kinds], dtype=bool),
+        lambda row: str(kept[row][2]),
+    )
+    parent = rows_of(unshared.span_keys, unshared.parent_keys)
+    span_ids = [str(row[0]) for row in kept]
+    parent_ids = [str(row[1]) for row in kept]
+    for half in unshared.halves.tolist():
+        # Shown under the id ``flowscope import`` gives a server half, below its client.
+        new_id = server_half_id(
+            bytes.fromhex(trace_id), bytes.fromhex(span_ids[half]), str(kept[half][2])
+        )
+        parent_ids[half] = span_ids[half]
+        span_ids[half] = new_id.hex()
+    for child, up in enumerate(parent.tolist()):
+        if up >= 0:
+            parent_ids[child] = span_ids[up]
     index: dict[tuple[str, str, str], int] = {}
     op_idx = np.array(
         [index.setdefault((r[2], r[3], r[4]), len(index)) for r in kept], dtype=np.int64
     )
     ops = list(index)
-    kinds = [row[4] for row in kept]
     is_async = np.array(
         [
             bool(row[10]) or (kinds[i] == "Consumer" and p >= 0 and kinds[p] == "Producer")
@@ -62,6 +88,7 @@ def load_trace(
     )
     start = np.array([row[5] for row in kept], dtype=np.int64)
     is_root = np.array([row[0] == root_span_id for row in kept], dtype=bool)
+    is_root[unshared.halves] = False
     root_start = np.array([start[is_root][0] if is_root.any() else start.min()], dtype=np.int64)
     span_rows = SpanRows(
         trace=np.zeros(len(kept), dtype=np.int64),
@@ -72,7 +99,7 @@ def load_trace(
         is_error=np.array([row[7] == "Error" for row in kept], dtype=bool),
         is_async=is_async,
         is_trace_root=is_root,
-        span_key=np.array([row[11] for row in kept], dtype=np.uint64),
+        span_key=unshared.span_keys,
     )
     loaded = LoadedSpans(
         rows=span_rows,
@@ -85,8 +112,8 @@ def load_trace(
     )
     return LoadedTrace(
         spans=loaded,
-        span_ids=[str(row[0]) for row in kept],
-        parent_ids=[str(row[1]) for row in kept],
+        span_ids=span_ids,
+        parent_ids=parent_ids,
         details=[(str(row[7]), str(row[8]), dict(row[9] or {})) for row in kept],
     )
 

@@ -206,7 +206,7 @@ typedef struct {
     buf_t starts, ends, kinds, codes, flags, dropped_attrs, dropped_events, dropped_links, groups;
     strcol_t trace_ids, span_ids, parent_ids, trace_states, names, status_messages;
     mapcol_t attrs;
-    buf_t keys; /* trace id + span id, 24 bytes a span */
+    buf_t keys; /* trace id + span id + is SERVER, 25 bytes a span */
     buf_t event_offsets, link_offsets;
     /* per event */
     buf_t ev_times, ev_dropped;
@@ -658,7 +658,11 @@ static int push_span(columns_t *c, const field_t *sp, int32_t group) {
     if (str_push_hex(&c->trace_ids, trace.data, 16) < 0) return -1;
     if (str_push_hex(&c->span_ids, span.data, 8) < 0) return -1;
     if (str_push_hex(&c->parent_ids, parent.data, parent_len) < 0) return -1;
-    if (buf_put(&c->keys, trace.data, 16) < 0 || buf_put(&c->keys, span.data, 8) < 0) return -1;
+    /* flowscope/store/dedup.py: trace id, span id, 1 for a SERVER span (kind 2) else 0 */
+    const char server = kind == 2 ? 1 : 0;
+    if (buf_put(&c->keys, trace.data, 16) < 0 || buf_put(&c->keys, span.data, 8) < 0 ||
+        buf_put(&c->keys, &server, 1) < 0)
+        return -1;
     if (put_i64(&c->starts, (int64_t)start) < 0 || put_i64(&c->ends, (int64_t)end) < 0) return -1;
     /* Indices into flatten.py's SPAN_KINDS / STATUS_CODES; a number outside the enum is
      * their last entry, "" (what pdata's String() gives and the exporter stores). */

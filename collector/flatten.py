@@ -26,10 +26,12 @@ from flowscope.store.columns import (
     TIMESTAMP_NS_LIMIT,
 )
 from flowscope.store.columns import EVENT as EVENT_TYPE
+from flowscope.store.dedup import NOT_SERVER, SERVER
 
 # pdata's SpanKind.String() and StatusCode.String() return "" for a number outside the
 # enum, and the exporter stores that: the last entry of each dictionary.
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer", "")
+SERVER_KIND = Span.SpanKind.SPAN_KIND_SERVER
 STATUS_CODES = ("Unset", "Ok", "Error", "")
 UNKNOWN_KIND = len(SPAN_KINDS) - 1
 UNKNOWN_STATUS = len(STATUS_CODES) - 1
@@ -286,7 +288,7 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
                 dropped_attrs.append(span.dropped_attributes_count)
                 dropped_events.append(span.dropped_events_count)
                 dropped_links.append(span.dropped_links_count)
-                keys.append(trace_id + span_id)
+                keys.append(trace_id + span_id + (SERVER if kind == SERVER_KIND else NOT_SERVER))
 
     string = pa.string()
     u32 = pa.uint32()

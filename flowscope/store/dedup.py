@@ -3,7 +3,7 @@
 OTLP exporters retry a whole request when they time out waiting for our answer,
 although we may already have committed it. Spans seen within the last
 ``capacity`` stored spans are dropped. Each key is the 64-bit hash of
-trace id + span id (a Python int in a set: about 70 bytes per span of window,
+trace id + span id + whether the span is a SERVER span (a Python int in a set: about 70 bytes per span of window,
 measured in docs/benchmarks.md); the false-positive rate at a million keys is
 about 5e-8.
 """
@@ -18,17 +18,23 @@ import pyarrow as pa
 
 from flowscope.store.columns import as_batch
 
-KEY_BYTES = 24  # a span's dedup key: trace id (16) + span id (8)
+# A span's dedup key: trace id (16) + span id (8) + 1 for a SERVER span, else 0. A
+# SERVER span is no retry of a CLIENT span of its id: Zipkin instrumentation reports
+# an RPC's two sides under one id, and the Collector passes both on over OTLP
+# (analyzer/shared_ids.py tells them apart).
+KEY_BYTES = 25
+SERVER = b"\x01"
+NOT_SERVER = b"\x00"
 
 
-def span_key(trace_id: str, span_id: str) -> bytes:
-    """A span's dedup key from its hex ids."""
-    return bytes.fromhex(trace_id) + bytes.fromhex(span_id)
+def span_key(trace_id: str, span_id: str, server: bool) -> bytes:
+    """A span's dedup key from its hex ids and whether it is a SERVER span."""
+    return bytes.fromhex(trace_id) + bytes.fromhex(span_id) + (SERVER if server else NOT_SERVER)
 
 
-def pack_keys(pairs: Iterable[tuple[str, str]]) -> bytes:
-    """(TraceId hex, SpanId hex) pairs as dedup keys packed back to back."""
-    return b"".join(span_key(trace, span) for trace, span in pairs)
+def pack_keys(spans: Iterable[tuple[str, str, bool]]) -> bytes:
+    """(TraceId hex, SpanId hex, is SERVER) per span as dedup keys packed back to back."""
+    return b"".join(span_key(*span) for span in spans)
 
 
 def split_keys(blob: bytes) -> list[bytes]:
@@ -77,12 +83,12 @@ class RecentSpanKeys:
             self._keys.difference_update(oldest)
             self._size -= len(oldest)
 
-    def warm(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Load (TraceId hex, SpanId hex) pairs, oldest first, as already stored."""
-        self._warm([hash(span_key(trace, span)) for trace, span in pairs])
+    def warm(self, spans: Iterable[tuple[str, str, bool]]) -> None:
+        """Load (TraceId hex, SpanId hex, is SERVER) per span, oldest first, as stored."""
+        self._warm([hash(span_key(*span)) for span in spans])
 
     def warm_keys(self, keys: bytes) -> None:
-        """Load span keys (16-byte trace id + 8-byte span id each, oldest first) as stored."""
+        """Load span keys (``KEY_BYTES`` each, oldest first) as already stored."""
         self._warm([hash(key) for key in split_keys(keys)])
 
     def _warm(self, digests: list[int]) -> None:

@@ -16,6 +16,7 @@ from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.posting import PB
 from flowscope.testing.server import Endpoints, server_in_process
+from tests.analyzer.test_shared_ids import zipkin_style
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SPANS_PER_TRACE = 8
@@ -156,3 +157,25 @@ def test_window_zero_turns_dedup_off(tmp_path: Path) -> None:
         assert health["spans"] == 32
         assert health["writer"]["duplicate_spans"] == 0
         assert health["writer"]["dedup_window_spans"] == 0
+
+
+def test_a_server_span_under_its_clients_id_is_no_retry_of_it(tmp_path: Path) -> None:
+    """Zipkin instrumentation reports an RPC's server span under its client's id, and
+    the Collector's zipkin receiver passes both on: the server half was dropped as a
+    retry of the client span. Retries of either are still dropped, after a restart too."""
+    kit, trace_id, shared = zipkin_style()
+    request = kit.request()
+    db = tmp_path / "shared.duckdb"
+    with server_in_process(db, decode_workers=1) as (_, endpoints):
+        _post(endpoints, request)
+        _grpc(endpoints, request)
+        health = _health(endpoints)
+        assert (health["spans"], health["writer"]["duplicate_spans"]) == (5, 5)
+    with server_in_process(db, decode_workers=0) as (server, endpoints):
+        _post_json(endpoints, request)
+        health = _health(endpoints)
+        assert (health["spans"], health["writer"]["duplicate_spans"]) == (5, 5)
+        assert _distinct_spans(server) == (5, 4)
+        view = httpx.get(f"{endpoints.ui}/api/traces/{trace_id}", timeout=30).json()
+        parents = {s["operation"]: s["parent_span_id"] for s in view["spans"]}
+        assert parents["POST /pay"] == shared  # the server half, under its client

@@ -13,7 +13,7 @@ from flowscope.testing.otlp import BASE_TIME_NS, realistic_request
 
 
 def _key(n: int) -> bytes:
-    return n.to_bytes(16, "big") + (n + 1).to_bytes(8, "big")
+    return n.to_bytes(16, "big") + (n + 1).to_bytes(8, "big") + bytes([n % 2])
 
 
 def test_a_warm_window_forgets_its_oldest_keys_a_chunk_at_a_time() -> None:
@@ -31,7 +31,7 @@ def test_a_warm_window_forgets_its_oldest_keys_a_chunk_at_a_time() -> None:
 
 
 def test_warm_keys_and_warm_pairs_agree() -> None:
-    pairs = [(_key(n)[:16].hex(), _key(n)[16:].hex()) for n in range(5)]
+    pairs = [(_key(n)[:16].hex(), _key(n)[16:24].hex(), n % 2 == 1) for n in range(5)]
     by_pairs, by_keys = RecentSpanKeys(10), RecentSpanKeys(10)
     by_pairs.warm(pairs)
     by_keys.warm_keys(b"".join(_key(n) for n in range(5)))
@@ -68,5 +68,5 @@ def test_the_window_is_warmed_with_the_spans_stored_last(tmp_path: Path) -> None
     writer.shutdown()
     stored_last = flatten_request(backlog).batch.keys
     warmed = database.recent_span_keys(len(stored_last))
-    assert sorted(span_key(t, s) for t, s in warmed) == sorted(stored_last)
+    assert sorted(span_key(*span) for span in warmed) == sorted(stored_last)
     database.close()
