@@ -345,6 +345,16 @@ def retention(cursor: Any, cutoff: Any) -> int:
     return deleted
 
 
+def commit_mark(cursor: Any) -> int:
+    """The last commit's number (``CommitSeq``)."""
+    return int(_one(cursor, "max_commit_seq")[0])
+
+
+def arrived_expired(cursor: Any, since_seq: int, cutoff: Any) -> int:
+    """Spans committed after ``since_seq`` that had started before ``cutoff``."""
+    return int(_one(cursor, "arrived_expired", {"seq": since_seq, "cutoff": cutoff})[0])
+
+
 _snapshots = threading.local()
 
 

@@ -47,15 +47,46 @@ def test_the_first_sweep_warns_with_the_way_to_keep_spans(
             assert "retention 7d: deleted 2 spans" in message
             assert "--retention off" in message
             caplog.clear()
-            # Later sweeps delete as configured, quietly.
+            # Spans that age past the retention after they arrived are deleted quietly.
+            # (A sweep with a long retention sees them young; the shorter one of the
+            # next sweep stands in for the days passing.)
             written = len(kit.spans)
             _old_trace(kit, 10)
             kit.write(database, kit.spans[written:], writer=writer)
+            sweeper.keep = timedelta(days=3650)
+            assert sweeper.sweep() == 0
+            sweeper.keep = timedelta(days=7)
             assert sweeper.sweep() == 2
             assert [r.levelno for r in caplog.records] == [logging.INFO]
     finally:
         writer.shutdown()
     assert database.span_count() == 0
+
+
+def test_spans_older_than_the_retention_on_arrival_are_deleted_with_a_warning(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Old files imported into a running server went at the next sweep, logged at INFO
+    only: the import said 286 spans accepted, and ten minutes later they were gone."""
+    kit = TraceKit()
+    writer = SpanWriter(database, journal=False)
+    writer.start()
+    try:
+        sweeper = RetentionSweeper(writer, timedelta(days=7))
+        assert sweeper.sweep(at_start=True) == 0
+        _old_trace(kit, 0)
+        _old_trace(kit, 10)
+        kit.write(database, writer=writer)
+        with caplog.at_level(logging.INFO, logger="flowscope.store.retention"):
+            assert sweeper.sweep() == 4
+        (record,) = caplog.records
+        assert record.levelno == logging.WARNING
+        assert record.getMessage().startswith(
+            "retention 7d: deleted 4 spans that were already older than that when they arrived"
+        )
+        assert "--retention off" in record.getMessage()
+    finally:
+        writer.shutdown()
 
 
 def test_a_sweep_with_nothing_old_says_nothing(
