@@ -51,9 +51,10 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]
         if str(value).lower() in ("off", "none", "0"):
             return None
         try:
-            return parse_duration(str(value))
+            duration = parse_duration(str(value))
         except ValueError as exc:
             self.fail(f"{exc}, or 'off'", param, ctx)
+        return duration or None  # '0s', '0d': 0, which keeps all like '0' (--help says so)
 
 
 @dataclass(frozen=True)

@@ -101,3 +101,15 @@ def test_machine_output_keeps_escape_sequences_off_a_terminal() -> None:
         emit('"\x1b[31mred\x1b[0m" -> "red"')
 
     assert CliRunner().invoke(show).output == '"\x1b[31mred\x1b[0m" -> "red"\n'
+
+
+def test_a_zero_duration_in_any_unit_means_off() -> None:
+    """``--retention 0s`` failed with 'retention must be positive', though --help says
+    '0 keeps all' and a bare 0 did."""
+    from datetime import timedelta
+
+    from flowscope.cli_common import DurationType
+
+    duration = DurationType()
+    assert [duration.convert(v, None, None) for v in ("0", "0s", "0d", "off")] == [None] * 4
+    assert duration.convert("7d", None, None) == timedelta(days=7)
