@@ -72,6 +72,10 @@ class FileReport:
     bad_parts: int = 0
     bad_notes: list[str] = field(default_factory=list)  # why, for the first few
     other_signal_lines: int = 0  # OTLP logs / metrics lines passed over in JSON lines
+    # Through a server: the first warning it gave with nothing rejected (its retention,
+    # say: ``partial_success``), and how many of its answers carried one.
+    server_warning: str = ""
+    server_warnings: int = 0
 
     @property
     def empty(self) -> bool:

@@ -232,9 +232,9 @@ class GrpcReceiver:
         except _Refused as refused:
             await context.abort(refused.code, refused.details, refused.trailers)
         response = ExportTraceServiceResponse()
-        if outcome.rejected:
+        if outcome.rejected or outcome.warning:
             response.partial_success.rejected_spans = outcome.rejected
-            response.partial_success.error_message = outcome.error_message
+            response.partial_success.error_message = outcome.message
         return response.SerializeToString()
 
     async def _take_slot(self) -> None:

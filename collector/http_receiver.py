@@ -164,9 +164,9 @@ def create_otlp_http_app(
             log.exception("OTLP/HTTP export failed")
             return _failure(500, _INTERNAL, "internal error; see the flowscope log", kind)
         response = ExportTraceServiceResponse()
-        if outcome.rejected:
+        if outcome.rejected or outcome.warning:
             response.partial_success.rejected_spans = outcome.rejected
-            response.partial_success.error_message = outcome.error_message
+            response.partial_success.error_message = outcome.message
         return _encode(response, kind)
 
     # No slash redirects: a 307 from /v1/traces/ counts as success to exporters that do

@@ -160,7 +160,11 @@ def _send_one(path: Path, base: str, token: str | None, progress: ProgressFactor
             rejected, message = _post(base, request.SerializeToString(), token)
             report.spans += spans - rejected
             report.rejected += rejected
-            if message and report.messages is None:
+            if message and not rejected:
+                # OTLP's partial_success carries warnings too (nothing rejected).
+                report.server_warning = report.server_warning or message
+                report.server_warnings += 1
+            elif message and report.messages is None:
                 report.messages = [message]
     except (BadRequest, OSError, SendFailed) as exc:
         report.error = _error_text(exc, path)

@@ -8,16 +8,20 @@ and it maps writer conditions to the errors the transports translate at their ed
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowscope.collector.decode_pool import DecodePool
 from flowscope.collector.errors import Overloaded, Unavailable
 from flowscope.collector.flatten import FlattenResult
+from flowscope.durations import format_duration
 from flowscope.store.journal import JournalError
 from flowscope.store.writer import QueueFull, WriterClosed
 
@@ -35,6 +39,13 @@ class ExportOutcome:
     stored: int  # of those, new (not seen in the dedup window)
     rejected: int
     error_message: str
+    warning: str = ""  # for partial_success with nothing rejected (see ``message``)
+
+    @property
+    def message(self) -> str:
+        """``partial_success.error_message``: why spans were rejected, and warnings.
+        OTLP lets a server fill it with nothing rejected "to convey warnings"."""
+        return "; ".join(text for text in (self.error_message, self.warning) if text)
 
 
 @dataclass
@@ -52,10 +63,12 @@ class Ingest:
         *,
         decoder: DecodePool | None = None,
         commit_timeout_s: float = 30.0,
+        retention: timedelta | None = None,
     ) -> None:
         self.writer = writer
         self.decoder = decoder or DecodePool(0)
         self.commit_timeout_s = commit_timeout_s
+        self.retention = retention
         self.counters = IngestCounters()
         self._lock = threading.Lock()
 
@@ -86,7 +99,27 @@ class Ingest:
             self._count(refused=True)
             raise Unavailable(f"storing spans failed: {exc}") from exc
         self._count(accepted=batch.spans, rejected=result.rejected)
-        return ExportOutcome(batch.spans, stored, result.rejected, result.error_message)
+        return ExportOutcome(
+            batch.spans, stored, result.rejected, result.error_message, self._expired(batch.table)
+        )
+
+    def _expired(self, table: pa.Table) -> str:
+        """A warning when spans started before the retention: stored, they are deleted
+        at the next sweep (old files sent by ``flowscope import``, a replay), which
+        the sender would not learn otherwise."""
+        if self.retention is None or table.num_rows == 0:
+            return ""
+        cutoff = pa.scalar(time.time_ns() - _nanos(self.retention), pa.timestamp("ns"))
+        starts = table.column("Timestamp")
+        old = pc.sum(pc.less(starts, cutoff)).as_py() or 0
+        if not old:
+            return ""
+        keep = format_duration(self.retention)
+        return (
+            f"{old} of {table.num_rows} spans started more than {keep} ago, before this "
+            f"server's retention (--retention {keep}): they are stored, then deleted at "
+            "its next sweep (serve with --retention off to keep them)"
+        )
 
     def export_body(self, body: bytes, content_type: str) -> ExportOutcome:
         """Decode an (uncompressed) OTLP body and export it."""
@@ -98,3 +131,7 @@ class Ingest:
             self.counters.accepted_spans += accepted
             self.counters.rejected_spans += rejected
             self.counters.refused_requests += int(refused)
+
+
+def _nanos(value: timedelta) -> int:
+    return (value.days * 86_400 + value.seconds) * 1_000_000_000 + value.microseconds * 1000

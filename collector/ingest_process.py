@@ -60,7 +60,7 @@ class IngestSettings:
     dedup_window: int
     server_pid: int
     log_level: int = logging.WARNING
-    # The dedup window's warm keys, oldest first: 16-byte trace id + 8-byte span id each.
+    # The dedup window's warm keys, oldest first: ``dedup.KEY_BYTES`` each.
     dedup_keys: bytes = b""
 
 

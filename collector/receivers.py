@@ -8,6 +8,7 @@ set-up, so both start, fail and stop the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flowscope.collector.decode_pool import DecodePool
 from flowscope.collector.grpc_receiver import GrpcReceiver
@@ -24,13 +25,15 @@ class ReceiverSettings:
     token: str | None
     max_request_bytes: int
     decode_workers: int
+    # The server's --retention: spans older are accepted with a warning (ingest.py).
+    retention: timedelta | None = None
 
 
 class Receivers:
     def __init__(self, sink: SpanSink, settings: ReceiverSettings) -> None:
         self.settings = settings
         self.decoder = DecodePool(settings.decode_workers)
-        self.ingest = Ingest(sink, decoder=self.decoder)
+        self.ingest = Ingest(sink, decoder=self.decoder, retention=settings.retention)
         self.grpc: GrpcReceiver | None = None
         self.http: HttpServer | None = None
 

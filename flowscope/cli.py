@@ -189,6 +189,10 @@ def import_(
         )
         for message in report.messages or []:
             click.echo(f"  rejected: {message}", err=True)
+        if report.server_warning:
+            more = report.server_warnings - 1
+            also = f" (and in {more} more of its answers for this file)" if more else ""
+            click.echo(f"  server warns: {report.server_warning}{also}", err=True)
         for note in report.bad_notes:
             click.echo(f"  skipped {note}", err=True)
     click.echo(summary_line(reports, sent_to, time.perf_counter() - started))

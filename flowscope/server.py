@@ -191,6 +191,7 @@ class FlowscopeServer:
             token=cfg.token,
             max_request_bytes=cfg.max_request_bytes,
             decode_workers=cfg.decode_worker_count,
+            retention=cfg.retention,
         )
 
     def _start_receivers(self) -> None:

@@ -312,6 +312,13 @@ def test_through_a_server_spans_are_sent_and_accepted_not_claimed_new(
             ": 32 accepted, 0 rejected; the server stores only those it does not already have"
         )
         assert " new" not in result.stdout
+        # The spans started in January, before the server's --retention 7d: it says
+        # so in its answers, and the import passes that on (it said nothing before).
+        assert result.stderr.splitlines()[-1] == (
+            "  server warns: 32 of 32 spans started more than 7d ago, before this server's "
+            "retention (--retention 7d): they are stored, then deleted at its next sweep "
+            "(serve with --retention off to keep them)"
+        )
     after = _health(served)
     # The second time the server dropped every span: stored once, counted as duplicates once.
     assert after["spans"] - before["spans"] == 32
