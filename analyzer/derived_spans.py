@@ -92,7 +92,8 @@ def load_spans(table: pa.Table, trace_ids: dict[int, str]) -> Spans:
         col["ParentKey"].to_numpy().astype(np.uint64),
         is_kind("Server"),
         is_kind("Client"),
-        lambda row: service.name(int(service.codes[row])),
+        service.codes,
+        service.values,
     )
     span_keys = unshared.span_keys
     is_half = np.zeros(len(span_keys), dtype=bool)

@@ -54,12 +54,17 @@ def load_trace(
     if not kept:
         return None
     kinds = [row[4] for row in kept]
+    services: dict[str, int] = {}
+    service_codes = np.array(
+        [services.setdefault(str(row[2]), len(services)) for row in kept], dtype=np.int64
+    )
     unshared = unshare(
         np.array([row[11] for row in kept], dtype=np.uint64),
         np.array([row[12] for row in kept], dtype=np.uint64),
         np.array([k == "Server" for k in kinds], dtype=bool),
         np.array([k == "Client" for k in kinds], dtype=bool),
-        lambda row: str(kept[row][2]),
+        service_codes,
+        list(services),
     )
     parent = rows_of(unshared.span_keys, unshared.parent_keys)
     span_ids = [str(row[0]) for row in kept]

@@ -112,18 +112,18 @@ def test_map_and_steps_see_the_call_to_the_server_half(analyze: Analyze) -> None
 def test_unshare_leaves_unique_keys_alone_and_moves_only_the_halfs_children() -> None:
     keys = np.array([10, 20, 30], dtype=np.uint64)
     parents = np.array([0, 10, 10], dtype=np.uint64)
-    same = unshare(keys, parents, np.ones(3, bool), np.ones(3, bool), lambda row: "s")
+    same = unshare(keys, parents, np.ones(3, bool), np.ones(3, bool), np.zeros(3, np.int64), ["s"])
     assert same.span_keys is keys and same.parent_keys is parents and len(same.halves) == 0
     # Rows: client 20 (svc a), server 20 (svc b), child of 20 in b, child of 20 in a.
     keys = np.array([20, 20, 40, 50], dtype=np.uint64)
     parents = np.array([10, 10, 20, 20], dtype=np.uint64)
-    services = ["a", "b", "b", "a"]
     out = unshare(
         keys,
         parents,
         np.array([False, True, False, False]),
         np.array([True, False, False, False]),
-        lambda row: services[row],
+        np.array([0, 1, 1, 0]),
+        ["a", "b"],
     )
     new = half_key(20, "b")
     assert out.halves.tolist() == [1]
