@@ -3,10 +3,10 @@ apart for analysis.
 
 Zipkin instrumentation may report an RPC's server span under its client's span id;
 the OpenTelemetry Collector's zipkin receiver passes both on over OTLP with that one
-id, so the store holds two spans (CLIENT and SERVER) of one id. They are stored as
-sent; analysis un-shares them the way Jaeger's query service does (its span-id
-deduper), and the way ``flowscope import`` renames them in Zipkin and Jaeger files
-(``collector.import_formats.unshare_ids``):
+id, and ``flowscope import`` of Zipkin and Jaeger files keeps it too, so the store
+holds two spans (CLIENT and SERVER) of one id: the dedup key tells them apart. They
+are stored as sent; analysis un-shares them the way Jaeger's query service does (its
+span-id deduper):
 
 - a SERVER span whose id is also a CLIENT span's id in the same trace is the server
   half: it gets a key of its own and goes under the client span;
@@ -36,6 +36,14 @@ class Unshared:
     span_keys: U64
     parent_keys: U64
     halves: I64  # rows of the server halves (their parent key is the shared id's)
+
+
+def half_span_id(trace_id: str, span_id: str, service: str) -> str:
+    """The span id a trace view shows a server half under (its stored id is the shared
+    one): from trace id, span id and service, as ``flowscope import`` stored halves
+    before it kept shared ids as sent, so a trace looks the same whichever way it came."""
+    seed = b"flowscope/zipkin-shared-span" + bytes.fromhex(trace_id) + bytes.fromhex(span_id)
+    return hashlib.sha256(seed + service.encode()).digest()[:8].hex()
 
 
 def _salt(service: str) -> int:

@@ -20,11 +20,10 @@ import numpy as np
 from flowscope.analyzer.critical_path import sections
 from flowscope.analyzer.derived_spans import rows_of
 from flowscope.analyzer.model import CriticalSegment, TraceSpan, TraceView
-from flowscope.analyzer.shared_ids import unshare
+from flowscope.analyzer.shared_ids import half_span_id, unshare
 from flowscope.analyzer.span_tree import SpanRows, build
 from flowscope.analyzer.steps import LoadedSpans, op_key, step_id
 from flowscope.analyzer.window import format_ns
-from flowscope.collector.import_formats import server_half_id
 from flowscope.store.database import Database
 
 
@@ -70,12 +69,9 @@ def load_trace(
     span_ids = [str(row[0]) for row in kept]
     parent_ids = [str(row[1]) for row in kept]
     for half in unshared.halves.tolist():
-        # Shown under the id ``flowscope import`` gives a server half, below its client.
-        new_id = server_half_id(
-            bytes.fromhex(trace_id), bytes.fromhex(span_ids[half]), str(kept[half][2])
-        )
+        # Shown under an id of its own, below its client.
         parent_ids[half] = span_ids[half]
-        span_ids[half] = new_id.hex()
+        span_ids[half] = half_span_id(trace_id, span_ids[half], str(kept[half][2]))
     for child, up in enumerate(parent.tolist()):
         if up >= 0:
             parent_ids[child] = span_ids[up]

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import codecs
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -340,59 +339,6 @@ def hex_id(value: object, size: int, what: str) -> bytes:
     if _HEX.fullmatch(value) is None:
         raise BadRequest(f"{what} {shorten(value)!r} is not hex")
     return bytes.fromhex(value.rjust(2 * size, "0"))
-
-
-def server_half_id(trace_id: bytes, span_id: bytes, service: str) -> bytes:
-    """The id of the server half of a span id shared with its client."""
-    seed = b"flowscope/zipkin-shared-span" + trace_id + span_id + service.encode()
-    return hashlib.sha256(seed).digest()[:8]
-
-
-@dataclass(frozen=True)
-class SpanIds:
-    """What ``unshare_ids`` looks at in a span of a Jaeger or Zipkin file."""
-
-    trace_id: bytes
-    span_id: bytes
-    parent_id: bytes  # b"" for none
-    service: str
-    client: bool  # a CLIENT span that may own its id (not itself a shared half)
-    server: bool  # a span that may be the server half of its client's id
-    shared: bool = False  # marked as a server half (Zipkin's ``shared``): is one
-
-
-def unshare_ids(spans: list[SpanIds]) -> list[tuple[bytes, bytes]]:
-    """(span id, parent id) per span, with the server halves of shared ids given ids of
-    their own (Zipkin's ``shared`` spans, and Jaeger spans from Zipkin-style
-    instrumentation): OTLP ids are unique per trace, and the second span of one id
-    would be dropped as a duplicate of the first.
-
-    A server half is a span marked ``shared``, or a ``server`` span with the id of a
-    ``client`` span in the same file. A marked one is renamed whether or not its client
-    is in the file: per-service dumps put the client in another file, and the half kept
-    its id there, to be dropped as a duplicate of the client. Its new id comes from
-    trace id, span id and service (the same on every import, in any file and from
-    either format, so importing the trace again finds it stored), under the client
-    span; spans of its service under the shared id in the same file (Zipkin's own rule
-    for building the tree) move under it. An unmarked server span whose id no client
-    in the file has keeps it: it is more likely a span under a proxy that sent B3
-    headers but no span than a half of a client in another file.
-    """
-    clients = {(s.trace_id, s.span_id) for s in spans if s.client}
-    renamed: dict[tuple[bytes, bytes, str], bytes] = {}
-    halves = [s.shared or (s.server and (s.trace_id, s.span_id) in clients) for s in spans]
-    for span, half in zip(spans, halves, strict=True):
-        if half:
-            new_id = server_half_id(span.trace_id, span.span_id, span.service)
-            renamed[(span.trace_id, span.span_id, span.service)] = new_id
-    ids: list[tuple[bytes, bytes]] = []
-    for span, half in zip(spans, halves, strict=True):
-        if half:
-            ids.append((renamed[(span.trace_id, span.span_id, span.service)], span.span_id))
-            continue
-        moved = renamed.get((span.trace_id, span.parent_id, span.service))
-        ids.append((span.span_id, moved if moved and span.parent_id else span.parent_id))
-    return ids
 
 
 def integer(value: object, what: str, *, minimum: int = 0, maximum: int = _UINT64_MAX) -> int:

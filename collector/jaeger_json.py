@@ -48,7 +48,6 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.import_formats import (
     AttributeValue,
-    SpanIds,
     as_text,
     hex_id,
     int64,
@@ -57,7 +56,6 @@ from flowscope.collector.import_formats import (
     key_values,
     micros_to_nanos,
     shorten,
-    unshare_ids,
 )
 
 _SPAN_KINDS = {
@@ -104,35 +102,9 @@ def jaeger_to_otlp(document: object) -> ExportTraceServiceRequest:
             resource = _span_resource(item, processes, resources, span_where)
             span, scope = _span(item, span_where)
             converted.append((resource, span, scope))
-        _unshare([(span, _service_of(resource)) for resource, span, _ in converted])
         for resource, span, scope in converted:
             groups.scope_spans(resource, scope).spans.append(span)
     return request
-
-
-def _service_of(resource: tuple[_ResourceKey, Attributes]) -> str:
-    return as_text(resource[1].get("service.name", ""))
-
-
-def _unshare(spans: list[tuple[Span, str]]) -> None:
-    """Give a SERVER span that shares its id with a CLIENT span of its trace an id of its
-    own under that client (``unshare_ids``), as Jaeger's span-id deduper does: else it
-    was dropped as a duplicate of the client, errors and all."""
-    ids = unshare_ids(
-        [
-            SpanIds(
-                trace_id=span.trace_id,
-                span_id=span.span_id,
-                parent_id=span.parent_span_id,
-                service=service,
-                client=span.kind == Span.SPAN_KIND_CLIENT,
-                server=span.kind == Span.SPAN_KIND_SERVER,
-            )
-            for span, service in spans
-        ]
-    )
-    for (span, _), (span_id, parent_id) in zip(spans, ids, strict=True):
-        span.span_id, span.parent_span_id = span_id, parent_id
 
 
 def _traces(document: object) -> list[Any]:

@@ -29,11 +29,11 @@ Deliberate differences from the translator, because they lose information in rea
 Zipkin data: ``otel.status_code`` may be ``OK`` / ``ERROR`` (what OpenTelemetry SDKs
 write) as well as ``STATUS_CODE_*``; an ``error`` tag marks an error whatever its value
 (Zipkin's rule; only ``"false"`` does not) and a value other than ``"true"`` becomes
-the status message; a server half of a shared span (``shared: true``, wherever its
-client is; or a SERVER span with the id of a CLIENT span in the same file) gets its own
-span id, derived from the trace id, span id and service, with the client span as its
-parent, because OTLP span ids must be unique and flowscope would otherwise drop it as a
-duplicate.
+the status message. A server half of a shared span (``shared: true``) is stored as
+sent, under its client's id, as the translator passes it on over OTLP: the dedup key
+tells a SERVER span from its client, and analysis puts it under the client
+(``analyzer/shared_ids.py``), so the same trace imported and received over OTLP is
+stored once.
 """
 
 from __future__ import annotations
@@ -48,14 +48,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.import_formats import (
     AttributeValue,
-    SpanIds,
     hex_id,
     integer,
     json_type,
     key_values,
     micros_to_nanos,
     shorten,
-    unshare_ids,
 )
 
 _KINDS = {
@@ -139,7 +137,10 @@ class _ZipkinSpan:
 def zipkin_to_otlp(document: object) -> ExportTraceServiceRequest:
     """Zipkin v2 JSON (already parsed) as one OTLP request; BadRequest if it is malformed."""
     spans = [_parse_span(item, where) for item, where in _items(document)]
-    ids = _unshare(spans)
+    ids = [
+        (z.span_id, z.parent_id if z.parent_id not in (z.span_id, _ZERO_SPAN) else b"")
+        for z in spans
+    ]
     request = ExportTraceServiceRequest()
     resources: dict[tuple[Any, ...], tuple[ResourceSpans, dict[tuple[str, str], ScopeSpans]]] = {}
     for zspan, (span_id, parent_id) in zip(spans, ids, strict=True):
@@ -163,25 +164,6 @@ def zipkin_to_otlp(document: object) -> ExportTraceServiceRequest:
 
 def _service(zspan: _ZipkinSpan) -> str:
     return zspan.local.service if zspan.local is not None else ""
-
-
-def _unshare(spans: list[_ZipkinSpan]) -> list[tuple[bytes, bytes]]:
-    """(span id, parent id) per span, the server halves of shared spans (``shared``, or
-    a SERVER span with its client's id) given ids of their own (``unshare_ids``)."""
-    return unshare_ids(
-        [
-            SpanIds(
-                trace_id=z.trace_id,
-                span_id=z.span_id,
-                parent_id=z.parent_id if z.parent_id not in (z.span_id, _ZERO_SPAN) else b"",
-                service=_service(z),
-                client=z.kind == "CLIENT" and not z.shared,
-                server=z.shared or z.kind == "SERVER",
-                shared=z.shared,
-            )
-            for z in spans
-        ]
-    )
 
 
 def _items(document: object) -> list[tuple[object, str]]:

@@ -92,10 +92,11 @@ class RetentionSweeper:
             # Old files imported into a running server were deleted without a word
             # above INFO: the normal sweeps' level.
             log.warning(
-                "retention %s: deleted %d spans that were already older than that when "
+                "retention %s: deleted %d spans, %d of them already older than that when "
                 "they arrived (old files imported, a replay, or a sender's clock behind); "
                 "--retention off keeps every span",
                 format_duration(self.keep),
+                deleted,
                 late,
             )
         elif deleted:

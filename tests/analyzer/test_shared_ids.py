@@ -4,14 +4,23 @@ both stored, and analysis puts the server half under its client (as Jaeger does)
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 
 import numpy as np
 
+from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.shared_ids import half_key, unshare
+from flowscope.collector.flatten import flatten_request
+from flowscope.collector.importer import import_into_database
+from flowscope.collector.zipkin_json import zipkin_to_otlp
 from flowscope.store.database import Database
+from flowscope.store.writer import SpanWriter
 from flowscope.testing.traces import TraceKit
 
 from .conftest import HOUR, Analyze
+
+ZIPKIN_FILE = Path(__file__).parents[1] / "collector" / "data" / "zipkin_v2_spans.json"
 
 
 def _half_id(trace_id: str, span_id: str, service: str) -> str:
@@ -129,3 +138,33 @@ def test_unshare_leaves_unique_keys_alone_and_moves_only_the_halfs_children() ->
     assert out.halves.tolist() == [1]
     assert out.span_keys.tolist() == [20, new, 40, 50]
     assert out.parent_keys.tolist() == [10, 20, new, 20]
+
+
+def test_a_trace_received_over_otlp_then_imported_from_zipkin_is_stored_once(
+    database: Database, tmp_path: Path
+) -> None:
+    """The file import renamed server halves while OTLP kept the shared id: the same
+    trace through both stored the half twice, and the trace view showed a span that
+    was its own parent."""
+    document = json.loads((ZIPKIN_FILE).read_text(encoding="utf-8"))
+    batch = flatten_request(zipkin_to_otlp(document)).batch  # as the Collector passes it on
+    writer = SpanWriter(database, journal=False)
+    writer.start()
+    try:
+        assert writer.write(batch.table, batch.keys) == 4
+    finally:
+        writer.shutdown()
+    path = tmp_path / "zipkin.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    (report,) = import_into_database([path], database)
+    assert (report.spans, report.stored) == (4, 0)
+    trace_id = "0000000000000000463ac35c9f6413ad"
+    view = Analysis(database).trace(trace_id)
+    call, send = "72485a3953bb6124", "e457b5a2e4d86bd1"
+    half = _half_id(trace_id, call, "backend")
+    assert [(s.span_id, s.parent_span_id, s.depth) for s in view.spans] == [
+        ("463ac35c9f6413ad", "", 0),
+        (call, "463ac35c9f6413ad", 1),
+        (half, call, 2),
+        (send, half, 3),
+    ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,13 +25,7 @@ ROOT, CALL, SEND = "463ac35c9f6413ad", "72485a3953bb6124", "e457b5a2e4d86bd1"
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in ns
 
 
-def _server_half_id(trace: str, span: str, service: str) -> str:
-    """The documented id of a shared span's server half."""
-    seed = b"flowscope/zipkin-shared-span" + bytes.fromhex(trace) + bytes.fromhex(span)
-    return hashlib.sha256(seed + service.encode()).digest()[:8].hex()
-
-
-SERVED = _server_half_id(TRACE, CALL, "backend")
+SERVED = f"{CALL}/server"  # the shared span's server half, by ``_spans``'s key
 
 
 def _document() -> list[dict[str, Any]]:
@@ -45,11 +38,14 @@ def _attrs(kvs: Iterable[KeyValue]) -> list[tuple[str, Any]]:
 
 
 def _spans(request: ExportTraceServiceRequest) -> dict[str, Span]:
+    """By span id, a SERVER span that shares its id with another as ``<id>/server``."""
+    spans = [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+    ids = [span.span_id.hex() for span in spans]
     return {
-        span.span_id.hex(): span
-        for rs in request.resource_spans
-        for ss in rs.scope_spans
-        for span in ss.spans
+        f"{ids[i]}/server"
+        if ids.count(ids[i]) > 1 and span.kind == Span.SPAN_KIND_SERVER
+        else ids[i]: span
+        for i, span in enumerate(spans)
     }
 
 
@@ -85,7 +81,7 @@ def test_resources_follow_local_service() -> None:
         for rs in request.resource_spans
     ] == [
         ([("service.name", "frontend")], [[ROOT, CALL]]),
-        ([("service.name", "backend")], [[SERVED, SEND]]),
+        ([("service.name", "backend")], [[CALL, SEND]]),
     ]
 
 
@@ -131,12 +127,14 @@ def test_client_span_with_error_tag_and_annotations() -> None:
     ]
 
 
-def test_shared_server_half_gets_its_own_id_under_the_client() -> None:
+def test_shared_server_half_is_kept_as_sent() -> None:
+    """Stored under its client's id, as the Collector's zipkin receiver passes it on
+    over OTLP (analysis puts it under the client: analyzer/shared_ids.py)."""
     spans = _spans(zipkin_to_otlp(_document()))
     served = spans[SERVED]
     assert served.name == "get /api"
     assert served.kind == Span.SPAN_KIND_SERVER
-    assert served.parent_span_id.hex() == CALL
+    assert (served.span_id.hex(), served.parent_span_id.hex()) == (CALL, ROOT)
     assert served.status == Status(code=Status.STATUS_CODE_ERROR, message="bad gateway")
     assert _attrs(served.attributes) == [
         ("http.method", "GET"),
@@ -151,9 +149,9 @@ def test_shared_server_half_gets_its_own_id_under_the_client() -> None:
         (e.time_unix_nano, e.name, _attrs(e.attributes), e.dropped_attributes_count)
         for e in served.events
     ] == [(T0 + 100_000_000, "cache.miss", [("cache.key", "user:42"), ("cache.ttl", 30)], 0)]
-    # The backend's own child of the shared id hangs under the server half.
+    # The backend's own child of the shared id names it as sent.
     send = spans[SEND]
-    assert send.parent_span_id.hex() == SERVED
+    assert send.parent_span_id.hex() == CALL
     assert send.kind == Span.SPAN_KIND_PRODUCER
     assert _attrs(send.attributes) == [
         ("messaging.destination", "order-events"),
@@ -162,25 +160,31 @@ def test_shared_server_half_gets_its_own_id_under_the_client() -> None:
     ]
 
 
-def test_a_shared_server_half_gets_its_id_whichever_file_its_client_is_in() -> None:
-    """Per-service files: the client half in one, the shared server half in another.
-    Before, the server half kept the client's id without its client in the file, and
-    was dropped as a duplicate of it, error and all."""
+def test_a_shared_server_half_is_the_same_whichever_file_its_client_is_in() -> None:
+    """Per-service files: the client half in one, the shared server half in another."""
     spans = _document()
     front = [s for s in spans if s["localEndpoint"]["serviceName"] == "frontend"]
     back = [s for s in spans if s["localEndpoint"]["serviceName"] == "backend"]
-    whole = _spans(zipkin_to_otlp(spans))
-    apart = _spans(zipkin_to_otlp(back)) | _spans(zipkin_to_otlp(front))
-    assert set(apart) == set(whole) == {ROOT, CALL, SERVED, SEND}
-    for span_id, span in whole.items():
-        assert apart[span_id] == span  # same ids, same parents, same everything
-    # Alone, the half hangs under its client's id, which may come in a later file
-    # (until then it is an orphan, its parent not arrived).
-    alone = _one(_zspan(CALL, kind="SERVER", shared=True))
-    assert (alone.span_id.hex(), alone.parent_span_id.hex()) == (
-        _server_half_id(TRACE, CALL, "svc"),
-        CALL,
+    whole = zipkin_to_otlp(spans)
+    apart = [zipkin_to_otlp(back), zipkin_to_otlp(front)]
+    key = lambda span: (span.span_id, span.kind)  # noqa: E731
+    listed = sorted(
+        (key(span), span.SerializeToString())
+        for request in [whole]
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
     )
+    split = sorted(
+        (key(span), span.SerializeToString())
+        for request in apart
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    )
+    assert listed == split and len(listed) == 4
+    alone = _one(_zspan(CALL, kind="SERVER", shared=True, parentId=ROOT))
+    assert (alone.span_id.hex(), alone.parent_span_id.hex()) == (CALL, ROOT)
 
 
 def test_zipkin_v1_json_is_refused_not_read_as_v2() -> None:
@@ -209,13 +213,17 @@ def test_zipkin_v1_json_is_refused_not_read_as_v2() -> None:
 def test_fixture_through_flatten() -> None:
     result = flatten_request(zipkin_to_otlp(_document()))
     assert result.rejected == 0, result.reasons
-    rows = {row["SpanId"]: row for row in result.batch.table.to_pylist()}
-    assert len(rows) == 4  # the shared id no longer collides: nothing is lost to dedup
+    rows = {
+        row["SpanId"]
+        + ("/server" if row["SpanId"] == CALL and row["SpanKind"] == "Server" else ""): row
+        for row in result.batch.table.to_pylist()
+    }
+    assert len(rows) == 4  # the shared id does not collide: nothing is lost to dedup
     expected = {
         ROOT: ("frontend", "Server", "Unset", "", "", 207_000_000),
         CALL: ("frontend", "Client", "Error", "502 Bad Gateway", ROOT, 198_000_000),
-        SERVED: ("backend", "Server", "Error", "bad gateway", CALL, 190_000_000),
-        SEND: ("backend", "Producer", "Unset", "", SERVED, 1_200_000),
+        SERVED: ("backend", "Server", "Error", "bad gateway", ROOT, 190_000_000),
+        SEND: ("backend", "Producer", "Unset", "", CALL, 1_200_000),
     }
     for span_id, (service, kind, status, message, parent, duration) in expected.items():
         row = rows[span_id]
@@ -251,35 +259,22 @@ def test_list_of_traces_is_the_same_as_a_flat_list() -> None:
 # --- mapping details --------------------------------------------------------------------------
 
 
-def test_server_sharing_a_client_id_without_the_shared_flag() -> None:
-    client = _zspan("00000000000000aa", kind="CLIENT", localEndpoint={"serviceName": "a"})
-    server = _zspan("00000000000000aa", kind="SERVER", localEndpoint={"serviceName": "b"})
-    child_b = _zspan(
-        "00000000000000bb", parentId="00000000000000aa", localEndpoint={"serviceName": "b"}
-    )
-    child_a = _zspan(
-        "00000000000000cc", parentId="00000000000000aa", localEndpoint={"serviceName": "a"}
-    )
-    spans = _spans(zipkin_to_otlp([client, server, child_b, child_a]))
-    half = _server_half_id(TRACE, "00000000000000aa", "b")
-    assert set(spans) == {"00000000000000aa", half, "00000000000000bb", "00000000000000cc"}
-    assert spans[half].parent_span_id.hex() == "00000000000000aa"
-    assert spans["00000000000000bb"].parent_span_id.hex() == half
-    assert spans["00000000000000cc"].parent_span_id.hex() == "00000000000000aa"
-
-
-def test_two_server_halves_of_one_id_stay_apart() -> None:
+def test_two_server_halves_of_one_id_are_both_passed_on() -> None:
+    """The converter keeps every span; the writer's dedup key (trace, span, SERVER)
+    then takes the second SERVER span of one id for a retry of the first
+    (docs/analysis.md, edge cases), as for the same spans received over OTLP."""
     client = _zspan("0a", kind="CLIENT", localEndpoint={"serviceName": "a"})
     servers = [
         _zspan("0a", kind="SERVER", shared=True, localEndpoint={"serviceName": name})
         for name in ("b", "c")
     ]
-    spans = _spans(zipkin_to_otlp([client, *servers]))
-    assert set(spans) == {
-        "000000000000000a",
-        _server_half_id(TRACE, "000000000000000a", "b"),
-        _server_half_id(TRACE, "000000000000000a", "c"),
-    }
+    request = zipkin_to_otlp([client, *servers])
+    spans = [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+    assert [(s.span_id.hex(), s.kind) for s in spans] == [
+        ("000000000000000a", Span.SPAN_KIND_CLIENT),
+        ("000000000000000a", Span.SPAN_KIND_SERVER),
+        ("000000000000000a", Span.SPAN_KIND_SERVER),
+    ]
 
 
 def test_resource_tags_scope_tags_and_service_name_source() -> None:

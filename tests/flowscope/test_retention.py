@@ -82,7 +82,7 @@ def test_spans_older_than_the_retention_on_arrival_are_deleted_with_a_warning(
         (record,) = caplog.records
         assert record.levelno == logging.WARNING
         assert record.getMessage().startswith(
-            "retention 7d: deleted 4 spans that were already older than that when they arrived"
+            "retention 7d: deleted 4 spans, 4 of them already older than that when they arrived"
         )
         assert "--retention off" in record.getMessage()
     finally:
