@@ -96,8 +96,6 @@ def load_spans(table: pa.Table, trace_ids: dict[int, str]) -> Spans:
         service.values,
     )
     span_keys = unshared.span_keys
-    is_half = np.zeros(len(span_keys), dtype=bool)
-    is_half[unshared.halves] = True
     return Spans(
         col=col,
         trace=trace.astype(np.int64),
@@ -105,7 +103,7 @@ def load_spans(table: pa.Table, trace_ids: dict[int, str]) -> Spans:
         names=pa.array([trace_ids[int(k)] for k in keys.tolist()], pa.string()),
         span_keys=span_keys,
         parent=rows_of(span_keys, unshared.parent_keys),
-        is_half=is_half,
+        is_half=unshared.is_half,
         start=col["Start"].to_numpy().astype(np.int64),
         duration=col["Duration"].to_numpy().astype(np.int64),
         is_error=bools(col["IsError"]),

@@ -35,7 +35,13 @@ BOOL = npt.NDArray[np.bool_]
 class Unshared:
     span_keys: U64
     parent_keys: U64
-    halves: I64  # rows of the server halves (their parent key is the shared id's)
+    is_half: BOOL  # the server halves (their parent key is the shared id's)
+
+    @property
+    def halves(self) -> I64:
+        """Rows of the server halves."""
+        rows: I64 = np.flatnonzero(self.is_half)
+        return rows
 
 
 def half_span_id(trace_id: str, span_id: str, service: str) -> str:
@@ -82,13 +88,14 @@ def unshare(
     doc); a span's service is ``services[service_codes[row]]`` (-1: none). The arrays
     come back unchanged, not copied, when no two spans share a key (the usual case:
     one sort). Vectorized: in Zipkin-instrumented systems every call has a half."""
-    none = np.zeros(0, dtype=np.int64)
+    none = np.zeros(len(span_keys), dtype=bool)
     ordered = np.sort(span_keys)
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     if len(repeated) == 0:
         return Unshared(span_keys, parent_keys, none)
     client_keys = np.unique(span_keys[is_client & _within(np.unique(repeated), span_keys)])
-    halves = np.flatnonzero(is_server & _within(client_keys, span_keys)).astype(np.int64)
+    is_half = is_server & _within(client_keys, span_keys)
+    halves = np.flatnonzero(is_half)
     if len(halves) == 0:
         return Unshared(span_keys, parent_keys, none)
     # One salt per service, and the last for code -1 (no service).
@@ -102,13 +109,11 @@ def unshare(
     parents[halves] = shared
     # Under the shared id, a span of a half's service: its key with that service's salt
     # is the half's key.
-    is_half = np.zeros(len(span_keys), dtype=bool)
-    is_half[halves] = True
     under = np.flatnonzero(_within(np.unique(shared), parent_keys) & ~is_half)
     wanted = _mix(parent_keys[under], row_salt[under])
     moves = _within(np.sort(new_keys), wanted)
     parents[under[moves]] = wanted[moves]
-    return Unshared(keys, parents, halves)
+    return Unshared(keys, parents, is_half)
 
 
 def _within(ordered: U64, values: U64) -> BOOL:

@@ -69,8 +69,7 @@ def load_trace(
     span_ids = [str(row[0]) for row in kept]
     parent_ids = [str(row[1]) for row in kept]
     for half in unshared.halves.tolist():
-        # Shown under an id of its own, below its client.
-        parent_ids[half] = span_ids[half]
+        # Shown under an id of its own, below its client (the loop below says so).
         span_ids[half] = half_span_id(trace_id, span_ids[half], str(kept[half][2]))
     for child, up in enumerate(parent.tolist()):
         if up >= 0:
@@ -89,7 +88,7 @@ def load_trace(
     )
     start = np.array([row[5] for row in kept], dtype=np.int64)
     is_root = np.array([row[0] == root_span_id for row in kept], dtype=bool)
-    is_root[unshared.halves] = False
+    is_root &= ~unshared.is_half
     root_start = np.array([start[is_root][0] if is_root.any() else start.min()], dtype=np.int64)
     span_rows = SpanRows(
         trace=np.zeros(len(kept), dtype=np.int64),

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 
 from flowscope.analyzer.model import Window
-from flowscope.durations import parse_duration, parse_instant
+from flowscope.durations import nanoseconds, parse_duration, parse_instant
 from flowscope.store.columns import TIMESTAMP_NS_LIMIT
 
 # RFC 3339 with up to nanosecond fractions (datetime alone keeps microseconds); RFC 3339
@@ -82,9 +82,7 @@ def instant_ns(text: str, now_ns: int) -> int:
     except ValueError:
         pass
     else:  # subtract from the exact now: a datetime would drop the nanoseconds
-        return (
-            now_ns - (back.days * 86_400 + back.seconds) * 1_000_000_000 - back.microseconds * 1_000
-        )
+        return now_ns - nanoseconds(back)
     match = _FRACTION.match(text.strip())
     if match is None:
         return _to_ns(parse_instant(text))
@@ -94,9 +92,7 @@ def instant_ns(text: str, now_ns: int) -> int:
 
 
 def _to_ns(value: datetime) -> int:
-    # Exact integer arithmetic: a float timestamp would lose the nanoseconds.
-    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    return nanoseconds(value - datetime(1970, 1, 1, tzinfo=UTC))
 
 
 def format_ns(ns: int) -> str:

@@ -25,7 +25,6 @@ from google.protobuf.any_pb2 import Any as AnyMessage
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
 from google.rpc.status_pb2 import Status as RpcStatus  # type: ignore[import-untyped]
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from flowscope.collector.auth import token_matches
 from flowscope.collector.decode import DEFAULT_MAX_BYTES, PROTOBUF
@@ -231,11 +230,7 @@ class GrpcReceiver:
                 self._reading.release()
         except _Refused as refused:
             await context.abort(refused.code, refused.details, refused.trailers)
-        response = ExportTraceServiceResponse()
-        if outcome.rejected or outcome.warning:
-            response.partial_success.rejected_spans = outcome.rejected
-            response.partial_success.error_message = outcome.message
-        return response.SerializeToString()
+        return outcome.response().SerializeToString()
 
     async def _take_slot(self) -> None:
         try:

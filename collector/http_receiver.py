@@ -163,11 +163,7 @@ def create_otlp_http_app(
         except Exception:  # a bug: answer 500, keep serving
             log.exception("OTLP/HTTP export failed")
             return _failure(500, _INTERNAL, "internal error; see the flowscope log", kind)
-        response = ExportTraceServiceResponse()
-        if outcome.rejected or outcome.warning:
-            response.partial_success.rejected_spans = outcome.rejected
-            response.partial_success.error_message = outcome.message
-        return _encode(response, kind)
+        return _encode(outcome.response(), kind)
 
     # No slash redirects: a 307 from /v1/traces/ counts as success to exporters that do
     # not follow redirects (OTel Python's), which then drop their spans; a 404 is a

@@ -17,11 +17,12 @@ from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from flowscope.collector.decode_pool import DecodePool
 from flowscope.collector.errors import Overloaded, Unavailable
 from flowscope.collector.flatten import FlattenResult
-from flowscope.durations import format_duration
+from flowscope.durations import format_duration, nanoseconds
 from flowscope.store.journal import JournalError
 from flowscope.store.writer import QueueFull, WriterClosed
 
@@ -39,13 +40,19 @@ class ExportOutcome:
     stored: int  # of those, new (not seen in the dedup window)
     rejected: int
     error_message: str
-    warning: str = ""  # for partial_success with nothing rejected (see ``message``)
+    warning: str = ""  # for partial_success, also with nothing rejected
 
-    @property
-    def message(self) -> str:
-        """``partial_success.error_message``: why spans were rejected, and warnings.
-        OTLP lets a server fill it with nothing rejected "to convey warnings"."""
-        return "; ".join(text for text in (self.error_message, self.warning) if text)
+    def response(self) -> ExportTraceServiceResponse:
+        """The answer every transport sends: ``partial_success`` says why spans were
+        rejected, and warnings (OTLP lets a server fill it with nothing rejected "to
+        convey warnings")."""
+        response = ExportTraceServiceResponse()
+        if self.rejected or self.warning:
+            response.partial_success.rejected_spans = self.rejected
+            response.partial_success.error_message = "; ".join(
+                text for text in (self.error_message, self.warning) if text
+            )
+        return response
 
 
 @dataclass
@@ -109,7 +116,7 @@ class Ingest:
         the sender would not learn otherwise."""
         if self.retention is None or table.num_rows == 0:
             return ""
-        cutoff = pa.scalar(time.time_ns() - _nanos(self.retention), pa.timestamp("ns"))
+        cutoff = pa.scalar(time.time_ns() - nanoseconds(self.retention), pa.timestamp("ns"))
         starts = table.column("Timestamp")
         old = pc.sum(pc.less(starts, cutoff)).as_py() or 0
         if not old:
@@ -131,7 +138,3 @@ class Ingest:
             self.counters.accepted_spans += accepted
             self.counters.rejected_spans += rejected
             self.counters.refused_requests += int(refused)
-
-
-def _nanos(value: timedelta) -> int:
-    return (value.days * 86_400 + value.seconds) * 1_000_000_000 + value.microseconds * 1000

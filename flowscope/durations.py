@@ -11,6 +11,12 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def nanoseconds(value: timedelta) -> int:
+    """A timedelta in whole nanoseconds: exact integer arithmetic, where a float of
+    seconds would lose the last digits."""
+    return (value.days * 86_400 + value.seconds) * 1_000_000_000 + value.microseconds * 1_000
+
+
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``15m``, ``1h``, ``7d``, ``2w`` -> timedelta; ValueError says what is accepted."""
     match = _DURATION.match(text)
