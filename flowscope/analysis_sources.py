@@ -325,7 +325,7 @@ class RemoteSource:
             unknown = _unknown(response)
             if unknown is not None:
                 raise unknown
-            if _detail(response) in _NO_ROUTE:
+            if _no_route(response):
                 # No route there: an OTLP port, or a path under the API's own URL.
                 raise AnalysisError(
                     f"{self.where} has no {path}: {_API_URL_HINT}, not an OTLP port or a "
@@ -467,9 +467,16 @@ def _unknown(response: httpx.Response) -> AnalysisError | None:
     return None
 
 
-# What a 404/405 says when no route is there (an OTLP port, a path under the API's URL).
-_NO_ROUTE = {"Not Found", "Method Not Allowed", "HTTP 404", "HTTP 405"}
-_NO_ROUTE |= {"HTTP 404: Not Found", "HTTP 405: Method Not Allowed"}
+def _no_route(response: httpx.Response) -> bool:
+    """A 404/405 that says no route is there (an OTLP port, a path under the API's URL,
+    another kind of server), not that a flow or trace is unknown: decided on the body,
+    not on ``_detail``'s text, which gives a plain-text reason (Go's "404 page not
+    found") and hid the hint."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):  # not JSON, or JSON but not an object
+        return True
+    return detail in (None, "", "Not Found", "Method Not Allowed")
 
 
 def _detail(response: httpx.Response) -> str:

@@ -377,3 +377,38 @@ def test_an_answer_of_another_shape_is_an_analysis_error() -> None:
         source.close()
         server.shutdown()
         server.server_close()
+
+
+def test_a_plain_text_404_gets_the_wrong_url_hint() -> None:
+    """Showing plain-text refusals (the Host guard's 403) hid the hint for any other
+    plain-text 404: Go's net/http answers "404 page not found", and --server pointed at
+    such a server said only 'server refused: HTTP 404: 404 page not found'."""
+    import http.server
+    import threading
+
+    from flowscope.analysis_sources import RemoteSource
+    from flowscope.analyzer.errors import AnalysisError
+
+    class GoLike(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = b"404 page not found\n"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GoLike)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    source = RemoteSource(url, None)
+    try:
+        with pytest.raises(AnalysisError, match=f"{url} has no /api/flows: --server wants"):
+            source.flows(None, None, None)
+    finally:
+        source.close()
+        server.shutdown()
+        server.server_close()
