@@ -39,7 +39,6 @@ from flowscope.collector.import_formats import (
 from flowscope.collector.jaeger_json import jaeger_to_otlp
 from flowscope.collector.otlp_json import (
     request_from_json,
-    request_from_json_object,
     without_half_pairs,
 )
 from flowscope.collector.proto_frames import LENGTH_BYTES, ZSTD_REFUSAL, find_frames
@@ -302,9 +301,7 @@ def _whole_request(data: bytes, fmt: str) -> ExportTraceServiceRequest:
     document = without_half_pairs(document, data)  # a traceback on Jaeger/Zipkin files
     if fmt == "jaeger-json":
         return jaeger_to_otlp(document)
-    if fmt == "zipkin-json":
-        return zipkin_to_otlp(document)
-    return request_from_json_object(document)
+    return zipkin_to_otlp(document)  # the last format detect_format gives
 
 
 def _span_count(request: ExportTraceServiceRequest) -> int:

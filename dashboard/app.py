@@ -104,6 +104,8 @@ WRITES_BEHIND_RETRY_S = 5
 MAX_SQL_QUERIES = 4
 SQL_WAIT_S = 2.0
 SQL_RETRY_S = 1
+# A query stopped by the server stopping: a restart takes a few seconds.
+SQL_STOPPED_RETRY_S = 5
 
 
 def create_app(context: AppContext) -> FastAPI:
@@ -261,16 +263,14 @@ def create_app(context: AppContext) -> FastAPI:
         try:
             await asyncio.wait_for(sql_turns.acquire(), SQL_WAIT_S)
         except TimeoutError:
-            return JSONResponse(
-                {
-                    "detail": {
-                        "message": f"{MAX_SQL_QUERIES} SQL queries are running, the server's "
-                        f"limit, and none ended within {SQL_WAIT_S:g} s; retry in a moment"
-                    }
+            raise HTTPException(
+                503,
+                detail={
+                    "message": f"{MAX_SQL_QUERIES} SQL queries are running, the server's "
+                    f"limit, and none ended within {SQL_WAIT_S:g} s; retry in a moment"
                 },
-                status_code=503,
                 headers={"Retry-After": str(SQL_RETRY_S)},
-            )
+            ) from None
         try:
             # The worker thread is waited for even if the client goes: the turn ends
             # with the query.
@@ -285,7 +285,9 @@ def create_app(context: AppContext) -> FastAPI:
             raise HTTPException(400, detail={"rule": exc.rule, "message": exc.message}) from exc
         except SqlStopped as exc:  # nothing wrong with the query: ask again later
             raise HTTPException(
-                503, detail={"rule": None, "message": str(exc)}, headers={"Retry-After": "5"}
+                503,
+                detail={"rule": None, "message": str(exc)},
+                headers={"Retry-After": str(SQL_STOPPED_RETRY_S)},
             ) from exc
         except SqlError as exc:
             raise HTTPException(400, detail={"rule": None, "message": str(exc)}) from exc
