@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -38,7 +38,9 @@ from flowscope.collector.import_formats import (
 )
 from flowscope.collector.jaeger_json import jaeger_to_otlp
 from flowscope.collector.otlp_json import (
+    load_json,
     request_from_json,
+    request_from_json_object,
     without_half_pairs,
 )
 from flowscope.collector.proto_frames import LENGTH_BYTES, ZSTD_REFUSAL, find_frames
@@ -211,14 +213,15 @@ def _json_lines(
             if not line.strip():
                 continue
             try:
-                request = request_from_json(line)
+                document = load_json(line)
+                signal = _other_signal(document)  # parsed once: such lines may be most
+                if not signal:
+                    request = request_from_json_object(without_half_pairs(document, line))
             except BadRequest as exc:
                 # Not JSON (or not UTF-8) and no newline after it: not finished.
                 cut = not line.endswith(b"\n") and isinstance(exc.__cause__, ValueError)
                 _pass_over(report, f"line {number}", _CUT_OFF if cut else str(exc))
                 continue
-            # Another signal parses as an empty request (unknown fields are ignored).
-            signal = "" if request.resource_spans else _other_signal(line)
             if signal:
                 others[signal] = others.get(signal, 0) + 1
                 if report is not None:
@@ -235,12 +238,8 @@ def _json_lines(
         )
 
 
-def _other_signal(line: bytes) -> str:
+def _other_signal(document: Any) -> str:
     """The signal (logs, metrics, profiles) of a JSON line of another OTLP signal, else ""."""
-    try:
-        document = json.loads(line)
-    except ValueError:
-        return ""
     if not isinstance(document, dict) or {"resourceSpans", "resource_spans"} & document.keys():
         return ""
     return next((kind for key, kind in OTHER_SIGNALS.items() if key in document), "")

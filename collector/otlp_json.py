@@ -151,15 +151,20 @@ def _shortened(message: str) -> str:
 
 
 def request_from_json(body: bytes) -> ExportTraceServiceRequest:
+    return request_from_json_object(without_half_pairs(load_json(body), body))
+
+
+def load_json(body: bytes) -> Any:
+    """An OTLP/JSON body parsed; BadRequest says what is wrong (caused by the
+    ValueError when it is not JSON or not UTF-8)."""
     try:
-        document = json.loads(body)
+        return json.loads(body)
     except UnicodeDecodeError as exc:
         raise BadRequest(f"OTLP/JSON body is not valid UTF-8: {exc}") from exc
     except RecursionError as exc:
         raise BadRequest("OTLP/JSON body is nested too deeply") from exc
     except ValueError as exc:
         raise BadRequest(f"OTLP/JSON body is not valid JSON: {exc}") from exc
-    return request_from_json_object(without_half_pairs(document, body))
 
 
 def _base64_to_hex(item: Any) -> None:
