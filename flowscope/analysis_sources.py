@@ -301,16 +301,31 @@ class RemoteSource:
         except httpx.InvalidURL as exc:
             raise AnalysisError(f"{url!r} is not a usable server URL: {exc}") from exc
 
-    def _get(self, path: str, params: dict[str, Any], missing: AnalysisError | None = None) -> Any:
+    def _get(
+        self,
+        path: str,
+        params: dict[str, Any],
+        decode: Callable[[Any], T],
+        missing: AnalysisError | None = None,
+    ) -> T:
         # Check windows here too, so a typo gets the same message as on a file.
         for prefix in ("", "left_", "right_"):
             since, until = params.get(f"{prefix}since"), params.get(f"{prefix}until")
             if since is not None or until is not None:
                 _window(since, until, self.names, prefix)
         query = {k: _param(v) for k, v in params.items() if v is not None}
-        return self._answer(path, lambda: self.http.get(path, params=query), missing)
+        return self._answer(path, lambda: self.http.get(path, params=query), decode, missing)
 
-    def _answer(self, path: str, call: Any, missing: AnalysisError | None = None) -> Any:
+    def _answer(
+        self,
+        path: str,
+        call: Any,
+        decode: Callable[[Any], T],
+        missing: AnalysisError | None = None,
+    ) -> T:
+        """The answer to ``call()`` read into records by ``decode``: one of another shape
+        (a server that is not flowscope's, a Jaeger query service, say) is an
+        AnalysisError, not a KeyError."""
         try:
             response = call()
         except httpx.RemoteProtocolError as exc:  # not HTTP/1.1 there: a gRPC port, say
@@ -354,21 +369,27 @@ class RemoteSource:
                 f"{_API_URL_HINT}"
             )
         try:
-            return response.json()
+            data = response.json()
         except ValueError as exc:
             raise AnalysisError(f"{self.where}{path} did not answer JSON: {_API_URL_HINT}") from exc
+        try:
+            return decode(data)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise AnalysisError(
+                f"{self.where}{path} answered JSON that is not flowscope's "
+                f"({type(exc).__name__}: {exc}): {_API_URL_HINT}"
+            ) from exc
 
     def service_map(self, since: str | None, until: str | None, flow: str | None) -> ServiceMap:
         params = {"since": since, "until": until, "flow": flow}
         missing = UnknownFlow(flow) if flow is not None else None
-        return self._shaped(
-            "/api/map", service_map_from_dict, self._get("/api/map", params, missing)
-        )
+        return self._get("/api/map", params, service_map_from_dict, missing)
 
     def flows(self, since: str | None, until: str | None, by: str | None) -> list[Flow]:
-        data = self._get("/api/flows", {"since": since, "until": until, "by": by})
-        return self._shaped(
-            "/api/flows", lambda d: [record_from_dict(Flow, f) for f in d["flows"]], data
+        return self._get(
+            "/api/flows",
+            {"since": since, "until": until, "by": by},
+            lambda d: [record_from_dict(Flow, f) for f in d["flows"]],
         )
 
     def flow(
@@ -376,23 +397,23 @@ class RemoteSource:
     ) -> FlowDetail:
         params = {"since": since, "until": until, "by": by}
         path = f"/api/flows/{_segment(flow_id, UnknownFlow(flow_id))}"
-        return self._shaped(
-            path, flow_detail_from_dict, self._get(path, params, UnknownFlow(flow_id))
-        )
+        return self._get(path, params, flow_detail_from_dict, UnknownFlow(flow_id))
 
     def traces(self, since: str | None, until: str | None, **filters: Any) -> list[TraceSummary]:
         _check_trace_filters(filters, self.names)
         flow = filters.get("flow")
         missing = UnknownFlow(flow) if flow is not None else None
-        data = self._get("/api/traces", {"since": since, "until": until, **filters}, missing)
-        return self._shaped(
-            "/api/traces", lambda d: [record_from_dict(TraceSummary, t) for t in d["traces"]], data
+        return self._get(
+            "/api/traces",
+            {"since": since, "until": until, **filters},
+            lambda d: [record_from_dict(TraceSummary, t) for t in d["traces"]],
+            missing,
         )
 
     def trace(self, trace_id: str, since: str | None, until: str | None) -> TraceView:
         path = f"/api/traces/{_segment(trace_id, UnknownTrace(trace_id))}"
-        data = self._get(path, {"since": since, "until": until}, UnknownTrace(trace_id))
-        return self._shaped(path, trace_view_from_dict, data)
+        params = {"since": since, "until": until}
+        return self._get(path, params, trace_view_from_dict, UnknownTrace(trace_id))
 
     def compare(self, **params: str | None) -> Comparison:
         mode = compare_mode(params, self.names)  # refused here, in the caller's words
@@ -402,32 +423,18 @@ class RemoteSource:
         elif mode == "baseline":
             missing = UnknownTrace(str(params["trace"]))
         # traces: only the server's 404 says which of the two ids it lacks
-        return self._shaped(
-            "/api/compare", comparison_from_dict, self._get("/api/compare", params, missing)
-        )
+        return self._get("/api/compare", params, comparison_from_dict, missing)
 
     def sql(self, query: str, limit: int, timeout_s: float = 10.0) -> SqlRows:
         """The server caps ``limit`` and ``timeout_s`` at its own limits."""
         payload = {"sql": query, "limit": limit, "timeout_s": timeout_s}
-        data = self._answer("/api/sql", lambda: self.http.post("/api/sql", json=payload))
-        return self._shaped(
+        return self._answer(
             "/api/sql",
+            lambda: self.http.post("/api/sql", json=payload),
             lambda d: SqlRows(
                 d["columns"], d["rows"], bool(d.get("truncated")), int(d.get("row_limit", limit))
             ),
-            data,
         )
-
-    def _shaped(self, path: str, decode: Callable[[Any], T], data: Any) -> T:
-        """An answer read into records; one of another shape (a server that is not
-        flowscope's, a Jaeger query service, say) as AnalysisError, not a KeyError."""
-        try:
-            return decode(data)
-        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
-            raise AnalysisError(
-                f"{self.where}{path} answered JSON that is not flowscope's "
-                f"({type(exc).__name__}: {exc}): {_API_URL_HINT}"
-            ) from exc
 
     def close(self) -> None:
         self.http.close()
