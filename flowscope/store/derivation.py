@@ -129,13 +129,12 @@ def _derive_into_temp(
     from flowscope.analyzer.derived_rows import derive_rows
 
     _run(cursor, "dv_begin")
-    if only_trace is not None:
-        _run(cursor, "dv_scope_trace", {"trace_id": only_trace})
     if only_traces is not None:
         with _registered(cursor, "dv_only_in", only_traces):
-            _run(cursor, "dv_scope_subset")
-        if bare:
-            _run(cursor, "dv_scope_bare")
+            _run(cursor, "dv_queue_subset")
+    _run(cursor, "dv_scope_bare" if bare else "dv_scope")
+    if only_trace is not None:
+        _run(cursor, "dv_scope_trace", {"trace_id": only_trace})
     ids: dict[int, str] = {}
     scope = _load(cursor, "dv_want_scope", True, ids)
     _run(cursor, "dv_scope_nos")  # from the scope's dv_known: before the linked load

@@ -1,6 +1,6 @@
--- Derivation, step 1: which traces to derive. The queued traces and those of spans not
--- taken in yet (a reader's view; the derive thread took them in just before), plus the
--- traces of CONSUMER spans that link into them (their async edges need the producer).
+-- Derivation, step 1: the queue. The queued traces and those of spans not taken in yet
+-- (a reader's view; the derive thread took them in just before). dv_scope.sql adds the
+-- traces linked to them.
 CREATE OR REPLACE TEMP TABLE dv_queue AS
 SELECT TraceId, min(FirstTs) AS FirstTs, max(LastTs) AS LastTs
 FROM (
@@ -9,8 +9,3 @@ FROM (
     SELECT TraceId, Timestamp, Timestamp FROM untaken_spans
 )
 GROUP BY TraceId;
-
-CREATE OR REPLACE TEMP TABLE dv_scope AS
-SELECT TraceId FROM dv_queue
-UNION
-SELECT l.TraceId FROM trace_links l SEMI JOIN dv_queue q ON l.LinkedTraceId = q.TraceId;
