@@ -358,30 +358,20 @@ def _text_expr(expr: str, kind: DuckDBPyType, depth: int = 0) -> str | None:
         inner = _text_expr(var, _children(kind)[0][1], depth + 1)
         return None if inner is None else f"list_transform({expr}, lambda {var}: {inner})"
     if name == "struct":
-        fields = [
-            (field, f"struct_extract({expr}, {_literal(field)})", child)
-            for field, child in _children(kind)
-        ]
-        texts = [_text_expr(value, child, depth + 1) for _, value, child in fields]
-        if all(text is None for text in texts):
+        fields = _member_texts(expr, _children(kind), "struct_extract", depth)
+        if fields is None:
             return None
-        packed = ", ".join(
-            f"{_identifier(field)} := {text or value}"
-            for (field, value, _), text in zip(fields, texts, strict=True)
-        )
+        packed = ", ".join(f"{_identifier(field)} := {text}" for field, text in fields)
         return f"CASE WHEN {expr} IS NULL THEN NULL ELSE struct_pack({packed}) END"
     if name == "union":
-        members = [  # the first child is the union's tag (UTINYINT), not a member
-            (tag, f"union_extract({expr}, {_literal(tag)})", child)
-            for tag, child in _children(kind)[1:]
-        ]
-        texts = [_text_expr(value, child, depth + 1) for _, value, child in members]
-        if all(text is None for text in texts):
+        # The first child is the union's tag (UTINYINT), not a member.
+        members = _member_texts(expr, _children(kind)[1:], "union_extract", depth)
+        if members is None:
             return None
         # One union_value per member: DuckDB's CASE unites them into one union type.
         cases = " ".join(
-            f"WHEN {_literal(tag)} THEN union_value({_identifier(tag)} := {text or value})"
-            for (tag, value, _), text in zip(members, texts, strict=True)
+            f"WHEN {_literal(tag)} THEN union_value({_identifier(tag)} := {text})"
+            for tag, text in members
         )
         return f"CASE union_tag({expr}) {cases} END"
     if name == "map":
@@ -401,6 +391,19 @@ def _text_expr(expr: str, kind: DuckDBPyType, depth: int = 0) -> str | None:
 
 
 _NESTED = frozenset({"list", "array", "struct", "map", "union", "variant"})
+
+
+def _member_texts(
+    expr: str, members: list[tuple[str, DuckDBPyType]], extract: str, depth: int
+) -> list[tuple[str, str]] | None:
+    """(name, SQL) per member of a struct or union (``extract`` reads one out), each
+    member's value made text as ``_text_expr`` does where it needs to be; None when no
+    member holds such a time."""
+    values = [(name, f"{extract}({expr}, {_literal(name)})", child) for name, child in members]
+    texts = [_text_expr(value, child, depth + 1) for _, value, child in values]
+    if all(text is None for text in texts):
+        return None
+    return [(name, text or value) for (name, value, _), text in zip(values, texts, strict=True)]
 
 
 def _children(kind: DuckDBPyType) -> list[tuple[str, DuckDBPyType]]:
