@@ -42,11 +42,12 @@ def load_trace(
     span ids told apart (``shared_ids``)."""
     rows = database.fetch("trace_spans", {"trace_id": trace_id, "lo": bounds[0], "hi": bounds[1]})
     # A span id stored twice (--dedup-window 0) is shown once, but a SERVER span under
-    # its client's id (Zipkin's shared spans) is a span of its own.
-    seen: set[tuple[str, bool]] = set()
+    # its client's id (Zipkin's shared spans) is a span of its own, one per service: as
+    # the dedup window keys them (store/dedup.py).
+    seen: set[tuple[str, str | None]] = set()
     kept: list[tuple[Any, ...]] = []
     for row in rows:
-        key = (row[0], row[4] == "Server")
+        key = (row[0], str(row[2]) if row[4] == "Server" else None)
         if key not in seen:
             seen.add(key)
             kept.append(row)

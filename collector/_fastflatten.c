@@ -206,7 +206,7 @@ typedef struct {
     buf_t starts, ends, kinds, codes, flags, dropped_attrs, dropped_events, dropped_links, groups;
     strcol_t trace_ids, span_ids, parent_ids, trace_states, names, status_messages;
     mapcol_t attrs;
-    buf_t keys; /* trace id + span id + is SERVER, 25 bytes a span */
+    buf_t keys; /* trace id + span id + is SERVER + SERVER's service hash, 33 bytes a span */
     buf_t event_offsets, link_offsets;
     /* per event */
     buf_t ev_times, ev_dropped;
@@ -564,7 +564,7 @@ static int push_link(columns_t *c, const field_t *ln) {
     return put_u32(&c->ln_flags, flags) < 0 ? -1 : 0;
 }
 
-static int push_span(columns_t *c, const field_t *sp, int32_t group) {
+static int push_span(columns_t *c, const field_t *sp, int32_t group, uint64_t service_hash) {
     if (sp->wire != 2) return BAIL;
     reader_t r = {sp->data, sp->data + sp->len};
     field_t f, trace = {0}, span = {0}, parent = {0}, state = {0}, name = {0}, status = {0};
@@ -658,10 +658,15 @@ static int push_span(columns_t *c, const field_t *sp, int32_t group) {
     if (str_push_hex(&c->trace_ids, trace.data, 16) < 0) return -1;
     if (str_push_hex(&c->span_ids, span.data, 8) < 0) return -1;
     if (str_push_hex(&c->parent_ids, parent.data, parent_len) < 0) return -1;
-    /* flowscope/store/dedup.py: trace id, span id, 1 for a SERVER span (kind 2) else 0 */
-    const char server = kind == 2 ? 1 : 0;
+    /* flowscope/store/dedup.py: trace id, span id, then for a SERVER span (kind 2) 1 and
+     * its service's FNV-1a hash (little-endian), else 9 zeros */
+    uint8_t tail[9] = {0};
+    if (kind == 2) {
+        tail[0] = 1;
+        for (int i = 0; i < 8; i++) tail[1 + i] = (uint8_t)(service_hash >> (8 * i));
+    }
     if (buf_put(&c->keys, trace.data, 16) < 0 || buf_put(&c->keys, span.data, 8) < 0 ||
-        buf_put(&c->keys, &server, 1) < 0)
+        buf_put(&c->keys, tail, sizeof tail) < 0)
         return -1;
     if (put_i64(&c->starts, (int64_t)start) < 0 || put_i64(&c->ends, (int64_t)end) < 0) return -1;
     /* Indices into flatten.py's SPAN_KINDS / STATUS_CODES; a number outside the enum is
@@ -683,8 +688,18 @@ typedef struct {
     mapcol_t attrs; /* one row */
     int have_service;
     field_t service;
+    uint64_t service_hash; /* FNV-1a of the service name ("" when none) */
     uint32_t dropped;
 } resource_t;
+
+static uint64_t fnv1a64(const uint8_t *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
 
 static int parse_resource(columns_t *c, resource_t *res, const uint8_t *data, size_t len) {
     reader_t r = {data, data + len};
@@ -716,6 +731,8 @@ static int parse_resource(columns_t *c, resource_t *res, const uint8_t *data, si
             break;
         }
     }
+    res->service_hash = fnv1a64(res->have_service ? res->service.data : NULL,
+                                res->have_service ? res->service.len : 0);
     return 0;
 }
 
@@ -763,7 +780,7 @@ static int push_scope_spans(columns_t *c, const resource_t *res, const field_t *
     r.p = ss->data;
     while (r.p < r.end) {
         if (next_field(&r, &f) < 0) return BAIL;
-        if (f.number == 2 && (rc = push_span(c, &f, group))) return rc;
+        if (f.number == 2 && (rc = push_span(c, &f, group, res->service_hash))) return rc;
     }
     return 0;
 }

@@ -26,7 +26,7 @@ from flowscope.store.columns import (
     TIMESTAMP_NS_LIMIT,
 )
 from flowscope.store.columns import EVENT as EVENT_TYPE
-from flowscope.store.dedup import NOT_SERVER, SERVER
+from flowscope.store.dedup import NOT_SERVER, server_tail
 
 # pdata's SpanKind.String() and StatusCode.String() return "" for a number outside the
 # enum, and the exporter stores that: the last entry of each dictionary.
@@ -217,6 +217,7 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
             if key == "service.name":
                 service = value
                 break
+        served = server_tail(service)  # a SERVER span's dedup key ends so
         entity_refs: list[dict[str, object]] = [
             {
                 "SchemaUrl": ref.schema_url,
@@ -288,7 +289,7 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
                 dropped_attrs.append(span.dropped_attributes_count)
                 dropped_events.append(span.dropped_events_count)
                 dropped_links.append(span.dropped_links_count)
-                keys.append(trace_id + span_id + (SERVER if kind == SERVER_KIND else NOT_SERVER))
+                keys.append(trace_id + span_id + (served if kind == SERVER_KIND else NOT_SERVER))
 
     string = pa.string()
     u32 = pa.uint32()

@@ -214,7 +214,7 @@ class IngestProcess:
             process.start()
         theirs.close()
         self._process, self._conn = process, mine
-        # The warm keys (up to 25 MB) live on in the child only.
+        # The warm keys (up to 33 MB) live on in the child only.
         self.settings = replace(self.settings, dedup_keys=b"")
         # Reading starts at once: a request may be acknowledged before "ready" arrives,
         # and its commit must be reported back like any other.

@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from flowscope.store import sql_files
+from flowscope.store.dedup import StoredSpan
 from flowscope.store.journal import (
     Journal,
     JournalBusy,
@@ -490,12 +491,12 @@ class Database:
             journal_bytes=journal_bytes(self.journal_dir),
         )
 
-    def recent_span_keys(self, limit: int) -> list[tuple[str, str, bool]]:
-        """(TraceId, SpanId, is SERVER) of the spans stored last, oldest first."""
+    def recent_span_keys(self, limit: int) -> list[StoredSpan]:
+        """(TraceId, SpanId, is SERVER, ServiceName) of the spans stored last, oldest first."""
         rows = (
             self.reader().execute(sql_files.query("recent_span_keys"), {"limit": limit}).fetchall()
         )
-        return [(t, s, bool(server)) for t, s, server in reversed(rows)]
+        return [(t, s, bool(server), name) for t, s, server, name in reversed(rows)]
 
     def imported_file(self, sha256: str) -> tuple[str, int, Any] | None:
         rows = self.fetch("imported_file", {"sha256": sha256})

@@ -3,13 +3,14 @@
 OTLP exporters retry a whole request when they time out waiting for our answer,
 although we may already have committed it. Spans seen within the last
 ``capacity`` stored spans are dropped. Each key is the 64-bit hash of
-trace id + span id + whether the span is a SERVER span (a Python int in a set: about 70 bytes per span of window,
-measured in docs/benchmarks.md); the false-positive rate at a million keys is
+trace id + span id + whether the span is a SERVER span and, if it is, its service (a
+Python int in a set: about 70 bytes per span of window, measured in docs/benchmarks.md); the false-positive rate at a million keys is
 about 5e-8.
 """
 
 from __future__ import annotations
 
+import functools
 from array import array
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -18,22 +19,45 @@ import pyarrow as pa
 
 from flowscope.store.columns import as_batch
 
-# A span's dedup key: trace id (16) + span id (8) + 1 for a SERVER span, else 0. A
-# SERVER span is no retry of a CLIENT span of its id: Zipkin instrumentation reports
-# an RPC's two sides under one id, and the Collector passes both on over OTLP
-# (analyzer/shared_ids.py tells them apart).
-KEY_BYTES = 25
+# A span's dedup key: trace id (16) + span id (8) + 1 for a SERVER span, else 0 + for
+# a SERVER span its service's FNV-1a hash (8, little-endian), else 8 zeros. A SERVER
+# span is no retry of a CLIENT span of its id: Zipkin instrumentation reports an RPC's
+# two sides under one id, and the Collector passes both on over OTLP
+# (analyzer/shared_ids.py tells them apart); nor of another service's SERVER span of
+# that id (two services answering one call, a proxy and its app, say).
+KEY_BYTES = 33
 SERVER = b"\x01"
-NOT_SERVER = b"\x00"
+NOT_SERVER = bytes(KEY_BYTES - 24)
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_U64 = (1 << 64) - 1
 
 
-def span_key(trace_id: str, span_id: str, server: bool) -> bytes:
-    """A span's dedup key from its hex ids and whether it is a SERVER span."""
-    return bytes.fromhex(trace_id) + bytes.fromhex(span_id) + (SERVER if server else NOT_SERVER)
+def fnv1a64(data: bytes) -> int:
+    """64-bit FNV-1a, as collector/_fastflatten.c computes it."""
+    value = _FNV_OFFSET
+    for byte in data:
+        value = ((value ^ byte) * _FNV_PRIME) & _U64
+    return value
 
 
-def pack_keys(spans: Iterable[tuple[str, str, bool]]) -> bytes:
-    """(TraceId hex, SpanId hex, is SERVER) per span as dedup keys packed back to back."""
+@functools.lru_cache(maxsize=4096)  # warming the window asks once per stored span
+def server_tail(service: str) -> bytes:
+    """The last 9 bytes of a SERVER span's key in ``service``."""
+    return SERVER + fnv1a64(service.encode()).to_bytes(8, "little")
+
+
+def span_key(trace_id: str, span_id: str, server: bool, service: str) -> bytes:
+    """A span's dedup key from its hex ids, whether it is a SERVER span, and its service."""
+    tail = server_tail(service) if server else NOT_SERVER
+    return bytes.fromhex(trace_id) + bytes.fromhex(span_id) + tail
+
+
+StoredSpan = tuple[str, str, bool, str]  # TraceId hex, SpanId hex, is SERVER, ServiceName
+
+
+def pack_keys(spans: Iterable[StoredSpan]) -> bytes:
+    """Stored spans' dedup keys packed back to back."""
     return b"".join(span_key(*span) for span in spans)
 
 
@@ -83,8 +107,8 @@ class RecentSpanKeys:
             self._keys.difference_update(oldest)
             self._size -= len(oldest)
 
-    def warm(self, spans: Iterable[tuple[str, str, bool]]) -> None:
-        """Load (TraceId hex, SpanId hex, is SERVER) per span, oldest first, as stored."""
+    def warm(self, spans: Iterable[StoredSpan]) -> None:
+        """Load stored spans' keys, oldest first."""
         self._warm([hash(span_key(*span)) for span in spans])
 
     def warm_keys(self, keys: bytes) -> None:

@@ -118,6 +118,26 @@ def test_map_and_steps_see_the_call_to_the_server_half(analyze: Analyze) -> None
     assert origins["INSERT"] == 1 and origins["POST /pay"] == 0
 
 
+def test_two_services_answering_under_one_id_each_get_their_own_half(analyze: Analyze) -> None:
+    """A proxy (mesh) and the service behind it both report the call's server side under
+    the client's id: each is a half under the client, with its own service's children."""
+    kit, trace_id, shared = zipkin_style()
+    (root,) = [s.span_id for s in kit.spans_of("web") if not s.parent_span_id]
+    trace = kit.trace(trace_id=trace_id)
+    trace.span(
+        "mesh", "ingress", kind="Server", start_ms=12, duration_ms=55, parent=root, span_id=shared
+    )
+    analysis = analyze(kit)
+    edges = {(e.source, e.target, e.rule) for e in analysis.service_map(HOUR).edges}
+    assert {("web", "payments", "rpc"), ("web", "mesh", "rpc")} <= edges
+    view = analysis.trace(trace_id)
+    parents = {s.operation: s.parent_span_id for s in view.spans}
+    halves = {s.operation: s.span_id for s in view.spans}
+    assert parents["ingress"] == parents["POST /pay"] == shared
+    assert halves["ingress"] == _half_id(trace_id, shared, "mesh")
+    assert parents["INSERT"] == halves["POST /pay"] == _half_id(trace_id, shared, "payments")
+
+
 def test_unshare_leaves_unique_keys_alone_and_moves_only_the_halfs_children() -> None:
     keys = np.array([10, 20, 30], dtype=np.uint64)
     parents = np.array([0, 10, 10], dtype=np.uint64)

@@ -16,6 +16,7 @@ from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.posting import PB
 from flowscope.testing.server import Endpoints, server_in_process
+from flowscope.testing.traces import TraceKit
 from tests.analyzer.test_shared_ids import zipkin_style
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -179,3 +180,37 @@ def test_a_server_span_under_its_clients_id_is_no_retry_of_it(tmp_path: Path) ->
         view = httpx.get(f"{endpoints.ui}/api/traces/{trace_id}", timeout=30).json()
         parents = {s["operation"]: s["parent_span_id"] for s in view["spans"]}
         assert parents["POST /pay"] == shared  # the server half, under its client
+
+
+def test_two_services_answering_one_call_under_its_id_are_both_kept(tmp_path: Path) -> None:
+    """A proxy and the service behind it may both report the call's server side under
+    the client's span id (Zipkin's shared spans): the second SERVER span was dropped as
+    a retry of the first. Retries of each are still dropped, after a restart too."""
+    kit = TraceKit()
+    trace = kit.trace()
+    root = trace.span("web", "GET /checkout", kind="Server", start_ms=0, duration_ms=100)
+    call = root.child("web", "GET", kind="Client", start_ms=10, duration_ms=60)
+    for service, operation in (("mesh", "ingress"), ("payments", "POST /pay")):
+        trace.span(
+            service,
+            operation,
+            kind="Server",
+            start_ms=12,
+            duration_ms=55,
+            parent=root,
+            span_id=call.span_id,
+        )
+    request = kit.request()
+    db = tmp_path / "two.duckdb"
+    with server_in_process(db, decode_workers=1) as (_, endpoints):
+        _post(endpoints, request)
+        _grpc(endpoints, request)
+        health = _health(endpoints)
+        assert (health["spans"], health["writer"]["duplicate_spans"]) == (4, 4)
+    with server_in_process(db, decode_workers=0) as (_, endpoints):
+        _post_json(endpoints, request)
+        health = _health(endpoints)
+        assert (health["spans"], health["writer"]["duplicate_spans"]) == (4, 4)
+        view = httpx.get(f"{endpoints.ui}/api/traces/{root.trace_id}", timeout=30).json()
+        parents = {s["operation"]: s["parent_span_id"] for s in view["spans"]}
+        assert parents["ingress"] == parents["POST /pay"] == call.span_id

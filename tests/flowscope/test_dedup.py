@@ -7,13 +7,21 @@ from pathlib import Path
 
 from flowscope.collector.flatten import flatten_request
 from flowscope.store.database import Database
-from flowscope.store.dedup import KEY_BYTES, RecentSpanKeys, span_key
+from flowscope.store.dedup import (
+    KEY_BYTES,
+    NOT_SERVER,
+    RecentSpanKeys,
+    fnv1a64,
+    server_tail,
+    span_key,
+)
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.otlp import BASE_TIME_NS, realistic_request
 
 
 def _key(n: int) -> bytes:
-    return n.to_bytes(16, "big") + (n + 1).to_bytes(8, "big") + bytes([n % 2])
+    ids = n.to_bytes(16, "big") + (n + 1).to_bytes(8, "big")
+    return ids + (server_tail(f"svc{n % 3}") if n % 2 else NOT_SERVER)
 
 
 def test_a_warm_window_forgets_its_oldest_keys_a_chunk_at_a_time() -> None:
@@ -31,7 +39,9 @@ def test_a_warm_window_forgets_its_oldest_keys_a_chunk_at_a_time() -> None:
 
 
 def test_warm_keys_and_warm_pairs_agree() -> None:
-    pairs = [(_key(n)[:16].hex(), _key(n)[16:24].hex(), n % 2 == 1) for n in range(5)]
+    pairs = [
+        (_key(n)[:16].hex(), _key(n)[16:24].hex(), n % 2 == 1, f"svc{n % 3}") for n in range(5)
+    ]
     by_pairs, by_keys = RecentSpanKeys(10), RecentSpanKeys(10)
     by_pairs.warm(pairs)
     by_keys.warm_keys(b"".join(_key(n) for n in range(5)))
@@ -70,3 +80,22 @@ def test_the_window_is_warmed_with_the_spans_stored_last(tmp_path: Path) -> None
     warmed = database.recent_span_keys(len(stored_last))
     assert sorted(span_key(*span) for span in warmed) == sorted(stored_last)
     database.close()
+
+
+def test_fnv1a64_is_the_published_function() -> None:
+    # Test vectors of 64-bit FNV-1a (the C flattener computes the same, checked by
+    # test_fast_flatten's key comparisons).
+    assert fnv1a64(b"") == 0xCBF29CE484222325
+    assert fnv1a64(b"a") == 0xAF63DC4C8601EC8C
+    assert fnv1a64(b"foobar") == 0x85944171F73967E8
+
+
+def test_server_spans_of_one_id_in_two_services_are_no_retries_of_each_other() -> None:
+    ids = "ab" * 16, "cd" * 8
+    window = RecentSpanKeys(10)
+    keys = [span_key(*ids, True, "proxy"), span_key(*ids, True, "payments")]
+    keys += [span_key(*ids, True, "payments"), span_key(*ids, False, "web")]
+    mask, digests = window.new_mask(keys)
+    assert mask == [True, True, False, True]
+    window.remember(digests)
+    assert window.new_mask(keys)[0] == [False] * 4
