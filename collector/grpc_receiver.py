@@ -51,6 +51,11 @@ ONE_MESSAGE = "Export requires exactly one request message"
 # answered UNAVAILABLE with RetryInfo, which exporters retry.
 CALLS_READING = 128
 SLOT_WAIT_S = 2.0
+# Of those turns, one connection holds at most this share: a client whose calls stop
+# before their message (a hung exporter) held all 128 for MESSAGE_TIMEOUT_S, and every
+# other exporter was told to retry meanwhile. OTLP exporters send each connection's
+# requests a few at a time (the Collector's queue has 10 consumers by default).
+PEER_SHARE = 4
 
 Trailers = tuple[tuple[str, str | bytes], ...]
 
@@ -120,6 +125,9 @@ class GrpcReceiver:
         self._pool: ThreadPoolExecutor | None = None
         self._reading = asyncio.Semaphore(calls_reading)
         self._reading_limit = calls_reading
+        self._peer_limit = max(1, calls_reading // PEER_SHARE)
+        # Per connection (grpc's peer: address and port): its turns, and calls using them.
+        self._peers: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
 
     def start(self) -> None:
         if self._thread is not None:
@@ -221,24 +229,50 @@ class GrpcReceiver:
         if not token_matches(self.token, metadata.get("authorization")):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         loop = asyncio.get_running_loop()
+        peer = context.peer() or ""
         try:
-            await self._take_slot()
+            await self._take_slot(peer)
             try:
                 body = await _one_message(messages)
                 outcome = await loop.run_in_executor(self._pool, self._ingest, body)
             finally:
                 self._reading.release()
+                self._leave(peer, holding=True)
         except _Refused as refused:
             await context.abort(refused.code, refused.details, refused.trailers)
         return outcome.response().SerializeToString()
 
-    async def _take_slot(self) -> None:
+    async def _take_slot(self, peer: str) -> None:
+        """A turn of the connection's and one of the receiver's, within ``SLOT_WAIT_S``."""
+        own, users = self._peers.setdefault(peer, (asyncio.Semaphore(self._peer_limit), [0]))
+        users[0] += 1
+        busy = ""
         try:
             async with asyncio.timeout(SLOT_WAIT_S):
-                await self._reading.acquire()
+                busy = f"{self._peer_limit} calls from this connection are being received"
+                await own.acquire()
+                try:
+                    busy = f"{self._reading_limit} calls are being received"
+                    await self._reading.acquire()
+                except BaseException:
+                    own.release()
+                    raise
         except TimeoutError:
-            busy = f"{self._reading_limit} calls are being received; retry later"
+            self._leave(peer, holding=False)
+            busy += "; retry later"
             raise _Refused(grpc.StatusCode.UNAVAILABLE, busy, _retry_later(busy, 1)) from None
+        except BaseException:
+            self._leave(peer, holding=False)
+            raise
+
+    def _leave(self, peer: str, *, holding: bool) -> None:
+        """A call of ``peer`` is done with its turn (``holding``) or never got one."""
+        own, users = self._peers[peer]
+        if holding:
+            own.release()
+        users[0] -= 1
+        if users[0] == 0:
+            del self._peers[peer]
 
     def _ingest(self, body: bytes) -> ExportOutcome:
         """Decode and store one request (on a pool thread); a refusal as ``_Refused``."""

@@ -118,6 +118,16 @@ def test_shutdown_after_the_event_loop_died_still_returns(tmp_path: Path) -> Non
         database.close()
 
 
+def _own_connection(receiver: GrpcReceiver) -> grpc.Channel:
+    """A channel on a connection of its own (channels to one target share one)."""
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    return grpc.insecure_channel(f"127.0.0.1:{receiver.port}", options=options)
+
+
+def _unary(channel: grpc.Channel) -> grpc.UnaryUnaryMultiCallable:
+    return channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+
+
 def test_calls_past_those_being_received_are_told_to_retry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -138,11 +148,12 @@ def test_calls_past_those_being_received_are_told_to_retry(
             while not receiver._reading.locked():  # the call has taken the one turn
                 assert time.monotonic() < deadline, "the first call never began"
                 time.sleep(0.01)
-            export = opened.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
-            with pytest.raises(grpc.RpcError) as refused:
-                export(body, timeout=20)
+            with _own_connection(receiver) as other:
+                with pytest.raises(grpc.RpcError) as refused:
+                    _unary(other)(body, timeout=20)
             assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
             assert "1 calls are being received" in (refused.value.details() or "")
+            export = _unary(opened)
             trailers = dict(refused.value.trailing_metadata() or ())
             status = RpcStatus.FromString(trailers["grpc-status-details-bin"])
             info = RetryInfo()
@@ -156,3 +167,44 @@ def test_calls_past_those_being_received_are_told_to_retry(
         receiver.shutdown()
         writer.shutdown()
         database.close()
+
+
+def test_one_connection_holds_at_most_its_share_of_the_turns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client whose calls never sent their message held every turn until they timed
+    out, and every other exporter was told to retry meanwhile."""
+    monkeypatch.setattr(grpc_receiver, "SLOT_WAIT_S", 0.3)
+    database = Database(tmp_path / "grpc.duckdb")
+    writer = SpanWriter(database)
+    writer.start()
+    receiver = GrpcReceiver(Ingest(writer), "127.0.0.1", 0, workers=2, calls_reading=8)
+    receiver.start()
+    release = threading.Event()
+    try:
+        with _own_connection(receiver) as hung, _own_connection(receiver) as healthy:
+            body = realistic_request(1).SerializeToString()
+            stalled = [_stream(hung).future(_messages(release, body)) for _ in range(8)]
+            deadline = time.monotonic() + 20
+            while receiver._reading._value > 6:  # the hung connection holds its turns
+                assert time.monotonic() < deadline, "the stalled calls never began"
+                time.sleep(0.01)
+            _unary(healthy)(body, timeout=20)  # no turn waits on the hung connection's calls
+            assert database.span_count() == 8
+            release.set()
+            answers = []
+            for call in stalled:
+                try:
+                    call.result(timeout=20)
+                    answers.append("OK")
+                except grpc.RpcError as exc:
+                    answers.append(exc.details() or "")
+            assert answers.count("OK") >= 2  # its share, 8 // 4
+            told = [a for a in answers if a != "OK"]
+            assert all("2 calls from this connection" in a for a in told), told
+    finally:
+        release.set()
+        receiver.shutdown()
+        writer.shutdown()
+        database.close()
+    assert not receiver._peers  # no connection's count outlives its calls
