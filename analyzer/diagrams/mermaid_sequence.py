@@ -109,8 +109,13 @@ def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: st
         key=lambda s: (s.start_offset_p50_ms, pre_order[s.id]),
     )
     lines: list[str] = []
+    # Calls drawn by the step that answers them, with errors that start in the call
+    # itself (refused, timed out before any answer): their note follows that arrow.
+    pending: dict[str, Step] = {}
     for step in ordered:
         if tree.answered_elsewhere(step):
+            if step.origin_errors > 0:
+                pending[step.id] = step
             continue
         parent = tree.parent(step)
         if tree.calls_peer(step):
@@ -120,10 +125,15 @@ def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: st
             callee = participant(step.service)
         arrow = "-)" if tree.is_async(step) else "->>"
         lines.append(f"{indent}{caller}{arrow}{callee}: {_message(step)}")
+        call = pending.pop(parent.id, None) if parent is not None else None
+        if call is not None:
+            lines.append(f"{indent}Note over {caller},{callee}: {_origin_note(call)}")
         if step.origin_errors > 0:
             # A failing call to a peer: the note spans the caller, where the span is.
             where = f"{caller},{callee}" if tree.calls_peer(step) else callee
             lines.append(f"{indent}Note over {where}: {_origin_note(step)}")
+    for call in pending.values():  # no answering step drawn: over the caller
+        lines.append(f"{indent}Note over {participant(call.service)}: {_origin_note(call)}")
     return lines
 
 

@@ -417,3 +417,11 @@ def many_answers_flow() -> FlowDetail:
             )
         )
     return FlowDetail(flow=replace(sample_flow().flow, name="many answers"), steps=steps)
+
+
+def call_origin_flow() -> FlowDetail:
+    """The sample flow with errors that start in frontend's call to checkout itself
+    (refused or timed out before checkout answered), a step drawn by checkout's arrow."""
+    detail = sample_flow()
+    steps = [replace(s, origin_errors=3) if s.id == "fe-call" else s for s in detail.steps]
+    return FlowDetail(flow=detail.flow, steps=steps)

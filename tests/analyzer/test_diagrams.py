@@ -45,6 +45,7 @@ from tests.analyzer.diagram_records import (
     big_flow,
     big_grouped_flow,
     big_map,
+    call_origin_flow,
     client_service_flow,
     edge,
     empty_flow,
@@ -97,6 +98,7 @@ def mermaid_diagrams() -> dict[str, str]:
     ):
         diagrams[f"{name}_sequence"] = flow_sequence_mermaid(made())
         diagrams[f"{name}_flowchart"] = flow_flowchart_mermaid(made())
+    diagrams["call_origin_sequence"] = flow_sequence_mermaid(call_origin_flow())
     diagrams["big_grouped_sequence"] = flow_sequence_mermaid(big_grouped_flow())
     diagrams["big_grouped_flowchart"] = flow_flowchart_mermaid(big_grouped_flow())
     return diagrams
@@ -306,6 +308,20 @@ def test_sequence_participants_arrows_and_notes(parsed: dict[str, dict[str, Any]
         (NASTY, NASTY, "end (p95 0.50 ms)", solid),
         ("checkout", "fulfillment", "orders process (p95 600 ms)", async_),
     ]
+
+
+def test_errors_that_start_in_a_call_drawn_by_its_answer_get_their_note(
+    parsed: dict[str, dict[str, Any]],
+) -> None:
+    """The note was dropped with the call's own arrow: the default diagram of a flow
+    whose failures all start in one refused call showed no failure at all."""
+    result = parsed["call_origin_sequence"]
+    name = {a["id"]: a["text"] for a in result["actors"]}
+    drawn = [(name[m["from"]], name[m["to"]], m["text"]) for m in result["messages"]]
+    answer = drawn.index(("frontend", "checkout", "POST /checkout (p95 180 ms)"))
+    note = ("frontend", "checkout", "3 errors start in POST /checkout (8.0% of calls fail)")
+    assert drawn[answer + 1] == note
+    assert drawn.count(note) == 1
 
 
 def test_flowchart_draws_each_step_once(parsed: dict[str, dict[str, Any]]) -> None:
