@@ -411,15 +411,76 @@ def _children(kind: DuckDBPyType) -> list[tuple[str, DuckDBPyType]]:
     return [(name, child) for name, child in kind.children if isinstance(child, DuckDBPyType)]
 
 
-def _text_wrapped(sql: str, kinds: list[DuckDBPyType]) -> str | None:
-    """``sql`` with its columns' times as text (``_text_expr``), or None if it has none."""
+def _size_expr(expr: str, kind: DuckDBPyType, depth: int = 0) -> str | None:
+    """SQL for about how many bytes ``expr``'s value takes (strings and blobs by their
+    length, lists by their items), at any depth; None for a fixed-size type."""
+    name = kind.id
+    if name == "varchar":
+        return f"coalesce(strlen({expr}), 0)"
+    if name in ("blob", "bit"):
+        return f"coalesce(octet_length({expr}), 0)"
+    if name in ("bignum", "variant", "union"):  # rare: their text is near enough
+        return f"coalesce(strlen(CAST({expr} AS VARCHAR)), 0)"
+    if name in ("list", "array"):
+        return _list_size(expr, _children(kind)[0][1], depth)
+    if name == "struct":
+        members = [
+            _size_expr(f"struct_extract({expr}, {_literal(field)})", child, depth + 1)
+            for field, child in _children(kind)
+        ]
+        sized = [member for member in members if member is not None]
+        return " + ".join(sized) if sized else None
+    if name == "map":
+        (_, key_kind), (_, value_kind) = _children(kind)
+        keys = _list_size(f"map_keys({expr})", key_kind, depth)
+        return f"{keys} + {_list_size(f'map_values({expr})', value_kind, depth)}"
+    return None
+
+
+def _list_size(expr: str, item: DuckDBPyType, depth: int) -> str:
+    """``_size_expr`` of a list (or array) of ``item``s."""
+    items = f"2 * coalesce(len({expr}), 0)"  # a list of a billion numbers is large too
+    var = f"z{depth}"
+    inner = _size_expr(var, item, depth + 1)
+    if inner is None:
+        return items
+    return f"{items} + coalesce(list_sum(list_transform({expr}, lambda {var}: {inner})), 0)"
+
+
+# The name of the size column a guarded query adds last (``_guarded``).
+_SIZE_COLUMN = "flowscope_row_bytes"
+
+
+def _guarded(sql: str, kinds: list[DuckDBPyType]) -> tuple[str, bool] | None:
+    """``sql`` with its columns' times as text (``_text_expr``) and, when a value can
+    be large, a last column with the row's size in bytes (``_size_expr``): a row over
+    ``MAX_ANSWER_CHARS`` comes with its values NULL, so no value that big is ever
+    made a Python object (a list of 30 strings of 100 MB took 8.8 GB before it was
+    refused). None when neither applies; else the SQL and whether it is guarded."""
     names = [f"c{index}" for index in range(len(kinds))]
     texts = [_text_expr(name, kind) for name, kind in zip(names, kinds, strict=True)]
-    if all(text is None for text in texts):
+    sizes = [_size_expr(name, kind) for name, kind in zip(names, kinds, strict=True)]
+    sized = [size for size in sizes if size is not None]
+    if not sized and all(text is None for text in texts):
         return None
     exprs = [text or name for name, text in zip(names, texts, strict=True)]
     body = _without_trailing(sql)
-    return f"SELECT {', '.join(exprs)} FROM (\n{body}\n) AS sandboxed({', '.join(names)})"
+    if not sized:
+        return (
+            f"SELECT {', '.join(exprs)} FROM (\n{body}\n) AS sandboxed({', '.join(names)})",
+            False,
+        )
+    inner = (
+        f"SELECT {', '.join(exprs)}, {' + '.join(sized)} AS {_SIZE_COLUMN} "
+        f"FROM (\n{body}\n) AS sandboxed({', '.join(names)})"
+    )
+    over = f"{_SIZE_COLUMN} > {MAX_ANSWER_CHARS}"
+    outer = [f"CASE WHEN {over} THEN NULL ELSE {name} END" for name in names]
+    return (
+        f"SELECT {', '.join(outer)}, {_SIZE_COLUMN} FROM (\n{inner}\n) "
+        f"AS guarded({', '.join(names)}, {_SIZE_COLUMN})",
+        True,
+    )
 
 
 class _Deadline:
@@ -455,34 +516,41 @@ _Described = tuple[list[str], list[DuckDBPyType]]
 def _fetch(
     cursor: duckdb.DuckDBPyConnection, sql: str, limit: int, described: _Described
 ) -> tuple[list[str], list[Any], bool]:
-    """Run ``sql`` (with its times as text, ``_text_wrapped``) and fetch up to ``limit``
+    """Run ``sql`` (with its times as text and its rows' sizes, ``_guarded``) and fetch up to ``limit``
     rows as JSON data (``json_value``), fewer once they hold ``MAX_ANSWER_CHARS`` (then
     True: cut by size). No DataFrames in this frame for DuckDB's Python replacement
     scans to find."""
     names, kinds = described
-    wrapped = _text_wrapped(sql, kinds)
+    wrapping = _guarded(sql, kinds)
+    wrapped, guarded = wrapping if wrapping is not None else (None, False)
     if wrapped is not None:
         check_sql(cursor, wrapped)
     cursor.execute(wrapped or sql)
     columns = names if wrapped is not None else [str(d[0]) for d in cursor.description or []]
     rows: list[Any] = []
     size = 0
+    # A row at a time: the answer's size is checked before the next row is made Python
+    # objects (64 at once could be 64 rows just under the limit; 10,000 rows of
+    # spans fetch no slower so).
     while len(rows) < limit:
-        batch = cursor.fetchmany(min(64, limit - len(rows)))
-        if not batch:
+        fetched = cursor.fetchone()
+        if fetched is None:
             break
-        for raw in batch:
+        raw = fetched[:-1] if guarded else fetched
+        if guarded and fetched[-1] > MAX_ANSWER_CHARS:
+            size += int(fetched[-1])  # its values came as NULL
+        else:
             row = [json_value(value) for value in raw]  # refuses a value nested too deep
             size += sum(_size(value) for value in row)
-            if size > MAX_ANSWER_CHARS:
-                if not rows:  # a value is never cut: one row that big is refused
-                    raise SqlRefused(
-                        "answer-size",
-                        f"its first row alone holds about {size:,} characters, over the "
-                        f"{MAX_ANSWER_CHARS:,} an answer may; select less of it",
-                    )
-                return columns, rows, True  # this row and any after it left out
-            rows.append(row)
+        if size > MAX_ANSWER_CHARS:
+            if not rows:  # a value is never cut: one row that big is refused
+                raise SqlRefused(
+                    "answer-size",
+                    f"its first row alone holds about {size:,} characters, over the "
+                    f"{MAX_ANSWER_CHARS:,} an answer may; select less of it",
+                )
+            return columns, rows, True  # this row and any after it left out
+        rows.append(row)
     return columns, rows, False
 
 

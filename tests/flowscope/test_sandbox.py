@@ -470,6 +470,39 @@ def test_escaped_characters_count_toward_the_answer_size(db: Database) -> None:
     assert cut.truncated and len(cut.rows) == 5  # 6,000,002 characters each
 
 
+def test_a_value_over_the_answer_size_is_never_made_a_python_object(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row was fetched and converted whole before its size was checked: a list of 30
+    strings of 100 MB took the server to 8.8 GB before the refusal."""
+    monkeypatch.setattr(sandbox, "MAX_ANSWER_CHARS", 10_000)
+    converted: list[int] = []
+    json_value = sandbox.json_value
+
+    def measured(value: object, depth: int = 0) -> object:
+        converted.append(len(str(value)))
+        return json_value(value, depth)
+
+    monkeypatch.setattr(sandbox, "json_value", measured)
+    for sql in (
+        "SELECT repeat('x', 20000) AS v",
+        "SELECT [repeat('x', 6000), repeat('y', 6000)] AS l",
+        "SELECT MAP {'k': {'s': repeat('x', 20000)}} AS m",
+        "SELECT 1 AS n, range(10000) AS numbers",
+        "SELECT 'xy'::BLOB AS small, repeat('z', 20000)::BLOB AS b",
+    ):
+        converted.clear()
+        with pytest.raises(SqlRefused) as caught:
+            run_sandboxed(db, sql)
+        assert caught.value.rule == "answer-size", sql
+        assert "first row alone holds about" in caught.value.message
+        assert max(converted, default=0) < 1000, sql
+    cut = run_sandboxed(db, "SELECT i, repeat('x', 3000) AS v FROM range(20) AS t(i) ORDER BY i")
+    assert cut.truncated and [row[0] for row in cut.rows] == [0, 1, 2]
+    whole = run_sandboxed(db, "SELECT i, repeat('x', 100) AS v FROM range(20) AS t(i) ORDER BY i")
+    assert not whole.truncated and [row[0] for row in whole.rows] == list(range(20))
+
+
 def test_maps_with_nested_keys_unions_and_variants_keep_the_documented_forms(
     db: Database,
 ) -> None:
