@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -118,6 +119,31 @@ def test_shutdown_after_the_event_loop_died_still_returns(tmp_path: Path) -> Non
         database.close()
 
 
+@contextmanager
+def _receiving(tmp_path: Path, calls_reading: int) -> Iterator[tuple[GrpcReceiver, Database]]:
+    """A receiver taking in at most ``calls_reading`` messages at once, and its store."""
+    database = Database(tmp_path / "grpc.duckdb")
+    writer = SpanWriter(database)
+    writer.start()
+    receiver = GrpcReceiver(Ingest(writer), "127.0.0.1", 0, workers=2, calls_reading=calls_reading)
+    receiver.start()
+    try:
+        yield receiver, database
+    finally:
+        receiver.shutdown()
+        writer.shutdown()
+        database.close()
+
+
+@contextmanager
+def release_at_end(release: threading.Event) -> Iterator[None]:
+    """Held calls' messages go once the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        release.set()
+
+
 def _own_connection(receiver: GrpcReceiver) -> grpc.Channel:
     """A channel on a connection of its own (channels to one target share one)."""
     options = [("grpc.use_local_subchannel_pool", 1)]
@@ -134,13 +160,8 @@ def test_calls_past_those_being_received_are_told_to_retry(
     """Every call's message was taken in at once: 2,000 concurrent 4 MB calls held
     5.4 GB. Past ``calls_reading`` a call waits its turn, then is told to retry."""
     monkeypatch.setattr(grpc_receiver, "SLOT_WAIT_S", 0.3)
-    database = Database(tmp_path / "grpc.duckdb")
-    writer = SpanWriter(database)
-    writer.start()
-    receiver = GrpcReceiver(Ingest(writer), "127.0.0.1", 0, workers=2, calls_reading=1)
-    receiver.start()
     release = threading.Event()
-    try:
+    with _receiving(tmp_path, calls_reading=1) as (receiver, database), release_at_end(release):
         with grpc.insecure_channel(f"127.0.0.1:{receiver.port}") as opened:
             body = realistic_request(2).SerializeToString()
             holding = _stream(opened).future(_messages(release, body))
@@ -162,11 +183,6 @@ def test_calls_past_those_being_received_are_told_to_retry(
             holding.result(timeout=20)
             export(realistic_request(1, seed=7).SerializeToString(), timeout=20)  # its turn
             assert database.span_count() == 2 * 8 + 8
-    finally:
-        release.set()
-        receiver.shutdown()
-        writer.shutdown()
-        database.close()
 
 
 def test_one_connection_holds_at_most_its_share_of_the_turns(
@@ -175,13 +191,8 @@ def test_one_connection_holds_at_most_its_share_of_the_turns(
     """A client whose calls never sent their message held every turn until they timed
     out, and every other exporter was told to retry meanwhile."""
     monkeypatch.setattr(grpc_receiver, "SLOT_WAIT_S", 0.3)
-    database = Database(tmp_path / "grpc.duckdb")
-    writer = SpanWriter(database)
-    writer.start()
-    receiver = GrpcReceiver(Ingest(writer), "127.0.0.1", 0, workers=2, calls_reading=8)
-    receiver.start()
     release = threading.Event()
-    try:
+    with _receiving(tmp_path, calls_reading=8) as (receiver, database), release_at_end(release):
         with _own_connection(receiver) as hung, _own_connection(receiver) as healthy:
             body = realistic_request(1).SerializeToString()
             stalled = [_stream(hung).future(_messages(release, body)) for _ in range(8)]
@@ -202,9 +213,4 @@ def test_one_connection_holds_at_most_its_share_of_the_turns(
             assert answers.count("OK") >= 2  # its share, 8 // 4
             told = [a for a in answers if a != "OK"]
             assert all("2 calls from this connection" in a for a in told), told
-    finally:
-        release.set()
-        receiver.shutdown()
-        writer.shutdown()
-        database.close()
     assert not receiver._peers  # no connection's count outlives its calls

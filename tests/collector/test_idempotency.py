@@ -165,21 +165,29 @@ def test_a_server_span_under_its_clients_id_is_no_retry_of_it(tmp_path: Path) ->
     the Collector's zipkin receiver passes both on: the server half was dropped as a
     retry of the client span. Retries of either are still dropped, after a restart too."""
     kit, trace_id, shared = zipkin_style()
-    request = kit.request()
-    db = tmp_path / "shared.duckdb"
+    parents, distinct = _sent_every_way(tmp_path / "shared.duckdb", kit.request(), trace_id, 5)
+    assert distinct == (5, 4)
+    assert parents["POST /pay"] == shared  # the server half, under its client
+
+
+def _sent_every_way(
+    db: Path, request: ExportTraceServiceRequest, trace_id: str, spans: int
+) -> tuple[dict[str, str], tuple[int, int]]:
+    """``request`` over OTLP/HTTP and gRPC, then after a restart over OTLP/JSON: its
+    ``spans`` stored once. The trace view's parent id by operation, and
+    ``_distinct_spans``."""
     with server_in_process(db, decode_workers=1) as (_, endpoints):
         _post(endpoints, request)
         _grpc(endpoints, request)
         health = _health(endpoints)
-        assert (health["spans"], health["writer"]["duplicate_spans"]) == (5, 5)
+        assert (health["spans"], health["writer"]["duplicate_spans"]) == (spans, spans)
     with server_in_process(db, decode_workers=0) as (server, endpoints):
         _post_json(endpoints, request)
         health = _health(endpoints)
-        assert (health["spans"], health["writer"]["duplicate_spans"]) == (5, 5)
-        assert _distinct_spans(server) == (5, 4)
+        assert (health["spans"], health["writer"]["duplicate_spans"]) == (spans, spans)
         view = httpx.get(f"{endpoints.ui}/api/traces/{trace_id}", timeout=30).json()
         parents = {s["operation"]: s["parent_span_id"] for s in view["spans"]}
-        assert parents["POST /pay"] == shared  # the server half, under its client
+        return parents, _distinct_spans(server)
 
 
 def test_two_services_answering_one_call_under_its_id_are_both_kept(tmp_path: Path) -> None:
@@ -200,17 +208,5 @@ def test_two_services_answering_one_call_under_its_id_are_both_kept(tmp_path: Pa
             parent=root,
             span_id=call.span_id,
         )
-    request = kit.request()
-    db = tmp_path / "two.duckdb"
-    with server_in_process(db, decode_workers=1) as (_, endpoints):
-        _post(endpoints, request)
-        _grpc(endpoints, request)
-        health = _health(endpoints)
-        assert (health["spans"], health["writer"]["duplicate_spans"]) == (4, 4)
-    with server_in_process(db, decode_workers=0) as (_, endpoints):
-        _post_json(endpoints, request)
-        health = _health(endpoints)
-        assert (health["spans"], health["writer"]["duplicate_spans"]) == (4, 4)
-        view = httpx.get(f"{endpoints.ui}/api/traces/{root.trace_id}", timeout=30).json()
-        parents = {s["operation"]: s["parent_span_id"] for s in view["spans"]}
-        assert parents["ingress"] == parents["POST /pay"] == call.span_id
+    parents, _ = _sent_every_way(tmp_path / "two.duckdb", kit.request(), root.trace_id, 4)
+    assert parents["ingress"] == parents["POST /pay"] == call.span_id
