@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 
+import cramjam
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -21,16 +22,27 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+# The encodings the OpenTelemetry Collector's OTLP receiver takes (its confighttp),
+# which its exporters' ``compression:`` setting sends: zstd, snappy and lz4 as well as
+# gzip and deflate/zlib.
+ENCODINGS = ("gzip", "deflate", "zlib", "zstd", "snappy", "x-snappy-framed", "lz4", "identity")
+_ALIASES = {"x-gzip": "gzip", "zlib": "deflate"}  # x-gzip: gzip's old name (RFC 9110)
+# The first bytes of a framed snappy stream (its stream identifier chunk): "snappy"
+# may be framed or a raw block, told apart by them as the Collector does.
+_SNAPPY_FRAMED = b"\xff\x06\x00\x00sNaPpY"
+
+
 def decompress(body: bytes, encoding: str | None, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """Undo Content-Encoding, refusing output past ``max_bytes`` (a gzip bomb guard)."""
+    """Undo Content-Encoding, refusing output past ``max_bytes`` (a bomb guard)."""
     name = (encoding or "identity").strip().lower()
     if name in ("", "identity"):
         return body
-    if name == "x-gzip":  # gzip's old name, which HTTP recipients take as gzip (RFC 9110)
-        name = "gzip"
+    name = _ALIASES.get(name, name)
+    if name in ("zstd", "snappy", "x-snappy-framed", "lz4"):
+        return _decompress_other(body, name, max_bytes)
     if name not in ("gzip", "deflate"):
         raise BadRequest(
-            f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or identity"
+            f"unsupported Content-Encoding {encoding!r}; use one of {', '.join(ENCODINGS)}"
         )
     wbits = 16 + zlib.MAX_WBITS if name == "gzip" else zlib.MAX_WBITS
     view = memoryview(body)
@@ -63,6 +75,29 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int = DEFAULT_MAX_B
 
 MAX_GZIP_MEMBERS = 1_000
 _SLICE_BYTES = 256 * 1024
+
+
+def _decompress_other(body: bytes, name: str, max_bytes: int) -> bytes:
+    """zstd, snappy (framed or a raw block) and lz4 (frame) bodies, into a buffer of
+    ``max_bytes`` + 1: decoding stops there, so a bomb costs no more memory than that."""
+    if name == "snappy" and not body.startswith(_SNAPPY_FRAMED):
+        decode, shown = cramjam.snappy.decompress_raw_into, "snappy (raw block)"
+    elif name in ("snappy", "x-snappy-framed"):
+        decode, shown = cramjam.snappy.decompress_into, "snappy (framed)"
+    else:
+        decode, shown = getattr(cramjam, name).decompress_into, name
+    out = bytearray(max_bytes + 1)
+    try:
+        size = decode(body, out)
+    except cramjam.DecompressionError as exc:
+        text = str(exc)
+        if "failed to write whole buffer" in text or "smaller than required" in text:
+            # More than the buffer holds (as cramjam 2.14's decoders word it).
+            raise RequestTooLarge(f"decompressed body exceeds {max_bytes} bytes") from exc
+        raise BadRequest(f"body is not valid {shown}: {text}") from exc
+    if size > max_bytes:
+        raise RequestTooLarge(f"decompressed body exceeds {max_bytes} bytes")
+    return bytes(memoryview(out)[:size])
 
 
 def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cramjam
 import grpc
 import httpx
 import pytest
@@ -158,6 +159,30 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
         "not valid gzip",
     ),
     ("unknown encoding", {**PB, "Content-Encoding": "br"}, b"x", 400, "Content-Encoding"),
+    *[
+        (
+            f"{name} bomb",
+            {**PB, "Content-Encoding": name},
+            bytes(squeeze(bytes(MAX * 8))),
+            413,
+            "exceeds",
+        )
+        for name, squeeze in [
+            ("zstd", cramjam.zstd.compress),
+            ("lz4", cramjam.lz4.compress),
+            ("snappy", cramjam.snappy.compress_raw),
+            ("x-snappy-framed", cramjam.snappy.compress),
+        ]
+    ],
+    ("not really zstd", {**PB, "Content-Encoding": "zstd"}, b"plain bytes", 400, "not valid zstd"),
+    (
+        "truncated lz4",
+        {**PB, "Content-Encoding": "lz4"},
+        bytes(cramjam.lz4.compress(bytes(1000)))[:-6],
+        400,
+        "not valid lz4",
+    ),
+    ("not really snappy", {**PB, "Content-Encoding": "snappy"}, b"\xff" * 9, 400, "snappy"),
     ("x-gzip is gzip", {**PB, "Content-Encoding": "x-gzip"}, gzip.compress(b""), 200, ""),
 ]
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import socket
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cramjam
 import httpx
 import pytest
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
@@ -94,6 +96,37 @@ def test_gzip_body_of_several_members(live: tuple[FlowscopeServer, Endpoints]) -
     members = gzip.compress(body[:middle]) + gzip.compress(body[middle:])
     headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
     answer = httpx.post(f"{endpoints.http}/v1/traces", content=members, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert _count(server, prefix.hex()) == sent
+
+
+# The OpenTelemetry Collector's exporters send these with ``compression:`` zstd, snappy
+# (a raw block, or framed as older Collectors sent it), lz4 (a frame) or zlib.
+COLLECTOR_ENCODINGS: dict[str, tuple[str, Callable[[bytes], bytes]]] = {
+    "zstd": ("zstd", lambda body: bytes(cramjam.zstd.compress(body))),
+    "snappy block": ("snappy", lambda body: bytes(cramjam.snappy.compress_raw(body))),
+    "snappy framed": ("snappy", lambda body: bytes(cramjam.snappy.compress(body))),
+    "x-snappy-framed": ("x-snappy-framed", lambda body: bytes(cramjam.snappy.compress(body))),
+    "lz4": ("lz4", lambda body: bytes(cramjam.lz4.compress(body))),
+    "zlib": ("zlib", zlib.compress),
+    "deflate": ("deflate", zlib.compress),
+}
+
+
+@pytest.mark.parametrize("label", sorted(COLLECTOR_ENCODINGS))
+def test_the_collectors_other_encodings_store_every_span(
+    live: tuple[FlowscopeServer, Endpoints], label: str
+) -> None:
+    """A Collector exporter set to ``compression: zstd`` (or snappy, lz4) was answered
+    400 "unsupported Content-Encoding", and every span it sent was dropped."""
+    server, endpoints = live
+    prefix = bytes([2, sorted(COLLECTOR_ENCODINGS).index(label)])
+    request = realistic_request(10, seed=11, trace_id_prefix=prefix)
+    sent = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    encoding, compress = COLLECTOR_ENCODINGS[label]
+    headers = {**PB, "Content-Encoding": encoding}
+    body = compress(request.SerializeToString())
+    answer = httpx.post(f"{endpoints.http}/v1/traces", content=body, headers=headers)
     assert answer.status_code == 200, answer.text
     assert _count(server, prefix.hex()) == sent
 
