@@ -2,10 +2,10 @@
 
 OTLP exporters retry a whole request when they time out waiting for our answer,
 although we may already have committed it. Spans seen within the last
-``capacity`` stored spans are dropped. Each key is the 64-bit hash of
-trace id + span id + whether the span is a SERVER span and, if it is, its service (a
-Python int in a set: about 70 bytes per span of window, measured in docs/benchmarks.md); the false-positive rate at a million keys is
-about 5e-8.
+``capacity`` stored spans are dropped. Each key is the 64-bit hash of trace id +
+span id + whether the span is a SERVER span and, if it is, its service (a Python int
+in a set: about 70 bytes per span of window, measured in docs/benchmarks.md); the
+false-positive rate at a million keys is about 5e-8.
 """
 
 from __future__ import annotations
