@@ -72,7 +72,7 @@ class Health(BaseModel):
     version: str
     pid: int
     database: str
-    spans: int
+    spans: int | None = Field(description="spans stored; null once the database failed")
     spans_exact: bool
     writer_queue_spans: int
     uptime_s: float

@@ -25,7 +25,7 @@ from flowscope.collector.auth import BEARER_CHALLENGE, token_matches
 from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess
 from flowscope.dashboard.api_schemas import AuthAnswer, Health, SqlAnswer, answers
-from flowscope.store.database import Database, WritesBehind
+from flowscope.store.database import Database, DatabaseFailed, WritesBehind
 from flowscope.store.writer import SpanWriter
 
 
@@ -132,6 +132,13 @@ def create_app(context: AppContext) -> FastAPI:
         # cannot be written as JSON, and the 422 became a 500.
         return JSONResponse({"detail": _json_safe(exc.errors())}, status_code=422)
 
+    @app.exception_handler(DatabaseFailed)
+    async def database_failed(_request: Request, exc: DatabaseFailed) -> JSONResponse:
+        # DuckDB invalidated the database: no read can be answered until the server is
+        # started again (the server stops; its acknowledged spans are in the journal).
+        context.database.note_error(exc)
+        return JSONResponse({"detail": {"message": context.database.failed}}, status_code=503)
+
     @app.exception_handler(WritesBehind)
     async def writes_behind(_request: Request, exc: WritesBehind) -> JSONResponse:
         # The writer cannot commit: no answer rather than one that misses acknowledged
@@ -186,6 +193,26 @@ def create_app(context: AppContext) -> FastAPI:
             description="how long to wait for acknowledged spans to be committed and counted",
         ),
     ) -> Any:
+        try:
+            return _health(wait_s)
+        except DatabaseFailed as exc:
+            context.database.note_error(exc)
+        body = {
+            "status": "failed",
+            "failure": context.database.failed,
+            "version": __version__,
+            "pid": os.getpid(),
+            "database": context.database.path,
+            "spans": None,
+            "spans_exact": False,
+            "writer_queue_spans": context.writer.queued_spans if context.writer else 0,
+            "uptime_s": round(time.time() - context.started, 3),
+        }
+        return JSONResponse(body, status_code=503)
+
+    def _health(wait_s: float) -> Any:
+        if context.database.failed:  # DuckDB refuses every statement: none is tried
+            raise DatabaseFailed(context.database.failed)
         writer = context.writer
         caught_up = waits.caught_up(wait_s)
         body: dict[str, Any] = {

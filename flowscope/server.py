@@ -150,6 +150,7 @@ class FlowscopeServer:
         cfg = self.config
         try:
             self.database = Database(cfg.db, memory_limit=cfg.memory_limit)
+            self.database.on_failed = self._failed
             separate = cfg.ingest_process and self.database.journal_dir is not None
             self.writer = SpanWriter(
                 self.database,
@@ -231,6 +232,8 @@ class FlowscopeServer:
     def failure(self) -> str | None:
         """Why the server could not go on (its ingest process died), or could not stop
         cleanly (its writer still committing), once it could not."""
+        if self.database is not None and self.database.failed:
+            return self.database.failed
         if self.writer is not None and self.writer.stuck:
             return "the writer was still committing when it had to stop"
         if isinstance(self.ingest, IngestProcess):

@@ -98,7 +98,15 @@ def insert_spans(cursor: Any, table: pa.Table, seq: int, sql: str) -> None:
     try:
         cursor.execute(sql, {"seq": seq})
     finally:
-        cursor.unregister("incoming_spans")
+        try:
+            cursor.unregister("incoming_spans")
+        except duckdb.Error:
+            pass  # out of memory, say: the next batch's register replaces it
+
+
+# DuckDB's fatal error: the database is invalidated, every later statement fails with
+# it until the file is opened again (``Database.note_error``).
+DatabaseFailed = duckdb.FatalException
 
 
 class StoreError(Exception):
@@ -259,6 +267,10 @@ class Database:
         # Blocks until spans acknowledged so far are in otel_traces (the writer sets it
         # while it runs: acknowledged spans may still be in the journal for a moment).
         self.await_writes: WriteBarrier = no_writer
+        # Why DuckDB invalidated the database (a fatal error: every later statement on
+        # it fails until the file is opened again), once it has; see ``note_error``.
+        self.failed: str | None = None
+        self.on_failed: Callable[[str], None] | None = None
         try:
             self._check_schema()
             if not read_only:
@@ -458,6 +470,23 @@ class Database:
                 raise StoreError(f"{self.path}: {len(readers)} reads would not stop")
             if readers:
                 time.sleep(0.01)  # the interrupted query unwinding, checked every 10 ms
+
+    def note_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is DuckDB's fatal error, after which it refuses every
+        statement ("database has been invalidated"; a checkpoint that failed, say for
+        lack of memory). The first is kept in ``failed`` and told to ``on_failed``
+        once: the server can only stop (its acknowledged spans are in the journal,
+        replayed at the next open), which a supervisor's restart then undoes."""
+        if not isinstance(exc, DatabaseFailed):
+            return False
+        with self._lock:
+            first = self.failed is None
+            if first:
+                text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self.failed = f"DuckDB can no longer use {self.path}: {text}"
+        if first and self.on_failed is not None:
+            self.on_failed(self.failed or "")
+        return True
 
     def writer_cursor(self) -> duckdb.DuckDBPyConnection:
         if self.read_only:

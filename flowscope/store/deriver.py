@@ -232,7 +232,8 @@ class Deriver:
             self._settled_at = started  # before the count: whoever sees a pass sees its lag
             self.passes += 1
             self._failed_in_row = 0
-        except Exception:  # the queue stays; readers derive it themselves meanwhile
+        except Exception as exc:  # the queue stays; readers derive it themselves meanwhile
+            self.database.note_error(exc)
             self._settled_at = None
             self._last_traces = 0
             self.failures += 1

@@ -110,7 +110,8 @@ class RetentionSweeper:
                 self.sweep(at_start)
             except (WriterClosed, DeriverStopped):  # stopping
                 return
-            except Exception:
+            except Exception as exc:
+                self.writer.database.note_error(exc)
                 log.exception("retention sweep failed")
             at_start = False
             self._stop.wait(self.interval.total_seconds())

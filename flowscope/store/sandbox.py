@@ -634,11 +634,15 @@ def run_sandboxed(
             except duckdb.Error as exc:
                 if deadline.fired:
                     raise over from exc
+                if database.note_error(exc):
+                    raise  # no fault of the query's: the server answers 503
                 raise SqlError(f"cannot start a read transaction: {exc}") from exc
             columns, raw, cut = _fetch(cursor, sql, row_limit + 1, described)
     except duckdb.Error as exc:
         if deadline.fired:
             raise over from exc
+        if database.note_error(exc):
+            raise  # no fault of the query's: the server answers 503
         if isinstance(exc, duckdb.InterruptException):
             raise SqlStopped("the query was stopped: the server is stopping") from exc
         if isinstance(exc, duckdb.IOException):  # a damaged file: name it

@@ -438,13 +438,18 @@ class SpanWriter:
         """One commit of the batch's spans; the error if the database refused it."""
         table = pa.concat_tables([item.table for item in batch])
         started = time.perf_counter()
+        seq = batch[-1].seq
         try:
-            insert_spans(cursor, table, batch[-1].seq, self._insert_sql)
+            insert_spans(cursor, table, seq, self._insert_sql)
         except Exception as exc:  # a failed commit must not end the thread
-            log.exception("span commit failed")  # auto-committed: nothing to roll back
-            self.stats.failed_commits += 1
-            self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return exc
+            self.database.note_error(exc)
+            if self._landed(cursor, seq):
+                log.warning("span commit %d reported %r after its spans were stored", seq, exc)
+            else:
+                log.exception("span commit failed")  # auto-committed: nothing to roll back
+                self.stats.failed_commits += 1
+                self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                return exc
         self.last_error = None
         if self.deriver is not None:
             self.deriver.notify()
@@ -454,6 +459,16 @@ class SpanWriter:
             "committed %d spans in %.1f ms", table.num_rows, (time.perf_counter() - started) * 1e3
         )
         return None
+
+    def _landed(self, cursor: Any, seq: int) -> bool:
+        """Whether commit ``seq`` is stored after all (an out-of-memory error in the
+        clean-up after it, say); False when that cannot be told either."""
+        try:
+            rows = cursor.execute(sql_files.query("commit_landed"), {"seq": seq}).fetchall()
+        except Exception as exc:
+            self.database.note_error(exc)
+            return False
+        return bool(rows and rows[0][0])
 
     def _mark_moved(self, seq: int) -> None:
         with self._moved:

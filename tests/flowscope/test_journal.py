@@ -15,10 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pytest
 
 from flowscope.collector.flatten import flatten_request
+from flowscope.store import writer as writer_module
 from flowscope.store.database import Database, StoreError
 from flowscope.store.journal import Journal, JournalBusy, JournalError, journal_path, read_segment
 from flowscope.store.writer import SpanWriter
@@ -280,6 +282,31 @@ def test_a_refused_commit_is_retried_for_acknowledged_spans_and_fails_a_bulk_wri
         assert writer.stats.failed_commits >= 2
         writer._insert_sql = working  # the disk has room again
         assert writer.await_moved(timeout=30)
+        assert _stored(database) == 16
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_commit_that_errs_after_its_spans_are_stored_is_not_stored_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    """Out of memory in the clean-up after the insert (its unregister) was taken for a
+    failed commit: acknowledged spans were inserted again, and stored twice."""
+    real = writer_module.insert_spans
+    calls: list[int] = []
+
+    def errs_after(cursor: Any, table: pa.Table, seq: int, sql: str) -> None:
+        calls.append(seq)
+        real(cursor, table, seq, sql)
+        if len(calls) == 1:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate 4.0 KiB")
+
+    monkeypatch.setattr(writer_module, "insert_spans", errs_after)
+    with _writer(tmp_path / "landed.duckdb") as (database, writer):
+        table, keys = _batch(6)
+        stored = writer.submit(table, keys, durable=durable).result(30)
+        assert stored == 16
+        assert writer.await_moved(timeout=30)
+        assert len(calls) == 1 and writer.stats.failed_commits == 0
         assert _stored(database) == 16
 
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import duckdb
 import grpc
 import httpx
 import psutil
@@ -35,6 +36,8 @@ from flowscope.store.retention import RetentionSweeper
 from flowscope.store.writer import SpanWriter, WriterClosed
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.posting import post_realistic
+from flowscope.testing.server import server_in_process
+from flowscope.testing.waiting import wait_until
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -337,3 +340,40 @@ def test_closing_interrupts_reads_still_running(tmp_path: Path) -> None:
     database.close()  # raised ResourceInUseException
     reading.join(30)
     assert not reading.is_alive() and "Interrupt" in type(outcome[0]).__name__
+
+
+def _invalidate(cursor: Any) -> None:
+    """Make DuckDB invalidate the database, as a checkpoint that ran out of memory does."""
+    cursor.execute("SET debug_checkpoint_abort = 'before_header'")
+    cursor.execute("CHECKPOINT")
+
+
+def test_a_database_duckdb_invalidated_stops_the_server_and_loses_no_acknowledged_span(
+    tmp_path: Path,
+) -> None:
+    """DuckDB refuses every statement after a fatal error: the server went on answering
+    500s in plain text (health included) and retrying its commits for good."""
+    db = tmp_path / "fatal.duckdb"
+    failures: list[str] = []
+    with server_in_process(db) as (server, endpoints):
+        server.on_failure = failures.append
+        post_realistic(endpoints.http, traces=2, seed=1)
+        assert server.writer is not None and server.database is not None
+        with pytest.raises(duckdb.FatalException):
+            server.writer.run_task(_invalidate).result(30)
+        post_realistic(endpoints.http, traces=3, seed=2)  # acknowledged: into the journal
+        wait_until(lambda: failures, "the server to report the failure")
+        assert failures[0].startswith(f"DuckDB can no longer use {db}: FATAL Error")
+        assert server.failure == failures[0]
+        health = httpx.get(f"{endpoints.ui}/healthz", timeout=30)
+        assert health.status_code == 503
+        assert health.json()["status"] == "failed" and health.json()["failure"] == failures[0]
+        for answer in (
+            httpx.get(f"{endpoints.ui}/api/flows", timeout=30),
+            httpx.post(f"{endpoints.ui}/api/sql", json={"sql": "SELECT 1"}, timeout=30),
+        ):
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["detail"]["message"] == failures[0]
+        assert len(failures) == 1  # told once
+    with server_in_process(db) as (server, endpoints):
+        assert server.database is not None and server.database.span_count() == 5 * 8

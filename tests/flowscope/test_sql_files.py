@@ -112,5 +112,5 @@ def test_no_result_is_left_half_read() -> None:
         if path.is_relative_to(ROOT) and "bench" not in path.parts
         for _ in re.finditer(r"\.fetch(?:one|many)\(", text)
     ]
-    # The sandbox's fetchmany: its transaction is rolled back, which ends the result.
+    # The sandbox's fetchone: its transaction is rolled back, which ends the result.
     assert half_read == ["flowscope/store/sandbox.py"]
