@@ -127,12 +127,23 @@ def generic_request(document: dict[str, Any]) -> ExportTraceServiceRequest:
                 _fix_ids(span)
                 for link in _list(span, "links"):
                     _fix_ids(link)
+                _check_enum(span, "kind")
+                if isinstance(span.get("status"), dict):
+                    _check_enum(span["status"], "code")
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
         raise BadRequest(f"invalid OTLP/JSON: {_shortened(str(exc))}") from exc
     return request
+
+
+def _check_enum(item: dict[str, Any], key: str) -> None:
+    """An enum given as a number must fit its int32: protobuf's parser took 4294967298
+    for 2 (SERVER), wrapping it, where the Collector refuses the request."""
+    value = item.get(key)
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**31) <= value < 2**31:
+        raise BadRequest(f"invalid OTLP/JSON: {key} {value} is outside an enum's int32 range")
 
 
 _FIELD_STEP = re.compile(r"(?:Failed to parse \w+ field: )")

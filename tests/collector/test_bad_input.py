@@ -129,6 +129,22 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
         "invalid OTLP/JSON",
     ),
     ("empty JSON body", JS, b"", 400, "not valid JSON"),
+    (
+        "JSON span kind past int32",
+        JS,
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10",'
+        b' "spanId": "0102030405060708", "name": "x", "kind": 4294967298}]}]}]}',
+        400,
+        "kind 4294967298 is outside an enum's int32 range",
+    ),
+    (
+        "JSON status code past int32",
+        JS,
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10",'
+        b' "spanId": "0102030405060708", "name": "x", "status": {"code": -4294967294}}]}]}]}',
+        400,
+        "code -4294967294 is outside",
+    ),
     ("invalid UTF-8 in protobuf", PB, _invalid_utf8_protobuf(), 400, "invalid OTLP protobuf"),
     (
         "invalid UTF-8 in JSON",
