@@ -516,9 +516,9 @@ _Described = tuple[list[str], list[DuckDBPyType]]
 def _fetch(
     cursor: duckdb.DuckDBPyConnection, sql: str, limit: int, described: _Described
 ) -> tuple[list[str], list[Any], bool]:
-    """Run ``sql`` (with its times as text and its rows' sizes, ``_guarded``) and fetch up to ``limit``
-    rows as JSON data (``json_value``), fewer once they hold ``MAX_ANSWER_CHARS`` (then
-    True: cut by size). No DataFrames in this frame for DuckDB's Python replacement
+    """Run ``sql`` (with its times as text and its rows' sizes, ``_guarded``) and fetch
+    up to ``limit`` rows as JSON data (``json_value``), fewer once they hold
+    ``MAX_ANSWER_CHARS`` (then True: cut by size). No DataFrames in this frame for DuckDB's Python replacement
     scans to find."""
     names, kinds = described
     wrapping = _guarded(sql, kinds)
