@@ -78,26 +78,39 @@ _SLICE_BYTES = 256 * 1024
 
 
 def _decompress_other(body: bytes, name: str, max_bytes: int) -> bytes:
-    """zstd, snappy (framed or a raw block) and lz4 (frame) bodies, into a buffer of
-    ``max_bytes`` + 1: decoding stops there, so a bomb costs no more memory than that."""
+    """zstd, snappy (framed or a raw block) and lz4 (frame) bodies, decoded into a
+    buffer that doubles, from 8 times the body, up to ``max_bytes`` + 1: decoding
+    stops at its end, so a bomb costs no more memory than that, and an ordinary body
+    no more than a few times its decoded size (a buffer of the whole limit, zeroed,
+    cost every 1 KB request 20 MB and 1.5 ms)."""
     if name == "snappy" and not body.startswith(_SNAPPY_FRAMED):
         decode, shown = cramjam.snappy.decompress_raw_into, "snappy (raw block)"
     elif name in ("snappy", "x-snappy-framed"):
         decode, shown = cramjam.snappy.decompress_into, "snappy (framed)"
     else:
         decode, shown = getattr(cramjam, name).decompress_into, name
-    out = bytearray(max_bytes + 1)
-    try:
-        size = decode(body, out)
-    except cramjam.DecompressionError as exc:
-        text = str(exc)
-        if "failed to write whole buffer" in text or "smaller than required" in text:
+    if not body:  # as for gzip: an empty body is no zstd, snappy or lz4 data
+        raise BadRequest(f"body is empty, not {shown} data")
+    capacity = min(max_bytes + 1, max(_FIRST_BUFFER, 8 * len(body)))
+    while True:
+        out = bytearray(capacity)
+        try:
+            size = decode(body, out)
+        except cramjam.DecompressionError as exc:
+            text = str(exc)
             # More than the buffer holds (as cramjam 2.14's decoders word it).
-            raise RequestTooLarge(f"decompressed body exceeds {max_bytes} bytes") from exc
-        raise BadRequest(f"body is not valid {shown}: {text}") from exc
-    if size > max_bytes:
-        raise RequestTooLarge(f"decompressed body exceeds {max_bytes} bytes")
-    return bytes(memoryview(out)[:size])
+            if "failed to write whole buffer" not in text and "smaller than required" not in text:
+                raise BadRequest(f"body is not valid {shown}: {text}") from exc
+            if capacity > max_bytes:
+                raise RequestTooLarge(f"decompressed body exceeds {max_bytes} bytes") from exc
+            capacity = min(max_bytes + 1, 2 * capacity)
+            continue
+        if size > max_bytes:
+            raise RequestTooLarge(f"decompressed body exceeds {max_bytes} bytes")
+        return bytes(memoryview(out)[:size])
+
+
+_FIRST_BUFFER = 64 * 1024
 
 
 def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:

@@ -191,6 +191,10 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
         ]
     ],
     ("not really zstd", {**PB, "Content-Encoding": "zstd"}, b"plain bytes", 400, "not valid zstd"),
+    *[
+        (f"empty {name} body", {**PB, "Content-Encoding": name}, b"", 400, "body is empty")
+        for name in ("zstd", "lz4", "snappy", "x-snappy-framed")
+    ],
     (
         "truncated lz4",
         {**PB, "Content-Encoding": "lz4"},

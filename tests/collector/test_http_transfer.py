@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from flowscope.collector.decode import decompress
 from flowscope.collector.otlp_json import request_from_json, request_to_json
 from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import realistic_request
@@ -129,6 +131,22 @@ def test_the_collectors_other_encodings_store_every_span(
     answer = httpx.post(f"{endpoints.http}/v1/traces", content=body, headers=headers)
     assert answer.status_code == 200, answer.text
     assert _count(server, prefix.hex()) == sent
+
+
+@pytest.mark.parametrize("label", ["zstd", "snappy block", "snappy framed", "lz4"])
+def test_a_small_body_takes_a_buffer_near_its_size_not_the_limit(label: str) -> None:
+    """Each zstd/snappy/lz4 body was decoded into a zeroed buffer of the whole request
+    limit: 20 MB for a 1 KB request, 1 GB under --max-request-bytes 1GB."""
+    encoding, compress = COLLECTOR_ENCODINGS[label]
+    body = realistic_request(2, seed=3).SerializeToString()
+    squeezed = compress(body)
+    tracemalloc.start()
+    try:
+        assert decompress(squeezed, encoding, max_bytes=1 << 30) == body
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
 
 
 def test_otlp_json_round_trip_keeps_every_field() -> None:
