@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from flowscope.collector.errors import BadRequest
+from flowscope.collector.import_formats import json_type
 from flowscope.collector.otlp_json_fast import Decline, hex_id, request_from_document
 
 _ID_FIELDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
@@ -127,9 +130,9 @@ def generic_request(document: dict[str, Any]) -> ExportTraceServiceRequest:
                 _fix_ids(span)
                 for link in _list(span, "links"):
                     _fix_ids(link)
-                _check_enum(span, "kind")
+                _check_enum(span, "kind", _SPAN_KINDS)
                 if isinstance(span.get("status"), dict):
-                    _check_enum(span["status"], "code")
+                    _check_enum(span["status"], "code", _STATUS_CODES)
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
@@ -138,12 +141,28 @@ def generic_request(document: dict[str, Any]) -> ExportTraceServiceRequest:
     return request
 
 
-def _check_enum(item: dict[str, Any], key: str) -> None:
-    """An enum given as a number must fit its int32: protobuf's parser took 4294967298
-    for 2 (SERVER), wrapping it, where the Collector refuses the request."""
+_SPAN_KINDS = frozenset(Span.SpanKind.keys())
+_STATUS_CODES = frozenset(Status.StatusCode.keys())
+
+
+def _check_enum(item: dict[str, Any], key: str, names: frozenset[str]) -> None:
+    """An enum as the Collector reads it: an int32 number or one of its names.
+    protobuf's parser wraps 4294967298 (and "4294967298", 4294967298.0) to 2, SERVER,
+    and takes 2.5 or true; the Collector refuses them all."""
     value = item.get(key)
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**31) <= value < 2**31:
-        raise BadRequest(f"invalid OTLP/JSON: {key} {value} is outside an enum's int32 range")
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        problem = f"is {json_type(value)}"
+    elif isinstance(value, str):
+        if value in names:
+            return
+        problem = f"{value[:40]!r} is no name of the enum"
+    elif math.isfinite(value) and value == int(value) and -(2**31) <= value < 2**31:
+        return
+    else:
+        problem = f"{value!r} is no int32"
+    raise BadRequest(f"invalid OTLP/JSON: {key} {problem} (an enum is an int32 or a name)")
 
 
 _FIELD_STEP = re.compile(r"(?:Failed to parse \w+ field: )")

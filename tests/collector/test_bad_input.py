@@ -135,15 +135,26 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
         b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10",'
         b' "spanId": "0102030405060708", "name": "x", "kind": 4294967298}]}]}]}',
         400,
-        "kind 4294967298 is outside an enum's int32 range",
+        "kind 4294967298 is no int32",
     ),
+    *[
+        (
+            f"JSON span kind {text}",
+            JS,
+            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c'
+            b'0d0e0f10", "spanId": "0102030405060708", "name": "x", "kind": ' + text + b"}]}]}]}",
+            400,
+            "(an enum is an int32 or a name)",
+        )
+        for text in (b'"4294967298"', b"4294967298.0", b"2.5", b'"2"', b"true")
+    ],
     (
         "JSON status code past int32",
         JS,
         b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10",'
         b' "spanId": "0102030405060708", "name": "x", "status": {"code": -4294967294}}]}]}]}',
         400,
-        "code -4294967294 is outside",
+        "code -4294967294 is no int32",
     ),
     ("invalid UTF-8 in protobuf", PB, _invalid_utf8_protobuf(), 400, "invalid OTLP protobuf"),
     (
