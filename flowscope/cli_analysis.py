@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
@@ -466,6 +466,18 @@ def traces(
             _hint_empty_window(since, until, db, server_url, token)
 
 
+def _baseline_hint(spans: list[Any]) -> str:
+    """How to get each span's step P50: a window of the hour around the trace (``--since
+    1h`` gave a trace older than an hour a column of blanks)."""
+    first = min(datetime.fromisoformat(s.start.replace("Z", "+00:00")) for s in spans)
+    half = timedelta(minutes=30)
+    since, until = (f"{(first + d).strftime('%Y-%m-%dT%H:%M:%SZ')}" for d in (-half, half))
+    return (
+        f"add --since {since} --until {until}, the hour around this trace, to put each "
+        "span next to its step's P50 in the flow"
+    )
+
+
 @click.command()
 @click.argument("trace_id")
 @store_options
@@ -511,8 +523,8 @@ def trace(
     p50 = ["step_p50_ms"] if baseline else []
     columns = ["span", "kind", "start_ms", "duration_ms", "self_ms", *p50, "critical"]
     click.echo(render_table([*columns, "status"], rows, max_width=70))
-    if not baseline:
-        click.echo("(add --since 1h to put each span next to its step's P50 in the flow)")
+    if not baseline and view.spans:
+        click.echo(f"({_baseline_hint(view.spans)})", err=True)
     click.echo()
     if not view.critical_path:  # it starts at the root span
         why = "the root span lasts 0 ms" if view.flow else "the trace has no root span yet"
