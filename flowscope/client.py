@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args
@@ -198,6 +199,28 @@ class SqlResult:
         return pd.DataFrame(self.rows, columns=self.columns)
 
 
+# A window bound as the Python API takes it: CLI text, or a datetime (a naive one is UTC).
+Bound = str | datetime | None
+
+
+def _bound(name: str, value: Bound) -> str | None:
+    """``value`` as the window text the analyses take; AnalysisError naming ``name``
+    for anything else (an int gave a bare TypeError)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    raise AnalysisError(
+        f"{name}: {value!r} is {type(value).__name__}; give a duration back from now "
+        "('1h'), an RFC 3339 time or a datetime"
+    )
+
+
+def _window(since: Bound, until: Bound) -> tuple[str | None, str | None]:
+    return _bound("since", since), _bound("until", until)
+
+
 class Flowscope:
     """The analyses of one store. Windows are ``since``/``until`` as on the CLI:
     a duration back from now (``15m``, ``7d``) or RFC 3339; the default is the last hour."""
@@ -209,29 +232,27 @@ class Flowscope:
     def where(self) -> str:
         return self.source.where
 
-    def map(
-        self, since: str | None = None, until: str | None = None, flow: str | None = None
-    ) -> MapResult:
-        return MapResult(self.source.service_map(since, until, flow))
+    def map(self, since: Bound = None, until: Bound = None, flow: str | None = None) -> MapResult:
+        return MapResult(self.source.service_map(*_window(since, until), flow))
 
     def flows(
-        self, since: str | None = None, until: str | None = None, by: str | None = None
+        self, since: Bound = None, until: Bound = None, by: str | None = None
     ) -> Records[Flow]:
-        return Records(self.source.flows(since, until, by), Flow)
+        return Records(self.source.flows(*_window(since, until), by), Flow)
 
     def flow(
         self,
         flow_id: str,
-        since: str | None = None,
-        until: str | None = None,
+        since: Bound = None,
+        until: Bound = None,
         by: str | None = None,
     ) -> FlowResult:
-        return FlowResult(self.source.flow(flow_id, since, until, by))
+        return FlowResult(self.source.flow(flow_id, *_window(since, until), by))
 
     def traces(
         self,
-        since: str | None = None,
-        until: str | None = None,
+        since: Bound = None,
+        until: Bound = None,
         *,
         service: str | None = None,
         operation: str | None = None,
@@ -241,8 +262,7 @@ class Flowscope:
         limit: int = 20,
     ) -> Records[TraceSummary]:
         found = self.source.traces(
-            since,
-            until,
+            *_window(since, until),
             service=service,
             operation=operation,
             flow=flow,
@@ -252,25 +272,24 @@ class Flowscope:
         )
         return Records(found, TraceSummary)
 
-    def trace(
-        self, trace_id: str, since: str | None = None, until: str | None = None
-    ) -> TraceResult:
+    def trace(self, trace_id: str, since: Bound = None, until: Bound = None) -> TraceResult:
         """One trace; ``since``/``until`` choose the window of its flow's step P50s."""
-        return TraceResult(self.source.trace(trace_id, since, until))
+        return TraceResult(self.source.trace(trace_id, *_window(since, until)))
 
     def compare_traces(self, left_id: str, right_id: str) -> ComparisonResult:
         return ComparisonResult(self.source.compare(left=left_id, right=right_id))
 
     def compare_baseline(
-        self, trace_id: str, since: str | None = None, until: str | None = None
+        self, trace_id: str, since: Bound = None, until: Bound = None
     ) -> ComparisonResult:
+        since, until = _window(since, until)
         return ComparisonResult(self.source.compare(trace=trace_id, since=since, until=until))
 
     def compare_windows(
         self,
         flow_id: str,
-        left: tuple[str | None, str | None],
-        right: tuple[str | None, str | None],
+        left: tuple[Bound, Bound],
+        right: tuple[Bound, Bound],
     ) -> ComparisonResult:
         """``left``/``right`` are (since, until) pairs, e.g. ``("2h", "1h"), ("1h", None)``;
         each needs a since, an until or both."""
@@ -285,10 +304,10 @@ class Flowscope:
         return ComparisonResult(
             self.source.compare(
                 flow=flow_id,
-                left_since=left[0],
-                left_until=left[1],
-                right_since=right[0],
-                right_until=right[1],
+                left_since=_bound("left_since", left[0]),
+                left_until=_bound("left_until", left[1]),
+                right_since=_bound("right_since", right[0]),
+                right_until=_bound("right_until", right[1]),
             )
         )
 
@@ -297,9 +316,10 @@ class Flowscope:
         flow_id: str,
         left_version: str,
         right_version: str,
-        since: str | None = None,
-        until: str | None = None,
+        since: Bound = None,
+        until: Bound = None,
     ) -> ComparisonResult:
+        since, until = _window(since, until)
         return ComparisonResult(
             self.source.compare(
                 flow=flow_id,

@@ -6,6 +6,7 @@ import dataclasses
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict, get_args
 
@@ -198,6 +199,8 @@ REFUSALS: dict[str, Callable[[Flowscope], object]] = {
     ),
     "compare_versions": lambda fs: fs.compare_versions("no-such-flow", "1.0", "2.0", **W),
     "bad_since": lambda fs: fs.flows(since="banana"),
+    "int_since": lambda fs: fs.flows(since=3600),  # type: ignore[arg-type]
+    "int_left_until": lambda fs: fs.compare_windows(ORDERS, ("2h", 3600), ("1h", None)),  # type: ignore[arg-type]
     "backwards": lambda fs: fs.map(since=UNTIL, until=SINCE),
     "bad_left_since": lambda fs: fs.compare_windows(ORDERS, ("banana", None), ("1h", None)),
     "half_windows": lambda fs: fs.compare_windows(ORDERS, ("1h", None), (None, None)),
@@ -241,6 +244,9 @@ def test_file_and_url_refuse_with_the_same_error(
         ("bad_since", AnalysisError, "since: invalid time 'banana'"),
         ("backwards", AnalysisError, "since (2026-01-01T01:00:00Z) must be before until"),
         ("bad_left_since", AnalysisError, "left_since: invalid time 'banana'"),
+        # Was a bare TypeError ("object of type 'int' has no len()").
+        ("int_since", AnalysisError, "since: 3600 is int; give a duration back from now"),
+        ("int_left_until", AnalysisError, "left_until: 3600 is int"),
         ("half_windows", AnalysisError, "compare_windows: right needs a since, an until or both"),
         ("half_windows_source", AnalysisError, "the right one (right_since, right_until or both)"),
     ],
@@ -252,6 +258,16 @@ def test_refusals_name_the_thing_and_the_parameter(
         REFUSALS[name](local)
     assert message in str(refused.value)
     assert "--" not in str(refused.value)
+
+
+def test_windows_may_be_datetimes(local: Flowscope, remote: Flowscope) -> None:
+    """A datetime (what pandas hands out) raised a bare TypeError; a naive one is UTC."""
+    since, until = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1)
+    for fs in (local, remote):
+        by_datetime = [f.id for f in fs.flows(since=since, until=until)]
+        assert by_datetime and by_datetime == [f.id for f in fs.flows(**W)]
+        window = (since, until)
+        assert len(fs.compare_windows(ORDERS, window, window).deltas) > 0
 
 
 def test_diagram_refuses_an_unknown_format(local: Flowscope) -> None:
