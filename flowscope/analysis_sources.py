@@ -354,7 +354,8 @@ class RemoteSource:
         if response.status_code == 401:
             raise AnalysisError(
                 f"the server at {self.where} refused: {_detail(response)} "
-                "(give its token with --token or FLOWSCOPE_TOKEN)"
+                "(give its token with --token or FLOWSCOPE_TOKEN; in Python, "
+                "flowscope.open(..., token=...))"
             )
         if response.status_code == 503:  # it cannot answer now, and says why
             raise AnalysisError(
