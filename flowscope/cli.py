@@ -286,7 +286,9 @@ class _ProgressBars:
     show_default=True,
     help="table: for reading (6 significant digits below 1e6; control characters as "
     "escapes, like \\n); "
-    "json: an object per row (a repeated column name gets _2, _3); csv: exact values.",
+    "json: an object per row (a repeated column name gets _2, _3); csv: the JSON "
+    "answer's values in full (a float's every digit; DECIMAL is a float there, NaN and "
+    "infinities empty, as JSON has them null).",
 )
 @click.option(
     "--limit",
