@@ -195,7 +195,13 @@ def table(records: list[Any], columns: list[str]) -> str:
     dicts = [r.as_dict() for r in records]
     group_keys = sorted({k for d in dicts for k in d.get("group") or {}})
     rows = [[d.get(c) for c in columns] + [d["group"].get(k) for k in group_keys] for d in dicts]
-    return render_table(columns + group_keys, rows)
+    return render_table(columns + _group_headers(group_keys, columns), rows)
+
+
+def _group_headers(group_keys: list[str], columns: list[str]) -> list[str]:
+    """``--by`` columns' headers: ``group.KEY`` for a key named like a field (``--by
+    name`` headed two columns "name"), as the Python API's DataFrames name them."""
+    return [f"group.{key}" if key in columns else key for key in group_keys]
 
 
 EDGE_COLUMNS = ["source", "target", "rule", "calls", "errors", "error_rate"]
@@ -416,7 +422,8 @@ def _steps_table(steps: list[Any]) -> str:
                 + [values[c] for c in STEP_COLUMNS]
                 + [step.group.get(k) for k in group_keys]
             )
-    return render_table(["step", *STEP_COLUMNS, *group_keys], rows, max_width=70)
+    headers = ["step", *STEP_COLUMNS]
+    return render_table([*headers, *_group_headers(group_keys, headers)], rows, max_width=70)
 
 
 @click.command()

@@ -181,6 +181,13 @@ def test_diagram_formats_draw_the_json_records(local_db: Path) -> None:
     assert actors == ["client", "gateway", "orders", "postgresql/shop", "fulfillment"]
 
 
+def test_a_group_named_like_a_field_gets_its_own_header(local_db: Path) -> None:
+    """``--by name`` headed two columns "name"; the Python API calls it group.name."""
+    out = cli("flows", *WINDOW, "--by", "name", "--db", str(local_db)).stdout
+    header = out.splitlines()[0].split()
+    assert "group.name" in header and header.count("name") == 1, out
+
+
 def test_flow_diagrams_split_by_an_attribute(
     local_db: Path, served: tuple[Path, ServerProcess]
 ) -> None:
