@@ -115,7 +115,7 @@ def sniff(path: Path) -> str:
         if len(head) < SNIFF_BYTES and not head.removeprefix(BOM).strip(BLANK):
             return EMPTY
         try:
-            fmt = detect_format(head, path.name)
+            fmt = detect_format(head, path.name, whole=len(head) < SNIFF_BYTES)
         except OtherSignal:
             # Logs or metrics first: a file of traces too when more lines follow.
             if len(head) == SNIFF_BYTES and _first_of_lines(head, handle):

@@ -85,12 +85,12 @@ _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|"|[{}\[\]:,]|[^"{}\[\]:,]+', re.S
 _MAX_PATH = 4  # deepest key path remembered: data[].spans is 3 long
 
 
-def detect_format(first_bytes: bytes, path_name: str) -> str:
+def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) -> str:
     """One of ``FORMATS`` for a file starting with ``first_bytes``; BadRequest if JSON of no known kind.
 
     An empty file is protobuf (an empty request), a whitespace-only one JSON lines
     (no lines): both import nothing, without an error. (``file_import.sniff`` reports
-    such files as ``EMPTY`` before asking.)
+    such files as ``EMPTY`` before asking.) ``whole``: ``first_bytes`` is the whole file.
     """
     if path_name.lower().endswith(_PROTOBUF_SUFFIXES):
         return OTLP_PROTOBUF
@@ -151,6 +151,13 @@ def detect_format(first_bytes: bytes, path_name: str) -> str:
         return JAEGER_JSON
     if _is_zipkin(shape, text):
         return ZIPKIN_JSON
+    if whole:  # the whole file: say so if it is no JSON at all (`{bad` read as "{}")
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise BadRequest(
+                f"{path_name}: not valid JSON ({exc}); flowscope imports {ACCEPTED_FORMATS}"
+            ) from exc
     raise BadRequest(
         f"{path_name}: JSON, but not trace data flowscope can import ({shape.describe()}); "
         "expected OTLP JSON (an object with resourceSpans), OTLP JSON lines, Jaeger JSON "

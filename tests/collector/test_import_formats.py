@@ -340,6 +340,16 @@ def test_json_of_no_known_kind_names_the_file(data: bytes, described: str) -> No
     assert "Zipkin v2 JSON" in message
 
 
+@pytest.mark.parametrize("data", [b"{bad", b'{"a": 1', b'[{"traceID": "abc"},]'])
+def test_a_whole_file_that_is_no_json_is_called_so(data: bytes) -> None:
+    """``{bad`` was "JSON, but not trace data (an empty object)"."""
+    with pytest.raises(BadRequest) as caught:
+        detect_format(data, "x.json", whole=True)
+    assert str(caught.value).startswith("x.json: not valid JSON (")
+    with pytest.raises(BadRequest, match="JSON, but not trace data"):
+        detect_format(data, "x.json")  # a head of a longer file may be cut anywhere
+
+
 def test_jaeger_error_answer_is_reported_with_its_errors(tmp_path: Path) -> None:
     path = tmp_path / "trace.json"
     path.write_text(
