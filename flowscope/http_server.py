@@ -21,6 +21,12 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 # were never closed, and 2,048 of them (the concurrency limit) made every exporter
 # get 503 for as long as they stayed.
 HEADER_TIMEOUT_S = 30.0
+# An idle kept-alive connection is closed after this long. It must outlast the idle
+# time clients keep a connection for reuse (httpx: 5 s, the CLI's and the Python API's
+# and the reference app's client): at uvicorn's default, also 5 s, a request could go
+# out on a connection the server was closing at that moment, and fail with a
+# ReadError (seen once in a demo run).
+KEEP_ALIVE_S = 30
 
 
 class _HeaderDeadlineH11(H11Protocol):
@@ -146,6 +152,7 @@ class HttpServer:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=5,
+            timeout_keep_alive=KEEP_ALIVE_S,
             limit_concurrency=2048,
             http=_HeaderDeadlineH11,
         )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import uvicorn
 
-from flowscope.http_server import bind_socket
+from flowscope.http_server import KEEP_ALIVE_S, bind_socket
 from flowscope.reference_app.channels import EventChannel
 from flowscope.reference_app.faults import Faults
 from flowscope.reference_app.gateway import create_gateway
@@ -145,6 +145,7 @@ class TradingApp:
                     access_log=False,
                     lifespan="off",
                     timeout_graceful_shutdown=5,
+                    timeout_keep_alive=KEEP_ALIVE_S,
                 )
             )
             for service in services
