@@ -21,6 +21,7 @@ from flowscope.cli_common import (
     render_rows,
     running_server,
     server_options,
+    server_url_option,
     serving,
     start_server,
 )
@@ -157,6 +158,7 @@ def serve(
     "--server",
     "server_url",
     default=None,
+    callback=server_url_option,
     help="Send to a running server's OTLP/HTTP base URL instead of opening --db.",
 )
 @click.option("--token", envvar="FLOWSCOPE_TOKEN", default=None, help="Bearer token for --server.")
@@ -275,7 +277,11 @@ class _ProgressBars:
     help="DuckDB file to query (read-only).",
 )
 @click.option(
-    "--server", "server_url", default=None, help="Query a running server's API at this URL."
+    "--server",
+    "server_url",
+    default=None,
+    callback=server_url_option,
+    help="Query a running server's API at this URL.",
 )
 @click.option("--token", envvar="FLOWSCOPE_TOKEN", default=None, help="Bearer token for --server.")
 @click.option(

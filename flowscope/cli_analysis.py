@@ -20,7 +20,15 @@ from typing import Any, TypeVar
 
 import click
 
-from flowscope.cli_common import default_db, emit, fail, indent, render_table, shown
+from flowscope.cli_common import (
+    default_db,
+    emit,
+    fail,
+    indent,
+    render_table,
+    server_url_option,
+    shown,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +53,7 @@ def store_options(function: F) -> F:
                 "--server",
                 "server_url",
                 default=None,
+                callback=server_url_option,
                 help="Ask a running server's API at this URL instead of reading --db.",
             ),
             click.option(

@@ -288,6 +288,15 @@ class StopRequest:
             callback()
 
 
+def server_url_option(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> str | None:
+    """A ``--server`` value: an empty one was taken for a URL ("cannot reach /api/flows")."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; give a server's URL, or leave --server out")
+    return value
+
+
 def start_server(config: ServeConfig) -> tuple[FlowscopeServer, StopRequest]:
     """What serve and demo do before serving: validate the config (an error says why),
     warn about a non-loopback address without a token, take SIGINT/SIGTERM as a stop

@@ -198,3 +198,11 @@ def test_a_filter_that_matches_nothing_is_not_called_rootless(scenario_db: Path)
     assert result.exit_code == 0, result.stderr
     assert "traces that start in the window matches" in result.stderr
     assert "no trace whose root span" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["flows"], ["sql", "SELECT 1"], ["import", "x.json"]])
+def test_an_empty_server_url_is_refused(command: list[str]) -> None:
+    """It was taken for a URL: "cannot reach /api/flows: ..."."""
+    result = run(*command, "--server", "")
+    assert result.exit_code == 2
+    assert "'--server': is empty" in result.output
