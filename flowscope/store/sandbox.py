@@ -526,15 +526,32 @@ def _fetch(
 ) -> tuple[list[str], list[Any], bool]:
     """Run ``sql`` (with its times as text and its rows' sizes, ``_guarded``) and fetch
     up to ``limit`` rows as JSON data (``json_value``), fewer once they hold
-    ``MAX_ANSWER_CHARS`` (then True: cut by size). No DataFrames in this frame for DuckDB's Python replacement
-    scans to find."""
+    ``MAX_ANSWER_CHARS`` (then True: cut by size). No DataFrames in this frame for
+    DuckDB's Python replacement scans to find."""
     names, kinds = described
     wrapping = _guarded(sql, kinds)
-    wrapped, guarded = wrapping if wrapping is not None else (None, False)
-    if wrapped is not None:
-        check_sql(cursor, wrapped)
-    cursor.execute(wrapped or sql)
-    columns = names if wrapped is not None else [str(d[0]) for d in cursor.description or []]
+    if wrapping is None:
+        cursor.execute(sql)
+        columns = [str(d[0]) for d in cursor.description or []]
+        return columns, *_fetch_rows(cursor, limit, guarded=False)
+    wrapped, guarded = wrapping
+    check_sql(cursor, wrapped)
+    try:
+        cursor.execute(wrapped)
+        return names, *_fetch_rows(cursor, limit, guarded=guarded)
+    except duckdb.Error as exc:
+        body_line = wrapped[: wrapped.index(_without_trailing(sql))].count("\n")
+        unwrapped = _unwrapped(exc, body_line)
+        if unwrapped is exc:
+            raise
+        raise unwrapped from exc
+
+
+def _fetch_rows(
+    cursor: duckdb.DuckDBPyConnection, limit: int, *, guarded: bool
+) -> tuple[list[Any], bool]:
+    """``_fetch``'s rows, and whether they were cut by size; ``guarded``: each row ends
+    with its size (``_guarded``)."""
     rows: list[Any] = []
     size = 0
     # A row at a time: the answer's size is checked before the next row is made Python
@@ -557,9 +574,23 @@ def _fetch(
                     f"its first row alone holds about {size:,} characters, over the "
                     f"{MAX_ANSWER_CHARS:,} an answer may; select less of it",
                 )
-            return columns, rows, True  # this row and any after it left out
+            return rows, True  # this row and any after it left out
         rows.append(row)
-    return columns, rows, False
+    return rows, False
+
+
+_LINE = re.compile(r"^LINE (\d+):", re.M)
+
+
+def _unwrapped(exc: duckdb.Error, body_line: int) -> duckdb.Error:
+    """``exc`` as the user's query would have it: its lines counted from the query,
+    not from the wrapping before it (``body_line`` lines; a conversion error quoted
+    "LINE 3" of a one-line query)."""
+    text = _LINE.sub(lambda m: f"LINE {max(1, int(m[1]) - body_line)}:", str(exc))
+    try:
+        return type(exc)(text)
+    except TypeError:  # a class that takes more than a message: as it came
+        return exc
 
 
 def _size(value: Any) -> int:

@@ -523,6 +523,18 @@ def test_the_size_guard_nests_no_lambdas(db: Database) -> None:
     assert (inner, answer[0][1]) == ("a", "é")
 
 
+def test_an_error_in_a_wrapped_query_counts_lines_from_the_query(db: Database) -> None:
+    """The size guard wraps queries: a conversion error quoted "LINE 3" of a one-line
+    query."""
+    for sql, line in (
+        ("SELECT SpanName, CAST(SpanName AS INT) AS x FROM otel_traces", "LINE 1: SELECT"),
+        ("SELECT SpanName,\n  CAST(SpanName AS INT) AS x\nFROM otel_traces", "LINE 2:   CAST"),
+    ):
+        with pytest.raises(SqlError) as caught:
+            run_sandboxed(db, sql)
+        assert line in str(caught.value), caught.value
+
+
 def test_the_answer_limit_counts_characters_not_bytes(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
