@@ -20,6 +20,13 @@ class Record:
         return asdict(self)
 
 
+def group_columns(group_keys: list[str], fields: list[str]) -> list[str]:
+    """The column names of ``--by`` values beside a record's ``fields``: the attribute's
+    name, ``group.KEY`` for one named like a field (``--by service``), so it overwrites
+    nothing (CLI tables and the Python API's DataFrames alike)."""
+    return [f"group.{key}" if key in fields else key for key in group_keys]
+
+
 @dataclass(frozen=True)
 class Window:
     """A closed-open time window [since, until) in nanoseconds since the epoch (UTC)."""

@@ -201,16 +201,13 @@ def echo_json(data: Any) -> None:
 
 def table(records: list[Any], columns: list[str]) -> str:
     """Records as a table of the given fields; ``group`` values (``--by``) as extra columns."""
+    from flowscope.analyzer.model import group_columns
+
     dicts = [r.as_dict() for r in records]
     group_keys = sorted({k for d in dicts for k in d.get("group") or {}})
     rows = [[d.get(c) for c in columns] + [d["group"].get(k) for k in group_keys] for d in dicts]
-    return render_table(columns + _group_headers(group_keys, columns), rows)
-
-
-def _group_headers(group_keys: list[str], columns: list[str]) -> list[str]:
-    """``--by`` columns' headers: ``group.KEY`` for a key named like a field (``--by
-    name`` headed two columns "name"), as the Python API's DataFrames name them."""
-    return [f"group.{key}" if key in columns else key for key in group_keys]
+    # ``flows --by name`` headed two columns "name".
+    return render_table(columns + group_columns(group_keys, columns), rows)
 
 
 EDGE_COLUMNS = ["source", "target", "rule", "calls", "errors", "error_rate"]
@@ -412,6 +409,7 @@ def _steps_table(steps: list[Any]) -> str:
     value's steps in turn (the same step ids recur, one tree per value)."""
     from flowscope.analyzer.diagrams.groups import split_steps
     from flowscope.analyzer.diagrams.step_tree import step_tree
+    from flowscope.analyzer.model import group_columns
 
     rows: list[list[Any]] = []
     group_keys = sorted({k for s in steps for k in s.group})
@@ -432,7 +430,7 @@ def _steps_table(steps: list[Any]) -> str:
                 + [step.group.get(k) for k in group_keys]
             )
     headers = ["step", *STEP_COLUMNS]
-    return render_table([*headers, *_group_headers(group_keys, headers)], rows, max_width=70)
+    return render_table([*headers, *group_columns(group_keys, headers)], rows, max_width=70)
 
 
 @click.command()

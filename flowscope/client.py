@@ -40,6 +40,7 @@ from flowscope.analyzer.model import (
     TraceSpan,
     TraceSummary,
     TraceView,
+    group_columns,
 )
 
 if TYPE_CHECKING:
@@ -60,13 +61,12 @@ def records_frame(records: Sequence[Record], record_type: type[Record]) -> pd.Da
     columns = [f.name for f in fields(record_type) if f.name != "group"]
     rows = [r.as_dict() for r in records]
     group_keys = sorted({key for row in rows for key in row.get("group") or {}})
-    # An attribute named like a field (``by="service"``) must not overwrite it.
-    group_columns = {key: f"group.{key}" if key in columns else key for key in group_keys}
+    named = dict(zip(group_keys, group_columns(group_keys, columns), strict=True))
     for row in rows:
         group = row.pop("group", None) or {}
-        for key, column in group_columns.items():
+        for key, column in named.items():
             row[column] = group.get(key)
-    frame = pd.DataFrame(rows, columns=columns + list(group_columns.values()))
+    frame = pd.DataFrame(rows, columns=columns + list(named.values()))
     for name in _TIME_COLUMNS:
         if name in frame.columns:
             # nanoseconds: span times are stored to the nanosecond
