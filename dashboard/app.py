@@ -193,37 +193,33 @@ def create_app(context: AppContext) -> FastAPI:
             description="how long to wait for acknowledged spans to be committed and counted",
         ),
     ) -> Any:
-        try:
-            return _health(wait_s)
-        except DatabaseFailed as exc:
-            context.database.note_error(exc)
-        body = {
-            "status": "failed",
-            "failure": context.database.failed,
-            "version": __version__,
-            "pid": os.getpid(),
-            "database": context.database.path,
-            "spans": None,
-            "spans_exact": False,
-            "writer_queue_spans": context.writer.queued_spans if context.writer else 0,
-            "uptime_s": round(time.time() - context.started, 3),
-        }
-        return JSONResponse(body, status_code=503)
+        if context.database.failed is None:  # DuckDB refuses every statement after it
+            try:
+                return _health(wait_s)
+            except DatabaseFailed as exc:
+                context.database.note_error(exc)
+        failed = {"status": "failed", "failure": context.database.failed, "spans": None}
+        return JSONResponse(_health_head() | failed, status_code=503)
 
-    def _health(wait_s: float) -> Any:
-        if context.database.failed:  # DuckDB refuses every statement: none is tried
-            raise DatabaseFailed(context.database.failed)
+    def _health_head() -> dict[str, Any]:
+        """The fields every health answer has, none of them from DuckDB."""
         writer = context.writer
-        caught_up = waits.caught_up(wait_s)
-        body: dict[str, Any] = {
+        return {
             "status": "ok" if writer is None or writer.running else "stopping",
             "version": __version__,
             "pid": os.getpid(),
             "database": context.database.path,
-            "spans": context.database.stored_span_count(),
-            "spans_exact": caught_up,
+            "spans_exact": False,
             "writer_queue_spans": writer.queued_spans if writer else 0,
             "uptime_s": round(time.time() - context.started, 3),
+        }
+
+    def _health(wait_s: float) -> Any:
+        writer = context.writer
+        caught_up = waits.caught_up(wait_s)
+        body = _health_head() | {
+            "spans": context.database.stored_span_count(),
+            "spans_exact": caught_up,
         }
         disk = context.database.disk_usage()
         if disk is not None:
