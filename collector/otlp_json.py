@@ -22,7 +22,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.import_formats import json_type
-from flowscope.collector.otlp_json_fast import Decline, hex_id, request_from_document
+from flowscope.collector.otlp_json_fast import I32, Decline, hex_id, request_from_document
 
 _ID_FIELDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
 
@@ -158,7 +158,7 @@ def _check_enum(item: dict[str, Any], key: str, names: frozenset[str]) -> None:
         if value in names:
             return
         problem = f"{value[:40]!r} is no name of the enum"
-    elif math.isfinite(value) and value == int(value) and -(2**31) <= value < 2**31:
+    elif math.isfinite(value) and value == int(value) and -I32 <= value < I32:
         return
     else:
         problem = f"{value!r} is no int32"

@@ -38,7 +38,7 @@ _DECIMAL = re.compile(r"-?[0-9]+")
 _U64 = 2**64
 _I64 = 2**63
 _U32 = 2**32
-_I32 = 2**31
+I32 = 2**31  # an int32 is in [-I32, I32)
 
 _DOCUMENT = frozenset({"resourceSpans"})
 _RESOURCE_SPANS = frozenset({"resource", "scopeSpans", "schemaUrl"})
@@ -250,4 +250,4 @@ def _enum(item: dict[str, Any], key: str) -> int:
     value = item[key]
     if not isinstance(value, int) or isinstance(value, bool):
         raise Decline  # an enum name, or "2"
-    return _integer(value, -_I32, _I32)
+    return _integer(value, -I32, I32)
