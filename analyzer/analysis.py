@@ -28,6 +28,7 @@ from flowscope.analyzer.flows_config import FlowsConfig
 from flowscope.analyzer.model import (
     Comparison,
     Flow,
+    FlowClaim,
     FlowDetail,
     ServiceMap,
     Step,
@@ -83,7 +84,8 @@ class Analysis:
             flow = overall[0] if overall else self._empty_flow(flow_id, mapping, window)
             if by is not None:
                 self.database.fetch("sel_groups", self._sel_bounds({"by": by}))
-            return FlowDetail(flow=flow, steps=flow_steps(self.database, window, by))
+            steps = flow_steps(self.database, window, by)
+            return FlowDetail(flow=flow, steps=steps, claimed_by=self._claims(flow_id, mapping))
 
     # -- traces ----------------------------------------------------------------
     def traces(
@@ -294,6 +296,15 @@ class Analysis:
             )
         ]
         return sorted(flows, key=lambda f: (-f.traces, f.id, sorted(f.group.items())))
+
+    def _claims(self, flow_id: str, mapping: FlowMapping) -> list[FlowClaim]:
+        """The flows.yaml flows that took traces with this automatic flow's root."""
+        if mapping.whole is None or self.catalog.config.by_id(flow_id) is not None:
+            return []
+        root = self.catalog.automatic_root(flow_id)
+        if root is None:
+            return []
+        return [FlowClaim(*claim) for claim in mapping.whole.claims(root, flow_id)]
 
     def _empty_flow(self, flow_id: str, mapping: FlowMapping, window: Window) -> Flow:
         name = mapping.names.get(flow_id) or self.catalog.known(flow_id) or flow_id

@@ -59,6 +59,8 @@ class FlowMapping:
             "attrs": [],
         }
     )
+    # The mapping of every flow that ``only`` restricted this one from.
+    whole: FlowMapping | None = None
 
     def add(self, facts: FactsRow, flow_id: str, name: str) -> None:
         self.names[flow_id] = name
@@ -83,7 +85,18 @@ class FlowMapping:
                 )
                 out.add(facts, fid, self.names[fid])
         out.roots = {flow_id: self.roots.get(flow_id, Counter())}
+        out.whole = self
         return out
+
+    def claims(self, root: tuple[str, str], besides: str) -> list[tuple[str, str, int]]:
+        """(flow id, name, traces) of the flows other than ``besides`` that took traces
+        with this root, most first."""
+        taken = [
+            (flow_id, self.names[flow_id], counts[root])
+            for flow_id, counts in self.roots.items()
+            if flow_id != besides and counts.get(root)
+        ]
+        return sorted(taken, key=lambda claim: (-claim[2], claim[0]))
 
     def params(self, window: Window) -> dict[str, Any]:
         return {
@@ -157,10 +170,14 @@ class FlowCatalog:
         rule = self.config.by_id(flow_id)
         if rule is not None:
             return rule.name
+        root = self.automatic_root(flow_id)
+        return None if root is None else self.automatic(*root)[1]
+
+    def automatic_root(self, flow_id: str) -> tuple[str, str] | None:
+        """The stored root (service, operation) whose automatic flow has this id."""
         for service, operation in self.database.fetch("flows_all_roots"):
-            automatic_id, name = self.automatic(str(service), str(operation))
-            if automatic_id == flow_id:
-                return name
+            if self.automatic(str(service), str(operation))[0] == flow_id:
+                return str(service), str(operation)
         return None
 
 

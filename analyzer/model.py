@@ -117,9 +117,21 @@ class Step(Record):
 
 
 @dataclass(frozen=True)
+class FlowClaim(Record):
+    """A flows.yaml flow that took traces with an automatic flow's root (its service and
+    operation) in the window: where an automatic id's traces went once a rule named them."""
+
+    flow: str  # flow id
+    name: str
+    traces: int  # traces with that root in the window
+
+
+@dataclass(frozen=True)
 class FlowDetail(Record):
     flow: Flow
     steps: list[Step]
+    # Empty unless ``flow`` is an automatic flow whose root flows.yaml rules match.
+    claimed_by: list[FlowClaim] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from flowscope.analyzer.model import Edge, Flow, Node, Step, TraceSummary
+from flowscope.analyzer.model import Edge, Flow, FlowClaim, Node, Step, TraceSummary
 
 
 class WindowEcho(BaseModel):
@@ -34,6 +34,9 @@ class FlowsAnswer(BaseModel):
 class FlowAnswer(BaseModel):
     flow: Flow
     steps: list[Step]
+    claimed_by: list[FlowClaim] = Field(
+        description="flows.yaml flows that took traces with this automatic flow's root"
+    )
     window: WindowEcho
 
 

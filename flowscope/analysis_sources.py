@@ -28,6 +28,7 @@ from flowscope.analyzer.model import (
     CriticalSegment,
     Edge,
     Flow,
+    FlowClaim,
     FlowDetail,
     Node,
     Record,
@@ -92,6 +93,7 @@ def flow_detail_from_dict(data: dict[str, Any]) -> FlowDetail:
     return FlowDetail(
         flow=record_from_dict(Flow, data["flow"]),
         steps=[record_from_dict(Step, s) for s in data["steps"]],
+        claimed_by=[record_from_dict(FlowClaim, c) for c in data.get("claimed_by", [])],
     )
 
 

@@ -390,8 +390,17 @@ def flow(
         click.echo(_flow_heading(detail.flow))
         click.echo()
         click.echo(_steps_table(detail.steps))
-        if not detail.flow.traces:
+        if detail.claimed_by:
+            click.echo(_claims_hint(detail.claimed_by), err=True)
+        elif not detail.flow.traces:
             _hint_empty_window(since, until, db, server_url, token)
+
+
+def _claims_hint(claims: list[Any]) -> str:
+    """Where flows.yaml put traces that an automatic flow id would otherwise have had (an
+    id from before the rule, or from a link, answered an empty flow and no reason)."""
+    taken = "; ".join(f"{c.flow} ({c.name}): {c.traces} traces" for c in claims)
+    return f"(flows.yaml puts the window's traces with this flow's root in flow {taken})"
 
 
 def _flow_heading(flow: Any) -> str:
@@ -472,11 +481,16 @@ def traces(
             error=error,
             limit=limit,
         )
+        # An automatic flow's traces a flows.yaml rule took: say where they went.
+        empty_flow = not result and flow is not None and fmt != "json"
+        claims = source.flow(flow, since, until, None).claimed_by if empty_flow else []
     if fmt == "json":
         echo_json({"traces": [t.as_dict() for t in result]})
     else:
         click.echo(table(result, TRACE_COLUMNS))
-        if not result:
+        if claims:
+            click.echo(_claims_hint(claims), err=True)
+        elif not result:
             _hint_empty_window(since, until, db, server_url, token)
 
 

@@ -107,6 +107,24 @@ def test_flows_yaml_names_and_matches_first_rule_wins(analyze: Analyze) -> None:
     assert [(s.service, s.calls) for s in detail.steps] == [("gateway", 2), ("orders", 2)]
 
 
+def test_an_automatic_flow_id_says_which_named_flows_took_its_traces(analyze: Analyze) -> None:
+    analysis = analyze(order_kit(), FlowsConfig.parse(FLOWS_YAML))
+    orders = auto_flow_id("gateway", "POST /orders")
+    detail = analysis.flow(orders, HOUR)
+    assert (detail.flow.traces, detail.steps) == (0, [])
+    assert [c.as_dict() for c in detail.claimed_by] == [
+        {"flow": "gateway-rest", "name": "Everything Gateway", "traces": 2},
+        {"flow": "order-placement", "name": "Order Placement", "traces": 2},
+    ]
+    # A rule's own flow, and an automatic flow no rule touches, claim nothing.
+    assert analysis.flow("order-placement", HOUR).claimed_by == []
+    untouched = analyze(
+        order_kit(), FlowsConfig.parse("flows:\n  - {name: X, match: {service: y}}")
+    )
+    assert untouched.flow(orders, HOUR).claimed_by == []
+    assert untouched.flow(orders, HOUR).flow.traces == 4
+
+
 def test_unmatched_roots_keep_their_automatic_flow(analyze: Analyze) -> None:
     config = FlowsConfig.parse("flows:\n  - name: Orders\n    match: {route: '/orders'}\n")
     flows = analyze(order_kit(), config).flows(HOUR)

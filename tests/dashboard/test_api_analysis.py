@@ -124,7 +124,8 @@ def test_flows_grouped_by_an_attribute(api: httpx.Client) -> None:
 def test_flow_detail_fields_and_steps(api: httpx.Client) -> None:
     flow_id = order_flow_id(api)
     body = get(api, f"/api/flows/{flow_id}")
-    assert set(body) == {"flow", "steps", "window"}
+    assert set(body) == {"flow", "steps", "claimed_by", "window"}
+    assert body["claimed_by"] == []  # no flows.yaml
     assert set(body["flow"]) == field_names(model.Flow)
     for step in body["steps"]:
         assert set(step) == field_names(model.Step)

@@ -206,3 +206,23 @@ def test_an_empty_server_url_is_refused(command: list[str]) -> None:
     result = run(*command, "--server", "")
     assert result.exit_code == 2
     assert "'--server': is empty" in result.output
+
+
+@pytest.mark.parametrize("command", [["flow", ORDERS], ["traces", "--flow", ORDERS]])
+def test_an_automatic_flow_a_rule_took_names_the_rule_flow(
+    command: list[str], scenario_db: Path, tmp_path: Path
+) -> None:
+    """An automatic id (from before flows.yaml named its traces) answered an empty flow
+    and said nothing, or "none of the traces matches"."""
+    flows = tmp_path / "flows.yaml"
+    flows.write_text("flows:\n  - name: Orders\n    match: {operation: 'POST /orders'}\n")
+    window = ["--since", SINCE, "--until", UNTIL]
+    result = run(*command, "--db", str(scenario_db), "--flows", str(flows), *window)
+    assert result.exit_code == 0, result.stderr
+    traces = run("flow", "orders", "--db", str(scenario_db), "--flows", str(flows), *window)
+    count = re.search(r"^(\d+) traces", traces.stdout, re.M)
+    assert count is not None and int(count.group(1)) > 0
+    assert result.stderr == (
+        "(flows.yaml puts the window's traces with this flow's root in flow "
+        f"orders (Orders): {count.group(1)} traces)\n"
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from flowscope.analyzer.flows import auto_flow_id
 from flowscope.server import ServeConfig
 from flowscope.testing.otlp import BASE_TIME_NS, realistic_request
 from flowscope.testing.server import server_in_process
@@ -40,6 +41,24 @@ def test_server_names_flows_from_its_flows_file(tmp_path: Path) -> None:
         assert named["order-placement"]["name"] == "Order Placement"
         # realistic_request cycles five routes; /orders and /orders/{id} are 4 of 10 traces.
         assert named["order-placement"]["traces"] == 4
+        # The automatic ids of the roots the rule took point to the rule's flow.
+        roots = httpx.post(
+            f"{endpoints.ui}/api/sql",
+            json={
+                "sql": "SELECT DISTINCT ServiceName, SpanName FROM otel_traces WHERE "
+                "ParentSpanId = '' AND SpanAttributes['http.route'] LIKE '/orders%'"
+            },
+        ).json()["rows"]
+        claimed = [
+            httpx.get(
+                f"{endpoints.ui}/api/flows/{auto_flow_id(service, name)}", params={"since": since}
+            ).json()
+            for service, name in roots
+        ]
+        assert claimed and all(c["flow"]["traces"] == 0 for c in claimed)
+        claims = [claim for c in claimed for claim in c["claimed_by"]]
+        assert {claim["flow"] for claim in claims} == {"order-placement"}
+        assert sum(claim["traces"] for claim in claims) == 4
 
 
 def test_bad_flows_file_is_refused_at_start_naming_it(tmp_path: Path) -> None:
