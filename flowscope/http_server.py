@@ -10,6 +10,7 @@ import asyncio
 import ipaddress
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -103,6 +104,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+HOSTS_FILE = Path("/etc/hosts")
+
+
+def hosts_file_loopback_names(path: Path = HOSTS_FILE) -> frozenset[str]:
+    """The names the hosts file gives a loopback address (Debian's ``127.0.1.1 myhost``,
+    a container's own name): this machine's owner wrote them, not a DNS server an
+    attacker controls, so a request for them is no rebinding. Unreadable: none."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    names: set[str] = set()
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) >= 2 and is_loopback(fields[0]):
+            names.update(name.lower().removesuffix(".") for name in fields[1:])
+    return frozenset(names)
+
+
 def _host_name(header: str) -> str:
     """The name in a Host header, without its port (``[::1]:8686`` -> ``::1``)."""
     if header.startswith("["):
@@ -117,17 +137,21 @@ class _LocalNamesOnly:
     spans. Such a page's requests carry its name in ``Host``; a request without one
     (HTTP/1.0) comes from no browser."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, hosts_file: Path = HOSTS_FILE) -> None:
         self.app = app
+        self.hosts_file = hosts_file
+        self.local_names = hosts_file_loopback_names(hosts_file)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             raw = dict(scope["headers"]).get(b"host")
             header = raw.decode("latin-1") if raw else "localhost"
-            if not is_loopback(_host_name(header)):
+            name = _host_name(header)
+            if not is_loopback(name) and name.lower().removesuffix(".") not in self.local_names:
                 refusal = PlainTextResponse(
                     f"Host {header!r} refused: a server on a loopback address without "
-                    "--token answers only requests for localhost or a loopback address "
+                    "--token answers only requests for localhost, a loopback address or a "
+                    f"name {self.hosts_file} gives one "
                     "(a web page could otherwise read it by DNS rebinding)\n",
                     status_code=403,
                 )

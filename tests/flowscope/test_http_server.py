@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -9,7 +12,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from flowscope.http_server import HttpServer, is_loopback
+from flowscope.http_server import (
+    HttpServer,
+    _LocalNamesOnly,
+    hosts_file_loopback_names,
+    is_loopback,
+)
 
 
 async def _hello(request: Request) -> PlainTextResponse:
@@ -61,3 +69,38 @@ def test_the_client_shows_a_plain_text_refusal() -> None:
         403, text="Host 'vm:1' refused: ...", headers={"content-type": "text/plain"}
     )
     assert _detail(refused) == "HTTP 403: Host 'vm:1' refused: ..."
+
+
+def test_names_the_hosts_file_gives_a_loopback_address_are_local(tmp_path: Path) -> None:
+    """A machine's own name (`127.0.1.1 myhost` on Debian, `127.0.0.1 vm` here) was
+    refused: `curl http://myhost:8686/healthz` on the machine itself got a 403."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text(
+        "127.0.0.1 localhost\n"
+        "127.0.1.1 MyHost.example myhost  # the machine\n"
+        "::1 ip6-localhost six.\n"
+        "10.0.0.5 db.internal\n"
+        "# 127.0.0.1 commented.out\n"
+        "garbage\n"
+    )
+    assert hosts_file_loopback_names(hosts) == {
+        "localhost",
+        "myhost.example",
+        "myhost",
+        "ip6-localhost",
+        "six",
+    }
+    assert hosts_file_loopback_names(tmp_path / "missing") == frozenset()
+    guarded = _LocalNamesOnly(Starlette(routes=[Route("/", _hello)]), hosts)
+
+    async def status(host: str) -> tuple[int, str]:
+        transport = httpx.ASGITransport(app=guarded)
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as client:
+            answer = await client.get("/")
+            return answer.status_code, answer.text
+
+    for name in ("myhost:8686", "MYHOST.example.", "six", "localhost:1"):
+        assert asyncio.run(status(name)) == (200, "hello"), name
+    for name in ("db.internal", "commented.out", "evil.example"):
+        code, text = asyncio.run(status(name))
+        assert code == 403 and f"or a name {hosts} gives one" in text, name
