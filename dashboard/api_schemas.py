@@ -71,7 +71,9 @@ class AuthAnswer(BaseModel):
 class Health(BaseModel):
     model_config = {"extra": "allow"}
 
-    status: str = Field(description="ok, stopping, or failed (then answered 503)")
+    status: str = Field(
+        description="ok, degraded (commits failing, retried), stopping, or failed (then 503)"
+    )
     version: str
     pid: int
     database: str

@@ -236,7 +236,12 @@ def create_app(context: AppContext) -> FastAPI:
                 "commits": stats.commits,
                 "failed_commits": stats.failed_commits,
                 "dedup_window_spans": writer.dedup_window_size,
+                "last_error": writer.last_error,
             }
+            if writer.last_error is not None and body["status"] == "ok":
+                # Its commits are failing (a full disk, say) and being retried: alive,
+                # and a restart would not help, but the spans are not getting stored.
+                body["status"] = "degraded"
             if writer.deriver is not None:
                 # How far the analysis tables lag the spans (readers make up for it).
                 body["derivation"] = {

@@ -446,9 +446,13 @@ class SpanWriter:
             if self._landed(cursor, seq):
                 log.warning("span commit %d reported %r after its spans were stored", seq, exc)
             else:
-                log.exception("span commit failed")  # auto-committed: nothing to roll back
+                error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if error == self.last_error:  # retried (a full disk): one line, not a traceback
+                    log.error("span commit failed again: %s", error)
+                else:
+                    log.exception("span commit failed")  # auto-committed: no roll back
                 self.stats.failed_commits += 1
-                self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self.last_error = error
                 return exc
         self.last_error = None
         if self.deriver is not None:

@@ -123,3 +123,27 @@ def test_the_server_goes_on_checkpointing_after_health_checks(
         # mend it stayed above 4 MB for good).
         wait_until(checkpointed, "a checkpoint")
         assert server.database.span_count() == sent
+
+
+def test_health_says_degraded_while_commits_fail_and_ok_once_one_lands(tmp_path: Path) -> None:
+    """With a full disk every commit failed and was retried, and /healthz said "ok"."""
+    with server_in_process(tmp_path / "full.duckdb", decode_workers=0) as (server, endpoints):
+        writer = server.writer
+        assert writer is not None
+        working = writer._insert_sql
+        # The database refuses every insert, as a full disk does.
+        writer._insert_sql = working.replace("INSERT INTO otel_traces", "INSERT INTO no_such_table")
+        sent = post_realistic(endpoints.http, 1, traces=5)  # journalled: acknowledged
+
+        def health() -> Any:
+            return httpx.get(f"{endpoints.ui}/healthz", timeout=60)
+
+        wait_until(lambda: health().json()["status"] == "degraded", "a failed commit")
+        degraded = health()
+        assert degraded.status_code == 200  # alive: a restart would not help
+        assert "no_such_table" in degraded.json()["writer"]["last_error"]
+        writer._insert_sql = working  # the disk has room again
+        wait_until(lambda: health().json()["status"] == "ok", "the retried commit")
+        healthy = httpx.get(f"{endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60).json()
+    assert healthy["writer"]["last_error"] is None
+    assert healthy["spans"] == sent
