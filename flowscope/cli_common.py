@@ -382,7 +382,8 @@ def server_options(function: F) -> F:
             show_default=True,
             callback=_plain_host,
             help="Address every port binds to. On a loopback one without --token, the "
-            "HTTP ports answer only requests for localhost or a loopback address.",
+            "HTTP ports answer only requests for localhost, a loopback address or a "
+            "name /etc/hosts gives one.",
         ),
         click.option(
             "--grpc-port",
