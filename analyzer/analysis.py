@@ -10,6 +10,7 @@ not. Nothing here writes to the database.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from flowscope.analyzer import compare as cmp
@@ -43,6 +44,16 @@ from flowscope.analyzer.trace_view import LoadedTrace, load_trace, trace_view
 from flowscope.analyzer.window import STORABLE_NS, format_ns, window_label
 from flowscope.store.database import Database
 from flowscope.store.derivation import read_snapshot
+
+_SHORT_HEX = re.compile(r"[0-9a-f]{1,31}")
+
+
+def trace_key(trace_id: str) -> str:
+    """A trace id as stored: lower case, and a shorter hex id (Zipkin's and Jaeger's
+    64-bit ones, ``463ac35c9f6413ad``, or Jaeger's unpadded ``abc``) left-padded with
+    zeros to 32 digits, as import stores it (docs/import.md)."""
+    key = trace_id.strip().lower()
+    return key.rjust(32, "0") if _SHORT_HEX.fullmatch(key) else key
 
 
 class Analysis:
@@ -168,7 +179,7 @@ class Analysis:
         """The trace as a tree with its critical path; with ``baseline``, each span's
         step P50 in its flow over that window (None: no baseline, the fast path)."""
         db = self.database
-        trace_id = trace_id.strip().lower()
+        trace_id = trace_key(trace_id)
         # A trace asked for by id must be found even if it arrived a moment ago: never
         # a settled read (flowscope/store/derivation.py).
         with read_snapshot(db, only_trace=trace_id if baseline is None else None, settled=False):
@@ -181,7 +192,7 @@ class Analysis:
     # -- compare ---------------------------------------------------------------
     def compare_traces(self, left_id: str, right_id: str) -> Comparison:
         # Labels as ids are everywhere else: 32 lower-case hex digits, however typed.
-        left_id, right_id = left_id.strip().lower(), right_id.strip().lower()
+        left_id, right_id = trace_key(left_id), trace_key(right_id)
         left = self._trace_values(left_id)
         right = self._trace_values(right_id)
         return Comparison("traces", left_id, right_id, cmp.deltas(left, right))
@@ -190,7 +201,7 @@ class Analysis:
         """The trace's steps against the P50 of the same steps in its flow's window; by
         default the hour around the trace (30 minutes either side of its root's start),
         which holds its flow's traces however old it is, where the last hour may not."""
-        trace_id = trace_id.strip().lower()
+        trace_id = trace_key(trace_id)
         with read_snapshot(self.database, settled=False):  # as trace(): the trace is there
             flow_id, loaded = self._load_trace(trace_id)
             if flow_id is None:
@@ -342,7 +353,7 @@ class Analysis:
         return flow_id, loaded
 
     def _trace_values(self, trace_id: str) -> dict[str, cmp.StepValue]:
-        trace_id = trace_id.strip().lower()
+        trace_id = trace_key(trace_id)
         with read_snapshot(self.database, only_trace=trace_id):
             loaded = self._load_trace(trace_id)[1]
             return cmp.trace_step_values(loaded.spans)

@@ -26,7 +26,9 @@ rules for the parent span:
 * the process -> resource: ``serviceName`` as ``service.name``, its tags as
   attributes (``hostname`` renamed ``host.name``, ``jaeger.version`` to
   ``opencensus.exporterversion`` = ``Jaeger-<version>``, as the translator does);
-* the sampled flag (bit 1 of ``flags``) -> the W3C sampled bit of the span flags.
+* the sampled flag (bit 1 of ``flags``) -> the W3C sampled bit of the span flags;
+* ``warnings`` -> the attribute ``@jaeger@warnings``, a list of strings, as Jaeger v2
+  keeps them.
 
 One deliberate difference: an ``error`` tag with the *string* ``"true"`` marks an
 error too (the Jaeger UI reads it so), not only the boolean.
@@ -43,6 +45,7 @@ import binascii
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from flowscope.collector.errors import BadRequest
@@ -70,6 +73,9 @@ _FOLLOWS_FROM = "FOLLOWS_FROM"
 _REF_TYPE_ATTRIBUTE = {_CHILD_OF: "child_of", _FOLLOWS_FROM: "follows_from"}
 _NO_SERVICE_NAME = "OTLPResourceNoServiceName"  # what the translator writes for "no resource"
 _JAEGER_SAMPLED = 0x1
+# Where Jaeger v2 keeps a span's warnings (its adjusters' and sanitizers' notes, a
+# list of strings): the UI shows them on the span, so they are not dropped.
+WARNINGS_ATTRIBUTE = "@jaeger@warnings"
 _W3C_SAMPLED = 0x1
 _ZERO_SPAN = bytes(8)
 
@@ -236,6 +242,10 @@ def _span(item: dict[str, Any], where: str) -> tuple[Span, tuple[str, str]]:
     if "w3c.tracestate" in attributes:
         span.trace_state = as_text(attributes.pop("w3c.tracestate"))
     span.attributes.extend(key_values(attributes))
+    warnings = _warnings(item.get("warnings"), where)
+    if warnings and WARNINGS_ATTRIBUTE not in attributes:
+        kept = span.attributes.add(key=WARNINGS_ATTRIBUTE).value.array_value.values
+        kept.extend(AnyValue(string_value=warning) for warning in warnings)
 
     for l_number, log in enumerate(_list(item.get("logs"), f"{where}: logs"), start=1):
         _add_event(span, log, f"{where}, log {l_number}")
@@ -245,6 +255,16 @@ def _span(item: dict[str, Any], where: str) -> tuple[Span, tuple[str, str]]:
         link = span.links.add(trace_id=ref_trace, span_id=ref_span)
         link.attributes.extend(key_values({"opentracing.ref_type": _REF_TYPE_ATTRIBUTE[ref_type]}))
     return span, scope
+
+
+def _warnings(value: object, where: str) -> list[str]:
+    warnings = _list(value, f"{where}: warnings")
+    for number, warning in enumerate(warnings, start=1):
+        if not isinstance(warning, str):
+            raise BadRequest(
+                f"{where}: warning {number} is {json_type(warning)}, expected a string"
+            )
+    return warnings
 
 
 def _list(value: object, where: str) -> list[Any]:

@@ -188,3 +188,18 @@ def test_a_trace_received_over_otlp_then_imported_from_zipkin_is_stored_once(
         (half, call, 2),
         (send, half, 3),
     ]
+
+
+def test_a_64_bit_trace_id_finds_the_imported_trace(database: Database, tmp_path: Path) -> None:
+    """Import pads Zipkin's and Jaeger's 64-bit trace ids to 32 digits; asked for by the
+    id in the file (or in the logs), the trace was "not in the database"."""
+    path = tmp_path / "zipkin.json"
+    path.write_text(ZIPKIN_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    import_into_database([path], database)
+    analysis = Analysis(database)
+    stored = "0000000000000000463ac35c9f6413ad"
+    for asked in ("463ac35c9f6413ad", " 463AC35C9F6413AD ", stored, "0463ac35c9f6413ad"):
+        view = analysis.trace(asked)
+        assert (view.trace_id, len(view.spans)) == (stored, 4), asked
+    assert analysis.compare_traces("463ac35c9f6413ad", stored).left == stored
+    assert analysis.compare_baseline("463ac35c9f6413ad").right == stored

@@ -236,6 +236,22 @@ def test_short_ids_are_left_padded() -> None:
     assert span.span_id.hex() == "000000000000001f"
 
 
+def test_warnings_are_kept_as_jaeger_v2_keeps_them() -> None:
+    """They were dropped: the Jaeger UI shows them on the span (clock skew, bad parent)."""
+    notes = ["clock skew adjustment disabled", "invalid parent span IDs=ff"]
+    rows = _rows(jaeger_to_otlp({"data": [_trace(_span(warnings=notes))]}))
+    (row,) = rows.values()
+    assert dict(row["SpanAttributes"]) == {
+        "@jaeger@warnings": json.dumps(notes, separators=(",", ":"))
+    }
+    for none in (None, []):
+        assert _one(_span(warnings=none)).attributes == []
+    with pytest.raises(BadRequest, match="warning 2 is a number, expected a string"):
+        _one(_span(warnings=["a", 3]))
+    with pytest.raises(BadRequest, match="warnings is a string, expected a list"):
+        _one(_span(warnings="a"))
+
+
 def test_child_of_is_parent_and_other_references_become_links() -> None:
     other_trace = "0af7651916cd43dd8448eb211c80319c"
     span = _one(
