@@ -338,6 +338,29 @@ def flows(
         click.echo(table(result, FLOW_COLUMNS))
         if not result:
             _hint_empty_window(since, until, db, server_url, token)
+        elif by is None and (hint := _hint_scattered_flows(result)):
+            click.echo(hint, err=True)
+
+
+# At least this many flows, half of them of one trace, before ids in names are suspected.
+SCATTERED_FLOWS = 50
+
+
+def _hint_scattered_flows(flows: list[Any]) -> str | None:
+    """Root span names with ids in them (``GET /orders/123``, from instrumentation that
+    names spans by path) make a flow per trace: thousands of one-trace flows, and no
+    flow's numbers mean anything. Say how to gather them."""
+    single = sorted(f.name for f in flows if f.traces == 1)
+    if len(flows) < SCATTERED_FLOWS or 2 * len(single) < len(flows):
+        return None
+    return (
+        f"({len(single):,} of the {len(flows):,} flows have one trace each: their root span "
+        f"names carry ids or values ({single[0]}, {single[1]}), which OpenTelemetry's "
+        "naming rules keep out of span names ('{method} {http.route}'). Until the "
+        "instrumentation names spans so, a flows.yaml entry with a glob on the name "
+        '(operation: "GET /orders/*") gathers them into one flow, though its steps stay '
+        "one per name: docs/analysis.md)"
+    )
 
 
 @click.command()

@@ -226,3 +226,28 @@ def test_an_automatic_flow_a_rule_took_names_the_rule_flow(
         "(flows.yaml puts the window's traces with this flow's root in flow "
         f"orders (Orders): {count.group(1)} traces)\n"
     )
+
+
+def test_flows_of_one_trace_each_say_the_span_names_carry_ids(tmp_path: Path) -> None:
+    """Span names with ids (GET /orders/17) made a flow per trace, thousands of them,
+    and nothing said why."""
+    from flowscope.testing.traces import TraceKit
+
+    def flows_stderr(names: list[str]) -> str:
+        kit = TraceKit()
+        for i, name in enumerate(names):
+            kit.trace(start_ms=i).span("gateway", name, kind="Server", start_ms=0, duration_ms=5)
+        path = tmp_path / f"{len(names)}-{len(set(names))}.duckdb"
+        write_kit(kit, path)
+        result = run("flows", "--db", str(path), "--since", SINCE, "--until", UNTIL)
+        assert result.exit_code == 0, result.stderr
+        return result.stderr
+
+    scattered = flows_stderr([f"GET /orders/{i}" for i in range(50)])
+    assert scattered.startswith(
+        "(50 of the 50 flows have one trace each: their root span names carry ids or values "
+        "(gateway GET /orders/0, gateway GET /orders/1)"
+    )
+    assert 'flows.yaml entry with a glob on the name (operation: "GET /orders/*")' in scattered
+    assert flows_stderr([f"GET /orders/{i}" for i in range(49)]) == ""  # too few to tell
+    assert flows_stderr([f"GET /orders/{i // 2}" for i in range(100)]) == ""  # 2 traces each
