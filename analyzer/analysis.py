@@ -65,6 +65,7 @@ class Analysis:
     # -- service map -----------------------------------------------------------
     def service_map(self, window: Window, flow: str | None = None) -> ServiceMap:
         """Nodes and edges of calls in the window, or of one flow's traces in it."""
+        flow = flow or None  # an empty form field: every flow, as an empty ``by``
         with read_snapshot(self.database):
             if flow is None:
                 return service_map(self.database, window)
@@ -112,9 +113,11 @@ class Analysis:
     ) -> list[TraceSummary]:
         """Traces rooted in the window, slowest first.
 
-        ``service``/``operation``: the trace has such a span; ``error``: it has (or
-        has no) span with status Error; ``min_duration_ms``: of the root span.
+        ``service``/``operation``: the trace has such a span (both: one span has both,
+        as Jaeger's search); ``error``: it has (or has no) span with status Error;
+        ``min_duration_ms``: of the root span. Empty strings (form fields) are not given.
         """
+        service, operation, flow = service or None, operation or None, flow or None
         db = self.database
         params: dict[str, Any] = {"since": window.since_ns, "until": window.until_ns}
         min_duration_ns = _duration_ns(min_duration_ms)

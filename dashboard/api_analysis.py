@@ -21,12 +21,13 @@ from flowscope.analysis_sources import one_comparison
 from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.diagrams.formats import FLOW_DIAGRAMS, MAP_DIAGRAMS, FlowFormat, MapFormat
 from flowscope.analyzer.errors import AnalysisError, UnknownFlow, UnknownTrace
-from flowscope.analyzer.model import Comparison, TraceView, Window
+from flowscope.analyzer.model import Comparison, Window
 from flowscope.analyzer.window import format_ns, parse_window
 from flowscope.dashboard.api_schemas import (
     FlowAnswer,
     FlowsAnswer,
     MapAnswer,
+    TraceAnswer,
     TracesAnswer,
     answers,
     text_answers,
@@ -173,7 +174,10 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         since: Since = None,
         until: Until = None,
         service: Annotated[str | None, Query(description="has a span of this service")] = None,
-        operation: Annotated[str | None, Query(description="has a span with this name")] = None,
+        operation: Annotated[
+            str | None,
+            Query(description="has a span with this name (with service: of that service)"),
+        ] = None,
         flow: Annotated[str | None, Query(description="belongs to this flow id")] = None,
         min_duration_ms: Annotated[
             float | None, Query(ge=0, description="root duration at least this")
@@ -200,7 +204,7 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         "/traces/{trace_id}",
         summary="One trace: span tree and critical path",
         response_model=None,
-        responses=answers(TraceView, 400, 404),
+        responses=answers(TraceAnswer, 400, 404),
     )
     async def trace(
         trace_id: str,
@@ -211,7 +215,7 @@ def analysis_router(analysis: Analysis) -> APIRouter:
     ) -> dict[str, Any]:
         baseline = window_or_400(since, until) if since or until else None
         result = await answer(analysis.trace, trace_id, baseline)
-        return result.as_dict()
+        return {**result.as_dict(), "window": window_dict(baseline) if baseline else None}
 
     @router.get(
         "/compare",

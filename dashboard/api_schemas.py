@@ -8,11 +8,12 @@ real answers against this description.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from flowscope.analyzer.model import Edge, Flow, FlowClaim, Node, Step, TraceSummary
+from flowscope.analyzer.model import Edge, Flow, FlowClaim, Node, Step, TraceSummary, TraceView
 
 
 class WindowEcho(BaseModel):
@@ -38,6 +39,13 @@ class FlowAnswer(BaseModel):
         description="flows.yaml flows that took traces with this automatic flow's root"
     )
     window: WindowEcho
+
+
+@dataclass(frozen=True)
+class TraceAnswer(TraceView):
+    window: WindowEcho | None = Field(
+        None, description="the baseline window of the step P50s; null when none was asked for"
+    )
 
 
 class TracesAnswer(BaseModel):

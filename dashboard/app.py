@@ -25,6 +25,7 @@ from flowscope.collector.auth import BEARER_CHALLENGE, token_matches
 from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess
 from flowscope.dashboard.api_schemas import AuthAnswer, Health, SqlAnswer, answers
+from flowscope.http_server import HeadAsGet
 from flowscope.store.database import Database, DatabaseFailed, WritesBehind
 from flowscope.store.writer import SpanWriter
 
@@ -113,6 +114,7 @@ def create_app(context: AppContext) -> FastAPI:
     # a CDN, and without the internet it stayed blank. (ReDoc would need one too: off.)
     app = FastAPI(title="flowscope", version=__version__, docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(HeadAsGet)
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

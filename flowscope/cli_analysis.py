@@ -469,7 +469,11 @@ def _steps_table(steps: list[Any]) -> str:
 @store_options
 @window_options
 @click.option("--service", default=None, help="Traces with a span of this service.")
-@click.option("--operation", default=None, help="Traces with a span of this name.")
+@click.option(
+    "--operation",
+    default=None,
+    help="Traces with a span of this name (with --service: a span of that service).",
+)
 @click.option("--flow", default=None, help="Traces of this flow id.")
 @click.option(
     "--min-duration", "min_duration_ms", type=click.FloatRange(min=0), default=None, help="In ms."

@@ -160,6 +160,29 @@ class _LocalNamesOnly:
         await self.app(scope, receive, send)
 
 
+class HeadAsGet:
+    """HEAD answered as GET without its body (RFC 9110 §9.3.2: a general-purpose server
+    must). FastAPI's GET routes answered 405, so ``curl -I /healthz`` and uptime
+    monitors that probe with HEAD took a running server for a broken one."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 class HttpServer:
     def __init__(
         self, app: Any, host: str, port: int, name: str, *, token: str | None = None

@@ -184,11 +184,25 @@ def test_traces_filters_and_order(api: httpx.Client) -> None:
     assert len(get(api, "/api/traces", operation="GET quotes")["traces"]) == 2
     orders = order_flow_id(api)
     assert {t["flow"] for t in get(api, "/api/traces", flow=orders)["traces"]} == {orders}
+    # Both given: one span has both (Jaeger's search), not each on a span of its own.
+    assert get(api, "/api/traces", service="fulfillment", operation="GET quotes")["traces"] == []
+
+
+def test_empty_filters_are_not_given(api: httpx.Client) -> None:
+    """`flow=` (an empty form field) was "no flow ''", a 404; `service=` matched none."""
+    every = get(api, "/api/traces", limit=100)
+    assert get(api, "/api/traces", limit=100, flow="", service="", operation="") == every
+    assert get(api, "/api/map", flow="") == get(api, "/api/map")
+    assert api.get("/api/map/diagram", params={**WINDOW, "flow": ""}).status_code == 200
 
 
 def test_trace_view(api: httpx.Client) -> None:
     body = get(api, f"/api/traces/{SLOWEST_ORDER_TRACE}")
-    assert set(body) == field_names(model.TraceView)
+    assert set(body) == field_names(model.TraceView) | {"window"}
+    # The baseline window of the step P50s is echoed (a relative one was not to be seen).
+    assert body["window"] == {"since": WINDOW["since"], "until": WINDOW["until"]}
+    bare = api.get(f"/api/traces/{SLOWEST_ORDER_TRACE}").json()
+    assert bare["window"] is None and {s["step_p50_ms"] for s in bare["spans"]} == {None}
     assert body["trace_id"] == SLOWEST_ORDER_TRACE
     assert body["duration_ms"] == 400.0
     for span in body["spans"]:
@@ -576,3 +590,16 @@ def test_answers_match_the_openapi_description(api: httpx.Client) -> None:
     declared = description["paths"]["/api/flows/{flow_id}/diagram"]["get"]["responses"]["404"]
     schema = _closed(declared["content"]["application/json"]["schema"])
     jsonschema.validate(missing.json(), {**schema, "components": components})
+
+
+def test_head_is_answered_as_get_without_a_body(api: httpx.Client) -> None:
+    """Every GET route answered HEAD with 405: `curl -I /healthz` and uptime monitors
+    that probe with HEAD saw a running server as a broken one."""
+    for path in ("/healthz", "/", "/api/flows", "/api/map/diagram", "/docs", "/openapi.json"):
+        head = api.head(path, params=WINDOW if path.startswith("/api/") else None)
+        got = api.get(path, params=WINDOW if path.startswith("/api/") else None)
+        assert (head.status_code, head.content) == (200, b""), path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+    missing = api.head("/api/flows/nope", params=WINDOW)
+    assert (missing.status_code, missing.content) == (404, b"")
+    assert api.head("/api/sql").status_code == 405  # POST only
