@@ -13,6 +13,7 @@ originate. Steps split by ``--by`` get one ``alt``/``else`` block per value.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from flowscope.analyzer.diagrams.groups import MAX_GROUPS, drawn_groups
@@ -102,11 +103,22 @@ def _render(
 
 
 def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: str) -> list[str]:
-    """One arrow per step in start order, and a note where errors originate."""
+    """One arrow per step in start order, never before its parent's, and a note where
+    errors originate."""
     pre_order = {step_id: index for index, step_id in enumerate(tree.order)}
+    # A step's P50 offset comes from the traces that have it, its parent's from all of
+    # theirs: a child present in some traces only could come out earlier than its
+    # parent (an order's handler drawn before the message that started it). So a step
+    # starts no earlier than its parent; ties go in tree order, parents first.
+    starts: dict[str, float] = {}
+    for step_id in tree.order:  # pre-order: every parent before its children
+        step = tree.steps[step_id]
+        parent = tree.parent(step)
+        floor = starts[parent.id] if parent is not None else -math.inf
+        starts[step_id] = max(step.start_offset_p50_ms, floor)
     ordered = sorted(
         (tree.steps[i] for i in tree.order),
-        key=lambda s: (s.start_offset_p50_ms, pre_order[s.id]),
+        key=lambda s: (starts[s.id], pre_order[s.id]),
     )
     lines: list[str] = []
     # Calls drawn by the step that answers them, with errors that start in the call

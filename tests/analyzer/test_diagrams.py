@@ -870,3 +870,22 @@ def test_a_kept_answer_that_is_itself_a_call_keeps_its_own_answer() -> None:
         kept = tree.steps[step_id]
         if tree.answered_elsewhere(kept):
             assert any(c.id in keep for c in tree.child_steps(kept) if c.service != kept.service)
+
+
+def test_a_step_is_never_drawn_before_its_parent() -> None:
+    """A child in only some traces has its P50 offset from those, its parent from all:
+    a consumer's handler (0.3 ms earlier at P50) was drawn before the message that
+    started it, as the demo's failing-matching fault showed."""
+    detail = sample_flow()
+    # fulfillment's consumer step at 0 ms: before its producer (120 ms) and checkout (3).
+    steps = [replace(s, start_offset_p50_ms=0.0) if s.id == "ful" else s for s in detail.steps]
+    lines = flow_sequence_mermaid(FlowDetail(flow=detail.flow, steps=steps)).splitlines()
+
+    def index(text: str) -> int:
+        (found,) = [i for i, line in enumerate(lines) if text in line]
+        return found
+
+    # Drawn where its producer starts (120 ms): after the 22 ms call, before the 130 ms one.
+    assert index("POST /checkout (p95 180 ms)") < index("orders process")
+    assert index("POST api.stripe.com (p95") < index("orders process")
+    assert index("orders process") + 1 == index("end (p95 1.25 ms)")
