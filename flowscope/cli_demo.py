@@ -131,6 +131,9 @@ def demo(
     from flowscope.reference_app.telemetry import ExportConfig
     from flowscope.server import ServeConfig
 
+    # Checked before the server starts: a bad --rate created the database, bound the
+    # ports, then failed.
+    load_config = _load_config(load)
     config = ServeConfig(
         db=db,
         host=host,
@@ -151,7 +154,7 @@ def demo(
         click.echo(f"  API        {server.ui_url}")
         guide = _guide(server.ui_url, db, load["faults"], token=bool(token))
         if not stop.requested.is_set():  # a signal during the start: stop at once
-            _run_platform(export, load, stop, what_to_look_at=guide)
+            _run_platform(export, load, load_config, stop, what_to_look_at=guide, host=host)
 
 
 @click.command("reference-app")
@@ -205,15 +208,18 @@ def reference_app(
         fail(str(exc))
     target = otlp_endpoint or f"file {otlp_file}"
     click.echo(f"flowscope {__version__} reference app: exporting spans to {target}")
+    load_config = _load_config(load)
     stop = StopRequest()
     stop.install()
-    _run_platform(export, load, stop, what_to_look_at="", host=host)
+    _run_platform(export, load, load_config, stop, what_to_look_at="", host=host)
 
 
 def _guide(ui_url: str, db: str, faults: dict[str, float], token: bool = False) -> str:
     lines = [
         "What to look at:",
         f"  service map       {ui_url}/api/map         (flowscope map --db {db})",
+        "                    client-gateway -> wallet-service errors with no fault: a new "
+        "wallet's GET /balance is a 404, an error on the client span (OpenTelemetry's rule)",
         f"  business flows    {ui_url}/api/flows       (flowscope flows --db {db})",
         "  slowest flow      POST /v1/order: risk check, funds blocking, order insert, "
         "then matching-engine and market-data asynchronously",
@@ -228,15 +234,9 @@ def _guide(ui_url: str, db: str, faults: dict[str, float], token: bool = False) 
     return "\n".join(lines)
 
 
-def _run_platform(
-    export: ExportConfig,
-    load: dict[str, Any],
-    stop: StopRequest,
-    what_to_look_at: str,
-    host: str = "127.0.0.1",
-) -> None:
-    from flowscope.reference_app.app import AppConfig, TradingApp
-    from flowscope.reference_app.loadgen import LoadConfig, format_report
+def _load_config(load: dict[str, Any]) -> LoadConfig:
+    """The load options as a LoadConfig; a usage error for bad ones."""
+    from flowscope.reference_app.loadgen import LoadConfig
 
     if load["rate"] < 0:
         fail(f"rate must be 0 (no load) or more flows per second, got {load['rate']:g}")
@@ -255,6 +255,20 @@ def _run_platform(
         load_config.validate()
     except ValueError as exc:
         fail(str(exc))
+    return load_config
+
+
+def _run_platform(
+    export: ExportConfig,
+    load: dict[str, Any],
+    load_config: LoadConfig,
+    stop: StopRequest,
+    what_to_look_at: str,
+    host: str = "127.0.0.1",
+) -> None:
+    from flowscope.reference_app.app import AppConfig, TradingApp
+    from flowscope.reference_app.loadgen import format_report
+
     app = TradingApp(
         AppConfig(
             export=export,

@@ -10,6 +10,7 @@ messages, exports every span, and is safe twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import shutil
 import socket
@@ -129,14 +130,29 @@ class TradingApp:
         except BaseException as exc:  # reported to start(); the thread must not die silently
             self._failure = self._failure or exc
             self._ready.set()
+        finally:
+            for sock in sockets.values():  # a failed start never got to serve on them
+                sock.close()
 
     async def _main(self, sockets: dict[str, socket.socket]) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         services = self._build()
-        for service in services:
-            for hook in service.on_start:
-                await hook()
+        started: list[Service] = []
+        try:
+            for service in services:
+                started.append(service)
+                for hook in service.on_start:
+                    await hook()
+        except BaseException:
+            # Close what the services that did start opened (databases, clients).
+            for service in started:
+                for hook in service.on_stop:
+                    with contextlib.suppress(Exception):
+                        await hook()
+            for kit in self._kits.values():
+                await kit.close()
+            raise
         servers = [
             uvicorn.Server(
                 uvicorn.Config(
@@ -185,8 +201,12 @@ class TradingApp:
         self._stopped = True
         thread, self._thread = self._thread, None
         if thread is not None:
-            if self._loop is not None and self._stop is not None:
-                self._loop.call_soon_threadsafe(self._stop.set)
+            # The loop is closed when it ended on its own (a service failed to start):
+            # telling it to stop then raised "Event loop is closed", which hid that
+            # failure and skipped the clean-up below.
+            if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # closed meanwhile
+                    self._loop.call_soon_threadsafe(self._stop.set)
             thread.join(60)
         if self.telemetry is not None:
             self.telemetry.shutdown()

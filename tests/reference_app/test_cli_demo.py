@@ -56,20 +56,23 @@ def spans_by_service(db: Path) -> dict[str, int]:
 
 def test_two_demos_run_side_by_side_and_stop_after_their_duration(tmp_path: Path) -> None:
     dbs = [tmp_path / "a.duckdb", tmp_path / "b.duckdb"]
+    # --host is every port's address, the trading platform's too (it kept 127.0.0.1).
+    hosts = ["127.0.0.1", "127.0.0.2"]
     runs = [
         subprocess.Popen(
-            demo_command(db, "--duration", "3s", "--rate", "6", "--seed", str(seed)),
+            demo_command(db, "--duration", "3s", "--rate", "6", "--seed", str(seed))
+            + ["--host", host],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for seed, db in enumerate(dbs, start=1)
+        for seed, (db, host) in enumerate(zip(dbs, hosts, strict=True), start=1)
     ]
     outputs = [run.communicate(timeout=120) for run in runs]
-    for run, (out, err) in zip(runs, outputs, strict=True):
+    for run, (out, err), host in zip(runs, outputs, hosts, strict=True):
         assert run.returncode == 0, out + err
-        assert "API        http://127.0.0.1:" in out
-        assert "trading gateway http://127.0.0.1:" in out
+        assert f"API        http://{host}:" in out
+        assert f"trading gateway http://{host}:" in out
         assert "\nready; Ctrl-C stops and flushes\n" in out
         assert " flows in " in out and ", 0 errors" in out
         assert "flowscope: stopped" in err
@@ -314,6 +317,23 @@ def test_bad_flags_are_refused_with_a_reason(args: list[str], message: str) -> N
     assert message in result.output + _stderr(result)
 
 
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [(["--rate", "-1"], "rate must be 0"), (["--concurrency", "0"], "concurrency must be")],
+)
+def test_bad_load_flags_are_refused_before_the_server_starts(
+    tmp_path: Path, flag: list[str], message: str
+) -> None:
+    """They were checked once the server ran: the file was made, the ports bound."""
+    db = tmp_path / "never.duckdb"
+    result = subprocess.run(
+        demo_command(db, *flag), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 1 and message in result.stderr
+    assert "stopping" not in result.stderr and result.stdout == ""
+    assert not db.exists()
+
+
 def _stderr(result: Any) -> str:
     try:
         return str(result.stderr)
@@ -326,3 +346,11 @@ def test_the_guide_says_the_token_is_needed_when_one_is_set() -> None:
 
     assert "FLOWSCOPE_TOKEN" not in _guide("http://u", "d.duckdb", {})
     assert "set FLOWSCOPE_TOKEN for the commands" in _guide("http://u", "d.duckdb", {}, token=True)
+
+
+def test_the_guide_says_why_the_wallet_edge_is_red_without_a_fault() -> None:
+    """Fault-free, the map shows client-gateway -> wallet-service at ~30 % errors (the
+    404 of a new wallet's balance): a first-time user took it for a broken demo."""
+    from flowscope.cli_demo import _guide
+
+    assert "a new wallet's GET /balance is a 404" in _guide("http://u", "d.duckdb", {})

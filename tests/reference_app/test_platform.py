@@ -214,3 +214,17 @@ class SpanCounter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.spans += len(spans)
         return SpanExportResult.SUCCESS
+
+
+def test_a_service_that_fails_to_start_is_named_and_cleaned_up(tmp_path: Path) -> None:
+    """A data dir holding a file that is not SQLite: the failure came out as "Event loop
+    is closed" (telling the ended loop to stop), and telemetry was never shut down."""
+    (tmp_path / "orders.sqlite").write_bytes(b"garbage, not a database" * 100)
+    counter = SpanCounter()
+    app = TradingApp(
+        AppConfig(export=ExportConfig(exporter_factory=lambda _: counter), data_dir=tmp_path)
+    )
+    with pytest.raises(RuntimeError, match="the trading app failed to start: file is not a"):
+        app.start()
+    assert app.telemetry is not None and app.telemetry._closed
+    assert (tmp_path / "orders.sqlite").exists()  # the user's own data dir stays
