@@ -339,6 +339,11 @@ def retention(cursor: Any, cutoff: Any) -> int:
     their own, lists went on naming deleted traces, whose lookups gave 404, until the
     derived rows followed (up to a derivation pass later)."""
     with _transaction(cursor):
+        # Take in every committed span first (as a pass starts by doing): the derive
+        # mark then reaches the newest commit. Deleting all the spans of a commit that
+        # no pass had taken in yet left both marks below it, and after a crash the
+        # journal replayed it: deleted spans came back.
+        _run(cursor, "dv_intake")
         deleted = int(_one(cursor, "delete_older_than", {"cutoff": cutoff})[0])
         _run(cursor, "derived_retention", {"cutoff": cutoff})
     return deleted

@@ -142,3 +142,31 @@ def test_reads_leave_no_result_open_to_hold_back_what_retention_frees(
     cursor = database.reader()
     cursor.register("probe", pa.table({"x": [1]}))
     cursor.unregister("probe")
+
+
+def test_deleting_the_newest_commit_keeps_its_number_for_the_journal(
+    database: Database,
+) -> None:
+    """A sweep that deleted every span of a commit no derivation pass had taken in left
+    both marks below it; a crash then, and the journal stored those spans again."""
+    from datetime import UTC, datetime
+
+    from flowscope.store.retention import delete_older_than
+    from flowscope.testing.traces import at_ms
+
+    kit = TraceKit()
+    _old_trace(kit, 3_600_000)  # kept
+    _old_trace(kit, 0)  # deleted, and committed last
+    writer = SpanWriter(database, journal=False, derive_interval_s=None)
+    writer.start()
+    try:
+        kit.write(database, kit.spans[:2], writer=writer)
+        kit.write(database, kit.spans[2:], writer=writer)
+        newest = database.moved_seq()
+        cutoff = datetime.fromtimestamp(at_ms(60_000) / 1e9, UTC)
+        assert delete_older_than(writer, cutoff) == 2
+        assert database.span_count() == 2
+        # Journal records up to this mark count as stored (Database.replay_journal).
+        assert database.moved_seq() == newest
+    finally:
+        writer.shutdown()
