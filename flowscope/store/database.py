@@ -123,12 +123,16 @@ _NOT_THE_FILE = (
 )
 
 
-def _locked_message(path: str, text: str, read_only: bool) -> str:
+def _locked(path: str, text: str, read_only: bool) -> DatabaseLocked:
     """Who holds the file, in flowscope's words: DuckDB's own advice (its CLI's
     -readonly flag) means nothing to a flowscope user."""
     holder = re.search(r"\(PID (\d+)\)", text)
     who = f"process {holder[1]}" if holder else "another process"
     command = _flowscope_command(int(holder[1])) if holder else None
+    return DatabaseLocked(_locked_message(path, who, command, read_only), command is not None)
+
+
+def _locked_message(path: str, who: str, command: str | None, read_only: bool) -> str:
     if read_only and command == "import":
         return f"{path} is being written by `flowscope import` ({who}); read it once that ends"
     if read_only and command in ("serve", "demo"):
@@ -183,6 +187,15 @@ CLOSE_READS_WAIT_S = 10.0
 class DatabaseLocked(StoreError):
     """Another process (usually a running ``flowscope serve``) holds the file."""
 
+    def __init__(self, message: str, writer_command: bool = False) -> None:
+        super().__init__(message)
+        # The holder runs `flowscope serve`, `demo` or `import` (not another reader).
+        self.writer_command = writer_command
+
+
+# How long a read waits for another reader that is replaying the span journal.
+REPLAY_WAIT_S = 30.0
+
 
 class WritesBehind(StoreError):
     """Acknowledged spans are not in the table yet, and not soon: the writer cannot
@@ -191,13 +204,21 @@ class WritesBehind(StoreError):
 
 class Database:
     def __init__(
-        self, path: str | Path, *, read_only: bool = False, memory_limit: str = ""
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        memory_limit: str = "",
+        upgrade: bool = True,
     ) -> None:
+        """``upgrade``: a read-write open migrates an older schema (False: refuses it,
+        as a read-only open does)."""
         if not str(path).strip():
             # DuckDB opens "" in memory: every span acknowledged into it was lost.
             raise StoreError("no database file named (an empty path); give one with --db")
         self.path = str(path)
         self.read_only = read_only
+        self.upgrade = upgrade and not read_only
         config: dict[str, Any] = {
             # flowscope needs only the extensions built into the wheel (json, parquet,
             # icu). A query naming another one's function or type (the SQL endpoint runs
@@ -226,11 +247,13 @@ class Database:
                 f"{self.path}: no such database (run `flowscope serve` or `flowscope import` first)"
             )
         self.journal_dir = journal_path(self.path)
-        if read_only and has_segments(self.journal_dir):
+        replaying = read_only and has_segments(self.journal_dir)
+        if replaying:
             # Acknowledged spans a stopped server had not moved yet: bring them in
-            # (read-write, briefly) so this read sees every acknowledged span.
+            # (read-write, briefly) so this read sees every acknowledged span; but a
+            # read never upgrades the file (older releases could not read it after).
             try:
-                Database(self.path, memory_limit=memory_limit).close()
+                _replay_for_read(self.path, memory_limit)
             except DatabaseLocked:
                 raise
             except (StoreError, duckdb.Error) as exc:  # a read-only or full disk: readable
@@ -240,15 +263,17 @@ class Database:
                     self.path,
                     exc,
                 )
-        try:
-            self._connection = duckdb.connect(self.path, read_only=read_only, config=config)
-        except duckdb.IOException as exc:
-            text = str(exc)
-            if "lock" in text.lower():
-                raise DatabaseLocked(_locked_message(self.path, text, read_only)) from exc
-            raise StoreError(f"{self.path}: cannot open: {text}") from exc
-        except duckdb.Error as exc:
-            raise file_failure(self.path, exc) from exc
+        deadline = time.monotonic() + REPLAY_WAIT_S
+        while True:
+            try:
+                self._connection = self._connect(config)
+                break
+            except DatabaseLocked as exc:
+                # Another reader replaying the journal holds it read-write a moment
+                # longer than its segments last.
+                if not replaying or exc.writer_command or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         self._connection.execute("SET GLOBAL autoload_known_extensions = false")
         self._local = threading.local()
         # Each live thread's read cursor, to interrupt; a dead thread's is dropped (the
@@ -284,6 +309,17 @@ class Database:
             self._connection.close()
             raise
 
+    def _connect(self, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+        try:
+            return duckdb.connect(self.path, read_only=self.read_only, config=config)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                raise _locked(self.path, text, self.read_only) from exc
+            raise StoreError(f"{self.path}: cannot open: {text}") from exc
+        except duckdb.Error as exc:
+            raise file_failure(self.path, exc) from exc
+
     def _check_schema(self) -> None:
         con = self._connection
         tables = {
@@ -292,7 +328,7 @@ class Database:
         if "schema_meta" in tables:
             version = con.execute(sql_files.query("schema_version")).fetchall()
             found = version[0][0] if version else None
-            if found in MIGRATIONS and not self.read_only:
+            if found in MIGRATIONS and self.upgrade:
                 self._migrate(found)
                 return
             if found in MIGRATIONS:
@@ -554,3 +590,21 @@ class Database:
                 log.warning("%s: no checkpoint at close (%s)", self.path, exc)
             finally:
                 self._connection.close()
+
+
+def _replay_for_read(path: str, memory_limit: str) -> None:
+    """Bring a stopped server's journal into the file for a read: a brief read-write
+    open that does not upgrade the schema (an older one is refused, and the read then
+    says how to upgrade). Readers started together after a crash waited for none: all
+    but the one replaying failed as "in use"; now they wait until it is done."""
+    deadline = time.monotonic() + REPLAY_WAIT_S
+    while True:
+        try:
+            Database(path, memory_limit=memory_limit, upgrade=False).close()
+            return
+        except DatabaseLocked as exc:
+            if exc.writer_command or time.monotonic() > deadline:
+                raise
+            if not has_segments(journal_path(path)):  # the other reader replayed it
+                return  # (the read-only open waits for it to let go of the file)
+            time.sleep(0.05)  # the other reader's replay: seconds at most

@@ -388,3 +388,47 @@ def test_a_journal_that_cannot_be_opened_stops_the_writer_with_a_message(tmp_pat
     finally:
         writer.shutdown()
         database.close()
+
+
+def test_a_read_of_an_older_schema_with_a_journal_does_not_upgrade_it(tmp_path: Path) -> None:
+    """Replaying the journal for a read opened the file read-write, which upgraded its
+    schema for good: the release that wrote it could not read it any more."""
+    from tests.analyzer.old_schemas import make_schema_6
+
+    db = tmp_path / "old.duckdb"
+    acked = _crashed_writer(db, 2)
+    make_schema_6(db)  # as the previous release left it
+    with pytest.raises(StoreError, match="schema version 6; open it once read-write"):
+        Database(db, read_only=True)
+    check = duckdb.connect(str(db), read_only=True)
+    try:
+        assert check.execute("SELECT version FROM schema_meta").fetchall() == [(6,)]
+    finally:
+        check.close()
+    directory = journal_path(str(db))
+    assert directory is not None and list(directory.glob("*.seg"))  # still to replay
+    upgraded = Database(db)  # read-write: upgraded, then replayed
+    try:
+        assert upgraded.span_count() == acked
+    finally:
+        upgraded.close()
+
+
+def test_readers_started_together_after_a_crash_all_read(tmp_path: Path) -> None:
+    """One replayed the journal; the others found the file "in use" by it and failed."""
+    db = tmp_path / "crash.duckdb"
+    acked = _crashed_writer(db, 20)
+    command = [sys.executable, "-m", "flowscope.cli", "sql", "--db", str(db), "--format", "csv"]
+    readers = [
+        subprocess.Popen(
+            [*command, "SELECT count(*) AS n FROM otel_traces"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    answers = [reader.communicate(timeout=120) for reader in readers]
+    for reader, (out, err) in zip(readers, answers, strict=True):
+        assert reader.returncode == 0, err
+        assert out.splitlines() == ["n", str(acked)]
