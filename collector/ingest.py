@@ -61,6 +61,9 @@ class IngestCounters:
     accepted_spans: int = 0
     rejected_spans: int = 0
     refused_requests: int = 0
+    # Why the last request was refused for storage (its spans could not be written to
+    # the journal: a full disk); None once a request is stored again.
+    storage_error: str | None = None
 
 
 class Ingest:
@@ -90,7 +93,7 @@ class Ingest:
             self._count(refused=True)
             raise Unavailable(f"flowscope is shutting down ({exc}); retry later") from exc
         except (OSError, JournalError) as exc:  # the journal could not be written
-            self._count(refused=True)
+            self._count(refused=True, storage_error=str(exc) or type(exc).__name__)
             raise Unavailable(f"storing spans failed: {exc}; retry later") from exc
         try:
             stored = future.result(self.commit_timeout_s)
@@ -132,9 +135,17 @@ class Ingest:
         """Decode an (uncompressed) OTLP body and export it."""
         return self.export(self.decoder.decode(body, content_type))
 
-    def _count(self, accepted: int = 0, rejected: int = 0, refused: bool = False) -> None:
+    def _count(
+        self,
+        accepted: int = 0,
+        rejected: int = 0,
+        refused: bool = False,
+        storage_error: str | None = None,
+    ) -> None:
         with self._lock:
             self.counters.requests += 1
             self.counters.accepted_spans += accepted
             self.counters.rejected_spans += rejected
             self.counters.refused_requests += int(refused)
+            if storage_error is not None or not refused:  # set, or stored again
+                self.counters.storage_error = storage_error

@@ -277,7 +277,12 @@ def create_app(context: AppContext) -> FastAPI:
                 "accepted_spans": counters.accepted_spans,
                 "rejected_spans": counters.rejected_spans,
                 "refused_requests": counters.refused_requests,
+                "storage_error": counters.storage_error,
             }
+            if counters.storage_error is not None and body["status"] == "ok":
+                # The journal cannot be written (a full disk while the writer was idle):
+                # every request is answered "retry later".
+                body["status"] = "degraded"
         if body["status"] == "failed":  # no OTLP receivers: a probe must see it
             return JSONResponse(body, status_code=503)
         return body

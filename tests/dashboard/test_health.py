@@ -12,6 +12,7 @@ import pytest
 from flowscope.collector.ingest_process import IngestProcess
 from flowscope.store import database as database_module
 from flowscope.store.database import Database
+from flowscope.testing.otlp import realistic_request
 from flowscope.testing.posting import post_realistic
 from flowscope.testing.server import server_in_process
 from flowscope.testing.waiting import wait_until
@@ -147,3 +148,42 @@ def test_health_says_degraded_while_commits_fail_and_ok_once_one_lands(tmp_path:
         healthy = httpx.get(f"{endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60).json()
     assert healthy["writer"]["last_error"] is None
     assert healthy["spans"] == sent
+
+
+def test_health_says_degraded_while_the_journal_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that filled while the writer was idle failed the journal's appends: every
+    request was refused, and /healthz said "ok" (no commit had failed)."""
+    from flowscope.store.journal import Journal
+
+    real_append = Journal.append
+    full = [True]
+
+    def append(self: Journal, seq: int, table: Any) -> bytes:
+        if full[0]:
+            raise OSError(28, "No space left on device")
+        return real_append(self, seq, table)
+
+    monkeypatch.setattr(Journal, "append", append)
+    db = tmp_path / "full.duckdb"
+    with server_in_process(db, decode_workers=0, ingest_process=False) as (_server, endpoints):
+
+        def health() -> Any:
+            return httpx.get(f"{endpoints.ui}/healthz", timeout=60).json()
+
+        body = realistic_request(2, seed=1).SerializeToString()
+        sent = httpx.post(
+            f"{endpoints.http}/v1/traces",
+            content=body,
+            headers={"Content-Type": "application/x-protobuf"},
+            timeout=60,
+        )
+        assert sent.status_code == 503 and "No space left" in sent.text  # retry later
+        refused = health()
+        assert refused["status"] == "degraded"
+        assert "No space left on device" in refused["ingest"]["storage_error"]
+        full[0] = False  # room again
+        post_realistic(endpoints.http, 2, traces=2)
+        stored = health()
+    assert stored["status"] == "ok" and stored["ingest"]["storage_error"] is None
