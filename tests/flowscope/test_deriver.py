@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -171,6 +172,36 @@ def test_a_failed_pass_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     writer.shutdown()
     assert writer.deriver is not None and writer.deriver.failures == 1
     assert queued(database) == 0
+    database.close()
+
+
+def test_the_same_failure_again_is_logged_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk failed every pass, and each logged a traceback: ~40 in 20 s."""
+    import duckdb
+
+    database = Database(tmp_path / "full.duckdb")
+    real_derive = derivation.derive
+    failures = {"left": 6}
+
+    def full_disk(cursor: Any, *args: Any, **kwargs: Any) -> Any:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise duckdb.IOException('Could not write file "x.wal": No space left on device')
+        return real_derive(cursor, *args, **kwargs)
+
+    monkeypatch.setattr(derivation, "derive", full_disk)
+    writer = SpanWriter(database, derive_interval_s=0.01)
+    with caplog.at_level(logging.ERROR, logger="flowscope.store.deriver"):
+        writer.start()
+        checkout_kit(3).write(database, writer=writer)
+        wait_until(lambda: queued(database) == 0, "a pass once the disk has room")
+        writer.shutdown()
+    records = [r for r in caplog.records if r.name == "flowscope.store.deriver"]
+    assert len(records) >= 6
+    assert [r.exc_info is not None for r in records].count(True) == 1  # the first only
+    assert all("(again: Could not write file" in r.getMessage() for r in records[1:])
     database.close()
 
 
