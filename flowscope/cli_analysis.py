@@ -423,7 +423,7 @@ def _claims_hint(claims: list[Any]) -> str:
     """Where flows.yaml put traces that an automatic flow id would otherwise have had (an
     id from before the rule, or from a link, answered an empty flow and no reason)."""
     taken = "; ".join(f"{c.flow} ({c.name}): {c.traces} traces" for c in claims)
-    return f"(flows.yaml puts the window's traces with this flow's root in flow {taken})"
+    return f"(flows.yaml puts other traces of the window with this flow's root in flow {taken})"
 
 
 def _flow_heading(flow: Any) -> str:
@@ -508,9 +508,13 @@ def traces(
             error=error,
             limit=limit,
         )
-        # An automatic flow's traces a flows.yaml rule took: say where they went.
-        empty_flow = not result and flow is not None and fmt != "json"
-        claims = source.flow(flow, since, until, None).claimed_by if empty_flow else []
+        # An automatic flow's traces a flows.yaml rule took: say where they went (when
+        # no other filter could be why the list is empty).
+        others = (service, operation, min_duration_ms, error)
+        only_flow = bool(flow) and all(f is None for f in others) and fmt != "json"
+        claims = (
+            source.flow(flow, since, until, None).claimed_by if not result and only_flow else []
+        )
     if fmt == "json":
         echo_json({"traces": [t.as_dict() for t in result]})
     else:

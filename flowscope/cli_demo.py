@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -238,7 +239,7 @@ def _load_config(load: dict[str, Any]) -> LoadConfig:
     """The load options as a LoadConfig; a usage error for bad ones."""
     from flowscope.reference_app.loadgen import LoadConfig
 
-    if load["rate"] < 0:
+    if not (0 <= load["rate"] < math.inf):  # NaN too: it ran with no load, silently
         fail(f"rate must be 0 (no load) or more flows per second, got {load['rate']:g}")
     duration: timedelta | None = load["duration"]
     load_config = LoadConfig(

@@ -114,7 +114,8 @@ def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: st
     for step_id in tree.order:  # pre-order: every parent before its children
         step = tree.steps[step_id]
         parent = tree.parent(step)
-        floor = starts[parent.id] if parent is not None else -math.inf
+        # (A parent not met yet is in a cycle of hand-built steps, drawn last: no floor.)
+        floor = starts.get(parent.id, -math.inf) if parent is not None else -math.inf
         starts[step_id] = max(step.start_offset_p50_ms, floor)
     ordered = sorted(
         (tree.steps[i] for i in tree.order),

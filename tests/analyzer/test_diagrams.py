@@ -889,3 +889,15 @@ def test_a_step_is_never_drawn_before_its_parent() -> None:
     assert index("POST /checkout (p95 180 ms)") < index("orders process")
     assert index("POST api.stripe.com (p95") < index("orders process")
     assert index("orders process") + 1 == index("end (p95 1.25 ms)")
+
+
+def test_steps_in_a_parent_cycle_are_drawn_not_a_crash() -> None:
+    """Hand-built steps that are each other's parent: the start-order floor raised
+    KeyError (the step tree keeps them, drawn last)."""
+    detail = sample_flow()
+    cycle = [
+        replace(detail.steps[-1], id="cy-a", parent_id="cy-b", operation="ping"),
+        replace(detail.steps[-1], id="cy-b", parent_id="cy-a", operation="pong"),
+    ]
+    text = flow_sequence_mermaid(FlowDetail(flow=detail.flow, steps=[*detail.steps, *cycle]))
+    assert ": ping (p95" in text and ": pong (p95" in text

@@ -319,7 +319,11 @@ def test_bad_flags_are_refused_with_a_reason(args: list[str], message: str) -> N
 
 @pytest.mark.parametrize(
     ("flag", "message"),
-    [(["--rate", "-1"], "rate must be 0"), (["--concurrency", "0"], "concurrency must be")],
+    [
+        (["--rate", "-1"], "rate must be 0"),
+        (["--rate", "nan"], "rate must be 0"),
+        (["--concurrency", "0"], "concurrency must be"),
+    ],
 )
 def test_bad_load_flags_are_refused_before_the_server_starts(
     tmp_path: Path, flag: list[str], message: str
