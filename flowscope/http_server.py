@@ -104,6 +104,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def binds_loopback(host: str) -> bool:
+    """Does binding ``host`` listen on loopback only: a loopback name or address, or a
+    name every address of which is one (``vm`` in /etc/hosts as 127.0.0.1)."""
+    if is_loopback(host):
+        return True
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return False
+    return bool(infos) and all(is_loopback(str(info[4][0])) for info in infos)
+
+
 HOSTS_FILE = Path("/etc/hosts")
 
 
@@ -191,7 +203,9 @@ class HttpServer:
         self._socket = bind_socket(host, port)
         self.host = host
         self.port: int = self._socket.getsockname()[1]
-        if is_loopback(host) and not token:
+        # By the address bound, not the name given: `--host vm` (a hosts-file name for
+        # 127.0.0.1) bound loopback and left the DNS-rebinding guard off.
+        if is_loopback(self._socket.getsockname()[0]) and not token:
             app = _LocalNamesOnly(app)
         config = uvicorn.Config(
             app,

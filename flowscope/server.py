@@ -20,7 +20,7 @@ from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess, IngestSettings
 from flowscope.collector.receivers import Receivers, ReceiverSettings
 from flowscope.dashboard.app import AppContext, create_app
-from flowscope.http_server import HttpServer, is_loopback
+from flowscope.http_server import HttpServer, binds_loopback
 from flowscope.store.database import Database, StoreError
 from flowscope.store.dedup import pack_keys
 from flowscope.store.retention import RetentionSweeper
@@ -117,7 +117,7 @@ class ServeConfig:
 
     @property
     def is_loopback(self) -> bool:
-        return is_loopback(self.host)
+        return binds_loopback(self.host)
 
 
 MAX_RETENTION = timedelta(days=36_525)

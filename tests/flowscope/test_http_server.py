@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -104,3 +105,36 @@ def test_names_the_hosts_file_gives_a_loopback_address_are_local(tmp_path: Path)
     for name in ("db.internal", "commented.out", "evil.example"):
         code, text = asyncio.run(status(name))
         assert code == 403 and f"or a name {hosts} gives one" in text, name
+
+
+def test_a_name_for_loopback_given_to_host_keeps_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve --host vm` (127.0.0.1 in /etc/hosts) bound loopback, yet warned that it was
+    open to the network and answered any Host: the guard went by the name given."""
+    import socket as socket_module
+
+    from flowscope import http_server
+    from flowscope.server import ServeConfig
+
+    real_getaddrinfo = socket_module.getaddrinfo
+    real_bind = http_server.bind_socket
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+        return real_getaddrinfo("127.0.0.1" if host == "myname" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket_module, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(
+        http_server,
+        "bind_socket",
+        lambda host, port: real_bind("127.0.0.1" if host == "myname" else host, port),
+    )
+    assert http_server.binds_loopback("myname") and ServeConfig(host="myname").is_loopback
+    assert not http_server.binds_loopback("0.0.0.0")
+    assert not http_server.binds_loopback("no-such-name.invalid")
+    server = HttpServer(Starlette(routes=[Route("/", _hello)]), "myname", 0, "t")
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/"
+        answer = httpx.get(url, headers={"Host": f"evil.example:{server.port}"}, timeout=30)
+    finally:
+        server.shutdown()
+    assert answer.status_code == 403
