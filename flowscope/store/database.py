@@ -274,6 +274,10 @@ class Database:
                 if not replaying or exc.writer_command or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+        # Spans are stored in UTC: so is now() for users' SQL, whatever the machine's
+        # zone (`Timestamp > now()::TIMESTAMP_NS - INTERVAL 1 HOUR` matched nothing
+        # east of UTC). Before autoloading ends: the setting needs icu.
+        self._connection.execute("SET GLOBAL TimeZone = 'UTC'")
         self._connection.execute("SET GLOBAL autoload_known_extensions = false")
         self._local = threading.local()
         # Each live thread's read cursor, to interrupt; a dead thread's is dropped (the

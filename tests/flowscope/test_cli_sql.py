@@ -342,3 +342,46 @@ def test_ctrl_c_again_while_a_read_is_stopped_does_not_cut_the_stop_short(
     reads = cli_analysis._Interruptible(object(), Reads())
     reads._stop(running)
     assert len(interrupts) == 3 and reads.stopped_cleanly
+
+
+def test_now_is_utc_like_the_spans_whatever_the_machine_zone(tmp_path: Path) -> None:
+    """docs/schema.md's "last hour" query matched nothing east of UTC and hours too
+    many west of it: DuckDB's now() was the machine's wall clock, the spans UTC."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from flowscope.testing.otlp import realistic_request
+
+    db = tmp_path / "recent.duckdb"
+    database = Database(db)
+    writer = SpanWriter(database, journal=False)
+    writer.start()
+    try:
+        ten_minutes_ago = time.time_ns() - 600 * 10**9
+        batch = decode(
+            realistic_request(2, start_ns=ten_minutes_ago).SerializeToString(),
+            "application/x-protobuf",
+        ).batch
+        writer.write(batch.table, batch.keys)
+    finally:
+        writer.shutdown()
+        database.close()
+    last_hour = (
+        "SELECT count(*) FROM otel_traces WHERE Timestamp > now()::TIMESTAMP_NS - INTERVAL 1 HOUR"
+    )
+    command = [sys.executable, "-m", "flowscope.cli", "sql", "--db", str(db), "--format", "csv"]
+    counts = set()
+    for zone in ("UTC", "Asia/Tokyo", "America/Los_Angeles"):
+        answer = subprocess.run(
+            [*command, last_hour],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TZ": zone},
+            timeout=120,
+            check=False,
+        )
+        assert answer.returncode == 0, answer.stderr
+        counts.add(answer.stdout.splitlines()[1])
+    assert counts == {str(batch.table.num_rows)}
