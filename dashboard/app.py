@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -200,6 +201,13 @@ def create_app(context: AppContext) -> FastAPI:
                 return _health(wait_s)
             except DatabaseFailed as exc:
                 context.database.note_error(exc)
+            except duckdb.InterruptException:
+                # The server is stopping (its shutdown interrupts reads): a 500 with a
+                # traceback reached a probe polling as the ingest process died.
+                ingest = context.ingest
+                why = ingest.failed if isinstance(ingest, IngestProcess) else None
+                stopping = {"status": "failed", "failure": why} if why else {"status": "stopping"}
+                return JSONResponse(_health_head() | stopping | {"spans": None}, status_code=503)
         failed = {"status": "failed", "failure": context.database.failed, "spans": None}
         return JSONResponse(_health_head() | failed, status_code=503)
 

@@ -264,6 +264,7 @@ def _hint_empty_window(
     from flowscope.analysis_sources import open_source
     from flowscope.analyzer.errors import AnalysisError
     from flowscope.analyzer.window import parse_window
+    from flowscope.store import sql_files
 
     if since:
         where = f"nothing since {since}; widen the window with --since"
@@ -279,16 +280,11 @@ def _hint_empty_window(
         # The newest span, and the window's spans and roots: nothing may be old, yet
         # flows and traces go by a root span that is not there (yet), or a filter
         # left nothing. One scan.
-        in_window = (
-            f"Timestamp >= make_timestamp_ns({window.since_ns}) "
-            f"AND Timestamp < make_timestamp_ns({window.until_ns})"
-        )
+        query = sql_files.query("hint_window_presence")
+        query = query.replace("$since", str(int(window.since_ns)))
+        query = query.replace("$until", str(int(window.until_ns)))
         try:
-            newest, spans_in_window, roots_in_window = source.sql(
-                f"SELECT epoch_ns(max(Timestamp)), count(*) FILTER (WHERE {in_window}), "
-                f"count(*) FILTER (WHERE {in_window} AND ParentSpanId = '') FROM otel_traces",
-                1,
-            ).rows[0]
+            newest, spans_in_window, roots_in_window = source.sql(query, 1).rows[0]
         finally:
             source.close()
     except (AnalysisError, ValueError):  # a hint is not worth a failure

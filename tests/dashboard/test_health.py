@@ -187,3 +187,20 @@ def test_health_says_degraded_while_the_journal_cannot_be_written(
         post_realistic(endpoints.http, 2, traces=2)
         stored = health()
     assert stored["status"] == "ok" and stored["ingest"]["storage_error"] is None
+
+
+def test_health_interrupted_by_a_stop_is_a_503_not_a_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shutdown after the ingest process died interrupted a health check's read: a
+    probe got a 500 and the log a traceback, where the docs promise a 503."""
+    with server_in_process(tmp_path / "stop.duckdb", decode_workers=0) as (server, endpoints):
+        assert server.database is not None
+
+        def interrupted() -> int:
+            raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
+
+        monkeypatch.setattr(server.database, "stored_span_count", interrupted)
+        answer = httpx.get(f"{endpoints.ui}/healthz", timeout=60)
+    assert answer.status_code == 503
+    assert answer.json()["status"] == "stopping" and answer.json()["spans"] is None
