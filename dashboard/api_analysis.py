@@ -121,7 +121,9 @@ def analysis_router(analysis: Analysis) -> APIRouter:
     ) -> PlainTextResponse:
         window = window_or_400(since, until)
         result = await answer(analysis.service_map, window, flow)
-        return _text(format, MAP_DIAGRAMS[format](result))
+        # Drawn in the thread pool as the analyses run: drawn here, a slow diagram held
+        # the event loop, and /healthz with it.
+        return _text(format, await run_in_threadpool(MAP_DIAGRAMS[format], result))
 
     @router.get(
         "/flows",
@@ -162,7 +164,7 @@ def analysis_router(analysis: Analysis) -> APIRouter:
     ) -> PlainTextResponse:
         window = window_or_400(since, until)
         detail = await answer(analysis.flow, flow_id, window, by)
-        return _text(format, FLOW_DIAGRAMS[format](detail))
+        return _text(format, await run_in_threadpool(FLOW_DIAGRAMS[format], detail))
 
     @router.get(
         "/traces",

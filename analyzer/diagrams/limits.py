@@ -49,7 +49,12 @@ def important_steps(tree: StepTree, k: int) -> set[str]:
     ranked = sorted(tree.steps.values(), key=_importance)
     keep: set[str] = set()
     for step in ranked:
-        chain = _ancestry(tree, step, keep)
+        # A chain longer than the room left is skipped unwalked: walking every step's
+        # whole ancestry in a 2,000-deep flow, with room for none of them, took minutes.
+        chain = _ancestry(tree, step, keep, k - len(keep))
+        if chain is None:
+            continue
+        in_chain = set(chain)
         # A call is kept with a step in another service that answers it (the most
         # important one, unless one is kept already): alone, the cut tree took it for a
         # call to an untraced peer ("unknown"). Its other answers wait their turn in
@@ -65,8 +70,9 @@ def important_steps(tree: StepTree, k: int) -> set[str]:
                 (c for c in tree.child_steps(caller) if c.service != caller.service),
                 key=_importance,
             )
-            if not any(a.id in keep or a.id in chain for a in answers):
+            if not any(a.id in keep or a.id in in_chain for a in answers):
                 chain.append(answers[0].id)
+                in_chain.add(answers[0].id)
         if len(keep) + len(chain) <= k:
             keep.update(chain)
         if len(keep) >= k:
@@ -105,11 +111,16 @@ def _importance(step: Step) -> tuple[float, float, str]:
     return (-step.critical_path_share, -step.calls * step.p50_ms, step.id)
 
 
-def _ancestry(tree: StepTree, step: Step, keep: set[str]) -> list[str]:
-    """``step`` and those of its ancestors not yet kept (cycle-safe)."""
+def _ancestry(tree: StepTree, step: Step, keep: set[str], room: int) -> list[str] | None:
+    """``step`` and those of its ancestors not yet kept (cycle-safe); None when they
+    are more than ``room``."""
     chain: list[str] = []
+    seen: set[str] = set()
     current: Step | None = step
-    while current is not None and current.id not in keep and current.id not in chain:
+    while current is not None and current.id not in keep and current.id not in seen:
+        if len(chain) == room:
+            return None
         chain.append(current.id)
+        seen.add(current.id)
         current = tree.parent(current)
     return chain

@@ -901,3 +901,34 @@ def test_steps_in_a_parent_cycle_are_drawn_not_a_crash() -> None:
     ]
     text = flow_sequence_mermaid(FlowDetail(flow=detail.flow, steps=[*detail.steps, *cycle]))
     assert ": ping (p95" in text and ": pong (p95" in text
+
+
+@pytest.mark.parametrize("room", [300, 301])
+def test_cutting_a_deep_flow_walks_each_ancestry_at_most_as_far_as_the_room_left(
+    room: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 2,000-deep chain of calls answered in another service (chains of 2) left one
+    step of room when the budget was odd: every later step then walked its whole
+    ancestry, through a list: 15 s for one diagram, 150 s at 4,000 deep, while the
+    API's event loop waited."""
+    from flowscope.analyzer.diagrams.limits import important_steps
+    from flowscope.analyzer.diagrams.step_tree import StepTree, step_tree
+    from tests.analyzer.diagram_records import step
+
+    depth = 2000
+    steps = [step("s0", None, "gw", "GET /deep", "Server", 0.0, 100.0)]
+    for i in range(1, depth):
+        kind = "Server" if i % 2 else "Client"
+        steps.append(step(f"s{i}", f"s{i - 1}", f"svc{i % 2}", "hop", kind, i / 10, 50.0))
+    tree = step_tree(steps)
+    walked = [0]
+    parent = StepTree.parent
+
+    def counted(self: StepTree, of: Any) -> Any:
+        walked[0] += 1
+        return parent(self, of)
+
+    monkeypatch.setattr(StepTree, "parent", counted)
+    keep = important_steps(tree, room)
+    assert len(keep) <= room and "s0" in keep
+    assert walked[0] <= depth * (room + 2)  # bounded by the room, not by the depth

@@ -603,3 +603,34 @@ def test_head_is_answered_as_get_without_a_body(api: httpx.Client) -> None:
     missing = api.head("/api/flows/nope", params=WINDOW)
     assert (missing.status_code, missing.content) == (404, b"")
     assert api.head("/api/sql").status_code == 405  # POST only
+
+
+def test_a_slow_diagram_does_not_hold_other_requests(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Diagrams were drawn in the async handler: a 2,000-deep flow's took minutes, and
+    /healthz waited that long (the OTLP ports went on)."""
+    import threading
+
+    from flowscope.analyzer.diagrams import formats
+
+    drawing, release = threading.Event(), threading.Event()
+    real = formats.FLOW_DIAGRAMS["mermaid-sequence"]
+
+    def slow(detail: Any) -> str:
+        drawing.set()
+        assert release.wait(120)
+        return real(detail)
+
+    monkeypatch.setitem(formats.FLOW_DIAGRAMS, "mermaid-sequence", slow)
+    answers: list[httpx.Response] = []
+    path = f"/api/flows/{order_flow_id(api)}/diagram"
+    thread = threading.Thread(target=lambda: answers.append(api.get(path, params=WINDOW)))
+    thread.start()
+    try:
+        assert drawing.wait(60)
+        assert api.get("/healthz", timeout=30).status_code == 200  # while it draws
+    finally:
+        release.set()
+        thread.join(60)
+    assert answers[0].status_code == 200 and answers[0].text.startswith("sequenceDiagram")
