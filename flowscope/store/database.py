@@ -7,11 +7,14 @@ owns one connection; the writer thread gets its own cursor through
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +31,9 @@ from flowscope.store.journal import (
     has_segments,
     journal_bytes,
     journal_path,
+)
+from flowscope.store.journal import (
+    in_use as journal_in_use,
 )
 from flowscope.store.read_activity import ReadActivity
 from flowscope.store.wal_keeper import wal_path
@@ -129,7 +135,7 @@ def _locked(path: str, text: str, read_only: bool) -> DatabaseLocked:
     holder = re.search(r"\(PID (\d+)\)", text)
     who = f"process {holder[1]}" if holder else "another process"
     command = _flowscope_command(int(holder[1])) if holder else None
-    return DatabaseLocked(_locked_message(path, who, command, read_only), command is not None)
+    return DatabaseLocked(_locked_message(path, who, command, read_only))
 
 
 def _locked_message(path: str, who: str, command: str | None, read_only: bool) -> str:
@@ -186,11 +192,6 @@ CLOSE_READS_WAIT_S = 10.0
 
 class DatabaseLocked(StoreError):
     """Another process (usually a running ``flowscope serve``) holds the file."""
-
-    def __init__(self, message: str, writer_command: bool = False) -> None:
-        super().__init__(message)
-        # The holder runs `flowscope serve`, `demo` or `import` (not another reader).
-        self.writer_command = writer_command
 
 
 # How long a read waits for another reader that is replaying the span journal.
@@ -268,10 +269,12 @@ class Database:
             try:
                 self._connection = self._connect(config)
                 break
-            except DatabaseLocked as exc:
+            except DatabaseLocked:
                 # Another reader replaying the journal holds it read-write a moment
-                # longer than its segments last.
-                if not replaying or exc.writer_command or time.monotonic() > deadline:
+                # longer than its segments last (this read may have found none).
+                if not (read_only and _replay_in_progress(self.path)):
+                    raise
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
         # Spans are stored in UTC: so is now() for users' SQL, whatever the machine's
@@ -599,16 +602,65 @@ class Database:
 def _replay_for_read(path: str, memory_limit: str) -> None:
     """Bring a stopped server's journal into the file for a read: a brief read-write
     open that does not upgrade the schema (an older one is refused, and the read then
-    says how to upgrade). Readers started together after a crash waited for none: all
-    but the one replaying failed as "in use"; now they wait until it is done."""
-    deadline = time.monotonic() + REPLAY_WAIT_S
-    while True:
-        try:
+    says how to upgrade). Readers take turns (``<db>.replaying``, locked while one
+    replays): started together after a crash, all but the one replaying failed as "in
+    use". Within its turn a reader that finds the file locked meets no other reader:
+    a running server holds it (its journal always has a segment), and the read goes
+    to the server at once."""
+    if journal_in_use(journal_path(path)) and not _replay_in_progress(path):
+        # A running server's (not a reader's, replaying in its turn): this fails at
+        # once, as "in use", and the read goes to the server.
+        Database(path, memory_limit=memory_limit, upgrade=False).close()
+        return
+    with _replay_turn(path):
+        if has_segments(journal_path(path)):  # else the reader before this one did it
             Database(path, memory_limit=memory_limit, upgrade=False).close()
-            return
-        except DatabaseLocked as exc:
-            if exc.writer_command or time.monotonic() > deadline:
-                raise
-            if not has_segments(journal_path(path)):  # the other reader replayed it
-                return  # (the read-only open waits for it to let go of the file)
-            time.sleep(0.05)  # the other reader's replay: seconds at most
+
+
+def _replay_marker(path: str) -> Path:
+    return Path(f"{path}.replaying")
+
+
+@contextlib.contextmanager
+def _replay_turn(path: str) -> Iterator[None]:
+    """Hold the readers' replay turn (an flock on ``<db>.replaying``), waiting up to
+    REPLAY_WAIT_S for another reader's; without it (a folder this process cannot
+    write, the wait over) the replay is tried all the same."""
+    try:
+        descriptor = os.open(_replay_marker(path), os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + REPLAY_WAIT_S
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)  # another reader's replay: seconds at most
+        yield
+    finally:
+        if not has_segments(journal_path(path)):
+            # Replayed: no reader needs turns now (those waiting hold the old file, and
+            # find nothing to replay), so the marker does not stay beside the database.
+            with contextlib.suppress(OSError):
+                _replay_marker(path).unlink()
+        os.close(descriptor)  # lets go of the turn
+
+
+def _replay_in_progress(path: str) -> bool:
+    """Another reader holds the replay turn (and with it, briefly, the file)."""
+    try:
+        descriptor = os.open(_replay_marker(path), os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False

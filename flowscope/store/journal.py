@@ -95,6 +95,23 @@ def has_segments(directory: Path | None) -> bool:
     return directory is not None and any(directory.glob("*" + SUFFIX))
 
 
+def in_use(directory: Path | None) -> bool:
+    """A live writer (a server's ingest side, an import) holds the journal's lock."""
+    if directory is None:
+        return False
+    try:
+        descriptor = os.open(directory / "lock", os.O_RDWR)
+    except OSError:  # no journal, or none this process may lock
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(descriptor)  # lets go of it, if it was taken
+    return False
+
+
 def encode(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as stream:

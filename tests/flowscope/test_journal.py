@@ -22,7 +22,14 @@ import pytest
 from flowscope.collector.flatten import flatten_request
 from flowscope.store import writer as writer_module
 from flowscope.store.database import Database, StoreError
-from flowscope.store.journal import Journal, JournalBusy, JournalError, journal_path, read_segment
+from flowscope.store.journal import (
+    Journal,
+    JournalBusy,
+    JournalError,
+    has_segments,
+    journal_path,
+    read_segment,
+)
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.otlp import realistic_request
 
@@ -432,3 +439,30 @@ def test_readers_started_together_after_a_crash_all_read(tmp_path: Path) -> None
     for reader, (out, err) in zip(readers, answers, strict=True):
         assert reader.returncode == 0, err
         assert out.splitlines() == ["n", str(acked)]
+
+
+def test_a_read_of_a_running_servers_file_does_not_wait_for_a_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running server's journal always has a segment: the read took it for a reader
+    replaying and waited 30 s before it went to the server."""
+    from flowscope.store import database as database_module
+    from flowscope.store.database import DatabaseLocked
+    from flowscope.testing.posting import post_realistic
+    from flowscope.testing.server import start_server_process
+
+    def no_waiting(seconds: float) -> None:
+        raise AssertionError(f"waited {seconds} s for a replay")
+
+    db = tmp_path / "served.duckdb"
+    server = start_server_process(db, "--no-ingest-process")
+    try:
+        post_realistic(server.endpoints.http, 1, traces=3)
+        assert has_segments(journal_path(str(db)))
+        monkeypatch.setattr(database_module.time, "sleep", no_waiting)
+        with pytest.raises(DatabaseLocked):  # the caller then asks the server
+            Database(db, read_only=True)
+    finally:
+        monkeypatch.undo()
+        assert server.stop() == 0
+    assert not Path(f"{db}.replaying").exists()
