@@ -20,7 +20,7 @@ from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess, IngestSettings
 from flowscope.collector.receivers import Receivers, ReceiverSettings
 from flowscope.dashboard.app import AppContext, create_app
-from flowscope.http_server import HttpServer, binds_loopback
+from flowscope.http_server import HttpServer, binds_loopback, raise_open_file_limit
 from flowscope.store.database import Database, StoreError
 from flowscope.store.dedup import pack_keys
 from flowscope.store.retention import RetentionSweeper
@@ -148,6 +148,7 @@ class FlowscopeServer:
         if self.database is not None:  # started already (a second set of parts would leak)
             return
         cfg = self.config
+        raise_open_file_limit()  # before the ingest process starts: it inherits it
         try:
             self.database = Database(cfg.db, memory_limit=cfg.memory_limit)
             self.database.on_failed = self._failed

@@ -8,6 +8,7 @@ import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cramjam
 import httpx
@@ -251,6 +252,77 @@ def test_bodies_in_flight_past_the_budget_are_told_to_retry(
         assert first.recv(65536).startswith(b"HTTP/1.1 200 ")
     again = httpx.post(f"{endpoints.http}/v1/traces", content=body, headers=PB)
     assert again.status_code == 200  # the budget was given back
+
+
+def test_inflated_bodies_count_in_the_budget(
+    quick_cutoffs: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """Only the compressed bytes were counted, and given back before inflating: 40
+    small bombs at once (100 KB of gzip, 256 MB each) took the process to 4.7 GB."""
+    _, endpoints = quick_cutoffs
+    held = realistic_request(1, seed=34).SerializeToString()
+    inflating = realistic_request(3, seed=35).SerializeToString()
+    packed = gzip.compress(inflating)
+    assert len(packed) < 2000 < len(inflating) and len(held) > 1000  # a budget of 3,000
+    gzipped = {**PB, "Content-Encoding": "gzip"}
+    with _connect(endpoints) as first:
+        first.sendall(_head(len(held)) + held[:1000])  # 1,000 bytes held meanwhile
+        answers: list[httpx.Response] = []
+
+        def refused() -> bool:
+            url = f"{endpoints.http}/v1/traces"
+            answers.append(httpx.post(url, content=packed, headers=gzipped))
+            return answers[-1].status_code == 503
+
+        wait_until(refused, "an inflated body past the budget to be refused")
+        assert "request bodies at once already" in Status.FromString(answers[-1].content).message
+        first.sendall(held[1000:])
+        assert first.recv(65536).startswith(b"HTTP/1.1 200 ")
+    alone = httpx.post(f"{endpoints.http}/v1/traces", content=packed, headers=gzipped)
+    assert alone.status_code == 200  # alone it may pass the budget, as a plain body may
+
+
+def test_a_few_bodies_inflate_at_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from flowscope.collector import http_receiver
+
+    real = http_receiver.decompress
+    lock = threading.Lock()
+    active, most = [0], [0]
+
+    def counted(*args: Any) -> bytes:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            time.sleep(0.05)  # the inflating itself, made long enough to overlap
+            return real(*args)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(http_receiver, "decompress", counted)
+    packed = gzip.compress(realistic_request(1, seed=36).SerializeToString())
+    headers = {**PB, "Content-Encoding": "gzip"}
+    with server_in_process(tmp_path / "inflate.duckdb", ingest_process=False) as (_, endpoints):
+        url = f"{endpoints.http}/v1/traces"
+        codes: list[int] = []
+        senders = [
+            threading.Thread(
+                target=lambda: codes.append(
+                    httpx.post(url, content=packed, headers=headers).status_code
+                )
+            )
+            for _ in range(16)
+        ]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(120)
+    assert codes == [200] * 16
+    assert 1 <= most[0] <= http_receiver.INFLATING_AT_ONCE
 
 
 def test_a_body_that_trickles_is_cut_off_at_the_total_deadline(

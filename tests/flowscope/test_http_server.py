@@ -138,3 +138,25 @@ def test_a_name_for_loopback_given_to_host_keeps_the_guard(monkeypatch: pytest.M
     finally:
         server.shutdown()
     assert answer.status_code == 403
+
+
+def test_the_open_file_limit_is_raised_to_the_hard_limit() -> None:
+    """At the usual soft limit of 1,024, a thousand idle connections used every file
+    descriptor: both OTLP ports stopped accepting (uvicorn's 2,048-connection cap was
+    never reached), and asyncio logged every refused accept."""
+    import subprocess
+    import sys
+
+    script = (
+        "import resource\n"
+        "from flowscope.http_server import raise_open_file_limit\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))\n"
+        "print(raise_open_file_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    raised, soft, hard = (int(x) for x in out)
+    assert raised == soft
+    assert soft == hard or hard == -1  # RLIM_INFINITY: raised to a large finite value
