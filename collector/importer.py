@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,8 @@ def _import_one(
         earlier = database.imported_file(sha)
         if earlier is not None and not force:
             report.skipped = (
-                f"already imported ({earlier[1]} spans stored from {earlier[0]} at {earlier[2]}); "
+                f"already imported ({earlier[1]} spans stored from {earlier[0]} at "
+                f"{_when(earlier[2])}); "
                 "use --force to read it again"
             )
             return report
@@ -356,3 +358,11 @@ def _not_read(reports: Sequence[FileReport]) -> list[str]:
     if failed:
         parts.append(f"; {failed} failed")
     return parts
+
+
+def _when(imported_at: object) -> str:
+    """When a file was imported, as stored: UTC since flowscope's DuckDB time zone is
+    UTC; local time in files an older release recorded (not told apart)."""
+    if isinstance(imported_at, datetime):
+        return imported_at.isoformat(sep=" ", timespec="seconds") + " UTC"
+    return str(imported_at)

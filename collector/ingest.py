@@ -108,7 +108,9 @@ class Ingest:
         except Exception as exc:
             self._count(refused=True)
             raise Unavailable(f"storing spans failed: {exc}") from exc
-        self._count(accepted=batch.spans, rejected=result.rejected)
+        # Only a request whose spans went into the journal says it can be written again
+        # (an empty one or resends alone write nothing).
+        self._count(accepted=batch.spans, rejected=result.rejected, stored=stored > 0)
         return ExportOutcome(
             batch.spans, stored, result.rejected, result.error_message, self._expired(batch.table)
         )
@@ -141,11 +143,12 @@ class Ingest:
         rejected: int = 0,
         refused: bool = False,
         storage_error: str | None = None,
+        stored: bool = False,
     ) -> None:
         with self._lock:
             self.counters.requests += 1
             self.counters.accepted_spans += accepted
             self.counters.rejected_spans += rejected
             self.counters.refused_requests += int(refused)
-            if storage_error is not None or not refused:  # set, or stored again
+            if storage_error is not None or stored:  # set, or stored again
                 self.counters.storage_error = storage_error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -126,6 +127,8 @@ def test_every_format_then_again_then_forced(
     assert again.returncode == 0, again.stderr
     for path, _, spans in files.values():
         assert f"{path}: already imported ({spans} spans stored from {path} at " in again.stderr
+    # When, in UTC (DuckDB's zone in flowscope): said so, not left for the reader to guess.
+    assert re.search(r"at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\); use --force", again.stderr)
     assert again.stderr.count("use --force to read it again") == 5
     assert again.stdout.startswith("imported 0 new spans from 0 of 5 files in ")
     assert again.stdout.rstrip().endswith(

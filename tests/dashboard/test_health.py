@@ -183,6 +183,9 @@ def test_health_says_degraded_while_the_journal_cannot_be_written(
         refused = health()
         assert refused["status"] == "degraded"
         assert "No space left on device" in refused["ingest"]["storage_error"]
+        # An empty request writes nothing: it says nothing of the disk (it cleared it).
+        empty = httpx.post(f"{endpoints.http}/v1/traces", json={"resourceSpans": []}, timeout=60)
+        assert empty.status_code == 200 and health()["status"] == "degraded"
         full[0] = False  # room again
         post_realistic(endpoints.http, 2, traces=2)
         stored = health()
