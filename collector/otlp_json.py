@@ -133,12 +133,35 @@ def generic_request(document: dict[str, Any]) -> ExportTraceServiceRequest:
                 _check_enum(span, "kind", _SPAN_KINDS)
                 if isinstance(span.get("status"), dict):
                     _check_enum(span["status"], "code", _STATUS_CODES)
+    _check_bytes_values(document)
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
         raise BadRequest(f"invalid OTLP/JSON: {_shortened(str(exc))}") from exc
     return request
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+
+
+def _check_bytes_values(document: Any) -> None:
+    """Every ``bytesValue`` is base64 as the Collector reads it (standard or URL-safe,
+    padded or not). protobuf's parser skips what is not: ``"!!!"`` was stored as empty
+    bytes and ``"aGVs!!bG8="`` as ``hello``, where the Collector answers 400."""
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if key in ("bytesValue", "bytes_value") and isinstance(value, str):
+                digits = len(value.rstrip("="))
+                if not _BASE64.fullmatch(value) or digits % 4 == 1:
+                    raise BadRequest(
+                        f"invalid OTLP/JSON: bytesValue {_shortened(repr(value))} is not base64"
+                    )
+            elif isinstance(value, dict | list):
+                stack.append(value)
 
 
 _SPAN_KINDS = frozenset(Span.SpanKind.keys())

@@ -118,3 +118,31 @@ def test_a_value_nested_past_protobufs_limit_is_a_short_bad_request() -> None:
     message = str(refused.value)
     assert "Message too deep" in message and "more levels" in message
     assert len(message) < 400 and not message.endswith("..")
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_bytes_values_that_are_not_base64_are_refused(nested: bool) -> None:
+    """protobuf's parser skipped what is not base64: "!!!" was stored as empty bytes and
+    "aGVs!!bG8=" as "hello", where the Collector answers 400."""
+
+    def document(encoded: str) -> dict[str, Any]:
+        value: dict[str, Any] = {"bytesValue": encoded}
+        if nested:  # inside an array inside a key-value list
+            value = {
+                "kvlistValue": {
+                    "values": [{"key": "k", "value": {"arrayValue": {"values": [value]}}}]
+                }
+            }
+        span = {
+            "traceId": "ab" * 16,
+            "spanId": "cd" * 8,
+            "name": "x",
+            "attributes": [{"key": "b", "value": value}],
+        }
+        return {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+
+    for good in ("aGVsbG8=", "aGVsbG8", "aGVs-_8=", ""):  # standard, unpadded, URL-safe
+        request_from_json_object(document(good))
+    for bad in ("!!!", "aGVs!!bG8=", "a", "aGVs bG8="):
+        with pytest.raises(BadRequest, match="is not base64"):
+            request_from_json_object(document(bad))
