@@ -38,7 +38,14 @@ def _fix_ids(item: Any) -> None:
         return
     for name in _ID_FIELDS:
         if name in item:
-            item[name] = _hex_to_base64(item[name])
+            value = item[name]
+            if value is not None and not isinstance(value, str):
+                # protobuf's own words were Python's: "object of type 'int' has no len()"
+                raise BadRequest(
+                    f"invalid OTLP/JSON: {name} is {json_type(value)}, expected a string of "
+                    "hex digits"
+                )
+            item[name] = _hex_to_base64(value)
 
 
 def _list(parent: Any, *names: str) -> list[Any]:

@@ -146,3 +146,10 @@ def test_bytes_values_that_are_not_base64_are_refused(nested: bool) -> None:
     for bad in ("!!!", "aGVs!!bG8=", "a", "aGVs bG8="):
         with pytest.raises(BadRequest, match="is not base64"):
             request_from_json_object(document(bad))
+
+
+def test_an_id_that_is_a_number_is_told_in_otlps_words() -> None:
+    """The message was protobuf's Python: "object of type 'int' has no len()"."""
+    span = {"traceId": 12345, "spanId": "cd" * 8, "name": "x"}
+    with pytest.raises(BadRequest, match="traceId is a number, expected a string of hex digits"):
+        request_from_json_object({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
