@@ -29,6 +29,7 @@ from flowscope.store.journal import (
     JournalBusy,
     JournalError,
     has_segments,
+    held_elsewhere,
     journal_bytes,
     journal_path,
 )
@@ -653,14 +654,4 @@ def _replay_turn(path: str) -> Iterator[None]:
 
 def _replay_in_progress(path: str) -> bool:
     """Another reader holds the replay turn (and with it, briefly, the file)."""
-    try:
-        descriptor = os.open(_replay_marker(path), os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(descriptor)
-    return False
+    return held_elsewhere(_replay_marker(path))

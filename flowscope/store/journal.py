@@ -97,11 +97,15 @@ def has_segments(directory: Path | None) -> bool:
 
 def in_use(directory: Path | None) -> bool:
     """A live writer (a server's ingest side, an import) holds the journal's lock."""
-    if directory is None:
-        return False
+    return directory is not None and held_elsewhere(directory / "lock")
+
+
+def held_elsewhere(lock_file: Path) -> bool:
+    """Another open of ``lock_file`` holds its ``flock`` (False when there is no such
+    file, or none this process may open)."""
     try:
-        descriptor = os.open(directory / "lock", os.O_RDWR)
-    except OSError:  # no journal, or none this process may lock
+        descriptor = os.open(lock_file, os.O_RDWR)
+    except OSError:
         return False
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
