@@ -130,16 +130,12 @@ _NOT_THE_FILE = (
 )
 
 
-def _locked(path: str, text: str, read_only: bool) -> DatabaseLocked:
+def _locked_message(path: str, text: str, read_only: bool) -> str:
     """Who holds the file, in flowscope's words: DuckDB's own advice (its CLI's
     -readonly flag) means nothing to a flowscope user."""
     holder = re.search(r"\(PID (\d+)\)", text)
     who = f"process {holder[1]}" if holder else "another process"
     command = _flowscope_command(int(holder[1])) if holder else None
-    return DatabaseLocked(_locked_message(path, who, command, read_only))
-
-
-def _locked_message(path: str, who: str, command: str | None, read_only: bool) -> str:
     if read_only and command == "import":
         return f"{path} is being written by `flowscope import` ({who}); read it once that ends"
     if read_only and command in ("serve", "demo"):
@@ -323,7 +319,7 @@ class Database:
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():
-                raise _locked(self.path, text, self.read_only) from exc
+                raise DatabaseLocked(_locked_message(self.path, text, self.read_only)) from exc
             raise StoreError(f"{self.path}: cannot open: {text}") from exc
         except duckdb.Error as exc:
             raise file_failure(self.path, exc) from exc
