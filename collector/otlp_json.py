@@ -153,9 +153,10 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 
 
 def _check_bytes_values(document: Any) -> None:
-    """Every ``bytesValue`` is base64 as the Collector reads it (standard or URL-safe,
-    padded or not). protobuf's parser skips what is not: ``"!!!"`` was stored as empty
-    bytes and ``"aGVs!!bG8="`` as ``hello``, where the Collector answers 400."""
+    """Every ``bytesValue`` is base64 as proto3's JSON mapping reads it (standard or
+    URL-safe, padded or not; the Collector takes the standard padded form only).
+    protobuf's parser skips what is not: ``"!!!"`` was stored as empty bytes and
+    ``"aGVs!!bG8="`` as ``hello``, where the Collector answers 400."""
     stack = [document]
     while stack:
         node = stack.pop()

@@ -102,9 +102,11 @@ def in_use(directory: Path | None) -> bool:
 
 def held_elsewhere(lock_file: Path) -> bool:
     """Another open of ``lock_file`` holds its ``flock`` (False when there is no such
-    file, or none this process may open)."""
+    file, or none this process may read). Opened for reading: a reader running as
+    another user than the server may not write it, and took a live server's journal
+    for a crashed one's (a false "not replayed" warning)."""
     try:
-        descriptor = os.open(lock_file, os.O_RDWR)
+        descriptor = os.open(lock_file, os.O_RDONLY)
     except OSError:
         return False
     try:
