@@ -23,6 +23,7 @@ from flowscope.collector.decode_pool import DecodePool
 from flowscope.collector.errors import Overloaded, Unavailable
 from flowscope.collector.flatten import FlattenResult
 from flowscope.durations import format_duration, nanoseconds
+from flowscope.logs import error_line
 from flowscope.store.journal import JournalError
 from flowscope.store.writer import QueueFull, WriterClosed
 
@@ -93,7 +94,7 @@ class Ingest:
             self._count(refused=True)
             raise Unavailable(f"flowscope is shutting down ({exc}); retry later") from exc
         except (OSError, JournalError) as exc:  # the journal could not be written
-            self._count(refused=True, storage_error=str(exc) or type(exc).__name__)
+            self._count(refused=True, storage_error=error_line(exc))
             raise Unavailable(f"storing spans failed: {exc}; retry later") from exc
         try:
             stored = future.result(self.commit_timeout_s)

@@ -1,3 +1,33 @@
 """How flowscope's processes log: the CLI and the ingest process it starts write alike."""
 
+from __future__ import annotations
+
+import logging
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def error_line(exc: BaseException) -> str:
+    """An error in one line: its message's first, or its type's name when it has none."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class RepeatedFailures:
+    """Log a failure with its traceback, and the same error again (a full disk fails
+    every retry) in one line: a traceback each time flooded the log."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.last: str | None = None  # the last failure's error line; None after a success
+
+    def failed(self, exc: BaseException, message: str) -> None:
+        error = error_line(exc)
+        if error == self.last:
+            self.logger.error("%s (again: %s)", message, error)
+        else:
+            self.logger.error("%s", message, exc_info=exc)
+        self.last = error
+
+    def succeeded(self) -> None:
+        self.last = None

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
+from flowscope.logs import error_line
 from flowscope.store import sql_files
 from flowscope.store.dedup import StoredSpan
 from flowscope.store.journal import (
@@ -522,8 +523,7 @@ class Database:
         with self._lock:
             first = self.failed is None
             if first:
-                text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                self.failed = f"DuckDB can no longer use {self.path}: {text}"
+                self.failed = f"DuckDB can no longer use {self.path}: {error_line(exc)}"
         if first and self.on_failed is not None:
             self.on_failed(self.failed or "")
         return True

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from flowscope.logs import RepeatedFailures
 from flowscope.store import derivation
 from flowscope.store.database import Database, no_derive_pass, no_derive_thread
 
@@ -58,9 +59,7 @@ class Deriver:
         self.failures = 0
         self.set_aside = 0  # traces triage took out of the queue (``_triage``)
         self._failed_in_row = 0
-        # The last failure logged with its traceback: the same one again gets a line
-        # (a full disk failed every pass, a traceback a second).
-        self._logged_failure: str | None = None
+        self._failures = RepeatedFailures(log)  # of passes and of the triage after them
         self._due: float | None = None  # monotonic time of the next pass; None: nothing waits
         self._last_start = float("-inf")
         # Start of the last pass that succeeded: every span committed before it is in
@@ -235,14 +234,14 @@ class Deriver:
             self._settled_at = started  # before the count: whoever sees a pass sees its lag
             self.passes += 1
             self._failed_in_row = 0
-            self._logged_failure = None
+            self._failures.succeeded()
         except Exception as exc:  # the queue stays; readers derive it themselves meanwhile
             self.database.note_error(exc)
             self._settled_at = None
             self._last_traces = 0
             self.failures += 1
             self._failed_in_row += 1
-            self._log_failure(
+            self._failures.failed(
                 exc, f"deriving analysis tables failed; retrying in {self.interval_s:.1f}s"
             )
             retry_in = self.interval_s
@@ -252,16 +251,6 @@ class Deriver:
                 if self._due is None and not self._stopping:
                     self._due = time.monotonic() + retry_in
 
-    def _log_failure(self, exc: BaseException, message: str) -> None:
-        """``message`` with the traceback, or in one line with the error when the last
-        one logged so was the same error."""
-        error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if error == self._logged_failure:
-            log.error("%s (again: %s)", message, error)
-            return
-        self._logged_failure = error
-        log.error("%s", message, exc_info=exc)
-
     def _triage(self, cursor: object) -> bool:
         """Take the traces that make every pass fail out of the queue (logged, each
         with its error): one trace the rules cannot take stopped the analysis of every
@@ -270,7 +259,7 @@ class Deriver:
         try:
             failing = derivation.set_aside_failing(cursor)
         except Exception as exc:
-            self._log_failure(exc, "could not find which queued traces make derivation fail")
+            self._failures.failed(exc, "could not find which queued traces make derivation fail")
             return False
         for trace_id, error in failing:
             log.error(

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowscope.logs import RepeatedFailures
 from flowscope.store import sql_files
 from flowscope.store.database import Database, StoreError, WritesBehind, insert_spans, no_writer
 from flowscope.store.dedup import RecentSpanKeys, only_new
@@ -111,7 +112,7 @@ class SpanWriter:
         self._thread: threading.Thread | None = None
         self._accepting = False
         self.stuck = False  # shutdown found the thread still committing (see shutdown)
-        self.last_error: str | None = None  # why the last span commit failed, if it did
+        self._failures = RepeatedFailures(log)  # of span commits
         self._insert_sql = sql_files.query("insert_spans")
         # Every submitted batch takes the next number, in queue order; a commit stores
         # the highest it holds as CommitSeq (journal records carry the same numbers).
@@ -446,15 +447,10 @@ class SpanWriter:
             if self._landed(cursor, seq):
                 log.warning("span commit %d reported %r after its spans were stored", seq, exc)
             else:
-                error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                if error == self.last_error:  # retried (a full disk): one line, not a traceback
-                    log.error("span commit failed again: %s", error)
-                else:
-                    log.exception("span commit failed")  # auto-committed: no roll back
+                self._failures.failed(exc, "span commit failed")  # auto-committed: no roll back
                 self.stats.failed_commits += 1
-                self.last_error = error
                 return exc
-        self.last_error = None
+        self._failures.succeeded()
         if self.deriver is not None:
             self.deriver.notify()
         self.stats.commits += 1
@@ -463,6 +459,11 @@ class SpanWriter:
             "committed %d spans in %.1f ms", table.num_rows, (time.perf_counter() - started) * 1e3
         )
         return None
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last span commit failed, while commits fail; None once one lands."""
+        return self._failures.last
 
     def _landed(self, cursor: Any, seq: int) -> bool:
         """Whether commit ``seq`` is stored after all (an out-of-memory error in the
