@@ -66,9 +66,6 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int = DEFAULT_MAX_B
             parts.append(out)
             size += len(out)
             if size > max_bytes:
-                # Not kept by this frame, which the exception's traceback holds.
-                parts.clear()
-                del out
                 raise RequestTooLarge(f"decompressed body exceeds {max_bytes} bytes")
         position -= len(inflater.unused_data)  # the next member's start, in this slice
         if name != "gzip" or position >= len(view):
@@ -105,12 +102,10 @@ def _decompress_other(body: bytes, name: str, max_bytes: int) -> bytes:
             if "failed to write whole buffer" not in text and "smaller than required" not in text:
                 raise BadRequest(f"body is not valid {shown}: {text}") from exc
             if capacity > max_bytes:
-                del out  # not kept by this frame, which the exception's traceback holds
                 raise RequestTooLarge(f"decompressed body exceeds {max_bytes} bytes") from exc
             capacity = min(max_bytes + 1, 2 * capacity)
             continue
         if size > max_bytes:
-            del out  # not kept by this frame, which the exception's traceback holds
             raise RequestTooLarge(f"decompressed body exceeds {max_bytes} bytes")
         return bytes(memoryview(out)[:size])
 
