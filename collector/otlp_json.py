@@ -13,6 +13,7 @@ import base64
 import json
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from google.protobuf import json_format
@@ -109,22 +110,29 @@ def replace_lone_surrogates(document: Any) -> None:
     """Every surrogate code point in the strings (keys too) of a parsed JSON document
     becomes U+FFFD, in place. json.loads joins an escaped pair into one character,
     so any surrogate left is half of one."""
-    stack = [document]
-    while stack:
-        node = stack.pop()
+    for node in _containers(document):
         items = node.items() if isinstance(node, dict) else enumerate(node)
-        changed = []
-        for key, value in items:
-            if isinstance(value, str):
-                if _SURROGATE.search(value):
-                    changed.append((key, _SURROGATE.sub("\ufffd", value)))
-            elif isinstance(value, dict | list):
-                stack.append(value)
+        changed = [
+            (key, _SURROGATE.sub("\ufffd", value))
+            for key, value in items
+            if isinstance(value, str) and _SURROGATE.search(value)
+        ]
         for key, value in changed:
             node[key] = value
         if isinstance(node, dict):
             for key in [k for k in node if _SURROGATE.search(k)]:
                 node[_SURROGATE.sub("\ufffd", key)] = node.pop(key)
+
+
+def _containers(document: Any) -> Iterator[Any]:
+    """Every object and array of a parsed JSON document, the document first; each one's
+    own may be changed before the walk goes on into them."""
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        yield node
+        values = node.values() if isinstance(node, dict) else node
+        stack.extend(value for value in values if isinstance(value, dict | list))
 
 
 def generic_request(document: dict[str, Any]) -> ExportTraceServiceRequest:
@@ -157,19 +165,17 @@ def _check_bytes_values(document: Any) -> None:
     URL-safe, padded or not; the Collector takes the standard padded form only).
     protobuf's parser skips what is not: ``"!!!"`` was stored as empty bytes and
     ``"aGVs!!bG8="`` as ``hello``, where the Collector answers 400."""
-    stack = [document]
-    while stack:
-        node = stack.pop()
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, value in items:
-            if key in ("bytesValue", "bytes_value") and isinstance(value, str):
-                digits = len(value.rstrip("="))
-                if not _BASE64.fullmatch(value) or digits % 4 == 1:
-                    raise BadRequest(
-                        f"invalid OTLP/JSON: bytesValue {_shortened(repr(value))} is not base64"
-                    )
-            elif isinstance(value, dict | list):
-                stack.append(value)
+    for node in _containers(document):
+        if not isinstance(node, dict):
+            continue
+        for key in ("bytesValue", "bytes_value"):
+            value = node.get(key)
+            if isinstance(value, str) and (
+                not _BASE64.fullmatch(value) or len(value.rstrip("=")) % 4 == 1
+            ):
+                raise BadRequest(
+                    f"invalid OTLP/JSON: bytesValue {_shortened(repr(value))} is not base64"
+                )
 
 
 _SPAN_KINDS = frozenset(Span.SpanKind.keys())
