@@ -88,11 +88,16 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def normal_name(host: str) -> str:
+    """A host name as compared: no brackets, lower case, without the root's dot."""
+    return host.strip("[]").lower().removesuffix(".")
+
+
 def is_loopback(host: str) -> bool:
     """Does ``host`` (as given to --host, or a Host header's name) mean this machine's
     loopback: ``localhost`` in any case, with or without the root's dot, ``*.localhost``,
     127/8 (also as the short forms a socket takes, ``127.1``) or ``::1``."""
-    name = host.strip("[]").lower().removesuffix(".")
+    name = normal_name(host)
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
@@ -149,7 +154,7 @@ def hosts_file_loopback_names(path: Path = HOSTS_FILE) -> frozenset[str]:
     for line in text.splitlines():
         fields = line.split("#", 1)[0].split()
         if len(fields) >= 2 and is_loopback(fields[0]):
-            names.update(name.lower().removesuffix(".") for name in fields[1:])
+            names.update(normal_name(name) for name in fields[1:])
     return frozenset(names)
 
 
@@ -177,7 +182,7 @@ class _LocalNamesOnly:
             raw = dict(scope["headers"]).get(b"host")
             header = raw.decode("latin-1") if raw else "localhost"
             name = _host_name(header)
-            if not is_loopback(name) and name.lower().removesuffix(".") not in self.local_names:
+            if not is_loopback(name) and normal_name(name) not in self.local_names:
                 refusal = PlainTextResponse(
                     f"Host {header!r} refused: a server on a loopback address without "
                     "--token answers only requests for localhost, a loopback address or a "
