@@ -13,6 +13,7 @@ import socket
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import uvicorn
 from starlette.responses import PlainTextResponse
@@ -195,6 +196,38 @@ class _LocalNamesOnly:
         await self.app(scope, receive, send)
 
 
+class AbsoluteFormTarget:
+    """A request target in absolute form (`POST http://host:4318/v1/traces`), served
+    as its path, its authority taken as the Host (RFC 9112 §3.2.2: a server must accept
+    that form, and must then ignore the Host header). uvicorn passes the whole URL on as
+    the path, so such a request was a 404; clients send it through proxies that forward
+    the target as they got it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        raw = scope.get("raw_path", b"") if scope["type"] == "http" else b""
+        if not raw[:8].lower().startswith((b"http://", b"https://")):
+            await self.app(scope, receive, send)
+            return
+        target = urlsplit(raw.decode("latin-1"))
+        if not target.hostname or "@" in target.netloc:
+            # userinfo in a target is an error (RFC 9110 §4.2.4); no host, no target.
+            refusal = PlainTextResponse(
+                f"request target {target.geturl()!r} has no host or has user info\n",
+                status_code=400,
+            )
+            await refusal(scope, receive, send)
+            return
+        path = target.path or "/"
+        headers = [(k, v) for k, v in scope["headers"] if k != b"host"]
+        headers.append((b"host", target.netloc.encode("latin-1")))
+        scope = {**scope, "path": unquote(path), "raw_path": path.encode("latin-1")}
+        scope["headers"] = headers
+        await self.app(scope, receive, send)
+
+
 class HeadAsGet:
     """HEAD answered as GET without its body (RFC 9110 §9.3.2: a general-purpose server
     must). FastAPI's GET routes answered 405, so ``curl -I /healthz`` and uptime
@@ -231,7 +264,7 @@ class HttpServer:
         if is_loopback(self._socket.getsockname()[0]) and not token:
             app = _LocalNamesOnly(app)
         config = uvicorn.Config(
-            app,
+            AbsoluteFormTarget(app),
             log_level="warning",
             access_log=False,
             lifespan="off",

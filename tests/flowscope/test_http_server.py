@@ -160,3 +160,46 @@ def test_the_open_file_limit_is_raised_to_the_hard_limit() -> None:
     raised, soft, hard = (int(x) for x in out)
     assert raised == soft
     assert soft == hard or hard == -1  # RLIM_INFINITY: raised to a large finite value
+
+
+def _raw_request(port: int, head: str) -> tuple[int, str]:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(head.encode("latin-1"))
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    status = int(reply.split(b" ", 2)[1])
+    return status, reply.partition(b"\r\n\r\n")[2].decode()
+
+
+async def _where(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(f"{request.url.path} {request.headers['host']} {request.url.query}")
+
+
+def test_a_request_target_in_absolute_form_is_served_as_its_path() -> None:
+    """RFC 9112 §3.2.2: a server must accept `POST http://host/v1/traces` (a proxy
+    forwards targets so), and take the host from it. It was a 404: the whole URL was
+    taken for the path."""
+    app = Starlette(routes=[Route("/v1/traces", _where)])
+    server = HttpServer(app, "127.0.0.1", 0, "t")
+    server.start()
+    try:
+
+        def ask(target: str, host: str = "localhost") -> tuple[int, str]:
+            head = f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            return _raw_request(server.port, head)
+
+        port = server.port
+        assert ask(f"http://localhost:{port}/v1/traces?a=1") == (
+            200,
+            f"/v1/traces localhost:{port} a=1",
+        )
+        # The target's host wins over the header's, for the DNS-rebinding guard too.
+        assert ask(f"HTTP://127.0.0.1:{port}/v1/traces", host="evil.example")[0] == 200
+        assert ask(f"http://evil.example:{port}/v1/traces", host="localhost")[0] == 403
+        assert ask(f"http://user@localhost:{port}/v1/traces")[0] == 400
+        assert ask("/v1/traces")[0] == 200
+    finally:
+        server.shutdown()
