@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -15,19 +16,26 @@ def error_line(exc: BaseException) -> str:
 
 class RepeatedFailures:
     """Log a failure with its traceback, and the same error again (a full disk fails
-    every retry) in one line: a traceback each time flooded the log."""
+    every retry) in one line: a traceback each time flooded the log. The same error is
+    of the same type, with the same message but for its numbers: an out-of-memory
+    error quotes the bytes in use, different each time."""
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
         self.last: str | None = None  # the last failure's error line; None after a success
+        self._last_kind: tuple[str, str] | None = None
 
     def failed(self, exc: BaseException, message: str) -> None:
         error = error_line(exc)
-        if error == self.last:
+        kind = (type(exc).__qualname__, _NUMBER.sub("#", error))
+        if kind == self._last_kind:
             self.logger.error("%s (again: %s)", message, error)
         else:
             self.logger.error("%s", message, exc_info=exc)
-        self.last = error
+        self.last, self._last_kind = error, kind
 
     def succeeded(self) -> None:
-        self.last = None
+        self.last = self._last_kind = None
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")

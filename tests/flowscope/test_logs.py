@@ -1,0 +1,43 @@
+"""How repeated failures are logged."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from flowscope.logs import RepeatedFailures, error_line
+
+
+def _records(caplog: pytest.LogCaptureFixture, errors: list[BaseException]) -> list[bool]:
+    failures = RepeatedFailures(logging.getLogger("t.repeated"))
+    with caplog.at_level(logging.ERROR, logger="t.repeated"):
+        for error in errors:
+            failures.failed(error, "pass failed")
+    return [r.exc_info is not None for r in caplog.records if r.name == "t.repeated"]
+
+
+def test_an_error_that_differs_only_in_its_numbers_is_the_same_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An out-of-memory error quotes the memory in use, other each time: every pass
+    logged its traceback again."""
+    errors: list[BaseException] = [
+        MemoryError(f"could not allocate block of 256.0 KiB ({used}.5 GiB/2.0 GiB used)")
+        for used in (1, 2, 1)
+    ]
+    assert _records(caplog, errors) == [True, False, False]
+
+
+def test_another_error_or_type_gets_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    errors: list[BaseException] = [OSError("disk full"), OSError("disk full")]
+    errors += [ValueError("disk full"), OSError("permission denied")]
+    assert _records(caplog, errors) == [True, False, True, True]
+
+
+def test_a_success_ends_the_repeat() -> None:
+    failures = RepeatedFailures(logging.getLogger("t.repeated"))
+    failures.failed(OSError("disk full\nmore"), "x")
+    assert failures.last == "disk full" == error_line(OSError("disk full\nmore"))
+    failures.succeeded()
+    assert failures.last is None
