@@ -105,13 +105,14 @@ _SQL_TEXT = (
     "json_serialize_plan json_serialize_sql json_deserialize_sql json_execute_serialized_sql"
 )
 _SCALARS = frozenset(
-    {"getenv", "nextval", "setval", "write_log", "current_setting", *_SQL_TEXT.split()}
+    {"getenv", "nextval", "setval", "setseed", "write_log", "current_setting"}
+    | set(_SQL_TEXT.split())
 )
 _REFUSED_FUNCTIONS = {
     "no-file-access": "glob sniff_csv read_* parquet_* iceberg_* delta_* sqlite_*",
     "no-network": "postgres_* mysql_* duckdb_secrets which_secret",
     "no-pragma": "pragma_*",
-    "no-set": "set_* enable_logging disable_logging enable_profiling disable_profiling",
+    "no-set": "set_* setseed enable_logging disable_logging enable_profiling disable_profiling",
     "no-environment": "getenv",
     "no-dynamic-sql": f"query query_table histogram histogram_values {_SQL_TEXT}",
     "read-only": "checkpoint force_checkpoint nextval setval write_log truncate_duckdb_logs",
@@ -342,30 +343,41 @@ def _identifier(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _text_expr(expr: str, kind: DuckDBPyType, depth: int = 0) -> str | None:
+def _text_expr(
+    expr: str, kind: DuckDBPyType | None, depth: int = 0, lambdas: int = 0
+) -> str | None:
     """SQL for ``expr``'s value with the times Python cannot hold made ISO 8601 text:
     nanosecond ones (a datetime keeps microseconds) and zoned ones (no pytz needed),
-    at any depth of lists, structs and maps. None when the type holds no such time."""
-    name = kind.id
+    in lists, structs and maps. None when the type holds no such time. A type Python
+    cannot name (``kind`` None: an aggregate's state) comes as its text; so does a
+    list or map that holds such times ``MAX_LAMBDAS`` lists or maps deep (``lambdas``:
+    how deep this one is)."""
+    if kind is None:
+        return f"CAST({expr} AS VARCHAR)"
+    name = str(kind.id)  # a plain str: the stubs do not know every id (timestamptz_ns)
     if name == "timestamp_ns":
         return f"strftime({expr}, '%Y-%m-%dT%H:%M:%S.%n')"
     if name == "timestamp with time zone":
         return f"strftime({expr} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ')"
-    if name == "time with time zone":
+    if name == "timestamptz_ns":
+        return f"strftime({expr} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%nZ')"
+    if name in ("time with time zone", "time_ns"):
         return f"CAST({expr} AS VARCHAR)"
     var = f"v{depth}"
+    if name in ("list", "array", "map") and lambdas >= MAX_LAMBDAS:
+        return None if not _holds_times(kind) else f"CAST({expr} AS VARCHAR)"
     if name in ("list", "array"):
-        inner = _text_expr(var, _children(kind)[0][1], depth + 1)
+        inner = _text_expr(var, _children(kind)[0][1], depth + 1, lambdas + 1)
         return None if inner is None else f"list_transform({expr}, lambda {var}: {inner})"
     if name == "struct":
-        fields = _member_texts(expr, _children(kind), "struct_extract", depth)
+        fields = _member_texts(expr, _children(kind), "struct_extract", depth, lambdas)
         if fields is None:
             return None
         packed = ", ".join(f"{_identifier(field)} := {text}" for field, text in fields)
         return f"CASE WHEN {expr} IS NULL THEN NULL ELSE struct_pack({packed}) END"
     if name == "union":
         # The first child is the union's tag (UTINYINT), not a member.
-        members = _member_texts(expr, _children(kind)[1:], "union_extract", depth)
+        members = _member_texts(expr, _children(kind)[1:], "union_extract", depth, lambdas)
         if members is None:
             return None
         # One union_value per member: DuckDB's CASE unites them into one union type.
@@ -381,8 +393,8 @@ def _text_expr(expr: str, kind: DuckDBPyType, depth: int = 0) -> str | None:
             # key): the keys become their JSON text.
             key: str | None = f"CAST(to_json({var}.key) AS VARCHAR)"
         else:
-            key = _text_expr(f"{var}.key", key_kind, depth + 1)
-        value = _text_expr(f"{var}.value", value_kind, depth + 1)
+            key = _text_expr(f"{var}.key", key_kind, depth + 1, lambdas + 1)
+        value = _text_expr(f"{var}.value", value_kind, depth + 1, lambdas + 1)
         if key is None and value is None:
             return None
         entry = f"struct_pack(key := {key or var + '.key'}, value := {value or var + '.value'})"
@@ -391,16 +403,51 @@ def _text_expr(expr: str, kind: DuckDBPyType, depth: int = 0) -> str | None:
 
 
 _NESTED = frozenset({"list", "array", "struct", "map", "union", "variant"})
+# DuckDB binds lambdas nested in lambdas in time and memory that double with each
+# level: 17 lists of a zoned time took 6 s (past the time limit, which binding does
+# not heed) and 1.5 GB, and 21 would take ~24 GB.
+MAX_LAMBDAS = 4
+_TIMES = frozenset(
+    {"timestamp_ns", "timestamp with time zone", "timestamptz_ns", "time with time zone"}
+    | {"time_ns"}
+)
+
+
+_HAS_CHILDREN = frozenset({"list", "array", "struct", "map", "union", "tuple"})
+
+
+def _holds_times(kind: DuckDBPyType) -> bool:
+    """Whether ``kind`` holds a time ``_text_expr`` makes text (without recursion)."""
+    kinds = [kind]
+    while kinds:
+        kind = kinds.pop()
+        if kind.id in _TIMES:
+            return True
+        if kind.id in _HAS_CHILDREN:
+            kinds.extend(child for _, child in _children(kind))
+    return False
+
+
+def _type_depth(kind: DuckDBPyType) -> int:
+    """How many levels of lists, structs and maps ``kind`` nests (without recursion)."""
+    deepest = 0
+    kinds = [(kind, 0)]
+    while kinds:
+        kind, depth = kinds.pop()
+        deepest = max(deepest, depth)
+        if kind.id in _HAS_CHILDREN:
+            kinds.extend((child, depth + 1) for _, child in _children(kind))
+    return deepest
 
 
 def _member_texts(
-    expr: str, members: list[tuple[str, DuckDBPyType]], extract: str, depth: int
+    expr: str, members: list[tuple[str, DuckDBPyType]], extract: str, depth: int, lambdas: int
 ) -> list[tuple[str, str]] | None:
     """(name, SQL) per member of a struct or union (``extract`` reads one out), each
     member's value made text as ``_text_expr`` does where it needs to be; None when no
     member holds such a time."""
     values = [(name, f"{extract}({expr}, {_literal(name)})", child) for name, child in members]
-    texts = [_text_expr(value, child, depth + 1) for _, value, child in values]
+    texts = [_text_expr(value, child, depth + 1, lambdas) for _, value, child in values]
     if all(text is None for text in texts):
         return None
     return [(name, text or value) for (name, value, _), text in zip(values, texts, strict=True)]
@@ -411,19 +458,22 @@ def _children(kind: DuckDBPyType) -> list[tuple[str, DuckDBPyType]]:
     return [(name, child) for name, child in kind.children if isinstance(child, DuckDBPyType)]
 
 
-def _size_expr(expr: str, kind: DuckDBPyType) -> str | None:
+def _size_expr(expr: str, kind: DuckDBPyType | None) -> str | None:
     """SQL for about how many characters ``expr``'s value takes (strings by their
     length, blobs by their bytes, lists by their items); None for a fixed-size type.
     At most one lambda deep: DuckDB binds nested lambdas in time and memory that
     double with each level (16 levels of lists took 4.6 s and 1.7 GB), so a list of
-    nested values is measured by its text."""
+    nested values is measured by its text. Any other type, and one Python cannot name
+    (``kind`` None), by its text: a GEOMETRY of 200 MB went unmeasured into Python."""
+    if kind is None:
+        return _text_length(expr)
     name = kind.id
+    if name in _FIXED_SIZE:
+        return None
     if name == "varchar":
         return f"coalesce(length({expr}), 0)"
     if name in ("blob", "bit"):
         return f"coalesce(octet_length({expr}), 0)"
-    if name in ("bignum", "variant", "union"):  # rare: their text is near enough
-        return _text_length(expr)
     if name in ("list", "array"):
         return _list_size(expr, _children(kind)[0][1])
     if name == "struct":
@@ -437,7 +487,15 @@ def _size_expr(expr: str, kind: DuckDBPyType) -> str | None:
         (_, key_kind), (_, value_kind) = _children(kind)
         keys = _list_size(f"map_keys({expr})", key_kind)
         return f"{keys} + {_list_size(f'map_values({expr})', value_kind)}"
-    return None
+    return _text_length(expr)  # bignum, variant, union, geometry, and types to come
+
+
+_FIXED_SIZE = frozenset(
+    "boolean tinyint smallint integer bigint hugeint utinyint usmallint uinteger ubigint "
+    "uhugeint float double decimal date time time_ns timestamp timestamp_s timestamp_ms "
+    "timestamp_ns timestamptz_ns interval uuid enum null".split()
+    + ["time with time zone", "timestamp with time zone"]
+)
 
 
 def _text_length(expr: str) -> str:
@@ -459,7 +517,7 @@ def _list_size(expr: str, item: DuckDBPyType) -> str:
 _SIZE_COLUMN = "flowscope_row_bytes"
 
 
-def _guarded(sql: str, kinds: list[DuckDBPyType]) -> tuple[str, bool] | None:
+def _guarded(sql: str, kinds: list[DuckDBPyType | None]) -> tuple[str, bool] | None:
     """``sql`` with its columns' times as text (``_text_expr``) and, when a value can
     be large, a last column with the row's size in bytes (``_size_expr``): a row over
     ``MAX_ANSWER_CHARS`` comes with its values NULL, so no value that big is ever
@@ -479,7 +537,9 @@ def _guarded(sql: str, kinds: list[DuckDBPyType]) -> tuple[str, bool] | None:
             False,
         )
     inner = (
-        f"SELECT {', '.join(exprs)}, {' + '.join(sized)} AS {_SIZE_COLUMN} "
+        # One flat sum: `a + b + ...` nests a level a column, and 330 text columns
+        # were refused as nested too deeply to be checked.
+        f"SELECT {', '.join(exprs)}, list_sum([{', '.join(sized)}]) AS {_SIZE_COLUMN} "
         f"FROM (\n{body}\n) AS sandboxed({', '.join(names)})"
     )
     over = f"{_SIZE_COLUMN} > {MAX_ANSWER_CHARS}"
@@ -518,7 +578,8 @@ class _Deadline:
         self._timer.cancel()
 
 
-_Described = tuple[list[str], list[DuckDBPyType]]
+# A column's type, or None for one the Python API cannot name (an aggregate's state).
+_Described = tuple[list[str], list[DuckDBPyType | None]]
 
 
 def _fetch(
@@ -529,6 +590,15 @@ def _fetch(
     ``MAX_ANSWER_CHARS`` (then True: cut by size). No DataFrames in this frame for
     DuckDB's Python replacement scans to find."""
     names, kinds = described
+    for name, kind in zip(names, kinds, strict=True):
+        # Converting a value walks its type: 600 levels of structs were a RecursionError
+        # (a 500, a CLI traceback).
+        if kind is not None and _type_depth(kind) > MAX_VALUE_DEPTH:
+            raise SqlRefused(
+                "answer-size",
+                f"column {name!r} is nested over {MAX_VALUE_DEPTH} levels deep (lists, maps "
+                "or structs), more than an answer may hold; select less of it",
+            )
     wrapping = _guarded(sql, kinds)
     if wrapping is None:
         cursor.execute(sql)
@@ -634,9 +704,19 @@ def _describe(cursor: duckdb.DuckDBPyConnection, sql: str) -> _Described:
     DESCRIBE cannot take (``DESCRIBE t`` itself), whose times then stay as they are."""
     try:
         described = cursor.execute(f"DESCRIBE {_without_trailing(sql)}").fetchall()
-        return [str(row[0]) for row in described], [DuckDBPyType(row[1]) for row in described]
-    except (duckdb.Error, ValueError, TypeError):
+    except duckdb.Error:
         return [], []
+    return [str(row[0]) for row in described], [_type(str(row[1])) for row in described]
+
+
+def _type(name: str) -> DuckDBPyType | None:
+    """The type DESCRIBE names, None where the Python API cannot parse it (an
+    ``AGGREGATE_STATE``: the whole query went unguarded, its huge values and its
+    nanoseconds into Python)."""
+    try:
+        return DuckDBPyType(name)
+    except (duckdb.Error, ValueError, TypeError):
+        return None
 
 
 def run_sandboxed(

@@ -134,6 +134,8 @@ REFUSALS = [
     ("SELECT * FROM pg_catalog.pg_settings", "no-server-state"),
     ("SELECT * FROM main.duckdb_logs", "no-server-state"),
     ("SELECT current_setting('temp_directory')", "no-server-state"),
+    # The seed lives on the reader cursor the next request on that thread gets.
+    ("SELECT setseed(0.42)", "no-set"),
     ("SELECT 1; DELETE FROM otel_traces", "one-statement"),
     ("SELECT 1; SELECT 2", "one-statement"),
     ("", "syntax"),
@@ -521,6 +523,69 @@ def test_the_size_guard_nests_no_lambdas(db: Database) -> None:
     for _ in range(16):
         inner = inner[0]
     assert (inner, answer[0][1]) == ("a", "é")
+
+
+def test_times_deep_in_lists_nest_a_few_lambdas_and_come_as_text(db: Database) -> None:
+    """A lambda per level of lists to make their times text: 17 levels of a zoned time
+    took 6 s (past a 5 s limit: binding does not heed it) and 1.5 GB, doubling a level."""
+    deep = DuckDBPyType("TIMESTAMP WITH TIME ZONE" + "[]" * 17)
+    guarded = sandbox._guarded("SELECT 1", [deep])
+    assert guarded is not None and guarded[0].count("lambda") <= sandbox.MAX_LAMBDAS
+    sql = "SELECT " + "[" * 17 + "TIMESTAMPTZ '2026-01-01 01:00:00+01'" + "]" * 17 + " AS v"
+    value = run_sandboxed(db, sql, timeout_s=5).rows[0][0]
+    for _ in range(sandbox.MAX_LAMBDAS):
+        value = value[0]
+    assert value == "[" * 13 + "'2026-01-01 00:00:00+00'" + "]" * 13  # DuckDB's text
+    shallow = "SELECT [[TIMESTAMP_NS '2026-01-01 00:00:00.000000001']] AS v"
+    assert run_sandboxed(db, shallow).rows == [[[["2026-01-01T00:00:00.000000001"]]]]
+
+
+def test_new_nanosecond_times_keep_their_nanoseconds(db: Database) -> None:
+    result = run_sandboxed(
+        db,
+        "SELECT TIMESTAMPTZ_NS '2026-01-01 01:00:00.123456789+01' AS tz, "
+        "TIME_NS '12:00:00.123456789' AS t",
+    )
+    assert result.rows == [["2026-01-01T00:00:00.123456789Z", "12:00:00.123456789"]]
+
+
+def test_a_type_nested_too_deep_is_refused_before_it_is_walked(db: Database) -> None:
+    """600 levels of structs (json_transform makes them from a string) were a
+    RecursionError in the wrapper: a 500 from the API, a traceback from the CLI."""
+    shape = '{"a":' * 600 + '"VARCHAR"' + "}" * 600
+    with pytest.raises(SqlRefused) as caught:
+        run_sandboxed(db, f"SELECT json_transform('{{}}', '{shape}') AS v")
+    assert caught.value.rule == "answer-size"
+    assert "column 'v' is nested over 100 levels deep" in caught.value.message
+
+
+def test_values_of_types_python_cannot_name_are_measured_as_text(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An aggregate's state (EXPORT_STATE) made DESCRIBE's types unreadable, and the
+    whole query ran unguarded: its huge values reached Python, its times lost their
+    nanoseconds. A GEOMETRY was never measured."""
+    monkeypatch.setattr(sandbox, "MAX_ANSWER_CHARS", 10_000)
+    for sql in (
+        "SELECT list(repeat('x', 20000)) EXPORT_STATE AS s",
+        "SELECT ('LINESTRING(' || (SELECT string_agg(i || ' ' || i, ',') "
+        "FROM range(3000) AS t(i)) || ')')::GEOMETRY AS g",
+    ):
+        with pytest.raises(SqlRefused) as caught:
+            run_sandboxed(db, sql)
+        assert caught.value.rule == "answer-size", sql
+    mixed = run_sandboxed(
+        db, "SELECT max(Timestamp) AS last, count(*) EXPORT_STATE AS n FROM otel_traces"
+    )
+    assert len(mixed.rows[0][0].rpartition(".")[2]) == 9  # nanoseconds
+    assert isinstance(mixed.rows[0][1], str)
+
+
+def test_hundreds_of_sized_columns_are_summed_flat(db: Database) -> None:
+    """`a + b + ...` nested a level a column: 330 text columns were refused as nested
+    too deeply to be checked, 1,000 as over DuckDB's expression depth."""
+    sql = "SELECT " + ", ".join(f"'x' AS c{i}" for i in range(1000))
+    assert run_sandboxed(db, sql).rows == [["x"] * 1000]
 
 
 def test_an_error_in_a_wrapped_query_counts_lines_from_the_query(db: Database) -> None:
