@@ -12,12 +12,13 @@ through a server. Messages name the parameters as the caller wrote them:
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import httpx
 
@@ -223,6 +224,31 @@ def one_comparison(p: Mapping[str, str | None], names: Names) -> None:
         )
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _file_errors(method: _Method) -> _Method:
+    """``method`` with DuckDB's errors as AnalysisError, the file named: a damaged file
+    opens and fails at its first read, which raised DuckDB's own IOException from the
+    Python API where the CLI said the file is not usable. An interrupt (Ctrl-C, a
+    close) is no fault of the file's and stays as it is."""
+
+    @functools.wraps(method)
+    def read(self: LocalSource, *args: Any, **kwargs: Any) -> Any:
+        import duckdb
+
+        from flowscope.store.database import file_failure
+
+        try:
+            return method(self, *args, **kwargs)
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error as exc:
+            raise AnalysisError(str(file_failure(self.where, exc))) from exc
+
+    return cast(_Method, read)
+
+
 class LocalSource:
     """Reads the DuckDB file read-only, in this process, through ``Analysis``."""
 
@@ -236,25 +262,31 @@ class LocalSource:
         self.names = names
         self.analysis = Analysis(database, flows_config)
 
+    @_file_errors
     def service_map(self, since: str | None, until: str | None, flow: str | None) -> ServiceMap:
         return self.analysis.service_map(_window(since, until, self.names), flow)
 
+    @_file_errors
     def flows(self, since: str | None, until: str | None, by: str | None) -> list[Flow]:
         return self.analysis.flows(_window(since, until, self.names), by)
 
+    @_file_errors
     def flow(
         self, flow_id: str, since: str | None, until: str | None, by: str | None
     ) -> FlowDetail:
         return self.analysis.flow(flow_id, _window(since, until, self.names), by)
 
+    @_file_errors
     def traces(self, since: str | None, until: str | None, **filters: Any) -> list[TraceSummary]:
         _check_trace_filters(filters, self.names)
         return self.analysis.traces(_window(since, until, self.names), **filters)
 
+    @_file_errors
     def trace(self, trace_id: str, since: str | None, until: str | None) -> TraceView:
         baseline = _window(since, until, self.names) if since or until else None
         return self.analysis.trace(trace_id, baseline)
 
+    @_file_errors
     def compare(self, **params: str | None) -> Comparison:
         p = params
         mode = compare_mode(p, self.names)
@@ -276,6 +308,7 @@ class LocalSource:
         right = _window(p.get("right_since"), p.get("right_until"), self.names, "right_", now_ns)
         return self.analysis.compare_windows(flow, left, right)
 
+    @_file_errors
     def sql(self, query: str, limit: int, timeout_s: float = 10.0) -> SqlRows:
         from flowscope.store.sandbox import SqlError, SqlRefused, run_sandboxed
 

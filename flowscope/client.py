@@ -17,6 +17,7 @@ through the JSON API. docs/python_api.md has the whole tour.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args
 
-from flowscope.analysis_sources import AnalysisSource, SqlRows, open_source
+from flowscope.analysis_sources import AnalysisSource, RemoteSource, SqlRows, open_source
 from flowscope.analyzer.errors import AnalysisError
 from flowscope.analyzer.model import (
     Comparison,
@@ -208,6 +209,11 @@ def _bound(name: str, value: Bound) -> str | None:
     for anything else (an int gave a bare TypeError)."""
     if value is None or isinstance(value, str):
         return value
+    if isinstance(value, datetime) and value != value:  # pandas' NaT, a datetime
+        raise AnalysisError(
+            f"{name}: NaT is no time (the min or max of an empty column, say); "
+            "give a duration back from now ('1h'), an RFC 3339 time or a datetime"
+        )
     if isinstance(value, datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -368,4 +374,11 @@ def open(
     Raises ``flowscope.analyzer.errors.AnalysisError`` with a message when the
     store cannot be used.
     """
-    return Flowscope(open_source(path_or_url, token=token, flows=flows, names="python"))
+    source = open_source(path_or_url, token=token, flows=flows, names="python")
+    if flows is not None and isinstance(source, RemoteSource):
+        # The CLI says so too: an UnknownFlow for a flow the yaml names gave no clue.
+        warnings.warn(
+            f"reading through the server at {source.where}: its flows apply, not the flows given",
+            stacklevel=2,
+        )
+    return Flowscope(source)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -399,10 +400,15 @@ def read_snapshot(
     # The stored-table views, created once per cursor outside any transaction: a
     # snapshot with nothing waiting then creates nothing (7 statements, ~4 ms), and one
     # that overlays derived rows has its views rolled back to these at the end.
-    ready: dict[int, Any] = _snapshots.__dict__.setdefault("stored_views", {})
-    if ready.get(id(database)) is not cursor:
+    # Weakly keyed: by id(), the cursor outlived its Database, and with it DuckDB's
+    # lock on the file: a notebook that ran `flowscope.open(...)` twice and closed
+    # the second could not write the file until its kernel restarted.
+    ready: weakref.WeakKeyDictionary[Database, Any] = _snapshots.__dict__.setdefault(
+        "stored_views", weakref.WeakKeyDictionary()
+    )
+    if ready.get(database) is not cursor:
         _run(cursor, "overlay_none")
-        ready[id(database)] = cursor
+        ready[database] = cursor
     lag = database.derived_lag() if settled and only_trace is None else None
     settled_ok = lag is not None and lag <= SETTLED_MAX_LAG_S
     last_pass_traces = database.derived_pass_traces()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -428,3 +429,70 @@ def test_a_plain_text_404_gets_the_wrong_url_hint() -> None:
         source.close()
         server.shutdown()
         server.server_close()
+
+
+def _open_handles(path: Path) -> int:
+    handles = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            handles += str(path) in str(fd.readlink())
+        except OSError:
+            pass  # closed while listed
+    return handles
+
+
+def test_a_dropped_file_reader_releases_the_file(tmp_path: Path) -> None:
+    """A cache of each thread's read cursor, keyed by the Database's id(), kept the
+    cursor and DuckDB's lock on the file after the reader was dropped: a notebook cell
+    `fs = flowscope.open(...); fs.flows()` run twice left the file unwritable until
+    the kernel restarted."""
+    import gc
+
+    path = stored(tmp_path / "spans.duckdb")
+    for _ in range(2):
+        fs = flowscope.open(path)
+        fs.flows(**W)
+    del fs
+    gc.collect()
+    assert _open_handles(path) == 0
+    Database(path).close()  # a writer opens it
+
+
+def test_a_damaged_file_fails_as_an_analysis_error(tmp_path: Path) -> None:
+    """A file cut short opens, and its first read raised DuckDB's IOException from the
+    Python API, where the CLI says the file is not usable."""
+    path = stored(tmp_path / "spans.duckdb")
+    with path.open("r+b") as file:
+        file.truncate(path.stat().st_size // 2)
+    try:
+        fs = flowscope.open(path)
+    except AnalysisError as exc:  # found at open: as good
+        assert str(path) in str(exc)
+        return
+    with fs, pytest.raises(AnalysisError) as caught:
+        fs.flows(**W)
+    assert f"{path}: not a usable DuckDB database" in str(caught.value)
+
+
+def test_nat_is_refused_as_a_window_bound(local: Flowscope) -> None:
+    """pandas' NaT (the min of an empty column) is a datetime: a bare ValueError."""
+    with pytest.raises(AnalysisError, match="since: NaT is no time"):
+        local.flows(since=pd.NaT)
+
+
+def test_flows_a_server_does_not_apply_are_warned_of(
+    tmp_path: Path, server: tuple[Path, ServerProcess]
+) -> None:
+    """The CLI warns that a server's flows apply; the Python API dropped the yaml
+    silently, and the docs' "Named flows" example then said "no flow"."""
+    named = tmp_path / "flows.yaml"
+    named.write_text(
+        "flows:\n  - name: Order placement\n    match: {service: gateway}\n",
+        encoding="utf-8",
+    )
+    for target in (server[0], server[1].endpoints.ui):
+        with pytest.warns(UserWarning, match="its flows apply, not the flows given"):
+            flowscope.open(target, token=TOKEN, flows=named).close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flowscope.open(server[0], token=TOKEN).close()
