@@ -232,11 +232,21 @@ class Flowscope:
     a duration back from now (``15m``, ``7d``) or RFC 3339; the default is the last hour."""
 
     def __init__(self, source: AnalysisSource) -> None:
-        self.source = source
+        self._source = source
+        self._closed = False
+
+    @property
+    def source(self) -> AnalysisSource:
+        """What the analyses ask; AnalysisError once closed (a file's closed cursor,
+        a new thread's closed store and a closed HTTP client raised three other
+        errors)."""
+        if self._closed:
+            raise AnalysisError(f"{self.where} is closed: open it again")
+        return self._source
 
     @property
     def where(self) -> str:
-        return self.source.where
+        return self._source.where
 
     def map(self, since: Bound = None, until: Bound = None, flow: str | None = None) -> MapResult:
         return MapResult(self.source.service_map(*_window(since, until), flow))
@@ -345,7 +355,8 @@ class Flowscope:
         return SqlResult(rows.columns, rows.rows, rows.truncated)
 
     def close(self) -> None:
-        self.source.close()
+        self._closed = True
+        self._source.close()
 
     def __enter__(self) -> Flowscope:
         return self

@@ -496,3 +496,31 @@ def test_flows_a_server_does_not_apply_are_warned_of(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         flowscope.open(server[0], token=TOKEN).close()
+
+
+def test_a_closed_reader_says_it_is_closed(
+    tmp_path: Path, server: tuple[Path, ServerProcess]
+) -> None:
+    """After close(): DuckDB's "Connection already closed!", a StoreError on another
+    thread, or httpx's RuntimeError, by source and thread."""
+    import threading
+
+    for target in (stored(tmp_path / "spans.duckdb"), server[1].endpoints.ui):
+        fs = flowscope.open(target, token=TOKEN)
+        fs.flows(**W)
+        fs.close()
+        caught: list[BaseException] = []
+
+        def ask(fs: Flowscope = fs, caught: list[BaseException] = caught) -> None:
+            try:
+                fs.flows(**W)
+            except BaseException as exc:
+                caught.append(exc)
+
+        ask()
+        other = threading.Thread(target=ask)
+        other.start()
+        other.join()
+        assert [type(e) for e in caught] == [AnalysisError, AnalysisError], caught
+        assert all(str(e).endswith("is closed: open it again") for e in caught)
+        fs.close()  # again: nothing happens
