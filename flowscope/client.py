@@ -223,6 +223,20 @@ def _bound(name: str, value: Bound) -> str | None:
     )
 
 
+def _typed(name: str, value: Any, kinds: tuple[type, ...], what: str) -> None:
+    """AnalysisError naming ``name`` unless ``value`` is one of ``kinds`` (a bool is
+    no number): a file and a server took a float limit or a None id each their own
+    way (6 rows and a 400; a TypeError and an AnalysisError)."""
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        raise AnalysisError(f"{name}: {value!r} is {type(value).__name__}; give {what}")
+
+
+_TEXT = (str,)
+_TEXT_OR_NONE = (str, type(None))
+_WHOLE = (int,)
+_NUMBER_OR_NONE = (int, float, type(None))
+
+
 def _window(since: Bound, until: Bound) -> tuple[str | None, str | None]:
     return _bound("since", since), _bound("until", until)
 
@@ -249,11 +263,13 @@ class Flowscope:
         return self._source.where
 
     def map(self, since: Bound = None, until: Bound = None, flow: str | None = None) -> MapResult:
+        _typed("flow", flow, _TEXT_OR_NONE, "a flow id or None")
         return MapResult(self.source.service_map(*_window(since, until), flow))
 
     def flows(
         self, since: Bound = None, until: Bound = None, by: str | None = None
     ) -> Records[Flow]:
+        _typed("by", by, _TEXT_OR_NONE, "an attribute name or None")
         return Records(self.source.flows(*_window(since, until), by), Flow)
 
     def flow(
@@ -263,6 +279,8 @@ class Flowscope:
         until: Bound = None,
         by: str | None = None,
     ) -> FlowResult:
+        _typed("flow_id", flow_id, _TEXT, "a flow id")
+        _typed("by", by, _TEXT_OR_NONE, "an attribute name or None")
         return FlowResult(self.source.flow(flow_id, *_window(since, until), by))
 
     def traces(
@@ -277,6 +295,11 @@ class Flowscope:
         error: bool | None = None,
         limit: int = 20,
     ) -> Records[TraceSummary]:
+        for name, value in (("service", service), ("operation", operation), ("flow", flow)):
+            _typed(name, value, _TEXT_OR_NONE, "a string or None")
+        _typed("min_duration_ms", min_duration_ms, _NUMBER_OR_NONE, "a number or None")
+        _typed("error", error, (bool, type(None)), "True, False or None")
+        _typed("limit", limit, _WHOLE, "a whole number")
         found = self.source.traces(
             *_window(since, until),
             service=service,
@@ -290,14 +313,18 @@ class Flowscope:
 
     def trace(self, trace_id: str, since: Bound = None, until: Bound = None) -> TraceResult:
         """One trace; ``since``/``until`` choose the window of its flow's step P50s."""
+        _typed("trace_id", trace_id, _TEXT, "a trace id (hex text)")
         return TraceResult(self.source.trace(trace_id, *_window(since, until)))
 
     def compare_traces(self, left_id: str, right_id: str) -> ComparisonResult:
+        _typed("left_id", left_id, _TEXT, "a trace id (hex text)")
+        _typed("right_id", right_id, _TEXT, "a trace id (hex text)")
         return ComparisonResult(self.source.compare(left=left_id, right=right_id))
 
     def compare_baseline(
         self, trace_id: str, since: Bound = None, until: Bound = None
     ) -> ComparisonResult:
+        _typed("trace_id", trace_id, _TEXT, "a trace id (hex text)")
         since, until = _window(since, until)
         return ComparisonResult(self.source.compare(trace=trace_id, since=since, until=until))
 
@@ -309,7 +336,15 @@ class Flowscope:
     ) -> ComparisonResult:
         """``left``/``right`` are (since, until) pairs, e.g. ``("2h", "1h"), ("1h", None)``;
         each needs a since, an until or both."""
-        for side, (since, until) in (("left", left), ("right", right)):
+        _typed("flow_id", flow_id, _TEXT, "a flow id")
+        for side, pair in (("left", left), ("right", right)):
+            if not isinstance(pair, tuple | list) or len(pair) != 2:
+                # A string unpacked into two characters: "left_until: invalid time 'h'".
+                raise AnalysisError(
+                    f"compare_windows: {side} must be a (since, until) pair, e.g. "
+                    f"{side}=('2h', '1h'); got {pair!r}"
+                )
+            since, until = pair
             if not since and not until:
                 # Neither bound would be the last hour, maybe the other side's window
                 # too: deltas of 0 that read as "no change".
@@ -335,6 +370,9 @@ class Flowscope:
         since: Bound = None,
         until: Bound = None,
     ) -> ComparisonResult:
+        _typed("flow_id", flow_id, _TEXT, "a flow id")
+        _typed("left_version", left_version, _TEXT, "a service.version value")
+        _typed("right_version", right_version, _TEXT, "a service.version value")
         since, until = _window(since, until)
         return ComparisonResult(
             self.source.compare(
@@ -349,6 +387,8 @@ class Flowscope:
     def sql(self, query: str, limit: int = 10_000) -> SqlResult:
         """One read-only SELECT over ``otel_traces`` (the sandbox of ``flowscope sql``).
         ``limit``: most rows returned, at least 1; a server caps it at its own limit."""
+        _typed("query", query, _TEXT, "a SELECT as text")
+        _typed("limit", limit, _WHOLE, "a whole number")
         if limit < 1:  # refused the same way on a file and through a server
             raise AnalysisError(f"limit must be at least 1, not {limit}")
         rows: SqlRows = self.source.sql(query, limit)

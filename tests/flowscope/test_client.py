@@ -524,3 +524,34 @@ def test_a_closed_reader_says_it_is_closed(
         assert [type(e) for e in caught] == [AnalysisError, AnalysisError], caught
         assert all(str(e).endswith("is closed: open it again") for e in caught)
         fs.close()  # again: nothing happens
+
+
+WRONG_TYPES: dict[str, tuple[Callable[[Flowscope], Any], str]] = {
+    "float limit": (lambda fs: fs.traces(**W, limit=5.5), "limit: 5.5 is float"),  # type: ignore[arg-type]
+    "bool limit": (lambda fs: fs.traces(**W, limit=True), "limit: True is bool"),
+    "sql limit": (lambda fs: fs.sql("SELECT 1", limit=5.5), "limit: 5.5 is float"),  # type: ignore[arg-type]
+    "sql None": (lambda fs: fs.sql(None), "query: None is NoneType"),  # type: ignore[arg-type]
+    "trace None": (lambda fs: fs.trace(None), "trace_id: None is NoneType"),  # type: ignore[arg-type]
+    "error text": (lambda fs: fs.traces(**W, error="yes"), "error: 'yes' is str"),  # type: ignore[arg-type]
+    "window text": (
+        lambda fs: fs.compare_windows(ORDERS, "2h", "1h"),  # type: ignore[arg-type]
+        "compare_windows: left must be a (since, until) pair",
+    ),
+    "version None": (
+        lambda fs: fs.compare_versions(ORDERS, None, "x"),  # type: ignore[arg-type]
+        "left_version: None is NoneType",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_TYPES))
+def test_wrong_types_are_refused_alike_on_a_file_and_a_server(
+    name: str, local: Flowscope, remote: Flowscope
+) -> None:
+    """A float limit gave 6 rows from a file and a 400 from a server; a None id a
+    TypeError or an AttributeError from a file."""
+    call, message = WRONG_TYPES[name]
+    for fs in (local, remote):
+        with pytest.raises(AnalysisError) as caught:
+            call(fs)
+        assert message in str(caught.value)
