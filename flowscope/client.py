@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args, get_type_hints
 
 from flowscope.analysis_sources import AnalysisSource, RemoteSource, SqlRows, open_source
 from flowscope.analyzer.errors import AnalysisError
@@ -54,6 +54,20 @@ R = TypeVar("R", bound=Record)
 _TIME_COLUMNS = ("start",)  # RFC 3339 strings that become timezone-aware timestamps
 
 
+def _dtypes(record_type: type) -> dict[str, str]:
+    """pandas dtypes of a record's number fields: float64 for a float (or None: NaN),
+    int64 for an int, bool for a bool."""
+    dtypes: dict[str, str] = {}
+    for name, hint in get_type_hints(record_type).items():
+        if hint in (float, float | None):
+            dtypes[name] = "float64"
+        elif hint is int:
+            dtypes[name] = "int64"
+        elif hint is bool:
+            dtypes[name] = "bool"
+    return dtypes
+
+
 def records_frame(records: Sequence[Record], record_type: type[Record]) -> pd.DataFrame:
     """One row per record, one column per field; ``group`` (``--by`` values) is spread
     into one column per attribute, and ``start`` becomes a UTC timestamp."""
@@ -68,6 +82,9 @@ def records_frame(records: Sequence[Record], record_type: type[Record]) -> pd.Da
         for key, column in named.items():
             row[column] = group.get(key)
     frame = pd.DataFrame(rows, columns=columns + list(named.values()))
+    # Numbers by their fields' types: an empty answer's columns, and a column of only
+    # None (a trace's step_p50_ms without a baseline), were of dtype object.
+    frame = frame.astype({k: v for k, v in _dtypes(record_type).items() if k in frame.columns})
     for name in _TIME_COLUMNS:
         if name in frame.columns:
             # nanoseconds: span times are stored to the nanosecond

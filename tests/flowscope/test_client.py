@@ -129,6 +129,10 @@ def test_frames_have_the_record_fields_and_types(local: Flowscope) -> None:
     # An empty result still has its columns.
     empty = local.flows(since="2030-01-01T00:00:00Z", until="2030-01-02T00:00:00Z").df()
     assert empty.empty and list(empty.columns) == columns_of(Flow)
+    # ... and their types (they were all object), as is a column of only None.
+    assert (str(empty["traces"].dtype), str(empty["p95_ms"].dtype)) == ("int64", "float64")
+    spans = local.trace(SLOWEST_ORDER_TRACE).df()
+    assert spans["step_p50_ms"].isna().all() and str(spans["step_p50_ms"].dtype) == "float64"
 
 
 def test_group_values_become_columns(local: Flowscope) -> None:
