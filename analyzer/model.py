@@ -149,6 +149,22 @@ class TraceSummary(Record):
 
 
 @dataclass(frozen=True)
+class SpanEvent(Record):
+    name: str
+    start: str  # RFC 3339, UTC
+    offset_ms: float  # from its span's start
+    attributes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class SpanLink(Record):
+    trace_id: str
+    span_id: str
+    trace_state: str
+    attributes: dict[str, str]
+
+
+@dataclass(frozen=True)
 class TraceSpan(Record):
     span_id: str
     parent_span_id: str  # '' for the root
@@ -162,6 +178,9 @@ class TraceSpan(Record):
     status: str
     status_message: str
     attributes: dict[str, str]
+    resource: dict[str, str]  # its resource's attributes (Jaeger's process tags)
+    events: list[SpanEvent]  # in time order
+    links: list[SpanLink]
     depth: int
     step_id: str | None  # the flow step this span belongs to
     step_p50_ms: float | None  # that step's P50 in the flow's baseline window

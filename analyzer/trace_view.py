@@ -19,7 +19,13 @@ import numpy as np
 
 from flowscope.analyzer.critical_path import sections
 from flowscope.analyzer.derived_spans import rows_of
-from flowscope.analyzer.model import CriticalSegment, TraceSpan, TraceView
+from flowscope.analyzer.model import (
+    CriticalSegment,
+    SpanEvent,
+    SpanLink,
+    TraceSpan,
+    TraceView,
+)
 from flowscope.analyzer.shared_ids import half_span_id, unshare
 from flowscope.analyzer.span_tree import SpanRows, build
 from flowscope.analyzer.steps import LoadedSpans, op_key, step_id
@@ -28,11 +34,53 @@ from flowscope.store.database import Database
 
 
 @dataclass(frozen=True)
+class SpanDetails:
+    """What a trace view shows of a span beyond its place in the tree."""
+
+    status: str
+    message: str
+    attributes: dict[str, str]
+    resource: dict[str, str]
+    events: list[SpanEvent]
+    links: list[SpanLink]
+
+
+def _details(row: tuple[Any, ...]) -> SpanDetails:
+    start = int(row[5])
+    events = sorted(
+        (
+            SpanEvent(
+                name=str(e["name"]),
+                start=format_ns(int(e["start"])),
+                offset_ms=(int(e["start"]) - start) / 1e6,
+                attributes=_texts(e["attributes"]),
+            )
+            for e in row[14] or []
+        ),
+        key=lambda e: e.offset_ms,
+    )
+    links = [
+        SpanLink(
+            trace_id=str(link["TraceId"]),
+            span_id=str(link["SpanId"]),
+            trace_state=str(link["TraceState"] or ""),
+            attributes=_texts(link["Attributes"]),
+        )
+        for link in row[15] or []
+    ]
+    return SpanDetails(str(row[7]), str(row[8]), _texts(row[9]), _texts(row[13]), events, links)
+
+
+def _texts(values: dict[Any, Any] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in sorted((values or {}).items())}
+
+
+@dataclass(frozen=True)
 class LoadedTrace:
     spans: LoadedSpans
     span_ids: list[str]
     parent_ids: list[str]
-    details: list[tuple[str, str, dict[str, str]]]  # status, message, attributes
+    details: list[SpanDetails]
 
 
 def load_trace(
@@ -115,7 +163,7 @@ def load_trace(
         spans=loaded,
         span_ids=span_ids,
         parent_ids=parent_ids,
-        details=[(str(row[7]), str(row[8]), dict(row[9] or {})) for row in kept],
+        details=[_details(row) for row in kept],
     )
 
 
@@ -180,7 +228,7 @@ def trace_view(
     spans: list[TraceSpan] = []
     for row in order:
         service, operation, kind = loaded.ops[int(loaded.op_idx[row])]
-        status, message, attributes = trace.details[row]
+        details = trace.details[row]
         key = step_id(int(tree.step_key[row]))
         start = int(rows.start[row])
         spans.append(
@@ -194,9 +242,12 @@ def trace_view(
                 start_offset_ms=(start - origin) / 1e6,
                 duration_ms=int(rows.duration[row]) / 1e6,
                 self_ms=int(tree.self_ns[row]) / 1e6,
-                status=status,
-                status_message=message,
-                attributes={str(k): str(v) for k, v in sorted(attributes.items())},
+                status=details.status,
+                status_message=details.message,
+                attributes=details.attributes,
+                resource=details.resource,
+                events=details.events,
+                links=details.links,
                 depth=int(tree.depth[row]),
                 step_id=key if flow_id is not None else None,
                 step_p50_ms=step_p50.get(key),

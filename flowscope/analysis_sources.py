@@ -34,6 +34,8 @@ from flowscope.analyzer.model import (
     Node,
     Record,
     ServiceMap,
+    SpanEvent,
+    SpanLink,
     Step,
     StepDelta,
     TraceSpan,
@@ -98,12 +100,24 @@ def flow_detail_from_dict(data: dict[str, Any]) -> FlowDetail:
     )
 
 
+def _trace_span(data: dict[str, Any]) -> TraceSpan:
+    return record_from_dict(
+        TraceSpan,
+        {
+            **data,
+            "events": [record_from_dict(SpanEvent, e) for e in data.get("events", [])],
+            "links": [record_from_dict(SpanLink, link) for link in data.get("links", [])],
+            "resource": data.get("resource", {}),
+        },
+    )
+
+
 def trace_view_from_dict(data: dict[str, Any]) -> TraceView:
     return TraceView(
         trace_id=data["trace_id"],
         flow=data["flow"],
         duration_ms=data["duration_ms"],
-        spans=[record_from_dict(TraceSpan, s) for s in data["spans"]],
+        spans=[_trace_span(s) for s in data["spans"]],
         critical_path=[record_from_dict(CriticalSegment, c) for c in data["critical_path"]],
     )
 

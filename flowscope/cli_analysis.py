@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -29,6 +29,9 @@ from flowscope.cli_common import (
     server_url_option,
     shown,
 )
+
+if TYPE_CHECKING:  # the CLI imports the analyzer only when a command runs
+    from flowscope.analyzer.model import TraceView
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -581,6 +584,7 @@ def trace(
     if not baseline and view.spans:
         click.echo(f"({_baseline_hint(view.spans)})", err=True)
     click.echo()
+    _echo_events(view)
     if not view.critical_path:  # it starts at the root span
         why = "the root span lasts 0 ms" if view.flow else "the trace has no root span yet"
         click.echo(f"critical path: none ({why})")
@@ -588,6 +592,35 @@ def trace(
     click.echo("critical path:")
     path = [[c.service, c.operation, c.start_offset_ms, c.duration_ms] for c in view.critical_path]
     click.echo(render_table(["service", "operation", "start_ms", "duration_ms"], path))
+
+
+# A trace view lists at most this many events; --format json has them all.
+MAX_EVENTS_SHOWN = 20
+
+
+def _echo_events(view: TraceView) -> None:
+    """The spans' events (logs, exceptions) in time order: what a Jaeger user opens a
+    trace for."""
+    events = sorted(
+        (
+            (s.start_offset_ms + e.offset_ms, f"{s.service}: {s.operation}", e.name, e.attributes)
+            for s in view.spans
+            for e in s.events
+        ),
+        key=lambda event: event[0],
+    )
+    if not events:
+        return
+    rows = [
+        [at, span, name, " ".join(f"{k}={v}" for k, v in attributes.items())]
+        for at, span, name, attributes in events[:MAX_EVENTS_SHOWN]
+    ]
+    click.echo("events:")
+    click.echo(render_table(["at_ms", "span", "event", "attributes"], rows, max_width=70))
+    if len(events) > MAX_EVENTS_SHOWN:
+        more = len(events) - MAX_EVENTS_SHOWN
+        click.echo(f"... and {more} more (--format json has every event)")
+    click.echo()
 
 
 @click.command()

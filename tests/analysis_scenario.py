@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flowscope.store.database import Database
 from flowscope.store.writer import SpanWriter
-from flowscope.testing.traces import TraceKit, percentile
+from flowscope.testing.traces import EventSpec, TraceKit, percentile
 
 SINCE = "2026-01-01T00:00:00Z"
 UNTIL = "2026-01-01T01:00:00Z"
@@ -70,6 +70,7 @@ def scenario() -> TraceKit:
                 status="Error",
                 status_message="card declined",
                 resource=version,
+                events=[EventSpec(2, "exception", {"exception.type": "CardDeclined"})],
             )
         publish = server.child(
             "orders",

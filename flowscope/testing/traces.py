@@ -75,6 +75,13 @@ class LinkSpec:
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EventSpec:
+    offset_ms: float  # from its span's start
+    name: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class SpanSpec:
     trace_id: str
@@ -90,6 +97,7 @@ class SpanSpec:
     attributes: dict[str, Any] = field(default_factory=dict)
     resource: dict[str, Any] = field(default_factory=dict)
     links: list[LinkSpec] = field(default_factory=list)
+    events: list[EventSpec] = field(default_factory=list)
 
     @property
     def end_ns(self) -> int:
@@ -113,6 +121,11 @@ class SpanSpec:
             out.trace_id = bytes.fromhex(link.trace_id)
             out.span_id = bytes.fromhex(link.span_id)
             out.attributes.extend(key_values(link.attributes))
+        for event in self.events:
+            logged = span.events.add()
+            logged.time_unix_nano = self.start_ns + ms(event.offset_ms)
+            logged.name = event.name
+            logged.attributes.extend(key_values(event.attributes))
         return span
 
 
@@ -159,6 +172,7 @@ class TraceBuilder:
         attributes: Mapping[str, Any] | None = None,
         resource: Mapping[str, Any] | None = None,
         links: Iterable[LinkSpec] = (),
+        events: Iterable[EventSpec] = (),
         span_id: str | None = None,
     ) -> SpanRef:
         """A span ``start_ms`` after the trace's start; ``parent`` a SpanRef or a raw id.
@@ -184,6 +198,7 @@ class TraceBuilder:
             attributes=dict(attributes or {}),
             resource={**self.kit.resources.get(service, {}), **(resource or {})},
             links=list(links),
+            events=list(events),
         )
         self.kit.spans.append(spec)
         return SpanRef(self, spec)

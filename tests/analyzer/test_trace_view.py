@@ -6,7 +6,7 @@ import pytest
 
 from flowscope.analyzer.errors import UnknownTrace
 from flowscope.analyzer.model import TraceView
-from flowscope.testing.traces import TraceKit
+from flowscope.testing.traces import EventSpec, TraceKit
 
 from .conftest import HOUR, Analyze
 from .test_steps import two_orders
@@ -108,3 +108,48 @@ def test_trace_ids_are_case_insensitive(analyze: Analyze) -> None:
     )
     view = analyze(kit).trace("ABCDEF0123456789ABCDEF0123456789")
     assert view.trace_id == "abcdef0123456789abcdef0123456789"
+
+
+def test_spans_show_their_events_links_and_resource(analyze: Analyze) -> None:
+    """A Jaeger user opens a trace for its logs, exceptions and references; the view
+    had none of them."""
+    kit = TraceKit(resources={"orders": {"host.name": "box-1", "service.version": "2.0"}})
+    producer = kit.trace(trace_id="a" * 32).span(
+        "gateway", "publish", kind="Producer", start_ms=0, duration_ms=1
+    )
+    trace = kit.trace(start_ms=5, trace_id="b" * 32)
+    root = trace.span(
+        "orders",
+        "process",
+        kind="Consumer",
+        start_ms=0,
+        duration_ms=10,
+        links=[producer.link(**{"messaging.batch": True})],
+    )
+    root.child(
+        "orders",
+        "charge",
+        start_ms=2,
+        duration_ms=5,
+        status="Error",
+        events=[
+            EventSpec(4.000001, "exception", {"exception.type": "Declined", "n": 2}),
+            EventSpec(1, "retry"),
+        ],
+    )
+    view = analyze(kit).trace("b" * 32)
+    consumer, charge = view.spans
+    assert consumer.resource == {
+        "host.name": "box-1",
+        "service.name": "orders",
+        "service.version": "2.0",
+    }
+    assert [(link.trace_id, link.span_id, link.attributes) for link in consumer.links] == [
+        ("a" * 32, producer.span_id, {"messaging.batch": "true"})
+    ]
+    assert consumer.events == [] and charge.links == []
+    assert [(e.name, e.offset_ms, e.attributes) for e in charge.events] == [
+        ("retry", 1.0, {}),
+        ("exception", 4.000001, {"exception.type": "Declined", "n": "2"}),
+    ]
+    assert charge.events[1].start == "2026-01-01T00:00:00.011000001Z"

@@ -512,3 +512,44 @@ def test_a_damaged_file_is_named_not_a_traceback(tmp_path: Path) -> None:
         assert result.exit_code == 1, result.output
         assert f"{cut}: not a usable DuckDB database" in result.output
         assert "Traceback" not in result.output and result.exception is not None
+
+
+def test_trace_lists_its_events_in_time_order(tmp_path: Path) -> None:
+    """Logs and exceptions are what a Jaeger user opens a trace for; the table showed
+    none, and JSON had no events."""
+    from flowscope.testing.traces import EventSpec, TraceKit
+
+    kit = TraceKit()
+    root = kit.trace(trace_id="c" * 32).span(
+        "shop", "checkout", kind="Server", start_ms=0, duration_ms=50
+    )
+    root.child(
+        "shop",
+        "pay",
+        start_ms=10,
+        duration_ms=20,
+        events=[EventSpec(0.5 * i, "retry", {"attempt": i}) for i in range(24, 0, -1)],
+    )
+    root.child(
+        "shop",
+        "charge",
+        start_ms=11,
+        duration_ms=1,
+        status="Error",
+        events=[EventSpec(0.25, "exception", {"exception.type": "Declined"})],
+    )
+    path = tmp_path / "events.duckdb"
+    database = Database(path)
+    try:
+        kit.write(database)
+    finally:
+        database.close()
+    out = cli("trace", "c" * 32, "--db", str(path)).stdout
+    listed = out.split("events:\n", 1)[1].splitlines()
+    assert listed[0].split() == ["at_ms", "span", "event", "attributes"]
+    assert listed[2].split() == ["10.5", "shop:", "pay", "retry", "attempt=1"]
+    assert listed[3].split() == ["11", "shop:", "pay", "retry", "attempt=2"]
+    assert listed[4].split() == ["11.25", "shop:", "charge", "exception", "exception.type=Declined"]
+    assert "... and 5 more (--format json has every event)" in out
+    spans = cli_json("trace", "c" * 32, "--db", str(path))["spans"]
+    assert [len(s["events"]) for s in spans] == [0, 24, 1]
