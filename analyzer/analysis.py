@@ -326,10 +326,9 @@ class Analysis:
         if rule is not None:
             root = rule.root
         else:
-            root = ("", "")
-            for service, operation in self.database.fetch("flows_all_roots"):
-                if f"{service} {operation}" == name:
-                    root = (service, operation)
+            # By the id, not the name: roots ("a b", "c") and ("a", "b c") share the
+            # name "a b c", and the other one's was shown.
+            root = self.catalog.automatic_root(flow_id) or ("", "")
         return flow_record(flow_id, name, root, None, rate_minutes(self.database, window))
 
     def _steps(self, flow_id: str, window: Window, version: str | None = None) -> list[Step]:

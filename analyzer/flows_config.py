@@ -22,6 +22,7 @@ name the key, e.g. ``flows.yaml: flows[1].match.route: must be a string``.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 import unicodedata
@@ -37,16 +38,58 @@ from flowscope.collector.attributes import format_double
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML with YAML 1.2's numbers too: PyYAML follows 1.1, where ``2.5e3`` and
-    ``1e3`` (no dot, or no sign in the exponent) are text, so a rule ``amount: 2.5e3``
-    compared "2.5e3" with the stored "2500" and never matched. Quoted, they stay text."""
+    """YAML as 1.2 reads plain values (its core schema), where PyYAML follows 1.1:
+    there ``2.5e3`` and ``1e3`` are text (a rule ``amount: 2.5e3`` compared "2.5e3"
+    with the stored "2500"), ``017`` is octal 15, ``1:30`` is 90, ``on``/``no`` are
+    booleans and ``1_000`` is 1000. Quoted, values stay text. A key given twice in one
+    mapping is an error, not the last one silently: two pasted ``flows:`` lists lost
+    the first."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    repeated = key in seen
+                except TypeError:  # unhashable: the base class says so
+                    break
+                if repeated:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping",
+                        node.start_mark,
+                        f"found the key {key!r} twice",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_int(self, node: Any) -> int:
+        text = str(self.construct_scalar(node))
+        sign, digits = (-1, text[1:]) if text.startswith("-") else (1, text.lstrip("+"))
+        if digits[:2] in ("0o", "0x"):
+            return sign * int(digits[2:], 8 if digits[1] == "o" else 16)
+        return sign * int(digits, 10)  # 017 is 17
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+# YAML 1.2's core schema, in place of PyYAML's 1.1 resolvers (merge keys stay).
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag == "tag:yaml.org,2002:merge"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag, _pattern, _first in (
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        list("-+.0123456789"),
+    ),
+):
+    _Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), _first)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 _FLOW_KEYS = {"name", "id", "match"}
 _MATCH_KEYS = {"service", "route", "operation", "attributes"}
@@ -165,10 +208,10 @@ class FlowsConfig:
     def load(cls, path: str | Path) -> FlowsConfig:
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except OSError as exc:
             raise FlowsConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-        return cls.parse(text, str(path))
+        return cls.parse(_text(data, path), str(path))
 
     @classmethod
     def parse(cls, text: str, source: str = "flows.yaml") -> FlowsConfig:
@@ -192,6 +235,26 @@ class FlowsConfig:
         config = cls(rules, source)
         config.validate()
         return config
+
+
+def _text(data: bytes, path: Path) -> str:
+    """A YAML file's text: UTF-8, or UTF-16/32 with their byte-order mark (YAML says a
+    reader takes them). A file in another encoding (Latin-1, as editors save it) made
+    a UnicodeDecodeError traceback."""
+    marks = (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    )
+    encoding = next((name for mark, name in marks if data.startswith(mark)), "utf-8-sig")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise FlowsConfigError(
+            f"{path}: not {encoding.removesuffix('-sig').upper()} text (byte "
+            f"{data[exc.start]:#04x} at offset {exc.start}); save it as UTF-8"
+        ) from exc
 
 
 def _rule(entry: Any, where: str) -> FlowRule:
@@ -222,7 +285,9 @@ def _rule(entry: Any, where: str) -> FlowRule:
         if value is not None and not isinstance(value, str):
             raise FlowsConfigError(f"{where}.match.{key}: must be a string")
         values[key] = value
-    attributes = match.get("attributes") or {}
+    attributes = match.get("attributes")
+    if attributes is None:  # only nothing is no conditions: `[]` or `""` took every root
+        attributes = {}
     if not isinstance(attributes, dict):
         raise FlowsConfigError(f"{where}.match.attributes: must be a mapping of key: value")
     pairs: list[tuple[str, str]] = []

@@ -597,6 +597,10 @@ def _flows_config(flows: str | Path | FlowsConfig | None) -> FlowsConfig | None:
 
     if flows is None or isinstance(flows, FlowsConfig):
         return flows
+    if not isinstance(flows, str | Path):
+        raise AnalysisError(
+            f"flows: {flows!r} is {type(flows).__name__}; give a flows.yaml path or a FlowsConfig"
+        )
     try:
         return FlowsConfig.load(flows)
     except FlowsConfigError as exc:

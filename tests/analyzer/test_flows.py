@@ -232,3 +232,17 @@ def test_a_rule_taking_the_unmatched_id_does_not_absorb_the_leftovers(
     rest = flows[f"{orders}-unmatched-2"]
     assert (rest.name, rest.traces) == ("gateway POST /orders", 2)
     assert analysis.flow(f"{orders}-unmatched-2", HOUR).flow == rest
+
+
+def test_an_empty_window_names_the_flows_own_root(analyze: Analyze) -> None:
+    """Roots ("a b", "c") and ("a", "b c") share the name "a b c": with a flows.yaml
+    rule, a window without traces showed the other one's root."""
+    kit = TraceKit()
+    kit.trace().span("a b", "c", kind="Server", start_ms=0, duration_ms=1)
+    kit.trace().span("a", "b c", kind="Server", start_ms=0, duration_ms=1)
+    config = FlowsConfig.parse('flows: [{name: X, match: {attributes: {nope: "1"}}}]\n')
+    analysis = analyze(kit, config)
+    empty = Window(at_ms(7_200_000), at_ms(7_300_000))
+    for service, operation in (("a b", "c"), ("a", "b c")):
+        flow = analysis.flow(auto_flow_id(service, operation), empty).flow
+        assert (flow.root_service, flow.root_operation, flow.traces) == (service, operation, 0)

@@ -136,3 +136,80 @@ def test_numbers_yaml_1_1_reads_as_text_are_numbers() -> None:
         'flows:\n  - {name: a, match: {attributes: {x: 2.5e3, y: 1e3, z: "1e3"}}}\n'
     )
     assert config.flows[0].attributes == (("x", "2500"), ("y", "1000"), ("z", "1e3"))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("flows: [{name: Über uns, match: {service: a}}]".encode("latin-1"), "not UTF-8 text"),
+        (b"\xff\xfe" + "flows: []".encode("utf-16-le"), None),
+        (b"\xef\xbb\xbfflows: [{name: x, match: {service: a}}]", None),
+    ],
+)
+def test_a_file_is_read_as_utf8_or_by_its_byte_order_mark(
+    tmp_path: Path, data: bytes, message: str | None
+) -> None:
+    """A Latin-1 file was a UnicodeDecodeError traceback; YAML readers take UTF-16 and
+    UTF-32 with a byte-order mark."""
+    path = tmp_path / "flows.yaml"
+    path.write_bytes(data)
+    if message is None:
+        FlowsConfig.load(path)
+        return
+    with pytest.raises(FlowsConfigError) as caught:
+        FlowsConfig.load(path)
+    assert str(caught.value).startswith(f"{path}: not UTF-8 text (byte 0xdc at offset 15)")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "flows: [{name: a, match: {service: x}}]\nflows: [{name: b, match: {service: y}}]\n",
+        "flows: [{name: a, match: {service: x, service: y}}]\n",
+        "flows: [{name: a, match: {attributes: {r: us, r: eu}}}]\n",
+    ],
+)
+def test_a_key_given_twice_is_an_error(text: str) -> None:
+    """PyYAML kept the last: two pasted `flows:` lists silently lost the first."""
+    with pytest.raises(FlowsConfigError, match="found the key '.*' twice"):
+        FlowsConfig.parse(text)
+
+
+@pytest.mark.parametrize("value", ["[]", '""', "0", "false"])
+def test_attributes_that_are_no_mapping_are_an_error(value: str) -> None:
+    """`attributes: []` was read as no conditions: the rule took every root of x."""
+    with pytest.raises(FlowsConfigError, match="attributes: must be a mapping"):
+        FlowsConfig.parse(f"flows: [{{name: a, match: {{service: x, attributes: {value}}}}}]\n")
+
+
+def test_plain_values_are_read_as_yaml_1_2_reads_them() -> None:
+    """PyYAML's 1.1: 017 was octal 15, 1:30 was 90, on/NO booleans, 1_000 was 1000 and
+    a date a datetime: rules silently matched nothing, or other roots."""
+    values = {
+        "a": "017",
+        "b": "0o21",
+        "c": "0x1F",
+        "d": "1_000",
+        "e": "1:30",
+        "f": "on",
+        "g": "NO",
+        "h": "2024-01-01T10:00:00Z",
+        "i": "True",
+        "j": "-5",
+        "k": ".5",
+    }
+    inline = ", ".join(f"{k}: {v}" for k, v in values.items())
+    config = FlowsConfig.parse(f"flows: [{{name: a, match: {{attributes: {{{inline}}}}}}}]\n")
+    assert dict(config.flows[0].attributes) == {
+        "a": "17",
+        "b": "17",
+        "c": "31",
+        "d": "1_000",
+        "e": "1:30",
+        "f": "on",
+        "g": "NO",
+        "h": "2024-01-01T10:00:00Z",
+        "i": "true",
+        "j": "-5",
+        "k": "0.5",
+    }

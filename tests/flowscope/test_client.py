@@ -559,3 +559,8 @@ def test_wrong_types_are_refused_alike_on_a_file_and_a_server(
         with pytest.raises(AnalysisError) as caught:
             call(fs)
         assert message in str(caught.value)
+
+
+def test_flows_of_another_type_are_an_analysis_error(tmp_path: Path) -> None:
+    with pytest.raises(AnalysisError, match="flows: 123 is int"):
+        flowscope.open(stored(tmp_path / "spans.duckdb"), flows=123)  # type: ignore[arg-type]
