@@ -17,6 +17,7 @@ through the JSON API. docs/python_api.md has the whole tour.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -241,17 +242,38 @@ def _bound(name: str, value: Bound) -> str | None:
 
 
 def _typed(name: str, value: Any, kinds: tuple[type, ...], what: str) -> None:
-    """AnalysisError naming ``name`` unless ``value`` is one of ``kinds`` (a bool is
-    no number): a file and a server took a float limit or a None id each their own
-    way (6 rows and a 400; a TypeError and an AnalysisError)."""
-    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+    """AnalysisError naming ``name`` unless ``value`` is one of ``kinds``: a file and a
+    server took a None id each their own way (a TypeError and an AnalysisError)."""
+    if not isinstance(value, kinds):
         raise AnalysisError(f"{name}: {value!r} is {type(value).__name__}; give {what}")
+
+
+def _whole(name: str, value: Any) -> int:
+    """``value`` as an int: any integer (numpy's too), never a bool or a float (a float
+    limit gave 6 rows from a file and a 400 from a server)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise AnalysisError(f"{name}: {value!r} is {type(value).__name__}; give a whole number")
+    return int(value)
+
+
+def _number(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise AnalysisError(f"{name}: {value!r} is {type(value).__name__}; give a number or None")
+    return float(value)
+
+
+def _flag(name: str, value: Any) -> bool | None:
+    """True, False or None; numpy's bool too (what a DataFrame cell holds)."""
+    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    if value is None or isinstance(value, bool) or numpy_bool:
+        return None if value is None else bool(value)
+    raise AnalysisError(f"{name}: {value!r} is {type(value).__name__}; give True, False or None")
 
 
 _TEXT = (str,)
 _TEXT_OR_NONE = (str, type(None))
-_WHOLE = (int,)
-_NUMBER_OR_NONE = (int, float, type(None))
 
 
 def _window(since: Bound, until: Bound) -> tuple[str | None, str | None]:
@@ -314,17 +336,14 @@ class Flowscope:
     ) -> Records[TraceSummary]:
         for name, value in (("service", service), ("operation", operation), ("flow", flow)):
             _typed(name, value, _TEXT_OR_NONE, "a string or None")
-        _typed("min_duration_ms", min_duration_ms, _NUMBER_OR_NONE, "a number or None")
-        _typed("error", error, (bool, type(None)), "True, False or None")
-        _typed("limit", limit, _WHOLE, "a whole number")
         found = self.source.traces(
             *_window(since, until),
             service=service,
             operation=operation,
             flow=flow,
-            min_duration_ms=min_duration_ms,
-            error=error,
-            limit=limit,
+            min_duration_ms=_number("min_duration_ms", min_duration_ms),
+            error=_flag("error", error),
+            limit=_whole("limit", limit),
         )
         return Records(found, TraceSummary)
 
@@ -405,7 +424,7 @@ class Flowscope:
         """One read-only SELECT over ``otel_traces`` (the sandbox of ``flowscope sql``).
         ``limit``: most rows returned, at least 1; a server caps it at its own limit."""
         _typed("query", query, _TEXT, "a SELECT as text")
-        _typed("limit", limit, _WHOLE, "a whole number")
+        limit = _whole("limit", limit)
         if limit < 1:  # refused the same way on a file and through a server
             raise AnalysisError(f"limit must be at least 1, not {limit}")
         rows: SqlRows = self.source.sql(query, limit)

@@ -561,6 +561,18 @@ def test_wrong_types_are_refused_alike_on_a_file_and_a_server(
         assert message in str(caught.value)
 
 
+def test_numpy_numbers_are_numbers(local: Flowscope, remote: Flowscope) -> None:
+    """What a DataFrame cell holds: numpy's int64, float64 and bool_."""
+    import numpy as np
+
+    for fs in (local, remote):
+        found = fs.traces(
+            **W, limit=np.int64(2), min_duration_ms=np.float64(0), error=np.bool_(False)
+        )
+        assert len(found) == 2
+        assert len(fs.sql("SELECT 1 AS x FROM range(5)", limit=np.int32(3)).rows) == 3
+
+
 def test_flows_of_another_type_are_an_analysis_error(tmp_path: Path) -> None:
     with pytest.raises(AnalysisError, match="flows: 123 is int"):
         flowscope.open(stored(tmp_path / "spans.duckdb"), flows=123)  # type: ignore[arg-type]
