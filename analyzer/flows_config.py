@@ -49,6 +49,8 @@ class _Loader(yaml.SafeLoader):
         if isinstance(node, yaml.MappingNode):
             seen: set[Any] = set()
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *defaults`: its keys may be overridden here
                 key = self.construct_object(key_node, deep=deep)
                 try:
                     repeated = key in seen
@@ -66,10 +68,15 @@ class _Loader(yaml.SafeLoader):
 
     def construct_yaml_int(self, node: Any) -> int:
         text = str(self.construct_scalar(node))
-        sign, digits = (-1, text[1:]) if text.startswith("-") else (1, text.lstrip("+"))
-        if digits[:2] in ("0o", "0x"):
-            return sign * int(digits[2:], 8 if digits[1] == "o" else 16)
-        return sign * int(digits, 10)  # 017 is 17
+        sign, digits = (-1, text[1:]) if text.startswith("-") else (1, text.removeprefix("+"))
+        try:
+            if digits[:2] in ("0o", "0x"):
+                return sign * int(digits[2:], 8 if digits[1] == "o" else 16)
+            return sign * int(digits, 10)  # 017 is 17
+        except ValueError:  # `!!int 1:30`, `!!int ""`: a tag on what 1.2 reads as no int
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{text!r} is not an integer (YAML 1.2)", node.start_mark
+            ) from None
 
 
 # YAML 1.2's core schema, in place of PyYAML's 1.1 resolvers (merge keys stay).

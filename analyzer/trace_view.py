@@ -12,7 +12,7 @@ one pruned scan of the trace's spans.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,9 @@ class SpanDetails:
     links: list[SpanLink]
 
 
-def _details(row: tuple[Any, ...]) -> SpanDetails:
+def _details(row: tuple[Any, ...], extra: tuple[Any, ...] | None) -> SpanDetails:
+    """A span's details from its ``trace_spans`` row and its ``trace_span_details`` row."""
+    resource, raw_events, raw_links = (extra[4], extra[5], extra[6]) if extra else ({}, [], [])
     start = int(row[5])
     events = sorted(
         (
@@ -55,7 +57,7 @@ def _details(row: tuple[Any, ...]) -> SpanDetails:
                 offset_ms=(int(e["start"]) - start) / 1e6,
                 attributes=_texts(e["attributes"]),
             )
-            for e in row[14] or []
+            for e in raw_events or []
         ),
         key=lambda e: e.offset_ms,
     )
@@ -66,9 +68,9 @@ def _details(row: tuple[Any, ...]) -> SpanDetails:
             trace_state=str(link["TraceState"] or ""),
             attributes=_texts(link["Attributes"]),
         )
-        for link in row[15] or []
+        for link in raw_links or []
     ]
-    return SpanDetails(str(row[7]), str(row[8]), _texts(row[9]), _texts(row[13]), events, links)
+    return SpanDetails(str(row[7]), str(row[8]), _texts(row[9]), _texts(resource), events, links)
 
 
 def _texts(values: dict[Any, Any] | None) -> dict[str, str]:
@@ -80,7 +82,19 @@ class LoadedTrace:
     spans: LoadedSpans
     span_ids: list[str]
     parent_ids: list[str]
-    details: list[SpanDetails]
+    # The rows as loaded; a span's details are read only when a view shows them:
+    # comparisons never do, and for a trace of 152k events they took 5 s.
+    kept: list[tuple[Any, ...]]
+    database: Database
+    params: dict[str, Any]
+    _extra: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)
+
+    def details(self, row: int) -> SpanDetails:
+        if not self._extra:
+            for extra in self.database.fetch("trace_span_details", self.params):
+                self._extra.setdefault(extra[:4], extra)  # a duplicate: the first
+        kept = self.kept[row]
+        return _details(kept, self._extra.get((kept[0], kept[2], kept[4], kept[5])))
 
 
 def load_trace(
@@ -88,7 +102,8 @@ def load_trace(
 ) -> LoadedTrace | None:
     """The trace's spans (duplicated span ids: the earliest) and their tree, with shared
     span ids told apart (``shared_ids``)."""
-    rows = database.fetch("trace_spans", {"trace_id": trace_id, "lo": bounds[0], "hi": bounds[1]})
+    params = {"trace_id": trace_id, "lo": bounds[0], "hi": bounds[1]}
+    rows = database.fetch("trace_spans", params)
     # A span id stored twice (--dedup-window 0) is shown once, but a SERVER span under
     # its client's id (Zipkin's shared spans) is a span of its own, one per service: as
     # the dedup window keys them (store/dedup.py).
@@ -163,7 +178,9 @@ def load_trace(
         spans=loaded,
         span_ids=span_ids,
         parent_ids=parent_ids,
-        details=[_details(row) for row in kept],
+        kept=kept,
+        database=database,
+        params=params,
     )
 
 
@@ -228,7 +245,7 @@ def trace_view(
     spans: list[TraceSpan] = []
     for row in order:
         service, operation, kind = loaded.ops[int(loaded.op_idx[row])]
-        details = trace.details[row]
+        details = trace.details(row)
         key = step_id(int(tree.step_key[row]))
         start = int(rows.start[row])
         spans.append(

@@ -251,14 +251,14 @@ def _file_errors(method: _Method) -> _Method:
     def read(self: LocalSource, *args: Any, **kwargs: Any) -> Any:
         import duckdb
 
-        from flowscope.store.database import file_failure
+        from flowscope.store.database import read_failure
 
         try:
             return method(self, *args, **kwargs)
         except duckdb.InterruptException:
             raise
         except duckdb.Error as exc:
-            raise AnalysisError(str(file_failure(self.where, exc))) from exc
+            raise AnalysisError(read_failure(self.where, exc)) from exc
 
     return cast(_Method, read)
 
@@ -597,7 +597,7 @@ def _flows_config(flows: str | Path | FlowsConfig | None) -> FlowsConfig | None:
 
     if flows is None or isinstance(flows, FlowsConfig):
         return flows
-    if not isinstance(flows, str | Path):
+    if not isinstance(flows, str | os.PathLike):
         raise AnalysisError(
             f"flows: {flows!r} is {type(flows).__name__}; give a flows.yaml path or a FlowsConfig"
         )

@@ -124,14 +124,14 @@ def analysis_source(
     reads = None if database is None else _Interruptible(source, database)
     import duckdb
 
-    from flowscope.store.database import file_failure
+    from flowscope.store.database import read_failure
 
     try:
         yield source if reads is None else reads
     except AnalysisError as exc:
         fail(str(exc))
     except duckdb.Error as exc:  # a damaged file opens, and fails at its first read
-        fail(str(file_failure(db, exc)))
+        fail(read_failure(db, exc))
     finally:
         if reads is None or reads.stopped_cleanly:
             source.close()

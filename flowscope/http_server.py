@@ -211,11 +211,16 @@ class AbsoluteFormTarget:
         if not raw[:8].lower().startswith((b"http://", b"https://")):
             await self.app(scope, receive, send)
             return
-        target = urlsplit(raw.decode("latin-1"))
-        if not target.hostname or "@" in target.netloc:
+        try:
+            target = urlsplit(raw.decode("latin-1"))
+            host = target.hostname
+        except ValueError:  # `http://[::1/x`: a 500 and a traceback each
+            host = None
+            target = urlsplit("")
+        if not host or "@" in target.netloc:
             # userinfo in a target is an error (RFC 9110 §4.2.4); no host, no target.
             refusal = PlainTextResponse(
-                f"request target {target.geturl()!r} has no host or has user info\n",
+                f"request target {raw.decode('latin-1')!r} has no valid host, or has user info\n",
                 status_code=400,
             )
             await refusal(scope, receive, send)

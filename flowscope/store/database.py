@@ -184,6 +184,22 @@ def file_failure(path: str, exc: Exception) -> StoreError:
     return StoreError(f"{path}: not a usable DuckDB database: {text}")
 
 
+def read_failure(path: str, exc: duckdb.Error) -> str:
+    """What to say of a read of ``path`` that failed: ``file_failure``'s words when
+    the file (or the machine) may be to blame, else DuckDB's own error, for a value
+    it could not take (a string that is not UTF-8) is no damaged file."""
+    if isinstance(
+        exc,
+        duckdb.IOException
+        | duckdb.CatalogException
+        | duckdb.SerializationException
+        | duckdb.InternalException
+        | duckdb.OutOfMemoryException,
+    ):
+        return str(file_failure(path, exc))
+    return f"{path}: {exc}"
+
+
 # How long closing waits for interrupted reads to end (they stop within milliseconds).
 CLOSE_READS_WAIT_S = 10.0
 

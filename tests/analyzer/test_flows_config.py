@@ -213,3 +213,26 @@ def test_plain_values_are_read_as_yaml_1_2_reads_them() -> None:
         "j": "-5",
         "k": "0.5",
     }
+
+
+def test_merge_keys_and_their_overrides_load() -> None:
+    """The duplicate-key check built `<<` as a key: every file with merge keys failed."""
+    config = FlowsConfig.parse(
+        "flows:\n"
+        "  - name: Order\n"
+        "    match: &d {service: checkout, route: /order}\n"
+        "  - name: Pay\n"
+        "    match:\n"
+        "      <<: *d\n"
+        "      route: /pay\n"
+    )
+    assert [(rule.service, rule.route) for rule in config.flows] == [
+        ("checkout", "/order"),
+        ("checkout", "/pay"),
+    ]
+
+
+@pytest.mark.parametrize("value", ["!!int 1:30", '!!int ""', "!!int +", "!!int abc"])
+def test_an_int_tag_on_no_integer_is_a_config_error(value: str) -> None:
+    with pytest.raises(FlowsConfigError, match="not valid YAML: .*is not an integer"):
+        FlowsConfig.parse(f"flows: [{{name: a, match: {{attributes: {{q: {value}}}}}}}]\n")

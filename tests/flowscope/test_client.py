@@ -576,3 +576,22 @@ def test_numpy_numbers_are_numbers(local: Flowscope, remote: Flowscope) -> None:
 def test_flows_of_another_type_are_an_analysis_error(tmp_path: Path) -> None:
     with pytest.raises(AnalysisError, match="flows: 123 is int"):
         flowscope.open(stored(tmp_path / "spans.duckdb"), flows=123)  # type: ignore[arg-type]
+
+
+def test_flows_may_be_any_path_like(tmp_path: Path) -> None:
+    from pathlib import PurePosixPath
+
+    named = tmp_path / "flows.yaml"
+    named.write_text("flows: [{name: Orders, match: {service: gateway}}]\n", encoding="utf-8")
+    path = stored(tmp_path / "spans.duckdb")
+    with flowscope.open(path, flows=PurePosixPath(named)) as fs:  # type: ignore[arg-type]
+        assert "orders" in [f.id for f in fs.flows(**W)]
+
+
+def test_a_value_duckdb_refuses_is_not_blamed_on_the_file(local: Flowscope) -> None:
+    """Every DuckDB error of a read was "not a usable DuckDB database", also a string
+    that is not UTF-8 (a surrogate escape, from a Latin-1 argv)."""
+    with pytest.raises(AnalysisError) as caught:
+        local.traces(**W, service="caf\udce9")
+    assert "not a usable DuckDB database" not in str(caught.value)
+    assert "UTF-8" in str(caught.value)

@@ -203,3 +203,16 @@ def test_a_request_target_in_absolute_form_is_served_as_its_path() -> None:
         assert ask("/v1/traces")[0] == 200
     finally:
         server.shutdown()
+
+
+def test_a_target_with_a_broken_host_is_a_400() -> None:
+    """urlsplit raised on `http://[::1/x`: a 500 and a traceback in the log each time."""
+    server = HttpServer(Starlette(routes=[Route("/v1/traces", _where)]), "127.0.0.1", 0, "t")
+    server.start()
+    try:
+        for target in ("http://[::1/v1/traces", "http://[zz]/v1/traces", "http:///v1/traces"):
+            head = f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            status, body = _raw_request(server.port, head)
+            assert status == 400 and "has no valid host" in body, (target, body)
+    finally:
+        server.shutdown()

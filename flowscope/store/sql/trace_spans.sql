@@ -8,12 +8,7 @@ SELECT
         AND coalesce(l.Attributes['opentracing.ref_type'], '') = 'follows_from']) > 0 AS FollowsFrom,
     hash(TraceId, SpanId) AS SpanKey,  -- the critical path's last tie-break, as derivation's
     -- as derivation's (dv_load_spans.sql): analyzer/shared_ids.py works on these keys
-    CASE WHEN ParentSpanId = '' THEN CAST(0 AS UBIGINT) ELSE hash(TraceId, ParentSpanId) END AS ParentKey,
-    ResourceAttributes,
-    -- nanoseconds as numbers: a Python datetime keeps microseconds
-    [{'start': epoch_ns(e.Timestamp), 'name': e.Name, 'attributes': e.Attributes}
-        for e in Events] AS Events,
-    Links
+    CASE WHEN ParentSpanId = '' THEN CAST(0 AS UBIGINT) ELSE hash(TraceId, ParentSpanId) END AS ParentKey
 FROM otel_traces
 WHERE Timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi) AND TraceId = $trace_id
 ORDER BY Timestamp, SpanId
