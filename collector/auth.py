@@ -3,6 +3,28 @@
 from __future__ import annotations
 
 import hmac
+import re
+
+# A token is sent in an HTTP header: printable ASCII, no spaces.
+_TOKEN = re.compile(r"^[\x21-\x7e]+$")
+TOKEN_RULE = "printable ASCII without spaces (it is sent in an HTTP header)"
+
+
+def client_token(token: str | None) -> str | None:
+    """The token a client sends, its surrounding whitespace dropped (a token file
+    written on Windows ends in a CR), or None for none; ValueError, which never quotes
+    it, when it cannot be sent. A non-ASCII token was a UnicodeEncodeError traceback,
+    and one with a CR made a message that printed it."""
+    if token is None or not token.strip():
+        return None
+    token = token.strip()
+    if not _TOKEN.match(token):
+        raise ValueError(f"the token (--token / FLOWSCOPE_TOKEN) must be {TOKEN_RULE}")
+    return token
+
+
+def is_valid_token(token: str) -> bool:
+    return bool(_TOKEN.match(token))
 
 
 def token_matches(expected: str | None, authorization: str | None) -> bool:

@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from flowscope.collector.auth import client_token
 from flowscope.collector.decode import PROTOBUF, media_type
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.file_import import (
@@ -140,11 +141,13 @@ def import_into_server(
 ) -> list[FileReport]:
     """Send each file's spans to a running server's OTLP/HTTP receiver.
 
+    ValueError when the token cannot be sent (not printable ASCII).
     The server drops spans it already has but does not say how many, so a report
     counts spans sent and accepted, not new ones; files are not remembered as
     imported (the server's database is not open here).
     """
     base = otlp_base_url(otlp_http_url)
+    token = client_token(token)  # ValueError: it cannot be sent
     return [_send_one(path, base, token, progress) for path in paths]
 
 

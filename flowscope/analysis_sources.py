@@ -342,8 +342,14 @@ class RemoteSource:
     def __init__(
         self, url: str, token: str | None, timeout_s: float = 120.0, names: Names = "cli"
     ) -> None:
+        from flowscope.collector.auth import client_token
+
         self.where = url.rstrip("/")
         self.names = names
+        try:
+            token = client_token(token)
+        except ValueError as exc:
+            raise AnalysisError(str(exc)) from exc
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             self.http = httpx.Client(base_url=self.where, headers=headers, timeout=timeout_s)

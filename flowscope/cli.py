@@ -109,7 +109,7 @@ def serve(
         grpc_port=grpc_port,
         http_port=http_port,
         ui_port=ui_port,
-        token=token or None,
+        token=token,
         retention=retention,
         max_request_bytes=max_request_bytes,
         max_queued_spans=max_queued_spans,
@@ -240,7 +240,10 @@ def _run_import(
                 database.close()
             return reports, None
     assert server_url is not None
-    return import_into_server(files, server_url, token=token, progress=bars.factory), server_url
+    try:
+        return import_into_server(files, server_url, token=token, progress=bars.factory), server_url
+    except ValueError as exc:  # a token that cannot be sent
+        fail(str(exc))
 
 
 class _ProgressBars:

@@ -102,9 +102,15 @@ def is_loopback(host: str) -> bool:
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        address = ipaddress.ip_address(name)
     except ValueError:
         pass
+    else:
+        # ::ffff:127.0.0.1 binds loopback too (Python 3.11 does not say so).
+        mapped = getattr(address, "ipv4_mapped", None)
+        return address.is_loopback or (mapped is not None and mapped.is_loopback)
+    if any(c.isspace() for c in name):  # inet_aton stops at a space: "127.0.0.1 evil"
+        return False
     try:
         return socket.inet_aton(name)[0] == 127
     except OSError:
@@ -233,6 +239,29 @@ class AbsoluteFormTarget:
         await self.app(scope, receive, send)
 
 
+class OneBodyLength:
+    """A request with both Content-Length and Transfer-Encoding is answered 400 and its
+    connection closed (RFC 9112 §6.1: the server must close it). h11 read the body as
+    chunked and served the bytes after it as the next request: behind a proxy that
+    goes by Content-Length, a request smuggled past it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            names = {name for name, _ in scope["headers"]}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                refusal = PlainTextResponse(
+                    "a request may not have both Content-Length and Transfer-Encoding\n",
+                    status_code=400,
+                    headers={"Connection": "close"},
+                )
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class HeadAsGet:
     """HEAD answered as GET without its body (RFC 9110 §9.3.2: a general-purpose server
     must). FastAPI's GET routes answered 405, so ``curl -I /healthz`` and uptime
@@ -269,7 +298,7 @@ class HttpServer:
         if is_loopback(self._socket.getsockname()[0]) and not token:
             app = _LocalNamesOnly(app)
         config = uvicorn.Config(
-            AbsoluteFormTarget(app),
+            AbsoluteFormTarget(OneBodyLength(app)),
             log_level="warning",
             access_log=False,
             lifespan="off",

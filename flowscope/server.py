@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from flowscope.collector.auth import TOKEN_RULE, is_valid_token
 from flowscope.collector.decode import DEFAULT_MAX_BYTES
 from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess, IngestSettings
@@ -34,7 +35,6 @@ WRITER_STOP_S = 30.0
 # What DuckDB's memory_limit setting accepts (a positive size with a unit).
 _MEMORY_LIMIT = re.compile(r"^\s*(?=[\d.]*[1-9])\d+(?:\.\d+)?\s*(?:[KMGT]i?B)\s*$", re.IGNORECASE)
 MAX_REQUEST_BYTES_LIMIT = 2**31 - 1
-_TOKEN = re.compile(r"^[\x21-\x7e]+$")
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,10 @@ class ServeConfig:
             ports[value] = name.replace("_", "-")
         if not self.host.strip():
             raise ValueError("host must be an address or host name, e.g. 127.0.0.1 or 0.0.0.0")
-        if self.token is not None and not _TOKEN.match(self.token):
-            raise ValueError(
-                "token must be printable ASCII without spaces (it is sent in an HTTP header)"
-            )
+        if self.token == "":  # `--token "$UNSET"`: open to all, without a word
+            raise ValueError("token is empty: give the token, or leave it out to require none")
+        if self.token is not None and not is_valid_token(self.token):
+            raise ValueError(f"token must be {TOKEN_RULE}")
         if not str(self.db).strip():
             raise ValueError("db must name a file (an empty path is an in-memory database)")
         if not 1024 <= self.max_request_bytes <= MAX_REQUEST_BYTES_LIMIT:

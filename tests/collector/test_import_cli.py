@@ -785,3 +785,21 @@ def test_a_redirect_is_not_followed_with_the_token(tmp_path: Path) -> None:
     assert redirected.spans == 0
     assert seen == [("/v1/traces", "Bearer SECRET")]  # only the direct send below
     assert "answered, but not with OTLP" in empty.error and empty.spans == 0
+
+
+def test_a_token_that_cannot_be_sent_is_named_not_shown(tmp_path: Path) -> None:
+    """A non-ASCII token, or one with a CR inside, was a traceback with the token in it."""
+    sample = Path(__file__).parents[2] / "sample_traces" / "normal.jsonl"
+    for bad in ("tök", "s3c\rret"):
+        result = CliRunner().invoke(
+            main,
+            ["import", "--server", "http://127.0.0.1:9", str(sample)],
+            env={"FLOWSCOPE_TOKEN": bad},
+        )
+        assert result.exit_code == 1
+        assert "must be printable ASCII without spaces" in result.output
+        assert (
+            bad not in result.output
+            and result.exception is None
+            or isinstance(result.exception, SystemExit)
+        )

@@ -595,3 +595,17 @@ def test_a_value_duckdb_refuses_is_not_blamed_on_the_file(local: Flowscope) -> N
         local.traces(**W, service="caf\udce9")
     assert "not a usable DuckDB database" not in str(caught.value)
     assert "UTF-8" in str(caught.value)
+
+
+def test_a_token_is_sent_trimmed_or_refused_without_being_shown(
+    server: tuple[Path, ServerProcess],
+) -> None:
+    """A token read from a CRLF file ended in a CR: "cannot reach ...: Illegal header
+    value b'Bearer s3cret\\r'", the token printed; a non-ASCII one a traceback."""
+    with flowscope.open(server[1].endpoints.ui, token=f" {TOKEN}\r\n") as fs:
+        assert fs.flows(**W)
+    for bad in ("pässwort", "two words"):
+        with pytest.raises(AnalysisError) as caught:
+            flowscope.open(server[1].endpoints.ui, token=bad)
+        assert "must be printable ASCII without spaces" in str(caught.value)
+        assert bad not in str(caught.value)

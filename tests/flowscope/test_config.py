@@ -43,6 +43,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"host": "  "}, "host must be"),
     ({"token": "two words"}, "token must be printable ASCII"),
     ({"token": "naïve"}, "token must be printable ASCII"),
+    ({"token": ""}, "token is empty: give the token, or leave it out"),
     ({"retention": timedelta(0)}, "retention must be positive"),
     ({"retention": timedelta(days=-7)}, "retention must be positive"),
     ({"retention": timedelta(days=1_000_000)}, "retention over 100 years keeps everything"),
@@ -117,6 +118,8 @@ def test_serve_refuses_a_bad_retention(tmp_path: Path, value: str) -> None:
         (["--decode-workers", "-3"], "decode-workers must be -1 (automatic), 0 or more"),
         (["--memory-limit", "lots"], "memory-limit 'lots' is not a size"),
         (["--token", "has space"], "token must be printable ASCII"),
+        # `--token "$UNSET"` served everything to everyone, without a word.
+        (["--token", ""], "token is empty"),
     ],
 )
 def test_serve_refuses_bad_options_naming_them(

@@ -216,3 +216,27 @@ def test_a_target_with_a_broken_host_is_a_400() -> None:
             assert status == 400 and "has no valid host" in body, (target, body)
     finally:
         server.shutdown()
+
+
+def test_a_request_with_two_body_lengths_is_refused_and_its_connection_closed() -> None:
+    """h11 read the body as chunked and served the bytes after it as a second request:
+    behind a proxy that goes by Content-Length, a request smuggled past it."""
+    server = HttpServer(Starlette(routes=[Route("/v1/traces", _where)]), "127.0.0.1", 0, "t")
+    server.start()
+    try:
+        head = (
+            "GET /v1/traces HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            "GET /v1/traces HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        status, body = _raw_request(server.port, head)  # reads until the server closes
+        assert status == 400 and "both Content-Length and Transfer-Encoding" in body
+        assert "HTTP/1.1" not in body  # no second answer
+    finally:
+        server.shutdown()
+
+
+def test_ipv4_mapped_loopback_and_spaced_names() -> None:
+    assert is_loopback("::ffff:127.0.0.1") and is_loopback("[::ffff:127.0.0.2]")
+    assert not is_loopback("::ffff:10.0.0.1")
+    assert not is_loopback("127.0.0.1 evil.example")
