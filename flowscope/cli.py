@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import time
@@ -32,7 +33,28 @@ if TYPE_CHECKING:
     from flowscope.collector.file_import import FileReport
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """flowscope's commands; output that cannot be written (`> out.csv` on a full disk)
+    ends a command with one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise  # `| head`: click ends it quietly
+        except OSError as exc:
+            if exc.errno not in _OUTPUT_ERRORS or exc.filename is not None:
+                raise
+            fail(f"cannot write the output: {exc.strerror or exc}")
+
+
+_OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="flowscope")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail to stderr.")
 def main(verbose: bool) -> None:
@@ -336,6 +358,8 @@ def sql(
             click.echo(f"(stopped at {out.row_limit} rows, the server's limit)", err=True)
         elif out.truncated:
             click.echo(f"(stopped at {limit} rows; use --limit for more)", err=True)
+        elif not out.rows and fmt == "table":  # a bare header read as a failure
+            click.echo("(no rows)", err=True)
 
 
 register_analysis_commands(main)  # map, flows, flow, traces, trace, compare

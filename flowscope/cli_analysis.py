@@ -25,6 +25,7 @@ from flowscope.cli_common import (
     emit,
     fail,
     indent,
+    op_label,
     render_table,
     server_url_option,
     shown,
@@ -269,7 +270,9 @@ def _hint_empty_window(
     from flowscope.analyzer.window import parse_window
     from flowscope.store import sql_files
 
-    if since:
+    if since and until:  # "nothing since X" was false with data after the --until
+        where = f"nothing from {since} until {until}; widen the window"
+    elif since:
         where = f"nothing since {since}; widen the window with --since"
     elif until:
         where = f"nothing in the hour before {until}; widen it with --since"
@@ -451,9 +454,9 @@ def _steps_table(steps: list[Any]) -> str:
             step = tree.steps[step_id]
             parent = tree.parent(step)
             depth[step_id] = depth[parent.id] + 1 if parent is not None else 0
-            label = indent(depth[step_id]) + f"{step.service}: {step.operation}"
-            if tree.calls_peer(step):  # a database or external call: say what it reaches
-                label += f" -> {step.peer}"
+            # A database or external call: say what it reaches.
+            peer = f" -> {step.peer}" if tree.calls_peer(step) else ""
+            label = op_label(step.service, step.operation, lead=indent(depth[step_id]), tail=peer)
             values = step.as_dict()
             rows.append(
                 [label]
@@ -567,7 +570,12 @@ def trace(
     baseline = since is not None or until is not None
     rows = [
         [
-            indent(s.depth) + f"{s.service}: {s.operation}" + (" (orphan)" if s.orphan else ""),
+            op_label(
+                s.service,
+                s.operation,
+                lead=indent(s.depth),
+                tail=" (orphan)" if s.orphan else "",
+            ),
             s.kind,
             s.start_offset_ms,
             s.duration_ms,
@@ -594,6 +602,19 @@ def trace(
     click.echo(render_table(["service", "operation", "start_ms", "duration_ms"], path))
 
 
+def _event_text(attributes: dict[str, str]) -> str:
+    """An event's attributes in one cell: an exception's type and message first (sorted
+    by key, `exception.escaped` came first and the message was cut), its stack trace
+    left to --format json."""
+    first = [k for k in _EVENT_KEYS_FIRST if k in attributes]
+    rest = sorted(k for k in attributes if k not in _EVENT_KEYS_FIRST and k not in _EVENT_KEYS_LEFT)
+    return " ".join(f"{k}={attributes[k]}" for k in first + rest)
+
+
+_EVENT_KEYS_FIRST = ("exception.type", "exception.message")
+_EVENT_KEYS_LEFT = frozenset({"exception.stacktrace"})
+
+
 # A trace view lists at most this many events; --format json has them all.
 MAX_EVENTS_SHOWN = 20
 
@@ -603,7 +624,12 @@ def _echo_events(view: TraceView) -> None:
     trace for."""
     events = sorted(
         (
-            (s.start_offset_ms + e.offset_ms, f"{s.service}: {s.operation}", e.name, e.attributes)
+            (
+                s.start_offset_ms + e.offset_ms,
+                op_label(s.service, s.operation),
+                e.name,
+                e.attributes,
+            )
             for s in view.spans
             for e in s.events
         ),
@@ -612,7 +638,7 @@ def _echo_events(view: TraceView) -> None:
     if not events:
         return
     rows = [
-        [at, span, name, " ".join(f"{k}={v}" for k, v in attributes.items())]
+        [at, span, name, _event_text(attributes)]
         for at, span, name, attributes in events[:MAX_EVENTS_SHOWN]
     ]
     click.echo("events:")
@@ -705,6 +731,7 @@ def compare(
         result = source.compare(**params)
     if sort_by == "errors":
         result = by_error_change(result)
+    _hint_empty_sides(result, flow)
     if fmt == "json":
         echo_json(result.as_dict())
         return
@@ -714,7 +741,7 @@ def compare(
     # step it is under (rows go biggest delta first, so indenting by depth put steps
     # visually under whatever row came before them).
     rows = [
-        [f"{d.service}: {d.operation}", _parent_label(d.step)]
+        [op_label(d.service, d.operation), _parent_label(d.step)]
         + [d.as_dict()[c] for c in DELTA_COLUMNS[1:]]
         for d in result.deltas
     ]
@@ -738,6 +765,22 @@ def by_error_change(result: Any) -> Any:
 
     ranked = sorted(enumerate(result.deltas), key=lambda pair: (-size(pair[1]), pair[0]))
     return replace(result, deltas=[delta for _, delta in ranked])
+
+
+def _hint_empty_sides(result: Any, flow: str | None) -> None:
+    """Say on stderr when a window of a comparison holds none of the flow's traces:
+    both empty printed a bare header, one empty listed every step as new."""
+    if result.mode != "windows":
+        return
+    deltas = result.deltas
+    if not deltas:
+        click.echo(f"(neither window holds a trace of flow {flow})", err=True)
+    elif all(d.left_ms is None for d in deltas):
+        click.echo(f"(the left window holds no trace of flow {flow}: every step is new)", err=True)
+    elif all(d.right_ms is None for d in deltas):
+        click.echo(
+            f"(the right window holds no trace of flow {flow}: every step is gone)", err=True
+        )
 
 
 def _parent_label(path: str) -> str:

@@ -204,6 +204,25 @@ def _fit(text: str, max_width: int) -> str:
     return "".join(kept) + "…"
 
 
+def op_label(
+    service: str, operation: str, *, lead: str = "", tail: str = "", width: int = 70
+) -> str:
+    """``lead + "service: operation" + tail`` within ``width`` columns, the service cut
+    first: cut from the right, a long service name hid the operation, and two steps of
+    one service read the same."""
+    whole = f"{lead}{service}: {operation}{tail}"
+    over = display_width(whole) - width
+    if over <= 0:
+        return whole
+    keep = max(display_width(service) - over, MIN_SERVICE_WIDTH)
+    if keep < display_width(service):
+        service = _fit(service, keep)
+    return f"{lead}{service}: {operation}{tail}"
+
+
+MIN_SERVICE_WIDTH = 12
+
+
 # Never cut: ids a reader copies into the next command (a flow id of 2,011 characters
 # was cut to 60, and the shown one named no flow).
 WHOLE_COLUMNS = frozenset({"id", "trace_id", "span_id", "flow"})

@@ -25,6 +25,14 @@ One program, `flowscope`, with one command per task. Every command takes
 `-h` / `--help`. Read commands (`sql` and the analysis commands) use a running
 server's API when `--server URL` is given or when the database file is held by
 a server; otherwise they open the file read-only.
+
+Output: the answer on standard output (`--format json` always parses), hints and
+warnings on standard error (an empty window, a baseline to ask for, a comparison
+window with none of the flow's traces, `(no rows)`). Exit status 0 on an answer, 1
+with one `flowscope:` line on standard error on any failure (no such flow or trace,
+a bad window, a server gone, output that cannot be written), 2 for a bad option.
+Tables keep each row's operation when they cut a long name: the service is cut
+first.
 """
 
 WIDTH = 100  # fixed, so usage lines wrap the same on every terminal

@@ -397,8 +397,13 @@ def test_empty_windows_say_which_window_was_empty(local_db: Path) -> None:
     assert "(nothing in the hour before 2020-01-01T00:00:00Z; widen it with --since)" in (
         before.stderr
     )
+    # Both bounds: "nothing since X" was false when the spans are after --until.
     steps = cli("flow", ORDERS, "--since", "2020-01-01T00:00:00Z", "--until", "2020-01-02", *db)
-    assert "(nothing since 2020-01-01T00:00:00Z; widen the window with --since)" in steps.stderr
+    assert "(nothing from 2020-01-01T00:00:00Z until 2020-01-02; widen the window)" in (
+        steps.stderr
+    )
+    since = cli("flows", "--since", "1s", *db)
+    assert "(nothing since 1s; widen the window with --since" in since.stderr
     assert "(nothing in the last hour" in cli("flows", *db).stderr
 
 
@@ -553,3 +558,109 @@ def test_trace_lists_its_events_in_time_order(tmp_path: Path) -> None:
     assert "... and 5 more (--format json has every event)" in out
     spans = cli_json("trace", "c" * 32, "--db", str(path))["spans"]
     assert [len(s["events"]) for s in spans] == [0, 24, 1]
+
+
+def test_long_service_names_keep_the_operation(tmp_path: Path) -> None:
+    """Cut from the right at 70 columns, a long service name hid the operation: two
+    steps of one service read the same in flow, trace and compare tables."""
+    from flowscope.testing.traces import TraceKit
+
+    service = "order-management-and-settlement-reconciliation-service-eu-west-1-prod"
+    kit = TraceKit()
+    root = kit.trace(trace_id="d" * 32).span(
+        service, "GET /a", kind="Server", start_ms=0, duration_ms=9
+    )
+    root.child(
+        service,
+        "SELECT 注文",
+        kind="Client",
+        start_ms=1,
+        duration_ms=2,
+        attributes={"db.system": "postgresql"},
+    )
+    root.child(service, "call 🚀", start_ms=4, duration_ms=2)
+    path = tmp_path / "long.duckdb"
+    database = Database(path)
+    try:
+        kit.write(database)
+    finally:
+        database.close()
+    out = cli("trace", "d" * 32, "--db", str(path)).stdout
+    assert "SELECT 注文" in out and "call 🚀" in out
+    flow_id = auto_flow_id(service, "GET /a")
+    steps = cli(
+        "flow",
+        flow_id,
+        "--since",
+        "2025-12-31T00:00:00Z",
+        "--until",
+        "2026-01-02",
+        "--db",
+        str(path),
+    )
+    assert "SELECT 注文 -> postgresql" in steps.stdout and "call 🚀" in steps.stdout
+
+
+def test_exception_events_show_their_type_and_message_first(tmp_path: Path) -> None:
+    from flowscope.testing.traces import EventSpec, TraceKit
+
+    kit = TraceKit()
+    attributes = {
+        "exception.escaped": "False",
+        "exception.message": "order 142: matching rejected",
+        "exception.stacktrace": "Traceback (most recent call last): ...",
+        "exception.type": "MatchingFailure",
+    }
+    kit.trace(trace_id="e" * 32).span(
+        "m", "match", start_ms=0, duration_ms=3, events=[EventSpec(1, "exception", attributes)]
+    )
+    path = tmp_path / "exc.duckdb"
+    database = Database(path)
+    try:
+        kit.write(database)
+    finally:
+        database.close()
+    out = cli("trace", "e" * 32, "--db", str(path)).stdout
+    row = out.split("events:\n", 1)[1].splitlines()[2]
+    assert "exception  exception.type=MatchingFailure exception.message=order 142: matching" in row
+    assert "Traceback" not in out
+
+
+def test_a_comparison_says_when_a_window_is_empty(local_db: Path) -> None:
+    """Both windows empty printed a bare header; one empty listed every step as new."""
+    db = ["--db", str(local_db)]
+    empty = ["--left-since", "2020-01-01T00:00:00Z", "--left-until", "2020-01-02T00:00:00Z"]
+    full = ["--right-since", SINCE, "--right-until", UNTIL]
+    neither = cli(
+        "compare", "--flow", ORDERS, *empty, *[a.replace("left", "right") for a in empty], *db
+    )
+    assert f"(neither window holds a trace of flow {ORDERS})" in neither.stderr
+    left = cli("compare", "--flow", ORDERS, *empty, *full, *db)
+    assert "(the left window holds no trace of flow" in left.stderr
+
+
+def test_output_that_cannot_be_written_is_one_line(local_db: Path) -> None:
+    """`> out.csv` on a full disk ended in a traceback."""
+    import subprocess
+    import sys
+
+    for command in (
+        ["flows"],
+        ["flows", "--format", "json"],
+        ["sql", "--format", "csv", "SELECT 1"],
+    ):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [sys.executable, "-m", "flowscope.cli", *command, "--db", str(local_db)],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=120,
+            )
+        assert done.returncode == 1, command
+        assert done.stderr.strip() == "flowscope: cannot write the output: No space left on device"
+
+
+def test_an_empty_sql_answer_says_so(local_db: Path) -> None:
+    result = cli("sql", "--db", str(local_db), "SELECT 1 AS x WHERE false")
+    assert result.stdout.split() == ["x", "-"] and "(no rows)" in result.stderr
