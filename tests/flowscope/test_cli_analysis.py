@@ -52,6 +52,16 @@ def stored(path: Path) -> Path:
     return path
 
 
+def kit_file(kit: Any, path: Path) -> Path:
+    """A file holding a TraceKit's spans, closed."""
+    database = Database(path)
+    try:
+        kit.write(database)
+    finally:
+        database.close()
+    return path
+
+
 @pytest.fixture(scope="module")
 def local_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The scenario in a file no server holds: the CLI opens it read-only itself."""
@@ -543,12 +553,7 @@ def test_trace_lists_its_events_in_time_order(tmp_path: Path) -> None:
         status="Error",
         events=[EventSpec(0.25, "exception", {"exception.type": "Declined"})],
     )
-    path = tmp_path / "events.duckdb"
-    database = Database(path)
-    try:
-        kit.write(database)
-    finally:
-        database.close()
+    path = kit_file(kit, tmp_path / "events.duckdb")
     out = cli("trace", "c" * 32, "--db", str(path)).stdout
     listed = out.split("events:\n", 1)[1].splitlines()
     assert listed[0].split() == ["at_ms", "span", "event", "attributes"]
@@ -579,12 +584,7 @@ def test_long_service_names_keep_the_operation(tmp_path: Path) -> None:
         attributes={"db.system": "postgresql"},
     )
     root.child(service, "call 🚀", start_ms=4, duration_ms=2)
-    path = tmp_path / "long.duckdb"
-    database = Database(path)
-    try:
-        kit.write(database)
-    finally:
-        database.close()
+    path = kit_file(kit, tmp_path / "long.duckdb")
     out = cli("trace", "d" * 32, "--db", str(path)).stdout
     assert "SELECT 注文" in out and "call 🚀" in out
     flow_id = auto_flow_id(service, "GET /a")
@@ -614,12 +614,7 @@ def test_exception_events_show_their_type_and_message_first(tmp_path: Path) -> N
     kit.trace(trace_id="e" * 32).span(
         "m", "match", start_ms=0, duration_ms=3, events=[EventSpec(1, "exception", attributes)]
     )
-    path = tmp_path / "exc.duckdb"
-    database = Database(path)
-    try:
-        kit.write(database)
-    finally:
-        database.close()
+    path = kit_file(kit, tmp_path / "exc.duckdb")
     out = cli("trace", "e" * 32, "--db", str(path)).stdout
     row = out.split("events:\n", 1)[1].splitlines()[2]
     assert "exception  exception.type=MatchingFailure exception.message=order 142: matching" in row
