@@ -408,11 +408,8 @@ _NESTED = frozenset({"list", "array", "struct", "map", "union", "variant"})
 # not heed) and 1.5 GB, and 21 would take ~24 GB.
 MAX_LAMBDAS = 4
 _TIMES = frozenset(
-    {"timestamp_ns", "timestamp with time zone", "timestamptz_ns", "time with time zone"}
-    | {"time_ns"}
+    {"timestamp_ns", "timestamp with time zone", "timestamptz_ns", "time with time zone", "time_ns"}
 )
-
-
 _HAS_CHILDREN = frozenset({"list", "array", "struct", "map", "union", "tuple"})
 
 
