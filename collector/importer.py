@@ -141,17 +141,25 @@ def import_into_server(
 ) -> list[FileReport]:
     """Send each file's spans to a running server's OTLP/HTTP receiver.
 
-    ValueError when the token cannot be sent (not printable ASCII).
     The server drops spans it already has but does not say how many, so a report
     counts spans sent and accepted, not new ones; files are not remembered as
     imported (the server's database is not open here).
     """
     base = otlp_base_url(otlp_http_url)
-    token = client_token(token)  # ValueError: it cannot be sent
+    try:
+        token = client_token(token)
+    except ValueError as exc:  # said only if the server asks for a token (a 401)
+        return [_send_one(path, base, None, progress, token_problem=str(exc)) for path in paths]
     return [_send_one(path, base, token, progress) for path in paths]
 
 
-def _send_one(path: Path, base: str, token: str | None, progress: ProgressFactory) -> FileReport:
+def _send_one(
+    path: Path,
+    base: str,
+    token: str | None,
+    progress: ProgressFactory,
+    token_problem: str | None = None,
+) -> FileReport:
     report = FileReport(str(path), error=unreadable(path))
     if report.error:
         return report
@@ -162,7 +170,7 @@ def _send_one(path: Path, base: str, token: str | None, progress: ProgressFactor
         tick = progress(str(path), path.stat().st_size)
         for request in read_requests(path, report.format, tick, report):
             spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-            rejected, message = _post(base, request.SerializeToString(), token)
+            rejected, message = _post(base, request.SerializeToString(), token, token_problem)
             report.spans += spans - rejected
             report.rejected += rejected
             if message and not rejected:
@@ -192,7 +200,9 @@ class _Unfollowed(urllib.request.HTTPRedirectHandler):
 _NO_REDIRECTS = urllib.request.build_opener(_Unfollowed)
 
 
-def _post(base_url: str, body: bytes, token: str | None) -> tuple[int, str]:
+def _post(
+    base_url: str, body: bytes, token: str | None, token_problem: str | None = None
+) -> tuple[int, str]:
     """Send one request; the spans the server rejected and its message about them."""
     headers = {"Content-Type": PROTOBUF}
     if token:
@@ -213,7 +223,7 @@ def _post(base_url: str, body: bytes, token: str | None) -> tuple[int, str]:
                 "and the spans would arrive as a GET)",
                 wrong_url=True,
             ) from exc
-        raise SendFailed(_refusal(exc, token)) from exc
+        raise SendFailed(_refusal(exc, token, token_problem)) from exc
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, (BrokenPipeError, ConnectionResetError)):
             # Connected, then cut off while sending: a server refusing a body it finds
@@ -240,15 +250,18 @@ def _post(base_url: str, body: bytes, token: str | None) -> tuple[int, str]:
     return int(success.rejected_spans), str(success.error_message)
 
 
-def _refusal(exc: urllib.error.HTTPError, token: str | None) -> str:
+def _refusal(
+    exc: urllib.error.HTTPError, token: str | None, token_problem: str | None = None
+) -> str:
     message = _error_message(exc.read(), exc.headers.get("Content-Type", ""), str(exc.reason))
     text = f"server refused: {exc.code} {message}"
     if exc.code == 401:
-        hint = (
-            "the --token / FLOWSCOPE_TOKEN given is not the server's"
-            if token
-            else "give --token or FLOWSCOPE_TOKEN"
-        )
+        if token_problem is not None:
+            hint = token_problem
+        elif token:
+            hint = "the --token / FLOWSCOPE_TOKEN given is not the server's"
+        else:
+            hint = "give --token or FLOWSCOPE_TOKEN"
         return f"{text} ({hint})"
     if exc.code in (404, 405):
         return f"{text} ({_URL_HINT})"

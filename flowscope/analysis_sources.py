@@ -346,10 +346,13 @@ class RemoteSource:
 
         self.where = url.rstrip("/")
         self.names = names
+        # A token that cannot be sent is said to be so only if the server asks for one:
+        # a stray FLOWSCOPE_TOKEN must not stop reads of a server that needs none.
+        self.token_problem: str | None = None
         try:
             token = client_token(token)
         except ValueError as exc:
-            raise AnalysisError(str(exc)) from exc
+            self.token_problem, token = str(exc), None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             self.http = httpx.Client(base_url=self.where, headers=headers, timeout=timeout_s)
@@ -407,6 +410,10 @@ class RemoteSource:
             # A refusal with the reason (a window, the SQL sandbox): the words a file gives.
             raise AnalysisError(_detail(response))
         if response.status_code == 401:
+            if self.token_problem is not None:
+                raise AnalysisError(
+                    f"the server at {self.where} asks for a token: {self.token_problem}"
+                )
             raise AnalysisError(
                 f"the server at {self.where} refused: {_detail(response)} "
                 "(give its token with --token or FLOWSCOPE_TOKEN; in Python, "

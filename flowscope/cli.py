@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -43,12 +44,25 @@ class _Commands(click.Group):
         except BrokenPipeError:
             raise  # `| head`: click ends it quietly
         except OSError as exc:
-            if exc.errno not in _OUTPUT_ERRORS or exc.filename is not None:
+            if exc.errno not in _OUTPUT_ERRORS or not _raised_writing(exc):
                 raise
             fail(f"cannot write the output: {exc.strerror or exc}")
 
 
 _OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def _raised_writing(exc: OSError) -> bool:
+    """Whether ``exc`` came from writing the command's output (``click.echo``), not
+    from reading or writing a file on the way (a journal segment's EIO read as
+    "cannot write the output")."""
+    frame = exc.__traceback__
+    while frame is not None:
+        code = frame.tb_frame.f_code
+        if code.co_name == "echo" and code.co_filename.endswith(os.path.join("click", "utils.py")):
+            return True
+        frame = frame.tb_next
+    return False
 
 
 @click.group(
@@ -262,10 +276,7 @@ def _run_import(
                 database.close()
             return reports, None
     assert server_url is not None
-    try:
-        return import_into_server(files, server_url, token=token, progress=bars.factory), server_url
-    except ValueError as exc:  # a token that cannot be sent
-        fail(str(exc))
+    return import_into_server(files, server_url, token=token, progress=bars.factory), server_url
 
 
 class _ProgressBars:

@@ -211,12 +211,14 @@ def op_label(
     first: cut from the right, a long service name hid the operation, and two steps of
     one service read the same."""
     whole = f"{lead}{service}: {operation}{tail}"
-    over = display_width(whole) - width
+    # Measured as the table shows it: a control character takes its escape's width.
+    over = display_width(shown(whole)) - width
     if over <= 0:
         return whole
-    keep = max(display_width(service) - over, MIN_SERVICE_WIDTH)
-    if keep < display_width(service):
-        service = _fit(service, keep)
+    visible = shown(service)
+    keep = max(display_width(visible) - over, MIN_SERVICE_WIDTH)
+    if keep < display_width(visible):
+        service = _fit(visible, keep)
     return f"{lead}{service}: {operation}{tail}"
 
 

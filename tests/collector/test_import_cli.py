@@ -787,19 +787,36 @@ def test_a_redirect_is_not_followed_with_the_token(tmp_path: Path) -> None:
     assert "answered, but not with OTLP" in empty.error and empty.spans == 0
 
 
-def test_a_token_that_cannot_be_sent_is_named_not_shown(tmp_path: Path) -> None:
-    """A non-ASCII token, or one with a CR inside, was a traceback with the token in it."""
+def test_a_token_that_cannot_be_sent_is_named_not_shown(served: ServerProcess) -> None:
+    """A non-ASCII token, or one with a CR inside, was a traceback with the token in
+    it; now the server's 401 is answered with what is wrong with it."""
     sample = Path(__file__).parents[2] / "sample_traces" / "normal.jsonl"
     for bad in ("tök", "s3c\rret"):
         result = CliRunner().invoke(
             main,
-            ["import", "--server", "http://127.0.0.1:9", str(sample)],
+            ["import", "--server", served.endpoints.http, str(sample)],
             env={"FLOWSCOPE_TOKEN": bad},
         )
-        assert result.exit_code == 1
+        assert result.exit_code == 1, result.output
         assert "must be printable ASCII without spaces" in result.output
         assert (
             bad not in result.output
             and result.exception is None
             or isinstance(result.exception, SystemExit)
         )
+
+
+def test_a_stray_token_does_not_stop_an_import_into_a_server_that_needs_none(
+    tmp_path: Path,
+) -> None:
+    """Checked before sending, a FLOWSCOPE_TOKEN left in the environment refused an
+    import the server would have taken without one."""
+    sample = Path(__file__).parents[2] / "sample_traces" / "normal.jsonl"
+    server = start_server_process(tmp_path / "open.duckdb", "--decode-workers", "0")
+    try:
+        result = _flowscope(
+            "import", "--server", server.endpoints.http, str(sample), token="my token"
+        )
+        assert result.returncode == 0, result.stderr
+    finally:
+        assert server.stop() == 0

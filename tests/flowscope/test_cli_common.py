@@ -113,3 +113,39 @@ def test_a_zero_duration_in_any_unit_means_off() -> None:
     duration = DurationType()
     assert [duration.convert(v, None, None) for v in ("0", "0s", "0d", "off")] == [None] * 4
     assert duration.convert("7d", None, None) == timedelta(days=7)
+
+
+def test_only_a_failed_write_of_the_output_is_called_so() -> None:
+    """An EIO reading a journal segment was reported as "cannot write the output"."""
+    import errno
+
+    from flowscope.cli import _raised_writing
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    try:
+        click.echo("x", file=Full())
+    except OSError as exc:
+        assert _raised_writing(exc)
+    try:
+        Path("/nonexistent-dir/x").read_bytes()
+    except OSError as exc:
+        assert not _raised_writing(exc)
+    read_error = OSError(errno.EIO, "Input/output error")
+    try:
+        raise read_error
+    except OSError as exc:
+        assert not _raised_writing(exc)
+
+
+def test_an_op_label_keeps_the_operation_of_a_service_with_control_characters() -> None:
+    """Measured raw, escapes made the label longer than the table's cut, which then
+    took the operation and the peer again."""
+    from flowscope.cli_common import op_label, shown
+
+    service = "a\x1b[31mred\x1b[0m-service-with-escapes-and-a-long-name-here-and-more"
+    label = op_label(service, "GET /orders/{id}", tail=" -> postgresql")
+    assert shown(label).endswith(": GET /orders/{id} -> postgresql")
+    assert display_width(shown(label)) <= 70

@@ -605,7 +605,23 @@ def test_a_token_is_sent_trimmed_or_refused_without_being_shown(
     with flowscope.open(server[1].endpoints.ui, token=f" {TOKEN}\r\n") as fs:
         assert fs.flows(**W)
     for bad in ("pässwort", "two words"):
-        with pytest.raises(AnalysisError) as caught:
-            flowscope.open(server[1].endpoints.ui, token=bad)
+        with (
+            flowscope.open(server[1].endpoints.ui, token=bad) as fs,
+            pytest.raises(AnalysisError) as caught,
+        ):
+            fs.flows(**W)  # the server asks for a token: what is wrong with this one
+        assert "asks for a token" in str(caught.value)
         assert "must be printable ASCII without spaces" in str(caught.value)
         assert bad not in str(caught.value)
+
+
+def test_a_stray_token_does_not_stop_reads_of_a_server_that_needs_none(tmp_path: Path) -> None:
+    """Checked before asking, a FLOWSCOPE_TOKEN left in the environment refused reads
+    of a server that takes none (the CLI goes through a server holding --db by itself)."""
+    path = stored(tmp_path / "open.duckdb")
+    server = start_server_process(path, "--decode-workers", "0", "--retention", "off")
+    try:
+        with flowscope.open(path, token="my token") as fs:
+            assert fs.where.startswith("http://") and len(fs.flows(**W)) == 2
+    finally:
+        assert server.stop() == 0
