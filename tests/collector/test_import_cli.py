@@ -406,7 +406,9 @@ def test_a_server_that_stops_answering_midway_gets_no_url_hint(
     )
     answers = iter([(0, "")])
 
-    def post(base: str, body: bytes, token: str | None) -> tuple[int, str]:
+    def post(
+        base: str, body: bytes, token: str | None, token_problem: str | None = None
+    ) -> tuple[int, str]:
         try:
             return next(answers)
         except StopIteration:
