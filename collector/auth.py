@@ -10,17 +10,19 @@ _TOKEN = re.compile(r"^[\x21-\x7e]+$")
 TOKEN_RULE = "printable ASCII without spaces (it is sent in an HTTP header)"
 
 
-def client_token(token: str | None) -> str | None:
+def client_token(token: str | None) -> tuple[str | None, str | None]:
     """The token a client sends, its surrounding whitespace dropped (a token file
-    written on Windows ends in a CR), or None for none; ValueError, which never quotes
-    it, when it cannot be sent. A non-ASCII token was a UnicodeEncodeError traceback,
-    and one with a CR made a message that printed it."""
-    if token is None or not token.strip():
-        return None
-    token = token.strip()
-    if not _TOKEN.match(token):
-        raise ValueError(f"the token (--token / FLOWSCOPE_TOKEN) must be {TOKEN_RULE}")
-    return token
+    written on Windows ends in a CR), or None for none; and, for one that cannot be
+    sent, None and what is wrong with it, never quoting it, for the client to say if
+    the server asks for a token (a stray FLOWSCOPE_TOKEN must not stop a client of a
+    server that takes none). A non-ASCII token was a UnicodeEncodeError traceback, and
+    one with a CR made a message that printed it."""
+    token = (token or "").strip()
+    if not token:
+        return None, None
+    if not is_valid_token(token):
+        return None, f"the token (--token / FLOWSCOPE_TOKEN) must be {TOKEN_RULE}"
+    return token, None
 
 
 def is_valid_token(token: str) -> bool:

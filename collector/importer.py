@@ -146,11 +146,8 @@ def import_into_server(
     imported (the server's database is not open here).
     """
     base = otlp_base_url(otlp_http_url)
-    try:
-        token = client_token(token)
-    except ValueError as exc:  # said only if the server asks for a token (a 401)
-        return [_send_one(path, base, None, progress, token_problem=str(exc)) for path in paths]
-    return [_send_one(path, base, token, progress) for path in paths]
+    token, token_problem = client_token(token)
+    return [_send_one(path, base, token, progress, token_problem) for path in paths]
 
 
 def _send_one(

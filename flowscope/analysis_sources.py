@@ -346,13 +346,8 @@ class RemoteSource:
 
         self.where = url.rstrip("/")
         self.names = names
-        # A token that cannot be sent is said to be so only if the server asks for one:
-        # a stray FLOWSCOPE_TOKEN must not stop reads of a server that needs none.
-        self.token_problem: str | None = None
-        try:
-            token = client_token(token)
-        except ValueError as exc:
-            self.token_problem, token = str(exc), None
+        # What is wrong with a token that cannot be sent: said on a 401 only.
+        token, self.token_problem = client_token(token)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             self.http = httpx.Client(base_url=self.where, headers=headers, timeout=timeout_s)
