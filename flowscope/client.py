@@ -235,24 +235,27 @@ def _bound(name: str, value: Bound) -> str | None:
     if isinstance(value, datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    raise AnalysisError(
-        f"{name}: {value!r} is {type(value).__name__}; give a duration back from now "
-        "('1h'), an RFC 3339 time or a datetime"
+    raise _wrong_type(
+        name, value, "a duration back from now ('1h'), an RFC 3339 time or a datetime"
     )
+
+
+def _wrong_type(name: str, value: Any, what: str) -> AnalysisError:
+    return AnalysisError(f"{name}: {value!r} is {type(value).__name__}; give {what}")
 
 
 def _typed(name: str, value: Any, kinds: tuple[type, ...], what: str) -> None:
     """AnalysisError naming ``name`` unless ``value`` is one of ``kinds``: a file and a
     server took a None id each their own way (a TypeError and an AnalysisError)."""
     if not isinstance(value, kinds):
-        raise AnalysisError(f"{name}: {value!r} is {type(value).__name__}; give {what}")
+        raise _wrong_type(name, value, what)
 
 
 def _whole(name: str, value: Any) -> int:
     """``value`` as an int: any integer (numpy's too), never a bool or a float (a float
     limit gave 6 rows from a file and a 400 from a server)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise AnalysisError(f"{name}: {value!r} is {type(value).__name__}; give a whole number")
+        raise _wrong_type(name, value, "a whole number")
     return int(value)
 
 
@@ -260,7 +263,7 @@ def _number(name: str, value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise AnalysisError(f"{name}: {value!r} is {type(value).__name__}; give a number or None")
+        raise _wrong_type(name, value, "a number or None")
     return float(value)
 
 
@@ -269,7 +272,7 @@ def _flag(name: str, value: Any) -> bool | None:
     numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
     if value is None or isinstance(value, bool) or numpy_bool:
         return None if value is None else bool(value)
-    raise AnalysisError(f"{name}: {value!r} is {type(value).__name__}; give True, False or None")
+    raise _wrong_type(name, value, "True, False or None")
 
 
 _TEXT = (str,)
