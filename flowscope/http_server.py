@@ -172,6 +172,19 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+async def _refuse(
+    scope: Any,
+    receive: Any,
+    send: Any,
+    text: str,
+    *,
+    status: int = 400,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer a request the wrappers below turn away, in plain text naming why."""
+    await PlainTextResponse(text + "\n", status_code=status, headers=headers)(scope, receive, send)
+
+
 class _LocalNamesOnly:
     """On a loopback address without a token, answer only requests addressed to this
     machine: a web page whose own name an attacker points at 127.0.0.1 (DNS rebinding)
@@ -190,14 +203,13 @@ class _LocalNamesOnly:
             header = raw.decode("latin-1") if raw else "localhost"
             name = _host_name(header)
             if not is_loopback(name) and normal_name(name) not in self.local_names:
-                refusal = PlainTextResponse(
+                text = (
                     f"Host {header!r} refused: a server on a loopback address without "
                     "--token answers only requests for localhost, a loopback address or a "
                     f"name {self.hosts_file} gives one "
-                    "(a web page could otherwise read it by DNS rebinding)\n",
-                    status_code=403,
+                    "(a web page could otherwise read it by DNS rebinding)"
                 )
-                await refusal(scope, receive, send)
+                await _refuse(scope, receive, send, text, status=403)
                 return
         await self.app(scope, receive, send)
 
@@ -219,17 +231,17 @@ class AbsoluteFormTarget:
             return
         try:
             target = urlsplit(raw.decode("latin-1"))
-            host = target.hostname
+            usable = bool(target.hostname) and "@" not in target.netloc
         except ValueError:  # `http://[::1/x`: a 500 and a traceback each
-            host = None
-            target = urlsplit("")
-        if not host or "@" in target.netloc:
+            usable = False
+        if not usable:
             # userinfo in a target is an error (RFC 9110 §4.2.4); no host, no target.
-            refusal = PlainTextResponse(
-                f"request target {raw.decode('latin-1')!r} has no valid host, or has user info\n",
-                status_code=400,
+            await _refuse(
+                scope,
+                receive,
+                send,
+                f"request target {raw.decode('latin-1')!r} has no valid host, or has user info",
             )
-            await refusal(scope, receive, send)
             return
         path = target.path or "/"
         headers = [(k, v) for k, v in scope["headers"] if k != b"host"]
@@ -252,12 +264,8 @@ class OneBodyLength:
         if scope["type"] == "http":
             names = {name for name, _ in scope["headers"]}
             if b"content-length" in names and b"transfer-encoding" in names:
-                refusal = PlainTextResponse(
-                    "a request may not have both Content-Length and Transfer-Encoding\n",
-                    status_code=400,
-                    headers={"Connection": "close"},
-                )
-                await refusal(scope, receive, send)
+                text = "a request may not have both Content-Length and Transfer-Encoding"
+                await _refuse(scope, receive, send, text, headers={"Connection": "close"})
                 return
         await self.app(scope, receive, send)
 
