@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from flowscope.cli_columns import columns_option, echo_table, pick, scalar_fields
 from flowscope.cli_common import (
     default_db,
     emit,
@@ -232,6 +233,7 @@ DELTA_COLUMNS += ["right_error_rate", "error_rate_delta", "left_calls", "right_c
 @window_options
 @click.option("--flow", default=None, help="Only the traces of this flow id.")
 @format_option("mermaid", "dot")
+@columns_option
 def map_(
     db: str,
     server_url: str | None,
@@ -241,10 +243,18 @@ def map_(
     until: str | None,
     flow: str | None,
     fmt: str,
+    columns: list[str] | None,
 ) -> None:
     """The service map: services, databases, queues and who calls whom."""
     from flowscope.analyzer.diagrams.formats import MAP_DIAGRAMS
+    from flowscope.analyzer.model import Edge, Node
 
+    # One list for both tables: each shows the names it has.
+    edge_fields, node_fields = scalar_fields(Edge), scalar_fields(Node)
+    known = edge_fields + [name for name in node_fields if name not in edge_fields]
+    chosen = pick(columns, EDGE_COLUMNS + NODE_COLUMNS, known, fmt)
+    edge_columns = [c for c in chosen if c in edge_fields] if columns else EDGE_COLUMNS
+    node_columns = [c for c in chosen if c in node_fields] if columns else NODE_COLUMNS
     with analysis_source(db, server_url, token, flows_file) as source:
         result = source.service_map(since, until, flow)
     if fmt == "json":
@@ -252,9 +262,12 @@ def map_(
     elif fmt in MAP_DIAGRAMS:
         emit(MAP_DIAGRAMS[fmt](result), nl=False)
     else:
-        click.echo(table(sorted(result.edges, key=_edge_key), EDGE_COLUMNS))
-        click.echo()
-        click.echo(table(sorted(result.nodes, key=lambda n: n.id), NODE_COLUMNS))
+        if edge_columns:
+            echo_table(table(sorted(result.edges, key=_edge_key), edge_columns))
+        if edge_columns and node_columns:
+            click.echo()
+        if node_columns:
+            echo_table(table(sorted(result.nodes, key=lambda n: n.id), node_columns))
         if not result.nodes:
             _hint_empty_window(since, until, db, server_url, token)
 
@@ -321,6 +334,7 @@ def _edge_key(edge: Any) -> tuple[str, str, str]:
 @window_options
 @click.option("--by", default=None, help="Split each flow by this resource or span attribute.")
 @format_option()
+@columns_option
 def flows(
     db: str,
     server_url: str | None,
@@ -330,14 +344,18 @@ def flows(
     until: str | None,
     by: str | None,
     fmt: str,
+    columns: list[str] | None,
 ) -> None:
     """Business flows: traces grouped by their root span, with latency and errors."""
+    from flowscope.analyzer.model import Flow
+
+    shown_columns = pick(columns, FLOW_COLUMNS, scalar_fields(Flow), fmt)
     with analysis_source(db, server_url, token, flows_file) as source:
         result = source.flows(since, until, by)
     if fmt == "json":
         echo_json({"flows": [f.as_dict() for f in result]})
     else:
-        click.echo(table(result, FLOW_COLUMNS))
+        echo_table(table(result, shown_columns))
         if not result:
             _hint_empty_window(since, until, db, server_url, token)
         elif by is None and (hint := _hint_scattered_flows(result)):
@@ -385,6 +403,7 @@ def _hint_scattered_flows(flows: list[Any]) -> str | None:
     show_default=True,
     help="Which Mermaid diagram --format mermaid draws.",
 )
+@columns_option
 def flow(
     flow_id: str,
     db: str,
@@ -396,9 +415,14 @@ def flow(
     by: str | None,
     fmt: str,
     diagram: str,
+    columns: list[str] | None,
 ) -> None:
     """One flow's steps: its traces merged into one call tree."""
     from flowscope.analyzer.diagrams.formats import FLOW_DIAGRAMS
+    from flowscope.analyzer.model import Step
+
+    # "step" is the tree's label: the step's service and operation, indented by depth.
+    step_columns = pick(columns, ["step", *STEP_COLUMNS], ["step", *scalar_fields(Step)], fmt)
 
     given = click.get_current_context().get_parameter_source("diagram")
     if fmt != "mermaid" and given is not click.core.ParameterSource.DEFAULT:
@@ -414,7 +438,7 @@ def flow(
     else:
         click.echo(_flow_heading(detail.flow))
         click.echo()
-        click.echo(_steps_table(detail.steps))
+        echo_table(_steps_table(detail.steps, step_columns))
         if detail.claimed_by:
             click.echo(_claims_hint(detail.claimed_by), err=True)
         elif not detail.flow.traces:
@@ -438,7 +462,7 @@ def _flow_heading(flow: Any) -> str:
     )
 
 
-def _steps_table(steps: list[Any]) -> str:
+def _steps_table(steps: list[Any], columns: list[str]) -> str:
     """Steps in tree order, the step column indented by depth; with --by, each
     value's steps in turn (the same step ids recur, one tree per value)."""
     from flowscope.analyzer.diagrams.groups import split_steps
@@ -457,14 +481,9 @@ def _steps_table(steps: list[Any]) -> str:
             # A database or external call: say what it reaches.
             peer = f" -> {step.peer}" if tree.calls_peer(step) else ""
             label = op_label(step.service, step.operation, lead=indent(depth[step_id]), tail=peer)
-            values = step.as_dict()
-            rows.append(
-                [label]
-                + [values[c] for c in STEP_COLUMNS]
-                + [step.group.get(k) for k in group_keys]
-            )
-    headers = ["step", *STEP_COLUMNS]
-    return render_table([*headers, *group_columns(group_keys, headers)], rows, max_width=70)
+            values = {**step.as_dict(), "step": label}
+            rows.append([values[c] for c in columns] + [step.group.get(k) for k in group_keys])
+    return render_table([*columns, *group_columns(group_keys, columns)], rows, max_width=70)
 
 
 @click.command()
@@ -483,6 +502,7 @@ def _steps_table(steps: list[Any]) -> str:
 @click.option("--error/--no-error", default=None, help="Only traces with / without errors.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 @format_option()
+@columns_option
 def traces(
     db: str,
     server_url: str | None,
@@ -497,8 +517,12 @@ def traces(
     error: bool | None,
     limit: int,
     fmt: str,
+    columns: list[str] | None,
 ) -> None:
     """Traces in the window, slowest first."""
+    from flowscope.analyzer.model import TraceSummary
+
+    shown_columns = pick(columns, TRACE_COLUMNS, scalar_fields(TraceSummary), fmt)
     with analysis_source(db, server_url, token, flows_file) as source:
         result = source.traces(
             since,
@@ -520,7 +544,7 @@ def traces(
     if fmt == "json":
         echo_json({"traces": [t.as_dict() for t in result]})
     else:
-        click.echo(table(result, TRACE_COLUMNS))
+        echo_table(table(result, shown_columns))
         if claims:
             click.echo(_claims_hint(claims), err=True)
         elif not result:
@@ -678,6 +702,7 @@ def _echo_events(view: TraceView) -> None:
     "(windows and versions compare error rates).",
 )
 @format_option()
+@columns_option
 def compare(
     trace_ids: tuple[str, ...],
     db: str,
@@ -696,9 +721,16 @@ def compare(
     versions: tuple[str, str] | None,
     sort_by: str,
     fmt: str,
+    columns: list[str] | None,
 ) -> None:
     """Per-step deltas, biggest first: TRACE_A TRACE_B | --trace T --baseline |
     --flow F --left-since .. --right-since .. | --flow F --versions V1 V2."""
+    from flowscope.analyzer.model import StepDelta
+
+    # "step" is the step's service and operation, "under" the step it is under (the
+    # path the record's own "step" holds would be cut).
+    known = ["step", "under", *(f for f in scalar_fields(StepDelta) if f != "step")]
+    delta_columns = pick(columns, [DELTA_COLUMNS[0], "under", *DELTA_COLUMNS[1:]], known, fmt)
     if len(trace_ids) not in (0, 2):
         fail("compare takes two trace ids (or none, with --trace/--flow)")
     if baseline and not trace_id:
@@ -741,11 +773,17 @@ def compare(
     # step it is under (rows go biggest delta first, so indenting by depth put steps
     # visually under whatever row came before them).
     rows = [
-        [op_label(d.service, d.operation), _parent_label(d.step)]
-        + [d.as_dict()[c] for c in DELTA_COLUMNS[1:]]
+        [
+            {
+                **d.as_dict(),
+                "step": op_label(d.service, d.operation),
+                "under": _parent_label(d.step),
+            }[c]
+            for c in delta_columns
+        ]
         for d in result.deltas
     ]
-    click.echo(render_table([DELTA_COLUMNS[0], "under", *DELTA_COLUMNS[1:]], rows, max_width=70))
+    echo_table(render_table(delta_columns, rows, max_width=70))
 
 
 def by_error_change(result: Any) -> Any:

@@ -32,7 +32,10 @@ window with none of the flow's traces, `(no rows)`). Exit status 0 on an answer,
 with one `flowscope:` line on standard error on any failure (no such flow or trace,
 a bad window, a server gone, output that cannot be written), 2 for a bad option.
 Tables keep each row's operation when they cut a long name: the service is cut
-first.
+first. The tables of `map`, `flows`, `flow`, `traces` and `compare` show every
+number (150 to 230 characters wide); `--columns id,traces,p95_ms` picks which, in
+that order, and a table wider than the terminal it is printed on says so on
+standard error. `--by` values are shown beside the columns picked.
 """
 
 WIDTH = 100  # fixed, so usage lines wrap the same on every terminal
