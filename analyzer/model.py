@@ -180,6 +180,7 @@ class TraceSpan(Record):
     attributes: dict[str, str]
     resource: dict[str, str]  # its resource's attributes (Jaeger's process tags)
     events: list[SpanEvent]  # in time order
+    events_omitted: int  # its events a view leaves out (over trace_view.MAX_EVENTS a trace)
     links: list[SpanLink]
     depth: int
     step_id: str | None  # the flow step this span belongs to

@@ -32,6 +32,10 @@ from flowscope.analyzer.steps import LoadedSpans, op_key, step_id
 from flowscope.analyzer.window import format_ns
 from flowscope.store.database import Database
 
+# Events a trace view holds at most: a trace of 152k events (a batch job logging each
+# item) made a 17-33 MB answer and took 1.9 s to show; SQL has every event.
+MAX_EVENTS = 10_000
+
 
 @dataclass(frozen=True)
 class SpanDetails:
@@ -42,7 +46,23 @@ class SpanDetails:
     attributes: dict[str, str]
     resource: dict[str, str]
     events: list[SpanEvent]
+    events_omitted: int
     links: list[SpanLink]
+
+
+def events_each(counts: list[int], budget: int = MAX_EVENTS) -> int:
+    """How many events each span keeps, at most, so that the trace keeps at most
+    ``budget``: every span all of its own when they fit, else a common level (spans
+    with few events keep them all, the chatty ones are cut alike)."""
+    if sum(counts) <= budget:
+        return max(counts, default=0)
+    level, left, spans = 0, budget, len(counts)
+    for count in sorted(counts):
+        share = left // spans
+        if count > share:
+            return share
+        level, left, spans = count, left - count, spans - 1
+    return level
 
 
 def _details(row: tuple[Any, ...], extra: tuple[Any, ...] | None) -> SpanDetails:
@@ -70,7 +90,10 @@ def _details(row: tuple[Any, ...], extra: tuple[Any, ...] | None) -> SpanDetails
         )
         for link in raw_links or []
     ]
-    return SpanDetails(str(row[7]), str(row[8]), _texts(row[9]), _texts(resource), events, links)
+    omitted = int(row[13]) - len(events)
+    return SpanDetails(
+        str(row[7]), str(row[8]), _texts(row[9]), _texts(resource), events, omitted, links
+    )
 
 
 def _texts(values: dict[Any, Any] | None) -> dict[str, str]:
@@ -91,7 +114,9 @@ class LoadedTrace:
 
     def details(self, row: int) -> SpanDetails:
         if not self._extra:
-            for extra in self.database.fetch("trace_span_details", self.params):
+            each = events_each([int(kept[13]) for kept in self.kept])
+            params = {**self.params, "events_each": each}
+            for extra in self.database.fetch("trace_span_details", params):
                 self._extra.setdefault(extra[:4], extra)  # a duplicate: the first
         kept = self.kept[row]
         return _details(kept, self._extra.get((kept[0], kept[2], kept[4], kept[5])))
@@ -264,6 +289,7 @@ def trace_view(
                 attributes=details.attributes,
                 resource=details.resource,
                 events=details.events,
+                events_omitted=details.events_omitted,
                 links=details.links,
                 depth=int(tree.depth[row]),
                 step_id=key if flow_id is not None else None,

@@ -108,6 +108,7 @@ def _trace_span(data: dict[str, Any]) -> TraceSpan:
             "events": [record_from_dict(SpanEvent, e) for e in data.get("events", [])],
             "links": [record_from_dict(SpanLink, link) for link in data.get("links", [])],
             "resource": data.get("resource", {}),
+            "events_omitted": data.get("events_omitted", 0),
         },
     )
 

@@ -659,6 +659,7 @@ def _echo_events(view: TraceView) -> None:
         ),
         key=lambda event: event[0],
     )
+    omitted = sum(s.events_omitted for s in view.spans)
     if not events:
         return
     rows = [
@@ -669,7 +670,13 @@ def _echo_events(view: TraceView) -> None:
     click.echo(render_table(["at_ms", "span", "event", "attributes"], rows, max_width=70))
     if len(events) > MAX_EVENTS_SHOWN:
         more = len(events) - MAX_EVENTS_SHOWN
-        click.echo(f"... and {more} more (--format json has every event)")
+        click.echo(f"... and {more} more (--format json has them)")
+    if omitted:
+        # The view's own cap (trace_view.MAX_EVENTS): JSON does not have these either.
+        click.echo(
+            f"... and {omitted} more that the view leaves out; SQL has them: "
+            f"SELECT Events FROM otel_traces WHERE TraceId = '{view.trace_id}'"
+        )
     click.echo()
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from flowscope.analyzer.errors import UnknownTrace
 from flowscope.analyzer.model import TraceView
+from flowscope.analyzer.trace_view import MAX_EVENTS, events_each
 from flowscope.testing.traces import EventSpec, TraceKit
 
 from .conftest import HOUR, Analyze
@@ -176,3 +177,55 @@ def test_comparisons_do_not_read_the_spans_details(
     assert "trace_spans" in fetched and "trace_span_details" not in fetched
     analysis.trace(trace_id)
     assert fetched.count("trace_span_details") == 1
+
+
+def test_a_view_holds_at_most_max_events_of_a_trace(analyze: Analyze) -> None:
+    """A batch job logging each item: 152k events made a 33 MB answer. Spans with few
+    events keep them all; the chatty one keeps its first as sent and says how many
+    it left out."""
+    kit = TraceKit()
+    root = kit.trace(trace_id="e" * 32).span(
+        "jobs",
+        "nightly",
+        kind="Server",
+        start_ms=0,
+        duration_ms=100,
+        events=[EventSpec(i, "phase") for i in range(3)],
+    )
+    chatty = MAX_EVENTS + 2_000
+    root.child(
+        "jobs",
+        "import",
+        start_ms=1,
+        duration_ms=90,
+        events=[EventSpec(i / 1000, "item", {"n": i}) for i in range(chatty)],
+    )
+    root.child("jobs", "report", start_ms=95, duration_ms=1, events=[EventSpec(0, "sent")] * 2)
+    view = analyze(kit).trace("e" * 32)
+    kept = {s.operation: (len(s.events), s.events_omitted) for s in view.spans}
+    assert kept == {
+        "nightly": (3, 0),
+        "import": (MAX_EVENTS - 5, chatty - (MAX_EVENTS - 5)),
+        "report": (2, 0),
+    }
+    item = next(s for s in view.spans if s.operation == "import")
+    assert [e.attributes["n"] for e in item.events[:2]] == ["0", "1"]
+    assert item.events[-1].attributes["n"] == str(MAX_EVENTS - 6)
+
+
+@pytest.mark.parametrize(
+    ("counts", "budget", "each"),
+    [
+        ([], 10, 0),
+        ([3, 4], 10, 4),  # all fit: every span keeps all of its own
+        ([1, 100], 10, 9),
+        ([5, 5, 5], 10, 3),
+        ([0, 50, 50], 10, 5),
+        ([2, 3, 40, 40], 20, 7),
+    ],
+)
+def test_events_each_keeps_the_trace_within_its_budget(
+    counts: list[int], budget: int, each: int
+) -> None:
+    assert events_each(counts, budget) == each
+    assert sum(min(c, each) for c in counts) <= budget

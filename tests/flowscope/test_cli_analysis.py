@@ -560,7 +560,7 @@ def test_trace_lists_its_events_in_time_order(tmp_path: Path) -> None:
     assert listed[2].split() == ["10.5", "shop:", "pay", "retry", "attempt=1"]
     assert listed[3].split() == ["11", "shop:", "pay", "retry", "attempt=2"]
     assert listed[4].split() == ["11.25", "shop:", "charge", "exception", "exception.type=Declined"]
-    assert "... and 5 more (--format json has every event)" in out
+    assert "... and 5 more (--format json has them)" in out
     spans = cli_json("trace", "c" * 32, "--db", str(path))["spans"]
     assert [len(s["events"]) for s in spans] == [0, 24, 1]
 

@@ -8,7 +8,8 @@ SELECT
         AND coalesce(l.Attributes['opentracing.ref_type'], '') = 'follows_from']) > 0 AS FollowsFrom,
     hash(TraceId, SpanId) AS SpanKey,  -- the critical path's last tie-break, as derivation's
     -- as derivation's (dv_load_spans.sql): analyzer/shared_ids.py works on these keys
-    CASE WHEN ParentSpanId = '' THEN CAST(0 AS UBIGINT) ELSE hash(TraceId, ParentSpanId) END AS ParentKey
+    CASE WHEN ParentSpanId = '' THEN CAST(0 AS UBIGINT) ELSE hash(TraceId, ParentSpanId) END AS ParentKey,
+    len(Events) AS EventCount  -- how many trace_span_details.sql may return of each span
 FROM otel_traces
 WHERE Timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi) AND TraceId = $trace_id
 ORDER BY Timestamp, SpanId
