@@ -12,6 +12,7 @@ from flowscope.collector.errors import BadRequest, RequestTooLarge
 from flowscope.collector.fast_flatten import flatten_body
 from flowscope.collector.flatten import FlattenResult, flatten_request
 from flowscope.collector.otlp_json import request_from_json
+from flowscope.collector.utf8_repair import is_utf8_error, parse_repairing, repaired_warning
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -113,17 +114,26 @@ def _decompress_other(body: bytes, name: str, max_bytes: int) -> bytes:
 _FIRST_BUFFER = 64 * 1024
 
 
-def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+def parse_request(body: bytes, content_type: str) -> tuple[ExportTraceServiceRequest, int]:
+    """The request, and how many of its strings had invalid UTF-8 replaced
+    (``utf8_repair``)."""
     kind = media_type(content_type)
     if kind == PROTOBUF:
         request = ExportTraceServiceRequest()
         try:
             request.ParseFromString(body)
-        except (DecodeError, RecursionError) as exc:
+        except DecodeError as exc:
+            if not is_utf8_error(exc):
+                raise BadRequest(f"invalid OTLP protobuf: {exc}") from exc
+            try:
+                return parse_repairing(body)
+            except (DecodeError, RecursionError) as again:
+                raise BadRequest(f"invalid OTLP protobuf: {again}") from again
+        except RecursionError as exc:
             raise BadRequest(f"invalid OTLP protobuf: {exc}") from exc
-        return request
+        return request, 0
     if kind == JSON:
-        return request_from_json(body)
+        return request_from_json(body), 0
     raise BadRequest(f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}")
 
 
@@ -143,7 +153,11 @@ def decode_fast(body: bytes, content_type: str = PROTOBUF) -> FlattenResult | No
 
 def decode_python(body: bytes, content_type: str = PROTOBUF) -> FlattenResult:
     """The Python path alone: protobuf objects, then ``flatten_request``."""
-    return flatten_request(parse_request(body, content_type))
+    request, repaired = parse_request(body, content_type)
+    result = flatten_request(request)
+    if repaired:
+        result.warning = repaired_warning(repaired)
+    return result
 
 
 __all__ = [

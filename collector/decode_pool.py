@@ -82,18 +82,23 @@ def _ready() -> bool:
     return True
 
 
-def decode_for_transfer(body: bytes, content_type: str) -> tuple[pa.Buffer, bytes, int, list[str]]:
+def decode_for_transfer(
+    body: bytes, content_type: str
+) -> tuple[pa.Buffer, bytes, int, list[str], str]:
     """Runs in a worker: decode, then pack the table as Arrow IPC and the keys as one blob."""
     result = decode_python(body, content_type)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, BATCH_SCHEMA) as stream:
         stream.write_table(result.batch.table)
-    return sink.getvalue(), b"".join(result.batch.keys), result.rejected, result.reasons
+    keys = b"".join(result.batch.keys)
+    return sink.getvalue(), keys, result.rejected, result.reasons, result.warning
 
 
-def unpack(buffer: pa.Buffer, keys: bytes, rejected: int, reasons: list[str]) -> FlattenResult:
+def unpack(
+    buffer: pa.Buffer, keys: bytes, rejected: int, reasons: list[str], warning: str
+) -> FlattenResult:
     table = pa.ipc.open_stream(buffer).read_all()
-    return FlattenResult(SpanBatch(table, split_keys(keys)), rejected, reasons)
+    return FlattenResult(SpanBatch(table, split_keys(keys)), rejected, reasons, warning)
 
 
 class DecodePool:

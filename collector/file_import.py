@@ -77,6 +77,7 @@ class FileReport:
     # say: ``partial_success``), and how many of its answers carried one.
     server_warning: str = ""
     server_warnings: int = 0
+    repaired_strings: int = 0  # protobuf strings whose invalid UTF-8 was replaced
 
     @property
     def empty(self) -> bool:
@@ -188,7 +189,9 @@ def read_requests(
         yield from _framed_messages(path, progress, report)
         return
     data = path.read_bytes()
-    whole = _whole_request(data, fmt)
+    whole, repaired = _whole_request(data, fmt)
+    if report:
+        report.repaired_strings += repaired
     total = max(1, _span_count(whole))
     done = 0
     for piece in split_request(whole):
@@ -270,10 +273,12 @@ def _framed_messages(
             if progress:
                 progress(LENGTH_BYTES + len(body))
             try:
-                request = parse_request(body, PROTOBUF)
+                request, repaired = parse_request(body, PROTOBUF)
             except BadRequest as exc:
                 _pass_over(report, f"message {number} (at byte {start - LENGTH_BYTES})", str(exc))
                 continue
+            if report:
+                report.repaired_strings += repaired
             yield from split_request(request)
         if frames.cut_at >= 0:
             if progress:
@@ -282,7 +287,8 @@ def _framed_messages(
             _pass_over(report, where, _CUT_OFF)
 
 
-def _whole_request(data: bytes, fmt: str) -> ExportTraceServiceRequest:
+def _whole_request(data: bytes, fmt: str) -> tuple[ExportTraceServiceRequest, int]:
+    """The file's one request, and how many of its strings had invalid UTF-8 replaced."""
     if fmt == "otlp-protobuf":
         try:
             return parse_request(data, PROTOBUF)
@@ -290,7 +296,7 @@ def _whole_request(data: bytes, fmt: str) -> ExportTraceServiceRequest:
             # Whatever matched no other format lands here: say what would have worked.
             raise BadRequest(f"{exc} (flowscope imports {ACCEPTED_FORMATS})") from exc
     if fmt == "otlp-json":
-        return request_from_json(data)
+        return request_from_json(data), 0
     try:
         document = json.loads(data)
     except ValueError as exc:
@@ -299,8 +305,8 @@ def _whole_request(data: bytes, fmt: str) -> ExportTraceServiceRequest:
         raise BadRequest("JSON nested too deeply") from exc
     document = without_half_pairs(document, data)  # a traceback on Jaeger/Zipkin files
     if fmt == "jaeger-json":
-        return jaeger_to_otlp(document)
-    return zipkin_to_otlp(document)  # the last format detect_format gives
+        return jaeger_to_otlp(document), 0
+    return zipkin_to_otlp(document), 0  # the last format detect_format gives
 
 
 def _span_count(request: ExportTraceServiceRequest) -> int:

@@ -59,6 +59,7 @@ class FlattenResult:
     batch: SpanBatch
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
+    warning: str = ""  # for partial_success with what was stored (utf8_repair)
 
     @property
     def error_message(self) -> str:

@@ -112,8 +112,13 @@ class Ingest:
         # Only a request whose spans went into the journal says it can be written again
         # (an empty one or resends alone write nothing).
         self._count(accepted=batch.spans, rejected=result.rejected, stored=stored > 0)
+        warnings = (result.warning, self._expired(batch.table))
         return ExportOutcome(
-            batch.spans, stored, result.rejected, result.error_message, self._expired(batch.table)
+            batch.spans,
+            stored,
+            result.rejected,
+            result.error_message,
+            "; ".join(text for text in warnings if text),
         )
 
     def _expired(self, table: pa.Table) -> str:

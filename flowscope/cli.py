@@ -214,6 +214,7 @@ def import_(
 ) -> None:
     """Load trace files: OTLP JSON / JSON lines / protobuf, Jaeger JSON, Zipkin v2 JSON."""
     from flowscope.collector.importer import incomplete, report_line, summary_line
+    from flowscope.collector.utf8_repair import repaired_warning
 
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
@@ -231,6 +232,8 @@ def import_(
             more = report.server_warnings - 1
             also = f" (and in {more} more of its answers for this file)" if more else ""
             click.echo(f"  server warns: {report.server_warning}{also}", err=True)
+        if report.repaired_strings:
+            click.echo(f"  repaired: {repaired_warning(report.repaired_strings)}", err=True)
         for note in report.bad_notes:
             click.echo(f"  skipped {note}", err=True)
     click.echo(summary_line(reports, sent_to, time.perf_counter() - started))

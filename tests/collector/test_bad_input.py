@@ -84,11 +84,17 @@ def _deep_json(depth: int) -> bytes:
     ).encode()
 
 
-def _invalid_utf8_protobuf() -> bytes:
-    body = bytearray(_one_span_request(name="ZZZZ").SerializeToString())
-    at = body.index(b"ZZZZ")
-    body[at : at + 2] = b"\xc3\x28"  # an invalid two-byte sequence
-    return bytes(body)
+def _invalid_utf8_protobuf(n: int = 1, good: int = 0) -> bytes:
+    """``good`` spans, then one whose name and an attribute value are not UTF-8."""
+    request = _one_span_request(name="ZZZZ", n=n, attributes=key_values({"k": "YYYY"}))
+    spans = request.resource_spans[0].scope_spans[0].spans
+    for i in range(good):
+        spans.add().CopyFrom(
+            _one_span_request(name="fine", n=n + 1 + i).resource_spans[0].scope_spans[0].spans[0]
+        )
+    body = request.SerializeToString()
+    # An invalid two-byte sequence; a lone continuation byte and a truncated sequence.
+    return body.replace(b"ZZZZ", b"\xc3\x28ZZ").replace(b"YYYY", b"\x80Y\xe2\x82")
 
 
 def _bomb() -> bytes:
@@ -156,7 +162,13 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
         400,
         "code -4294967294 is no int32",
     ),
-    ("invalid UTF-8 in protobuf", PB, _invalid_utf8_protobuf(), 400, "invalid OTLP protobuf"),
+    (
+        "invalid UTF-8 in a protobuf cut short",
+        PB,
+        _invalid_utf8_protobuf()[:-3],
+        400,
+        "invalid OTLP protobuf",
+    ),
     (
         "invalid UTF-8 in JSON",
         JS,
@@ -397,6 +409,42 @@ def test_half_a_surrogate_pair_in_json_is_stored_as_a_replacement_character(
     assert row == (f"{name}\ufffd", "x\ufffd", "ab\ufffd")
 
 
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_invalid_utf8_in_protobuf_is_stored_as_replacement_characters(
+    transport: str, live: tuple[FlowscopeServer, Endpoints]
+) -> None:
+    """One bad byte in one attribute refused the whole request (400 / INVALID_ARGUMENT,
+    which exporters do not retry): a Collector in front, which does not check UTF-8,
+    lost every span of the batch. The sender is told in partial_success."""
+    server, endpoints = live
+    before = _count(server)
+    n = 500 if transport == "http" else 700
+    body = _invalid_utf8_protobuf(n=n, good=100)
+    if transport == "http":
+        response = httpx.post(f"{endpoints.http}/v1/traces", content=body, headers=PB)
+        assert response.status_code == 200, response.text
+        answer = ExportTraceServiceResponse.FromString(response.content)
+    else:
+        code, _, raw = _grpc_call(endpoints, body)
+        assert code == grpc.StatusCode.OK
+        answer = ExportTraceServiceResponse.FromString(raw)
+    assert answer.partial_success.rejected_spans == 0
+    assert answer.partial_success.error_message == (
+        "2 string(s) were not valid UTF-8: stored with U+FFFD in place of each bad byte sequence"
+    )
+    assert _count(server) == before + 101
+    assert server.database is not None
+    row = (
+        server.database.reader()
+        .execute(
+            "SELECT SpanName, SpanAttributes['k'] FROM otel_traces WHERE SpanId = $id",
+            {"id": span_id(n).hex()},
+        )
+        .fetchone()
+    )
+    assert row == ("\ufffd(ZZ", "\ufffdY\ufffd")
+
+
 def test_huge_attribute_value_is_stored_whole(live: tuple[FlowscopeServer, Endpoints]) -> None:
     server, endpoints = live
     big = "x" * 200_000
@@ -453,7 +501,7 @@ def test_grpc_bad_inputs(live: tuple[FlowscopeServer, Endpoints]) -> None:
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "invalid OTLP protobuf" in details
     code, details, _ = _grpc_call(endpoints, realistic_request(2).SerializeToString()[:-9])
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    code, details, _ = _grpc_call(endpoints, _invalid_utf8_protobuf())
+    code, details, _ = _grpc_call(endpoints, _invalid_utf8_protobuf()[:-3])
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     code, details, _ = _grpc_call(endpoints, b"\x0a" * (MAX + 10))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -61,3 +61,22 @@ def test_a_ctrl_c_while_a_child_boots_does_not_kill_it(held: bool) -> None:
         assert process.exitcode == 0 and mine.recv() == "up"
     else:  # what it was: dead before it could ignore the signal
         assert process.exitcode != 0
+
+
+def test_a_workers_result_keeps_its_warning() -> None:
+    """A request decoded in a worker lost what ``partial_success`` says of strings
+    that were not UTF-8 (collector/utf8_repair.py)."""
+    from flowscope.collector.decode_pool import DecodePool
+    from flowscope.testing.otlp import realistic_request
+
+    request = realistic_request(1, seed=3)
+    request.resource_spans[0].scope_spans[0].spans[0].name = "MARKER"
+    body = request.SerializeToString().replace(b"MARKER", b"MA\xffKER")
+    pool = DecodePool(1, inline_below_bytes=0)
+    pool.start()
+    try:
+        result = pool.decode(body, "application/x-protobuf")
+    finally:
+        pool.shutdown()
+    assert result.warning.startswith("1 string(s) were not valid UTF-8")
+    assert result.batch.table.num_rows == 8

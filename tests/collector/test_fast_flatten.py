@@ -299,11 +299,15 @@ def test_duplicate_keys_and_entity_refs_go_to_the_python_path() -> None:
 
 
 @needs_fast_path
-def test_invalid_utf8_and_bad_bodies_get_the_python_paths_errors() -> None:
+def test_invalid_utf8_and_bad_bodies_take_the_python_path() -> None:
     request = realistic_request(1, seed=1)
     request.resource_spans[0].scope_spans[0].spans[0].name = "MARKER"
     body = request.SerializeToString().replace(b"MARKER", b"MA\xffKER")
-    for bad in (body, b"\xff\xff\xff", request.SerializeToString()[:-3]):
+    assert fast_flatten.flatten_body(body) is None
+    repaired = decode(body)  # utf8_repair: stored with U+FFFD, the sender told
+    assert repaired.batch.table.column("SpanName").to_pylist()[0] == "MA\ufffdKER"
+    assert repaired.warning.startswith("1 string(s) were not valid UTF-8")
+    for bad in (b"\xff\xff\xff", request.SerializeToString()[:-3], body[:-3]):
         assert fast_flatten.flatten_body(bad) is None
         with pytest.raises(BadRequest):
             decode(bad)

@@ -822,3 +822,33 @@ def test_a_stray_token_does_not_stop_an_import_into_a_server_that_needs_none(
         assert result.returncode == 0, result.stderr
     finally:
         assert server.stop() == 0
+
+
+def test_invalid_utf8_in_protobuf_files_is_replaced_and_said(tmp_path: Path) -> None:
+    """As the receivers do (collector/utf8_repair.py): a file from an SDK or Collector
+    that does not check UTF-8 failed whole."""
+    request = realistic_request(1, seed=77)
+    request.resource_spans[0].scope_spans[0].spans[0].name = "MARKER"
+    bad = request.SerializeToString().replace(b"MARKER", b"MA\xffKER")  # the same length
+    whole = tmp_path / "whole.pb"
+    whole.write_bytes(bad)
+    framed = tmp_path / "otel-traces"
+    other = realistic_request(1, seed=78).SerializeToString()
+    framed.write_bytes(b"".join(len(m).to_bytes(4, "big") + m for m in (other, bad)))
+    db = tmp_path / "repaired.duckdb"
+    result = _flowscope("import", "--db", str(db), str(whole), str(framed), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert f"{whole}: otlp-protobuf, 8 spans, 8 new, 0 duplicates, 0 rejected" in result.stdout
+    assert f"{framed}: otlp-protobuf-framed, 16 spans, 8 new, 8 duplicates" in result.stdout
+    repaired = "  repaired: 1 string(s) were not valid UTF-8: stored with U+FFFD in place of each"
+    assert result.stderr.count(repaired) == 2, result.stderr
+    database = Database(db, read_only=True)
+    try:
+        names = (
+            database.reader()
+            .execute("SELECT count(*) FROM otel_traces WHERE SpanName = 'MA\ufffdKER'")
+            .fetchone()
+        )
+    finally:
+        database.close()
+    assert names == (1,)
