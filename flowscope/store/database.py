@@ -184,6 +184,26 @@ def file_failure(path: str, exc: Exception) -> StoreError:
     return StoreError(f"{path}: not a usable DuckDB database: {text}")
 
 
+# A DuckDB file's main header: an 8-byte checksum, then these bytes.
+_MAGIC = b"DUCK"
+
+
+def _not_duckdb(path: str) -> str:
+    """Why ``path`` is not a DuckDB file, or "" when it is one or nothing yet."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8 + len(_MAGIC))
+    except FileNotFoundError:
+        return ""
+    except IsADirectoryError:
+        return "it is a directory"
+    except OSError:
+        return ""  # unreadable here: DuckDB's own open says why
+    if not head:
+        return "it is empty"
+    return "" if head[8:] == _MAGIC else "it does not start as DuckDB files do"
+
+
 def read_failure(path: str, exc: duckdb.Error) -> str:
     """What to say of a read of ``path`` that failed: ``file_failure``'s words when
     the file (or the machine) may be to blame, else DuckDB's own error, for a value
@@ -331,6 +351,14 @@ class Database:
             raise
 
     def _connect(self, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+        if why := _not_duckdb(self.path):
+            # DuckDB 2 opens a .json, .jsonl, .csv or .parquet file as an in-memory
+            # database with a view of it: spans imported or acknowledged into it were
+            # lost when the process ended, and the file's own content never changed.
+            raise StoreError(
+                f"{self.path}: not a usable DuckDB database ({why}); name a new file or a "
+                "flowscope database"
+            )
         try:
             return duckdb.connect(self.path, read_only=self.read_only, config=config)
         except duckdb.IOException as exc:

@@ -509,3 +509,38 @@ def test_a_read_of_a_file_an_import_writes_names_the_import(tmp_path: Path) -> N
     assert str(held.value) == (
         f"{path} is being written by `flowscope import` (process {pid}); read it once that ends"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "why"),
+    [
+        ("spans.jsonl", b'{"resourceSpans": []}\n', "it does not start as DuckDB files do"),
+        ("data.json", b'{"a": 1}', "it does not start as DuckDB files do"),
+        ("table.csv", b"a,b\n1,2\n", "it does not start as DuckDB files do"),
+        ("junk.duckdb", bytes(range(256)) * 8, "it does not start as DuckDB files do"),
+        ("empty.duckdb", b"", "it is empty"),
+    ],
+)
+def test_a_file_that_is_not_a_database_is_refused_not_opened_in_memory(
+    tmp_path: Path, name: str, content: bytes, why: str
+) -> None:
+    """DuckDB 2 opens a .json, .jsonl or .csv file as an in-memory database: `import
+    --db spans.jsonl` said every span was new and stored none, and the file was as
+    before; `serve` acknowledged spans it lost at exit."""
+    from click.testing import CliRunner
+
+    from flowscope.cli import main
+    from flowscope.testing.otlp import realistic_request
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    spans = tmp_path / "more.pb"
+    spans.write_bytes(realistic_request(2, seed=5).SerializeToString())
+    result = CliRunner().invoke(main, ["import", "--db", str(path), str(spans), "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert f"{path}: not a usable DuckDB database ({why})" in result.stderr
+    assert path.read_bytes() == content
+    for read_only in (False, True):
+        with pytest.raises(StoreError, match="not a usable DuckDB database"):
+            Database(path, read_only=read_only)
+    assert path.read_bytes() == content
