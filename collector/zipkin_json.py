@@ -136,7 +136,7 @@ class _ZipkinSpan:
 
 def zipkin_to_otlp(document: object) -> ExportTraceServiceRequest:
     """Zipkin v2 JSON (already parsed) as one OTLP request; BadRequest if it is malformed."""
-    spans = [_parse_span(item, where) for item, where in _items(document)]
+    spans = _merge_parts([_parse_span(item, where) for item, where in _items(document)])
     ids = [
         (z.span_id, z.parent_id if z.parent_id not in (z.span_id, _ZERO_SPAN) else b"")
         for z in spans
@@ -160,6 +160,73 @@ def zipkin_to_otlp(document: object) -> ExportTraceServiceRequest:
             scope_spans.scope.name, scope_spans.scope.version = scope
         scope_spans.spans.append(_span(zspan, tags, span_id, parent_id))
     return request
+
+
+def _merge_parts(spans: list[_ZipkinSpan]) -> list[_ZipkinSpan]:
+    """Spans reported in parts joined, as Zipkin joins them when it reads a trace
+    (``zipkin2.internal.Trace.merge``): a client that sent its start and annotations
+    first and its duration and error tag later. Parts are records of one trace and
+    span id, one ``shared`` flag, a kind and local endpoint that do not disagree.
+    Before, the later part was stored as a duplicate of the first and dropped (its
+    duration and error with it)."""
+    merged: list[_ZipkinSpan] = []
+    by_id: dict[tuple[bytes, bytes, bool], list[_ZipkinSpan]] = {}
+    for zspan in spans:
+        key = (zspan.trace_id, zspan.span_id, zspan.shared)
+        same = by_id.setdefault(key, [])
+        into = next((m for m in same if _parts_of_one(m, zspan)), None)
+        if into is None:
+            same.append(zspan)
+            merged.append(zspan)
+        else:
+            _merge_into(into, zspan)
+    return merged
+
+
+def _parts_of_one(one: _ZipkinSpan, other: _ZipkinSpan) -> bool:
+    if one.kind and other.kind and one.kind != other.kind:
+        return False
+    return _endpoints_agree(one.local, other.local)
+
+
+def _endpoints_agree(one: _Endpoint | None, other: _Endpoint | None) -> bool:
+    if one is None or other is None:
+        return True
+    return all(
+        not a or not b or a == b
+        for a, b in (
+            (one.service, other.service),
+            (one.ipv4, other.ipv4),
+            (one.ipv6, other.ipv6),
+            (one.port, other.port),
+        )
+    )
+
+
+def _merge_into(into: _ZipkinSpan, part: _ZipkinSpan) -> None:
+    """``part``'s fields where ``into`` has none; tags from both (the later part's value
+    for a tag in both, as Zipkin has it); annotations from both, once each."""
+    into.parent_id = into.parent_id or part.parent_id
+    into.kind = into.kind or part.kind
+    into.name = into.name or part.name
+    if not into.timestamp:
+        into.timestamp = part.timestamp
+    into.duration = into.duration or part.duration
+    into.local = _merged_endpoint(into.local, part.local)
+    into.remote = _merged_endpoint(into.remote, part.remote)
+    into.tags = {**into.tags, **part.tags}
+    into.annotations = sorted(set(into.annotations) | set(part.annotations))
+
+
+def _merged_endpoint(one: _Endpoint | None, other: _Endpoint | None) -> _Endpoint | None:
+    if one is None or other is None:
+        return one or other
+    return _Endpoint(
+        service=one.service or other.service,
+        ipv4=one.ipv4 or other.ipv4,
+        ipv6=one.ipv6 or other.ipv6,
+        port=one.port or other.port,
+    )
 
 
 def _service(zspan: _ZipkinSpan) -> str:

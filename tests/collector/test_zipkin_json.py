@@ -277,6 +277,54 @@ def test_two_server_halves_of_one_id_are_both_passed_on() -> None:
     ]
 
 
+def test_a_span_reported_in_parts_is_joined_as_zipkin_joins_it() -> None:
+    """A client reported its start and an annotation, then its duration and error: the
+    second part was stored as a duplicate of the first and dropped (duration 0, no
+    error). Zipkin joins such parts when it reads a trace."""
+    first = _zspan(
+        "0a",
+        kind="CLIENT",
+        duration=None,
+        annotations=[{"timestamp": 1_767_225_600_000_001, "value": "ws"}],
+        tags={"http.method": "GET", "attempt": "1"},
+    )
+    second = {
+        "traceId": TRACE64,
+        "id": "0a",
+        "duration": 12_345,
+        "localEndpoint": {"serviceName": "svc", "ipv4": "10.0.0.1"},
+        "remoteEndpoint": {"serviceName": "db"},
+        "annotations": [
+            {"timestamp": 1_767_225_600_000_001, "value": "ws"},
+            {"timestamp": 1_767_225_600_000_900, "value": "wr"},
+        ],
+        "tags": {"error": "late failure", "attempt": "2"},
+    }
+    other = _zspan("0b", parentId="0a")
+    spans = _spans(zipkin_to_otlp([first, other, second]))
+    assert list(spans) == ["000000000000000a", "000000000000000b"]
+    joined = spans["000000000000000a"]
+    assert joined.kind == Span.SPAN_KIND_CLIENT
+    assert (joined.start_time_unix_nano, joined.end_time_unix_nano) == (T0, T0 + 12_345_000)
+    assert joined.status.code == Status.STATUS_CODE_ERROR
+    assert joined.status.message == "late failure"
+    assert [e.name for e in joined.events] == ["ws", "wr"]
+    attributes = dict(_attrs(joined.attributes))
+    assert attributes["attempt"] == "2" and attributes["http.method"] == "GET"
+    assert attributes["peer.service"] == "db"
+    assert attributes["network.local.address"] == "10.0.0.1"
+
+
+def test_records_of_one_id_that_disagree_are_not_joined() -> None:
+    """Another kind, another local service, or the shared flag: spans of their own."""
+    client = _zspan("0a", kind="CLIENT", localEndpoint={"serviceName": "a"})
+    producer = _zspan("0a", kind="PRODUCER", localEndpoint={"serviceName": "a"})
+    elsewhere = _zspan("0a", kind="CLIENT", localEndpoint={"serviceName": "b"})
+    server = _zspan("0a", kind="SERVER", shared=True, localEndpoint={"serviceName": "a"})
+    request = zipkin_to_otlp([client, producer, elsewhere, server])
+    assert sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans) == 4
+
+
 def test_resource_tags_scope_tags_and_service_name_source() -> None:
     tags = {
         "host.name": "web-1",
