@@ -78,6 +78,9 @@ class FileReport:
     server_warning: str = ""
     server_warnings: int = 0
     repaired_strings: int = 0  # protobuf strings whose invalid UTF-8 was replaced
+    # Into a file: spans that started before a server's default retention, which its
+    # first sweep deletes (an old Jaeger download, say).
+    old_spans: int = 0
 
     @property
     def empty(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 from google.protobuf.message import DecodeError
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -28,6 +31,7 @@ from flowscope.collector.file_import import (
     unreadable,
 )
 from flowscope.collector.import_formats import OTLP_PROTOBUF_FRAMED, shorten
+from flowscope.durations import DEFAULT_RETENTION, nanoseconds
 from flowscope.store import sql_files
 from flowscope.store.database import Database
 from flowscope.store.writer import SpanWriter
@@ -91,11 +95,15 @@ def _import_one(
             report.skipped = (
                 f"already imported ({earlier[1]} spans stored from {earlier[0]} at "
                 f"{_when(earlier[2])}); "
-                "use --force to read it again"
+                "use --force to read it again (also when a server's retention has "
+                "deleted them since)"
             )
             return report
         tick = progress(str(path), path.stat().st_size)
+        cutoff = pa.scalar(time.time_ns() - nanoseconds(DEFAULT_RETENTION), pa.timestamp("ns"))
         for chunk in flattened_chunks(read_requests(path, report.format, tick, report)):
+            starts = chunk.batch.table.column("Timestamp")
+            report.old_spans += pc.sum(pc.less(starts, cutoff)).as_py() or 0
             report.spans += chunk.batch.spans
             report.rejected += chunk.rejected
             if chunk.reasons and report.messages is None:

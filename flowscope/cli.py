@@ -215,6 +215,7 @@ def import_(
     """Load trace files: OTLP JSON / JSON lines / protobuf, Jaeger JSON, Zipkin v2 JSON."""
     from flowscope.collector.importer import incomplete, report_line, summary_line
     from flowscope.collector.utf8_repair import repaired_warning
+    from flowscope.durations import DEFAULT_RETENTION, format_duration
 
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
@@ -232,6 +233,14 @@ def import_(
             more = report.server_warnings - 1
             also = f" (and in {more} more of its answers for this file)" if more else ""
             click.echo(f"  server warns: {report.server_warning}{also}", err=True)
+        if report.old_spans:
+            keep = format_duration(DEFAULT_RETENTION)
+            click.echo(
+                f"  note: {report.old_spans} of its spans started more than {keep} ago: "
+                f"`flowscope serve` deletes them at its first sweep (--retention {keep} "
+                "unless told otherwise); serve with --retention off to keep them",
+                err=True,
+            )
         if report.repaired_strings:
             click.echo(f"  repaired: {repaired_warning(report.repaired_strings)}", err=True)
         for note in report.bad_notes:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from flowscope.durations import parse_duration
+from flowscope.durations import DEFAULT_RETENTION, format_duration, parse_duration
 
 if TYPE_CHECKING:  # the server's modules load when a command runs, not for --help
     from flowscope.server import FlowscopeServer, ServeConfig
@@ -443,7 +443,7 @@ def server_options(function: F) -> F:
         # what is older (a demo on a kept file had no way to keep it).
         click.option(
             "--retention",
-            default="7d",
+            default=format_duration(DEFAULT_RETENTION),
             show_default=True,
             type=DurationType(),
             help="Delete spans that started longer ago than this ('off' or 0 keeps all).",

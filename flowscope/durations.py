@@ -9,6 +9,8 @@ _ZULU = re.compile(r"[zZ]$")
 _URL_PLUS = re.compile(r"(:\d{2}(?:\.\d+)?) (\d{2}:?\d{2})$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# `flowscope serve --retention` unless told otherwise (DESIGN: "--retention 7d").
+DEFAULT_RETENTION = timedelta(days=7)
 
 
 def nanoseconds(value: timedelta) -> int:

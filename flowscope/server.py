@@ -21,6 +21,7 @@ from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess, IngestSettings
 from flowscope.collector.receivers import Receivers, ReceiverSettings
 from flowscope.dashboard.app import AppContext, create_app
+from flowscope.durations import DEFAULT_RETENTION
 from flowscope.http_server import HttpServer, binds_loopback, raise_open_file_limit
 from flowscope.store.database import Database, StoreError
 from flowscope.store.dedup import pack_keys
@@ -45,7 +46,7 @@ class ServeConfig:
     http_port: int = 4318
     ui_port: int = 8686
     token: str | None = None
-    retention: timedelta | None = timedelta(days=7)
+    retention: timedelta | None = DEFAULT_RETENTION
     max_request_bytes: int = DEFAULT_MAX_BYTES
     max_queued_spans: int = 200_000
     dedup_window: int = 1_000_000

@@ -852,3 +852,30 @@ def test_invalid_utf8_in_protobuf_files_is_replaced_and_said(tmp_path: Path) -> 
     finally:
         database.close()
     assert names == (1,)
+
+
+def test_spans_older_than_a_servers_retention_are_pointed_out(tmp_path: Path) -> None:
+    """A user migrating imports last month's Jaeger download, starts `flowscope serve`,
+    and its first sweep deletes every span; the re-import was then skipped as
+    "already imported" with no word of why the spans were gone."""
+    import time
+
+    now = time.time_ns()
+    old = tmp_path / "old.pb"
+    old.write_bytes(
+        realistic_request(2, seed=90, start_ns=now - 30 * 86_400 * 10**9).SerializeToString()
+    )
+    new = tmp_path / "new.pb"
+    new.write_bytes(realistic_request(2, seed=91, start_ns=now - 3_600 * 10**9).SerializeToString())
+    db = tmp_path / "old.duckdb"
+    result = _flowscope("import", "--db", str(db), str(old), str(new), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    note = (
+        "  note: 16 of its spans started more than 7d ago: `flowscope serve` deletes them at "
+        "its first sweep (--retention 7d unless told otherwise); serve with --retention off"
+    )
+    assert result.stderr.count(note) == 1, result.stderr
+    result = _flowscope("import", "--db", str(db), str(old), "--no-progress")
+    assert "use --force to read it again (also when a server's retention has deleted" in (
+        result.stdout + result.stderr
+    )
