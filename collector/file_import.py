@@ -34,6 +34,7 @@ from flowscope.collector.import_formats import (
     OTLP_PROTOBUF,
     OTLP_PROTOBUF_FRAMED,
     OtherSignal,
+    Undecided,
     detect_format,
 )
 from flowscope.collector.jaeger_json import jaeger_to_otlp
@@ -119,7 +120,7 @@ def sniff(path: Path) -> str:
         if len(head) < SNIFF_BYTES and not head.removeprefix(BOM).strip(BLANK):
             return EMPTY
         try:
-            fmt = detect_format(head, path.name, whole=len(head) < SNIFF_BYTES)
+            fmt = _detect_reading_on(head, path.name, handle)
         except OtherSignal:
             # Logs or metrics first: a file of traces too when more lines follow.
             if len(head) == SNIFF_BYTES and _first_of_lines(head, handle):
@@ -136,6 +137,30 @@ def sniff(path: Path) -> str:
                     raise BadRequest(f"{path.name}: {ZSTD_REFUSAL}")
                 return OTLP_PROTOBUF_FRAMED
     return fmt
+
+
+# Zipkin spans with sorted keys (`jq -S`) put `traceId` after their annotations and
+# tags: a first span of 240 KB hid it from the 64 KiB head, and the file was refused.
+MAX_SNIFF_BYTES = 64 << 20
+
+
+def _detect_reading_on(head: bytes, name: str, handle: BinaryIO) -> str:
+    """``detect_format`` of the head, reading on (8 times as much each time, up to
+    ``MAX_SNIFF_BYTES``) while the head says JSON of no known kind yet. Leaves
+    ``handle`` just past the first ``SNIFF_BYTES``."""
+    size = SNIFF_BYTES
+    try:
+        while True:
+            try:
+                return detect_format(head, name, whole=len(head) < size)
+            except Undecided:
+                if size >= MAX_SNIFF_BYTES:
+                    raise
+                size = min(size * 8, MAX_SNIFF_BYTES)
+                handle.seek(0)
+                head = handle.read(size)
+    finally:
+        handle.seek(SNIFF_BYTES)
 
 
 def _first_of_lines(head: bytes, handle: BinaryIO) -> bool:

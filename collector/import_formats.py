@@ -71,6 +71,12 @@ class OtherSignal(BadRequest):
     it is the first of several lines, which only the reader of the whole file can tell)."""
 
 
+class Undecided(BadRequest):
+    """JSON of no known kind so far, in a head that is not the whole file: the keys that
+    would tell (a Zipkin span's ``traceId``, last with its keys sorted) may come after
+    a long first value."""
+
+
 _PROTOBUF_SUFFIXES = (".pb", ".binpb", ".proto")
 BOM = b"\xef\xbb\xbf"
 BLANK = b" \t\r\n"  # the blank space JSON allows between values
@@ -158,7 +164,7 @@ def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) ->
             raise BadRequest(
                 f"{path_name}: not valid JSON ({exc}); flowscope imports {ACCEPTED_FORMATS}"
             ) from exc
-    raise BadRequest(
+    raise (BadRequest if whole else Undecided)(
         f"{path_name}: JSON, but not trace data flowscope can import ({shape.describe()}); "
         "expected OTLP JSON (an object with resourceSpans), OTLP JSON lines, Jaeger JSON "
         '({"data": [traces with traceID, spans, processes]}) or Zipkin v2 JSON '

@@ -173,6 +173,31 @@ def test_one_big_object_is_not_json_lines(tmp_path: Path) -> None:
         assert _spans(path, "otlp-json") == 320
 
 
+def test_zipkin_spans_with_sorted_keys_and_a_long_first_span(tmp_path: Path) -> None:
+    """`jq -S` puts a span's traceId last: after a 240 KB tag it was past the 64 KiB
+    head, and the file was refused as "JSON, but not trace data"."""
+    span = {
+        "annotations": [{"timestamp": 1_767_225_600_000_001, "value": "x" * 50}] * 500,
+        "duration": 5,
+        "id": "000000000000000a",
+        "localEndpoint": {"serviceName": "a"},
+        "name": "op",
+        "tags": {"sql.query": "y" * 240_000},
+        "timestamp": 1_767_225_600_000_000,
+        "traceId": "463ac35c9f6413ad",
+    }
+    path = tmp_path / "sorted.json"
+    path.write_bytes(
+        json.dumps([span, {**span, "id": "000000000000000b"}], sort_keys=True).encode()
+    )
+    assert sniff(path) == "zipkin-json"
+    assert _spans(path, "zipkin-json") == 2
+    # JSON of no known kind is still refused, once the whole file is read.
+    path.write_bytes(json.dumps([{"a": "z" * 300_000}, {"b": 1}]).encode())
+    with pytest.raises(BadRequest, match="JSON, but not trace data"):
+        sniff(path)
+
+
 def test_pretty_printed_objects_one_after_another_are_not_json_lines() -> None:
     pretty = json.dumps(_otlp_json(1), indent=2).encode()
     with pytest.raises(BadRequest, match=r"dump.json: several OTLP JSON objects, but not one per"):
