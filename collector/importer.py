@@ -60,13 +60,23 @@ def _no_progress(_name: str, _total: int) -> Callable[[int], None]:
     return lambda _n: None
 
 
+ReportSink = Callable[[FileReport], None]
+
+
+def _no_sink(_report: FileReport) -> None:
+    pass
+
+
 def import_into_database(
     paths: Sequence[Path],
     database: Database,
     *,
     force: bool = False,
     progress: ProgressFactory = _no_progress,
+    on_report: ReportSink = _no_sink,
 ) -> list[FileReport]:
+    """``on_report`` gets each file's report as the file is done (an interrupted
+    import has said what it did)."""
     # An import acknowledges nothing to anyone: it writes past the journal (``write``).
     writer = SpanWriter(database, dedup_window=1_000_000, journal=False)
     writer.start()
@@ -74,6 +84,7 @@ def import_into_database(
     try:
         for path in paths:
             reports.append(_import_one(path, database, writer, force, progress))
+            on_report(reports[-1])
     finally:
         writer.shutdown()
     return reports
@@ -146,6 +157,7 @@ def import_into_server(
     *,
     token: str | None = None,
     progress: ProgressFactory = _no_progress,
+    on_report: ReportSink = _no_sink,
 ) -> list[FileReport]:
     """Send each file's spans to a running server's OTLP/HTTP receiver.
 
@@ -155,7 +167,11 @@ def import_into_server(
     """
     base = otlp_base_url(otlp_http_url)
     token, token_problem = client_token(token)
-    return [_send_one(path, base, token, progress, token_problem) for path in paths]
+    reports = []
+    for path in paths:
+        reports.append(_send_one(path, base, token, progress, token_problem))
+        on_report(reports[-1])
+    return reports
 
 
 def _send_one(

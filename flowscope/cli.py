@@ -220,19 +220,22 @@ def import_(
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
     bars = _ProgressBars(show)
-    reports, sent_to = _run_import(list(files), db, server_url, token, force, bars)
-    bars.close()
-    for report in reports:
+
+    def echo(report: FileReport, through_server: bool) -> None:
+        """A file's lines as soon as it is done (an interrupted import says what it did)."""
+        bars.close()
         # Failed and skipped files are remarks (stderr); stdout is what was read.
-        click.echo(
-            report_line(report, sent_to is not None), err=bool(report.error or report.skipped)
-        )
+        click.echo(report_line(report, through_server), err=bool(report.error or report.skipped))
         for message in report.messages or []:
             click.echo(f"  rejected: {message}", err=True)
         if report.server_warning:
             more = report.server_warnings - 1
             also = f" (and in {more} more of its answers for this file)" if more else ""
             click.echo(f"  server warns: {report.server_warning}{also}", err=True)
+        if report.repaired_strings:
+            click.echo(f"  repaired: {repaired_warning(report.repaired_strings)}", err=True)
+        for note in report.bad_notes:
+            click.echo(f"  skipped {note}", err=True)
         if report.old_spans:
             keep = format_duration(DEFAULT_RETENTION)
             click.echo(
@@ -241,10 +244,18 @@ def import_(
                 "unless told otherwise); serve with --retention off to keep them",
                 err=True,
             )
-        if report.repaired_strings:
-            click.echo(f"  repaired: {repaired_warning(report.repaired_strings)}", err=True)
-        for note in report.bad_notes:
-            click.echo(f"  skipped {note}", err=True)
+
+    try:
+        reports, sent_to = _run_import(list(files), db, server_url, token, force, bars, echo)
+    except KeyboardInterrupt:
+        bars.close()
+        click.echo(
+            "interrupted: the files above are done; the one being read was stopped part-way "
+            "(the spans it stored are kept; importing it again stores the rest)",
+            err=True,
+        )
+        sys.exit(130)
+    bars.close()
     click.echo(summary_line(reports, sent_to, time.perf_counter() - started))
     if any(incomplete(report) for report in reports):
         sys.exit(1)  # after the other files were imported
@@ -257,15 +268,20 @@ def _run_import(
     token: str | None,
     force: bool,
     bars: _ProgressBars,
+    echo: Callable[[FileReport, bool], None],
 ) -> tuple[list[FileReport], str | None]:
-    """The reports, and the server URL the spans went to (None: into ``db``)."""
+    """The reports (each given to ``echo`` when its file is done, with whether it went
+    through a server), and the server URL the spans went to (None: into ``db``)."""
     from flowscope.collector.file_import import FileReport, unreadable
     from flowscope.collector.importer import import_into_database, import_into_server
     from flowscope.store.database import Database, DatabaseLocked, StoreError, file_failure
 
     if server_url is None and not any(path.is_file() for path in files):
         # Nothing to read: do not create a database for a mistyped name.
-        return [FileReport(str(path), error=unreadable(path)) for path in files], None
+        reports = [FileReport(str(path), error=unreadable(path)) for path in files]
+        for report in reports:
+            echo(report, False)
+        return reports, None
     if server_url is None:
         try:
             database = Database(db)
@@ -281,14 +297,27 @@ def _run_import(
             import duckdb
 
             try:
-                reports = import_into_database(files, database, force=force, progress=bars.factory)
+                reports = import_into_database(
+                    files,
+                    database,
+                    force=force,
+                    progress=bars.factory,
+                    on_report=lambda report: echo(report, False),
+                )
             except duckdb.Error as exc:  # a damaged file fails at its first read
                 fail(str(file_failure(db, exc)))
             finally:
                 database.close()
             return reports, None
     assert server_url is not None
-    return import_into_server(files, server_url, token=token, progress=bars.factory), server_url
+    reports = import_into_server(
+        files,
+        server_url,
+        token=token,
+        progress=bars.factory,
+        on_report=lambda report: echo(report, True),
+    )
+    return reports, server_url
 
 
 class _ProgressBars:
