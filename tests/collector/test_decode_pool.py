@@ -42,25 +42,20 @@ def _boot(conn: Connection) -> None:
     conn.send("up")
 
 
-@pytest.mark.parametrize("held", [True, False])
-def test_a_ctrl_c_while_a_child_boots_does_not_kill_it(held: bool) -> None:
+def test_a_ctrl_c_while_a_child_boots_does_not_kill_it() -> None:
     """The terminal's Ctrl-C reaches the whole group. Before, a child still importing
     its modules died of it with a traceback (the server then said its ingest process
-    "ended unexpectedly"); started with the group's signals held, it lives."""
+    "ended unexpectedly"); started with the group's signals held, it lives. (The
+    unheld case, which showed the old death, raced the child's start: under load the
+    signal came after the child had already set it aside, and the check failed.)"""
     context = multiprocessing.get_context("spawn")
     mine, theirs = context.Pipe()
     process = context.Process(target=_boot, args=(theirs,))
-    if held:
-        with group_signals_held():
-            process.start()
-    else:
+    with group_signals_held():
         process.start()
-    os.kill(process.pid, signal.SIGINT)  # it is still starting Python: spawn takes ~0.1 s
+    os.kill(process.pid, signal.SIGINT)  # held until the child sets it aside
     process.join(60)
-    if held:
-        assert process.exitcode == 0 and mine.recv() == "up"
-    else:  # what it was: dead before it could ignore the signal
-        assert process.exitcode != 0
+    assert process.exitcode == 0 and mine.recv() == "up"
 
 
 def test_a_workers_result_keeps_its_warning() -> None:
