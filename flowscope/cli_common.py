@@ -328,7 +328,8 @@ def start_server(config: ServeConfig) -> tuple[FlowscopeServer, StopRequest]:
     try:
         server = FlowscopeServer(config)  # validates the config
     except ValueError as exc:
-        fail(str(exc))
+        # An option's value: exit 2 like the values click checks (docs/cli.md).
+        raise click.UsageError(str(exc)) from exc
     if not config.is_loopback and not config.token:
         say(
             f"flowscope: warning: listening on {config.host} without --token; anyone who "

@@ -193,12 +193,12 @@ def reference_app(
     from flowscope.reference_app.telemetry import ExportConfig
 
     if (otlp_endpoint is None) == (otlp_file is None):
-        fail("give exactly one of --otlp-endpoint URL and --otlp-file PATH")
+        raise click.UsageError("give exactly one of --otlp-endpoint URL and --otlp-file PATH")
     headers: dict[str, str] = {}
     for item in otlp_headers:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            fail(f"--otlp-header must be KEY=VALUE, got {item!r}")
+            raise click.UsageError(f"--otlp-header must be KEY=VALUE, got {item!r}")
         headers[key.strip()] = value.strip()
     try:
         export = ExportConfig(
@@ -206,7 +206,7 @@ def reference_app(
         )
         export.validate()
     except ValueError as exc:
-        fail(str(exc))
+        raise click.UsageError(str(exc)) from exc
     target = otlp_endpoint or f"file {otlp_file}"
     click.echo(f"flowscope {__version__} reference app: exporting spans to {target}")
     load_config = _load_config(load)
@@ -240,7 +240,9 @@ def _load_config(load: dict[str, Any]) -> LoadConfig:
     from flowscope.reference_app.loadgen import LoadConfig
 
     if not (0 <= load["rate"] < math.inf):  # NaN too: it ran with no load, silently
-        fail(f"rate must be 0 (no load) or more flows per second, got {load['rate']:g}")
+        raise click.UsageError(
+            f"rate must be 0 (no load) or more flows per second, got {load['rate']:g}"
+        )
     duration: timedelta | None = load["duration"]
     load_config = LoadConfig(
         rate=load["rate"] if load["rate"] > 0 else 1.0,
@@ -255,7 +257,7 @@ def _load_config(load: dict[str, Any]) -> LoadConfig:
     try:
         load_config.validate()
     except ValueError as exc:
-        fail(str(exc))
+        raise click.UsageError(str(exc)) from exc
     return load_config
 
 

@@ -333,7 +333,7 @@ def test_bad_load_flags_are_refused_before_the_server_starts(
     result = subprocess.run(
         demo_command(db, *flag), capture_output=True, text=True, timeout=120, check=False
     )
-    assert result.returncode == 1 and message in result.stderr
+    assert result.returncode == 2 and message in result.stderr  # a bad option, as docs/cli.md says
     assert "stopping" not in result.stderr and result.stdout == ""
     assert not db.exists()
 
