@@ -72,6 +72,13 @@ _BY_TYPE: dict[str, tuple[str, str]] = {
     "COPY": ("no-file-access", "COPY reads or writes files and is not allowed"),
     "COPY_DATABASE": ("no-file-access", "COPY FROM DATABASE is not allowed"),
     "EXPORT": ("no-file-access", "EXPORT DATABASE writes files and is not allowed"),
+    # A PIVOT without an IN list: DuckDB first creates a type of the column's values
+    # ("MULTI statements are not" named nothing a user wrote).
+    "MULTI": (
+        "select-only",
+        "the query runs several statements: a PIVOT without an IN list first creates a "
+        "type of the column's values; name them: PIVOT ... ON col IN ('a', 'b') ...",
+    ),
 }
 # First keywords of statements DuckDB files under another type (USE is SET, COPY
 # FROM DATABASE is PRAGMA) or under a type this Python API does not know.

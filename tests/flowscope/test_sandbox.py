@@ -200,6 +200,11 @@ def test_refusal_messages_name_the_function(db: Database, files: dict[str, str])
         run_sandboxed(db, "SELECT upper(getenv('HOME'))")
     with pytest.raises(SqlRefused, match="rule syntax: DuckDB cannot parse"):
         run_sandboxed(db, "SELECT FROM WHERE")
+    # "(MULTI statements are not)" named nothing the user wrote.
+    with pytest.raises(SqlRefused, match=r"a PIVOT without an IN list .* ON col IN \('a'"):
+        run_sandboxed(db, "PIVOT otel_traces ON SpanKind USING count(*)")
+    answer = run_sandboxed(db, "PIVOT otel_traces ON SpanKind IN ('Server') USING count(*)")
+    assert answer.columns == ["Server"]
 
 
 def test_select_returns_columns_and_rows(db: Database) -> None:
