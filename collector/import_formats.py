@@ -164,7 +164,11 @@ def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) ->
             raise BadRequest(
                 f"{path_name}: not valid JSON ({exc}); flowscope imports {ACCEPTED_FORMATS}"
             ) from exc
-    raise (BadRequest if whole else Undecided)(
+    # Not decided while the first span or trace is cut off by the head: its telling key
+    # may come last (sorted keys). One whole in the head decides: a 73 MB list of
+    # other objects took 42 s to refuse, read on to 64 MiB.
+    undecided = not whole and shape.items_ended == 0
+    raise (Undecided if undecided else BadRequest)(
         f"{path_name}: JSON, but not trace data flowscope can import ({shape.describe()}); "
         "expected OTLP JSON (an object with resourceSpans), OTLP JSON lines, Jaeger JSON "
         '({"data": [traces with traceID, spans, processes]}) or Zipkin v2 JSON '
@@ -180,6 +184,9 @@ class _Shape:
     keys: set[tuple[str, ...]] = field(default_factory=set)  # path of every object key
     top_values: int = 0
     first_end: int = 0  # where the first top-level value ended (0: not within the head)
+    # Objects closed where spans or traces sit (``_ITEM_PATHS``): once one is whole in
+    # the head, reading on cannot show it keys it lacks.
+    items_ended: int = 0
 
     def describe(self) -> str:
         root = self.containers.get(())
@@ -226,6 +233,8 @@ def _scan(text: str) -> _Shape:
             stack.pop()
             if not stack:
                 shape.first_end = match.end()
+            elif frame.kind == "{" and frame.path in _ITEM_PATHS:
+                shape.items_ended += 1
             continue
         if frame.kind == "{":
             if first == '"' and frame.expecting_key:
@@ -248,6 +257,11 @@ def _scan(text: str) -> _Shape:
                 shape.containers.setdefault(child, first)
             stack.append(_Open(first, child))
     return shape
+
+
+# Where a Zipkin span (in a list, or a list of lists) or a Jaeger trace (in a list, or
+# under "data") sits.
+_ITEM_PATHS = frozenset({("[]",), ("[]", "[]"), ("data", "[]")})
 
 
 def _json_string(token: str) -> str:

@@ -198,6 +198,39 @@ def test_zipkin_spans_with_sorted_keys_and_a_long_first_span(tmp_path: Path) -> 
         sniff(path)
 
 
+def test_jaeger_traces_with_sorted_keys_and_a_long_first_trace(tmp_path: Path) -> None:
+    """Sorted, a Jaeger trace's traceID comes after its spans."""
+    document = json.loads((DATA / "jaeger_ui_trace.json").read_text())
+    trace = document["data"][0]
+    span = trace["spans"][0]
+    trace["spans"] = [{**span, "spanID": f"{i:016x}", "references": []} for i in range(1, 2000)]
+    path = tmp_path / "jaeger-sorted.json"
+    path.write_bytes(json.dumps(document, sort_keys=True).encode())
+    assert path.stat().st_size > 8 * SNIFF_BYTES
+    assert sniff(path) == "jaeger-json"
+
+
+def test_a_long_list_of_other_objects_is_refused_from_the_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its first object is whole in the head and has no traceId: reading on to 64 MiB
+    cannot change that (a 73 MB list took 42 s to refuse)."""
+    import flowscope.collector.file_import as file_import
+
+    heads: list[int] = []
+
+    def recorded(head: bytes, name: str, *, whole: bool = False) -> str:
+        heads.append(len(head))
+        return detect_format(head, name, whole=whole)
+
+    monkeypatch.setattr(file_import, "detect_format", recorded)
+    path = tmp_path / "other.json"
+    path.write_bytes(json.dumps([{"a": i, "b": "x" * 50} for i in range(20_000)]).encode())
+    with pytest.raises(BadRequest, match="JSON, but not trace data"):
+        sniff(path)
+    assert heads == [SNIFF_BYTES]
+
+
 def test_pretty_printed_objects_one_after_another_are_not_json_lines() -> None:
     pretty = json.dumps(_otlp_json(1), indent=2).encode()
     with pytest.raises(BadRequest, match=r"dump.json: several OTLP JSON objects, but not one per"):
