@@ -50,22 +50,33 @@ class SpanDetails:
     links: list[SpanLink]
 
 
-def events_each(counts: list[int], budget: int = MAX_EVENTS) -> int:
-    """How many events each span keeps, at most, so that the trace keeps at most
-    ``budget``: every span all of its own when they fit, else a common level (spans
-    with few events keep them all, the chatty ones are cut alike)."""
+def event_allowances(counts: list[int], budget: int = MAX_EVENTS) -> list[int]:
+    """How many events each span keeps so that the trace keeps at most ``budget``:
+    every span all of its own when they fit; else spans with few keep theirs and the
+    chatty ones share the rest alike, the earlier ones (by their order in ``counts``)
+    one more when it does not divide (12,000 spans of one event each kept none when
+    the share was rounded down alone)."""
     if sum(counts) <= budget:
-        return max(counts, default=0)
-    level, left, spans = 0, budget, len(counts)
+        return list(counts)
+    left, spans = budget, len(counts)
+    level = 0
     for count in sorted(counts):
-        share = left // spans
-        if count > share:
-            return share
-        level, left, spans = count, left - count, spans - 1
-    return level
+        if count > left // spans:
+            level = left // spans
+            break
+        left, spans = left - count, spans - 1
+    extra = left - level * spans  # spans over the level, that many get one more
+    allowances = []
+    for count in counts:
+        if count <= level:
+            allowances.append(count)
+        else:
+            allowances.append(level + (1 if extra > 0 else 0))
+            extra -= 1
+    return allowances
 
 
-def _details(row: tuple[Any, ...], extra: tuple[Any, ...] | None) -> SpanDetails:
+def _details(row: tuple[Any, ...], extra: tuple[Any, ...] | None, allowed: int) -> SpanDetails:
     """A span's details from its ``trace_spans`` row and its ``trace_span_details`` row."""
     resource, raw_events, raw_links = (extra[4], extra[5], extra[6]) if extra else ({}, [], [])
     start = int(row[5])
@@ -77,7 +88,7 @@ def _details(row: tuple[Any, ...], extra: tuple[Any, ...] | None) -> SpanDetails
                 offset_ms=(int(e["start"]) - start) / 1e6,
                 attributes=_texts(e["attributes"]),
             )
-            for e in raw_events or []
+            for e in (raw_events or [])[:allowed]  # the first as sent
         ),
         key=lambda e: e.offset_ms,
     )
@@ -111,15 +122,18 @@ class LoadedTrace:
     database: Database
     params: dict[str, Any]
     _extra: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)
+    # Each kept row's share of the view's events (``event_allowances``), once read.
+    _allowed: list[int] = field(default_factory=list)
 
     def details(self, row: int) -> SpanDetails:
-        if not self._extra:
-            each = events_each([int(kept[13]) for kept in self.kept])
-            params = {**self.params, "events_each": each}
+        if not self._allowed:  # ``kept`` is never empty
+            self._allowed.extend(event_allowances([int(kept[13]) for kept in self.kept]))
+            params = {**self.params, "events_each": max(self._allowed)}
             for extra in self.database.fetch("trace_span_details", params):
                 self._extra.setdefault(extra[:4], extra)  # a duplicate: the first
         kept = self.kept[row]
-        return _details(kept, self._extra.get((kept[0], kept[2], kept[4], kept[5])))
+        found = self._extra.get((kept[0], kept[2], kept[4], kept[5]))
+        return _details(kept, found, self._allowed[row])
 
 
 def load_trace(

@@ -660,14 +660,15 @@ def _echo_events(view: TraceView) -> None:
         key=lambda event: event[0],
     )
     omitted = sum(s.events_omitted for s in view.spans)
-    if not events:
+    if not events and not omitted:
         return
     rows = [
         [at, span, name, _event_text(attributes)]
         for at, span, name, attributes in events[:MAX_EVENTS_SHOWN]
     ]
     click.echo("events:")
-    click.echo(render_table(["at_ms", "span", "event", "attributes"], rows, max_width=70))
+    if rows:
+        click.echo(render_table(["at_ms", "span", "event", "attributes"], rows, max_width=70))
     if len(events) > MAX_EVENTS_SHOWN:
         more = len(events) - MAX_EVENTS_SHOWN
         click.echo(f"... and {more} more (--format json has them)")

@@ -6,7 +6,7 @@ import pytest
 
 from flowscope.analyzer.errors import UnknownTrace
 from flowscope.analyzer.model import TraceView
-from flowscope.analyzer.trace_view import MAX_EVENTS, events_each
+from flowscope.analyzer.trace_view import MAX_EVENTS, event_allowances
 from flowscope.testing.traces import EventSpec, TraceKit
 
 from .conftest import HOUR, Analyze
@@ -214,18 +214,36 @@ def test_a_view_holds_at_most_max_events_of_a_trace(analyze: Analyze) -> None:
 
 
 @pytest.mark.parametrize(
-    ("counts", "budget", "each"),
+    ("counts", "budget", "allowed"),
     [
-        ([], 10, 0),
-        ([3, 4], 10, 4),  # all fit: every span keeps all of its own
-        ([1, 100], 10, 9),
-        ([5, 5, 5], 10, 3),
-        ([0, 50, 50], 10, 5),
-        ([2, 3, 40, 40], 20, 7),
+        ([], 10, []),
+        ([3, 4], 10, [3, 4]),  # all fit: every span keeps all of its own
+        ([1, 100], 10, [1, 9]),
+        ([5, 5, 5], 10, [4, 3, 3]),  # what does not divide: the earlier ones one more
+        ([0, 50, 50], 10, [0, 5, 5]),
+        ([2, 3, 40, 40], 20, [2, 3, 8, 7]),
+        ([1] * 12, 10, [1] * 10 + [0, 0]),  # more spans than the budget: not none at all
     ],
 )
-def test_events_each_keeps_the_trace_within_its_budget(
-    counts: list[int], budget: int, each: int
+def test_event_allowances_fill_the_budget(
+    counts: list[int], budget: int, allowed: list[int]
 ) -> None:
-    assert events_each(counts, budget) == each
-    assert sum(min(c, each) for c in counts) <= budget
+    assert event_allowances(counts, budget) == allowed
+    assert sum(allowed) == min(budget, sum(counts))
+
+
+def test_more_spans_with_an_event_than_the_view_holds(analyze: Analyze) -> None:
+    """12,000 spans of one exception each: the view held none of them (its share was
+    10,000 // 12,000 = 0), and the text view said nothing of the ones left out."""
+    kit = TraceKit()
+    root = kit.trace(trace_id="d" * 32).span(
+        "jobs", "batch", kind="Server", start_ms=0, duration_ms=50
+    )
+    spans = MAX_EVENTS + 2_000
+    for i in range(spans - 1):
+        root.child(
+            "jobs", "item", start_ms=i / 1000, duration_ms=0.001, events=[EventSpec(0, "exception")]
+        )
+    view = analyze(kit).trace("d" * 32)
+    assert sum(len(s.events) for s in view.spans) == MAX_EVENTS
+    assert sum(s.events_omitted for s in view.spans) == spans - 1 - MAX_EVENTS
