@@ -1,5 +1,5 @@
-"""OTLP protobuf whose strings are not all valid UTF-8, parsed with U+FFFD in place of
-each bad sequence.
+"""OTLP protobuf whose strings are not all valid UTF-8, made valid: U+FFFD in place of
+each bad byte sequence.
 
 Protobuf requires a ``string`` field to hold UTF-8, and the Python library refuses
 the whole message otherwise. The OpenTelemetry Collector's receiver does not check,
@@ -9,99 +9,34 @@ request a 400, which OTLP exporters do not retry, and every span of it was lost.
 DuckDB's VARCHAR must be UTF-8, so the bad bytes are replaced, as the OTLP/JSON
 decoder replaces half a surrogate pair, and the sender is told (``partial_success``).
 
-The message is parsed with classes built from the same descriptors with every
-``string`` field made ``bytes`` (the same wire type), which take any bytes; the
-strings are repaired there and the message parsed again by the real classes.
+The repair works on the wire format and goes down only into the parts that protobuf
+refuses: a message that parses is kept byte for byte, one that does not is read field
+by field, its strings repaired and its sub-messages repaired the same way. So a 20 MB
+request with one bad string costs a few parses of the path to it, not a walk of every
+message (which took 3.4 s).
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.descriptor import FieldDescriptor, FileDescriptor
+from google.protobuf import message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-_STRING = descriptor_pb2.FieldDescriptorProto.TYPE_STRING
-_BYTES = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
-_LABEL_REPEATED = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
+_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 
 
 def is_utf8_error(exc: DecodeError) -> bool:
     return "UTF-8" in str(exc)
 
 
-def _files(file: FileDescriptor, into: list[FileDescriptor]) -> list[FileDescriptor]:
-    """``file`` and its dependencies, each after what it depends on."""
-    for dependency in file.dependencies:
-        _files(dependency, into)
-    if all(f.name != file.name for f in into):
-        into.append(file)
-    return into
-
-
-@cache
-def _lenient() -> tuple[type[Message], frozenset[tuple[str, str]]]:
-    """The request's class with bytes for strings, and the (message, field) names that
-    were strings."""
-    pool = descriptor_pool.DescriptorPool()
-    strings: set[tuple[str, str]] = set()
-
-    def loosen(messages: Any, scope: str) -> None:
-        for message in messages:
-            name = f"{scope}.{message.name}"
-            for field in message.field:
-                if field.type == _STRING:
-                    field.type = _BYTES
-                    strings.add((name, field.name))
-            loosen(message.nested_type, name)
-
-    for file in _files(ExportTraceServiceRequest.DESCRIPTOR.file, []):
-        proto = descriptor_pb2.FileDescriptorProto()
-        file.CopyToProto(proto)
-        loosen(proto.message_type, proto.package)
-        pool.Add(proto)
-    name = ExportTraceServiceRequest.DESCRIPTOR.full_name
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(name)), frozenset(strings)
-
-
-def parse_repairing(body: bytes) -> tuple[ExportTraceServiceRequest, int]:
-    """The request in ``body``, with how many of its strings had bytes replaced.
-    Raises ``DecodeError`` for a body that is not the message for another reason."""
-    lenient_class, strings = _lenient()
-    lenient = lenient_class()
-    lenient.ParseFromString(body)
-    repaired = _repair(lenient, strings)
-    request = ExportTraceServiceRequest()
-    request.ParseFromString(lenient.SerializeToString())
-    return request, repaired
-
-
-def _repair(message: Message, strings: frozenset[tuple[str, str]]) -> int:
-    descriptor = message.DESCRIPTOR
-    repaired = 0
-    for field, value in message.ListFields():
-        if field.type == FieldDescriptor.TYPE_MESSAGE:
-            values = value if _repeated(field) else [value]
-            repaired += sum(_repair(item, strings) for item in values)
-        elif (descriptor.full_name, field.name) in strings:
-            if _repeated(field):
-                texts = [_utf8(v) for v in value]
-                repaired += sum(t != v for t, v in zip(texts, value, strict=True))
-                value[:] = texts
-            elif (text := _utf8(value)) != value:
-                setattr(message, field.name, text)
-                repaired += 1
-    return repaired
-
-
-def _repeated(field: Any) -> bool:
-    repeated = getattr(field, "is_repeated", None)  # newer protobufs; 7 has no ``label``
-    if repeated is None:
-        return bool(field.label == _LABEL_REPEATED)
-    return bool(repeated)
+def repair_body(body: bytes) -> tuple[bytes, int]:
+    """``body`` with its strings' invalid UTF-8 replaced, and how many strings had bytes
+    replaced: a body the C fast path and protobuf take. Raises ``DecodeError`` for a
+    body that is not the message for another reason."""
+    return _repaired(body, ExportTraceServiceRequest.DESCRIPTOR)
 
 
 def repaired_warning(repaired: int) -> str:
@@ -112,5 +47,81 @@ def repaired_warning(repaired: int) -> str:
     )
 
 
-def _utf8(value: bytes) -> bytes:
-    return value.decode("utf-8", "replace").encode("utf-8")
+@cache
+def _message_class(descriptor: Descriptor) -> type[Message]:
+    return message_factory.GetMessageClass(descriptor)
+
+
+def _repaired(data: bytes, descriptor: Descriptor) -> tuple[bytes, int]:
+    try:
+        _message_class(descriptor).FromString(data)
+        return data, 0
+    except DecodeError as exc:
+        if not is_utf8_error(exc):
+            raise
+    out = bytearray()
+    repaired = 0
+    pos = 0
+    while pos < len(data):
+        start = pos
+        tag, pos = _varint(data, pos)
+        wire = tag & 7
+        if wire != _LEN:
+            pos = _skip(data, pos, wire)
+            out += data[start:pos]
+            continue
+        length, pos = _varint(data, pos)
+        end = pos + length
+        if end > len(data):
+            raise DecodeError("truncated length-delimited field")
+        payload = data[pos:end]
+        pos = end
+        field = descriptor.fields_by_number.get(tag >> 3)
+        if field is not None and field.message_type is not None:
+            fixed, count = _repaired(payload, field.message_type)
+        elif field is not None and field.type == FieldDescriptor.TYPE_STRING:
+            fixed = payload.decode("utf-8", "replace").encode("utf-8")
+            count = int(fixed != payload)
+        else:
+            fixed, count = payload, 0
+        if count:
+            out += data[start : start + _varint_size(data, start)] + _varint_bytes(len(fixed))
+            out += fixed
+            repaired += count
+        else:
+            out += data[start:pos]
+    return bytes(out), repaired
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < len(data) and shift < 64:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+    raise DecodeError("truncated or overlong varint")
+
+
+def _varint_size(data: bytes, pos: int) -> int:
+    return _varint(data, pos)[1] - pos
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _skip(data: bytes, pos: int, wire: int) -> int:
+    if wire == _VARINT:
+        return _varint(data, pos)[1]
+    size = {_I64: 8, _I32: 4}.get(wire)
+    if size is None or pos + size > len(data):
+        raise DecodeError(f"wire type {wire} where a repair cannot follow it")
+    return pos + size
