@@ -166,7 +166,9 @@ def _merge_parts(spans: list[_ZipkinSpan]) -> list[_ZipkinSpan]:
     """Spans reported in parts joined, as Zipkin joins them when it reads a trace
     (``zipkin2.internal.Trace.merge``): a client that sent its start and annotations
     first and its duration and error tag later. Parts are records of one trace and
-    span id, one ``shared`` flag, a kind and local endpoint that do not disagree.
+    span id, one ``shared`` flag, a kind and local endpoint that do not disagree
+    (Zipkin does not compare kinds: a CLIENT and a PRODUCER record of one id stay
+    two spans here).
     Before, the later part was stored as a duplicate of the first and dropped (its
     duration and error with it)."""
     merged: list[_ZipkinSpan] = []

@@ -211,8 +211,10 @@ def table(records: list[Any], columns: list[str]) -> str:
     dicts = [r.as_dict() for r in records]
     group_keys = sorted({k for d in dicts for k in d.get("group") or {}})
     rows = [[d.get(c) for c in columns] + [d["group"].get(k) for k in group_keys] for d in dicts]
-    # ``flows --by name`` headed two columns "name".
-    return render_table(columns + group_columns(group_keys, columns), rows)
+    # ``flows --by name`` headed two columns "name". Named against every field, not the
+    # columns shown: the header of one --by value changed with --columns.
+    fields = list(dicts[0]) if dicts else columns
+    return render_table(columns + group_columns(group_keys, fields), rows)
 
 
 EDGE_COLUMNS = ["source", "target", "rule", "calls", "errors", "error_rate"]
@@ -249,12 +251,22 @@ def map_(
     from flowscope.analyzer.diagrams.formats import MAP_DIAGRAMS
     from flowscope.analyzer.model import Edge, Node
 
-    # One list for both tables: each shows the names it has.
+    # One list for both tables: each shows the names it has, when they name its rows
+    # (an edge by source or target, a node by id; `--columns id,p95_ms` printed the
+    # edges' P95s with nothing to say whose).
     edge_fields, node_fields = scalar_fields(Edge), scalar_fields(Node)
     known = edge_fields + [name for name in node_fields if name not in edge_fields]
     chosen = pick(columns, EDGE_COLUMNS + NODE_COLUMNS, known, fmt)
     edge_columns = [c for c in chosen if c in edge_fields] if columns else EDGE_COLUMNS
     node_columns = [c for c in chosen if c in node_fields] if columns else NODE_COLUMNS
+    if not {"source", "target"} & set(edge_columns):
+        edge_columns = []
+    if "id" not in node_columns:
+        node_columns = []
+    if not edge_columns and not node_columns:
+        raise click.UsageError(
+            "--columns for map names the edges' rows by source or target, or the nodes' by id"
+        )
     with analysis_source(db, server_url, token, flows_file) as source:
         result = source.service_map(since, until, flow)
     if fmt == "json":
@@ -483,7 +495,8 @@ def _steps_table(steps: list[Any], columns: list[str]) -> str:
             label = op_label(step.service, step.operation, lead=indent(depth[step_id]), tail=peer)
             values = {**step.as_dict(), "step": label}
             rows.append([values[c] for c in columns] + [step.group.get(k) for k in group_keys])
-    return render_table([*columns, *group_columns(group_keys, columns)], rows, max_width=70)
+    fields = ["step", *(steps[0].as_dict() if steps else columns)]
+    return render_table([*columns, *group_columns(group_keys, fields)], rows, max_width=70)
 
 
 @click.command()

@@ -35,7 +35,9 @@ Tables keep each row's operation when they cut a long name: the service is cut
 first. The tables of `map`, `flows`, `flow`, `traces` and `compare` show every
 number (150 to 230 characters wide); `--columns id,traces,p95_ms` picks which, in
 that order, and a table wider than the terminal it is printed on says so on
-standard error. `--by` values are shown beside the columns picked.
+standard error. `--by` values are shown beside the columns picked. `map` shows
+the edges when the names include `source` or `target`, the nodes when they include
+`id`.
 """
 
 WIDTH = 100  # fixed, so usage lines wrap the same on every terminal

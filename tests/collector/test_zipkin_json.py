@@ -315,7 +315,7 @@ def test_a_span_reported_in_parts_is_joined_as_zipkin_joins_it() -> None:
     assert attributes["network.local.address"] == "10.0.0.1"
 
 
-def test_records_of_one_id_that_disagree_are_not_joined() -> None:
+def test_records_of_one_id_whose_kind_service_or_shared_flag_differ_stay_apart() -> None:
     """Another kind, another local service, or the shared flag: spans of their own."""
     client = _zspan("0a", kind="CLIENT", localEndpoint={"serviceName": "a"})
     producer = _zspan("0a", kind="PRODUCER", localEndpoint={"serviceName": "a"})

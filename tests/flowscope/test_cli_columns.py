@@ -150,3 +150,21 @@ def test_no_hint_when_the_table_goes_to_a_file_or_pipe(db: str) -> None:
         check=True,
     )
     assert b"--columns" not in done.stderr and len(done.stdout.splitlines()[0]) > 40
+
+
+def test_a_by_values_header_does_not_change_with_the_columns_shown(db: str) -> None:
+    """`--by name --columns id,traces` headed the value `name`, which read as the flow's
+    own name; with `name` shown it was `group.name`."""
+    out = cli(db, "flows", *WINDOW, "--by", "name", "--columns", "id,traces").stdout
+    assert header(out) == ["id", "traces", "group.name"]
+    out = cli(db, "flow", ORDERS, *WINDOW, "--by", "service", "--columns", "step,calls").stdout
+    assert header(out.split("\n\n", 1)[1]) == ["step", "calls", "group.service"]
+
+
+def test_a_map_table_is_shown_only_with_what_names_its_rows(db: str) -> None:
+    """`map --columns id,p95_ms` printed the edges' P95s with no source or target."""
+    out = cli(db, "map", *WINDOW, "--columns", "id,p95_ms").stdout
+    assert "\n\n" not in out and header(out) == ["id", "p95_ms"]
+    result = cli(db, "map", *WINDOW, "--columns", "p95_ms,calls", ok=False)
+    assert result.exit_code == 2
+    assert "names the edges' rows by source or target, or the nodes' by id" in result.stderr
