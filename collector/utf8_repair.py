@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+_MAX_DEPTH = 100  # protobuf's own limit of message nesting
 
 
 def is_utf8_error(exc: DecodeError) -> bool:
@@ -52,13 +53,23 @@ def _message_class(descriptor: Descriptor) -> type[Message]:
     return message_factory.GetMessageClass(descriptor)
 
 
-def _repaired(data: bytes, descriptor: Descriptor) -> tuple[bytes, int]:
-    try:
-        _message_class(descriptor).FromString(data)
-        return data, 0
-    except DecodeError as exc:
-        if not is_utf8_error(exc):
-            raise
+# Parsing a part to see whether it is whole costs its size: along a path of nested
+# values (an AnyValue's lists in lists) that is depth times the bytes below. Past this
+# depth the parts are read field by field without the check (the request, its
+# resources, scopes, spans and their attributes are above it).
+CHECKED_DEPTH = 6
+
+
+def _repaired(data: bytes, descriptor: Descriptor, depth: int = 0) -> tuple[bytes, int]:
+    if depth < CHECKED_DEPTH:
+        try:
+            _message_class(descriptor).FromString(data)
+            return data, 0
+        except DecodeError as exc:
+            if not is_utf8_error(exc):
+                raise
+    elif depth > _MAX_DEPTH:
+        raise DecodeError("nested too deeply")
     out = bytearray()
     repaired = 0
     pos = 0
@@ -78,7 +89,7 @@ def _repaired(data: bytes, descriptor: Descriptor) -> tuple[bytes, int]:
         pos = end
         field = descriptor.fields_by_number.get(tag >> 3)
         if field is not None and field.message_type is not None:
-            fixed, count = _repaired(payload, field.message_type)
+            fixed, count = _repaired(payload, field.message_type, depth + 1)
         elif field is not None and field.type == FieldDescriptor.TYPE_STRING:
             fixed = payload.decode("utf-8", "replace").encode("utf-8")
             count = int(fixed != payload)
