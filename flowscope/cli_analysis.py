@@ -656,13 +656,19 @@ _EVENT_KEYS_LEFT = frozenset({"exception.stacktrace"})
 MAX_EVENTS_SHOWN = 20
 
 
+# An event's time when it was sent with none (OTLP's 0, "unset"): stored as sent.
+_NO_TIME = "1970-01-01T00:00:00Z"
+
+
 def _echo_events(view: TraceView) -> None:
     """The spans' events (logs, exceptions) in time order: what a Jaeger user opens a
-    trace for."""
-    events = sorted(
+    trace for. One sent without a time is listed at its span's start, its time "?"
+    (it came first, at minus the span's age since 1970)."""
+    timed = sorted(
         (
             (
-                s.start_offset_ms + e.offset_ms,
+                s.start_offset_ms + (0.0 if e.start == _NO_TIME else e.offset_ms),
+                "?" if e.start == _NO_TIME else s.start_offset_ms + e.offset_ms,
                 op_label(s.service, s.operation),
                 e.name,
                 e.attributes,
@@ -672,6 +678,7 @@ def _echo_events(view: TraceView) -> None:
         ),
         key=lambda event: event[0],
     )
+    events = [event[1:] for event in timed]
     omitted = sum(s.events_omitted for s in view.spans)
     if not events and not omitted:
         return

@@ -659,3 +659,49 @@ def test_output_that_cannot_be_written_is_one_line(local_db: Path) -> None:
 def test_an_empty_sql_answer_says_so(local_db: Path) -> None:
     result = cli("sql", "--db", str(local_db), "SELECT 1 AS x WHERE false")
     assert result.stdout.split() == ["x", "-"] and "(no rows)" in result.stderr
+
+
+def test_an_event_sent_without_a_time_is_listed_at_its_spans_start(tmp_path: Path) -> None:
+    """Time 0 (unset in OTLP) is stored as sent: the event came first in the list, at
+    minus 56 years from the trace's start."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    from flowscope.collector.flatten import flatten_request
+    from flowscope.store.writer import SpanWriter
+    from flowscope.testing.otlp import request_for, span_id, trace_id
+
+    start = 1_767_225_600_000_000_000
+    root = Span(
+        trace_id=trace_id(7),
+        span_id=span_id(1),
+        name="job",
+        kind=Span.SPAN_KIND_SERVER,
+        start_time_unix_nano=start,
+        end_time_unix_nano=start + 10_000_000,
+        events=[Span.Event(name="early", time_unix_nano=start + 1_000_000)],
+    )
+    child = Span(
+        trace_id=trace_id(7),
+        span_id=span_id(2),
+        parent_span_id=span_id(1),
+        name="step",
+        start_time_unix_nano=start + 2_000_000,
+        end_time_unix_nano=start + 3_000_000,
+        events=[Span.Event(name="no-time", time_unix_nano=0)],
+    )
+    path = tmp_path / "no-time.duckdb"
+    database = Database(path)
+    try:
+        writer = SpanWriter(database, journal=False)
+        writer.start()
+        batch = flatten_request(request_for("svc", [root, child])).batch
+        writer.write(batch.table, batch.keys)
+        writer.shutdown()
+    finally:
+        database.close()
+    out = cli("trace", trace_id(7).hex(), "--db", str(path)).stdout
+    listed = out.split("events:\n", 1)[1].splitlines()
+    assert [row.split()[:4] for row in listed[2:4]] == [
+        ["1", "svc:", "job", "early"],
+        ["?", "svc:", "step", "no-time"],
+    ]
