@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Sequence
 
 # A token is sent in an HTTP header: printable ASCII, no spaces.
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")
@@ -29,10 +30,16 @@ def is_valid_token(token: str) -> bool:
     return bool(_TOKEN.match(token))
 
 
-def token_matches(expected: str | None, authorization: str | None) -> bool:
-    """True when no token is configured or the header is ``Bearer <expected>``."""
+def token_matches(expected: str | None, authorization: str | Sequence[str] | None) -> bool:
+    """True when no token is configured or the header is ``Bearer <expected>``; given
+    every value of the header, exactly one (with two, HTTP read the first and gRPC the
+    last: now neither is taken)."""
     if not expected:
         return True
+    if authorization is not None and not isinstance(authorization, str):
+        if len(authorization) != 1:
+            return False
+        authorization = authorization[0]
     if not authorization:
         return False
     scheme, _, value = authorization.partition(" ")

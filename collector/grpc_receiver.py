@@ -225,8 +225,9 @@ class GrpcReceiver:
     async def _export(
         self, messages: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        metadata = dict(context.invocation_metadata() or ())
-        if not token_matches(self.token, metadata.get("authorization")):
+        metadata = context.invocation_metadata() or ()
+        given = [str(value) for key, value in metadata if key == "authorization"]
+        if not token_matches(self.token, given):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         loop = asyncio.get_running_loop()
         peer = context.peer() or ""

@@ -149,7 +149,7 @@ def create_otlp_http_app(
 
     async def export(request: Request) -> Response:
         kind = media_type(request.headers.get("content-type"))
-        if not token_matches(token, request.headers.get("authorization")):
+        if not token_matches(token, request.headers.getlist("authorization")):
             return _failure(
                 401,
                 _UNAUTHENTICATED,

@@ -155,7 +155,7 @@ def create_app(context: AppContext) -> FastAPI:
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Any:
         if request.url.path.startswith("/api/") and not token_matches(
-            context.token, request.headers.get("authorization")
+            context.token, request.headers.getlist("authorization")
         ):
             return JSONResponse(
                 {"detail": "missing or wrong bearer token"},

@@ -104,6 +104,34 @@ def test_otlp_grpc_requires_the_token(live: tuple[FlowscopeServer, Endpoints]) -
     assert _count(server) == before + 8
 
 
+def test_two_authorization_headers_are_refused_everywhere(
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """OTLP/HTTP and the API read the first of two, gRPC the last: one request got in
+    through one door and not the other. Two are now refused by all three."""
+    _, endpoints = live
+    body = realistic_request(1, seed=4).SerializeToString()
+    for pair in ([f"Bearer {TOKEN}", "Bearer wrong"], ["Bearer wrong", f"Bearer {TOKEN}"]):
+        headers = [("Content-Type", PB["Content-Type"])] + [("Authorization", v) for v in pair]
+        with httpx.Client(timeout=30) as client:
+            answer = client.post(f"{endpoints.http}/v1/traces", content=body, headers=headers)
+            assert answer.status_code == 401, pair
+            api = client.get(
+                f"{endpoints.ui}/api/flows", headers=[("Authorization", v) for v in pair]
+            )
+            assert api.status_code == 401, pair
+        with grpc.insecure_channel(endpoints.grpc) as channel:
+            export = channel.unary_unary(
+                EXPORT, request_serializer=None, response_deserializer=None
+            )
+            with pytest.raises(grpc.RpcError) as refused:
+                export(body, metadata=[("authorization", v) for v in pair], timeout=30)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, pair
+    # The same token twice is two headers too: a client sends one.
+    assert not token_matches(TOKEN, [f"Bearer {TOKEN}", f"Bearer {TOKEN}"])
+    assert token_matches(TOKEN, [f"Bearer {TOKEN}"]) and not token_matches(TOKEN, [])
+
+
 def test_api_requires_the_token_and_healthz_stays_open(
     live: tuple[FlowscopeServer, Endpoints],
 ) -> None:
