@@ -8,6 +8,8 @@ portfolio traces call an external peer. All of it lies in WINDOW.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flowscope.store.database import Database
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.traces import EventSpec, TraceKit, percentile
@@ -115,3 +117,13 @@ def write_scenario(database: Database, writer: SpanWriter | None = None) -> Trac
 TRACE_IDS = [f"{n:032x}" for n in range(1, 7)]  # kit.trace() numbers its traces 1, 2, ...
 SLOWEST_ORDER_TRACE = TRACE_IDS[3]
 FASTEST_ORDER_TRACE = TRACE_IDS[0]
+
+
+def scenario_file(path: Path) -> Path:
+    """A closed file at ``path`` holding the scenario (dated 2026-01-01)."""
+    database = Database(path)
+    try:
+        write_scenario(database)
+    finally:
+        database.close()
+    return path

@@ -33,7 +33,7 @@ from tests.analysis_scenario import (
     SINCE,
     SLOWEST_ORDER_TRACE,
     UNTIL,
-    write_scenario,
+    scenario_file,
 )
 from tests.analyzer.mermaid_check import assert_all_parse
 
@@ -41,15 +41,6 @@ GOLDEN = Path(__file__).parents[1] / "golden"
 TOKEN = "cli-token"
 WINDOW = ["--since", SINCE, "--until", UNTIL]
 ORDERS = auto_flow_id("gateway", "POST /orders")  # the flow's automatic, stable id
-
-
-def stored(path: Path) -> Path:
-    database = Database(path)
-    try:
-        write_scenario(database)
-    finally:
-        database.close()
-    return path
 
 
 def kit_file(kit: Any, path: Path) -> Path:
@@ -65,13 +56,13 @@ def kit_file(kit: Any, path: Path) -> Path:
 @pytest.fixture(scope="module")
 def local_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The scenario in a file no server holds: the CLI opens it read-only itself."""
-    return stored(tmp_path_factory.mktemp("local") / "spans.duckdb")
+    return scenario_file(tmp_path_factory.mktemp("local") / "spans.duckdb")
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ServerProcess]]:
     """The same scenario in a file held by a running `flowscope serve --token`."""
-    path = stored(tmp_path_factory.mktemp("served") / "spans.duckdb")
+    path = scenario_file(tmp_path_factory.mktemp("served") / "spans.duckdb")
     # --retention off: the scenario is dated 2026-01-01, older than the default 7 days.
     server = start_server_process(
         path, "--token", TOKEN, "--decode-workers", "0", "--retention", "off"

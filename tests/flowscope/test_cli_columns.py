@@ -13,13 +13,12 @@ from click.testing import CliRunner, Result
 
 from flowscope.analyzer.flows import auto_flow_id
 from flowscope.cli import main
-from flowscope.store.database import Database
 from tests.analysis_scenario import (
     FASTEST_ORDER_TRACE,
     SINCE,
     SLOWEST_ORDER_TRACE,
     UNTIL,
-    write_scenario,
+    scenario_file,
 )
 
 WINDOW = ["--since", SINCE, "--until", UNTIL]
@@ -28,13 +27,7 @@ ORDERS = auto_flow_id("gateway", "POST /orders")
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("columns") / "spans.duckdb"
-    database = Database(path)
-    try:
-        write_scenario(database)
-    finally:
-        database.close()
-    return str(path)
+    return str(scenario_file(tmp_path_factory.mktemp("columns") / "spans.duckdb"))
 
 
 def cli(db: str, *args: str, ok: bool = True) -> Result:

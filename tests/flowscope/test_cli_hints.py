@@ -15,19 +15,15 @@ from click.testing import CliRunner, Result
 from flowscope.analyzer.flows import auto_flow_id
 from flowscope.cli import main
 from flowscope.store.database import Database
-from tests.analysis_scenario import SINCE, UNTIL, write_scenario
+from tests.analysis_scenario import SINCE, UNTIL, scenario_file
 
 ORDERS = auto_flow_id("gateway", "POST /orders")
 
 
 @pytest.fixture(scope="module")
 def scenario_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("hints") / "spans.duckdb"
-    database = Database(path)
-    try:
-        write_scenario(database)  # dated 2026-01-01: nothing in the last hour
-    finally:
-        database.close()
+    # Dated 2026-01-01: nothing in the last hour.
+    path = scenario_file(tmp_path_factory.mktemp("hints") / "spans.duckdb")
     return path
 
 

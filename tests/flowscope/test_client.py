@@ -30,7 +30,7 @@ from tests.analysis_scenario import (
     SINCE,
     SLOWEST_ORDER_TRACE,
     UNTIL,
-    write_scenario,
+    scenario_file,
 )
 
 TOKEN = "client-token"
@@ -45,24 +45,15 @@ class WindowArgs(TypedDict):
 W: WindowArgs = {"since": SINCE, "until": UNTIL}
 
 
-def stored(path: Path) -> Path:
-    database = Database(path)
-    try:
-        write_scenario(database)
-    finally:
-        database.close()
-    return path
-
-
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flowscope]:
-    with flowscope.open(stored(tmp_path_factory.mktemp("local") / "spans.duckdb")) as fs:
+    with flowscope.open(scenario_file(tmp_path_factory.mktemp("local") / "spans.duckdb")) as fs:
         yield fs
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ServerProcess]]:
-    path = stored(tmp_path_factory.mktemp("served") / "spans.duckdb")
+    path = scenario_file(tmp_path_factory.mktemp("served") / "spans.duckdb")
     process = start_server_process(
         path, "--token", TOKEN, "--decode-workers", "0", "--retention", "off"
     )
@@ -452,7 +443,7 @@ def test_a_dropped_file_reader_releases_the_file(tmp_path: Path) -> None:
     the kernel restarted."""
     import gc
 
-    path = stored(tmp_path / "spans.duckdb")
+    path = scenario_file(tmp_path / "spans.duckdb")
     for _ in range(2):
         fs = flowscope.open(path)
         fs.flows(**W)
@@ -465,7 +456,7 @@ def test_a_dropped_file_reader_releases_the_file(tmp_path: Path) -> None:
 def test_a_damaged_file_fails_as_an_analysis_error(tmp_path: Path) -> None:
     """A file cut short opens, and its first read raised DuckDB's IOException from the
     Python API, where the CLI says the file is not usable."""
-    path = stored(tmp_path / "spans.duckdb")
+    path = scenario_file(tmp_path / "spans.duckdb")
     with path.open("r+b") as file:
         file.truncate(path.stat().st_size // 2)
     try:
@@ -509,7 +500,7 @@ def test_a_closed_reader_says_it_is_closed(
     thread, or httpx's RuntimeError, by source and thread."""
     import threading
 
-    for target in (stored(tmp_path / "spans.duckdb"), server[1].endpoints.ui):
+    for target in (scenario_file(tmp_path / "spans.duckdb"), server[1].endpoints.ui):
         fs = flowscope.open(target, token=TOKEN)
         fs.flows(**W)
         fs.close()
@@ -575,7 +566,7 @@ def test_numpy_numbers_are_numbers(local: Flowscope, remote: Flowscope) -> None:
 
 def test_flows_of_another_type_are_an_analysis_error(tmp_path: Path) -> None:
     with pytest.raises(AnalysisError, match="flows: 123 is int"):
-        flowscope.open(stored(tmp_path / "spans.duckdb"), flows=123)  # type: ignore[arg-type]
+        flowscope.open(scenario_file(tmp_path / "spans.duckdb"), flows=123)  # type: ignore[arg-type]
 
 
 def test_flows_may_be_any_path_like(tmp_path: Path) -> None:
@@ -583,7 +574,7 @@ def test_flows_may_be_any_path_like(tmp_path: Path) -> None:
 
     named = tmp_path / "flows.yaml"
     named.write_text("flows: [{name: Orders, match: {service: gateway}}]\n", encoding="utf-8")
-    path = stored(tmp_path / "spans.duckdb")
+    path = scenario_file(tmp_path / "spans.duckdb")
     with flowscope.open(path, flows=PurePosixPath(named)) as fs:  # type: ignore[arg-type]
         assert "orders" in [f.id for f in fs.flows(**W)]
 
@@ -618,7 +609,7 @@ def test_a_token_is_sent_trimmed_or_refused_without_being_shown(
 def test_a_stray_token_does_not_stop_reads_of_a_server_that_needs_none(tmp_path: Path) -> None:
     """Checked before asking, a FLOWSCOPE_TOKEN left in the environment refused reads
     of a server that takes none (the CLI goes through a server holding --db by itself)."""
-    path = stored(tmp_path / "open.duckdb")
+    path = scenario_file(tmp_path / "open.duckdb")
     server = start_server_process(path, "--decode-workers", "0", "--retention", "off")
     try:
         with flowscope.open(path, token="my token") as fs:
