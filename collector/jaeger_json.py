@@ -180,9 +180,7 @@ def _span_resource(
         raise BadRequest(f"{where}: processID is {json_type(process_id)}, expected a string")
     if process_id not in resolved:
         if process_id not in processes:
-            raise BadRequest(
-                f"{where}: processID {shorten(process_id)!r} is not in the trace's processes"
-            )
+            return (), {}  # as a span with no process: refusing it lost the whole file
         resolved[process_id] = _resource(processes[process_id], f"{where}: process {process_id!r}")
     return resolved[process_id]
 
@@ -231,7 +229,9 @@ def _span(item: dict[str, Any], where: str) -> tuple[Span, tuple[str, str]]:
     parent = _parent(trace_id, references)
     if parent is None and item.get("parentSpanID") is not None:  # deprecated field, old exports
         parent = hex_id(item["parentSpanID"], 8, f"{where}: parentSpanID")
-    if parent is not None and parent != _ZERO_SPAN:
+    # A reference to the span itself is no parent (as the Zipkin mapping has it): kept,
+    # the trace had no root and belonged to no flow.
+    if parent is not None and parent not in (_ZERO_SPAN, span.span_id):
         span.parent_span_id = parent
 
     attributes = _tags(item.get("tags"), f"{where}: tags")
@@ -331,6 +331,8 @@ def _tag_value(tag: dict[str, Any], where: str) -> AttributeValue:
         raise BadRequest(f"{where}: type is {json_type(kind)}, expected a string")
     kind = kind.lower()
     if kind == "string":
+        if value is None:
+            return ""  # Go's empty string, as Jaeger's own model reads it
         if not isinstance(value, str):
             raise BadRequest(f"{where}: value is {json_type(value)}, expected a string")
         return value
@@ -341,6 +343,11 @@ def _tag_value(tag: dict[str, Any], where: str) -> AttributeValue:
             raise BadRequest(f"{where}: value is {json_type(value)}, expected true or false")
         return value
     if kind == "int64":
+        if _past_int64(value):
+            # The Jaeger UI's "Download Results" passes numbers through JavaScript:
+            # 2^63 - 1 (a Long.MAX_VALUE deadline) comes out as 9223372036854776000,
+            # just past int64, and the whole file was refused. Kept as written.
+            return str(value)
         return int64(value, f"{where}: value")
     if kind == "float64":
         if isinstance(value, str):
@@ -358,9 +365,18 @@ def _tag_value(tag: dict[str, Any], where: str) -> AttributeValue:
             return base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
             raise BadRequest(f"{where}: value {shorten(value)!r} is not base64") from None
-    raise BadRequest(
-        f"{where}: type {shorten(kind)!r} is not one of string, bool, int64, float64, binary"
-    )
+    # Another type (int32, say): its value as text, where the Collector writes a
+    # placeholder; refusing it lost the whole file.
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _past_int64(value: object) -> bool:
+    """A whole JSON number beyond int64 (a float beyond it is whole in any case)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, float) and not value.is_integer():
+        return False
+    return not -(1 << 63) <= value < (1 << 63)
 
 
 def _pop_scope(attributes: Attributes) -> tuple[str, str]:

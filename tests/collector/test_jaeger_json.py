@@ -438,6 +438,54 @@ def _set_span(field: str, value: Any, index: int = 0) -> Any:
     return lambda trace: trace["spans"][index].__setitem__(field, value)
 
 
+def test_ui_download_values_that_javascript_rounded_are_kept_as_written() -> None:
+    """ "Download Results" passes numbers through JavaScript: 2^63 - 1 comes out as
+    9223372036854776000, just past int64, and the whole file was refused."""
+    span = _one(
+        _span(
+            tags=[
+                _tag("deadline", "int64", 9223372036854776000),
+                _tag("floor", "int64", -9223372036854776000),
+                _tag("max", "int64", 2**63 - 1),
+            ]
+        )
+    )
+    assert dict(_attrs(span.attributes)) == {
+        "deadline": "9223372036854776000",
+        "floor": "-9223372036854776000",
+        "max": 2**63 - 1,
+    }
+
+
+def test_values_of_other_types_and_unknown_processes_are_kept_not_refused() -> None:
+    """Each refused the whole file: a tag type Jaeger's JSON does not have (int32), a
+    string tag of null, a processID the trace's processes lack."""
+    span = _one(
+        _span(
+            tags=[
+                _tag("a", "int32", 7),
+                _tag("b", "map", {"x": 1}),
+                _tag("c", "string", None),
+                _tag("d", "uuid", "f00"),
+            ],
+            processID="p7",
+        )
+    )
+    assert dict(_attrs(span.attributes)) == {"a": "7", "b": '{"x": 1}', "c": "", "d": "f00"}
+    request = jaeger_to_otlp({"data": [_trace(_span(processID="p7"))]})
+    assert _attrs(request.resource_spans[0].resource.attributes) == []
+
+
+def test_a_child_of_reference_to_the_span_itself_is_no_parent() -> None:
+    """Kept as the parent, the trace had no root: no flow, every span an orphan. The
+    Zipkin mapping drops a parentId equal to the id."""
+    root = _span("0a", references=[{"refType": "CHILD_OF", "traceID": TRACE, "spanID": "0a"}])
+    child = _span("0b", references=[{"refType": "CHILD_OF", "traceID": TRACE, "spanID": "0a"}])
+    spans = _spans(jaeger_to_otlp({"data": [_trace(root, child)]}))
+    assert spans["000000000000000a"].parent_span_id == b""
+    assert spans["000000000000000b"].parent_span_id.hex() == "000000000000000a"
+
+
 @pytest.mark.parametrize(
     ("document", "pattern"),
     [
@@ -467,12 +515,10 @@ def _set_span(field: str, value: Any, index: int = 0) -> Any:
         (_with(_set_span("tags", {"k": "v"})), r"span 1: tags is an object, expected a list"),
         (_with(_set_span("tags", [["k", "v"]])), r"tags\[1\] is a list"),
         (_with(_set_span("tags", [{"type": "string", "value": "v"}])), r"tags\[1\]: key is null"),
-        (_with(_set_span("tags", [_tag("k", "map", {})])), r"'k': type 'map' is not one of"),
         (
             _with(_set_span("tags", [_tag("k", "int64", "abc")])),
             r"'k': value 'abc' is not an integer",
         ),
-        (_with(_set_span("tags", [_tag("k", "int64", 2**63)])), r"'k': value .* out of range"),
         (
             _with(_set_span("tags", [_tag("k", "bool", 1)])),
             r"'k': value is a number, expected true",
@@ -501,7 +547,6 @@ def _set_span(field: str, value: Any, index: int = 0) -> Any:
         ),
         (_with(_set_span("logs", [{"fields": []}])), r"log 1: timestamp is null"),
         (_with(_set_span("logs", "event")), r"logs is a string, expected a list"),
-        (_with(_set_span("processID", "p7")), r"processID 'p7' is not in the trace's processes"),
         (_with(_set_span("processID", 1)), r"processID is a number"),
         (_with(lambda t: t.__setitem__("processes", [])), r'"processes" is a list'),
         (
