@@ -53,6 +53,12 @@ class _HeaderDeadlineH11(H11Protocol):
         self._disarm()
         super().connection_lost(exc)
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # A server may ignore an Upgrade it does not offer (RFC 9110 §7.8), and this one
+        # answers over HTTP/1.1 as ever. The JDK's HttpClient asks for h2c on every
+        # http:// request: each logged two warnings, one advising to install websockets.
+        pass
+
     def _waiting_for_request(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
 

@@ -240,3 +240,31 @@ def test_ipv4_mapped_loopback_and_spaced_names() -> None:
     assert is_loopback("::ffff:127.0.0.1") and is_loopback("[::ffff:127.0.0.2]")
     assert not is_loopback("::ffff:10.0.0.1")
     assert not is_loopback("127.0.0.1 evil.example")
+
+
+def test_an_h2c_upgrade_is_answered_over_http_1_1_without_warnings() -> None:
+    """The JDK's HttpClient asks for h2c on every http:// request (an OTel Java exporter
+    with the JDK sender): each logged "Unsupported upgrade request." and advice to
+    install a WebSocket library."""
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    server = HttpServer(Starlette(routes=[Route("/v1/traces", _where)]), "127.0.0.1", 0, "t")
+    logger = logging.getLogger("uvicorn.error")  # uvicorn's own, not propagated to root
+    logger.addHandler(handler)
+    server.start()
+    try:
+        head = (
+            "GET /v1/traces HTTP/1.1\r\nHost: localhost\r\n"
+            "Connection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\n"
+            "HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"
+        )
+        status, _ = _raw_request(server.port, head)
+        assert status == 200
+        messages = [r.getMessage() for r in records]
+        assert not [m for m in messages if "upgrade" in m.lower() or "WebSocket" in m], messages
+    finally:
+        server.shutdown()
+        logger.removeHandler(handler)
