@@ -900,6 +900,9 @@ def test_an_interrupted_import_says_what_it_did(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # As at a terminal: a test run in the background of a non-interactive shell
+        # has SIGINT ignored, and its children would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stdout is not None
     first_line = process.stdout.readline()  # the small file is done

@@ -304,9 +304,18 @@ def test_ctrl_c_stops_a_query_on_a_file_at_once(stored_db: Path) -> None:
 
     presser = threading.Thread(target=press_ctrl_c)
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt), analysis_source(str(stored_db), None, None, None) as s:
-        presser.start()
-        s.sql(endless, 10, 20)
+    # As at a terminal: a run started in the background of a non-interactive shell
+    # inherits SIGINT ignored, and Python then installs no handler for it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with (
+            pytest.raises(KeyboardInterrupt),
+            analysis_source(str(stored_db), None, None, None) as s,
+        ):
+            presser.start()
+            s.sql(endless, 10, 20)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     presser.join()
     assert running.is_set()
     assert time.monotonic() - started < 10  # not the 20 s of its time limit
