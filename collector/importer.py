@@ -32,6 +32,7 @@ from flowscope.collector.file_import import (
 )
 from flowscope.collector.import_formats import OTLP_PROTOBUF_FRAMED, shorten
 from flowscope.durations import DEFAULT_RETENTION, nanoseconds
+from flowscope.interrupts import interrupts_deferred
 from flowscope.store import sql_files
 from flowscope.store.database import Database
 from flowscope.store.writer import SpanWriter
@@ -86,7 +87,8 @@ def import_into_database(
             reports.append(_import_one(path, database, writer, force, progress))
             on_report(reports[-1])
     finally:
-        writer.shutdown()
+        with interrupts_deferred():
+            writer.shutdown()
     return reports
 
 

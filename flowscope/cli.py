@@ -43,6 +43,11 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except BrokenPipeError:
             raise  # `| head`: click ends it quietly
+        except KeyboardInterrupt:
+            # Ctrl-C: one line and 130 (128 + SIGINT), as a shell reports it. click said
+            # "Aborted!" with status 1, which docs/cli.md gives to failures.
+            click.echo("flowscope: interrupted", err=True)
+            sys.exit(130)
         except OSError as exc:
             if exc.errno not in _OUTPUT_ERRORS or not _raised_writing(exc):
                 raise
@@ -274,6 +279,7 @@ def _run_import(
     through a server), and the server URL the spans went to (None: into ``db``)."""
     from flowscope.collector.file_import import FileReport, unreadable
     from flowscope.collector.importer import import_into_database, import_into_server
+    from flowscope.interrupts import interrupts_deferred
     from flowscope.store.database import Database, DatabaseLocked, StoreError, file_failure
 
     if server_url is None and not any(path.is_file() for path in files):
@@ -307,7 +313,8 @@ def _run_import(
             except duckdb.Error as exc:  # a damaged file fails at its first read
                 fail(str(file_failure(db, exc)))
             finally:
-                database.close()
+                with interrupts_deferred():
+                    database.close()
             return reports, None
     assert server_url is not None
     reports = import_into_server(

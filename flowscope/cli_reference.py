@@ -30,7 +30,9 @@ Output: the answer on standard output (`--format json` always parses), hints and
 warnings on standard error (an empty window, a baseline to ask for, a comparison
 window with none of the flow's traces, `(no rows)`). Exit status 0 on an answer, 1
 with one `flowscope:` line on standard error on any failure (no such flow or trace,
-a bad window, a server gone, output that cannot be written), 2 for a bad option.
+a bad window, a server gone, output that cannot be written), 2 for a bad option,
+130 when Ctrl-C stopped it (`flowscope: interrupted`; `serve` and `demo` stop
+cleanly on it instead, with 0).
 Tables keep each row's operation when they cut a long name: the service is cut
 first. The tables of `map`, `flows`, `flow`, `traces` and `compare` show every
 number (150 to 230 characters wide); `--columns id,traces,p95_ms` picks which, in

@@ -1,0 +1,82 @@
+"""flowscope/interrupts.py: a Ctrl-C while a file is closed or a writer stopped comes
+after the close, not in the middle of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flowscope.cli import main
+from flowscope.interrupts import interrupts_deferred
+from flowscope.store.database import Database
+from flowscope.store.writer import SpanWriter
+from flowscope.testing.otlp import realistic_request
+
+
+@pytest.fixture(autouse=True)
+def terminal_sigint() -> Iterator[None]:
+    """SIGINT as at a terminal (a suite run in the background has it ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_in_the_block_comes_after_it() -> None:
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("the block ran to its end")
+    assert done == ["the block ran to its end"]
+    with interrupts_deferred():
+        pass  # nothing caught: nothing raised
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_while_an_import_finishes_closes_the_file_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import had printed its last file and was stopping its writer: a Ctrl-C there
+    left DuckDB's connection busy, and DuckDB aborted the process (SIGABRT, its WAL
+    left behind)."""
+    spans = tmp_path / "spans.pb"
+    spans.write_bytes(realistic_request(2, seed=3).SerializeToString())
+    db = tmp_path / "finishing.duckdb"
+    shutdown = SpanWriter.shutdown
+
+    def pressed_meanwhile(self: SpanWriter, *args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # as the user presses Ctrl-C
+        shutdown(self, *args, **kwargs)
+
+    monkeypatch.setattr(SpanWriter, "shutdown", pressed_meanwhile)
+    result = CliRunner().invoke(main, ["import", "--db", str(db), str(spans), "--no-progress"])
+    assert result.exit_code == 130, result.output
+    assert f"{spans}: otlp-protobuf, 16 spans, 16 new" in result.stdout
+    assert "interrupted:" in result.stderr
+    monkeypatch.undo()
+    assert not Path(f"{db}.wal").exists()  # closed whole
+    database = Database(db, read_only=True)
+    try:
+        assert database.span_count() == 16
+    finally:
+        database.close()
+
+
+def test_ctrl_c_in_a_read_command_is_one_line_and_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """click said "Aborted!" with status 1, the status docs/cli.md gives failures."""
+    import flowscope.cli_analysis as cli_analysis
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_analysis, "analysis_source", interrupted)
+    result = CliRunner().invoke(main, ["flows", "--db", str(tmp_path / "x.duckdb")])
+    assert result.exit_code == 130
+    assert result.stderr == "flowscope: interrupted\n"
