@@ -50,7 +50,14 @@ def group_signals_held() -> Iterator[None]:
     ignored. Here they stay pending, so the server still gets its Ctrl-C."""
     # Starting a child starts multiprocessing's resource tracker the first time, which
     # unblocks these signals after its own start (the same trick, for the tracker).
-    resource_tracker.ensure_running()
+    # It ignores SIGINT and SIGTERM but not SIGHUP: a closed terminal killed it, and
+    # its replacement printed five tracebacks over semaphores it did not know. Started
+    # with SIGHUP blocked, it keeps it blocked (it unblocks only the two it ignores).
+    hangup = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, hangup)
     held = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
     try:
         yield

@@ -86,14 +86,17 @@ def serve_command(db: Path | str, *extra: str) -> list[str]:
 
 
 def start_server_process(
-    db: Path | str, *extra: str, env: dict[str, str] | None = None
+    db: Path | str, *extra: str, env: dict[str, str] | None = None, session: bool = False
 ) -> ServerProcess:
+    """``session``: in a session (and process group) of its own, as a terminal starts
+    it, so the group can be signalled as a terminal does."""
     process = subprocess.Popen(
         serve_command(db, *extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, **(env or {})},
+        start_new_session=session,
     )
     assert process.stdout is not None
     lines: list[str] = []

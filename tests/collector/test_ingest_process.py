@@ -321,6 +321,26 @@ def test_acknowledged_traces_are_in_the_next_answer_under_light_ingest(tmp_path:
         assert server.stop(signal.SIGTERM) == 0
 
 
+def test_a_hangup_to_the_whole_group_stops_it_without_tracebacks(tmp_path: Path) -> None:
+    """A closed terminal signals the whole group, multiprocessing's resource tracker too:
+    it died of SIGHUP, and its replacement printed five KeyError tracebacks over the
+    semaphores it had never seen."""
+    server = start_server_process(tmp_path / "group.duckdb", session=True)
+    try:
+        sent = _send(server.endpoints.http, 2)
+        os.killpg(server.process.pid, signal.SIGHUP)
+        assert server.process.wait(60) == 0
+    finally:
+        server.stop(signal.SIGKILL)
+    output = "".join(server.output)
+    assert "Traceback" not in output and "resource_tracker" not in output, output
+    database = Database(tmp_path / "group.duckdb", read_only=True)
+    try:
+        assert database.span_count() == sent
+    finally:
+        database.close()
+
+
 def test_a_closed_terminal_stops_the_server_cleanly(tmp_path: Path) -> None:
     """SIGHUP (a closed terminal or ssh session, sent to the whole process group)
     killed the server: journal, WAL and server.json were left behind. It now stops
