@@ -280,8 +280,10 @@ class StopRequest:
     killed the process with nothing committed or closed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stopping: str = "committing accepted spans") -> None:
+        """``stopping``: what a later signal is told the command is doing."""
         self.requested = threading.Event()
+        self.stopping = stopping
         self._callbacks: list[Callable[[], None]] = []
 
     def install(self) -> None:
@@ -293,7 +295,7 @@ class StopRequest:
 
     def _on_signal(self, _signum: int, _frame: Any) -> None:
         if self.requested.is_set():
-            say("flowscope: already stopping; committing accepted spans")
+            say(f"flowscope: already stopping; {self.stopping}")
             return
         self.request()
 

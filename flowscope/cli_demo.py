@@ -24,6 +24,7 @@ from flowscope import __version__
 from flowscope.cli_common import (
     DurationType,
     StopRequest,
+    exit_after_clean_stop,
     fail,
     server_options,
     serving,
@@ -210,9 +211,12 @@ def reference_app(
     target = otlp_endpoint or f"file {otlp_file}"
     click.echo(f"flowscope {__version__} reference app: exporting spans to {target}")
     load_config = _load_config(load)
-    stop = StopRequest()
+    stop = StopRequest(stopping="exporting the last spans")
     stop.install()
     _run_platform(export, load, load_config, stop, what_to_look_at="", host=host)
+    # As serve and demo leave: past the interpreter's teardown, where a second Ctrl-C
+    # found Python's default handler back and killed the process by the signal.
+    exit_after_clean_stop()
 
 
 def _guide(ui_url: str, db: str, faults: dict[str, float], token: bool = False) -> str:

@@ -46,6 +46,21 @@ def demo_command(db: Path, *extra: str) -> list[str]:
     ]
 
 
+def reference_app(*args: str) -> subprocess.CompletedProcess[str]:
+    """`flowscope reference-app ARGS` run as a user runs it (it leaves by os._exit, as
+    serve and demo do: in this process it would end the test run)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWSCOPE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "flowscope.cli", "reference-app", *args, "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
 def spans_by_service(db: Path) -> dict[str, int]:
     result = CliRunner().invoke(
         main, ["sql", "--db", str(db), "--format", "json", SPANS_BY_SERVICE]
@@ -198,23 +213,11 @@ def test_sigterm_while_the_demo_starts_stops_it_cleanly(tmp_path: Path) -> None:
 
 def test_reference_app_exports_to_an_otlp_endpoint(tmp_path: Path) -> None:
     with server_in_process(tmp_path / "jaeger-like.duckdb", decode_workers=0) as (_, endpoints):
-        result = CliRunner().invoke(
-            main,
-            [
-                "reference-app",
-                "--otlp-endpoint",
-                endpoints.http,
-                "--duration",
-                "2s",
-                "--rate",
-                "5",
-                "--users",
-                "2",
-                "--no-progress",
-            ],
+        result = reference_app(
+            "--otlp-endpoint", endpoints.http, "--duration", "2s", "--rate", "5", "--users", "2"
         )
-        assert result.exit_code == 0, result.output
-        assert f"exporting spans to {endpoints.http}" in result.output
+        assert result.returncode == 0, result.stdout
+        assert f"exporting spans to {endpoints.http}" in result.stdout
         answer = httpx.post(
             f"{endpoints.ui}/api/sql", json={"sql": SPANS_BY_SERVICE}, trust_env=False
         ).json()
@@ -233,24 +236,11 @@ def count_spans(path: Path) -> int:
 def test_reference_app_writes_otlp_json_lines_that_import_back(tmp_path: Path) -> None:
     spans_file = tmp_path / "spans.jsonl"
     runner = CliRunner()
-    recorded = runner.invoke(
-        main,
-        [
-            "reference-app",
-            "--otlp-file",
-            str(spans_file),
-            "--duration",
-            "1s",
-            "--rate",
-            "5",
-            "--users",
-            "1",
-            "--fault",
-            "slow-risk=5",
-            "--no-progress",
-        ],
-    )
-    assert recorded.exit_code == 0, recorded.output
+    recorded = reference_app(
+        "--otlp-file", str(spans_file), "--duration", "1s", "--rate", "5", "--users", "1",
+        "--fault", "slow-risk=5",
+    )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stdout
     spans = count_spans(spans_file)
     assert spans > 20
     db = tmp_path / "imported.duckdb"
@@ -263,29 +253,15 @@ def test_reference_app_writes_otlp_json_lines_that_import_back(tmp_path: Path) -
 def test_a_reused_data_dir_registers_new_traders(tmp_path: Path) -> None:
     """The second run with the same --data-dir registered the first run's e-mail
     addresses again: every registration a 409, and the warm-up gave up."""
-    runner = CliRunner()
     for run in range(2):
-        result = runner.invoke(
-            main,
-            [
-                "reference-app",
-                "--otlp-file",
-                str(tmp_path / f"spans{run}.jsonl"),
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--duration",
-                "1s",
-                "--rate",
-                "5",
-                "--users",
-                "2",
-                "--no-progress",
-            ],
-        )
-        assert result.exit_code == 0, result.output
-        assert " 0 errors" in result.output, (run, result.output)
+        result = reference_app(
+            "--otlp-file", str(tmp_path / f"spans{run}.jsonl"), "--data-dir",
+            str(tmp_path / "data"), "--duration", "1s", "--rate", "5", "--users", "2",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout
+        assert " 0 errors" in result.stdout, (run, result.stdout)
         # A 409 status, not the digits inside a port (127.0.0.1:36409 failed this once).
-        assert re.search(r"(?<!\d)409(?!\d)", result.output) is None, (run, result.output)
+        assert re.search(r"(?<!\d)409(?!\d)", result.stdout) is None, (run, result.stdout)
 
 
 @pytest.mark.parametrize(
@@ -358,3 +334,38 @@ def test_the_guide_says_why_the_wallet_edge_is_red_without_a_fault() -> None:
     from flowscope.cli_demo import _guide
 
     assert "a new wallet's GET /balance is a 404" in _guide("http://u", "d.duckdb", {})
+
+
+def test_a_second_signal_while_the_reference_app_stops_does_not_kill_it(tmp_path: Path) -> None:
+    """It left through the interpreter's teardown, where Python's default handlers are
+    back: a second Ctrl-C or SIGTERM then killed it by the signal (status -2 / -15)
+    after its spans were out. Its "already stopping" line spoke of committing spans."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWSCOPE_")}
+    spans = tmp_path / "spans.jsonl"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "flowscope.cli", "reference-app", "--otlp-file", str(spans)]
+        + ["--rate", "5", "--users", "1", "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # As at a terminal (a suite run in the background has SIGINT ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        _read_until(run, "ready")
+        run.send_signal(signal.SIGINT)
+        assert run.stderr is not None
+        for line in run.stderr:
+            if line.startswith("reference app: stopping"):
+                break
+        for second in (signal.SIGINT, signal.SIGTERM):
+            run.send_signal(second)
+            time.sleep(0.1)  # spread over the stop, as an impatient user's would be
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, err
+    assert "committing accepted spans" not in err
+    assert count_spans(spans) > 0
