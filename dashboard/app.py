@@ -26,7 +26,7 @@ from flowscope.collector.auth import BEARER_CHALLENGE, token_matches
 from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess
 from flowscope.dashboard.api_schemas import AuthAnswer, Health, SqlAnswer, answers
-from flowscope.http_server import HeadAsGet
+from flowscope.http_server import CLIENT_GONE, HeadAsGet
 from flowscope.store.database import Database, DatabaseFailed, WritesBehind
 from flowscope.store.writer import SpanWriter
 
@@ -105,6 +105,8 @@ WRITES_BEHIND_RETRY_S = 5
 # analysis routes waited 8.6 s for one.
 MAX_SQL_QUERIES = 4
 SQL_WAIT_S = 2.0
+# How often a running SQL query's request looks whether its client is still there.
+DISCONNECT_POLL_S = 0.25
 SQL_RETRY_S = 1
 # A query stopped by the server stopping: a restart takes a few seconds.
 SQL_STOPPED_RETRY_S = 5
@@ -298,7 +300,7 @@ def create_app(context: AppContext) -> FastAPI:
     sql_turns = asyncio.Semaphore(MAX_SQL_QUERIES)  # waiting holds no worker thread
 
     @app.post("/api/sql", response_model=None, responses=answers(SqlAnswer, 400, 503))
-    async def sql(query: SqlQuery) -> Any:
+    async def sql(query: SqlQuery, request: Request) -> Any:
         from flowscope.store.sandbox import SqlError, SqlRefused, SqlStopped, run_sandboxed
 
         limit = min(query.limit or context.sql_row_limit, context.sql_row_limit)
@@ -314,16 +316,29 @@ def create_app(context: AppContext) -> FastAPI:
                 },
                 headers={"Retry-After": str(SQL_RETRY_S)},
             ) from None
+        gone = threading.Event()
         try:
-            # The worker thread is waited for even if the client goes: the turn ends
-            # with the query.
-            result = await run_in_threadpool(
-                run_sandboxed,
-                context.database,
-                query.sql,
-                row_limit=limit,
-                timeout_s=timeout_s,
+            # The worker thread is waited for even if the client goes, but the query is
+            # stopped then: a client's Ctrl-C left it running to its time limit (four
+            # such held every turn), using the CPU for an answer nobody would read.
+            work = asyncio.ensure_future(
+                run_in_threadpool(
+                    run_sandboxed,
+                    context.database,
+                    query.sql,
+                    row_limit=limit,
+                    timeout_s=timeout_s,
+                    cancel=gone,
+                )
             )
+            client_gone = (request.scope.get("extensions") or {}).get(CLIENT_GONE)
+            while not work.done():
+                await asyncio.wait({work}, timeout=DISCONNECT_POLL_S)
+                if work.done():
+                    break
+                if await request.is_disconnected() or (client_gone and client_gone()):
+                    gone.set()
+            result = work.result()
         except SqlRefused as exc:
             raise HTTPException(400, detail={"rule": exc.rule, "message": exc.message}) from exc
         except SqlStopped as exc:  # nothing wrong with the query: ask again later

@@ -32,6 +32,27 @@ HEADER_TIMEOUT_S = 30.0
 KEEP_ALIVE_S = 30
 
 
+# The ASGI scope extension (a callable, True once the client closed its side) that lets
+# a long request stop work nobody will read: uvicorn's h11 protocol stops reading a
+# connection while it answers a request, so its own disconnect is only seen on write.
+CLIENT_GONE = "flowscope.client_gone"
+
+
+def _peer_closed(transport: asyncio.BaseTransport | None) -> bool:
+    """Whether the end of the client's stream is waiting in the socket (peeked, so a
+    pipelined request stays for h11 to read)."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    try:
+        with sock.dup() as peek:
+            return bool(peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"")
+    except BlockingIOError:
+        return False  # nothing waiting: the client is still there
+    except OSError:
+        return True  # reset, or the socket is gone
+
+
 class _HeaderDeadlineH11(H11Protocol):
     """uvicorn's h11 protocol, closing connections that do not send a request in time."""
 
@@ -52,6 +73,14 @@ class _HeaderDeadlineH11(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        # The request just read (its app starts after this returns) gets CLIENT_GONE.
+        if self.cycle is not None and not self.cycle.response_complete:
+            transport = self.transport
+            scope: dict[str, Any] = self.cycle.scope  # type: ignore[assignment]
+            scope.setdefault("extensions", {})[CLIENT_GONE] = lambda: _peer_closed(transport)
 
     def _unsupported_upgrade_warning(self) -> None:
         # A server may ignore an Upgrade it does not offer (RFC 9110 §7.8), and this one

@@ -555,31 +555,54 @@ def _guarded(sql: str, kinds: list[DuckDBPyType | None]) -> tuple[str, bool] | N
     )
 
 
-class _Deadline:
-    """Interrupts the cursor's query after ``seconds``, never after ``__exit__``."""
+# How often a query looks whether its caller gave up on it (``cancel``).
+CANCEL_POLL_S = 0.1
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, seconds: float) -> None:
+
+class _Deadline:
+    """Interrupts the cursor's query after ``seconds``, or once ``cancel`` is set (its
+    caller went away), never after ``__exit__``."""
+
+    def __init__(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        seconds: float,
+        cancel: threading.Event | None = None,
+    ) -> None:
         self._cursor = cursor
         self._lock = threading.Lock()
         self._active = True
-        self.fired = False
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
+        self.fired = False  # by the time limit
+        self.cancelled = False  # by ``cancel``
+        self._seconds = seconds
+        self._cancel = cancel
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="flowscope-sql-limit", daemon=True)
 
-    def _fire(self) -> None:
+    def _watch(self) -> None:
+        end = time.monotonic() + self._seconds
+        while (left := end - time.monotonic()) > 0:
+            if self._done.wait(min(left, CANCEL_POLL_S) if self._cancel else left):
+                return
+            if self._cancel is not None and self._cancel.is_set():
+                self._interrupt(by_time=False)
+                return
+        self._interrupt(by_time=True)
+
+    def _interrupt(self, *, by_time: bool) -> None:
         with self._lock:
             if self._active:
-                self.fired = True
+                self.fired, self.cancelled = by_time, not by_time
                 self._cursor.interrupt()
 
     def __enter__(self) -> _Deadline:
-        self._timer.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self._active = False
-        self._timer.cancel()
+        self._done.set()
 
 
 # A column's type, or None for one the Python API cannot name (an aggregate's state).
@@ -724,9 +747,15 @@ def _type(name: str) -> DuckDBPyType | None:
 
 
 def run_sandboxed(
-    database: Database, sql: str, *, row_limit: int = 10_000, timeout_s: float = 10.0
+    database: Database,
+    sql: str,
+    *,
+    row_limit: int = 10_000,
+    timeout_s: float = 10.0,
+    cancel: threading.Event | None = None,
 ) -> SqlResult:
-    """Check ``sql`` against the sandbox rules, run it in a rolled-back transaction."""
+    """Check ``sql`` against the sandbox rules, run it in a rolled-back transaction;
+    ``cancel`` set stops it (SqlStopped): its caller went away."""
     if row_limit < 0:
         raise ValueError(f"the row limit must be >= 0, not {row_limit}")
     if not 0 < timeout_s < math.inf:  # also NaN: a timer would fire at once
@@ -746,12 +775,15 @@ def run_sandboxed(
     )
     # One deadline from the DESCRIBE on: binding alone evaluates constant arguments,
     # which a query can make take minutes.
-    deadline = _Deadline(cursor, timeout_s)
+    deadline = _Deadline(cursor, timeout_s, cancel)
+    gone = SqlStopped("the query was stopped: its client went away")
     try:
         with deadline:
             described = _describe(cursor, sql)
             if deadline.fired:  # the DESCRIBE was stopped (it says nothing else)
                 raise over
+            if deadline.cancelled:
+                raise gone
             try:
                 cursor.execute("BEGIN TRANSACTION")
             except duckdb.Error as exc:
@@ -764,6 +796,8 @@ def run_sandboxed(
     except duckdb.Error as exc:
         if deadline.fired:
             raise over from exc
+        if deadline.cancelled:
+            raise gone from exc
         if database.note_error(exc):
             raise  # no fault of the query's: the server answers 503
         if isinstance(exc, duckdb.InterruptException):

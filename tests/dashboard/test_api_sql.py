@@ -331,6 +331,29 @@ def test_slow_queries_take_a_few_turns_and_leave_the_rest_answering(
     assert f"{MAX_SQL_QUERIES} SQL queries are running" in busy[0].json()["detail"]["message"]
 
 
+def test_a_query_whose_client_went_away_is_stopped(
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """A client's Ctrl-C (or its timeout) left its query running to the time limit:
+    four such held every turn, and the next query was told to retry."""
+    base = live[1].ui
+    endless = "SELECT count(*) FROM range(10000000000000) t(x) WHERE x % 7 = 3"
+
+    def abandon() -> None:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{base}/api/sql", json={"sql": endless, "timeout_s": 600}, timeout=1)
+
+    threads = [threading.Thread(target=abandon) for _ in range(MAX_SQL_QUERIES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Every turn was taken; each comes back once its query sees its client gone, well
+    # within the SQL_WAIT_S the next one waits for a turn.
+    answer = httpx.post(f"{base}/api/sql", json={"sql": "SELECT 1 AS one"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+
+
 def test_a_query_stopped_by_the_server_stopping_is_a_503(
     api: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
