@@ -226,13 +226,15 @@ def _span(item: dict[str, Any], where: str) -> tuple[Span, tuple[str, str]]:
         span.flags = _W3C_SAMPLED
 
     references = _references(item.get("references"), where)
-    parent = _parent(trace_id, references)
+    parent = _parent(trace_id, span.span_id, references)
     if parent is None and item.get("parentSpanID") is not None:  # deprecated field, old exports
         parent = hex_id(item["parentSpanID"], 8, f"{where}: parentSpanID")
     # A reference to the span itself is no parent (as the Zipkin mapping has it): kept,
     # the trace had no root and belonged to no flow.
     if parent is not None and parent not in (_ZERO_SPAN, span.span_id):
         span.parent_span_id = parent
+    else:
+        parent = None
 
     attributes = _tags(item.get("tags"), f"{where}: tags")
     scope = _pop_scope(attributes)
@@ -253,6 +255,8 @@ def _span(item: dict[str, Any], where: str) -> tuple[Span, tuple[str, str]]:
     for ref_type, ref_trace, ref_span in references:
         if ref_span == parent and ref_type == _CHILD_OF:
             continue
+        if ref_trace == trace_id and ref_span == span.span_id:
+            continue  # to itself: neither parent nor link
         link = span.links.add(trace_id=ref_trace, span_id=ref_span)
         link.attributes.extend(key_values({"opentracing.ref_type": _REF_TYPE_ATTRIBUTE[ref_type]}))
     return span, scope
@@ -294,11 +298,15 @@ def _references(value: object, where: str) -> list[tuple[str, bytes, bytes]]:
     return references
 
 
-def _parent(trace_id: bytes, references: list[tuple[str, bytes, bytes]]) -> bytes | None:
-    """Jaeger's Span.ParentSpanID: first same-trace CHILD_OF, else first same-trace FOLLOWS_FROM."""
+def _parent(
+    trace_id: bytes, span_id: bytes, references: list[tuple[str, bytes, bytes]]
+) -> bytes | None:
+    """Jaeger's Span.ParentSpanID: first same-trace CHILD_OF, else first same-trace
+    FOLLOWS_FROM; a reference to the span itself is passed over (taken, the trace had no
+    root; ending the search there hid a real parent after it)."""
     follows_from: bytes | None = None
     for ref_type, ref_trace, ref_span in references:
-        if ref_trace != trace_id:
+        if ref_trace != trace_id or ref_span == span_id:
             continue
         if ref_type == _CHILD_OF:
             return ref_span
@@ -343,12 +351,14 @@ def _tag_value(tag: dict[str, Any], where: str) -> AttributeValue:
             raise BadRequest(f"{where}: value is {json_type(value)}, expected true or false")
         return value
     if kind == "int64":
-        if _past_int64(value):
+        try:
+            return int64(value, f"{where}: value")
+        except BadRequest:
             # The Jaeger UI's "Download Results" passes numbers through JavaScript:
             # 2^63 - 1 (a Long.MAX_VALUE deadline) comes out as 9223372036854776000,
-            # just past int64, and the whole file was refused. Kept as written.
-            return str(value)
-        return int64(value, f"{where}: value")
+            # just past int64, and the whole file was refused. Such a value (or one
+            # that is no integer at all) is kept as text, as other types are.
+            return _as_text(value)
     if kind == "float64":
         if isinstance(value, str):
             try:
@@ -367,16 +377,17 @@ def _tag_value(tag: dict[str, Any], where: str) -> AttributeValue:
             raise BadRequest(f"{where}: value {shorten(value)!r} is not base64") from None
     # Another type (int32, say): its value as text, where the Collector writes a
     # placeholder; refusing it lost the whole file.
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return _as_text(value)
 
 
-def _past_int64(value: object) -> bool:
-    """A whole JSON number beyond int64 (a float beyond it is whole in any case)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    if isinstance(value, float) and not value.is_integer():
-        return False
-    return not -(1 << 63) <= value < (1 << 63)
+def _as_text(value: object) -> str:
+    """A tag value kept as text: a whole number in digits (``9.3e18`` as
+    ``9300000000000000000``), anything else as JSON writes it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _pop_scope(attributes: Attributes) -> tuple[str, str]:

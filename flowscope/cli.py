@@ -5,12 +5,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -43,15 +44,35 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except BrokenPipeError:
             raise  # `| head`: click ends it quietly
-        except KeyboardInterrupt:
-            # Ctrl-C: one line and 130 (128 + SIGINT), as a shell reports it. click said
-            # "Aborted!" with status 1, which docs/cli.md gives to failures.
-            click.echo("flowscope: interrupted", err=True)
-            sys.exit(130)
         except OSError as exc:
             if exc.errno not in _OUTPUT_ERRORS or not _raised_writing(exc):
                 raise
             fail(f"cannot write the output: {exc.strerror or exc}")
+        except KeyboardInterrupt:
+            # Ctrl-C: one line and 130 (128 + SIGINT), as a shell reports it. click said
+            # "Aborted!" with status 1, which docs/cli.md gives to failures.
+            _interrupted()
+        except RuntimeError as exc:
+            # DuckDB took the Ctrl-C itself, inside a query of the main thread (opening
+            # the file reads its catalog): a traceback and status 1.
+            if str(exc) != "Query interrupted":
+                raise
+            _interrupted()
+
+
+def _interrupted() -> NoReturn:
+    click.echo("flowscope: interrupted", err=True)
+    sys.exit(130)
+
+
+def run() -> None:
+    """The console script: ``main``, then Ctrl-C ignored while the process exits. The
+    answer is out by then; a Ctrl-C in the interpreter's teardown, where Python's own
+    handler is gone, killed the process by the signal without a word."""
+    try:
+        main()
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 _OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
@@ -225,9 +246,11 @@ def import_(
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
     bars = _ProgressBars(show)
+    done: list[FileReport] = []
 
     def echo(report: FileReport, through_server: bool) -> None:
         """A file's lines as soon as it is done (an interrupted import says what it did)."""
+        done.append(report)
         bars.close()
         # Failed and skipped files are remarks (stderr); stdout is what was read.
         click.echo(report_line(report, through_server), err=bool(report.error or report.skipped))
@@ -254,11 +277,15 @@ def import_(
         reports, sent_to = _run_import(list(files), db, server_url, token, force, bars, echo)
     except KeyboardInterrupt:
         bars.close()
-        click.echo(
-            "interrupted: the files above are done; the one being read was stopped part-way "
-            "(the spans it stored are kept; importing it again stores the rest)",
-            err=True,
-        )
+        if len(done) == len(files):  # while the file was being closed, after the last
+            click.echo("flowscope: interrupted as it finished; every file above is done", err=True)
+        else:
+            click.echo(
+                "flowscope: interrupted: the files above are done; the one being read was "
+                "stopped part-way (the spans it stored are kept; importing it again stores "
+                "the rest)",
+                err=True,
+            )
         sys.exit(130)
     bars.close()
     click.echo(summary_line(reports, sent_to, time.perf_counter() - started))
@@ -425,4 +452,4 @@ register_analysis_commands(main)  # map, flows, flow, traces, trace, compare
 register_demo_commands(main)  # demo, reference-app
 
 if __name__ == "__main__":
-    main()
+    run()

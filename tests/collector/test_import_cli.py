@@ -910,6 +910,6 @@ def test_an_interrupted_import_says_what_it_did(tmp_path: Path) -> None:
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    assert "interrupted: the files above are done; the one being read was stopped" in err
+    assert "flowscope: interrupted: the files above are done; the one being read was" in err
     assert "Traceback" not in err and str(big) not in out
     assert _stored(db) >= 8

@@ -57,7 +57,7 @@ def test_ctrl_c_while_an_import_finishes_closes_the_file_and_says_so(
     result = CliRunner().invoke(main, ["import", "--db", str(db), str(spans), "--no-progress"])
     assert result.exit_code == 130, result.output
     assert f"{spans}: otlp-protobuf, 16 spans, 16 new" in result.stdout
-    assert "interrupted:" in result.stderr
+    assert "flowscope: interrupted as it finished; every file above is done" in result.stderr
     monkeypatch.undo()
     assert not Path(f"{db}.wal").exists()  # closed whole
     database = Database(db, read_only=True)
@@ -65,6 +65,44 @@ def test_ctrl_c_while_an_import_finishes_closes_the_file_and_says_so(
         assert database.span_count() == 16
     finally:
         database.close()
+
+
+def test_ctrl_c_that_duckdb_took_itself_is_one_line_and_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside a query of the main thread (opening a file reads its catalog) DuckDB takes
+    the Ctrl-C and raises "Query interrupted": a traceback with status 1."""
+    import flowscope.cli_analysis as cli_analysis
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(cli_analysis, "analysis_source", interrupted)
+    result = CliRunner().invoke(main, ["traces", "--db", str(tmp_path / "x.duckdb")])
+    assert result.exit_code == 130
+    assert result.stderr == "flowscope: interrupted\n"
+
+
+def test_the_console_script_exits_with_ctrl_c_ignored() -> None:
+    """Past the answer a Ctrl-C in the interpreter's teardown, where Python's handler
+    is gone, killed the process by the signal with no word (status -2)."""
+    with pytest.raises(SystemExit) as ended:
+        _run_with(["--version"])
+    assert ended.value.code == 0
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def _run_with(argv: list[str]) -> None:
+    import sys
+
+    from flowscope.cli import run
+
+    saved = sys.argv
+    sys.argv = ["flowscope", *argv]
+    try:
+        run()
+    finally:
+        sys.argv = saved
 
 
 def test_ctrl_c_in_a_read_command_is_one_line_and_130(
