@@ -25,7 +25,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+_VARINT, _I64, _LEN, _START_GROUP, _END_GROUP, _I32 = 0, 1, 2, 3, 4, 5
 _MAX_DEPTH = 100  # protobuf's own limit of message nesting
 
 
@@ -78,7 +78,7 @@ def _repaired(data: bytes, descriptor: Descriptor, depth: int = 0) -> tuple[byte
         tag, pos = _varint(data, pos)
         wire = tag & 7
         if wire != _LEN:
-            pos = _skip(data, pos, wire)
+            pos = _skip(data, pos, wire, tag >> 3)
             out += data[start:pos]
             continue
         length, pos = _varint(data, pos)
@@ -129,10 +129,26 @@ def _varint_bytes(value: int) -> bytes:
             return bytes(out)
 
 
-def _skip(data: bytes, pos: int, wire: int) -> int:
+def _skip(data: bytes, pos: int, wire: int, number: int) -> int:
+    """Past a field that is not length-delimited: kept as it is (protobuf keeps an
+    unknown group's bytes unchecked too)."""
     if wire == _VARINT:
         return _varint(data, pos)[1]
+    if wire == _START_GROUP:
+        while True:  # to its end-group tag, over the fields (and groups) inside
+            tag, pos = _varint(data, pos)
+            if tag & 7 == _END_GROUP:
+                if tag >> 3 != number:
+                    raise DecodeError("a group ends with another field's number")
+                return pos
+            if tag & 7 == _LEN:
+                length, pos = _varint(data, pos)
+                pos += length
+            else:
+                pos = _skip(data, pos, tag & 7, tag >> 3)
+            if pos > len(data):
+                raise DecodeError("truncated group")
     size = {_I64: 8, _I32: 4}.get(wire)
     if size is None or pos + size > len(data):
-        raise DecodeError(f"wire type {wire} where a repair cannot follow it")
+        raise DecodeError(f"wire type {wire} cut short or unknown")
     return pos + size

@@ -80,3 +80,37 @@ def test_a_body_cut_short_is_still_refused(cut: int) -> None:
     _, bad = _bad_request()
     with pytest.raises(DecodeError):
         repair_body(bad[:-cut])
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def test_an_unknown_group_beside_a_bad_string_is_kept() -> None:
+    """Protobuf keeps an unknown group's bytes (wire types 3 and 4); the repair gave up
+    on them ("wire type 3 where a repair cannot follow it"), a 400 where the same body
+    with a valid string was a 200."""
+    group = (
+        _varint(99 << 3 | 3)
+        + _varint(1 << 3 | 0)
+        + _varint(5)
+        + _varint(7 << 3 | 2)
+        + _varint(2)
+        + b"ok"
+        + _varint(99 << 3 | 4)
+    )
+    span = Span(trace_id=trace_id(1), span_id=span_id(1), name="@name@").SerializeToString()
+    spans = _varint(2 << 3 | 2) + _varint(len(span + group)) + span + group  # ScopeSpans.spans
+    scope = _varint(2 << 3 | 2) + _varint(len(spans)) + spans  # ResourceSpans.scope_spans
+    body = _varint(1 << 3 | 2) + _varint(len(scope)) + scope  # request.resource_spans
+    ExportTraceServiceRequest.FromString(body)  # as protobuf reads it
+    fixed, repaired = repair_body(body.replace(b"@name@", BAD[b"@name@"]))
+    assert repaired == 1
+    parsed = ExportTraceServiceRequest.FromString(fixed)
+    assert parsed.resource_spans[0].scope_spans[0].spans[0].name == "ab\ufffdcd\ufffd"
+    assert group in fixed  # kept byte for byte
