@@ -129,12 +129,15 @@ def parse_request(body: bytes, content_type: str) -> tuple[ExportTraceServiceReq
 def _parse_protobuf(body: bytes) -> tuple[ExportTraceServiceRequest | None, bytes, int]:
     """The request when its strings are UTF-8; else None, the body with them repaired
     (``utf8_repair``, which the fast path takes), and how many strings were."""
+    request = ExportTraceServiceRequest()
     try:
-        return _strict(body), body, 0
-    except BadRequest as exc:
-        cause = exc.__cause__
-        if not (isinstance(cause, DecodeError) and is_utf8_error(cause)):
-            raise
+        request.ParseFromString(body)
+        return request, body, 0
+    except DecodeError as exc:
+        if not is_utf8_error(exc):
+            raise BadRequest(f"invalid OTLP protobuf: {exc}") from exc
+    except RecursionError as exc:
+        raise BadRequest(f"invalid OTLP protobuf: {exc}") from exc
     try:
         fixed, repaired = repair_body(body)
     except (DecodeError, RecursionError) as exc:
@@ -143,6 +146,7 @@ def _parse_protobuf(body: bytes) -> tuple[ExportTraceServiceRequest | None, byte
 
 
 def _strict(body: bytes) -> ExportTraceServiceRequest:
+    """A body ``utf8_repair`` made: one protobuf can still refuse (nested too deep)."""
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)

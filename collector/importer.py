@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -13,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 from google.protobuf.message import DecodeError
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -31,7 +28,8 @@ from flowscope.collector.file_import import (
     unreadable,
 )
 from flowscope.collector.import_formats import OTLP_PROTOBUF_FRAMED, shorten
-from flowscope.durations import DEFAULT_RETENTION, nanoseconds
+from flowscope.collector.ingest import started_before
+from flowscope.durations import DEFAULT_RETENTION
 from flowscope.interrupts import interrupts_deferred
 from flowscope.store import sql_files
 from flowscope.store.database import Database
@@ -113,10 +111,8 @@ def _import_one(
             )
             return report
         tick = progress(str(path), path.stat().st_size)
-        cutoff = pa.scalar(time.time_ns() - nanoseconds(DEFAULT_RETENTION), pa.timestamp("ns"))
         for chunk in flattened_chunks(read_requests(path, report.format, tick, report)):
-            starts = chunk.batch.table.column("Timestamp")
-            report.old_spans += pc.sum(pc.less(starts, cutoff)).as_py() or 0
+            report.old_spans += started_before(chunk.batch.table, DEFAULT_RETENTION)
             report.spans += chunk.batch.spans
             report.rejected += chunk.rejected
             if chunk.reasons and report.messages is None:

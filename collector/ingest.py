@@ -28,6 +28,12 @@ from flowscope.store.journal import JournalError
 from flowscope.store.writer import QueueFull, WriterClosed
 
 
+def started_before(table: pa.Table, age: timedelta) -> int:
+    """How many of a batch's spans started longer than ``age`` ago."""
+    cutoff = pa.scalar(time.time_ns() - nanoseconds(age), pa.timestamp("ns"))
+    return int(pc.sum(pc.less(table.column("Timestamp"), cutoff)).as_py() or 0)
+
+
 class SpanSink(Protocol):
     """Where accepted spans go: the writer (store/writer.py), or in the ingest process
     the journal sink (store/journal_sink.py). The future resolves once they are durable."""
@@ -127,9 +133,7 @@ class Ingest:
         the sender would not learn otherwise."""
         if self.retention is None or table.num_rows == 0:
             return ""
-        cutoff = pa.scalar(time.time_ns() - nanoseconds(self.retention), pa.timestamp("ns"))
-        starts = table.column("Timestamp")
-        old = pc.sum(pc.less(starts, cutoff)).as_py() or 0
+        old = started_before(table, self.retention)
         if not old:
             return ""
         keep = format_duration(self.retention)
