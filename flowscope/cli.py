@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -63,16 +62,6 @@ class _Commands(click.Group):
 def _interrupted() -> NoReturn:
     click.echo("flowscope: interrupted", err=True)
     sys.exit(130)
-
-
-def run() -> None:
-    """The console script: ``main``, then Ctrl-C ignored while the process exits. The
-    answer is out by then; a Ctrl-C in the interpreter's teardown, where Python's own
-    handler is gone, killed the process by the signal without a word."""
-    try:
-        main()
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 _OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
@@ -452,4 +441,6 @@ register_analysis_commands(main)  # map, flows, flow, traces, trace, compare
 register_demo_commands(main)  # demo, reference-app
 
 if __name__ == "__main__":
-    run()
+    from flowscope.console import run
+
+    run(main)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,7 +98,7 @@ def test_the_console_script_exits_with_ctrl_c_ignored() -> None:
 def _run_with(argv: list[str]) -> None:
     import sys
 
-    from flowscope.cli import run
+    from flowscope.console import run
 
     saved = sys.argv
     sys.argv = ["flowscope", *argv]
@@ -103,6 +106,31 @@ def _run_with(argv: list[str]) -> None:
         run()
     finally:
         sys.argv = saved
+
+
+def test_ctrl_c_while_the_cli_loads_is_one_line_and_130() -> None:
+    """The console script imports the CLI (click, DuckDB, the commands) before any
+    handler of flowscope's runs: a Ctrl-C then printed a KeyboardInterrupt traceback
+    with status 1. The signal is sent as the CLI's module starts loading."""
+    script = textwrap.dedent(
+        """
+        import builtins, os, signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        load = builtins.__import__
+        def pressing(name, *args, **kwargs):
+            if name == "flowscope.cli":
+                os.kill(os.getpid(), signal.SIGINT)
+            return load(name, *args, **kwargs)
+        builtins.__import__ = pressing
+        sys.argv = ["flowscope", "flows"]
+        from flowscope.console import run
+        run()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr, done.stdout) == (130, "flowscope: interrupted\n", "")
 
 
 def test_ctrl_c_in_a_read_command_is_one_line_and_130(
