@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
@@ -28,6 +29,7 @@ from flowscope.collector.import_formats import (
     BLANK,
     BOM,
     EMPTY,
+    JAEGER_V3_JSON,
     OTHER_SIGNALS,
     OTLP_JSON,
     OTLP_JSONL,
@@ -36,6 +38,7 @@ from flowscope.collector.import_formats import (
     OtherSignal,
     Undecided,
     detect_format,
+    json_type,
 )
 from flowscope.collector.jaeger_json import jaeger_to_otlp
 from flowscope.collector.otlp_json import (
@@ -217,6 +220,9 @@ def read_requests(
         yield from _framed_messages(path, progress, report)
         return
     data = path.read_bytes()
+    if fmt == JAEGER_V3_JSON:
+        yield from _jaeger_v3_answers(data, progress)
+        return
     whole, repaired = _whole_request(data, fmt)
     if report:
         report.repaired_strings += repaired
@@ -267,6 +273,53 @@ def _json_lines(
             f"holds OTLP {kinds} ({lines} line{'s' if lines > 1 else ''}), no traces; "
             "flowscope stores traces only"
         )
+
+
+def _jaeger_v3_answers(
+    data: bytes, progress: Progress | None
+) -> Iterator[ExportTraceServiceRequest]:
+    """Jaeger v2's API v3 answers, one after another: each ``{"result": <OTLP JSON>}``
+    (``/api/v3/traces`` streams one per chunk), or ``{"error": {...}}``, which stops
+    the file with Jaeger's message."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"not valid UTF-8: {exc}") from exc
+    decoder = json.JSONDecoder()
+    position, number = _BLANKS.match(text).end(), 0  # type: ignore[union-attr]
+    while position < len(text):
+        number += 1
+        try:
+            answer, end = decoder.raw_decode(text, position)
+        except ValueError as exc:
+            raise BadRequest(f"answer {number}: not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise BadRequest(f"answer {number}: JSON nested too deeply") from exc
+        if not isinstance(answer, dict) or not ({"result", "error"} & answer.keys()):
+            raise BadRequest(
+                f"answer {number}: {json_type(answer)} with neither result nor error, "
+                'expected {"result": {"resourceSpans": [...]}} as Jaeger\'s API v3 answers'
+            )
+        if "result" not in answer:
+            error = answer["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            code = error.get("httpCode") if isinstance(error, dict) else None
+            raise BadRequest(
+                f"answer {number}: Jaeger answered an error, not traces: "
+                f"{message}{f' (HTTP {code})' if code else ''}"
+            )
+        raw = text[position:end].encode()
+        try:
+            request = request_from_json_object(without_half_pairs(answer["result"], raw))
+        except BadRequest as exc:
+            raise BadRequest(f"answer {number}: {exc}") from exc
+        if progress:
+            progress(len(raw))
+        yield from split_request(request)
+        position = _BLANKS.match(text, end).end()  # type: ignore[union-attr]
+
+
+_BLANKS = re.compile(r"[ \t\r\n]*")  # always matches
 
 
 def _other_signal(document: Any) -> str:

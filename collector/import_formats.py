@@ -19,6 +19,9 @@ framed``           messages each follow their length (``proto_frames``)
                    (the Collector's file exporter); that first line may hold logs or
                    metrics (one exporter in several pipelines), read past as the
                    import goes
+``jaeger-v3-json`` ``{"result": {"resourceSpans": ...}}``: Jaeger v2's API v3 answer, OTLP JSON
+                   under ``result`` (one answer, or one per line; ``{"error": ...}``
+                   when Jaeger answered an error)
 ``jaeger-json``    ``{"data": [...]}`` whose traces have ``traceID`` / ``spans`` /
                    ``processes`` (or ``{"data": ..., "errors": ...}``, the query API's
                    envelope), a single trace object with ``traceID`` and ``spans``, or a
@@ -46,12 +49,21 @@ OTLP_JSONL = "otlp-jsonl"
 OTLP_PROTOBUF = "otlp-protobuf"
 OTLP_PROTOBUF_FRAMED = "otlp-protobuf-framed"  # the Collector's file exporter, format: proto
 JAEGER_JSON = "jaeger-json"
+JAEGER_V3_JSON = "jaeger-v3-json"  # Jaeger v2's /api/v3 answers: OTLP JSON under "result"
 ZIPKIN_JSON = "zipkin-json"
-FORMATS = (OTLP_JSON, OTLP_JSONL, OTLP_PROTOBUF, OTLP_PROTOBUF_FRAMED, JAEGER_JSON, ZIPKIN_JSON)
+FORMATS = (
+    OTLP_JSON,
+    OTLP_JSONL,
+    OTLP_PROTOBUF,
+    OTLP_PROTOBUF_FRAMED,
+    JAEGER_JSON,
+    JAEGER_V3_JSON,
+    ZIPKIN_JSON,
+)
 EMPTY = "empty"  # not a format: a file with nothing (or only blank space) in it
 ACCEPTED_FORMATS = (
     "OTLP protobuf (ExportTraceServiceRequest), OTLP JSON, OTLP JSON lines, "
-    "Jaeger JSON and Zipkin v2 JSON"
+    "Jaeger JSON (and Jaeger's API v3 answers) and Zipkin v2 JSON"
 )
 
 # The other OTLP signals: flowscope stores none of them, the Collector's file exporter
@@ -133,7 +145,10 @@ def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) ->
         )
     shape = _scan(text)
     signal = _other_signal(shape)
+    v3 = _is_jaeger_v3(shape)
     if shape.top_values > 1:
+        if v3:
+            return JAEGER_V3_JSON  # one answer a line, or pretty-printed one after another
         if not (_is_otlp(shape) or signal):
             raise BadRequest(
                 f"{path_name}: several JSON values one after another, but the first is not an "
@@ -147,6 +162,8 @@ def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) ->
         return OTLP_JSONL
     if _is_otlp(shape):
         return OTLP_JSON
+    if v3:
+        return JAEGER_V3_JSON
     if signal:
         key = next(key for key in OTHER_SIGNALS if (key,) in shape.keys)
         raise OtherSignal(
@@ -283,6 +300,19 @@ def _other_signal(shape: _Shape) -> str:
     if shape.containers.get(()) != "{" or _is_otlp(shape):
         return ""
     return next((kind for key, kind in OTHER_SIGNALS.items() if (key,) in shape.keys), "")
+
+
+def _is_jaeger_v3(shape: _Shape) -> bool:
+    """Jaeger v2's API v3 answer: ``{"result": <OTLP JSON>}``, or ``{"error": {...}}``
+    (grpc-gateway's envelope of a stream's items and of a failure)."""
+    if shape.containers.get(()) != "{":
+        return False
+    top = {path[0] for path in shape.keys if len(path) == 1}
+    if top == {"result"}:
+        return shape.containers.get(("result",)) == "{" and bool(
+            {("result", "resourceSpans"), ("result", "resource_spans")} & shape.keys
+        )
+    return top == {"error"} and ("error", "message") in shape.keys
 
 
 def _is_jaeger_trace(shape: _Shape, path: tuple[str, ...]) -> bool:

@@ -280,7 +280,7 @@ def test_text_that_is_not_json_is_not_a_trace_format(data: bytes, starts: str) -
     assert message.startswith("notes.md: not a recognised trace format: text, neither JSON")
     assert f"(it starts {starts!r})" in message
     assert "OTLP protobuf (ExportTraceServiceRequest), OTLP JSON, OTLP JSON lines, " in message
-    assert "Jaeger JSON and Zipkin v2 JSON" in message
+    assert "Jaeger JSON (and Jaeger's API v3 answers) and Zipkin v2 JSON" in message
 
 
 def test_binary_that_is_not_protobuf_names_the_formats(tmp_path: Path) -> None:
@@ -652,3 +652,47 @@ def test_collector_zstd_messages_are_named_so(tmp_path: Path) -> None:
     with pytest.raises(BadRequest, match="exporter.file.nativeCompression"):
         path.write_bytes(_framed(frame) + _framed(frame)[:9])  # and while it is written
         sniff(path)
+
+
+# --- Jaeger v2's API v3 answers -------------------------------------------------------------------
+
+
+def _spans_read(path: Path, fmt: str) -> int:
+    return sum(flatten_request(r).batch.spans for r in read_requests(path, fmt))
+
+
+def test_jaeger_v3_answers_one_pretty_or_one_a_line(tmp_path: Path) -> None:
+    """`curl <jaeger>/api/v3/traces/<id>` answers OTLP JSON under "result" (the
+    find-traces call one such answer per chunk): it was refused as "not trace data"."""
+    one = tmp_path / "trace.json"
+    one.write_text(json.dumps({"result": _otlp_json(2)}, indent=2))
+    assert sniff(one) == "jaeger-v3-json"
+    assert _spans_read(one, "jaeger-v3-json") == 16
+    lines = tmp_path / "found.json"
+    lines.write_bytes(b"\n".join(_compact({"result": _otlp_json(n)}) for n in (1, 2, 3)))
+    assert detect_format(lines.read_bytes(), lines.name) == "jaeger-v3-json"
+    assert sniff(lines) == "jaeger-v3-json"
+    assert _spans_read(lines, "jaeger-v3-json") == 48
+    # Its spans are those of the same OTLP JSON imported bare.
+    bare = tmp_path / "bare.json"
+    bare.write_bytes(_compact(_otlp_json(2)))
+    assert list(read_requests(bare, "otlp-json")) == list(read_requests(one, "jaeger-v3-json"))
+
+
+def test_jaeger_v3_error_answer_says_what_jaeger_said(tmp_path: Path) -> None:
+    path = tmp_path / "missing.json"
+    path.write_text('{"error": {"httpCode": 404, "message": "trace not found"}}')
+    assert sniff(path) == "jaeger-v3-json"
+    with pytest.raises(
+        BadRequest, match=r"Jaeger answered an error, not traces: trace not found \(HTTP 404\)"
+    ):
+        list(read_requests(path, "jaeger-v3-json"))
+    # An answer of another kind after good ones names the one it stopped at.
+    path.write_bytes(_compact({"result": _otlp_json(1)}) + b'\n{"resultt": 1}\n')
+    with pytest.raises(BadRequest, match="answer 2: an object with neither result nor error"):
+        list(read_requests(path, "jaeger-v3-json"))
+
+
+def test_a_result_object_that_is_not_otlp_is_not_taken_for_jaeger_v3() -> None:
+    with pytest.raises(BadRequest, match="not trace data"):
+        detect_format(b'{"result": {"rows": [1, 2]}}', "answer.json", whole=True)
