@@ -27,7 +27,7 @@ framed``           messages each follow their length (``proto_frames``)
                    envelope), a single trace object with ``traceID`` and ``spans``, or a
                    list of such traces
 ``zipkin-json``    a list of objects with ``traceId`` and ``id`` (Zipkin v2 spans), or a list
-                   of such lists (``/api/v2/traces``); an empty list too
+                   of such lists (``/api/v2/traces``); an empty list too; one such object
 =================  =======================================================================
 """
 
@@ -335,6 +335,10 @@ def _is_jaeger(shape: _Shape) -> bool:
 
 
 def _is_zipkin(shape: _Shape, text: str) -> bool:
+    if shape.containers.get(()) == "{":
+        # One span on its own, as a Jaeger trace may be: refused, it said only that
+        # an object with traceId and id was not trace data.
+        return ("traceId",) in shape.keys and ("id",) in shape.keys
     if shape.containers.get(()) != "[":
         return False
     element = shape.containers.get(("[]",))

@@ -1,7 +1,8 @@
 """Zipkin v2 JSON -> ExportTraceServiceRequest.
 
 Reads a list of Zipkin v2 spans (what ``POST /api/v2/spans`` takes and
-``/api/v2/trace/{id}`` returns) or a list of such lists (``/api/v2/traces``). The
+``/api/v2/trace/{id}`` returns), a list of such lists (``/api/v2/traces``) or one
+span on its own. The
 mapping is the OpenTelemetry Collector's Zipkin v2 translator (collector-contrib
 ``pkg/translator/zipkin/zipkinv2``, ``to_translator.go``) with its network
 conventions feature gates at their current default:
@@ -10,8 +11,9 @@ conventions feature gates at their current default:
   ``parentId`` equal to ``id`` is no parent;
 * ``kind`` CLIENT / SERVER / PRODUCER / CONSUMER -> span kind; without one, a
   ``span.kind`` tag of ``internal`` -> INTERNAL;
-* ``timestamp`` / ``duration`` (µs) -> start / end; a span without a timestamp starts
-  at 0 and gets ``otel.zipkin.absentField.startTime`` = true, as in the translator;
+* ``timestamp`` / ``duration`` (µs) -> start / end; a span without a timestamp gets
+  ``otel.zipkin.absentField.startTime`` = true, as in the translator, and starts at its
+  earliest annotation (at 0, as there, when it has none);
 * ``localEndpoint.serviceName`` -> resource ``service.name`` (as given, case kept);
   tags named like resource attributes (``host.name``, ``service.version``,
   ``telemetry.sdk.*``, ...) -> resource attributes;
@@ -236,6 +238,8 @@ def _service(zspan: _ZipkinSpan) -> str:
 
 
 def _items(document: object) -> list[tuple[object, str]]:
+    if isinstance(document, dict):
+        return [(document, "Zipkin span 1")]  # one span on its own
     if not isinstance(document, list):
         raise BadRequest(
             f"Zipkin v2 JSON is {json_type(document)}, expected a list of spans "
@@ -270,8 +274,25 @@ def _endpoint(value: object, where: str) -> _Endpoint | None:
         service=_string(value, "serviceName", where),
         ipv4=_string(value, "ipv4", where),
         ipv6=_string(value, "ipv6", where),
-        port=0 if port is None else integer(port, f"{where}: port", maximum=65535),
+        port=0 if port is None else _zipkin_integer(port, f"{where}: port", maximum=65535),
     )
+
+
+def _zipkin_integer(value: object, what: str, maximum: int | None = None) -> int:
+    """A number as Zipkin's server reads it: also in quotes (Gson's nextLong), and a
+    negative one as 0 (its Span and Endpoint builders clamp them); each refused the
+    whole file."""
+    if isinstance(value, str):
+        text = value
+        try:
+            value = int(text.strip(), 10)
+        except ValueError:
+            raise BadRequest(f"{what} {shorten(text)!r} is not an integer") from None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        value = 0
+    if maximum is None:
+        return integer(value, what)
+    return integer(value, what, maximum=maximum)
 
 
 def _parse_span(item: object, where: str) -> _ZipkinSpan:
@@ -291,8 +312,12 @@ def _parse_span(item: object, where: str) -> _ZipkinSpan:
         tags = {}
     if not isinstance(tags, dict):
         raise BadRequest(f"{where}: tags is {json_type(tags)}, expected an object of strings")
-    for key, value in tags.items():
-        if not isinstance(value, str):
+    for key, value in list(tags.items()):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # Zipkin's server reads a number as its text (Gson's nextString): one
+            # `"http.status_code": 200` refused the whole file.
+            tags[key] = json.dumps(value)
+        elif not isinstance(value, str):
             raise BadRequest(
                 f"{where}: tag {shorten(key)!r} is {json_type(value)}; Zipkin tag values are strings"
             )
@@ -314,7 +339,7 @@ def _parse_span(item: object, where: str) -> _ZipkinSpan:
         a_where = f"{where}, annotation {number}"
         if not isinstance(annotation, dict):
             raise BadRequest(f"{a_where} is {json_type(annotation)}, expected an object")
-        a_time = integer(annotation.get("timestamp"), f"{a_where}: timestamp")
+        a_time = _zipkin_integer(annotation.get("timestamp"), f"{a_where}: timestamp")
         parsed.append(
             (
                 micros_to_nanos(a_time, f"{a_where}: timestamp"),
@@ -333,8 +358,8 @@ def _parse_span(item: object, where: str) -> _ZipkinSpan:
         parent_id=parent_id,
         name=name,
         kind=_string(item, "kind", where).upper(),
-        timestamp=None if timestamp is None else integer(timestamp, f"{where}: timestamp"),
-        duration=0 if duration is None else integer(duration, f"{where}: duration"),
+        timestamp=None if timestamp is None else _zipkin_integer(timestamp, f"{where}: timestamp"),
+        duration=0 if duration is None else _zipkin_integer(duration, f"{where}: duration"),
         local=_endpoint(item.get("localEndpoint"), f"{where}: localEndpoint"),
         remote=_endpoint(item.get("remoteEndpoint"), f"{where}: remoteEndpoint"),
         tags=tags,
@@ -354,13 +379,12 @@ def _pop_resource(zspan: _ZipkinSpan, tags: dict[str, str]) -> Attributes:
 
 
 def _pop_scope(tags: dict[str, str]) -> tuple[str, str]:
-    scope: tuple[str, str] | None = None
+    """The first named scope pair; the tags of the other (and a version without its
+    name) stay attributes, where they were dropped."""
     for name_key, version_key in _SCOPE_KEYS:
-        name = tags.pop(name_key, None)
-        version = tags.pop(version_key, "")
-        if name is not None and scope is None:
-            scope = (name, version)
-    return scope or ("", "")
+        if name_key in tags:
+            return tags.pop(name_key), tags.pop(version_key, "")
+    return "", ""
 
 
 def _span(zspan: _ZipkinSpan, tags: dict[str, str], span_id: bytes, parent_id: bytes) -> Span:
@@ -392,12 +416,18 @@ def _span(zspan: _ZipkinSpan, tags: dict[str, str], span_id: bytes, parent_id: b
         if remote.port > 0:
             attributes["net.peer.port"] = remote.port
     start = zspan.timestamp or 0
-    if not start:
+    if start:
+        span.start_time_unix_nano = micros_to_nanos(start, f"{where}: timestamp")
+    else:
         attributes[_START_TIME_ABSENT] = True
-    span.start_time_unix_nano = micros_to_nanos(start, f"{where}: timestamp")
-    span.end_time_unix_nano = micros_to_nanos(
-        start + zspan.duration, f"{where}: timestamp + duration"
-    )
+        # Placed by its earliest annotation, as Zipkin placed spans before v2 had a
+        # timestamp: at 0 (the translator's choice) one such span moved its whole
+        # trace view to 1970, and retention deleted it from a trace of today.
+        span.start_time_unix_nano = min((t for t, _ in zspan.annotations), default=0)
+    end = span.start_time_unix_nano + zspan.duration * 1000
+    if end >= 1 << 64:
+        raise BadRequest(f"{where}: timestamp + duration {end // 1000} µs is too far in the future")
+    span.end_time_unix_nano = end
     span.attributes.extend(key_values(attributes))
 
     for time_ns, value in zspan.annotations:

@@ -696,3 +696,9 @@ def test_jaeger_v3_error_answer_says_what_jaeger_said(tmp_path: Path) -> None:
 def test_a_result_object_that_is_not_otlp_is_not_taken_for_jaeger_v3() -> None:
     with pytest.raises(BadRequest, match="not trace data"):
         detect_format(b'{"result": {"rows": [1, 2]}}', "answer.json", whole=True)
+
+
+def test_one_zipkin_span_on_its_own_is_zipkin() -> None:
+    """It was refused as "not trace data" while listing its traceId and id."""
+    span = b'{"name": "get", "traceId": "463ac35c9f6413ad", "id": "0000000000000001"}'
+    assert detect_format(span, "span.json", whole=True) == "zipkin-json"
