@@ -72,12 +72,14 @@ _BY_TYPE: dict[str, tuple[str, str]] = {
     "COPY": ("no-file-access", "COPY reads or writes files and is not allowed"),
     "COPY_DATABASE": ("no-file-access", "COPY FROM DATABASE is not allowed"),
     "EXPORT": ("no-file-access", "EXPORT DATABASE writes files and is not allowed"),
-    # A PIVOT without an IN list: DuckDB first creates a type of the column's values
-    # ("MULTI statements are not" named nothing a user wrote).
+    # A PIVOT without a list of values after IN (none, or a subquery): DuckDB first
+    # creates a type of the column's values ("MULTI statements are not" named nothing
+    # a user wrote).
     "MULTI": (
         "select-only",
-        "the query runs several statements: a PIVOT without an IN list first creates a "
-        "type of the column's values; name them: PIVOT ... ON col IN ('a', 'b') ...",
+        "the query runs several statements: a PIVOT whose IN is not a list of values "
+        "(none, or a subquery) first creates a type of the column's values; name them: "
+        "PIVOT ... ON col IN ('a', 'b') ...",
     ),
 }
 # First keywords of statements DuckDB files under another type (USE is SET, COPY
@@ -92,6 +94,9 @@ _BY_KEYWORD: dict[str, tuple[str, str]] = {
     "IMPORT": ("no-file-access", "IMPORT DATABASE reads files and is not allowed"),
     "CHECKPOINT": ("read-only", "CHECKPOINT writes the database file and is not allowed"),
     "FORCE CHECKPOINT": ("read-only", "CHECKPOINT writes the database file and is not allowed"),
+    # DuckDB's type for ANALYZE is VACUUM: "(VACUUM statements are not)" named nothing
+    # the user wrote.
+    "ANALYZE": ("select-only", f"{_ONLY} (ANALYZE statements are not)"),
 }
 _TABLES_ONLY = "only the flowscope tables can be queried"
 _REASONS = {
@@ -142,11 +147,39 @@ _TABLE_FUNCTIONS = frozenset(
 )
 _PATH_CHARS = "./\\:*?"
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-_LEADING_NOISE = re.compile(r"^(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.DOTALL)
+_LINE_END = re.compile(r"[\r\n]")
+
+
+def _past_leading_noise(sql: str) -> str:
+    """``sql`` from its first keyword: past blank space, parentheses and comments as
+    DuckDB reads them (a line comment also ends at a carriage return; block comments
+    nest). A regex stopped at the first ``*/`` of ``/* /* */ */ USE memory``, and the
+    refusal named a rule of DuckDB's statement type (SET) instead of USE's."""
+    at, end = 0, len(sql)
+    while at < end:
+        if sql[at].isspace() or sql[at] == "(":
+            at += 1
+        elif sql.startswith("--", at):
+            line_end = _LINE_END.search(sql, at)
+            at = line_end.end() if line_end else end
+        elif sql.startswith("/*", at):
+            depth = 0
+            while at < end:
+                if sql.startswith("/*", at):
+                    depth, at = depth + 1, at + 2
+                elif sql.startswith("*/", at):
+                    depth, at = depth - 1, at + 2
+                    if depth == 0:
+                        break
+                else:
+                    at += 1
+        else:
+            break
+    return sql[at:]
 
 
 def _first_keywords(sql: str) -> str:
-    words = _LEADING_NOISE.sub("", sql, count=1).split(None, 2)
+    words = _past_leading_noise(sql).split(None, 2)
     first = words[0].upper() if words else ""
     if first == "UPDATE" and len(words) > 1 and words[1].upper().startswith("EXTENSIONS"):
         return "UPDATE EXTENSIONS"
@@ -174,7 +207,7 @@ def _check_statement(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
         raise SqlRefused(*_BY_KEYWORD.get(keyword, ("select-only", _ONLY))) from exc
     if kind == "SELECT":
         return
-    if keyword in _BY_KEYWORD and kind in ("SET", "PRAGMA", "LOAD", "CALL"):
+    if keyword in _BY_KEYWORD and kind in ("SET", "PRAGMA", "LOAD", "CALL", "VACUUM"):
         raise SqlRefused(*_BY_KEYWORD[keyword])
     rule, reason = _BY_TYPE.get(kind, ("select-only", f"{_ONLY} ({kind} statements are not)"))
     raise SqlRefused(rule, reason)
@@ -312,7 +345,7 @@ def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
         raise SqlRefused(
             "select-only",
             f"the query cannot be inspected ({tree.get('error_message')}); "
-            "write it as a plain SELECT (PIVOT needs an explicit IN list)",
+            "write it as a plain SELECT (PIVOT needs an IN list of values)",
         )
     catalog = _Catalog(cursor)
     for parts in tables:

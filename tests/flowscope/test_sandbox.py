@@ -193,6 +193,29 @@ def test_extensions_are_not_fetched_and_python_objects_are_not_tables(db: Databa
     assert "does not exist" in str(caught.value) and "sandbox.py" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("sql", "rule"),
+    [
+        ("/* /* */ */ USE memory", "no-attach"),
+        ("-- a comment\rUSE memory", "no-attach"),
+        ("/* /* */ */ IMPORT DATABASE '/tmp'", "no-file-access"),
+        ("/* a /* nested */ comment */ CHECKPOINT", "read-only"),
+        ("-- a comment\rFORCE CHECKPOINT", "read-only"),
+        ("/* /* */ */ UPDATE EXTENSIONS", "no-extensions"),
+    ],
+)
+def test_leading_comments_as_duckdb_reads_them_do_not_hide_the_statement(
+    db: Database, sql: str, rule: str
+) -> None:
+    """Block comments nest and a line comment ends at a carriage return too: a regex
+    stopped short, and the refusal named the rule of DuckDB's statement type (SET for
+    USE, CALL for CHECKPOINT)."""
+    with pytest.raises(SqlRefused) as caught:
+        run_sandboxed(db, sql)
+    assert caught.value.rule == rule
+    assert run_sandboxed(db, "SELECT 1 /* a /* nested */ comment */").rows == [[1]]
+
+
 def test_refusal_messages_name_the_function(db: Database, files: dict[str, str]) -> None:
     with pytest.raises(SqlRefused, match="read_csv reads local files"):
         run_sandboxed(db, f"SELECT * FROM read_csv('{files['csv']}')")
@@ -201,8 +224,14 @@ def test_refusal_messages_name_the_function(db: Database, files: dict[str, str])
     with pytest.raises(SqlRefused, match="rule syntax: DuckDB cannot parse"):
         run_sandboxed(db, "SELECT FROM WHERE")
     # "(MULTI statements are not)" named nothing the user wrote.
-    with pytest.raises(SqlRefused, match=r"a PIVOT without an IN list .* ON col IN \('a'"):
-        run_sandboxed(db, "PIVOT otel_traces ON SpanKind USING count(*)")
+    for pivot in ("ON SpanKind", "ON SpanKind IN (SELECT 'Server')"):
+        with pytest.raises(
+            SqlRefused, match=r"a PIVOT whose IN is not a list of values .* ON col IN \('a'"
+        ):
+            run_sandboxed(db, f"PIVOT otel_traces {pivot} USING count(*)")
+    # DuckDB files ANALYZE under VACUUM: "(VACUUM statements are not)".
+    with pytest.raises(SqlRefused, match=r"\(ANALYZE statements are not\)"):
+        run_sandboxed(db, "ANALYZE otel_traces")
     pivot = "PIVOT otel_traces ON SpanKind IN ('Server') USING count(*) GROUP BY ServiceName"
     assert run_sandboxed(db, pivot).columns == ["ServiceName", "Server"]
 
