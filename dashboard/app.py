@@ -41,6 +41,9 @@ class AppContext:
     sql_timeout_s: float = 10.0
     flows_config: FlowsConfig | None = None
     started: float = field(default_factory=time.time)
+    # Set as the server stops: a SQL query DuckDB cannot interrupt (one huge value being
+    # built) is answered 503 then, not a 500 after uvicorn's graceful wait.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 STATIC = Path(__file__).parent / "static"
@@ -336,6 +339,11 @@ def create_app(context: AppContext) -> FastAPI:
                 await asyncio.wait({work}, timeout=DISCONNECT_POLL_S)
                 if work.done():
                     break
+                if context.stopping.is_set():
+                    # Its interrupt is taken between chunks of work: a query inside one
+                    # function call goes on. Its thread is left to it (the close then
+                    # leaves the file to its WAL, as for any read that would not stop).
+                    raise SqlStopped("the query was stopped: the server is stopping")
                 if await request.is_disconnected() or (client_gone and client_gone()):
                     gone.set()
             result = work.result()

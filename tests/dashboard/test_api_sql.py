@@ -369,3 +369,40 @@ def test_a_query_stopped_by_the_server_stopping_is_a_503(
     assert answer.json() == {
         "detail": {"rule": None, "message": "the query was stopped: the server is stopping"}
     }
+
+
+def test_a_query_duckdb_cannot_interrupt_is_a_503_as_the_server_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB takes an interrupt between chunks of work: a query building one huge value
+    (a regexp over a 40 MB string) went on, uvicorn's graceful wait ran out, and the
+    client got a 500 after 18 s instead of the documented 503."""
+    from flowscope.store import sandbox
+
+    running, released = threading.Event(), threading.Event()
+
+    def uninterruptible(*args: Any, **kwargs: Any) -> Any:
+        running.set()
+        released.wait(60)  # as one function call in DuckDB: deaf to the interrupt
+        raise AssertionError("the answer should not have waited for the query")
+
+    monkeypatch.setattr(sandbox, "run_sandboxed", uninterruptible)
+    answers: list[httpx.Response] = []
+    with server_in_process(tmp_path / "stop.duckdb", decode_workers=0) as (server, endpoints):
+
+        def ask() -> None:
+            answers.append(
+                httpx.post(f"{endpoints.ui}/api/sql", json={"sql": "SELECT 1"}, timeout=60)
+            )
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        assert running.wait(30)
+        started = time.monotonic()
+        server.shutdown()
+        asking.join(30)
+        stopped_in = time.monotonic() - started
+    released.set()
+    assert [a.status_code for a in answers] == [503], [a.text for a in answers]
+    assert answers[0].json()["detail"]["message"] == "the query was stopped: the server is stopping"
+    assert stopped_in < 5, stopped_in  # uvicorn's graceful wait (5 s) not used up
