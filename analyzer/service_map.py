@@ -74,7 +74,11 @@ def build_map(
         totals = virtual.setdefault(edge.target, [0, 0])
         totals[0] += edge.calls
         totals[1] += edge.errors
-        kinds.setdefault(edge.target, row[3])
+        # Calls may name one peer as different kinds (peer.service alone, and with
+        # db.system): the most specific wins, whatever order the rows come in.
+        known = kinds.get(edge.target)
+        if known is None or _PEER_KIND_RANK.get(row[3], 3) < _PEER_KIND_RANK.get(known, 3):
+            kinds[edge.target] = row[3]
     for peer, (calls, errors) in virtual.items():
         nodes[peer] = Node(
             id=peer,
@@ -84,6 +88,9 @@ def build_map(
             p95_ms=None,
         )
     return ServiceMap(nodes=[nodes[k] for k in sorted(nodes)], edges=edges)
+
+
+_PEER_KIND_RANK = {"database": 0, "messaging": 1, "external": 2}
 
 
 def service_map(database: Database, window: Window, *, selected: bool = False) -> ServiceMap:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from flowscope.analyzer import derived_edges
+from flowscope.analyzer import service_map as service_map_module
 from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.flows import auto_flow_id
 from flowscope.analyzer.model import Edge, Node, ServiceMap, Window
@@ -128,6 +129,20 @@ def test_virtual_peer_naming_precedence(
     edge = edges(result)[("orders", peer, "virtual")]
     assert (edge.calls, edge.p50_ms) == (1, 12.0)
     assert nodes(result)[peer] == Node(peer, kind, 1, 0.0, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("database_first", [True, False])
+def test_a_peer_named_as_two_kinds_takes_the_most_specific(database_first: bool) -> None:
+    """One call names billing with db.system too (a database), another by peer.service
+    alone (external): the node's kind came from whichever row the map's query gave
+    first, in no set order."""
+    latency = (2_000_000, 2_000_000, 2_000_000)
+    rows = [
+        ("orders", "billing", "virtual", "database", "postgresql", "x", 1, 0, latency, None),
+        ("orders", "billing", "virtual", "external", None, None, 1, 1, latency, None),
+    ]
+    built = service_map_module.build_map(rows if database_first else rows[::-1], [], 60.0)
+    assert nodes(built)["billing"] == Node("billing", "database", 2, 0.5, None)
 
 
 def test_client_with_a_child_elsewhere_is_rpc_not_virtual(analyze: Analyze) -> None:
