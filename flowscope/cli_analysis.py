@@ -280,8 +280,15 @@ def map_(
             click.echo()
         if node_columns:
             echo_table(table(sorted(result.nodes, key=lambda n: n.id), node_columns))
-        if not result.nodes:
-            _hint_empty_window(since, until, db, server_url, token)
+    if not result.nodes:  # on stderr, whatever the format: an empty diagram said nothing
+        _hint_empty_window(since, until, db, server_url, token)
+
+
+def by_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A ``--by`` value: an empty one grouped nothing and said nothing."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; give an attribute key, or leave --by out")
+    return value
 
 
 def _hint_empty_window(
@@ -344,7 +351,12 @@ def _edge_key(edge: Any) -> tuple[str, str, str]:
 @click.command()
 @store_options
 @window_options
-@click.option("--by", default=None, help="Split each flow by this resource or span attribute.")
+@click.option(
+    "--by",
+    default=None,
+    callback=by_option,
+    help="Split each flow by this resource or span attribute.",
+)
 @format_option()
 @columns_option
 def flows(
@@ -368,10 +380,10 @@ def flows(
         echo_json({"flows": [f.as_dict() for f in result]})
     else:
         echo_table(table(result, shown_columns))
-        if not result:
-            _hint_empty_window(since, until, db, server_url, token)
-        elif by is None and (hint := _hint_scattered_flows(result)):
+        if result and by is None and (hint := _hint_scattered_flows(result)):
             click.echo(hint, err=True)
+    if not result:
+        _hint_empty_window(since, until, db, server_url, token)
 
 
 # At least this many flows, half of them of one trace, before ids in names are suspected.
@@ -402,6 +414,7 @@ def _hint_scattered_flows(flows: list[Any]) -> str | None:
 @click.option(
     "--by",
     default=None,
+    callback=by_option,
     # 12: MAX_GROUPS in analyzer/diagrams/groups.py, not imported here to keep start-up
     # light (tests/flowscope/test_cli_analysis.py checks the two agree).
     help="Split each step by this resource or span attribute; diagrams draw one block "
@@ -451,10 +464,10 @@ def flow(
         click.echo(_flow_heading(detail.flow))
         click.echo()
         echo_table(_steps_table(detail.steps, step_columns))
-        if detail.claimed_by:
-            click.echo(_claims_hint(detail.claimed_by), err=True)
-        elif not detail.flow.traces:
-            _hint_empty_window(since, until, db, server_url, token)
+    if detail.claimed_by:
+        click.echo(_claims_hint(detail.claimed_by), err=True)
+    elif not detail.flow.traces:
+        _hint_empty_window(since, until, db, server_url, token)
 
 
 def _claims_hint(claims: list[Any]) -> str:
@@ -558,10 +571,10 @@ def traces(
         echo_json({"traces": [t.as_dict() for t in result]})
     else:
         echo_table(table(result, shown_columns))
-        if claims:
-            click.echo(_claims_hint(claims), err=True)
-        elif not result:
-            _hint_empty_window(since, until, db, server_url, token)
+    if claims:
+        click.echo(_claims_hint(claims), err=True)
+    elif not result:
+        _hint_empty_window(since, until, db, server_url, token)
 
 
 def _baseline_hint(spans: list[Any]) -> str:
@@ -626,8 +639,19 @@ def trace(
     p50 = ["step_p50_ms"] if baseline else []
     columns = ["span", "kind", "start_ms", "duration_ms", "self_ms", *p50, "critical"]
     click.echo(render_table([*columns, "status"], rows, max_width=70))
-    if not baseline and view.spans:
+    if view.spans and not view.flow:
+        if baseline:  # its column is blank: say why
+            click.echo(
+                "(the trace has no root span (yet), so it is in no flow: no step P50s)", err=True
+            )
+    elif not baseline and view.spans:
         click.echo(f"({_baseline_hint(view.spans)})", err=True)
+    elif view.spans and all(s.step_p50_ms is None for s in view.spans):
+        click.echo(
+            f"(the window holds none of flow {view.flow}'s traces, so no step P50s; "
+            f"{_baseline_hint(view.spans)})",
+            err=True,
+        )
     click.echo()
     _echo_events(view)
     if not view.critical_path:  # it starts at the root span
@@ -759,11 +783,23 @@ def compare(
     # path the record's own "step" holds would be cut).
     known = ["step", "under", *(f for f in scalar_fields(StepDelta) if f != "step")]
     delta_columns = pick(columns, [DELTA_COLUMNS[0], "under", *DELTA_COLUMNS[1:]], known, fmt)
+    if versions and any(v.startswith("-") for v in versions):
+        # nargs=2 takes the next word whatever it is: `--versions 4.0.2 --db x` took
+        # "--db" for a version and the file for a trace id.
+        raise click.BadParameter(
+            f"takes two service.versions, got {versions[0]!r} and then {versions[1]!r}",
+            param_hint="'--versions'",
+        )
     if len(trace_ids) not in (0, 2):
         fail("compare takes two trace ids (or none, with --trace/--flow)")
     if baseline and not trace_id:
         # With two trace ids it was ignored: a two-trace comparison came back.
         fail("--baseline compares the trace given with --trace; give --trace T")
+    if trace_id and not baseline and not trace_ids and not flow:
+        fail(
+            "--trace compares a trace with its flow's step P50s: add --baseline "
+            "(or give two trace ids to compare them)"
+        )
     if not (trace_ids or (trace_id and baseline) or flow):
         fail(
             "say what to compare: TRACE_A TRACE_B, --trace T --baseline, "
@@ -836,9 +872,15 @@ def by_error_change(result: Any) -> Any:
 def _hint_empty_sides(result: Any, flow: str | None) -> None:
     """Say on stderr when a window of a comparison holds none of the flow's traces:
     both empty printed a bare header, one empty listed every step as new."""
+    deltas = result.deltas
+    if result.mode == "baseline" and deltas and all(d.left_ms is None for d in deltas):
+        click.echo(
+            "(the baseline window holds none of the trace's flow's traces, so no step P50s; "
+            "give --since/--until around the trace, or leave them out for the hour around it)",
+            err=True,
+        )
     if result.mode != "windows":
         return
-    deltas = result.deltas
     if not deltas:
         click.echo(f"(neither window holds a trace of flow {flow})", err=True)
     elif all(d.left_ms is None for d in deltas):

@@ -317,6 +317,9 @@ def server_url_option(
     """A ``--server`` value: an empty one was taken for a URL ("cannot reach /api/flows")."""
     if value is not None and not value.strip():
         raise click.BadParameter("is empty; give a server's URL, or leave --server out")
+    if value is not None and "://" not in value:
+        # httpx: "Request URL has an unsupported protocol 'localhost://'".
+        raise click.BadParameter(f"{value!r} has no scheme; give it as http://{value.strip()}")
     return value
 
 

@@ -696,3 +696,62 @@ def test_an_event_sent_without_a_time_is_listed_at_its_spans_start(tmp_path: Pat
         ["1", "svc:", "job", "early"],
         ["?", "svc:", "step", "no-time"],
     ]
+
+
+def test_plausible_slips_get_messages_that_say_what_to_do(local_db: Path) -> None:
+    """A new user's slips (new-user reviewer): each got a message about something else,
+    or none."""
+    db = ["--db", str(local_db)]
+    # nargs=2 took --db for the second version and the file for a trace id.
+    one_version = cli("compare", "--flow", ORDERS, "--versions", "1.0", *db, ok=False)
+    assert one_version.exit_code == 2
+    assert "takes two service.versions, got '1.0' and then '--db'" in one_version.stderr
+    no_baseline = cli("compare", "--trace", SLOWEST_ORDER_TRACE, *db, ok=False)
+    assert no_baseline.exit_code == 1
+    assert "--trace compares a trace with its flow's step P50s: add --baseline" in (
+        no_baseline.stderr
+    )
+    # One digit lost in copying: the message showed a leading 0 nobody typed.
+    short = cli("trace", SLOWEST_ORDER_TRACE[:-1], *db, ok=False)
+    assert "is read with zeros in front" in short.stderr
+    empty_by = cli("flows", "--by", "", *db, ok=False)
+    assert empty_by.exit_code == 2 and "is empty; give an attribute key" in empty_by.stderr
+    # httpx: "Request URL has an unsupported protocol 'localhost://'".
+    no_scheme = cli("flows", "--server", "localhost:4", ok=False)
+    assert no_scheme.exit_code == 2 and "give it as http://localhost:4" in no_scheme.stderr
+
+
+@pytest.mark.parametrize("fmt", ["json", "mermaid", "dot"])
+def test_an_empty_window_says_so_whatever_the_format(local_db: Path, fmt: str) -> None:
+    """Only tables said so: `map --format mermaid` drew an empty chart without a word."""
+    db = ["--db", str(local_db)]
+    for command in (["map"], ["flows"], ["flow", ORDERS], ["traces"]):
+        if fmt != "json" and command[0] in ("flows", "traces"):
+            continue  # tables and JSON only
+        result = cli(*command, "--format", fmt, *db)
+        assert "(nothing in the last hour" in result.stderr, (command, result.stderr)
+
+
+def test_a_baseline_window_without_the_flow_says_so(local_db: Path) -> None:
+    db = ["--db", str(local_db)]
+    elsewhere = ["--since", "2020-01-01T00:00:00Z", "--until", "2020-01-02T00:00:00Z"]
+    view = cli("trace", SLOWEST_ORDER_TRACE, *elsewhere, *db)
+    assert f"(the window holds none of flow {ORDERS}'s traces, so no step P50s" in view.stderr
+    baseline = cli("compare", "--trace", SLOWEST_ORDER_TRACE, "--baseline", *elsewhere, *db)
+    assert "(the baseline window holds none of the trace's flow's traces" in baseline.stderr
+
+
+def test_a_trace_without_its_root_gets_no_window_hint(tmp_path: Path) -> None:
+    """It said how to put each span next to its step's P50, which gave a blank column:
+    a trace without a root is in no flow."""
+    from flowscope.testing.traces import TraceKit
+
+    kit = TraceKit()
+    kit.trace(trace_id="d" * 32).span(
+        "shop", "pay", parent="ab" * 8, start_ms=0, duration_ms=5, kind="Server"
+    )
+    db = ["--db", str(kit_file(kit, tmp_path / "rootless.duckdb"))]
+    bare = cli("trace", "d" * 32, *db)
+    assert "add --since" not in bare.stderr
+    windowed = cli("trace", "d" * 32, "--since", "2020-01-01T00:00:00Z", *db)
+    assert "(the trace has no root span (yet), so it is in no flow" in windowed.stderr
