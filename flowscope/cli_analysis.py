@@ -259,10 +259,20 @@ def map_(
     chosen = pick(columns, EDGE_COLUMNS + NODE_COLUMNS, known, fmt)
     edge_columns = [c for c in chosen if c in edge_fields] if columns else EDGE_COLUMNS
     node_columns = [c for c in chosen if c in node_fields] if columns else NODE_COLUMNS
+    dropped: list[str] = []
     if not {"source", "target"} & set(edge_columns):
+        dropped += [c for c in edge_columns if c not in node_fields]
         edge_columns = []
     if "id" not in node_columns:
+        dropped += [c for c in node_columns if c not in edge_columns]
         node_columns = []
+    if dropped and (edge_columns or node_columns) and fmt == "table":
+        # `--columns source,kind`: kind is a node's, whose table needs id; it went unsaid.
+        click.echo(
+            f"(not shown: {', '.join(dropped)}; the edges' table shows with source or "
+            "target among --columns, the nodes' with id)",
+            err=True,
+        )
     if not edge_columns and not node_columns:
         raise click.UsageError(
             "--columns for map names the edges' rows by source or target, or the nodes' by id"

@@ -161,3 +161,13 @@ def test_a_map_table_is_shown_only_with_what_names_its_rows(db: str) -> None:
     result = cli(db, "map", *WINDOW, "--columns", "p95_ms,calls", ok=False)
     assert result.exit_code == 2
     assert "names the edges' rows by source or target, or the nodes' by id" in result.stderr
+
+
+def test_a_map_column_left_out_with_its_table_is_named(db: str) -> None:
+    """`map --columns source,kind`: kind is a node's, whose table needs id; it was left
+    out without a word, where a wrong name is an error."""
+    result = cli(db, "map", *WINDOW, "--columns", "source,kind")
+    assert header(result.stdout) == ["source"]
+    assert "(not shown: kind; the edges' table shows with source or target" in result.stderr
+    both = cli(db, "map", *WINDOW, "--columns", "source,id,kind")
+    assert "not shown" not in both.stderr
