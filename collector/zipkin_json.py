@@ -460,9 +460,11 @@ def _add_links(tags: dict[str, str], span: Span, where: str) -> None:
         if len(parts) < 5:
             continue
         link_where = f"{where}: tag {key}"
+        # An empty id is the zero id, as the Collector reads it (its Zipkin exporter
+        # writes one for a link without ids): refusing it refused the whole file.
         link = span.links.add(
-            trace_id=hex_id(parts[0], 16, f"{link_where} trace id"),
-            span_id=hex_id(parts[1], 8, f"{link_where} span id"),
+            trace_id=hex_id(parts[0], 16, f"{link_where} trace id") if parts[0] else b"",
+            span_id=hex_id(parts[1], 8, f"{link_where} span id") if parts[1] else b"",
             trace_state=parts[2],
         )
         attributes = _json_attributes("|".join(parts[3:-1]))

@@ -525,6 +525,13 @@ def test_trace_state_and_links_from_tags() -> None:
     ]
 
 
+def test_a_link_with_empty_ids_is_kept_with_zero_ids() -> None:
+    """The Collector's Zipkin exporter writes a link without ids so, and its receiver
+    reads them as zero ids; the whole file was refused."""
+    span = _one(_zspan(localEndpoint=None, tags={"otlp.link.0": "|||{}|0"}))
+    assert [(lk.trace_id, lk.span_id) for lk in span.links] == [(b"", b"")]
+
+
 def test_annotation_values_with_pipes_that_are_not_the_encoding() -> None:
     span = _one(
         _zspan(
