@@ -148,7 +148,7 @@ def generic_request(document: dict[str, Any]) -> ExportTraceServiceRequest:
                 _check_enum(span, "kind", _SPAN_KINDS)
                 if isinstance(span.get("status"), dict):
                     _check_enum(span["status"], "code", _STATUS_CODES)
-    _check_bytes_values(document)
+    _check_values(document)
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
@@ -160,14 +160,26 @@ def generic_request(document: dict[str, Any]) -> ExportTraceServiceRequest:
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 
 
-def _check_bytes_values(document: Any) -> None:
+def _check_values(document: Any) -> None:
     """Every ``bytesValue`` is base64 as proto3's JSON mapping reads it (standard or
     URL-safe, padded or not; the Collector takes the standard padded form only).
     protobuf's parser skips what is not: ``"!!!"`` was stored as empty bytes and
-    ``"aGVs!!bG8="`` as ``hello``, where the Collector answers 400."""
+    ``"aGVs!!bG8="`` as ``hello``, where the Collector answers 400.
+
+    An ``intValue`` number past int64 becomes a ``doubleValue``: the JavaScript SDK's
+    JSON exporter sends any whole JavaScript number as an int (``1e+21``, and 2^63 - 1
+    rounded to ``9223372036854776000``), where its protobuf exporter sends a double,
+    and one such value made the whole batch a 400, which exporters do not retry."""
     for node in _containers(document):
         if not isinstance(node, dict):
             continue
+        for key in ("intValue", "int_value"):
+            if key in node and (number := _past_int64(node[key])) is not None:
+                if -_INT64 <= number < _INT64:  # -2^63, rounded past it as text
+                    node[key] = int(number)
+                else:
+                    del node[key]
+                    node["doubleValue"] = number
         for key in ("bytesValue", "bytes_value"):
             value = node.get(key)
             if isinstance(value, str) and (
@@ -176,6 +188,22 @@ def _check_bytes_values(document: Any) -> None:
                 raise BadRequest(
                     f"invalid OTLP/JSON: bytesValue {_shortened(repr(value))} is not base64"
                 )
+
+
+_INT64 = 1 << 63
+
+
+def _past_int64(value: Any) -> float | None:
+    """A whole JSON number (or decimal digits) outside int64, as a float; else None."""
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None  # not whole: protobuf's own refusal says so
+    if -_INT64 <= value < _INT64:
+        return None
+    return float(value)
 
 
 _SPAN_KINDS = frozenset(Span.SpanKind.keys())

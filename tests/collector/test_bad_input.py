@@ -409,6 +409,44 @@ def test_half_a_surrogate_pair_in_json_is_stored_as_a_replacement_character(
     assert row == (f"{name}\ufffd", "x\ufffd", "ab\ufffd")
 
 
+def test_json_int_values_past_int64_are_stored_as_doubles(
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """The JavaScript SDK's JSON exporter sends any whole JavaScript number as an
+    intValue (its protobuf exporter sends a double): one ``1e+21`` made the whole batch
+    a 400, which exporters do not retry, and -2^63, written 9223372036854776000 with a
+    minus, is just past int64 as text."""
+    server, endpoints = live
+    values = "1e+21, 9223372036854776000, -9223372036854776000, 4611686018427387904"
+    attributes = ", ".join(
+        f'{{"key": "n{i}", "value": {{"intValue": {v}}}}}' for i, v in enumerate(values.split(", "))
+    )
+    body = (
+        '{"resourceSpans": [{"scopeSpans": [{"spans": [{'
+        '"traceId": "5b8efff798038103d269b633813fc60e", "spanId": "eee19b7ec3c1b179", '
+        '"name": "js-numbers", "startTimeUnixNano": "1700000000000000000", '
+        f'"endTimeUnixNano": "1700000000000500000", "attributes": [{attributes}]}}]}}]}}]}}'
+    )
+    response = httpx.post(
+        f"{endpoints.http}/v1/traces",
+        content=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert server.database is not None
+    server.database.await_writes()
+    row = (
+        server.database.reader()
+        .execute(
+            "SELECT SpanAttributes['n0'], SpanAttributes['n1'], SpanAttributes['n2'], "
+            "SpanAttributes['n3'] FROM otel_traces WHERE SpanName = 'js-numbers'"
+        )
+        .fetchone()
+    )
+    # Doubles as the protobuf exporter's doubles are stored; ints as ints.
+    assert row == ("1e+21", "9223372036854776000", "-9223372036854775808", "4611686018427387904")
+
+
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_invalid_utf8_in_protobuf_is_stored_as_replacement_characters(
     transport: str, live: tuple[FlowscopeServer, Endpoints]
