@@ -100,6 +100,22 @@ async def _one_message(messages: AsyncIterator[bytes]) -> bytes:
     return received[0]
 
 
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], refused: _Refused) -> None:
+    """End the call with the refusal's status (``context.abort`` raises AbortError).
+
+    grpc may have ended the call itself meanwhile: a gzip message past the size limit
+    once inflated is answered RESOURCE_EXHAUSTED by grpc, and the handler then sees no
+    message. Its own status stands; the abort's failure was logged as an ERROR with a
+    traceback ("ExecuteBatchError raised in core"), a cancelled handler is not."""
+    try:
+        await context.abort(refused.code, refused.details, refused.trailers)
+    except grpc.aio.AbortError:
+        raise
+    except Exception as exc:
+        log.debug("OTLP/gRPC call ended before its refusal (%s): %r", refused.details, exc)
+        raise asyncio.CancelledError from exc
+
+
 class GrpcReceiver:
     def __init__(
         self,
@@ -240,7 +256,7 @@ class GrpcReceiver:
                 self._reading.release()
                 self._leave(peer, holding=True)
         except _Refused as refused:
-            await context.abort(refused.code, refused.details, refused.trailers)
+            await _abort(context, refused)
         return outcome.response().SerializeToString()
 
     async def _take_slot(self, peer: str) -> None:
