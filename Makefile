@@ -30,7 +30,12 @@ MERMAID := tests/analyzer/mermaid
 $(MERMAID)/node_modules/.package-lock.json: $(MERMAID)/package-lock.json
 	npm ci --prefix $(MERMAID) --no-audit --no-fund
 
-unit: $(VENV)/.installed $(MERMAID)/node_modules/.package-lock.json
+# The OpenTelemetry JavaScript SDK's exporters send to a live server (tests/collector/test_js_sdk_exporters.py).
+JS_SDK := tests/collector/js_sdk
+$(JS_SDK)/node_modules/.package-lock.json: $(JS_SDK)/package-lock.json
+	npm ci --prefix $(JS_SDK) --no-audit --no-fund
+
+unit: $(VENV)/.installed $(MERMAID)/node_modules/.package-lock.json $(JS_SDK)/node_modules/.package-lock.json
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
