@@ -66,6 +66,10 @@ class Edge(Record):
     lag_p50_ms: float | None = None
     lag_p95_ms: float | None = None
     lag_p99_ms: float | None = None
+    # virtual edges only (None otherwise): the kind of peer the calls named. Calls that
+    # name one peer as different kinds (peer.service alone, and with db.system) are
+    # separate edges, told apart by this.
+    peer_kind: NodeKind | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def _ms(value: Any) -> float:
 
 
 def _edge(row: tuple[Any, ...], minutes: float) -> Edge:
-    source, target, rule, _kind, system, destination, calls, errors, latency, lag = row
+    source, target, rule, kind, system, destination, calls, errors, latency, lag = row
     p50, p95, p99 = latency
     is_async = rule == "async"
     lag_p = lag if (is_async and lag is not None) else (None, None, None)
@@ -42,6 +42,7 @@ def _edge(row: tuple[Any, ...], minutes: float) -> Edge:
         lag_p50_ms=None if lag_p[0] is None else _ms(lag_p[0]),
         lag_p95_ms=None if lag_p[1] is None else _ms(lag_p[1]),
         lag_p99_ms=None if lag_p[2] is None else _ms(lag_p[2]),
+        peer_kind=cast(NodeKind, kind) if rule == "virtual" else None,
     )
 
 

@@ -217,7 +217,7 @@ def table(records: list[Any], columns: list[str]) -> str:
     return render_table(columns + group_columns(group_keys, fields), rows)
 
 
-EDGE_COLUMNS = ["source", "target", "rule", "calls", "errors", "error_rate"]
+EDGE_COLUMNS = ["source", "target", "rule", "peer_kind", "calls", "errors", "error_rate"]
 EDGE_COLUMNS += ["p50_ms", "p95_ms", "p99_ms", "rate_per_min", "destination", "lag_p95_ms"]
 NODE_COLUMNS = ["id", "kind", "spans", "error_rate", "p95_ms"]
 FLOW_COLUMNS = ["id", "name", "root_service", "root_operation", "traces", "error_rate"]

@@ -46,7 +46,7 @@ def test_rpc_latency_is_the_client_span_when_the_parent_is_a_client(analyze: Ana
     assert edge.p99_ms == pytest.approx(39.7)
     # Rates count over the window clipped to the stored data: 180.1 s here.
     assert edge.rate_per_min == pytest.approx(4 / (180_100 / 60_000))
-    assert edge.messaging_system is None and edge.lag_p50_ms is None
+    assert edge.messaging_system is None and edge.lag_p50_ms is None and edge.peer_kind is None
     assert len(result.edges) == 1
 
 
@@ -127,7 +127,7 @@ def test_virtual_peer_naming_precedence(
     root.child("orders", "call", kind="Client", start_ms=10, duration_ms=12, attributes=attributes)
     result = analyze(kit).service_map(HOUR)
     edge = edges(result)[("orders", peer, "virtual")]
-    assert (edge.calls, edge.p50_ms) == (1, 12.0)
+    assert (edge.calls, edge.p50_ms, edge.peer_kind) == (1, 12.0, kind)
     assert nodes(result)[peer] == Node(peer, kind, 1, 0.0, None)  # type: ignore[arg-type]
 
 
@@ -143,6 +143,8 @@ def test_a_peer_named_as_two_kinds_takes_the_most_specific(database_first: bool)
     ]
     built = service_map_module.build_map(rows if database_first else rows[::-1], [], 60.0)
     assert nodes(built)["billing"] == Node("billing", "database", 2, 0.5, None)
+    # Its edges stay apart, one per kind named: they looked the same.
+    assert sorted(str(e.peer_kind) for e in built.edges) == ["database", "external"]
 
 
 def test_client_with_a_child_elsewhere_is_rpc_not_virtual(analyze: Analyze) -> None:
