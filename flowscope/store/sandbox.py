@@ -178,14 +178,24 @@ def _past_leading_noise(sql: str) -> str:
     return sql[at:]
 
 
+_WORD = re.compile(r"[A-Za-z_]+")
+
+
 def _first_keywords(sql: str) -> str:
-    words = _past_leading_noise(sql).split(None, 2)
-    first = words[0].upper() if words else ""
-    if first == "UPDATE" and len(words) > 1 and words[1].upper().startswith("EXTENSIONS"):
-        return "UPDATE EXTENSIONS"
-    if first == "FORCE" and len(words) > 1 and words[1].upper().startswith("CHECKPOINT"):
-        return "FORCE CHECKPOINT"
-    return first
+    """The statement's first keyword (two for UPDATE EXTENSIONS and FORCE CHECKPOINT),
+    upper case. A keyword ends where its letters do: `ANALYZE;`, `USE/**/memory` (split
+    at blank space, "ANALYZE;" matched no keyword)."""
+    rest = _past_leading_noise(sql)
+    first = _WORD.match(rest)
+    if first is None:
+        return ""
+    word = first[0].upper()
+    if word in ("UPDATE", "FORCE"):
+        second = _WORD.match(_past_leading_noise(rest[first.end() :]))
+        pair = f"{word} {second[0].upper()}" if second else word
+        if pair in ("UPDATE EXTENSIONS", "FORCE CHECKPOINT"):
+            return pair
+    return word
 
 
 def _check_statement(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:

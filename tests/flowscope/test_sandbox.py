@@ -202,6 +202,10 @@ def test_extensions_are_not_fetched_and_python_objects_are_not_tables(db: Databa
         ("/* a /* nested */ comment */ CHECKPOINT", "read-only"),
         ("-- a comment\rFORCE CHECKPOINT", "read-only"),
         ("/* /* */ */ UPDATE EXTENSIONS", "no-extensions"),
+        # A keyword ends where its letters do (split at blank space, none matched).
+        ("CHECKPOINT;", "read-only"),
+        ("USE/**/memory", "no-attach"),
+        ("FORCE/* */CHECKPOINT;", "read-only"),
     ],
 )
 def test_leading_comments_as_duckdb_reads_them_do_not_hide_the_statement(
@@ -230,8 +234,9 @@ def test_refusal_messages_name_the_function(db: Database, files: dict[str, str])
         ):
             run_sandboxed(db, f"PIVOT otel_traces {pivot} USING count(*)")
     # DuckDB files ANALYZE under VACUUM: "(VACUUM statements are not)".
-    with pytest.raises(SqlRefused, match=r"\(ANALYZE statements are not\)"):
-        run_sandboxed(db, "ANALYZE otel_traces")
+    for analyze in ("ANALYZE otel_traces", "ANALYZE;"):
+        with pytest.raises(SqlRefused, match=r"\(ANALYZE statements are not\)"):
+            run_sandboxed(db, analyze)
     pivot = "PIVOT otel_traces ON SpanKind IN ('Server') USING count(*) GROUP BY ServiceName"
     assert run_sandboxed(db, pivot).columns == ["ServiceName", "Server"]
 
