@@ -182,11 +182,11 @@ class Analysis:
         """The trace as a tree with its critical path; with ``baseline``, each span's
         step P50 in its flow over that window (None: no baseline, the fast path)."""
         db = self.database
-        trace_id = trace_key(trace_id)
+        typed, trace_id = trace_id, trace_key(trace_id)
         # A trace asked for by id must be found even if it arrived a moment ago: never
         # a settled read (flowscope/store/derivation.py).
         with read_snapshot(db, only_trace=trace_id if baseline is None else None, settled=False):
-            flow_id, loaded = self._load_trace(trace_id)
+            flow_id, loaded = self._load_trace(trace_id, typed)
             step_p50: dict[str, float] = {}
             if flow_id is not None and baseline is not None:
                 step_p50 = {s.id: s.p50_ms for s in self._steps(flow_id, baseline)}
@@ -195,18 +195,18 @@ class Analysis:
     # -- compare ---------------------------------------------------------------
     def compare_traces(self, left_id: str, right_id: str) -> Comparison:
         # Labels as ids are everywhere else: 32 lower-case hex digits, however typed.
-        left_id, right_id = trace_key(left_id), trace_key(right_id)
         left = self._trace_values(left_id)
         right = self._trace_values(right_id)
+        left_id, right_id = trace_key(left_id), trace_key(right_id)
         return Comparison("traces", left_id, right_id, cmp.deltas(left, right))
 
     def compare_baseline(self, trace_id: str, window: Window | None = None) -> Comparison:
         """The trace's steps against the P50 of the same steps in its flow's window; by
         default the hour around the trace (30 minutes either side of its root's start),
         which holds its flow's traces however old it is, where the last hour may not."""
-        trace_id = trace_key(trace_id)
+        typed, trace_id = trace_id, trace_key(trace_id)
         with read_snapshot(self.database, settled=False):  # as trace(): the trace is there
-            flow_id, loaded = self._load_trace(trace_id)
+            flow_id, loaded = self._load_trace(trace_id, typed)
             if flow_id is None:
                 raise AnalysisError(
                     f"trace {trace_id} has no root span (yet), so it is in no flow: no baseline"
@@ -338,26 +338,27 @@ class Analysis:
         self.database.fetch("sel_groups_none")
         return flow_steps(self.database, window)
 
-    def _load_trace(self, trace_id: str) -> tuple[str | None, LoadedTrace]:
-        """One trace's spans and tree, and its flow id (None without a root)."""
+    def _load_trace(self, trace_id: str, typed: str) -> tuple[str | None, LoadedTrace]:
+        """One trace's spans and tree, and its flow id (None without a root); ``typed``:
+        the id as given, for the message if there is no such trace."""
         db = self.database
         keys = self.catalog.config.attribute_keys
         found = db.fetch("trace_root", {"trace_id": trace_id, "keys": keys})
         if not found:
-            raise UnknownTrace(trace_id)
+            raise UnknownTrace(trace_id, typed)
         root_span, service, operation, route, attrs, first, last = found[0]
         loaded = load_trace(db, trace_id, root_span, (int(first), int(last)))
         if loaded is None:
-            raise UnknownTrace(trace_id)
+            raise UnknownTrace(trace_id, typed)
         flow_id = None
         if root_span:
             flow_id = self.catalog.assign(FactsRow(service, operation, route, tuple(attrs), 0))[0]
         return flow_id, loaded
 
     def _trace_values(self, trace_id: str) -> dict[str, cmp.StepValue]:
-        trace_id = trace_key(trace_id)
+        typed, trace_id = trace_id, trace_key(trace_id)
         with read_snapshot(self.database, only_trace=trace_id):
-            loaded = self._load_trace(trace_id)[1]
+            loaded = self._load_trace(trace_id, typed)[1]
             return cmp.trace_step_values(loaded.spans)
 
 

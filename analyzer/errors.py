@@ -23,14 +23,16 @@ class UnknownFlow(AnalysisError):
 
 
 class UnknownTrace(AnalysisError):
-    def __init__(self, trace_id: str) -> None:
+    def __init__(self, trace_id: str, typed: str | None = None) -> None:
+        """``typed``: the id as given, when ``trace_id`` is it as stored (padded)."""
         message = f"no trace {trace_id!r} in the database"
-        if len(trace_id) == 32 and trace_id.startswith("0"):
-            # The zeros may be ours: a 31-digit id (one lost in copying) came back with a
-            # leading 0 the user never typed.
+        if typed is not None and len(typed.strip()) < len(trace_id):
+            # A 31-digit id (one lost in copying) came back with a leading 0 the user
+            # never typed.
             message += (
-                " (an id of fewer than 32 hex digits is read with zeros in front, as "
-                "64-bit Zipkin and Jaeger ids are stored)"
+                f" ({typed.strip()!r} has {len(typed.strip())} hex digits: a shorter id "
+                "than 32 is read with zeros in front, as 64-bit Zipkin and Jaeger ids "
+                "are stored)"
             )
         super().__init__(message)
         self.trace_id = trace_id

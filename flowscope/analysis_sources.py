@@ -529,7 +529,10 @@ def _unknown(response: httpx.Response) -> AnalysisError | None:
     if isinstance(detail.get("flow"), str):
         return UnknownFlow(detail["flow"])
     if isinstance(detail.get("trace"), str):
-        return UnknownTrace(detail["trace"])
+        unknown = UnknownTrace(detail["trace"])
+        if isinstance(detail.get("message"), str):  # its words, which know the id typed
+            unknown.args = (detail["message"],)
+        return unknown
     return None
 
 

@@ -354,6 +354,7 @@ def test_errors_are_messages(args: list[str], message: str, local_db: Path) -> N
         ["compare", "--flow", "no-such-flow", "--versions", "1.0", "2.0", *WINDOW],
         ["compare", "--flow", "no-such-flow", "--left-since", "2h", "--right-since", "1h"],
         ["compare", "--flow", ORDERS, "--left-since", "1h"],
+        ["trace", SLOWEST_ORDER_TRACE[:-1]],
     ],
     ids=[
         "unknown-flow",
@@ -366,6 +367,7 @@ def test_errors_are_messages(args: list[str], message: str, local_db: Path) -> N
         "versions-unknown-flow",
         "windows-unknown-flow",
         "left-window-only",
+        "short-trace-id",
     ],
 )
 def test_server_errors_are_the_same_messages(
@@ -713,7 +715,10 @@ def test_plausible_slips_get_messages_that_say_what_to_do(local_db: Path) -> Non
     )
     # One digit lost in copying: the message showed a leading 0 nobody typed.
     short = cli("trace", SLOWEST_ORDER_TRACE[:-1], *db, ok=False)
-    assert "is read with zeros in front" in short.stderr
+    assert "has 31 hex digits: a shorter id than 32 is read with zeros in front" in short.stderr
+    # A whole id that starts with 0 is no shorter one.
+    zero = cli("trace", "0" + "e" * 31, *db, ok=False)
+    assert zero.stderr == f"flowscope: no trace '0{'e' * 31}' in the database\n"
     empty_by = cli("flows", "--by", "", *db, ok=False)
     assert empty_by.exit_code == 2 and "is empty; give an attribute key" in empty_by.stderr
     # httpx: "Request URL has an unsupported protocol 'localhost://'".
