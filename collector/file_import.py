@@ -282,7 +282,7 @@ def _jaeger_v3_answers(
     (``/api/v3/traces`` streams one per chunk), or ``{"error": {...}}``, which stops
     the file with Jaeger's message."""
     try:
-        text = data.decode("utf-8")
+        text = data.removeprefix(BOM).decode("utf-8")  # a BOM: as other JSON files take it
     except UnicodeDecodeError as exc:
         raise BadRequest(f"not valid UTF-8: {exc}") from exc
     decoder = json.JSONDecoder()
@@ -308,9 +308,16 @@ def _jaeger_v3_answers(
                 f"answer {number}: Jaeger answered an error, not traces: "
                 f"{message}{f' (HTTP {code})' if code else ''}"
             )
+        result = answer["result"]
+        signal = _other_signal(result)
+        if signal:
+            raise BadRequest(
+                f"answer {number}: OTLP {signal} under result, not traces; "
+                "flowscope stores traces only"
+            )
         raw = text[position:end].encode()
         try:
-            request = request_from_json_object(without_half_pairs(answer["result"], raw))
+            request = request_from_json_object(without_half_pairs(result, raw))
         except BadRequest as exc:
             raise BadRequest(f"answer {number}: {exc}") from exc
         if progress:

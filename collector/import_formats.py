@@ -309,8 +309,10 @@ def _is_jaeger_v3(shape: _Shape) -> bool:
         return False
     top = {path[0] for path in shape.keys if len(path) == 1}
     if top == {"result"}:
-        return shape.containers.get(("result",)) == "{" and bool(
-            {("result", "resourceSpans"), ("result", "resource_spans")} & shape.keys
+        # Spans, or another signal's answer, which the reader refuses by name.
+        signals = ("resourceSpans", "resource_spans", *OTHER_SIGNALS)
+        return shape.containers.get(("result",)) == "{" and any(
+            ("result", key) in shape.keys for key in signals
         )
     return top == {"error"} and ("error", "message") in shape.keys
 

@@ -41,6 +41,7 @@ stored once.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -278,16 +279,19 @@ def _endpoint(value: object, where: str) -> _Endpoint | None:
     )
 
 
+_DIGITS = re.compile(r"-?[0-9]+")
+_JSON_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
 def _zipkin_integer(value: object, what: str, maximum: int | None = None) -> int:
     """A number as Zipkin's server reads it: also in quotes (Gson's nextLong), and a
     negative one as 0 (its Span and Endpoint builders clamp them); each refused the
     whole file."""
     if isinstance(value, str):
-        text = value
-        try:
-            value = int(text.strip(), 10)
-        except ValueError:
-            raise BadRequest(f"{what} {shorten(text)!r} is not an integer") from None
+        text = value.strip()
+        if not _JSON_NUMBER.fullmatch(text):  # int() took "1_000", "+1", "١٠٠٠"
+            raise BadRequest(f"{what} {shorten(value)!r} is not an integer")
+        value = int(text) if _DIGITS.fullmatch(text) else float(text)  # "1000.0" as Gson
     if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
         value = 0
     if maximum is None:
@@ -315,8 +319,9 @@ def _parse_span(item: object, where: str) -> _ZipkinSpan:
     for key, value in list(tags.items()):
         if isinstance(value, int | float) and not isinstance(value, bool):
             # Zipkin's server reads a number as its text (Gson's nextString): one
-            # `"http.status_code": 200` refused the whole file.
-            tags[key] = json.dumps(value)
+            # `"http.status_code": 200` refused the whole file. A whole one in digits.
+            whole = isinstance(value, float) and value.is_integer()
+            tags[key] = str(int(value)) if whole else json.dumps(value)
         elif not isinstance(value, str):
             raise BadRequest(
                 f"{where}: tag {shorten(key)!r} is {json_type(value)}; Zipkin tag values are strings"

@@ -693,6 +693,19 @@ def test_jaeger_v3_error_answer_says_what_jaeger_said(tmp_path: Path) -> None:
         list(read_requests(path, "jaeger-v3-json"))
 
 
+def test_jaeger_v3_answers_with_a_bom_or_of_logs(tmp_path: Path) -> None:
+    """A BOM refused the file at character 0 (other JSON files take it); an answer of
+    logs was "not trace data (an object with keys result)"."""
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + _compact({"result": _otlp_json(1)}))
+    assert sniff(path) == "jaeger-v3-json"
+    assert _spans_read(path, "jaeger-v3-json") == 8
+    path.write_bytes(_compact({"result": {"resourceLogs": []}}))
+    assert sniff(path) == "jaeger-v3-json"
+    with pytest.raises(BadRequest, match="answer 1: OTLP logs under result, not traces"):
+        list(read_requests(path, "jaeger-v3-json"))
+
+
 def test_a_result_object_that_is_not_otlp_is_not_taken_for_jaeger_v3() -> None:
     with pytest.raises(BadRequest, match="not trace data"):
         detect_format(b'{"result": {"rows": [1, 2]}}', "answer.json", whole=True)
