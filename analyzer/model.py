@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 EdgeRule = Literal["rpc", "virtual", "async"]
 NodeKind = Literal["service", "database", "messaging", "external"]
+PeerKind = Literal["database", "messaging", "external"]  # a virtual node's
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Edge(Record):
     # virtual edges only (None otherwise): the kind of peer the calls named. Calls that
     # name one peer as different kinds (peer.service alone, and with db.system) are
     # separate edges, told apart by this.
-    peer_kind: NodeKind | None = None
+    peer_kind: PeerKind | None = None
 
 
 @dataclass(frozen=True)

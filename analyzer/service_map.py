@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from flowscope.analyzer.model import Edge, EdgeRule, Node, NodeKind, ServiceMap, Window
+from flowscope.analyzer.model import (
+    Edge,
+    EdgeRule,
+    Node,
+    NodeKind,
+    PeerKind,
+    ServiceMap,
+    Window,
+)
 from flowscope.analyzer.node_stats import edge_rows, node_rows
 from flowscope.analyzer.rates import rate_minutes
 from flowscope.store.database import Database
@@ -42,7 +50,7 @@ def _edge(row: tuple[Any, ...], minutes: float) -> Edge:
         lag_p50_ms=None if lag_p[0] is None else _ms(lag_p[0]),
         lag_p95_ms=None if lag_p[1] is None else _ms(lag_p[1]),
         lag_p99_ms=None if lag_p[2] is None else _ms(lag_p[2]),
-        peer_kind=cast(NodeKind, kind) if rule == "virtual" else None,
+        peer_kind=cast(PeerKind, kind) if rule == "virtual" else None,
     )
 
 

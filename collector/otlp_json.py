@@ -174,12 +174,14 @@ def _check_values(document: Any) -> None:
         if not isinstance(node, dict):
             continue
         for key in ("intValue", "int_value"):
-            if key in node and (number := _past_int64(node[key])) is not None:
-                if -_INT64 <= number < _INT64:  # -2^63, rounded past it as text
-                    node[key] = int(number)
-                else:
-                    del node[key]
-                    node["doubleValue"] = number
+            if key not in node or len(node) > 1:  # a second value: protobuf refuses it
+                continue
+            value = node[key]
+            if value == _JS_INT64_MIN:  # -2^63 as JavaScript writes it
+                node[key] = -_INT64
+            elif (number := _past_int64(value)) is not None:
+                del node[key]
+                node["doubleValue"] = number
         for key in ("bytesValue", "bytes_value"):
             value = node.get(key)
             if isinstance(value, str) and (
@@ -193,17 +195,23 @@ def _check_values(document: Any) -> None:
 _INT64 = 1 << 63
 
 
+_JS_INT64_MIN = -9223372036854776000
+
+
 def _past_int64(value: Any) -> float | None:
-    """A whole JSON number (or decimal digits) outside int64, as a float; else None."""
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
-        value = int(value)
+    """A whole JSON number outside int64 that a double holds, as that double; else
+    None. Digits in a string are int64's own JSON form, not JavaScript's: protobuf's
+    refusal of one out of range stands."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
         return None  # not whole: protobuf's own refusal says so
     if -_INT64 <= value < _INT64:
         return None
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # past any double (over 308 digits): refused as out of range
+        return None
 
 
 _SPAN_KINDS = frozenset(Span.SpanKind.keys())

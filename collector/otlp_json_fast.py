@@ -230,7 +230,10 @@ def hex_id(text: str) -> bytes:
 
 def _integer(value: Any, low: int, high: int) -> int:
     if isinstance(value, str) and _DECIMAL.fullmatch(value):
-        number = int(value)
+        try:
+            number = int(value)
+        except ValueError:  # over Python's 4,300 digits: a 500 before
+            raise Decline from None
     elif isinstance(value, int) and not isinstance(value, bool):
         number = value
     else:

@@ -291,7 +291,10 @@ def _zipkin_integer(value: object, what: str, maximum: int | None = None) -> int
         text = value.strip()
         if not _JSON_NUMBER.fullmatch(text):  # int() took "1_000", "+1", "١٠٠٠"
             raise BadRequest(f"{what} {shorten(value)!r} is not an integer")
-        value = int(text) if _DIGITS.fullmatch(text) else float(text)  # "1000.0" as Gson
+        try:
+            value = int(text) if _DIGITS.fullmatch(text) else float(text)  # "1000.0" as Gson
+        except ValueError:  # over Python's 4,300 digits
+            raise BadRequest(f"{what} {shorten(text)!r} is out of range") from None
     if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
         value = 0
     if maximum is None:
@@ -320,7 +323,9 @@ def _parse_span(item: object, where: str) -> _ZipkinSpan:
         if isinstance(value, int | float) and not isinstance(value, bool):
             # Zipkin's server reads a number as its text (Gson's nextString): one
             # `"http.status_code": 200` refused the whole file. A whole one in digits.
-            whole = isinstance(value, float) and value.is_integer()
+            # (below 2^53, where a double's digits are the number's: 1e23 is no
+            # 100000000000000000000000 but 99999999999999991611392)
+            whole = isinstance(value, float) and value.is_integer() and abs(value) < 2**53
             tags[key] = str(int(value)) if whole else json.dumps(value)
         elif not isinstance(value, str):
             raise BadRequest(

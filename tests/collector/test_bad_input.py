@@ -101,6 +101,15 @@ def _bomb() -> bytes:
     return gzip.compress(b"\x00" * (MAX * 8))
 
 
+def _int_value_body(value: str) -> bytes:
+    """An OTLP/JSON request of one span whose one attribute is ``{"intValue": value}``."""
+    return (
+        '{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633'
+        '813fc60f", "spanId": "eee19b7ec3c1b17a", "name": "n", "attributes": [{"key": "k", '
+        '"value": {"intValue": ' + value + "}}]}]}]}]}"
+    ).encode()
+
+
 # (case id, headers, body, expected status, substring of the message)
 HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
     (
@@ -126,6 +135,18 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
     ),
     ("missing content type", {}, b"hello", 415, "missing Content-Type; use application/x-protobuf"),
     ("invalid JSON", JS, b'{"resourceSpans": [', 400, "not valid JSON"),
+    # Past any double (and past Python's 4,300 digits as a string): 500s before.
+    ("intValue past any double", JS, _int_value_body(str(10**400)), 400, "invalid OTLP/JSON"),
+    ("intValue of 5,000 digits", JS, _int_value_body(f'"{"9" * 5000}"'), 400, "invalid OTLP/JSON"),
+    # A second value beside one past int64: not made a double that hides the clash.
+    (
+        "intValue past int64 beside a doubleValue",
+        JS,
+        _int_value_body('1e21, "doubleValue": 2.5'),
+        400,
+        "invalid OTLP/JSON",
+    ),
+    ("intValue past int64 as digits", JS, _int_value_body('"9223372036854775808"'), 400, "range"),
     ("JSON not an object", JS, b"[1, 2, 3]", 400, "JSON object"),
     (
         "JSON wrong field type",
