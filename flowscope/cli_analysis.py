@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,6 +29,7 @@ from flowscope.cli_common import (
     server_url_option,
     shown,
 )
+from flowscope.interrupts import InterruptibleReads
 
 if TYPE_CHECKING:  # the CLI imports the analyzer only when a command runs
     from flowscope.analyzer.model import TraceView
@@ -123,7 +122,7 @@ def analysis_source(
             err=True,
         )
     database = getattr(source, "database", None)
-    reads = None if database is None else _Interruptible(source, database)
+    reads = None if database is None else InterruptibleReads(source, database)
     import duckdb
 
     from flowscope.store.database import read_failure
@@ -139,65 +138,6 @@ def analysis_source(
             source.close()
         # else a read that would not stop still holds the file: the process exits
         # without closing it (read-only, nothing to lose), not with a traceback.
-
-
-class _Interruptible:
-    """A file read's calls, run on a thread of their own so that Ctrl-C stops them.
-
-    In the main thread a DuckDB query holds off Python's signal handler until it ends:
-    Ctrl-C during a long ``flowscope sql`` waited for its ``--timeout`` (up to a day)
-    and then printed a traceback. Here the main thread only waits; Ctrl-C interrupts
-    the query and ends the command as click ends it (``Aborted!``)."""
-
-    def __init__(self, source: Any, database: Any) -> None:
-        self._source, self._database = source, database
-        self.stopped_cleanly = True  # False: a read still ran when Ctrl-C gave up on it
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._source, name)
-        if not callable(value):
-            return value
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            running: Future[Any] = Future()
-
-            def run() -> None:
-                try:
-                    running.set_result(value(*args, **kwargs))
-                except BaseException as exc:  # handed to the waiting main thread
-                    running.set_exception(exc)
-
-            # Until the read is known to have ended, the file must not be closed: a
-            # Ctrl-C between two lines here would otherwise close it under the read.
-            self.stopped_cleanly = False
-            try:
-                # A daemon: a query that will not stop must not hold the exit for its
-                # --timeout (up to a day).
-                threading.Thread(target=run, name="flowscope-read", daemon=True).start()
-                return running.result()
-            except KeyboardInterrupt:
-                self._stop(running)
-                raise
-            finally:
-                self.stopped_cleanly = running.done()
-
-        return call
-
-    def _stop(self, running: Future[Any]) -> None:
-        """Interrupt the read until it ends, before the file is closed (which a busy
-        cursor refuses): again and again, as a statement that began after one
-        interrupt (the sandbox's checks come first) takes the next. Ctrl-C pressed
-        again meanwhile does not cut this short."""
-        deadline = time.monotonic() + INTERRUPT_WAIT_S
-        while not running.done() and time.monotonic() < deadline:
-            try:
-                self._database.interrupt_reads()
-                wait([running], timeout=0.05)
-            except KeyboardInterrupt:
-                continue
-
-
-INTERRUPT_WAIT_S = 10.0
 
 
 def echo_json(data: Any) -> None:

@@ -18,13 +18,14 @@ through the JSON API. docs/python_api.md has the whole tour.
 from __future__ import annotations
 
 import numbers
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args, get_type_hints
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, get_args, get_type_hints
 
 from flowscope.analysis_sources import AnalysisSource, RemoteSource, SqlRows, open_source
 from flowscope.analyzer.errors import AnalysisError
@@ -44,6 +45,7 @@ from flowscope.analyzer.model import (
     TraceView,
     group_columns,
 )
+from flowscope.interrupts import InterruptibleReads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -290,6 +292,11 @@ class Flowscope:
     def __init__(self, source: AnalysisSource) -> None:
         self._source = source
         self._closed = False
+        database = getattr(source, "database", None)
+        # A file's reads, asked from the main thread, run on a thread of their own:
+        # there DuckDB held off Ctrl-C (a notebook's "interrupt kernel") until the
+        # query ended, up to its time limit, and then raised "Query interrupted".
+        self._interruptible = None if database is None else InterruptibleReads(source, database)
 
     @property
     def source(self) -> AnalysisSource:
@@ -301,18 +308,26 @@ class Flowscope:
         return self._source
 
     @property
+    def _reads(self) -> AnalysisSource:
+        """``source``, its calls from the main thread stopped by Ctrl-C on a file."""
+        source = self.source
+        if self._interruptible is None or threading.current_thread() is not threading.main_thread():
+            return source
+        return cast(AnalysisSource, self._interruptible)
+
+    @property
     def where(self) -> str:
         return self._source.where
 
     def map(self, since: Bound = None, until: Bound = None, flow: str | None = None) -> MapResult:
         _typed("flow", flow, _TEXT_OR_NONE, "a flow id or None")
-        return MapResult(self.source.service_map(*_window(since, until), flow))
+        return MapResult(self._reads.service_map(*_window(since, until), flow))
 
     def flows(
         self, since: Bound = None, until: Bound = None, by: str | None = None
     ) -> Records[Flow]:
         _typed("by", by, _TEXT_OR_NONE, "an attribute name or None")
-        return Records(self.source.flows(*_window(since, until), by), Flow)
+        return Records(self._reads.flows(*_window(since, until), by), Flow)
 
     def flow(
         self,
@@ -323,7 +338,7 @@ class Flowscope:
     ) -> FlowResult:
         _typed("flow_id", flow_id, _TEXT, "a flow id")
         _typed("by", by, _TEXT_OR_NONE, "an attribute name or None")
-        return FlowResult(self.source.flow(flow_id, *_window(since, until), by))
+        return FlowResult(self._reads.flow(flow_id, *_window(since, until), by))
 
     def traces(
         self,
@@ -339,7 +354,7 @@ class Flowscope:
     ) -> Records[TraceSummary]:
         for name, value in (("service", service), ("operation", operation), ("flow", flow)):
             _typed(name, value, _TEXT_OR_NONE, "a string or None")
-        found = self.source.traces(
+        found = self._reads.traces(
             *_window(since, until),
             service=service,
             operation=operation,
@@ -353,19 +368,19 @@ class Flowscope:
     def trace(self, trace_id: str, since: Bound = None, until: Bound = None) -> TraceResult:
         """One trace; ``since``/``until`` choose the window of its flow's step P50s."""
         _typed("trace_id", trace_id, _TEXT, "a trace id (hex text)")
-        return TraceResult(self.source.trace(trace_id, *_window(since, until)))
+        return TraceResult(self._reads.trace(trace_id, *_window(since, until)))
 
     def compare_traces(self, left_id: str, right_id: str) -> ComparisonResult:
         _typed("left_id", left_id, _TEXT, "a trace id (hex text)")
         _typed("right_id", right_id, _TEXT, "a trace id (hex text)")
-        return ComparisonResult(self.source.compare(left=left_id, right=right_id))
+        return ComparisonResult(self._reads.compare(left=left_id, right=right_id))
 
     def compare_baseline(
         self, trace_id: str, since: Bound = None, until: Bound = None
     ) -> ComparisonResult:
         _typed("trace_id", trace_id, _TEXT, "a trace id (hex text)")
         since, until = _window(since, until)
-        return ComparisonResult(self.source.compare(trace=trace_id, since=since, until=until))
+        return ComparisonResult(self._reads.compare(trace=trace_id, since=since, until=until))
 
     def compare_windows(
         self,
@@ -392,7 +407,7 @@ class Flowscope:
                     f"e.g. {side}=('2h', '1h'); got {(since, until)!r}"
                 )
         return ComparisonResult(
-            self.source.compare(
+            self._reads.compare(
                 flow=flow_id,
                 left_since=_bound("left_since", left[0]),
                 left_until=_bound("left_until", left[1]),
@@ -414,7 +429,7 @@ class Flowscope:
         _typed("right_version", right_version, _TEXT, "a service.version value")
         since, until = _window(since, until)
         return ComparisonResult(
-            self.source.compare(
+            self._reads.compare(
                 flow=flow_id,
                 left_version=left_version,
                 right_version=right_version,
@@ -430,7 +445,7 @@ class Flowscope:
         limit = _whole("limit", limit)
         if limit < 1:  # refused the same way on a file and through a server
             raise AnalysisError(f"limit must be at least 1, not {limit}")
-        rows: SqlRows = self.source.sql(query, limit)
+        rows: SqlRows = self._reads.sql(query, limit)
         return SqlResult(rows.columns, rows.rows, rows.truncated)
 
     def close(self) -> None:

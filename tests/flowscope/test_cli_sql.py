@@ -330,7 +330,7 @@ def test_ctrl_c_again_while_a_read_is_stopped_does_not_cut_the_stop_short(
     traceback), or the exit waited for it (up to its --timeout)."""
     from concurrent.futures import Future
 
-    from flowscope import cli_analysis
+    from flowscope import interrupts as ctrl_c
 
     running: Future[None] = Future()
     interrupts: list[int] = []
@@ -347,8 +347,8 @@ def test_ctrl_c_again_while_a_read_is_stopped_does_not_cut_the_stop_short(
         if next(pressed):
             raise KeyboardInterrupt  # the second Ctrl-C, in the middle of the stop
 
-    monkeypatch.setattr(cli_analysis, "wait", wait_pressing_ctrl_c)
-    reads = cli_analysis._Interruptible(object(), Reads())
+    monkeypatch.setattr(ctrl_c, "wait", wait_pressing_ctrl_c)
+    reads = ctrl_c.InterruptibleReads(object(), Reads())
     reads._stop(running)
     assert len(interrupts) == 3 and reads.stopped_cleanly
 
