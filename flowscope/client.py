@@ -25,7 +25,16 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, get_args, get_type_hints
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    TypeVar,
+    cast,
+    get_args,
+    get_type_hints,
+    overload,
+)
 
 from flowscope.analysis_sources import AnalysisSource, RemoteSource, SqlRows, open_source
 from flowscope.analyzer.errors import AnalysisError
@@ -58,11 +67,12 @@ _TIME_COLUMNS = ("start",)  # RFC 3339 strings that become timezone-aware timest
 
 
 def _dtypes(record_type: type) -> dict[str, str]:
-    """pandas dtypes of a record's number fields: float64 for a float (or None: NaN),
-    int64 for an int, bool for a bool."""
+    """pandas dtypes of a record's number fields: float64 for a float, or for a float
+    or int that may be None (NaN; a comparison's left_calls was int64, float64 or
+    object by its rows), int64 for an int, bool for a bool."""
     dtypes: dict[str, str] = {}
     for name, hint in get_type_hints(record_type).items():
-        if hint in (float, float | None):
+        if hint in (float, float | None, int | None):
             dtypes[name] = "float64"
         elif hint is int:
             dtypes[name] = "int64"
@@ -112,8 +122,22 @@ class Records(Generic[R]):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> R:
+    @overload
+    def __getitem__(self, index: int) -> R: ...
+    @overload
+    def __getitem__(self, index: slice) -> Records[R]: ...
+    def __getitem__(self, index: int | slice) -> R | Records[R]:
+        # A slice keeps .df(): `flows[:5].df()` met a plain list.
+        if isinstance(index, slice):
+            return Records(self.records[index], self.record_type)
         return self.records[index]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Records):
+            return NotImplemented
+        return (self.records, self.record_type) == (other.records, other.record_type)
+
+    __hash__ = None  # type: ignore[assignment]  # a list's: equal by content
 
     def __repr__(self) -> str:
         return f"<{len(self.records)} {self.record_type.__name__} records>"

@@ -124,6 +124,13 @@ def test_frames_have_the_record_fields_and_types(local: Flowscope) -> None:
     assert (str(empty["traces"].dtype), str(empty["p95_ms"].dtype)) == ("int64", "float64")
     spans = local.trace(SLOWEST_ORDER_TRACE).df()
     assert spans["step_p50_ms"].isna().all() and str(spans["step_p50_ms"].dtype) == "float64"
+    # A count that may be None: int64, float64 or object by the rows (empty: object).
+    none = local.compare_windows(
+        ORDERS,
+        ("2030-01-01T00:00:00Z", "2030-01-02T00:00:00Z"),
+        ("2030-01-02T00:00:00Z", "2030-01-03T00:00:00Z"),
+    ).df()
+    assert (str(none["left_calls"].dtype), str(none["right_calls"].dtype)) == ("float64",) * 2
 
 
 def test_group_values_become_columns(local: Flowscope) -> None:
@@ -144,6 +151,9 @@ def test_a_group_named_like_a_field_does_not_overwrite_it(local: Flowscope) -> N
 def test_records_and_numbers(local: Flowscope) -> None:
     flows = local.flows(**W)
     assert len(flows) == 2 and isinstance(flows[0], Flow)
+    # A slice keeps .df() (it was a plain list), and equal answers are equal.
+    assert list(flows[:1].df()["id"]) == [flows[0].id]
+    assert flows == local.flows(**W) and flows[:1] != flows
     orders = next(f for f in flows if f.id == ORDERS)
     assert (orders.traces, orders.p50_ms) == (4, ORDER_P50)
     result = local.flow(ORDERS, **W)
