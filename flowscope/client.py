@@ -503,6 +503,10 @@ def open(
     Raises ``flowscope.analyzer.errors.AnalysisError`` with a message when the
     store cannot be used.
     """
+    # Checked here as other arguments are: token=123 met a raw AttributeError, and
+    # open(5) said "5: no such database".
+    _typed("path_or_url", path_or_url, (str, Path), "a file path or a server URL")
+    _typed("token", token, _TEXT_OR_NONE, "a bearer token as text, or None")
     source = open_source(path_or_url, token=token, flows=flows, names="python")
     if flows is not None and isinstance(source, RemoteSource):
         # The CLI says so too: an UnknownFlow for a flow the yaml names gave no clue.

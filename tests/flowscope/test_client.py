@@ -661,3 +661,12 @@ def test_ctrl_c_stops_a_query_on_a_file_at_once(local: Flowscope) -> None:
     assert running.is_set()
     assert time.monotonic() - started < 5  # not the 10 s of its time limit
     assert local.sql("SELECT 1 AS one").rows == [[1]]  # the handle still answers
+
+
+def test_open_checks_the_types_of_its_arguments() -> None:
+    """token=123 raised a raw AttributeError from the token check; open(5) said
+    "5: no such database"."""
+    with pytest.raises(AnalysisError, match="path_or_url: 5 is int; give a file path"):
+        flowscope.open(5)  # type: ignore[arg-type]
+    with pytest.raises(AnalysisError, match="token: 123 is int; give a bearer token"):
+        flowscope.open("http://127.0.0.1:9", token=123)  # type: ignore[arg-type]
