@@ -38,6 +38,19 @@ class _Commands(click.Group):
     """flowscope's commands; output that cannot be written (`> out.csv` on a full disk)
     ends a command with one line, not a traceback."""
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt:
+            # Ctrl-C while the arguments are read: click said "Aborted!" with status 1.
+            _interrupted()
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

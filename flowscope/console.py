@@ -7,6 +7,8 @@ import signal
 import sys
 from collections.abc import Callable
 
+from flowscope.interrupts import interrupts_deferred
+
 
 def run(command: Callable[[], object] | None = None) -> None:
     """Load the CLI and run it; then exit with Ctrl-C ignored.
@@ -18,14 +20,19 @@ def run(command: Callable[[], object] | None = None) -> None:
     word. ``python -m flowscope.cli`` passes its own ``main`` as ``command``.
     """
     try:
+        with interrupts_deferred():
+            # DuckDB's native import turns a Ctrl-C that lands in it into an ImportError
+            # ("error while initializing the extension") or a process abort; it came
+            # later, in the command, where the first read imported it.
+            import duckdb  # noqa: F401
         if command is None:
             from flowscope.cli import main
 
             command = main
         command()
     except KeyboardInterrupt:
-        # Only the import reaches here: a command's own Ctrl-C is answered in its
-        # invoke (flowscope.cli._Commands), and click answers one in its parsing.
+        # Only the imports reach here: a command's own Ctrl-C, and one while its
+        # arguments are read, are answered in flowscope.cli._Commands.
         sys.stderr.write("flowscope: interrupted\n")
         sys.exit(130)
     finally:
