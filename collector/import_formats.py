@@ -188,7 +188,8 @@ def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) ->
     raise (Undecided if undecided else BadRequest)(
         f"{path_name}: JSON, but not trace data flowscope can import ({shape.describe()}); "
         "expected OTLP JSON (an object with resourceSpans), OTLP JSON lines, Jaeger JSON "
-        '({"data": [traces with traceID, spans, processes]}) or Zipkin v2 JSON '
+        '({"data": [traces with traceID, spans, processes]}), Jaeger\'s API v3 answers '
+        '({"result": OTLP JSON} and nothing else) or Zipkin v2 JSON '
         "(a list of spans with traceId and id)"
     )
 

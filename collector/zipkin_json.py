@@ -279,8 +279,8 @@ def _endpoint(value: object, where: str) -> _Endpoint | None:
     )
 
 
-_DIGITS = re.compile(r"-?[0-9]+")
-_JSON_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_DIGITS = re.compile(r"[+-]?[0-9]+")  # Java's Long.parseLong takes a "+"
+_JSON_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 def _zipkin_integer(value: object, what: str, maximum: int | None = None) -> int:
@@ -289,7 +289,7 @@ def _zipkin_integer(value: object, what: str, maximum: int | None = None) -> int
     whole file."""
     if isinstance(value, str):
         text = value.strip()
-        if not _JSON_NUMBER.fullmatch(text):  # int() took "1_000", "+1", "١٠٠٠"
+        if not _JSON_NUMBER.fullmatch(text):  # int() took "1_000" and "١٠٠٠"
             raise BadRequest(f"{what} {shorten(value)!r} is not an integer")
         try:
             value = int(text) if _DIGITS.fullmatch(text) else float(text)  # "1000.0" as Gson
@@ -321,8 +321,9 @@ def _parse_span(item: object, where: str) -> _ZipkinSpan:
         raise BadRequest(f"{where}: tags is {json_type(tags)}, expected an object of strings")
     for key, value in list(tags.items()):
         if isinstance(value, int | float) and not isinstance(value, bool):
-            # Zipkin's server reads a number as its text (Gson's nextString): one
-            # `"http.status_code": 200` refused the whole file. A whole one in digits.
+            # Zipkin's server takes a number as a tag value (Gson's nextString, its
+            # literal text): one `"http.status_code": 200` refused the whole file. The
+            # text is the parsed number's, whole ones in digits (`1e3` as 1000).
             # (below 2^53, where a double's digits are the number's: 1e23 is no
             # 100000000000000000000000 but 99999999999999991611392)
             whole = isinstance(value, float) and value.is_integer() and abs(value) < 2**53
