@@ -16,3 +16,9 @@ def __getattr__(name: str) -> Any:
 
         return open
     raise AttributeError(f"module 'flowscope' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # `open` is loaded on first use: without it here tab completion and help()
+    # did not show it.
+    return sorted({*globals(), "open"})

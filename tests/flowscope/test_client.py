@@ -670,3 +670,8 @@ def test_open_checks_the_types_of_its_arguments() -> None:
         flowscope.open(5)  # type: ignore[arg-type]
     with pytest.raises(AnalysisError, match="token: 123 is int; give a bearer token"):
         flowscope.open("http://127.0.0.1:9", token=123)  # type: ignore[arg-type]
+
+
+def test_open_is_listed_by_dir() -> None:
+    """Loaded on first use, it was not in dir(flowscope): no tab completion."""
+    assert "open" in dir(flowscope)
