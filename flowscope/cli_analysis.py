@@ -134,6 +134,8 @@ def analysis_source(
     except duckdb.Error as exc:  # a damaged file opens, and fails at its first read
         fail(read_failure(db, exc))
     finally:
+        if reads is not None and reads.stopped_cleanly:
+            reads.finish()
         if reads is None or reads.stopped_cleanly:
             source.close()
         # else a read that would not stop still holds the file: the process exits

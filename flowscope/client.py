@@ -18,6 +18,7 @@ through the JSON API. docs/python_api.md has the whole tour.
 from __future__ import annotations
 
 import numbers
+import os
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -55,6 +56,7 @@ from flowscope.analyzer.model import (
     group_columns,
 )
 from flowscope.interrupts import InterruptibleReads
+from flowscope.store.database import StoreError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -474,7 +476,12 @@ class Flowscope:
 
     def close(self) -> None:
         self._closed = True
-        self._source.close()
+        if self._interruptible is not None:
+            self._interruptible.finish()
+        try:
+            self._source.close()
+        except StoreError as exc:  # a read Ctrl-C could not stop still holds the file
+            raise AnalysisError(f"{exc}; the file is released when this process ends") from exc
 
     def __enter__(self) -> Flowscope:
         return self
@@ -505,7 +512,8 @@ def open(
     """
     # Checked here as other arguments are: token=123 met a raw AttributeError, and
     # open(5) said "5: no such database".
-    _typed("path_or_url", path_or_url, (str, Path), "a file path or a server URL")
+    _typed("path_or_url", path_or_url, (str, os.PathLike), "a file path or a server URL")
+    path_or_url = path_or_url if isinstance(path_or_url, str) else Path(os.fspath(path_or_url))
     _typed("token", token, _TEXT_OR_NONE, "a bearer token as text, or None")
     source = open_source(path_or_url, token=token, flows=flows, names="python")
     if flows is not None and isinstance(source, RemoteSource):

@@ -515,11 +515,16 @@ class Database:
             self._local.cursor = cursor
         return cursor
 
-    def interrupt_reads(self) -> None:
+    def interrupt_reads(self, only: threading.Thread | None = None) -> None:
         """Stop the queries the read cursors are running (a Ctrl-C of the CLI, whose
-        main thread cannot take the signal while DuckDB runs a query in it)."""
+        main thread cannot take the signal while DuckDB runs a query in it); ``only``:
+        that thread's, not another thread's read of the same file."""
         with self._lock:
-            readers = [cursor for thread, cursor in self._readers if thread.is_alive()]
+            readers = [
+                cursor
+                for thread, cursor in self._readers
+                if thread.is_alive() and (only is None or thread is only)
+            ]
         for cursor in readers:
             try:
                 cursor.interrupt()

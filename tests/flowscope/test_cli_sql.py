@@ -336,7 +336,7 @@ def test_ctrl_c_again_while_a_read_is_stopped_does_not_cut_the_stop_short(
     interrupts: list[int] = []
 
     class Reads:
-        def interrupt_reads(self) -> None:
+        def interrupt_reads(self, only: object) -> None:
             interrupts.append(1)
             if len(interrupts) == 3:  # the query stops at the third interrupt
                 running.set_result(None)
@@ -349,7 +349,7 @@ def test_ctrl_c_again_while_a_read_is_stopped_does_not_cut_the_stop_short(
 
     monkeypatch.setattr(ctrl_c, "wait", wait_pressing_ctrl_c)
     reads = ctrl_c.InterruptibleReads(object(), Reads())
-    reads._stop(running)
+    reads._stop(running, None)
     assert len(interrupts) == 3 and reads.stopped_cleanly
 
 

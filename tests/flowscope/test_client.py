@@ -670,6 +670,11 @@ def test_open_checks_the_types_of_its_arguments() -> None:
         flowscope.open(5)  # type: ignore[arg-type]
     with pytest.raises(AnalysisError, match="token: 123 is int; give a bearer token"):
         flowscope.open("http://127.0.0.1:9", token=123)  # type: ignore[arg-type]
+    # Any path object is a path (PurePosixPath was refused by the first check).
+    from pathlib import PurePosixPath
+
+    with pytest.raises(AnalysisError, match="no such database"):
+        flowscope.open(PurePosixPath("/nonexistent/x.duckdb"))
 
 
 def test_open_is_listed_by_dir() -> None:
