@@ -390,6 +390,20 @@ def test_invalid_ids_rejected_individually_json(live: tuple[FlowscopeServer, End
     assert _count(server) == before + 1
 
 
+def _stored_row(
+    live: tuple[FlowscopeServer, Endpoints], body: str, query: str
+) -> tuple[object, ...] | None:
+    """POST an OTLP/JSON ``body`` (it must be a 200), then the row ``query`` reads."""
+    server, endpoints = live
+    response = httpx.post(
+        f"{endpoints.http}/v1/traces", content=body.encode(), headers=JS, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    assert server.database is not None
+    server.database.await_writes()
+    return server.database.reader().execute(query).fetchone()
+
+
 @pytest.mark.parametrize("generic", [False, True], ids=["usual-shape", "generic-parser"])
 def test_half_a_surrogate_pair_in_json_is_stored_as_a_replacement_character(
     generic: bool, live: tuple[FlowscopeServer, Endpoints]
@@ -397,7 +411,6 @@ def test_half_a_surrogate_pair_in_json_is_stored_as_a_replacement_character(
     """The JS SDK cuts strings to a length limit in UTF-16 units ("ab\\ud83c"); such
     a request was a 500 and every span in it lost (the JS exporter does not retry a
     500). The Collector's decoder puts U+FFFD in place of the half pair."""
-    server, endpoints = live
     name = f"surrogate-{'generic' if generic else 'usual'}"
     attributes = ['{"key": "v\\udc00", "value": {"stringValue": "ab\\ud83c"}}']
     if generic:  # a bytesValue sends the request through protobuf's own parser
@@ -411,21 +424,11 @@ def test_half_a_surrogate_pair_in_json_is_stored_as_a_replacement_character(
         '"endTimeUnixNano": "1700000000000500000", "status": {"code": 2, "message": '
         '"x\\udfff"}, "attributes": [' + ", ".join(attributes) + "]}]}]}]}"
     )
-    response = httpx.post(
-        f"{endpoints.http}/v1/traces",
-        content=body.encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    assert response.status_code == 200, response.text
-    assert server.database is not None
-    server.database.await_writes()
-    row = (
-        server.database.reader()
-        .execute(
-            "SELECT SpanName, StatusMessage, SpanAttributes['v\ufffd'] FROM otel_traces "
-            "WHERE SpanName LIKE 'surrogate-%' AND SpanId LIKE '%" + ("8" if generic else "7") + "'"
-        )
-        .fetchone()
+    row = _stored_row(
+        live,
+        body,
+        "SELECT SpanName, StatusMessage, SpanAttributes['v\ufffd'] FROM otel_traces "
+        "WHERE SpanName LIKE 'surrogate-%' AND SpanId LIKE '%" + ("8" if generic else "7") + "'",
     )
     assert row == (f"{name}\ufffd", "x\ufffd", "ab\ufffd")
 
@@ -437,7 +440,6 @@ def test_json_int_values_past_int64_are_stored_as_doubles(
     intValue (its protobuf exporter sends a double): one ``1e+21`` made the whole batch
     a 400, which exporters do not retry, and -2^63, written 9223372036854776000 with a
     minus, is just past int64 as text."""
-    server, endpoints = live
     values = "1e+21, 9223372036854776000, -9223372036854776000, 4611686018427387904"
     attributes = ", ".join(
         f'{{"key": "n{i}", "value": {{"intValue": {v}}}}}' for i, v in enumerate(values.split(", "))
@@ -448,21 +450,11 @@ def test_json_int_values_past_int64_are_stored_as_doubles(
         '"name": "js-numbers", "startTimeUnixNano": "1700000000000000000", '
         f'"endTimeUnixNano": "1700000000000500000", "attributes": [{attributes}]}}]}}]}}]}}'
     )
-    response = httpx.post(
-        f"{endpoints.http}/v1/traces",
-        content=body.encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    assert response.status_code == 200, response.text
-    assert server.database is not None
-    server.database.await_writes()
-    row = (
-        server.database.reader()
-        .execute(
-            "SELECT SpanAttributes['n0'], SpanAttributes['n1'], SpanAttributes['n2'], "
-            "SpanAttributes['n3'] FROM otel_traces WHERE SpanName = 'js-numbers'"
-        )
-        .fetchone()
+    row = _stored_row(
+        live,
+        body,
+        "SELECT SpanAttributes['n0'], SpanAttributes['n1'], SpanAttributes['n2'], "
+        "SpanAttributes['n3'] FROM otel_traces WHERE SpanName = 'js-numbers'",
     )
     # Doubles as the protobuf exporter's doubles are stored; ints as ints.
     assert row == ("1e+21", "9223372036854776000", "-9223372036854775808", "4611686018427387904")

@@ -32,6 +32,7 @@ from tests.analysis_scenario import (
     UNTIL,
     scenario_file,
 )
+from tests.ctrl_c import ctrl_c_at_the_read
 
 TOKEN = "client-token"
 ORDERS = auto_flow_id("gateway", "POST /orders")
@@ -632,34 +633,10 @@ def test_ctrl_c_stops_a_query_on_a_file_at_once(local: Flowscope) -> None:
     """A notebook's "interrupt kernel" (SIGINT) did nothing while a query on a file ran
     in the main thread: DuckDB held Python's handler off until the query's 10 s limit,
     and then raised a bare RuntimeError("Query interrupted")."""
-    import signal
-    import threading
-    import time
-
     endless = "SELECT count(*) FROM range(10000000000000) t(x) WHERE x % 7 = 3"
-    running = threading.Event()
-
-    def press_ctrl_c() -> None:
-        # Until the query's thread is there, then SIGINT as the kernel sends it.
-        for _ in range(500):
-            if any(t.name.startswith("flowscope-read") for t in threading.enumerate()):
-                running.set()
-                break
-            time.sleep(0.01)
-        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-
-    presser = threading.Thread(target=press_ctrl_c)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    started = time.monotonic()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            presser.start()
-            local.sql(endless)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    presser.join()
-    assert running.is_set()
-    assert time.monotonic() - started < 5  # not the 10 s of its time limit
+    with ctrl_c_at_the_read() as took:
+        local.sql(endless)
+    assert took() < 5  # not the 10 s of its time limit
     assert local.sql("SELECT 1 AS one").rows == [[1]]  # the handle still answers
 
 

@@ -1,0 +1,48 @@
+"""Ctrl-C pressed at a read of a file, as a terminal or a notebook kernel sends it."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+# The Ctrl-C comes once the read's thread is there, within this long.
+READ_THREAD_WAIT_S = 5.0
+
+
+@contextmanager
+def ctrl_c_at_the_read() -> Iterator[Callable[[], float]]:
+    """Within the block, SIGINT reaches the main thread once a `flowscope-read` thread
+    runs (the query's), and the block must end in KeyboardInterrupt. Yields a function
+    giving the seconds from the block's start to its end; the read's thread was seen
+    if it returns (an assertion otherwise)."""
+    running = threading.Event()
+
+    def press() -> None:
+        deadline = time.monotonic() + READ_THREAD_WAIT_S
+        while time.monotonic() < deadline:
+            if any(t.name.startswith("flowscope-read") for t in threading.enumerate()):
+                running.set()
+                break
+            time.sleep(0.01)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    presser = threading.Thread(target=press)
+    # As at a terminal: a run started in the background of a non-interactive shell
+    # inherits SIGINT ignored, and Python then installs no handler for it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    started = time.monotonic()
+    took: list[float] = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            presser.start()
+            yield lambda: took[0]
+    finally:
+        took.append(time.monotonic() - started)
+        signal.signal(signal.SIGINT, previous)
+        presser.join()
+    assert running.is_set(), "no flowscope-read thread ran the query"
