@@ -168,7 +168,8 @@ def _check_trace_filters(filters: Mapping[str, Any], names: Names) -> None:
     if not 1 <= limit <= MAX_TRACES:
         raise AnalysisError(f"{param_name('limit', names)} must be 1 to {MAX_TRACES}, not {limit}")
     least = filters.get("min_duration_ms")
-    if least is not None and least < 0:
+    # NaN compares false with 0: a server refused it in its own words, a file in others.
+    if least is not None and not least >= 0:
         name = param_name("min_duration_ms", names)
         raise AnalysisError(f"{name} must be 0 or more, not {least}")
 

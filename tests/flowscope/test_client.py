@@ -215,6 +215,7 @@ REFUSALS: dict[str, Callable[[Flowscope], object]] = {
     "traces_limit_0": lambda fs: fs.traces(**W, limit=0),
     "traces_limit_huge": lambda fs: fs.traces(**W, limit=10_001),
     "traces_negative_duration": lambda fs: fs.traces(**W, min_duration_ms=-1),
+    "traces_nan_duration": lambda fs: fs.traces(**W, min_duration_ms=float("nan")),
     "sql_refused": lambda fs: fs.sql("DELETE FROM otel_traces"),
     # a file answered no rows, "truncated"; a server a 422
     "sql_limit_0": lambda fs: fs.sql("SELECT 1", limit=0),
