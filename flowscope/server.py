@@ -153,6 +153,7 @@ class FlowscopeServer:
         raise_open_file_limit()  # before the ingest process starts: it inherits it
         try:
             self.database = Database(cfg.db, memory_limit=cfg.memory_limit)
+            self.database.stop_reason = "the server is stopping"
             self.database.on_failed = self._failed
             separate = cfg.ingest_process and self.database.journal_dir is not None
             self.writer = SpanWriter(

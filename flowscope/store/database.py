@@ -322,6 +322,8 @@ class Database:
         self._readers: list[tuple[threading.Thread, duckdb.DuckDBPyConnection]] = []
         self._lock = threading.Lock()
         self._closed = False
+        # What stops its reads when it closes, for their message: a server sets its own.
+        self.stop_reason = "its file is being closed"
         # Seconds since the derived tables last took in every committed span, or None
         # when no derive thread keeps them current (store/deriver.py sets it while it
         # runs). Reads may then answer as of that moment (derivation.read_snapshot).

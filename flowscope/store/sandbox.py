@@ -844,7 +844,8 @@ def run_sandboxed(
         if database.note_error(exc):
             raise  # no fault of the query's: the server answers 503
         if isinstance(exc, duckdb.InterruptException):
-            raise SqlStopped("the query was stopped: the server is stopping") from exc
+            # By the close of its file: a server's stop, or close() on another thread.
+            raise SqlStopped(f"the query was stopped: {database.stop_reason}") from exc
         if isinstance(exc, duckdb.IOException):  # a damaged file: name it
             raise SqlError(str(file_failure(database.path, exc))) from exc
         raise SqlError(str(exc)) from exc
