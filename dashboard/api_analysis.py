@@ -182,7 +182,9 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         ] = None,
         flow: Annotated[str | None, Query(description="belongs to this flow id")] = None,
         min_duration_ms: Annotated[
-            float | None, Query(ge=0, description="root duration at least this")
+            float | None,
+            # NaN got "should be >= 0", infinity a 400 of another form: both 422 now.
+            Query(ge=0, allow_inf_nan=False, description="root duration at least this"),
         ] = None,
         error: Annotated[
             bool | None, Query(description="true: with an error span; false: without")

@@ -13,6 +13,7 @@ through a server. Messages name the parameters as the caller wrote them:
 from __future__ import annotations
 
 import functools
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -168,10 +169,11 @@ def _check_trace_filters(filters: Mapping[str, Any], names: Names) -> None:
     if not 1 <= limit <= MAX_TRACES:
         raise AnalysisError(f"{param_name('limit', names)} must be 1 to {MAX_TRACES}, not {limit}")
     least = filters.get("min_duration_ms")
-    # NaN compares false with 0: a server refused it in its own words, a file in others.
-    if least is not None and not least >= 0:
+    # NaN compares false with 0, and a server refuses what is not finite in its own
+    # words: refused here, a file and a server say the same.
+    if least is not None and not (math.isfinite(least) and least >= 0):
         name = param_name("min_duration_ms", names)
-        raise AnalysisError(f"{name} must be 0 or more, not {least}")
+        raise AnalysisError(f"{name} must be a finite number, 0 or more, not {least}")
 
 
 CompareMode = Literal["traces", "baseline", "versions", "windows"]

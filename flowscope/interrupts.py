@@ -73,8 +73,11 @@ class InterruptibleReads:
             running: Future[Any] = Future()
             worker = self._worker
             if worker is None:
-                worker = self._worker = _Worker()
-                weakref.finalize(self, worker.retire)  # a dropped reader's thread ends
+                # Whole or not at all: a Ctrl-C just after the thread's start left it
+                # running with no reader to end it.
+                with interrupts_deferred():
+                    worker = self._worker = _Worker()
+                    weakref.finalize(self, worker.retire)  # a dropped reader's thread ends
             # Until the read is known to have ended, the file must not be closed: a
             # Ctrl-C between two lines here would otherwise close it under the read.
             self.stopped_cleanly = False

@@ -16,16 +16,20 @@ READ_THREAD_WAIT_S = 5.0
 
 @contextmanager
 def ctrl_c_at_the_read() -> Iterator[Callable[[], float]]:
-    """Within the block, SIGINT reaches the main thread once a `flowscope-read` thread
-    runs (the query's), and the block must end in KeyboardInterrupt. Yields a function
+    """Within the block, SIGINT reaches the main thread once a new `flowscope-read`
+    thread runs (the query's: the block's reader must be new), and the block must end
+    in KeyboardInterrupt. Yields a function
     giving the seconds from the block's start to its end; the read's thread was seen
     if it returns (an assertion otherwise)."""
     running = threading.Event()
+    # A reader's thread lives as long as the reader: one of an earlier reader's is no
+    # sign of this read.
+    before = set(read_threads())
 
     def press() -> None:
         deadline = time.monotonic() + READ_THREAD_WAIT_S
         while time.monotonic() < deadline:
-            if any(t.name.startswith("flowscope-read") for t in threading.enumerate()):
+            if set(read_threads()) - before:
                 running.set()
                 break
             time.sleep(0.01)
@@ -46,3 +50,8 @@ def ctrl_c_at_the_read() -> Iterator[Callable[[], float]]:
         signal.signal(signal.SIGINT, previous)
         presser.join()
     assert running.is_set(), "no flowscope-read thread ran the query"
+
+
+def read_threads() -> list[threading.Thread]:
+    """The reads' threads alive now (`flowscope-read`, a reader's for its life)."""
+    return [t for t in threading.enumerate() if t.name.startswith("flowscope-read")]

@@ -18,7 +18,7 @@ from flowscope.store.writer import SpanWriter
 from flowscope.testing.otlp import key_values, request_for, span_id, trace_id
 from flowscope.testing.ports import free_port
 from flowscope.testing.server import ServerProcess, start_server_process
-from tests.ctrl_c import ctrl_c_at_the_read
+from tests.ctrl_c import ctrl_c_at_the_read, read_threads
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 TOKEN = "sql-token"
@@ -285,18 +285,17 @@ def test_ctrl_c_stops_a_query_on_a_file_at_once(stored_db: Path) -> None:
     """A query on a file ran in the CLI's main thread, where DuckDB held off Python's
     SIGINT handler until it ended: Ctrl-C waited for --timeout (up to a day), then a
     traceback. The query now runs on a thread; Ctrl-C interrupts it."""
-    import threading
-
     from flowscope.cli_analysis import analysis_source
 
     endless = "SELECT count(*) FROM range(10000000000000) t(x) WHERE x % 7 = 3"
+    before = set(read_threads())  # other tests' readers may still have theirs
     with (
         ctrl_c_at_the_read() as took,
         analysis_source(str(stored_db), None, None, None) as s,
     ):
         s.sql(endless, 10, 20)
     assert took() < 10  # not the 20 s of its time limit
-    assert not any(t.name.startswith("flowscope-read") for t in threading.enumerate())
+    assert set(read_threads()) <= before  # the command's read thread has ended
 
 
 def test_ctrl_c_again_while_a_read_is_stopped_does_not_cut_the_stop_short(
