@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import PlainTextResponse
@@ -286,6 +286,19 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         else:
             raise HTTPException(400, detail={"message": COMPARE_MODES})
         return result.as_dict()
+
+    # Last, so they take only what no route above does: an id with a slash in it
+    # (`%2F`, decoded before routing) got FastAPI's bare {"detail": "Not Found"}, not
+    # the 404 that names the flow or trace every other unknown id gets.
+    @router.get("/flows/{rest:path}", include_in_schema=False, response_model=None)
+    async def flow_id_with_a_slash(rest: str) -> NoReturn:
+        unknown = UnknownFlow(rest.removesuffix("/diagram"))
+        raise HTTPException(404, detail={"message": str(unknown), "flow": unknown.flow_id})
+
+    @router.get("/traces/{rest:path}", include_in_schema=False, response_model=None)
+    async def trace_id_with_a_slash(rest: str) -> NoReturn:
+        unknown = UnknownTrace(rest)
+        raise HTTPException(404, detail={"message": str(unknown), "trace": unknown.trace_id})
 
     return router
 

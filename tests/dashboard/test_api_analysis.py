@@ -220,6 +220,20 @@ def test_unknown_trace_is_404(api: httpx.Client) -> None:
     assert "f" * 32 in response.json()["detail"]["message"]
 
 
+def test_an_id_with_a_slash_gets_the_404_that_names_it(api: httpx.Client) -> None:
+    """`%2F` is decoded before routing: no route matched, and FastAPI's bare
+    {"detail": "Not Found"} broke the 404's documented form."""
+    for path, named in (
+        ("/api/flows/a%2Fb", {"flow": "a/b"}),
+        ("/api/flows/a%2Fb/diagram", {"flow": "a/b"}),
+        ("/api/traces/a%2Fb", {"trace": "a/b"}),
+    ):
+        response = api.get(path, params=WINDOW)
+        assert response.status_code == 404, path
+        detail = response.json()["detail"]
+        assert {k: detail[k] for k in named} == named and "'a/b'" in detail["message"]
+
+
 @pytest.mark.parametrize(
     ("path", "params", "named"),
     [
