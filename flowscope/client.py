@@ -514,12 +514,14 @@ def open(
     # open(5) said "5: no such database".
     _typed("path_or_url", path_or_url, (str, os.PathLike), "a file path or a server URL")
     path_or_url = path_or_url if isinstance(path_or_url, str) else Path(os.fspath(path_or_url))
+    if isinstance(path_or_url, str) and path_or_url.startswith("~"):
+        path_or_url = os.path.expanduser(path_or_url)  # as pandas reads "~/x.csv"
     _typed("token", token, _TEXT_OR_NONE, "a bearer token as text, or None")
     source = open_source(path_or_url, token=token, flows=flows, names="python")
     if flows is not None and isinstance(source, RemoteSource):
         # The CLI says so too: an UnknownFlow for a flow the yaml names gave no clue.
         warnings.warn(
             f"reading through the server at {source.where}: its flows apply, not the flows given",
-            stacklevel=2,
+            stacklevel=3,  # the caller of flowscope.open
         )
     return Flowscope(source)

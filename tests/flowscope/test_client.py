@@ -499,8 +499,9 @@ def test_flows_a_server_does_not_apply_are_warned_of(
         encoding="utf-8",
     )
     for target in (server[0], server[1].endpoints.ui):
-        with pytest.warns(UserWarning, match="its flows apply, not the flows given"):
+        with pytest.warns(UserWarning, match="its flows apply, not the flows given") as said:
             flowscope.open(target, token=TOKEN, flows=named).close()
+        assert said[0].filename == __file__  # the caller's line, not flowscope's
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         flowscope.open(server[0], token=TOKEN).close()
@@ -657,6 +658,19 @@ def test_open_checks_the_types_of_its_arguments() -> None:
         flowscope.open(PurePosixPath("/nonexistent/x.duckdb"))
 
 
-def test_open_is_listed_by_dir() -> None:
-    """Loaded on first use, it was not in dir(flowscope): no tab completion."""
+def test_open_is_shown_by_dir_and_help() -> None:
+    """Loaded by a module __getattr__ on first use, it was in neither dir(flowscope)
+    (no tab completion) nor help(flowscope)."""
+    import pydoc
+
     assert "open" in dir(flowscope)
+    shown = pydoc.render_doc(flowscope, renderer=pydoc.plaintext)
+    assert "open(path_or_url: 'str | Path', token:" in shown
+
+
+def test_open_expands_a_home_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "~/spans.duckdb" was "no such database" (pandas reads "~/x.csv")."""
+    scenario_file(tmp_path / "spans.duckdb")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with flowscope.open("~/spans.duckdb") as fs:
+        assert fs.where == str(tmp_path / "spans.duckdb")
