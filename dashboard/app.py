@@ -375,6 +375,11 @@ def create_app(context: AppContext) -> FastAPI:
     return app
 
 
+# The answers' records whose every field is always sent (as_dict() of a dataclass),
+# null when it has no value, though the field has a default.
+ALWAYS_SENT = ("Edge", "Flow", "Step", "StepDelta", "TraceAnswer", "TraceSpan")
+
+
 def _declare_bearer_auth(app: FastAPI, *, required: bool) -> None:
     """Say in the OpenAPI description what the token middleware enforces, so clients
     generated from it, and /docs's Authorize button, send the token."""
@@ -390,6 +395,13 @@ def _declare_bearer_auth(app: FastAPI, *, required: bool) -> None:
             "description": "the server's --token; required on /api/* when it has one",
         }
         components = schema.setdefault("components", {})
+        for name in ALWAYS_SENT:
+            # Fields with a default (None: an async edge's lag, a group) came out as
+            # optional, and clients generated from the description took them so; the
+            # answers always carry every field of these records.
+            record = components.get("schemas", {}).get(name)
+            if record is not None:
+                record["required"] = list(record.get("properties", {}))
         components.setdefault("securitySchemes", {})["bearer"] = scheme
         components.setdefault("schemas", {})["AuthAnswer"] = AuthAnswer.model_json_schema()
         auth = {"$ref": "#/components/schemas/AuthAnswer"}
