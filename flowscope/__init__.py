@@ -27,6 +27,6 @@ def open(
     # The client (pandas, DuckDB, httpx) loads on first use, so that `import flowscope`
     # (the CLI, the server's worker processes) stays light. Defined here, not loaded
     # by a module __getattr__, so that help(flowscope) and tab completion show it.
-    from flowscope.client import open as open_store
+    from flowscope.client import open_store
 
-    return open_store(path_or_url, token=token, flows=flows)
+    return open_store(path_or_url, token, flows)

@@ -62,7 +62,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from flowscope.analyzer.diagrams.formats import FlowFormat, MapFormat
-    from flowscope.analyzer.flows_config import FlowsConfig
 
 R = TypeVar("R", bound=Record)
 _TIME_COLUMNS = ("start",)  # RFC 3339 strings that become timezone-aware timestamps
@@ -498,18 +497,8 @@ class Flowscope:
         return f"<flowscope {self.where}>"
 
 
-def open(
-    path_or_url: str | Path,
-    token: str | None = None,
-    flows: str | Path | FlowsConfig | None = None,
-) -> Flowscope:
-    """Open a flowscope store: a DuckDB file (read-only) or a server URL.
-
-    ``token``: the server's bearer token (default ``$FLOWSCOPE_TOKEN``).
-    ``flows``: a flows.yaml (path or ``FlowsConfig``) for a file read here.
-    Raises ``flowscope.analyzer.errors.AnalysisError`` with a message when the
-    store cannot be used.
-    """
+def open_store(path_or_url: Any, token: Any, flows: Any) -> Flowscope:
+    """``flowscope.open``'s work (its arguments are described there, and checked here)."""
     # Checked here as other arguments are: token=123 met a raw AttributeError, and
     # open(5) said "5: no such database".
     _typed("path_or_url", path_or_url, (str, os.PathLike), "a file path or a server URL")
