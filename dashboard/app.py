@@ -41,9 +41,6 @@ class AppContext:
     sql_timeout_s: float = 10.0
     flows_config: FlowsConfig | None = None
     started: float = field(default_factory=time.time)
-    # Set as the server stops: a SQL query DuckDB cannot interrupt (one huge value being
-    # built) is answered 503 then, not a 500 after uvicorn's graceful wait.
-    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 STATIC = Path(__file__).parent / "static"
@@ -304,7 +301,13 @@ def create_app(context: AppContext) -> FastAPI:
 
     @app.post("/api/sql", response_model=None, responses=answers(SqlAnswer, 400, 503))
     async def sql(query: SqlQuery, request: Request) -> Any:
-        from flowscope.store.sandbox import SqlError, SqlRefused, SqlStopped, run_sandboxed
+        from flowscope.store.sandbox import (
+            SqlError,
+            SqlRefused,
+            SqlStopped,
+            run_sandboxed,
+            stopped_by_close,
+        )
 
         limit = min(query.limit or context.sql_row_limit, context.sql_row_limit)
         timeout_s = min(query.timeout_s or context.sql_timeout_s, context.sql_timeout_s)
@@ -339,11 +342,12 @@ def create_app(context: AppContext) -> FastAPI:
                 await asyncio.wait({work}, timeout=DISCONNECT_POLL_S)
                 if work.done():
                     break
-                if context.stopping.is_set():
-                    # Its interrupt is taken between chunks of work: a query inside one
-                    # function call goes on. Its thread is left to it (the close then
-                    # leaves the file to its WAL, as for any read that would not stop).
-                    raise SqlStopped("the query was stopped: the server is stopping")
+                if context.database.reads_stopped.is_set():
+                    # As the server stops: a query DuckDB cannot interrupt (one huge value
+                    # built in one function call) was a 500 after uvicorn's graceful wait.
+                    # Its thread is left to it (the close then leaves the file to its
+                    # WAL, as for any read that would not stop).
+                    raise stopped_by_close(context.database)
                 if await request.is_disconnected() or (client_gone and client_gone()):
                     gone.set()
             result = work.result()

@@ -141,7 +141,6 @@ class FlowscopeServer:
         self.on_failure: Callable[[str], None] | None = None
         self.receivers: Receivers | None = None  # here, with --no-ingest-process
         self.ui: HttpServer | None = None
-        self._context: AppContext | None = None
         self.retention: RetentionSweeper | None = None
         self.wal_keeper: WalKeeper | None = None
         self._info_written = False
@@ -172,7 +171,7 @@ class FlowscopeServer:
                 self._start_ingest_process()
             else:
                 self._start_receivers()
-            context = self._context = AppContext(self.database, self.writer, self.ingest, cfg.token)
+            context = AppContext(self.database, self.writer, self.ingest, cfg.token)
             if cfg.flows is not None:
                 from flowscope.analyzer.flows_config import FlowsConfig
 
@@ -296,12 +295,10 @@ class FlowscopeServer:
         if separate is not None:
             separate.shutdown()  # after the writer's last commit: the journal is empty
         if self.ui is not None:
-            if self._context is not None:
-                self._context.stopping.set()
             if self.database is not None:
                 # Reads in progress (a long /api/sql) end now, not after uvicorn's
                 # graceful wait, and no worker thread is left in a query at the close.
-                self.database.interrupt_reads()
+                self.database.stop_reads()
             self.ui.shutdown()
             self.ui = None
         if stuck:

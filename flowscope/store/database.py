@@ -324,6 +324,9 @@ class Database:
         self._closed = False
         # What stops its reads when it closes, for their message: a server sets its own.
         self.stop_reason = "its file is being closed"
+        # Set by stop_reads: reads are being stopped for good (a server stopping), also
+        # those DuckDB cannot interrupt inside one function call.
+        self.reads_stopped = threading.Event()
         # Seconds since the derived tables last took in every committed span, or None
         # when no derive thread keeps them current (store/deriver.py sets it while it
         # runs). Reads may then answer as of that moment (derivation.read_snapshot).
@@ -516,6 +519,12 @@ class Database:
                 self._readers.append((threading.current_thread(), cursor))
             self._local.cursor = cursor
         return cursor
+
+    def stop_reads(self) -> None:
+        """Stop the reads in progress for good: interrupted now, and ``reads_stopped``
+        set for those that wait on one DuckDB cannot interrupt."""
+        self.reads_stopped.set()
+        self.interrupt_reads()
 
     def interrupt_reads(self, only: threading.Thread | None = None) -> None:
         """Stop the queries the read cursors are running (a Ctrl-C of the CLI, whose

@@ -45,6 +45,12 @@ class SqlStopped(SqlError):
     """The query was stopped from outside (a server stopping), not by its time limit."""
 
 
+def stopped_by_close(database: Database) -> SqlStopped:
+    """A query stopped by the close of its file: a server's stop, or close() on another
+    thread of a reader's."""
+    return SqlStopped(f"the query was stopped: {database.stop_reason}")
+
+
 @dataclass(frozen=True)
 class SqlResult:
     columns: list[str]
@@ -844,8 +850,7 @@ def run_sandboxed(
         if database.note_error(exc):
             raise  # no fault of the query's: the server answers 503
         if isinstance(exc, duckdb.InterruptException):
-            # By the close of its file: a server's stop, or close() on another thread.
-            raise SqlStopped(f"the query was stopped: {database.stop_reason}") from exc
+            raise stopped_by_close(database) from exc
         if isinstance(exc, duckdb.IOException):  # a damaged file: name it
             raise SqlError(str(file_failure(database.path, exc))) from exc
         raise SqlError(str(exc)) from exc
