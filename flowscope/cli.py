@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,6 +28,7 @@ from flowscope.cli_common import (
     start_server,
 )
 from flowscope.cli_demo import register_demo_commands
+from flowscope.interrupts import exit_interrupted
 from flowscope.logs import LOG_FORMAT
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class _Commands(click.Group):
             return super().make_context(info_name, args, parent, **extra)
         except KeyboardInterrupt:
             # Ctrl-C while the arguments are read: click said "Aborted!" with status 1.
-            _interrupted()
+            exit_interrupted()
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -63,18 +64,13 @@ class _Commands(click.Group):
         except KeyboardInterrupt:
             # Ctrl-C: one line and 130 (128 + SIGINT), as a shell reports it. click said
             # "Aborted!" with status 1, which docs/cli.md gives to failures.
-            _interrupted()
+            exit_interrupted()
         except RuntimeError as exc:
             # DuckDB took the Ctrl-C itself, inside a query of the main thread (opening
             # the file reads its catalog): a traceback and status 1.
             if str(exc) != "Query interrupted":
                 raise
-            _interrupted()
-
-
-def _interrupted() -> NoReturn:
-    click.echo("flowscope: interrupted", err=True)
-    sys.exit(130)
+            exit_interrupted()
 
 
 _OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})

@@ -7,7 +7,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from flowscope.interrupts import interrupts_deferred
+from flowscope.interrupts import exit_interrupted, interrupts_deferred
 
 _ASKS_FOR_HELP = frozenset({"-h", "--help", "--version"})
 
@@ -44,7 +44,6 @@ def run(command: Callable[[], object] | None = None) -> None:
     except KeyboardInterrupt:
         # Only the imports reach here: a command's own Ctrl-C, and one while its
         # arguments are read, are answered in flowscope.cli._Commands.
-        sys.stderr.write("flowscope: interrupted\n")
-        sys.exit(130)
+        exit_interrupted()
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

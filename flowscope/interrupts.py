@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -19,7 +20,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
+
+
+def exit_interrupted() -> NoReturn:
+    """End a command stopped by Ctrl-C: one line and 130 (128 + SIGINT), as a shell
+    reports it."""
+    sys.stderr.write("flowscope: interrupted\n")
+    sys.exit(130)
 
 
 @contextmanager
