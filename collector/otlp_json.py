@@ -23,7 +23,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.import_formats import json_type
-from flowscope.collector.otlp_json_fast import I32, Decline, hex_id, request_from_document
+from flowscope.collector.otlp_json_fast import I32, I64, Decline, hex_id, request_from_document
 
 _ID_FIELDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
 
@@ -178,7 +178,7 @@ def _check_values(document: Any) -> None:
                 continue
             value = node[key]
             if value == _JS_INT64_MIN:  # -2^63 as JavaScript writes it
-                node[key] = -_INT64
+                node[key] = -I64
             elif (number := _past_int64(value)) is not None:
                 del node[key]
                 node["doubleValue"] = number
@@ -192,9 +192,6 @@ def _check_values(document: Any) -> None:
                 )
 
 
-_INT64 = 1 << 63
-
-
 _JS_INT64_MIN = -9223372036854776000
 
 
@@ -206,7 +203,7 @@ def _past_int64(value: Any) -> float | None:
         return None
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
         return None  # not whole: protobuf's own refusal says so
-    if -_INT64 <= value < _INT64:
+    if -I64 <= value < I64:
         return None
     try:
         return float(value)

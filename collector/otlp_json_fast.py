@@ -36,7 +36,7 @@ class Decline(Exception):
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 _DECIMAL = re.compile(r"-?[0-9]+")
 _U64 = 2**64
-_I64 = 2**63
+I64 = 2**63  # an int64 is in [-I64, I64)
 _U32 = 2**32
 I32 = 2**31  # an int32 is in [-I32, I32)
 
@@ -184,7 +184,7 @@ def _any_value(value: Any) -> AnyValue:
     if kind == "stringValue" and isinstance(inner, str):
         return AnyValue(string_value=inner)
     if kind == "intValue":
-        return AnyValue(int_value=_integer(inner, -_I64, _I64))
+        return AnyValue(int_value=_integer(inner, -I64, I64))
     if kind == "boolValue" and isinstance(inner, bool):
         return AnyValue(bool_value=inner)
     if kind == "doubleValue" and isinstance(inner, int | float) and not isinstance(inner, bool):
