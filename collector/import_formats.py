@@ -38,6 +38,7 @@ import codecs
 import json
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
@@ -452,6 +453,18 @@ def any_value(value: AttributeValue) -> AnyValue:
 
 def key_values(attributes: dict[str, AttributeValue]) -> list[KeyValue]:
     return [KeyValue(key=key, value=any_value(value)) for key, value in attributes.items()]
+
+
+def json_text(value: object) -> str:
+    """A raw JSON value kept as text (``as_text`` takes typed ones): a string as it is;
+    a whole number in digits when its double is exactly the number its shortest text
+    says (``9.3e18`` as ``9300000000000000000``, but ``1e23`` as ``1e+23``: its double
+    is 99999999999999991611392); anything else as JSON writes it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer() and Decimal(repr(value)) == int(value):
+        return str(int(value))
+    return json.dumps(value, ensure_ascii=False)
 
 
 def as_text(value: AttributeValue) -> str:

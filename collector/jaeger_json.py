@@ -56,6 +56,7 @@ from flowscope.collector.import_formats import (
     hex_id,
     int64,
     integer,
+    json_text,
     json_type,
     key_values,
     micros_to_nanos,
@@ -358,7 +359,7 @@ def _tag_value(tag: dict[str, Any], where: str) -> AttributeValue:
             # 2^63 - 1 (a Long.MAX_VALUE deadline) comes out as 9223372036854776000,
             # just past int64, and the whole file was refused. Such a value (or one
             # that is no integer at all) is kept as text, as other types are.
-            return _json_text(value)
+            return json_text(value)
     if kind == "float64":
         if isinstance(value, str):
             try:
@@ -377,18 +378,7 @@ def _tag_value(tag: dict[str, Any], where: str) -> AttributeValue:
             raise BadRequest(f"{where}: value {shorten(value)!r} is not base64") from None
     # Another type (int32, say): its value as text, where the Collector writes a
     # placeholder; refusing it lost the whole file.
-    return _json_text(value)
-
-
-def _json_text(value: object) -> str:
-    """A raw JSON tag value kept as text (``as_text`` takes typed ones): a whole
-    number in digits (``9.3e18`` as ``9300000000000000000``), anything else as JSON
-    writes it."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return json.dumps(value, ensure_ascii=False)
+    return json_text(value)
 
 
 def _pop_scope(attributes: Attributes) -> tuple[str, str]:

@@ -53,6 +53,7 @@ from flowscope.collector.import_formats import (
     AttributeValue,
     hex_id,
     integer,
+    json_text,
     json_type,
     key_values,
     micros_to_nanos,
@@ -323,11 +324,8 @@ def _parse_span(item: object, where: str) -> _ZipkinSpan:
         if isinstance(value, int | float) and not isinstance(value, bool):
             # Zipkin's server takes a number as a tag value (Gson's nextString, its
             # literal text): one `"http.status_code": 200` refused the whole file. The
-            # text is the parsed number's, whole ones in digits (`1e3` as 1000).
-            # (below 2^53, where a double's digits are the number's: 1e23 is no
-            # 100000000000000000000000 but 99999999999999991611392)
-            whole = isinstance(value, float) and value.is_integer() and abs(value) < 2**53
-            tags[key] = str(int(value)) if whole else json.dumps(value)
+            # text is the parsed number's, as the Jaeger import writes one.
+            tags[key] = json_text(value)
         elif not isinstance(value, str):
             raise BadRequest(
                 f"{where}: tag {shorten(key)!r} is {json_type(value)}; Zipkin tag values are strings"

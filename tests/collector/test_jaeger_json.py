@@ -462,6 +462,7 @@ def test_ui_download_values_that_javascript_rounded_are_kept_as_written() -> Non
                 _tag("text", "int64", "9223372036854776000"),
                 _tag("float", "int64", 9.3e18),
                 _tag("half", "int64", 1.5),
+                _tag("inexact", "int64", 1e23),
             ]
         )
     )
@@ -469,6 +470,8 @@ def test_ui_download_values_that_javascript_rounded_are_kept_as_written() -> Non
         "text": "9223372036854776000",
         "float": "9300000000000000000",
         "half": "1.5",
+        # Its double is 99999999999999991611392: digits that were never written.
+        "inexact": "1e+23",
     }
 
 
