@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flowscope.analyzer.model import Step, StepDelta
+from flowscope.analyzer.model import Step, StepDelta, kind_name
 from flowscope.analyzer.steps import LoadedSpans, step_id
 
 
@@ -129,7 +129,7 @@ def deltas(left: dict[str, StepValue], right: dict[str, StepValue]) -> list[Step
                 step=some.label,
                 service=some.service,
                 operation=some.operation,
-                kind=some.kind,
+                kind=kind_name(some.kind),
                 left_ms=a.ms if a else None,
                 right_ms=b.ms if b else None,
                 delta_ms=(b.ms - a.ms) if a and b else None,

@@ -8,11 +8,26 @@ are milliseconds as floats; rates are per minute; ratios are 0..1.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 EdgeRule = Literal["rpc", "virtual", "async"]
 NodeKind = Literal["service", "database", "messaging", "external"]
 PeerKind = Literal["database", "messaging", "external"]  # a virtual node's
+# SpanKind and StatusCode as otel_traces stores them; '' for a number outside the enum
+# (collector/flatten.py's SPAN_KINDS and STATUS_CODES, which a test holds to these).
+SpanKindName = Literal["Unspecified", "Internal", "Server", "Client", "Producer", "Consumer", ""]
+StatusName = Literal["Unset", "Ok", "Error", ""]
+
+
+def kind_name(stored: str) -> SpanKindName:
+    """A SpanKind read from otel_traces, typed as the records declare it (the writer
+    stores no other value)."""
+    return cast(SpanKindName, stored)
+
+
+def status_name(stored: str) -> StatusName:
+    """A StatusCode read from otel_traces, typed as the records declare it."""
+    return cast(StatusName, stored)
 
 
 @dataclass(frozen=True)
@@ -101,7 +116,7 @@ class Step(Record):
     parent_id: str | None
     service: str
     operation: str
-    kind: str  # SpanKind as stored: Server, Client, Internal, Producer, Consumer, Unspecified, ''
+    kind: SpanKindName
     calls: int
     traces: int
     calls_per_trace: float
@@ -150,7 +165,7 @@ class TraceSummary(Record):
     spans: int
     services: int
     errors: int  # spans with status Error
-    status: str  # the root's StatusCode
+    status: StatusName  # the root's
 
 
 @dataclass(frozen=True)
@@ -175,12 +190,12 @@ class TraceSpan(Record):
     parent_span_id: str  # '' for the root
     service: str
     operation: str
-    kind: str
+    kind: SpanKindName
     start: str  # RFC 3339, UTC
     start_offset_ms: float  # from the trace's earliest span
     duration_ms: float
     self_ms: float
-    status: str
+    status: StatusName
     status_message: str
     attributes: dict[str, str]
     resource: dict[str, str]  # its resource's attributes (Jaeger's process tags)
@@ -218,7 +233,7 @@ class StepDelta(Record):
     step: str  # "service operation" path label
     service: str
     operation: str
-    kind: str
+    kind: SpanKindName
     left_ms: float | None  # None: step absent on that side
     right_ms: float | None
     delta_ms: float | None

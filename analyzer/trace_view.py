@@ -23,8 +23,11 @@ from flowscope.analyzer.model import (
     CriticalSegment,
     SpanEvent,
     SpanLink,
+    StatusName,
     TraceSpan,
     TraceView,
+    kind_name,
+    status_name,
 )
 from flowscope.analyzer.shared_ids import half_span_id, unshare
 from flowscope.analyzer.span_tree import SpanRows, build
@@ -41,7 +44,7 @@ MAX_EVENTS = 10_000
 class SpanDetails:
     """What a trace view shows of a span beyond its place in the tree."""
 
-    status: str
+    status: StatusName
     message: str
     attributes: dict[str, str]
     resource: dict[str, str]
@@ -103,7 +106,13 @@ def _details(row: tuple[Any, ...], extra: tuple[Any, ...] | None, allowed: int) 
     ]
     omitted = int(row[13]) - len(events)
     return SpanDetails(
-        str(row[7]), str(row[8]), _texts(row[9]), _texts(resource), events, omitted, links
+        status_name(str(row[7])),
+        str(row[8]),
+        _texts(row[9]),
+        _texts(resource),
+        events,
+        omitted,
+        links,
     )
 
 
@@ -293,7 +302,7 @@ def trace_view(
                 parent_span_id=trace.parent_ids[row],
                 service=service,
                 operation=operation,
-                kind=kind,
+                kind=kind_name(kind),
                 start=format_ns(start),
                 start_offset_ms=(start - origin) / 1e6,
                 duration_ms=int(rows.duration[row]) / 1e6,

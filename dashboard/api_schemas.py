@@ -9,7 +9,7 @@ real answers against this description.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -79,7 +79,7 @@ class AuthAnswer(BaseModel):
 class Health(BaseModel):
     model_config = {"extra": "allow"}
 
-    status: str = Field(
+    status: Literal["ok", "degraded", "stopping", "failed"] = Field(
         description="ok, degraded (commits failing, retried), stopping, or failed (then 503)"
     )
     version: str

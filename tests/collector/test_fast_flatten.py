@@ -497,3 +497,15 @@ def test_an_all_zero_parent_id_is_a_root_in_both_paths() -> None:
     assert result.rejected == 0
     parents = result.batch.table.column("ParentSpanId").to_pylist()
     assert parents.count("") == len(roots) == 2
+
+
+def test_the_records_name_every_kind_and_status_the_writer_stores() -> None:
+    """The API's records declare SpanKind and StatusCode as enums (OpenAPI); a value the
+    writer stores and they leave out would fail generated clients."""
+    from typing import get_args
+
+    from flowscope.analyzer.model import SpanKindName, StatusName
+    from flowscope.collector.flatten import SPAN_KINDS, STATUS_CODES
+
+    assert get_args(SpanKindName) == SPAN_KINDS
+    assert get_args(StatusName) == STATUS_CODES

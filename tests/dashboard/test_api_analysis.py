@@ -568,6 +568,15 @@ def test_answers_match_the_openapi_description(api: httpx.Client) -> None:
     for name in ("Edge", "Flow", "Step", "StepDelta", "TraceAnswer", "TraceSpan"):
         record = description["components"]["schemas"][name]
         assert set(record["required"]) == set(record["properties"]), name
+    # Kinds and statuses were plain strings: generated clients could not name the values.
+    schemas = description["components"]["schemas"]
+    kinds = ["Unspecified", "Internal", "Server", "Client", "Producer", "Consumer", ""]
+    for name, field in (("Step", "kind"), ("TraceSpan", "kind"), ("StepDelta", "kind")):
+        assert schemas[name]["properties"][field]["enum"] == kinds, name
+    for name in ("TraceSpan", "TraceSummary"):
+        assert schemas[name]["properties"]["status"]["enum"] == ["Unset", "Ok", "Error", ""]
+    health = schemas["Health"]["properties"]["status"]["enum"]
+    assert health == ["ok", "degraded", "stopping", "failed"]
     components = _closed(description["components"])
     orders = order_flow_id(api)
     calls: list[tuple[str, str, dict[str, Any], int]] = [
