@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flowscope.analyzer.diagrams.groups import MAX_GROUPS, drawn_groups
 from flowscope.analyzer.diagrams.health import COLOURS, DEFAULT_THRESHOLDS, HealthThresholds
-from flowscope.analyzer.diagrams.labels import dot_string, edge_summary, node_summary
+from flowscope.analyzer.diagrams.labels import dot_string, edge_summaries, node_summary
 from flowscope.analyzer.diagrams.mermaid_map import complete_nodes, sorted_edges
 from flowscope.analyzer.diagrams.step_tree import (
     CALLER_KINDS,
@@ -43,9 +43,10 @@ def service_map_dot(
             f'color="{stroke}"',
         ]
         lines.append(f"    {dot_string(node.id)} [{', '.join(attributes)}];")
-    for edge in sorted_edges(service_map.edges):
+    edges = sorted_edges(service_map.edges)
+    for edge, summary in zip(edges, edge_summaries(edges), strict=True):
         _fill, stroke = COLOURS[thresholds.level(edge.error_rate, edge.p95_ms)]
-        attributes = [f"label={dot_string(chr(10).join(edge_summary(edge)))}", f'color="{stroke}"']
+        attributes = [f"label={dot_string(chr(10).join(summary))}", f'color="{stroke}"']
         if edge.rule == "async":
             attributes.append("style=dashed")
         lines.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable
 
 from flowscope.analyzer.model import Edge, Node
@@ -112,10 +113,21 @@ def node_summary(node: Node) -> list[str]:
     return [node.id, f"p95 {format_ms(node.p95_ms)}, {format_percent(node.error_rate)} err"]
 
 
-def edge_summary(edge: Edge) -> list[str]:
+def edge_summaries(edges: list[Edge]) -> list[list[str]]:
+    """Each edge's ``edge_summary``; edges that share both ends (calls that name one
+    peer as different kinds) also say the kind they named, so their arrows differ
+    by more than their numbers."""
+    ends = Counter((edge.source, edge.target) for edge in edges)
+    return [edge_summary(edge, ends[edge.source, edge.target] > 1) for edge in edges]
+
+
+def edge_summary(edge: Edge, name_peer_kind: bool = False) -> list[str]:
     """The parts of an edge's label: calls, P95, error %; for async edges also the
-    messaging system and destination, and the queue lag P95."""
+    messaging system and destination, and the queue lag P95; with ``name_peer_kind``,
+    a virtual edge's peer kind first."""
     parts = [count(edge.calls, "call"), f"p95 {format_ms(edge.p95_ms)}"]
+    if name_peer_kind and edge.peer_kind is not None:
+        parts.insert(0, f"as {edge.peer_kind}")
     parts.append(f"{format_percent(edge.error_rate)} err")
     if edge.rule == "async":
         where = " ".join(p for p in (edge.messaging_system, edge.destination) if p)

@@ -18,7 +18,7 @@ from flowscope.analyzer.diagrams.health import (
 )
 from flowscope.analyzer.diagrams.labels import (
     diagram_ids,
-    edge_summary,
+    edge_summaries,
     mermaid_text,
     node_summary,
 )
@@ -75,9 +75,9 @@ def _render(
         # Slugs never start with "_", so this id cannot be a node's.
         lines.append(f'    n__omitted>"{mermaid_text(note)}"]')
     by_level: dict[Health, list[int]] = {"ok": [], "warn": [], "bad": []}
-    for index, edge in enumerate(edges):
+    for index, (edge, summary) in enumerate(zip(edges, edge_summaries(edges), strict=True)):
         arrow = "-.->" if edge.rule == "async" else "-->"
-        label = mermaid_text(", ".join(edge_summary(edge)))
+        label = mermaid_text(", ".join(summary))
         lines.append(f'    {ids[edge.source]} {arrow}|"{label}"| {ids[edge.target]}')
         by_level[thresholds.level(edge.error_rate, edge.p95_ms)].append(index)
     for level, members in _classes(nodes, ids, thresholds).items():
@@ -113,7 +113,9 @@ def complete_nodes(service_map: ServiceMap) -> list[Node]:
 
 
 def sorted_edges(edges: list[Edge]) -> list[Edge]:
-    return sorted(edges, key=lambda e: (e.source, e.target, e.rule, e.destination or ""))
+    return sorted(
+        edges, key=lambda e: (e.source, e.target, e.rule, e.destination or "", e.peer_kind or "")
+    )
 
 
 def _classes(

@@ -53,6 +53,7 @@ def sample_map() -> ServiceMap:
             node("postgres orders", "database", spans=0, p95=None),
             node("kafka orders.dlq", "messaging", spans=0, p95=None),
             node("api.stripe.com", "external", spans=0, p95=None),
+            node("ledger", "database", spans=0, p95=None),
             node(NASTY, spans=7, p95=1.25),
             node("a.b", spans=1, p95=None),
             node("a-b", spans=1, p95=0.5),
@@ -63,6 +64,9 @@ def sample_map() -> ServiceMap:
             edge("checkout", "postgres orders", "virtual", calls=250, p95=3.25),
             edge("checkout", "kafka orders.dlq", "virtual", calls=3, p95=1.0),
             edge("payments", "api.stripe.com", "virtual", calls=100, errors=2, p95=80.0),
+            # one peer named as two kinds: two arrows with the same numbers
+            edge("payments", "ledger", "virtual", calls=5, p95=2.0, peer_kind="external"),
+            edge("payments", "ledger", "virtual", calls=5, p95=2.0, peer_kind="database"),
             edge(
                 "checkout",
                 "fulfillment",

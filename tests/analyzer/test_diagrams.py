@@ -213,7 +213,7 @@ def collapsed(name: str) -> str:
 
 
 def test_map_draws_every_name_shape_and_label(parsed: dict[str, dict[str, Any]]) -> None:
-    from flowscope.analyzer.diagrams.labels import edge_summary
+    from flowscope.analyzer.diagrams.labels import edge_summaries
     from flowscope.analyzer.diagrams.mermaid_map import complete_nodes
 
     service_map = sample_map()
@@ -232,14 +232,21 @@ def test_map_draws_every_name_shape_and_label(parsed: dict[str, dict[str, Any]])
         (by_id[e["from"]], by_id[e["to"]], e["text"], e["stroke"]) for e in result["edges"]
     )
     assert edges == sorted(
-        (
-            e.source,
-            e.target,
-            ", ".join(edge_summary(e)),
-            "dotted" if e.rule == "async" else "normal",
-        )
-        for e in service_map.edges
+        (e.source, e.target, ", ".join(summary), "dotted" if e.rule == "async" else "normal")
+        for e, summary in zip(service_map.edges, edge_summaries(service_map.edges), strict=True)
     )
+    # Calls naming one peer as two kinds drew two arrows with the same label.
+    ledger = sorted(e["text"] for e in result["edges"] if by_id[e["to"]] == "ledger")
+    assert ledger == [
+        "as database, 5 calls, p95 2.00 ms, 0.0% err",
+        "as external, 5 calls, p95 2.00 ms, 0.0% err",
+    ]
+    dot_labels = sorted(
+        dot_unquote(e.get("label")).split("\n")[0]
+        for e in parse_dot(service_map_dot(service_map)).get_edges()
+        if dot_unquote(e.get_destination()) == "ledger"
+    )
+    assert dot_labels == ["as database", "as external"]
     checkout = next(n["text"] for n in result["nodes"] if n["text"].startswith("checkout"))
     assert lines_of(checkout) == ["checkout", "p95 180 ms, 2.0% err"]
     fulfillment = next(e for e in result["edges"] if by_id[e["to"]] == "fulfillment")
