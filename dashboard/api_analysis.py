@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any, NoReturn, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -32,6 +32,7 @@ from flowscope.dashboard.api_schemas import (
     answers,
     text_answers,
 )
+from flowscope.dashboard.query_parameters import known_query_parameters
 
 T = TypeVar("T")
 
@@ -90,7 +91,9 @@ async def answer(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def analysis_router(analysis: Analysis) -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["analysis"])
+    router = APIRouter(
+        prefix="/api", tags=["analysis"], dependencies=[Depends(known_query_parameters)]
+    )
 
     @router.get(
         "/map",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -26,6 +26,7 @@ from flowscope.collector.auth import BEARER_CHALLENGE, token_matches
 from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess
 from flowscope.dashboard.api_schemas import AuthAnswer, Health, SqlAnswer, answers
+from flowscope.dashboard.query_parameters import known_query_parameters
 from flowscope.http_server import CLIENT_GONE, HeadAsGet
 from flowscope.store.database import Database, DatabaseFailed, WritesBehind
 from flowscope.store.writer import SpanWriter
@@ -299,7 +300,12 @@ def create_app(context: AppContext) -> FastAPI:
 
     sql_turns = asyncio.Semaphore(MAX_SQL_QUERIES)  # waiting holds no worker thread
 
-    @app.post("/api/sql", response_model=None, responses=answers(SqlAnswer, 400, 503))
+    @app.post(
+        "/api/sql",
+        response_model=None,
+        responses=answers(SqlAnswer, 400, 503),
+        dependencies=[Depends(known_query_parameters)],
+    )
     async def sql(query: SqlQuery, request: Request) -> Any:
         from flowscope.store.sandbox import (
             SqlError,

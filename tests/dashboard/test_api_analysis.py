@@ -383,16 +383,17 @@ def test_compare_windows_says_which_window_is_missing(api: httpx.Client) -> None
     "path", ["/api/map", "/api/flows", "/api/traces", "/api/map/diagram", "/api/compare"]
 )
 def test_bad_window_is_400_with_a_message(api: httpx.Client, path: str) -> None:
-    response = api.get(path, params={"since": "yesterday-ish", "trace": "a" * 32})
+    trace = {"trace": "a" * 32} if path == "/api/compare" else {}
+    response = api.get(path, params={"since": "yesterday-ish", **trace})
     assert response.status_code == 400
     message = response.json()["detail"]["message"]
     assert "since" in message and "yesterday-ish" in message
-    backwards = api.get(path, params={"since": UNTIL, "until": SINCE, "trace": "a" * 32})
+    backwards = api.get(path, params={"since": UNTIL, "until": SINCE, **trace})
     assert backwards.status_code == 400
     assert "must be before" in backwards.json()["detail"]["message"]
     # Before, a DuckDB binder error: 500.
     for params in ({"since": "1600-01-01T00:00:00Z"}, {"until": "2300-01-01T00:00:00Z"}):
-        outside = api.get(path, params={**params, "trace": "a" * 32})
+        outside = api.get(path, params={**params, **trace})
         assert outside.status_code == 400
         assert "is outside the times spans can have" in outside.json()["detail"]["message"]
 
@@ -406,6 +407,27 @@ def test_min_duration_out_of_range(api: httpx.Client, value: str) -> None:
     # A 500 once; then inf a 400 and NaN a 422 that said "should be >= 0": one answer.
     assert response.status_code == 422
     assert "finite number" in response.text
+
+
+def test_unknown_and_repeated_query_parameters_are_refused(api: httpx.Client) -> None:
+    """A misspelt parameter was ignored (every trace for ``min_duration=500``) and a
+    repeated one took its last value, with nothing to say so."""
+    typo = api.get("/api/traces", params={"min_duration": "500", "since": SINCE})
+    assert typo.status_code == 400
+    message = typo.json()["detail"]["message"]
+    assert message.startswith("unknown query parameter 'min_duration'; this route takes: ")
+    assert "min_duration_ms" in message
+    twice = api.get("/api/flows", params=[("since", SINCE), ("since", "2d")])
+    assert twice.status_code == 400
+    assert twice.json()["detail"]["message"] == "query parameter 'since' given more than once"
+    sql = api.post("/api/sql", params={"format": "csv"}, json={"sql": "SELECT 1"})
+    assert sql.status_code == 400
+    assert sql.json()["detail"]["message"] == (
+        "unknown query parameter 'format'; this route takes: none"
+    )
+    # What each route takes is still taken, and /healthz (probes add their own) is lenient.
+    assert api.get("/api/map/diagram", params={"format": "dot", "since": SINCE}).status_code == 200
+    assert api.get("/healthz", params={"probe": "1"}).status_code == 200
 
 
 def test_diagram_routes_draw_the_api_records(api: httpx.Client) -> None:

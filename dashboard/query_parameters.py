@@ -1,0 +1,51 @@
+"""Query parameters a route does not take, or takes once and was given twice, are
+refused with a 400 that names them.
+
+FastAPI ignores both: ``/api/traces?min_duration=500`` (for ``min_duration_ms``)
+answered every trace, and ``?since=1h&since=2d`` the last of the two, with nothing to
+say the parameter a user meant had not been read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from fastapi import HTTPException, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def known_query_parameters(request: Request) -> None:
+    """A route dependency: refuse the query parameters the route does not read."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema:
+        return  # the hidden catch-alls answer a 404 whatever they are given
+    names = sorted(_query_names(route.dependant))  # a few fields: no cache needed
+    given = Counter(key for key, _value in request.query_params.multi_items())
+    unknown = sorted(key for key in given if key not in names)
+    if unknown:
+        takes = ", ".join(names) if names else "none"
+        raise HTTPException(
+            400,
+            detail={
+                "message": f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(repr(key) for key in unknown)}; this route takes: {takes}"
+            },
+        )
+    # No route takes a list: a parameter given twice is a slip, not a second value.
+    twice = sorted(key for key, times in given.items() if times > 1)
+    if twice:
+        raise HTTPException(
+            400,
+            detail={
+                "message": f"query parameter{'s' if len(twice) > 1 else ''} "
+                f"{', '.join(repr(key) for key in twice)} given more than once"
+            },
+        )
