@@ -22,6 +22,7 @@ from flowscope.analyzer.steps import LoadedSpans, step_id
 @dataclass(frozen=True)
 class StepValue:
     label: str  # the step's path: "svc op > svc op"
+    under: str  # the step it hangs under: "svc op" ('' for a root)
     service: str
     operation: str
     kind: str
@@ -33,7 +34,12 @@ class StepValue:
 def trace_step_values(loaded: LoadedSpans) -> dict[str, StepValue]:
     """Per step of the (one) loaded trace: median call duration, error rate, calls."""
     rows, tree = loaded.rows, loaded.tree
-    labels = _span_labels(loaded)
+    names = [
+        f"{service} {operation}"
+        for service, operation, _kind in (loaded.ops[i] for i in loaded.op_idx.tolist())
+    ]
+    parents = tree.parent.tolist()
+    labels = path_labels(parents, names)
     keys = tree.step_key.tolist()
     by_key: dict[int, list[int]] = {}
     for row, key in enumerate(keys):
@@ -46,6 +52,7 @@ def trace_step_values(loaded: LoadedSpans) -> dict[str, StepValue]:
         errors = int(rows.is_error[members].sum())
         out[step_id(key)] = StepValue(
             label=labels[first],
+            under=names[parents[first]] if parents[first] >= 0 else "",
             service=service,
             operation=operation,
             kind=kind,
@@ -56,24 +63,17 @@ def trace_step_values(loaded: LoadedSpans) -> dict[str, StepValue]:
     return out
 
 
-def _span_labels(loaded: LoadedSpans) -> list[str]:
-    """Each span's path label (rows are not in tree order)."""
-    names = [
-        f"{service} {operation}"
-        for service, operation, _kind in (loaded.ops[i] for i in loaded.op_idx.tolist())
-    ]
-    return path_labels(loaded.tree.parent.tolist(), names)
-
-
 def flow_step_values(steps: list[Step], statistic: str) -> dict[str, StepValue]:
     """Per step of a flow: its ``p50_ms`` or ``p95_ms``, error rate, calls."""
     index = {step.id: row for row, step in enumerate(steps)}
     parents = [index.get(s.parent_id, -1) if s.parent_id is not None else -1 for s in steps]
-    labels = path_labels(parents, [f"{s.service} {s.operation}" for s in steps])
+    names = [f"{s.service} {s.operation}" for s in steps]
+    labels = path_labels(parents, names)
     out: dict[str, StepValue] = {}
-    for step, label in zip(steps, labels, strict=True):
+    for step, label, parent in zip(steps, labels, parents, strict=True):
         out[step.id] = StepValue(
             label=label,
+            under=names[parent] if parent >= 0 else "",
             service=step.service,
             operation=step.operation,
             kind=step.kind,
@@ -127,6 +127,8 @@ def deltas(left: dict[str, StepValue], right: dict[str, StepValue]) -> list[Step
         out.append(
             StepDelta(
                 step=some.label,
+                step_id=key,
+                under=some.under,
                 service=some.service,
                 operation=some.operation,
                 kind=kind_name(some.kind),
@@ -146,4 +148,4 @@ def deltas(left: dict[str, StepValue], right: dict[str, StepValue]) -> list[Step
             return abs(delta.delta_ms)
         return abs(delta.left_ms if delta.left_ms is not None else delta.right_ms or 0.0)
 
-    return sorted(out, key=lambda d: (-size(d), d.step, d.kind))
+    return sorted(out, key=lambda d: (-size(d), d.step, d.kind, d.step_id))

@@ -231,6 +231,10 @@ class TraceView(Record):
 @dataclass(frozen=True)
 class StepDelta(Record):
     step: str  # "service operation" path label
+    # The step's id, as in the flow's steps and trace views: two steps can share a
+    # label (a detached sub-tree's top under the root's name; names holding " > ").
+    step_id: str
+    under: str  # the "service operation" of the step it hangs under; '' for a root
     service: str
     operation: str
     kind: SpanKindName

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -733,7 +734,7 @@ def compare(
 
     # "step" is the step's service and operation, "under" the step it is under (the
     # path the record's own "step" holds would be cut).
-    known = ["step", "under", *(f for f in scalar_fields(StepDelta) if f != "step")]
+    known = ["step", "under", *(f for f in scalar_fields(StepDelta) if f not in ("step", "under"))]
     delta_columns = pick(columns, [DELTA_COLUMNS[0], "under", *DELTA_COLUMNS[1:]], known, fmt)
     if versions and any(v.startswith("-") for v in versions):
         # nargs=2 takes the next word whatever it is: `--versions 4.0.2 --db x` took
@@ -788,16 +789,16 @@ def compare(
     # The step's path label ("a op > b op > ...") would be cut: show the step and the
     # step it is under (rows go biggest delta first, so indenting by depth put steps
     # visually under whatever row came before them).
+    # Two steps can print alike (a detached sub-tree's top named like the root, say):
+    # those rows also show their step ids.
+    shown_as = [(op_label(d.service, d.operation), d.under, d.kind) for d in result.deltas]
+    alike = Counter(shown_as)
     rows = [
         [
-            {
-                **d.as_dict(),
-                "step": op_label(d.service, d.operation),
-                "under": _parent_label(d.step),
-            }[c]
+            {**d.as_dict(), "step": seen[0] + (f" [{d.step_id}]" if alike[seen] > 1 else "")}[c]
             for c in delta_columns
         ]
-        for d in result.deltas
+        for d, seen in zip(result.deltas, shown_as, strict=True)
     ]
     echo_table(render_table(delta_columns, rows, max_width=70))
 
@@ -841,9 +842,3 @@ def _hint_empty_sides(result: Any, flow: str | None) -> None:
         click.echo(
             f"(the right window holds no trace of flow {flow}: every step is gone)", err=True
         )
-
-
-def _parent_label(path: str) -> str:
-    """``a op > b op > c op`` -> ``b op``: the step a step hangs under ('' for a root)."""
-    parts = path.rsplit(" > ", 2)
-    return parts[-2] if len(parts) > 1 else ""

@@ -157,3 +157,30 @@ def test_deep_paths_are_labelled_by_root_and_last_steps(analyze: Analyze) -> Non
         assert labels["level 11"] == " > ".join(f"svc level {n}" for n in range(12))
         deep = [f"svc level {n}" for n in range(190, 200)]
         assert labels["level 199"] == " > ".join(["svc level 0", "…", *deep])
+
+
+def test_steps_that_share_a_label_keep_their_ids_and_parents(analyze: Analyze) -> None:
+    """A second parentless span named like the root, and a name holding " > ", made
+    rows that could not be told apart: no step id, and the step a step hangs under was
+    cut from its path label at the wrong " > "."""
+    kit = TraceKit()
+    left = kit.trace(start_ms=0)
+    left.span("y", "GET /y", kind="Server", start_ms=0, duration_ms=30)
+    right = kit.trace(start_ms=1000)
+    right.span("y", "GET /y", kind="Server", start_ms=0, duration_ms=100)
+    right.span("y", "GET /y", kind="Server", start_ms=5, duration_ms=100, parent="")
+    chain = kit.trace(start_ms=2000)
+    job = chain.span("wf", "job", kind="Server", start_ms=0, duration_ms=50)
+    job.child("wf", "state A > B", kind="Internal", start_ms=1, duration_ms=20).child(
+        "wf", "persist", kind="Internal", start_ms=2, duration_ms=5
+    )
+    analysis = analyze(kit)
+    first, second, third = (kit.spans[0].trace_id, kit.spans[1].trace_id, kit.spans[3].trace_id)
+    comparison = analysis.compare_traces(first, second)
+    assert [d.step for d in comparison.deltas] == ["y GET /y", "y GET /y"]
+    assert len({d.step_id for d in comparison.deltas}) == 2
+    view = analysis.trace(second)
+    assert {d.step_id for d in comparison.deltas} == {s.step_id for s in view.spans}
+    chained = analysis.compare_traces(third, third)
+    under = {d.operation: d.under for d in chained.deltas}
+    assert under == {"job": "", "state A > B": "wf job", "persist": "wf state A > B"}

@@ -760,3 +760,35 @@ def test_a_trace_without_its_root_gets_no_window_hint(tmp_path: Path) -> None:
     assert "add --since" not in bare.stderr
     windowed = cli("trace", "d" * 32, "--since", "2020-01-01T00:00:00Z", *db)
     assert "(the trace has no root span (yet), so it is in no flow" in windowed.stderr
+
+
+def test_compare_table_tells_steps_that_print_alike_apart(tmp_path: Path) -> None:
+    """Two steps printed as the same row (a second parentless span named like the
+    root), and "under" was cut from the path at a " > " in a span's name."""
+    from flowscope.testing.traces import TraceKit
+
+    kit = TraceKit()
+    kit.trace(start_ms=0).span("y", "GET /y", kind="Server", start_ms=0, duration_ms=30)
+    right = kit.trace(start_ms=1000)
+    right.span("y", "GET /y", kind="Server", start_ms=0, duration_ms=100)
+    right.span("y", "GET /y", kind="Server", start_ms=5, duration_ms=100, parent="")
+    chain = kit.trace(start_ms=2000)
+    chain.span("wf", "job", kind="Server", start_ms=0, duration_ms=50).child(
+        "wf", "state A > B", kind="Internal", start_ms=1, duration_ms=20
+    ).child("wf", "persist", kind="Internal", start_ms=2, duration_ms=5)
+    db = tmp_path / "alike.duckdb"
+    database = Database(db)
+    try:
+        kit.write(database)
+    finally:
+        database.close()
+    first, second, third = kit.spans[0].trace_id, kit.spans[1].trace_id, kit.spans[3].trace_id
+    base = ["compare", first, second, "--db", str(db)]
+    deltas = json.loads(cli(*base, "--format", "json").stdout)["deltas"]
+    out = cli(*base, "--columns", "step,left_ms").stdout
+    assert len({d["step_id"] for d in deltas}) == 2
+    for delta in deltas:
+        assert f"y: GET /y [{delta['step_id']}]" in out
+    out = cli("compare", third, third, "--db", str(db), "--columns", "step,under").stdout
+    assert "wf: state A > B  wf job\n" in out
+    assert "wf: persist      wf state A > B\n" in out
