@@ -423,11 +423,11 @@ def flow(
         _hint_empty_window(since, until, db, server_url, token)
 
 
-def _claims_hint(claims: list[Any]) -> str:
+def _claims_hint(claims: list[Any], window: str = "the window") -> str:
     """Where flows.yaml put traces that an automatic flow id would otherwise have had (an
     id from before the rule, or from a link, answered an empty flow and no reason)."""
     taken = "; ".join(f"{c.flow} ({c.name}): {c.traces} traces" for c in claims)
-    return f"(flows.yaml puts other traces of the window with this flow's root in flow {taken})"
+    return f"(flows.yaml puts other traces of {window} with this flow's root in flow {taken})"
 
 
 def _flow_heading(flow: Any) -> str:
@@ -776,11 +776,36 @@ def compare(
         "right_since": right_since,
         "right_until": right_until,
     }
+    from flowscope.analyzer.errors import AnalysisError
+
     with analysis_source(db, server_url, token, flows_file) as source:
-        result = source.compare(**params)
+        try:
+            result = source.compare(**params)
+        except AnalysisError as exc:
+            # No trace of an automatic flow's in a version: flows.yaml may have taken
+            # them (an id from before the rule answered as if there were none).
+            claims = _claims(source, flow, since, until) if versions else []
+            if claims:
+                raise AnalysisError(f"{exc}\n{_claims_hint(claims)}") from exc
+            raise
+        hints = []
+        if result.mode == "windows":
+            for side, since_, until_, values in (
+                ("left", left_since, left_until, [d.left_ms for d in result.deltas]),
+                ("right", right_since, right_until, [d.right_ms for d in result.deltas]),
+            ):
+                claims = (
+                    _claims(source, flow, since_, until_)
+                    if values.count(None) == len(values)
+                    else []
+                )
+                if claims:
+                    hints.append(_claims_hint(claims, f"the {side} window"))
     if sort_by == "errors":
         result = by_error_change(result)
     _hint_empty_sides(result, flow)
+    for hint in hints:
+        click.echo(hint, err=True)
     if fmt == "json":
         echo_json(result.as_dict())
         return
@@ -820,6 +845,11 @@ def by_error_change(result: Any) -> Any:
 
     ranked = sorted(enumerate(result.deltas), key=lambda pair: (-size(pair[1]), pair[0]))
     return replace(result, deltas=[delta for _, delta in ranked])
+
+
+def _claims(source: Any, flow: str | None, since: str | None, until: str | None) -> list[Any]:
+    """The flows.yaml flows that took traces with ``flow``'s root in the window."""
+    return source.flow(flow, since, until, None).claimed_by if flow else []
 
 
 def _hint_empty_sides(result: Any, flow: str | None) -> None:

@@ -232,6 +232,34 @@ def test_an_automatic_flow_a_rule_took_names_the_rule_flow(
         assert nothing.exit_code == 0 and "no flow" not in nothing.stderr, nothing.stderr
 
 
+def test_comparing_an_automatic_flow_a_rule_took_names_the_rule_flow(
+    scenario_db: Path, tmp_path: Path
+) -> None:
+    """compare said "neither window holds a trace of flow ..." or "no trace of flow ...
+    ran through service.version=1.0", and not where flows.yaml had put them."""
+    flows = tmp_path / "flows.yaml"
+    flows.write_text("flows:\n  - name: Orders\n    match: {operation: 'POST /orders'}\n")
+    where = ["--db", str(scenario_db), "--flows", str(flows)]
+    windows = ["--left-since", SINCE, "--left-until", "2026-01-01T00:02:30Z"]
+    windows += ["--right-since", "2026-01-01T00:02:30Z", "--right-until", UNTIL]
+    result = run("compare", "--flow", ORDERS, *windows, *where)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"(neither window holds a trace of flow {ORDERS})"
+    assert lines[1].startswith("(flows.yaml puts other traces of the left window with ")
+    assert lines[1].endswith(" in flow orders (Orders): 3 traces)")
+    assert lines[2].startswith("(flows.yaml puts other traces of the right window with ")
+    versions = ["--versions", "1.0", "2.0", "--since", SINCE, "--until", UNTIL]
+    result = run("compare", "--flow", ORDERS, *versions, *where)
+    assert result.exit_code == 1
+    assert "(flows.yaml puts other traces of the window with this flow's root in flow " in (
+        result.stderr
+    )
+    # Without the rule, the same comparisons have traces on both sides and no hint.
+    plain = run("compare", "--flow", ORDERS, *versions, "--db", str(scenario_db))
+    assert plain.exit_code == 0 and plain.stderr == ""
+
+
 def test_flows_of_one_trace_each_say_the_span_names_carry_ids(tmp_path: Path) -> None:
     """Span names with ids (GET /orders/17) made a flow per trace, thousands of them,
     and nothing said why."""
