@@ -743,6 +743,12 @@ def compare(
             f"takes two service.versions, got {versions[0]!r} and then {versions[1]!r}",
             param_hint="'--versions'",
         )
+    if versions and not all(versions):
+        # An empty value reads as "not given": the generic "say what to compare".
+        raise click.BadParameter(
+            "a version must not be empty (traces without service.version have none to compare by)",
+            param_hint="'--versions'",
+        )
     if len(trace_ids) not in (0, 2):
         fail("compare takes two trace ids (or none, with --trace/--flow)")
     if baseline and not trace_id:
@@ -804,6 +810,8 @@ def compare(
     if sort_by == "errors":
         result = by_error_change(result)
     _hint_empty_sides(result, flow)
+    if result.left == result.right:  # all zeros would read as "no change"
+        click.echo(f"(both sides are the same: {result.left})", err=True)
     for hint in hints:
         click.echo(hint, err=True)
     if fmt == "json":

@@ -260,6 +260,19 @@ def test_comparing_an_automatic_flow_a_rule_took_names_the_rule_flow(
     assert plain.exit_code == 0 and plain.stderr == ""
 
 
+def test_compare_names_an_empty_version_and_sides_that_are_the_same(scenario_db: Path) -> None:
+    """An empty version got "say what to compare", and the same side twice printed
+    zeros that read as "no change" with nothing said."""
+    window = ["--since", SINCE, "--until", UNTIL, "--db", str(scenario_db)]
+    empty = run("compare", "--flow", ORDERS, "--versions", "", "2.0", *window)
+    assert empty.exit_code == 2 and "a version must not be empty" in empty.output
+    same = run("compare", "--flow", ORDERS, "--versions", "1.0", "1.0", *window)
+    assert same.exit_code == 0
+    assert same.stderr == "(both sides are the same: service.version=1.0)\n"
+    differ = run("compare", "--flow", ORDERS, "--versions", "1.0", "2.0", *window)
+    assert differ.exit_code == 0 and differ.stderr == ""
+
+
 def test_flows_of_one_trace_each_say_the_span_names_carry_ids(tmp_path: Path) -> None:
     """Span names with ids (GET /orders/17) made a flow per trace, thousands of them,
     and nothing said why."""
