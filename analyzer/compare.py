@@ -134,7 +134,8 @@ def deltas(left: dict[str, StepValue], right: dict[str, StepValue]) -> list[Step
                 kind=kind_name(some.kind),
                 left_ms=a.ms if a else None,
                 right_ms=b.ms if b else None,
-                delta_ms=(b.ms - a.ms) if a and b else None,
+                # To the nanosecond the times are in: 83.7, not 83.70000000000002.
+                delta_ms=round(b.ms - a.ms, 6) if a and b else None,
                 left_error_rate=a.error_rate if a else None,
                 right_error_rate=b.error_rate if b else None,
                 error_rate_delta=(b.error_rate - a.error_rate) if a and b else None,

@@ -184,3 +184,15 @@ def test_steps_that_share_a_label_keep_their_ids_and_parents(analyze: Analyze) -
     chained = analysis.compare_traces(third, third)
     under = {d.operation: d.under for d in chained.deltas}
     assert under == {"job": "", "state A > B": "wf job", "persist": "wf state A > B"}
+
+
+def test_deltas_are_whole_nanoseconds(analyze: Analyze) -> None:
+    """176.05 − 92.35 printed as 83.70000000000002 in JSON."""
+    kit = TraceKit()
+    for i, duration in enumerate((92.35, 176.05)):
+        kit.trace(start_ms=i * 1000).span(
+            "a", "op", kind="Server", start_ms=0, duration_ms=duration
+        )
+    first, second = trace_ids(kit)
+    (delta,) = analyze(kit).compare_traces(first, second).deltas
+    assert 176.05 - 92.35 != 83.7 and delta.delta_ms == 83.7
