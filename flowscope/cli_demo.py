@@ -226,7 +226,9 @@ def _guide(ui_url: str, db: str, faults: dict[str, float], token: bool = False) 
         "                    client-gateway -> wallet-service errors with no fault: a new "
         "wallet's GET /balance is a 404, an error on the client span (OpenTelemetry's rule)",
         f"  business flows    {ui_url}/api/flows       (flowscope flows --db {db})",
-        "  slowest flow      POST /v1/order: risk check, funds blocking, order insert, "
+        # Not "slowest": without a fault, funding is as slow (a reviewer measured it
+        # slower), and the order flow is the one with the most to see.
+        "  richest flow      POST /v1/order: risk check, funds blocking, order insert, "
         "then matching-engine and market-data asynchronously",
     ]
     for name, magnitude in faults.items():

@@ -9,6 +9,7 @@ import pytest
 from flowscope.reference_app.loadgen import (
     FLOWS,
     WARM_UP,
+    WARM_UP_IN_FLIGHT,
     LoadConfig,
     LoadGenerator,
     LoadReport,
@@ -71,6 +72,25 @@ def test_load_drives_all_seven_flows_through_the_gateway(platform: Platform) -> 
         "GET /reports/positions",
         "DELETE /v1/order/{order_id}",
     }
+
+
+def test_the_warm_up_keeps_few_traders_in_flight(platform: Platform) -> None:
+    """All traders warmed up at once; their traces, queued on the services' event
+    loops, made a short demo's P95s (382 ms against 29 ms after the warm-up)."""
+    platform.fresh()
+    config = LoadConfig(rate=0.001, duration_s=0.01, concurrency=16, users=8, run_id="warm")
+    report = run_load(platform, config)
+    assert report.flows[WARM_UP].requests == 8 and report.planned == []
+    events: list[tuple[int, int]] = []
+    for spans in traces(platform.spans()).values():
+        root = root_of(spans)
+        assert root.start_time is not None and root.end_time is not None
+        events += [(root.start_time, 1), (root.end_time, -1)]
+    in_flight = peak = 0
+    for _at, step in sorted(events, key=lambda e: (e[0], e[1])):  # ends before starts
+        in_flight += step
+        peak = max(peak, in_flight)
+    assert peak == WARM_UP_IN_FLIGHT
 
 
 def test_weights_shape_the_mix(platform: Platform) -> None:
