@@ -26,6 +26,7 @@ from flowscope.cli_common import (
     StopRequest,
     exit_after_clean_stop,
     fail,
+    say,
     server_options,
     serving,
     start_server,
@@ -213,10 +214,10 @@ def reference_app(
     load_config = _load_config(load)
     stop = StopRequest(stopping="exporting the last spans")
     stop.install()
-    _run_platform(export, load, load_config, stop, what_to_look_at="", host=host)
+    undelivered = _run_platform(export, load, load_config, stop, what_to_look_at="", host=host)
     # As serve and demo leave: past the interpreter's teardown, where a second Ctrl-C
     # found Python's default handler back and killed the process by the signal.
-    exit_after_clean_stop()
+    exit_after_clean_stop(1 if undelivered else 0)
 
 
 def _guide(ui_url: str, db: str, faults: dict[str, float], token: bool = False) -> str:
@@ -274,7 +275,8 @@ def _run_platform(
     stop: StopRequest,
     what_to_look_at: str,
     host: str = "127.0.0.1",
-) -> None:
+) -> int:
+    """Run the platform and its load until done or stopped; the spans not delivered."""
     from flowscope.reference_app.app import AppConfig, TradingApp
     from flowscope.reference_app.loadgen import format_report
 
@@ -308,6 +310,14 @@ def _run_platform(
     finally:
         click.echo("reference app: stopping; exporting the last spans", err=True)
         app.shutdown()
+    undelivered = app.telemetry.undelivered if app.telemetry is not None else 0
+    if undelivered:
+        where = export.otlp_endpoint or f"file {export.otlp_file}"
+        say(
+            f"reference app: {undelivered:,} spans were not delivered to {where} "
+            "(the exporter's messages above say why)"
+        )
+    return undelivered
 
 
 async def _drive(

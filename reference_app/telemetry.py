@@ -132,6 +132,44 @@ class _FileExporter(SpanExporter):
         """The shared file is closed by Telemetry once every provider has flushed."""
 
 
+class _Undelivered:
+    """Spans whose export failed, across every provider's exporter (their batch
+    processors export on threads of their own)."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+        self._lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.spans += count
+
+
+class _Counted(SpanExporter):
+    """An exporter whose failed batches are counted: the SDK only logs them, and a run
+    pointed where nothing listens ended with "0 errors" having delivered nothing."""
+
+    def __init__(self, inner: SpanExporter, undelivered: _Undelivered) -> None:
+        self._inner = inner
+        self._undelivered = undelivered
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._inner.export(spans)
+        except Exception:
+            self._undelivered.add(len(spans))
+            raise
+        if result is not SpanExportResult.SUCCESS:
+            self._undelivered.add(len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
 class Telemetry:
     """The eight TracerProviders of one app and their exporters."""
 
@@ -139,6 +177,7 @@ class Telemetry:
         config.validate()
         self.config = config
         self._file = OtlpJsonLinesFile(config.otlp_file) if config.otlp_file else None
+        self._undelivered = _Undelivered()
         self.providers: dict[str, TracerProvider] = {
             name: self._provider(name) for name in SERVICES
         }
@@ -171,7 +210,7 @@ class Telemetry:
         provider = TracerProvider(resource=resource)
         provider.add_span_processor(
             BatchSpanProcessor(
-                self._exporter(service),
+                _Counted(self._exporter(service), self._undelivered),
                 schedule_delay_millis=self.config.schedule_delay_ms,
                 max_queue_size=16_384,
             )
@@ -180,6 +219,11 @@ class Telemetry:
 
     def provider(self, service: str) -> TracerProvider:
         return self.providers[service]
+
+    @property
+    def undelivered(self) -> int:
+        """Spans in batches the exporters failed to deliver (after their retries)."""
+        return self._undelivered.spans
 
     def force_flush(self, timeout_s: float = 30.0) -> bool:
         return all(p.force_flush(int(timeout_s * 1000)) for p in self.providers.values())

@@ -224,6 +224,38 @@ def test_reference_app_exports_to_an_otlp_endpoint(tmp_path: Path) -> None:
     assert {row[0] for row in answer["rows"]} == set(SERVICES)
 
 
+def test_reference_app_says_how_many_spans_it_could_not_deliver(tmp_path: Path) -> None:
+    """Pointed at an endpoint that refused every batch, it ended "0 errors" with status
+    0: only the SDK's log lines said that nothing had been delivered."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the handler's API)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(400)  # not retried by exporters
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Refuse) as refusing:
+        thread = threading.Thread(target=refusing.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{refusing.server_address[1]}"
+            result = reference_app(
+                "--otlp-endpoint", url, "--duration", "1s", "--rate", "5", "--users", "1"
+            )
+        finally:
+            refusing.shutdown()
+    assert result.returncode == 1, result.stdout
+    found = re.search(rf"reference app: ([\d,]+) spans were not delivered to {url} ", result.stdout)
+    assert found is not None, result.stdout
+    assert int(found.group(1).replace(",", "")) > 20
+
+
 def count_spans(path: Path) -> int:
     total = 0
     for line in path.read_text(encoding="utf-8").splitlines():
