@@ -1,6 +1,6 @@
 """The platform's cache and event channel: in-process stand-ins for the seed's Redis.
 
-They run inside the app's process, and their spans say so (``db.system`` =
+They run inside the app's process, and their spans say so (``db.system.name`` =
 ``in-process-cache``, ``messaging.system`` = ``in-process-queue``) rather than
 pretending to be Redis. Messaging spans follow the OpenTelemetry messaging
 conventions: a PRODUCER span per publish, whose context travels in the message
@@ -42,7 +42,9 @@ class InProcessCache:
             f"GET {collection}",
             kind=SpanKind.CLIENT,
             attributes={
-                "db.system": CACHE_SYSTEM,
+                # The stable database conventions throughout: db.system beside
+                # db.query.text mixed two versions of them.
+                "db.system.name": CACHE_SYSTEM,
                 "db.operation.name": "GET",
                 "db.collection.name": collection,
                 "db.query.text": f"GET {key}",
@@ -138,6 +140,7 @@ class EventChannel:
             except Exception as exc:  # a failed message must not stop the consumer
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                span.set_attribute("error.type", type(exc).__qualname__)  # required on failure
                 log.debug("message %s failed: %s", message.id, exc)
 
     async def join(self) -> None:

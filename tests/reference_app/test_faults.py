@@ -140,6 +140,8 @@ def test_failing_matching_fails_the_consumer_not_the_request(
     failed = [s for s in consumers if s.status.status_code.name == "ERROR"]
     assert len(consumers) == 4 and len(failed) == 2
     assert all(s.events and s.events[0].name == "exception" for s in failed)
+    # Required on a failed span by the conventions; it was missing.
+    assert all(s.attributes and s.attributes["error.type"] == "MatchingFailure" for s in failed)
     roots = [root_of(t) for t in traces(spans).values()]
     assert all(r.status.status_code.name == "UNSET" for r in roots)
 

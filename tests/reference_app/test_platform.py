@@ -85,7 +85,7 @@ def test_database_cache_and_messaging_spans_say_what_they_use(
     assert all(s.attributes and s.attributes["db.statement"] for s in statements)
     (cache,) = [s for s in spans if s.name == "GET risk_limits"]
     assert cache.kind.name == "CLIENT" and cache.attributes is not None
-    assert cache.attributes["db.system"] == "in-process-cache"
+    assert cache.attributes["db.system.name"] == "in-process-cache"
     consumers = [s for s in spans if s.kind.name == "CONSUMER"]
     assert len(consumers) == 3  # new order, its market data, the cancellation
     for span in consumers:
