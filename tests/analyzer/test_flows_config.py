@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,62 @@ def test_merge_keys_and_their_overrides_load() -> None:
 def test_an_int_tag_on_no_integer_is_a_config_error(value: str) -> None:
     with pytest.raises(FlowsConfigError, match="not valid YAML: .*is not an integer"):
         FlowsConfig.parse(f"flows: [{{name: a, match: {{attributes: {{q: {value}}}}}}}]\n")
+
+
+def test_a_blank_match_value_is_an_error_not_any() -> None:
+    """`service:` left blank beside a route took every service's matching roots."""
+    for key in ("service", "route", "operation"):
+        text = f"flows:\n  - name: a\n    match:\n      {key}:\n      route: '/*'\n"
+        if key == "route":
+            text = "flows:\n  - name: a\n    match:\n      route:\n      service: gw\n"
+        with pytest.raises(FlowsConfigError) as caught:
+            FlowsConfig.parse(text, "f.yaml")
+        assert str(caught.value) == (
+            f"f.yaml: flows[0].match.{key}: is empty (leave the key out to match any {key})"
+        )
+
+
+def test_a_route_or_name_written_as_shown_matches_though_it_looks_like_a_glob() -> None:
+    """`[id]` (Next.js routes) is a glob's set of characters: the rule matched nothing."""
+    config = FlowsConfig.parse(
+        "flows:\n"
+        "  - {name: by route, match: {route: '/items/[id]'}}\n"
+        "  - {name: by name, match: {operation: 'GET /users/[id]'}}\n"
+    )
+    by_route, by_name = config.flows
+    assert config.match(RootFacts("next", "GET /items/[id]", "/items/[id]")) is by_route
+    assert config.match(RootFacts("next", "GET /items/i", "/items/i")) is by_route  # still a glob
+    assert config.match(RootFacts("next", "GET /users/[id]", "/users/[id]")) is by_name
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ("{true: x}", "the name True is not a string (quote it)"),
+        ("{null: x}", "the name None is not a string (quote it)"),
+        ("{1.0: x}", "the name 1.0 is not a string (quote it)"),
+        ("{x: !!binary aGVsbG8=}", "attributes.x: must be a single value"),
+        ("{x: !!set {a}}", "attributes.x: must be a single value"),
+    ],
+)
+def test_attribute_names_and_values_nothing_stores_are_errors(
+    attributes: str, message: str
+) -> None:
+    """They were turned into Python's text ('True', "b'hello'"), which no span holds."""
+    text = f"flows:\n  - name: a\n    match:\n      attributes: {attributes}\n"
+    with pytest.raises(FlowsConfigError, match=re.escape(message)):
+        FlowsConfig.parse(text, "f.yaml")
+
+
+def test_yaml_errors_name_the_file_at_their_line() -> None:
+    with pytest.raises(FlowsConfigError) as caught:
+        FlowsConfig.parse("flows:\n - name: a\n  match: x", "my/flows.yaml")
+    assert '"<unicode string>"' not in str(caught.value)
+    assert 'in "my/flows.yaml", line 3, column 3' in str(caught.value)
+
+
+def test_by_id_finds_the_first_rule_of_an_id_among_many() -> None:
+    rules = "".join(f"  - {{name: r{i}, match: {{service: s{i}}}}}\n" for i in range(500))
+    config = FlowsConfig.parse("flows:\n" + rules)
+    assert config.by_id("r499") is config.flows[499]
+    assert config.by_id("r500") is None
