@@ -138,7 +138,7 @@ class Analysis:
                 "traces_list",
                 {
                     **params,
-                    "keys": self.catalog.config.attribute_keys,
+                    "keys": list(self.catalog.config.attribute_keys),
                     "min_duration_ns": min_duration_ns,
                     "filter_error": error is not None,
                     "error": bool(error),
@@ -342,7 +342,7 @@ class Analysis:
         """One trace's spans and tree, and its flow id (None without a root); ``typed``:
         the id as given, for the message if there is no such trace."""
         db = self.database
-        keys = self.catalog.config.attribute_keys
+        keys = list(self.catalog.config.attribute_keys)
         found = db.fetch("trace_root", {"trace_id": trace_id, "keys": keys})
         if not found:
             raise UnknownTrace(trace_id, typed)

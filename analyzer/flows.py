@@ -125,7 +125,7 @@ class FlowCatalog:
         return bool(self.config.flows)
 
     def mapping(self, window: Window) -> FlowMapping:
-        keys = self.config.attribute_keys
+        keys = list(self.config.attribute_keys)
         use_route = any(rule.route is not None for rule in self.config.flows)
         mapping = FlowMapping(keys, use_route)
         params = {

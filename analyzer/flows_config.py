@@ -23,13 +23,13 @@ name the key, e.g. ``flows.yaml: flows[1].match.route: must be a string``.
 from __future__ import annotations
 
 import codecs
+import fnmatch
 import hashlib
 import io
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -158,20 +158,35 @@ class FlowRule:
         return self.service or "", "" if any(c in operation for c in "*?[") else operation
 
     def matches(self, root: RootFacts) -> bool:
+        # Every root of a window is tried against the rules until one matches (20,000
+        # roots and 500 rules: 10 million tries), so no call that can be saved.
         if self.service is not None and root.service != self.service:
             return False
-        if self.operation is not None and not _like(root.operation, self.operation):
+        # A pattern matches as a glob or as the text itself: a route written as it is
+        # shown (`/items/[id]`, as Next.js names them) matched nothing, `[id]` being a
+        # glob's set of characters.
+        operation, route = self._globs
+        if operation is not None and root.operation != self.operation:
+            if operation(root.operation) is None:
+                return False
+        if route is not None and root.route != self.route and route(root.route) is None:
             return False
-        if self.route is not None and not _like(root.route, self.route):
-            return False
-        return all(root.attributes.get(key) == value for key, value in self.attributes)
+        attributes = root.attributes
+        for key, value in self.attributes:
+            if attributes.get(key) != value:
+                return False
+        return True
+
+    @cached_property
+    def _globs(self) -> tuple[Glob | None, Glob | None]:
+        return _glob(self.operation), _glob(self.route)
 
 
-def _like(text: str, pattern: str) -> bool:
-    """``pattern`` as a glob, or the text itself: a route written as it is shown
-    (``/items/[id]``, as Next.js names them) matched nothing, ``[id]`` being a glob's
-    set of characters."""
-    return text == pattern or fnmatchcase(text, pattern)
+Glob = Callable[[str], Any]  # a compiled pattern's match: None when it does not match
+
+
+def _glob(pattern: str | None) -> Glob | None:
+    return None if pattern is None else re.compile(fnmatch.translate(pattern)).match
 
 
 @dataclass(frozen=True)
@@ -179,10 +194,11 @@ class FlowsConfig:
     flows: tuple[FlowRule, ...] = ()
     source: str = "flows.yaml"
 
-    @property
-    def attribute_keys(self) -> list[str]:
-        """Every attribute key some rule looks at (the analyzer fetches only these)."""
-        return sorted({key for rule in self.flows for key, _ in rule.attributes})
+    @cached_property
+    def attribute_keys(self) -> tuple[str, ...]:
+        """Every attribute key some rule looks at (the analyzer fetches only these).
+        Asked for each root: built each time, 1.3 s of 20,000 roots with 500 rules."""
+        return tuple(sorted({key for rule in self.flows for key, _ in rule.attributes}))
 
     def match(self, root: RootFacts) -> FlowRule | None:
         for rule in self.flows:

@@ -28,7 +28,7 @@ def test_good_file_loads_with_defaults() -> None:
             attributes=(("customer.tier", "premium"), ("retry", "false")),
         ),
     )
-    assert config.attribute_keys == ["customer.tier", "retry"]
+    assert config.attribute_keys == ("customer.tier", "retry")
 
 
 def test_matching_first_rule_wins_and_all_conditions_hold() -> None:
