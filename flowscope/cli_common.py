@@ -141,13 +141,17 @@ def _cell(value: Any) -> str:
     return shown(_csv_value(value))
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# With the bidirectional controls: a right-to-left override in a span name reversed
+# the rest of its table line on the terminal.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_BIDI}]")
+_CONTROL_BUT_LINES = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_BIDI}]")
 _ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def _escape(match: re.Match[str]) -> str:
-    return _ESCAPES.get(match[0], f"\\x{ord(match[0]):02x}")
+    code = ord(match[0])
+    return _ESCAPES.get(match[0], f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
 def shown(text: str) -> str:

@@ -86,6 +86,13 @@ def test_tables_show_control_characters_and_align_wide_ones() -> None:
     assert len(ends) == 1  # the numbers end in one column
 
 
+def test_bidirectional_controls_show_as_escapes() -> None:
+    """A right-to-left override in a value reversed the rest of its line on screen."""
+    text = render_table(["v", "n"], [["pay\u202elap", 1], ["\u2067x\u2069", 2]])
+    assert "pay\\u202elap" in text and "\\u2067x\\u2069" in text
+    assert not any(c in text for c in "\u202e\u2067\u2069")
+
+
 def test_tables_never_cut_ids() -> None:
     long_id = "svc-" + "x" * 200
     table = render_table(["id", "name"], [[long_id, "y" * 200]], max_width=60)
