@@ -54,6 +54,9 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]
             duration = parse_duration(str(value))
         except ValueError as exc:
             self.fail(f"{exc}, or 'off'", param, ctx)
+        if not duration and float(re.sub(r"[^\d.]", "", str(value))) > 0:
+            # Under a microsecond rounds to 0, which would keep every span (as 'off').
+            self.fail(f"{str(value).strip()!r} is shorter than a microsecond", param, ctx)
         return duration or None  # '0s', '0d': 0, which keeps all like '0' (--help says so)
 
 

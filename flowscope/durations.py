@@ -33,8 +33,13 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    """The inverse of ``parse_duration`` for whole units: ``7d``, ``36h``, ``15m``, ``90s``."""
-    seconds = int(value.total_seconds())
+    """The inverse of ``parse_duration``: ``7d``, ``36h``, ``15m``, ``90s``, ``1500ms``
+    (whole seconds were all it wrote: 1500ms was "1s", and 0.5s "0s", which reads as
+    retention off)."""
+    micros = value // timedelta(microseconds=1)
+    if micros % 1_000_000:
+        return f"{micros // 1000}.{micros % 1000:03d}".rstrip("0").rstrip(".") + "ms"
+    seconds = micros // 1_000_000
     for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"

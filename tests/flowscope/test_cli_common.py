@@ -6,9 +6,11 @@ import csv
 import io
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from flowscope.cli_common import (
@@ -120,6 +122,33 @@ def test_a_zero_duration_in_any_unit_means_off() -> None:
     duration = DurationType()
     assert [duration.convert(v, None, None) for v in ("0", "0s", "0d", "off")] == [None] * 4
     assert duration.convert("7d", None, None) == timedelta(days=7)
+
+
+def test_a_duration_under_a_microsecond_is_refused_not_off() -> None:
+    """`--retention 0.0000001s` rounded to 0 and kept every span, as 'off' does."""
+    from flowscope.cli_common import DurationType
+
+    with pytest.raises(click.BadParameter, match="shorter than a microsecond"):
+        DurationType().convert("0.0000001s", None, None)
+    assert DurationType().convert("0.001ms", None, None) == timedelta(microseconds=1)
+
+
+def test_durations_are_written_back_as_given() -> None:
+    """Whole seconds were all that was written: --retention 1500ms read "1s" in the
+    server's messages, and 0.5s "0s", which reads as retention off."""
+    from flowscope.durations import format_duration, parse_duration
+
+    for text, written in (
+        ("1500ms", "1500ms"),
+        ("0.5s", "500ms"),
+        ("0.001ms", "0.001ms"),
+        ("7d", "7d"),
+        ("90m", "90m"),
+        ("36h", "36h"),
+        ("90s", "90s"),
+    ):
+        assert format_duration(parse_duration(text)) == written
+        assert parse_duration(written) == parse_duration(text)
 
 
 def test_only_a_failed_write_of_the_output_is_called_so() -> None:
