@@ -266,7 +266,7 @@ def _hint_empty_window(
     spans_in_window = roots_in_window = 0
     try:
         window = parse_window(since, until)
-        start_ns = window.since_ns
+        start_ns, end_ns = window.since_ns, window.until_ns
         source = open_source(db, token=token, server_url=server_url)
         # The newest span, and the window's spans and roots: nothing may be old, yet
         # flows and traces go by a root span that is not there (yet), or a filter
@@ -279,7 +279,7 @@ def _hint_empty_window(
         finally:
             source.close()
     except (AnalysisError, ValueError):  # a hint is not worth a failure
-        newest, start_ns = -1, 0
+        newest, start_ns, end_ns = -1, 0, 0
     if newest is None:
         where = "no spans are stored yet"
     elif roots_in_window:  # there are traces: the command's filters matched none
@@ -294,6 +294,14 @@ def _hint_empty_window(
         reach = f"{math.ceil(age_h / 24) + 1}d" if age_h > 24 else f"{math.ceil(age_h) + 1}h"
         stamp = datetime.fromtimestamp(newest / 1e9, UTC).isoformat(timespec="seconds")
         where += f"; the newest span started at {stamp}: --since {reach} reaches it"
+    elif end_ns and newest >= end_ns:
+        # Spans dated after the window (a sender's clock ahead): no --since reaches
+        # them, and the hint said to widen it.
+        after = datetime.fromtimestamp(newest / 1e9 + 1, UTC).isoformat(timespec="seconds")
+        where += (
+            f"; spans are stored up to {after[:-6]}Z, after the window's end (a sender's "
+            f"clock ahead?): --until {after[:-6]}Z reaches the newest"
+        )
     click.echo(f"({where})", err=True)
 
 

@@ -58,6 +58,21 @@ def test_an_empty_default_window_says_how_to_widen_it(command: str, scenario_db:
     assert full.exit_code == 0 and full.stderr == ""
 
 
+def test_spans_after_the_window_are_named_with_an_until_that_reaches_them(
+    scenario_db: Path,
+) -> None:
+    """Spans dated after the window (a sender's clock ahead) got "widen the window with
+    --since", which cannot reach them."""
+    result = run("flows", "--db", str(scenario_db), "--until", "2025-12-31T00:00:00Z")
+    assert result.exit_code == 0
+    found = re.search(
+        r"after the window's end \(a sender's clock ahead\?\): --until (\S+) ", result.stderr
+    )
+    assert found is not None, result.stderr
+    reached = run("flows", "--db", str(scenario_db), "--until", found.group(1))
+    assert reached.exit_code == 0 and reached.stderr == "" and "POST /orders" in reached.stdout
+
+
 def test_an_empty_given_window_names_it(scenario_db: Path) -> None:
     result = run("flows", "--db", str(scenario_db), "--since", "2h")
     assert "nothing since 2h" in result.stderr
