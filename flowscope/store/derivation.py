@@ -217,20 +217,29 @@ def derive(
     with _transaction(cursor):
         if only is None:
             _run(cursor, "dv_intake")
-        pause()
-        traces, spans, scans, (lo, hi) = _derive_into_temp(
-            cursor, pause=pause, only_traces=only, bare=bare
-        )
-        queued, first, last = _one(cursor, "dv_queue_range")
-        pause()
-        _run(cursor, "dv_persist", {"lo": lo, "hi": hi})
-        pause()
-        _run(cursor, "compact_edge_minutes", {"lo": lo, "hi": hi})
-        if queued:
-            _run(cursor, "compact_service_minutes", {"lo": first, "hi": last})
+        traces, spans, scans = _derive_queued(cursor, pause, only, bare)
     result = DerivationResult(traces, spans, scans, time.perf_counter() - started)
     log.debug("derived %d traces (%d spans) in %.1f ms", traces, spans, result.elapsed_s * 1e3)
     return result
+
+
+def _derive_queued(
+    cursor: Any, pause: Callable[[], None], only: Sequence[str] | None, bare: bool
+) -> tuple[int, int, int]:
+    """Derive the queued traces and store their rows, in the caller's transaction:
+    traces, spans and scans."""
+    pause()
+    traces, spans, scans, (lo, hi) = _derive_into_temp(
+        cursor, pause=pause, only_traces=only, bare=bare
+    )
+    queued, first, last = _one(cursor, "dv_queue_range")
+    pause()
+    _run(cursor, "dv_persist", {"lo": lo, "hi": hi})
+    pause()
+    _run(cursor, "compact_edge_minutes", {"lo": lo, "hi": hi})
+    if queued:
+        _run(cursor, "compact_service_minutes", {"lo": first, "hi": last})
+    return traces, spans, scans
 
 
 # Failures that say nothing about the traces being derived: a full disk, memory, a
@@ -338,7 +347,9 @@ def retention(cursor: Any, cutoff: Any) -> int:
 
     One transaction, so a read sees both or neither: with the spans deleted first on
     their own, lists went on naming deleted traces, whose lookups gave 404, until the
-    derived rows followed (up to a derivation pass later)."""
+    derived rows followed (up to a derivation pass later). The traces it cuts are
+    derived again in it too: until the next pass, a settled read counted such a
+    trace's deleted root in the flows, its steps gone."""
     with _transaction(cursor):
         # Take in every committed span first (as a pass starts by doing): the derive
         # mark then reaches the newest commit. Deleting all the spans of a commit that
@@ -347,6 +358,8 @@ def retention(cursor: Any, cutoff: Any) -> int:
         _run(cursor, "dv_intake")
         deleted = int(_one(cursor, "delete_older_than", {"cutoff": cutoff})[0])
         _run(cursor, "derived_retention", {"cutoff": cutoff})
+        if queue_size(cursor):
+            _derive_queued(cursor, _no_pause, None, False)
     return deleted
 
 

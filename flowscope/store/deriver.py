@@ -167,11 +167,6 @@ class Deriver:
         for i, (task, future) in enumerate(tasks):
             if not future.set_running_or_notify_cancel():
                 continue  # cancelled while it waited
-            # Reads are exact until the next pass: a settled read answers from the
-            # derived rows as a pass left them, and a task changes them (a retention
-            # sweep deletes a cut trace's steps and queues it; until the pass, its
-            # trace_index row still counted the deleted root in the flows).
-            self._settled_at = None
             try:
                 future.set_result(task(cursor))
             except Exception as exc:

@@ -201,7 +201,13 @@ def test_retention_drops_derived_rows_and_rederives_straddling_traces(database: 
     cutoff = datetime.fromtimestamp(at_ms(120_000) / 1e9, UTC)
     deleted = delete_older_than(writer, cutoff)
     assert deleted == 5
-    writer.shutdown()  # the derive thread derives what retention queued, then stops
+    # The trace it cut is derived again in the sweep's own transaction: until the next
+    # pass, its index row held the deleted root (settled reads counted it in the flow,
+    # its steps gone).
+    reader = database.reader()
+    assert reader.execute("SELECT count(*) FROM derive_queue").fetchall() == [(0,)]
+    assert reader.execute("SELECT RootSpanId FROM trace_index").fetchall() == [("",)]
+    writer.shutdown()
     analysis = Analysis(database)
     everything = Window(0, at_ms(3_600_000))
     # Only the straddling trace's child is left: no root, so no flow; its call is gone.
@@ -212,7 +218,6 @@ def test_retention_drops_derived_rows_and_rederives_straddling_traces(database: 
     assert_edge_minutes_agree(database)
     # The straddling trace, derived again, kept its number (3, the last start); the
     # rows of every trace retention dropped went with it, and numbers go on after 3.
-    reader = database.reader()
     assert reader.execute("SELECT TraceNo FROM trace_index").fetchall() == [(3,)]
     assert reader.execute("SELECT count(*) FROM span_steps").fetchall() == [(0,)]
     assert reader.execute("SELECT count(*) FROM edge_calls").fetchall() == [(0,)]
