@@ -294,13 +294,15 @@ def _hint_empty_window(
         reach = f"{math.ceil(age_h / 24) + 1}d" if age_h > 24 else f"{math.ceil(age_h) + 1}h"
         stamp = datetime.fromtimestamp(newest / 1e9, UTC).isoformat(timespec="seconds")
         where += f"; the newest span started at {stamp}: --since {reach} reaches it"
-    elif end_ns and newest >= end_ns:
-        # Spans dated after the window (a sender's clock ahead): no --since reaches
-        # them, and the hint said to widen it.
+    elif end_ns and newest >= end_ns and not until:
+        # Spans dated after now (a sender's clock ahead): no --since reaches them, and
+        # the hint said to widen it.
         after = datetime.fromtimestamp(newest / 1e9 + 1, UTC).isoformat(timespec="seconds")
-        where += (
-            f"; spans are stored up to {after[:-6]}Z, after the window's end (a sender's "
-            f"clock ahead?): --until {after[:-6]}Z reaches the newest"
+        stamp = after.removesuffix("+00:00") + "Z"
+        where = (
+            f"nothing {f'since {since}' if since else 'in the last hour'}, but spans are "
+            f"stored dated after now, up to {stamp} (a sender's clock ahead?): "
+            f"--until {stamp} reaches the newest"
         )
     click.echo(f"({where})", err=True)
 

@@ -58,19 +58,30 @@ def test_an_empty_default_window_says_how_to_widen_it(command: str, scenario_db:
     assert full.exit_code == 0 and full.stderr == ""
 
 
-def test_spans_after_the_window_are_named_with_an_until_that_reaches_them(
-    scenario_db: Path,
+def test_spans_dated_after_now_are_named_with_an_until_that_reaches_them(
+    tmp_path: Path,
 ) -> None:
-    """Spans dated after the window (a sender's clock ahead) got "widen the window with
+    """Spans dated after now (a sender's clock ahead) got "widen the window with
     --since", which cannot reach them."""
-    result = run("flows", "--db", str(scenario_db), "--until", "2025-12-31T00:00:00Z")
-    assert result.exit_code == 0
-    found = re.search(
-        r"after the window's end \(a sender's clock ahead\?\): --until (\S+) ", result.stderr
-    )
-    assert found is not None, result.stderr
-    reached = run("flows", "--db", str(scenario_db), "--until", found.group(1))
-    assert reached.exit_code == 0 and reached.stderr == "" and "POST /orders" in reached.stdout
+    from flowscope.testing.traces import TraceKit
+
+    kit = TraceKit()
+    ahead_ms = (time.time() + 3 * 3600 - 1_767_225_600) * 1000  # 3 h from now
+    kit.trace(start_ms=ahead_ms).span("gw", "GET /", kind="Server", start_ms=0, duration_ms=5)
+    path = tmp_path / "ahead.duckdb"
+    write_kit(kit, path)
+    for window in ([], ["--since", "2h"]):
+        result = run("flows", "--db", str(path), *window)
+        assert result.exit_code == 0
+        assert "widen" not in result.stderr
+        found = re.search(
+            r"but spans are stored dated after now, up to (\S+) \(a sender's clock ahead\?\): "
+            r"--until (\S+) reaches the newest\)",
+            result.stderr,
+        )
+        assert found is not None and found.group(1) == found.group(2), result.stderr
+        reached = run("flows", "--db", str(path), "--until", found.group(2))
+        assert reached.exit_code == 0 and reached.stderr == "" and "GET /" in reached.stdout
 
 
 def test_an_empty_given_window_names_it(scenario_db: Path) -> None:
