@@ -226,6 +226,12 @@ def one_comparison(p: Mapping[str, str | None], names: Names) -> None:
             given.append(what if what == "two trace ids" else f"{what} ({', '.join(options)})")
     if len(given) > 1:
         raise AnalysisError(f"give one comparison, not {' and '.join(given)}")
+    for side in ("left_version", "right_version"):
+        if p.get(side) == "":  # read as "not given": "say what to compare" followed
+            raise AnalysisError(
+                f"{param_name(side, names)}: a version must not be empty (traces without "
+                "service.version have none to compare by)"
+            )
     versions = p.get("left_version") or p.get("right_version")
     bounds = [param_name(b, names) for b in WINDOW_BOUNDS if p.get(b)]
     if versions and bounds:

@@ -753,12 +753,6 @@ def compare(
             f"takes two service.versions, got {versions[0]!r} and then {versions[1]!r}",
             param_hint="'--versions'",
         )
-    if versions and not all(versions):
-        # An empty value reads as "not given": the generic "say what to compare".
-        raise click.BadParameter(
-            "a version must not be empty (traces without service.version have none to compare by)",
-            param_hint="'--versions'",
-        )
     if len(trace_ids) not in (0, 2):
         fail("compare takes two trace ids (or none, with --trace/--flow)")
     if baseline and not trace_id:
@@ -799,8 +793,11 @@ def compare(
             result = source.compare(**params)
         except AnalysisError as exc:
             # No trace of an automatic flow's in a version: flows.yaml may have taken
-            # them (an id from before the rule answered as if there were none).
-            claims = _claims(source, flow, since, until) if versions else []
+            # them (an id from before the rule answered as if there were none). Only
+            # then: a usage error got the hint too (the message is all that crosses
+            # from a server).
+            missing = "ran through service.version=" in str(exc)
+            claims = _claims(source, flow, since, until) if versions and missing else []
             if claims:
                 raise AnalysisError(f"{exc}\n{_claims_hint(claims)}") from exc
             raise
@@ -834,7 +831,16 @@ def compare(
     # visually under whatever row came before them).
     # Two steps can print alike (a detached sub-tree's top named like the root, say):
     # those rows also show their step ids.
-    shown_as = [(op_label(d.service, d.operation), d.under, d.kind) for d in result.deltas]
+    # Told apart by the columns shown: with "under" or "kind" left out, rows that
+    # differ only there looked the same.
+    shown_as = [
+        (
+            op_label(d.service, d.operation),
+            d.under if "under" in delta_columns else "",
+            d.kind if "kind" in delta_columns else "",
+        )
+        for d in result.deltas
+    ]
     alike = Counter(shown_as)
     rows = [
         [

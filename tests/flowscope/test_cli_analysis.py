@@ -776,6 +776,11 @@ def test_compare_table_tells_steps_that_print_alike_apart(tmp_path: Path) -> Non
     chain.span("wf", "job", kind="Server", start_ms=0, duration_ms=50).child(
         "wf", "state A > B", kind="Internal", start_ms=1, duration_ms=20
     ).child("wf", "persist", kind="Internal", start_ms=2, duration_ms=5)
+    two = kit.trace(start_ms=3000).span("wf", "job", kind="Server", start_ms=0, duration_ms=50)
+    for state in ("A", "B"):
+        two.child("wf", f"state {state}", kind="Internal", start_ms=1, duration_ms=20).child(
+            "wf", "persist", kind="Internal", start_ms=2, duration_ms=5
+        )
     db = tmp_path / "alike.duckdb"
     database = Database(db)
     try:
@@ -783,6 +788,7 @@ def test_compare_table_tells_steps_that_print_alike_apart(tmp_path: Path) -> Non
     finally:
         database.close()
     first, second, third = kit.spans[0].trace_id, kit.spans[1].trace_id, kit.spans[3].trace_id
+    fourth = kit.spans[-1].trace_id
     base = ["compare", first, second, "--db", str(db)]
     deltas = json.loads(cli(*base, "--format", "json").stdout)["deltas"]
     out = cli(*base, "--columns", "step,left_ms").stdout
@@ -792,3 +798,8 @@ def test_compare_table_tells_steps_that_print_alike_apart(tmp_path: Path) -> Non
     out = cli("compare", third, third, "--db", str(db), "--columns", "step,under").stdout
     assert "wf: state A > B  wf job\n" in out
     assert "wf: persist      wf state A > B\n" in out
+    # Rows that differ only in a column left out are told apart too.
+    deltas = json.loads(cli("compare", fourth, fourth, "--db", str(db), "--format", "json").stdout)
+    persists = [d["step_id"] for d in deltas["deltas"] if d["operation"] == "persist"]
+    out = cli("compare", fourth, fourth, "--db", str(db), "--columns", "step,left_ms").stdout
+    assert len(persists) == 2 and all(f"wf: persist [{i}]" in out for i in persists)

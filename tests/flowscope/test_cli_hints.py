@@ -281,6 +281,10 @@ def test_comparing_an_automatic_flow_a_rule_took_names_the_rule_flow(
     assert "(flows.yaml puts other traces of the window with this flow's root in flow " in (
         result.stderr
     )
+    # A usage error is only that (it got the hint too).
+    usage = run("compare", "--flow", ORDERS, *versions, "--left-since", SINCE, *where)
+    assert usage.exit_code == 1 and "flows.yaml puts" not in usage.stderr
+    assert "versions are compared over one window" in usage.stderr
     # Without the rule, the same comparisons have traces on both sides and no hint.
     plain = run("compare", "--flow", ORDERS, *versions, "--db", str(scenario_db))
     assert plain.exit_code == 0 and plain.stderr == ""
@@ -291,7 +295,8 @@ def test_compare_names_an_empty_version_and_sides_that_are_the_same(scenario_db:
     zeros that read as "no change" with nothing said."""
     window = ["--since", SINCE, "--until", UNTIL, "--db", str(scenario_db)]
     empty = run("compare", "--flow", ORDERS, "--versions", "", "2.0", *window)
-    assert empty.exit_code == 2 and "a version must not be empty" in empty.output
+    assert empty.exit_code == 1
+    assert "--versions: a version must not be empty" in empty.stderr
     same = run("compare", "--flow", ORDERS, "--versions", "1.0", "1.0", *window)
     assert same.exit_code == 0
     assert same.stderr == "(both sides are the same: service.version=1.0)\n"

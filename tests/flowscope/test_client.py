@@ -674,3 +674,14 @@ def test_open_expands_a_home_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("HOME", str(tmp_path))
     with flowscope.open("~/spans.duckdb") as fs:
         assert fs.where == str(tmp_path / "spans.duckdb")
+
+
+def test_an_empty_version_is_named_the_same_way_in_every_interface() -> None:
+    """Only the CLI said so; the Python API said "say what to compare" and the HTTP API
+    "give both left_version and right_version"."""
+    from flowscope.analysis_sources import one_comparison
+    from flowscope.analyzer.errors import AnalysisError
+
+    for names, named in (("python", "left_version"), ("cli", "--versions")):
+        with pytest.raises(AnalysisError, match=f"^{named}: a version must not be empty"):
+            one_comparison({"flow": "f", "left_version": "", "right_version": "2"}, names)
