@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 from google.protobuf.message import DecodeError
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -33,6 +35,7 @@ from flowscope.durations import DEFAULT_RETENTION
 from flowscope.interrupts import interrupts_deferred
 from flowscope.store import sql_files
 from flowscope.store.database import Database
+from flowscope.store.dedup import StoredSpan
 from flowscope.store.writer import SpanWriter
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -53,6 +56,11 @@ class SendFailed(Exception):
     def __init__(self, message: str, *, wrong_url: bool = False) -> None:
         super().__init__(message)
         self.wrong_url = wrong_url
+
+
+# Spans an import remembers to drop copies of (a file's spans repeated in it, a file
+# read again); a file read in part before is also checked against the table.
+IMPORT_DEDUP_WINDOW = 1_000_000
 
 
 def _no_progress(_name: str, _total: int) -> Callable[[int], None]:
@@ -77,7 +85,7 @@ def import_into_database(
     """``on_report`` gets each file's report as the file is done (an interrupted
     import has said what it did)."""
     # An import acknowledges nothing to anyone: it writes past the journal (``write``).
-    writer = SpanWriter(database, dedup_window=1_000_000, journal=False)
+    writer = SpanWriter(database, dedup_window=IMPORT_DEDUP_WINDOW, journal=False)
     writer.start()
     reports: list[FileReport] = []
     try:
@@ -110,6 +118,13 @@ def _import_one(
                 "deleted them since)"
             )
             return report
+        # A file read in part (cut, interrupted, bad parts) is marked as such before
+        # any of its spans is stored: read again after more than the dedup window's
+        # million spans, its first part was stored twice and called new.
+        partial = _partial_mark(path)
+        resuming = database.imported_file(partial) is not None
+        if not resuming:
+            _record(writer, partial, path, 0)
         tick = progress(str(path), path.stat().st_size)
         for chunk in flattened_chunks(read_requests(path, report.format, tick, report)):
             report.old_spans += started_before(chunk.batch.table, DEFAULT_RETENTION)
@@ -117,17 +132,14 @@ def _import_one(
             report.rejected += chunk.rejected
             if chunk.reasons and report.messages is None:
                 report.messages = list(chunk.reasons)
+            if resuming:
+                writer.remember_stored(_stored_among(database, chunk.batch.table))
             report.stored += writer.write(chunk.batch.table, chunk.batch.keys)
         if report.bad_parts:
             # Not imported whole: not remembered as imported, so the next run reads it
             # again (and says again what it could not read) rather than skipping it.
             return report
-        writer.run_task(
-            lambda cursor: cursor.execute(
-                sql_files.query("record_imported_file"),
-                {"sha256": sha, "path": str(path), "spans": report.spans},
-            )
-        ).result()
+        _record(writer, sha, path, report.spans, forget=partial)
     except (BadRequest, OSError) as exc:
         report.error = _error_text(exc, path)
         if report.spans:
@@ -137,6 +149,35 @@ def _import_one(
         if report.stored:
             report.error += f" ({report.stored} new spans were stored before)"
     return report
+
+
+def _partial_mark(path: Path) -> str:
+    """The ``imported_files`` key of a file read in part: its path (no content hash has
+    a space)."""
+    return f"partial {path.resolve()}"
+
+
+def _record(
+    writer: SpanWriter, key: str, path: Path, spans: int, forget: str | None = None
+) -> None:
+    def task(cursor: Any) -> None:
+        if forget is not None:
+            cursor.execute(sql_files.query("forget_imported_file"), {"sha256": forget})
+        cursor.execute(
+            sql_files.query("record_imported_file"),
+            {"sha256": key, "path": str(path), "spans": spans},
+        )
+
+    writer.run_task(task).result()
+
+
+def _stored_among(database: Database, table: pa.Table) -> list[StoredSpan]:
+    """The stored spans among ``table``'s (by trace id, within its start times)."""
+    if table.num_rows == 0:
+        return []
+    low, high = pc.min_max(table.column("Timestamp").cast(pa.int64())).values()
+    trace_ids = pc.unique(table.column("TraceId")).to_pylist()
+    return database.stored_span_keys_among(trace_ids, low.as_py(), high.as_py())
 
 
 def _error_text(exc: Exception, path: Path) -> str:

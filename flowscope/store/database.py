@@ -627,6 +627,16 @@ class Database:
         )
         return [(t, s, bool(server), name) for t, s, server, name in reversed(rows)]
 
+    def stored_span_keys_among(
+        self, trace_ids: list[str], lo_ns: int, hi_ns: int
+    ) -> list[StoredSpan]:
+        """(TraceId, SpanId, is SERVER, ServiceName) of stored spans of ``trace_ids``
+        that started from ``lo_ns`` to ``hi_ns``."""
+        rows = self.fetch(
+            "stored_span_keys_among", {"trace_ids": trace_ids, "lo": lo_ns, "hi": hi_ns}
+        )
+        return [(t, s, bool(server), name) for t, s, server, name in rows]
+
     def imported_file(self, sha256: str) -> tuple[str, int, Any] | None:
         rows = self.fetch("imported_file", {"sha256": sha256})
         return (str(rows[0][0]), int(rows[0][1]), rows[0][2]) if rows else None

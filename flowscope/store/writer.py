@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from flowscope.logs import RepeatedFailures
 from flowscope.store import sql_files
 from flowscope.store.database import Database, StoreError, WritesBehind, insert_spans, no_writer
-from flowscope.store.dedup import RecentSpanKeys, only_new
+from flowscope.store.dedup import RecentSpanKeys, StoredSpan, only_new
 from flowscope.store.deriver import Deriver, DeriverStopped
 from flowscope.store.journal import Journal, JournalError
 
@@ -285,6 +285,12 @@ class SpanWriter:
                 self._queued_spans += table.num_rows
             # Deduplicated where it was appended: every span in it is new.
             self._queue.put(_SpanItem(table, seq, True, None))
+
+    def remember_stored(self, spans: list[StoredSpan]) -> None:
+        """Put stored spans in the dedup window, so that copies of them submitted next
+        are dropped (an import reading again a file it read in part long ago)."""
+        with self._submit_lock:
+            self._dedup.warm(spans)
 
     def write(self, table: pa.Table, keys: list[bytes], timeout: float | None = None) -> int:
         """Store spans, bypassing the journal; returns how many were new once committed."""

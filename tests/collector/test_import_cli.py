@@ -913,3 +913,51 @@ def test_an_interrupted_import_says_what_it_did(tmp_path: Path) -> None:
     assert "flowscope: interrupted: the files above are done; the one being read was" in err
     assert "Traceback" not in err and str(big) not in out
     assert _stored(db) >= 8
+
+
+def test_a_file_read_in_part_long_ago_stores_only_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read again after more spans than the dedup window holds were stored, a file
+    imported in part (cut while written, or interrupted) stored its first part a
+    second time, and the report called those spans new."""
+    from flowscope.collector import importer
+
+    monkeypatch.setattr(importer, "IMPORT_DEDUP_WINDOW", 40)
+
+    def lines(first: int, count: int) -> list[str]:
+        return [
+            json.dumps(
+                _otlp_json(realistic_request(2, seed=first + i, first_trace=(first + i) * 2)),
+                separators=(",", ":"),
+            )
+            for i in range(count)
+        ]
+
+    live, other = tmp_path / "live.jsonl", tmp_path / "other.jsonl"
+    written = lines(0, 4)  # 16 spans a line
+    live.write_text("\n".join(written[:2]) + "\n" + written[2][:40])  # cut in line 3
+    other.write_text("\n".join(lines(100, 3)) + "\n")  # 48 spans: past the window
+    db = tmp_path / "resume.duckdb"
+
+    def run(path: Path) -> str:
+        result = CliRunner().invoke(main, ["import", str(path), "--db", str(db), "--no-progress"])
+        return result.output.splitlines()[0]
+
+    assert "32 spans, 32 new" in run(live)
+    assert "48 spans, 48 new" in run(other)
+    live.write_text("\n".join(written) + "\n")  # the writer finished the file
+    assert "64 spans, 32 new, 32 duplicates" in run(live)
+    database = Database(db, read_only=True)
+    try:
+        distinct = database.reader().execute(
+            "SELECT count(*), count(DISTINCT (TraceId, SpanId)) FROM otel_traces"
+        )
+        assert distinct.fetchall() == [(112, 112)]
+    finally:
+        database.close()
+    # Imported whole now: skipped as such, and no longer checked against the table.
+    assert (
+        "already imported"
+        in CliRunner().invoke(main, ["import", str(live), "--db", str(db), "--no-progress"]).output
+    )

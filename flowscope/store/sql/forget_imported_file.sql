@@ -1,0 +1,1 @@
+DELETE FROM imported_files WHERE Sha256 = $sha256
