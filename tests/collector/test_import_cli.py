@@ -961,3 +961,24 @@ def test_a_file_read_in_part_long_ago_stores_only_the_rest(
         "already imported"
         in CliRunner().invoke(main, ["import", str(live), "--db", str(db), "--no-progress"]).output
     )
+
+
+def test_a_file_it_may_not_read_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Click refused the whole command ("Path ... is not readable", status 2) before any
+    file was read; the import reports each file it cannot read and goes on. (As root,
+    who reads anything, os.access is made to say what it says to other users.)"""
+    good, secret = tmp_path / "good.jsonl", tmp_path / "secret.jsonl"
+    good.write_text(json.dumps(_otlp_json(realistic_request(1, seed=5))) + "\n")
+    secret.write_text(json.dumps(_otlp_json(realistic_request(1, seed=6))) + "\n")
+    real_access = os.access
+
+    def access(path: Any, mode: int, **kwargs: Any) -> bool:
+        return False if Path(path) == secret else real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    db = tmp_path / "s.duckdb"
+    result = CliRunner().invoke(main, ["import", str(secret), str(good), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert f"{good}: otlp-json, 8 spans, 8 new" in result.output
