@@ -21,8 +21,8 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.collector import fast_flatten
-from flowscope.collector.decode import PROTOBUF, parse_request
-from flowscope.collector.errors import BadRequest
+from flowscope.collector.decode import JSON, PROTOBUF, decompress, parse_request
+from flowscope.collector.errors import BadRequest, RequestTooLarge
 from flowscope.collector.flatten import FlattenResult, SpanBatch, flatten_request
 from flowscope.collector.import_formats import (
     ACCEPTED_FORMATS,
@@ -35,6 +35,7 @@ from flowscope.collector.import_formats import (
     OTLP_JSONL,
     OTLP_PROTOBUF,
     OTLP_PROTOBUF_FRAMED,
+    OTLP_ZSTD_FRAMED,
     OtherSignal,
     Undecided,
     detect_format,
@@ -47,7 +48,7 @@ from flowscope.collector.otlp_json import (
     request_from_json_object,
     without_half_pairs,
 )
-from flowscope.collector.proto_frames import LENGTH_BYTES, ZSTD_REFUSAL, find_frames
+from flowscope.collector.proto_frames import LENGTH_BYTES, find_frames
 from flowscope.collector.zipkin_json import zipkin_to_otlp
 
 CHUNK_SPANS = 16_384
@@ -136,9 +137,7 @@ def sniff(path: Path) -> str:
         if fmt == OTLP_PROTOBUF:
             frames = find_frames(handle, os.fstat(handle.fileno()).st_size)
             if frames is not None:
-                if frames.zstd:
-                    raise BadRequest(f"{path.name}: {ZSTD_REFUSAL}")
-                return OTLP_PROTOBUF_FRAMED
+                return OTLP_ZSTD_FRAMED if frames.zstd else OTLP_PROTOBUF_FRAMED
     return fmt
 
 
@@ -216,8 +215,8 @@ def read_requests(
     if fmt == OTLP_JSONL:
         yield from _json_lines(path, progress, report)
         return
-    if fmt == OTLP_PROTOBUF_FRAMED:
-        yield from _framed_messages(path, progress, report)
+    if fmt in (OTLP_PROTOBUF_FRAMED, OTLP_ZSTD_FRAMED):
+        yield from _framed_messages(path, progress, report, zstd=fmt == OTLP_ZSTD_FRAMED)
         return
     data = path.read_bytes()
     if fmt == JAEGER_V3_JSON:
@@ -347,22 +346,30 @@ def _pass_over(report: FileReport | None, where: str, why: str) -> None:
         report.bad_notes.append(f"{where}: {why}")
 
 
+# A zstd-compressed message of a Collector file is refused past this many bytes once
+# decompressed (a bomb guard; the Collector's own messages are a batch each).
+MAX_MESSAGE_BYTES = 512 << 20
+
+
 def _framed_messages(
-    path: Path, progress: Progress | None, report: FileReport | None
+    path: Path, progress: Progress | None, report: FileReport | None, zstd: bool = False
 ) -> Iterator[ExportTraceServiceRequest]:
     with path.open("rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         frames = find_frames(handle, size)
-        if frames is None or frames.zstd:
-            raise BadRequest("no longer length-prefixed protobuf (changed while read?)")
+        if frames is None or frames.zstd != zstd:
+            raise BadRequest("no longer the length-prefixed messages it was (changed while read?)")
         for number, (start, end) in enumerate(frames.bounds, start=1):
             handle.seek(start)
             body = handle.read(end - start)
             if progress:
                 progress(LENGTH_BYTES + len(body))
             try:
-                request, repaired = parse_request(body, PROTOBUF)
-            except BadRequest as exc:
+                if zstd:  # protobuf or JSON, as the exporter's format: says
+                    body = decompress(body, "zstd", MAX_MESSAGE_BYTES)
+                kind = JSON if zstd and body.lstrip(BLANK).startswith(b"{") else PROTOBUF
+                request, repaired = parse_request(body, kind)
+            except (BadRequest, RequestTooLarge) as exc:
                 _pass_over(report, f"message {number} (at byte {start - LENGTH_BYTES})", str(exc))
                 continue
             if report:

@@ -49,6 +49,8 @@ OTLP_JSON = "otlp-json"
 OTLP_JSONL = "otlp-jsonl"
 OTLP_PROTOBUF = "otlp-protobuf"
 OTLP_PROTOBUF_FRAMED = "otlp-protobuf-framed"  # the Collector's file exporter, format: proto
+# ... with its compression: zstd: each message (protobuf or JSON) compressed on its own
+OTLP_ZSTD_FRAMED = "otlp-zstd-framed"
 JAEGER_JSON = "jaeger-json"
 JAEGER_V3_JSON = "jaeger-v3-json"  # Jaeger v2's /api/v3 answers: OTLP JSON under "result"
 ZIPKIN_JSON = "zipkin-json"
@@ -57,6 +59,7 @@ FORMATS = (
     OTLP_JSONL,
     OTLP_PROTOBUF,
     OTLP_PROTOBUF_FRAMED,
+    OTLP_ZSTD_FRAMED,
     JAEGER_JSON,
     JAEGER_V3_JSON,
     ZIPKIN_JSON,

@@ -3,9 +3,9 @@
 With ``format: proto`` the exporter writes each request after its length: 4 bytes,
 an unsigned big-endian integer (collector-contrib ``exporter/fileexporter``,
 ``exportMessageAsBuffer``). Read as one request, such a file was "Wire format was
-corrupt". With its older ``compression: zstd`` each message is compressed on its own
-before that length (for ``format: json`` too): without a zstd decoder flowscope can
-only say what the file is.
+corrupt". With its ``compression: zstd`` (unless the feature gate
+``exporter.file.nativeCompression`` is on) each message is compressed on its own before
+that length (for ``format: json`` too): ``file_import`` decompresses each.
 
 A file is taken as framed when its lengths chain from message to message to exactly
 its end (or to a last message cut off by the end, as while the exporter writes) and its
@@ -66,11 +66,3 @@ def find_frames(handle: BinaryIO, size: int) -> Frames | None:
     except (DecodeError, RecursionError):
         return None
     return Frames(bounds, cut_at, zstd=False)
-
-
-ZSTD_REFUSAL = (
-    "the Collector file exporter's compression: zstd (each message compressed on its own, "
-    "after a 4-byte length), which flowscope cannot read without a zstd decoder; have the "
-    "exporter write uncompressed, or compressed with its feature gate "
-    "exporter.file.nativeCompression (one zstd stream: `zstd -d` it, then import the result)"
-)

@@ -640,18 +640,32 @@ def test_a_framed_file_with_a_bad_and_a_cut_off_message(tmp_path: Path) -> None:
     assert sniff(path) == "otlp-protobuf"
 
 
-def test_collector_zstd_messages_are_named_so(tmp_path: Path) -> None:
-    """The exporter's legacy compression: each message zstd-compressed on its own."""
-    frame = b"\x28\xb5\x2f\xfd" + b"\x04\x58" + bytes(range(40))  # zstd magic, then data
+def test_collector_zstd_messages_are_read_message_by_message(tmp_path: Path) -> None:
+    """The exporter's compression: zstd compresses each message on its own, protobuf or
+    JSON as its format: says. Such files were refused ("without a zstd decoder"),
+    though flowscope decodes zstd for its receivers, and `zstd -d` cannot read them."""
+    import cramjam
+
+    def packed(data: bytes) -> bytes:
+        return bytes(cramjam.zstd.compress(data))
+
+    proto = [realistic_request(2, seed=s, first_trace=s * 2).SerializeToString() for s in (1, 2)]
+    as_json = json.dumps(_otlp_json(2)).encode()
     path = tmp_path / "traces"
-    path.write_bytes(_framed(frame, frame))
-    with pytest.raises(
-        BadRequest, match=r"^traces: the Collector file exporter's compression: zstd"
-    ):
-        sniff(path)
-    with pytest.raises(BadRequest, match="exporter.file.nativeCompression"):
-        path.write_bytes(_framed(frame) + _framed(frame)[:9])  # and while it is written
-        sniff(path)
+    path.write_bytes(_framed(packed(proto[0]), packed(as_json), packed(proto[1])))
+    assert sniff(path) == "otlp-zstd-framed"
+    assert _spans_read(path, "otlp-zstd-framed") == 48
+    # A message that is not zstd is passed over, as one that is not protobuf is; a cut
+    # last one is named so.
+    bad = b"\x28\xb5\x2f\xfd" + b"\x04\x58" + bytes(range(40))  # zstd magic, then junk
+    whole = _framed(packed(proto[0]), bad, packed(proto[1]))
+    path.write_bytes(whole + _framed(packed(as_json))[:30])
+    report = FileReport(str(path))
+    assert sniff(path) == "otlp-zstd-framed"
+    read = sum(
+        flatten_request(r).batch.spans for r in read_requests(path, sniff(path), report=report)
+    )
+    assert read == 32 and report.bad_parts == 2
 
 
 # --- Jaeger v2's API v3 answers -------------------------------------------------------------------
