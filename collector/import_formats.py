@@ -138,7 +138,12 @@ def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) ->
         # Incremental: a multi-byte character cut off at the end of the head is fine.
         text = codecs.getincrementaldecoder("utf-8")().decode(body, final=False)
     except UnicodeDecodeError:
-        return OTLP_PROTOBUF
+        if body[:1] not in (b"{", b"["):  # protobuf never starts so (a group, field 15/11)
+            return OTLP_PROTOBUF
+        # JSON with a byte that is not UTF-8 (a Latin-1 name): one such byte in the head
+        # made the file "invalid OTLP protobuf", where the readers pass over its line or
+        # name it.
+        text = body.decode("utf-8", errors="replace")
     if body[:1] not in (b"{", b"["):
         # Protobuf requests hold control bytes (tags, short lengths) from their first
         # few bytes on, so clean UTF-8 without them is text: README, CSV, logs.

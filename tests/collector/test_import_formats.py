@@ -284,7 +284,9 @@ def test_text_that_is_not_json_is_not_a_trace_format(data: bytes, starts: str) -
 
 
 def test_binary_that_is_not_protobuf_names_the_formats(tmp_path: Path) -> None:
-    assert detect_format(b"{\xff\xfe not utf-8", "weird.json") == "otlp-protobuf"
+    # Starting as JSON does, bytes that are not UTF-8 do not make it protobuf.
+    with pytest.raises(BadRequest, match=r"^weird.json: not valid JSON \("):
+        detect_format(b"{\xff\xfe not utf-8", "weird.json", whole=True)
     path = tmp_path / "picture.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xff")
     fmt = sniff(path)
@@ -729,3 +731,19 @@ def test_one_zipkin_span_on_its_own_is_zipkin() -> None:
     """It was refused as "not trace data" while listing its traceId and id."""
     span = b'{"name": "get", "traceId": "463ac35c9f6413ad", "id": "0000000000000001"}'
     assert detect_format(span, "span.json", whole=True) == "zipkin-json"
+
+
+def test_json_lines_with_a_byte_that_is_not_utf8_early_are_json(tmp_path: Path) -> None:
+    """A Latin-1 byte in the first line made the whole file "invalid OTLP protobuf";
+    now that line is passed over and the others read, as anywhere later in the file."""
+    lines = [json.dumps(_otlp_json(1)).encode() for _ in range(3)]
+    lines[0] = lines[0].replace(b'"name": "', b'"name": "caf\xe9 ', 1)
+    assert b"\xe9" in lines[0]
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert sniff(path) == "otlp-jsonl"
+    report = FileReport(str(path))
+    read = sum(
+        flatten_request(r).batch.spans for r in read_requests(path, "otlp-jsonl", report=report)
+    )
+    assert read == 16 and report.bad_parts == 1
