@@ -222,7 +222,18 @@ def read_requests(
     if fmt == JAEGER_V3_JSON:
         yield from _jaeger_v3_answers(data, progress)
         return
-    whole, repaired = _whole_request(data, fmt)
+    try:
+        whole, repaired = _whole_request(data, fmt)
+    except BadRequest as exc:
+        if fmt != OTLP_JSON or not _ends_inside(exc, data):
+            raise
+        # One OTLP JSON object not finished: the Collector's file exporter writing a
+        # first line longer than the head. It was "not valid JSON: Unterminated
+        # string", the file failed, where a cut later line is passed over.
+        _pass_over(report, "line 1", _CUT_OFF)
+        if progress:
+            progress(len(data))
+        return
     if report:
         report.repaired_strings += repaired
     total = max(1, _span_count(whole))
@@ -380,6 +391,15 @@ def _framed_messages(
                 progress(size - frames.cut_at)
             where = f"message {len(frames.bounds) + 1} (at byte {frames.cut_at})"
             _pass_over(report, where, _CUT_OFF)
+
+
+def _ends_inside(exc: BadRequest, data: bytes) -> bool:
+    """Whether JSON failed because the data ends inside it: a string that never closes,
+    or a value missing at the very end."""
+    cause = exc.__cause__
+    if not isinstance(cause, json.JSONDecodeError):
+        return False
+    return cause.msg.startswith("Unterminated string") or cause.pos >= len(data.rstrip())
 
 
 def _whole_request(data: bytes, fmt: str) -> tuple[ExportTraceServiceRequest, int]:

@@ -50,12 +50,15 @@ def find_frames(handle: BinaryIO, size: int) -> Frames | None:
             break
         bounds.append((position + LENGTH_BYTES, end))
         position = end
-    if not bounds:
-        return None
     cut_at = position if position < size else -1
     handle.seek(0)
     if cut_at >= 0 and handle.read(1) != b"\x00":
         return None
+    if not bounds:
+        # The first message cut off (the exporter is writing it): a plain request never
+        # starts with 0x00, so this is no protobuf request but a framed file's start.
+        handle.seek(LENGTH_BYTES)
+        return Frames([], cut_at, zstd=handle.read(len(ZSTD_MAGIC)) == ZSTD_MAGIC)
     start, end = bounds[0]
     handle.seek(start)
     first = handle.read(end - start)

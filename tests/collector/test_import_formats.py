@@ -747,3 +747,20 @@ def test_json_lines_with_a_byte_that_is_not_utf8_early_are_json(tmp_path: Path) 
         flatten_request(r).batch.spans for r in read_requests(path, "otlp-jsonl", report=report)
     )
     assert read == 16 and report.bad_parts == 1
+
+
+def test_a_file_cut_inside_its_first_message_is_cut_off_not_corrupt(tmp_path: Path) -> None:
+    """Caught while the Collector wrote its first batch (longer than the 64 KiB head),
+    a JSON lines file was "not valid JSON: Unterminated string" and a framed one
+    "invalid OTLP protobuf", each failing whole, where a cut later line or message is
+    passed over as cut off."""
+    line = json.dumps(_otlp_json(400)).encode()
+    assert len(line) > 2 * SNIFF_BYTES
+    message = realistic_request(400).SerializeToString()
+    for name, data in (("live.jsonl", line[: len(line) // 2]), ("live.pb", _framed(message)[:999])):
+        path = tmp_path / name
+        path.write_bytes(data)
+        report = FileReport(str(path))
+        assert list(read_requests(path, sniff(path), report=report)) == []
+        assert report.bad_parts == 1
+        assert "cut off, the file ends inside it" in report.bad_notes[0]
