@@ -98,10 +98,17 @@ def render_rows(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
             [dict(zip(keys, row, strict=True)) for row in rows], indent=2, default=str
         )
     if fmt == "csv":
+        # The writer quotes a field holding its line terminator's characters: with
+        # "\r\n" a lone CR too (with "\n", "a\rb" went out bare, a row break to
+        # readers). Each row's own "\r\n" is then written "\n", as before.
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([[_csv_value(v) for v in row] for row in rows])
+        line = io.StringIO()
+        writer = csv.writer(line, lineterminator="\r\n")
+        for row in [columns, *([_csv_value(v) for v in row] for row in rows)]:
+            line.seek(0)
+            line.truncate()
+            writer.writerow(row)
+            out.write(line.getvalue()[:-2] + "\n")
         return out.getvalue().rstrip("\n")
     return render_table(columns, rows)
 
@@ -130,8 +137,11 @@ def _csv_value(value: Any) -> str:
     table's 6 digits turned an epoch in seconds into 1.79649e+09)."""
     if value is None:
         return ""
+    if isinstance(value, bool):  # as JSON writes it, here and inside a list alike
+        return "true" if value else "false"
     if isinstance(value, dict | list):
-        return json.dumps(value, default=str)
+        # Text as it is: "Jürgen" in a map was "J\u00fcrgen".
+        return json.dumps(value, default=str, ensure_ascii=False)
     if isinstance(value, float):
         return repr(value)
     return str(value)
@@ -144,11 +154,12 @@ def _cell(value: Any) -> str:
     return shown(_csv_value(value))
 
 
-# With the bidirectional controls: a right-to-left override in a span name reversed
-# the rest of its table line on the terminal.
-_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_BIDI}]")
-_CONTROL_BUT_LINES = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_BIDI}]")
+# With the bidirectional controls (a right-to-left override in a span name reversed
+# the rest of its table line on the terminal), the invisible ones (a zero-width space
+# made two names look alike and a column drift) and the Unicode line separators.
+_INVISIBLE = "\u00ad\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff"
+_CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_INVISIBLE}]")
+_CONTROL_BUT_LINES = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_INVISIBLE}]")
 _ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 

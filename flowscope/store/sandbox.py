@@ -419,6 +419,12 @@ def _text_expr(
         return f"strftime({expr} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%nZ')"
     if name in ("time with time zone", "time_ns"):
         return f"CAST({expr} AS VARCHAR)"
+    # Python holds an infinite date or timestamp as its last (or first) one, so
+    # 9999-12-31 and 0001-01-01, real dates, came out as "infinity" / "-infinity".
+    if name == "date":
+        return f"strftime({expr}, '%Y-%m-%d')"
+    if name in ("timestamp", "timestamp_s", "timestamp_ms"):
+        return f"strftime({expr}, '%Y-%m-%dT%H:%M:%S.%f')"
     var = f"v{depth}"
     if name in ("list", "array", "map") and lambdas >= MAX_LAMBDAS:
         return None if not _holds_times(kind) else f"CAST({expr} AS VARCHAR)"
@@ -464,7 +470,17 @@ _NESTED = frozenset({"list", "array", "struct", "map", "union", "variant"})
 # not heed) and 1.5 GB, and 21 would take ~24 GB.
 MAX_LAMBDAS = 4
 _TIMES = frozenset(
-    {"timestamp_ns", "timestamp with time zone", "timestamptz_ns", "time with time zone", "time_ns"}
+    {
+        "timestamp_ns",
+        "timestamp with time zone",
+        "timestamptz_ns",
+        "time with time zone",
+        "time_ns",
+        "date",
+        "timestamp",
+        "timestamp_s",
+        "timestamp_ms",
+    }
 )
 _HAS_CHILDREN = frozenset({"list", "array", "struct", "map", "union", "tuple"})
 
@@ -887,7 +903,8 @@ def json_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, Decimal):
         return float(value) if value.is_finite() else None
     if isinstance(value, dt.datetime | dt.date):
-        # DuckDB hands its infinite timestamps and dates over as Python's extremes.
+        # DuckDB hands its infinite timestamps and dates over as Python's extremes. (Only
+        # inside a VARIANT now: columns' dates and timestamps come as text, _text_expr.)
         if value in (dt.datetime.max, dt.date.max):
             return "infinity"
         if value in (dt.datetime.min, dt.date.min):

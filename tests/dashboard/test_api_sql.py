@@ -243,14 +243,30 @@ def test_the_answer_stops_at_its_size_limit(api: httpx.Client) -> None:
 
 
 def test_infinite_timestamps_and_dates_are_named_so(api: httpx.Client) -> None:
-    """Before, they came back as the years 9999 and 1, like real times."""
+    """Before, they came back as the years 9999 and 1, like real times; then the real
+    last and first ones (9999-12-31, a common "no end"; Go's zero time) came back as
+    infinite. Timestamps keep their six fraction digits, whole seconds too."""
     body = _rows(
         api,
         "SELECT 'infinity'::TIMESTAMP, '-infinity'::TIMESTAMP, 'infinity'::DATE, "
-        "'-infinity'::DATE, DATE '2026-01-02', TIMESTAMP '2026-01-02 03:04:05'",
+        "'-infinity'::DATE, DATE '2026-01-02', TIMESTAMP '2026-01-02 03:04:05', "
+        "DATE '9999-12-31', DATE '0001-01-01', TIMESTAMP '9999-12-31 23:59:59.999999', "
+        "[DATE '9999-12-31'], TIMESTAMP_MS '2026-01-02 03:04:05.5'",
     )
     assert body["rows"] == [
-        ["infinity", "-infinity", "infinity", "-infinity", "2026-01-02", "2026-01-02T03:04:05"]
+        [
+            "infinity",
+            "-infinity",
+            "infinity",
+            "-infinity",
+            "2026-01-02",
+            "2026-01-02T03:04:05.000000",
+            "9999-12-31",
+            "0001-01-01",
+            "9999-12-31T23:59:59.999999",
+            ["9999-12-31"],
+            "2026-01-02T03:04:05.500000",
+        ]
     ]
 
 

@@ -95,6 +95,28 @@ def test_bidirectional_controls_show_as_escapes() -> None:
     assert not any(c in text for c in "\u202e\u2067\u2069")
 
 
+def test_csv_reads_back_to_the_same_cells_and_writes_values_as_json_does() -> None:
+    """A lone carriage return went out unquoted (a row break to every reader), a
+    boolean was True where the same one in a list was true, and text in a map was
+    written with \\u escapes."""
+    rows = [["a\rb", True, [True], {"name": "Jürgen 日本"}], ["x\ny", False, None, 'q"r']]
+    text = render_rows(["v", "b", "l", "m"], rows, "csv")
+    assert list(csv.reader(io.StringIO(text, newline=""))) == [
+        ["v", "b", "l", "m"],
+        ["a\rb", "true", "[true]", '{"name": "Jürgen 日本"}'],
+        ["x\ny", "false", "", 'q"r'],
+    ]
+    assert "\r\n" not in text.replace("a\rb", "")  # rows end in "\n", as before
+
+
+def test_invisible_characters_show_as_escapes() -> None:
+    """Zero-width characters made two names look alike and pushed columns out of line;
+    a line separator split the line on some terminals."""
+    text = render_table(["v", "n"], [["zw\u200b\u200bx", 1], ["b\ufeffo\u2028m\u00ad", 2]])
+    assert "zw\\u200b\\u200bx" in text and "b\\ufeffo\\u2028m\\xad" in text
+    assert not any(c in text for c in "\u200b\ufeff\u2028\u00ad")
+
+
 def test_tables_never_cut_ids() -> None:
     long_id = "svc-" + "x" * 200
     table = render_table(["id", "name"], [[long_id, "y" * 200]], max_width=60)
