@@ -267,7 +267,7 @@ def set_aside_failing(cursor: Any) -> list[tuple[str, BaseException]]:
     """
     with _transaction(cursor):
         _run(cursor, "dv_intake")
-    queued = [row[0] for row in cursor.execute(sql_files.query("derive_queue_traces")).fetchall()]
+    queued = _queued_traces(cursor)
     failing: list[tuple[str, BaseException]] = []
     halves = [queued]
     while halves:
@@ -349,18 +349,39 @@ def retention(cursor: Any, cutoff: Any) -> int:
     their own, lists went on naming deleted traces, whose lookups gave 404, until the
     derived rows followed (up to a derivation pass later). The traces it cuts are
     derived again in it too: until the next pass, a settled read counted such a
-    trace's deleted root in the flows, its steps gone."""
+    trace's deleted root in the flows, its steps gone. If one of them fails to derive,
+    the sweep deletes without deriving them, and leaves them to the passes (whose
+    triage sets such a trace aside): one bad trace must not stop retention."""
+    try:
+        return _retention(cursor, cutoff, derive_cut=True)
+    except _NOT_THE_DATA:
+        raise  # a full disk, say: the sweep without deriving would fail the same way
+    except Exception as exc:
+        log.debug("retention: deriving the traces it cut failed (%s); left to the passes", exc)
+        return _retention(cursor, cutoff, derive_cut=False)
+
+
+def _retention(cursor: Any, cutoff: Any, derive_cut: bool) -> int:
     with _transaction(cursor):
         # Take in every committed span first (as a pass starts by doing): the derive
         # mark then reaches the newest commit. Deleting all the spans of a commit that
         # no pass had taken in yet left both marks below it, and after a crash the
         # journal replayed it: deleted spans came back.
         _run(cursor, "dv_intake")
+        queued = set(_queued_traces(cursor)) if derive_cut else set()
         deleted = int(_one(cursor, "delete_older_than", {"cutoff": cutoff})[0])
         _run(cursor, "derived_retention", {"cutoff": cutoff})
-        if queue_size(cursor):
-            _derive_queued(cursor, _no_pause, None, False)
+        if derive_cut:
+            # Only the traces it cut: the rest of the queue is the next pass's, which
+            # then derives as many as it would have (reads stay settled by its size).
+            cut = [trace for trace in _queued_traces(cursor) if trace not in queued]
+            if cut:
+                _derive_queued(cursor, _no_pause, cut, False)
     return deleted
+
+
+def _queued_traces(cursor: Any) -> list[str]:
+    return [row[0] for row in cursor.execute(sql_files.query("derive_queue_traces")).fetchall()]
 
 
 def commit_mark(cursor: Any) -> int:

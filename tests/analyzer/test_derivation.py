@@ -228,6 +228,44 @@ def test_retention_drops_derived_rows_and_rederives_straddling_traces(database: 
     assert numbered == [(3,), (4,)]
 
 
+def test_a_cut_trace_that_fails_to_derive_does_not_stop_retention(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deriving the cut traces in the sweep made one that cannot be derived fail every
+    sweep: nothing was deleted any more. The sweep now deletes, and leaves that trace
+    to the passes (and their triage)."""
+    from flowscope.analyzer import derived_rows
+
+    kit = TraceKit()
+    kit.trace(start_ms=0).span("a", "op", kind="Server", start_ms=0, duration_ms=50)
+    cut = kit.trace(start_ms=119_990)
+    cut.span("a", "slow", kind="Server", start_ms=0, duration_ms=100).child(
+        "b", "op", kind="Server", start_ms=30, duration_ms=20
+    )
+    write(database, kit, derive=True)
+    poison = kit.spans[1].trace_id
+    real = derived_rows.derive_rows
+
+    def picky(spans: Any, ids: dict[int, str]) -> Any:
+        if poison in {ids.get(key) for key in spans.column("TraceKey").to_pylist()}:
+            raise ValueError("the rules cannot take this trace")
+        return real(spans, ids)
+
+    monkeypatch.setattr(derived_rows, "derive_rows", picky)
+    writer = SpanWriter(database, derive_interval_s=3600)  # no pass meanwhile
+    writer.start()
+    try:
+        cutoff = datetime.fromtimestamp(at_ms(120_000) / 1e9, UTC)
+        assert delete_older_than(writer, cutoff) == 2
+        reader = database.reader()
+        assert reader.execute("SELECT count(*) FROM otel_traces").fetchall() == [(1,)]
+        queued = reader.execute("SELECT DISTINCT TraceId FROM derive_queue").fetchall()
+        assert queued == [(poison,)]  # for the passes
+    finally:
+        monkeypatch.setattr(derived_rows, "derive_rows", real)
+        writer.shutdown()
+
+
 def test_retention_of_a_whole_producer_trace_rederives_its_consumers(
     database: Database,
 ) -> None:
