@@ -118,13 +118,14 @@ def _import_one(
                 "deleted them since)"
             )
             return report
-        # A file read in part (cut, interrupted, bad parts) is marked as such before
-        # any of its spans is stored: read again after more than the dedup window's
-        # million spans, its first part was stored twice and called new.
-        partial = _partial_mark(path)
-        resuming = database.imported_file(partial) is not None
+        # A path is noted before any of its spans is stored: read again (a file cut,
+        # interrupted, or grown since, as the Collector's file exporter's does) after
+        # more than the dedup window's million spans, its first part was stored twice
+        # and called new. Its batches are then checked against the table.
+        seen = _path_mark(path)
+        resuming = database.imported_file(seen) is not None
         if not resuming:
-            _record(writer, partial, path, 0)
+            _record(writer, seen, path, 0)
         tick = progress(str(path), path.stat().st_size)
         for chunk in flattened_chunks(read_requests(path, report.format, tick, report)):
             report.old_spans += started_before(chunk.batch.table, DEFAULT_RETENTION)
@@ -139,7 +140,7 @@ def _import_one(
             # Not imported whole: not remembered as imported, so the next run reads it
             # again (and says again what it could not read) rather than skipping it.
             return report
-        _record(writer, sha, path, report.spans, forget=partial)
+        _record(writer, sha, path, report.spans)
     except (BadRequest, OSError) as exc:
         report.error = _error_text(exc, path)
         if report.spans:
@@ -151,24 +152,16 @@ def _import_one(
     return report
 
 
-def _partial_mark(path: Path) -> str:
-    """The ``imported_files`` key of a file read in part: its path (no content hash has
-    a space)."""
-    return f"partial {path.resolve()}"
+def _path_mark(path: Path) -> str:
+    """The ``imported_files`` key that notes a path an import has read (no content
+    hash has a space)."""
+    return f"path {path.resolve()}"
 
 
-def _record(
-    writer: SpanWriter, key: str, path: Path, spans: int, forget: str | None = None
-) -> None:
-    def task(cursor: Any) -> None:
-        if forget is not None:
-            cursor.execute(sql_files.query("forget_imported_file"), {"sha256": forget})
-        cursor.execute(
-            sql_files.query("record_imported_file"),
-            {"sha256": key, "path": str(path), "spans": spans},
-        )
-
-    writer.run_task(task).result()
+def _record(writer: SpanWriter, key: str, path: Path, spans: int) -> None:
+    query = sql_files.query("record_imported_file")
+    params = {"sha256": key, "path": str(path), "spans": spans}
+    writer.run_task(lambda cursor: cursor.execute(query, params)).result()
 
 
 def _stored_among(database: Database, table: pa.Table) -> list[StoredSpan]:

@@ -915,15 +915,15 @@ def test_an_interrupted_import_says_what_it_did(tmp_path: Path) -> None:
     assert _stored(db) >= 8
 
 
-def test_a_file_read_in_part_long_ago_stores_only_the_rest(
+def test_a_file_read_again_long_after_stores_only_what_is_new(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Read again after more spans than the dedup window holds were stored, a file
-    imported in part (cut while written, or interrupted) stored its first part a
-    second time, and the report called those spans new."""
+    imported in part (cut while written, or interrupted), or whole and grown since,
+    stored its first part a second time, and the report called those spans new."""
     from flowscope.collector import importer
 
-    monkeypatch.setattr(importer, "IMPORT_DEDUP_WINDOW", 40)
+    monkeypatch.setattr(importer, "IMPORT_DEDUP_WINDOW", 100)
 
     def lines(first: int, count: int) -> list[str]:
         return [
@@ -937,7 +937,7 @@ def test_a_file_read_in_part_long_ago_stores_only_the_rest(
     live, other = tmp_path / "live.jsonl", tmp_path / "other.jsonl"
     written = lines(0, 4)  # 16 spans a line
     live.write_text("\n".join(written[:2]) + "\n" + written[2][:40])  # cut in line 3
-    other.write_text("\n".join(lines(100, 3)) + "\n")  # 48 spans: past the window
+    other.write_text("\n".join(lines(100, 7)) + "\n")  # 112 spans: past the window
     db = tmp_path / "resume.duckdb"
 
     def run(path: Path) -> str:
@@ -945,7 +945,7 @@ def test_a_file_read_in_part_long_ago_stores_only_the_rest(
         return result.output.splitlines()[0]
 
     assert "32 spans, 32 new" in run(live)
-    assert "48 spans, 48 new" in run(other)
+    assert "112 spans, 112 new" in run(other)
     live.write_text("\n".join(written) + "\n")  # the writer finished the file
     assert "64 spans, 32 new, 32 duplicates" in run(live)
     database = Database(db, read_only=True)
@@ -953,14 +953,26 @@ def test_a_file_read_in_part_long_ago_stores_only_the_rest(
         distinct = database.reader().execute(
             "SELECT count(*), count(DISTINCT (TraceId, SpanId)) FROM otel_traces"
         )
-        assert distinct.fetchall() == [(112, 112)]
+        assert distinct.fetchall() == [(176, 176)]
     finally:
         database.close()
-    # Imported whole now: skipped as such, and no longer checked against the table.
-    assert (
-        "already imported"
-        in CliRunner().invoke(main, ["import", str(live), "--db", str(db), "--no-progress"]).output
-    )
+    # Imported whole now: skipped as such.
+    assert "already imported" in run(live)
+    # A file imported whole that grows (the Collector's file exporter appends to it),
+    # read again after the window has moved on: only what it gained is new.
+    more = tmp_path / "more.jsonl"
+    more.write_text("\n".join(lines(200, 7)) + "\n")
+    assert "112 spans, 112 new" in run(more)
+    live.write_text("\n".join([*written, *lines(300, 1)]) + "\n")
+    assert "80 spans, 16 new, 64 duplicates" in run(live)
+    database = Database(db, read_only=True)
+    try:
+        distinct = database.reader().execute(
+            "SELECT count(*), count(DISTINCT (TraceId, SpanId)) FROM otel_traces"
+        )
+        assert distinct.fetchall() == [(304, 304)]
+    finally:
+        database.close()
 
 
 def test_a_file_it_may_not_read_does_not_stop_the_others(

@@ -1,1 +1,0 @@
-DELETE FROM imported_files WHERE Sha256 = $sha256
