@@ -225,7 +225,7 @@ def read_requests(
     try:
         whole, repaired = _whole_request(data, fmt)
     except BadRequest as exc:
-        if fmt != OTLP_JSON or not _ends_inside(exc, data):
+        if fmt != OTLP_JSON or not _ends_inside(exc):
             raise
         # One OTLP JSON object not finished: the Collector's file exporter writing a
         # first line longer than the head. It was "not valid JSON: Unterminated
@@ -393,13 +393,15 @@ def _framed_messages(
             _pass_over(report, where, _CUT_OFF)
 
 
-def _ends_inside(exc: BadRequest, data: bytes) -> bool:
+def _ends_inside(exc: BadRequest) -> bool:
     """Whether JSON failed because the data ends inside it: a string that never closes,
     or a value missing at the very end."""
     cause = exc.__cause__
     if not isinstance(cause, json.JSONDecodeError):
         return False
-    return cause.msg.startswith("Unterminated string") or cause.pos >= len(data.rstrip())
+    # pos counts characters of the text, not bytes of the data (a cut after "é" was
+    # not seen as one).
+    return cause.msg.startswith("Unterminated string") or cause.pos >= len(cause.doc.rstrip())
 
 
 def _whole_request(data: bytes, fmt: str) -> tuple[ExportTraceServiceRequest, int]:

@@ -29,7 +29,7 @@ from flowscope.collector.file_import import (
     sniff,
     unreadable,
 )
-from flowscope.collector.import_formats import OTLP_PROTOBUF_FRAMED, shorten
+from flowscope.collector.import_formats import OTLP_PROTOBUF_FRAMED, OTLP_ZSTD_FRAMED, shorten
 from flowscope.collector.ingest import started_before
 from flowscope.durations import DEFAULT_RETENTION
 from flowscope.interrupts import interrupts_deferred
@@ -381,7 +381,8 @@ def _passed_over(report: FileReport) -> str:
 def _bad_lines(report: FileReport) -> str:
     if not report.bad_parts:
         return ""
-    noun = "bad message" if report.format == OTLP_PROTOBUF_FRAMED else "bad line"
+    framed = report.format in (OTLP_PROTOBUF_FRAMED, OTLP_ZSTD_FRAMED)
+    noun = "bad message" if framed else "bad line"
     return f"; {_plural(report.bad_parts, noun)} skipped"
 
 

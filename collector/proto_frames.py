@@ -55,11 +55,17 @@ def find_frames(handle: BinaryIO, size: int) -> Frames | None:
     if cut_at >= 0 and handle.read(1) != b"\x00":
         return None
     if not bounds:
-        # The first message cut off (the exporter is writing it): a plain request never
-        # starts with 0x00, so this is no protobuf request but a framed file's start.
+        # The first message cut off (the exporter is writing it), when what follows the
+        # length starts as a request does (its resource_spans tag) or as zstd: any
+        # other file starting with 0x00 (a .wasm, zeros) is no trace file.
         handle.seek(LENGTH_BYTES)
-        return Frames([], cut_at, zstd=handle.read(len(ZSTD_MAGIC)) == ZSTD_MAGIC)
+        opening = handle.read(len(ZSTD_MAGIC))
+        if opening != ZSTD_MAGIC and not opening.startswith(b"\x0a"):
+            return None
+        return Frames([], cut_at, zstd=opening == ZSTD_MAGIC)
     start, end = bounds[0]
+    if all(begin == finish for begin, finish in bounds):  # zeros chain as lengths of 0
+        return None
     handle.seek(start)
     first = handle.read(end - start)
     if first.startswith(ZSTD_MAGIC):

@@ -668,6 +668,10 @@ def test_collector_zstd_messages_are_read_message_by_message(tmp_path: Path) -> 
         flatten_request(r).batch.spans for r in read_requests(path, sniff(path), report=report)
     )
     assert read == 32 and report.bad_parts == 2
+    from flowscope.collector.importer import report_line
+
+    report.format = "otlp-zstd-framed"
+    assert report_line(report, False).endswith("; 2 bad messages skipped")  # not "lines"
 
 
 # --- Jaeger v2's API v3 answers -------------------------------------------------------------------
@@ -764,3 +768,16 @@ def test_a_file_cut_inside_its_first_message_is_cut_off_not_corrupt(tmp_path: Pa
         assert list(read_requests(path, sniff(path), report=report)) == []
         assert report.bad_parts == 1
         assert "cut off, the file ends inside it" in report.bad_notes[0]
+    # A cut after text that is not ASCII (JSON counts characters, not bytes).
+    path = tmp_path / "accents.json"
+    path.write_bytes(
+        '{"resourceSpans": [{"resource": {"attributes": [{"key": "ééé", "value":'.encode()
+    )
+    report = FileReport(str(path))
+    assert list(read_requests(path, sniff(path), report=report)) == []
+    assert report.bad_parts == 1 and "cut off" in report.bad_notes[0]
+    # Any other file starting with 0x00 is no trace file (it was "cut off" for a moment).
+    for name, data in (("module.wasm", b"\x00asm\x01\x00\x00\x00" + bytes(500)), ("z", bytes(7))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert sniff(path) == "otlp-protobuf"
