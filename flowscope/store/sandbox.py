@@ -421,10 +421,14 @@ def _text_expr(
         return f"CAST({expr} AS VARCHAR)"
     # Python holds an infinite date or timestamp as its last (or first) one, so
     # 9999-12-31 and 0001-01-01, real dates, came out as "infinity" / "-infinity".
-    if name == "date":
-        return f"strftime({expr}, '%Y-%m-%d')"
-    if name in ("timestamp", "timestamp_s", "timestamp_ms"):
-        return f"strftime({expr}, '%Y-%m-%dT%H:%M:%S.%f')"
+    # Outside years 1-9999 (which ISO 8601 text cannot hold without a sign), DuckDB's
+    # own text, as before: '0045-03-15 (BC)'.
+    if name in _DATES:
+        form = "%Y-%m-%d" if name == "date" else "%Y-%m-%dT%H:%M:%S.%f"
+        return (
+            f"CASE WHEN year({expr}) BETWEEN 1 AND 9999 OR isinf({expr}) "
+            f"THEN strftime({expr}, '{form}') ELSE CAST({expr} AS VARCHAR) END"
+        )
     var = f"v{depth}"
     if name in ("list", "array", "map") and lambdas >= MAX_LAMBDAS:
         return None if not _holds_times(kind) else f"CAST({expr} AS VARCHAR)"
@@ -470,18 +474,11 @@ _NESTED = frozenset({"list", "array", "struct", "map", "union", "variant"})
 # not heed) and 1.5 GB, and 21 would take ~24 GB.
 MAX_LAMBDAS = 4
 _TIMES = frozenset(
-    {
-        "timestamp_ns",
-        "timestamp with time zone",
-        "timestamptz_ns",
-        "time with time zone",
-        "time_ns",
-        "date",
-        "timestamp",
-        "timestamp_s",
-        "timestamp_ms",
-    }
+    {"timestamp_ns", "timestamp with time zone", "timestamptz_ns", "time with time zone", "time_ns"}
 )
+# Made text too, where lambdas may reach them (a list of them MAX_LAMBDAS deep stays as
+# it is): Python holds their infinities as real dates.
+_DATES = frozenset({"date", "timestamp", "timestamp_s", "timestamp_ms"})
 _HAS_CHILDREN = frozenset({"list", "array", "struct", "map", "union", "tuple"})
 
 

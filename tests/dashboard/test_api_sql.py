@@ -251,7 +251,8 @@ def test_infinite_timestamps_and_dates_are_named_so(api: httpx.Client) -> None:
         "SELECT 'infinity'::TIMESTAMP, '-infinity'::TIMESTAMP, 'infinity'::DATE, "
         "'-infinity'::DATE, DATE '2026-01-02', TIMESTAMP '2026-01-02 03:04:05', "
         "DATE '9999-12-31', DATE '0001-01-01', TIMESTAMP '9999-12-31 23:59:59.999999', "
-        "[DATE '9999-12-31'], TIMESTAMP_MS '2026-01-02 03:04:05.5'",
+        "[DATE '9999-12-31'], TIMESTAMP_MS '2026-01-02 03:04:05.5', DATE '-0044-03-15', "
+        "[[[[[DATE '2024-01-01']]]]]",
     )
     assert body["rows"] == [
         [
@@ -266,6 +267,8 @@ def test_infinite_timestamps_and_dates_are_named_so(api: httpx.Client) -> None:
             "9999-12-31T23:59:59.999999",
             ["9999-12-31"],
             "2026-01-02T03:04:05.500000",
+            "0045-03-15 (BC)",  # DuckDB's text: ISO 8601 holds years 1-9999 unsigned
+            [[[[["2024-01-01"]]]]],  # past the lambdas' depth too, the same shape
         ]
     ]
 
