@@ -275,11 +275,11 @@ def _hint_empty_window(
         query = query.replace("$since", str(int(window.since_ns)))
         query = query.replace("$until", str(int(window.until_ns)))
         try:
-            newest, spans_in_window, roots_in_window = source.sql(query, 1).rows[0]
+            newest, oldest, spans_in_window, roots_in_window = source.sql(query, 1).rows[0]
         finally:
             source.close()
     except (AnalysisError, ValueError):  # a hint is not worth a failure
-        newest, start_ns, end_ns = -1, 0, 0
+        newest, oldest, start_ns, end_ns = -1, -1, 0, 0
     if newest is None:
         where = "no spans are stored yet"
     elif roots_in_window:  # there are traces: the command's filters matched none
@@ -304,6 +304,8 @@ def _hint_empty_window(
             f"stored dated after now, up to {stamp} (a sender's clock ahead?): "
             f"--until {stamp} reaches the newest"
         )
+        if oldest is not None and oldest < start_ns:  # and older ones, which --since reaches
+            where += "; older spans: widen the window with --since"
     click.echo(f"({where})", err=True)
 
 

@@ -82,6 +82,21 @@ def test_spans_dated_after_now_are_named_with_an_until_that_reaches_them(
         assert found is not None and found.group(1) == found.group(2), result.stderr
         reached = run("flows", "--db", str(path), "--until", found.group(2))
         assert reached.exit_code == 0 and reached.stderr == "" and "GET /" in reached.stdout
+    # With older spans too, --since still reaches those.
+    older = TraceKit()
+    older.trace(start_ms=0, trace_id="ab" * 16).span(
+        "gw", "GET /old", kind="Server", start_ms=0, duration_ms=5
+    )
+    both = tmp_path / "both.duckdb"
+    write_kit(kit, both)
+    database = Database(both)
+    try:
+        older.write(database)
+    finally:
+        database.close()
+    result = run("flows", "--db", str(both))
+    assert "(a sender's clock ahead?)" in result.stderr
+    assert result.stderr.rstrip().endswith("; older spans: widen the window with --since)")
 
 
 def test_an_empty_given_window_names_it(scenario_db: Path) -> None:
