@@ -62,6 +62,11 @@ def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
     rpc_child, rpc_parent = child[~by_parent], up[~by_parent]
     called_elsewhere = np.zeros(len(parent), dtype=bool)
     called_elsewhere[up] = True
+    # A CLIENT span over another CLIENT span of its service (.NET's gRPC client span
+    # over its HttpClient span) makes one call, which the inner span stands for: the
+    # outer's virtual edge counted it a second time, beside the inner's rpc edge.
+    inner = np.flatnonzero((parent >= 0) & s.is_client)
+    called_elsewhere[parent[inner][s.is_client[parent[inner]]]] = True
     virtual = np.flatnonzero(s.in_scope & s.is_client & ~called_elsewhere)
     link_child, link_producer = _linked_pairs(s)
     a_child = np.concatenate([child[by_parent], link_child])

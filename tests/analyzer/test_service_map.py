@@ -164,6 +164,45 @@ def test_client_with_a_child_elsewhere_is_rpc_not_virtual(analyze: Analyze) -> N
     assert set(edges(analyze(kit).service_map(HOUR))) == {("a", "b", "rpc"), ("a", "c", "virtual")}
 
 
+def test_a_client_over_a_client_of_its_service_is_one_call(analyze: Analyze) -> None:
+    """.NET's gRPC client span over its HttpClient span: the outer one's virtual edge
+    counted each call to cart a second time (and named a phantom database with
+    db.system on it)."""
+    kit = TraceKit()
+    for i in range(4):
+        root = kit.trace(start_ms=i * 1000).span(
+            "frontend", "GET /cart", kind="Server", start_ms=0, duration_ms=80
+        )
+        grpc = root.child(
+            "frontend",
+            "oteldemo.CartService/GetCart",
+            kind="Client",
+            start_ms=1,
+            duration_ms=60,
+            attributes={"rpc.system": "grpc", "server.address": "cart"},
+        )
+        http = grpc.child(
+            "frontend", "POST", kind="Client", start_ms=2, duration_ms=55,
+            attributes={"server.address": "cart"},
+        )  # fmt: skip
+        http.child(
+            "cart", "oteldemo.CartService/GetCart", kind="Server", start_ms=3, duration_ms=50
+        )
+        search = root.child(
+            "frontend", "search", kind="Client", start_ms=62, duration_ms=10,
+            attributes={"db.system": "elasticsearch"},
+        )  # fmt: skip
+        search.child(
+            "frontend", "POST", kind="Client", start_ms=63, duration_ms=8,
+            attributes={"server.address": "es.internal"},
+        )  # fmt: skip
+    service_map = analyze(kit).service_map(HOUR)
+    assert {(e.source, e.target, e.rule, e.calls) for e in service_map.edges} == {
+        ("frontend", "cart", "rpc", 4),
+        ("frontend", "es.internal", "virtual", 4),
+    }
+
+
 KAFKA = {"messaging.system": "kafka", "messaging.destination.name": "orders"}
 
 
