@@ -71,9 +71,17 @@ def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
     link_child, link_producer = _linked_pairs(s)
     a_child = np.concatenate([child[by_parent], link_child])
     a_prod = np.concatenate([up[by_parent], link_producer])
-    if len(a_child):  # a consumer both child of and linked to its producer: one call
-        _, once = np.unique(a_child * (len(parent) + 1) + a_prod, return_index=True)
-        keep = np.sort(once)
+    if len(a_child):
+        # One call per producer span, consumer service and consumer trace: a consumer
+        # both child of and linked to its producer, or a pull consumer's receive span
+        # and its process span both linked to it (messaging conventions before 1.26),
+        # counted a message twice. The earliest consumer span stands for it.
+        keys = (a_prod, service[a_child], s.trace[a_child])
+        order = np.lexsort((a_child, s.start[a_child], *reversed(keys)))
+        ordered = [key[order] for key in keys]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = np.any([key[1:] != key[:-1] for key in ordered], axis=0)
+        keep = np.sort(order[first])
         a_child, a_prod = a_child[keep], a_prod[keep]
 
     # Each call's names as small integer codes, packed; names are built per distinct edge.

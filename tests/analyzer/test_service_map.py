@@ -324,6 +324,37 @@ def test_consumer_that_is_child_and_linked_counts_once(analyze: Analyze) -> None
     assert edges(analyze(kit).service_map(HOUR))[("orders", "billing", "async")].calls == 1
 
 
+def test_a_pull_consumers_receive_and_process_spans_are_one_call(analyze: Analyze) -> None:
+    """Messaging conventions before 1.26: a CONSUMER receive span and its CONSUMER
+    process span, both linked to the producer, counted one message twice (with the
+    mean of their durations as the P50); a batch receive still counts each producer."""
+    kit = TraceKit()
+    root = kit.trace().span("shop", "POST", kind="Server", start_ms=0, duration_ms=50)
+    first = root.child(
+        "shop", "publish", kind="Producer", start_ms=10, duration_ms=2, attributes=KAFKA
+    )
+    second = root.child(
+        "shop", "publish", kind="Producer", start_ms=20, duration_ms=2, attributes=KAFKA
+    )
+    receive = kit.trace(start_ms=100).span(
+        "worker", "orders receive", kind="Consumer", start_ms=0, duration_ms=5,
+        links=[first.link()],
+    )  # fmt: skip
+    receive.child(
+        "worker", "orders process", kind="Consumer", start_ms=6, duration_ms=30,
+        links=[first.link()],
+    )  # fmt: skip
+    batch = kit.trace(start_ms=200).span(
+        "worker", "orders receive", kind="Consumer", start_ms=0, duration_ms=7,
+        links=[first.link(), second.link()],
+    )  # fmt: skip
+    del batch
+    edge = edges(analyze(kit).service_map(HOUR))[("shop", "worker", "async")]
+    # first: once by the receive+process trace (the receive span, 5 ms), once by the
+    # batch (7 ms); second: once by the batch (7 ms).
+    assert (edge.calls, edge.p50_ms) == (3, 7.0)
+
+
 def test_producer_with_a_server_child_is_rpc(analyze: Analyze) -> None:
     kit = TraceKit()
     root = kit.trace().span("a", "op", kind="Server", start_ms=0, duration_ms=50)
