@@ -110,10 +110,14 @@ def unreadable(path: Path) -> str:
     if path.is_dir():
         # The shell expands a pattern; flowscope does not walk folders.
         return f"is a directory; name the files in it (e.g. {path / '*'})"
+    if str(path) == "-" and not path.exists():
+        return "standard input is not read; save it to a file and import that"
     if not path.exists():
-        return "no such file"
+        return "no such file" + (" (a broken symbolic link)" if path.is_symlink() else "")
     if not path.is_file():
-        return "not a regular file"
+        # /dev/stdin, <(zcat x.gz): a file is read more than once (its format, then
+        # its spans) and remembered by its content.
+        return "not a regular file (a pipe or a device); save it to a file and import that"
     return ""
 
 

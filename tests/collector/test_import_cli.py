@@ -994,3 +994,19 @@ def test_a_file_it_may_not_read_does_not_stop_the_others(
     result = CliRunner().invoke(main, ["import", str(secret), str(good), "--db", str(db)])
     assert result.exit_code == 0, result.output
     assert f"{good}: otlp-json, 8 spans, 8 new" in result.output
+
+
+def test_standard_input_pipes_and_broken_links_say_what_to_do(tmp_path: Path) -> None:
+    """`-` was "no such file", a pipe "not a regular file", a broken link "no such file"."""
+    link = tmp_path / "gone.jsonl"
+    link.symlink_to(tmp_path / "moved-away.jsonl")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    db = tmp_path / "s.duckdb"
+    result = CliRunner().invoke(main, ["import", "-", str(fifo), str(link), "--db", str(db)])
+    assert result.exit_code == 1
+    assert "-: cannot import: standard input is not read; save it to a file" in result.output
+    assert f"{fifo}: cannot import: not a regular file (a pipe or a device); save it" in (
+        result.output
+    )
+    assert f"{link}: cannot import: no such file (a broken symbolic link)" in result.output
