@@ -49,6 +49,37 @@ def _linked_pairs(s: Spans) -> tuple[I64, I64]:
     return owner[ok], producer[ok]
 
 
+# CLIENT spans nested in CLIENT spans of their service, followed this many levels up.
+MAX_CLIENT_CHAIN = 16
+
+
+def _virtual_calls(s: Spans, answered: npt.NDArray[np.bool_]) -> I64:
+    """The CLIENT spans that call a peer sending no spans (rule 2); ``answered``: those
+    with a child in another service.
+
+    A chain of CLIENT spans in one service (an SDK's span over its HTTP span, .NET's
+    gRPC client span over its HttpClient span) makes one call. When every inner CLIENT
+    span of the chain is answered by a traced service, their rpc calls stand for it;
+    else the outermost span calls the peer, by its own name (its peer.service or
+    db.system names it best), and the inner ones make no edge of their own. Counting
+    each CLIENT span counted such a call twice, once rpc and once virtual."""
+    parent, service = s.parent, s.service.codes
+    nested = (parent >= 0) & s.is_client
+    rows = np.flatnonzero(nested)
+    nested[rows] = s.is_client[parent[rows]] & (service[parent[rows]] == service[rows])
+    inner = np.flatnonzero(nested)
+    outer = parent[inner]
+    answered = answered.copy()
+    for _ in range(MAX_CLIENT_CHAIN):  # a level of the chains a round, deepest first
+        waiting = np.zeros(len(parent), dtype=bool)
+        waiting[outer[~answered[inner]]] = True
+        newly = np.unique(outer[~waiting[outer] & ~answered[outer]])
+        if not len(newly):
+            break
+        answered[newly] = True
+    return np.flatnonzero(s.in_scope & s.is_client & ~answered & ~nested)
+
+
 # Name codes whose radices multiply past this cannot share one int64 (tests lower it).
 PACKABLE = 2**63
 
@@ -62,12 +93,7 @@ def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
     rpc_child, rpc_parent = child[~by_parent], up[~by_parent]
     called_elsewhere = np.zeros(len(parent), dtype=bool)
     called_elsewhere[up] = True
-    # A CLIENT span over another CLIENT span of its service (.NET's gRPC client span
-    # over its HttpClient span) makes one call, which the inner span stands for: the
-    # outer's virtual edge counted it a second time, beside the inner's rpc edge.
-    inner = np.flatnonzero((parent >= 0) & s.is_client)
-    called_elsewhere[parent[inner][s.is_client[parent[inner]]]] = True
-    virtual = np.flatnonzero(s.in_scope & s.is_client & ~called_elsewhere)
+    virtual = _virtual_calls(s, called_elsewhere)
     link_child, link_producer = _linked_pairs(s)
     a_child = np.concatenate([child[by_parent], link_child])
     a_prod = np.concatenate([up[by_parent], link_producer])
@@ -77,7 +103,9 @@ def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
         # and its process span both linked to it (messaging conventions before 1.26),
         # counted a message twice. The earliest consumer span stands for it.
         keys = (a_prod, service[a_child], s.trace[a_child])
-        order = np.lexsort((a_child, s.start[a_child], *reversed(keys)))
+        # Ties by span key, not row: rows come in no set order, and the answer must
+        # not depend on the order spans arrived in.
+        order = np.lexsort((s.span_keys[a_child], s.start[a_child], *reversed(keys)))
         ordered = [key[order] for key in keys]
         first = np.ones(len(order), dtype=bool)
         first[1:] = np.any([key[1:] != key[:-1] for key in ordered], axis=0)

@@ -13,10 +13,12 @@ tables costs several times more (docs/analysis.md "Speed").
 Edge rules, as ``edge_calls`` rows:
 1. rpc: a span whose parent is in another service; latency = the parent's duration
    when it is a CLIENT span, else the child's; time = the start of that span.
-2. virtual: a CLIENT span with no child in another service -> its named peer.
+2. virtual: a CLIENT span with no child in another service -> its named peer; a
+   chain of CLIENT spans in one service is one call (derived_edges._virtual_calls).
 3. async: a PRODUCER and a CONSUMER in another service, by parent or by a link
-   (once, if both); latency = the consumer's duration; lag = consumer start minus
-   producer end, at least 0. Never also rpc.
+   (once per producer span, consumer service and consumer trace); latency = the
+   consumer's duration; lag = consumer start minus producer end, at least 0.
+   Never also rpc.
 A call is an error when either side is.
 """
 

@@ -59,7 +59,7 @@ class SendFailed(Exception):
 
 
 # Spans an import remembers to drop copies of (a file's spans repeated in it, a file
-# read again); a file read in part before is also checked against the table.
+# read again); a path imported before is also checked against the table.
 IMPORT_DEDUP_WINDOW = 1_000_000
 
 

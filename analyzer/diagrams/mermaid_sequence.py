@@ -130,6 +130,8 @@ def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: st
             if step.origin_errors > 0:
                 pending[step.id] = step
             continue
+        if tree.nested_call(step) and step.peer is not None:
+            continue  # the outer call's arrow is this call's (one call, as in the map)
         parent = tree.parent(step)
         if tree.calls_peer(step):
             caller, callee = participant(step.service), participant(step.peer)

@@ -17,6 +17,7 @@ class StepTree:
     steps: dict[str, Step]
     children: dict[str | None, list[str]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)  # pre-order, siblings by start offset
+    _answered: dict[str, bool] = field(default_factory=dict)  # answered_elsewhere's
 
     def parent(self, step: Step) -> Step | None:
         return self.steps.get(step.parent_id) if step.parent_id is not None else None
@@ -30,15 +31,55 @@ class StepTree:
         return step.kind == "Consumer" or (parent is not None and parent.kind == "Producer")
 
     def answered_elsewhere(self, step: Step) -> bool:
-        """A CLIENT/PRODUCER step whose call another service's step answers."""
-        return step.kind in CALLER_KINDS and any(
-            child.service != step.service for child in self.child_steps(step)
+        """A CLIENT/PRODUCER step whose call another service's step answers: a child
+        step of another service, or (a CLIENT step over CLIENT steps of its service,
+        an SDK's call over its HTTP call) inner CLIENT steps all answered so. As the
+        map counts calls (analyzer/derived_edges.py, ``_virtual_calls``)."""
+        if step.kind not in CALLER_KINDS:
+            return False
+        answered = self._answered
+        # Deepest first, without recursion (chains of CLIENT steps can be long), each
+        # step once per tree.
+        todo, order = [step], []
+        while todo:
+            current = todo.pop()
+            if current.id not in answered:
+                order.append(current)
+                todo.extend(self._inner_calls(current))
+        for current in reversed(order):
+            kids = self.child_steps(current)
+            inner = self._inner_calls(current)
+            answered[current.id] = any(c.service != current.service for c in kids) or (
+                current.kind == "Client" and bool(inner) and all(answered[c.id] for c in inner)
+            )
+        return answered[step.id]
+
+    def _inner_calls(self, step: Step) -> list[Step]:
+        if step.kind != "Client":
+            return []
+        return [
+            c for c in self.child_steps(step) if c.kind == "Client" and c.service == step.service
+        ]
+
+    def nested_call(self, step: Step) -> bool:
+        """A CLIENT step under a CLIENT step of its service: the outer one's call."""
+        parent = self.parent(step)
+        return (
+            step.kind == "Client"
+            and parent is not None
+            and parent.kind == "Client"
+            and parent.service == step.service
         )
 
     def calls_peer(self, step: Step) -> bool:
-        """A CLIENT step drawn as a call to its peer: it names one and no other
-        service's step answers it."""
-        return step.peer is not None and not self.answered_elsewhere(step)
+        """A CLIENT step drawn as a call to its peer: it names one, no other service's
+        step answers it, and it is not the inner call of an outer one (which is drawn
+        for both: the map counts one call)."""
+        return (
+            step.peer is not None
+            and not self.answered_elsewhere(step)
+            and not self.nested_call(step)
+        )
 
 
 def step_tree(steps: list[Step]) -> StepTree:

@@ -288,7 +288,7 @@ class SpanWriter:
 
     def remember_stored(self, spans: list[StoredSpan]) -> None:
         """Put stored spans in the dedup window, so that copies of them submitted next
-        are dropped (an import reading again a file it read in part long ago)."""
+        are dropped (an import reading again a path it read long ago)."""
         with self._submit_lock:
             self._dedup.warm(spans)
 

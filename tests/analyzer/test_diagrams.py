@@ -939,3 +939,29 @@ def test_cutting_a_deep_flow_walks_each_ancestry_at_most_as_far_as_the_room_left
     keep = important_steps(tree, room)
     assert len(keep) <= room and "s0" in keep
     assert walked[0] <= depth * (room + 2)  # bounded by the room, not by the depth
+
+
+def test_a_chain_of_client_calls_is_one_arrow_as_in_the_map() -> None:
+    """A gRPC client span over its HTTP client span drew two arrows into cart, and an
+    SDK span over its HTTP span two peers, where the map counts one call each."""
+    from dataclasses import replace as with_fields
+
+    from tests.analyzer.diagram_records import step
+
+    base = sample_flow()
+    steps = [
+        step("r", None, "frontend", "GET /cart", "Server", 0, 80),
+        step("g", "r", "frontend", "GetCart", "Client", 1, 60, peer="cart"),
+        step("h", "g", "frontend", "POST", "Client", 2, 55, peer="cart"),
+        step("c", "h", "cart", "GetCart", "Server", 3, 50),
+        step("q", "r", "frontend", "Query", "Client", 62, 10, peer="dynamodb"),
+        step("p", "q", "frontend", "POST", "Client", 63, 8, peer="dynamodb.amazonaws.com"),
+    ]
+    text = flow_sequence_mermaid(with_fields(base, steps=steps))
+    arrows = [line.strip() for line in text.splitlines() if "->>" in line]
+    assert [a.split(":")[0] for a in arrows] == [
+        "client->>p_frontend",
+        "p_frontend->>p_cart",
+        "p_frontend->>p_dynamodb",
+    ]
+    assert "amazonaws" not in text

@@ -166,8 +166,9 @@ def test_client_with_a_child_elsewhere_is_rpc_not_virtual(analyze: Analyze) -> N
 
 def test_a_client_over_a_client_of_its_service_is_one_call(analyze: Analyze) -> None:
     """.NET's gRPC client span over its HttpClient span: the outer one's virtual edge
-    counted each call to cart a second time (and named a phantom database with
-    db.system on it)."""
+    counted each call to cart a second time. A chain of CLIENT spans makes one call:
+    the inner spans' rpc calls when a traced service answers them all, else the
+    outermost span's, by its name."""
     kit = TraceKit()
     for i in range(4):
         root = kit.trace(start_ms=i * 1000).span(
@@ -196,11 +197,37 @@ def test_a_client_over_a_client_of_its_service_is_one_call(analyze: Analyze) -> 
             "frontend", "POST", kind="Client", start_ms=63, duration_ms=8,
             attributes={"server.address": "es.internal"},
         )  # fmt: skip
+        # An SDK span naming its peer over an HTTP span: the SDK span's name wins.
+        pay = root.child(
+            "frontend", "Charge", kind="Client", start_ms=73, duration_ms=4,
+            attributes={"peer.service": "payments-api"},
+        )  # fmt: skip
+        pay.child(
+            "frontend", "POST", kind="Client", start_ms=74, duration_ms=2,
+            attributes={"server.address": "10.0.0.7"},
+        )  # fmt: skip
+        # A token fetched from a traced service inside an SDK call to an untraced one:
+        # both calls are made.
+        upload = root.child(
+            "frontend", "PutObject", kind="Client", start_ms=78, duration_ms=2,
+            attributes={"server.address": "s3.amazonaws.com"},
+        )  # fmt: skip
+        token = upload.child("frontend", "GET", kind="Client", start_ms=78.1, duration_ms=0.5)
+        token.child("auth", "GET /token", kind="Server", start_ms=78.2, duration_ms=0.3)
+        upload.child(
+            "frontend", "PUT", kind="Client", start_ms=78.7, duration_ms=1,
+            attributes={"server.address": "bucket.s3.amazonaws.com"},
+        )  # fmt: skip
     service_map = analyze(kit).service_map(HOUR)
     assert {(e.source, e.target, e.rule, e.calls) for e in service_map.edges} == {
         ("frontend", "cart", "rpc", 4),
-        ("frontend", "es.internal", "virtual", 4),
+        ("frontend", "elasticsearch", "virtual", 4),
+        ("frontend", "payments-api", "virtual", 4),
+        ("frontend", "auth", "rpc", 4),
+        ("frontend", "s3.amazonaws.com", "virtual", 4),
     }
+    kinds = {n.id: n.kind for n in service_map.nodes}
+    assert kinds["elasticsearch"] == "database" and kinds["payments-api"] == "external"
 
 
 KAFKA = {"messaging.system": "kafka", "messaging.destination.name": "orders"}
