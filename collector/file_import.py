@@ -401,6 +401,8 @@ def _ends_inside(exc: BadRequest) -> bool:
     """Whether JSON failed because the data ends inside it: a string that never closes,
     or a value missing at the very end."""
     cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):  # the end falls inside a character
+        return cause.reason == "unexpected end of data" and cause.end == len(cause.object)
     if not isinstance(cause, json.JSONDecodeError):
         return False
     # pos counts characters of the text, not bytes of the data (a cut after "é" was

@@ -60,7 +60,8 @@ def find_frames(handle: BinaryIO, size: int) -> Frames | None:
         # other file starting with 0x00 (a .wasm, zeros) is no trace file.
         handle.seek(LENGTH_BYTES)
         opening = handle.read(len(ZSTD_MAGIC))
-        if opening != ZSTD_MAGIC and not opening.startswith(b"\x0a"):
+        # (The file may end inside that start too, or right after the length.)
+        if opening and not (ZSTD_MAGIC.startswith(opening) or opening.startswith(b"\x0a")):
             return None
         return Frames([], cut_at, zstd=opening == ZSTD_MAGIC)
     start, end = bounds[0]

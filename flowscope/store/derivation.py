@@ -368,16 +368,23 @@ def _retention(cursor: Any, cutoff: Any, derive_cut: bool) -> int:
         # no pass had taken in yet left both marks below it, and after a crash the
         # journal replayed it: deleted spans came back.
         _run(cursor, "dv_intake")
-        queued = set(_queued_traces(cursor)) if derive_cut else set()
+        before = _queue_rows(cursor) if derive_cut else {}
         deleted = int(_one(cursor, "delete_older_than", {"cutoff": cutoff})[0])
         _run(cursor, "derived_retention", {"cutoff": cutoff})
         if derive_cut:
-            # Only the traces it cut: the rest of the queue is the next pass's, which
-            # then derives as many as it would have (reads stay settled by its size).
-            cut = [trace for trace in _queued_traces(cursor) if trace not in queued]
+            # Only the traces it cut, told by the queue rows it added (also to a trace
+            # ingest had queued already): the rest of the queue is the next pass's,
+            # which then derives as many as it would have (reads stay settled by its
+            # size).
+            after = _queue_rows(cursor)
+            cut = [trace for trace, rows in after.items() if rows > before.get(trace, 0)]
             if cut:
                 _derive_queued(cursor, _no_pause, cut, False)
     return deleted
+
+
+def _queue_rows(cursor: Any) -> dict[str, int]:
+    return dict(cursor.execute(sql_files.query("derive_queue_counts")).fetchall())
 
 
 def _queued_traces(cursor: Any) -> list[str]:

@@ -228,6 +228,31 @@ def test_retention_drops_derived_rows_and_rederives_straddling_traces(database: 
     assert numbered == [(3,), (4,)]
 
 
+def test_a_cut_trace_already_queued_is_derived_in_the_sweep_too(database: Database) -> None:
+    """A trace with a late span waiting (queued by ingest) that the sweep also cut was
+    left out of the sweep's derivation: its index kept the deleted root until the next
+    pass."""
+    kit = TraceKit()
+    cut = kit.trace(start_ms=119_990)
+    root = cut.span("a", "slow", kind="Server", start_ms=0, duration_ms=100)
+    root.child("b", "op", kind="Server", start_ms=30, duration_ms=20)
+    late = root.child("c", "late", kind="Server", start_ms=60, duration_ms=5)
+    write(database, kit, derive=True, batches=[kit.spans[:2]])
+    # No derive thread (one derives what waits when it starts): the late span waits.
+    writer = SpanWriter(database, derive_interval_s=None)
+    writer.start()
+    try:
+        kit.write(database, [late.spec], writer=writer)
+        cutoff = datetime.fromtimestamp(at_ms(120_000) / 1e9, UTC).replace(tzinfo=None)
+        sweep = writer.run_task(lambda cursor: derivation.retention(cursor, cutoff))
+        assert sweep.result() == 1
+        reader = database.reader()
+        assert reader.execute("SELECT count(*) FROM derive_queue").fetchall() == [(0,)]
+        assert reader.execute("SELECT RootSpanId FROM trace_index").fetchall() == [("",)]
+    finally:
+        writer.shutdown()
+
+
 def test_a_cut_trace_that_fails_to_derive_does_not_stop_retention(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -776,6 +776,20 @@ def test_a_file_cut_inside_its_first_message_is_cut_off_not_corrupt(tmp_path: Pa
     report = FileReport(str(path))
     assert list(read_requests(path, sniff(path), report=report)) == []
     assert report.bad_parts == 1 and "cut off" in report.bad_notes[0]
+    # Cut right after the length, inside zstd's magic, or inside a character.
+    for name, data in (
+        ("after-length", (300).to_bytes(4, "big")),
+        ("in-magic", (300).to_bytes(4, "big") + b"\x28\xb5"),
+        (
+            "in-char.json",
+            '{"resourceSpans": [{"resource": {"attributes": [{"key": "é'.encode()[:-1],
+        ),
+    ):
+        path = tmp_path / name
+        path.write_bytes(data)
+        report = FileReport(str(path))
+        assert list(read_requests(path, sniff(path), report=report)) == [], name
+        assert report.bad_parts == 1 and "cut off" in report.bad_notes[0], name
     # Any other file starting with 0x00 is no trace file (it was "cut off" for a moment).
     for name, data in (("module.wasm", b"\x00asm\x01\x00\x00\x00" + bytes(500)), ("z", bytes(7))):
         path = tmp_path / name
