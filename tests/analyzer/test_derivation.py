@@ -21,6 +21,7 @@ from flowscope.store.writer import SpanWriter
 from flowscope.testing.server import Endpoints, server_in_process
 from flowscope.testing.traces import TraceKit, at_ms
 from flowscope.testing.waiting import wait_until
+from tests.derivation_faults import failing_for
 
 from .conftest import HOUR
 from .test_service_map import KAFKA
@@ -259,8 +260,6 @@ def test_a_cut_trace_that_fails_to_derive_does_not_stop_retention(
     """Deriving the cut traces in the sweep made one that cannot be derived fail every
     sweep: nothing was deleted any more. The sweep now deletes, and leaves that trace
     to the passes (and their triage)."""
-    from flowscope.analyzer import derived_rows
-
     kit = TraceKit()
     kit.trace(start_ms=0).span("a", "op", kind="Server", start_ms=0, duration_ms=50)
     cut = kit.trace(start_ms=119_990)
@@ -269,14 +268,7 @@ def test_a_cut_trace_that_fails_to_derive_does_not_stop_retention(
     )
     write(database, kit, derive=True)
     poison = kit.spans[1].trace_id
-    real = derived_rows.derive_rows
-
-    def picky(spans: Any, ids: dict[int, str]) -> Any:
-        if poison in {ids.get(key) for key in spans.column("TraceKey").to_pylist()}:
-            raise ValueError("the rules cannot take this trace")
-        return real(spans, ids)
-
-    monkeypatch.setattr(derived_rows, "derive_rows", picky)
+    failing_for(monkeypatch, poison)
     writer = SpanWriter(database, derive_interval_s=3600)  # no pass meanwhile
     writer.start()
     try:
@@ -287,7 +279,7 @@ def test_a_cut_trace_that_fails_to_derive_does_not_stop_retention(
         queued = reader.execute("SELECT DISTINCT TraceId FROM derive_queue").fetchall()
         assert queued == [(poison,)]  # for the passes
     finally:
-        monkeypatch.setattr(derived_rows, "derive_rows", real)
+        monkeypatch.undo()  # the writer's last pass derives again
         writer.shutdown()
 
 

@@ -19,6 +19,7 @@ from flowscope.store.deriver import Deriver
 from flowscope.store.writer import SpanWriter, WriterClosed
 from flowscope.testing.traces import TraceKit, at_ms
 from flowscope.testing.waiting import wait_until
+from tests.derivation_faults import failing_for
 
 EVERYTHING = Window(0, at_ms(24 * 3_600_000))
 
@@ -436,7 +437,7 @@ def test_a_trace_that_fails_every_pass_is_set_aside(
     analysis of every other trace (and every read, which derives the queue itself)."""
     kit = checkout_kit(6)
     poison = kit.spans[0].trace_id
-    _failing_for(monkeypatch, poison)
+    failing_for(monkeypatch, poison)
     database = Database(tmp_path / "aside.duckdb")
     writer = SpanWriter(database, derive_interval_s=0.05)
     writer.start()
@@ -477,20 +478,6 @@ def test_a_failure_that_is_not_the_datas_sets_nothing_aside(
     database.close()
 
 
-def _failing_for(monkeypatch: pytest.MonkeyPatch, poison: str) -> None:
-    """Derivation fails for any load that holds trace ``poison``."""
-    from flowscope.analyzer import derived_rows
-
-    real = derived_rows.derive_rows
-
-    def picky(spans: Any, ids: dict[int, str]) -> Any:
-        if poison in {ids.get(key) for key in spans.column("TraceKey").to_pylist()}:
-            raise ValueError("the rules cannot take this trace")
-        return real(spans, ids)
-
-    monkeypatch.setattr(derived_rows, "derive_rows", picky)
-
-
 def test_a_trace_failing_through_a_linked_one_is_not_set_aside(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -505,7 +492,7 @@ def test_a_trace_failing_through_a_linked_one_is_not_set_aside(
     )
     database = Database(tmp_path / "linked.duckdb")
     kit.write(database)  # both derived: the link is known
-    _failing_for(monkeypatch, consumer.trace_id)
+    failing_for(monkeypatch, consumer.trace_id)
     later = [
         producer.child("orders", "late", start_ms=1, duration_ms=1).spec,
         consumer.child("billing", "bad", start_ms=1, duration_ms=1).spec,
@@ -535,7 +522,7 @@ def test_reads_answer_from_stored_rows_when_what_waits_cannot_be_derived(
     poison = kit.trace(start_ms=100, trace_id="ab" * 16).span(
         "web", "GET /odd", kind="Server", start_ms=0, duration_ms=5, span_id="cd" * 8
     )
-    _failing_for(monkeypatch, poison.trace_id)
+    failing_for(monkeypatch, poison.trace_id)
     queuing = SpanWriter(database, derive_interval_s=None)  # no pass: it stays queued
     queuing.start()
     kit.write(database, writer=queuing)
