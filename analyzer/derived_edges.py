@@ -61,8 +61,10 @@ def _virtual_calls(s: Spans, answered: npt.NDArray[np.bool_]) -> I64:
     gRPC client span over its HttpClient span) makes one call. When every inner CLIENT
     span of the chain is answered by a traced service, their rpc calls stand for it;
     else the outermost span calls the peer, by its own name (its peer.service or
-    db.system names it best), and the inner ones make no edge of their own. Counting
-    each CLIENT span counted such a call twice, once rpc and once virtual."""
+    db.system names it best), and the inner ones make no edge of their own (those
+    answered keep their rpc calls). An inner span under an outer one answered by a
+    child in another service is a call of its own. Counting each CLIENT span counted
+    such a call twice, once rpc and once virtual."""
     parent, service = s.parent, s.service.codes
     nested = (parent >= 0) & s.is_client
     rows = np.flatnonzero(nested)
@@ -77,7 +79,11 @@ def _virtual_calls(s: Spans, answered: npt.NDArray[np.bool_]) -> I64:
         if not len(newly):
             break
         answered[newly] = True
-    return np.flatnonzero(s.in_scope & s.is_client & ~answered & ~nested)
+    # An inner span under an outer one that calls the peer is that call; under an outer
+    # answered elsewhere (a child in another service beside it), a call of its own.
+    stands_in = nested.copy()
+    stands_in[inner] = ~answered[outer]
+    return np.flatnonzero(s.in_scope & s.is_client & ~answered & ~stands_in)
 
 
 # Name codes whose radices multiply past this cannot share one int64 (tests lower it).

@@ -131,7 +131,17 @@ def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: st
                 pending[step.id] = step
             continue
         if tree.nested_call(step) and step.peer is not None:
-            continue  # the outer call's arrow is this call's (one call, as in the map)
+            # The outer call's arrow is this call's (one call, as in the map): errors
+            # that start here get their note over it.
+            if step.origin_errors > 0:
+                top, seen = step, {step.id}
+                while tree.nested_call(top) and (up := tree.parent(top)) and up.id not in seen:
+                    top = up
+                    seen.add(top.id)
+                callee = participant(top.peer if tree.calls_peer(top) else top.service)
+                where = f"{participant(step.service)},{callee}"
+                lines.append(f"{indent}Note over {where}: {_origin_note(step)}")
+            continue
         parent = tree.parent(step)
         if tree.calls_peer(step):
             caller, callee = participant(step.service), participant(step.peer)

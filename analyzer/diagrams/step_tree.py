@@ -40,17 +40,20 @@ class StepTree:
         answered = self._answered
         # Deepest first, without recursion (chains of CLIENT steps can be long), each
         # step once per tree.
-        todo, order = [step], []
+        todo, order, met = [step], [], set()
         while todo:
             current = todo.pop()
-            if current.id not in answered:
+            if current.id not in answered and current.id not in met:  # (hand-built
+                met.add(current.id)  # steps may have parent cycles)
                 order.append(current)
                 todo.extend(self._inner_calls(current))
         for current in reversed(order):
             kids = self.child_steps(current)
             inner = self._inner_calls(current)
             answered[current.id] = any(c.service != current.service for c in kids) or (
-                current.kind == "Client" and bool(inner) and all(answered[c.id] for c in inner)
+                current.kind == "Client"
+                and bool(inner)
+                and all(answered.get(c.id, False) for c in inner)
             )
         return answered[step.id]
 
@@ -62,13 +65,17 @@ class StepTree:
         ]
 
     def nested_call(self, step: Step) -> bool:
-        """A CLIENT step under a CLIENT step of its service: the outer one's call."""
+        """A CLIENT step under a CLIENT step of its service that calls for it: the
+        outer one, answered by no other service, draws the call (one call, as the
+        map counts it). Under an outer step answered elsewhere, it is a call of its
+        own."""
         parent = self.parent(step)
         return (
             step.kind == "Client"
             and parent is not None
             and parent.kind == "Client"
             and parent.service == step.service
+            and not self.answered_elsewhere(parent)
         )
 
     def calls_peer(self, step: Step) -> bool:

@@ -908,6 +908,11 @@ def test_steps_in_a_parent_cycle_are_drawn_not_a_crash() -> None:
     ]
     text = flow_sequence_mermaid(FlowDetail(flow=detail.flow, steps=[*detail.steps, *cycle]))
     assert ": ping (p95" in text and ": pong (p95" in text
+    # CLIENT steps of one service in a cycle: telling whether the chain is answered
+    # elsewhere walked it for good.
+    clients = [replace(step, kind="Client", peer="db", service="svc") for step in cycle]
+    for draw in (flow_sequence_mermaid, flow_flowchart_mermaid, flow_dot):
+        assert draw(FlowDetail(flow=detail.flow, steps=[*detail.steps, *clients]))
 
 
 @pytest.mark.parametrize("room", [300, 301])
@@ -965,3 +970,11 @@ def test_a_chain_of_client_calls_is_one_arrow_as_in_the_map() -> None:
         "p_frontend->>p_dynamodb",
     ]
     assert "amazonaws" not in text
+    # Errors that start in the inner call get their note over the outer call's arrow.
+    failing = [with_fields(st, origin_errors=2) if st.id == "p" else st for st in steps]
+    text = flow_sequence_mermaid(with_fields(base, steps=failing))
+    assert "Note over p_frontend,p_dynamodb: 2 errors start in POST" in text
+    # An inner call under an outer one answered elsewhere is a call of its own.
+    own = [*steps, step("x", "q", "dynamo-proxy", "Query", "Server", 62.5, 5)]
+    text = flow_sequence_mermaid(with_fields(base, steps=own))
+    assert "p_frontend->>p_dynamodb_amazonaws_com: POST" in text

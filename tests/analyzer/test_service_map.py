@@ -230,6 +230,26 @@ def test_a_client_over_a_client_of_its_service_is_one_call(analyze: Analyze) -> 
     assert kinds["elasticsearch"] == "database" and kinds["payments-api"] == "external"
 
 
+def test_an_inner_client_under_an_outer_answered_elsewhere_is_its_own_call(
+    analyze: Analyze,
+) -> None:
+    """The outer span answered by payments directly, a redis call inside it: the
+    redis call was counted by neither rule."""
+    kit = TraceKit()
+    root = kit.trace().span("frontend", "POST /pay", kind="Server", start_ms=0, duration_ms=50)
+    outer = root.child("frontend", "Charge", kind="Client", start_ms=1, duration_ms=40)
+    outer.child("payments", "Charge", kind="Server", start_ms=2, duration_ms=20)
+    outer.child(
+        "frontend", "GET", kind="Client", start_ms=25, duration_ms=2,
+        attributes={"db.system": "redis"},
+    )  # fmt: skip
+    service_map = analyze(kit).service_map(HOUR)
+    assert {(e.source, e.target, e.rule, e.calls) for e in service_map.edges} == {
+        ("frontend", "payments", "rpc", 1),
+        ("frontend", "redis", "virtual", 1),
+    }
+
+
 KAFKA = {"messaging.system": "kafka", "messaging.destination.name": "orders"}
 
 
