@@ -150,9 +150,18 @@ def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: st
             callee = participant(step.service)
         arrow = "-)" if tree.is_async(step) else "->>"
         lines.append(f"{indent}{caller}{arrow}{callee}: {_message(step)}")
-        call = pending.pop(parent.id, None) if parent is not None else None
-        if call is not None:
-            lines.append(f"{indent}Note over {caller},{callee}: {_origin_note(call)}")
+        # The calls this arrow answers: its parent's, and those of the CLIENT steps of
+        # that service the parent is inside (an SDK's call over its HTTP call), whose
+        # note otherwise came at the very end.
+        up, seen = parent, set()
+        while up is not None and up.id not in seen:
+            seen.add(up.id)
+            call = pending.pop(up.id, None)
+            if call is not None:
+                lines.append(f"{indent}Note over {caller},{callee}: {_origin_note(call)}")
+            outer = tree.parent(up)
+            chained = outer is not None and up.kind == outer.kind == "Client"
+            up = outer if chained and outer is not None and outer.service == up.service else None
         if step.origin_errors > 0:
             # A failing call to a peer: the note spans the caller, where the span is.
             where = f"{caller},{callee}" if tree.calls_peer(step) else callee

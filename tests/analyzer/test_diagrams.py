@@ -974,6 +974,12 @@ def test_a_chain_of_client_calls_is_one_arrow_as_in_the_map() -> None:
     failing = [with_fields(st, origin_errors=2) if st.id == "p" else st for st in steps]
     text = flow_sequence_mermaid(with_fields(base, steps=failing))
     assert "Note over p_frontend,p_dynamodb: 2 errors start in POST" in text
+    # Errors that start in an outer call answered through its inner one: their note
+    # follows the answering arrow (it came at the very end).
+    outer_fails = [with_fields(st, origin_errors=3) if st.id == "g" else st for st in steps]
+    lines = flow_sequence_mermaid(with_fields(base, steps=outer_fails)).splitlines()
+    arrow = next(i for i, line in enumerate(lines) if "p_frontend->>p_cart" in line)
+    assert "Note over p_frontend,p_cart: 3 errors start in GetCart" in lines[arrow + 1]
     # An inner call under an outer one answered elsewhere is a call of its own.
     own = [*steps, step("x", "q", "dynamo-proxy", "Query", "Server", 62.5, 5)]
     text = flow_sequence_mermaid(with_fields(base, steps=own))
