@@ -7,11 +7,16 @@ content hash was imported before is skipped whole.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -119,6 +124,29 @@ def unreadable(path: Path) -> str:
         # its spans) and remembered by its content.
         return "not a regular file (a pipe or a device); save it to a file and import that"
     return ""
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@contextmanager
+def decompressed(path: Path) -> Iterator[Path]:
+    """``path``, or for a gzip file (``traces.jsonl.gz``) its content in a temporary
+    file beside the system's others, named like it without ``.gz`` (its format is
+    sniffed from that), removed afterwards. Read as it is, a gzip file was refused
+    with a hint to decompress it first."""
+    with path.open("rb") as handle:
+        if handle.read(len(GZIP_MAGIC)) != GZIP_MAGIC:
+            yield path
+            return
+    with tempfile.TemporaryDirectory(prefix="flowscope-import-") as folder:
+        copy = Path(folder) / (path.name.removesuffix(".gz").removesuffix(".gzip") or "content")
+        try:
+            with gzip.open(path, "rb") as source, copy.open("wb") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise BadRequest(f"not valid gzip ({exc or 'cut short'})") from exc
+        yield copy
 
 
 def sniff(path: Path) -> str:

@@ -23,6 +23,7 @@ from flowscope.collector.decode import PROTOBUF, media_type
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.file_import import (
     FileReport,
+    decompressed,
     file_sha256,
     flattened_chunks,
     read_requests,
@@ -105,7 +106,26 @@ def _import_one(
     if report.error:
         return report
     try:
-        report.format = sniff(path)
+        with decompressed(path) as source:
+            return _import_file(path, source, report, database, writer, force, progress)
+    except (BadRequest, OSError) as exc:  # reading or decompressing it
+        report.error = _error_text(exc, path)
+    return report
+
+
+def _import_file(
+    path: Path,
+    source: Path,
+    report: FileReport,
+    database: Database,
+    writer: SpanWriter,
+    force: bool,
+    progress: ProgressFactory,
+) -> FileReport:
+    """``path``'s spans, read from ``source`` (the file itself, or its content once
+    decompressed)."""
+    try:
+        report.format = sniff(source)
         if report.empty:
             return report  # not recorded as imported: every empty file has the same hash
         sha = file_sha256(path)
@@ -126,8 +146,8 @@ def _import_one(
         resuming = database.imported_file(seen) is not None
         if not resuming:
             _record(writer, seen, path, 0)
-        tick = progress(str(path), path.stat().st_size)
-        for chunk in flattened_chunks(read_requests(path, report.format, tick, report)):
+        tick = progress(str(path), source.stat().st_size)
+        for chunk in flattened_chunks(read_requests(source, report.format, tick, report)):
             report.old_spans += started_before(chunk.batch.table, DEFAULT_RETENTION)
             report.spans += chunk.batch.spans
             report.rejected += chunk.rejected
@@ -217,11 +237,30 @@ def _send_one(
     if report.error:
         return report
     try:
-        report.format = sniff(path)
-        if report.empty:
-            return report
-        tick = progress(str(path), path.stat().st_size)
-        for request in read_requests(path, report.format, tick, report):
+        with decompressed(path) as source:
+            _send_file(source, report, base, token, progress, token_problem)
+    except (BadRequest, OSError, SendFailed) as exc:
+        report.error = _error_text(exc, path)
+        sent = report.spans + report.rejected
+        if sent:  # the URL was right: the server stopped answering
+            report.error += f" (after {sent} spans were sent)"
+        elif isinstance(exc, SendFailed) and exc.wrong_url:
+            report.error += f"; {_URL_HINT}"
+    return report
+
+
+def _send_file(
+    source: Path,
+    report: FileReport,
+    base: str,
+    token: str | None,
+    progress: ProgressFactory,
+    token_problem: str | None,
+) -> None:
+    report.format = sniff(source)
+    if not report.empty:
+        tick = progress(report.path, source.stat().st_size)
+        for request in read_requests(source, report.format, tick, report):
             spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
             rejected, message = _post(base, request.SerializeToString(), token, token_problem)
             report.spans += spans - rejected
@@ -232,14 +271,6 @@ def _send_one(
                 report.server_warnings += 1
             elif message and report.messages is None:
                 report.messages = [message]
-    except (BadRequest, OSError, SendFailed) as exc:
-        report.error = _error_text(exc, path)
-        sent = report.spans + report.rejected
-        if sent:  # the URL was right: the server stopped answering
-            report.error += f" (after {sent} spans were sent)"
-        elif isinstance(exc, SendFailed) and exc.wrong_url:
-            report.error += f"; {_URL_HINT}"
-    return report
 
 
 class _Unfollowed(urllib.request.HTTPRedirectHandler):

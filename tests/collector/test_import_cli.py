@@ -1007,3 +1007,30 @@ def test_standard_input_pipes_and_broken_links_say_what_to_do(tmp_path: Path) ->
         result.output
     )
     assert f"{link}: cannot import: no such file (a broken symbolic link)" in result.output
+
+
+def test_gzip_files_are_read_as_their_content(tmp_path: Path, served: ServerProcess) -> None:
+    """`traces.jsonl.gz` was refused with a hint to decompress it first."""
+    import gzip
+
+    lines = [json.dumps(_otlp_json(realistic_request(1, seed=s))) for s in (91, 92)]
+    packed = tmp_path / "traces.jsonl.gz"
+    packed.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    framed = tmp_path / "traces.pb.gz"
+    message = realistic_request(1, seed=93).SerializeToString()
+    framed.write_bytes(gzip.compress(len(message).to_bytes(4, "big") + message))
+    broken = tmp_path / "cut.jsonl.gz"
+    broken.write_bytes(packed.read_bytes()[:-20])
+    db = tmp_path / "gz.duckdb"
+    result = _flowscope("import", str(packed), str(framed), str(broken), "--db", str(db))
+    assert result.returncode == 1
+    assert f"{packed}: otlp-jsonl, 16 spans, 16 new" in result.stdout
+    assert f"{framed}: otlp-protobuf-framed, 8 spans, 8 new" in result.stdout
+    assert f"{broken}: cannot import: not valid gzip" in result.stderr
+    assert _stored(db) == 24
+    again = _flowscope("import", str(packed), "--db", str(db))
+    assert "already imported" in again.stdout + again.stderr
+    # Through a server too.
+    url = served.endpoints.http
+    sent = _flowscope("import", "--server", url, str(packed), "--no-progress", token=TOKEN)
+    assert sent.returncode == 0 and "16 spans sent, 16 accepted" in sent.stdout
