@@ -134,10 +134,11 @@ def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: st
             # The outer call's arrow is this call's (one call, as in the map): errors
             # that start here get their note over it.
             if step.origin_errors > 0:
-                top, seen = step, {step.id}
-                while tree.nested_call(top) and (up := tree.parent(top)) and up.id not in seen:
+                top = step
+                for up in tree.outer_calls(step):
+                    if not tree.nested_call(top):
+                        break
                     top = up
-                    seen.add(top.id)
                 callee = participant(top.peer if tree.calls_peer(top) else top.service)
                 where = f"{participant(step.service)},{callee}"
                 lines.append(f"{indent}Note over {where}: {_origin_note(step)}")
@@ -153,15 +154,10 @@ def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: st
         # The calls this arrow answers: its parent's, and those of the CLIENT steps of
         # that service the parent is inside (an SDK's call over its HTTP call), whose
         # note otherwise came at the very end.
-        up, seen = parent, set()
-        while up is not None and up.id not in seen:
-            seen.add(up.id)
+        for up in [parent, *tree.outer_calls(parent)] if parent is not None else []:
             call = pending.pop(up.id, None)
             if call is not None:
                 lines.append(f"{indent}Note over {caller},{callee}: {_origin_note(call)}")
-            outer = tree.parent(up)
-            chained = outer is not None and up.kind == outer.kind == "Client"
-            up = outer if chained and outer is not None and outer.service == up.service else None
         if step.origin_errors > 0:
             # A failing call to a peer: the note spans the caller, where the span is.
             where = f"{caller},{callee}" if tree.calls_peer(step) else callee

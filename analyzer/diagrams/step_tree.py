@@ -64,19 +64,30 @@ class StepTree:
             c for c in self.child_steps(step) if c.kind == "Client" and c.service == step.service
         ]
 
+    def outer_calls(self, step: Step) -> list[Step]:
+        """The CLIENT steps of ``step``'s service that a CLIENT ``step`` is inside,
+        nearest first (an SDK's call over its HTTP call); each once, on a cycle too."""
+        outer: list[Step] = []
+        seen = {step.id}
+        current, parent = step, self.parent(step)
+        while (
+            parent is not None
+            and parent.id not in seen
+            and current.kind == parent.kind == "Client"
+            and parent.service == current.service
+        ):
+            outer.append(parent)
+            seen.add(parent.id)
+            current, parent = parent, self.parent(parent)
+        return outer
+
     def nested_call(self, step: Step) -> bool:
         """A CLIENT step under a CLIENT step of its service that calls for it: the
         outer one, answered by no other service, draws the call (one call, as the
         map counts it). Under an outer step answered elsewhere, it is a call of its
         own."""
-        parent = self.parent(step)
-        return (
-            step.kind == "Client"
-            and parent is not None
-            and parent.kind == "Client"
-            and parent.service == step.service
-            and not self.answered_elsewhere(parent)
-        )
+        outer = self.outer_calls(step)
+        return bool(outer) and not self.answered_elsewhere(outer[0])
 
     def calls_peer(self, step: Step) -> bool:
         """A CLIENT step drawn as a call to its peer: it names one, no other service's
