@@ -805,15 +805,9 @@ def compare(
             raise
         hints = []
         if result.mode == "windows":
-            for side, since_, until_, values in (
-                ("left", left_since, left_until, [d.left_ms for d in result.deltas]),
-                ("right", right_since, right_until, [d.right_ms for d in result.deltas]),
-            ):
-                claims = (
-                    _claims(source, flow, since_, until_)
-                    if values.count(None) == len(values)
-                    else []
-                )
+            bounds = {"left": (left_since, left_until), "right": (right_since, right_until)}
+            for side in _empty_sides(result):
+                claims = _claims(source, flow, *bounds[side])
                 if claims:
                     hints.append(_claims_hint(claims, f"the {side} window"))
     if sort_by == "errors":
@@ -831,10 +825,8 @@ def compare(
     # The step's path label ("a op > b op > ...") would be cut: show the step and the
     # step it is under (rows go biggest delta first, so indenting by depth put steps
     # visually under whatever row came before them).
-    # Two steps can print alike (a detached sub-tree's top named like the root, say):
-    # those rows also show their step ids.
-    # Told apart by the columns shown: with "under" or "kind" left out, rows that
-    # differ only there looked the same.
+    # Rows that print alike in the columns shown (a detached sub-tree's top named like
+    # the root, say; or steps told apart only by a column left out) show their step ids.
     shown_as = [
         (
             op_label(d.service, d.operation),
@@ -878,11 +870,20 @@ def _claims(source: Any, flow: str | None, since: str | None, until: str | None)
     return source.flow(flow, since, until, None).claimed_by if flow else []
 
 
+def _empty_sides(result: Any) -> list[str]:
+    """The sides of a comparison with no value for any step (both when it has none)."""
+    return [
+        side
+        for side in ("left", "right")
+        if all(getattr(d, f"{side}_ms") is None for d in result.deltas)
+    ]
+
+
 def _hint_empty_sides(result: Any, flow: str | None) -> None:
     """Say on stderr when a window of a comparison holds none of the flow's traces:
     both empty printed a bare header, one empty listed every step as new."""
-    deltas = result.deltas
-    if result.mode == "baseline" and deltas and all(d.left_ms is None for d in deltas):
+    deltas, empty = result.deltas, _empty_sides(result)
+    if result.mode == "baseline" and deltas and "left" in empty:
         click.echo(
             "(the baseline window holds none of the trace's flow's traces, so no step P50s; "
             "give --since/--until around the trace, or leave them out for the hour around it)",
@@ -892,9 +893,9 @@ def _hint_empty_sides(result: Any, flow: str | None) -> None:
         return
     if not deltas:
         click.echo(f"(neither window holds a trace of flow {flow})", err=True)
-    elif all(d.left_ms is None for d in deltas):
+    elif "left" in empty:
         click.echo(f"(the left window holds no trace of flow {flow}: every step is new)", err=True)
-    elif all(d.right_ms is None for d in deltas):
+    elif "right" in empty:
         click.echo(
             f"(the right window holds no trace of flow {flow}: every step is gone)", err=True
         )
