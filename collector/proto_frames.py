@@ -64,9 +64,9 @@ def find_frames(handle: BinaryIO, size: int) -> Frames | None:
         if opening and not (ZSTD_MAGIC.startswith(opening) or opening.startswith(b"\x0a")):
             return None
         return Frames([], cut_at, zstd=opening == ZSTD_MAGIC)
-    start, end = bounds[0]
     if all(begin == finish for begin, finish in bounds):  # zeros chain as lengths of 0
         return None
+    start, end = bounds[0]
     handle.seek(start)
     first = handle.read(end - start)
     if first.startswith(ZSTD_MAGIC):
