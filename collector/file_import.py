@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+import zstandard
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.collector import fast_flatten
@@ -127,26 +128,67 @@ def unreadable(path: Path) -> str:
 
 
 GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# Suffixes a compressed file's content is named without, so its format is sniffed by
+# the name it had before it was compressed (``traces.pb.zst`` is protobuf).
+_COMPRESSED_SUFFIXES = {GZIP_MAGIC: (".gz", ".gzip"), ZSTD_MAGIC: (".zst", ".zstd")}
 
 
 @contextmanager
 def decompressed(path: Path) -> Iterator[Path]:
-    """``path``, or for a gzip file (``traces.jsonl.gz``) its content in a temporary
-    file beside the system's others, named like it without ``.gz`` (its format is
-    sniffed from that), removed afterwards. Read as it is, a gzip file was refused
-    with a hint to decompress it first."""
+    """``path``, or for a gzip or zstd file (``traces.jsonl.gz``, ``traces.jsonl.zst``)
+    its content in a temporary file beside the system's others, named like it without
+    the compression's suffix (its format is sniffed from that), removed afterwards.
+    Read as they were, both were refused with a hint to decompress them first; the
+    Collector's file exporter writes a whole file as one zstd stream with its
+    ``exporter.file.nativeCompression`` gate on."""
     with path.open("rb") as handle:
-        if handle.read(len(GZIP_MAGIC)) != GZIP_MAGIC:
-            yield path
-            return
+        head = handle.read(len(ZSTD_MAGIC))
+    magic = next((m for m in _COMPRESSED_SUFFIXES if head.startswith(m)), None)
+    if magic is None:
+        yield path
+        return
+    name = path.name
+    for suffix in _COMPRESSED_SUFFIXES[magic]:
+        name = name.removesuffix(suffix)
     with tempfile.TemporaryDirectory(prefix="flowscope-import-") as folder:
-        copy = Path(folder) / (path.name.removesuffix(".gz").removesuffix(".gzip") or "content")
-        try:
-            with gzip.open(path, "rb") as source, copy.open("wb") as target:
-                shutil.copyfileobj(source, target, 1 << 20)
-        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-            raise BadRequest(f"not valid gzip ({exc or 'cut short'})") from exc
+        copy = Path(folder) / (name or "content")
+        if magic == GZIP_MAGIC:
+            _gunzip(path, copy)
+        else:
+            _unzstd(path, copy)
         yield copy
+
+
+def _gunzip(path: Path, copy: Path) -> None:
+    try:
+        with gzip.open(path, "rb") as source, copy.open("wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise BadRequest(f"not valid gzip ({exc or 'cut short'})") from exc
+
+
+def _unzstd(path: Path, copy: Path) -> None:
+    # A frame at a time: cramjam's decoder wants whole frames in memory, and
+    # zstandard's stream reader takes a cut frame for the end of the file. Frames
+    # written one after another (`zstd` of several inputs, a file appended to) are one
+    # content, as `zstd -d` reads them.
+    decoder = zstandard.ZstdDecompressor()
+    frame = decoder.decompressobj()
+    inside = False  # the current frame has begun and not ended
+    try:
+        with path.open("rb") as raw, copy.open("wb") as target:
+            while chunk := raw.read(1 << 20):
+                while chunk:
+                    target.write(frame.decompress(chunk))
+                    inside = True
+                    chunk = b""
+                    if frame.eof:
+                        chunk, frame, inside = frame.unused_data, decoder.decompressobj(), False
+    except zstandard.ZstdError as exc:
+        raise BadRequest(f"not valid zstd ({exc})") from exc
+    if inside:
+        raise BadRequest("not valid zstd (cut short)")
 
 
 def sniff(path: Path) -> str:

@@ -1034,3 +1034,37 @@ def test_gzip_files_are_read_as_their_content(tmp_path: Path, served: ServerProc
     url = served.endpoints.http
     sent = _flowscope("import", "--server", url, str(packed), "--no-progress", token=TOKEN)
     assert sent.returncode == 0 and "16 spans sent, 16 accepted" in sent.stdout
+
+
+def test_zstd_files_are_read_as_their_content(tmp_path: Path, served: ServerProcess) -> None:
+    """`traces.jsonl.zst`, and the Collector file exporter's files with its
+    nativeCompression gate (one zstd stream), were refused with a hint to `zstd -d`
+    them first."""
+    import zstandard
+
+    lines = [json.dumps(_otlp_json(realistic_request(1, seed=s))) + "\n" for s in (94, 95)]
+    packed = tmp_path / "traces.jsonl.zst"
+    # Two frames one after another, as `zstd` writes when a file is appended to.
+    packed.write_bytes(b"".join(zstandard.ZstdCompressor().compress(x.encode()) for x in lines))
+    framed = tmp_path / "traces.pb.zstd"
+    message = realistic_request(1, seed=96).SerializeToString()
+    framed.write_bytes(
+        zstandard.ZstdCompressor().compress(len(message).to_bytes(4, "big") + message)
+    )
+    cut = tmp_path / "cut.jsonl.zst"
+    cut.write_bytes(packed.read_bytes()[:-20])
+    junk = tmp_path / "junk.zst"
+    junk.write_bytes(packed.read_bytes()[:4] + b"\x00" * 64)
+    db = tmp_path / "zst.duckdb"
+    result = _flowscope("import", str(packed), str(framed), str(cut), str(junk), "--db", str(db))
+    assert result.returncode == 1
+    assert f"{packed}: otlp-jsonl, 16 spans, 16 new" in result.stdout
+    assert f"{framed}: otlp-protobuf-framed, 8 spans, 8 new" in result.stdout
+    assert f"{cut}: cannot import: not valid zstd (cut short)" in result.stderr
+    assert f"{junk}: cannot import: not valid zstd (" in result.stderr
+    assert _stored(db) == 24
+    again = _flowscope("import", str(packed), "--db", str(db))
+    assert "already imported" in again.stdout + again.stderr
+    url = served.endpoints.http
+    sent = _flowscope("import", "--server", url, str(packed), "--no-progress", token=TOKEN)
+    assert sent.returncode == 0 and "16 spans sent, 16 accepted" in sent.stdout
