@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 _INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAUTHENTICATED, _UNAVAILABLE, _INTERNAL = 3, 8, 16, 14, 13
 _NOT_FOUND, _UNIMPLEMENTED = 5, 12
 _DEADLINE_EXCEEDED = 4
+_PERMISSION_DENIED = 7
 
 
 def _encode(message: Status | ExportTraceServiceResponse, kind: str) -> Response:
@@ -49,6 +50,14 @@ def _failure(
     if headers:
         response.headers.update(headers)
     return response
+
+
+def otlp_refusal(status: int, text: str, content_type: str) -> Response:
+    """A request the HTTP server turns away before the app sees it (a Host the
+    DNS-rebinding guard refuses, a body of two lengths), answered as OTLP/HTTP answers
+    every failure: a google.rpc.Status in the request's encoding. It was plain text."""
+    code = _PERMISSION_DENIED if status == 403 else _INVALID_ARGUMENT
+    return _failure(status, code, text, media_type(content_type or None))
 
 
 # A body must keep coming: a client that stops sending for this long is cut off. And

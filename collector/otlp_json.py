@@ -59,6 +59,16 @@ def _list(parent: Any, *names: str) -> list[Any]:
     return []
 
 
+def _objects(parent: Any, what: str, *names: str) -> list[dict[str, Any]]:
+    """``_list``, each item an object: protobuf's parser takes a string or a list there
+    for an empty message, and a span that was not an object was a 500."""
+    items = _list(parent, *names)
+    for item in items:
+        if not isinstance(item, dict):
+            raise BadRequest(f"invalid OTLP/JSON: {what} is {json_type(item)}, expected an object")
+    return items
+
+
 def _rename_instrumentation_library(resource_spans: Any) -> None:
     """OTLP named scopes "instrumentation library" until 0.15 (the old field stayed,
     deprecated, until 0.19), and files the Collector wrote then still do: read them as
@@ -138,10 +148,14 @@ def _containers(document: Any) -> Iterator[Any]:
 def generic_request(document: dict[str, Any]) -> ExportTraceServiceRequest:
     """protobuf's own JSON parser, after the OTLP exceptions (hex ids, old scope names)
     are turned into what it expects. Changes ``document``."""
-    for resource_spans in _list(document, "resourceSpans", "resource_spans"):
+    for resource_spans in _objects(
+        document, "a resourceSpans item", "resourceSpans", "resource_spans"
+    ):
         _rename_instrumentation_library(resource_spans)
-        for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
-            for span in _list(scope_spans, "spans"):
+        for scope_spans in _objects(
+            resource_spans, "a scopeSpans item", "scopeSpans", "scope_spans"
+        ):
+            for span in _objects(scope_spans, "a span", "spans"):
                 _fix_ids(span)
                 for link in _list(span, "links"):
                     _fix_ids(link)

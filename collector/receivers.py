@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from flowscope.collector.decode_pool import DecodePool
 from flowscope.collector.grpc_receiver import GrpcReceiver
-from flowscope.collector.http_receiver import create_otlp_http_app
+from flowscope.collector.http_receiver import create_otlp_http_app, otlp_refusal
 from flowscope.collector.ingest import Ingest, SpanSink
 from flowscope.http_server import HttpServer
 
@@ -46,7 +46,9 @@ class Receivers:
             # The HTTP socket is bound first, before anything is served or a decode
             # worker spawned, so a port in use is reported at once.
             app = create_otlp_http_app(self.ingest, token=s.token, max_bytes=s.max_request_bytes)
-            self.http = HttpServer(app, s.host, s.http_port, "otlp", token=s.token)
+            self.http = HttpServer(
+                app, s.host, s.http_port, "otlp", token=s.token, refusal=otlp_refusal
+            )
             self.grpc = GrpcReceiver(
                 self.ingest, s.host, s.grpc_port, token=s.token, max_bytes=s.max_request_bytes
             )

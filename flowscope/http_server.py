@@ -11,12 +11,13 @@ import ipaddress
 import resource
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import uvicorn
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 # A connection gets this long to send a request's headers: after it opens, and after
@@ -207,17 +208,44 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+# Addresses that name no machine but reach this one (Linux connects them to loopback):
+# exporters configured with `http://0.0.0.0:4318` send that Host. An address is no
+# name a DNS server could point elsewhere, so it is no rebinding; refused, it cost
+# such an exporter every span, where the Collector takes them.
+_UNSPECIFIED = frozenset({"0.0.0.0", "::"})
+
+
+def _local(name: str) -> bool:
+    return is_loopback(name) or name in _UNSPECIFIED
+
+
+# How a server answers a request the wrappers below turn away: (status, why, the
+# request's Content-Type or "") -> the response. The OTLP port answers with a
+# google.rpc.Status, as OTLP/HTTP requires of every failure.
+Refusal = Callable[[int, str, str], Response]
+
+
+def plain_refusal(status: int, text: str, content_type: str) -> Response:
+    """The refusal in plain text naming why."""
+    return PlainTextResponse(text + "\n", status_code=status)
+
+
 async def _refuse(
     scope: Any,
     receive: Any,
     send: Any,
     text: str,
+    refusal: Refusal,
     *,
     status: int = 400,
     headers: dict[str, str] | None = None,
 ) -> None:
-    """Answer a request the wrappers below turn away, in plain text naming why."""
-    await PlainTextResponse(text + "\n", status_code=status, headers=headers)(scope, receive, send)
+    """Answer a request the wrappers below turn away."""
+    content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+    response = refusal(status, text, content_type)
+    if headers:
+        response.headers.update(headers)
+    await response(scope, receive, send)
 
 
 class _LocalNamesOnly:
@@ -227,8 +255,11 @@ class _LocalNamesOnly:
     spans. Such a page's requests carry its name in ``Host``; a request without one
     (HTTP/1.0) comes from no browser."""
 
-    def __init__(self, app: Any, hosts_file: Path = HOSTS_FILE) -> None:
+    def __init__(
+        self, app: Any, hosts_file: Path = HOSTS_FILE, refusal: Refusal = plain_refusal
+    ) -> None:
         self.app = app
+        self.refusal = refusal
         self.hosts_file = hosts_file
         self.local_names = hosts_file_loopback_names(hosts_file)
 
@@ -237,14 +268,14 @@ class _LocalNamesOnly:
             raw = dict(scope["headers"]).get(b"host")
             header = raw.decode("latin-1") if raw else "localhost"
             name = _host_name(header)
-            if not is_loopback(name) and normal_name(name) not in self.local_names:
+            if not _local(name) and normal_name(name) not in self.local_names:
                 text = (
                     f"Host {header!r} refused: a server on a loopback address without "
                     "--token answers only requests for localhost, a loopback address or a "
                     f"name {self.hosts_file} gives one "
                     "(a web page could otherwise read it by DNS rebinding)"
                 )
-                await _refuse(scope, receive, send, text, status=403)
+                await _refuse(scope, receive, send, text, self.refusal, status=403)
                 return
         await self.app(scope, receive, send)
 
@@ -256,8 +287,9 @@ class AbsoluteFormTarget:
     the path, so such a request was a 404; clients send it through proxies that forward
     the target as they got it."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, refusal: Refusal = plain_refusal) -> None:
         self.app = app
+        self.refusal = refusal
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         raw = scope.get("raw_path", b"") if scope["type"] == "http" else b""
@@ -276,6 +308,7 @@ class AbsoluteFormTarget:
                 receive,
                 send,
                 f"request target {raw.decode('latin-1')!r} has no valid host, or has user info",
+                self.refusal,
             )
             return
         path = target.path or "/"
@@ -292,15 +325,18 @@ class OneBodyLength:
     chunked and served the bytes after it as the next request: behind a proxy that
     goes by Content-Length, a request smuggled past it."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, refusal: Refusal = plain_refusal) -> None:
         self.app = app
+        self.refusal = refusal
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             names = {name for name, _ in scope["headers"]}
             if b"content-length" in names and b"transfer-encoding" in names:
                 text = "a request may not have both Content-Length and Transfer-Encoding"
-                await _refuse(scope, receive, send, text, headers={"Connection": "close"})
+                await _refuse(
+                    scope, receive, send, text, self.refusal, headers={"Connection": "close"}
+                )
                 return
         await self.app(scope, receive, send)
 
@@ -330,7 +366,14 @@ class HeadAsGet:
 
 class HttpServer:
     def __init__(
-        self, app: Any, host: str, port: int, name: str, *, token: str | None = None
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        name: str,
+        *,
+        token: str | None = None,
+        refusal: Refusal = plain_refusal,
     ) -> None:
         self.name = name
         self._socket = bind_socket(host, port)
@@ -339,9 +382,9 @@ class HttpServer:
         # By the address bound, not the name given: `--host vm` (a hosts-file name for
         # 127.0.0.1) bound loopback and left the DNS-rebinding guard off.
         if is_loopback(self._socket.getsockname()[0]) and not token:
-            app = _LocalNamesOnly(app)
+            app = _LocalNamesOnly(app, refusal=refusal)
         config = uvicorn.Config(
-            AbsoluteFormTarget(OneBodyLength(app)),
+            AbsoluteFormTarget(OneBodyLength(app, refusal), refusal),
             log_level="warning",
             access_log=False,
             lifespan="off",

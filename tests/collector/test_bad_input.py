@@ -148,6 +148,24 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
     ),
     ("intValue past int64 as digits", JS, _int_value_body('"9223372036854775808"'), 400, "range"),
     ("JSON not an object", JS, b"[1, 2, 3]", 400, "JSON object"),
+    # A span that was not an object was a 500; "x" and [] were taken for empty ones.
+    *[
+        (
+            f"JSON span {value.decode()}",
+            JS,
+            b'{"resourceSpans": [{"scopeSpans": [{"spans": [%s]}]}]}' % value,
+            400,
+            "a span is ",
+        )
+        for value in (b"null", b"1", b'"x"', b"[]")
+    ],
+    (
+        "JSON scopeSpans item a string",
+        JS,
+        b'{"resourceSpans": [{"scopeSpans": ["x"]}]}',
+        400,
+        "a scopeSpans item is a string",
+    ),
     (
         "JSON wrong field type",
         JS,

@@ -394,3 +394,39 @@ def test_a_refused_bomb_frees_its_inflated_bytes_at_once(tmp_path: Path, encodin
             tracemalloc.stop()
             gc.enable()
     assert kept < 4 * limit  # not one inflated MiB per refused bomb
+
+
+def test_requests_turned_away_before_the_app_get_an_otlp_status(
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """OTLP/HTTP: "The response body for all HTTP 4xx and HTTP 5xx responses MUST be a
+    Protobuf-encoded Status message" (JSON for JSON requests). The DNS-rebinding guard's
+    403 and a body of two lengths were plain text. Exporters sent to 0.0.0.0 (which
+    reaches loopback) were refused: an address is no rebinding."""
+    _, endpoints = live
+    url = f"{endpoints.http}/v1/traces"
+    body = realistic_request(1, seed=1).SerializeToString()
+    rebound = httpx.post(url, content=body, headers={"Host": "evil.example", **PB}, timeout=30)
+    assert rebound.status_code == 403
+    assert rebound.headers["content-type"] == "application/x-protobuf"
+    status = Status.FromString(rebound.content)
+    assert status.code == 7 and "DNS rebinding" in status.message
+    as_json = httpx.post(
+        url,
+        content=b"{}",
+        headers={"Host": "evil.example", "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert as_json.status_code == 403 and "DNS rebinding" in as_json.json()["message"]
+    with _connect(endpoints) as sock:
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/x-protobuf\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+        head, _, rest = _answer(sock).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/x-protobuf" in head
+    assert "both Content-Length and Transfer-Encoding" in Status.FromString(rest).message
+    for host in ("0.0.0.0", "[::]"):
+        taken = httpx.post(url, content=body, headers={"Host": host, **PB}, timeout=30)
+        assert taken.status_code == 200, host
