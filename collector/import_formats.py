@@ -399,6 +399,11 @@ def shorten(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# The service name the Collector's Jaeger and Zipkin exporters write for a resource
+# without service.name; their receivers read it back as no resource.
+NO_SERVICE_NAME = "OTLPResourceNoServiceName"
+
+
 def hex_id(value: object, size: int, what: str) -> bytes:
     """A hex id of at most ``size`` bytes, left-padded with zeros to exactly ``size``.
 

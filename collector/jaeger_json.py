@@ -51,6 +51,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.import_formats import (
+    NO_SERVICE_NAME,
     AttributeValue,
     as_text,
     hex_id,
@@ -73,7 +74,6 @@ _SPAN_KINDS = {
 _CHILD_OF = "CHILD_OF"
 _FOLLOWS_FROM = "FOLLOWS_FROM"
 _REF_TYPE_ATTRIBUTE = {_CHILD_OF: "child_of", _FOLLOWS_FROM: "follows_from"}
-_NO_SERVICE_NAME = "OTLPResourceNoServiceName"  # what the translator writes for "no resource"
 _JAEGER_SAMPLED = 0x1
 # Where Jaeger v2 keeps a span's warnings (its adjusters' and sanitizers' notes, a
 # list of strings): the UI shows them on the span, so they are not dropped.
@@ -194,7 +194,7 @@ def _resource(process: object, where: str) -> tuple[_ResourceKey, Attributes]:
         service = ""
     if not isinstance(service, str):
         raise BadRequest(f"{where}: serviceName is {json_type(service)}, expected a string")
-    if service == _NO_SERVICE_NAME:
+    if service == NO_SERVICE_NAME:
         return (), {}
     attributes: Attributes = {}
     if service:
@@ -230,6 +230,9 @@ def _span(item: dict[str, Any], where: str) -> tuple[Span, tuple[str, str]]:
     parent = _parent(trace_id, span.span_id, references)
     if parent is None and item.get("parentSpanID") is not None:  # deprecated field, old exports
         parent = hex_id(item["parentSpanID"], 8, f"{where}: parentSpanID")
+    # The CHILD_OF reference taken for the parent is no link, even when it names span
+    # 0, which is no parent: the Collector leaves it out too; it was a link to ''.
+    chosen = parent
     # A reference to the span itself is no parent (as the Zipkin mapping has it): kept,
     # the trace had no root and belonged to no flow.
     if parent is not None and parent not in (_ZERO_SPAN, span.span_id):
@@ -254,7 +257,7 @@ def _span(item: dict[str, Any], where: str) -> tuple[Span, tuple[str, str]]:
     for l_number, log in enumerate(_list(item.get("logs"), f"{where}: logs"), start=1):
         _add_event(span, log, f"{where}, log {l_number}")
     for ref_type, ref_trace, ref_span in references:
-        if ref_span == parent and ref_type == _CHILD_OF:
+        if ref_span == chosen and ref_type == _CHILD_OF:
             continue
         if ref_trace == trace_id and ref_span == span.span_id:
             continue  # to itself: neither parent nor link

@@ -5,7 +5,8 @@ Reads a list of Zipkin v2 spans (what ``POST /api/v2/spans`` takes and
 span on its own. The
 mapping is the OpenTelemetry Collector's Zipkin v2 translator (collector-contrib
 ``pkg/translator/zipkin/zipkinv2``, ``to_translator.go``) with its network
-conventions feature gates at their current default:
+conventions feature gates (``pkg.translator.zipkin.EmitV1NetworkConventions`` and
+``DontEmitV0NetworkConventions``, alpha since v0.147.0) off, their default:
 
 * ``traceId`` (16 or 32 hex digits) / ``id`` / ``parentId`` -> ids, left-padded; a
   ``parentId`` equal to ``id`` is no parent;
@@ -17,9 +18,9 @@ conventions feature gates at their current default:
 * ``localEndpoint.serviceName`` -> resource ``service.name`` (as given, case kept);
   tags named like resource attributes (``host.name``, ``service.version``,
   ``telemetry.sdk.*``, ...) -> resource attributes;
-* ``localEndpoint`` ipv4/ipv6 -> ``network.local.address``, port -> ``net.host.port``;
+* ``localEndpoint`` ipv4/ipv6 -> ``net.host.ip``, port -> ``net.host.port``;
   ``remoteEndpoint`` serviceName -> ``peer.service``, ipv4/ipv6 ->
-  ``network.peer.address``, port -> ``net.peer.port`` (IPv6 wins over IPv4);
+  ``net.peer.ip``, port -> ``net.peer.port`` (IPv6 wins over IPv4);
 * ``otel.scope.name`` / ``otel.scope.version`` (or ``otel.library.*``) tags -> scope;
 * ``w3c.tracestate`` tag -> trace state; ``otlp.link.N`` tags -> links;
 * ``otel.status_code`` / ``otel.status_description`` / ``error`` tags -> status;
@@ -50,6 +51,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from flowscope.collector.errors import BadRequest
 from flowscope.collector.import_formats import (
+    NO_SERVICE_NAME,
     AttributeValue,
     hex_id,
     integer,
@@ -380,7 +382,9 @@ def _parse_span(item: object, where: str) -> _ZipkinSpan:
 def _pop_resource(zspan: _ZipkinSpan, tags: dict[str, str]) -> Attributes:
     resource: Attributes = {}
     source = tags.pop(_SERVICE_NAME_SOURCE, "")
-    if zspan.local is not None and zspan.local.service:
+    # The Collector's Zipkin exporter's name for a resource without service.name is
+    # none, as its receiver reads it: it was a service of that name on the map.
+    if zspan.local is not None and zspan.local.service not in ("", NO_SERVICE_NAME):
         resource[source or "service.name"] = zspan.local.service
     for key in [k for k in tags if k in _RESOURCE_KEYS]:
         resource[key] = tags.pop(key)
@@ -414,14 +418,14 @@ def _span(zspan: _ZipkinSpan, tags: dict[str, str], span_id: bytes, parent_id: b
     local, remote = zspan.local, zspan.remote
     if local is not None:
         if local.ipv4 or local.ipv6:
-            attributes["network.local.address"] = local.ipv6 or local.ipv4
+            attributes["net.host.ip"] = local.ipv6 or local.ipv4
         if local.port > 0:
             attributes["net.host.port"] = local.port
     if remote is not None:
         if remote.service:
             attributes["peer.service"] = remote.service
         if remote.ipv4 or remote.ipv6:
-            attributes["network.peer.address"] = remote.ipv6 or remote.ipv4
+            attributes["net.peer.ip"] = remote.ipv6 or remote.ipv4
         if remote.port > 0:
             attributes["net.peer.port"] = remote.port
     start = zspan.timestamp or 0

@@ -515,6 +515,15 @@ def test_a_child_of_reference_to_the_span_itself_is_no_parent() -> None:
     assert not spans["000000000000000c"].links and not spans["000000000000000d"].links
 
 
+def test_a_child_of_reference_to_span_zero_is_neither_parent_nor_link() -> None:
+    """The Collector takes span 0 for no parent and leaves its CHILD_OF reference out
+    of the links; it was a link to span ''."""
+    root = _span("0e", references=[{"refType": "CHILD_OF", "traceID": TRACE, "spanID": "0"}])
+    spans = _spans(jaeger_to_otlp({"data": [_trace(root)]}))
+    assert spans["000000000000000e"].parent_span_id == b""
+    assert not spans["000000000000000e"].links
+
+
 @pytest.mark.parametrize(
     ("document", "pattern"),
     [

@@ -96,9 +96,9 @@ def test_server_root_span() -> None:
     assert _attrs(root.attributes) == [
         ("http.method", "GET"),
         ("http.path", "/api"),
-        ("network.local.address", "192.168.99.1"),
+        ("net.host.ip", "192.168.99.1"),
         ("net.host.port", 8080),
-        ("network.peer.address", "172.19.0.2"),
+        ("net.peer.ip", "172.19.0.2"),
         ("net.peer.port", 58648),
     ]
 
@@ -116,9 +116,9 @@ def test_client_span_with_error_tag_and_annotations() -> None:
     assert _attrs(call.attributes) == [
         ("http.method", "GET"),
         ("http.path", "/api"),
-        ("network.local.address", "192.168.99.1"),
+        ("net.host.ip", "192.168.99.1"),
         ("peer.service", "backend"),
-        ("network.peer.address", "172.19.0.3"),
+        ("net.peer.ip", "172.19.0.3"),
         ("net.peer.port", 9000),
     ]
     assert [(e.time_unix_nano, e.name, list(e.attributes)) for e in call.events] == [
@@ -140,9 +140,9 @@ def test_shared_server_half_is_kept_as_sent() -> None:
         ("http.method", "GET"),
         ("http.path", "/api"),
         ("http.status_code", "502"),
-        ("network.local.address", "2001:db8::c001"),  # IPv6 wins, as in the translator
+        ("net.host.ip", "2001:db8::c001"),  # IPv6 wins, as in the translator
         ("net.host.port", 9000),
-        ("network.peer.address", "192.168.99.1"),
+        ("net.peer.ip", "192.168.99.1"),
     ]
     # The Collector's Zipkin exporter encoding: name|{attributes}|dropped count.
     assert [
@@ -155,7 +155,7 @@ def test_shared_server_half_is_kept_as_sent() -> None:
     assert send.kind == Span.SPAN_KIND_PRODUCER
     assert _attrs(send.attributes) == [
         ("messaging.destination", "order-events"),
-        ("network.local.address", "172.19.0.3"),
+        ("net.host.ip", "172.19.0.3"),
         ("peer.service", "kafka"),
     ]
 
@@ -239,9 +239,9 @@ def test_fixture_through_flatten() -> None:
     assert dict(rows[ROOT]["SpanAttributes"]) == {
         "http.method": "GET",
         "http.path": "/api",
-        "network.local.address": "192.168.99.1",
+        "net.host.ip": "192.168.99.1",
         "net.host.port": "8080",
-        "network.peer.address": "172.19.0.2",
+        "net.peer.ip": "172.19.0.2",
         "net.peer.port": "58648",
     }
     assert [(e["Name"], dict(e["Attributes"])) for e in rows[SERVED]["Events"]] == [
@@ -312,7 +312,7 @@ def test_a_span_reported_in_parts_is_joined_as_zipkin_joins_it() -> None:
     attributes = dict(_attrs(joined.attributes))
     assert attributes["attempt"] == "2" and attributes["http.method"] == "GET"
     assert attributes["peer.service"] == "db"
-    assert attributes["network.local.address"] == "10.0.0.1"
+    assert attributes["net.host.ip"] == "10.0.0.1"
 
 
 def test_records_of_one_id_whose_kind_service_or_shared_flag_differ_stay_apart() -> None:
@@ -371,6 +371,13 @@ def test_span_without_local_service_has_an_empty_resource() -> None:
     assert list(request.resource_spans[0].resource.attributes) == []
     result = flatten_request(request)
     assert result.batch.table.column("ServiceName").to_pylist() == [""]
+
+
+def test_the_collectors_name_for_no_service_is_no_service() -> None:
+    """The Collector's Zipkin exporter writes OTLPResourceNoServiceName for a resource
+    without service.name, and its receiver reads it back as none: it was a service."""
+    request = zipkin_to_otlp([_zspan(localEndpoint={"serviceName": "OTLPResourceNoServiceName"})])
+    assert list(request.resource_spans[0].resource.attributes) == []
 
 
 @pytest.mark.parametrize(
