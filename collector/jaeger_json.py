@@ -124,7 +124,11 @@ def _traces(document: object) -> list[Any]:
             if isinstance(data, list):
                 return data
             errors = document.get("errors")
-            detail = f" (the file holds errors: {shorten(str(errors), 200)})" if errors else ""
+            detail = (
+                f" (the file holds errors: {shorten(json.dumps(errors, ensure_ascii=False), 200)})"
+                if errors
+                else ""
+            )
             raise BadRequest(
                 f'Jaeger JSON: "data" is {json_type(data)}, expected a list of traces{detail}'
             )

@@ -532,7 +532,7 @@ def test_a_child_of_reference_to_span_zero_is_neither_parent_nor_link() -> None:
         ({"result": []}, r'must be \{"data"'),
         (
             {"data": None, "errors": [{"code": 404, "msg": "trace not found"}]},
-            r'"data" is null.*trace not found',
+            r'"data" is null.*errors: \[\{"code": 404, "msg": "trace not found"\}\]',
         ),
         ({"data": ["x"]}, r"Jaeger trace 1 is a string"),
         ({"data": [{"traceID": TRACE}]}, r'trace 1: "spans" is null'),
