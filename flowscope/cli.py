@@ -127,7 +127,12 @@ def main(verbose: bool) -> None:
     help="Recently stored spans remembered to drop exporter retries (0: off).",
 )
 @click.option(
-    "--memory-limit", default="", help="DuckDB memory limit, e.g. 2GB (default: DuckDB's)."
+    "--memory-limit",
+    default="",
+    help=(
+        "DuckDB memory limit, e.g. 2GB (default: DuckDB's); one SQL function call that"
+        " builds a huge value is not held to it."
+    ),
 )
 @click.option(
     "--decode-workers",

@@ -648,6 +648,18 @@ def test_the_answer_limit_counts_characters_not_bytes(
         run_sandboxed(db, "SELECT repeat('é', 10001) AS v")
 
 
+def test_bit_strings_are_measured_by_their_bits_before_python_sees_them(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A BIT is written one character a bit; measured by its bytes, one 8x over the
+    limit passed the guard and was made a Python object first (the count said so:
+    "about 20,002", Python's measure with the quotes)."""
+    monkeypatch.setattr(sandbox, "MAX_ANSWER_CHARS", 10_000)
+    with pytest.raises(SqlRefused, match="about 20,000 characters"):
+        run_sandboxed(db, "SELECT bitstring('1', 20000) AS b")
+    assert run_sandboxed(db, "SELECT bitstring('1', 9000) AS b").rows == [["0" * 8999 + "1"]]
+
+
 def test_maps_with_nested_keys_unions_and_variants_keep_the_documented_forms(
     db: Database,
 ) -> None:
