@@ -226,7 +226,12 @@ def serve(
     callback=server_url_option,
     help="Send to a running server's OTLP/HTTP base URL instead of opening --db.",
 )
-@click.option("--token", envvar="FLOWSCOPE_TOKEN", default=None, help="Bearer token for --server.")
+@click.option(
+    "--token",
+    envvar="FLOWSCOPE_TOKEN",
+    default=None,
+    help="Bearer token for --server [env FLOWSCOPE_TOKEN].",
+)
 @click.option("--force", is_flag=True, help="Read files again even if they were imported before.")
 @click.option(
     "--progress/--no-progress",
@@ -398,7 +403,12 @@ class _ProgressBars:
     callback=server_url_option,
     help="Query a running server's API at this URL.",
 )
-@click.option("--token", envvar="FLOWSCOPE_TOKEN", default=None, help="Bearer token for --server.")
+@click.option(
+    "--token",
+    envvar="FLOWSCOPE_TOKEN",
+    default=None,
+    help="Bearer token for --server [env FLOWSCOPE_TOKEN].",
+)
 @click.option(
     "--format",
     "fmt",
