@@ -30,6 +30,10 @@ class RepeatedFailures:
         kind = (type(exc).__qualname__, _NUMBER.sub("#", error))
         if kind == self._last_kind:
             self.logger.error("%s (again: %s)", message, error)
+        elif _MACHINE.search(error):
+            # Nothing in flowscope to debug: its traceback buried the one line saying
+            # the disk is full (an import printed two of them).
+            self.logger.error("%s: %s", message, error)
         else:
             self.logger.error("%s", message, exc_info=exc)
         self.last, self._last_kind = error, kind
@@ -39,3 +43,7 @@ class RepeatedFailures:
 
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# Errors of the machine, not of flowscope (the OS's strerror texts, as DuckDB quotes them).
+_MACHINE = re.compile(
+    "No space left on device|Disk quota exceeded|Read-only file system|Permission denied"
+)

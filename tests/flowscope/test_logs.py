@@ -35,6 +35,14 @@ def test_another_error_or_type_gets_its_traceback(caplog: pytest.LogCaptureFixtu
     assert _records(caplog, errors) == [True, False, True, True]
 
 
+def test_a_full_disk_is_one_line_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing in flowscope to debug: an import onto a full disk printed two tracebacks
+    around the line that said so."""
+    full = OSError('Failed to commit: Could not write file "a.duckdb.wal": No space left on device')
+    assert _records(caplog, [full, full]) == [False, False]
+    assert "pass failed: Failed to commit" in caplog.records[0].getMessage()
+
+
 def test_a_success_ends_the_repeat() -> None:
     failures = RepeatedFailures(logging.getLogger("t.repeated"))
     failures.failed(OSError("disk full\nmore"), "x")
