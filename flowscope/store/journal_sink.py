@@ -12,6 +12,7 @@ journal segment go.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -25,6 +26,12 @@ from flowscope.store.writer import QueueFull, WriterClosed
 # forward(record number, the record's Arrow IPC payload)
 Forward = Callable[[int, bytes], None]
 
+# Spans are refused ("retry later") while the oldest record forwarded has waited this
+# long for its commit. Under a full disk, space freed while exporters kept sending
+# went to the journal: it grew by what was freed within 2 s, commits never found room
+# again, and the server stayed degraded for good. Refused, the room is the writer's.
+STALLED_AFTER_S = 10.0
+
 
 class JournalSink:
     def __init__(
@@ -35,8 +42,10 @@ class JournalSink:
         first_seq: int,
         max_queued_spans: int = 200_000,
         dedup: RecentSpanKeys | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.journal = journal
+        self._clock = clock
         self.forward = forward
         self.max_queued_spans = max_queued_spans
         self.duplicate_spans = 0
@@ -47,6 +56,7 @@ class JournalSink:
         # Records forwarded and not yet moved, in number order: (number, spans).
         self._unmoved: deque[tuple[int, int]] = deque()
         self._queued_spans = 0
+        self._oldest_since = 0.0  # when the oldest unmoved record became the oldest
 
     @property
     def queued_spans(self) -> int:
@@ -70,6 +80,11 @@ class JournalSink:
                 raise QueueFull(
                     f"writer queue holds {self._queued_spans} spans (limit {self.max_queued_spans})"
                 )
+            waited = self._clock() - self._oldest_since
+            if self._unmoved and waited >= STALLED_AFTER_S:
+                raise QueueFull(
+                    f"no spans committed for {waited:.0f}s (is the disk full? see the log)"
+                )
             table, digests = only_new(self._dedup, table, keys)
             self.duplicate_spans += rows - len(digests)
             if not digests:
@@ -79,6 +94,8 @@ class JournalSink:
             payload = self.journal.append(seq, table)  # raises before anything is remembered
             self._next_seq += 1
             self._dedup.remember(digests)
+            if not self._unmoved:
+                self._oldest_since = self._clock()
             self._unmoved.append((seq, table.num_rows))
             self._queued_spans += table.num_rows
             # Under the lock, so records reach the writer in number order; the writer may
@@ -93,6 +110,7 @@ class JournalSink:
         with self._lock:
             while self._unmoved and self._unmoved[0][0] <= seq:
                 self._queued_spans -= self._unmoved.popleft()[1]
+            self._oldest_since = self._clock()
         self.journal.moved(seq)
 
     def close(self) -> None:

@@ -249,6 +249,12 @@ class SpanWriter:
             raise QueueFull(
                 f"writer queue holds {self._queued_spans} spans (limit {self.max_queued_spans})"
             )
+        failing = self._failures.last
+        if journalled and failing is not None:
+            # Acknowledged spans would take the room a commit needs: a disk freed while
+            # exporters kept sending filled again with journal, and commits never
+            # caught up (journal_sink.STALLED_AFTER_S is the ingest process's rule).
+            raise QueueFull(f"span commits are failing ({failing})")
         table, digests = only_new(self._dedup, table, keys)
         if not digests:
             self.stats.duplicate_spans += rows

@@ -30,7 +30,7 @@ from flowscope.store.journal import (
     journal_path,
     read_segment,
 )
-from flowscope.store.writer import SpanWriter
+from flowscope.store.writer import QueueFull, SpanWriter
 from flowscope.testing.otlp import realistic_request
 
 
@@ -281,15 +281,20 @@ def test_a_refused_commit_is_retried_for_acknowledged_spans_and_fails_a_bulk_wri
         working = writer._insert_sql
         # The database refuses every insert, as a full disk would.
         writer._insert_sql = working.replace("INSERT INTO otel_traces", "INSERT INTO no_such_table")
-        with pytest.raises(Exception, match="no_such_table"):
-            writer.write(*_batch(4), timeout=30)  # nobody was told these are stored
         table, keys = _batch(5)
         assert writer.submit(table, keys).result(5) == 16  # acknowledged: must not be lost
+        with pytest.raises(Exception, match="no_such_table"):
+            writer.write(*_batch(4), timeout=30)  # nobody was told these are stored
         assert not writer.await_moved(timeout=0.5)
         assert writer.stats.failed_commits >= 2
+        # While commits fail, more spans are refused: journalled, they took the room
+        # a commit needs once the disk had some again.
+        with pytest.raises(QueueFull, match="span commits are failing"):
+            writer.submit(*_batch(6))
         writer._insert_sql = working  # the disk has room again
         assert writer.await_moved(timeout=30)
         assert _stored(database) == 16
+        assert writer.submit(*_batch(6)).result(30) == 16
 
 
 @pytest.mark.parametrize("durable", [True, False])

@@ -111,3 +111,27 @@ def test_a_writer_fed_from_outside_stores_records_in_order_and_reports_them(
     finally:
         writer.shutdown()
         database.close()
+
+
+def test_spans_are_refused_while_the_writer_commits_nothing(tmp_path: Path) -> None:
+    """Under a full disk, room freed while exporters kept sending went to the journal
+    (20 MB in 2 s), and commits never found any again: the server stayed degraded."""
+    from flowscope.store import journal_sink
+
+    now = [100.0]
+    forwarded = Forwarded()
+    journal = Journal(tmp_path / "j")
+    sink = JournalSink(journal, forwarded, first_seq=1, clock=lambda: now[0])
+    first, second, third = _batch(1), _batch(2), _batch(3)
+    sink.submit(first.table, first.keys).result()
+    now[0] += journal_sink.STALLED_AFTER_S - 0.1
+    sink.submit(second.table, second.keys).result()  # waiting, not yet stalled
+    now[0] += 0.2
+    with pytest.raises(QueueFull, match="no spans committed for 10s"):
+        sink.submit(third.table, third.keys)
+    sink.moved(1)  # a commit: the writer moves again, though the next one waits
+    sink.submit(third.table, third.keys).result()
+    sink.moved(3)
+    now[0] += 3600  # nothing waiting: an idle server is no stalled one
+    sink.submit(_batch(4).table, _batch(4).keys).result()
+    journal.close(all_moved=False)
