@@ -145,6 +145,18 @@ def create_app(context: AppContext) -> FastAPI:
         context.database.note_error(exc)
         return JSONResponse({"detail": {"message": context.database.failed}}, status_code=503)
 
+    @app.exception_handler(duckdb.InterruptException)
+    async def read_stopped(_request: Request, exc: duckdb.InterruptException) -> JSONResponse:
+        # The server is stopping: its shutdown interrupts the reads in progress. They
+        # were a 500 with a traceback in the log, where a stopped SQL query is a 503.
+        stopping = context.database.reads_stopped.is_set()
+        why = "the server is stopping" if stopping else "the read was interrupted"
+        return JSONResponse(
+            {"detail": {"message": f"the read was stopped: {why}"}},
+            status_code=503,
+            headers={"Retry-After": str(SQL_STOPPED_RETRY_S)},
+        )
+
     @app.exception_handler(WritesBehind)
     async def writes_behind(_request: Request, exc: WritesBehind) -> JSONResponse:
         # The writer cannot commit: no answer rather than one that misses acknowledged

@@ -685,3 +685,36 @@ def test_a_slow_diagram_does_not_hold_other_requests(
         release.set()
         thread.join(60)
     assert answers[0].status_code == 200 and answers[0].text.startswith("sequenceDiagram")
+
+
+def test_a_read_the_servers_shutdown_stops_is_a_503(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads in flight when the server stopped were a 500 with a traceback in the log
+    (DuckDB's InterruptException), where a stopped SQL query is a 503."""
+    import asyncio
+
+    import duckdb
+
+    from flowscope.analyzer.analysis import Analysis
+    from flowscope.dashboard.app import AppContext, create_app
+    from flowscope.store.database import Database
+
+    def interrupted(*_args: Any) -> Any:
+        raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
+
+    monkeypatch.setattr(Analysis, "flows", interrupted)
+    database = Database(tmp_path / "stop.duckdb")
+    try:
+        database.reads_stopped.set()  # as the server's shutdown does
+        transport = httpx.ASGITransport(app=create_app(AppContext(database=database)))
+
+        async def get_flows() -> httpx.Response:
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+                return await c.get("/api/flows")
+
+        answer = asyncio.run(get_flows())
+    finally:
+        database.close()
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    assert answer.json() == {"detail": {"message": "the read was stopped: the server is stopping"}}
