@@ -350,12 +350,20 @@ class RemoteSource:
     """Asks a running server's JSON API (docs/api.md) and rebuilds the records."""
 
     def __init__(
-        self, url: str, token: str | None, timeout_s: float = 120.0, names: Names = "cli"
+        self,
+        url: str,
+        token: str | None,
+        timeout_s: float = 120.0,
+        names: Names = "cli",
+        held: str | None = None,
     ) -> None:
         from flowscope.collector.auth import client_token
 
         self.where = url.rstrip("/")
         self.names = names
+        # The file this server held when it was opened by its path: once the server is
+        # gone, every call said only "cannot reach" its old URL.
+        self.held = held
         # What is wrong with a token that cannot be sent: said on a 401 only.
         token, self.token_problem = client_token(token)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -396,7 +404,13 @@ class RemoteSource:
                 f"{self.where} does not answer HTTP/1.1 ({exc}): {_API_URL_HINT}"
             ) from exc
         except httpx.HTTPError as exc:
-            raise AnalysisError(f"cannot reach {self.where}{path}: {exc}") from exc
+            again = ""
+            if self.held is not None and isinstance(exc, httpx.ConnectError):
+                again = (
+                    f"; the server that held {self.held} has stopped: open the file again"
+                    " (it is then read directly, or through the server that holds it now)"
+                )
+            raise AnalysisError(f"cannot reach {self.where}{path}: {exc}{again}") from exc
         if response.status_code in (404, 405):
             # The server names what it did not find (docs/api.md): the same exception,
             # and message, as reading the file here.
@@ -607,7 +621,7 @@ def open_source(
         info = running_server(text)
         if info is None:
             raise AnalysisError(str(exc)) from exc
-        return RemoteSource(info.ui_url, token, names=names)
+        return RemoteSource(info.ui_url, token, names=names, held=text)
     except StoreError as exc:
         raise AnalysisError(str(exc)) from exc
     return LocalSource(database, config, names)

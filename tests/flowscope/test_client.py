@@ -319,6 +319,22 @@ def test_held_file_is_read_through_its_server(server: tuple[Path, ServerProcess]
         assert len(fs.flows(**W)) == 2
 
 
+def test_a_held_file_whose_server_stopped_says_to_open_it_again(tmp_path: Path) -> None:
+    """A notebook kept open across a demo run said only "cannot reach" the old URL,
+    though the file was free to read."""
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on once it is closed
+        sock.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    held = RemoteSource(gone, None, names="python", held=str(tmp_path / "a.duckdb"))
+    with pytest.raises(AnalysisError, match=r"the server that held .*a\.duckdb has stopped: open"):
+        held.flows(None, None, None)
+    with pytest.raises(AnalysisError) as caught:
+        RemoteSource(gone, None, names="python").flows(None, None, None)
+    assert "open the file again" not in str(caught.value)  # a URL given: no file to open
+
+
 def test_open_refuses_what_it_cannot_read(
     tmp_path: Path, server: tuple[Path, ServerProcess]
 ) -> None:
