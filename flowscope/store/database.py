@@ -391,6 +391,11 @@ class Database:
                     f"(e.g. `flowscope serve --db {self.path} --retention off`, which keeps its "
                     f"older spans) to upgrade it to {SCHEMA_VERSION}."
                 )
+            if found is None:  # the table is there, empty: it said "version None"
+                raise StoreError(
+                    f"{self.path}: its schema_meta table holds no flowscope schema version; "
+                    "not a flowscope database this release can read. Use a new --db."
+                )
             if found != SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} has flowscope schema version {found}; this flowscope reads "

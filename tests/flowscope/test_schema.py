@@ -345,6 +345,17 @@ def test_other_schema_version_is_refused_naming_the_file(db_path: Path) -> None:
         assert f"version {SCHEMA_VERSION + 1}" in message
 
 
+def test_an_empty_schema_meta_is_refused_without_a_version_none(db_path: Path) -> None:
+    Database(db_path).close()
+    connection = duckdb.connect(str(db_path))
+    connection.execute("DELETE FROM schema_meta")
+    connection.close()
+    for read_only in (False, True):
+        with pytest.raises(StoreError, match="holds no flowscope schema version") as refused:
+            Database(db_path, read_only=read_only)
+        assert str(db_path) in str(refused.value) and "None" not in str(refused.value)
+
+
 def test_foreign_duckdb_file_is_refused_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "other.duckdb"
     connection = duckdb.connect(str(path))
