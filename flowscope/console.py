@@ -3,6 +3,7 @@ Ctrl-C while the CLI's modules load is answered as one during a command is."""
 
 from __future__ import annotations
 
+import io
 import signal
 import sys
 from collections.abc import Callable
@@ -19,6 +20,26 @@ def _load_duckdb() -> None:
         pass  # the command that needs it says so; --version and the rest go on
 
 
+def _tolerant_streams() -> None:
+    """Output in a legacy encoding (a de_DE.ISO-8859-1 terminal, PYTHONIOENCODING=
+    latin-1) writes what it cannot encode as escapes: a service named in CJK or with
+    an emoji ended the command with a UnicodeEncodeError traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _undecodable_argument() -> str | None:
+    """The first argument that is not valid UTF-8, shown with its bad bytes escaped.
+    Python keeps such bytes as lone surrogates, which met a TypeError in DuckDB, a
+    UnicodeEncodeError on the way to a server, or a warning that derivation failed."""
+    for argument in sys.argv[1:]:
+        if any("\udc80" <= character <= "\udcff" for character in argument):
+            raw = argument.encode("utf-8", "surrogateescape")
+            return raw.decode("utf-8", "backslashreplace")
+    return None
+
+
 def run(command: Callable[[], object] | None = None) -> None:
     """Load the CLI and run it; then exit with Ctrl-C ignored.
 
@@ -28,6 +49,11 @@ def run(command: Callable[[], object] | None = None) -> None:
     where Python's own handler is gone, killed the process by the signal without a
     word. ``python -m flowscope.cli`` passes its own ``main`` as ``command``.
     """
+    _tolerant_streams()
+    bad = _undecodable_argument()
+    if bad is not None:
+        print(f"flowscope: argument '{bad}' is not valid UTF-8", file=sys.stderr)
+        sys.exit(2)
     try:
         if not _ASKS_FOR_HELP.intersection(sys.argv[1:]):
             with interrupts_deferred():
