@@ -289,6 +289,14 @@ def _hint_empty_window(
             f"{spans_in_window} spans in the window, but no trace whose root span (no parent "
             "span id) started in it: flows and traces go by their root"
         )
+    elif until and end_ns and oldest is not None and oldest >= end_ns:
+        # Every span started after the window: "widen it with --since" never reaches them.
+        stamp = datetime.fromtimestamp(oldest / 1e9, UTC).isoformat(timespec="seconds")
+        window_text = f"from {since} until {until}" if since else f"in the hour before {until}"
+        where = (
+            f"nothing {window_text}; every stored span started after it, the oldest at "
+            f"{stamp.removesuffix('+00:00')}Z: a later --until reaches them"
+        )
     elif 0 <= newest < start_ns and not until:
         age_h = max(0.0, time.time() - newest / 1e9) / 3600
         reach = f"{math.ceil(age_h / 24) + 1}d" if age_h > 24 else f"{math.ceil(age_h) + 1}h"

@@ -104,6 +104,23 @@ def test_an_empty_given_window_names_it(scenario_db: Path) -> None:
     assert "nothing since 2h" in result.stderr
 
 
+def test_a_window_that_ends_before_every_span_says_to_move_its_until(
+    scenario_db: Path,
+) -> None:
+    """ "widen it with --since" can never reach spans after the --until."""
+    for window in (
+        ["--until", "2025-12-31T00:00:00Z"],
+        ["--since", "2025-12-30", "--until", "2025-12-31"],
+    ):
+        result = run("traces", "--db", str(scenario_db), *window)
+        assert result.exit_code == 0 and "widen" not in result.stderr
+        found = re.search(
+            r"every stored span started after it, the oldest at (\S+)Z: a later --until reaches",
+            result.stderr,
+        )
+        assert found is not None and found.group(1).startswith("2026-01-01T00:"), result.stderr
+
+
 def test_diagram_without_mermaid_is_refused(scenario_db: Path) -> None:
     result = run("flow", ORDERS, "--db", str(scenario_db), "--diagram", "flowchart")
     assert result.exit_code == 1
