@@ -17,6 +17,7 @@ import click
 from flowscope import __version__
 from flowscope.cli_analysis import analysis_source, register_analysis_commands
 from flowscope.cli_common import (
+    FiniteFloatRange,
     default_db,
     emit,
     fail,
@@ -433,7 +434,7 @@ class _ProgressBars:
     "--timeout",
     default=10.0,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True, max=86_400),
+    type=FiniteFloatRange(min=0, min_open=True, max=86_400),
     help="Seconds before the query is stopped (a server caps it at its own limit).",
 )
 def sql(

@@ -21,6 +21,7 @@ import click
 
 from flowscope.cli_columns import columns_option, echo_table, pick, scalar_fields
 from flowscope.cli_common import (
+    FiniteFloatRange,
     default_db,
     emit,
     fail,
@@ -496,7 +497,7 @@ def _steps_table(steps: list[Any], columns: list[str]) -> str:
 )
 @click.option("--flow", default=None, help="Traces of this flow id.")
 @click.option(
-    "--min-duration", "min_duration_ms", type=click.FloatRange(min=0), default=None, help="In ms."
+    "--min-duration", "min_duration_ms", type=FiniteFloatRange(min=0), default=None, help="In ms."
 )
 @click.option("--error/--no-error", default=None, help="Only traces with / without errors.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))

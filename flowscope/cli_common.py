@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import signal
@@ -58,6 +59,18 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]
             # Under a microsecond rounds to 0, which would keep every span (as 'off').
             self.fail(f"{str(value).strip()!r} is shorter than a microsecond", param, ctx)
         return duration or None  # '0s', '0d': 0, which keeps all like '0' (--help says so)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange without NaN, which every bound lets through (no comparison
+    with it is true): `--min-duration nan` reached the analyzer, whose message named
+    its own parameter, with status 1."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if isinstance(number, float) and math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
 
 
 @dataclass(frozen=True)

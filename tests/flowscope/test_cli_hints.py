@@ -359,3 +359,12 @@ def test_flows_of_one_trace_each_say_the_span_names_carry_ids(tmp_path: Path) ->
     assert 'flows.yaml entry with a glob on the name (operation: "GET /orders/*")' in scattered
     assert flows_stderr([f"GET /orders/{i}" for i in range(49)]) == ""  # too few to tell
     assert flows_stderr([f"GET /orders/{i // 2}" for i in range(100)]) == ""  # 2 traces each
+
+
+def test_nan_is_refused_as_a_bad_option_value(scenario_db: Path) -> None:
+    """click's FloatRange let NaN through every bound: the analyzer refused it with
+    status 1, naming its own parameter (--min-duration-ms, no such option)."""
+    for args in (["traces", "--min-duration", "nan"], ["sql", "SELECT 1", "--timeout", "NaN"]):
+        result = run(*args, "--db", str(scenario_db))
+        assert result.exit_code == 2, result.output
+        assert f"Invalid value for '{args[-2]}': '{args[-1]}' is not a number" in result.stderr
