@@ -44,3 +44,31 @@ def test_an_argument_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> 
             + args[1].decode("utf-8", "backslashreplace")
             + "' is not valid UTF-8\n"
         )
+
+
+def test_output_its_reader_closes_ends_the_command_with_0(tmp_path: Path) -> None:
+    """`| head -1` gave 1 when the output outgrew the pipe before head left and 0 when
+    it did not: by timing, and so by command (map 1, sql 0)."""
+    from flowscope.testing.traces import TraceKit
+
+    kit = TraceKit()
+    root = kit.trace().span("gateway", "GET /", kind="Server", start_ms=0, duration_ms=100)
+    for n in range(1500):  # a map table of 1,500 edges: more than a pipe holds
+        root.child(f"service-{n:04d}", "GET /x", kind="Server", start_ms=1, duration_ms=5)
+    db = tmp_path / "a.duckdb"
+    database = Database(db)
+    try:
+        kit.write(database)
+    finally:
+        database.close()
+    command = [sys.executable, "-m", "flowscope.cli", "map", "--since", "2025-12-31"]
+    with subprocess.Popen(
+        [*command, "--until", "2026-01-02", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline()  # more than a pipe holds is still to come
+        process.stdout.close()
+        assert process.wait(120) == 0
+        assert process.stderr.read() == b""
