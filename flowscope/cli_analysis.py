@@ -356,8 +356,20 @@ def flows(
         echo_table(table(result, shown_columns))
         if result and by is None and (hint := _hint_scattered_flows(result)):
             click.echo(hint, err=True)
+    _hint_unset_by(by, [f.group for f in result])
     if not result:
         _hint_empty_window(since, until, db, server_url, token)
+
+
+def _hint_unset_by(by: str | None, groups: list[dict[str, str]]) -> None:
+    """`--by user_tier` (for user.tier) answered the same rows with a blank column and
+    no word: a typo looked like a real answer."""
+    if by is not None and groups and all(not group.get(by) for group in groups):
+        click.echo(
+            f"(no trace in the window has a value for {by!r} as a resource or span attribute: "
+            "every group is empty; is the name right?)",
+            err=True,
+        )
 
 
 # At least this many flows, half of them of one trace, before ids in names are suspected.
@@ -438,6 +450,7 @@ def flow(
         click.echo(_flow_heading(detail.flow))
         click.echo()
         echo_table(_steps_table(detail.steps, step_columns))
+    _hint_unset_by(by, [step.group for step in detail.steps])
     if detail.claimed_by:
         click.echo(_claims_hint(detail.claimed_by), err=True)
     elif not detail.flow.traces:

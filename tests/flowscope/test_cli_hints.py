@@ -368,3 +368,15 @@ def test_nan_is_refused_as_a_bad_option_value(scenario_db: Path) -> None:
         result = run(*args, "--db", str(scenario_db))
         assert result.exit_code == 2, result.output
         assert f"Invalid value for '{args[-2]}': '{args[-1]}' is not a number" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["flows"], ["flow", ORDERS]])
+def test_a_by_attribute_no_trace_has_is_named(command: list[str], scenario_db: Path) -> None:
+    """`--by wallet_provider` (for wallet.provider) answered the same rows with a blank
+    column and no word: a typo looked like a real answer."""
+    window = ["--db", str(scenario_db), "--since", SINCE, "--until", UNTIL]
+    typo = run(*command, *window, "--by", "wallet_provider")
+    assert typo.exit_code == 0
+    assert "(no trace in the window has a value for 'wallet_provider'" in typo.stderr
+    right = run(*command, *window, "--by", "wallet.provider")
+    assert right.exit_code == 0 and right.stderr == "" and "paypal" in right.stdout
