@@ -325,7 +325,13 @@ def _run_import(
     from flowscope.collector.file_import import FileReport, unreadable
     from flowscope.collector.importer import import_into_database, import_into_server
     from flowscope.interrupts import interrupts_deferred
-    from flowscope.store.database import Database, DatabaseLocked, StoreError, file_failure
+    from flowscope.store.database import (
+        Database,
+        DatabaseLocked,
+        StoreError,
+        file_failure,
+        remove_new_database,
+    )
 
     if server_url is None and not any(path.is_file() for path in files):
         # Nothing to read: do not create a database for a mistyped name.
@@ -334,6 +340,7 @@ def _run_import(
             echo(report, False)
         return reports, None
     if server_url is None:
+        created = not os.path.lexists(db)
         try:
             database = Database(db)
         except DatabaseLocked as exc:
@@ -360,6 +367,10 @@ def _run_import(
             finally:
                 with interrupts_deferred():
                     database.close()
+            if created and all(report.error and not report.stored for report in reports):
+                # No file could be read: the database made for them holds nothing (a
+                # file of another kind left an empty one behind; a missing one did not).
+                remove_new_database(db)
             return reports, None
     assert server_url is not None
     reports = import_into_server(

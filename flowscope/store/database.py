@@ -726,3 +726,13 @@ def _replay_turn(path: str) -> Iterator[None]:
 def _replay_in_progress(path: str) -> bool:
     """Another reader holds the replay turn (and with it, briefly, the file)."""
     return held_elsewhere(_replay_marker(path))
+
+
+def remove_new_database(path: str) -> None:
+    """Delete a database file this process created and closed without storing anything
+    in it, with the WAL and span journal a close leaves none of (so: if any)."""
+    for leftover in (Path(path), Path(path + ".wal")):
+        leftover.unlink(missing_ok=True)
+    journal = journal_path(path)
+    if journal is not None and journal.is_dir() and not any(journal.iterdir()):
+        journal.rmdir()

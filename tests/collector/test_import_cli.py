@@ -1068,3 +1068,25 @@ def test_zstd_files_are_read_as_their_content(tmp_path: Path, served: ServerProc
     url = served.endpoints.http
     sent = _flowscope("import", "--server", url, str(packed), "--no-progress", token=TOKEN)
     assert sent.returncode == 0 and "16 spans sent, 16 accepted" in sent.stdout
+
+
+def test_a_database_made_for_files_none_of_which_could_be_read_is_not_left(
+    tmp_path: Path,
+) -> None:
+    """A file of another kind left an empty 270 KB database behind; a missing one made
+    none."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    db = tmp_path / "new.duckdb"
+    result = _flowscope("import", str(notes), "--db", str(db))
+    assert result.returncode == 1 and "not a recognised trace format" in result.stderr
+    assert sorted(tmp_path.iterdir()) == [notes]
+    # A database that was there stays, and one that got spans too.
+    Database(db).close()
+    assert _flowscope("import", str(notes), "--db", str(db)).returncode == 1
+    assert db.exists()
+    lines = tmp_path / "spans.jsonl"
+    lines.write_text(json.dumps(_otlp_json(realistic_request(1, seed=97))) + "\n")
+    fresh = tmp_path / "fresh.duckdb"
+    assert _flowscope("import", str(notes), str(lines), "--db", str(fresh)).returncode == 1
+    assert _stored(fresh) == 8
