@@ -396,14 +396,19 @@ def test_empty_windows_say_which_window_was_empty(local_db: Path) -> None:
     """With only --until the window is the hour before it, not the last hour; and a
     flow's steps in an empty window say so too (before: no hint at all)."""
     db = ["--db", str(local_db)]
+    # Every span is after these windows: a later --until reaches them, not --since.
     before = cli("flows", "--until", "2020-01-01T00:00:00Z", *db)
-    assert "(nothing in the hour before 2020-01-01T00:00:00Z; widen it with --since)" in (
+    assert "(nothing in the hour before 2020-01-01T00:00:00Z; every stored span started " in (
         before.stderr
     )
     # Both bounds: "nothing since X" was false when the spans are after --until.
     steps = cli("flow", ORDERS, "--since", "2020-01-01T00:00:00Z", "--until", "2020-01-02", *db)
-    assert "(nothing from 2020-01-01T00:00:00Z until 2020-01-02; widen the window)" in (
+    assert "(nothing from 2020-01-01T00:00:00Z until 2020-01-02; every stored span " in (
         steps.stderr
+    )
+    after = cli("flows", "--since", "2027-01-01T00:00:00Z", "--until", "2027-01-02", *db)
+    assert "(nothing from 2027-01-01T00:00:00Z until 2027-01-02; widen the window)" in (
+        after.stderr
     )
     since = cli("flows", "--since", "1s", *db)
     assert "(nothing since 1s; widen the window with --since" in since.stderr
