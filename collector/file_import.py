@@ -129,6 +129,8 @@ def unreadable(path: Path) -> str:
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# zstd's skippable frames: magic 0x184D2A50-0x184D2A5F, little-endian.
+_ZSTD_SKIPPABLE = re.compile(rb"[\x50-\x5f]\x2a\x4d\x18", re.S)
 # Suffixes a compressed file's content is named without, so its format is sniffed by
 # the name it had before it was compressed (``traces.pb.zst`` is protobuf).
 _COMPRESSED_SUFFIXES = {GZIP_MAGIC: (".gz", ".gzip"), ZSTD_MAGIC: (".zst", ".zstd")}
@@ -144,6 +146,8 @@ def decompressed(path: Path) -> Iterator[Path]:
     ``exporter.file.nativeCompression`` gate on."""
     with path.open("rb") as handle:
         head = handle.read(len(ZSTD_MAGIC))
+    if _ZSTD_SKIPPABLE.fullmatch(head):  # pzstd starts every file with one
+        head = ZSTD_MAGIC
     magic = next((m for m in _COMPRESSED_SUFFIXES if head.startswith(m)), None)
     if magic is None:
         yield path
@@ -168,23 +172,46 @@ def _gunzip(path: Path, copy: Path) -> None:
         raise BadRequest(f"not valid gzip ({exc or 'cut short'})") from exc
 
 
+# How many bytes of a zstd file the decoder is given at once. It returns its whole
+# output for them, and a 4-byte block may stand for 128 KiB: fed a MiB at a time, a
+# 1 GB content compressed to 99 KB took 1.1 GB of memory. The pieces shrink while
+# each one's output is over ZSTD_OUT_BYTES and grow back to ZSTD_PIECE_BYTES (one
+# piece can stand for 128 MiB at most) while it is well under.
+ZSTD_PIECE_BYTES = 4096
+ZSTD_OUT_BYTES = 1 << 20
+
+
 def _unzstd(path: Path, copy: Path) -> None:
-    # A frame at a time: cramjam's decoder wants whole frames in memory, and
-    # zstandard's stream reader takes a cut frame for the end of the file. Frames
-    # written one after another (`zstd` of several inputs, a file appended to) are one
-    # content, as `zstd -d` reads them.
+    # cramjam's decoder wants whole frames in memory, and zstandard's stream reader
+    # takes a cut frame for the end of the file. Frames written one after another
+    # (`zstd` of several inputs, a file appended to, pzstd's) are one content, as
+    # `zstd -d` reads them.
     decoder = zstandard.ZstdDecompressor()
     frame = decoder.decompressobj()
     inside = False  # the current frame has begun and not ended
+    size = 256
     try:
         with path.open("rb") as raw, copy.open("wb") as target:
             while chunk := raw.read(1 << 20):
-                while chunk:
-                    target.write(frame.decompress(chunk))
+                # What is left to feed, first first: the chunk, and in front of it what
+                # a frame that ended did not take of its last piece.
+                pending = [memoryview(chunk)]
+                while pending:
+                    head = pending.pop()
+                    piece = head[:size]
+                    if len(head) > size:
+                        pending.append(head[size:])
+                    out = frame.decompress(piece)
+                    target.write(out)
                     inside = True
-                    chunk = b""
+                    if len(out) > ZSTD_OUT_BYTES:
+                        size = max(16, size // 4)
+                    elif len(out) < ZSTD_OUT_BYTES // 8:
+                        size = min(ZSTD_PIECE_BYTES, size * 2)
                     if frame.eof:
-                        chunk, frame, inside = frame.unused_data, decoder.decompressobj(), False
+                        if frame.unused_data:  # the next frame begins in this piece
+                            pending.append(memoryview(frame.unused_data))
+                        frame, inside = decoder.decompressobj(), False
     except zstandard.ZstdError as exc:
         raise BadRequest(f"not valid zstd ({exc})") from exc
     if inside:

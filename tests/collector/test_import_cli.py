@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -1009,62 +1010,48 @@ def test_standard_input_pipes_and_broken_links_say_what_to_do(tmp_path: Path) ->
     assert f"{link}: cannot import: no such file (a broken symbolic link)" in result.output
 
 
-def test_gzip_files_are_read_as_their_content(tmp_path: Path, served: ServerProcess) -> None:
-    """`traces.jsonl.gz` was refused with a hint to decompress it first."""
-    import gzip
-
-    lines = [json.dumps(_otlp_json(realistic_request(1, seed=s))) for s in (91, 92)]
-    packed = tmp_path / "traces.jsonl.gz"
-    packed.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    framed = tmp_path / "traces.pb.gz"
-    message = realistic_request(1, seed=93).SerializeToString()
-    framed.write_bytes(gzip.compress(len(message).to_bytes(4, "big") + message))
-    broken = tmp_path / "cut.jsonl.gz"
-    broken.write_bytes(packed.read_bytes()[:-20])
-    db = tmp_path / "gz.duckdb"
-    result = _flowscope("import", str(packed), str(framed), str(broken), "--db", str(db))
-    assert result.returncode == 1
-    assert f"{packed}: otlp-jsonl, 16 spans, 16 new" in result.stdout
-    assert f"{framed}: otlp-protobuf-framed, 8 spans, 8 new" in result.stdout
-    assert f"{broken}: cannot import: not valid gzip" in result.stderr
-    assert _stored(db) == 24
-    again = _flowscope("import", str(packed), "--db", str(db))
-    assert "already imported" in again.stdout + again.stderr
-    # Through a server too.
-    url = served.endpoints.http
-    sent = _flowscope("import", "--server", url, str(packed), "--no-progress", token=TOKEN)
-    assert sent.returncode == 0 and "16 spans sent, 16 accepted" in sent.stdout
-
-
-def test_zstd_files_are_read_as_their_content(tmp_path: Path, served: ServerProcess) -> None:
-    """`traces.jsonl.zst`, and the Collector file exporter's files with its
-    nativeCompression gate (one zstd stream), were refused with a hint to `zstd -d`
-    them first."""
+def _zstd(data: bytes) -> bytes:
     import zstandard
 
-    lines = [json.dumps(_otlp_json(realistic_request(1, seed=s))) + "\n" for s in (94, 95)]
-    packed = tmp_path / "traces.jsonl.zst"
-    # Two frames one after another, as `zstd` writes when a file is appended to.
-    packed.write_bytes(b"".join(zstandard.ZstdCompressor().compress(x.encode()) for x in lines))
-    framed = tmp_path / "traces.pb.zstd"
-    message = realistic_request(1, seed=96).SerializeToString()
-    framed.write_bytes(
-        zstandard.ZstdCompressor().compress(len(message).to_bytes(4, "big") + message)
-    )
-    cut = tmp_path / "cut.jsonl.zst"
+    return zstandard.ZstdCompressor().compress(data)
+
+
+@pytest.mark.parametrize(
+    ("kind", "suffix", "compress"),
+    [("gzip", ".gz", gzip.compress), ("zstd", ".zst", _zstd)],
+)
+def test_compressed_files_are_read_as_their_content(
+    tmp_path: Path,
+    served: ServerProcess,
+    kind: str,
+    suffix: str,
+    compress: Callable[[bytes], bytes],
+) -> None:
+    """`traces.jsonl.gz` and `traces.jsonl.zst` (the Collector file exporter's files
+    with its nativeCompression gate: one zstd stream) were refused with a hint to
+    decompress them first."""
+    lines = [json.dumps(_otlp_json(realistic_request(1, seed=s))) + "\n" for s in (91, 92)]
+    packed = tmp_path / f"traces.jsonl{suffix}"
+    # Two members (frames) one after another, as a file appended to holds.
+    packed.write_bytes(b"".join(compress(line.encode()) for line in lines))
+    framed = tmp_path / f"traces.pb{suffix}"
+    message = realistic_request(1, seed=93).SerializeToString()
+    framed.write_bytes(compress(len(message).to_bytes(4, "big") + message))
+    cut = tmp_path / f"cut.jsonl{suffix}"
     cut.write_bytes(packed.read_bytes()[:-20])
-    junk = tmp_path / "junk.zst"
+    junk = tmp_path / f"junk{suffix}"
     junk.write_bytes(packed.read_bytes()[:4] + b"\x00" * 64)
-    db = tmp_path / "zst.duckdb"
+    db = tmp_path / f"{kind}.duckdb"
     result = _flowscope("import", str(packed), str(framed), str(cut), str(junk), "--db", str(db))
     assert result.returncode == 1
     assert f"{packed}: otlp-jsonl, 16 spans, 16 new" in result.stdout
     assert f"{framed}: otlp-protobuf-framed, 8 spans, 8 new" in result.stdout
-    assert f"{cut}: cannot import: not valid zstd (cut short)" in result.stderr
-    assert f"{junk}: cannot import: not valid zstd (" in result.stderr
+    assert f"{cut}: cannot import: not valid {kind} (" in result.stderr
+    assert f"{junk}: cannot import: not valid {kind} (" in result.stderr
     assert _stored(db) == 24
     again = _flowscope("import", str(packed), "--db", str(db))
     assert "already imported" in again.stdout + again.stderr
+    # Through a server too.
     url = served.endpoints.http
     sent = _flowscope("import", "--server", url, str(packed), "--no-progress", token=TOKEN)
     assert sent.returncode == 0 and "16 spans sent, 16 accepted" in sent.stdout

@@ -795,3 +795,42 @@ def test_a_file_cut_inside_its_first_message_is_cut_off_not_corrupt(tmp_path: Pa
         path = tmp_path / name
         path.write_bytes(data)
         assert sniff(path) == "otlp-protobuf"
+
+
+def test_a_zstd_file_is_decompressed_in_bounded_memory(tmp_path: Path) -> None:
+    """Fed a MiB at a time, the decoder returned all its output for it at once: a 1 GB
+    content compressed to 99 KB took 1.1 GB of memory."""
+    import tracemalloc
+
+    import zstandard
+
+    from flowscope.collector.file_import import decompressed
+
+    line = b'{"resourceSpans":[{"resource":{},"scopeSpans":[{"spans":[]}]}]}\n'
+    content = line * (64 * 2**20 // len(line))  # 64 MiB, compressed to a few KB
+    packed = tmp_path / "big.jsonl.zst"
+    packed.write_bytes(zstandard.ZstdCompressor(level=3).compress(content))
+    assert packed.stat().st_size < 100_000
+    tracemalloc.start()
+    try:
+        with decompressed(packed) as copy:
+            assert copy.stat().st_size == len(content)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, peak
+
+
+def test_a_zstd_file_that_starts_with_a_skippable_frame_is_zstd(tmp_path: Path) -> None:
+    """pzstd starts every file with one; it was taken for protobuf ("Wire format was
+    corrupt")."""
+    import zstandard
+
+    from flowscope.collector.file_import import decompressed
+
+    content = b'{"resourceSpans": []}\n'
+    skippable = b"\x50\x2a\x4d\x18" + (4).to_bytes(4, "little") + b"\x00" * 4
+    packed = tmp_path / "pz.jsonl.zst"
+    packed.write_bytes(skippable + zstandard.ZstdCompressor().compress(content))
+    with decompressed(packed) as copy:
+        assert copy.name == "pz.jsonl" and copy.read_bytes() == content
