@@ -440,8 +440,8 @@ def server_options(function: F) -> F:
             show_default=True,
             callback=_plain_host,
             help="Address every port binds to. On a loopback one without --token, the "
-            "HTTP ports answer only requests for localhost, a loopback address or a "
-            "name /etc/hosts gives one.",
+            "HTTP ports answer only requests for localhost, a loopback or unspecified "
+            "address (0.0.0.0) or a name /etc/hosts gives a loopback one.",
         ),
         click.option(
             "--grpc-port",

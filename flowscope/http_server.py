@@ -208,15 +208,25 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
-# Addresses that name no machine but reach this one (Linux connects them to loopback):
-# exporters configured with `http://0.0.0.0:4318` send that Host. An address is no
-# name a DNS server could point elsewhere, so it is no rebinding; refused, it cost
-# such an exporter every span, where the Collector takes them.
-_UNSPECIFIED = frozenset({"0.0.0.0", "::"})
-
-
+# Unspecified addresses name no machine but reach this one (Linux connects them to
+# loopback): exporters configured with `http://0.0.0.0:4318` send that Host. An address
+# is no name a DNS server could point elsewhere, so it is no rebinding; refused, it
+# cost such an exporter every span, where the Collector takes them.
 def _local(name: str) -> bool:
-    return is_loopback(name) or name in _UNSPECIFIED
+    """A loopback address or name, or an unspecified address in any spelling (``0``,
+    ``0.0.0.0``, ``::``, ``::0``), as the kernel takes it."""
+    if is_loopback(name):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_unspecified
+    except ValueError:
+        pass
+    if any(c.isspace() for c in name):  # inet_aton stops at a space
+        return False
+    try:
+        return socket.inet_aton(name) == bytes(4)
+    except OSError:
+        return False
 
 
 # How a server answers a request the wrappers below turn away: (status, why, the
@@ -271,8 +281,8 @@ class _LocalNamesOnly:
             if not _local(name) and normal_name(name) not in self.local_names:
                 text = (
                     f"Host {header!r} refused: a server on a loopback address without "
-                    "--token answers only requests for localhost, a loopback address or a "
-                    f"name {self.hosts_file} gives one "
+                    "--token answers only requests for localhost, a loopback or unspecified "
+                    f"address (0.0.0.0) or a name {self.hosts_file} gives a loopback one "
                     "(a web page could otherwise read it by DNS rebinding)"
                 )
                 await _refuse(scope, receive, send, text, self.refusal, status=403)

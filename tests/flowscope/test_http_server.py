@@ -101,11 +101,20 @@ def test_names_the_hosts_file_gives_a_loopback_address_are_local(tmp_path: Path)
             return answer.status_code, answer.text
 
     # 0.0.0.0 and :: reach this machine and are no names: exporters sent to them.
-    for name in ("myhost:8686", "MYHOST.example.", "six", "localhost:1", "0.0.0.0:4318", "[::]:1"):
+    for name in (
+        "myhost:8686",
+        "MYHOST.example.",
+        "six",
+        "localhost:1",
+        "0.0.0.0:4318",
+        "[::]:1",
+        "0:1",
+        "[::0]:1",
+    ):
         assert asyncio.run(status(name)) == (200, "hello"), name
     for name in ("db.internal", "commented.out", "evil.example"):
         code, text = asyncio.run(status(name))
-        assert code == 403 and f"or a name {hosts} gives one" in text, name
+        assert code == 403 and f"or a name {hosts} gives a loopback one" in text, name
 
 
 def test_a_name_for_loopback_given_to_host_keeps_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
