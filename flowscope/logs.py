@@ -30,10 +30,12 @@ class RepeatedFailures:
         kind = (type(exc).__qualname__, _NUMBER.sub("#", error))
         if kind == self._last_kind:
             self.logger.error("%s (again: %s)", message, error)
-        elif _MACHINE.search(error):
+        elif (machine := _machine_line(str(exc))) is not None:
             # Nothing in flowscope to debug: its traceback buried the one line saying
-            # the disk is full (an import printed two of them).
-            self.logger.error("%s: %s", message, error)
+            # the disk is full (an import printed two of them). DuckDB may say so on
+            # a later line ("database has been invalidated ...", then the cause).
+            cause = "" if machine == error else f" ({machine})"
+            self.logger.error("%s: %s%s", message, error, cause)
         else:
             self.logger.error("%s", message, exc_info=exc)
         self.last, self._last_kind = error, kind
@@ -47,3 +49,8 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _MACHINE = re.compile(
     "No space left on device|Disk quota exceeded|Read-only file system|Permission denied"
 )
+
+
+def _machine_line(text: str) -> str | None:
+    """The line of an error's text that names a failure of the machine, if one does."""
+    return next((line.strip() for line in text.splitlines() if _MACHINE.search(line)), None)

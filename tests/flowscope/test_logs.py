@@ -41,6 +41,18 @@ def test_a_full_disk_is_one_line_without_a_traceback(caplog: pytest.LogCaptureFi
     full = OSError('Failed to commit: Could not write file "a.duckdb.wal": No space left on device')
     assert _records(caplog, [full, full]) == [False, False]
     assert "pass failed: Failed to commit" in caplog.records[0].getMessage()
+    caplog.clear()
+    # DuckDB's fatal error after a full disk names the cause on its second line.
+    fatal = OSError(
+        "FATAL Error: Failed: database has been invalidated because of a previous fatal "
+        'error.\nOriginal error: "Could not write file: No space left on device"'
+    )
+    assert _records(caplog, [fatal]) == [False]
+    assert (
+        caplog.records[0]
+        .getMessage()
+        .endswith('(Original error: "Could not write file: No space left on device")')
+    )
 
 
 def test_a_success_ends_the_repeat() -> None:
