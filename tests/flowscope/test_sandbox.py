@@ -660,6 +660,18 @@ def test_bit_strings_are_measured_by_their_bits_before_python_sees_them(
     assert run_sandboxed(db, "SELECT bitstring('1', 9000) AS b").rows == [["0" * 8999 + "1"]]
 
 
+def test_lists_of_numbers_are_measured_by_their_text_before_python_sees_them(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted 2 characters an item, a list of 15M 19-digit BIGINTs got 10x past the
+    cap into Python (2.8 GB) before it was refused."""
+    monkeypatch.setattr(sandbox, "MAX_ANSWER_CHARS", 10_000)
+    big = "SELECT list_transform(range(0, 1000), lambda x: x + 1000000000000000000) AS l"
+    with pytest.raises(SqlRefused, match="about 21,000 characters"):  # 1000 x (19 + 2)
+        run_sandboxed(db, big)
+    assert run_sandboxed(db, "SELECT range(0, 1000) AS l").rows == [[list(range(1000))]]
+
+
 def test_maps_with_nested_keys_unions_and_variants_keep_the_documented_forms(
     db: Database,
 ) -> None:
