@@ -165,7 +165,25 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
         b'{"resourceSpans": [{"scopeSpans": ["x"]}]}',
         400,
         "a scopeSpans item is a string",
-    ),
+    ),  # One level down too: a link of no ids and an event at 1970 were stored.
+    *[
+        (
+            f"JSON {what} not an object",
+            JS,
+            b'{"resourceSpans": [{"resource": %s, "scopeSpans": [{"scope": %s, "spans": [{'
+            b'"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", '
+            b'"name": "x", "links": %s, "events": %s, "status": %s}]}]}]}' % fields,
+            400,
+            f"{what} is a",
+        )
+        for what, fields in (
+            ("a link", (b"{}", b"{}", b'["abc"]', b"[]", b"{}")),
+            ("an event", (b"{}", b"{}", b"[]", b"[1]", b"{}")),
+            ("status", (b"{}", b"{}", b"[]", b"[]", b'"abc"')),
+            ("resource", (b'"x"', b"{}", b"[]", b"[]", b"{}")),
+            ("scope", (b"{}", b"[]", b"[]", b"[]", b"{}")),
+        )
+    ],
     (
         "JSON wrong field type",
         JS,
