@@ -194,12 +194,13 @@ def _steps(s: Spans, rows: I64, is_root: BOOL) -> tuple[pa.Table, pa.Table]:
         trace_root_start=root_start,
     )
     facts, steps = span_step_rows(loaded)
-    return facts, _with_peers(steps, facts.column("StepKey"), s.col["Peer"].take(pa.array(rows)))
+    peers = s.col["StepPeer"].take(pa.array(rows))
+    return facts, _with_peers(steps, facts.column("StepKey"), peers)
 
 
 def _with_peers(steps: pa.Table, step_key: pa.ChunkedArray, peer: pa.ChunkedArray) -> pa.Table:
     """``steps`` with the peer their CLIENT spans name (the map's virtual-node name; the
-    least if they name several). A function of the spans' attributes alone, so the
+    least if they name several), or the queue their PRODUCER spans send to. A function of the spans' attributes alone, so the
     stored name does not depend on the order a trace's spans arrive in."""
     calls = pa.table({"StepKey": step_key, "Peer": peer})
     calls = calls.filter(pc.is_valid(calls.column("Peer")))

@@ -130,7 +130,8 @@ class Step(Record):
     start_offset_p50_ms: float
     critical_path_share: float
     # A CLIENT step: the peer its spans name, by the map's virtual-node rule (the least
-    # name if they name several); diagrams draw the call to it when no traced service
+    # name if they name several); a PRODUCER step: the queue (messaging system and
+    # destination) it sends to. Diagrams draw the call to it when no traced service
     # answers it. None for other kinds.
     peer: str | None = None
     group: dict[str, str] = field(default_factory=dict)

@@ -84,8 +84,9 @@ def _joined(first: pa.Array, second: pa.Array) -> pa.Array:
 def attribute_columns(
     attributes: pa.Array, span_kind: pa.Array, span_name: pa.Array, is_root: npt.NDArray[np.bool_]
 ) -> dict[str, pa.Array]:
-    """Peer, PeerKind (CLIENT spans), MsgSystem, Destination (PRODUCER and CONSUMER
-    spans) and Route (root spans) per span; null where a span has none."""
+    """Peer, PeerKind (CLIENT spans), StepPeer (CLIENT and PRODUCER spans), MsgSystem,
+    Destination (PRODUCER and CONSUMER spans) and Route (root spans) per span; null where
+    a span has none."""
     value = _lookups(attributes)
     db_system = _named(pc.coalesce(value["db.system.name"], value["db.system"]))
     msg_system = value["messaging.system"]
@@ -115,9 +116,16 @@ def attribute_columns(
         span_name,
     )
     client = pc.equal(span_kind, pa.scalar("Client", pa.string()))
+    producer = pc.equal(span_kind, pa.scalar("Producer", pa.string()))
     messaging = pc.is_in(span_kind, pa.array(["Producer", "Consumer"], pa.string()))
+    queue = _joined(_named(msg_system), _named(destination))
     return {
         "Peer": pc.if_else(client, peer, _NULL),
+        # A step's peer: a CLIENT span's, or the queue a PRODUCER span sends to, which a
+        # sequence diagram draws the message to when no consumer in the trace takes it
+        # (its consumer in another trace, joined by a link): it was a call to itself.
+        # Not the map's: a virtual edge there would count link-joined calls twice.
+        "StepPeer": pc.if_else(client, peer, pc.if_else(producer, queue, _NULL)),
         "PeerKind": pc.if_else(client, peer_kind, _NULL),
         "MsgSystem": pc.if_else(messaging, pc.fill_null(msg_system, _EMPTY), _NULL),
         "Destination": pc.if_else(messaging, pc.fill_null(destination, _EMPTY), _NULL),

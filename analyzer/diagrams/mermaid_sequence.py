@@ -7,7 +7,9 @@ with the operation and P95; arrows into consumers are async (``-)``). A
 CLIENT/PRODUCER step answered by a step in another service is drawn once, by
 the answering step's arrow; a CLIENT step whose calls reach no traced service
 is drawn from its service to the peer it calls (a database, a queue, an
-external API: the map's virtual node). A note marks each step where errors
+external API: the map's virtual node), and a PRODUCER step no consumer of the
+trace takes, as an async arrow to its queue (its consumer may be in another
+trace, joined by a link). A note marks each step where errors
 originate. Steps split by ``--by`` get one ``alt``/``else`` block per value.
 """
 
@@ -149,7 +151,9 @@ def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: st
         else:
             caller = participant(parent.service if parent is not None else None)
             callee = participant(step.service)
-        arrow = "-)" if tree.is_async(step) else "->>"
+        # A message to a queue no consumer in the trace takes is sent, not answered.
+        sent = step.kind == "Producer" and tree.calls_peer(step)
+        arrow = "-)" if tree.is_async(step) or sent else "->>"
         lines.append(f"{indent}{caller}{arrow}{callee}: {_message(step)}")
         # The calls this arrow answers: its parent's, and those of the CLIENT steps of
         # that service the parent is inside (an SDK's call over its HTTP call), whose

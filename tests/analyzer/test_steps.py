@@ -249,3 +249,36 @@ def test_critical_path_ties_do_not_depend_on_arrival_order(tmp_path: Path) -> No
     picks = [next(iter(spans - {"GET /t"})) for spans in on_path]
     for name in ("opX", "opY", "opZ"):
         assert shares[name] == pytest.approx(0.8 * picks.count(name) / 3)
+
+
+def test_a_message_no_consumer_of_the_trace_takes_is_sent_to_its_queue(
+    analyze: Analyze,
+) -> None:
+    """A PRODUCER step whose consumer is in another trace (joined by a link, as the
+    messaging conventions have it) was drawn as a synchronous call to its own service;
+    it now names its queue, and the sequence diagram sends the message there."""
+    from flowscope.analyzer.diagrams import flow_sequence_mermaid
+
+    kit = TraceKit()
+    root = kit.trace(start_ms=0).span("orders", "POST", kind="Server", start_ms=0, duration_ms=50)
+    producer = root.child(
+        "orders",
+        "publish audit",
+        kind="Producer",
+        start_ms=10,
+        duration_ms=2,
+        attributes={"messaging.system": "rabbitmq", "messaging.destination.name": "audit"},
+    )
+    kit.trace(start_ms=100, trace_id="cd" * 16).span(
+        "audit", "process", kind="Consumer", start_ms=0, duration_ms=5, links=[producer.link()]
+    )
+    analysis = analyze(kit)
+    flow_id = next(f.id for f in analysis.flows(HOUR) if f.root_service == "orders")
+    detail = analysis.flow(flow_id, HOUR)
+    publish = steps_by_name(detail.steps)["orders publish audit"]
+    assert publish.peer == "rabbitmq/audit"
+    diagram = flow_sequence_mermaid(detail)
+    assert "p_orders-)p_rabbitmq_audit: publish audit (p95 2.00 ms)" in diagram
+    assert "p_orders->>p_orders: publish audit" not in diagram
+    # The map keeps its rule: no virtual queue node beside the async edge.
+    assert {e.target for e in analysis.service_map(HOUR).edges} == {"audit"}
