@@ -24,6 +24,7 @@ from flowscope.analyzer.diagrams.labels import (
     diagram_ids,
     format_ms,
     format_percent,
+    mermaid_around,
     mermaid_text,
 )
 from flowscope.analyzer.diagrams.limits import cut_trees, fit_text
@@ -172,15 +173,15 @@ def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: st
 
 
 def _message(step: Step) -> str:
-    text = f"{step.operation} (p95 {format_ms(step.p95_ms)}"
+    numbers = f" (p95 {format_ms(step.p95_ms)}"
     if step.calls_per_trace > 1:
-        text += f", {count(step.calls_per_trace, 'call')} per trace"
-    return mermaid_text(text + ")")
+        numbers += f", {count(step.calls_per_trace, 'call')} per trace"
+    return mermaid_around("", step.operation, numbers + ")")
 
 
 def _origin_note(step: Step) -> str:
-    return mermaid_text(
-        f"{count(step.origin_errors, 'error')} {'starts' if step.origin_errors == 1 else 'start'} "
-        f"in {step.operation} "
-        f"({format_percent(step.error_rate)} of calls fail)"
+    return mermaid_around(
+        f"{count(step.origin_errors, 'error')} {'starts' if step.origin_errors == 1 else 'start'} in ",
+        step.operation,
+        f" ({format_percent(step.error_rate)} of calls fail)",
     )

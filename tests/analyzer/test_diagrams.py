@@ -984,3 +984,23 @@ def test_a_chain_of_client_calls_is_one_arrow_as_in_the_map() -> None:
     own = [*steps, step("x", "q", "dynamo-proxy", "Query", "Server", 62.5, 5)]
     text = flow_sequence_mermaid(with_fields(base, steps=own))
     assert "p_frontend->>p_dynamodb_amazonaws_com: POST" in text
+
+
+def test_a_long_operation_is_cut_not_the_numbers_of_its_arrow_and_note() -> None:
+    """Cut as a whole at 200 characters, a 230-character operation took the P95 off its
+    arrow and the error share off its note: what they are drawn for."""
+    from flowscope.analyzer.model import Flow
+    from tests.analyzer.diagram_records import step
+
+    long_name = "L" * 230
+    steps = [
+        step("root", None, "gw", "GET /", "Server", 0.0, 9.0),
+        step("slow", "root", "gw", long_name, "Internal", 1.0, 5.0, errors=4, origin=4),
+    ]
+    flow = Flow("gw-get", "gw GET /", "gw", "GET /", 100, 0.0, 0, 9.0, 9.0, 9.0, 1.0)
+    lines = flow_sequence_mermaid(FlowDetail(flow=flow, steps=steps)).splitlines()
+    arrow = next(line for line in lines if "LLL" in line and "->>" in line)
+    note = next(line for line in lines if "LLL" in line and "Note" in line)
+    # 200 characters in all, the name cut with an ellipsis (#8230; as Mermaid text).
+    assert arrow.endswith(": " + "L" * 185 + "#8230; (p95 5.00 ms)")
+    assert note.endswith(" in " + "L" * 160 + "#8230; (4.0% of calls fail)")
