@@ -9,10 +9,12 @@ stripped, so the rendered diagram shows the real name.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable
 
+from flowscope.analyzer.diagrams.health import DEFAULT_THRESHOLDS
 from flowscope.analyzer.model import Edge, Node
 
 # Characters Mermaid shows verbatim inside a quoted label or message text; every
@@ -89,18 +91,36 @@ def _slug(name: str) -> str:
 
 
 def format_ms(value: float | None) -> str:
-    """Milliseconds with three significant digits, enough to compare steps at a glance."""
+    """Milliseconds with three significant digits, enough to compare steps at a glance;
+    never rounded up onto a health threshold (499.6 is "499 ms" in a green box, not
+    "500 ms")."""
     if value is None:
         return "n/a"
-    if value >= 100:
-        return f"{value:.0f} ms"
-    if value >= 10:
-        return f"{value:.1f} ms"
-    return f"{value:.2f} ms"
+    digits = 0 if value >= 100 else 1 if value >= 10 else 2
+    return f"{_short_of_edges(value, digits, _P95_EDGES):.{digits}f} ms"
 
 
 def format_percent(ratio: float) -> str:
-    return f"{ratio * 100:.1f}%"
+    """A ratio as a percentage with one decimal, never rounded up onto a health
+    threshold: 0.995 % read "1.0% err" in a green box, where 1 % is amber."""
+    return f"{_short_of_edges(ratio * 100, 1, _PERCENT_EDGES):.1f}%"
+
+
+# The health thresholds (health.py), in the units shown.
+_PERCENT_EDGES = (  # rounded: 0.05 * 100 is 5.000000000000001
+    round(DEFAULT_THRESHOLDS.warn_error_rate * 100, 9),
+    round(DEFAULT_THRESHOLDS.bad_error_rate * 100, 9),
+)
+_P95_EDGES = (DEFAULT_THRESHOLDS.warn_p95_ms, DEFAULT_THRESHOLDS.bad_p95_ms)
+
+
+def _short_of_edges(value: float, digits: int, edges: tuple[float, ...]) -> float:
+    """``value`` as it is shown with ``digits`` decimals: rounded, or cut down when
+    rounding would take a value under an edge up to it."""
+    shown = float(f"{value:.{digits}f}")
+    if any(value < edge <= shown for edge in edges):
+        return float(math.floor(value * 10**digits) / 10**digits)
+    return value
 
 
 def count(number: float, noun: str) -> str:

@@ -1004,3 +1004,23 @@ def test_a_long_operation_is_cut_not_the_numbers_of_its_arrow_and_note() -> None
     # 200 characters in all, the name cut with an ellipsis (#8230; as Mermaid text).
     assert arrow.endswith(": " + "L" * 185 + "#8230; (p95 5.00 ms)")
     assert note.endswith(" in " + "L" * 160 + "#8230; (4.0% of calls fail)")
+
+
+def test_numbers_are_never_rounded_up_onto_a_health_threshold() -> None:
+    """2 errors in 201 calls (0.995 %) read "1.0% err" in a green box, where 1 % is
+    amber; a P95 of 499.6 ms read "500 ms" in green."""
+    from flowscope.analyzer.diagrams.labels import format_ms, format_percent
+
+    assert [format_percent(r) for r in (2 / 201, 0.0499999, 0.05, 0.0296, 0.01)] == [
+        "0.9%",
+        "4.9%",
+        "5.0%",
+        "3.0%",
+        "1.0%",
+    ]
+    assert [format_ms(v) for v in (499.6, 500.0, 1999.7, 123.5)] == [
+        "499 ms",
+        "500 ms",
+        "1999 ms",
+        "124 ms",
+    ]
