@@ -155,7 +155,7 @@ def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: st
         # A message to a queue no consumer in the trace takes is sent, not answered.
         sent = step.kind == "Producer" and tree.calls_peer(step)
         arrow = "-)" if tree.is_async(step) or sent else "->>"
-        lines.append(f"{indent}{caller}{arrow}{callee}: {_message(step)}")
+        lines.append(f"{indent}{caller}{arrow}{callee}: {_message(step, _attempts(tree, step))}")
         # The calls this arrow answers: its parent's, and those of the CLIENT steps of
         # that service the parent is inside (an SDK's call over its HTTP call), whose
         # note otherwise came at the very end.
@@ -172,10 +172,24 @@ def _arrows(tree: StepTree, participant: Callable[[str | None], str], indent: st
     return lines
 
 
-def _message(step: Step) -> str:
+def _attempts(tree: StepTree, step: Step) -> float:
+    """Calls per trace an arrow shows: the answering step's, or its caller's when this
+    arrow alone draws that call and the caller made more (retries refused before any
+    answer: 3 attempts, 1 answered, read as one call)."""
+    parent = tree.parent(step)
+    if (
+        parent is not None
+        and tree.answered_elsewhere(parent)
+        and tree.child_steps(parent) == [step]
+    ):
+        return max(step.calls_per_trace, parent.calls_per_trace)
+    return step.calls_per_trace
+
+
+def _message(step: Step, calls_per_trace: float) -> str:
     numbers = f" (p95 {format_ms(step.p95_ms)}"
-    if step.calls_per_trace > 1:
-        numbers += f", {count(step.calls_per_trace, 'call')} per trace"
+    if calls_per_trace > 1:
+        numbers += f", {count(calls_per_trace, 'call')} per trace"
     return mermaid_around("", step.operation, numbers + ")")
 
 

@@ -1024,3 +1024,23 @@ def test_numbers_are_never_rounded_up_onto_a_health_threshold() -> None:
         "1999 ms",
         "124 ms",
     ]
+
+
+def test_retries_refused_before_any_answer_show_on_the_arrow_of_the_answer() -> None:
+    """3 attempts a trace, 2 refused and 1 answered: the arrow is the answering step's,
+    which runs once a trace, so the retries did not show."""
+    from flowscope.analyzer.model import Flow
+    from tests.analyzer.diagram_records import step
+
+    steps = [
+        step("root", None, "gw", "POST /pay", "Server", 0.0, 50.0),
+        step("call", "root", "gw", "POST /charge", "Client", 1.0, 40.0, calls_per_trace=3.0),
+        step("charge", "call", "backend", "POST /charge", "Server", 2.0, 38.0),
+    ]
+    flow = Flow("gw-pay", "gw POST /pay", "gw", "POST /pay", 100, 0.0, 0, 50.0, 50.0, 50.0, 1.0)
+    text = flow_sequence_mermaid(FlowDetail(flow=flow, steps=steps))
+    assert "p_gw->>p_backend: POST /charge (p95 38.0 ms, 3 calls per trace)" in text
+    # A caller whose calls two steps answer keeps each answer's own count.
+    steps.append(step("other", "call", "audit", "POST /charge", "Server", 3.0, 5.0))
+    text = flow_sequence_mermaid(FlowDetail(flow=flow, steps=steps))
+    assert "p_gw->>p_backend: POST /charge (p95 38.0 ms)" in text
