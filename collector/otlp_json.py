@@ -69,12 +69,19 @@ def _objects(parent: Any, what: str, *names: str) -> list[dict[str, Any]]:
     return items
 
 
-def _object_or_null(parent: dict[str, Any], name: str) -> None:
+def _object_or_null(parent: dict[str, Any], name: str) -> dict[str, Any] | None:
     """A message field holds an object (or null, or nothing): protobuf's parser took
     "x" and [] for an empty one, and a link or event of no ids was stored."""
     value = parent.get(name)
     if value is not None and not isinstance(value, dict):
         raise BadRequest(f"invalid OTLP/JSON: {name} is {json_type(value)}, expected an object")
+    return value
+
+
+def _attributes_of(owner: dict[str, Any] | None) -> None:
+    """Each attribute an object: [] was an empty KeyValue, stored as the key ''."""
+    if owner is not None:
+        _objects(owner, "an attribute", "attributes")
 
 
 def _rename_instrumentation_library(resource_spans: Any) -> None:
@@ -160,16 +167,19 @@ def generic_request(document: dict[str, Any]) -> ExportTraceServiceRequest:
         document, "a resourceSpans item", "resourceSpans", "resource_spans"
     ):
         _rename_instrumentation_library(resource_spans)
-        _object_or_null(resource_spans, "resource")
+        _attributes_of(_object_or_null(resource_spans, "resource"))
         for scope_spans in _objects(
             resource_spans, "a scopeSpans item", "scopeSpans", "scope_spans"
         ):
-            _object_or_null(scope_spans, "scope")
+            _attributes_of(_object_or_null(scope_spans, "scope"))
             for span in _objects(scope_spans, "a span", "spans"):
                 _fix_ids(span)
+                _attributes_of(span)
                 for link in _objects(span, "a link", "links"):
                     _fix_ids(link)
-                _objects(span, "an event", "events")
+                    _attributes_of(link)
+                for event in _objects(span, "an event", "events"):
+                    _attributes_of(event)
                 _object_or_null(span, "status")
                 _check_enum(span, "kind", _SPAN_KINDS)
                 if isinstance(span.get("status"), dict):

@@ -61,10 +61,7 @@ class _Commands(click.Group):
             # when the output outgrew the pipe before the reader left: 0 or 1 by
             # timing, and by command (a scripts' `set -o pipefail` saw both). Always 0,
             # with the rest of the output dropped (Python's documented way).
-            try:
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            except (OSError, ValueError):  # no file behind it (a test's runner)
-                pass
+            _drop_stdout()
             sys.exit(0)
         except OSError as exc:
             if exc.errno not in _OUTPUT_ERRORS or not _raised_writing(exc):
@@ -80,6 +77,25 @@ class _Commands(click.Group):
             if str(exc) != "Query interrupted":
                 raise
             exit_interrupted()
+
+
+def _drop_stdout() -> None:
+    """Send the rest of standard output nowhere: its reader has gone (Python's
+    documented way, so that the exit's flush does not fail again)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no file behind it (a test's runner)
+        pass
+
+
+def _echo_on(text: str, err: bool = False) -> None:
+    """A line of a command that goes on when its output's reader leaves (`import |
+    head -1`): the import stopped after the first file and, exiting 0 like a read
+    command, hid that the others were never imported."""
+    try:
+        click.echo(text, err=err)
+    except BrokenPipeError:
+        _drop_stdout()
 
 
 _OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
@@ -271,7 +287,7 @@ def import_(
         done.append(report)
         bars.close()
         # Failed and skipped files are remarks (stderr); stdout is what was read.
-        click.echo(report_line(report, through_server), err=bool(report.error or report.skipped))
+        _echo_on(report_line(report, through_server), err=bool(report.error or report.skipped))
         for message in report.messages or []:
             click.echo(f"  rejected: {message}", err=True)
         if report.server_warning:
@@ -306,7 +322,7 @@ def import_(
             )
         sys.exit(130)
     bars.close()
-    click.echo(summary_line(reports, sent_to, time.perf_counter() - started))
+    _echo_on(summary_line(reports, sent_to, time.perf_counter() - started))
     if any(incomplete(report) for report in reports):
         sys.exit(1)  # after the other files were imported
 

@@ -62,14 +62,14 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]
 
 
 class FiniteFloatRange(click.FloatRange):
-    """click's FloatRange without NaN, which every bound lets through (no comparison
-    with it is true): `--min-duration nan` reached the analyzer, whose message named
-    its own parameter, with status 1."""
+    """click's FloatRange of finite numbers: NaN passed every bound (no comparison with
+    it is true), and `--min-duration nan` or `inf` reached the analyzer, whose message
+    named its own parameter, with status 1."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = super().convert(value, param, ctx)
-        if isinstance(number, float) and math.isnan(number):
-            self.fail(f"{value!r} is not a number", param, ctx)
+        if isinstance(number, float) and not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
 
 

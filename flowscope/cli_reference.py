@@ -32,8 +32,10 @@ window with none of the flow's traces, `(no rows)`). Exit status 0 on an answer,
 with one `flowscope:` line on standard error on any failure (no such flow or trace,
 a bad window, a server gone, output that cannot be written), 2 for a bad option,
 130 when Ctrl-C stopped it (`flowscope: interrupted`; `serve` and `demo` stop
-cleanly on it instead, with 0). Output its reader closed (`| head -1`) ends the
-command quietly with 0. An argument that is not valid UTF-8 is refused with
+cleanly on it instead, with 0). Output its reader closed (`| head -1`) ends a read
+command quietly with 0; `import` goes on importing every file, its status as
+without the pipe; `serve` and `demo` stop cleanly, with 1, once a write finds it
+closed. An argument (or `FLOWSCOPE_` variable) that is not valid UTF-8 is refused with
 2. Where the terminal's encoding cannot write a character (a Latin-1 locale, a name
 in CJK), it is written as an escape (`\\u6f22`).
 Tables keep each row's operation when they cut a long name: the service is cut

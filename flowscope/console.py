@@ -4,6 +4,7 @@ Ctrl-C while the CLI's modules load is answered as one during a command is."""
 from __future__ import annotations
 
 import io
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -30,13 +31,19 @@ def _tolerant_streams() -> None:
 
 
 def _undecodable_argument() -> str | None:
-    """The first argument that is not valid UTF-8, shown with its bad bytes escaped.
+    """The first argument (or FLOWSCOPE_ variable) that is not valid UTF-8, named, with
+    its bad bytes escaped.
     Python keeps such bytes as lone surrogates, which met a TypeError in DuckDB, a
     UnicodeEncodeError on the way to a server, or a warning that derivation failed."""
-    for argument in sys.argv[1:]:
-        if any("\udc80" <= character <= "\udcff" for character in argument):
-            raw = argument.encode("utf-8", "surrogateescape")
-            return raw.decode("utf-8", "backslashreplace")
+    named = [("argument", argument) for argument in sys.argv[1:]]
+    # The variables options are read from (FLOWSCOPE_DB=...): a traceback from DuckDB.
+    named += [
+        (f"${name}", value) for name, value in os.environ.items() if name.startswith("FLOWSCOPE_")
+    ]
+    for what, text in named:
+        if any("\udc80" <= character <= "\udcff" for character in text):
+            raw = text.encode("utf-8", "surrogateescape")
+            return f"{what} '{raw.decode('utf-8', 'backslashreplace')}'"
     return None
 
 
@@ -52,7 +59,7 @@ def run(command: Callable[[], object] | None = None) -> None:
     _tolerant_streams()
     bad = _undecodable_argument()
     if bad is not None:
-        print(f"flowscope: argument '{bad}' is not valid UTF-8", file=sys.stderr)
+        print(f"flowscope: {bad} is not valid UTF-8", file=sys.stderr)
         sys.exit(2)
     try:
         if not _ASKS_FOR_HELP.intersection(sys.argv[1:]):

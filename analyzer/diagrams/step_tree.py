@@ -92,11 +92,14 @@ class StepTree:
     def calls_peer(self, step: Step) -> bool:
         """A CLIENT step drawn as a call to its peer: it names one, no other service's
         step answers it, and it is not the inner call of an outer one (which is drawn
-        for both: the map counts one call)."""
+        for both: the map counts one call). A PRODUCER step drawn as a message to its
+        queue: no step of the trace takes it."""
         return (
             step.peer is not None
             and not self.answered_elsewhere(step)
             and not self.nested_call(step)
+            # A message taken in the trace, even by its own service, goes to its taker.
+            and not (step.kind == "Producer" and self.child_steps(step))
         )
 
 

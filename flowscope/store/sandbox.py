@@ -551,7 +551,9 @@ def _size_expr(expr: str, kind: DuckDBPyType | None) -> str | None:
             for field, child in _children(kind)
         ]
         sized = [member for member in members if member is not None]
-        return " + ".join(sized) if sized else None
+        # Summed flat, as a row's columns are: a chain of + nested a level a member,
+        # and a struct of 170 lists was refused as too deep to be checked.
+        return f"list_sum([{', '.join(sized)}])" if sized else None
     if name == "map":
         (_, key_kind), (_, value_kind) = _children(kind)
         keys = _list_size(f"map_keys({expr})", key_kind)

@@ -1044,3 +1044,19 @@ def test_retries_refused_before_any_answer_show_on_the_arrow_of_the_answer() -> 
     steps.append(step("other", "call", "audit", "POST /charge", "Server", 3.0, 5.0))
     text = flow_sequence_mermaid(FlowDetail(flow=flow, steps=steps))
     assert "p_gw->>p_backend: POST /charge (p95 38.0 ms)" in text
+
+
+def test_a_message_its_own_service_consumes_is_not_also_sent_to_the_queue() -> None:
+    """A PRODUCER step with a consumer child in the same service drew an arrow to the
+    queue as well as the one into the consumer."""
+    from flowscope.analyzer.model import Flow
+    from tests.analyzer.diagram_records import step
+
+    steps = [
+        step("root", None, "worker", "GET /job", "Server", 0.0, 9.0),
+        step("pub", "root", "worker", "publish jobs", "Producer", 1.0, 1.0, peer="rabbitmq/jobs"),
+        step("take", "pub", "worker", "process jobs", "Consumer", 2.0, 5.0),
+    ]
+    flow = Flow("w-job", "worker GET /job", "worker", "GET /job", 100, 0.0, 0, 9.0, 9.0, 9.0, 1.0)
+    text = flow_sequence_mermaid(FlowDetail(flow=flow, steps=steps))
+    assert "rabbitmq" not in text and "p_worker-)p_worker: process jobs" in text

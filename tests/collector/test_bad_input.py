@@ -182,6 +182,8 @@ HTTP_CASES: list[tuple[str, dict[str, str], bytes, int, str]] = [
             ("status", (b"{}", b"{}", b"[]", b"[]", b'"abc"')),
             ("resource", (b'"x"', b"{}", b"[]", b"[]", b"{}")),
             ("scope", (b"{}", b"[]", b"[]", b"[]", b"{}")),
+            ("an attribute", (b'{"attributes": [[]]}', b"{}", b"[]", b"[]", b"{}")),
+            ("an attribute", (b"{}", b"{}", b'[{"attributes": ["x"]}]', b"[]", b"{}")),
         )
     ],
     (

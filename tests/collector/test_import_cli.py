@@ -1077,3 +1077,24 @@ def test_a_database_made_for_files_none_of_which_could_be_read_is_not_left(
     fresh = tmp_path / "fresh.duckdb"
     assert _flowscope("import", str(notes), str(lines), "--db", str(fresh)).returncode == 1
     assert _stored(fresh) == 8
+
+
+def test_an_import_whose_output_reader_leaves_imports_every_file(tmp_path: Path) -> None:
+    """`flowscope import *.json | head -1` stopped after the first files once the
+    pipe closed, and exited 0 like a read command: the rest were never imported."""
+    files = []
+    for n in range(300):
+        path = tmp_path / f"f{n:03d}.json"
+        request = realistic_request(1, seed=1000 + n, first_trace=1000 + n)
+        path.write_text(json.dumps(_otlp_json(request)))
+        files.append(str(path))
+    db = tmp_path / "all.duckdb"
+    command = [sys.executable, "-m", "flowscope.cli", "import", *files, "--db", str(db)]
+    with subprocess.Popen(
+        [*command, "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    ) as process:
+        assert process.stdout is not None
+        assert process.stdout.readline()
+        process.stdout.close()
+        assert process.wait(300) == 0
+    assert _stored(db) == 300 * 8

@@ -364,10 +364,17 @@ def test_flows_of_one_trace_each_say_the_span_names_carry_ids(tmp_path: Path) ->
 def test_nan_is_refused_as_a_bad_option_value(scenario_db: Path) -> None:
     """click's FloatRange let NaN through every bound: the analyzer refused it with
     status 1, naming its own parameter (--min-duration-ms, no such option)."""
-    for args in (["traces", "--min-duration", "nan"], ["sql", "SELECT 1", "--timeout", "NaN"]):
+    for args in (
+        ["traces", "--min-duration", "nan"],
+        ["traces", "--min-duration", "inf"],
+        ["traces", "--min-duration", "1e400"],
+        ["sql", "SELECT 1", "--timeout", "NaN"],
+    ):
         result = run(*args, "--db", str(scenario_db))
         assert result.exit_code == 2, result.output
-        assert f"Invalid value for '{args[-2]}': '{args[-1]}' is not a number" in result.stderr
+        assert (
+            f"Invalid value for '{args[-2]}': '{args[-1]}' is not a finite number" in result.stderr
+        )
 
 
 @pytest.mark.parametrize("command", [["flows"], ["flow", ORDERS]])

@@ -233,7 +233,7 @@ def test_server_caps_the_row_limit_and_takes_the_time_limit(
         ("--limit", "-1", "Invalid value for '--limit'"),
         ("--timeout", "0", "Invalid value for '--timeout'"),
         ("--timeout", "-1", "Invalid value for '--timeout'"),
-        ("--timeout", "nan", "Invalid value for '--timeout': 'nan' is not a number"),
+        ("--timeout", "nan", "Invalid value for '--timeout': 'nan' is not a finite number"),
     ],
 )
 def test_bad_limits_are_errors_not_tracebacks(

@@ -10,11 +10,15 @@ from pathlib import Path
 from flowscope.store.database import Database
 
 
-def _flowscope(*args: str | bytes, **env: str) -> subprocess.CompletedProcess[bytes]:
+def _flowscope(*args: str | bytes, **env: str | bytes) -> subprocess.CompletedProcess[bytes]:
+    environment = {k.encode(): v.encode() for k, v in os.environ.items()}
+    environment.update(
+        (k.encode(), v if isinstance(v, bytes) else v.encode()) for k, v in env.items()
+    )
     return subprocess.run(
         [sys.executable, "-m", "flowscope.cli", *args],
         capture_output=True,
-        env={**os.environ, **env},
+        env=environment,
         timeout=120,
         check=False,
     )
@@ -44,6 +48,10 @@ def test_an_argument_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> 
             + args[1].decode("utf-8", "backslashreplace")
             + "' is not valid UTF-8\n"
         )
+    # The variables options are read from too: DuckDB met it with a traceback.
+    result = _flowscope("flows", FLOWSCOPE_DB=b"/tmp/x\xff.duckdb")
+    assert result.returncode == 2
+    assert result.stderr == b"flowscope: $FLOWSCOPE_DB '/tmp/x\\xff.duckdb' is not valid UTF-8\n"
 
 
 def test_output_its_reader_closes_ends_the_command_with_0(tmp_path: Path) -> None:

@@ -672,6 +672,14 @@ def test_lists_of_numbers_are_measured_by_their_text_before_python_sees_them(
     assert run_sandboxed(db, "SELECT range(0, 1000) AS l").rows == [[list(range(1000))]]
 
 
+def test_a_struct_of_hundreds_of_lists_is_measured_flat(db: Database) -> None:
+    """Its members' sizes were chained with +, a level each: a struct of 170 lists of
+    numbers was refused as nested too deeply to be checked."""
+    fields = ", ".join(f"'f{i}': [{i}]" for i in range(400))
+    (row,) = run_sandboxed(db, f"SELECT {{{fields}}} AS s").rows
+    assert len(row[0]) == 400 and row[0]["f399"] == [399]
+
+
 def test_maps_with_nested_keys_unions_and_variants_keep_the_documented_forms(
     db: Database,
 ) -> None:
