@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -263,6 +264,14 @@ class TraceKit:
             return own.write(batch.table, batch.keys)
         finally:
             own.shutdown()
+
+    def write_file(self, path: str | Path, spans: Iterable[SpanSpec] | None = None) -> int:
+        """``write`` into the database file at ``path`` (made if missing), closed after."""
+        database = Database(path)
+        try:
+            return self.write(database, spans)
+        finally:
+            database.close()
 
     def spans_of(self, *services: str) -> list[SpanSpec]:
         return [spec for spec in self.spans if spec.service in services]

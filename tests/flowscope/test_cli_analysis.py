@@ -487,11 +487,7 @@ def test_compare_can_rank_rows_by_error_rate_change(tmp_path: Path) -> None:
                     "gw", "fallback", kind="Internal", start_ms=160, duration_ms=1, status="Error"
                 )
     db = tmp_path / "sorted.duckdb"
-    database = Database(db)
-    try:
-        kit.write(database)
-    finally:
-        database.close()
+    kit.write_file(db)
 
     def stamp(ms: int) -> str:
         seconds, ns = divmod(at_ms(ms), 10**9)

@@ -29,11 +29,7 @@ def scenario_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def write_kit(kit: Any, path: Path, spans: Any = None) -> None:
     """A test kit's spans (or ``spans`` of them) in a new database file at ``path``."""
-    database = Database(path)
-    try:
-        kit.write(database, spans)
-    finally:
-        database.close()
+    kit.write_file(path, spans)
 
 
 def run(*args: str) -> Result:

@@ -64,11 +64,7 @@ def test_output_its_reader_closes_ends_the_command_with_0(tmp_path: Path) -> Non
     for n in range(1500):  # a map table of 1,500 edges: more than a pipe holds
         root.child(f"service-{n:04d}", "GET /x", kind="Server", start_ms=1, duration_ms=5)
     db = tmp_path / "a.duckdb"
-    database = Database(db)
-    try:
-        kit.write(database)
-    finally:
-        database.close()
+    kit.write_file(db)
     command = [sys.executable, "-m", "flowscope.cli", "map", "--since", "2025-12-31"]
     with subprocess.Popen(
         [*command, "--until", "2026-01-02", "--db", str(db)],
