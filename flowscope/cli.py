@@ -383,9 +383,10 @@ def _run_import(
             finally:
                 with interrupts_deferred():
                     database.close()
-            if created and all(report.error and not report.stored for report in reports):
-                # No file could be read: the database made for them holds nothing (a
-                # file of another kind left an empty one behind; a missing one did not).
+            if created and not any(report.stored for report in reports):
+                # Nothing was stored: the database made for the files holds nothing (a
+                # file of another kind, or only empty ones, left an empty one behind; a
+                # missing one did not).
                 remove_new_database(db)
             return reports, None
     assert server_url is not None

@@ -1068,6 +1068,10 @@ def test_a_database_made_for_files_none_of_which_could_be_read_is_not_left(
     result = _flowscope("import", str(notes), "--db", str(db))
     assert result.returncode == 1 and "not a recognised trace format" in result.stderr
     assert sorted(tmp_path.iterdir()) == [notes]
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n")
+    assert _flowscope("import", str(blank), "--db", str(db)).returncode == 0
+    assert sorted(tmp_path.iterdir()) == [blank, notes]
     # A database that was there stays, and one that got spans too.
     Database(db).close()
     assert _flowscope("import", str(notes), "--db", str(db)).returncode == 1
