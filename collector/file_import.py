@@ -35,6 +35,7 @@ from flowscope.collector.import_formats import (
     BLANK,
     BOM,
     EMPTY,
+    GZIP_MAGIC,
     JAEGER_V3_JSON,
     OTHER_SIGNALS,
     OTLP_JSON,
@@ -42,6 +43,7 @@ from flowscope.collector.import_formats import (
     OTLP_PROTOBUF,
     OTLP_PROTOBUF_FRAMED,
     OTLP_ZSTD_FRAMED,
+    ZSTD_MAGIC,
     OtherSignal,
     Undecided,
     detect_format,
@@ -127,8 +129,6 @@ def unreadable(path: Path) -> str:
     return ""
 
 
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # zstd's skippable frames: magic 0x184D2A50-0x184D2A5F, little-endian.
 _ZSTD_SKIPPABLE = re.compile(rb"[\x50-\x5f]\x2a\x4d\x18", re.S)
 # Suffixes a compressed file's content is named without, so its format is sniffed by

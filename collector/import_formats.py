@@ -102,7 +102,9 @@ BLANK = b" \t\r\n"  # the blank space JSON allows between values
 _NOT_JSON_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # A UTF-16 byte order mark, or JSON's first character as UTF-16 without one.
 _UTF16 = re.compile(rb"\xff\xfe|\xfe\xff|(?:[ \t\r\n]\x00)*[{\[]\x00|(?:\x00[ \t\r\n])*\x00[{\[]")
-_COMPRESSED = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_COMPRESSED = {GZIP_MAGIC: "gzip", ZSTD_MAGIC: "zstd"}
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|"|[{}\[\]:,]|[^"{}\[\]:,]+', re.S)
 _MAX_PATH = 4  # deepest key path remembered: data[].spans is 3 long
 

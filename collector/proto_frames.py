@@ -25,8 +25,9 @@ from typing import BinaryIO
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from flowscope.collector.import_formats import ZSTD_MAGIC
+
 LENGTH_BYTES = 4
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 @dataclass(frozen=True)
