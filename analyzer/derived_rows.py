@@ -200,8 +200,9 @@ def _steps(s: Spans, rows: I64, is_root: BOOL) -> tuple[pa.Table, pa.Table]:
 
 def _with_peers(steps: pa.Table, step_key: pa.ChunkedArray, peer: pa.ChunkedArray) -> pa.Table:
     """``steps`` with the peer their CLIENT spans name (the map's virtual-node name; the
-    least if they name several), or the queue their PRODUCER spans send to. A function of the spans' attributes alone, so the
-    stored name does not depend on the order a trace's spans arrive in."""
+    least if they name several), or the queue their PRODUCER spans send to. A function
+    of the spans' attributes alone, so the stored name does not depend on the order a
+    trace's spans arrive in."""
     calls = pa.table({"StepKey": step_key, "Peer": peer})
     calls = calls.filter(pc.is_valid(calls.column("Peer")))
     least = calls.group_by("StepKey").aggregate([("Peer", "min")])

@@ -180,10 +180,9 @@ def generic_request(document: dict[str, Any]) -> ExportTraceServiceRequest:
                     _attributes_of(link)
                 for event in _objects(span, "an event", "events"):
                     _attributes_of(event)
-                _object_or_null(span, "status")
                 _check_enum(span, "kind", _SPAN_KINDS)
-                if isinstance(span.get("status"), dict):
-                    _check_enum(span["status"], "code", _STATUS_CODES)
+                if (status := _object_or_null(span, "status")) is not None:
+                    _check_enum(status, "code", _STATUS_CODES)
     _check_values(document)
     request = ExportTraceServiceRequest()
     try:

@@ -80,8 +80,7 @@ class JournalSink:
                 raise QueueFull(
                     f"writer queue holds {self._queued_spans} spans (limit {self.max_queued_spans})"
                 )
-            waited = self._clock() - self._oldest_since
-            if self._unmoved and waited >= STALLED_AFTER_S:
+            if self._unmoved and (waited := self._clock() - self._oldest_since) >= STALLED_AFTER_S:
                 raise QueueFull(
                     f"no spans committed for {waited:.0f}s (is the disk full? see the log)"
                 )
