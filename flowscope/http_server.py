@@ -137,20 +137,27 @@ def is_loopback(host: str) -> bool:
     name = normal_name(host)
     if name == "localhost" or name.endswith(".localhost"):
         return True
+    address = _address(name)
+    if address is None:
+        return False
+    # ::ffff:127.0.0.1 binds loopback too (Python 3.11 does not say so).
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``name`` as an IP address, also in the short forms a socket takes (``127.1``,
+    ``0``); None for a name."""
     try:
-        address = ipaddress.ip_address(name)
+        return ipaddress.ip_address(name)
     except ValueError:
         pass
-    else:
-        # ::ffff:127.0.0.1 binds loopback too (Python 3.11 does not say so).
-        mapped = getattr(address, "ipv4_mapped", None)
-        return address.is_loopback or (mapped is not None and mapped.is_loopback)
     if any(c.isspace() for c in name):  # inet_aton stops at a space: "127.0.0.1 evil"
-        return False
+        return None
     try:
-        return socket.inet_aton(name)[0] == 127
+        return ipaddress.IPv4Address(socket.inet_aton(name))
     except OSError:
-        return False
+        return None
 
 
 def raise_open_file_limit() -> int:
@@ -217,16 +224,8 @@ def _local(name: str) -> bool:
     ``0.0.0.0``, ``::``, ``::0``), as the kernel takes it."""
     if is_loopback(name):
         return True
-    try:
-        return ipaddress.ip_address(name).is_unspecified
-    except ValueError:
-        pass
-    if any(c.isspace() for c in name):  # inet_aton stops at a space
-        return False
-    try:
-        return socket.inet_aton(name) == bytes(4)
-    except OSError:
-        return False
+    address = _address(name)
+    return address is not None and address.is_unspecified
 
 
 # How a server answers a request the wrappers below turn away: (status, why, the
