@@ -51,6 +51,9 @@ T = TypeVar("T")
 Names = Literal["cli", "python"]
 WINDOW_BOUNDS = ("left_since", "left_until", "right_since", "right_until")
 _API_URL_HINT = "--server wants the API URL that flowscope serve prints (API http://HOST:8686)"
+# A host that drops packets (a typo'd address, a firewall) never refuses: without a
+# connect limit of its own, a command waited the whole answer timeout (120 s) silently.
+CONNECT_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -356,6 +359,7 @@ class RemoteSource:
         timeout_s: float = 120.0,
         names: Names = "cli",
         held: str | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         from flowscope.collector.auth import client_token
 
@@ -368,7 +372,11 @@ class RemoteSource:
         token, self.token_problem = client_token(token)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            self.http = httpx.Client(base_url=self.where, headers=headers, timeout=timeout_s)
+            self.http = httpx.Client(
+                base_url=self.where,
+                headers=headers,
+                timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            )
         except httpx.InvalidURL as exc:
             raise AnalysisError(f"{url!r} is not a usable server URL: {exc}") from exc
 
@@ -402,6 +410,12 @@ class RemoteSource:
         except httpx.RemoteProtocolError as exc:  # not HTTP/1.1 there: a gRPC port, say
             raise AnalysisError(
                 f"{self.where} does not answer HTTP/1.1 ({exc}): {_API_URL_HINT}"
+            ) from exc
+        except httpx.ConnectTimeout as exc:
+            seconds = self.http.timeout.connect
+            raise AnalysisError(
+                f"cannot reach {self.where}: no connection within {seconds:g} s (is the "
+                "address right, and is the port open to this machine?)"
             ) from exc
         except httpx.HTTPError as exc:
             again = ""

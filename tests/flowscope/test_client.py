@@ -701,3 +701,28 @@ def test_an_empty_version_is_named_the_same_way_in_every_interface() -> None:
     for names, named in (("python", "left_version"), ("cli", "--versions")):
         with pytest.raises(AnalysisError, match=f"^{named}: a version must not be empty"):
             one_comparison({"flow": "f", "left_version": "", "right_version": "2"}, names)
+
+
+def test_a_host_that_never_answers_the_connect_is_given_up_on_with_a_reason() -> None:
+    """A typo'd address or a firewall that drops packets never refuses: the command sat
+    silent for the whole 120 s answer timeout."""
+    import socket
+
+    with socket.socket() as listener:
+        # A listener whose queue is full: Linux then drops further SYNs, as such a host does.
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+            source = RemoteSource(f"http://127.0.0.1:{port}", None, connect_timeout_s=0.5)
+            with pytest.raises(
+                AnalysisError, match=r"no connection within 0\.5 s \(is the address"
+            ):
+                source.flows(None, None, None)
+        finally:
+            for filler in fillers:
+                filler.close()
