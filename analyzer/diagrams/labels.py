@@ -29,6 +29,16 @@ _MAX_SLUG = 40
 MAX_LABEL = 200
 
 
+# What a diagram shows for a name of only whitespace (a service without service.name
+# is stored as ''): such a box, participant or arrow was drawn with no text at all.
+NO_NAME = "(no name)"
+
+
+def shown_name(name: str) -> str:
+    """``name`` as a diagram shows it: ``NO_NAME`` when it has nothing to show."""
+    return name if name.strip() else NO_NAME
+
+
 def mermaid_text(text: str) -> str:
     """``text`` as Mermaid label / message content (without the surrounding quotes)."""
     text = " ".join(text.split())  # newlines and tabs would end the statement
@@ -47,7 +57,7 @@ def mermaid_around(before: str, name: str, after: str) -> str:
     """``mermaid_text`` of ``before + name + after`` with the name cut, not the rest:
     cut as a whole, an operation of 200 characters took the P95 and error share off
     its arrow and note, which are what they are drawn for."""
-    name = " ".join(name.split())
+    name = " ".join(shown_name(name).split())
     room = max(1, MAX_LABEL - len(before) - len(after))
     if len(name) > room:
         name = name[: room - 1] + "…"
@@ -140,8 +150,11 @@ def node_summary(node: Node) -> list[str]:
     """The lines a node of the service map shows: the name, and for a service
     that answers calls its P95 and error rate."""
     if node.kind != "service" or node.p95_ms is None:
-        return [node.id]
-    return [node.id, f"p95 {format_ms(node.p95_ms)}, {format_percent(node.error_rate)} err"]
+        return [shown_name(node.id)]
+    return [
+        shown_name(node.id),
+        f"p95 {format_ms(node.p95_ms)}, {format_percent(node.error_rate)} err",
+    ]
 
 
 def edge_summaries(edges: list[Edge]) -> list[list[str]]:

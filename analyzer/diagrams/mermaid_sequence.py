@@ -26,6 +26,7 @@ from flowscope.analyzer.diagrams.labels import (
     format_percent,
     mermaid_around,
     mermaid_text,
+    shown_name,
 )
 from flowscope.analyzer.diagrams.limits import cut_trees, fit_text
 from flowscope.analyzer.diagrams.step_tree import StepTree, step_tree
@@ -101,7 +102,7 @@ def _render(
         if key is None:
             lines.append(f"    actor {_CLIENT_ID} as client")
         else:
-            lines.append(f"    participant {ids[key]} as {mermaid_text(key)}")
+            lines.append(f"    participant {ids[key]} as {mermaid_text(shown_name(key))}")
     return "\n".join(lines + body) + "\n"
 
 

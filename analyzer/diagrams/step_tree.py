@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flowscope.analyzer.diagrams.labels import count, format_ms, format_percent
+from flowscope.analyzer.diagrams.labels import count, format_ms, format_percent, shown_name
 from flowscope.analyzer.model import Step
 
 # Kinds whose step is the caller's side of a call; when a child step in another
@@ -135,8 +135,8 @@ def _sibling_key(step: Step) -> tuple[float, str, str, str, str]:
 def step_summary(step: Step, tree: StepTree) -> list[str]:
     """The lines a step's box shows, shared by the Mermaid and DOT flowcharts."""
     lines = [
-        step.service,
-        step.operation,
+        shown_name(step.service),
+        shown_name(step.operation),
         # A kind outside the enum is stored as '': no leading ", " for it.
         ", ".join(filter(None, [step.kind, f"{count(step.calls_per_trace, 'call')} per trace"])),
         f"p95 {format_ms(step.p95_ms)}, {format_percent(step.error_rate)} err",

@@ -27,6 +27,7 @@ from flowscope.analyzer.diagrams import (
 )
 from flowscope.analyzer.diagrams.groups import MAX_GROUPS
 from flowscope.analyzer.diagrams.labels import (
+    NO_NAME,
     count,
     diagram_ids,
     dot_string,
@@ -1060,3 +1061,29 @@ def test_a_message_its_own_service_consumes_is_not_also_sent_to_the_queue() -> N
     flow = Flow("w-job", "worker GET /job", "worker", "GET /job", 100, 0.0, 0, 9.0, 9.0, 9.0, 1.0)
     text = flow_sequence_mermaid(FlowDetail(flow=flow, steps=steps))
     assert "rabbitmq" not in text and "p_worker-)p_worker: process jobs" in text
+
+
+def test_names_of_only_whitespace_are_drawn_as_no_name() -> None:
+    """A service without service.name is stored as '': its box, participant and
+    arrows were drawn with no text at all."""
+    from flowscope.analyzer.model import Flow
+    from tests.analyzer.diagram_records import step
+
+    steps = [
+        step("root", None, "", "GET /a", "Server", 0.0, 9.0),
+        step("mid", "root", " ", "\t", "Server", 1.0, 5.0),
+        step("leaf", "mid", "b", "", "Server", 2.0, 1.0),
+    ]
+    flow = Flow("get-a", " GET /a", "", "GET /a", 100, 0.0, 0, 9.0, 9.0, 9.0, 1.0)
+    detail = FlowDetail(flow=flow, steps=steps)
+    sequence = flow_sequence_mermaid(detail)
+    assert sequence.count(f" as {NO_NAME}") == 2
+    assert re.search(rf"->>p_b: {re.escape(NO_NAME)} \(p95", sequence)
+    flowchart = flow_flowchart_mermaid(detail)
+    assert f'["{NO_NAME}<br/>{NO_NAME}<br/>Server' in flowchart
+    assert f'["b<br/>{NO_NAME}<br/>Server' in flowchart
+    blank_map = ServiceMap(nodes=[node(""), node("b")], edges=[edge("", "b")])
+    assert f'["{NO_NAME}<br/>p95' in service_map_mermaid(blank_map)
+    assert f'label="{NO_NAME}\\np95' in service_map_dot(blank_map)
+    for result in run_mermaid_parser([sequence, flowchart, service_map_mermaid(blank_map)]):
+        assert result["ok"], result
