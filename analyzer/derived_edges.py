@@ -99,6 +99,12 @@ def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
     rpc_child, rpc_parent = child[~by_parent], up[~by_parent]
     called_elsewhere = np.zeros(len(parent), dtype=bool)
     called_elsewhere[up] = True
+    # A CLIENT span a SERVER span of its own service answers (a service calling its own
+    # API) calls no peer that sends no spans: naming one drew an 'unknown' external node
+    # for a call the service answered itself. The map has no self-edges (rule 1).
+    own = np.flatnonzero((parent >= 0) & s.is_server)
+    own = own[service[own] == service[parent[own]]]
+    called_elsewhere[parent[own]] = True
     virtual = _virtual_calls(s, called_elsewhere)
     link_child, link_producer = _linked_pairs(s)
     a_child = np.concatenate([child[by_parent], link_child])

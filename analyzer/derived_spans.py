@@ -63,6 +63,7 @@ class Spans:
     service: Strings
     operation: Strings
     kind: Strings
+    is_server: BOOL
     is_client: BOOL
     is_producer: BOOL
     is_consumer: BOOL
@@ -111,6 +112,7 @@ def load_spans(table: pa.Table, trace_ids: dict[int, str]) -> Spans:
         service=service,
         operation=Strings(col["SpanName"]),
         kind=kind,
+        is_server=is_kind("Server"),
         is_client=is_kind("Client"),
         is_producer=is_kind("Producer"),
         is_consumer=is_kind("Consumer"),

@@ -32,7 +32,7 @@ class StepTree:
 
     def answered_elsewhere(self, step: Step) -> bool:
         """A CLIENT/PRODUCER step whose call another service's step answers: a child
-        step of another service, or (a CLIENT step over CLIENT steps of its service,
+        step of another service, a SERVER child step (a service calling its own API), or (a CLIENT step over CLIENT steps of its service,
         an SDK's call over its HTTP call) inner CLIENT steps all answered so. As the
         map counts calls (analyzer/derived_edges.py, ``_virtual_calls``)."""
         if step.kind not in CALLER_KINDS:
@@ -50,10 +50,15 @@ class StepTree:
         for current in reversed(order):
             kids = self.child_steps(current)
             inner = self._inner_calls(current)
-            answered[current.id] = any(c.service != current.service for c in kids) or (
-                current.kind == "Client"
-                and bool(inner)
-                and all(answered.get(c.id, False) for c in inner)
+            answered[current.id] = (
+                any(c.service != current.service for c in kids)
+                # A service calling its own API: its SERVER step answers the call.
+                or (current.kind == "Client" and any(c.kind == "Server" for c in kids))
+                or (
+                    current.kind == "Client"
+                    and bool(inner)
+                    and all(answered.get(c.id, False) for c in inner)
+                )
             )
         return answered[step.id]
 

@@ -1087,3 +1087,22 @@ def test_names_of_only_whitespace_are_drawn_as_no_name() -> None:
     assert f'label="{NO_NAME}\\np95' in service_map_dot(blank_map)
     for result in run_mermaid_parser([sequence, flowchart, service_map_mermaid(blank_map)]):
         assert result["ok"], result
+
+
+def test_a_service_calling_its_own_api_is_one_arrow_to_itself() -> None:
+    """The CLIENT step was drawn as a call to an `unknown` participant, then its SERVER
+    step as a second arrow from the service to itself."""
+    from flowscope.analyzer.model import Flow
+    from tests.analyzer.diagram_records import step
+
+    steps = [
+        step("root", None, "api", "GET /a", "Server", 0.0, 9.0),
+        step("call", "root", "api", "GET /b", "Client", 1.0, 5.0, peer="unknown"),
+        step("answer", "call", "api", "GET /b", "Server", 2.0, 4.0),
+    ]
+    flow = Flow("api-a", "api GET /a", "api", "GET /a", 100, 0.0, 0, 9.0, 9.0, 9.0, 1.0)
+    detail = FlowDetail(flow=flow, steps=steps)
+    sequence = flow_sequence_mermaid(detail)
+    assert "unknown" not in sequence, sequence
+    assert sequence.count("p_api->>p_api: GET /b") == 1, sequence
+    assert "calls unknown" not in flow_flowchart_mermaid(detail)

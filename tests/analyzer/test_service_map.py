@@ -164,6 +164,25 @@ def test_client_with_a_child_elsewhere_is_rpc_not_virtual(analyze: Analyze) -> N
     assert set(edges(analyze(kit).service_map(HOUR))) == {("a", "b", "rpc"), ("a", "c", "virtual")}
 
 
+def test_a_service_calling_its_own_api_names_no_peer(analyze: Analyze) -> None:
+    """A CLIENT span answered by a SERVER span of its own service drew a virtual edge to
+    an external node (`unknown`, or its server.address) for a call the service answered
+    itself. The map has no self-edges; its other calls are unchanged."""
+    kit = TraceKit()
+    root = kit.trace().span("api", "GET /a", kind="Server", start_ms=0, duration_ms=50)
+    own = root.child("api", "GET /b", kind="Client", start_ms=1, duration_ms=30)
+    inner = own.child("api", "GET /b", kind="Server", start_ms=2, duration_ms=25)
+    inner.child(
+        "api", "SELECT", kind="Client", start_ms=3, duration_ms=5, attributes={"db.system": "pg"}
+    )
+    root.child(
+        "api", "GET", kind="Client", start_ms=40, duration_ms=5, attributes={"server.address": "x"}
+    )
+    result = analyze(kit).service_map(HOUR)
+    assert set(edges(result)) == {("api", "pg", "virtual"), ("api", "x", "virtual")}
+    assert set(nodes(result)) == {"api", "pg", "x"}
+
+
 def test_a_client_over_a_client_of_its_service_is_one_call(analyze: Analyze) -> None:
     """.NET's gRPC client span over its HttpClient span: the outer one's virtual edge
     counted each call to cart a second time. A chain of CLIENT spans makes one call:
