@@ -8,8 +8,8 @@ quiet server (docs/benchmarks.md).
 Virtual peer name of a CLIENT span (DESIGN.md §4 rule 2): ``peer.service``,
 ``service.peer.name``, ``db.system.name``/``db.system`` (+ ``/`` and
 ``db.namespace``/``db.name``), ``messaging.system`` (+ ``/`` and the destination),
-``server.address``, then the older ``net.peer.name``; ``unknown`` when none names a
-peer. A key whose value is empty counts as absent. Its kind: database when a database
+``server.address``, then the older ``net.peer.name``, then the host of ``url.full`` or
+the older ``http.url``; ``unknown`` when none names a peer. A key whose value is empty counts as absent. Its kind: database when a database
 system is named, messaging when a messaging system is, else external.
 """
 
@@ -35,9 +35,12 @@ _KEYS = (
     "messaging.destination",
     "server.address",
     "net.peer.name",
+    "url.full",
+    "http.url",
     "http.route",
     "url.path",
     "http.target",
+    "asgi.event.type",
 )
 
 
@@ -81,12 +84,22 @@ def _joined(first: pa.Array, second: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(first, suffix, "")
 
 
+# The host of an absolute URL (after any user info; an IPv6 address keeps its brackets).
+_URL_HOST = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^@/?#]*@)?(?P<host>\[[^\]/?#]*\]|[^:/?#\[\]]+)"
+
+
+def _url_host(url: pa.Array) -> pa.Array:
+    """The host each URL names; null for no URL or one without a host."""
+    host = pc.struct_field(pc.extract_regex(url, pattern=_URL_HOST), [0])
+    return _named(host)
+
+
 def attribute_columns(
     attributes: pa.Array, span_kind: pa.Array, span_name: pa.Array, is_root: npt.NDArray[np.bool_]
 ) -> dict[str, pa.Array]:
     """Peer, PeerKind (CLIENT spans), StepPeer (CLIENT and PRODUCER spans), MsgSystem,
     Destination (PRODUCER and CONSUMER spans) and Route (root spans) per span; null where
-    a span has none."""
+    a span has none. ReportsOutcome: the span reports its request's outcome (below)."""
     value = _lookups(attributes)
     db_system = _named(pc.coalesce(value["db.system.name"], value["db.system"]))
     msg_system = value["messaging.system"]
@@ -98,6 +111,9 @@ def attribute_columns(
         _joined(_named(msg_system), _named(destination)),
         _named(value["server.address"]),
         _named(value["net.peer.name"]),
+        # Python's requests/httpx/urllib instrumentations name the peer by the URL
+        # alone: every call out of such services went to one 'unknown' node.
+        _url_host(pc.coalesce(_named(value["url.full"]), _named(value["http.url"]))),
         pa.scalar("unknown", pa.string()),
     )
     peer_kind = pc.if_else(
@@ -130,6 +146,10 @@ def attribute_columns(
         "MsgSystem": pc.if_else(messaging, pc.fill_null(msg_system, _EMPTY), _NULL),
         "Destination": pc.if_else(messaging, pc.fill_null(destination, _EMPTY), _NULL),
         "Route": pc.if_else(pa.array(is_root), route, _NULL),
+        # Python's ASGI instrumentation (FastAPI, Starlette) wraps each message of a
+        # request in a span of its own, and marks the one sending a 5xx response as an
+        # error: that span reports its request's failure, it does not start it.
+        "ReportsOutcome": pc.is_valid(value["asgi.event.type"]),
     }
 
 

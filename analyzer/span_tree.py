@@ -54,6 +54,9 @@ class SpanRows:
     # hash(TraceId, SpanId) from the store: the last tie-break between children, so the
     # critical path does not depend on the order spans were loaded in (None: row order)
     span_key: U64 | None = None
+    # Spans that report their request's outcome (derived_rows: an ASGI send span marked
+    # Error for the 5xx its request answered); None: none do.
+    reports_outcome: BOOL | None = None
 
 
 @dataclass(frozen=True)
@@ -137,9 +140,14 @@ def build(rows: SpanRows, trace_root_start: I64) -> SpanTree:
     offset_ns = np.maximum(rows.start - root_start, 0)
     cp_ns, on_cp = _critical_path(parent, rows, clipped_start, clipped_end, detached)
     has_error_child = np.zeros(n, dtype=bool)
-    erroring_children = has_parent & rows.is_error
+    # A report of its failed parent's outcome is neither where the failure started nor
+    # an erroring child that takes the start away from its parent.
+    echoes = np.zeros(n, dtype=bool)
+    if rows.reports_outcome is not None:
+        echoes = rows.reports_outcome & has_parent & rows.is_error[np.maximum(parent, 0)]
+    erroring_children = has_parent & rows.is_error & ~echoes
     has_error_child[parent[erroring_children]] = True
-    origin_error = rows.is_error & ~has_error_child
+    origin_error = rows.is_error & ~has_error_child & ~echoes
     return SpanTree(
         parent=parent,
         depth=depth,

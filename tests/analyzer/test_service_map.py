@@ -114,6 +114,16 @@ VIRTUAL_CASES: list[tuple[dict[str, Any], str, str]] = [
     ),
     ({"server.address": "api.stripe.com", "net.peer.name": "x"}, "api.stripe.com", "external"),
     ({"net.peer.name": "legacy.local"}, "legacy.local", "external"),
+    # Python's requests and httpx instrumentations name the peer by the URL alone.
+    ({"http.url": "http://127.0.0.1:8001/v1/charges"}, "127.0.0.1", "external"),
+    (
+        {"url.full": "https://u:p@api.stripe.com/v1?x=1", "http.url": "http://x"},
+        "api.stripe.com",
+        "external",
+    ),
+    ({"url.full": "http://[::1]:80/a"}, "[::1]", "external"),
+    ({"net.peer.name": "legacy.local", "http.url": "http://x/"}, "legacy.local", "external"),
+    ({"http.url": "/relative/path"}, "unknown", "external"),
     ({}, "unknown", "external"),
 ]
 

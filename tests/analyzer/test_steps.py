@@ -282,3 +282,51 @@ def test_a_message_no_consumer_of_the_trace_takes_is_sent_to_its_queue(
     assert "p_orders->>p_orders: publish audit" not in diagram
     # The map keeps its rule: no virtual queue node beside the async edge.
     assert {e.target for e in analysis.service_map(HOUR).edges} == {"audit"}
+
+
+def test_an_asgi_send_span_reporting_a_5xx_is_not_where_the_failure_starts(
+    analyze: Analyze,
+) -> None:
+    """Python's ASGI instrumentation (FastAPI, Starlette; 0.66b1) marks the span sending
+    a 5xx response start as an error: every failure of a FastAPI service started in its
+    0.03 ms `http send` span, not in the handler's SERVER span that holds the exception
+    event. Attributes as that instrumentation sets them."""
+    kit = TraceKit()
+    for i, (status, code) in enumerate([("Error", 500), ("Error", 500), ("Unset", 404)]):
+        root = kit.trace(start_ms=i * 1000).span(
+            "shop", "GET /boom", kind="Server", start_ms=0, duration_ms=5, status=status
+        )
+        root.child(
+            "shop",
+            "GET /boom http send",
+            start_ms=4,
+            duration_ms=0.03,
+            status=status,
+            attributes={"asgi.event.type": "http.response.start", "http.status_code": code},
+        )
+        root.child(
+            "shop",
+            "GET /boom http send",
+            start_ms=4.1,
+            duration_ms=0.02,
+            attributes={"asgi.event.type": "http.response.body"},
+        )
+    # A failing call under a handler that failed because of it: the start is the call.
+    root = kit.trace(start_ms=5000).span(
+        "shop", "GET /boom", kind="Server", start_ms=0, duration_ms=5, status="Error"
+    )
+    root.child("shop", "SELECT", kind="Client", start_ms=1, duration_ms=2, status="Error")
+    root.child(
+        "shop",
+        "GET /boom http send",
+        start_ms=4,
+        duration_ms=0.03,
+        status="Error",
+        attributes={"asgi.event.type": "http.response.start", "http.status_code": 500},
+    )
+    analysis = analyze(kit)
+    steps = steps_by_name(analysis.flow(analysis.flows(HOUR)[0].id, HOUR).steps)
+    assert (steps["shop GET /boom"].errors, steps["shop GET /boom"].origin_errors) == (3, 2)
+    send = steps["shop GET /boom http send"]
+    assert (send.calls, send.errors, send.origin_errors) == (7, 3, 0)
+    assert (steps["shop SELECT"].errors, steps["shop SELECT"].origin_errors) == (1, 1)
