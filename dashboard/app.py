@@ -42,6 +42,7 @@ class AppContext:
     sql_timeout_s: float = 10.0
     flows_config: FlowsConfig | None = None
     started: float = field(default_factory=time.time)
+    otlp_http_url: str | None = None  # where this server's OTLP/HTTP receiver listens
 
 
 STATIC = Path(__file__).parent / "static"
@@ -178,6 +179,16 @@ def create_app(context: AppContext) -> FastAPI:
                 headers={"WWW-Authenticate": BEARER_CHALLENGE},
             )
         return await call_next(request)
+
+    @app.api_route("/v1/traces", methods=["POST", "PUT", "GET"], include_in_schema=False)
+    def not_the_otlp_port() -> JSONResponse:
+        # An exporter pointed at the API port got a bare "Not Found"; exporters log the
+        # body of a refusal, so it says where spans go.
+        where = f"{context.otlp_http_url}/v1/traces" if context.otlp_http_url else "its OTLP port"
+        return JSONResponse(
+            {"detail": f"this is flowscope's API port: send OTLP/HTTP to {where}"},
+            status_code=404,
+        )
 
     @app.get("/")
     def index(request: Request) -> dict[str, Any]:

@@ -172,6 +172,7 @@ class FlowscopeServer:
             else:
                 self._start_receivers()
             context = AppContext(self.database, self.writer, self.ingest, cfg.token)
+            context.otlp_http_url = self.otlp_http_url
             if cfg.flows is not None:
                 from flowscope.analyzer.flows_config import FlowsConfig
 

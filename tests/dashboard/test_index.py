@@ -40,3 +40,20 @@ def test_api_docs_page_needs_nothing_from_the_internet(tmp_path: Path) -> None:
         bundle = httpx.get(f"{endpoints.ui}/static/swagger-ui/swagger-ui-bundle.js")
         assert "javascript" in bundle.headers["content-type"]
         assert httpx.get(f"{endpoints.ui}/redoc").status_code == 404
+
+
+def test_otlp_sent_to_the_api_port_is_told_the_otlp_port(tmp_path: Path) -> None:
+    """The API port answered a bare "Not Found" to spans posted there."""
+    with server_in_process(tmp_path / "spans.duckdb", decode_workers=0) as (_server, endpoints):
+        for method in ("POST", "GET"):
+            answer = httpx.request(
+                method,
+                f"{endpoints.ui}/v1/traces",
+                content=b"",
+                headers={"Content-Type": "application/x-protobuf"},
+            )
+            assert answer.status_code == 404
+            assert answer.json()["detail"] == (
+                f"this is flowscope's API port: send OTLP/HTTP to {endpoints.http}/v1/traces"
+            )
+        assert "/v1/traces" not in httpx.get(f"{endpoints.ui}/openapi.json").text
