@@ -47,7 +47,15 @@ class Receivers:
             # worker spawned, so a port in use is reported at once.
             app = create_otlp_http_app(self.ingest, token=s.token, max_bytes=s.max_request_bytes)
             self.http = HttpServer(
-                app, s.host, s.http_port, "otlp", token=s.token, refusal=otlp_refusal
+                app,
+                s.host,
+                s.http_port,
+                "otlp",
+                token=s.token,
+                refusal=otlp_refusal,
+                port_label="OTLP/HTTP",
+                http2_hint=": a gRPC exporter sends to the OTLP/gRPC port, or is set to "
+                "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf for this one",
             )
             self.grpc = GrpcReceiver(
                 self.ingest, s.host, s.grpc_port, token=s.token, max_bytes=s.max_request_bytes

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import resource
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,12 @@ KEEP_ALIVE_S = 30
 # a long request stop work nobody will read: uvicorn's h11 protocol stops reading a
 # connection while it answers a request, so its own disconnect is only seen on write.
 CLIENT_GONE = "flowscope.client_gone"
+# What an HTTP/2 client sends first (RFC 9113 §3.4): a gRPC exporter at an HTTP/1.1 port.
+HTTP2_PREFACE = b"PRI * HTTP/2.0"
+# Such an exporter retries for ever: its warning is logged at most this often.
+HTTP2_WARN_EVERY_S = 60.0
+
+log = logging.getLogger("flowscope.http")
 
 
 def _peer_closed(transport: asyncio.BaseTransport | None) -> bool:
@@ -58,12 +66,22 @@ class _HeaderDeadlineH11(H11Protocol):
     """uvicorn's h11 protocol, closing connections that do not send a request in time."""
 
     _header_deadline: asyncio.TimerHandle | None = None
+    _first_data = True
+    # Set per server (HttpServer makes a subclass): what it tells an HTTP/2 client's owner.
+    port_label = "HTTP"
+    http2_hint = ""
+    http2_warned_at = -HTTP2_WARN_EVERY_S
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        if self._first_data:
+            self._first_data = False
+            if data.startswith(HTTP2_PREFACE):
+                self._http2_client()
+                return
         super().data_received(data)
         if self._waiting_for_request():
             if self._header_deadline is None:  # the first byte of a next request
@@ -88,6 +106,24 @@ class _HeaderDeadlineH11(H11Protocol):
         # answers over HTTP/1.1 as ever. The JDK's HttpClient asks for h2c on every
         # http:// request: each logged two warnings, one advising to install websockets.
         pass
+
+    def _http2_client(self) -> None:
+        """uvicorn logged only "Invalid HTTP request received." for the usual mistake of
+        an OTLP/gRPC exporter pointed at the OTLP/HTTP port, whose spans are all lost."""
+        cls = type(self)
+        now = time.monotonic()
+        if now - cls.http2_warned_at >= HTTP2_WARN_EVERY_S:
+            cls.http2_warned_at = now
+            peer = (self.client or ("?", 0))[0]
+            log.warning(
+                "an HTTP/2 client (%s) connected to the %s port %s, which speaks HTTP/1.1 "
+                "only, and was closed%s (said at most once a minute)",
+                peer,
+                self.port_label,
+                (self.server or ("?", "?"))[1],
+                self.http2_hint,
+            )
+        self.transport.close()
 
     def _waiting_for_request(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
@@ -383,6 +419,8 @@ class HttpServer:
         *,
         token: str | None = None,
         refusal: Refusal = plain_refusal,
+        port_label: str | None = None,
+        http2_hint: str = "",
     ) -> None:
         self.name = name
         self._socket = bind_socket(host, port)
@@ -392,6 +430,11 @@ class HttpServer:
         # 127.0.0.1) bound loopback and left the DNS-rebinding guard off.
         if is_loopback(self._socket.getsockname()[0]) and not token:
             app = _LocalNamesOnly(app, refusal=refusal)
+        protocol = type(
+            "_ServerH11",
+            (_HeaderDeadlineH11,),
+            {"port_label": port_label or name, "http2_hint": http2_hint},
+        )
         config = uvicorn.Config(
             AbsoluteFormTarget(OneBodyLength(app, refusal), refusal),
             log_level="warning",
@@ -400,7 +443,7 @@ class HttpServer:
             timeout_graceful_shutdown=5,
             timeout_keep_alive=KEEP_ALIVE_S,
             limit_concurrency=2048,
-            http=_HeaderDeadlineH11,
+            http=protocol,
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None

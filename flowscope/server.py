@@ -177,7 +177,15 @@ class FlowscopeServer:
                 from flowscope.analyzer.flows_config import FlowsConfig
 
                 context.flows_config = FlowsConfig.load(cfg.flows)
-            self.ui = HttpServer(create_app(context), cfg.host, cfg.ui_port, "ui", token=cfg.token)
+            self.ui = HttpServer(
+                create_app(context),
+                cfg.host,
+                cfg.ui_port,
+                "ui",
+                token=cfg.token,
+                port_label="API",
+                http2_hint=": OTLP/gRPC goes to the OTLP/gRPC port",
+            )
             self.ui.start()
             if cfg.retention is not None:
                 self.retention = RetentionSweeper(self.writer, cfg.retention)

@@ -210,3 +210,26 @@ def test_exact_event_timestamp_in_nanoseconds(live: tuple[FlowscopeServer, Endpo
         server, "SELECT epoch_ns(Events[1].Timestamp) FROM otel_traces WHERE len(Events) = 1"
     )
     assert rows == [(1_700_000_000_123_456_789,)]
+
+
+def test_a_grpc_exporter_at_the_http_port_is_named_in_the_log(tmp_path: Path) -> None:
+    """The most usual mistake (Python's and .NET's SDKs default to gRPC) lost every
+    span, and the server logged only uvicorn's "Invalid HTTP request received."."""
+    from flowscope.testing.server import start_server_process
+    from flowscope.testing.waiting import wait_until
+
+    server = start_server_process(tmp_path / "spans.duckdb")
+    try:
+        exporter = GrpcExporter(endpoint=server.endpoints.http, insecure=True, timeout=2)
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider.get_tracer("t").start_span("lost").end()
+        provider.shutdown()
+        wait_until(lambda: "HTTP/2 client" in "".join(server.output), "the warning")
+        warned = [line for line in server.output if "HTTP/2 client" in line]
+        assert len(warned) == 1, warned  # the exporter's retries: said once
+        assert "connected to the OTLP/HTTP port" in warned[0]
+        assert "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf" in warned[0]
+        assert not any("Invalid HTTP request" in line for line in server.output)
+    finally:
+        assert server.stop() == 0
