@@ -42,6 +42,15 @@ def step_id(key: int) -> str:
     return f"{key:016x}"
 
 
+def is_root_step(step: Step) -> bool:
+    """A step of traces' root spans: its key is its name's own. An orphan's or a second
+    root's sub-tree (span_tree's salted key) is not one, though it has no parent step
+    either."""
+    return step.parent_id is None and step.id == step_id(
+        op_key(step.service, step.operation, step.kind)
+    )
+
+
 @dataclass(frozen=True)
 class LoadedSpans:
     """Spans with their tree facts (one trace's, or a derivation pass's)."""
@@ -181,7 +190,8 @@ def tree_order(steps: list[Step]) -> list[Step]:
     """Depth-first, children by median start offset (then names): how a flow reads.
 
     Steps whose parent step is not in the list (a sub-tree under an orphan) start
-    their own tree after the main one.
+    their own tree after the main one: top-level steps sort root steps first, or an
+    orphan starting at or before the root (clock skew) came first, by its name.
     """
     by_id = {step.id: step for step in steps}
     children: dict[str | None, list[Step]] = {}
@@ -193,7 +203,8 @@ def tree_order(steps: list[Step]) -> list[Step]:
         return (step.start_offset_p50_ms, step.service, step.operation, step.kind, step.id)
 
     out: list[Step] = []
-    stack = sorted(children.get(None, []), key=sort_key, reverse=True)
+    tops = sorted(children.get(None, []), key=lambda s: (not is_root_step(s), *sort_key(s)))
+    stack = list(reversed(tops))
     while stack:
         step = stack.pop()
         out.append(step)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from flowscope.analyzer.diagrams.labels import count, format_ms, format_percent, shown_name
 from flowscope.analyzer.model import Step
+from flowscope.analyzer.steps import is_root_step
 
 # Kinds whose step is the caller's side of a call; when a child step in another
 # service answers it, diagrams draw the call once (see docs/diagrams.md).
@@ -117,6 +118,8 @@ def step_tree(steps: list[Step]) -> StepTree:
         tree.children.setdefault(parent, []).append(step.id)
     for ids in tree.children.values():
         ids.sort(key=lambda i: _sibling_key(by_id[i]))
+    # The traces' root steps before orphans' sub-trees, as the steps are listed.
+    tree.children.get(None, []).sort(key=lambda i: not is_root_step(by_id[i]))
     seen: set[str] = set()
     stack = list(reversed(tree.children.get(None, [])))
     # Steps on a parent cycle are unreachable from a root; they still get drawn, last.

@@ -330,3 +330,34 @@ def test_an_asgi_send_span_reporting_a_5xx_is_not_where_the_failure_starts(
     send = steps["shop GET /boom http send"]
     assert (send.calls, send.errors, send.origin_errors) == (7, 3, 0)
     assert (steps["shop SELECT"].errors, steps["shop SELECT"].origin_errors) == (1, 1)
+
+
+def test_the_root_step_comes_before_an_orphan_that_started_earlier(analyze: Analyze) -> None:
+    """Offsets are clamped at 0, so an orphan from a host whose clock runs behind tied
+    with the root and was listed (and drawn) first, by its name."""
+    from flowscope.analyzer.diagrams import flow_sequence_mermaid
+
+    kit = TraceKit()
+    trace = kit.trace()
+    root = trace.span("web", "GET /checkout", kind="Server", start_ms=0, duration_ms=100)
+    root.child(
+        "web",
+        "call auth",
+        kind="Client",
+        start_ms=1,
+        duration_ms=39,
+        attributes={"peer.service": "auth"},
+    )
+    trace.span("auth", "check token", kind="Server", start_ms=-3, duration_ms=33, parent="ab" * 8)
+    analysis = analyze(kit)
+    detail = analysis.flow(analysis.flows(HOUR)[0].id, HOUR)
+    names = [(s.service, s.operation, s.parent_id is None) for s in detail.steps]
+    assert names == [
+        ("web", "GET /checkout", True),
+        ("web", "call auth", False),
+        ("auth", "check token", True),
+    ]
+    messages = [
+        line.strip() for line in flow_sequence_mermaid(detail).splitlines() if "->>" in line
+    ]
+    assert messages[0].startswith("client->>p_web: GET /checkout"), messages
