@@ -17,6 +17,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -69,6 +71,9 @@ BODIES_BUDGET_BYTES = 256 * 1024 * 1024
 # Compressed bodies inflated at once (each may take twice the request limit while it
 # inflates); the others wait their turn. Their inflated bytes count in the budget above.
 INFLATING_AT_ONCE = 4
+# How long a browser may keep a preflight's answer (the Collector's default max_age is
+# unset: the browser's own, 5 s in Chromium; spans are sent every few seconds).
+CORS_MAX_AGE_S = 600
 
 
 class BodyTimeout(Exception):
@@ -151,7 +156,11 @@ def _refusal(exc: Exception, kind: str) -> Response:
 
 
 def create_otlp_http_app(
-    ingest: Ingest, *, token: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    ingest: Ingest,
+    *,
+    token: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    cors_origins: tuple[str, ...] = (),
 ) -> Starlette:
     bodies = _Bodies(BODIES_BUDGET_BYTES)
     inflating = asyncio.Semaphore(INFLATING_AT_ONCE)
@@ -203,9 +212,21 @@ def create_otlp_http_app(
     # No slash redirects: a 307 from /v1/traces/ counts as success to exporters that do
     # not follow redirects (OTel Python's), which then drop their spans; a 404 is a
     # failure they report, as the Collector answers.
+    # A browser's OTLP exporter (a web page's spans) must pass a CORS preflight: as the
+    # Collector's `cors.allowed_origins`, for the origins the server is given.
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["POST"],
+            allow_headers=["*"],
+            max_age=CORS_MAX_AGE_S,
+        )
+    ]
     app = Starlette(
         routes=[Route("/v1/traces", export, methods=["POST"])],
         exception_handlers={404: _not_routed, 405: _not_routed},
+        middleware=middleware if cors_origins else None,
     )
     app.router.redirect_slashes = False
     return app

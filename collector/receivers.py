@@ -27,6 +27,8 @@ class ReceiverSettings:
     decode_workers: int
     # The server's --retention: spans older are accepted with a warning (ingest.py).
     retention: timedelta | None = None
+    # Web page origins whose browser exporters may send to OTLP/HTTP (CORS).
+    cors_origins: tuple[str, ...] = ()
 
 
 class Receivers:
@@ -45,7 +47,12 @@ class Receivers:
         try:
             # The HTTP socket is bound first, before anything is served or a decode
             # worker spawned, so a port in use is reported at once.
-            app = create_otlp_http_app(self.ingest, token=s.token, max_bytes=s.max_request_bytes)
+            app = create_otlp_http_app(
+                self.ingest,
+                token=s.token,
+                max_bytes=s.max_request_bytes,
+                cors_origins=s.cors_origins,
+            )
             self.http = HttpServer(
                 app,
                 s.host,

@@ -173,6 +173,16 @@ def main(verbose: bool) -> None:
     help="Receive OTLP in a process of its own, ahead of analysis in priority "
     "(--no-ingest-process: in the server process).",
 )
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="A web page origin (https://shop.example.com, or * for any) whose browser OTLP "
+    "exporter may send to OTLP/HTTP; repeat for more [env FLOWSCOPE_CORS_ORIGIN, "
+    "space-separated].",
+    envvar="FLOWSCOPE_CORS_ORIGIN",
+)
 def serve(
     db: str,
     host: str,
@@ -188,6 +198,7 @@ def serve(
     decode_workers: int,
     ingest_process: bool,
     flows: str | None,
+    cors_origins: tuple[str, ...],
 ) -> None:
     """Receive OTLP traces, store them in DuckDB, serve the API."""
     from flowscope.collector.ingest_process import IngestProcess, lower_priority, settle_heap
@@ -208,6 +219,7 @@ def serve(
         decode_workers=decode_workers,
         ingest_process=ingest_process,
         flows=flows,
+        cors_origins=cors_origins,
     )
     server, stop = start_server(config)
     with serving(server):

@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 WRITER_STOP_S = 30.0
 # What DuckDB's memory_limit setting accepts (a positive size with a unit).
 _MEMORY_LIMIT = re.compile(r"^\s*(?=[\d.]*[1-9])\d+(?:\.\d+)?\s*(?:[KMGT]i?B)\s*$", re.IGNORECASE)
+# A web origin as a browser sends it: scheme://host[:port], nothing after.
+_ORIGIN = re.compile(
+    r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[^\s/?#:@\[\]]+)(:[0-9]{1,5})?", re.IGNORECASE
+)
 MAX_REQUEST_BYTES_LIMIT = 2**31 - 1
 
 
@@ -53,6 +57,7 @@ class ServeConfig:
     memory_limit: str = ""
     decode_workers: int = -1  # -1: one per core beyond the first, at least one
     flows: str | None = None  # flows.yaml naming and matching flows for the API
+    cors_origins: tuple[str, ...] = ()  # web origins whose browsers may send OTLP/HTTP
     # The OTLP receivers in their own process (collector/ingest_process.py); False:
     # in this one. A database without a file (:memory:) has no journal to share.
     ingest_process: bool = True
@@ -112,6 +117,14 @@ class ServeConfig:
             )
         if self.retention is not None and self.retention <= timedelta(0):
             raise ValueError("retention must be positive (or 'off')")
+        for origin in self.cors_origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                # A browser sends exactly scheme://host[:port]: "https://a.com/" would
+                # never match, and the page's spans be refused without a word here.
+                raise ValueError(
+                    f"cors-origin {origin!r} is not an origin: give scheme://host[:port] "
+                    "as the page's address bar shows it, without a path (or * for any)"
+                )
         if self.retention is not None and self.retention > MAX_RETENTION:
             # Its cutoff would fall before year 1 (every sweep failed on the date).
             raise ValueError("retention over 100 years keeps everything: use 'off'")
@@ -205,6 +218,7 @@ class FlowscopeServer:
             max_request_bytes=cfg.max_request_bytes,
             decode_workers=cfg.decode_worker_count,
             retention=cfg.retention,
+            cors_origins=cfg.cors_origins,
         )
 
     def _start_receivers(self) -> None:
