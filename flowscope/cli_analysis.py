@@ -619,7 +619,7 @@ def trace(
             s.self_ms,
             *([s.step_p50_ms] if baseline else []),
             "*" if s.on_critical_path else "",
-            s.status,
+            _status_text(s.status, s.status_message),
         ]
         for s in view.spans
     ]
@@ -641,6 +641,7 @@ def trace(
         )
     click.echo()
     _echo_events(view)
+    _echo_links(view)
     if not view.critical_path:  # it starts at the root span
         why = "the root span lasts 0 ms" if view.flow else "the trace has no root span yet"
         click.echo(f"critical path: none ({why})")
@@ -648,6 +649,38 @@ def trace(
     click.echo("critical path:")
     path = [[c.service, c.operation, c.start_offset_ms, c.duration_ms] for c in view.critical_path]
     click.echo(render_table(["service", "operation", "start_ms", "duration_ms"], path))
+
+
+# A status message longer than this is cut in the table; --format json has it whole.
+MAX_STATUS_MESSAGE = 60
+
+
+def _status_text(status: str, message: str) -> str:
+    """The status and what the span said of it ("Error: email bounced"): the table
+    showed "Error" alone, the reason only in --format json."""
+    message = " ".join(message.split())
+    if not message:
+        return status
+    if len(message) > MAX_STATUS_MESSAGE:
+        message = message[: MAX_STATUS_MESSAGE - 1] + "…"
+    return f"{status}: {message}"
+
+
+def _echo_links(view: TraceView) -> None:
+    """The spans' links (a consumer's to the producer in another trace): the table gave
+    no way from a trace to the one that sent its message."""
+    rows = [
+        [op_label(s.service, s.operation), link.trace_id, link.span_id]
+        for s in view.spans
+        for link in s.links
+    ]
+    if not rows:
+        return
+    click.echo("links:")
+    click.echo(render_table(["span", "trace_id", "span_id"], rows[:MAX_EVENTS_SHOWN], max_width=70))
+    if len(rows) > MAX_EVENTS_SHOWN:
+        click.echo(f"... and {len(rows) - MAX_EVENTS_SHOWN} more (--format json has them)")
+    click.echo()
 
 
 def _event_text(attributes: dict[str, str]) -> str:

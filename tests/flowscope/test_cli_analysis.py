@@ -559,6 +559,30 @@ def test_trace_lists_its_events_in_time_order(tmp_path: Path) -> None:
     assert [len(s["events"]) for s in spans] == [0, 24, 1]
 
 
+def test_trace_shows_status_messages_and_links(tmp_path: Path) -> None:
+    """The table showed "Error" without the span's reason, and nothing of its links: a
+    consumer's trace gave no way to the producer's."""
+    from flowscope.testing.traces import LinkSpec, TraceKit
+
+    kit = TraceKit()
+    root = kit.trace(trace_id="e" * 32).span(
+        "mailer",
+        "process mail",
+        kind="Consumer",
+        start_ms=0,
+        duration_ms=9,
+        status="Error",
+        status_message="email\nbounced: " + "x" * 80,
+        links=[LinkSpec("f" * 32, "1" * 16, {})],
+    )
+    root.child("mailer", "send", start_ms=1, duration_ms=2, status="Ok")
+    out = cli("trace", "e" * 32, "--db", str(kit_file(kit, tmp_path / "l.duckdb"))).stdout
+    assert "Error: email bounced: xxx" in out and "xxx…" in out and "email\n" not in out
+    listed = out.split("links:\n", 1)[1].splitlines()
+    assert listed[0].split() == ["span", "trace_id", "span_id"]
+    assert listed[2].split() == ["mailer:", "process", "mail", "f" * 32, "1" * 16]
+
+
 def test_long_service_names_keep_the_operation(tmp_path: Path) -> None:
     """Cut from the right at 70 columns, a long service name hid the operation: two
     steps of one service read the same in flow, trace and compare tables."""
