@@ -240,13 +240,13 @@ class Analysis:
         for version, side in ((left_version, a), (right_version, b)):
             if not side:  # an empty side would read as "every step is new" or "all gone"
                 raise AnalysisError(
-                    f"no trace of flow {flow_id!r} ran through service.version={version} "
+                    f"no trace of flow {flow_id!r} ran through {_version_label(version)} "
                     f"in {window_label(window)}"
                 )
         return Comparison(
             "versions",
-            f"service.version={left_version}",
-            f"service.version={right_version}",
+            _version_label(left_version),
+            _version_label(right_version),
             cmp.deltas(a, b),
         )
 
@@ -334,7 +334,9 @@ class Analysis:
     def _steps(self, flow_id: str, window: Window, version: str | None = None) -> list[Step]:
         self._select(flow_id, window)
         if version is not None:
-            self.database.fetch("sel_keep_version", self._sel_bounds({"version": version}))
+            service, wanted = version_of(version)
+            params = {"version": wanted, "service": service}
+            self.database.fetch("sel_keep_version", self._sel_bounds(params))
         self.database.fetch("sel_groups_none")
         return flow_steps(self.database, window)
 
@@ -376,3 +378,17 @@ def _duration_ns(ms: float | None) -> int:
 
 
 __all__ = ["Analysis"]
+
+
+def version_of(version: str) -> tuple[str, str]:
+    """(service, version) of a versions-mode side: ``SERVICE=VERSION`` is that
+    service's version alone (services deployed on their own keep their versions, and a
+    trace through the new version of one and the old of another counted on both
+    sides); a plain version is any service's (service '')."""
+    service, _, wanted = version.rpartition("=")
+    return service, wanted
+
+
+def _version_label(version: str) -> str:
+    service, wanted = version_of(version)
+    return f"{service}'s service.version={wanted}" if service else f"service.version={wanted}"

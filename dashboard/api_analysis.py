@@ -241,8 +241,12 @@ def analysis_router(analysis: Analysis) -> APIRouter:
         left_until: Annotated[str | None, Query(description="windows mode")] = None,
         right_since: Annotated[str | None, Query(description="windows mode")] = None,
         right_until: Annotated[str | None, Query(description="windows mode")] = None,
-        left_version: Annotated[str | None, Query(description="versions mode")] = None,
-        right_version: Annotated[str | None, Query(description="versions mode")] = None,
+        left_version: Annotated[
+            str | None, Query(description="versions mode: VERSION, or SERVICE=VERSION")
+        ] = None,
+        right_version: Annotated[
+            str | None, Query(description="versions mode: VERSION, or SERVICE=VERSION")
+        ] = None,
     ) -> dict[str, Any]:
         given = {
             "left": left,

@@ -230,7 +230,8 @@ def one_comparison(p: Mapping[str, str | None], names: Names) -> None:
     if len(given) > 1:
         raise AnalysisError(f"give one comparison, not {' and '.join(given)}")
     for side in ("left_version", "right_version"):
-        if p.get(side) == "":  # read as "not given": "say what to compare" followed
+        # "" is read as "not given": "say what to compare" followed; "SERVICE=" is none.
+        if p.get(side) == "" or str(p.get(side) or "x").endswith("="):
             raise AnalysisError(
                 f"{param_name(side, names)}: a version must not be empty (traces without "
                 "service.version have none to compare by)"

@@ -762,7 +762,10 @@ def _echo_events(view: TraceView) -> None:
 @click.option("--right-since", default=None, help="With --flow: the right window's start.")
 @click.option("--right-until", default=None, help="With --flow: the right window's end.")
 @click.option(
-    "--versions", nargs=2, default=None, help="With --flow: two service.versions to compare."
+    "--versions",
+    nargs=2,
+    default=None,
+    help="With --flow: two service.versions to compare (SERVICE=VERSION: that service's).",
 )
 @click.option(
     "--sort",

@@ -126,6 +126,50 @@ def test_a_flow_in_two_versions(analyze: Analyze) -> None:
         analysis.compare_versions(flow_id, HOUR, "0.1", "2.0")
 
 
+def test_one_services_versions_when_every_service_has_its_own(analyze: Analyze) -> None:
+    """Services deployed on their own keep their versions: with only inventory moved to
+    2.0, "1.0" matched every trace (the gateway's too) and a step new in 2.0 showed on
+    both sides, unchanged. SERVICE=VERSION is that service's version alone."""
+    kit = TraceKit(resources={"gateway": {"service.version": "1.0"}})
+    for i, version in enumerate(["1.0", "1.0", "2.0", "2.0"]):
+        root = kit.trace(start_ms=i * 1000).span(
+            "gateway", "GET", kind="Server", start_ms=0, duration_ms=100
+        )
+        served = root.child(
+            "inventory",
+            "GET",
+            kind="Server",
+            start_ms=5,
+            duration_ms=10 * (i + 1),
+            resource={"service.version": version},
+        )
+        if version == "2.0":
+            served.child(
+                "inventory",
+                "SELECT",
+                kind="Client",
+                start_ms=6,
+                duration_ms=1,
+                resource={"service.version": version},
+            )
+    analysis = analyze(kit)
+    flow_id = analysis.flows(HOUR)[0].id
+    loose = analysis.compare_versions(flow_id, HOUR, "1.0", "2.0")
+    select = next(d for d in loose.deltas if d.operation == "SELECT")
+    assert (select.left_calls, select.right_calls) == (2, 2)  # every trace had a 1.0
+    exact = analysis.compare_versions(flow_id, HOUR, "inventory=1.0", "inventory=2.0")
+    assert (exact.left, exact.right) == (
+        "inventory's service.version=1.0",
+        "inventory's service.version=2.0",
+    )
+    select = next(d for d in exact.deltas if d.operation == "SELECT")
+    assert (select.left_calls, select.right_calls) == (None, 2)  # new in 2.0
+    served = next(d for d in exact.deltas if d.service == "inventory" and d.operation == "GET")
+    assert (served.left_ms, served.right_ms) == (pytest.approx(19.5), pytest.approx(39.5))
+    with pytest.raises(AnalysisError, match=r"ran through gateway's service\.version=2\.0 in "):
+        analysis.compare_versions(flow_id, HOUR, "inventory=1.0", "gateway=2.0")
+
+
 def test_compare_errors(analyze: Analyze) -> None:
     kit = two_orders()
     kit.trace(start_ms=5).span(
