@@ -54,3 +54,8 @@ _MACHINE = re.compile(
 def _machine_line(text: str) -> str | None:
     """The line of an error's text that names a failure of the machine, if one does."""
     return next((line.strip() for line in text.splitlines() if _MACHINE.search(line)), None)
+
+
+def is_machine_error(exc: BaseException) -> bool:
+    """Does ``exc`` name a failure of the machine (a full disk), not of flowscope?"""
+    return _machine_line(str(exc)) is not None

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from flowscope.logs import RepeatedFailures
+from flowscope.logs import RepeatedFailures, is_machine_error
 from flowscope.store import derivation
 from flowscope.store.database import Database, no_derive_pass, no_derive_thread
 
@@ -47,6 +47,9 @@ MAX_YIELD_S = 0.5
 # Failed passes in a row after which the queue is searched for the traces that make
 # them fail (``_triage``): a transient failure (a conflict, a full disk) passes sooner.
 TRIAGE_AFTER = 3
+# Failed passes in a row are retried ever later, doubling up to this: a full disk
+# logged two errors a second for as long as it lasted.
+MAX_RETRY_S = 30.0
 
 
 class Deriver:
@@ -62,6 +65,7 @@ class Deriver:
         self._failures = RepeatedFailures(log)  # of passes and of the triage after them
         self._due: float | None = None  # monotonic time of the next pass; None: nothing waits
         self._last_start = float("-inf")
+        self._retry_at = float("-inf")  # no pass before this, after failed ones
         # Start of the last pass that succeeded: every span committed before it is in
         # the derived tables. None: no pass yet, or the last one failed.
         self._settled_at: float | None = None
@@ -87,7 +91,9 @@ class Deriver:
         """Spans were committed: derive them within ``interval_s``."""
         with self._condition:
             if self._due is None:
-                self._due = max(time.monotonic(), self._last_start + self.interval_s)
+                self._due = max(
+                    time.monotonic(), self._last_start + self.interval_s, self._retry_at
+                )
                 self._condition.notify()
 
     def run_task(self, task: Callable[[Any], T]) -> Future[T]:
@@ -233,7 +239,14 @@ class Deriver:
             self._last_traces = result.traces if result is not None else 0
             self._settled_at = started  # before the count: whoever sees a pass sees its lag
             self.passes += 1
+            if self._failed_in_row:
+                # Errors are logged by default; without this their end went unsaid.
+                log.warning(
+                    "deriving analysis tables again, after %d failed passes",
+                    self._failed_in_row,
+                )
             self._failed_in_row = 0
+            self._retry_at = float("-inf")
             self._failures.succeeded()
         except Exception as exc:  # the queue stays; readers derive it themselves meanwhile
             self.database.note_error(exc)
@@ -241,15 +254,19 @@ class Deriver:
             self._last_traces = 0
             self.failures += 1
             self._failed_in_row += 1
+            retry_in = min(MAX_RETRY_S, self.interval_s * 2 ** (self._failed_in_row - 1))
             self._failures.failed(
-                exc, f"deriving analysis tables failed; retrying in {self.interval_s:.1f}s"
+                exc, f"deriving analysis tables failed; retrying in {retry_in:.1f}s"
             )
-            retry_in = self.interval_s
-            if self._failed_in_row >= TRIAGE_AFTER and self._triage(cursor):
+            # A full disk is no trace's fault: searching the queue for one only failed
+            # too, and its error said some trace made derivation fail.
+            machine = is_machine_error(exc)
+            if not machine and self._failed_in_row >= TRIAGE_AFTER and self._triage(cursor):
                 retry_in = 0.0
             with self._condition:
+                self._retry_at = time.monotonic() + retry_in
                 if self._due is None and not self._stopping:
-                    self._due = time.monotonic() + retry_in
+                    self._due = self._retry_at
 
     def _triage(self, cursor: object) -> bool:
         """Take the traces that make every pass fail out of the queue (logged, each
