@@ -12,6 +12,11 @@ from collections.abc import Callable
 from flowscope.interrupts import exit_interrupted, interrupts_deferred
 
 _ASKS_FOR_HELP = frozenset({"-h", "--help", "--version"})
+# The FLOWSCOPE_ variables options are read from (their envvar=; the tests keep this
+# whole against the commands' options), and the others flowscope reads (the fast
+# path's switch, CI's demand for it).
+OPTION_VARIABLES = frozenset({"FLOWSCOPE_DB", "FLOWSCOPE_TOKEN", "FLOWSCOPE_CORS_ORIGIN"})
+KNOWN_VARIABLES = OPTION_VARIABLES | {"FLOWSCOPE_PURE_PYTHON", "FLOWSCOPE_REQUIRE_FAST_PATH"}
 
 
 def _load_duckdb() -> None:
@@ -47,6 +52,22 @@ def _undecodable_argument() -> str | None:
     return None
 
 
+def unread_variables() -> list[str]:
+    """A warning for each FLOWSCOPE_ variable flowscope does not read: a guess such as
+    FLOWSCOPE_RETENTION=off was ignored without a word, and serve's default retention
+    then deleted an imported file's older spans."""
+    unknown = sorted(
+        name for name in os.environ if name.startswith("FLOWSCOPE_") and name not in KNOWN_VARIABLES
+    )
+    read = ", ".join(sorted(OPTION_VARIABLES))
+    return [
+        f"flowscope: warning: ${name} is not read (options are read from {read}); give "
+        f"--{name.removeprefix('FLOWSCOPE_').lower().replace('_', '-')} instead, if the "
+        "command has it"
+        for name in unknown
+    ]
+
+
 def run(command: Callable[[], object] | None = None) -> None:
     """Load the CLI and run it; then exit with Ctrl-C ignored.
 
@@ -61,6 +82,8 @@ def run(command: Callable[[], object] | None = None) -> None:
     if bad is not None:
         print(f"flowscope: {bad} is not valid UTF-8", file=sys.stderr)
         sys.exit(2)
+    for warning in unread_variables():
+        print(warning, file=sys.stderr)
     try:
         if not _ASKS_FOR_HELP.intersection(sys.argv[1:]):
             with interrupts_deferred():

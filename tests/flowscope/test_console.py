@@ -76,3 +76,34 @@ def test_output_its_reader_closes_ends_the_command_with_0(tmp_path: Path) -> Non
         process.stdout.close()
         assert process.wait(120) == 0
         assert process.stderr.read() == b""
+
+
+def test_a_flowscope_variable_no_option_reads_is_warned_of(tmp_path: Path) -> None:
+    """FLOWSCOPE_RETENTION=off was ignored without a word, and serve's default retention
+    then deleted an imported file's older spans."""
+    db = tmp_path / "a.duckdb"
+    Database(db).close()
+    result = _flowscope("sql", "SELECT 1 AS x", "--db", str(db), FLOWSCOPE_RETENTION="off")
+    assert result.returncode == 0, result.stderr
+    warning = result.stderr.decode().splitlines()[0]
+    assert warning.startswith("flowscope: warning: $FLOWSCOPE_RETENTION is not read")
+    assert warning.endswith("give --retention instead, if the command has it")
+    quiet = _flowscope("sql", "SELECT 1 AS x", "--db", str(db), FLOWSCOPE_DB=str(db))
+    assert b"warning" not in quiet.stderr
+
+
+def test_the_variables_options_read_are_the_ones_known() -> None:
+    import click
+
+    from flowscope.cli import main
+    from flowscope.console import OPTION_VARIABLES
+
+    def envvars(command: click.Command) -> set[str]:
+        found = {str(p.envvar) for p in command.params if isinstance(p, click.Option) and p.envvar}
+        if isinstance(command, click.Group):
+            for sub in command.commands.values():
+                found |= envvars(sub)
+        return found
+
+    # --db's default reads FLOWSCOPE_DB itself (an empty one is unset: cli_common).
+    assert envvars(main) | {"FLOWSCOPE_DB"} == OPTION_VARIABLES
