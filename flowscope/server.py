@@ -23,7 +23,7 @@ from flowscope.collector.receivers import Receivers, ReceiverSettings
 from flowscope.dashboard.app import AppContext, create_app
 from flowscope.durations import DEFAULT_RETENTION
 from flowscope.http_server import HttpServer, binds_loopback, raise_open_file_limit
-from flowscope.store.database import Database, StoreError
+from flowscope.store.database import Database, StoreError, remove_new_database
 from flowscope.store.dedup import pack_keys
 from flowscope.store.retention import RetentionSweeper
 from flowscope.store.wal_keeper import WalKeeper
@@ -163,6 +163,7 @@ class FlowscopeServer:
             return
         cfg = self.config
         raise_open_file_limit()  # before the ingest process starts: it inherits it
+        created = not os.path.lexists(cfg.db)
         try:
             self.database = Database(cfg.db, memory_limit=cfg.memory_limit)
             self.database.stop_reason = "the server is stopping"
@@ -205,7 +206,8 @@ class FlowscopeServer:
                 self.retention.start()
             self._write_info()
         except BaseException:
-            self.shutdown()
+            # A start that failed (a port in use) left the file it made, empty, behind.
+            self.shutdown(remove_if_empty=created)
             raise
 
     def _receiver_settings(self) -> ReceiverSettings:
@@ -302,8 +304,9 @@ class FlowscopeServer:
         server_info_path(self.config.db).write_text(json.dumps(info), encoding="utf-8")
         self._info_written = True
 
-    def shutdown(self) -> None:
-        """Stop receiving, commit what was accepted, close the file. Safe twice."""
+    def shutdown(self, remove_if_empty: bool = False) -> None:
+        """Stop receiving, commit what was accepted, close the file. Safe twice.
+        ``remove_if_empty``: then delete the file if it holds no span."""
         separate = self.ingest if isinstance(self.ingest, IngestProcess) else None
         if separate is not None:
             separate.stop_receiving()
@@ -333,8 +336,10 @@ class FlowscopeServer:
                 "held stay in the span journal and are stored at the next open",
                 self.config.db,
             )
+        empty = False
         try:
             if self.database is not None and not stuck:
+                empty = remove_if_empty and self._holds_no_span()
                 self.database.close()
         except StoreError as exc:  # reads that would not stop: no close, as for a stuck writer
             log.error(
@@ -347,6 +352,15 @@ class FlowscopeServer:
         if self._info_written:
             server_info_path(self.config.db).unlink(missing_ok=True)
             self._info_written = False
+        if empty:
+            remove_new_database(self.config.db)
+
+    def _holds_no_span(self) -> bool:
+        assert self.database is not None
+        try:
+            return self.database.stored_span_count() == 0
+        except Exception:  # a file it cannot read is no file to delete
+            return False
 
 
 def _url_host(host: str) -> str:

@@ -101,20 +101,24 @@ def test_no_ingest_process_keeps_the_receivers_in_the_server(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("mode", ["--ingest-process", "--no-ingest-process"])
-@pytest.mark.parametrize("option", ["--http-port", "--grpc-port"])
+@pytest.mark.parametrize("option", ["--http-port", "--grpc-port", "--ui-port"])
 def test_a_port_in_use_fails_the_start_in_one_line_and_leaves_nothing(
     tmp_path: Path, mode: str, option: str
 ) -> None:
+    """Not even the database it made for the start: an empty 270 KB file was left."""
     db = tmp_path / "taken.duckdb"
+    kept = tmp_path / "kept.duckdb"
+    Database(kept).close()  # a file that was there before stays, empty or not
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(RuntimeError) as failed:
-            start_server_process(db, option, str(port), mode)
-    assert f"cannot listen on 127.0.0.1:{port}" in str(failed.value)
-    assert "Traceback" not in str(failed.value)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.duckdb"]
+        for path in (db, kept):
+            with pytest.raises(RuntimeError) as failed:
+                start_server_process(path, option, str(port), mode)
+            assert f"cannot listen on 127.0.0.1:{port}" in str(failed.value)
+            assert "Traceback" not in str(failed.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.duckdb"]
 
 
 def test_a_dead_ingest_process_stops_the_server_and_loses_nothing(tmp_path: Path) -> None:
