@@ -92,6 +92,7 @@ class Health(BaseModel):
     disk: dict[str, Any] | None = None
     writer: dict[str, Any] | None = None
     derivation: dict[str, Any] | None = None
+    retention: dict[str, Any] | None = None
     ingest: dict[str, Any] | None = None
     failure: str | None = None
 

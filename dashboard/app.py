@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess
 from flowscope.dashboard.api_schemas import AuthAnswer, Health, SqlAnswer, answers
 from flowscope.dashboard.query_parameters import known_query_parameters
+from flowscope.durations import format_duration
 from flowscope.http_server import CLIENT_GONE, HeadAsGet
 from flowscope.store.database import Database, DatabaseFailed, WritesBehind
+from flowscope.store.retention import RetentionSweeper
 from flowscope.store.writer import SpanWriter
 
 
@@ -43,6 +46,7 @@ class AppContext:
     flows_config: FlowsConfig | None = None
     started: float = field(default_factory=time.time)
     otlp_http_url: str | None = None  # where this server's OTLP/HTTP receiver listens
+    retention: RetentionSweeper | None = None  # None: --retention off, or no writer
 
 
 STATIC = Path(__file__).parent / "static"
@@ -289,6 +293,18 @@ def create_app(context: AppContext) -> FastAPI:
                     # How old a settled read's answer may be (None: reads are exact).
                     "last_pass_age_s": _rounded(writer.deriver.lag()),
                 }
+        sweeper = context.retention
+        if sweeper is not None:
+            # Sweeps log at INFO (hidden by default): whether retention runs was a
+            # question for SQL.
+            body["retention"] = {
+                "keep": format_duration(sweeper.keep),
+                "every_s": sweeper.interval.total_seconds(),
+                "last_sweep": _utc_text(sweeper.last_sweep),
+                "last_cutoff": _utc_text(sweeper.last_cutoff),
+                "last_deleted_spans": sweeper.last_deleted,
+                "deleted_spans": sweeper.deleted,
+            }
         if isinstance(context.ingest, IngestProcess):
             if context.ingest.failed:
                 body["status"] = "failed"
@@ -463,3 +479,8 @@ def _declare_bearer_auth(app: FastAPI, *, required: bool) -> None:
 
 def _rounded(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 3)
+
+
+def _utc_text(moment: datetime | None) -> str | None:
+    """A naive UTC time as RFC 3339 with a Z (None stays None)."""
+    return None if moment is None else moment.isoformat(timespec="seconds") + "Z"

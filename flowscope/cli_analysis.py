@@ -282,7 +282,7 @@ def _hint_empty_window(
     except (AnalysisError, ValueError):  # a hint is not worth a failure
         newest, oldest, start_ns, end_ns = -1, -1, 0, 0
     if newest is None:
-        where = "no spans are stored yet"
+        where = "no spans are stored (none arrived yet, or retention deleted them)"
     elif roots_in_window:  # there are traces: the command's filters matched none
         where = f"none of the {roots_in_window} traces that start in the window matches"
     elif spans_in_window:

@@ -203,6 +203,7 @@ class FlowscopeServer:
             self.ui.start()
             if cfg.retention is not None:
                 self.retention = RetentionSweeper(self.writer, cfg.retention)
+                context.retention = self.retention
                 self.retention.start()
             self._write_info()
         except BaseException:

@@ -45,6 +45,9 @@ class RetentionSweeper:
         self.keep = keep
         self.interval = interval or min(timedelta(minutes=10), max(keep / 10, timedelta(seconds=1)))
         self.deleted = 0
+        self.last_sweep: datetime | None = None  # when the last sweep ended (UTC)
+        self.last_cutoff: datetime | None = None  # the start it deleted spans before
+        self.last_deleted = 0
         # The last sweep's commit mark and cutoff (see ``sweep``).
         self._previous: tuple[int, datetime] | None = None
         self._stop = threading.Event()
@@ -78,6 +81,8 @@ class RetentionSweeper:
         deleted, late, mark = self.writer.run_derived_task(task).result(SWEEP_TIMEOUT_S)
         self._previous = (mark, cutoff)
         self.deleted += deleted
+        self.last_deleted, self.last_cutoff = deleted, cutoff
+        self.last_sweep = datetime.now(UTC).replace(tzinfo=None)
         if deleted and at_start:
             # Serving an older file (a recording, a copy) deletes what it holds before
             # anyone looks: say so where the user sees it, with the way to keep it.

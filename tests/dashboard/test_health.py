@@ -207,3 +207,31 @@ def test_health_interrupted_by_a_stop_is_a_503_not_a_500(
         answer = httpx.get(f"{endpoints.ui}/healthz", timeout=60)
     assert answer.status_code == 503
     assert answer.json()["status"] == "stopping" and answer.json()["spans"] is None
+
+
+def test_health_says_what_retention_deleted_and_when(tmp_path: Path) -> None:
+    """Sweeps log at INFO, hidden by default: whether retention ran was a question for
+    SQL. An older file's spans go at the first sweep."""
+    from datetime import timedelta
+
+    from flowscope.testing.traces import TraceKit
+
+    db = tmp_path / "old.duckdb"
+    kit = TraceKit()  # its traces start in January 2026: past a 7-day retention
+    for i in range(3):
+        kit.trace(start_ms=i).span("a", "op", kind="Server", start_ms=0, duration_ms=1)
+    kit.write_file(db)
+    with server_in_process(db, retention=timedelta(days=7)) as (_server, endpoints):
+
+        def health() -> dict[str, Any]:
+            body: dict[str, Any] = httpx.get(f"{endpoints.ui}/healthz").json()
+            return body
+
+        wait_until(lambda: health()["retention"]["last_sweep"] is not None, "the first sweep")
+        retention = health()["retention"]
+        assert retention["keep"] == "7d" and retention["every_s"] == 600.0
+        assert (retention["last_deleted_spans"], retention["deleted_spans"]) == (3, 3)
+        assert retention["last_cutoff"] < retention["last_sweep"]
+        assert retention["last_sweep"].endswith("Z") and health()["spans"] == 0
+    with server_in_process(db, retention=None) as (_server, endpoints):
+        assert "retention" not in httpx.get(f"{endpoints.ui}/healthz").json()
