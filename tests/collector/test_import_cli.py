@@ -364,7 +364,11 @@ def test_server_refusals_are_decoded_with_a_hint(tmp_path: Path, served: ServerP
             "server refused: 401 missing or wrong bearer token "
             "(the --token / FLOWSCOPE_TOKEN given is not the server's)",
         ),
-        ((served.endpoints.ui, TOKEN), f"server refused: 404 Not Found ({url_hint})"),
+        (
+            (served.endpoints.ui, TOKEN),
+            "server refused: 404 this is flowscope's API port: send OTLP/HTTP to "
+            f"{served.endpoints.http}/v1/traces ({url_hint})",
+        ),
         (
             (f"http://{served.endpoints.grpc}", TOKEN),
             f"no HTTP answer from http://{served.endpoints.grpc} (BadStatusLine); {url_hint}",
