@@ -265,8 +265,9 @@ class Deriver:
                 retry_in = 0.0
             with self._condition:
                 self._retry_at = time.monotonic() + retry_in
-                if self._due is None and not self._stopping:
-                    self._due = self._retry_at
+                if not self._stopping:
+                    # A commit during the pass set a due time from the old backoff.
+                    self._due = max(self._due or 0.0, self._retry_at)
 
     def _triage(self, cursor: object) -> bool:
         """Take the traces that make every pass fail out of the queue (logged, each

@@ -570,3 +570,61 @@ def test_reads_answer_from_stored_rows_when_what_waits_cannot_be_derived(
     flows = answers(database)["flows"]
     assert [(f["name"], f["traces"]) for f in flows] == [("web POST /checkout", 4)]
     database.close()
+
+
+def test_the_backoff_holds_while_spans_keep_arriving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit during a failing pass set the next pass from the previous backoff:
+    under traffic, passes came at once after "retrying in 0.1s" and 8.7 s after
+    "retrying in 25.6s"."""
+    import threading
+    import time
+
+    from flowscope.store import deriver as deriver_module
+
+    monkeypatch.setattr(deriver_module, "MAX_RETRY_S", 0.8)
+    database = Database(tmp_path / "busy.duckdb")
+    attempts: list[float] = []
+    real_derive = derivation.derive
+
+    committed = threading.Event()
+
+    def failing(cursor: Any, *args: Any, **kwargs: Any) -> Any:
+        attempts.append(time.monotonic())
+        if len(attempts) <= 5:
+            committed.clear()
+            committed.wait(5)  # a commit lands while this pass runs
+            raise RuntimeError("IO Error: No space left on device")
+        return real_derive(cursor, *args, **kwargs)
+
+    monkeypatch.setattr(derivation, "derive", failing)
+    writer = SpanWriter(database, derive_interval_s=0.1)
+    writer.start()
+    stop = threading.Event()
+
+    def traffic() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            kit = TraceKit()
+            kit.trace(start_ms=n, trace_id=f"{n:032x}").span(
+                "web", "GET", kind="Server", start_ms=0, duration_ms=1
+            )
+            kit.write(database, writer=writer)
+            committed.set()
+            stop.wait(0.02)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        wait_until(lambda: len(attempts) > 5, "a pass after the failures")
+    finally:
+        stop.set()
+        sender.join()
+        writer.shutdown()
+    # From the start of each failed pass to the next: at least the backoff it logged.
+    gaps = [b - a for a, b in zip(attempts, attempts[1:6], strict=False)]
+    for gap, wanted in zip(gaps, [0.1, 0.2, 0.4, 0.8, 0.8], strict=True):
+        assert gap >= wanted * 0.9, gaps
+    database.close()
