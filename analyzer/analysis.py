@@ -384,9 +384,10 @@ def version_of(version: str) -> tuple[str, str]:
     """(service, version) of a versions-mode side: ``SERVICE=VERSION`` is that
     service's version alone (services deployed on their own keep their versions, and a
     trace through the new version of one and the old of another counted on both
-    sides); a plain version is any service's (service '')."""
-    service, _, wanted = version.rpartition("=")
-    return service, wanted
+    sides); a plain version is any service's (service ''), and ``=VERSION`` too: the
+    way to give a version that itself holds a ``=``."""
+    service, equals, wanted = version.partition("=")
+    return (service, wanted) if equals else ("", version)
 
 
 def _version_label(version: str) -> str:

@@ -240,3 +240,27 @@ def test_deltas_are_whole_nanoseconds(analyze: Analyze) -> None:
     first, second = trace_ids(kit)
     (delta,) = analyze(kit).compare_traces(first, second).deltas
     assert 176.05 - 92.35 != 83.7 and delta.delta_ms == 83.7
+
+
+def test_a_version_holding_an_equals_sign_is_given_after_a_leading_one(
+    analyze: Analyze,
+) -> None:
+    kit = TraceKit()
+    for i, version in enumerate(["rev=a1", "rev=a1", "rev=b2"]):
+        kit.trace(start_ms=i * 1000).span(
+            "api",
+            "GET",
+            kind="Server",
+            start_ms=0,
+            duration_ms=10 * (i + 1),
+            resource={"service.version": version},
+        )
+    analysis = analyze(kit)
+    flow_id = analysis.flows(HOUR)[0].id
+    compared = analysis.compare_versions(flow_id, HOUR, "=rev=a1", "api=rev=b2")
+    assert (compared.left, compared.right) == (
+        "service.version=rev=a1",
+        "api's service.version=rev=b2",
+    )
+    root = compared.deltas[0]
+    assert (root.left_calls, root.right_calls) == (2, 1)
