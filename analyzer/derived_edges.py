@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowscope.analyzer.derived_spans import I64, Spans, Strings, rows_of
+from flowscope.analyzer.span_attributes import shared_default_name
 
 EDGE_NAMES = ("Source", "Target", "Rule", "TargetKind", "MessagingSystem", "Destination")
 
@@ -104,6 +105,10 @@ def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
     # for a call the service answered itself. The map has no self-edges (rule 1).
     own = np.flatnonzero((parent >= 0) & s.is_server)
     own = own[service[own] == service[parent[own]]]
+    # Not for a name many processes share by default (an SDK's unknown_service:python,
+    # or none): two such services calling each other are no self-call.
+    named = np.array([not shared_default_name(v) for v in s.service.values], dtype=bool)
+    own = own[named[service[own]]]
     called_elsewhere[parent[own]] = True
     virtual = _virtual_calls(s, called_elsewhere)
     link_child, link_producer = _linked_pairs(s)

@@ -89,9 +89,16 @@ _URL_HOST = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^@/?#]*@)?(?P<host>\[[^\]/?#]*\]|[
 
 
 def _url_host(url: pa.Array) -> pa.Array:
-    """The host each URL names; null for no URL or one without a host."""
+    """The host each URL names, in lower case (as hosts compare); null for no URL or
+    one without a host."""
     host = pc.struct_field(pc.extract_regex(url, pattern=_URL_HOST), [0])
-    return _named(host)
+    return _named(pc.utf8_lower(host))
+
+
+def shared_default_name(service: str) -> bool:
+    """A service name many processes share by default: none (stored as ''), or the
+    SDKs' ``unknown_service`` (``unknown_service:python``), not a service of its own."""
+    return not service.strip() or service.startswith("unknown_service")
 
 
 def attribute_columns(
@@ -153,4 +160,4 @@ def attribute_columns(
     }
 
 
-__all__ = ["attribute_columns"]
+__all__ = ["attribute_columns", "shared_default_name"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from flowscope.analyzer.diagrams.labels import count, format_ms, format_percent, shown_name
 from flowscope.analyzer.model import Step
+from flowscope.analyzer.span_attributes import shared_default_name
 from flowscope.analyzer.steps import is_root_step
 
 # Kinds whose step is the caller's side of a call; when a child step in another
@@ -53,8 +54,13 @@ class StepTree:
             inner = self._inner_calls(current)
             answered[current.id] = (
                 any(c.service != current.service for c in kids)
-                # A service calling its own API: its SERVER step answers the call.
-                or (current.kind == "Client" and any(c.kind == "Server" for c in kids))
+                # A service calling its own API: its SERVER step answers the call (not
+                # under a name many processes share by default, as the map counts).
+                or (
+                    current.kind == "Client"
+                    and not shared_default_name(current.service)
+                    and any(c.kind == "Server" for c in kids)
+                )
                 or (
                     current.kind == "Client"
                     and bool(inner)

@@ -1106,3 +1106,6 @@ def test_a_service_calling_its_own_api_is_one_arrow_to_itself() -> None:
     assert "unknown" not in sequence, sequence
     assert sequence.count("p_api->>p_api: GET /b") == 1, sequence
     assert "calls unknown" not in flow_flowchart_mermaid(detail)
+    # Under a name many processes share by default it is a call to the peer, as mapped.
+    shared = [replace(s, service="unknown_service:python") for s in steps]
+    assert "->>p_unknown: GET /b" in flow_sequence_mermaid(FlowDetail(flow=flow, steps=shared))

@@ -122,6 +122,7 @@ VIRTUAL_CASES: list[tuple[dict[str, Any], str, str]] = [
         "external",
     ),
     ({"url.full": "http://[::1]:80/a"}, "[::1]", "external"),
+    ({"http.url": "https://API.Stripe.com/v1"}, "api.stripe.com", "external"),
     ({"net.peer.name": "legacy.local", "http.url": "http://x/"}, "legacy.local", "external"),
     ({"http.url": "/relative/path"}, "unknown", "external"),
     ({}, "unknown", "external"),
@@ -191,6 +192,28 @@ def test_a_service_calling_its_own_api_names_no_peer(analyze: Analyze) -> None:
     result = analyze(kit).service_map(HOUR)
     assert set(edges(result)) == {("api", "pg", "virtual"), ("api", "x", "virtual")}
     assert set(nodes(result)) == {"api", "pg", "x"}
+
+
+def test_services_sharing_a_default_name_are_no_self_call(analyze: Analyze) -> None:
+    """Two processes without OTEL_SERVICE_NAME both report unknown_service:python: a
+    call between them is no call of a service to its own API, and kept its edge."""
+    kit = TraceKit()
+    for name in ("unknown_service:python", ""):
+        root = kit.trace().span(name, "GET /a", kind="Server", start_ms=0, duration_ms=50)
+        call = root.child(
+            name,
+            "GET",
+            kind="Client",
+            start_ms=1,
+            duration_ms=30,
+            attributes={"server.address": "inventory"},
+        )
+        call.child(name, "GET /items", kind="Server", start_ms=2, duration_ms=25)
+    result = analyze(kit).service_map(HOUR)
+    assert set(edges(result)) == {
+        ("unknown_service:python", "inventory", "virtual"),
+        ("", "inventory", "virtual"),
+    }
 
 
 def test_a_client_over_a_client_of_its_service_is_one_call(analyze: Analyze) -> None:
