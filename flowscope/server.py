@@ -37,7 +37,7 @@ WRITER_STOP_S = 30.0
 _MEMORY_LIMIT = re.compile(r"^\s*(?=[\d.]*[1-9])\d+(?:\.\d+)?\s*(?:[KMGT]i?B)\s*$", re.IGNORECASE)
 # A web origin as a browser sends it: scheme://host[:port], nothing after.
 _ORIGIN = re.compile(
-    r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[^\s/?#:@\[\]]+)(:[0-9]{1,5})?", re.IGNORECASE
+    r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[^\s/?#:@\[\],]+)(:[0-9]{1,5})?", re.IGNORECASE
 )
 MAX_REQUEST_BYTES_LIMIT = 2**31 - 1
 
@@ -123,7 +123,8 @@ class ServeConfig:
                 # never match, and the page's spans be refused without a word here.
                 raise ValueError(
                     f"cors-origin {origin!r} is not an origin: give scheme://host[:port] "
-                    "as the page's address bar shows it, without a path (or * for any)"
+                    "as the page's address bar shows it, without a path (or * for any); "
+                    "repeat the option for more, or separate them by spaces"
                 )
         if self.retention is not None and self.retention > MAX_RETENTION:
             # Its cutoff would fall before year 1 (every sweep failed on the date).
@@ -221,7 +222,8 @@ class FlowscopeServer:
             max_request_bytes=cfg.max_request_bytes,
             decode_workers=cfg.decode_worker_count,
             retention=cfg.retention,
-            cors_origins=cfg.cors_origins,
+            # Browsers send an origin's scheme and host in lower case, compared exactly.
+            cors_origins=tuple(origin.lower() for origin in cfg.cors_origins),
         )
 
     def _start_receivers(self) -> None:
