@@ -29,6 +29,7 @@ from flowscope.cli_common import (
     start_server,
 )
 from flowscope.cli_demo import register_demo_commands
+from flowscope.console import unread_variables
 from flowscope.interrupts import exit_interrupted
 from flowscope.logs import LOG_FORMAT
 
@@ -126,6 +127,17 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.WARNING,
         format=LOG_FORMAT,
     )
+    for warning in unread_variables(_long_options(main)):
+        click.echo(warning, err=True)
+
+
+def _long_options(command: click.Command) -> set[str]:
+    """Every ``--name`` option of ``command`` and its subcommands."""
+    names = {o for p in command.params if isinstance(p, click.Option) for o in p.opts}
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            names |= _long_options(sub)
+    return {name for name in names if name.startswith("--")}
 
 
 @main.command()

@@ -38,9 +38,9 @@ without the pipe; `serve` and `demo` stop cleanly, with 1, once a write finds it
 closed. An argument (or `FLOWSCOPE_` variable) that is not valid UTF-8 is refused with
 2. Where the terminal's encoding cannot write a character (a Latin-1 locale, a name
 in CJK), it is written as an escape (`\\u6f22`). Options are read from
-`FLOWSCOPE_DB`, `FLOWSCOPE_TOKEN` and `FLOWSCOPE_CORS_ORIGIN` only; any other
-`FLOWSCOPE_` variable (a guessed `FLOWSCOPE_RETENTION`) gets a warning naming the
-option to give instead.
+`FLOWSCOPE_DB`, `FLOWSCOPE_TOKEN` and `FLOWSCOPE_CORS_ORIGIN` only; another
+`FLOWSCOPE_` variable named like an option (a guessed `FLOWSCOPE_RETENTION`) gets a
+warning naming the option to give instead.
 Tables keep each row's operation when they cut a long name: the service is cut
 first. The tables of `map`, `flows`, `flow`, `traces` and `compare` show every
 number (150 to 230 characters wide); `--columns id,traces,p95_ms` picks which, in

@@ -52,20 +52,26 @@ def _undecodable_argument() -> str | None:
     return None
 
 
-def unread_variables() -> list[str]:
-    """A warning for each FLOWSCOPE_ variable flowscope does not read: a guess such as
-    FLOWSCOPE_RETENTION=off was ignored without a word, and serve's default retention
-    then deleted an imported file's older spans."""
-    unknown = sorted(
-        name for name in os.environ if name.startswith("FLOWSCOPE_") and name not in KNOWN_VARIABLES
-    )
+def unread_variables(options: set[str]) -> list[str]:
+    """A warning for each FLOWSCOPE_ variable no option reads that looks like one of
+    ``options`` (long names, ``--retention``): a guess such as FLOWSCOPE_RETENTION=off
+    was ignored without a word, and serve's default retention then deleted an imported
+    file's older spans. Others (Kubernetes' FLOWSCOPE_SERVICE_HOST, a Dockerfile's
+    FLOWSCOPE_VERSION) are not flowscope's business."""
     read = ", ".join(sorted(OPTION_VARIABLES))
-    return [
-        f"flowscope: warning: ${name} is not read (options are read from {read}); give "
-        f"--{name.removeprefix('FLOWSCOPE_').lower().replace('_', '-')} instead, if the "
-        "command has it"
-        for name in unknown
-    ]
+    warnings = []
+    for name in sorted(os.environ):
+        option = "--" + name.removeprefix("FLOWSCOPE_").lower().replace("_", "-")
+        if (
+            name.startswith("FLOWSCOPE_")
+            and name not in KNOWN_VARIABLES
+            and option in options - {"--version", "--help"}
+        ):
+            warnings.append(
+                f"flowscope: warning: ${name} is not read (options are read from {read} "
+                f"only); give {option} instead"
+            )
+    return warnings
 
 
 def run(command: Callable[[], object] | None = None) -> None:
@@ -82,8 +88,6 @@ def run(command: Callable[[], object] | None = None) -> None:
     if bad is not None:
         print(f"flowscope: {bad} is not valid UTF-8", file=sys.stderr)
         sys.exit(2)
-    for warning in unread_variables():
-        print(warning, file=sys.stderr)
     try:
         if not _ASKS_FOR_HELP.intersection(sys.argv[1:]):
             with interrupts_deferred():
