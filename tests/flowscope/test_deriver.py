@@ -176,6 +176,20 @@ def test_a_failed_pass_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     database.close()
 
 
+def failing_passes(monkeypatch: pytest.MonkeyPatch, times: int, error: Exception) -> None:
+    """Derivation passes raise ``error`` ``times`` times, then run as ever."""
+    real_derive = derivation.derive
+    left = [times]
+
+    def failing(cursor: Any, *args: Any, **kwargs: Any) -> Any:
+        if left[0] > 0:
+            left[0] -= 1
+            raise error
+        return real_derive(cursor, *args, **kwargs)
+
+    monkeypatch.setattr(derivation, "derive", failing)
+
+
 def test_the_same_failure_again_is_logged_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -184,16 +198,9 @@ def test_the_same_failure_again_is_logged_in_one_line(
     import duckdb
 
     database = Database(tmp_path / "full.duckdb")
-    real_derive = derivation.derive
-    failures = {"left": 6}
-
-    def full_disk(cursor: Any, *args: Any, **kwargs: Any) -> Any:
-        if failures["left"] > 0:
-            failures["left"] -= 1
-            raise duckdb.IOException('Could not write file "x.wal": No space left on device')
-        return real_derive(cursor, *args, **kwargs)
-
-    monkeypatch.setattr(derivation, "derive", full_disk)
+    failing_passes(
+        monkeypatch, 6, duckdb.IOException('Could not write file "x.wal": No space left on device')
+    )
     writer = SpanWriter(database, derive_interval_s=0.01)
     with caplog.at_level(logging.WARNING, logger="flowscope.store.deriver"):
         writer.start()
@@ -224,16 +231,7 @@ def test_failed_passes_are_retried_ever_later(
 
     monkeypatch.setattr(deriver_module, "MAX_RETRY_S", 0.8)
     database = Database(tmp_path / "slow.duckdb")
-    failures = {"left": 6}
-    real_derive = derivation.derive
-
-    def failing(cursor: Any, *args: Any, **kwargs: Any) -> Any:
-        if failures["left"] > 0:
-            failures["left"] -= 1
-            raise RuntimeError("IO Error: No space left on device")
-        return real_derive(cursor, *args, **kwargs)
-
-    monkeypatch.setattr(derivation, "derive", failing)
+    failing_passes(monkeypatch, 6, RuntimeError("IO Error: No space left on device"))
     writer = SpanWriter(database, derive_interval_s=0.1)
     with caplog.at_level(logging.ERROR, logger="flowscope.store.deriver"):
         writer.start()
