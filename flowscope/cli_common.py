@@ -366,11 +366,6 @@ def start_server(config: ServeConfig) -> tuple[FlowscopeServer, StopRequest]:
     except ValueError as exc:
         # An option's value: exit 2 like the values click checks (docs/cli.md).
         raise click.UsageError(str(exc)) from exc
-    if not config.is_loopback and not config.token:
-        say(
-            f"flowscope: warning: listening on {config.host} without --token; anyone who "
-            "can reach this address can send spans and query them"
-        )
     stop = StopRequest()
     stop.install()
 
@@ -384,6 +379,13 @@ def start_server(config: ServeConfig) -> tuple[FlowscopeServer, StopRequest]:
         server.start()
     except (OSError, StoreError) as exc:
         fail(str(exc))
+    if not config.is_loopback and not config.token:
+        # Once it listens: before, a start that could not bind the address warned of
+        # listening on it first.
+        say(
+            f"flowscope: warning: listening on {config.host} without --token; anyone who "
+            "can reach this address can send spans and query them"
+        )
     return server, stop
 
 

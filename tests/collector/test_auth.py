@@ -229,6 +229,17 @@ def test_open_bind_without_token_prints_a_warning(tmp_path: Path) -> None:
     assert "listening on every interface, 0.0.0.0" in output
 
 
+def test_an_address_that_cannot_be_bound_is_not_warned_of_as_listened_on(
+    tmp_path: Path,
+) -> None:
+    """The warning came first, then "cannot listen on": it had not listened at all."""
+    with pytest.raises(RuntimeError) as failed:
+        # TEST-NET-1 (RFC 5737): no interface of this machine has it.
+        start_server_process(tmp_path / "far.duckdb", "--host", "192.0.2.1", env=_no_token())
+    assert "cannot listen on 192.0.2.1" in str(failed.value)
+    assert WARNING not in str(failed.value)
+
+
 def test_open_bind_with_token_prints_no_warning(tmp_path: Path) -> None:
     server = start_server_process(
         tmp_path / "tokened.duckdb",
