@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import h11
 import uvicorn
 from starlette.responses import PlainTextResponse, Response
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -71,6 +72,8 @@ class _HeaderDeadlineH11(H11Protocol):
     port_label = "HTTP"
     http2_hint = ""
     http2_warned_at = -HTTP2_WARN_EVERY_S
+    # How the port answers a request h11 cannot parse (None: uvicorn's plain text).
+    bad_request: Refusal | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -106,6 +109,29 @@ class _HeaderDeadlineH11(H11Protocol):
         # answers over HTTP/1.1 as ever. The JDK's HttpClient asks for h2c on every
         # http:// request: each logged two warnings, one advising to install websockets.
         pass
+
+    def send_400_response(self, msg: str) -> None:
+        """A request line or headers HTTP/1.1 does not allow (no Host, say), answered as
+        the port answers every refusal: on the OTLP port a google.rpc.Status, where
+        uvicorn wrote plain text."""
+        refusal = type(self).bad_request
+        if refusal is None:
+            super().send_400_response(msg)
+            return
+        answer = refusal(400, "not a valid HTTP/1.1 request (its request line or headers)", "")
+        headers = [
+            (name, value)
+            for name, value in answer.raw_headers
+            if name.lower() not in (b"connection", b"content-length")
+        ]
+        headers += [(b"content-length", str(len(answer.body)).encode()), (b"connection", b"close")]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=bytes(answer.body)),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.close()
 
     def _http2_client(self) -> None:
         """uvicorn logged only "Invalid HTTP request received." for the usual mistake of
@@ -433,7 +459,11 @@ class HttpServer:
         protocol = type(
             "_ServerH11",
             (_HeaderDeadlineH11,),
-            {"port_label": port_label or name, "http2_hint": http2_hint},
+            {
+                "port_label": port_label or name,
+                "http2_hint": http2_hint,
+                "bad_request": None if refusal is plain_refusal else staticmethod(refusal),
+            },
         )
         config = uvicorn.Config(
             AbsoluteFormTarget(OneBodyLength(app, refusal), refusal),

@@ -430,3 +430,28 @@ def test_requests_turned_away_before_the_app_get_an_otlp_status(
     for host in ("0.0.0.0", "[::]"):
         taken = httpx.post(url, content=body, headers={"Host": host, **PB}, timeout=30)
         assert taken.status_code == 200, host
+
+
+def test_a_request_http11_does_not_allow_is_refused_as_otlp_refuses(
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """Without a Host header (HTTP/1.1 requires one) uvicorn answered plain text;
+    OTLP/HTTP answers every failure with a google.rpc.Status."""
+    _server, endpoints = live
+    with _connect(endpoints) as sock:
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Length: 0\r\n\r\n"
+        )
+        answer = _answer(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer
+    assert b"content-type: application/x-protobuf" in head.lower()
+    status = Status()
+    status.ParseFromString(body)
+    assert status.code == 3 and "not a valid HTTP/1.1 request" in status.message
+    # The API port keeps uvicorn's answer.
+    url = httpx.URL(endpoints.ui)
+    with socket.create_connection((url.host, url.port), timeout=20) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+        assert _answer(sock).startswith(b"HTTP/1.1 400 ")
