@@ -292,6 +292,17 @@ def _check_reference(catalog: _Catalog, parts: list[str]) -> None:
     joined = ".".join(parts)
     if not any(ch in joined for ch in _PATH_CHARS) or catalog.holds(parts):
         return
+    if len(parts) > 1 and catalog.holds(parts[-1:]):
+        # A query ported from ClickHouse names the exporter's database (otel.otel_traces,
+        # Grafana's "otel"."otel_traces"): "looks like a file path" sent users looking
+        # for a file.
+        prefix = ".".join(parts[:-1])
+        raise SqlRefused(
+            "no-file-access",
+            f"{joined!r} is no table here: write {parts[-1]} (flowscope keeps its tables in "
+            f"one database, with no {prefix!r}); a dotted name that is no table would be "
+            "read as a file path",
+        )
     _check_name([joined])
 
 

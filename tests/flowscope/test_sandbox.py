@@ -174,6 +174,20 @@ def test_dotted_names_are_not_read_as_files(
     assert f"'{name}' looks like a file path" in caught.value.message
 
 
+def test_a_clickhouse_database_prefix_is_refused_naming_the_table(
+    db: Database, files: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queries ported from ClickHouse name the exporter's database: "looks like a file
+    path" sent users looking for a file. Still refused: no such table, so a file."""
+    monkeypatch.chdir(Path(files["dir"]))
+    Path(files["dir"], "otel.otel_traces").write_text("a\n1\n")
+    for query in ("SELECT * FROM otel.otel_traces", 'SELECT * FROM "otel"."otel_traces"'):
+        with pytest.raises(SqlRefused) as caught:
+            run_sandboxed(db, query)
+        assert caught.value.rule == "no-file-access"
+        assert "'otel.otel_traces' is no table here: write otel_traces" in caught.value.message
+
+
 def test_qualified_table_names_still_work(db: Database) -> None:
     catalog = Path(db.path).stem
     for name in ("main.otel_traces", f"{catalog}.otel_traces", f"{catalog}.main.otel_traces"):
