@@ -43,11 +43,13 @@ from flowscope.collector.import_formats import (
     OTLP_PROTOBUF,
     OTLP_PROTOBUF_FRAMED,
     OTLP_ZSTD_FRAMED,
+    TEMPO_JSON,
     ZSTD_MAGIC,
     OtherSignal,
     Undecided,
     detect_format,
     json_type,
+    tempo_to_otlp_json,
 )
 from flowscope.collector.jaeger_json import jaeger_to_otlp
 from flowscope.collector.otlp_json import (
@@ -526,6 +528,8 @@ def _whole_request(data: bytes, fmt: str) -> tuple[ExportTraceServiceRequest, in
     document = without_half_pairs(document, data)  # a traceback on Jaeger/Zipkin files
     if fmt == "jaeger-json":
         return jaeger_to_otlp(document), 0
+    if fmt == TEMPO_JSON:
+        return request_from_json_object(tempo_to_otlp_json(document)), 0
     return zipkin_to_otlp(document), 0  # the last format detect_format gives
 
 

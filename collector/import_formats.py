@@ -22,6 +22,9 @@ framed``           messages each follow their length (``proto_frames``)
 ``jaeger-v3-json`` ``{"result": {"resourceSpans": ...}}``: Jaeger v2's API v3 answer, OTLP JSON
                    under ``result`` (one answer, or one per line; ``{"error": ...}``
                    when Jaeger answered an error)
+``tempo-json``     ``{"batches": [...]}`` (Grafana Tempo's ``/api/traces/<id>`` answer and
+                   Grafana's trace export: OTLP JSON's resource spans under another
+                   name) or ``{"trace": {...}}`` (Tempo's ``/api/v2/traces/<id>``)
 ``jaeger-json``    ``{"data": [...]}`` whose traces have ``traceID`` / ``spans`` /
                    ``processes`` (or ``{"data": ..., "errors": ...}``, the query API's
                    envelope), a single trace object with ``traceID`` and ``spans``, or a
@@ -54,6 +57,9 @@ OTLP_ZSTD_FRAMED = "otlp-zstd-framed"
 JAEGER_JSON = "jaeger-json"
 JAEGER_V3_JSON = "jaeger-v3-json"  # Jaeger v2's /api/v3 answers: OTLP JSON under "result"
 ZIPKIN_JSON = "zipkin-json"
+# Grafana Tempo's trace answers and Grafana's trace export: OTLP JSON whose resource
+# spans are "batches", or under "trace" (Tempo's /api/v2/traces/<id>)
+TEMPO_JSON = "tempo-json"
 FORMATS = (
     OTLP_JSON,
     OTLP_JSONL,
@@ -62,12 +68,14 @@ FORMATS = (
     OTLP_ZSTD_FRAMED,
     JAEGER_JSON,
     JAEGER_V3_JSON,
+    TEMPO_JSON,
     ZIPKIN_JSON,
 )
 EMPTY = "empty"  # not a format: a file with nothing (or only blank space) in it
 ACCEPTED_FORMATS = (
     "OTLP protobuf (ExportTraceServiceRequest), OTLP JSON, OTLP JSON lines, "
-    "Jaeger JSON (and Jaeger's API v3 answers) and Zipkin v2 JSON"
+    "Jaeger JSON (and Jaeger's API v3 answers), Grafana Tempo's trace JSON and Zipkin v2 "
+    "JSON"
 )
 
 # The other OTLP signals: flowscope stores none of them, the Collector's file exporter
@@ -175,6 +183,8 @@ def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) ->
         return OTLP_JSON
     if v3:
         return JAEGER_V3_JSON
+    if _is_tempo(shape):
+        return TEMPO_JSON
     if signal:
         key = next(key for key in OTHER_SIGNALS if (key,) in shape.keys)
         raise OtherSignal(
@@ -200,7 +210,8 @@ def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) ->
         f"{path_name}: JSON, but not trace data flowscope can import ({shape.describe()}); "
         "expected OTLP JSON (an object with resourceSpans), OTLP JSON lines, Jaeger JSON "
         '({"data": [traces with traceID, spans, processes]}), Jaeger\'s API v3 answers '
-        '({"result": OTLP JSON} and nothing else) or Zipkin v2 JSON '
+        '({"result": OTLP JSON} and nothing else), Grafana Tempo\'s trace JSON '
+        '({"batches": [...]} or {"trace": OTLP JSON}) or Zipkin v2 JSON '
         "(a list of spans with traceId and id)"
     )
 
@@ -327,6 +338,28 @@ def _is_jaeger_v3(shape: _Shape) -> bool:
             ("result", key) in shape.keys for key in signals
         )
     return top == {"error"} and ("error", "message") in shape.keys
+
+
+def _is_tempo(shape: _Shape) -> bool:
+    """Grafana Tempo's trace JSON: ``{"batches": [...]}``, or the trace under ``trace``
+    (with its own ``resourceSpans`` or ``batches``) beside other keys of the answer."""
+    if shape.containers.get(()) != "{":
+        return False
+    if ("batches",) in shape.keys and shape.containers.get(("batches",)) == "[":
+        return True
+    return shape.containers.get(("trace",)) == "{" and any(
+        ("trace", key) in shape.keys for key in ("batches", "resourceSpans", "resource_spans")
+    )
+
+
+def tempo_to_otlp_json(document: object) -> object:
+    """The OTLP JSON object a Tempo answer holds (anything else is returned as it is,
+    for the OTLP reader to refuse by its shape)."""
+    if isinstance(document, dict) and isinstance(document.get("trace"), dict):
+        document = document["trace"]
+    if isinstance(document, dict) and "batches" in document and "resourceSpans" not in document:
+        document = {"resourceSpans": document["batches"]}
+    return document
 
 
 def _is_jaeger_trace(shape: _Shape, path: tuple[str, ...]) -> bool:

@@ -217,7 +217,8 @@ def test_text_and_empty_files_are_named_for_what_they_are(tmp_path: Path) -> Non
     assert (
         f"{notes}: cannot import: not a recognised trace format: text, neither JSON nor "
         "protobuf (it starts '# Notes'); flowscope imports OTLP protobuf "
-        "(ExportTraceServiceRequest), OTLP JSON, OTLP JSON lines, Jaeger JSON (and Jaeger's API v3 answers) and Zipkin v2 JSON"
+        "(ExportTraceServiceRequest), OTLP JSON, OTLP JSON lines, Jaeger JSON (and "
+        "Jaeger's API v3 answers), Grafana Tempo's trace JSON and Zipkin v2 JSON"
     ) in result.stderr.splitlines()
     assert "Wire format" not in result.stderr
     assert f"{empty}: empty file, nothing to import" in result.stdout.splitlines()

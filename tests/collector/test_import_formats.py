@@ -280,7 +280,10 @@ def test_text_that_is_not_json_is_not_a_trace_format(data: bytes, starts: str) -
     assert message.startswith("notes.md: not a recognised trace format: text, neither JSON")
     assert f"(it starts {starts!r})" in message
     assert "OTLP protobuf (ExportTraceServiceRequest), OTLP JSON, OTLP JSON lines, " in message
-    assert "Jaeger JSON (and Jaeger's API v3 answers) and Zipkin v2 JSON" in message
+    assert (
+        "Jaeger JSON (and Jaeger's API v3 answers), Grafana Tempo's trace JSON and Zipkin v2 JSON"
+        in message
+    )
 
 
 def test_binary_that_is_not_protobuf_names_the_formats(tmp_path: Path) -> None:
@@ -834,3 +837,39 @@ def test_a_zstd_file_that_starts_with_a_skippable_frame_is_zstd(tmp_path: Path) 
     packed.write_bytes(skippable + zstandard.ZstdCompressor().compress(content))
     with decompressed(packed) as copy:
         assert copy.name == "pz.jsonl" and copy.read_bytes() == content
+
+
+# --- Grafana Tempo ----------------------------------------------------------------------------
+
+
+def _as_old_otlp(document: dict[str, Any]) -> dict[str, Any]:
+    """OTLP JSON as Tempo 1.x and Grafana's older exports wrote it."""
+    for resource in document["resourceSpans"]:
+        resource["instrumentationLibrarySpans"] = resource.pop("scopeSpans")
+        for scope in resource["instrumentationLibrarySpans"]:
+            scope["instrumentationLibrary"] = scope.pop("scope", {})
+    return document
+
+
+def test_grafana_tempo_trace_json_is_imported(tmp_path: Path) -> None:
+    """Tempo's /api/traces/<id>, Grafana's "Export" of a trace ({"batches": [...]}, older
+    ones with instrumentationLibrarySpans) and /api/v2/traces/<id> ({"trace": ...}) were
+    refused as "not trace data": Tempo users could not load their files."""
+    bare = tmp_path / "bare.json"
+    bare.write_bytes(_compact(_otlp_json(2)))
+    expected = list(read_requests(bare, "otlp-json"))
+    documents = {
+        "batches.json": {"batches": _otlp_json(2)["resourceSpans"]},
+        "old.json": {"batches": _as_old_otlp(_otlp_json(2))["resourceSpans"]},
+        "v2.json": {"trace": _otlp_json(2), "status": "complete"},
+        "v2-batches.json": {"trace": {"batches": _otlp_json(2)["resourceSpans"]}},
+    }
+    for name, document in documents.items():
+        path = tmp_path / name
+        path.write_text(json.dumps(document, indent=2))
+        assert sniff(path) == "tempo-json", name
+        assert list(read_requests(path, "tempo-json")) == expected, name
+    # A "batches" that is no list, or a "trace" without spans, is no Tempo answer.
+    for document in ({"batches": {}}, {"trace": {"id": "x"}}):
+        with pytest.raises(BadRequest, match=r"Grafana Tempo's trace JSON \(\{\"batches"):
+            detect_format(_compact(document), "x.json", whole=True)
