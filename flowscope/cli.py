@@ -295,8 +295,8 @@ def import_(
     force: bool,
     progress: bool | None,
 ) -> None:
-    """Load trace files: OTLP JSON / JSON lines / protobuf, Jaeger JSON (UI, API v3), Zipkin v2
-    JSON; any of them gzip- or zstd-compressed."""
+    """Load trace files: OTLP JSON / JSON lines / protobuf, Jaeger JSON (UI, API v3), Grafana
+    Tempo JSON, Zipkin v2 JSON; any of them gzip- or zstd-compressed."""
     from flowscope.collector.importer import incomplete, report_line, summary_line
     from flowscope.collector.utf8_repair import repaired_warning
     from flowscope.durations import DEFAULT_RETENTION, format_duration
