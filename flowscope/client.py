@@ -17,6 +17,7 @@ through the JSON API. docs/python_api.md has the whole tour.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import threading
@@ -463,14 +464,21 @@ class Flowscope:
             )
         )
 
-    def sql(self, query: str, limit: int = 10_000) -> SqlResult:
+    def sql(self, query: str, limit: int = 10_000, timeout_s: float = 10.0) -> SqlResult:
         """One read-only SELECT over ``otel_traces`` (the sandbox of ``flowscope sql``).
-        ``limit``: most rows returned, at least 1; a server caps it at its own limit."""
+        ``limit``: most rows returned, at least 1; ``timeout_s``: the query's time limit
+        (as ``flowscope sql --timeout``); a server caps both at its own limits."""
         _typed("query", query, _TEXT, "a SELECT as text")
         limit = _whole("limit", limit)
         if limit < 1:  # refused the same way on a file and through a server
             raise AnalysisError(f"limit must be at least 1, not {limit}")
-        rows: SqlRows = self._reads.sql(query, limit)
+        # A file read here had a fixed 10 s limit: a long analysis ran from the CLI only.
+        seconds = _number("timeout_s", timeout_s)
+        if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+            raise AnalysisError(
+                f"timeout_s must be a positive number of seconds, not {timeout_s!r}"
+            )
+        rows: SqlRows = self._reads.sql(query, limit, seconds)
         return SqlResult(rows.columns, rows.rows, rows.truncated)
 
     def close(self) -> None:

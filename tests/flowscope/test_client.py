@@ -220,6 +220,8 @@ REFUSALS: dict[str, Callable[[Flowscope], object]] = {
     "sql_refused": lambda fs: fs.sql("DELETE FROM otel_traces"),
     # a file answered no rows, "truncated"; a server a 422
     "sql_limit_0": lambda fs: fs.sql("SELECT 1", limit=0),
+    "sql_timeout_0": lambda fs: fs.sql("SELECT 1", timeout_s=0),
+    "sql_timeout_nan": lambda fs: fs.sql("SELECT 1", timeout_s=float("nan")),
 }
 
 
@@ -726,3 +728,15 @@ def test_a_host_that_never_answers_the_connect_is_given_up_on_with_a_reason() ->
         finally:
             for filler in fillers:
                 filler.close()
+
+
+def test_sql_takes_its_time_limit_on_a_file_and_through_a_server(
+    local: Flowscope, remote: Flowscope
+) -> None:
+    """A file read in Python had a fixed 10 s limit that no parameter changed: a long
+    analysis ran from `flowscope sql --timeout` only."""
+    slow = "SELECT sum(range) FROM range(1000000000000)"
+    for fs in (local, remote):
+        with pytest.raises(AnalysisError, match=r"rule time-limit: .*0\.3 s limit"):
+            fs.sql(slow, timeout_s=0.3)
+        assert fs.sql("SELECT 42 AS x", timeout_s=30).rows == [[42]]
