@@ -25,6 +25,7 @@ from flowscope.cli_common import (
     default_db,
     emit,
     fail,
+    fit_width,
     indent,
     op_label,
     render_table,
@@ -659,11 +660,7 @@ def _status_text(status: str, message: str) -> str:
     """The status and what the span said of it ("Error: email bounced"): the table
     showed "Error" alone, the reason only in --format json."""
     message = " ".join(message.split())
-    if not message:
-        return status
-    if len(message) > MAX_STATUS_MESSAGE:
-        message = message[: MAX_STATUS_MESSAGE - 1] + "…"
-    return f"{status}: {message}"
+    return f"{status}: {fit_width(message, MAX_STATUS_MESSAGE)}" if message else status
 
 
 def _echo_links(view: TraceView) -> None:

@@ -221,7 +221,8 @@ def display_width(text: str) -> int:
     )
 
 
-def _fit(text: str, max_width: int) -> str:
+def fit_width(text: str, max_width: int) -> str:
+    """``text`` cut to ``max_width`` display columns, ending in "…" when cut."""
     if text.isascii():
         return text if len(text) <= max_width else text[: max_width - 1] + "…"
     if display_width(text) <= max_width:
@@ -249,7 +250,7 @@ def op_label(
     visible = shown(service)
     keep = max(display_width(visible) - over, MIN_SERVICE_WIDTH)
     if keep < display_width(visible):
-        service = _fit(visible, keep)
+        service = fit_width(visible, keep)
     return f"{lead}{service}: {operation}{tail}"
 
 
@@ -264,7 +265,7 @@ WHOLE_COLUMNS = frozenset({"id", "trace_id", "span_id", "flow"})
 def render_table(columns: list[str], rows: list[list[Any]], max_width: int = 60) -> str:
     cells = [[_cell(v) for v in row] for row in rows]
     cells = [
-        [c if columns[i] in WHOLE_COLUMNS else _fit(c, max_width) for i, c in enumerate(row)]
+        [c if columns[i] in WHOLE_COLUMNS else fit_width(c, max_width) for i, c in enumerate(row)]
         for row in cells
     ]
     heads = [shown(c) for c in columns]
