@@ -186,12 +186,22 @@ def _steps_of(database: Database, rows: Sequence[Sequence[Any]], by: str | None)
     return out
 
 
+def sibling_key(step: Step) -> tuple[float, str, str, str, str]:
+    """How steps under one parent are ordered: by median start offset, then names."""
+    return (step.start_offset_p50_ms, step.service, step.operation, step.kind, step.id)
+
+
+def top_key(step: Step) -> tuple[bool, float, str, str, str, str]:
+    """How steps under no parent are ordered: the traces' root steps first, then as
+    siblings (an orphan starting at or before the root, by clock skew, came first)."""
+    return (not is_root_step(step), *sibling_key(step))
+
+
 def tree_order(steps: list[Step]) -> list[Step]:
     """Depth-first, children by median start offset (then names): how a flow reads.
 
     Steps whose parent step is not in the list (a sub-tree under an orphan) start
-    their own tree after the main one: top-level steps sort root steps first, or an
-    orphan starting at or before the root (clock skew) came first, by its name.
+    their own tree after the main one (``top_key``).
     """
     by_id = {step.id: step for step in steps}
     children: dict[str | None, list[Step]] = {}
@@ -199,14 +209,10 @@ def tree_order(steps: list[Step]) -> list[Step]:
         parent = step.parent_id if step.parent_id in by_id else None
         children.setdefault(parent, []).append(step)
 
-    def sort_key(step: Step) -> tuple[float, str, str, str, str]:
-        return (step.start_offset_p50_ms, step.service, step.operation, step.kind, step.id)
-
     out: list[Step] = []
-    tops = sorted(children.get(None, []), key=lambda s: (not is_root_step(s), *sort_key(s)))
-    stack = list(reversed(tops))
+    stack = sorted(children.get(None, []), key=top_key, reverse=True)
     while stack:
         step = stack.pop()
         out.append(step)
-        stack.extend(sorted(children.get(step.id, []), key=sort_key, reverse=True))
+        stack.extend(sorted(children.get(step.id, []), key=sibling_key, reverse=True))
     return out

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from flowscope.analyzer.diagrams.labels import count, format_ms, format_percent, shown_name
 from flowscope.analyzer.model import Step
 from flowscope.analyzer.span_attributes import shared_default_name
-from flowscope.analyzer.steps import is_root_step
+from flowscope.analyzer.steps import sibling_key, top_key
 
 # Kinds whose step is the caller's side of a call; when a child step in another
 # service answers it, diagrams draw the call once (see docs/diagrams.md).
@@ -122,14 +122,13 @@ def step_tree(steps: list[Step]) -> StepTree:
     for step in steps:
         parent = step.parent_id if step.parent_id in by_id else None
         tree.children.setdefault(parent, []).append(step.id)
-    for ids in tree.children.values():
-        ids.sort(key=lambda i: _sibling_key(by_id[i]))
-    # The traces' root steps before orphans' sub-trees, as the steps are listed.
-    tree.children.get(None, []).sort(key=lambda i: not is_root_step(by_id[i]))
+    for parent_id, ids in tree.children.items():
+        # As the steps are listed (steps.tree_order): roots first among the top ones.
+        ids.sort(key=lambda i: (top_key if parent_id is None else sibling_key)(by_id[i]))
     seen: set[str] = set()
     stack = list(reversed(tree.children.get(None, [])))
     # Steps on a parent cycle are unreachable from a root; they still get drawn, last.
-    stragglers = sorted(by_id, key=lambda i: _sibling_key(by_id[i]))
+    stragglers = sorted(by_id, key=lambda i: sibling_key(by_id[i]))
     while stack or len(seen) < len(by_id):
         if not stack:
             stack.append(next(i for i in stragglers if i not in seen))
@@ -140,10 +139,6 @@ def step_tree(steps: list[Step]) -> StepTree:
         tree.order.append(current)
         stack.extend(reversed(tree.children.get(current, [])))
     return tree
-
-
-def _sibling_key(step: Step) -> tuple[float, str, str, str, str]:
-    return (step.start_offset_p50_ms, step.service, step.operation, step.kind, step.id)
 
 
 def step_summary(step: Step, tree: StepTree) -> list[str]:
