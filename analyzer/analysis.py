@@ -377,9 +377,6 @@ def _duration_ns(ms: float | None) -> int:
     return STORABLE_NS if ms * 1e6 >= STORABLE_NS else round(ms * 1e6)
 
 
-__all__ = ["Analysis"]
-
-
 def version_of(version: str) -> tuple[str, str]:
     """(service, version) of a versions-mode side: ``SERVICE=VERSION`` is that
     service's version alone (services deployed on their own keep their versions, and a
@@ -393,3 +390,6 @@ def version_of(version: str) -> tuple[str, str]:
 def _version_label(version: str) -> str:
     service, wanted = version_of(version)
     return f"{service}'s service.version={wanted}" if service else f"service.version={wanted}"
+
+
+__all__ = ["Analysis", "version_of"]

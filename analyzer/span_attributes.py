@@ -9,8 +9,9 @@ Virtual peer name of a CLIENT span (DESIGN.md §4 rule 2): ``peer.service``,
 ``service.peer.name``, ``db.system.name``/``db.system`` (+ ``/`` and
 ``db.namespace``/``db.name``), ``messaging.system`` (+ ``/`` and the destination),
 ``server.address``, then the older ``net.peer.name``, then the host of ``url.full`` or
-the older ``http.url``; ``unknown`` when none names a peer. A key whose value is empty counts as absent. Its kind: database when a database
-system is named, messaging when a messaging system is, else external.
+the older ``http.url``; ``unknown`` when none names a peer. A key whose value is empty
+counts as absent. Its kind: database when a database system is named, messaging when a
+messaging system is, else external.
 """
 
 from __future__ import annotations

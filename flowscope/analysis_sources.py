@@ -229,9 +229,12 @@ def one_comparison(p: Mapping[str, str | None], names: Names) -> None:
             given.append(what if what == "two trace ids" else f"{what} ({', '.join(options)})")
     if len(given) > 1:
         raise AnalysisError(f"give one comparison, not {' and '.join(given)}")
+    from flowscope.analyzer.analysis import version_of
+
     for side in ("left_version", "right_version"):
         # "" is read as "not given": "say what to compare" followed; "SERVICE=" is none.
-        if p.get(side) == "" or str(p.get(side) or "x").endswith("="):
+        value = p.get(side)
+        if value is not None and not version_of(value)[1]:
             raise AnalysisError(
                 f"{param_name(side, names)}: a version must not be empty (traces without "
                 "service.version have none to compare by)"

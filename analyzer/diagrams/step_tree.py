@@ -34,9 +34,10 @@ class StepTree:
 
     def answered_elsewhere(self, step: Step) -> bool:
         """A CLIENT/PRODUCER step whose call another service's step answers: a child
-        step of another service, a SERVER child step (a service calling its own API), or (a CLIENT step over CLIENT steps of its service,
-        an SDK's call over its HTTP call) inner CLIENT steps all answered so. As the
-        map counts calls (analyzer/derived_edges.py, ``_virtual_calls``)."""
+        step of another service, a SERVER child step (a service calling its own API),
+        or (a CLIENT step over CLIENT steps of its service, an SDK's call over its HTTP
+        call) inner CLIENT steps all answered so. As the map counts calls
+        (analyzer/derived_edges.py, ``_virtual_calls``)."""
         if step.kind not in CALLER_KINDS:
             return False
         answered = self._answered

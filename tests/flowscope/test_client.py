@@ -205,6 +205,7 @@ REFUSALS: dict[str, Callable[[Flowscope], object]] = {
         "no-such-flow", (SINCE, "2026-01-01T00:02:00Z"), ("2026-01-01T00:02:00Z", UNTIL)
     ),
     "compare_versions": lambda fs: fs.compare_versions("no-such-flow", "1.0", "2.0", **W),
+    "compare_versions_no_version": lambda fs: fs.compare_versions(ORDERS, "api=", "2.0", **W),
     "bad_since": lambda fs: fs.flows(since="banana"),
     "int_since": lambda fs: fs.flows(since=3600),  # type: ignore[arg-type]
     "int_left_until": lambda fs: fs.compare_windows(ORDERS, ("2h", 3600), ("1h", None)),  # type: ignore[arg-type]
