@@ -51,9 +51,9 @@ def bools(column: pa.ChunkedArray) -> BOOL:
 class Spans:
     col: dict[str, pa.ChunkedArray]
     trace: I64  # trace index (into keys)
-    keys: U64  # DuckDB hash(TraceId) per trace index
+    keys: U64  # fs_trace_key(TraceId) per trace index (sql/004_keys.sql)
     names: pa.Array  # trace id per trace index
-    span_keys: U64  # DuckDB hash(TraceId, SpanId) per span; a server half's own key
+    span_keys: U64  # fs_span_key per span (sql/004_keys.sql); a server half's own key
     parent: I64
     is_half: BOOL  # the server half of a span id shared with its client (shared_ids)
     start: I64

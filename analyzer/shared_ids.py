@@ -13,7 +13,7 @@ span-id deduper):
 - spans of the half's service whose parent is the shared id go under the half (the
   server's children; the client's own children, in the client's service, stay).
 
-It works on the 64-bit span keys analysis uses (DuckDB ``hash(TraceId, SpanId)``),
+It works on the 64-bit span keys analysis uses (``fs_span_key``, sql/004_keys.sql),
 for derivation and the trace view alike, so both build the same tree.
 """
 

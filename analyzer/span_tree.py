@@ -51,7 +51,7 @@ class SpanRows:
     is_error: BOOL
     is_async: BOOL  # CONSUMER under a PRODUCER, or linked follows-from to its parent
     is_trace_root: BOOL  # the trace's root span (ParentSpanId = '', earliest such)
-    # hash(TraceId, SpanId) from the store: the last tie-break between children, so the
+    # fs_span_key from the store: the last tie-break between children, so the
     # critical path does not depend on the order spans were loaded in (None: row order)
     span_key: U64 | None = None
     # Spans that report their request's outcome (derived_rows: an ASGI send span marked

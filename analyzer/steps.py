@@ -60,7 +60,7 @@ class LoadedSpans:
     op_idx: I64
     ops: list[tuple[str, str, str]]  # (service, operation, kind) by op index
     trace_ids: list[str]
-    trace_keys: npt.NDArray[np.uint64]  # DuckDB hash(TraceId) by trace index
+    trace_keys: npt.NDArray[np.uint64]  # fs_trace_key(TraceId) by trace index
     trace_root_start: I64
 
 

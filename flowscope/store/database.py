@@ -51,17 +51,20 @@ CHECKPOINT_THRESHOLD = "256MB"
 #    64-bit key only (TraceId went, SourceTraceId became SourceTraceKey): migrate_to_6.sql.
 # 7: trace_index numbers its traces (TraceNo); span_steps and edge_calls name their
 #    trace by that number instead of TraceKey: migrate_to_7.sql.
-SCHEMA_VERSION = 7
+# 8: the keys naming traces and spans in derived data (004_keys.sql) read the ids'
+#    digits: DuckDB's string hash merged patterned ids (fill_8.sql).
+SCHEMA_VERSION = 8
 MIGRATIONS = {
     2: "migrate_to_3",
     3: "migrate_to_4",
     4: "migrate_to_5",
     5: "migrate_to_6",
     6: "migrate_to_7",
+    7: "migrate_to_8",
 }  # found version -> the script that brings it to the next
 # Version reached -> the script that fills its new tables, run once the schema files
 # have created them.
-FILLS = {5: "fill_5", 7: "fill_7"}
+FILLS = {5: "fill_5", 7: "fill_7", 8: "fill_8"}
 
 
 @dataclass(frozen=True)

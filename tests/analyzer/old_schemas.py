@@ -98,9 +98,35 @@ CREATE TABLE steps_6 (
 """
 
 
+# Schema 7's keys as 004_keys.sql defines them now: DuckDB's hashes of the id strings.
+SCHEMA_7_KEYS = """
+CREATE OR REPLACE MACRO fs_trace_key(trace_id) AS hash(trace_id);
+CREATE OR REPLACE MACRO fs_span_key(trace_key, span_id) AS hash(trace_key, span_id);
+"""
+
+
+def make_schema_7(path: Path) -> None:
+    """Give a file schema 7's keys: DuckDB's hash(TraceId) in trace_index and for the
+    linked producers in edge_calls, and no key macros."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(
+            """UPDATE edge_calls SET SourceTraceKey = hash(i.TraceId)
+            FROM (SELECT DISTINCT TraceId FROM otel_traces) i
+            WHERE SourceTraceKey <> 0 AND SourceTraceKey = fs_trace_key(i.TraceId)"""
+        )
+        con.execute("UPDATE trace_index SET TraceKey = hash(TraceId)")
+        for macro in ("fs_span_key", "fs_trace_key", "fs_hex64"):
+            con.execute(f"DROP MACRO IF EXISTS {macro}")
+        con.execute("UPDATE schema_meta SET version = 7")
+    finally:
+        con.close()
+
+
 def make_schema_6(path: Path) -> None:
     """Give a file the schema-6 tables: per-span and per-call rows naming their trace
     by TraceKey in the place schema 6 had it, and no trace numbers."""
+    make_schema_7(path)
     con = duckdb.connect(str(path))
     try:
         con.execute(SCHEMA_6_TABLES)

@@ -1,6 +1,6 @@
 """Older files are upgraded in place with the same answers (schema 5 -> 6: smaller
-derived rows; 6 -> 7: traces numbered), and derivation numbers each trace once, in
-time order, for good."""
+derived rows; 6 -> 7: traces numbered; 7 -> 8: keys from the ids' digits), and
+derivation numbers each trace once, in time order, for good."""
 
 from __future__ import annotations
 
@@ -13,13 +13,21 @@ from typing import Any
 import pytest
 
 from flowscope.analyzer.analysis import Analysis
-from flowscope.store import derivation
+from flowscope.store import derivation, sql_files
 from flowscope.store.database import SCHEMA_VERSION, Database
 from flowscope.testing.traces import TraceKit
 
 from .conftest import HOUR
-from .old_schemas import everything, later_kit, make_schema_5, make_schema_6
+from .old_schemas import (
+    SCHEMA_7_KEYS,
+    everything,
+    later_kit,
+    make_schema_5,
+    make_schema_6,
+    make_schema_7,
+)
 from .test_derivation import assert_edge_minutes_agree, mixed_kit, write
+from .test_trace_keys import alike_kit
 
 
 def numbers(database: Database) -> dict[str, int]:
@@ -61,7 +69,11 @@ def _schema_5(path: Path) -> None:
 
 
 # Each makes a file of the current schema into one of an older one, as it was stored.
-OLD_SCHEMAS: dict[int, Callable[[Path], None]] = {5: _schema_5, 6: make_schema_6}
+OLD_SCHEMAS: dict[int, Callable[[Path], None]] = {
+    5: _schema_5,
+    6: make_schema_6,
+    7: make_schema_7,
+}
 
 
 @pytest.mark.parametrize("version", OLD_SCHEMAS)
@@ -87,7 +99,7 @@ def test_older_files_are_upgraded_in_place_with_the_same_answers(
     database.close()
     OLD_SCHEMAS[version](path)
     upgraded = Database(path)
-    assert upgraded.fetch("schema_version")[0][0] == SCHEMA_VERSION == 7
+    assert upgraded.fetch("schema_version")[0][0] == SCHEMA_VERSION == 8
     assert layout(upgraded) == fresh_layout
     assert orphans(upgraded) == [0, 0]
     assert everything(Analysis(upgraded)) == expected
@@ -108,6 +120,41 @@ def test_older_files_are_upgraded_in_place_with_the_same_answers(
     later_kit().write(upgraded)
     assert everything(Analysis(upgraded)) == expected_later
     assert_edge_minutes_agree(upgraded)
+    upgraded.close()
+
+
+def test_traces_a_schema_7_file_merged_are_derived_again_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kit = alike_kit()
+    fresh = Database(tmp_path / "fresh.duckdb")
+    kit.write(fresh)
+    expected = everything(Analysis(fresh))
+    fresh.close()
+    # Derived as schema 7 derived them, under DuckDB's hash of the ids.
+    path = tmp_path / "seven.duckdb"
+    scripts = sql_files.schema_scripts()
+    with monkeypatch.context() as patched:
+        patched.setattr(
+            sql_files,
+            "schema_scripts",
+            lambda: [(n, SCHEMA_7_KEYS if n == "004_keys.sql" else s) for n, s in scripts],
+        )
+        database = Database(path)
+        kit.write(database)
+        merged = everything(Analysis(database))
+        database.close()
+    assert len(merged["flows"]) == 1  # the two traces were one
+    make_schema_7(path)
+    upgraded = Database(path)
+    assert upgraded.fetch("schema_version")[0][0] == SCHEMA_VERSION
+    assert everything(Analysis(upgraded)) == expected  # derived again on the fly
+    write(upgraded, TraceKit(), derive=True, batches=[])
+    assert everything(Analysis(upgraded)) == expected  # and stored
+    assert orphans(upgraded) == [0, 0]
+    assert_edge_minutes_agree(upgraded)
+    keys = upgraded.reader().execute("SELECT count(DISTINCT TraceKey) FROM trace_index")
+    assert keys.fetchone() == (2,)
     upgraded.close()
 
 

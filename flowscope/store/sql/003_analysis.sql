@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS trace_index (
     RootRoute      VARCHAR,                -- http.route, url.path, http.target or the span name
     RootAttributes MAP(VARCHAR, VARCHAR),
     RootResource   MAP(VARCHAR, VARCHAR),
-    TraceKey       UBIGINT NOT NULL,       -- hash(TraceId): an integer scan finds a trace
+    TraceKey       UBIGINT NOT NULL,       -- fs_trace_key(TraceId): an integer scan finds a trace
     -- The trace's number: 1, 2, ... in the order derivation first met the traces (by
     -- first span start within a pass), kept when the trace is derived again. The
     -- per-span and per-call rows name their trace by it: numbers of traces stored
@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS edge_calls (
     IsError        BOOLEAN NOT NULL,
     Bucket         SMALLINT NOT NULL,      -- floor(64 * log2(LatencyNs)): histogram bucket
     LagBucket      SMALLINT,               -- the same of LagNs
-    -- hash(TraceId) of the calling side's trace when that is another one (a linked
+    -- fs_trace_key(TraceId) of the calling side's trace when that is another one (a linked
     -- async call), else 0
     SourceTraceKey UBIGINT NOT NULL DEFAULT 0,
     TraceNo        UBIGINT NOT NULL        -- trace_index.TraceNo of the called side's trace

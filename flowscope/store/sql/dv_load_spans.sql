@@ -4,9 +4,9 @@
 -- analyzer/span_attributes.py: as SQL expressions here, DuckDB took ~8 ms to plan them
 -- on every load.
 SELECT
-    hash(TraceId) AS TraceKey,
-    hash(TraceId, SpanId) AS SpanKey,
-    CASE WHEN ParentSpanId = '' THEN CAST(0 AS UBIGINT) ELSE hash(TraceId, ParentSpanId) END AS ParentKey,
+    fs_trace_key(TraceId) AS TraceKey,
+    fs_span_key(TraceKey, SpanId) AS SpanKey,
+    CASE WHEN ParentSpanId = '' THEN CAST(0 AS UBIGINT) ELSE fs_span_key(TraceKey, ParentSpanId) END AS ParentKey,
     epoch_ns(Timestamp) AS Start,
     greatest(Duration, 0) AS Duration,  -- a sender's end before its start: 0
     ServiceName,
@@ -14,7 +14,7 @@ SELECT
     SpanKind,
     StatusCode = 'Error' AS IsError,
     CASE WHEN SpanKind = 'Consumer' AND len(Links) > 0
-        THEN [hash(l.TraceId, l.SpanId) for l in Links] END AS LinkKeys,
+        THEN [fs_span_key(fs_trace_key(l.TraceId), l.SpanId) for l in Links] END AS LinkKeys,
     CASE WHEN SpanKind = 'Consumer' AND len(Links) > 0
         THEN [l.TraceId for l in Links if l.TraceId <> TraceId] END AS LinkTraceIds,
     len(Links) > 0 AND len([l for l in Links

@@ -1,2 +1,2 @@
--- The ids of the traces dv_load plans to load, by the hash the spans carry.
-SELECT hash(TraceId) AS TraceKey, TraceId FROM dv_load
+-- The ids of the traces dv_load plans to load, by the key the spans carry.
+SELECT fs_trace_key(TraceId) AS TraceKey, TraceId FROM dv_load

@@ -1,6 +1,6 @@
 -- Derivation, step 2: where the spans of the traces in dv_want lie in time, grouped
 -- into clusters of nearby traces so each cluster is one zone-map-pruned range scan.
--- Their stored trace_index rows, if derived before: found by the 64-bit hash of their
+-- Their stored trace_index rows, if derived before: found by the 64-bit key of their
 -- ids (an integer scan), then fetched by row id, so that only those rows' ids and
 -- times are read, then confirmed by the id. Joining on the ids as well read every
 -- stored id: 29-32 ms at 10M spans, against 6-16 (DuckDB's rowid; derivation is
@@ -9,7 +9,7 @@ CREATE OR REPLACE TEMP TABLE dv_known AS
 SELECT TraceKey, TraceId, FirstTs, LastTs, TraceNo FROM trace_index
 WHERE rowid IN (
     SELECT rowid FROM trace_index
-    SEMI JOIN (SELECT hash(TraceId) AS TraceKey FROM dv_want) USING (TraceKey)
+    SEMI JOIN (SELECT fs_trace_key(TraceId) AS TraceKey FROM dv_want) USING (TraceKey)
 );
 DELETE FROM dv_known WHERE TraceId NOT IN (SELECT TraceId FROM dv_want);
 CREATE OR REPLACE TEMP TABLE dv_load AS

@@ -6,9 +6,11 @@ SELECT
     len(Links) > 0 AND len([l for l in Links
         if l.SpanId = ParentSpanId
         AND coalesce(l.Attributes['opentracing.ref_type'], '') = 'follows_from']) > 0 AS FollowsFrom,
-    hash(TraceId, SpanId) AS SpanKey,  -- the critical path's last tie-break, as derivation's
-    -- as derivation's (dv_load_spans.sql): analyzer/shared_ids.py works on these keys
-    CASE WHEN ParentSpanId = '' THEN CAST(0 AS UBIGINT) ELSE hash(TraceId, ParentSpanId) END AS ParentKey,
+    -- the critical path's last tie-break, and analyzer/shared_ids.py works on these
+    -- keys: as derivation's (dv_load_spans.sql)
+    fs_span_key(fs_trace_key(TraceId), SpanId) AS SpanKey,
+    CASE WHEN ParentSpanId = '' THEN CAST(0 AS UBIGINT)
+        ELSE fs_span_key(fs_trace_key(TraceId), ParentSpanId) END AS ParentKey,
     len(Events) AS EventCount  -- how many trace_span_details.sql may return of each span
 FROM otel_traces
 WHERE Timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi) AND TraceId = $trace_id
