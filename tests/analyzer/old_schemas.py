@@ -102,12 +102,14 @@ CREATE TABLE steps_6 (
 SCHEMA_7_KEYS = """
 CREATE OR REPLACE MACRO fs_trace_key(trace_id) AS hash(trace_id);
 CREATE OR REPLACE MACRO fs_span_key(trace_key, span_id) AS hash(trace_key, span_id);
+CREATE OR REPLACE MACRO fs_root_key(service, operation) AS hash(service, operation);
 """
 
 
 def make_schema_7(path: Path) -> None:
     """Give a file schema 7's keys: DuckDB's hash(TraceId) in trace_index and for the
-    linked producers in edge_calls, and no key macros."""
+    linked producers in edge_calls, hash(service, operation) of the roots in
+    span_steps, and no key macros."""
     con = duckdb.connect(str(path))
     try:
         con.execute(
@@ -116,7 +118,11 @@ def make_schema_7(path: Path) -> None:
             WHERE SourceTraceKey <> 0 AND SourceTraceKey = fs_trace_key(i.TraceId)"""
         )
         con.execute("UPDATE trace_index SET TraceKey = hash(TraceId)")
-        for macro in ("fs_span_key", "fs_trace_key", "fs_hex64"):
+        con.execute(
+            """UPDATE span_steps SET RootKey = hash(t.RootService, t.RootOperation)
+            FROM trace_index t WHERE span_steps.TraceNo = t.TraceNo AND t.RootService IS NOT NULL"""
+        )
+        for macro in ("fs_root_key", "fs_span_key", "fs_trace_key", "fs_hex64"):
             con.execute(f"DROP MACRO IF EXISTS {macro}")
         con.execute("UPDATE schema_meta SET version = 7")
     finally:

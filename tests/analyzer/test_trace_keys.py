@@ -1,6 +1,7 @@
-"""Derived data names traces and spans by keys read from their ids' digits
-(sql/004_keys.sql). DuckDB's string hash maps some patterned ids alike, and traces
-derived under one key were merged: in the flows, the map, the trace list and views."""
+"""Derived data names traces and spans by keys read from their ids' digits, and a
+flow's root by an MD5 of its names (sql/004_keys.sql). DuckDB's string hash maps some
+patterned strings alike: traces derived under one key were merged (in the flows, the
+map, the trace list and views), and flows whose roots hashed alike shared steps."""
 
 from __future__ import annotations
 
@@ -63,3 +64,28 @@ def test_ids_counting_up_in_both_halves_are_each_a_trace(database: Database) -> 
     assert flow.traces == 2_000
     stored = reader.execute("SELECT count(*), count(DISTINCT TraceKey) FROM trace_index")
     assert stored.fetchone() == (2_000, 2_000)
+
+
+# Two root operations of one service DuckDB's hash() maps alike (span_steps.RootKey
+# was hash(service, operation): each flow's steps held the other's).
+ALIKE_ROOTS = {"GET /carts/0002000000020000": "carts", "GET /carts/0002700000027000": "prices"}
+
+
+def test_flows_whose_roots_duckdb_hashes_alike_keep_their_own_steps(database: Database) -> None:
+    reader = database.reader()
+    same = reader.execute("SELECT hash('web', $1) = hash('web', $2)", list(ALIKE_ROOTS))
+    assert same.fetchone() == (True,)
+    kit = TraceKit()
+    for n, (operation, callee) in enumerate(ALIKE_ROOTS.items()):
+        root = kit.trace(start_ms=1_000 * n).span(
+            "web", operation, kind="Server", start_ms=0, duration_ms=10
+        )
+        root.child(callee, "lookup", kind="Server", start_ms=1, duration_ms=2)
+    kit.write(database)
+    analysis = Analysis(database)
+    flows = analysis.flows(HOUR)
+    assert len(flows) == 2
+    for flow in flows:
+        steps = analysis.flow(flow.id, HOUR).steps
+        callee = ALIKE_ROOTS[flow.root_operation]
+        assert [(s.service, s.calls, s.traces) for s in steps] == [("web", 1, 1), (callee, 1, 1)]

@@ -139,7 +139,7 @@ CREATE TABLE IF NOT EXISTS span_steps (
     IsError      BOOLEAN NOT NULL,
     IsOrigin     BOOLEAN NOT NULL,       -- an error span with no erroring child
     FirstInTrace BOOLEAN NOT NULL,       -- the first span of its step in its trace
-    -- hash(root service, root operation) of its trace: an automatic flow's rows are
+    -- fs_root_key(root service, root operation) of its trace: an automatic flow's rows are
     -- found by one integer comparison instead of a join with the flow's traces.
     RootKey      UBIGINT NOT NULL DEFAULT 0,
     TraceNo      UBIGINT NOT NULL        -- trace_index.TraceNo

@@ -35,8 +35,11 @@ SELECT
     make_timestamp_ns(s.RootStart) AS RootTs, s.StepKey, s.Duration, s.SelfNs,
     s.OffsetNs, CAST(round(s.CpFraction * 1e9) AS UINTEGER) AS CpNano,
     s.IsError, s.IsOrigin, s.FirstInTrace,
-    coalesce(hash(t.RootService, t.RootOperation), 0) AS RootKey,
+    t.RootKey,
     t.TraceNo
 FROM dv_span_steps_in s
-JOIN dv_trace_index t USING (TraceKey);  -- steps are those of traces with a root
+JOIN (  -- steps are those of traces with a root
+    SELECT TraceKey, TraceNo, coalesce(fs_root_key(RootService, RootOperation), 0) AS RootKey
+    FROM dv_trace_index
+) t USING (TraceKey);
 CREATE OR REPLACE TEMP TABLE dv_step_keys AS SELECT * FROM dv_step_keys_in;

@@ -23,5 +23,12 @@ WHERE t.TraceNo IN (
     WHERE SourceTraceKey IN (SELECT OldKey FROM fill_8_shared)
 );
 UPDATE trace_index SET TraceKey = fs_trace_key(TraceId);
+-- The flows' roots by their MD5 key (fs_root_key) instead of hash(service, operation).
+UPDATE span_steps SET RootKey = k.RootKey
+FROM (
+    SELECT TraceNo, fs_root_key(RootService, RootOperation) AS RootKey
+    FROM trace_index WHERE RootService IS NOT NULL
+) k
+WHERE span_steps.TraceNo = k.TraceNo;
 DROP TABLE fill_8_ids;
 DROP TABLE fill_8_shared;

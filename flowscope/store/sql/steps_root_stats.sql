@@ -14,6 +14,6 @@ SELECT
     quantile_cont(x.OffsetNs, 0.5) AS OffsetP50,
     sum(x.CpNano) / 1e9 / $traces AS CpShare
 FROM a_span_steps x
-WHERE x.RootKey = hash($service, $operation)
+WHERE x.RootKey = fs_root_key(CAST($service AS VARCHAR), CAST($operation AS VARCHAR))
   AND x.RootTs >= make_timestamp_ns($since) AND x.RootTs < make_timestamp_ns($until)
 GROUP BY x.StepKey
