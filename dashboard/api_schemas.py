@@ -55,6 +55,10 @@ class TracesAnswer(BaseModel):
 
 class SqlAnswer(BaseModel):
     columns: list[str]
+    types: list[str] = Field(
+        description="DuckDB's name of each column's type (TIMESTAMP_NS, BIGINT, "
+        "MAP(VARCHAR, VARCHAR), ...), in the order of columns"
+    )
     rows: list[list[Any]]
     truncated: bool = Field(description="rows were left out at the row limit or answer size")
     row_limit: int

@@ -410,6 +410,7 @@ def create_app(context: AppContext) -> FastAPI:
             sql_turns.release()
         return {
             "columns": result.columns,
+            "types": result.types,
             "rows": result.rows,
             "truncated": result.truncated,
             "row_limit": limit,

@@ -17,7 +17,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, cast
 
@@ -62,6 +62,8 @@ class SqlRows:
     rows: list[list[Any]]
     truncated: bool
     row_limit: int  # the limit applied: a server caps the one asked for
+    # DuckDB's name of each column's type; none from a server that does not send them
+    types: list[str] = field(default_factory=list)
 
 
 class AnalysisSource(Protocol):
@@ -347,7 +349,7 @@ class LocalSource:
             out = run_sandboxed(self.database, query, row_limit=limit, timeout_s=timeout_s)
         except (SqlRefused, SqlError, ValueError) as exc:
             raise AnalysisError(str(exc)) from exc
-        return SqlRows(out.columns, out.rows, out.truncated, limit)
+        return SqlRows(out.columns, out.rows, out.truncated, limit, out.types)
 
     def close(self) -> None:
         self.database.close()
@@ -532,7 +534,11 @@ class RemoteSource:
             "/api/sql",
             lambda: self.http.post("/api/sql", json=payload),
             lambda d: SqlRows(
-                d["columns"], d["rows"], bool(d.get("truncated")), int(d.get("row_limit", limit))
+                d["columns"],
+                d["rows"],
+                bool(d.get("truncated")),
+                int(d.get("row_limit", limit)),
+                list(d.get("types") or []),
             ),
         )
 

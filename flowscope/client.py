@@ -23,7 +23,7 @@ import os
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -239,11 +239,14 @@ class SqlResult:
     columns: list[str]
     rows: list[list[Any]]
     truncated: bool
+    # DuckDB's name of each column's type (TIMESTAMP_NS, BIGINT, ...)
+    types: list[str] = field(default_factory=list)
 
     def df(self) -> pd.DataFrame:
-        import pandas as pd
+        """The rows, each column of the dtype its type reads as (docs/python_api.md)."""
+        from flowscope.sql_frame import sql_frame
 
-        return pd.DataFrame(self.rows, columns=self.columns)
+        return sql_frame(self.columns, self.types, self.rows)
 
 
 # A window bound as the Python API takes it: CLI text, or a datetime (a naive one is UTC).
@@ -479,7 +482,7 @@ class Flowscope:
                 f"timeout_s must be a positive number of seconds, not {timeout_s!r}"
             )
         rows: SqlRows = self._reads.sql(query, limit, seconds)
-        return SqlResult(rows.columns, rows.rows, rows.truncated)
+        return SqlResult(rows.columns, rows.rows, rows.truncated, rows.types)
 
     def close(self) -> None:
         self._closed = True

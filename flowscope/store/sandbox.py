@@ -57,6 +57,9 @@ class SqlResult:
     rows: list[list[Any]]
     truncated: bool
     elapsed_ms: float
+    # DuckDB's name of each column's type (TIMESTAMP_NS, DOUBLE, MAP(VARCHAR, VARCHAR),
+    # ...): the values are JSON data, which says no more than text for a time.
+    types: list[str]
 
 
 _ONLY = "only one SELECT or WITH query over the flowscope tables is allowed"
@@ -689,11 +692,11 @@ _Described = tuple[list[str], list[DuckDBPyType | None]]
 
 def _fetch(
     cursor: duckdb.DuckDBPyConnection, sql: str, limit: int, described: _Described
-) -> tuple[list[str], list[Any], bool]:
+) -> tuple[list[str], list[str], list[Any], bool]:
     """Run ``sql`` (with its times as text and its rows' sizes, ``_guarded``) and fetch
     up to ``limit`` rows as JSON data (``json_value``), fewer once they hold
-    ``MAX_ANSWER_CHARS`` (then True: cut by size). No DataFrames in this frame for
-    DuckDB's Python replacement scans to find."""
+    ``MAX_ANSWER_CHARS`` (then True: cut by size), with the columns' names and types.
+    No DataFrames in this frame for DuckDB's Python replacement scans to find."""
     names, kinds = described
     for name, kind in zip(names, kinds, strict=True):
         # Converting a value walks its type: 600 levels of structs were a RecursionError
@@ -707,13 +710,20 @@ def _fetch(
     wrapping = _guarded(sql, kinds)
     if wrapping is None:
         cursor.execute(sql)
-        columns = [str(d[0]) for d in cursor.description or []]
-        return columns, *_fetch_rows(cursor, limit, guarded=False)
+        description = cursor.description or []
+        columns = [str(d[0]) for d in description]
+        types = [str(d[1]) for d in description]
+        return columns, types, *_fetch_rows(cursor, limit, guarded=False)
     wrapped, guarded = wrapping
     check_sql(cursor, wrapped)
     try:
         cursor.execute(wrapped)
-        return names, *_fetch_rows(cursor, limit, guarded=guarded)
+        # (The wrapped query's own types are text for the times it turned into text.)
+        types = [
+            str(k) if k is not None else str(d[1])
+            for k, d in zip(kinds, cursor.description or [], strict=False)
+        ]
+        return names, types, *_fetch_rows(cursor, limit, guarded=guarded)
     except duckdb.Error as exc:
         body_line = wrapped[: wrapped.index(_without_trailing(sql))].count("\n")
         unwrapped = _unwrapped(exc, body_line)
@@ -870,7 +880,7 @@ def run_sandboxed(
                 if database.note_error(exc):
                     raise  # no fault of the query's: the server answers 503
                 raise SqlError(f"cannot start a read transaction: {exc}") from exc
-            columns, raw, cut = _fetch(cursor, sql, row_limit + 1, described)
+            columns, types, raw, cut = _fetch(cursor, sql, row_limit + 1, described)
     except duckdb.Error as exc:
         if deadline.fired:
             raise over from exc
@@ -891,7 +901,7 @@ def run_sandboxed(
         except duckdb.Error:
             pass  # no transaction left to roll back
     elapsed_ms = (time.perf_counter() - started) * 1000.0
-    return SqlResult(columns, raw[:row_limit], cut or len(raw) > row_limit, elapsed_ms)
+    return SqlResult(columns, raw[:row_limit], cut or len(raw) > row_limit, elapsed_ms, types)
 
 
 def _duration(value: dt.timedelta) -> str:

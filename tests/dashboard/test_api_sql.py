@@ -94,6 +94,7 @@ def test_columns_and_rows(api: httpx.Client) -> None:
         "FROM otel_traces GROUP BY ServiceName ORDER BY service",
     )
     assert body["columns"] == ["service", "spans", "total_ms", "route", "errors"]
+    assert body["types"] == ["VARCHAR", "BIGINT", "DOUBLE", "VARCHAR", "HUGEINT"]
     assert body["rows"] == [["checkout", 2, 14.0, "/orders", 1], ["ledger", 1, 2.5, None, 0]]
     assert body["truncated"] is False
     assert body["elapsed_ms"] >= 0

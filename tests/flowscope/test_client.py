@@ -92,7 +92,16 @@ FRAMES: dict[str, Callable[[Flowscope], pd.DataFrame]] = {
         "SELECT ServiceName AS service, count(*) AS spans FROM otel_traces "
         "GROUP BY ServiceName ORDER BY service"
     ).df(),
+    "sql_typed": lambda fs: fs.sql(TYPED_SQL).df(),
 }
+# Columns of the types a SQL frame reads (a NULL in each), and one it cannot.
+TYPED_SQL = (
+    "SELECT Timestamp, Duration, Timestamp::TIMESTAMPTZ AS zoned, Timestamp::DATE AS day, "
+    "Duration / 1e6 AS ms, StatusCode = 'Error' AS failed, INTERVAL 90 MINUTE AS span, "
+    "'infinity'::TIMESTAMP AS never FROM otel_traces "
+    "UNION ALL SELECT NULL, NULL, NULL, NULL, 'nan'::DOUBLE, NULL, NULL, NULL "
+    "ORDER BY Timestamp NULLS FIRST, Duration LIMIT 3"
+)
 
 
 @pytest.mark.parametrize("name", sorted(FRAMES))
@@ -117,6 +126,22 @@ def test_frames_have_the_record_fields_and_types(local: Flowscope) -> None:
     traces = local.traces(**W).df()
     assert list(traces.columns) == columns_of(TraceSummary)
     assert str(traces["start"].dtype) == "datetime64[ns, UTC]"
+    # SQL columns by their DuckDB types: times were text, a NULL made BIGINT float.
+    typed = local.sql(TYPED_SQL).df()
+    assert {c: str(typed[c].dtype) for c in typed.columns} == {
+        "Timestamp": "datetime64[ns]",
+        "Duration": "Int64",
+        "zoned": "datetime64[us, UTC]",
+        "day": "datetime64[us]",
+        "ms": "float64",
+        "failed": "boolean",
+        "span": "timedelta64[us]",
+        "never": "str",  # no pandas time: kept as the answer has it
+    }
+    assert typed.drop(columns="never").iloc[0].isna().all()  # NULL, and the NaN
+    assert typed["Timestamp"].iloc[1] == pd.Timestamp("2026-01-01T00:00:00")
+    assert typed["span"].iloc[1] == pd.Timedelta(minutes=90)
+    assert typed["never"].iloc[1] == "infinity"
     assert traces["start"].iloc[0] == pd.Timestamp("2026-01-01T00:03:00Z")
     # An empty result still has its columns.
     empty = local.flows(since="2030-01-01T00:00:00Z", until="2030-01-02T00:00:00Z").df()

@@ -1,0 +1,32 @@
+"""SQL answers as DataFrames: the columns' DuckDB types decide their dtypes."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from flowscope.sql_frame import sql_frame
+
+
+def test_types_decide_the_dtypes_and_a_big_unsigned_keeps_its_digits() -> None:
+    frame = sql_frame(
+        ["key", "at", "at"],
+        ["UBIGINT", "TIMESTAMP_NS", "VARCHAR"],
+        [[2**64 - 1, "2026-01-01T00:00:00.000000001", "x"], [None, None, None]],
+    )
+    assert list(frame.columns) == ["key", "at", "at"]  # repeated names kept, in place
+    assert [str(t) for t in frame.dtypes] == ["UInt64", "datetime64[ns]", "str"]
+    assert frame.iloc[0, 0] == 2**64 - 1
+    assert frame.iloc[0, 1] == pd.Timestamp("2026-01-01T00:00:00.000000001")
+
+
+def test_a_time_pandas_cannot_hold_stays_text() -> None:
+    frame = sql_frame(["d"], ["DATE"], [["0045-03-15 (BC)"], ["2026-01-02"]])
+    assert frame["d"].tolist() == ["0045-03-15 (BC)", "2026-01-02"]
+
+
+def test_without_types_the_values_are_read_as_pandas_reads_them() -> None:
+    # An older server sends no types.
+    frame = sql_frame(["n", "at"], [], [[1, "2026-01-01T00:00:00.000000000"], [2, None]])
+    assert (
+        str(frame["n"].dtype) == "int64" and frame["at"].iloc[0] == "2026-01-01T00:00:00.000000000"
+    )
