@@ -221,19 +221,32 @@ def display_width(text: str) -> int:
     )
 
 
-def fit_width(text: str, max_width: int) -> str:
-    """``text`` cut to ``max_width`` display columns, ending in "…" when cut."""
+def _prefix(text: str, max_width: int) -> str:
+    """The longest start of ``text`` within ``max_width`` display columns."""
     if text.isascii():
-        return text if len(text) <= max_width else text[: max_width - 1] + "…"
-    if display_width(text) <= max_width:
-        return text
+        return text[: max(max_width, 0)]
     kept, width = [], 0
     for c in text:
         width += display_width(c)
-        if width > max_width - 1:
+        if width > max_width:
             break
         kept.append(c)
-    return "".join(kept) + "…"
+    return "".join(kept)
+
+
+def fit_width(text: str, max_width: int, *, middle: bool = False) -> str:
+    """``text`` cut to ``max_width`` display columns, with "…" where it was cut: at the
+    end, or (``middle``) between its start and its end, which is where names that
+    differ only in their last characters differ (two 170-character service names
+    ending ``shard-0042`` and ``shard-0043`` read the same cut at the end)."""
+    if display_width(text) <= max_width:
+        return text
+    room = max_width - 1
+    if not middle:
+        return _prefix(text, room) + "…"
+    head = _prefix(text, (room + 1) // 2)
+    tail = _prefix(text[::-1], room - display_width(head))[::-1]
+    return f"{head}…{tail}"
 
 
 def op_label(
@@ -250,7 +263,7 @@ def op_label(
     visible = shown(service)
     keep = max(display_width(visible) - over, MIN_SERVICE_WIDTH)
     if keep < display_width(visible):
-        service = fit_width(visible, keep)
+        service = fit_width(visible, keep, middle=True)
     return f"{lead}{service}: {operation}{tail}"
 
 
@@ -260,12 +273,24 @@ MIN_SERVICE_WIDTH = 12
 # Never cut: ids a reader copies into the next command (a flow id of 2,011 characters
 # was cut to 60, and the shown one named no flow).
 WHOLE_COLUMNS = frozenset({"id", "trace_id", "span_id", "flow"})
+# Names, cut in the middle when too long (fit_width): their ends tell them apart. Other
+# text (attributes, messages, SQL values) is cut at its end, its start being the most
+# telling part.
+NAME_COLUMNS = frozenset(
+    {"source", "target", "destination", "name", "root_service", "root_operation", "service"}
+    | {"operation", "step", "under", "span"}
+)
 
 
 def render_table(columns: list[str], rows: list[list[Any]], max_width: int = 60) -> str:
     cells = [[_cell(v) for v in row] for row in rows]
     cells = [
-        [c if columns[i] in WHOLE_COLUMNS else fit_width(c, max_width) for i, c in enumerate(row)]
+        [
+            c
+            if columns[i] in WHOLE_COLUMNS
+            else fit_width(c, max_width, middle=columns[i] in NAME_COLUMNS)
+            for i, c in enumerate(row)
+        ]
         for row in cells
     ]
     heads = [shown(c) for c in columns]

@@ -42,7 +42,10 @@ in CJK), it is written as an escape (`\\u6f22`). Options are read from
 `FLOWSCOPE_` variable named like an option (a guessed `FLOWSCOPE_RETENTION`) gets a
 warning naming the option to give instead.
 Tables keep each row's operation when they cut a long name: the service is cut
-first. The tables of `map`, `flows`, `flow`, `traces` and `compare` show every
+first. A name too long for its column (60 or 70 characters) is cut in the middle,
+`com.example.platform.enterpris….mainframe.primary.shard-0042`, so names that differ
+at their ends still differ; other text (attributes, messages, SQL values) is cut at
+its end. Ids (`id`, `trace_id`, `span_id`, `flow`) are never cut. The tables of `map`, `flows`, `flow`, `traces` and `compare` show every
 number (150 to 230 characters wide); `--columns id,traces,p95_ms` picks which, in
 that order, and a table wider than the terminal it is printed on says so on
 standard error. `--by` values are shown beside the columns picked. `map` shows

@@ -123,6 +123,23 @@ def test_tables_never_cut_ids() -> None:
     assert long_id in table and "y" * 60 not in table
 
 
+def test_long_names_are_cut_in_the_middle_and_other_text_at_its_end() -> None:
+    """Cut at their ends, two services differing in their last characters read alike."""
+    base = "com.example.platform.enterprise.integration.legacy.mainframe.primary.shard-"
+    attributes = "exception.type=Failure exception.message=" + "z" * 80
+    table = render_table(
+        ["target", "attributes"], [[base + "0042", attributes], [base + "0043", attributes]]
+    )
+    first, second = table.splitlines()[2:]
+    assert first.startswith("com.example.platform.enterpris….mainframe.primary.shard-0042 ")
+    assert "shard-0043" in second
+    assert "exception.type=Failure exception.message=zzz" in first and first.endswith("z…")
+    assert max(display_width(line) for line in table.splitlines()) <= 60 + 2 + 60
+    # Wide characters count double on either side of the cut.
+    cut = render_table(["service"], [["注文" * 40 + "-eu"]]).splitlines()[2]
+    assert cut == "注文" * 7 + "注…" + "文注" * 6 + "文-eu" and display_width(cut) == 60
+
+
 def test_machine_output_keeps_escape_sequences_off_a_terminal() -> None:
     """click.echo strips ANSI sequences when stdout is not a terminal: a CSV file lost
     them from values, and a DOT file merged two services named apart by them."""
