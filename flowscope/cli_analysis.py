@@ -169,6 +169,7 @@ FLOW_COLUMNS = ["id", "name", "root_service", "root_operation", "traces", "error
 FLOW_COLUMNS += ["traces_with_span_errors", "p50_ms", "p95_ms", "p99_ms", "rate_per_min"]
 STEP_COLUMNS = ["kind", "calls", "calls_per_trace", "error_rate", "origin_errors", "p50_ms"]
 STEP_COLUMNS += ["p95_ms", "p99_ms", "self_p50_ms", "start_offset_p50_ms", "critical_path_share"]
+MAX_TRACES = 10_000  # the most `traces --limit` (and /api/traces) takes
 TRACE_COLUMNS = ["trace_id", "flow", "start", "duration_ms", "spans", "services", "errors"]
 TRACE_COLUMNS += ["status"]
 DELTA_COLUMNS = ["step", "kind", "left_ms", "right_ms", "delta_ms", "left_error_rate"]
@@ -514,7 +515,13 @@ def _steps_table(steps: list[Any], columns: list[str]) -> str:
     "--min-duration", "min_duration_ms", type=FiniteFloatRange(min=0), default=None, help="In ms."
 )
 @click.option("--error/--no-error", default=None, help="Only traces with / without errors.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, MAX_TRACES),
+    help="Most traces shown, the slowest; when more matched, standard error says so.",
+)
 @format_option()
 @columns_option
 def traces(
@@ -546,8 +553,11 @@ def traces(
             flow=flow,
             min_duration_ms=min_duration_ms,
             error=error,
-            limit=limit,
+            # One more than shown: whether more traces matched (the API takes 10,000).
+            limit=min(limit + 1, MAX_TRACES),
         )
+        more = len(result) > limit or len(result) == MAX_TRACES
+        result = result[:limit]
         # An automatic flow's traces a flows.yaml rule took: say where they went (when
         # no other filter could be why the list is empty).
         others = (service, operation, min_duration_ms, error)
@@ -559,6 +569,17 @@ def traces(
         echo_json({"traces": [t.as_dict() for t in result]})
     else:
         echo_table(table(result, shown_columns))
+    if more:
+        # The list looked whole: a --limit of 20 hid the rest without a word.
+        click.echo(
+            f"(the {len(result)} slowest shown; more traces matched"
+            + (
+                "; use --limit for more)"
+                if limit < MAX_TRACES
+                else ", past the most --limit takes)"
+            ),
+            err=True,
+        )
     if claims:
         click.echo(_claims_hint(claims), err=True)
     elif not result:

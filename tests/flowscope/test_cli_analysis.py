@@ -141,6 +141,15 @@ def test_json_numbers(local_db: Path) -> None:
     assert [t["duration_ms"] for t in traces] == [400, 300, 200, 100, 50, 50]
 
 
+def test_traces_say_when_more_matched_than_the_limit_shows(local_db: Path) -> None:
+    db = ["--db", str(local_db)]
+    cut = cli("traces", *WINDOW, *db, "--limit", "4")
+    assert len(cut.stdout.splitlines()) == 2 + 4
+    assert cut.stderr == "(the 4 slowest shown; more traces matched; use --limit for more)\n"
+    whole = cli("traces", *WINDOW, *db, "--limit", "6", "--format", "json")
+    assert len(json.loads(whole.stdout)["traces"]) == 6 and whole.stderr == ""
+
+
 def check_golden(name: str, text: str, update: bool) -> None:
     path = GOLDEN / name
     if update:
