@@ -572,12 +572,11 @@ def traces(
     if more:
         # The list looked whole: a --limit of 20 hid the rest without a word.
         click.echo(
-            f"(the {len(result)} slowest shown; more traces matched"
-            + (
-                "; use --limit for more)"
-                if limit < MAX_TRACES
-                else ", past the most --limit takes)"
-            ),
+            f"(the {len(result)} slowest shown; more traces matched; use --limit for more)"
+            if limit < MAX_TRACES
+            # Asked for all it may ask for: a server takes no more, so exactly that many
+            # and more look alike.
+            else f"(the {MAX_TRACES} slowest shown, the most --limit takes; more may match)",
             err=True,
         )
     if claims:

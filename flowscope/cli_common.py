@@ -123,7 +123,9 @@ def render_rows(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
             writer.writerow(row)
             out.write(line.getvalue()[:-2] + "\n")
         return out.getvalue().rstrip("\n")
-    return render_table(columns, rows)
+    # A query's columns are named by its author: a value is cut at its end, whatever
+    # its column is called.
+    return render_table(columns, rows, name_columns=frozenset())
 
 
 def unique_names(columns: list[str]) -> list[str]:
@@ -246,6 +248,10 @@ def fit_width(text: str, max_width: int, *, middle: bool = False) -> str:
         return _prefix(text, room) + "…"
     head = _prefix(text, (room + 1) // 2)
     tail = _prefix(text[::-1], room - display_width(head))[::-1]
+    # Taken from the end, a combining mark can lead the tail without its letter: it
+    # would sit on the "…".
+    while tail and unicodedata.combining(tail[0]):
+        tail = tail[1:]
     return f"{head}…{tail}"
 
 
@@ -282,13 +288,18 @@ NAME_COLUMNS = frozenset(
 )
 
 
-def render_table(columns: list[str], rows: list[list[Any]], max_width: int = 60) -> str:
+def render_table(
+    columns: list[str],
+    rows: list[list[Any]],
+    max_width: int = 60,
+    name_columns: frozenset[str] = NAME_COLUMNS,
+) -> str:
     cells = [[_cell(v) for v in row] for row in rows]
     cells = [
         [
             c
             if columns[i] in WHOLE_COLUMNS
-            else fit_width(c, max_width, middle=columns[i] in NAME_COLUMNS)
+            else fit_width(c, max_width, middle=columns[i] in name_columns)
             for i, c in enumerate(row)
         ]
         for row in cells

@@ -29,20 +29,43 @@ _LOCAL_TIMES = {"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DAT
 _ZONED_TIMES = {"TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ_NS"}
 
 
+def _whole_numbers(column: pd.Series) -> pd.Series:
+    """A HUGEINT column (what sum() of a BIGINT is) as Int64 or UInt64 when its values
+    fit, so a NULL does not make it float; else left as Python ints."""
+    for dtype in ("Int64", "UInt64"):
+        try:
+            return column.astype(dtype)
+        except (OverflowError, TypeError, ValueError):
+            continue
+    raise ValueError("beyond 64 bits")
+
+
+def _times(column: pd.Series, *, utc: bool) -> pd.Series:
+    import pandas as pd
+
+    # A BC time: the answer writes it with a year pandas would take (-44-03-15T...Z)
+    # and then fail to print; as text it stays readable.
+    if column.dropna().astype(str).str.startswith("-").any():
+        raise ValueError("a time before year 1")
+    return pd.to_datetime(column, format="ISO8601", utc=utc)
+
+
 def _converter(type_name: str) -> Callable[[pd.Series], pd.Series] | None:
     import pandas as pd
 
     if type_name in _INTEGERS:
         dtype = pd.api.types.pandas_dtype(_INTEGERS[type_name])
         return lambda column: column.astype(dtype)
+    if type_name in ("HUGEINT", "UHUGEINT"):
+        return _whole_numbers
     if type_name in ("FLOAT", "DOUBLE") or type_name.startswith("DECIMAL"):
         return lambda column: column.astype("float64")  # None (NULL, NaN) -> NaN
     if type_name == "BOOLEAN":
         return lambda column: column.astype("boolean")
     if type_name in _LOCAL_TIMES:
-        return lambda column: pd.to_datetime(column, format="ISO8601")
+        return lambda column: _times(column, utc=False)
     if type_name in _ZONED_TIMES:
-        return lambda column: pd.to_datetime(column, format="ISO8601", utc=True)
+        return lambda column: _times(column, utc=True)
     if type_name == "INTERVAL":
         return lambda column: pd.to_timedelta(column)
     return None

@@ -687,7 +687,9 @@ class _Deadline:
 
 
 # A column's type, or None for one the Python API cannot name (an aggregate's state).
-_Described = tuple[list[str], list[DuckDBPyType | None]]
+# The result's column names, types (None where the Python API cannot parse one) and
+# DuckDB's names of those types.
+_Described = tuple[list[str], list[DuckDBPyType | None], list[str]]
 
 
 def _fetch(
@@ -697,7 +699,7 @@ def _fetch(
     up to ``limit`` rows as JSON data (``json_value``), fewer once they hold
     ``MAX_ANSWER_CHARS`` (then True: cut by size), with the columns' names and types.
     No DataFrames in this frame for DuckDB's Python replacement scans to find."""
-    names, kinds = described
+    names, kinds, type_names = described
     for name, kind in zip(names, kinds, strict=True):
         # Converting a value walks its type: 600 levels of structs were a RecursionError
         # (a 500, a CLI traceback).
@@ -712,18 +714,15 @@ def _fetch(
         cursor.execute(sql)
         description = cursor.description or []
         columns = [str(d[0]) for d in description]
-        types = [str(d[1]) for d in description]
+        types = type_names if len(type_names) == len(columns) else [str(d[1]) for d in description]
         return columns, types, *_fetch_rows(cursor, limit, guarded=False)
     wrapped, guarded = wrapping
     check_sql(cursor, wrapped)
     try:
         cursor.execute(wrapped)
-        # (The wrapped query's own types are text for the times it turned into text.)
-        types = [
-            str(k) if k is not None else str(d[1])
-            for k, d in zip(kinds, cursor.description or [], strict=False)
-        ]
-        return names, types, *_fetch_rows(cursor, limit, guarded=guarded)
+        # (The types DESCRIBE named: the wrapped query's own are text for the times it
+        # turned into text.)
+        return names, type_names, *_fetch_rows(cursor, limit, guarded=guarded)
     except duckdb.Error as exc:
         body_line = wrapped[: wrapped.index(_without_trailing(sql))].count("\n")
         unwrapped = _unwrapped(exc, body_line)
@@ -820,8 +819,10 @@ def _describe(cursor: duckdb.DuckDBPyConnection, sql: str) -> _Described:
     try:
         described = cursor.execute(f"DESCRIBE {_without_trailing(sql)}").fetchall()
     except duckdb.Error:
-        return [], []
-    return [str(row[0]) for row in described], [_type(str(row[1])) for row in described]
+        return [], [], []
+    # DESCRIBE quotes the NULL type ("NULL"), which DuckDB itself names NULL.
+    type_names = [str(row[1]).replace('"NULL"', "NULL") for row in described]
+    return [str(row[0]) for row in described], [_type(str(row[1])) for row in described], type_names
 
 
 def _type(name: str) -> DuckDBPyType | None:

@@ -95,6 +95,8 @@ def test_columns_and_rows(api: httpx.Client) -> None:
     )
     assert body["columns"] == ["service", "spans", "total_ms", "route", "errors"]
     assert body["types"] == ["VARCHAR", "BIGINT", "DOUBLE", "VARCHAR", "HUGEINT"]
+    # DuckDB's names: DESCRIBE's quoted "NULL" is not.
+    assert _rows(api, "SELECT NULL AS n, [NULL] AS l")["types"] == ["NULL", "NULL[]"]
     assert body["rows"] == [["checkout", 2, 14.0, "/orders", 1], ["ledger", 1, 2.5, None, 0]]
     assert body["truncated"] is False
     assert body["elapsed_ms"] >= 0

@@ -150,6 +150,17 @@ def test_traces_say_when_more_matched_than_the_limit_shows(local_db: Path) -> No
     assert len(json.loads(whole.stdout)["traces"]) == 6 and whole.stderr == ""
 
 
+def test_traces_at_the_most_the_limit_takes_say_more_may_match(
+    local_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server takes no more than the most: exactly that many and more look alike."""
+    from flowscope import cli_analysis
+
+    monkeypatch.setattr(cli_analysis, "MAX_TRACES", 6)
+    out = cli("traces", *WINDOW, "--db", str(local_db), "--limit", "6")
+    assert out.stderr == "(the 6 slowest shown, the most --limit takes; more may match)\n"
+
+
 def check_golden(name: str, text: str, update: bool) -> None:
     path = GOLDEN / name
     if update:

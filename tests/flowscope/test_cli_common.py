@@ -135,6 +135,12 @@ def test_long_names_are_cut_in_the_middle_and_other_text_at_its_end() -> None:
     assert "shard-0043" in second
     assert "exception.type=Failure exception.message=zzz" in first and first.endswith("z…")
     assert max(display_width(line) for line in table.splitlines()) <= 60 + 2 + 60
+    # A query's columns are its author's names: SQL values are cut at their end.
+    sql_table = render_rows(["name"], [[attributes]], "table").splitlines()[2]
+    assert sql_table.startswith("exception.type=Failure") and sql_table.endswith("z…")
+    # A combining mark taken from the end without its letter would sit on the "…".
+    accented = render_table(["service"], [["x" * 70 + "e\u0301" * 10]]).splitlines()[2]
+    assert "…\u0301" not in accented and accented.endswith("e\u0301")
     # Wide characters count double on either side of the cut.
     cut = render_table(["service"], [["注文" * 40 + "-eu"]]).splitlines()[2]
     assert cut == "注文" * 7 + "注…" + "文注" * 6 + "文-eu" and display_width(cut) == 60

@@ -30,3 +30,15 @@ def test_without_types_the_values_are_read_as_pandas_reads_them() -> None:
     assert (
         str(frame["n"].dtype) == "int64" and frame["at"].iloc[0] == "2026-01-01T00:00:00.000000000"
     )
+
+
+def test_a_hugeint_with_a_null_keeps_its_digits() -> None:
+    # sum() of a BIGINT is a HUGEINT: a group without rows gave NULL, and the column float.
+    frame = sql_frame(["s", "big"], ["HUGEINT", "HUGEINT"], [[2**53 + 1, 2**70], [None, None]])
+    assert str(frame["s"].dtype) == "Int64" and frame["s"].iloc[0] == 2**53 + 1
+    assert frame["big"].iloc[0] == 2**70  # past 64 bits: Python ints
+
+
+def test_a_time_before_year_one_stays_text() -> None:
+    frame = sql_frame(["z"], ["TIMESTAMP WITH TIME ZONE"], [["-44-03-15T00:00:00.000000Z"], [None]])
+    assert frame["z"].iloc[0] == "-44-03-15T00:00:00.000000Z"
