@@ -61,7 +61,9 @@ def parse_window(
         if not -STORABLE_NS < ns < STORABLE_NS:
             raise ValueError(
                 f"{name}: {text or 'the default'!r} is outside the times spans can have "
-                "(1677-09-21 .. 2262-04-11)"
+                # To the nanosecond: pandas' Timestamp.max, one past the last, read as
+                # inside "1677-09-21 .. 2262-04-11".
+                f"({format_ns(1 - STORABLE_NS)} to {format_ns(STORABLE_NS - 1)})"
             )
     if since_ns >= until_ns:
         raise ValueError(

@@ -50,7 +50,8 @@ T = TypeVar("T")
 # How messages name a parameter: the CLI's ``--left-since`` or Python's ``left_since``.
 Names = Literal["cli", "python"]
 WINDOW_BOUNDS = ("left_since", "left_until", "right_since", "right_until")
-_API_URL_HINT = "--server wants the API URL that flowscope serve prints (API http://HOST:8686)"
+# "--server" on the CLI; flowscope.open() takes the URL as its first argument.
+_API_URL_WANTED = {"cli": "--server wants", "python": "flowscope.open wants"}
 # A host that drops packets (a typo'd address, a firewall) never refuses: without a
 # connect limit of its own, a command waited the whole answer timeout (120 s) silently.
 CONNECT_TIMEOUT_S = 10.0
@@ -415,7 +416,7 @@ class RemoteSource:
             response = call()
         except httpx.RemoteProtocolError as exc:  # not HTTP/1.1 there: a gRPC port, say
             raise AnalysisError(
-                f"{self.where} does not answer HTTP/1.1 ({exc}): {_API_URL_HINT}"
+                f"{self.where} does not answer HTTP/1.1 ({exc}): {self._api_url_hint}"
             ) from exc
         except httpx.ConnectTimeout as exc:
             seconds = self.http.timeout.connect
@@ -440,7 +441,7 @@ class RemoteSource:
             if _no_route(response):
                 # No route there: an OTLP port, or a path under the API's own URL.
                 raise AnalysisError(
-                    f"{self.where} has no {path}: {_API_URL_HINT}, not an OTLP port or a "
+                    f"{self.where} has no {path}: {self._api_url_hint}, not an OTLP port or a "
                     "path under it"
                 )
             if missing is not None:
@@ -468,18 +469,20 @@ class RemoteSource:
             where = response.headers.get("location", "elsewhere")
             raise AnalysisError(
                 f"{self.where}{path} answered {response.status_code}, a redirect to {where}: "
-                f"{_API_URL_HINT}"
+                f"{self._api_url_hint}"
             )
         try:
             data = response.json()
         except ValueError as exc:
-            raise AnalysisError(f"{self.where}{path} did not answer JSON: {_API_URL_HINT}") from exc
+            raise AnalysisError(
+                f"{self.where}{path} did not answer JSON: {self._api_url_hint}"
+            ) from exc
         try:
             return decode(data)
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise AnalysisError(
                 f"{self.where}{path} answered JSON that is not flowscope's "
-                f"({type(exc).__name__}: {exc}): {_API_URL_HINT}"
+                f"({type(exc).__name__}: {exc}): {self._api_url_hint}"
             ) from exc
 
     def service_map(self, since: str | None, until: str | None, flow: str | None) -> ServiceMap:
@@ -526,6 +529,11 @@ class RemoteSource:
             missing = UnknownTrace(str(params["trace"]))
         # traces: only the server's 404 says which of the two ids it lacks
         return self._get("/api/compare", params, comparison_from_dict, missing)
+
+    @property
+    def _api_url_hint(self) -> str:
+        wanted = _API_URL_WANTED[self.names]
+        return f"{wanted} the API URL that flowscope serve prints (API http://HOST:8686)"
 
     def sql(self, query: str, limit: int, timeout_s: float = 10.0) -> SqlRows:
         """The server caps ``limit`` and ``timeout_s`` at its own limits."""

@@ -314,6 +314,34 @@ def _window(since: Bound, until: Bound) -> tuple[str | None, str | None]:
     return _bound("since", since), _bound("until", until)
 
 
+class _ClosedMidCall:
+    """A source whose calls, when the handle was closed while they ran, raise the
+    handle's "closed" AnalysisError: a thread's read cut short by ``close()`` in another
+    raised DuckDB's InterruptException, a message blaming derivation, or "cannot reach"
+    a server that was up."""
+
+    def __init__(self, owner: Flowscope, source: AnalysisSource) -> None:
+        self._owner = owner
+        self._source = source
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._source, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attribute(*args, **kwargs)
+            except Exception as exc:
+                if self._owner._closed:
+                    raise AnalysisError(
+                        f"{self._owner.where} was closed while this call ran: open it again"
+                    ) from exc
+                raise
+
+        return call
+
+
 class Flowscope:
     """The analyses of one store. Windows are ``since``/``until`` as on the CLI:
     a duration back from now (``15m``, ``7d``) or RFC 3339; the default is the last hour."""
@@ -338,11 +366,15 @@ class Flowscope:
 
     @property
     def _reads(self) -> AnalysisSource:
-        """``source``, its calls from the main thread stopped by Ctrl-C on a file."""
+        """``source``, its calls from the main thread stopped by Ctrl-C on a file, and
+        a call that ``close()`` from another thread cut short said to be so."""
         source = self.source
-        if self._interruptible is None or threading.current_thread() is not threading.main_thread():
-            return source
-        return cast(AnalysisSource, self._interruptible)
+        if (
+            self._interruptible is not None
+            and threading.current_thread() is threading.main_thread()
+        ):
+            source = cast(AnalysisSource, self._interruptible)
+        return cast(AnalysisSource, _ClosedMidCall(self, source))
 
     @property
     def where(self) -> str:
@@ -517,6 +549,11 @@ def open_store(path_or_url: Any, token: Any, flows: Any) -> Flowscope:
     if isinstance(path_or_url, str) and path_or_url.startswith("~"):
         path_or_url = os.path.expanduser(path_or_url)  # as pandas reads "~/x.csv"
     _typed("token", token, _TEXT_OR_NONE, "a bearer token as text, or None")
+    if str(path_or_url) == "":  # the store's own message named the CLI's --db
+        raise AnalysisError(
+            "path_or_url: an empty path names no file; give a flowscope DuckDB file's path "
+            "or the API URL that flowscope serve prints"
+        )
     source = open_source(path_or_url, token=token, flows=flows, names="python")
     if flows is not None and isinstance(source, RemoteSource):
         # The CLI says so too: an UnknownFlow for a flow the yaml names gave no clue.

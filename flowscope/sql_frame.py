@@ -40,14 +40,22 @@ def _whole_numbers(column: pd.Series) -> pd.Series:
     raise ValueError("beyond 64 bits")
 
 
-def _times(column: pd.Series, *, utc: bool) -> pd.Series:
+def _times(column: pd.Series, type_name: str) -> pd.Series:
     import pandas as pd
 
     # A BC time: the answer writes it with a year pandas would take (-44-03-15T...Z)
     # and then fail to print; as text it stays readable.
     if column.dropna().astype(str).str.startswith("-").any():
         raise ValueError("a time before year 1")
-    return pd.to_datetime(column, format="ISO8601", utc=utc)
+    zoned = type_name in _ZONED_TIMES
+    parsed = pd.to_datetime(column, format="ISO8601", utc=zoned)
+    # One unit a type, whatever the values: pandas reads it from the text, and a column
+    # of NULLs (an empty window) came in seconds, which merge_asof refused to join.
+    unit = "ns" if type_name.endswith("_NS") else "us"
+    dtype = pd.api.types.pandas_dtype(
+        f"datetime64[{unit}, UTC]" if zoned else f"datetime64[{unit}]"
+    )
+    return parsed.astype(dtype)
 
 
 def _converter(type_name: str) -> Callable[[pd.Series], pd.Series] | None:
@@ -62,12 +70,10 @@ def _converter(type_name: str) -> Callable[[pd.Series], pd.Series] | None:
         return lambda column: column.astype("float64")  # None (NULL, NaN) -> NaN
     if type_name == "BOOLEAN":
         return lambda column: column.astype("boolean")
-    if type_name in _LOCAL_TIMES:
-        return lambda column: _times(column, utc=False)
-    if type_name in _ZONED_TIMES:
-        return lambda column: _times(column, utc=True)
+    if type_name in _LOCAL_TIMES or type_name in _ZONED_TIMES:
+        return lambda column: _times(column, type_name)
     if type_name == "INTERVAL":
-        return lambda column: pd.to_timedelta(column)
+        return lambda column: pd.to_timedelta(column).astype("timedelta64[us]")
     return None
 
 
@@ -80,7 +86,8 @@ def sql_frame(
 
     # Columns by position: a query may name two columns alike.
     frame = pd.DataFrame(list(rows), columns=range(len(columns)), dtype=object)
-    for index, type_name in enumerate(types if len(types) == len(columns) else []):
+    known = types if len(types) == len(columns) else [""] * len(columns)
+    for index, type_name in enumerate(known):
         convert = _converter(type_name)
         if convert is not None:
             try:
@@ -88,6 +95,8 @@ def sql_frame(
                 continue
             except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
                 pass  # kept as the answer has it
-    frame = frame.infer_objects()  # the others as pandas would read them (HUGEINT, text)
+        # The others as pandas reads them (text, HUGEINT past 64 bits), a column at a
+        # time: over the whole frame, two text columns stayed object and one became str.
+        frame[index] = frame[index].infer_objects()
     frame.columns = pd.Index(list(columns))
     return frame

@@ -579,6 +579,77 @@ def test_a_closed_reader_says_it_is_closed(
         fs.close()  # again: nothing happens
 
 
+def test_a_call_cut_short_by_close_in_another_thread_says_the_handle_was_closed(
+    tmp_path: Path, server: tuple[Path, ServerProcess]
+) -> None:
+    """Cut short by close(), a file's read raised DuckDB's InterruptException or blamed
+    derivation, and a server's said "cannot reach" it (Bad file descriptor)."""
+    import threading
+
+    import duckdb
+    import httpx
+
+    failures: dict[str, BaseException] = {
+        "file": duckdb.InterruptException("INTERRUPT Error: Interrupted!"),
+        "server": httpx.ConnectError("[Errno 9] Bad file descriptor"),
+    }
+    for (kind, failure), target in zip(
+        failures.items(),
+        (scenario_file(tmp_path / "spans.duckdb"), server[1].endpoints.ui),
+        strict=True,
+    ):
+        fs = flowscope.open(target, token=TOKEN)
+        started, closed = threading.Event(), threading.Event()
+
+        def flows_cut_short(
+            *args: Any,
+            failure: BaseException = failure,
+            started: threading.Event = started,
+            closed: threading.Event = closed,
+        ) -> Any:
+            started.set()
+            closed.wait(30)
+            raise failure
+
+        fs.source.flows = flows_cut_short  # type: ignore[method-assign]
+        caught: list[BaseException] = []
+
+        def ask(fs: Flowscope = fs, caught: list[BaseException] = caught) -> None:
+            try:
+                fs.flows(**W)
+            except BaseException as exc:
+                caught.append(exc)
+
+        other = threading.Thread(target=ask)
+        other.start()
+        assert started.wait(30)
+        fs.close()
+        closed.set()
+        other.join(30)
+        assert [type(e) for e in caught] == [AnalysisError], (kind, caught)
+        assert str(caught[0]).endswith("was closed while this call ran: open it again")
+
+
+def test_opening_messages_name_python_arguments(
+    server: tuple[Path, ServerProcess],
+) -> None:
+    """They named the CLI's --db and --server."""
+    with pytest.raises(AnalysisError, match="^path_or_url: an empty path names no file"):
+        flowscope.open("")
+    with pytest.raises(AnalysisError, match="flowscope.open wants the API URL") as otlp_port:
+        with flowscope.open(server[1].endpoints.http, token=TOKEN) as fs:
+            fs.flows(**W)
+    assert "--server" not in str(otlp_port.value)
+
+
+def test_a_bound_past_the_last_storable_time_says_which_that_is(local: Flowscope) -> None:
+    with pytest.raises(AnalysisError) as past:
+        local.flows(until=pd.Timestamp.max)
+    assert str(past.value).endswith(
+        "(1677-09-21T00:12:43.145224194Z to 2262-04-11T23:47:16.854775806Z)"
+    )
+
+
 WRONG_TYPES: dict[str, tuple[Callable[[Flowscope], Any], str]] = {
     "float limit": (lambda fs: fs.traces(**W, limit=5.5), "limit: 5.5 is float"),  # type: ignore[arg-type]
     "bool limit": (lambda fs: fs.traces(**W, limit=True), "limit: True is bool"),

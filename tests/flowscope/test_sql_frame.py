@@ -42,3 +42,19 @@ def test_a_hugeint_with_a_null_keeps_its_digits() -> None:
 def test_a_time_before_year_one_stays_text() -> None:
     frame = sql_frame(["z"], ["TIMESTAMP WITH TIME ZONE"], [["-44-03-15T00:00:00.000000Z"], [None]])
     assert frame["z"].iloc[0] == "-44-03-15T00:00:00.000000Z"
+
+
+def test_a_time_type_has_one_unit_whatever_its_values() -> None:
+    """An empty window's NULL times came in seconds, and merge_asof refused the join."""
+    types = ["TIMESTAMP_NS", "TIMESTAMP", "TIMESTAMPTZ_NS", "DATE", "INTERVAL"]
+    units = ["datetime64[ns]", "datetime64[us]", "datetime64[ns, UTC]", "datetime64[us]"]
+    units.append("timedelta64[us]")
+    for rows in ([], [[None] * 5]):
+        assert [str(t) for t in sql_frame(list("abcde"), types, rows).dtypes] == units
+
+
+def test_text_columns_read_alike_however_many_there_are() -> None:
+    """Inferred over the whole frame, two text columns stayed object and one became str."""
+    one = sql_frame(["s", "n"], ["VARCHAR", "BIGINT"], [["a", 1]])
+    two = sql_frame(["s", "t"], ["VARCHAR", "VARCHAR"], [["a", "b"]])
+    assert str(one["s"].dtype) == str(two["s"].dtype) == str(two["t"].dtype)
