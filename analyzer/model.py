@@ -43,6 +43,12 @@ def group_columns(group_keys: list[str], fields: list[str]) -> list[str]:
     return [f"group.{key}" if key in fields else key for key in group_keys]
 
 
+def unset_by(by: str | None, groups: list[dict[str, str]]) -> bool:
+    """``by`` named an attribute no record has a value for: likely a typo (user_tier
+    for user.tier), which answered a blank column and looked like an answer."""
+    return by is not None and bool(groups) and all(not group.get(by) for group in groups)
+
+
 @dataclass(frozen=True)
 class Window:
     """A closed-open time window [since, until) in nanoseconds since the epoch (UTC)."""

@@ -366,7 +366,9 @@ def flows(
 def _hint_unset_by(by: str | None, groups: list[dict[str, str]]) -> None:
     """`--by user_tier` (for user.tier) answered the same rows with a blank column and
     no word: a typo looked like a real answer."""
-    if by is not None and groups and all(not group.get(by) for group in groups):
+    from flowscope.analyzer.model import unset_by
+
+    if unset_by(by, groups):
         click.echo(
             f"(no trace in the window has a value for {by!r} as a resource or span attribute: "
             "every group is empty; is the name right?)",

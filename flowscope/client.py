@@ -55,6 +55,7 @@ from flowscope.analyzer.model import (
     TraceSummary,
     TraceView,
     group_columns,
+    unset_by,
 )
 from flowscope.interrupts import InterruptibleReads
 from flowscope.store.database import StoreError
@@ -192,6 +193,17 @@ class FlowResult:
 
         _check_format(format, formats.FlowFormat)
         return formats.FLOW_DIAGRAMS[format](self.detail)
+
+
+def _warn_unset_by(by: str | None, groups: list[dict[str, str]]) -> None:
+    """As the CLI says it: a misspelt ``by=`` (user_tier for user.tier) gave a column of
+    '' and no word, a typo that looked like an answer."""
+    if unset_by(by, groups):
+        warnings.warn(
+            f"no trace in the window has a value for {by!r} as a resource or span "
+            "attribute: every group is empty; is the name right?",
+            stacklevel=3,  # the caller of flows() or flow()
+        )
 
 
 def _check_format(format: str, accepted: Any) -> None:
@@ -388,7 +400,9 @@ class Flowscope:
         self, since: Bound = None, until: Bound = None, by: str | None = None
     ) -> Records[Flow]:
         _typed("by", by, _TEXT_OR_NONE, "an attribute name or None")
-        return Records(self._reads.flows(*_window(since, until), by), Flow)
+        found = self._reads.flows(*_window(since, until), by)
+        _warn_unset_by(by, [f.group for f in found])
+        return Records(found, Flow)
 
     def flow(
         self,
@@ -399,7 +413,9 @@ class Flowscope:
     ) -> FlowResult:
         _typed("flow_id", flow_id, _TEXT, "a flow id")
         _typed("by", by, _TEXT_OR_NONE, "an attribute name or None")
-        return FlowResult(self._reads.flow(flow_id, *_window(since, until), by))
+        detail = self._reads.flow(flow_id, *_window(since, until), by)
+        _warn_unset_by(by, [s.group for s in detail.steps])
+        return FlowResult(detail)
 
     def traces(
         self,

@@ -169,7 +169,8 @@ def test_group_values_become_columns(local: Flowscope) -> None:
 def test_a_group_named_like_a_field_does_not_overwrite_it(local: Flowscope) -> None:
     """``by="service"`` on steps made a second ``service`` column, and both held the
     group's value: the steps' services were gone."""
-    steps = local.flow(ORDERS, **W, by="service").df()
+    with pytest.warns(UserWarning, match="'service'"):  # no attribute of that name
+        steps = local.flow(ORDERS, **W, by="service").df()
     assert list(steps.columns) == columns_of(Step) + ["group.service"]
     assert set(steps["service"]) >= {"gateway", "orders"}
 
@@ -837,3 +838,13 @@ def test_sql_takes_its_time_limit_on_a_file_and_through_a_server(
         with pytest.raises(AnalysisError, match=r"rule time-limit: .*0\.3 s limit"):
             fs.sql(slow, timeout_s=0.3)
         assert fs.sql("SELECT 42 AS x", timeout_s=30).rows == [[42]]
+
+
+def test_a_by_attribute_no_trace_has_is_warned_of(local: Flowscope) -> None:
+    """As the CLI says it: a column of '' and no word looked like an answer."""
+    with pytest.warns(
+        UserWarning, match="no trace in the window has a value for 'wallet_provider'"
+    ):
+        local.flows(**W, by="wallet_provider")
+    with pytest.warns(UserWarning, match="'wallet_provider'"):
+        local.flow(ORDERS, **W, by="wallet_provider")
