@@ -530,6 +530,13 @@ class Flowscope:
                 f"timeout_s must be a positive number of seconds, not {timeout_s!r}"
             )
         rows: SqlRows = self._reads.sql(query, limit, seconds)
+        if rows.truncated and rows.row_limit < limit:
+            # Only .truncated said so: a per-minute count over the rows undercounted.
+            warnings.warn(
+                f"the server returned {len(rows.rows):,} rows, its limit ({limit:,} were "
+                "asked for); aggregate in the query, or read the file itself",
+                stacklevel=2,
+            )
         return SqlResult(rows.columns, rows.rows, rows.truncated, rows.types)
 
     def close(self) -> None:

@@ -848,3 +848,12 @@ def test_a_by_attribute_no_trace_has_is_warned_of(local: Flowscope) -> None:
         local.flows(**W, by="wallet_provider")
     with pytest.warns(UserWarning, match="'wallet_provider'"):
         local.flow(ORDERS, **W, by="wallet_provider")
+
+
+def test_rows_a_server_capped_are_warned_of(remote: Flowscope, local: Flowscope) -> None:
+    """Only .truncated said so: a per-minute count over the rows undercounted."""
+    query = "SELECT range AS n FROM range(12000)"
+    with pytest.warns(UserWarning, match="the server returned 10,000 rows, its limit"):
+        capped = remote.sql(query, limit=12_000)
+    assert capped.truncated and len(capped.rows) == 10_000
+    assert len(local.sql(query, limit=12_000).rows) == 12_000  # a file has no such limit
