@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from flowscope.analyzer import compare as cmp
@@ -110,27 +111,45 @@ class Analysis:
         min_duration_ms: float | None = None,
         error: bool | None = None,
         limit: int = 20,
+        attributes: Sequence[tuple[str, str]] = (),
+        max_duration_ms: float | None = None,
     ) -> list[TraceSummary]:
         """Traces rooted in the window, slowest first.
 
-        ``service``/``operation``: the trace has such a span (both: one span has both,
-        as Jaeger's search); ``error``: it has (or has no) span with status Error;
-        ``min_duration_ms``: of the root span. Empty strings (form fields) are not given.
+        ``service``/``operation``/``attributes``: the trace has a span of that service,
+        of that name and with every (key, value) as a span or resource attribute, all
+        one span (as Jaeger's tag search and Tempo's ``{ span.a = x && ... }``);
+        ``error``: it has (or has no) span with status Error; ``min_duration_ms`` /
+        ``max_duration_ms``: of the root span. Empty strings (form fields) are not given.
         """
         service, operation, flow = service or None, operation or None, flow or None
+        pairs = list(attributes)
         db = self.database
         params: dict[str, Any] = {"since": window.since_ns, "until": window.until_ns}
-        min_duration_ns = _duration_ns(min_duration_ms)
+        min_duration_ns = _duration_ns(min_duration_ms, "min_duration_ms")
+        max_duration_ns = (
+            STORABLE_NS
+            if max_duration_ms is None
+            else _duration_ns(max_duration_ms, "max_duration_ms")
+        )
         with read_snapshot(db):
             if flow is not None:
                 self._select(flow, window)
             else:
                 db.fetch("sel_traces_none")
-            if service is not None or operation is not None:
+            filter_spans = service is not None or operation is not None or bool(pairs)
+            if filter_spans:
                 lo, hi = db.fetch("window_span_range", params)[0]
                 db.fetch(
                     "span_match",
-                    {"lo": lo or 0, "hi": hi or 0, "service": service, "operation": operation},
+                    {
+                        "lo": lo or 0,
+                        "hi": hi or 0,
+                        "service": service,
+                        "operation": operation,
+                        "keys": [k for k, _ in pairs],
+                        "values": [v for _, v in pairs],
+                    },
                 )
             else:
                 db.fetch("span_match_none")
@@ -140,10 +159,11 @@ class Analysis:
                     **params,
                     "keys": list(self.catalog.config.attribute_keys),
                     "min_duration_ns": min_duration_ns,
+                    "max_duration_ns": max_duration_ns,
                     "filter_error": error is not None,
                     "error": bool(error),
                     "filter_flow": flow is not None,
-                    "filter_spans": service is not None or operation is not None,
+                    "filter_spans": filter_spans,
                     "limit": limit,
                 },
             )
@@ -367,12 +387,12 @@ class Analysis:
 BASELINE_HALF_NS = 30 * 60 * 1_000_000_000
 
 
-def _duration_ns(ms: float | None) -> int:
-    """A minimum duration in ms as ns; past the longest a span can last, that longest."""
+def _duration_ns(ms: float | None, name: str) -> int:
+    """A duration bound in ms as ns; past the longest a span can last, that longest."""
     if ms is None:
         return 0
     if not (math.isfinite(ms) and ms >= 0):
-        raise AnalysisError(f"min_duration_ms must be a number of milliseconds >= 0, not {ms}")
+        raise AnalysisError(f"{name} must be a number of milliseconds >= 0, not {ms}")
     # Compared before converting: 1e308 ms is finite, its nanoseconds are not (a 500).
     return STORABLE_NS if ms * 1e6 >= STORABLE_NS else round(ms * 1e6)
 

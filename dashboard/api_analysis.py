@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from flowscope.analysis_sources import one_comparison
+from flowscope.analysis_sources import attribute_pair, one_comparison
 from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.diagrams.formats import FLOW_DIAGRAMS, MAP_DIAGRAMS, FlowFormat, MapFormat
 from flowscope.analyzer.errors import AnalysisError, UnknownFlow, UnknownTrace
@@ -193,8 +193,23 @@ def analysis_router(analysis: Analysis) -> APIRouter:
             bool | None, Query(description="true: with an error span; false: without")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=10_000, description="most traces returned")] = 20,
+        attr: Annotated[
+            list[str] | None,
+            Query(
+                description="KEY=VALUE, repeatable: has a span with every such attribute "
+                "(its own or its resource's; with service/operation, that span)"
+            ),
+        ] = None,
+        max_duration_ms: Annotated[
+            float | None,
+            Query(ge=0, allow_inf_nan=False, description="root duration at most this"),
+        ] = None,
     ) -> dict[str, Any]:
         window = window_or_400(since, until)
+        try:
+            pairs = [attribute_pair(text, "attr") for text in attr or []]
+        except AnalysisError as exc:
+            raise HTTPException(400, detail={"message": str(exc)}) from exc
         result = await answer(
             analysis.traces,
             window,
@@ -204,6 +219,8 @@ def analysis_router(analysis: Analysis) -> APIRouter:
             min_duration_ms=min_duration_ms,
             error=error,
             limit=limit,
+            attributes=pairs,
+            max_duration_ms=max_duration_ms,
         )
         return {"traces": [t.as_dict() for t in result], "window": window_dict(window)}
 

@@ -8,6 +8,8 @@ say the parameter a user meant had not been read.
 
 from __future__ import annotations
 
+import types
+import typing
 from collections import Counter
 
 from fastapi import HTTPException, Request
@@ -15,10 +17,24 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 
-def _query_names(dependant: Dependant) -> set[str]:
-    names = {param.alias for param in dependant.query_params}
+def _is_list(annotation: typing.Any) -> bool:
+    """``list[str]``, ``list[str] | None`` and the like."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_list(arg) for arg in typing.get_args(annotation))
+    return origin in (list, tuple, set, frozenset)
+
+
+def _query_names(dependant: Dependant, *, lists_only: bool = False) -> set[str]:
+    """The query parameters a route reads; ``lists_only``: those it reads as a list,
+    which may be given more than once (``/api/traces?attr=a=1&attr=b=2``)."""
+    names = {
+        param.alias
+        for param in dependant.query_params
+        if not lists_only or _is_list(param.field_info.annotation)
+    }
     for sub in dependant.dependencies:
-        names |= _query_names(sub)
+        names |= _query_names(sub, lists_only=lists_only)
     return names
 
 
@@ -39,8 +55,9 @@ async def known_query_parameters(request: Request) -> None:
                 f"{', '.join(repr(key) for key in unknown)}; this route takes: {takes}"
             },
         )
-    # No route takes a list: a parameter given twice is a slip, not a second value.
-    twice = sorted(key for key, times in given.items() if times > 1)
+    # A parameter that is not a list given twice is a slip, not a second value.
+    lists = _query_names(route.dependant, lists_only=True)
+    twice = sorted(key for key, times in given.items() if times > 1 and key not in lists)
     if twice:
         raise HTTPException(
             400,

@@ -145,6 +145,8 @@ def param_name(name: str, names: Names) -> str:
         return name
     if name in ("left_version", "right_version"):
         return "--versions"  # both come from the one option
+    if name == "attributes":
+        return "--attr"
     return "--" + name.replace("_", "-")
 
 
@@ -174,12 +176,29 @@ def _check_trace_filters(filters: Mapping[str, Any], names: Names) -> None:
     limit = filters.get("limit", 20)
     if not 1 <= limit <= MAX_TRACES:
         raise AnalysisError(f"{param_name('limit', names)} must be 1 to {MAX_TRACES}, not {limit}")
-    least = filters.get("min_duration_ms")
-    # NaN compares false with 0, and a server refuses what is not finite in its own
-    # words: refused here, a file and a server say the same.
-    if least is not None and not (math.isfinite(least) and least >= 0):
-        name = param_name("min_duration_ms", names)
-        raise AnalysisError(f"{name} must be a finite number, 0 or more, not {least}")
+    for bound in ("min_duration_ms", "max_duration_ms"):
+        ms = filters.get(bound)
+        # NaN compares false with 0, and a server refuses what is not finite in its own
+        # words: refused here, a file and a server say the same.
+        if ms is not None and not (math.isfinite(ms) and ms >= 0):
+            name = param_name(bound, names)
+            raise AnalysisError(f"{name} must be a finite number, 0 or more, not {ms}")
+    for key, _value in filters.get("attributes", ()):
+        if not key:
+            name = param_name("attributes", names)
+            raise AnalysisError(f"{name}: an attribute needs a name (KEY=VALUE)")
+
+
+def attribute_pair(text: str, name: str) -> tuple[str, str]:
+    """``KEY=VALUE`` (split at the first '=', so a value may hold one) as a pair;
+    AnalysisError naming the parameter ``name`` for text without '=' or a name."""
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise AnalysisError(
+            f"{name}: {text!r} is not KEY=VALUE (an attribute's name, '=', its value as "
+            "stored: http.status_code=500, deployment.environment=prod)"
+        )
+    return key, value
 
 
 CompareMode = Literal["traces", "baseline", "versions", "windows"]
@@ -399,7 +418,11 @@ class RemoteSource:
             since, until = params.get(f"{prefix}since"), params.get(f"{prefix}until")
             if since is not None or until is not None:
                 _window(since, until, self.names, prefix)
-        query = {k: _param(v) for k, v in params.items() if v is not None}
+        query = {
+            k: [_param(x) for x in v] if isinstance(v, list) else _param(v)
+            for k, v in params.items()
+            if v is not None
+        }
         return self._answer(path, lambda: self.http.get(path, params=query), decode, missing)
 
     def _answer(
@@ -508,9 +531,11 @@ class RemoteSource:
         _check_trace_filters(filters, self.names)
         flow = filters.get("flow")
         missing = UnknownFlow(flow) if flow is not None else None
+        query = {k: v for k, v in filters.items() if k != "attributes"}
+        query["attr"] = [f"{k}={v}" for k, v in filters.get("attributes", ())] or None
         return self._get(
             "/api/traces",
-            {"since": since, "until": until, **filters},
+            {"since": since, "until": until, **query},
             lambda d: [record_from_dict(TraceSummary, t) for t in d["traces"]],
             missing,
         )

@@ -514,7 +514,24 @@ def _steps_table(steps: list[Any], columns: list[str]) -> str:
 )
 @click.option("--flow", default=None, help="Traces of this flow id.")
 @click.option(
+    "--attr",
+    "attributes",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=lambda _ctx, _param, texts: _attribute_pairs(texts),
+    help="Traces with a span that has this attribute, its own or its resource's "
+    "(http.status_code=500; repeatable: all on one span, with --service/--operation "
+    "that span).",
+)
+@click.option(
     "--min-duration", "min_duration_ms", type=FiniteFloatRange(min=0), default=None, help="In ms."
+)
+@click.option(
+    "--max-duration",
+    "max_duration_ms",
+    type=FiniteFloatRange(min=0),
+    default=None,
+    help="In ms: root spans no longer than this.",
 )
 @click.option("--error/--no-error", default=None, help="Only traces with / without errors.")
 @click.option(
@@ -536,7 +553,9 @@ def traces(
     service: str | None,
     operation: str | None,
     flow: str | None,
+    attributes: list[tuple[str, str]],
     min_duration_ms: float | None,
+    max_duration_ms: float | None,
     error: bool | None,
     limit: int,
     fmt: str,
@@ -553,7 +572,9 @@ def traces(
             service=service,
             operation=operation,
             flow=flow,
+            attributes=attributes,
             min_duration_ms=min_duration_ms,
+            max_duration_ms=max_duration_ms,
             error=error,
             # One more than shown: whether more traces matched (the API takes 10,000).
             limit=min(limit + 1, MAX_TRACES),
@@ -562,7 +583,7 @@ def traces(
         result = result[:limit]
         # An automatic flow's traces a flows.yaml rule took: say where they went (when
         # no other filter could be why the list is empty).
-        others = (service, operation, min_duration_ms, error)
+        others = (service, operation, min_duration_ms, max_duration_ms, error, *attributes)
         only_flow = bool(flow) and all(f is None for f in others) and fmt != "json"
         claims = (
             source.flow(flow, since, until, None).claimed_by if not result and only_flow else []
@@ -585,6 +606,16 @@ def traces(
         click.echo(_claims_hint(claims), err=True)
     elif not result:
         _hint_empty_window(since, until, db, server_url, token)
+
+
+def _attribute_pairs(texts: tuple[str, ...]) -> list[tuple[str, str]]:
+    from flowscope.analysis_sources import attribute_pair
+    from flowscope.analyzer.errors import AnalysisError
+
+    try:
+        return [attribute_pair(text, "--attr") for text in texts]
+    except AnalysisError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--attr: ")) from exc
 
 
 def _baseline_hint(spans: list[Any]) -> str:

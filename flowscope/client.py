@@ -22,7 +22,7 @@ import numbers
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -283,6 +283,25 @@ def _bound(name: str, value: Bound) -> str | None:
     )
 
 
+def _attribute_pairs(attributes: Any) -> list[tuple[str, str]]:
+    """``attributes`` as (key, value) pairs of text, values as the store keeps them:
+    stringified as the exporter does (500 -> "500", True -> "true")."""
+    if attributes is None:
+        return []
+    if not isinstance(attributes, Mapping):
+        raise _wrong_type("attributes", attributes, "a dict of attribute names to values")
+    pairs = []
+    for key, value in attributes.items():
+        _typed("attributes", key, _TEXT, "a dict whose keys are attribute names")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int):
+            value = str(value)
+        _typed(f"attributes[{key!r}]", value, _TEXT, "text, an int or a bool")
+        pairs.append((key, value))
+    return pairs
+
+
 def _wrong_type(name: str, value: Any, what: str) -> AnalysisError:
     return AnalysisError(f"{name}: {value!r} is {type(value).__name__}; give {what}")
 
@@ -428,7 +447,12 @@ class Flowscope:
         min_duration_ms: float | None = None,
         error: bool | None = None,
         limit: int = 20,
+        attributes: Mapping[str, str | int | bool] | None = None,
+        max_duration_ms: float | None = None,
     ) -> Records[TraceSummary]:
+        """Traces rooted in the window, slowest first; ``attributes``: a span has every
+        one, its own or its resource's, all on one span (with ``service``/``operation``,
+        that span), as Jaeger's tag search."""
         for name, value in (("service", service), ("operation", operation), ("flow", flow)):
             _typed(name, value, _TEXT_OR_NONE, "a string or None")
         found = self._reads.traces(
@@ -436,7 +460,9 @@ class Flowscope:
             service=service,
             operation=operation,
             flow=flow,
+            attributes=_attribute_pairs(attributes),
             min_duration_ms=_number("min_duration_ms", min_duration_ms),
+            max_duration_ms=_number("max_duration_ms", max_duration_ms),
             error=_flag("error", error),
             limit=_whole("limit", limit),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flowscope.analyzer.model import TraceSummary
+from flowscope.testing.traces import TraceKit
 
 from .conftest import HOUR, Analyze
 from .test_flows import order_kit
@@ -46,3 +47,39 @@ def test_filters(analyze: Analyze) -> None:
     assert durations(analysis.traces(HOUR, flow=portfolio)) == [50.0, 50.0]
     assert durations(analysis.traces(HOUR, limit=2)) == [400.0, 300.0]
     assert durations(analysis.traces(HOUR, service="orders", error=False, limit=1)) == [200.0]
+
+
+def test_attributes_all_on_one_span_and_a_longest_duration(analyze: Analyze) -> None:
+    """As Jaeger's tag search and Tempo's { span.a = x && span.b = y }: a span has every
+    attribute, its own or its resource's."""
+    kit = TraceKit()
+    for n, (code, customer) in enumerate([("500", "42"), ("200", "42"), ("500", "7")]):
+        root = kit.trace(start_ms=n * 1_000).span(
+            "web",
+            "GET /",
+            kind="Server",
+            start_ms=0,
+            duration_ms=10 + n,
+            attributes={"http.status_code": code},
+            resource={"deployment.environment": "prod" if n else "staging"},
+        )
+        root.child(
+            "db",
+            "SELECT",
+            kind="Client",
+            start_ms=1,
+            duration_ms=2,
+            attributes={"customer.id": customer},
+        )
+    analysis = analyze(kit)
+    assert durations(analysis.traces(HOUR, attributes=[("http.status_code", "500")])) == [12, 10]
+    assert durations(analysis.traces(HOUR, attributes=[("customer.id", "42")])) == [11, 10]
+    # Two attributes of two spans of one trace: no one span has both.
+    both = [("http.status_code", "500"), ("customer.id", "42")]
+    assert analysis.traces(HOUR, attributes=both) == []
+    prod_errors = [("http.status_code", "500"), ("deployment.environment", "prod")]
+    assert durations(analysis.traces(HOUR, attributes=prod_errors)) == [12]  # resource's
+    # With a service, that service's span has them.
+    assert analysis.traces(HOUR, service="db", attributes=[("http.status_code", "500")]) == []
+    assert durations(analysis.traces(HOUR, max_duration_ms=11)) == [11, 10]
+    assert durations(analysis.traces(HOUR, min_duration_ms=11, max_duration_ms=11)) == [11]

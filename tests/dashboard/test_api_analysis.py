@@ -186,6 +186,15 @@ def test_traces_filters_and_order(api: httpx.Client) -> None:
     assert {t["flow"] for t in get(api, "/api/traces", flow=orders)["traces"]} == {orders}
     # Both given: one span has both (Jaeger's search), not each on a span of its own.
     assert get(api, "/api/traces", service="fulfillment", operation="GET quotes")["traces"] == []
+    # KEY=VALUE attributes, repeatable, all on one span; a longest root duration.
+    paypal = get(api, "/api/traces", attr="wallet.provider=paypal")["traces"]
+    assert len(paypal) == 2
+    both = {"attr": ["wallet.provider=paypal", "http.route=/orders"]}
+    assert api.get("/api/traces", params={**WINDOW, **both}).json()["traces"] == paypal
+    assert len(get(api, "/api/traces", max_duration_ms=100)["traces"]) == 3
+    bad = api.get("/api/traces", params={**WINDOW, "attr": "wallet.provider"})
+    assert bad.status_code == 400
+    assert "attr: 'wallet.provider' is not KEY=VALUE" in bad.json()["detail"]["message"]
 
 
 def test_empty_filters_are_not_given(api: httpx.Client) -> None:

@@ -141,6 +141,17 @@ def test_json_numbers(local_db: Path) -> None:
     assert [t["duration_ms"] for t in traces] == [400, 300, 200, 100, 50, 50]
 
 
+def test_traces_by_attribute(local_db: Path) -> None:
+    db = ["--db", str(local_db)]
+    paypal = cli_json("traces", *WINDOW, *db, "--attr", "wallet.provider=paypal")["traces"]
+    assert len(paypal) == 2
+    both = ["--attr", "wallet.provider=paypal", "--attr", "http.route=/orders"]
+    assert cli_json("traces", *WINDOW, *db, *both)["traces"] == paypal
+    assert cli_json("traces", *WINDOW, *db, *both, "--service", "orders")["traces"] == []
+    bad = cli("traces", *WINDOW, *db, "--attr", "wallet.provider", ok=False)
+    assert bad.exit_code == 2 and "'wallet.provider' is not KEY=VALUE" in bad.stderr
+
+
 def test_traces_say_when_more_matched_than_the_limit_shows(local_db: Path) -> None:
     db = ["--db", str(local_db)]
     cut = cli("traces", *WINDOW, *db, "--limit", "4")

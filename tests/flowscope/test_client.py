@@ -80,6 +80,9 @@ FRAMES: dict[str, Callable[[Flowscope], pd.DataFrame]] = {
     "flow_steps_by": lambda fs: fs.flow(ORDERS, **W, by="wallet.provider").df(),
     "traces": lambda fs: fs.traces(**W, limit=100).df(),
     "traces_filtered": lambda fs: fs.traces(**W, service="orders", min_duration_ms=150).df(),
+    "traces_by_attribute": lambda fs: fs.traces(
+        **W, attributes={"wallet.provider": "paypal", "http.route": "/orders"}, max_duration_ms=1e4
+    ).df(),
     "trace_spans": lambda fs: fs.trace(SLOWEST_ORDER_TRACE, **W).df(),
     "critical_path": lambda fs: fs.trace(SLOWEST_ORDER_TRACE).critical_path.df(),
     "compare_traces": lambda fs: fs.compare_traces(FASTEST_ORDER_TRACE, SLOWEST_ORDER_TRACE).df(),
@@ -857,3 +860,13 @@ def test_rows_a_server_capped_are_warned_of(remote: Flowscope, local: Flowscope)
         capped = remote.sql(query, limit=12_000)
     assert capped.truncated and len(capped.rows) == 10_000
     assert len(local.sql(query, limit=12_000).rows) == 12_000  # a file has no such limit
+
+
+def test_attribute_values_are_given_as_the_store_keeps_them(local: Flowscope) -> None:
+    """Stringified as the exporter does: 500 as "500", True as "true"."""
+    assert len(local.traces(**W, attributes={"wallet.provider": "paypal"})) == 2
+    assert len(local.traces(**W, attributes={"wallet.provider": True})) == 0
+    with pytest.raises(AnalysisError, match=r"attributes\['a'\]: 1.5 is float"):
+        local.traces(**W, attributes={"a": 1.5})
+    with pytest.raises(AnalysisError, match="attributes: an attribute needs a name"):
+        local.traces(**W, attributes={"": "x"})

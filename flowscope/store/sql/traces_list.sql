@@ -1,6 +1,7 @@
 -- Traces with roots in [since, until), slowest first. Filters are switched on by
 -- their $filter_* flag; sel_traces (a flow) and span_match (service/operation) are
--- temp tables the analyzer fills when those filters are on.
+-- temp tables the analyzer fills when those filters are on (span_match: service,
+-- operation, attributes).
 SELECT
     TraceId, RootService, RootOperation, epoch_ns(RootTs) AS RootStart, RootDuration,
     Spans, Services, ErrorSpans, RootStatus, RootRoute,
@@ -8,6 +9,7 @@ SELECT
 FROM a_trace_index
 WHERE RootTs >= make_timestamp_ns($since) AND RootTs < make_timestamp_ns($until)
   AND RootDuration >= $min_duration_ns
+  AND RootDuration <= $max_duration_ns
   AND (NOT $filter_error OR (ErrorSpans > 0) = $error)
   AND (NOT $filter_flow OR TraceId IN (SELECT TraceId FROM sel_traces))
   AND (NOT $filter_spans OR TraceId IN (SELECT TraceId FROM span_match))
