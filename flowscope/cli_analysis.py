@@ -247,8 +247,61 @@ def by_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     return value
 
 
+def _sql_literal(value: str | None) -> str:
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def _sql_text_list(values: list[str]) -> str:
+    return f"(CAST([{', '.join(_sql_literal(v) for v in values)}] AS VARCHAR[]))"
+
+
+def _span_filter_hint(
+    source: Any, window: Any, spans: tuple[str | None, str | None, list[tuple[str, str]]]
+) -> str | None:
+    """Why traces filtered by a span matched none, when the spans say more than the
+    list does: a service with no span in the window (a misspelling, with the names
+    there are), or matching traces whose root span has not arrived (the list goes by
+    roots; Jaeger lists them)."""
+    import difflib
+
+    from flowscope.store import sql_files
+
+    service, operation, attributes = spans
+    query = sql_files.query("hint_span_filter")
+    for name, text in (
+        ("$since", str(int(window.since_ns))),
+        ("$until", str(int(window.until_ns))),
+        ("$service", _sql_literal(service)),
+        ("$operation", _sql_literal(operation)),
+        ("$keys", _sql_text_list([k for k, _ in attributes])),
+        ("$values", _sql_text_list([v for _, v in attributes])),
+    ):
+        query = query.replace(name, text)
+    matched, rootless, ids, services = source.sql(query, 1).rows[0]
+    if not matched and service is not None and service not in (services or []):
+        close = difflib.get_close_matches(service, services or [], n=3, cutoff=0.6)
+        known = close or sorted(services or [])[:8]
+        return (
+            f"no span of service {service!r} in the window; "
+            f"{'did you mean' if close else 'services there'}: {', '.join(known)}"
+        )
+    if rootless:
+        return (
+            f"{rootless} trace{'s' if rootless > 1 else ''} with such a span in the window "
+            f"{'have' if rootless > 1 else 'has'} no root span (yet): traces lists traces by "
+            f"their root; flowscope trace ID shows {'them' if rootless > 1 else 'it'}: "
+            + ", ".join(ids or [])
+        )
+    return None
+
+
 def _hint_empty_window(
-    since: str | None, until: str | None, db: str, server_url: str | None, token: str | None
+    since: str | None,
+    until: str | None,
+    db: str,
+    server_url: str | None,
+    token: str | None,
+    spans: tuple[str | None, str | None, list[tuple[str, str]]] | None = None,
 ) -> None:
     """An empty table under the default window is most often old data (an import, a
     recording): say so on stderr, so the table itself stays what was asked, with a
@@ -267,6 +320,7 @@ def _hint_empty_window(
     else:
         where = "nothing in the last hour; widen the window with --since"
     spans_in_window = roots_in_window = 0
+    span_hint = None
     try:
         window = parse_window(since, until)
         start_ns, end_ns = window.since_ns, window.until_ns
@@ -279,12 +333,16 @@ def _hint_empty_window(
         query = query.replace("$until", str(int(window.until_ns)))
         try:
             newest, oldest, spans_in_window, roots_in_window = source.sql(query, 1).rows[0]
+            if spans is not None and spans_in_window:
+                span_hint = _span_filter_hint(source, window, spans)
         finally:
             source.close()
     except (AnalysisError, ValueError):  # a hint is not worth a failure
         newest, oldest, start_ns, end_ns = -1, -1, 0, 0
     if newest is None:
         where = "no spans are stored (none arrived yet, or retention deleted them)"
+    elif span_hint is not None:
+        where = span_hint
     elif roots_in_window:  # there are traces: the command's filters matched none
         where = f"none of the {roots_in_window} traces that start in the window matches"
     elif spans_in_window:
@@ -524,7 +582,12 @@ def _steps_table(steps: list[Any], columns: list[str]) -> str:
     "that span).",
 )
 @click.option(
-    "--min-duration", "min_duration_ms", type=FiniteFloatRange(min=0), default=None, help="In ms."
+    "--min-duration",
+    "min_duration_ms",
+    type=FiniteFloatRange(min=0),
+    default=None,
+    help="In ms: root spans at least this long (the listed duration_ms, not that of the "
+    "span --service/--operation/--attr match).",
 )
 @click.option(
     "--max-duration",
@@ -605,7 +668,8 @@ def traces(
     if claims:
         click.echo(_claims_hint(claims), err=True)
     elif not result:
-        _hint_empty_window(since, until, db, server_url, token)
+        spans = (service, operation, attributes) if service or operation or attributes else None
+        _hint_empty_window(since, until, db, server_url, token, spans)
 
 
 def _attribute_pairs(texts: tuple[str, ...]) -> list[tuple[str, str]]:

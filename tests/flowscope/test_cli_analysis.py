@@ -859,3 +859,27 @@ def test_compare_table_tells_steps_that_print_alike_apart(tmp_path: Path) -> Non
     persists = [d["step_id"] for d in deltas["deltas"] if d["operation"] == "persist"]
     out = cli("compare", fourth, fourth, "--db", str(db), "--columns", "step,left_ms").stdout
     assert len(persists) == 2 and all(f"wf: persist [{i}]" in out for i in persists)
+
+
+def test_an_empty_span_search_says_what_the_spans_hold(tmp_path: Path) -> None:
+    """A rootless trace was not found by --service with no word of it (Jaeger lists
+    it), and a misspelt service matched nothing as if it had no traces."""
+    from flowscope.testing.traces import TraceKit
+
+    kit = TraceKit()
+    kit.trace(start_ms=0).span("web", "GET /", kind="Server", start_ms=0, duration_ms=5)
+    kit.trace(start_ms=10, trace_id="feedface" * 4).span(
+        "payments", "charge", kind="Server", start_ms=0, duration_ms=250, parent="00000000deadbeef"
+    )
+    db = ["--db", str(kit_file(kit, tmp_path / "orphan.duckdb")), *WINDOW]
+    rootless = cli("traces", *db, "--service", "payments")
+    assert rootless.stderr == (
+        "(1 trace with such a span in the window has no root span (yet): traces lists "
+        f"traces by their root; flowscope trace ID shows it: {'feedface' * 4})\n"
+    )
+    misspelt = cli("traces", *db, "--service", "paymnts")
+    assert misspelt.stderr == (
+        "(no span of service 'paymnts' in the window; did you mean: payments)\n"
+    )
+    quoted = cli("traces", *db, "--service", "pay'ments", "--attr", "a=it's")
+    assert 'no span of service "pay\'ments"' in quoted.stderr
