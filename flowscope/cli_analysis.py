@@ -701,6 +701,13 @@ def _baseline_hint(spans: list[Any]) -> str:
     "--since", default=None, help="Baseline window start for the step P50s [default: none]."
 )
 @click.option("--until", default=None, help="Baseline window end [default: now].")
+@click.option(
+    "--attributes",
+    "every_attribute",
+    is_flag=True,
+    help="List every span's attributes and each service's resource, not only the "
+    "failing spans' attributes.",
+)
 @format_option()
 def trace(
     trace_id: str,
@@ -710,6 +717,7 @@ def trace(
     flows_file: str | None,
     since: str | None,
     until: str | None,
+    every_attribute: bool,
     fmt: str,
 ) -> None:
     """One trace: its span tree, each span next to its step's P50, and the critical path."""
@@ -758,6 +766,7 @@ def trace(
             err=True,
         )
     click.echo()
+    _echo_attributes(view, every_attribute)
     _echo_events(view)
     _echo_links(view)
     if not view.critical_path:  # it starts at the root span
@@ -816,6 +825,37 @@ MAX_EVENTS_SHOWN = 20
 
 # An event's time when it was sent with none (OTLP's 0, "unset"): stored as sent.
 _NO_TIME = "1970-01-01T00:00:00Z"
+
+
+# A value longer than this is cut in the attributes section; --format json has it whole.
+MAX_ATTRIBUTE_VALUE = 200
+
+
+def _echo_attributes(view: TraceView, every: bool) -> None:
+    """The failing spans' attributes (``every``: each span's, and each service's
+    resource), with their span ids: the table named two spans "client-gateway: POST
+    /order", one Error, and nothing told which was the retry or what it was sent."""
+    spans = [s for s in view.spans if every or s.status == "Error"]
+    if not any(s.attributes for s in spans) and not every:
+        return
+    click.echo(
+        "attributes:" if every else "attributes of the failing spans (--attributes: every span's):"
+    )
+    for s in spans:
+        click.echo(shown(f"  {s.service}: {s.operation}  span {s.span_id}"))
+        for key, value in sorted(s.attributes.items()):
+            click.echo(shown(f"    {key} = {fit_width(value, MAX_ATTRIBUTE_VALUE)}"))
+    if every:
+        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        for s in view.spans:
+            resource = (s.service, tuple(sorted(s.resource.items())))
+            if resource in seen:
+                continue
+            seen.add(resource)
+            click.echo(shown(f"  resource of {s.service}:"))
+            for key, value in resource[1]:
+                click.echo(shown(f"    {key} = {fit_width(value, MAX_ATTRIBUTE_VALUE)}"))
+    click.echo()
 
 
 def _echo_events(view: TraceView) -> None:

@@ -883,3 +883,20 @@ def test_an_empty_span_search_says_what_the_spans_hold(tmp_path: Path) -> None:
     )
     quoted = cli("traces", *db, "--service", "pay'ments", "--attr", "a=it's")
     assert 'no span of service "pay\'ments"' in quoted.stderr
+
+
+def test_a_trace_lists_attributes_with_span_ids(local_db: Path) -> None:
+    """Two spans read "gateway: POST", one failing: nothing told which was which, nor
+    what either was sent. The failing spans' attributes are listed; --attributes lists
+    every span's and each service's resource."""
+    db = ["--db", str(local_db)]
+    view = cli_json("trace", SLOWEST_ORDER_TRACE, *db)
+    failing = [s for s in view["spans"] if s["status"] == "Error"]
+    out = cli("trace", SLOWEST_ORDER_TRACE, *db).stdout
+    section = out.split("attributes of the failing spans (--attributes: every span's):\n")[1]
+    assert section.split("\n\n")[0].count("  span ") == len(failing)
+    every = cli("trace", SLOWEST_ORDER_TRACE, *db, "--attributes").stdout
+    listed = every.split("attributes:\n")[1].split("\n\nevents:")[0]
+    for span in view["spans"]:
+        assert f"{span['service']}: {span['operation']}  span {span['span_id']}" in listed
+    assert "  resource of gateway:\n" in listed
