@@ -506,7 +506,10 @@ def sql(
     limit: int,
     timeout: float,
 ) -> None:
-    """Run one read-only SELECT over the spans (table otel_traces)."""
+    """Run one read-only SELECT over the spans (table otel_traces); QUERY "-" reads it
+    from standard input (a query kept in a file: < q.sql)."""
+    if query == "-":
+        query = sys.stdin.read()
     with analysis_source(db, server_url, token, None) as source:
         out = source.sql(query, limit, timeout)
         emit(render_rows(out.columns, out.rows, fmt))

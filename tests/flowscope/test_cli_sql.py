@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -370,3 +371,16 @@ def test_now_is_utc_like_the_spans_whatever_the_machine_zone(tmp_path: Path) -> 
         assert answer.returncode == 0, answer.stderr
         counts.add(answer.stdout.splitlines()[1])
     assert counts == {str(batch.table.num_rows)}
+
+
+def test_a_query_from_standard_input(tmp_path: Path) -> None:
+    """`sql -` sent "-" as the query: a parse error."""
+    database = Database(tmp_path / "q.duckdb")
+    database.close()
+    result = CliRunner().invoke(
+        main,
+        ["sql", "-", "--db", str(tmp_path / "q.duckdb"), "--format", "json"],
+        input="SELECT 41 + 1 AS answer\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [{"answer": 42}]
