@@ -295,6 +295,25 @@ def _span_filter_hint(
     return None
 
 
+def _bound_shown(text: str | None) -> str | None:
+    """A window bound as a hint says it back: a duration as typed, a time in UTC with
+    its Z (one typed without a zone is read as UTC, and was said back without one)."""
+    from flowscope.analyzer.window import format_ns, instant_ns
+    from flowscope.durations import parse_duration
+
+    if text is None:
+        return None
+    try:
+        parse_duration(text)
+        return text
+    except ValueError:
+        pass
+    try:
+        return format_ns(instant_ns(text, time.time_ns()))
+    except ValueError:
+        return text
+
+
 def _hint_empty_window(
     since: str | None,
     until: str | None,
@@ -311,12 +330,13 @@ def _hint_empty_window(
     from flowscope.analyzer.window import parse_window
     from flowscope.store import sql_files
 
+    shown_since, shown_until = _bound_shown(since), _bound_shown(until)
     if since and until:  # "nothing since X" was false with data after the --until
-        where = f"nothing from {since} until {until}; widen the window"
+        where = f"nothing from {shown_since} until {shown_until}; widen the window"
     elif since:
-        where = f"nothing since {since}; widen the window with --since"
+        where = f"nothing since {shown_since}; widen the window with --since"
     elif until:
-        where = f"nothing in the hour before {until}; widen it with --since"
+        where = f"nothing in the hour before {shown_until}; widen it with --since"
     else:
         where = "nothing in the last hour; widen the window with --since"
     spans_in_window = roots_in_window = 0
@@ -353,7 +373,11 @@ def _hint_empty_window(
     elif until and end_ns and oldest is not None and oldest >= end_ns:
         # Every span started after the window: "widen it with --since" never reaches them.
         stamp = datetime.fromtimestamp(oldest / 1e9, UTC).isoformat(timespec="seconds")
-        window_text = f"from {since} until {until}" if since else f"in the hour before {until}"
+        window_text = (
+            f"from {shown_since} until {shown_until}"
+            if since
+            else f"in the hour before {shown_until}"
+        )
         where = (
             f"nothing {window_text}; every stored span started after it, the oldest at "
             f"{stamp.removesuffix('+00:00')}Z: a later --until reaches them"

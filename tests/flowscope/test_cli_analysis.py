@@ -434,11 +434,12 @@ def test_empty_windows_say_which_window_was_empty(local_db: Path) -> None:
     )
     # Both bounds: "nothing since X" was false when the spans are after --until.
     steps = cli("flow", ORDERS, "--since", "2020-01-01T00:00:00Z", "--until", "2020-01-02", *db)
-    assert "(nothing from 2020-01-01T00:00:00Z until 2020-01-02; every stored span " in (
+    # A bound without a zone is said back as read, in UTC (it was repeated as typed).
+    assert "(nothing from 2020-01-01T00:00:00Z until 2020-01-02T00:00:00Z; every stored span " in (
         steps.stderr
     )
     after = cli("flows", "--since", "2027-01-01T00:00:00Z", "--until", "2027-01-02", *db)
-    assert "(nothing from 2027-01-01T00:00:00Z until 2027-01-02; widen the window)" in (
+    assert "(nothing from 2027-01-01T00:00:00Z until 2027-01-02T00:00:00Z; widen the window)" in (
         after.stderr
     )
     since = cli("flows", "--since", "1s", *db)
