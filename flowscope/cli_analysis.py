@@ -732,7 +732,16 @@ def _baseline_hint(spans: list[Any]) -> str:
     help="List every span's attributes and each service's resource, not only the "
     "failing spans' attributes.",
 )
-@format_option()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "otlp"]),
+    default="table",
+    show_default=True,
+    help="Output: a table, JSON (the API's answer without its window), or otlp: the "
+    "trace's spans as an OTLP/JSON file, which flowscope import and other OTLP tools "
+    "read back (attribute values as stored, text).",
+)
 def trace(
     trace_id: str,
     db: str,
@@ -745,6 +754,9 @@ def trace(
     fmt: str,
 ) -> None:
     """One trace: its span tree, each span next to its step's P50, and the critical path."""
+    if fmt == "otlp":
+        _export_trace(trace_id, db, server_url, token)
+        return
     with analysis_source(db, server_url, token, flows_file) as source:
         view = source.trace(trace_id, since, until)
     if fmt == "json":
@@ -849,6 +861,30 @@ MAX_EVENTS_SHOWN = 20
 
 # An event's time when it was sent with none (OTLP's 0, "unset"): stored as sent.
 _NO_TIME = "1970-01-01T00:00:00Z"
+
+
+# The most spans an export reads from a file (a server's SQL row limit caps it lower).
+MAX_EXPORT_SPANS = 1_000_000
+
+
+def _export_trace(trace_id: str, db: str, server_url: str | None, token: str | None) -> None:
+    """The trace as OTLP/JSON on stdout: what a colleague can import (Jaeger UI's
+    "Download JSON"; the --format json view is no trace data any tool reads back)."""
+    from flowscope.analyzer.analysis import trace_key
+    from flowscope.analyzer.errors import AnalysisError, UnknownTrace
+    from flowscope.trace_export import export_query, otlp_request
+
+    stored = trace_key(trace_id)
+    with analysis_source(db, server_url, token, None) as source:
+        out = source.sql(export_query(stored), MAX_EXPORT_SPANS, 120.0)
+        if out.truncated:  # a part of a trace would import as a whole one
+            raise AnalysisError(
+                f"trace {stored} has more than {len(out.rows):,} spans, the most "
+                f"{source.where} answers a query with; export it from the file (--db)"
+            )
+        if not out.rows:
+            raise UnknownTrace(stored, trace_id)
+    echo_json(otlp_request(out.columns, out.rows))
 
 
 # A value longer than this is cut in the attributes section; --format json has it whole.

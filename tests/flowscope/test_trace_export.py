@@ -1,0 +1,94 @@
+"""`flowscope trace ID --format otlp`: a trace as an OTLP/JSON file that imports back
+as the same spans (the JSON view is no trace data any tool reads back)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from flowscope.cli import main
+from flowscope.store.database import Database
+from flowscope.testing.server import server_in_process
+from flowscope.testing.traces import EventSpec, TraceKit
+from tests.flowscope.test_cli_analysis import kit_file
+
+# Every column of DESIGN.md §3, in its order.
+COLUMNS = (
+    "Timestamp, TraceId, SpanId, ParentSpanId, TraceState, SpanName, SpanKind, ServiceName, "
+    "ResourceAttributes, ScopeName, ScopeVersion, SpanAttributes, Duration, StatusCode, "
+    "StatusMessage, Events, Links"
+)
+PRODUCER, CONSUMER = "ab" * 16, "cd" * 16
+
+
+def linked_kit() -> TraceKit:
+    kit = TraceKit(resources={"orders": {"service.version": "2.0", "host.name": "n1"}})
+    root = kit.trace(start_ms=0, trace_id=PRODUCER).span(
+        "orders",
+        "POST /orders",
+        kind="Server",
+        start_ms=0,
+        duration_ms=40.000123,
+        status="Error",
+        status_message="card declined",
+        attributes={"http.route": "/orders", "http.status_code": 502},
+        events=[EventSpec(1.5, "exception", {"exception.type": "CardDeclined"})],
+    )
+    producer = root.child("orders", "publish", kind="Producer", start_ms=5, duration_ms=2)
+    kit.trace(start_ms=10, trace_id=CONSUMER).span(
+        "billing", "process", kind="Consumer", start_ms=0, duration_ms=3, links=[producer.link()]
+    )
+    return kit
+
+
+def stored(path: Path) -> list[tuple[object, ...]]:
+    database = Database(path, read_only=True)
+    try:
+        rows = database.reader().execute(f"SELECT {COLUMNS} FROM otel_traces ORDER BY ALL")
+        return [tuple(row) for row in rows.fetchall()]
+    finally:
+        database.close()
+
+
+def test_an_exported_trace_imports_back_as_the_same_spans(tmp_path: Path) -> None:
+    source = kit_file(linked_kit(), tmp_path / "source.duckdb")
+    runner = CliRunner()
+    files = []
+    for trace_id in (PRODUCER.upper(), CONSUMER):  # looked up as trace does
+        out = runner.invoke(main, ["trace", trace_id, "--db", str(source), "--format", "otlp"])
+        assert out.exit_code == 0, out.output
+        request = json.loads(out.stdout)
+        assert {
+            s["traceId"]
+            for r in request["resourceSpans"]
+            for x in r["scopeSpans"]
+            for s in x["spans"]
+        } == {trace_id.lower()}
+        files.append(tmp_path / f"{trace_id}.json")
+        files[-1].write_text(out.stdout, encoding="utf-8")
+    target = tmp_path / "target.duckdb"
+    imported = runner.invoke(main, ["import", *map(str, files), "--db", str(target)])
+    assert imported.exit_code == 0, imported.output
+    before, after = stored(source), stored(target)
+    assert len(after) == 3
+    # The values as stored: an int attribute was text already ("502").
+    assert after == before
+
+
+def test_an_export_through_a_server_and_of_an_unknown_trace(tmp_path: Path) -> None:
+    path = kit_file(linked_kit(), tmp_path / "served.duckdb")
+    runner = CliRunner()
+    with server_in_process(path, decode_workers=0) as (_, endpoints):
+        served = runner.invoke(
+            main, ["trace", CONSUMER, "--server", endpoints.ui, "--format", "otlp"]
+        )
+        assert served.exit_code == 0, served.output
+        (span,) = json.loads(served.stdout)["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        assert span["kind"] == 5 and span["links"][0]["traceId"] == PRODUCER
+        missing = runner.invoke(
+            main, ["trace", "ef" * 16, "--server", endpoints.ui, "--format", "otlp"]
+        )
+    assert missing.exit_code == 1
+    assert f"no trace {'ef' * 16!r} in the database" in missing.stderr
