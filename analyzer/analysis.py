@@ -47,13 +47,19 @@ from flowscope.store.database import Database
 from flowscope.store.derivation import read_snapshot
 
 _SHORT_HEX = re.compile(r"[0-9a-f]{1,31}")
+# W3C trace context, as a log line or a header copies it: version-traceid-spanid-flags.
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
 def trace_key(trace_id: str) -> str:
     """A trace id as stored: lower case, and a shorter hex id (Zipkin's and Jaeger's
     64-bit ones, ``463ac35c9f6413ad``, or Jaeger's unpadded ``abc``) left-padded with
-    zeros to 32 digits, as import stores it (docs/import.md)."""
+    zeros to 32 digits, as import stores it (docs/import.md). A pasted ``traceparent``
+    (``00-<trace id>-<span id>-01``) or ``0x``-prefixed id names its trace id."""
     key = trace_id.strip().lower()
+    if (parent := _TRACEPARENT.fullmatch(key)) is not None:
+        return parent[1]
+    key = key.removeprefix("0x")
     return key.rjust(32, "0") if _SHORT_HEX.fullmatch(key) else key
 
 

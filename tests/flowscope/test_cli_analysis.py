@@ -776,6 +776,9 @@ def test_plausible_slips_get_messages_that_say_what_to_do(local_db: Path) -> Non
     # A whole id that starts with 0 is no shorter one.
     zero = cli("trace", "0" + "e" * 31, *db, ok=False)
     assert zero.stderr == f"flowscope: no trace '0{'e' * 31}' in the database\n"
+    # A traceparent header or log field, and a 0x id, as pasted from elsewhere.
+    for pasted in (f"00-{SLOWEST_ORDER_TRACE}-00f067aa0ba902b7-01", f"0x{SLOWEST_ORDER_TRACE}"):
+        assert cli_json("trace", pasted, *db)["trace_id"] == SLOWEST_ORDER_TRACE
     empty_by = cli("flows", "--by", "", *db, ok=False)
     assert empty_by.exit_code == 2 and "is empty; give an attribute key" in empty_by.stderr
     # httpx: "Request URL has an unsupported protocol 'localhost://'".
