@@ -57,6 +57,8 @@ class SpanRows:
     # Spans that report their request's outcome (derived_rows: an ASGI send span marked
     # Error for the 5xx its request answered); None: none do.
     reports_outcome: BOOL | None = None
+    # SERVER spans; None: none are told apart (then no failure is passed up through one)
+    is_server: BOOL | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,14 @@ def build(rows: SpanRows, trace_root_start: I64) -> SpanTree:
         echoes = rows.reports_outcome & has_parent & rows.is_error[np.maximum(parent, 0)]
     erroring_children = has_parent & rows.is_error & ~echoes
     has_error_child[parent[erroring_children]] = True
+    if rows.is_server is not None:
+        # A 4xx passed up a chain of services: OpenTelemetry's HTTP rules mark each
+        # client span Error and leave the server span answering it Unset. A server span
+        # that failed nothing itself but holds a failing call passes that failure to
+        # the span it answers, which is then no start of its own (a 409 from the wallet
+        # passed up by two services counted as starting in both).
+        relays = rows.is_server & ~rows.is_error & has_error_child & has_parent
+        has_error_child[parent[relays]] = True
     origin_error = rows.is_error & ~has_error_child & ~echoes
     return SpanTree(
         parent=parent,

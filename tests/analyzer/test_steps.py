@@ -361,3 +361,35 @@ def test_the_root_step_comes_before_an_orphan_that_started_earlier(analyze: Anal
         line.strip() for line in flow_sequence_mermaid(detail).splitlines() if "->>" in line
     ]
     assert messages[0].startswith("client->>p_web: GET /checkout"), messages
+
+
+def test_a_failure_passed_up_through_servers_starts_where_it_started(analyze: Analyze) -> None:
+    """A 409 from the wallet passed up by two services: OpenTelemetry's HTTP rules mark
+    each client span Error and leave each server span Unset, and the gateway's client
+    span, whose child (the order service's server span) had no error of its own, was a
+    second start beside the real one (fault reviewer)."""
+    kit = TraceKit()
+    root = kit.trace(start_ms=0).span(
+        "gateway", "POST /order", kind="Server", start_ms=0, duration_ms=20
+    )
+    call = root.child("gateway", "POST", kind="Client", start_ms=1, duration_ms=18, status="Error")
+    orders = call.child("orders", "POST /order", kind="Server", start_ms=2, duration_ms=16)
+    block = orders.child(
+        "orders", "POST /block-funds", kind="Client", start_ms=3, duration_ms=10, status="Error"
+    )
+    block.child("wallet", "POST /block-funds", kind="Server", start_ms=4, duration_ms=8)
+    # A server span that failed itself is a start of its own, as before.
+    other = kit.trace(start_ms=1000).span(
+        "gateway", "POST /order", kind="Server", start_ms=0, duration_ms=20
+    )
+    failing = other.child(
+        "gateway", "POST", kind="Client", start_ms=1, duration_ms=18, status="Error"
+    )
+    failing.child(
+        "orders", "POST /order", kind="Server", start_ms=2, duration_ms=16, status="Error"
+    )
+    analysis = analyze(kit)
+    steps = steps_by_name(analysis.flow(analysis.flows(HOUR)[0].id, HOUR).steps)
+    assert (steps["gateway POST"].errors, steps["gateway POST"].origin_errors) == (2, 0)
+    assert steps["orders POST /order"].origin_errors == 1
+    assert steps["orders POST /block-funds"].origin_errors == 1
