@@ -46,6 +46,8 @@ from flowscope.analyzer.window import STORABLE_NS, format_ns, window_label
 from flowscope.store.database import Database
 from flowscope.store.derivation import read_snapshot
 
+# The orders of a trace list, as Jaeger's search offers them.
+TRACE_ORDERS = ("slowest", "fastest", "recent", "spans")
 _SHORT_HEX = re.compile(r"[0-9a-f]{1,31}")
 # W3C trace context, as a log line or a header copies it: version-traceid-spanid-flags.
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
@@ -119,8 +121,10 @@ class Analysis:
         limit: int = 20,
         attributes: Sequence[tuple[str, str]] = (),
         max_duration_ms: float | None = None,
+        sort: str = "slowest",
     ) -> list[TraceSummary]:
-        """Traces rooted in the window, slowest first.
+        """Traces rooted in the window, in ``sort`` order (TRACE_ORDERS: slowest first,
+        fastest first, most recent first, most spans first).
 
         ``service``/``operation``/``attributes``: the trace has a span of that service,
         of that name and with every (key, value) as a span or resource attribute, all
@@ -129,6 +133,8 @@ class Analysis:
         ``max_duration_ms``: of the root span. Empty strings (form fields) are not given.
         """
         service, operation, flow = service or None, operation or None, flow or None
+        if sort not in TRACE_ORDERS:
+            raise AnalysisError(f"sort must be one of {', '.join(TRACE_ORDERS)}, not {sort!r}")
         pairs = list(attributes)
         db = self.database
         params: dict[str, Any] = {"since": window.since_ns, "until": window.until_ns}
@@ -171,6 +177,7 @@ class Analysis:
                     "filter_flow": flow is not None,
                     "filter_spans": filter_spans,
                     "limit": limit,
+                    "sort": sort,
                 },
             )
         out = []

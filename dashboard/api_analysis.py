@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import PlainTextResponse
@@ -204,6 +204,10 @@ def analysis_router(analysis: Analysis) -> APIRouter:
             float | None,
             Query(ge=0, allow_inf_nan=False, description="root duration at most this"),
         ] = None,
+        sort: Annotated[
+            Literal["slowest", "fastest", "recent", "spans"],
+            Query(description="slowest first, fastest first, most recent first, most spans first"),
+        ] = "slowest",
     ) -> dict[str, Any]:
         window = window_or_400(since, until)
         try:
@@ -221,6 +225,7 @@ def analysis_router(analysis: Analysis) -> APIRouter:
             limit=limit,
             attributes=pairs,
             max_duration_ms=max_duration_ms,
+            sort=sort,
         )
         return {"traces": [t.as_dict() for t in result], "window": window_dict(window)}
 

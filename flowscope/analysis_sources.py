@@ -183,6 +183,12 @@ def _check_trace_filters(filters: Mapping[str, Any], names: Names) -> None:
         if ms is not None and not (math.isfinite(ms) and ms >= 0):
             name = param_name(bound, names)
             raise AnalysisError(f"{name} must be a finite number, 0 or more, not {ms}")
+    from flowscope.analyzer.analysis import TRACE_ORDERS
+
+    sort = filters.get("sort", "slowest")
+    if sort not in TRACE_ORDERS:
+        name = param_name("sort", names)
+        raise AnalysisError(f"{name} must be one of {', '.join(TRACE_ORDERS)}, not {sort!r}")
     for key, _value in filters.get("attributes", ()):
         if not key:
             name = param_name("attributes", names)

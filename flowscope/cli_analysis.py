@@ -170,6 +170,9 @@ FLOW_COLUMNS += ["traces_with_span_errors", "p50_ms", "p95_ms", "p99_ms", "rate_
 STEP_COLUMNS = ["kind", "calls", "calls_per_trace", "error_rate", "origin_errors", "p50_ms"]
 STEP_COLUMNS += ["p95_ms", "p99_ms", "self_p50_ms", "start_offset_p50_ms", "critical_path_share"]
 MAX_TRACES = 10_000  # the most `traces --limit` (and /api/traces) takes
+# What the traces shown are, by --sort.
+FIRST_SHOWN = {"slowest": "slowest", "fastest": "fastest", "recent": "most recent"}
+FIRST_SHOWN["spans"] = "with the most spans"
 TRACE_COLUMNS = ["trace_id", "flow", "start", "duration_ms", "spans", "services", "errors"]
 TRACE_COLUMNS += ["status"]
 DELTA_COLUMNS = ["step", "kind", "left_ms", "right_ms", "delta_ms", "left_error_rate"]
@@ -626,7 +629,14 @@ def _steps_table(steps: list[Any], columns: list[str]) -> str:
     default=20,
     show_default=True,
     type=click.IntRange(1, MAX_TRACES),
-    help="Most traces shown, the slowest; when more matched, standard error says so.",
+    help="Most traces shown, the first in --sort order; when more matched, standard error says so.",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(["slowest", "fastest", "recent", "spans"]),
+    default="slowest",
+    show_default=True,
+    help="Order: slowest first, fastest first, most recent first, most spans first.",
 )
 @format_option()
 @columns_option
@@ -645,10 +655,11 @@ def traces(
     max_duration_ms: float | None,
     error: bool | None,
     limit: int,
+    sort: str,
     fmt: str,
     columns: list[str] | None,
 ) -> None:
-    """Traces in the window, slowest first."""
+    """Traces in the window, slowest first (--sort for another order)."""
     from flowscope.analyzer.model import TraceSummary
 
     shown_columns = pick(columns, TRACE_COLUMNS, scalar_fields(TraceSummary), fmt)
@@ -663,6 +674,7 @@ def traces(
             min_duration_ms=min_duration_ms,
             max_duration_ms=max_duration_ms,
             error=error,
+            sort=sort,
             # One more than shown: whether more traces matched (the API takes 10,000).
             limit=min(limit + 1, MAX_TRACES),
         )
@@ -682,11 +694,13 @@ def traces(
     if more:
         # The list looked whole: a --limit of 20 hid the rest without a word.
         click.echo(
-            f"(the {len(result)} slowest shown; more traces matched; use --limit for more)"
+            f"(the {len(result)} {FIRST_SHOWN[sort]} shown; more traces matched; use --limit "
+            "for more)"
             if limit < MAX_TRACES
             # Asked for all it may ask for: a server takes no more, so exactly that many
             # and more look alike.
-            else f"(the {MAX_TRACES} slowest shown, the most --limit takes; more may match)",
+            else f"(the {MAX_TRACES} {FIRST_SHOWN[sort]} shown, the most --limit takes; more "
+            "may match)",
             err=True,
         )
     if claims:

@@ -449,8 +449,10 @@ class Flowscope:
         limit: int = 20,
         attributes: Mapping[str, str | int | bool] | None = None,
         max_duration_ms: float | None = None,
+        sort: str = "slowest",
     ) -> Records[TraceSummary]:
-        """Traces rooted in the window, slowest first; ``attributes``: a span has every
+        """Traces rooted in the window, slowest first (``sort``: "fastest", "recent" or
+        "spans" for another order); ``attributes``: a span has every
         one, its own or its resource's, all on one span (with ``service``/``operation``,
         that span), as Jaeger's tag search."""
         for name, value in (("service", service), ("operation", operation), ("flow", flow)):
@@ -465,6 +467,7 @@ class Flowscope:
             max_duration_ms=_number("max_duration_ms", max_duration_ms),
             error=_flag("error", error),
             limit=_whole("limit", limit),
+            sort=sort,
         )
         return Records(found, TraceSummary)
 

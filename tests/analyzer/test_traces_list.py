@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flowscope.analyzer.model import TraceSummary
 from flowscope.testing.traces import TraceKit
 
@@ -83,3 +85,16 @@ def test_attributes_all_on_one_span_and_a_longest_duration(analyze: Analyze) -> 
     assert analysis.traces(HOUR, service="db", attributes=[("http.status_code", "500")]) == []
     assert durations(analysis.traces(HOUR, max_duration_ms=11)) == [11, 10]
     assert durations(analysis.traces(HOUR, min_duration_ms=11, max_duration_ms=11)) == [11]
+
+
+def test_orders_as_jaegers_search_offers_them(analyze: Analyze) -> None:
+    analysis = analyze(order_kit())
+    slowest = analysis.traces(HOUR)
+    assert analysis.traces(HOUR, sort="slowest") == slowest
+    assert durations(analysis.traces(HOUR, sort="fastest")) == [50, 50, 100, 200, 300, 400]
+    recent = analysis.traces(HOUR, sort="recent")
+    starts = [datetime.fromisoformat(t.start) for t in recent]
+    assert len(recent) == 6 and starts == sorted(starts, reverse=True)
+    spans = analysis.traces(HOUR, sort="spans")
+    assert [t.spans for t in spans] == sorted((t.spans for t in slowest), reverse=True)
+    assert durations(analysis.traces(HOUR, sort="recent", limit=1)) == durations(recent[:1])

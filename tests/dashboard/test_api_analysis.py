@@ -192,6 +192,8 @@ def test_traces_filters_and_order(api: httpx.Client) -> None:
     both = {"attr": ["wallet.provider=paypal", "http.route=/orders"]}
     assert api.get("/api/traces", params={**WINDOW, **both}).json()["traces"] == paypal
     assert len(get(api, "/api/traces", max_duration_ms=100)["traces"]) == 3
+    fastest = get(api, "/api/traces", sort="fastest", limit=100)["traces"]
+    assert [t["duration_ms"] for t in fastest] == [50, 50, 100, 200, 300, 400]
     bad = api.get("/api/traces", params={**WINDOW, "attr": "wallet.provider"})
     assert bad.status_code == 400
     assert "attr: 'wallet.provider' is not KEY=VALUE" in bad.json()["detail"]["message"]

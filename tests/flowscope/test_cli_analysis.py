@@ -157,6 +157,12 @@ def test_traces_say_when_more_matched_than_the_limit_shows(local_db: Path) -> No
     cut = cli("traces", *WINDOW, *db, "--limit", "4")
     assert len(cut.stdout.splitlines()) == 2 + 4
     assert cut.stderr == "(the 4 slowest shown; more traces matched; use --limit for more)\n"
+    recent = cli("traces", *WINDOW, *db, "--limit", "2", "--sort", "recent")
+    assert recent.stderr == (
+        "(the 2 most recent shown; more traces matched; use --limit for more)\n"
+    )
+    bad = cli("traces", *WINDOW, *db, "--sort", "newest", ok=False)
+    assert bad.exit_code == 2 and "'newest' is not one of" in bad.stderr
     whole = cli("traces", *WINDOW, *db, "--limit", "6", "--format", "json")
     assert len(json.loads(whole.stdout)["traces"]) == 6 and whole.stderr == ""
 

@@ -80,6 +80,7 @@ FRAMES: dict[str, Callable[[Flowscope], pd.DataFrame]] = {
     "flow_steps_by": lambda fs: fs.flow(ORDERS, **W, by="wallet.provider").df(),
     "traces": lambda fs: fs.traces(**W, limit=100).df(),
     "traces_filtered": lambda fs: fs.traces(**W, service="orders", min_duration_ms=150).df(),
+    "traces_recent": lambda fs: fs.traces(**W, sort="recent", limit=3).df(),
     "traces_by_attribute": lambda fs: fs.traces(
         **W, attributes={"wallet.provider": "paypal", "http.route": "/orders"}, max_duration_ms=1e4
     ).df(),
