@@ -824,8 +824,22 @@ def trace(
         click.echo(f"critical path: none ({why})")
         return
     click.echo("critical path:")
-    path = [[c.service, c.operation, c.start_offset_ms, c.duration_ms] for c in view.critical_path]
+    segments = view.critical_path
+    if len(segments) > MAX_PATH_SHOWN:
+        # A 10,000-span trace's path had 19,998 segments, most of them a few µs of a
+        # parent between two children: the longest, still in time order.
+        longest = sorted(range(len(segments)), key=lambda i: -segments[i].duration_ms)
+        segments = [segments[i] for i in sorted(longest[:MAX_PATH_SHOWN])]
+    path = [[c.service, c.operation, c.start_offset_ms, c.duration_ms] for c in segments]
     click.echo(render_table(["service", "operation", "start_ms", "duration_ms"], path))
+    left_out = len(view.critical_path) - len(segments)
+    if left_out:
+        shown_ms = sum(c.duration_ms for c in segments)
+        total_ms = sum(c.duration_ms for c in view.critical_path)
+        click.echo(
+            f"... and {left_out:,} shorter segments, {total_ms - shown_ms:.3f} ms of the "
+            f"path's {total_ms:.3f} ms (--format json lists every one)"
+        )
 
 
 # A status message longer than this is cut in the table; --format json has it whole.
@@ -901,6 +915,8 @@ def _export_trace(trace_id: str, db: str, server_url: str | None, token: str | N
     echo_json(otlp_request(out.columns, out.rows))
 
 
+# The longest this many critical-path segments are listed; --format json has every one.
+MAX_PATH_SHOWN = 50
 # A value longer than this is cut in the attributes section; --format json has it whole.
 MAX_ATTRIBUTE_VALUE = 200
 

@@ -910,3 +910,26 @@ def test_a_trace_lists_attributes_with_span_ids(local_db: Path) -> None:
     for span in view["spans"]:
         assert f"{span['service']}: {span['operation']}  span {span['span_id']}" in listed
     assert "  resource of gateway:\n" in listed
+
+
+def test_a_long_critical_path_lists_its_longest_segments(tmp_path: Path) -> None:
+    """A 10,000-span trace printed 19,998 critical-path lines (scale reviewer)."""
+    from flowscope.cli_analysis import MAX_PATH_SHOWN
+    from flowscope.testing.traces import TraceKit
+
+    kit = TraceKit()
+    root = kit.trace(start_ms=0, trace_id="ba" * 16).span(
+        "batch", "run", kind="Server", start_ms=0, duration_ms=1_000
+    )
+    for n in range(100):  # one after another: the path goes through each
+        root.child("batch", f"item {n}", start_ms=1 + 10 * n, duration_ms=8 if n == 42 else 3)
+    db = ["--db", str(kit_file(kit, tmp_path / "batch.duckdb"))]
+    segments = cli_json("trace", "ba" * 16, *db)["critical_path"]
+    assert len(segments) > MAX_PATH_SHOWN
+    table = cli("trace", "ba" * 16, *db).stdout.split("critical path:\n")[1].splitlines()
+    assert len(table) == 2 + MAX_PATH_SHOWN + 1
+    assert any("item 42" in line for line in table)  # the longest is kept
+    left_out = len(segments) - MAX_PATH_SHOWN
+    assert table[-1].startswith(f"... and {left_out:,} shorter segments, ")
+    starts = [float(line.split()[-2]) for line in table[2:-1]]
+    assert starts == sorted(starts)  # still in time order
