@@ -57,8 +57,10 @@ class SpanRows:
     # Spans that report their request's outcome (derived_rows: an ASGI send span marked
     # Error for the 5xx its request answered); None: none do.
     reports_outcome: BOOL | None = None
-    # SERVER spans; None: none are told apart (then no failure is passed up through one)
-    is_server: BOOL | None = None
+    # Spans that, when they did not fail themselves, pass a failure below them up to
+    # their parent: SERVER and INTERNAL ones (not a CLIENT, PRODUCER or CONSUMER span).
+    # None: none do.
+    passes_failure_up: BOOL | None = None
 
 
 @dataclass(frozen=True)
@@ -149,14 +151,8 @@ def build(rows: SpanRows, trace_root_start: I64) -> SpanTree:
         echoes = rows.reports_outcome & has_parent & rows.is_error[np.maximum(parent, 0)]
     erroring_children = has_parent & rows.is_error & ~echoes
     has_error_child[parent[erroring_children]] = True
-    if rows.is_server is not None:
-        # A 4xx passed up a chain of services: OpenTelemetry's HTTP rules mark each
-        # client span Error and leave the server span answering it Unset. A server span
-        # that failed nothing itself but holds a failing call passes that failure to
-        # the span it answers, which is then no start of its own (a 409 from the wallet
-        # passed up by two services counted as starting in both).
-        relays = rows.is_server & ~rows.is_error & has_error_child & has_parent
-        has_error_child[parent[relays]] = True
+    if rows.passes_failure_up is not None:
+        _pass_failures_up(has_error_child, parent, rows, end)
     origin_error = rows.is_error & ~has_error_child & ~echoes
     return SpanTree(
         parent=parent,
@@ -173,6 +169,31 @@ def build(rows: SpanRows, trace_root_start: I64) -> SpanTree:
         on_critical_path=on_cp,
         origin_error=origin_error,
     )
+
+
+def _pass_failures_up(has_error_child: BOOL, parent: I64, rows: SpanRows, end: I64) -> None:
+    """Mark in ``has_error_child`` the spans a failure below reaches through spans that
+    did not fail themselves and pass it on (``rows.passes_failure_up``).
+
+    A 4xx passed up a chain of services: OpenTelemetry's HTTP rules mark each client
+    span Error and leave the server span answering it Unset, so a 409 from the wallet
+    passed up by two services counted as starting in each client span. The failure goes
+    up through server spans, a sidecar's above the app's, and the handler's internal
+    spans, to the span that failed with it. Not past a span that ended after its
+    parent: that parent (a client that timed out) stopped waiting, and failed on its own.
+    Each span is passed through once: linear in the spans, one round a level.
+    """
+    assert rows.passes_failure_up is not None
+    passes = rows.passes_failure_up & ~rows.is_error & (parent >= 0)
+    safe_parent = np.maximum(parent, 0)
+    passes &= end <= end[safe_parent]
+    passed = np.zeros(len(parent), dtype=bool)
+    current = np.flatnonzero(has_error_child & passes)
+    while len(current):
+        passed[current] = True
+        up = parent[current]
+        has_error_child[up] = True
+        current = np.unique(up[passes[up] & ~passed[up]])
 
 
 def _self_times(parent: I64, start: I64, end: I64, duration: I64) -> I64:

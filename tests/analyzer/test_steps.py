@@ -393,3 +393,40 @@ def test_a_failure_passed_up_through_servers_starts_where_it_started(analyze: An
     assert (steps["gateway POST"].errors, steps["gateway POST"].origin_errors) == (2, 0)
     assert steps["orders POST /order"].origin_errors == 1
     assert steps["orders POST /block-funds"].origin_errors == 1
+
+
+def test_a_failure_passes_up_through_handlers_and_sidecars_not_past_a_timeout(
+    analyze: Analyze,
+) -> None:
+    """The first rule went one level: a handler's internal span between the server span
+    and its failing call, or a sidecar's server span above the app's, still made the
+    caller a second start. A caller that stopped waiting (its span ended before the
+    server's) failed on its own: it stays a start (diff reviewer)."""
+    kit = TraceKit()
+    shapes = {"handler": ("Internal",), "sidecar": ("Server",), "timeout": ()}
+    for n, (name, between) in enumerate(shapes.items()):
+        root = kit.trace(start_ms=1000 * n).span(
+            name, "GET /", kind="Server", start_ms=0, duration_ms=50
+        )
+        timed_out = name == "timeout"
+        call = root.child(
+            name,
+            "GET",
+            kind="Client",
+            start_ms=1,
+            duration_ms=5 if timed_out else 40,
+            status="Error",
+        )
+        span = call.child("app", "GET /x", kind="Server", start_ms=2, duration_ms=30)
+        for kind in between:
+            span = span.child("app", f"{kind} step", kind=kind, start_ms=3, duration_ms=25)
+        span.child("app", "SELECT", kind="Client", start_ms=4, duration_ms=5, status="Error")
+    analysis = analyze(kit)
+    origins = {}
+    for flow in analysis.flows(HOUR):
+        for step in analysis.flow(flow.id, HOUR).steps:
+            origins[(flow.root_service, step.service, step.operation)] = step.origin_errors
+    assert origins[("handler", "handler", "GET")] == 0
+    assert origins[("sidecar", "sidecar", "GET")] == 0
+    assert origins[("timeout", "timeout", "GET")] == 1  # it stopped waiting
+    assert all(origins[(name, "app", "SELECT")] == 1 for name in shapes)
