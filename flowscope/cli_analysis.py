@@ -891,8 +891,8 @@ MAX_EVENTS_SHOWN = 20
 _NO_TIME = "1970-01-01T00:00:00Z"
 
 
-# The most spans an export reads from a file (a server's SQL row limit caps it lower).
-MAX_EXPORT_SPANS = 1_000_000
+# Spans an export reads a query: a server answers no more rows (its SQL row limit).
+EXPORT_PAGE = 10_000
 
 
 def _export_trace(trace_id: str, db: str, server_url: str | None, token: str | None) -> None:
@@ -903,16 +903,23 @@ def _export_trace(trace_id: str, db: str, server_url: str | None, token: str | N
     from flowscope.trace_export import export_query, otlp_request
 
     stored = trace_key(trace_id)
+    rows: list[list[Any]] = []
     with analysis_source(db, server_url, token, None) as source:
-        out = source.sql(export_query(stored), MAX_EXPORT_SPANS, 120.0)
-        if out.truncated:  # a part of a trace would import as a whole one
-            raise AnalysisError(
-                f"trace {stored} has more than {len(out.rows):,} spans, the most "
-                f"{source.where} answers a query with; export it from the file (--db)"
-            )
-        if not out.rows:
+        # Page after page: one answer is capped in rows (a server's) and in size (the
+        # sandbox's ~32 million characters), and a part of a trace would import as a
+        # whole one.
+        while True:
+            # One span more than the page: the answer says whether there are more.
+            query = export_query(stored, EXPORT_PAGE + 1, len(rows))
+            out = source.sql(query, EXPORT_PAGE, 120.0)
+            rows.extend(out.rows)
+            if not out.truncated:
+                break
+            if not out.rows:
+                raise AnalysisError(f"a span of trace {stored} is too big for an answer")
+        if not rows:
             raise UnknownTrace(stored, trace_id)
-    echo_json(otlp_request(out.columns, out.rows))
+    echo_json(otlp_request(out.columns, rows))
 
 
 # The longest this many critical-path segments are listed; --format json has every one.

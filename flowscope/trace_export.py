@@ -9,6 +9,8 @@ int sent as 500 is "500"), as the ClickHouse exporter's schema stores them.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,10 +28,19 @@ SPAN_KINDS = {
 STATUS_CODES = {"Unset": 0, "Ok": 1, "Error": 2}
 
 
-def export_query(trace_id: str) -> str:
-    """The export SQL for ``trace_id`` (as stored: 32 lower-case hex digits)."""
-    literal = "'" + trace_id.replace("'", "''") + "'"
-    return sql_files.query("trace_export").replace("$trace_id", literal)
+def export_query(trace_id: str, limit: int, offset: int) -> str:
+    """The export SQL for ``trace_id`` (as stored: 32 lower-case hex digits), the
+    ``limit`` spans after the first ``offset``."""
+    values = {
+        "trace_id": "'" + trace_id.replace("'", "''") + "'",
+        "limit": str(int(limit)),
+        "offset": str(int(offset)),
+    }
+    # One pass over the text: a value is never read for a placeholder.
+    return _PLACEHOLDER.sub(lambda m: values[m[1]], sql_files.query("trace_export"))
+
+
+_PLACEHOLDER = re.compile(r"\$(trace_id|limit|offset)\b")
 
 
 def _attributes(values: Mapping[str, str] | None) -> list[dict[str, Any]]:
@@ -38,57 +49,93 @@ def _attributes(values: Mapping[str, str] | None) -> list[dict[str, Any]]:
 
 def _span(row: Mapping[str, Any]) -> dict[str, Any]:
     start = int(row["StartNs"])
-    span: dict[str, Any] = {
+    events, links = row["Events"] or [], row["Links"] or []
+    event_drops = row["EventsDroppedAttributesCount"] or [0] * len(events)
+    link_drops = row["LinksDroppedAttributesCount"] or [0] * len(links)
+    link_flags = row["LinksFlags"] or [0] * len(links)
+    return {
         "traceId": row["TraceId"],
         "spanId": row["SpanId"],
         "parentSpanId": row["ParentSpanId"],
         "traceState": row["TraceState"],
+        "flags": row["Flags"],
         "name": row["SpanName"],
         "kind": SPAN_KINDS.get(row["SpanKind"], 0),
         "startTimeUnixNano": str(start),
         "endTimeUnixNano": str(start + int(row["Duration"])),
         "attributes": _attributes(row["SpanAttributes"]),
+        "droppedAttributesCount": row["DroppedAttributesCount"],
         "events": [
             {
                 "timeUnixNano": str(int(event["time"])),
                 "name": event["name"],
                 "attributes": _attributes(event["attributes"]),
+                "droppedAttributesCount": dropped,
             }
-            for event in row["Events"] or []
+            for event, dropped in zip(events, event_drops, strict=True)
         ],
+        "droppedEventsCount": row["DroppedEventsCount"],
         "links": [
             {
                 "traceId": link["TraceId"],
                 "spanId": link["SpanId"],
                 "traceState": link["TraceState"],
                 "attributes": _attributes(link["Attributes"]),
+                "droppedAttributesCount": dropped,
+                "flags": flags,
             }
-            for link in row["Links"] or []
+            for link, dropped, flags in zip(links, link_drops, link_flags, strict=True)
         ],
+        "droppedLinksCount": row["DroppedLinksCount"],
         "status": {"code": STATUS_CODES.get(row["StatusCode"], 0), "message": row["StatusMessage"]},
     }
-    return span
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 def otlp_request(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
     """The rows of ``sql/trace_export.sql`` as one ExportTraceServiceRequest in
     OTLP/JSON: a ResourceSpans per resource, a ScopeSpans per scope within it, the
     spans in the order the rows come (by start)."""
-    resources: dict[tuple[tuple[str, str], ...], dict[tuple[str, str], list[dict[str, Any]]]] = {}
+    # Resource and scope by every field they have, in the order first met.
+    resources: dict[str, tuple[dict[str, Any], dict[str, tuple[dict[str, Any], list[Any]]]]] = {}
     for values in rows:
         row = dict(zip(columns, values, strict=True))
-        resource = tuple((row["ResourceAttributes"] or {}).items())
-        scope = (row["ScopeName"], row["ScopeVersion"])
-        resources.setdefault(resource, {}).setdefault(scope, []).append(_span(row))
+        resource = {
+            "resource": {
+                "attributes": _attributes(row["ResourceAttributes"]),
+                "droppedAttributesCount": row["ResourceDroppedAttributesCount"],
+                "entityRefs": [
+                    {
+                        "schemaUrl": ref["SchemaUrl"],
+                        "type": ref["Type"],
+                        "idKeys": ref["IdKeys"],
+                        "descriptionKeys": ref["DescriptionKeys"],
+                    }
+                    for ref in row["ResourceEntityRefs"] or []
+                ],
+            },
+            "schemaUrl": row["ResourceSchemaUrl"],
+        }
+        scope = {
+            "scope": {
+                "name": row["ScopeName"],
+                "version": row["ScopeVersion"],
+                "attributes": _attributes(row["ScopeAttributes"]),
+                "droppedAttributesCount": row["ScopeDroppedAttributesCount"],
+            },
+            "schemaUrl": row["ScopeSchemaUrl"],
+        }
+        _, scopes = resources.setdefault(_key(resource), (resource, {}))
+        scopes.setdefault(_key(scope), (scope, []))[1].append(_span(row))
     return {
         "resourceSpans": [
             {
-                "resource": {"attributes": _attributes(dict(resource))},
-                "scopeSpans": [
-                    {"scope": {"name": name, "version": version}, "spans": spans}
-                    for (name, version), spans in scopes.items()
-                ],
+                **resource,
+                "scopeSpans": [{**scope, "spans": spans} for scope, spans in scopes.values()],
             }
-            for resource, scopes in resources.items()
+            for resource, scopes in resources.values()
         ]
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from flowscope.cli import main
@@ -92,3 +93,102 @@ def test_an_export_through_a_server_and_of_an_unknown_trace(tmp_path: Path) -> N
         )
     assert missing.exit_code == 1
     assert f"no trace {'ef' * 16!r} in the database" in missing.stderr
+
+
+RICH = {
+    "resourceSpans": [
+        {
+            "resource": {
+                "attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}],
+                "droppedAttributesCount": 2,
+                "entityRefs": [
+                    {"schemaUrl": "s", "type": "host", "idKeys": ["host.id"], "descriptionKeys": []}
+                ],
+            },
+            "schemaUrl": "https://opentelemetry.io/schemas/1.21.0",
+            "scopeSpans": [
+                {
+                    "scope": {
+                        "name": "shop.http",
+                        "version": "1.2",
+                        "attributes": [{"key": "sa", "value": {"stringValue": "1"}}],
+                        "droppedAttributesCount": 1,
+                    },
+                    "schemaUrl": "https://opentelemetry.io/schemas/1.24.0",
+                    "spans": [
+                        {
+                            "traceId": "ee" * 16,
+                            "spanId": f"{n + 1:016x}",
+                            "parentSpanId": "" if n == 0 else "0000000000000001",
+                            "traceState": "k=v",
+                            "flags": 257,
+                            "name": f"op {n}",
+                            "kind": 2 if n == 0 else 1,
+                            "startTimeUnixNano": str(1767225600000000000 + n),
+                            "endTimeUnixNano": str(1767225600000500000 + n),
+                            "attributes": [{"key": "n", "value": {"intValue": str(n)}}],
+                            "droppedAttributesCount": 4,
+                            "events": [
+                                {
+                                    "timeUnixNano": "1767225600000000100",
+                                    "name": "e",
+                                    "droppedAttributesCount": 7,
+                                }
+                            ],
+                            "droppedEventsCount": 5,
+                            "links": [
+                                {
+                                    "traceId": "dd" * 16,
+                                    "spanId": "00000000000000aa",
+                                    "flags": 1,
+                                    "droppedAttributesCount": 8,
+                                }
+                            ],
+                            "droppedLinksCount": 6,
+                            "status": {"code": 2, "message": "boom"},
+                        }
+                        for n in range(7)
+                    ],
+                }
+            ],
+        }
+    ]
+}
+
+
+def test_every_stored_field_comes_back_page_after_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flags, dropped counts, scope attributes, schema URLs and entity refs were left
+    out (diff reviewer); and a trace over one answer's rows or size could not be
+    exported at all."""
+    from flowscope import cli_analysis
+
+    monkeypatch.setattr(cli_analysis, "EXPORT_PAGE", 3)  # 7 spans: three pages
+    runner = CliRunner()
+    source, target = tmp_path / "source.duckdb", tmp_path / "target.duckdb"
+    (tmp_path / "rich.json").write_text(json.dumps(RICH), encoding="utf-8")
+    assert (
+        runner.invoke(main, ["import", str(tmp_path / "rich.json"), "--db", str(source)]).exit_code
+        == 0
+    )
+    out = runner.invoke(main, ["trace", "ee" * 16, "--db", str(source), "--format", "otlp"])
+    assert out.exit_code == 0, out.output
+    (tmp_path / "out.json").write_text(out.stdout, encoding="utf-8")
+    assert (
+        runner.invoke(main, ["import", str(tmp_path / "out.json"), "--db", str(target)]).exit_code
+        == 0
+    )
+
+    def every_column(path: Path) -> list[tuple[object, ...]]:
+        database = Database(path, read_only=True)
+        try:
+            rows = database.reader().execute(
+                "SELECT * EXCLUDE (CommitSeq) FROM otel_traces ORDER BY ALL"
+            )
+            return [tuple(row) for row in rows.fetchall()]
+        finally:
+            database.close()
+
+    before = every_column(source)
+    assert len(before) == 7 and every_column(target) == before
