@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -270,16 +271,21 @@ def _span_filter_hint(
     from flowscope.store import sql_files
 
     service, operation, attributes = spans
-    query = sql_files.query("hint_span_filter")
-    for name, text in (
-        ("$since", str(int(window.since_ns))),
-        ("$until", str(int(window.until_ns))),
-        ("$service", _sql_literal(service)),
-        ("$operation", _sql_literal(operation)),
-        ("$keys", _sql_text_list([k for k, _ in attributes])),
-        ("$values", _sql_text_list([v for _, v in attributes])),
-    ):
-        query = query.replace(name, text)
+    literals = {
+        "since": str(int(window.since_ns)),
+        "until": str(int(window.until_ns)),
+        "service": _sql_literal(service),
+        "operation": _sql_literal(operation),
+        "keys": _sql_text_list([k for k, _ in attributes]),
+        "values": _sql_text_list([v for _, v in attributes]),
+    }
+    # One pass over the file's text: replaced one name after another, a value holding
+    # "$operation" had its own literal rewritten (a service named x$operation).
+    query = re.sub(
+        r"\$(since|until|service|operation|keys|values)\b",
+        lambda m: literals[m[1]],
+        sql_files.query("hint_span_filter"),
+    )
     matched, rootless, ids, services = source.sql(query, 1).rows[0]
     if not matched and service is not None and service not in (services or []):
         close = difflib.get_close_matches(service, services or [], n=3, cutoff=0.6)

@@ -893,6 +893,9 @@ def test_an_empty_span_search_says_what_the_spans_hold(tmp_path: Path) -> None:
     )
     quoted = cli("traces", *db, "--service", "pay'ments", "--attr", "a=it's")
     assert 'no span of service "pay\'ments"' in quoted.stderr
+    # A name holding a placeholder's name stays a name (diff reviewer).
+    injected = cli("traces", *db, "--service", "x$operation", "--operation", ") OR TRUE OR (")
+    assert "no span of service 'x$operation' in the window" in injected.stderr
 
 
 def test_a_trace_lists_attributes_with_span_ids(local_db: Path) -> None:
