@@ -509,7 +509,13 @@ def sql(
     """Run one read-only SELECT over the spans (table otel_traces); QUERY "-" reads it
     from standard input (a query kept in a file: < q.sql)."""
     if query == "-":
-        query = sys.stdin.read()
+        try:  # bytes: a Latin-1 file met a traceback deep in DuckDB, or in httpx
+            query = sys.stdin.buffer.read().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise click.BadParameter(
+                f"standard input is not valid UTF-8 (byte {exc.start}); save the query as UTF-8",
+                param_hint="QUERY",
+            ) from exc
     with analysis_source(db, server_url, token, None) as source:
         out = source.sql(query, limit, timeout)
         emit(render_rows(out.columns, out.rows, fmt))

@@ -949,14 +949,21 @@ def _echo_attributes(view: TraceView, every: bool) -> None:
         for key, value in sorted(s.attributes.items()):
             click.echo(shown(f"    {key} = {fit_width(value, MAX_ATTRIBUTE_VALUE)}"))
     if every:
-        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        # Each service's resources, in order first met, with the spans that ran on each
+        # when a service has several (two instances: which one ran the failing span).
+        spans_of: dict[tuple[str, tuple[tuple[str, str], ...]], list[str]] = {}
         for s in view.spans:
-            resource = (s.service, tuple(sorted(s.resource.items())))
-            if resource in seen:
-                continue
-            seen.add(resource)
-            click.echo(shown(f"  resource of {s.service}:"))
-            for key, value in resource[1]:
+            spans_of.setdefault((s.service, tuple(sorted(s.resource.items()))), []).append(
+                s.span_id
+            )
+        per_service = Counter(service for service, _ in spans_of)
+        for (service, resource), span_ids in spans_of.items():
+            which = ""
+            if per_service[service] > 1:
+                more = f", {len(span_ids) - 5} more" if len(span_ids) > 5 else ""
+                which = f" (span {', '.join(span_ids[:5])}{more})"
+            click.echo(shown(f"  resource of {service}{which}:"))
+            for key, value in resource:
                 click.echo(shown(f"    {key} = {fit_width(value, MAX_ATTRIBUTE_VALUE)}"))
     click.echo()
 

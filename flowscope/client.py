@@ -198,7 +198,7 @@ class FlowResult:
 def _warn_unset_by(by: str | None, groups: list[dict[str, str]]) -> None:
     """As the CLI says it: a misspelt ``by=`` (user_tier for user.tier) gave a column of
     '' and no word, a typo that looked like an answer."""
-    if unset_by(by, groups):
+    if by and unset_by(by, groups):  # by="" is no grouping, as None
         warnings.warn(
             f"no trace in the window has a value for {by!r} as a resource or span "
             "attribute: every group is empty; is the name right?",
@@ -293,10 +293,12 @@ def _attribute_pairs(attributes: Any) -> list[tuple[str, str]]:
     pairs = []
     for key, value in attributes.items():
         _typed("attributes", key, _TEXT, "a dict whose keys are attribute names")
+        if "=" in key:  # a server reads attr=KEY=VALUE up to the first '='
+            raise AnalysisError(f"attributes: {key!r} holds '=', which no attribute name may")
         if isinstance(value, bool):
             value = "true" if value else "false"
-        elif isinstance(value, int):
-            value = str(value)
+        elif isinstance(value, numbers.Integral):  # numpy's too, as limit= takes them
+            value = str(int(value))
         _typed(f"attributes[{key!r}]", value, _TEXT, "text, an int or a bool")
         pairs.append((key, value))
     return pairs
@@ -559,8 +561,14 @@ class Flowscope:
                 f"timeout_s must be a positive number of seconds, not {timeout_s!r}"
             )
         rows: SqlRows = self._reads.sql(query, limit, seconds)
-        if rows.truncated and rows.row_limit < limit:
-            # Only .truncated said so: a per-minute count over the rows undercounted.
+        # Only .truncated said so: a per-minute count over the rows undercounted.
+        if rows.truncated and len(rows.rows) < min(limit, rows.row_limit):
+            warnings.warn(
+                f"the answer stopped at {len(rows.rows):,} rows: its values reached the size "
+                "limit (about 32 million characters); select less, or aggregate in the query",
+                stacklevel=2,
+            )
+        elif rows.truncated and rows.row_limit < limit:
             warnings.warn(
                 f"the server returned {len(rows.rows):,} rows, its limit ({limit:,} were "
                 "asked for); aggregate in the query, or read the file itself",

@@ -782,6 +782,9 @@ def test_plausible_slips_get_messages_that_say_what_to_do(local_db: Path) -> Non
     # A whole id that starts with 0 is no shorter one.
     zero = cli("trace", "0" + "e" * 31, *db, ok=False)
     assert zero.stderr == f"flowscope: no trace '0{'e' * 31}' in the database\n"
+    # A 0x id's prefix is no digit: "0x1 has 3 hex digits" (diff reviewer).
+    prefixed = cli("trace", "0xabc", *db, ok=False)
+    assert "('abc' has 3 hex digits: a shorter id" in prefixed.stderr
     # A traceparent header or log field, and a 0x id, as pasted from elsewhere.
     for pasted in (f"00-{SLOWEST_ORDER_TRACE}-00f067aa0ba902b7-01", f"0x{SLOWEST_ORDER_TRACE}"):
         assert cli_json("trace", pasted, *db)["trace_id"] == SLOWEST_ORDER_TRACE
@@ -936,3 +939,31 @@ def test_a_long_critical_path_lists_its_longest_segments(tmp_path: Path) -> None
     assert table[-1].startswith(f"... and {left_out:,} shorter segments, ")
     starts = [float(line.split()[-2]) for line in table[2:-1]]
     assert starts == sorted(starts)  # still in time order
+
+
+def test_a_service_on_two_instances_names_the_spans_each_ran(tmp_path: Path) -> None:
+    """Two resources of one service, and nothing told which ran the failing span."""
+    from flowscope.testing.traces import TraceKit
+
+    kit = TraceKit()
+    root = kit.trace(start_ms=0, trace_id="be" * 16).span(
+        "web", "GET /", kind="Server", start_ms=0, duration_ms=10
+    )
+    for n in (1, 2):
+        root.child(
+            "backend",
+            "GET /x",
+            kind="Server",
+            start_ms=n,
+            duration_ms=2,
+            status="Error" if n == 2 else "Unset",
+            resource={"host.name": f"be-{n}"},
+        )
+    db = ["--db", str(kit_file(kit, tmp_path / "two.duckdb"))]
+    spans = {
+        s["resource"].get("host.name"): s["span_id"]
+        for s in cli_json("trace", "be" * 16, *db)["spans"]
+    }
+    out = cli("trace", "be" * 16, *db, "--attributes").stdout
+    assert f"  resource of backend (span {spans['be-2']}):\n    host.name = be-2" in out
+    assert "  resource of web:\n" in out  # one resource: no span list

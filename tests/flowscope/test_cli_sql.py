@@ -384,3 +384,15 @@ def test_a_query_from_standard_input(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == [{"answer": 42}]
+
+
+def test_a_query_from_standard_input_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    """Latin-1 met a traceback deep in DuckDB (a file) or httpx (a server)."""
+    Database(tmp_path / "q.duckdb").close()
+    result = CliRunner().invoke(
+        main,
+        ["sql", "-", "--db", str(tmp_path / "q.duckdb")],
+        input="SELECT 'caf\xe9'".encode("latin-1"),
+    )
+    assert result.exit_code == 2
+    assert "standard input is not valid UTF-8 (byte 11)" in result.stderr

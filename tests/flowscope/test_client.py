@@ -871,3 +871,22 @@ def test_attribute_values_are_given_as_the_store_keeps_them(local: Flowscope) ->
         local.traces(**W, attributes={"a": 1.5})
     with pytest.raises(AnalysisError, match="attributes: an attribute needs a name"):
         local.traces(**W, attributes={"": "x"})
+
+
+def test_python_argument_slips_and_caps_a_notebook_meets(local: Flowscope) -> None:
+    """Diff reviewer: an answer cut by size said nothing; a key holding '=' read one
+    way from a file and another through a server; numpy ints were refused as values;
+    by="" warned of an attribute named ''."""
+    import numpy as np
+
+    with pytest.warns(UserWarning, match="its values reached the size limit"):
+        big = local.sql("SELECT repeat('x', 100000) AS v FROM range(400)", limit=400)
+    assert big.truncated and len(big.rows) < 400
+    with pytest.raises(AnalysisError, match="'a=b' holds '=', which no attribute name may"):
+        local.traces(**W, attributes={"a=b": "c"})
+    assert local.traces(**W, attributes={"n": np.int64(7)}) == local.traces(
+        **W, attributes={"n": "7"}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        local.flows(**W, by="")
