@@ -180,7 +180,7 @@ def _steps(s: Spans, rows: I64, is_root: BOOL) -> tuple[pa.Table, pa.Table]:
         is_trace_root=is_root[rows],
         span_key=s.span_keys[rows],
         reports_outcome=bools(s.col["ReportsOutcome"])[rows],
-        passes_failure_up=~(s.is_client | s.is_producer | s.is_consumer)[rows],
+        passes_failure_up=s.is_server[rows],
     )
     root_start = np.full(len(trace_index), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(root_start, sub_rows.trace, sub_rows.start)

@@ -58,7 +58,7 @@ class SpanRows:
     # Error for the 5xx its request answered); None: none do.
     reports_outcome: BOOL | None = None
     # Spans that, when they did not fail themselves, pass a failure below them up to
-    # their parent: SERVER and INTERNAL ones (not a CLIENT, PRODUCER or CONSUMER span).
+    # their parent: SERVER spans, which OpenTelemetry's HTTP rules leave Unset on a 4xx.
     # None: none do.
     passes_failure_up: BOOL | None = None
 
@@ -178,10 +178,13 @@ def _pass_failures_up(has_error_child: BOOL, parent: I64, rows: SpanRows, end: I
     A 4xx passed up a chain of services: OpenTelemetry's HTTP rules mark each client
     span Error and leave the server span answering it Unset, so a 409 from the wallet
     passed up by two services counted as starting in each client span. The failure goes
-    up through server spans, a sidecar's above the app's, and the handler's internal
-    spans, to the span that failed with it. Not past a span that ended after its
-    parent: that parent (a client that timed out) stopped waiting, and failed on its own.
-    Each span is passed through once: linear in the spans, one round a level.
+    up through server spans (a sidecar's above the app's) to the span that failed with
+    it. Not through an INTERNAL span that did not fail: the SDKs mark one Error when an
+    exception passes through it, so one left Unset above a failing call handled that
+    failure (a cache fallback), and a root failing on its own lost its start to it. Not
+    past a span that ended after its parent: that parent (a client that timed out)
+    stopped waiting, and failed on its own. Each span is passed through once: linear in
+    the spans, one round a level.
     """
     assert rows.passes_failure_up is not None
     passes = rows.passes_failure_up & ~rows.is_error & (parent >= 0)

@@ -906,26 +906,45 @@ def _export_trace(trace_id: str, db: str, server_url: str | None, token: str | N
     "Download JSON"; the --format json view is no trace data any tool reads back)."""
     from flowscope.analyzer.analysis import trace_key
     from flowscope.analyzer.errors import AnalysisError, UnknownTrace
-    from flowscope.trace_export import export_query, otlp_request
+    from flowscope.trace_export import count_query, otlp_request, read_once
 
     stored = trace_key(trace_id)
-    rows: list[list[Any]] = []
     with analysis_source(db, server_url, token, None) as source:
-        # Page after page: one answer is capped in rows (a server's) and in size (the
-        # sandbox's ~32 million characters), and a part of a trace would import as a
-        # whole one.
-        while True:
-            # One span more than the page: the answer says whether there are more.
-            query = export_query(stored, EXPORT_PAGE + 1, len(rows))
-            out = source.sql(query, EXPORT_PAGE, 120.0)
-            rows.extend(out.rows)
-            if not out.truncated:
+        for _attempt in range(EXPORT_ATTEMPTS):
+            columns, rows = _export_pages(source, stored)
+            if not rows:
+                raise UnknownTrace(stored, trace_id)
+            count = int(source.sql(count_query(stored), 1, 120.0).rows[0][0])
+            if read_once(columns, rows, count):
                 break
-            if not out.rows:
-                raise AnalysisError(f"a span of trace {stored} is too big for an answer")
-        if not rows:
-            raise UnknownTrace(stored, trace_id)
-    echo_json(otlp_request(out.columns, rows))
+        else:
+            raise AnalysisError(
+                f"spans of trace {stored} kept arriving (or being deleted) while it was "
+                f"read, {EXPORT_ATTEMPTS} times; export it again once it is whole"
+            )
+    echo_json(otlp_request(columns, rows))
+
+
+# Reads of a trace whose spans change meanwhile (arriving, deleted) before giving up.
+EXPORT_ATTEMPTS = 3
+
+
+def _export_pages(source: Any, stored: str) -> tuple[list[str], list[list[Any]]]:
+    """Every span of the trace, page after page: one answer is capped in rows (a
+    server's) and in size (the sandbox's ~32 million characters), and a part of a trace
+    would import as a whole one."""
+    from flowscope.analyzer.errors import AnalysisError
+    from flowscope.trace_export import export_query
+
+    rows: list[list[Any]] = []
+    while True:
+        # One span more than the page: the answer says whether there are more.
+        out = source.sql(export_query(stored, EXPORT_PAGE + 1, len(rows)), EXPORT_PAGE, 120.0)
+        rows.extend(out.rows)
+        if not out.truncated:
+            return out.columns, rows
+        if not out.rows:
+            raise AnalysisError(f"a span of trace {stored} is too big for an answer")
 
 
 # The longest this many critical-path segments are listed; --format json has every one.

@@ -295,8 +295,8 @@ def _attribute_pairs(attributes: Any) -> list[tuple[str, str]]:
         _typed("attributes", key, _TEXT, "a dict whose keys are attribute names")
         if "=" in key:  # a server reads attr=KEY=VALUE up to the first '='
             raise AnalysisError(f"attributes: {key!r} holds '=', which no attribute name may")
-        if isinstance(value, bool):
-            value = "true" if value else "false"
+        if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b":
+            value = "true" if value else "false"  # numpy's bool too
         elif isinstance(value, numbers.Integral):  # numpy's too, as limit= takes them
             value = str(int(value))
         _typed(f"attributes[{key!r}]", value, _TEXT, "text, an int or a bool")

@@ -31,13 +31,43 @@ STATUS_CODES = {"Unset": 0, "Ok": 1, "Error": 2}
 def export_query(trace_id: str, limit: int, offset: int) -> str:
     """The export SQL for ``trace_id`` (as stored: 32 lower-case hex digits), the
     ``limit`` spans after the first ``offset``."""
+    return _filled("trace_export", trace_id, limit, offset)
+
+
+def count_query(trace_id: str) -> str:
+    """The SQL counting ``trace_id``'s spans."""
+    return _filled("trace_export_count", trace_id, 0, 0)
+
+
+def _filled(name: str, trace_id: str, limit: int, offset: int) -> str:
     values = {
         "trace_id": "'" + trace_id.replace("'", "''") + "'",
         "limit": str(int(limit)),
         "offset": str(int(offset)),
     }
     # One pass over the text: a value is never read for a placeholder.
-    return _PLACEHOLDER.sub(lambda m: values[m[1]], sql_files.query("trace_export"))
+    return _PLACEHOLDER.sub(lambda m: values[m[1]], sql_files.query(name))
+
+
+def read_once(columns: Sequence[str], rows: Sequence[Sequence[Any]], count: int) -> bool:
+    """Whether ``rows`` are ``count`` spans, each once: a span that arrived between two
+    pages with an earlier start moved the later pages along, which then repeated
+    spans (and a deletion skipped some)."""
+    index = [columns.index(c) for c in _IDENTITY]
+    seen = {tuple(json.dumps(row[i], sort_keys=True) for i in index) for row in rows}
+    return len(rows) == count == len(seen)
+
+
+# What tells two stored spans apart (a Zipkin server half shares its client's id).
+_IDENTITY = (
+    "SpanId",
+    "SpanKind",
+    "ResourceAttributes",
+    "ParentSpanId",
+    "StartNs",
+    "Duration",
+    "SpanName",
+)
 
 
 _PLACEHOLDER = re.compile(r"\$(trace_id|limit|offset)\b")

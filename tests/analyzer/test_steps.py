@@ -398,10 +398,12 @@ def test_a_failure_passed_up_through_servers_starts_where_it_started(analyze: An
 def test_a_failure_passes_up_through_handlers_and_sidecars_not_past_a_timeout(
     analyze: Analyze,
 ) -> None:
-    """The first rule went one level: a handler's internal span between the server span
-    and its failing call, or a sidecar's server span above the app's, still made the
-    caller a second start. A caller that stopped waiting (its span ended before the
-    server's) failed on its own: it stays a start (diff reviewer)."""
+    """The first rule went one level: a sidecar's server span above the app's still made
+    the caller a second start. An INTERNAL span left Unset above a failing call handled
+    that failure (the SDKs mark one Error when an exception passes through it): a
+    failure below it is not passed up, so a span failing on its own above it stays a
+    start. A caller that stopped waiting (its span ended before the server's) failed on
+    its own: it stays a start (diff reviewers)."""
     kit = TraceKit()
     shapes = {"handler": ("Internal",), "sidecar": ("Server",), "timeout": ()}
     for n, (name, between) in enumerate(shapes.items()):
@@ -426,7 +428,7 @@ def test_a_failure_passes_up_through_handlers_and_sidecars_not_past_a_timeout(
     for flow in analysis.flows(HOUR):
         for step in analysis.flow(flow.id, HOUR).steps:
             origins[(flow.root_service, step.service, step.operation)] = step.origin_errors
-    assert origins[("handler", "handler", "GET")] == 0
+    assert origins[("handler", "handler", "GET")] == 1  # handled below: its own
     assert origins[("sidecar", "sidecar", "GET")] == 0
     assert origins[("timeout", "timeout", "GET")] == 1  # it stopped waiting
     assert all(origins[(name, "app", "SELECT")] == 1 for name in shapes)

@@ -899,6 +899,9 @@ def test_an_empty_span_search_says_what_the_spans_hold(tmp_path: Path) -> None:
     # A name holding a placeholder's name stays a name (diff reviewer).
     injected = cli("traces", *db, "--service", "x$operation", "--operation", ") OR TRUE OR (")
     assert "no span of service 'x$operation' in the window" in injected.stderr
+    # A line break in a value ended a comment the value was written into.
+    broken = cli("traces", *db, "--service", "pay\nments", "--attr", "k=a\nb")
+    assert "no span of service 'pay\\nments' in the window" in broken.stderr
 
 
 def test_a_trace_lists_attributes_with_span_ids(local_db: Path) -> None:

@@ -887,6 +887,9 @@ def test_python_argument_slips_and_caps_a_notebook_meets(local: Flowscope) -> No
     assert local.traces(**W, attributes={"n": np.int64(7)}) == local.traces(
         **W, attributes={"n": "7"}
     )
+    assert local.traces(**W, attributes={"b": np.bool_(True)}) == local.traces(
+        **W, attributes={"b": "true"}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         local.flows(**W, by="")

@@ -1,6 +1,6 @@
 -- One trace's spans with every stored field, for `flowscope trace ID --format otlp`
 -- (flowscope/trace_export.py), through the SQL sandbox so that a server's /api/sql
--- answers it too: $trace_id, $limit and $offset are written in as literals, and the
+-- answers it too: the trace id, the page's size and offset are written in as literals, and the
 -- export reads page after page (a server caps an answer's rows and either caps its
 -- size). Times as integer nanoseconds: the answer's text for a TIMESTAMP_NS would
 -- have to be parsed back. The order is total, so pages neither skip nor repeat a span.
