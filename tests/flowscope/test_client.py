@@ -568,13 +568,7 @@ def test_a_closed_reader_says_it_is_closed(
         fs.flows(**W)
         fs.close()
         caught: list[BaseException] = []
-
-        def ask(fs: Flowscope = fs, caught: list[BaseException] = caught) -> None:
-            try:
-                fs.flows(**W)
-            except BaseException as exc:
-                caught.append(exc)
-
+        ask = flows_into(fs, caught)
         ask()
         other = threading.Thread(target=ask)
         other.start()
@@ -618,14 +612,7 @@ def test_a_call_cut_short_by_close_in_another_thread_says_the_handle_was_closed(
 
         fs.source.flows = flows_cut_short  # type: ignore[method-assign]
         caught: list[BaseException] = []
-
-        def ask(fs: Flowscope = fs, caught: list[BaseException] = caught) -> None:
-            try:
-                fs.flows(**W)
-            except BaseException as exc:
-                caught.append(exc)
-
-        other = threading.Thread(target=ask)
+        other = threading.Thread(target=flows_into(fs, caught))
         other.start()
         assert started.wait(30)
         fs.close()
@@ -653,6 +640,18 @@ def test_a_bound_past_the_last_storable_time_says_which_that_is(local: Flowscope
     assert str(past.value).endswith(
         "(1677-09-21T00:12:43.145224194Z to 2262-04-11T23:47:16.854775806Z)"
     )
+
+
+def flows_into(fs: Flowscope, caught: list[BaseException]) -> Callable[[], None]:
+    """A call of ``fs.flows()`` that keeps what it raises in ``caught``."""
+
+    def ask() -> None:
+        try:
+            fs.flows(**W)
+        except BaseException as exc:
+            caught.append(exc)
+
+    return ask
 
 
 WRONG_TYPES: dict[str, tuple[Callable[[Flowscope], Any], str]] = {
