@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -251,14 +250,6 @@ def by_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     return value
 
 
-def _sql_literal(value: str | None) -> str:
-    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
-
-
-def _sql_text_list(values: list[str]) -> str:
-    return f"(CAST([{', '.join(_sql_literal(v) for v in values)}] AS VARCHAR[]))"
-
-
 def _span_filter_hint(
     source: Any, window: Any, spans: tuple[str | None, str | None, list[tuple[str, str]]]
 ) -> str | None:
@@ -271,20 +262,16 @@ def _span_filter_hint(
     from flowscope.store import sql_files
 
     service, operation, attributes = spans
-    literals = {
-        "since": str(int(window.since_ns)),
-        "until": str(int(window.until_ns)),
-        "service": _sql_literal(service),
-        "operation": _sql_literal(operation),
-        "keys": _sql_text_list([k for k, _ in attributes]),
-        "values": _sql_text_list([v for _, v in attributes]),
-    }
-    # One pass over the file's text: replaced one name after another, a value holding
-    # "$operation" had its own literal rewritten (a service named x$operation).
-    query = re.sub(
-        r"\$(since|until|service|operation|keys|values)\b",
-        lambda m: literals[m[1]],
-        sql_files.query("hint_span_filter"),
+    query = sql_files.filled(
+        "hint_span_filter",
+        {
+            "since": str(int(window.since_ns)),
+            "until": str(int(window.until_ns)),
+            "service": sql_files.literal(service),
+            "operation": sql_files.literal(operation),
+            "keys": sql_files.text_list([k for k, _ in attributes]),
+            "values": sql_files.text_list([v for _, v in attributes]),
+        },
     )
     matched, rootless, ids, services = source.sql(query, 1).rows[0]
     if not matched and service is not None and service not in (services or []):
@@ -357,9 +344,10 @@ def _hint_empty_window(
         # The newest span, and the window's spans and roots: nothing may be old, yet
         # flows and traces go by a root span that is not there (yet), or a filter
         # left nothing. One scan.
-        query = sql_files.query("hint_window_presence")
-        query = query.replace("$since", str(int(window.since_ns)))
-        query = query.replace("$until", str(int(window.until_ns)))
+        query = sql_files.filled(
+            "hint_window_presence",
+            {"since": str(int(window.since_ns)), "until": str(int(window.until_ns))},
+        )
         try:
             newest, oldest, spans_in_window, roots_in_window = source.sql(query, 1).rows[0]
             if spans is not None and spans_in_window:

@@ -10,7 +10,6 @@ int sent as 500 is "500"), as the ClickHouse exporter's schema stores them.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,13 +39,8 @@ def count_query(trace_id: str) -> str:
 
 
 def _filled(name: str, trace_id: str, limit: int, offset: int) -> str:
-    values = {
-        "trace_id": "'" + trace_id.replace("'", "''") + "'",
-        "limit": str(int(limit)),
-        "offset": str(int(offset)),
-    }
-    # One pass over the text: a value is never read for a placeholder.
-    return _PLACEHOLDER.sub(lambda m: values[m[1]], sql_files.query(name))
+    values = {"trace_id": sql_files.literal(trace_id), "limit": str(int(limit))}
+    return sql_files.filled(name, values | {"offset": str(int(offset))})
 
 
 def read_once(columns: Sequence[str], rows: Sequence[Sequence[Any]], count: int) -> bool:
@@ -68,9 +62,6 @@ _IDENTITY = (
     "Duration",
     "SpanName",
 )
-
-
-_PLACEHOLDER = re.compile(r"\$(trace_id|limit|offset)\b")
 
 
 def _attributes(values: Mapping[str, str] | None) -> list[dict[str, Any]]:

@@ -45,6 +45,27 @@ def statements(text: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def literal(value: str | None) -> str:
+    """``value`` as a SQL string literal (NULL for None)."""
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def text_list(values: list[str]) -> str:
+    """``values`` as a SQL VARCHAR[] literal."""
+    return f"(CAST([{', '.join(literal(v) for v in values)}] AS VARCHAR[]))"
+
+
+def filled(name: str, values: dict[str, str]) -> str:
+    """``sql/NAME.sql`` with each ``$key`` of ``values`` replaced by its SQL text
+    (``literal``, ``text_list``, a number), for a query that goes through the SQL
+    sandbox, where a server's /api/sql binds nothing. One pass over the text: replaced
+    one name after another, a value holding "$operation" had its own literal rewritten.
+    Name no placeholder in the file's comments: a value holding a line break would end
+    the comment, and the rest of it be read as SQL."""
+    names = "|".join(re.escape(key) for key in values)
+    return re.sub(rf"\$({names})\b", lambda m: values[m[1]], query(name))
+
+
 def query_names() -> list[str]:
     return sorted(
         p.name[:-4]

@@ -1,8 +1,7 @@
 -- For the CLI's hint under an empty trace list with span filters (service, operation,
 -- attributes), through the SQL sandbox like hint_window_presence.sql: the window, the
 -- service, the operation and the attributes' keys and values are written in as
--- literals (never name a placeholder in these comments: a value holding a line break
--- would end the comment there, and the rest of it be read as SQL). How many traces
+-- literals (sql_files.filled: no placeholder is named in these comments). How many traces
 -- have such a span in the window, how many of those have no root span (the list goes
 -- by roots: such a trace is not in it), the first of those ids, and the services with
 -- spans in the window (a misspelt --service matches none).

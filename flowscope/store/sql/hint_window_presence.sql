@@ -1,6 +1,6 @@
 -- For the CLI's hint under an empty answer, through the SQL sandbox (a server's
--- /api/sql too, so the window is written in, not bound: $since and $until are
--- replaced by nanoseconds): the newest and oldest spans, and the window's spans and roots.
+-- /api/sql too, so the window is written in as nanoseconds, not bound: see
+-- sql_files.filled): the newest and oldest spans, and the window's spans and roots.
 SELECT
     epoch_ns(max(Timestamp)),
     epoch_ns(min(Timestamp)),
