@@ -169,10 +169,16 @@ FLOW_COLUMNS = ["id", "name", "root_service", "root_operation", "traces", "error
 FLOW_COLUMNS += ["traces_with_span_errors", "p50_ms", "p95_ms", "p99_ms", "rate_per_min"]
 STEP_COLUMNS = ["kind", "calls", "calls_per_trace", "error_rate", "origin_errors", "p50_ms"]
 STEP_COLUMNS += ["p95_ms", "p99_ms", "self_p50_ms", "start_offset_p50_ms", "critical_path_share"]
-MAX_TRACES = 10_000  # the most `traces --limit` (and /api/traces) takes
-# What the traces shown are, by --sort.
-FIRST_SHOWN = {"slowest": "slowest", "fastest": "fastest", "recent": "most recent"}
-FIRST_SHOWN["spans"] = "with the most spans"
+# The most `traces --limit` (and /api/traces) takes: analysis_sources.MAX_TRACES, not
+# imported here, where a command's start would load httpx with it.
+MAX_TRACES = 10_000
+# What the traces shown are, by --sort (analyzer.analysis.TRACE_ORDERS, in its order).
+FIRST_SHOWN = {
+    "slowest": "slowest",
+    "fastest": "fastest",
+    "recent": "most recent",
+    "spans": "with the most spans",
+}
 TRACE_COLUMNS = ["trace_id", "flow", "start", "duration_ms", "spans", "services", "errors"]
 TRACE_COLUMNS += ["status"]
 DELTA_COLUMNS = ["step", "kind", "left_ms", "right_ms", "delta_ms", "left_error_rate"]
@@ -627,7 +633,7 @@ def _steps_table(steps: list[Any], columns: list[str]) -> str:
 )
 @click.option(
     "--sort",
-    type=click.Choice(["slowest", "fastest", "recent", "spans"]),
+    type=click.Choice(list(FIRST_SHOWN)),
     default="slowest",
     show_default=True,
     help="Order: slowest first, fastest first, most recent first, most spans first.",
