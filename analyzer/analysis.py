@@ -28,6 +28,7 @@ from flowscope.analyzer.flows import (
 )
 from flowscope.analyzer.flows_config import FlowsConfig
 from flowscope.analyzer.model import (
+    TRACE_ORDERS,
     Comparison,
     Flow,
     FlowClaim,
@@ -46,8 +47,6 @@ from flowscope.analyzer.window import STORABLE_NS, format_ns, window_label
 from flowscope.store.database import Database
 from flowscope.store.derivation import read_snapshot
 
-# The orders of a trace list, as Jaeger's search offers them.
-TRACE_ORDERS = ("slowest", "fastest", "recent", "spans")
 _SHORT_HEX = re.compile(r"[0-9a-f]{1,31}")
 # W3C trace context, as a log line or a header copies it: version-traceid-spanid-flags.
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")

@@ -43,6 +43,10 @@ def group_columns(group_keys: list[str], fields: list[str]) -> list[str]:
     return [f"group.{key}" if key in fields else key for key in group_keys]
 
 
+# The orders of a trace list, as Jaeger's search offers them.
+TRACE_ORDERS = ("slowest", "fastest", "recent", "spans")
+
+
 def unset_by(by: str | None, groups: list[dict[str, str]]) -> bool:
     """``by`` named an attribute no record has a value for: likely a typo (user_tier
     for user.tier), which answered a blank column and looked like an answer."""

@@ -26,6 +26,7 @@ import httpx
 from flowscope.analyzer.errors import AnalysisError, UnknownFlow, UnknownTrace
 from flowscope.analyzer.flows_config import FlowsConfig
 from flowscope.analyzer.model import (
+    TRACE_ORDERS,
     Comparison,
     CriticalSegment,
     Edge,
@@ -183,8 +184,6 @@ def _check_trace_filters(filters: Mapping[str, Any], names: Names) -> None:
         if ms is not None and not (math.isfinite(ms) and ms >= 0):
             name = param_name(bound, names)
             raise AnalysisError(f"{name} must be a finite number, 0 or more, not {ms}")
-    from flowscope.analyzer.analysis import TRACE_ORDERS
-
     sort = filters.get("sort", "slowest")
     if sort not in TRACE_ORDERS:
         name = param_name("sort", names)

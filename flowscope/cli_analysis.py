@@ -172,7 +172,7 @@ STEP_COLUMNS += ["p95_ms", "p99_ms", "self_p50_ms", "start_offset_p50_ms", "crit
 # The most `traces --limit` (and /api/traces) takes: analysis_sources.MAX_TRACES, not
 # imported here, where a command's start would load httpx with it.
 MAX_TRACES = 10_000
-# What the traces shown are, by --sort (analyzer.analysis.TRACE_ORDERS, in its order).
+# What the traces shown are, by --sort (analyzer.model.TRACE_ORDERS, in its order).
 FIRST_SHOWN = {
     "slowest": "slowest",
     "fastest": "fastest",

@@ -975,7 +975,7 @@ def test_a_service_on_two_instances_names_the_spans_each_ran(tmp_path: Path) -> 
 def test_the_cli_bounds_of_a_trace_list_are_the_apis() -> None:
     """Kept apart so that a command's start loads no httpx or analyzer."""
     from flowscope import analysis_sources, cli_analysis
-    from flowscope.analyzer.analysis import TRACE_ORDERS
+    from flowscope.analyzer.model import TRACE_ORDERS
 
     assert cli_analysis.MAX_TRACES == analysis_sources.MAX_TRACES
     assert tuple(cli_analysis.FIRST_SHOWN) == TRACE_ORDERS
