@@ -88,11 +88,12 @@ def load_spans(table: pa.Table, trace_ids: dict[int, str]) -> Spans:
         return flags
 
     service = Strings(col["ServiceName"])
+    is_server, is_client = is_kind("Server"), is_kind("Client")
     unshared = unshare(
         col["SpanKey"].to_numpy().astype(np.uint64),
         col["ParentKey"].to_numpy().astype(np.uint64),
-        is_kind("Server"),
-        is_kind("Client"),
+        is_server,
+        is_client,
         service.codes,
         service.values,
     )
@@ -112,8 +113,8 @@ def load_spans(table: pa.Table, trace_ids: dict[int, str]) -> Spans:
         service=service,
         operation=Strings(col["SpanName"]),
         kind=kind,
-        is_server=is_kind("Server"),
-        is_client=is_kind("Client"),
+        is_server=is_server,
+        is_client=is_client,
         is_producer=is_kind("Producer"),
         is_consumer=is_kind("Consumer"),
     )

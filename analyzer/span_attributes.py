@@ -112,16 +112,23 @@ def attribute_columns(
     db_system = _named(pc.coalesce(value["db.system.name"], value["db.system"]))
     msg_system = value["messaging.system"]
     destination = pc.coalesce(value["messaging.destination.name"], value["messaging.destination"])
-    peer = pc.coalesce(
+    client = pc.equal(span_kind, pa.scalar("Client", pa.string()))
+    named_peer = pc.coalesce(
         _named(value["peer.service"]),
         _named(value["service.peer.name"]),
         _joined(db_system, _named(pc.coalesce(value["db.namespace"], value["db.name"]))),
         _joined(_named(msg_system), _named(destination)),
         _named(value["server.address"]),
         _named(value["net.peer.name"]),
-        # Python's requests/httpx/urllib instrumentations name the peer by the URL
-        # alone: every call out of such services went to one 'unknown' node.
-        _url_host(pc.coalesce(_named(value["url.full"]), _named(value["http.url"]))),
+    )
+    # Python's requests/httpx/urllib instrumentations name the peer by the URL alone:
+    # every call out of such services went to one 'unknown' node. The host is read (a
+    # regular expression) only where it is used: a CLIENT span nothing above named.
+    url = pc.coalesce(_named(value["url.full"]), _named(value["http.url"]))
+    unnamed_call = pc.and_(client, pc.is_null(named_peer))
+    peer = pc.coalesce(
+        named_peer,
+        _url_host(pc.if_else(unnamed_call, url, _NULL)),
         pa.scalar("unknown", pa.string()),
     )
     peer_kind = pc.if_else(
@@ -139,7 +146,6 @@ def attribute_columns(
         _named(value["http.target"]),
         span_name,
     )
-    client = pc.equal(span_kind, pa.scalar("Client", pa.string()))
     producer = pc.equal(span_kind, pa.scalar("Producer", pa.string()))
     messaging = pc.is_in(span_kind, pa.array(["Producer", "Consumer"], pa.string()))
     queue = _joined(_named(msg_system), _named(destination))
