@@ -107,8 +107,9 @@ def edge_tables(s: Spans) -> tuple[pa.Table, pa.Table]:
     own = own[service[own] == service[parent[own]]]
     # Not for a name many processes share by default (an SDK's unknown_service:python,
     # or none): two such services calling each other are no self-call.
-    named = np.array([not shared_default_name(v) for v in s.service.values], dtype=bool)
-    own = own[named[service[own]]]
+    if len(own):  # most loads hold no self-call
+        named = np.array([not shared_default_name(v) for v in s.service.values], dtype=bool)
+        own = own[named[service[own]]]
     called_elsewhere[parent[own]] = True
     virtual = _virtual_calls(s, called_elsewhere)
     link_child, link_producer = _linked_pairs(s)

@@ -53,19 +53,17 @@ class StepTree:
         for current in reversed(order):
             kids = self.child_steps(current)
             inner = self._inner_calls(current)
-            answered[current.id] = (
-                any(c.service != current.service for c in kids)
-                # A service calling its own API: its SERVER step answers the call (not
-                # under a name many processes share by default, as the map counts).
-                or (
-                    current.kind == "Client"
-                    and not shared_default_name(current.service)
-                    and any(c.kind == "Server" for c in kids)
-                )
-                or (
-                    current.kind == "Client"
-                    and bool(inner)
-                    and all(answered.get(c.id, False) for c in inner)
+            answered[current.id] = any(c.service != current.service for c in kids) or (
+                current.kind == "Client"
+                and (
+                    # A service calling its own API: its SERVER step answers the call
+                    # (not under a name many processes share by default, as the map
+                    # counts).
+                    (
+                        not shared_default_name(current.service)
+                        and any(c.kind == "Server" for c in kids)
+                    )
+                    or (bool(inner) and all(answered.get(c.id, False) for c in inner))
                 )
             )
         return answered[step.id]
