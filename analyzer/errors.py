@@ -26,7 +26,9 @@ class UnknownTrace(AnalysisError):
     def __init__(self, trace_id: str, typed: str | None = None) -> None:
         """``typed``: the id as given, when ``trace_id`` is it as stored (padded)."""
         message = f"no trace {trace_id!r} in the database"
-        if typed is not None and typed.strip().lower().startswith("0x"):
+        if not trace_id:  # `trace 0x` or a blank id: say so, not "no trace ''"
+            message = f"{typed or trace_id!r} holds no trace id: one is up to 32 hex digits"
+        elif typed is not None and typed.strip().lower().startswith("0x"):
             typed = typed.strip()[2:]  # the prefix is no digit (0x1 had "3 hex digits")
         if typed is not None and len(typed.strip()) < len(trace_id):
             # A 31-digit id (one lost in copying) came back with a leading 0 the user

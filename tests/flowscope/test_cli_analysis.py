@@ -785,6 +785,9 @@ def test_plausible_slips_get_messages_that_say_what_to_do(local_db: Path) -> Non
     # A 0x id's prefix is no digit: "0x1 has 3 hex digits" (diff reviewer).
     prefixed = cli("trace", "0xabc", *db, ok=False)
     assert "('abc' has 3 hex digits: a shorter id" in prefixed.stderr
+    # A bare prefix said "no trace '' in the database".
+    bare = cli("trace", "0x", *db, ok=False)
+    assert bare.stderr == "flowscope: '0x' holds no trace id: one is up to 32 hex digits\n"
     # A traceparent header or log field, and a 0x id, as pasted from elsewhere.
     for pasted in (f"00-{SLOWEST_ORDER_TRACE}-00f067aa0ba902b7-01", f"0x{SLOWEST_ORDER_TRACE}"):
         assert cli_json("trace", pasted, *db)["trace_id"] == SLOWEST_ORDER_TRACE
