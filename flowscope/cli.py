@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import errno
 import logging
 import os
@@ -509,11 +510,16 @@ def sql(
     """Run one read-only SELECT over the spans (table otel_traces); QUERY "-" reads it
     from standard input (a query kept in a file: < q.sql)."""
     if query == "-":
+        given = sys.stdin.buffer.read()
+        # A BOM is dropped before decoding, so the bad byte is counted from the input's
+        # start as an editor shows it, not from after the BOM.
+        bom = len(codecs.BOM_UTF8) if given.startswith(codecs.BOM_UTF8) else 0
         try:  # bytes: a Latin-1 file met a traceback deep in DuckDB, or in httpx
-            query = sys.stdin.buffer.read().decode("utf-8-sig")
+            query = given[bom:].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise click.BadParameter(
-                f"standard input is not valid UTF-8 (byte {exc.start}); save the query as UTF-8",
+                f"standard input is not valid UTF-8 (byte {bom + exc.start}); "
+                "save the query as UTF-8",
                 param_hint="QUERY",
             ) from exc
     with analysis_source(db, server_url, token, None) as source:

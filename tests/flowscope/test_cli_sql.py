@@ -396,3 +396,10 @@ def test_a_query_from_standard_input_that_is_not_utf8_is_refused(tmp_path: Path)
     )
     assert result.exit_code == 2
     assert "standard input is not valid UTF-8 (byte 11)" in result.stderr
+    # After a BOM the byte is still counted from the start of the input (it said 11).
+    with_bom = CliRunner().invoke(
+        main,
+        ["sql", "-", "--db", str(tmp_path / "q.duckdb")],
+        input=b"\xef\xbb\xbf" + "SELECT 'caf\xe9'".encode("latin-1"),
+    )
+    assert "standard input is not valid UTF-8 (byte 14)" in with_bom.stderr
