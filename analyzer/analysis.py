@@ -123,13 +123,15 @@ class Analysis:
         sort: str = "slowest",
     ) -> list[TraceSummary]:
         """Traces rooted in the window, in ``sort`` order (TRACE_ORDERS: slowest first,
-        fastest first, most recent first, most spans first).
+        fastest first, most recent first, most spans first). Without ``flow``, also the
+        traces with no root span whose first span started in the window (``has_root``
+        false: named by that span, lasting their spans' extent, in no flow).
 
         ``service``/``operation``/``attributes``: the trace has a span of that service,
         of that name and with every (key, value) as a span or resource attribute, all
         one span (as Jaeger's tag search and Tempo's ``{ span.a = x && ... }``);
         ``error``: it has (or has no) span with status Error; ``min_duration_ms`` /
-        ``max_duration_ms``: of the root span. Empty strings (form fields) are not given.
+        ``max_duration_ms``: of the root span (a rootless trace's: its extent). Empty strings (form fields) are not given.
         """
         service, operation, flow = service or None, operation or None, flow or None
         if sort not in TRACE_ORDERS:
@@ -150,7 +152,9 @@ class Analysis:
                 db.fetch("sel_traces_none")
             filter_spans = service is not None or operation is not None or bool(pairs)
             if filter_spans:
-                lo, hi = db.fetch("window_span_range", params)[0]
+                lo, hi = db.fetch("window_span_range", {**params, "filter_flow": flow is not None})[
+                    0
+                ]
                 db.fetch(
                     "span_match",
                     {
@@ -179,6 +183,24 @@ class Analysis:
                     "sort": sort,
                 },
             )
+            # A trace without a root span is named by its first span (as Jaeger and
+            # Tempo list one): looked up for the listed ones only.
+            rootless = [(row[0], int(row[3])) for row in rows if row[1] is None]
+            first_spans = (
+                {
+                    trace_id: (svc, op)
+                    for trace_id, svc, op in db.fetch(
+                        "traces_first_spans",
+                        {
+                            "ids": [trace_id for trace_id, _ in rootless],
+                            "lo": min(start for _, start in rootless),
+                            "hi": max(start for _, start in rootless),
+                        },
+                    )
+                }
+                if rootless
+                else {}
+            )
         out = []
         for (
             trace_id,
@@ -193,7 +215,11 @@ class Analysis:
             route,
             attrs,
         ) in rows:
-            flow_id, _name = self.catalog.assign(FactsRow(svc, op, route, tuple(attrs), 0))
+            has_root = svc is not None
+            if has_root:
+                flow_id, _name = self.catalog.assign(FactsRow(svc, op, route, tuple(attrs), 0))
+            else:  # in no flow; a first span retention took since reads as unnamed
+                flow_id, (svc, op) = "", first_spans.get(trace_id, ("", ""))
             out.append(
                 TraceSummary(
                     trace_id=trace_id,
@@ -205,7 +231,8 @@ class Analysis:
                     spans=int(spans),
                     services=int(services),
                     errors=int(errors),
-                    status=status,
+                    status=status or "",
+                    has_root=has_root,
                 )
             )
         return out

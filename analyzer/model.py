@@ -176,7 +176,11 @@ class TraceSummary(Record):
     spans: int
     services: int
     errors: int  # spans with status Error
-    status: StatusName  # the root's
+    status: StatusName  # the root's ('' without one)
+    # False: no root span stored (the trace is in progress, or its root's service sends
+    # no spans). The root_* fields and start then are its first span's, duration_ms its
+    # spans' extent, flow ''.
+    has_root: bool = True
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -261,8 +262,7 @@ def _span_filter_hint(
 ) -> str | None:
     """Why traces filtered by a span matched none, when the spans say more than the
     list does: a service with no span in the window (a misspelling, with the names
-    there are), or matching traces whose root span has not arrived (the list goes by
-    roots; Jaeger lists them)."""
+    there are)."""
     import difflib
 
     from flowscope.store import sql_files
@@ -279,20 +279,13 @@ def _span_filter_hint(
             "values": sql_files.text_list([v for _, v in attributes]),
         },
     )
-    matched, rootless, ids, services = source.sql(query, 1).rows[0]
+    matched, services = source.sql(query, 1).rows[0]
     if not matched and service is not None and service not in (services or []):
         close = difflib.get_close_matches(service, services or [], n=3, cutoff=0.6)
         known = close or sorted(services or [])[:8]
         return (
             f"no span of service {service!r} in the window; "
             f"{'did you mean' if close else 'services there'}: {', '.join(known)}"
-        )
-    if rootless:
-        return (
-            f"{rootless} trace{'s' if rootless > 1 else ''} with such a span in the window "
-            f"{'have' if rootless > 1 else 'has'} no root span (yet): traces lists traces by "
-            f"their root; flowscope trace ID shows {'them' if rootless > 1 else 'it'}: "
-            + ", ".join(ids or [])
         )
     return None
 
@@ -659,7 +652,8 @@ def traces(
     fmt: str,
     columns: list[str] | None,
 ) -> None:
-    """Traces in the window, slowest first (--sort for another order)."""
+    """Traces in the window, slowest first (--sort for another order); a trace whose
+    root span has not arrived is named by its first span, flow "(no root span)"."""
     from flowscope.analyzer.model import TraceSummary
 
     shown_columns = pick(columns, TRACE_COLUMNS, scalar_fields(TraceSummary), fmt)
@@ -690,7 +684,9 @@ def traces(
     if fmt == "json":
         echo_json({"traces": [t.as_dict() for t in result]})
     else:
-        echo_table(table(result, shown_columns))
+        # A trace without a root span is in no flow: its blank cell said nothing.
+        shown = [t if t.has_root else replace(t, flow="(no root span)") for t in result]
+        echo_table(table(shown, shown_columns))
     if more:
         # The list looked whole: a --limit of 20 hid the rest without a word.
         click.echo(

@@ -133,7 +133,17 @@ def test_a_trace_whose_root_never_arrived(analyze: Analyze) -> None:
     )
     span.child("orders", "SELECT", kind="Client", start_ms=5, duration_ms=40)
     analysis = analyze(kit)
-    assert analysis.flows(HOUR) == [] and analysis.traces(HOUR) == []
+    assert analysis.flows(HOUR) == []
+    # Listed by its first span, as Jaeger and Tempo list it; in no flow.
+    (listed,) = analysis.traces(HOUR)
+    assert (listed.has_root, listed.flow, listed.root_service, listed.root_operation) == (
+        False,
+        "",
+        "orders",
+        "GET /",
+    )
+    assert (listed.duration_ms, listed.spans, listed.status) == (45.0, 2, "")
+    assert analysis.traces(HOUR, min_duration_ms=46) == []
     view = analysis.trace(kit.spans[0].trace_id)
     assert (view.flow, view.duration_ms, view.critical_path) == (None, 45.0, [])
     assert [s.step_id for s in view.spans] == [None, None]

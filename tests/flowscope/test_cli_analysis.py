@@ -877,9 +877,11 @@ def test_compare_table_tells_steps_that_print_alike_apart(tmp_path: Path) -> Non
     assert len(persists) == 2 and all(f"wf: persist [{i}]" in out for i in persists)
 
 
-def test_an_empty_span_search_says_what_the_spans_hold(tmp_path: Path) -> None:
-    """A rootless trace was not found by --service with no word of it (Jaeger lists
-    it), and a misspelt service matched nothing as if it had no traces."""
+def test_a_span_search_finds_rootless_traces_and_names_a_misspelt_service(
+    tmp_path: Path,
+) -> None:
+    """A rootless trace was not found by --service (Jaeger and Tempo list it), and a
+    misspelt service matched nothing as if it had no traces."""
     from flowscope.testing.traces import TraceKit
 
     kit = TraceKit()
@@ -888,11 +890,29 @@ def test_an_empty_span_search_says_what_the_spans_hold(tmp_path: Path) -> None:
         "payments", "charge", kind="Server", start_ms=0, duration_ms=250, parent="00000000deadbeef"
     )
     db = ["--db", str(kit_file(kit, tmp_path / "orphan.duckdb")), *WINDOW]
-    rootless = cli("traces", *db, "--service", "payments")
-    assert rootless.stderr == (
-        "(1 trace with such a span in the window has no root span (yet): traces lists "
-        f"traces by their root; flowscope trace ID shows it: {'feedface' * 4})\n"
-    )
+    rootless = cli_json("traces", *db, "--service", "payments")["traces"]
+    assert rootless == [
+        {
+            "trace_id": "feedface" * 4,
+            "flow": "",
+            "root_service": "payments",
+            "root_operation": "charge",
+            "start": rootless[0]["start"],
+            "duration_ms": 250.0,
+            "spans": 1,
+            "services": 1,
+            "errors": 0,
+            "status": "",
+            "has_root": False,
+        }
+    ]
+    table = cli("traces", *db, "--columns", "trace_id,flow,duration_ms").stdout
+    assert [f"{'feedface' * 4}", "(no root span)", "250"] in [
+        [cell.strip() for cell in line.split("  ") if cell.strip()] for line in table.splitlines()
+    ]
+    # In no flow: a flow's list leaves it out.
+    (web,) = cli_json("flows", *db)["flows"]
+    assert "feedface" not in cli("traces", *db, "--flow", web["id"]).stdout
     misspelt = cli("traces", *db, "--service", "paymnts")
     assert misspelt.stderr == (
         "(no span of service 'paymnts' in the window; did you mean: payments)\n"
