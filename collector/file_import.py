@@ -277,11 +277,14 @@ def _first_of_lines(head: bytes, handle: BinaryIO) -> bool:
 
 def _object_then_another_line(blocks: Iterable[bytes]) -> bool:
     """Whether the JSON text in ``blocks`` (an object first) has a first line that ends
-    with ``}`` and, after blank space, another ``{``.
+    with ``}`` and, after blank space, another line that cannot go on a JSON value.
 
     Reads block by block up to there, keeping no more than a block. A JSON string cannot
     hold a raw newline, so that ``}`` is not inside one; and within a single JSON value a
-    ``}`` is never followed by ``{``: the first line must be one whole object.
+    ``}`` is followed only by ``,``, ``]`` or ``}``: after anything else (the next
+    object, or a line a crash or an edit broke: text, NUL bytes, ``[1]``) the first line
+    is one whole object, and the file JSON lines, whose reader passes over a bad line.
+    A file whose lines are longer than the head was refused whole for one such line.
     """
     last = b""
     rest = iter(blocks)
@@ -295,7 +298,7 @@ def _object_then_another_line(blocks: Iterable[bytes]) -> bool:
             for after in chain([block[newline:]], rest):
                 start = after.lstrip(BLANK)
                 if start:
-                    return start[:1] == b"{"
+                    return start[:1] not in (b",", b"]", b"}")
             return False
     return False
 

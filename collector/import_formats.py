@@ -117,6 +117,20 @@ _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|"|[{}\[\]:,]|[^"{}\[\]:,]+', re.S
 _MAX_PATH = 4  # deepest key path remembered: data[].spans is 3 long
 
 
+def _starts_with_a_json_line(body: bytes) -> bool:
+    """Whether ``body`` starts with a line that is a whole JSON object: JSON lines, whose
+    control bytes come later (a NUL-padded tail a crash left, which the reader passes
+    over). Such a file was refused as corrupt protobuf. A protobuf request's first line
+    is no JSON: its first bytes are a tag and a length, then control bytes."""
+    line, newline, _ = body.partition(b"\n")
+    if not newline or not line.startswith(b"{") or _NOT_JSON_BYTES.search(line):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
 def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) -> str:
     """One of ``FORMATS`` for a file starting with ``first_bytes``; BadRequest if JSON of no known kind.
 
@@ -142,7 +156,7 @@ def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) ->
     body = head.lstrip(BLANK)
     if not body:
         return OTLP_JSONL if head else OTLP_PROTOBUF
-    if _NOT_JSON_BYTES.search(body):
+    if _NOT_JSON_BYTES.search(body) and not _starts_with_a_json_line(body):
         return OTLP_PROTOBUF
     try:
         # Incremental: a multi-byte character cut off at the end of the head is fine.

@@ -295,6 +295,10 @@ def load_json(body: bytes) -> Any:
     try:
         return json.loads(body)
     except UnicodeDecodeError as exc:
+        if exc.encoding.lower().replace("_", "-") not in ("utf-8", "utf-8-sig"):
+            # json reads NUL bytes up front as UTF-16 or 32: a NUL-padded line, which
+            # was "not valid UTF-8: 'utf-32-be' codec can't decode byte 0x0a".
+            raise BadRequest(f"OTLP/JSON body is not JSON text (it starts {body[:12]!r})") from exc
         raise BadRequest(f"OTLP/JSON body is not valid UTF-8: {exc}") from exc
     except RecursionError as exc:
         raise BadRequest("OTLP/JSON body is nested too deeply") from exc

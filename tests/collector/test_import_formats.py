@@ -157,6 +157,46 @@ def test_json_lines_whose_first_line_ends_exactly_at_the_head(tmp_path: Path) ->
     assert _spans(path, "otlp-jsonl") == 2 * 80
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [b"a line of text", b"\x00" * 300, b"[1, 2]", b'"text"', b"42"],
+    ids=["text", "nul", "list", "string", "number"],
+)
+def test_json_lines_longer_than_the_head_with_a_broken_line(tmp_path: Path, bad: bytes) -> None:
+    """A line a crash or an edit broke, after a first line longer than the head, made
+    the whole file one OTLP object, refused with "Extra data": no span stored."""
+    line = _compact(_otlp_json(20))
+    assert len(line) > SNIFF_BYTES
+    path = tmp_path / "spans.jsonl"
+    path.write_bytes(line + b"\n" + bad + b"\n" + line + b"\n")
+    assert sniff(path) == "otlp-jsonl"
+    with pytest.raises(BadRequest) as named:
+        list(read_requests(path, "otlp-jsonl"))  # the bad line is named, read on ...
+    assert _spans_passing_bad(path) == 2 * 160  # ... and the lines around it are read
+    # NUL bytes were "not valid UTF-8: 'utf-32-be' codec can't decode byte 0x0a".
+    assert "codec" not in str(named.value)
+
+
+def test_short_json_lines_with_a_nul_tail_are_json_lines(tmp_path: Path) -> None:
+    """NUL bytes a crash left after the last line made a small file "protobuf": refused
+    as a corrupt wire format, its whole lines with it."""
+    path = tmp_path / "spans.jsonl"
+    path.write_bytes(b"".join(_compact(_otlp_json(n)) + b"\n" for n in (1, 2)) + b"\x00" * 4096)
+    assert sniff(path) == "otlp-jsonl"
+    assert _spans_passing_bad(path) == 8 + 16
+
+
+def _spans_passing_bad(path: Path) -> int:
+    """Spans of a JSON lines file read as import reads it: past lines it cannot read."""
+    from flowscope.collector.file_import import FileReport
+
+    report = FileReport(str(path), "otlp-jsonl")
+    requests = read_requests(path, "otlp-jsonl", report=report)
+    spans = sum(flatten_request(r).batch.spans for r in requests)
+    assert report.bad_parts == 1
+    return spans
+
+
 def test_one_big_object_is_not_json_lines(tmp_path: Path) -> None:
     document = _otlp_json(40)
     path = tmp_path / "big.json"
