@@ -405,6 +405,8 @@ def _run_import(
                 )
             except duckdb.Error as exc:  # a damaged file fails at its first read
                 fail(str(file_failure(db, exc)))
+            except StoreError as exc:  # ... said so already (Database.recent_span_keys)
+                fail(str(exc))
             finally:
                 with interrupts_deferred():
                     database.close()

@@ -629,10 +629,14 @@ class Database:
         )
 
     def recent_span_keys(self, limit: int) -> list[StoredSpan]:
-        """(TraceId, SpanId, is SERVER, ServiceName) of the spans stored last, oldest first."""
-        rows = (
-            self.reader().execute(sql_files.query("recent_span_keys"), {"limit": limit}).fetchall()
-        )
+        """(TraceId, SpanId, is SERVER, ServiceName) of the spans stored last, oldest first.
+        The server's first read of the spans: a file cut short (a copy that stopped) opens
+        and fails here, which was a traceback out of ``serve``."""
+        try:
+            query = self.reader().execute(sql_files.query("recent_span_keys"), {"limit": limit})
+            rows = query.fetchall()
+        except duckdb.Error as exc:
+            raise file_failure(str(self.path), exc) from exc
         return [(t, s, bool(server), name) for t, s, server, name in reversed(rows)]
 
     def stored_span_keys_among(

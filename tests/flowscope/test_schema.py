@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -406,6 +408,17 @@ def test_a_file_cut_short_is_refused_with_a_message_not_a_traceback(tmp_path: Pa
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert f"{path}: not a usable DuckDB database" in result.stderr
+    # `serve` read the spans first for its duplicate window: a traceback (ops review).
+    served = subprocess.run(
+        [sys.executable, "-m", "flowscope.cli", "serve", "--db", str(path), "--grpc-port", "0"]
+        + ["--http-port", "0", "--ui-port", "0", "--retention", "off"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert served.returncode == 1, served.stderr
+    assert "Traceback" not in served.stderr
+    assert f"flowscope: {path}: not a usable DuckDB database" in served.stderr
 
 
 def test_a_read_write_open_takes_this_releases_views(db_path: Path) -> None:
