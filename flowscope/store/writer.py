@@ -352,7 +352,14 @@ class SpanWriter:
         if not moved:
             # Before, the read went on without them: a trace just acknowledged was
             # "not in the database", and counts were short, with nothing to say so.
-            why = f" (the last commit failed: {self.last_error})" if self.last_error else ""
+            if self.last_error:
+                why = f" (the last commit failed: {self.last_error})"
+            else:  # committing, but behind: it read as a stuck store (ops review)
+                why = (
+                    f": the writer is behind, {self.queued_spans:,} spans wait for it "
+                    "(spans arrive faster than it commits them; fewer senders or a smaller "
+                    "--max-queued-spans shorten the wait)"
+                )
             raise WritesBehind(
                 f"acknowledged spans were still not committed after a {AWAIT_MOVED_S:g} s "
                 f"wait{why}; an answer now would miss them, so try again"

@@ -471,3 +471,26 @@ def test_a_read_of_a_running_servers_file_does_not_wait_for_a_replay(
         monkeypatch.undo()
         assert server.stop() == 0
     assert not Path(f"{db}.replaying").exists()
+
+
+def test_a_read_behind_a_busy_writer_says_how_far_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a flood, reads waited 10 s and were refused with no reason given: it read
+    as a stuck store (ops review). A writer committing but behind says so."""
+    from flowscope.store.database import WritesBehind
+
+    monkeypatch.setattr(writer_module, "AWAIT_MOVED_S", 0.3)
+    with _writer(tmp_path / "busy.duckdb") as (_database, writer):
+        release = threading.Event()
+        blocked = writer.run_task(lambda _cursor: release.wait(30))  # a long commit
+        table, keys = _batch(seed=21)
+        writer.submit(table, keys).result(30)  # in the journal: acknowledged
+        try:
+            with pytest.raises(WritesBehind) as behind:
+                writer._await_acknowledged()
+        finally:
+            release.set()
+            blocked.result(30)
+        assert f"the writer is behind, {table.num_rows:,} spans wait for it" in str(behind.value)
+        assert "the last commit failed" not in str(behind.value)
