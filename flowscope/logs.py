@@ -24,6 +24,7 @@ class RepeatedFailures:
         self.logger = logger
         self.last: str | None = None  # the last failure's error line; None after a success
         self._last_kind: tuple[str, str] | None = None
+        self.in_row = 0  # failures since the last success
 
     def failed(self, exc: BaseException, message: str) -> None:
         error = error_line(exc)
@@ -39,9 +40,15 @@ class RepeatedFailures:
         else:
             self.logger.error("%s", message, exc_info=exc)
         self.last, self._last_kind = error, kind
+        self.in_row += 1
 
-    def succeeded(self) -> None:
+    def succeeded(self, recovered: str = "") -> None:
+        """Forget the failures; after some, log ``recovered`` with how many there were
+        (their end went unsaid, and the log read as if they went on)."""
+        if self.in_row and recovered:
+            self.logger.warning("%s, after %d failed", recovered, self.in_row)
         self.last = self._last_kind = None
+        self.in_row = 0
 
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")

@@ -11,6 +11,7 @@ journal segment go.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -22,6 +23,8 @@ import pyarrow as pa
 from flowscope.store.dedup import RecentSpanKeys, only_new
 from flowscope.store.journal import Journal
 from flowscope.store.writer import QueueFull, WriterClosed
+
+log = logging.getLogger(__name__)
 
 # forward(record number, the record's Arrow IPC payload)
 Forward = Callable[[int, bytes], None]
@@ -57,6 +60,9 @@ class JournalSink:
         self._unmoved: deque[tuple[int, int]] = deque()
         self._queued_spans = 0
         self._oldest_since = 0.0  # when the oldest unmoved record became the oldest
+        # Refusing for stalled commits, said in the log once: the writer's errors alone
+        # did not say that senders were told to retry, nor when that ended (ops review).
+        self._stalled = False
 
     @property
     def queued_spans(self) -> int:
@@ -81,6 +87,14 @@ class JournalSink:
                     f"writer queue holds {self._queued_spans} spans (limit {self.max_queued_spans})"
                 )
             if self._unmoved and (waited := self._clock() - self._oldest_since) >= STALLED_AFTER_S:
+                if not self._stalled:
+                    self._stalled = True
+                    log.warning(
+                        "no spans committed for %.0f s: OTLP requests are answered 'retry "
+                        "later' until commits land again (the acknowledged spans wait in "
+                        "the span journal; the server's log says why commits fail)",
+                        waited,
+                    )
                 raise QueueFull(
                     f"no spans committed for {waited:.0f}s (is the disk full? see the log)"
                 )
@@ -110,6 +124,9 @@ class JournalSink:
             while self._unmoved and self._unmoved[0][0] <= seq:
                 self._queued_spans -= self._unmoved.popleft()[1]
             self._oldest_since = self._clock()
+            if self._stalled:
+                self._stalled = False
+                log.warning("spans are committed again: OTLP requests are taken again")
         self.journal.moved(seq)
 
     def close(self) -> None:

@@ -466,10 +466,14 @@ class SpanWriter:
             if self._landed(cursor, seq):
                 log.warning("span commit %d reported %r after its spans were stored", seq, exc)
             else:
-                self._failures.failed(exc, "span commit failed")  # auto-committed: no roll back
+                # Auto-committed: no roll back. The spans stay queued and in the journal:
+                # an error every retry read as spans lost (ops review).
+                self._failures.failed(
+                    exc, "span commit failed (its spans wait in the span journal and are retried)"
+                )
                 self.stats.failed_commits += 1
                 return exc
-        self._failures.succeeded()
+        self._failures.succeeded("span commits land again")
         if self.deriver is not None:
             self.deriver.notify()
         self.stats.commits += 1

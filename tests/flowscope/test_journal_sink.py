@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -113,10 +114,15 @@ def test_a_writer_fed_from_outside_stores_records_in_order_and_reports_them(
         database.close()
 
 
-def test_spans_are_refused_while_the_writer_commits_nothing(tmp_path: Path) -> None:
+def test_spans_are_refused_while_the_writer_commits_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Under a full disk, room freed while exporters kept sending went to the journal
-    (20 MB in 2 s), and commits never found any again: the server stayed degraded."""
+    (20 MB in 2 s), and commits never found any again: the server stayed degraded.
+    The log says once when refusing starts and when it ends (it said neither)."""
     from flowscope.store import journal_sink
+
+    caplog.set_level(logging.WARNING, logger=journal_sink.__name__)
 
     now = [100.0]
     forwarded = Forwarded()
@@ -127,9 +133,19 @@ def test_spans_are_refused_while_the_writer_commits_nothing(tmp_path: Path) -> N
     now[0] += journal_sink.STALLED_AFTER_S - 0.1
     sink.submit(second.table, second.keys).result()  # waiting, not yet stalled
     now[0] += 0.2
-    with pytest.raises(QueueFull, match="no spans committed for 10s"):
-        sink.submit(third.table, third.keys)
+    for _ in range(2):
+        with pytest.raises(QueueFull, match="no spans committed for 10s"):
+            sink.submit(third.table, third.keys)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "no spans committed for 10 s: OTLP requests are answered 'retry later' until "
+        "commits land again (the acknowledged spans wait in the span journal; the "
+        "server's log says why commits fail)"
+    ]
     sink.moved(1)  # a commit: the writer moves again, though the next one waits
+    assert [r.getMessage() for r in caplog.records][1:] == [
+        "spans are committed again: OTLP requests are taken again"
+    ]
     sink.submit(third.table, third.keys).result()
     sink.moved(3)
     now[0] += 3600  # nothing waiting: an idle server is no stalled one

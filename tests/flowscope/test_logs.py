@@ -61,3 +61,17 @@ def test_a_success_ends_the_repeat() -> None:
     assert failures.last == "disk full" == error_line(OSError("disk full\nmore"))
     failures.succeeded()
     assert failures.last is None
+
+
+def test_the_end_of_failures_is_said_with_their_count(caplog: pytest.LogCaptureFixture) -> None:
+    """A full disk's commits logged an error every retry, and nothing once they landed
+    again: the log read as if they still failed (ops review)."""
+    failures = RepeatedFailures(logging.getLogger("t.repeated"))
+    with caplog.at_level(logging.WARNING, logger="t.repeated"):
+        failures.succeeded("commits land again")  # nothing failed: nothing to say
+        for _ in range(3):
+            failures.failed(OSError("No space left on device"), "commit failed")
+        failures.succeeded("commits land again")
+        failures.succeeded("commits land again")
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == ["commits land again, after 3 failed"]
