@@ -13,9 +13,10 @@ record's sequence number. A record is a header (magic, sequence number, payload
 length, CRC-32 of the payload) followed by the spans as one Arrow IPC stream in
 ``otel_traces`` column order. Sequence numbers are the writer's ``CommitSeq``
 values: a writer commit stores the highest sequence number it holds, so the
-stored spans say how far the journal has been moved. A record that fails its
-check ends its segment: only a crash in the middle of an append leaves one, and
-that request was never acknowledged.
+stored spans say how far the journal has been moved. A last record that fails its
+check ends its segment: a crash in the middle of an append leaves one, and that
+request was never acknowledged. A damaged record with whole ones after it (the disk
+failed) is skipped, and logged as the loss it is.
 
 One writer owns a journal at a time: it holds an exclusive ``flock`` on the
 directory's ``lock`` file, so a second process, or a second ``Database`` in the
@@ -142,17 +143,33 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def read_segment(path: Path) -> Iterator[Record]:
-    """The segment's records up to the first incomplete or damaged one."""
+    """The segment's records: past a damaged one, from the next whole record on.
+
+    A crash in the middle of an append leaves an incomplete last record, never
+    acknowledged. A damaged record with whole ones after it is damage to acknowledged
+    spans (the disk, or an edit): its bytes are skipped and logged as an error, and the
+    records after it are read. They were dropped with the tail, called "never
+    acknowledged" (ops review)."""
     data = path.read_bytes()
-    offset = 0
+    offset, last_seq = 0, -1
     while offset + HEADER.size <= len(data):
-        magic, seq, length, crc = HEADER.unpack_from(data, offset)
-        start = offset + HEADER.size
-        payload = data[start : start + length]
-        if magic != MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
-            break
-        yield Record(seq, decode(payload))
-        offset = start + length
+        record = _record_at(data, offset, last_seq)
+        if record is None:
+            following = _next_record(data, offset + 1, last_seq)
+            if following is None:
+                break
+            log.error(
+                "%s: skipped %d damaged bytes after record %d; the spans in them are lost "
+                "(the records after them are read)",
+                path,
+                following - offset,
+                last_seq,
+            )
+            offset = following
+            continue
+        seq, start, end = record
+        yield Record(seq, decode(data[start:end]))
+        offset, last_seq = end, seq
     if offset != len(data):
         log.warning(
             "%s: dropped %d bytes after the last complete record (an append a crash cut short; "
@@ -160,6 +177,28 @@ def read_segment(path: Path) -> Iterator[Record]:
             path,
             len(data) - offset,
         )
+
+
+def _record_at(data: bytes, offset: int, after_seq: int) -> tuple[int, int, int] | None:
+    """(sequence number, payload start, payload end) of a whole record at ``offset``
+    numbered after ``after_seq``, or None."""
+    if offset + HEADER.size > len(data):
+        return None
+    magic, seq, length, crc = HEADER.unpack_from(data, offset)
+    start = offset + HEADER.size
+    end = start + length
+    if magic != MAGIC or seq <= after_seq or end > len(data):
+        return None
+    return (seq, start, end) if zlib.crc32(data[start:end]) == crc else None
+
+
+def _next_record(data: bytes, offset: int, after_seq: int) -> int | None:
+    """Where the next whole record at or after ``offset`` begins, or None."""
+    while (found := data.find(MAGIC, offset)) >= 0:
+        if _record_at(data, found, after_seq) is not None:
+            return found
+        offset = found + 1
+    return None
 
 
 class Journal:

@@ -159,6 +159,31 @@ def test_a_torn_or_damaged_tail_ends_the_segment(
     assert [r.seq for r in read_segment(segment)] == [1]
 
 
+def test_a_damaged_record_before_whole_ones_loses_only_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One flipped byte dropped every acknowledged record after it, logged as "never
+    acknowledged" (ops review)."""
+    table, _ = _batch(2)
+    journal = Journal(tmp_path / "j")
+    for seq in (1, 2, 3, 4):
+        journal.append(seq, table)
+    journal.close(all_moved=False)
+    (segment,) = journal.segments()
+    whole = segment.read_bytes()
+    size = len(whole) // 4  # the records are alike
+    for where in (size + 100, size):  # in record 2's payload, then in its header's magic
+        damaged = bytearray(whole)
+        damaged[where] ^= 0xFF
+        segment.write_bytes(bytes(damaged))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert [r.seq for r in read_segment(segment)] == [1, 3, 4]
+        assert [r.levelname for r in caplog.records] == ["ERROR"]
+        assert f"skipped {size} damaged bytes after record 1" in caplog.text
+        assert "never acknowledged" not in caplog.text
+
+
 def test_acknowledged_spans_are_queryable_before_the_writer_moves_them_no_sooner(
     tmp_path: Path,
 ) -> None:
