@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import threading
@@ -30,9 +31,11 @@ from flowscope.dashboard.api_schemas import AuthAnswer, Health, SqlAnswer, answe
 from flowscope.dashboard.query_parameters import known_query_parameters
 from flowscope.durations import format_duration
 from flowscope.http_server import CLIENT_GONE, HeadAsGet
-from flowscope.store.database import Database, DatabaseFailed, WritesBehind
+from flowscope.store.database import Database, DatabaseFailed, WritesBehind, read_failure
 from flowscope.store.retention import RetentionSweeper
 from flowscope.store.writer import SpanWriter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -149,6 +152,14 @@ def create_app(context: AppContext) -> FastAPI:
         # started again (the server stops; its acknowledged spans are in the journal).
         context.database.note_error(exc)
         return JSONResponse({"detail": {"message": context.database.failed}}, status_code=503)
+
+    @app.exception_handler(duckdb.IOException)
+    async def file_unreadable(_request: Request, exc: duckdb.IOException) -> JSONResponse:
+        # A damaged file (cut short) opens and fails at the reads that reach the lost
+        # blocks: each was a 500 with a traceback in the log (diff review).
+        message = read_failure(context.database.path, exc)
+        log.error("a read failed: %s", message)
+        return JSONResponse({"detail": {"message": message}}, status_code=500)
 
     @app.exception_handler(duckdb.InterruptException)
     async def read_stopped(_request: Request, exc: duckdb.InterruptException) -> JSONResponse:

@@ -316,10 +316,13 @@ def _hint_empty_window(
     server_url: str | None,
     token: str | None,
     spans: tuple[str | None, str | None, list[tuple[str, str]]] | None = None,
+    *,
+    traces: bool = False,
 ) -> None:
     """An empty table under the default window is most often old data (an import, a
     recording): say so on stderr, so the table itself stays what was asked, with a
-    --since that reaches the newest stored span when the window starts after it."""
+    --since that reaches the newest stored span when the window starts after it.
+    ``traces``: for the trace list, which lists traces without a root span too."""
     from flowscope.analysis_sources import open_source
     from flowscope.analyzer.errors import AnalysisError
     from flowscope.analyzer.window import parse_window
@@ -334,7 +337,7 @@ def _hint_empty_window(
         where = f"nothing in the hour before {shown_until}; widen it with --since"
     else:
         where = "nothing in the last hour; widen the window with --since"
-    spans_in_window = roots_in_window = 0
+    spans_in_window = roots_in_window = traces_in_window = 0
     span_hint = None
     try:
         window = parse_window(since, until)
@@ -348,7 +351,8 @@ def _hint_empty_window(
             {"since": str(int(window.since_ns)), "until": str(int(window.until_ns))},
         )
         try:
-            newest, oldest, spans_in_window, roots_in_window = source.sql(query, 1).rows[0]
+            row = source.sql(query, 1).rows[0]
+            newest, oldest, spans_in_window, roots_in_window, traces_in_window = row
             if spans is not None and spans_in_window:
                 span_hint = _span_filter_hint(source, window, spans)
         finally:
@@ -359,6 +363,8 @@ def _hint_empty_window(
         where = "no spans are stored (none arrived yet, or retention deleted them)"
     elif span_hint is not None:
         where = span_hint
+    elif traces and traces_in_window:  # rootless ones are listed too (diff review)
+        where = f"none of the {traces_in_window} traces with spans in the window matches"
     elif roots_in_window:  # there are traces: the command's filters matched none
         where = f"none of the {roots_in_window} traces that start in the window matches"
     elif spans_in_window:
@@ -703,7 +709,7 @@ def traces(
         click.echo(_claims_hint(claims), err=True)
     elif not result:
         spans = (service, operation, attributes) if service or operation or attributes else None
-        _hint_empty_window(since, until, db, server_url, token, spans)
+        _hint_empty_window(since, until, db, server_url, token, spans, traces=True)
 
 
 def _attribute_pairs(texts: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -491,7 +491,7 @@ class Database:
                     continue
                 pending.append(record.table)
                 size += record.table.num_rows
-                last = record.seq
+                last = max(last, record.seq)
                 if size >= REPLAY_BATCH_SPANS:
                     added += self._insert(pending, last)
                     pending, size = [], 0

@@ -149,21 +149,23 @@ def read_segment(path: Path) -> Iterator[Record]:
     acknowledged. A damaged record with whole ones after it is damage to acknowledged
     spans (the disk, or an edit): its bytes are skipped and logged as an error, and the
     records after it are read. They were dropped with the tail, called "never
-    acknowledged" (ops review)."""
+    acknowledged" (ops review). The check is the payload's CRC alone, as before: a
+    record's number is not checked against its neighbours', so one damaged number
+    costs no other record."""
     data = path.read_bytes()
-    offset, last_seq = 0, -1
+    offset, last_seq = 0, None
     while offset + HEADER.size <= len(data):
-        record = _record_at(data, offset, last_seq)
+        record = _record_at(data, offset)
         if record is None:
-            following = _next_record(data, offset + 1, last_seq)
+            following = _next_record(data, offset + 1)
             if following is None:
                 break
             log.error(
-                "%s: skipped %d damaged bytes after record %d; the spans in them are lost "
-                "(the records after them are read)",
+                "%s: skipped %d damaged bytes %s; the spans in them are lost (the records "
+                "after them are read)",
                 path,
                 following - offset,
-                last_seq,
+                "at the segment's start" if last_seq is None else f"after record {last_seq}",
             )
             offset = following
             continue
@@ -179,23 +181,23 @@ def read_segment(path: Path) -> Iterator[Record]:
         )
 
 
-def _record_at(data: bytes, offset: int, after_seq: int) -> tuple[int, int, int] | None:
-    """(sequence number, payload start, payload end) of a whole record at ``offset``
-    numbered after ``after_seq``, or None."""
+def _record_at(data: bytes, offset: int) -> tuple[int, int, int] | None:
+    """(sequence number, payload start, payload end) of a whole record at ``offset``,
+    or None."""
     if offset + HEADER.size > len(data):
         return None
     magic, seq, length, crc = HEADER.unpack_from(data, offset)
     start = offset + HEADER.size
     end = start + length
-    if magic != MAGIC or seq <= after_seq or end > len(data):
+    if magic != MAGIC or end > len(data):
         return None
     return (seq, start, end) if zlib.crc32(data[start:end]) == crc else None
 
 
-def _next_record(data: bytes, offset: int, after_seq: int) -> int | None:
+def _next_record(data: bytes, offset: int) -> int | None:
     """Where the next whole record at or after ``offset`` begins, or None."""
     while (found := data.find(MAGIC, offset)) >= 0:
-        if _record_at(data, found, after_seq) is not None:
+        if _record_at(data, found) is not None:
             return found
         offset = found + 1
     return None

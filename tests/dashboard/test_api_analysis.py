@@ -729,3 +729,38 @@ def test_a_read_the_servers_shutdown_stops_is_a_503(
         database.close()
     assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
     assert answer.json() == {"detail": {"message": "the read was stopped: the server is stopping"}}
+
+
+def test_a_read_of_a_damaged_file_is_named_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file cut short where the server's start did not read opened, and every read
+    that reached a lost block was a bare 500 with a traceback in the log (diff
+    review); the CLI said "not a usable DuckDB database"."""
+    import asyncio
+
+    import duckdb
+
+    from flowscope.analyzer.analysis import Analysis
+    from flowscope.dashboard.app import AppContext, create_app
+    from flowscope.store.database import Database
+
+    def cut_short(*_args: Any) -> Any:
+        raise duckdb.IOException('IO Error: Could not read enough bytes from file "x"')
+
+    monkeypatch.setattr(Analysis, "flows", cut_short)
+    path = tmp_path / "cut.duckdb"
+    database = Database(path)
+    try:
+        transport = httpx.ASGITransport(app=create_app(AppContext(database=database)))
+
+        async def get_flows() -> httpx.Response:
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+                return await c.get("/api/flows")
+
+        answer = asyncio.run(get_flows())
+    finally:
+        database.close()
+    assert answer.status_code == 500
+    assert answer.json()["detail"]["message"].startswith(f"{path}: not a usable DuckDB database")
+    assert "Traceback" not in caplog.text and "not a usable DuckDB database" in caplog.text

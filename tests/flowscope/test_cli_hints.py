@@ -212,6 +212,9 @@ def test_a_window_of_spans_without_roots_says_so(tmp_path: Path) -> None:
     listed = run("traces", "--db", str(path), "--since", since, "--columns", "flow,spans")
     assert listed.stdout.splitlines()[2:] == ["(no root span)      1"], listed.stdout
     assert listed.stderr == ""
+    # A filter that leaves none: it said the list goes by roots (diff review).
+    none = run("traces", "--db", str(path), "--since", since, "--min-duration", "1000")
+    assert none.stderr == "(none of the 1 traces with spans in the window matches)\n"
 
 
 def test_a_deep_trace_names_every_span_in_its_table(tmp_path: Path) -> None:
@@ -249,7 +252,7 @@ def test_a_filter_that_matches_nothing_is_not_called_rootless(scenario_db: Path)
         "100000000",
     )
     assert result.exit_code == 0, result.stderr
-    assert "traces that start in the window matches" in result.stderr
+    assert "traces with spans in the window matches" in result.stderr
     assert "no trace whose root span" not in result.stderr
 
 
