@@ -17,6 +17,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -228,8 +229,19 @@ def _check_statement(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
         return
     if keyword in _BY_KEYWORD and kind in ("SET", "PRAGMA", "LOAD", "CALL", "VACUUM"):
         raise SqlRefused(*_BY_KEYWORD[keyword])
-    rule, reason = _BY_TYPE.get(kind, ("select-only", f"{_ONLY} ({kind} statements are not)"))
+    # DuckDB's type of a few statements is another's (TRUNCATE is a DELETE): name what
+    # the user wrote (sandbox review).
+    said = _SAID_AS.get(keyword, kind.replace("_", " "))
+    rule, reason = _BY_TYPE.get(kind, ("select-only", f"{_ONLY} ({said} statements are not)"))
     raise SqlRefused(rule, reason)
+
+
+_SAID_AS = {
+    "TRUNCATE": "TRUNCATE",
+    "DEALLOCATE": "DEALLOCATE",
+    "COMMENT": "COMMENT ON",
+    "MERGE": "MERGE INTO",
+}
 
 
 def _function_rule(name: str, *, table: bool) -> tuple[str, str] | None:
@@ -327,18 +339,23 @@ def _refuse_function(node: dict[str, Any], *, table: bool) -> None:
     raise SqlRefused(refusal[0], f"{name} {refusal[1]}")
 
 
-def _walk(node: Any, tables: list[list[str]], shows: list[list[str]]) -> None:
+def _walk(node: Any, tables: list[list[str]], shows: list[list[str]], sizes: list[int]) -> None:
     """Rule layer 2: statements, table references and function calls in DuckDB's parse
     tree. Table names are collected in ``tables`` for the catalog check, and the names
     a ``SHOW x`` gives in ``shows``: a table x it describes, or the setting x when no
-    table has that name (SHOW temp_directory), so a table it must be."""
+    table has that name (SHOW temp_directory), so a table it must be. ``sizes`` counts
+    the ``*`` expressions and the select lists' entries (``_check_sizes``)."""
     if isinstance(node, list):
         for item in node:
-            _walk(item, tables, shows)
+            _walk(item, tables, shows, sizes)
         return
     if not isinstance(node, dict):
         return
     kind = node.get("type")
+    if kind == "STAR":
+        sizes[0] += 1
+    if isinstance(node.get("select_list"), list):
+        sizes[1] += len(node["select_list"])
     if isinstance(kind, str) and kind.endswith("_QUERY_NODE"):  # INSERT/UPDATE/DELETE in a WITH
         statement = kind.removesuffix("_QUERY_NODE")
         if statement == "COPY":
@@ -358,19 +375,21 @@ def _walk(node: Any, tables: list[list[str]], shows: list[list[str]]) -> None:
         _refuse_function(node, table=False)
     for value in node.values():
         if isinstance(value, dict | list):
-            _walk(value, tables, shows)
+            _walk(value, tables, shows, sizes)
 
 
 def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
     rows = cursor.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchall()
     tables: list[list[str]] = []
     shows: list[list[str]] = []
+    sizes = [0, 0]
     try:
         tree = json.loads(rows[0][0]) if rows else {"error": True, "error_message": "no answer"}
         if not tree.get("error"):
-            _walk(tree.get("statements", []), tables, shows)
+            _walk(tree.get("statements", []), tables, shows, sizes)
     except RecursionError as exc:
         raise SqlRefused("syntax", "the query is nested too deeply to be checked") from exc
+    _check_sizes(sizes[0], sizes[1], len(tables))
     if tree.get("error"):
         raise SqlRefused(
             "select-only",
@@ -385,6 +404,39 @@ def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
             raise SqlRefused(
                 "no-server-state", f"SHOW {'.'.join(parts)} {_REASONS['no-server-state']}"
             )
+
+
+# Binding a query is not stopped by the time limit, and DuckDB binds a wide select
+# list in time that grows with the square of its columns: 45,000 `*` (which the size
+# limit let through) would bind for most of an hour, and 1,000 over otel_traces take
+# 0.6 s (sandbox review). These bound the columns a query can name.
+MAX_STARS = 64
+MAX_SELECT_ITEMS = 5_000
+MAX_TABLE_REFERENCES = 256
+MAX_COLUMNS = 2_000  # of the answer, as DESCRIBE names them
+
+
+def _check_sizes(stars: int, select_items: int, tables: int) -> None:
+    for count, limit, what in (
+        (stars, MAX_STARS, "* expressions (each stands for all of a table's columns)"),
+        (select_items, MAX_SELECT_ITEMS, "entries in its select lists"),
+        (tables, MAX_TABLE_REFERENCES, "table references"),
+    ):
+        if count > limit:
+            raise SqlRefused(
+                "query-size",
+                f"the query has {count:,} {what}; the limit is {limit:,}, which bounds the "
+                "work of checking and binding it before its time limit applies",
+            )
+
+
+def _check_width(described: _Described) -> None:
+    names = described[0]
+    if len(names) > MAX_COLUMNS:
+        raise SqlRefused(
+            "answer-size",
+            f"the answer has {len(names):,} columns; the limit is {MAX_COLUMNS:,}; select fewer",
+        )
 
 
 def check_sql(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
@@ -640,6 +692,10 @@ def _guarded(sql: str, kinds: list[DuckDBPyType | None]) -> tuple[str, bool] | N
 CANCEL_POLL_S = 0.1
 
 
+# How often a fired limit interrupts again, until its caller is done.
+REINTERRUPT_S = 0.05
+
+
 class _Deadline:
     """Interrupts the cursor's query after ``seconds``, or once ``cancel`` is set (its
     caller went away), never after ``__exit__``."""
@@ -662,19 +718,34 @@ class _Deadline:
 
     def _watch(self) -> None:
         end = time.monotonic() + self._seconds
+        by_time = True
         while (left := end - time.monotonic()) > 0:
             if self._done.wait(min(left, CANCEL_POLL_S) if self._cancel else left):
                 return
             if self._cancel is not None and self._cancel.is_set():
-                self._interrupt(by_time=False)
+                by_time = False
+                break
+        # Again until the caller is done: an interrupt while no statement runs (the
+        # checks in Python between them) is lost, and the next one ran without a limit,
+        # answered after 126 s under a 1 s limit (sandbox review).
+        while True:
+            self._interrupt(by_time=by_time)
+            if self._done.wait(REINTERRUPT_S):
                 return
-        self._interrupt(by_time=True)
 
     def _interrupt(self, *, by_time: bool) -> None:
         with self._lock:
             if self._active:
                 self.fired, self.cancelled = by_time, not by_time
                 self._cursor.interrupt()
+
+    def check(self, over: Exception, gone: Exception) -> None:
+        """Raise ``over`` or ``gone`` once the limit fired or the caller went away: work
+        between statements is not stopped by an interrupt."""
+        if self.fired:
+            raise over
+        if self.cancelled:
+            raise gone
 
     def __enter__(self) -> _Deadline:
         self._thread.start()
@@ -693,7 +764,11 @@ _Described = tuple[list[str], list[DuckDBPyType | None], list[str]]
 
 
 def _fetch(
-    cursor: duckdb.DuckDBPyConnection, sql: str, limit: int, described: _Described
+    cursor: duckdb.DuckDBPyConnection,
+    sql: str,
+    limit: int,
+    described: _Described,
+    in_time: Callable[[], None] = lambda: None,
 ) -> tuple[list[str], list[str], list[Any], bool]:
     """Run ``sql`` (with its times as text and its rows' sizes, ``_guarded``) and fetch
     up to ``limit`` rows as JSON data (``json_value``), fewer once they hold
@@ -718,6 +793,7 @@ def _fetch(
         return columns, types, *_fetch_rows(cursor, limit, guarded=False)
     wrapped, guarded = wrapping
     check_sql(cursor, wrapped)
+    in_time()  # ``in_time`` raises once the limit fired while checking, in Python
     try:
         cursor.execute(wrapped)
         # (The types DESCRIBE named: the wrapped query's own are text for the times it
@@ -869,10 +945,8 @@ def run_sandboxed(
     try:
         with deadline:
             described = _describe(cursor, sql)
-            if deadline.fired:  # the DESCRIBE was stopped (it says nothing else)
-                raise over
-            if deadline.cancelled:
-                raise gone
+            deadline.check(over, gone)  # the DESCRIBE was stopped (it says nothing else)
+            _check_width(described)
             try:
                 cursor.execute("BEGIN TRANSACTION")
             except duckdb.Error as exc:
@@ -881,7 +955,10 @@ def run_sandboxed(
                 if database.note_error(exc):
                     raise  # no fault of the query's: the server answers 503
                 raise SqlError(f"cannot start a read transaction: {exc}") from exc
-            columns, types, raw, cut = _fetch(cursor, sql, row_limit + 1, described)
+            columns, types, raw, cut = _fetch(
+                cursor, sql, row_limit + 1, described, lambda: deadline.check(over, gone)
+            )
+            deadline.check(over, gone)
     except duckdb.Error as exc:
         if deadline.fired:
             raise over from exc

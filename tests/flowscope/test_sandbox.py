@@ -253,6 +253,56 @@ def test_refusal_messages_name_the_function(db: Database, files: dict[str, str])
             run_sandboxed(db, analyze)
     pivot = "PIVOT otel_traces ON SpanKind IN ('Server') USING count(*) GROUP BY ServiceName"
     assert run_sandboxed(db, pivot).columns == ["ServiceName", "Server"]
+    # Others DuckDB files under another statement's type (sandbox review).
+    for statement, said in (
+        ("TRUNCATE otel_traces", "TRUNCATE"),
+        ("DEALLOCATE p", "DEALLOCATE"),
+        ("COMMENT ON TABLE otel_traces IS 'x'", "COMMENT ON"),
+        (
+            "MERGE INTO otel_traces USING otel_traces s ON true WHEN MATCHED THEN DELETE",
+            "MERGE INTO",
+        ),
+    ):
+        with pytest.raises(SqlRefused, match=rf"\({said} statements are not\)"):
+            run_sandboxed(db, statement)
+
+
+def test_a_limit_that_fires_between_statements_still_stops_the_next(db: Database) -> None:
+    """The limit interrupted once: when that fell in the checks the sandbox makes in
+    Python between statements, it was lost, and the query after ran unbounded (126 s
+    under a 1 s limit; sandbox review)."""
+    import duckdb
+
+    cursor = db.reader()
+    started = time.monotonic()
+    with sandbox._Deadline(cursor, 0.05) as deadline:
+        time.sleep(0.3)  # it fires while no statement runs
+        with pytest.raises(duckdb.InterruptException):
+            cursor.execute("SELECT count(*) FROM range(20000000000) a").fetchall()
+    assert deadline.fired and time.monotonic() - started < 5
+
+
+def test_queries_too_wide_to_bind_within_the_limit_are_refused(db: Database) -> None:
+    """Binding is not stopped by the limit, and takes time that grows with the square
+    of the columns: 4,000 `*` bound for ~47 s under a 1 s limit, 45,000 (within the
+    size limit) for most of an hour (sandbox review)."""
+    started = time.monotonic()
+    stars = "SELECT " + ", ".join(["*"] * 4000) + " FROM otel_traces"
+    with pytest.raises(SqlRefused, match=r"rule query-size: the query has 4,000 \* expressions"):
+        run_sandboxed(db, stars, timeout_s=1)
+    many = "SELECT " + ", ".join(["1"] * 5001)
+    with pytest.raises(SqlRefused, match="5,001 entries in its select lists"):
+        run_sandboxed(db, many)
+    joined = "SELECT 1 FROM " + ", ".join(f"otel_traces t{i}" for i in range(257))
+    with pytest.raises(SqlRefused, match="257 table references"):
+        run_sandboxed(db, joined)
+    wide = "SELECT " + ", ".join(f"{i} AS c{i}" for i in range(2001))
+    with pytest.raises(SqlRefused, match="rule answer-size: the answer has 2,001 columns"):
+        run_sandboxed(db, wide)
+    assert time.monotonic() - started < 10
+    limits = "SELECT " + ", ".join(["*"] * 64) + " FROM otel_traces LIMIT 1"
+    width = len(run_sandboxed(db, "SELECT * FROM otel_traces LIMIT 1").columns)
+    assert len(run_sandboxed(db, limits).columns) == 64 * width <= sandbox.MAX_COLUMNS
 
 
 def test_select_returns_columns_and_rows(db: Database) -> None:
