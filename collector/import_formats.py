@@ -156,7 +156,11 @@ def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) ->
     body = head.lstrip(BLANK)
     if not body:
         return OTLP_JSONL if head else OTLP_PROTOBUF
-    if _NOT_JSON_BYTES.search(body) and not _starts_with_a_json_line(body):
+    # A request's first byte is a tag, never "{" or "[" (a group, fields 15 and 11):
+    # JSON first, however damaged later, is JSON (one object with a NUL tail was
+    # "invalid OTLP protobuf"). After blank space it may be a tag and a length of 123.
+    json_first = head[:1] in (b"{", b"[")
+    if _NOT_JSON_BYTES.search(body) and not json_first and not _starts_with_a_json_line(body):
         return OTLP_PROTOBUF
     try:
         # Incremental: a multi-byte character cut off at the end of the head is fine.

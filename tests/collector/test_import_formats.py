@@ -184,6 +184,9 @@ def test_short_json_lines_with_a_nul_tail_are_json_lines(tmp_path: Path) -> None
     path.write_bytes(b"".join(_compact(_otlp_json(n)) + b"\n" for n in (1, 2)) + b"\x00" * 4096)
     assert sniff(path) == "otlp-jsonl"
     assert _spans_passing_bad(path) == 8 + 16
+    # One object and the tail, no line break: JSON that cannot be read, not protobuf.
+    path.write_bytes(_compact(_otlp_json(1)) + b"\x00" * 4096)
+    assert sniff(path) == "otlp-jsonl"
 
 
 def _spans_passing_bad(path: Path) -> int:
