@@ -337,7 +337,8 @@ def _hint_empty_window(
         where = f"nothing in the hour before {shown_until}; widen it with --since"
     else:
         where = "nothing in the last hour; widen the window with --since"
-    spans_in_window = roots_in_window = traces_in_window = 0
+    spans_in_window = roots_in_window = 0
+    listed = False  # traces: the list has traces in the window without the filters
     span_hint = None
     try:
         window = parse_window(since, until)
@@ -351,10 +352,11 @@ def _hint_empty_window(
             {"since": str(int(window.since_ns)), "until": str(int(window.until_ns))},
         )
         try:
-            row = source.sql(query, 1).rows[0]
-            newest, oldest, spans_in_window, roots_in_window, traces_in_window = row
+            newest, oldest, spans_in_window, roots_in_window = source.sql(query, 1).rows[0]
             if spans is not None and spans_in_window:
                 span_hint = _span_filter_hint(source, window, spans)
+            if traces and spans_in_window:  # it lists rootless traces too (diff review)
+                listed = bool(source.traces(since, until, limit=1))
         finally:
             source.close()
     except (AnalysisError, ValueError):  # a hint is not worth a failure
@@ -363,8 +365,13 @@ def _hint_empty_window(
         where = "no spans are stored (none arrived yet, or retention deleted them)"
     elif span_hint is not None:
         where = span_hint
-    elif traces and traces_in_window:  # rootless ones are listed too (diff review)
-        where = f"none of the {traces_in_window} traces with spans in the window matches"
+    elif listed:
+        where = "none of the traces that start in the window matches"
+    elif traces and spans_in_window:
+        where = (
+            f"{spans_in_window} spans in the window, but no trace whose root span (no parent "
+            "span id), or first span without one, started in it: traces go by that start"
+        )
     elif roots_in_window:  # there are traces: the command's filters matched none
         where = f"none of the {roots_in_window} traces that start in the window matches"
     elif spans_in_window:

@@ -276,6 +276,15 @@ class _Catalog:
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self._cursor = cursor
         self._places: dict[str, list[tuple[str, str]]] | None = None
+        self._widths: dict[str, int] | None = None
+
+    def width(self, name: str) -> int:
+        """The columns of the table or view ``name`` (the widest of that name), or
+        ``UNKNOWN_WIDTH`` for one not in the catalog (a system view)."""
+        if self._widths is None:
+            rows = self._cursor.execute(sql_files.query("sandbox_widths")).fetchall()
+            self._widths = {str(table): int(columns) for table, columns in rows}
+        return self._widths.get(name.lower(), UNKNOWN_WIDTH)
 
     def holds(self, parts: list[str]) -> bool:
         if self._places is None:
@@ -378,18 +387,17 @@ def _walk(node: Any, tables: list[list[str]], shows: list[list[str]], sizes: lis
             _walk(value, tables, shows, sizes)
 
 
-def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
+def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str, *, sizes: bool = True) -> None:
     rows = cursor.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchall()
     tables: list[list[str]] = []
     shows: list[list[str]] = []
-    sizes = [0, 0]
+    counts = [0, 0]
     try:
         tree = json.loads(rows[0][0]) if rows else {"error": True, "error_message": "no answer"}
         if not tree.get("error"):
-            _walk(tree.get("statements", []), tables, shows, sizes)
+            _walk(tree.get("statements", []), tables, shows, counts)
     except RecursionError as exc:
         raise SqlRefused("syntax", "the query is nested too deeply to be checked") from exc
-    _check_sizes(sizes[0], sizes[1], len(tables))
     if tree.get("error"):
         raise SqlRefused(
             "select-only",
@@ -397,6 +405,10 @@ def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
             "write it as a plain SELECT (PIVOT needs an IN list of values)",
         )
     catalog = _Catalog(cursor)
+    if sizes:
+        _check_sizes(counts[0], counts[1], len(tables))
+        statements = tree.get("statements")
+        _check_widths(statements if isinstance(statements, list) else [], catalog)
     for parts in tables:
         _check_reference(catalog, parts)
     for parts in shows:
@@ -430,6 +442,98 @@ def _check_sizes(stars: int, select_items: int, tables: int) -> None:
             )
 
 
+MAX_TOTAL_WIDTH = 50_000  # columns of all its SELECTs together, as estimated
+MAX_GROUPING_SETS = 1_024  # a CUBE of 15 columns (32,768) ran 23 s past a 1 s limit
+UNKNOWN_WIDTH = 64  # the columns assumed of a table function or a system view
+
+
+def _check_widths(statements: list[Any], catalog: _Catalog) -> None:
+    """Refuse a query whose SELECTs would expand too wide to bind within the limit:
+    each ``*`` stands for its FROM's columns, nested ones multiply (32 ``*`` in two
+    levels over 500 columns are 128,000 columns, bound for 36 s under a 1 s limit;
+    diff review). Estimated from the parse tree, from above: a join as wide as its
+    sides together, a table function as ``UNKNOWN_WIDTH``."""
+    widths: list[int] = []
+    try:
+        for statement in statements:
+            if isinstance(statement, dict) and isinstance(statement.get("node"), dict):
+                _node_width(statement["node"], {}, catalog, widths)
+    except RecursionError as exc:
+        raise SqlRefused("syntax", "the query is nested too deeply to be checked") from exc
+    widest, total = max(widths, default=0), sum(widths)
+    if widest > MAX_COLUMNS or total > MAX_TOTAL_WIDTH:
+        raise SqlRefused(
+            "query-size",
+            f"its widest SELECT would be about {widest:,} columns ({total:,} in all, each * "
+            f"counted as the columns it stands for); the limits are {MAX_COLUMNS:,} and "
+            f"{MAX_TOTAL_WIDTH:,}, which bound the work of binding it before its time limit "
+            "applies",
+        )
+
+
+def _node_width(
+    node: dict[str, Any], ctes: dict[str, int], catalog: _Catalog, widths: list[int]
+) -> int:
+    """The estimated columns of a query node; each SELECT's go into ``widths``."""
+    ctes = dict(ctes)
+    for entry in (node.get("cte_map") or {}).get("map") or []:
+        query = (entry.get("value") or {}).get("query_node")
+        if isinstance(query, dict):
+            ctes[str(entry.get("key", "")).lower()] = _node_width(query, ctes, catalog, widths)
+    kind = node.get("type")
+    if kind == "SELECT_NODE":
+        sets = node.get("group_sets") or []
+        if len(sets) > MAX_GROUPING_SETS:
+            raise SqlRefused(
+                "query-size",
+                f"the query groups by {len(sets):,} grouping sets (CUBE, ROLLUP); the limit "
+                f"is {MAX_GROUPING_SETS:,}",
+            )
+        source = _ref_width(node.get("from_table"), ctes, catalog, widths)
+        items = node.get("select_list") or []
+        width = sum(source if _has_star(item) else 1 for item in items)
+        widths.append(width)
+        return width
+    parts = [node.get("left"), node.get("right"), *(node.get("children") or [])]
+    found = [_node_width(p, ctes, catalog, widths) for p in parts if isinstance(p, dict)]
+    return max(found, default=UNKNOWN_WIDTH)
+
+
+def _ref_width(ref: Any, ctes: dict[str, int], catalog: _Catalog, widths: list[int]) -> int:
+    """The estimated columns of a FROM item."""
+    if not isinstance(ref, dict):
+        return 0
+    kind = ref.get("type")
+    if kind == "EMPTY":
+        return 0
+    if kind == "BASE_TABLE":
+        name = str(ref.get("table_name", "")).lower()
+        return ctes[name] if name in ctes and not ref.get("schema_name") else catalog.width(name)
+    if kind == "SUBQUERY":
+        subquery = (ref.get("subquery") or {}).get("node")
+        return _node_width(subquery, ctes, catalog, widths) if isinstance(subquery, dict) else 0
+    if kind == "JOIN":
+        return sum(_ref_width(ref.get(side), ctes, catalog, widths) for side in ("left", "right"))
+    if kind == "EXPRESSION_LIST":
+        values = ref.get("values") or []
+        return len(values[0]) if values and isinstance(values[0], list) else 0
+    return UNKNOWN_WIDTH
+
+
+def _has_star(expression: Any) -> bool:
+    """Whether a select item expands a ``*`` (``COLUMNS(*) + 1`` too), not counting
+    one in a subquery of it (``count(*)`` has none)."""
+    if isinstance(expression, list):
+        return any(_has_star(item) for item in expression)
+    if not isinstance(expression, dict):
+        return False
+    if expression.get("class") == "STAR":
+        return True
+    if expression.get("class") == "SUBQUERY":
+        return False
+    return any(_has_star(v) for v in expression.values() if isinstance(v, dict | list))
+
+
 def _check_width(described: _Described) -> None:
     names = described[0]
     if len(names) > MAX_COLUMNS:
@@ -439,10 +543,12 @@ def _check_width(described: _Described) -> None:
         )
 
 
-def check_sql(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Raise ``SqlRefused`` unless ``sql`` is one SELECT the sandbox allows."""
+def check_sql(cursor: duckdb.DuckDBPyConnection, sql: str, *, sizes: bool = True) -> None:
+    """Raise ``SqlRefused`` unless ``sql`` is one SELECT the sandbox allows. ``sizes``:
+    also bound its width (False for the sandbox's own wrapping of a checked query,
+    whose entries a user did not write)."""
     _check_statement(cursor, sql)
-    _check_tree(cursor, sql)
+    _check_tree(cursor, sql, sizes=sizes)
 
 
 def _without_trailing(sql: str) -> str:
@@ -792,7 +898,7 @@ def _fetch(
         types = type_names if len(type_names) == len(columns) else [str(d[1]) for d in description]
         return columns, types, *_fetch_rows(cursor, limit, guarded=False)
     wrapped, guarded = wrapping
-    check_sql(cursor, wrapped)
+    check_sql(cursor, wrapped, sizes=False)
     in_time()  # ``in_time`` raises once the limit fired while checking, in Python
     try:
         cursor.execute(wrapped)

@@ -214,7 +214,29 @@ def test_a_window_of_spans_without_roots_says_so(tmp_path: Path) -> None:
     assert listed.stderr == ""
     # A filter that leaves none: it said the list goes by roots (diff review).
     none = run("traces", "--db", str(path), "--since", since, "--min-duration", "1000")
-    assert none.stderr == "(none of the 1 traces with spans in the window matches)\n"
+    assert none.stderr == "(none of the traces that start in the window matches)\n"
+
+
+def test_a_window_after_a_rootless_traces_first_span_says_so(tmp_path: Path) -> None:
+    """A window holding a later span of a trace whose first span is before it lists
+    nothing, and the hint blamed filters none gave (diff review)."""
+    from flowscope.testing.traces import BASE_TIME_NS, TraceKit
+
+    kit = TraceKit()
+    root = kit.trace(start_ms=0).span("gateway", "GET /", kind="Server", start_ms=0, duration_ms=9)
+    root.child("db-client", "SELECT", kind="Client", start_ms=1, duration_ms=5)
+    root.child("db-client", "UPDATE", kind="Client", start_ms=500, duration_ms=5)
+    path = tmp_path / "later.duckdb"
+    write_kit(kit, path, kit.spans[1:])  # the root never arrived
+    seconds = BASE_TIME_NS // 10**9
+    assert BASE_TIME_NS % 10**9 == 0  # the spans at +1 ms and +500 ms
+    since = time.strftime("%Y-%m-%dT%H:%M:%S.100Z", time.gmtime(seconds))
+    after = run("traces", "--db", str(path), "--since", since, "--until", "2100-01-01")
+    assert after.exit_code == 0 and after.stdout.count("\n") <= 2  # no row
+    assert after.stderr == (
+        "(1 spans in the window, but no trace whose root span (no parent span id), or "
+        "first span without one, started in it: traces go by that start)\n"
+    )
 
 
 def test_a_deep_trace_names_every_span_in_its_table(tmp_path: Path) -> None:
@@ -252,7 +274,7 @@ def test_a_filter_that_matches_nothing_is_not_called_rootless(scenario_db: Path)
         "100000000",
     )
     assert result.exit_code == 0, result.stderr
-    assert "traces with spans in the window matches" in result.stderr
+    assert "none of the traces that start in the window matches" in result.stderr
     assert "no trace whose root span" not in result.stderr
 
 
