@@ -27,7 +27,9 @@ def client_token(token: str | None) -> tuple[str | None, str | None]:
 
 
 def is_valid_token(token: str) -> bool:
-    return bool(_TOKEN.match(token))
+    # fullmatch: "$" matches before a final newline, and a token ending in one was
+    # taken, then no header (which cannot hold one) ever matched it (network review).
+    return bool(_TOKEN.fullmatch(token))
 
 
 def token_matches(expected: str | None, authorization: str | Sequence[str] | None) -> bool:

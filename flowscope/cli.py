@@ -223,7 +223,9 @@ def serve(
         grpc_port=grpc_port,
         http_port=http_port,
         ui_port=ui_port,
-        token=token,
+        # Surrounding whitespace dropped, as clients drop it: a Secret or .env file's
+        # final newline made a token no request could match.
+        token=token.strip() if token is not None else None,
         retention=retention,
         max_request_bytes=max_request_bytes,
         max_queued_spans=max_queued_spans,

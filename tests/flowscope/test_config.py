@@ -43,6 +43,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"host": "  "}, "host must be"),
     ({"token": "two words"}, "token must be printable ASCII"),
     ({"token": "naïve"}, "token must be printable ASCII"),
+    # "$" matched before a final newline: taken, and no request could match it.
+    ({"token": "s3cret\n"}, "token must be printable ASCII"),
     ({"token": ""}, "token is empty: give the token, or leave it out"),
     ({"retention": timedelta(0)}, "retention must be positive"),
     ({"retention": timedelta(days=-7)}, "retention must be positive"),
@@ -120,6 +122,10 @@ def test_serve_refuses_a_bad_retention(tmp_path: Path, value: str) -> None:
         (["--token", "has space"], "token must be printable ASCII"),
         # `--token "$UNSET"` served everything to everyone, without a word.
         (["--token", ""], "token is empty"),
+        (["--token", " \n"], "token is empty"),
+        # A token file's final newline is dropped, as clients drop it: the error is
+        # the port's, not the token's.
+        (["--token", "s3cret\n", "--grpc-port", "-1"], "grpc-port must be 0..65535"),
     ],
 )
 def test_serve_refuses_bad_options_naming_them(
