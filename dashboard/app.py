@@ -114,6 +114,10 @@ WRITES_BEHIND_RETRY_S = 5
 # analysis routes waited 8.6 s for one.
 MAX_SQL_QUERIES = 4
 SQL_WAIT_S = 2.0
+# Analysis requests (map, flows, traces, ...) running at once; more wait their turn,
+# up to ANALYSIS_WAIT_S, holding no worker thread.
+MAX_ANALYSES = 8
+ANALYSIS_WAIT_S = 30.0
 # How often a running SQL query's request looks whether its client is still there.
 DISCONNECT_POLL_S = 0.25
 SQL_RETRY_S = 1
@@ -183,7 +187,35 @@ def create_app(context: AppContext) -> FastAPI:
             headers={"Retry-After": str(WRITES_BEHIND_RETRY_S)},
         )
 
+    analysis_turns = asyncio.Semaphore(MAX_ANALYSES)  # waiting holds no worker thread
+
     @app.middleware("http")
+    async def analysis_gate(request: Request, call_next: Any) -> Any:
+        # The analysis routes take a worker thread each for as long as they run, and
+        # /healthz needs one too: 41 slow trace searches (attr= repeated) left it
+        # unanswered for minutes (network review). SQL has its own turns.
+        path = request.url.path
+        if not path.startswith("/api/") or path == "/api/sql":
+            return await call_next(request)
+        try:
+            await asyncio.wait_for(analysis_turns.acquire(), ANALYSIS_WAIT_S)
+        except TimeoutError:
+            return JSONResponse(
+                {
+                    "detail": {
+                        "message": f"{MAX_ANALYSES} analyses are running, the server's "
+                        f"limit, and none ended within {ANALYSIS_WAIT_S:g} s; retry in a moment"
+                    }
+                },
+                status_code=503,
+                headers={"Retry-After": str(SQL_RETRY_S)},
+            )
+        try:
+            return await call_next(request)
+        finally:
+            analysis_turns.release()
+
+    @app.middleware("http")  # added last, so it runs first: no turn for a wrong token
     async def require_token(request: Request, call_next: Any) -> Any:
         if request.url.path.startswith("/api/") and not token_matches(
             context.token, request.headers.getlist("authorization")

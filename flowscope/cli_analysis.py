@@ -611,8 +611,8 @@ def _steps_table(steps: list[Any], columns: list[str]) -> str:
     metavar="KEY=VALUE",
     callback=lambda _ctx, _param, texts: _attribute_pairs(texts),
     help="Traces with a span that has this attribute, its own or its resource's "
-    "(http.status_code=500; repeatable: all on one span, with --service/--operation "
-    "that span).",
+    "(http.status_code=500; repeatable, up to 16: all on one span, with "
+    "--service/--operation that span).",
 )
 @click.option(
     "--min-duration",

@@ -98,3 +98,19 @@ def test_orders_as_jaegers_search_offers_them(analyze: Analyze) -> None:
     spans = analysis.traces(HOUR, sort="spans")
     assert [t.spans for t in spans] == sorted((t.spans for t in slowest), reverse=True)
     assert durations(analysis.traces(HOUR, sort="recent", limit=1)) == durations(recent[:1])
+
+
+def test_a_search_takes_a_bounded_number_of_attributes(analyze: Analyze) -> None:
+    """Each pair is looked up in every span of the window: 1,500 in one request took
+    86 s (network review). Repeats count once."""
+    import pytest
+
+    from flowscope.analyzer.analysis import MAX_ATTRIBUTES
+    from flowscope.analyzer.errors import AnalysisError
+
+    analysis = analyze(order_kit())
+    same = [("http.route", "/order")] * 100
+    assert analysis.traces(HOUR, attributes=same) == analysis.traces(HOUR, attributes=same[:1])
+    many = [(f"k{i}", "v") for i in range(MAX_ATTRIBUTES + 1)]
+    with pytest.raises(AnalysisError, match=f"at most {MAX_ATTRIBUTES} attributes"):
+        analysis.traces(HOUR, attributes=many)

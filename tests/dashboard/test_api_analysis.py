@@ -764,3 +764,52 @@ def test_a_read_of_a_damaged_file_is_named_not_a_traceback(
     assert answer.status_code == 500
     assert answer.json()["detail"]["message"].startswith(f"{path}: not a usable DuckDB database")
     assert "Traceback" not in caplog.text and "not a usable DuckDB database" in caplog.text
+
+
+def test_slow_analyses_take_turns_and_leave_healthz_answering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """41 slow trace searches took every worker thread, and /healthz went unanswered for
+    minutes (network review): analyses now run MAX_ANALYSES at a time."""
+    import asyncio
+    import threading
+
+    from flowscope.analyzer.analysis import Analysis
+    from flowscope.dashboard import app as app_module
+    from flowscope.dashboard.app import AppContext, create_app
+    from flowscope.store.database import Database
+
+    release = threading.Event()
+    running: list[int] = []
+
+    def slow(*_args: Any, **_kwargs: Any) -> Any:
+        running.append(1)
+        release.wait(30)
+        return []
+
+    monkeypatch.setattr(Analysis, "flows", slow)
+    monkeypatch.setattr(app_module, "ANALYSIS_WAIT_S", 1.0)
+    database = Database(tmp_path / "busy.duckdb")
+    try:
+        transport = httpx.ASGITransport(app=create_app(AppContext(database=database)))
+
+        async def crowd() -> tuple[list[httpx.Response], httpx.Response]:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://localhost", timeout=60
+            ) as c:
+                flows = [asyncio.ensure_future(c.get("/api/flows")) for _ in range(50)]
+                await asyncio.sleep(1.5)  # past the wait: the ones without a turn gave up
+                health = await c.get("/healthz")
+                release.set()
+                return list(await asyncio.gather(*flows)), health
+
+        answers, health = asyncio.run(crowd())
+    finally:
+        release.set()
+        database.close()
+    assert health.status_code == 200
+    assert len(running) == app_module.MAX_ANALYSES
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] * app_module.MAX_ANALYSES + [503] * (50 - app_module.MAX_ANALYSES)
+    refused = next(a for a in answers if a.status_code == 503)
+    assert "8 analyses are running, the server's limit" in refused.json()["detail"]["message"]
