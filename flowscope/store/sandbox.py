@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -443,8 +443,39 @@ def _check_sizes(stars: int, select_items: int, tables: int) -> None:
 
 
 MAX_TOTAL_WIDTH = 50_000  # columns of all its SELECTs together, as estimated
+MAX_STRUCT_FIELDS = 1_000  # of a struct literal: s.* of 2,000 fields x 20 bound for 7 s
+MAX_LAMBDA_DEPTH = 8  # 20 nested lambdas took 3.3 GB to bind (diff review)
+# Leaves of one column's type (struct fields, list items' fields, ...): the wrapping
+# ``_guarded`` writes visits each; 2^14 made a 10.6 MB query (diff review).
+MAX_TYPE_LEAVES = 2_000
 MAX_GROUPING_SETS = 1_024  # a CUBE of 15 columns (32,768) ran 23 s past a 1 s limit
 UNKNOWN_WIDTH = 64  # the columns assumed of a table function or a system view
+
+
+@dataclass
+class _Sizing:
+    """What ``_check_widths`` estimates with: the catalog's widths, the widest struct
+    literal of the query (what ``s.*`` or ``unnest(s)`` may expand to), and each
+    SELECT's estimated width."""
+
+    catalog: _Catalog
+    struct_width: int
+    widths: list[int] = field(default_factory=list)
+
+
+def _widest_struct(tree: Any) -> int:
+    """The most fields of a struct literal (``{...}``, ``struct_pack``, ``row``) in ``tree``."""
+    widest = 0
+    nodes = [tree]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, list):
+            nodes.extend(node)
+        elif isinstance(node, dict):
+            if str(node.get("function_name", "")).lower() in ("struct_pack", "row"):
+                widest = max(widest, len(node.get("arguments") or node.get("children") or []))
+            nodes.extend(v for v in node.values() if isinstance(v, dict | list))
+    return widest
 
 
 def _check_widths(statements: list[Any], catalog: _Catalog) -> None:
@@ -453,14 +484,20 @@ def _check_widths(statements: list[Any], catalog: _Catalog) -> None:
     levels over 500 columns are 128,000 columns, bound for 36 s under a 1 s limit;
     diff review). Estimated from the parse tree, from above: a join as wide as its
     sides together, a table function as ``UNKNOWN_WIDTH``."""
-    widths: list[int] = []
+    sizing = _Sizing(catalog, _widest_struct(statements))
+    if sizing.struct_width > MAX_STRUCT_FIELDS:
+        raise SqlRefused(
+            "query-size",
+            f"a struct of {sizing.struct_width:,} fields; the limit is {MAX_STRUCT_FIELDS:,} "
+            "(each field may become a column, which DuckDB binds before the time limit applies)",
+        )
     try:
         for statement in statements:
             if isinstance(statement, dict) and isinstance(statement.get("node"), dict):
-                _node_width(statement["node"], {}, catalog, widths)
+                _node_width(statement["node"], {}, sizing)
     except RecursionError as exc:
         raise SqlRefused("syntax", "the query is nested too deeply to be checked") from exc
-    widest, total = max(widths, default=0), sum(widths)
+    widest, total = max(sizing.widths, default=0), sum(sizing.widths)
     if widest > MAX_COLUMNS or total > MAX_TOTAL_WIDTH:
         raise SqlRefused(
             "query-size",
@@ -471,15 +508,13 @@ def _check_widths(statements: list[Any], catalog: _Catalog) -> None:
         )
 
 
-def _node_width(
-    node: dict[str, Any], ctes: dict[str, int], catalog: _Catalog, widths: list[int]
-) -> int:
+def _node_width(node: dict[str, Any], ctes: dict[str, int], sizing: _Sizing) -> int:
     """The estimated columns of a query node; each SELECT's go into ``widths``."""
     ctes = dict(ctes)
     for entry in (node.get("cte_map") or {}).get("map") or []:
         query = (entry.get("value") or {}).get("query_node")
         if isinstance(query, dict):
-            ctes[str(entry.get("key", "")).lower()] = _node_width(query, ctes, catalog, widths)
+            ctes[str(entry.get("key", "")).lower()] = _node_width(query, ctes, sizing)
     kind = node.get("type")
     if kind == "SELECT_NODE":
         sets = node.get("group_sets") or []
@@ -489,31 +524,101 @@ def _node_width(
                 f"the query groups by {len(sets):,} grouping sets (CUBE, ROLLUP); the limit "
                 f"is {MAX_GROUPING_SETS:,}",
             )
-        source = _ref_width(node.get("from_table"), ctes, catalog, widths)
+        source = _ref_width(node.get("from_table"), ctes, sizing)
         items = node.get("select_list") or []
-        width = sum(source if _has_star(item) else 1 for item in items)
-        widths.append(width)
+        width = sum(_item_width(item, source, sizing.struct_width) for item in items)
+        sizing.widths.append(width)
+        for key, value in node.items():  # scalar, EXISTS and IN subqueries (diff review)
+            if key not in ("from_table", "cte_map"):
+                _expression_subqueries(value, ctes, sizing)
         return width
     parts = [node.get("left"), node.get("right"), *(node.get("children") or [])]
-    found = [_node_width(p, ctes, catalog, widths) for p in parts if isinstance(p, dict)]
+    found = [_node_width(p, ctes, sizing) for p in parts if isinstance(p, dict)]
     return max(found, default=UNKNOWN_WIDTH)
 
 
-def _ref_width(ref: Any, ctes: dict[str, int], catalog: _Catalog, widths: list[int]) -> int:
+def _item_width(item: Any, source: int, struct_width: int) -> int:
+    """The estimated columns of one select item over ``source`` columns: a ``*`` all of
+    them; one qualified by a name (a table's, or a struct column's: ``s.*``) or an
+    ``unnest`` (a struct's fields) as many as the widest struct literal of the query,
+    or ``UNKNOWN_WIDTH`` (the flowscope tables' structs have fewer)."""
+    struct = max(struct_width, UNKNOWN_WIDTH)
+    if _has_star(item):
+        qualified = isinstance(item, dict) and bool(item.get("relation_name"))
+        return max(source, struct) if qualified else source
+    if _calls(item, ("unnest", "unpack")):
+        return struct
+    return 1
+
+
+def _calls(expression: Any, names: tuple[str, ...]) -> bool:
+    """Whether ``expression`` calls one of ``names`` outside a subquery."""
+    if isinstance(expression, list):
+        return any(_calls(item, names) for item in expression)
+    if not isinstance(expression, dict) or expression.get("class") == "SUBQUERY":
+        return False
+    if str(expression.get("function_name", "")).lower() in names:
+        return True
+    return any(_calls(v, names) for v in expression.values() if isinstance(v, dict | list))
+
+
+def _expression_subqueries(
+    expression: Any, ctes: dict[str, int], sizing: _Sizing, lambdas: int = 0
+) -> None:
+    """Size the subqueries within ``expression``, and refuse lambdas nested deeper than
+    ``MAX_LAMBDA_DEPTH``."""
+    if isinstance(expression, list):
+        for item in expression:
+            _expression_subqueries(item, ctes, sizing, lambdas)
+        return
+    if not isinstance(expression, dict):
+        return
+    if expression.get("class") == "SUBQUERY":
+        subquery = (expression.get("subquery") or {}).get("node")
+        if isinstance(subquery, dict):
+            _node_width(subquery, ctes, sizing)
+        _expression_subqueries(expression.get("child"), ctes, sizing, lambdas)
+        return
+    if expression.get("class") == "LAMBDA":
+        lambdas += 1
+        if lambdas > MAX_LAMBDA_DEPTH:
+            raise SqlRefused(
+                "query-size",
+                f"lambdas nested over {MAX_LAMBDA_DEPTH} deep; DuckDB binds each level in "
+                "twice the time and memory of the one inside it, before the time limit applies",
+            )
+    for value in expression.values():
+        if isinstance(value, dict | list):
+            _expression_subqueries(value, ctes, sizing, lambdas)
+
+
+def _ref_width(ref: Any, ctes: dict[str, int], sizing: _Sizing) -> int:
     """The estimated columns of a FROM item."""
     if not isinstance(ref, dict):
         return 0
     kind = ref.get("type")
+    if kind == "PIVOT":
+        # Each IN list multiplies the columns (45 x 45 x 45 values: 91,125 columns), for
+        # each aggregate.
+        source = _ref_width(ref.get("source"), ctes, sizing)
+        columns = 1
+        for pivot in ref.get("pivots") or []:
+            columns *= max(1, len(pivot.get("entries") or []))
+        return columns * max(1, len(ref.get("aggregates") or [])) + source
+    if kind in ("JOIN", "TABLE_FUNCTION"):
+        _expression_subqueries(ref.get("condition") or ref.get("function"), ctes, sizing)
     if kind == "EMPTY":
         return 0
     if kind == "BASE_TABLE":
         name = str(ref.get("table_name", "")).lower()
-        return ctes[name] if name in ctes and not ref.get("schema_name") else catalog.width(name)
+        if name in ctes and not ref.get("schema_name"):
+            return ctes[name]
+        return sizing.catalog.width(name)
     if kind == "SUBQUERY":
         subquery = (ref.get("subquery") or {}).get("node")
-        return _node_width(subquery, ctes, catalog, widths) if isinstance(subquery, dict) else 0
+        return _node_width(subquery, ctes, sizing) if isinstance(subquery, dict) else 0
     if kind == "JOIN":
-        return sum(_ref_width(ref.get(side), ctes, catalog, widths) for side in ("left", "right"))
+        return sum(_ref_width(ref.get(side), ctes, sizing) for side in ("left", "right"))
     if kind == "EXPRESSION_LIST":
         values = ref.get("values") or []
         return len(values[0]) if values and isinstance(values[0], list) else 0
@@ -664,6 +769,21 @@ def _holds_times(kind: DuckDBPyType) -> bool:
         if kind.id in _HAS_CHILDREN:
             kinds.extend(child for _, child in _children(kind))
     return False
+
+
+def _type_leaves(kind: DuckDBPyType) -> int:
+    """How many types without children ``kind`` holds, counted up to just past
+    ``MAX_TYPE_LEAVES`` (without recursion)."""
+    leaves = 0
+    kinds = [kind]
+    while kinds and leaves <= MAX_TYPE_LEAVES:
+        kind = kinds.pop()
+        children = _children(kind) if kind.id in _HAS_CHILDREN else []
+        if children:
+            kinds.extend(child for _, child in children)
+        else:
+            leaves += 1
+    return leaves
 
 
 def _type_depth(kind: DuckDBPyType) -> int:
@@ -884,6 +1004,12 @@ def _fetch(
     for name, kind in zip(names, kinds, strict=True):
         # Converting a value walks its type: 600 levels of structs were a RecursionError
         # (a 500, a CLI traceback).
+        if kind is not None and _type_leaves(kind) > MAX_TYPE_LEAVES:
+            raise SqlRefused(
+                "answer-size",
+                f"column {name!r} has a type of over {MAX_TYPE_LEAVES:,} fields (structs in "
+                "lists, maps or structs), more than an answer may hold; select less of it",
+            )
         if kind is not None and _type_depth(kind) > MAX_VALUE_DEPTH:
             raise SqlRefused(
                 "answer-size",
