@@ -17,7 +17,7 @@ import duckdb
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -211,6 +211,11 @@ def create_app(context: AppContext) -> FastAPI:
                 headers={"Retry-After": str(SQL_RETRY_S)},
             )
         try:
+            client_gone = (request.scope.get("extensions") or {}).get(CLIENT_GONE)
+            if client_gone is not None and client_gone():
+                # Gave up while waiting: its turn ran for nobody, and live requests got
+                # 503 behind such ones (diff review).
+                return Response(status_code=499)
             return await call_next(request)
         finally:
             analysis_turns.release()

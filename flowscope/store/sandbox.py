@@ -528,13 +528,23 @@ def _node_width(node: dict[str, Any], ctes: dict[str, int], sizing: _Sizing) -> 
         items = node.get("select_list") or []
         width = sum(_item_width(item, source, sizing.struct_width) for item in items)
         sizing.widths.append(width)
-        for key, value in node.items():  # scalar, EXISTS and IN subqueries (diff review)
-            if key not in ("from_table", "cte_map"):
-                _expression_subqueries(value, ctes, sizing)
-        return width
-    parts = [node.get("left"), node.get("right"), *(node.get("children") or [])]
-    found = [_node_width(p, ctes, sizing) for p in parts if isinstance(p, dict)]
-    return max(found, default=UNKNOWN_WIDTH)
+    else:  # a set operation, a recursive CTE: as wide as its widest side
+        parts = [node.get("left"), node.get("right"), *(node.get("children") or [])]
+        found = [_node_width(p, ctes, sizing) for p in parts if isinstance(p, dict)]
+        width = max(found, default=UNKNOWN_WIDTH)
+    # The expressions everywhere else (a scalar, EXISTS or IN subquery; a set
+    # operation's ORDER BY and LIMIT): each place left out was a way around the limits
+    # (diff reviews).
+    for key, value in node.items():
+        if key not in _QUERY_PARTS:
+            _expression_subqueries(value, ctes, sizing)
+    return width
+
+
+# The parts of query nodes and FROM items that the width estimate follows itself.
+_QUERY_PARTS = frozenset(
+    {"from_table", "cte_map", "left", "right", "children", "source", "subquery", "query"}
+)
 
 
 def _item_width(item: Any, source: int, struct_width: int) -> int:
@@ -565,8 +575,8 @@ def _calls(expression: Any, names: tuple[str, ...]) -> bool:
 def _expression_subqueries(
     expression: Any, ctes: dict[str, int], sizing: _Sizing, lambdas: int = 0
 ) -> None:
-    """Size the subqueries within ``expression``, and refuse lambdas nested deeper than
-    ``MAX_LAMBDA_DEPTH``."""
+    """Size the queries within ``expression``, and refuse lambdas nested deeper than
+    ``MAX_LAMBDA_DEPTH`` (``lambdas``: the lambda bodies it is in)."""
     if isinstance(expression, list):
         for item in expression:
             _expression_subqueries(item, ctes, sizing, lambdas)
@@ -579,14 +589,21 @@ def _expression_subqueries(
             _node_width(subquery, ctes, sizing)
         _expression_subqueries(expression.get("child"), ctes, sizing, lambdas)
         return
+    if str(expression.get("type", "")).endswith("_NODE") and "class" not in expression:
+        _node_width(expression, ctes, sizing)  # a query where an expression may be
+        return
     if expression.get("class") == "LAMBDA":
-        lambdas += 1
-        if lambdas > MAX_LAMBDA_DEPTH:
+        # Counted through the bodies only: `j -> 'a' -> 'b'` (JSON) parses as lambdas
+        # nested through their left sides, and was refused as nested lambdas.
+        if lambdas + 1 > MAX_LAMBDA_DEPTH:
             raise SqlRefused(
                 "query-size",
                 f"lambdas nested over {MAX_LAMBDA_DEPTH} deep; DuckDB binds each level in "
                 "twice the time and memory of the one inside it, before the time limit applies",
             )
+        _expression_subqueries(expression.get("lhs"), ctes, sizing, lambdas)
+        _expression_subqueries(expression.get("expr"), ctes, sizing, lambdas + 1)
+        return
     for value in expression.values():
         if isinstance(value, dict | list):
             _expression_subqueries(value, ctes, sizing, lambdas)
@@ -597,6 +614,14 @@ def _ref_width(ref: Any, ctes: dict[str, int], sizing: _Sizing) -> int:
     if not isinstance(ref, dict):
         return 0
     kind = ref.get("type")
+    for key, value in ref.items():  # VALUES rows, PIVOT's aggregates, a join's condition
+        if key not in _QUERY_PARTS:
+            _expression_subqueries(value, ctes, sizing)
+    if kind == "SHOW_REF":  # DESCRIBE or SUMMARIZE binds its query
+        query = ref.get("query")
+        if isinstance(query, dict):
+            _node_width(query, ctes, sizing)
+        return UNKNOWN_WIDTH
     if kind == "PIVOT":
         # Each IN list multiplies the columns (45 x 45 x 45 values: 91,125 columns), for
         # each aggregate.
@@ -605,8 +630,7 @@ def _ref_width(ref: Any, ctes: dict[str, int], sizing: _Sizing) -> int:
         for pivot in ref.get("pivots") or []:
             columns *= max(1, len(pivot.get("entries") or []))
         return columns * max(1, len(ref.get("aggregates") or [])) + source
-    if kind in ("JOIN", "TABLE_FUNCTION"):
-        _expression_subqueries(ref.get("condition") or ref.get("function"), ctes, sizing)
+
     if kind == "EMPTY":
         return 0
     if kind == "BASE_TABLE":

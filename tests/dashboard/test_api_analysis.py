@@ -813,3 +813,40 @@ def test_slow_analyses_take_turns_and_leave_healthz_answering(
     assert codes == [200] * app_module.MAX_ANALYSES + [503] * (50 - app_module.MAX_ANALYSES)
     refused = next(a for a in answers if a.status_code == 503)
     assert "8 analyses are running, the server's limit" in refused.json()["detail"]["message"]
+
+
+def test_a_request_whose_client_left_while_waiting_does_not_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Abandoned requests kept their place and ran when their turn came, and live ones
+    got 503 behind them (diff review)."""
+    import asyncio
+
+    from flowscope.analyzer.analysis import Analysis
+    from flowscope.dashboard.app import AppContext, create_app
+    from flowscope.http_server import CLIENT_GONE
+    from flowscope.store.database import Database
+
+    ran: list[int] = []
+    monkeypatch.setattr(Analysis, "flows", lambda *_a, **_k: ran.append(1) or [])
+    database = Database(tmp_path / "gone.duckdb")
+    try:
+        app = create_app(AppContext(database=database))
+
+        async def gone_client(scope: Any, receive: Any, send: Any) -> None:
+            scope = {
+                **scope,
+                "extensions": {**scope.get("extensions", {}), CLIENT_GONE: lambda: True},
+            }
+            await app(scope, receive, send)
+
+        transport = httpx.ASGITransport(app=gone_client)
+
+        async def get_flows() -> httpx.Response:
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+                return await c.get("/api/flows")
+
+        answer = asyncio.run(get_flows())
+    finally:
+        database.close()
+    assert answer.status_code == 499 and ran == []

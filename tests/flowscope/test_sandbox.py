@@ -374,7 +374,54 @@ def test_work_before_the_limit_is_bounded(db: Database, query: str, refusal: str
     assert time.monotonic() - started < 5
 
 
+_LAMBDAS_9 = (
+    "list_transform("
+    + "[" * 10
+    + "1"
+    + "]" * 10
+    + ", "
+    + "".join(f"lambda x{i}: list_transform(x{i}, " for i in range(9))
+    + "lambda y: y"
+    + ")" * 10
+)
+_CUBE_15 = "(SELECT count(*) FROM range(10) t(a) GROUP BY CUBE(" + ", ".join(["a"] * 15) + "))"
+_STARS = (
+    "SELECT "
+    + ", ".join(["*"] * 16)
+    + " FROM (SELECT "
+    + ", ".join(["*"] * 16)
+    + " FROM (SELECT "
+    + ", ".join(f"{i} AS c{i}" for i in range(500))
+    + "))"
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "refusal"),
+    [
+        (f"SELECT * FROM (VALUES ({_LAMBDAS_9})) t(v)", "lambdas nested over 8"),
+        (f"SELECT * FROM (VALUES ({_CUBE_15})) t(v)", "32,768 grouping sets"),
+        (f"SELECT 1 UNION ALL SELECT 2 ORDER BY {_CUBE_15}", "32,768 grouping sets"),
+        (f"DESCRIBE {_STARS}", "about 128,000 columns"),
+        (f"SUMMARIZE SELECT {_LAMBDAS_9}", "lambdas nested over 8"),
+    ],
+    ids=["values-lambdas", "values-cube", "union-order-by", "describe", "summarize"],
+)
+def test_limits_reach_every_place_an_expression_may_be(
+    db: Database, query: str, refusal: str
+) -> None:
+    """VALUES, a set operation's ORDER BY, DESCRIBE and SUMMARIZE went unchecked: 16 GB
+    and 17.6 s under a 1 s limit (diff review)."""
+    started = time.monotonic()
+    with pytest.raises(SqlRefused, match=refusal):
+        run_sandboxed(db, query, timeout_s=1)
+    assert time.monotonic() - started < 5
+
+
 def test_wide_queries_within_the_limits_are_answered(db: Database) -> None:
+    # JSON's -> parses as a lambda: a chain of ten was "lambdas nested over 8 deep".
+    chain = " -> ".join(f"'{c}'" for c in "abcdefghij")
+    assert run_sandboxed(db, f"SELECT '{{}}'::JSON -> {chain} AS x").rows == [[None]]
     limits = "SELECT " + ", ".join(["*"] * 64) + " FROM otel_traces LIMIT 1"
     width = len(run_sandboxed(db, "SELECT * FROM otel_traces LIMIT 1").columns)
     assert len(run_sandboxed(db, limits).columns) == 64 * width <= sandbox.MAX_COLUMNS
