@@ -703,7 +703,6 @@ def test_a_read_the_servers_shutdown_stops_is_a_503(
 ) -> None:
     """Reads in flight when the server stopped were a 500 with a traceback in the log
     (DuckDB's InterruptException), where a stopped SQL query is a 503."""
-    import asyncio
 
     import duckdb
 
@@ -718,13 +717,7 @@ def test_a_read_the_servers_shutdown_stops_is_a_503(
     database = Database(tmp_path / "stop.duckdb")
     try:
         database.reads_stopped.set()  # as the server's shutdown does
-        transport = httpx.ASGITransport(app=create_app(AppContext(database=database)))
-
-        async def get_flows() -> httpx.Response:
-            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
-                return await c.get("/api/flows")
-
-        answer = asyncio.run(get_flows())
+        answer = _get_in_process(create_app(AppContext(database=database)), "/api/flows")
     finally:
         database.close()
     assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
@@ -737,7 +730,6 @@ def test_a_read_of_a_damaged_file_is_named_not_a_traceback(
     """A file cut short where the server's start did not read opened, and every read
     that reached a lost block was a bare 500 with a traceback in the log (diff
     review); the CLI said "not a usable DuckDB database"."""
-    import asyncio
 
     import duckdb
 
@@ -752,13 +744,7 @@ def test_a_read_of_a_damaged_file_is_named_not_a_traceback(
     path = tmp_path / "cut.duckdb"
     database = Database(path)
     try:
-        transport = httpx.ASGITransport(app=create_app(AppContext(database=database)))
-
-        async def get_flows() -> httpx.Response:
-            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
-                return await c.get("/api/flows")
-
-        answer = asyncio.run(get_flows())
+        answer = _get_in_process(create_app(AppContext(database=database)), "/api/flows")
     finally:
         database.close()
     assert answer.status_code == 500
@@ -820,7 +806,6 @@ def test_a_request_whose_client_left_while_waiting_does_not_run(
 ) -> None:
     """Abandoned requests kept their place and ran when their turn came, and live ones
     got 503 behind them (diff review)."""
-    import asyncio
 
     from flowscope.analyzer.analysis import Analysis
     from flowscope.dashboard.app import AppContext, create_app
@@ -840,13 +825,19 @@ def test_a_request_whose_client_left_while_waiting_does_not_run(
             }
             await app(scope, receive, send)
 
-        transport = httpx.ASGITransport(app=gone_client)
-
-        async def get_flows() -> httpx.Response:
-            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
-                return await c.get("/api/flows")
-
-        answer = asyncio.run(get_flows())
+        answer = _get_in_process(gone_client, "/api/flows")
     finally:
         database.close()
     assert answer.status_code == 499 and ran == []
+
+
+def _get_in_process(app: Any, path: str) -> httpx.Response:
+    """GET ``path`` from an ASGI app run in this process."""
+    import asyncio
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+            return await c.get(path)
+
+    return asyncio.run(get())
