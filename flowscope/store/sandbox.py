@@ -444,7 +444,8 @@ def _check_sizes(stars: int, select_items: int, tables: int) -> None:
 
 MAX_TOTAL_WIDTH = 50_000  # columns of all its SELECTs together, as estimated
 MAX_STRUCT_FIELDS = 1_000  # of a struct literal: s.* of 2,000 fields x 20 bound for 7 s
-MAX_LAMBDA_DEPTH = 8  # 20 nested lambdas took 3.3 GB to bind (diff review)
+MAX_LAMBDA_DEPTH = 8
+MAX_BOUND_REFERENCES = 4_096  # table references once CTEs are put in where named  # 20 nested lambdas took 3.3 GB to bind (diff review)
 # Leaves of one column's type (struct fields, list items' fields, ...): the wrapping
 # ``_guarded`` writes visits each; 2^14 made a 10.6 MB query (diff review).
 MAX_TYPE_LEAVES = 2_000
@@ -460,12 +461,21 @@ class _Sizing:
 
     catalog: _Catalog
     struct_width: int
+    # The fields of every struct literal multiplied: how many leaves a struct built of
+    # them, one inside the next through CTEs, may hold (``unnest(s, recursive := true)``
+    # of 16 nested pairs expanded to 65,536 columns, bound for 134 s; diff review).
+    struct_leaves: int = 1
     widths: list[int] = field(default_factory=list)
+    # Table references as DuckDB binds them: a CTE's body again at each reference (a
+    # chain of 22 CTEs each joining the one before to itself bound 2^22 tables: 15 s
+    # and 2.1 GB under a 1 s limit; diff review).
+    references: int = 0
+    cte_references: dict[str, int] = field(default_factory=dict)
 
 
-def _widest_struct(tree: Any) -> int:
-    """The most fields of a struct literal (``{...}``, ``struct_pack``, ``row``) in ``tree``."""
-    widest = 0
+def _struct_literals(tree: Any) -> list[int]:
+    """The fields of each struct literal (``{...}``, ``struct_pack``, ``row``) in ``tree``."""
+    fields_of: list[int] = []
     nodes = [tree]
     while nodes:
         node = nodes.pop()
@@ -473,9 +483,9 @@ def _widest_struct(tree: Any) -> int:
             nodes.extend(node)
         elif isinstance(node, dict):
             if str(node.get("function_name", "")).lower() in ("struct_pack", "row"):
-                widest = max(widest, len(node.get("arguments") or node.get("children") or []))
+                fields_of.append(len(node.get("arguments") or node.get("children") or []))
             nodes.extend(v for v in node.values() if isinstance(v, dict | list))
-    return widest
+    return fields_of
 
 
 def _check_widths(statements: list[Any], catalog: _Catalog) -> None:
@@ -484,7 +494,11 @@ def _check_widths(statements: list[Any], catalog: _Catalog) -> None:
     levels over 500 columns are 128,000 columns, bound for 36 s under a 1 s limit;
     diff review). Estimated from the parse tree, from above: a join as wide as its
     sides together, a table function as ``UNKNOWN_WIDTH``."""
-    sizing = _Sizing(catalog, _widest_struct(statements))
+    literals = _struct_literals(statements)
+    leaves = 1
+    for count in literals:
+        leaves = min(leaves * max(count, 1), 10**9)
+    sizing = _Sizing(catalog, max(literals, default=0), leaves)
     if sizing.struct_width > MAX_STRUCT_FIELDS:
         raise SqlRefused(
             "query-size",
@@ -497,6 +511,13 @@ def _check_widths(statements: list[Any], catalog: _Catalog) -> None:
                 _node_width(statement["node"], {}, sizing)
     except RecursionError as exc:
         raise SqlRefused("syntax", "the query is nested too deeply to be checked") from exc
+    if sizing.references > MAX_BOUND_REFERENCES:
+        raise SqlRefused(
+            "query-size",
+            f"it names tables over {MAX_BOUND_REFERENCES:,} times once its CTEs are put in "
+            "where they are named (each time binds the CTE again); that limit bounds the work "
+            "of binding it before its time limit applies",
+        )
     widest, total = max(sizing.widths, default=0), sum(sizing.widths)
     if widest > MAX_COLUMNS or total > MAX_TOTAL_WIDTH:
         raise SqlRefused(
@@ -514,7 +535,10 @@ def _node_width(node: dict[str, Any], ctes: dict[str, int], sizing: _Sizing) -> 
     for entry in (node.get("cte_map") or {}).get("map") or []:
         query = (entry.get("value") or {}).get("query_node")
         if isinstance(query, dict):
-            ctes[str(entry.get("key", "")).lower()] = _node_width(query, ctes, sizing)
+            name = str(entry.get("key", "")).lower()
+            before = sizing.references
+            ctes[name] = _node_width(query, ctes, sizing)
+            sizing.cte_references[name] = max(1, sizing.references - before)
     kind = node.get("type")
     if kind == "SELECT_NODE":
         sets = node.get("group_sets") or []
@@ -526,7 +550,7 @@ def _node_width(node: dict[str, Any], ctes: dict[str, int], sizing: _Sizing) -> 
             )
         source = _ref_width(node.get("from_table"), ctes, sizing)
         items = node.get("select_list") or []
-        width = sum(_item_width(item, source, sizing.struct_width) for item in items)
+        width = sum(_item_width(item, source, sizing) for item in items)
         sizing.widths.append(width)
     else:  # a set operation, a recursive CTE: as wide as its widest side
         parts = [node.get("left"), node.get("right"), *(node.get("children") or [])]
@@ -547,17 +571,19 @@ _QUERY_PARTS = frozenset(
 )
 
 
-def _item_width(item: Any, source: int, struct_width: int) -> int:
+def _item_width(item: Any, source: int, sizing: _Sizing) -> int:
     """The estimated columns of one select item over ``source`` columns: a ``*`` all of
     them; one qualified by a name (a table's, or a struct column's: ``s.*``) or an
     ``unnest`` (a struct's fields) as many as the widest struct literal of the query,
-    or ``UNKNOWN_WIDTH`` (the flowscope tables' structs have fewer)."""
-    struct = max(struct_width, UNKNOWN_WIDTH)
+    a recursive ``unnest`` as their fields multiplied, at least ``UNKNOWN_WIDTH`` (the
+    flowscope tables' structs have fewer)."""
+    struct = max(sizing.struct_width, UNKNOWN_WIDTH)
     if _has_star(item):
         qualified = isinstance(item, dict) and bool(item.get("relation_name"))
         return max(source, struct) if qualified else source
     if _calls(item, ("unnest", "unpack")):
-        return struct
+        recursive = '"recursive"' in json.dumps(item).lower()
+        return max(struct, sizing.struct_leaves) if recursive else struct
     return 1
 
 
@@ -636,7 +662,11 @@ def _ref_width(ref: Any, ctes: dict[str, int], sizing: _Sizing) -> int:
     if kind == "BASE_TABLE":
         name = str(ref.get("table_name", "")).lower()
         if name in ctes and not ref.get("schema_name"):
+            sizing.references = min(
+                sizing.references + sizing.cte_references.get(name, 1), MAX_BOUND_REFERENCES + 1
+            )
             return ctes[name]
+        sizing.references += 1
         return sizing.catalog.width(name)
     if kind == "SUBQUERY":
         subquery = (ref.get("subquery") or {}).get("node")

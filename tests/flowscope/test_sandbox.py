@@ -394,8 +394,32 @@ def test_work_before_the_limit_is_bounded(db: Database, query: str, refusal: str
         (f"SELECT 1 UNION ALL SELECT 2 ORDER BY {_CUBE_15}", "32,768 grouping sets"),
         (f"DESCRIBE {_STARS}", "about 128,000 columns"),
         (f"SUMMARIZE SELECT {_LAMBDAS_9}", "lambdas nested over 8"),
+        # each CTE binds again where it is named: 22 doubling ones bound 15 s, 2.1 GB
+        (
+            "WITH c0 AS (SELECT 1 AS x), "
+            + ", ".join(f"c{i} AS (SELECT a.x FROM c{i - 1} a, c{i - 1} b)" for i in range(1, 23))
+            + " SELECT x FROM c22",
+            "names tables over 4,096 times",
+        ),
+        # a recursive unnest of 16 nested pairs is 65,536 columns: 134 s
+        (
+            "WITH s0 AS (SELECT 1 AS s), "
+            + ", ".join(
+                f"s{i} AS (SELECT {{'a': s, 'b': s}} AS s FROM s{i - 1})" for i in range(1, 17)
+            )
+            + " SELECT count(*) FROM (SELECT unnest(s, recursive := true) FROM s16)",
+            "about 65,536 columns",
+        ),
     ],
-    ids=["values-lambdas", "values-cube", "union-order-by", "describe", "summarize"],
+    ids=[
+        "values-lambdas",
+        "values-cube",
+        "union-order-by",
+        "describe",
+        "summarize",
+        "ctes",
+        "unnest",
+    ],
 )
 def test_limits_reach_every_place_an_expression_may_be(
     db: Database, query: str, refusal: str
@@ -406,6 +430,14 @@ def test_limits_reach_every_place_an_expression_may_be(
 
 
 def test_wide_queries_within_the_limits_are_answered(db: Database) -> None:
+    # A CTE named a few times, and a recursive unnest of the tables' own structs.
+    few = (
+        "WITH s AS (SELECT * FROM otel_traces) SELECT count(*) FROM s a JOIN s b USING (SpanId) "
+        "JOIN s c ON c.ParentSpanId = b.SpanId"
+    )
+    assert run_sandboxed(db, few).rows[0][0] >= 0
+    events = "SELECT unnest(Events, recursive := true) FROM otel_traces LIMIT 1"
+    assert run_sandboxed(db, events).columns
     # JSON's -> parses as a lambda: a chain of ten was "lambdas nested over 8 deep".
     chain = " -> ".join(f"'{c}'" for c in "abcdefghij")
     assert run_sandboxed(db, f"SELECT '{{}}'::JSON -> {chain} AS x").rows == [[None]]
