@@ -290,6 +290,10 @@ def _span_filter_hint(
     return None
 
 
+def _spans_counted(count: int) -> str:
+    return f"{count:,} span{'' if count == 1 else 's'}"  # "1 spans in the window"
+
+
 def _bound_shown(text: str | None) -> str | None:
     """A window bound as a hint says it back: a duration as typed, a time in UTC with
     its Z (one typed without a zone is read as UTC, and was said back without one)."""
@@ -369,15 +373,15 @@ def _hint_empty_window(
         where = "none of the traces that start in the window matches"
     elif traces and spans_in_window:
         where = (
-            f"{spans_in_window} spans in the window, but no trace whose root span (no parent "
-            "span id), or first span without one, started in it: traces go by that start"
+            f"{_spans_counted(spans_in_window)} in the window, but no trace whose root span (no "
+            "parent span id), or first span without one, started in it: traces go by that start"
         )
     elif roots_in_window:  # there are traces: the command's filters matched none
         where = f"none of the {roots_in_window} traces that start in the window matches"
     elif spans_in_window:
         where = (
-            f"{spans_in_window} spans in the window, but no trace whose root span (no parent "
-            "span id) started in it: flows and traces go by their root"
+            f"{_spans_counted(spans_in_window)} in the window, but no trace whose root span (no "
+            "parent span id) started in it: flows go by their root"
         )
     elif until and end_ns and oldest is not None and oldest >= end_ns:
         # Every span started after the window: "widen it with --since" never reaches them.

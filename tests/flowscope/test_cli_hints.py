@@ -207,7 +207,7 @@ def test_a_window_of_spans_without_roots_says_so(tmp_path: Path) -> None:
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(BASE_TIME_NS // 10**9 - 60))
     result = run("flows", "--db", str(path), "--since", since)
     assert result.exit_code == 0, result.stderr
-    assert "1 spans in the window, but no trace whose root span" in result.stderr
+    assert "1 span in the window, but no trace whose root span" in result.stderr
     assert "widen" not in result.stderr
     listed = run("traces", "--db", str(path), "--since", since, "--columns", "flow,spans")
     assert listed.stdout.splitlines()[2:] == ["(no root span)      1"], listed.stdout
@@ -234,7 +234,7 @@ def test_a_window_after_a_rootless_traces_first_span_says_so(tmp_path: Path) -> 
     after = run("traces", "--db", str(path), "--since", since, "--until", "2100-01-01")
     assert after.exit_code == 0 and after.stdout.count("\n") <= 2  # no row
     assert after.stderr == (
-        "(1 spans in the window, but no trace whose root span (no parent span id), or "
+        "(1 span in the window, but no trace whose root span (no parent span id), or "
         "first span without one, started in it: traces go by that start)\n"
     )
 
