@@ -581,21 +581,27 @@ def _item_width(item: Any, source: int, sizing: _Sizing) -> int:
     if _has_star(item):
         qualified = isinstance(item, dict) and bool(item.get("relation_name"))
         return max(source, struct) if qualified else source
-    if _calls(item, ("unnest", "unpack")):
-        recursive = '"recursive"' in json.dumps(item).lower()
+    if _holds(item, lambda n: str(n.get("function_name", "")).lower() in ("unnest", "unpack")):
+        recursive = _holds(item, lambda n: str(n.get("name", "")).lower() == "recursive")
         return max(struct, sizing.struct_leaves) if recursive else struct
     return 1
 
 
-def _calls(expression: Any, names: tuple[str, ...]) -> bool:
-    """Whether ``expression`` calls one of ``names`` outside a subquery."""
+def _holds(expression: Any, test: Callable[[dict[str, Any]], bool]) -> bool:
+    """Whether a node of ``expression`` outside its subqueries passes ``test``."""
     if isinstance(expression, list):
-        return any(_calls(item, names) for item in expression)
+        return any(_holds(item, test) for item in expression)
     if not isinstance(expression, dict) or expression.get("class") == "SUBQUERY":
         return False
-    if str(expression.get("function_name", "")).lower() in names:
-        return True
-    return any(_calls(v, names) for v in expression.values() if isinstance(v, dict | list))
+    return test(expression) or any(
+        _holds(v, test) for v in expression.values() if isinstance(v, dict | list)
+    )
+
+
+def _has_star(expression: Any) -> bool:
+    """Whether a select item expands a ``*`` (``COLUMNS(*) + 1`` too), not counting
+    one in a subquery of it (``count(*)`` has none)."""
+    return _holds(expression, lambda n: n.get("class") == "STAR")
 
 
 def _expression_subqueries(
@@ -677,20 +683,6 @@ def _ref_width(ref: Any, ctes: dict[str, int], sizing: _Sizing) -> int:
         values = ref.get("values") or []
         return len(values[0]) if values and isinstance(values[0], list) else 0
     return UNKNOWN_WIDTH
-
-
-def _has_star(expression: Any) -> bool:
-    """Whether a select item expands a ``*`` (``COLUMNS(*) + 1`` too), not counting
-    one in a subquery of it (``count(*)`` has none)."""
-    if isinstance(expression, list):
-        return any(_has_star(item) for item in expression)
-    if not isinstance(expression, dict):
-        return False
-    if expression.get("class") == "STAR":
-        return True
-    if expression.get("class") == "SUBQUERY":
-        return False
-    return any(_has_star(v) for v in expression.values() if isinstance(v, dict | list))
 
 
 def _check_width(described: _Described) -> None:
