@@ -131,7 +131,8 @@ class Analysis:
         of that name and with every (key, value) as a span or resource attribute, all
         one span (as Jaeger's tag search and Tempo's ``{ span.a = x && ... }``);
         ``error``: it has (or has no) span with status Error; ``min_duration_ms`` /
-        ``max_duration_ms``: of the root span (a rootless trace's: its extent). Empty strings (form fields) are not given.
+        ``max_duration_ms``: of the root span (a rootless trace's: its extent). Empty
+        strings (form fields) are not given.
         """
         service, operation, flow = service or None, operation or None, flow or None
         if sort not in TRACE_ORDERS:
@@ -158,9 +159,8 @@ class Analysis:
                 db.fetch("sel_traces_none")
             filter_spans = service is not None or operation is not None or bool(pairs)
             if filter_spans:
-                lo, hi = db.fetch("window_span_range", {**params, "filter_flow": flow is not None})[
-                    0
-                ]
+                span_range = {**params, "filter_flow": flow is not None}
+                lo, hi = db.fetch("window_span_range", span_range)[0]
                 db.fetch(
                     "span_match",
                     {
@@ -189,24 +189,7 @@ class Analysis:
                     "sort": sort,
                 },
             )
-            # A trace without a root span is named by its first span (as Jaeger and
-            # Tempo list one): looked up for the listed ones only.
-            rootless = [(row[0], int(row[3])) for row in rows if row[1] is None]
-            first_spans = (
-                {
-                    trace_id: (svc, op)
-                    for trace_id, svc, op in db.fetch(
-                        "traces_first_spans",
-                        {
-                            "ids": [trace_id for trace_id, _ in rootless],
-                            "lo": min(start for _, start in rootless),
-                            "hi": max(start for _, start in rootless),
-                        },
-                    )
-                }
-                if rootless
-                else {}
-            )
+            first_spans = _first_spans(db, [(r[0], int(r[3])) for r in rows if r[1] is None])
         out = []
         for (
             trace_id,
@@ -427,6 +410,20 @@ class Analysis:
         with read_snapshot(self.database, only_trace=trace_id):
             loaded = self._load_trace(trace_id, typed)[1]
             return cmp.trace_step_values(loaded.spans)
+
+
+def _first_spans(db: Database, rootless: list[tuple[str, int]]) -> dict[str, tuple[str, str]]:
+    """(service, name) of the first span of each listed trace without a root span,
+    ``rootless`` its (trace id, first span start): such a trace is named by it, as
+    Jaeger and Tempo list one. Looked up for the listed traces only."""
+    if not rootless:
+        return {}
+    starts = [start for _, start in rootless]
+    found = db.fetch(
+        "traces_first_spans",
+        {"ids": [trace_id for trace_id, _ in rootless], "lo": min(starts), "hi": max(starts)},
+    )
+    return {trace_id: (svc, op) for trace_id, svc, op in found}
 
 
 BASELINE_HALF_NS = 30 * 60 * 1_000_000_000
