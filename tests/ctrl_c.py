@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -55,3 +56,18 @@ def ctrl_c_at_the_read() -> Iterator[Callable[[], float]]:
 def read_threads() -> list[threading.Thread]:
     """The reads' threads alive now (`flowscope-read`, a reader's for its life)."""
     return [t for t in threading.enumerate() if t.name.startswith("flowscope-read")]
+
+
+# The CLI with Ctrl-C's handler set, as at a terminal: a test run in the background of a
+# non-interactive shell has SIGINT ignored, and its children inherit that. Set in the
+# child itself: a preexec_fn runs between fork and exec, unsafe beside gRPC's threads
+# (a CI run's child printed nothing).
+_WITH_SIGINT = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'flowscope'; runpy.run_module('flowscope.cli', run_name='__main__')"
+)
+
+
+def cli_with_ctrl_c() -> list[str]:
+    """The command line starting `flowscope` (add its arguments) with Ctrl-C handled."""
+    return [sys.executable, "-c", _WITH_SIGINT]

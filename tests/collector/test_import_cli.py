@@ -26,6 +26,7 @@ from flowscope.collector.otlp_json import request_to_json
 from flowscope.store.database import Database
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.server import ServerProcess, start_server_process
+from tests.ctrl_c import cli_with_ctrl_c
 
 DATA = Path(__file__).parent / "data"
 TOKEN = "import-token"
@@ -901,7 +902,7 @@ def test_an_interrupted_import_says_what_it_did(tmp_path: Path) -> None:
     db = tmp_path / "interrupted.duckdb"
     env = {k: v for k, v in os.environ.items() if k not in ("FLOWSCOPE_DB", "FLOWSCOPE_TOKEN")}
     process = subprocess.Popen(
-        [sys.executable, "-c", _WITH_SIGINT, "import", "--db", str(db), str(small), str(big)],
+        [*cli_with_ctrl_c(), "import", "--db", str(db), str(small), str(big)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -1104,13 +1105,3 @@ def test_an_import_whose_output_reader_leaves_imports_every_file(tmp_path: Path)
         process.stdout.close()
         assert process.wait(300) == 0
     assert _stored(db) == 300 * 8
-
-
-# The CLI with Ctrl-C's handler set, as at a terminal: a test run in the background of a
-# non-interactive shell has SIGINT ignored, and its children inherit that. Set in the
-# child itself: a preexec_fn runs between fork and exec, unsafe beside gRPC's threads
-# (a CI run's child printed nothing).
-_WITH_SIGINT = (
-    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "sys.argv[0] = 'flowscope'; runpy.run_module('flowscope.cli', run_name='__main__')"
-)

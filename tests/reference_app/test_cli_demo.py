@@ -21,6 +21,7 @@ from flowscope.reference_app.telemetry import SERVICES
 from flowscope.store.database import Database
 from flowscope.testing.server import server_in_process
 from flowscope.testing.traces import TraceKit
+from tests.ctrl_c import cli_with_ctrl_c
 
 SPANS_BY_SERVICE = "SELECT ServiceName AS service, count(*) AS spans FROM otel_traces GROUP BY 1"
 
@@ -375,14 +376,12 @@ def test_a_second_signal_while_the_reference_app_stops_does_not_kill_it(tmp_path
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWSCOPE_")}
     spans = tmp_path / "spans.jsonl"
     run = subprocess.Popen(
-        [sys.executable, "-m", "flowscope.cli", "reference-app", "--otlp-file", str(spans)]
+        [*cli_with_ctrl_c(), "reference-app", "--otlp-file", str(spans)]
         + ["--rate", "5", "--users", "1", "--no-progress"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        # As at a terminal (a suite run in the background has SIGINT ignored).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         _read_until(run, "ready")
