@@ -61,8 +61,8 @@ class Deriver:
         self.passes = 0
         self.failures = 0
         self.set_aside = 0  # traces triage took out of the queue (``_triage``)
-        self._failed_in_row = 0
-        self._failures = RepeatedFailures(log)  # of passes and of the triage after them
+        self._failures = RepeatedFailures(log)  # of passes
+        self._triage_failures = RepeatedFailures(log)
         self._due: float | None = None  # monotonic time of the next pass; None: nothing waits
         self._last_start = float("-inf")
         self._retry_at = float("-inf")  # no pass before this, after failed ones
@@ -239,29 +239,22 @@ class Deriver:
             self._last_traces = result.traces if result is not None else 0
             self._settled_at = started  # before the count: whoever sees a pass sees its lag
             self.passes += 1
-            if self._failed_in_row:
-                # Errors are logged by default; without this their end went unsaid.
-                log.warning(
-                    "deriving analysis tables again, after %d failed passes",
-                    self._failed_in_row,
-                )
-            self._failed_in_row = 0
             self._retry_at = float("-inf")
-            self._failures.succeeded()
+            self._failures.succeeded("deriving analysis tables again")
         except Exception as exc:  # the queue stays; readers derive it themselves meanwhile
             self.database.note_error(exc)
             self._settled_at = None
             self._last_traces = 0
             self.failures += 1
-            self._failed_in_row += 1
-            retry_in = min(MAX_RETRY_S, self.interval_s * 2 ** (self._failed_in_row - 1))
+            in_row = self._failures.in_row + 1
+            retry_in = min(MAX_RETRY_S, self.interval_s * 2 ** (in_row - 1))
             self._failures.failed(
                 exc, f"deriving analysis tables failed; retrying in {retry_in:.1f}s"
             )
             # A full disk is no trace's fault: searching the queue for one only failed
             # too, and its error said some trace made derivation fail.
             machine = is_machine_error(exc)
-            if not machine and self._failed_in_row >= TRIAGE_AFTER and self._triage(cursor):
+            if not machine and in_row >= TRIAGE_AFTER and self._triage(cursor):
                 retry_in = 0.0
             with self._condition:
                 self._retry_at = time.monotonic() + retry_in
@@ -277,8 +270,11 @@ class Deriver:
         try:
             failing = derivation.set_aside_failing(cursor)
         except Exception as exc:
-            self._failures.failed(exc, "could not find which queued traces make derivation fail")
+            self._triage_failures.failed(
+                exc, "could not find which queued traces make derivation fail"
+            )
             return False
+        self._triage_failures.succeeded()
         for trace_id, error in failing:
             log.error(
                 "trace %s cannot be derived and is left out of the analysis (its spans "
@@ -287,8 +283,8 @@ class Deriver:
                 error,
             )
         self.set_aside += len(failing)
-        if failing:
-            self._failed_in_row = 0
+        if failing:  # the passes start over: their failures were those traces'
+            self._failures.succeeded()
         return bool(failing)
 
 

@@ -210,7 +210,7 @@ def test_the_same_failure_again_is_logged_in_one_line(
     logged = [r for r in caplog.records if r.name == "flowscope.store.deriver"]
     # Its end is said: errors are logged by default, and they just stopped.
     assert logged[-1].levelno == logging.WARNING
-    assert logged[-1].getMessage() == "deriving analysis tables again, after 6 failed passes"
+    assert logged[-1].getMessage() == "deriving analysis tables again, after 6 failed"
     records = logged[:-1]
     # One line a failed pass, and no search of the queue for a trace to blame: a full
     # disk logged that search's failure too, saying some trace made derivation fail.
