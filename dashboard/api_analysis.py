@@ -9,9 +9,13 @@ fields are documented in docs/api.md.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, NoReturn, TypeVar, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import PlainTextResponse
@@ -78,16 +82,77 @@ def window_dict(window: Window) -> dict[str, str]:
     return {"since": format_ns(window.since_ns), "until": format_ns(window.until_ns)}
 
 
+@dataclass(frozen=True)
+class ClientWatch:
+    """How a route's analysis learns that its client left, and stops a thread's read."""
+
+    gone: Callable[[], bool]
+    interrupt: Callable[[threading.Thread], None]
+
+
+# Set by the app's analysis gate for the request it lets run (unset: nothing watches).
+CLIENT_WATCH: ContextVar[ClientWatch | None] = ContextVar("client_watch", default=None)
+# How often a running analysis looks whether its client is still there.
+CLIENT_POLL_S = 0.25
+
+
+class _Run:
+    """One analysis call on a worker thread, which may be interrupted while (and only
+    while) it runs: the thread goes on to other requests after it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            self._thread = threading.current_thread()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            with self._lock:
+                self._thread = None
+
+    def interrupt(self, watch: ClientWatch) -> None:
+        with self._lock:  # held: the thread cannot start another request's read meanwhile
+            if self._thread is not None:
+                watch.interrupt(self._thread)
+
+
 async def answer(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking analysis in the thread pool; map its errors to HTTP statuses."""
     try:
-        return await run_in_threadpool(call, *args, **kwargs)
+        watch = CLIENT_WATCH.get()
+        if watch is None:
+            return await run_in_threadpool(call, *args, **kwargs)
+        return await _while_the_client_waits(watch, call, *args, **kwargs)
     except UnknownFlow as exc:
         raise HTTPException(404, detail={"message": str(exc), "flow": exc.flow_id}) from exc
     except UnknownTrace as exc:
         raise HTTPException(404, detail={"message": str(exc), "trace": exc.trace_id}) from exc
     except (AnalysisError, ValueError) as exc:
         raise HTTPException(400, detail={"message": str(exc)}) from exc
+
+
+async def _while_the_client_waits(
+    watch: ClientWatch, call: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
+    """Run the analysis, stopped if its client leaves: a client's Ctrl-C or timeout left
+    it running to its end (minutes for some trace searches), holding one of the
+    server's analysis turns for an answer nobody would read."""
+    run = _Run()
+    work = asyncio.ensure_future(run_in_threadpool(run, call, *args, **kwargs))
+    left = False
+    while not work.done():
+        await asyncio.wait({work}, timeout=CLIENT_POLL_S)
+        if not work.done() and (left or watch.gone()):
+            # Again at each poll: an interrupt while no statement runs (between an
+            # analysis's queries) does not stop the next one.
+            left = True
+            run.interrupt(watch)
+    if left and work.exception() is not None:
+        raise HTTPException(499, detail={"message": "the client left; its analysis was stopped"})
+    return cast(T, work.result())
 
 
 def analysis_router(analysis: Analysis) -> APIRouter:

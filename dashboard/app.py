@@ -188,6 +188,10 @@ def create_app(context: AppContext) -> FastAPI:
         )
 
     analysis_turns = asyncio.Semaphore(MAX_ANALYSES)  # waiting holds no worker thread
+    from flowscope.dashboard.api_analysis import CLIENT_WATCH, ClientWatch
+
+    def stop_thread_reads(thread: threading.Thread) -> None:
+        context.database.interrupt_reads(only=thread)
 
     @app.middleware("http")
     async def analysis_gate(request: Request, call_next: Any) -> Any:
@@ -216,7 +220,14 @@ def create_app(context: AppContext) -> FastAPI:
                 # Gave up while waiting: its turn ran for nobody, and live requests got
                 # 503 behind such ones (diff review).
                 return Response(status_code=499)
-            return await call_next(request)
+            watch = None
+            if client_gone is not None:
+                watch = ClientWatch(client_gone, stop_thread_reads)
+            token = CLIENT_WATCH.set(watch)
+            try:
+                return await call_next(request)
+            finally:
+                CLIENT_WATCH.reset(token)
         finally:
             analysis_turns.release()
 

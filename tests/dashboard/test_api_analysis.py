@@ -841,3 +841,49 @@ def _get_in_process(app: Any, path: str) -> httpx.Response:
             return await c.get(path)
 
     return asyncio.run(get())
+
+
+def test_an_analysis_whose_client_leaves_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that gave up (Ctrl-C, its timeout) left its analysis running to the end,
+    holding one of the server's turns. It is interrupted now, also when the client
+    leaves between two of its queries (an interrupt while none runs does nothing)."""
+    import time
+
+    from flowscope.analyzer.analysis import Analysis
+    from flowscope.dashboard.app import AppContext, create_app
+    from flowscope.http_server import CLIENT_GONE
+    from flowscope.store.database import Database
+
+    started: list[float] = []
+
+    def long_analysis(self: Analysis, *_a: Any, **_k: Any) -> list[Any]:
+        started.append(time.monotonic())
+        time.sleep(0.6)  # the client leaves now, while no query runs
+        # ~45 s of work on this machine unless stopped
+        sql = "SELECT count(*) FROM range(10000000000) t(i) WHERE hash(i) % 7 = 0"
+        self.database.reader().execute(sql).fetchall()
+        return []
+
+    monkeypatch.setattr(Analysis, "flows", long_analysis)
+    database = Database(tmp_path / "left.duckdb")
+    try:
+        app = create_app(AppContext(database=database))
+
+        def gone() -> bool:
+            return bool(started) and time.monotonic() - started[0] > 0.3
+
+        async def leaving_client(scope: Any, receive: Any, send: Any) -> None:
+            scope = {**scope, "extensions": {**scope.get("extensions", {}), CLIENT_GONE: gone}}
+            await app(scope, receive, send)
+
+        answer = _get_in_process(leaving_client, "/api/flows")
+        took = time.monotonic() - started[0]
+        # The thread's cursor reads again afterwards.
+        assert database.reader().execute("SELECT 42").fetchall() == [(42,)]
+    finally:
+        database.close()
+    assert answer.status_code == 499, answer.text
+    assert "its analysis was stopped" in answer.json()["detail"]["message"]
+    assert took < 10
