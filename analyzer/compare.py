@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flowscope.analyzer.milliseconds import ms_of_ns
 from flowscope.analyzer.model import Step, StepDelta, kind_name
 from flowscope.analyzer.steps import LoadedSpans, step_id
 
@@ -56,7 +57,7 @@ def trace_step_values(loaded: LoadedSpans) -> dict[str, StepValue]:
             service=service,
             operation=operation,
             kind=kind,
-            ms=float(np.median(durations)) / 1e6,
+            ms=ms_of_ns(np.median(durations)),
             error_rate=errors / len(members),
             calls=len(members),
         )

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowscope.analyzer.flows_config import FlowsConfig, RootFacts, slugify
+from flowscope.analyzer.milliseconds import ms_of_ns
 from flowscope.analyzer.model import Flow, Window
 from flowscope.analyzer.rates import rate_minutes
 from flowscope.store.database import Database
@@ -200,9 +201,9 @@ def flow_record(
         traces=int(traces),
         error_rate=int(error_traces) / int(traces) if traces else 0.0,
         traces_with_span_errors=int(with_span_errors),
-        p50_ms=float(p50) / 1e6,
-        p95_ms=float(p95) / 1e6,
-        p99_ms=float(p99) / 1e6,
+        p50_ms=ms_of_ns(p50),
+        p95_ms=ms_of_ns(p95),
+        p99_ms=ms_of_ns(p99),
         rate_per_min=int(traces) / minutes if minutes > 0 else 0.0,
         group=group or {},
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from flowscope.analyzer.milliseconds import ms_of_ns
 from flowscope.analyzer.model import (
     Edge,
     EdgeRule,
@@ -25,10 +26,6 @@ from flowscope.analyzer.rates import rate_minutes
 from flowscope.store.database import Database
 
 
-def _ms(value: Any) -> float:
-    return float(value) / 1e6
-
-
 def _edge(row: tuple[Any, ...], minutes: float) -> Edge:
     source, target, rule, kind, system, destination, calls, errors, latency, lag = row
     p50, p95, p99 = latency
@@ -41,15 +38,15 @@ def _edge(row: tuple[Any, ...], minutes: float) -> Edge:
         calls=int(calls),
         errors=int(errors),
         error_rate=int(errors) / int(calls),
-        p50_ms=_ms(p50),
-        p95_ms=_ms(p95),
-        p99_ms=_ms(p99),
+        p50_ms=ms_of_ns(p50),
+        p95_ms=ms_of_ns(p95),
+        p99_ms=ms_of_ns(p99),
         rate_per_min=int(calls) / minutes,
         messaging_system=system if is_async else None,
         destination=destination if is_async else None,
-        lag_p50_ms=None if lag_p[0] is None else _ms(lag_p[0]),
-        lag_p95_ms=None if lag_p[1] is None else _ms(lag_p[1]),
-        lag_p99_ms=None if lag_p[2] is None else _ms(lag_p[2]),
+        lag_p50_ms=None if lag_p[0] is None else ms_of_ns(lag_p[0]),
+        lag_p95_ms=None if lag_p[1] is None else ms_of_ns(lag_p[1]),
+        lag_p99_ms=None if lag_p[2] is None else ms_of_ns(lag_p[2]),
         peer_kind=cast(PeerKind, kind) if rule == "virtual" else None,
     )
 
@@ -65,7 +62,7 @@ def build_map(
             kind="service",
             spans=int(spans),
             error_rate=int(errors) / int(spans) if spans else 0.0,
-            p95_ms=None if p95 is None else _ms(p95),
+            p95_ms=None if p95 is None else ms_of_ns(p95),
         )
     for edge in edges:
         # Both ends of an rpc or async call are services that sent spans; outside the

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from flowscope.analyzer.milliseconds import ms_of_ns
 from flowscope.analyzer.model import Step, Window
 from flowscope.analyzer.span_tree import SpanRows, SpanTree
 from flowscope.store.database import Database
@@ -138,13 +139,6 @@ def root_flow_steps(
     return _steps_of(database, database.fetch("steps_root_stats", params), None)
 
 
-def _ms(ns: float) -> float:
-    """Milliseconds to a thousandth of a nanosecond: interpolated percentiles of integer
-    nanoseconds lie on that grid, and rounding to it removes last-bit differences that
-    the order rows are aggregated in can make."""
-    return round(float(ns) / 1e6, 9)
-
-
 def _steps_of(database: Database, rows: Sequence[Sequence[Any]], by: str | None) -> list[Step]:
     keys = sorted({int(row[1]) for row in rows})
     names = {
@@ -170,11 +164,11 @@ def _steps_of(database: Database, rows: Sequence[Sequence[Any]], by: str | None)
                 errors=int(errors),
                 error_rate=int(errors) / int(calls),
                 origin_errors=int(origins),
-                p50_ms=_ms(p50),
-                p95_ms=_ms(p95),
-                p99_ms=_ms(p99),
-                self_p50_ms=_ms(self_p50),
-                start_offset_p50_ms=_ms(offset_p50),
+                p50_ms=ms_of_ns(p50),
+                p95_ms=ms_of_ns(p95),
+                p99_ms=ms_of_ns(p99),
+                self_p50_ms=ms_of_ns(self_p50),
+                start_offset_p50_ms=ms_of_ns(offset_p50),
                 critical_path_share=float(share),
                 peer=peer,
                 group={by: str(group)} if by is not None else {},
