@@ -128,16 +128,20 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.WARNING,
         format=LOG_FORMAT,
     )
-    for warning in unread_variables(_long_options(main)):
+    running = main.commands.get(click.get_current_context().invoked_subcommand or "")
+    options = _long_options(main) | (_long_options(running) if running else set())
+    elsewhere: dict[str, list[str]] = {}
+    for name, command in sorted(main.commands.items()):
+        if not command.hidden:
+            for option in _long_options(command) - options:
+                elsewhere.setdefault(option, []).append(name)
+    for warning in unread_variables(options, elsewhere):
         click.echo(warning, err=True)
 
 
 def _long_options(command: click.Command) -> set[str]:
-    """Every ``--name`` option of ``command`` and its subcommands."""
+    """Every ``--name`` option of ``command`` itself."""
     names = {o for p in command.params if isinstance(p, click.Option) for o in p.opts}
-    if isinstance(command, click.Group):
-        for sub in command.commands.values():
-            names |= _long_options(sub)
     return {name for name in names if name.startswith("--")}
 
 

@@ -40,7 +40,8 @@ closed. An argument (or `FLOWSCOPE_` variable) that is not valid UTF-8 is refuse
 in CJK), it is written as an escape (`\\u6f22`). Options are read from
 `FLOWSCOPE_DB`, `FLOWSCOPE_TOKEN` and `FLOWSCOPE_CORS_ORIGIN` only; another
 `FLOWSCOPE_` variable named like an option (a guessed `FLOWSCOPE_RETENTION`) gets a
-warning naming the option to give instead.
+warning naming the option to give instead (or, when the command has no such
+option, the commands that do).
 Tables keep each row's operation when they cut a long name: the service is cut
 first. A name too long for its column (60 or 70 characters) is cut in the middle,
 `com.example.platform.enterpris….mainframe.primary.shard-0042`, so names that differ

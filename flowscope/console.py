@@ -52,25 +52,33 @@ def _undecodable_argument() -> str | None:
     return None
 
 
-def unread_variables(options: set[str]) -> list[str]:
+def unread_variables(options: set[str], elsewhere: dict[str, list[str]]) -> list[str]:
     """A warning for each FLOWSCOPE_ variable no option reads that looks like one of
-    ``options`` (long names, ``--retention``): a guess such as FLOWSCOPE_RETENTION=off
-    was ignored without a word, and serve's default retention then deleted an imported
-    file's older spans. Others (Kubernetes' FLOWSCOPE_SERVICE_HOST, a Dockerfile's
-    FLOWSCOPE_VERSION) are not flowscope's business."""
+    ``options`` (long names, ``--retention``: the running command's) or of another
+    command (``elsewhere``: option to the commands that take it): a guess such as
+    FLOWSCOPE_RETENTION=off was ignored without a word, and serve's default retention
+    then deleted an imported file's older spans. Others (Kubernetes'
+    FLOWSCOPE_SERVICE_HOST, a Dockerfile's FLOWSCOPE_VERSION) are not flowscope's
+    business."""
     read = ", ".join(sorted(OPTION_VARIABLES))
     warnings = []
     for name in sorted(os.environ):
+        if not name.startswith("FLOWSCOPE_") or name in KNOWN_VARIABLES:
+            continue
         option = "--" + name.removeprefix("FLOWSCOPE_").lower().replace("_", "-")
-        if (
-            name.startswith("FLOWSCOPE_")
-            and name not in KNOWN_VARIABLES
-            and option in options - {"--version", "--help"}
-        ):
-            warnings.append(
-                f"flowscope: warning: ${name} is not read (options are read from {read} "
-                f"only); give {option} instead"
-            )
+        if option in {"--version", "--help"}:
+            continue
+        if option in options:
+            advice = f"give {option} instead"
+        elif option in elsewhere:
+            # Not this command's: "give --retention instead" named an option `flows`
+            # refused (docs review).
+            advice = f"{option} is an option of {' and '.join(elsewhere[option])}"
+        else:
+            continue
+        warnings.append(
+            f"flowscope: warning: ${name} is not read (options are read from {read} only); {advice}"
+        )
     return warnings
 
 
