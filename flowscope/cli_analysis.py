@@ -536,7 +536,9 @@ def flow(
 
     given = click.get_current_context().get_parameter_source("diagram")
     if fmt != "mermaid" and given is not click.core.ParameterSource.DEFAULT:
-        fail("--diagram chooses the Mermaid diagram: give it with --format mermaid")
+        raise click.UsageError(
+            "--diagram chooses the Mermaid diagram: give it with --format mermaid"
+        )
     with analysis_source(db, server_url, token, flows_file) as source:
         detail = source.flow(flow_id, since, until, by)
     # The API's and the Python API's names: mermaid-sequence, mermaid-flowchart, dot.
@@ -1103,18 +1105,20 @@ def compare(
             f"takes two service.versions, got {versions[0]!r} and then {versions[1]!r}",
             param_hint="'--versions'",
         )
+    # Refused as usage errors (status 2), as click's own are: they exited 1, the status
+    # of a failed read (docs review).
     if len(trace_ids) not in (0, 2):
-        fail("compare takes two trace ids (or none, with --trace/--flow)")
+        raise click.UsageError("compare takes two trace ids (or none, with --trace/--flow)")
     if baseline and not trace_id:
         # With two trace ids it was ignored: a two-trace comparison came back.
-        fail("--baseline compares the trace given with --trace; give --trace T")
+        raise click.UsageError("--baseline compares the trace given with --trace; give --trace T")
     if trace_id and not baseline and not trace_ids and not flow:
-        fail(
+        raise click.UsageError(
             "--trace compares a trace with its flow's step P50s: add --baseline "
             "(or give two trace ids to compare them)"
         )
     if not (trace_ids or (trace_id and baseline) or flow):
-        fail(
+        raise click.UsageError(
             "say what to compare: TRACE_A TRACE_B, --trace T --baseline, "
             "--flow F --left-since/--right-since ..., or --flow F --versions V1 V2"
         )
@@ -1136,8 +1140,13 @@ def compare(
         "right_since": right_since,
         "right_until": right_until,
     }
+    from flowscope.analysis_sources import compare_mode
     from flowscope.analyzer.errors import AnalysisError
 
+    try:
+        compare_mode(params, "cli")
+    except AnalysisError as exc:  # options of two comparisons, or of none complete
+        raise click.UsageError(str(exc)) from exc
     with analysis_source(db, server_url, token, flows_file) as source:
         try:
             result = source.compare(**params)

@@ -119,7 +119,7 @@ def test_a_window_that_ends_before_every_span_says_to_move_its_until(
 
 def test_diagram_without_mermaid_is_refused(scenario_db: Path) -> None:
     result = run("flow", ORDERS, "--db", str(scenario_db), "--diagram", "flowchart")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error, as click's own
     assert "--format mermaid" in result.stderr
     window = ["--since", SINCE, "--until", UNTIL]
     drawn = run(
@@ -339,7 +339,7 @@ def test_comparing_an_automatic_flow_a_rule_took_names_the_rule_flow(
     )
     # A usage error is only that (it got the hint too).
     usage = run("compare", "--flow", ORDERS, *versions, "--left-since", SINCE, *where)
-    assert usage.exit_code == 1 and "flows.yaml puts" not in usage.stderr
+    assert usage.exit_code == 2 and "flows.yaml puts" not in usage.stderr
     assert "versions are compared over one window" in usage.stderr
     # Without the rule, the same comparisons have traces on both sides and no hint.
     plain = run("compare", "--flow", ORDERS, *versions, "--db", str(scenario_db))
@@ -351,7 +351,7 @@ def test_compare_names_an_empty_version_and_sides_that_are_the_same(scenario_db:
     zeros that read as "no change" with nothing said."""
     window = ["--since", SINCE, "--until", UNTIL, "--db", str(scenario_db)]
     empty = run("compare", "--flow", ORDERS, "--versions", "", "2.0", *window)
-    assert empty.exit_code == 1
+    assert empty.exit_code == 2
     assert "--versions: a version must not be empty" in empty.stderr
     same = run("compare", "--flow", ORDERS, "--versions", "1.0", "1.0", *window)
     assert same.exit_code == 0
