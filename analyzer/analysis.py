@@ -43,7 +43,7 @@ from flowscope.analyzer.rates import rate_minutes
 from flowscope.analyzer.service_map import service_map
 from flowscope.analyzer.steps import flow_steps, root_flow_steps
 from flowscope.analyzer.trace_view import LoadedTrace, load_trace, trace_view
-from flowscope.analyzer.window import STORABLE_NS, format_ns, window_label
+from flowscope.analyzer.window import STORABLE_NS, timestamp_ns, window_label
 from flowscope.store.database import Database
 from flowscope.store.derivation import read_snapshot
 
@@ -215,7 +215,7 @@ class Analysis:
                     flow=flow_id,
                     root_service=svc,
                     root_operation=op,
-                    start=format_ns(int(start)),
+                    start=timestamp_ns(int(start)),
                     duration_ms=int(duration) / 1e6,
                     spans=int(spans),
                     services=int(services),

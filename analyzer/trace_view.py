@@ -32,7 +32,7 @@ from flowscope.analyzer.model import (
 from flowscope.analyzer.shared_ids import half_span_id, unshare
 from flowscope.analyzer.span_tree import SpanRows, build
 from flowscope.analyzer.steps import LoadedSpans, op_key, step_id
-from flowscope.analyzer.window import format_ns
+from flowscope.analyzer.window import timestamp_ns
 from flowscope.store.database import Database
 
 # Events a trace view holds at most: a trace of 152k events (a batch job logging each
@@ -87,7 +87,7 @@ def _details(row: tuple[Any, ...], extra: tuple[Any, ...] | None, allowed: int) 
         (
             SpanEvent(
                 name=str(e["name"]),
-                start=format_ns(int(e["start"])),
+                start=timestamp_ns(int(e["start"])),
                 offset_ms=(int(e["start"]) - start) / 1e6,
                 attributes=_texts(e["attributes"]),
             )
@@ -303,7 +303,7 @@ def trace_view(
                 service=service,
                 operation=operation,
                 kind=kind_name(kind),
-                start=format_ns(start),
+                start=timestamp_ns(start),
                 start_offset_ms=(start - origin) / 1e6,
                 duration_ms=int(rows.duration[row]) / 1e6,
                 self_ms=int(tree.self_ns[row]) / 1e6,

@@ -106,12 +106,21 @@ def _to_ns(value: datetime) -> int:
 
 
 def format_ns(ns: int) -> str:
-    """RFC 3339 in UTC with nanoseconds trimmed of trailing zeros (``...T00:00:00.25Z``)."""
+    """RFC 3339 in UTC with nanoseconds trimmed of trailing zeros (``...T00:00:00.25Z``),
+    for people: messages and labels."""
     seconds, rest = divmod(ns, 1_000_000_000)
     text = _second(seconds)
     if rest:
         text += "." + f"{rest:09d}".rstrip("0")
     return text + "Z"
+
+
+def timestamp_ns(ns: int) -> str:
+    """RFC 3339 in UTC with all nine fraction digits (``...T00:00:00.250000000Z``), for
+    answers' fields: trimmed, ``...51.05118181Z`` (…810 ns) sorted as text after
+    ``...51.051181811Z``, and the digits varied from row to row (docs review)."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return f"{_second(seconds)}.{rest:09d}Z"
 
 
 def window_label(window: Window) -> str:

@@ -903,7 +903,7 @@ MAX_EVENTS_SHOWN = 20
 
 
 # An event's time when it was sent with none (OTLP's 0, "unset"): stored as sent.
-_NO_TIME = "1970-01-01T00:00:00Z"
+_NO_TIME = "1970-01-01T00:00:00.000000000Z"
 
 
 # Spans an export reads a query: a server answers no more rows (its SQL row limit).

@@ -48,7 +48,7 @@ def test_first_trace_as_a_tree(analyze: Analyze) -> None:
     assert by_id[root.children[0]].children == [view.spans[2].span_id]
     assert view.spans[2].status == "Error" and view.spans[3].status == "Error"
     assert view.spans[3].attributes == {"db.system": "postgresql"}
-    assert view.spans[0].start == "2026-01-01T00:00:00Z"
+    assert view.spans[0].start == "2026-01-01T00:00:00.000000000Z"
     assert [s.on_critical_path for s in view.spans] == [
         True,
         True,

@@ -24,7 +24,7 @@ def test_slowest_first_with_summary_fields(analyze: Analyze) -> None:
         flow="gateway-post-orders-a164bc",
         root_service="gateway",
         root_operation="POST /orders",
-        start="2026-01-01T00:03:00Z",
+        start="2026-01-01T00:03:00.000000000Z",
         duration_ms=400.0,
         spans=2,
         services=2,
