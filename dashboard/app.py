@@ -145,7 +145,21 @@ def create_app(context: AppContext) -> FastAPI:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        body_refused = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors())
+        if body_refused and media_type and not _is_json(media_type):
+            # curl -d sends a form: the 422 quoted the body as Python bytes and said
+            # nothing of the header to add (docs review).
+            return JSONResponse(
+                {
+                    "detail": {
+                        "message": f"the body is read as JSON, not {media_type}: send it "
+                        'with Content-Type: application/json, as {"sql": "SELECT 1"}'
+                    }
+                },
+                status_code=415,
+            )
         # FastAPI's own answer echoes the input; a NaN there (Python's JSON reads it)
         # cannot be written as JSON, and the 422 became a 500.
         return JSONResponse({"detail": _json_safe(exc.errors())}, status_code=422)
@@ -487,6 +501,12 @@ def create_app(context: AppContext) -> FastAPI:
 # The answers' records whose every field is always sent (as_dict() of a dataclass),
 # null when it has no value, though the field has a default.
 ALWAYS_SENT = ("Edge", "Flow", "Step", "StepDelta", "TraceAnswer", "TraceSpan")
+
+
+def _is_json(media_type: str) -> bool:
+    """Whether FastAPI reads a body of ``media_type`` as JSON (``application/*+json``)."""
+    main, _, sub = media_type.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
 
 
 def _declare_bearer_auth(app: FastAPI, *, required: bool) -> None:

@@ -213,6 +213,27 @@ def test_malformed_bodies_are_422(api: httpx.Client) -> None:
     assert nan.status_code == 422 and nan.json()["detail"][0]["input"] == "nan"
 
 
+def test_a_body_sent_as_a_form_is_told_to_send_json(api: httpx.Client) -> None:
+    """curl -d sends a form: the 422 quoted the body as Python bytes ("b'{...}'") and
+    did not name the header to add (docs review)."""
+    form = api.post(
+        "/api/sql",
+        content=b'{"sql": "SELECT 1"}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert form.status_code == 415
+    message = form.json()["detail"]["message"]
+    assert message.startswith("the body is read as JSON, not application/x-www-form-urlencoded")
+    assert "Content-Type: application/json" in message
+    # A JSON media type of its own (RFC 6839's +json) is read as JSON.
+    plus = api.post(
+        "/api/sql",
+        content=b'{"sql": "SELECT 1 AS x"}',
+        headers={"Content-Type": "application/vnd.x+json; charset=utf-8"},
+    )
+    assert plus.status_code == 200 and plus.json()["rows"] == [[1]]
+
+
 def test_values_python_cannot_hold_are_400_not_500(api: httpx.Client) -> None:
     for query in ("SELECT to_days(1000000000)", "SELECT [INTERVAL '100000000 years']"):
         answer = api.post("/api/sql", json={"sql": query})
