@@ -101,6 +101,22 @@ class _MapColumn:
 # alone is rejected, by this check, with a message that says why. No valid id has
 # this length (16 or 8 bytes), so it can never pass as one.
 NOT_HEX_ID = b"\xffnot a hex id"
+# Likewise for hex digits of an odd count, the count after it: "not a hex string"
+# called 15 good digits something else (docs review). 17 bytes and more, no id's length.
+ODD_HEX_ID = b"\xffodd hex digits "
+
+
+def odd_hex_id(digits: int) -> bytes:
+    return ODD_HEX_ID + str(digits).encode()
+
+
+def _hex_problem(value: bytes, size: int) -> str | None:
+    """What a decoder's marker says is wrong with an id's text, or None for bytes."""
+    if value == NOT_HEX_ID:
+        return f"is not a hex string (OTLP/JSON ids are {2 * size} hex digits)"
+    if value.startswith(ODD_HEX_ID):
+        return f"has {value[len(ODD_HEX_ID) :].decode()} hex digits, expected {2 * size}"
+    return None
 
 
 def _id_problem(trace_id: bytes, span_id: bytes, parent_id: bytes) -> str:
@@ -111,8 +127,8 @@ def _id_problem(trace_id: bytes, span_id: bytes, parent_id: bytes) -> str:
     ):
         if optional and not value:
             continue
-        if value == NOT_HEX_ID:
-            return f"{name} is not a hex string (OTLP/JSON ids are {2 * size} hex digits)"
+        if (problem := _hex_problem(value, size)) is not None:
+            return f"{name} {problem}"
         if len(value) != size:
             return f"{name} has {len(value)} bytes, expected {size}"
         if not any(value):
@@ -137,8 +153,8 @@ def _content_problem(span: Span) -> str:
             return f"{name} {value} is past 2262-04-11, the latest time that can be stored"
     for number, link in enumerate(span.links, 1):
         for name, link_id, size in (("trace_id", link.trace_id, 16), ("span_id", link.span_id, 8)):
-            if link_id == NOT_HEX_ID:
-                return f"link {number}'s {name} is not a hex string"
+            if (problem := _hex_problem(link_id, size)) is not None:
+                return f"link {number}'s {name} {problem}"
             if link_id and len(link_id) != size:
                 return f"link {number}'s {name} has {len(link_id)} bytes, expected {size}"
     return ""

@@ -26,7 +26,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from flowscope.collector.flatten import NOT_HEX_ID
+from flowscope.collector.flatten import NOT_HEX_ID, odd_hex_id
 
 
 class Decline(Exception):
@@ -34,6 +34,7 @@ class Decline(Exception):
 
 
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]+")
 _DECIMAL = re.compile(r"-?[0-9]+")
 _U64 = 2**64
 I64 = 2**63  # an int64 is in [-I64, I64)
@@ -225,7 +226,9 @@ def _id(item: dict[str, Any], key: str) -> bytes:
 def hex_id(text: str) -> bytes:
     """An OTLP/JSON id's bytes; not hex (``bytes.fromhex`` alone would also take
     "01 02"): the marker the span-level check rejects that span by, saying why."""
-    return bytes.fromhex(text) if _HEX.fullmatch(text) else NOT_HEX_ID
+    if _HEX.fullmatch(text):
+        return bytes.fromhex(text)
+    return odd_hex_id(len(text)) if _HEX_DIGITS.fullmatch(text) else NOT_HEX_ID
 
 
 def _integer(value: Any, low: int, high: int) -> int:

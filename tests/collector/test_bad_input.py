@@ -413,6 +413,11 @@ def test_invalid_ids_rejected_individually_json(live: tuple[FlowscopeServer, End
                                 "spanId": "eee19b7ec3c1b176",
                                 "name": "not hex",
                             },
+                            {
+                                "traceId": "5b8efff798038103d269b633813fc60c",
+                                "spanId": "a" * 15,
+                                "name": "odd",
+                            },
                         ]
                     }
                 ],
@@ -422,9 +427,11 @@ def test_invalid_ids_rejected_individually_json(live: tuple[FlowscopeServer, End
     response = httpx.post(f"{endpoints.http}/v1/traces", json=doc)
     assert response.status_code == 200
     partial = response.json()["partialSuccess"]
-    assert partial["rejectedSpans"] == "2"
+    assert partial["rejectedSpans"] == "3"
     assert "span 'short': trace_id has 2 bytes, expected 16" in partial["errorMessage"]
     assert "span 'not hex': trace_id is not a hex string" in partial["errorMessage"]
+    # Not "not a hex string": each digit is one (docs review).
+    assert "span 'odd': span_id has 15 hex digits, expected 16" in partial["errorMessage"]
     assert _count(server) == before + 1
 
 
