@@ -40,8 +40,10 @@ import base64
 import codecs
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
@@ -372,12 +374,46 @@ def _is_tempo(shape: _Shape) -> bool:
 
 def tempo_to_otlp_json(document: object) -> object:
     """The OTLP JSON object a Tempo answer holds (anything else is returned as it is,
-    for the OTLP reader to refuse by its shape)."""
+    for the OTLP reader to refuse by its shape), its ids in hex."""
     if isinstance(document, dict) and isinstance(document.get("trace"), dict):
         document = document["trace"]
     if isinstance(document, dict) and "batches" in document and "resourceSpans" not in document:
         document = {"resourceSpans": document["batches"]}
+    if isinstance(document, dict):
+        for span in _otlp_json_spans(document):
+            _ids_in_hex(span)
+            for link in span.get("links") or ():
+                if isinstance(link, dict):
+                    _ids_in_hex(link)
     return document
+
+
+# Tempo's trace answers write ids in base64, protobuf's generic JSON for bytes (its
+# /api/traces/<id> calls jsonpb on the OTLP messages; grafana/tempo#5437): every span of
+# a `curl .../api/traces/ID > t.json` was refused as not hex. A 16-byte id is 24 such
+# characters, an 8-byte one 12, padding included: never a hex id's 32 or 16.
+_BASE64_ID = re.compile(r"[A-Za-z0-9+/]{22}==|[A-Za-z0-9+/]{11}=")
+_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def _otlp_json_spans(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The span objects of an OTLP JSON document, under any of the names it may use."""
+    for resource in _objects(document.get("resourceSpans") or document.get("resource_spans")):
+        for key in ("scopeSpans", "scope_spans", "instrumentationLibrarySpans"):
+            for scope in _objects(resource.get(key)):
+                yield from _objects(scope.get("spans"))
+
+
+def _objects(value: object) -> Iterator[dict[str, Any]]:
+    if isinstance(value, list):
+        yield from (item for item in value if isinstance(item, dict))
+
+
+def _ids_in_hex(item: dict[str, Any]) -> None:
+    for key in _ID_KEYS:
+        value = item.get(key)
+        if isinstance(value, str) and _BASE64_ID.fullmatch(value):
+            item[key] = base64.b64decode(value).hex()
 
 
 def _is_jaeger_trace(shape: _Shape, path: tuple[str, ...]) -> bool:
