@@ -422,8 +422,10 @@ def _plural(count: int, noun: str) -> str:
 
 
 def incomplete(report: FileReport) -> bool:
-    """The file failed, or was read only in part: the run's exit status says so."""
-    return bool(report.error or report.bad_parts)
+    """The file failed, was read only in part, or every span it held was rejected: the
+    run's exit status says so (a file of ids no reader takes, 0 spans stored, ended
+    with 0, which a script read as success)."""
+    return bool(report.error or report.bad_parts or (report.rejected and not report.spans))
 
 
 def summary_line(reports: Sequence[FileReport], server_url: str | None, seconds: float) -> str:

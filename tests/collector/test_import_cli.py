@@ -500,6 +500,25 @@ def test_rejected_spans_count_in_a_files_spans_as_through_a_server(tmp_path: Pat
     assert _stored(db) == 7
 
 
+def test_a_file_whose_every_span_is_rejected_fails_the_import(tmp_path: Path) -> None:
+    """ "imported 0 new spans" with status 0: a script took a file of ids no reader
+    takes (Tempo's base64 ones, before they were read) for a success (migrator review)."""
+    request = realistic_request(1, seed=42)
+    for resource in request.resource_spans:
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                span.trace_id = b""
+    bad = tmp_path / "bad.pb"
+    bad.write_bytes(request.SerializeToString())
+    good = tmp_path / "good.pb"
+    good.write_bytes(realistic_request(1, seed=43).SerializeToString())
+    db = tmp_path / "all-rejected.duckdb"
+    result = _flowscope("import", "--db", str(db), str(bad), str(good), "--no-progress")
+    assert result.returncode == 1, result.stderr
+    assert f"{bad}: otlp-protobuf, 8 spans, 0 new, 0 duplicates, 8 rejected" in result.stdout
+    assert _stored(db) == 8  # the other file's, imported all the same
+
+
 def test_half_a_surrogate_pair_in_jaeger_and_zipkin_files_is_replaced(tmp_path: Path) -> None:
     """An escaped half pair ("op\\ud83c") ended the import in a traceback."""
     jaeger = tmp_path / "jaeger.json"
