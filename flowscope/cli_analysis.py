@@ -257,6 +257,10 @@ def by_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     return value
 
 
+# Jaeger's tags the importers make a span's status of, not attributes.
+_STATUS_TAGS = {"error", "otel.status_code", "otel.status_description"}
+
+
 def _span_filter_hint(
     source: Any, window: Any, spans: tuple[str | None, str | None, list[tuple[str, str]]]
 ) -> str | None:
@@ -280,6 +284,15 @@ def _span_filter_hint(
         },
     )
     matched, services = source.sql(query, 1).rows[0]
+    status_keys = sorted({k for k, _ in attributes} & _STATUS_TAGS)
+    if not matched and status_keys:
+        # Jaeger's tag search for errors: the import keeps no such attribute (migrator
+        # review: "none of the traces ... matches", and nothing said why).
+        return (
+            f"no span holds {' or '.join(status_keys)} as an attribute: imports read "
+            "Jaeger's error and otel.status_* tags into the span's status, which --error "
+            "(or --no-error) filters by"
+        )
     if not matched and service is not None and service not in (services or []):
         close = difflib.get_close_matches(service, services or [], n=3, cutoff=0.6)
         known = close or sorted(services or [])[:8]

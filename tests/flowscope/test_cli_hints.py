@@ -411,3 +411,28 @@ def test_a_by_attribute_no_trace_has_is_named(command: list[str], scenario_db: P
     assert "(no trace in the window has a value for 'wallet_provider'" in typo.stderr
     right = run(*command, *window, "--by", "wallet.provider")
     assert right.exit_code == 0 and right.stderr == "" and "paypal" in right.stdout
+
+
+def test_searching_jaegers_error_tag_points_to_error(tmp_path: Path) -> None:
+    """`traces --attr error=true`, Jaeger's usual tag search, found nothing without a
+    word: the import makes the span's status of that tag (migrator review)."""
+    jaeger = tmp_path / "jaeger.json"
+    jaeger.write_text(
+        '{"data":[{"traceID":"5b8efff798038103d269b633813fc60d","spans":[{"traceID":'
+        '"5b8efff798038103d269b633813fc60d","spanID":"eee19b7ec3c1b174","operationName":'
+        '"GET /x","references":[],"startTime":1767225600000000,"duration":5000,"tags":'
+        '[{"key":"error","type":"bool","value":true},{"key":"span.kind","type":"string",'
+        '"value":"server"}],"logs":[],"processID":"p1"}],'
+        '"processes":{"p1":{"serviceName":"svc","tags":[]}}}]}',
+        encoding="utf-8",
+    )
+    db = tmp_path / "jaeger.duckdb"
+    assert run("import", "--db", str(db), str(jaeger), "--no-progress").exit_code == 0
+    window = ["--db", str(db), "--since", SINCE, "--until", UNTIL]
+    tagged = run("traces", *window, "--attr", "error=true")
+    assert tagged.exit_code == 0 and "5b8efff7" not in tagged.stdout
+    assert tagged.stderr == (
+        "(no span holds error as an attribute: imports read Jaeger's error and otel.status_* "
+        "tags into the span's status, which --error (or --no-error) filters by)\n"
+    )
+    assert "5b8efff798038103d269b633813fc60d" in run("traces", *window, "--error").stdout
