@@ -502,7 +502,15 @@ class Database:
             journal.close(all_moved=False)
             raise
         if added:
-            log.info("%s: replayed %d acknowledged spans from the journal", self.path, added)
+            # A warning: the process that acknowledged them stopped before committing
+            # them (a crash, a SIGKILL), which an operator restarting it wants to see;
+            # at INFO a restart after a crash said nothing (lifecycle review).
+            log.warning(
+                "%s: replayed %d acknowledged spans from the journal: the process that "
+                "took them stopped before committing them; they are committed now",
+                self.path,
+                added,
+            )
         return added
 
     def _insert(self, tables: list[pa.Table], seq: int) -> int:
