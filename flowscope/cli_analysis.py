@@ -848,7 +848,11 @@ def trace(
     _echo_events(view)
     _echo_links(view)
     if not view.critical_path:  # it starts at the root span
-        why = "the root span lasts 0 ms" if view.flow else "the trace has no root span yet"
+        why = (
+            "the root span lasts 0 ms"
+            if view.flow
+            else "the trace has no root span: not arrived yet, or deleted by retention"
+        )
         click.echo(f"critical path: none ({why})")
         return
     click.echo("critical path:")
