@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from flowscope.durations import DEFAULT_RETENTION, format_duration, parse_duration
+from flowscope.durations import (
+    DEFAULT_RETENTION,
+    MAX_RETENTION,
+    TOO_LONG_RETENTION,
+    format_duration,
+    parse_duration,
+)
 
 if TYPE_CHECKING:  # the server's modules load when a command runs, not for --help
     from flowscope.server import FlowscopeServer, ServeConfig
@@ -46,19 +52,31 @@ def _plain_host(_ctx: click.Context, _param: click.Parameter, value: str) -> str
 class DurationType(click.ParamType):  # type: ignore[type-arg]
     name = "duration"
 
+    def __init__(self, at_most: tuple[timedelta, str] | None = None) -> None:
+        self.at_most = at_most  # the longest taken, and the refusal of a longer one
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, timedelta) or value is None:
             return value
-        if str(value).lower() in ("off", "none", "0"):
+        text = str(value).strip()
+        # Zero however written ('00', '0.0', ' 0 ') keeps all as '0' does: they were
+        # refused as no duration while ' 5m' was taken (lifecycle review).
+        if text.lower() in ("off", "none") or _ZERO.fullmatch(text):
             return None
         try:
-            duration = parse_duration(str(value))
+            duration = parse_duration(text)
         except ValueError as exc:
             self.fail(f"{exc}, or 'off'", param, ctx)
-        if not duration and float(re.sub(r"[^\d.]", "", str(value))) > 0:
+        if not duration and float(re.sub(r"[^\d.]", "", text)) > 0:
             # Under a microsecond rounds to 0, which would keep every span (as 'off').
-            self.fail(f"{str(value).strip()!r} is shorter than a microsecond", param, ctx)
+            self.fail(f"{text!r} is shorter than a microsecond", param, ctx)
+        if self.at_most is not None and duration > self.at_most[0]:
+            # Refused as the other bad values are ("Invalid value for ..."), not later.
+            self.fail(self.at_most[1], param, ctx)
         return duration or None  # '0s', '0d': 0, which keeps all like '0' (--help says so)
+
+
+_ZERO = re.compile(r"0+(?:\.0*)?")
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -521,7 +539,7 @@ def server_options(function: F) -> F:
             "--retention",
             default=format_duration(DEFAULT_RETENTION),
             show_default=True,
-            type=DurationType(),
+            type=DurationType(at_most=(MAX_RETENTION, TOO_LONG_RETENTION)),
             help="Delete spans that started longer ago than this ('off' or 0 keeps all).",
         ),
     ]

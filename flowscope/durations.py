@@ -11,6 +11,10 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # `flowscope serve --retention` unless told otherwise (DESIGN: "--retention 7d").
 DEFAULT_RETENTION = timedelta(days=7)
+# Longer keeps everything: its cutoff would fall before year 1 (every sweep failed on
+# the date).
+MAX_RETENTION = timedelta(days=36_525)
+TOO_LONG_RETENTION = "retention over 100 years keeps everything: use 'off'"
 
 
 def nanoseconds(value: timedelta) -> int:

@@ -21,7 +21,7 @@ from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess, IngestSettings
 from flowscope.collector.receivers import Receivers, ReceiverSettings
 from flowscope.dashboard.app import AppContext, create_app
-from flowscope.durations import DEFAULT_RETENTION
+from flowscope.durations import DEFAULT_RETENTION, MAX_RETENTION, TOO_LONG_RETENTION
 from flowscope.http_server import HttpServer, binds_loopback, raise_open_file_limit
 from flowscope.store.database import Database, StoreError, remove_new_database
 from flowscope.store.dedup import pack_keys
@@ -127,15 +127,11 @@ class ServeConfig:
                     "repeat the option for more, or separate them by spaces"
                 )
         if self.retention is not None and self.retention > MAX_RETENTION:
-            # Its cutoff would fall before year 1 (every sweep failed on the date).
-            raise ValueError("retention over 100 years keeps everything: use 'off'")
+            raise ValueError(TOO_LONG_RETENTION)
 
     @property
     def is_loopback(self) -> bool:
         return binds_loopback(self.host)
-
-
-MAX_RETENTION = timedelta(days=36_525)
 
 
 def server_info_path(db: str) -> Path:

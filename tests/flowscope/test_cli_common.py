@@ -167,6 +167,22 @@ def test_a_zero_duration_in_any_unit_means_off() -> None:
     duration = DurationType()
     assert [duration.convert(v, None, None) for v in ("0", "0s", "0d", "off")] == [None] * 4
     assert duration.convert("7d", None, None) == timedelta(days=7)
+    # Refused as no duration while ' 5m' was taken (lifecycle review).
+    assert [duration.convert(v, None, None) for v in (" 0 ", "00", "0.0", " off ")] == [None] * 4
+    assert duration.convert(" 5m ", None, None) == timedelta(minutes=5)
+
+
+def test_a_retention_over_a_century_is_refused_as_a_bad_value() -> None:
+    """It was refused later, by the server's config, in another form than every other
+    bad value ("Error: retention over ..." without "Invalid value for '--retention'")."""
+    from flowscope.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--retention", "5300w"])
+    assert result.exit_code == 2
+    assert (
+        "Invalid value for '--retention': retention over 100 years keeps everything: use 'off'"
+        in result.output
+    )
 
 
 def test_a_duration_under_a_microsecond_is_refused_not_off() -> None:
