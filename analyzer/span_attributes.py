@@ -8,8 +8,9 @@ quiet server (docs/benchmarks.md).
 Virtual peer name of a CLIENT span (DESIGN.md §4 rule 2): ``peer.service``,
 ``service.peer.name``, ``db.system.name``/``db.system`` (+ ``/`` and
 ``db.namespace``/``db.name``), ``messaging.system`` (+ ``/`` and the destination),
-``server.address``, then the older ``net.peer.name``, then the host of ``url.full`` or
-the older ``http.url``; ``unknown`` when none names a peer. A key whose value is empty
+``server.address``, then the older ``net.peer.name``, OpenTracing's ``peer.hostname``
+(and its ``db.type``/``db.instance`` after the database keys), then the host of
+``url.full`` or the older ``http.url``; ``unknown`` when none names a peer. A key whose value is empty
 counts as absent. Its kind: database when a database system is named, messaging when a
 messaging system is, else external.
 """
@@ -31,11 +32,14 @@ _KEYS = (
     "db.system",
     "db.namespace",
     "db.name",
+    "db.type",
+    "db.instance",
     "messaging.system",
     "messaging.destination.name",
     "messaging.destination",
     "server.address",
     "net.peer.name",
+    "peer.hostname",
     "url.full",
     "http.url",
     "http.route",
@@ -109,17 +113,29 @@ def attribute_columns(
     Destination (PRODUCER and CONSUMER spans) and Route (root spans) per span; null where
     a span has none. ReportsOutcome: the span reports its request's outcome (below)."""
     value = _lookups(attributes)
-    db_system = _named(pc.coalesce(value["db.system.name"], value["db.system"]))
+    # OpenTracing's names last (db.type, db.instance, peer.hostname): Jaeger clients'
+    # spans, imported from Jaeger, all called one 'unknown' node (migrator review).
+    db_system = _named(
+        pc.coalesce(_named(value["db.system.name"]), _named(value["db.system"]), value["db.type"])
+    )
     msg_system = value["messaging.system"]
     destination = pc.coalesce(value["messaging.destination.name"], value["messaging.destination"])
     client = pc.equal(span_kind, pa.scalar("Client", pa.string()))
     named_peer = pc.coalesce(
         _named(value["peer.service"]),
         _named(value["service.peer.name"]),
-        _joined(db_system, _named(pc.coalesce(value["db.namespace"], value["db.name"]))),
+        _joined(
+            db_system,
+            pc.coalesce(
+                _named(value["db.namespace"]),
+                _named(value["db.name"]),
+                _named(value["db.instance"]),
+            ),
+        ),
         _joined(_named(msg_system), _named(destination)),
         _named(value["server.address"]),
         _named(value["net.peer.name"]),
+        _named(value["peer.hostname"]),
     )
     # Python's requests/httpx/urllib instrumentations name the peer by the URL alone:
     # every call out of such services went to one 'unknown' node. The host is read (a

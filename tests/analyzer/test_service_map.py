@@ -147,6 +147,22 @@ VIRTUAL_CASES: list[tuple[dict[str, Any], str, str]] = [
     ({"net.peer.name": "legacy.local", "http.url": "http://x/"}, "legacy.local", "external"),
     ({"http.url": "/relative/path"}, "unknown", "external"),
     ({}, "unknown", "external"),
+    # OpenTracing's names, as Jaeger clients set them (migrator review), after the others.
+    ({"db.type": "sql", "db.instance": "customers"}, "sql/customers", "database"),
+    ({"db.type": "redis", "peer.hostname": "cache-1"}, "redis", "database"),
+    ({"db.system": "postgresql", "db.type": "sql", "db.instance": "x"}, "postgresql/x", "database"),
+    (
+        {"peer.hostname": "legacy-billing", "http.url": "http://10.0.0.7/x"},
+        "legacy-billing",
+        "external",
+    ),
+    ({"net.peer.name": "a.local", "peer.hostname": "b"}, "a.local", "external"),
+    # An empty value counts as absent: the older key names the peer.
+    (
+        {"db.system.name": "", "db.system": "mysql", "db.namespace": "", "db.name": "shop"},
+        "mysql/shop",
+        "database",
+    ),
 ]
 
 
