@@ -304,7 +304,11 @@ def _span_filter_hint(
 
 
 def _spans_counted(count: int) -> str:
-    return f"{count:,} span{'' if count == 1 else 's'}"  # "1 spans in the window"
+    return _counted(count, "span")  # "1 spans in the window"
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _bound_shown(text: str | None) -> str | None:
@@ -804,7 +808,13 @@ def trace(
     if fmt == "json":
         echo_json(view.as_dict())
         return
+    # When and how wide, as Jaeger's trace header says (migrator review).
+    services = len({s.service for s in view.spans})
+    started = min((s.start for s in view.spans), default="")  # nine digits: sorts as time
     click.echo(shown(f"trace {view.trace_id}  flow {view.flow or '-'}  {view.duration_ms:.3f} ms"))
+    click.echo(
+        f"{_counted(len(view.spans), 'span')} in {_counted(services, 'service')}, started {started}"
+    )
     click.echo()
     # Without a window no baseline is computed: an empty step_p50_ms column would
     # read as "no data", so it is left out and the hint says how to get it.
