@@ -246,3 +246,17 @@ def test_an_op_label_keeps_the_operation_of_a_service_with_control_characters() 
     label = op_label(service, "GET /orders/{id}", tail=" -> postgresql")
     assert shown(label).endswith(": GET /orders/{id} -> postgresql")
     assert display_width(shown(label)) <= 70
+
+
+def test_small_numbers_in_a_table_are_not_in_exponent_form() -> None:
+    """An events table showed 5e-06 beside 0.001 in one column (migrator review)."""
+    from flowscope.cli_common import _cell
+
+    assert [_cell(v) for v in (5e-06, -5e-06, 1.234e-05, 0.001, 0.0, 12.5)] == [
+        "0.000005",
+        "-0.000005",
+        "0.000012",
+        "0.001",
+        "0",
+        "12.5",
+    ]
