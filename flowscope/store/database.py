@@ -191,6 +191,48 @@ def file_failure(path: str, exc: Exception) -> StoreError:
 _MAGIC = b"DUCK"
 
 
+class _OpenFiles:
+    """The database files this process has open in DuckDB, by device and inode (a
+    file named by two paths is one), each with how many handles have it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[tuple[int, int], int] = {}
+
+    def holds(self, path: str) -> bool:
+        key = _file_key(path)
+        with self._lock:
+            return key is not None and key in self._open
+
+    def add(self, path: str) -> tuple[int, int] | None:
+        key = _file_key(path)
+        if key is not None:
+            with self._lock:
+                self._open[key] = self._open.get(key, 0) + 1
+        return key
+
+    def remove(self, key: tuple[int, int] | None) -> None:
+        if key is None:
+            return
+        with self._lock:
+            left = self._open.get(key, 0) - 1
+            if left > 0:
+                self._open[key] = left
+            else:
+                self._open.pop(key, None)
+
+
+def _file_key(path: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+_FILES_OPEN = _OpenFiles()
+
+
 def _not_duckdb(path: str) -> str:
     """Why ``path`` is not a DuckDB file, or "" when it is one or nothing yet."""
     try:
@@ -350,16 +392,20 @@ class Database:
             if not read_only:
                 self.replay_journal()
         except duckdb.Error as exc:
-            self._connection.close()  # a refused file stays closed, not half open
+            self._close_connection()  # a refused file stays closed, not half open
             # A damaged file (cut short, say) fails at its first read, not at connect;
             # a full disk at the journal's replay.
             raise file_failure(self.path, exc) from exc
         except BaseException:
-            self._connection.close()
+            self._close_connection()
             raise
 
     def _connect(self, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
-        if why := _not_duckdb(self.path):
+        # Not when this process has the file open already (a notebook cell run again):
+        # closing the check's descriptor dropped every POSIX lock the process held on
+        # the file, DuckDB's among them, and `serve` then wrote under the open handle
+        # (notebook review). A file DuckDB has open is a DuckDB file.
+        if not _FILES_OPEN.holds(self.path) and (why := _not_duckdb(self.path)):
             # DuckDB 2 opens a .json, .jsonl, .csv or .parquet file as an in-memory
             # database with a view of it: spans imported or acknowledged into it were
             # lost when the process ended, and the file's own content never changed.
@@ -368,7 +414,7 @@ class Database:
                 "flowscope database"
             )
         try:
-            return duckdb.connect(self.path, read_only=self.read_only, config=config)
+            connection = duckdb.connect(self.path, read_only=self.read_only, config=config)
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():
@@ -376,6 +422,14 @@ class Database:
             raise StoreError(f"{self.path}: cannot open: {text}") from exc
         except duckdb.Error as exc:
             raise file_failure(self.path, exc) from exc
+        self._open_as = _FILES_OPEN.add(self.path)
+        return connection
+
+    def _close_connection(self) -> None:
+        try:
+            self._connection.close()
+        finally:
+            _FILES_OPEN.remove(self._open_as)
 
     def _check_schema(self) -> None:
         con = self._connection
@@ -683,7 +737,7 @@ class Database:
             except duckdb.Error as exc:
                 log.warning("%s: no checkpoint at close (%s)", self.path, exc)
             finally:
-                self._connection.close()
+                self._close_connection()
 
 
 def _replay_for_read(path: str, memory_limit: str) -> None:

@@ -568,3 +568,31 @@ def test_a_file_that_is_not_a_database_is_refused_not_opened_in_memory(
         with pytest.raises(StoreError, match="not a usable DuckDB database"):
             Database(path, read_only=read_only)
     assert path.read_bytes() == content
+
+
+def test_opening_a_file_again_in_one_process_keeps_its_lock(tmp_path: Path) -> None:
+    """A second open (a notebook cell run again) checked the file's header by opening
+    and closing it, which dropped every POSIX lock the process held on it, DuckDB's
+    among them: `serve` then wrote under the open handle (notebook review)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "twice.duckdb"
+    Database(path).close()
+    write = (
+        "import sys; from flowscope.store.database import Database, DatabaseLocked\n"
+        "try:\n    Database(sys.argv[1]).close()\nexcept DatabaseLocked:\n    sys.exit(3)\n"
+    )
+    first = Database(path, read_only=True)
+    try:
+        second = Database(path, read_only=True)
+        try:
+            refused = subprocess.run([sys.executable, "-c", write, str(path)], timeout=120)
+            assert refused.returncode == 3, "a writer opened the file under two handles"
+        finally:
+            second.close()
+        refused = subprocess.run([sys.executable, "-c", write, str(path)], timeout=120)
+        assert refused.returncode == 3, "closing one handle let a writer in under the other"
+    finally:
+        first.close()
+    assert subprocess.run([sys.executable, "-c", write, str(path)], timeout=120).returncode == 0
