@@ -26,14 +26,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
+from types import TracebackType, UnionType
 from typing import (
     TYPE_CHECKING,
     Any,
     Generic,
+    Literal,
     TypeVar,
+    Union,
     cast,
     get_args,
+    get_origin,
     get_type_hints,
     overload,
 )
@@ -84,10 +87,24 @@ def _dtypes(record_type: type) -> dict[str, str]:
     return dtypes
 
 
+def _is_text(hint: Any) -> bool:
+    """A field of text: ``str`` (or None), or a ``Literal`` of strings (a kind)."""
+    if get_origin(hint) in (Union, UnionType):  # X | None: what X is
+        options = [arg for arg in get_args(hint) if arg is not type(None)]
+        if len(options) != 1:
+            return False
+        hint = options[0]
+    if get_origin(hint) is Literal:
+        return all(isinstance(arg, str) for arg in get_args(hint))
+    return hint is str
+
+
 def records_frame(records: Sequence[Record], record_type: type[Record]) -> pd.DataFrame:
     """One row per record, one column per field; ``group`` (``--by`` values) is spread
     into one column per attribute, and ``start`` becomes a UTC timestamp."""
     import pandas as pd
+
+    from flowscope.sql_frame import text_dtype
 
     columns = [f.name for f in fields(record_type) if f.name != "group"]
     rows = [r.as_dict() for r in records]
@@ -101,6 +118,12 @@ def records_frame(records: Sequence[Record], record_type: type[Record]) -> pd.Da
     # Numbers by their fields' types: an empty answer's columns, and a column of only
     # None (a trace's step_p50_ms without a baseline), were of dtype object.
     frame = frame.astype({k: v for k, v in _dtypes(record_type).items() if k in frame.columns})
+    # Text as pandas reads it where there is some (pandas 3's str), also in an empty
+    # frame or a column of only None: they were object, and concatenated frames
+    # turned a full one's text columns into object too (notebook review).
+    hints = get_type_hints(record_type)
+    text = [f.name for f in fields(record_type) if _is_text(hints[f.name])]
+    frame = frame.astype({name: text_dtype() for name in text if name in frame.columns})
     for name in _TIME_COLUMNS:
         if name in frame.columns:
             # nanoseconds: span times are stored to the nanosecond

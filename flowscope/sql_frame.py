@@ -77,6 +77,13 @@ def _converter(type_name: str) -> Callable[[pd.Series], pd.Series] | None:
     return None
 
 
+def text_dtype() -> Any:
+    """The dtype pandas gives a column of text: ``str`` from pandas 3, object before."""
+    import pandas as pd
+
+    return pd.Series(["text"]).dtype
+
+
 def sql_frame(
     columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> pd.DataFrame:
@@ -98,5 +105,9 @@ def sql_frame(
         # The others as pandas reads them (text, HUGEINT past 64 bits), a column at a
         # time: over the whole frame, two text columns stayed object and one became str.
         frame[index] = frame[index].infer_objects()
+        if type_name == "VARCHAR" and frame[index].isna().all():
+            # No value to infer from (an empty answer, all NULL): text as a full
+            # column's is, pandas 3's str, not object (notebook review).
+            frame[index] = frame[index].astype(text_dtype())
     frame.columns = pd.Index(list(columns))
     return frame

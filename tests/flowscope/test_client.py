@@ -907,3 +907,22 @@ def test_an_answer_cut_at_the_default_row_limit_warns(local: Flowscope, remote: 
             warnings.simplefilter("error")
             assert len(fs.sql("SELECT i FROM range(10) t(i)", limit=3).rows) == 3
             assert len(fs.sql("SELECT i FROM range(10000) t(i)").rows) == 10_000
+
+
+def test_an_empty_frames_text_columns_are_of_a_full_ones_dtype(local: Flowscope) -> None:
+    """Text columns were pandas 3's str with rows and object without, so an empty
+    window's frame turned a full one's text into object when they were concatenated
+    (notebook review)."""
+    import pandas as pd
+
+    empty = {"since": "2030-01-01T00:00:00Z", "until": "2030-01-01T01:00:00Z"}
+    for ask in (lambda fs, w: fs.traces(**w), lambda fs, w: fs.flows(**w)):
+        full, none = ask(local, W).df(), ask(local, empty).df()
+        assert len(full) and not len(none)
+        assert none.dtypes.to_dict() == full.dtypes.to_dict()
+        assert pd.concat([none, full]).dtypes.to_dict() == full.dtypes.to_dict()
+    text = pd.Series(["x"]).dtype
+    rows = local.sql("SELECT ServiceName, StatusMessage FROM otel_traces LIMIT 3").df()
+    nothing = local.sql("SELECT ServiceName, NULL::VARCHAR AS m FROM otel_traces LIMIT 0").df()
+    assert rows["ServiceName"].dtype == nothing["ServiceName"].dtype == text
+    assert nothing["m"].dtype == text
