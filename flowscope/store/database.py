@@ -723,6 +723,11 @@ class Database:
         """The named query's result as an Arrow table (columnar, for large results)."""
         return self.reader().sql(sql_files.query(name), params=params or {}).to_arrow_table()
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` has begun (reads in progress are being stopped)."""
+        return self._closed
+
     def close(self) -> None:
         with self._lock:
             if self._closed:

@@ -469,6 +469,10 @@ def read_snapshot(
             except _NOT_THE_DATA:  # an interrupt among them
                 raise
             except Exception as exc:
+                if database.closed:
+                    # Closed under the read (a notebook's close() beside its threads):
+                    # no fault of derivation's, which the warning blamed.
+                    raise
                 # A queued trace the rules cannot take (the derive thread sets it aside
                 # after 3 failed passes, and again each time more of its spans arrive):
                 # answer from the stored rows, as of the last pass, rather than fail.

@@ -614,3 +614,31 @@ def test_a_transaction_whose_commit_failed_raises_that_failure(tmp_path: Path) -
             raise ValueError("the real error")
     finally:
         database.close()
+
+
+def test_a_read_the_files_close_cut_short_does_not_blame_derivation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """close() beside a notebook's reading threads logged "deriving the queued traces
+    failed (ConnectionException: Connection already closed!)" (notebook review): the
+    read fails as closed, and derivation is not named."""
+    database = Database(tmp_path / "closing.duckdb")
+    try:
+
+        def cut_short(*_args: Any) -> int:
+            raise RuntimeError("Connection already closed!")
+
+        monkeypatch.setattr(derivation, "prepare_reads", cut_short)
+        monkeypatch.setattr(Database, "closed", property(lambda _self: True))
+        with pytest.raises(RuntimeError, match="already closed"):
+            with derivation.read_snapshot(database):
+                pass
+        assert "deriving the queued traces failed" not in caplog.text
+        monkeypatch.setattr(Database, "closed", property(lambda _self: False))
+        monkeypatch.setattr(derivation, "_warned_at", [float("-inf")])
+        with derivation.read_snapshot(database) as derived:  # open: the stored rows answer
+            assert derived == 0
+        assert "deriving the queued traces failed (RuntimeError" in caplog.text
+    finally:
+        monkeypatch.undo()
+        database.close()
