@@ -9,14 +9,19 @@ class AnalysisError(Exception):
     """An analysis that cannot be answered; the message says why, for a user."""
 
 
+# Where the flows are listed, whichever of them the caller used (a notebook's message
+# named only the CLI's command).
+_FLOWS_LIST = "`flowscope flows`, GET /api/flows, fs.flows()"
+
+
 class UnknownFlow(AnalysisError):
     def __init__(self, flow_id: str) -> None:
         if slugify(flow_id) == flow_id:  # shaped like an id (flows.yaml checks ids so)
-            message = f"no flow {flow_id!r} (run `flowscope flows` for the ids)"
+            message = f"no flow {flow_id!r} (the flows list gives the ids: {_FLOWS_LIST})"
         else:  # a flow's name, most likely ("client-gateway POST /v1/order")
             message = (
                 f"no flow {flow_id!r}: flow ids are lower-case letters, digits and '-', "
-                "not names; `flowscope flows` lists each id next to its name"
+                f"not names; the flows list gives each id next to its name ({_FLOWS_LIST})"
             )
         super().__init__(message)
         self.flow_id = flow_id

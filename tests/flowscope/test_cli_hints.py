@@ -173,7 +173,7 @@ def test_a_flow_name_given_as_an_id_is_told_apart(scenario_db: Path) -> None:
     assert result.exit_code == 1
     assert "flow ids are lower-case letters, digits and '-', not names" in result.stderr
     assert (
-        "(run `flowscope flows` for the ids)"
+        "(the flows list gives the ids: `flowscope flows`, GET /api/flows, fs.flows())"
         in run("flow", "nope", "--db", str(scenario_db)).stderr
     )
 
