@@ -115,9 +115,8 @@ def attribute_columns(
     value = _lookups(attributes)
     # OpenTracing's names last (db.type, db.instance, peer.hostname): Jaeger clients'
     # spans, imported from Jaeger, all called one 'unknown' node (migrator review).
-    db_system = _named(
-        pc.coalesce(_named(value["db.system.name"]), _named(value["db.system"]), value["db.type"])
-    )
+    # A newer key present but empty hides the older ones, as the exporter's data has it.
+    db_system = _named(pc.coalesce(value["db.system.name"], value["db.system"], value["db.type"]))
     msg_system = value["messaging.system"]
     destination = pc.coalesce(value["messaging.destination.name"], value["messaging.destination"])
     client = pc.equal(span_kind, pa.scalar("Client", pa.string()))
@@ -126,11 +125,7 @@ def attribute_columns(
         _named(value["service.peer.name"]),
         _joined(
             db_system,
-            pc.coalesce(
-                _named(value["db.namespace"]),
-                _named(value["db.name"]),
-                _named(value["db.instance"]),
-            ),
+            _named(pc.coalesce(value["db.namespace"], value["db.name"], value["db.instance"])),
         ),
         _joined(_named(msg_system), _named(destination)),
         _named(value["server.address"]),

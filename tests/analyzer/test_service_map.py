@@ -157,12 +157,6 @@ VIRTUAL_CASES: list[tuple[dict[str, Any], str, str]] = [
         "external",
     ),
     ({"net.peer.name": "a.local", "peer.hostname": "b"}, "a.local", "external"),
-    # An empty value counts as absent: the older key names the peer.
-    (
-        {"db.system.name": "", "db.system": "mysql", "db.namespace": "", "db.name": "shop"},
-        "mysql/shop",
-        "database",
-    ),
 ]
 
 
