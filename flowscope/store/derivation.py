@@ -461,7 +461,7 @@ def read_snapshot(
         # not make it settled, and acknowledged traces were missing from the answer.
         database.await_writes(only_trace)
     with database.read_activity.reading():
-        cursor.execute("BEGIN TRANSACTION")
+        _begin(cursor)
         active.add(id(database))
         try:
             try:
@@ -477,10 +477,39 @@ def read_snapshot(
                 # after 3 failed passes, and again each time more of its spans arrive):
                 # answer from the stored rows, as of the last pass, rather than fail.
                 _warn_stored_rows_only(exc)
-                cursor.execute("ROLLBACK")
+                _roll_back(cursor)
                 cursor.execute("BEGIN TRANSACTION")
                 derived = 0
             yield derived
         finally:
             active.discard(id(database))
+            _roll_back(cursor)
+
+
+# An interrupt meant for the read (its client left: the API interrupts it again every
+# quarter second until it ends) may land on its ROLLBACK instead; tried this often.
+ROLLBACK_TRIES = 20
+
+
+def _roll_back(cursor: Any) -> None:
+    """End the read's transaction, also when an interrupt lands on the ROLLBACK: one
+    failed left the thread's cursor in an aborted transaction, and every later request
+    on that worker thread, /healthz too, failed until the server restarted (diff
+    review)."""
+    for attempt in range(ROLLBACK_TRIES):
+        try:
             cursor.execute("ROLLBACK")
+            return
+        except duckdb.InterruptException:
+            if attempt == ROLLBACK_TRIES - 1:
+                raise
+
+
+def _begin(cursor: Any) -> None:
+    """Begin the read's transaction; one an earlier read left open (its ROLLBACK failed)
+    is rolled back first, not kept failing this thread's reads."""
+    try:
+        cursor.execute("BEGIN TRANSACTION")
+    except duckdb.TransactionException:
+        _roll_back(cursor)
+        cursor.execute("BEGIN TRANSACTION")

@@ -642,3 +642,42 @@ def test_a_read_the_files_close_cut_short_does_not_blame_derivation(
     finally:
         monkeypatch.undo()
         database.close()
+
+
+def test_an_interrupt_that_lands_on_a_reads_rollback_does_not_break_its_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API interrupts an abandoned analysis every quarter second until it ends; one
+    landing on read_snapshot's closing ROLLBACK left the worker thread's cursor in an
+    aborted transaction, and every later request on that thread, /healthz too, failed
+    until the server restarted (diff review)."""
+    import duckdb
+
+    database = Database(tmp_path / "rollback.duckdb")
+    kit = TraceKit()
+    kit.trace(start_ms=0).span("gateway", "GET /", kind="Server", start_ms=0, duration_ms=5)
+    kit.write(database)
+    analysis = Analysis(database)
+    real = database.reader()
+    interrupts = [1]
+
+    class Cursor:  # the thread's cursor, its next ROLLBACK interrupted once
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def execute(self, query: str, *args: Any) -> Any:
+            if query == "ROLLBACK" and interrupts:
+                interrupts.pop()
+                raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
+            return real.execute(query, *args)
+
+    monkeypatch.setattr(database, "reader", lambda: Cursor())
+    try:
+        assert analysis.flows(HOUR)[0].traces == 1  # its ROLLBACK tried again
+        assert not interrupts
+        # A transaction an earlier read left open is ended, not failed on.
+        real.execute("BEGIN TRANSACTION")
+        assert analysis.flows(HOUR)[0].traces == 1
+    finally:
+        monkeypatch.undo()
+        database.close()
