@@ -272,6 +272,7 @@ def _span_filter_hint(
     from flowscope.store import sql_files
 
     service, operation, attributes = spans
+    status_keys = sorted({k for k, _ in attributes} & _STATUS_TAGS)
     query = sql_files.filled(
         "hint_span_filter",
         {
@@ -281,11 +282,11 @@ def _span_filter_hint(
             "operation": sql_files.literal(operation),
             "keys": sql_files.text_list([k for k, _ in attributes]),
             "values": sql_files.text_list([v for _, v in attributes]),
+            "status_keys": sql_files.text_list(status_keys),
         },
     )
-    matched, services = source.sql(query, 1).rows[0]
-    status_keys = sorted({k for k, _ in attributes} & _STATUS_TAGS)
-    if not matched and status_keys:
+    matched, services, status_held = source.sql(query, 1).rows[0]
+    if not matched and status_keys and not status_held:
         # Jaeger's tag search for errors: the import keeps no such attribute (migrator
         # review: "none of the traces ... matches", and nothing said why).
         return (

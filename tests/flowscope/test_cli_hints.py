@@ -439,3 +439,18 @@ def test_searching_jaegers_error_tag_points_to_error(tmp_path: Path) -> None:
         "tags into the span's status, which --error (or --no-error) filters by)\n"
     )
     assert "5b8efff798038103d269b633813fc60d" in run("traces", *window, "--error").stdout
+    # Where a span holds the key with another value, the hint would be false (diff
+    # review): the window's plain words stand.
+    from flowscope.testing.traces import TraceKit
+
+    kit = TraceKit()
+    kit.trace().span(
+        "svc", "GET /y", kind="Server", start_ms=0, duration_ms=5, attributes={"error": "timeout"}
+    )
+    held = tmp_path / "held.duckdb"
+    write_kit(kit, held)
+    other = run(
+        "traces", "--db", str(held), "--since", SINCE, "--until", UNTIL, "--attr", "error=true"
+    )
+    assert "no span holds error" not in other.stderr
+    assert "none of the traces that start in the window matches" in other.stderr
