@@ -148,13 +148,15 @@ def create_app(context: AppContext) -> FastAPI:
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
         body_refused = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors())
-        if body_refused and media_type and not _is_json(media_type):
-            # curl -d sends a form: the 422 quoted the body as Python bytes and said
-            # nothing of the header to add (docs review).
+        if body_refused and not _is_json(media_type):
+            # curl -d sends a form, requests' data= no Content-Type at all: the 422
+            # quoted the body as Python bytes and said nothing of the header to add
+            # (docs review, diff review).
+            sent = media_type or "a body without a Content-Type"
             return JSONResponse(
                 {
                     "detail": {
-                        "message": f"the body is read as JSON, not {media_type}: send it "
+                        "message": f"the body is read as JSON, not {sent}: send it "
                         'with Content-Type: application/json, as {"sql": "SELECT 1"}'
                     }
                 },

@@ -203,7 +203,7 @@ def test_query_errors_are_400_without_a_rule(api: httpx.Client) -> None:
 def test_malformed_bodies_are_422(api: httpx.Client) -> None:
     assert api.post("/api/sql", json={}).status_code == 422
     assert api.post("/api/sql", json={"sql": "SELECT 1", "limit": 0}).status_code == 422
-    assert api.post("/api/sql", content=b"SELECT 1").status_code == 422
+    assert api.post("/api/sql", content=b"SELECT 1").status_code == 415  # not JSON-typed
     # Python's JSON reads NaN; echoed in the 422 it could not be written (a 500).
     nan = api.post(
         "/api/sql",
@@ -225,6 +225,12 @@ def test_a_body_sent_as_a_form_is_told_to_send_json(api: httpx.Client) -> None:
     message = form.json()["detail"]["message"]
     assert message.startswith("the body is read as JSON, not application/x-www-form-urlencoded")
     assert "Content-Type: application/json" in message
+    # requests' data= sends none (diff review).
+    bare = api.post("/api/sql", content=b'{"sql": "SELECT 1"}', headers={"Content-Type": ""})
+    assert bare.status_code == 415
+    assert bare.json()["detail"]["message"].startswith(
+        "the body is read as JSON, not a body without a Content-Type"
+    )
     # A JSON media type of its own (RFC 6839's +json) is read as JSON.
     plus = api.post(
         "/api/sql",
