@@ -260,3 +260,14 @@ def test_small_numbers_in_a_table_are_not_in_exponent_form() -> None:
         "0",
         "12.5",
     ]
+
+
+def test_demos_duration_is_a_positive_one() -> None:
+    """0 made the demo run until Ctrl-C, and 00 or 0.0 did too once zero's spellings
+    meant off (diff review): its --duration wants a positive duration."""
+    from flowscope.cli import main
+
+    for value in ("0", "00", "0.0", "0s", "off"):
+        result = CliRunner().invoke(main, ["demo", "--duration", value])
+        assert result.exit_code == 2, value
+        assert "give a positive duration, e.g. 30s or 5m" in result.output
