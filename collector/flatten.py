@@ -102,8 +102,10 @@ class _MapColumn:
 # this length (16 or 8 bytes), so it can never pass as one.
 NOT_HEX_ID = b"\xffnot a hex id"
 # Likewise for hex digits of an odd count, the count after it: "not a hex string"
-# called 15 good digits something else (docs review). 17 bytes and more, no id's length.
-ODD_HEX_ID = b"\xffodd hex digits "
+# called 15 good digits something else (docs review). With the count, 23 bytes and
+# more: no id's length, so a valid id can never read as one (the bare prefix once had
+# 16 bytes, a trace id's, diff review).
+ODD_HEX_ID = b"\xffodd count of hex digits "
 
 
 def odd_hex_id(digits: int) -> bytes:
@@ -114,7 +116,7 @@ def _hex_problem(value: bytes, size: int) -> str | None:
     """What a decoder's marker says is wrong with an id's text, or None for bytes."""
     if value == NOT_HEX_ID:
         return f"is not a hex string (OTLP/JSON ids are {2 * size} hex digits)"
-    if value.startswith(ODD_HEX_ID):
+    if len(value) > len(ODD_HEX_ID) and value.startswith(ODD_HEX_ID):
         return f"has {value[len(ODD_HEX_ID) :].decode()} hex digits, expected {2 * size}"
     return None
 

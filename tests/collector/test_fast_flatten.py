@@ -509,3 +509,16 @@ def test_the_records_name_every_kind_and_status_the_writer_stores() -> None:
 
     assert get_args(SpanKindName) == SPAN_KINDS
     assert get_args(StatusName) == STATUS_CODES
+
+
+def test_no_valid_id_reads_as_a_decoders_marker() -> None:
+    """The odd-hex-digits marker's prefix had 16 bytes, a trace id's: a valid link trace
+    id of those bytes was rejected as "has  hex digits" on the Python path (diff
+    review). The markers now have no id's length, with or without their count."""
+    from flowscope.collector.flatten import NOT_HEX_ID, ODD_HEX_ID, _hex_problem, odd_hex_id
+
+    for marker in (NOT_HEX_ID, ODD_HEX_ID, odd_hex_id(15), odd_hex_id(33)):
+        assert len(marker) not in (8, 16)
+    assert _hex_problem(ODD_HEX_ID[:16], 16) is None
+    assert _hex_problem(b"\xffodd hex digits ", 16) is None  # the old prefix, a valid id
+    assert _hex_problem(odd_hex_id(15), 8) == "has 15 hex digits, expected 16"
