@@ -7,7 +7,7 @@ import io
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Set
 
 from flowscope.interrupts import exit_interrupted, interrupts_deferred
 
@@ -52,10 +52,13 @@ def _undecodable_argument() -> str | None:
     return None
 
 
-def unread_variables(options: set[str], elsewhere: dict[str, list[str]]) -> list[str]:
+def unread_variables(
+    options: Set[str], elsewhere: dict[str, list[str]], before: Set[str] = frozenset()
+) -> list[str]:
     """A warning for each FLOWSCOPE_ variable no option reads that looks like one of
     ``options`` (long names, ``--retention``: the running command's) or of another
-    command (``elsewhere``: option to the commands that take it): a guess such as
+    command (``elsewhere``: option to the commands that take it; ``before``: options
+    of flowscope itself, given before the command): a guess such as
     FLOWSCOPE_RETENTION=off was ignored without a word, and serve's default retention
     then deleted an imported file's older spans. Others (Kubernetes'
     FLOWSCOPE_SERVICE_HOST, a Dockerfile's FLOWSCOPE_VERSION) are not flowscope's
@@ -68,7 +71,9 @@ def unread_variables(options: set[str], elsewhere: dict[str, list[str]]) -> list
         option = "--" + name.removeprefix("FLOWSCOPE_").lower().replace("_", "-")
         if option in {"--version", "--help"}:
             continue
-        if option in options:
+        if option in before:  # flowscope's own (-v): `import --verbose` is refused
+            advice = f"give {option} before the command instead (flowscope {option} ...)"
+        elif option in options:
             advice = f"give {option} instead"
         elif option in elsewhere:
             # Not this command's: "give --retention instead" named an option `flows`
