@@ -195,8 +195,10 @@ def _cell(value: Any) -> str:
     """A value as a table shows it: on one line, control characters as escapes."""
     if isinstance(value, float) and 0 < abs(value) < 1e-4:
         # Not 5e-06 beside 0.001 in one column (migrator review): milliseconds to the
-        # nanosecond, the finest a span's times hold.
-        return f"{value:.6f}".rstrip("0").rstrip(".") if abs(value) >= 5e-7 else f"{value:.2g}"
+        # nanosecond, the finest a span's times hold; under that (a median of 0 and
+        # 1 ns), as it is, not rounded to 0 (diff review).
+        text = f"{value:.6f}".rstrip("0").rstrip(".")
+        return text if text.strip("-") != "0" else f"{value:.2g}"
     if isinstance(value, float) and abs(value) < 1e6:
         return f"{value:.6g}"
     return shown(_csv_value(value))

@@ -93,8 +93,10 @@ def test_a_flowscope_variable_no_option_reads_is_warned_of(tmp_path: Path) -> No
     assert serve.stderr.decode().splitlines()[0].endswith("only); give --retention instead")
     # flowscope's own option goes before the command: `sql --verbose` is refused.
     verbose = _flowscope("sql", "SELECT 1 AS x", "--db", str(db), FLOWSCOPE_VERBOSE="1")
-    assert verbose.stderr.decode().splitlines()[0].endswith(
-        "only); give --verbose before the command instead (flowscope --verbose ...)"
+    assert (
+        verbose.stderr.decode()
+        .splitlines()[0]
+        .endswith("only); give --verbose before the command instead (flowscope --verbose ...)")
     )
     # Names no option has are not flowscope's business: Kubernetes sets these in every
     # pod of a namespace with a Service named flowscope; a Dockerfile may pin a version.
