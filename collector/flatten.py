@@ -116,8 +116,11 @@ def _hex_problem(value: bytes, size: int) -> str | None:
     """What a decoder's marker says is wrong with an id's text, or None for bytes."""
     if value == NOT_HEX_ID:
         return f"is not a hex string (OTLP/JSON ids are {2 * size} hex digits)"
-    if len(value) > len(ODD_HEX_ID) and value.startswith(ODD_HEX_ID):
-        return f"has {value[len(ODD_HEX_ID) :].decode()} hex digits, expected {2 * size}"
+    count = value[len(ODD_HEX_ID) :]
+    if value.startswith(ODD_HEX_ID) and count.isdigit():  # bytes.isdigit: ASCII digits
+        # (a protobuf id of other bytes after the prefix failed to decode: a 500 for
+        # the whole request, diff review)
+        return f"has {count.decode()} hex digits, expected {2 * size}"
     return None
 
 

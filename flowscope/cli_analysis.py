@@ -261,6 +261,22 @@ def by_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 _STATUS_TAGS = {"error", "otel.status_code", "otel.status_description"}
 
 
+def _status_keys_held(source: Any, window: Any, keys: list[str]) -> bool:
+    """Whether a span in the window holds one of ``keys`` as an attribute (asked only
+    when the filters matched nothing: it scans the window's attribute keys again)."""
+    from flowscope.store import sql_files
+
+    query = sql_files.filled(
+        "hint_status_keys",
+        {
+            "since": str(int(window.since_ns)),
+            "until": str(int(window.until_ns)),
+            "status_keys": sql_files.text_list(keys),
+        },
+    )
+    return bool(source.sql(query, 1).rows[0][0])
+
+
 def _span_filter_hint(
     source: Any, window: Any, spans: tuple[str | None, str | None, list[tuple[str, str]]]
 ) -> str | None:
@@ -282,11 +298,10 @@ def _span_filter_hint(
             "operation": sql_files.literal(operation),
             "keys": sql_files.text_list([k for k, _ in attributes]),
             "values": sql_files.text_list([v for _, v in attributes]),
-            "status_keys": sql_files.text_list(status_keys),
         },
     )
-    matched, services, status_held = source.sql(query, 1).rows[0]
-    if not matched and status_keys and not status_held:
+    matched, services = source.sql(query, 1).rows[0]
+    if not matched and status_keys and not _status_keys_held(source, window, status_keys):
         # Jaeger's tag search for errors: the import keeps no such attribute (migrator
         # review: "none of the traces ... matches", and nothing said why).
         return (

@@ -77,6 +77,14 @@ def _converter(type_name: str) -> Callable[[pd.Series], pd.Series] | None:
     return None
 
 
+# Types whose values an answer carries as text (a time of day, a UUID, bytes escaped).
+_TEXT_TYPES = {"VARCHAR", "UUID", "JSON", "TIME", "TIME WITH TIME ZONE", "TIMETZ", "BLOB", "BIT"}
+
+
+def _reads_as_text(type_name: str) -> bool:
+    return type_name in _TEXT_TYPES or type_name.startswith("ENUM(")
+
+
 def text_dtype() -> Any:
     """The dtype pandas gives a column of text: ``str`` from pandas 3, object before."""
     import pandas as pd
@@ -105,7 +113,7 @@ def sql_frame(
         # The others as pandas reads them (text, HUGEINT past 64 bits), a column at a
         # time: over the whole frame, two text columns stayed object and one became str.
         frame[index] = frame[index].infer_objects()
-        if type_name == "VARCHAR" and frame[index].isna().all():
+        if _reads_as_text(type_name) and frame[index].isna().all():
             # No value to infer from (an empty answer, all NULL): text as a full
             # column's is, pandas 3's str, not object (notebook review).
             frame[index] = frame[index].astype(text_dtype())

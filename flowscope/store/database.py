@@ -192,10 +192,13 @@ _MAGIC = b"DUCK"
 
 
 class _OpenFiles:
-    """The database files this process has open in DuckDB, by device and inode (a
-    file named by two paths is one), each with how many handles have it."""
+    """The database files this process has open in DuckDB, by device and inode (one
+    named by a symlink or another relative path is one; DuckDB itself takes a hard
+    link for a second file, whose close drops the lock all the same), each with how
+    many handles have it."""
 
     def __init__(self) -> None:
+        self.opening = threading.Lock()  # held across a header check, connect and count
         self._lock = threading.Lock()
         self._open: dict[tuple[int, int], int] = {}
 
@@ -401,6 +404,12 @@ class Database:
             raise
 
     def _connect(self, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+        # One open at a time in this process: another thread's header check, between
+        # this one's connect and its count, dropped the lock too (diff review).
+        with _FILES_OPEN.opening:
+            return self._connect_alone(config)
+
+    def _connect_alone(self, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
         # Not when this process has the file open already (a notebook cell run again):
         # closing the check's descriptor dropped every POSIX lock the process held on
         # the file, DuckDB's among them, and `serve` then wrote under the open handle

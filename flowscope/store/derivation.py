@@ -496,6 +496,7 @@ def _roll_back(cursor: Any) -> None:
     failed left the thread's cursor in an aborted transaction, and every later request
     on that worker thread, /healthz too, failed until the server restarted (diff
     review)."""
+    interrupted = False
     for attempt in range(ROLLBACK_TRIES):
         try:
             cursor.execute("ROLLBACK")
@@ -503,6 +504,14 @@ def _roll_back(cursor: Any) -> None:
         except duckdb.InterruptException:
             if attempt == ROLLBACK_TRIES - 1:
                 raise
+            interrupted = True
+        except duckdb.TransactionException:
+            # The interrupted one had rolled back after all (DuckDB may raise once the
+            # work is done): a server stopping answered 500 with "no transaction is
+            # active" instead of its 503 (diff review).
+            if not interrupted:
+                raise
+            return
 
 
 def _begin(cursor: Any) -> None:

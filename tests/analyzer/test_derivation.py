@@ -661,6 +661,8 @@ def test_an_interrupt_that_lands_on_a_reads_rollback_does_not_break_its_thread(
     real = database.reader()
     interrupts = [1]
 
+    done_first: list[bool] = []  # the interrupted ROLLBACK had rolled back after all
+
     class Cursor:  # the thread's cursor, its next ROLLBACK interrupted once
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
@@ -668,6 +670,8 @@ def test_an_interrupt_that_lands_on_a_reads_rollback_does_not_break_its_thread(
         def execute(self, query: str, *args: Any) -> Any:
             if query == "ROLLBACK" and interrupts:
                 interrupts.pop()
+                if done_first:
+                    real.execute(query)
                 raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
             return real.execute(query, *args)
 
@@ -678,6 +682,12 @@ def test_an_interrupt_that_lands_on_a_reads_rollback_does_not_break_its_thread(
         # A transaction an earlier read left open is ended, not failed on.
         real.execute("BEGIN TRANSACTION")
         assert analysis.flows(HOUR)[0].traces == 1
+        # DuckDB may raise the interrupt once the ROLLBACK is done: the one tried again
+        # finds no transaction, which a stopping server answered as a 500 (diff review).
+        interrupts.append(1)
+        done_first.append(True)
+        assert analysis.flows(HOUR)[0].traces == 1
+        assert not interrupts
     finally:
         monkeypatch.undo()
         database.close()

@@ -522,3 +522,6 @@ def test_no_valid_id_reads_as_a_decoders_marker() -> None:
     assert _hex_problem(ODD_HEX_ID[:16], 16) is None
     assert _hex_problem(b"\xffodd hex digits ", 16) is None  # the old prefix, a valid id
     assert _hex_problem(odd_hex_id(15), 8) == "has 15 hex digits, expected 16"
+    # A protobuf id of the prefix and other bytes is an id of the wrong length, not a
+    # marker: its count failed to decode, a 500 for the whole request (diff review).
+    assert _hex_problem(ODD_HEX_ID + b"\xff\xfe", 16) is None

@@ -926,3 +926,6 @@ def test_an_empty_frames_text_columns_are_of_a_full_ones_dtype(local: Flowscope)
     nothing = local.sql("SELECT ServiceName, NULL::VARCHAR AS m FROM otel_traces LIMIT 0").df()
     assert rows["ServiceName"].dtype == nothing["ServiceName"].dtype == text
     assert nothing["m"].dtype == text
+    # Other types answers carry as text, too (diff review).
+    for type_name in ("UUID", "JSON", "TIME", "BLOB", "BIT", "ENUM('a', 'b')"):
+        assert local.sql(f"SELECT NULL::{type_name} AS x").df()["x"].dtype == text, type_name

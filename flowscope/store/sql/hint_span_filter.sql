@@ -2,10 +2,8 @@
 -- attributes), through the SQL sandbox like hint_window_presence.sql: the window, the
 -- service, the operation and the attributes' keys and values are written in as
 -- literals (sql_files.filled: no placeholder is named in these comments). Whether any
--- span in the window matches, the services with spans in the window (a misspelt
--- --service matches none), and whether any span there holds one of the status keys
--- (error, otel.status_code: imports make the span's status of Jaeger's such tags) as
--- an attribute.
+-- span in the window matches, and the services with spans in the window (a misspelt
+-- --service matches none).
 SELECT
     EXISTS (
         SELECT 1 FROM otel_traces
@@ -17,10 +15,4 @@ SELECT
                   IS DISTINCT FROM $values[i]]) = 0
     ),
     (SELECT list(DISTINCT ServiceName) FROM otel_traces
-     WHERE Timestamp >= make_timestamp_ns($since) AND Timestamp < make_timestamp_ns($until)),
-    EXISTS (
-        SELECT 1 FROM otel_traces
-        WHERE len($status_keys) > 0
-          AND Timestamp >= make_timestamp_ns($since) AND Timestamp < make_timestamp_ns($until)
-          AND list_has_any(map_keys(SpanAttributes) || map_keys(ResourceAttributes), $status_keys)
-    )
+     WHERE Timestamp >= make_timestamp_ns($since) AND Timestamp < make_timestamp_ns($until))
