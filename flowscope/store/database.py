@@ -192,35 +192,38 @@ _MAGIC = b"DUCK"
 
 
 class _OpenFiles:
-    """The database files this process has open in DuckDB, by device and inode (one
-    named by a symlink or another relative path is one; DuckDB itself takes a hard
-    link for a second file, whose close drops the lock all the same), each with how
-    many handles have it."""
+    """The database files this process has open in DuckDB, by device and inode, each
+    with the path DuckDB was given and how many handles have it. A file open already
+    is opened again by that path: DuckDB keeps one instance per path, and a hard link's
+    second instance dropped the file's lock when it closed (diff review)."""
 
     def __init__(self) -> None:
         self.opening = threading.Lock()  # held across a header check, connect and count
         self._lock = threading.Lock()
-        self._open: dict[tuple[int, int], int] = {}
+        self._open: dict[tuple[int, int], tuple[str, int]] = {}
 
-    def holds(self, path: str) -> bool:
+    def path_of(self, path: str) -> str | None:
+        """The path the file at ``path`` is open by in this process, if it is open."""
         key = _file_key(path)
         with self._lock:
-            return key is not None and key in self._open
+            held = self._open.get(key) if key is not None else None
+        return held[0] if held else None
 
     def add(self, path: str) -> tuple[int, int] | None:
         key = _file_key(path)
         if key is not None:
             with self._lock:
-                self._open[key] = self._open.get(key, 0) + 1
+                opened_as, count = self._open.get(key, (path, 0))
+                self._open[key] = (opened_as, count + 1)
         return key
 
     def remove(self, key: tuple[int, int] | None) -> None:
         if key is None:
             return
         with self._lock:
-            left = self._open.get(key, 0) - 1
-            if left > 0:
-                self._open[key] = left
+            opened_as, count = self._open.get(key, ("", 1))
+            if count > 1:
+                self._open[key] = (opened_as, count - 1)
             else:
                 self._open.pop(key, None)
 
@@ -414,7 +417,8 @@ class Database:
         # closing the check's descriptor dropped every POSIX lock the process held on
         # the file, DuckDB's among them, and `serve` then wrote under the open handle
         # (notebook review). A file DuckDB has open is a DuckDB file.
-        if not _FILES_OPEN.holds(self.path) and (why := _not_duckdb(self.path)):
+        opened_as = _FILES_OPEN.path_of(self.path)
+        if opened_as is None and (why := _not_duckdb(self.path)):
             # DuckDB 2 opens a .json, .jsonl, .csv or .parquet file as an in-memory
             # database with a view of it: spans imported or acknowledged into it were
             # lost when the process ended, and the file's own content never changed.
@@ -423,7 +427,9 @@ class Database:
                 "flowscope database"
             )
         try:
-            connection = duckdb.connect(self.path, read_only=self.read_only, config=config)
+            connection = duckdb.connect(
+                opened_as or self.path, read_only=self.read_only, config=config
+            )
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():

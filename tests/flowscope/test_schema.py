@@ -636,3 +636,24 @@ def test_threads_opening_one_file_together_keep_its_lock(tmp_path: Path) -> None
         finally:
             for handle in handles:
                 handle.close()
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="Linux's /proc/locks")
+def test_a_file_opened_again_by_a_hard_link_keeps_its_lock(tmp_path: Path) -> None:
+    """DuckDB took the link for a second file: its second instance's close dropped the
+    lock the first still needed (diff review). Opened by the first path, it is one."""
+    import os
+
+    path = tmp_path / "linked.duckdb"
+    Database(path).close()
+    link = tmp_path / "link.duckdb"
+    os.link(path, link)
+    for first, second in ((path, link), (link, path)):
+        one = Database(first, read_only=True)
+        try:
+            other = Database(second, read_only=True)
+            other.close()
+            assert _locked_by_us(path), f"closing {second.name} dropped the lock of {first.name}"
+        finally:
+            one.close()
+    assert not _locked_by_us(path)
