@@ -127,5 +127,6 @@ def text_answers(*refusals: int) -> dict[int | str, dict[str, Any]]:
 _REFUSALS = {
     400: "a bad window or parameter, or a query the SQL sandbox refused (its rule)",
     404: "no such flow or trace (named in detail.flow or detail.trace)",
+    415: "a body sent as another media type than JSON, or without a Content-Type",
     503: "not now, with Retry-After: the SQL queries' limit is reached, or the server is stopping",
 }

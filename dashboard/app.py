@@ -417,7 +417,7 @@ def create_app(context: AppContext) -> FastAPI:
     @app.post(
         "/api/sql",
         response_model=None,
-        responses=answers(SqlAnswer, 400, 503),
+        responses=answers(SqlAnswer, 400, 415, 503),
         dependencies=[Depends(known_query_parameters)],
     )
     async def sql(query: SqlQuery, request: Request) -> Any:

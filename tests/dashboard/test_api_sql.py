@@ -457,3 +457,9 @@ def test_a_query_duckdb_cannot_interrupt_is_a_503_as_the_server_stops(
     assert [a.status_code for a in answers] == [503], [a.text for a in answers]
     assert answers[0].json()["detail"]["message"] == "the query was stopped: the server is stopping"
     assert stopped_in < 5, stopped_in  # uvicorn's graceful wait (5 s) not used up
+
+
+def test_openapi_declares_the_sql_routes_refusals(api: httpx.Client) -> None:
+    """The 415 for a body that is not JSON-typed was answered but not described."""
+    post = api.get("/openapi.json").json()["paths"]["/api/sql"]["post"]
+    assert {"200", "400", "415", "422", "503"} <= set(post["responses"])
