@@ -102,7 +102,7 @@ class _MapColumn:
 # this length (16 or 8 bytes), so it can never pass as one.
 NOT_HEX_ID = b"\xffnot a hex id"
 # Likewise for hex digits of an odd count, the count after it: "not a hex string"
-# called 15 good digits something else (docs review). With the count, 23 bytes and
+# called 15 good digits something else (docs review). With the count, 26 bytes and
 # more: no id's length, so a valid id can never read as one (the bare prefix once had
 # 16 bytes, a trace id's, diff review).
 ODD_HEX_ID = b"\xffodd count of hex digits "

@@ -78,7 +78,10 @@ def _converter(type_name: str) -> Callable[[pd.Series], pd.Series] | None:
 
 
 # Types whose values an answer carries as text (a time of day, a UUID, bytes escaped).
-_TEXT_TYPES = {"VARCHAR", "UUID", "JSON", "TIME", "TIME WITH TIME ZONE", "TIMETZ", "BLOB", "BIT"}
+_TEXT_TYPES = {
+    *("VARCHAR", "UUID", "JSON", "BLOB", "BIT", "BIGNUM"),
+    *("TIME", "TIME_NS", "TIME WITH TIME ZONE", "TIMETZ"),
+}
 
 
 def _reads_as_text(type_name: str) -> bool:

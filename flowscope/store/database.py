@@ -213,7 +213,9 @@ class _OpenFiles:
         key = _file_key(path)
         if key is not None:
             with self._lock:
-                opened_as, count = self._open.get(key, (path, 0))
+                # Absolute: a relative one, given again after a chdir, named another
+                # file (diff review).
+                opened_as, count = self._open.get(key, (os.path.abspath(path), 0))
                 self._open[key] = (opened_as, count + 1)
         return key
 
@@ -436,15 +438,26 @@ class Database:
                 raise DatabaseLocked(_locked_message(self.path, text, self.read_only)) from exc
             raise StoreError(f"{self.path}: cannot open: {text}") from exc
         except duckdb.Error as exc:
+            if "with a different configuration" in str(exc):
+                # Open here already, read-only where this is not (or the reverse): the
+                # file was called unusable (diff review).
+                raise StoreError(
+                    f"{self.path}: this process has the file open already "
+                    f"({'read-write' if self.read_only else 'read-only'} or with other "
+                    "settings): close that handle first"
+                ) from exc
             raise file_failure(self.path, exc) from exc
         self._open_as = _FILES_OPEN.add(self.path)
         return connection
 
     def _close_connection(self) -> None:
-        try:
-            self._connection.close()
-        finally:
-            _FILES_OPEN.remove(self._open_as)
+        # In turn with opens: one between this close and the count's could connect by
+        # the path this handle's instance had, gone with it (a link since removed).
+        with _FILES_OPEN.opening:
+            try:
+                self._connection.close()
+            finally:
+                _FILES_OPEN.remove(self._open_as)
 
     def _check_schema(self) -> None:
         con = self._connection

@@ -927,5 +927,5 @@ def test_an_empty_frames_text_columns_are_of_a_full_ones_dtype(local: Flowscope)
     assert rows["ServiceName"].dtype == nothing["ServiceName"].dtype == text
     assert nothing["m"].dtype == text
     # Other types answers carry as text, too (diff review).
-    for type_name in ("UUID", "JSON", "TIME", "BLOB", "BIT", "ENUM('a', 'b')"):
+    for type_name in ("UUID", "JSON", "TIME", "TIME_NS", "BLOB", "BIT", "VARINT", "ENUM('a', 'b')"):
         assert local.sql(f"SELECT NULL::{type_name} AS x").df()["x"].dtype == text, type_name

@@ -657,3 +657,42 @@ def test_a_file_opened_again_by_a_hard_link_keeps_its_lock(tmp_path: Path) -> No
         finally:
             one.close()
     assert not _locked_by_us(path)
+
+
+def test_a_file_opened_by_a_relative_path_is_found_again_after_a_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry kept the relative path: opened again by its absolute path after a
+    chdir, the handle read another file of that name there (diff review)."""
+    Database(tmp_path / "b.duckdb").close()
+    (tmp_path / "other").mkdir()
+    impostor = Database(tmp_path / "other" / "b.duckdb")
+    impostor.writer_cursor().execute("CREATE TABLE impostor (x INTEGER)")
+    impostor.close()
+    monkeypatch.chdir(tmp_path)
+    first = Database("b.duckdb", read_only=True)
+    try:
+        monkeypatch.chdir(tmp_path / "other")
+        second = Database(tmp_path / "b.duckdb", read_only=True)
+        try:
+            tables = second.reader().execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            assert ("impostor",) not in tables
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
+def test_a_file_open_here_in_another_mode_is_not_called_unusable(tmp_path: Path) -> None:
+    """DuckDB refuses a second open with other settings; the file was called "not a
+    usable DuckDB database" (diff review)."""
+    path = tmp_path / "modes.duckdb"
+    Database(path).close()
+    first = Database(path, read_only=True)
+    try:
+        with pytest.raises(StoreError, match="this process has the file open already") as refused:
+            Database(path)
+        assert "not a usable" not in str(refused.value)
+    finally:
+        first.close()
+    Database(path).close()
