@@ -444,8 +444,8 @@ def _check_sizes(stars: int, select_items: int, tables: int) -> None:
 
 MAX_TOTAL_WIDTH = 50_000  # columns of all its SELECTs together, as estimated
 MAX_STRUCT_FIELDS = 1_000  # of a struct literal: s.* of 2,000 fields x 20 bound for 7 s
-MAX_LAMBDA_DEPTH = 8
-MAX_BOUND_REFERENCES = 4_096  # table references once CTEs are put in where named  # 20 nested lambdas took 3.3 GB to bind (diff review)
+MAX_LAMBDA_DEPTH = 8  # 20 nested lambdas took 3.3 GB to bind (diff review)
+MAX_BOUND_REFERENCES = 4_096  # table references once CTEs are put in where named
 # Leaves of one column's type (struct fields, list items' fields, ...): the wrapping
 # ``_guarded`` writes visits each; 2^14 made a 10.6 MB query (diff review).
 MAX_TYPE_LEAVES = 2_000
@@ -817,31 +817,21 @@ def _holds_times(kind: DuckDBPyType) -> bool:
     return False
 
 
-def _type_leaves(kind: DuckDBPyType) -> int:
-    """How many types without children ``kind`` holds, counted up to just past
-    ``MAX_TYPE_LEAVES`` (without recursion)."""
-    leaves = 0
-    kinds = [kind]
-    while kinds and leaves <= MAX_TYPE_LEAVES:
-        kind = kinds.pop()
-        children = _children(kind) if kind.id in _HAS_CHILDREN else []
-        if children:
-            kinds.extend(child for _, child in children)
-        else:
-            leaves += 1
-    return leaves
-
-
-def _type_depth(kind: DuckDBPyType) -> int:
-    """How many levels of lists, structs and maps ``kind`` nests (without recursion)."""
-    deepest = 0
+def _type_shape(kind: DuckDBPyType) -> tuple[int, int]:
+    """How many levels of lists, structs and maps ``kind`` nests, and how many types
+    without children it holds (without recursion); the walk stops once the leaves pass
+    ``MAX_TYPE_LEAVES``, a type refused for them whatever its depth."""
+    deepest = leaves = 0
     kinds = [(kind, 0)]
-    while kinds:
+    while kinds and leaves <= MAX_TYPE_LEAVES:
         kind, depth = kinds.pop()
         deepest = max(deepest, depth)
-        if kind.id in _HAS_CHILDREN:
-            kinds.extend((child, depth + 1) for _, child in _children(kind))
-    return deepest
+        children = _children(kind) if kind.id in _HAS_CHILDREN else []
+        if children:
+            kinds.extend((child, depth + 1) for _, child in children)
+        else:
+            leaves += 1
+    return deepest, leaves
 
 
 def _member_texts(
@@ -1050,13 +1040,14 @@ def _fetch(
     for name, kind in zip(names, kinds, strict=True):
         # Converting a value walks its type: 600 levels of structs were a RecursionError
         # (a 500, a CLI traceback).
-        if kind is not None and _type_leaves(kind) > MAX_TYPE_LEAVES:
+        depth, leaves = _type_shape(kind) if kind is not None else (0, 0)
+        if leaves > MAX_TYPE_LEAVES:
             raise SqlRefused(
                 "answer-size",
                 f"column {name!r} has a type of over {MAX_TYPE_LEAVES:,} fields (structs in "
                 "lists, maps or structs), more than an answer may hold; select less of it",
             )
-        if kind is not None and _type_depth(kind) > MAX_VALUE_DEPTH:
+        if depth > MAX_VALUE_DEPTH:
             raise SqlRefused(
                 "answer-size",
                 f"column {name!r} is nested over {MAX_VALUE_DEPTH} levels deep (lists, maps "
