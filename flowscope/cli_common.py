@@ -52,11 +52,9 @@ def _plain_host(_ctx: click.Context, _param: click.Parameter, value: str) -> str
 class DurationType(click.ParamType):  # type: ignore[type-arg]
     name = "duration"
 
-    def __init__(
-        self, at_most: tuple[timedelta, str] | None = None, *, off: str | None = "keeps all"
-    ) -> None:
+    def __init__(self, at_most: tuple[timedelta, str] | None = None, *, off: bool = True) -> None:
         self.at_most = at_most  # the longest taken, and the refusal of a longer one
-        # What 'off' (or 0) means, or None: a positive duration is wanted (demo's
+        # Whether 'off' (or 0) keeps all; else a positive duration is wanted (demo's
         # --duration, which 0 made run until Ctrl-C, diff review).
         self.off = off
 
@@ -64,30 +62,30 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]
         if isinstance(value, timedelta) or value is None:
             return value
         text = str(value).strip()
-        off = text.lower() in ("off", "none") or _ZERO.fullmatch(text)
-        if off and self.off is None:
-            self.fail(f"{text!r}: give a positive duration, e.g. 30s or 5m", param, ctx)
-        # Zero however written ('00', '0.0', ' 0 ') keeps all as '0' does: they were
+        # Zero however written ('00', '0.0', ' 0 ') is 'off' as '0' is: they were
         # refused as no duration while ' 5m' was taken (lifecycle review).
-        if off:
+        if text.lower() in ("off", "none") or _ZERO.fullmatch(text):
+            duration = timedelta(0)
+        else:
+            try:
+                duration = parse_duration(text)
+            except ValueError as exc:
+                or_off = ", or 'off'" if self.off else ""
+                self.fail(f"{exc}{or_off}", param, ctx)
+            if not duration and float(re.sub(r"[^\d.]", "", text)) > 0:
+                # Under a microsecond rounds to 0, which would keep every span (as 'off').
+                self.fail(f"{text!r} is shorter than a microsecond", param, ctx)
+        if not duration:  # '0s', '0d' too, which keep all like '0' (--help says so)
+            if not self.off:
+                self.fail(f"{text!r}: give a positive duration, e.g. 30s or 5m", param, ctx)
             return None
-        try:
-            duration = parse_duration(text)
-        except ValueError as exc:
-            self.fail(f"{exc}{OR_OFF if self.off is not None else ''}", param, ctx)
-        if not duration and float(re.sub(r"[^\d.]", "", text)) > 0:
-            # Under a microsecond rounds to 0, which would keep every span (as 'off').
-            self.fail(f"{text!r} is shorter than a microsecond", param, ctx)
         if self.at_most is not None and duration > self.at_most[0]:
             # Refused as the other bad values are ("Invalid value for ..."), not later.
             self.fail(self.at_most[1], param, ctx)
-        if not duration and self.off is None:
-            self.fail(f"{text!r}: give a positive duration, e.g. 30s or 5m", param, ctx)
-        return duration or None  # '0s', '0d': 0, which keeps all like '0' (--help says so)
+        return duration
 
 
 _ZERO = re.compile(r"0+(?:\.0*)?")
-OR_OFF = ", or 'off'"
 
 
 class FiniteFloatRange(click.FloatRange):

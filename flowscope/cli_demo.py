@@ -75,7 +75,7 @@ def _load_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--duration",
             default=None,
-            type=DurationType(off=None),
+            type=DurationType(off=False),
             help="Stop after this long, e.g. 30s or 5m (default: run until Ctrl-C).",
         ),
         click.option("--seed", default=1, show_default=True, type=int, help="Seed of the load."),
