@@ -129,14 +129,13 @@ def main(verbose: bool) -> None:
         format=LOG_FORMAT,
     )
     running = main.commands.get(click.get_current_context().invoked_subcommand or "")
-    own = frozenset(_long_options(main))
-    options = own | (_long_options(running) if running else set())
+    options = _long_options(running) if running else set()
     elsewhere: dict[str, list[str]] = {}
     for name, command in sorted(main.commands.items()):
         if not command.hidden:
             for option in _long_options(command) - options:
                 elsewhere.setdefault(option, []).append(name)
-    for warning in unread_variables(options, elsewhere, own):
+    for warning in unread_variables(options, elsewhere, _long_options(main)):
         click.echo(warning, err=True)
 
 

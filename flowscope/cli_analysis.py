@@ -319,12 +319,8 @@ def _span_filter_hint(
     return None
 
 
-def _spans_counted(count: int) -> str:
-    return _counted(count, "span")  # "1 spans in the window"
-
-
 def _counted(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"  # not "1 spans in the window"
 
 
 def _bound_shown(text: str | None) -> str | None:
@@ -406,14 +402,14 @@ def _hint_empty_window(
         where = "none of the traces that start in the window matches"
     elif traces and spans_in_window:
         where = (
-            f"{_spans_counted(spans_in_window)} in the window, but no trace whose root span (no "
+            f"{_counted(spans_in_window, 'span')} in the window, but no trace whose root span (no "
             "parent span id), or first span without one, started in it: traces go by that start"
         )
     elif roots_in_window:  # there are traces: the command's filters matched none
         where = f"none of the {roots_in_window} traces that start in the window matches"
     elif spans_in_window:
         where = (
-            f"{_spans_counted(spans_in_window)} in the window, but no trace whose root span (no "
+            f"{_counted(spans_in_window, 'span')} in the window, but no trace whose root span (no "
             "parent span id) started in it: flows go by their root"
         )
     elif until and end_ns and oldest is not None and oldest >= end_ns:

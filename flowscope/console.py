@@ -56,9 +56,9 @@ def unread_variables(
     options: Set[str], elsewhere: dict[str, list[str]], before: Set[str] = frozenset()
 ) -> list[str]:
     """A warning for each FLOWSCOPE_ variable no option reads that looks like one of
-    ``options`` (long names, ``--retention``: the running command's) or of another
-    command (``elsewhere``: option to the commands that take it; ``before``: options
-    of flowscope itself, given before the command): a guess such as
+    ``options`` (long names, ``--retention``: the running command's), of flowscope
+    itself (``before``, given before the command) or of another command
+    (``elsewhere``: option to the commands that take it): a guess such as
     FLOWSCOPE_RETENTION=off was ignored without a word, and serve's default retention
     then deleted an imported file's older spans. Others (Kubernetes'
     FLOWSCOPE_SERVICE_HOST, a Dockerfile's FLOWSCOPE_VERSION) are not flowscope's
