@@ -92,7 +92,7 @@ class ClientWatch:
 
 # Set by the app's analysis gate for the request it lets run (unset: nothing watches).
 CLIENT_WATCH: ContextVar[ClientWatch | None] = ContextVar("client_watch", default=None)
-# How often a running analysis looks whether its client is still there.
+# How often a running analysis or SQL query looks whether its client is still there.
 CLIENT_POLL_S = 0.25
 
 

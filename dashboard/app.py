@@ -118,8 +118,6 @@ SQL_WAIT_S = 2.0
 # up to ANALYSIS_WAIT_S, holding no worker thread.
 MAX_ANALYSES = 8
 ANALYSIS_WAIT_S = 30.0
-# How often a running SQL query's request looks whether its client is still there.
-DISCONNECT_POLL_S = 0.25
 SQL_RETRY_S = 1
 # A query stopped by the server stopping: a restart takes a few seconds.
 SQL_STOPPED_RETRY_S = 5
@@ -204,7 +202,7 @@ def create_app(context: AppContext) -> FastAPI:
         )
 
     analysis_turns = asyncio.Semaphore(MAX_ANALYSES)  # waiting holds no worker thread
-    from flowscope.dashboard.api_analysis import CLIENT_WATCH, ClientWatch
+    from flowscope.dashboard.api_analysis import CLIENT_POLL_S, CLIENT_WATCH, ClientWatch
 
     def stop_thread_reads(thread: threading.Thread) -> None:
         context.database.interrupt_reads(only=thread)
@@ -459,7 +457,7 @@ def create_app(context: AppContext) -> FastAPI:
             )
             client_gone = (request.scope.get("extensions") or {}).get(CLIENT_GONE)
             while not work.done():
-                await asyncio.wait({work}, timeout=DISCONNECT_POLL_S)
+                await asyncio.wait({work}, timeout=CLIENT_POLL_S)
                 if work.done():
                     break
                 if context.database.reads_stopped.is_set():
