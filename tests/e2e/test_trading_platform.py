@@ -11,6 +11,7 @@ each fault in its own step without moving the other faults' steps.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +51,18 @@ class Indicator:
     step: Step
     metric: str  # p95_ms | error_rate | calls_per_trace
     moves_by: float  # the least change that counts as moved; less counts as unmoved
+
+    @property
+    def steady_metric(self) -> str:
+        """The number that must stay put while another fault is on.
+
+        A stall of the whole process (a garbage collection, a busy CI neighbour)
+        lengthens the few calls it catches. With ~20 calls in a scenario a step's
+        P95 is nearly its maximum, so one caught call moved it by 139 ms in CI.
+        A fault leaking into this step would slow most of its calls, which moves
+        the median; a stall does not.
+        """
+        return "p50_ms" if self.metric == "p95_ms" else self.metric
 
 
 FAULT_MAGNITUDES: dict[str, float] = {
@@ -113,14 +126,14 @@ class Recording:
             keyed[tuple(reversed(path))] = step
         return keyed
 
-    def measure(self, scenario: str, indicator: Indicator) -> float:
+    def measure(self, scenario: str, indicator: Indicator, metric: str) -> float:
         matches = [
             step
             for path, step in self.steps(scenario, indicator.flow).items()
             if path[-1] == indicator.step
         ]
         assert len(matches) == 1, f"{indicator.step} in {indicator.flow} ({scenario})"
-        return float(matches[0][indicator.metric])
+        return float(matches[0][metric])
 
 
 def _now() -> str:
@@ -130,6 +143,18 @@ def _now() -> str:
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
     db = tmp_path_factory.mktemp("e2e") / "trading.duckdb"
+    # A full collection walks every object the suite's earlier tests left in this
+    # process, stalling the platform's and the server's threads mid-span; frozen,
+    # those objects are not walked while the scenarios run.
+    gc.collect()
+    gc.freeze()
+    try:
+        yield from _record(db)
+    finally:
+        gc.unfreeze()
+
+
+def _record(db: Path) -> Iterator[Recording]:
     with server_in_process(Path(db), decode_workers=0) as (_server, endpoints):
         app = TradingApp(
             AppConfig(
@@ -197,19 +222,16 @@ def test_the_seed_404_on_first_funding_shows_as_a_step_error(recording: Recordin
 def test_each_fault_shows_in_its_own_step_and_nowhere_else(
     recording: Recording, fault: str
 ) -> None:
-    moved = {}
-    for name, indicator in INDICATORS.items():
-        before = recording.measure(BASELINE, indicator)
-        during = recording.measure(fault, indicator)
-        moved[name] = (during - before, before, during)
-    delta, before, during = moved[fault]
-    assert delta >= INDICATORS[fault].moves_by, (
-        f"{fault}: {INDICATORS[fault].metric} {before:.3g} -> {during:.3g}"
-    )
-    for name, (delta, before, during) in moved.items():
+    own = INDICATORS[fault]
+    before = recording.measure(BASELINE, own, own.metric)
+    during = recording.measure(fault, own, own.metric)
+    assert during - before >= own.moves_by, f"{fault}: {own.metric} {before:.3g} -> {during:.3g}"
+    for name, other in INDICATORS.items():
         if name != fault:
-            assert abs(delta) < INDICATORS[name].moves_by, (
-                f"{fault} moved {name}'s step: {INDICATORS[name].metric} {before:.3g} -> {during:.3g}"
+            before = recording.measure(BASELINE, other, other.steady_metric)
+            during = recording.measure(fault, other, other.steady_metric)
+            assert abs(during - before) < other.moves_by, (
+                f"{fault} moved {name}'s step: {other.steady_metric} {before:.3g} -> {during:.3g}"
             )
 
 
