@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowscope.analyzer.flows_config import FlowsConfig, RootFacts, slugify
+from flowscope.analyzer.flows_config import FlowsConfig, RootFacts, cut_slug, slugify
 from flowscope.analyzer.milliseconds import ms_of_ns
 from flowscope.analyzer.model import Flow, Window
 from flowscope.analyzer.rates import rate_minutes
@@ -27,7 +27,7 @@ from flowscope.store.database import Database
 
 def auto_flow_id(service: str, operation: str) -> str:
     digest = hashlib.blake2b(f"{service}\x00{operation}".encode(), digest_size=3).hexdigest()
-    return f"{slugify(f'{service} {operation}')}-{digest}"
+    return f"{cut_slug(slugify(f'{service} {operation}'))}-{digest}"
 
 
 def auto_flow_name(service: str, operation: str) -> str:

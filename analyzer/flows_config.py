@@ -103,6 +103,9 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 _FLOW_KEYS = {"name", "id", "match"}
 _MATCH_KEYS = {"service", "route", "operation", "attributes"}
 _SLUG = re.compile(r"[^a-z0-9]+")
+# A root named by a whole SQL statement or a URL with its query would otherwise make an
+# id of kilobytes in every link and URL; the hash that follows a cut slug keeps it unique.
+MAX_SLUG = 64
 
 
 class FlowsConfigError(ValueError):
@@ -118,14 +121,21 @@ def slugify(text: str) -> str:
     return _SLUG.sub("-", text.lower()).strip("-") or "flow"
 
 
+def cut_slug(slug: str) -> str:
+    """The slug's first MAX_SLUG characters, without a trailing '-'."""
+    return slug[:MAX_SLUG].rstrip("-")
+
+
 def name_slug(name: str) -> str:
     """A rule's default id: its name as a slug with accents folded (``"Über uns"`` ->
     ``uber-uns``, ``ß`` -> ``ss``), plus 6 hex digits of a hash of the name when letters
     or digits had no ASCII form: ``"注文"`` -> ``flow-…``, and ``"Order 注文"`` and
-    ``"Order 取消"`` differ (both were ``order``, or ``flow``)."""
+    ``"Order 取消"`` differ (both were ``order``, or ``flow``). A slug over MAX_SLUG
+    characters is cut and gets the hash too."""
     decomposed = unicodedata.normalize("NFKD", name.casefold())
     slug = slugify(decomposed.encode("ascii", "ignore").decode())
-    if any(char.isalnum() and not char.isascii() for char in decomposed):
+    if len(slug) > MAX_SLUG or any(char.isalnum() and not char.isascii() for char in decomposed):
+        slug = cut_slug(slug)
         digest = hashlib.blake2b(name.encode(), digest_size=3).hexdigest()
         return f"{slug}-{digest}"
     return slug

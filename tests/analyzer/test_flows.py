@@ -73,6 +73,17 @@ def test_flow_ids_are_stable_slugs_with_a_hash() -> None:
     assert auto_flow_id("gateway", "POST orders") != auto_flow_id("gateway", "POST /orders")
 
 
+def test_a_root_named_by_a_long_text_gets_a_cut_id() -> None:
+    """Before, a root span named by a whole SQL statement gave an id as long as it."""
+    statement = "SELECT " + ", ".join(f"column_{n}" for n in range(300)) + " FROM t"
+    flow_id = auto_flow_id("db-job", statement)
+    assert len(flow_id) <= 64 + 7
+    assert flow_id.startswith("db-job-select-column-0-column-1-")
+    assert flow_id != auto_flow_id("db-job", statement + " WHERE x")  # the hash sees it all
+    # Ids under the limit are what they always were.
+    assert auto_flow_id("gateway", "POST /orders") == "gateway-post-orders-a164bc"
+
+
 def test_a_trace_belongs_to_the_window_by_its_root(analyze: Analyze) -> None:
     analysis = analyze(order_kit())
     second_minute = Window(at_ms(60_000), at_ms(120_000))

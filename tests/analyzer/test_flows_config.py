@@ -105,6 +105,20 @@ def test_names_without_an_ascii_form_get_distinct_ids() -> None:
     assert all(slugify(flow_id) == flow_id for flow_id in ids)  # each is a valid slug
 
 
+def test_a_long_name_gives_a_cut_id_that_stays_distinct() -> None:
+    """Before, a rule named by a 2,000-character text had an id of that length."""
+    long_a, long_b = "Report " + "x" * 2000, "Report " + "x" * 1999 + "y"
+    config = FlowsConfig.parse(
+        f"flows:\n  - {{name: {long_a}, match: {{service: a}}}}\n"
+        f"  - {{name: {long_b}, match: {{service: b}}}}\n"
+    )
+    ids = [rule.id for rule in config.flows]
+    assert ids[0] != ids[1]
+    assert all(len(i) == 64 + 7 and slugify(i) == i for i in ids)
+    assert ids[0].startswith("report-xxx")
+    assert name_slug("a" * 64) == "a" * 64  # at the limit: unchanged, no hash
+
+
 @pytest.mark.parametrize("value", ["{}", "0", '""', "text"])
 def test_flows_that_is_not_a_list_is_an_error(value: str) -> None:
     """Before, `flows: {}`, `0` and `""` were taken as no rules at all."""
