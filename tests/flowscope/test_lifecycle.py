@@ -197,8 +197,10 @@ def env(tmp_path: Path) -> Iterator[Env]:
 
 def _listening(port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
-            return True
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+            # A closed port in the ephemeral range can be the one the kernel picks for
+            # the probe itself, which then connects to itself: nothing listens there.
+            return probe.getsockname() != probe.getpeername()
     except OSError:
         return False
 

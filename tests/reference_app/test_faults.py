@@ -95,8 +95,11 @@ def test_slow_risk_delays_the_risk_check(platform: Platform, trader: Trader) -> 
     slow = durations_ms(platform, "risk-manager", "validate_order")
     assert len(slow) == 3 and min(slow) >= 80
     platform.fresh()
-    assert trader.order().status_code == 201
-    assert max(durations_ms(platform, "risk-manager", "validate_order")) < 80
+    for _ in range(3):
+        assert trader.order().status_code == 201
+    # The fault slows every call, so one quick call shows it is off; the least of three,
+    # because a stall of the test process can catch any single sub-millisecond span.
+    assert min(durations_ms(platform, "risk-manager", "validate_order")) < 80
 
 
 def test_slow_user_db_delays_each_user_statement(platform: Platform, trader: Trader) -> None:
@@ -108,7 +111,9 @@ def test_slow_user_db_delays_each_user_statement(platform: Platform, trader: Tra
         platform.clear_faults()
     user_selects = durations_ms(platform, "user-service", "SELECT")
     assert len(user_selects) == 2 and min(user_selects) >= 60
-    assert max(durations_ms(platform, "wallet-service", "SELECT")) < 60
+    # Every statement would be slow had the fault reached this database; the least is
+    # read, as a stall of the test process can catch any one of them.
+    assert min(durations_ms(platform, "wallet-service", "SELECT")) < 60
 
 
 def test_n_plus_one_runs_a_query_per_symbol(platform: Platform, trader: Trader) -> None:
