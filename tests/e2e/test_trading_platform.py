@@ -58,7 +58,7 @@ class Indicator:
 
         A stall of the whole process (a garbage collection, a busy CI neighbour)
         lengthens the few calls it catches. With ~20 calls in a scenario a step's
-        P95 is nearly its maximum, so one caught call moved it by 139 ms in CI.
+        P95 is nearly its maximum: in CI a stall moved one from 0.275 to 139 ms.
         A fault leaking into this step would slow most of its calls, which moves
         the median; a stall does not.
         """
@@ -223,8 +223,8 @@ def test_each_fault_shows_in_its_own_step_and_nowhere_else(
     recording: Recording, fault: str
 ) -> None:
     own = INDICATORS[fault]
-    # Measured from the baseline's steady number: a stall that caught two baseline calls
-    # raised the baseline P95 by as much as the fault's margin.
+    # Measured from the baseline's steady number: a stall that caught two of the ~18
+    # baseline calls would raise the baseline P95 by about the fault's margin.
     before = recording.measure(BASELINE, own, own.steady_metric)
     during = recording.measure(fault, own, own.metric)
     assert during - before >= own.moves_by, f"{fault}: {own.metric} {before:.3g} -> {during:.3g}"
