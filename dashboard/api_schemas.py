@@ -127,6 +127,8 @@ def text_answers(*refusals: int) -> dict[int | str, dict[str, Any]]:
 _REFUSALS = {
     400: "a bad window or parameter, or a query the SQL sandbox refused (its rule)",
     404: "no such flow or trace (named in detail.flow or detail.trace)",
+    408: "the body stopped coming for 30 s, or was not whole within 120 s",
+    413: "a body over 1 MiB (the API's limit; the longest query the sandbox takes fits)",
     415: "a body sent as another media type than JSON, or without a Content-Type",
     503: "not now, with Retry-After: the SQL queries' limit is reached, or the server is stopping",
 }

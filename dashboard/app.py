@@ -28,6 +28,7 @@ from flowscope.collector.auth import BEARER_CHALLENGE, token_matches
 from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess
 from flowscope.dashboard.api_schemas import AuthAnswer, Health, SqlAnswer, answers
+from flowscope.dashboard.body_limit import BodyLimit
 from flowscope.dashboard.query_parameters import known_query_parameters
 from flowscope.durations import format_duration
 from flowscope.http_server import CLIENT_GONE, HeadAsGet
@@ -245,6 +246,9 @@ def create_app(context: AppContext) -> FastAPI:
         finally:
             analysis_turns.release()
 
+    # After the token check (a body is not read for a wrong token), before a turn is taken.
+    app.add_middleware(BodyLimit)
+
     @app.middleware("http")  # added last, so it runs first: no turn for a wrong token
     async def require_token(request: Request, call_next: Any) -> Any:
         if request.url.path.startswith("/api/") and not token_matches(
@@ -415,7 +419,7 @@ def create_app(context: AppContext) -> FastAPI:
     @app.post(
         "/api/sql",
         response_model=None,
-        responses=answers(SqlAnswer, 400, 415, 503),
+        responses=answers(SqlAnswer, 400, 408, 413, 415, 503),
         dependencies=[Depends(known_query_parameters)],
     )
     async def sql(query: SqlQuery, request: Request) -> Any:

@@ -462,4 +462,4 @@ def test_a_query_duckdb_cannot_interrupt_is_a_503_as_the_server_stops(
 def test_openapi_declares_the_sql_routes_refusals(api: httpx.Client) -> None:
     """The 415 for a body that is not JSON-typed was answered but not described."""
     post = api.get("/openapi.json").json()["paths"]["/api/sql"]["post"]
-    assert {"200", "400", "415", "422", "503"} <= set(post["responses"])
+    assert {"200", "400", "408", "413", "415", "422", "503"} <= set(post["responses"])
