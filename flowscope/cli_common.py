@@ -540,7 +540,8 @@ def server_options(function: F) -> F:
             "--token",
             envvar="FLOWSCOPE_TOKEN",
             default=None,
-            help="Require 'Authorization: Bearer TOKEN' on OTLP and the API [env FLOWSCOPE_TOKEN].",
+            help="Require 'Authorization: Bearer TOKEN' on OTLP and the API [env "
+            "FLOWSCOPE_TOKEN: prefer it on a shared machine, where every user sees command lines].",
         ),
         click.option(
             "--flows",
