@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from flowscope.store.dedup import RecentSpanKeys, only_new
 from flowscope.store.journal import Journal
-from flowscope.store.writer import QueueFull, WriterClosed
+from flowscope.store.writer import QueueFull, WriterClosed, no_room
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,8 @@ class JournalSink:
             if rows == 0:
                 future.set_result(0)
                 return future
-            if self._queued_spans and self._queued_spans + rows > self.max_queued_spans:
-                raise QueueFull(
-                    f"writer queue holds {self._queued_spans} spans (limit {self.max_queued_spans})"
-                )
+            if (full := no_room(self._queued_spans, rows, self.max_queued_spans)) is not None:
+                raise QueueFull(full)
             if self._unmoved and (waited := self._clock() - self._oldest_since) >= STALLED_AFTER_S:
                 if not self._stalled:
                     self._stalled = True

@@ -51,6 +51,24 @@ class QueueFull(Exception):
     """More spans are waiting than ``max_queued_spans``; try again shortly."""
 
 
+def no_room(queued: int, rows: int, limit: int) -> str | None:
+    """Why ``rows`` more spans do not fit beside ``queued`` ones, or None when they do.
+
+    A request over the whole limit is taken when the queue is empty, else it could
+    never be; under steady traffic the queue seldom is, so its refusal says that
+    rather than "retry later" alone (a reviewer's 250,000-span request was refused
+    as if the queue were merely busy, for as long as the traffic lasted)."""
+    if not queued or queued + rows <= limit:
+        return None
+    if rows > limit:
+        return (
+            f"the request holds {rows} spans, more than the writer queue's limit of {limit}: "
+            f"it is taken only when the queue is empty (it holds {queued}); send smaller "
+            "requests or raise --max-queued-spans"
+        )
+    return f"writer queue holds {queued} spans (limit {limit})"
+
+
 class WriterClosed(Exception):
     """The writer is not running (not started, stopping, or failed)."""
 
@@ -245,10 +263,8 @@ class SpanWriter:
             raise WriterClosed("spans reach this writer through the ingest process only")
         if rows == 0:
             return None
-        if self._queued_spans and self._queued_spans + rows > self.max_queued_spans:
-            raise QueueFull(
-                f"writer queue holds {self._queued_spans} spans (limit {self.max_queued_spans})"
-            )
+        if (full := no_room(self._queued_spans, rows, self.max_queued_spans)) is not None:
+            raise QueueFull(full)
         failing = self._failures.last
         if journalled and failing is not None:
             # Acknowledged spans would take the room a commit needs: a disk freed while

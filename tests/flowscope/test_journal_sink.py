@@ -60,6 +60,29 @@ def test_records_are_journalled_forwarded_in_order_and_deduplicated(tmp_path: Pa
     sink.journal.close(all_moved=False)
 
 
+def test_a_request_over_the_whole_limit_waits_for_an_empty_queue_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """Before, it was refused as "writer queue holds N spans", which reads as busy: under
+    steady traffic it was refused for as long as the traffic lasted."""
+    forwarded = Forwarded()
+    small, big = _batch(1), _batch(2)
+    limit = big.spans - 1
+    sink = _sink(tmp_path, forwarded, max_queued_spans=limit)
+    sink.submit(small.table, small.keys).result()
+    with pytest.raises(QueueFull) as refused:
+        sink.submit(big.table, big.keys)
+    assert str(refused.value) == (
+        f"the request holds {big.spans} spans, more than the writer queue's limit of {limit}: "
+        f"it is taken only when the queue is empty (it holds {small.spans}); send smaller "
+        "requests or raise --max-queued-spans"
+    )
+    sink.moved(7)
+    sink.submit(big.table, big.keys).result()  # the queue is empty: taken
+    sink.moved(8)
+    sink.journal.close(all_moved=True)
+
+
 def test_the_queue_limit_counts_until_the_writer_moves_records(tmp_path: Path) -> None:
     forwarded = Forwarded()
     first, second, third = _batch(1), _batch(2), _batch(3)
