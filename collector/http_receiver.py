@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
@@ -103,11 +104,17 @@ class _Bodies:
         self.held -= size
 
 
-async def _read_body(request: Request, limit: int, bodies: _Bodies) -> bytes:
-    declared = request.headers.get("content-length")
+async def read_body(
+    chunks: AsyncIterator[bytes], declared: str | None, limit: int, bodies: _Bodies | None = None
+) -> bytes:
+    """A request body from its ``chunks``: RequestTooLarge past ``limit`` bytes (at once
+    when its Content-Length, ``declared``, says so), BodyTimeout when it stops coming
+    for BODY_IDLE_S or is not whole within BODY_TOTAL_S. Its bytes are held in
+    ``bodies`` while it comes; the caller gives them back."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
-    chunks: list[bytes] = []
+    budget = bodies if bodies is not None else _Bodies(limit)
+    received: list[bytes] = []
     size = 0
     loop = asyncio.get_running_loop()
     deadline = loop.time() + BODY_TOTAL_S
@@ -115,16 +122,16 @@ async def _read_body(request: Request, limit: int, bodies: _Bodies) -> bytes:
         # One timer, moved on by each chunk: the next must come within BODY_IDLE_S,
         # and none after the deadline (a task per chunk, as wait_for makes, costs more).
         async with asyncio.timeout_at(min(loop.time() + BODY_IDLE_S, deadline)) as timer:
-            async for chunk in request.stream():
+            async for chunk in chunks:
                 if size + len(chunk) > limit:
                     raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
-                bodies.take(len(chunk), size)
+                budget.take(len(chunk), size)
                 size += len(chunk)
-                chunks.append(chunk)
+                received.append(chunk)
                 timer.reschedule(min(loop.time() + BODY_IDLE_S, deadline))
-        return b"".join(chunks)  # its bytes stay held: the caller gives them back
+        return b"".join(received)  # its bytes stay held: the caller gives them back
     except TimeoutError as exc:
-        bodies.give_back(size)
+        budget.give_back(size)
         why = (
             f"the request body took over {BODY_TOTAL_S:g} s"
             if loop.time() >= deadline
@@ -132,7 +139,7 @@ async def _read_body(request: Request, limit: int, bodies: _Bodies) -> bytes:
         )
         raise BodyTimeout(f"{why}; {size} bytes of it arrived") from exc
     except BaseException:
-        bodies.give_back(size)
+        budget.give_back(size)
         raise
 
 
@@ -183,7 +190,9 @@ def create_otlp_http_app(
             return _failure(415, _INVALID_ARGUMENT, f"{what}; use {PROTOBUF} or {JSON}", PROTOBUF)
         held = 0
         try:
-            raw = await _read_body(request, max_bytes, bodies)
+            raw = await read_body(
+                request.stream(), request.headers.get("content-length"), max_bytes, bodies
+            )
             held = len(raw)
             encoding = request.headers.get("content-encoding")
             body = raw

@@ -9,19 +9,22 @@ clients liked (security review). The longest query the SQL sandbox takes
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
-from flowscope.collector.http_receiver import BODY_IDLE_S, BODY_TOTAL_S
+from starlette.requests import ClientDisconnect
+
+from flowscope.collector.errors import RequestTooLarge
+from flowscope.collector.http_receiver import BodyTimeout, read_body
 
 MAX_API_BODY_BYTES = 1024 * 1024
 
 
 class BodyLimit:
-    """Reads a request's body before the app does: 413 past ``limit`` bytes, 408 when
-    it stops coming for BODY_IDLE_S or is not whole within BODY_TOTAL_S. The app is
-    handed the body read; after it, the client's own messages (its disconnect)."""
+    """Reads a request's body before the app does (``http_receiver.read_body``, as the
+    OTLP/HTTP port does): 413 past ``limit`` bytes, 408 when it stops coming. The app
+    is handed the body read; after it, the client's own messages (its disconnect)."""
 
     def __init__(self, app: Any, limit: int = MAX_API_BODY_BYTES) -> None:
         self.app = app
@@ -32,41 +35,31 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        declared = headers.get(b"content-length", b"").strip()
-        if not declared and b"transfer-encoding" not in headers:
+        declared = headers.get(b"content-length")
+        if declared is None and b"transfer-encoding" not in headers:
             await self.app(scope, receive, send)  # no body
             return
-        if declared.isdigit() and int(declared) > self.limit:
-            await _refuse(send, 413, f"request body of {int(declared)} bytes; {self._limit_text}")
-            return
-        chunks: list[bytes] = []
-        size = 0
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + BODY_TOTAL_S
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                yield message.get("body", b"")
+                if not message.get("more_body", False):
+                    return
+
+        text = None if declared is None else declared.decode("latin-1").strip()
         try:
-            async with asyncio.timeout_at(min(loop.time() + BODY_IDLE_S, deadline)) as timer:
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        return  # gone before its body ended: nobody to answer
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > self.limit:
-                        await _refuse(send, 413, f"request body over {self._limit_text}")
-                        return
-                    chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        break
-                    timer.reschedule(min(loop.time() + BODY_IDLE_S, deadline))
-        except TimeoutError:
-            why = (
-                f"the request body took over {BODY_TOTAL_S:g} s"
-                if loop.time() >= deadline
-                else f"no part of the request body came for {BODY_IDLE_S:g} s"
-            )
-            await _refuse(send, 408, f"{why}; {size} bytes of it arrived")
+            body = await read_body(chunks(), text, self.limit)
+        except RequestTooLarge as exc:
+            await _refuse(send, 413, str(exc))
             return
-        body = b"".join(chunks)
+        except BodyTimeout as exc:
+            await _refuse(send, 408, str(exc))
+            return
+        except ClientDisconnect:
+            return  # gone before its body ended: nobody to answer
         handed = False
 
         async def replay() -> Any:
@@ -77,10 +70,6 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
-
-    @property
-    def _limit_text(self) -> str:
-        return f"the API's limit is {self.limit} bytes"
 
 
 async def _refuse(send: Any, status: int, message: str) -> None:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from flowscope.dashboard import body_limit
+from flowscope.collector import http_receiver
 from flowscope.dashboard.body_limit import MAX_API_BODY_BYTES
 from flowscope.store.sandbox import MAX_SQL_CHARS
 from flowscope.testing.server import server_in_process
@@ -35,7 +35,7 @@ def test_a_body_over_the_limit_is_413_and_the_server_answers_on(ui: str) -> None
     answer = _sql(ui, content=big)
     assert answer.status_code == 413
     assert answer.json()["detail"]["message"] == (
-        f"request body of {len(big)} bytes; the API's limit is {MAX_API_BODY_BYTES} bytes"
+        f"request body of {len(big)} bytes exceeds the limit of {MAX_API_BODY_BYTES}"
     )
     assert answer.headers["connection"] == "close"
     assert _sql(ui, json={"sql": "SELECT 1 AS one"}).json()["rows"] == [[1]]
@@ -55,7 +55,7 @@ def test_a_chunked_body_is_cut_off_at_the_limit(ui: str) -> None:
     answer = _sql(ui, content=chunks())
     assert answer.status_code == 413
     assert answer.json()["detail"]["message"] == (
-        f"request body over the API's limit is {MAX_API_BODY_BYTES} bytes"
+        f"request body exceeds the limit of {MAX_API_BODY_BYTES} bytes"
     )
 
 
@@ -70,7 +70,7 @@ def test_the_longest_query_the_sandbox_takes_fits_escaped(ui: str) -> None:
 
 
 def test_a_body_that_stops_coming_is_408(ui: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(body_limit, "BODY_IDLE_S", 0.5)
+    monkeypatch.setattr(http_receiver, "BODY_IDLE_S", 0.5)
     address = urlsplit(ui)
     with socket.create_connection((address.hostname, address.port), timeout=20) as client:
         client.sendall(
