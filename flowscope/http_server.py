@@ -34,6 +34,11 @@ HEADER_TIMEOUT_S = 30.0
 # out on a connection the server was closing at that moment, and fail with a
 # ReadError (seen once in a demo run).
 KEEP_ALIVE_S = 30
+# Open connections uvicorn takes before it answers every request 503. At the limit, a
+# new connection closes the oldest one that has not sent a request yet: a peer without
+# the token held 2,048 idle connections, renewed as the header deadline cut them, and
+# every exporter and /healthz got 503 (security review).
+MAX_CONNECTIONS = 2048
 
 
 # The ASGI scope extension (a callable, True once the client closed its side) that lets
@@ -75,9 +80,26 @@ class _HeaderDeadlineH11(H11Protocol):
     # How the port answers a request h11 cannot parse (None: uvicorn's plain text).
     bad_request: Refusal | None = None
 
+    # This server's connections that have not sent a request, oldest first (each server
+    # gets its own dict; all on its one event loop: no lock).
+    silent: dict[_HeaderDeadlineH11, None] = {}
+    _spoke = False
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.connections) >= MAX_CONNECTIONS:
+            self._make_room()
+        type(self).silent[self] = None
         self._arm()
+
+    def _make_room(self) -> None:
+        """Close the oldest connection that has said nothing: one that sends a request
+        keeps its place, as does an exporter's kept-alive connection between requests."""
+        for oldest in self.silent:
+            if not oldest.transport.is_closing():
+                oldest.transport.close()
+                del self.silent[oldest]
+                return
 
     def data_received(self, data: bytes) -> None:
         if self._first_data:
@@ -94,10 +116,14 @@ class _HeaderDeadlineH11(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        type(self).silent.pop(self, None)
         super().connection_lost(exc)
 
     def handle_events(self) -> None:
         super().handle_events()
+        if not self._spoke and self.cycle is not None:
+            self._spoke = True
+            type(self).silent.pop(self, None)
         # The request just read (its app starts after this returns) gets CLIENT_GONE.
         if self.cycle is not None and not self.cycle.response_complete:
             transport = self.transport
@@ -463,6 +489,7 @@ class HttpServer:
                 "port_label": port_label or name,
                 "http2_hint": http2_hint,
                 "bad_request": None if refusal is plain_refusal else staticmethod(refusal),
+                "silent": {},
             },
         )
         config = uvicorn.Config(
@@ -472,7 +499,7 @@ class HttpServer:
             lifespan="off",
             timeout_graceful_shutdown=5,
             timeout_keep_alive=KEEP_ALIVE_S,
-            limit_concurrency=2048,
+            limit_concurrency=MAX_CONNECTIONS,
             http=protocol,
         )
         self._server = uvicorn.Server(config)

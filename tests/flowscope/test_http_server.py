@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from flowscope import http_server
 from flowscope.http_server import (
     HttpServer,
     _LocalNamesOnly,
@@ -278,3 +280,45 @@ def test_an_h2c_upgrade_is_answered_over_http_1_1_without_warnings() -> None:
     finally:
         server.shutdown()
         logger.removeHandler(handler)
+
+
+def _until_hello(sock: socket.socket) -> bytes:
+    """One answer of the hello app on a kept-alive connection."""
+    received = b""
+    while not received.endswith(b"hello"):
+        part = sock.recv(65536)
+        if not part:
+            break
+        received += part
+    return received
+
+
+def test_at_the_connection_limit_the_oldest_silent_connection_makes_room(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A peer without the token held every connection (2,048) open without a request,
+    renewing them as the header deadline cut them: every exporter and /healthz got 503."""
+    monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 20)
+    app = Starlette(routes=[Route("/", _hello)])
+    server = HttpServer(app, "127.0.0.1", 0, "t", token="s3cret")
+    server.start()
+    request = b"GET / HTTP/1.1\r\nHost: collector.example\r\n\r\n"
+    silent: list[socket.socket] = []
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as exporter:
+            exporter.sendall(request)
+            assert _until_hello(exporter).startswith(b"HTTP/1.1 200 ")
+            silent = [
+                socket.create_connection(("127.0.0.1", server.port), timeout=20) for _ in range(40)
+            ]
+            with socket.create_connection(("127.0.0.1", server.port), timeout=20) as fresh:
+                fresh.sendall(request)
+                assert _until_hello(fresh).startswith(b"HTTP/1.1 200 ")
+            exporter.sendall(request)  # it has spoken: kept, with its connection
+            assert _until_hello(exporter).startswith(b"HTTP/1.1 200 ")
+        assert silent[0].recv(1) == b""  # the oldest silent one was closed for room
+        assert server.port  # still serving
+    finally:
+        for sock in silent:
+            sock.close()
+        server.shutdown()
