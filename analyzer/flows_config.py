@@ -131,13 +131,14 @@ def name_slug(name: str) -> str:
     ``uber-uns``, ``ß`` -> ``ss``), plus 6 hex digits of a hash of the name when letters
     or digits had no ASCII form: ``"注文"`` -> ``flow-…``, and ``"Order 注文"`` and
     ``"Order 取消"`` differ (both were ``order``, or ``flow``). A slug over MAX_SLUG
-    characters is cut and gets the hash too."""
+    characters is cut and gets 12 hex digits of that hash, the only part that tells
+    such ids apart."""
     decomposed = unicodedata.normalize("NFKD", name.casefold())
     slug = slugify(decomposed.encode("ascii", "ignore").decode())
-    if len(slug) > MAX_SLUG or any(char.isalnum() and not char.isascii() for char in decomposed):
-        slug = cut_slug(slug)
-        digest = hashlib.blake2b(name.encode(), digest_size=3).hexdigest()
-        return f"{slug}-{digest}"
+    cut = len(slug) > MAX_SLUG
+    if cut or any(char.isalnum() and not char.isascii() for char in decomposed):
+        digest = hashlib.blake2b(name.encode(), digest_size=6 if cut else 3).hexdigest()
+        return f"{cut_slug(slug)}-{digest}"
     return slug
 
 

@@ -81,7 +81,7 @@ class BodyTimeout(Exception):
     """The client stopped sending its request body."""
 
 
-class _Bodies:
+class BodyBudget:
     """Bytes of request bodies being received, against ``BODIES_BUDGET_BYTES`` (all on
     the receiver's one event loop: no lock)."""
 
@@ -105,7 +105,7 @@ class _Bodies:
 
 
 async def read_body(
-    chunks: AsyncIterator[bytes], declared: str | None, limit: int, bodies: _Bodies | None = None
+    chunks: AsyncIterator[bytes], declared: str | None, limit: int, bodies: BodyBudget | None = None
 ) -> bytes:
     """A request body from its ``chunks``: RequestTooLarge past ``limit`` bytes (at once
     when its Content-Length, ``declared``, says so), BodyTimeout when it stops coming
@@ -113,7 +113,7 @@ async def read_body(
     ``bodies`` while it comes; the caller gives them back."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
-    budget = bodies if bodies is not None else _Bodies(limit)
+    budget = bodies if bodies is not None else BodyBudget(limit)
     received: list[bytes] = []
     size = 0
     loop = asyncio.get_running_loop()
@@ -169,7 +169,7 @@ def create_otlp_http_app(
     max_bytes: int = DEFAULT_MAX_BYTES,
     cors_origins: tuple[str, ...] = (),
 ) -> Starlette:
-    bodies = _Bodies(BODIES_BUDGET_BYTES)
+    bodies = BodyBudget(BODIES_BUDGET_BYTES)
     inflating = asyncio.Semaphore(INFLATING_AT_ONCE)
 
     async def export(request: Request) -> Response:

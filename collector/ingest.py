@@ -95,6 +95,8 @@ class Ingest:
             future = self.writer.submit(batch.table, batch.keys)
         except QueueFull as exc:
             self._count(refused=True)
+            if exc.larger_than_queue:  # not "busy": retried, it waits for an empty queue
+                raise Overloaded(f"flowscope took no spans: {exc}") from exc
             raise Overloaded(f"flowscope is overloaded ({exc}); retry later") from exc
         except WriterClosed as exc:
             self._count(refused=True)

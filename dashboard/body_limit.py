@@ -15,10 +15,13 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect
 
-from flowscope.collector.errors import RequestTooLarge
-from flowscope.collector.http_receiver import BodyTimeout, read_body
+from flowscope.collector.errors import Overloaded, RequestTooLarge
+from flowscope.collector.http_receiver import BodyBudget, BodyTimeout, read_body
 
 MAX_API_BODY_BYTES = 1024 * 1024
+# Bodies being received at once hold at most this (beyond: 503, retry shortly); 2,047
+# connections of 1 MiB each would hold 2 GB for their 120 s.
+API_BODIES_BUDGET_BYTES = 64 * 1024 * 1024
 
 
 class BodyLimit:
@@ -29,9 +32,12 @@ class BodyLimit:
     def __init__(self, app: Any, limit: int = MAX_API_BODY_BYTES) -> None:
         self.app = app
         self.limit = limit
+        self.bodies = BodyBudget(API_BODIES_BUDGET_BYTES)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            # Only /api/ routes take a body, and only after the token check; elsewhere
+            # (POST /healthz: 405) it was read for nothing, 1 MiB a connection.
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -51,15 +57,21 @@ class BodyLimit:
 
         text = None if declared is None else declared.decode("latin-1").strip()
         try:
-            body = await read_body(chunks(), text, self.limit)
+            body = await read_body(chunks(), text, self.limit, self.bodies)
         except RequestTooLarge as exc:
             await _refuse(send, 413, str(exc))
             return
         except BodyTimeout as exc:
             await _refuse(send, 408, str(exc))
             return
+        except Overloaded as exc:
+            await _refuse(send, 503, str(exc), {b"retry-after": str(exc.retry_after_s).encode()})
+            return
         except ClientDisconnect:
-            return  # gone before its body ended: nobody to answer
+            # Gone before its body ended: the answer goes nowhere, but without one the
+            # token middleware logged "No response returned" with a traceback.
+            await _refuse(send, 400, "the client closed the connection during its body")
+            return
         handed = False
 
         async def replay() -> Any:
@@ -69,21 +81,22 @@ class BodyLimit:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        try:
+            await self.app(scope, replay, send)
+        finally:
+            self.bodies.give_back(len(body))
 
 
-async def _refuse(send: Any, status: int, message: str) -> None:
+async def _refuse(
+    send: Any, status: int, message: str, extra: dict[bytes, bytes] | None = None
+) -> None:
     """The API's error shape; the connection is closed, as the rest of the body is unread."""
     content = json.dumps({"detail": {"message": message}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(content)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = {
+        b"content-type": b"application/json",
+        b"content-length": str(len(content)).encode(),
+        b"connection": b"close",
+        **(extra or {}),
+    }
+    await send({"type": "http.response.start", "status": status, "headers": list(headers.items())})
     await send({"type": "http.response.body", "body": content, "more_body": False})

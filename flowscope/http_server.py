@@ -23,6 +23,8 @@ import uvicorn
 from starlette.responses import PlainTextResponse, Response
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from flowscope.collector.auth import token_matches
+
 # A connection gets this long to send a request's headers: after it opens, and after
 # the first byte of each next request. Without it, idle or byte-by-byte connections
 # were never closed, and 2,048 of them (the concurrency limit) made every exporter
@@ -35,9 +37,10 @@ HEADER_TIMEOUT_S = 30.0
 # ReadError (seen once in a demo run).
 KEEP_ALIVE_S = 30
 # Open connections uvicorn takes before it answers every request 503. At the limit, a
-# new connection closes the oldest one that has not sent a request yet: a peer without
-# the token held 2,048 idle connections, renewed as the header deadline cut them, and
-# every exporter and /healthz got 503 (security review).
+# new connection closes the oldest idle one that has not sent a request with the token
+# (any request, on a server without one): a peer without the token held 2,048 idle
+# connections, renewed as the header deadline cut them, or kept them by a refused
+# request every 25 s, and every exporter and /healthz got 503 (security review).
 MAX_CONNECTIONS = 2048
 
 
@@ -80,25 +83,28 @@ class _HeaderDeadlineH11(H11Protocol):
     # How the port answers a request h11 cannot parse (None: uvicorn's plain text).
     bad_request: Refusal | None = None
 
-    # This server's connections that have not sent a request, oldest first (each server
-    # gets its own dict; all on its one event loop: no lock).
-    silent: dict[_HeaderDeadlineH11, None] = {}
-    _spoke = False
+    # The server's token (None: every request is trusted), and its connections that have
+    # not sent a request with it, oldest first (each server gets its own dict; all on
+    # its one event loop: no lock).
+    token: str | None = None
+    untrusted: dict[_HeaderDeadlineH11, None] = {}
+    _trusted = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) >= MAX_CONNECTIONS:
             self._make_room()
-        type(self).silent[self] = None
+        type(self).untrusted[self] = None
         self._arm()
 
     def _make_room(self) -> None:
-        """Close the oldest connection that has said nothing: one that sends a request
-        keeps its place, as does an exporter's kept-alive connection between requests."""
-        for oldest in self.silent:
-            if not oldest.transport.is_closing():
+        """Close the oldest untrusted connection between requests. One that has sent a
+        request with the token keeps its place (an exporter's kept-alive connection), as
+        does one in the middle of a request (a probe's)."""
+        for oldest in self.untrusted:
+            if oldest._waiting_for_request() and not oldest.transport.is_closing():
                 oldest.transport.close()
-                del self.silent[oldest]
+                del self.untrusted[oldest]
                 return
 
     def data_received(self, data: bytes) -> None:
@@ -116,14 +122,18 @@ class _HeaderDeadlineH11(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        type(self).silent.pop(self, None)
+        type(self).untrusted.pop(self, None)
         super().connection_lost(exc)
 
     def handle_events(self) -> None:
         super().handle_events()
-        if not self._spoke and self.cycle is not None:
-            self._spoke = True
-            type(self).silent.pop(self, None)
+        if not self._trusted and self.cycle is not None:
+            given = [
+                v.decode("latin-1") for k, v in self.cycle.scope["headers"] if k == b"authorization"
+            ]
+            if token_matches(type(self).token, given):
+                self._trusted = True
+                type(self).untrusted.pop(self, None)
         # The request just read (its app starts after this returns) gets CLIENT_GONE.
         if self.cycle is not None and not self.cycle.response_complete:
             transport = self.transport
@@ -489,7 +499,8 @@ class HttpServer:
                 "port_label": port_label or name,
                 "http2_hint": http2_hint,
                 "bad_request": None if refusal is plain_refusal else staticmethod(refusal),
-                "silent": {},
+                "token": token,
+                "untrusted": {},
             },
         )
         config = uvicorn.Config(

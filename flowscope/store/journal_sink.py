@@ -83,7 +83,7 @@ class JournalSink:
                 future.set_result(0)
                 return future
             if (full := no_room(self._queued_spans, rows, self.max_queued_spans)) is not None:
-                raise QueueFull(full)
+                raise full
             if self._unmoved and (waited := self._clock() - self._oldest_since) >= STALLED_AFTER_S:
                 if not self._stalled:
                     self._stalled = True

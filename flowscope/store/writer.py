@@ -48,11 +48,16 @@ T = TypeVar("T")
 
 
 class QueueFull(Exception):
-    """More spans are waiting than ``max_queued_spans``; try again shortly."""
+    """More spans are waiting than ``max_queued_spans``; try again shortly (when
+    ``larger_than_queue``, only once the queue is empty)."""
+
+    def __init__(self, message: str, larger_than_queue: bool = False) -> None:
+        super().__init__(message)
+        self.larger_than_queue = larger_than_queue
 
 
-def no_room(queued: int, rows: int, limit: int) -> str | None:
-    """Why ``rows`` more spans do not fit beside ``queued`` ones, or None when they do.
+def no_room(queued: int, rows: int, limit: int) -> QueueFull | None:
+    """Why ``rows`` more spans do not fit beside ``queued`` ones (to raise), or None.
 
     A request over the whole limit is taken when the queue is empty, else it could
     never be; under steady traffic the queue seldom is, so its refusal says that
@@ -61,12 +66,13 @@ def no_room(queued: int, rows: int, limit: int) -> str | None:
     if not queued or queued + rows <= limit:
         return None
     if rows > limit:
-        return (
+        return QueueFull(
             f"the request holds {rows} spans, more than the writer queue's limit of {limit}: "
             f"it is taken only when the queue is empty (it holds {queued}); send smaller "
-            "requests or raise --max-queued-spans"
+            "requests or raise --max-queued-spans",
+            larger_than_queue=True,
         )
-    return f"writer queue holds {queued} spans (limit {limit})"
+    return QueueFull(f"writer queue holds {queued} spans (limit {limit})")
 
 
 class WriterClosed(Exception):
@@ -264,7 +270,7 @@ class SpanWriter:
         if rows == 0:
             return None
         if (full := no_room(self._queued_spans, rows, self.max_queued_spans)) is not None:
-            raise QueueFull(full)
+            raise full
         failing = self._failures.last
         if journalled and failing is not None:
             # Acknowledged spans would take the room a commit needs: a disk freed while

@@ -114,7 +114,7 @@ def test_a_long_name_gives_a_cut_id_that_stays_distinct() -> None:
     )
     ids = [rule.id for rule in config.flows]
     assert ids[0] != ids[1]
-    assert all(len(i) == 64 + 7 and slugify(i) == i for i in ids)
+    assert all(len(i) == 64 + 13 and slugify(i) == i for i in ids)
     assert ids[0].startswith("report-xxx")
     assert name_slug("a" * 64) == "a" * 64  # at the limit: unchanged, no hash
 

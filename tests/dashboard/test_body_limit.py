@@ -3,6 +3,7 @@ sent /api/sql an 800 MB body, taken whole, and stalled 2,047 bodies for good).""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import Iterator
@@ -13,9 +14,11 @@ import httpx
 import pytest
 
 from flowscope.collector import http_receiver
-from flowscope.dashboard.body_limit import MAX_API_BODY_BYTES
+from flowscope.dashboard import body_limit
+from flowscope.dashboard.body_limit import MAX_API_BODY_BYTES, BodyLimit
 from flowscope.store.sandbox import MAX_SQL_CHARS
 from flowscope.testing.server import server_in_process
+from flowscope.testing.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +104,74 @@ def test_a_wrong_token_is_answered_before_the_body_is_read(tmp_path: Path) -> No
             timeout=30,
         )
         assert answer.status_code == 401
+
+
+def test_bodies_at_once_past_the_budget_are_told_to_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing capped the bytes of API bodies being received at once: 400 connections
+    each sending 1 MiB slowly took the server from 205 to 626 MB."""
+    monkeypatch.setattr(body_limit, "API_BODIES_BUDGET_BYTES", 3000)
+    with server_in_process(tmp_path / "b.duckdb", decode_workers=0) as (_server, endpoints):
+        address = urlsplit(endpoints.ui)
+        head = (
+            b"POST /api/sql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 3000\r\n\r\n"
+        )
+        with socket.create_connection((address.hostname, address.port), timeout=20) as slow:
+            slow.sendall(head + b'{"sql": "SELECT 1 AS one --' + b"x" * 2500)  # and waits
+            answers: list[httpx.Response] = []
+
+            def refused() -> bool:  # once the server holds the slow body's bytes
+                padded = json.dumps({"sql": "SELECT 1 AS one --" + "y" * 2000})
+                answers.append(_sql(endpoints.ui, content=padded.encode()))
+                return answers[-1].status_code == 503
+
+            wait_until(refused, "a body past the budget to be refused")
+            assert answers[-1].headers["Retry-After"] == "1"
+            assert "request bodies at once already" in answers[-1].json()["detail"]["message"]
+            rest = 3000 - len(b'{"sql": "SELECT 1 AS one --') - 2500 - 2
+            slow.sendall(b"x" * rest + b'"}')
+            assert slow.recv(65536).startswith(b"HTTP/1.1 200 ")
+        assert _sql(endpoints.ui, json={"sql": "SELECT 2 AS two"}).status_code == 200
+
+
+def test_a_client_gone_during_its_body_gets_an_answer_nobody_reads() -> None:
+    """Without one, the token middleware logged "No response returned" and a traceback
+    for every client that left mid-body."""
+    called = []
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        called.append(scope)
+
+    messages = [
+        {"type": "http.request", "body": b'{"sql": ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/api/sql", "headers": [(b"content-length", b"100")]}
+    asyncio.run(BodyLimit(app)(scope, receive, send))
+    assert not called
+    assert sent[0]["status"] == 400
+
+
+def test_bodies_outside_the_api_are_not_read() -> None:
+    """POST /healthz (405) had its body read first, 1 MiB a connection, without a token."""
+    passed = []
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        passed.append(receive)
+
+    async def receive() -> dict[str, object]:
+        raise AssertionError("the body was read")
+
+    scope = {"type": "http", "path": "/healthz", "headers": [(b"content-length", b"100")]}
+    asyncio.run(BodyLimit(app)(scope, receive, lambda message: None))
+    assert passed == [receive]  # handed on untouched

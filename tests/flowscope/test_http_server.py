@@ -293,32 +293,43 @@ def _until_hello(sock: socket.socket) -> bytes:
     return received
 
 
-def test_at_the_connection_limit_the_oldest_silent_connection_makes_room(
+def test_at_the_connection_limit_the_oldest_untrusted_connection_makes_room(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A peer without the token held every connection (2,048) open without a request,
-    renewing them as the header deadline cut them: every exporter and /healthz got 503."""
+    """A peer without the token held every connection (2,048) open, renewing them as the
+    header deadline cut them, or keeping them by a refused request every 25 s: every
+    exporter and /healthz got 503."""
     monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 20)
     app = Starlette(routes=[Route("/", _hello)])
     server = HttpServer(app, "127.0.0.1", 0, "t", token="s3cret")
     server.start()
-    request = b"GET / HTTP/1.1\r\nHost: collector.example\r\n\r\n"
-    silent: list[socket.socket] = []
+
+    def request(token: str) -> bytes:
+        return (
+            f"GET / HTTP/1.1\r\nHost: c.example\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+        )
+
+    def connect() -> socket.socket:
+        return socket.create_connection(("127.0.0.1", server.port), timeout=20)
+
+    held: list[socket.socket] = []
     try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as exporter:
-            exporter.sendall(request)
+        with connect() as exporter:
+            exporter.sendall(request("s3cret"))
             assert _until_hello(exporter).startswith(b"HTTP/1.1 200 ")
-            silent = [
-                socket.create_connection(("127.0.0.1", server.port), timeout=20) for _ in range(40)
-            ]
-            with socket.create_connection(("127.0.0.1", server.port), timeout=20) as fresh:
-                fresh.sendall(request)
+            for n in range(40):
+                held.append(connect())
+                if n % 2:  # half of them make a request without the token, then idle
+                    held[-1].sendall(request("wrong"))
+                    assert _until_hello(held[-1]).startswith(b"HTTP/1.1 200 ")
+            with connect() as fresh:
+                fresh.sendall(request("s3cret"))
                 assert _until_hello(fresh).startswith(b"HTTP/1.1 200 ")
-            exporter.sendall(request)  # it has spoken: kept, with its connection
+            exporter.sendall(request("s3cret"))  # trusted: kept, with its connection
             assert _until_hello(exporter).startswith(b"HTTP/1.1 200 ")
-        assert silent[0].recv(1) == b""  # the oldest silent one was closed for room
-        assert server.port  # still serving
+        assert held[0].recv(1) == b""  # the oldest untrusted ones were closed for room
+        assert held[1].recv(1) == b""
     finally:
-        for sock in silent:
+        for sock in held:
             sock.close()
         server.shutdown()

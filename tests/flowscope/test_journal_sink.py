@@ -77,6 +77,7 @@ def test_a_request_over_the_whole_limit_waits_for_an_empty_queue_and_says_so(
         f"it is taken only when the queue is empty (it holds {small.spans}); send smaller "
         "requests or raise --max-queued-spans"
     )
+    assert refused.value.larger_than_queue  # receivers do not call it busy
     sink.moved(7)
     sink.submit(big.table, big.keys).result()  # the queue is empty: taken
     sink.moved(8)
