@@ -19,8 +19,8 @@ from flowscope.collector.errors import Overloaded, RequestTooLarge
 from flowscope.collector.http_receiver import BodyBudget, BodyTimeout, read_body
 
 MAX_API_BODY_BYTES = 1024 * 1024
-# Bodies being received at once hold at most this (beyond: 503, retry shortly); 2,047
-# connections of 1 MiB each would hold 2 GB for their 120 s.
+# The bodies held at once, from their first byte until their answer, are at most this
+# (beyond: 503, retry shortly); 2,047 connections of 1 MiB each would hold 2 GB.
 API_BODIES_BUDGET_BYTES = 64 * 1024 * 1024
 
 

@@ -37,10 +37,10 @@ HEADER_TIMEOUT_S = 30.0
 # ReadError (seen once in a demo run).
 KEEP_ALIVE_S = 30
 # Open connections uvicorn takes before it answers every request 503. At the limit, a
-# new connection closes the oldest idle one that has not sent a request with the token
-# (any request, on a server without one): a peer without the token held 2,048 idle
-# connections, renewed as the header deadline cut them, or kept them by a refused
-# request every 25 s, and every exporter and /healthz got 503 (security review).
+# new connection drops the oldest one that has not sent a request with the token (any
+# request, on a server without one): a peer without the token held 2,048 connections,
+# idle and renewed as the header deadline cut them, or kept by a refused request every
+# 25 s, or by answers it never read, and every exporter and /healthz got 503 (reviews).
 MAX_CONNECTIONS = 2048
 
 
@@ -98,14 +98,18 @@ class _HeaderDeadlineH11(H11Protocol):
         self._arm()
 
     def _make_room(self) -> None:
-        """Close the oldest untrusted connection between requests. One that has sent a
-        request with the token keeps its place (an exporter's kept-alive connection), as
-        does one in the middle of a request (a probe's)."""
-        for oldest in self.untrusted:
-            if oldest._waiting_for_request() and not oldest.transport.is_closing():
-                oldest.transport.close()
-                del self.untrusted[oldest]
-                return
+        """Drop the oldest untrusted connection: one between requests, or whose answer
+        its client does not read, else the oldest in the middle of a request (a probe's
+        without the token, cut only at the limit). One that has sent a request with the
+        token keeps its place (an exporter's kept-alive connection). Aborted, not
+        closed: a close waits for the unread answer to be sent, which a client that
+        never reads holds for good (diff review: 19 of 19 slots kept that way)."""
+        live = [c for c in self.untrusted if not c.transport.is_closing()]
+        stalled = (c for c in live if c._waiting_for_request() or c.flow.write_paused)
+        victim = next(stalled, live[0] if live else None)
+        if victim is not None:
+            victim.transport.abort()
+            del self.untrusted[victim]
 
     def data_received(self, data: bytes) -> None:
         if self._first_data:

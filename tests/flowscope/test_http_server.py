@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from flowscope.http_server import (
     hosts_file_loopback_names,
     is_loopback,
 )
+from flowscope.testing.waiting import wait_until
 
 
 async def _hello(request: Request) -> PlainTextResponse:
@@ -330,6 +332,45 @@ def test_at_the_connection_limit_the_oldest_untrusted_connection_makes_room(
         assert held[0].recv(1) == b""  # the oldest untrusted ones were closed for room
         assert held[1].recv(1) == b""
     finally:
+        for sock in held:
+            sock.close()
+        server.shutdown()
+
+
+def test_untrusted_connections_inside_a_request_make_room_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connections in the middle of a request kept their place: a peer without the token
+    held every slot with answers it never read (a close waited for them to be sent)."""
+    monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 20)
+    released = threading.Event()
+    waiting: list[int] = []
+
+    async def wait(request: Request) -> PlainTextResponse:
+        waiting.append(1)
+        await asyncio.to_thread(released.wait, 60)
+        return PlainTextResponse("hello")
+
+    app = Starlette(routes=[Route("/", _hello), Route("/wait", wait)])
+    server = HttpServer(app, "127.0.0.1", 0, "t", token="s3cret")
+    server.start()
+    held: list[socket.socket] = []
+    try:
+        for _ in range(19):
+            held.append(socket.create_connection(("127.0.0.1", server.port), timeout=20))
+            held[-1].sendall(b"GET /wait HTTP/1.1\r\nHost: c.example\r\n\r\n")  # no token
+        wait_until(lambda: len(waiting) == 19, "every held connection inside its request")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as fresh:
+            fresh.sendall(
+                b"GET / HTTP/1.1\r\nHost: c.example\r\nAuthorization: Bearer s3cret\r\n\r\n"
+            )
+            assert _until_hello(fresh).startswith(b"HTTP/1.1 200 ")
+        try:
+            assert held[0].recv(1) == b""  # the oldest was dropped for room
+        except ConnectionResetError:
+            pass  # dropped with a reset: what abort() sends
+    finally:
+        released.set()
         for sock in held:
             sock.close()
         server.shutdown()
