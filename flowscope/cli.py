@@ -264,7 +264,7 @@ def serve(
             )
         click.echo("ready; Ctrl-C or SIGTERM stops and flushes", nl=True)
         sys.stdout.flush()
-        stop.requested.wait()
+        stop.wait()
 
 
 @main.command("import")

@@ -371,6 +371,10 @@ def say(message: str) -> None:
         pass
 
 
+# How often a main thread waiting for a stop runs Python code (StopRequest.wait).
+STOP_POLL_S = 0.2
+
+
 class StopRequest:
     """SIGINT, SIGTERM and SIGHUP, for a whole foreground command, as one request to stop.
 
@@ -399,6 +403,14 @@ class StopRequest:
             say(f"flowscope: already stopping; {self.stopping}")
             return
         self.request()
+
+    def wait(self) -> None:
+        """Until a stop is requested. In steps: the kernel may hand a signal to any thread
+        that does not block it (DuckDB's, gRPC's), and then Python runs the handler only
+        when the main thread next runs Python code. A wait without a timeout never did:
+        a serve given SIGTERM in CI stayed up for good, its main thread still waiting."""
+        while not self.requested.wait(STOP_POLL_S):
+            pass
 
     def request(self) -> None:
         self.requested.set()

@@ -22,6 +22,7 @@ import click
 
 from flowscope import __version__
 from flowscope.cli_common import (
+    STOP_POLL_S,
     DurationType,
     StopRequest,
     exit_after_clean_stop,
@@ -320,6 +321,21 @@ def _run_platform(
     return undelivered
 
 
+async def _until(stop: asyncio.Event, duration_s: float | None) -> None:
+    """Until ``stop`` is set or ``duration_s`` has passed, this loop waking every
+    STOP_POLL_S: the kernel may hand a signal to another thread, and its handler runs
+    only when this, the main thread, runs Python code. Without load nothing else woke
+    the loop, and such a SIGTERM left the demo up for good."""
+    loop = asyncio.get_running_loop()
+    deadline = None if duration_s is None else loop.time() + duration_s
+    while not stop.is_set():
+        left = STOP_POLL_S if deadline is None else min(STOP_POLL_S, deadline - loop.time())
+        if left <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), left)
+
+
 async def _drive(
     gateway_url: str, config: LoadConfig, with_load: bool, progress: bool, request: StopRequest
 ) -> LoadReport | None:
@@ -337,8 +353,7 @@ async def _drive(
 
     request.on_stop(wake)
     if not with_load:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), config.duration_s)
+        await _until(stop, config.duration_s)
         return None
     bar = _progress_bar(config) if progress else None
     done = 0

@@ -20,6 +20,7 @@ from flowscope.cli import main
 from flowscope.reference_app.telemetry import SERVICES
 from flowscope.store.database import Database
 from flowscope.testing.server import server_in_process
+from flowscope.testing.thread_signal import TGKILL, signal_another_thread
 from flowscope.testing.traces import TraceKit
 from tests.ctrl_c import cli_with_ctrl_c
 
@@ -210,6 +211,17 @@ def test_sigterm_while_the_demo_starts_stops_it_cleanly(tmp_path: Path) -> None:
     run.send_signal(signal.SIGTERM)
     err = _assert_stopped_cleanly(run, db)
     assert "warning: listening on 0.0.0.0 without --token" in err
+
+
+@pytest.mark.skipif(os.uname().machine not in TGKILL, reason="tgkill's number is per machine")
+def test_a_sigterm_handed_to_another_thread_stops_a_demo_without_load(tmp_path: Path) -> None:
+    """Without load nothing woke the main thread's loop, where Python runs signal
+    handlers: a SIGTERM the kernel gave another thread left the demo up for good."""
+    db = tmp_path / "idle.duckdb"
+    run = _start_demo(db, "--rate", "0")
+    _read_until(run, "ready")
+    signal_another_thread(run.pid, signal.SIGTERM)
+    _assert_stopped_cleanly(run, db)
 
 
 def test_reference_app_exports_to_an_otlp_endpoint(tmp_path: Path) -> None:
