@@ -13,12 +13,11 @@ handed back to SQL as parallel lists, so every statistic stays exact.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowscope.analyzer.flows_config import MAX_SLUG, FlowsConfig, RootFacts, cut_slug, slugify
+from flowscope.analyzer.flows_config import FlowsConfig, RootFacts, hashed_slug, slugify
 from flowscope.analyzer.milliseconds import ms_of_ns
 from flowscope.analyzer.model import Flow, Window
 from flowscope.analyzer.rates import rate_minutes
@@ -26,12 +25,7 @@ from flowscope.store.database import Database
 
 
 def auto_flow_id(service: str, operation: str) -> str:
-    slug = slugify(f"{service} {operation}")
-    # A cut slug leaves only the hash to tell ids apart: 24 bits met a collision within
-    # 6,118 statements of one shape, 48 bits within about 16 million.
-    size = 6 if len(slug) > MAX_SLUG else 3
-    digest = hashlib.blake2b(f"{service}\x00{operation}".encode(), digest_size=size).hexdigest()
-    return f"{cut_slug(slug)}-{digest}"
+    return hashed_slug(slugify(f"{service} {operation}"), f"{service}\x00{operation}".encode())
 
 
 def auto_flow_name(service: str, operation: str) -> str:

@@ -88,7 +88,6 @@ class _HeaderDeadlineH11(H11Protocol):
     # its one event loop: no lock).
     token: str | None = None
     untrusted: dict[_HeaderDeadlineH11, None] = {}
-    _trusted = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -131,13 +130,12 @@ class _HeaderDeadlineH11(H11Protocol):
 
     def handle_events(self) -> None:
         super().handle_events()
-        if not self._trusted and self.cycle is not None:
+        if self.cycle is not None and self in self.untrusted:
             given = [
                 v.decode("latin-1") for k, v in self.cycle.scope["headers"] if k == b"authorization"
             ]
             if token_matches(type(self).token, given):
-                self._trusted = True
-                type(self).untrusted.pop(self, None)
+                del self.untrusted[self]
         # The request just read (its app starts after this returns) gets CLIENT_GONE.
         if self.cycle is not None and not self.cycle.response_complete:
             transport = self.transport
