@@ -8,10 +8,10 @@ import cramjam
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from flowscope.collector.decode_budget import check_json_containers, check_protobuf_messages
 from flowscope.collector.errors import BadRequest, RequestTooLarge
-from flowscope.collector.fast_flatten import flatten_body
+from flowscope.collector.fast_flatten import count_messages, flatten_body
 from flowscope.collector.flatten import FlattenResult, flatten_request
-from flowscope.collector.json_budget import check_json_containers
 from flowscope.collector.otlp_json import request_from_json
 from flowscope.collector.utf8_repair import is_utf8_error, repair_body, repaired_warning
 
@@ -178,6 +178,7 @@ def decode_python(body: bytes, content_type: str = PROTOBUF) -> FlattenResult:
         if media_type(content_type) == JSON:
             check_json_containers(body)
         return flatten_request(parse_request(body, content_type)[0])
+    check_protobuf_messages(count_messages(body))
     parsed, fixed, repaired = _parse_protobuf(body)
     if parsed is not None:
         return flatten_request(parsed)

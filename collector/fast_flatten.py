@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from flowscope.collector.attributes import any_value_str
+from flowscope.collector.decode_budget import MAX_PROTOBUF_MESSAGES
 from flowscope.collector.flatten import (
     KIND_VALUES,
     STATUS_VALUES,
@@ -61,12 +62,20 @@ def flatten_body(body: bytes) -> FlattenResult | None:
     if not available():
         return None
     try:
-        columns = _fastflatten.flatten(body, _stringify)
+        columns = _fastflatten.flatten(body, _stringify, MAX_PROTOBUF_MESSAGES)
     except Exception:  # noqa: BLE001 - the Python path reports what is wrong with the body
         return None
     if columns is None:
         return None
     return FlattenResult(SpanBatch(_table(columns), split_keys(columns["keys"])))
+
+
+def count_messages(body: bytes) -> int | None:
+    """The OTLP messages in ``body`` (counting stops once past ``MAX_PROTOBUF_MESSAGES``),
+    or None when the C extension is not there to count them."""
+    if _fastflatten is None:
+        return None
+    return int(_fastflatten.count_messages(body, MAX_PROTOBUF_MESSAGES))
 
 
 def _fixed(kind: pa.DataType, data: bytes) -> pa.Array:

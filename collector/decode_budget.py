@@ -1,0 +1,62 @@
+"""How many values a received request may hold, counted before it is parsed.
+
+Parsed into Python objects, every JSON object or array, and every protobuf message the
+Python path builds, costs 100-700 bytes however few bytes the request spends on it:
+an 18 MB OTLP/JSON body of 6,000,000 empty attributes (``{},{},...``) took a decode
+worker to 4.3 GB and 27 s, and a 20 MB protobuf body of 10,400,000 empty KeyValues
+(two bytes each) to 1.5 GB. The size limit counts bytes, so this counts values.
+Exporters' requests spend about 46 bytes of JSON on each object or array and 22 bytes
+of protobuf on each message: a 20 MiB request holds about 450,000 or 960,000.
+
+The C fast path flattens protobuf without such objects and is not counted, except for
+the array and key-value-list values it hands to Python (``fast_flatten``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from flowscope.collector.errors import RequestTooLarge
+
+MAX_JSON_CONTAINERS = 1_000_000
+MAX_PROTOBUF_MESSAGES = 2_000_000
+
+_ADVICE = "send fewer spans or attributes per request (an SDK's max_export_batch_size)"
+
+# A JSON string: braces and brackets inside one are text, not containers.
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def json_containers(body: bytes) -> int:
+    """How many objects and arrays ``body`` holds, counting from its text alone.
+
+    Counting the bytes is an upper bound and costs milliseconds; only a body over the
+    limit by that count has its strings taken out to count exactly (braces in string
+    values, such as JSON documents captured as attributes, are not containers)."""
+    rough = body.count(b"{") + body.count(b"[")
+    if rough <= MAX_JSON_CONTAINERS:
+        return rough
+    bare = _STRING.sub(b"", body)
+    return bare.count(b"{") + bare.count(b"[")
+
+
+def check_json_containers(body: bytes) -> None:
+    """RequestTooLarge when ``body`` holds more than ``MAX_JSON_CONTAINERS``."""
+    count = json_containers(body)
+    if count > MAX_JSON_CONTAINERS:
+        raise RequestTooLarge(
+            f"OTLP/JSON body holds {count:,} JSON objects and arrays, more than the "
+            f"{MAX_JSON_CONTAINERS:,} a request may; {_ADVICE}"
+        )
+
+
+def check_protobuf_messages(count: int | None) -> None:
+    """RequestTooLarge when ``count`` (``fast_flatten.count_messages``: None without the
+    C extension, which does not count) is more than ``MAX_PROTOBUF_MESSAGES``."""
+    if count is not None and count > MAX_PROTOBUF_MESSAGES:
+        raise RequestTooLarge(
+            f"OTLP protobuf body holds more than {MAX_PROTOBUF_MESSAGES:,} messages (spans, "
+            "attributes, values, events, links), more than a request may when it takes the "
+            "general decoder (one with an invalid span id, a repeated attribute key, or array "
+            f"values holding that many, does); {_ADVICE}"
+        )
