@@ -189,6 +189,7 @@ class SpanEvent(Record):
     start: str  # RFC 3339, UTC
     offset_ms: float  # from its span's start
     attributes: dict[str, str]
+    attributes_omitted: int = 0  # past trace_view.MAX_NESTED_ATTRIBUTES
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ class SpanLink(Record):
     span_id: str
     trace_state: str
     attributes: dict[str, str]
+    attributes_omitted: int = 0  # past trace_view.MAX_NESTED_ATTRIBUTES
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,11 @@ class TraceSpan(Record):
     on_critical_path: bool
     orphan: bool  # its parent never arrived
     children: list[str] = field(default_factory=list)  # span ids, in start order
+    # What a view leaves out (over trace_view.MAX_ATTRIBUTES, MAX_NESTED_ATTRIBUTES and
+    # MAX_LINKS a trace); last, with defaults, as an older server's answer lacks them.
+    attributes_omitted: int = 0
+    resource_omitted: int = 0
+    links_omitted: int = 0
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,16 @@ from flowscope.analyzer.steps import LoadedSpans, op_key, step_id
 from flowscope.analyzer.window import timestamp_ns
 from flowscope.store.database import Database
 
-# Events a trace view holds at most: a trace of 152k events (a batch job logging each
-# item) made a 17-33 MB answer and took 1.9 s to show; SQL has every event.
+# What a trace view holds at most of a trace; SQL over otel_traces has all of it.
+# Events: a trace of 152k events (a batch job logging each item) made a 17-33 MB answer
+# and took 1.9 s to show. Attributes: 3 spans of 900,000 attributes each made a
+# 50.6 MB answer in 33.6 s and took the server +2.5 GB. Links: as many as events.
 MAX_EVENTS = 10_000
+MAX_ATTRIBUTES = 100_000
+MAX_LINKS = 10_000
+# Of each resource, event and link, the attributes a view shows at most (the
+# OpenTelemetry SDKs' own limit is 128 an event or link).
+MAX_NESTED_ATTRIBUTES = 1_000
 
 
 @dataclass(frozen=True)
@@ -47,18 +54,30 @@ class SpanDetails:
     status: StatusName
     message: str
     attributes: dict[str, str]
+    attributes_omitted: int
     resource: dict[str, str]
+    resource_omitted: int
     events: list[SpanEvent]
     events_omitted: int
     links: list[SpanLink]
+    links_omitted: int
 
 
-def event_allowances(counts: list[int], budget: int = MAX_EVENTS) -> list[int]:
-    """How many events each span keeps so that the trace keeps at most ``budget``:
-    every span all of its own when they fit; else spans with few keep theirs and the
-    chatty ones share the rest alike, the earlier ones (by their order in ``counts``)
-    one more when it does not divide (12,000 spans of one event each kept none when
-    the share was rounded down alone)."""
+@dataclass(frozen=True)
+class Allowance:
+    """How many of its attributes, events and links one span of a view keeps."""
+
+    attributes: int
+    events: int
+    links: int
+
+
+def allowances(counts: list[int], budget: int) -> list[int]:
+    """How many of its events (or attributes, or links) each span keeps so that the
+    trace keeps at most ``budget``: every span all of its own when they fit; else spans
+    with few keep theirs and the chatty ones share the rest alike, the earlier ones (by
+    their order in ``counts``) one more when it does not divide (12,000 spans of one
+    event each kept none when the share was rounded down alone)."""
     if sum(counts) <= budget:
         return list(counts)
     left, spans = budget, len(counts)
@@ -79,9 +98,13 @@ def event_allowances(counts: list[int], budget: int = MAX_EVENTS) -> list[int]:
     return allowances
 
 
-def _details(row: tuple[Any, ...], extra: tuple[Any, ...] | None, allowed: int) -> SpanDetails:
+def _details(
+    row: tuple[Any, ...], extra: tuple[Any, ...] | None, allowed: Allowance
+) -> SpanDetails:
     """A span's details from its ``trace_spans`` row and its ``trace_span_details`` row."""
-    resource, raw_events, raw_links = (extra[4], extra[5], extra[6]) if extra else ({}, [], [])
+    resource, resource_count, raw_events, raw_links, attributes = (
+        extra[4:9] if extra else ({}, 0, [], [], {})
+    )
     start = int(row[5])
     events = sorted(
         (
@@ -90,34 +113,41 @@ def _details(row: tuple[Any, ...], extra: tuple[Any, ...] | None, allowed: int) 
                 start=timestamp_ns(int(e["start"])),
                 offset_ms=(int(e["start"]) - start) / 1e6,
                 attributes=_texts(e["attributes"]),
+                attributes_omitted=int(e["attribute_count"]) - len(e["attributes"] or {}),
             )
-            for e in (raw_events or [])[:allowed]  # the first as sent
+            for e in (raw_events or [])[: allowed.events]  # the first as sent
         ),
         key=lambda e: e.offset_ms,
     )
     links = [
         SpanLink(
-            trace_id=str(link["TraceId"]),
-            span_id=str(link["SpanId"]),
-            trace_state=str(link["TraceState"] or ""),
-            attributes=_texts(link["Attributes"]),
+            trace_id=str(link["trace_id"]),
+            span_id=str(link["span_id"]),
+            trace_state=str(link["trace_state"] or ""),
+            attributes=_texts(link["attributes"]),
+            attributes_omitted=int(link["attribute_count"]) - len(link["attributes"] or {}),
         )
-        for link in raw_links or []
+        for link in (raw_links or [])[: allowed.links]
     ]
-    omitted = int(row[13]) - len(events)
+    shown = _texts(attributes, allowed.attributes)
+    resource_shown = _texts(resource)
     return SpanDetails(
         status_name(str(row[7])),
         str(row[8]),
-        _texts(row[9]),
-        _texts(resource),
+        shown,
+        int(row[9]) - len(shown),
+        resource_shown,
+        int(resource_count) - len(resource_shown),
         events,
-        omitted,
+        int(row[13]) - len(events),
         links,
+        int(row[14]) - len(links),
     )
 
 
-def _texts(values: dict[Any, Any] | None) -> dict[str, str]:
-    return {str(k): str(v) for k, v in sorted((values or {}).items())}
+def _texts(values: dict[Any, Any] | None, most: int | None = None) -> dict[str, str]:
+    """The first ``most`` entries by key (all without it), as text."""
+    return {str(k): str(v) for k, v in sorted((values or {}).items())[:most]}
 
 
 @dataclass(frozen=True)
@@ -131,13 +161,23 @@ class LoadedTrace:
     database: Database
     params: dict[str, Any]
     _extra: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)
-    # Each kept row's share of the view's events (``event_allowances``), once read.
-    _allowed: list[int] = field(default_factory=list)
+    # Each kept row's share of the view's attributes, events and links, once read.
+    _allowed: list[Allowance] = field(default_factory=list)
 
     def details(self, row: int) -> SpanDetails:
         if not self._allowed:  # ``kept`` is never empty
-            self._allowed.extend(event_allowances([int(kept[13]) for kept in self.kept]))
-            params = {**self.params, "events_each": max(self._allowed)}
+            shares = [
+                allowances([int(kept[column]) for kept in self.kept], budget)
+                for column, budget in ((9, MAX_ATTRIBUTES), (13, MAX_EVENTS), (14, MAX_LINKS))
+            ]
+            self._allowed.extend(Allowance(*share) for share in zip(*shares, strict=True))
+            params = {
+                **self.params,
+                "attributes_each": max(shares[0]),
+                "events_each": max(shares[1]),
+                "links_each": max(shares[2]),
+                "nested_each": MAX_NESTED_ATTRIBUTES,
+            }
             for extra in self.database.fetch("trace_span_details", params):
                 self._extra.setdefault(extra[:4], extra)  # a duplicate: the first
         kept = self.kept[row]
@@ -314,6 +354,9 @@ def trace_view(
                 events=details.events,
                 events_omitted=details.events_omitted,
                 links=details.links,
+                attributes_omitted=details.attributes_omitted,
+                resource_omitted=details.resource_omitted,
+                links_omitted=details.links_omitted,
                 depth=int(tree.depth[row]),
                 step_id=key if flow_id is not None else None,
                 step_p50_ms=step_p50.get(key),

@@ -1015,6 +1015,8 @@ def _echo_attributes(view: TraceView, every: bool) -> None:
         click.echo(shown(f"  {s.service}: {s.operation}  span {s.span_id}"))
         for key, value in sorted(s.attributes.items()):
             click.echo(shown(f"    {key} = {fit_width(value, MAX_ATTRIBUTE_VALUE)}"))
+        if s.attributes_omitted:
+            _echo_left_out(s.attributes_omitted, "SpanAttributes", view.trace_id, s.span_id)
     if every:
         # Each service's resources, in order first met, with the spans that ran on each
         # when a service has several (two instances: which one ran the failing span).
@@ -1032,7 +1034,20 @@ def _echo_attributes(view: TraceView, every: bool) -> None:
             click.echo(shown(f"  resource of {service}{which}:"))
             for key, value in resource:
                 click.echo(shown(f"    {key} = {fit_width(value, MAX_ATTRIBUTE_VALUE)}"))
+            ids = set(span_ids)
+            left_out = max(s.resource_omitted for s in view.spans if s.span_id in ids)
+            if left_out:
+                _echo_left_out(left_out, "ResourceAttributes", view.trace_id, span_ids[0])
     click.echo()
+
+
+def _echo_left_out(count: int, column: str, trace_id: str, span_id: str) -> None:
+    """The view's own caps (trace_view.MAX_ATTRIBUTES and MAX_NESTED_ATTRIBUTES): JSON
+    does not have these either."""
+    click.echo(
+        f"    ... and {count} more that the view leaves out; SQL has them: SELECT {column} "
+        f"FROM otel_traces WHERE TraceId = '{trace_id}' AND SpanId = '{span_id}'"
+    )
 
 
 def _echo_events(view: TraceView) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from flowscope.analyzer import trace_view
 from flowscope.analyzer.errors import UnknownTrace
 from flowscope.analyzer.model import TraceView
-from flowscope.analyzer.trace_view import MAX_EVENTS, event_allowances
-from flowscope.testing.traces import EventSpec, TraceKit
+from flowscope.analyzer.trace_view import MAX_ATTRIBUTES, MAX_EVENTS, allowances
+from flowscope.testing.traces import EventSpec, LinkSpec, TraceKit
 
 from .conftest import HOUR, Analyze
 from .test_steps import two_orders
@@ -213,6 +214,65 @@ def test_a_view_holds_at_most_max_events_of_a_trace(analyze: Analyze) -> None:
     assert item.events[-1].attributes["n"] == str(MAX_EVENTS - 6)
 
 
+def test_a_view_holds_at_most_max_attributes_of_a_trace(analyze: Analyze) -> None:
+    """3 spans of 900,000 attributes each made a 50.6 MB answer in 33.6 s. Spans with
+    few keep them all; the big ones share the rest, their first by key."""
+    kit = TraceKit()
+    root = kit.trace(trace_id="a" * 32).span(
+        "jobs", "load", kind="Server", start_ms=0, duration_ms=10, attributes={"mode": "full"}
+    )
+    big = {f"k{i:06d}": i for i in range(MAX_ATTRIBUTES // 2 + 10)}
+    root.child("jobs", "first", start_ms=1, duration_ms=2, attributes=big)
+    root.child("jobs", "second", start_ms=4, duration_ms=2, attributes=big)
+    view = analyze(kit).trace("a" * 32)
+    kept = {s.operation: (len(s.attributes), s.attributes_omitted) for s in view.spans}
+    share = (MAX_ATTRIBUTES - 1) // 2
+    assert kept == {
+        "load": (1, 0),
+        "first": (share + 1, len(big) - share - 1),  # the earlier one more
+        "second": (share, len(big) - share),
+    }
+    second = next(s for s in view.spans if s.operation == "second")
+    assert list(second.attributes)[:2] == ["k000000", "k000001"]
+    assert list(second.attributes)[-1] == f"k{share - 1:06d}"
+
+
+def test_links_and_nested_attributes_are_capped_too(
+    analyze: Analyze, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trace_view, "MAX_LINKS", 3)
+    monkeypatch.setattr(trace_view, "MAX_NESTED_ATTRIBUTES", 2)
+    kit = TraceKit(resources={"batch": {"host.name": "h1", "zone": "z1"}})
+    root = kit.trace(trace_id="b" * 32).span(
+        "batch",
+        "consume",
+        kind="Consumer",
+        start_ms=0,
+        duration_ms=10,
+        links=[LinkSpec("c" * 32, f"{i + 1:016x}", {"a": 1, "b": 2, "c": 3}) for i in range(5)],
+        events=[EventSpec(1, "done", {"x": 1, "y": 2, "z": 3, "w": 4})],
+    )
+    root.child("batch", "commit", start_ms=2, duration_ms=1, links=[LinkSpec("d" * 32, "e" * 16)])
+    analysis = analyze(kit)
+    view = analysis.trace("b" * 32)
+    consume, commit = view.spans
+    assert ([lk.span_id for lk in consume.links], consume.links_omitted) == (
+        [f"{i + 1:016x}" for i in range(2)],
+        3,
+    )
+    assert (len(commit.links), commit.links_omitted) == (1, 0)
+    assert [(lk.attributes, lk.attributes_omitted) for lk in consume.links] == [
+        ({"a": "1", "b": "2"}, 1)
+    ] * 2
+    (event,) = consume.events
+    assert (event.attributes, event.attributes_omitted) == ({"w": "4", "x": "1"}, 2)
+    # service.name, host.name, zone: the first two by key
+    assert (consume.resource, consume.resource_omitted) == (
+        {"host.name": "h1", "service.name": "batch"},
+        1,
+    )
+
+
 @pytest.mark.parametrize(
     ("counts", "budget", "allowed"),
     [
@@ -225,10 +285,8 @@ def test_a_view_holds_at_most_max_events_of_a_trace(analyze: Analyze) -> None:
         ([1] * 12, 10, [1] * 10 + [0, 0]),  # more spans than the budget: not none at all
     ],
 )
-def test_event_allowances_fill_the_budget(
-    counts: list[int], budget: int, allowed: list[int]
-) -> None:
-    assert event_allowances(counts, budget) == allowed
+def test_allowances_fill_the_budget(counts: list[int], budget: int, allowed: list[int]) -> None:
+    assert allowances(counts, budget) == allowed
     assert sum(allowed) == min(budget, sum(counts))
 
 

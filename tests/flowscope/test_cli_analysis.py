@@ -1006,6 +1006,37 @@ def test_a_service_on_two_instances_names_the_spans_each_ran(tmp_path: Path) -> 
     assert "  resource of web:\n" in out  # one resource: no span list
 
 
+def test_attributes_a_view_leaves_out_are_named_with_the_sql_that_has_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowscope.analyzer import trace_view
+    from flowscope.testing.traces import TraceKit
+
+    monkeypatch.setattr(trace_view, "MAX_ATTRIBUTES", 3)
+    monkeypatch.setattr(trace_view, "MAX_NESTED_ATTRIBUTES", 2)
+    kit = TraceKit(resources={"web": {"host.name": "w1", "zone": "z"}})
+    kit.trace(start_ms=0, trace_id="ad" * 16).span(
+        "web",
+        "GET /",
+        kind="Server",
+        start_ms=0,
+        duration_ms=10,
+        attributes={"a": 1, "b": 2, "c": 3, "d": 4, "e": 5},
+    )
+    db = ["--db", str(kit_file(kit, tmp_path / "wide.duckdb"))]
+    (span,) = cli_json("trace", "ad" * 16, *db)["spans"]
+    out = cli("trace", "ad" * 16, *db, "--attributes").stdout
+    where = f"FROM otel_traces WHERE TraceId = '{'ad' * 16}' AND SpanId = '{span['span_id']}'"
+    assert (
+        "    c = 3\n    ... and 2 more that the view leaves out; SQL has them: "
+        f"SELECT SpanAttributes {where}\n"
+    ) in out
+    assert (
+        "    service.name = web\n    ... and 1 more that the view leaves out; SQL has them: "
+        f"SELECT ResourceAttributes {where}\n"
+    ) in out
+
+
 def test_the_cli_bounds_of_a_trace_list_are_the_apis() -> None:
     """Kept apart so that a command's start loads no httpx or analyzer."""
     from flowscope import analysis_sources, cli_analysis

@@ -2,7 +2,9 @@
 -- (from trace_index), so the scan is pruned to a few row groups.
 SELECT
     SpanId, ParentSpanId, ServiceName, SpanName, SpanKind, epoch_ns(Timestamp) AS Start,
-    greatest(Duration, 0) AS Duration, StatusCode, StatusMessage, SpanAttributes,
+    greatest(Duration, 0) AS Duration, StatusCode, StatusMessage,
+    -- how many of its attributes and links trace_span_details.sql may return
+    cardinality(SpanAttributes) AS AttributeCount,
     len(Links) > 0 AND len([l for l in Links
         if l.SpanId = ParentSpanId
         AND coalesce(l.Attributes['opentracing.ref_type'], '') = 'follows_from']) > 0 AS FollowsFrom,
@@ -11,7 +13,8 @@ SELECT
     fs_span_key(fs_trace_key(TraceId), SpanId) AS SpanKey,
     CASE WHEN ParentSpanId = '' THEN CAST(0 AS UBIGINT)
         ELSE fs_span_key(fs_trace_key(TraceId), ParentSpanId) END AS ParentKey,
-    len(Events) AS EventCount  -- how many trace_span_details.sql may return of each span
+    len(Events) AS EventCount,  -- and of its events
+    len(Links) AS LinkCount
 FROM otel_traces
 WHERE Timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi) AND TraceId = $trace_id
 ORDER BY Timestamp, SpanId
