@@ -148,7 +148,9 @@ def _refusal(exc: Exception, kind: str) -> Response:
     if isinstance(exc, BadRequest):
         return _failure(400, _INVALID_ARGUMENT, str(exc), kind)
     if isinstance(exc, RequestTooLarge):
-        return _failure(413, _RESOURCE_EXHAUSTED, str(exc), kind)
+        # Closed (gently: flowscope/http_server.py's LINGER_S), as its client may still
+        # be sending the body; kept open, it took that body for 30 s more.
+        return _failure(413, _RESOURCE_EXHAUSTED, str(exc), kind, {"Connection": "close"})
     if isinstance(exc, BodyTimeout):
         return _failure(408, _DEADLINE_EXCEEDED, str(exc), kind, {"Connection": "close"})
     if isinstance(exc, ClientDisconnect):  # gone before its body ended: nobody to answer

@@ -52,6 +52,13 @@ CLIENT_GONE = "flowscope.client_gone"
 HTTP2_PREFACE = b"PRI * HTTP/2.0"
 # Such an exporter retries for ever: its warning is logged at most this often.
 HTTP2_WARN_EVERY_S = 60.0
+# A connection closed while its client is still sending a body (a 413 answered at the
+# declared length, say) is closed gently: the answer sent and our side shut, the rest
+# of the body read and dropped for up to this long. Closed at once, the unread bytes
+# made the kernel reset the connection, and a client that sends its whole body before
+# it reads (Python's urllib and requests, from 8 MiB) saw "connection reset" where the
+# answer said 413 (nginx's lingering close does the same).
+LINGER_S = 10.0
 
 log = logging.getLogger("flowscope.http")
 
@@ -69,6 +76,30 @@ def _peer_closed(transport: asyncio.BaseTransport | None) -> bool:
         return False  # nothing waiting: the client is still there
     except OSError:
         return True  # reset, or the socket is gone
+
+
+class _GentleClose:
+    """The transport uvicorn is given: ``close`` while the client is still sending a
+    request's body lingers (``LINGER_S``); everything else is the real transport's."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _HeaderDeadlineH11) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        real, protocol = self._transport, self._protocol
+        if protocol.lingering or real.is_closing():
+            return
+        if protocol.conn.their_state is h11.SEND_BODY and real.can_write_eof():
+            protocol.linger()
+        else:
+            real.close()
+
+    def is_closing(self) -> bool:
+        return self._protocol.lingering or self._transport.is_closing()
 
 
 class _HeaderDeadlineH11(H11Protocol):
@@ -89,8 +120,11 @@ class _HeaderDeadlineH11(H11Protocol):
     token: str | None = None
     untrusted: dict[_HeaderDeadlineH11, None] = {}
 
+    lingering = False
+    _linger_end: asyncio.TimerHandle | None = None
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_GentleClose(transport, self))  # type: ignore[arg-type]
         if len(self.connections) >= MAX_CONNECTIONS:
             self._make_room()
         type(self).untrusted[self] = None
@@ -110,7 +144,25 @@ class _HeaderDeadlineH11(H11Protocol):
             victim.transport.abort()
             del self.untrusted[victim]
 
+    def linger(self) -> None:
+        """Send what is written, shut our side, and drop what the client still sends
+        until it closes or ``LINGER_S`` passes (``_GentleClose``)."""
+        self.lingering = True
+        self._disarm()
+        real = self.transport._transport  # type: ignore[attr-defined]
+        real.write_eof()
+        real.resume_reading()  # uvicorn pauses it while a request's body waits unread
+        self._linger_end = self.loop.call_later(LINGER_S, real.abort)
+
+    def eof_received(self) -> None:
+        if self.lingering:
+            self.transport._transport.close()  # type: ignore[attr-defined]
+            return None
+        return super().eof_received()
+
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return  # the rest of a body nobody reads
         if self._first_data:
             self._first_data = False
             if data.startswith(HTTP2_PREFACE):
@@ -125,6 +177,8 @@ class _HeaderDeadlineH11(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._linger_end is not None:
+            self._linger_end.cancel()
         type(self).untrusted.pop(self, None)
         super().connection_lost(exc)
 

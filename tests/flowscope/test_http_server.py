@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from flowscope.http_server import (
     hosts_file_loopback_names,
     is_loopback,
 )
+from flowscope.testing.server import server_in_process
 from flowscope.testing.waiting import wait_until
 
 
@@ -374,3 +377,62 @@ def test_untrusted_connections_inside_a_request_make_room_too(
         for sock in held:
             sock.close()
         server.shutdown()
+
+
+@pytest.mark.parametrize("port", ["otlp", "api"])
+def test_a_client_that_sends_its_whole_body_before_reading_gets_the_413(
+    tmp_path: Path, port: str
+) -> None:
+    """Python's urllib (and requests) send the whole body, then read: from 8 MiB on,
+    the server's close with the body unread reset the connection, and they reported
+    "connection reset by peer" instead of the 413."""
+    with server_in_process(tmp_path / "big.duckdb", max_request_bytes=1 << 20) as (_, ends):
+        url = f"{ends.http}/v1/traces" if port == "otlp" else f"{ends.ui}/api/sql"
+        kind = "application/x-protobuf" if port == "otlp" else "application/json"
+        request = urllib.request.Request(
+            url, data=b"x" * (32 << 20), headers={"Content-Type": kind}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        assert refused.value.code == 413
+        refused.value.close()
+        health = httpx.get(f"{ends.ui}/healthz", timeout=30)
+        assert health.status_code == 200
+
+
+@pytest.mark.parametrize("port", ["otlp", "api"])
+def test_a_client_that_goes_on_sending_after_the_413_is_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, port: str
+) -> None:
+    monkeypatch.setattr(http_server, "LINGER_S", 1.0)
+    with server_in_process(
+        tmp_path / "big.duckdb", max_request_bytes=1 << 20, ingest_process=False
+    ) as (_, ends):
+        base, path = (ends.http, b"/v1/traces") if port == "otlp" else (ends.ui, b"/api/sql")
+        host, number = base.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(number)), timeout=30) as sock:
+            sock.sendall(
+                b"POST " + path + b" HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+            )
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 413 ")
+            cut = threading.Event()
+
+            def trickle() -> None:
+                try:
+                    while not cut.is_set():
+                        sock.sendall(b"x" * 1024)
+                        cut.wait(0.05)
+                except OSError:
+                    cut.set()
+
+            sender = threading.Thread(target=trickle)
+            sender.start()
+            try:
+                assert cut.wait(20), "the lingering connection was never closed"
+            finally:
+                cut.set()
+                sender.join()
