@@ -9,11 +9,11 @@ clients liked (security review). The longest query the SQL sandbox takes
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse
 
 from flowscope.collector.errors import Overloaded, RequestTooLarge
 from flowscope.collector.http_receiver import BodyBudget, BodyTimeout, read_body
@@ -65,7 +65,7 @@ class BodyLimit:
             await _refuse(send, 408, str(exc))
             return
         except Overloaded as exc:
-            await _refuse(send, 503, str(exc), {b"retry-after": str(exc.retry_after_s).encode()})
+            await _refuse(send, 503, str(exc), {"Retry-After": str(exc.retry_after_s)})
             return
         except ClientDisconnect:
             # Gone before its body ended: the answer goes nowhere, but without one the
@@ -88,15 +88,14 @@ class BodyLimit:
 
 
 async def _refuse(
-    send: Any, status: int, message: str, extra: dict[bytes, bytes] | None = None
+    send: Any, status: int, message: str, extra: dict[str, str] | None = None
 ) -> None:
     """The API's error shape; the connection is closed, as the rest of the body is unread."""
-    content = json.dumps({"detail": {"message": message}}).encode()
-    headers = {
-        b"content-type": b"application/json",
-        b"content-length": str(len(content)).encode(),
-        b"connection": b"close",
-        **(extra or {}),
-    }
-    await send({"type": "http.response.start", "status": status, "headers": list(headers.items())})
-    await send({"type": "http.response.body", "body": content, "more_body": False})
+    answer = JSONResponse(
+        {"detail": {"message": message}}, status, {"Connection": "close", **(extra or {})}
+    )
+    await answer({"type": "http"}, _nothing, send)
+
+
+async def _nothing() -> Any:
+    return {"type": "http.disconnect"}
