@@ -124,11 +124,12 @@ typedef struct {
     size_t len;
 } field_t;
 
-static int next_field(reader_t *r, field_t *f) {
-    uint64_t tag;
-    if (read_varint(r, &tag) < 0) return -1;
+/* The field whose tag was just read (data NULL and len 0 for a varint). */
+static int next_field_after_tag(reader_t *r, uint64_t tag, field_t *f) {
     f->number = (uint32_t)(tag >> 3);
     f->wire = (int)(tag & 7);
+    f->data = NULL;
+    f->len = 0;
     if (f->number == 0 || (tag >> 3) > 0x1fffffff) return -1;
     switch (f->wire) {
     case 0:
@@ -162,6 +163,12 @@ static int next_field(reader_t *r, field_t *f) {
     default:
         return -1; /* groups (3, 4) and invalid types: let the Python path judge */
     }
+}
+
+static int next_field(reader_t *r, field_t *f) {
+    uint64_t tag;
+    if (read_varint(r, &tag) < 0) return -1;
+    return next_field_after_tag(r, tag, f);
 }
 
 static int utf8_valid(const uint8_t *s, size_t n) {
@@ -306,11 +313,41 @@ static int child_kind(int kind, uint32_t number) {
                : number == 15 ? M_LEAF
                               : -1;
     case M_EVENT: return number == 3 ? M_KEY_VALUE : -1;
-    case M_LINK: return number == 5 ? M_KEY_VALUE : -1;
+    case M_LINK: return number == 4 ? M_KEY_VALUE : -1;
     case M_KEY_VALUE: return number == 2 ? M_ANY_VALUE : -1;
     case M_ANY_VALUE: return number == 5 ? M_ARRAY : number == 6 ? M_KV_LIST : -1;
     case M_ARRAY: return number == 1 ? M_ANY_VALUE : -1;
     case M_KV_LIST: return number == 1 ? M_KEY_VALUE : -1;
+    }
+    return -1;
+}
+
+/* Past an unknown group whose start tag (of field ``number``) was just read, to its
+ * end tag: protobuf's parser skips such a group and goes on with what follows, so the
+ * count must too (a group before 10M attributes hid them). Nested groups are followed
+ * to protobuf's depth limit; -1 for data that goes wrong (the parser stops there). */
+static int skip_group(reader_t *r, uint32_t number) {
+    uint32_t open[110];
+    int depth = 0;
+    open[0] = number;
+    while (r->p < r->end) {
+        uint64_t tag;
+        if (read_varint(r, &tag) < 0) return -1;
+        uint32_t inner = (uint32_t)(tag >> 3);
+        switch (tag & 7) {
+        case 3:
+            if (++depth >= (int)(sizeof open / sizeof open[0])) return -1;
+            open[depth] = inner;
+            break;
+        case 4:
+            if (inner != open[depth]) return -1;
+            if (depth-- == 0) return 0;
+            break;
+        default: {
+            field_t f;
+            if (next_field_after_tag(r, tag, &f) < 0) return -1;
+        }
+        }
     }
     return -1;
 }
@@ -325,7 +362,13 @@ static void count_in(const uint8_t *data, size_t len, int kind, int depth, uint6
     reader_t r = {data, data + len};
     field_t f;
     while (r.p < r.end && *count <= limit) {
-        if (next_field(&r, &f) < 0) return;
+        uint64_t tag;
+        if (read_varint(&r, &tag) < 0) return;
+        if ((tag & 7) == 3) {
+            if (skip_group(&r, (uint32_t)(tag >> 3)) < 0) return;
+            continue;
+        }
+        if (next_field_after_tag(&r, tag, &f) < 0) return;
         int child = f.wire == 2 ? child_kind(kind, f.number) : -1;
         if (child == M_LEAF) (*count)++;
         else if (child > 0) count_in(f.data, f.len, child, depth + 1, count, limit);
@@ -385,11 +428,10 @@ static int push_any_value(columns_t *c, strcol_t *out, const uint8_t *data, size
     default: {
         /* double, bytes, array, key-value list (and string_value_strindex): one Python
          * implementation of their encodings (attributes.any_value_str). */
-        if (last.number == 5 || last.number == 6) {
-            count_in(last.data, last.len, last.number == 5 ? M_ARRAY : M_KV_LIST, 0,
-                     &c->nested, c->nested_limit);
-            if (c->nested > c->nested_limit) return BAIL; /* the Python path refuses it */
-        }
+        /* Python parses all of it: every value field (a repeated array merges), groups
+         * skipped, not only the last field, which the text is made of. */
+        count_in(data, len, M_ANY_VALUE, 0, &c->nested, c->nested_limit);
+        if (c->nested > c->nested_limit) return BAIL; /* the Python path refuses it */
         PyObject *raw = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
         if (!raw) return -1;
         PyObject *result = PyObject_CallOneArg(c->stringify, raw);

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -113,6 +114,34 @@ def _span(name: str, n: int, **fields: object) -> Span:
     )
 
 
+def _varint(value: int) -> bytes:
+    out = b""
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out += bytes([byte | (0x80 if value else 0)])
+        if not value:
+            return out
+
+
+def _len_field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+# An unknown group (field 100: a varint and a group inside), which protobuf skips
+# before it parses on; it stopped the count once.
+GROUP = _varint(100 << 3 | 3) + b"\x08\x01" + _varint(7 << 3 | 3) + _varint(7 << 3 | 4)
+GROUP += _varint(100 << 3 | 4)
+
+
+def _span_with_value(name: str, n: int, value: bytes) -> bytes:
+    """A request of one span with one attribute ``k`` whose AnyValue is ``value``."""
+    span = _span(name, n).SerializeToString() + _len_field(
+        9, _len_field(1, b"k") + _len_field(2, value)
+    )
+    resource = request_for("budget", []).resource_spans[0].resource.SerializeToString()
+    return _len_field(1, _len_field(1, resource) + _len_field(2, _len_field(2, span)))
+
+
 def test_messages_are_counted_as_protobuf_builds_them() -> None:
     request = realistic_request(300)
     nested = _span(
@@ -120,13 +149,27 @@ def test_messages_are_counted_as_protobuf_builds_them() -> None:
         1,
         attributes=key_values({"list": [1, [2, {"k": [3.5, "x"]}], {}], "map": {"a": {"b": []}}}),
         events=[Span.Event(name="e", attributes=key_values({"k": "v"}))],
-        links=[Span.Link(trace_id=trace_id(2), span_id=span_id(2), attributes=key_values({}))],
+        links=[
+            Span.Link(trace_id=trace_id(2), span_id=span_id(2), attributes=key_values({})),
+            Span.Link(trace_id=trace_id(3), span_id=span_id(3), attributes=key_values({"a": [1]})),
+        ],
         status={"code": 2, "message": "failed"},
     )
     request.resource_spans.extend(request_for("nested", [nested]).resource_spans)
     body = request.SerializeToString()
     assert fast_flatten.count_messages(body) == _messages(request) > 10_000
     assert fast_flatten.count_messages(body[:-7]) < _messages(request)  # cut: counted so far
+    # Groups, skipped by protobuf, before the request's fields, a span's, and an array's;
+    # and an array sent twice, which protobuf merges.
+    array = _len_field(5, GROUP + _len_field(1, b"") * 5) + _len_field(5, _len_field(1, b""))
+    grouped = GROUP + _span_with_value("grouped", 4, array)
+    parsed = ExportTraceServiceRequest.FromString(grouped)
+    assert (
+        len(parsed.resource_spans[0].scope_spans[0].spans[0].attributes[0].value.array_value.values)
+        == 6
+    )
+    # Each part of a merged message counts: an upper bound, as every part is parsed.
+    assert fast_flatten.count_messages(grouped) == _messages(parsed) + 1
 
 
 def _post_protobuf(endpoints: Endpoints, body: bytes) -> tuple[int, str]:
@@ -151,20 +194,38 @@ def _export_grpc(endpoints: Endpoints, body: bytes) -> tuple[grpc.StatusCode, st
 
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
-@pytest.mark.parametrize("shape", ["repeated-keys", "array-value"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "repeated-keys",
+        "array-value",
+        "link-attributes",
+        "group-first",
+        "merged-arrays",
+        "group-in-array",
+    ],
+)
 def test_a_protobuf_request_of_too_many_messages_for_the_general_decoder_is_refused(
     shape: str, transport: str, live: tuple[FlowscopeServer, Endpoints]
 ) -> None:
     server, endpoints = live
     assert server.database is not None
     before = server.database.span_count()
-    if shape == "repeated-keys":  # the fast path hands repeated keys to the general one
-        span = _span("too-many", 10, attributes=[KeyValue()] * MAX_PROTOBUF_MESSAGES)
-    else:  # an ordinary request but for an array the fast path would have Python format
-        values = AnyValue()
-        values.array_value.values.extend([AnyValue()] * MAX_PROTOBUF_MESSAGES)
-        span = _span("too-many", 11, attributes=[KeyValue(key="k", value=values)])
-    body = _protobuf_body(span)
+    many = [KeyValue()] * MAX_PROTOBUF_MESSAGES  # repeated keys: the general decoder
+    empties = _len_field(1, b"") * MAX_PROTOBUF_MESSAGES  # an array's empty values
+    if shape == "repeated-keys":
+        body = _protobuf_body(_span("too-many", 10, attributes=many))
+    elif shape == "array-value":  # ordinary but for an array the fast path has Python format
+        body = _span_with_value("too-many", 11, _len_field(5, empties))
+    elif shape == "link-attributes":
+        link = Span.Link(trace_id=trace_id(5), span_id=span_id(5), attributes=many)
+        body = _protobuf_body(_span("too-many", 12, links=[link]))
+    elif shape == "group-first":
+        body = GROUP + _protobuf_body(_span("too-many", 13, attributes=many))
+    elif shape == "merged-arrays":  # the text is the last array's; Python parses both
+        body = _span_with_value("too-many", 14, _len_field(5, empties) + _len_field(5, b""))
+    else:
+        body = _span_with_value("too-many", 15, _len_field(5, GROUP + empties))
     assert len(body) < 5 * 2**20
     expected = f"more than {MAX_PROTOBUF_MESSAGES:,} messages"
     if transport == "http":
@@ -200,3 +261,22 @@ def test_requests_under_it_are_stored_either_way(live: tuple[FlowscopeServer, En
         .fetchall()
     )
     assert rows == {"repeats": 1, "long-array": len("[" + ",".join(["7"] * 10_000) + "]")}
+
+
+def test_json_that_is_not_utf8_is_refused(live: tuple[FlowscopeServer, Endpoints]) -> None:
+    """In UTF-16 an escaped quote's NUL byte threw the exact count out of step: 3.5M
+    containers counted as 13, and the decode worker reached 2.6 GB."""
+    _, endpoints = live
+    body = _request('{"key": "q\\"", "value": {"stringValue": "v"}}', "utf16").decode()
+    for encoding in ("utf-16", "utf-16-le", "utf-32"):
+        response = httpx.post(
+            f"{endpoints.http}/v1/traces", content=body.encode(encoding), headers=JS, timeout=60
+        )
+        assert response.status_code == 400, response.text
+        assert "not UTF-8" in response.json()["message"]
+
+
+def test_an_unterminated_string_runs_to_the_end() -> None:
+    """Failing to close it from every quote rescanned the body each time (quadratic)."""
+    body = b"[" * (MAX_JSON_CONTAINERS + 1) + b'"' + b'\\"{' * 2_000
+    assert json_containers(body) == MAX_JSON_CONTAINERS + 1
