@@ -52,13 +52,18 @@ CLIENT_GONE = "flowscope.client_gone"
 HTTP2_PREFACE = b"PRI * HTTP/2.0"
 # Such an exporter retries for ever: its warning is logged at most this often.
 HTTP2_WARN_EVERY_S = 60.0
-# A connection closed while its client is still sending a body (a 413 answered at the
-# declared length, say) is closed gently: the answer sent and our side shut, the rest
-# of the body read and dropped for up to this long. Closed at once, the unread bytes
-# made the kernel reset the connection, and a client that sends its whole body before
-# it reads (Python's urllib and requests, from 8 MiB) saw "connection reset" where the
-# answer said 413 (nginx's lingering close does the same).
-LINGER_S = 10.0
+# A connection closed as its answer goes out while its client is still sending a body
+# (a 413 answered at the declared length, say) is closed gently: the answer sent and
+# our side shut, the rest of the body read and dropped, until the client closes, sends
+# nothing for LINGER_IDLE_S, or LINGER_S has passed (nginx's lingering close: 5 s and
+# 30 s). Closed at once, the unread bytes made the kernel reset the connection, and a
+# client that sends its whole body before it reads (Python's urllib and requests, from
+# 8 MiB) saw "connection reset" where the answer said 413.
+LINGER_S = 30.0
+LINGER_IDLE_S = 5.0
+# "As its answer goes out": its last byte written this recently. A close long after an
+# answer (the keep-alive timeout after a 401 kept alive) has nobody to tell anything.
+ANSWER_JUST_SENT_S = 1.0
 
 log = logging.getLogger("flowscope.http")
 
@@ -89,11 +94,16 @@ class _GentleClose:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
+    def write(self, data: bytes) -> None:
+        self._protocol.written_at = self._protocol.loop.time()
+        self._transport.write(data)
+
     def close(self) -> None:
         real, protocol = self._transport, self._protocol
         if protocol.lingering or real.is_closing():
             return
-        if protocol.conn.their_state is h11.SEND_BODY and real.can_write_eof():
+        answered = protocol.loop.time() - protocol.written_at < ANSWER_JUST_SENT_S
+        if answered and protocol.conn.their_state is h11.SEND_BODY and real.can_write_eof():
             protocol.linger()
         else:
             real.close()
@@ -121,7 +131,10 @@ class _HeaderDeadlineH11(H11Protocol):
     untrusted: dict[_HeaderDeadlineH11, None] = {}
 
     lingering = False
-    _linger_end: asyncio.TimerHandle | None = None
+    written_at = -ANSWER_JUST_SENT_S
+    _linger_check: asyncio.TimerHandle | None = None
+    _linger_until = 0.0
+    _linger_heard = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_GentleClose(transport, self))  # type: ignore[arg-type]
@@ -137,6 +150,12 @@ class _HeaderDeadlineH11(H11Protocol):
         token keeps its place (an exporter's kept-alive connection). Aborted, not
         closed: a close waits for the unread answer to be sent, which a client that
         never reads holds for good (diff review: 19 of 19 slots kept that way)."""
+        closing = (c for c in self.connections if isinstance(c, _HeaderDeadlineH11) and c.lingering)
+        lingering = next(closing, None)
+        if lingering is not None:  # closing anyway: it goes first, whoever it was
+            lingering.transport._transport.abort()  # type: ignore[attr-defined]
+            self.untrusted.pop(lingering, None)
+            return
         live = [c for c in self.untrusted if not c.transport.is_closing()]
         stalled = (c for c in live if c._waiting_for_request() or c.flow.write_paused)
         victim = next(stalled, live[0] if live else None)
@@ -146,13 +165,28 @@ class _HeaderDeadlineH11(H11Protocol):
 
     def linger(self) -> None:
         """Send what is written, shut our side, and drop what the client still sends
-        until it closes or ``LINGER_S`` passes (``_GentleClose``)."""
+        (``_GentleClose``; ``LINGER_S``)."""
         self.lingering = True
         self._disarm()
         real = self.transport._transport  # type: ignore[attr-defined]
         real.write_eof()
         real.resume_reading()  # uvicorn pauses it while a request's body waits unread
-        self._linger_end = self.loop.call_later(LINGER_S, real.abort)
+        self._linger_heard = now = self.loop.time()
+        self._linger_until = now + LINGER_S
+        self._linger_check = self.loop.call_later(1.0, self._check_linger)
+
+    def _check_linger(self) -> None:
+        now = self.loop.time()
+        if now >= self._linger_until or now - self._linger_heard >= LINGER_IDLE_S:
+            self.transport._transport.abort()  # type: ignore[attr-defined]
+        else:
+            self._linger_check = self.loop.call_later(1.0, self._check_linger)
+
+    def shutdown(self) -> None:
+        if self.lingering:  # nobody waits for it: the server stops now
+            self.transport._transport.abort()  # type: ignore[attr-defined]
+            return
+        super().shutdown()
 
     def eof_received(self) -> None:
         if self.lingering:
@@ -162,6 +196,7 @@ class _HeaderDeadlineH11(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.lingering:
+            self._linger_heard = self.loop.time()
             return  # the rest of a body nobody reads
         if self._first_data:
             self._first_data = False
@@ -177,8 +212,8 @@ class _HeaderDeadlineH11(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        if self._linger_end is not None:
-            self._linger_end.cancel()
+        if self._linger_check is not None:
+            self._linger_check.cancel()
         type(self).untrusted.pop(self, None)
         super().connection_lost(exc)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import urllib.error
@@ -287,10 +288,10 @@ def test_an_h2c_upgrade_is_answered_over_http_1_1_without_warnings() -> None:
         logger.removeHandler(handler)
 
 
-def _until_hello(sock: socket.socket) -> bytes:
-    """One answer of the hello app on a kept-alive connection."""
+def _until_hello(sock: socket.socket, end: bytes = b"hello") -> bytes:
+    """One answer of the hello app (one that ends with ``end``) on a connection."""
     received = b""
-    while not received.endswith(b"hello"):
+    while not received.endswith(end):
         part = sock.recv(65536)
         if not part:
             break
@@ -436,3 +437,80 @@ def test_a_client_that_goes_on_sending_after_the_413_is_cut_off(
             finally:
                 cut.set()
                 sender.join()
+
+
+async def _too_large(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("too large", 413, headers={"Connection": "close"})
+
+
+def _lingering(port: int, count: int, token: str) -> list[socket.socket]:
+    """Connections whose body (of a declared 1 GB) was refused at once, which then
+    send nothing and read nothing: each left lingering."""
+    held = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        sock.sendall(
+            b"POST /big HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000000\r\n"
+            + f"Authorization: Bearer {token}\r\n\r\n".encode()
+            + b"x" * 1000
+        )
+        held.append(sock)
+    try:
+        for sock in held:
+            assert _until_hello(sock, b"too large").startswith(b"HTTP/1.1 413 ")
+    except BaseException:
+        for sock in held:
+            sock.close()
+        raise
+    return held
+
+
+def test_lingering_connections_make_room_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lingering, they counted as closing and were never chosen to make room: 2,048 of
+    them (a wrong token and a large body, left alone) kept new connections at 503."""
+    monkeypatch.setattr(http_server, "MAX_CONNECTIONS", 20)
+    monkeypatch.setattr(http_server, "LINGER_IDLE_S", 60.0)
+    app = Starlette(routes=[Route("/", _hello), Route("/big", _too_large, methods=["POST"])])
+    server = HttpServer(app, "127.0.0.1", 0, "t", token="s3cret")
+    server.start()
+    held: list[socket.socket] = []
+    try:
+        held = _lingering(server.port, 19, "s3cret")  # the token: trusted ones too
+        wait_until(lambda: _lingering_count(server) == 19, "19 lingering connections")
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=20) as fresh:
+                fresh.sendall(
+                    b"GET / HTTP/1.1\r\nHost: c.example\r\nAuthorization: Bearer s3cret\r\n\r\n"
+                )
+                assert _until_hello(fresh).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for sock in held:
+            sock.close()
+        server.shutdown()
+
+
+def _lingering_count(server: HttpServer) -> int:
+    connections = server._server.server_state.connections
+    return sum(1 for c in list(connections) if getattr(c, "lingering", False))
+
+
+def test_a_server_stops_without_waiting_for_lingering_connections(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """uvicorn's shutdown closed them, which lingering ignores: it waited out its grace
+    time (5 s a port) and logged an error."""
+    monkeypatch.setattr(http_server, "LINGER_IDLE_S", 60.0)
+    app = Starlette(routes=[Route("/big", _too_large, methods=["POST"])])
+    server = HttpServer(app, "127.0.0.1", 0, "t")  # sets uvicorn's logging up
+    uvicorn_log = logging.getLogger("uvicorn")  # which does not propagate to the root's
+    uvicorn_log.addHandler(caplog.handler)
+    server.start()
+    held = _lingering(server.port, 2, "")
+    try:
+        wait_until(lambda: _lingering_count(server) == 2, "2 lingering connections")
+        server.shutdown()
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
+        for sock in held:
+            sock.close()
+    assert "graceful shutdown exceeded" not in caplog.text
