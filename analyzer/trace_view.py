@@ -45,6 +45,12 @@ MAX_LINKS = 10_000
 # Of each resource, event and link, the attributes a view shows at most (the
 # OpenTelemetry SDKs' own limit is 128 an event or link).
 MAX_NESTED_ATTRIBUTES = 1_000
+# The details of spans in start order, only while those before cost less than this:
+# text bytes, and 16 for each attribute, event and link, a span's resource counted for
+# each span (the answer repeats it). 8,000 spans sharing a resource of 1,000 attributes
+# (one 526 KB request) made a 100 MB answer in 48 s; 200 spans sharing a 2 MB value,
+# 400 MB. A trace of 5,000 spans of 30 attributes and a resource of 30 costs ~14 MB.
+MAX_DETAIL_COST = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,9 @@ def _details(
     row: tuple[Any, ...], extra: tuple[Any, ...] | None, allowed: Allowance
 ) -> SpanDetails:
     """A span's details from its ``trace_spans`` row and its ``trace_span_details`` row."""
+    # No details row: the span came after the view's budget (MAX_DETAIL_COST).
     resource, resource_count, raw_events, raw_links, attributes = (
-        extra[4:9] if extra else ({}, 0, [], [], {})
+        extra[4:9] if extra else ({}, row[15], [], [], {})
     )
     start = int(row[5])
     events = sorted(
@@ -177,6 +184,7 @@ class LoadedTrace:
                 "events_each": max(shares[1]),
                 "links_each": max(shares[2]),
                 "nested_each": MAX_NESTED_ATTRIBUTES,
+                "budget": MAX_DETAIL_COST,
             }
             for extra in self.database.fetch("trace_span_details", params):
                 self._extra.setdefault(extra[:4], extra)  # a duplicate: the first

@@ -36,7 +36,7 @@ from flowscope.cli_common import (
 from flowscope.interrupts import InterruptibleReads
 
 if TYPE_CHECKING:  # the CLI imports the analyzer only when a command runs
-    from flowscope.analyzer.model import TraceView
+    from flowscope.analyzer.model import TraceSpan, TraceView
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -1016,37 +1016,47 @@ def _echo_attributes(view: TraceView, every: bool) -> None:
         for key, value in sorted(s.attributes.items()):
             click.echo(shown(f"    {key} = {fit_width(value, MAX_ATTRIBUTE_VALUE)}"))
         if s.attributes_omitted:
-            _echo_left_out(s.attributes_omitted, "SpanAttributes", view.trace_id, s.span_id)
+            _echo_left_out(s.attributes_omitted, "SpanAttributes", view.trace_id, s)
     if every:
         # Each service's resources, in order first met, with the spans that ran on each
         # when a service has several (two instances: which one ran the failing span).
-        spans_of: dict[tuple[str, tuple[tuple[str, str], ...]], list[str]] = {}
+        spans_of: dict[tuple[str, tuple[tuple[str, str], ...]], list[TraceSpan]] = {}
         for s in view.spans:
-            spans_of.setdefault((s.service, tuple(sorted(s.resource.items()))), []).append(
-                s.span_id
-            )
+            spans_of.setdefault((s.service, tuple(sorted(s.resource.items()))), []).append(s)
         per_service = Counter(service for service, _ in spans_of)
-        for (service, resource), span_ids in spans_of.items():
+        for (service, resource), ran in spans_of.items():
             which = ""
             if per_service[service] > 1:
-                more = f", {len(span_ids) - 5} more" if len(span_ids) > 5 else ""
-                which = f" (span {', '.join(span_ids[:5])}{more})"
+                more = f", {len(ran) - 5} more" if len(ran) > 5 else ""
+                which = f" (span {', '.join(r.span_id for r in ran[:5])}{more})"
             click.echo(shown(f"  resource of {service}{which}:"))
             for key, value in resource:
                 click.echo(shown(f"    {key} = {fit_width(value, MAX_ATTRIBUTE_VALUE)}"))
-            ids = set(span_ids)
-            left_out = max(s.resource_omitted for s in view.spans if s.span_id in ids)
+            left_out = max(r.resource_omitted for r in ran)
             if left_out:
-                _echo_left_out(left_out, "ResourceAttributes", view.trace_id, span_ids[0])
+                first = max(ran, key=lambda r: r.resource_omitted)
+                _echo_left_out(left_out, "ResourceAttributes", view.trace_id, first)
     click.echo()
 
 
-def _echo_left_out(count: int, column: str, trace_id: str, span_id: str) -> None:
-    """The view's own caps (trace_view.MAX_ATTRIBUTES and MAX_NESTED_ATTRIBUTES): JSON
-    does not have these either."""
+def _echo_left_out(count: int, column: str, trace_id: str, span: TraceSpan) -> None:
+    """The view's own caps (analyzer/trace_view.py's MAX_*): JSON does not have these
+    either. A Zipkin server half is shown under an id of its own: the SQL names the
+    shared id it is stored under, and its service."""
+    from flowscope.analyzer.shared_ids import half_span_id
+
+    stored = span.span_id
+    if len(span.parent_span_id) == 16 and len(trace_id) == 32:
+        try:
+            if half_span_id(trace_id, span.parent_span_id, span.service) == span.span_id:
+                stored = span.parent_span_id
+        except ValueError:  # ids that are not hex: not a half
+            pass
+    service = span.service.replace("'", "''")
     click.echo(
         f"    ... and {count} more that the view leaves out; SQL has them: SELECT {column} "
-        f"FROM otel_traces WHERE TraceId = '{trace_id}' AND SpanId = '{span_id}'"
+        f"FROM otel_traces WHERE TraceId = '{trace_id}' AND SpanId = '{stored}' "
+        f"AND ServiceName = '{service}'"
     )
 
 

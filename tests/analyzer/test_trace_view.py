@@ -273,6 +273,52 @@ def test_links_and_nested_attributes_are_capped_too(
     )
 
 
+def test_spans_past_the_views_cost_keep_their_tree_and_say_what_they_leave_out(
+    analyze: Analyze, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """8,000 spans sharing a resource of 1,000 attributes (one 526 KB request) made a
+    100 MB answer in 48 s: details now stop, in start order, at MAX_DETAIL_COST."""
+    kit = TraceKit(resources={"svc": {"zone": "z1"}})
+    root = kit.trace(trace_id="c" * 32).span(
+        "svc", "root", kind="Server", start_ms=0, duration_ms=10, attributes={"a": "xx"}
+    )
+    for n in (1, 2):
+        root.child(
+            "svc",
+            f"child-{n}",
+            start_ms=n,
+            duration_ms=1,
+            attributes={"a": "xx"},
+            events=[EventSpec(0, "e")],
+            links=[LinkSpec("d" * 32, "e" * 16)],
+        )
+    analysis = analyze(kit)
+    # Each span: "a" = "xx" (1 + 2 + 16), a resource of service.name = svc and zone = z1
+    # (12 + 3 + 16 and 4 + 2 + 16); the children an event (1 + 16) and a link (32 + 16 + 16).
+    per_root = 19 + 31 + 22
+    monkeypatch.setattr(trace_view, "MAX_DETAIL_COST", per_root + 19 + 31 + 22 + 17 + 64)
+    view = analysis.trace("c" * 32)
+    shown = {
+        s.operation: (
+            len(s.attributes),
+            s.attributes_omitted,
+            len(s.resource),
+            s.resource_omitted,
+            len(s.events),
+            s.events_omitted,
+            len(s.links),
+            s.links_omitted,
+        )
+        for s in view.spans
+    }
+    assert shown == {
+        "root": (1, 0, 2, 0, 0, 0, 0, 0),
+        "child-1": (1, 0, 2, 0, 1, 0, 1, 0),
+        "child-2": (0, 1, 0, 2, 0, 1, 0, 1),  # started after the budget was spent
+    }
+    assert [s.operation for s in view.spans] == ["root", "child-1", "child-2"]  # the tree
+
+
 @pytest.mark.parametrize(
     ("counts", "budget", "allowed"),
     [

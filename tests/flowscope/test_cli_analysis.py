@@ -1026,7 +1026,10 @@ def test_attributes_a_view_leaves_out_are_named_with_the_sql_that_has_them(
     db = ["--db", str(kit_file(kit, tmp_path / "wide.duckdb"))]
     (span,) = cli_json("trace", "ad" * 16, *db)["spans"]
     out = cli("trace", "ad" * 16, *db, "--attributes").stdout
-    where = f"FROM otel_traces WHERE TraceId = '{'ad' * 16}' AND SpanId = '{span['span_id']}'"
+    where = (
+        f"FROM otel_traces WHERE TraceId = '{'ad' * 16}' AND SpanId = '{span['span_id']}' "
+        "AND ServiceName = 'web'"
+    )
     assert (
         "    c = 3\n    ... and 2 more that the view leaves out; SQL has them: "
         f"SELECT SpanAttributes {where}\n"
@@ -1034,6 +1037,41 @@ def test_attributes_a_view_leaves_out_are_named_with_the_sql_that_has_them(
     assert (
         "    service.name = web\n    ... and 1 more that the view leaves out; SQL has them: "
         f"SELECT ResourceAttributes {where}\n"
+    ) in out
+
+
+def test_the_sql_for_a_zipkin_server_half_names_the_id_it_is_stored_under(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server half is shown under an id of its own: the SQL named that id, no row."""
+    from flowscope.analyzer import trace_view
+    from flowscope.testing.traces import TraceKit
+
+    monkeypatch.setattr(trace_view, "MAX_ATTRIBUTES", 1)
+    kit = TraceKit()
+    trace = kit.trace(start_ms=0, trace_id="ae" * 16)
+    root = trace.span("web", "GET /checkout", kind="Server", start_ms=0, duration_ms=100)
+    call = root.child("web", "GET", kind="Client", start_ms=10, duration_ms=60)
+    trace.span(
+        "payments",
+        "POST /pay",
+        kind="Server",
+        start_ms=15,
+        duration_ms=50,
+        parent=root,
+        span_id=call.span_id,
+        status="Error",
+        attributes={"a": 1, "b": 2},
+    )
+    db = ["--db", str(kit_file(kit, tmp_path / "zipkin.duckdb"))]
+    shown = {
+        s["service"] + s["kind"]: s["span_id"] for s in cli_json("trace", "ae" * 16, *db)["spans"]
+    }
+    assert shown["paymentsServer"] != call.span_id  # the half's own id
+    out = cli("trace", "ae" * 16, *db).stdout
+    assert (
+        f"SELECT SpanAttributes FROM otel_traces WHERE TraceId = '{'ae' * 16}' AND "
+        f"SpanId = '{call.span_id}' AND ServiceName = 'payments'"
     ) in out
 
 
