@@ -20,7 +20,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import key_values, realistic_request, request_for, span_id, trace_id
-from flowscope.testing.posting import PB
+from flowscope.testing.posting import PB, export_grpc
 from flowscope.testing.server import Endpoints, server_in_process
 
 JS = {"Content-Type": "application/json"}
@@ -577,17 +577,7 @@ def test_unknown_path_and_method(live: tuple[FlowscopeServer, Endpoints]) -> Non
 
 
 def _grpc_call(endpoints: Endpoints, body: bytes) -> tuple[grpc.StatusCode, str, bytes]:
-    with grpc.insecure_channel(endpoints.grpc) as channel:
-        export = channel.unary_unary(
-            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            request_serializer=None,
-            response_deserializer=None,
-        )
-        try:
-            answer = export(body, timeout=30)
-        except grpc.RpcError as exc:
-            return exc.code(), exc.details() or "", b""
-    return grpc.StatusCode.OK, "", answer
+    return export_grpc(endpoints.grpc, body, timeout=30)
 
 
 def test_grpc_bad_inputs(live: tuple[FlowscopeServer, Endpoints]) -> None:

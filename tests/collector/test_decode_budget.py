@@ -24,7 +24,7 @@ from flowscope.collector.decode_budget import (
 )
 from flowscope.server import FlowscopeServer
 from flowscope.testing.otlp import key_values, realistic_request, request_for, span_id, trace_id
-from flowscope.testing.posting import PB
+from flowscope.testing.posting import PB, export_grpc
 from flowscope.testing.server import Endpoints, server_in_process
 
 JS = {"Content-Type": "application/json"}
@@ -179,20 +179,6 @@ def _post_protobuf(endpoints: Endpoints, body: bytes) -> tuple[int, str]:
     return response.status_code, status.message
 
 
-def _export_grpc(endpoints: Endpoints, body: bytes) -> tuple[grpc.StatusCode, str]:
-    with grpc.insecure_channel(endpoints.grpc) as channel:
-        export = channel.unary_unary(
-            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            request_serializer=None,
-            response_deserializer=None,
-        )
-        try:
-            export(body, timeout=60)
-        except grpc.RpcError as exc:
-            return exc.code(), exc.details() or ""
-    return grpc.StatusCode.OK, ""
-
-
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 @pytest.mark.parametrize(
     "shape",
@@ -232,7 +218,7 @@ def test_a_protobuf_request_of_too_many_messages_for_the_general_decoder_is_refu
         status, message = _post_protobuf(endpoints, body)
         assert status == 413, message
     else:
-        code, message = _export_grpc(endpoints, body)
+        code, message, _ = export_grpc(endpoints.grpc, body)
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, message
     assert expected in message
     assert server.database.span_count() == before
