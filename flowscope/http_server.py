@@ -150,7 +150,15 @@ class _HeaderDeadlineH11(H11Protocol):
         token keeps its place (an exporter's kept-alive connection). Aborted, not
         closed: a close waits for the unread answer to be sent, which a client that
         never reads holds for good (diff review: 19 of 19 slots kept that way)."""
-        closing = (c for c in self.connections if isinstance(c, _HeaderDeadlineH11) and c.lingering)
+        # Not one aborted already: a burst of connections, made in one pass of the loop
+        # before the aborted one was gone, each chose the same one (and got 503).
+        closing = (
+            c
+            for c in self.connections
+            if isinstance(c, _HeaderDeadlineH11)
+            and c.lingering
+            and not c.transport._transport.is_closing()  # type: ignore[attr-defined]
+        )
         lingering = next(closing, None)
         if lingering is not None:  # closing anyway: it goes first, whoever it was
             lingering.transport._transport.abort()  # type: ignore[attr-defined]

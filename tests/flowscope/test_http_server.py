@@ -477,12 +477,19 @@ def test_lingering_connections_make_room_first(monkeypatch: pytest.MonkeyPatch) 
     try:
         held = _lingering(server.port, 19, "s3cret")  # the token: trusted ones too
         wait_until(lambda: _lingering_count(server) == 19, "19 lingering connections")
-        for _ in range(3):
-            with socket.create_connection(("127.0.0.1", server.port), timeout=20) as fresh:
+        # A burst, made before any is read: each one drops a lingering connection of
+        # its own (they all chose the same one, and got 503).
+        burst = [socket.create_connection(("127.0.0.1", server.port), timeout=20) for _ in range(8)]
+        try:
+            for fresh in burst:
                 fresh.sendall(
                     b"GET / HTTP/1.1\r\nHost: c.example\r\nAuthorization: Bearer s3cret\r\n\r\n"
                 )
+            for fresh in burst:
                 assert _until_hello(fresh).startswith(b"HTTP/1.1 200 ")
+        finally:
+            for fresh in burst:
+                fresh.close()
     finally:
         for sock in held:
             sock.close()
