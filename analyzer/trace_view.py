@@ -108,9 +108,10 @@ def _details(
     row: tuple[Any, ...], extra: tuple[Any, ...] | None, allowed: Allowance
 ) -> SpanDetails:
     """A span's details from its ``trace_spans`` row and its ``trace_span_details`` row."""
-    # No details row: the span came after the view's budget (MAX_DETAIL_COST).
+    # Details NULL: the span came after the view's budget (MAX_DETAIL_COST). No row at
+    # all: the span went between the two reads (retention), its resource's size unknown.
     resource, resource_count, raw_events, raw_links, attributes = (
-        extra[4:9] if extra else ({}, row[15], [], [], {})
+        extra[4:9] if extra else ({}, 0, [], [], {})
     )
     start = int(row[5])
     events = sorted(

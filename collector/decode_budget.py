@@ -17,6 +17,10 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from flowscope.collector.errors import BadRequest, RequestTooLarge
 
 MAX_JSON_CONTAINERS = 1_000_000
@@ -68,4 +72,60 @@ def check_protobuf_messages(count: int | None) -> None:
             "attributes, values, events, links), more than a request may when it takes the "
             "general decoder (one with an invalid span id, a repeated attribute key, or array "
             f"values holding that many, does); {_ADVICE}"
+        )
+
+
+# What a request's spans may come to once each carries its resource and scope, as
+# otel_traces stores them (a copy a span): a 2 MB request of 1,000 spans sharing a
+# 2 MB resource value stored 2 GB and took the server to 7 GB. Exporters' requests come
+# to far less: 8,192 spans of a 4 KB resource, 32 MiB.
+MAX_EXPANDED_BYTES = 256 * 1024 * 1024
+_PER_ENTRY = 16  # a map entry's own cost beside its text, as the trace view counts it
+
+
+def expanded_bytes(table: pa.Table) -> int:
+    """The text bytes of ``table``'s per-group columns (dictionary-encoded: one value a
+    resource or scope group) once repeated on each span that refers to it."""
+    total = 0
+    counted: dict[tuple[int, int, int], np.ndarray] = {}  # columns often share indices
+    for column in table.columns:
+        if not pa.types.is_dictionary(column.type):
+            continue
+        for chunk in column.chunks:
+            indices = chunk.indices
+            key = (indices.buffers()[1].address, indices.offset, len(indices))
+            if key not in counted:
+                groups = indices.to_numpy(zero_copy_only=False)
+                counted[key] = np.bincount(groups)
+            uses, sizes = counted[key], _value_bytes(chunk.dictionary)
+            used = min(len(uses), len(sizes))  # values past the last index used: none
+            total += int(np.dot(uses[:used], sizes[:used]))
+    return total
+
+
+def _value_bytes(values: pa.Array) -> np.ndarray:
+    """Each value's size: text bytes for strings, text and 16 an entry for maps; for
+    anything else (entity refs) the whole array's bytes, an upper bound."""
+    if pa.types.is_string(values.type) or pa.types.is_binary(values.type):
+        lengths: np.ndarray = pc.binary_length(values).fill_null(0).to_numpy(zero_copy_only=False)
+        return lengths.astype(np.int64)
+    if pa.types.is_map(values.type):
+        items = values.values  # the entries of every map, one after another
+        keys = pc.binary_length(items.field(0)).fill_null(0).to_numpy(zero_copy_only=False)
+        texts = pc.binary_length(items.field(1)).fill_null(0).to_numpy(zero_copy_only=False)
+        running = np.concatenate([[0], np.cumsum(keys.astype(np.int64) + texts + _PER_ENTRY)])
+        offsets = values.offsets.to_numpy(zero_copy_only=False) - values.offsets[0].as_py()
+        sizes: np.ndarray = running[offsets[1:]] - running[offsets[:-1]]
+        return sizes
+    return np.full(len(values), values.nbytes, dtype=np.int64)
+
+
+def check_expansion(table: pa.Table) -> None:
+    """RequestTooLarge when ``expanded_bytes`` passes ``MAX_EXPANDED_BYTES``."""
+    size = expanded_bytes(table)
+    if size > MAX_EXPANDED_BYTES:
+        raise RequestTooLarge(
+            f"OTLP request's resource and scope attributes, stored with each of its spans, "
+            f"come to {size:,} bytes, more than the {MAX_EXPANDED_BYTES:,} a request may; "
+            "send fewer spans per request, or smaller resource attributes"
         )

@@ -26,6 +26,7 @@ from multiprocessing import resource_tracker
 import pyarrow as pa
 
 from flowscope.collector.decode import decode_fast, decode_python
+from flowscope.collector.decode_budget import check_expansion
 from flowscope.collector.errors import Unavailable
 from flowscope.collector.flatten import FlattenResult, SpanBatch
 from flowscope.store.columns import BATCH_SCHEMA
@@ -150,6 +151,13 @@ class DecodePool:
             executor.shutdown(wait=True, cancel_futures=True)
 
     def decode(self, body: bytes, content_type: str) -> FlattenResult:
+        """The request's spans, refused (RequestTooLarge) when their resources and
+        scopes, stored with each span, would come to too much (``check_expansion``)."""
+        result = self._decode(body, content_type)
+        check_expansion(result.batch.table)
+        return result
+
+    def _decode(self, body: bytes, content_type: str) -> FlattenResult:
         fast = decode_fast(body, content_type)
         if fast is not None:
             return fast

@@ -17,9 +17,12 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from flowscope.collector import fast_flatten
+from flowscope.collector.decode import decode_python
 from flowscope.collector.decode_budget import (
+    MAX_EXPANDED_BYTES,
     MAX_JSON_CONTAINERS,
     MAX_PROTOBUF_MESSAGES,
+    expanded_bytes,
     json_containers,
 )
 from flowscope.server import FlowscopeServer
@@ -266,3 +269,38 @@ def test_an_unterminated_string_runs_to_the_end() -> None:
     """Failing to close it from every quote rescanned the body each time (quadratic)."""
     body = b"[" * (MAX_JSON_CONTAINERS + 1) + b'"' + b'\\"{' * 2_000
     assert json_containers(body) == MAX_JSON_CONTAINERS + 1
+
+
+def test_a_request_whose_resource_repeated_on_its_spans_comes_to_too_much_is_refused(
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """A 2 MB request of 1,000 spans sharing a 2 MB resource value stored 2 GB (each span
+    keeps a copy of its resource) and took the server to 7 GB."""
+    server, endpoints = live
+    assert server.database is not None
+    before = server.database.span_count()
+    each = MAX_EXPANDED_BYTES // 200 + 1
+    spans = [_span("repeated", 1_000 + n) for n in range(200)]
+    big = request_for("budget", spans, resource={"big": "y" * each}).SerializeToString()
+    assert len(big) < 2 * each
+    for transport in ("http", "grpc"):
+        if transport == "http":
+            status, message = _post_protobuf(endpoints, big)
+            assert status == 413, message
+        else:
+            code, message, _ = export_grpc(endpoints.grpc, big)
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, message
+        assert f"more than the {MAX_EXPANDED_BYTES:,} a request may" in message
+    assert server.database.span_count() == before
+    # The same request's worth of resource on fewer spans is stored.
+    fine = request_for("budget", spans[:10], resource={"big": "y" * each})
+    status, message = _post_protobuf(endpoints, fine.SerializeToString())
+    assert status == 200, message
+
+
+def test_both_decoders_count_the_same_expansion() -> None:
+    body = realistic_request(200).SerializeToString()
+    fast = fast_flatten.flatten_body(body)
+    assert fast is not None
+    general = decode_python(body)
+    assert expanded_bytes(fast.batch.table) == expanded_bytes(general.batch.table) > 0

@@ -14,8 +14,7 @@ SELECT
     CASE WHEN ParentSpanId = '' THEN CAST(0 AS UBIGINT)
         ELSE fs_span_key(fs_trace_key(TraceId), ParentSpanId) END AS ParentKey,
     len(Events) AS EventCount,  -- and of its events
-    len(Links) AS LinkCount,
-    cardinality(ResourceAttributes) AS ResourceCount
+    len(Links) AS LinkCount
 FROM otel_traces
 WHERE Timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi) AND TraceId = $trace_id
 ORDER BY Timestamp, SpanId
