@@ -8,7 +8,11 @@ import cramjam
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from flowscope.collector.decode_budget import check_json_containers, check_protobuf_messages
+from flowscope.collector.decode_budget import (
+    check_copied_resources,
+    check_json_containers,
+    check_protobuf_messages,
+)
 from flowscope.collector.errors import BadRequest, RequestTooLarge
 from flowscope.collector.fast_flatten import count_messages, flatten_body
 from flowscope.collector.flatten import FlattenResult, flatten_request
@@ -177,14 +181,19 @@ def decode_python(body: bytes, content_type: str = PROTOBUF) -> FlattenResult:
     if media_type(content_type) != PROTOBUF:
         if media_type(content_type) == JSON:
             check_json_containers(body)
-        return flatten_request(parse_request(body, content_type)[0])
+        return _flattened(parse_request(body, content_type)[0])
     check_protobuf_messages(count_messages(body))
     parsed, fixed, repaired = _parse_protobuf(body)
     if parsed is not None:
-        return flatten_request(parsed)
-    result = decode_fast(fixed) or flatten_request(_strict(fixed))
+        return _flattened(parsed)
+    result = decode_fast(fixed) or _flattened(_strict(fixed))
     result.warning = repaired_warning(repaired)
     return result
+
+
+def _flattened(request: ExportTraceServiceRequest) -> FlattenResult:
+    check_copied_resources(request)
+    return flatten_request(request)
 
 
 __all__ = [

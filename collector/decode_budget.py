@@ -20,6 +20,7 @@ import re
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.collector.errors import BadRequest, RequestTooLarge
 
@@ -128,4 +129,20 @@ def check_expansion(table: pa.Table) -> None:
             f"OTLP request's resource and scope attributes, stored with each of its spans, "
             f"come to {size:,} bytes, more than the {MAX_EXPANDED_BYTES:,} a request may; "
             "send fewer spans per request, or smaller resource attributes"
+        )
+
+
+def check_copied_resources(request: ExportTraceServiceRequest) -> None:
+    """RequestTooLarge when flattening would copy more than ``MAX_EXPANDED_BYTES`` of
+    resources: each scope group gets its resource's attributes (200k attributes in
+    300 groups, a 2.9 MB request, took 2 GB), before ``check_expansion`` could say no."""
+    copied = sum(
+        resource_spans.resource.ByteSize() * len(resource_spans.scope_spans)
+        for resource_spans in request.resource_spans
+    )
+    if copied > MAX_EXPANDED_BYTES:
+        raise RequestTooLarge(
+            f"OTLP request's resource attributes, copied for each of its scopes, come to "
+            f"{copied:,} bytes, more than the {MAX_EXPANDED_BYTES:,} a request may; send "
+            "fewer scopes per resource, or smaller resource attributes"
         )

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from flowscope.collector.attributes import any_value_str
-from flowscope.collector.decode_budget import MAX_PROTOBUF_MESSAGES
+from flowscope.collector.decode_budget import MAX_EXPANDED_BYTES, MAX_PROTOBUF_MESSAGES
 from flowscope.collector.flatten import (
     KIND_VALUES,
     STATUS_VALUES,
@@ -62,7 +62,7 @@ def flatten_body(body: bytes) -> FlattenResult | None:
     if not available():
         return None
     try:
-        columns = _fastflatten.flatten(body, _stringify, MAX_PROTOBUF_MESSAGES)
+        columns = _fastflatten.flatten(body, _stringify, MAX_PROTOBUF_MESSAGES, MAX_EXPANDED_BYTES)
     except Exception:  # noqa: BLE001 - the Python path reports what is wrong with the body
         return None
     if columns is None:

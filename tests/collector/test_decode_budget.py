@@ -304,3 +304,21 @@ def test_both_decoders_count_the_same_expansion() -> None:
     assert fast is not None
     general = decode_python(body)
     assert expanded_bytes(fast.batch.table) == expanded_bytes(general.batch.table) > 0
+
+
+def test_a_resource_copied_into_too_many_scope_groups_is_refused_before_the_copies(
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """Each scope group got its resource's attributes: 200,000 of them in 300 groups, a
+    2.9 MB request, took the ingest process to 2 GB before anything said no."""
+    _, endpoints = live
+    request = request_for("budget", [], resource={f"k{i}": "" for i in range(200_000)})
+    resource_spans = request.resource_spans[0]
+    del resource_spans.scope_spans[:]
+    for n in range(300):
+        resource_spans.scope_spans.add().spans.append(_span("copied", 2_000 + n))
+    body = request.SerializeToString()
+    assert fast_flatten.flatten_body(body) is None  # the fast path leaves it, uncopied
+    status, message = _post_protobuf(endpoints, body)
+    assert status == 413, message
+    assert "copied for each of its scopes" in message
