@@ -230,7 +230,9 @@ typedef struct {
     int32_t spans, events, links, groups_count;
     PyObject *stringify; /* AnyValue bytes -> str, for the kinds C does not format */
     buf_t scratch; /* for sorting a map row */
-    uint64_t nested, nested_limit; /* messages inside array and key-value-list values */
+    /* messages: spans, attributes, events, links, and those inside the values handed to
+     * Python; past the limit the Python path counts them and refuses the request */
+    uint64_t nested, nested_limit;
     uint64_t copied, copied_limit; /* resource bytes copied into scope groups */
 } columns_t;
 
@@ -453,6 +455,7 @@ static int push_any_value(columns_t *c, strcol_t *out, const uint8_t *data, size
 
 /* One KeyValue into a map column (its row is closed by the caller). */
 static int push_key_value(columns_t *c, mapcol_t *m, const field_t *kv) {
+    if (++c->nested > c->nested_limit) return BAIL; /* see count_in */
     if (kv->wire != 2) return BAIL;
     reader_t r = {kv->data, kv->data + kv->len};
     field_t f, key = {0}, value = {0};
@@ -606,6 +609,7 @@ static int is_zero(const uint8_t *s, size_t n) {
 }
 
 static int push_event(columns_t *c, const field_t *ev) {
+    if (++c->nested > c->nested_limit) return BAIL; /* see count_in */
     if (ev->wire != 2) return BAIL;
     reader_t r = {ev->data, ev->data + ev->len};
     field_t f, name = {0};
@@ -641,6 +645,7 @@ static int push_event(columns_t *c, const field_t *ev) {
 }
 
 static int push_link(columns_t *c, const field_t *ln) {
+    if (++c->nested > c->nested_limit) return BAIL; /* see count_in */
     if (ln->wire != 2) return BAIL;
     reader_t r = {ln->data, ln->data + ln->len};
     field_t f, trace = {0}, span = {0}, state = {0};
@@ -685,6 +690,7 @@ static int push_link(columns_t *c, const field_t *ln) {
 }
 
 static int push_span(columns_t *c, const field_t *sp, int32_t group, uint64_t service_hash) {
+    if (++c->nested > c->nested_limit) return BAIL; /* see count_in */
     if (sp->wire != 2) return BAIL;
     reader_t r = {sp->data, sp->data + sp->len};
     field_t f, trace = {0}, span = {0}, parent = {0}, state = {0}, name = {0}, status = {0};
@@ -877,11 +883,12 @@ static int copy_resource(columns_t *c, const resource_t *res, const field_t *sch
 static int push_scope_spans(columns_t *c, const resource_t *res, const field_t *rs_schema,
                             const field_t *ss) {
     if (ss->wire != 2) return BAIL;
-    /* Each scope group gets its resource's attributes: a resource of 200k attributes in
+    /* Each scope group gets its resource's attributes and schema url (a 4 MB url in 400
+     * empty groups took 5 GB): a resource of 200k attributes in
      * 300 groups, a 2.9 MB request, took 2 GB. Past the limit the Python path refuses it
      * (collector/decode_budget.py). */
     c->copied += res->attrs.keys.data.len + res->attrs.values.data.len +
-                 16 * (uint64_t)res->attrs.keys.count;
+                 16 * (uint64_t)res->attrs.keys.count + rs_schema->len;
     if (c->copied > c->copied_limit) return BAIL;
     reader_t r = {ss->data, ss->data + ss->len};
     field_t f, scope = {0}, schema = {0};

@@ -8,8 +8,11 @@ worker to 4.3 GB and 27 s, and a 20 MB protobuf body of 10,400,000 empty KeyValu
 Exporters' requests spend about 46 bytes of JSON on each object or array and 22 bytes
 of protobuf on each message: a 20 MiB request holds about 450,000 or 960,000.
 
-The C fast path flattens protobuf without such objects and is not counted, except for
-the array and key-value-list values it hands to Python (``fast_flatten``).
+The C fast path flattens protobuf without such objects, but what it stores costs too
+(9.5M empty events, 19 MB, took the server to 2.6 GB): it counts the same messages as
+it reads them and leaves a request past the limit to the Python path, which refuses
+it. It also leaves one whose resources it would copy into more than
+``MAX_EXPANDED_BYTES`` of scope groups.
 """
 
 from __future__ import annotations
@@ -70,17 +73,16 @@ def check_protobuf_messages(count: int | None) -> None:
     if count is not None and count > MAX_PROTOBUF_MESSAGES:
         raise RequestTooLarge(
             f"OTLP protobuf body holds more than {MAX_PROTOBUF_MESSAGES:,} messages (spans, "
-            "attributes, values, events, links), more than a request may when it takes the "
-            "general decoder (one with an invalid span id, a repeated attribute key, or array "
-            f"values holding that many, does); {_ADVICE}"
+            f"attributes, values, events, links), more than a request may; {_ADVICE}"
         )
 
 
 # What a request's spans may come to once each carries its resource and scope, as
 # otel_traces stores them (a copy a span): a 2 MB request of 1,000 spans sharing a
 # 2 MB resource value stored 2 GB and took the server to 7 GB. Exporters' requests come
-# to far less: 8,192 spans of a 4 KB resource, 32 MiB.
-MAX_EXPANDED_BYTES = 256 * 1024 * 1024
+# to less: 8,192 spans of a 4 KB resource, 32 MiB, or of a Kubernetes-style resource of
+# 61 attributes, 26-33 MiB. The server's memory to store them is ~5 times this count.
+MAX_EXPANDED_BYTES = 64 * 1024 * 1024
 _PER_ENTRY = 16  # a map entry's own cost beside its text, as the trace view counts it
 
 
@@ -105,8 +107,8 @@ def expanded_bytes(table: pa.Table) -> int:
 
 
 def _value_bytes(values: pa.Array) -> np.ndarray:
-    """Each value's size: text bytes for strings, text and 16 an entry for maps; for
-    anything else (entity refs) the whole array's bytes, an upper bound."""
+    """Each value's size: text bytes for strings, text and 16 an entry for maps, the
+    items' mean size for lists (entity refs), the width of integers."""
     if pa.types.is_string(values.type) or pa.types.is_binary(values.type):
         lengths: np.ndarray = pc.binary_length(values).fill_null(0).to_numpy(zero_copy_only=False)
         return lengths.astype(np.int64)
@@ -115,10 +117,17 @@ def _value_bytes(values: pa.Array) -> np.ndarray:
         keys = pc.binary_length(items.field(0)).fill_null(0).to_numpy(zero_copy_only=False)
         texts = pc.binary_length(items.field(1)).fill_null(0).to_numpy(zero_copy_only=False)
         running = np.concatenate([[0], np.cumsum(keys.astype(np.int64) + texts + _PER_ENTRY)])
-        offsets = values.offsets.to_numpy(zero_copy_only=False) - values.offsets[0].as_py()
+        offsets = values.offsets.to_numpy(zero_copy_only=False)  # into all of ``items``
         sizes: np.ndarray = running[offsets[1:]] - running[offsets[:-1]]
         return sizes
-    return np.full(len(values), values.nbytes, dtype=np.int64)
+    if pa.types.is_list(values.type):  # entity refs: each list at its items' mean size
+        starts = values.offsets.to_numpy(zero_copy_only=False)
+        items = values.values
+        mean = items.nbytes / len(items) if len(items) else 0
+        per_list: np.ndarray = ((starts[1:] - starts[:-1]) * mean + _PER_ENTRY).astype(np.int64)
+        return per_list
+    width = values.type.bit_width // 8 if pa.types.is_integer(values.type) else 8
+    return np.full(len(values), width, dtype=np.int64)
 
 
 def check_expansion(table: pa.Table) -> None:
@@ -137,7 +146,12 @@ def check_copied_resources(request: ExportTraceServiceRequest) -> None:
     resources: each scope group gets its resource's attributes (200k attributes in
     300 groups, a 2.9 MB request, took 2 GB), before ``check_expansion`` could say no."""
     copied = sum(
-        resource_spans.resource.ByteSize() * len(resource_spans.scope_spans)
+        (
+            resource_spans.resource.ByteSize()
+            + 10 * len(resource_spans.resource.attributes)  # 16 an entry, as the C path counts
+            + len(resource_spans.schema_url.encode())  # a 4 MB url in 400 groups: 5 GB
+        )
+        * len(resource_spans.scope_spans)
         for resource_spans in request.resource_spans
     )
     if copied > MAX_EXPANDED_BYTES:
