@@ -184,6 +184,17 @@ def _post_protobuf(endpoints: Endpoints, body: bytes) -> tuple[int, str]:
     return response.status_code, status.message
 
 
+def _refusal(endpoints: Endpoints, transport: str, body: bytes) -> str:
+    """The message of the refusal of ``body``: HTTP 413, or gRPC RESOURCE_EXHAUSTED."""
+    if transport == "http":
+        status, message = _post_protobuf(endpoints, body)
+        assert status == 413, message
+    else:
+        code, message, _ = export_grpc(endpoints.grpc, body)
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, message
+    return message
+
+
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 @pytest.mark.parametrize(
     "shape",
@@ -218,14 +229,7 @@ def test_a_protobuf_request_of_too_many_messages_for_the_general_decoder_is_refu
     else:
         body = _span_with_value("too-many", 15, _len_field(5, GROUP + empties))
     assert len(body) < 5 * 2**20
-    expected = f"more than {MAX_PROTOBUF_MESSAGES:,} messages"
-    if transport == "http":
-        status, message = _post_protobuf(endpoints, body)
-        assert status == 413, message
-    else:
-        code, message, _ = export_grpc(endpoints.grpc, body)
-        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, message
-    assert expected in message
+    assert f"more than {MAX_PROTOBUF_MESSAGES:,} messages" in _refusal(endpoints, transport, body)
     assert server.database.span_count() == before
 
 
@@ -286,12 +290,7 @@ def test_a_request_whose_resource_repeated_on_its_spans_comes_to_too_much_is_ref
     big = request_for("budget", spans, resource={"big": "y" * each}).SerializeToString()
     assert len(big) < 2 * each
     for transport in ("http", "grpc"):
-        if transport == "http":
-            status, message = _post_protobuf(endpoints, big)
-            assert status == 413, message
-        else:
-            code, message, _ = export_grpc(endpoints.grpc, big)
-            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, message
+        message = _refusal(endpoints, transport, big)
         assert f"more than the {MAX_EXPANDED_BYTES:,} a request may" in message
     assert server.database.span_count() == before
     # The same request's worth of resource on fewer spans is stored.
