@@ -34,7 +34,7 @@ _ADVICE = "send fewer spans or attributes per request (an SDK's max_export_batch
 
 # A JSON string: braces and brackets inside one are text, not containers. One left
 # open runs to the end (the parser stops there): failing to close it from every quote
-# again rescanned the rest of the body each time, minutes for a 1 MB body (review).
+# again rescanned the rest of the body each time: 19.6 s for a 1 MB body (review).
 # Possessive, so nothing is tried twice.
 _STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\\?\Z)', re.DOTALL)
 
