@@ -105,7 +105,7 @@ class BodyBudget:
 
 
 async def read_body(
-    chunks: AsyncIterator[bytes], declared: str | None, limit: int, bodies: BodyBudget | None = None
+    chunks: AsyncIterator[bytes], declared: str | None, limit: int, bodies: BodyBudget
 ) -> bytes:
     """A request body from its ``chunks``: RequestTooLarge past ``limit`` bytes (at once
     when its Content-Length, ``declared``, says so), BodyTimeout when it stops coming
@@ -113,7 +113,6 @@ async def read_body(
     ``bodies`` while it comes; the caller gives them back."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
-    budget = bodies if bodies is not None else BodyBudget(limit)
     received: list[bytes] = []
     size = 0
     loop = asyncio.get_running_loop()
@@ -125,13 +124,13 @@ async def read_body(
             async for chunk in chunks:
                 if size + len(chunk) > limit:
                     raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
-                budget.take(len(chunk), size)
+                bodies.take(len(chunk), size)
                 size += len(chunk)
                 received.append(chunk)
                 timer.reschedule(min(loop.time() + BODY_IDLE_S, deadline))
         return b"".join(received)  # its bytes stay held: the caller gives them back
     except TimeoutError as exc:
-        budget.give_back(size)
+        bodies.give_back(size)
         why = (
             f"the request body took over {BODY_TOTAL_S:g} s"
             if loop.time() >= deadline
@@ -139,7 +138,7 @@ async def read_body(
         )
         raise BodyTimeout(f"{why}; {size} bytes of it arrived") from exc
     except BaseException:
-        budget.give_back(size)
+        bodies.give_back(size)
         raise
 
 

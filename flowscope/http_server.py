@@ -130,6 +130,7 @@ class _HeaderDeadlineH11(H11Protocol):
     token: str | None = None
     untrusted: dict[_HeaderDeadlineH11, None] = {}
 
+    _real: asyncio.Transport
     lingering = False
     written_at = -ANSWER_JUST_SENT_S
     _linger_check: asyncio.TimerHandle | None = None
@@ -137,6 +138,7 @@ class _HeaderDeadlineH11(H11Protocol):
     _linger_heard = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._real = transport  # uvicorn gets _GentleClose; lingering needs the socket's own
         super().connection_made(_GentleClose(transport, self))  # type: ignore[arg-type]
         if len(self.connections) >= MAX_CONNECTIONS:
             self._make_room()
@@ -155,13 +157,11 @@ class _HeaderDeadlineH11(H11Protocol):
         closing = (
             c
             for c in self.connections
-            if isinstance(c, _HeaderDeadlineH11)
-            and c.lingering
-            and not c.transport._transport.is_closing()  # type: ignore[attr-defined]
+            if isinstance(c, _HeaderDeadlineH11) and c.lingering and not c._real.is_closing()
         )
         lingering = next(closing, None)
         if lingering is not None:  # closing anyway: it goes first, whoever it was
-            lingering.transport._transport.abort()  # type: ignore[attr-defined]
+            lingering._real.abort()
             self.untrusted.pop(lingering, None)
             return
         live = [c for c in self.untrusted if not c.transport.is_closing()]
@@ -176,9 +176,8 @@ class _HeaderDeadlineH11(H11Protocol):
         (``_GentleClose``; ``LINGER_S``)."""
         self.lingering = True
         self._disarm()
-        real = self.transport._transport  # type: ignore[attr-defined]
-        real.write_eof()
-        real.resume_reading()  # uvicorn pauses it while a request's body waits unread
+        self._real.write_eof()
+        self._real.resume_reading()  # uvicorn pauses it while a request's body waits unread
         self._linger_heard = now = self.loop.time()
         self._linger_until = now + LINGER_S
         self._linger_check = self.loop.call_later(1.0, self._check_linger)
@@ -186,19 +185,19 @@ class _HeaderDeadlineH11(H11Protocol):
     def _check_linger(self) -> None:
         now = self.loop.time()
         if now >= self._linger_until or now - self._linger_heard >= LINGER_IDLE_S:
-            self.transport._transport.abort()  # type: ignore[attr-defined]
+            self._real.abort()
         else:
             self._linger_check = self.loop.call_later(1.0, self._check_linger)
 
     def shutdown(self) -> None:
         if self.lingering:  # nobody waits for it: the server stops now
-            self.transport._transport.abort()  # type: ignore[attr-defined]
+            self._real.abort()
             return
         super().shutdown()
 
     def eof_received(self) -> None:
         if self.lingering:
-            self.transport._transport.close()  # type: ignore[attr-defined]
+            self._real.close()
             return None
         return super().eof_received()
 
