@@ -20,12 +20,11 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.collector.errors import BadRequest, RequestTooLarge
+from flowscope.store.table_size import expanded_bytes
 
 MAX_JSON_CONTAINERS = 1_000_000
 MAX_PROTOBUF_MESSAGES = 2_000_000
@@ -83,51 +82,6 @@ def check_protobuf_messages(count: int | None) -> None:
 # to less: 8,192 spans of a 4 KB resource, 32 MiB, or of a Kubernetes-style resource of
 # 61 attributes, 26-33 MiB. The server's memory to store them is ~5 times this count.
 MAX_EXPANDED_BYTES = 64 * 1024 * 1024
-_PER_ENTRY = 16  # a map entry's own cost beside its text, as the trace view counts it
-
-
-def expanded_bytes(table: pa.Table) -> int:
-    """The text bytes of ``table``'s per-group columns (dictionary-encoded: one value a
-    resource or scope group) once repeated on each span that refers to it."""
-    total = 0
-    counted: dict[tuple[int, int, int], np.ndarray] = {}  # columns often share indices
-    for column in table.columns:
-        if not pa.types.is_dictionary(column.type):
-            continue
-        for chunk in column.chunks:
-            indices = chunk.indices
-            key = (indices.buffers()[1].address, indices.offset, len(indices))
-            if key not in counted:
-                groups = indices.to_numpy(zero_copy_only=False)
-                counted[key] = np.bincount(groups)
-            uses, sizes = counted[key], _value_bytes(chunk.dictionary)
-            used = min(len(uses), len(sizes))  # values past the last index used: none
-            total += int(np.dot(uses[:used], sizes[:used]))
-    return total
-
-
-def _value_bytes(values: pa.Array) -> np.ndarray:
-    """Each value's size: text bytes for strings, text and 16 an entry for maps, the
-    items' mean size for lists (entity refs), the width of integers."""
-    if pa.types.is_string(values.type) or pa.types.is_binary(values.type):
-        lengths: np.ndarray = pc.binary_length(values).fill_null(0).to_numpy(zero_copy_only=False)
-        return lengths.astype(np.int64)
-    if pa.types.is_map(values.type):
-        items = values.values  # the entries of every map, one after another
-        keys = pc.binary_length(items.field(0)).fill_null(0).to_numpy(zero_copy_only=False)
-        texts = pc.binary_length(items.field(1)).fill_null(0).to_numpy(zero_copy_only=False)
-        running = np.concatenate([[0], np.cumsum(keys.astype(np.int64) + texts + _PER_ENTRY)])
-        offsets = values.offsets.to_numpy(zero_copy_only=False)  # into all of ``items``
-        sizes: np.ndarray = running[offsets[1:]] - running[offsets[:-1]]
-        return sizes
-    if pa.types.is_list(values.type):  # entity refs: each list at its items' mean size
-        starts = values.offsets.to_numpy(zero_copy_only=False)
-        items = values.values
-        mean = items.nbytes / len(items) if len(items) else 0
-        per_list: np.ndarray = ((starts[1:] - starts[:-1]) * mean + _PER_ENTRY).astype(np.int64)
-        return per_list
-    width = values.type.bit_width // 8 if pa.types.is_integer(values.type) else 8
-    return np.full(len(values), width, dtype=np.int64)
 
 
 def check_expansion(table: pa.Table) -> None:

@@ -55,6 +55,7 @@ SERVER_NICENESS = 10
 class IngestSettings:
     receivers: ReceiverSettings
     max_queued_spans: int
+    max_queued_bytes: int
     journal_dir: str
     first_seq: int
     dedup_window: int
@@ -68,6 +69,7 @@ class IngestSettings:
 class ChildStats:
     counters: IngestCounters = field(default_factory=IngestCounters)
     queued_spans: int = 0
+    queued_bytes: int = 0
     duplicate_spans: int = 0
     dedup_window_spans: int = 0
 
@@ -111,6 +113,7 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
             lambda seq, payload: outgoing.put(("record", seq, payload)),
             first_seq=settings.first_seq,
             max_queued_spans=settings.max_queued_spans,
+            max_queued_bytes=settings.max_queued_bytes,
             dedup=dedup,
         )
         receivers = Receivers(sink, settings.receivers)
@@ -130,6 +133,7 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
         return ChildStats(
             receivers.ingest.counters,
             sink.queued_spans,
+            sink.queued_bytes,
             sink.duplicate_spans,
             sink.dedup_window_size,
         )

@@ -328,6 +328,7 @@ def create_app(context: AppContext) -> FastAPI:
             "database": context.database.path,
             "spans_exact": False,
             "writer_queue_spans": writer.queued_spans if writer else 0,
+            "writer_queue_bytes": writer.queued_bytes if writer else 0,
             "uptime_s": round(time.time() - context.started, 3),
         }
 
@@ -393,6 +394,7 @@ def create_app(context: AppContext) -> FastAPI:
             child = context.ingest.last_stats
             counters = child.counters
             body["writer_queue_spans"] = child.queued_spans
+            body["writer_queue_bytes"] = child.queued_bytes
             if "writer" in body:
                 body["writer"]["duplicate_spans"] += child.duplicate_spans
                 body["writer"]["dedup_window_spans"] = child.dedup_window_spans

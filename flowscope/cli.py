@@ -162,6 +162,14 @@ def _long_options(command: click.Command) -> set[str]:
     help="Spans waiting for commit before receivers answer 'retry later'.",
 )
 @click.option(
+    "--max-queued-bytes",
+    default=256 * 1024 * 1024,
+    show_default=True,
+    type=int,
+    help="Bytes of decoded spans waiting for commit before receivers answer 'retry "
+    "later' (resources counted once per span, as stored); at least 1024.",
+)
+@click.option(
     "--dedup-window",
     default=1_000_000,
     show_default=True,
@@ -210,6 +218,7 @@ def serve(
     retention: timedelta | None,
     max_request_bytes: int,
     max_queued_spans: int,
+    max_queued_bytes: int,
     dedup_window: int,
     memory_limit: str,
     decode_workers: int,
@@ -233,6 +242,7 @@ def serve(
         retention=retention,
         max_request_bytes=max_request_bytes,
         max_queued_spans=max_queued_spans,
+        max_queued_bytes=max_queued_bytes,
         dedup_window=dedup_window,
         memory_limit=memory_limit,
         decode_workers=decode_workers,

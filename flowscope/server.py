@@ -27,12 +27,15 @@ from flowscope.store.database import Database, StoreError, remove_new_database
 from flowscope.store.dedup import pack_keys
 from flowscope.store.retention import RetentionSweeper
 from flowscope.store.wal_keeper import WalKeeper
-from flowscope.store.writer import SpanWriter
+from flowscope.store.writer import MAX_QUEUED_BYTES, SpanWriter
 
 log = logging.getLogger(__name__)
 # How long a stop waits for the writer's last commit (a commit of 30 GB of attributes
 # took longer; the process then leaves without closing the database under it).
 WRITER_STOP_S = 30.0
+# And for the derive thread's last pass, after it: a pass over spans of 8 MB attributes
+# spent most of a stop in its commit's checkpoint.
+DERIVE_STOP_S = 60.0
 # What DuckDB's memory_limit setting accepts (a positive size with a unit).
 _MEMORY_LIMIT = re.compile(r"^\s*(?=[\d.]*[1-9])\d+(?:\.\d+)?\s*(?:[KMGT]i?B)\s*$", re.IGNORECASE)
 # A web origin as a browser sends it: scheme://host[:port], nothing after.
@@ -53,6 +56,7 @@ class ServeConfig:
     retention: timedelta | None = DEFAULT_RETENTION
     max_request_bytes: int = DEFAULT_MAX_BYTES
     max_queued_spans: int = 200_000
+    max_queued_bytes: int = MAX_QUEUED_BYTES
     dedup_window: int = 1_000_000
     memory_limit: str = ""
     decode_workers: int = -1  # -1: one per core beyond the first, at least one
@@ -104,6 +108,8 @@ class ServeConfig:
             )
         if self.max_queued_spans < 1:
             raise ValueError(f"max-queued-spans must be at least 1, got {self.max_queued_spans}")
+        if self.max_queued_bytes < 1024:
+            raise ValueError(f"max-queued-bytes must be at least 1024, got {self.max_queued_bytes}")
         if self.dedup_window < 0:
             raise ValueError(f"dedup-window must be 0 (off) or more, got {self.dedup_window}")
         if self.decode_workers < -1:
@@ -169,6 +175,7 @@ class FlowscopeServer:
             self.writer = SpanWriter(
                 self.database,
                 max_queued_spans=cfg.max_queued_spans,
+                max_queued_bytes=cfg.max_queued_bytes,
                 # The ingest process keeps the window for what it receives.
                 dedup_window=0 if separate else cfg.dedup_window,
                 external_journal=separate,
@@ -236,6 +243,7 @@ class FlowscopeServer:
         settings = IngestSettings(
             receivers=self._receiver_settings(),
             max_queued_spans=cfg.max_queued_spans,
+            max_queued_bytes=cfg.max_queued_bytes,
             journal_dir=str(database.journal_dir),
             first_seq=writer.next_seq,
             dedup_window=cfg.dedup_window,
@@ -262,7 +270,7 @@ class FlowscopeServer:
         if self.database is not None and self.database.failed:
             return self.database.failed
         if self.writer is not None and self.writer.stuck:
-            return "the writer was still committing when it had to stop"
+            return f"{self.writer.stuck} was still committing when it had to stop"
         if isinstance(self.ingest, IngestProcess):
             return self.ingest.failed or None
         return None
@@ -315,8 +323,8 @@ class FlowscopeServer:
             self.retention.shutdown()
             self.retention = None
         if self.writer is not None:
-            self.writer.shutdown(WRITER_STOP_S)
-        stuck = self.writer is not None and self.writer.stuck
+            self.writer.shutdown(WRITER_STOP_S, DERIVE_STOP_S)
+        stuck = self.writer.stuck if self.writer is not None else None
         if separate is not None:
             separate.shutdown()  # after the writer's last commit: the journal is empty
         if self.ui is not None:
@@ -331,9 +339,11 @@ class FlowscopeServer:
             # connection is busy). Its spans are in the span journal, replayed at the
             # next open; the process leaves without the close.
             log.error(
-                "%s: the writer was still committing when it had to stop; the spans it "
-                "held stay in the span journal and are stored at the next open",
+                "%s: %s was still committing when it had to stop; the file is left "
+                "unclosed: spans not committed stay in the span journal, and the WAL is "
+                "replayed, at the next open",
                 self.config.db,
+                stuck,
             )
         empty = False
         try:

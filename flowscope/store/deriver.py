@@ -72,6 +72,7 @@ class Deriver:
         self._last_traces = 0  # traces the last successful pass derived
         self._last_took = 0.0  # seconds it took
         self._stopping = False
+        self.stuck = False  # shutdown found the thread still in a pass or task
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
         self._tasks: list[tuple[Callable[[Any], Any], Future[Any]]] = []  # under _condition
@@ -129,6 +130,9 @@ class Deriver:
             self._stopping = True
             self._condition.notify()
         thread.join(timeout)
+        # Still in a transaction: closing the database under it failed ("connection is
+        # busy"). Whoever closes the database asks this first, through the writer.
+        self.stuck = thread.is_alive()
         self._thread = None
 
     def _run(self) -> None:

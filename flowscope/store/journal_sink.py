@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from flowscope.store.dedup import RecentSpanKeys, only_new
 from flowscope.store.journal import Journal
-from flowscope.store.writer import QueueFull, WriterClosed, no_room
+from flowscope.store.table_size import table_bytes
+from flowscope.store.writer import MAX_QUEUED_BYTES, NO_LOAD, Load, QueueFull, WriterClosed, no_room
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +45,22 @@ class JournalSink:
         *,
         first_seq: int,
         max_queued_spans: int = 200_000,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
         dedup: RecentSpanKeys | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.journal = journal
         self._clock = clock
         self.forward = forward
-        self.max_queued_spans = max_queued_spans
+        self.max_queued = Load(max_queued_spans, max_queued_bytes)
         self.duplicate_spans = 0
         self._dedup = dedup if dedup is not None else RecentSpanKeys()
         self._next_seq = first_seq
         self._lock = threading.Lock()
         self._accepting = True
-        # Records forwarded and not yet moved, in number order: (number, spans).
-        self._unmoved: deque[tuple[int, int]] = deque()
-        self._queued_spans = 0
+        # Records forwarded and not yet moved, in number order: (number, spans and bytes).
+        self._unmoved: deque[tuple[int, Load]] = deque()
+        self._queued = NO_LOAD
         self._oldest_since = 0.0  # when the oldest unmoved record became the oldest
         # Refusing for stalled commits, said in the log once: the writer's errors alone
         # did not say that senders were told to retry, nor when that ended (ops review).
@@ -66,7 +68,11 @@ class JournalSink:
 
     @property
     def queued_spans(self) -> int:
-        return self._queued_spans
+        return self._queued.spans
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued.bytes
 
     @property
     def dedup_window_size(self) -> int:
@@ -76,13 +82,14 @@ class JournalSink:
         """Take spans; the future gives how many were new, once they are on disk."""
         future: Future[int] = Future()
         rows = table.num_rows
+        load = Load(rows, table_bytes(table))
         with self._lock:
             if not self._accepting:
                 raise WriterClosed("the span writer is not running")
             if rows == 0:
                 future.set_result(0)
                 return future
-            if (full := no_room(self._queued_spans, rows, self.max_queued_spans)) is not None:
+            if (full := no_room(self._queued, load, self.max_queued)) is not None:
                 raise full
             if self._unmoved and (waited := self._clock() - self._oldest_since) >= STALLED_AFTER_S:
                 if not self._stalled:
@@ -107,8 +114,10 @@ class JournalSink:
             self._dedup.remember(digests)
             if not self._unmoved:
                 self._oldest_since = self._clock()
-            self._unmoved.append((seq, table.num_rows))
-            self._queued_spans += table.num_rows
+            if len(digests) < rows:
+                load = Load(table.num_rows, table_bytes(table))
+            self._unmoved.append((seq, load))
+            self._queued += load
             # Under the lock, so records reach the writer in number order; the writer may
             # store a record before its fsync ends, which only makes it durable twice.
             self.forward(seq, payload)
@@ -120,7 +129,7 @@ class JournalSink:
         """The writer committed every record up to ``seq``."""
         with self._lock:
             while self._unmoved and self._unmoved[0][0] <= seq:
-                self._queued_spans -= self._unmoved.popleft()[1]
+                self._queued -= self._unmoved.popleft()[1]
             self._oldest_since = self._clock()
             if self._stalled:
                 self._stalled = False

@@ -31,6 +31,7 @@ from flowscope.store.database import Database, StoreError, WritesBehind, insert_
 from flowscope.store.dedup import RecentSpanKeys, StoredSpan, only_new
 from flowscope.store.deriver import Deriver, DeriverStopped
 from flowscope.store.journal import Journal, JournalError
+from flowscope.store.table_size import table_bytes
 
 # A journalled batch the database refused is retried (it is acknowledged), backing off
 # up to this long between attempts.
@@ -39,6 +40,12 @@ RETRY_MAX_S = 5.0
 # (they are acknowledged already; see SpanWriter._gather).
 LINGER_S = 0.25
 LINGER_SPANS = 4096
+# What may wait for commits, and what one commit may take, in bytes (table_size):
+# realistic spans weigh ~700 bytes, so 200,000 of them (the span limit) ~140 MB, and a
+# full batch of 32,768 ~22 MB. Spans of 8 MB attributes in one 2.9 GB commit took the
+# server to 17.8 GB: DuckDB takes several times a batch's weight to insert it.
+MAX_QUEUED_BYTES = 256 * 2**20
+MAX_BATCH_BYTES = 64 * 2**20
 # How long a read waits for acknowledged spans to reach the table before it answers
 # without them (only a failing disk makes it wait that long).
 AWAIT_MOVED_S = 10.0
@@ -48,7 +55,8 @@ T = TypeVar("T")
 
 
 class QueueFull(Exception):
-    """More spans are waiting than ``max_queued_spans``; try again shortly (when
+    """More spans, or bytes of them, are waiting than the writer queue's limits; try
+    again shortly (when
     ``larger_than_queue``, only once the queue is empty)."""
 
     def __init__(self, message: str, larger_than_queue: bool = False) -> None:
@@ -56,23 +64,63 @@ class QueueFull(Exception):
         self.larger_than_queue = larger_than_queue
 
 
-def no_room(queued: int, rows: int, limit: int) -> QueueFull | None:
-    """Why ``rows`` more spans do not fit beside ``queued`` ones (to raise), or None.
+@dataclass(frozen=True)
+class Load:
+    """Spans, and what they weigh in memory (store/table_size.table_bytes)."""
 
-    A request over the whole limit is taken when the queue is empty, else it could
-    never be; under steady traffic the queue seldom is, so its refusal says that
-    rather than "retry later" alone (a reviewer's 250,000-span request was refused
-    as if the queue were merely busy, for as long as the traffic lasted)."""
-    if not queued or queued + rows <= limit:
+    spans: int
+    bytes: int
+
+    def __add__(self, other: Load) -> Load:
+        return Load(self.spans + other.spans, self.bytes + other.bytes)
+
+    def __sub__(self, other: Load) -> Load:
+        return Load(self.spans - other.spans, self.bytes - other.bytes)
+
+    def within(self, limit: Load) -> bool:
+        return self.spans <= limit.spans and self.bytes <= limit.bytes
+
+
+NO_LOAD = Load(0, 0)
+
+
+def no_room(queued: Load, request: Load, limit: Load) -> QueueFull | None:
+    """Why ``request`` does not fit beside ``queued`` (to raise), or None.
+
+    Spans and bytes both count: a queue of 200,000 spans held 17.8 GB when each span
+    carried an 8 MB attribute, and the commits of such spans outlasted a stop. A
+    request over a whole limit is taken when the queue is empty, else it could never
+    be; under steady traffic the queue seldom is, so its refusal says that rather than
+    "retry later" alone (a reviewer's 250,000-span request was refused as if the queue
+    were merely busy, for as long as the traffic lasted)."""
+    if not queued.spans or (queued + request).within(limit):
         return None
-    if rows > limit:
+    if request.spans > limit.spans:
         return QueueFull(
-            f"the request holds {rows} spans, more than the writer queue's limit of {limit}: "
-            f"it is taken only when the queue is empty (it holds {queued}); send smaller "
-            "requests or raise --max-queued-spans",
+            f"the request holds {request.spans} spans, more than the writer queue's limit "
+            f"of {limit.spans}: it is taken only when the queue is empty (it holds "
+            f"{queued.spans}); send smaller requests or raise --max-queued-spans",
             larger_than_queue=True,
         )
-    return QueueFull(f"writer queue holds {queued} spans (limit {limit})")
+    if request.bytes > limit.bytes:
+        return QueueFull(
+            f"the request's spans come to {_size(request.bytes)} once decoded, more than the "
+            f"writer queue's limit of {_size(limit.bytes)}: it is taken only when the queue "
+            f"is empty (it holds {queued.spans} spans); send smaller requests or raise "
+            "--max-queued-bytes",
+            larger_than_queue=True,
+        )
+    if queued.spans + request.spans > limit.spans:
+        return QueueFull(f"writer queue holds {queued.spans} spans (limit {limit.spans})")
+    return QueueFull(
+        f"writer queue holds {_size(queued.bytes)} of spans (limit {_size(limit.bytes)})"
+    )
+
+
+def _size(size: int) -> str:
+    if size < 2**20:
+        return f"{size / 2**10:,.1f} KiB"
+    return f"{size / 2**20:,.1f} MiB"
 
 
 class WriterClosed(Exception):
@@ -90,6 +138,7 @@ class WriteStats:
 @dataclass
 class _SpanItem:
     table: pa.Table  # only the spans not seen before: its rows are the new spans
+    load: Load
     seq: int
     journalled: bool
     future: Future[int] | None  # resolved at the commit (not journalled)
@@ -115,7 +164,9 @@ class SpanWriter:
         database: Database,
         *,
         max_queued_spans: int = 200_000,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
         max_batch_spans: int = 32_768,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
         dedup_window: int = 1_000_000,
         derive_interval_s: float | None = 1.0,
         journal: bool = True,
@@ -124,18 +175,20 @@ class SpanWriter:
         external_journal: bool = False,
     ) -> None:
         self.database = database
-        self.max_queued_spans = max_queued_spans
-        self.max_batch_spans = max_batch_spans
+        self.max_queued = Load(max_queued_spans, max_queued_bytes)
+        self.max_batch = Load(max_batch_spans, max_batch_bytes)
         self.linger_s = linger_s
         self.linger_spans = linger_spans
         self.stats = WriteStats()
         self._dedup = RecentSpanKeys(dedup_window)
         self._queue: queue.SimpleQueue[_Queued] = queue.SimpleQueue()
-        self._queued_spans = 0
+        self._queued = NO_LOAD
         self._queued_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._accepting = False
-        self.stuck = False  # shutdown found the thread still committing (see shutdown)
+        # Which thread shutdown found still committing ("the writer", "the derive
+        # thread"), or None; the database must not be closed under it (see shutdown).
+        self.stuck: str | None = None
         self._failures = RepeatedFailures(log)  # of span commits
         self._insert_sql = sql_files.query("insert_spans")
         # Every submitted batch takes the next number, in queue order; a commit stores
@@ -188,8 +241,9 @@ class SpanWriter:
         self._thread.start()
         self.database.await_writes = self._await_acknowledged
 
-    def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop accepting, commit everything already queued, stop the thread. Safe twice."""
+    def shutdown(self, timeout: float = 30.0, derive_timeout: float = 60.0) -> None:
+        """Stop accepting, commit everything already queued, stop the thread, then the
+        derive thread (which finishes a due pass). Safe twice."""
         with self._submit_lock:
             self._accepting = False
         thread = self._thread
@@ -200,7 +254,7 @@ class SpanWriter:
         thread.join(timeout)
         # Still inside a commit: the connection is busy, and closing the database under
         # it crashed the process. Whoever closes the database asks this first.
-        self.stuck = thread.is_alive()
+        self.stuck = "the writer" if thread.is_alive() else None
         self._thread = None
         self.database.await_writes = no_writer
         if self._journal is not None:
@@ -208,7 +262,11 @@ class SpanWriter:
             self._journal.close(all_moved=self._moved_seq >= self._next_seq - 1)
             self._journal = None
         if self.deriver is not None:
-            self.deriver.shutdown()
+            self.deriver.shutdown(derive_timeout)
+            if self.deriver.stuck and self.stuck is None:
+                # A pass that outlasted the stop (its commit checkpointing gigabytes of
+                # spans): closing under it exited 1, "the connection is busy".
+                self.stuck = "the derive thread"
 
     @property
     def running(self) -> bool:
@@ -216,7 +274,11 @@ class SpanWriter:
 
     @property
     def queued_spans(self) -> int:
-        return self._queued_spans
+        return self._queued.spans
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued.bytes
 
     @property
     def next_seq(self) -> int:
@@ -239,8 +301,9 @@ class SpanWriter:
         # Outside the lock: the request's traces, for lookups that must wait for it (a
         # retried span's trace may be among them: such a lookup waits a commit for nothing).
         traces = set(pc.unique(table.column("TraceId")).to_pylist()) if journalled else set()
+        load = Load(table.num_rows, table_bytes(table))
         with self._submit_lock:
-            item = self._take(table, keys, journalled, None if journalled else future, traces)
+            item = self._take(table, load, keys, journalled, None if journalled else future, traces)
             if item is not None:
                 self._queue.put(item)
         if item is None:
@@ -254,6 +317,7 @@ class SpanWriter:
     def _take(
         self,
         table: pa.Table,
+        load: Load,
         keys: list[bytes],
         journalled: bool,
         future: Future[int] | None,
@@ -269,7 +333,7 @@ class SpanWriter:
             raise WriterClosed("spans reach this writer through the ingest process only")
         if rows == 0:
             return None
-        if (full := no_room(self._queued_spans, rows, self.max_queued_spans)) is not None:
+        if (full := no_room(self._queued, load, self.max_queued)) is not None:
             raise full
         failing = self._failures.last
         if journalled and failing is not None:
@@ -290,9 +354,11 @@ class SpanWriter:
         self._next_seq += 1
         self._dedup.remember(digests)
         self.stats.duplicate_spans += rows - len(digests)
+        if len(digests) < rows:
+            load = Load(table.num_rows, table_bytes(table))
         with self._queued_lock:
-            self._queued_spans += table.num_rows
-        return _SpanItem(table, seq, journalled, future)
+            self._queued += load
+        return _SpanItem(table, load, seq, journalled, future)
 
     def take_journalled(self, seq: int, table: pa.Table) -> None:
         """Queue journal record ``seq``, appended and acknowledged by another process.
@@ -301,6 +367,7 @@ class SpanWriter:
         spans are acknowledged already (the other process enforces the limit).
         """
         traces = set(pc.unique(table.column("TraceId")).to_pylist())
+        load = Load(table.num_rows, table_bytes(table))
         with self._submit_lock:
             if not self._accepting or self._thread is None:
                 raise WriterClosed("the span writer is not running")
@@ -310,9 +377,9 @@ class SpanWriter:
                 self._pending_traces[seq] = traces
             self._next_seq = seq + 1
             with self._queued_lock:
-                self._queued_spans += table.num_rows
+                self._queued += load
             # Deduplicated where it was appended: every span in it is new.
-            self._queue.put(_SpanItem(table, seq, True, None))
+            self._queue.put(_SpanItem(table, load, seq, True, None))
 
     def remember_stored(self, spans: list[StoredSpan]) -> None:
         """Put stored spans in the dedup window, so that copies of them submitted next
@@ -393,26 +460,27 @@ class SpanWriter:
         stopping = False
         try:
             while not stopping:
-                batch, tasks, size, stopping = self._gather(self._queue.get())
+                batch, tasks, load, stopping = self._gather(self._queue.get())
                 if batch:
-                    self._commit(cursor, batch, size)
+                    self._commit(cursor, batch, load)
                 for task in tasks:
                     self._run_task(cursor, task)
         finally:
             cursor.close()
             self._fail_pending()
 
-    def _gather(self, item: _Queued) -> tuple[list[_SpanItem], list[_TaskItem], int, bool]:
+    def _gather(self, item: _Queued) -> tuple[list[_SpanItem], list[_TaskItem], Load, bool]:
         """The next commit's spans (and tasks to run after it), starting with ``item``.
 
         Journalled spans are already acknowledged, so a small batch of them waits up to
         ``linger_s`` for more: a commit costs ~12 ms however few spans it holds, and
         fewer, larger commits leave the cores to the receivers. Anything someone waits
-        on (a ``write``, a task, a reader's flush, shutdown) ends the wait.
+        on (a ``write``, a task, a reader's flush, shutdown) ends the wait. A commit takes
+        at most ``max_batch`` spans or bytes, plus the request that passes either.
         """
         batch: list[_SpanItem] = []
         tasks: list[_TaskItem] = []
-        size = 0
+        load = NO_LOAD
         stopping = urgent = False
         deadline: float | None = None
         while True:
@@ -420,21 +488,23 @@ class SpanWriter:
                 stopping = True
             elif isinstance(item, _SpanItem):
                 batch.append(item)
-                size += item.table.num_rows
+                load += item.load
                 urgent = urgent or not item.journalled
             elif isinstance(item, _TaskItem):
                 tasks.append(item)
                 urgent = True
             else:  # _FLUSH
                 urgent = True
-            if size >= self.max_batch_spans or stopping:
+            if load.spans >= self.max_batch.spans or load.bytes >= self.max_batch.bytes:
+                break
+            if stopping:
                 break
             try:
                 item = self._queue.get_nowait()
                 continue
             except queue.Empty:
                 pass
-            if urgent or not batch or size >= self.linger_spans:
+            if urgent or not batch or load.spans >= self.linger_spans:
                 break
             if deadline is None:
                 deadline = time.monotonic() + self.linger_s
@@ -445,9 +515,9 @@ class SpanWriter:
                 item = self._queue.get(timeout=remaining)
             except queue.Empty:
                 break
-        return batch, tasks, size, stopping
+        return batch, tasks, load, stopping
 
-    def _commit(self, cursor: Any, batch: list[_SpanItem], size: int) -> None:
+    def _commit(self, cursor: Any, batch: list[_SpanItem], load: Load) -> None:
         last_seq = batch[-1].seq
         error = self._insert(cursor, batch)
         if error is not None:
@@ -464,9 +534,9 @@ class SpanWriter:
                 delay = min(delay * 2, RETRY_MAX_S)
                 error = self._insert(cursor, batch)
             if error is not None and batch:
-                self._release(size)
+                self._release(load)
                 return  # stopping: the journal holds them; _moved_seq stays behind
-        self._release(size)
+        self._release(load)
         self._mark_moved(last_seq)
         if self._journal is not None:
             self._journal.moved(last_seq)
@@ -533,9 +603,9 @@ class SpanWriter:
         except Exception as exc:
             item.future.set_exception(exc)
 
-    def _release(self, size: int) -> None:
+    def _release(self, load: Load) -> None:
         with self._queued_lock:
-            self._queued_spans -= size
+            self._queued -= load
 
     def _fail_pending(self) -> None:
         while True:
@@ -550,4 +620,4 @@ class SpanWriter:
             item.future.set_exception(WriterClosed("the span writer stopped"))
 
 
-__all__ = ["QueueFull", "SpanWriter", "WriteStats", "WriterClosed"]
+__all__ = ["Load", "QueueFull", "SpanWriter", "WriteStats", "WriterClosed"]

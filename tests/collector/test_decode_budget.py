@@ -23,11 +23,10 @@ from flowscope.collector.decode_budget import (
     MAX_EXPANDED_BYTES,
     MAX_JSON_CONTAINERS,
     MAX_PROTOBUF_MESSAGES,
-    _value_bytes,
-    expanded_bytes,
     json_containers,
 )
 from flowscope.server import FlowscopeServer
+from flowscope.store.table_size import expanded_bytes, value_bytes
 from flowscope.testing.otlp import key_values, realistic_request, request_for, span_id, trace_id
 from flowscope.testing.posting import PB, export_grpc
 from flowscope.testing.server import Endpoints, server_in_process
@@ -363,4 +362,4 @@ def test_many_small_resources_are_not_counted_as_large() -> None:
 
 def test_a_sliced_map_dictionary_is_sized_by_its_own_entries() -> None:
     maps = pa.array([[("a", "bb")], [("c", "d")], [("ee", "")]], pa.map_(pa.string(), pa.string()))
-    assert _value_bytes(maps.slice(1)).tolist() == [2 + 16, 2 + 16]
+    assert value_bytes(maps.slice(1)).tolist() == [2 + 16, 2 + 16]

@@ -181,6 +181,7 @@ def _settings(database: Database, writer: SpanWriter) -> IngestSettings:
             decode_workers=0,
         ),
         max_queued_spans=1000,
+        max_queued_bytes=1 << 26,
         journal_dir=str(journal_path(database.path)),
         first_seq=writer.next_seq,
         dedup_window=0,

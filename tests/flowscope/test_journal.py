@@ -30,6 +30,7 @@ from flowscope.store.journal import (
     journal_path,
     read_segment,
 )
+from flowscope.store.table_size import table_bytes
 from flowscope.store.writer import QueueFull, SpanWriter
 from flowscope.testing.otlp import realistic_request
 
@@ -374,6 +375,22 @@ def test_acknowledged_spans_linger_for_company_until_a_reader_needs_them(tmp_pat
         assert database.span_count() == 16  # an exact read asks the writer to commit now
         assert time.monotonic() - started < 30
         assert writer.stats.commits == 1
+
+
+def test_one_commit_takes_at_most_max_batch_bytes_of_queued_spans(tmp_path: Path) -> None:
+    """Before, a commit took every queued request up to 32,768 spans, whatever they
+    weighed: spans of 8 MB attributes made one 2.9 GB insert, the server's memory went
+    to 17.8 GB and the commit outlasted the stop."""
+    batches = [_batch(seed) for seed in range(6)]
+    weight = min(table_bytes(table) for table, _ in batches)  # each under twice this
+    with _writer(tmp_path / "budget.duckdb", max_batch_bytes=2 * weight) as (database, writer):
+        with _held(writer):  # all six wait in the queue together
+            for table, keys in batches:
+                assert writer.submit(table, keys).result(5) == 16
+            assert writer.queued_bytes == sum(table_bytes(t) for t, _ in batches)
+        assert database.span_count() == 96
+        assert writer.stats.commits == 3  # two requests a commit
+        assert (writer.queued_spans, writer.queued_bytes) == (0, 0)
 
 
 def test_a_trace_lookup_waits_only_for_requests_that_hold_its_spans(tmp_path: Path) -> None:

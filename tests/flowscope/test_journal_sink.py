@@ -16,6 +16,7 @@ from flowscope.store.database import Database
 from flowscope.store.dedup import RecentSpanKeys
 from flowscope.store.journal import Journal
 from flowscope.store.journal_sink import JournalSink
+from flowscope.store.table_size import table_bytes
 from flowscope.store.writer import QueueFull, SpanWriter, WriterClosed
 from flowscope.testing.otlp import realistic_request
 
@@ -100,6 +101,45 @@ def test_the_queue_limit_counts_until_the_writer_moves_records(tmp_path: Path) -
     sink.submit(third.table, third.keys).result()
     sink.moved(9)
     assert sink.queued_spans == 0
+    sink.journal.close(all_moved=True)
+
+
+def test_the_queue_limit_counts_bytes_as_well_as_spans(tmp_path: Path) -> None:
+    """Before, only spans counted: 8 clients sending one span of an 8 MB attribute each
+    filled the queue to 17.8 GB of the server's memory, well under 200,000 spans."""
+    forwarded = Forwarded()
+    first, second, third = _batch(1), _batch(2), _batch(3)
+    weights = [table_bytes(b.table) for b in (first, second, third)]
+    sink = _sink(tmp_path, forwarded, max_queued_bytes=weights[0] + weights[1])
+    sink.submit(first.table, first.keys).result()
+    sink.submit(second.table, second.keys).result()
+    assert sink.queued_bytes == weights[0] + weights[1]
+    with pytest.raises(QueueFull) as refused:
+        sink.submit(third.table, third.keys)
+    assert str(refused.value).startswith("writer queue holds ")
+    limit = (weights[0] + weights[1]) / 1024
+    assert str(refused.value).endswith(f" KiB of spans (limit {limit:,.1f} KiB)")
+    assert not refused.value.larger_than_queue
+    sink.moved(7)
+    assert sink.queued_bytes == weights[1]
+    sink.submit(third.table, third.keys).result()
+    sink.moved(9)
+    assert (sink.queued_spans, sink.queued_bytes) == (0, 0)
+    sink.journal.close(all_moved=True)
+
+
+def test_a_request_over_the_whole_byte_limit_waits_for_an_empty_queue(tmp_path: Path) -> None:
+    forwarded = Forwarded()
+    small, big = _batch(1, traces=1), _batch(2, traces=4)
+    limit = table_bytes(big.table) - 1
+    sink = _sink(tmp_path, forwarded, max_queued_bytes=limit)
+    sink.submit(small.table, small.keys).result()
+    with pytest.raises(QueueFull, match=r"raise --max-queued-bytes$") as refused:
+        sink.submit(big.table, big.keys)
+    assert refused.value.larger_than_queue
+    sink.moved(7)
+    sink.submit(big.table, big.keys).result()  # the queue is empty: taken
+    sink.moved(8)
     sink.journal.close(all_moved=True)
 
 

@@ -319,6 +319,33 @@ def test_a_stop_during_a_long_commit_leaves_the_database_to_it(
     server.database.close()  # now the commit is over, it closes
 
 
+def test_a_stop_during_a_long_derive_pass_leaves_the_database_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, only the writer thread was asked: a derive pass still committing when its
+    wait ran out (spans of 8 MB attributes) had the close fail, "the connection is
+    busy", and `flowscope serve` exited 1 with a traceback."""
+    from flowscope import server as server_module
+    from flowscope.testing.server import server_in_process
+
+    monkeypatch.setattr(server_module, "DERIVE_STOP_S", 0.2)
+    release = threading.Event()
+    with server_in_process(tmp_path / "deriving.duckdb", ingest_process=False) as (server, _):
+        assert server.writer is not None
+        started = threading.Event()
+
+        def long_pass(_cursor: Any) -> None:
+            started.set()
+            release.wait(60)
+
+        server.writer.run_derived_task(long_pass)
+        assert started.wait(30)
+    assert server.failure == "the derive thread was still committing when it had to stop"
+    assert server.database is not None
+    release.set()
+    server.database.close()  # now the pass is over, it closes
+
+
 def test_closing_interrupts_reads_still_running(tmp_path: Path) -> None:
     """A long /api/sql query at SIGTERM kept its cursor busy: closing the file failed
     ("connection is busy"), the server exited 1 (or aborted) and left server.json."""
