@@ -192,6 +192,24 @@ def create_app(context: AppContext) -> FastAPI:
             headers={"Retry-After": str(SQL_STOPPED_RETRY_S)},
         )
 
+    @app.exception_handler(duckdb.OutOfMemoryException)
+    async def out_of_memory(_request: Request, exc: duckdb.OutOfMemoryException) -> JSONResponse:
+        # DuckDB's memory_limit (--memory-limit) was reached, by this read or by what runs
+        # beside it (a derive pass over spans of megabyte attributes took 1 GB): a 500
+        # with a traceback in the log for each read, where a later try may succeed.
+        first_line = str(exc).split("\n", 1)[0]
+        log.warning("a read ran out of memory: %s", first_line)
+        return JSONResponse(
+            {
+                "detail": {
+                    "message": f"the database ran out of memory for this read ({first_line}); "
+                    "try again shortly, or start the server with a larger --memory-limit"
+                }
+            },
+            status_code=503,
+            headers={"Retry-After": str(SQL_STOPPED_RETRY_S)},
+        )
+
     @app.exception_handler(WritesBehind)
     async def writes_behind(_request: Request, exc: WritesBehind) -> JSONResponse:
         # The writer cannot commit: no answer rather than one that misses acknowledged

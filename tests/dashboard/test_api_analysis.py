@@ -7,6 +7,7 @@ holding the hand-built scenario of tests/analysis_scenario.py.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -722,6 +723,41 @@ def test_a_read_the_servers_shutdown_stops_is_a_503(
         database.close()
     assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
     assert answer.json() == {"detail": {"message": "the read was stopped: the server is stopping"}}
+
+
+def test_a_read_out_of_memory_is_a_503_that_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reads that met DuckDB's memory limit (a derive pass over spans of 8 MB attributes
+    beside them, under --memory-limit 1GB) were a 500 with a traceback in the log."""
+    import duckdb
+
+    from flowscope.analyzer.analysis import Analysis
+    from flowscope.dashboard.app import AppContext, create_app
+    from flowscope.store.database import Database
+
+    def out_of_memory(*_args: Any) -> Any:
+        raise duckdb.OutOfMemoryException(
+            "Out of Memory Error: failed to pin block of size 256.0 KiB (1.0 GiB/953.6 MiB "
+            "used)\n\nPossible solutions:\n* Reducing the number of threads"
+        )
+
+    monkeypatch.setattr(Analysis, "flows", out_of_memory)
+    database = Database(tmp_path / "oom.duckdb")
+    try:
+        with caplog.at_level(logging.WARNING):
+            answer = _get_in_process(create_app(AppContext(database=database)), "/api/flows")
+    finally:
+        database.close()
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    assert answer.json() == {
+        "detail": {
+            "message": "the database ran out of memory for this read (Out of Memory Error: "
+            "failed to pin block of size 256.0 KiB (1.0 GiB/953.6 MiB used)); try again "
+            "shortly, or start the server with a larger --memory-limit"
+        }
+    }
+    assert "Traceback" not in caplog.text
 
 
 def test_a_read_of_a_damaged_file_is_named_not_a_traceback(
