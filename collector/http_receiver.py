@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
@@ -28,6 +29,7 @@ from flowscope.collector.auth import BEARER_CHALLENGE, token_matches
 from flowscope.collector.decode import DEFAULT_MAX_BYTES, JSON, PROTOBUF, decompress, media_type
 from flowscope.collector.errors import BadRequest, Overloaded, RequestTooLarge, Unavailable
 from flowscope.collector.ingest import Ingest
+from flowscope.http_server import SERVER_STOPPING
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,22 @@ class BodyBudget:
 
     def give_back(self, size: int) -> None:
         self.held -= size
+
+
+async def body_chunks(scope: Any, receive: Any) -> AsyncIterator[bytes]:
+    """A request's body as ASGI ``receive`` gives it (Starlette's ``request.stream()``),
+    ended by the server's stop: Unavailable once the server marks the request
+    (http_server.SERVER_STOPPING) while its body still comes."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if (scope.get("extensions") or {}).get(SERVER_STOPPING):
+            raise Unavailable("the server is stopping; retry the request")
+        if body := message.get("body", b""):
+            yield body
+        if not message.get("more_body", False):
+            return
 
 
 async def read_body(
@@ -192,7 +210,10 @@ def create_otlp_http_app(
         held = 0
         try:
             raw = await read_body(
-                request.stream(), request.headers.get("content-length"), max_bytes, bodies
+                body_chunks(request.scope, request.receive),
+                request.headers.get("content-length"),
+                max_bytes,
+                bodies,
             )
             held = len(raw)
             encoding = request.headers.get("content-encoding")

@@ -124,6 +124,39 @@ SQL_RETRY_S = 1
 SQL_STOPPED_RETRY_S = 5
 
 
+class RequireToken:
+    """401 for an /api/ request without the server's bearer token (DESIGN.md §6).
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's wrapper hands the
+    app the body through ``Request.stream()``, which skips an empty message, so the
+    wake-up a stopping server gives a request whose body still comes
+    (http_server.SERVER_STOPPING) never reached ``BodyLimit``, and the request
+    waited out uvicorn's grace to a 500."""
+
+    def __init__(self, app: Any, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith("/api/")
+            and not token_matches(self.token, _header_values(scope, b"authorization"))
+        ):
+            refusal = JSONResponse(
+                {"detail": "missing or wrong bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": BEARER_CHALLENGE},
+            )
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _header_values(scope: Any, name: bytes) -> list[str]:
+    return [value.decode("latin-1") for key, value in scope["headers"] if key.lower() == name]
+
+
 def create_app(context: AppContext) -> FastAPI:
     # /docs from files shipped in the package: FastAPI's own page loads Swagger UI from
     # a CDN, and without the internet it stayed blank. (ReDoc would need one too: off.)
@@ -267,17 +300,8 @@ def create_app(context: AppContext) -> FastAPI:
     # After the token check (a body is not read for a wrong token), before a turn is taken.
     app.add_middleware(BodyLimit)
 
-    @app.middleware("http")  # added last, so it runs first: no turn for a wrong token
-    async def require_token(request: Request, call_next: Any) -> Any:
-        if request.url.path.startswith("/api/") and not token_matches(
-            context.token, request.headers.getlist("authorization")
-        ):
-            return JSONResponse(
-                {"detail": "missing or wrong bearer token"},
-                status_code=401,
-                headers={"WWW-Authenticate": BEARER_CHALLENGE},
-            )
-        return await call_next(request)
+    # Added last, so it runs first: no turn for a wrong token.
+    app.add_middleware(RequireToken, token=context.token)
 
     @app.api_route("/v1/traces", methods=["POST", "PUT", "GET"], include_in_schema=False)
     def not_the_otlp_port() -> JSONResponse:

@@ -9,14 +9,13 @@ clients liked (security review). The longest query the SQL sandbox takes
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 
-from flowscope.collector.errors import Overloaded, RequestTooLarge
-from flowscope.collector.http_receiver import BodyBudget, BodyTimeout, read_body
+from flowscope.collector.errors import Overloaded, RequestTooLarge, Unavailable
+from flowscope.collector.http_receiver import BodyBudget, BodyTimeout, body_chunks, read_body
 
 MAX_API_BODY_BYTES = 1024 * 1024
 # The bodies held at once, from their first byte until their answer, are at most this
@@ -46,18 +45,9 @@ class BodyLimit:
             await self.app(scope, receive, send)  # no body
             return
 
-        async def chunks() -> AsyncIterator[bytes]:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnect()
-                yield message.get("body", b"")
-                if not message.get("more_body", False):
-                    return
-
         text = None if declared is None else declared.decode("latin-1").strip()
         try:
-            body = await read_body(chunks(), text, self.limit, self.bodies)
+            body = await read_body(body_chunks(scope, receive), text, self.limit, self.bodies)
         except RequestTooLarge as exc:
             await _refuse(send, 413, str(exc))
             return
@@ -66,6 +56,9 @@ class BodyLimit:
             return
         except Overloaded as exc:
             await _refuse(send, 503, str(exc), {"Retry-After": str(exc.retry_after_s)})
+            return
+        except Unavailable as exc:  # the server stops while the body comes
+            await _refuse(send, 503, str(exc), {"Retry-After": "1"})
             return
         except ClientDisconnect:
             # Gone before its body ended: the answer goes nowhere, but without one the

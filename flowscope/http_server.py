@@ -48,6 +48,11 @@ MAX_CONNECTIONS = 2048
 # a long request stop work nobody will read: uvicorn's h11 protocol stops reading a
 # connection while it answers a request, so its own disconnect is only seen on write.
 CLIENT_GONE = "flowscope.client_gone"
+# The ASGI scope extension set (True) on a request whose body is still arriving when the
+# server stops, and its app woken from its wait for more: it can answer "retry later"
+# now. uvicorn instead waited out its 5 s grace, then cancelled the app (a 500 and a
+# CancelledError traceback in the log) for each port.
+SERVER_STOPPING = "flowscope.server_stopping"
 # What an HTTP/2 client sends first (RFC 9113 §3.4): a gRPC exporter at an HTTP/1.1 port.
 HTTP2_PREFACE = b"PRI * HTTP/2.0"
 # Such an exporter retries for ever: its warning is logged at most this often.
@@ -61,6 +66,9 @@ HTTP2_WARN_EVERY_S = 60.0
 # 8 MiB) saw "connection reset" where the answer said 413.
 LINGER_S = 30.0
 LINGER_IDLE_S = 5.0
+# While the server stops, at most this long: the request answered "retry later" at the
+# stop (SERVER_STOPPING) lingered 5 s more before the process could exit.
+STOP_LINGER_S = 1.0
 # "As its answer goes out": its last byte written this recently. A close long after an
 # answer (the keep-alive timeout after a 401 kept alive) has nobody to tell anything.
 ANSWER_JUST_SENT_S = 1.0
@@ -132,6 +140,7 @@ class _HeaderDeadlineH11(H11Protocol):
 
     _real: asyncio.Transport
     lingering = False
+    stopping = False  # the server is stopping (shutdown)
     written_at = -ANSWER_JUST_SENT_S
     _linger_check: asyncio.TimerHandle | None = None
     _linger_until = 0.0
@@ -179,8 +188,10 @@ class _HeaderDeadlineH11(H11Protocol):
         self._real.write_eof()
         self._real.resume_reading()  # uvicorn pauses it while a request's body waits unread
         self._linger_heard = now = self.loop.time()
-        self._linger_until = now + LINGER_S
-        self._linger_check = self.loop.call_later(1.0, self._check_linger)
+        self._linger_until = now + (STOP_LINGER_S if self.stopping else LINGER_S)
+        self._linger_check = self.loop.call_later(
+            min(1.0, self._linger_until - now), self._check_linger
+        )
 
     def _check_linger(self) -> None:
         now = self.loop.time()
@@ -193,6 +204,12 @@ class _HeaderDeadlineH11(H11Protocol):
         if self.lingering:  # nobody waits for it: the server stops now
             self._real.abort()
             return
+        self.stopping = True
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not cycle.response_started:
+            scope: dict[str, Any] = cycle.scope  # type: ignore[assignment]
+            scope.setdefault("extensions", {})[SERVER_STOPPING] = True
+            cycle.message_event.set()  # its receive() returns at once (no body yet)
         super().shutdown()
 
     def eof_received(self) -> None:

@@ -521,3 +521,49 @@ def test_a_server_stops_without_waiting_for_lingering_connections(
         for sock in held:
             sock.close()
     assert "graceful shutdown exceeded" not in caplog.text
+
+
+@pytest.mark.parametrize("port", ["otlp", "api"])
+def test_a_body_still_arriving_when_the_server_stops_is_answered_retry_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, port: str
+) -> None:
+    """uvicorn waited out its 5 s grace for the rest of the body, then cancelled the
+    request: the client got a 500, and the log a CancelledError traceback."""
+    uvicorn_log = logging.getLogger("uvicorn")  # which does not propagate to the root's
+    uvicorn_log.addHandler(caplog.handler)
+    try:
+        with server_in_process(tmp_path / "stop.duckdb", ingest_process=False) as (server, ends):
+            assert server.receivers is not None and server.receivers.http is not None
+            assert server.ui is not None
+            http, base, path = (
+                (server.receivers.http, ends.http, b"/v1/traces")
+                if port == "otlp"
+                else (server.ui, ends.ui, b"/api/sql")
+            )
+            host, number = base.removeprefix("http://").rsplit(":", 1)
+            sock = socket.create_connection((host, int(number)), timeout=30)
+            sock.sendall(
+                b"POST " + path + b" HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+                b"application/json\r\nContent-Length: 1000000\r\n\r\n" + b" " * 100_000
+            )
+            wait_until(lambda: _reading_a_body(http), "the request's body is being read")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        sock.close()
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
+    assert answer.startswith(b"HTTP/1.1 503 "), answer[:100]
+    assert b"retry-after: 1\r\n" in answer.lower()
+    assert b"the server is stopping; retry the request" in answer
+    assert "graceful shutdown exceeded" not in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+def _reading_a_body(server: HttpServer) -> bool:
+    connections = server._server.server_state.connections
+    return any(
+        c.cycle is not None and c.cycle.more_body and c.cycle.body == b""
+        for c in list(connections)
+        if getattr(c, "cycle", None) is not None
+    )
