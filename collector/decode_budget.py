@@ -72,7 +72,7 @@ def check_protobuf_messages(count: int | None) -> None:
     if count is not None and count > MAX_PROTOBUF_MESSAGES:
         raise RequestTooLarge(
             f"OTLP protobuf body holds more than {MAX_PROTOBUF_MESSAGES:,} messages (spans, "
-            f"attributes, values, events, links), more than a request may; {_ADVICE}"
+            f"attributes, values, events, links, entity ref keys), more than a request may; {_ADVICE}"
         )
 
 

@@ -100,6 +100,8 @@ def _messages(message: Message) -> int:
     for field, value in message.ListFields():
         if field.message_type is not None:
             count += sum(_messages(item) for item in (value if field.is_repeated else [value]))
+        elif field.is_repeated:  # an entity ref's keys: each string an object too
+            count += len(value)
     return count
 
 
@@ -160,6 +162,9 @@ def test_messages_are_counted_as_protobuf_builds_them() -> None:
         status={"code": 2, "message": "failed"},
     )
     request.resource_spans.extend(request_for("nested", [nested]).resource_spans)
+    request.resource_spans[-1].resource.entity_refs.add(
+        type="k8s.pod", id_keys=["k8s.pod.uid", ""], description_keys=["k8s.pod.name"]
+    )
     body = request.SerializeToString()
     assert fast_flatten.count_messages(body) == _messages(request) > 10_000
     assert fast_flatten.count_messages(body[:-7]) < _messages(request)  # cut: counted so far
@@ -204,6 +209,7 @@ def _refusal(endpoints: Endpoints, transport: str, body: bytes) -> str:
         "group-first",
         "merged-arrays",
         "group-in-array",
+        "entity-ref-keys",
     ],
 )
 def test_a_protobuf_request_of_too_many_messages_for_the_general_decoder_is_refused(
@@ -225,8 +231,14 @@ def test_a_protobuf_request_of_too_many_messages_for_the_general_decoder_is_refu
         body = GROUP + _protobuf_body(_span("too-many", 13, attributes=many))
     elif shape == "merged-arrays":  # the text is the last array's; Python parses both
         body = _span_with_value("too-many", 14, _len_field(5, empties) + _len_field(5, b""))
-    else:
+    elif shape == "group-in-array":
         body = _span_with_value("too-many", 15, _len_field(5, GROUP + empties))
+    else:  # uncounted before: 2M empty id_keys (4 MB) took the decode worker 600 MB more
+        keys = _len_field(3, b"") * MAX_PROTOBUF_MESSAGES
+        resource = request_for("budget", []).resource_spans[0].resource.SerializeToString()
+        resource += _len_field(3, keys)
+        span = _span("too-many", 16).SerializeToString()
+        body = _len_field(1, _len_field(1, resource) + _len_field(2, _len_field(2, span)))
     assert len(body) < 5 * 2**20
     assert f"more than {MAX_PROTOBUF_MESSAGES:,} messages" in _refusal(endpoints, transport, body)
     assert server.database.span_count() == before
