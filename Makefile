@@ -47,6 +47,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/retention.py
 	$(BIN)/python bench/soak.py
 	$(BIN)/python bench/grpc_flood.py
+	$(BIN)/python bench/big_spans.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

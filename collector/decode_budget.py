@@ -84,8 +84,9 @@ def check_protobuf_messages(count: int | None) -> None:
 MAX_EXPANDED_BYTES = 64 * 1024 * 1024
 
 
-def check_expansion(table: pa.Table) -> None:
-    """RequestTooLarge when ``expanded_bytes`` passes ``MAX_EXPANDED_BYTES``."""
+def check_expansion(table: pa.Table) -> int:
+    """RequestTooLarge when ``expanded_bytes`` passes ``MAX_EXPANDED_BYTES``; else that
+    size."""
     size = expanded_bytes(table)
     if size > MAX_EXPANDED_BYTES:
         raise RequestTooLarge(
@@ -93,6 +94,7 @@ def check_expansion(table: pa.Table) -> None:
             f"come to {size:,} bytes, more than the {MAX_EXPANDED_BYTES:,} a request may; "
             "send fewer spans per request, or smaller resource attributes"
         )
+    return size
 
 
 def check_copied_resources(request: ExportTraceServiceRequest) -> None:

@@ -154,7 +154,11 @@ class DecodePool:
         """The request's spans, refused (RequestTooLarge) when their resources and
         scopes, stored with each span, would come to too much (``check_expansion``)."""
         result = self._decode(body, content_type)
-        check_expansion(result.batch.table)
+        table = result.batch.table
+        # The writer queue's weight of the spans (store/table_size.table_bytes), measured
+        # once here: measured again by the journal sink and by the server's writer, it
+        # took 15-20 % of the ingest rate of 8- and 80-span requests (review).
+        result.batch.weight = int(table.nbytes) + check_expansion(table)
         return result
 
     def _decode(self, body: bytes, content_type: str) -> FlattenResult:

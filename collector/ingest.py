@@ -38,7 +38,9 @@ class SpanSink(Protocol):
     """Where accepted spans go: the writer (store/writer.py), or in the ingest process
     the journal sink (store/journal_sink.py). The future resolves once they are durable."""
 
-    def submit(self, table: pa.Table, keys: list[bytes]) -> Future[int]: ...
+    def submit(
+        self, table: pa.Table, keys: list[bytes], *, weight: int | None = None
+    ) -> Future[int]: ...
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class Ingest:
     def export(self, result: FlattenResult) -> ExportOutcome:
         batch = result.batch
         try:
-            future = self.writer.submit(batch.table, batch.keys)
+            future = self.writer.submit(batch.table, batch.keys, weight=batch.weight)
         except QueueFull as exc:
             self._count(refused=True)
             if exc.larger_than_queue:  # not "busy": retried, it waits for an empty queue

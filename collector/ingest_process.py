@@ -110,7 +110,7 @@ def _child_main(settings: IngestSettings, conn: Connection) -> None:
         dedup.warm_keys(settings.dedup_keys)
         sink = JournalSink(
             journal,
-            lambda seq, payload: outgoing.put(("record", seq, payload)),
+            lambda seq, payload, weight: outgoing.put(("record", seq, payload, weight)),
             first_seq=settings.first_seq,
             max_queued_spans=settings.max_queued_spans,
             max_queued_bytes=settings.max_queued_bytes,
@@ -263,9 +263,9 @@ class IngestProcess:
                     break
                 kind = message[0]
                 if kind == "record":
-                    _, seq, payload = message
+                    _, seq, payload, weight = message
                     try:
-                        self.writer.take_journalled(seq, journal_file.decode(payload))
+                        self.writer.take_journalled(seq, journal_file.decode(payload), weight)
                     except WriterClosed:
                         log.warning(
                             "journal record %d arrived after the writer stopped; "

@@ -27,8 +27,8 @@ from flowscope.store.writer import MAX_QUEUED_BYTES, NO_LOAD, Load, QueueFull, W
 
 log = logging.getLogger(__name__)
 
-# forward(record number, the record's Arrow IPC payload)
-Forward = Callable[[int, bytes], None]
+# forward(record number, the record's Arrow IPC payload, its spans' weight in bytes)
+Forward = Callable[[int, bytes, int], None]
 
 # Spans are refused ("retry later") while the oldest record forwarded has waited this
 # long for its commit. Under a full disk, space freed while exporters kept sending
@@ -78,11 +78,14 @@ class JournalSink:
     def dedup_window_size(self) -> int:
         return len(self._dedup)
 
-    def submit(self, table: pa.Table, keys: list[bytes]) -> Future[int]:
-        """Take spans; the future gives how many were new, once they are on disk."""
+    def submit(
+        self, table: pa.Table, keys: list[bytes], *, weight: int | None = None
+    ) -> Future[int]:
+        """Take spans (``weight``: their ``table_bytes``, when known); the future gives
+        how many were new, once they are on disk."""
         future: Future[int] = Future()
         rows = table.num_rows
-        load = Load(rows, table_bytes(table))
+        load = Load(rows, table_bytes(table) if weight is None else weight)
         with self._lock:
             if not self._accepting:
                 raise WriterClosed("the span writer is not running")
@@ -120,7 +123,7 @@ class JournalSink:
             self._queued += load
             # Under the lock, so records reach the writer in number order; the writer may
             # store a record before its fsync ends, which only makes it durable twice.
-            self.forward(seq, payload)
+            self.forward(seq, payload, load.bytes)
         self.journal.sync(seq)
         future.set_result(len(digests))
         return future

@@ -290,8 +290,11 @@ class SpanWriter:
         return len(self._dedup)
 
     # -- producers -------------------------------------------------------------
-    def submit(self, table: pa.Table, keys: list[bytes], *, durable: bool = True) -> Future[int]:
+    def submit(
+        self, table: pa.Table, keys: list[bytes], *, durable: bool = True, weight: int | None = None
+    ) -> Future[int]:
         """Take spans; the future gives how many were new (not seen recently).
+        ``weight``: their ``table_bytes``, when the decoder measured it.
 
         ``durable``: resolved once they are on disk in the journal (what an OTLP
         acknowledgement waits for); without a journal, or with False, once committed.
@@ -301,7 +304,7 @@ class SpanWriter:
         # Outside the lock: the request's traces, for lookups that must wait for it (a
         # retried span's trace may be among them: such a lookup waits a commit for nothing).
         traces = set(pc.unique(table.column("TraceId")).to_pylist()) if journalled else set()
-        load = Load(table.num_rows, table_bytes(table))
+        load = Load(table.num_rows, table_bytes(table) if weight is None else weight)
         with self._submit_lock:
             item = self._take(table, load, keys, journalled, None if journalled else future, traces)
             if item is not None:
@@ -360,14 +363,15 @@ class SpanWriter:
             self._queued += load
         return _SpanItem(table, load, seq, journalled, future)
 
-    def take_journalled(self, seq: int, table: pa.Table) -> None:
-        """Queue journal record ``seq``, appended and acknowledged by another process.
+    def take_journalled(self, seq: int, table: pa.Table, weight: int | None = None) -> None:
+        """Queue journal record ``seq``, appended and acknowledged by another process
+        (``weight``: its ``table_bytes``, as that process measured it).
 
         Records must arrive in number order. Not refused when the queue is full: the
         spans are acknowledged already (the other process enforces the limit).
         """
         traces = set(pc.unique(table.column("TraceId")).to_pylist())
-        load = Load(table.num_rows, table_bytes(table))
+        load = Load(table.num_rows, table_bytes(table) if weight is None else weight)
         with self._submit_lock:
             if not self._accepting or self._thread is None:
                 raise WriterClosed("the span writer is not running")

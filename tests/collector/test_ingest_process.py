@@ -27,6 +27,7 @@ from flowscope.server import FlowscopeServer, ServeConfig
 from flowscope.store import journal as journal_file
 from flowscope.store.database import Database, StoreError
 from flowscope.store.journal import Journal, journal_path
+from flowscope.store.table_size import table_bytes
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.otlp import realistic_request
 from flowscope.testing.posting import post_realistic
@@ -155,7 +156,8 @@ def _early_child(settings: IngestSettings, conn: Connection) -> None:
 
     It exits with status 3 if the server never says that record moved."""
     batch = flatten_request(realistic_request(2, seed=9)).batch
-    conn.send(("record", settings.first_seq, journal_file.encode(batch.table)))
+    payload = journal_file.encode(batch.table)
+    conn.send(("record", settings.first_seq, payload, table_bytes(batch.table)))
     conn.send(("ready", 1111, 2222))
     moved = 0
     while (message := conn.recv())[0] != "exit":

@@ -1,0 +1,158 @@
+"""Big spans: senders of multi-megabyte attributes, the server's memory, its stop, loss.
+
+    python bench/big_spans.py [--megabytes 8] [--senders 8] [--seconds 30]
+                              [--dir /tmp/flowscope-bench]
+
+Starts ``flowscope serve`` on a fresh file; ``--senders`` threads each POST OTLP/HTTP
+protobuf requests of one span carrying one random ``--megabytes`` attribute, as fast as
+they are answered, for ``--seconds`` (a refused request is sent again 0.05 s later).
+Records the peak resident memory of the server process and of everything it started
+(sampled every 0.2 s, through the stop), how requests were answered, how long SIGTERM
+took and with what exit code, and, opened again, whether every acknowledged span is
+stored. The writer queue's span limit alone let such spans fill the server's memory
+(docs/benchmarks.md, "Big spans"). Prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from files import fresh_database, machine, remove_database  # noqa: E402
+
+from flowscope.store.database import Database  # noqa: E402
+from flowscope.testing.server import start_server_process  # noqa: E402
+
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
+
+def big_span_request(megabytes: float) -> tuple[bytes, str]:
+    """One request of one span with one random attribute of ``megabytes``; its trace id."""
+    request = ExportTraceServiceRequest()
+    resource = request.resource_spans.add()
+    resource.resource.attributes.add(key="service.name").value.string_value = "big-spans"
+    span = resource.scope_spans.add().spans.add()
+    span.trace_id, span.span_id = os.urandom(16), os.urandom(8)
+    span.name = "GET /big"
+    span.start_time_unix_nano = time.time_ns()
+    span.end_time_unix_nano = span.start_time_unix_nano + 1_000_000
+    value = os.urandom(int(megabytes * 1e6) // 2).hex()
+    span.attributes.add(key="payload").value.string_value = value
+    return request.SerializeToString(), span.trace_id.hex()
+
+
+def send(url: str, megabytes: float, until: float, answers: Counter[str], acked: list[str]) -> None:
+    with httpx.Client(timeout=120) as client:
+        while time.monotonic() < until:
+            body, trace = big_span_request(megabytes)
+            try:
+                status = str(client.post(url, content=body, headers=PROTOBUF).status_code)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            answers[status] += 1
+            if status == "200":
+                acked.append(trace)
+            else:
+                time.sleep(0.05)
+
+
+def tree_rss(pid: int) -> tuple[float, float]:
+    """Resident MB of ``pid`` alone, and with every process it started."""
+    try:
+        process = psutil.Process(pid)
+        own = process.memory_info().rss
+        total = own + sum(child.memory_info().rss for child in process.children(recursive=True))
+    except psutil.Error:
+        return 0.0, 0.0
+    return own / 2**20, total / 2**20
+
+
+def run(path: Path, megabytes: float, senders: int, seconds: float) -> dict[str, Any]:
+    server = start_server_process(path, "--retention", "off")
+    pid = server.process.pid
+    idle = tree_rss(pid)
+    peak = list(idle)
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.2):
+            own, total = tree_rss(pid)
+            peak[0], peak[1] = max(peak[0], own), max(peak[1], total)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    answers: Counter[str] = Counter()
+    acked: list[str] = []
+    url = f"{server.endpoints.http}/v1/traces"
+    until = time.monotonic() + seconds
+    threads = [
+        threading.Thread(target=send, args=(url, megabytes, until, answers, acked))
+        for _ in range(senders)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop_started = time.perf_counter()
+    code = server.stop(signal.SIGTERM, timeout=300)
+    stop_s = time.perf_counter() - stop_started
+    done.set()
+    watcher.join()
+    database = Database(path, read_only=True)
+    try:
+        stored = {
+            row[0]
+            for row in database.reader()
+            .execute("SELECT DISTINCT TraceId FROM otel_traces")
+            .fetchall()
+        }
+    finally:
+        database.close()
+    log = "".join(server.output)
+    return {
+        "megabytes_per_span": megabytes,
+        "senders": senders,
+        "seconds": seconds,
+        "answers": dict(answers),
+        "acked_spans": len(acked),
+        "lost_spans": len(set(acked) - stored),
+        "idle_rss_mb": {"server": round(idle[0]), "with_children": round(idle[1])},
+        "peak_rss_mb": {"server": round(peak[0]), "with_children": round(peak[1])},
+        "stop_s": round(stop_s, 1),
+        "exit_code": code,
+        "traceback_in_log": "Traceback" in log,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--megabytes", type=float, default=8.0)
+    parser.add_argument("--senders", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--dir", default="/tmp/flowscope-bench")
+    args = parser.parse_args()
+    path = fresh_database(Path(args.dir), "big_spans.duckdb")
+    report = {
+        "machine": machine(),
+        "command": "python bench/big_spans.py " + " ".join(sys.argv[1:]),
+        **run(path, args.megabytes, args.senders, args.seconds),
+    }
+    remove_database(path)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
