@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -52,16 +53,26 @@ class SendFailed(Exception):
 
     ``wrong_url``: the answer (none, or not OTLP) suggests the URL is not an OTLP/HTTP
     receiver's, which is worth saying only if nothing was sent there yet.
+    ``retry_after``: the server said "retry later" (429 or 503), in this many seconds.
     """
 
-    def __init__(self, message: str, *, wrong_url: bool = False) -> None:
+    def __init__(
+        self, message: str, *, wrong_url: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.wrong_url = wrong_url
+        self.retry_after = retry_after
 
 
 # Spans an import remembers to drop copies of (a file's spans repeated in it, a file
 # read again); a path imported before is also checked against the table.
 IMPORT_DEDUP_WINDOW = 1_000_000
+# A request the server answers "retry later" (its writer queue full: spans of megabyte
+# attributes reach it faster than they commit) is sent again after its Retry-After (at
+# most RETRY_AFTER_MAX_S), as OTLP exporters do, until RETRY_FOR_S have passed for it.
+# The import failed at the first such answer (review: 92 of 150 spans of 4 MB each).
+RETRY_FOR_S = 300.0
+RETRY_AFTER_MAX_S = 5.0
 
 
 def _no_progress(_name: str, _total: int) -> Callable[[int], None]:
@@ -262,7 +273,9 @@ def _send_file(
         tick = progress(report.path, source.stat().st_size)
         for request in read_requests(source, report.format, tick, report):
             spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-            rejected, message = _post(base, request.SerializeToString(), token, token_problem)
+            rejected, message = _post_until_taken(
+                base, request.SerializeToString(), token, token_problem
+            )
             report.spans += spans - rejected
             report.rejected += rejected
             if message and not rejected:
@@ -282,6 +295,22 @@ class _Unfollowed(urllib.request.HTTPRedirectHandler):
 
 
 _NO_REDIRECTS = urllib.request.build_opener(_Unfollowed)
+
+
+def _post_until_taken(
+    base_url: str, body: bytes, token: str | None, token_problem: str | None = None
+) -> tuple[int, str]:
+    """``_post``, sent again while the server says "retry later" (``RETRY_FOR_S``)."""
+    waited = 0.0
+    while True:
+        try:
+            return _post(base_url, body, token, token_problem)
+        except SendFailed as exc:
+            if exc.retry_after is None or waited >= RETRY_FOR_S:
+                raise
+            delay = min(exc.retry_after, RETRY_AFTER_MAX_S, RETRY_FOR_S - waited)
+            time.sleep(delay)  # what the server asked for, not a guess at readiness
+            waited += delay
 
 
 def _post(
@@ -307,7 +336,9 @@ def _post(
                 "and the spans would arrive as a GET)",
                 wrong_url=True,
             ) from exc
-        raise SendFailed(_refusal(exc, token, token_problem)) from exc
+        raise SendFailed(
+            _refusal(exc, token, token_problem), retry_after=_retry_after(exc)
+        ) from exc
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, (BrokenPipeError, ConnectionResetError)):
             # Connected, then cut off while sending: a server refusing a body it finds
@@ -332,6 +363,14 @@ def _post(
         raise SendFailed(f"{base_url} answered, but not with OTLP", wrong_url=True) from exc
     success = answer.partial_success
     return int(success.rejected_spans), str(success.error_message)
+
+
+def _retry_after(exc: urllib.error.HTTPError) -> float | None:
+    """Seconds to wait before sending again, for a "retry later" answer (429, 503)."""
+    if exc.code not in (429, 503):
+        return None
+    given = (exc.headers.get("Retry-After") or "").strip()
+    return float(given) if given.isdigit() else 1.0
 
 
 def _refusal(

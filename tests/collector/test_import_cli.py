@@ -484,6 +484,28 @@ def test_a_file_larger_than_the_servers_request_limit_goes_in_pieces(tmp_path: P
         assert server.stop() == 0
 
 
+def test_an_import_waits_out_a_full_writer_queue(tmp_path: Path) -> None:
+    """The import failed at the server's first "retry later" (503): 92 of 150 spans of
+    4 MB attributes were sent. Here the queue holds one request at most, so the next
+    one sent before it is committed is refused for a moment."""
+    path = tmp_path / "big-jaeger.json"
+    spans = _big_jaeger(path, traces=300, spans_per_trace=10, pad=3000)  # ~9.5 MB as OTLP
+    server = start_server_process(
+        tmp_path / "queued.duckdb", "--max-request-bytes", "6000000", "--max-queued-bytes", "1024"
+    )
+    try:
+        result = _flowscope("import", "--server", server.endpoints.http, str(path), "--no-progress")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"{path}: jaeger-json, {spans} spans sent, {spans} accepted, 0 rejected" in (
+            result.stdout
+        )
+        health = _health(server)
+        assert health["spans"] == spans
+        assert health["ingest"]["refused_requests"] > 0  # it was told to retry, and did
+    finally:
+        assert server.stop() == 0
+
+
 def test_rejected_spans_count_in_a_files_spans_as_through_a_server(tmp_path: Path) -> None:
     """Into a file the report said "7 spans, 7 new, ..., 1 rejected" where a server
     import of the same file said "8 spans sent": the totals now agree. A rejected
