@@ -249,6 +249,8 @@ class SpanWriter:
         thread = self._thread
         if thread is None:
             return
+        if self.deriver is not None:
+            self.deriver.hold()  # its last pass follows the last commit (Deriver.hold)
         self._stopping.set()
         self._queue.put(None)
         thread.join(timeout)

@@ -14,6 +14,7 @@ from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.model import Window
 from flowscope.store import derivation
 from flowscope.store import deriver as deriver_module
+from flowscope.store import writer as writer_module
 from flowscope.store.database import Database
 from flowscope.store.deriver import Deriver
 from flowscope.store.writer import SpanWriter, WriterClosed
@@ -150,6 +151,52 @@ def test_commits_do_not_wait_for_derivation(
         release.set()
         writer.shutdown()
     assert queued(database) == 0
+    database.close()
+
+
+def test_at_a_stop_the_last_commits_go_before_any_new_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Passes went on beside the writer's last commits at a stop, and a pass's commit
+    (a checkpoint) held those up ~20 s at a time: under a flood of mid-sized spans the
+    stop outlasted its 30 s and exited 1 (review)."""
+    from flowscope.collector.flatten import flatten_request
+    from flowscope.testing.otlp import realistic_request
+
+    database = Database(tmp_path / "stop.duckdb")
+    events: list[str] = []
+    real_derive, real_insert = derivation.derive, writer_module.insert_spans
+
+    def logged_derive(cursor: Any, *args: Any) -> Any:
+        events.append("derive")
+        return real_derive(cursor, *args)
+
+    def logged_insert(*args: Any) -> None:
+        real_insert(*args)
+        events.append("insert")
+
+    monkeypatch.setattr(derivation, "derive", logged_derive)
+    monkeypatch.setattr(writer_module, "insert_spans", logged_insert)
+    batches = [flatten_request(realistic_request(2, seed=seed)).batch for seed in range(6)]
+    writer = SpanWriter(database, derive_interval_s=0.0, max_batch_spans=batches[0].spans)
+    writer.start()
+    held, release = threading.Event(), threading.Event()
+
+    def hold(_cursor: Any) -> None:
+        held.set()
+        release.wait(30)
+
+    writer.run_task(hold)
+    assert held.wait(30)
+    for batch in batches:  # six commits wait behind the task
+        writer.submit(batch.table, batch.keys, durable=False)
+    stopping = threading.Thread(target=writer.shutdown)
+    stopping.start()
+    wait_until(lambda: writer.deriver is not None and writer.deriver._held, "the hold")
+    release.set()
+    stopping.join(60)
+    assert events == ["insert"] * 6 + ["derive"]
+    assert queued(database) == 0  # the last pass derived them all
     database.close()
 
 
