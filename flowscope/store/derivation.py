@@ -37,7 +37,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowscope.store import sql_files
 from flowscope.store.database import Database
@@ -105,7 +107,46 @@ def _load(cursor: Any, want: str, in_scope: bool, ids: dict[int, str]) -> list[p
 
 
 def _load_spans(cursor: Any, params: dict[str, Any]) -> pa.Table:
-    return cursor.sql(sql_files.query("dv_load_spans"), params=params).to_arrow_table()
+    table = cursor.sql(sql_files.query("dv_load_spans"), params=params).to_arrow_table()
+    # A pass holds every loaded span's maps to its end: spans of 10 KB attributes took
+    # one to 12.5 GB and past the 60 s a stop gives it. No rule reads a long value.
+    for name in ("Attributes", "Resource"):
+        column = table.column(name)
+        table = table.set_column(
+            table.schema.get_field_index(name), name, without_long_values(column)
+        )
+    return table
+
+
+# The longest attribute value a pass keeps (see _load_spans): URLs, routes and peer names
+# come far under it, and no flow is grouped or matched by a longer value.
+LONGEST_KEPT_VALUE = 8192
+
+
+def without_long_values(maps: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``maps`` without the entries whose value is over ``LONGEST_KEPT_VALUE`` bytes;
+    the same object when none is (the usual case: one length pass, no copy)."""
+    return pa.chunked_array(
+        [_chunk_without_long_values(chunk) for chunk in maps.chunks], type=maps.type
+    )
+
+
+def _chunk_without_long_values(chunk: pa.MapArray) -> pa.MapArray:
+    offsets = chunk.offsets.to_numpy(zero_copy_only=False)
+    # keys and items are the whole children, also of a sliced chunk: its own part
+    first, end = int(offsets[0]), int(offsets[-1])
+    values = chunk.items.slice(first, end - first)
+    keep = pc.fill_null(pc.less_equal(pc.binary_length(values), LONGEST_KEPT_VALUE), True)
+    if pc.all(keep).as_py() is not False:
+        return chunk
+    kept = np.concatenate([[0], np.cumsum(keep.to_numpy(zero_copy_only=False))])
+    return pa.MapArray.from_arrays(
+        pa.array(kept[offsets - first], pa.int32()),
+        chunk.keys.slice(first, end - first).filter(keep),
+        values.filter(keep),
+        type=chunk.type,
+        mask=chunk.is_null() if chunk.null_count else None,
+    )
 
 
 def _no_pause() -> None:

@@ -691,3 +691,31 @@ def test_an_interrupt_that_lands_on_a_reads_rollback_does_not_break_its_thread(
     finally:
         monkeypatch.undo()
         database.close()
+
+
+def test_a_pass_keeps_no_attribute_value_over_8_kib() -> None:
+    """A pass held every loaded span's maps to its end: spans of 10 KB attributes took
+    one to 12.5 GB. Sliced chunks (as DuckDB hands them over) keep their own entries."""
+    import pyarrow as pa
+
+    from flowscope.store.derivation import LONGEST_KEPT_VALUE, without_long_values
+
+    maps = pa.array(
+        [
+            [("a", "x"), ("b", "y" * (LONGEST_KEPT_VALUE + 1))],
+            [],
+            [("c", "z" * LONGEST_KEPT_VALUE), ("d", "w" * 9000)],
+            [("e", "1")],
+        ],
+        pa.map_(pa.string(), pa.string()),
+    )
+    kept = without_long_values(pa.chunked_array([maps.slice(1), maps.slice(0, 1)]))
+    assert [[(k, len(v)) for k, v in row] for row in kept.to_pylist()] == [
+        [],
+        [("c", LONGEST_KEPT_VALUE)],
+        [("e", 1)],
+        [("a", 1)],
+    ]
+    short = pa.chunked_array([maps.slice(3)])
+    same = without_long_values(short).chunks[0]
+    assert same.buffers()[1].address == short.chunks[0].buffers()[1].address  # not copied
