@@ -60,8 +60,14 @@ from flowscope.collector.otlp_json import (
 )
 from flowscope.collector.proto_frames import LENGTH_BYTES, find_frames
 from flowscope.collector.zipkin_json import zipkin_to_otlp
+from flowscope.store.table_size import table_bytes
+from flowscope.store.writer import MAX_BATCH_BYTES
 
 CHUNK_SPANS = 16_384
+# Nor more than a commit may weigh (store/writer.MAX_BATCH_BYTES): a chunk is one
+# commit, and chunks of 16,384 spans of large attributes took an import of a 630 MB
+# file to 5.4 GB (review).
+CHUNK_BYTES = MAX_BATCH_BYTES
 # A file's request is sent (with a server) or flattened in pieces of at most this many
 # spans and about this many bytes: a Jaeger file of 80,000 spans was one 26 MB request,
 # over the server's 20 MiB limit, and the progress bar stood still while it went.
@@ -576,12 +582,13 @@ def split_request(
 
 
 def flattened_chunks(requests: Iterator[ExportTraceServiceRequest]) -> Iterator[FlattenResult]:
-    """Flatten requests, merging small ones so each commit carries many spans."""
+    """Flatten requests, merging small ones so each commit carries many spans (up to
+    ``CHUNK_SPANS`` or ``CHUNK_BYTES``, and the request that passes either)."""
     tables: list[pa.Table] = []
     keys: list[bytes] = []
     rejected = 0
     reasons: list[str] = []
-    size = 0
+    size = weight = 0
     fast = fast_flatten.available()
     iterator = iter(requests)
     while True:
@@ -605,9 +612,10 @@ def flattened_chunks(requests: Iterator[ExportTraceServiceRequest]) -> Iterator[
         rejected += result.rejected
         reasons.extend(result.reasons[: max(0, 5 - len(reasons))])
         size += result.batch.spans
-        if size >= CHUNK_SPANS:
+        weight += table_bytes(result.batch.table)
+        if size >= CHUNK_SPANS or weight >= CHUNK_BYTES:
             yield _merged(tables, keys, rejected, reasons)
-            tables, keys, rejected, reasons, size = [], [], 0, [], 0
+            tables, keys, rejected, reasons, size, weight = [], [], 0, [], 0, 0
     if tables or rejected:
         yield _merged(tables, keys, rejected, reasons)
 

@@ -585,6 +585,18 @@ def test_spans_read_before_a_file_turns_out_bad_are_handed_on() -> None:
         next(chunks)
 
 
+def test_a_chunk_weighs_at_most_a_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks were 16,384 spans whatever they weighed: spans of large attributes took
+    an import of a 630 MB file to 5.4 GB (review). A chunk is one commit."""
+    from flowscope.collector import file_import
+    from flowscope.store.table_size import table_bytes
+
+    one = flatten_request(realistic_request(1, seed=4)).batch
+    monkeypatch.setattr(file_import, "CHUNK_BYTES", int(2.5 * table_bytes(one.table)))
+    requests = (realistic_request(1, seed=4, first_trace=n) for n in range(7))
+    assert [chunk.batch.spans for chunk in flattened_chunks(requests)] == [24, 24, 8]
+
+
 _LOGS_LINE = b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"hi"}}]}]}]}'
 _METRICS_LINE = b'{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"up"}]}]}]}'
 
