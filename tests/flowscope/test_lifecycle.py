@@ -292,15 +292,19 @@ def test_writer_task_after_shutdown_is_refused(database: Database) -> None:
         writer.run_task(lambda cursor: cursor)
 
 
+@pytest.mark.parametrize("thread", ["the writer", "the derive thread"])
 def test_a_stop_during_a_long_commit_leaves_the_database_to_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thread: str
 ) -> None:
     """Before, the stop closed the database under the commit: DuckDB refused ("the
-    connection is busy"), and the process aborted in its C++ at exit."""
+    connection is busy"), and the process aborted in its C++ at exit. The derive
+    thread was not asked at all: a pass still committing when its wait ran out (spans
+    of 8 MB attributes) had `flowscope serve` exit 1 with a traceback."""
     from flowscope import server as server_module
     from flowscope.testing.server import server_in_process
 
-    monkeypatch.setattr(server_module, "WRITER_STOP_S", 0.2)
+    waited = "WRITER_STOP_S" if thread == "the writer" else "DERIVE_STOP_S"
+    monkeypatch.setattr(server_module, waited, 0.2)
     release = threading.Event()
     with server_in_process(tmp_path / "busy.duckdb", ingest_process=False) as (server, _):
         assert server.writer is not None
@@ -310,40 +314,16 @@ def test_a_stop_during_a_long_commit_leaves_the_database_to_it(
             started.set()
             release.wait(60)
 
-        server.writer.run_task(long_commit)
+        if thread == "the writer":
+            server.writer.run_task(long_commit)
+        else:
+            server.writer.run_derived_task(long_commit)
         assert started.wait(30)
-    # server_in_process stopped it: the writer was still busy.
-    assert server.failure == "the writer was still committing when it had to stop"
+    # server_in_process stopped it: the thread was still busy.
+    assert server.failure == f"{thread} was still committing when it had to stop"
     assert server.database is not None
     release.set()
     server.database.close()  # now the commit is over, it closes
-
-
-def test_a_stop_during_a_long_derive_pass_leaves_the_database_to_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Before, only the writer thread was asked: a derive pass still committing when its
-    wait ran out (spans of 8 MB attributes) had the close fail, "the connection is
-    busy", and `flowscope serve` exited 1 with a traceback."""
-    from flowscope import server as server_module
-    from flowscope.testing.server import server_in_process
-
-    monkeypatch.setattr(server_module, "DERIVE_STOP_S", 0.2)
-    release = threading.Event()
-    with server_in_process(tmp_path / "deriving.duckdb", ingest_process=False) as (server, _):
-        assert server.writer is not None
-        started = threading.Event()
-
-        def long_pass(_cursor: Any) -> None:
-            started.set()
-            release.wait(60)
-
-        server.writer.run_derived_task(long_pass)
-        assert started.wait(30)
-    assert server.failure == "the derive thread was still committing when it had to stop"
-    assert server.database is not None
-    release.set()
-    server.database.close()  # now the pass is over, it closes
 
 
 def test_closing_interrupts_reads_still_running(tmp_path: Path) -> None:
