@@ -56,8 +56,7 @@ T = TypeVar("T")
 
 class QueueFull(Exception):
     """More spans, or bytes of them, are waiting than the writer queue's limits; try
-    again shortly (when
-    ``larger_than_queue``, only once the queue is empty)."""
+    again shortly (when ``larger_than_queue``, only once the queue is empty)."""
 
     def __init__(self, message: str, larger_than_queue: bool = False) -> None:
         super().__init__(message)
