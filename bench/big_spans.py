@@ -147,7 +147,7 @@ def main() -> None:
     path = fresh_database(Path(args.dir), "big_spans.duckdb")
     report = {
         "machine": machine(),
-        "command": "python bench/big_spans.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python bench/big_spans.py", *sys.argv[1:]]),
         **run(path, args.megabytes, args.senders, args.seconds),
     }
     remove_database(path)
