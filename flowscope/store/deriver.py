@@ -81,7 +81,7 @@ class Deriver:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._stopping = False
+        self._stopping = self._held = False
         if derivation.queue_size(self.database.reader()):
             self._due = time.monotonic()  # left queued by a stop that skipped it
         self.database.derived_lag = self.lag

@@ -466,6 +466,21 @@ def test_tasks_asked_for_before_a_stop_run_and_one_asked_for_after_is_refused(
         deriver.run_task(lambda cursor: None)
 
 
+def test_a_writer_started_again_after_a_stop_derives_again(database: Database) -> None:
+    """A stop holds the derive thread's passes (Deriver.hold); started again, it must
+    derive as before."""
+    writer = SpanWriter(database, derive_interval_s=0.0)
+    writer.start()
+    writer.shutdown()
+    writer.start()
+    try:
+        kit = checkout_kit(3)
+        kit.write(database, writer=writer)
+        wait_until(lambda: queued(database) == 0 and taken_in(database), "a pass")
+    finally:
+        writer.shutdown()
+
+
 class _Fatal(BaseException):
     """What no task catches: it ends the thread."""
 
