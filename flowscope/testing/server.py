@@ -58,7 +58,17 @@ class ServerProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        code = self.process.wait(timeout)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # Killed, so no test leaves it running; what it said tells why it hung.
+            self.process.kill()
+            self.process.wait(timeout)
+            said = "".join(self.output[-40:])
+            raise RuntimeError(
+                f"flowscope serve did not stop within {timeout:g} s of signal {sig}; "
+                f"it said:\n{said}"
+            ) from None
         if self._reader is not None:
             self._reader.join(timeout)
         if self.process.stdout is not None:
