@@ -11,6 +11,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -408,9 +409,13 @@ class StopRequest:
         """Until a stop is requested. In steps: the kernel may hand a signal to any thread
         that does not block it (DuckDB's, gRPC's), and then Python runs the handler only
         when the main thread next runs Python code. A wait without a timeout never did:
-        a serve given SIGTERM in CI stayed up for good, its main thread still waiting."""
-        while not self.requested.wait(STOP_POLL_S):
-            pass
+        a serve given SIGTERM in CI stayed up for good, its main thread still waiting.
+
+        Not ``requested.wait``: the handler runs on this thread, and one that came while
+        that wait held the event's lock blocked on the same lock in ``set``, for good (a
+        serve ignored SIGTERM for 30 minutes in a test run). A sleep holds no lock."""
+        while not self.requested.is_set():
+            time.sleep(STOP_POLL_S)
 
     def request(self) -> None:
         self.requested.set()

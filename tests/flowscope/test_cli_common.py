@@ -273,3 +273,34 @@ def test_demos_duration_is_a_positive_one() -> None:
         result = CliRunner().invoke(main, ["demo", "--duration", value])
         assert result.exit_code == 2, value
         assert "give a positive duration, e.g. 30s or 5m" in result.output
+
+
+def test_a_signal_during_the_stop_wait_cannot_deadlock_it() -> None:
+    """The wait was ``requested.wait(0.2)`` in a loop, and the signal handler, which
+    runs on the same (main) thread, calls ``requested.set()``: a signal that came while
+    the wait held the event's lock blocked on that lock for good (a serve ignored
+    SIGTERM for 30 minutes in a test run; py-spy showed set() under wait()). Here the
+    handler runs exactly there, as it did then."""
+    import signal as signals
+    import threading
+
+    from flowscope.cli_common import StopRequest
+
+    stop = StopRequest()
+    entered = threading.Event()
+
+    class HandlerInsideTheLock(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            entered.set()
+            with self._cond:  # type: ignore[attr-defined]
+                stop._on_signal(signals.SIGTERM, None)
+            return super().wait(timeout)
+
+    stop.requested = HandlerInsideTheLock()
+    waiting = threading.Thread(target=stop.wait, daemon=True)
+    waiting.start()
+    waiting.join(1)
+    if not entered.is_set():  # a wait that takes no lock: the signal comes to it so
+        stop._on_signal(signals.SIGTERM, None)
+    waiting.join(10)
+    assert not waiting.is_alive(), "the stop wait deadlocked in its signal handler"
