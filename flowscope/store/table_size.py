@@ -16,9 +16,10 @@ import pyarrow.compute as pc
 PER_ENTRY = 16  # a map entry's own cost beside its text, as the trace view counts it
 
 
-def table_bytes(table: pa.Table) -> int:
-    """``table``'s Arrow buffers plus its per-group values once copied to each span."""
-    return int(table.nbytes) + expanded_bytes(table)
+def table_bytes(table: pa.Table, expanded: int | None = None) -> int:
+    """``table``'s Arrow buffers plus its per-group values once copied to each span
+    (``expanded``: its ``expanded_bytes``, when the caller has it already)."""
+    return int(table.nbytes) + (expanded_bytes(table) if expanded is None else expanded)
 
 
 def expanded_bytes(table: pa.Table) -> int:
