@@ -77,8 +77,8 @@ def run(path: Path, days: int, keep_days: float, spans_per_day: int, sweeps: int
             kept = writer.run_task(
                 lambda cursor: cursor.execute("SELECT count(*) FROM otel_traces").fetchall()[0][0]
             ).result()
-            usage = database.disk_usage()
-            assert usage is not None
+            usage = database.disk_usage(blocks_wait_s=600)
+            assert usage is not None and usage.used_bytes is not None
             on_disk = usage.file_bytes + usage.wal_bytes
             per_day.append(
                 {

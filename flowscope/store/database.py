@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from flowscope.logs import error_line
 from flowscope.store import sql_files
+from flowscope.store.block_counts import BlockCounts
 from flowscope.store.dedup import StoredSpan
 from flowscope.store.journal import (
     Journal,
@@ -43,6 +44,9 @@ from flowscope.store.wal_keeper import wal_path
 log = logging.getLogger(__name__)
 
 CHECKPOINT_THRESHOLD = "256MB"
+# How long a disk-usage read waits for DuckDB's block counts before it takes the last
+# ones read: they wait for a checkpoint in progress (store/block_counts.py).
+BLOCKS_WAIT_S = 0.2
 # 2: otel_traces gained ResourceEntityRefs (OTLP Resource.entity_refs).
 # 3: span_steps gained RootKey (migrated in place from 2: sql/migrate_to_3.sql).
 # 4: step_keys gained Peer (migrated in place from 3: sql/migrate_to_4.sql).
@@ -70,8 +74,9 @@ FILLS = {5: "fill_5", 7: "fill_7", 8: "fill_8"}
 @dataclass(frozen=True)
 class DiskUsage:
     file_bytes: int  # the database file
-    used_bytes: int  # its blocks that hold data
-    free_bytes: int  # its blocks left free by checkpoints, reused as it grows
+    used_bytes: int | None  # its blocks that hold data (None: not read yet)
+    free_bytes: int | None  # its blocks left free by checkpoints, reused as it grows
+    blocks_age_s: float | None  # since those two were read (a checkpoint holds them)
     wal_bytes: int  # DuckDB's write-ahead log beside it, emptied by each checkpoint
     journal_bytes: int  # the span journal's segments: uncommitted spans, and their segment
 
@@ -305,6 +310,7 @@ class Database:
             # DuckDB opens "" in memory: every span acknowledged into it was lost.
             raise StoreError("no database file named (an empty path); give one with --db")
         self.path = str(path)
+        self._block_counts = BlockCounts(self._read_block_counts)
         self.read_only = read_only
         self.upgrade = upgrade and not read_only
         config: dict[str, Any] = {
@@ -702,21 +708,27 @@ class Database:
         rows = self.fetch("span_count")
         return int(rows[0][0]) if rows else 0
 
-    def disk_usage(self) -> DiskUsage | None:
-        """What the store takes on disk; None for a database without a file."""
+    def disk_usage(self, blocks_wait_s: float = BLOCKS_WAIT_S) -> DiskUsage | None:
+        """What the store takes on disk; None for a database without a file. The block
+        counts are the last read within ``blocks_wait_s`` (a checkpoint holds them)."""
         path = Path(self.path)
         if self.journal_dir is None or not path.exists():
             return None
-        rows = self.fetch("database_size")
-        block, total, used, free = rows[0] if rows else (0, 0, 0, 0)
+        blocks = self._block_counts.get(blocks_wait_s)
         wal = wal_path(self.path)
         return DiskUsage(
             file_bytes=path.stat().st_size,
-            used_bytes=int(block) * int(used),
-            free_bytes=int(block) * int(free),
+            used_bytes=blocks.block_size * blocks.used if blocks else None,
+            free_bytes=blocks.block_size * blocks.free if blocks else None,
+            blocks_age_s=round(time.monotonic() - blocks.read_at, 3) if blocks else None,
             wal_bytes=wal.stat().st_size if wal.exists() else 0,
             journal_bytes=journal_bytes(self.journal_dir),
         )
+
+    def _read_block_counts(self) -> tuple[int, int, int]:
+        rows = self.fetch("database_size")
+        block, _total, used, free = rows[0] if rows else (0, 0, 0, 0)
+        return int(block), int(used), int(free)
 
     def recent_span_keys(self, limit: int) -> list[StoredSpan]:
         """(TraceId, SpanId, is SERVER, ServiceName) of the spans stored last, oldest first.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,7 @@ def test_health_reports_the_file_its_blocks_and_bytes_per_span(tmp_path: Path) -
         "file_bytes",
         "used_bytes",
         "free_bytes",
+        "blocks_age_s",
         "wal_bytes",
         "journal_bytes",
         "bytes_per_span",
@@ -65,6 +68,36 @@ def test_health_reports_the_file_its_blocks_and_bytes_per_span(tmp_path: Path) -
     assert after_checkpoint["file_bytes"] == HEADER_BYTES + blocks
     assert after_checkpoint["used_bytes"] > 0
     assert disk["journal_bytes"] >= 0 and after_checkpoint["journal_bytes"] >= 0
+
+
+def test_health_answers_while_a_checkpoint_holds_the_block_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pragma_database_size() waits out a checkpoint: under a flood of 1 MB requests
+    /healthz went unanswered for 16 s behind one (a liveness probe restarts such a
+    server)."""
+    held = threading.Event()
+
+    def checkpointing() -> tuple[int, int, int]:
+        held.wait(60)
+        return (262144, 0, 0)
+
+    with server_in_process(tmp_path / "held.duckdb", decode_workers=0) as (server, endpoints):
+        post_realistic(endpoints.http, 1, traces=5)
+        first = httpx.get(f"{endpoints.ui}/healthz", params={"wait_s": 30}, timeout=60).json()
+        assert first["disk"]["used_bytes"] is not None and first["disk"]["blocks_age_s"] < 30
+        monkeypatch.setattr(server.database._block_counts, "_read", checkpointing)
+        try:
+            started = time.monotonic()
+            answer = httpx.get(f"{endpoints.ui}/healthz", params={"wait_s": 1}, timeout=60)
+            took = time.monotonic() - started
+        finally:
+            held.set()
+    assert answer.status_code == 200 and took < 30
+    disk = answer.json()["disk"]
+    # The counts read before, and how old they are.
+    assert disk["used_bytes"] == first["disk"]["used_bytes"]
+    assert disk["blocks_age_s"] > 0.5
 
 
 def test_a_database_without_a_file_reports_no_disk() -> None:
