@@ -23,7 +23,14 @@ import pyarrow as pa
 from flowscope.store.dedup import RecentSpanKeys, only_new
 from flowscope.store.journal import Journal
 from flowscope.store.table_size import table_bytes
-from flowscope.store.writer import MAX_QUEUED_BYTES, NO_LOAD, Load, QueueFull, WriterClosed, no_room
+from flowscope.store.writer import (
+    MAX_QUEUED_BYTES,
+    NO_LOAD,
+    Load,
+    QueueFull,
+    WriterClosed,
+    check_room,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +99,7 @@ class JournalSink:
             if rows == 0:
                 future.set_result(0)
                 return future
-            if (full := no_room(self._queued, load, self.max_queued)) is not None:
-                raise full
+            check_room(self._queued, load, self.max_queued)
             if self._unmoved and (waited := self._clock() - self._oldest_since) >= STALLED_AFTER_S:
                 if not self._stalled:
                     self._stalled = True

@@ -83,8 +83,8 @@ class Load:
 NO_LOAD = Load(0, 0)
 
 
-def no_room(queued: Load, request: Load, limit: Load) -> QueueFull | None:
-    """Why ``request`` does not fit beside ``queued`` (to raise), or None.
+def check_room(queued: Load, request: Load, limit: Load) -> None:
+    """QueueFull, saying why, when ``request`` does not fit beside ``queued``.
 
     Spans and bytes both count: a queue of 200,000 spans held 17.8 GB when each span
     carried an 8 MB attribute, and the commits of such spans outlasted a stop. A
@@ -92,17 +92,21 @@ def no_room(queued: Load, request: Load, limit: Load) -> QueueFull | None:
     be; under steady traffic the queue seldom is, so its refusal says that rather than
     "retry later" alone (a reviewer's 250,000-span request was refused as if the queue
     were merely busy, for as long as the traffic lasted)."""
+    # Raised here, not returned to be raised: a caller's local naming the error made a
+    # reference cycle (error, traceback, the caller's frame, that local), and the
+    # refused request's spans in that frame waited for the cyclic collector (gigabytes
+    # under a flood of large requests, grpc_receiver.py).
     if not queued.spans or (queued + request).within(limit):
-        return None
+        return
     if request.spans > limit.spans:
-        return QueueFull(
+        raise QueueFull(
             f"the request holds {request.spans} spans, more than the writer queue's limit "
             f"of {limit.spans}: it is taken only when the queue is empty (it holds "
             f"{queued.spans}); send smaller requests or raise --max-queued-spans",
             larger_than_queue=True,
         )
     if request.bytes > limit.bytes:
-        return QueueFull(
+        raise QueueFull(
             f"the request's spans come to {_size(request.bytes)} once decoded, more than the "
             f"writer queue's limit of {_size(limit.bytes)}: it is taken only when the queue "
             f"is empty (it holds {queued.spans} spans); send smaller requests or raise "
@@ -110,8 +114,8 @@ def no_room(queued: Load, request: Load, limit: Load) -> QueueFull | None:
             larger_than_queue=True,
         )
     if queued.spans + request.spans > limit.spans:
-        return QueueFull(f"writer queue holds {queued.spans} spans (limit {limit.spans})")
-    return QueueFull(
+        raise QueueFull(f"writer queue holds {queued.spans} spans (limit {limit.spans})")
+    raise QueueFull(
         f"writer queue holds {_size(queued.bytes)} of spans (limit {_size(limit.bytes)})"
     )
 
@@ -337,8 +341,7 @@ class SpanWriter:
             raise WriterClosed("spans reach this writer through the ingest process only")
         if rows == 0:
             return None
-        if (full := no_room(self._queued, load, self.max_queued)) is not None:
-            raise full
+        check_room(self._queued, load, self.max_queued)
         failing = self._failures.last
         if journalled and failing is not None:
             # Acknowledged spans would take the room a commit needs: a disk freed while
