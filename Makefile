@@ -48,6 +48,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/soak.py
 	$(BIN)/python bench/grpc_flood.py
 	$(BIN)/python bench/big_spans.py
+	$(BIN)/python bench/big_spans.py --transport grpc --senders 32
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

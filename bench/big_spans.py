@@ -1,13 +1,15 @@
 """Big spans: senders of multi-megabyte attributes, the server's memory, its stop, loss.
 
     python bench/big_spans.py [--megabytes 8] [--senders 8] [--seconds 30]
-                              [--dir /tmp/flowscope-bench]
+                              [--transport http|grpc] [--dir /tmp/flowscope-bench]
 
-Starts ``flowscope serve`` on a fresh file; ``--senders`` threads each POST OTLP/HTTP
-protobuf requests of one span carrying one random ``--megabytes`` attribute, as fast as
-they are answered, for ``--seconds`` (a refused request is sent again 0.05 s later).
-Records the peak resident memory of the server process and of everything it started
-(sampled every 0.2 s, through the stop), how requests were answered, how long SIGTERM
+Starts ``flowscope serve`` on a fresh file; ``--senders`` threads each send OTLP
+protobuf requests (HTTP POSTs, or gRPC Export calls each sender on a connection of its
+own) of one span carrying one random ``--megabytes`` attribute, as fast as they are
+answered, for ``--seconds`` (a refused request is sent again 0.05 s later). Records
+the peak resident memory of the server process, of its largest child (the OTLP
+receivers' process) and of everything it started (sampled every 0.2 s, through the
+stop), how requests were answered, how long SIGTERM
 took and with what exit code, and, opened again, whether every acknowledged span is
 stored. The writer queue's span limit alone let such spans fill the server's memory
 (docs/benchmarks.md, "Big spans"). Prints one JSON document.
@@ -26,6 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import psutil
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -37,6 +40,7 @@ from flowscope.store.database import Database  # noqa: E402
 from flowscope.testing.server import start_server_process  # noqa: E402
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def big_span_request(megabytes: float) -> tuple[bytes, str]:
@@ -54,6 +58,26 @@ def big_span_request(megabytes: float) -> tuple[bytes, str]:
     return request.SerializeToString(), span.trace_id.hex()
 
 
+def send_grpc(
+    address: str, megabytes: float, until: float, answers: Counter[str], acked: list[str]
+) -> None:
+    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1)]
+    with grpc.insecure_channel(address, options=options) as channel:
+        export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+        while time.monotonic() < until:
+            body, trace = big_span_request(megabytes)
+            try:
+                export(body, timeout=120)
+                status = "OK"
+            except grpc.RpcError as exc:
+                status = exc.code().name
+            answers[status] += 1
+            if status == "OK":
+                acked.append(trace)
+            else:
+                time.sleep(0.05)
+
+
 def send(url: str, megabytes: float, until: float, answers: Counter[str], acked: list[str]) -> None:
     with httpx.Client(timeout=120) as client:
         while time.monotonic() < until:
@@ -69,18 +93,21 @@ def send(url: str, megabytes: float, until: float, answers: Counter[str], acked:
                 time.sleep(0.05)
 
 
-def tree_rss(pid: int) -> tuple[float, float]:
-    """Resident MB of ``pid`` alone, and with every process it started."""
+def tree_rss(pid: int) -> tuple[float, float, float]:
+    """Resident MB of ``pid`` alone, of its largest child, and with every process it
+    started."""
     try:
         process = psutil.Process(pid)
         own = process.memory_info().rss
-        total = own + sum(child.memory_info().rss for child in process.children(recursive=True))
+        children = [child.memory_info().rss for child in process.children(recursive=True)]
     except psutil.Error:
-        return 0.0, 0.0
-    return own / 2**20, total / 2**20
+        return 0.0, 0.0, 0.0
+    return own / 2**20, max(children, default=0) / 2**20, (own + sum(children)) / 2**20
 
 
-def run(path: Path, megabytes: float, senders: int, seconds: float) -> dict[str, Any]:
+def run(
+    path: Path, megabytes: float, senders: int, seconds: float, transport: str
+) -> dict[str, Any]:
     server = start_server_process(path, "--retention", "off")
     pid = server.process.pid
     idle = tree_rss(pid)
@@ -89,17 +116,20 @@ def run(path: Path, megabytes: float, senders: int, seconds: float) -> dict[str,
 
     def watch() -> None:
         while not done.wait(0.2):
-            own, total = tree_rss(pid)
-            peak[0], peak[1] = max(peak[0], own), max(peak[1], total)
+            peak[:] = [max(a, b) for a, b in zip(peak, tree_rss(pid), strict=True)]
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     answers: Counter[str] = Counter()
     acked: list[str] = []
-    url = f"{server.endpoints.http}/v1/traces"
     until = time.monotonic() + seconds
+    sender, target = (
+        (send_grpc, server.endpoints.grpc)
+        if transport == "grpc"
+        else (send, f"{server.endpoints.http}/v1/traces")
+    )
     threads = [
-        threading.Thread(target=send, args=(url, megabytes, until, answers, acked))
+        threading.Thread(target=sender, args=(target, megabytes, until, answers, acked))
         for _ in range(senders)
     ]
     for thread in threads:
@@ -125,12 +155,17 @@ def run(path: Path, megabytes: float, senders: int, seconds: float) -> dict[str,
     return {
         "megabytes_per_span": megabytes,
         "senders": senders,
+        "transport": transport,
         "seconds": seconds,
         "answers": dict(answers),
         "acked_spans": len(acked),
         "lost_spans": len(set(acked) - stored),
-        "idle_rss_mb": {"server": round(idle[0]), "with_children": round(idle[1])},
-        "peak_rss_mb": {"server": round(peak[0]), "with_children": round(peak[1])},
+        "idle_rss_mb": {"server": round(idle[0]), "with_children": round(idle[2])},
+        "peak_rss_mb": {
+            "server": round(peak[0]),
+            "largest_child": round(peak[1]),
+            "with_children": round(peak[2]),
+        },
         "stop_s": round(stop_s, 1),
         "exit_code": code,
         "traceback_in_log": "Traceback" in log,
@@ -142,13 +177,14 @@ def main() -> None:
     parser.add_argument("--megabytes", type=float, default=8.0)
     parser.add_argument("--senders", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--transport", choices=("http", "grpc"), default="http")
     parser.add_argument("--dir", default="/tmp/flowscope-bench")
     args = parser.parse_args()
     path = fresh_database(Path(args.dir), "big_spans.duckdb")
     report = {
         "machine": machine(),
         "command": " ".join(["python bench/big_spans.py", *sys.argv[1:]]),
-        **run(path, args.megabytes, args.senders, args.seconds),
+        **run(path, args.megabytes, args.senders, args.seconds, args.transport),
     }
     remove_database(path)
     print(json.dumps(report, indent=2))
