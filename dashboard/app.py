@@ -32,13 +32,7 @@ from flowscope.dashboard.body_limit import BodyLimit
 from flowscope.dashboard.query_parameters import known_query_parameters
 from flowscope.durations import format_duration
 from flowscope.http_server import CLIENT_GONE, HeadAsGet
-from flowscope.store.database import (
-    BLOCKS_WAIT_S,
-    Database,
-    DatabaseFailed,
-    WritesBehind,
-    read_failure,
-)
+from flowscope.store.database import Database, DatabaseFailed, WritesBehind, read_failure
 from flowscope.store.retention import RetentionSweeper
 from flowscope.store.writer import SpanWriter
 
@@ -349,7 +343,7 @@ def create_app(context: AppContext) -> FastAPI:
             le=60,
             allow_inf_nan=False,
             description="how long to wait for acknowledged spans to be committed and counted, "
-            "and for DuckDB's block counts (at least 0.2 s for those)",
+            "and for DuckDB's block counts",
         ),
     ) -> Any:
         if context.database.failed is None:  # DuckDB refuses every statement after it
@@ -390,8 +384,9 @@ def create_app(context: AppContext) -> FastAPI:
             "spans_exact": caught_up,
         }
         # A checkpoint holds DuckDB's block counts (16 s under a flood of big spans):
-        # past the request's wait the last counts read are given, with their age.
-        disk = context.database.disk_usage(max(BLOCKS_WAIT_S, deadline - time.monotonic()))
+        # past what is left of the request's wait the last counts read are given, with
+        # their age.
+        disk = context.database.disk_usage(max(0.0, deadline - time.monotonic()))
         if disk is not None:
             body["disk"] = asdict(disk) | {
                 "bytes_per_span": round(disk.file_bytes / body["spans"], 1)

@@ -39,14 +39,17 @@ class BlockCounts:
 
     def get(self, wait_s: float) -> Blocks | None:
         """Counts read now if they come within ``wait_s``, else the last ones read (None
-        before any). A read still waiting on a checkpoint is not started again."""
+        before any). A read still waiting on a checkpoint is not started again, nor
+        waited for: the caller gets the last counts at once."""
         with self._lock:
-            done = self._reading
-            if done is None:
-                done = self._reading = threading.Event()
-                threading.Thread(
-                    target=self._run, args=(done,), name="flowscope-block-counts", daemon=True
-                ).start()
+            if self._reading is not None:
+                return self._last
+            done = threading.Event()
+            reader = threading.Thread(
+                target=self._run, args=(done,), name="flowscope-block-counts", daemon=True
+            )
+            reader.start()  # before it is recorded: one that failed to start waits on nothing
+            self._reading = done
         done.wait(wait_s)
         with self._lock:
             return self._last

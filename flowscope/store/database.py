@@ -714,6 +714,8 @@ class Database:
         path = Path(self.path)
         if self.journal_dir is None or not path.exists():
             return None
+        if self._closed:  # the counts' own read would fail, and the last ones be given
+            raise StoreError(f"{self.path} is closed")
         blocks = self._block_counts.get(blocks_wait_s)
         wal = wal_path(self.path)
         return DiskUsage(

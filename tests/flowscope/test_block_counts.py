@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
-from flowscope.store.block_counts import BlockCounts
+import pytest
+
+from flowscope.store.block_counts import BlockCounts, Blocks
+from flowscope.testing.waiting import wait_until
 
 WAIT_S = 0.05
 
@@ -26,17 +30,29 @@ class HeldRead:
         return self.answer
 
 
+def _read_after(counts: BlockCounts, done: Callable[[Blocks | None], bool]) -> Blocks:
+    """The counts once ``done`` says so (a read let go ends on its own thread)."""
+    found: list[Blocks | None] = [None]
+
+    def read() -> bool:
+        found[0] = counts.get(30)
+        return done(found[0])
+
+    wait_until(read, "the block counts")
+    assert found[0] is not None
+    return found[0]
+
+
 def test_a_held_read_gives_the_last_counts_and_is_not_started_twice() -> None:
     read = HeldRead()
     counts = BlockCounts(read)
-    before = time.monotonic()
     assert counts.get(WAIT_S) is None  # nothing read yet, and the caller was not held
-    assert counts.get(WAIT_S) is None
+    before = time.monotonic()
+    assert counts.get(30) is None  # the read still waits: not waited for again
     assert time.monotonic() - before < 10
-    assert read.started == 1  # the second call found the first read still waiting
+    assert read.started == 1  # nor started again
     read.go.set()
-    blocks = counts.get(30)
-    assert blocks is not None
+    blocks = _read_after(counts, lambda b: b is not None)
     assert (blocks.block_size, blocks.used, blocks.free) == (262144, 10, 2)
 
     # Held again: the counts read before are given, with when they were read.
@@ -45,8 +61,8 @@ def test_a_held_read_gives_the_last_counts_and_is_not_started_twice() -> None:
     held = counts.get(WAIT_S)
     assert held == blocks
     read.go.set()
-    fresh = counts.get(30)
-    assert fresh is not None and (fresh.used, fresh.free) == (11, 1)
+    fresh = _read_after(counts, lambda b: b is not None and b.used == 11)
+    assert (fresh.used, fresh.free) == (11, 1)
     assert fresh.read_at >= blocks.read_at
 
 
@@ -66,3 +82,22 @@ def test_a_failed_read_keeps_the_last_counts_and_the_next_one_tries_again() -> N
     answers.append((4096, 4, 0))
     again = counts.get(30)
     assert again is not None and again.used == 4
+
+
+def test_a_read_that_could_not_start_does_not_stop_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Recorded as waiting before its thread started, a read whose thread could not
+    start (a process at its thread limit) was waited on by every later call, and the
+    counts never came again."""
+    counts = BlockCounts(lambda: (4096, 5, 1))
+
+    def no_thread(_thread: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", no_thread)
+        with pytest.raises(RuntimeError):
+            counts.get(WAIT_S)
+    blocks = counts.get(30)
+    assert blocks is not None and blocks.used == 5
