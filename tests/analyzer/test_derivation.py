@@ -3,6 +3,7 @@ read-only files, after retention, and for spans sent over real OTLP."""
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +15,11 @@ import pytest
 from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.model import Window
 from flowscope.analyzer.window import format_ns
+from flowscope.store import database as database_module
 from flowscope.store import derivation
 from flowscope.store.database import Database
 from flowscope.store.retention import delete_older_than
+from flowscope.store.wal_keeper import wal_path
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.server import Endpoints, server_in_process
 from flowscope.testing.traces import TraceKit, at_ms
@@ -719,3 +722,43 @@ def test_a_pass_keeps_no_attribute_value_over_8_kib() -> None:
     short = pa.chunked_array([maps.slice(3)])
     same = without_long_values(short).chunks[0]
     assert same.buffers()[1].address == short.chunks[0].buffers()[1].address  # not copied
+
+
+def test_a_pass_in_progress_does_not_stop_the_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB skips its automatic checkpoints while an open transaction holds an
+    update, and a pass moved its mark by an UPDATE at its start: under a flood of
+    large spans passes ran back to back and the WAL grew to 2 GB (13 GB in a
+    review's flood) before a checkpoint came. Commits made while a pass runs must
+    still checkpoint."""
+    monkeypatch.setattr(database_module, "CHECKPOINT_THRESHOLD", "1MB")
+    database = Database(tmp_path / "wal.duckdb")
+    wal = wal_path(database.path)
+    kit = mixed_kit()
+    write(database, kit, derive=False)
+    big = TraceKit()
+    for n in range(3):
+        payload = {"payload": os.urandom(2**20).hex()}  # 2 MB each, as random as the WAL
+        big.trace(start_ms=200_000 + n).span(
+            "uploads", "PUT /blob", kind="Server", start_ms=0, duration_ms=1, attributes=payload
+        )
+    writer = SpanWriter(database, derive_interval_s=None)
+    writer.start()
+    sizes: list[int] = []
+
+    def commit_big_spans() -> None:  # with the pass's transaction open, past its intake
+        if sizes:
+            return
+        for span in big.spans:
+            big.write(database, [span], writer=writer)
+            sizes.append(wal.stat().st_size if wal.exists() else 0)
+
+    try:
+        result = derivation.derive(database.writer_cursor(), commit_big_spans)
+    finally:
+        writer.shutdown()
+        database.close()
+    assert result is not None and len(sizes) == 3
+    # 6 MB committed over a 1 MB threshold: a checkpoint empties the WAL on the way.
+    assert min(sizes) < 2**20, f"WAL after each 2 MB commit: {sizes}"

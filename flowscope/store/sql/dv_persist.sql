@@ -32,4 +32,9 @@ WHERE step_keys.StepKey = d.StepKey AND d.Peer IS NOT NULL
   AND (step_keys.Peer IS NULL OR d.Peer < step_keys.Peer);
 -- The traces this pass derived (all that were queued, but for triage's subsets).
 DELETE FROM derive_queue WHERE TraceId IN (SELECT TraceId FROM dv_queue);
-UPDATE trace_numbers SET HandedOut = greatest(HandedOut, (SELECT max(TraceNo) FROM dv_trace_index));
+-- A row added and the older ones deleted, as derive_state's mark (sql/dv_intake.sql):
+-- an update held open stops DuckDB's automatic checkpoints.
+INSERT INTO trace_numbers
+SELECT greatest((SELECT max(HandedOut) FROM trace_numbers), max(TraceNo)) FROM dv_trace_index
+WHERE (SELECT max(HandedOut) FROM trace_numbers) < (SELECT max(TraceNo) FROM dv_trace_index);
+DELETE FROM trace_numbers WHERE HandedOut < (SELECT max(HandedOut) FROM trace_numbers);
