@@ -762,3 +762,28 @@ def test_a_pass_in_progress_does_not_stop_the_checkpoints(
     assert result is not None and len(sizes) == 3
     # 6 MB committed over a 1 MB threshold: a checkpoint empties the WAL on the way.
     assert min(sizes) < 2**20, f"WAL after each 2 MB commit: {sizes}"
+
+
+def test_the_derivation_marks_stay_one_row_each(database: Database) -> None:
+    """The mark and the trace-number count move by a row added and the older ones
+    deleted; a pass that numbers no new trace (a trace derived again) adds none."""
+    kit = mixed_kit()
+    write(database, kit, derive=True)
+    first = kit.spans[0]
+    for n in range(2):  # each its own pass, over a trace numbered already
+        again = TraceKit()
+        again.trace(start_ms=0, trace_id=first.trace_id).span(
+            "orders",
+            "late child",
+            start_ms=1,
+            duration_ms=1,
+            parent=first.span_id,
+            span_id=f"{0xFEED0000 + n:016x}",
+        )
+        write(database, again, derive=True)
+
+    def rows(table: str) -> int:
+        return int(database.reader().execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+    assert queued(database) == 0
+    assert rows("derive_state") == 1 and rows("trace_numbers") == 1

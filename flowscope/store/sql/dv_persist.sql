@@ -35,6 +35,6 @@ DELETE FROM derive_queue WHERE TraceId IN (SELECT TraceId FROM dv_queue);
 -- A row added and the older ones deleted, as derive_state's mark (sql/dv_intake.sql):
 -- an update held open stops DuckDB's automatic checkpoints.
 INSERT INTO trace_numbers
-SELECT greatest((SELECT max(HandedOut) FROM trace_numbers), max(TraceNo)) FROM dv_trace_index
-WHERE (SELECT max(HandedOut) FROM trace_numbers) < (SELECT max(TraceNo) FROM dv_trace_index);
+SELECT n FROM (SELECT max(TraceNo) AS n FROM dv_trace_index)
+WHERE n > (SELECT max(HandedOut) FROM trace_numbers);
 DELETE FROM trace_numbers WHERE HandedOut < (SELECT max(HandedOut) FROM trace_numbers);
