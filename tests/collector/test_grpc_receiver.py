@@ -254,6 +254,9 @@ def _one_big_span(megabytes: float) -> bytes:
     return request.SerializeToString()
 
 
+REFUSED_CALLS = 20
+
+
 def test_a_refused_call_frees_its_message_and_spans_at_once(tmp_path: Path) -> None:
     """A refusal kept its request and decoded spans in reference cycles (the error
     named by a local of the frame it was raised in; grpc's abort error and the call's
@@ -287,7 +290,7 @@ def test_a_refused_call_frees_its_message_and_spans_at_once(tmp_path: Path) -> N
             tracemalloc.start()
             try:
                 before = tracemalloc.get_traced_memory()[0]
-                for _ in range(10):
+                for _ in range(REFUSED_CALLS):
                     with pytest.raises(grpc.RpcError) as refused:
                         export(body, timeout=20)
                     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -295,9 +298,10 @@ def test_a_refused_call_frees_its_message_and_spans_at_once(tmp_path: Path) -> N
             finally:
                 tracemalloc.stop()
                 gc.enable()
-        # 10 refused 2 MB calls: each held ~4 MB (message and decoded spans) until a
-        # collection. Now what stays is small change.
-        assert kept < 4 * 2**20, f"{kept / 2**20:.1f} MB kept after 10 refused calls"
+        # Each refused 2 MB call held ~4 MB (message and decoded spans) until a
+        # collection: 80 MB for 20. Now at most the last call's, whose pool thread may
+        # still hold it as the answer arrives (4.1 MB once in a full test run).
+        assert kept < 12 * 2**20, f"{kept / 2**20:.1f} MB kept after {REFUSED_CALLS} refused calls"
     finally:
         hold.set()
         receiver.shutdown()
