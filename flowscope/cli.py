@@ -24,6 +24,7 @@ from flowscope.cli_common import (
     fail,
     render_rows,
     running_server,
+    say,
     server_options,
     server_url_option,
     serving,
@@ -259,6 +260,11 @@ def serve(
         # Full GC passes stall every thread here too: analysis, and with
         # --no-ingest-process the acknowledgements.
         settle_heap()
+        if stop.requested.is_set():
+            # Asked while the file opened (DuckDB held the main thread, so the signal
+            # was taken only now): no "ready" for a server that is about to stop.
+            say("flowscope: asked to stop while starting")
+            return
         click.echo(
             f"flowscope {__version__} storing spans in {db} ({server.database.span_count()} spans)"
         )

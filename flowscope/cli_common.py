@@ -441,6 +441,28 @@ def server_url_option(
     return value
 
 
+# A write-ahead log or span journal this large makes the open slow enough to say so.
+SLOW_OPEN_BYTES = 64 * 2**20
+
+
+def left_to_replay(db: str) -> str:
+    """What a server that did not stop cleanly left beside ``db`` to be stored at the
+    open, when it is large enough to take a while ("" otherwise)."""
+    from flowscope.store.journal import journal_bytes, journal_path
+    from flowscope.store.wal_keeper import wal_path
+
+    wal = wal_path(db)
+    wal_size = wal.stat().st_size if wal.exists() else 0
+    directory = journal_path(db)
+    journal = journal_bytes(directory) if directory is not None and directory.exists() else 0
+    if wal_size + journal < SLOW_OPEN_BYTES:
+        return ""
+    parts = [f"DuckDB's write-ahead log holds {wal_size / 2**20:,.0f} MB"] if wal_size else []
+    if journal:
+        parts.append(f"the span journal {journal / 2**20:,.0f} MB")
+    return " and ".join(parts)
+
+
 def start_server(config: ServeConfig) -> tuple[FlowscopeServer, StopRequest]:
     """What serve and demo do before serving: validate the config (an error says why),
     warn about a non-loopback address without a token, take SIGINT/SIGTERM as a stop
@@ -462,6 +484,14 @@ def start_server(config: ServeConfig) -> tuple[FlowscopeServer, StopRequest]:
         stop.request()
 
     server.on_failure = failed
+    left = left_to_replay(config.db)
+    if left:
+        # DuckDB replays and checkpoints before anything listens, and says nothing: a
+        # restart after a crash of a 5 GB file was silent for 60-100 s (review).
+        say(
+            f"flowscope: {config.db}: {left}, left by a server that did not stop cleanly; "
+            "storing it before listening can take minutes on a large file"
+        )
     try:
         server.start()
     except (OSError, StoreError) as exc:

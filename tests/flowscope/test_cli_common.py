@@ -14,8 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from flowscope.cli_common import (
+    SLOW_OPEN_BYTES,
     display_width,
     emit,
+    left_to_replay,
     render_rows,
     render_table,
     running_server,
@@ -304,3 +306,18 @@ def test_a_signal_during_the_stop_wait_cannot_deadlock_it() -> None:
         stop._on_signal(signals.SIGTERM, None)
     waiting.join(10)
     assert not waiting.is_alive(), "the stop wait deadlocked in its signal handler"
+
+
+def test_what_is_left_to_replay_is_named_only_when_large(tmp_path: Path) -> None:
+    db = str(tmp_path / "left.duckdb")
+    assert left_to_replay(db) == ""  # nothing beside it
+    wal = Path(f"{db}.wal")
+    with wal.open("wb") as out:
+        out.truncate(SLOW_OPEN_BYTES // 2)
+    assert left_to_replay(db) == ""  # opens fast enough to say nothing
+    journal = Path(f"{db}.journal")
+    journal.mkdir()
+    with (journal / f"{1:020d}.seg").open("wb") as out:
+        out.truncate(SLOW_OPEN_BYTES)
+    said = left_to_replay(db)
+    assert "write-ahead log holds 32 MB" in said and "span journal 64 MB" in said
