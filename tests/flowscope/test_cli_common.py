@@ -23,6 +23,7 @@ from flowscope.cli_common import (
     running_server,
     unique_names,
 )
+from flowscope.store.journal import Journal
 from flowscope.testing.ports import free_port
 from flowscope.testing.server import server_in_process
 
@@ -321,3 +322,16 @@ def test_what_is_left_to_replay_is_named_only_when_large(tmp_path: Path) -> None
         out.truncate(SLOW_OPEN_BYTES)
     said = left_to_replay(db)
     assert "write-ahead log holds 32 MB" in said and "span journal 64 MB" in said
+
+
+def test_a_running_servers_wal_is_not_taken_for_a_crashed_ones(tmp_path: Path) -> None:
+    """A second serve on a held file said the first had not stopped cleanly."""
+    db = str(tmp_path / "held.duckdb")
+    with Path(f"{db}.wal").open("wb") as out:
+        out.truncate(SLOW_OPEN_BYTES)
+    journal = Journal(Path(f"{db}.journal"))  # its lock held, as a live server's is
+    try:
+        assert left_to_replay(db) == ""
+    finally:
+        journal.close(all_moved=True)
+    assert "write-ahead log holds 64 MB" in left_to_replay(db)
