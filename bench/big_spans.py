@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,39 +59,53 @@ def big_span_request(megabytes: float) -> tuple[bytes, str]:
     return request.SerializeToString(), span.trace_id.hex()
 
 
+def send_until(
+    until: float,
+    megabytes: float,
+    answers: Counter[str],
+    acked: list[str],
+    post: Callable[[bytes], tuple[str, bool]],
+) -> None:
+    """Big-span requests through ``post`` (its answer, and whether it was taken) until
+    ``until``; a refused one is sent again 0.05 s later."""
+    while time.monotonic() < until:
+        body, trace = big_span_request(megabytes)
+        status, taken = post(body)
+        answers[status] += 1
+        if taken:
+            acked.append(trace)
+        else:
+            time.sleep(0.05)
+
+
 def send_grpc(
     address: str, megabytes: float, until: float, answers: Counter[str], acked: list[str]
 ) -> None:
     options = [("grpc.max_send_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1)]
     with grpc.insecure_channel(address, options=options) as channel:
         export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
-        while time.monotonic() < until:
-            body, trace = big_span_request(megabytes)
+
+        def post(body: bytes) -> tuple[str, bool]:
             try:
                 export(body, timeout=120)
-                status = "OK"
             except grpc.RpcError as exc:
-                status = exc.code().name
-            answers[status] += 1
-            if status == "OK":
-                acked.append(trace)
-            else:
-                time.sleep(0.05)
+                return exc.code().name, False
+            return "OK", True
+
+        send_until(until, megabytes, answers, acked, post)
 
 
 def send(url: str, megabytes: float, until: float, answers: Counter[str], acked: list[str]) -> None:
     with httpx.Client(timeout=120) as client:
-        while time.monotonic() < until:
-            body, trace = big_span_request(megabytes)
+
+        def post(body: bytes) -> tuple[str, bool]:
             try:
-                status = str(client.post(url, content=body, headers=PROTOBUF).status_code)
+                status = client.post(url, content=body, headers=PROTOBUF).status_code
             except httpx.HTTPError as exc:
-                status = type(exc).__name__
-            answers[status] += 1
-            if status == "200":
-                acked.append(trace)
-            else:
-                time.sleep(0.05)
+                return type(exc).__name__, False
+            return str(status), status == 200
+
+        send_until(until, megabytes, answers, acked, post)
 
 
 def tree_rss(pid: int) -> tuple[float, float, float]:

@@ -449,13 +449,12 @@ def left_to_replay(db: str) -> str:
     """What a server that did not stop cleanly left beside ``db`` to be stored at the
     open, when it is large enough to take a while ("" otherwise)."""
     from flowscope.store.journal import in_use, journal_bytes, journal_path
-    from flowscope.store.wal_keeper import wal_path
+    from flowscope.store.wal_keeper import wal_bytes
 
     directory = journal_path(db)
     if in_use(directory):
         return ""  # a running server's own: the open is refused, and says by whom
-    wal = wal_path(db)
-    wal_size = wal.stat().st_size if wal.exists() else 0
+    wal_size = wal_bytes(db)
     journal = journal_bytes(directory) if directory is not None and directory.exists() else 0
     if wal_size + journal < SLOW_OPEN_BYTES:
         return ""

@@ -39,7 +39,7 @@ from flowscope.store.journal import (
     in_use as journal_in_use,
 )
 from flowscope.store.read_activity import ReadActivity
-from flowscope.store.wal_keeper import wal_path
+from flowscope.store.wal_keeper import wal_bytes
 
 log = logging.getLogger(__name__)
 
@@ -717,13 +717,12 @@ class Database:
         if self._closed:  # the counts' own read would fail, and the last ones be given
             raise StoreError(f"{self.path} is closed")
         blocks = self._block_counts.get(blocks_wait_s)
-        wal = wal_path(self.path)
         return DiskUsage(
             file_bytes=path.stat().st_size,
             used_bytes=blocks.block_size * blocks.used if blocks else None,
             free_bytes=blocks.block_size * blocks.free if blocks else None,
             blocks_age_s=round(time.monotonic() - blocks.read_at, 3) if blocks else None,
-            wal_bytes=wal.stat().st_size if wal.exists() else 0,
+            wal_bytes=wal_bytes(self.path),
             journal_bytes=journal_bytes(self.journal_dir),
         )
 

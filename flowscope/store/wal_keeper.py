@@ -36,6 +36,12 @@ def wal_path(database_path: str) -> Path:
     return Path(f"{database_path}.wal")
 
 
+def wal_bytes(database_path: str) -> int:
+    """The size of that log now (0 when there is none)."""
+    wal = wal_path(database_path)
+    return wal.stat().st_size if wal.exists() else 0
+
+
 def spent_wal_dir(database_path: str) -> Path:
     return Path(f"{database_path}.spent-wal")
 
