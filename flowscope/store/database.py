@@ -336,6 +336,14 @@ class Database:
             # DuckDB checkpoints every 16 MB of WAL by default, rewriting half-filled
             # row groups each time: the file ends up ~1.9x larger (docs/benchmarks.md).
             config["checkpoint_threshold"] = CHECKPOINT_THRESHOLD
+            # A checkpoint stores what is new and rewrites nothing older. DuckDB's
+            # full checkpoints (no other transaction open: at a restart, at a stop,
+            # when quiet) merged small row groups into full ones, rewriting every row
+            # of them: over 4 GB of spans of 10 KB attributes, the checkpoint of a
+            # crashed server's 218 MB WAL took 99 s with merges and 4.5 s without,
+            # and a stop outlasted its wait. Without merges files were no larger
+            # (docs/benchmarks.md). Row groups left wholly deleted are still dropped.
+            config["max_vacuum_tasks"] = 0
         if read_only and not Path(self.path).exists():
             raise StoreError(
                 f"{self.path}: no such database (run `flowscope serve` or `flowscope import` first)"

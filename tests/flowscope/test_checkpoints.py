@@ -1,0 +1,64 @@
+"""A checkpoint stores what is new and leaves older row groups as they are.
+
+DuckDB's full checkpoints (no other transaction open: at a server's open after a
+crash, at its stop, when quiet) merged small row groups into full ones, rewriting every
+row of them; over gigabytes of spans of large attributes one took 99 s, which a restart
+waited for while listening to nothing and which a stop outlasted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from flowscope.collector.decode import decode
+from flowscope.store.database import Database
+from flowscope.store.writer import SpanWriter
+from flowscope.testing.otlp import realistic_request
+
+
+def row_group_blocks(connection: duckdb.DuckDBPyConnection) -> dict[int, set[int]]:
+    """Each row group of otel_traces: the blocks its columns are stored in."""
+    rows = connection.execute(
+        "SELECT row_group_id, block_id FROM pragma_storage_info('otel_traces') "
+        "WHERE persistent AND block_id >= 0"
+    ).fetchall()
+    groups: dict[int, set[int]] = {}
+    for group, block in rows:
+        groups.setdefault(group, set()).add(block)
+    return groups
+
+
+def store(writer: SpanWriter, traces: int, seed: int) -> None:
+    request = realistic_request(traces, seed=seed, first_trace=seed * traces)
+    result = decode(request.SerializeToString(), "application/x-protobuf")
+    writer.submit(result.batch.table, result.batch.keys, durable=False).result()
+
+
+def test_checkpoints_and_the_close_rewrite_no_older_row_group(tmp_path: Path) -> None:
+    path = tmp_path / "spans.duckdb"
+    database = Database(path)
+    writer = SpanWriter(database)
+    writer.start()
+    seen: list[dict[int, set[int]]] = []
+    try:
+        for seed in range(3):
+            store(writer, 250, seed)  # 2,000 spans: a row group of its own at each checkpoint
+            cursor = database.writer_cursor()
+            cursor.execute("CHECKPOINT")
+            seen.append(row_group_blocks(cursor))
+            cursor.close()
+        store(writer, 250, 3)
+    finally:
+        writer.shutdown()
+        database.close()  # its checkpoint stores the last 2,000 spans
+    with duckdb.connect(str(path), read_only=True) as connection:
+        final = row_group_blocks(connection)
+        stored = connection.execute("SELECT count(*) FROM otel_traces").fetchone()
+    assert stored == (8_000,)
+    # Merged, the four groups of 2,000 rows became one of 8,000 in new blocks.
+    assert len(final) == 4
+    for earlier in seen:
+        for group, blocks in earlier.items():
+            assert final[group] == blocks
