@@ -1,11 +1,13 @@
 """Big spans: senders of multi-megabyte attributes, the server's memory, its stop, loss.
 
-    python bench/big_spans.py [--megabytes 8] [--senders 8] [--seconds 30]
-                              [--transport http|grpc] [--dir /tmp/flowscope-bench]
+    python bench/big_spans.py [--megabytes 8] [--spans 1] [--senders 8] [--seconds 30]
+                              [--transport http|grpc] [--dir /tmp/flowscope-bench] [--keep]
 
 Starts ``flowscope serve`` on a fresh file; ``--senders`` threads each send OTLP
 protobuf requests (HTTP POSTs, or gRPC Export calls each sender on a connection of its
-own) of one span carrying one random ``--megabytes`` attribute, as fast as they are
+own) of ``--spans`` spans, each carrying one random attribute, ``--megabytes`` in all
+per request (8 MB of one span by default; ``--megabytes 1 --spans 100`` is a flood of
+10 KB attributes), as fast as they are
 answered, for ``--seconds`` (a refused request is sent again 0.05 s later). Records
 the peak resident memory of the server process, of its largest child (the OTLP
 receivers' process) and of everything it started (sampled every 0.2 s, through the
@@ -26,6 +28,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,43 +47,52 @@ PROTOBUF = {"Content-Type": "application/x-protobuf"}
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-def big_span_request(megabytes: float) -> tuple[bytes, str]:
-    """One request of one span with one random attribute of ``megabytes``; its trace id."""
+def big_span_request(megabytes: float, spans: int = 1) -> tuple[bytes, list[str]]:
+    """One request of ``spans`` root spans, each with one random attribute, ``megabytes``
+    in all; their trace ids."""
     request = ExportTraceServiceRequest()
     resource = request.resource_spans.add()
     resource.resource.attributes.add(key="service.name").value.string_value = "big-spans"
-    span = resource.scope_spans.add().spans.add()
-    span.trace_id, span.span_id = os.urandom(16), os.urandom(8)
-    span.name = "GET /big"
-    span.start_time_unix_nano = time.time_ns()
-    span.end_time_unix_nano = span.start_time_unix_nano + 1_000_000
-    value = os.urandom(int(megabytes * 1e6) // 2).hex()
-    span.attributes.add(key="payload").value.string_value = value
-    return request.SerializeToString(), span.trace_id.hex()
+    scope = resource.scope_spans.add()
+    traces = []
+    for _ in range(spans):
+        span = scope.spans.add()
+        span.trace_id, span.span_id = os.urandom(16), os.urandom(8)
+        span.name = "GET /big"
+        span.start_time_unix_nano = time.time_ns()
+        span.end_time_unix_nano = span.start_time_unix_nano + 1_000_000
+        value = os.urandom(int(megabytes * 1e6) // 2 // spans).hex()
+        span.attributes.add(key="payload").value.string_value = value
+        traces.append(span.trace_id.hex())
+    return request.SerializeToString(), traces
+
+
+@dataclass(frozen=True)
+class Load:
+    megabytes: float
+    spans: int
+    until: float
 
 
 def send_until(
-    until: float,
-    megabytes: float,
+    load: Load,
     answers: Counter[str],
     acked: list[str],
     post: Callable[[bytes], tuple[str, bool]],
 ) -> None:
     """Big-span requests through ``post`` (its answer, and whether it was taken) until
-    ``until``; a refused one is sent again 0.05 s later."""
-    while time.monotonic() < until:
-        body, trace = big_span_request(megabytes)
+    ``load.until``; a refused one is sent again 0.05 s later."""
+    while time.monotonic() < load.until:
+        body, traces = big_span_request(load.megabytes, load.spans)
         status, taken = post(body)
         answers[status] += 1
         if taken:
-            acked.append(trace)
+            acked.extend(traces)
         else:
             time.sleep(0.05)
 
 
-def send_grpc(
-    address: str, megabytes: float, until: float, answers: Counter[str], acked: list[str]
-) -> None:
+def send_grpc(address: str, load: Load, answers: Counter[str], acked: list[str]) -> None:
     options = [("grpc.max_send_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1)]
     with grpc.insecure_channel(address, options=options) as channel:
         export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
@@ -92,10 +104,10 @@ def send_grpc(
                 return exc.code().name, False
             return "OK", True
 
-        send_until(until, megabytes, answers, acked, post)
+        send_until(load, answers, acked, post)
 
 
-def send(url: str, megabytes: float, until: float, answers: Counter[str], acked: list[str]) -> None:
+def send(url: str, load: Load, answers: Counter[str], acked: list[str]) -> None:
     with httpx.Client(timeout=120) as client:
 
         def post(body: bytes) -> tuple[str, bool]:
@@ -105,7 +117,7 @@ def send(url: str, megabytes: float, until: float, answers: Counter[str], acked:
                 return type(exc).__name__, False
             return str(status), status == 200
 
-        send_until(until, megabytes, answers, acked, post)
+        send_until(load, answers, acked, post)
 
 
 def tree_rss(pid: int) -> tuple[float, float, float]:
@@ -121,7 +133,7 @@ def tree_rss(pid: int) -> tuple[float, float, float]:
 
 
 def run(
-    path: Path, megabytes: float, senders: int, seconds: float, transport: str
+    path: Path, megabytes: float, spans: int, senders: int, seconds: float, transport: str
 ) -> dict[str, Any]:
     server = start_server_process(path, "--retention", "off")
     pid = server.process.pid
@@ -137,15 +149,14 @@ def run(
     watcher.start()
     answers: Counter[str] = Counter()
     acked: list[str] = []
-    until = time.monotonic() + seconds
+    load = Load(megabytes, spans, time.monotonic() + seconds)
     sender, target = (
         (send_grpc, server.endpoints.grpc)
         if transport == "grpc"
         else (send, f"{server.endpoints.http}/v1/traces")
     )
     threads = [
-        threading.Thread(target=sender, args=(target, megabytes, until, answers, acked))
-        for _ in range(senders)
+        threading.Thread(target=sender, args=(target, load, answers, acked)) for _ in range(senders)
     ]
     for thread in threads:
         thread.start()
@@ -168,7 +179,8 @@ def run(
         database.close()
     log = "".join(server.output)
     return {
-        "megabytes_per_span": megabytes,
+        "megabytes_per_request": megabytes,
+        "spans_per_request": spans,
         "senders": senders,
         "transport": transport,
         "seconds": seconds,
@@ -190,18 +202,23 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--megabytes", type=float, default=8.0)
+    parser.add_argument("--spans", type=int, default=1, help="spans a request")
     parser.add_argument("--senders", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--transport", choices=("http", "grpc"), default="http")
     parser.add_argument("--dir", default="/tmp/flowscope-bench")
+    parser.add_argument("--keep", action="store_true", help="keep the file (its path printed)")
     args = parser.parse_args()
     path = fresh_database(Path(args.dir), "big_spans.duckdb")
     report = {
         "machine": machine(),
         "command": " ".join(["python bench/big_spans.py", *sys.argv[1:]]),
-        **run(path, args.megabytes, args.senders, args.seconds, args.transport),
+        **run(path, args.megabytes, args.spans, args.senders, args.seconds, args.transport),
     }
-    remove_database(path)
+    if args.keep:
+        report["file"] = {"path": str(path), "bytes": path.stat().st_size}
+    else:
+        remove_database(path)
     print(json.dumps(report, indent=2))
 
 
