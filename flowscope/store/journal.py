@@ -119,6 +119,28 @@ def held_elsewhere(lock_file: Path) -> bool:
     return False
 
 
+def flock_holder(lock_file: Path) -> int | None:
+    """The process holding ``lock_file``'s ``flock``, as ``/proc/locks`` names it (None
+    where the system does not say). A refusal then says whom to wait for or stop."""
+    try:
+        info = lock_file.stat()
+        table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    file_id = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    for line in table.splitlines():
+        # "3: FLOCK  ADVISORY  WRITE 2915 fe:00:2147129 0 EOF"; a waiter's line has "->"
+        # in second place, and is not the holder.
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == file_id:
+            try:
+                pid = int(fields[4])
+            except ValueError:
+                return None
+            return pid if pid > 0 else None
+    return None
+
+
 def encode(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as stream:
@@ -224,7 +246,11 @@ class Journal:
             except OSError as exc:
                 if time.monotonic() >= deadline:
                     os.close(self._lock_fd)
-                    raise JournalBusy(f"{directory} is in use by another flowscope writer") from exc
+                    holder = flock_holder(directory / "lock")
+                    by = f" (process {holder})" if holder is not None else ""
+                    raise JournalBusy(
+                        f"{directory} is in use by another flowscope writer{by}"
+                    ) from exc
             # Whoever opens a journal holds the database file, so the holder is an
             # ingest process whose server was killed, dying too (parent-death signal).
             time.sleep(LOCK_POLL_S)

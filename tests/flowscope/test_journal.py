@@ -129,6 +129,35 @@ def test_a_second_writer_cannot_take_a_journal_in_use(tmp_path: Path) -> None:
     Journal(tmp_path / "j", wait_s=0).close(all_moved=True)
 
 
+def test_a_refused_writer_is_told_which_process_holds_the_journal(tmp_path: Path) -> None:
+    (tmp_path / "j").mkdir()
+    holding = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", holding, str(tmp_path / "j" / "lock")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(
+            JournalBusy, match=rf"another flowscope writer \(process {holder.pid}\)"
+        ):
+            Journal(tmp_path / "j", wait_s=0)
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+        holder.stdout.close()
+    Journal(tmp_path / "j", wait_s=0).close(all_moved=True)
+
+
 def test_opening_waits_for_a_dying_holder_to_let_go(tmp_path: Path) -> None:
     # As after a SIGKILLed server, whose ingest process dies a moment after it.
     holder = Journal(tmp_path / "j")
