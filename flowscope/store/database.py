@@ -44,6 +44,18 @@ from flowscope.store.wal_keeper import wal_bytes
 log = logging.getLogger(__name__)
 
 CHECKPOINT_THRESHOLD = "256MB"
+# DuckDB's full checkpoints (no other transaction open: a restart's first commit, a
+# stop's close, a quiet moment) merge the small row groups that busier checkpoints
+# leave into full ones, rewriting every row of them. Over spans of 10 KB attributes
+# that was gigabytes: a restart's checkpoint took 99 s (4.5 s without merges) and a
+# stop outlasted its wait. Without merges, though, every checkpoint leaves a block or
+# more per table for good (100 imports of 2,000 spans: 160 MB against 25). So merges
+# are allowed while the small row groups of spans hold at most this much.
+MERGE_BYTES_MAX = 256 * 2**20
+ROW_GROUP_MERGES = 100  # DuckDB's default, when allowed
+ROW_GROUP_ROWS = 122_880  # DuckDB's row group size: a group with fewer is "small"
+BLOCK_BYTES = 256 * 2**10  # DuckDB's block size
+MERGE_REVIEW_S = 60.0  # how often a running server looks again
 # How long a disk-usage read waits for DuckDB's block counts before it takes the last
 # ones read: they wait for a checkpoint in progress (store/block_counts.py).
 BLOCKS_WAIT_S = 0.2
@@ -336,13 +348,8 @@ class Database:
             # DuckDB checkpoints every 16 MB of WAL by default, rewriting half-filled
             # row groups each time: the file ends up ~1.9x larger (docs/benchmarks.md).
             config["checkpoint_threshold"] = CHECKPOINT_THRESHOLD
-            # A checkpoint stores what is new and rewrites nothing older. DuckDB's
-            # full checkpoints (no other transaction open: at a restart, at a stop,
-            # when quiet) merged small row groups into full ones, rewriting every row
-            # of them: over 4 GB of spans of 10 KB attributes, the checkpoint of a
-            # crashed server's 218 MB WAL took 99 s with merges and 4.5 s without,
-            # and a stop outlasted its wait. Without merges files were no larger
-            # (docs/benchmarks.md). Row groups left wholly deleted are still dropped.
+            # The open's own checkpoint (of a crashed server's WAL) merges no row
+            # groups; review_row_group_merges decides after it.
             config["max_vacuum_tasks"] = 0
         if read_only and not Path(self.path).exists():
             raise StoreError(
@@ -389,6 +396,8 @@ class Database:
         self._readers: list[tuple[threading.Thread, duckdb.DuckDBPyConnection]] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._merges_allowed = False  # as the open's config has it
+        self._merges_reviewed = float("-inf")
         # What stops its reads when it closes, for their message: a server sets its own.
         self.stop_reason = "its file is being closed"
         # Set by stop_reads: reads are being stopped for good (a server stopping), also
@@ -413,6 +422,7 @@ class Database:
             self._check_schema()
             if not read_only:
                 self.replay_journal()
+                self.review_row_group_merges()
         except duckdb.Error as exc:
             self._close_connection()  # a refused file stays closed, not half open
             # A damaged file (cut short, say) fails at its first read, not at connect;
@@ -700,6 +710,40 @@ class Database:
             self.on_failed(self.failed or "")
         return True
 
+    def review_row_group_merges(self, every_s: float = 0.0) -> bool:
+        """Allow DuckDB's full checkpoints to merge small row groups only while those of
+        otel_traces hold at most MERGE_BYTES_MAX (see there); whether they may now.
+        ``every_s``: not again within that long of the last look (each reads the
+        table's storage map: 0.4-0.75 s over a 4-10 GB file). A failed look leaves
+        the setting as it was, and says why in the log."""
+        if every_s and time.monotonic() - self._merges_reviewed < every_s:
+            return self._merges_allowed
+        with self._lock:
+            cursor = self._connection.cursor()
+        try:
+            self._review_merges(cursor)
+        finally:
+            cursor.close()
+        return self._merges_allowed
+
+    def _review_merges(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self._merges_reviewed = time.monotonic()
+        try:
+            query = sql_files.query("small_row_groups")
+            rows = cursor.execute(query, {"full_rows": ROW_GROUP_ROWS}).fetchall()
+            allowed = rows[0][0] * BLOCK_BYTES <= MERGE_BYTES_MAX
+            if allowed != self._merges_allowed:
+                merges = ROW_GROUP_MERGES if allowed else 0
+                cursor.execute(f"SET GLOBAL max_vacuum_tasks = {merges}")
+                self._merges_allowed = allowed
+        except duckdb.Error as exc:
+            log.warning(
+                "%s: row-group merges left %s (%s)",
+                self.path,
+                "on" if self._merges_allowed else "off",
+                error_line(exc),
+            )
+
     def writer_cursor(self) -> duckdb.DuckDBPyConnection:
         if self.read_only:
             raise StoreError(f"{self.path} is open read-only")
@@ -787,6 +831,7 @@ class Database:
         with self._lock:
             try:
                 if not self.read_only:
+                    self._review_merges(self._connection)
                     self._connection.execute("CHECKPOINT")
             except duckdb.Error as exc:
                 log.warning("%s: no checkpoint at close (%s)", self.path, exc)

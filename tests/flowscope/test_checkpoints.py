@@ -1,9 +1,10 @@
-"""A checkpoint stores what is new and leaves older row groups as they are.
+"""Row-group merges only while they are cheap.
 
 DuckDB's full checkpoints (no other transaction open: at a server's open after a
-crash, at its stop, when quiet) merged small row groups into full ones, rewriting every
+crash, at its stop, when quiet) merge small row groups into full ones, rewriting every
 row of them; over gigabytes of spans of large attributes one took 99 s, which a restart
-waited for while listening to nothing and which a stop outlasted.
+waited for while listening to nothing and which a stop outlasted. Without any merge,
+though, each checkpoint left a block or more per table for good.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from flowscope.collector.decode import decode
+from flowscope.store import database as database_module
 from flowscope.store.database import Database
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.otlp import realistic_request
@@ -36,7 +39,11 @@ def store(writer: SpanWriter, traces: int, seed: int) -> None:
     writer.submit(result.batch.table, result.batch.keys, durable=False).result()
 
 
-def test_checkpoints_and_the_close_rewrite_no_older_row_group(tmp_path: Path) -> None:
+def test_small_row_groups_of_big_spans_are_not_rewritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if the spans' small row groups held more than a merge may rewrite.
+    monkeypatch.setattr(database_module, "MERGE_BYTES_MAX", 0)
     path = tmp_path / "spans.duckdb"
     database = Database(path)
     writer = SpanWriter(database)
@@ -45,6 +52,8 @@ def test_checkpoints_and_the_close_rewrite_no_older_row_group(tmp_path: Path) ->
     try:
         for seed in range(3):
             store(writer, 250, seed)  # 2,000 spans: a row group of its own at each checkpoint
+            # None stored yet before the first checkpoint: nothing a merge would rewrite.
+            assert database.review_row_group_merges() is (seed == 0)
             cursor = database.writer_cursor()
             cursor.execute("CHECKPOINT")
             seen.append(row_group_blocks(cursor))
@@ -62,3 +71,23 @@ def test_checkpoints_and_the_close_rewrite_no_older_row_group(tmp_path: Path) ->
     for earlier in seen:
         for group, blocks in earlier.items():
             assert final[group] == blocks
+
+
+def test_small_row_groups_of_ordinary_spans_are_merged(tmp_path: Path) -> None:
+    # Ten imports of 2,000 spans each, one open and close apiece: unmerged, each close
+    # left its spans in a row group of their own, in blocks of their own.
+    path = tmp_path / "spans.duckdb"
+    for seed in range(10):
+        database = Database(path)
+        writer = SpanWriter(database)
+        writer.start()
+        try:
+            store(writer, 250, seed)
+        finally:
+            writer.shutdown()
+            database.close()
+    with duckdb.connect(str(path), read_only=True) as connection:
+        groups = row_group_blocks(connection)
+        stored = connection.execute("SELECT count(*) FROM otel_traces").fetchone()
+    assert stored == (20_000,)
+    assert len(groups) <= 2
