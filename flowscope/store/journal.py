@@ -127,18 +127,42 @@ def flock_holder(lock_file: Path) -> int | None:
         table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
-    file_id = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    candidates: list[int] = []
     for line in table.splitlines():
         # "3: FLOCK  ADVISORY  WRITE 2915 fe:00:2147129 0 EOF"; a waiter's line has "->"
-        # in second place, and is not the holder.
+        # in second place, and is not the holder. Matched by inode: the device printed
+        # is the filesystem's, which on btrfs and overlayfs is not the st_dev of stat.
         fields = line.split()
-        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == file_id:
-            try:
-                pid = int(fields[4])
-            except ValueError:
-                return None
-            return pid if pid > 0 else None
-    return None
+        if len(fields) > 5 and fields[1] == "FLOCK":
+            number, inode = fields[4], fields[5].rsplit(":", 1)[-1]
+            if inode == str(info.st_ino) and number.isdigit() and int(number) > 0:
+                candidates.append(int(number))
+    unknown: list[int] = []
+    for pid in candidates:
+        holds = _has_open(pid, info)
+        if holds:
+            return pid
+        if holds is None:
+            unknown.append(pid)
+    # Another user's process, whose descriptors this one may not list: named only when
+    # it is the one such lock on an inode of that number.
+    return unknown[0] if len(unknown) == len(candidates) == 1 else None
+
+
+def _has_open(pid: int, info: os.stat_result) -> bool | None:
+    """Whether process ``pid`` has the file of ``info`` open (None: cannot tell)."""
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return None
+    for descriptor in descriptors:
+        try:
+            target = descriptor.stat()
+        except OSError:
+            continue
+        if (target.st_dev, target.st_ino) == (info.st_dev, info.st_ino):
+            return True
+    return False
 
 
 def encode(table: pa.Table) -> bytes:
@@ -247,7 +271,13 @@ class Journal:
                 if time.monotonic() >= deadline:
                     os.close(self._lock_fd)
                     holder = flock_holder(directory / "lock")
-                    by = f" (process {holder})" if holder is not None else ""
+                    by = (
+                        ""
+                        if holder is None
+                        else " (this process)"
+                        if holder == os.getpid()
+                        else f" (process {holder})"
+                    )
                     raise JournalBusy(
                         f"{directory} is in use by another flowscope writer{by}"
                     ) from exc

@@ -119,7 +119,7 @@ def test_a_spent_segment_a_crash_left_is_not_replayed_and_goes_at_open(tmp_path:
 
 def test_a_second_writer_cannot_take_a_journal_in_use(tmp_path: Path) -> None:
     first = Journal(tmp_path / "j")
-    with pytest.raises(JournalBusy, match="in use by another flowscope writer"):
+    with pytest.raises(JournalBusy, match=r"in use by another flowscope writer \(this process\)"):
         Journal(tmp_path / "j", wait_s=0)
     started = time.monotonic()
     with pytest.raises(JournalBusy):
