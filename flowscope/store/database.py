@@ -55,7 +55,12 @@ MERGE_BYTES_MAX = 256 * 2**20
 ROW_GROUP_MERGES = 100  # DuckDB's default, when allowed
 ROW_GROUP_ROWS = 122_880  # DuckDB's row group size: a group with fewer is "small"
 BLOCK_BYTES = 256 * 2**10  # DuckDB's block size
-MERGE_REVIEW_S = 60.0  # how often a running server looks again
+# A running server looks again after this long, or sooner once this much more has
+# been committed (spans of large attributes can grow the small row groups by that
+# much in a few seconds, and a first look after 60 s let merges of them stall commits
+# for up to 17 s).
+MERGE_REVIEW_S = 60.0
+MERGE_REVIEW_BYTES = 128 * 2**20
 # How long a disk-usage read waits for DuckDB's block counts before it takes the last
 # ones read: they wait for a checkpoint in progress (store/block_counts.py).
 BLOCKS_WAIT_S = 0.2
@@ -398,6 +403,9 @@ class Database:
         self._closed = False
         self._merges_allowed = False  # as the open's config has it
         self._merges_reviewed = float("-inf")
+        self._merges_reviewed_bytes = 0
+        # What the span writer has committed (Load.bytes), counted by its thread.
+        self.committed_bytes = 0
         # What stops its reads when it closes, for their message: a server sets its own.
         self.stop_reason = "its file is being closed"
         # Set by stop_reads: reads are being stopped for good (a server stopping), also
@@ -710,13 +718,19 @@ class Database:
             self.on_failed(self.failed or "")
         return True
 
-    def review_row_group_merges(self, every_s: float = 0.0) -> bool:
+    def review_row_group_merges(self, every_s: float = 0.0, every_bytes: int = 0) -> bool:
         """Allow DuckDB's full checkpoints to merge small row groups only while those of
         otel_traces hold at most MERGE_BYTES_MAX (see there); whether they may now.
-        ``every_s``: not again within that long of the last look (each reads the
-        table's storage map: 0.4-0.75 s over a 4-10 GB file). A failed look leaves
-        the setting as it was, and says why in the log."""
-        if every_s and time.monotonic() - self._merges_reviewed < every_s:
+        ``every_s``, ``every_bytes``: not again until that long after the last look or
+        that much more committed, whichever comes first (each look reads the table's
+        storage map, which waits for no checkpoint: 0.1 s over a 569 MB file, up to
+        0.75 s over 4-10 GB). A failed look leaves the setting as it was, and says why
+        in the log."""
+        if (
+            every_s
+            and time.monotonic() - self._merges_reviewed < every_s
+            and self.committed_bytes - self._merges_reviewed_bytes < every_bytes
+        ):
             return self._merges_allowed
         with self._lock:
             cursor = self._connection.cursor()
@@ -728,6 +742,7 @@ class Database:
 
     def _review_merges(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self._merges_reviewed = time.monotonic()
+        self._merges_reviewed_bytes = self.committed_bytes
         try:
             query = sql_files.query("small_row_groups")
             rows = cursor.execute(query, {"full_rows": ROW_GROUP_ROWS}).fetchall()

@@ -153,7 +153,11 @@ def _has_open(pid: int, info: os.stat_result) -> bool | None:
     """Whether process ``pid`` has the file of ``info`` open (None: cannot tell)."""
     try:
         descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:
+    except FileNotFoundError:
+        # Gone: it took the lock and exited, leaving it to a forked child that still
+        # holds it (/proc/locks keeps the taker's number).
+        return False
+    except OSError:  # another user's process
         return None
     for descriptor in descriptors:
         try:
