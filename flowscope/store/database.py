@@ -48,17 +48,18 @@ CHECKPOINT_THRESHOLD = "256MB"
 # stop's close, a quiet moment) merge the small row groups that busier checkpoints
 # leave into full ones, rewriting every row of them. Over spans of 10 KB attributes
 # that was gigabytes: a restart's checkpoint took 99 s (4.5 s without merges) and a
-# stop outlasted its wait. Without merges, though, every checkpoint leaves a block or
-# more per table for good (100 imports of 2,000 spans: 160 MB against 25). So merges
-# are allowed while the small row groups of spans hold at most this much.
-MERGE_BYTES_MAX = 256 * 2**20
+# stop outlasted its wait; this machine rewrites ~19 MB/s of such spans. Without
+# merges, though, every checkpoint leaves a block or more per table for good (100
+# imports of 2,000 spans: 160 MB against 25). So a checkpoint's merges may rewrite at
+# most this much of otel_traces (merges_within).
+MERGE_BYTES_MAX = 64 * 2**20
 ROW_GROUP_MERGES = 100  # DuckDB's default, when allowed
 ROW_GROUP_ROWS = 122_880  # DuckDB's row group size: a group with fewer is "small"
 BLOCK_BYTES = 256 * 2**10  # DuckDB's block size
-# A running server looks again after this long, or sooner once this much more has
-# been committed (spans of large attributes can grow the small row groups by that
-# much in a few seconds, and a first look after 60 s let merges of them stall commits
-# for up to 17 s).
+# Merges are looked at again after this long (between derive passes), and once this
+# much more has been committed (Database.note_committed): spans of large attributes
+# grow the small row groups that much in seconds, and a first look only after 60 s
+# let merges of them stall commits for up to 17 s.
 MERGE_REVIEW_S = 60.0
 MERGE_REVIEW_BYTES = 128 * 2**20
 # How long a disk-usage read waits for DuckDB's block counts before it takes the last
@@ -401,9 +402,10 @@ class Database:
         self._readers: list[tuple[threading.Thread, duckdb.DuckDBPyConnection]] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._merges_allowed = False  # as the open's config has it
+        self._merges = 0  # merge tasks a checkpoint may run; none, as the open's config has
         self._merges_reviewed = float("-inf")
         self._merges_reviewed_bytes = 0
+        self._merge_review = threading.Lock()  # one look at a time, none at the close
         # What the span writer has committed (Load.bytes), counted by its thread.
         self.committed_bytes = 0
         # What stops its reads when it closes, for their message: a server sets its own.
@@ -718,27 +720,54 @@ class Database:
             self.on_failed(self.failed or "")
         return True
 
-    def review_row_group_merges(self, every_s: float = 0.0, every_bytes: int = 0) -> bool:
-        """Allow DuckDB's full checkpoints to merge small row groups only while those of
-        otel_traces hold at most MERGE_BYTES_MAX (see there); whether they may now.
-        ``every_s``, ``every_bytes``: not again until that long after the last look or
-        that much more committed, whichever comes first (each look reads the table's
-        storage map, which waits for no checkpoint: 0.1 s over a 569 MB file, up to
-        0.75 s over 4-10 GB). A failed look leaves the setting as it was, and says why
-        in the log."""
-        if (
-            every_s
-            and time.monotonic() - self._merges_reviewed < every_s
-            and self.committed_bytes - self._merges_reviewed_bytes < every_bytes
-        ):
-            return self._merges_allowed
-        with self._lock:
-            cursor = self._connection.cursor()
+    def review_row_group_merges(self, every_s: float = 0.0) -> bool:
+        """Let DuckDB's full checkpoints run as many merges of small row groups as
+        rewrite at most MERGE_BYTES_MAX of otel_traces (``merges_within``); whether any.
+        ``every_s``: not again within that long of the last look (each look reads the
+        table's storage map, which waits for no checkpoint: 0.1 s over a 569 MB file,
+        up to 0.75 s over 4-10 GB). A failed look leaves the setting as it was, and
+        says why in the log. See also ``note_committed``."""
+        if every_s and time.monotonic() - self._merges_reviewed < every_s:
+            return self._merges > 0
+        with self._merge_review:
+            with self._lock:
+                cursor = self._connection.cursor()
+            try:
+                self._review_merges(cursor)
+            finally:
+                cursor.close()
+        return self._merges > 0
+
+    def note_committed(self, size: int) -> None:
+        """The span writer's count of what it has committed (``Load.bytes``). Once
+        MERGE_REVIEW_BYTES more than at the last look, merges are looked at again, on a
+        thread of its own: spans of large attributes can grow the small row groups that
+        fast, and the look is no work for the writer's thread."""
+        self.committed_bytes += size
+        if self.committed_bytes - self._merges_reviewed_bytes < MERGE_REVIEW_BYTES:
+            return
+        if self._closed or not self._merge_review.acquire(blocking=False):
+            return  # closing, or a look under way
+        self._merges_reviewed_bytes = self.committed_bytes
         try:
-            self._review_merges(cursor)
+            threading.Thread(
+                target=self._review_aside, name="flowscope-merge-review", daemon=True
+            ).start()
+        except RuntimeError:  # no thread to be had: the next commit asks again
+            self._merge_review.release()
+
+    def _review_aside(self) -> None:
+        try:
+            with self._lock:
+                if self._closed:
+                    return
+                cursor = self._connection.cursor()
+            try:
+                self._review_merges(cursor)
+            finally:
+                cursor.close()
         finally:
-            cursor.close()
-        return self._merges_allowed
+            self._merge_review.release()
 
     def _review_merges(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self._merges_reviewed = time.monotonic()
@@ -746,16 +775,15 @@ class Database:
         try:
             query = sql_files.query("small_row_groups")
             rows = cursor.execute(query, {"full_rows": ROW_GROUP_ROWS}).fetchall()
-            allowed = rows[0][0] * BLOCK_BYTES <= MERGE_BYTES_MAX
-            if allowed != self._merges_allowed:
-                merges = ROW_GROUP_MERGES if allowed else 0
+            merges = merges_within(rows[0][0] * BLOCK_BYTES, rows[0][1])
+            if merges != self._merges:
                 cursor.execute(f"SET GLOBAL max_vacuum_tasks = {merges}")
-                self._merges_allowed = allowed
+                self._merges = merges
         except duckdb.Error as exc:
             log.warning(
-                "%s: row-group merges left %s (%s)",
+                "%s: row-group merges left at %d a checkpoint (%s)",
                 self.path,
-                "on" if self._merges_allowed else "off",
+                self._merges,
                 error_line(exc),
             )
 
@@ -843,7 +871,8 @@ class Database:
             self._closed = True  # no read cursor is made from here on
             readers = [cursor for _, cursor in self._readers]
         self._close_readers(readers)
-        with self._lock:
+        # After a look under way (its cursor must not outlive the connection).
+        with self._merge_review, self._lock:
             try:
                 if not self.read_only:
                     self._review_merges(self._connection)
@@ -852,6 +881,17 @@ class Database:
                 log.warning("%s: no checkpoint at close (%s)", self.path, exc)
             finally:
                 self._close_connection()
+
+
+def merges_within(small_bytes: int, small_rows: int) -> int:
+    """How many merge tasks a checkpoint may run, over small row groups of spans of
+    ``small_bytes`` in ``small_rows`` rows, to rewrite at most MERGE_BYTES_MAX: every
+    one while they are that small together, else as many as fit of the largest a
+    task can be (rows of three full row groups, as DuckDB merges at most into three)."""
+    if small_bytes <= MERGE_BYTES_MAX or small_rows <= 0:
+        return ROW_GROUP_MERGES
+    largest_task = 3 * ROW_GROUP_ROWS * small_bytes / small_rows
+    return min(ROW_GROUP_MERGES, int(MERGE_BYTES_MAX // largest_task))
 
 
 def _replay_for_read(path: str, memory_limit: str) -> None:

@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 from flowscope.logs import RepeatedFailures, is_machine_error
 from flowscope.store import derivation
 from flowscope.store.database import (
-    MERGE_REVIEW_BYTES,
     MERGE_REVIEW_S,
     Database,
     no_derive_pass,
@@ -262,7 +261,7 @@ class Deriver:
             self._settled_at = started  # before the count: whoever sees a pass sees its lag
             self.passes += 1
             # Between passes, where a look at the storage map holds up no commit.
-            self.database.review_row_group_merges(MERGE_REVIEW_S, MERGE_REVIEW_BYTES)
+            self.database.review_row_group_merges(every_s=MERGE_REVIEW_S)
             self._retry_at = float("-inf")
             self._failures.succeeded("deriving analysis tables again")
         except Exception as exc:  # the queue stays; readers derive it themselves meanwhile

@@ -545,7 +545,7 @@ class SpanWriter:
                 self._release(load)
                 return  # stopping: the journal holds them; _moved_seq stays behind
         self._release(load)
-        self.database.committed_bytes += load.bytes  # for review_row_group_merges
+        self.database.note_committed(load.bytes)
         self._mark_moved(last_seq)
         if self._journal is not None:
             self._journal.moved(last_seq)

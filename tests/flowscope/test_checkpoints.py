@@ -16,7 +16,7 @@ import pytest
 
 from flowscope.collector.decode import decode
 from flowscope.store import database as database_module
-from flowscope.store.database import Database
+from flowscope.store.database import Database, merges_within
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.otlp import realistic_request
 
@@ -95,24 +95,40 @@ def test_small_row_groups_of_ordinary_spans_are_merged(tmp_path: Path) -> None:
     assert len(groups) <= 2
 
 
-def test_a_running_server_looks_again_once_enough_is_committed(
+def test_merges_are_looked_at_again_as_spans_are_committed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Spans of large attributes grow the small row groups fast: a look only every
-    # 60 s let merges of them stall commits for up to 17 s.
+    # 60 s, between derive passes, let merges of them stall commits for up to 17 s.
     monkeypatch.setattr(database_module, "MERGE_BYTES_MAX", 0)
+    monkeypatch.setattr(database_module, "MERGE_REVIEW_BYTES", 1)  # at every commit
     database = Database(tmp_path / "spans.duckdb")  # empty at its open: merges allowed
-    writer = SpanWriter(database, derive_interval_s=None)
+    writer = SpanWriter(database, derive_interval_s=None)  # no derive thread
     writer.start()
     try:
         store(writer, 250, 0)
+        with database._merge_review:  # the look that commit started is over
+            pass
         cursor = database.writer_cursor()
         cursor.execute("CHECKPOINT")  # a small row group now
         cursor.close()
-        committed = database.committed_bytes
-        assert committed > 0
-        assert database.review_row_group_merges(3600, committed + 1) is True  # not yet
-        assert database.review_row_group_merges(3600, committed) is False
+        assert database.review_row_group_merges(every_s=3600) is True  # not looked since
+        store(writer, 250, 1)
+        with database._merge_review:
+            pass
+        assert database.review_row_group_merges(every_s=3600) is False
     finally:
         writer.shutdown()
         database.close()
+
+
+def test_a_checkpoints_merges_rewrite_a_bounded_amount() -> None:
+    limit = database_module.MERGE_BYTES_MAX
+    all_of_them = database_module.ROW_GROUP_MERGES
+    assert merges_within(0, 0) == all_of_them  # nothing small
+    assert merges_within(limit, 2_000) == all_of_them  # small all together
+    # Ordinary spans piled up in small groups (60 bytes a row): a few merges a time.
+    assert 1 <= merges_within(2_000_000 * 60, 2_000_000) < all_of_them
+    # Spans of 10 KB attributes (5 KB a row stored): a merge of three groups' rows is
+    # gigabytes, so none.
+    assert merges_within(60_000 * 5_000, 60_000) == 0

@@ -1,5 +1,5 @@
--- The blocks of otel_traces's stored row groups that are not full: what a checkpoint's
--- merges of small row groups would rewrite (Database.review_row_group_merges).
+-- The blocks and rows of otel_traces's stored row groups that are not full: what a
+-- checkpoint's merges of small row groups would rewrite (Database._review_merges).
 -- DuckDB's own storage introspection; not shared with ClickHouse.
 WITH segments AS (
     SELECT row_group_id, column_path, count, block_id, additional_block_ids
@@ -7,7 +7,7 @@ WITH segments AS (
     WHERE persistent
 ),
 small AS (
-    SELECT row_group_id
+    SELECT row_group_id, sum(count) AS row_count
     FROM segments
     WHERE column_path = '[0]'
     GROUP BY row_group_id
@@ -21,4 +21,6 @@ blocks AS (
     SELECT unnest(additional_block_ids) AS block
     FROM segments JOIN small USING (row_group_id)
 )
-SELECT count(*) FROM blocks
+SELECT
+    (SELECT count(*) FROM blocks) AS block_count,
+    (SELECT coalesce(sum(row_count), 0) FROM small) AS row_count
