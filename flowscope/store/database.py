@@ -766,6 +766,8 @@ class Database:
                 self._review_merges(cursor)
             finally:
                 cursor.close()
+        except duckdb.Error as exc:  # no cursor to be had (a database DuckDB gave up on)
+            log.warning("%s: row-group merges not looked at (%s)", self.path, error_line(exc))
         finally:
             self._merge_review.release()
 
