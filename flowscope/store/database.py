@@ -730,12 +730,7 @@ class Database:
         if every_s and time.monotonic() - self._merges_reviewed < every_s:
             return self._merges > 0
         with self._merge_review:
-            with self._lock:
-                cursor = self._connection.cursor()
-            try:
-                self._review_merges(cursor)
-            finally:
-                cursor.close()
+            self._look_at_merges()
         return self._merges > 0
 
     def note_committed(self, size: int) -> None:
@@ -758,18 +753,24 @@ class Database:
 
     def _review_aside(self) -> None:
         try:
+            self._look_at_merges()
+        finally:
+            self._merge_review.release()
+
+    def _look_at_merges(self) -> None:
+        """One look, on a cursor of its own (the caller holds ``_merge_review``)."""
+        try:
             with self._lock:
                 if self._closed:
                     return
                 cursor = self._connection.cursor()
-            try:
-                self._review_merges(cursor)
-            finally:
-                cursor.close()
         except duckdb.Error as exc:  # no cursor to be had (a database DuckDB gave up on)
             log.warning("%s: row-group merges not looked at (%s)", self.path, error_line(exc))
+            return
+        try:
+            self._review_merges(cursor)
         finally:
-            self._merge_review.release()
+            cursor.close()
 
     def _review_merges(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self._merges_reviewed = time.monotonic()

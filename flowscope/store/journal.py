@@ -169,6 +169,12 @@ def _has_open(pid: int, info: os.stat_result) -> bool | None:
     return False
 
 
+def _holder_words(pid: int | None) -> str:
+    if pid is None:
+        return ""
+    return " (this process)" if pid == os.getpid() else f" (process {pid})"
+
+
 def encode(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as stream:
@@ -274,14 +280,7 @@ class Journal:
             except OSError as exc:
                 if time.monotonic() >= deadline:
                     os.close(self._lock_fd)
-                    holder = flock_holder(directory / "lock")
-                    by = (
-                        ""
-                        if holder is None
-                        else " (this process)"
-                        if holder == os.getpid()
-                        else f" (process {holder})"
-                    )
+                    by = _holder_words(flock_holder(directory / "lock"))
                     raise JournalBusy(
                         f"{directory} is in use by another flowscope writer{by}"
                     ) from exc
