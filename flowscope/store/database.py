@@ -141,6 +141,9 @@ def insert_spans(cursor: Any, table: pa.Table, seq: int, sql: str) -> None:
 # DuckDB's fatal error: the database is invalidated, every later statement fails with
 # it until the file is opened again (``Database.note_error``).
 DatabaseFailed = duckdb.FatalException
+# What invalidates the database when flowscope's own statements raise it, as DuckDB
+# would have (its invalidation is off: the open's config says why).
+_INVALIDATING = (duckdb.FatalException, duckdb.InternalException)
 
 
 class StoreError(Exception):
@@ -347,6 +350,12 @@ class Database:
             # the SQL sandbox's checks (json_serialize_plan bound SQL that read files)
             # then cannot either. Arrow scans, CHECKPOINT and spilling still work.
             "enable_external_access": False,
+            # DuckDB takes an internal error (a defect of its own) for a fatal one and
+            # refuses every later statement: one user's SELECT over /api/sql (a cast of
+            # TIMESTAMP_MS's last value to TIMESTAMP_S) stopped the server. flowscope
+            # keeps that restricted mode itself instead (``note_error``), for the
+            # errors of its own statements, not for an error of a user's query.
+            "disable_database_invalidation": True,
         }
         if memory_limit:
             config["memory_limit"] = memory_limit
@@ -639,8 +648,17 @@ class Database:
         rows = self._connection.execute(sql_files.query("max_commit_seq")).fetchall()
         return int(rows[0][0]) if rows else 0
 
+    def refuse_if_failed(self) -> None:
+        """DuckDB's restricted mode, kept here (the open's config turns DuckDB's off):
+        once a statement of flowscope's has failed fatally, no read or write runs. A
+        commit past a WAL that a failed write left half-written is one a restart's
+        replay may never reach, and the journal would have let go of its spans."""
+        if self.failed is not None:
+            raise DatabaseFailed(self.failed)
+
     def reader(self) -> duckdb.DuckDBPyConnection:
         """This thread's read cursor (created on first use)."""
+        self.refuse_if_failed()
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
             with self._lock:
@@ -710,7 +728,7 @@ class Database:
         lack of memory). The first is kept in ``failed`` and told to ``on_failed``
         once: the server can only stop (its acknowledged spans are in the journal,
         replayed at the next open), which a supervisor's restart then undoes."""
-        if not isinstance(exc, DatabaseFailed):
+        if not isinstance(exc, _INVALIDATING):
             return False
         with self._lock:
             first = self.failed is None
@@ -761,7 +779,7 @@ class Database:
         """One look, on a cursor of its own (the caller holds ``_merge_review``)."""
         try:
             with self._lock:
-                if self._closed:
+                if self._closed or self.failed is not None:
                     return
                 cursor = self._connection.cursor()
         except duckdb.Error as exc:  # no cursor to be had (a database DuckDB gave up on)
@@ -793,6 +811,7 @@ class Database:
     def writer_cursor(self) -> duckdb.DuckDBPyConnection:
         if self.read_only:
             raise StoreError(f"{self.path} is open read-only")
+        self.refuse_if_failed()
         with self._lock:
             return self._connection.cursor()
 
@@ -877,7 +896,7 @@ class Database:
         # After a look under way (its cursor must not outlive the connection).
         with self._merge_review, self._lock:
             try:
-                if not self.read_only:
+                if not self.read_only and self.failed is None:
                     self._review_merges(self._connection)
                     self._connection.execute("CHECKPOINT")
             except duckdb.Error as exc:

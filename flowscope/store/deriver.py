@@ -195,8 +195,10 @@ class Deriver:
             if not future.set_running_or_notify_cancel():
                 continue  # cancelled while it waited
             try:
+                self.database.refuse_if_failed()
                 future.set_result(task(cursor))
             except Exception as exc:
+                self.database.note_error(exc)  # a task's statements are flowscope's too
                 future.set_exception(exc)
             except BaseException as exc:
                 future.set_exception(exc)
@@ -255,6 +257,7 @@ class Deriver:
             pause, waited = self._read_pauses() if yield_to_reads else (lambda: None, [0.0])
             pause()  # before the pass starts taking the cores
             started = self._last_start = time.monotonic()
+            self.database.refuse_if_failed()
             result = derivation.derive(cursor, pause)
             self._last_took = time.monotonic() - started - waited[0]
             self._last_traces = result.traces if result is not None else 0

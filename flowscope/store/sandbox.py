@@ -211,9 +211,17 @@ def _first_keywords(sql: str) -> str:
 def _check_statement(cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
     """Rule layer 1: DuckDB's parser says what kind of statement this is."""
     try:
+        sql.encode()
+    except UnicodeEncodeError as exc:  # JSON's "\ud800": DuckDB's binding raised TypeError
+        raise SqlRefused(
+            "syntax",
+            f"the query is not valid UTF-8 text: character {exc.start + 1} is a lone "
+            f"surrogate ({sql[exc.start]!r})",
+        ) from exc
+    try:
         statements = cursor.extract_statements(sql)
     except duckdb.Error as exc:
-        raise SqlRefused("syntax", f"DuckDB cannot parse the query: {exc}") from exc
+        raise SqlRefused("syntax", f"DuckDB cannot parse the query: {without_stack(exc)}") from exc
     if not statements:
         raise SqlRefused("syntax", "no statement: the query is empty")
     if len(statements) > 1:
@@ -1111,11 +1119,17 @@ def _fetch_rows(
 _LINE = re.compile(r"^LINE (\d+):", re.M)
 
 
+def without_stack(exc: duckdb.Error) -> str:
+    """DuckDB's message without the native stack trace an internal error carries (~40
+    lines of library paths and addresses, which reached the API's answer)."""
+    return str(exc).split("\n\nStack Trace:", 1)[0]
+
+
 def _unwrapped(exc: duckdb.Error, body_line: int) -> duckdb.Error:
     """``exc`` as the user's query would have it: its lines counted from the query,
     not from the wrapping before it (``body_line`` lines; a conversion error quoted
     "LINE 3" of a one-line query)."""
-    text = _LINE.sub(lambda m: f"LINE {max(1, int(m[1]) - body_line)}:", str(exc))
+    text = _LINE.sub(lambda m: f"LINE {max(1, int(m[1]) - body_line)}:", without_stack(exc))
     try:
         return type(exc)(text)
     except TypeError:  # a class that takes more than a message: as it came
@@ -1233,13 +1247,20 @@ def run_sandboxed(
             raise over from exc
         if deadline.cancelled:
             raise gone from exc
+        if isinstance(exc, duckdb.InternalException):
+            # A defect of DuckDB's that this query alone runs into: not one of the
+            # errors after which the server cannot go on (``Database.note_error``).
+            raise SqlError(
+                f"{without_stack(exc)} (a defect of DuckDB's, met by this query; "
+                "nothing else is affected)"
+            ) from exc
         if database.note_error(exc):
             raise  # no fault of the query's: the server answers 503
         if isinstance(exc, duckdb.InterruptException):
             raise stopped_by_close(database) from exc
         if isinstance(exc, duckdb.IOException):  # a damaged file: name it
             raise SqlError(str(file_failure(database.path, exc))) from exc
-        raise SqlError(str(exc)) from exc
+        raise SqlError(without_stack(exc)) from exc
     except (OverflowError, ValueError) as exc:  # an INTERVAL of 10^8 years, say
         raise SqlError(f"a value of the result has no Python form: {exc}") from exc
     finally:

@@ -561,6 +561,7 @@ class SpanWriter:
         started = time.perf_counter()
         seq = batch[-1].seq
         try:
+            self.database.refuse_if_failed()
             insert_spans(cursor, table, seq, self._insert_sql)
         except Exception as exc:  # a failed commit must not end the thread
             self.database.note_error(exc)
@@ -593,6 +594,7 @@ class SpanWriter:
         """Whether commit ``seq`` is stored after all (an out-of-memory error in the
         clean-up after it, say); False when that cannot be told either."""
         try:
+            self.database.refuse_if_failed()
             rows = cursor.execute(sql_files.query("commit_landed"), {"seq": seq}).fetchall()
         except Exception as exc:
             self.database.note_error(exc)
@@ -608,8 +610,10 @@ class SpanWriter:
 
     def _run_task(self, cursor: Any, item: _TaskItem) -> None:
         try:
+            self.database.refuse_if_failed()
             item.future.set_result(item.task(cursor))
         except Exception as exc:
+            self.database.note_error(exc)  # a task's statements are flowscope's too
             item.future.set_exception(exc)
 
     def _release(self, load: Load) -> None:

@@ -956,3 +956,38 @@ def test_a_query_stopped_from_outside_is_not_the_querys_fault(db: Database) -> N
             run_sandboxed(db, "SELECT sum(mark(range)) FROM range(10000000000)", timeout_s=60)
         stopper.join(30)
     db.stop_reason = own
+
+
+# DuckDB 2.0.1 fails this cast with an internal error (a defect of its own), and took
+# every internal error for a fatal one: the database refused every later statement.
+_DUCKDB_DEFECT = (
+    "SELECT CAST(t AS TIMESTAMP_S) FROM (VALUES (TIMESTAMP_MS '294247-01-10 04:00:54.775')) v(t)"
+)
+
+
+def test_a_query_that_meets_a_duckdb_defect_fails_alone(db: Database) -> None:
+    """Before, the database was invalidated: the server's next commit failed and it
+    stopped, and the answer carried ~40 lines of DuckDB's native stack trace."""
+    with pytest.raises(SqlError) as refused:
+        run_sandboxed(db, _DUCKDB_DEFECT)
+    assert "INTERNAL Error" in str(refused.value)
+    assert "a defect of DuckDB's" in str(refused.value)
+    assert "Stack Trace" not in str(refused.value) and ".so(" not in str(refused.value)
+    assert db.failed is None
+    assert run_sandboxed(db, "SELECT count(*) FROM otel_traces").rows == [[SPANS]]
+    more = decode(realistic_request(2, seed=7).SerializeToString()).batch
+    writer = SpanWriter(db)
+    writer.start()
+    try:
+        assert writer.write(more.table, more.keys, timeout=30) == 2 * 8
+    finally:
+        writer.shutdown()
+    assert db.span_count() == SPANS + 2 * 8
+
+
+def test_a_lone_surrogate_is_refused_as_syntax(db: Database) -> None:
+    """JSON's "\\ud800" in a query: DuckDB's binding raised a bare TypeError (a 500)."""
+    with pytest.raises(SqlRefused) as refused:
+        run_sandboxed(db, "SELECT '\ud800'")
+    assert refused.value.rule == "syntax"
+    assert "not valid UTF-8" in str(refused.value) and "character 9" in str(refused.value)
