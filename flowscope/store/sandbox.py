@@ -406,7 +406,7 @@ def _walk(
 
 def _joined_tables(join: dict[str, Any]) -> int:
     """The tables (and subqueries, table functions) one join tree joins."""
-    count, stack = 0, [join]
+    count, stack = 0, list[Any]([join])
     while stack:
         ref = stack.pop()
         if isinstance(ref, dict) and ref.get("type") == "JOIN":
