@@ -506,7 +506,8 @@ class _ProgressBars:
     "json: an object per row (a repeated column name gets _2, _3); csv: the JSON "
     "answer's values in full (a float's every digit; DECIMAL is a float there, NaN and "
     "infinities empty, as JSON has them null; true/false; lists, maps and structs as "
-    "JSON text; RFC 4180 quoting).",
+    "JSON text; RFC 4180 quoting; NULL empty and empty text \"\", as DuckDB's COPY writes "
+    "them).",
 )
 @click.option(
     "--limit",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -13,7 +11,7 @@ import sys
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -139,18 +137,9 @@ def render_rows(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
             [dict(zip(keys, row, strict=True)) for row in rows], indent=2, default=str
         )
     if fmt == "csv":
-        # The writer quotes a field holding its line terminator's characters: with
-        # "\r\n" a lone CR too (with "\n", "a\rb" went out bare, a row break to
-        # readers). Each row's own "\r\n" is then written "\n", as before.
-        out = io.StringIO()
-        line = io.StringIO()
-        writer = csv.writer(line, lineterminator="\r\n")
-        for row in [columns, *([_csv_value(v) for v in row] for row in rows)]:
-            line.seek(0)
-            line.truncate()
-            writer.writerow(row)
-            out.write(line.getvalue()[:-2] + "\n")
-        return out.getvalue().rstrip("\n")
+        lines = [_csv_line(columns)]
+        lines.extend(_csv_line([_csv_value(v) for v in row]) for row in rows)
+        return "\n".join(lines)
     # A query's columns are named by its author: a value is cut at its end, whatever
     # its column is called.
     return render_table(columns, rows, name_columns=frozenset())
@@ -175,11 +164,29 @@ def unique_names(columns: list[str]) -> list[str]:
     return names
 
 
-def _csv_value(value: Any) -> str:
-    """A value as exported: exact (a float's shortest round-trip digits, where the
-    table's 6 digits turned an epoch in seconds into 1.79649e+09)."""
-    if value is None:
+def _csv_line(fields: Sequence[str | None]) -> str:
+    """RFC 4180 quoting, and NULL (None) told from '' as DuckDB's COPY tells them: bare
+    and quoted (Python's writer wrote both bare). A row of one NULL is quoted too: a
+    blank line reads as no row. Quoted also: a field holding a lone CR (a row break to
+    readers), which Python's writer with "\n" rows left bare."""
+    if list(fields) == [None]:
+        return '""'
+    return ",".join(_csv_field(field) for field in fields)
+
+
+def _csv_field(text: str | None) -> str:
+    if text is None:
         return ""
+    if text == "" or any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _csv_value(value: Any) -> str | None:
+    """A value as exported: exact (a float's shortest round-trip digits, where the
+    table's 6 digits turned an epoch in seconds into 1.79649e+09); None for NULL."""
+    if value is None:
+        return None
     if isinstance(value, bool):  # as JSON writes it, here and inside a list alike
         return "true" if value else "false"
     if isinstance(value, dict | list):
@@ -200,7 +207,7 @@ def _cell(value: Any) -> str:
         return text if text.strip("-") != "0" else f"{value:.2g}"
     if isinstance(value, float) and abs(value) < 1e6:
         return f"{value:.6g}"
-    return shown(_csv_value(value))
+    return shown(_csv_value(value) or "")
 
 
 # With the bidirectional controls (a right-to-left override in a span name reversed

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import click
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -110,6 +111,19 @@ def test_csv_reads_back_to_the_same_cells_and_writes_values_as_json_does() -> No
         ["x\ny", "false", "", 'q"r'],
     ]
     assert "\r\n" not in text.replace("a\rb", "")  # rows end in "\n", as before
+
+
+def test_csv_tells_null_from_empty_text_as_duckdb_does(tmp_path: Path) -> None:
+    """Both were written bare (sandbox review)."""
+    text = render_rows(["x", "y"], [[None, "a"], ["", "b"], ['"', ""]], "csv")
+    assert text == 'x,y\n,a\n"",b\n"""",""'
+    (tmp_path / "r.csv").write_text(text + "\n")
+    rows = duckdb.sql(
+        f"SELECT x, y FROM read_csv('{tmp_path / 'r.csv'}', all_varchar = true, allow_quoted_nulls = false)"
+    ).fetchall()
+    assert rows == [(None, "a"), ("", "b"), ('"', "")]
+    # A blank line would be no row to most readers: one NULL of one column is quoted.
+    assert render_rows(["x"], [[None], [""]], "csv") == 'x\n""\n""'
 
 
 def test_invisible_characters_show_as_escapes() -> None:
