@@ -134,6 +134,8 @@ def unreadable(path: Path) -> str:
         # /dev/stdin, <(zcat x.gz): a file is read more than once (its format, then
         # its spans) and remembered by its content.
         return "not a regular file (a pipe or a device); save it to a file and import that"
+    if not os.access(path, os.R_OK):
+        return "permission denied: the user flowscope runs as cannot read it"
     return ""
 
 
@@ -348,16 +350,22 @@ def read_requests(
         return
     if report:
         report.repaired_strings += repaired
+    # Parsing the one document is about half of such a file's import (a 298 MB Jaeger
+    # file: 32 s of 58): the bar's first half, the spans handed on its second.
+    parsed = len(data) // 2
+    rest = len(data) - parsed
+    if progress:
+        progress(parsed)
     total = max(1, _span_count(whole))
     done = 0
     for piece in split_request(whole):
         yield piece
         if progress:  # the file's bytes, in step with the spans handed on
             spans = done + _span_count(piece)
-            progress(len(data) * spans // total - len(data) * done // total)
+            progress(rest * spans // total - rest * done // total)
             done = spans
     if progress and done == 0:
-        progress(len(data))
+        progress(rest)
 
 
 def _json_lines(

@@ -143,7 +143,7 @@ def _import_file(
         earlier = database.imported_file(sha)
         if earlier is not None and not force:
             report.skipped = (
-                f"already imported ({earlier[1]} spans stored from {earlier[0]} at "
+                f"already imported ({earlier[1]} spans read from {earlier[0]} at "
                 f"{_when(earlier[2])}); "
                 "use --force to read it again (also when a server's retention has "
                 "deleted them since)"
@@ -464,11 +464,21 @@ def incomplete(report: FileReport) -> bool:
     """The file failed, was read only in part, or every span it held was rejected: the
     run's exit status says so (a file of ids no reader takes, 0 spans stored, ended
     with 0, which a script read as success)."""
-    return bool(report.error or report.bad_parts or (report.rejected and not report.spans))
+    return bool(report.error or report.bad_parts or _all_rejected(report))
+
+
+def _nothing_readable(report: FileReport) -> bool:
+    """Every part of it was passed over (a single cut-off document, say): not "read in
+    part", though its parts are counted so."""
+    return bool(report.bad_parts and not (report.error or report.spans or report.rejected))
+
+
+def _all_rejected(report: FileReport) -> bool:
+    return bool(report.rejected and not (report.spans or report.error))
 
 
 def summary_line(reports: Sequence[FileReport], server_url: str | None, seconds: float) -> str:
-    read = sum(not (r.error or r.skipped or r.empty) for r in reports)
+    read = sum(not (r.error or r.skipped or r.empty or _nothing_readable(r)) for r in reports)
     counts = f"from {read} of {len(reports)} files"
     if server_url is None:
         text = f"imported {sum(r.stored for r in reports)} new spans {counts} in {seconds:.1f}s"
@@ -489,7 +499,9 @@ def _not_read(reports: Sequence[FileReport]) -> list[str]:
     skipped = sum(bool(r.skipped) for r in reports)
     empty = sum(r.empty for r in reports)
     failed = sum(bool(r.error) for r in reports)
-    partly = sum(bool(r.bad_parts and not r.error) for r in reports)
+    unreadable = sum(_nothing_readable(r) for r in reports)
+    partly = sum(bool(r.bad_parts and not r.error) for r in reports) - unreadable
+    rejected = sum(_all_rejected(r) for r in reports)
     parts = []
     if skipped:
         parts.append(f"; {skipped} already imported, skipped (--force reads them again)")
@@ -497,6 +509,11 @@ def _not_read(reports: Sequence[FileReport]) -> list[str]:
         parts.append(f"; {empty} empty")
     if partly:
         parts.append(f"; {partly} imported in part")
+    if unreadable:
+        parts.append(f"; {unreadable} with nothing readable")
+    if rejected:
+        # The exit status is 1 for them (``incomplete``): the line says why.
+        parts.append(f"; {rejected} with every span rejected")
     if failed:
         parts.append(f"; {failed} failed")
     return parts

@@ -7,8 +7,10 @@ import errno
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -354,8 +356,9 @@ def import_(
                 err=True,
             )
 
+    route = _ImportRoute()
     try:
-        reports, sent_to = _run_import(list(files), db, server_url, token, force, bars, echo)
+        reports, sent_to = _run_import(list(files), db, server_url, token, force, bars, echo, route)
     except KeyboardInterrupt:
         bars.close()
         if len(done) == len(files):  # while the file was being closed, after the last
@@ -363,8 +366,7 @@ def import_(
         else:
             click.echo(
                 "flowscope: interrupted: the files above are done; the one being read was "
-                "stopped part-way (the spans it stored are kept; importing it again stores "
-                "the rest)",
+                f"stopped part-way ({_what_is_kept(route)})",
                 err=True,
             )
         sys.exit(130)
@@ -372,6 +374,26 @@ def import_(
     _echo_on(summary_line(reports, sent_to, time.perf_counter() - started))
     if any(incomplete(report) for report in reports):
         sys.exit(1)  # after the other files were imported
+
+
+@dataclass
+class _ImportRoute:
+    """Where an import's spans go, once it is known (an interrupt words what is kept
+    by it)."""
+
+    through_server: bool = False
+
+
+def _what_is_kept(route: _ImportRoute) -> str:
+    if route.through_server:
+        # The server remembers no file: a second run sends it all again, and only the
+        # dedup window stands between its first part and a second copy.
+        return (
+            "the spans the server acknowledged are kept; sent again, the server stores "
+            "only those it does not already hold among the spans it stored last "
+            "(its --dedup-window)"
+        )
+    return "the spans it stored are kept; importing it again stores the rest"
 
 
 def _run_import(
@@ -382,6 +404,7 @@ def _run_import(
     force: bool,
     bars: _ProgressBars,
     echo: Callable[[FileReport, bool], None],
+    route: _ImportRoute,
 ) -> tuple[list[FileReport], str | None]:
     """The reports (each given to ``echo`` when its file is done, with whether it went
     through a server), and the server URL the spans went to (None: into ``db``)."""
@@ -439,6 +462,7 @@ def _run_import(
                 remove_new_database(db)
             return reports, None
     assert server_url is not None
+    route.through_server = True
     reports = import_into_server(
         files,
         server_url,
@@ -449,6 +473,9 @@ def _run_import(
     return reports, server_url
 
 
+BAR_REDRAW_S = 1.0
+
+
 class _ProgressBars:
     """One bar at a time: files are read one after another, and a finished file's bar
     is closed (cleared, ``leave=False``) when the next one starts; closed only at the
@@ -457,6 +484,8 @@ class _ProgressBars:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._bar: Any = None
+        self._closed = threading.Event()
+        self._clock: threading.Thread | None = None
 
     def factory(self, name: str, total: int) -> Callable[[int], None]:
         if not self.enabled:
@@ -466,12 +495,29 @@ class _ProgressBars:
         self.close()
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=Path(name).name, leave=False)
         self._bar = bar
+        self._closed = closed = threading.Event()
+        # tqdm redraws only on an update: while one large JSON document was parsed (32
+        # s of a 298 MB Jaeger file's 58) the bar stood still at 0 %, as if hung. Its
+        # clock now moves.
+        self._clock = threading.Thread(
+            target=_keep_drawing, args=(bar, closed), name="progress-clock", daemon=True
+        )
+        self._clock.start()
         return lambda n: bar.update(n)
 
     def close(self) -> None:
+        self._closed.set()
+        if self._clock is not None:
+            self._clock.join()
+            self._clock = None
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _keep_drawing(bar: Any, closed: threading.Event) -> None:
+    while not closed.wait(BAR_REDRAW_S):
+        bar.refresh()
 
 
 @main.command()
@@ -506,7 +552,7 @@ class _ProgressBars:
     "json: an object per row (a repeated column name gets _2, _3); csv: the JSON "
     "answer's values in full (a float's every digit; DECIMAL is a float there, NaN and "
     "infinities empty, as JSON has them null; true/false; lists, maps and structs as "
-    "JSON text; RFC 4180 quoting; NULL empty and empty text \"\", as DuckDB's COPY writes "
+    'JSON text; RFC 4180 quoting; NULL empty and empty text "", as DuckDB\'s COPY writes '
     "them).",
 )
 @click.option(

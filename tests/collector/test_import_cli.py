@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.cli import main
-from flowscope.collector.file_import import SNIFF_BYTES
+from flowscope.collector.file_import import OTLP_JSON, SNIFF_BYTES, read_requests
 from flowscope.collector.otlp_json import request_to_json
 from flowscope.store.database import Database
 from flowscope.testing.otlp import realistic_request
@@ -128,7 +129,7 @@ def test_every_format_then_again_then_forced(
     again = _flowscope("import", *paths, "--db", str(db), "--no-progress")
     assert again.returncode == 0, again.stderr
     for path, _, spans in files.values():
-        assert f"{path}: already imported ({spans} spans stored from {path} at " in again.stderr
+        assert f"{path}: already imported ({spans} spans read from {path} at " in again.stderr
     # When, in UTC (DuckDB's zone in flowscope): said so, not left for the reader to guess.
     assert re.search(r"at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\); use --force", again.stderr)
     assert again.stderr.count("use --force to read it again") == 5
@@ -539,6 +540,8 @@ def test_a_file_whose_every_span_is_rejected_fails_the_import(tmp_path: Path) ->
     assert result.returncode == 1, result.stderr
     assert f"{bad}: otlp-protobuf, 8 spans, 0 new, 0 duplicates, 8 rejected" in result.stdout
     assert _stored(db) == 8  # the other file's, imported all the same
+    # The summary says why the status is 1 (it read "from 2 of 2 files" and no more).
+    assert result.stdout.rstrip().endswith("; 1 with every span rejected"), result.stdout
 
 
 def test_half_a_surrogate_pair_in_jaeger_and_zipkin_files_is_replaced(tmp_path: Path) -> None:
@@ -771,6 +774,9 @@ def test_a_files_progress_bar_goes_when_the_next_file_starts(
         def update(self, n: int) -> None:
             self.done += n
 
+        def refresh(self) -> None:
+            pass
+
         def close(self) -> None:
             self.closed = True
 
@@ -784,6 +790,62 @@ def test_a_files_progress_bar_goes_when_the_next_file_starts(
     assert made[1].closed
     assert _ProgressBars(False).factory("in/three.json", 10)(10) is None  # no terminal
     assert len(made) == 2
+
+
+def test_a_cut_single_document_is_not_counted_as_read(tmp_path: Path) -> None:
+    """It was "imported in part" and counted among the files read, with nothing
+    imported from it (importer review)."""
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(request_to_json(realistic_request(1, seed=8))[:1000])
+    result = _flowscope("import", "--db", str(tmp_path / "c.duckdb"), str(cut), "--no-progress")
+    assert result.returncode == 1, result.stderr
+    assert "imported 0 new spans from 0 of 1 files in " in result.stdout
+    assert result.stdout.rstrip().endswith("; 1 with nothing readable"), result.stdout
+    assert "imported in part" not in result.stdout
+
+
+def test_a_files_bar_is_redrawn_while_nothing_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tqdm redraws only on an update: while a large JSON document was parsed (32 s of a
+    298 MB Jaeger file's 58) the bar stood at 0 %, its clock too, as if hung."""
+    import tqdm
+
+    from flowscope import cli
+    from flowscope.cli import _ProgressBars
+
+    drawn = threading.Semaphore(0)
+
+    class Bar:
+        def __init__(self, **options: Any) -> None:
+            pass
+
+        def update(self, n: int) -> None:
+            pass
+
+        def refresh(self) -> None:
+            drawn.release()
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    monkeypatch.setattr(cli, "BAR_REDRAW_S", 0.01)
+    bars = _ProgressBars(True)
+    bars.factory("in/big.json", 10)
+    assert drawn.acquire(timeout=30) and drawn.acquire(timeout=30)  # again and again
+    bars.close()
+    assert not [t for t in threading.enumerate() if t.name == "progress-clock"]
+
+
+def test_a_single_documents_parse_is_the_first_half_of_its_progress(tmp_path: Path) -> None:
+    path = tmp_path / "one.json"
+    path.write_bytes(request_to_json(realistic_request(4, seed=3)))
+    ticks: list[int] = []
+    pieces = read_requests(path, OTLP_JSON, lambda n: ticks.append(n))
+    first = next(pieces)
+    assert ticks[0] == path.stat().st_size // 2  # counted once parsed, before any piece
+    assert first.resource_spans
+    list(pieces)
+    assert sum(ticks) == path.stat().st_size
 
 
 def test_a_redirect_is_not_followed_with_the_token(tmp_path: Path) -> None:
@@ -1034,8 +1096,13 @@ def test_a_file_it_may_not_read_does_not_stop_the_others(
     monkeypatch.setattr(os, "access", access)
     db = tmp_path / "s.duckdb"
     result = CliRunner().invoke(main, ["import", str(secret), str(good), "--db", str(db)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert f"{good}: otlp-json, 8 spans, 8 new" in result.output
+    # Not "[Errno 13] Permission denied: '...'" (importer review).
+    assert (
+        f"{secret}: cannot import: permission denied: the user flowscope runs as cannot read it"
+        in result.output
+    )
 
 
 def test_standard_input_pipes_and_broken_links_say_what_to_do(tmp_path: Path) -> None:
