@@ -148,6 +148,9 @@ class GrpcReceiver:
         self._peer_limit = max(1, calls_reading // PEER_SHARE)
         # Per connection (grpc's peer: address and port): its turns, and calls using them.
         self._peers: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        # Set (on the loop) as the server stops: calls still waiting for their message
+        # are answered "retry" at once (``_message_unless_stopping``).
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
         if self._thread is not None:
@@ -227,6 +230,7 @@ class GrpcReceiver:
         # receivers' shutdown must still run, not end in "Event loop is closed".
         if server is not None and thread.is_alive() and not loop.is_closed():
             try:
+                loop.call_soon_threadsafe(self._stopping.set)
                 stopping = asyncio.run_coroutine_threadsafe(server.stop(grace_s), loop)
                 stopping.result(grace_s + START_TIMEOUT_S)
             except Exception:  # a stop that failed or hung: the loop goes anyway
@@ -268,11 +272,31 @@ class GrpcReceiver:
         """The call's message, decoded and stored in its turn; a refusal as ``_Refused``."""
         await self._take_slot(peer)
         try:
-            body = await _one_message(messages)
+            body = await self._message_unless_stopping(messages)
             return await asyncio.get_running_loop().run_in_executor(self._pool, self._ingest, body)
         finally:
             self._reading.release()
             self._leave(peer, holding=True)
+
+    async def _message_unless_stopping(self, messages: AsyncIterator[bytes]) -> bytes:
+        """The call's message; UNAVAILABLE with RetryInfo if the server stops first.
+        grpc's stop waited out its grace (5 s) for a message still arriving, then
+        cancelled the call: the stop took 5 s more, as OTLP/HTTP's did before it
+        answered such requests at once (``http_server.SERVER_STOPPING``)."""
+        reading = asyncio.ensure_future(_one_message(messages))
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait((reading, stop), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # the call was cancelled: its reading goes with it
+            reading.cancel()
+            raise
+        finally:
+            stop.cancel()
+        if reading.done():
+            return reading.result()
+        reading.cancel()
+        why = "the server is stopping; retry"
+        raise _Refused(grpc.StatusCode.UNAVAILABLE, why, _retry_later(why, 5))
 
     async def _take_slot(self, peer: str) -> None:
         """A turn of the connection's and one of the receiver's, within ``SLOT_WAIT_S``."""

@@ -22,6 +22,7 @@ from flowscope.collector.ingest import Ingest
 from flowscope.store.database import Database
 from flowscope.store.writer import SpanWriter
 from flowscope.testing.otlp import realistic_request
+from flowscope.testing.waiting import wait_until
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -71,6 +72,35 @@ def test_calls_whose_message_never_comes_hold_no_worker(
             call.result(timeout=20)
         assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
         assert refused.value.details() == ONE_MESSAGE
+
+
+def test_a_call_whose_message_is_still_coming_at_the_stop_is_told_to_retry(
+    tmp_path: Path,
+) -> None:
+    """grpc's stop waited its grace out for it (5 s), then cancelled it ("Cancelling all
+    calls", CANCELLED or UNAVAILABLE without RetryInfo)."""
+    database = Database(tmp_path / "stop.duckdb")
+    writer = SpanWriter(database)
+    writer.start()
+    receiver = GrpcReceiver(Ingest(writer), "127.0.0.1", 0, workers=2)
+    receiver.start()
+    release = threading.Event()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{receiver.port}") as opened:
+            call = _stream(opened).future(_messages(release, b""))
+            wait_until(lambda: receiver._peers, "the call to take its turn")
+            receiver.shutdown(grace_s=30.0)  # a grace nobody should wait out
+            with pytest.raises(grpc.RpcError) as refused:
+                call.result(timeout=20)
+    finally:
+        release.set()
+        receiver.shutdown()
+        writer.shutdown()
+        database.close()
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert refused.value.details() == "the server is stopping; retry"
+    trailers = dict(refused.value.trailing_metadata() or ())
+    assert trailers.get("retry-after") == "5"
 
 
 def test_a_call_needs_exactly_one_message(channel: tuple[grpc.Channel, Database]) -> None:
