@@ -648,6 +648,24 @@ class Database:
         rows = self._connection.execute(sql_files.query("max_commit_seq")).fetchall()
         return int(rows[0][0]) if rows else 0
 
+    def _no_more_checkpoints(self) -> None:
+        """Keep DuckDB from writing what it holds into the file from here on: it
+        checkpoints as the connection closes, which its invalidation (off, see the
+        open's config) used to skip, and would store whatever state the failure left
+        (diff review). Its debug abort stops every checkpoint before the file's header
+        is written: the file stays as the last good checkpoint left it, and the next
+        open replays the WAL. (The caller holds ``_lock``.)"""
+        if self._closed or self.read_only:
+            return
+        try:
+            cursor = self._connection.cursor()
+            try:
+                cursor.execute("SET GLOBAL debug_checkpoint_abort = 'before_header'")
+            finally:
+                cursor.close()
+        except duckdb.Error as exc:
+            log.warning("%s: checkpoints not stopped (%s)", self.path, error_line(exc))
+
     def refuse_if_failed(self) -> None:
         """DuckDB's restricted mode, kept here (the open's config turns DuckDB's off):
         once a statement of flowscope's has failed fatally, no read or write runs. A
@@ -734,6 +752,7 @@ class Database:
             first = self.failed is None
             if first:
                 self.failed = f"DuckDB can no longer use {self.path}: {error_line(exc)}"
+                self._no_more_checkpoints()
         if first and self.on_failed is not None:
             self.on_failed(self.failed or "")
         return True

@@ -280,12 +280,14 @@ def _derive_queued(
     _run(cursor, "compact_edge_minutes", {"lo": lo, "hi": hi})
     if queued:
         _run(cursor, "compact_service_minutes", {"lo": first, "hi": last})
+    pause()  # the last before the COMMIT
     return traces, spans, scans
 
 
 # Failures that say nothing about the traces being derived: a full disk, memory, a
 # conflict or an interrupt. Triage sets no trace aside for them.
 _NOT_THE_DATA = (
+    duckdb.FatalException,  # the database's failure (``Database.note_error``)
     duckdb.IOException,
     duckdb.OutOfMemoryException,
     duckdb.TransactionException,

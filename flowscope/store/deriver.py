@@ -257,8 +257,7 @@ class Deriver:
             pause, waited = self._read_pauses() if yield_to_reads else (lambda: None, [0.0])
             pause()  # before the pass starts taking the cores
             started = self._last_start = time.monotonic()
-            self.database.refuse_if_failed()
-            result = derivation.derive(cursor, pause)
+            result = derivation.derive(cursor, self._unless_failed(pause))
             self._last_took = time.monotonic() - started - waited[0]
             self._last_traces = result.traces if result is not None else 0
             self._settled_at = started  # before the count: whoever sees a pass sees its lag
@@ -288,14 +287,26 @@ class Deriver:
                     # A commit during the pass set a due time from the old backoff.
                     self._due = max(self._due or 0.0, self._retry_at)
 
+    def _unless_failed(self, pause: Callable[[], None]) -> Callable[[], None]:
+        """``pause``, refused once the database has failed: a pass under way when
+        another statement failed went on to its COMMIT (diff review)."""
+
+        def checked() -> None:
+            self.database.refuse_if_failed()
+            pause()
+
+        return checked
+
     def _triage(self, cursor: object) -> bool:
         """Take the traces that make every pass fail out of the queue (logged, each
         with its error): one trace the rules cannot take stopped the analysis of every
         other, and every read that derives the queue itself, for good (a span near
         the end of TIMESTAMP_NS did). True if any was set aside."""
         try:
+            self.database.refuse_if_failed()
             failing = derivation.set_aside_failing(cursor)
         except Exception as exc:
+            self.database.note_error(exc)
             self._triage_failures.failed(
                 exc, "could not find which queued traces make derivation fail"
             )

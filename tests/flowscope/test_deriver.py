@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from flowscope.analyzer.analysis import Analysis
@@ -687,4 +688,32 @@ def test_the_backoff_holds_while_spans_keep_arriving(
     gaps = [b - a for a, b in zip(attempts, attempts[1:6], strict=False)]
     for gap, wanted in zip(gaps, [0.1, 0.2, 0.4, 0.8, 0.8], strict=True):
         assert gap >= wanted * 0.9, gaps
+    database.close()
+
+
+def test_a_pass_under_way_when_the_database_fails_does_not_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's invalidation is off (flowscope keeps it: ``Database.refuse_if_failed``),
+    and a pass that started before another statement failed went on to its COMMIT."""
+    database = Database(tmp_path / "failing.duckdb")
+    skipping = SpanWriter(database, derive_interval_s=None)
+    skipping.start()
+    checkout_kit(3).write(database, writer=skipping)
+    skipping.shutdown()
+    from flowscope.analyzer import derived_rows
+
+    real_rows = derived_rows.derive_rows
+
+    def failing_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        database.note_error(duckdb.FatalException("a statement elsewhere failed"))
+        return real_rows(*args, **kwargs)
+
+    monkeypatch.setattr(derived_rows, "derive_rows", failing_meanwhile)
+    deriver = Deriver(database, interval_s=1.0)
+    deriver.start()
+    deriver.shutdown()
+    assert deriver.passes == 0 and deriver.failures >= 1
+    monkeypatch.setattr(database, "failed", None)  # to read what is stored
+    assert queued(database) > 0
     database.close()
