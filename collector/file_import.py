@@ -123,6 +123,21 @@ def file_sha256(path: Path) -> str:
 
 def unreadable(path: Path) -> str:
     """Why ``path`` is not a file to read, or "" when it is one."""
+    try:
+        return _unreadable(path)
+    except PermissionError:  # a folder on its way this user may not enter (is_dir raised)
+        return f"permission denied: the user flowscope runs as cannot reach it ({path.parent})"
+
+
+def is_a_file(path: Path) -> bool:
+    """``path.is_file()``, False where this user may not look (which raised)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _unreadable(path: Path) -> str:
     if path.is_dir():
         # The shell expands a pattern; flowscope does not walk folders.
         return f"is a directory; name the files in it (e.g. {path / '*'})"

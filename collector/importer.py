@@ -167,11 +167,12 @@ def _import_file(
             if resuming:
                 writer.remember_stored(_stored_among(database, chunk.batch.table))
             report.stored += writer.write(chunk.batch.table, chunk.batch.keys)
-        if report.bad_parts:
+        if report.bad_parts or _all_rejected(report):
             # Not imported whole: not remembered as imported, so the next run reads it
-            # again (and says again what it could not read) rather than skipping it.
+            # again (and says again what it could not read, and exits 1 again) rather
+            # than skipping it.
             return report
-        _record(writer, sha, path, report.spans)
+        _record(writer, sha, path, report.spans + report.rejected)
     except (BadRequest, OSError) as exc:
         report.error = _error_text(exc, path)
         if report.spans:
@@ -500,8 +501,11 @@ def _not_read(reports: Sequence[FileReport]) -> list[str]:
     empty = sum(r.empty for r in reports)
     failed = sum(bool(r.error) for r in reports)
     unreadable = sum(_nothing_readable(r) for r in reports)
-    partly = sum(bool(r.bad_parts and not r.error) for r in reports) - unreadable
     rejected = sum(_all_rejected(r) for r in reports)
+    partly = (
+        sum(bool(r.bad_parts and not r.error and not _all_rejected(r)) for r in reports)
+        - unreadable
+    )
     parts = []
     if skipped:
         parts.append(f"; {skipped} already imported, skipped (--force reads them again)")

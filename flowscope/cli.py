@@ -408,7 +408,7 @@ def _run_import(
 ) -> tuple[list[FileReport], str | None]:
     """The reports (each given to ``echo`` when its file is done, with whether it went
     through a server), and the server URL the spans went to (None: into ``db``)."""
-    from flowscope.collector.file_import import FileReport, unreadable
+    from flowscope.collector.file_import import FileReport, is_a_file, unreadable
     from flowscope.collector.importer import import_into_database, import_into_server
     from flowscope.interrupts import interrupts_deferred
     from flowscope.store.database import (
@@ -419,7 +419,7 @@ def _run_import(
         remove_new_database,
     )
 
-    if server_url is None and not any(path.is_file() for path in files):
+    if server_url is None and not any(is_a_file(path) for path in files):
         # Nothing to read: do not create a database for a mistyped name.
         reports = [FileReport(str(path), error=unreadable(path)) for path in files]
         for report in reports:

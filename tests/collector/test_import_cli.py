@@ -521,6 +521,8 @@ def test_rejected_spans_count_in_a_files_spans_as_through_a_server(tmp_path: Pat
     assert f"{invalid}: otlp-protobuf, 8 spans, 7 new, 0 duplicates, 1 rejected" in result.stdout
     assert "trace_id has 0 bytes, expected 16" in result.stderr
     assert _stored(db) == 7
+    again = _flowscope("import", "--db", str(db), str(invalid), "--no-progress")
+    assert f"already imported (8 spans read from {invalid} at " in again.stderr  # was 7
 
 
 def test_a_file_whose_every_span_is_rejected_fails_the_import(tmp_path: Path) -> None:
@@ -542,6 +544,10 @@ def test_a_file_whose_every_span_is_rejected_fails_the_import(tmp_path: Path) ->
     assert _stored(db) == 8  # the other file's, imported all the same
     # The summary says why the status is 1 (it read "from 2 of 2 files" and no more).
     assert result.stdout.rstrip().endswith("; 1 with every span rejected"), result.stdout
+    # Not remembered as imported: a second run said "already imported" and exited 0.
+    again = _flowscope("import", "--db", str(db), str(bad), "--no-progress")
+    assert again.returncode == 1, again.stderr
+    assert f"{bad}: otlp-protobuf, 8 spans, 0 new, 0 duplicates, 8 rejected" in again.stdout
 
 
 def test_half_a_surrogate_pair_in_jaeger_and_zipkin_files_is_replaced(tmp_path: Path) -> None:
@@ -989,6 +995,33 @@ def test_spans_older_than_a_servers_retention_are_pointed_out(tmp_path: Path) ->
     assert "use --force to read it again (also when a server's retention has deleted" in (
         result.stdout + result.stderr
     )
+
+
+def test_a_file_in_a_folder_it_may_not_enter_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python 3.11's is_dir and is_file raise PermissionError there: a traceback, and
+    no summary (diff review). (As root, who enters anything, they are made to.)"""
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps(_otlp_json(realistic_request(1, seed=5))) + "\n")
+    locked = tmp_path / "locked" / "in.json"
+    real_stat = Path.stat
+
+    def stat(self: Path, **kwargs: Any) -> Any:
+        if self.parent.name == "locked":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    db = tmp_path / "l.duckdb"
+    for files in ([locked], [good, locked]):
+        result = CliRunner().invoke(main, ["import", *map(str, files), "--db", str(db)])
+        assert result.exit_code == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert f"{locked}: cannot import: permission denied: the user flowscope runs as " in (
+            result.output
+        )
+    assert f"{good}: otlp-json, 8 spans, 8 new" in result.output
 
 
 def test_an_interrupted_import_says_what_it_did(tmp_path: Path) -> None:
