@@ -155,6 +155,7 @@ class GrpcReceiver:
     def start(self) -> None:
         if self._thread is not None:
             return
+        self._stopping = asyncio.Event()  # a receiver started again is not stopping
         if self.requested_port:
             # gRPC refuses a port in use with a RuntimeError and a log line of its C core
             # on stderr: try the port first, to refuse it in the HTTP side's words.

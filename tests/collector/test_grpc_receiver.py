@@ -103,6 +103,26 @@ def test_a_call_whose_message_is_still_coming_at_the_stop_is_told_to_retry(
     assert trailers.get("retry-after") == "5"
 
 
+def test_a_receiver_started_again_takes_calls(tmp_path: Path) -> None:
+    """Its stop stayed set: every call after the second start was told to retry."""
+    database = Database(tmp_path / "again.duckdb")
+    writer = SpanWriter(database)
+    writer.start()
+    receiver = GrpcReceiver(Ingest(writer), "127.0.0.1", 0, workers=2)
+    try:
+        receiver.start()
+        receiver.shutdown()
+        receiver.start()
+        with grpc.insecure_channel(f"127.0.0.1:{receiver.port}") as opened:
+            export = opened.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+            export(realistic_request(1).SerializeToString(), timeout=20)
+        assert database.span_count() == 8
+    finally:
+        receiver.shutdown()
+        writer.shutdown()
+        database.close()
+
+
 def test_a_call_needs_exactly_one_message(channel: tuple[grpc.Channel, Database]) -> None:
     opened, database = channel
     body = realistic_request(1).SerializeToString()
