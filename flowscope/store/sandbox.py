@@ -362,6 +362,7 @@ def _walk(
     shows: list[list[str]],
     sizes: list[int],
     in_join: bool = False,
+    ctes: dict[str, Any] | None = None,
 ) -> None:
     """Rule layer 2: statements, table references and function calls in DuckDB's parse
     tree. Table names are collected in ``tables`` for the catalog check, and the names
@@ -371,13 +372,13 @@ def _walk(
     FROM joins (``_check_sizes``); ``in_join``: ``node`` is a side of a join."""
     if isinstance(node, list):
         for item in node:
-            _walk(item, tables, shows, sizes)
+            _walk(item, tables, shows, sizes, ctes=ctes)
         return
     if not isinstance(node, dict):
         return
     kind = node.get("type")
     if kind == "JOIN" and not in_join:
-        sizes[2] = max(sizes[2], _joined_tables(node))
+        sizes[2] = max(sizes[2], _joined_tables(node, ctes or {}))
     if kind == "STAR":
         sizes[0] += 1
     if isinstance(node.get("select_list"), list):
@@ -401,19 +402,61 @@ def _walk(
         _refuse_function(node, table=False)
     for value in node.values():
         if isinstance(value, dict | list):
-            _walk(value, tables, shows, sizes, in_join=kind == "JOIN")
+            _walk(value, tables, shows, sizes, in_join=kind == "JOIN", ctes=ctes)
 
 
-def _joined_tables(join: dict[str, Any]) -> int:
-    """The tables (and subqueries, table functions) one join tree joins."""
-    count, stack = 0, list[Any]([join])
-    while stack:
-        ref = stack.pop()
-        if isinstance(ref, dict) and ref.get("type") == "JOIN":
-            stack.extend((ref.get("left"), ref.get("right")))
+# How deep subqueries and CTEs are looked into for the tables of one join problem.
+_MAX_EXPANSION = 8
+
+
+def _joined_tables(join: dict[str, Any], ctes: dict[str, Any]) -> int:
+    """The tables (and table functions, VALUES lists) DuckDB orders as one join problem
+    from this join, counted up to just past ``MAX_JOINED_TABLES``: a subquery's and a
+    CTE's own joins count where they are joined, as DuckDB plans them together (eight
+    subqueries of 64 tables each joined took 57 s; diff review). A CTE counts wherever
+    it is named, materialized or not, and a set operation as all of its branches."""
+    count = 0
+    stack: list[tuple[Any, int]] = [(join, 0)]
+    while stack and count <= MAX_JOINED_TABLES:
+        ref, depth = stack.pop()
+        kind = ref.get("type") if isinstance(ref, dict) else None
+        name = str(ref.get("table_name", "")).lower() if kind == "BASE_TABLE" else ""
+        if kind == "JOIN":
+            stack.extend(((ref.get("left"), depth), (ref.get("right"), depth)))
+        elif kind == "SUBQUERY" and depth < _MAX_EXPANSION:
+            node = (ref.get("subquery") or {}).get("node")
+            stack.extend((side, depth + 1) for side in _from_tables(node))
+        elif name in ctes and not ref.get("schema_name") and depth < _MAX_EXPANSION:
+            stack.extend((side, depth + 1) for side in _from_tables(ctes[name]))
         else:
             count += 1
     return count
+
+
+def _from_tables(node: Any) -> list[Any]:
+    """What a query node selects from: its FROM, or each branch's of a set operation
+    (one level; deeper ones count as one table each)."""
+    if not isinstance(node, dict):
+        return [None]
+    if node.get("type") == "SELECT_NODE":
+        return [node.get("from_table")]
+    branches = node.get("children") or [node.get("left"), node.get("right")]
+    return [b.get("from_table") if isinstance(b, dict) else None for b in branches]
+
+
+def _ctes(node: Any, found: dict[str, Any]) -> dict[str, Any]:
+    """Every CTE the statement defines, by name (lower case), wherever it is."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for entry in (item.get("cte_map") or {}).get("map") or []:
+                if isinstance(entry, dict) and isinstance(entry.get("value"), dict):
+                    found[str(entry.get("key", "")).lower()] = entry["value"].get("query_node")
+            stack.extend(v for v in item.values() if isinstance(v, dict | list))
+    return found
 
 
 def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str, *, sizes: bool = True) -> None:
@@ -424,7 +467,8 @@ def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str, *, sizes: bool = Tr
     try:
         tree = json.loads(rows[0][0]) if rows else {"error": True, "error_message": "no answer"}
         if not tree.get("error"):
-            _walk(tree.get("statements", []), tables, shows, counts)
+            statements = tree.get("statements", [])
+            _walk(statements, tables, shows, counts, ctes=_ctes(statements, {}))
     except RecursionError as exc:
         raise SqlRefused("syntax", "the query is nested too deeply to be checked") from exc
     if tree.get("error"):
@@ -455,9 +499,9 @@ MAX_STARS = 64
 MAX_SELECT_ITEMS = 5_000
 MAX_TABLE_REFERENCES = 256
 MAX_COLUMNS = 2_000  # of the answer, as DESCRIBE names them
-# Nor is planning stopped, and DuckDB orders a FROM's equality joins in time that grows
-# steeply with their tables: 64 took 0.12 s, 100 0.9 s, 128 3.2 s, 255 96 s against a
-# 10 s limit (sandbox review).
+# Nor is planning stopped, and DuckDB orders a join's tables (subqueries' and CTEs'
+# joined with them) in time that grows steeply with their number: 64 took 0.12 s,
+# 100 0.9 s, 128 3.2 s, 255 96 s against a 10 s limit (sandbox review).
 MAX_JOINED_TABLES = 64
 
 
@@ -466,7 +510,11 @@ def _check_sizes(stars: int, select_items: int, tables: int, joined: int = 0) ->
         (stars, MAX_STARS, "* expressions (each stands for all of a table's columns)"),
         (select_items, MAX_SELECT_ITEMS, "entries in its select lists"),
         (tables, MAX_TABLE_REFERENCES, "table references"),
-        (joined, MAX_JOINED_TABLES, "tables joined in one FROM"),
+        (
+            joined,
+            MAX_JOINED_TABLES,
+            "tables joined together (a subquery's or CTE's counted where it is joined)",
+        ),
     ):
         if count > limit:
             raise SqlRefused(
