@@ -805,11 +805,14 @@ class Database:
             log.warning("%s: row-group merges not looked at (%s)", self.path, error_line(exc))
             return
         try:
-            self._review_merges(cursor)
+            failure = self._review_merges(cursor)
         finally:
             cursor.close()
+        if failure is not None:
+            self.note_error(failure)  # the restricted mode's, if it is DuckDB's failure
 
-    def _review_merges(self, cursor: duckdb.DuckDBPyConnection) -> None:
+    def _review_merges(self, cursor: duckdb.DuckDBPyConnection) -> duckdb.Error | None:
+        """One look; its error, if it failed (logged here)."""
         self._merges_reviewed = time.monotonic()
         self._merges_reviewed_bytes = self.committed_bytes
         try:
@@ -826,6 +829,8 @@ class Database:
                 self._merges,
                 error_line(exc),
             )
+            return exc
+        return None
 
     def writer_cursor(self) -> duckdb.DuckDBPyConnection:
         if self.read_only:

@@ -68,3 +68,25 @@ def test_after_its_own_statement_fails_nothing_more_is_read_written_or_checkpoin
         assert rows.fetchall() == [(0,)]
     finally:
         reopened.close()
+
+
+def test_a_merge_look_that_fails_so_is_noted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It only logged: with DuckDB's invalidation off, nothing else would have known."""
+    from flowscope.store import sql_files
+
+    database = Database(tmp_path / "merges.duckdb")
+    real_query = sql_files.query
+
+    def query(name: str) -> str:
+        if name == "small_row_groups":
+            return DUCKDB_DEFECT.replace(") v(t)", ") v(t) WHERE $full_rows > 0")
+        return real_query(name)
+
+    monkeypatch.setattr(sql_files, "query", query)
+    try:
+        database.review_row_group_merges()
+        assert database.failed is not None and "INTERNAL Error" in database.failed
+    finally:
+        database.close()
