@@ -1055,6 +1055,39 @@ def test_an_interrupted_import_says_what_it_did(tmp_path: Path) -> None:
     assert _stored(db) >= 8
 
 
+def test_an_import_interrupted_through_a_server_says_what_decides_the_rest(
+    tmp_path: Path,
+) -> None:
+    """It said "importing it again stores the rest", which only the server's dedup
+    window makes true there (importer review)."""
+    import signal
+
+    small = tmp_path / "small.pb"
+    small.write_bytes(realistic_request(1, seed=95).SerializeToString())
+    big = tmp_path / "big.jsonl"
+    big.write_bytes((request_to_json(realistic_request(500, seed=96)) + b"\n") * 400)
+    server = start_server_process(tmp_path / "served.duckdb")
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("FLOWSCOPE_DB", "FLOWSCOPE_TOKEN")}
+        process = subprocess.Popen(
+            [*cli_with_ctrl_c(), "import", "--server", server.endpoints.http, str(small), str(big)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert process.stdout is not None
+        first_line = process.stdout.readline()  # the small file is done
+        assert first_line.startswith(f"{small}: otlp-protobuf"), first_line
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        assert server.stop() == 0
+    assert process.returncode == 130, err
+    assert "the spans the server acknowledged are kept" in err and "--dedup-window" in err
+    assert "importing it again stores the rest" not in err
+
+
 def _rows_and_distinct(db: Path) -> tuple[int, int]:
     """Rows of otel_traces, and distinct (trace id, span id) pairs among them."""
     database = Database(db, read_only=True)
