@@ -118,6 +118,10 @@ _REASONS = {
     "no-dynamic-sql": "runs SQL or scans a table named by a string, which the sandbox cannot check",
     "read-only": "changes the database file, a sequence or the log",
     "no-server-state": "reads the server's settings or its log",
+    "crashes-duckdb": (
+        "crashes DuckDB 2.0.1 on deeply nested JSON (a segfault, which would stop the "
+        "server); the other json_* functions and ->, ->> read such values"
+    ),
 }
 # Table functions refused, per rule (a trailing * matches any suffix); of these, the
 # names in _SCALARS are refused as scalar calls too (``histogram`` is also an aggregate).
@@ -126,9 +130,13 @@ _REASONS = {
 _SQL_TEXT = (
     "json_serialize_plan json_serialize_sql json_deserialize_sql json_execute_serialized_sql"
 )
+# Functions that walk a JSON value by recursion, without a depth limit: one 10,000
+# levels deep (repeat('[', 10000) || ...) crashed the process (crash fuzz).
+_CRASHING = "json_contains json_transform json_transform_strict from_json from_json_strict"
 _SCALARS = frozenset(
     {"getenv", "nextval", "setval", "setseed", "write_log", "current_setting"}
     | set(_SQL_TEXT.split())
+    | set(_CRASHING.split())
 )
 _REFUSED_FUNCTIONS = {
     "no-file-access": "glob sniff_csv read_* parquet_* iceberg_* delta_* sqlite_*",
@@ -139,6 +147,7 @@ _REFUSED_FUNCTIONS = {
     "no-dynamic-sql": f"query query_table histogram histogram_values {_SQL_TEXT}",
     "read-only": "checkpoint force_checkpoint nextval setval write_log truncate_duckdb_logs",
     "no-server-state": "current_setting",
+    "crashes-duckdb": _CRASHING,
 }
 # DuckDB's built-in views over what the refused functions above return (and any
 # pragma_* name: the view pragma_database_list).

@@ -868,11 +868,12 @@ def test_new_nanosecond_times_keep_their_nanoseconds(db: Database) -> None:
 
 
 def test_a_type_nested_too_deep_is_refused_before_it_is_walked(db: Database) -> None:
-    """600 levels of structs (json_transform makes them from a string) were a
-    RecursionError in the wrapper: a 500 from the API, a traceback from the CLI."""
-    shape = '{"a":' * 600 + '"VARCHAR"' + "}" * 600
+    """600 levels of structs (json_transform made them from a string, before it was
+    refused) were a RecursionError in the wrapper: a 500 from the API, a traceback from
+    the CLI. A cast to 150 levels (more do not parse) is refused by its depth too."""
+    shape = "STRUCT(a " * 150 + "VARCHAR" + ")" * 150
     with pytest.raises(SqlRefused) as caught:
-        run_sandboxed(db, f"SELECT json_transform('{{}}', '{shape}') AS v")
+        run_sandboxed(db, f"SELECT NULL::{shape} AS v")
     assert caught.value.rule == "answer-size"
     assert "column 'v' is nested over 100 levels deep" in caught.value.message
 
@@ -1048,6 +1049,22 @@ def test_a_query_that_meets_a_duckdb_defect_fails_alone(db: Database) -> None:
     finally:
         writer.shutdown()
     assert db.span_count() == SPANS + 2 * 8
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT json_contains(j, j) FROM (SELECT (repeat('[', 100000) || repeat(']', 100000))::JSON j)",
+        "SELECT json_transform('{}', repeat('{\"a\":', 10000) || '\"INTEGER\"' || repeat('}', 10000))",
+        "SELECT from_json('[1]', '[\"INTEGER\"]')",
+    ],
+    ids=["json_contains", "json_transform", "from_json"],
+)
+def test_functions_that_crash_duckdb_are_refused(db: Database, query: str) -> None:
+    """Each took the server's process down with a segfault (crash fuzz)."""
+    with pytest.raises(SqlRefused) as refused:
+        run_sandboxed(db, query)
+    assert refused.value.rule == "crashes-duckdb"
 
 
 def test_a_lone_surrogate_is_refused_as_syntax(db: Database) -> None:
