@@ -208,6 +208,8 @@ class SpanWriter:
         # Called on the writer thread with the highest record number each commit moved.
         self.moved_listener: Callable[[int], None] | None = None
         self._journal: Journal | None = None
+        # A commit given up at the stop: nothing after it is committed (``_commit``).
+        self._abandoned = False
         self._stopping = threading.Event()
         # Journalled requests not yet moved: their numbers and trace ids (under _moved).
         self._pending_traces: dict[int, set[str]] = {}
@@ -469,7 +471,9 @@ class SpanWriter:
         try:
             while not stopping:
                 batch, tasks, load, stopping = self._gather(self._queue.get())
-                if batch:
+                if batch and self._abandoned:
+                    self._leave(batch, load)
+                elif batch:
                     self._commit(cursor, batch, load)
                 for task in tasks:
                     self._run_task(cursor, task)
@@ -543,7 +547,12 @@ class SpanWriter:
                 error = self._insert(cursor, batch)
             if error is not None and batch:
                 self._release(load)
-                return  # stopping: the journal holds them; _moved_seq stays behind
+                # Stopping: the journal holds them, and no later commit may land. One
+                # that did moved the journal's mark past them: its records were dropped,
+                # and a replay starts after the stored CommitSeq (failure review: 196,608
+                # acknowledged spans lost, the exit 0).
+                self._abandoned = True
+                return
         self._release(load)
         self.database.note_committed(load.bytes)
         self._mark_moved(last_seq)
@@ -554,6 +563,14 @@ class SpanWriter:
         for item in batch:
             if item.future is not None:
                 item.future.set_result(item.table.num_rows)
+
+    def _leave(self, batch: list[_SpanItem], load: Load) -> None:
+        """Spans queued behind a commit given up at the stop: left in the journal for
+        the next open; a ``write`` waiting on one is told it was not stored."""
+        self._release(load)
+        for item in batch:
+            if item.future is not None and not item.future.done():
+                item.future.set_exception(WriterClosed("the span writer stopped"))
 
     def _insert(self, cursor: Any, batch: list[_SpanItem]) -> Exception | None:
         """One commit of the batch's spans; the error if the database refused it."""

@@ -583,3 +583,44 @@ def test_a_read_behind_a_busy_writer_says_how_far_behind(
             blocked.result(30)
         assert f"the writer is behind, {table.num_rows:,} spans wait for it" in str(behind.value)
         assert "the last commit failed" not in str(behind.value)
+
+
+def test_spans_whose_commit_failed_at_the_stop_stay_in_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A later, smaller batch committed after the failing one was given up at the stop:
+    the journal's mark moved past the failed spans, their records were dropped, and
+    196,608 acknowledged spans were lost with exit 0 (failure review)."""
+    from flowscope.testing.waiting import wait_until
+
+    path = tmp_path / "stop.duckdb"
+    database = Database(path)
+    writer = SpanWriter(database, derive_interval_s=None)
+    writer.max_batch = writer_module.Load(16, writer.max_batch.bytes)  # a commit a request
+    failing_batch = flatten_request(realistic_request(2, seed=1)).batch
+    later_batch = flatten_request(realistic_request(2, seed=2)).batch
+    failing, later = failing_batch.table, later_batch.table
+    doomed = set(failing.column("TraceId").to_pylist())
+    real_insert = writer_module.insert_spans
+
+    def insert(cursor: Any, table: pa.Table, seq: int, sql: str) -> None:
+        if doomed & set(table.column("TraceId").to_pylist()):
+            raise duckdb.OutOfMemoryException("Out of Memory Error: for the test")
+        real_insert(cursor, table, seq, sql)
+
+    monkeypatch.setattr(writer_module, "insert_spans", insert)
+    writer.start()
+    hold = threading.Event()
+    writer.run_task(lambda cursor: hold.wait(30))
+    writer.submit(failing, failing_batch.keys).result(30)
+    writer.submit(later, later_batch.keys).result(30)
+    hold.set()
+    wait_until(lambda: writer.stats.failed_commits >= 1, "the first commit to fail")
+    writer.shutdown()
+    database.close()
+    monkeypatch.setattr(writer_module, "insert_spans", real_insert)
+    reopened = Database(path)  # replays the journal
+    try:
+        assert reopened.span_count() == 32
+    finally:
+        reopened.close()
