@@ -17,7 +17,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -453,18 +453,24 @@ def _from_tables(node: Any) -> list[Any]:
     return [b.get("from_table") if isinstance(b, dict) else None for b in branches]
 
 
-def _ctes(node: Any, found: dict[str, Any]) -> dict[str, Any]:
-    """Every CTE the statement defines, by name (lower case), wherever it is."""
-    stack = [node]
+def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every object of a parse tree, without recursion (a tree can be deep)."""
+    stack = [tree]
     while stack:
         item = stack.pop()
         if isinstance(item, list):
             stack.extend(item)
         elif isinstance(item, dict):
-            for entry in (item.get("cte_map") or {}).get("map") or []:
-                if isinstance(entry, dict) and isinstance(entry.get("value"), dict):
-                    found[str(entry.get("key", "")).lower()] = entry["value"].get("query_node")
+            yield item
             stack.extend(v for v in item.values() if isinstance(v, dict | list))
+
+
+def _ctes(tree: Any, found: dict[str, Any]) -> dict[str, Any]:
+    """Every CTE the statement defines, by name (lower case), wherever it is."""
+    for node in _nodes(tree):
+        for entry in (node.get("cte_map") or {}).get("map") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("value"), dict):
+                found[str(entry.get("key", "")).lower()] = entry["value"].get("query_node")
     return found
 
 
@@ -566,17 +572,11 @@ class _Sizing:
 
 def _struct_literals(tree: Any) -> list[int]:
     """The fields of each struct literal (``{...}``, ``struct_pack``, ``row``) in ``tree``."""
-    fields_of: list[int] = []
-    nodes = [tree]
-    while nodes:
-        node = nodes.pop()
-        if isinstance(node, list):
-            nodes.extend(node)
-        elif isinstance(node, dict):
-            if str(node.get("function_name", "")).lower() in ("struct_pack", "row"):
-                fields_of.append(len(node.get("arguments") or node.get("children") or []))
-            nodes.extend(v for v in node.values() if isinstance(v, dict | list))
-    return fields_of
+    return [
+        len(node.get("arguments") or node.get("children") or [])
+        for node in _nodes(tree)
+        if str(node.get("function_name", "")).lower() in ("struct_pack", "row")
+    ]
 
 
 def _check_widths(statements: list[Any], catalog: _Catalog) -> None:

@@ -1024,11 +1024,30 @@ def test_a_file_in_a_folder_it_may_not_enter_does_not_stop_the_others(
     assert f"{good}: otlp-json, 8 spans, 8 new" in result.output
 
 
+def _interrupted_after_the_first_file(*args: str) -> tuple[int, str, str, str]:
+    """`flowscope import ARGS` given Ctrl-C once its first file is done: the exit
+    status, that file's line, and the rest of stdout and stderr."""
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if k not in ("FLOWSCOPE_DB", "FLOWSCOPE_TOKEN")}
+    process = subprocess.Popen(
+        [*cli_with_ctrl_c(), "import", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    first_line = process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    return process.returncode, first_line, out, err
+
+
 def test_an_interrupted_import_says_what_it_did(tmp_path: Path) -> None:
     """Ctrl-C printed only "Aborted!": the files already imported, and the spans stored
     from the one being read, went unmentioned. Each file's line now comes when it is
     done, and the interrupt says what became of the one being read."""
-    import signal
 
     small = tmp_path / "small.pb"
     small.write_bytes(realistic_request(1, seed=93).SerializeToString())
@@ -1036,20 +1055,11 @@ def test_an_interrupted_import_says_what_it_did(tmp_path: Path) -> None:
     # 1.6M spans (the same 4,000 again and again): longer to read than the test waits.
     big.write_bytes((request_to_json(realistic_request(500, seed=94)) + b"\n") * 400)
     db = tmp_path / "interrupted.duckdb"
-    env = {k: v for k, v in os.environ.items() if k not in ("FLOWSCOPE_DB", "FLOWSCOPE_TOKEN")}
-    process = subprocess.Popen(
-        [*cli_with_ctrl_c(), "import", "--db", str(db), str(small), str(big)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    returncode, first_line, out, err = _interrupted_after_the_first_file(
+        "--db", str(db), str(small), str(big)
     )
-    assert process.stdout is not None
-    first_line = process.stdout.readline()  # the small file is done
     assert first_line.startswith(f"{small}: otlp-protobuf, 8 spans, 8 new"), first_line
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
+    assert returncode == 130, err
     assert "flowscope: interrupted: the files above are done; the one being read was" in err
     assert "Traceback" not in err and str(big) not in out
     assert _stored(db) >= 8
@@ -1060,7 +1070,6 @@ def test_an_import_interrupted_through_a_server_says_what_decides_the_rest(
 ) -> None:
     """It said "importing it again stores the rest", which only the server's dedup
     window makes true there (importer review)."""
-    import signal
 
     small = tmp_path / "small.pb"
     small.write_bytes(realistic_request(1, seed=95).SerializeToString())
@@ -1068,22 +1077,13 @@ def test_an_import_interrupted_through_a_server_says_what_decides_the_rest(
     big.write_bytes((request_to_json(realistic_request(500, seed=96)) + b"\n") * 400)
     server = start_server_process(tmp_path / "served.duckdb")
     try:
-        env = {k: v for k, v in os.environ.items() if k not in ("FLOWSCOPE_DB", "FLOWSCOPE_TOKEN")}
-        process = subprocess.Popen(
-            [*cli_with_ctrl_c(), "import", "--server", server.endpoints.http, str(small), str(big)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
+        returncode, first_line, _, err = _interrupted_after_the_first_file(
+            "--server", server.endpoints.http, str(small), str(big)
         )
-        assert process.stdout is not None
-        first_line = process.stdout.readline()  # the small file is done
-        assert first_line.startswith(f"{small}: otlp-protobuf"), first_line
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=120)
     finally:
         assert server.stop() == 0
-    assert process.returncode == 130, err
+    assert first_line.startswith(f"{small}: otlp-protobuf"), first_line
+    assert returncode == 130, err
     assert "the spans the server acknowledged are kept" in err and "--dedup-window" in err
     assert "importing it again stores the rest" not in err
 
