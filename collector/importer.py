@@ -474,6 +474,11 @@ def _nothing_readable(report: FileReport) -> bool:
     return bool(report.bad_parts and not (report.error or report.spans or report.rejected))
 
 
+def _read_in_part(report: FileReport) -> bool:
+    """Some parts passed over, some spans taken from the rest."""
+    return bool(report.bad_parts and not report.error and report.spans)
+
+
 def _all_rejected(report: FileReport) -> bool:
     return bool(report.rejected and not (report.spans or report.error))
 
@@ -502,10 +507,7 @@ def _not_read(reports: Sequence[FileReport]) -> list[str]:
     failed = sum(bool(r.error) for r in reports)
     unreadable = sum(_nothing_readable(r) for r in reports)
     rejected = sum(_all_rejected(r) for r in reports)
-    partly = (
-        sum(bool(r.bad_parts and not r.error and not _all_rejected(r)) for r in reports)
-        - unreadable
-    )
+    partly = sum(_read_in_part(r) for r in reports)
     parts = []
     if skipped:
         parts.append(f"; {skipped} already imported, skipped (--force reads them again)")
