@@ -122,6 +122,11 @@ _REASONS = {
         "crashes DuckDB 2.0.1 on deeply nested JSON (a segfault, which would stop the "
         "server); the other json_* functions and ->, ->> read such values"
     ),
+    "no-variant": (
+        "makes or reads VARIANT values: DuckDB 2.0.1 crashes (a segfault, which would stop "
+        "the server) reading one made of JSON nested thousands of levels deep; read JSON "
+        "with the json_* functions, -> and ->>"
+    ),
 }
 # Table functions refused, per rule (a trailing * matches any suffix); of these, the
 # names in _SCALARS are refused as scalar calls too (``histogram`` is also an aggregate).
@@ -133,11 +138,16 @@ _SQL_TEXT = (
 # Functions that walk a JSON value by recursion, without a depth limit: one 10,000
 # levels deep (repeat('[', 10000) || ...) crashed the process (crash fuzz).
 _CRASHING = "json_contains json_transform json_transform_strict from_json from_json_strict"
+# Without these and the type itself no query holds a VARIANT, so none can be made of
+# JSON by an implicit cast either ([stats(1), j] casts j): converting one nested
+# 5,000 levels deep to Python, or 20,000 to text, crashed the process (crash fuzz).
+_VARIANTS = "stats variant_*"
 _SCALARS = frozenset(
-    {"getenv", "nextval", "setval", "setseed", "write_log", "current_setting"}
+    {"getenv", "nextval", "setval", "setseed", "write_log", "current_setting", "stats"}
     | set(_SQL_TEXT.split())
     | set(_CRASHING.split())
 )
+_SCALAR_PREFIXES = ("variant_",)
 _REFUSED_FUNCTIONS = {
     "no-file-access": "glob sniff_csv read_* parquet_* iceberg_* delta_* sqlite_*",
     "no-network": "postgres_* mysql_* duckdb_secrets which_secret",
@@ -148,6 +158,7 @@ _REFUSED_FUNCTIONS = {
     "read-only": "checkpoint force_checkpoint nextval setval write_log truncate_duckdb_logs",
     "no-server-state": "current_setting",
     "crashes-duckdb": _CRASHING,
+    "no-variant": _VARIANTS,
 }
 # DuckDB's built-in views over what the refused functions above return (and any
 # pragma_* name: the view pragma_database_list).
@@ -263,7 +274,7 @@ _SAID_AS = {
 
 def _function_rule(name: str, *, table: bool) -> tuple[str, str] | None:
     lowered = name.lower()
-    if not table and lowered not in _SCALARS:
+    if not table and lowered not in _SCALARS and not lowered.startswith(_SCALAR_PREFIXES):
         return None
     rule = _FUNCTIONS.get(lowered) or next((r for p, r in _PREFIXES if lowered.startswith(p)), None)
     if rule:
@@ -409,6 +420,8 @@ def _walk(
         _refuse_function(node["function"], table=True)
     if isinstance(node.get("function_name"), str):  # scalar, aggregate and window calls
         _refuse_function(node, table=False)
+    if node.get("class") == "TYPE" and str(node.get("type_name", "")).lower() == "variant":
+        raise SqlRefused("no-variant", f"the VARIANT type {_REASONS['no-variant']}")
     for value in node.values():
         if isinstance(value, dict | list):
             _walk(value, tables, shows, sizes, in_join=kind == "JOIN", ctes=ctes)
@@ -1378,14 +1391,15 @@ def json_value(value: Any, depth: int = 0) -> Any:
         return float(value) if value.is_finite() else None
     if isinstance(value, dt.datetime | dt.date):
         # DuckDB hands its infinite timestamps and dates over as Python's extremes. (Only
-        # inside a VARIANT now: columns' dates and timestamps come as text, _text_expr.)
+        # dates in lists nested past _text_expr's reach now: columns' dates and times
+        # come as text, and VARIANTs are refused.)
         if value in (dt.datetime.max, dt.date.max):
             return "infinity"
         if value in (dt.datetime.min, dt.date.min):
             return "-infinity"
         if isinstance(value, dt.datetime) and value.tzinfo is not None:
-            # A zoned one in a VARIANT (a column's is text already): in UTC with Z, as
-            # those are.
+            # A zoned one (no query makes one a Python object now; a VARIANT did): in
+            # UTC with Z, as columns' are.
             # (isoformat, not strftime: %Y does not pad years before 1000)
             return (
                 value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
