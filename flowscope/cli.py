@@ -228,9 +228,11 @@ def serve(
     ingest_process: bool,
     flows: str | None,
     cors_origins: tuple[str, ...],
+    max_memory: int | None,
 ) -> None:
     """Receive OTLP traces, store them in DuckDB, serve the API."""
     from flowscope.collector.ingest_process import IngestProcess, lower_priority, settle_heap
+    from flowscope.memory_cap import current_cap, format_size
     from flowscope.server import ServeConfig
 
     config = ServeConfig(
@@ -253,7 +255,7 @@ def serve(
         flows=flows,
         cors_origins=cors_origins,
     )
-    server, stop = start_server(config)
+    server, stop = start_server(config, max_memory)
     with serving(server):
         assert server.database is not None
         if isinstance(server.ingest, IngestProcess):
@@ -275,6 +277,12 @@ def serve(
         click.echo(
             f"  API        {server.ui_url}   (health {server.ui_url}/healthz, API docs {server.ui_url}/docs)"
         )
+        cap = current_cap()
+        if max_memory is not None and cap is not None:
+            click.echo(
+                f"  memory     at most {format_size(cap)} (--max-memory), DuckDB's buffers "
+                f"{server.config.memory_limit or 'as DuckDB sets them'}"
+            )
         if host in ("0.0.0.0", "::", ""):
             # The lines above are where this machine reaches it; others use its address.
             click.echo(

@@ -1352,6 +1352,8 @@ def run_sandboxed(
             ) from exc
         if database.note_error(exc):
             raise  # no fault of the query's: the server answers 503
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            raise SqlError(_needs_more_memory(str(exc).split("\n", 1)[0])) from exc
         if isinstance(exc, duckdb.InterruptException):
             raise stopped_by_close(database) from exc
         if isinstance(exc, duckdb.IOException):  # a damaged file: name it
@@ -1359,6 +1361,8 @@ def run_sandboxed(
         raise SqlError(without_stack(exc)) from exc
     except (OverflowError, ValueError) as exc:  # an INTERVAL of 10^8 years, say
         raise SqlError(f"a value of the result has no Python form: {exc}") from exc
+    except MemoryError as exc:  # its answer made Python objects past the server's cap
+        raise SqlError(_needs_more_memory("the answer's values did not fit")) from exc
     finally:
         try:
             cursor.execute("ROLLBACK")
@@ -1366,6 +1370,14 @@ def run_sandboxed(
             pass  # no transaction left to roll back
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     return SqlResult(columns, raw[:row_limit], cut or len(raw) > row_limit, elapsed_ms, types)
+
+
+def _needs_more_memory(what: str) -> str:
+    # DuckDB's own advice (SET threads, SET memory_limit) is refused here.
+    return (
+        f"the query needs more memory than the server may use ({what}); select less at "
+        "once, or start the server with a larger --max-memory or --memory-limit"
+    )
 
 
 def _duration(value: dt.timedelta) -> str:
