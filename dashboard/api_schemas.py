@@ -99,6 +99,9 @@ class Health(BaseModel):
     retention: dict[str, Any] | None = None
     ingest: dict[str, Any] | None = None
     failure: str | None = None
+    partial: str | None = Field(
+        None, description="why the statistics are left out of this answer (degraded)"
+    )
 
 
 def answers(model: type[Any], *refusals: int) -> dict[int | str, dict[str, Any]]:

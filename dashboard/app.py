@@ -351,6 +351,18 @@ def create_app(context: AppContext) -> FastAPI:
                 return _health(wait_s)
             except DatabaseFailed as exc:
                 context.database.note_error(exc)
+            except duckdb.OutOfMemoryException as exc:
+                # DuckDB's memory limit met by a count here (a derive pass or query beside
+                # it holding the rest): the app's 503 for reads, without a status, made
+                # a liveness probe see a server that is up and storing as down (1 answer
+                # in 200 under --memory-limit 20MB and a load).
+                first_line = str(exc).split("\n", 1)[0]
+                partial = f"the database ran out of memory for this answer ({first_line})"
+                return _health_head() | {
+                    "status": "degraded",
+                    "spans": None,
+                    "partial": f"{partial}: its statistics are left out; ask again shortly",
+                }
             except duckdb.InterruptException:
                 # The server is stopping (its shutdown interrupts reads): a 500 with a
                 # traceback reached a probe polling as the ingest process died.

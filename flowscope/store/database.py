@@ -154,6 +154,10 @@ class StoreError(Exception):
 _NOT_THE_FILE = (
     "no space left on device",
     "out of memory",
+    # Under --memory-limit, a replay's commit: "TransactionContext Error: Failed to
+    # commit: could not allocate block" was called not a usable DuckDB database.
+    "could not allocate",
+    "failed to allocate",
     "permission denied",
     "operation not permitted",
     "read-only file system",

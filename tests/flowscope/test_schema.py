@@ -455,6 +455,15 @@ def test_a_machine_that_cannot_open_a_good_file_does_not_blame_the_file(tmp_path
         "f.duckdb", duckdb.IOException('Could not write "f.wal": No space left on device')
     )
     assert "cannot open it now" in str(full)
+    # A journal's replay under --memory-limit 20MB (review).
+    replay = file_failure(
+        "f.duckdb",
+        duckdb.TransactionException(
+            "TransactionContext Error: Failed to commit: could not allocate block of size "
+            "256.0 KiB (18.9 MiB/19.0 MiB used)"
+        ),
+    )
+    assert "cannot open it now" in str(replay)
     damaged = file_failure("f.duckdb", duckdb.IOException("Could not read enough bytes"))
     assert "not a usable DuckDB database" in str(damaged)
 
