@@ -120,6 +120,30 @@ class _GentleClose:
         return self._protocol.lingering or self._transport.is_closing()
 
 
+# h11's error for a Transfer-Encoding other than chunked alone.
+_UNKNOWN_CODING = "Only Transfer-Encoding: chunked is supported"
+
+
+class _Connection(h11.Connection):
+    """h11's connection, keeping why it refused the request: uvicorn hands on only
+    "Invalid HTTP request received." whatever h11 found wrong."""
+
+    refused_why = ""
+
+    def next_event(self) -> Any:
+        try:
+            return super().next_event()
+        except h11.RemoteProtocolError as exc:
+            self.refused_why = str(exc)
+            raise
+
+
+_CODING_TEXT = (
+    "Transfer-Encoding other than chunked is not supported; send a compressed body with "
+    "Content-Encoding: gzip"
+)
+
+
 class _HeaderDeadlineH11(H11Protocol):
     """uvicorn's h11 protocol, closing connections that do not send a request in time."""
 
@@ -145,6 +169,12 @@ class _HeaderDeadlineH11(H11Protocol):
     _linger_check: asyncio.TimerHandle | None = None
     _linger_until = 0.0
     _linger_heard = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limit = self.config.h11_max_incomplete_event_size
+        # h11's own default size when uvicorn's config names none, as uvicorn does.
+        self.conn = _Connection(h11.SERVER) if limit is None else _Connection(h11.SERVER, limit)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._real = transport  # uvicorn gets _GentleClose; lingering needs the socket's own
@@ -272,10 +302,16 @@ class _HeaderDeadlineH11(H11Protocol):
         the port answers every refusal: on the OTLP port a google.rpc.Status, where
         uvicorn wrote plain text."""
         refusal = type(self).bad_request
-        if refusal is None:
+        coding = isinstance(self.conn, _Connection) and self.conn.refused_why == _UNKNOWN_CODING
+        if refusal is None and not coding:
             super().send_400_response(msg)
             return
-        answer = refusal(400, "not a valid HTTP/1.1 request (its request line or headers)", "")
+        # A transfer coding it does not know (gzip, chunked) is 501 (RFC 9112 §6.1).
+        status, reason = (501, b"Not Implemented") if coding else (400, b"Bad Request")
+        text = (
+            _CODING_TEXT if coding else "not a valid HTTP/1.1 request (its request line or headers)"
+        )
+        answer = (refusal or plain_refusal)(status, text, "")
         headers = [
             (name, value)
             for name, value in answer.raw_headers
@@ -283,7 +319,7 @@ class _HeaderDeadlineH11(H11Protocol):
         ]
         headers += [(b"content-length", str(len(answer.body)).encode()), (b"connection", b"close")]
         for event in (
-            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Response(status_code=status, headers=headers, reason=reason),
             h11.Data(data=bytes(answer.body)),
             h11.EndOfMessage(),
         ):

@@ -432,6 +432,29 @@ def test_requests_turned_away_before_the_app_get_an_otlp_status(
         assert taken.status_code == 200, host
 
 
+def test_a_transfer_coding_other_than_chunked_is_501_on_both_ports(
+    live: tuple[FlowscopeServer, Endpoints],
+) -> None:
+    """RFC 9112 §6.1: a server that does not understand a transfer coding answers 501.
+    It was a 400 "not a valid HTTP/1.1 request", which says the client is wrong."""
+    _server, endpoints = live
+    request = (
+        b"POST /v1/traces HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-protobuf\r\n"
+        b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+    )
+    with _connect(endpoints) as sock:
+        sock.sendall(request)
+        head, _, body = _answer(sock).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501 "), head
+    assert b"content-type: application/x-protobuf" in head.lower()
+    assert "send a compressed body with Content-Encoding: gzip" in Status.FromString(body).message
+    url = httpx.URL(endpoints.ui)
+    with socket.create_connection((url.host, url.port), timeout=20) as sock:
+        sock.sendall(request.replace(b"/v1/traces", b"/api/sql"))
+        head, _, body = _answer(sock).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501 ") and b"Content-Encoding: gzip" in body
+
+
 def test_a_request_http11_does_not_allow_is_refused_as_otlp_refuses(
     live: tuple[FlowscopeServer, Endpoints],
 ) -> None:
