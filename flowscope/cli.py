@@ -183,8 +183,9 @@ def _long_options(command: click.Command) -> set[str]:
     "--memory-limit",
     default="",
     help=(
-        "DuckDB memory limit, e.g. 2GB (default: DuckDB's); one SQL function call that"
-        " builds a huge value is not held to it."
+        "DuckDB's memory limit for its buffers, e.g. 2GB (default: 60% of --max-memory;"
+        " DuckDB's own with --max-memory off); one SQL function call that builds a huge"
+        " value is held by --max-memory instead."
     ),
 )
 @click.option(

@@ -485,7 +485,8 @@ def start_server(
     config: ServeConfig, max_memory: int | None = None
 ) -> tuple[FlowscopeServer, StopRequest]:
     """What serve and demo do before serving: validate the config (an error says
-    why), cap the process's memory at ``max_memory`` bytes (``memory_cap``), warn about a non-loopback address without a token, take SIGINT/SIGTERM as a stop
+    why), cap the process's memory at ``max_memory`` bytes (``memory_cap``), warn
+    about a non-loopback address without a token, take SIGINT/SIGTERM as a stop
     request (a failing ingest process requests it too), and start the server."""
     from flowscope.memory_cap import cap_memory, duckdb_memory_limit
     from flowscope.server import FlowscopeServer
