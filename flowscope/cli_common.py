@@ -143,8 +143,13 @@ def render_rows(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
     if fmt == "json":
         # Unique keys: two columns of one name (a self-join's ServiceName) kept one.
         keys = unique_names(columns)
+        # Text as written, as csv and the analysis commands print it: "ördér" came out
+        # as "\u00f6rd\u00e9r" (a terminal that cannot write a character escapes it).
         return json.dumps(
-            [dict(zip(keys, row, strict=True)) for row in rows], indent=2, default=str
+            [dict(zip(keys, row, strict=True)) for row in rows],
+            indent=2,
+            default=str,
+            ensure_ascii=False,
         )
     if fmt == "csv":
         lines = [_csv_line(columns)]

@@ -403,3 +403,12 @@ def test_a_query_from_standard_input_that_is_not_utf8_is_refused(tmp_path: Path)
         input=b"\xef\xbb\xbf" + "SELECT 'caf\xe9'".encode("latin-1"),
     )
     assert "standard input is not valid UTF-8 (byte 14)" in with_bom.stderr
+
+
+def test_json_keeps_text_as_written(stored_db: Path) -> None:
+    """ "ördér" came out as "\\u00f6rd\\u00e9r", where csv and the analysis commands'
+    JSON print it as written (a user review)."""
+    result = _sql("SELECT 'ördér 漢' AS r", "--db", str(stored_db), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert '"r": "ördér 漢"' in result.stdout
+    assert json.loads(result.stdout) == [{"r": "ördér 漢"}]
