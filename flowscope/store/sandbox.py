@@ -27,6 +27,7 @@ from duckdb.sqltypes import DuckDBPyType
 
 from flowscope.store import sql_files
 from flowscope.store.database import Database, file_failure
+from flowscope.store.sql_hints import hinted
 
 
 class SqlRefused(Exception):
@@ -1358,7 +1359,7 @@ def run_sandboxed(
             raise stopped_by_close(database) from exc
         if isinstance(exc, duckdb.IOException):  # a damaged file: name it
             raise SqlError(str(file_failure(database.path, exc))) from exc
-        raise SqlError(without_stack(exc)) from exc
+        raise SqlError(hinted(without_stack(exc))) from exc
     except (OverflowError, ValueError) as exc:  # an INTERVAL of 10^8 years, say
         raise SqlError(f"a value of the result has no Python form: {exc}") from exc
     except MemoryError as exc:  # its answer made Python objects past the server's cap
