@@ -233,7 +233,7 @@ def serve(
 ) -> None:
     """Receive OTLP traces, store them in DuckDB, serve the API."""
     from flowscope.collector.ingest_process import IngestProcess, lower_priority, settle_heap
-    from flowscope.memory_cap import current_cap, format_size
+    from flowscope.memory_cap import DUCKDB_SHARE, current_cap, format_size
     from flowscope.server import ServeConfig
 
     config = ServeConfig(
@@ -280,9 +280,10 @@ def serve(
         )
         cap = current_cap()
         if max_memory is not None and cap is not None:
+            buffers = memory_limit or format_size(int(cap * DUCKDB_SHARE))
             click.echo(
                 f"  memory     at most {format_size(cap)} (--max-memory), DuckDB's buffers "
-                f"{server.config.memory_limit or 'as DuckDB sets them'}"
+                f"{buffers} of it"
             )
         if host in ("0.0.0.0", "::", ""):
             # The lines above are where this machine reaches it; others use its address.
