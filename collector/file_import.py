@@ -144,7 +144,12 @@ def _unreadable(path: Path) -> str:
     if str(path) == "-" and not path.exists():
         return "standard input is not read; save it to a file and import that"
     if not path.exists():
-        return "no such file" + (" (a broken symbolic link)" if path.is_symlink() else "")
+        if path.is_symlink():
+            return "no such file (a broken symbolic link)"
+        if any(ch in path.name for ch in "*?["):
+            # A quoted pattern ('traces/*.json') reaches flowscope whole.
+            return "no such file; a pattern is expanded by the shell: leave it unquoted"
+        return "no such file"
     if not path.is_file():
         # /dev/stdin, <(zcat x.gz): a file is read more than once (its format, then
         # its spans) and remembered by its content.

@@ -1187,6 +1187,17 @@ def test_standard_input_pipes_and_broken_links_say_what_to_do(tmp_path: Path) ->
     assert f"{link}: cannot import: no such file (a broken symbolic link)" in result.output
 
 
+def test_a_quoted_pattern_says_the_shell_expands_it(tmp_path: Path) -> None:
+    """`flowscope import 'dir/*'` said only "no such file" (a user review)."""
+    pattern = tmp_path / "*.jsonl"
+    result = CliRunner().invoke(main, ["import", str(pattern), "--db", str(tmp_path / "p.duckdb")])
+    assert result.exit_code == 1
+    assert (
+        f"{pattern}: cannot import: no such file; a pattern is expanded by the shell: leave it "
+        "unquoted"
+    ) in result.output
+
+
 def _zstd(data: bytes) -> bytes:
     import zstandard
 
