@@ -31,7 +31,12 @@ from flowscope.collector.file_import import (
     sniff,
     unreadable,
 )
-from flowscope.collector.import_formats import OTLP_PROTOBUF_FRAMED, OTLP_ZSTD_FRAMED, shorten
+from flowscope.collector.import_formats import (
+    OTLP_JSONL,
+    OTLP_PROTOBUF_FRAMED,
+    OTLP_ZSTD_FRAMED,
+    shorten,
+)
 from flowscope.collector.ingest import started_before
 from flowscope.durations import DEFAULT_RETENTION
 from flowscope.interrupts import interrupts_deferred
@@ -453,7 +458,10 @@ def _bad_lines(report: FileReport) -> str:
     if not report.bad_parts:
         return ""
     framed = report.format in (OTLP_PROTOBUF_FRAMED, OTLP_ZSTD_FRAMED)
-    noun = "bad message" if framed else "bad line"
+    # A whole-document format's part is a document (a cut one: "1 bad line" named a
+    # unit the format does not have; a user review).
+    lined = report.format == OTLP_JSONL
+    noun = "bad message" if framed else "bad line" if lined else "bad document"
     return f"; {_plural(report.bad_parts, noun)} skipped"
 
 

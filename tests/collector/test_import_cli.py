@@ -808,6 +808,11 @@ def test_a_cut_single_document_is_not_counted_as_read(tmp_path: Path) -> None:
     assert "imported 0 new spans from 0 of 1 files in " in result.stdout
     assert result.stdout.rstrip().endswith("; 1 with nothing readable"), result.stdout
     assert "imported in part" not in result.stdout
+    # A document, not a line: the format has no lines (a user review).
+    assert (
+        f"{cut}: otlp-json, 0 spans, 0 new, 0 duplicates, 0 rejected; 1 bad document skipped"
+        in (result.stdout)
+    )
 
 
 def test_a_files_bar_is_redrawn_while_nothing_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
