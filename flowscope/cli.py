@@ -183,9 +183,8 @@ def _long_options(command: click.Command) -> set[str]:
     "--memory-limit",
     default="",
     help=(
-        "DuckDB's memory limit for its buffers, e.g. 2GB (default: 60% of --max-memory;"
-        " DuckDB's own with --max-memory off); one SQL function call that builds a huge"
-        " value is held by --max-memory instead."
+        "DuckDB memory limit, e.g. 2GB (default: DuckDB's); one SQL function call that"
+        " builds a huge value is not held to it."
     ),
 )
 @click.option(
@@ -229,11 +228,9 @@ def serve(
     ingest_process: bool,
     flows: str | None,
     cors_origins: tuple[str, ...],
-    max_memory: int | None,
 ) -> None:
     """Receive OTLP traces, store them in DuckDB, serve the API."""
     from flowscope.collector.ingest_process import IngestProcess, lower_priority, settle_heap
-    from flowscope.memory_cap import DUCKDB_SHARE, current_cap, format_size
     from flowscope.server import ServeConfig
 
     config = ServeConfig(
@@ -256,7 +253,7 @@ def serve(
         flows=flows,
         cors_origins=cors_origins,
     )
-    server, stop = start_server(config, max_memory)
+    server, stop = start_server(config)
     with serving(server):
         assert server.database is not None
         if isinstance(server.ingest, IngestProcess):
@@ -278,13 +275,6 @@ def serve(
         click.echo(
             f"  API        {server.ui_url}   (health {server.ui_url}/healthz, API docs {server.ui_url}/docs)"
         )
-        cap = current_cap()
-        if max_memory is not None and cap is not None:
-            buffers = memory_limit or format_size(int(cap * DUCKDB_SHARE))
-            click.echo(
-                f"  memory     at most {format_size(cap)} (--max-memory), DuckDB's buffers "
-                f"{buffers} of it"
-            )
         if host in ("0.0.0.0", "::", ""):
             # The lines above are where this machine reaches it; others use its address.
             click.echo(

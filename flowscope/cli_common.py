@@ -13,7 +13,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -26,7 +26,6 @@ from flowscope.durations import (
     format_duration,
     parse_duration,
 )
-from flowscope.memory_cap import DEFAULT_MAX_MEMORY
 
 if TYPE_CHECKING:  # the server's modules load when a command runs, not for --help
     from flowscope.server import FlowscopeServer, ServeConfig
@@ -47,15 +46,6 @@ def _plain_host(_ctx: click.Context, _param: click.Parameter, value: str) -> str
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host
-
-
-def _max_memory(_ctx: click.Context, param: click.Parameter, value: str) -> int | None:
-    from flowscope.memory_cap import parse_max_memory
-
-    try:
-        return parse_max_memory(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param=param) from exc
 
 
 class DurationType(click.ParamType):  # type: ignore[type-arg]
@@ -486,26 +476,15 @@ def left_to_replay(db: str) -> str:
     return " and ".join(parts)
 
 
-def start_server(
-    config: ServeConfig, max_memory: int | None = None
-) -> tuple[FlowscopeServer, StopRequest]:
-    """What serve and demo do before serving: validate the config (an error says
-    why), cap the process's memory at ``max_memory`` bytes (``memory_cap``), warn
-    about a non-loopback address without a token, take SIGINT/SIGTERM as a stop
+def start_server(config: ServeConfig) -> tuple[FlowscopeServer, StopRequest]:
+    """What serve and demo do before serving: validate the config (an error says why),
+    warn about a non-loopback address without a token, take SIGINT/SIGTERM as a stop
     request (a failing ingest process requests it too), and start the server."""
-    from flowscope.memory_cap import cap_memory, duckdb_memory_limit
     from flowscope.server import FlowscopeServer
     from flowscope.store.database import StoreError
 
     try:
-        config.validate()
-        if max_memory is not None:
-            # Once the options are good (a refused one leaves this process as it was),
-            # before the file opens and the threads start; the ingest process inherits it.
-            cap = cap_memory(max_memory)
-            if not config.memory_limit:
-                config = replace(config, memory_limit=duckdb_memory_limit(cap))
-        server = FlowscopeServer(config)
+        server = FlowscopeServer(config)  # validates the config
     except ValueError as exc:
         # An option's value: exit 2 like the values click checks (docs/cli.md).
         raise click.UsageError(str(exc)) from exc
@@ -638,16 +617,6 @@ def server_options(function: F) -> F:
             show_default=True,
             type=DurationType(at_most=(MAX_RETENTION, TOO_LONG_RETENTION)),
             help="Delete spans that started longer ago than this ('off' or 0 keeps all).",
-        ),
-        click.option(
-            "--max-memory",
-            default=DEFAULT_MAX_MEMORY,
-            show_default=True,
-            callback=_max_memory,
-            envvar="FLOWSCOPE_MAX_MEMORY",
-            help="Cap on the server's memory: a share of the machine's (at least 4 GiB), a "
-            "size (12GB) or off. A query needing more fails alone, not the server; DuckDB's "
-            "--memory-limit defaults to 60% of it [env FLOWSCOPE_MAX_MEMORY].",
         ),
     ]
     for option in reversed(options):

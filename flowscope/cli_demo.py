@@ -129,7 +129,6 @@ def demo(
     token: str | None,
     flows: str | None,
     retention: timedelta | None,
-    max_memory: int | None,
     **load: Any,
 ) -> None:
     """Run flowscope, the trading platform and its load together, in the foreground."""
@@ -149,7 +148,7 @@ def demo(
         flows=flows,
         retention=retention,
     )
-    server, stop = start_server(config, max_memory)
+    server, stop = start_server(config)
     with serving(server):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         export = ExportConfig(otlp_endpoint=server.otlp_http_url, otlp_headers=headers)

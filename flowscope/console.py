@@ -15,9 +15,7 @@ _ASKS_FOR_HELP = frozenset({"-h", "--help", "--version"})
 # The FLOWSCOPE_ variables options are read from (their envvar=; the tests keep this
 # whole against the commands' options), and the others flowscope reads (the fast
 # path's switch, CI's demand for it).
-OPTION_VARIABLES = frozenset(
-    {"FLOWSCOPE_DB", "FLOWSCOPE_TOKEN", "FLOWSCOPE_CORS_ORIGIN", "FLOWSCOPE_MAX_MEMORY"}
-)
+OPTION_VARIABLES = frozenset({"FLOWSCOPE_DB", "FLOWSCOPE_TOKEN", "FLOWSCOPE_CORS_ORIGIN"})
 KNOWN_VARIABLES = OPTION_VARIABLES | {"FLOWSCOPE_PURE_PYTHON", "FLOWSCOPE_REQUIRE_FAST_PATH"}
 
 

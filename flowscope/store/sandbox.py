@@ -1362,7 +1362,7 @@ def run_sandboxed(
         raise SqlError(hinted(without_stack(exc))) from exc
     except (OverflowError, ValueError) as exc:  # an INTERVAL of 10^8 years, say
         raise SqlError(f"a value of the result has no Python form: {exc}") from exc
-    except MemoryError as exc:  # its answer made Python objects past the server's cap
+    except MemoryError as exc:  # its answer made Python objects past what the machine has
         raise SqlError(_needs_more_memory("the answer's values did not fit")) from exc
     finally:
         try:
@@ -1377,7 +1377,7 @@ def _needs_more_memory(what: str) -> str:
     # DuckDB's own advice (SET threads, SET memory_limit) is refused here.
     return (
         f"the query needs more memory than the server may use ({what}); select less at "
-        "once, or start the server with a larger --max-memory or --memory-limit"
+        "once, or start the server with a larger --memory-limit"
     )
 
 

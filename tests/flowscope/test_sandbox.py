@@ -1092,3 +1092,20 @@ def test_a_lone_surrogate_is_refused_as_syntax(db: Database) -> None:
         run_sandboxed(db, "SELECT '\ud800'")
     assert refused.value.rule == "syntax"
     assert "not valid UTF-8" in str(refused.value) and "character 9" in str(refused.value)
+
+
+def test_a_query_past_duckdbs_memory_limit_says_so_without_duckdbs_set_advice(
+    tmp_path: Path,
+) -> None:
+    """DuckDB's message advised SET memory_limit and SET threads, which the sandbox
+    refuses."""
+    database = Database(tmp_path / "small.duckdb", memory_limit="200MB")
+    try:
+        with pytest.raises(SqlError) as failed:
+            run_sandboxed(database, "SELECT len(list(i)) FROM range(100000000) t(i)")
+    finally:
+        database.close()
+    message = str(failed.value)
+    assert message.startswith("the query needs more memory than the server may use (Out of")
+    assert message.endswith("select less at once, or start the server with a larger --memory-limit")
+    assert "SET " not in message
