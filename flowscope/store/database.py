@@ -217,6 +217,21 @@ def file_failure(path: str, exc: Exception) -> StoreError:
     return StoreError(f"{path}: not a usable DuckDB database: {text}")
 
 
+_BYTE_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?i?B|bytes)\s*$", re.IGNORECASE)
+
+
+def _byte_size(text: str) -> int | None:
+    """A size as DuckDB writes its settings ('19.1 GiB', '512.0 KiB', '0 bytes')."""
+    match = _BYTE_SIZE.match(text)
+    if match is None:
+        return None
+    unit = match[2].upper()
+    if unit == "BYTES" or unit == "B":
+        return int(float(match[1]))
+    base = 1024 if "I" in unit else 1000
+    return int(float(match[1]) * base ** ("KMGTP".index(unit[0]) + 1))
+
+
 # A DuckDB file's main header: an 8-byte checksum, then these bytes.
 _MAGIC = b"DUCK"
 
@@ -414,6 +429,8 @@ class Database:
         # API's worker threads come and go: kept, they leaked ~58 KB a cursor).
         self._readers: list[tuple[threading.Thread, duckdb.DuckDBPyConnection]] = []
         self._lock = threading.Lock()
+        self._probe: duckdb.DuckDBPyConnection | None = None  # buffer_share's cursor
+        self._probe_lock = threading.Lock()
         self._closed = False
         self._merges = 0  # merge tasks a checkpoint may run; none, as the open's config has
         self._merges_reviewed = float("-inf")
@@ -901,6 +918,23 @@ class Database:
         rows = self.fetch("imported_file", {"sha256": sha256})
         return (str(rows[0][0]), int(rows[0][1]), rows[0][2]) if rows else None
 
+    def buffer_share(self) -> float | None:
+        """The share of DuckDB's memory limit its buffers hold now (1.0 when even this
+        count could not be had for lack of memory); None when it cannot be told."""
+        with self._probe_lock:
+            if self._closed or self.failed is not None:
+                return None
+            try:
+                if self._probe is None:
+                    self._probe = self._connection.cursor()
+                rows = self._probe.execute(sql_files.query("buffer_memory")).fetchall()
+            except duckdb.OutOfMemoryException:
+                return 1.0
+            except duckdb.Error:
+                return None
+        limit = _byte_size(str(rows[0][1]))
+        return None if not limit else float(rows[0][0]) / limit
+
     def fetch(self, name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows of the named query in ``sql/NAME.sql`` on this thread's read cursor."""
         return self.reader().execute(sql_files.query(name), params or {}).fetchall()
@@ -921,6 +955,10 @@ class Database:
             self._closed = True  # no read cursor is made from here on
             readers = [cursor for _, cursor in self._readers]
         self._close_readers(readers)
+        with self._probe_lock:  # after a count under way; none starts once closed
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
         # After a look under way (its cursor must not outlive the connection).
         with self._merge_review, self._lock:
             try:

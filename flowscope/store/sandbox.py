@@ -1061,58 +1061,76 @@ CANCEL_POLL_S = 0.1
 
 # How often a fired limit interrupts again, until its caller is done.
 REINTERRUPT_S = 0.05
+# The share of DuckDB's memory limit past which a server's sandboxed query is stopped
+# (looked at every CANCEL_POLL_S): the rest is the server's own work's. A checkpoint
+# that found no memory left beside a query holding it all (a recursive CTE doubling a
+# string) failed with DuckDB's fatal error, and the server stopped (cap review).
+MAX_QUERY_MEMORY_SHARE = 0.8
 
 
 class _Deadline:
-    """Interrupts the cursor's query after ``seconds``, or once ``cancel`` is set (its
-    caller went away), never after ``__exit__``."""
+    """Interrupts the cursor's query after ``seconds``, once ``cancel`` is set (its
+    caller went away), or once DuckDB's buffers hold over ``MAX_QUERY_MEMORY_SHARE`` of
+    its memory limit (``memory``: that share now), never after ``__exit__``."""
 
     def __init__(
         self,
         cursor: duckdb.DuckDBPyConnection,
         seconds: float,
         cancel: threading.Event | None = None,
+        memory: Callable[[], float | None] | None = None,
     ) -> None:
         self._cursor = cursor
         self._lock = threading.Lock()
         self._active = True
         self.fired = False  # by the time limit
         self.cancelled = False  # by ``cancel``
+        self.over_memory = False  # by ``memory``
         self._seconds = seconds
         self._cancel = cancel
+        self._memory = memory
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="flowscope-sql-limit", daemon=True)
 
     def _watch(self) -> None:
         end = time.monotonic() + self._seconds
-        by_time = True
+        why = "time"
+        polls = self._cancel is not None or self._memory is not None
         while (left := end - time.monotonic()) > 0:
-            if self._done.wait(min(left, CANCEL_POLL_S) if self._cancel else left):
+            if self._done.wait(min(left, CANCEL_POLL_S) if polls else left):
                 return
             if self._cancel is not None and self._cancel.is_set():
-                by_time = False
+                why = "cancel"
+                break
+            share = self._memory() if self._memory is not None else None
+            if share is not None and share > MAX_QUERY_MEMORY_SHARE:
+                why = "memory"
                 break
         # Again until the caller is done: an interrupt while no statement runs (the
         # checks in Python between them) is lost, and the next one ran without a limit,
         # answered after 126 s under a 1 s limit (sandbox review).
         while True:
-            self._interrupt(by_time=by_time)
+            self._interrupt(why)
             if self._done.wait(REINTERRUPT_S):
                 return
 
-    def _interrupt(self, *, by_time: bool) -> None:
+    def _interrupt(self, why: str) -> None:
         with self._lock:
             if self._active:
-                self.fired, self.cancelled = by_time, not by_time
+                self.fired, self.cancelled = why == "time", why == "cancel"
+                self.over_memory = why == "memory"
                 self._cursor.interrupt()
 
-    def check(self, over: Exception, gone: Exception) -> None:
-        """Raise ``over`` or ``gone`` once the limit fired or the caller went away: work
-        between statements is not stopped by an interrupt."""
+    def check(self, over: Exception, gone: Exception, full: Exception) -> None:
+        """Raise ``over``, ``gone`` or ``full`` once the time limit fired, the caller went
+        away or the memory share was passed: work between statements is not stopped by
+        an interrupt."""
         if self.fired:
             raise over
         if self.cancelled:
             raise gone
+        if self.over_memory:
+            raise full
 
     def __enter__(self) -> _Deadline:
         self._thread.start()
@@ -1320,30 +1338,44 @@ def run_sandboxed(
     )
     # One deadline from the DESCRIBE on: binding alone evaluates constant arguments,
     # which a query can make take minutes.
-    deadline = _Deadline(cursor, timeout_s, cancel)
+    # A server's (read-write) database: its span commits and checkpoints need room
+    # in DuckDB's memory too. A file read on its own has no other work.
+    memory = None if database.read_only else database.buffer_share
+    deadline = _Deadline(cursor, timeout_s, cancel, memory)
     gone = SqlStopped("the query was stopped: its client went away")
+    full = SqlRefused(
+        "memory-limit",
+        f"the query held over {MAX_QUERY_MEMORY_SHARE:.0%} of DuckDB's memory (--memory-limit), "
+        "which the server needs room in to store spans, and was stopped; narrow it (a "
+        "window of Timestamp, fewer rows or columns at once), or start the server with a "
+        "larger --memory-limit",
+    )
     try:
         with deadline:
             described = _describe(cursor, sql)
-            deadline.check(over, gone)  # the DESCRIBE was stopped (it says nothing else)
+            deadline.check(over, gone, full)  # the DESCRIBE was stopped (it says nothing else)
             _check_width(described)
             try:
                 cursor.execute("BEGIN TRANSACTION")
             except duckdb.Error as exc:
                 if deadline.fired:
                     raise over from exc
+                if deadline.over_memory:
+                    raise full from exc
                 if database.note_error(exc):
                     raise  # no fault of the query's: the server answers 503
                 raise SqlError(f"cannot start a read transaction: {exc}") from exc
             columns, types, raw, cut = _fetch(
-                cursor, sql, row_limit + 1, described, lambda: deadline.check(over, gone)
+                cursor, sql, row_limit + 1, described, lambda: deadline.check(over, gone, full)
             )
-            deadline.check(over, gone)
+            deadline.check(over, gone, full)
     except duckdb.Error as exc:
         if deadline.fired:
             raise over from exc
         if deadline.cancelled:
             raise gone from exc
+        if deadline.over_memory:
+            raise full from exc
         if isinstance(exc, duckdb.InternalException):
             # A defect of DuckDB's that this query alone runs into: not one of the
             # errors after which the server cannot go on (``Database.note_error``).

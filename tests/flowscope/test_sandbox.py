@@ -1098,8 +1098,9 @@ def test_a_query_past_duckdbs_memory_limit_says_so_without_duckdbs_set_advice(
     tmp_path: Path,
 ) -> None:
     """DuckDB's message advised SET memory_limit and SET threads, which the sandbox
-    refuses."""
-    database = Database(tmp_path / "small.duckdb", memory_limit="200MB")
+    refuses. (A file read alone: on a server's the query is stopped sooner, below.)"""
+    Database(tmp_path / "small.duckdb").close()
+    database = Database(tmp_path / "small.duckdb", read_only=True, memory_limit="200MB")
     try:
         with pytest.raises(SqlError) as failed:
             run_sandboxed(database, "SELECT len(list(i)) FROM range(100000000) t(i)")
@@ -1109,3 +1110,34 @@ def test_a_query_past_duckdbs_memory_limit_says_so_without_duckdbs_set_advice(
     assert message.startswith("the query needs more memory than the server may use (Out of")
     assert message.endswith("select less at once, or start the server with a larger --memory-limit")
     assert "SET " not in message
+
+
+SORT_PAST_THE_LIMIT = (
+    "SELECT count(*) AS n FROM "
+    "(SELECT i, repeat('x', 100) AS s FROM range(5000000) t(i) ORDER BY s, i)"
+)
+
+
+def test_a_query_holding_most_of_duckdbs_memory_is_stopped_on_a_server_file(
+    tmp_path: Path,
+) -> None:
+    """A query holding DuckDB's memory left none for a checkpoint beside it, which then
+    failed with DuckDB's fatal error, and the server stopped (cap review). A sort that
+    spills at the limit is stopped at 80 % of it instead; a file read alone (the CLI's,
+    read-only) has no other work, and sorts on."""
+    path = tmp_path / "sorts.duckdb"
+    database = Database(path, memory_limit="300MB")
+    try:
+        with pytest.raises(SqlRefused) as refused:
+            run_sandboxed(database, SORT_PAST_THE_LIMIT)
+        assert refused.value.rule == "memory-limit"
+        assert "held over 80% of DuckDB's memory (--memory-limit)" in refused.value.message
+        assert (database.buffer_share() or 0.0) < 0.5  # given back
+        assert run_sandboxed(database, "SELECT 42 AS n").rows == [[42]]
+    finally:
+        database.close()
+    alone = Database(path, read_only=True, memory_limit="300MB")
+    try:
+        assert run_sandboxed(alone, SORT_PAST_THE_LIMIT).rows == [[5_000_000]]
+    finally:
+        alone.close()
