@@ -429,7 +429,13 @@ def create_app(context: AppContext) -> FastAPI:
                     "set_aside_traces": writer.deriver.set_aside,
                     # How old a settled read's answer may be (None: reads are exact).
                     "last_pass_age_s": _rounded(writer.deriver.lag()),
+                    "last_error": writer.deriver.failing,
                 }
+                if writer.deriver.failing is not None and body["status"] == "ok":
+                    # Passes keep failing (short of memory, say), and reads, which derive
+                    # the queue themselves, with them: "ok" beside every /api/flows a 503
+                    # (cap review).
+                    body["status"] = "degraded"
         sweeper = context.retention
         if sweeper is not None:
             # Sweeps log at INFO (hidden by default): whether retention runs was a

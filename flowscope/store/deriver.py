@@ -121,6 +121,11 @@ class Deriver:
         return future
 
     @property
+    def failing(self) -> str | None:
+        """Why passes fail, once TRIAGE_AFTER have failed in a row; None otherwise."""
+        return self._failures.last if self._failures.in_row >= TRIAGE_AFTER else None
+
+    @property
     def tasks_waiting(self) -> int:
         with self._condition:
             return len(self._tasks)

@@ -271,6 +271,27 @@ def test_health_out_of_memory_is_degraded_not_a_503(
         assert httpx.get(f"{endpoints.ui}/healthz", timeout=60).json()["status"] == "ok"
 
 
+def test_health_is_degraded_while_derive_passes_keep_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said ok while every pass failed short of memory, and every /api/flows with
+    them (cap review)."""
+    from flowscope.analyzer import derived_rows
+
+    def short(spans: Any, ids: dict[int, str]) -> Any:
+        raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
+
+    with server_in_process(tmp_path / "short.duckdb", decode_workers=0) as (server, endpoints):
+        assert server.writer is not None and server.writer.deriver is not None
+        deriver = server.writer.deriver
+        monkeypatch.setattr(derived_rows, "derive_rows", short)
+        post_realistic(endpoints.http, 2, traces=2)
+        wait_until(lambda: deriver.failing is not None, "three failed passes in a row")
+        body = httpx.get(f"{endpoints.ui}/healthz", timeout=60).json()
+    assert body["status"] == "degraded"
+    assert "could not allocate block" in body["derivation"]["last_error"]
+
+
 def test_health_says_what_retention_deleted_and_when(tmp_path: Path) -> None:
     """Sweeps log at INFO, hidden by default: whether retention ran was a question for
     SQL. An older file's spans go at the first sweep."""

@@ -584,8 +584,10 @@ def test_a_failure_that_is_not_the_datas_sets_nothing_aside(
     assert writer.deriver is not None
     deriver = writer.deriver
     wait_until(lambda: deriver.failures >= 5, "failed passes past the triage")
+    failing = deriver.failing
     writer.shutdown()
     assert deriver.set_aside == 0 and queued(database) > 0
+    assert failing is not None and str(failure).split(":")[0] in failing
     database.close()
 
 
