@@ -377,6 +377,42 @@ def _refuse_function(node: dict[str, Any], *, table: bool) -> None:
     raise SqlRefused(refusal[0], f"{name} {refusal[1]}")
 
 
+# Functions that apply an aggregate named by their second argument, and the longest
+# name taken: DuckDB looks a name up, and for similar ones to suggest, without
+# stopping for the time limit; list_aggregate([1], repeat('x', 10000000)) bound for
+# 423 s against a 10 s limit (crash fuzz).
+_NAMED_AGGREGATES = frozenset(
+    {"list_aggregate", "array_aggregate", "list_aggr", "array_aggr", "aggregate"}
+)
+MAX_AGGREGATE_NAME_CHARS = 256
+
+
+def _check_named_aggregate(node: dict[str, Any]) -> None:
+    name = str(node.get("function_name", ""))
+    arguments = node.get("arguments")
+    if name.lower() not in _NAMED_AGGREGATES or not isinstance(arguments, list):
+        return
+    given = [a for a in arguments if isinstance(a, dict)]
+    by_name = [a for a in given if str(a.get("name", "")).lower() == "function_name"]
+    if not by_name and len(given) < 2:
+        return
+    named = (by_name or given[1:2])[0].get("expression")
+    if isinstance(named, dict) and named.get("class") == "CONSTANT":
+        literal = named.get("literal")
+        if (
+            isinstance(literal, dict)
+            and len(str(literal.get("text", ""))) <= MAX_AGGREGATE_NAME_CHARS
+        ):
+            return
+    raise SqlRefused(
+        "query-size",
+        f"{name} takes the aggregate's name as a string literal of at most "
+        f"{MAX_AGGREGATE_NAME_CHARS} characters ({name}(l, 'sum')): DuckDB looks a name "
+        "made as the query runs up, and for similar ones, without stopping for the time "
+        "limit",
+    )
+
+
 def _walk(
     node: Any,
     tables: list[list[str]],
@@ -421,6 +457,7 @@ def _walk(
         _refuse_function(node["function"], table=True)
     if isinstance(node.get("function_name"), str):  # scalar, aggregate and window calls
         _refuse_function(node, table=False)
+        _check_named_aggregate(node)
     if node.get("class") == "TYPE" and str(node.get("type_name", "")).lower() == "variant":
         raise SqlRefused("no-variant", f"the VARIANT type {_REASONS['no-variant']}")
     for value in node.values():

@@ -1141,3 +1141,24 @@ def test_a_query_holding_most_of_duckdbs_memory_is_stopped_on_a_server_file(
         assert run_sandboxed(alone, SORT_PAST_THE_LIMIT).rows == [[5_000_000]]
     finally:
         alone.close()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "list_aggregate([1], repeat('x', 10000000))",
+        "array_aggr([1], 'su' || 'm')",
+        f"list_aggr([1], '{'x' * 257}')",
+        "aggregate(function_name := repeat('x', 10000000), list := [1])",
+    ],
+)
+def test_an_aggregate_named_as_the_query_runs_is_refused(db: Database, call: str) -> None:
+    """DuckDB bound list_aggregate([1], repeat('x', 10000000)) for 423 s against a 10 s
+    limit, looking for names like it (crash fuzz)."""
+    with pytest.raises(SqlRefused) as refused:
+        run_sandboxed(db, f"SELECT {call} AS a")
+    assert refused.value.rule == "query-size"
+    assert "as a string literal of at most 256 characters" in refused.value.message
+    assert run_sandboxed(db, "SELECT list_aggregate([1, 2], 'sum') AS a").rows == [[3]]
+    named = "SELECT aggregate(function_name := 'max', list := [1, 2]) AS a"
+    assert run_sandboxed(db, named).rows == [[2]]
