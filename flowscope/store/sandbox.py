@@ -377,39 +377,50 @@ def _refuse_function(node: dict[str, Any], *, table: bool) -> None:
     raise SqlRefused(refusal[0], f"{name} {refusal[1]}")
 
 
-# Functions that apply an aggregate named by their second argument, and the longest
-# name taken: DuckDB looks a name up, and for similar ones to suggest, without
-# stopping for the time limit; list_aggregate([1], repeat('x', 10000000)) bound for
-# 423 s against a 10 s limit (crash fuzz).
-_NAMED_AGGREGATES = frozenset(
-    {"list_aggregate", "array_aggregate", "list_aggr", "array_aggr", "aggregate"}
-)
-MAX_AGGREGATE_NAME_CHARS = 256
+# Arguments that name something DuckDB looks up, and for similar names to suggest,
+# without stopping for the time limit, a name made as the query runs: each function's
+# (position, parameter name, what it names, how many arguments it takes then). Such a
+# name must be a string literal of at most MAX_NAME_CHARS; a time zone may also come
+# from a column. list_aggregate([1], repeat('x', 10000000)) bound for 423 s against a
+# 10 s limit, timezone(repeat('x', 10000000), ...) for ~150 s (crash fuzz).
+_LOOKED_UP = {
+    **{
+        name: (1, "function_name", "the aggregate's name", 0)
+        for name in ("list_aggregate", "array_aggregate", "list_aggr", "array_aggr", "aggregate")
+    },
+    "timezone": (0, "timezone", "the time zone", 2),  # also `x AT TIME ZONE zone`
+    "make_timestamptz": (6, "timezone", "the time zone", 7),
+}
+MAX_NAME_CHARS = 256
 
 
-def _check_named_aggregate(node: dict[str, Any]) -> None:
+def _check_looked_up_name(node: dict[str, Any]) -> None:
     name = str(node.get("function_name", ""))
+    looked_up = _LOOKED_UP.get(name.lower())
     arguments = node.get("arguments")
-    if name.lower() not in _NAMED_AGGREGATES or not isinstance(arguments, list):
+    if looked_up is None or not isinstance(arguments, list):
         return
+    position, parameter, what, count = looked_up
     given = [a for a in arguments if isinstance(a, dict)]
-    by_name = [a for a in given if str(a.get("name", "")).lower() == "function_name"]
-    if not by_name and len(given) < 2:
+    if count and len(given) != count:
+        return  # another form, without the name (timezone(ts), make_timestamptz(micros))
+    by_name = [a for a in given if str(a.get("name", "")).lower() == parameter]
+    if not by_name and len(given) <= position:
         return
-    named = (by_name or given[1:2])[0].get("expression")
-    if isinstance(named, dict) and named.get("class") == "CONSTANT":
-        literal = named.get("literal")
-        if (
-            isinstance(literal, dict)
-            and len(str(literal.get("text", ""))) <= MAX_AGGREGATE_NAME_CHARS
-        ):
+    argument = (by_name or given[position : position + 1])[0].get("expression")
+    kind = argument.get("class") if isinstance(argument, dict) else None
+    if kind == "COLUMN_REF" and what == "the time zone":
+        return
+    if kind == "CONSTANT" and isinstance(argument, dict):
+        literal = argument.get("literal")
+        if isinstance(literal, dict) and len(str(literal.get("text", ""))) <= MAX_NAME_CHARS:
             return
+    column = " or a column" if what == "the time zone" else ""
     raise SqlRefused(
         "query-size",
-        f"{name} takes the aggregate's name as a string literal of at most "
-        f"{MAX_AGGREGATE_NAME_CHARS} characters ({name}(l, 'sum')): DuckDB looks a name "
-        "made as the query runs up, and for similar ones, without stopping for the time "
-        "limit",
+        f"{name} takes {what} as a string literal of at most {MAX_NAME_CHARS} characters"
+        f"{column}: DuckDB looks a name made as the query runs up, and for similar ones, "
+        "without stopping for the time limit",
     )
 
 
@@ -457,7 +468,7 @@ def _walk(
         _refuse_function(node["function"], table=True)
     if isinstance(node.get("function_name"), str):  # scalar, aggregate and window calls
         _refuse_function(node, table=False)
-        _check_named_aggregate(node)
+        _check_looked_up_name(node)
     if node.get("class") == "TYPE" and str(node.get("type_name", "")).lower() == "variant":
         raise SqlRefused("no-variant", f"the VARIANT type {_REASONS['no-variant']}")
     for value in node.values():
