@@ -380,14 +380,15 @@ def _refuse_function(node: dict[str, Any], *, table: bool) -> None:
 # Arguments that name something DuckDB looks up, and for similar names to suggest,
 # without stopping for the time limit, a name made as the query runs: each function's
 # (position, parameter name, what it names, how many arguments it takes then). Such a
-# name must be a string literal of at most MAX_NAME_CHARS; a time zone may also come
-# from a column. list_aggregate([1], repeat('x', 10000000)) bound for 423 s against a
+# name must be a string literal of at most MAX_NAME_CHARS (a column can hold one a
+# subquery made, of any length: 1.5M characters took 5.4 s; diff review). list_aggregate([1], repeat('x', 10000000)) bound for 423 s against a
 # 10 s limit, timezone(repeat('x', 10000000), ...) for ~150 s (crash fuzz).
 _LOOKED_UP = {
     **{
         name: (1, "function_name", "the aggregate's name", 0)
         for name in ("list_aggregate", "array_aggregate", "list_aggr", "array_aggr", "aggregate")
     },
+    "to_aggregate_state": (1, "name", "the aggregate's name", 0),
     "timezone": (0, "timezone", "the time zone", 2),  # also `x AT TIME ZONE zone`
     "make_timestamptz": (6, "timezone", "the time zone", 7),
 }
@@ -409,18 +410,16 @@ def _check_looked_up_name(node: dict[str, Any]) -> None:
         return
     argument = (by_name or given[position : position + 1])[0].get("expression")
     kind = argument.get("class") if isinstance(argument, dict) else None
-    if kind == "COLUMN_REF" and what == "the time zone":
-        return
     if kind == "CONSTANT" and isinstance(argument, dict):
         literal = argument.get("literal")
         if isinstance(literal, dict) and len(str(literal.get("text", ""))) <= MAX_NAME_CHARS:
             return
-    column = " or a column" if what == "the time zone" else ""
     raise SqlRefused(
         "query-size",
-        f"{name} takes {what} as a string literal of at most {MAX_NAME_CHARS} characters"
-        f"{column}: DuckDB looks a name made as the query runs up, and for similar ones, "
-        "without stopping for the time limit",
+        f"{name} takes {what} as a string literal of at most {MAX_NAME_CHARS} characters: "
+        "DuckDB looks a name made as the query runs up (or read from a column: a subquery "
+        "can make one of any length), and for similar ones, without stopping for the time "
+        "limit",
     )
 
 
@@ -1393,8 +1392,9 @@ def run_sandboxed(
     gone = SqlStopped("the query was stopped: its client went away")
     full = SqlRefused(
         "memory-limit",
-        f"the query held over {MAX_QUERY_MEMORY_SHARE:.0%} of DuckDB's memory (--memory-limit), "
-        "which the server needs room in to store spans, and was stopped; narrow it (a "
+        f"DuckDB's memory (--memory-limit) was over {MAX_QUERY_MEMORY_SHARE:.0%} full while "
+        "the query ran (by it, or by the queries and work beside it), and the server needs "
+        "room there to store spans, so the query was stopped; try again, narrow it (a "
         "window of Timestamp, fewer rows or columns at once), or start the server with a "
         "larger --memory-limit",
     )

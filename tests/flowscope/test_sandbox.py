@@ -1131,7 +1131,7 @@ def test_a_query_holding_most_of_duckdbs_memory_is_stopped_on_a_server_file(
         with pytest.raises(SqlRefused) as refused:
             run_sandboxed(database, SORT_PAST_THE_LIMIT)
         assert refused.value.rule == "memory-limit"
-        assert "held over 80% of DuckDB's memory (--memory-limit)" in refused.value.message
+        assert "DuckDB's memory (--memory-limit) was over 80% full" in refused.value.message
         assert (database.buffer_share() or 0.0) < 0.5  # given back
         assert run_sandboxed(database, "SELECT 42 AS n").rows == [[42]]
     finally:
@@ -1153,6 +1153,8 @@ def test_a_query_holding_most_of_duckdbs_memory_is_stopped_on_a_server_file(
         "timezone(repeat('x', 10000000), TIMESTAMP '2020-01-01')",
         "TIMESTAMPTZ '2020-01-01' AT TIME ZONE repeat('x', 10)",
         "make_timestamptz(2020, 1, 1, 0, 0, 0, repeat('x', 1000000))",
+        "timezone(z, TIMESTAMPTZ '2020-01-01') FROM (SELECT repeat('x', 1500000) AS z)",
+        "to_aggregate_state(1, repeat('x', 480000), ['INTEGER'])",
     ],
 )
 def test_a_name_made_as_the_query_runs_is_refused_where_duckdb_looks_it_up(
@@ -1162,15 +1164,11 @@ def test_a_name_made_as_the_query_runs_is_refused_where_duckdb_looks_it_up(
     limit, looking for names like it, and timezone(repeat('x', 10000000), ...) for
     ~150 s (crash fuzz)."""
     with pytest.raises(SqlRefused) as refused:
-        run_sandboxed(db, f"SELECT {call} AS a")
+        run_sandboxed(db, f"SELECT {call}")
     assert refused.value.rule == "query-size"
     assert "as a string literal of at most 256 characters" in refused.value.message
     assert run_sandboxed(db, "SELECT list_aggregate([1, 2], 'sum') AS a").rows == [[3]]
     zoned = "SELECT TIMESTAMPTZ '2020-01-01 00:00:00+00' AT TIME ZONE 'Asia/Tokyo' AS t"
     assert run_sandboxed(db, zoned).rows == [["2020-01-01T09:00:00.000000"]]
-    by_column = (
-        "SELECT timezone(z, TIMESTAMPTZ '2020-01-01 00:00:00+00') AS t FROM (SELECT 'UTC' AS z)"
-    )
-    assert run_sandboxed(db, by_column).rows == [["2020-01-01T00:00:00.000000"]]
     named = "SELECT aggregate(function_name := 'max', list := [1, 2]) AS a"
     assert run_sandboxed(db, named).rows == [[2]]
