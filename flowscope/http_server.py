@@ -120,28 +120,24 @@ class _GentleClose:
         return self._protocol.lingering or self._transport.is_closing()
 
 
-# h11's error for a Transfer-Encoding other than chunked alone.
-_UNKNOWN_CODING = "Only Transfer-Encoding: chunked is supported"
-
-
 class _Connection(h11.Connection):
-    """h11's connection, keeping why it refused the request: uvicorn hands on only
+    """h11's connection, keeping why it refused the request and the status it hints
+    (501 for a transfer coding it does not know, RFC 9112 §6.1): uvicorn hands on only
     "Invalid HTTP request received." whatever h11 found wrong."""
 
     refused_why = ""
+    refused_status = 400
 
     def next_event(self) -> Any:
         try:
             return super().next_event()
         except h11.RemoteProtocolError as exc:
-            self.refused_why = str(exc)
+            self.refused_why, self.refused_status = str(exc), exc.error_status_hint
             raise
 
 
-_CODING_TEXT = (
-    "Transfer-Encoding other than chunked is not supported; send a compressed body with "
-    "Content-Encoding: gzip"
-)
+# The OTLP port's advice (only its receiver decodes a compressed body).
+_OTLP_CODING = "; send a compressed body with Content-Encoding: gzip"
 
 
 class _HeaderDeadlineH11(H11Protocol):
@@ -302,15 +298,18 @@ class _HeaderDeadlineH11(H11Protocol):
         the port answers every refusal: on the OTLP port a google.rpc.Status, where
         uvicorn wrote plain text."""
         refusal = type(self).bad_request
-        coding = isinstance(self.conn, _Connection) and self.conn.refused_why == _UNKNOWN_CODING
-        if refusal is None and not coding:
+        unknown = isinstance(self.conn, _Connection) and self.conn.refused_status == 501
+        if refusal is None and not unknown:
             super().send_400_response(msg)
             return
-        # A transfer coding it does not know (gzip, chunked) is 501 (RFC 9112 §6.1).
-        status, reason = (501, b"Not Implemented") if coding else (400, b"Bad Request")
-        text = (
-            _CODING_TEXT if coding else "not a valid HTTP/1.1 request (its request line or headers)"
-        )
+        if unknown:  # a transfer coding h11 does not know (gzip, chunked)
+            assert isinstance(self.conn, _Connection)
+            status, reason = 501, b"Not Implemented"
+            text = f"not implemented here: {self.conn.refused_why}"
+            text += _OTLP_CODING if refusal is not None else ""
+        else:
+            status, reason = 400, b"Bad Request"
+            text = "not a valid HTTP/1.1 request (its request line or headers)"
         answer = (refusal or plain_refusal)(status, text, "")
         headers = [
             (name, value)
