@@ -358,11 +358,18 @@ def create_app(context: AppContext) -> FastAPI:
                 # in 200 under --memory-limit 20MB and a load).
                 first_line = str(exc).split("\n", 1)[0]
                 partial = f"the database ran out of memory for this answer ({first_line})"
-                return _health_head() | {
-                    "status": "degraded",
+                head = _health_head() | {
                     "spans": None,
                     "partial": f"{partial}: its statistics are left out; ask again shortly",
                 }
+                ingest = context.ingest
+                if isinstance(ingest, IngestProcess) and ingest.failed:
+                    # Still the failure it is (a dead ingest process), not "degraded".
+                    failed: dict[str, Any] = {"status": "failed", "failure": ingest.failed}
+                    return JSONResponse(head | failed, status_code=503)
+                if head["status"] == "ok":  # "stopping" stays
+                    head["status"] = "degraded"
+                return head
             except duckdb.InterruptException:
                 # The server is stopping (its shutdown interrupts reads): a 500 with a
                 # traceback reached a probe polling as the ingest process died.

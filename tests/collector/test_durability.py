@@ -50,6 +50,7 @@ def test_sigterm_flushes_and_exits_cleanly(tmp_path: Path) -> None:
         "failures": 0,
         "set_aside_traces": 0,
         "last_pass_age_s": None,
+        "last_error": None,
     }
     sent = _send(server.endpoints.http, 1)
     assert (

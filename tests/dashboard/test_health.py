@@ -267,6 +267,12 @@ def test_health_out_of_memory_is_degraded_not_a_503(
             "the database ran out of memory for this answer (Out of Memory Error: could not "
             "allocate block of size 256.0 KiB): its statistics are left out; ask again shortly"
         )
+        # A dead ingest process stays the failure it is (diff review: it read degraded).
+        assert isinstance(server.ingest, IngestProcess)
+        monkeypatch.setattr(server.ingest, "failed", "the ingest process ended (exit 1)")
+        dead = httpx.get(f"{endpoints.ui}/healthz", timeout=60)
+        assert dead.status_code == 503 and dead.json()["status"] == "failed"
+        assert dead.json()["failure"] == "the ingest process ended (exit 1)"
         monkeypatch.undo()
         assert httpx.get(f"{endpoints.ui}/healthz", timeout=60).json()["status"] == "ok"
 
