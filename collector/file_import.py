@@ -146,7 +146,7 @@ def _unreadable(path: Path) -> str:
     if not path.exists():
         if path.is_symlink():
             return "no such file (a broken symbolic link)"
-        if any(ch in path.name for ch in "*?["):
+        if any(ch in str(path) for ch in "*?["):
             # A quoted pattern ('traces/*.json') reaches flowscope whole.
             return "no such file; a pattern is expanded by the shell: leave it unquoted"
         return "no such file"
@@ -364,7 +364,7 @@ def read_requests(
         # One OTLP JSON object not finished: the Collector's file exporter writing a
         # first line longer than the head. It was "not valid JSON: Unterminated
         # string", the file failed, where a cut later line is passed over.
-        _pass_over(report, "line 1", _CUT_OFF)
+        _pass_over(report, "the document", _CUT_OFF)
         if progress:
             progress(len(data))
         return

@@ -28,6 +28,7 @@ answers from the stored rows and the spans taken in, exactly as of that pass.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import weakref
@@ -351,7 +352,12 @@ def _short_of_memory(exc: Exception) -> bool:
     """A MemoryError DuckDB reports under another type: "exporting a stream from the
     object registered as 'dv_traces_in' failed: MemoryError" was an InvalidInputException,
     which triage could take for a trace that cannot be derived (cap review)."""
-    return "MemoryError" in str(exc) or "Out of Memory Error" in str(exc)
+    return _SHORT_OF_MEMORY.search(str(exc)) is not None
+
+
+# Python's MemoryError as DuckDB quotes it (its name alone, after a colon), or DuckDB's
+# own: not any text that holds the word (a trace's data may).
+_SHORT_OF_MEMORY = re.compile(r"(?:^|: )MemoryError$|Out of Memory Error:", re.MULTILINE)
 
 
 @contextmanager

@@ -813,6 +813,7 @@ def test_a_cut_single_document_is_not_counted_as_read(tmp_path: Path) -> None:
         f"{cut}: otlp-json, 0 spans, 0 new, 0 duplicates, 0 rejected; 1 bad document skipped"
         in (result.stdout)
     )
+    assert "skipped the document: cut off, the file ends inside it" in result.stderr
 
 
 def test_a_files_bar_is_redrawn_while_nothing_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1194,7 +1195,7 @@ def test_standard_input_pipes_and_broken_links_say_what_to_do(tmp_path: Path) ->
 
 def test_a_quoted_pattern_says_the_shell_expands_it(tmp_path: Path) -> None:
     """`flowscope import 'dir/*'` said only "no such file" (a user review)."""
-    pattern = tmp_path / "*.jsonl"
+    pattern = tmp_path / "*" / "a.jsonl"  # a pattern in a folder name too (diff review)
     result = CliRunner().invoke(main, ["import", str(pattern), "--db", str(tmp_path / "p.duckdb")])
     assert result.exit_code == 1
     assert (
