@@ -377,22 +377,45 @@ def _refuse_function(node: dict[str, Any], *, table: bool) -> None:
     raise SqlRefused(refusal[0], f"{name} {refusal[1]}")
 
 
-# Arguments that name something DuckDB looks up, and for similar names to suggest,
-# without stopping for the time limit, a name made as the query runs: each function's
-# (position, parameter name, what it names, how many arguments it takes then). Such a
-# name must be a string literal of at most MAX_NAME_CHARS (a column can hold one a
-# subquery made, of any length: 1.5M characters took 5.4 s; diff review). list_aggregate([1], repeat('x', 10000000)) bound for 423 s against a
-# 10 s limit, timezone(repeat('x', 10000000), ...) for ~150 s (crash fuzz).
+# Arguments DuckDB works on without stopping for the time limit, given as a value
+# made as the query runs (or read from a column, which a subquery can fill with one of
+# any length): each function's (position, parameter name, what it is, how many
+# arguments it takes then, 0: any). Such an argument must be a string literal of at
+# most MAX_NAME_CHARS (MAX_PATTERN_CHARS for a pattern). Crash fuzz, against a 10 s
+# limit: list_aggregate([1], repeat('x', 10000000)) bound for 423 s and
+# timezone(repeat('x', 10000000), ...) ~150 s (DuckDB looks such a name up, and for
+# similar ones to suggest); regexp_extract_all(s, repeat('[a-z]', 50000)) ran 580 s.
+_NAME, _ZONE, _PATTERN = "the aggregate's name", "the time zone", "the pattern"
 _LOOKED_UP = {
     **{
-        name: (1, "function_name", "the aggregate's name", 0)
+        name: (1, "function_name", _NAME, 0)
         for name in ("list_aggregate", "array_aggregate", "list_aggr", "array_aggr", "aggregate")
     },
-    "to_aggregate_state": (1, "name", "the aggregate's name", 0),
-    "timezone": (0, "timezone", "the time zone", 2),  # also `x AT TIME ZONE zone`
-    "make_timestamptz": (6, "timezone", "the time zone", 7),
+    "to_aggregate_state": (1, "name", _NAME, 0),
+    "timezone": (0, "timezone", _ZONE, 2),  # also `x AT TIME ZONE zone`
+    "make_timestamptz": (6, "timezone", _ZONE, 7),
+    **{
+        name: (1, "regex", _PATTERN, 0)
+        for name in (
+            "regexp_matches",  # also `s ~ p`
+            "regexp_full_match",  # also `s SIMILAR TO p`
+            "regexp_replace",
+            "regexp_extract",
+            "regexp_extract_all",
+            "regexp_split_to_array",
+            "string_split_regex",
+            "str_split_regex",
+        )
+    },
+    "regexp_split_to_table": (1, "pattern", _PATTERN, 0),
 }
 MAX_NAME_CHARS = 256
+MAX_PATTERN_CHARS = 1_000
+_WHY = {
+    _NAME: "DuckDB looks it up, and for similar names to suggest",
+    _ZONE: "DuckDB looks it up, and for similar names to suggest",
+    _PATTERN: "DuckDB compiles and matches it",
+}
 
 
 def _check_looked_up_name(node: dict[str, Any]) -> None:
@@ -409,17 +432,16 @@ def _check_looked_up_name(node: dict[str, Any]) -> None:
     if not by_name and len(given) <= position:
         return
     argument = (by_name or given[position : position + 1])[0].get("expression")
-    kind = argument.get("class") if isinstance(argument, dict) else None
-    if kind == "CONSTANT" and isinstance(argument, dict):
+    most = MAX_PATTERN_CHARS if what == _PATTERN else MAX_NAME_CHARS
+    if isinstance(argument, dict) and argument.get("class") == "CONSTANT":
         literal = argument.get("literal")
-        if isinstance(literal, dict) and len(str(literal.get("text", ""))) <= MAX_NAME_CHARS:
+        if isinstance(literal, dict) and len(str(literal.get("text", ""))) <= most:
             return
     raise SqlRefused(
         "query-size",
-        f"{name} takes {what} as a string literal of at most {MAX_NAME_CHARS} characters: "
-        "DuckDB looks a name made as the query runs up (or read from a column: a subquery "
-        "can make one of any length), and for similar ones, without stopping for the time "
-        "limit",
+        f"{name} takes {what} as a string literal of at most {most:,} characters: "
+        f"{_WHY[what]} without stopping for the time limit, and one made as the query "
+        "runs (or read from a column, which a subquery can fill) can be of any length",
     )
 
 
