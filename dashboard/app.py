@@ -362,28 +362,25 @@ def create_app(context: AppContext) -> FastAPI:
                     "spans": None,
                     "partial": f"{partial}: its statistics are left out; ask again shortly",
                 }
-                ingest = context.ingest
-                if isinstance(ingest, IngestProcess) and ingest.failed:
-                    # Still the failure it is (a dead ingest process), not "degraded".
-                    failed: dict[str, Any] = {"status": "failed", "failure": ingest.failed}
-                    return JSONResponse(head | failed, status_code=503)
+                if head["status"] == "failed":  # a dead ingest process stays that
+                    return JSONResponse(head, status_code=503)
                 if head["status"] == "ok":  # "stopping" stays
                     head["status"] = "degraded"
                 return head
             except duckdb.InterruptException:
                 # The server is stopping (its shutdown interrupts reads): a 500 with a
                 # traceback reached a probe polling as the ingest process died.
-                ingest = context.ingest
-                why = ingest.failed if isinstance(ingest, IngestProcess) else None
-                stopping = {"status": "failed", "failure": why} if why else {"status": "stopping"}
-                return JSONResponse(_health_head() | stopping | {"spans": None}, status_code=503)
+                head = _health_head() | {"spans": None}
+                if head["status"] != "failed":
+                    head["status"] = "stopping"
+                return JSONResponse(head, status_code=503)
         failed = {"status": "failed", "failure": context.database.failed, "spans": None}
         return JSONResponse(_health_head() | failed, status_code=503)
 
     def _health_head() -> dict[str, Any]:
         """The fields every health answer has, none of them from DuckDB."""
         writer = context.writer
-        return {
+        head: dict[str, Any] = {
             "status": "ok" if writer is None or writer.running else "stopping",
             "version": __version__,
             "pid": os.getpid(),
@@ -393,6 +390,11 @@ def create_app(context: AppContext) -> FastAPI:
             "writer_queue_bytes": writer.queued_bytes if writer else 0,
             "uptime_s": round(time.time() - context.started, 3),
         }
+        ingest = context.ingest
+        if isinstance(ingest, IngestProcess) and ingest.failed:
+            # No OTLP receivers: whatever else the answer says, a probe must see it.
+            head |= {"status": "failed", "failure": ingest.failed}
+        return head
 
     def _health(wait_s: float) -> Any:
         writer = context.writer
@@ -456,9 +458,6 @@ def create_app(context: AppContext) -> FastAPI:
                 "deleted_spans": sweeper.deleted,
             }
         if isinstance(context.ingest, IngestProcess):
-            if context.ingest.failed:
-                body["status"] = "failed"
-                body["failure"] = context.ingest.failed
             # The receivers, their queue and the dedup window live in the ingest process.
             # The wait for the spans above asked it (a ping), and its answer carries
             # these; when that wait ran past wait_s, they are the last answer's, a

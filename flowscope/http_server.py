@@ -165,6 +165,7 @@ class _HeaderDeadlineH11(H11Protocol):
     _linger_check: asyncio.TimerHandle | None = None
     _linger_until = 0.0
     _linger_heard = 0.0
+    conn: _Connection  # (made in __init__)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -298,12 +299,11 @@ class _HeaderDeadlineH11(H11Protocol):
         the port answers every refusal: on the OTLP port a google.rpc.Status, where
         uvicorn wrote plain text."""
         refusal = type(self).bad_request
-        unknown = isinstance(self.conn, _Connection) and self.conn.refused_status == 501
+        unknown = self.conn.refused_status == 501
         if refusal is None and not unknown:
             super().send_400_response(msg)
             return
         if unknown:  # a transfer coding h11 does not know (gzip, chunked)
-            assert isinstance(self.conn, _Connection)
             status, reason = 501, b"Not Implemented"
             text = f"not implemented here: {self.conn.refused_why}"
             text += _OTLP_CODING if refusal is not None else ""

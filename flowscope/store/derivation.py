@@ -318,10 +318,8 @@ def set_aside_failing(cursor: Any) -> list[tuple[str, BaseException]]:
         part = halves.pop()
         try:
             derive(cursor, only=part)
-        except _NOT_THE_DATA:
-            raise
         except Exception as exc:
-            if _short_of_memory(exc):
+            if _not_the_datas(exc):
                 raise
             if len(part) == 1 and not _derives_bare(cursor, part):
                 failing.append((part[0], exc))
@@ -339,20 +337,18 @@ def _derives_bare(cursor: Any, trace: list[str]) -> bool:
     linked trace made it fail, and that trace is not to be set aside for it."""
     try:
         derive(cursor, only=trace, bare=True)
-    except _NOT_THE_DATA:
-        raise
     except Exception as exc:
-        if _short_of_memory(exc):
+        if _not_the_datas(exc):
             raise
         return False
     return True
 
 
-def _short_of_memory(exc: Exception) -> bool:
-    """A MemoryError DuckDB reports under another type: "exporting a stream from the
-    object registered as 'dv_traces_in' failed: MemoryError" was an InvalidInputException,
-    which triage could take for a trace that cannot be derived (cap review)."""
-    return _SHORT_OF_MEMORY.search(str(exc)) is not None
+def _not_the_datas(exc: Exception) -> bool:
+    """A failure triage blames no trace for: ``_NOT_THE_DATA``, or a MemoryError DuckDB
+    reports under another type ("exporting a stream from the object registered as
+    'dv_traces_in' failed: MemoryError" was an InvalidInputException; cap review)."""
+    return isinstance(exc, _NOT_THE_DATA) or _SHORT_OF_MEMORY.search(str(exc)) is not None
 
 
 # Python's MemoryError as DuckDB quotes it (its name alone, after a colon), or DuckDB's

@@ -144,11 +144,12 @@ _CRASHING = "json_contains json_transform json_transform_strict from_json from_j
 # 5,000 levels deep to Python, or 20,000 to text, crashed the process (crash fuzz).
 _VARIANTS = "stats variant_*"
 _SCALARS = frozenset(
-    {"getenv", "nextval", "setval", "setseed", "write_log", "current_setting", "stats"}
+    {"getenv", "nextval", "setval", "setseed", "write_log", "current_setting"}
     | set(_SQL_TEXT.split())
     | set(_CRASHING.split())
+    | {name for name in _VARIANTS.split() if not name.endswith("*")}
 )
-_SCALAR_PREFIXES = ("variant_",)
+_SCALAR_PREFIXES = tuple(name[:-1] for name in _VARIANTS.split() if name.endswith("*"))
 _REFUSED_FUNCTIONS = {
     "no-file-access": "glob sniff_csv read_* parquet_* iceberg_* delta_* sqlite_*",
     "no-network": "postgres_* mysql_* duckdb_secrets which_secret",
@@ -386,7 +387,7 @@ def _refuse_function(node: dict[str, Any], *, table: bool) -> None:
 # timezone(repeat('x', 10000000), ...) ~150 s (DuckDB looks such a name up, and for
 # similar ones to suggest); regexp_extract_all(s, repeat('[a-z]', 50000)) ran 580 s.
 _NAME, _ZONE, _PATTERN = "the aggregate's name", "the time zone", "the pattern"
-_LOOKED_UP = {
+_LITERAL_ARGUMENTS = {
     **{
         name: (1, "function_name", _NAME, 0)
         for name in ("list_aggregate", "array_aggregate", "list_aggr", "array_aggr", "aggregate")
@@ -418,13 +419,13 @@ _WHY = {
 }
 
 
-def _check_looked_up_name(node: dict[str, Any]) -> None:
+def _check_literal_argument(node: dict[str, Any]) -> None:
     name = str(node.get("function_name", ""))
-    looked_up = _LOOKED_UP.get(name.lower())
+    literal_argument = _LITERAL_ARGUMENTS.get(name.lower())
     arguments = node.get("arguments")
-    if looked_up is None or not isinstance(arguments, list):
+    if literal_argument is None or not isinstance(arguments, list):
         return
-    position, parameter, what, count = looked_up
+    position, parameter, what, count = literal_argument
     given = [a for a in arguments if isinstance(a, dict)]
     if count and len(given) != count:
         return  # another form, without the name (timezone(ts), make_timestamptz(micros))
@@ -489,7 +490,7 @@ def _walk(
         _refuse_function(node["function"], table=True)
     if isinstance(node.get("function_name"), str):  # scalar, aggregate and window calls
         _refuse_function(node, table=False)
-        _check_looked_up_name(node)
+        _check_literal_argument(node)
     if node.get("class") == "TYPE" and str(node.get("type_name", "")).lower() == "variant":
         raise SqlRefused("no-variant", f"the VARIANT type {_REASONS['no-variant']}")
     for value in node.values():
