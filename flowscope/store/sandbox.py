@@ -453,19 +453,25 @@ def _walk(
     sizes: list[int],
     in_join: bool = False,
     ctes: dict[str, Any] | None = None,
+    scope: frozenset[str] = frozenset(),
 ) -> None:
     """Rule layer 2: statements, table references and function calls in DuckDB's parse
     tree. Table names are collected in ``tables`` for the catalog check, and the names
     a ``SHOW x`` gives in ``shows``: a table x it describes, or the setting x when no
     table has that name (SHOW temp_directory), so a table it must be. ``sizes`` counts
     the ``*`` expressions and the select lists' entries, and keeps the most tables one
-    FROM joins (``_check_sizes``); ``in_join``: ``node`` is a side of a join."""
+    FROM joins (``_check_sizes``); ``in_join``: ``node`` is a side of a join. ``scope``
+    holds the CTEs a table name here may name (lower case): such a reference is
+    counted, not checked against the catalog."""
     if isinstance(node, list):
         for item in node:
-            _walk(item, tables, shows, sizes, ctes=ctes)
+            _walk(item, tables, shows, sizes, ctes=ctes, scope=scope)
         return
     if not isinstance(node, dict):
         return
+    entries = [e for e in (node.get("cte_map") or {}).get("map") or [] if isinstance(e, dict)]
+    if entries:
+        scope = _walk_ctes(entries, tables, shows, sizes, ctes, scope)
     kind = node.get("type")
     if kind == "JOIN" and not in_join:
         sizes[2] = max(sizes[2], _joined_tables(node, ctes or {}))
@@ -483,7 +489,8 @@ def _walk(
     if kind in ("BASE_TABLE", "SHOW_REF"):
         parts = [node.get("catalog_name"), node.get("schema_name"), node.get("table_name")]
         named = [str(p).strip('"') for p in parts if p]
-        tables.append(named)
+        cte = kind == "BASE_TABLE" and len(named) == 1 and named[0].lower() in scope
+        tables.append([] if cte else named)
         if kind == "SHOW_REF" and node.get("show_type") == "SHOW" and named:
             shows.append(named)
     if kind == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
@@ -493,9 +500,35 @@ def _walk(
         _check_literal_argument(node)
     if node.get("class") == "TYPE" and str(node.get("type_name", "")).lower() == "variant":
         raise SqlRefused("no-variant", f"the VARIANT type {_REASONS['no-variant']}")
-    for value in node.values():
-        if isinstance(value, dict | list):
-            _walk(value, tables, shows, sizes, in_join=kind == "JOIN", ctes=ctes)
+    for key, value in node.items():
+        if isinstance(value, dict | list) and not (entries and key == "cte_map"):
+            inner = scope
+            if kind == "RECURSIVE_CTE_NODE" and key == "right":
+                # Only the recursive part sees its own CTE; the anchor's name is a file
+                # (``WITH RECURSIVE "x.csv" AS (SELECT * FROM "x.csv" UNION ALL ...)``).
+                inner = scope | {str(node.get("cte_name", "")).lower()}
+            _walk(value, tables, shows, sizes, in_join=kind == "JOIN", ctes=ctes, scope=inner)
+
+
+def _walk_ctes(
+    entries: list[dict[str, Any]],
+    tables: list[list[str]],
+    shows: list[list[str]],
+    sizes: list[int],
+    ctes: dict[str, Any] | None,
+    scope: frozenset[str],
+) -> frozenset[str]:
+    """Walk a WITH's CTEs, each seeing only those before it (a recursive one itself in
+    its recursive part, ``_walk``), as DuckDB binds them; returns the scope of the query
+    they belong to.
+
+    A name is taken for a CTE only where DuckDB would bind it to one: elsewhere it reads
+    ``"x.csv"`` as a file, so a CTE of that name must not let a reference outside its
+    query through (``SELECT * FROM (WITH "x.csv" AS (...) SELECT 1), "x.csv"``)."""
+    for entry in entries:
+        _walk(entry.get("value"), tables, shows, sizes, ctes=ctes, scope=scope)
+        scope = scope | {str(entry.get("key", "")).lower()}
+    return scope
 
 
 # How deep subqueries and CTEs are looked into for the tables of one join problem.
@@ -582,7 +615,8 @@ def _check_tree(cursor: duckdb.DuckDBPyConnection, sql: str, *, sizes: bool = Tr
         statements = tree.get("statements")
         _check_widths(statements if isinstance(statements, list) else [], catalog)
     for parts in tables:
-        _check_reference(catalog, parts)
+        if parts:  # not a CTE's name
+            _check_reference(catalog, parts)
     for parts in shows:
         if not catalog.holds(parts):
             raise SqlRefused(

@@ -174,6 +174,40 @@ def test_dotted_names_are_not_read_as_files(
     assert f"'{name}' looks like a file path" in caught.value.message
 
 
+def test_a_dotted_cte_name_is_a_cte_only_where_duckdb_binds_it_so(
+    db: Database, files: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``WITH "data.csv" AS (...)`` names a CTE where the query can see it, so it is not
+    refused as a file; but where the CTE is out of scope DuckDB reads the file: outside
+    the subquery that defines it, in a CTE before it, in itself unless recursive, and
+    in a recursive CTE's anchor."""
+    monkeypatch.chdir(Path(files["dir"]))
+    seen = [
+        'WITH "data.csv" AS (SELECT count(*) AS n FROM otel_traces) SELECT n FROM "data.csv"',
+        'WITH "DATA.CSV" AS (SELECT 24 AS n) SELECT * FROM "data.csv"',
+        'WITH a AS (SELECT 1), "data.csv" AS (SELECT 24 AS n FROM a) '
+        'SELECT * FROM (SELECT * FROM "data.csv") WHERE n IN (SELECT n FROM "data.csv")',
+        'WITH RECURSIVE "data.csv" AS (SELECT 1 AS n UNION ALL '
+        'SELECT n + 1 FROM (SELECT * FROM "data.csv") WHERE n < 24) SELECT max(n) FROM "data.csv"',
+    ]
+    for query in seen:
+        assert run_sandboxed(db, query).rows == [[SPANS]], query
+    unseen = [
+        'SELECT * FROM (WITH "data.csv" AS (SELECT 1) SELECT 1), "data.csv"',
+        'WITH b AS (SELECT * FROM "data.csv"), "data.csv" AS (SELECT 1) SELECT * FROM b',
+        'WITH "data.csv" AS (SELECT * FROM "data.csv") SELECT * FROM "data.csv"',
+        'WITH RECURSIVE "data.csv" AS (SELECT * FROM "data.csv") SELECT * FROM "data.csv"',
+        'WITH RECURSIVE "data.csv" AS (SELECT a FROM "data.csv" UNION ALL '
+        'SELECT a + 1 FROM "data.csv" WHERE a < 3) SELECT * FROM "data.csv"',
+        'WITH "data.csv" AS (SELECT 1) SELECT * FROM main."data.csv"',
+    ]
+    for query in unseen:
+        with pytest.raises(SqlRefused) as caught:
+            run_sandboxed(db, query)
+        assert caught.value.rule == "no-file-access", query
+        assert "'data.csv' looks like a file path" in caught.value.message
+
+
 def test_a_clickhouse_database_prefix_is_refused_naming_the_table(
     db: Database, files: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
