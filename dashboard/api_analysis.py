@@ -26,7 +26,7 @@ from flowscope.analyzer.analysis import Analysis
 from flowscope.analyzer.diagrams.formats import FLOW_DIAGRAMS, MAP_DIAGRAMS, FlowFormat, MapFormat
 from flowscope.analyzer.errors import AnalysisError, UnknownFlow, UnknownTrace
 from flowscope.analyzer.model import Comparison, Window
-from flowscope.analyzer.window import format_ns, parse_window
+from flowscope.analyzer.window import parse_window, timestamp_ns
 from flowscope.dashboard.api_schemas import (
     FlowAnswer,
     FlowsAnswer,
@@ -79,7 +79,8 @@ def window_or_400(
 
 
 def window_dict(window: Window) -> dict[str, str]:
-    return {"since": format_ns(window.since_ns), "until": format_ns(window.until_ns)}
+    # Nine fraction digits, as records have them: trimmed, the echo sorted wrongly as text.
+    return {"since": timestamp_ns(window.since_ns), "until": timestamp_ns(window.until_ns)}
 
 
 @dataclass(frozen=True)

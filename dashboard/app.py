@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from flowscope import __version__
@@ -29,7 +29,7 @@ from flowscope.collector.ingest import Ingest
 from flowscope.collector.ingest_process import IngestProcess
 from flowscope.dashboard.api_schemas import AuthAnswer, Health, SqlAnswer, answers
 from flowscope.dashboard.body_limit import BodyLimit
-from flowscope.dashboard.query_parameters import known_query_parameters
+from flowscope.dashboard.query_parameters import EmptyValuesNotGiven, known_query_parameters
 from flowscope.durations import format_duration
 from flowscope.http_server import CLIENT_GONE, HeadAsGet
 from flowscope.store.database import Database, DatabaseFailed, WritesBehind, read_failure
@@ -102,6 +102,10 @@ def _json_safe(value: Any) -> Any:
 
 
 class SqlQuery(BaseModel):
+    # A misspelt key ("timeout" for timeout_s) was dropped without a word, and the
+    # query ran to the server's limit instead (docs review).
+    model_config = ConfigDict(extra="forbid")
+
     sql: str = Field(description="one SELECT or WITH statement")
     limit: int | None = Field(default=None, ge=1, description="row limit (capped by the server's)")
     timeout_s: float | None = Field(
@@ -163,6 +167,7 @@ def create_app(context: AppContext) -> FastAPI:
     app = FastAPI(title="flowscope", version=__version__, docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(HeadAsGet)
+    app.add_middleware(EmptyValuesNotGiven)
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

@@ -86,6 +86,13 @@ def _rows(api: httpx.Client, sql: str, **extra: Any) -> dict[str, Any]:
     return body
 
 
+def test_a_body_key_it_does_not_take_is_refused(api: httpx.Client) -> None:
+    """A misspelt ``timeout`` (for ``timeout_s``) was dropped without a word."""
+    answer = api.post("/api/sql", json={"sql": "SELECT 1", "timeout": 1})
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "timeout"]
+
+
 def test_columns_and_rows(api: httpx.Client) -> None:
     body = _rows(
         api,
