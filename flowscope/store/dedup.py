@@ -76,6 +76,7 @@ class RecentSpanKeys:
         # those (it walked lists of a million ints in every full pass; see settle_heap
         # in collector/ingest_process.py).
         self._order: deque[array[int]] = deque()
+        self._head = 0  # keys of the oldest array already forgotten
         self._size = 0
 
     def __len__(self) -> int:
@@ -102,10 +103,19 @@ class RecentSpanKeys:
         self._keys.update(digests)
         self._order.append(array("q", digests))
         self._size += len(digests)
-        while self._size > self.capacity and self._order:
-            oldest = self._order.popleft()
-            self._keys.difference_update(oldest)
-            self._size -= len(oldest)
+        # The oldest keys go one by one, not a batch at a time: forgetting whole batches
+        # held as few as capacity − batch + 1 keys (one batch over the capacity left
+        # none, its own included), and a retry within the window was stored again
+        # (durability review: 50 keys held of a --dedup-window of 100).
+        while self._size > self.capacity:
+            oldest = self._order[0]
+            end = min(len(oldest), self._head + self._size - self.capacity)
+            self._keys.difference_update(oldest[self._head : end])
+            self._size -= end - self._head
+            if end == len(oldest):
+                self._order.popleft()
+                end = 0
+            self._head = end
 
     def warm(self, spans: Iterable[StoredSpan]) -> None:
         """Load stored spans' keys, oldest first."""
@@ -116,11 +126,7 @@ class RecentSpanKeys:
         self._warm([hash(key) for key in split_keys(keys)])
 
     def _warm(self, digests: list[int]) -> None:
-        # In chunks: the window forgets a chunk at a time, and one chunk of all the warm
-        # keys would go as a whole on the first new span.
-        chunk = min(65536, max(1, self.capacity // 8))
-        for start in range(0, len(digests), chunk):
-            self.remember(digests[start : start + chunk])
+        self.remember(digests)
 
 
 def only_new(

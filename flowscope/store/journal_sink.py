@@ -114,25 +114,33 @@ class JournalSink:
                 )
             table, digests = only_new(self._dedup, table, keys)
             self.duplicate_spans += rows - len(digests)
-            if not digests:
-                future.set_result(0)
-                return future
-            seq = self._next_seq
-            payload = self.journal.append(seq, table)  # raises before anything is remembered
-            self._next_seq += 1
-            self._dedup.remember(digests)
-            if not self._unmoved:
-                self._oldest_since = self._clock()
-            if len(digests) < rows:
-                load = Load(table.num_rows, table_bytes(table))
-            self._unmoved.append((seq, load))
-            self._queued += load
-            # Under the lock, so records reach the writer in number order; the writer may
-            # store a record before its fsync ends, which only makes it durable twice.
-            self.forward(seq, payload, load.bytes)
+            if digests:
+                self._append(table, digests, load if len(digests) == rows else None)
+            # The last record appended: this request's, or when every span was a retry,
+            # one as new as the record holding their first copies. Answered at once, a
+            # retry sent while that record's fsync ran was acknowledged before the
+            # spans were durable (durability review).
+            seq = self._next_seq - 1
         self.journal.sync(seq)
         future.set_result(len(digests))
         return future
+
+    def _append(self, table: pa.Table, digests: list[int], load: Load | None) -> None:
+        """Under the lock: journal the new spans, remember them, pass them on
+        (``load``: theirs, None when duplicates were filtered out of it)."""
+        seq = self._next_seq
+        payload = self.journal.append(seq, table)  # raises before anything is remembered
+        self._next_seq += 1
+        self._dedup.remember(digests)
+        if not self._unmoved:
+            self._oldest_since = self._clock()
+        if load is None:
+            load = Load(table.num_rows, table_bytes(table))
+        self._unmoved.append((seq, load))
+        self._queued += load
+        # Under the lock, so records reach the writer in number order; the writer may
+        # store a record before its fsync ends, which only makes it durable twice.
+        self.forward(seq, payload, load.bytes)
 
     def moved(self, seq: int) -> None:
         """The writer committed every record up to ``seq``."""

@@ -316,7 +316,15 @@ class SpanWriter:
             item = self._take(table, load, keys, journalled, None if journalled else future, traces)
             if item is not None:
                 self._queue.put(item)
+            last = self._next_seq - 1
+        if item is None and table.num_rows and not journalled and self._moved_seq < last:
+            # Every span a retry of spans maybe not yet committed: answered after the
+            # commits queued before it, as their requests are.
+            return self.run_task(lambda _cursor: 0)
         if item is None:
+            if table.num_rows and journalled:
+                assert self._journal is not None
+                self._journal.sync(last)  # as JournalSink.submit: the first copies durable
             future.set_result(0)
         elif journalled:
             assert self._journal is not None

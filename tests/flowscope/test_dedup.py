@@ -24,7 +24,7 @@ def _key(n: int) -> bytes:
     return ids + (server_tail(f"svc{n % 3}") if n % 2 else NOT_SERVER)
 
 
-def test_a_warm_window_forgets_its_oldest_keys_a_chunk_at_a_time() -> None:
+def test_a_warm_window_forgets_its_oldest_keys_one_at_a_time() -> None:
     capacity = 200_000
     window = RecentSpanKeys(capacity)
     warm = [_key(n) for n in range(capacity)]
@@ -32,10 +32,26 @@ def test_a_warm_window_forgets_its_oldest_keys_a_chunk_at_a_time() -> None:
     assert len(window) == capacity
     mask, digests = window.new_mask([_key(capacity + 1)])
     window.remember(digests)
-    # One new span evicts the oldest chunk (65,536 keys), not the whole warm set.
-    still_known = window.new_mask(warm)[0].count(False)
-    assert capacity - 65_536 <= still_known < capacity
-    assert window.new_mask(warm[-10:])[0] == [False] * 10  # the newest stay
+    # One new span evicts the oldest key alone (it was a chunk of 65,536).
+    assert window.new_mask(warm)[0] == [True] + [False] * (capacity - 1)
+    assert len(window) == capacity
+
+
+def test_the_window_holds_its_capacity_whatever_the_batches_sizes() -> None:
+    """Whole batches were forgotten: after 10, 80 and 15 keys a window of 100 held 95,
+    and one batch of 150 left it empty, so retries within it were stored again
+    (durability review)."""
+    window = RecentSpanKeys(100)
+    keys = [_key(n) for n in range(255)]
+    sent = 0
+    for size in (10, 80, 15, 150):
+        mask, digests = window.new_mask(keys[sent : sent + size])
+        assert all(mask)
+        window.remember(digests)
+        sent += size
+        held = window.new_mask(keys[:sent])[0]
+        assert held == [True] * max(0, sent - 100) + [False] * min(sent, 100), size
+        assert len(window) == min(sent, 100)
 
 
 def test_warm_keys_and_warm_pairs_agree() -> None:

@@ -76,6 +76,29 @@ def _held(writer: SpanWriter) -> Iterator[None]:
         done.result(30)
 
 
+def test_a_retry_is_answered_no_sooner_than_its_first_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request whose spans were all seen was answered at once: before the first
+    copies were committed (``write``), or on disk in the journal (an OTLP request)."""
+    with _writer(tmp_path / "db.duckdb") as (database, writer):
+        table, keys = _batch(1)
+        with _held(writer):
+            first = writer.submit(table, keys, durable=False)
+            again = writer.submit(table, keys, durable=False)
+            assert not again.done() and not first.done()
+        assert again.result(30) == 0 and first.result(0) == table.num_rows
+        assert writer._journal is not None
+        syncs: list[int] = []
+        real = writer._journal.sync
+        monkeypatch.setattr(writer._journal, "sync", lambda seq: (syncs.append(seq), real(seq)))
+        table, keys = _batch(2)
+        assert writer.submit(table, keys).result(30) == table.num_rows
+        assert writer.submit(table, keys).result(30) == 0
+        assert syncs == [2, 2]  # the retry waited for record 2, which holds its spans
+        assert writer.await_moved(timeout=30) and _stored(database) == 2 * table.num_rows
+
+
 def test_records_read_back_in_order_and_segments_roll_and_go_once_moved(tmp_path: Path) -> None:
     table, _ = _batch(1)
     journal = Journal(tmp_path / "j", segment_bytes=1)  # every record opens a segment

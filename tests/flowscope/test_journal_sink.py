@@ -64,6 +64,31 @@ def test_records_are_journalled_forwarded_in_order_and_deduplicated(tmp_path: Pa
     sink.journal.close(all_moved=False)
 
 
+class CountedSyncs(Journal):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.syncs: list[int] = []
+
+    def sync(self, seq: int) -> None:
+        self.syncs.append(seq)
+        super().sync(seq)
+
+
+def test_a_retry_is_answered_once_the_first_copies_are_on_disk(tmp_path: Path) -> None:
+    """A request of spans all seen before was answered at once: a retry sent while the
+    first copy's fsync ran was acknowledged before the spans were durable."""
+    journal = CountedSyncs(tmp_path / "j")
+    sink = JournalSink(journal, Forwarded(), first_seq=7)
+    batch = _batch(1)
+    assert sink.submit(batch.table, batch.keys).result() == batch.spans
+    assert sink.submit(batch.table, batch.keys).result() == 0
+    half = batch.table.num_rows // 2
+    assert sink.submit(batch.table.slice(half), batch.keys[half:]).result() == 0
+    assert journal.syncs == [7, 7, 7]  # each waits for record 7, which holds the spans
+    sink.close()
+    journal.close(all_moved=False)
+
+
 def test_a_request_over_the_whole_limit_waits_for_an_empty_queue_and_says_so(
     tmp_path: Path,
 ) -> None:
