@@ -31,6 +31,7 @@ from flowscope.store.database import Database, StoreError, WritesBehind, insert_
 from flowscope.store.dedup import RecentSpanKeys, StoredSpan, only_new
 from flowscope.store.deriver import Deriver, DeriverStopped
 from flowscope.store.journal import Journal, JournalError
+from flowscope.store.one_piece import one_piece
 from flowscope.store.table_size import table_bytes
 
 # A journalled batch the database refused is retried (it is acknowledged), backing off
@@ -582,7 +583,7 @@ class SpanWriter:
 
     def _insert(self, cursor: Any, batch: list[_SpanItem]) -> Exception | None:
         """One commit of the batch's spans; the error if the database refused it."""
-        table = pa.concat_tables([item.table for item in batch])
+        table = one_piece(pa.concat_tables([item.table for item in batch]))
         started = time.perf_counter()
         seq = batch[-1].seq
         try:

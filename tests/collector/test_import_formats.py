@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -593,10 +594,24 @@ def test_a_chunk_weighs_at_most_a_commit(monkeypatch: pytest.MonkeyPatch) -> Non
     from flowscope.collector import file_import
     from flowscope.store.table_size import table_bytes
 
-    one = flatten_request(realistic_request(1, seed=4)).batch
-    monkeypatch.setattr(file_import, "CHUNK_BYTES", int(2.5 * table_bytes(one.table)))
+    one = realistic_request(1, seed=4)
+    spans, copies = file_import._spans_and_copies(one)
+    weight = one.ByteSize() + copies
+    # The weight read off the request is about what its table weighs.
+    assert 0.5 < weight / table_bytes(flatten_request(one).batch.table) < 2
+    monkeypatch.setattr(file_import, "CHUNK_BYTES", int(2.5 * weight))
     requests = (realistic_request(1, seed=4, first_trace=n) for n in range(7))
     assert [chunk.batch.spans for chunk in flattened_chunks(requests)] == [24, 24, 8]
+
+
+def test_a_chunk_of_many_requests_is_flattened_as_one() -> None:
+    """Flattened one by one, a chunk of 1,339 small requests was a table of 1,339
+    pieces, which DuckDB inserted 14 times slower (import review)."""
+    requests = [realistic_request(1, seed=5, first_trace=n) for n in range(100)]
+    (chunk,) = flattened_chunks(iter(requests))
+    assert {column.num_chunks for column in chunk.batch.table.columns} == {1}
+    one_by_one = pa.concat_tables(flatten_request(r).batch.table for r in requests)
+    assert chunk.batch.table.to_pylist() == one_by_one.to_pylist()
 
 
 _LOGS_LINE = b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"hi"}}]}]}]}'
