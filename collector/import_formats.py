@@ -133,6 +133,10 @@ def _starts_with_a_json_line(body: bytes) -> bool:
         return False
 
 
+# A DuckDB file's magic number, at bytes 8 to 11 (after its header's checksum).
+DUCKDB_MAGIC = b"DUCK"
+
+
 def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) -> str:
     """One of ``FORMATS`` for a file starting with ``first_bytes``; BadRequest if JSON of no known kind.
 
@@ -140,6 +144,13 @@ def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) ->
     (no lines): both import nothing, without an error. (``file_import.sniff`` reports
     such files as ``EMPTY`` before asking.) ``whole``: ``first_bytes`` is the whole file.
     """
+    if first_bytes[8:12] == DUCKDB_MAGIC:
+        # `flowscope import *` where the database lies: read whole, then refused as
+        # a corrupt protobuf, and a multi-GB file was read into memory first (review).
+        raise BadRequest(
+            f"{path_name}: a DuckDB database, not a trace file; query it with "
+            f"flowscope sql --db {path_name}"
+        )
     if path_name.lower().endswith(_PROTOBUF_SUFFIXES):
         return OTLP_PROTOBUF
     for magic, kind in _COMPRESSED.items():

@@ -26,6 +26,7 @@ from flowscope.collector.file_import import (
 from flowscope.collector.flatten import flatten_request
 from flowscope.collector.import_formats import EMPTY, detect_format
 from flowscope.collector.otlp_json import request_from_json_object
+from flowscope.store.database import Database
 from flowscope.testing.otlp import key_values, realistic_request
 
 DATA = Path(__file__).parent / "data"
@@ -348,6 +349,17 @@ def test_compressed_files_are_named_so() -> None:
         detect_format(data, "spans.json.gz")
     with pytest.raises(BadRequest, match=r"^spans.zst: zstd-compressed"):
         detect_format(b"\x28\xb5\x2f\xfd" + b"\x00" * 20, "spans.zst")
+
+
+def test_a_duckdb_file_is_named_so(tmp_path: Path) -> None:
+    """`flowscope import *` beside the database: it was read whole into memory, then
+    refused as a corrupt protobuf."""
+    database = Database(tmp_path / "spans.duckdb")
+    database.close()
+    head = (tmp_path / "spans.duckdb").read_bytes()[:4096]
+    for name in ("spans.duckdb", "spans.pb"):
+        with pytest.raises(BadRequest, match=rf"^{name}: a DuckDB database, not a trace file"):
+            detect_format(head, name)
 
 
 def test_empty_and_blank_files_import_nothing(tmp_path: Path) -> None:
