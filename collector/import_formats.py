@@ -572,11 +572,16 @@ def json_text(value: object) -> str:
     """A raw JSON value kept as text (``as_text`` takes typed ones): a string as it is;
     a whole number in digits when its double is exactly the number its shortest text
     says (``9.3e18`` as ``9300000000000000000``, but ``1e23`` as ``1e+23``: its double
-    is 99999999999999991611392); anything else as JSON writes it."""
+    is 99999999999999991611392); another number as a double attribute is stored
+    (``format_double``: ``1e-7``, not Python's ``1e-07``, so a Zipkin number tag reads as a
+    Jaeger float64 tag of that value does; import review); anything else as JSON
+    writes it."""
     if isinstance(value, str):
         return value
     if isinstance(value, float) and value.is_integer() and Decimal(repr(value)) == int(value):
         return str(int(value))
+    if isinstance(value, float):
+        return format_double(value)
     return json.dumps(value, ensure_ascii=False)
 
 

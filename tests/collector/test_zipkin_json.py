@@ -474,6 +474,10 @@ def test_values_zipkin_reads_leniently_are_read() -> None:
     assert whole.end_time_unix_nano - whole.start_time_unix_nano == 250_000
     # One rule with the Jaeger import's: digits when the double is the number exactly.
     assert _attrs(whole.attributes) == [("n", "1000"), ("big", "250000000000000000000")]
+    # Other numbers as a double attribute is stored (a Jaeger float64 tag): Python's
+    # 1e-07 and 1e-05 were not (import review).
+    small = _one(_zspan(tags={"a": 1e-7, "b": 0.00001, "c": 2.5}))
+    assert _attrs(small.attributes) == [("a", "1e-7"), ("b", "0.00001"), ("c", "2.5")]
     for odd in ("1_000", "\u0661\u0660\u0660"):  # int() took them; Gson does not
         with pytest.raises(BadRequest, match="is not an integer"):
             zipkin_to_otlp([_zspan(duration=odd)])
