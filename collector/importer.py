@@ -181,7 +181,12 @@ def _import_file(
     except (BadRequest, OSError) as exc:
         report.error = _error_text(exc, path)
         if report.spans:
-            report.error += f" ({report.stored} new spans read before it were stored)"
+            # "0 new spans read before it were stored" said nothing of the 68 read,
+            # all stored before (import review).
+            report.error += (
+                f" (the {report.spans} spans read before it are stored: "
+                f"{report.stored} new, {report.spans - report.stored} stored before)"
+            )
     except duckdb.Error as exc:  # the database refused the spans: a full disk, say
         report.error = f"storing its spans failed: {exc}"
         if report.stored:

@@ -1296,3 +1296,22 @@ def test_an_import_whose_output_reader_leaves_imports_every_file(tmp_path: Path)
         process.stdout.close()
         assert process.wait(300) == 0
     assert _stored(db) == 300 * 8
+
+
+def test_a_file_failing_part_way_says_what_was_read_before_and_stored(tmp_path: Path) -> None:
+    """Read again, it said "0 new spans read before it were stored" of 16 spans read,
+    all stored the first time."""
+    path = tmp_path / "found.json"
+    answer = {"result": _otlp_json(realistic_request(2, seed=71))}
+    error = {"error": {"httpCode": 404, "message": "trace not found"}}
+    path.write_text(json.dumps(answer) + "\n" + json.dumps(error) + "\n")
+    db = tmp_path / "part.duckdb"
+    for new, before in ((16, 0), (0, 16)):
+        result = _flowscope("import", str(path), "--db", str(db), "--no-progress")
+        assert result.returncode == 1
+        assert (
+            "cannot import: answer 2: Jaeger answered an error, not traces: trace not found "
+            f"(HTTP 404) (the 16 spans read before it are stored: {new} new, {before} stored "
+            "before)"
+        ) in result.stderr + result.stdout
+    assert _stored(db) == 16
