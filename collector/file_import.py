@@ -49,6 +49,7 @@ from flowscope.collector.import_formats import (
     detect_format,
     json_type,
     tempo_to_otlp_json,
+    trailing_bytes,
 )
 from flowscope.collector.jaeger_json import jaeger_to_otlp
 from flowscope.collector.otlp_json import (
@@ -556,6 +557,10 @@ def _whole_request(data: bytes, fmt: str) -> tuple[ExportTraceServiceRequest, in
         return request_from_json(data), 0
     try:
         document = json.loads(data)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":  # said as a head of the file says it (import_formats)
+            raise BadRequest(trailing_bytes(exc.doc, exc.pos)) from exc
+        raise BadRequest(f"not valid JSON: {exc}") from exc
     except ValueError as exc:
         raise BadRequest(f"not valid JSON: {exc}") from exc
     except RecursionError as exc:

@@ -199,6 +199,11 @@ def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) ->
     if shape.top_values > 1:
         if v3:
             return JAEGER_V3_JSON  # one answer a line, or pretty-printed one after another
+        follows = text[shape.second_at :].lstrip()
+        if not (_is_otlp(shape) or signal) and not follows.startswith(_VALUE_STARTS):
+            # A document with bytes after it (a CR and junk, NUL padding) was "several
+            # JSON values", and JSON lines were named, of a Jaeger file (import review).
+            raise BadRequest(f"{path_name}: {trailing_bytes(text, shape.second_at)}")
         if not (_is_otlp(shape) or signal):
             raise BadRequest(
                 f"{path_name}: several JSON values one after another, but the first is not an "
@@ -247,6 +252,22 @@ def detect_format(first_bytes: bytes, path_name: str, *, whole: bool = False) ->
     )
 
 
+def trailing_bytes(text: str, at: int) -> str:
+    """The error for a JSON document followed by bytes that are no JSON (``at``: where,
+    in characters of ``text``)."""
+    rest = text[at:]
+    at += len(rest) - len(rest.lstrip())
+    return (
+        f"not valid JSON: other bytes follow the JSON document, from byte "
+        f"{len(text[:at].encode()):,} ({text[at : at + 16]!r}); remove them, then import "
+        "the file again"
+    )
+
+
+# How a JSON value starts: what can follow one JSON value in a file of several.
+_VALUE_STARTS = ("{", "[", '"', "-", *"0123456789", "true", "false", "null")
+
+
 @dataclass
 class _Shape:
     """What the scanned head of a JSON text contains."""
@@ -255,6 +276,7 @@ class _Shape:
     keys: set[tuple[str, ...]] = field(default_factory=set)  # path of every object key
     top_values: int = 0
     first_end: int = 0  # where the first top-level value ended (0: not within the head)
+    second_at: int = 0  # where what follows the first top-level value starts
     # Objects closed where spans or traces sit (``_ITEM_PATHS``): once one is whole in
     # the head, reading on cannot show it keys it lacks.
     items_ended: int = 0
@@ -294,6 +316,7 @@ def _scan(text: str) -> _Shape:
             if token.strip():
                 shape.top_values += 1
                 if shape.top_values > 1:
+                    shape.second_at = match.start()
                     break
                 if first in "{[":
                     shape.containers[()] = first

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -360,6 +361,25 @@ def test_a_duckdb_file_is_named_so(tmp_path: Path) -> None:
     for name in ("spans.duckdb", "spans.pb"):
         with pytest.raises(BadRequest, match=rf"^{name}: a DuckDB database, not a trace file"):
             detect_format(head, name)
+
+
+@pytest.mark.parametrize("tail", [b"\r\nxx", b"\x00" * 100])
+def test_bytes_after_a_document_are_named_as_such_in_a_file_of_any_size(
+    tmp_path: Path, tail: bytes
+) -> None:
+    """A small file said "several JSON values one after another" and named JSON lines;
+    a large one "Extra data: line 23129 column 1" (import review)."""
+    small = _compact({"data": [{"traceID": "4bf92f3577b34da6a3ce929d0e0e4736", "spans": []}]})
+    for document in (small, _big_jaeger()):
+        assert len(small) < SNIFF_BYTES < len(_big_jaeger())
+        path = tmp_path / "trace.json"
+        path.write_bytes(document + tail)
+        expected = (
+            "not valid JSON: other bytes follow the JSON document, from byte "
+            f"{len(document) + len(tail) - len(tail.lstrip()):,} ({tail.strip()[:16].decode()!r})"
+        )
+        with pytest.raises(BadRequest, match=re.escape(expected)):
+            list(read_requests(path, sniff(path)))
 
 
 def test_empty_and_blank_files_import_nothing(tmp_path: Path) -> None:
