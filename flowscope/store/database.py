@@ -188,6 +188,21 @@ def _locked_message(path: str, text: str, read_only: bool) -> str:
     )
 
 
+def _holder_ended(text: str) -> bool:
+    """A lock error naming a process that is no more (or a zombie, whose locks went as
+    it exited)."""
+    holder = re.search(r"\(PID (\d+)\)", text) if "lock" in text.lower() else None
+    if holder is None:
+        return False
+    try:
+        status = Path(f"/proc/{holder[1]}/status").read_text()
+    except FileNotFoundError:
+        return Path("/proc/self").exists()  # no /proc: nothing known
+    except OSError:
+        return False
+    return re.search(r"^State:\s+Z", status, re.MULTILINE) is not None
+
+
 _SUBCOMMANDS = ("serve", "demo", "import")
 
 
@@ -493,9 +508,19 @@ class Database:
                 "flowscope database"
             )
         try:
-            connection = duckdb.connect(
-                opened_as or self.path, read_only=self.read_only, config=config
-            )
+            try:
+                connection = duckdb.connect(
+                    opened_as or self.path, read_only=self.read_only, config=config
+                )
+            except duckdb.IOException as exc:
+                if not _holder_ended(str(exc)):
+                    raise
+                # Held by a process that has ended since (a server killed as an import
+                # started through it): its lock is gone with it, and the import was
+                # refused naming a dead process (durability review).
+                connection = duckdb.connect(
+                    opened_as or self.path, read_only=self.read_only, config=config
+                )
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():

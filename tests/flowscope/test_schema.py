@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -705,3 +706,45 @@ def test_a_file_open_here_in_another_mode_is_not_called_unusable(tmp_path: Path)
     finally:
         first.close()
     Database(path).close()
+
+
+def test_a_lock_held_by_a_process_that_has_ended_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import started as its server was killed was refused, naming the dead server
+    as the holder (durability review): its lock went with it."""
+    from flowscope.store import database as database_module
+    from flowscope.store.database import DatabaseLocked
+    from flowscope.testing.waiting import wait_until
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait(30)
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # not waited for: a zombie
+    status = Path(f"/proc/{zombie.pid}/status")
+    wait_until(lambda: "\nState:\tZ" in status.read_text(), "the child to become a zombie")
+    real_connect = duckdb.connect
+    path = tmp_path / "spans.duckdb"
+    Database(path).close()
+
+    def refused_once_by(holder: int) -> Callable[..., Any]:
+        refusals = [
+            duckdb.IOException(
+                f'IO Error: Could not set lock on file "{path}": Conflicting lock is held '
+                f"in /usr/bin/python3 (PID {holder}) by user root."
+            )
+        ]
+
+        def connect(*args: Any, **kwargs: Any) -> Any:
+            if refusals:
+                raise refusals.pop()
+            return real_connect(*args, **kwargs)
+
+        return connect
+
+    for holder in (ended.pid, zombie.pid):
+        monkeypatch.setattr(database_module.duckdb, "connect", refused_once_by(holder))
+        Database(path).close()
+    monkeypatch.setattr(database_module.duckdb, "connect", refused_once_by(os.getpid()))
+    with pytest.raises(DatabaseLocked, match=f"is in use by process {os.getpid()}"):
+        Database(path)
+    zombie.wait(30)
