@@ -626,6 +626,11 @@ def _declare_bearer_auth(app: FastAPI, *, required: bool) -> None:
                         "description": "missing or wrong bearer token",
                         "content": {"application/json": {"schema": auth}},
                     }
+                    responses["403"] = {
+                        "description": "a loopback server without --token answers only "
+                        "requests whose Host names this machine (DNS rebinding guard)",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
                     busy = ", or the SQL queries running at once are at their limit"
                     responses["503"] = {
                         "description": "acknowledged spans cannot be committed yet "

@@ -531,6 +531,15 @@ def test_openapi_says_the_token_is_optional_without_one(api: httpx.Client) -> No
     assert schema["paths"]["/api/sql"]["post"]["security"] == [{}, {"bearer": []}]
 
 
+def test_openapi_declares_the_host_guards_403(api: httpx.Client) -> None:
+    """A real answer the description did not declare (review)."""
+    schema = api.get("/openapi.json").json()
+    declared = schema["paths"]["/api/flows"]["get"]["responses"]["403"]
+    refused = api.get("/api/flows", headers={"Host": "rebound.example"})
+    assert refused.status_code == 403
+    assert refused.headers["content-type"].split(";")[0] in declared["content"]
+
+
 def test_openapi_lists_every_route(api: httpx.Client) -> None:
     paths = set(api.get("/openapi.json").json()["paths"])
     assert {
