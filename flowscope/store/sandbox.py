@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import math
 import re
+import string
 import threading
 import time
 import uuid
@@ -489,7 +490,11 @@ def _walk(
     if kind in ("BASE_TABLE", "SHOW_REF"):
         parts = [node.get("catalog_name"), node.get("schema_name"), node.get("table_name")]
         named = [str(p).strip('"') for p in parts if p]
-        cte = kind == "BASE_TABLE" and len(named) == 1 and named[0].lower() in scope
+        # The name as DuckDB has it (a quote kept: """x.csv" is no CTE x.csv), folded as
+        # DuckDB folds a CTE's name, ASCII letters only (Python's lower() made the
+        # Kelvin sign a k, and "É.csv" a CTE "é.csv" DuckDB read as a file; diff review).
+        table = str(node.get("table_name") or "")
+        cte = kind == "BASE_TABLE" and len(named) == 1 and _cte_name(table) in scope
         tables.append([] if cte else named)
         if kind == "SHOW_REF" and node.get("show_type") == "SHOW" and named:
             shows.append(named)
@@ -506,8 +511,16 @@ def _walk(
             if kind == "RECURSIVE_CTE_NODE" and key == "right":
                 # Only the recursive part sees its own CTE; the anchor's name is a file
                 # (``WITH RECURSIVE "x.csv" AS (SELECT * FROM "x.csv" UNION ALL ...)``).
-                inner = scope | {str(node.get("cte_name", "")).lower()}
+                inner = scope | {_cte_name(str(node.get("cte_name", "")))}
             _walk(value, tables, shows, sizes, in_join=kind == "JOIN", ctes=ctes, scope=inner)
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def _cte_name(name: str) -> str:
+    """A CTE's name as DuckDB compares it: ASCII letters in either case alike."""
+    return name.translate(_ASCII_LOWER)
 
 
 def _walk_ctes(
@@ -527,7 +540,7 @@ def _walk_ctes(
     query through (``SELECT * FROM (WITH "x.csv" AS (...) SELECT 1), "x.csv"``)."""
     for entry in entries:
         _walk(entry.get("value"), tables, shows, sizes, ctes=ctes, scope=scope)
-        scope = scope | {str(entry.get("key", "")).lower()}
+        scope = scope | {_cte_name(str(entry.get("key", "")))}
     return scope
 
 
