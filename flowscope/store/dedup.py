@@ -126,7 +126,15 @@ class RecentSpanKeys:
         self._warm([hash(key) for key in split_keys(keys)])
 
     def _warm(self, digests: list[int]) -> None:
-        self.remember(digests)
+        # Only keys not held already: one held twice was forgotten with its older copy
+        # while the newer was still in the window, and a resumed import
+        # (SpanWriter.remember_stored) stored its spans again (diff review).
+        held, seen, fresh = self._keys, set(), []
+        for digest in digests:
+            if digest not in held and digest not in seen:
+                seen.add(digest)
+                fresh.append(digest)
+        self.remember(fresh)
 
 
 def only_new(

@@ -115,3 +115,16 @@ def test_server_spans_of_one_id_in_two_services_are_no_retries_of_each_other() -
     assert mask == [True, True, False, True]
     window.remember(digests)
     assert window.new_mask(keys)[0] == [False] * 4
+
+
+def test_keys_warmed_again_are_not_forgotten_with_their_older_copy() -> None:
+    """A key remembered twice was forgotten with its older copy while the newer one was
+    still in the window: a resumed import stored its spans again (diff review)."""
+    window = RecentSpanKeys(3)
+    window.warm_keys(b"".join(_key(n) for n in range(3)))
+    window.warm_keys(_key(0) + _key(0))  # already held, and twice in one call
+    assert len(window) == 3
+    assert window.new_mask([_key(n) for n in range(3)])[0] == [False] * 3
+    mask, digests = window.new_mask([_key(3)])
+    window.remember(digests)
+    assert window.new_mask([_key(n) for n in range(4)])[0] == [True, False, False, False]
