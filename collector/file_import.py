@@ -22,13 +22,19 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import pyarrow as pa
 import zstandard
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.collector import fast_flatten
 from flowscope.collector.decode import JSON, PROTOBUF, decompress, parse_request
 from flowscope.collector.errors import BadRequest, RequestTooLarge
-from flowscope.collector.flatten import FlattenResult, flatten_request
+from flowscope.collector.flatten import (
+    MAX_REJECT_REASONS,
+    FlattenResult,
+    SpanBatch,
+    flatten_request,
+)
 from flowscope.collector.import_formats import (
     ACCEPTED_FORMATS,
     BLANK,
@@ -662,8 +668,26 @@ def _spans_and_copies(request: ExportTraceServiceRequest) -> tuple[int, int]:
 
 def _flattened(bodies: list[bytes]) -> FlattenResult:
     # The C path, several times the Python flatten's speed; the Python path for what it
-    # declines (and to say what is wrong with it).
-    body = b"".join(bodies)
-    return fast_flatten.flatten_body(body) or flatten_request(
-        ExportTraceServiceRequest.FromString(body)
+    # declines (and to say what is wrong with it). Declined together (past its message
+    # limit, or for one bad id), the requests are flattened one by one, so only those
+    # it declines alone go the Python way: the whole chunk did, 1.75 times slower (diff
+    # review).
+    joined = fast_flatten.flatten_body(b"".join(bodies))
+    if joined is not None:
+        return joined
+    results = [
+        fast_flatten.flatten_body(body)
+        or flatten_request(ExportTraceServiceRequest.FromString(body))
+        for body in bodies
+    ]
+    if len(results) == 1:
+        return results[0]
+    reasons = [reason for result in results for reason in result.reasons]
+    return FlattenResult(
+        SpanBatch(
+            pa.concat_tables(result.batch.table for result in results),
+            [key for result in results for key in result.batch.keys],
+        ),
+        sum(result.rejected for result in results),
+        reasons[:MAX_REJECT_REASONS],
     )

@@ -39,7 +39,7 @@ KIND_VALUES = pa.array(SPAN_KINDS, pa.string())
 STATUS_VALUES = pa.array(STATUS_CODES, pa.string())
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
-_MAX_REJECT_REASONS = 5
+MAX_REJECT_REASONS = 5
 
 
 @dataclass
@@ -278,7 +278,7 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
                     and span_id != _ZERO_SPAN
                 ):
                     rejected += 1
-                    if len(reasons) < _MAX_REJECT_REASONS:
+                    if len(reasons) < MAX_REJECT_REASONS:
                         problem = _id_problem(trace_id, span_id, parent_id)
                         reasons.append(f"span {span.name[:80]!r}: {problem}")
                     continue
@@ -290,7 +290,7 @@ def flatten_request(request: ExportTraceServiceRequest) -> FlattenResult:
                     problem = _content_problem(span)
                 if problem:
                     rejected += 1
-                    if len(reasons) < _MAX_REJECT_REASONS:
+                    if len(reasons) < MAX_REJECT_REASONS:
                         reasons.append(f"span {span.name[:80]!r}: {problem}")
                     continue
                 span_group.append(group)

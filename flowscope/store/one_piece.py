@@ -39,8 +39,8 @@ def _joined_dictionary(column: pa.ChunkedArray) -> pa.DictionaryArray:
     sizes = np.fromiter(map(len, dictionaries), np.int64, len(chunks))
     lengths = np.fromiter(map(len, indices), np.int64, len(chunks))
     # Each chunk's indices point past the dictionaries of the chunks before it. A
-    # dictionary holds at most its chunk's rows, and a commit's rows fit the int32
-    # indices many times over.
+    # dictionary holds at most its request's rows before retries were filtered out of
+    # it, and a commit's requests hold far fewer than the int32 indices can count.
     offsets = np.repeat(np.cumsum(sizes) - sizes, lengths)
     index_type = column.type.index_type
     moved = pc.add(pa.concat_arrays(indices), pa.array(offsets, index_type))
