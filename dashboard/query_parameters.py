@@ -11,6 +11,7 @@ from __future__ import annotations
 import types
 import typing
 from collections import Counter
+from urllib.parse import parse_qsl
 
 from fastapi import HTTPException, Request
 from fastapi.dependencies.models import Dependant
@@ -44,7 +45,12 @@ async def known_query_parameters(request: Request) -> None:
     if not isinstance(route, APIRoute) or not route.include_in_schema:
         return  # the hidden catch-alls answer a 404 whatever they are given
     names = sorted(_query_names(route.dependant))  # a few fields: no cache needed
-    given = Counter(key for key, _value in request.query_params.multi_items())
+    # Every parameter as sent, empty ones too (EmptyValuesNotGiven takes those out of
+    # what the route reads): `min_duration=` is still a name the route does not take.
+    sent = request.scope.get(SENT_QUERY, request.scope["query_string"])
+    given = Counter(
+        key for key, _value in parse_qsl(sent.decode("latin-1"), keep_blank_values=True)
+    )
     unknown = sorted(key for key in given if key not in names)
     if unknown:
         takes = ", ".join(names) if names else "none"
@@ -68,6 +74,10 @@ async def known_query_parameters(request: Request) -> None:
         )
 
 
+# The scope key under which EmptyValuesNotGiven keeps the query string as sent.
+SENT_QUERY = "flowscope.sent_query"
+
+
 def without_empty_values(query: bytes) -> bytes:
     """``query`` without its parameters that have no value (``sort=``, ``error``)."""
     return b"&".join(part for part in query.split(b"&") if part.partition(b"=")[2])
@@ -84,5 +94,6 @@ class EmptyValuesNotGiven:
 
     async def __call__(self, scope: typing.Any, receive: typing.Any, send: typing.Any) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/api/") and scope["query_string"]:
-            scope = {**scope, "query_string": without_empty_values(scope["query_string"])}
+            sent = scope["query_string"]
+            scope = {**scope, "query_string": without_empty_values(sent), SENT_QUERY: sent}
         await self.app(scope, receive, send)
