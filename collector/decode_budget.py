@@ -24,7 +24,7 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from flowscope.collector.errors import BadRequest, RequestTooLarge
-from flowscope.store.table_size import expanded_bytes
+from flowscope.store.table_size import expanded_bound, expanded_bytes
 
 MAX_JSON_CONTAINERS = 1_000_000
 MAX_PROTOBUF_MESSAGES = 2_000_000
@@ -84,10 +84,17 @@ def check_protobuf_messages(count: int | None) -> None:
 MAX_EXPANDED_BYTES = 64 * 1024 * 1024
 
 
+# A request whose copied groups come to at most this by ``expanded_bound`` is weighed
+# by that bound, not counted exactly: the queue's weights then run high by at most this
+# a request (its byte limits are 256 MiB and 64 MiB a commit).
+SMALL_EXPANSION = 64 * 1024
+
+
 def check_expansion(table: pa.Table) -> int:
     """RequestTooLarge when ``expanded_bytes`` passes ``MAX_EXPANDED_BYTES``; else that
-    size."""
-    size = expanded_bytes(table)
+    size (or, for a small request, ``expanded_bound``, which is at least that size)."""
+    bound = expanded_bound(table)
+    size = bound if bound <= SMALL_EXPANSION else expanded_bytes(table)
     if size > MAX_EXPANDED_BYTES:
         raise RequestTooLarge(
             f"OTLP request's resource and scope attributes, stored with each of its spans, "

@@ -187,7 +187,7 @@ def create_otlp_http_app(
     token: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     cors_origins: tuple[str, ...] = (),
-) -> Starlette:
+) -> Any:
     bodies = BodyBudget(BODIES_BUDGET_BYTES)
     inflating = asyncio.Semaphore(INFLATING_AT_ONCE)
 
@@ -260,7 +260,21 @@ def create_otlp_http_app(
         middleware=middleware if cors_origins else None,
     )
     app.router.redirect_slashes = False
-    return app
+    if cors_origins:
+        return app
+
+    async def exports_first(scope: Any, receive: Any, send: Any) -> None:
+        # An export straight to its handler; anything else through Starlette's routing
+        # (404, 405). Its routing and error layers were a third of the ingest process's
+        # time for small requests: the server took ~200 requests a second however few
+        # spans they held (load review).
+        if scope["type"] == "http" and scope["path"] == "/v1/traces" and scope["method"] == "POST":
+            response = await export(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return exports_first
 
 
 async def _not_routed(request: Request, exc: Exception) -> Response:

@@ -42,6 +42,24 @@ def expanded_bytes(table: pa.Table) -> int:
     return total
 
 
+def expanded_bound(table: pa.Table) -> int:
+    """At least ``expanded_bytes(table)``, read off buffer sizes alone: no span's copy
+    of a per-group value is larger than that column's whole dictionary. A few
+    microseconds, where the exact count took 0.4 ms for a request of 5 spans (load
+    review: a third of the ingest process's work per small request)."""
+    total = 0
+    for column in table.columns:
+        if not pa.types.is_dictionary(column.type):
+            continue
+        for chunk in column.chunks:
+            dictionary = chunk.dictionary
+            per_span = dictionary.nbytes + PER_ENTRY * len(dictionary)
+            if pa.types.is_map(dictionary.type):
+                per_span += PER_ENTRY * len(dictionary.keys)
+            total += len(chunk) * per_span
+    return total
+
+
 def value_bytes(values: pa.Array) -> np.ndarray:
     """Each value's size: text bytes for strings, text and 16 an entry for maps, the
     items' mean size for lists (entity refs), the width of integers."""
