@@ -49,6 +49,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/grpc_flood.py
 	$(BIN)/python bench/big_spans.py
 	$(BIN)/python bench/big_spans.py --transport grpc --senders 32
+	$(BIN)/python bench/small_requests.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
