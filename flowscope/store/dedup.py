@@ -129,12 +129,7 @@ class RecentSpanKeys:
         # Only keys not held already: one held twice was forgotten with its older copy
         # while the newer was still in the window, and a resumed import
         # (SpanWriter.remember_stored) stored its spans again (diff review).
-        held, seen, fresh = self._keys, set(), []
-        for digest in digests:
-            if digest not in held and digest not in seen:
-                seen.add(digest)
-                fresh.append(digest)
-        self.remember(fresh)
+        self.remember([digest for digest in dict.fromkeys(digests) if digest not in self._keys])
 
 
 def only_new(
